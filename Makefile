@@ -1,0 +1,125 @@
+# Makefile — Switchyard's front door.
+#   make            install what is missing (apt, npm), build the engines (cached) and our binaries
+#   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
+#   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
+#   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
+#   GPU=cpu|cuda|vulkan|hip   engine backend (CUDA_ARCH=90 for one target)
+SHELL := /bin/bash
+GPU ?= cpu
+CUDA_ARCH ?=
+BUILD ?= build
+SAN ?=
+HOST ?= 127.0.0.1
+PORT ?= 8080
+MODELS ?= models
+CONFIG ?=
+
+ENGINES := $(shell GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh print-prefix)
+ENGINES_DONE := $(dir $(ENGINES)).done
+
+CC := gcc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/common -MMD -MP
+LDFLAGS :=
+ifeq ($(SAN),1)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+DAEMON_LIBS := -lmicrohttpd -ljansson -lcyaml -lyaml -lpthread -lm
+ENGINE_INC := -I$(ENGINES)/include
+ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a libggml-cpu.a \
+                 libggml-base.a libvendor-hash.a) -lstdc++ -fopenmp -lm -lpthread -ljansson
+ifeq ($(GPU),cuda)
+  CUDA_HOME ?= /usr/local/cuda
+  ENGINE_LIBS := $(ENGINES)/lib/libggml-cuda.a $(ENGINE_LIBS) -L$(CUDA_HOME)/lib64 \
+                 -L$(CUDA_HOME)/lib64/stubs -lcudart -lcublas -lcublasLt -lcuda -ldl -lrt
+endif
+ifeq ($(GPU),vulkan)
+  ENGINE_LIBS := $(ENGINES)/lib/libggml-vulkan.a $(ENGINE_LIBS) -lvulkan
+endif
+ifeq ($(GPU),hip)
+  ENGINE_LIBS := $(ENGINES)/lib/libggml-hip.a $(ENGINE_LIBS) -L/opt/rocm/lib -lamdhip64 -lhipblas -lrocblas
+endif
+
+COMMON_SRC := $(wildcard src/common/*.c)
+DAEMON_SRC := $(wildcard src/daemon/*.c)
+LLAMA_SRC := $(wildcard src/workers/llama/*.c)
+MKMODEL_SRC := $(wildcard tools/mkmodel/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+ITEST_SRC := $(wildcard tests/integration/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+DAEMON_LIB_OBJ := $(filter-out %/main.o,$(DAEMON_OBJ))
+BIN := $(BUILD)/bin
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
+
+PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel
+.PHONY: all deps engines run test test-only unit bench clean format
+all: deps engines $(PROGRAMS)
+
+deps:
+	@scripts/install-deps.sh
+
+engines: deps $(ENGINES_DONE)
+$(ENGINES_DONE):
+	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh >/dev/null
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/%,$<),$(ENGINE_INC)) -c $< -o $@
+
+$(BIN)/switchyard: $(DAEMON_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
+
+$(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
+$(BIN)/mkmodel: $(call obj,$(MKMODEL_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
+$(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS) -lcmocka
+
+$(BIN)/itest: $(call obj,$(ITEST_SRC)) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+
+$(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+
+# Object files of the engine-linked programs need the engine headers to exist first.
+$(call obj,$(LLAMA_SRC) $(MKMODEL_SRC) $(BENCH_SRC)): | $(ENGINES_DONE)
+
+run: all
+	$(BIN)/switchyard --host $(HOST) --port $(PORT) --models-dir $(MODELS) \
+	  $(if $(CONFIG),--config $(CONFIG)) --worker-dir $(BIN)
+
+unit: $(UNIT_BINS)
+
+# The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
+test: all
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama itest) \
+	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
+	$(MAKE) --no-print-directory $(BIN)/itest $(UNIT_BINS)
+	tests/run.sh
+
+bench: all $(BIN)/bench
+	bench/run.sh
+
+format:
+	clang-format -i $(COMMON_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \
+	  $(wildcard src/*/*.h src/workers/*/*.h tools/*/*.h tests/*/*.h)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh: install the Debian packages and the Node.js/npm the build and tests need,
+# only what is missing (fast when everything is there). Runs apt-get as root, or through sudo.
+set -euo pipefail
+pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-certificates
+      libmicrohttpd-dev libjansson-dev libcyaml-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
+      curl nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  # node and npm may come from elsewhere (nodesource, nvm): accept the commands as they are.
+  case $p in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=; [ "$(id -u)" -ne 0 ] && sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

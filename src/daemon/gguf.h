@@ -1,0 +1,31 @@
+/* gguf.h — a bounded reader of GGUF file headers (metadata only, no tensors), so the daemon can
+ * discover capabilities without linking an engine. The file is hostile: every length and count is
+ * checked against the file size and fixed limits before use; a bad file is an error, never a
+ * crash or a huge allocation. */
+#ifndef SY_GGUF_H
+#define SY_GGUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct gguf_info {
+  unsigned version;
+  long long n_tensors;
+  long long n_kv;
+  char arch[64];          /* general.architecture ("" if absent) */
+  char name[128];         /* general.name ("" if absent) */
+  long long context_length; /* <arch>.context_length, 0 if absent */
+  long long embedding_length; /* <arch>.embedding_length, 0 if absent */
+  long long block_count;  /* <arch>.block_count, 0 if absent */
+  int pooling_type;       /* <arch>.pooling_type, -1 if absent (0 none, 1 mean, 2 cls, 3 last, 4 rank) */
+  bool has_chat_template; /* tokenizer.chat_template present and non-empty */
+  bool is_mmproj;         /* general.type == "mmproj" or clip.* keys */
+  int file_type;          /* general.file_type, -1 if absent */
+} gguf_info;
+
+/* Read the header of the GGUF at path. Returns 0 on success; -1 with a reason in err. */
+int gguf_read_info(const char *path, gguf_info *out, char *err, size_t errlen);
+/* The same over a buffer in memory (for tests and fuzzing). */
+int gguf_parse_info(const unsigned char *buf, size_t len, gguf_info *out, char *err, size_t errlen);
+
+#endif

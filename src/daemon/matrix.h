@@ -1,0 +1,67 @@
+/* matrix.h — the model matrix: the daemon's configuration (YAML) plus models discovered in a
+ * models directory. Loaded once at start (and on reload); read-only afterwards, so any thread may
+ * read a loaded matrix without locks. A bad file is refused with "file:line:col: reason".
+ * See docs/CONFIG.md for every key. */
+#ifndef SY_MATRIX_H
+#define SY_MATRIX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum matrix_engine { MATRIX_ENGINE_LLAMA = 0 };
+
+enum matrix_cap {
+  MATRIX_CAP_CHAT = 1u << 0,
+  MATRIX_CAP_COMPLETION = 1u << 1,
+  MATRIX_CAP_EMBED = 1u << 2,
+};
+
+typedef struct matrix_model {
+  char *name;            /* unique among names and aliases */
+  char **aliases;
+  size_t n_aliases;
+  char *file;            /* absolute path of the GGUF */
+  enum matrix_engine engine;
+  unsigned caps;         /* MATRIX_CAP_* (from the config, else from the GGUF's metadata) */
+  int context;           /* tokens per request (per sequence) */
+  int parallel;          /* sequences served at once */
+  int keep_alive_s;      /* seconds idle before unload; 0 = unload when idle; -1 = never */
+  int threads;           /* 0 = let the worker choose */
+  int batch;             /* n_batch */
+  int gpu_layers;        /* -1 = all */
+  char *pooling;         /* NULL = the model's own; else mean|cls|last|none */
+  char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
+  char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
+  long long file_bytes;  /* size of the file */
+  int n_ctx_train;       /* from the GGUF, 0 if unknown */
+  bool discovered;       /* true: found in models_dir, not named in the config */
+  char *source;          /* "path:line" of its definition, or the file path when discovered */
+} matrix_model;
+
+typedef struct matrix {
+  char *path;            /* config file, or NULL when none */
+  char *host;            /* listen address; default 127.0.0.1 */
+  int port;              /* default 8080 */
+  char **api_keys;       /* empty = no auth */
+  size_t n_api_keys;
+  char *models_dir;      /* NULL = no discovery */
+  size_t max_body_bytes; /* default 16 MiB */
+  int max_connections;   /* default 256 */
+  int log_level;         /* sy_log_level; default info */
+  matrix_model *models;
+  size_t n_models;
+} matrix;
+
+/* Load the config at config_path (may be NULL: defaults only) and discover *.gguf files in
+ * models_dir (NULL: the config's models_dir, if any). On failure returns NULL and writes a
+ * one-line reason ("file:line:col: reason") into err. */
+matrix *matrix_load(const char *config_path, const char *models_dir, char *err, size_t errlen);
+void matrix_free(matrix *m);
+
+/* Find a model by name or alias (exact match); NULL if none. */
+const matrix_model *matrix_find(const matrix *m, const char *name);
+
+/* "chat,completion" style text of a capability mask, into buf. */
+const char *matrix_caps_str(unsigned caps, char *buf, size_t len);
+
+#endif

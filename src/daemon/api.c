@@ -1,0 +1,433 @@
+/* api.c — the OpenAI-compatible endpoints: route a checked HTTP request, validate it
+ * (api_parse.c), get a worker from the scheduler, relay the worker's events as one JSON response
+ * or as server-sent events. Must never leave a worker request running for a client that went
+ * away, and never answer twice. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "api_parse.h"
+#include "daemon.h"
+#include "log.h"
+#include "sse.h"
+
+/* ---- small helpers ---- */
+
+static void random_id(char *out, size_t len, const char *prefix) {
+  static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char rnd[32];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 7, sizeof rnd);
+  size_t p = (size_t)snprintf(out, len, "%s", prefix);
+  for (size_t i = 0; i < 24 && p + 1 < len; i++) out[p++] = al[rnd[i] % (sizeof al - 1)];
+  out[p < len ? p : len - 1] = '\0';
+}
+
+/* An error event from a worker as an api_error. */
+static void worker_error(const ipc_msg *m, api_error *e) {
+  json_t *h = m->hdr;
+  json_t *st = json_object_get(h, "status");
+  int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
+  if (status < 400 || status > 599) status = 500;
+  const char *type = json_string_value(json_object_get(h, "type"));
+  const char *msg = json_string_value(json_object_get(h, "message"));
+  /* type/code must outlive m: map to static strings */
+  static const char *codes[] = {"context_length_exceeded", "no_chat_template", "wrong_capability", "worker_crashed",
+                                "invalid_request", "load_failed", "empty_prompt", "out_of_memory"};
+  const char *code = json_string_value(json_object_get(h, "code"));
+  const char *scode = NULL;
+  for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
+    if (strcmp(code, codes[i]) == 0) scode = codes[i];
+  (void)type;
+  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", scode, NULL, "%s", msg ? msg : "the worker reported an error");
+  if (scode && strcmp(scode, "context_length_exceeded") == 0) e->param = "messages";
+}
+
+static long long jint(const json_t *o, const char *k) {
+  json_t *v = json_object_get(o, k);
+  return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+static json_t *usage_json(const json_t *done) {
+  long long p = jint(done, "prompt_tokens"), c = jint(done, "completion_tokens");
+  return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
+                   "total_tokens", (json_int_t)(p + c));
+}
+
+static const char *finish_reason(const json_t *done) {
+  const char *f = json_string_value(json_object_get(done, "finish_reason"));
+  return f && strcmp(f, "length") == 0 ? "length" : "stop";
+}
+
+/* ---- generation (chat and completions) ---- */
+
+typedef struct gen_job {
+  sy_daemon *d;
+  const matrix_model *model;
+  worker *w;
+  wreq *q;
+  int fd;
+  bool chat, include_usage;
+  char id[48];
+  long long created;
+  sy_buf out;
+  bool finished;
+  ipc_msg first;
+  bool has_first;
+} gen_job;
+
+static void gen_job_free(void *cls) {
+  gen_job *j = cls;
+  if (j->has_first) ipc_msg_clear(&j->first);
+  wreq_free(j->q);
+  sched_release(j->d->sc, j->model, j->w);
+  sy_buf_free(&j->out);
+  free(j);
+}
+
+/* One streamed chunk: delta text (or NULL), role on the first, finish reason on the last. */
+static json_t *gen_chunk(const gen_job *j, const char *text, const char *finish) {
+  json_t *choice;
+  if (j->chat) {
+    json_t *delta = json_object();
+    if (text) json_object_set_new(delta, "content", json_string(text));
+    choice = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs",
+                       "finish_reason", finish ? json_string(finish) : json_null());
+  } else {
+    choice = json_pack("{s:i, s:s, s:n, s:o}", "index", 0, "text", text ? text : "", "logprobs",
+                       "finish_reason", finish ? json_string(finish) : json_null());
+  }
+  json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", j->id, "object",
+                        j->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)j->created,
+                        "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice);
+  if (c && j->include_usage) json_object_set_new(c, "usage", json_null());
+  return c;
+}
+
+static void emit(gen_job *j, json_t *chunk) {
+  if (chunk) sse_append_json(&j->out, chunk);
+  json_decref(chunk);
+}
+
+/* Turn one worker event into SSE text in j->out. */
+static void gen_stream_event(gen_job *j, ipc_msg *m) {
+  const char *op = ipc_op(m);
+  if (strcmp(op, "delta") == 0) {
+    const char *t = json_string_value(json_object_get(m->hdr, "text"));
+    if (t && *t) emit(j, gen_chunk(j, t, NULL));
+  } else if (strcmp(op, "done") == 0) {
+    emit(j, gen_chunk(j, NULL, finish_reason(m->hdr)));
+    if (j->include_usage) {
+      json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
+                            j->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)j->created,
+                            "model", j->model->name, "system_fingerprint", "switchyard", "choices", "usage",
+                            usage_json(m->hdr));
+      emit(j, u);
+    }
+    sse_append_done(&j->out);
+    j->finished = true;
+  } else if (strcmp(op, "error") == 0) {
+    api_error e;
+    worker_error(m, &e);
+    emit(j, api_error_json(&e));
+    sse_append_done(&j->out);
+    j->finished = true;
+  }
+}
+
+static ssize_t gen_stream_read(void *cls, char *buf, size_t max) {
+  gen_job *j = cls;
+  while (j->out.len == 0) {
+    if (j->finished) return HTTP_STREAM_END;
+    ipc_msg m;
+    if (j->has_first) {
+      m = j->first;
+      j->has_first = false;
+    } else {
+      bool hup = false;
+      if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
+        if (hup) LOG_D("client went away: cancelling %s", j->id);
+        return HTTP_STREAM_ABORT; /* gen_job_free cancels the worker request */
+      }
+    }
+    gen_stream_event(j, &m);
+    ipc_msg_clear(&m);
+  }
+  size_t n = j->out.len < max ? j->out.len : max;
+  memcpy(buf, j->out.data, n);
+  sy_buf_consume(&j->out, n);
+  return (ssize_t)n;
+}
+
+static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
+  sy_buf text = {0};
+  ipc_msg m = *first;
+  memset(first, 0, sizeof *first);
+  for (;;) {
+    const char *op = ipc_op(&m);
+    if (strcmp(op, "delta") == 0) {
+      const char *t = json_string_value(json_object_get(m.hdr, "text"));
+      if (t) sy_buf_puts(&text, t);
+    } else if (strcmp(op, "done") == 0) {
+      json_t *choice;
+      if (j->chat)
+        choice = json_pack("{s:i, s:{s:s, s:s}, s:n, s:s}", "index", 0, "message", "role", "assistant", "content",
+                           text.data ? text.data : "", "logprobs", "finish_reason", finish_reason(m.hdr));
+      else
+        choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "", "logprobs",
+                           "finish_reason", finish_reason(m.hdr));
+      json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
+                               j->chat ? "chat.completion" : "text_completion", "created", (json_int_t)j->created,
+                               "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice,
+                               "usage", usage_json(m.hdr));
+      http_reply_json(r, 200, resp);
+      break;
+    } else if (strcmp(op, "error") == 0) {
+      api_error e;
+      worker_error(&m, &e);
+      http_reply_error(r, &e);
+      break;
+    }
+    ipc_msg_clear(&m);
+    bool hup = false;
+    if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
+      http_reply_abort(r); /* the client went away; freeing the job cancels the request */
+      break;
+    }
+  }
+  ipc_msg_clear(&m);
+  sy_buf_free(&text);
+}
+
+static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat) {
+  api_error err = {0};
+  api_gen g;
+  if (api_parse_generate(d->mx, req, chat, &g, &err) != 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  worker *w = sched_acquire(d->sc, g.model, &err);
+  if (!w) {
+    api_gen_clear(&g);
+    http_reply_error(r, &err);
+    return;
+  }
+  gen_job *j = calloc(1, sizeof *j);
+  j->d = d;
+  j->model = g.model;
+  j->w = w;
+  j->chat = chat;
+  j->include_usage = g.stream && g.include_usage;
+  j->fd = http_client_fd(r);
+  j->created = (long long)time(NULL);
+  random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
+  json_t *msg = g.msg;
+  g.msg = NULL;
+  j->q = worker_submit(w, msg, &err);
+  if (!j->q) {
+    sched_release(d->sc, j->model, w);
+    free(j);
+    http_reply_error(r, &err);
+    return;
+  }
+  http_add_header(r, "X-Switchyard-Model", j->model->name);
+  /* Wait for the first event before choosing the status: a prompt the worker refuses is a
+   * proper HTTP error even when streaming was asked for. */
+  bool hup = false;
+  ipc_msg first;
+  if (!wreq_wait(j->q, &first, j->fd, -1, &hup)) {
+    gen_job_free(j);
+    http_reply_abort(r);
+    return;
+  }
+  if (strcmp(ipc_op(&first), "error") == 0) {
+    api_error_set(&err, 500, NULL, NULL, NULL, "?");
+    worker_error(&first, &err);
+    ipc_msg_clear(&first);
+    gen_job_free(j);
+    http_reply_error(r, &err);
+    return;
+  }
+  if (!g.stream) {
+    gen_reply_whole(j, r, &first);
+    gen_job_free(j);
+    return;
+  }
+  /* the role chunk, then the first event */
+  if (j->chat) {
+    json_t *c = gen_chunk(j, NULL, NULL);
+    json_t *delta = json_object_get(json_array_get(json_object_get(c, "choices"), 0), "delta");
+    json_object_set_new(delta, "role", json_string("assistant"));
+    json_object_set_new(delta, "content", json_string(""));
+    emit(j, c);
+  }
+  j->first = first;
+  j->has_first = true;
+  http_reply_stream(r, 200, "text/event-stream", gen_stream_read, j, gen_job_free);
+}
+
+/* ---- embeddings ---- */
+
+static char *base64_encode(const unsigned char *p, size_t n) {
+  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+  if (!out) return NULL;
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+    *o++ = t[v >> 18];
+    *o++ = t[(v >> 12) & 63];
+    *o++ = t[(v >> 6) & 63];
+    *o++ = t[v & 63];
+  }
+  if (i < n) {
+    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
+    *o++ = t[v >> 18];
+    *o++ = t[(v >> 12) & 63];
+    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
+    *o++ = '=';
+  }
+  *o = '\0';
+  return out;
+}
+
+static void handle_embed(sy_daemon *d, http_req *r, const json_t *req) {
+  api_error err = {0};
+  api_embed e;
+  if (api_parse_embed(d->mx, req, &e, &err) != 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  worker *w = sched_acquire(d->sc, e.model, &err);
+  if (!w) {
+    api_embed_clear(&e);
+    http_reply_error(r, &err);
+    return;
+  }
+  json_t *msg = e.msg;
+  e.msg = NULL;
+  wreq *q = worker_submit(w, msg, &err);
+  ipc_msg m = {0};
+  bool hup = false;
+  if (!q) {
+    http_reply_error(r, &err);
+  } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
+    http_reply_abort(r);
+  } else if (strcmp(ipc_op(&m), "error") == 0) {
+    worker_error(&m, &err);
+    http_reply_error(r, &err);
+  } else {
+    long long n = jint(m.hdr, "n"), dim = jint(m.hdr, "dim");
+    if (strcmp(ipc_op(&m), "embeddings") != 0 || n != (long long)e.n_inputs || dim <= 0 ||
+        m.payload_len != (size_t)(n * dim) * sizeof(float)) {
+      API_SERVER(&err, "bad_worker_reply", "the worker sent a malformed embeddings reply");
+      http_reply_error(r, &err);
+    } else {
+      const float *v = m.payload;
+      json_t *data = json_array();
+      for (long long i = 0; i < n; i++) {
+        json_t *emb;
+        if (e.base64) {
+          char *b = base64_encode((const unsigned char *)(v + i * dim), (size_t)dim * sizeof(float));
+          emb = json_string(b ? b : "");
+          free(b);
+        } else {
+          emb = json_array();
+          for (long long k = 0; k < dim; k++) json_array_append_new(emb, json_real(v[i * dim + k]));
+        }
+        json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
+                                              "embedding", emb));
+      }
+      long long pt = jint(m.hdr, "prompt_tokens");
+      http_add_header(r, "X-Switchyard-Model", e.model->name);
+      http_reply_json(r, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
+                                        e.model->name, "usage", "prompt_tokens", (json_int_t)pt, "total_tokens",
+                                        (json_int_t)pt));
+    }
+  }
+  ipc_msg_clear(&m);
+  wreq_free(q);
+  sched_release(d->sc, e.model, w);
+}
+
+/* ---- models, health, ps ---- */
+
+static json_t *model_json(sy_daemon *d, const matrix_model *m) {
+  json_t *caps = json_array(), *aliases = json_array();
+  static const struct { unsigned bit; const char *name; } cn[] = {
+      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"}};
+  for (size_t i = 0; i < 3; i++)
+    if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
+  for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));
+  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:i}", "id", m->name, "object", "model", "created",
+                   (json_int_t)d->started, "owned_by", "switchyard", "capabilities", caps, "aliases", aliases,
+                   "status", sched_state(d->sc, m), "context_length", m->context);
+}
+
+static void handle_models(sy_daemon *d, http_req *r, const char *id) {
+  if (id) {
+    const matrix_model *m = matrix_find(d->mx, id);
+    if (!m) {
+      api_error err;
+      api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
+                    "The model '%.200s' does not exist", id);
+      http_reply_error(r, &err);
+      return;
+    }
+    http_reply_json(r, 200, model_json(d, m));
+    return;
+  }
+  json_t *data = json_array();
+  for (size_t i = 0; i < d->mx->n_models; i++) json_array_append_new(data, model_json(d, &d->mx->models[i]));
+  http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+void api_handle(void *ud, http_req *r) {
+  sy_daemon *d = ud;
+  const char *method = http_method(r), *path = http_path(r);
+  bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
+  api_error err = {0};
+  static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"};
+  int which = -1;
+  for (int i = 0; i < 3; i++)
+    if (strcmp(path, posts[i]) == 0) which = i;
+  if (which >= 0) {
+    if (!post) {
+      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires POST", path);
+      http_add_header(r, "Allow", "POST");
+      http_reply_error(r, &err);
+      return;
+    }
+    size_t len;
+    const char *body = http_body(r, &len);
+    json_t *req = api_parse_body(body, len, &err);
+    if (!req) {
+      http_reply_error(r, &err);
+      return;
+    }
+    if (which == 2) handle_embed(d, r, req);
+    else handle_generate(d, r, req, which == 0);
+    json_decref(req);
+    return;
+  }
+  bool known = strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
+               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0;
+  if (known && !get) {
+    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires GET", path);
+    http_add_header(r, "Allow", "GET");
+    http_reply_error(r, &err);
+  } else if (strcmp(path, "/health") == 0) {
+    http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+  } else if (strcmp(path, "/v1/models") == 0) {
+    handle_models(d, r, NULL);
+  } else if (strncmp(path, "/v1/models/", 11) == 0) {
+    handle_models(d, r, path + 11);
+  } else if (strcmp(path, "/api/ps") == 0) {
+    http_reply_json(r, 200, sched_ps(d->sc));
+  } else {
+    api_error_set(&err, 404, "invalid_request_error", "not_found", NULL, "Unknown endpoint: %.16s %.200s", method,
+                  path);
+    http_reply_error(r, &err);
+  }
+}

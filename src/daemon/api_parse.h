@@ -1,0 +1,49 @@
+/* api_parse.h — validation of OpenAI request bodies into worker messages. Pure functions (no I/O,
+ * no global state) so every rule is unit-tested. Unknown fields are ignored, as llama-server and
+ * Ollama do; known fields of the wrong type or out of range are a 400 naming the field. */
+#ifndef SY_API_PARSE_H
+#define SY_API_PARSE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "apierr.h"
+#include "matrix.h"
+
+#define API_MAX_STOP 4
+#define API_MAX_EMBED_INPUTS 2048
+#define API_COMPLETIONS_DEFAULT_MAX_TOKENS 16 /* OpenAI's default for /v1/completions */
+
+typedef struct api_gen {
+  const matrix_model *model;
+  json_t *msg;          /* the worker's "generate" message, without id (owned) */
+  bool chat;
+  bool stream;
+  bool include_usage;
+} api_gen;
+
+typedef struct api_embed {
+  const matrix_model *model;
+  json_t *msg;          /* the worker's "embed" message, without id (owned) */
+  size_t n_inputs;
+  bool base64;
+} api_embed;
+
+/* Parse a JSON body: NULL + err (400 invalid_json) when it is not a JSON object. */
+json_t *api_parse_body(const char *body, size_t len, api_error *err);
+
+/* Find the request's model: 400 when "model" is missing or not a string, 404 model_not_found
+ * (listing the available names) when unknown, 400 wrong_capability when it lacks cap. */
+const matrix_model *api_find_model(const matrix *mx, const json_t *req, unsigned cap, const char *what,
+                                   api_error *err);
+
+/* /v1/chat/completions (chat = true) and /v1/completions (chat = false). 0 or -1 + err. */
+int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *out, api_error *err);
+void api_gen_clear(api_gen *g);
+
+/* /v1/embeddings. 0 or -1 + err. */
+int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_error *err);
+void api_embed_clear(api_embed *e);
+
+#endif

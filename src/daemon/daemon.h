@@ -1,0 +1,21 @@
+/* daemon.h — the daemon's one state struct: everything a request handler may reach. */
+#ifndef SY_DAEMON_H
+#define SY_DAEMON_H
+
+#include <time.h>
+
+#include "http.h"
+#include "matrix.h"
+#include "sched.h"
+
+typedef struct sy_daemon {
+  matrix *mx;
+  sched *sc;
+  http_server *http;
+  time_t started;
+} sy_daemon;
+
+/* The HTTP handler for every endpoint (api.c); ud is the sy_daemon. */
+void api_handle(void *ud, http_req *r);
+
+#endif

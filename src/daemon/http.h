@@ -1,0 +1,68 @@
+/* http.h — the daemon's HTTP front: libmicrohttpd in thread-per-connection mode, request limits
+ * (body size, header count, connections), Host-header and API-key checks, body accumulation, and
+ * the response helpers handlers use. It knows nothing of models or OpenAI; it hands a complete,
+ * checked request to one handler function.
+ *
+ * Why thread-per-connection: a handler may block (waiting for a worker) and a streaming response
+ * is a blocking callback that polls the worker's events and the client's socket together, so a
+ * client that goes away is noticed at once (MHD alone would not notice while a connection waits).
+ * Concurrency is bounded by max_connections. */
+#ifndef SY_HTTP_H
+#define SY_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "apierr.h"
+#include "buf.h"
+
+typedef struct http_req http_req;
+typedef void (*http_handler_fn)(void *ud, http_req *r);
+
+/* A streaming body: fill buf with up to max bytes; return the count, 0 never (block instead),
+ * HTTP_STREAM_END at the end, HTTP_STREAM_ABORT to drop the connection. */
+#define HTTP_STREAM_END (-1)
+#define HTTP_STREAM_ABORT (-2)
+typedef ssize_t (*http_stream_fn)(void *cls, char *buf, size_t max);
+
+typedef struct http_params {
+  const char *host;         /* numeric address or "localhost" */
+  int port;                 /* 0 = any free port */
+  size_t max_body_bytes;
+  int max_connections;
+  int max_headers;          /* default 100 */
+  const char *const *api_keys;  /* NULL/empty = no auth */
+  size_t n_api_keys;
+  http_handler_fn handler;
+  void *handler_ud;
+} http_params;
+
+typedef struct http_server http_server;
+
+http_server *http_start(const http_params *p, char *err, size_t errlen);
+int http_port(const http_server *s);
+void http_stop(http_server *s);
+
+/* Request accessors. */
+const char *http_method(const http_req *r);
+const char *http_path(const http_req *r);
+const char *http_header(const http_req *r, const char *name);
+const char *http_body(const http_req *r, size_t *len);
+int http_client_fd(const http_req *r);
+
+/* Add a response header to whatever reply follows (copied). */
+void http_add_header(http_req *r, const char *name, const char *value);
+/* Replies: exactly one per request. json is stolen. */
+void http_reply_json(http_req *r, unsigned status, json_t *json);
+void http_reply_error(http_req *r, const api_error *e);
+void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
+                       void *cls, void (*free_fn)(void *cls));
+/* Drop the connection without a reply (the client is gone). */
+void http_reply_abort(http_req *r);
+
+/* True if host (a Host header value) names this machine's loopback interface. */
+bool http_host_is_loopback(const char *host);
+
+#endif

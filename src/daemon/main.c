@@ -1,0 +1,161 @@
+/* main.c — the switchyard daemon: parse the command line, load the model matrix, start the
+ * scheduler and the HTTP front, run until SIGINT/SIGTERM, then stop workers and exit cleanly.
+ * Links no engine: models run in worker processes (switchyard-llama). */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+#define SWITCHYARD_VERSION "0.1.0"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: switchyard [options]\n"
+          "  -c, --config FILE       model matrix (YAML; see docs/CONFIG.md)\n"
+          "  -m, --models-dir DIR    also serve every *.gguf in DIR\n"
+          "      --host ADDR         listen address (default 127.0.0.1, or the config's)\n"
+          "  -p, --port N            listen port (default 8080, or the config's; 0 = any free port)\n"
+          "      --worker-dir DIR    where switchyard-llama is (default: next to this program)\n"
+          "      --log-level L       error|warn|info|debug\n"
+          "      --load-timeout S    seconds a model may take to load (default 600)\n"
+          "      --ready-fd N        write \"PORT\\n\" to fd N once listening, then close it\n"
+          "      --check             load and validate the config, print the models, exit\n"
+          "  -h, --help, --version\n");
+}
+
+int main(int argc, char **argv) {
+  const char *config = NULL, *models_dir = NULL, *host = NULL, *worker_dir = NULL, *level = NULL;
+  int port = -1, ready_fd = -1, load_timeout = 600;
+  bool check = false;
+  enum { O_HOST = 256, O_WORKER_DIR, O_LOG, O_READY, O_TIMEOUT, O_CHECK, O_VERSION };
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {"models-dir", required_argument, 0, 'm'},
+                                       {"host", required_argument, 0, O_HOST},
+                                       {"port", required_argument, 0, 'p'},
+                                       {"worker-dir", required_argument, 0, O_WORKER_DIR},
+                                       {"log-level", required_argument, 0, O_LOG},
+                                       {"ready-fd", required_argument, 0, O_READY},
+                                       {"load-timeout", required_argument, 0, O_TIMEOUT},
+                                       {"check", no_argument, 0, O_CHECK},
+                                       {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, O_VERSION},
+                                       {0, 0, 0, 0}};
+  int c;
+  char *end;
+  while ((c = getopt_long(argc, argv, "c:m:p:h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'c': config = optarg; break;
+    case 'm': models_dir = optarg; break;
+    case O_HOST: host = optarg; break;
+    case 'p':
+      port = (int)strtol(optarg, &end, 10);
+      if (*end || port < 0 || port > 65535) {
+        fprintf(stderr, "switchyard: --port must be 0..65535\n");
+        return 2;
+      }
+      break;
+    case O_WORKER_DIR: worker_dir = optarg; break;
+    case O_LOG:
+      if (sy_log_parse_level(optarg) < 0) {
+        fprintf(stderr, "switchyard: --log-level must be error, warn, info or debug\n");
+        return 2;
+      }
+      level = optarg;
+      break;
+    case O_READY: ready_fd = atoi(optarg); break;
+    case O_TIMEOUT: load_timeout = atoi(optarg); break;
+    case O_CHECK: check = true; break;
+    case O_VERSION: printf("switchyard %s\n", SWITCHYARD_VERSION); return 0;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    usage(stderr);
+    return 2;
+  }
+  sy_log_init("switchyard", level ? (enum sy_log_level)sy_log_parse_level(level) : SY_LOG_INFO);
+
+  char err[1024] = "";
+  sy_daemon d = {0};
+  d.started = time(NULL);
+  d.mx = matrix_load(config, models_dir, err, sizeof err);
+  if (!d.mx) {
+    fprintf(stderr, "switchyard: %s\n", err);
+    return 1;
+  }
+  if (!level) sy_log_init("switchyard", (enum sy_log_level)d.mx->log_level);
+  if (check) {
+    for (size_t i = 0; i < d.mx->n_models; i++) {
+      char caps[64];
+      const matrix_model *m = &d.mx->models[i];
+      printf("%s\t%s\t%s\tctx=%d parallel=%d\n", m->name, matrix_caps_str(m->caps, caps, sizeof caps), m->file,
+             m->context, m->parallel);
+    }
+    matrix_free(d.mx);
+    return 0;
+  }
+  char wdir[PATH_MAX];
+  if (!worker_dir) {
+    ssize_t n = readlink("/proc/self/exe", wdir, sizeof wdir - 1);
+    if (n <= 0) {
+      fprintf(stderr, "switchyard: cannot find my own path; pass --worker-dir\n");
+      return 1;
+    }
+    wdir[n] = '\0';
+    worker_dir = dirname(wdir);
+  }
+
+  /* Signals: handled synchronously by this thread; every other thread inherits the mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level ? level : "info",
+                     .load_timeout_s = load_timeout};
+  d.sc = sched_new(&sp);
+  http_params hp = {.host = host ? host : d.mx->host,
+                    .port = port >= 0 ? port : d.mx->port,
+                    .max_body_bytes = d.mx->max_body_bytes,
+                    .max_connections = d.mx->max_connections,
+                    .api_keys = (const char *const *)d.mx->api_keys,
+                    .n_api_keys = d.mx->n_api_keys,
+                    .handler = api_handle,
+                    .handler_ud = &d};
+  d.http = d.sc ? http_start(&hp, err, sizeof err) : NULL;
+  if (!d.http) {
+    fprintf(stderr, "switchyard: %s\n", d.sc ? err : "could not start the scheduler");
+    if (d.sc) {
+      sched_shutdown(d.sc);
+      sched_free(d.sc);
+    }
+    matrix_free(d.mx);
+    return 1;
+  }
+  LOG_I("switchyard %s listening on http://%s:%d/ with %zu model(s)%s", SWITCHYARD_VERSION, hp.host,
+        http_port(d.http), d.mx->n_models, d.mx->n_api_keys ? " (API keys required)" : "");
+  if (ready_fd >= 0) {
+    dprintf(ready_fd, "%d\n", http_port(d.http));
+    close(ready_fd);
+  }
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  LOG_I("signal %d: shutting down", sig);
+  sched_shutdown(d.sc);
+  http_stop(d.http);
+  sched_free(d.sc);
+  matrix_free(d.mx);
+  LOG_I("bye");
+  return 0;
+}

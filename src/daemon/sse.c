@@ -1,0 +1,15 @@
+/* sse.c — see sse.h. */
+#include "sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int sse_append_json(sy_buf *out, const json_t *json) {
+  char *s = json_dumps(json, JSON_COMPACT | JSON_REAL_PRECISION(9));
+  if (!s) return -1;
+  int rc = sy_buf_puts(out, "data: ") || sy_buf_puts(out, s) || sy_buf_puts(out, "\n\n") ? -1 : 0;
+  free(s);
+  return rc;
+}
+
+int sse_append_done(sy_buf *out) { return sy_buf_puts(out, "data: [DONE]\n\n"); }

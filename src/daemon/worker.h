@@ -1,0 +1,69 @@
+/* worker.h — the daemon's side of one worker process: spawn it with a socketpair on fd 3, send
+ * framed requests, route each reply frame to the request that owns its id, notice when the
+ * process dies, stop it. Engine-agnostic: it knows frames, ids and processes, not models.
+ *
+ * Thread safety: every function may be called from any thread. Each worker has one reader thread
+ * (the only receiver on its socket). A wreq belongs to the thread that submitted it. */
+#ifndef SY_WORKER_H
+#define SY_WORKER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "apierr.h"
+#include "ipc.h"
+
+typedef struct worker worker;
+typedef struct wreq wreq;
+
+/* Called once from the reader thread when the process has gone (crash, exit, or stop). */
+typedef void (*worker_exit_fn)(void *ud, worker *w);
+
+typedef struct worker_params {
+  const char *exe;          /* path of the worker program */
+  const char *tag;          /* log tag, e.g. the model name */
+  const char *log_level;    /* passed as --log-level */
+  const json_t *load;       /* the load message sent first */
+  int load_timeout_s;       /* give up (and kill) after this long without "ready" */
+  worker_exit_fn on_exit;   /* may be NULL */
+  void *on_exit_ud;
+} worker_params;
+
+/* Start a worker and wait for its "ready" (returned in *ready, a new reference, when non-NULL).
+ * The returned worker holds one reference for the caller. On failure returns NULL and fills err
+ * with the worker's own reason when it gave one. */
+worker *worker_start(const worker_params *p, json_t **ready, api_error *err);
+
+void worker_ref(worker *w);
+/* Drop a reference; the last one stops the process (if still alive) and frees everything. */
+void worker_unref(worker *w);
+
+bool worker_alive(const worker *w);
+pid_t worker_pid(const worker *w);
+
+/* Ask the worker to exit; after grace_ms kill it. Returns when the process has been reaped.
+ * In-flight requests get an error event. Idempotent. */
+void worker_stop(worker *w, int grace_ms);
+
+/* Submit a request: msg is stolen; its "id" is set here. Returns NULL (err filled) if the worker
+ * is gone. */
+wreq *worker_submit(worker *w, json_t *msg, api_error *err);
+
+/* An fd that becomes readable (POLLIN) when events are pending for this request. */
+int wreq_fd(const wreq *r);
+/* Pop the next event without blocking: 1 and *out filled, 0 when none is pending. After a
+ * terminal event ("done", "embeddings", "error") nothing more comes. */
+int wreq_pop(wreq *r, ipc_msg *out);
+/* Block up to timeout_ms (-1 = forever) for the next event; also returns early (0) when
+ * watch_fd (>= 0, e.g. the client's socket) hangs up, setting *hup. 1 = got one, 0 = none. */
+int wreq_wait(wreq *r, ipc_msg *out, int watch_fd, int timeout_ms, bool *hup);
+/* Tell the worker to stop this request (no-op once terminal). */
+void wreq_cancel(wreq *r);
+/* Cancel if needed and forget the request. */
+void wreq_free(wreq *r);
+
+/* True if fd's peer has hung up (POLLRDHUP/POLLHUP/POLLERR), without consuming input. */
+bool fd_peer_gone(int fd);
+
+#endif

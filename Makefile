@@ -107,7 +107,7 @@ unit: $(UNIT_BINS)
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama itest) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(UNIT_BINS)
 	tests/run.sh

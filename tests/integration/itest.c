@@ -1,0 +1,866 @@
+/* itest.c — integration tests: start the real daemon (which starts real llama.cpp workers on
+ * random-weight models made by tools/mkmodel) on a free loopback port and drive it over HTTP with
+ * libcurl. Asserts on structure (shapes, token counts, finish reasons, status codes, determinism
+ * under a fixed seed), never on meaning. No sleeps: every wait is on a condition (a pipe, a
+ * response, a bounded poll of /api/ps).
+ *
+ * usage: itest --daemon BIN --models DIR [--testdata DIR] [--only NAME]
+ * Prints one line per test and "N passed, N failed" at the end; exit status 1 on any failure. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+/* ---- tiny test harness ---- */
+
+static int n_pass, n_fail, n_skip;
+static char cur_fail[1024];
+static bool cur_failed;
+
+#define CHECK(cond, ...)                                                              \
+  do {                                                                                \
+    if (!(cond)) {                                                                    \
+      if (!cur_failed) {                                                              \
+        int k_ = snprintf(cur_fail, sizeof cur_fail, "line %d: %s: ", __LINE__, #cond); \
+        if (k_ > 0 && (size_t)k_ < sizeof cur_fail)                                   \
+          snprintf(cur_fail + k_, sizeof cur_fail - (size_t)k_, __VA_ARGS__);         \
+      }                                                                               \
+      cur_failed = true;                                                              \
+      return;                                                                         \
+    }                                                                                 \
+  } while (0)
+
+/* ---- the daemon under test ---- */
+
+static const char *daemon_bin, *models_dir, *testdata_dir, *only;
+static char tmpdir[256];
+
+typedef struct daemon_proc {
+  pid_t pid;
+  int port;
+  char base[64];
+  const char *api_key;
+} daemon_proc;
+
+static daemon_proc D;       /* the main instance */
+static bool have_testdata;
+
+static int start_daemon(daemon_proc *d, const char *config) {
+  int pfd[2];
+  if (pipe(pfd) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pfd[0]);
+    char fdarg[16];
+    snprintf(fdarg, sizeof fdarg, "%d", pfd[1]);
+    execl(daemon_bin, daemon_bin, "--config", config, "--port", "0", "--ready-fd", fdarg, (char *)NULL);
+    _exit(127);
+  }
+  close(pfd[1]);
+  char buf[32] = {0};
+  ssize_t n = read(pfd[0], buf, sizeof buf - 1); /* blocks until listening (or the daemon died) */
+  close(pfd[0]);
+  if (n <= 0) {
+    waitpid(pid, NULL, 0);
+    return -1;
+  }
+  d->pid = pid;
+  d->port = atoi(buf);
+  snprintf(d->base, sizeof d->base, "http://127.0.0.1:%d", d->port);
+  return 0;
+}
+
+static int stop_daemon(daemon_proc *d) {
+  if (d->pid <= 0) return -1;
+  kill(d->pid, SIGTERM);
+  int st = 0;
+  waitpid(d->pid, &st, 0);
+  d->pid = 0;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- HTTP client ---- */
+
+typedef struct resp {
+  long status;
+  sy_buf body;
+  json_t *json;
+  char model_hdr[128];
+  char content_type[128];
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+  resp *r = ud;
+  return sy_buf_append(&r->body, p, sz * n) == 0 ? sz * n : 0;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
+  resp *r = ud;
+  size_t len = sz * n;
+  const char *keys[] = {"x-switchyard-model:", "content-type:"};
+  char *dst[] = {r->model_hdr, r->content_type};
+  for (int k = 0; k < 2; k++) {
+    size_t kl = strlen(keys[k]);
+    if (len > kl && strncasecmp(p, keys[k], kl) == 0) {
+      size_t v = kl;
+      while (v < len && p[v] == ' ') v++;
+      size_t e = len;
+      while (e > v && (p[e - 1] == '\r' || p[e - 1] == '\n')) e--;
+      snprintf(dst[k], 128, "%.*s", (int)(e - v), p + v);
+    }
+  }
+  return len;
+}
+
+static void resp_clear(resp *r) {
+  sy_buf_free(&r->body);
+  json_decref(r->json);
+  memset(r, 0, sizeof *r);
+}
+
+/* method path body; extra headers NULL-terminated; fills r (json parsed when possible). */
+static void http_do(const daemon_proc *d, const char *method, const char *path, const char *body, resp *r,
+                    const char *const *headers) {
+  memset(r, 0, sizeof *r);
+  CURL *c = curl_easy_init();
+  char url[512];
+  snprintf(url, sizeof url, "%s%s", d->base, path);
+  struct curl_slist *hl = NULL;
+  if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
+  char auth[256];
+  if (d->api_key) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", d->api_key);
+    hl = curl_slist_append(hl, auth);
+  }
+  for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  if (body) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a hang fails the test instead of CI */
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  if (r->body.len) r->json = json_loadb(r->body.data, r->body.len, 0, NULL);
+}
+
+static void post(const char *path, const char *body, resp *r) { http_do(&D, "POST", path, body, r, NULL); }
+static void get(const char *path, resp *r) { http_do(&D, "GET", path, NULL, r, NULL); }
+
+/* Body built with json_pack-style format (stolen). */
+static void post_json(const char *path, json_t *body, resp *r) {
+  char *s = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  post(path, s, r);
+  free(s);
+}
+
+static const char *jstr(const json_t *j, const char *path) {
+  /* "a.b.0.c" */
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", path);
+  const json_t *cur = j;
+  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
+    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
+    else cur = json_object_get(cur, tok);
+  }
+  return json_string_value(cur);
+}
+
+static long long jnum(const json_t *j, const char *path) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", path);
+  const json_t *cur = j;
+  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
+    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
+    else cur = json_object_get(cur, tok);
+  }
+  return json_is_integer(cur) ? (long long)json_integer_value(cur) : -1;
+}
+
+/* Parse an SSE body into its JSON events; *done set when "data: [DONE]" ends it. */
+static json_t *sse_events(const sy_buf *b, bool *done, bool *well_formed) {
+  json_t *arr = json_array();
+  *done = false;
+  *well_formed = true;
+  const char *p = b->data ? b->data : "";
+  while (*p) {
+    const char *end = strstr(p, "\n\n");
+    if (!end) {
+      *well_formed = false;
+      break;
+    }
+    if (strncmp(p, "data: ", 6) != 0 || *done) *well_formed = false;
+    else if (strncmp(p + 6, "[DONE]", 6) == 0) *done = true;
+    else {
+      json_t *e = json_loadb(p + 6, (size_t)(end - p - 6), 0, NULL);
+      if (!e) *well_formed = false;
+      else json_array_append_new(arr, e);
+    }
+    p = end + 2;
+  }
+  return arr;
+}
+
+/* Concatenated content of a chat/completion stream, with its finish reason and usage. */
+static void stream_text(json_t *events, bool chat, sy_buf *text, const char **finish, json_t **usage) {
+  size_t i;
+  json_t *e;
+  *finish = NULL;
+  *usage = NULL;
+  json_array_foreach(events, i, e) {
+    json_t *ch = json_array_get(json_object_get(e, "choices"), 0);
+    const char *t = chat ? jstr(ch, "delta.content") : jstr(ch, "text");
+    if (t) sy_buf_puts(text, t);
+    const char *f = json_string_value(json_object_get(ch, "finish_reason"));
+    if (f) *finish = f;
+    json_t *u = json_object_get(e, "usage");
+    if (json_is_object(u)) *usage = u;
+  }
+}
+
+static bool is_error(const resp *r, long status, const char *code) {
+  const char *c = jstr(r->json, "error.code");
+  return r->status == status && jstr(r->json, "error.message") && jstr(r->json, "error.type") &&
+         (!code || (c && strcmp(c, code) == 0));
+}
+
+/* ---- tests ---- */
+
+static void t_health(void) {
+  resp r;
+  get("/health", &r);
+  CHECK(r.status == 200, "status %ld", r.status);
+  CHECK(jstr(r.json, "status") && strcmp(jstr(r.json, "status"), "ok") == 0, "%s", r.body.data);
+  resp_clear(&r);
+}
+
+static void t_models(void) {
+  resp r;
+  get("/v1/models", &r);
+  CHECK(r.status == 200, "status %ld", r.status);
+  CHECK(strcmp(jstr(r.json, "object"), "list") == 0, "object");
+  json_t *data = json_object_get(r.json, "data");
+  bool chat = false, embed = false;
+  size_t i;
+  json_t *m;
+  json_array_foreach(data, i, m) {
+    const char *id = jstr(m, "id");
+    if (id && strcmp(id, "chat") == 0) chat = strcmp(jstr(m, "capabilities.0"), "chat") == 0;
+    if (id && strcmp(id, "embed") == 0) embed = strcmp(jstr(m, "capabilities.0"), "embed") == 0;
+    CHECK(strcmp(jstr(m, "object"), "model") == 0, "object of %s", id);
+  }
+  CHECK(chat && embed, "chat/embed listed with capabilities: %s", r.body.data);
+  resp_clear(&r);
+  get("/v1/models/chat", &r);
+  CHECK(r.status == 200 && strcmp(jstr(r.json, "id"), "chat") == 0, "retrieve: %ld", r.status);
+  resp_clear(&r);
+  get("/v1/models/nope", &r);
+  CHECK(is_error(&r, 404, "model_not_found"), "retrieve unknown: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
+static json_t *chat_body(const char *model, const char *content, int max_tokens, bool stream) {
+  return json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:i, s:f, s:i, s:b}", "model", model, "messages", "role",
+                   "system", "content", "You are terse.", "role", "user", "content", content, "max_tokens",
+                   max_tokens, "temperature", 0.0, "seed", 42, "stream", stream);
+}
+
+static void t_chat(void) {
+  resp r;
+  post_json("/v1/chat/completions", chat_body("chat", "Hello there", 12, false), &r);
+  CHECK(r.status == 200, "status %ld %s", r.status, r.body.data);
+  CHECK(strcmp(jstr(r.json, "object"), "chat.completion") == 0, "object");
+  CHECK(strncmp(jstr(r.json, "id"), "chatcmpl-", 9) == 0, "id");
+  CHECK(strcmp(jstr(r.json, "model"), "chat") == 0, "model");
+  CHECK(strcmp(r.model_hdr, "chat") == 0, "X-Switchyard-Model header '%s'", r.model_hdr);
+  CHECK(strcmp(jstr(r.json, "choices.0.message.role"), "assistant") == 0, "role");
+  CHECK(jstr(r.json, "choices.0.message.content") != NULL, "content");
+  const char *fin = jstr(r.json, "choices.0.finish_reason");
+  long long ct = jnum(r.json, "usage.completion_tokens"), pt = jnum(r.json, "usage.prompt_tokens");
+  CHECK(fin && (strcmp(fin, "length") == 0 || strcmp(fin, "stop") == 0), "finish %s", fin);
+  CHECK(ct >= 1 && ct <= 12, "completion_tokens %lld", ct);
+  CHECK(strcmp(fin, "stop") == 0 || ct == 12, "length finish must use all max_tokens (%lld)", ct);
+  CHECK(pt > 5, "prompt_tokens %lld (template applied)", pt);
+  CHECK(jnum(r.json, "usage.total_tokens") == pt + ct, "total");
+  resp_clear(&r);
+}
+
+static void t_chat_deterministic(void) {
+  resp a, b;
+  post_json("/v1/chat/completions", chat_body("chat", "Tell me a story", 24, false), &a);
+  post_json("/v1/chat/completions", chat_body("chat", "Tell me a story", 24, false), &b);
+  CHECK(a.status == 200 && b.status == 200, "%ld %ld", a.status, b.status);
+  const char *ta = jstr(a.json, "choices.0.message.content"), *tb = jstr(b.json, "choices.0.message.content");
+  CHECK(ta && tb && strcmp(ta, tb) == 0, "'%s' vs '%s'", ta, tb);
+  CHECK(strlen(ta) > 0, "empty text");
+  resp_clear(&a);
+  resp_clear(&b);
+  /* with sampling, a fixed seed is reproducible too */
+  json_t *q1 = chat_body("chat", "Sample", 16, false), *q2 = chat_body("chat", "Sample", 16, false);
+  json_object_set_new(q1, "temperature", json_real(1.0));
+  json_object_set_new(q2, "temperature", json_real(1.0));
+  post_json("/v1/chat/completions", q1, &a);
+  post_json("/v1/chat/completions", q2, &b);
+  ta = jstr(a.json, "choices.0.message.content");
+  tb = jstr(b.json, "choices.0.message.content");
+  CHECK(ta && tb && strcmp(ta, tb) == 0, "seeded sampling differs: '%s' vs '%s'", ta, tb);
+  resp_clear(&a);
+  resp_clear(&b);
+}
+
+static void t_chat_stream(void) {
+  resp whole, r;
+  post_json("/v1/chat/completions", chat_body("chat", "Stream this", 20, false), &whole);
+  CHECK(whole.status == 200, "whole %ld", whole.status);
+  json_t *q = chat_body("chat", "Stream this", 20, true);
+  json_object_set_new(q, "stream_options", json_pack("{s:b}", "include_usage", 1));
+  post_json("/v1/chat/completions", q, &r);
+  CHECK(r.status == 200, "status %ld %s", r.status, r.body.data);
+  CHECK(strncmp(r.content_type, "text/event-stream", 17) == 0, "content-type %s", r.content_type);
+  bool done, ok;
+  json_t *ev = sse_events(&r.body, &done, &ok);
+  CHECK(ok && done, "well formed %d, [DONE] %d: %s", ok, done, r.body.data);
+  CHECK(json_array_size(ev) >= 3, "events %zu", json_array_size(ev));
+  json_t *first = json_array_get(ev, 0);
+  CHECK(strcmp(jstr(first, "object"), "chat.completion.chunk") == 0, "chunk object");
+  CHECK(strcmp(jstr(first, "choices.0.delta.role"), "assistant") == 0, "first chunk carries the role");
+  sy_buf text = {0};
+  const char *finish;
+  json_t *usage;
+  stream_text(ev, true, &text, &finish, &usage);
+  const char *want = jstr(whole.json, "choices.0.message.content");
+  CHECK(strcmp(text.data ? text.data : "", want) == 0, "stream '%s' vs whole '%s'", text.data, want);
+  CHECK(finish && strcmp(finish, jstr(whole.json, "choices.0.finish_reason")) == 0, "finish %s", finish);
+  CHECK(usage && jnum(usage, "completion_tokens") == jnum(whole.json, "usage.completion_tokens"), "usage");
+  json_t *last = json_array_get(ev, json_array_size(ev) - 1);
+  CHECK(json_array_size(json_object_get(last, "choices")) == 0, "usage chunk has empty choices");
+  sy_buf_free(&text);
+  json_decref(ev);
+  resp_clear(&r);
+  resp_clear(&whole);
+}
+
+static void t_completions(void) {
+  resp r, s;
+  json_t *q = json_pack("{s:s, s:s, s:i, s:f, s:i}", "model", "chat", "prompt", "Once upon a time", "max_tokens", 8,
+                        "temperature", 0.0, "seed", 1);
+  post_json("/v1/completions", json_deep_copy(q), &r);
+  CHECK(r.status == 200, "status %ld %s", r.status, r.body.data);
+  CHECK(strcmp(jstr(r.json, "object"), "text_completion") == 0, "object");
+  CHECK(jstr(r.json, "choices.0.text") != NULL, "text");
+  long long ct = jnum(r.json, "usage.completion_tokens");
+  const char *fin = jstr(r.json, "choices.0.finish_reason");
+  CHECK(ct >= 1 && ct <= 8 && (strcmp(fin, "stop") == 0 || ct == 8), "tokens %lld finish %s", ct, fin);
+  json_object_set_new(q, "stream", json_true());
+  post_json("/v1/completions", q, &s);
+  bool done, ok;
+  json_t *ev = sse_events(&s.body, &done, &ok);
+  CHECK(s.status == 200 && ok && done, "stream %ld", s.status);
+  sy_buf text = {0};
+  const char *finish;
+  json_t *usage;
+  stream_text(ev, false, &text, &finish, &usage);
+  CHECK(strcmp(text.data ? text.data : "", jstr(r.json, "choices.0.text")) == 0, "stream text differs");
+  CHECK(usage == NULL, "no usage chunk unless asked");
+  sy_buf_free(&text);
+  json_decref(ev);
+  resp_clear(&r);
+  resp_clear(&s);
+  /* without max_tokens, OpenAI's default of 16 applies to /v1/completions */
+  post_json("/v1/completions", json_pack("{s:s, s:s, s:f}", "model", "chat", "prompt", "x", "temperature", 0.0), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.completion_tokens") <= 16, "default max_tokens");
+  resp_clear(&r);
+}
+
+static double norm_of(const json_t *vec, size_t *dim) {
+  double s = 0;
+  size_t i;
+  json_t *x;
+  *dim = json_array_size(vec);
+  json_array_foreach(vec, i, x) s += json_number_value(x) * json_number_value(x);
+  return sqrt(s);
+}
+
+static void t_embeddings(void) {
+  resp r;
+  post_json("/v1/embeddings", json_pack("{s:s, s:s}", "model", "embed", "input", "hello world"), &r);
+  CHECK(r.status == 200, "status %ld %s", r.status, r.body.data);
+  CHECK(strcmp(jstr(r.json, "object"), "list") == 0, "object");
+  json_t *v = json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "embedding");
+  size_t dim;
+  double n = norm_of(v, &dim);
+  CHECK(dim >= 8, "dim %zu", dim);
+  CHECK(fabs(n - 1.0) < 1e-3, "norm %f", n);
+  CHECK(jnum(r.json, "usage.prompt_tokens") >= 2, "prompt tokens");
+  json_t *single = json_deep_copy(v);
+  resp_clear(&r);
+
+  post_json("/v1/embeddings",
+            json_pack("{s:s, s:[s,s,s]}", "model", "embed", "input", "first text", "hello world", "third"), &r);
+  CHECK(r.status == 200, "batch status %ld %s", r.status, r.body.data);
+  json_t *data = json_object_get(r.json, "data");
+  CHECK(json_array_size(data) == 3, "3 items");
+  for (size_t i = 0; i < 3; i++) {
+    size_t di;
+    CHECK(jnum(json_array_get(data, i), "index") == (long long)i, "index order");
+    CHECK(fabs(norm_of(json_object_get(json_array_get(data, i), "embedding"), &di) - 1.0) < 1e-3 && di == dim, "item %zu", i);
+  }
+  json_t *again = json_object_get(json_array_get(data, 1), "embedding");
+  double maxdiff = 0;
+  for (size_t k = 0; k < dim; k++)
+    maxdiff = fmax(maxdiff, fabs(json_number_value(json_array_get(again, k)) - json_number_value(json_array_get(single, k))));
+  CHECK(maxdiff < 1e-4, "same text in a batch embeds the same (max diff %g)", maxdiff);
+  resp_clear(&r);
+
+  post_json("/v1/embeddings", json_pack("{s:s, s:s, s:s}", "model", "embed", "input", "hello world", "encoding_format", "base64"), &r);
+  CHECK(r.status == 200, "base64 status %ld", r.status);
+  const char *b64 = jstr(r.json, "data.0.embedding");
+  CHECK(b64 && strlen(b64) == (dim * 4 + 2) / 3 * 4, "base64 length");
+  /* decode and compare */
+  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  unsigned char *raw = calloc(dim * 4 + 3, 1);
+  size_t o = 0;
+  for (size_t i = 0; b64[i] && b64[i + 1] && b64[i + 2] && b64[i + 3]; i += 4) {
+    unsigned v4 = 0;
+    int pad = 0;
+    for (int k = 0; k < 4; k++) {
+      const char *pos = strchr(tbl, b64[i + k]);
+      if (b64[i + k] == '=') pad++;
+      v4 = v4 << 6 | (pos && b64[i + k] != '=' ? (unsigned)(pos - tbl) : 0);
+    }
+    raw[o++] = (unsigned char)(v4 >> 16);
+    if (pad < 2) raw[o++] = (unsigned char)(v4 >> 8);
+    if (pad < 1) raw[o++] = (unsigned char)v4;
+  }
+  float f0;
+  memcpy(&f0, raw, 4);
+  double d0 = json_number_value(json_array_get(single, 0));
+  free(raw);
+  json_decref(single);
+  CHECK(o == dim * 4, "decoded %zu bytes", o);
+  CHECK(fabs(f0 - d0) < 1e-6, "base64 value %f vs float %f", f0, d0);
+  resp_clear(&r);
+}
+
+typedef struct conc_arg {
+  int i;
+  resp r;
+} conc_arg;
+
+static void *conc_main(void *p) {
+  conc_arg *a = p;
+  char content[64];
+  snprintf(content, sizeof content, "Concurrent request number %d", a->i);
+  post_json("/v1/chat/completions", chat_body("chat", content, 16, true), &a->r);
+  return NULL;
+}
+
+static void t_concurrent_streams(void) {
+  enum { N = 10 };
+  conc_arg args[N];
+  pthread_t th[N];
+  for (int i = 0; i < N; i++) {
+    args[i].i = i;
+    pthread_create(&th[i], NULL, conc_main, &args[i]);
+  }
+  for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+  int good = 0;
+  for (int i = 0; i < N; i++) {
+    bool done, ok;
+    json_t *ev = sse_events(&args[i].r.body, &done, &ok);
+    sy_buf text = {0};
+    const char *finish;
+    json_t *usage;
+    stream_text(ev, true, &text, &finish, &usage);
+    if (args[i].r.status == 200 && done && ok && finish) good++;
+    sy_buf_free(&text);
+    json_decref(ev);
+  }
+  /* the same request alone gives the same text as under concurrency (greedy decoding) */
+  resp alone;
+  post_json("/v1/chat/completions", chat_body("chat", "Concurrent request number 3", 16, true), &alone);
+  bool d1, o1, d2, o2;
+  json_t *e1 = sse_events(&alone.body, &d1, &o1), *e2 = sse_events(&args[3].r.body, &d2, &o2);
+  sy_buf t1 = {0}, t2 = {0};
+  const char *f;
+  json_t *u;
+  stream_text(e1, true, &t1, &f, &u);
+  stream_text(e2, true, &t2, &f, &u);
+  bool same = strcmp(t1.data ? t1.data : "", t2.data ? t2.data : "") == 0;
+  sy_buf_free(&t1);
+  sy_buf_free(&t2);
+  json_decref(e1);
+  json_decref(e2);
+  resp_clear(&alone);
+  for (int i = 0; i < N; i++) resp_clear(&args[i].r);
+  CHECK(good == N, "%d of %d streams completed", good, N);
+  CHECK(same, "request 3 alone and under concurrency gave different text");
+}
+
+static void t_errors(void) {
+  resp r;
+  post("/v1/chat/completions", "{\"model\": \"chat\", \"messages\": [", &r);
+  CHECK(is_error(&r, 400, "invalid_json"), "malformed json: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post("/v1/chat/completions", "[1,2]", &r);
+  CHECK(is_error(&r, 400, "invalid_json"), "array body: %ld", r.status);
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  CHECK(is_error(&r, 400, NULL) && strcmp(jstr(r.json, "error.param"), "model") == 0, "missing model: %s", r.body.data);
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"model\":\"gpt-17\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  CHECK(is_error(&r, 404, "model_not_found"), "unknown model: %ld", r.status);
+  CHECK(strstr(jstr(r.json, "error.message"), "gpt-17") && strstr(jstr(r.json, "error.message"), "chat"),
+        "message names the model and lists models: %s", jstr(r.json, "error.message"));
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"model\":\"chat\",\"temperature\":\"hot\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  CHECK(is_error(&r, 400, NULL) && strcmp(jstr(r.json, "error.param"), "temperature") == 0, "bad temperature: %s", r.body.data);
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"model\":\"chat\",\"messages\":[]}", &r);
+  CHECK(is_error(&r, 400, NULL) && strcmp(jstr(r.json, "error.param"), "messages") == 0, "empty messages");
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"model\":\"chat\",\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  CHECK(is_error(&r, 400, "unsupported_parameter"), "n=2: %s", r.body.data);
+  resp_clear(&r);
+  post("/v1/embeddings", "{\"model\":\"chat\",\"input\":\"hi\"}", &r);
+  CHECK(is_error(&r, 400, "wrong_capability"), "embeddings on a chat model: %s", r.body.data);
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"model\":\"embed\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  CHECK(is_error(&r, 400, "wrong_capability"), "chat on an embedding model: %s", r.body.data);
+  resp_clear(&r);
+  /* a prompt longer than the context (512 per request for "chat") */
+  sy_buf big = {0};
+  for (int i = 0; i < 400; i++) sy_buf_puts(&big, "lorem ipsum dolor ");
+  json_t *q = json_pack("{s:s, s:[{s:s, s:s}]}", "model", "chat", "messages", "role", "user", "content", big.data);
+  sy_buf_free(&big);
+  post_json("/v1/chat/completions", json_deep_copy(q), &r);
+  CHECK(is_error(&r, 400, "context_length_exceeded"), "long prompt: %ld %s", r.status, r.body.data);
+  CHECK(strstr(jstr(r.json, "error.message"), "512") != NULL, "names the context: %s", jstr(r.json, "error.message"));
+  resp_clear(&r);
+  json_object_set_new(q, "stream", json_true());
+  post_json("/v1/chat/completions", q, &r);
+  CHECK(is_error(&r, 400, "context_length_exceeded"), "long prompt, streamed: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* a body over the limit (16 MiB default) */
+  size_t n = 17u << 20;
+  char *huge = malloc(n + 1);
+  memset(huge, ' ', n);
+  huge[n] = '\0';
+  huge[0] = '{';
+  huge[n - 1] = '}';
+  post("/v1/chat/completions", huge, &r);
+  free(huge);
+  CHECK(is_error(&r, 413, "request_too_large"), "413: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  get("/v1/nothing", &r);
+  CHECK(is_error(&r, 404, "not_found"), "unknown endpoint %ld", r.status);
+  resp_clear(&r);
+  get("/v1/chat/completions", &r);
+  CHECK(is_error(&r, 405, "method_not_allowed"), "GET on POST endpoint %ld", r.status);
+  resp_clear(&r);
+  const char *evil[] = {"Host: evil.example", NULL};
+  http_do(&D, "GET", "/v1/models", NULL, &r, evil);
+  CHECK(is_error(&r, 403, "host_not_allowed"), "DNS rebinding Host: %ld", r.status);
+  resp_clear(&r);
+}
+
+static long long ps_stat(const char *key) {
+  resp r;
+  get("/api/ps", &r);
+  char path[64];
+  snprintf(path, sizeof path, "stats.%s", key);
+  long long v = jnum(r.json, path);
+  resp_clear(&r);
+  return v;
+}
+
+typedef struct abort_ctx {
+  int chunks;
+} abort_ctx;
+
+static size_t abort_after_first(char *p, size_t sz, size_t n, void *ud) {
+  (void)p;
+  abort_ctx *a = ud;
+  return ++a->chunks >= 2 ? 0 : sz * n; /* 0 = curl closes the connection */
+}
+
+static void t_disconnect(void) {
+  /* "slow" has one slot and a long context: a stream left to run would hold it for a long time. */
+  long long before = ps_stat("cancelled");
+  CURL *c = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof url, "%s/v1/chat/completions", D.base);
+  json_t *q = chat_body("slow", "Go on forever", 30000, true);
+  char *body = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+  abort_ctx a = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, abort_after_first);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  free(body);
+  CHECK(rc == CURLE_WRITE_ERROR, "the client aborted (curl %d)", rc);
+  /* One slot: this request can only run once the abandoned one has let go of it. */
+  resp r;
+  post_json("/v1/chat/completions", chat_body("slow", "Next", 4, false), &r);
+  CHECK(r.status == 200, "next request %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  CHECK(ps_stat("cancelled") > before, "the abandoned stream was cancelled, not run to its end");
+}
+
+typedef struct bg_req {
+  resp r;
+} bg_req;
+
+static void *bg_long(void *p) {
+  bg_req *b = p;
+  post_json("/v1/chat/completions", chat_body("slow", "Take your time", 30000, false), &b->r);
+  return NULL;
+}
+
+static void t_worker_crash(void) {
+  resp r;
+  post_json("/v1/chat/completions", chat_body("slow", "warm up", 2, false), &r); /* load it */
+  CHECK(r.status == 200, "warm-up %ld", r.status);
+  resp_clear(&r);
+  bg_req b;
+  pthread_t th;
+  pthread_create(&th, NULL, bg_long, &b);
+  /* wait (bounded) until the long request is in flight, then kill its worker */
+  long long pid = -1;
+  for (int tries = 0; tries < 100000 && pid < 0; tries++) {
+    get("/api/ps", &r);
+    json_t *models = json_object_get(r.json, "models");
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m) {
+      if (strcmp(jstr(m, "name"), "slow") == 0 && jnum(m, "inflight") >= 1) pid = jnum(m, "pid");
+    }
+    resp_clear(&r);
+  }
+  CHECK(pid > 0, "the long request never showed as in flight");
+  kill((pid_t)pid, SIGKILL);
+  pthread_join(th, NULL);
+  CHECK(is_error(&b.r, 500, "worker_crashed"), "in-flight request: %ld %s", b.r.status, b.r.body.data);
+  resp_clear(&b.r);
+  get("/health", &r);
+  CHECK(r.status == 200, "daemon still up");
+  resp_clear(&r);
+  post_json("/v1/chat/completions", chat_body("slow", "after the crash", 4, false), &r);
+  CHECK(r.status == 200, "the next request reloads the model: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
+static void t_keep_alive_zero(void) {
+  resp r;
+  post_json("/v1/chat/completions", chat_body("once", "hi", 2, false), &r);
+  CHECK(r.status == 200, "status %ld", r.status);
+  resp_clear(&r);
+  get("/api/ps", &r);
+  json_t *models = json_object_get(r.json, "models");
+  size_t i;
+  json_t *m;
+  bool listed = false;
+  json_array_foreach(models, i, m) listed |= strcmp(jstr(m, "name"), "once") == 0;
+  resp_clear(&r);
+  CHECK(!listed, "a keep_alive 0 model is unloaded when its request ends");
+}
+
+static void t_third_party_gguf(void) {
+  resp r;
+  post_json("/v1/completions",
+            json_pack("{s:s, s:s, s:i, s:f}", "model", "llama2", "prompt", "The quick brown fox", "max_tokens", 6,
+                      "temperature", 0.0),
+            &r);
+  CHECK(r.status == 200, "completion on a third-party GGUF: %ld %s", r.status, r.body.data);
+  CHECK(jnum(r.json, "usage.prompt_tokens") >= 5, "prompt tokens");
+  resp_clear(&r);
+  post_json("/v1/embeddings", json_pack("{s:s, s:[s,s]}", "model", "llama2-embed", "input", "one", "two"), &r);
+  CHECK(r.status == 200, "embeddings (mean pooling) on a third-party GGUF: %ld %s", r.status, r.body.data);
+  size_t dim;
+  double n = norm_of(json_object_get(json_array_get(json_object_get(r.json, "data"), 1), "embedding"), &dim);
+  CHECK(dim == 8 && fabs(n - 1) < 1e-3, "dim %zu (n_embd 8), norm %f", dim, n);
+  resp_clear(&r);
+}
+
+static void t_api_keys(void) {
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/keys.yaml", tmpdir);
+  FILE *f = fopen(cfg, "w");
+  fprintf(f, "api_keys: [sk-test-one, sk-test-two]\nlog_level: warn\nmodels:\n  - name: chat\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n", models_dir);
+  fclose(f);
+  daemon_proc k = {0};
+  CHECK(start_daemon(&k, cfg) == 0, "start the keyed daemon");
+  resp r;
+  http_do(&k, "GET", "/v1/models", NULL, &r, NULL);
+  long no_key = r.status;
+  bool code_ok = is_error(&r, 401, "invalid_api_key");
+  resp_clear(&r);
+  const char *wrong[] = {"Authorization: Bearer sk-wrong", NULL};
+  http_do(&k, "GET", "/v1/models", NULL, &r, wrong);
+  long bad_key = r.status;
+  resp_clear(&r);
+  k.api_key = "sk-test-two";
+  http_do(&k, "GET", "/v1/models", NULL, &r, NULL);
+  long good_key = r.status;
+  resp_clear(&r);
+  k.api_key = NULL;
+  http_do(&k, "GET", "/health", NULL, &r, NULL);
+  long health = r.status;
+  resp_clear(&r);
+  int st = stop_daemon(&k);
+  CHECK(no_key == 401 && code_ok, "no key: %ld", no_key);
+  CHECK(bad_key == 401, "wrong key: %ld", bad_key);
+  CHECK(good_key == 200, "right key: %ld", good_key);
+  CHECK(health == 200, "health needs no key: %ld", health);
+  CHECK(st == 0, "clean exit on SIGTERM: %d", st);
+}
+
+static void t_bad_config(void) {
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/bad.yaml", tmpdir);
+  FILE *f = fopen(cfg, "w");
+  fprintf(f, "models:\n  - name: x\n    file: /nonexistent/model.gguf\n");
+  fclose(f);
+  daemon_proc k = {0};
+  CHECK(start_daemon(&k, cfg) != 0, "a config naming a missing file must be refused at start");
+}
+
+typedef struct test {
+  const char *name;
+  void (*fn)(void);
+  bool needs_testdata;
+} test;
+
+static const test tests[] = {
+    {"health", t_health, false},
+    {"models", t_models, false},
+    {"chat", t_chat, false},
+    {"chat_deterministic", t_chat_deterministic, false},
+    {"chat_stream", t_chat_stream, false},
+    {"completions", t_completions, false},
+    {"embeddings", t_embeddings, false},
+    {"concurrent_streams", t_concurrent_streams, false},
+    {"errors", t_errors, false},
+    {"disconnect_cancels", t_disconnect, false},
+    {"worker_crash", t_worker_crash, false},
+    {"keep_alive_zero", t_keep_alive_zero, false},
+    {"third_party_gguf", t_third_party_gguf, true},
+    {"api_keys", t_api_keys, false},
+    {"bad_config", t_bad_config, false},
+};
+
+static void write_main_config(const char *path) {
+  FILE *f = fopen(path, "w");
+  fprintf(f,
+          "log_level: warn\n"
+          "models:\n"
+          "  - name: chat\n    aliases: [chat-alias]\n    file: %s/tiny-qwen2.gguf\n    context: 512\n    parallel: 4\n    keep_alive: -1\n"
+          "  - name: slow\n    file: %s/tiny-qwen2.gguf\n    context: 32768\n    parallel: 1\n"
+          "  - name: once\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    keep_alive: 0\n"
+          "  - name: embed\n    file: %s/tiny-bert.gguf\n    context: 512\n",
+          models_dir, models_dir, models_dir, models_dir);
+  if (have_testdata)
+    fprintf(f,
+            "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"
+            "  - name: llama2-embed\n    file: %s/llama-2-tiny-random.gguf\n    capabilities: [embed]\n    pooling: mean\n    context: 256\n",
+            testdata_dir, testdata_dir);
+  fclose(f);
+}
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {{"daemon", required_argument, 0, 'd'},
+                                       {"models", required_argument, 0, 'm'},
+                                       {"testdata", required_argument, 0, 't'},
+                                       {"only", required_argument, 0, 'o'},
+                                       {0, 0, 0, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (c == 'd') daemon_bin = optarg;
+    else if (c == 'm') models_dir = optarg;
+    else if (c == 't') testdata_dir = optarg;
+    else if (c == 'o') only = optarg;
+    else return 2;
+  }
+  if (!daemon_bin || !models_dir) {
+    fprintf(stderr, "usage: itest --daemon BIN --models DIR [--testdata DIR] [--only NAME]\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  char probe[512];
+  snprintf(probe, sizeof probe, "%s/llama-2-tiny-random.gguf", testdata_dir ? testdata_dir : "");
+  have_testdata = testdata_dir && access(probe, R_OK) == 0;
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
+  if (!mkdtemp(tmpdir)) return 1;
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/main.yaml", tmpdir);
+  write_main_config(cfg);
+  if (start_daemon(&D, cfg) != 0) {
+    fprintf(stderr, "itest: the daemon did not start (config %s)\n", cfg);
+    printf("0 passed, 1 failed\n");
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
+    const test *t = &tests[i];
+    if (only && strcmp(only, t->name) != 0) continue;
+    if (t->needs_testdata && !have_testdata) {
+      printf("skip - %s: ../shared/testdata not found (pass --testdata)\n", t->name);
+      n_skip++;
+      continue;
+    }
+    cur_failed = false;
+    t->fn();
+    if (cur_failed) {
+      n_fail++;
+      printf("not ok - %s: %s\n", t->name, cur_fail);
+    } else {
+      n_pass++;
+      printf("ok - %s\n", t->name);
+    }
+    fflush(stdout);
+  }
+  int st = stop_daemon(&D);
+  if (st != 0) {
+    n_fail++;
+    printf("not ok - clean_shutdown: the daemon exited with %d on SIGTERM\n", st);
+  } else {
+    n_pass++;
+    printf("ok - clean_shutdown\n");
+  }
+  curl_global_cleanup();
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  if (system(cmd) != 0) fprintf(stderr, "itest: could not remove %s\n", tmpdir);
+  printf("itest: %d passed, %d failed, %d skipped\n", n_pass, n_fail, n_skip);
+  return n_fail ? 1 : 0;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# tests/run.sh — the whole test suite, run by `make test` after the normal and the ASan+UBSan
+# builds: unit tests (both builds), integration tests against the real daemon and workers (both
+# builds), and the official OpenAI Node SDK against the daemon. Models are made here, at test
+# time, with tools/mkmodel. ../shared/testdata is used when present (SWITCHYARD_TESTDATA).
+# Ends with one line "N passed, N failed" counting suites; exits non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+prefix=$(deps/engines.sh print-prefix)
+export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+testdata=${SWITCHYARD_TESTDATA:-$root/../shared/testdata}
+export SWITCHYARD_TESTDATA="$testdata"
+models=$root/build/test-models
+mkdir -p "$models"
+passed=0 failed=0
+declare -a failures=()
+
+suite() { # name, command...
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then passed=$((passed + 1)); echo "=== $name: ok"
+  else failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED"; fi
+}
+
+make_models() {
+  build/bin/mkmodel --preset tiny-qwen2 --seed 1 -o "$models/tiny-qwen2.gguf" &&
+  build/bin/mkmodel --preset tiny-bert --seed 2 -o "$models/tiny-bert.gguf"
+}
+suite "make test models (tools/mkmodel)" make_models
+
+for t in build/bin/unit/test_*; do
+  [ -x "$t" ] && suite "unit $(basename "$t")" "$t"
+done
+
+# Sanitizer reports land in files; any report from a sanitized process fails the suite.
+san_dir=$root/build-asan/san-logs
+rm -rf "$san_dir" && mkdir -p "$san_dir"
+export ASAN_OPTIONS="log_path=$san_dir/asan:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$san_dir/ubsan:print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+san_clean() {
+  if compgen -G "$san_dir/*" >/dev/null; then
+    echo "sanitizer reports:"; head -c 20000 "$san_dir"/*; return 1
+  fi
+}
+for t in build-asan/bin/unit/test_*; do
+  [ -x "$t" ] && suite "unit (asan) $(basename "$t")" "$t"
+done
+suite "unit (asan): no sanitizer reports" san_clean
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+td=(); [ -d "$testdata" ] && td=(--testdata "$testdata")
+[ -d "$testdata" ] || echo "note: $testdata not found: tests that need ../shared/testdata are skipped"
+suite "integration" build/bin/itest --daemon build/bin/switchyard --models "$models" "${td[@]}"
+
+export ASAN_OPTIONS="log_path=$san_dir/asan:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$san_dir/ubsan:print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+suite "integration (asan+ubsan daemon and worker)" build/bin/itest --daemon build-asan/bin/switchyard --models "$models" "${td[@]}"
+suite "integration (asan): no sanitizer reports" san_clean
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+compat() {
+  (cd tests/compat && { [ -d node_modules/openai ] || npm ci --silent --no-audit --no-fund; }) || return 1
+  local cfg; cfg=$(mktemp /tmp/switchyard-compat-XXXXXX.yaml)
+  printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n' \
+    "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" >"$cfg"
+  local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
+  build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
+  local port; read -r port <"$fifo"; rm -f "$fifo"
+  [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
+  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed \
+    node --test tests/compat/; local rc=$?
+  kill -TERM $pid; wait $pid; local st=$?
+  rm -f "$cfg"
+  [ $rc -eq 0 ] && [ $st -eq 0 ]
+}
+if [ -f tests/compat/package.json ]; then suite "compat (openai node sdk)" compat; fi
+
+echo
+[ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

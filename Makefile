@@ -100,6 +100,13 @@ $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 $(call obj,$(LLAMA_SRC) $(MKMODEL_SRC) $(BENCH_SRC)): | $(ENGINES_DONE)
 
 run: all
+	@mkdir -p $(MODELS)
+	@if [ -z "$(CONFIG)" ] && ! ls $(MODELS)/*.gguf >/dev/null 2>&1; then \
+	  echo "make run: no *.gguf in $(MODELS)/; making two tiny random-weight demo models there" \
+	       "(gibberish output; put real GGUF files in $(MODELS)/ or pass CONFIG=file.yaml)"; \
+	  SWITCHYARD_VOCAB_DIR=$(ENGINES)/share/vocab $(BIN)/mkmodel --preset tiny-qwen2 -o $(MODELS)/demo-chat.gguf && \
+	  SWITCHYARD_VOCAB_DIR=$(ENGINES)/share/vocab $(BIN)/mkmodel --preset tiny-bert -o $(MODELS)/demo-embed.gguf; \
+	fi
 	$(BIN)/switchyard --host $(HOST) --port $(PORT) --models-dir $(MODELS) \
 	  $(if $(CONFIG),--config $(CONFIG)) --worker-dir $(BIN)
 

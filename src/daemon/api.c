@@ -79,6 +79,7 @@ typedef struct gen_job {
 
 static void gen_job_free(void *cls) {
   gen_job *j = cls;
+  if (!j->finished) atomic_fetch_add(&j->d->cancelled, 1);
   if (j->has_first) ipc_msg_clear(&j->first);
   wreq_free(j->q);
   sched_release(j->d->sc, j->model, j->w);
@@ -182,11 +183,13 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
                                "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice,
                                "usage", usage_json(m.hdr));
       http_reply_json(r, 200, resp);
+      j->finished = true;
       break;
     } else if (strcmp(op, "error") == 0) {
       api_error e;
       worker_error(&m, &e);
       http_reply_error(r, &e);
+      j->finished = true;
       break;
     }
     ipc_msg_clear(&m);
@@ -237,7 +240,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   bool hup = false;
   ipc_msg first;
   if (!wreq_wait(j->q, &first, j->fd, -1, &hup)) {
-    gen_job_free(j);
+    gen_job_free(j); /* counts as cancelled */
     http_reply_abort(r);
     return;
   }
@@ -245,6 +248,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
     api_error_set(&err, 500, NULL, NULL, NULL, "?");
     worker_error(&first, &err);
     ipc_msg_clear(&first);
+    j->finished = true;
     gen_job_free(j);
     http_reply_error(r, &err);
     return;
@@ -313,6 +317,7 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req) {
   if (!q) {
     http_reply_error(r, &err);
   } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
+    atomic_fetch_add(&d->cancelled, 1);
     http_reply_abort(r);
   } else if (strcmp(ipc_op(&m), "error") == 0) {
     worker_error(&m, &err);
@@ -406,6 +411,7 @@ void api_handle(void *ud, http_req *r) {
       http_reply_error(r, &err);
       return;
     }
+    atomic_fetch_add(&d->requests, 1);
     if (which == 2) handle_embed(d, r, req);
     else handle_generate(d, r, req, which == 0);
     json_decref(req);
@@ -424,7 +430,10 @@ void api_handle(void *ud, http_req *r) {
   } else if (strncmp(path, "/v1/models/", 11) == 0) {
     handle_models(d, r, path + 11);
   } else if (strcmp(path, "/api/ps") == 0) {
-    http_reply_json(r, 200, sched_ps(d->sc));
+    json_t *ps = sched_ps(d->sc);
+    json_object_set_new(ps, "stats", json_pack("{s:I, s:I}", "requests", (json_int_t)atomic_load(&d->requests),
+                                               "cancelled", (json_int_t)atomic_load(&d->cancelled)));
+    http_reply_json(r, 200, ps);
   } else {
     api_error_set(&err, 404, "invalid_request_error", "not_found", NULL, "Unknown endpoint: %.16s %.200s", method,
                   path);

@@ -2,6 +2,7 @@
 #ifndef SY_DAEMON_H
 #define SY_DAEMON_H
 
+#include <stdatomic.h>
 #include <time.h>
 
 #include "http.h"
@@ -13,6 +14,8 @@ typedef struct sy_daemon {
   sched *sc;
   http_server *http;
   time_t started;
+  atomic_long requests;   /* generation/embedding requests accepted */
+  atomic_long cancelled;  /* ... ended early because the client went away */
 } sy_daemon;
 
 /* The HTTP handler for every endpoint (api.c); ud is the sy_daemon. */

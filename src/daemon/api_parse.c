@@ -276,6 +276,9 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   if ((r = opt_int(req, "seed", -(1LL << 62), 1LL << 62, &v, err)) < 0) goto fail;
   if (r) json_object_set_new(msg, "seed", json_integer(v & 0xffffffffLL));
   if (parse_stop(req, msg, err) != 0) goto fail;
+  bool ignore_eos = false;
+  if ((r = opt_bool(req, "ignore_eos", &ignore_eos, err)) < 0) goto fail;
+  if (r) json_object_set_new(msg, "ignore_eos", json_boolean(ignore_eos));
   if (opt_bool(req, "stream", &out->stream, err) < 0) goto fail;
   json_t *so = json_object_get(req, "stream_options");
   if (so && !json_is_null(so)) {

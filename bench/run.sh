@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: switchyard vs llama.cpp's llama-server, built from the same pinned
+# sources, same model file, same threads, same context per sequence and parallel slots, driven by
+# the same client (build/bin/bench). Prints a markdown table; raw JSON goes to build/bench/.
+# Knobs: BENCH_PRESET (mkmodel preset, default qwen2-0.5b), BENCH_TYPE (q8_0), BENCH_THREADS (nproc),
+# BENCH_CTX (per sequence, 1024), BENCH_NP (8), BENCH_TOKENS (128), BENCH_RUNS (3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=$(deps/engines.sh print-prefix)
+export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+preset=${BENCH_PRESET:-qwen2-0.5b}
+type=${BENCH_TYPE:-q8_0}
+threads=${BENCH_THREADS:-$(nproc)}
+ctx=${BENCH_CTX:-1024}
+np=${BENCH_NP:-8}
+tokens=${BENCH_TOKENS:-128}
+runs=${BENCH_RUNS:-3}
+out=build/bench
+mkdir -p "$out"
+model=$out/$preset-$type.gguf
+if [ ! -f "$model" ]; then
+  echo "bench: making $model (random weights)" >&2
+  build/bin/mkmodel --preset "$preset" --type "$type" --threads "$threads" -o "$model"
+fi
+
+wait_healthy() { # url, pid: bounded wait for a server to answer /health with 200
+  for _ in $(seq 1 600); do
+    kill -0 "$2" 2>/dev/null || return 1
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+port=$((20000 + RANDOM % 20000))
+echo "bench: llama-server on :$port" >&2
+"$prefix/bin/llama-server" -m "$model" -c $((ctx * np)) -np "$np" -t "$threads" -tb "$threads" \
+  -b 512 -ub 512 --host 127.0.0.1 --port "$port" --no-webui >"$out/llama-server.log" 2>&1 &
+lpid=$!
+wait_healthy "http://127.0.0.1:$port" $lpid || { echo "bench: llama-server did not start" >&2; tail "$out/llama-server.log" >&2; exit 1; }
+build/bin/bench --url "http://127.0.0.1:$port" --model bench --tokens "$tokens" --streams "$np" --runs "$runs" >"$out/llama-server.json"
+kill $lpid; wait $lpid 2>/dev/null || true
+
+cfg=$out/bench.yaml
+printf 'log_level: warn\nmodels:\n  - name: bench\n    file: %s\n    context: %d\n    parallel: %d\n    threads: %d\n    batch: 512\n    keep_alive: -1\n' \
+  "$PWD/$model" "$ctx" "$np" "$threads" >"$cfg"
+port=$((port + 1))
+echo "bench: switchyard on :$port" >&2
+build/bin/switchyard --config "$cfg" --port "$port" >"$out/switchyard.log" 2>&1 &
+spid=$!
+wait_healthy "http://127.0.0.1:$port" $spid || { echo "bench: switchyard did not start" >&2; exit 1; }
+build/bin/bench --url "http://127.0.0.1:$port" --model bench --tokens "$tokens" --streams "$np" --runs "$runs" >"$out/switchyard.json"
+kill $spid; wait $spid 2>/dev/null || true
+
+python3 - "$out/switchyard.json" "$out/llama-server.json" "$model" "$threads" "$ctx" "$np" <<'PY' || { cat "$out"/*.json; }
+import json, sys
+s, l = (json.load(open(p)) for p in sys.argv[1:3])
+model, threads, ctx, np = sys.argv[3:]
+print(f"model {model}, {threads} threads, context {ctx}/sequence, {np} slots, {s['tokens']} tokens, mean of {s['runs']} runs\n")
+print("| metric | switchyard | llama-server | ratio |")
+print("|---|---|---|---|")
+for k, name in [("single_stream_tok_s", "decode tok/s, 1 stream"), ("aggregate_tok_s", f"decode tok/s, {s['streams']} streams (aggregate)"),
+                ("ttft_ms", "time to first token, ms"), ("one_token_p50_ms", "1-token request p50, ms"), ("one_token_p90_ms", "1-token request p90, ms")]:
+    print(f"| {name} | {s[k]:.2f} | {l[k]:.2f} | {s[k]/l[k]:.3f} |")
+PY

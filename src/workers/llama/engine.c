@@ -1,0 +1,449 @@
+/* engine.c — everything that sets up or wraps llama.cpp for the worker: routing engine logs into
+ * sy_log, handling `load` (model, one context, `ready`), tokenising, applying the chat template,
+ * detokenising one token. Uses only llama.h. Must never let a load field reach the engine
+ * unchecked, and never free the model while the context still exists. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+/* ---- engine logs -------------------------------------------------------------------------- */
+
+static void engine_log_flush(engine_log_line *l) {
+  if (l->len > 0) sy_log((enum sy_log_level)l->level, "engine: %.*s", (int)l->len, l->buf);
+  l->len = 0;
+}
+
+/* llama.cpp/ggml hand over text in pieces (GGML_LOG_LEVEL_CONT continues the previous line);
+ * assemble whole lines, debug for chatter, warn for warnings and errors. */
+static void engine_log_cb(enum ggml_log_level level, const char *text, void *ud) {
+  engine_log_line *l = ud;
+  if (!text) return;
+  pthread_mutex_lock(&l->mu);
+  if (level != GGML_LOG_LEVEL_CONT) {
+    engine_log_flush(l);
+    l->level = level >= GGML_LOG_LEVEL_WARN ? SY_LOG_WARN : SY_LOG_DEBUG;
+  }
+  if (l->level <= (int)sy_log_get_level()) {
+    for (const char *p = text; *p; p++) {
+      if (*p == '\n') {
+        engine_log_flush(l);
+      } else {
+        if (l->len == sizeof l->buf - 1) engine_log_flush(l);
+        l->buf[l->len++] = *p;
+      }
+    }
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+void engine_log_install(worker *w) {
+  pthread_mutex_init(&w->logline.mu, NULL);
+  w->logline.len = 0;
+  w->logline.level = SY_LOG_DEBUG;
+  llama_log_set(engine_log_cb, &w->logline);
+}
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+double engine_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* An optional integer field: absent or null → def. Returns -1 when present with another type
+ * or a non-integral number. */
+static int engine_opt_int(const json_t *hdr, const char *key, int64_t def, int64_t *out) {
+  const json_t *v = json_object_get(hdr, key);
+  if (!v || json_is_null(v)) {
+    *out = def;
+    return 0;
+  }
+  if (json_is_integer(v)) {
+    *out = json_integer_value(v);
+    return 0;
+  }
+  if (json_is_real(v)) {
+    double d = json_real_value(v);
+    if (isfinite(d) && d == floor(d) && fabs(d) < 9e15) {
+      *out = (int64_t)d;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* An optional string field: absent or null → NULL. Returns -1 when present with another type. */
+static int engine_opt_str(const json_t *hdr, const char *key, const char **out) {
+  const json_t *v = json_object_get(hdr, key);
+  *out = NULL;
+  if (!v || json_is_null(v)) return 0;
+  if (!json_is_string(v)) return -1;
+  *out = json_string_value(v);
+  return 0;
+}
+
+static int engine_default_threads(void) {
+  cpu_set_t set;
+  int n = 0;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? n : 1;
+}
+
+static const char *engine_pooling_name(enum llama_pooling_type p) {
+  switch (p) {
+    case LLAMA_POOLING_TYPE_MEAN: return "mean";
+    case LLAMA_POOLING_TYPE_CLS: return "cls";
+    case LLAMA_POOLING_TYPE_LAST: return "last";
+    case LLAMA_POOLING_TYPE_RANK: return "rank";
+    case LLAMA_POOLING_TYPE_NONE: return "none";
+    default: return "unspecified";
+  }
+}
+
+/* Model loading may take long: give up early when the daemon is gone. */
+static bool engine_progress(float progress, void *ud) {
+  worker *w = ud;
+  (void)progress;
+  return !inbox_ended(&w->in);
+}
+
+/* Abort a running llama_decode when the daemon is gone (we exit right after). */
+static bool engine_abort(void *ud) {
+  worker *w = ud;
+  return inbox_ended(&w->in);
+}
+
+/* Whether llama_chat_apply_template understands tmpl (it only knows built-in formats). */
+static bool engine_template_works(const char *tmpl) {
+  llama_chat_message m = {"user", "hi"};
+  char buf[16];
+  return llama_chat_apply_template(tmpl, &m, 1, true, buf, (int32_t)sizeof buf) >= 0;
+}
+
+/* ---- load -------------------------------------------------------------------------------- */
+
+#define ENGINE_FAIL(status, ...)                              \
+  do {                                                        \
+    reply_error(w, 0, status, "load_failed", __VA_ARGS__);    \
+    LOG_E("load failed");                                     \
+    goto err;                                                 \
+  } while (0)
+
+int engine_load(worker *w, const json_t *hdr) {
+  const char *path, *mode, *pooling, *tmpl;
+  int64_t n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers;
+  if (engine_opt_str(hdr, "model", &path) != 0 || !path || !*path)
+    ENGINE_FAIL(400, "load: \"model\" must be a path");
+  if (engine_opt_str(hdr, "mode", &mode) != 0) ENGINE_FAIL(400, "load: \"mode\" must be a string");
+  if (engine_opt_str(hdr, "pooling", &pooling) != 0)
+    ENGINE_FAIL(400, "load: \"pooling\" must be a string");
+  if (engine_opt_str(hdr, "chat_template", &tmpl) != 0)
+    ENGINE_FAIL(400, "load: \"chat_template\" must be a string");
+  if (engine_opt_int(hdr, "n_ctx", 0, &n_ctx) != 0 ||
+      engine_opt_int(hdr, "n_parallel", 1, &n_parallel) != 0 ||
+      engine_opt_int(hdr, "n_threads", 0, &n_threads) != 0 ||
+      engine_opt_int(hdr, "n_batch", 512, &n_batch) != 0 ||
+      engine_opt_int(hdr, "n_gpu_layers", -1, &n_gpu_layers) != 0)
+    ENGINE_FAIL(400, "load: n_ctx, n_parallel, n_threads, n_batch and n_gpu_layers must be integers");
+
+  if (!mode || strcmp(mode, "generate") == 0)
+    w->embed_mode = false;
+  else if (strcmp(mode, "embed") == 0)
+    w->embed_mode = true;
+  else
+    ENGINE_FAIL(400, "load: unknown mode \"%.64s\" (generate, embed)", mode);
+
+  enum llama_pooling_type want_pool = LLAMA_POOLING_TYPE_UNSPECIFIED;
+  if (pooling && *pooling) {
+    if (strcmp(pooling, "mean") == 0)
+      want_pool = LLAMA_POOLING_TYPE_MEAN;
+    else if (strcmp(pooling, "cls") == 0)
+      want_pool = LLAMA_POOLING_TYPE_CLS;
+    else if (strcmp(pooling, "last") == 0)
+      want_pool = LLAMA_POOLING_TYPE_LAST;
+    else if (strcmp(pooling, "none") == 0)
+      want_pool = LLAMA_POOLING_TYPE_NONE;
+    else
+      ENGINE_FAIL(400, "load: unknown pooling \"%.64s\" (mean, cls, last, none)", pooling);
+  }
+
+  int64_t max_seq = (int64_t)llama_max_parallel_sequences();
+  if (n_parallel <= 0) n_parallel = 1;
+  if (n_parallel > max_seq) ENGINE_FAIL(400, "load: n_parallel must be 1..%lld", (long long)max_seq);
+  if (n_ctx < 0 || n_ctx > WK_MAX_CTX) ENGINE_FAIL(400, "load: n_ctx must be 0..%d", WK_MAX_CTX);
+  if (n_threads <= 0) n_threads = engine_default_threads();
+  if (n_threads > 1024) n_threads = 1024;
+  if (n_batch <= 0) n_batch = 512;
+  if (n_batch > 65536) n_batch = 65536;
+  if (n_gpu_layers < -1) n_gpu_layers = -1;
+  if (n_gpu_layers > INT32_MAX) n_gpu_layers = INT32_MAX;
+
+  LOG_I("loading %s (%s, n_ctx %lld x %lld, threads %lld, batch %lld, gpu layers %lld)", path,
+        w->embed_mode ? "embed" : "generate", (long long)n_ctx, (long long)n_parallel,
+        (long long)n_threads, (long long)n_batch, (long long)n_gpu_layers);
+
+  struct llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = (int32_t)n_gpu_layers;
+  mp.progress_callback = engine_progress;
+  mp.progress_callback_user_data = w;
+  double t0 = engine_now_ms();
+  w->model = llama_model_load_from_file(path, mp);
+  if (!w->model) {
+    if (inbox_ended(&w->in)) goto err; /* aborted: the daemon is gone */
+    ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);
+  }
+  w->vocab = llama_model_get_vocab(w->model);
+
+  bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);
+  if (has_enc && has_dec) ENGINE_FAIL(400, "encoder-decoder models are not supported");
+  if (!w->embed_mode && !has_dec)
+    ENGINE_FAIL(400, "this model cannot generate text (encoder only); load it in embed mode");
+
+  int32_t n_ctx_train = llama_model_n_ctx_train(w->model);
+  if (n_ctx == 0) n_ctx = n_ctx_train > 0 ? n_ctx_train : 4096;
+  if (n_ctx > WK_MAX_CTX) n_ctx = WK_MAX_CTX;
+  if (n_ctx * n_parallel > (int64_t)1 << 26)
+    ENGINE_FAIL(400, "load: n_ctx x n_parallel = %lld cells is too many",
+                (long long)(n_ctx * n_parallel));
+
+  if (w->embed_mode) {
+    /* A whole input must fit one ubatch: pooling and non-causal attention see one ubatch. */
+    if (n_batch < n_ctx) n_batch = n_ctx;
+  } else if (n_batch < n_parallel) {
+    n_batch = n_parallel; /* one token for every generating slot fits in one decode */
+  }
+
+  struct llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = (uint32_t)(n_ctx * n_parallel);
+  cp.n_seq_max = (uint32_t)n_parallel;
+  cp.n_batch = (uint32_t)n_batch;
+  cp.n_ubatch = w->embed_mode ? (uint32_t)n_batch : (uint32_t)(n_batch < 512 ? n_batch : 512);
+  cp.n_threads = (int32_t)n_threads;
+  cp.n_threads_batch = (int32_t)n_threads;
+  cp.embeddings = w->embed_mode;
+  cp.pooling_type = w->embed_mode ? want_pool : LLAMA_POOLING_TYPE_UNSPECIFIED;
+  cp.abort_callback = engine_abort;
+  cp.abort_callback_data = w;
+  cp.no_perf = true;
+  /* Generation reads at most one output (logits row) per sequence per decode. */
+  if (!w->embed_mode) cp.n_outputs_max = (uint32_t)n_parallel;
+  w->ctx = llama_init_from_model(w->model, cp);
+  if (!w->ctx) ENGINE_FAIL(500, "failed to create the llama context (see the worker log)");
+
+  if (w->embed_mode) {
+    enum llama_pooling_type got = llama_pooling_type(w->ctx);
+    if (want_pool == LLAMA_POOLING_TYPE_UNSPECIFIED &&
+        (got == LLAMA_POOLING_TYPE_NONE || got == LLAMA_POOLING_TYPE_RANK ||
+         got == LLAMA_POOLING_TYPE_UNSPECIFIED)) {
+      /* The model names no usable pooling: embeddings are the mean of the token vectors. */
+      LOG_I("model pooling is %s; using mean", engine_pooling_name(got));
+      llama_free(w->ctx);
+      cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+      w->ctx = llama_init_from_model(w->model, cp);
+      if (!w->ctx) ENGINE_FAIL(500, "failed to create the llama context (see the worker log)");
+    }
+    w->pooling = llama_pooling_type(w->ctx);
+  } else {
+    w->pooling = LLAMA_POOLING_TYPE_NONE;
+    if (!llama_get_memory(w->ctx)) ENGINE_FAIL(400, "this model has no KV memory; it cannot generate");
+  }
+
+  uint32_t ctx_seq = llama_n_ctx_seq(w->ctx);
+  w->n_ctx_seq = (int32_t)(ctx_seq < (uint32_t)n_ctx ? ctx_seq : (uint32_t)n_ctx);
+  w->n_parallel = (int32_t)llama_n_seq_max(w->ctx);
+  w->n_batch = (int32_t)llama_n_batch(w->ctx);
+  if (w->n_parallel != (int32_t)n_parallel || w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel))
+    ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
+  w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
+
+  if (tmpl && *tmpl) {
+    w->chat_template = strdup(tmpl);
+    if (!w->chat_template) ENGINE_FAIL(500, "out of memory");
+    w->tmpl = w->chat_template;
+  } else {
+    w->tmpl = llama_model_chat_template(w->model, NULL);
+  }
+  w->has_chat_template = w->tmpl && engine_template_works(w->tmpl);
+  if (w->tmpl && !w->has_chat_template)
+    LOG_W("the chat template is not one llama_chat_apply_template supports; chat is disabled");
+
+  if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
+
+  char arch[128] = "", desc[256] = "";
+  if (llama_model_meta_val_str(w->model, "general.architecture", arch, sizeof arch) < 0) arch[0] = 0;
+  if (llama_model_desc(w->model, desc, sizeof desc) < 0) desc[0] = 0;
+  size_t arch_len, desc_len;
+  char *arch_ok = text_utf8_repair(arch, strlen(arch), &arch_len);
+  char *desc_ok = text_utf8_repair(desc, strlen(desc), &desc_len);
+  json_t *ready = json_pack(
+      "{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s}", "op", "ready", "n_ctx",
+      (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train, "n_parallel", (int)w->n_parallel,
+      "n_embd", (int)w->n_embd, "n_vocab", (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
+      (int)w->has_chat_template, "pooling", engine_pooling_name(w->pooling), "arch",
+      arch_ok ? arch_ok : "", "model_bytes", (json_int_t)llama_model_size(w->model), "desc",
+      desc_ok ? desc_ok : "");
+  free(arch_ok);
+  free(desc_ok);
+  LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,
+        w->n_ctx_seq, w->n_parallel, w->n_batch,
+        w->embed_mode ? engine_pooling_name(w->pooling) : "generate",
+        w->has_chat_template ? "yes" : "no", (engine_now_ms() - t0) / 1e3);
+  reply_send(w, ready);
+  return w->dead ? -1 : 0;
+
+err:
+  return -1;
+}
+
+void engine_free(worker *w) {
+  gen_free(w);
+  embed_free(w);
+  if (w->ctx) llama_free(w->ctx);
+  w->ctx = NULL;
+  if (w->model) llama_model_free(w->model);
+  w->model = NULL;
+  w->vocab = NULL;
+  free(w->chat_template);
+  w->chat_template = NULL;
+  w->tmpl = NULL;
+}
+
+/* ---- text <-> tokens --------------------------------------------------------------------- */
+
+int engine_tokenize(const worker *w, const char *text, size_t len, bool add_special,
+                    bool parse_special, llama_token **out, int32_t *n_out) {
+  *out = NULL;
+  *n_out = 0;
+  if (len > (size_t)INT32_MAX / 2) return -1;
+  int32_t cap = (int32_t)len + 8;
+  llama_token *toks = malloc((size_t)cap * sizeof *toks);
+  if (!toks) return -1;
+  int32_t n = llama_tokenize(w->vocab, text, (int32_t)len, toks, cap, add_special, parse_special);
+  if (n < 0 && n != INT32_MIN) {
+    cap = -n;
+    llama_token *t2 = realloc(toks, (size_t)cap * sizeof *toks);
+    if (!t2) {
+      free(toks);
+      return -1;
+    }
+    toks = t2;
+    n = llama_tokenize(w->vocab, text, (int32_t)len, toks, cap, add_special, parse_special);
+  }
+  if (n < 0) {
+    free(toks);
+    return -1;
+  }
+  *out = toks;
+  *n_out = n;
+  return 0;
+}
+
+char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, const char **code,
+                         char *msg, size_t msg_len) {
+  *status = 400;
+  *code = "invalid_request";
+  if (!w->has_chat_template) {
+    *code = "no_chat_template";
+    snprintf(msg, msg_len, "%s",
+             w->tmpl ? "This model's chat template is not supported by llama.cpp's built-in "
+                       "formatter; use a completion prompt, or load the model with a "
+                       "chat_template such as chatml"
+                     : "This model has no chat template; use a completion prompt, or load the "
+                       "model with a chat_template such as chatml");
+    return NULL;
+  }
+  size_t n = json_array_size(messages);
+  if (!json_is_array(messages) || n == 0 || n > WK_MAX_MESSAGES) {
+    snprintf(msg, msg_len, "\"messages\" must be a non-empty array (at most %d)", WK_MAX_MESSAGES);
+    return NULL;
+  }
+  llama_chat_message *chat = calloc(n, sizeof *chat);
+  if (!chat) {
+    *status = 500;
+    *code = "out_of_memory";
+    snprintf(msg, msg_len, "out of memory");
+    return NULL;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *m = json_array_get(messages, i);
+    const json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+    if (!json_is_string(role) || !(json_is_string(content) || json_is_null(content))) {
+      snprintf(msg, msg_len, "messages[%zu] needs string \"role\" and \"content\"", i);
+      free(chat);
+      return NULL;
+    }
+    chat[i].role = json_string_value(role);
+    chat[i].content = json_is_string(content) ? json_string_value(content) : "";
+    total += strlen(chat[i].role) + strlen(chat[i].content) + 64;
+  }
+  if (total > (size_t)INT32_MAX / 4) {
+    snprintf(msg, msg_len, "the messages are too long");
+    free(chat);
+    return NULL;
+  }
+  int32_t cap = (int32_t)(total * 2 + 1024);
+  char *buf = malloc((size_t)cap);
+  int32_t r = buf ? llama_chat_apply_template(w->tmpl, chat, n, true, buf, cap) : -1;
+  if (buf && r >= cap && r < INT32_MAX) {
+    cap = r + 1;
+    char *b2 = realloc(buf, (size_t)cap);
+    if (!b2) {
+      free(buf);
+      buf = NULL;
+    } else {
+      buf = b2;
+      r = llama_chat_apply_template(w->tmpl, chat, n, true, buf, cap);
+    }
+  }
+  free(chat);
+  if (!buf || r < 0 || r >= cap) {
+    free(buf);
+    *status = buf ? 400 : 500;
+    *code = buf ? "no_chat_template" : "out_of_memory";
+    snprintf(msg, msg_len, "%s", buf ? "the chat template could not be applied" : "out of memory");
+    return NULL;
+  }
+  buf[r] = '\0';
+  return buf;
+}
+
+int engine_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    size_t need = 64;
+    if (*cap - *len < need || !*buf) {
+      size_t nc = *cap ? *cap : 256;
+      while (nc - *len < need) nc *= 2;
+      char *nb = realloc(*buf, nc);
+      if (!nb) return -1;
+      *buf = nb;
+      *cap = nc;
+    }
+    size_t room = *cap - *len;
+    if (room > INT32_MAX) room = INT32_MAX;
+    int32_t n = llama_token_to_piece(w->vocab, tok, *buf + *len, (int32_t)room, 0, false);
+    if (n >= 0) {
+      *len += (size_t)n;
+      return 0;
+    }
+    /* Too small: grow to fit -n more bytes and try again. */
+    size_t nc = *cap;
+    while (nc - *len < (size_t)-n) nc *= 2;
+    char *nb = realloc(*buf, nc);
+    if (!nb) return -1;
+    *buf = nb;
+    *cap = nc;
+  }
+  return -1;
+}

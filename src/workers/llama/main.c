@@ -1,0 +1,165 @@
+/* main.c — switchyard-llama: one worker process per loaded model (docs/PROTOCOL.md).
+ *
+ *   switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error]
+ *
+ * Sets the process up (dies with its parent, ignores SIGPIPE), starts the reader thread, expects
+ * `load` first, then runs the message loop: drain received frames, and while any request is
+ * active run one continuous-batching step between drains; block only when idle. Exits 0 on
+ * `shutdown` or end of stream, 1 on a failed load or a broken channel, 2 on bad arguments.
+ * Must never exit without freeing what it holds (the tests run it under ASan/LSan), and never
+ * answer a frame that has no valid id with anything but a log line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "worker.h"
+
+#define MAIN_MAX_DRAIN 64 /* frames handled between two decode steps while busy */
+
+int64_t worker_msg_id(const json_t *hdr) {
+  const json_t *v = json_object_get(hdr, "id");
+  if (!json_is_integer(v)) return 0;
+  json_int_t id = json_integer_value(v);
+  return id > 0 ? (int64_t)id : 0;
+}
+
+static void main_usage(void) {
+  fprintf(stderr, "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error]\n");
+}
+
+/* Handle one frame after load. Returns 1 when the worker should exit. */
+static int main_handle(worker *w, const ipc_msg *m) {
+  const char *op = ipc_op(m);
+  int64_t id = worker_msg_id(m->hdr);
+  if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
+    bool is_embed = op[0] == 'e';
+    if (!id) {
+      LOG_W("%s without a valid id; ignored", op);
+    } else if (is_embed != w->embed_mode) {
+      reply_error(w, id, 400, "wrong_capability",
+                  is_embed ? "this model is loaded for text generation, not embeddings"
+                           : "this model is loaded for embeddings, not text generation");
+    } else if (is_embed) {
+      embed_run(w, id, m->hdr);
+    } else {
+      gen_submit(w, id, m->hdr);
+    }
+  } else if (strcmp(op, "cancel") == 0) {
+    if (!id)
+      LOG_W("cancel without a valid id; ignored");
+    else if (!w->embed_mode)
+      gen_cancel(w, id);
+  } else if (strcmp(op, "shutdown") == 0) {
+    LOG_I("shutdown");
+    return 1;
+  } else {
+    LOG_W("unexpected op \"%.64s\"%s", op, id ? "" : " (no id; ignored)");
+    if (id) reply_error(w, id, 400, "unknown_op", "unknown or unexpected op \"%.64s\"", op);
+  }
+  return 0;
+}
+
+/* The message loop after a successful load. Returns the exit status. */
+static int main_loop(worker *w) {
+  int drained = 0;
+  while (!w->dead) {
+    bool idle = !gen_busy(w);
+    ipc_msg m;
+    int rc = idle || drained < MAIN_MAX_DRAIN ? inbox_pop(&w->in, &m, idle) : INBOX_EMPTY;
+    if (rc == INBOX_MSG) {
+      drained++;
+      int stop = main_handle(w, &m);
+      ipc_msg_clear(&m);
+      if (stop) return 0;
+      continue;
+    }
+    if (rc == INBOX_END) {
+      LOG_I("the daemon closed the channel; exiting");
+      return inbox_failed(&w->in) ? 1 : 0;
+    }
+    drained = 0;
+    gen_step(w);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int fd = 3;
+  int level = SY_LOG_INFO;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 0 || v > 1 << 20) {
+        main_usage();
+        return 2;
+      }
+      fd = (int)v;
+    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+      level = sy_log_parse_level(argv[++i]);
+      if (level < 0) {
+        main_usage();
+        return 2;
+      }
+    } else {
+      main_usage();
+      return 2;
+    }
+  }
+  sy_log_init("llama", (enum sy_log_level)level);
+  /* If the daemon dies without closing the socket (SIGKILL, crash), die with it. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  signal(SIGPIPE, SIG_IGN);
+  if (fcntl(fd, F_GETFD) == -1) {
+    LOG_E("fd %d is not open (%s)", fd, strerror(errno));
+    return 2;
+  }
+
+  static worker w; /* the one process-wide state; zero-initialised */
+  int status = 1;
+  ipc_chan_init(&w.chan, fd);
+  inbox_init(&w.in, fd);
+  engine_log_install(&w);
+  llama_backend_init();
+  if (inbox_start(&w.in) != 0) {
+    LOG_E("cannot start the reader thread");
+    goto out;
+  }
+
+  ipc_msg m;
+  int rc = inbox_pop(&w.in, &m, true);
+  if (rc != INBOX_MSG) {
+    LOG_I("the channel closed before load");
+    status = inbox_failed(&w.in) ? 1 : 0;
+    goto out;
+  }
+  if (strcmp(ipc_op(&m), "load") != 0) {
+    LOG_E("the first message is \"%.64s\", not load", ipc_op(&m));
+    reply_error(&w, 0, 400, "load_failed", "the first message must be load");
+    ipc_msg_clear(&m);
+    goto out;
+  }
+  int lrc = engine_load(&w, m.hdr);
+  ipc_msg_clear(&m);
+  if (lrc != 0) {
+    status = inbox_ended(&w.in) && !inbox_failed(&w.in) ? 0 : 1;
+    goto out;
+  }
+  status = main_loop(&w);
+
+out:
+  inbox_deinit(&w.in);
+  engine_free(&w);
+  llama_backend_free();
+  llama_log_set(NULL, NULL);
+  pthread_mutex_destroy(&w.logline.mu);
+  ipc_chan_deinit(&w.chan);
+  LOG_D("exit %d", status);
+  return status;
+}

@@ -1,0 +1,181 @@
+/* worker.h — the switchyard-llama worker: one process per loaded model, serving the daemon over
+ * the socketpair protocol of docs/PROTOCOL.md with llama.cpp's C API only.
+ *
+ * This header is the whole internal face of the worker's modules:
+ *   main.c    arguments, process setup, the message loop, teardown
+ *   inbox.c   inbox_*   the reader thread and the bounded queue of received frames
+ *   reply.c   reply_*   frames the worker sends (ready, delta, done, embeddings, error)
+ *   engine.c  engine_*  model/context load and free, engine log routing, tokenising, templates
+ *   gen.c     gen_*     generation: slots, FIFO of waiting requests, continuous batching
+ *   embed.c   embed_*   embeddings
+ *   text.c    text_*    UTF-8 repair and stop-string hold-back (pure functions)
+ * All process state lives in one struct worker, owned by main(). Only the reader thread runs
+ * beside the main thread; it touches nothing but the inbox (and sends nothing).
+ * Nothing here may trust a field of a received message before checking its type and bounds. */
+#ifndef SY_WORKER_LLAMA_H
+#define SY_WORKER_LLAMA_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc.h"
+#include "llama.h"
+
+#define WK_MAX_STOP 4              /* stop strings per request */
+#define WK_MAX_STOP_LEN 1024       /* bytes per stop string */
+#define WK_INBOX_CAP 4096          /* received frames waiting for the main thread */
+#define WK_MAX_WAITING 4096        /* generate requests waiting for a free slot */
+#define WK_MAX_MESSAGES 65536      /* chat messages per request */
+#define WK_MAX_EMBED_INPUTS 65536  /* strings per embed request */
+#define WK_MAX_CTX (1 << 22)       /* tokens per sequence */
+
+/* ---- inbox.c ---------------------------------------------------------------------------- */
+
+typedef struct inbox_node inbox_node;
+
+typedef struct inbox {
+  int fd;
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv_msg;   /* a frame arrived, or the reader ended */
+  pthread_cond_t cv_space; /* the queue has room again, or the main thread is closing */
+  inbox_node *head, *tail;
+  size_t n;
+  bool ended;          /* reader finished (EOF or I/O error); under mu */
+  bool failed;         /* it finished on an error rather than a clean EOF; under mu */
+  bool closing;        /* main thread is tearing down; under mu */
+  atomic_bool ended_flag; /* copy of ended readable without the lock (engine callbacks) */
+} inbox;
+
+enum { INBOX_MSG = 1, INBOX_EMPTY = 0, INBOX_END = -1 };
+
+void inbox_init(inbox *in, int fd);
+/* Start the reader thread. Returns 0, or -1 when the thread cannot be created. */
+int inbox_start(inbox *in);
+/* Take the oldest frame into *out. With wait, block until there is one or the reader ended.
+ * Returns INBOX_MSG, INBOX_EMPTY (only without wait) or INBOX_END (reader ended, queue empty). */
+int inbox_pop(inbox *in, ipc_msg *out, bool wait);
+/* True once the reader has ended (lock free; for abort/progress callbacks). */
+bool inbox_ended(inbox *in);
+/* True when the reader ended on an I/O or framing error rather than a clean EOF. */
+bool inbox_failed(inbox *in);
+/* Stop the reader (shuts the read side of the fd), join it, free queued frames. */
+void inbox_deinit(inbox *in);
+
+/* ---- the worker ------------------------------------------------------------------------ */
+
+typedef struct engine_log_line {
+  pthread_mutex_t mu;
+  char buf[1024];
+  size_t len;
+  int level; /* sy_log level of the line being assembled */
+} engine_log_line;
+
+typedef struct gen_state gen_state;
+typedef struct embed_state embed_state;
+
+typedef struct worker {
+  ipc_chan chan;
+  inbox in;
+  bool dead; /* a send failed: the daemon is gone */
+
+  engine_log_line logline;
+
+  /* engine (engine.c) */
+  struct llama_model *model;
+  struct llama_context *ctx;
+  const struct llama_vocab *vocab;
+  bool embed_mode;
+  int32_t n_ctx_seq;  /* tokens per sequence we enforce (what load asked for, at most the engine's) */
+  int32_t n_parallel; /* sequences */
+  int32_t n_batch;    /* tokens per llama_decode */
+  int32_t n_embd;     /* embedding width reported (n_embd_out in embed mode) */
+  enum llama_pooling_type pooling; /* embed mode: what the context pools with */
+  char *chat_template;             /* owned copy of load's chat_template, or NULL */
+  const char *tmpl;                /* template in use (chat_template or the model's), or NULL */
+  bool has_chat_template;          /* tmpl is set and llama_chat_apply_template accepts it */
+
+  gen_state *gen;     /* generate mode */
+  embed_state *embed; /* embed mode */
+} worker;
+
+/* ---- reply.c ---------------------------------------------------------------------------- */
+
+/* Each sends one frame; a failed send marks w->dead. */
+void reply_error(worker *w, int64_t id, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void reply_delta(worker *w, int64_t id, const char *text, size_t len);
+void reply_done(worker *w, int64_t id, const char *finish_reason, int32_t prompt_tokens,
+                int32_t completion_tokens, double prompt_ms, double gen_ms);
+void reply_embeddings(worker *w, int64_t id, int32_t n, int32_t dim, int64_t prompt_tokens,
+                      const float *data);
+/* Send hdr (stolen). */
+void reply_send(worker *w, json_t *hdr);
+
+/* ---- engine.c --------------------------------------------------------------------------- */
+
+/* Route llama.cpp/ggml logs into sy_log (call before anything else touches the engine). */
+void engine_log_install(worker *w);
+/* Handle the load message: load the model, create the context, send ready. On failure sends
+ * error id 0 and returns -1 (the caller exits 1). */
+int engine_load(worker *w, const json_t *hdr);
+void engine_free(worker *w);
+/* Tokenise text. Returns 0 and a malloc'd array in *out (n in *n_out), or -1. */
+int engine_tokenize(const worker *w, const char *text, size_t len, bool add_special,
+                    bool parse_special, llama_token **out, int32_t *n_out);
+/* Apply the chat template to a validated messages array (add the assistant prefix). Returns a
+ * malloc'd NUL-terminated prompt, or NULL with status, code and msg describing the failure. */
+char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, const char **code,
+                         char *msg, size_t msg_len);
+/* Append the text of one token (special tokens render as nothing) to *buf (grown as needed).
+ * Returns 0 or -1 on allocation failure. */
+int engine_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap);
+/* Milliseconds of a monotonic clock. */
+double engine_now_ms(void);
+
+/* ---- gen.c ------------------------------------------------------------------------------ */
+
+int gen_init(worker *w);
+void gen_free(worker *w);
+/* A generate frame (header only); answers errors itself. */
+void gen_submit(worker *w, int64_t id, const json_t *hdr);
+/* Cancel id: running or waiting → done "cancelled"; unknown → nothing. */
+void gen_cancel(worker *w, int64_t id);
+/* True while any request runs or waits. */
+bool gen_busy(const worker *w);
+/* One iteration of the decode loop: start waiting requests on free slots, one llama_decode
+ * over all active slots, sample, stream. */
+void gen_step(worker *w);
+
+/* ---- embed.c ---------------------------------------------------------------------------- */
+
+int embed_init(worker *w);
+void embed_free(worker *w);
+/* An embed frame: computes and answers (embeddings or error) before returning. */
+void embed_run(worker *w, int64_t id, const json_t *hdr);
+
+/* ---- text.c ----------------------------------------------------------------------------- */
+
+/* Bytes at the end of s[0..n) that start a valid UTF-8 sequence still missing bytes (0..3). */
+size_t text_utf8_incomplete_tail(const char *s, size_t n);
+/* A valid UTF-8 copy of s[0..n): each byte that does not belong to a valid sequence becomes
+ * U+FFFD. Returns a malloc'd NUL-terminated string and its length in *out_len, or NULL. */
+char *text_utf8_repair(const char *s, size_t n, size_t *out_len);
+/* Earliest start of any of the stop strings in s[0..n), or -1. */
+long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
+                    int n_stops);
+/* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
+size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
+                          int n_stops);
+
+/* ---- helpers for reading message fields (main.c) ------------------------------------------ */
+
+/* The positive integer "id" of a message, or 0 when absent or invalid. */
+int64_t worker_msg_id(const json_t *hdr);
+
+#endif

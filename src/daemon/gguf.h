@@ -20,10 +20,13 @@ typedef struct gguf_info {
   int pooling_type;       /* <arch>.pooling_type, -1 if absent (0 none, 1 mean, 2 cls, 3 last, 4 rank) */
   bool has_chat_template; /* tokenizer.chat_template present and non-empty */
   bool is_mmproj;         /* general.type == "mmproj" or clip.* keys */
+  bool is_adapter;        /* general.type == "adapter" (a LoRA or similar, not a model) */
   int file_type;          /* general.file_type, -1 if absent */
 } gguf_info;
 
-/* Read the header of the GGUF at path. Returns 0 on success; -1 with a reason in err. */
+/* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a
+ * one-line reason in err, without the path ("not a GGUF file: bad magic (offset 4)").
+ * Allocates one 64 KiB read window; time is linear in the header's size. Thread safe. */
 int gguf_read_info(const char *path, gguf_info *out, char *err, size_t errlen);
 /* The same over a buffer in memory (for tests and fuzzing). */
 int gguf_parse_info(const unsigned char *buf, size_t len, gguf_info *out, char *err, size_t errlen);

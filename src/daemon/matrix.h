@@ -14,6 +14,7 @@ enum matrix_cap {
   MATRIX_CAP_CHAT = 1u << 0,
   MATRIX_CAP_COMPLETION = 1u << 1,
   MATRIX_CAP_EMBED = 1u << 2,
+  MATRIX_CAP_RERANK = 1u << 3, /* a ranking model (pooling rank): scores query/document pairs */
 };
 
 typedef struct matrix_model {
@@ -29,7 +30,7 @@ typedef struct matrix_model {
   int threads;           /* 0 = let the worker choose */
   int batch;             /* n_batch */
   int gpu_layers;        /* -1 = all */
-  char *pooling;         /* NULL = the model's own; else mean|cls|last|none */
+  char *pooling;         /* NULL = the model's own; else mean|cls|last|none|rank */
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
@@ -48,13 +49,18 @@ typedef struct matrix {
   size_t max_body_bytes; /* default 16 MiB */
   int max_connections;   /* default 256 */
   int log_level;         /* sy_log_level; default info */
-  matrix_model *models;
+  matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
+  char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
+  size_t n_warnings;
 } matrix;
 
 /* Load the config at config_path (may be NULL: defaults only) and discover *.gguf files in
  * models_dir (NULL: the config's models_dir, if any). On failure returns NULL and writes a
- * one-line reason ("file:line:col: reason") into err. */
+ * one-line reason ("file:line:col: reason") into err.
+ * models_dir, when given, is relative to the working directory and must be a folder. Files in
+ * the folder that cannot be used are skipped with a warning (logged, and kept in m->warnings),
+ * never an error. Reads each model's GGUF header; thread safe (no shared state). */
 matrix *matrix_load(const char *config_path, const char *models_dir, char *err, size_t errlen);
 void matrix_free(matrix *m);
 

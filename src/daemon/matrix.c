@@ -1,0 +1,952 @@
+/* matrix.c — the model matrix: reads the YAML config (docs/CONFIG.md) into a struct matrix, checks
+ * every value, reads each model's GGUF header (gguf.c) for capabilities and context defaults, and
+ * adds the *.gguf files found in the models folder.
+ *
+ * The YAML is read with libyaml's document API, not libcyaml: libcyaml reports positions only
+ * inside its log output, and our own checks (ranges, durations, names shared by models and
+ * aliases, files that must be GGUFs) need the line and column of the node at fault, which
+ * libyaml's nodes carry. The walk is driven by the fixed schema below, never by the document's
+ * shape, so aliases (even cyclic ones) cannot make it recurse or loop.
+ *
+ * This file must never accept a config it did not fully check (unknown keys, wrong types and
+ * out-of-range numbers are errors with "file:line:col: reason"), never let a bad file in the
+ * models folder stop the daemon (a warning, and the file is skipped), and never read without a
+ * bound: the config is at most 1 MiB, and at most MATRIX_MAX_MODELS models are kept. */
+#include "matrix.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#include "gguf.h"
+#include "log.h"
+
+#define CONFIG_MAX_BYTES (1 << 20)
+#define MATRIX_MAX_MODELS 4096
+#define MATRIX_MAX_WARNINGS 256
+#define NAME_MAX_LEN 128
+#define UNSET INT_MIN
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+/* strdup that leaves *dst alone and returns -1 when out of memory. */
+static int dup_to(char **dst, const char *s) {
+  char *d = strdup(s);
+  if (!d) return -1;
+  *dst = d;
+  return 0;
+}
+
+static void free_strv(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* Append s to a growing string vector; -1 when out of memory. */
+static int strv_push(char ***v, size_t *n, const char *s) {
+  char **nv = realloc(*v, (*n + 1) * sizeof **v);
+  if (!nv) return -1;
+  *v = nv;
+  if (dup_to(&nv[*n], s)) return -1;
+  (*n)++;
+  return 0;
+}
+
+/* dir + "/" + rel, or rel when it is absolute; -1 when it does not fit. */
+static int join_path(char *out, size_t cap, const char *dir, const char *rel) {
+  int n =
+      rel[0] == '/' || !dir ? snprintf(out, cap, "%s", rel) : snprintf(out, cap, "%s/%s", dir, rel);
+  return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* A model name or alias: 1..NAME_MAX_LEN bytes, no spaces or control characters. */
+static bool name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > NAME_MAX_LEN) return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c <= 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+static void add_warning(matrix *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_warning(matrix *m, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  LOG_W("%s", line);
+  if (m->n_warnings < MATRIX_MAX_WARNINGS) (void)strv_push(&m->warnings, &m->n_warnings, line);
+}
+
+/* ---- capabilities -----------------------------------------------------------------------------
+ */
+
+static const char *const cap_names[] = {"chat", "completion", "embed", "rerank"};
+#define N_CAPS (sizeof cap_names / sizeof cap_names[0])
+
+static int cap_parse(const char *s) {
+  for (size_t i = 0; i < N_CAPS; i++)
+    if (!strcmp(s, cap_names[i])) return (int)(1u << i);
+  return -1;
+}
+
+const char *matrix_caps_str(unsigned caps, char *buf, size_t len) {
+  if (!buf || len == 0) return buf;
+  buf[0] = '\0';
+  size_t at = 0;
+  for (size_t i = 0; i < N_CAPS; i++) {
+    if (!(caps & (1u << i))) continue;
+    int n = snprintf(buf + at, len - at, "%s%s", at ? "," : "", cap_names[i]);
+    if (n < 0 || (size_t)n >= len - at) { /* does not fit: keep the whole names before it */
+      buf[at] = '\0';
+      break;
+    }
+    at += (size_t)n;
+  }
+  return buf;
+}
+
+/* Encoder-only architectures (llama.cpp's names): they embed, they do not generate. */
+static bool arch_is_encoder(const char *arch) {
+  static const char *const enc[] = {"bert",           "modern-bert", "nomic-bert",
+                                    "nomic-bert-moe", "neo-bert",    "jina-bert-v2",
+                                    "jina-bert-v3",   "eurobert",    "gemma-embedding",
+                                    "t5encoder",      "llama-embed"};
+  for (size_t i = 0; i < sizeof enc / sizeof enc[0]; i++)
+    if (!strcmp(arch, enc[i])) return true;
+  return false;
+}
+
+/* Capabilities when the config names none: from the configured pooling, else the GGUF. */
+static unsigned caps_default(const gguf_info *g, const char *pooling, const char *chat_template) {
+  if (pooling && !strcmp(pooling, "rank")) return MATRIX_CAP_RERANK;
+  if (pooling && strcmp(pooling, "none") != 0) return MATRIX_CAP_EMBED;
+  if (g->pooling_type == 4) return MATRIX_CAP_RERANK;
+  if (g->pooling_type > 0 || arch_is_encoder(g->arch)) return MATRIX_CAP_EMBED;
+  unsigned c = MATRIX_CAP_COMPLETION;
+  if (g->has_chat_template || chat_template) c |= MATRIX_CAP_CHAT;
+  return c;
+}
+
+/* ---- the loader ------------------------------------------------------------------------------ */
+
+/* Per-model settings as written; UNSET where not given. */
+typedef struct opts {
+  int context, parallel, keep_alive, threads, batch, gpu_layers;
+} opts;
+
+typedef struct loader {
+  const char *file;   /* the config path as given, for messages */
+  char dir[PATH_MAX]; /* its folder (absolute), for relative paths */
+  yaml_document_t *doc;
+  char *err;
+  size_t errlen;
+  matrix *m;
+  opts defaults;
+} loader;
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* "FILE:LINE:COL: reason" at node n; returns -1. */
+static int at(loader *l, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int at(loader *l, const yaml_node_t *n, const char *fmt, ...) {
+  char what[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  set_err(l->err, l->errlen, "%s:%zu:%zu: %s", l->file, n->start_mark.line + 1,
+          n->start_mark.column + 1, what);
+  return -1;
+}
+
+static int oom(loader *l) {
+  set_err(l->err, l->errlen, "%s: out of memory", l->file);
+  return -1;
+}
+
+static yaml_node_t *node(loader *l, int id) { return yaml_document_get_node(l->doc, id); }
+
+static const char *sval(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static bool is_null(const yaml_node_t *n) {
+  if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return false;
+  const char *s = sval(n);
+  return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+/* What a node is, for "expected X, got Y". */
+static const char *got(const yaml_node_t *n, char *buf, size_t len) {
+  if (n->type == YAML_MAPPING_NODE) return "a mapping";
+  if (n->type == YAML_SEQUENCE_NODE) return "a list";
+  if (is_null(n)) return "nothing";
+  const char *s = sval(n);
+  if (strlen(s) > 40)
+    snprintf(buf, len, "'%.37s...'", s);
+  else
+    snprintf(buf, len, "'%s'", s);
+  return buf;
+}
+
+/* A scalar that is a string: not null, no NUL inside. */
+static int want_str(loader *l, const yaml_node_t *n, const char *path, const char **out) {
+  char g[64];
+  if (n->type != YAML_SCALAR_NODE || is_null(n))
+    return at(l, n, "%s: expected a string, got %s", path, got(n, g, sizeof g));
+  if (strlen(sval(n)) != n->data.scalar.length)
+    return at(l, n, "%s: the string contains a NUL byte", path);
+  *out = sval(n);
+  return 0;
+}
+
+static int want_str_dup(loader *l, const yaml_node_t *n, const char *path, char **out) {
+  const char *s;
+  if (want_str(l, n, path, &s)) return -1;
+  if (!*s) return at(l, n, "%s: must not be empty", path);
+  char *d = strdup(s);
+  if (!d) return oom(l);
+  free(*out);
+  *out = d;
+  return 0;
+}
+
+/* Parse "[-+]digits" fully; -1 if not an integer, -2 if it overflows long long. */
+static int parse_ll(const char *s, long long *v) {
+  const char *p = s;
+  if (*p == '-' || *p == '+') p++;
+  if (!isdigit((unsigned char)*p)) return -1;
+  for (const char *q = p; *q; q++)
+    if (!isdigit((unsigned char)*q)) return -1;
+  errno = 0;
+  *v = strtoll(s, NULL, 10);
+  return errno == ERANGE ? -2 : 0;
+}
+
+static int want_ll(loader *l, const yaml_node_t *n, const char *path, long long lo, long long hi,
+                   long long *out) {
+  char g[64];
+  long long v;
+  int r = n->type == YAML_SCALAR_NODE && !is_null(n) ? parse_ll(sval(n), &v) : -1;
+  if (r == -1) return at(l, n, "%s: expected an integer, got %s", path, got(n, g, sizeof g));
+  if (r == -2 || v < lo || v > hi)
+    return at(l, n, "%s: %s is out of range (%lld..%lld)", path, sval(n), lo, hi);
+  *out = v;
+  return 0;
+}
+
+static int want_int(loader *l, const yaml_node_t *n, const char *path, int lo, int hi, int *out) {
+  long long v;
+  if (want_ll(l, n, path, lo, hi, &v)) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+/* keep_alive: integer seconds, or a number with s, m or h; -1..INT_MAX seconds. */
+static int want_duration(loader *l, const yaml_node_t *n, const char *path, int *out) {
+  char g[64];
+  if (n->type != YAML_SCALAR_NODE || is_null(n))
+    return at(l, n, "%s: expected seconds or a duration like 30s, 5m, 2h, got %s", path,
+              got(n, g, sizeof g));
+  char num[32];
+  const char *s = sval(n);
+  size_t len = strlen(s);
+  long long mul = 1;
+  if (len > 1 && strchr("smh", s[len - 1])) {
+    mul = s[len - 1] == 's' ? 1 : s[len - 1] == 'm' ? 60 : 3600;
+    len--;
+  }
+  long long v;
+  int r = len < sizeof num ? 0 : -2;
+  if (r == 0) {
+    memcpy(num, s, len);
+    num[len] = '\0';
+    r = parse_ll(num, &v);
+  }
+  if (r == -1 || (r == 0 && mul > 1 && (num[0] == '-' || num[0] == '+')))
+    return at(l, n, "%s: expected seconds or a duration like 30s, 5m, 2h, got %s", path,
+              got(n, g, sizeof g));
+  if (r == -2 || v < -1 || v > INT_MAX / mul || (v == -1 && mul > 1))
+    return at(l, n, "%s: %s is out of range (-1..%d seconds)", path, s, INT_MAX);
+  *out = (int)(v * mul);
+  return 0;
+}
+
+static int want_kind(loader *l, const yaml_node_t *n, const char *path, yaml_node_type_t t) {
+  char g[64];
+  if (n->type == t) return 0;
+  return at(l, n, "%s: expected %s, got %s", path, t == YAML_MAPPING_NODE ? "a mapping" : "a list",
+            got(n, g, sizeof g));
+}
+
+/* Check a mapping against its allowed keys: vals[i] gets the value of keys[i] (NULL if absent).
+ * Unknown, duplicate and non-string keys are errors at the key. */
+static int want_map(loader *l, const yaml_node_t *n, const char *path, const char *const *keys,
+                    size_t nkeys, yaml_node_t **vals) {
+  if (want_kind(l, n, path, YAML_MAPPING_NODE)) return -1;
+  for (size_t i = 0; i < nkeys; i++) vals[i] = NULL;
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = node(l, p->key), *v = node(l, p->value);
+    char g[64];
+    if (!k || !v) return at(l, n, "%s: malformed mapping", path);
+    if (k->type != YAML_SCALAR_NODE)
+      return at(l, k, "%s%skeys must be strings, got %s", path, *path ? ": " : "",
+                got(k, g, sizeof g));
+    size_t i = 0;
+    while (i < nkeys && strcmp(sval(k), keys[i]) != 0) i++;
+    if (i == nkeys) return at(l, k, "%s%s%.64s: unknown key", path, *path ? "." : "", sval(k));
+    if (vals[i]) return at(l, k, "%s%s%s: duplicate key", path, *path ? "." : "", keys[i]);
+    vals[i] = v;
+  }
+  return 0;
+}
+
+/* A list of strings (null = empty) into a fresh vector; each passes check when given. */
+static int want_str_list(loader *l, const yaml_node_t *n, const char *path, char ***out,
+                         size_t *nout, bool (*check)(const char *), const char *check_what) {
+  *out = NULL;
+  *nout = 0;
+  if (is_null(n)) return 0;
+  if (want_kind(l, n, path, YAML_SEQUENCE_NODE)) return -1;
+  size_t i = 0;
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+       it++, i++) {
+    yaml_node_t *e = node(l, *it);
+    char ipath[160];
+    const char *s;
+    snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+    if (!e || want_str(l, e, ipath, &s)) goto fail;
+    if (!*s) {
+      at(l, e, "%s: must not be empty", ipath);
+      goto fail;
+    }
+    if (check && !check(s)) {
+      at(l, e, "%s: '%s' is not a valid %s", ipath, s, check_what);
+      goto fail;
+    }
+    if (strv_push(out, nout, s)) {
+      oom(l);
+      goto fail;
+    }
+  }
+  return 0;
+fail:
+  free_strv(*out, *nout);
+  *out = NULL;
+  *nout = 0;
+  return -1;
+}
+
+/* The settings models share: the "defaults" section, and the same keys on each model. */
+enum { O_CONTEXT, O_PARALLEL, O_KEEP_ALIVE, O_THREADS, O_BATCH, O_GPU_LAYERS, O_N };
+static const char *const opt_keys[O_N] = {"context", "parallel", "keep_alive",
+                                          "threads", "batch",    "gpu_layers"};
+
+static int read_opts(loader *l, yaml_node_t *const *vals, const char *path, opts *o) {
+  char p[192];
+  int *dst[O_N] = {&o->context, &o->parallel, &o->keep_alive,
+                   &o->threads, &o->batch,    &o->gpu_layers};
+  static const int lo[O_N] = {16, 1, 0, 0, 1, -1}, hi[O_N] = {1048576, 256, 0, 1024, 65536, 65536};
+  for (int i = 0; i < O_N; i++) {
+    *dst[i] = UNSET;
+    if (!vals[i]) continue;
+    snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", opt_keys[i]);
+    int rc = i == O_KEEP_ALIVE ? want_duration(l, vals[i], p, dst[i])
+                               : want_int(l, vals[i], p, lo[i], hi[i], dst[i]);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
+static int pick(int given, int dflt, int builtin) {
+  return given != UNSET ? given : dflt != UNSET ? dflt : builtin;
+}
+
+/* ---- models --------------------------------------------------------------------------------- */
+
+static void model_clear(matrix_model *mm) {
+  free(mm->name);
+  free_strv(mm->aliases, mm->n_aliases);
+  free(mm->file);
+  free(mm->pooling);
+  free(mm->chat_template);
+  free(mm->arch);
+  free(mm->source);
+  memset(mm, 0, sizeof *mm);
+}
+
+/* The model in m that already uses name (as its name or an alias), or NULL. */
+static const matrix_model *taken_by(const matrix *m, const char *name) {
+  return matrix_find(m, name);
+}
+
+/* Fill what the GGUF tells and the settings every model has: given > defaults > built-in. */
+static int model_finish(matrix_model *mm, const opts *given, const opts *dflt, const gguf_info *g,
+                        const char *path, long long bytes) {
+  if (!(mm->file = strdup(path))) return -1;
+  if (g->arch[0] && !(mm->arch = strdup(g->arch))) return -1;
+  mm->file_bytes = bytes;
+  mm->n_ctx_train = g->context_length > INT_MAX ? INT_MAX : (int)g->context_length;
+  if (given->context != UNSET) {
+    mm->context = given->context;
+  } else {
+    mm->context = pick(UNSET, dflt->context, 4096);
+    if (mm->n_ctx_train > 0 && mm->n_ctx_train < mm->context)
+      mm->context = mm->n_ctx_train < 16 ? 16 : mm->n_ctx_train;
+  }
+  mm->parallel = pick(given->parallel, dflt->parallel, 4);
+  mm->keep_alive_s = pick(given->keep_alive, dflt->keep_alive, 300);
+  mm->threads = pick(given->threads, dflt->threads, 0);
+  mm->batch = pick(given->batch, dflt->batch, 512);
+  mm->gpu_layers = pick(given->gpu_layers, dflt->gpu_layers, -1);
+  mm->engine = MATRIX_ENGINE_LLAMA;
+  return 0;
+}
+
+static int push_model(matrix *m, matrix_model *mm) {
+  if (m->n_models >= MATRIX_MAX_MODELS) return -1;
+  matrix_model *nm = realloc(m->models, (m->n_models + 1) * sizeof *nm);
+  if (!nm) return -1;
+  m->models = nm;
+  nm[m->n_models++] = *mm;
+  memset(mm, 0, sizeof *mm);
+  return 0;
+}
+
+enum {
+  M_NAME,
+  M_ALIASES,
+  M_FILE,
+  M_ENGINE,
+  M_CAPS,
+  M_POOLING,
+  M_TEMPLATE,
+  M_OPTS /* then the O_N shared settings */
+};
+static const char *const model_keys[M_OPTS + O_N] = {
+    "name",    "aliases",  "file",       "engine",  "capabilities", "pooling",   "chat_template",
+    "context", "parallel", "keep_alive", "threads", "batch",        "gpu_layers"};
+
+static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
+                      const matrix_model *self) {
+  if (!name_ok(name))
+    return at(l, n, "%s: '%s' is not a valid name (1..%d characters, no spaces)", path, name,
+              NAME_MAX_LEN);
+  const matrix_model *o = taken_by(l->m, name);
+  if (o)
+    return at(l, n, "%s: '%s' is already used by model '%s' (%s)", path, name, o->name, o->source);
+  if (self && self->name && !strcmp(self->name, name))
+    return at(l, n, "%s: '%s' is already this model's name", path, name);
+  for (size_t i = 0; self && i < self->n_aliases; i++)
+    if (!strcmp(self->aliases[i], name)) return at(l, n, "%s: '%s' is listed twice", path, name);
+  return 0;
+}
+
+static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
+  char path[64], p[128];
+  snprintf(path, sizeof path, "models[%zu]", idx);
+  yaml_node_t *v[M_OPTS + O_N];
+  if (want_map(l, n, path, model_keys, M_OPTS + O_N, v)) return -1;
+  matrix_model mm = {0};
+  opts given;
+  int rc = -1;
+  char g[64];
+  const char *s;
+
+  if (!v[M_NAME]) {
+    at(l, n, "%s: missing required key 'name'", path);
+    goto out;
+  }
+  snprintf(p, sizeof p, "%s.name", path);
+  if (want_str(l, v[M_NAME], p, &s) || check_name(l, v[M_NAME], p, s, NULL)) goto out;
+  if (!(mm.name = strdup(s))) goto oom;
+  if (v[M_ALIASES]) {
+    snprintf(p, sizeof p, "%s.aliases", path);
+    char **al;
+    size_t nal;
+    if (want_str_list(l, v[M_ALIASES], p, &al, &nal, NULL, NULL)) goto out;
+    /* check each against the namespace, this model's name and the aliases before it */
+    yaml_node_item_t *it =
+        v[M_ALIASES]->type == YAML_SEQUENCE_NODE ? v[M_ALIASES]->data.sequence.items.start : NULL;
+    for (size_t i = 0; i < nal; i++) {
+      char ap[160];
+      snprintf(ap, sizeof ap, "%s[%zu]", p, i);
+      mm.n_aliases = i; /* the aliases before this one */
+      mm.aliases = al;
+      if (check_name(l, node(l, it[i]), ap, al[i], &mm)) {
+        mm.n_aliases = nal;
+        goto out;
+      }
+    }
+    mm.aliases = al;
+    mm.n_aliases = nal;
+  }
+  if (v[M_ENGINE]) {
+    snprintf(p, sizeof p, "%s.engine", path);
+    if (want_str(l, v[M_ENGINE], p, &s)) goto out;
+    if (strcmp(s, "llama") != 0) {
+      at(l, v[M_ENGINE], "%s: unknown engine '%s' (known: llama)", p, s);
+      goto out;
+    }
+  }
+  if (v[M_POOLING]) {
+    snprintf(p, sizeof p, "%s.pooling", path);
+    if (want_str(l, v[M_POOLING], p, &s)) goto out;
+    if (strcmp(s, "mean") && strcmp(s, "cls") && strcmp(s, "last") && strcmp(s, "none") &&
+        strcmp(s, "rank")) {
+      at(l, v[M_POOLING], "%s: unknown pooling '%s' (known: mean, cls, last, none, rank)", p, s);
+      goto out;
+    }
+    if (!(mm.pooling = strdup(s))) goto oom;
+  }
+  if (v[M_TEMPLATE]) {
+    snprintf(p, sizeof p, "%s.chat_template", path);
+    if (want_str_dup(l, v[M_TEMPLATE], p, &mm.chat_template)) goto out;
+  }
+  unsigned caps = 0;
+  if (v[M_CAPS]) {
+    snprintf(p, sizeof p, "%s.capabilities", path);
+    if (want_kind(l, v[M_CAPS], p, YAML_SEQUENCE_NODE)) goto out;
+    yaml_node_t *seq = v[M_CAPS];
+    if (seq->data.sequence.items.start == seq->data.sequence.items.top) {
+      at(l, seq, "%s: empty list (leave the key out to take them from the GGUF)", p);
+      goto out;
+    }
+    size_t i = 0;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++, i++) {
+      yaml_node_t *e = node(l, *it);
+      char ip[160];
+      snprintf(ip, sizeof ip, "%s[%zu]", p, i);
+      if (!e || want_str(l, e, ip, &s)) goto out;
+      int c = cap_parse(s);
+      if (c < 0) {
+        at(l, e, "%s: unknown capability %s (known: chat, completion, embed, rerank)", ip,
+           got(e, g, sizeof g));
+        goto out;
+      }
+      caps |= (unsigned)c;
+    }
+  }
+  if (read_opts(l, v + M_OPTS, path, &given)) goto out;
+
+  /* the file last: its errors are the costliest to find */
+  if (!v[M_FILE]) {
+    at(l, n, "%s: missing required key 'file'", path);
+    goto out;
+  }
+  snprintf(p, sizeof p, "%s.file", path);
+  if (want_str(l, v[M_FILE], p, &s)) goto out;
+  char joined[PATH_MAX], real[PATH_MAX], gerr[256];
+  if (!*s || join_path(joined, sizeof joined, l->dir, s)) {
+    at(l, v[M_FILE], "%s: '%s' is not a usable path", p, s);
+    goto out;
+  }
+  struct stat st;
+  if (!realpath(joined, real) || stat(real, &st) != 0) {
+    at(l, v[M_FILE], "%s: cannot open '%s': %s", p, joined, strerror(errno));
+    goto out;
+  }
+  gguf_info gi;
+  if (gguf_read_info(real, &gi, gerr, sizeof gerr)) {
+    at(l, v[M_FILE], "%s: '%s' is not a readable GGUF: %s", p, joined, gerr);
+    goto out;
+  }
+  if (gi.is_mmproj || gi.is_adapter) {
+    at(l, v[M_FILE], "%s: '%s' is %s, not a model", p, joined,
+       gi.is_mmproj ? "a multimodal projector (mmproj)" : "an adapter");
+    goto out;
+  }
+  if (gi.n_tensors == 0) {
+    at(l, v[M_FILE], "%s: '%s' has no tensors (a vocabulary-only GGUF?)", p, joined);
+    goto out;
+  }
+  char src[PATH_MAX + 32];
+  snprintf(src, sizeof src, "%s:%zu", l->m->path ? l->m->path : l->file, n->start_mark.line + 1);
+  if (model_finish(&mm, &given, &l->defaults, &gi, real, (long long)st.st_size) ||
+      !(mm.source = strdup(src)))
+    goto oom;
+  mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
+  if (push_model(l->m, &mm)) {
+    at(l, n, "%s: too many models (limit %d)", path, MATRIX_MAX_MODELS);
+    goto out;
+  }
+  rc = 0;
+  goto out;
+oom:
+  oom(l);
+out:
+  model_clear(&mm);
+  return rc;
+}
+
+/* ---- discovery ------------------------------------------------------------------------------- */
+
+static int cmp_model_name(const void *a, const void *b) {
+  return strcmp(((const matrix_model *)a)->name, ((const matrix_model *)b)->name);
+}
+
+/* The model name for a file name in the models folder, into name; false to skip the file.
+ * "x.gguf" → "x"; split models "x-00001-of-00003.gguf" → "x", later parts skipped. */
+static bool discover_name(const char *fname, char *name, size_t cap) {
+  size_t n = strlen(fname);
+  if (fname[0] == '.' || n <= 5 || strcmp(fname + n - 5, ".gguf") != 0) return false;
+  if (!strncasecmp(fname, "mmproj", 6)) return false;
+  n -= 5;
+  /* "-NNNNN-of-NNNNN" */
+  static const char pat[] = "-99999-of-99999";
+  size_t k = sizeof pat - 1;
+  if (n > k) {
+    const char *t = fname + n - k;
+    bool split = true;
+    for (size_t i = 0; i < k && split; i++)
+      split = pat[i] == '9' ? isdigit((unsigned char)t[i]) != 0 : t[i] == pat[i];
+    if (split) {
+      if (strncmp(t, "-00001-", 7) != 0) return false;
+      n -= k;
+    }
+  }
+  if (n >= cap) return false;
+  memcpy(name, fname, n);
+  name[n] = '\0';
+  return true;
+}
+
+static int discover(matrix *m, const opts *dflt, char *err, size_t errlen) {
+  DIR *d = opendir(m->models_dir);
+  if (!d) {
+    set_err(err, errlen, "models dir '%s': %s", m->models_dir, strerror(errno));
+    return -1;
+  }
+  matrix_model *found = NULL;
+  size_t n_found = 0, n_configured = m->n_models;
+  int rc = -1;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    char name[NAME_MAX_LEN + 1], path[PATH_MAX], real[PATH_MAX], gerr[256];
+    if (!discover_name(de->d_name, name, sizeof name)) {
+      size_t dl = strlen(de->d_name);
+      if (dl > 5 && !strcmp(de->d_name + dl - 5, ".gguf") && de->d_name[0] != '.' &&
+          strncasecmp(de->d_name, "mmproj", 6) != 0 && strstr(de->d_name, "-of-") == NULL)
+        add_warning(m, "skipping %s/%s: the name is too long for a model name", m->models_dir,
+                    de->d_name);
+      continue;
+    }
+    if (join_path(path, sizeof path, m->models_dir, de->d_name) || !realpath(path, real)) continue;
+    struct stat st;
+    if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    bool named = false;
+    for (size_t i = 0; i < n_configured && !named; i++) named = !strcmp(m->models[i].file, real);
+    if (named) continue;
+    gguf_info gi;
+    if (gguf_read_info(real, &gi, gerr, sizeof gerr)) {
+      add_warning(m, "skipping %s: not a readable GGUF: %s", path, gerr);
+      continue;
+    }
+    if (gi.is_mmproj || gi.is_adapter) {
+      LOG_D("models dir: %s is %s, not a model", path, gi.is_mmproj ? "an mmproj" : "an adapter");
+      continue;
+    }
+    if (gi.n_tensors == 0) {
+      add_warning(m, "skipping %s: it has no tensors (a vocabulary-only GGUF?)", path);
+      continue;
+    }
+    if (!name_ok(name)) {
+      add_warning(m, "skipping %s: '%s' is not a valid model name (no spaces)", path, name);
+      continue;
+    }
+    const matrix_model *o = matrix_find(m, name);
+    if (o) {
+      add_warning(m, "skipping %s: the name '%s' is taken by model '%s' (%s)", path, name, o->name,
+                  o->source);
+      continue;
+    }
+    if (n_configured + n_found >= MATRIX_MAX_MODELS) {
+      add_warning(m, "models dir %s: more than %d models, the rest are skipped", m->models_dir,
+                  MATRIX_MAX_MODELS);
+      break;
+    }
+    matrix_model *nf = realloc(found, (n_found + 1) * sizeof *nf);
+    if (!nf) goto oom;
+    found = nf;
+    matrix_model *mm = &found[n_found];
+    memset(mm, 0, sizeof *mm);
+    n_found++;
+    static const opts none = {UNSET, UNSET, UNSET, UNSET, UNSET, UNSET};
+    if (!(mm->name = strdup(name)) || !(mm->source = strdup(real)) ||
+        model_finish(mm, &none, dflt, &gi, real, (long long)st.st_size))
+      goto oom;
+    mm->discovered = true;
+    mm->caps = caps_default(&gi, NULL, NULL);
+  }
+  if (n_found) qsort(found, n_found, sizeof *found, cmp_model_name);
+  for (size_t i = 0; i < n_found; i++)
+    if (push_model(m, &found[i])) goto oom;
+  rc = 0;
+  goto out;
+oom:
+  set_err(err, errlen, "models dir '%s': out of memory", m->models_dir);
+out:
+  for (size_t i = 0; i < n_found; i++) model_clear(&found[i]);
+  free(found);
+  closedir(d);
+  return rc;
+}
+
+/* ---- the config file ------------------------------------------------------------------------- */
+
+enum { K_LISTEN, K_API_KEYS, K_MODELS_DIR, K_LOG_LEVEL, K_LIMITS, K_DEFAULTS, K_MODELS, K_N };
+static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level",
+                                          "limits", "defaults", "models"};
+
+static int load_root(loader *l, const yaml_node_t *root) {
+  matrix *m = l->m;
+  char g[64];
+  if (root->type != YAML_MAPPING_NODE)
+    return at(l, root, "the config must be a mapping of keys to values, got %s",
+              got(root, g, sizeof g));
+  yaml_node_t *v[K_N];
+  if (want_map(l, root, "", top_keys, K_N, v)) return -1;
+
+  if (v[K_LISTEN] && !is_null(v[K_LISTEN])) {
+    static const char *const keys[] = {"host", "port"};
+    yaml_node_t *lv[2];
+    if (want_map(l, v[K_LISTEN], "listen", keys, 2, lv)) return -1;
+    if (lv[0] && want_str_dup(l, lv[0], "listen.host", &m->host)) return -1;
+    if (lv[1] && want_int(l, lv[1], "listen.port", 0, 65535, &m->port)) return -1;
+  }
+  if (v[K_API_KEYS]) {
+    if (want_str_list(l, v[K_API_KEYS], "api_keys", &m->api_keys, &m->n_api_keys, NULL, NULL))
+      return -1;
+  }
+  if (v[K_LOG_LEVEL]) {
+    const char *s;
+    if (want_str(l, v[K_LOG_LEVEL], "log_level", &s)) return -1;
+    int lv = sy_log_parse_level(s);
+    if (lv < 0)
+      return at(l, v[K_LOG_LEVEL],
+                "log_level: unknown level '%s' (known: error, warn, info, debug)", s);
+    m->log_level = lv;
+  }
+  if (v[K_LIMITS] && !is_null(v[K_LIMITS])) {
+    static const char *const keys[] = {"max_body_bytes", "max_connections"};
+    yaml_node_t *lv[2];
+    long long b;
+    if (want_map(l, v[K_LIMITS], "limits", keys, 2, lv)) return -1;
+    if (lv[0]) {
+      if (want_ll(l, lv[0], "limits.max_body_bytes", 1024, 1ll << 30, &b)) return -1;
+      m->max_body_bytes = (size_t)b;
+    }
+    if (lv[1] && want_int(l, lv[1], "limits.max_connections", 1, 65536, &m->max_connections))
+      return -1;
+  }
+  if (v[K_DEFAULTS] && !is_null(v[K_DEFAULTS])) {
+    yaml_node_t *dv[O_N];
+    if (want_map(l, v[K_DEFAULTS], "defaults", opt_keys, O_N, dv) ||
+        read_opts(l, dv, "defaults", &l->defaults))
+      return -1;
+  }
+  if (v[K_MODELS_DIR] && !is_null(v[K_MODELS_DIR])) {
+    const char *s;
+    char joined[PATH_MAX], real[PATH_MAX];
+    struct stat st;
+    if (want_str(l, v[K_MODELS_DIR], "models_dir", &s)) return -1;
+    if (!*s || join_path(joined, sizeof joined, l->dir, s))
+      return at(l, v[K_MODELS_DIR], "models_dir: '%s' is not a usable path", s);
+    if (!realpath(joined, real) || stat(real, &st) != 0)
+      return at(l, v[K_MODELS_DIR], "models_dir: cannot open '%s': %s", joined, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+      return at(l, v[K_MODELS_DIR], "models_dir: '%s' is not a directory", joined);
+    if (dup_to(&m->models_dir, real)) return oom(l);
+  }
+  if (v[K_MODELS] && !is_null(v[K_MODELS])) {
+    if (want_kind(l, v[K_MODELS], "models", YAML_SEQUENCE_NODE)) return -1;
+    size_t i = 0;
+    for (yaml_node_item_t *it = v[K_MODELS]->data.sequence.items.start;
+         it < v[K_MODELS]->data.sequence.items.top; it++, i++) {
+      yaml_node_t *e = node(l, *it);
+      if (!e || load_model(l, e, i)) return -1;
+    }
+  }
+  return 0;
+}
+
+/* libyaml's own error, as "FILE:LINE:COL: problem (context)". */
+static void yaml_error(loader *l, const yaml_parser_t *ps, const char *buf, size_t len) {
+  size_t line = ps->problem_mark.line, col = ps->problem_mark.column;
+  if (ps->error == YAML_READER_ERROR) { /* only an offset: count lines up to it */
+    line = col = 0;
+    for (size_t i = 0; i < ps->problem_offset && i < len; i++, col++)
+      if (buf[i] == '\n') line++, col = (size_t)-1;
+  }
+  char ctx[160] = "";
+  if (ps->context)
+    snprintf(ctx, sizeof ctx, " (%s at line %zu, column %zu)", ps->context,
+             ps->context_mark.line + 1, ps->context_mark.column + 1);
+  set_err(l->err, l->errlen, "%s:%zu:%zu: %s%s", l->file, line + 1, col + 1,
+          ps->problem ? ps->problem : "YAML error", ctx);
+}
+
+static int load_config(loader *l) {
+  FILE *f = fopen(l->file, "rb");
+  if (!f) {
+    set_err(l->err, l->errlen, "%s: cannot read config: %s", l->file, strerror(errno));
+    return -1;
+  }
+  char *buf = malloc(CONFIG_MAX_BYTES + 1);
+  if (!buf) {
+    fclose(f);
+    return oom(l);
+  }
+  size_t len = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+  bool bad = ferror(f) != 0;
+  fclose(f);
+  if (bad || len > CONFIG_MAX_BYTES) {
+    set_err(l->err, l->errlen, "%s: %s", l->file,
+            bad ? "cannot read config (is it a directory?)" : "config is larger than 1 MiB");
+    free(buf);
+    return -1;
+  }
+  yaml_parser_t ps;
+  yaml_document_t doc, extra;
+  int rc = -1;
+  if (!yaml_parser_initialize(&ps)) {
+    free(buf);
+    return oom(l);
+  }
+  yaml_parser_set_input_string(&ps, (const unsigned char *)buf, len);
+  if (!yaml_parser_load(&ps, &doc)) {
+    yaml_error(l, &ps, buf, len);
+    goto out_parser;
+  }
+  l->doc = &doc;
+  yaml_node_t *root = yaml_document_get_root_node(&doc);
+  if (root) {
+    /* one document only: a second one would be silently ignored otherwise */
+    if (!yaml_parser_load(&ps, &extra)) {
+      yaml_error(l, &ps, buf, len);
+      goto out_doc;
+    }
+    yaml_node_t *r2 = yaml_document_get_root_node(&extra);
+    if (r2) {
+      set_err(l->err, l->errlen, "%s:%zu:%zu: only one YAML document is allowed", l->file,
+              r2->start_mark.line + 1, r2->start_mark.column + 1);
+      yaml_document_delete(&extra);
+      goto out_doc;
+    }
+    yaml_document_delete(&extra);
+    rc = load_root(l, root);
+  } else {
+    rc = 0; /* an empty file: all defaults */
+  }
+out_doc:
+  yaml_document_delete(&doc);
+  l->doc = NULL;
+out_parser:
+  yaml_parser_delete(&ps);
+  free(buf);
+  return rc;
+}
+
+/* ---- the public face --------------------------------------------------------------------------
+ */
+
+matrix *matrix_load(const char *config_path, const char *models_dir, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  matrix *m = calloc(1, sizeof *m);
+  if (!m) {
+    set_err(err, errlen, "out of memory");
+    return NULL;
+  }
+  m->port = 8080;
+  m->max_body_bytes = 16u << 20;
+  m->max_connections = 256;
+  m->log_level = SY_LOG_INFO;
+  loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};
+  l.defaults = (opts){UNSET, UNSET, UNSET, UNSET, UNSET, UNSET};
+
+  if (config_path) {
+    char real[PATH_MAX];
+    if (!realpath(config_path, real)) {
+      set_err(err, errlen, "%s: cannot read config: %s", config_path, strerror(errno));
+      goto fail;
+    }
+    if (dup_to(&m->path, real)) goto oom;
+    char *slash = strrchr(real, '/');
+    if (slash == real)
+      slash[1] = '\0';
+    else if (slash)
+      *slash = '\0';
+    snprintf(l.dir, sizeof l.dir, "%s", real);
+    if (load_config(&l)) goto fail;
+  }
+  if (!m->host && dup_to(&m->host, "127.0.0.1")) goto oom;
+  if (models_dir) {
+    char real[PATH_MAX];
+    struct stat st;
+    if (!realpath(models_dir, real) || stat(real, &st) != 0) {
+      set_err(err, errlen, "models dir '%s': %s", models_dir, strerror(errno));
+      goto fail;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      set_err(err, errlen, "models dir '%s': not a directory", models_dir);
+      goto fail;
+    }
+    free(m->models_dir);
+    m->models_dir = NULL;
+    if (dup_to(&m->models_dir, real)) goto oom;
+  }
+  if (m->models_dir) {
+    opts dflt = l.defaults;
+    if (discover(m, &dflt, err, errlen)) goto fail;
+  }
+  return m;
+oom:
+  set_err(err, errlen, "out of memory");
+fail:
+  matrix_free(m);
+  return NULL;
+}
+
+void matrix_free(matrix *m) {
+  if (!m) return;
+  for (size_t i = 0; i < m->n_models; i++) model_clear(&m->models[i]);
+  free(m->models);
+  free(m->path);
+  free(m->host);
+  free_strv(m->api_keys, m->n_api_keys);
+  free(m->models_dir);
+  free_strv(m->warnings, m->n_warnings);
+  free(m);
+}
+
+const matrix_model *matrix_find(const matrix *m, const char *name) {
+  if (!m || !name) return NULL;
+  for (size_t i = 0; i < m->n_models; i++) {
+    const matrix_model *mm = &m->models[i];
+    if (!strcmp(mm->name, name)) return mm;
+    for (size_t j = 0; j < mm->n_aliases; j++)
+      if (!strcmp(mm->aliases[j], name)) return mm;
+  }
+  return NULL;
+}

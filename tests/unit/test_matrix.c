@@ -1,0 +1,691 @@
+/* test_matrix.c — unit tests of matrix.c: good configs (every key, defaults, relative paths),
+ * every kind of bad config with its exact "file:line:col: reason", capability and context defaults
+ * from GGUF headers, and discovery in a models folder. Every file lives in a mkdtemp folder that is
+ * removed afterwards; GGUF files are written here (tiny valid headers), plus a copy of the shared
+ * llama-2-tiny-random.gguf when it is present. */
+#include "../../src/daemon/matrix.h"
+
+/* cmocka.h needs these before it */
+/* clang-format off */
+#include <dirent.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+/* clang-format on */
+
+/* ---- temp folders and files ---------------------------------------------------------------- */
+
+static char tmp[PATH_MAX]; /* the test's folder (realpath'd), made fresh per test */
+
+static int setup(void **state) {
+  (void)state;
+  char t[] = "/tmp/sy-matrix-XXXXXX";
+  if (!mkdtemp(t) || !realpath(t, tmp)) return -1;
+  return 0;
+}
+
+static void rm_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    char p[PATH_MAX + 256];
+    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    struct stat st;
+    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+      rm_tree(p);
+    else
+      unlink(p);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  rm_tree(tmp);
+  return 0;
+}
+
+/* tmp + "/" + rel into a static rotating buffer (so a test can hold a few at once). */
+static const char *P(const char *rel) {
+  static char bufs[4][PATH_MAX + 256];
+  static int k;
+  char *b = bufs[k++ % 4];
+  snprintf(b, sizeof bufs[0], "%s/%s", tmp, rel);
+  return b;
+}
+
+static void write_text(const char *rel, const char *text) {
+  FILE *f = fopen(P(rel), "wb");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* ---- tiny GGUF writer ----------------------------------------------------------------------- */
+
+typedef struct gspec {
+  const char *arch; /* NULL: no general.architecture */
+  unsigned ctx;     /* <arch>.context_length, 0: absent */
+  int pooling;      /* <arch>.pooling_type, -1: absent */
+  const char *tmpl; /* tokenizer.chat_template, NULL: absent */
+  const char *type; /* general.type, NULL: absent */
+  unsigned n_tensors;
+} gspec;
+
+static void w32(FILE *f, uint32_t v) {
+  unsigned char b[4] = {v, v >> 8, v >> 16, v >> 24};
+  fwrite(b, 1, 4, f);
+}
+static void w64(FILE *f, uint64_t v) {
+  for (int i = 0; i < 8; i++) fputc((int)(v >> (8 * i)) & 0xff, f);
+}
+static void wstr(FILE *f, const char *s) {
+  w64(f, strlen(s));
+  fwrite(s, 1, strlen(s), f);
+}
+
+static void write_gguf(const char *rel, gspec s) {
+  FILE *f = fopen(P(rel), "wb");
+  assert_non_null(f);
+  uint64_t nkv =
+      (s.arch != NULL) + (s.ctx != 0) + (s.pooling >= 0) + (s.tmpl != NULL) + (s.type != NULL);
+  fwrite("GGUF", 1, 4, f);
+  w32(f, 3);
+  w64(f, s.n_tensors);
+  w64(f, nkv);
+  char k[128];
+  if (s.type) wstr(f, "general.type"), w32(f, 8), wstr(f, s.type);
+  if (s.arch) wstr(f, "general.architecture"), w32(f, 8), wstr(f, s.arch);
+  if (s.ctx)
+    snprintf(k, sizeof k, "%s.context_length", s.arch), wstr(f, k), w32(f, 4), w32(f, s.ctx);
+  if (s.pooling >= 0)
+    snprintf(k, sizeof k, "%s.pooling_type", s.arch), wstr(f, k), w32(f, 4),
+        w32(f, (uint32_t)s.pooling);
+  if (s.tmpl) wstr(f, "tokenizer.chat_template"), w32(f, 8), wstr(f, s.tmpl);
+  fclose(f);
+}
+
+static const gspec CHAT = {"qwen2", 32768, -1, "{{ messages }}", NULL, 1};
+static const gspec BASE = {"llama", 2048, -1, NULL, NULL, 1};
+static const gspec BERT = {"bert", 512, -1, NULL, NULL, 1};
+
+/* ---- helpers --------------------------------------------------------------------------------- */
+
+static matrix *load_ok(const char *yaml) {
+  write_text("config.yaml", yaml);
+  char err[1024] = "";
+  matrix *m = matrix_load(P("config.yaml"), NULL, err, sizeof err);
+  if (!m) fail_msg("expected success, got: %s", err);
+  return m;
+}
+
+/* Replace {D} with tmp and {F} with the config path. */
+static void expand(const char *in, char *out, size_t cap) {
+  size_t o = 0;
+  while (*in && o + 1 < cap) {
+    const char *rep = !strncmp(in, "{D}", 3)   ? tmp
+                      : !strncmp(in, "{F}", 3) ? P("config.yaml")
+                                               : NULL;
+    if (rep) {
+      o += (size_t)snprintf(out + o, cap - o, "%s", rep);
+      in += 3;
+    } else {
+      out[o++] = *in++;
+    }
+  }
+  out[o < cap ? o : cap - 1] = '\0';
+}
+
+/* The config must be refused with exactly "CONFIG:" + want ({D}, {F} expanded). */
+static void load_bad(const char *yaml, const char *want) {
+  write_text("config.yaml", yaml);
+  char err[1024] = "", exp[2048], full[2200];
+  matrix *m = matrix_load(P("config.yaml"), NULL, err, sizeof err);
+  if (m) {
+    matrix_free(m);
+    fail_msg("accepted a bad config:\n%s", yaml);
+  }
+  expand(want, exp, sizeof exp);
+  snprintf(full, sizeof full, "%s:%s", P("config.yaml"), exp);
+  if (strcmp(err, full) != 0) fail_msg("config:\n%s\nwant: %s\ngot:  %s", yaml, full, err);
+}
+
+/* ---- good configs --------------------------------------------------------------------------- */
+
+static void test_all_keys(void **state) {
+  (void)state;
+  assert_int_equal(mkdir(P("models"), 0700), 0);
+  assert_int_equal(mkdir(P("weights"), 0700), 0);
+  write_gguf("weights/qwen.gguf", CHAT);
+  write_gguf("weights/bge.gguf", BERT);
+  /* every key; the second model's file is an absolute path */
+  char yaml[4096];
+  snprintf(yaml, sizeof yaml,
+           "listen: {host: 0.0.0.0, port: 9090}\n"
+           "api_keys: [sk-one, \"sk-two\"]\n"
+           "models_dir: ./models\n"
+           "log_level: debug\n"
+           "limits: {max_body_bytes: 1048576, max_connections: 32}\n"
+           "defaults: {context: 2048, parallel: 2, keep_alive: 1m, threads: 8, batch: 256, "
+           "gpu_layers: 10}\n"
+           "models:\n"
+           "  - name: qwen-small\n"
+           "    aliases: [small, q]\n"
+           "    file: weights/qwen.gguf\n"
+           "    engine: llama\n"
+           "    capabilities: [chat, completion]\n"
+           "    context: 8192\n"
+           "    parallel: 3\n"
+           "    keep_alive: 10m\n"
+           "    threads: 4\n"
+           "    batch: 1024\n"
+           "    gpu_layers: -1\n"
+           "    pooling: none\n"
+           "    chat_template: chatml\n"
+           "  - name: bge\n"
+           "    file: %s\n",
+           P("weights/bge.gguf"));
+  matrix *m = load_ok(yaml);
+  assert_string_equal(m->path, P("config.yaml"));
+  assert_string_equal(m->host, "0.0.0.0");
+  assert_int_equal(m->port, 9090);
+  assert_int_equal(m->n_api_keys, 2);
+  assert_string_equal(m->api_keys[0], "sk-one");
+  assert_string_equal(m->api_keys[1], "sk-two");
+  assert_string_equal(m->models_dir, P("models"));
+  assert_int_equal(m->log_level, 3);
+  assert_int_equal(m->max_body_bytes, 1048576);
+  assert_int_equal(m->max_connections, 32);
+  assert_int_equal(m->n_models, 2);
+  assert_int_equal(m->n_warnings, 0);
+
+  const matrix_model *q = &m->models[0];
+  assert_string_equal(q->name, "qwen-small");
+  assert_int_equal(q->n_aliases, 2);
+  assert_string_equal(q->aliases[0], "small");
+  assert_string_equal(q->aliases[1], "q");
+  assert_string_equal(q->file, P("weights/qwen.gguf"));
+  assert_int_equal(q->engine, MATRIX_ENGINE_LLAMA);
+  assert_int_equal(q->caps, MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION);
+  assert_int_equal(q->context, 8192);
+  assert_int_equal(q->parallel, 3);
+  assert_int_equal(q->keep_alive_s, 600);
+  assert_int_equal(q->threads, 4);
+  assert_int_equal(q->batch, 1024);
+  assert_int_equal(q->gpu_layers, -1);
+  assert_string_equal(q->pooling, "none");
+  assert_string_equal(q->chat_template, "chatml");
+  assert_string_equal(q->arch, "qwen2");
+  assert_int_equal(q->n_ctx_train, 32768);
+  assert_true(q->file_bytes > 0);
+  assert_false(q->discovered);
+  char src[PATH_MAX + 300];
+  snprintf(src, sizeof src, "%s:8", P("config.yaml"));
+  assert_string_equal(q->source, src);
+
+  /* the defaults section fills what the model leaves out; context is capped by n_ctx_train */
+  const matrix_model *b = &m->models[1];
+  assert_string_equal(b->name, "bge");
+  assert_string_equal(b->file, P("weights/bge.gguf"));
+  assert_int_equal(b->caps, MATRIX_CAP_EMBED);
+  assert_int_equal(b->context, 512);
+  assert_int_equal(b->parallel, 2);
+  assert_int_equal(b->keep_alive_s, 60);
+  assert_int_equal(b->threads, 8);
+  assert_int_equal(b->batch, 256);
+  assert_int_equal(b->gpu_layers, 10);
+  assert_null(b->pooling);
+  assert_null(b->chat_template);
+
+  assert_ptr_equal(matrix_find(m, "qwen-small"), q);
+  assert_ptr_equal(matrix_find(m, "small"), q);
+  assert_ptr_equal(matrix_find(m, "q"), q);
+  assert_ptr_equal(matrix_find(m, "bge"), b);
+  assert_null(matrix_find(m, "Small"));
+  assert_null(matrix_find(m, ""));
+  assert_null(matrix_find(m, NULL));
+  assert_null(matrix_find(NULL, "q"));
+  matrix_free(m);
+}
+
+static void test_defaults(void **state) {
+  (void)state;
+  write_gguf("chat.gguf", CHAT); /* n_ctx_train 32768 */
+  write_gguf("base.gguf", BASE); /* 2048 */
+  write_gguf("noctx.gguf", (gspec){"llama", 0, -1, NULL, NULL, 1});
+  write_gguf("tiny.gguf", (gspec){"llama", 8, -1, NULL, NULL, 1});
+  matrix *m = load_ok(
+      "models:\n"
+      "  - {name: chat, file: chat.gguf}\n"
+      "  - {name: base, file: base.gguf}\n"
+      "  - {name: noctx, file: noctx.gguf}\n"
+      "  - {name: tiny, file: tiny.gguf}\n"
+      "  - {name: big, file: base.gguf, context: 16384}\n");
+  assert_string_equal(m->host, "127.0.0.1");
+  assert_int_equal(m->port, 8080);
+  assert_int_equal(m->n_api_keys, 0);
+  assert_null(m->models_dir);
+  assert_int_equal(m->log_level, 2);
+  assert_int_equal(m->max_body_bytes, 16 << 20);
+  assert_int_equal(m->max_connections, 256);
+  assert_int_equal(m->n_models, 5);
+  const matrix_model *c = &m->models[0];
+  assert_int_equal(c->context, 4096);
+  assert_int_equal(c->parallel, 4);
+  assert_int_equal(c->keep_alive_s, 300);
+  assert_int_equal(c->threads, 0);
+  assert_int_equal(c->batch, 512);
+  assert_int_equal(c->gpu_layers, -1);
+  assert_int_equal(c->caps, MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION);
+  assert_int_equal(m->models[1].context, 2048);
+  assert_int_equal(m->models[1].caps, MATRIX_CAP_COMPLETION);
+  assert_int_equal(m->models[2].context, 4096);
+  assert_int_equal(m->models[2].n_ctx_train, 0);
+  assert_int_equal(m->models[3].context, 16);    /* never below the minimum */
+  assert_int_equal(m->models[4].context, 16384); /* given: taken as is */
+  matrix_free(m);
+
+  /* an empty config, and null sections */
+  m = load_ok("");
+  assert_int_equal(m->n_models, 0);
+  assert_int_equal(m->port, 8080);
+  matrix_free(m);
+  m = load_ok("# nothing\nlisten:\napi_keys:\nmodels:\nlimits: ~\ndefaults: null\n");
+  assert_int_equal(m->n_models, 0);
+  assert_int_equal(m->n_api_keys, 0);
+  matrix_free(m);
+  m = load_ok("listen: {port: 0}\nlog_level: WARN\n");
+  assert_int_equal(m->port, 0);
+  assert_int_equal(m->log_level, 1);
+  matrix_free(m);
+}
+
+static void test_capabilities(void **state) {
+  (void)state;
+  write_gguf("base.gguf", BASE);
+  write_gguf("bert.gguf", BERT);
+  write_gguf("jina.gguf", (gspec){"jina-bert-v2", 8192, -1, NULL, NULL, 1});
+  write_gguf("pool.gguf", (gspec){"qwen3", 32768, 1, NULL, NULL, 1});
+  write_gguf("pool0.gguf", (gspec){"qwen3", 32768, 0, NULL, NULL, 1});
+  write_gguf("rank.gguf", (gspec){"bert", 512, 4, NULL, NULL, 1});
+  matrix *m = load_ok(
+      "models:\n"
+      "  - {name: a, file: base.gguf}\n"
+      "  - {name: b, file: base.gguf, chat_template: chatml}\n"
+      "  - {name: c, file: bert.gguf}\n"
+      "  - {name: d, file: jina.gguf}\n"
+      "  - {name: e, file: pool.gguf}\n"
+      "  - {name: f, file: pool0.gguf}\n"
+      "  - {name: g, file: rank.gguf}\n"
+      "  - {name: h, file: base.gguf, pooling: last}\n"
+      "  - {name: i, file: base.gguf, pooling: rank}\n"
+      "  - {name: j, file: bert.gguf, capabilities: [completion, embed, embed]}\n");
+  unsigned want[] = {MATRIX_CAP_COMPLETION, MATRIX_CAP_COMPLETION | MATRIX_CAP_CHAT,
+                     MATRIX_CAP_EMBED,      MATRIX_CAP_EMBED,
+                     MATRIX_CAP_EMBED,      MATRIX_CAP_COMPLETION,
+                     MATRIX_CAP_RERANK,     MATRIX_CAP_EMBED,
+                     MATRIX_CAP_RERANK,     MATRIX_CAP_COMPLETION | MATRIX_CAP_EMBED};
+  assert_int_equal(m->n_models, sizeof want / sizeof want[0]);
+  for (size_t i = 0; i < m->n_models; i++)
+    if (m->models[i].caps != want[i])
+      fail_msg("model %s: caps %#x, want %#x", m->models[i].name, m->models[i].caps, want[i]);
+  matrix_free(m);
+
+  char buf[64];
+  assert_string_equal(matrix_caps_str(MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION, buf, sizeof buf),
+                      "chat,completion");
+  assert_string_equal(matrix_caps_str(MATRIX_CAP_EMBED, buf, sizeof buf), "embed");
+  assert_string_equal(matrix_caps_str(0, buf, sizeof buf), "");
+  assert_string_equal(matrix_caps_str(0xf, buf, sizeof buf), "chat,completion,embed,rerank");
+  char small[8];
+  assert_string_equal(matrix_caps_str(0xf, small, sizeof small), "chat"); /* cut, terminated */
+}
+
+static void test_keep_alive_forms(void **state) {
+  (void)state;
+  write_gguf("m.gguf", BASE);
+  matrix *m = load_ok(
+      "models:\n"
+      "  - {name: a, file: m.gguf, keep_alive: 30s}\n"
+      "  - {name: b, file: m.gguf, keep_alive: 5m}\n"
+      "  - {name: c, file: m.gguf, keep_alive: 2h}\n"
+      "  - {name: d, file: m.gguf, keep_alive: 0}\n"
+      "  - {name: e, file: m.gguf, keep_alive: -1}\n"
+      "  - {name: f, file: m.gguf, keep_alive: 90}\n"
+      "  - {name: g, file: m.gguf, keep_alive: \"2147483647\"}\n");
+  int want[] = {30, 300, 7200, 0, -1, 90, 2147483647};
+  for (size_t i = 0; i < 7; i++) assert_int_equal(m->models[i].keep_alive_s, want[i]);
+  matrix_free(m);
+}
+
+/* ---- bad configs ----------------------------------------------------------------------------- */
+
+static void test_bad_structure(void **state) {
+  (void)state;
+  write_gguf("m.gguf", BASE);
+  load_bad("listen: {host: a}\nfoo: 1\n", "2:1: foo: unknown key");
+  load_bad("listen:\n  hots: x\n", "2:3: listen.hots: unknown key");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    contxt: 5\n",
+           "4:5: models[0].contxt: unknown key");
+  load_bad("defaults: {ctx: 5}\n", "1:12: defaults.ctx: unknown key");
+  load_bad("limits:\n  max_body: 5\n", "2:3: limits.max_body: unknown key");
+  load_bad("log_level: info\nlog_level: debug\n", "2:1: log_level: duplicate key");
+  load_bad("models:\n  - {name: a, file: m.gguf, name: b}\n",
+           "2:29: models[0].name: duplicate key");
+  load_bad("- a\n- b\n", "1:1: the config must be a mapping of keys to values, got a list");
+  load_bad("just text\n", "1:1: the config must be a mapping of keys to values, got 'just text'");
+  load_bad("[a]: 1\n", "1:1: keys must be strings, got a list");
+  load_bad("listen: 8080\n", "1:9: listen: expected a mapping, got '8080'");
+  load_bad("limits: [1]\n", "1:9: limits: expected a mapping, got a list");
+  load_bad("api_keys: sk\n", "1:11: api_keys: expected a list, got 'sk'");
+  load_bad("api_keys: [{a: b}]\n", "1:12: api_keys[0]: expected a string, got a mapping");
+  load_bad("api_keys: [ok, '']\n", "1:16: api_keys[1]: must not be empty");
+  load_bad("models: {name: a}\n", "1:9: models: expected a list, got a mapping");
+  load_bad("models:\n  - a\n", "2:5: models[0]: expected a mapping, got 'a'");
+  load_bad("log_level: info\n---\nlog_level: warn\n", "3:1: only one YAML document is allowed");
+  /* aliases, even cyclic ones, cannot make the walk loop: the schema bounds it */
+  load_bad("models: &a [*a]\n", "1:9: models[0]: expected a mapping, got a list");
+  load_bad("listen: &l {host: *l}\n", "1:9: listen.host: expected a string, got a mapping");
+  /* libyaml's own errors carry their position too */
+  load_bad(
+      "listen: {host: a\n",
+      "2:1: did not find expected ',' or '}' (while parsing a flow mapping at line 1, column 9)");
+  load_bad("a: b: c\n", "1:5: mapping values are not allowed in this context");
+  load_bad("x: *nope\n", "1:4: found undefined alias");
+  load_bad("listen:\n\thost: a\n",
+           "2:1: found character that cannot start any token (while scanning for the next token at "
+           "line 2, column 1)");
+  load_bad("log_level: \xff\n", "1:12: invalid leading UTF-8 octet");
+}
+
+static void test_bad_values(void **state) {
+  (void)state;
+  write_gguf("m.gguf", BASE);
+  load_bad("listen: {port: abc}\n", "1:16: listen.port: expected an integer, got 'abc'");
+  load_bad("listen:\n  port: 70000\n", "2:9: listen.port: 70000 is out of range (0..65535)");
+  load_bad("listen:\n  port: -1\n", "2:9: listen.port: -1 is out of range (0..65535)");
+  load_bad("listen:\n  port: 1.5\n", "2:9: listen.port: expected an integer, got '1.5'");
+  load_bad("listen:\n  port:\n", "2:8: listen.port: expected an integer, got nothing");
+  load_bad("listen: {host: [a]}\n", "1:16: listen.host: expected a string, got a list");
+  load_bad("listen: {host: ''}\n", "1:16: listen.host: must not be empty");
+  load_bad("log_level: loud\n",
+           "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");
+  load_bad("limits: {max_body_bytes: 10}\n",
+           "1:26: limits.max_body_bytes: 10 is out of range (1024..1073741824)");
+  load_bad("limits: {max_connections: 0}\n",
+           "1:27: limits.max_connections: 0 is out of range (1..65536)");
+  load_bad("limits: {max_connections: 99999999999999999999999}\n",
+           "1:27: limits.max_connections: 99999999999999999999999 is out of range (1..65536)");
+  load_bad("defaults: {context: 8}\n", "1:21: defaults.context: 8 is out of range (16..1048576)");
+  load_bad("defaults: {parallel: 300}\n", "1:22: defaults.parallel: 300 is out of range (1..256)");
+  load_bad(
+      "defaults: {keep_alive: soon}\n",
+      "1:24: defaults.keep_alive: expected seconds or a duration like 30s, 5m, 2h, got 'soon'");
+  load_bad("models_dir: nowhere\n",
+           "1:13: models_dir: cannot open '{D}/nowhere': No such file or directory");
+  load_bad("models_dir: m.gguf\n", "1:13: models_dir: '{D}/m.gguf' is not a directory");
+
+  const char *head = "models:\n  - name: a\n    file: m.gguf\n";
+  struct {
+    const char *line, *want;
+  } cases[] = {
+      {"    context: 2000000\n", "4:14: models[0].context: 2000000 is out of range (16..1048576)"},
+      {"    context: 15\n", "4:14: models[0].context: 15 is out of range (16..1048576)"},
+      {"    parallel: 0\n", "4:15: models[0].parallel: 0 is out of range (1..256)"},
+      {"    threads: 2000\n", "4:14: models[0].threads: 2000 is out of range (0..1024)"},
+      {"    batch: 0\n", "4:12: models[0].batch: 0 is out of range (1..65536)"},
+      {"    gpu_layers: -2\n", "4:17: models[0].gpu_layers: -2 is out of range (-1..65536)"},
+      {"    keep_alive: 5x\n",
+       "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got '5x'"},
+      {"    keep_alive: -5\n",
+       "4:17: models[0].keep_alive: -5 is out of range (-1..2147483647 seconds)"},
+      {"    keep_alive: -1m\n",
+       "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got '-1m'"},
+      {"    keep_alive: 600000h\n",
+       "4:17: models[0].keep_alive: 600000h is out of range (-1..2147483647 seconds)"},
+      {"    keep_alive: 2147483648\n",
+       "4:17: models[0].keep_alive: 2147483648 is out of range (-1..2147483647 seconds)"},
+      {"    keep_alive: [1]\n",
+       "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got a list"},
+      {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama)"},
+      {"    pooling: max\n",
+       "4:14: models[0].pooling: unknown pooling 'max' (known: mean, cls, last, none, rank)"},
+      {"    capabilities: [chat, fly]\n",
+       "4:26: models[0].capabilities[1]: unknown capability 'fly' (known: chat, completion, embed, "
+       "rerank)"},
+      {"    capabilities: chat\n", "4:19: models[0].capabilities: expected a list, got 'chat'"},
+      {"    capabilities: []\n",
+       "4:19: models[0].capabilities: empty list (leave the key out to take them from the GGUF)"},
+      {"    chat_template: ''\n", "4:20: models[0].chat_template: must not be empty"},
+      {"    aliases: small\n", "4:14: models[0].aliases: expected a list, got 'small'"},
+      {"    aliases: [b, 'has space']\n",
+       "4:18: models[0].aliases[1]: 'has space' is not a valid name (1..128 characters, no "
+       "spaces)"},
+      {"    aliases: [b, b]\n", "4:18: models[0].aliases[1]: 'b' is listed twice"},
+      {"    aliases: [a]\n", "4:15: models[0].aliases[0]: 'a' is already this model's name"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s%s", head, cases[i].line);
+    load_bad(yaml, cases[i].want);
+  }
+}
+
+static void test_bad_models(void **state) {
+  (void)state;
+  write_gguf("m.gguf", BASE);
+  write_gguf("proj.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1});
+  write_gguf("lora.gguf", (gspec){"llama", 0, -1, NULL, "adapter", 1});
+  write_gguf("vocab.gguf", (gspec){"llama", 4096, -1, NULL, NULL, 0});
+  write_text("junk.gguf", "hello, world");
+  assert_int_equal(mkdir(P("adir"), 0700), 0);
+  load_bad("models:\n  - file: m.gguf\n", "2:5: models[0]: missing required key 'name'");
+  load_bad("models:\n  - name: a\n", "2:5: models[0]: missing required key 'file'");
+  load_bad("models:\n  - {name: a}\n", "2:5: models[0]: missing required key 'file'");
+  load_bad("models:\n  - name: a\n    file: nope.gguf\n",
+           "3:11: models[0].file: cannot open '{D}/nope.gguf': No such file or directory");
+  load_bad("models:\n  - name: a\n    file: junk.gguf\n",
+           "3:11: models[0].file: '{D}/junk.gguf' is not a readable GGUF: not a GGUF file: bad "
+           "magic (offset 4)");
+  load_bad("models:\n  - name: a\n    file: adir\n",
+           "3:11: models[0].file: '{D}/adir' is not a readable GGUF: not a regular file");
+  load_bad("models:\n  - name: a\n    file: proj.gguf\n",
+           "3:11: models[0].file: '{D}/proj.gguf' is a multimodal projector (mmproj), not a model");
+  load_bad("models:\n  - name: a\n    file: lora.gguf\n",
+           "3:11: models[0].file: '{D}/lora.gguf' is an adapter, not a model");
+  load_bad("models:\n  - name: a\n    file: vocab.gguf\n",
+           "3:11: models[0].file: '{D}/vocab.gguf' has no tensors (a vocabulary-only GGUF?)");
+  load_bad("models:\n  - name: a\n    file: [m.gguf]\n",
+           "3:11: models[0].file: expected a string, got a list");
+  load_bad("models:\n  - name: 'a b'\n    file: m.gguf\n",
+           "2:11: models[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
+  load_bad("models:\n  - name: \"a\\0b\"\n    file: m.gguf\n",
+           "2:11: models[0].name: the string contains a NUL byte");
+  /* names and aliases share one namespace */
+  load_bad("models:\n  - {name: a, file: m.gguf}\n  - {name: a, file: m.gguf}\n",
+           "3:12: models[1].name: 'a' is already used by model 'a' ({F}:2)");
+  load_bad("models:\n  - {name: a, aliases: [x], file: m.gguf}\n  - {name: x, file: m.gguf}\n",
+           "3:12: models[1].name: 'x' is already used by model 'a' ({F}:2)");
+  load_bad("models:\n  - {name: a, file: m.gguf}\n  - {name: b, aliases: [c, a], file: m.gguf}\n",
+           "3:28: models[1].aliases[1]: 'a' is already used by model 'a' ({F}:2)");
+  load_bad(
+      "models:\n  - {name: a, aliases: [x], file: m.gguf}\n  - name: b\n    aliases:\n      - x\n  "
+      "  file: m.gguf\n",
+      "5:9: models[1].aliases[0]: 'x' is already used by model 'a' ({F}:2)");
+}
+
+static void test_missing_config(void **state) {
+  (void)state;
+  char err[512], want[PATH_MAX + 300];
+  assert_null(matrix_load(P("none.yaml"), NULL, err, sizeof err));
+  snprintf(want, sizeof want, "%s: cannot read config: No such file or directory", P("none.yaml"));
+  assert_string_equal(err, want);
+  assert_null(matrix_load(tmp, NULL, err, sizeof err));
+  snprintf(want, sizeof want, "%s: cannot read config (is it a directory?)", tmp);
+  assert_string_equal(err, want);
+  assert_null(matrix_load(NULL, P("nodir"), err, sizeof err));
+  snprintf(want, sizeof want, "models dir '%s': No such file or directory", P("nodir"));
+  assert_string_equal(err, want);
+  /* too big */
+  FILE *f = fopen(P("big.yaml"), "wb");
+  assert_non_null(f);
+  for (int i = 0; i < (1 << 20) / 8 + 1; i++) fputs("# hello\n", f);
+  fclose(f);
+  assert_null(matrix_load(P("big.yaml"), NULL, err, sizeof err));
+  snprintf(want, sizeof want, "%s: config is larger than 1 MiB", P("big.yaml"));
+  assert_string_equal(err, want);
+  /* no config, no folder: an empty matrix with the defaults */
+  matrix *m = matrix_load(NULL, NULL, err, sizeof err);
+  assert_non_null(m);
+  assert_null(m->path);
+  assert_string_equal(m->host, "127.0.0.1");
+  assert_int_equal(m->port, 8080);
+  assert_int_equal(m->n_models, 0);
+  matrix_free(m);
+}
+
+/* ---- discovery --------------------------------------------------------------------------------
+ */
+
+static void test_discovery(void **state) {
+  (void)state;
+  assert_int_equal(mkdir(P("models"), 0700), 0);
+  assert_int_equal(mkdir(P("models/sub"), 0700), 0);
+  write_gguf("models/zeta.gguf", CHAT);
+  write_gguf("models/alpha.gguf", BASE);
+  write_gguf("models/emb.gguf", BERT);
+  write_gguf("models/mmproj-zeta.gguf", CHAT);                                 /* by its name */
+  write_gguf("models/vision.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1}); /* by its header */
+  write_gguf("models/big-00001-of-00002.gguf", BASE);                          /* a split model */
+  write_gguf("models/big-00002-of-00002.gguf", BASE);
+  write_gguf("models/conf.gguf", CHAT);  /* named by a configured model */
+  write_gguf("models/small.gguf", BASE); /* clashes with a configured alias */
+  write_gguf("models/.hidden.gguf", BASE);
+  write_gguf("models/sub/deep.gguf", BASE); /* not recursive */
+  write_gguf("models/vocab.gguf", (gspec){"llama", 4096, -1, NULL, NULL, 0});
+  write_text("models/broken.gguf", "GGUF\3\0\0\0");
+  write_text("models/notes.txt", "not a model");
+  write_gguf("models/has space.gguf", BASE);
+  write_gguf("models/sub.gguf.txt", BASE);
+
+  matrix *m = load_ok(
+      "models_dir: models\n"
+      "defaults: {parallel: 2}\n"
+      "models:\n"
+      "  - name: configured\n"
+      "    aliases: [small]\n"
+      "    file: models/conf.gguf\n");
+  const char *names[] = {"configured", "alpha", "big", "emb", "zeta"};
+  if (m->n_models != 5) {
+    for (size_t i = 0; i < m->n_models; i++) print_message("model %s\n", m->models[i].name);
+    fail_msg("%zu models, want 5", m->n_models);
+  }
+  for (size_t i = 0; i < 5; i++) assert_string_equal(m->models[i].name, names[i]);
+  assert_false(m->models[0].discovered);
+  const matrix_model *z = matrix_find(m, "zeta");
+  assert_non_null(z);
+  assert_true(z->discovered);
+  assert_string_equal(z->file, P("models/zeta.gguf"));
+  assert_string_equal(z->source, P("models/zeta.gguf"));
+  assert_int_equal(z->caps, MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION);
+  assert_int_equal(z->context, 4096);
+  assert_int_equal(z->parallel, 2);
+  assert_int_equal(z->n_aliases, 0);
+  assert_string_equal(matrix_find(m, "big")->file, P("models/big-00001-of-00002.gguf"));
+  assert_int_equal(matrix_find(m, "emb")->caps, MATRIX_CAP_EMBED);
+  assert_int_equal(matrix_find(m, "emb")->context, 512);
+  assert_ptr_equal(matrix_find(m, "small"), &m->models[0]);
+
+  /* warnings: the broken file, the vocabulary-only one, the clash, the bad name */
+  assert_int_equal(m->n_warnings, 4);
+  int seen = 0;
+  for (size_t i = 0; i < m->n_warnings; i++) {
+    const char *w = m->n_warnings ? m->warnings[i] : "";
+    if (strstr(w, "broken.gguf: not a readable GGUF: truncated")) seen |= 1;
+    if (strstr(w, "vocab.gguf: it has no tensors")) seen |= 2;
+    if (strstr(w, "small.gguf: the name 'small' is taken by model 'configured'")) seen |= 4;
+    if (strstr(w, "has space.gguf: 'has space' is not a valid model name")) seen |= 8;
+  }
+  if (seen != 15)
+    for (size_t i = 0; i < m->n_warnings; i++) print_message("warning: %s\n", m->warnings[i]);
+  assert_int_equal(seen, 15);
+  matrix_free(m);
+
+  /* no config at all: the folder alone; the argument wins over the config's models_dir */
+  char err[512];
+  m = matrix_load(NULL, P("models"), err, sizeof err);
+  if (!m) fail_msg("%s", err);
+  assert_null(m->path);
+  assert_string_equal(m->models_dir, P("models"));
+  assert_int_equal(m->n_models, 6); /* alpha big conf emb small zeta */
+  assert_string_equal(m->models[0].name, "alpha");
+  assert_string_equal(m->models[5].name, "zeta");
+  assert_int_equal(m->models[0].parallel, 4);
+  matrix_free(m);
+  assert_int_equal(mkdir(P("other"), 0700), 0);
+  write_text("config.yaml", "models_dir: models\n");
+  m = matrix_load(P("config.yaml"), P("other"), err, sizeof err);
+  if (!m) fail_msg("%s", err);
+  assert_int_equal(m->n_models, 0);
+  assert_string_equal(m->models_dir, P("other"));
+  matrix_free(m);
+}
+
+static void test_discovery_real_file(void **state) {
+  (void)state;
+  const char *td = getenv("SWITCHYARD_TESTDATA");
+  char src[PATH_MAX];
+  snprintf(src, sizeof src, "%s/llama-2-tiny-random.gguf", td && *td ? td : "../shared/testdata");
+  FILE *in = fopen(src, "rb");
+  if (!in) {
+    print_message("SKIP: %s not found (set SWITCHYARD_TESTDATA to the shared testdata folder)\n",
+                  src);
+    skip();
+  }
+  assert_int_equal(mkdir(P("models"), 0700), 0);
+  FILE *out = fopen(P("models/tiny.gguf"), "wb");
+  assert_non_null(out);
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
+  fclose(in);
+  fclose(out);
+  char err[512];
+  matrix *m = matrix_load(NULL, P("models"), err, sizeof err);
+  if (!m) fail_msg("%s", err);
+  assert_int_equal(m->n_models, 1);
+  const matrix_model *t = matrix_find(m, "tiny");
+  assert_non_null(t);
+  assert_string_equal(t->arch, "llama");
+  assert_int_equal(t->n_ctx_train, 4096);
+  assert_int_equal(t->context, 4096);
+  assert_int_equal(t->caps, MATRIX_CAP_COMPLETION);
+  matrix_free(m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_all_keys, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_capabilities, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keep_alive_forms, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_structure, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_models, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

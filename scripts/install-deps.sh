@@ -3,7 +3,7 @@
 # only what is missing (fast when everything is there). Runs apt-get as root, or through sudo.
 set -euo pipefail
 pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-certificates
-      libmicrohttpd-dev libjansson-dev libcyaml-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
+      libmicrohttpd-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
       curl nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

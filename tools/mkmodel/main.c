@@ -1,0 +1,362 @@
+/* main.c — mkmodel: write a random-weight GGUF model of a real architecture (llama, qwen2, qwen3,
+ * bert) with a real tokenizer. llama.cpp's own llama_model_init_from_user builds the model from
+ * metadata (so names, shapes and types are exactly what its loader expects); mkmodel fills the
+ * weights and writes the file (save.c says why not llama_model_save_to_file). For tests and
+ * benchmarks: the structure is real, the output is gibberish. See docs/MKMODEL.md.
+ * Must never overwrite its output with a partial file, and never download anything. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fill.h"
+#include "llama.h"
+#include "meta.h"
+#include "save.h"
+#include "spec.h"
+#include "verify.h"
+
+#define MK_EXIT_USAGE 2
+
+static int verbose;
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "usage: mkmodel (--preset NAME | --arch ARCH) -o OUT.gguf [options]\n"
+      "Writes a random-weight GGUF model of a real architecture with a real tokenizer.\n"
+      "\n"
+      "  --preset NAME        %s\n"
+      "  --arch ARCH          llama | qwen2 | qwen3 | bert (defaults: that arch's tiny preset)\n"
+      "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
+      "                       $SWITCHYARD_VOCAB_DIR/ggml-vocab-qwen2.gguf\n"
+      "                       (defaults: llama -> llama-spm, qwen2/qwen3 -> qwen2, bert -> "
+      "bert-bge)\n"
+      "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --ctx N --head-dim N\n"
+      "  --type T             f32 | f16 | q8_0 | q4_0 | q4_k: 2-D matrices (default f16; norms "
+      "stay f32;\n"
+      "                       a matrix whose rows do not fit T's block falls back: "
+      "q4_k->q5_0->q8_0->f16)\n"
+      "  --seed N             weights are a pure function of seed, shape and type (default 42)\n"
+      "  --chat-template T    none | chatml | llama3 | vocab | PATH.jinja\n"
+      "                       (default: chatml for qwen2/qwen3, none for llama and bert)\n"
+      "  --pooling P          none | mean | cls | last (bert default mean; others none)\n"
+      "  --tied | --untied    output matrix shared with the token embeddings (qwen default) or "
+      "not\n"
+      "  --rope-base F --norm-eps F --name S\n"
+      "  --threads N          threads for generating and quantizing (default: all CPUs)\n"
+      "  --verify             load the written file with llama.cpp and run it once\n"
+      "  --verbose            show llama.cpp's log\n"
+      "  -o, --output PATH    output file (written as PATH.part, then renamed)\n"
+      "  -h, --help\n"
+      "Exit status: 0 ok, 1 failure, 2 bad usage.\n",
+      mk_preset_names());
+}
+
+static void die_usage(const char *fmt, const char *arg) {
+  fprintf(stderr, "mkmodel: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n\n");
+  usage(stderr);
+  exit(MK_EXIT_USAGE);
+}
+
+static long parse_long(const char *opt, const char *s, long lo, long hi) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s needs an integer in %ld..%ld, not '%%s'", opt, lo, hi);
+    die_usage(msg, s);
+  }
+  return v;
+}
+
+static float parse_float(const char *opt, const char *s) {
+  char *end = NULL;
+  errno = 0;
+  float v = strtof(s, &end);
+  if (errno != 0 || end == s || *end != '\0' || !(v >= 0.0f)) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s needs a non-negative number, not '%%s'", opt);
+    die_usage(msg, s);
+  }
+  return v;
+}
+
+/* Fail before the slow part when OUT's folder cannot take the file or OUT is a folder. */
+static void check_output(const char *out) {
+  char dir[4096];
+  struct stat st;
+  if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+    die_usage("-o %s is a folder; give a file name", out);
+  snprintf(dir, sizeof(dir), "%s", out);
+  char *slash = strrchr(dir, '/');
+  if (!slash)
+    snprintf(dir, sizeof(dir), ".");
+  else if (slash == dir)
+    dir[1] = '\0';
+  else
+    *slash = '\0';
+  if (access(dir, W_OK) != 0) {
+    fprintf(stderr, "mkmodel: cannot write into %s: %s\n", dir, strerror(errno));
+    exit(1);
+  }
+}
+
+static void log_cb(enum ggml_log_level level, const char *text, void *ud) {
+  (void)ud;
+  if (verbose || level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+enum {
+  OPT_PRESET = 256,
+  OPT_ARCH,
+  OPT_VOCAB,
+  OPT_EMBD,
+  OPT_LAYER,
+  OPT_HEAD,
+  OPT_HEAD_KV,
+  OPT_FF,
+  OPT_CTX,
+  OPT_HEAD_DIM,
+  OPT_TYPE,
+  OPT_SEED,
+  OPT_TEMPLATE,
+  OPT_POOLING,
+  OPT_TIED,
+  OPT_UNTIED,
+  OPT_ROPE,
+  OPT_EPS,
+  OPT_NAME,
+  OPT_THREADS,
+  OPT_VERIFY,
+  OPT_VERBOSE,
+};
+
+int main(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"preset", required_argument, NULL, OPT_PRESET},
+      {"arch", required_argument, NULL, OPT_ARCH},
+      {"vocab", required_argument, NULL, OPT_VOCAB},
+      {"n-embd", required_argument, NULL, OPT_EMBD},
+      {"n-layer", required_argument, NULL, OPT_LAYER},
+      {"n-head", required_argument, NULL, OPT_HEAD},
+      {"n-head-kv", required_argument, NULL, OPT_HEAD_KV},
+      {"n-ff", required_argument, NULL, OPT_FF},
+      {"ctx", required_argument, NULL, OPT_CTX},
+      {"head-dim", required_argument, NULL, OPT_HEAD_DIM},
+      {"type", required_argument, NULL, OPT_TYPE},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"chat-template", required_argument, NULL, OPT_TEMPLATE},
+      {"pooling", required_argument, NULL, OPT_POOLING},
+      {"tied", no_argument, NULL, OPT_TIED},
+      {"untied", no_argument, NULL, OPT_UNTIED},
+      {"rope-base", required_argument, NULL, OPT_ROPE},
+      {"norm-eps", required_argument, NULL, OPT_EPS},
+      {"name", required_argument, NULL, OPT_NAME},
+      {"threads", required_argument, NULL, OPT_THREADS},
+      {"verify", no_argument, NULL, OPT_VERIFY},
+      {"verbose", no_argument, NULL, OPT_VERBOSE},
+      {"output", required_argument, NULL, 'o'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  struct mk_spec given, s;
+  mk_spec_init(&given);
+  const char *preset = NULL, *out = NULL;
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int threads = ncpu > 0 ? (int)ncpu : 1;
+  int do_verify = 0;
+
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+    switch (c) {
+      case OPT_PRESET:
+        preset = optarg;
+        break;
+      case OPT_ARCH:
+        if (mk_arch_parse(optarg) < 0)
+          die_usage("unknown --arch '%s' (llama, qwen2, qwen3, bert)", optarg);
+        given.arch = (enum mk_arch)mk_arch_parse(optarg);
+        break;
+      case OPT_VOCAB:
+        given.vocab = optarg;
+        break;
+      case OPT_EMBD:
+        given.n_embd = (int)parse_long("--n-embd", optarg, 1, 65536);
+        break;
+      case OPT_LAYER:
+        given.n_layer = (int)parse_long("--n-layer", optarg, 1, 256);
+        break;
+      case OPT_HEAD:
+        given.n_head = (int)parse_long("--n-head", optarg, 1, 1024);
+        break;
+      case OPT_HEAD_KV:
+        given.n_head_kv = (int)parse_long("--n-head-kv", optarg, 1, 1024);
+        break;
+      case OPT_FF:
+        given.n_ff = (int)parse_long("--n-ff", optarg, 1, 1L << 20);
+        break;
+      case OPT_CTX:
+        given.n_ctx = (int)parse_long("--ctx", optarg, 1, 1L << 20);
+        break;
+      case OPT_HEAD_DIM:
+        given.head_dim = (int)parse_long("--head-dim", optarg, 1, 1024);
+        break;
+      case OPT_TYPE:
+        given.wtype = mk_type_parse(optarg);
+        if (given.wtype == GGML_TYPE_COUNT)
+          die_usage("unknown --type '%s' (f32, f16, q8_0, q4_0, q4_k)", optarg);
+        break;
+      case OPT_SEED:
+        given.seed = (uint64_t)parse_long("--seed", optarg, 0, LONG_MAX);
+        given.has_seed = 1;
+        break;
+      case OPT_TEMPLATE:
+        given.chat_template = optarg;
+        break;
+      case OPT_POOLING:
+        given.pooling = mk_pooling_parse(optarg);
+        if (given.pooling == -2)
+          die_usage("unknown --pooling '%s' (none, mean, cls, last)", optarg);
+        break;
+      case OPT_TIED:
+        given.tied = 1;
+        break;
+      case OPT_UNTIED:
+        given.tied = 0;
+        break;
+      case OPT_ROPE:
+        given.rope_base = parse_float("--rope-base", optarg);
+        break;
+      case OPT_EPS:
+        given.norm_eps = parse_float("--norm-eps", optarg);
+        break;
+      case OPT_NAME:
+        given.name = optarg;
+        break;
+      case OPT_THREADS:
+        threads = (int)parse_long("--threads", optarg, 1, 256);
+        break;
+      case OPT_VERIFY:
+        do_verify = 1;
+        break;
+      case OPT_VERBOSE:
+        verbose = 1;
+        break;
+      case 'o':
+        out = optarg;
+        break;
+      case 'h':
+        usage(stdout);
+        return 0;
+      case ':':
+        die_usage("option %s needs a value", argv[optind - 1]);
+        break;
+      default:
+        die_usage("unknown option '%s'", argv[optind - 1]);
+        break;
+    }
+  }
+  if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
+  if (!out) die_usage("%s", "no output: give -o OUT.gguf");
+
+  mk_spec_init(&s);
+  if (preset) {
+    if (mk_spec_preset(&s, preset) != 0) die_usage("unknown --preset '%s'", preset);
+    if (given.arch < MK_ARCH_COUNT && given.arch != s.arch)
+      die_usage("--arch conflicts with --preset %s", preset);
+  }
+  mk_spec_overlay(&s, &given);
+  if (s.arch >= MK_ARCH_COUNT) die_usage("%s", "give --arch or --preset");
+  mk_spec_defaults(&s);
+  char err[1024];
+  if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
+  check_output(out);
+
+  llama_log_set(log_cb, NULL);
+  llama_backend_init();
+  double t0 = now_s();
+  int rc = 1;
+  struct gguf_context *vocab = NULL, *meta = NULL;
+  struct llama_model *model = NULL;
+  char *tmpl = NULL;
+  char vocab_path[4096];
+  struct mk_fill fill;
+  memset(&fill, 0, sizeof(fill));
+  fill.spec = &s;
+  fill.threads = threads;
+
+  if (mk_vocab_path(s.vocab, vocab_path, sizeof(vocab_path), err, sizeof(err)) != 0) goto fail;
+  int n_vocab = 0;
+  vocab = mk_vocab_load(vocab_path, &n_vocab, err, sizeof(err));
+  if (!vocab) goto fail;
+  if (mk_chat_template_load(s.chat_template, vocab, &tmpl, err, sizeof(err)) != 0) goto fail;
+
+  fprintf(stderr,
+          "mkmodel: %s %s: n_vocab %d (%s), n_embd %d, n_layer %d, n_head %d/%d, head_dim %d, n_ff "
+          "%d, ctx %d, "
+          "%s%s, seed %llu, %d threads\n",
+          s.name, mk_arch_name(s.arch), n_vocab, vocab_path, s.n_embd, s.n_layer, s.n_head,
+          s.n_head_kv, s.head_dim, s.n_ff, s.n_ctx, ggml_type_name(s.wtype), s.tied ? ", tied" : "",
+          (unsigned long long)s.seed, threads);
+
+  meta = mk_meta_new(&s, vocab, n_vocab);
+  struct llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0; /* weights in host memory: filled and written in place */
+  model = llama_model_init_from_user(meta, mk_fill_tensor, &fill, mp);
+  if (!model || fill.failed) {
+    snprintf(err, sizeof(err),
+             "llama_model_init_from_user failed%s (run with --verbose for llama.cpp's log)",
+             fill.failed ? " while filling tensors (out of memory?)" : "");
+    goto fail;
+  }
+  double t1 = now_s();
+
+  struct mk_save_info info;
+  if (mk_save(out, &s, meta, tmpl, fill.kept, fill.n_kept, &info, err, sizeof(err)) != 0) goto fail;
+  llama_model_free(model);
+  model = NULL;
+  double t2 = now_s();
+  fprintf(stderr,
+          "mkmodel: wrote %s: %d tensors, %.1fM params, %.1f MiB (%d matrices in a fallback type, "
+          "%d loader-only "
+          "tensors left out); generate %.2fs, write %.2fs\n",
+          out, info.n_tensors, (double)info.n_params / 1e6,
+          (double)info.n_bytes / (1024.0 * 1024.0), fill.n_fallback, fill.n_zeroed, t1 - t0,
+          t2 - t1);
+
+  if (do_verify) {
+    char summary[1024];
+    if (mk_verify(out, s.pooling >= 0, threads, summary, sizeof(summary), err, sizeof(err)) != 0)
+      goto fail;
+    fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", now_s() - t2, summary);
+  }
+  rc = 0;
+  goto done;
+
+fail:
+  fprintf(stderr, "mkmodel: %s\n", err);
+done:
+  if (model) llama_model_free(model);
+  if (meta) gguf_free(meta);
+  if (vocab) gguf_free(vocab);
+  free(tmpl);
+  mk_fill_deinit(&fill);
+  llama_backend_free();
+  return rc;
+}

@@ -1,0 +1,341 @@
+/* spec.c — architectures, presets and tensor tables for mkmodel (see spec.h).
+ * Pure data and checks: must never touch files, the engine or global mutable state. */
+#include "spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llama.h"
+
+/* ---- tensor tables: the tensors real checkpoints carry (llama.cpp's loader creates more in
+ * memory when building from metadata — optional biases, scales — which are dropped on output) */
+
+static const struct mk_tensor_desc tensors_llama[] = {
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+};
+
+static const struct mk_tensor_desc tensors_qwen2[] = {
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_q.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_k.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_v.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+};
+
+static const struct mk_tensor_desc tensors_qwen3[] = {
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_q_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"attn_k_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+};
+
+static const struct mk_tensor_desc tensors_bert[] = {
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"token_types.weight", 0, MK_INIT_RANDOM, MK_NE0_EMBD, 0},
+    {"position_embd.weight", 0, MK_INIT_RANDOM, MK_NE0_EMBD, 0},
+    {"token_embd_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"token_embd_norm.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_q.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_k.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"attn_v.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
+    {"attn_output.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"attn_output_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"attn_output_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
+    {"ffn_up.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+    {"ffn_down.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"layer_output_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
+    {"layer_output_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct {
+  const char *name;
+  const struct mk_tensor_desc *tensors;
+  size_t n_tensors;
+} arch_info[MK_ARCH_COUNT] = {
+    [MK_ARCH_LLAMA] = {"llama", tensors_llama, N_OF(tensors_llama)},
+    [MK_ARCH_QWEN2] = {"qwen2", tensors_qwen2, N_OF(tensors_qwen2)},
+    [MK_ARCH_QWEN3] = {"qwen3", tensors_qwen3, N_OF(tensors_qwen3)},
+    [MK_ARCH_BERT] = {"bert", tensors_bert, N_OF(tensors_bert)},
+};
+
+/* ---- presets: every shape field given, so a preset fully defines a model ---- */
+
+struct mk_preset {
+  const char *name;
+  enum mk_arch arch;
+  const char *vocab;
+  int n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, head_dim;
+  const char *chat_template;
+  int pooling, tied;
+  float rope_base, norm_eps;
+};
+
+static const struct mk_preset presets[] = {
+    /* name, arch, vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, ctx, head_dim (0:
+     * n_embd/n_head), chat template, pooling, tied, rope base, norm eps */
+    {"tiny-llama", MK_ARCH_LLAMA, "llama-spm", 64, 2, 4, 2, 128, 2048, 0, "none", -1, 0, 10000.0f,
+     1e-5f},
+    {"tiny-qwen2", MK_ARCH_QWEN2, "qwen2", 64, 2, 4, 2, 128, 2048, 0, "chatml", -1, 1, 1000000.0f,
+     1e-6f},
+    {"tiny-qwen3", MK_ARCH_QWEN3, "qwen2", 64, 2, 4, 2, 128, 2048, 0, "chatml", -1, 1, 1000000.0f,
+     1e-6f},
+    {"tiny-bert", MK_ARCH_BERT, "bert-bge", 64, 2, 4, 4, 128, 512, 0, "none",
+     LLAMA_POOLING_TYPE_MEAN, 0, 0.0f, 1e-12f},
+    /* Qwen2.5-0.5B-Instruct's shape (tied embeddings, GQA 14:2, head_dim 64) */
+    {"qwen2-0.5b", MK_ARCH_QWEN2, "qwen2", 896, 24, 14, 2, 4864, 32768, 0, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    /* Qwen3-0.6B's shape (head_dim 128 > n_embd/n_head, tied embeddings) */
+    {"qwen3-0.6b", MK_ARCH_QWEN3, "qwen2", 1024, 28, 16, 8, 3072, 40960, 128, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+};
+
+const char *mk_preset_names(void) {
+  return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, qwen2-0.5b, qwen3-0.6b";
+}
+
+void mk_spec_init(struct mk_spec *s) {
+  memset(s, 0, sizeof(*s));
+  s->arch = MK_ARCH_COUNT;
+  s->n_embd = s->n_layer = s->n_head = s->n_head_kv = s->n_ff = s->n_ctx = s->head_dim = -1;
+  s->wtype = GGML_TYPE_COUNT;
+  s->has_seed = 0;
+  s->seed = 42;
+  s->pooling = -2;
+  s->tied = -1;
+  s->rope_base = -1.0f;
+  s->norm_eps = -1.0f;
+}
+
+/* Copy every field of p into s ("not given" stays so when p leaves it so). */
+static void apply_preset(struct mk_spec *s, const struct mk_preset *p) {
+  s->arch = p->arch;
+  s->vocab = p->vocab;
+  s->n_embd = p->n_embd;
+  s->n_layer = p->n_layer;
+  s->n_head = p->n_head;
+  s->n_head_kv = p->n_head_kv;
+  s->n_ff = p->n_ff;
+  s->n_ctx = p->n_ctx;
+  s->head_dim = p->head_dim > 0 ? p->head_dim : -1;
+  s->chat_template = p->chat_template;
+  s->pooling = p->pooling;
+  s->tied = p->tied;
+  s->rope_base = p->rope_base;
+  s->norm_eps = p->norm_eps;
+  s->name = p->name;
+}
+
+static const struct mk_preset *find_preset(const char *name) {
+  for (size_t i = 0; i < N_OF(presets); i++) {
+    if (strcmp(presets[i].name, name) == 0) return &presets[i];
+  }
+  return NULL;
+}
+
+int mk_spec_preset(struct mk_spec *s, const char *name) {
+  const struct mk_preset *p = find_preset(name);
+  if (!p) return -1;
+  apply_preset(s, p);
+  return 0;
+}
+
+void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
+  if (g->arch < MK_ARCH_COUNT) s->arch = g->arch;
+  if (g->vocab) s->vocab = g->vocab;
+  if (g->n_embd >= 0) s->n_embd = g->n_embd;
+  if (g->n_layer >= 0) s->n_layer = g->n_layer;
+  if (g->n_head >= 0) s->n_head = g->n_head;
+  if (g->n_head_kv >= 0) s->n_head_kv = g->n_head_kv;
+  if (g->n_ff >= 0) s->n_ff = g->n_ff;
+  if (g->n_ctx >= 0) s->n_ctx = g->n_ctx;
+  if (g->head_dim >= 0) s->head_dim = g->head_dim;
+  if (g->wtype != GGML_TYPE_COUNT) s->wtype = g->wtype;
+  if (g->has_seed) {
+    s->seed = g->seed;
+    s->has_seed = 1;
+  }
+  if (g->chat_template) s->chat_template = g->chat_template;
+  if (g->pooling != -2) s->pooling = g->pooling;
+  if (g->tied >= 0) s->tied = g->tied;
+  if (g->rope_base >= 0.0f) s->rope_base = g->rope_base;
+  if (g->norm_eps >= 0.0f) s->norm_eps = g->norm_eps;
+  if (g->name) s->name = g->name;
+}
+
+void mk_spec_defaults(struct mk_spec *s) {
+  /* the tiny preset of each architecture holds its defaults */
+  static const char *tiny[MK_ARCH_COUNT] = {
+      [MK_ARCH_LLAMA] = "tiny-llama",
+      [MK_ARCH_QWEN2] = "tiny-qwen2",
+      [MK_ARCH_QWEN3] = "tiny-qwen3",
+      [MK_ARCH_BERT] = "tiny-bert",
+  };
+  if (s->arch >= MK_ARCH_COUNT) return;
+  struct mk_spec d;
+  mk_spec_init(&d);
+  apply_preset(&d, find_preset(tiny[s->arch]));
+  d.name = mk_arch_name(s->arch);
+  /* bert has no grouped-query attention in practice: kv heads follow the heads */
+  if (s->arch == MK_ARCH_BERT && s->n_head >= 0 && s->n_head_kv < 0) s->n_head_kv = s->n_head;
+  struct mk_spec given = *s;
+  *s = d;
+  mk_spec_overlay(s, &given);
+  if (s->wtype == GGML_TYPE_COUNT) s->wtype = GGML_TYPE_F16;
+  if (s->head_dim < 0 && s->n_head > 0) s->head_dim = s->n_embd / s->n_head;
+  if (s->pooling == -2) s->pooling = -1;
+}
+
+int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
+#define FAIL(...)                       \
+  do {                                  \
+    snprintf(err, errlen, __VA_ARGS__); \
+    return -1;                          \
+  } while (0)
+  if (s->arch >= MK_ARCH_COUNT) FAIL("no architecture: give --arch or --preset");
+  if (s->n_embd < 8 || s->n_embd > 65536) FAIL("--n-embd must be in 8..65536");
+  if (s->n_layer < 1 || s->n_layer > 256) FAIL("--n-layer must be in 1..256");
+  if (s->n_head < 1 || s->n_head > 1024) FAIL("--n-head must be in 1..1024");
+  if (s->n_head_kv < 1 || s->n_head_kv > s->n_head) FAIL("--n-head-kv must be in 1..n_head");
+  if (s->n_head % s->n_head_kv != 0)
+    FAIL("--n-head (%d) must be a multiple of --n-head-kv (%d)", s->n_head, s->n_head_kv);
+  if (s->n_ff < 1 || s->n_ff > 1 << 20) FAIL("--n-ff must be in 1..1048576");
+  if (s->n_ctx < 8 || s->n_ctx > 1 << 20) FAIL("--ctx must be in 8..1048576");
+  if (s->head_dim < 2 || s->head_dim > 1024 || s->head_dim % 2 != 0)
+    FAIL("--head-dim must be even, 2..1024");
+  if (s->arch == MK_ARCH_BERT) {
+    if (s->head_dim * s->n_head != s->n_embd) FAIL("bert needs n_embd == n_head * head_dim");
+    if (s->n_ctx > 65536)
+      FAIL("bert stores a position embedding per context slot: --ctx must be <= 65536");
+    if (s->pooling < LLAMA_POOLING_TYPE_MEAN || s->pooling > LLAMA_POOLING_TYPE_LAST)
+      FAIL("bert needs --pooling mean, cls or last");
+  }
+  if (s->arch != MK_ARCH_BERT && s->pooling == LLAMA_POOLING_TYPE_CLS)
+    FAIL("--pooling cls reads the first token, which a causal model sees alone: use mean or last");
+  if (s->arch == MK_ARCH_LLAMA && s->head_dim * s->n_head != s->n_embd)
+    FAIL("llama needs n_embd == n_head * head_dim (llama.cpp checks n_rot)");
+  if (s->norm_eps <= 0.0f || s->norm_eps > 0.1f) FAIL("norm epsilon must be in (0, 0.1]");
+  if (s->arch != MK_ARCH_BERT && s->rope_base <= 0.0f) FAIL("--rope-base must be > 0");
+  return 0;
+#undef FAIL
+}
+
+int mk_arch_parse(const char *str) {
+  for (int i = 0; i < MK_ARCH_COUNT; i++) {
+    if (strcmp(arch_info[i].name, str) == 0) return i;
+  }
+  return -1;
+}
+
+const char *mk_arch_name(enum mk_arch a) { return a < MK_ARCH_COUNT ? arch_info[a].name : "?"; }
+
+const struct mk_tensor_desc *mk_arch_tensors(enum mk_arch a, size_t *n) {
+  *n = arch_info[a].n_tensors;
+  return arch_info[a].tensors;
+}
+
+const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const char *name) {
+  int per_layer = 0;
+  const char *suffix = name;
+  if (strncmp(name, "blk.", 4) == 0) {
+    char *end = NULL;
+    long il = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || il < 0 || il >= s->n_layer) return NULL;
+    per_layer = 1;
+    suffix = end + 1;
+  }
+  size_t n = 0;
+  const struct mk_tensor_desc *t = mk_arch_tensors(s->arch, &n);
+  for (size_t i = 0; i < n; i++) {
+    if (t[i].per_layer == per_layer && strcmp(t[i].suffix, suffix) == 0) {
+      if (t[i].untied_only && s->tied) return NULL;
+      return &t[i];
+    }
+  }
+  return NULL;
+}
+
+int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which) {
+  switch (which) {
+    case MK_NE0_FF:
+      return s->n_ff;
+    case MK_NE0_QDIM:
+      return (int64_t)s->n_head * s->head_dim;
+    case MK_NE0_EMBD:
+    default:
+      return s->n_embd;
+  }
+}
+
+enum ggml_type mk_spec_matrix_type(enum ggml_type want, int64_t ne0) {
+  static const enum ggml_type chain_k[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0,
+                                           GGML_TYPE_F16};
+  if (ne0 % ggml_blck_size(want) == 0) return want;
+  if (want == GGML_TYPE_Q4_K) {
+    for (size_t i = 1; i < N_OF(chain_k); i++) {
+      if (ne0 % ggml_blck_size(chain_k[i]) == 0) return chain_k[i];
+    }
+  }
+  return GGML_TYPE_F16;
+}
+
+enum ggml_type mk_type_parse(const char *str) {
+  static const struct {
+    const char *name;
+    enum ggml_type type;
+  } types[] = {
+      {"f32", GGML_TYPE_F32},   {"f16", GGML_TYPE_F16},   {"q8_0", GGML_TYPE_Q8_0},
+      {"q4_0", GGML_TYPE_Q4_0}, {"q4_k", GGML_TYPE_Q4_K},
+  };
+  for (size_t i = 0; i < N_OF(types); i++) {
+    if (strcasecmp(types[i].name, str) == 0) return types[i].type;
+  }
+  return GGML_TYPE_COUNT;
+}
+
+int mk_pooling_parse(const char *str) {
+  if (strcmp(str, "none") == 0) return -1;
+  if (strcmp(str, "mean") == 0) return LLAMA_POOLING_TYPE_MEAN;
+  if (strcmp(str, "cls") == 0) return LLAMA_POOLING_TYPE_CLS;
+  if (strcmp(str, "last") == 0) return LLAMA_POOLING_TYPE_LAST;
+  return -2;
+}

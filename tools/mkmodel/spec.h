@@ -1,0 +1,82 @@
+/* spec.h — what mkmodel is asked to build: architecture, shape, weight type, presets, and the
+ * per-architecture table of the tensors a real checkpoint of that architecture carries.
+ * Pure data and checks: this module must never touch files, the engine or global state. */
+#ifndef MK_SPEC_H
+#define MK_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ggml.h"
+
+enum mk_arch { MK_ARCH_LLAMA = 0, MK_ARCH_QWEN2, MK_ARCH_QWEN3, MK_ARCH_BERT, MK_ARCH_COUNT };
+
+/* How a tensor of the table is initialised. */
+enum mk_init {
+  MK_INIT_MATRIX, /* random, std 1/sqrt(ne0), stored in the requested weight type */
+  MK_INIT_RANDOM, /* random, std 1/sqrt(ne0), always F32 (position / token-type embeddings) */
+  MK_INIT_ONE,    /* 1.0 (norm weights), F32 */
+  MK_INIT_ZERO,   /* 0.0 (biases), F32 */
+};
+
+/* Which hyper-parameter is a matrix's row length (ne0), to pick a type its rows fit. */
+enum mk_ne0 { MK_NE0_EMBD, MK_NE0_FF, MK_NE0_QDIM };
+
+struct mk_tensor_desc {
+  const char *suffix; /* "token_embd.weight", or for per-layer tensors "attn_q.weight" */
+  int per_layer;      /* 1: named "blk.<i>.<suffix>" */
+  enum mk_init init;
+  enum mk_ne0 ne0; /* meaningful for MK_INIT_MATRIX only */
+  int untied_only; /* 1: only kept when the output matrix is not tied to the embeddings */
+};
+
+/* Everything needed to build one model. Integers < 0 and NULL strings mean "not given". */
+struct mk_spec {
+  enum mk_arch arch;
+  const char *vocab; /* a path, or a name resolved in $SWITCHYARD_VOCAB_DIR */
+  int n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, head_dim;
+  enum ggml_type wtype; /* type of the 2-D matrices; GGML_TYPE_COUNT = not given */
+  int has_seed;
+  uint64_t seed;
+  const char *chat_template; /* none | chatml | llama3 | vocab | path to a .jinja file */
+  int pooling;               /* llama_pooling_type; -1 = none (not written); -2 = not given */
+  int tied;                  /* 1: no output.weight, the loader reuses token_embd */
+  float rope_base, norm_eps;
+  const char *name; /* general.name */
+};
+
+/* Set every field to "not given" (-1 / NULL / GGML_TYPE_COUNT). */
+void mk_spec_init(struct mk_spec *s);
+/* Copy the preset's values into *s. Returns 0, or -1 if the name is unknown. */
+int mk_spec_preset(struct mk_spec *s, const char *name);
+/* Copy the fields given in g over s. */
+void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g);
+/* Fill the fields still "not given" with the architecture's defaults (its tiny preset; head_dim
+ * = n_embd/n_head; f16 weights; seed 42). No-op while the architecture is unknown. */
+void mk_spec_defaults(struct mk_spec *s);
+/* Check shapes are usable; on failure writes a one-line reason to err and returns -1. */
+int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen);
+
+/* Parse "llama|qwen2|qwen3|bert"; returns -1 when unknown. */
+int mk_arch_parse(const char *s);
+/* llama.cpp's architecture name ("llama", "qwen2", ...). */
+const char *mk_arch_name(enum mk_arch a);
+/* The tensor table of an architecture; *n receives its length. */
+const struct mk_tensor_desc *mk_arch_tensors(enum mk_arch a, size_t *n);
+/* Find the table entry for a tensor name ("blk.3.attn_q.weight"); NULL if the name is not one a
+ * real checkpoint carries (or is the output matrix of a tied model). */
+const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const char *name);
+/* Row length (ne0) of a matrix entry for this spec. */
+int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which);
+/* Type used for a matrix with rows of ne0 elements: the requested type when ne0 fits its
+ * block size, else the nearest that fits (q4_k -> q5_0 -> q8_0 -> f16; others -> f16). */
+enum ggml_type mk_spec_matrix_type(enum ggml_type want, int64_t ne0);
+
+/* Parse "f32|f16|q8_0|q4_0|q4_k"; returns GGML_TYPE_COUNT when unknown. */
+enum ggml_type mk_type_parse(const char *s);
+/* Parse "none|mean|cls|last"; returns -2 when unknown. */
+int mk_pooling_parse(const char *s);
+/* The list of preset names, for usage text. */
+const char *mk_preset_names(void);
+
+#endif

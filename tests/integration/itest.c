@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -815,6 +816,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: itest --daemon BIN --models DIR [--testdata DIR] [--only NAME]\n");
     return 2;
   }
+  /* the config written below lives in a temp dir: make every path absolute */
+  static char models_abs[4096], testdata_abs[4096];
+  if (!realpath(models_dir, models_abs)) {
+    fprintf(stderr, "itest: %s: %s\n", models_dir, strerror(errno));
+    return 2;
+  }
+  models_dir = models_abs;
+  if (testdata_dir) testdata_dir = realpath(testdata_dir, testdata_abs) ? testdata_abs : NULL;
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   char probe[512];

@@ -113,8 +113,9 @@ int main(int argc, char **argv) {
     }
   }
   sy_log_init("llama", (enum sy_log_level)level);
-  /* If the daemon dies without closing the socket (SIGKILL, crash), die with it. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* No PR_SET_PDEATHSIG: it fires when the daemon *thread* that spawned us exits (an HTTP
+   * connection thread), not the daemon process. When the daemon dies, the kernel closes its end
+   * of the socket and the inbox thread's EOF ends this process. */
   signal(SIGPIPE, SIG_IGN);
   if (fcntl(fd, F_GETFD) == -1) {
     LOG_E("fd %d is not open (%s)", fd, strerror(errno));

@@ -122,7 +122,8 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level ? level : "info",
+  static const char *level_names[] = {"error", "warn", "info", "debug"};
+  sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};
   d.sc = sched_new(&sp);
   http_params hp = {.host = host ? host : d.mx->host,

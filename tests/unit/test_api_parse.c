@@ -19,7 +19,7 @@
  *  - sampling fields: copied with their values; temperature "hot" and 3, top_p 1.5, top_k -1 and
  *    2.5, min_p, penalties out of range; max_tokens 0 / "10" / 5.0 / 5.5; max_completion_tokens
  *    wins; seed masked to 32 bits; stop string -> array, 5 entries, empty, non-string, too long;
- *    stream / stream_options / include_usage flags and their errors;
+ *    stream / stream_options / include_usage / ignore_eos flags and their errors;
  *  - refusals: n=2, tools non-empty (tools [] accepted), response_format json_object (text
  *    accepted), logprobs true;
  *  - embeddings: string and array inputs, the message shape, encoding_format float/base64, and
@@ -632,6 +632,23 @@ static void test_stream_flags(void **state) {
            "stream_options.include_usage", NULL);
 }
 
+/* ignore_eos (llama-server's extension): a boolean copied into the worker message when given. */
+static void test_ignore_eos(void **state) {
+  (void)state;
+  api_gen g;
+  gen_ok(true, CHAT("'ignore_eos':true"), &g);
+  assert_true(json_is_true(json_object_get(g.msg, "ignore_eos")));
+  api_gen_clear(&g);
+  gen_ok(false, "{'model':'tiny-qwen','prompt':'x','ignore_eos':false}", &g);
+  assert_true(json_is_false(json_object_get(g.msg, "ignore_eos")));
+  api_gen_clear(&g);
+  gen_ok(true, CHAT("'x':1"), &g);
+  assert_null(json_object_get(g.msg, "ignore_eos"));
+  api_gen_clear(&g);
+  chat_err(CHAT("'ignore_eos':'yes'"), 400, "invalid_type", "ignore_eos", "must be a boolean");
+  chat_err(CHAT("'ignore_eos':1"), 400, "invalid_type", "ignore_eos", NULL);
+}
+
 static void test_unsupported_refused(void **state) {
   (void)state;
   api_gen g;
@@ -1043,6 +1060,7 @@ int main(void) {
       cmocka_unit_test(test_seed),
       cmocka_unit_test(test_stop),
       cmocka_unit_test(test_stream_flags),
+      cmocka_unit_test(test_ignore_eos),
       cmocka_unit_test(test_unsupported_refused),
       cmocka_unit_test(test_embed_ok),
       cmocka_unit_test(test_embed_errors),

@@ -22,8 +22,8 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/common -MMD -MP
 LDFLAGS :=
 ifeq ($(SAN),1)
-  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
-  LDFLAGS += -fsanitize=address,undefined
+  CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
+  LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 endif
 
 DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lpthread -lm

@@ -73,10 +73,11 @@ static int opt_int(const json_t *req, const char *name, long long lo, long long 
                    api_error *err) {
   json_t *v = json_object_get(req, name);
   if (!v || json_is_null(v)) return 0;
-  /* 5.0 is accepted as 5 (some clients send floats); 5.5 is not */
+  /* 5.0 is accepted as 5 (some clients send floats); 5.5 is not. Range-check a real before
+   * converting it: a cast of 1e300 to long long is undefined. */
   double d = json_is_real(v) ? json_real_value(v) : 0;
   bool integral = json_is_integer(v) || (json_is_real(v) && d == floor(d) && fabs(d) < 9e15);
-  long long x = json_is_integer(v) ? (long long)json_integer_value(v) : (long long)d;
+  long long x = json_is_integer(v) ? (long long)json_integer_value(v) : integral ? (long long)d : 0;
   if (!integral || x < lo || x > hi) {
     API_BAD(err, name, "invalid_value", "'%s' must be an integer between %lld and %lld", name, lo, hi);
     return -1;
@@ -186,6 +187,11 @@ static int parse_stop(const json_t *req, json_t *msg, api_error *err) {
   if (!v || json_is_null(v)) return 0;
   json_t *arr = json_array();
   if (json_is_string(v)) {
+    if (json_string_length(v) > 256) {
+      json_decref(arr);
+      API_BAD(err, "stop", "invalid_value", "'stop' must be at most 256 bytes");
+      return -1;
+    }
     if (json_string_length(v)) json_array_append(arr, v);
   } else if (json_is_array(v) && json_array_size(v) <= API_MAX_STOP) {
     size_t i;

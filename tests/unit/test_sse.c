@@ -132,6 +132,12 @@ static void test_limit_refusal(void **state) {
   assert_true(b.len <= 4);
   sy_buf_free(&b);
 
+  /* room for "data: " but not the JSON: a refusal leaves no half event behind */
+  sy_buf h = {.limit = 20};
+  assert_int_equal(sse_append_json(&h, j), -1);
+  assert_int_equal(h.len, 0);
+  sy_buf_free(&h);
+
   /* room for one event exactly: it fits; the next one and the marker are refused */
   sy_buf one = {0};
   assert_int_equal(sse_append_json(&one, j), 0);

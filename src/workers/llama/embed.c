@@ -1,7 +1,10 @@
 /* embed.c — the `embed` op: one L2-normalised vector per input string.
  * Every input is decoded whole in one ubatch (load makes n_ubatch = n_batch >= n_ctx), so pooling
- * sees all of its tokens. Models with a KV cache (causal LMs) decode one input at a time; models
- * without one (BERT-like encoders) pack several inputs, one sequence id each, into a batch.
+ * sees all of its tokens. Models with a KV cache (causal LMs) decode one input at a time. Models
+ * without one (BERT-like encoders) pack short inputs, one sequence id each, into one decode while
+ * the batch stays under EMBED_PACK_ROWS tokens: below that ggml-cpu's attention handles every
+ * query row on its own, skipping masked keys, so a text embeds to the same bits alone or packed;
+ * at 64 query rows and more it switches to a tiled kernel whose sums depend on the neighbours.
  * Must never leave KV cells behind between requests, nor send a vector that is not normalised. */
 #include <math.h>
 #include <stdlib.h>
@@ -9,6 +12,8 @@
 
 #include "log.h"
 #include "worker.h"
+
+#define EMBED_PACK_ROWS 64
 
 struct embed_state {
   struct llama_batch batch;
@@ -87,11 +92,13 @@ void embed_run(worker *w, int64_t id, const json_t *hdr) {
 
   llama_memory_t mem = llama_get_memory(w->ctx);
   int32_t pack = mem ? 1 : w->n_parallel;
+  int32_t rows = e->cap < EMBED_PACK_ROWS ? e->cap : EMBED_PACK_ROWS;
   struct llama_batch *b = &e->batch;
   for (size_t i = 0; i < n;) {
     size_t first = i;
     b->n_tokens = 0;
-    while (i < n && (int32_t)(i - first) < pack && b->n_tokens + lens[i] <= e->cap) {
+    /* The first input always goes in (it fits: lens <= cap); more only while under `rows`. */
+    while (i < n && (i == first || ((int32_t)(i - first) < pack && b->n_tokens + lens[i] < rows))) {
       for (int32_t k = 0; k < lens[i]; k++) {
         int32_t j = b->n_tokens;
         b->token[j] = toks[i][k];

@@ -220,8 +220,8 @@ int engine_load(worker *w, const json_t *hdr) {
   if (w->embed_mode) {
     /* A whole input must fit one ubatch: pooling and non-causal attention see one ubatch. */
     if (n_batch < n_ctx) n_batch = n_ctx;
-  } else if (n_batch < n_parallel) {
-    n_batch = n_parallel; /* one token for every generating slot fits in one decode */
+  } else if (n_batch < n_parallel + 1) {
+    n_batch = n_parallel + 1; /* every generating slot's token (and a pad row) fits one decode */
   }
 
   struct llama_context_params cp = llama_context_default_params();
@@ -263,7 +263,7 @@ int engine_load(worker *w, const json_t *hdr) {
   w->n_ctx_seq = (int32_t)(ctx_seq < (uint32_t)n_ctx ? ctx_seq : (uint32_t)n_ctx);
   w->n_parallel = (int32_t)llama_n_seq_max(w->ctx);
   w->n_batch = (int32_t)llama_n_batch(w->ctx);
-  if (w->n_parallel != (int32_t)n_parallel || w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel))
+  if (w->n_parallel != (int32_t)n_parallel || w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
   w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
 

@@ -1,10 +1,12 @@
 /* inbox.c — the worker's reader thread and the bounded FIFO of frames it hands to the main thread.
  * The reader only receives and queues; it must never send a frame, touch the engine, or let the
- * queue grow past WK_INBOX_CAP (it waits for room instead). */
+ * queue grow past WK_INBOX_CAP (it waits for room instead). A frame with a bad JSON header is
+ * skipped (the stream is still in step); broken framing ends the channel. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "worker.h"
@@ -32,28 +34,75 @@ static void inbox_mark_ended(inbox *in, bool failed) {
   pthread_mutex_unlock(&in->mu);
 }
 
+/* Read exactly n bytes. Returns 0, 1 on EOF before the first byte, -1 on error or a short EOF. */
+static int inbox_read_all(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) {
+      if (got == 0) return 1;
+      errno = EPROTO;
+      return -1;
+    }
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+enum { INBOX_READ_OK, INBOX_READ_SKIP, INBOX_READ_EOF, INBOX_READ_FATAL };
+
+/* Read one whole frame, then parse it with ipc_decode. Unlike ipc_recv this tells a frame whose
+ * JSON is bad (the stream is still in step: skip it) from broken framing (give up). */
+static int inbox_read_frame(int fd, ipc_msg *m) {
+  unsigned char pre[12];
+  int r = inbox_read_all(fd, pre, sizeof pre);
+  if (r == 1) return INBOX_READ_EOF;
+  if (r < 0) return errno == ECONNRESET ? INBOX_READ_EOF : INBOX_READ_FATAL;
+  uint32_t hl = (uint32_t)pre[4] | (uint32_t)pre[5] << 8 | (uint32_t)pre[6] << 16 | (uint32_t)pre[7] << 24;
+  uint32_t pl = (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
+  if (memcmp(pre, "SYW1", 4) != 0 || hl == 0 || hl > IPC_MAX_HEADER || pl > IPC_MAX_PAYLOAD) {
+    errno = EPROTO;
+    return INBOX_READ_FATAL;
+  }
+  size_t len = sizeof pre + (size_t)hl + pl;
+  unsigned char *buf = malloc(len);
+  if (!buf) return INBOX_READ_FATAL;
+  memcpy(buf, pre, sizeof pre);
+  if (inbox_read_all(fd, buf + sizeof pre, len - sizeof pre) != 0) {
+    free(buf);
+    if (errno == ECONNRESET) return INBOX_READ_EOF;
+    return INBOX_READ_FATAL;
+  }
+  size_t used;
+  r = ipc_decode(buf, len, m, &used);
+  free(buf);
+  return r == IPC_OK ? INBOX_READ_OK : INBOX_READ_SKIP;
+}
+
 static void *inbox_reader(void *arg) {
   inbox *in = arg;
   for (;;) {
     ipc_msg m;
-    int rc = ipc_recv(in->fd, &m);
-    if (rc == IPC_EOF) {
+    int rc = inbox_read_frame(in->fd, &m);
+    if (rc == INBOX_READ_SKIP) {
+      LOG_W("ipc: a frame whose header is not a JSON object; skipped");
+      continue;
+    }
+    if (rc == INBOX_READ_EOF) {
       LOG_D("ipc: end of stream");
       inbox_mark_ended(in, false);
       return NULL;
     }
-    if (rc != IPC_OK && errno == ECONNRESET) {
-      /* The daemon closed its end with our replies unread: as good as an end of stream. */
-      LOG_D("ipc: connection reset");
-      inbox_mark_ended(in, false);
-      return NULL;
-    }
-    if (rc != IPC_OK) {
+    if (rc != INBOX_READ_OK) {
       bool closing;
       pthread_mutex_lock(&in->mu);
       closing = in->closing;
       pthread_mutex_unlock(&in->mu);
-      if (!closing) LOG_E("ipc: bad frame or read error (%s); giving up on the channel", strerror(errno));
+      if (!closing) LOG_E("ipc: bad framing or read error (%s); giving up on the channel", strerror(errno));
       inbox_mark_ended(in, !closing);
       return NULL;
     }

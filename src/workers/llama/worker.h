@@ -148,8 +148,9 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr);
 void gen_cancel(worker *w, int64_t id);
 /* True while any request runs or waits. */
 bool gen_busy(const worker *w);
-/* One iteration of the decode loop: start waiting requests on free slots, one llama_decode
- * over all active slots, sample, stream. */
+/* One iteration of the decode loop: start waiting requests on free slots, one llama_decode for
+ * the next token of every generating slot, then prompt chunks (about n_batch tokens); sample,
+ * stream. */
 void gen_step(worker *w);
 
 /* ---- embed.c ---------------------------------------------------------------------------- */

@@ -178,27 +178,22 @@ static void post_json(const char *path, json_t *body, resp *r) {
   free(s);
 }
 
-static const char *jstr(const json_t *j, const char *path) {
-  /* "a.b.0.c" */
+/* The value at a dotted path ("choices.0.message.content"; numbers index arrays), or NULL. */
+static const json_t *jpath(const json_t *j, const char *path) {
   char buf[256];
   snprintf(buf, sizeof buf, "%s", path);
   const json_t *cur = j;
-  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
-    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
-    else cur = json_object_get(cur, tok);
-  }
-  return json_string_value(cur);
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save))
+    cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(tok)) : json_object_get(cur, tok);
+  return cur;
 }
 
+static const char *jstr(const json_t *j, const char *path) { return json_string_value(jpath(j, path)); }
+
 static long long jnum(const json_t *j, const char *path) {
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", path);
-  const json_t *cur = j;
-  for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
-    if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(tok));
-    else cur = json_object_get(cur, tok);
-  }
-  return json_is_integer(cur) ? (long long)json_integer_value(cur) : -1;
+  const json_t *v = jpath(j, path);
+  return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
 }
 
 /* Parse an SSE body into its JSON events; *done set when "data: [DONE]" ends it. */

@@ -204,6 +204,7 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);
   }
   w->vocab = llama_model_get_vocab(w->model);
+  w->gpu_offload = llama_supports_gpu_offload() && n_gpu_layers != 0;
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);
   if (has_enc && has_dec) ENGINE_FAIL(400, "encoder-decoder models are not supported");
@@ -236,8 +237,11 @@ int engine_load(worker *w, const json_t *hdr) {
   cp.abort_callback = engine_abort;
   cp.abort_callback_data = w;
   cp.no_perf = true;
-  /* Generation reads at most one output (logits row) per sequence per decode. */
-  if (!w->embed_mode) cp.n_outputs_max = (uint32_t)n_parallel;
+  /* Generation reads one logits row per sequence per decode, plus at most one pad row (gen.c). */
+  if (!w->embed_mode) {
+    cp.n_outputs_max = (uint32_t)n_parallel + 1;
+    cp.n_outputs_max_per_seq = 2;
+  }
   w->ctx = llama_init_from_model(w->model, cp);
   if (!w->ctx) ENGINE_FAIL(500, "failed to create the llama context (see the worker log)");
 

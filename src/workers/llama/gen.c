@@ -61,6 +61,7 @@ struct gen_state {
   struct llama_batch batch;
   int32_t batch_cap;
   uint64_t n_started;
+  bool can_pad; /* pad lone generation rows (see gen_step_generate and gen_init) */
   llama_logit_bias *no_eog; /* -inf for every end-of-generation token (ignore_eos) */
   int32_t n_no_eog;
 };
@@ -419,14 +420,15 @@ static int gen_decode(worker *w) {
  * The batch is laid out so that what a sequence computes does not depend on which other
  * sequences share the batch (so a request gives the same tokens alone or under load): ggml's CPU
  * kernels pick their path from the ubatch's shape (a 1-row matmul takes another code path than a
- * wider one; single-query attention over a long cache splits the cache across threads), and with
- * per-sequence KV streams llama.cpp puts only runs of consecutive sequence ids in one ubatch. So
- * a generating slot whose neighbours are not generating, which would be a ubatch of one row, gets
- * a second, throw-away row: the same token again at the next position, no output, its KV cell
- * removed right after. Every generation row thus runs the same kernels.
- * Limit: weights that ggml-cpu repacks at load (e.g. Q4_K on x86 AVX2+) go through kernels that
- * treat rows in groups of 4, and GPU backends choose kernels by batch size; there the last bits,
- * and so rarely a sampled token, can still depend on the batch. */
+ * wider one, the output projection included; single-query attention over a long cache splits the
+ * cache across threads), and with per-sequence KV streams llama.cpp puts only runs of
+ * consecutive sequence ids in one ubatch. So a generating slot whose neighbours are not
+ * generating, which would be a ubatch of one row, gets a second, throw-away row: the same token
+ * again at the next position, with an output (so the output projection has two rows too) that
+ * nobody reads, its KV cell removed right after. Every generation row thus runs the same
+ * kernels. gen_init turns this off where it cannot help (quantised or GPU-offloaded weights,
+ * recurrent models); there the last bits, and so rarely a sampled token, can depend on the
+ * batch. */
 static void gen_step_generate(worker *w) {
   gen_state *g = w->gen;
   struct llama_batch *b = &g->batch;
@@ -444,8 +446,8 @@ static void gen_step_generate(worker *w) {
     s->i_batch = b->n_tokens;
     s->n_in_batch = 1;
     gen_batch_add(b, s->next, s->n_past, i, true);
-    if (!prev && !next && s->n_past + 2 <= cells) {
-      gen_batch_add(b, s->next, s->n_past + 1, i, false);
+    if (g->can_pad && !prev && !next && s->n_past + 2 <= cells) {
+      gen_batch_add(b, s->next, s->n_past + 1, i, true);
       s->pad = true;
     }
   }
@@ -453,7 +455,12 @@ static void gen_step_generate(worker *w) {
   int rc = gen_decode(w);
   for (int32_t i = 0; i < g->n_slots; i++) {
     gen_slot *s = &g->slots[i];
-    if (s->pad) llama_memory_seq_rm(mem, i, s->n_past + 1, -1);
+    if (s->pad && !llama_memory_seq_rm(mem, i, s->n_past + 1, -1)) {
+      LOG_E("could not drop a pad row from sequence %d; padding disabled", (int)i);
+      g->can_pad = false;
+      s->pad = false;
+      if (s->req) gen_fail(w, s, 500, "decode_failed", "the pad row could not be removed");
+    }
     s->pad = false;
   }
   if (rc != 0) return;
@@ -565,6 +572,18 @@ int gen_init(worker *w) {
   g->slots = calloc((size_t)g->n_slots, sizeof *g->slots);
   g->batch_cap = w->n_batch;
   g->batch = llama_batch_init(g->batch_cap, 0, 1);
+  /* Padding makes results batch-invariant only where every matmul row runs the same code
+   * whatever the row count: float weights on the CPU. Quantised weights that ggml-cpu repacks go
+   * row by row through a gemv kernel below 4 rows (a pad row would double the weight reads of a
+   * lone stream, ~2x slower) and through another kernel from 4 rows on, and GPU kernels vary
+   * with the batch, so there it would cost without buying invariance. Recurrent state cannot
+   * forget the pad row's token at all. */
+  enum llama_ftype ft = (enum llama_ftype)(llama_model_ftype(w->model) & ~LLAMA_FTYPE_GUESSED);
+  bool float_weights = ft == LLAMA_FTYPE_ALL_F32 || ft == LLAMA_FTYPE_MOSTLY_F16 ||
+                       ft == LLAMA_FTYPE_MOSTLY_BF16;
+  g->can_pad = float_weights && !w->gpu_offload && !llama_model_is_recurrent(w->model) &&
+               !llama_model_is_hybrid(w->model);
+  LOG_D("generation rows %s padded", g->can_pad ? "are" : "are not");
   w->gen = g;
   if (!g->slots || !g->batch.token) return -1;
   for (int32_t i = 0; i < g->n_slots; i++) g->slots[i].i_batch = -1;

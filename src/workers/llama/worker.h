@@ -91,6 +91,7 @@ typedef struct worker {
   struct llama_context *ctx;
   const struct llama_vocab *vocab;
   bool embed_mode;
+  bool gpu_offload;   /* some layers run on a GPU */
   int32_t n_ctx_seq;  /* tokens per sequence we enforce (what load asked for, at most the engine's) */
   int32_t n_parallel; /* sequences */
   int32_t n_batch;    /* tokens per llama_decode */

@@ -102,12 +102,18 @@ static int engine_default_threads(void) {
 
 static const char *engine_pooling_name(enum llama_pooling_type p) {
   switch (p) {
-    case LLAMA_POOLING_TYPE_MEAN: return "mean";
-    case LLAMA_POOLING_TYPE_CLS: return "cls";
-    case LLAMA_POOLING_TYPE_LAST: return "last";
-    case LLAMA_POOLING_TYPE_RANK: return "rank";
-    case LLAMA_POOLING_TYPE_NONE: return "none";
-    default: return "unspecified";
+    case LLAMA_POOLING_TYPE_MEAN:
+      return "mean";
+    case LLAMA_POOLING_TYPE_CLS:
+      return "cls";
+    case LLAMA_POOLING_TYPE_LAST:
+      return "last";
+    case LLAMA_POOLING_TYPE_RANK:
+      return "rank";
+    case LLAMA_POOLING_TYPE_NONE:
+      return "none";
+    default:
+      return "unspecified";
   }
 }
 
@@ -133,11 +139,11 @@ static bool engine_template_works(const char *tmpl) {
 
 /* ---- load -------------------------------------------------------------------------------- */
 
-#define ENGINE_FAIL(status, ...)                              \
-  do {                                                        \
-    reply_error(w, 0, status, "load_failed", __VA_ARGS__);    \
-    LOG_E("load failed");                                     \
-    goto err;                                                 \
+#define ENGINE_FAIL(status, ...)                           \
+  do {                                                     \
+    reply_error(w, 0, status, "load_failed", __VA_ARGS__); \
+    LOG_E("load failed");                                  \
+    goto err;                                              \
   } while (0)
 
 int engine_load(worker *w, const json_t *hdr) {
@@ -155,7 +161,8 @@ int engine_load(worker *w, const json_t *hdr) {
       engine_opt_int(hdr, "n_threads", 0, &n_threads) != 0 ||
       engine_opt_int(hdr, "n_batch", 512, &n_batch) != 0 ||
       engine_opt_int(hdr, "n_gpu_layers", -1, &n_gpu_layers) != 0)
-    ENGINE_FAIL(400, "load: n_ctx, n_parallel, n_threads, n_batch and n_gpu_layers must be integers");
+    ENGINE_FAIL(400,
+                "load: n_ctx, n_parallel, n_threads, n_batch and n_gpu_layers must be integers");
 
   if (!mode || strcmp(mode, "generate") == 0)
     w->embed_mode = false;
@@ -180,7 +187,8 @@ int engine_load(worker *w, const json_t *hdr) {
 
   int64_t max_seq = (int64_t)llama_max_parallel_sequences();
   if (n_parallel <= 0) n_parallel = 1;
-  if (n_parallel > max_seq) ENGINE_FAIL(400, "load: n_parallel must be 1..%lld", (long long)max_seq);
+  if (n_parallel > max_seq)
+    ENGINE_FAIL(400, "load: n_parallel must be 1..%lld", (long long)max_seq);
   if (n_ctx < 0 || n_ctx > WK_MAX_CTX) ENGINE_FAIL(400, "load: n_ctx must be 0..%d", WK_MAX_CTX);
   if (n_threads <= 0) n_threads = engine_default_threads();
   if (n_threads > 1024) n_threads = 1024;
@@ -260,14 +268,16 @@ int engine_load(worker *w, const json_t *hdr) {
     w->pooling = llama_pooling_type(w->ctx);
   } else {
     w->pooling = LLAMA_POOLING_TYPE_NONE;
-    if (!llama_get_memory(w->ctx)) ENGINE_FAIL(400, "this model has no KV memory; it cannot generate");
+    if (!llama_get_memory(w->ctx))
+      ENGINE_FAIL(400, "this model has no KV memory; it cannot generate");
   }
 
   uint32_t ctx_seq = llama_n_ctx_seq(w->ctx);
   w->n_ctx_seq = (int32_t)(ctx_seq < (uint32_t)n_ctx ? ctx_seq : (uint32_t)n_ctx);
   w->n_parallel = (int32_t)llama_n_seq_max(w->ctx);
   w->n_batch = (int32_t)llama_n_batch(w->ctx);
-  if (w->n_parallel != (int32_t)n_parallel || w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
+  if (w->n_parallel != (int32_t)n_parallel ||
+      w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
   w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
 
@@ -285,18 +295,19 @@ int engine_load(worker *w, const json_t *hdr) {
   if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
 
   char arch[128] = "", desc[256] = "";
-  if (llama_model_meta_val_str(w->model, "general.architecture", arch, sizeof arch) < 0) arch[0] = 0;
+  if (llama_model_meta_val_str(w->model, "general.architecture", arch, sizeof arch) < 0)
+    arch[0] = 0;
   if (llama_model_desc(w->model, desc, sizeof desc) < 0) desc[0] = 0;
   size_t arch_len, desc_len;
   char *arch_ok = text_utf8_repair(arch, strlen(arch), &arch_len);
   char *desc_ok = text_utf8_repair(desc, strlen(desc), &desc_len);
-  json_t *ready = json_pack(
-      "{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s}", "op", "ready", "n_ctx",
-      (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train, "n_parallel", (int)w->n_parallel,
-      "n_embd", (int)w->n_embd, "n_vocab", (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
-      (int)w->has_chat_template, "pooling", engine_pooling_name(w->pooling), "arch",
-      arch_ok ? arch_ok : "", "model_bytes", (json_int_t)llama_model_size(w->model), "desc",
-      desc_ok ? desc_ok : "");
+  json_t *ready = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s}", "op",
+                            "ready", "n_ctx", (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train,
+                            "n_parallel", (int)w->n_parallel, "n_embd", (int)w->n_embd, "n_vocab",
+                            (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
+                            (int)w->has_chat_template, "pooling", engine_pooling_name(w->pooling),
+                            "arch", arch_ok ? arch_ok : "", "model_bytes",
+                            (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "");
   free(arch_ok);
   free(desc_ok);
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,

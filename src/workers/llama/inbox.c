@@ -55,32 +55,49 @@ static int inbox_read_all(int fd, void *buf, size_t n) {
 
 enum { INBOX_READ_OK, INBOX_READ_SKIP, INBOX_READ_EOF, INBOX_READ_FATAL };
 
-/* Read one whole frame, then parse it with ipc_decode. Unlike ipc_recv this tells a frame whose
- * JSON is bad (the stream is still in step: skip it) from broken framing (give up). */
+/* Read one frame. Unlike ipc_recv this tells a frame whose JSON is bad (the stream is still in
+ * step: skip it) from broken framing (give up), and accepts \u0000 inside strings (a prompt may
+ * hold one; every length is carried explicitly). */
 static int inbox_read_frame(int fd, ipc_msg *m) {
+  memset(m, 0, sizeof *m);
   unsigned char pre[12];
   int r = inbox_read_all(fd, pre, sizeof pre);
   if (r == 1) return INBOX_READ_EOF;
   if (r < 0) return errno == ECONNRESET ? INBOX_READ_EOF : INBOX_READ_FATAL;
-  uint32_t hl = (uint32_t)pre[4] | (uint32_t)pre[5] << 8 | (uint32_t)pre[6] << 16 | (uint32_t)pre[7] << 24;
-  uint32_t pl = (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
+  uint32_t hl =
+      (uint32_t)pre[4] | (uint32_t)pre[5] << 8 | (uint32_t)pre[6] << 16 | (uint32_t)pre[7] << 24;
+  uint32_t pl =
+      (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
   if (memcmp(pre, "SYW1", 4) != 0 || hl == 0 || hl > IPC_MAX_HEADER || pl > IPC_MAX_PAYLOAD) {
     errno = EPROTO;
     return INBOX_READ_FATAL;
   }
-  size_t len = sizeof pre + (size_t)hl + pl;
-  unsigned char *buf = malloc(len);
-  if (!buf) return INBOX_READ_FATAL;
-  memcpy(buf, pre, sizeof pre);
-  if (inbox_read_all(fd, buf + sizeof pre, len - sizeof pre) != 0) {
-    free(buf);
-    if (errno == ECONNRESET) return INBOX_READ_EOF;
+  char *js = malloc(hl);
+  void *payload = pl ? malloc(pl) : NULL;
+  if (!js || (pl && !payload)) {
+    free(js);
+    free(payload);
     return INBOX_READ_FATAL;
   }
-  size_t used;
-  r = ipc_decode(buf, len, m, &used);
-  free(buf);
-  return r == IPC_OK ? INBOX_READ_OK : INBOX_READ_SKIP;
+  if (inbox_read_all(fd, js, hl) != 0 || (pl && inbox_read_all(fd, payload, pl) != 0)) {
+    int e = errno;
+    free(js);
+    free(payload);
+    return e == ECONNRESET ? INBOX_READ_EOF : INBOX_READ_FATAL;
+  }
+  json_error_t jerr;
+  json_t *hdr = json_loadb(js, hl, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+  free(js);
+  if (!json_is_object(hdr)) {
+    LOG_W("ipc: skipping a frame whose header is not a JSON object (%.120s)", jerr.text);
+    json_decref(hdr);
+    free(payload);
+    return INBOX_READ_SKIP;
+  }
+  m->hdr = hdr;
+  m->payload = payload;
+  m->payload_len = pl;
+  return INBOX_READ_OK;
 }
 
 static void *inbox_reader(void *arg) {
@@ -88,10 +105,7 @@ static void *inbox_reader(void *arg) {
   for (;;) {
     ipc_msg m;
     int rc = inbox_read_frame(in->fd, &m);
-    if (rc == INBOX_READ_SKIP) {
-      LOG_W("ipc: a frame whose header is not a JSON object; skipped");
-      continue;
-    }
+    if (rc == INBOX_READ_SKIP) continue;
     if (rc == INBOX_READ_EOF) {
       LOG_D("ipc: end of stream");
       inbox_mark_ended(in, false);
@@ -102,7 +116,8 @@ static void *inbox_reader(void *arg) {
       pthread_mutex_lock(&in->mu);
       closing = in->closing;
       pthread_mutex_unlock(&in->mu);
-      if (!closing) LOG_E("ipc: bad framing or read error (%s); giving up on the channel", strerror(errno));
+      if (!closing)
+        LOG_E("ipc: bad framing or read error (%s); giving up on the channel", strerror(errno));
       inbox_mark_ended(in, !closing);
       return NULL;
     }

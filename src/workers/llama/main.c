@@ -22,7 +22,8 @@
 
 #define MAIN_MAX_DRAIN 64 /* frames handled between two decode steps while busy */
 
-int64_t worker_msg_id(const json_t *hdr) {
+/* The positive integer "id" of a message, or 0 when absent or invalid. */
+static int64_t main_msg_id(const json_t *hdr) {
   const json_t *v = json_object_get(hdr, "id");
   if (!json_is_integer(v)) return 0;
   json_int_t id = json_integer_value(v);
@@ -36,7 +37,7 @@ static void main_usage(void) {
 /* Handle one frame after load. Returns 1 when the worker should exit. */
 static int main_handle(worker *w, const ipc_msg *m) {
   const char *op = ipc_op(m);
-  int64_t id = worker_msg_id(m->hdr);
+  int64_t id = main_msg_id(m->hdr);
   if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
     bool is_embed = op[0] == 'e';
     if (!id) {

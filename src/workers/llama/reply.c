@@ -3,8 +3,8 @@
  * send: it marks the worker dead so the main loop exits. */
 #include <errno.h>
 #include <stdarg.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -42,17 +42,18 @@ void reply_error(worker *w, int64_t id, int status, const char *code, const char
   char *fixed = text_utf8_repair(msg, strlen(msg), &fixed_len);
   LOG_D("reply: error id=%lld status=%d code=%s: %s", (long long)id, status, code,
         fixed ? fixed : "");
-  json_t *hdr = json_pack("{s:s, s:I, s:i, s:s, s:s, s:s%}", "op", "error", "id", (json_int_t)id,
-                          "status", status, "type",
-                          status >= 500 ? "server_error" : "invalid_request_error", "code", code,
-                          "message", fixed ? fixed : "error", fixed ? fixed_len : (size_t)5);
+  json_t *hdr =
+      json_pack("{s:s, s:I, s:i, s:s, s:s, s:s%}", "op", "error", "id", (json_int_t)id, "status",
+                status, "type", status >= 500 ? "server_error" : "invalid_request_error", "code",
+                code, "message", fixed ? fixed : "error", fixed ? fixed_len : (size_t)5);
   free(fixed);
   reply_frame(w, hdr, NULL, 0);
 }
 
 void reply_delta(worker *w, int64_t id, const char *text, size_t len) {
   if (len == 0) return;
-  json_t *hdr = json_pack("{s:s, s:I, s:s%}", "op", "delta", "id", (json_int_t)id, "text", text, len);
+  json_t *hdr =
+      json_pack("{s:s, s:I, s:s%}", "op", "delta", "id", (json_int_t)id, "text", text, len);
   reply_frame(w, hdr, NULL, 0);
 }
 

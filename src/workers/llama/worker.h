@@ -25,13 +25,13 @@
 #include "ipc.h"
 #include "llama.h"
 
-#define WK_MAX_STOP 4              /* stop strings per request */
-#define WK_MAX_STOP_LEN 1024       /* bytes per stop string */
-#define WK_INBOX_CAP 4096          /* received frames waiting for the main thread */
-#define WK_MAX_WAITING 4096        /* generate requests waiting for a free slot */
-#define WK_MAX_MESSAGES 65536      /* chat messages per request */
-#define WK_MAX_EMBED_INPUTS 65536  /* strings per embed request */
-#define WK_MAX_CTX (1 << 22)       /* tokens per sequence */
+#define WK_MAX_STOP 4             /* stop strings per request */
+#define WK_MAX_STOP_LEN 1024      /* bytes per stop string */
+#define WK_INBOX_CAP 4096         /* received frames waiting for the main thread */
+#define WK_MAX_WAITING 4096       /* generate requests waiting for a free slot */
+#define WK_MAX_MESSAGES 65536     /* chat messages per request */
+#define WK_MAX_EMBED_INPUTS 65536 /* strings per embed request */
+#define WK_MAX_CTX (1 << 22)      /* tokens per sequence */
 
 /* ---- inbox.c ---------------------------------------------------------------------------- */
 
@@ -46,9 +46,9 @@ typedef struct inbox {
   pthread_cond_t cv_space; /* the queue has room again, or the main thread is closing */
   inbox_node *head, *tail;
   size_t n;
-  bool ended;          /* reader finished (EOF or I/O error); under mu */
-  bool failed;         /* it finished on an error rather than a clean EOF; under mu */
-  bool closing;        /* main thread is tearing down; under mu */
+  bool ended;             /* reader finished (EOF or I/O error); under mu */
+  bool failed;            /* it finished on an error rather than a clean EOF; under mu */
+  bool closing;           /* main thread is tearing down; under mu */
   atomic_bool ended_flag; /* copy of ended readable without the lock (engine callbacks) */
 } inbox;
 
@@ -91,11 +91,12 @@ typedef struct worker {
   struct llama_context *ctx;
   const struct llama_vocab *vocab;
   bool embed_mode;
-  bool gpu_offload;   /* some layers run on a GPU */
-  int32_t n_ctx_seq;  /* tokens per sequence we enforce (what load asked for, at most the engine's) */
-  int32_t n_parallel; /* sequences */
-  int32_t n_batch;    /* tokens per llama_decode */
-  int32_t n_embd;     /* embedding width reported (n_embd_out in embed mode) */
+  bool gpu_offload; /* some layers run on a GPU */
+  int32_t
+      n_ctx_seq; /* tokens per sequence we enforce (what load asked for, at most the engine's) */
+  int32_t n_parallel;              /* sequences */
+  int32_t n_batch;                 /* tokens per llama_decode */
+  int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
   char *chat_template;             /* owned copy of load's chat_template, or NULL */
   const char *tmpl;                /* template in use (chat_template or the model's), or NULL */
@@ -174,10 +175,5 @@ long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *s
 /* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
 size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
                           int n_stops);
-
-/* ---- helpers for reading message fields (main.c) ------------------------------------------ */
-
-/* The positive integer "id" of a message, or 0 when absent or invalid. */
-int64_t worker_msg_id(const json_t *hdr);
 
 #endif

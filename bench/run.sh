@@ -60,6 +60,7 @@ print(f"model {model}, {threads} threads, context {ctx}/sequence, {np} slots, {s
 print("| metric | switchyard | llama-server | ratio |")
 print("|---|---|---|---|")
 for k, name in [("single_stream_tok_s", "decode tok/s, 1 stream"), ("aggregate_tok_s", f"decode tok/s, {s['streams']} streams (aggregate)"),
-                ("ttft_ms", "time to first token, ms"), ("one_token_p50_ms", "1-token request p50, ms"), ("one_token_p90_ms", "1-token request p90, ms")]:
+                ("ttft_ms", "time to first token, ms"), ("one_token_p50_ms", "1-token request p50, ms"), ("one_token_p90_ms", "1-token request p90, ms"),
+                ("overhead_p50_ms", "time outside the engine, 1-token request p50, ms")]:
     print(f"| {name} | {s[k]:.2f} | {l[k]:.2f} | {s[k]/l[k]:.3f} |")
 PY

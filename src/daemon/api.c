@@ -55,6 +55,16 @@ static json_t *usage_json(const json_t *done) {
                    "total_tokens", (json_int_t)(p + c));
 }
 
+/* The worker's own timings, named as llama-server names them, so a client can tell engine time
+ * from the time spent around it. */
+static json_t *timings_json(const json_t *done) {
+  json_t *pm = json_object_get(done, "prompt_ms"), *gm = json_object_get(done, "gen_ms");
+  return json_pack("{s:I, s:f, s:I, s:f}", "prompt_n", (json_int_t)jint(done, "prompt_tokens"), "prompt_ms",
+                   json_is_number(pm) ? json_number_value(pm) : 0.0, "predicted_n",
+                   (json_int_t)jint(done, "completion_tokens"), "predicted_ms",
+                   json_is_number(gm) ? json_number_value(gm) : 0.0);
+}
+
 static const char *finish_reason(const json_t *done) {
   const char *f = json_string_value(json_object_get(done, "finish_reason"));
   return f && strcmp(f, "length") == 0 ? "length" : "stop";
@@ -182,6 +192,7 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
                                j->chat ? "chat.completion" : "text_completion", "created", (json_int_t)j->created,
                                "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice,
                                "usage", usage_json(m.hdr));
+      json_object_set_new(resp, "timings", timings_json(m.hdr));
       http_reply_json(r, 200, resp);
       j->finished = true;
       break;

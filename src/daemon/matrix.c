@@ -220,6 +220,20 @@ static int want_str(loader *l, const yaml_node_t *n, const char *path, const cha
   return 0;
 }
 
+/* A plain true/false scalar. */
+static int want_bool(loader *l, const yaml_node_t *n, const char *path, bool *out) {
+  char g[64];
+  const char *v =
+      n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? sval(n) : "";
+  if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "TRUE"))
+    *out = true;
+  else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "FALSE"))
+    *out = false;
+  else
+    return at(l, n, "%s: expected true or false, got %s", path, got(n, g, sizeof g));
+  return 0;
+}
+
 static int want_str_dup(loader *l, const yaml_node_t *n, const char *path, char **out) {
   const char *s;
   if (want_str(l, n, path, &s)) return -1;
@@ -441,11 +455,13 @@ enum {
   M_CAPS,
   M_POOLING,
   M_TEMPLATE,
+  M_DETERMINISTIC,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
-    "name",    "aliases",  "file",       "engine",  "capabilities", "pooling",   "chat_template",
-    "context", "parallel", "keep_alive", "threads", "batch",        "gpu_layers"};
+    "name",       "aliases",       "file",          "engine",    "capabilities",
+    "pooling",    "chat_template", "deterministic", "context",   "parallel",
+    "keep_alive", "threads",       "batch",         "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
                       const matrix_model *self) {
@@ -522,6 +538,10 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   if (v[M_TEMPLATE]) {
     snprintf(p, sizeof p, "%s.chat_template", path);
     if (want_str_dup(l, v[M_TEMPLATE], p, &mm.chat_template)) goto out;
+  }
+  if (v[M_DETERMINISTIC]) {
+    snprintf(p, sizeof p, "%s.deterministic", path);
+    if (want_bool(l, v[M_DETERMINISTIC], p, &mm.deterministic)) goto out;
   }
   unsigned caps = 0;
   if (v[M_CAPS]) {

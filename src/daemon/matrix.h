@@ -31,6 +31,7 @@ typedef struct matrix_model {
   int batch;             /* n_batch */
   int gpu_layers;        /* -1 = all */
   char *pooling;         /* NULL = the model's own; else mean|cls|last|none|rank */
+  bool deterministic;    /* batch-invariant generation (slower under load); default false */
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */

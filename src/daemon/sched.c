@@ -143,6 +143,7 @@ static json_t *load_message(const matrix_model *m) {
                         (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
+  if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
   return j;
 }
 

@@ -193,6 +193,7 @@ static void test_all_keys(void **state) {
            "    gpu_layers: -1\n"
            "    pooling: none\n"
            "    chat_template: chatml\n"
+           "    deterministic: true\n"
            "  - name: bge\n"
            "    file: %s\n",
            P("weights/bge.gguf"));
@@ -226,6 +227,7 @@ static void test_all_keys(void **state) {
   assert_int_equal(q->gpu_layers, -1);
   assert_string_equal(q->pooling, "none");
   assert_string_equal(q->chat_template, "chatml");
+  assert_true(q->deterministic);
   assert_string_equal(q->arch, "qwen2");
   assert_int_equal(q->n_ctx_train, 32768);
   assert_true(q->file_bytes > 0);
@@ -459,6 +461,8 @@ static void test_bad_values(void **state) {
       {"    keep_alive: [1]\n",
        "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got a list"},
       {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama)"},
+      {"    deterministic: yes\n",
+       "4:20: models[0].deterministic: expected true or false, got 'yes'"},
       {"    pooling: max\n",
        "4:14: models[0].pooling: unknown pooling 'max' (known: mean, cls, last, none, rank)"},
       {"    capabilities: [chat, fly]\n",

@@ -164,6 +164,9 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(400,
                 "load: n_ctx, n_parallel, n_threads, n_batch and n_gpu_layers must be integers");
 
+  json_t *det = json_object_get(hdr, "deterministic");
+  if (det && !json_is_boolean(det)) ENGINE_FAIL(400, "load: \"deterministic\" must be a boolean");
+  w->deterministic = json_is_true(det);
   if (!mode || strcmp(mode, "generate") == 0)
     w->embed_mode = false;
   else if (strcmp(mode, "embed") == 0)

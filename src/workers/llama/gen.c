@@ -500,6 +500,65 @@ static void gen_step_prompt(worker *w, gen_slot *s) {
   s->n_in_batch = 0;
 }
 
+/* The oldest ingesting slot not yet given a prompt chunk in this step, or NULL. */
+static gen_slot *gen_oldest_ingesting(gen_state *g) {
+  gen_slot *oldest = NULL;
+  for (int32_t i = 0; i < g->n_slots; i++) {
+    gen_slot *s = &g->slots[i];
+    if (s->req && !s->generating && !s->stepped && (!oldest || s->started < oldest->started))
+      oldest = s;
+  }
+  return oldest;
+}
+
+/* Throughput mode (the default, as llama-server does it): ONE llama_decode per step holding one
+ * token for every generating slot, then prompt chunks, oldest request first, up to n_batch
+ * tokens in all. Prompts of concurrent requests share the matmuls, which is what makes many short
+ * requests fast; the price is that a sequence's last logit bits (and so, rarely, a sampled token)
+ * can depend on what shared its batch. `deterministic: true` in the matrix selects the
+ * batch-invariant steps above instead. */
+static void gen_step_mixed(worker *w) {
+  gen_state *g = w->gen;
+  struct llama_batch *b = &g->batch;
+  b->n_tokens = 0;
+  for (int32_t i = 0; i < g->n_slots; i++) {
+    gen_slot *s = &g->slots[i];
+    s->i_batch = -1;
+    s->n_in_batch = 0;
+    if (!s->req || !s->generating) continue;
+    s->i_batch = b->n_tokens;
+    s->n_in_batch = 1;
+    gen_batch_add(b, s->next, s->n_past, i, true);
+  }
+  gen_slot *s;
+  while (b->n_tokens < g->batch_cap && (s = gen_oldest_ingesting(g)) != NULL) {
+    s->stepped = true;
+    int32_t seq = (int32_t)(s - g->slots), left = s->req->n_prompt - s->n_fed;
+    int32_t room = g->batch_cap - b->n_tokens, take = left < room ? left : room;
+    for (int32_t k = 0; k < take; k++) {
+      int32_t j = s->n_fed + k;
+      bool last = j == s->req->n_prompt - 1;
+      if (last) s->i_batch = b->n_tokens;
+      gen_batch_add(b, s->req->prompt[j], j, seq, last);
+    }
+    s->n_in_batch = take;
+  }
+  for (int32_t i = 0; i < g->n_slots; i++) g->slots[i].stepped = false;
+  if (b->n_tokens == 0 || gen_decode(w) != 0) return;
+  for (int32_t i = 0; i < g->n_slots; i++) {
+    s = &g->slots[i];
+    if (!s->req || s->n_in_batch == 0) continue;
+    if (s->generating) {
+      s->n_past += 1;
+    } else {
+      s->n_fed += s->n_in_batch;
+      s->n_past += s->n_in_batch;
+    }
+    s->n_in_batch = 0;
+    if (s->i_batch >= 0) gen_on_token(w, s, llama_sampler_sample(s->smpl, w->ctx, s->i_batch));
+  }
+}
+
 void gen_step(worker *w) {
   gen_state *g = w->gen;
   /* Start waiting requests on free slots, oldest first. */
@@ -512,17 +571,16 @@ void gen_step(worker *w) {
     r->next = NULL;
     gen_start(w, &g->slots[i], r);
   }
+  if (!w->deterministic) {
+    gen_step_mixed(w);
+    return;
+  }
   /* Generating slots first: they never wait behind prompts. */
   gen_step_generate(w);
   /* Then prompt chunks, oldest request first, about n_batch tokens per step in all. */
   int32_t budget = g->batch_cap;
   while (budget > 0 && !w->dead) {
-    gen_slot *oldest = NULL;
-    for (int32_t i = 0; i < g->n_slots; i++) {
-      gen_slot *s = &g->slots[i];
-      if (s->req && !s->generating && !s->stepped && (!oldest || s->started < oldest->started))
-        oldest = s;
-    }
+    gen_slot *oldest = gen_oldest_ingesting(g);
     if (!oldest) break;
     oldest->stepped = true;
     int32_t left = oldest->req->n_prompt - oldest->n_fed;
@@ -583,8 +641,8 @@ int gen_init(worker *w) {
   enum llama_ftype ft = (enum llama_ftype)(llama_model_ftype(w->model) & ~LLAMA_FTYPE_GUESSED);
   bool float_weights =
       ft == LLAMA_FTYPE_ALL_F32 || ft == LLAMA_FTYPE_MOSTLY_F16 || ft == LLAMA_FTYPE_MOSTLY_BF16;
-  g->can_pad = float_weights && !w->gpu_offload && !llama_model_is_recurrent(w->model) &&
-               !llama_model_is_hybrid(w->model);
+  g->can_pad = w->deterministic && float_weights && !w->gpu_offload &&
+               !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
   LOG_D("generation rows %s padded", g->can_pad ? "are" : "are not");
   w->gen = g;
   if (!g->slots || !g->batch.token) return -1;

@@ -111,11 +111,11 @@ static int read_all(int fd, void *buf, size_t n) {
 
 static int parse_header(const char *js, size_t hl, ipc_msg *m) {
   json_error_t err;
-  json_t *h = json_loadb(js, hl, JSON_REJECT_DUPLICATES, &err);
+  json_t *h = json_loadb(js, hl, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
   if (!json_is_object(h)) {
     json_decref(h);
-    errno = EPROTO;
-    return IPC_ERR;
+    errno = EBADMSG;
+    return IPC_BADMSG;
   }
   m->hdr = h;
   return IPC_OK;
@@ -126,29 +126,30 @@ int ipc_recv(int fd, ipc_msg *m) {
   unsigned char pre[12];
   int r = read_all(fd, pre, sizeof pre);
   if (r == 1) return IPC_EOF;
-  if (r < 0) return IPC_ERR;
+  if (r < 0) return errno == ECONNRESET ? IPC_EOF : IPC_ERR;
   uint32_t hl = get_u32(pre + 4), pl = get_u32(pre + 8);
   if (memcmp(pre, ipc_magic, 4) != 0 || hl == 0 || hl > IPC_MAX_HEADER || pl > IPC_MAX_PAYLOAD) {
     errno = EPROTO;
     return IPC_ERR;
   }
+  /* Read the whole frame before judging its header, so a bad header leaves the stream in step. */
   char *js = malloc(hl);
-  if (!js) return IPC_ERR;
-  if (read_all(fd, js, hl) != 0) {
+  void *payload = pl ? malloc(pl) : NULL;
+  if (!js || (pl && !payload) || read_all(fd, js, hl) != 0 || (pl && read_all(fd, payload, pl) != 0)) {
+    int e = errno;
     free(js);
-    return IPC_ERR;
+    free(payload);
+    errno = e;
+    return e == ECONNRESET ? IPC_EOF : IPC_ERR;
   }
   int rc = parse_header(js, hl, m);
   free(js);
-  if (rc != IPC_OK) return rc;
-  if (pl) {
-    m->payload = malloc(pl);
-    if (!m->payload || read_all(fd, m->payload, pl) != 0) {
-      ipc_msg_clear(m);
-      return IPC_ERR;
-    }
-    m->payload_len = pl;
+  if (rc != IPC_OK) {
+    free(payload);
+    return rc;
   }
+  m->payload = payload;
+  m->payload_len = pl;
   return IPC_OK;
 }
 
@@ -188,7 +189,11 @@ int ipc_decode(const unsigned char *buf, size_t len, ipc_msg *m, size_t *used) {
   if (memcmp(buf, ipc_magic, 4) != 0 || hl == 0 || hl > IPC_MAX_HEADER || pl > IPC_MAX_PAYLOAD)
     return IPC_ERR;
   if (len - 12 < (size_t)hl + pl) return IPC_EOF;
-  if (parse_header((const char *)buf + 12, hl, m) != IPC_OK) return IPC_ERR;
+  int rc = parse_header((const char *)buf + 12, hl, m);
+  if (rc != IPC_OK) {
+    *used = 12 + (size_t)hl + pl;
+    return rc;
+  }
   if (pl) {
     m->payload = malloc(pl);
     if (!m->payload) {

@@ -29,7 +29,7 @@ typedef struct ipc_msg {
   size_t payload_len;
 } ipc_msg;
 
-enum { IPC_OK = 0, IPC_EOF = 1, IPC_ERR = -1 };
+enum { IPC_OK = 0, IPC_EOF = 1, IPC_BADMSG = 2, IPC_ERR = -1 };
 
 /* Initialise a channel over an open fd (the channel does not own the fd). */
 void ipc_chan_init(ipc_chan *c, int fd);
@@ -41,9 +41,11 @@ int ipc_send(ipc_chan *c, const json_t *hdr, const void *payload, size_t payload
 /* Convenience: send and decref hdr (steals the reference). */
 int ipc_send_steal(ipc_chan *c, json_t *hdr, const void *payload, size_t payload_len);
 
-/* Receive one frame (blocking). Returns IPC_OK and fills *m, IPC_EOF on a clean end of stream
- * before any byte of a frame, IPC_ERR on an I/O error, a bad magic, a length over the limits,
- * or a header that is not a JSON object. */
+/* Receive one frame (blocking). Returns IPC_OK and fills *m; IPC_EOF on a clean end of stream
+ * before any byte of a frame, or when the peer reset the connection; IPC_BADMSG when a whole,
+ * well-framed frame was read but its header is not a JSON object (the stream is still in step:
+ * the caller may skip it and read on); IPC_ERR on an I/O error, a bad magic or a length over the
+ * limits (the stream is lost). JSON strings may hold \u0000: every length is explicit. */
 int ipc_recv(int fd, ipc_msg *m);
 
 /* Free what a received message owns and zero it. */
@@ -54,7 +56,8 @@ const char *ipc_op(const ipc_msg *m);
 
 /* Encode/decode a frame in memory (for tests and fuzzing). ipc_encode returns a malloc'd buffer
  * and its length, or NULL. ipc_decode parses exactly one frame from buf; returns IPC_OK and sets
- * *used, IPC_EOF when buf holds less than a whole frame, IPC_ERR when the frame is invalid. */
+ * *used, IPC_EOF when buf holds less than a whole frame, IPC_BADMSG (with *used set) when the
+ * frame is whole but its header is not a JSON object, IPC_ERR when the framing is invalid. */
 unsigned char *ipc_encode(const json_t *hdr, const void *payload, size_t payload_len, size_t *out_len);
 int ipc_decode(const unsigned char *buf, size_t len, ipc_msg *m, size_t *used);
 

@@ -228,6 +228,10 @@ static void *reader_main(void *arg) {
   for (;;) {
     ipc_msg m;
     int rc = ipc_recv(w->fd, &m);
+    if (rc == IPC_BADMSG) { /* still in step: drop the frame, keep the worker */
+      LOG_W("worker %s (pid %d): skipping a frame whose header is not a JSON object", w->tag, (int)w->pid);
+      continue;
+    }
     if (rc != IPC_OK) {
       if (rc == IPC_ERR) LOG_W("worker %s (pid %d): bad frame or read error: %s", w->tag, (int)w->pid, strerror(errno));
       break;

@@ -7,9 +7,10 @@
  *  - ipc_encode/ipc_decode round trip, two frames in one buffer, trailing bytes left unused;
  *  - every truncation point of a valid frame gives IPC_EOF from ipc_decode, and IPC_ERR from
  *    ipc_recv when the socket ends there (IPC_EOF only for the clean end before any byte);
- *  - invalid frames give IPC_ERR from both ipc_decode and ipc_recv: bad magic, header length 0,
- *    header over IPC_MAX_HEADER, payload over IPC_MAX_PAYLOAD, header that is JSON but not an
- *    object, invalid JSON, trailing garbage after the JSON, duplicate keys;
+ *  - invalid framing gives IPC_ERR from both ipc_decode and ipc_recv: bad magic, header length 0,
+ *    header over IPC_MAX_HEADER, payload over IPC_MAX_PAYLOAD;
+ *  - a whole frame whose header is JSON but not an object, invalid JSON, trailing garbage after
+ *    the JSON or duplicate keys gives IPC_BADMSG, consumed, with the stream still in step;
  *  - ipc_send refusals (non-object header, payload over the limit, peer gone: EPIPE, no SIGPIPE);
  *  - ipc_op on present/absent/non-string ops;
  *  - 4 threads sending on one channel at once: every frame the receiver reads parses, belongs to
@@ -90,6 +91,19 @@ static int recv_from_bytes(const void *bytes, size_t n, ipc_msg *m) {
   int rc = ipc_recv(sv[1], m);
   close(sv[1]);
   return rc;
+}
+
+/* A whole frame whose header is not a JSON object: consumed, reported, the stream in step. */
+static void expect_badmsg(const unsigned char *f, size_t n) {
+  ipc_msg m;
+  size_t used = 12345;
+  assert_int_equal(ipc_decode(f, n, &m, &used), IPC_BADMSG);
+  assert_null(m.hdr);
+  assert_null(m.payload);
+  assert_int_equal(used, n);
+  assert_int_equal(recv_from_bytes(f, n, &m), IPC_BADMSG);
+  assert_null(m.hdr);
+  assert_null(m.payload);
 }
 
 static void expect_invalid(const unsigned char *f, size_t n) {
@@ -446,13 +460,22 @@ static void test_invalid_frames(void **state) {
   };
   for (size_t i = 0; i < sizeof bad_hdrs / sizeof *bad_hdrs; i++) {
     f = text_frame(bad_hdrs[i], "pp", 2, &n);
-    expect_invalid(f, n);
+    expect_badmsg(f, n);
     free(f);
   }
-  /* a NUL byte inside the declared header */
+  /* a raw NUL byte inside the declared header (an escaped \u0000 in a string is fine) */
   f = raw_frame("SYW1", 12, 0, "{\"op\":\"a\0\"}", 12, &n);
-  expect_invalid(f, n);
+  expect_badmsg(f, n);
   free(f);
+  {
+    ipc_msg m;
+    size_t used;
+    f = text_frame("{\"op\":\"a\\u0000b\"}", NULL, 0, &n);
+    assert_int_equal(ipc_decode(f, n, &m, &used), IPC_OK);
+    assert_int_equal(json_string_length(json_object_get(m.hdr, "op")), 3);
+    ipc_msg_clear(&m);
+    free(f);
+  }
 
   /* the limits themselves are fine for ipc_decode when the bytes are not there yet */
   {
@@ -464,6 +487,31 @@ static void test_invalid_frames(void **state) {
     size_t used;
     assert_int_equal(ipc_decode(pre, sizeof pre, &m, &used), IPC_EOF);
   }
+}
+
+static void test_bad_header_keeps_stream_in_step(void **state) {
+  (void)state;
+  /* a frame with a bad header, then a good one: the first is reported and skipped, the second
+   * arrives whole */
+  size_t n1, n2;
+  unsigned char *bad = text_frame("{not json", "xyz", 3, &n1);
+  unsigned char *good = text_frame("{\"op\":\"ok\"}", "pay", 3, &n2);
+  int sv[2];
+  make_pair(sv);
+  write_all(sv[0], bad, n1);
+  write_all(sv[0], good, n2);
+  close(sv[0]);
+  ipc_msg m;
+  assert_int_equal(ipc_recv(sv[1], &m), IPC_BADMSG);
+  assert_int_equal(ipc_recv(sv[1], &m), IPC_OK);
+  assert_string_equal(ipc_op(&m), "ok");
+  assert_int_equal(m.payload_len, 3);
+  assert_memory_equal(m.payload, "pay", 3);
+  ipc_msg_clear(&m);
+  assert_int_equal(ipc_recv(sv[1], &m), IPC_EOF);
+  close(sv[1]);
+  free(bad);
+  free(good);
 }
 
 static void test_header_at_limit_over_socket(void **state) {
@@ -595,7 +643,7 @@ static void fuzz_one(const unsigned char *buf, size_t len) {
     assert_true((m.payload == NULL) == (m.payload_len == 0));
     ipc_msg_clear(&m);
   } else {
-    assert_true(rc == IPC_EOF || rc == IPC_ERR);
+    assert_true(rc == IPC_EOF || rc == IPC_ERR || rc == IPC_BADMSG);
     assert_null(m.hdr);
     assert_null(m.payload);
   }
@@ -681,6 +729,7 @@ int main(void) {
       cmocka_unit_test(test_socket_eof_mid_frame),
       cmocka_unit_test(test_invalid_frames),
       cmocka_unit_test(test_header_at_limit_over_socket),
+      cmocka_unit_test(test_bad_header_keeps_stream_in_step),
       cmocka_unit_test(test_concurrent_senders),
       cmocka_unit_test(test_fuzz_decode),
   };

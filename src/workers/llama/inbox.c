@@ -34,84 +34,21 @@ static void inbox_mark_ended(inbox *in, bool failed) {
   pthread_mutex_unlock(&in->mu);
 }
 
-/* Read exactly n bytes. Returns 0, 1 on EOF before the first byte, -1 on error or a short EOF. */
-static int inbox_read_all(int fd, void *buf, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, (char *)buf + got, n - got);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) {
-      if (got == 0) return 1;
-      errno = EPROTO;
-      return -1;
-    }
-    got += (size_t)r;
-  }
-  return 0;
-}
-
-enum { INBOX_READ_OK, INBOX_READ_SKIP, INBOX_READ_EOF, INBOX_READ_FATAL };
-
-/* Read one frame. Unlike ipc_recv this tells a frame whose JSON is bad (the stream is still in
- * step: skip it) from broken framing (give up), and accepts \u0000 inside strings (a prompt may
- * hold one; every length is carried explicitly). */
-static int inbox_read_frame(int fd, ipc_msg *m) {
-  memset(m, 0, sizeof *m);
-  unsigned char pre[12];
-  int r = inbox_read_all(fd, pre, sizeof pre);
-  if (r == 1) return INBOX_READ_EOF;
-  if (r < 0) return errno == ECONNRESET ? INBOX_READ_EOF : INBOX_READ_FATAL;
-  uint32_t hl =
-      (uint32_t)pre[4] | (uint32_t)pre[5] << 8 | (uint32_t)pre[6] << 16 | (uint32_t)pre[7] << 24;
-  uint32_t pl =
-      (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
-  if (memcmp(pre, "SYW1", 4) != 0 || hl == 0 || hl > IPC_MAX_HEADER || pl > IPC_MAX_PAYLOAD) {
-    errno = EPROTO;
-    return INBOX_READ_FATAL;
-  }
-  char *js = malloc(hl);
-  void *payload = pl ? malloc(pl) : NULL;
-  if (!js || (pl && !payload)) {
-    free(js);
-    free(payload);
-    return INBOX_READ_FATAL;
-  }
-  if (inbox_read_all(fd, js, hl) != 0 || (pl && inbox_read_all(fd, payload, pl) != 0)) {
-    int e = errno;
-    free(js);
-    free(payload);
-    return e == ECONNRESET ? INBOX_READ_EOF : INBOX_READ_FATAL;
-  }
-  json_error_t jerr;
-  json_t *hdr = json_loadb(js, hl, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-  free(js);
-  if (!json_is_object(hdr)) {
-    LOG_W("ipc: skipping a frame whose header is not a JSON object (%.120s)", jerr.text);
-    json_decref(hdr);
-    free(payload);
-    return INBOX_READ_SKIP;
-  }
-  m->hdr = hdr;
-  m->payload = payload;
-  m->payload_len = pl;
-  return INBOX_READ_OK;
-}
-
 static void *inbox_reader(void *arg) {
   inbox *in = arg;
   for (;;) {
     ipc_msg m;
-    int rc = inbox_read_frame(in->fd, &m);
-    if (rc == INBOX_READ_SKIP) continue;
-    if (rc == INBOX_READ_EOF) {
+    int rc = ipc_recv(in->fd, &m);
+    if (rc == IPC_BADMSG) { /* the stream is still in step: skip this frame */
+      LOG_W("ipc: skipping a frame whose header is not a JSON object");
+      continue;
+    }
+    if (rc == IPC_EOF) {
       LOG_D("ipc: end of stream");
       inbox_mark_ended(in, false);
       return NULL;
     }
-    if (rc != INBOX_READ_OK) {
+    if (rc != IPC_OK) {
       bool closing;
       pthread_mutex_lock(&in->mu);
       closing = in->closing;

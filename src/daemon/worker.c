@@ -387,7 +387,7 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
   char *argv[] = {(char *)p->exe, "--ipc-fd", "3", "--log-level",
-                  (char *)(p->log_level ? p->log_level : "info"), NULL};
+                  (char *)(p->log_level ? p->log_level : "info"), "--tag", (char *)p->tag, NULL};
   int rc = posix_spawn(&w->pid, p->exe, &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   close(child_fd);

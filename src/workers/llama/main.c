@@ -31,7 +31,7 @@ static int64_t main_msg_id(const json_t *hdr) {
 }
 
 static void main_usage(void) {
-  fprintf(stderr, "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error]\n");
+  fprintf(stderr, "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n");
 }
 
 /* Handle one frame after load. Returns 1 when the worker should exit. */
@@ -93,6 +93,7 @@ static int main_loop(worker *w) {
 int main(int argc, char **argv) {
   int fd = 3;
   int level = SY_LOG_INFO;
+  char tag[96] = "llama";
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
       char *end;
@@ -108,12 +109,14 @@ int main(int argc, char **argv) {
         main_usage();
         return 2;
       }
+    } else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) {
+      snprintf(tag, sizeof tag, "llama:%.80s", argv[++i]); /* the model's name, for the log */
     } else {
       main_usage();
       return 2;
     }
   }
-  sy_log_init("llama", (enum sy_log_level)level);
+  sy_log_init(tag, (enum sy_log_level)level);
   /* No PR_SET_PDEATHSIG: it fires when the daemon *thread* that spawned us exits (an HTTP
    * connection thread), not the daemon process. When the daemon dies, the kernel closes its end
    * of the socket and the inbox thread's EOF ends this process. */

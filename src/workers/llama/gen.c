@@ -402,6 +402,21 @@ static void gen_batch_add(struct llama_batch *b, llama_token tok, llama_pos pos,
   b->n_tokens = n + 1;
 }
 
+/* Add slot s's next prompt chunk (at most room tokens) to the batch; only the prompt's last token
+ * asks for logits (s->i_batch points at it). Returns the tokens added (also in s->n_in_batch). */
+static int32_t gen_add_prompt_chunk(gen_state *g, gen_slot *s, int32_t room) {
+  int32_t seq = (int32_t)(s - g->slots), left = s->req->n_prompt - s->n_fed;
+  int32_t take = left < room ? left : room;
+  for (int32_t k = 0; k < take; k++) {
+    int32_t j = s->n_fed + k;
+    bool last = j == s->req->n_prompt - 1;
+    if (last) s->i_batch = g->batch.n_tokens;
+    gen_batch_add(&g->batch, s->req->prompt[j], j, seq, last);
+  }
+  s->n_in_batch = take;
+  return take;
+}
+
 /* Decode the batch; on failure answer every slot that had tokens in it with an error. Returns 0
  * on success. */
 static int gen_decode(worker *w) {
@@ -480,19 +495,10 @@ static void gen_step_generate(worker *w) {
 static void gen_step_prompt(worker *w, gen_slot *s) {
   gen_state *g = w->gen;
   struct llama_batch *b = &g->batch;
-  int32_t seq = (int32_t)(s - g->slots);
-  int32_t left = s->req->n_prompt - s->n_fed;
-  int32_t take = left < g->batch_cap ? left : g->batch_cap;
   for (int32_t i = 0; i < g->n_slots; i++) g->slots[i].n_in_batch = 0;
   b->n_tokens = 0;
   s->i_batch = -1;
-  for (int32_t k = 0; k < take; k++) {
-    int32_t j = s->n_fed + k;
-    bool last = j == s->req->n_prompt - 1;
-    if (last) s->i_batch = b->n_tokens;
-    gen_batch_add(b, s->req->prompt[j], j, seq, last);
-  }
-  s->n_in_batch = take;
+  int32_t take = gen_add_prompt_chunk(g, s, g->batch_cap);
   if (gen_decode(w) != 0) return;
   s->n_fed += take;
   s->n_past += take;
@@ -533,15 +539,7 @@ static void gen_step_mixed(worker *w) {
   gen_slot *s;
   while (b->n_tokens < g->batch_cap && (s = gen_oldest_ingesting(g)) != NULL) {
     s->stepped = true;
-    int32_t seq = (int32_t)(s - g->slots), left = s->req->n_prompt - s->n_fed;
-    int32_t room = g->batch_cap - b->n_tokens, take = left < room ? left : room;
-    for (int32_t k = 0; k < take; k++) {
-      int32_t j = s->n_fed + k;
-      bool last = j == s->req->n_prompt - 1;
-      if (last) s->i_batch = b->n_tokens;
-      gen_batch_add(b, s->req->prompt[j], j, seq, last);
-    }
-    s->n_in_batch = take;
+    gen_add_prompt_chunk(g, s, g->batch_cap - b->n_tokens);
   }
   for (int32_t i = 0; i < g->n_slots; i++) g->slots[i].stepped = false;
   if (b->n_tokens == 0 || gen_decode(w) != 0) return;

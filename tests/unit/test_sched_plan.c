@@ -1,0 +1,592 @@
+/* test_sched_plan.c — unit tests of sched_plan.c: one test per rule and boundary of plan_decide
+ * (run, wait, load with and without evictions, eviction order, busy/queued/pinned models kept,
+ * reject, exact-fit edges on both sides, unloading and loading memory counted, the wanted model
+ * pinned, bad arguments, sums near LLONG_MAX), each checking the action, the exact evict list and
+ * every number; then a property test over 100k fixed-seed random states that checks the decision
+ * against the header's rules with exact 128-bit arithmetic. Nothing here sleeps or reads a clock. */
+#include "../../src/daemon/sched_plan.h"
+
+/* cmocka.h needs these before it */
+/* clang-format off */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+/* clang-format on */
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+#define UNL(b) {.state = PLAN_UNLOADED, .bytes = (b)}
+#define RDY(b, t) {.state = PLAN_READY, .bytes = (b), .last_used_ms = (t)}
+#define LDG(b) {.state = PLAN_LOADING, .bytes = (b)}
+#define ULG(b) {.state = PLAN_UNLOADING, .bytes = (b)}
+#define NMODELS(a) (sizeof(a) / sizeof((a)[0]))
+
+static plan_decision D; /* one decision at a time; ~8 KiB, so not on the stack */
+
+/* plan_decide into D, after filling D with garbage, then check that the unused tail of evict was
+ * written (zeroed): `out` must be fully written in every case. */
+static const plan_decision *decide(const plan_model *m, size_t n, size_t want, long long budget) {
+  memset(&D, 0xA5, sizeof D);
+  plan_decide(m, n, want, budget, &D);
+  assert_true(D.n_evict <= PLAN_MAX_MODELS);
+  for (size_t i = D.n_evict; i < PLAN_MAX_MODELS; i++) assert_int_equal(D.evict[i], 0);
+  return &D;
+}
+
+static void expect_numbers(const plan_decision *d, long long need, long long budget,
+                           long long used, long long pinned, long long busy) {
+  assert_true(d->need == need);
+  assert_true(d->budget == budget);
+  assert_true(d->used == used);
+  assert_true(d->pinned == pinned);
+  assert_true(d->busy == busy);
+}
+
+static void expect_evict(const plan_decision *d, size_t n, const size_t *list) {
+  assert_int_equal(d->n_evict, n);
+  for (size_t i = 0; i < n; i++) assert_int_equal(d->evict[i], list[i]);
+}
+
+/* action + exact evict list (as a brace list, possibly empty) */
+#define EXPECT(d, act, ...)                                   \
+  do {                                                        \
+    const size_t e_[] = {(size_t)-1, __VA_ARGS__};            \
+    assert_int_equal((d)->action, (act));                     \
+    expect_evict((d), NMODELS(e_) - 1, e_ + 1);               \
+  } while (0)
+
+/* ---- rule 1: the wanted model's own state -------------------------------------------------- */
+
+static void test_ready_runs(void **state) {
+  (void)state;
+  plan_model m[] = {RDY(100, 5), RDY(200, 1)};
+  const plan_decision *d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_RUN);
+  expect_numbers(d, 100, 1000, 300, 0, 100); /* the wanted model is resident and not evictable */
+
+  /* ready runs whatever else is true: busy, pinned, over budget, budget too small for it */
+  m[0].inflight = 3;
+  m[0].pinned = true;
+  d = decide(m, 2, 0, 10);
+  EXPECT(d, PLAN_RUN);
+  expect_numbers(d, 100, 10, 300, 0, 100);
+}
+
+static void test_loading_unloading_wait(void **state) {
+  (void)state;
+  plan_model m[] = {LDG(100), RDY(200, 1), ULG(300)};
+  const plan_decision *d = decide(m, 3, 0, 1000);
+  EXPECT(d, PLAN_WAIT);
+  expect_numbers(d, 100, 1000, 600, 0, 400); /* loading 100 + unloading 300 cannot be evicted */
+
+  d = decide(m, 3, 2, 1000); /* want the unloading one: wait for it to be gone, then load */
+  EXPECT(d, PLAN_WAIT);
+  expect_numbers(d, 300, 1000, 600, 0, 400);
+
+  /* even when it could never fit: rule 1 comes first */
+  d = decide(m, 3, 0, 50);
+  EXPECT(d, PLAN_WAIT);
+}
+
+/* ---- rule 3: fits as it is ----------------------------------------------------------------- */
+
+static void test_fits_with_room(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(100), RDY(200, 1), UNL(5000)};
+  const plan_decision *d = decide(m, 3, 0, 1000);
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 100, 1000, 200, 0, 0); /* unloaded models count for nothing */
+}
+
+static void test_fits_exactly(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(400), RDY(300, 1), RDY(300, 2)};
+  const plan_decision *d = decide(m, 3, 0, 1000); /* used + need == budget */
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 400, 1000, 600, 0, 0);
+
+  d = decide(m, 3, 0, 999); /* one byte short: the LRU one goes */
+  EXPECT(d, PLAN_LOAD, 1);
+  expect_numbers(d, 400, 999, 600, 0, 0);
+}
+
+/* ---- rule 4: evictions --------------------------------------------------------------------- */
+
+static void test_evicts_one_lru(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(400), RDY(300, 10), RDY(300, 5), RDY(300, 20)};
+  const plan_decision *d = decide(m, 4, 0, 1000);
+  EXPECT(d, PLAN_LOAD, 2);
+  expect_numbers(d, 400, 1000, 900, 0, 0);
+}
+
+static void test_evicts_several_in_order_and_stops(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(500), RDY(200, 1), RDY(100, 9), RDY(100, 3), RDY(300, 2)};
+  m[1].priority = 1;
+  m[4].priority = 2;
+  /* order: 3 (p0, t3), 2 (p0, t9), 1 (p1), 4 (p2) */
+  const plan_decision *d = decide(m, 5, 0, 1000); /* must free 200: 3 then 2, exactly fits */
+  EXPECT(d, PLAN_LOAD, 3, 2);
+  expect_numbers(d, 500, 1000, 700, 0, 0);
+
+  d = decide(m, 5, 0, 999); /* must free 201: 3, 2, then 1 (not 4) */
+  EXPECT(d, PLAN_LOAD, 3, 2, 1);
+
+  d = decide(m, 5, 0, 700); /* must free 500: 3, 2, 1 free 400, then 4 as well */
+  EXPECT(d, PLAN_LOAD, 3, 2, 1, 4);
+
+  d = decide(m, 5, 0, 500); /* everything goes, fits exactly */
+  EXPECT(d, PLAN_LOAD, 3, 2, 1, 4);
+  expect_numbers(d, 500, 500, 700, 0, 0);
+
+  d = decide(m, 5, 0, 499); /* need alone exceeds budget: can never fit */
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 500, 499, 700, 0, 0);
+}
+
+static void test_priority_beats_recency(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(100), RDY(100, 1), RDY(100, 1000), RDY(100, 500)};
+  m[1].priority = 5;  /* the oldest, but precious */
+  m[2].priority = 0;
+  m[3].priority = -3; /* negative priorities go first */
+  const plan_decision *d = decide(m, 4, 0, 300);
+  EXPECT(d, PLAN_LOAD, 3);
+  d = decide(m, 4, 0, 200);
+  EXPECT(d, PLAN_LOAD, 3, 2);
+  d = decide(m, 4, 0, 100);
+  EXPECT(d, PLAN_LOAD, 3, 2, 1);
+}
+
+static void test_ties_lowest_index(void **state) {
+  (void)state;
+  plan_model m[] = {RDY(100, 7), RDY(100, 7), RDY(100, 7), UNL(100), RDY(100, 7)};
+  const plan_decision *d = decide(m, 5, 3, 300);
+  EXPECT(d, PLAN_LOAD, 0, 1);
+  expect_numbers(d, 100, 300, 400, 0, 0);
+
+  /* same, given in an order that an unstable sort would scramble */
+  plan_model r[] = {UNL(100), RDY(100, 7), RDY(100, 7), RDY(100, 7), RDY(100, 7)};
+  r[4].priority = -1;
+  d = decide(r, 5, 0, 200);
+  EXPECT(d, PLAN_LOAD, 4, 1, 2);
+}
+
+static void test_busy_and_queued_kept(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(300), RDY(300, 1), RDY(300, 2), RDY(300, 3)};
+  m[1].inflight = 1; /* the LRU one is serving */
+  m[2].queued = 2;   /* the next one has requests waiting for it */
+  const plan_decision *d = decide(m, 4, 0, 1000);
+  EXPECT(d, PLAN_LOAD, 3);
+  expect_numbers(d, 300, 1000, 900, 0, 600);
+
+  d = decide(m, 4, 0, 899); /* evicting the only idle one is not enough: wait */
+  EXPECT(d, PLAN_WAIT);
+  expect_numbers(d, 300, 899, 900, 0, 600);
+
+  /* busy + need == budget: evict every idle one; one byte less: wait */
+  plan_model e[] = {UNL(300), RDY(300, 1), RDY(100, 2), RDY(100, 3)};
+  e[1].inflight = 1;
+  d = decide(e, 4, 0, 600);
+  EXPECT(d, PLAN_LOAD, 2, 3);
+  expect_numbers(d, 300, 600, 500, 0, 300);
+  d = decide(e, 4, 0, 599);
+  EXPECT(d, PLAN_WAIT);
+}
+
+static void test_pinned_kept_and_counted(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(450), RDY(300, 1), UNL(200), RDY(300, 5)};
+  m[1].pinned = true; /* resident and pinned: never evicted, counted in pinned and busy */
+  m[2].pinned = true; /* pinned but not loaded: still reserved in `pinned`, not in used */
+  const plan_decision *d = decide(m, 4, 0, 1000);
+  EXPECT(d, PLAN_LOAD, 3);
+  expect_numbers(d, 450, 1000, 600, 500, 300);
+
+  /* need == budget − pinned: allowed (evicting the idle one); one more byte: rejected */
+  m[0].bytes = 500;
+  d = decide(m, 4, 0, 1000);
+  EXPECT(d, PLAN_LOAD, 3);
+  expect_numbers(d, 500, 1000, 600, 500, 300);
+  m[0].bytes = 501;
+  d = decide(m, 4, 0, 1000);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 501, 1000, 600, 500, 300);
+}
+
+static void test_all_busy_waits(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(200), RDY(600, 1), LDG(300), UNL(900)};
+  m[1].inflight = 1;
+  const plan_decision *d = decide(m, 4, 0, 1000);
+  EXPECT(d, PLAN_WAIT);
+  expect_numbers(d, 200, 1000, 900, 0, 900);
+}
+
+/* ---- rule 2: never fits -------------------------------------------------------------------- */
+
+static void test_reject_even_when_busy(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(700), RDY(400, 1), RDY(500, 2)};
+  m[1].pinned = true;
+  m[2].inflight = 2;
+  const plan_decision *d = decide(m, 3, 0, 1000); /* 700 > 1000 − 400: reject, not wait */
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 700, 1000, 900, 400, 900);
+
+  m[0].bytes = 600; /* == budget − pinned: it will fit once model 2 is idle */
+  d = decide(m, 3, 0, 1000);
+  EXPECT(d, PLAN_WAIT);
+
+  plan_model b[] = {UNL(1001), RDY(500, 1), LDG(10)};
+  b[1].inflight = 1;
+  d = decide(b, 3, 0, 1000);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 1001, 1000, 510, 0, 510);
+  b[0].bytes = 1000;
+  d = decide(b, 3, 0, 1000);
+  EXPECT(d, PLAN_WAIT);
+}
+
+/* ---- memory in transit --------------------------------------------------------------------- */
+
+static void test_unloading_counted(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(500), ULG(600)};
+  const plan_decision *d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_WAIT); /* its memory is not free until the process is gone */
+  expect_numbers(d, 500, 1000, 600, 0, 600);
+  m[1].state = PLAN_UNLOADED;
+  d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 500, 1000, 0, 0, 0);
+
+  /* an unloading model is never put on the evict list, even when idle-looking and oldest */
+  plan_model e[] = {UNL(500), ULG(300), RDY(300, 50)};
+  d = decide(e, 3, 0, 1000);
+  EXPECT(d, PLAN_LOAD, 2);
+  expect_numbers(d, 500, 1000, 600, 0, 300);
+}
+
+static void test_loading_counted(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(500), LDG(600), RDY(100, 1)};
+  const plan_decision *d = decide(m, 3, 0, 1100);
+  EXPECT(d, PLAN_LOAD, 2);
+  expect_numbers(d, 500, 1100, 700, 0, 600);
+  d = decide(m, 3, 0, 1099);
+  EXPECT(d, PLAN_WAIT);
+  d = decide(m, 3, 0, 1200);
+  EXPECT(d, PLAN_LOAD);
+}
+
+/* ---- the wanted model pinned --------------------------------------------------------------- */
+
+static void test_want_pinned(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(600), RDY(300, 1)};
+  m[0].pinned = true;
+  m[1].pinned = true;
+  const plan_decision *d = decide(m, 2, 0, 1000); /* 600 ≤ 1000 − 300: its own pin not counted */
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 600, 1000, 300, 300, 300);
+  m[0].bytes = 700; /* exactly budget − pinned(others) */
+  d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 700, 1000, 300, 300, 300);
+  m[0].bytes = 701;
+  d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 701, 1000, 300, 300, 300);
+
+  /* alone and pinned: need == budget loads */
+  plan_model a[] = {UNL(1000)};
+  a[0].pinned = true;
+  d = decide(a, 1, 0, 1000);
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 1000, 1000, 0, 0, 0);
+}
+
+/* ---- bad arguments and extremes ------------------------------------------------------------ */
+
+static void test_bad_arguments(void **state) {
+  (void)state;
+  plan_model m[] = {RDY(100, 1), UNL(100)};
+  const plan_decision *d = decide(m, 0, 0, 1000); /* n = 0 */
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 0, 1000, 0, 0, 0);
+  d = decide(m, 2, 2, 1000); /* want == n */
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 0, 1000, 0, 0, 0);
+  d = decide(m, 2, (size_t)-1, 1000);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 0, 1000, 0, 0, 0);
+  d = decide(NULL, 2, 0, 1000);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 0, 1000, 0, 0, 0);
+  plan_decide(m, 2, 0, 1000, NULL); /* nowhere to write: does nothing, does not crash */
+
+  static plan_model big[PLAN_MAX_MODELS + 1];
+  for (size_t i = 0; i <= PLAN_MAX_MODELS; i++) big[i] = (plan_model)RDY(1, (long long)i);
+  d = decide(big, PLAN_MAX_MODELS + 1, 0, 1000); /* too many models */
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 0, 1000, 0, 0, 0);
+}
+
+static void test_nonpositive_bytes(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(-5), RDY(-100, 1), RDY(0, 2), UNL(0)};
+  m[3].pinned = true;
+  const plan_decision *d = decide(m, 4, 0, 0); /* nothing counts: loads within a zero budget */
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 0, 0, 0, 0, 0);
+
+  /* already over budget (it shrank): even a free model makes the idle ones go, LRU first */
+  plan_model o[] = {UNL(0), RDY(300, 9), RDY(300, 1)};
+  d = decide(o, 3, 0, 350);
+  EXPECT(d, PLAN_LOAD, 2);
+  expect_numbers(d, 0, 350, 600, 0, 0);
+
+  d = decide(o, 3, 0, -1); /* negative budget: nothing ever fits */
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 0, -1, 600, 0, 0);
+}
+
+static void test_huge_bytes(void **state) {
+  (void)state;
+  const long long H = LLONG_MAX / 2;
+  plan_model m[] = {UNL(H), RDY(H, 4), RDY(H, 1), RDY(H, 3), RDY(H, 2)};
+  const plan_decision *d = decide(m, 5, 0, LLONG_MAX);
+  /* used saturates; kept + need ≤ LLONG_MAX keeps exactly one (2H + H > LLONG_MAX) */
+  EXPECT(d, PLAN_LOAD, 2, 4, 3);
+  expect_numbers(d, H, LLONG_MAX, LLONG_MAX, 0, 0);
+
+  d = decide(m, 5, 0, 2 * H); /* 2H: still one kept */
+  EXPECT(d, PLAN_LOAD, 2, 4, 3);
+  d = decide(m, 5, 0, 2 * H - 1); /* one byte less: all four go */
+  EXPECT(d, PLAN_LOAD, 2, 4, 3, 1);
+
+  /* pinned sum saturates and rejects; busy sum saturates and waits */
+  plan_model p[] = {UNL(1), RDY(H, 1), RDY(H, 2), UNL(H)};
+  p[1].pinned = p[2].pinned = p[3].pinned = true;
+  d = decide(p, 4, 0, LLONG_MAX);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, 1, LLONG_MAX, 2 * H, LLONG_MAX, 2 * H);
+  p[3].pinned = false;
+  d = decide(p, 4, 0, LLONG_MAX); /* 1 + 2H == LLONG_MAX exactly: fits beside them */
+  EXPECT(d, PLAN_LOAD);
+  expect_numbers(d, 1, LLONG_MAX, 2 * H, 2 * H, 2 * H);
+
+  plan_model b[] = {UNL(LLONG_MAX), RDY(LLONG_MAX, 1), LDG(LLONG_MAX), ULG(LLONG_MAX)};
+  b[1].inflight = 1;
+  d = decide(b, 4, 0, LLONG_MAX);
+  EXPECT(d, PLAN_WAIT);
+  expect_numbers(d, LLONG_MAX, LLONG_MAX, LLONG_MAX, 0, LLONG_MAX);
+  d = decide(b, 4, 0, LLONG_MIN);
+  EXPECT(d, PLAN_REJECT);
+  expect_numbers(d, LLONG_MAX, LLONG_MIN, LLONG_MAX, 0, LLONG_MAX);
+  b[1].inflight = 0;
+  b[2].state = b[3].state = PLAN_READY;
+  d = decide(b, 4, 0, LLONG_MAX); /* all go: 2 and 3 (last used 0, by index), then 1 */
+  EXPECT(d, PLAN_LOAD, 2, 3, 1);
+  expect_numbers(d, LLONG_MAX, LLONG_MAX, LLONG_MAX, 0, 0);
+}
+
+/* Every slot used: all PLAN_MAX_MODELS − 1 others idle, loaded newest-first, all must go. */
+static void test_full_table(void **state) {
+  (void)state;
+  static plan_model m[PLAN_MAX_MODELS];
+  m[PLAN_MAX_MODELS - 1] = (plan_model)UNL(PLAN_MAX_MODELS);
+  for (size_t i = 0; i + 1 < PLAN_MAX_MODELS; i++)
+    m[i] = (plan_model)RDY(1, (long long)(PLAN_MAX_MODELS - i));
+  const plan_decision *d = decide(m, PLAN_MAX_MODELS, PLAN_MAX_MODELS - 1, PLAN_MAX_MODELS);
+  assert_int_equal(d->action, PLAN_LOAD);
+  assert_int_equal(d->n_evict, PLAN_MAX_MODELS - 1);
+  for (size_t i = 0; i < d->n_evict; i++) assert_int_equal(d->evict[i], PLAN_MAX_MODELS - 2 - i);
+  expect_numbers(d, PLAN_MAX_MODELS, PLAN_MAX_MODELS, PLAN_MAX_MODELS - 1, 0, 0);
+
+  d = decide(m, PLAN_MAX_MODELS, PLAN_MAX_MODELS - 1, PLAN_MAX_MODELS + 10); /* keep 10 */
+  assert_int_equal(d->action, PLAN_LOAD);
+  assert_int_equal(d->n_evict, PLAN_MAX_MODELS - 11);
+  for (size_t i = 0; i < d->n_evict; i++) assert_int_equal(d->evict[i], PLAN_MAX_MODELS - 2 - i);
+}
+
+/* Strange input the caller should never send: an unknown state counts as resident and busy (and
+ * the wanted model in one waits); negative counters mean "not idle". */
+static void test_odd_input(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(100), RDY(100, 1), RDY(100, 2), RDY(100, 3)};
+  m[1].state = (plan_state)77;
+  m[2].inflight = -1;
+  m[3].queued = -1;
+  const plan_decision *d = decide(m, 4, 0, 350);
+  EXPECT(d, PLAN_WAIT);
+  expect_numbers(d, 100, 350, 300, 0, 300);
+  d = decide(m, 4, 1, 1000);
+  EXPECT(d, PLAN_WAIT);
+}
+
+/* ---- property test ------------------------------------------------------------------------- */
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint64_t next(void) { /* xorshift64* */
+  rng ^= rng >> 12;
+  rng ^= rng << 25;
+  rng ^= rng >> 27;
+  return rng * 2685821657736338717ull;
+}
+static long long pick(long long lo, long long hi) { /* in [lo, hi], hi − lo < 2^62 */
+  return lo + (long long)(next() % (uint64_t)(hi - lo + 1));
+}
+
+typedef __int128 i128; /* exact sums for the reference (gcc) */
+
+static long long sat(i128 x) { return x > LLONG_MAX ? LLONG_MAX : (long long)x; }
+static i128 cnt(const plan_model *m) { return m->bytes > 0 ? m->bytes : 0; }
+static bool resident(const plan_model *m) { return m->state != PLAN_UNLOADED; }
+static bool idle(const plan_model *m) {
+  return m->state == PLAN_READY && m->inflight == 0 && m->queued == 0 && !m->pinned;
+}
+static bool before(const plan_model *m, size_t a, size_t b) {
+  if (m[a].priority != m[b].priority) return m[a].priority < m[b].priority;
+  if (m[a].last_used_ms != m[b].last_used_ms) return m[a].last_used_ms < m[b].last_used_ms;
+  return a < b;
+}
+
+static long long random_bytes(long long scale) {
+  switch (next() % 16) {
+    case 0: return 0;
+    case 1: return -pick(1, 1000);
+    case 2: return LLONG_MAX / 2 - pick(0, 2);
+    case 3: return LLONG_MAX - pick(0, 2);
+    default: return pick(1, scale);
+  }
+}
+
+static void check_one(const plan_model *m, size_t n, size_t want, long long budget) {
+  const plan_decision *d = decide(m, n, want, budget);
+  const plan_model *w = &m[want];
+  i128 need = cnt(w), used = 0, pinned = 0, busy = 0, idle_sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (m[i].pinned && i != want) pinned += cnt(&m[i]);
+    if (!resident(&m[i])) continue;
+    used += cnt(&m[i]);
+    if (i != want && idle(&m[i]))
+      idle_sum += cnt(&m[i]);
+    else
+      busy += cnt(&m[i]);
+  }
+  expect_numbers(d, (long long)need, budget, sat(used), sat(pinned), sat(busy));
+
+  /* the action, rule by rule */
+  plan_action a;
+  if (w->state == PLAN_READY)
+    a = PLAN_RUN;
+  else if (w->state != PLAN_UNLOADED)
+    a = PLAN_WAIT;
+  else if (need + pinned > budget)
+    a = PLAN_REJECT;
+  else if (busy + need > budget)
+    a = PLAN_WAIT; /* even with every idle model gone */
+  else
+    a = PLAN_LOAD;
+  assert_int_equal(d->action, a);
+  if (a != PLAN_LOAD) {
+    assert_int_equal(d->n_evict, 0);
+    return;
+  }
+
+  /* the evict list: distinct, idle, unpinned, ready, not the wanted one, in eviction order */
+  bool seen[12] = {0};
+  i128 freed = 0, last = 0;
+  for (size_t k = 0; k < d->n_evict; k++) {
+    size_t e = d->evict[k];
+    assert_true(e < n && e != want && !seen[e]);
+    seen[e] = true;
+    assert_true(idle(&m[e]) && m[e].state == PLAN_READY && !m[e].pinned);
+    assert_true(m[e].inflight == 0 && m[e].queued == 0);
+    if (k > 0) assert_true(before(m, d->evict[k - 1], e));
+    freed += cnt(&m[e]);
+    last = cnt(&m[e]);
+  }
+  /* ... and a prefix of that order: every idle model left comes after every evicted one */
+  for (size_t i = 0; i < n; i++)
+    if (i != want && idle(&m[i]) && !seen[i] && d->n_evict > 0)
+      assert_true(before(m, d->evict[d->n_evict - 1], i));
+  /* it fits after the evictions, and would not have without the last one (minimal prefix) */
+  assert_true(used - freed + need <= budget);
+  if (d->n_evict > 0) assert_true(used - freed + last + need > budget);
+  if (used + need <= budget) assert_int_equal(d->n_evict, 0);
+  (void)idle_sum;
+}
+
+static void test_property_random(void **state) {
+  (void)state;
+  static const plan_state states[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
+  plan_model m[12];
+  size_t counts[4] = {0};
+  for (int it = 0; it < 100000; it++) {
+    size_t n = (size_t)pick(1, 12);
+    long long scale = next() % 4 == 0 ? LLONG_MAX / 16 : 1000;
+    i128 total = 0;
+    for (size_t i = 0; i < n; i++) {
+      plan_model *x = &m[i];
+      memset(x, 0, sizeof *x);
+      x->state = states[next() % 4];
+      x->bytes = random_bytes(scale);
+      x->inflight = next() % 4 == 0 ? (int)pick(1, 3) : 0;
+      x->queued = next() % 5 == 0 ? (int)pick(1, 3) : 0;
+      x->last_used_ms = pick(0, 20); /* narrow: plenty of ties */
+      x->priority = (int)pick(-2, 2);
+      x->pinned = next() % 6 == 0;
+      total += cnt(x);
+    }
+    size_t want = (size_t)pick(0, (long long)n - 1);
+    if (next() % 2) m[want].state = PLAN_UNLOADED; /* the interesting case, more often */
+    long long budget;
+    switch (next() % 8) {
+      case 0: budget = LLONG_MAX - pick(0, 2); break;
+      case 1: budget = -pick(0, 1000); break;
+      default: budget = sat(total * pick(0, 100) / 100 + pick(-2, 2)); break;
+    }
+    check_one(m, n, want, budget);
+    counts[D.action]++;
+  }
+  /* every outcome was actually exercised */
+  for (int a = 0; a < 4; a++) assert_true(counts[a] > 1000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_ready_runs),
+      cmocka_unit_test(test_loading_unloading_wait),
+      cmocka_unit_test(test_fits_with_room),
+      cmocka_unit_test(test_fits_exactly),
+      cmocka_unit_test(test_evicts_one_lru),
+      cmocka_unit_test(test_evicts_several_in_order_and_stops),
+      cmocka_unit_test(test_priority_beats_recency),
+      cmocka_unit_test(test_ties_lowest_index),
+      cmocka_unit_test(test_busy_and_queued_kept),
+      cmocka_unit_test(test_pinned_kept_and_counted),
+      cmocka_unit_test(test_all_busy_waits),
+      cmocka_unit_test(test_reject_even_when_busy),
+      cmocka_unit_test(test_unloading_counted),
+      cmocka_unit_test(test_loading_counted),
+      cmocka_unit_test(test_want_pinned),
+      cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_nonpositive_bytes),
+      cmocka_unit_test(test_huge_bytes),
+      cmocka_unit_test(test_full_table),
+      cmocka_unit_test(test_odd_input),
+      cmocka_unit_test(test_property_random),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -57,7 +57,7 @@ DAEMON_LIB_OBJ := $(filter-out %/main.o,$(DAEMON_OBJ))
 BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
-PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel
+PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params
 .PHONY: all deps engines run test test-only unit bench clean format
 all: deps engines $(PROGRAMS)
 
@@ -79,6 +79,11 @@ $(BIN)/switchyard: $(DAEMON_OBJ) $(COMMON_OBJ)
 $(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
+# llama.cpp's memory estimator, run by the daemon as a probe (see src/daemon/memplan.h)
+$(BIN)/llama-fit-params: $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	cp $(ENGINES)/bin/llama-fit-params $@
 
 $(BIN)/mkmodel: $(call obj,$(MKMODEL_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
@@ -114,7 +119,7 @@ unit: $(UNIT_BINS)
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama llama-fit-params) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(UNIT_BINS)
 	tests/run.sh

@@ -31,6 +31,7 @@ void api_error_set(api_error *e, int status, const char *type, const char *code,
   e->type = type;
   e->code = code;
   e->param = param;
+  e->retry_after_s = 0;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(e->message, sizeof e->message, fmt, ap);

@@ -11,6 +11,7 @@ typedef struct api_error {
   const char *type;    /* "invalid_request_error", "server_error", "authentication_error", ... */
   const char *code;    /* machine-readable code or NULL */
   const char *param;   /* offending request field or NULL */
+  int retry_after_s;   /* > 0: send Retry-After */
   char message[1024];
 } api_error;
 

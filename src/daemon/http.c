@@ -90,6 +90,11 @@ void http_reply_json(http_req *r, unsigned status, json_t *json) {
 void http_reply_error(http_req *r, const api_error *e) {
   if (e->status >= 500) LOG_W("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
   else LOG_D("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
+  if (e->retry_after_s > 0) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", e->retry_after_s);
+    http_add_header(r, "Retry-After", v);
+  }
   http_reply_json(r, (unsigned)e->status, api_error_json(e));
 }
 

@@ -146,6 +146,7 @@ int main(int argc, char **argv) {
   }
   LOG_I("switchyard %s listening on http://%s:%d/ with %zu model(s)%s", SWITCHYARD_VERSION, hp.host,
         http_port(d.http), d.mx->n_models, d.mx->n_api_keys ? " (API keys required)" : "");
+  sched_preload(d.sc);
   if (ready_fd >= 0) {
     dprintf(ready_fd, "%d\n", http_port(d.http));
     close(ready_fd);

@@ -276,6 +276,30 @@ static int want_int(loader *l, const yaml_node_t *n, const char *path, int lo, i
   return 0;
 }
 
+/* A memory size: bytes, or a number with KiB/MiB/GiB/TiB (or KB/MB/GB/TB, also powers of 1024,
+ * as every GPU tool means them); lo..hi bytes. */
+static int want_size(loader *l, const yaml_node_t *n, const char *path, long long lo, long long hi,
+                     long long *out) {
+  char g[64];
+  const char *s = n->type == YAML_SCALAR_NODE && !is_null(n) ? sval(n) : NULL;
+  char *end = NULL;
+  double v = s ? strtod(s, &end) : -1;
+  static const char *const units[] = {"",  "K",  "KB",  "KiB", "M",  "MB", "MiB",
+                                      "G", "GB", "GiB", "T",   "TB", "TiB"};
+  static const int shift[] = {0, 10, 10, 10, 20, 20, 20, 30, 30, 30, 40, 40, 40};
+  int u = -1;
+  for (int i = 0; s && end != s && i < 13 && u < 0; i++)
+    if (strcmp(end, units[i]) == 0) u = i;
+  if (u < 0 || !(v >= 0))
+    return at(l, n, "%s: expected a size like 8GiB, 512MiB or a number of bytes, got %s", path,
+              got(n, g, sizeof g));
+  double bytes = v * (double)(1LL << shift[u]);
+  if (bytes < (double)lo || bytes > (double)hi)
+    return at(l, n, "%s: %s is out of range (%lld..%lld bytes)", path, s, lo, hi);
+  *out = (long long)bytes;
+  return 0;
+}
+
 /* keep_alive: integer seconds, or a number with s, m or h; -1..INT_MAX seconds. */
 static int want_duration(loader *l, const yaml_node_t *n, const char *path, int *out) {
   char g[64];
@@ -456,12 +480,17 @@ enum {
   M_POOLING,
   M_TEMPLATE,
   M_DETERMINISTIC,
+  M_PIN,
+  M_PRELOAD,
+  M_PRIORITY,
+  M_MAX_QUEUE,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
-    "name",       "aliases",       "file",          "engine",    "capabilities",
-    "pooling",    "chat_template", "deterministic", "context",   "parallel",
-    "keep_alive", "threads",       "batch",         "gpu_layers"};
+    "name",      "aliases",   "file",          "engine",        "capabilities",
+    "pooling",   "chat_template", "deterministic", "pin",      "preload",
+    "priority",  "max_queue", "context",       "parallel",      "keep_alive",
+    "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
                       const matrix_model *self) {
@@ -542,6 +571,23 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   if (v[M_DETERMINISTIC]) {
     snprintf(p, sizeof p, "%s.deterministic", path);
     if (want_bool(l, v[M_DETERMINISTIC], p, &mm.deterministic)) goto out;
+  }
+  if (v[M_PIN]) {
+    snprintf(p, sizeof p, "%s.pin", path);
+    if (want_bool(l, v[M_PIN], p, &mm.pin)) goto out;
+  }
+  if (v[M_PRELOAD]) {
+    snprintf(p, sizeof p, "%s.preload", path);
+    if (want_bool(l, v[M_PRELOAD], p, &mm.preload)) goto out;
+  }
+  if (v[M_PRIORITY]) {
+    snprintf(p, sizeof p, "%s.priority", path);
+    if (want_int(l, v[M_PRIORITY], p, -1000, 1000, &mm.priority)) goto out;
+  }
+  mm.max_queue = 64;
+  if (v[M_MAX_QUEUE]) {
+    snprintf(p, sizeof p, "%s.max_queue", path);
+    if (want_int(l, v[M_MAX_QUEUE], p, 0, 100000, &mm.max_queue)) goto out;
   }
   unsigned caps = 0;
   if (v[M_CAPS]) {
@@ -717,6 +763,7 @@ static int discover(matrix *m, const opts *dflt, char *err, size_t errlen) {
         model_finish(mm, &none, dflt, &gi, real, (long long)st.st_size))
       goto oom;
     mm->discovered = true;
+    mm->max_queue = 64;
     mm->caps = caps_default(&gi, NULL, NULL);
   }
   if (n_found) qsort(found, n_found, sizeof *found, cmp_model_name);
@@ -735,9 +782,19 @@ out:
 
 /* ---- the config file ------------------------------------------------------------------------- */
 
-enum { K_LISTEN, K_API_KEYS, K_MODELS_DIR, K_LOG_LEVEL, K_LIMITS, K_DEFAULTS, K_MODELS, K_N };
+enum {
+  K_LISTEN,
+  K_API_KEYS,
+  K_MODELS_DIR,
+  K_LOG_LEVEL,
+  K_LIMITS,
+  K_DEFAULTS,
+  K_MODELS,
+  K_MEMORY,
+  K_N
+};
 static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level",
-                                          "limits", "defaults", "models"};
+                                          "limits", "defaults", "models",     "memory"};
 
 static int load_root(loader *l, const yaml_node_t *root) {
   matrix *m = l->m;
@@ -779,6 +836,14 @@ static int load_root(loader *l, const yaml_node_t *root) {
     }
     if (lv[1] && want_int(l, lv[1], "limits.max_connections", 1, 65536, &m->max_connections))
       return -1;
+  }
+  if (v[K_MEMORY] && !is_null(v[K_MEMORY])) {
+    static const char *const keys[] = {"budget", "reserve"};
+    yaml_node_t *mv[2];
+    if (want_map(l, v[K_MEMORY], "memory", keys, 2, mv)) return -1;
+    if (mv[0] && want_size(l, mv[0], "memory.budget", 1LL << 20, 1LL << 50, &m->mem_budget))
+      return -1;
+    if (mv[1] && want_size(l, mv[1], "memory.reserve", 0, 1LL << 50, &m->mem_reserve)) return -1;
   }
   if (v[K_DEFAULTS] && !is_null(v[K_DEFAULTS])) {
     yaml_node_t *dv[O_N];
@@ -900,6 +965,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   }
   m->port = 8080;
   m->max_body_bytes = 16u << 20;
+  m->mem_reserve = 2LL << 30;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};

@@ -32,6 +32,10 @@ typedef struct matrix_model {
   int gpu_layers;        /* -1 = all */
   char *pooling;         /* NULL = the model's own; else mean|cls|last|none|rank */
   bool deterministic;    /* batch-invariant generation (slower under load); default false */
+  bool pin;              /* load at start, never evict */
+  bool preload;          /* load at start, may be evicted */
+  int priority;          /* higher = evicted later; default 0 */
+  int max_queue;         /* requests that may wait for this model (loading / room); default 64 */
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
@@ -50,6 +54,8 @@ typedef struct matrix {
   size_t max_body_bytes; /* default 16 MiB */
   int max_connections;   /* default 256 */
   int log_level;         /* sy_log_level; default info */
+  long long mem_budget;  /* bytes models may use; 0 = MemTotal − mem_reserve */
+  long long mem_reserve; /* bytes kept free when the budget is derived; default 2 GiB */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */

@@ -1,7 +1,9 @@
-/* sched.c — see sched.h. One slot per model of the matrix, one mutex, one condition variable,
- * and a reaper thread that unloads models whose keep-alive has run out.
+/* sched.c — see sched.h. One slot per model of the matrix, one mutex, one condition variable for
+ * every state change, a reaper thread for keep-alive expiry. Decisions come from plan_decide
+ * (sched_plan.c); this file only gathers state and carries them out.
  * Must never stop a worker that has requests in flight (except at shutdown), never hold the lock
- * while spawning or stopping a process, and never drop a worker reference on its reader thread. */
+ * while spawning or stopping a process, never count a model's memory as free before its process
+ * is gone, and never drop a worker reference on its reader thread. */
 #include "sched.h"
 
 #include <errno.h>
@@ -13,17 +15,22 @@
 #include <time.h>
 
 #include "log.h"
+#include "memplan.h"
+#include "sched_plan.h"
 
-enum slot_state { SLOT_UNLOADED = 0, SLOT_LOADING, SLOT_READY };
+enum slot_state { SLOT_UNLOADED = 0, SLOT_LOADING, SLOT_READY, SLOT_UNLOADING };
 
 typedef struct slot {
   enum slot_state state;
   worker *w;          /* the scheduler's reference while loaded */
   json_t *ready;      /* the worker's "ready" message */
   int inflight;
+  int queued;         /* requests waiting in sched_acquire for this model */
   long long last_used_ms;
   unsigned load_gen;  /* bumped when a load ends (ok or not) */
   api_error last_err; /* of the last failed load */
+  memplan_est est;    /* estimated before load */
+  long long measured; /* largest resident set seen while loaded (bytes), 0 = not yet */
 } slot;
 
 struct sched {
@@ -31,12 +38,17 @@ struct sched {
   char worker_exe[PATH_MAX];
   char log_level[16];
   int load_timeout_s;
+  long long budget;
   pthread_mutex_t mu;
-  pthread_cond_t cond;  /* state changes */
+  pthread_cond_t cond; /* any state change: loads, unloads, releases */
   pthread_cond_t reaper_cond;
   pthread_t reaper;
+  pthread_t preloader;
+  bool preloading;
   bool stopping;
   slot *slots;
+  plan_model *plan;     /* scratch for plan_decide, guarded by mu */
+  plan_decision decision;
 };
 
 static long long mono_ms(void) {
@@ -47,22 +59,36 @@ static long long mono_ms(void) {
 
 static slot *slot_of(sched *s, const matrix_model *m) { return &s->slots[m - s->mx->models]; }
 
-/* Take the worker out of a slot (lock held); the caller stops and unrefs it without the lock. */
+/* What the budget counts for a model: the estimate, or more if more was measured. */
+static long long slot_bytes(const slot *sl) {
+  return sl->measured > sl->est.total_bytes ? sl->measured : sl->est.total_bytes;
+}
+
+static double gib(long long b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
+
+/* Take the worker out of a slot (lock held), leaving it UNLOADING: its memory stays counted until
+ * the caller has stopped it and called slot_unloaded. */
 static worker *slot_take(slot *sl) {
   worker *w = sl->w;
   sl->w = NULL;
   json_decref(sl->ready);
   sl->ready = NULL;
-  sl->state = SLOT_UNLOADED;
+  sl->state = w ? SLOT_UNLOADING : SLOT_UNLOADED;
   sl->inflight = 0; /* requests on the old worker release against a worker not in the slot */
   return w;
 }
 
-static void retire(worker *w, const char *name, const char *why) {
-  if (!w) return;
-  LOG_I("unloading %s (%s)", name, why);
-  worker_stop(w, 5000);
-  worker_unref(w);
+/* Stop a taken worker (no lock held), then mark its slot free and wake everyone. */
+static void retire(sched *s, slot *sl, worker *w, const char *name, const char *why) {
+  if (w) {
+    LOG_I("unloading %s (%s)", name, why);
+    worker_stop(w, 5000); /* returns once the process is reaped: its memory is back */
+    worker_unref(w);
+  }
+  pthread_mutex_lock(&s->mu);
+  if (sl->state == SLOT_UNLOADING) sl->state = SLOT_UNLOADED;
+  pthread_cond_broadcast(&s->cond);
+  pthread_mutex_unlock(&s->mu);
 }
 
 static void *reaper_main(void *arg) {
@@ -70,24 +96,24 @@ static void *reaper_main(void *arg) {
   pthread_mutex_lock(&s->mu);
   while (!s->stopping) {
     long long now = mono_ms(), next = -1;
+    bool again = false;
     for (size_t i = 0; i < s->mx->n_models; i++) {
       slot *sl = &s->slots[i];
       const matrix_model *m = &s->mx->models[i];
       if (sl->state != SLOT_READY || sl->inflight > 0) continue;
       bool dead = !worker_alive(sl->w);
-      long long due = m->keep_alive_s < 0 ? -1 : sl->last_used_ms + (long long)m->keep_alive_s * 1000;
-      if (dead || (due >= 0 && due <= now)) {
+      long long due = m->keep_alive_s < 0 || m->pin ? -1 : sl->last_used_ms + (long long)m->keep_alive_s * 1000;
+      if (dead || (due >= 0 && due <= now && sl->queued == 0)) {
         worker *w = slot_take(sl);
         pthread_mutex_unlock(&s->mu);
-        retire(w, m->name, dead ? "worker exited" : "keep-alive expired");
+        retire(s, sl, w, m->name, dead ? "worker exited" : "keep-alive expired");
         pthread_mutex_lock(&s->mu);
-        now = mono_ms();
-        next = 0; /* rescan: the state may have changed while unlocked */
+        again = true; /* rescan: the state may have changed while unlocked */
         break;
       }
       if (due >= 0 && (next < 0 || due < next)) next = due;
     }
-    if (next == 0) continue;
+    if (again) continue;
     if (next < 0) {
       pthread_cond_wait(&s->reaper_cond, &s->mu);
     } else {
@@ -121,15 +147,35 @@ sched *sched_new(const sched_params *p) {
   sched *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->mx = p->mx;
-  s->slots = calloc(p->mx->n_models ? p->mx->n_models : 1, sizeof *s->slots);
+  size_t n = p->mx->n_models ? p->mx->n_models : 1;
+  s->slots = calloc(n, sizeof *s->slots);
+  s->plan = calloc(n, sizeof *s->plan);
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
   snprintf(s->log_level, sizeof s->log_level, "%s", p->log_level ? p->log_level : "info");
   s->load_timeout_s = p->load_timeout_s > 0 ? p->load_timeout_s : 600;
+  long long total = memplan_mem_total();
+  s->budget = p->mx->mem_budget > 0 ? p->mx->mem_budget
+              : total > p->mx->mem_reserve ? total - p->mx->mem_reserve
+                                           : (total > 0 ? total / 2 : 1LL << 30);
+  LOG_I("memory budget %.2f GiB (%s)", gib(s->budget), p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
+  char tool[PATH_MAX + 32];
+  snprintf(tool, sizeof tool, "%s/llama-fit-params", p->worker_dir);
+  for (size_t i = 0; s->slots && i < p->mx->n_models; i++) {
+    const matrix_model *m = &p->mx->models[i];
+    char err[256] = "";
+    if (memplan_estimate(tool, m, &s->slots[i].est, err, sizeof err) != 0)
+      LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
+    const memplan_est *e = &s->slots[i].est;
+    LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s", m->name,
+          (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0, (double)e->context_bytes / 1048576.0,
+          (double)e->compute_bytes / 1048576.0, e->devices);
+  }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cond, NULL);
   pthread_cond_init(&s->reaper_cond, NULL);
-  if (!s->slots || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+  if (!s->slots || !s->plan || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
     free(s->slots);
+    free(s->plan);
     free(s);
     return NULL;
   }
@@ -147,8 +193,70 @@ static json_t *load_message(const matrix_model *m) {
   return j;
 }
 
+/* Ask plan_decide about model `want` (lock held). */
+static const plan_decision *decide(sched *s, size_t want) {
+  static const plan_state map[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
+  for (size_t i = 0; i < s->mx->n_models; i++) {
+    const slot *sl = &s->slots[i];
+    s->plan[i] = (plan_model){.state = map[sl->state], .bytes = slot_bytes(sl), .inflight = sl->inflight,
+                              .queued = sl->queued, .last_used_ms = sl->last_used_ms,
+                              .priority = s->mx->models[i].priority, .pinned = s->mx->models[i].pin};
+  }
+  plan_decide(s->plan, s->mx->n_models, want, s->budget, &s->decision);
+  return &s->decision;
+}
+
+/* Load model m into its slot (lock held on entry and exit; dropped while working), first
+ * unloading the victims the plan named. Returns 0, or -1 with err. */
+static int load_with_evictions(sched *s, const matrix_model *m, const plan_decision *d, api_error *err) {
+  slot *sl = slot_of(s, m);
+  size_t nv = d->n_evict;
+  size_t victims[64];
+  worker *vw[64];
+  if (nv > 64) nv = 64; /* more than 64 at once: the next decision takes the rest */
+  for (size_t k = 0; k < nv; k++) {
+    victims[k] = d->evict[k];
+    vw[k] = slot_take(&s->slots[victims[k]]);
+  }
+  sl->state = SLOT_LOADING;
+  pthread_mutex_unlock(&s->mu);
+  for (size_t k = 0; k < nv; k++) {
+    const matrix_model *vm = &s->mx->models[victims[k]];
+    char why[200];
+    snprintf(why, sizeof why, "evicted (LRU) to make room for %s", m->name);
+    retire(s, &s->slots[victims[k]], vw[k], vm->name, why);
+  }
+  json_t *load = load_message(m);
+  json_t *ready = NULL;
+  worker_params wp = {.exe = s->worker_exe, .tag = m->name, .log_level = s->log_level, .load = load,
+                      .load_timeout_s = s->load_timeout_s, .on_exit = on_worker_exit, .on_exit_ud = s};
+  long long t0 = mono_ms();
+  worker *w = worker_start(&wp, &ready, err);
+  json_decref(load);
+  long long rss = w ? memplan_rss_bytes(worker_pid(w)) : -1;
+  pthread_mutex_lock(&s->mu);
+  sl->load_gen++;
+  pthread_cond_broadcast(&s->cond);
+  if (!w) {
+    sl->state = SLOT_UNLOADED;
+    sl->last_err = *err;
+    LOG_W("loading %s failed: %s", m->name, err->message);
+    return -1;
+  }
+  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, mono_ms() - t0,
+        (int)worker_pid(w), (double)rss / 1048576.0, (double)sl->est.total_bytes / 1048576.0);
+  sl->state = SLOT_READY;
+  sl->w = w;
+  sl->ready = ready;
+  if (rss > sl->measured) sl->measured = rss;
+  sl->last_used_ms = mono_ms();
+  pthread_cond_signal(&s->reaper_cond);
+  return 0;
+}
+
 worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
   slot *sl = slot_of(s, m);
+  size_t idx = (size_t)(m - s->mx->models);
   pthread_mutex_lock(&s->mu);
   for (;;) {
     if (s->stopping) {
@@ -156,81 +264,109 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       api_error_set(err, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
       return NULL;
     }
-    if (sl->state == SLOT_READY) {
-      if (worker_alive(sl->w)) {
-        sl->inflight++;
-        sl->last_used_ms = mono_ms();
-        worker *w = sl->w;
-        worker_ref(w);
-        pthread_mutex_unlock(&s->mu);
-        return w;
-      }
-      /* It crashed: requests still on it get their error from the worker module and release
-       * against a worker no longer in the slot; load a fresh one now. */
-      worker *dead = slot_take(sl);
+    /* Workers that died (any model): their memory is back once reaped, so free their slots
+     * before deciding. Requests still on them get their error from the worker module and
+     * release against a worker no longer in the slot. */
+    bool swept = false;
+    for (size_t i = 0; i < s->mx->n_models && !swept; i++) {
+      slot *di = &s->slots[i];
+      if (di->state != SLOT_READY || worker_alive(di->w)) continue;
+      worker *dead = slot_take(di);
       pthread_mutex_unlock(&s->mu);
-      retire(dead, m->name, "worker exited");
+      retire(s, di, dead, s->mx->models[i].name, "worker exited");
       pthread_mutex_lock(&s->mu);
-      continue;
+      swept = true;
     }
-    if (sl->state == SLOT_LOADING) {
-      unsigned gen = sl->load_gen;
-      while (sl->state == SLOT_LOADING && !s->stopping) pthread_cond_wait(&s->cond, &s->mu);
-      if (sl->state == SLOT_UNLOADED && sl->load_gen != gen) { /* the shared load failed */
-        *err = sl->last_err;
+    if (swept) continue;
+    const plan_decision *d = decide(s, idx);
+    if (d->action == PLAN_RUN) {
+      sl->inflight++;
+      sl->last_used_ms = mono_ms();
+      worker *w = sl->w;
+      worker_ref(w);
+      pthread_mutex_unlock(&s->mu);
+      return w;
+    }
+    if (d->action == PLAN_REJECT) {
+      api_error_set(err, 507, "server_error", "model_too_large", "model",
+                    "model '%s' needs %.2f GiB but the memory budget is %.2f GiB, %.2f GiB of it held by "
+                    "pinned models: it can never be loaded",
+                    m->name, gib(d->need), gib(d->budget), gib(d->pinned));
+      pthread_mutex_unlock(&s->mu);
+      return NULL;
+    }
+    if (d->action == PLAN_LOAD) {
+      int rc = load_with_evictions(s, m, d, err);
+      if (rc != 0) {
         pthread_mutex_unlock(&s->mu);
         return NULL;
       }
-      continue;
+      continue; /* the RUN branch hands it out (or refuses it if we are stopping) */
     }
-    /* SLOT_UNLOADED: this thread loads it; others wait. */
-    sl->state = SLOT_LOADING;
-    pthread_mutex_unlock(&s->mu);
-    json_t *load = load_message(m);
-    json_t *ready = NULL;
-    worker_params wp = {.exe = s->worker_exe, .tag = m->name, .log_level = s->log_level, .load = load,
-                        .load_timeout_s = s->load_timeout_s, .on_exit = on_worker_exit, .on_exit_ud = s};
-    long long t0 = mono_ms();
-    worker *w = worker_start(&wp, &ready, err);
-    json_decref(load);
-    pthread_mutex_lock(&s->mu);
-    sl->load_gen++;
-    if (!w) {
-      sl->state = SLOT_UNLOADED;
-      sl->last_err = *err;
-      pthread_cond_broadcast(&s->cond);
+    /* PLAN_WAIT: a load in progress (shared), an unload, or busy models holding the room. */
+    if (sl->queued >= m->max_queue) {
+      api_error_set(err, 503, "server_error", "queue_full", NULL,
+                    "model '%s' has %d requests waiting already (max_queue); try again shortly", m->name,
+                    sl->queued);
+      err->retry_after_s = 5;
       pthread_mutex_unlock(&s->mu);
-      LOG_W("loading %s failed: %s", m->name, err->message);
       return NULL;
     }
-    LOG_I("loaded %s in %lld ms (pid %d)", m->name, mono_ms() - t0, (int)worker_pid(w));
-    sl->state = SLOT_READY;
-    sl->w = w;
-    sl->ready = ready;
-    sl->last_used_ms = mono_ms();
-    pthread_cond_broadcast(&s->cond);
-    pthread_cond_signal(&s->reaper_cond);
-    /* loop: the READY branch hands it out (or refuses it if we are stopping) */
+    bool was_loading = sl->state == SLOT_LOADING;
+    unsigned gen = sl->load_gen;
+    sl->queued++;
+    pthread_cond_wait(&s->cond, &s->mu);
+    sl->queued--;
+    if (was_loading && sl->state == SLOT_UNLOADED && sl->load_gen != gen) { /* the shared load failed */
+      *err = sl->last_err;
+      pthread_mutex_unlock(&s->mu);
+      return NULL;
+    }
   }
 }
 
 void sched_release(sched *s, const matrix_model *m, worker *w) {
   slot *sl = slot_of(s, m);
   worker *retired = NULL;
+  long long rss = memplan_rss_bytes(worker_pid(w));
   pthread_mutex_lock(&s->mu);
   if (sl->w == w) {
     sl->inflight--;
     sl->last_used_ms = mono_ms();
-    if (sl->inflight == 0 && m->keep_alive_s == 0) retired = slot_take(sl);
+    if (rss > sl->measured) sl->measured = rss;
+    if (sl->inflight == 0 && sl->queued == 0 && m->keep_alive_s == 0 && !m->pin) retired = slot_take(sl);
+    pthread_cond_broadcast(&s->cond); /* a waiter may now evict this idle model */
     pthread_cond_signal(&s->reaper_cond);
   }
   pthread_mutex_unlock(&s->mu);
-  retire(retired, m->name, "keep_alive 0");
+  if (retired) retire(s, sl, retired, m->name, "keep_alive 0");
   worker_unref(w);
 }
 
+static void *preload_main(void *arg) {
+  sched *s = arg;
+  for (size_t i = 0; i < s->mx->n_models; i++) {
+    const matrix_model *m = &s->mx->models[i];
+    if (!m->pin && !m->preload) continue;
+    api_error err;
+    worker *w = sched_acquire(s, m, &err);
+    if (!w) {
+      LOG_W("%s %s at start failed: %s", m->pin ? "pinning" : "preloading", m->name, err.message);
+      continue;
+    }
+    sched_release(s, m, w);
+  }
+  return NULL;
+}
+
+void sched_preload(sched *s) {
+  bool any = false;
+  for (size_t i = 0; i < s->mx->n_models; i++) any |= s->mx->models[i].pin || s->mx->models[i].preload;
+  if (any && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
+}
+
 const char *sched_state(sched *s, const matrix_model *m) {
-  static const char *names[] = {"unloaded", "loading", "loaded"};
+  static const char *names[] = {"unloaded", "loading", "loaded", "unloading"};
   pthread_mutex_lock(&s->mu);
   const char *st = names[slot_of(s, m)->state];
   pthread_mutex_unlock(&s->mu);
@@ -238,31 +374,36 @@ const char *sched_state(sched *s, const matrix_model *m) {
 }
 
 json_t *sched_ps(sched *s) {
+  static const char *names[] = {"unloaded", "loading", "loaded", "unloading"};
   json_t *arr = json_array();
+  long long used = 0;
   pthread_mutex_lock(&s->mu);
   long long now = mono_ms();
   for (size_t i = 0; i < s->mx->n_models; i++) {
     slot *sl = &s->slots[i];
     const matrix_model *m = &s->mx->models[i];
     if (sl->state == SLOT_UNLOADED) continue;
-    json_t *o = json_pack("{s:s, s:s, s:i}", "name", m->name, "state",
-                          sl->state == SLOT_READY ? "loaded" : "loading", "inflight", sl->inflight);
+    used += slot_bytes(sl);
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "name", m->name, "state", names[sl->state],
+                          "inflight", sl->inflight, "queued", sl->queued, "size", (json_int_t)slot_bytes(sl),
+                          "size_estimated", (json_int_t)sl->est.total_bytes, "size_measured",
+                          (json_int_t)sl->measured, "pinned", m->pin);
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
-      long long exp = m->keep_alive_s < 0 ? -1
+      long long exp = m->keep_alive_s < 0 || m->pin ? -1
                       : sl->inflight ? (long long)m->keep_alive_s
                                      : (sl->last_used_ms + (long long)m->keep_alive_s * 1000 - now) / 1000;
       json_object_set_new(o, "expires_in_s", json_integer(exp));
-      json_t *keys[] = {json_object_get(sl->ready, "n_ctx"), json_object_get(sl->ready, "n_parallel"),
-                        json_object_get(sl->ready, "model_bytes")};
-      const char *names[] = {"context", "parallel", "model_bytes"};
-      for (int k = 0; k < 3; k++)
-        if (keys[k]) json_object_set(o, names[k], keys[k]);
+      json_t *keys[] = {json_object_get(sl->ready, "n_ctx"), json_object_get(sl->ready, "n_parallel")};
+      const char *kn[] = {"context", "parallel"};
+      for (int k = 0; k < 2; k++)
+        if (keys[k]) json_object_set(o, kn[k], keys[k]);
     }
     json_array_append_new(arr, o);
   }
+  json_t *mem = json_pack("{s:I, s:I}", "budget", (json_int_t)s->budget, "used", (json_int_t)used);
   pthread_mutex_unlock(&s->mu);
-  return json_pack("{s:o}", "models", arr);
+  return json_pack("{s:o, s:o}", "models", arr, "memory", mem);
 }
 
 void sched_shutdown(sched *s) {
@@ -270,19 +411,21 @@ void sched_shutdown(sched *s) {
   s->stopping = true;
   pthread_cond_broadcast(&s->cond);
   pthread_cond_signal(&s->reaper_cond);
-  for (;;) { /* wait out loads in progress: their loader sees `stopping` and stops them */
-    bool loading = false;
-    for (size_t i = 0; i < s->mx->n_models; i++) loading |= s->slots[i].state == SLOT_LOADING;
-    if (!loading) break;
+  for (;;) { /* wait out loads and unloads in progress: a loader sees `stopping` and stops its worker */
+    bool busy = false;
+    for (size_t i = 0; i < s->mx->n_models; i++)
+      busy |= s->slots[i].state == SLOT_LOADING || s->slots[i].state == SLOT_UNLOADING;
+    if (!busy) break;
     pthread_cond_wait(&s->cond, &s->mu);
   }
   pthread_mutex_unlock(&s->mu);
+  if (s->preloading) pthread_join(s->preloader, NULL);
   pthread_join(s->reaper, NULL);
   for (size_t i = 0; i < s->mx->n_models; i++) {
     pthread_mutex_lock(&s->mu);
     worker *w = s->slots[i].w ? slot_take(&s->slots[i]) : NULL;
     pthread_mutex_unlock(&s->mu);
-    retire(w, s->mx->models[i].name, "shutdown");
+    retire(s, &s->slots[i], w, s->mx->models[i].name, "shutdown");
   }
 }
 
@@ -292,5 +435,6 @@ void sched_free(sched *s) {
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->reaper_cond);
   free(s->slots);
+  free(s->plan);
   free(s);
 }

@@ -1,7 +1,9 @@
-/* sched.h — residency of models: which models have a worker running, loading on first request
- * (concurrent requests share one load), unloading after their keep-alive, reloading after a
- * crash. This is the first scheduler; the memory-budget scheduler (admission, LRU eviction,
- * queueing) grows here behind the same acquire/release interface.
+/* sched.h — residency of models inside a memory budget: which models have a worker running;
+ * loading on first request (concurrent requests share one load); evicting idle models (lowest
+ * priority, then least recently used) when another needs the room; waiting in a bounded queue
+ * when the room can only come from busy models; refusing at once a model that can never fit;
+ * unloading after keep-alive; reloading after a crash. The decision itself is sched_plan.c (pure);
+ * this file gathers the state, carries decisions out, and owns the processes.
  *
  * Thread safety: all functions may be called from any thread. */
 #ifndef SY_SCHED_H
@@ -17,25 +19,29 @@ typedef struct sched sched;
 
 typedef struct sched_params {
   const matrix *mx;        /* borrowed; must outlive the scheduler */
-  const char *worker_dir;  /* folder holding switchyard-llama */
+  const char *worker_dir;  /* folder holding switchyard-llama and llama-fit-params */
   const char *log_level;   /* passed to workers */
   int load_timeout_s;      /* default 600 */
 } sched_params;
 
+/* Estimates every model's footprint (a probe per model), derives the budget. */
 sched *sched_new(const sched_params *p);
+/* Load the pin/preload models in the background (in matrix order). */
+void sched_preload(sched *s);
 /* Refuse new work, stop every worker, wait for loads in progress to end. */
 void sched_shutdown(sched *s);
 void sched_free(sched *s);
 
-/* A running worker for model m, loading it if needed (blocks while it loads). The caller owns
- * one reference and one in-flight count; give both back with sched_release. NULL + err on
- * failure (load error, shutdown). *ready_info (optional, borrowed until release) describes it. */
+/* A running worker for model m, loading it (and evicting others) if needed; blocks while it
+ * loads or while it waits for room. The caller owns one reference and one in-flight count; give
+ * both back with sched_release. NULL + err on failure: 507 model_too_large (never fits), 503
+ * queue_full (with retry_after_s), load errors, 503 shutting_down. */
 worker *sched_acquire(sched *s, const matrix_model *m, api_error *err);
 void sched_release(sched *s, const matrix_model *m, worker *w);
 
-/* "loaded", "loading" or "unloaded". */
+/* "loaded", "loading", "unloading" or "unloaded". */
 const char *sched_state(sched *s, const matrix_model *m);
-/* The loaded models, for GET /api/ps (new reference). */
+/* Loaded models and memory, for GET /api/ps (new reference). */
 json_t *sched_ps(sched *s);
 
 #endif

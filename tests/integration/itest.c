@@ -749,6 +749,141 @@ static void t_api_keys(void) {
   CHECK(st == 0, "clean exit on SIGTERM: %d", st);
 }
 
+/* ---- the memory budget (a RAM budget here; the same rules hold for a GPU) ---- */
+
+static daemon_proc B; /* the budget test's own daemon */
+
+/* Names of the models /api/ps lists (comma-separated, sorted by the daemon's order), the memory
+ * it counts, and the summed resident memory of their worker processes read from /proc. */
+static void budget_ps(char *names, size_t len, long long *used, long long *budget, long long *rss) {
+  resp r;
+  http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+  names[0] = '\0';
+  *rss = 0;
+  json_t *models = json_object_get(r.json, "models");
+  size_t i;
+  json_t *m;
+  json_array_foreach(models, i, m) {
+    size_t n = strlen(names);
+    snprintf(names + n, len - n, "%s%s", n ? "," : "", jstr(m, "name"));
+    long long pid = jnum(m, "pid");
+    if (pid > 0) {
+      char path[64], line[256];
+      snprintf(path, sizeof path, "/proc/%lld/status", pid);
+      FILE *f = fopen(path, "r");
+      while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) *rss += strtoll(line + 6, NULL, 10) * 1024;
+      if (f) fclose(f);
+    }
+  }
+  *used = jnum(r.json, "memory.used");
+  *budget = jnum(r.json, "memory.budget");
+  resp_clear(&r);
+}
+
+static long budget_request(const char *model) {
+  resp r;
+  char *s;
+  json_t *q = chat_body(model, "hello", 2, false);
+  s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  free(s);
+  long st = r.status;
+  resp_clear(&r);
+  return st;
+}
+
+static void budget_body(void) {
+  char names[256];
+  long long used, budget, rss;
+  CHECK(budget_request("a") == 200 && budget_request("b") == 200, "a and b load");
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  CHECK(strcmp(names, "pinned,a,b") == 0, "resident after a, b: %s", names);
+  CHECK(budget_request("a") == 200, "a again (b is now the least recently used)");
+  CHECK(budget_request("c") == 200, "c loads by evicting");
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  CHECK(strcmp(names, "pinned,a,c") == 0, "LRU eviction took b: %s", names);
+  CHECK(budget_request("b") == 200, "b comes back");
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  CHECK(strcmp(names, "pinned,b,c") == 0, "then a was the least recently used: %s", names);
+  /* round robin: every request served, the budget never exceeded, the pinned model never leaves */
+  const char *order[] = {"a", "b", "c", "c", "a", "b", "a", "c", "b", "b", "a", "c"};
+  for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+    long st = budget_request(order[i]);
+    CHECK(st == 200, "request %zu to %s: %ld", i, order[i], st);
+    budget_ps(names, sizeof names, &used, &budget, &rss);
+    CHECK(budget == 450LL << 20, "budget %lld", budget);
+    CHECK(used <= budget, "counted %lld > budget %lld (%s)", used, budget, names);
+    CHECK(rss <= budget, "resident %lld > budget %lld (%s)", rss, budget, names);
+    CHECK(strncmp(names, "pinned,", 7) == 0, "the pinned model left: %s", names);
+    CHECK(strstr(names, order[i]) != NULL, "%s not resident after its request: %s", order[i], names);
+  }
+  /* a model that can never fit is refused at once, with the numbers */
+  resp r;
+  json_t *q = chat_body("huge", "hello", 2, false);
+  char *s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  free(s);
+  bool refused = is_error(&r, 507, "model_too_large");
+  const char *msg = jstr(r.json, "error.message");
+  bool numbers = msg && strstr(msg, "needs") && strstr(msg, "budget is 0.44 GiB") && strstr(msg, "pinned");
+  resp_clear(&r);
+  CHECK(refused, "huge: 507 model_too_large");
+  CHECK(numbers, "the message gives need, budget and pinned: %s", msg ? msg : "(none)");
+  /* a worker killed with SIGKILL is noticed and its memory returned: then loading the third model
+   * needs no eviction */
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  const char *victim = strrchr(names, ',') + 1; /* the last one listed */
+  char vname[16];
+  snprintf(vname, sizeof vname, "%s", victim);
+  resp p;
+  http_do(&B, "GET", "/api/ps", NULL, &p, NULL);
+  long long pid = -1;
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(p.json, "models"), i, m) if (strcmp(jstr(m, "name"), vname) == 0) pid = jnum(m, "pid");
+  resp_clear(&p);
+  CHECK(pid > 0, "pid of %s", vname);
+  kill((pid_t)pid, SIGKILL);
+  bool gone = false;
+  for (int tries = 0; tries < 100000 && !gone; tries++) { /* bounded: wait until it is noticed */
+    budget_ps(names, sizeof names, &used, &budget, &rss);
+    gone = strstr(names, vname) == NULL;
+  }
+  CHECK(gone, "the killed worker of %s is still listed: %s", vname, names);
+  char before[256];
+  snprintf(before, sizeof before, "%s", names); /* pinned + one model */
+  const char *third = strcmp(vname, "a") && strstr(before, "a") == NULL ? "a" : strcmp(vname, "b") && strstr(before, ",b") == NULL ? "b" : "c";
+  CHECK(budget_request(third) == 200, "load %s", third);
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  CHECK(strstr(names, third) && strlen(names) > strlen(before), "no eviction was needed: %s -> %s", before, names);
+}
+
+static void t_budget(void) {
+  /* Estimates (llama-fit-params): a, b, c (tiny-qwen2, context 256, 1 slot) 166 MiB each, mostly
+   * the logits buffer; the pinned bert 3 MiB estimated, ~18 MiB measured (the larger counts);
+   * huge (context 262144 × 4 slots) 571 MiB. A 450 MiB budget holds the pinned model and two of
+   * a, b, c, never three, and never huge. */
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/budget.yaml", tmpdir);
+  FILE *f = fopen(cfg, "w");
+  fprintf(f,
+          "log_level: warn\nmemory: {budget: 450MiB}\nmodels:\n"
+          "  - {name: pinned, file: %s/tiny-bert.gguf, pin: true, context: 128, parallel: 1}\n"
+          "  - {name: a, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+          "  - {name: b, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+          "  - {name: c, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+          "  - {name: huge, file: %s/tiny-qwen2.gguf, context: 262144, parallel: 4}\n",
+          models_dir, models_dir, models_dir, models_dir, models_dir);
+  fclose(f);
+  CHECK(start_daemon(&B, cfg) == 0, "start the budget daemon");
+  budget_body();
+  int st = stop_daemon(&B); /* always, even when a check above failed */
+  CHECK(st == 0, "clean exit %d", st);
+}
+
 static void t_bad_config(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/bad.yaml", tmpdir);
@@ -781,6 +916,7 @@ static const test tests[] = {
     {"keep_alive_zero", t_keep_alive_zero, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},
+    {"memory_budget", t_budget, false},
     {"bad_config", t_bad_config, false},
 };
 

@@ -177,6 +177,7 @@ static void test_all_keys(void **state) {
            "models_dir: ./models\n"
            "log_level: debug\n"
            "limits: {max_body_bytes: 1048576, max_connections: 32}\n"
+           "memory: {budget: 6GiB, reserve: 512MiB}\n"
            "defaults: {context: 2048, parallel: 2, keep_alive: 1m, threads: 8, batch: 256, "
            "gpu_layers: 10}\n"
            "models:\n"
@@ -194,6 +195,10 @@ static void test_all_keys(void **state) {
            "    pooling: none\n"
            "    chat_template: chatml\n"
            "    deterministic: true\n"
+           "    pin: true\n"
+           "    preload: false\n"
+           "    priority: 5\n"
+           "    max_queue: 7\n"
            "  - name: bge\n"
            "    file: %s\n",
            P("weights/bge.gguf"));
@@ -208,6 +213,8 @@ static void test_all_keys(void **state) {
   assert_int_equal(m->log_level, 3);
   assert_int_equal(m->max_body_bytes, 1048576);
   assert_int_equal(m->max_connections, 32);
+  assert_true(m->mem_budget == 6LL << 30);
+  assert_true(m->mem_reserve == 512LL << 20);
   assert_int_equal(m->n_models, 2);
   assert_int_equal(m->n_warnings, 0);
 
@@ -228,12 +235,16 @@ static void test_all_keys(void **state) {
   assert_string_equal(q->pooling, "none");
   assert_string_equal(q->chat_template, "chatml");
   assert_true(q->deterministic);
+  assert_true(q->pin);
+  assert_false(q->preload);
+  assert_int_equal(q->priority, 5);
+  assert_int_equal(q->max_queue, 7);
   assert_string_equal(q->arch, "qwen2");
   assert_int_equal(q->n_ctx_train, 32768);
   assert_true(q->file_bytes > 0);
   assert_false(q->discovered);
   char src[PATH_MAX + 300];
-  snprintf(src, sizeof src, "%s:8", P("config.yaml"));
+  snprintf(src, sizeof src, "%s:9", P("config.yaml"));
   assert_string_equal(q->source, src);
 
   /* the defaults section fills what the model leaves out; context is capped by n_ctx_train */
@@ -281,6 +292,8 @@ static void test_defaults(void **state) {
   assert_int_equal(m->log_level, 2);
   assert_int_equal(m->max_body_bytes, 16 << 20);
   assert_int_equal(m->max_connections, 256);
+  assert_true(m->mem_budget == 0);
+  assert_true(m->mem_reserve == 2LL << 30);
   assert_int_equal(m->n_models, 5);
   const matrix_model *c = &m->models[0];
   assert_int_equal(c->context, 4096);
@@ -421,6 +434,12 @@ static void test_bad_values(void **state) {
   load_bad("listen:\n  port:\n", "2:8: listen.port: expected an integer, got nothing");
   load_bad("listen: {host: [a]}\n", "1:16: listen.host: expected a string, got a list");
   load_bad("listen: {host: ''}\n", "1:16: listen.host: must not be empty");
+  load_bad("memory: {budget: lots}\n",
+           "1:18: memory.budget: expected a size like 8GiB, 512MiB or a number of bytes, got 'lots'");
+  load_bad("memory: {budget: 5}\n", "1:18: memory.budget: 5 is out of range (1048576..1125899906842624 bytes)");
+  load_bad("memory: {reserve: -1GiB}\n",
+           "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
+  load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
   load_bad("log_level: loud\n",
            "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");
   load_bad("limits: {max_body_bytes: 10}\n",
@@ -461,6 +480,9 @@ static void test_bad_values(void **state) {
       {"    keep_alive: [1]\n",
        "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got a list"},
       {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama)"},
+      {"    pin: 1\n", "4:10: models[0].pin: expected true or false, got '1'"},
+      {"    priority: 5000\n", "4:15: models[0].priority: 5000 is out of range (-1000..1000)"},
+      {"    max_queue: -1\n", "4:16: models[0].max_queue: -1 is out of range (0..100000)"},
       {"    deterministic: yes\n",
        "4:20: models[0].deterministic: expected true or false, got 'yes'"},
       {"    pooling: max\n",

@@ -1,0 +1,180 @@
+/* memplan.c — see memplan.h. */
+#include "memplan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+extern char **environ;
+
+#define MIB (1024LL * 1024LL)
+#define PROBE_TIMEOUT_MS 120000
+#define PROBE_MAX_OUTPUT (64 * 1024)
+
+int memplan_parse_probe(const char *text, memplan_est *out) {
+  memset(out, 0, sizeof *out);
+  int lines = 0;
+  const char *p = text;
+  while (*p) {
+    const char *eol = strchr(p, '\n');
+    size_t len = eol ? (size_t)(eol - p) : strlen(p);
+    char line[256], name[64];
+    long long a, b, c;
+    if (len < sizeof line) {
+      memcpy(line, p, len);
+      line[len] = '\0';
+      int used = 0;
+      if (sscanf(line, "%63s %lld %lld %lld %n", name, &a, &b, &c, &used) == 4 && line[used] == '\0' &&
+          a >= 0 && b >= 0 && c >= 0 && a < (1LL << 30) && b < (1LL << 30) && c < (1LL << 30)) {
+        out->model_bytes += a * MIB;
+        out->context_bytes += b * MIB;
+        out->compute_bytes += c * MIB;
+        size_t dl = strlen(out->devices);
+        snprintf(out->devices + dl, sizeof out->devices - dl, "%s%s", dl ? "," : "", name);
+        lines++;
+      }
+    }
+    p += len + (eol ? 1 : 0);
+  }
+  out->total_bytes = out->model_bytes + out->context_bytes + out->compute_bytes;
+  out->from_probe = lines > 0;
+  return lines > 0 ? 0 : -1;
+}
+
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run argv, collect stdout (bounded), give up after a timeout. 0 when it exited 0. */
+static int run_capture(char *const argv[], sy_buf *out, char *err, size_t errlen) {
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    return -1;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pfd[1]);
+  if (rc != 0) {
+    close(pfd[0]);
+    snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
+    return -1;
+  }
+  long long deadline = mono_ms() + PROBE_TIMEOUT_MS;
+  bool timed_out = false;
+  for (;;) {
+    struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+    long long left = deadline - mono_ms();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    int n = poll(&p, 1, (int)left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    char buf[4096];
+    ssize_t r = read(pfd[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (out->len + (size_t)r <= PROBE_MAX_OUTPUT) sy_buf_append(out, buf, (size_t)r);
+  }
+  close(pfd[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  if (timed_out) {
+    snprintf(err, errlen, "%s did not answer within %d s", argv[0], PROBE_TIMEOUT_MS / 1000);
+    return -1;
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    snprintf(err, errlen, "%s failed (status %d)", argv[0], WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    return -1;
+  }
+  return 0;
+}
+
+/* Without the probe: the weights (the file), plus a generous allowance for KV and compute. */
+static void fallback(const matrix_model *m, memplan_est *out) {
+  memset(out, 0, sizeof *out);
+  out->model_bytes = m->file_bytes > 0 ? m->file_bytes : 0;
+  out->compute_bytes = out->model_bytes / 10 + 256 * MIB;
+  out->total_bytes = out->model_bytes + out->compute_bytes;
+  snprintf(out->devices, sizeof out->devices, "unknown");
+}
+
+int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen) {
+  if (!tool || access(tool, X_OK) != 0) {
+    fallback(m, out);
+    snprintf(err, errlen, "the estimator %s is not there", tool ? tool : "(none)");
+    return -1;
+  }
+  bool embed = (m->caps & MATRIX_CAP_EMBED) != 0;
+  long long cells = (long long)m->context * m->parallel;
+  /* the worker's context: n_ctx = context × parallel; embedding runs a whole input per ubatch */
+  int batch = m->batch, ubatch = embed ? (m->batch > m->context ? m->batch : m->context) : (m->batch < 512 ? m->batch : 512);
+  if (embed) batch = ubatch;
+  char c[32], np[16], b[16], ub[16], ngl[16];
+  snprintf(c, sizeof c, "%lld", cells);
+  snprintf(np, sizeof np, "%d", m->parallel);
+  snprintf(b, sizeof b, "%d", batch);
+  snprintf(ub, sizeof ub, "%d", ubatch);
+  snprintf(ngl, sizeof ngl, "%d", m->gpu_layers < 0 ? 999 : m->gpu_layers);
+  char *argv[] = {(char *)tool, "-m", m->file, "-c", c, "-np", np, "-b", b, "-ub", ub, "-ngl", ngl,
+                  "--fit-print", "on", NULL};
+  sy_buf text = {0};
+  int rc = run_capture(argv, &text, err, errlen);
+  if (rc == 0 && memplan_parse_probe(text.data ? text.data : "", out) == 0) {
+    sy_buf_free(&text);
+    return 0;
+  }
+  if (rc == 0) snprintf(err, errlen, "%s printed no estimate", tool);
+  sy_buf_free(&text);
+  fallback(m, out);
+  return -1;
+}
+
+/* The value of "Key:" in a /proc file, in kB, or -1. */
+static long long proc_kb(const char *path, const char *key) {
+  FILE *f = fopen(path, "re");
+  if (!f) return -1;
+  char line[256];
+  size_t kl = strlen(key);
+  long long v = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+      v = strtoll(line + kl + 1, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return v;
+}
+
+long long memplan_rss_bytes(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  long long kb = proc_kb(path, "VmRSS");
+  return kb < 0 ? -1 : kb * 1024;
+}
+
+long long memplan_mem_total(void) {
+  long long kb = proc_kb("/proc/meminfo", "MemTotal");
+  return kb < 0 ? -1 : kb * 1024;
+}

@@ -1,0 +1,41 @@
+/* memplan.h — how much memory a model will take, before loading it (an estimate) and while it
+ * runs (a measurement).
+ *
+ * Estimate: llama.cpp's own `llama-fit-params` tool, run as a short-lived probe (it simulates the
+ * load with no_alloc and prints per-device MiB for weights, KV cache and compute buffers). Running
+ * the engine's tool keeps the daemon free of engine code (the per-device breakdown is C++ only),
+ * and it knows every architecture the engine knows. If the probe fails, a rough fallback from the
+ * file size is used and says so. Measurement: the worker's resident set (VmRSS) from /proc.
+ * Never trusts the probe's output beyond its fixed line format; never waits for it forever. */
+#ifndef SY_MEMPLAN_H
+#define SY_MEMPLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "matrix.h"
+
+typedef struct memplan_est {
+  long long model_bytes;   /* weights, all devices */
+  long long context_bytes; /* KV cache */
+  long long compute_bytes; /* compute buffers */
+  long long total_bytes;   /* the sum */
+  bool from_probe;         /* false: the file-size fallback */
+  char devices[128];       /* what the probe named, e.g. "Host" or "CUDA0,Host" */
+} memplan_est;
+
+/* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU
+ * layers) by running `tool` (a path to llama-fit-params; NULL or missing = fallback). Always fills
+ * *out; returns 0 when the probe answered, -1 (reason in err) when the fallback was used. */
+int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen);
+
+/* Parse the probe's stdout ("NAME MODEL_MiB CONTEXT_MiB COMPUTE_MiB" per line). 0 or -1. */
+int memplan_parse_probe(const char *text, memplan_est *out);
+
+/* Resident memory of a process in bytes (VmRSS), or -1 if it is gone. */
+long long memplan_rss_bytes(pid_t pid);
+/* MemTotal of this machine in bytes, or -1. */
+long long memplan_mem_total(void);
+
+#endif

@@ -28,14 +28,49 @@ static void usage(FILE *f) {
           "      --load-timeout S    seconds a model may take to load (default 600)\n"
           "      --ready-fd N        write \"PORT\\n\" to fd N once listening, then close it\n"
           "      --check             load and validate the config, print the models, exit\n"
+          "      --measure           load each model once (inside the budget) and print its memory\n"
+          "                          estimated before load and measured after, then exit\n"
           "  -h, --help, --version\n");
+}
+
+/* --measure: every model loaded once through the scheduler (so the budget holds), its memory
+ * estimated before and measured after load printed as a table. */
+static int measure_models(sy_daemon *d) {
+  int rc = d->sc ? 0 : 1;
+  printf("%-24s %12s %12s %8s\n", "MODEL", "ESTIMATED", "MEASURED", "RATIO");
+  for (size_t i = 0; d->sc && i < d->mx->n_models; i++) {
+    const matrix_model *m = &d->mx->models[i];
+    api_error err;
+    worker *w = sched_acquire(d->sc, m, &err);
+    if (!w) {
+      printf("%-24s %s\n", m->name, err.message);
+      rc = 1;
+      continue;
+    }
+    sched_release(d->sc, m, w);
+    json_t *ps = sched_ps(d->sc), *e;
+    size_t k;
+    json_array_foreach(json_object_get(ps, "models"), k, e) {
+      if (strcmp(json_string_value(json_object_get(e, "name")), m->name) != 0) continue;
+      double est = (double)json_integer_value(json_object_get(e, "size_estimated")) / 1048576.0;
+      double got = (double)json_integer_value(json_object_get(e, "size_measured")) / 1048576.0;
+      printf("%-24s %8.0f MiB %8.0f MiB %8.2f\n", m->name, est, got, est > 0 ? got / est : 0);
+    }
+    json_decref(ps);
+  }
+  if (d->sc) {
+    sched_shutdown(d->sc);
+    sched_free(d->sc);
+  }
+  matrix_free(d->mx);
+  return rc;
 }
 
 int main(int argc, char **argv) {
   const char *config = NULL, *models_dir = NULL, *host = NULL, *worker_dir = NULL, *level = NULL;
   int port = -1, ready_fd = -1, load_timeout = 600;
-  bool check = false;
-  enum { O_HOST = 256, O_WORKER_DIR, O_LOG, O_READY, O_TIMEOUT, O_CHECK, O_VERSION };
+  bool check = false, measure = false;
+  enum { O_HOST = 256, O_WORKER_DIR, O_LOG, O_READY, O_TIMEOUT, O_CHECK, O_MEASURE, O_VERSION };
   static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                        {"models-dir", required_argument, 0, 'm'},
                                        {"host", required_argument, 0, O_HOST},
@@ -45,6 +80,7 @@ int main(int argc, char **argv) {
                                        {"ready-fd", required_argument, 0, O_READY},
                                        {"load-timeout", required_argument, 0, O_TIMEOUT},
                                        {"check", no_argument, 0, O_CHECK},
+                                       {"measure", no_argument, 0, O_MEASURE},
                                        {"help", no_argument, 0, 'h'},
                                        {"version", no_argument, 0, O_VERSION},
                                        {0, 0, 0, 0}};
@@ -73,6 +109,7 @@ int main(int argc, char **argv) {
     case O_READY: ready_fd = atoi(optarg); break;
     case O_TIMEOUT: load_timeout = atoi(optarg); break;
     case O_CHECK: check = true; break;
+    case O_MEASURE: measure = true; break;
     case O_VERSION: printf("switchyard %s\n", SWITCHYARD_VERSION); return 0;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -126,6 +163,7 @@ int main(int argc, char **argv) {
   sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};
   d.sc = sched_new(&sp);
+  if (measure) return measure_models(&d);
   http_params hp = {.host = host ? host : d.mx->host,
                     .port = port >= 0 ? port : d.mx->port,
                     .max_body_bytes = d.mx->max_body_bytes,

@@ -20,7 +20,7 @@ typedef struct memplan_est {
   long long model_bytes;   /* weights, all devices */
   long long context_bytes; /* KV cache */
   long long compute_bytes; /* compute buffers */
-  long long total_bytes;   /* the sum */
+  long long total_bytes;   /* the sum, plus the worker process's own overhead */
   bool from_probe;         /* false: the file-size fallback */
   char devices[128];       /* what the probe named, e.g. "Host" or "CUDA0,Host" */
 } memplan_est;

@@ -102,6 +102,7 @@ typedef struct resp {
   json_t *json;
   char model_hdr[128];
   char content_type[128];
+  char retry_after[128];
 } resp;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
@@ -112,9 +113,9 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 static size_t on_header(char *p, size_t sz, size_t n, void *ud) {
   resp *r = ud;
   size_t len = sz * n;
-  const char *keys[] = {"x-switchyard-model:", "content-type:"};
-  char *dst[] = {r->model_hdr, r->content_type};
-  for (int k = 0; k < 2; k++) {
+  const char *keys[] = {"x-switchyard-model:", "content-type:", "retry-after:"};
+  char *dst[] = {r->model_hdr, r->content_type, r->retry_after};
+  for (int k = 0; k < 3; k++) {
     size_t kl = strlen(keys[k]);
     if (len > kl && strncasecmp(p, keys[k], kl) == 0) {
       size_t v = kl;
@@ -884,6 +885,79 @@ static void t_budget(void) {
   CHECK(st == 0, "clean exit %d", st);
 }
 
+static void *queue_long_request(void *p) {
+  resp *r = p;
+  json_t *q = chat_body("x", "keep going", 2000, false);
+  json_object_set_new(q, "ignore_eos", json_true());
+  char *s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, r, NULL);
+  free(s);
+  return NULL;
+}
+
+static void queue_body(void) {
+  resp bg, r;
+  pthread_t th;
+  pthread_create(&th, NULL, queue_long_request, &bg);
+  bool busy = false;
+  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until x is serving it */
+    http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |= strcmp(jstr(m, "name"), "x") == 0 && jnum(m, "inflight") >= 1;
+    resp_clear(&r);
+  }
+  /* y needs x's room, x is busy, and y may queue nobody: refused at once, with Retry-After */
+  json_t *q = chat_body("y", "hello", 2, false);
+  char *s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  free(s);
+  bool full = is_error(&r, 503, "queue_full") && atoi(r.retry_after) > 0;
+  long y_status = r.status;
+  resp_clear(&r);
+  /* z may queue: it waits for x's request to end, then evicts x and loads */
+  q = chat_body("z", "hello", 2, false);
+  s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  free(s);
+  long z_status = r.status;
+  resp_clear(&r);
+  pthread_join(th, NULL);
+  long x_status = bg.status;
+  long long x_tokens = jnum(bg.json, "usage.completion_tokens");
+  resp_clear(&bg);
+  CHECK(busy, "x never showed as busy");
+  CHECK(full, "y: want 503 queue_full with Retry-After, got %ld", y_status);
+  CHECK(z_status == 200, "z waited and was served: %ld", z_status);
+  CHECK(x_status == 200 && x_tokens == 2000, "x's request ran to its end undisturbed: %ld, %lld tokens", x_status, x_tokens);
+  char names[256];
+  long long used, budget, rss;
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  CHECK(strcmp(names, "z") == 0, "z replaced x: %s", names);
+}
+
+static void t_queue(void) {
+  /* x, y, z: tiny-qwen2 with batch 64 (~73 MiB estimated each); a 120 MiB budget holds one */
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/queue.yaml", tmpdir);
+  FILE *f = fopen(cfg, "w");
+  fprintf(f,
+          "log_level: warn\nmemory: {budget: 120MiB}\n"
+          "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
+          "  - {name: x, file: %s/tiny-qwen2.gguf}\n"
+          "  - {name: y, file: %s/tiny-qwen2.gguf, max_queue: 0}\n"
+          "  - {name: z, file: %s/tiny-qwen2.gguf, max_queue: 4}\n",
+          models_dir, models_dir, models_dir);
+  fclose(f);
+  CHECK(start_daemon(&B, cfg) == 0, "start the queue daemon");
+  queue_body();
+  int st = stop_daemon(&B);
+  CHECK(st == 0, "clean exit %d", st);
+}
+
 static void t_bad_config(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/bad.yaml", tmpdir);
@@ -917,6 +991,7 @@ static const test tests[] = {
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},
     {"memory_budget", t_budget, false},
+    {"wait_queue", t_queue, false},
     {"bad_config", t_bad_config, false},
 };
 

@@ -17,6 +17,7 @@ tokens=${BENCH_TOKENS:-128}
 runs=${BENCH_RUNS:-3}
 out=build/bench
 mkdir -p "$out"
+export SWITCHYARD_STATE_DIR=$PWD/$out/state
 model=$out/$preset-$type.gguf
 if [ ! -f "$model" ]; then
   echo "bench: making $model (random weights)" >&2

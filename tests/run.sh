@@ -12,6 +12,8 @@ export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
 testdata=${SWITCHYARD_TESTDATA:-$root/../shared/testdata}
 export SWITCHYARD_TESTDATA="$testdata"
 models=$root/build/test-models
+export SWITCHYARD_STATE_DIR=$root/build/test-state # remembered measurements: not the user's
+rm -rf "$SWITCHYARD_STATE_DIR"
 mkdir -p "$models"
 passed=0 failed=0
 declare -a failures=()

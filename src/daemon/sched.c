@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "memplan.h"
+#include "memstate.h"
 #include "sched_plan.h"
 
 enum slot_state { SLOT_UNLOADED = 0, SLOT_LOADING, SLOT_READY, SLOT_UNLOADING };
@@ -30,7 +31,8 @@ typedef struct slot {
   unsigned load_gen;  /* bumped when a load ends (ok or not) */
   api_error last_err; /* of the last failed load */
   memplan_est est;    /* estimated before load */
-  long long measured; /* largest resident set seen while loaded (bytes), 0 = not yet */
+  long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
+  char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
 } slot;
 
 struct sched {
@@ -47,6 +49,7 @@ struct sched {
   bool preloading;
   bool stopping;
   slot *slots;
+  memstate *ms;         /* remembered measurements */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   plan_decision decision;
 };
@@ -158,22 +161,29 @@ sched *sched_new(const sched_params *p) {
               : total > p->mx->mem_reserve ? total - p->mx->mem_reserve
                                            : (total > 0 ? total / 2 : 1LL << 30);
   LOG_I("memory budget %.2f GiB (%s)", gib(s->budget), p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
-  char tool[PATH_MAX + 32];
+  char tool[PATH_MAX + 32], state[PATH_MAX];
   snprintf(tool, sizeof tool, "%s/llama-fit-params", p->worker_dir);
+  memstate_default_path(state, sizeof state);
+  s->ms = memstate_open(state);
   for (size_t i = 0; s->slots && i < p->mx->n_models; i++) {
     const matrix_model *m = &p->mx->models[i];
     char err[256] = "";
     if (memplan_estimate(tool, m, &s->slots[i].est, err, sizeof err) != 0)
       LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
+    memstate_key(m, s->slots[i].key, sizeof s->slots[i].key);
+    long long remembered = s->ms ? memstate_get(s->ms, s->slots[i].key) : -1;
+    if (remembered > 0) s->slots[i].measured = remembered;
     const memplan_est *e = &s->slots[i].est;
-    LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s", m->name,
-          (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0, (double)e->context_bytes / 1048576.0,
-          (double)e->compute_bytes / 1048576.0, e->devices);
+    LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s; measured before: %.0f MiB",
+          m->name, (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0,
+          (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
+          remembered > 0 ? (double)remembered / 1048576.0 : 0.0);
   }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cond, NULL);
   pthread_cond_init(&s->reaper_cond, NULL);
   if (!s->slots || !s->plan || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+    memstate_close(s->ms);
     free(s->slots);
     free(s->plan);
     free(s);
@@ -248,9 +258,14 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   sl->state = SLOT_READY;
   sl->w = w;
   sl->ready = ready;
-  if (rss > sl->measured) sl->measured = rss;
   sl->last_used_ms = mono_ms();
   pthread_cond_signal(&s->reaper_cond);
+  if (rss > sl->measured) {
+    sl->measured = rss;
+    pthread_mutex_unlock(&s->mu);
+    if (s->ms) memstate_put_max(s->ms, sl->key, rss); /* file I/O: not under the lock */
+    pthread_mutex_lock(&s->mu);
+  }
   return 0;
 }
 
@@ -329,16 +344,21 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   slot *sl = slot_of(s, m);
   worker *retired = NULL;
   long long rss = memplan_rss_bytes(worker_pid(w));
+  bool grew = false;
   pthread_mutex_lock(&s->mu);
   if (sl->w == w) {
     sl->inflight--;
     sl->last_used_ms = mono_ms();
-    if (rss > sl->measured) sl->measured = rss;
+    if (rss > sl->measured) {
+      sl->measured = rss;
+      grew = true;
+    }
     if (sl->inflight == 0 && sl->queued == 0 && m->keep_alive_s == 0 && !m->pin) retired = slot_take(sl);
     pthread_cond_broadcast(&s->cond); /* a waiter may now evict this idle model */
     pthread_cond_signal(&s->reaper_cond);
   }
   pthread_mutex_unlock(&s->mu);
+  if (grew && s->ms) memstate_put_max(s->ms, sl->key, rss);
   if (retired) retire(s, sl, retired, m->name, "keep_alive 0");
   worker_unref(w);
 }
@@ -434,6 +454,7 @@ void sched_free(sched *s) {
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->reaper_cond);
+  memstate_close(s->ms);
   free(s->slots);
   free(s->plan);
   free(s);

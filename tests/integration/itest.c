@@ -883,6 +883,17 @@ static void t_budget(void) {
   budget_body();
   int st = stop_daemon(&B); /* always, even when a check above failed */
   CHECK(st == 0, "clean exit %d", st);
+  /* what was measured is remembered for the next start */
+  char state[600];
+  snprintf(state, sizeof state, "%s/measurements.json", tmpdir);
+  json_t *j = json_load_file(state, 0, NULL);
+  size_t n = json_object_size(json_object_get(j, "models"));
+  bool has_a = false;
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(j, "models"), k, v) has_a |= strstr(k, "tiny-qwen2.gguf|") && strstr(k, "ctx=256|np=1") && json_integer_value(v) > 0;
+  json_decref(j);
+  CHECK(n >= 2 && has_a, "measurements remembered in %s: %zu entries", state, n);
 }
 
 static void *queue_long_request(void *p) {
@@ -1048,6 +1059,7 @@ int main(int argc, char **argv) {
   have_testdata = testdata_dir && access(probe, R_OK) == 0;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
+  setenv("SWITCHYARD_STATE_DIR", tmpdir, 1); /* remembered measurements stay in this run */
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/main.yaml", tmpdir);
   write_main_config(cfg);

@@ -685,6 +685,30 @@ static void t_worker_crash(void) {
   resp_clear(&r);
 }
 
+static void t_ps_cli(void) {
+  resp r;
+  post_json("/v1/chat/completions", chat_body("chat", "hi", 2, false), &r); /* chat is loaded */
+  resp_clear(&r);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s ps --port %d", daemon_bin, D.port);
+  FILE *p = popen(cmd, "r");
+  CHECK(p != NULL, "popen");
+  sy_buf out = {0};
+  char line[512];
+  while (fgets(line, sizeof line, p)) sy_buf_puts(&out, line);
+  int st = pclose(p);
+  bool header = out.data && strstr(out.data, "NAME") && strstr(out.data, "SIZE") && strstr(out.data, "CONTEXT");
+  bool chat = out.data && strstr(out.data, "\nchat ") && strstr(out.data, "memory: ");
+  sy_buf_free(&out);
+  CHECK(st == 0, "switchyard ps exited %d", st);
+  CHECK(header && chat, "the table lists chat under its header");
+  snprintf(cmd, sizeof cmd, "%s ps --port 1 2>/dev/null", daemon_bin);
+  p = popen(cmd, "r");
+  while (p && fgets(line, sizeof line, p)) {}
+  st = p ? pclose(p) : -1;
+  CHECK(st != 0, "no daemon there: a failing exit status");
+}
+
 static void t_keep_alive_zero(void) {
   resp r;
   post_json("/v1/chat/completions", chat_body("once", "hi", 2, false), &r);
@@ -999,6 +1023,7 @@ static const test tests[] = {
     {"disconnect_cancels", t_disconnect, false},
     {"worker_crash", t_worker_crash, false},
     {"keep_alive_zero", t_keep_alive_zero, false},
+    {"ps_cli", t_ps_cli, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},
     {"memory_budget", t_budget, false},

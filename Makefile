@@ -58,7 +58,7 @@ BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params
-.PHONY: all deps engines run test test-only unit bench clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -126,6 +126,9 @@ test: all
 
 bench: all $(BIN)/bench
 	bench/run.sh
+
+bench-mixed: all $(BIN)/bench
+	bench/mixed.sh
 
 format:
 	clang-format -i $(COMMON_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "mixed.h"
 
 static const char *base_url, *model;
 static int n_tokens = 128, n_streams = 8, latency_runs = 50, runs = 3;
@@ -117,6 +118,7 @@ static const char *prompt_text =
     "there, and the sounds of the engines as they move cars from one track to another.";
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "mixed") == 0) return bench_mixed(argc - 1, argv + 1);
   static const struct option opts[] = {{"url", 1, 0, 'u'}, {"model", 1, 0, 'm'}, {"tokens", 1, 0, 't'},
                                        {"streams", 1, 0, 's'}, {"latency-runs", 1, 0, 'l'}, {"runs", 1, 0, 'r'},
                                        {0, 0, 0, 0}};

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# bench/mixed.sh — `make bench-mixed`: three models over one memory budget that holds two, 16
+# clients each sticking to one model for a few requests, then moving on (bench/mixed.c). Counts
+# swaps from /metrics. Knobs: MIXED_CLIENTS (16), MIXED_REQUESTS (12 per client), MIXED_STICK (3),
+# MIXED_TOKENS (16), BENCH_THREADS (nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=$(deps/engines.sh print-prefix)
+export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+out=build/bench
+mkdir -p "$out"
+export SWITCHYARD_STATE_DIR=$PWD/$out/state-mixed
+rm -rf "$SWITCHYARD_STATE_DIR"
+model=$out/qwen2-0.5b-q8_0.gguf
+[ -f "$model" ] || build/bin/mkmodel --preset qwen2-0.5b --type q8_0 -o "$model"
+threads=${BENCH_THREADS:-$(nproc)}
+# each model: context 1024 x 4 slots, estimated ~0.88 GiB; the budget holds two, not three
+cfg=$out/mixed.yaml
+{
+  printf 'log_level: warn\nmemory: {budget: 1900MiB}\n'
+  printf 'defaults: {context: 1024, parallel: 4, threads: %d, keep_alive: -1}\nmodels:\n' "$threads"
+  for m in m1 m2 m3; do printf '  - {name: %s, file: %s}\n' "$m" "$PWD/$model"; done
+} >"$cfg"
+port=$((20000 + RANDOM % 20000))
+build/bin/switchyard --config "$cfg" --port "$port" >"$out/mixed-switchyard.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+build/bin/bench mixed --url "http://127.0.0.1:$port" --models m1,m2,m3 --clients "${MIXED_CLIENTS:-16}" \
+  --requests "${MIXED_REQUESTS:-12}" --stick "${MIXED_STICK:-3}" --tokens "${MIXED_TOKENS:-16}" | tee "$out/mixed.json"
+kill $pid; wait $pid 2>/dev/null || true

@@ -33,9 +33,10 @@ static bool room_take(long long *room, long long x) {
 /* Holds memory now: loading, ready, unloading — and, defensively, any state we do not know. */
 static bool plan_resident(const plan_model *m) { return m->state != PLAN_UNLOADED; }
 
-/* May be unloaded now to make room: ready, serving nothing, nobody waiting on it, not pinned. */
+/* May be unloaded now to make room: ready, serving nothing, nobody waiting on it, not pinned, and
+ * not loaded so recently that evicting it would thrash (guarded). */
 static bool plan_idle(const plan_model *m) {
-  return m->state == PLAN_READY && m->inflight == 0 && m->queued == 0 && !m->pinned;
+  return m->state == PLAN_READY && m->inflight == 0 && m->queued == 0 && !m->pinned && !m->guarded;
 }
 
 /* Eviction order: true when models[a] goes before models[b] — lower priority first, then least

@@ -29,6 +29,7 @@ typedef struct plan_model {
   long long last_used_ms; /* when a request last ended or started on it (monotonic) */
   int priority;           /* higher = evicted later; default 0 */
   bool pinned;            /* never evicted */
+  bool guarded;           /* loaded too recently to be evicted (the thrash guard): wait instead */
 } plan_model;
 
 typedef enum plan_action {
@@ -54,7 +55,7 @@ typedef struct plan_decision {
  * 1. want is READY → RUN; LOADING or UNLOADING → WAIT.
  * 2. need > budget − pinned (pinned models other than want) → REJECT: it can never fit.
  * 3. used + need ≤ budget → LOAD with nothing to evict.
- * 4. Otherwise evict idle models (READY, inflight 0, queued 0, not pinned): lowest priority first,
+ * 4. Otherwise evict idle models (READY, inflight 0, queued 0, not pinned, not guarded): lowest priority first,
  *    then least recently used, then lowest index; take only as many as needed (stop as soon as it
  *    fits) → LOAD with that list.
  * 5. If evicting every idle model is not enough → WAIT (the room must come from busy, loading or

@@ -202,6 +202,21 @@ static void test_busy_and_queued_kept(void **state) {
   EXPECT(d, PLAN_WAIT);
 }
 
+static void test_guarded_kept(void **state) {
+  (void)state;
+  /* the thrash guard: a model loaded too recently is not evicted; the request waits instead */
+  plan_model m[] = {UNL(300), RDY(300, 1), RDY(300, 2)};
+  m[1].guarded = true;
+  const plan_decision *d = decide(m, 3, 0, 700);
+  EXPECT(d, PLAN_LOAD, 2); /* the LRU one is guarded: the next one goes */
+  m[2].guarded = true;
+  d = decide(m, 3, 0, 700);
+  EXPECT(d, PLAN_WAIT); /* both guarded: wait for a guard to expire */
+  d = decide(m, 3, 0, 900);
+  EXPECT(d, PLAN_LOAD); /* room without evicting: guards do not matter */
+  assert_int_equal(d->n_evict, 0);
+}
+
 static void test_pinned_kept_and_counted(void **state) {
   (void)state;
   plan_model m[] = {UNL(450), RDY(300, 1), UNL(200), RDY(300, 5)};
@@ -453,7 +468,7 @@ static long long sat(i128 x) { return x > LLONG_MAX ? LLONG_MAX : (long long)x; 
 static i128 cnt(const plan_model *m) { return m->bytes > 0 ? m->bytes : 0; }
 static bool resident(const plan_model *m) { return m->state != PLAN_UNLOADED; }
 static bool idle(const plan_model *m) {
-  return m->state == PLAN_READY && m->inflight == 0 && m->queued == 0 && !m->pinned;
+  return m->state == PLAN_READY && m->inflight == 0 && m->queued == 0 && !m->pinned && !m->guarded;
 }
 static bool before(const plan_model *m, size_t a, size_t b) {
   if (m[a].priority != m[b].priority) return m[a].priority < m[b].priority;
@@ -547,6 +562,7 @@ static void test_property_random(void **state) {
       x->last_used_ms = pick(0, 20); /* narrow: plenty of ties */
       x->priority = (int)pick(-2, 2);
       x->pinned = next() % 6 == 0;
+      x->guarded = next() % 7 == 0;
       total += cnt(x);
     }
     size_t want = (size_t)pick(0, (long long)n - 1);
@@ -575,6 +591,7 @@ int main(void) {
       cmocka_unit_test(test_priority_beats_recency),
       cmocka_unit_test(test_ties_lowest_index),
       cmocka_unit_test(test_busy_and_queued_kept),
+      cmocka_unit_test(test_guarded_kept),
       cmocka_unit_test(test_pinned_kept_and_counted),
       cmocka_unit_test(test_all_busy_waits),
       cmocka_unit_test(test_reject_even_when_busy),

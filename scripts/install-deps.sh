@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-certificates
       libmicrohttpd-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
-      curl nodejs npm)
+      curl nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests
 missing=()
 for p in "${pkgs[@]}"; do
   # node and npm may come from elsewhere (nodesource, nvm): accept the commands as they are.

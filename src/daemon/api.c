@@ -50,6 +50,36 @@ static long long jint(const json_t *o, const char *k) {
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
 }
 
+/* ---- metrics: what GET /metrics needs to know of one request ---- */
+
+typedef struct req_obs {
+  metrics *mt;
+  int model; /* index in the matrix, METRICS_NO_MODEL until the request names a known model */
+  metrics_endpoint ep;
+  struct timespec t0; /* when the body was complete */
+} req_obs;
+
+static double obs_elapsed(const req_obs *o) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - o->t0.tv_sec) + (double)(now.tv_nsec - o->t0.tv_nsec) / 1e9;
+}
+
+/* The request is answered with status (499: the client went away first). */
+static void obs_end(const req_obs *o, int status) { metrics_request(o->mt, o->model, o->ep, status, obs_elapsed(o)); }
+
+/* Reply with an error and count it. */
+static void fail(http_req *r, const req_obs *o, const api_error *e) {
+  obs_end(o, e->status);
+  http_reply_error(r, e);
+}
+
+/* The model a refused request named, when it is one of the matrix's (never a client's string). */
+static int obs_model_of(const sy_daemon *d, const json_t *req) {
+  const matrix_model *m = matrix_find(d->mx, json_string_value(json_object_get(req, "model")));
+  return m ? (int)(m - d->mx->models) : METRICS_NO_MODEL;
+}
+
 static json_t *usage_json(const json_t *done) {
   long long p = jint(done, "prompt_tokens"), c = jint(done, "completion_tokens");
   return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
@@ -86,11 +116,17 @@ typedef struct gen_job {
   bool finished;
   ipc_msg first;
   bool has_first;
+  req_obs obs;
+  int status; /* the HTTP status sent; 0 = none yet */
 } gen_job;
 
 static void gen_job_free(void *cls) {
   gen_job *j = cls;
-  if (!j->finished) atomic_fetch_add(&j->d->cancelled, 1);
+  if (!j->finished) {
+    atomic_fetch_add(&j->d->cancelled, 1);
+    metrics_cancelled(j->obs.mt, j->obs.model);
+  }
+  obs_end(&j->obs, j->status ? j->status : 499);
   if (j->has_first) ipc_msg_clear(&j->first);
   wreq_free(j->q);
   sched_release(j->d->sc, j->model, j->w);
@@ -129,6 +165,7 @@ static void gen_stream_event(gen_job *j, ipc_msg *m) {
     const char *t = json_string_value(json_object_get(m->hdr, "text"));
     if (t && *t) emit(j, gen_chunk(j, t, NULL));
   } else if (strcmp(op, "done") == 0) {
+    metrics_tokens(j->obs.mt, j->obs.model, jint(m->hdr, "prompt_tokens"), jint(m->hdr, "completion_tokens"));
     emit(j, gen_chunk(j, NULL, finish_reason(m->hdr)));
     if (j->include_usage) {
       json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
@@ -194,12 +231,15 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
                                "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice,
                                "usage", usage_json(m.hdr));
       json_object_set_new(resp, "timings", timings_json(m.hdr));
+      metrics_tokens(j->obs.mt, j->obs.model, jint(m.hdr, "prompt_tokens"), jint(m.hdr, "completion_tokens"));
+      j->status = 200;
       http_reply_json(r, 200, resp);
       j->finished = true;
       break;
     } else if (strcmp(op, "error") == 0) {
       api_error e;
       worker_error(&m, &e);
+      j->status = e.status;
       http_reply_error(r, &e);
       j->finished = true;
       break;
@@ -215,17 +255,19 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
   sy_buf_free(&text);
 }
 
-static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat) {
+static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
   api_error err = {0};
   api_gen g;
   if (api_parse_generate(d->mx, req, chat, &g, &err) != 0) {
-    http_reply_error(r, &err);
+    obs->model = obs_model_of(d, req);
+    fail(r, obs, &err);
     return;
   }
+  obs->model = (int)(g.model - d->mx->models);
   worker *w = sched_acquire(d->sc, g.model, &err);
   if (!w) {
     api_gen_clear(&g);
-    http_reply_error(r, &err);
+    fail(r, obs, &err);
     return;
   }
   gen_job *j = calloc(1, sizeof *j);
@@ -234,6 +276,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   j->w = w;
   j->chat = chat;
   j->include_usage = g.stream && g.include_usage;
+  j->obs = *obs;
   j->fd = http_client_fd(r);
   j->created = (long long)time(NULL);
   random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
@@ -243,7 +286,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   if (!j->q) {
     sched_release(d->sc, j->model, w);
     free(j);
-    http_reply_error(r, &err);
+    fail(r, obs, &err);
     return;
   }
   http_add_header(r, "X-Switchyard-Model", j->model->name);
@@ -256,11 +299,13 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
     http_reply_abort(r);
     return;
   }
+  if (strcmp(ipc_op(&first), "delta") == 0) metrics_ttft(obs->mt, obs->model, obs_elapsed(obs));
   if (strcmp(ipc_op(&first), "error") == 0) {
     api_error_set(&err, 500, NULL, NULL, NULL, "?");
     worker_error(&first, &err);
     ipc_msg_clear(&first);
     j->finished = true;
+    j->status = err.status;
     gen_job_free(j);
     http_reply_error(r, &err);
     return;
@@ -280,6 +325,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   }
   j->first = first;
   j->has_first = true;
+  j->status = 200;
   http_reply_stream(r, 200, "text/event-stream", gen_stream_read, j, gen_job_free);
 }
 
@@ -308,17 +354,19 @@ static char *base64_encode(const unsigned char *p, size_t n) {
   return out;
 }
 
-static void handle_embed(sy_daemon *d, http_req *r, const json_t *req) {
+static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs) {
   api_error err = {0};
   api_embed e;
   if (api_parse_embed(d->mx, req, &e, &err) != 0) {
-    http_reply_error(r, &err);
+    obs->model = obs_model_of(d, req);
+    fail(r, obs, &err);
     return;
   }
+  obs->model = (int)(e.model - d->mx->models);
   worker *w = sched_acquire(d->sc, e.model, &err);
   if (!w) {
     api_embed_clear(&e);
-    http_reply_error(r, &err);
+    fail(r, obs, &err);
     return;
   }
   json_t *msg = e.msg;
@@ -327,19 +375,21 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req) {
   ipc_msg m = {0};
   bool hup = false;
   if (!q) {
-    http_reply_error(r, &err);
+    fail(r, obs, &err);
   } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
     atomic_fetch_add(&d->cancelled, 1);
+    metrics_cancelled(obs->mt, obs->model);
+    obs_end(obs, 499);
     http_reply_abort(r);
   } else if (strcmp(ipc_op(&m), "error") == 0) {
     worker_error(&m, &err);
-    http_reply_error(r, &err);
+    fail(r, obs, &err);
   } else {
     long long n = jint(m.hdr, "n"), dim = jint(m.hdr, "dim");
     if (strcmp(ipc_op(&m), "embeddings") != 0 || n != (long long)e.n_inputs || dim <= 0 ||
         m.payload_len != (size_t)(n * dim) * sizeof(float)) {
       API_SERVER(&err, "bad_worker_reply", "the worker sent a malformed embeddings reply");
-      http_reply_error(r, &err);
+      fail(r, obs, &err);
     } else {
       const float *v = m.payload;
       json_t *data = json_array();
@@ -357,6 +407,8 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req) {
                                               "embedding", emb));
       }
       long long pt = jint(m.hdr, "prompt_tokens");
+      metrics_tokens(obs->mt, obs->model, pt, 0);
+      obs_end(obs, 200);
       http_add_header(r, "X-Switchyard-Model", e.model->name);
       http_reply_json(r, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
                                         e.model->name, "usage", "prompt_tokens", (json_int_t)pt, "total_tokens",
@@ -400,6 +452,41 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
   http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
+/* ---- GET /metrics ---- */
+
+typedef struct text_reply {
+  sy_buf out;
+} text_reply;
+
+static ssize_t text_read(void *cls, char *buf, size_t max) {
+  text_reply *t = cls;
+  if (t->out.len == 0) return HTTP_STREAM_END;
+  size_t n = t->out.len < max ? t->out.len : max;
+  memcpy(buf, t->out.data, n);
+  sy_buf_consume(&t->out, n);
+  return (ssize_t)n;
+}
+
+static void text_free(void *cls) {
+  text_reply *t = cls;
+  sy_buf_free(&t->out);
+  free(t);
+}
+
+/* The exposition is a few KiB: rendered at once, then handed out through the streaming reply
+ * (the one reply helper that takes a content type). */
+static void handle_metrics(sy_daemon *d, http_req *r) {
+  api_error err = {0};
+  text_reply *t = calloc(1, sizeof *t);
+  if (!t || sched_metrics_render(d->sc, &t->out) != 0) {
+    if (t) text_free(t);
+    API_SERVER(&err, "out_of_memory", "could not render the metrics");
+    http_reply_error(r, &err);
+    return;
+  }
+  http_reply_stream(r, 200, METRICS_CONTENT_TYPE, text_read, t, text_free);
+}
+
 void api_handle(void *ud, http_req *r) {
   sy_daemon *d = ud;
   const char *method = http_method(r), *path = http_path(r);
@@ -410,27 +497,30 @@ void api_handle(void *ud, http_req *r) {
   for (int i = 0; i < 3; i++)
     if (strcmp(path, posts[i]) == 0) which = i;
   if (which >= 0) {
+    static const metrics_endpoint eps[] = {METRICS_EP_CHAT, METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS};
+    req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL, .ep = eps[which]};
+    clock_gettime(CLOCK_MONOTONIC, &obs.t0);
     if (!post) {
       api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires POST", path);
       http_add_header(r, "Allow", "POST");
-      http_reply_error(r, &err);
+      fail(r, &obs, &err);
       return;
     }
     size_t len;
     const char *body = http_body(r, &len);
     json_t *req = api_parse_body(body, len, &err);
     if (!req) {
-      http_reply_error(r, &err);
+      fail(r, &obs, &err);
       return;
     }
     atomic_fetch_add(&d->requests, 1);
-    if (which == 2) handle_embed(d, r, req);
-    else handle_generate(d, r, req, which == 0);
+    if (which == 2) handle_embed(d, r, req, &obs);
+    else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);
     return;
   }
   bool known = strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
-               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0;
+               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0 || strcmp(path, "/metrics") == 0;
   if (known && !get) {
     api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires GET", path);
     http_add_header(r, "Allow", "GET");
@@ -446,6 +536,8 @@ void api_handle(void *ud, http_req *r) {
     json_object_set_new(ps, "stats", json_pack("{s:I, s:I}", "requests", (json_int_t)atomic_load(&d->requests),
                                                "cancelled", (json_int_t)atomic_load(&d->cancelled)));
     http_reply_json(r, 200, ps);
+  } else if (strcmp(path, "/metrics") == 0) {
+    handle_metrics(d, r);
   } else {
     api_error_set(&err, 404, "invalid_request_error", "not_found", NULL, "Unknown endpoint: %.16s %.200s", method,
                   path);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "memplan.h"
 #include "memstate.h"
+#include "metrics.h"
 #include "sched_plan.h"
 
 enum slot_state { SLOT_UNLOADED = 0, SLOT_LOADING, SLOT_READY, SLOT_UNLOADING };
@@ -50,6 +51,7 @@ struct sched {
   bool stopping;
   slot *slots;
   memstate *ms;         /* remembered measurements */
+  metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   plan_decision decision;
 };
@@ -82,9 +84,10 @@ static worker *slot_take(slot *sl) {
 }
 
 /* Stop a taken worker (no lock held), then mark its slot free and wake everyone. */
-static void retire(sched *s, slot *sl, worker *w, const char *name, const char *why) {
+static void retire(sched *s, slot *sl, worker *w, const char *name, metrics_unload_reason reason, const char *why) {
   if (w) {
     LOG_I("unloading %s (%s)", name, why);
+    metrics_unload(s->mt, (int)(sl - s->slots), reason);
     worker_stop(w, 5000); /* returns once the process is reaped: its memory is back */
     worker_unref(w);
   }
@@ -109,7 +112,8 @@ static void *reaper_main(void *arg) {
       if (dead || (due >= 0 && due <= now && sl->queued == 0)) {
         worker *w = slot_take(sl);
         pthread_mutex_unlock(&s->mu);
-        retire(s, sl, w, m->name, dead ? "worker exited" : "keep-alive expired");
+        retire(s, sl, w, m->name, dead ? METRICS_UNLOAD_CRASHED : METRICS_UNLOAD_KEEP_ALIVE,
+               dead ? "worker exited" : "keep-alive expired");
         pthread_mutex_lock(&s->mu);
         again = true; /* rescan: the state may have changed while unlocked */
         break;
@@ -179,11 +183,16 @@ sched *sched_new(const sched_params *p) {
           (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
           remembered > 0 ? (double)remembered / 1048576.0 : 0.0);
   }
+  const char **names = calloc(n, sizeof *names);
+  for (size_t i = 0; names && i < p->mx->n_models; i++) names[i] = p->mx->models[i].name;
+  s->mt = names ? metrics_new(names, p->mx->n_models) : NULL;
+  free(names);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cond, NULL);
   pthread_cond_init(&s->reaper_cond, NULL);
-  if (!s->slots || !s->plan || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+  if (!s->slots || !s->plan || !s->mt || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
     memstate_close(s->ms);
+    metrics_free(s->mt);
     free(s->slots);
     free(s->plan);
     free(s);
@@ -234,7 +243,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
     const matrix_model *vm = &s->mx->models[victims[k]];
     char why[200];
     snprintf(why, sizeof why, "evicted (LRU) to make room for %s", m->name);
-    retire(s, &s->slots[victims[k]], vw[k], vm->name, why);
+    retire(s, &s->slots[victims[k]], vw[k], vm->name, METRICS_UNLOAD_EVICTED, why);
   }
   json_t *load = load_message(m);
   json_t *ready = NULL;
@@ -244,6 +253,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   worker *w = worker_start(&wp, &ready, err);
   json_decref(load);
   long long rss = w ? memplan_rss_bytes(worker_pid(w)) : -1;
+  metrics_load(s->mt, (int)(m - s->mx->models), w != NULL, (double)(mono_ms() - t0) / 1000.0);
   pthread_mutex_lock(&s->mu);
   sl->load_gen++;
   pthread_cond_broadcast(&s->cond);
@@ -288,7 +298,7 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       if (di->state != SLOT_READY || worker_alive(di->w)) continue;
       worker *dead = slot_take(di);
       pthread_mutex_unlock(&s->mu);
-      retire(s, di, dead, s->mx->models[i].name, "worker exited");
+      retire(s, di, dead, s->mx->models[i].name, METRICS_UNLOAD_CRASHED, "worker exited");
       pthread_mutex_lock(&s->mu);
       swept = true;
     }
@@ -359,7 +369,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   }
   pthread_mutex_unlock(&s->mu);
   if (grew && s->ms) memstate_put_max(s->ms, sl->key, rss);
-  if (retired) retire(s, sl, retired, m->name, "keep_alive 0");
+  if (retired) retire(s, sl, retired, m->name, METRICS_UNLOAD_KEEP_ALIVE_0, "keep_alive 0");
   worker_unref(w);
 }
 
@@ -426,6 +436,27 @@ json_t *sched_ps(sched *s) {
   return json_pack("{s:o, s:o}", "models", arr, "memory", mem);
 }
 
+metrics *sched_metrics(sched *s) { return s->mt; }
+
+int sched_metrics_render(sched *s, sy_buf *out) {
+  size_t n = s->mx->n_models;
+  metrics_model_gauges *mg = calloc(n ? n : 1, sizeof *mg);
+  if (!mg) return -1;
+  metrics_gauges g = {.models = mg, .budget_bytes = s->budget};
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; i < n; i++) {
+    const slot *sl = &s->slots[i];
+    mg[i] = (metrics_model_gauges){.queued = sl->queued, .inflight = sl->inflight,
+                                   .estimated_bytes = sl->est.total_bytes, .measured_bytes = sl->measured,
+                                   .loaded = sl->state == SLOT_READY};
+    if (sl->state != SLOT_UNLOADED) g.used_bytes += slot_bytes(sl);
+  }
+  pthread_mutex_unlock(&s->mu);
+  int rc = metrics_render(s->mt, &g, out); /* its own lock, not ours: never both at once */
+  free(mg);
+  return rc;
+}
+
 void sched_shutdown(sched *s) {
   pthread_mutex_lock(&s->mu);
   s->stopping = true;
@@ -445,7 +476,7 @@ void sched_shutdown(sched *s) {
     pthread_mutex_lock(&s->mu);
     worker *w = s->slots[i].w ? slot_take(&s->slots[i]) : NULL;
     pthread_mutex_unlock(&s->mu);
-    retire(s, &s->slots[i], w, s->mx->models[i].name, "shutdown");
+    retire(s, &s->slots[i], w, s->mx->models[i].name, METRICS_UNLOAD_SHUTDOWN, "shutdown");
   }
 }
 
@@ -455,6 +486,7 @@ void sched_free(sched *s) {
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->reaper_cond);
   memstate_close(s->ms);
+  metrics_free(s->mt);
   free(s->slots);
   free(s->plan);
   free(s);

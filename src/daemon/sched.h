@@ -12,7 +12,9 @@
 #include <jansson.h>
 
 #include "apierr.h"
+#include "buf.h"
 #include "matrix.h"
+#include "metrics.h"
 #include "worker.h"
 
 typedef struct sched sched;
@@ -43,5 +45,12 @@ void sched_release(sched *s, const matrix_model *m, worker *w);
 const char *sched_state(sched *s, const matrix_model *m);
 /* Loaded models and memory, for GET /api/ps (new reference). */
 json_t *sched_ps(sched *s);
+
+/* The metrics registry (owned by the scheduler, one row per model of the matrix, in its order):
+ * the scheduler counts loads and unloads there, api.c counts requests. */
+metrics *sched_metrics(sched *s);
+/* GET /metrics: append the registry and the scheduler's gauges now (queue depth, in flight,
+ * loaded, memory) to out in the Prometheus text format. 0, or -1 when out refused to grow. */
+int sched_metrics_render(sched *s, sy_buf *out);
 
 #endif

@@ -758,9 +758,15 @@ static void t_api_keys(void) {
   http_do(&k, "GET", "/v1/models", NULL, &r, wrong);
   long bad_key = r.status;
   resp_clear(&r);
+  http_do(&k, "GET", "/metrics", NULL, &r, NULL);
+  long metrics_no_key = r.status;
+  resp_clear(&r);
   k.api_key = "sk-test-two";
   http_do(&k, "GET", "/v1/models", NULL, &r, NULL);
   long good_key = r.status;
+  resp_clear(&r);
+  http_do(&k, "GET", "/metrics", NULL, &r, NULL);
+  long metrics_key = r.status;
   resp_clear(&r);
   k.api_key = NULL;
   http_do(&k, "GET", "/health", NULL, &r, NULL);
@@ -771,7 +777,97 @@ static void t_api_keys(void) {
   CHECK(bad_key == 401, "wrong key: %ld", bad_key);
   CHECK(good_key == 200, "right key: %ld", good_key);
   CHECK(health == 200, "health needs no key: %ld", health);
+  CHECK(metrics_no_key == 401 && metrics_key == 200, "/metrics needs the key: %ld without, %ld with", metrics_no_key,
+        metrics_key);
   CHECK(st == 0, "clean exit on SIGTERM: %d", st);
+}
+
+/* ---- GET /metrics ---- */
+
+/* The value of the sample `head` (name and labels exactly as rendered) in a Prometheus text body;
+ * -1 when absent. */
+static double metric(const char *text, const char *head) {
+  size_t n = strlen(head);
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+    if (strncmp(p, head, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
+  return -1;
+}
+
+/* promtool check metrics on the body: 1 ok, 0 problems (in out), -1 promtool not installed. */
+static int promtool_check(const sy_buf *body, char *out, size_t outlen) {
+  if (system("command -v promtool >/dev/null 2>&1") != 0) return -1;
+  char path[600], cmd[700];
+  snprintf(path, sizeof path, "%s/metrics.txt", tmpdir);
+  FILE *f = fopen(path, "w");
+  if (!f) return 0;
+  fwrite(body->data, 1, body->len, f);
+  fclose(f);
+  snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' 2>&1", path);
+  FILE *p = popen(cmd, "r");
+  if (!p) return 0;
+  size_t n = fread(out, 1, outlen - 1, p);
+  out[n] = '\0';
+  int st = pclose(p);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == 0 ? 1 : 0;
+}
+
+static void t_metrics(void) {
+  resp r;
+  post_json("/v1/chat/completions", chat_body("chat", "count me", 4, false), &r);
+  CHECK(r.status == 200, "chat %ld", r.status);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", chat_body("chat", "count me streamed", 4, true), &r);
+  CHECK(r.status == 200, "chat stream %ld", r.status);
+  resp_clear(&r);
+  post("/v1/chat/completions", "{\"model\":\"gpt-17-unknown\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  CHECK(r.status == 404, "unknown model %ld", r.status);
+  resp_clear(&r);
+  post_json("/v1/embeddings", json_pack("{s:s, s:s}", "model", "embed", "input", "count me too"), &r);
+  CHECK(r.status == 200, "embeddings %ld", r.status);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", chat_body("once", "load, then unload", 2, false), &r); /* keep_alive 0 */
+  CHECK(r.status == 200, "once %ld", r.status);
+  resp_clear(&r);
+  get("/metrics", &r);
+  CHECK(r.status == 200, "GET /metrics %ld", r.status);
+  CHECK(strcmp(r.content_type, "text/plain; version=0.0.4; charset=utf-8") == 0, "content type '%s'", r.content_type);
+  const char *t = r.body.data ? r.body.data : "";
+  struct { const char *head; double min; } want[] = {
+      {"switchyard_requests_total{model=\"chat\",endpoint=\"chat\",status=\"200\"}", 2},
+      {"switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"}", 1},
+      {"switchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"200\"}", 1},
+      {"switchyard_prompt_tokens_total{model=\"chat\"}", 1},
+      {"switchyard_generated_tokens_total{model=\"chat\"}", 1},
+      {"switchyard_prompt_tokens_total{model=\"embed\"}", 1},
+      {"switchyard_time_to_first_token_seconds_count{model=\"chat\"}", 2},
+      {"switchyard_request_duration_seconds_count{model=\"chat\",endpoint=\"chat\"}", 2},
+      {"switchyard_model_loads_total{model=\"once\",result=\"ok\"}", 1},
+      {"switchyard_model_unloads_total{model=\"once\",reason=\"keep_alive_0\"}", 1},
+      {"switchyard_model_load_duration_seconds_count{model=\"once\"}", 1},
+      {"switchyard_model_loaded{model=\"chat\"}", 1},
+      {"switchyard_model_loaded{model=\"once\"}", 0},
+      {"switchyard_queue_depth{model=\"chat\"}", 0},
+      {"switchyard_requests_in_flight{model=\"chat\"}", 0},
+      {"switchyard_model_memory_bytes{model=\"chat\",kind=\"estimated\"}", 1},
+      {"switchyard_model_memory_bytes{model=\"chat\",kind=\"measured\"}", 1},
+      {"switchyard_model_memory_bytes{model=\"slow\",kind=\"estimated\"}", 1},
+      {"switchyard_memory_budget_bytes", 1},
+      {"switchyard_memory_used_bytes", 1},
+  };
+  for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+    double v = metric(t, want[i].head);
+    CHECK(v >= want[i].min, "%s = %g, want >= %g", want[i].head, v, want[i].min);
+  }
+  CHECK(metric(t, "switchyard_model_loaded{model=\"once\"}") == 0, "once is unloaded");
+  CHECK(!strstr(t, "gpt-17-unknown"), "a client's model name never becomes a label");
+  char out[4096];
+  int pc = promtool_check(&r.body, out, sizeof out);
+  if (pc < 0) printf("note: promtool not installed (Debian package prometheus): the exposition format was not validated\n");
+  CHECK(pc != 0, "promtool check metrics: %.900s", out);
+  resp_clear(&r);
+  http_do(&D, "POST", "/metrics", "{}", &r, NULL);
+  CHECK(is_error(&r, 405, "method_not_allowed"), "POST /metrics %ld", r.status);
+  resp_clear(&r);
 }
 
 /* ---- the memory budget (a RAM budget here; the same rules hold for a GPU) ---- */
@@ -1023,6 +1119,7 @@ static const test tests[] = {
     {"disconnect_cancels", t_disconnect, false},
     {"worker_crash", t_worker_crash, false},
     {"keep_alive_zero", t_keep_alive_zero, false},
+    {"metrics", t_metrics, false},
     {"ps_cli", t_ps_cli, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},

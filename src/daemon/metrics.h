@@ -1,0 +1,79 @@
+/* metrics.h — the daemon's counters and histograms for GET /metrics, rendered in the Prometheus
+ * text exposition format 0.0.4.
+ *
+ * The registry is fixed-size, sized once from the model matrix: every label value is one of the
+ * matrix's model names (or "" for a request whose model is not known), one of three endpoints,
+ * one of a fixed list of HTTP statuses (others count as "other"), one of five unload reasons.
+ * Nothing a client sends can create a label value, so the output stays bounded.
+ * Gauges (queue depth, in flight, memory) are not stored here: the caller passes a snapshot of
+ * the scheduler's state to metrics_render.
+ *
+ * Thread safety: every function may be called from any thread (one mutex inside). Functions
+ * taking a model index accept any int: indexes outside [0, n_models) count under model="". */
+#ifndef SY_METRICS_H
+#define SY_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+
+typedef struct metrics metrics;
+
+#define METRICS_NO_MODEL (-1) /* model="" : the request's model is unknown or was never named */
+
+typedef enum metrics_endpoint {
+  METRICS_EP_CHAT = 0,    /* POST /v1/chat/completions */
+  METRICS_EP_COMPLETIONS, /* POST /v1/completions */
+  METRICS_EP_EMBEDDINGS,  /* POST /v1/embeddings */
+  METRICS_EP_N
+} metrics_endpoint;
+
+typedef enum metrics_unload_reason {
+  METRICS_UNLOAD_KEEP_ALIVE = 0, /* keep-alive ran out while idle */
+  METRICS_UNLOAD_EVICTED,        /* made room for another model */
+  METRICS_UNLOAD_CRASHED,        /* the worker process exited on its own */
+  METRICS_UNLOAD_SHUTDOWN,       /* the daemon is stopping */
+  METRICS_UNLOAD_KEEP_ALIVE_0,   /* keep_alive: 0, unloaded as its last request ended */
+  METRICS_UNLOAD_N
+} metrics_unload_reason;
+
+/* One model's gauges, as the scheduler sees it now. */
+typedef struct metrics_model_gauges {
+  long long queued;          /* requests waiting in sched_acquire */
+  long long inflight;        /* requests holding the worker */
+  long long estimated_bytes; /* footprint estimate */
+  long long measured_bytes;  /* largest resident set seen, 0 = never */
+  bool loaded;
+} metrics_model_gauges;
+
+typedef struct metrics_gauges {
+  const metrics_model_gauges *models; /* n_models entries, matrix order */
+  long long budget_bytes, used_bytes;
+} metrics_gauges;
+
+/* A registry for n_models models named names[0..n_models) (copied). NULL on out of memory. */
+metrics *metrics_new(const char *const *names, size_t n_models);
+void metrics_free(metrics *m);
+
+/* A request to endpoint ep answered with HTTP status (499: the client went away before a status
+ * was sent), after seconds since its body was read. */
+void metrics_request(metrics *m, int model, metrics_endpoint ep, int status, double seconds);
+/* Seconds from the request's body to its first generated text. */
+void metrics_ttft(metrics *m, int model, double seconds);
+/* Tokens of one finished request (prompt: also embedding inputs). */
+void metrics_tokens(metrics *m, int model, long long prompt, long long generated);
+/* A request ended early because its client went away. */
+void metrics_cancelled(metrics *m, int model);
+/* A load that ended (ok or failed) after seconds. */
+void metrics_load(metrics *m, int model, bool ok, double seconds);
+void metrics_unload(metrics *m, int model, metrics_unload_reason why);
+
+/* Append the whole exposition to out: counters and histograms from the registry, gauges from g
+ * (NULL: no gauges). 0, or -1 when out refused to grow. */
+int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *out);
+
+/* The Content-Type of metrics_render's output. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+#endif

@@ -791,10 +791,11 @@ enum {
   K_DEFAULTS,
   K_MODELS,
   K_MEMORY,
+  K_SCHEDULING,
   K_N
 };
-static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level",
-                                          "limits", "defaults", "models",     "memory"};
+static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level", "limits",
+                                          "defaults", "models", "memory", "scheduling"};
 
 static int load_root(loader *l, const yaml_node_t *root) {
   matrix *m = l->m;
@@ -844,6 +845,16 @@ static int load_root(loader *l, const yaml_node_t *root) {
     if (mv[0] && want_size(l, mv[0], "memory.budget", 1LL << 20, 1LL << 50, &m->mem_budget))
       return -1;
     if (mv[1] && want_size(l, mv[1], "memory.reserve", 0, 1LL << 50, &m->mem_reserve)) return -1;
+  }
+  if (v[K_SCHEDULING] && !is_null(v[K_SCHEDULING])) {
+    static const char *const keys[] = {"swap_guard"};
+    yaml_node_t *sv[1];
+    if (want_map(l, v[K_SCHEDULING], "scheduling", keys, 1, sv)) return -1;
+    if (sv[0]) {
+      if (want_duration(l, sv[0], "scheduling.swap_guard", &m->swap_guard_s)) return -1;
+      if (m->swap_guard_s < 0 || m->swap_guard_s > 3600)
+        return at(l, sv[0], "scheduling.swap_guard: %s is out of range (0..1h)", sval(sv[0]));
+    }
   }
   if (v[K_DEFAULTS] && !is_null(v[K_DEFAULTS])) {
     yaml_node_t *dv[O_N];
@@ -966,6 +977,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->port = 8080;
   m->max_body_bytes = 16u << 20;
   m->mem_reserve = 2LL << 30;
+  m->swap_guard_s = 5;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};

@@ -34,6 +34,7 @@ typedef struct slot {
   memplan_est est;    /* estimated before load */
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
   char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
+  long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
 } slot;
 
 struct sched {
@@ -53,6 +54,7 @@ struct sched {
   memstate *ms;         /* remembered measurements */
   metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
+  long long guard_wake_ms; /* set by decide(): when the earliest thrash guard ends, 0 = none */
   plan_decision decision;
 };
 
@@ -215,11 +217,19 @@ static json_t *load_message(const matrix_model *m) {
 /* Ask plan_decide about model `want` (lock held). */
 static const plan_decision *decide(sched *s, size_t want) {
   static const plan_state map[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
+  long long now = mono_ms(), guard = (long long)s->mx->swap_guard_s * 1000;
+  s->guard_wake_ms = 0;
   for (size_t i = 0; i < s->mx->n_models; i++) {
     const slot *sl = &s->slots[i];
+    /* Thrash guard: a model loaded less than swap_guard ago keeps its place, so two models that
+     * cannot co-reside take turns of at least swap_guard each instead of swapping per request. */
+    bool guarded = sl->state == SLOT_READY && guard > 0 && now < sl->loaded_at_ms + guard;
+    if (guarded && (s->guard_wake_ms == 0 || sl->loaded_at_ms + guard < s->guard_wake_ms))
+      s->guard_wake_ms = sl->loaded_at_ms + guard;
     s->plan[i] = (plan_model){.state = map[sl->state], .bytes = slot_bytes(sl), .inflight = sl->inflight,
                               .queued = sl->queued, .last_used_ms = sl->last_used_ms,
-                              .priority = s->mx->models[i].priority, .pinned = s->mx->models[i].pin};
+                              .priority = s->mx->models[i].priority, .pinned = s->mx->models[i].pin,
+                              .guarded = guarded};
   }
   plan_decide(s->plan, s->mx->n_models, want, s->budget, &s->decision);
   return &s->decision;
@@ -268,7 +278,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   sl->state = SLOT_READY;
   sl->w = w;
   sl->ready = ready;
-  sl->last_used_ms = mono_ms();
+  sl->last_used_ms = sl->loaded_at_ms = mono_ms();
   pthread_cond_signal(&s->reaper_cond);
   if (rss > sl->measured) {
     sl->measured = rss;
@@ -340,7 +350,21 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
     bool was_loading = sl->state == SLOT_LOADING;
     unsigned gen = sl->load_gen;
     sl->queued++;
-    pthread_cond_wait(&s->cond, &s->mu);
+    if (s->guard_wake_ms > 0) { /* a guard may be all that is in the way: wake when it ends */
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      long long add = s->guard_wake_ms - mono_ms() + 1;
+      if (add < 1) add = 1;
+      ts.tv_sec += add / 1000;
+      ts.tv_nsec += (add % 1000) * 1000000L;
+      if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+      }
+      pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+    } else {
+      pthread_cond_wait(&s->cond, &s->mu);
+    }
     sl->queued--;
     if (was_loading && sl->state == SLOT_UNLOADED && sl->load_gen != gen) { /* the shared load failed */
       *err = sl->last_err;

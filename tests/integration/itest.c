@@ -991,7 +991,7 @@ static void t_budget(void) {
   snprintf(cfg, sizeof cfg, "%s/budget.yaml", tmpdir);
   FILE *f = fopen(cfg, "w");
   fprintf(f,
-          "log_level: warn\nmemory: {budget: 450MiB}\nmodels:\n"
+          "log_level: warn\nmemory: {budget: 450MiB}\nscheduling: {swap_guard: 0}\nmodels:\n"
           "  - {name: pinned, file: %s/tiny-bert.gguf, pin: true, context: 128, parallel: 1}\n"
           "  - {name: a, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
           "  - {name: b, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
@@ -1076,7 +1076,7 @@ static void t_queue(void) {
   snprintf(cfg, sizeof cfg, "%s/queue.yaml", tmpdir);
   FILE *f = fopen(cfg, "w");
   fprintf(f,
-          "log_level: warn\nmemory: {budget: 120MiB}\n"
+          "log_level: warn\nmemory: {budget: 120MiB}\nscheduling: {swap_guard: 0}\n"
           "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
           "  - {name: x, file: %s/tiny-qwen2.gguf}\n"
           "  - {name: y, file: %s/tiny-qwen2.gguf, max_queue: 0}\n"
@@ -1085,6 +1085,42 @@ static void t_queue(void) {
   fclose(f);
   CHECK(start_daemon(&B, cfg) == 0, "start the queue daemon");
   queue_body();
+  int st = stop_daemon(&B);
+  CHECK(st == 0, "clean exit %d", st);
+}
+
+/* The thrash guard: a model loaded less than swap_guard ago is not evicted, even idle; a request
+ * that needs its room waits (here: may not wait, max_queue 0, so it is refused at once). */
+static void guard_body(void) {
+  CHECK(budget_request("a") == 200, "a loads");
+  resp r;
+  json_t *q = chat_body("b", "hello", 2, false);
+  char *s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  free(s);
+  bool held = is_error(&r, 503, "queue_full");
+  resp_clear(&r);
+  char names[256];
+  long long used, budget, rss;
+  budget_ps(names, sizeof names, &used, &budget, &rss);
+  CHECK(held, "b must wait for a's guard (and may not wait: 503)");
+  CHECK(strcmp(names, "a") == 0, "a keeps its place: %s", names);
+}
+
+static void t_swap_guard(void) {
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/guard.yaml", tmpdir);
+  FILE *f = fopen(cfg, "w");
+  fprintf(f,
+          "log_level: warn\nmemory: {budget: 120MiB}\nscheduling: {swap_guard: 1h}\n"
+          "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
+          "  - {name: a, file: %s/tiny-qwen2.gguf}\n"
+          "  - {name: b, file: %s/tiny-qwen2.gguf, max_queue: 0}\n",
+          models_dir, models_dir);
+  fclose(f);
+  CHECK(start_daemon(&B, cfg) == 0, "start the guard daemon");
+  guard_body();
   int st = stop_daemon(&B);
   CHECK(st == 0, "clean exit %d", st);
 }
@@ -1125,6 +1161,7 @@ static const test tests[] = {
     {"api_keys", t_api_keys, false},
     {"memory_budget", t_budget, false},
     {"wait_queue", t_queue, false},
+    {"swap_guard", t_swap_guard, false},
     {"bad_config", t_bad_config, false},
 };
 

@@ -178,6 +178,7 @@ static void test_all_keys(void **state) {
            "log_level: debug\n"
            "limits: {max_body_bytes: 1048576, max_connections: 32}\n"
            "memory: {budget: 6GiB, reserve: 512MiB}\n"
+           "scheduling: {swap_guard: 30s}\n"
            "defaults: {context: 2048, parallel: 2, keep_alive: 1m, threads: 8, batch: 256, "
            "gpu_layers: 10}\n"
            "models:\n"
@@ -215,6 +216,7 @@ static void test_all_keys(void **state) {
   assert_int_equal(m->max_connections, 32);
   assert_true(m->mem_budget == 6LL << 30);
   assert_true(m->mem_reserve == 512LL << 20);
+  assert_int_equal(m->swap_guard_s, 30);
   assert_int_equal(m->n_models, 2);
   assert_int_equal(m->n_warnings, 0);
 
@@ -244,7 +246,7 @@ static void test_all_keys(void **state) {
   assert_true(q->file_bytes > 0);
   assert_false(q->discovered);
   char src[PATH_MAX + 300];
-  snprintf(src, sizeof src, "%s:9", P("config.yaml"));
+  snprintf(src, sizeof src, "%s:10", P("config.yaml"));
   assert_string_equal(q->source, src);
 
   /* the defaults section fills what the model leaves out; context is capped by n_ctx_train */
@@ -294,6 +296,7 @@ static void test_defaults(void **state) {
   assert_int_equal(m->max_connections, 256);
   assert_true(m->mem_budget == 0);
   assert_true(m->mem_reserve == 2LL << 30);
+  assert_int_equal(m->swap_guard_s, 5);
   assert_int_equal(m->n_models, 5);
   const matrix_model *c = &m->models[0];
   assert_int_equal(c->context, 4096);
@@ -440,6 +443,8 @@ static void test_bad_values(void **state) {
   load_bad("memory: {reserve: -1GiB}\n",
            "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
   load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
+  load_bad("scheduling: {swap_guard: 2h}\n", "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
+  load_bad("scheduling: {swap_guard: -1}\n", "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");
   load_bad("log_level: loud\n",
            "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");
   load_bad("limits: {max_body_bytes: 10}\n",

@@ -2,7 +2,8 @@
 # bench/mixed.sh — `make bench-mixed`: three models over one memory budget that holds two, 16
 # clients each sticking to one model for a few requests, then moving on (bench/mixed.c). Counts
 # swaps from /metrics. Knobs: MIXED_CLIENTS (16), MIXED_REQUESTS (12 per client), MIXED_STICK (3),
-# MIXED_TOKENS (16), BENCH_THREADS (nproc).
+# MIXED_TOKENS (16), MIXED_GUARD (scheduling.swap_guard, default 0 = no thrash guard),
+# BENCH_THREADS (nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(deps/engines.sh print-prefix)
@@ -17,7 +18,7 @@ threads=${BENCH_THREADS:-$(nproc)}
 # each model: context 1024 x 4 slots, estimated ~0.88 GiB; the budget holds two, not three
 cfg=$out/mixed.yaml
 {
-  printf 'log_level: warn\nmemory: {budget: 1900MiB}\n'
+  printf 'log_level: warn\nmemory: {budget: 1900MiB}\nscheduling: {swap_guard: %s}\n' "${MIXED_GUARD:-0}"
   printf 'defaults: {context: 1024, parallel: 4, threads: %d, keep_alive: -1}\nmodels:\n' "$threads"
   for m in m1 m2 m3; do printf '  - {name: %s, file: %s}\n' "$m" "$PWD/$model"; done
 } >"$cfg"

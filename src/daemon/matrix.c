@@ -977,7 +977,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->port = 8080;
   m->max_body_bytes = 16u << 20;
   m->mem_reserve = 2LL << 30;
-  m->swap_guard_s = 5;
+  m->swap_guard_s = 0;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};

@@ -296,7 +296,7 @@ static void test_defaults(void **state) {
   assert_int_equal(m->max_connections, 256);
   assert_true(m->mem_budget == 0);
   assert_true(m->mem_reserve == 2LL << 30);
-  assert_int_equal(m->swap_guard_s, 5);
+  assert_int_equal(m->swap_guard_s, 0);
   assert_int_equal(m->n_models, 5);
   const matrix_model *c = &m->models[0];
   assert_int_equal(c->context, 4096);

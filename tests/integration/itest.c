@@ -66,6 +66,11 @@ static int start_daemon(daemon_proc *d, const char *config) {
   pid_t pid = fork();
   if (pid == 0) {
     close(pfd[0]);
+    /* each daemon remembers its own measurements: "<config>.state/" (one test's measurements,
+     * say under ASan, must not become another test's footprints) */
+    char state[600];
+    snprintf(state, sizeof state, "%s.state", config);
+    setenv("SWITCHYARD_STATE_DIR", state, 1);
     char fdarg[16];
     snprintf(fdarg, sizeof fdarg, "%d", pfd[1]);
     execl(daemon_bin, daemon_bin, "--config", config, "--port", "0", "--ready-fd", fdarg, (char *)NULL);
@@ -1005,7 +1010,7 @@ static void t_budget(void) {
   CHECK(st == 0, "clean exit %d", st);
   /* what was measured is remembered for the next start */
   char state[600];
-  snprintf(state, sizeof state, "%s/measurements.json", tmpdir);
+  snprintf(state, sizeof state, "%s.state/measurements.json", cfg);
   json_t *j = json_load_file(state, 0, NULL);
   size_t n = json_object_size(json_object_get(j, "models"));
   bool has_a = false;
@@ -1218,7 +1223,6 @@ int main(int argc, char **argv) {
   have_testdata = testdata_dir && access(probe, R_OK) == 0;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
-  setenv("SWITCHYARD_STATE_DIR", tmpdir, 1); /* remembered measurements stay in this run */
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/main.yaml", tmpdir);
   write_main_config(cfg);

@@ -920,6 +920,20 @@ static long budget_request(const char *model) {
   return st;
 }
 
+/* Run body against a daemon of its own (B) started with this config text; B is always stopped. */
+static void with_own_daemon(const char *name, const char *yaml, void (*body)(void)) {
+  char cfg[512];
+  snprintf(cfg, sizeof cfg, "%s/%s.yaml", tmpdir, name);
+  FILE *f = fopen(cfg, "w");
+  CHECK(f != NULL, "write %s", cfg);
+  fputs(yaml, f);
+  fclose(f);
+  CHECK(start_daemon(&B, cfg) == 0, "start the %s daemon", name);
+  body();
+  int st = stop_daemon(&B); /* always, even when a check in body failed */
+  CHECK(st == 0, "%s daemon: clean exit %d", name, st);
+}
+
 static void budget_body(void) {
   char names[256];
   long long used, budget, rss;
@@ -990,24 +1004,21 @@ static void budget_body(void) {
 static void t_budget(void) {
   /* Estimates (llama-fit-params): a, b, c (tiny-qwen2, context 256, 1 slot) 166 MiB each, mostly
    * the logits buffer; the pinned bert 3 MiB estimated, ~18 MiB measured (the larger counts);
-   * huge (context 262144 × 4 slots) 571 MiB. A 450 MiB budget holds the pinned model and two of
-   * a, b, c, never three, and never huge. */
+   * huge (context 262144 × 4 slots) 571 MiB; plus 16 MiB of process overhead each. A 450 MiB
+   * budget holds the pinned model and two of a, b, c, never three, and never huge. */
+  char yaml[2048];
+  const char *d = models_dir;
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nmemory: {budget: 450MiB}\nscheduling: {swap_guard: 0}\nmodels:\n"
+           "  - {name: pinned, file: %s/tiny-bert.gguf, pin: true, context: 128, parallel: 1}\n"
+           "  - {name: a, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+           "  - {name: b, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+           "  - {name: c, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+           "  - {name: huge, file: %s/tiny-qwen2.gguf, context: 262144, parallel: 4}\n",
+           d, d, d, d, d);
+  with_own_daemon("budget", yaml, budget_body);
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/budget.yaml", tmpdir);
-  FILE *f = fopen(cfg, "w");
-  fprintf(f,
-          "log_level: warn\nmemory: {budget: 450MiB}\nscheduling: {swap_guard: 0}\nmodels:\n"
-          "  - {name: pinned, file: %s/tiny-bert.gguf, pin: true, context: 128, parallel: 1}\n"
-          "  - {name: a, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
-          "  - {name: b, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
-          "  - {name: c, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
-          "  - {name: huge, file: %s/tiny-qwen2.gguf, context: 262144, parallel: 4}\n",
-          models_dir, models_dir, models_dir, models_dir, models_dir);
-  fclose(f);
-  CHECK(start_daemon(&B, cfg) == 0, "start the budget daemon");
-  budget_body();
-  int st = stop_daemon(&B); /* always, even when a check above failed */
-  CHECK(st == 0, "clean exit %d", st);
   /* what was measured is remembered for the next start */
   char state[600];
   snprintf(state, sizeof state, "%s.state/measurements.json", cfg);
@@ -1077,21 +1088,16 @@ static void queue_body(void) {
 
 static void t_queue(void) {
   /* x, y, z: tiny-qwen2 with batch 64 (~73 MiB estimated each); a 120 MiB budget holds one */
-  char cfg[512];
-  snprintf(cfg, sizeof cfg, "%s/queue.yaml", tmpdir);
-  FILE *f = fopen(cfg, "w");
-  fprintf(f,
-          "log_level: warn\nmemory: {budget: 120MiB}\nscheduling: {swap_guard: 0}\n"
-          "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
-          "  - {name: x, file: %s/tiny-qwen2.gguf}\n"
-          "  - {name: y, file: %s/tiny-qwen2.gguf, max_queue: 0}\n"
-          "  - {name: z, file: %s/tiny-qwen2.gguf, max_queue: 4}\n",
-          models_dir, models_dir, models_dir);
-  fclose(f);
-  CHECK(start_daemon(&B, cfg) == 0, "start the queue daemon");
-  queue_body();
-  int st = stop_daemon(&B);
-  CHECK(st == 0, "clean exit %d", st);
+  char yaml[1024];
+  const char *d = models_dir;
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nmemory: {budget: 120MiB}\nscheduling: {swap_guard: 0}\n"
+           "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
+           "  - {name: x, file: %s/tiny-qwen2.gguf}\n"
+           "  - {name: y, file: %s/tiny-qwen2.gguf, max_queue: 0}\n"
+           "  - {name: z, file: %s/tiny-qwen2.gguf, max_queue: 4}\n",
+           d, d, d);
+  with_own_daemon("queue", yaml, queue_body);
 }
 
 /* The thrash guard: a model loaded less than swap_guard ago is not evicted, even idle; a request
@@ -1114,20 +1120,14 @@ static void guard_body(void) {
 }
 
 static void t_swap_guard(void) {
-  char cfg[512];
-  snprintf(cfg, sizeof cfg, "%s/guard.yaml", tmpdir);
-  FILE *f = fopen(cfg, "w");
-  fprintf(f,
-          "log_level: warn\nmemory: {budget: 120MiB}\nscheduling: {swap_guard: 1h}\n"
-          "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
-          "  - {name: a, file: %s/tiny-qwen2.gguf}\n"
-          "  - {name: b, file: %s/tiny-qwen2.gguf, max_queue: 0}\n",
-          models_dir, models_dir);
-  fclose(f);
-  CHECK(start_daemon(&B, cfg) == 0, "start the guard daemon");
-  guard_body();
-  int st = stop_daemon(&B);
-  CHECK(st == 0, "clean exit %d", st);
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nmemory: {budget: 120MiB}\nscheduling: {swap_guard: 1h}\n"
+           "defaults: {parallel: 1, batch: 64, keep_alive: -1}\nmodels:\n"
+           "  - {name: a, file: %s/tiny-qwen2.gguf}\n"
+           "  - {name: b, file: %s/tiny-qwen2.gguf, max_queue: 0}\n",
+           models_dir, models_dir);
+  with_own_daemon("guard", yaml, guard_body);
 }
 
 static void t_bad_config(void) {

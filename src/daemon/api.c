@@ -429,9 +429,12 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   for (size_t i = 0; i < 3; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));
-  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:i}", "id", m->name, "object", "model", "created",
-                   (json_int_t)d->started, "owned_by", "switchyard", "capabilities", caps, "aliases", aliases,
-                   "status", sched_state(d->sc, m), "context_length", m->context);
+  long long est, meas;
+  sched_memory(d->sc, m, &est, &meas);
+  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:i, s:{s:I, s:I}}", "id", m->name, "object", "model",
+                   "created", (json_int_t)d->started, "owned_by", "switchyard", "capabilities", caps, "aliases",
+                   aliases, "status", sched_state(d->sc, m), "context_length", m->context, "memory", "estimated",
+                   (json_int_t)est, "measured", (json_int_t)meas);
 }
 
 static void handle_models(sy_daemon *d, http_req *r, const char *id) {
@@ -487,6 +490,32 @@ static void handle_metrics(sy_daemon *d, http_req *r) {
   http_reply_stream(r, 200, METRICS_CONTENT_TYPE, text_read, t, text_free);
 }
 
+/* POST /api/load and /api/unload {"model": NAME}: the admin side of the scheduler. */
+static void handle_admin(sy_daemon *d, http_req *r, bool load) {
+  api_error err = {0};
+  size_t len;
+  const char *body = http_body(r, &len);
+  json_t *req = api_parse_body(body, len, &err);
+  const matrix_model *m = req ? api_find_model(d->mx, req, ~0u, "loading", &err) : NULL;
+  json_decref(req);
+  if (!m) {
+    http_reply_error(r, &err);
+    return;
+  }
+  if (load) {
+    worker *w = sched_acquire(d->sc, m, &err); /* loads it (evicting idle models if needed) */
+    if (!w) {
+      http_reply_error(r, &err);
+      return;
+    }
+    sched_release(d->sc, m, w);
+  } else if (sched_unload(d->sc, m, &err) != 0) {
+    http_reply_error(r, &err);
+    return;
+  }
+  http_reply_json(r, 200, json_pack("{s:s, s:s}", "model", m->name, "status", sched_state(d->sc, m)));
+}
+
 void api_handle(void *ud, http_req *r) {
   sy_daemon *d = ud;
   const char *method = http_method(r), *path = http_path(r);
@@ -517,6 +546,16 @@ void api_handle(void *ud, http_req *r) {
     if (which == 2) handle_embed(d, r, req, &obs);
     else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);
+    return;
+  }
+  if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {
+    if (!post) {
+      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires POST", path);
+      http_add_header(r, "Allow", "POST");
+      http_reply_error(r, &err);
+    } else {
+      handle_admin(d, r, strcmp(path, "/api/load") == 0);
+    }
     return;
   }
   bool known = strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||

@@ -17,7 +17,7 @@ static const int statuses[] = {200, 400, 401, 403, 404, 405, 408, 413, 429, 431,
 
 static const char *const endpoint_names[METRICS_EP_N] = {"chat", "completions", "embeddings"};
 static const char *const unload_names[METRICS_UNLOAD_N] = {"keep_alive", "evicted", "crashed", "shutdown",
-                                                           "keep_alive_0"};
+                                                           "keep_alive_0", "admin"};
 
 /* Upper bounds of the buckets (seconds); +Inf is implicit. */
 static const double request_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
@@ -272,7 +272,7 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
                (long long)m->rows[i].loads[k]);
 
   family(&o, "switchyard_model_unloads_total", "counter",
-         "Model unloads, by reason (keep_alive, evicted, crashed, shutdown, keep_alive_0).");
+         "Model unloads, by reason (keep_alive, evicted, crashed, shutdown, keep_alive_0, admin).");
   for (size_t i = 0; i < nr; i++)
     for (int k = 0; k < METRICS_UNLOAD_N; k++)
       if (m->rows[i].unloads[k])

@@ -35,6 +35,7 @@ typedef enum metrics_unload_reason {
   METRICS_UNLOAD_CRASHED,        /* the worker process exited on its own */
   METRICS_UNLOAD_SHUTDOWN,       /* the daemon is stopping */
   METRICS_UNLOAD_KEEP_ALIVE_0,   /* keep_alive: 0, unloaded as its last request ended */
+  METRICS_UNLOAD_ADMIN,          /* POST /api/unload */
   METRICS_UNLOAD_N
 } metrics_unload_reason;
 

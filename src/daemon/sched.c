@@ -31,6 +31,8 @@ typedef struct slot {
   long long last_used_ms;
   unsigned load_gen;  /* bumped when a load ends (ok or not) */
   api_error last_err; /* of the last failed load */
+  int fails;          /* failed loads in a row (back-off grows with it) */
+  long long retry_at_ms; /* no new load attempt before this (back-off after a failure) */
   memplan_est est;    /* estimated before load */
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
   char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
@@ -268,11 +270,20 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   sl->load_gen++;
   pthread_cond_broadcast(&s->cond);
   if (!w) {
+    /* back-off: 5 s after the first failure, doubling up to 5 min; requests meanwhile get the
+     * reason at once instead of another doomed load */
+    long long backoff = 5000LL << (sl->fails < 6 ? sl->fails : 6);
+    if (backoff > 300000) backoff = 300000;
+    sl->fails++;
+    sl->retry_at_ms = mono_ms() + backoff;
     sl->state = SLOT_UNLOADED;
     sl->last_err = *err;
-    LOG_W("loading %s failed: %s", m->name, err->message);
+    LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails, backoff / 1000,
+          err->message);
     return -1;
   }
+  sl->fails = 0;
+  sl->retry_at_ms = 0;
   LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, mono_ms() - t0,
         (int)worker_pid(w), (double)rss / 1048576.0, (double)sl->est.total_bytes / 1048576.0);
   sl->state = SLOT_READY;
@@ -313,6 +324,17 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       swept = true;
     }
     if (swept) continue;
+    long long now = mono_ms();
+    if (sl->state == SLOT_UNLOADED && sl->retry_at_ms > now) {
+      *err = sl->last_err;
+      err->status = 503;
+      err->retry_after_s = (int)((sl->retry_at_ms - now + 999) / 1000);
+      char reason[sizeof err->message];
+      snprintf(reason, sizeof reason, "%s", sl->last_err.message);
+      snprintf(err->message, sizeof err->message, "%.700s (loading is retried in %d s)", reason, err->retry_after_s);
+      pthread_mutex_unlock(&s->mu);
+      return NULL;
+    }
     const plan_decision *d = decide(s, idx);
     if (d->action == PLAN_RUN) {
       sl->inflight++;
@@ -417,6 +439,34 @@ void sched_preload(sched *s) {
   bool any = false;
   for (size_t i = 0; i < s->mx->n_models; i++) any |= s->mx->models[i].pin || s->mx->models[i].preload;
   if (any && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
+}
+
+void sched_memory(sched *s, const matrix_model *m, long long *estimated, long long *measured) {
+  pthread_mutex_lock(&s->mu);
+  *estimated = slot_of(s, m)->est.total_bytes;
+  *measured = slot_of(s, m)->measured;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int sched_unload(sched *s, const matrix_model *m, api_error *err) {
+  slot *sl = slot_of(s, m);
+  pthread_mutex_lock(&s->mu);
+  if (sl->state == SLOT_UNLOADED) {
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+  }
+  if (sl->state != SLOT_READY || sl->inflight > 0 || sl->queued > 0) {
+    api_error_set(err, 409, "invalid_request_error", "model_busy", "model",
+                  "model '%s' is %s with %d request(s) in flight and %d waiting; try again when it is idle",
+                  m->name, sl->state == SLOT_READY ? "loaded" : sl->state == SLOT_LOADING ? "loading" : "unloading",
+                  sl->inflight, sl->queued);
+    pthread_mutex_unlock(&s->mu);
+    return -1;
+  }
+  worker *w = slot_take(sl);
+  pthread_mutex_unlock(&s->mu);
+  retire(s, sl, w, m->name, METRICS_UNLOAD_ADMIN, "unloaded by request");
+  return 0;
 }
 
 const char *sched_state(sched *s, const matrix_model *m) {

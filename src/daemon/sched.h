@@ -41,6 +41,13 @@ void sched_free(sched *s);
 worker *sched_acquire(sched *s, const matrix_model *m, api_error *err);
 void sched_release(sched *s, const matrix_model *m, worker *w);
 
+/* Memory of model m: estimated before load and largest measured (0 = never measured), bytes. */
+void sched_memory(sched *s, const matrix_model *m, long long *estimated, long long *measured);
+/* Unload model m now if it is idle (0; also when it was not loaded); -1 + 409 model_busy if it
+ * has requests in flight or waiting, or is loading/unloading. Pinned models too: an explicit
+ * request wins (the next request loads it again). */
+int sched_unload(sched *s, const matrix_model *m, api_error *err);
+
 /* "loaded", "loading", "unloading" or "unloaded". */
 const char *sched_state(sched *s, const matrix_model *m);
 /* Loaded models and memory, for GET /api/ps (new reference). */

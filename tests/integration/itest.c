@@ -1130,6 +1130,79 @@ static void t_swap_guard(void) {
   with_own_daemon("guard", yaml, guard_body);
 }
 
+static void t_admin(void) {
+  resp r;
+  post("/api/load", "{\"model\":\"busy\"}", &r);
+  CHECK(r.status == 200 && strcmp(jstr(r.json, "status"), "loaded") == 0, "load: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  get("/v1/models/busy", &r);
+  CHECK(jnum(r.json, "memory.estimated") > 0 && jnum(r.json, "memory.measured") > 0, "memory in /v1/models: %s",
+        r.body.data);
+  resp_clear(&r);
+  post("/api/unload", "{\"model\":\"busy\"}", &r);
+  CHECK(r.status == 200 && strcmp(jstr(r.json, "status"), "unloaded") == 0, "unload: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  get("/api/ps", &r);
+  bool listed = r.body.data && strstr(r.body.data, "\"busy\"");
+  resp_clear(&r);
+  CHECK(!listed, "busy still listed after unload");
+  post("/api/unload", "{\"model\":\"busy\"}", &r);
+  CHECK(r.status == 200, "unloading what is not loaded is fine: %ld", r.status);
+  resp_clear(&r);
+  post("/api/unload", "{\"model\":\"nope\"}", &r);
+  CHECK(is_error(&r, 404, "model_not_found"), "unknown model: %ld", r.status);
+  resp_clear(&r);
+  get("/api/load", &r);
+  CHECK(is_error(&r, 405, "method_not_allowed"), "GET /api/load: %ld", r.status);
+  resp_clear(&r);
+}
+
+/* A model whose file is cut short: its load fails (500 with the engine's reason); the next
+ * request within the back-off gets that reason at once (503 + Retry-After) instead of another
+ * doomed load. */
+static void backoff_body(void) {
+  resp r;
+  json_t *q = chat_body("broken", "hello", 2, false);
+  char *s = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  bool failed = is_error(&r, 500, "load_failed");
+  long st1 = r.status;
+  resp_clear(&r);
+  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  free(s);
+  bool backed_off = is_error(&r, 503, "load_failed") && atoi(r.retry_after) > 0 &&
+                    strstr(jstr(r.json, "error.message"), "retried in");
+  long st2 = r.status;
+  resp_clear(&r);
+  CHECK(failed, "first request: want 500 load_failed, got %ld", st1);
+  CHECK(backed_off, "second request: want 503 with Retry-After, got %ld", st2);
+}
+
+static void t_load_backoff(void) {
+  char src[600], dst[600];
+  snprintf(src, sizeof src, "%s/tiny-qwen2.gguf", models_dir);
+  snprintf(dst, sizeof dst, "%s/broken.gguf", tmpdir);
+  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+  CHECK(in && out, "copy");
+  fseek(in, 0, SEEK_END);
+  long keep = ftell(in) - (4L << 20); /* the header stays whole; the last tensors are cut off */
+  fseek(in, 0, SEEK_SET);
+  char buf[65536];
+  for (long done = 0; done < keep;) {
+    size_t n = fread(buf, 1, (size_t)(keep - done) < sizeof buf ? (size_t)(keep - done) : sizeof buf, in);
+    if (n == 0) break;
+    fwrite(buf, 1, n, out);
+    done += (long)n;
+  }
+  fclose(in);
+  fclose(out);
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml, "log_level: warn\nmodels:\n  - {name: broken, file: %s, context: 256, parallel: 1}\n",
+           dst);
+  with_own_daemon("backoff", yaml, backoff_body);
+}
+
 static void t_bad_config(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/bad.yaml", tmpdir);
@@ -1167,6 +1240,8 @@ static const test tests[] = {
     {"memory_budget", t_budget, false},
     {"wait_queue", t_queue, false},
     {"swap_guard", t_swap_guard, false},
+    {"admin_load_unload", t_admin, false},
+    {"load_backoff", t_load_backoff, false},
     {"bad_config", t_bad_config, false},
 };
 

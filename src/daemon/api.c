@@ -118,6 +118,8 @@ typedef struct gen_job {
   bool has_first;
   req_obs obs;
   int status; /* the HTTP status sent; 0 = none yet */
+  bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
+  int keep_alive_s;
 } gen_job;
 
 static void gen_job_free(void *cls) {
@@ -129,6 +131,7 @@ static void gen_job_free(void *cls) {
   obs_end(&j->obs, j->status ? j->status : 499);
   if (j->has_first) ipc_msg_clear(&j->first);
   wreq_free(j->q);
+  if (j->has_keep_alive) sched_keep_alive(j->d->sc, j->model, j->keep_alive_s);
   sched_release(j->d->sc, j->model, j->w);
   sy_buf_free(&j->out);
   free(j);
@@ -276,6 +279,8 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   j->w = w;
   j->chat = chat;
   j->include_usage = g.stream && g.include_usage;
+  j->has_keep_alive = g.has_keep_alive;
+  j->keep_alive_s = g.keep_alive_s;
   j->obs = *obs;
   j->fd = http_client_fd(r);
   j->created = (long long)time(NULL);
@@ -417,6 +422,7 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
   }
   ipc_msg_clear(&m);
   wreq_free(q);
+  if (e.has_keep_alive) sched_keep_alive(d->sc, e.model, e.keep_alive_s);
   sched_release(d->sc, e.model, w);
 }
 

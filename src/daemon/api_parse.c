@@ -2,7 +2,9 @@
  * nothing here may crash on any JSON value in any field. */
 #include "api_parse.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -182,6 +184,30 @@ fail:
   return NULL;
 }
 
+/* "keep_alive": seconds (integer; -1 = forever) or a duration string "30s", "5m", "2h", "-1", as
+ * Ollama takes it. 0 = absent, 1 = set, -1 = invalid (err filled). */
+static int parse_keep_alive(const json_t *req, int *out, api_error *err) {
+  json_t *v = json_object_get(req, "keep_alive");
+  if (!v || json_is_null(v)) return 0;
+  long long secs = -2;
+  if (json_is_integer(v)) {
+    secs = (long long)json_integer_value(v);
+  } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 24) {
+    const char *sv = json_string_value(v);
+    char *end;
+    long long n = strtoll(sv, &end, 10);
+    long long mul = !*end ? 1 : !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : 0;
+    if (end != sv && mul && (n >= 0 || (n == -1 && !*end)) && n <= (1LL << 31) / mul) secs = n * mul;
+  }
+  if (secs < -1 || secs > INT_MAX) {
+    API_BAD(err, "keep_alive", "invalid_value",
+            "'keep_alive' must be seconds (-1 = forever) or a duration like \"30s\", \"5m\", \"2h\"");
+    return -1;
+  }
+  *out = (int)secs;
+  return 1;
+}
+
 static int parse_stop(const json_t *req, json_t *msg, api_error *err) {
   json_t *v = json_object_get(req, "stop");
   if (!v || json_is_null(v)) return 0;
@@ -282,6 +308,8 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   if ((r = opt_int(req, "seed", -(1LL << 62), 1LL << 62, &v, err)) < 0) goto fail;
   if (r) json_object_set_new(msg, "seed", json_integer(v & 0xffffffffLL));
   if (parse_stop(req, msg, err) != 0) goto fail;
+  if ((r = parse_keep_alive(req, &out->keep_alive_s, err)) < 0) goto fail;
+  out->has_keep_alive = r == 1;
   bool ignore_eos = false;
   if ((r = opt_bool(req, "ignore_eos", &ignore_eos, err)) < 0) goto fail;
   if (r) json_object_set_new(msg, "ignore_eos", json_boolean(ignore_eos));
@@ -356,6 +384,12 @@ int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_err
     }
     out->base64 = strcmp(f, "base64") == 0;
   }
+  int ka = parse_keep_alive(req, &out->keep_alive_s, err);
+  if (ka < 0) {
+    json_decref(arr);
+    return -1;
+  }
+  out->has_keep_alive = ka == 1;
   json_t *dims = json_object_get(req, "dimensions");
   if (dims && !json_is_null(dims)) {
     json_decref(arr);

@@ -21,6 +21,8 @@ typedef struct api_gen {
   bool chat;
   bool stream;
   bool include_usage;
+  bool has_keep_alive;  /* the request named a keep_alive (Ollama's extension) */
+  int keep_alive_s;     /* -1 = forever, 0 = unload when idle */
 } api_gen;
 
 typedef struct api_embed {
@@ -28,6 +30,8 @@ typedef struct api_embed {
   json_t *msg;          /* the worker's "embed" message, without id (owned) */
   size_t n_inputs;
   bool base64;
+  bool has_keep_alive;
+  int keep_alive_s;
 } api_embed;
 
 /* Parse a JSON body: NULL + err (400 invalid_json) when it is not a JSON object. */

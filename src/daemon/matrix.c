@@ -484,12 +484,13 @@ enum {
   M_PRELOAD,
   M_PRIORITY,
   M_MAX_QUEUE,
+  M_REQUEST_KEEP_ALIVE,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -583,6 +584,10 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   if (v[M_PRIORITY]) {
     snprintf(p, sizeof p, "%s.priority", path);
     if (want_int(l, v[M_PRIORITY], p, -1000, 1000, &mm.priority)) goto out;
+  }
+  if (v[M_REQUEST_KEEP_ALIVE]) {
+    snprintf(p, sizeof p, "%s.request_keep_alive", path);
+    if (want_bool(l, v[M_REQUEST_KEEP_ALIVE], p, &mm.request_keep_alive)) goto out;
   }
   mm.max_queue = 64;
   if (v[M_MAX_QUEUE]) {

@@ -36,6 +36,7 @@ typedef struct matrix_model {
   bool preload;          /* load at start, may be evicted */
   int priority;          /* higher = evicted later; default 0 */
   int max_queue;         /* requests that may wait for this model (loading / room); default 64 */
+  bool request_keep_alive; /* a request's "keep_alive" may override keep_alive_s; default false */
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */

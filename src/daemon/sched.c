@@ -37,6 +37,8 @@ typedef struct slot {
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
   char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
   long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
+  bool ka_set;              /* a request set the keep-alive (ka_s) */
+  int ka_s;
 } slot;
 
 struct sched {
@@ -73,6 +75,13 @@ static long long slot_bytes(const slot *sl) {
   return sl->measured > sl->est.total_bytes ? sl->measured : sl->est.total_bytes;
 }
 
+/* The keep-alive in force: a request's override (if the matrix allows one), else the matrix's;
+ * -1 = forever (pinned models too). */
+static int keep_alive_of(const slot *sl, const matrix_model *m) {
+  if (m->pin) return -1;
+  return sl->ka_set && m->request_keep_alive ? sl->ka_s : m->keep_alive_s;
+}
+
 static double gib(long long b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
 
 /* Take the worker out of a slot (lock held), leaving it UNLOADING: its memory stays counted until
@@ -83,6 +92,7 @@ static worker *slot_take(slot *sl) {
   json_decref(sl->ready);
   sl->ready = NULL;
   sl->state = w ? SLOT_UNLOADING : SLOT_UNLOADED;
+  sl->ka_set = false;
   sl->inflight = 0; /* requests on the old worker release against a worker not in the slot */
   return w;
 }
@@ -112,7 +122,8 @@ static void *reaper_main(void *arg) {
       const matrix_model *m = &s->mx->models[i];
       if (sl->state != SLOT_READY || sl->inflight > 0) continue;
       bool dead = !worker_alive(sl->w);
-      long long due = m->keep_alive_s < 0 || m->pin ? -1 : sl->last_used_ms + (long long)m->keep_alive_s * 1000;
+      int ka = keep_alive_of(sl, m);
+      long long due = ka < 0 ? -1 : sl->last_used_ms + (long long)ka * 1000;
       if (dead || (due >= 0 && due <= now && sl->queued == 0)) {
         worker *w = slot_take(sl);
         pthread_mutex_unlock(&s->mu);
@@ -409,7 +420,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
       sl->measured = rss;
       grew = true;
     }
-    if (sl->inflight == 0 && sl->queued == 0 && m->keep_alive_s == 0 && !m->pin) retired = slot_take(sl);
+    if (sl->inflight == 0 && sl->queued == 0 && keep_alive_of(sl, m) == 0) retired = slot_take(sl);
     pthread_cond_broadcast(&s->cond); /* a waiter may now evict this idle model */
     pthread_cond_signal(&s->reaper_cond);
   }
@@ -439,6 +450,16 @@ void sched_preload(sched *s) {
   bool any = false;
   for (size_t i = 0; i < s->mx->n_models; i++) any |= s->mx->models[i].pin || s->mx->models[i].preload;
   if (any && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
+}
+
+void sched_keep_alive(sched *s, const matrix_model *m, int secs) {
+  if (!m->request_keep_alive) return;
+  pthread_mutex_lock(&s->mu);
+  slot *sl = slot_of(s, m);
+  sl->ka_set = true;
+  sl->ka_s = secs;
+  pthread_cond_signal(&s->reaper_cond);
+  pthread_mutex_unlock(&s->mu);
 }
 
 void sched_memory(sched *s, const matrix_model *m, long long *estimated, long long *measured) {
@@ -494,9 +515,8 @@ json_t *sched_ps(sched *s) {
                           (json_int_t)sl->measured, "pinned", m->pin);
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
-      long long exp = m->keep_alive_s < 0 || m->pin ? -1
-                      : sl->inflight ? (long long)m->keep_alive_s
-                                     : (sl->last_used_ms + (long long)m->keep_alive_s * 1000 - now) / 1000;
+      int ka = keep_alive_of(sl, m);
+      long long exp = ka < 0 ? -1 : sl->inflight ? (long long)ka : (sl->last_used_ms + (long long)ka * 1000 - now) / 1000;
       json_object_set_new(o, "expires_in_s", json_integer(exp));
       json_t *keys[] = {json_object_get(sl->ready, "n_ctx"), json_object_get(sl->ready, "n_parallel")};
       const char *kn[] = {"context", "parallel"};

@@ -41,6 +41,11 @@ void sched_free(sched *s);
 worker *sched_acquire(sched *s, const matrix_model *m, api_error *err);
 void sched_release(sched *s, const matrix_model *m, worker *w);
 
+/* A request asked model m to stay loaded secs after it ends (-1 = forever, 0 = unload when
+ * idle); honoured only when the matrix allows it (request_keep_alive), until the next such request
+ * or the next unload. Call before sched_release. */
+void sched_keep_alive(sched *s, const matrix_model *m, int secs);
+
 /* Memory of model m: estimated before load and largest measured (0 = never measured), bytes. */
 void sched_memory(sched *s, const matrix_model *m, long long *estimated, long long *measured);
 /* Unload model m now if it is idle (0; also when it was not loaded); -1 + 409 model_busy if it

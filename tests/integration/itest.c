@@ -690,6 +690,40 @@ static void t_worker_crash(void) {
   resp_clear(&r);
 }
 
+static bool ps_lists(const char *name) {
+  resp r;
+  get("/api/ps", &r);
+  bool found = false;
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(r.json, "models"), i, m) found |= strcmp(jstr(m, "name"), name) == 0;
+  resp_clear(&r);
+  return found;
+}
+
+/* Ollama's per-request keep_alive: honoured where the matrix allows it (flex), ignored elsewhere. */
+static void t_request_keep_alive(void) {
+  resp r;
+  json_t *q = chat_body("flex", "hi", 2, false);
+  json_object_set_new(q, "keep_alive", json_string("0s"));
+  post_json("/v1/chat/completions", q, &r);
+  CHECK(r.status == 200, "flex: %ld", r.status);
+  resp_clear(&r);
+  CHECK(!ps_lists("flex"), "keep_alive 0 on request: flex should be unloaded as it ended");
+  q = chat_body("chat", "hi", 2, false);
+  json_object_set_new(q, "keep_alive", json_integer(0));
+  post_json("/v1/chat/completions", q, &r);
+  CHECK(r.status == 200, "chat: %ld", r.status);
+  resp_clear(&r);
+  CHECK(ps_lists("chat"), "chat does not allow request keep_alive: it stays");
+  q = chat_body("flex", "hi", 2, false);
+  json_object_set_new(q, "keep_alive", json_string("soon"));
+  post_json("/v1/chat/completions", q, &r);
+  CHECK(is_error(&r, 400, "invalid_value") && strcmp(jstr(r.json, "error.param"), "keep_alive") == 0,
+        "bad keep_alive: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
 static void t_ps_cli(void) {
   resp r;
   post_json("/v1/chat/completions", chat_body("chat", "hi", 2, false), &r); /* chat is loaded */
@@ -1235,6 +1269,7 @@ static const test tests[] = {
     {"keep_alive_zero", t_keep_alive_zero, false},
     {"metrics", t_metrics, false},
     {"ps_cli", t_ps_cli, false},
+    {"request_keep_alive", t_request_keep_alive, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},
     {"memory_budget", t_budget, false},
@@ -1253,10 +1288,12 @@ static void write_main_config(const char *path) {
           "  - name: chat\n    aliases: [chat-alias]\n    file: %s/tiny-qwen2.gguf\n    context: 512\n    parallel: 4\n    keep_alive: -1\n"
           "    deterministic: true\n"
           "  - name: busy\n    file: %s/tiny-qwen2.gguf\n    context: 512\n    parallel: 4\n"
+          "  - name: flex\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    keep_alive: -1\n"
+          "    request_keep_alive: true\n"
           "  - name: slow\n    file: %s/tiny-qwen2.gguf\n    context: 32768\n    parallel: 1\n"
           "  - name: once\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    keep_alive: 0\n"
           "  - name: embed\n    file: %s/tiny-bert.gguf\n    context: 512\n",
-          models_dir, models_dir, models_dir, models_dir, models_dir);
+          models_dir, models_dir, models_dir, models_dir, models_dir, models_dir);
   if (have_testdata)
     fprintf(f,
             "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"

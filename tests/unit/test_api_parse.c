@@ -825,6 +825,35 @@ static void test_stop_string_bound(void **state) {
   chat_err(body, 400, "invalid_value", "stop", "at most 256 bytes");
 }
 
+static void test_keep_alive(void **state) {
+  (void)state;
+  static const struct {
+    const char *v;
+    int want;
+  } ok[] = {{"0", 0}, {"-1", -1}, {"300", 300}, {"'30s'", 30}, {"'5m'", 300}, {"'2h'", 7200}, {"'-1'", -1},
+            {"'45'", 45}};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    char body[256];
+    snprintf(body, sizeof body, CHAT("'keep_alive':%s"), ok[i].v);
+    api_gen g;
+    gen_ok(true, body, &g);
+    assert_true(g.has_keep_alive);
+    assert_int_equal(g.keep_alive_s, ok[i].want);
+    assert_null(json_object_get(g.msg, "keep_alive")); /* the daemon's business, not the worker's */
+    api_gen_clear(&g);
+  }
+  api_gen g;
+  gen_ok(true, CHAT("'temperature':0"), &g);
+  assert_false(g.has_keep_alive);
+  api_gen_clear(&g);
+  static const char *bad[] = {"-2", "'soon'", "'5x'", "'-1m'", "''", "1.5", "true", "'99999999999h'"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char body[256];
+    snprintf(body, sizeof body, CHAT("'keep_alive':%s"), bad[i]);
+    chat_err(body, 400, "invalid_value", "keep_alive", "duration");
+  }
+}
+
 /* ---- fuzz ---------------------------------------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -1066,6 +1095,7 @@ int main(void) {
       cmocka_unit_test(test_embed_errors),
       cmocka_unit_test(test_error_message_utf8_cut),
       cmocka_unit_test(test_stop_string_bound),
+      cmocka_unit_test(test_keep_alive),
       cmocka_unit_test(test_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -200,6 +200,7 @@ static void test_all_keys(void **state) {
            "    preload: false\n"
            "    priority: 5\n"
            "    max_queue: 7\n"
+           "    request_keep_alive: true\n"
            "  - name: bge\n"
            "    file: %s\n",
            P("weights/bge.gguf"));
@@ -241,6 +242,7 @@ static void test_all_keys(void **state) {
   assert_false(q->preload);
   assert_int_equal(q->priority, 5);
   assert_int_equal(q->max_queue, 7);
+  assert_true(q->request_keep_alive);
   assert_string_equal(q->arch, "qwen2");
   assert_int_equal(q->n_ctx_train, 32768);
   assert_true(q->file_bytes > 0);

@@ -155,6 +155,22 @@ int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, 
   return -1;
 }
 
+json_t *memplan_devices(const char *worker_exe, char *err, size_t errlen) {
+  char *argv[] = {(char *)worker_exe, "--list-devices", NULL};
+  sy_buf text = {0};
+  json_t *j = NULL;
+  if (run_capture(argv, &text, err, errlen) == 0 && text.data) {
+    j = json_loads(text.data, 0, NULL);
+    if (!json_is_array(json_object_get(j, "devices"))) {
+      json_decref(j);
+      j = NULL;
+      snprintf(err, errlen, "%s --list-devices printed no device list", worker_exe);
+    }
+  }
+  sy_buf_free(&text);
+  return j;
+}
+
 /* The value of "Key:" in a /proc file, in kB, or -1. */
 static long long proc_kb(const char *path, const char *key) {
   FILE *f = fopen(path, "re");

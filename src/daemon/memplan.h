@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "matrix.h"
 
 typedef struct memplan_est {
@@ -32,6 +34,10 @@ int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, 
 
 /* Parse the probe's stdout ("NAME MODEL_MiB CONTEXT_MiB COMPUTE_MiB" per line). 0 or -1. */
 int memplan_parse_probe(const char *text, memplan_est *out);
+
+/* The devices the engine build sees: runs `worker_exe --list-devices` and returns its
+ * {"devices":[{"name","description","type","free","total"}]} (new reference), or NULL. */
+json_t *memplan_devices(const char *worker_exe, char *err, size_t errlen);
 
 /* Resident memory of a process in bytes (VmRSS), or -1 if it is gone. */
 long long memplan_rss_bytes(pid_t pid);

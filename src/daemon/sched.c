@@ -56,6 +56,7 @@ struct sched {
   bool stopping;
   slot *slots;
   memstate *ms;         /* remembered measurements */
+  json_t *devices;      /* what the engine build sees ({"devices":[...]}), or NULL */
   metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   long long guard_wake_ms; /* set by decide(): when the earliest thrash guard ends, 0 = none */
@@ -184,6 +185,16 @@ sched *sched_new(const sched_params *p) {
   snprintf(tool, sizeof tool, "%s/llama-fit-params", p->worker_dir);
   memstate_default_path(state, sizeof state);
   s->ms = memstate_open(state);
+  char derr[256] = "";
+  s->devices = memplan_devices(s->worker_exe, derr, sizeof derr);
+  if (!s->devices) LOG_W("could not list the engine's devices: %s", derr);
+  size_t di;
+  json_t *dv;
+  json_array_foreach(json_object_get(s->devices, "devices"), di, dv)
+    LOG_I("device %s (%s, %s): %.1f of %.1f GiB free", json_string_value(json_object_get(dv, "name")),
+          json_string_value(json_object_get(dv, "description")), json_string_value(json_object_get(dv, "type")),
+          gib((long long)json_integer_value(json_object_get(dv, "free"))),
+          gib((long long)json_integer_value(json_object_get(dv, "total"))));
   for (size_t i = 0; s->slots && i < p->mx->n_models; i++) {
     const matrix_model *m = &p->mx->models[i];
     char err[256] = "";
@@ -527,7 +538,8 @@ json_t *sched_ps(sched *s) {
   }
   json_t *mem = json_pack("{s:I, s:I}", "budget", (json_int_t)s->budget, "used", (json_int_t)used);
   pthread_mutex_unlock(&s->mu);
-  return json_pack("{s:o, s:o}", "models", arr, "memory", mem);
+  json_t *devs = json_object_get(s->devices, "devices");
+  return json_pack("{s:o, s:o, s:o}", "models", arr, "memory", mem, "devices", devs ? json_incref(devs) : json_array());
 }
 
 metrics *sched_metrics(sched *s) { return s->mt; }

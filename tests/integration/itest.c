@@ -724,6 +724,18 @@ static void t_request_keep_alive(void) {
   resp_clear(&r);
 }
 
+static void t_devices(void) {
+  resp r;
+  get("/api/ps", &r);
+  json_t *devs = json_object_get(r.json, "devices");
+  bool cpu = false;
+  size_t i;
+  json_t *d;
+  json_array_foreach(devs, i, d) cpu |= strcmp(jstr(d, "type"), "cpu") == 0 && jnum(d, "total") > 0 && jnum(d, "free") >= 0;
+  resp_clear(&r);
+  CHECK(cpu, "the engine's CPU device, with its memory, in /api/ps");
+}
+
 static void t_ps_cli(void) {
   resp r;
   post_json("/v1/chat/completions", chat_body("chat", "hi", 2, false), &r); /* chat is loaded */
@@ -1269,6 +1281,7 @@ static const test tests[] = {
     {"keep_alive_zero", t_keep_alive_zero, false},
     {"metrics", t_metrics, false},
     {"ps_cli", t_ps_cli, false},
+    {"devices", t_devices, false},
     {"request_keep_alive", t_request_keep_alive, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},

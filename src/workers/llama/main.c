@@ -31,7 +31,8 @@ static int64_t main_msg_id(const json_t *hdr) {
 }
 
 static void main_usage(void) {
-  fprintf(stderr, "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n");
+  fprintf(stderr, "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n"
+                  "       switchyard-llama --list-devices\n");
 }
 
 /* Handle one frame after load. Returns 1 when the worker should exit. */
@@ -109,6 +110,8 @@ int main(int argc, char **argv) {
         main_usage();
         return 2;
       }
+    } else if (strcmp(argv[i], "--list-devices") == 0) {
+      return devices_print();
     } else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) {
       snprintf(tag, sizeof tag, "llama:%.80s", argv[++i]); /* the model's name, for the log */
     } else {

@@ -177,4 +177,7 @@ long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *s
 size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
                           int n_stops);
 
+/* devices.c: print the devices this engine build sees as JSON (--list-devices). Exit status. */
+int devices_print(void);
+
 #endif

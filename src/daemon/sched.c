@@ -218,6 +218,7 @@ sched *sched_new(const sched_params *p) {
   pthread_cond_init(&s->reaper_cond, NULL);
   if (!s->slots || !s->plan || !s->mt || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
     memstate_close(s->ms);
+    json_decref(s->devices);
     metrics_free(s->mt);
     free(s->slots);
     free(s->plan);
@@ -592,6 +593,7 @@ void sched_free(sched *s) {
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->reaper_cond);
   memstate_close(s->ms);
+  json_decref(s->devices);
   metrics_free(s->mt);
   free(s->slots);
   free(s->plan);

@@ -34,7 +34,9 @@ int devices_print(void) {
                                          desc ? desc : "", "type", type, "free", (json_int_t)free_b, "total",
                                          (json_int_t)total_b));
   }
-  char *s = json_dumps(json_pack("{s:o}", "devices", arr), JSON_COMPACT);
+  json_t *doc = json_pack("{s:o}", "devices", arr);
+  char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
   int rc = s ? 0 : 1;
   if (s) printf("%s\n", s);
   free(s);

@@ -11,6 +11,7 @@
 #include "api_parse.h"
 #include "daemon.h"
 #include "log.h"
+#include "events.h"
 #include "sse.h"
 
 /* ---- small helpers ---- */
@@ -522,6 +523,63 @@ static void handle_admin(sy_daemon *d, http_req *r, bool load) {
   http_reply_json(r, 200, json_pack("{s:s, s:s}", "model", m->name, "status", sched_state(d->sc, m)));
 }
 
+/* GET /api/events: server-sent events of loads and unloads, from now on, until the client goes. */
+typedef struct event_feed {
+  events *ev;
+  unsigned long long seq;
+  int fd;
+  sy_buf out;
+  bool hello_sent;
+  bool done; /* the daemon is shutting down: end the stream once out is flushed */
+} event_feed;
+
+static ssize_t event_feed_read(void *cls, char *buf, size_t max) {
+  event_feed *f = cls;
+  if (!f->hello_sent) {
+    json_t *h = json_pack("{s:s, s:I}", "type", "hello", "next_seq", (json_int_t)f->seq);
+    sse_append_json(&f->out, h);
+    json_decref(h);
+    f->hello_sent = true;
+  }
+  while (f->out.len == 0) {
+    if (f->done) return HTTP_STREAM_END;
+    json_t *e = events_wait(f->ev, &f->seq, 1000);
+    if (!e) {
+      if (fd_peer_gone(f->fd)) return HTTP_STREAM_ABORT;
+      sy_buf_puts(&f->out, ": ping\n\n"); /* a comment: keeps proxies from timing the stream out */
+      continue;
+    }
+    sse_append_json(&f->out, e);
+    const char *type = json_string_value(json_object_get(e, "type"));
+    f->done = type && strcmp(type, "shutdown") == 0;
+    json_decref(e);
+  }
+  size_t n = f->out.len < max ? f->out.len : max;
+  memcpy(buf, f->out.data, n);
+  sy_buf_consume(&f->out, n);
+  return (ssize_t)n;
+}
+
+static void event_feed_free(void *cls) {
+  event_feed *f = cls;
+  sy_buf_free(&f->out);
+  free(f);
+}
+
+static void handle_events(sy_daemon *d, http_req *r) {
+  event_feed *f = calloc(1, sizeof *f);
+  if (!f) {
+    api_error err;
+    API_SERVER(&err, "out_of_memory", "out of memory");
+    http_reply_error(r, &err);
+    return;
+  }
+  f->ev = sched_events(d->sc);
+  f->seq = events_next_seq(f->ev);
+  f->fd = http_client_fd(r);
+  http_reply_stream(r, 200, "text/event-stream", event_feed_read, f, event_feed_free);
+}
+
 void api_handle(void *ud, http_req *r) {
   sy_daemon *d = ud;
   const char *method = http_method(r), *path = http_path(r);
@@ -565,7 +623,8 @@ void api_handle(void *ud, http_req *r) {
     return;
   }
   bool known = strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
-               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0 || strcmp(path, "/metrics") == 0;
+               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0 || strcmp(path, "/metrics") == 0 ||
+               strcmp(path, "/api/events") == 0;
   if (known && !get) {
     api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires GET", path);
     http_add_header(r, "Allow", "GET");
@@ -583,6 +642,8 @@ void api_handle(void *ud, http_req *r) {
     http_reply_json(r, 200, ps);
   } else if (strcmp(path, "/metrics") == 0) {
     handle_metrics(d, r);
+  } else if (strcmp(path, "/api/events") == 0) {
+    handle_events(d, r);
   } else {
     api_error_set(&err, 404, "invalid_request_error", "not_found", NULL, "Unknown endpoint: %.16s %.200s", method,
                   path);

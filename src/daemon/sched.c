@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "memplan.h"
+#include "events.h"
 #include "memstate.h"
 #include "metrics.h"
 #include "sched_plan.h"
@@ -58,6 +59,7 @@ struct sched {
   memstate *ms;         /* remembered measurements */
   json_t *devices;      /* what the engine build sees ({"devices":[...]}), or NULL */
   metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
+  events *ev;           /* GET /api/events: loads and unloads as they happen */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   long long guard_wake_ms; /* set by decide(): when the earliest thrash guard ends, 0 = none */
   plan_decision decision;
@@ -103,6 +105,7 @@ static void retire(sched *s, slot *sl, worker *w, const char *name, metrics_unlo
   if (w) {
     LOG_I("unloading %s (%s)", name, why);
     metrics_unload(s->mt, (int)(sl - s->slots), reason);
+    events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "unloading", "model", name, "reason", why));
     worker_stop(w, 5000); /* returns once the process is reaped: its memory is back */
     worker_unref(w);
   }
@@ -110,6 +113,7 @@ static void retire(sched *s, slot *sl, worker *w, const char *name, metrics_unlo
   if (sl->state == SLOT_UNLOADING) sl->state = SLOT_UNLOADED;
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
+  if (w) events_publish(s->ev, json_pack("{s:s, s:s}", "type", "unloaded", "model", name));
 }
 
 static void *reaper_main(void *arg) {
@@ -212,11 +216,13 @@ sched *sched_new(const sched_params *p) {
   const char **names = calloc(n, sizeof *names);
   for (size_t i = 0; names && i < p->mx->n_models; i++) names[i] = p->mx->models[i].name;
   s->mt = names ? metrics_new(names, p->mx->n_models) : NULL;
+  s->ev = events_new();
   free(names);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cond, NULL);
   pthread_cond_init(&s->reaper_cond, NULL);
-  if (!s->slots || !s->plan || !s->mt || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+  if (!s->slots || !s->plan || !s->mt || !s->ev || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+    events_free(s->ev);
     memstate_close(s->ms);
     json_decref(s->devices);
     metrics_free(s->mt);
@@ -285,9 +291,18 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   worker_params wp = {.exe = s->worker_exe, .tag = m->name, .log_level = s->log_level, .load = load,
                       .load_timeout_s = s->load_timeout_s, .on_exit = on_worker_exit, .on_exit_ud = s};
   long long t0 = mono_ms();
+  events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
+                                  (json_int_t)sl->est.total_bytes));
   worker *w = worker_start(&wp, &ready, err);
   json_decref(load);
   long long rss = w ? memplan_rss_bytes(worker_pid(w)) : -1;
+  if (w)
+    events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
+                                    (json_int_t)(mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
+                                    (json_int_t)rss));
+  else
+    events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "load_failed", "model", m->name, "error",
+                                    err->message));
   metrics_load(s->mt, (int)(m - s->mx->models), w != NULL, (double)(mono_ms() - t0) / 1000.0);
   pthread_mutex_lock(&s->mu);
   sl->load_gen++;
@@ -545,6 +560,8 @@ json_t *sched_ps(sched *s) {
 
 metrics *sched_metrics(sched *s) { return s->mt; }
 
+events *sched_events(sched *s) { return s->ev; }
+
 int sched_metrics_render(sched *s, sy_buf *out) {
   size_t n = s->mx->n_models;
   metrics_model_gauges *mg = calloc(n ? n : 1, sizeof *mg);
@@ -565,6 +582,7 @@ int sched_metrics_render(sched *s, sy_buf *out) {
 }
 
 void sched_shutdown(sched *s) {
+  events_publish(s->ev, json_pack("{s:s}", "type", "shutdown")); /* ends every event stream */
   pthread_mutex_lock(&s->mu);
   s->stopping = true;
   pthread_cond_broadcast(&s->cond);
@@ -595,6 +613,7 @@ void sched_free(sched *s) {
   memstate_close(s->ms);
   json_decref(s->devices);
   metrics_free(s->mt);
+  events_free(s->ev);
   free(s->slots);
   free(s->plan);
   free(s);

@@ -61,6 +61,9 @@ json_t *sched_ps(sched *s);
 /* The metrics registry (owned by the scheduler, one row per model of the matrix, in its order):
  * the scheduler counts loads and unloads there, api.c counts requests. */
 metrics *sched_metrics(sched *s);
+/* The feed of loads and unloads (GET /api/events). */
+struct events;
+struct events *sched_events(sched *s);
 /* GET /metrics: append the registry and the scheduler's gauges now (queue depth, in flight,
  * loaded, memory) to out in the Prometheus text format. 0, or -1 when out refused to grow. */
 int sched_metrics_render(sched *s, sy_buf *out);

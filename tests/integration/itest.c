@@ -736,6 +736,80 @@ static void t_devices(void) {
   CHECK(cpu, "the engine's CPU device, with its memory, in /api/ps");
 }
 
+typedef struct feed {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  bool hello;
+  sy_buf body;
+  CURLcode rc;
+} feed;
+
+static size_t feed_data(char *p, size_t sz, size_t n, void *ud) {
+  feed *f = ud;
+  pthread_mutex_lock(&f->mu);
+  sy_buf_append(&f->body, p, sz * n);
+  bool stop = strstr(f->body.data, "\"type\":\"unloaded\",\"model\":\"busy\"") != NULL;
+  if (!f->hello && strstr(f->body.data, "\"type\":\"hello\"")) {
+    f->hello = true;
+    pthread_cond_broadcast(&f->cond);
+  }
+  pthread_mutex_unlock(&f->mu);
+  return stop ? 0 : sz * n; /* 0: we have what we came for; curl hangs up */
+}
+
+static void *feed_main(void *arg) {
+  feed *f = arg;
+  CURL *c = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof url, "%s/api/events", D.base);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, feed_data);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+  f->rc = curl_easy_perform(c);
+  curl_easy_cleanup(c);
+  pthread_mutex_lock(&f->mu);
+  f->hello = true; /* wake the test even if the stream never started */
+  pthread_cond_broadcast(&f->cond);
+  pthread_mutex_unlock(&f->mu);
+  return NULL;
+}
+
+/* GET /api/events follows loads and unloads as they happen, in order. */
+static void t_events(void) {
+  feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  pthread_t th;
+  pthread_create(&th, NULL, feed_main, &f);
+  pthread_mutex_lock(&f.mu);
+  while (!f.hello) pthread_cond_wait(&f.cond, &f.mu); /* subscribed before anything happens */
+  pthread_mutex_unlock(&f.mu);
+  resp r;
+  post("/api/load", "{\"model\":\"busy\"}", &r);
+  long load = r.status;
+  resp_clear(&r);
+  post("/api/unload", "{\"model\":\"busy\"}", &r);
+  long unload = r.status;
+  resp_clear(&r);
+  pthread_join(th, NULL);
+  const char *b = f.body.data ? f.body.data : "";
+  const char *want[] = {"\"type\":\"loading\",\"model\":\"busy\"", "\"type\":\"loaded\",\"model\":\"busy\"",
+                        "\"type\":\"unloading\",\"model\":\"busy\"", "\"type\":\"unloaded\",\"model\":\"busy\""};
+  const char *at = b;
+  bool ordered = true;
+  for (int i = 0; i < 4 && ordered; i++) {
+    const char *p = strstr(at, want[i]);
+    ordered = p != NULL;
+    if (p) at = p;
+  }
+  bool sse = strncmp(b, "data: {", 7) == 0;
+  sy_buf_free(&f.body);
+  CHECK(load == 200 && unload == 200, "load %ld, unload %ld", load, unload);
+  CHECK(f.rc == CURLE_WRITE_ERROR, "the feed ended by us (curl %d)", f.rc);
+  CHECK(sse, "server-sent events");
+  CHECK(ordered, "loading, loaded, unloading, unloaded for busy, in that order");
+}
+
 static void t_ps_cli(void) {
   resp r;
   post_json("/v1/chat/completions", chat_body("chat", "hi", 2, false), &r); /* chat is loaded */
@@ -1282,6 +1356,7 @@ static const test tests[] = {
     {"metrics", t_metrics, false},
     {"ps_cli", t_ps_cli, false},
     {"devices", t_devices, false},
+    {"events", t_events, false},
     {"request_keep_alive", t_request_keep_alive, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},

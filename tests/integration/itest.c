@@ -778,13 +778,16 @@ static void *feed_main(void *arg) {
 
 /* GET /api/events follows loads and unloads as they happen, in order. */
 static void t_events(void) {
+  resp r;
+  post("/api/unload", "{\"model\":\"busy\"}", &r); /* start from unloaded, whatever ran before */
+  CHECK(r.status == 200, "unload first: %ld", r.status);
+  resp_clear(&r);
   feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
   pthread_t th;
   pthread_create(&th, NULL, feed_main, &f);
   pthread_mutex_lock(&f.mu);
   while (!f.hello) pthread_cond_wait(&f.cond, &f.mu); /* subscribed before anything happens */
   pthread_mutex_unlock(&f.mu);
-  resp r;
   post("/api/load", "{\"model\":\"busy\"}", &r);
   long load = r.status;
   resp_clear(&r);

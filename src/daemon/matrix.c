@@ -852,9 +852,10 @@ static int load_root(loader *l, const yaml_node_t *root) {
     if (mv[1] && want_size(l, mv[1], "memory.reserve", 0, 1LL << 50, &m->mem_reserve)) return -1;
   }
   if (v[K_SCHEDULING] && !is_null(v[K_SCHEDULING])) {
-    static const char *const keys[] = {"swap_guard"};
-    yaml_node_t *sv[1];
-    if (want_map(l, v[K_SCHEDULING], "scheduling", keys, 1, sv)) return -1;
+    static const char *const keys[] = {"swap_guard", "max_loads"};
+    yaml_node_t *sv[2];
+    if (want_map(l, v[K_SCHEDULING], "scheduling", keys, 2, sv)) return -1;
+    if (sv[1] && want_int(l, sv[1], "scheduling.max_loads", 1, 64, &m->max_loads)) return -1;
     if (sv[0]) {
       if (want_duration(l, sv[0], "scheduling.swap_guard", &m->swap_guard_s)) return -1;
       if (m->swap_guard_s < 0 || m->swap_guard_s > 3600)
@@ -983,6 +984,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->max_body_bytes = 16u << 20;
   m->mem_reserve = 2LL << 30;
   m->swap_guard_s = 0;
+  m->max_loads = 1;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};

@@ -58,6 +58,7 @@ typedef struct matrix {
   long long mem_budget;  /* bytes models may use; 0 = MemTotal − mem_reserve */
   long long mem_reserve; /* bytes kept free when the budget is derived; default 2 GiB */
   int swap_guard_s;      /* a model loaded less than this ago is not evicted (thrash guard); default 0 = off */
+  int max_loads;         /* models loading at once; default 1 */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */

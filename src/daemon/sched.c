@@ -390,7 +390,9 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
-    if (d->action == PLAN_LOAD) {
+    int loading = 0;
+    for (size_t i = 0; i < s->mx->n_models; i++) loading += s->slots[i].state == SLOT_LOADING;
+    if (d->action == PLAN_LOAD && loading < s->mx->max_loads) {
       int rc = load_with_evictions(s, m, d, err);
       if (rc != 0) {
         pthread_mutex_unlock(&s->mu);
@@ -398,7 +400,10 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       }
       continue; /* the RUN branch hands it out (or refuses it if we are stopping) */
     }
-    /* PLAN_WAIT: a load in progress (shared), an unload, or busy models holding the room. */
+    /* PLAN_WAIT (a load in progress, shared; an unload; busy models holding the room), or a
+     * LOAD that must wait its turn: scheduling.max_loads models load at once (one by default:
+     * concurrent loads compete for disk and memory bandwidth, and each estimate assumes the
+     * others' memory is already taken). */
     if (sl->queued >= m->max_queue) {
       api_error_set(err, 503, "server_error", "queue_full", NULL,
                     "model '%s' has %d requests waiting already (max_queue); try again shortly", m->name,

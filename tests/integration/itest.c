@@ -742,13 +742,15 @@ typedef struct feed {
   bool hello;
   sy_buf body;
   CURLcode rc;
+  const char *until[4]; /* hang up once all of these have been seen */
 } feed;
 
 static size_t feed_data(char *p, size_t sz, size_t n, void *ud) {
   feed *f = ud;
   pthread_mutex_lock(&f->mu);
   sy_buf_append(&f->body, p, sz * n);
-  bool stop = strstr(f->body.data, "\"type\":\"unloaded\",\"model\":\"busy\"") != NULL;
+  bool stop = true;
+  for (int i = 0; i < 4 && f->until[i]; i++) stop &= strstr(f->body.data, f->until[i]) != NULL;
   if (!f->hello && strstr(f->body.data, "\"type\":\"hello\"")) {
     f->hello = true;
     pthread_cond_broadcast(&f->cond);
@@ -782,7 +784,8 @@ static void t_events(void) {
   post("/api/unload", "{\"model\":\"busy\"}", &r); /* start from unloaded, whatever ran before */
   CHECK(r.status == 200, "unload first: %ld", r.status);
   resp_clear(&r);
-  feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+  feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+            .until = {"\"type\":\"unloaded\",\"model\":\"busy\""}};
   pthread_t th;
   pthread_create(&th, NULL, feed_main, &f);
   pthread_mutex_lock(&f.mu);
@@ -811,6 +814,53 @@ static void t_events(void) {
   CHECK(f.rc == CURLE_WRITE_ERROR, "the feed ended by us (curl %d)", f.rc);
   CHECK(sse, "server-sent events");
   CHECK(ordered, "loading, loaded, unloading, unloaded for busy, in that order");
+}
+
+static void *admin_load_main(void *arg) {
+  char body[128];
+  snprintf(body, sizeof body, "{\"model\":\"%s\"}", (const char *)arg);
+  resp r;
+  post("/api/load", body, &r);
+  resp_clear(&r);
+  return NULL;
+}
+
+/* scheduling.max_loads (1 by default): two models asked for at once load one after the other. */
+static void t_one_load_at_a_time(void) {
+  resp r;
+  post("/api/unload", "{\"model\":\"busy\"}", &r);
+  resp_clear(&r);
+  post("/api/unload", "{\"model\":\"flex\"}", &r);
+  resp_clear(&r);
+  feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+            .until = {"\"type\":\"loaded\",\"model\":\"busy\"", "\"type\":\"loaded\",\"model\":\"flex\""}};
+  pthread_t th, l1, l2;
+  pthread_create(&th, NULL, feed_main, &f);
+  pthread_mutex_lock(&f.mu);
+  while (!f.hello) pthread_cond_wait(&f.cond, &f.mu);
+  pthread_mutex_unlock(&f.mu);
+  pthread_create(&l1, NULL, admin_load_main, "busy");
+  pthread_create(&l2, NULL, admin_load_main, "flex");
+  pthread_join(l1, NULL);
+  pthread_join(l2, NULL);
+  pthread_join(th, NULL);
+  /* the events alternate: loading X, loaded X, loading Y, loaded Y */
+  const char *b = f.body.data ? f.body.data : "";
+  int depth = 0, max_depth = 0, loads = 0;
+  for (const char *p = b; (p = strstr(p, "\"type\":\"load")) != NULL; p++) {
+    static const char loading[] = "\"type\":\"loading\"", loaded[] = "\"type\":\"loaded\"",
+                      failed[] = "\"type\":\"load_failed\"";
+    if (strncmp(p, loading, sizeof loading - 1) == 0) {
+      depth++;
+      loads++;
+    } else if (strncmp(p, loaded, sizeof loaded - 1) == 0 || strncmp(p, failed, sizeof failed - 1) == 0) {
+      depth--;
+    }
+    if (depth > max_depth) max_depth = depth;
+  }
+  sy_buf_free(&f.body);
+  CHECK(loads == 2, "two loads seen: %d (curl %d)", loads, f.rc);
+  CHECK(max_depth == 1, "loads overlapped (%d at once)", max_depth);
 }
 
 static void t_ps_cli(void) {
@@ -1360,6 +1410,7 @@ static const test tests[] = {
     {"ps_cli", t_ps_cli, false},
     {"devices", t_devices, false},
     {"events", t_events, false},
+    {"one_load_at_a_time", t_one_load_at_a_time, false},
     {"request_keep_alive", t_request_keep_alive, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},

@@ -178,7 +178,7 @@ static void test_all_keys(void **state) {
            "log_level: debug\n"
            "limits: {max_body_bytes: 1048576, max_connections: 32}\n"
            "memory: {budget: 6GiB, reserve: 512MiB}\n"
-           "scheduling: {swap_guard: 30s}\n"
+           "scheduling: {swap_guard: 30s, max_loads: 2}\n"
            "defaults: {context: 2048, parallel: 2, keep_alive: 1m, threads: 8, batch: 256, "
            "gpu_layers: 10}\n"
            "models:\n"
@@ -218,6 +218,7 @@ static void test_all_keys(void **state) {
   assert_true(m->mem_budget == 6LL << 30);
   assert_true(m->mem_reserve == 512LL << 20);
   assert_int_equal(m->swap_guard_s, 30);
+  assert_int_equal(m->max_loads, 2);
   assert_int_equal(m->n_models, 2);
   assert_int_equal(m->n_warnings, 0);
 
@@ -299,6 +300,7 @@ static void test_defaults(void **state) {
   assert_true(m->mem_budget == 0);
   assert_true(m->mem_reserve == 2LL << 30);
   assert_int_equal(m->swap_guard_s, 0);
+  assert_int_equal(m->max_loads, 1);
   assert_int_equal(m->n_models, 5);
   const matrix_model *c = &m->models[0];
   assert_int_equal(c->context, 4096);
@@ -446,6 +448,7 @@ static void test_bad_values(void **state) {
            "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
   load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
   load_bad("scheduling: {swap_guard: 2h}\n", "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
+  load_bad("scheduling: {max_loads: 0}\n", "1:25: scheduling.max_loads: 0 is out of range (1..64)");
   load_bad("scheduling: {swap_guard: -1}\n", "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");
   load_bad("log_level: loud\n",
            "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");

@@ -195,6 +195,18 @@ long long memplan_rss_bytes(pid_t pid) {
   return kb < 0 ? -1 : kb * 1024;
 }
 
+long long memplan_mem_available(void) {
+  long long kb = proc_kb("/proc/meminfo", "MemAvailable");
+  return kb < 0 ? -1 : kb * 1024;
+}
+
+long long memplan_live_budget(long long configured, long long available, long long ours, long long reserve) {
+  if (available < 0) return configured;
+  long long live = available + (ours > 0 ? ours : 0) - (reserve > 0 ? reserve : 0);
+  if (live < 0) live = 0;
+  return live < configured ? live : configured;
+}
+
 long long memplan_mem_total(void) {
   long long kb = proc_kb("/proc/meminfo", "MemTotal");
   return kb < 0 ? -1 : kb * 1024;

@@ -43,5 +43,12 @@ json_t *memplan_devices(const char *worker_exe, char *err, size_t errlen);
 long long memplan_rss_bytes(pid_t pid);
 /* MemTotal of this machine in bytes, or -1. */
 long long memplan_mem_total(void);
+/* MemAvailable (free + reclaimable page cache) in bytes, or -1. */
+long long memplan_mem_available(void);
+
+/* The budget models may use right now: the configured one, but never more than what is really
+ * there: what is available now plus what our own workers hold, minus the reserve (memory used by
+ * other programs is thus subtracted live). available < 0 (unknown) leaves configured as is. Pure. */
+long long memplan_live_budget(long long configured, long long available, long long ours, long long reserve);
 
 #endif

@@ -47,7 +47,8 @@ struct sched {
   char worker_exe[PATH_MAX];
   char log_level[16];
   int load_timeout_s;
-  long long budget;
+  long long budget;      /* configured (or RAM − reserve) */
+  long long live_budget; /* min(budget, what is really free + ours − reserve), refreshed before loads */
   pthread_mutex_t mu;
   pthread_cond_t cond; /* any state change: loads, unloads, releases */
   pthread_cond_t reaper_cond;
@@ -184,6 +185,7 @@ sched *sched_new(const sched_params *p) {
   s->budget = p->mx->mem_budget > 0 ? p->mx->mem_budget
               : total > p->mx->mem_reserve ? total - p->mx->mem_reserve
                                            : (total > 0 ? total / 2 : 1LL << 30);
+  s->live_budget = s->budget;
   LOG_I("memory budget %.2f GiB (%s)", gib(s->budget), p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
   char tool[PATH_MAX + 32], state[PATH_MAX];
   snprintf(tool, sizeof tool, "%s/llama-fit-params", p->worker_dir);
@@ -262,7 +264,7 @@ static const plan_decision *decide(sched *s, size_t want) {
                               .priority = s->mx->models[i].priority, .pinned = s->mx->models[i].pin,
                               .guarded = guarded};
   }
-  plan_decide(s->plan, s->mx->n_models, want, s->budget, &s->decision);
+  plan_decide(s->plan, s->mx->n_models, want, s->live_budget, &s->decision);
   return &s->decision;
 }
 
@@ -373,6 +375,12 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
+    if (sl->state != SLOT_READY) { /* a load may follow: check the budget against reality */
+      long long ours = 0;
+      for (size_t i = 0; i < s->mx->n_models; i++)
+        if (s->slots[i].state != SLOT_UNLOADED) ours += s->slots[i].measured;
+      s->live_budget = memplan_live_budget(s->budget, memplan_mem_available(), ours, s->mx->mem_reserve);
+    }
     const plan_decision *d = decide(s, idx);
     if (d->action == PLAN_RUN) {
       sl->inflight++;
@@ -381,6 +389,16 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       worker_ref(w);
       pthread_mutex_unlock(&s->mu);
       return w;
+    }
+    if (d->action == PLAN_REJECT && d->need <= s->budget - d->pinned) {
+      /* it fits the configured budget, but not what other programs leave free right now */
+      api_error_set(err, 503, "server_error", "memory_busy", "model",
+                    "model '%s' needs %.2f GiB; the budget is %.2f GiB but only %.2f GiB of it is free right now "
+                    "(other programs use the rest); try again later",
+                    m->name, gib(d->need), gib(s->budget), gib(d->budget));
+      err->retry_after_s = 10;
+      pthread_mutex_unlock(&s->mu);
+      return NULL;
     }
     if (d->action == PLAN_REJECT) {
       api_error_set(err, 507, "server_error", "model_too_large", "model",
@@ -557,7 +575,8 @@ json_t *sched_ps(sched *s) {
     }
     json_array_append_new(arr, o);
   }
-  json_t *mem = json_pack("{s:I, s:I}", "budget", (json_int_t)s->budget, "used", (json_int_t)used);
+  json_t *mem = json_pack("{s:I, s:I, s:I}", "budget", (json_int_t)s->budget, "budget_now",
+                          (json_int_t)s->live_budget, "used", (json_int_t)used);
   pthread_mutex_unlock(&s->mu);
   json_t *devs = json_object_get(s->devices, "devices");
   return json_pack("{s:o, s:o, s:o}", "models", arr, "memory", mem, "devices", devs ? json_incref(devs) : json_array());

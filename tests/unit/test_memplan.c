@@ -64,18 +64,31 @@ static void test_fallback_without_probe(void **state) {
   assert_non_null(strstr(err, "not there"));
 }
 
+static void test_live_budget(void **state) {
+  (void)state;
+  /* plenty free: the configured budget */
+  assert_true(memplan_live_budget(8 * MIB, 100 * MIB, 0, 2 * MIB) == 8 * MIB);
+  /* others use most of the machine: what is free + ours − reserve */
+  assert_true(memplan_live_budget(8 * MIB, 3 * MIB, 2 * MIB, 1 * MIB) == 4 * MIB);
+  /* nothing free and nothing of ours: 0, never negative */
+  assert_true(memplan_live_budget(8 * MIB, 0, 0, 1 * MIB) == 0);
+  /* unknown (no /proc/meminfo): the configured budget */
+  assert_true(memplan_live_budget(8 * MIB, -1, 5, 5) == 8 * MIB);
+}
+
 static void test_proc_readers(void **state) {
   (void)state;
   assert_true(memplan_rss_bytes(getpid()) > 0);
   assert_true(memplan_rss_bytes(-5) < 0);
   assert_true(memplan_mem_total() > 64 * MIB);
+  assert_true(memplan_mem_available() > 0 && memplan_mem_available() <= memplan_mem_total());
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_cpu),          cmocka_unit_test(test_parse_gpu_and_host),
       cmocka_unit_test(test_parse_ignores_other_lines), cmocka_unit_test(test_fallback_without_probe),
-      cmocka_unit_test(test_proc_readers),
+      cmocka_unit_test(test_live_budget), cmocka_unit_test(test_proc_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -268,6 +268,16 @@ static const plan_decision *decide(sched *s, size_t want) {
   return &s->decision;
 }
 
+typedef struct progress_ctx {
+  sched *s;
+  const char *name;
+} progress_ctx;
+
+static void on_load_progress(void *ud, double progress) {
+  progress_ctx *c = ud;
+  events_publish(c->s->ev, json_pack("{s:s, s:s, s:f}", "type", "load_progress", "model", c->name, "progress", progress));
+}
+
 /* Load model m into its slot (lock held on entry and exit; dropped while working), first
  * unloading the victims the plan named. Returns 0, or -1 with err. */
 static int load_with_evictions(sched *s, const matrix_model *m, const plan_decision *d, api_error *err) {
@@ -292,6 +302,9 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   json_t *ready = NULL;
   worker_params wp = {.exe = s->worker_exe, .tag = m->name, .log_level = s->log_level, .load = load,
                       .load_timeout_s = s->load_timeout_s, .on_exit = on_worker_exit, .on_exit_ud = s};
+  progress_ctx pc = {s, m->name};
+  wp.on_progress = on_load_progress;
+  wp.on_progress_ud = &pc;
   long long t0 = mono_ms();
   events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
                                   (json_int_t)sl->est.total_bytes));

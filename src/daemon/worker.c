@@ -58,6 +58,7 @@ struct worker {
   void *on_exit_ud;
 };
 
+/* "progress" is not terminal: it may come many times for id 0 before "ready". */
 static bool op_is_terminal(const char *op) {
   return strcmp(op, "done") == 0 || strcmp(op, "embeddings") == 0 || strcmp(op, "error") == 0 ||
          strcmp(op, "ready") == 0;
@@ -420,7 +421,16 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
   ipc_send_steal(&w->chan, load, NULL, 0);
 
   ipc_msg m = {0};
-  int got = wreq_wait(ctl, &m, -1, p->load_timeout_s * 1000, NULL);
+  long long deadline = now_ms() + (long long)p->load_timeout_s * 1000;
+  int got;
+  for (;;) { /* "progress" frames until "ready" or "error" */
+    long long left = deadline - now_ms();
+    got = left > 0 ? wreq_wait(ctl, &m, -1, (int)left, NULL) : 0;
+    if (!got || strcmp(ipc_op(&m), "progress") != 0) break;
+    json_t *pv = json_object_get(m.hdr, "progress");
+    if (p->on_progress && json_is_number(pv)) p->on_progress(p->on_progress_ud, json_number_value(pv));
+    ipc_msg_clear(&m);
+  }
   if (got && strcmp(ipc_op(&m), "ready") == 0) {
     if (ready) *ready = json_incref(m.hdr);
     ipc_msg_clear(&m);

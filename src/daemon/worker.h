@@ -28,6 +28,8 @@ typedef struct worker_params {
   int load_timeout_s;       /* give up (and kill) after this long without "ready" */
   worker_exit_fn on_exit;   /* may be NULL */
   void *on_exit_ud;
+  void (*on_progress)(void *ud, double progress); /* load progress 0..1, on the caller's thread; may be NULL */
+  void *on_progress_ud;
 } worker_params;
 
 /* Start a worker and wait for its "ready" (returned in *ready, a new reference, when non-NULL).

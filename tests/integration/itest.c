@@ -799,11 +799,12 @@ static void t_events(void) {
   resp_clear(&r);
   pthread_join(th, NULL);
   const char *b = f.body.data ? f.body.data : "";
-  const char *want[] = {"\"type\":\"loading\",\"model\":\"busy\"", "\"type\":\"loaded\",\"model\":\"busy\"",
-                        "\"type\":\"unloading\",\"model\":\"busy\"", "\"type\":\"unloaded\",\"model\":\"busy\""};
+  const char *want[] = {"\"type\":\"loading\",\"model\":\"busy\"", "\"type\":\"load_progress\",\"model\":\"busy\"",
+                        "\"type\":\"loaded\",\"model\":\"busy\"", "\"type\":\"unloading\",\"model\":\"busy\"",
+                        "\"type\":\"unloaded\",\"model\":\"busy\""};
   const char *at = b;
   bool ordered = true;
-  for (int i = 0; i < 4 && ordered; i++) {
+  for (int i = 0; i < 5 && ordered; i++) {
     const char *p = strstr(at, want[i]);
     ordered = p != NULL;
     if (p) at = p;
@@ -813,7 +814,7 @@ static void t_events(void) {
   CHECK(load == 200 && unload == 200, "load %ld, unload %ld", load, unload);
   CHECK(f.rc == CURLE_WRITE_ERROR, "the feed ended by us (curl %d)", f.rc);
   CHECK(sse, "server-sent events");
-  CHECK(ordered, "loading, loaded, unloading, unloaded for busy, in that order");
+  CHECK(ordered, "loading, load_progress, loaded, unloading, unloaded for busy, in that order");
 }
 
 static void *admin_load_main(void *arg) {

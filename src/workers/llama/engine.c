@@ -118,9 +118,15 @@ static const char *engine_pooling_name(enum llama_pooling_type p) {
 }
 
 /* Model loading may take long: give up early when the daemon is gone. */
+/* Load progress: a "progress" frame (id 0) every 10 %, so the daemon can show it; false aborts
+ * the load when the daemon is gone. */
 static bool engine_progress(float progress, void *ud) {
   worker *w = ud;
-  (void)progress;
+  int pct = (int)(progress * 100.0f);
+  if (pct >= w->load_pct + 10 || (pct == 100 && w->load_pct < 100)) {
+    w->load_pct = pct;
+    reply_send(w, json_pack("{s:s, s:i, s:f}", "op", "progress", "id", 0, "progress", (double)progress));
+  }
   return !inbox_ended(&w->in);
 }
 
@@ -206,6 +212,7 @@ int engine_load(worker *w, const json_t *hdr) {
 
   struct llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = (int32_t)n_gpu_layers;
+  w->load_pct = -10;
   mp.progress_callback = engine_progress;
   mp.progress_callback_user_data = w;
   double t0 = engine_now_ms();

@@ -93,6 +93,7 @@ typedef struct worker {
   bool embed_mode;
   bool gpu_offload; /* some layers run on a GPU */
   bool deterministic; /* batch-invariant generation (load's "deterministic"); else throughput */
+  int load_pct;       /* last load progress reported (percent), -1 before the first */
   int32_t
       n_ctx_seq; /* tokens per sequence we enforce (what load asked for, at most the engine's) */
   int32_t n_parallel;              /* sequences */

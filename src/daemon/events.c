@@ -1,6 +1,8 @@
 /* events.c — see events.h. */
 #include "events.h"
 
+#include "clock.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -52,14 +54,7 @@ unsigned long long events_next_seq(events *e) {
 }
 
 json_t *events_wait(events *e, unsigned long long *seq, int timeout_ms) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += timeout_ms / 1000;
-  ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  struct timespec ts = sy_deadline(timeout_ms);
   pthread_mutex_lock(&e->mu);
   while (*seq >= e->next) {
     if (pthread_cond_timedwait(&e->cond, &e->mu, &ts) != 0 && *seq >= e->next) {

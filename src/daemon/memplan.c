@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 
 extern char **environ;
 
@@ -56,11 +57,7 @@ int memplan_parse_probe(const char *text, memplan_est *out) {
   return lines > 0 ? 0 : -1;
 }
 
-static long long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static long long mono_ms(void) { return sy_mono_ms(); }
 
 /* Run argv, collect stdout (bounded), give up after a timeout. 0 when it exited 0. */
 static int run_capture(char *const argv[], sy_buf *out, char *err, size_t errlen) {

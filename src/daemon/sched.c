@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "memplan.h"
+#include "clock.h"
 #include "events.h"
 #include "memstate.h"
 #include "metrics.h"
@@ -66,11 +67,7 @@ struct sched {
   plan_decision decision;
 };
 
-static long long mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static long long mono_ms(void) { return sy_mono_ms(); }
 
 static slot *slot_of(sched *s, const matrix_model *m) { return &s->slots[m - s->mx->models]; }
 
@@ -145,15 +142,7 @@ static void *reaper_main(void *arg) {
     if (next < 0) {
       pthread_cond_wait(&s->reaper_cond, &s->mu);
     } else {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      long long add = next - now;
-      ts.tv_sec += add / 1000;
-      ts.tv_nsec += (add % 1000) * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      struct timespec ts = sy_deadline(next - now);
       pthread_cond_timedwait(&s->reaper_cond, &s->mu, &ts);
     }
   }
@@ -447,16 +436,7 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
     unsigned gen = sl->load_gen;
     sl->queued++;
     if (s->guard_wake_ms > 0) { /* a guard may be all that is in the way: wake when it ends */
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      long long add = s->guard_wake_ms - mono_ms() + 1;
-      if (add < 1) add = 1;
-      ts.tv_sec += add / 1000;
-      ts.tv_nsec += (add % 1000) * 1000000L;
-      if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-      }
+      struct timespec ts = sy_deadline(s->guard_wake_ms - mono_ms() + 1);
       pthread_cond_timedwait(&s->cond, &s->mu, &ts);
     } else {
       pthread_cond_wait(&s->cond, &s->mu);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include "clock.h"
 #include "log.h"
 
 extern char **environ;
@@ -131,11 +132,7 @@ int wreq_pop(wreq *r, ipc_msg *out) {
   return 1;
 }
 
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static long long now_ms(void) { return sy_mono_ms(); }
 
 int wreq_wait(wreq *r, ipc_msg *out, int watch_fd, int timeout_ms, bool *hup) {
   long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
@@ -307,14 +304,7 @@ void worker_stop(worker *w, int grace_ms) {
   pthread_mutex_unlock(&w->mu);
   json_t *m = json_pack("{s:s}", "op", "shutdown");
   if (m) ipc_send_steal(&w->chan, m, NULL, 0);
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += grace_ms / 1000;
-  ts.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
+  struct timespec ts = sy_deadline(grace_ms);
   pthread_mutex_lock(&w->mu);
   while (!w->reaped) {
     if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -39,6 +40,7 @@ typedef struct slot {
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
   char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
   long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
+  long long rss_at_ms;      /* when the resident set was last read */
   bool ka_set;              /* a request set the keep-alive (ka_s) */
   int ka_s;
 } slot;
@@ -190,12 +192,24 @@ sched *sched_new(const sched_params *p) {
           json_string_value(json_object_get(dv, "description")), json_string_value(json_object_get(dv, "type")),
           gib((long long)json_integer_value(json_object_get(dv, "free"))),
           gib((long long)json_integer_value(json_object_get(dv, "total"))));
+  struct stat tst;
+  long long tool_stamp = stat(tool, &tst) == 0 ? (long long)tst.st_mtim.tv_sec * 1000000000LL + tst.st_mtim.tv_nsec : 0;
   for (size_t i = 0; s->slots && i < p->mx->n_models; i++) {
     const matrix_model *m = &p->mx->models[i];
-    char err[256] = "";
-    if (memplan_estimate(tool, m, &s->slots[i].est, err, sizeof err) != 0)
-      LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
+    char err[256] = "", ekey[sizeof s->slots[i].key + 64];
     memstate_key(m, s->slots[i].key, sizeof s->slots[i].key);
+    /* Estimates are remembered too (keyed by the model's identity and settings and by the
+     * estimator's own build): a probe per model runs once, not at every start. */
+    snprintf(ekey, sizeof ekey, "estimate|%s|%lld", s->slots[i].key, tool_stamp);
+    long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
+    if (cached > 0) {
+      s->slots[i].est = (memplan_est){.total_bytes = cached, .from_probe = true};
+      snprintf(s->slots[i].est.devices, sizeof s->slots[i].est.devices, "(remembered)");
+    } else if (memplan_estimate(tool, m, &s->slots[i].est, err, sizeof err) != 0) {
+      LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
+    } else if (s->ms) {
+      memstate_put_max(s->ms, ekey, s->slots[i].est.total_bytes);
+    }
     long long remembered = s->ms ? memstate_get(s->ms, s->slots[i].key) : -1;
     if (remembered > 0) s->slots[i].measured = remembered;
     const memplan_est *e = &s->slots[i].est;
@@ -453,7 +467,13 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
 void sched_release(sched *s, const matrix_model *m, worker *w) {
   slot *sl = slot_of(s, m);
   worker *retired = NULL;
-  long long rss = memplan_rss_bytes(worker_pid(w));
+  /* measure the resident set at most once a second per model: /proc is not free on a hot path */
+  long long now = mono_ms();
+  pthread_mutex_lock(&s->mu);
+  bool measure = now - sl->rss_at_ms >= 1000;
+  if (measure) sl->rss_at_ms = now;
+  pthread_mutex_unlock(&s->mu);
+  long long rss = measure ? memplan_rss_bytes(worker_pid(w)) : -1;
   bool grew = false;
   pthread_mutex_lock(&s->mu);
   if (sl->w == w) {

@@ -184,6 +184,15 @@ static void post_json(const char *path, json_t *body, resp *r) {
   free(s);
 }
 
+/* POST a chat body (stolen) to the test's own second daemon, B. */
+static daemon_proc B;
+static void b_chat(json_t *body, resp *r) {
+  char *s = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  http_do(&B, "POST", "/v1/chat/completions", s, r, NULL);
+  free(s);
+}
+
 /* The value at a dotted path ("choices.0.message.content"; numbers index arrays), or NULL. */
 static const json_t *jpath(const json_t *j, const char *path) {
   char buf[256];
@@ -1051,7 +1060,6 @@ static void t_metrics(void) {
 
 /* ---- the memory budget (a RAM budget here; the same rules hold for a GPU) ---- */
 
-static daemon_proc B; /* the budget test's own daemon */
 
 /* Names of the models /api/ps lists (comma-separated, sorted by the daemon's order), the memory
  * it counts, and the summed resident memory of their worker processes read from /proc. */
@@ -1083,12 +1091,7 @@ static void budget_ps(char *names, size_t len, long long *used, long long *budge
 
 static long budget_request(const char *model) {
   resp r;
-  char *s;
-  json_t *q = chat_body(model, "hello", 2, false);
-  s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body(model, "hello", 2, false), &r);
   long st = r.status;
   resp_clear(&r);
   return st;
@@ -1135,11 +1138,7 @@ static void budget_body(void) {
   }
   /* a model that can never fit is refused at once, with the numbers */
   resp r;
-  json_t *q = chat_body("huge", "hello", 2, false);
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body("huge", "hello", 2, false), &r);
   bool refused = is_error(&r, 507, "model_too_large");
   const char *msg = jstr(r.json, "error.message");
   bool numbers = msg && strstr(msg, "needs") && strstr(msg, "budget is 0.47 GiB") && strstr(msg, "pinned");
@@ -1210,10 +1209,7 @@ static void *queue_long_request(void *p) {
   resp *r = p;
   json_t *q = chat_body("x", "keep going", 2000, false);
   json_object_set_new(q, "ignore_eos", json_true());
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, r, NULL);
-  free(s);
+  b_chat(q, r);
   return NULL;
 }
 
@@ -1230,20 +1226,12 @@ static void queue_body(void) {
     resp_clear(&r);
   }
   /* y needs x's room, x is busy, and y may queue nobody: refused at once, with Retry-After */
-  json_t *q = chat_body("y", "hello", 2, false);
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body("y", "hello", 2, false), &r);
   bool full = is_error(&r, 503, "queue_full") && atoi(r.retry_after) > 0;
   long y_status = r.status;
   resp_clear(&r);
   /* z may queue: it waits for x's request to end, then evicts x and loads */
-  q = chat_body("z", "hello", 2, false);
-  s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body("z", "hello", 2, false), &r);
   long z_status = r.status;
   resp_clear(&r);
   pthread_join(th, NULL);
@@ -1279,11 +1267,7 @@ static void t_queue(void) {
 static void guard_body(void) {
   CHECK(budget_request("a") == 200, "a loads");
   resp r;
-  json_t *q = chat_body("b", "hello", 2, false);
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body("b", "hello", 2, false), &r);
   bool held = is_error(&r, 503, "queue_full");
   resp_clear(&r);
   char names[256];
@@ -1336,15 +1320,11 @@ static void t_admin(void) {
  * doomed load. */
 static void backoff_body(void) {
   resp r;
-  json_t *q = chat_body("broken", "hello", 2, false);
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
+  b_chat(chat_body("broken", "hello", 2, false), &r);
   bool failed = is_error(&r, 500, "load_failed");
   long st1 = r.status;
   resp_clear(&r);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body("broken", "hello", 2, false), &r);
   bool backed_off = is_error(&r, 503, "load_failed") && atoi(r.retry_after) > 0 &&
                     strstr(jstr(r.json, "error.message"), "retried in");
   long st2 = r.status;
@@ -1381,11 +1361,7 @@ static void t_load_backoff(void) {
  * model fits *now* although it fits the configured budget: 503 memory_busy, not 507. */
 static void memory_busy_body(void) {
   resp r;
-  json_t *q = chat_body("a", "hello", 2, false);
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  b_chat(chat_body("a", "hello", 2, false), &r);
   bool busy = is_error(&r, 503, "memory_busy") && atoi(r.retry_after) > 0 &&
               strstr(jstr(r.json, "error.message"), "free right now");
   long st = r.status;

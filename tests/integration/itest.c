@@ -1315,6 +1315,39 @@ static void t_admin(void) {
   resp_clear(&r);
 }
 
+static void *slow_request(void *arg) {
+  json_t *q = chat_body("slow", "keep going", 2000, false);
+  json_object_set_new(q, "ignore_eos", json_true());
+  post_json("/v1/chat/completions", q, arg);
+  return NULL;
+}
+
+/* Unloading a model that is serving a request is refused (409), the request runs on. */
+static void t_admin_unload_busy(void) {
+  resp bg, r;
+  pthread_t th;
+  pthread_create(&th, NULL, slow_request, &bg);
+  bool busy = false;
+  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until it is being served */
+    get("/api/ps", &r);
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |= strcmp(jstr(m, "name"), "slow") == 0 && jnum(m, "inflight") >= 1;
+    resp_clear(&r);
+  }
+  post("/api/unload", "{\"model\":\"slow\"}", &r);
+  bool refused = is_error(&r, 409, "model_busy") && strstr(jstr(r.json, "error.message"), "in flight");
+  long st = r.status;
+  resp_clear(&r);
+  pthread_join(th, NULL);
+  long bg_status = bg.status;
+  long long tokens = jnum(bg.json, "usage.completion_tokens");
+  resp_clear(&bg);
+  CHECK(busy, "slow never showed as busy");
+  CHECK(refused, "unload of a busy model: want 409 model_busy, got %ld", st);
+  CHECK(bg_status == 200 && tokens == 2000, "the request ran on: %ld, %lld tokens", bg_status, tokens);
+}
+
 /* A model whose file is cut short: its load fails (500 with the engine's reason); the next
  * request within the back-off gets that reason at once (503 + Retry-After) instead of another
  * doomed load. */
@@ -1421,6 +1454,7 @@ static const test tests[] = {
     {"wait_queue", t_queue, false},
     {"swap_guard", t_swap_guard, false},
     {"admin_load_unload", t_admin, false},
+    {"admin_unload_busy", t_admin_unload_busy, false},
     {"load_backoff", t_load_backoff, false},
     {"bad_config", t_bad_config, false},
 };

@@ -19,7 +19,7 @@ ENGINES_DONE := $(dir $(ENGINES)).done
 
 CC := gcc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/common -MMD -MP
+CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/common -Isrc/chat -MMD -MP
 LDFLAGS :=
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
@@ -43,6 +43,7 @@ ifeq ($(GPU),hip)
 endif
 
 COMMON_SRC := $(wildcard src/common/*.c)
+CHAT_SRC := $(wildcard src/chat/*.c)
 DAEMON_SRC := $(wildcard src/daemon/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
 MKMODEL_SRC := $(wildcard tools/mkmodel/*.c)
@@ -52,6 +53,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
+CHAT_OBJ := $(call obj,$(CHAT_SRC))
 DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
 DAEMON_LIB_OBJ := $(filter-out %/main.o,$(DAEMON_OBJ))
 BIN := $(BUILD)/bin
@@ -72,11 +74,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/%,$<),$(ENGINE_INC)) -c $< -o $@
 
-$(BIN)/switchyard: $(DAEMON_OBJ) $(COMMON_OBJ)
+$(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
-$(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
+$(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
@@ -89,7 +91,7 @@ $(BIN)/mkmodel: $(call obj,$(MKMODEL_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
-$(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(COMMON_OBJ)
+$(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS) -lcmocka
 
@@ -131,7 +133,7 @@ bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
 
 format:
-	clang-format -i $(COMMON_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \
+	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \
 	  $(wildcard src/*/*.h src/workers/*/*.h tools/*/*.h tests/*/*.h)
 
 clean:

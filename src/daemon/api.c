@@ -78,7 +78,7 @@ static void fail(http_req *r, const req_obs *o, const api_error *e) {
 /* The model a refused request named, when it is one of the matrix's (never a client's string). */
 static int obs_model_of(const sy_daemon *d, const json_t *req) {
   const matrix_model *m = matrix_find(d->mx, json_string_value(json_object_get(req, "model")));
-  return m ? (int)(m - d->mx->models) : METRICS_NO_MODEL;
+  return m ? metrics_model(sched_metrics(d->sc), m->name) : METRICS_NO_MODEL;
 }
 
 static json_t *usage_json(const json_t *done) {
@@ -267,7 +267,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
     fail(r, obs, &err);
     return;
   }
-  obs->model = (int)(g.model - d->mx->models);
+  obs->model = metrics_model(sched_metrics(d->sc), g.model->name);
   worker *w = sched_acquire(d->sc, g.model, &err);
   if (!w) {
     api_gen_clear(&g);
@@ -368,7 +368,7 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
     fail(r, obs, &err);
     return;
   }
-  obs->model = (int)(e.model - d->mx->models);
+  obs->model = metrics_model(sched_metrics(d->sc), e.model->name);
   worker *w = sched_acquire(d->sc, e.model, &err);
   if (!w) {
     api_embed_clear(&e);

@@ -10,7 +10,9 @@
 #include "sched.h"
 
 typedef struct sy_daemon {
-  matrix *mx;
+  /* The current matrix; replaced by a reload (SIGHUP) while requests run. Read it once per use:
+   * older matrices stay valid until the scheduler is freed. */
+  _Atomic(matrix *) mx;
   sched *sc;
   http_server *http;
   time_t started;

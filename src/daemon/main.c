@@ -1,5 +1,6 @@
 /* main.c — the switchyard daemon: parse the command line, load the model matrix, start the
- * scheduler and the HTTP front, run until SIGINT/SIGTERM, then stop workers and exit cleanly.
+ * scheduler and the HTTP front, reload the matrix on SIGHUP, run until SIGINT/SIGTERM, then stop
+ * workers and exit cleanly.
  * Links no engine: models run in worker processes (switchyard-llama). */
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "events.h"
 #include "log.h"
 
 #define SWITCHYARD_VERSION "0.1.0"
@@ -33,6 +35,39 @@ static void usage(FILE *f) {
           "      --measure           load each model once (inside the budget) and print its memory\n"
           "                          estimated before load and measured after, then exit\n"
           "  -h, --help, --version\n");
+}
+
+static bool same_strs(char **a, size_t na, char **b, size_t nb) {
+  if (na != nb) return false;
+  for (size_t i = 0; i < na; i++)
+    if (strcmp(a[i], b[i]) != 0) return false;
+  return true;
+}
+
+/* SIGHUP: read the config (and the models folder) again and hand it to the scheduler, which keeps
+ * unchanged models loaded. A bad file changes nothing: the error is logged and published. What
+ * the HTTP front was started with (listen address, API keys, limits) needs a restart. */
+static void reload(sy_daemon *d, const char *config, const char *models_dir, bool level_from_cli) {
+  char err[1024] = "";
+  LOG_I("SIGHUP: reloading %s", config ? config : "the models folder");
+  matrix *nmx = matrix_load(config, models_dir, err, sizeof err);
+  if (!nmx) {
+    LOG_E("reload failed, keeping the running configuration: %s", err);
+    events_publish(sched_events(d->sc), json_pack("{s:s, s:s}", "type", "reload_failed", "error", err));
+    return;
+  }
+  matrix *old = d->mx;
+  if (strcmp(nmx->host, old->host) != 0 || nmx->port != old->port || nmx->max_body_bytes != old->max_body_bytes ||
+      nmx->max_connections != old->max_connections ||
+      !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys))
+    LOG_W("reload: listen, api_keys and limits take effect at the next restart");
+  if (sched_reload(d->sc, nmx, NULL) != 0) {
+    LOG_E("reload failed (out of memory), keeping the running configuration");
+    matrix_free(nmx);
+    return;
+  }
+  d->mx = nmx; /* the scheduler owns the old one now */
+  if (!level_from_cli) sy_log_init("switchyard", (enum sy_log_level)nmx->log_level);
 }
 
 /* --measure: every model loaded once through the scheduler (so the budget holds), its memory
@@ -159,6 +194,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
@@ -193,7 +229,7 @@ int main(int argc, char **argv) {
     close(ready_fd);
   }
   int sig = 0;
-  sigwait(&sigs, &sig);
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) reload(&d, config, models_dir, level != NULL);
   LOG_I("signal %d: shutting down", sig);
   sched_shutdown(d.sc);
   http_stop(d.http);

@@ -17,7 +17,7 @@ static const int statuses[] = {200, 400, 401, 403, 404, 405, 408, 413, 429, 431,
 
 static const char *const endpoint_names[METRICS_EP_N] = {"chat", "completions", "embeddings"};
 static const char *const unload_names[METRICS_UNLOAD_N] = {"keep_alive", "evicted", "crashed", "shutdown",
-                                                           "keep_alive_0", "admin"};
+                                                           "keep_alive_0", "admin", "reload"};
 
 /* Upper bounds of the buckets (seconds); +Inf is implicit. */
 static const double request_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
@@ -76,7 +76,32 @@ void metrics_free(metrics *m) {
   free(m);
 }
 
-/* The row of a model index; anything out of range is model="" (lock held or not: rows are fixed). */
+int metrics_model(metrics *m, const char *name) {
+  if (!m || !name) return METRICS_NO_MODEL;
+  pthread_mutex_lock(&m->mu);
+  for (size_t i = 0; i < m->n_models; i++)
+    if (strcmp(m->rows[i].name, name) == 0) {
+      pthread_mutex_unlock(&m->mu);
+      return (int)i;
+    }
+  int idx = METRICS_NO_MODEL;
+  char *copy = m->n_models < METRICS_MAX_MODELS ? strdup(name) : NULL;
+  row *rows = copy ? realloc(m->rows, (m->n_models + 2) * sizeof *rows) : NULL;
+  if (rows) { /* the model="" row stays last */
+    m->rows = rows;
+    rows[m->n_models + 1] = rows[m->n_models];
+    memset(&rows[m->n_models], 0, sizeof *rows);
+    rows[m->n_models].name = copy;
+    idx = (int)m->n_models++;
+  } else {
+    free(copy);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return idx;
+}
+
+/* The row of a model index (lock held: rows move when one is added); anything out of range is
+ * model="". */
 static row *row_of(metrics *m, int model) {
   return &m->rows[model >= 0 && (size_t)model < m->n_models ? (size_t)model : m->n_models];
 }
@@ -272,7 +297,7 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
                (long long)m->rows[i].loads[k]);
 
   family(&o, "switchyard_model_unloads_total", "counter",
-         "Model unloads, by reason (keep_alive, evicted, crashed, shutdown, keep_alive_0, admin).");
+         "Model unloads, by reason (keep_alive, evicted, crashed, shutdown, keep_alive_0, admin, reload).");
   for (size_t i = 0; i < nr; i++)
     for (int k = 0; k < METRICS_UNLOAD_N; k++)
       if (m->rows[i].unloads[k])
@@ -288,7 +313,7 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
 
   if (g) {
     const metrics_model_gauges *mg = g->models;
-    size_t n = mg ? m->n_models : 0;
+    size_t n = mg ? (g->n_models < m->n_models ? g->n_models : m->n_models) : 0;
     family(&o, "switchyard_queue_depth", "gauge", "Requests waiting for the model to load or for room.");
     for (size_t i = 0; i < n; i++) sample(&o, "switchyard_queue_depth", m->rows[i].name, NULL, NULL, NULL, NULL, mg[i].queued);
     family(&o, "switchyard_requests_in_flight", "gauge", "Requests holding the model's worker.");

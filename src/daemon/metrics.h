@@ -1,8 +1,9 @@
 /* metrics.h — the daemon's counters and histograms for GET /metrics, rendered in the Prometheus
  * text exposition format 0.0.4.
  *
- * The registry is fixed-size, sized once from the model matrix: every label value is one of the
- * matrix's model names (or "" for a request whose model is not known), one of three endpoints,
+ * The registry holds one row per model name the matrix has ever had (rows are added, never
+ * removed, when a reload brings new names; at most METRICS_MAX_MODELS): every label value is one of
+ * those model names (or "" for a request whose model is not known), one of three endpoints,
  * one of a fixed list of HTTP statuses (others count as "other"), one of five unload reasons.
  * Nothing a client sends can create a label value, so the output stays bounded.
  * Gauges (queue depth, in flight, memory) are not stored here: the caller passes a snapshot of
@@ -36,6 +37,7 @@ typedef enum metrics_unload_reason {
   METRICS_UNLOAD_SHUTDOWN,       /* the daemon is stopping */
   METRICS_UNLOAD_KEEP_ALIVE_0,   /* keep_alive: 0, unloaded as its last request ended */
   METRICS_UNLOAD_ADMIN,          /* POST /api/unload */
+  METRICS_UNLOAD_RELOAD,         /* a configuration reload removed or changed the model */
   METRICS_UNLOAD_N
 } metrics_unload_reason;
 
@@ -49,13 +51,19 @@ typedef struct metrics_model_gauges {
 } metrics_model_gauges;
 
 typedef struct metrics_gauges {
-  const metrics_model_gauges *models; /* n_models entries, matrix order */
+  const metrics_model_gauges *models; /* n_models entries, in row order (metrics_model's indexes) */
+  size_t n_models;
   long long budget_bytes, used_bytes;
 } metrics_gauges;
 
 /* A registry for n_models models named names[0..n_models) (copied). NULL on out of memory. */
 metrics *metrics_new(const char *const *names, size_t n_models);
 void metrics_free(metrics *m);
+
+#define METRICS_MAX_MODELS 4096
+/* The row index of model `name`, adding a row if it has none (a reload brought a new name).
+ * METRICS_NO_MODEL when the registry is full or out of memory. */
+int metrics_model(metrics *m, const char *name);
 
 /* A request to endpoint ep answered with HTTP status (499: the client went away before a status
  * was sent), after seconds since its body was read. */

@@ -1,5 +1,7 @@
-/* sched.c — see sched.h. One slot per model of the matrix, one mutex, one condition variable for
- * every state change, a reaper thread for keep-alive expiry. Decisions come from plan_decide
+/* sched.c — see sched.h. One slot per model of the matrix (plus, after a reload, "draining" slots:
+ * models whose definition went away while loaded, serving their requests in flight before they
+ * unload), one mutex, one condition variable for every state change, a reaper thread for
+ * keep-alive expiry, a preloader thread for pinned and preloaded models. Decisions come from plan_decide
  * (sched_plan.c); this file only gathers state and carries them out.
  * Must never stop a worker that has requests in flight (except at shutdown), never hold the lock
  * while spawning or stopping a process, never count a model's memory as free before its process
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +29,9 @@
 enum slot_state { SLOT_UNLOADED = 0, SLOT_LOADING, SLOT_READY, SLOT_UNLOADING };
 
 typedef struct slot {
+  const matrix_model *m; /* its definition (kept valid: old matrices live until sched_free) */
+  bool draining;      /* gone from the matrix (or changed): serves what it has, then unloads */
+  int row;            /* its metrics row */
   enum slot_state state;
   worker *w;          /* the scheduler's reference while loaded */
   json_t *ready;      /* the worker's "ready" message */
@@ -46,7 +52,10 @@ typedef struct slot {
 } slot;
 
 struct sched {
-  const matrix *mx;
+  const matrix *mx;      /* the current matrix */
+  matrix **old_mx;       /* matrices replaced by reloads: requests may still hold their models */
+  size_t n_old_mx;
+  pthread_mutex_t reload_mu; /* one reload at a time */
   char worker_exe[PATH_MAX];
   char log_level[16];
   int load_timeout_s;
@@ -58,8 +67,12 @@ struct sched {
   pthread_t reaper;
   pthread_t preloader;
   bool preloading;
+  unsigned preload_gen; /* bumped to make the preloader look again (start, reload) */
   bool stopping;
-  slot *slots;
+  slot **slots;         /* n_slots, stable pointers; active ones first come in matrix order */
+  size_t n_slots, cap_slots;
+  char tool[PATH_MAX + 32]; /* llama-fit-params */
+  long long tool_stamp;     /* its mtime: estimates are remembered per estimator build */
   memstate *ms;         /* remembered measurements */
   json_t *devices;      /* what the engine build sees ({"devices":[...]}), or NULL */
   metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
@@ -69,9 +82,38 @@ struct sched {
   plan_decision decision;
 };
 
+static void sched_free_parts(sched *s);
+
 static long long mono_ms(void) { return sy_mono_ms(); }
 
-static slot *slot_of(sched *s, const matrix_model *m) { return &s->slots[m - s->mx->models]; }
+/* The active (not draining) slot serving model `name` now, or NULL (lock held). Requests may hold
+ * a model of an older matrix: the name is what identifies it. */
+static slot *slot_find(sched *s, const char *name) {
+  for (size_t i = 0; i < s->n_slots; i++)
+    if (!s->slots[i]->draining && strcmp(s->slots[i]->m->name, name) == 0) return s->slots[i];
+  return NULL;
+}
+
+static size_t slot_index(const sched *s, const slot *sl) {
+  for (size_t i = 0; i < s->n_slots; i++)
+    if (s->slots[i] == sl) return i;
+  return SIZE_MAX;
+}
+
+/* Free draining slots that are done: unloaded and nobody waiting on them (lock held). Callers must
+ * not use a slot pointer across a call unless they keep it busy (queued, loading, unloading). */
+static void slot_gc(sched *s) {
+  size_t k = 0;
+  for (size_t i = 0; i < s->n_slots; i++) {
+    slot *sl = s->slots[i];
+    if (sl->draining && sl->state == SLOT_UNLOADED && sl->queued == 0) {
+      free(sl);
+    } else {
+      s->slots[k++] = sl;
+    }
+  }
+  s->n_slots = k;
+}
 
 /* What the budget counts for a model: the estimate, or more if more was measured. */
 static long long slot_bytes(const slot *sl) {
@@ -101,19 +143,50 @@ static worker *slot_take(slot *sl) {
 }
 
 /* Stop a taken worker (no lock held), then mark its slot free and wake everyone. */
-static void retire(sched *s, slot *sl, worker *w, const char *name, metrics_unload_reason reason, const char *why) {
+/* Stop a taken worker (no lock held), then mark its slot free and wake everyone. The slot may be
+ * freed (a draining one): the caller must not use it afterwards. */
+static void retire(sched *s, slot *sl, worker *w, metrics_unload_reason reason, const char *why) {
+  const char *name = sl->m->name; /* the matrix outlives the slot */
   if (w) {
     LOG_I("unloading %s (%s)", name, why);
-    metrics_unload(s->mt, (int)(sl - s->slots), reason);
+    metrics_unload(s->mt, sl->row, reason);
     events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "unloading", "model", name, "reason", why));
     worker_stop(w, 5000); /* returns once the process is reaped: its memory is back */
     worker_unref(w);
   }
   pthread_mutex_lock(&s->mu);
   if (sl->state == SLOT_UNLOADING) sl->state = SLOT_UNLOADED;
+  slot_gc(s);
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
   if (w) events_publish(s->ev, json_pack("{s:s, s:s}", "type", "unloaded", "model", name));
+}
+
+/* Whether a loaded slot should go now: dead, draining and idle, or its keep-alive ran out; *reason
+ * and *why say why (lock held). *due is set to when the keep-alive runs out (-1 = never). */
+static bool slot_expired(const slot *sl, long long now, long long *due, metrics_unload_reason *reason,
+                         const char **why) {
+  *due = -1;
+  if (sl->state != SLOT_READY || sl->inflight > 0) return false;
+  if (!worker_alive(sl->w)) {
+    *reason = METRICS_UNLOAD_CRASHED;
+    *why = "worker exited";
+    return true;
+  }
+  if (sl->draining) {
+    if (sl->queued > 0) return false;
+    *reason = METRICS_UNLOAD_RELOAD;
+    *why = "removed or changed by a configuration reload";
+    return true;
+  }
+  int ka = keep_alive_of(sl, sl->m);
+  *due = ka < 0 ? -1 : sl->last_used_ms + (long long)ka * 1000;
+  if (*due >= 0 && *due <= now && sl->queued == 0) {
+    *reason = METRICS_UNLOAD_KEEP_ALIVE;
+    *why = "keep-alive expired";
+    return true;
+  }
+  return false;
 }
 
 static void *reaper_main(void *arg) {
@@ -122,18 +195,15 @@ static void *reaper_main(void *arg) {
   while (!s->stopping) {
     long long now = mono_ms(), next = -1;
     bool again = false;
-    for (size_t i = 0; i < s->mx->n_models; i++) {
-      slot *sl = &s->slots[i];
-      const matrix_model *m = &s->mx->models[i];
-      if (sl->state != SLOT_READY || sl->inflight > 0) continue;
-      bool dead = !worker_alive(sl->w);
-      int ka = keep_alive_of(sl, m);
-      long long due = ka < 0 ? -1 : sl->last_used_ms + (long long)ka * 1000;
-      if (dead || (due >= 0 && due <= now && sl->queued == 0)) {
+    for (size_t i = 0; i < s->n_slots; i++) {
+      slot *sl = s->slots[i];
+      long long due;
+      metrics_unload_reason reason;
+      const char *why;
+      if (slot_expired(sl, now, &due, &reason, &why)) {
         worker *w = slot_take(sl);
         pthread_mutex_unlock(&s->mu);
-        retire(s, sl, w, m->name, dead ? METRICS_UNLOAD_CRASHED : METRICS_UNLOAD_KEEP_ALIVE,
-               dead ? "worker exited" : "keep-alive expired");
+        retire(s, sl, w, reason, why);
         pthread_mutex_lock(&s->mu);
         again = true; /* rescan: the state may have changed while unlocked */
         break;
@@ -162,24 +232,76 @@ static void on_worker_exit(void *ud, worker *w) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* A new, unloaded slot for model m with its estimate (a probe when nothing is remembered: runs a
+ * process, so never under the lock). NULL on out of memory. */
+static slot *slot_make(sched *s, const matrix_model *m) {
+  slot *sl = calloc(1, sizeof *sl);
+  if (!sl) return NULL;
+  sl->m = m;
+  sl->row = metrics_model(s->mt, m->name);
+  char err[256] = "", ekey[sizeof sl->key + 64];
+  memstate_key(m, sl->key, sizeof sl->key);
+  /* Estimates are remembered too (keyed by the model's identity and settings and by the
+   * estimator's own build): a probe per model runs once, not at every start. */
+  snprintf(ekey, sizeof ekey, "estimate|%s|%lld", sl->key, s->tool_stamp);
+  long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
+  if (cached > 0) {
+    sl->est = (memplan_est){.total_bytes = cached, .from_probe = true};
+    snprintf(sl->est.devices, sizeof sl->est.devices, "(remembered)");
+  } else if (memplan_estimate(s->tool, m, &sl->est, err, sizeof err) != 0) {
+    LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
+  } else if (s->ms) {
+    memstate_put_max(s->ms, ekey, sl->est.total_bytes);
+  }
+  long long remembered = s->ms ? memstate_get(s->ms, sl->key) : -1;
+  if (remembered > 0) sl->measured = remembered;
+  const memplan_est *e = &sl->est;
+  LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s; measured before: %.0f MiB",
+        m->name, (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0,
+        (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
+        remembered > 0 ? (double)remembered / 1048576.0 : 0.0);
+  return sl;
+}
+
+/* Append a slot (lock held, or before any thread runs). -1 on out of memory. */
+static int slot_add(sched *s, slot *sl) {
+  if (s->n_slots == s->cap_slots) {
+    size_t cap = s->cap_slots ? s->cap_slots * 2 : 16;
+    if (cap > PLAN_MAX_MODELS) cap = PLAN_MAX_MODELS;
+    if (cap <= s->n_slots) return -1;
+    slot **ns = realloc(s->slots, cap * sizeof *ns);
+    if (!ns) return -1;
+    s->slots = ns;
+    plan_model *np = realloc(s->plan, cap * sizeof *np);
+    if (!np) return -1;
+    s->plan = np;
+    s->cap_slots = cap;
+  }
+  s->slots[s->n_slots++] = sl;
+  return 0;
+}
+
+/* The budget the matrix asks for: memory.budget, else RAM − memory.reserve. */
+static long long budget_of(const matrix *mx) {
+  long long total = memplan_mem_total();
+  return mx->mem_budget > 0            ? mx->mem_budget
+         : total > mx->mem_reserve     ? total - mx->mem_reserve
+         : total > 0                   ? total / 2
+                                       : 1LL << 30;
+}
+
 sched *sched_new(const sched_params *p) {
   sched *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->mx = p->mx;
-  size_t n = p->mx->n_models ? p->mx->n_models : 1;
-  s->slots = calloc(n, sizeof *s->slots);
-  s->plan = calloc(n, sizeof *s->plan);
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
   snprintf(s->log_level, sizeof s->log_level, "%s", p->log_level ? p->log_level : "info");
   s->load_timeout_s = p->load_timeout_s > 0 ? p->load_timeout_s : 600;
-  long long total = memplan_mem_total();
-  s->budget = p->mx->mem_budget > 0 ? p->mx->mem_budget
-              : total > p->mx->mem_reserve ? total - p->mx->mem_reserve
-                                           : (total > 0 ? total / 2 : 1LL << 30);
+  s->budget = budget_of(p->mx);
   s->live_budget = s->budget;
   LOG_I("memory budget %.2f GiB (%s)", gib(s->budget), p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
-  char tool[PATH_MAX + 32], state[PATH_MAX];
-  snprintf(tool, sizeof tool, "%s/llama-fit-params", p->worker_dir);
+  char state[PATH_MAX];
+  snprintf(s->tool, sizeof s->tool, "%s/llama-fit-params", p->worker_dir);
   memstate_default_path(state, sizeof state);
   s->ms = memstate_open(state);
   char derr[256] = "";
@@ -193,47 +315,24 @@ sched *sched_new(const sched_params *p) {
           gib((long long)json_integer_value(json_object_get(dv, "free"))),
           gib((long long)json_integer_value(json_object_get(dv, "total"))));
   struct stat tst;
-  long long tool_stamp = stat(tool, &tst) == 0 ? (long long)tst.st_mtim.tv_sec * 1000000000LL + tst.st_mtim.tv_nsec : 0;
-  for (size_t i = 0; s->slots && i < p->mx->n_models; i++) {
-    const matrix_model *m = &p->mx->models[i];
-    char err[256] = "", ekey[sizeof s->slots[i].key + 64];
-    memstate_key(m, s->slots[i].key, sizeof s->slots[i].key);
-    /* Estimates are remembered too (keyed by the model's identity and settings and by the
-     * estimator's own build): a probe per model runs once, not at every start. */
-    snprintf(ekey, sizeof ekey, "estimate|%s|%lld", s->slots[i].key, tool_stamp);
-    long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
-    if (cached > 0) {
-      s->slots[i].est = (memplan_est){.total_bytes = cached, .from_probe = true};
-      snprintf(s->slots[i].est.devices, sizeof s->slots[i].est.devices, "(remembered)");
-    } else if (memplan_estimate(tool, m, &s->slots[i].est, err, sizeof err) != 0) {
-      LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
-    } else if (s->ms) {
-      memstate_put_max(s->ms, ekey, s->slots[i].est.total_bytes);
-    }
-    long long remembered = s->ms ? memstate_get(s->ms, s->slots[i].key) : -1;
-    if (remembered > 0) s->slots[i].measured = remembered;
-    const memplan_est *e = &s->slots[i].est;
-    LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s; measured before: %.0f MiB",
-          m->name, (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0,
-          (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
-          remembered > 0 ? (double)remembered / 1048576.0 : 0.0);
-  }
-  const char **names = calloc(n, sizeof *names);
-  for (size_t i = 0; names && i < p->mx->n_models; i++) names[i] = p->mx->models[i].name;
-  s->mt = names ? metrics_new(names, p->mx->n_models) : NULL;
+  s->tool_stamp = stat(s->tool, &tst) == 0 ? (long long)tst.st_mtim.tv_sec * 1000000000LL + tst.st_mtim.tv_nsec : 0;
+  s->mt = metrics_new(NULL, 0);
   s->ev = events_new();
-  free(names);
+  bool ok = s->mt && s->ev;
+  for (size_t i = 0; ok && i < p->mx->n_models; i++) {
+    slot *sl = slot_make(s, &p->mx->models[i]);
+    if (!sl || slot_add(s, sl) != 0) {
+      free(sl);
+      ok = false;
+    }
+  }
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->reload_mu, NULL);
   pthread_cond_init(&s->cond, NULL);
   pthread_cond_init(&s->reaper_cond, NULL);
-  if (!s->slots || !s->plan || !s->mt || !s->ev || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
-    events_free(s->ev);
-    memstate_close(s->ms);
-    json_decref(s->devices);
-    metrics_free(s->mt);
-    free(s->slots);
-    free(s->plan);
-    free(s);
+  if (!ok || pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+    s->stopping = true;
+    sched_free_parts(s);
     return NULL;
   }
   return s;
@@ -250,24 +349,24 @@ static json_t *load_message(const matrix_model *m) {
   return j;
 }
 
-/* Ask plan_decide about model `want` (lock held). */
+/* Ask plan_decide about slot `want` (lock held). */
 static const plan_decision *decide(sched *s, size_t want) {
   static const plan_state map[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
   long long now = mono_ms(), guard = (long long)s->mx->swap_guard_s * 1000;
   s->guard_wake_ms = 0;
-  for (size_t i = 0; i < s->mx->n_models; i++) {
-    const slot *sl = &s->slots[i];
+  for (size_t i = 0; i < s->n_slots; i++) {
+    const slot *sl = s->slots[i];
     /* Thrash guard: a model loaded less than swap_guard ago keeps its place, so two models that
      * cannot co-reside take turns of at least swap_guard each instead of swapping per request. */
-    bool guarded = sl->state == SLOT_READY && guard > 0 && now < sl->loaded_at_ms + guard;
+    bool guarded = sl->state == SLOT_READY && guard > 0 && now < sl->loaded_at_ms + guard && !sl->draining;
     if (guarded && (s->guard_wake_ms == 0 || sl->loaded_at_ms + guard < s->guard_wake_ms))
       s->guard_wake_ms = sl->loaded_at_ms + guard;
     s->plan[i] = (plan_model){.state = map[sl->state], .bytes = slot_bytes(sl), .inflight = sl->inflight,
                               .queued = sl->queued, .last_used_ms = sl->last_used_ms,
-                              .priority = s->mx->models[i].priority, .pinned = s->mx->models[i].pin,
+                              .priority = sl->m->priority, .pinned = sl->m->pin && !sl->draining,
                               .guarded = guarded};
   }
-  plan_decide(s->plan, s->mx->n_models, want, s->live_budget, &s->decision);
+  plan_decide(s->plan, s->n_slots, want, s->live_budget, &s->decision);
   return &s->decision;
 }
 
@@ -281,25 +380,24 @@ static void on_load_progress(void *ud, double progress) {
   events_publish(c->s->ev, json_pack("{s:s, s:s, s:f}", "type", "load_progress", "model", c->name, "progress", progress));
 }
 
-/* Load model m into its slot (lock held on entry and exit; dropped while working), first
- * unloading the victims the plan named. Returns 0, or -1 with err. */
-static int load_with_evictions(sched *s, const matrix_model *m, const plan_decision *d, api_error *err) {
-  slot *sl = slot_of(s, m);
+/* Load slot sl (lock held on entry and exit; dropped while working), first unloading the victims
+ * the plan named. Returns 0, or -1 with err. */
+static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_error *err) {
+  const matrix_model *m = sl->m;
   size_t nv = d->n_evict;
-  size_t victims[64];
+  slot *victims[64];
   worker *vw[64];
   if (nv > 64) nv = 64; /* more than 64 at once: the next decision takes the rest */
   for (size_t k = 0; k < nv; k++) {
-    victims[k] = d->evict[k];
-    vw[k] = slot_take(&s->slots[victims[k]]);
+    victims[k] = s->slots[d->evict[k]];
+    vw[k] = slot_take(victims[k]);
   }
   sl->state = SLOT_LOADING;
   pthread_mutex_unlock(&s->mu);
   for (size_t k = 0; k < nv; k++) {
-    const matrix_model *vm = &s->mx->models[victims[k]];
     char why[200];
     snprintf(why, sizeof why, "evicted (LRU) to make room for %s", m->name);
-    retire(s, &s->slots[victims[k]], vw[k], vm->name, METRICS_UNLOAD_EVICTED, why);
+    retire(s, victims[k], vw[k], METRICS_UNLOAD_EVICTED, why);
   }
   json_t *load = load_message(m);
   json_t *ready = NULL;
@@ -321,7 +419,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   else
     events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "load_failed", "model", m->name, "error",
                                     err->message));
-  metrics_load(s->mt, (int)(m - s->mx->models), w != NULL, (double)(mono_ms() - t0) / 1000.0);
+  metrics_load(s->mt, sl->row, w != NULL, (double)(mono_ms() - t0) / 1000.0);
   pthread_mutex_lock(&s->mu);
   sl->load_gen++;
   pthread_cond_broadcast(&s->cond);
@@ -336,6 +434,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
     sl->last_err = *err;
     LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails, backoff / 1000,
           err->message);
+    slot_gc(s); /* a draining slot that failed is done */
     return -1;
   }
   sl->fails = 0;
@@ -346,7 +445,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   sl->w = w;
   sl->ready = ready;
   sl->last_used_ms = sl->loaded_at_ms = mono_ms();
-  pthread_cond_signal(&s->reaper_cond);
+  pthread_cond_signal(&s->reaper_cond); /* it expires it, or unloads it if a reload made it draining */
   if (rss > sl->measured) {
     sl->measured = rss;
     pthread_mutex_unlock(&s->mu);
@@ -356,9 +455,7 @@ static int load_with_evictions(sched *s, const matrix_model *m, const plan_decis
   return 0;
 }
 
-worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
-  slot *sl = slot_of(s, m);
-  size_t idx = (size_t)(m - s->mx->models);
+worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
   pthread_mutex_lock(&s->mu);
   for (;;) {
     if (s->stopping) {
@@ -366,16 +463,24 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       api_error_set(err, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
       return NULL;
     }
+    slot *sl = slot_find(s, model->name);
+    if (!sl) {
+      api_error_set(err, 404, "invalid_request_error", "model_not_found", "model",
+                    "model '%s' was removed from the configuration by a reload", model->name);
+      pthread_mutex_unlock(&s->mu);
+      return NULL;
+    }
+    const matrix_model *m = sl->m; /* the current definition */
     /* Workers that died (any model): their memory is back once reaped, so free their slots
      * before deciding. Requests still on them get their error from the worker module and
      * release against a worker no longer in the slot. */
     bool swept = false;
-    for (size_t i = 0; i < s->mx->n_models && !swept; i++) {
-      slot *di = &s->slots[i];
+    for (size_t i = 0; i < s->n_slots && !swept; i++) {
+      slot *di = s->slots[i];
       if (di->state != SLOT_READY || worker_alive(di->w)) continue;
       worker *dead = slot_take(di);
       pthread_mutex_unlock(&s->mu);
-      retire(s, di, dead, s->mx->models[i].name, METRICS_UNLOAD_CRASHED, "worker exited");
+      retire(s, di, dead, METRICS_UNLOAD_CRASHED, "worker exited");
       pthread_mutex_lock(&s->mu);
       swept = true;
     }
@@ -393,11 +498,11 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
     }
     if (sl->state != SLOT_READY) { /* a load may follow: check the budget against reality */
       long long ours = 0;
-      for (size_t i = 0; i < s->mx->n_models; i++)
-        if (s->slots[i].state != SLOT_UNLOADED) ours += s->slots[i].measured;
+      for (size_t i = 0; i < s->n_slots; i++)
+        if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->measured;
       s->live_budget = memplan_live_budget(s->budget, memplan_mem_available(), ours, s->mx->mem_reserve);
     }
-    const plan_decision *d = decide(s, idx);
+    const plan_decision *d = decide(s, slot_index(s, sl));
     if (d->action == PLAN_RUN) {
       sl->inflight++;
       sl->last_used_ms = mono_ms();
@@ -425,9 +530,9 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       return NULL;
     }
     int loading = 0;
-    for (size_t i = 0; i < s->mx->n_models; i++) loading += s->slots[i].state == SLOT_LOADING;
+    for (size_t i = 0; i < s->n_slots; i++) loading += s->slots[i]->state == SLOT_LOADING;
     if (d->action == PLAN_LOAD && loading < s->mx->max_loads) {
-      int rc = load_with_evictions(s, m, d, err);
+      int rc = load_with_evictions(s, sl, d, err);
       if (rc != 0) {
         pthread_mutex_unlock(&s->mu);
         return NULL;
@@ -448,7 +553,7 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
     }
     bool was_loading = sl->state == SLOT_LOADING;
     unsigned gen = sl->load_gen;
-    sl->queued++;
+    sl->queued++; /* keeps sl allocated while we wait, even if a reload makes it draining */
     if (s->guard_wake_ms > 0) { /* a guard may be all that is in the way: wake when it ends */
       struct timespec ts = sy_deadline(s->guard_wake_ms - mono_ms() + 1);
       pthread_cond_timedwait(&s->cond, &s->mu, &ts);
@@ -456,8 +561,10 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
       pthread_cond_wait(&s->cond, &s->mu);
     }
     sl->queued--;
-    if (was_loading && sl->state == SLOT_UNLOADED && sl->load_gen != gen) { /* the shared load failed */
-      *err = sl->last_err;
+    bool failed = was_loading && sl->state == SLOT_UNLOADED && sl->load_gen != gen && !sl->draining;
+    if (failed) *err = sl->last_err; /* the shared load failed */
+    if (sl->draining) slot_gc(s);
+    if (failed) {
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
@@ -465,77 +572,203 @@ worker *sched_acquire(sched *s, const matrix_model *m, api_error *err) {
 }
 
 void sched_release(sched *s, const matrix_model *m, worker *w) {
-  slot *sl = slot_of(s, m);
-  worker *retired = NULL;
+  (void)m;
   /* measure the resident set at most once a second per model: /proc is not free on a hot path */
-  long long now = mono_ms();
+  long long now = mono_ms(), rss = -1;
   pthread_mutex_lock(&s->mu);
-  bool measure = now - sl->rss_at_ms >= 1000;
+  slot *sl = NULL;
+  for (size_t i = 0; i < s->n_slots && !sl; i++)
+    if (s->slots[i]->w == w) sl = s->slots[i];
+  bool measure = sl && now - sl->rss_at_ms >= 1000;
   if (measure) sl->rss_at_ms = now;
   pthread_mutex_unlock(&s->mu);
-  long long rss = measure ? memplan_rss_bytes(worker_pid(w)) : -1;
-  bool grew = false;
+  if (measure) rss = memplan_rss_bytes(worker_pid(w));
+  worker *retired = NULL;
+  metrics_unload_reason reason = METRICS_UNLOAD_KEEP_ALIVE_0;
+  const char *why = "keep_alive 0";
+  char key[sizeof sl->key] = "";
   pthread_mutex_lock(&s->mu);
-  if (sl->w == w) {
+  sl = NULL; /* look again: it may have been unloaded meanwhile */
+  for (size_t i = 0; i < s->n_slots && !sl; i++)
+    if (s->slots[i]->w == w) sl = s->slots[i];
+  if (sl) {
     sl->inflight--;
     sl->last_used_ms = mono_ms();
     if (rss > sl->measured) {
       sl->measured = rss;
-      grew = true;
+      snprintf(key, sizeof key, "%s", sl->key);
     }
-    if (sl->inflight == 0 && sl->queued == 0 && keep_alive_of(sl, m) == 0) retired = slot_take(sl);
+    if (sl->inflight == 0 && sl->queued == 0 && sl->draining) {
+      reason = METRICS_UNLOAD_RELOAD;
+      why = "removed or changed by a configuration reload";
+      retired = slot_take(sl);
+    } else if (sl->inflight == 0 && sl->queued == 0 && keep_alive_of(sl, sl->m) == 0) {
+      retired = slot_take(sl);
+    }
     pthread_cond_broadcast(&s->cond); /* a waiter may now evict this idle model */
     pthread_cond_signal(&s->reaper_cond);
   }
   pthread_mutex_unlock(&s->mu);
-  if (grew && s->ms) memstate_put_max(s->ms, sl->key, rss);
-  if (retired) retire(s, sl, retired, m->name, METRICS_UNLOAD_KEEP_ALIVE_0, "keep_alive 0");
+  if (key[0] && s->ms) memstate_put_max(s->ms, key, rss);
+  if (retired) retire(s, sl, retired, reason, why);
   worker_unref(w);
 }
 
+/* Loads every pinned or preloaded model of the current matrix that is not loaded, each time it is
+ * asked to (at start and after a reload), until the scheduler stops. */
 static void *preload_main(void *arg) {
   sched *s = arg;
-  for (size_t i = 0; i < s->mx->n_models; i++) {
-    const matrix_model *m = &s->mx->models[i];
-    if (!m->pin && !m->preload) continue;
-    api_error err;
-    worker *w = sched_acquire(s, m, &err);
-    if (!w) {
-      LOG_W("%s %s at start failed: %s", m->pin ? "pinning" : "preloading", m->name, err.message);
+  unsigned seen = 0;
+  pthread_mutex_lock(&s->mu);
+  while (!s->stopping) {
+    if (seen == s->preload_gen) {
+      pthread_cond_wait(&s->cond, &s->mu);
       continue;
     }
-    sched_release(s, m, w);
+    seen = s->preload_gen;
+    const matrix *mx = s->mx;
+    for (size_t i = 0; i < mx->n_models && !s->stopping; i++) {
+      const matrix_model *m = &mx->models[i];
+      if (!m->pin && !m->preload) continue;
+      pthread_mutex_unlock(&s->mu);
+      api_error err;
+      worker *w = sched_acquire(s, m, &err);
+      if (!w) {
+        LOG_W("%s %s failed: %s", m->pin ? "pinning" : "preloading", m->name, err.message);
+      } else {
+        sched_release(s, m, w);
+      }
+      pthread_mutex_lock(&s->mu);
+      if (s->mx != mx) break; /* reloaded meanwhile: start over with the new matrix */
+    }
   }
+  pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 
 void sched_preload(sched *s) {
-  bool any = false;
-  for (size_t i = 0; i < s->mx->n_models; i++) any |= s->mx->models[i].pin || s->mx->models[i].preload;
-  if (any && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
+  pthread_mutex_lock(&s->mu);
+  s->preload_gen++;
+  pthread_cond_broadcast(&s->cond);
+  bool start = !s->preloading;
+  pthread_mutex_unlock(&s->mu);
+  if (start && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
+}
+
+/* Same worker settings: everything the load message carries, and the file's identity (key). */
+static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
+  const matrix_model *a = sl->m;
+  bool same_str = (!a->pooling == !m->pooling) && (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
+                  (!a->chat_template == !m->chat_template) &&
+                  (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0);
+  return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine && a->threads == m->threads &&
+         a->deterministic == m->deterministic && (a->caps & MATRIX_CAP_EMBED) == (m->caps & MATRIX_CAP_EMBED);
+}
+
+int sched_reload(sched *s, matrix *nmx, json_t **summary) {
+  pthread_mutex_lock(&s->reload_mu);
+  size_t n = nmx->n_models;
+  slot **keep = calloc(n ? n : 1, sizeof *keep);  /* an active slot that stays, per new model */
+  slot **fresh = calloc(n ? n : 1, sizeof *fresh); /* or a new slot */
+  char(*keys)[sizeof ((slot *)0)->key] = calloc(n ? n : 1, sizeof *keys);
+  json_t *added = json_array(), *changed = json_array(), *removed = json_array();
+  int rc = keep && fresh && keys && added && changed && removed ? 0 : -1;
+  for (size_t i = 0; rc == 0 && i < n; i++) memstate_key(&nmx->models[i], keys[i], sizeof keys[i]);
+  pthread_mutex_lock(&s->mu);
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    slot *sl = slot_find(s, nmx->models[i].name);
+    if (sl && same_load(sl, &nmx->models[i], keys[i])) keep[i] = sl;
+  }
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; rc == 0 && i < n; i++) /* estimates (maybe a probe each): not under the lock */
+    if (!keep[i] && !(fresh[i] = slot_make(s, &nmx->models[i]))) rc = -1;
+  if (rc != 0) {
+    for (size_t i = 0; fresh && i < n; i++) free(fresh[i]);
+    free(keep);
+    free(fresh);
+    free(keys);
+    json_decref(added);
+    json_decref(changed);
+    json_decref(removed);
+    pthread_mutex_unlock(&s->reload_mu);
+    return -1;
+  }
+  matrix **olds = realloc(s->old_mx, (s->n_old_mx + 1) * sizeof *olds);
+  pthread_mutex_lock(&s->mu);
+  if (olds) {
+    s->old_mx = olds;
+    s->old_mx[s->n_old_mx++] = (matrix *)s->mx;
+  } /* else: the old matrix leaks rather than dangle */
+  /* every active slot not kept drains: it serves what it has and unloads */
+  for (size_t i = 0; i < s->n_slots; i++) {
+    slot *sl = s->slots[i];
+    bool kept = false;
+    for (size_t k = 0; k < n && !kept; k++) kept = keep[k] == sl;
+    if (sl->draining || kept) continue;
+    sl->draining = true;
+    bool again = false;
+    for (size_t k = 0; k < n && !again; k++) again = strcmp(nmx->models[k].name, sl->m->name) == 0;
+    json_array_append_new(again ? changed : removed, json_string(sl->m->name));
+  }
+  size_t nk = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i]) {
+      keep[i]->m = &nmx->models[i]; /* new keep-alive, priority, pin, queue limits apply */
+      nk++;
+    } else if (slot_add(s, fresh[i]) == 0) {
+      bool was = false;
+      for (size_t k = 0; k < json_array_size(changed) && !was; k++)
+        was = strcmp(json_string_value(json_array_get(changed, k)), nmx->models[i].name) == 0;
+      if (!was) json_array_append_new(added, json_string(nmx->models[i].name));
+    } else {
+      LOG_E("reload: no room for model %s", nmx->models[i].name);
+      free(fresh[i]);
+    }
+  }
+  s->mx = nmx;
+  s->budget = budget_of(nmx);
+  s->live_budget = s->budget;
+  slot_gc(s); /* draining slots that were not loaded go now; loaded ones when idle (reaper) */
+  s->preload_gen++;
+  pthread_cond_broadcast(&s->cond); /* waiters look up their model again */
+  pthread_cond_signal(&s->reaper_cond);
+  pthread_mutex_unlock(&s->mu);
+  LOG_I("reloaded the configuration: %zu unchanged, %zu added, %zu changed, %zu removed", nk,
+        json_array_size(added), json_array_size(changed), json_array_size(removed));
+  json_t *sum = json_pack("{s:s, s:i, s:o, s:o, s:o}", "type", "reloaded", "unchanged", (int)nk, "added", added,
+                          "changed", changed, "removed", removed);
+  if (summary) *summary = json_incref(sum);
+  events_publish(s->ev, sum);
+  free(keep);
+  free(fresh);
+  free(keys);
+  pthread_mutex_unlock(&s->reload_mu);
+  return 0;
 }
 
 void sched_keep_alive(sched *s, const matrix_model *m, int secs) {
-  if (!m->request_keep_alive) return;
   pthread_mutex_lock(&s->mu);
-  slot *sl = slot_of(s, m);
-  sl->ka_set = true;
-  sl->ka_s = secs;
-  pthread_cond_signal(&s->reaper_cond);
+  slot *sl = slot_find(s, m->name);
+  if (sl && sl->m->request_keep_alive) {
+    sl->ka_set = true;
+    sl->ka_s = secs;
+    pthread_cond_signal(&s->reaper_cond);
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
 void sched_memory(sched *s, const matrix_model *m, long long *estimated, long long *measured) {
   pthread_mutex_lock(&s->mu);
-  *estimated = slot_of(s, m)->est.total_bytes;
-  *measured = slot_of(s, m)->measured;
+  slot *sl = slot_find(s, m->name);
+  *estimated = sl ? sl->est.total_bytes : 0;
+  *measured = sl ? sl->measured : 0;
   pthread_mutex_unlock(&s->mu);
 }
 
 int sched_unload(sched *s, const matrix_model *m, api_error *err) {
-  slot *sl = slot_of(s, m);
   pthread_mutex_lock(&s->mu);
-  if (sl->state == SLOT_UNLOADED) {
+  slot *sl = slot_find(s, m->name);
+  if (!sl || sl->state == SLOT_UNLOADED) {
     pthread_mutex_unlock(&s->mu);
     return 0;
   }
@@ -549,14 +782,15 @@ int sched_unload(sched *s, const matrix_model *m, api_error *err) {
   }
   worker *w = slot_take(sl);
   pthread_mutex_unlock(&s->mu);
-  retire(s, sl, w, m->name, METRICS_UNLOAD_ADMIN, "unloaded by request");
+  retire(s, sl, w, METRICS_UNLOAD_ADMIN, "unloaded by request");
   return 0;
 }
 
 const char *sched_state(sched *s, const matrix_model *m) {
   static const char *names[] = {"unloaded", "loading", "loaded", "unloading"};
   pthread_mutex_lock(&s->mu);
-  const char *st = names[slot_of(s, m)->state];
+  slot *sl = slot_find(s, m->name);
+  const char *st = names[sl ? sl->state : SLOT_UNLOADED];
   pthread_mutex_unlock(&s->mu);
   return st;
 }
@@ -567,15 +801,16 @@ json_t *sched_ps(sched *s) {
   long long used = 0;
   pthread_mutex_lock(&s->mu);
   long long now = mono_ms();
-  for (size_t i = 0; i < s->mx->n_models; i++) {
-    slot *sl = &s->slots[i];
-    const matrix_model *m = &s->mx->models[i];
+  for (size_t i = 0; i < s->n_slots; i++) {
+    slot *sl = s->slots[i];
+    const matrix_model *m = sl->m;
     if (sl->state == SLOT_UNLOADED) continue;
     used += slot_bytes(sl);
     json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "name", m->name, "state", names[sl->state],
                           "inflight", sl->inflight, "queued", sl->queued, "size", (json_int_t)slot_bytes(sl),
                           "size_estimated", (json_int_t)sl->est.total_bytes, "size_measured",
-                          (json_int_t)sl->measured, "pinned", m->pin);
+                          (json_int_t)sl->measured, "pinned", m->pin && !sl->draining);
+    if (sl->draining) json_object_set_new(o, "draining", json_true());
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
       int ka = keep_alive_of(sl, m);
@@ -600,16 +835,25 @@ metrics *sched_metrics(sched *s) { return s->mt; }
 events *sched_events(sched *s) { return s->ev; }
 
 int sched_metrics_render(sched *s, sy_buf *out) {
-  size_t n = s->mx->n_models;
-  metrics_model_gauges *mg = calloc(n ? n : 1, sizeof *mg);
-  if (!mg) return -1;
-  metrics_gauges g = {.models = mg, .budget_bytes = s->budget};
   pthread_mutex_lock(&s->mu);
-  for (size_t i = 0; i < n; i++) {
-    const slot *sl = &s->slots[i];
-    mg[i] = (metrics_model_gauges){.queued = sl->queued, .inflight = sl->inflight,
-                                   .estimated_bytes = sl->est.total_bytes, .measured_bytes = sl->measured,
-                                   .loaded = sl->state == SLOT_READY};
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_slots; i++)
+    if (s->slots[i]->row >= 0 && (size_t)s->slots[i]->row + 1 > n) n = (size_t)s->slots[i]->row + 1;
+  metrics_model_gauges *mg = calloc(n ? n : 1, sizeof *mg);
+  if (!mg) {
+    pthread_mutex_unlock(&s->mu);
+    return -1;
+  }
+  metrics_gauges g = {.models = mg, .n_models = n, .budget_bytes = s->budget};
+  for (size_t i = 0; i < s->n_slots; i++) { /* a draining slot adds to its name's row */
+    const slot *sl = s->slots[i];
+    if (sl->row < 0) continue;
+    metrics_model_gauges *r = &mg[sl->row];
+    r->queued += sl->queued;
+    r->inflight += sl->inflight;
+    if (!sl->draining) r->estimated_bytes = sl->est.total_bytes;
+    if (sl->measured > r->measured_bytes) r->measured_bytes = sl->measured;
+    r->loaded |= sl->state == SLOT_READY;
     if (sl->state != SLOT_UNLOADED) g.used_bytes += slot_bytes(sl);
   }
   pthread_mutex_unlock(&s->mu);
@@ -626,32 +870,48 @@ void sched_shutdown(sched *s) {
   pthread_cond_signal(&s->reaper_cond);
   for (;;) { /* wait out loads and unloads in progress: a loader sees `stopping` and stops its worker */
     bool busy = false;
-    for (size_t i = 0; i < s->mx->n_models; i++)
-      busy |= s->slots[i].state == SLOT_LOADING || s->slots[i].state == SLOT_UNLOADING;
+    for (size_t i = 0; i < s->n_slots; i++)
+      busy |= s->slots[i]->state == SLOT_LOADING || s->slots[i]->state == SLOT_UNLOADING;
     if (!busy) break;
     pthread_cond_wait(&s->cond, &s->mu);
   }
   pthread_mutex_unlock(&s->mu);
   if (s->preloading) pthread_join(s->preloader, NULL);
   pthread_join(s->reaper, NULL);
-  for (size_t i = 0; i < s->mx->n_models; i++) {
+  for (;;) { /* retire frees draining slots: look for the next loaded one each time */
     pthread_mutex_lock(&s->mu);
-    worker *w = s->slots[i].w ? slot_take(&s->slots[i]) : NULL;
+    slot *sl = NULL;
+    for (size_t i = 0; i < s->n_slots && !sl; i++)
+      if (s->slots[i]->w) sl = s->slots[i];
+    worker *w = sl ? slot_take(sl) : NULL;
     pthread_mutex_unlock(&s->mu);
-    retire(s, &s->slots[i], w, s->mx->models[i].name, METRICS_UNLOAD_SHUTDOWN, "shutdown");
+    if (!sl) break;
+    retire(s, sl, w, METRICS_UNLOAD_SHUTDOWN, "shutdown");
   }
+}
+
+/* Everything sched_new may have made (also its failure path). */
+static void sched_free_parts(sched *s) {
+  for (size_t i = 0; i < s->n_slots; i++) {
+    json_decref(s->slots[i]->ready);
+    free(s->slots[i]);
+  }
+  free(s->slots);
+  free(s->plan);
+  for (size_t i = 0; i < s->n_old_mx; i++) matrix_free(s->old_mx[i]);
+  free(s->old_mx);
+  memstate_close(s->ms);
+  json_decref(s->devices);
+  metrics_free(s->mt);
+  events_free(s->ev);
+  free(s);
 }
 
 void sched_free(sched *s) {
   if (!s) return;
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->reload_mu);
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->reaper_cond);
-  memstate_close(s->ms);
-  json_decref(s->devices);
-  metrics_free(s->mt);
-  events_free(s->ev);
-  free(s->slots);
-  free(s->plan);
-  free(s);
+  sched_free_parts(s);
 }

@@ -20,7 +20,8 @@
 typedef struct sched sched;
 
 typedef struct sched_params {
-  const matrix *mx;        /* borrowed; must outlive the scheduler */
+  const matrix *mx;        /* borrowed; must outlive the scheduler (matrices given to sched_reload
+                              are then owned by it) */
   const char *worker_dir;  /* folder holding switchyard-llama and llama-fit-params */
   const char *log_level;   /* passed to workers */
   int load_timeout_s;      /* default 600 */
@@ -30,6 +31,17 @@ typedef struct sched_params {
 sched *sched_new(const sched_params *p);
 /* Load the pin/preload models in the background (in matrix order). */
 void sched_preload(sched *s);
+/* Adopt a new matrix (SIGHUP): models whose worker settings and file are unchanged keep their
+ * worker and state (their keep-alive, priority, pin and queue limits become the new ones); models
+ * removed or changed finish the requests they have, then unload (reason "reload"); requests for a
+ * changed model that arrive or wait meanwhile go to the new definition; new models are estimated
+ * (probe) and can load at once; new pinned/preloaded models are loaded. The scheduler takes
+ * ownership of the matrix it replaces (requests may still hold its models; freed by sched_free).
+ * The budget is derived again from the new memory settings. Publishes a "reloaded" event with the
+ * names added, changed and removed (also returned in *summary when not NULL). 0, or -1 (out of
+ * memory: nothing changed). */
+int sched_reload(sched *s, matrix *mx, json_t **summary);
+
 /* Refuse new work, stop every worker, wait for loads in progress to end. */
 void sched_shutdown(sched *s);
 void sched_free(sched *s);
@@ -58,8 +70,8 @@ const char *sched_state(sched *s, const matrix_model *m);
 /* Loaded models and memory, for GET /api/ps (new reference). */
 json_t *sched_ps(sched *s);
 
-/* The metrics registry (owned by the scheduler, one row per model of the matrix, in its order):
- * the scheduler counts loads and unloads there, api.c counts requests. */
+/* The metrics registry (owned by the scheduler; metrics_model gives a model's row): the scheduler
+ * counts loads and unloads there, api.c counts requests. */
 metrics *sched_metrics(sched *s);
 /* The feed of loads and unloads (GET /api/events). */
 struct events;

@@ -746,6 +746,7 @@ static void t_devices(void) {
 }
 
 typedef struct feed {
+  const daemon_proc *d; /* NULL: the main instance */
   pthread_mutex_t mu;
   pthread_cond_t cond;
   bool hello;
@@ -772,7 +773,7 @@ static void *feed_main(void *arg) {
   feed *f = arg;
   CURL *c = curl_easy_init();
   char url[128];
-  snprintf(url, sizeof url, "%s/api/events", D.base);
+  snprintf(url, sizeof url, "%s/api/events", (f->d ? f->d : &D)->base);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, feed_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
@@ -785,6 +786,14 @@ static void *feed_main(void *arg) {
   pthread_cond_broadcast(&f->cond);
   pthread_mutex_unlock(&f->mu);
   return NULL;
+}
+
+/* Subscribe f (its fields set) on a thread; returns once the stream has started. */
+static void feed_start(feed *f, pthread_t *th) {
+  pthread_create(th, NULL, feed_main, f);
+  pthread_mutex_lock(&f->mu);
+  while (!f->hello) pthread_cond_wait(&f->cond, &f->mu);
+  pthread_mutex_unlock(&f->mu);
 }
 
 /* GET /api/events follows loads and unloads as they happen, in order. */
@@ -1411,6 +1420,156 @@ static void t_memory_busy(void) {
   with_own_daemon("membusy", yaml, memory_busy_body);
 }
 
+/* ---- SIGHUP reload ---- */
+
+static char reload_cfg[512];
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+static json_t *b_ps_model(const char *name) { /* new reference, or NULL when not listed */
+  resp r;
+  http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+  json_t *found = NULL, *m;
+  size_t i;
+  json_array_foreach(json_object_get(r.json, "models"), i, m) if (strcmp(jstr(m, "name"), name) == 0) found = json_incref(m);
+  resp_clear(&r);
+  return found;
+}
+
+static long b_load(const char *name) {
+  char body[128];
+  snprintf(body, sizeof body, "{\"model\":\"%s\"}", name);
+  resp r;
+  http_do(&B, "POST", "/api/load", body, &r, NULL);
+  long st = r.status;
+  resp_clear(&r);
+  return st;
+}
+
+static void *reload_slow_request(void *arg) {
+  json_t *q = chat_body("change", "keep going", 2000, false);
+  json_object_set_new(q, "ignore_eos", json_true());
+  b_chat(q, arg);
+  return NULL;
+}
+
+static void reload_body(void) {
+  const char *d = models_dir;
+  CHECK(b_load("keep") == 200 && b_load("change") == 200 && b_load("gone") == 200, "keep, change, gone load");
+  json_t *k0 = b_ps_model("keep");
+  long long keep_pid = jnum(k0, "pid");
+  json_decref(k0);
+  /* a long request on "change" is in flight across the reload */
+  resp bg;
+  pthread_t th;
+  pthread_create(&th, NULL, reload_slow_request, &bg);
+  bool busy = false;
+  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until it is being served */
+    json_t *m = b_ps_model("change");
+    busy = m && jnum(m, "inflight") >= 1;
+    json_decref(m);
+  }
+  feed f = {.d = &B, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+            .until = {"\"type\":\"reloaded\"", "\"type\":\"unloaded\",\"model\":\"gone\"",
+                      "\"type\":\"unloaded\",\"model\":\"change\""}};
+  pthread_t fth;
+  feed_start(&f, &fth);
+  char yaml[2048];
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nmodels:\n"
+           "  - {name: keep, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1, priority: 3}\n"
+           "  - {name: change, file: %s/tiny-qwen2.gguf, context: 512, parallel: 1, keep_alive: -1}\n"
+           "  - {name: added, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1}\n",
+           d, d, d);
+  write_file(reload_cfg, yaml);
+  kill(B.pid, SIGHUP);
+  bool drained = false; /* the old worker is seen draining while its request runs */
+  for (int tries = 0; tries < 100000 && !drained; tries++) {
+    json_t *m = b_ps_model("change");
+    drained = m && json_is_true(json_object_get(m, "draining")) && jnum(m, "inflight") == 1;
+    json_decref(m);
+    if (!m) break; /* gone already */
+  }
+  pthread_join(th, NULL); /* the request in flight finishes on its old worker */
+  long bg_status = bg.status;
+  long long tokens = jnum(bg.json, "usage.completion_tokens");
+  resp_clear(&bg);
+  pthread_join(fth, NULL);
+  json_t *ev = NULL;
+  for (const char *p = f.body.data; p && (p = strstr(p, "data: ")); p += 6) {
+    json_t *e = json_loads(p + 6, JSON_DISABLE_EOF_CHECK, NULL);
+    if (e && strcmp(jstr(e, "type") ? jstr(e, "type") : "", "reloaded") == 0 && !ev) ev = json_incref(e);
+    json_decref(e);
+  }
+  sy_buf_free(&f.body);
+  CHECK(busy, "change never showed as busy");
+  CHECK(drained, "the changed model's old worker drained its request");
+  CHECK(bg_status == 200 && tokens == 2000, "the request in flight ran on: %ld, %lld tokens", bg_status, tokens);
+  CHECK(ev && jnum(ev, "unchanged") == 1 && strcmp(jstr(ev, "added.0") ? jstr(ev, "added.0") : "", "added") == 0 &&
+            strcmp(jstr(ev, "changed.0") ? jstr(ev, "changed.0") : "", "change") == 0 &&
+            strcmp(jstr(ev, "removed.0") ? jstr(ev, "removed.0") : "", "gone") == 0,
+        "reloaded event: unchanged 1, added [added], changed [change], removed [gone]");
+  json_decref(ev);
+  json_t *k1 = b_ps_model("keep");
+  CHECK(k1 && jnum(k1, "pid") == keep_pid, "keep stayed loaded in the same worker (pid %lld)", keep_pid);
+  json_decref(k1);
+  json_t *g = b_ps_model("gone");
+  CHECK(!g, "gone is unloaded");
+  json_decref(g);
+  resp r;
+  b_chat(chat_body("gone", "hi", 2, false), &r);
+  CHECK(is_error(&r, 404, "model_not_found"), "a removed model is not found: %ld", r.status);
+  resp_clear(&r);
+  b_chat(chat_body("change", "hi", 2, false), &r);
+  CHECK(r.status == 200, "change under its new settings: %ld", r.status);
+  resp_clear(&r);
+  json_t *c = b_ps_model("change");
+  CHECK(c && jnum(c, "context") == 512 && !json_is_true(json_object_get(c, "draining")),
+        "change runs with context 512 now");
+  json_decref(c);
+  b_chat(chat_body("added", "hi", 2, false), &r);
+  CHECK(r.status == 200, "the added model serves: %ld", r.status);
+  resp_clear(&r);
+  /* a broken file changes nothing */
+  feed f2 = {.d = &B, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+             .until = {"\"type\":\"reload_failed\""}};
+  feed_start(&f2, &fth);
+  write_file(reload_cfg, "models: [ {name: x, file: \n");
+  kill(B.pid, SIGHUP);
+  pthread_join(fth, NULL);
+  bool failed_ev = f2.body.data && strstr(f2.body.data, "reload_failed") && strstr(f2.body.data, "reload.yaml:");
+  sy_buf_free(&f2.body);
+  CHECK(failed_ev, "a broken file is refused with file:line (reload_failed event)");
+  b_chat(chat_body("keep", "hi", 2, false), &r);
+  CHECK(r.status == 200, "keep still serves after a failed reload: %ld", r.status);
+  resp_clear(&r);
+  json_t *k2 = b_ps_model("keep");
+  CHECK(k2 && jnum(k2, "pid") == keep_pid, "and keeps its worker");
+  json_decref(k2);
+}
+
+/* SIGHUP reloads the matrix: unchanged models keep their worker, a changed one finishes its
+ * request in flight and comes back with its new settings, a removed one unloads, a new one
+ * serves, and a broken file changes nothing. */
+static void t_reload(void) {
+  char yaml[2048];
+  const char *d = models_dir;
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nmodels:\n"
+           "  - {name: keep, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+           "  - {name: change, file: %s/tiny-qwen2.gguf, context: 2048, parallel: 1, keep_alive: -1}\n"
+           "  - {name: gone, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n",
+           d, d, d);
+  snprintf(reload_cfg, sizeof reload_cfg, "%s/reload.yaml", tmpdir);
+  with_own_daemon("reload", yaml, reload_body);
+}
+
 static void t_bad_config(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/bad.yaml", tmpdir);
@@ -1457,6 +1616,7 @@ static const test tests[] = {
     {"admin_unload_busy", t_admin_unload_busy, false},
     {"load_backoff", t_load_backoff, false},
     {"bad_config", t_bad_config, false},
+    {"reload", t_reload, false},
 };
 
 static void write_main_config(const char *path) {

@@ -81,7 +81,7 @@ static void test_gauges(void **state) {
   metrics *m = metrics_new(names2, 2);
   metrics_model_gauges mg[2] = {{.queued = 3, .inflight = 4, .estimated_bytes = 1000, .measured_bytes = 1200, .loaded = true},
                                 {.estimated_bytes = 500}};
-  metrics_gauges g = {.models = mg, .budget_bytes = 1LL << 40, .used_bytes = 1200};
+  metrics_gauges g = {.models = mg, .n_models = 2, .budget_bytes = 1LL << 40, .used_bytes = 1200};
   char *t = render(m, &g);
   assert_non_null(strstr(t, "# TYPE switchyard_queue_depth gauge\nswitchyard_queue_depth{model=\"chat\"} 3\n"));
   assert_non_null(strstr(t, "\nswitchyard_requests_in_flight{model=\"chat\"} 4\n"));
@@ -177,6 +177,28 @@ static void test_bounded_labels(void **state) {
 
 /* Each family's HELP then TYPE, once, before its samples; every sample line belongs to the family
  * declared last. */
+/* A reload adds names: old rows keep their counts and index, "" stays the catch-all. */
+static void test_add_model(void **state) {
+  (void)state;
+  metrics *m = metrics_new(names2, 2);
+  metrics_request(m, 1, METRICS_EP_EMBEDDINGS, 200, 0.1);
+  metrics_request(m, METRICS_NO_MODEL, METRICS_EP_CHAT, 404, 0.1);
+  assert_int_equal(metrics_model(m, "embed"), 1);
+  int k = metrics_model(m, "new-model");
+  assert_int_equal(k, 2);
+  assert_int_equal(metrics_model(m, "new-model"), 2);
+  metrics_request(m, k, METRICS_EP_CHAT, 200, 0.1);
+  metrics_model_gauges mg[3] = {{0}, {0}, {.loaded = true}};
+  metrics_gauges g = {.models = mg, .n_models = 3};
+  char *t = render(m, &g);
+  assert_non_null(strstr(t, "switchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"200\"} 1\n"));
+  assert_non_null(strstr(t, "switchyard_requests_total{model=\"new-model\",endpoint=\"chat\",status=\"200\"} 1\n"));
+  assert_non_null(strstr(t, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"} 1\n"));
+  assert_non_null(strstr(t, "switchyard_model_loaded{model=\"new-model\"} 1\n"));
+  free(t);
+  metrics_free(m);
+}
+
 static void test_structure(void **state) {
   (void)state;
   metrics *m = metrics_new(names2, 2);
@@ -184,7 +206,7 @@ static void test_structure(void **state) {
   metrics_ttft(m, 0, 0.05);
   metrics_load(m, 0, true, 3);
   metrics_model_gauges mg[2] = {{0}};
-  metrics_gauges g = {.models = mg};
+  metrics_gauges g = {.models = mg, .n_models = 2};
   char *t = render(m, &g);
   char family[128] = "";
   int n_families = 0;
@@ -233,6 +255,7 @@ int main(void) {
       cmocka_unit_test(test_counters_exact_lines), cmocka_unit_test(test_gauges),
       cmocka_unit_test(test_escaping),             cmocka_unit_test(test_histogram_cumulative),
       cmocka_unit_test(test_bounded_labels),       cmocka_unit_test(test_structure),
+      cmocka_unit_test(test_add_model),
       cmocka_unit_test(test_limit_refusal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

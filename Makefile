@@ -103,6 +103,16 @@ $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
 
+# Test-only: renders a template with llama.cpp's own Jinja engine, the reference sy-jinja is
+# diffed against (tests/jinja/diff.sh). C++ because it drives llama.cpp's C++ code. Only
+# common/jinja + json (and ggml_abort from ggml-base) get linked, whatever GPU is.
+LLAMA_SRC_DIR := $(dir $(ENGINES))src/llama.cpp
+$(BIN)/jinja-oracle: tests/jinja/oracle.cpp | $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	g++ -std=c++17 -O1 -I$(LLAMA_SRC_DIR)/common $< -o $@ \
+	  $(addprefix $(ENGINES)/lib/,libllama-common.a libllama-common-base.a libggml-base.a) \
+	  -fopenmp -lm -lpthread
+
 # Object files of the engine-linked programs need the engine headers to exist first.
 $(call obj,$(LLAMA_SRC) $(MKMODEL_SRC) $(BENCH_SRC)): | $(ENGINES_DONE)
 

@@ -4,8 +4,10 @@
  * under its lock, asks, and carries the decision out. Unit-tested exhaustively in
  * tests/unit/test_sched_plan.c; docs/ARCHITECTURE.md has the table.
  *
- * Memory is one pool for now (the host RAM, or one GPU): per-device placement comes with the GPU
- * work and extends plan_model.bytes into an array. */
+ * Memory comes in pools: pool 0 is the host's RAM (and unified memory: integrated GPUs share it),
+ * pools 1.. are the GPUs with memory of their own. A model has a footprint in each pool (its
+ * weights, KV cache and compute buffers where llama.cpp puts them); it fits when it fits in every
+ * pool at once. */
 #ifndef SY_SCHED_PLAN_H
 #define SY_SCHED_PLAN_H
 
@@ -13,6 +15,7 @@
 #include <stddef.h>
 
 #define PLAN_MAX_MODELS 1024
+#define PLAN_MAX_POOLS 8
 
 typedef enum plan_state {
   PLAN_UNLOADED = 0,
@@ -23,7 +26,8 @@ typedef enum plan_state {
 
 typedef struct plan_model {
   plan_state state;
-  long long bytes;        /* footprint to count: measured if known, else estimated (> 0) */
+  long long bytes;        /* footprint to count in pool 0: measured if known, else estimated */
+  long long pool_bytes[PLAN_MAX_POOLS]; /* ... in pools 1.. ([0] is unused: pool 0 is `bytes`) */
   int inflight;           /* requests being served by it */
   int queued;             /* requests waiting for it to be loaded (or for room) */
   long long last_used_ms; /* when a request last ended or started on it (monotonic) */
@@ -43,7 +47,9 @@ typedef struct plan_decision {
   plan_action action;
   size_t evict[PLAN_MAX_MODELS]; /* indices, in the order to unload them */
   size_t n_evict;
-  /* the numbers behind the decision, for logs and error messages (bytes) */
+  /* the numbers behind the decision, for logs and error messages (bytes), in pool `pool`: the one
+   * that decided a REJECT or WAIT, else pool 0 */
+  size_t pool;
   long long need;      /* the wanted model's footprint */
   long long budget;    /* the budget */
   long long used;      /* counted now: loading + ready + unloading models */
@@ -62,5 +68,13 @@ typedef struct plan_decision {
  *    unloading models).
  * `out` is fully written in every case. */
 void plan_decide(const plan_model *models, size_t n, size_t want, long long budget, plan_decision *out);
+
+/* The same over n_pools pools (budgets[p] each; 1 ≤ n_pools ≤ PLAN_MAX_POOLS, else REJECT): rule
+ * 2 rejects if any pool can never hold it, rule 3 loads if every pool has room, rule 5 waits if
+ * any pool lacks room even with every idle model gone, and rule 4 walks the eviction order taking
+ * only models that free memory in a pool still short of room, until every pool fits (an idle
+ * model on the CPU is not evicted to make room on a GPU). */
+void plan_decide_pools(const plan_model *models, size_t n, size_t want, const long long *budgets, size_t n_pools,
+                       plan_decision *out);
 
 #endif

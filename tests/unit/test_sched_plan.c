@@ -532,9 +532,10 @@ static void check_one(const plan_model *m, size_t n, size_t want, long long budg
     freed += cnt(&m[e]);
     last = cnt(&m[e]);
   }
-  /* ... and a prefix of that order: every idle model left comes after every evicted one */
+  /* ... and a prefix of that order, leaving out models that free nothing: every idle model left
+   * that holds memory comes after every evicted one */
   for (size_t i = 0; i < n; i++)
-    if (i != want && idle(&m[i]) && !seen[i] && d->n_evict > 0)
+    if (i != want && idle(&m[i]) && !seen[i] && d->n_evict > 0 && cnt(&m[i]) > 0)
       assert_true(before(m, d->evict[d->n_evict - 1], i));
   /* it fits after the evictions, and would not have without the last one (minimal prefix) */
   assert_true(used - freed + need <= budget);
@@ -580,6 +581,160 @@ static void test_property_random(void **state) {
   for (int a = 0; a < 4; a++) assert_true(counts[a] > 1000);
 }
 
+/* ---- pools (host RAM + GPUs) -------------------------------------------------------------- */
+
+/* A model with `host` bytes in pool 0 and `gpu` in pool 1. */
+static plan_model pm(plan_state st, long long host, long long gpu, long long t) {
+  plan_model m = {.state = st, .bytes = host, .last_used_ms = t};
+  m.pool_bytes[1] = gpu;
+  return m;
+}
+
+static const plan_decision *decide_pools(const plan_model *m, size_t n, size_t want, const long long *b, size_t np) {
+  memset(&D, 0xA5, sizeof D);
+  plan_decide_pools(m, n, want, b, np, &D);
+  assert_true(D.n_evict <= PLAN_MAX_MODELS);
+  for (size_t i = D.n_evict; i < PLAN_MAX_MODELS; i++) assert_int_equal(D.evict[i], 0);
+  return &D;
+}
+
+/* The GPU is full, the host has room: the least recently used model is CPU-only, so it stays;
+ * the GPU model goes. */
+static void test_pools_evict_where_short(void **state) {
+  (void)state;
+  plan_model m[] = {pm(PLAN_UNLOADED, 100, 600, 0), pm(PLAN_READY, 500, 0, 1), pm(PLAN_READY, 100, 600, 2)};
+  long long b[] = {1000, 1000};
+  const plan_decision *d = decide_pools(m, 3, 0, b, 2);
+  EXPECT(d, PLAN_LOAD, 2);
+  /* both fit in both pools: nothing goes */
+  b[1] = 1200;
+  d = decide_pools(m, 3, 0, b, 2);
+  EXPECT(d, PLAN_LOAD);
+  /* short in both pools: the LRU one frees host memory, then the GPU one */
+  long long b2[] = {650, 1000};
+  d = decide_pools(m, 3, 0, b2, 2);
+  EXPECT(d, PLAN_LOAD, 1, 2);
+}
+
+/* Rejected by the pool that can never hold it, with that pool's numbers. */
+static void test_pools_reject_names_the_pool(void **state) {
+  (void)state;
+  plan_model m[] = {pm(PLAN_UNLOADED, 100, 900, 0), pm(PLAN_UNLOADED, 10, 200, 1)};
+  m[1].pinned = true;
+  long long b[] = {1000, 1000};
+  const plan_decision *d = decide_pools(m, 2, 0, b, 2);
+  EXPECT(d, PLAN_REJECT);
+  assert_int_equal(d->pool, 1);
+  expect_numbers(d, 900, 1000, 0, 200, 0);
+  b[1] = 1100; /* exactly budget − pinned on the GPU */
+  d = decide_pools(m, 2, 0, b, 2);
+  EXPECT(d, PLAN_LOAD);
+  assert_int_equal(d->pool, 0);
+}
+
+/* A busy GPU model holds the room: wait, with the GPU's numbers; the idle host model stays. */
+static void test_pools_wait_on_busy_gpu(void **state) {
+  (void)state;
+  plan_model m[] = {pm(PLAN_UNLOADED, 100, 600, 0), pm(PLAN_READY, 800, 0, 1), pm(PLAN_READY, 10, 600, 2)};
+  m[2].inflight = 1;
+  long long b[] = {1000, 1000};
+  const plan_decision *d = decide_pools(m, 3, 0, b, 2);
+  EXPECT(d, PLAN_WAIT);
+  assert_int_equal(d->pool, 1);
+  expect_numbers(d, 600, 1000, 600, 0, 600);
+}
+
+static void test_pools_bad_arguments(void **state) {
+  (void)state;
+  plan_model m[] = {pm(PLAN_UNLOADED, 1, 1, 0)};
+  long long b[PLAN_MAX_POOLS + 1] = {10, 10};
+  EXPECT(decide_pools(m, 1, 0, b, 0), PLAN_REJECT);
+  EXPECT(decide_pools(m, 1, 0, b, PLAN_MAX_POOLS + 1), PLAN_REJECT);
+  EXPECT(decide_pools(m, 1, 0, NULL, 1), PLAN_REJECT);
+  EXPECT(decide_pools(m, 1, 0, b, 2), PLAN_LOAD);
+}
+
+/* Random states over 1–4 pools against the rules, with exact arithmetic: the action; for a LOAD,
+ * every pool fits after the evictions, each evicted model is idle, in eviction order, and freed
+ * memory in a pool that was still short when it was taken. */
+static void test_pools_property(void **state) {
+  (void)state;
+  static const plan_state states[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
+  plan_model m[10];
+  size_t counts[4] = {0};
+  for (int it = 0; it < 50000; it++) {
+    size_t n = (size_t)pick(1, 10), np = (size_t)pick(1, 4);
+    long long b[PLAN_MAX_POOLS];
+    for (size_t p = 0; p < np; p++) b[p] = pick(0, 3000);
+    for (size_t i = 0; i < n; i++) {
+      memset(&m[i], 0, sizeof m[i]);
+      m[i].state = states[next() % 4];
+      for (size_t p = 0; p < np; p++) {
+        long long v = next() % 3 == 0 ? 0 : pick(1, 1000);
+        if (p == 0) m[i].bytes = v;
+        else m[i].pool_bytes[p] = v;
+      }
+      m[i].inflight = next() % 4 == 0;
+      m[i].last_used_ms = pick(0, 20);
+      m[i].priority = (int)pick(-1, 1);
+      m[i].pinned = next() % 6 == 0;
+    }
+    size_t want = (size_t)pick(0, (long long)n - 1);
+    if (next() % 2) m[want].state = PLAN_UNLOADED;
+    const plan_decision *d = decide_pools(m, n, want, b, np);
+    counts[d->action]++;
+    #define PB(i, p) ((p) == 0 ? m[i].bytes : m[i].pool_bytes[p])
+    plan_action a;
+    bool never = false, short_busy = false, fits = true;
+    for (size_t p = 0; p < np; p++) {
+      long long pin = 0, busy = 0, used = 0;
+      for (size_t i = 0; i < n; i++) {
+        if (m[i].pinned && i != want) pin += PB(i, p);
+        if (m[i].state == PLAN_UNLOADED) continue;
+        used += PB(i, p);
+        if (!(i != want && idle(&m[i]))) busy += PB(i, p);
+      }
+      never |= PB(want, p) + pin > b[p];
+      short_busy |= PB(want, p) + busy > b[p];
+      fits &= PB(want, p) + used <= b[p];
+    }
+    if (m[want].state == PLAN_READY) a = PLAN_RUN;
+    else if (m[want].state != PLAN_UNLOADED) a = PLAN_WAIT;
+    else if (never) a = PLAN_REJECT;
+    else if (fits) a = PLAN_LOAD;
+    else if (short_busy) a = PLAN_WAIT;
+    else a = PLAN_LOAD;
+    assert_int_equal(d->action, a);
+    if (a != PLAN_LOAD) continue;
+    if (fits) assert_int_equal(d->n_evict, 0);
+    bool gone[10] = {0};
+    for (size_t k = 0; k < d->n_evict; k++) {
+      size_t e = d->evict[k];
+      assert_true(e < n && e != want && !gone[e] && idle(&m[e]));
+      if (k > 0) assert_true(before(m, d->evict[k - 1], e));
+      /* useful: some pool was short (kept idle + need + busy > budget) before it went, and it
+       * holds memory there */
+      bool useful = false;
+      for (size_t p = 0; p < np; p++) {
+        long long used = PB(want, p);
+        for (size_t i = 0; i < n; i++)
+          if (m[i].state != PLAN_UNLOADED && !gone[i]) used += PB(i, p);
+        useful |= used > b[p] && PB(e, p) > 0;
+      }
+      assert_true(useful);
+      gone[e] = true;
+    }
+    for (size_t p = 0; p < np; p++) {
+      long long used = PB(want, p);
+      for (size_t i = 0; i < n; i++)
+        if (m[i].state != PLAN_UNLOADED && !gone[i]) used += PB(i, p);
+      assert_true(used <= b[p]);
+    }
+    #undef PB
+  }
+  for (int a = 0; a < 4; a++) assert_true(counts[a] > 500);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ready_runs),
@@ -604,6 +759,11 @@ int main(void) {
       cmocka_unit_test(test_full_table),
       cmocka_unit_test(test_odd_input),
       cmocka_unit_test(test_property_random),
+      cmocka_unit_test(test_pools_evict_where_short),
+      cmocka_unit_test(test_pools_reject_names_the_pool),
+      cmocka_unit_test(test_pools_wait_on_busy_gpu),
+      cmocka_unit_test(test_pools_bad_arguments),
+      cmocka_unit_test(test_pools_property),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,6 +198,9 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  /* CUDA numbers GPUs fastest first unless told otherwise; NVML numbers them by PCI bus. Make the
+   * workers' CUDA0, CUDA1, ... match NVML's indexes (gpumem.h). */
+  setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
   static const char *level_names[] = {"error", "warn", "info", "debug"};
   sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};

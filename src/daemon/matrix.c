@@ -802,6 +802,31 @@ enum {
 static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level", "limits",
                                           "defaults", "models", "memory", "scheduling"};
 
+/* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
+static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
+  if (want_kind(l, n, "memory.devices", YAML_MAPPING_NODE)) return -1;
+  size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  if (np > 8) return at(l, n, "memory.devices: at most 8 devices");
+  m->gpu_names = calloc(np + 1, sizeof *m->gpu_names);
+  m->gpu_budgets = calloc(np + 1, sizeof *m->gpu_budgets);
+  if (!m->gpu_names || !m->gpu_budgets) return at(l, n, "out of memory");
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = node(l, p->key), *v = node(l, p->value);
+    char g[64], path[96];
+    if (!k || !v) return at(l, n, "memory.devices: malformed mapping");
+    if (k->type != YAML_SCALAR_NODE || !*sval(k) || strlen(sval(k)) > 63)
+      return at(l, k, "memory.devices: keys must be device names like CUDA0, got %s", got(k, g, sizeof g));
+    for (size_t i = 0; i < m->n_gpu_budgets; i++)
+      if (strcmp(m->gpu_names[i], sval(k)) == 0) return at(l, k, "memory.devices.%s: duplicate key", sval(k));
+    snprintf(path, sizeof path, "memory.devices.%s", sval(k));
+    long long b;
+    if (want_size(l, v, path, 1LL << 20, 1LL << 50, &b)) return -1;
+    if (!(m->gpu_names[m->n_gpu_budgets] = strdup(sval(k)))) return at(l, n, "out of memory");
+    m->gpu_budgets[m->n_gpu_budgets++] = b;
+  }
+  return 0;
+}
+
 static int load_root(loader *l, const yaml_node_t *root) {
   matrix *m = l->m;
   char g[64];
@@ -844,12 +869,15 @@ static int load_root(loader *l, const yaml_node_t *root) {
       return -1;
   }
   if (v[K_MEMORY] && !is_null(v[K_MEMORY])) {
-    static const char *const keys[] = {"budget", "reserve"};
-    yaml_node_t *mv[2];
-    if (want_map(l, v[K_MEMORY], "memory", keys, 2, mv)) return -1;
+    static const char *const keys[] = {"budget", "reserve", "gpu_reserve", "gpu_overhead", "devices"};
+    yaml_node_t *mv[5];
+    if (want_map(l, v[K_MEMORY], "memory", keys, 5, mv)) return -1;
     if (mv[0] && want_size(l, mv[0], "memory.budget", 1LL << 20, 1LL << 50, &m->mem_budget))
       return -1;
     if (mv[1] && want_size(l, mv[1], "memory.reserve", 0, 1LL << 50, &m->mem_reserve)) return -1;
+    if (mv[2] && want_size(l, mv[2], "memory.gpu_reserve", 0, 1LL << 50, &m->gpu_reserve)) return -1;
+    if (mv[3] && want_size(l, mv[3], "memory.gpu_overhead", 0, 1LL << 40, &m->gpu_overhead)) return -1;
+    if (mv[4] && !is_null(mv[4]) && read_gpu_budgets(l, mv[4], m)) return -1;
   }
   if (v[K_SCHEDULING] && !is_null(v[K_SCHEDULING])) {
     static const char *const keys[] = {"swap_guard", "max_loads"};
@@ -983,6 +1011,8 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->port = 8080;
   m->max_body_bytes = 16u << 20;
   m->mem_reserve = 2LL << 30;
+  m->gpu_reserve = 512LL << 20;
+  m->gpu_overhead = 512LL << 20;
   m->swap_guard_s = 0;
   m->max_loads = 1;
   m->max_connections = 256;
@@ -1042,6 +1072,10 @@ void matrix_free(matrix *m) {
   free_strv(m->api_keys, m->n_api_keys);
   free(m->models_dir);
   free_strv(m->warnings, m->n_warnings);
+  if (m->gpu_names)
+    for (size_t i = 0; m->gpu_names[i]; i++) free(m->gpu_names[i]);
+  free(m->gpu_names);
+  free(m->gpu_budgets);
   free(m);
 }
 

@@ -57,6 +57,13 @@ typedef struct matrix {
   int log_level;         /* sy_log_level; default info */
   long long mem_budget;  /* bytes models may use; 0 = MemTotal − mem_reserve */
   long long mem_reserve; /* bytes kept free when the budget is derived; default 2 GiB */
+  long long gpu_reserve; /* bytes kept free on each GPU (dedicated memory); default 512 MiB */
+  long long gpu_overhead; /* per worker process on each GPU it uses, beyond llama.cpp's estimate
+                             (the backend's context and workspaces); default 512 MiB */
+  char **gpu_names;      /* memory.devices: a budget for named GPUs (as `switchyard-llama
+                            --list-devices` names them, e.g. CUDA0); at most 8 */
+  long long *gpu_budgets;
+  size_t n_gpu_budgets;
   int swap_guard_s;      /* a model loaded less than this ago is not evicted (thrash guard); default 0 = off */
   int max_loads;         /* models loading at once; default 1 */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */

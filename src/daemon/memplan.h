@@ -25,6 +25,11 @@ typedef struct memplan_est {
   long long total_bytes;   /* the sum, plus the worker process's own overhead */
   bool from_probe;         /* false: the file-size fallback */
   char devices[128];       /* what the probe named, e.g. "Host" or "CUDA0,Host" */
+  struct {
+    char name[32];         /* the probe's device name: "Host", "CUDA0", "Vulkan0", ... */
+    long long bytes;       /* weights + KV cache + compute buffers there (no process overhead) */
+  } dev[8];
+  int n_dev;
 } memplan_est;
 
 /* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU

@@ -22,6 +22,7 @@
 #include "memplan.h"
 #include "clock.h"
 #include "events.h"
+#include "gpumem.h"
 #include "memstate.h"
 #include "metrics.h"
 #include "sched_plan.h"
@@ -44,6 +45,8 @@ typedef struct slot {
   long long retry_at_ms; /* no new load attempt before this (back-off after a failure) */
   memplan_est est;    /* estimated before load */
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
+  long long est_pool[PLAN_MAX_POOLS];  /* the estimate per memory pool ([0] = host RAM) */
+  long long meas_pool[PLAN_MAX_POOLS]; /* the largest use measured per GPU pool ([0] unused: `measured`) */
   char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
   long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
   long long rss_at_ms;      /* when the resident set was last read */
@@ -78,6 +81,14 @@ struct sched {
   metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
   events *ev;           /* GET /api/events: loads and unloads as they happen */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
+  size_t n_pools;       /* memory pools: [0] the host's RAM, then each GPU with memory of its own */
+  struct pool {
+    char name[32];      /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
+    int nv;             /* NVML index, -1 = none (live numbers unknown) */
+    long long total;    /* bytes, from the device probe at start */
+    long long budget;   /* configured, or total − reserve */
+    long long live;     /* min(budget, free now + ours − reserve) when the driver tells */
+  } pools[PLAN_MAX_POOLS];
   long long guard_wake_ms; /* set by decide(): when the earliest thrash guard ends, 0 = none */
   plan_decision decision;
 };
@@ -118,6 +129,90 @@ static void slot_gc(sched *s) {
 /* What the budget counts for a model: the estimate, or more if more was measured. */
 static long long slot_bytes(const slot *sl) {
   return sl->measured > sl->est.total_bytes ? sl->measured : sl->est.total_bytes;
+}
+
+/* What the budget counts for a model in pool p. */
+static long long slot_pool_bytes(const slot *sl, size_t p) {
+  if (p == 0) return slot_bytes(sl);
+  return sl->meas_pool[p] > sl->est_pool[p] ? sl->meas_pool[p] : sl->est_pool[p];
+}
+
+/* The pool of a device the probe named: a GPU with memory of its own, else the host's RAM (the
+ * CPU, integrated GPUs sharing RAM, and names we do not know). */
+static size_t pool_of(const sched *s, const char *name) {
+  for (size_t p = 1; p < s->n_pools; p++)
+    if (strcmp(s->pools[p].name, name) == 0) return p;
+  return 0;
+}
+
+/* The estimate split into pools: each device's share where it lives, the worker's own overhead on
+ * the host, and the GPU backend's per-process overhead on each GPU it uses. Without a split
+ * (file-size fallback), all of it on the host. */
+static void slot_split(const sched *s, slot *sl) {
+  memset(sl->est_pool, 0, sizeof sl->est_pool);
+  long long rest = sl->est.total_bytes;
+  for (int i = 0; i < sl->est.n_dev; i++) {
+    size_t p = pool_of(s, sl->est.dev[i].name);
+    sl->est_pool[p] += sl->est.dev[i].bytes;
+    rest -= sl->est.dev[i].bytes;
+  }
+  sl->est_pool[0] += rest > 0 ? rest : 0;
+  for (size_t p = 1; p < s->n_pools; p++)
+    if (sl->est_pool[p] > 0) sl->est_pool[p] += s->mx->gpu_overhead;
+}
+
+/* Pools from the engine's device list: [0] the host, then each discrete GPU (at most
+ * PLAN_MAX_POOLS − 1); budgets from the matrix. */
+static void pools_setup(sched *s) {
+  s->n_pools = 1;
+  snprintf(s->pools[0].name, sizeof s->pools[0].name, "Host");
+  s->pools[0].nv = -1;
+  size_t i;
+  json_t *dv;
+  json_array_foreach(json_object_get(s->devices, "devices"), i, dv) {
+    const char *type = json_string_value(json_object_get(dv, "type"));
+    const char *name = json_string_value(json_object_get(dv, "name"));
+    if (!type || !name || strcmp(type, "gpu") != 0 || strlen(name) >= sizeof s->pools[0].name ||
+        s->n_pools >= PLAN_MAX_POOLS)
+      continue;
+    struct pool *pl = &s->pools[s->n_pools++];
+    snprintf(pl->name, sizeof pl->name, "%s", name);
+    pl->nv = gpumem_index_of(name);
+    pl->total = (long long)json_integer_value(json_object_get(dv, "total"));
+  }
+}
+
+/* Budgets from the matrix (at start and after a reload); lock held or before threads run. */
+static void pools_budget(sched *s) {
+  s->pools[0].budget = s->budget;
+  s->pools[0].live = s->live_budget;
+  for (size_t p = 1; p < s->n_pools; p++) {
+    struct pool *pl = &s->pools[p];
+    pl->budget = pl->total > s->mx->gpu_reserve ? pl->total - s->mx->gpu_reserve : 0;
+    for (size_t k = 0; k < s->mx->n_gpu_budgets; k++)
+      if (strcmp(s->mx->gpu_names[k], pl->name) == 0) pl->budget = s->mx->gpu_budgets[k];
+    pl->live = pl->budget;
+  }
+}
+
+/* What each GPU has free right now, where the driver tells (lock held): the budget never exceeds
+ * free + what our own workers hold − the reserve, so memory taken by other programs counts. */
+static void pools_live(sched *s) {
+  for (size_t p = 1; p < s->n_pools; p++) {
+    struct pool *pl = &s->pools[p];
+    long long fr, tot;
+    pl->live = pl->budget;
+    if (pl->nv < 0 || gpumem_info(pl->nv, &fr, &tot) != 0) continue;
+    long long ours = 0;
+    for (size_t i = 0; i < s->n_slots; i++)
+      if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->meas_pool[p];
+    pl->live = memplan_live_budget(pl->budget, fr, ours, s->mx->gpu_reserve);
+  }
+}
+
+/* Measure what a worker holds on each GPU (no lock: the driver call may take a while). */
+static void measure_gpus(const sched *s, pid_t pid, long long *out) {
+  for (size_t p = 1; p < s->n_pools; p++) out[p] = s->pools[p].nv >= 0 ? gpumem_process_bytes(s->pools[p].nv, pid) : -1;
 }
 
 /* The keep-alive in force: a request's override (if the matrix allows one), else the matrix's;
@@ -245,14 +340,28 @@ static slot *slot_make(sched *s, const matrix_model *m) {
    * estimator's own build): a probe per model runs once, not at every start. */
   snprintf(ekey, sizeof ekey, "estimate|%s|%lld", sl->key, s->tool_stamp);
   long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
+  char dkey[sizeof ekey + 48];
   if (cached > 0) {
     sl->est = (memplan_est){.total_bytes = cached, .from_probe = true};
     snprintf(sl->est.devices, sizeof sl->est.devices, "(remembered)");
+    for (size_t p = 0; p < s->n_pools; p++) { /* the split per device, where remembered */
+      snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, s->pools[p].name);
+      long long b = memstate_get(s->ms, dkey);
+      if (b > 0 && sl->est.n_dev < (int)(sizeof sl->est.dev / sizeof sl->est.dev[0])) {
+        snprintf(sl->est.dev[sl->est.n_dev].name, sizeof sl->est.dev[0].name, "%s", s->pools[p].name);
+        sl->est.dev[sl->est.n_dev++].bytes = b;
+      }
+    }
   } else if (memplan_estimate(s->tool, m, &sl->est, err, sizeof err) != 0) {
     LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
   } else if (s->ms) {
-    memstate_put_max(s->ms, ekey, sl->est.total_bytes);
+    for (int d = 0; d < sl->est.n_dev; d++) {
+      snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, sl->est.dev[d].name);
+      memstate_put_max(s->ms, dkey, sl->est.dev[d].bytes);
+    }
+    memstate_put_max(s->ms, ekey, sl->est.total_bytes); /* last: its presence means the split is there */
   }
+  slot_split(s, sl);
   long long remembered = s->ms ? memstate_get(s->ms, sl->key) : -1;
   if (remembered > 0) sl->measured = remembered;
   const memplan_est *e = &sl->est;
@@ -314,6 +423,11 @@ sched *sched_new(const sched_params *p) {
           json_string_value(json_object_get(dv, "description")), json_string_value(json_object_get(dv, "type")),
           gib((long long)json_integer_value(json_object_get(dv, "free"))),
           gib((long long)json_integer_value(json_object_get(dv, "total"))));
+  pools_setup(s);
+  pools_budget(s);
+  for (size_t k = 1; k < s->n_pools; k++)
+    LOG_I("GPU pool %s: budget %.2f GiB of %.2f GiB (%s)", s->pools[k].name, gib(s->pools[k].budget),
+          gib(s->pools[k].total), gpumem_available() && s->pools[k].nv >= 0 ? "live free memory from NVML" : "no live numbers");
   struct stat tst;
   s->tool_stamp = stat(s->tool, &tst) == 0 ? (long long)tst.st_mtim.tv_sec * 1000000000LL + tst.st_mtim.tv_nsec : 0;
   s->mt = metrics_new(NULL, 0);
@@ -365,8 +479,12 @@ static const plan_decision *decide(sched *s, size_t want) {
                               .queued = sl->queued, .last_used_ms = sl->last_used_ms,
                               .priority = sl->m->priority, .pinned = sl->m->pin && !sl->draining,
                               .guarded = guarded};
+    for (size_t p = 1; p < s->n_pools; p++) s->plan[i].pool_bytes[p] = slot_pool_bytes(sl, p);
   }
-  plan_decide(s->plan, s->n_slots, want, s->live_budget, &s->decision);
+  long long budgets[PLAN_MAX_POOLS];
+  budgets[0] = s->live_budget;
+  for (size_t p = 1; p < s->n_pools; p++) budgets[p] = s->pools[p].live;
+  plan_decide_pools(s->plan, s->n_slots, want, budgets, s->n_pools, &s->decision);
   return &s->decision;
 }
 
@@ -412,6 +530,8 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   worker *w = worker_start(&wp, &ready, err);
   json_decref(load);
   long long rss = w ? memplan_rss_bytes(worker_pid(w)) : -1;
+  long long on_gpu[PLAN_MAX_POOLS] = {0};
+  if (w) measure_gpus(s, worker_pid(w), on_gpu);
   if (w)
     events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
                                     (json_int_t)(mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
@@ -445,6 +565,8 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   sl->w = w;
   sl->ready = ready;
   sl->last_used_ms = sl->loaded_at_ms = mono_ms();
+  for (size_t p = 1; p < s->n_pools; p++)
+    if (on_gpu[p] > sl->meas_pool[p]) sl->meas_pool[p] = on_gpu[p];
   pthread_cond_signal(&s->reaper_cond); /* it expires it, or unloads it if a reload made it draining */
   if (rss > sl->measured) {
     sl->measured = rss;
@@ -501,6 +623,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       for (size_t i = 0; i < s->n_slots; i++)
         if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->measured;
       s->live_budget = memplan_live_budget(s->budget, memplan_mem_available(), ours, s->mx->mem_reserve);
+      pools_live(s);
     }
     const plan_decision *d = decide(s, slot_index(s, sl));
     if (d->action == PLAN_RUN) {
@@ -511,21 +634,23 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       pthread_mutex_unlock(&s->mu);
       return w;
     }
-    if (d->action == PLAN_REJECT && d->need <= s->budget - d->pinned) {
+    long long configured = d->pool == 0 ? s->budget : s->pools[d->pool].budget;
+    const char *where = d->pool == 0 ? "" : s->pools[d->pool].name;
+    if (d->action == PLAN_REJECT && d->need <= configured - d->pinned) {
       /* it fits the configured budget, but not what other programs leave free right now */
       api_error_set(err, 503, "server_error", "memory_busy", "model",
-                    "model '%s' needs %.2f GiB; the budget is %.2f GiB but only %.2f GiB of it is free right now "
+                    "model '%s' needs %.2f GiB%s%s; the budget is %.2f GiB but only %.2f GiB of it is free right now "
                     "(other programs use the rest); try again later",
-                    m->name, gib(d->need), gib(s->budget), gib(d->budget));
+                    m->name, gib(d->need), *where ? " on " : "", where, gib(configured), gib(d->budget));
       err->retry_after_s = 10;
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
     if (d->action == PLAN_REJECT) {
       api_error_set(err, 507, "server_error", "model_too_large", "model",
-                    "model '%s' needs %.2f GiB but the memory budget is %.2f GiB, %.2f GiB of it held by "
+                    "model '%s' needs %.2f GiB%s%s but the memory budget is %.2f GiB, %.2f GiB of it held by "
                     "pinned models: it can never be loaded",
-                    m->name, gib(d->need), gib(d->budget), gib(d->pinned));
+                    m->name, gib(d->need), *where ? " on " : "", where, gib(d->budget), gib(d->pinned));
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
@@ -582,7 +707,11 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   bool measure = sl && now - sl->rss_at_ms >= 1000;
   if (measure) sl->rss_at_ms = now;
   pthread_mutex_unlock(&s->mu);
-  if (measure) rss = memplan_rss_bytes(worker_pid(w));
+  long long on_gpu[PLAN_MAX_POOLS] = {0};
+  if (measure) {
+    rss = memplan_rss_bytes(worker_pid(w));
+    measure_gpus(s, worker_pid(w), on_gpu);
+  }
   worker *retired = NULL;
   metrics_unload_reason reason = METRICS_UNLOAD_KEEP_ALIVE_0;
   const char *why = "keep_alive 0";
@@ -598,6 +727,8 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
       sl->measured = rss;
       snprintf(key, sizeof key, "%s", sl->key);
     }
+    for (size_t p = 1; p < s->n_pools; p++)
+      if (on_gpu[p] > sl->meas_pool[p]) sl->meas_pool[p] = on_gpu[p];
     if (sl->inflight == 0 && sl->queued == 0 && sl->draining) {
       reason = METRICS_UNLOAD_RELOAD;
       why = "removed or changed by a configuration reload";
@@ -728,6 +859,8 @@ int sched_reload(sched *s, matrix *nmx, json_t **summary) {
   s->mx = nmx;
   s->budget = budget_of(nmx);
   s->live_budget = s->budget;
+  pools_budget(s);
+  for (size_t i = 0; i < s->n_slots; i++) slot_split(s, s->slots[i]); /* gpu_overhead may have changed */
   slot_gc(s); /* draining slots that were not loaded go now; loaded ones when idle (reaper) */
   s->preload_gen++;
   pthread_cond_broadcast(&s->cond); /* waiters look up their model again */
@@ -811,6 +944,13 @@ json_t *sched_ps(sched *s) {
                           "size_estimated", (json_int_t)sl->est.total_bytes, "size_measured",
                           (json_int_t)sl->measured, "pinned", m->pin && !sl->draining);
     if (sl->draining) json_object_set_new(o, "draining", json_true());
+    json_t *per = json_array(); /* where it is, per memory pool */
+    for (size_t p = 0; p < s->n_pools; p++)
+      if (sl->est_pool[p] > 0 || (p > 0 && sl->meas_pool[p] > 0))
+        json_array_append_new(per, json_pack("{s:s, s:I, s:I}", "device", s->pools[p].name, "estimated",
+                                             (json_int_t)sl->est_pool[p], "measured",
+                                             (json_int_t)(p == 0 ? sl->measured : sl->meas_pool[p])));
+    json_object_set_new(o, "devices", per);
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
       int ka = keep_alive_of(sl, m);
@@ -825,6 +965,16 @@ json_t *sched_ps(sched *s) {
   }
   json_t *mem = json_pack("{s:I, s:I, s:I}", "budget", (json_int_t)s->budget, "budget_now",
                           (json_int_t)s->live_budget, "used", (json_int_t)used);
+  json_t *pools = json_array();
+  for (size_t p = 0; p < s->n_pools; p++) {
+    long long pu = 0;
+    for (size_t i = 0; i < s->n_slots; i++)
+      if (s->slots[i]->state != SLOT_UNLOADED) pu += slot_pool_bytes(s->slots[i], p);
+    json_array_append_new(pools, json_pack("{s:s, s:I, s:I, s:I}", "device", s->pools[p].name, "budget",
+                                           (json_int_t)(p ? s->pools[p].budget : s->budget), "budget_now",
+                                           (json_int_t)(p ? s->pools[p].live : s->live_budget), "used", (json_int_t)pu));
+  }
+  json_object_set_new(mem, "pools", pools);
   pthread_mutex_unlock(&s->mu);
   json_t *devs = json_object_get(s->devices, "devices");
   return json_pack("{s:o, s:o, s:o}", "models", arr, "memory", mem, "devices", devs ? json_incref(devs) : json_array());

@@ -1149,11 +1149,12 @@ static void budget_body(void) {
   resp r;
   b_chat(chat_body("huge", "hello", 2, false), &r);
   bool refused = is_error(&r, 507, "model_too_large");
-  const char *msg = jstr(r.json, "error.message");
-  bool numbers = msg && strstr(msg, "needs") && strstr(msg, "budget is 0.47 GiB") && strstr(msg, "pinned");
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", jstr(r.json, "error.message") ? jstr(r.json, "error.message") : "(none)");
+  bool numbers = strstr(msg, "needs") && strstr(msg, "budget is 0.47 GiB") && strstr(msg, "pinned");
   resp_clear(&r);
   CHECK(refused, "huge: 507 model_too_large");
-  CHECK(numbers, "the message gives need, budget and pinned: %s", msg ? msg : "(none)");
+  CHECK(numbers, "the message gives need, budget and pinned: %.400s", msg);
   /* a worker killed with SIGKILL is noticed and its memory returned: then loading the third model
    * needs no eviction */
   budget_ps(names, sizeof names, &used, &budget, &rss);

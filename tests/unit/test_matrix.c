@@ -177,7 +177,8 @@ static void test_all_keys(void **state) {
            "models_dir: ./models\n"
            "log_level: debug\n"
            "limits: {max_body_bytes: 1048576, max_connections: 32}\n"
-           "memory: {budget: 6GiB, reserve: 512MiB}\n"
+           "memory: {budget: 6GiB, reserve: 512MiB, gpu_reserve: 1GiB, gpu_overhead: 300MiB, "
+           "devices: {CUDA0: 70GiB, CUDA1: 20GiB}}\n"
            "scheduling: {swap_guard: 30s, max_loads: 2}\n"
            "defaults: {context: 2048, parallel: 2, keep_alive: 1m, threads: 8, batch: 256, "
            "gpu_layers: 10}\n"
@@ -213,6 +214,10 @@ static void test_all_keys(void **state) {
   assert_string_equal(m->api_keys[1], "sk-two");
   assert_string_equal(m->models_dir, P("models"));
   assert_int_equal(m->log_level, 3);
+  assert_true(m->gpu_reserve == 1LL << 30 && m->gpu_overhead == 300LL << 20);
+  assert_int_equal(m->n_gpu_budgets, 2);
+  assert_string_equal(m->gpu_names[1], "CUDA1");
+  assert_true(m->gpu_budgets[0] == 70LL << 30 && m->gpu_budgets[1] == 20LL << 30);
   assert_int_equal(m->max_body_bytes, 1048576);
   assert_int_equal(m->max_connections, 32);
   assert_true(m->mem_budget == 6LL << 30);
@@ -447,6 +452,10 @@ static void test_bad_values(void **state) {
   load_bad("memory: {reserve: -1GiB}\n",
            "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
   load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
+  load_bad("memory: {devices: [CUDA0]}\n", "1:19: memory.devices: expected a mapping, got a list");
+  load_bad("memory: {devices: {CUDA0: 1GiB, CUDA0: 2GiB}}\n", "1:33: memory.devices.CUDA0: duplicate key");
+  load_bad("memory: {devices: {CUDA0: big}}\n",
+           "1:27: memory.devices.CUDA0: expected a size like 8GiB, 512MiB or a number of bytes, got 'big'");
   load_bad("scheduling: {swap_guard: 2h}\n", "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
   load_bad("scheduling: {max_loads: 0}\n", "1:25: scheduling.max_loads: 0 is out of range (1..64)");
   load_bad("scheduling: {swap_guard: -1}\n", "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");

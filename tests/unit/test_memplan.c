@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../src/daemon/gpumem.h"
 #include "../../src/daemon/memplan.h"
 
 #define MIB (1024LL * 1024LL)
@@ -28,6 +29,11 @@ static void test_parse_gpu_and_host(void **state) {
   assert_int_equal(memplan_parse_probe("CUDA0 4400 448 304\nHost 243 0 20\n", &e), 0);
   assert_true(e.model_bytes == 4643 * MIB && e.context_bytes == 448 * MIB && e.compute_bytes == 324 * MIB);
   assert_string_equal(e.devices, "CUDA0,Host");
+  assert_int_equal(e.n_dev, 2);
+  assert_string_equal(e.dev[0].name, "CUDA0");
+  assert_true(e.dev[0].bytes == (4400LL + 448 + 304) << 20);
+  assert_string_equal(e.dev[1].name, "Host");
+  assert_true(e.dev[1].bytes == 263LL << 20);
 }
 
 static void test_parse_ignores_other_lines(void **state) {
@@ -84,8 +90,27 @@ static void test_proc_readers(void **state) {
   assert_true(memplan_mem_available() > 0 && memplan_mem_available() <= memplan_mem_total());
 }
 
+/* Device names to NVML indexes; without NVML (this machine) nothing is known, nothing crashes. */
+static void test_gpumem(void **state) {
+  (void)state;
+  assert_int_equal(gpumem_index_of("CUDA0"), 0);
+  assert_int_equal(gpumem_index_of("CUDA12"), 12);
+  assert_int_equal(gpumem_index_of("CUDA"), -1);
+  assert_int_equal(gpumem_index_of("CUDA1x"), -1);
+  assert_int_equal(gpumem_index_of("CUDA-1"), -1);
+  assert_int_equal(gpumem_index_of("Vulkan0"), -1);
+  assert_int_equal(gpumem_index_of(NULL), -1);
+  long long f = 0, t = 0;
+  if (!gpumem_available()) {
+    assert_int_equal(gpumem_info(0, &f, &t), -1);
+    assert_true(gpumem_process_bytes(0, getpid()) == -1);
+  }
+  assert_int_equal(gpumem_info(-1, &f, &t), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_gpumem),
       cmocka_unit_test(test_parse_cpu),          cmocka_unit_test(test_parse_gpu_and_host),
       cmocka_unit_test(test_parse_ignores_other_lines), cmocka_unit_test(test_fallback_without_probe),
       cmocka_unit_test(test_live_budget), cmocka_unit_test(test_proc_readers),

@@ -868,6 +868,7 @@ static int step_trailer(sy_tc_parser *p, const char *s, size_t n, bool eof) {
   int m = j < n ? match(s + j, n - j, p->trailer) : M_NO;
   if (m == M_PART && !eof) return j > 0;
   if (m == M_FULL) p->pos += strlen(p->trailer);
+  if (m == M_PART) p->pos += n - j; /* cut off inside the closing tag: still markup */
   p->trailer = NULL;
   p->st = ST_CONTENT;
   return 1;

@@ -2,7 +2,8 @@
  * tool call events out.
  *
  * The parser is a state machine over `in`, the text fed but not yet decided:
- *   START    output start: look through whitespace for the reasoning opener
+ *   START    output start: look through whitespace for the reasoning opener (when the prompt
+ *            already opened it, an opener the model repeats is skipped)
  *   REASON   inside <think>: reasoning until the closer
  *   CONTENT  content until a tool-call marker (<tool_call>, [TOOL_CALLS], ...)
  *   CALL     inside a call: its text is kept in `raw` until it is complete and checked, then it
@@ -82,7 +83,8 @@ struct sy_tc_parser {
   sy_buf in;
   size_t pos;
   chan content, reason;
-  bool seg_nonws; /* the content since the start or the last call has non-whitespace */
+  bool seg_nonws;   /* the content since the start or the last call has non-whitespace */
+  bool forced_open; /* the prompt ends inside a reasoning block */
 
   /* the call being read */
   sy_buf raw, name, pname, val;
@@ -648,6 +650,15 @@ static int step_call(sy_tc_parser *p, const char *s, size_t n, bool eof) {
       bool done = false;
       for (; k < n && !done; k++) {
         char c = s[k];
+        if (p->bare && p->depth == 1 && !is_ws(c)) {
+          /* a bare '{' is a call only as {"...: prose and code fall back at once, the same
+           * way whatever the split */
+          if (c != '"') {
+            bad = true;
+            break;
+          }
+          p->bare = false;
+        }
         if (p->in_str) {
           if (p->esc) {
             p->esc = false;
@@ -667,10 +678,6 @@ static int step_call(sy_tc_parser *p, const char *s, size_t n, bool eof) {
       }
       if (take(p, k)) return -1;
       if (bad) return call_fail(p);
-      if (p->bare) { /* a bare '{' is a call only as {"...: prose and code fall back at once */
-        size_t j = skip_ws(p->raw.data, p->raw.len, p->json_at + 1);
-        if (j < p->raw.len && p->raw.data[j] != '"') return call_fail(p);
-      }
       if (done) return json_done(p);
       if (eof) return call_fail(p);
       return k > 0;
@@ -679,7 +686,7 @@ static int step_call(sy_tc_parser *p, const char *s, size_t n, bool eof) {
       size_t j = skip_ws(s, n, 0);
       if (take(p, j)) return -1;
       if (j == n) return eof ? call_fail(p) : j > 0;
-      if (s[j] == '[') {
+      if (s[j] == '[' || s[j] == '{') { /* [{...}, ...], or a lone {...} */
         p->array_ok = true;
         p->cs = CS_JSON_PRE;
       } else {
@@ -842,7 +849,12 @@ static int step_start(sy_tc_parser *p, const char *s, size_t n, bool eof) {
     return 1;
   }
   if (m == M_PART && !eof && n <= START_LOOK_MAX) return 0;
-  p->st = ST_CONTENT;
+  if (p->forced_open) { /* the prompt opened the block: the text is reasoning from the start */
+    p->reason.strip_lead = true;
+    p->st = ST_REASON;
+  } else {
+    p->st = ST_CONTENT;
+  }
   return 1;
 }
 
@@ -964,10 +976,9 @@ sy_tc_parser *sy_tc_new(const sy_chat_format *f, const json_t *tools, bool think
   }
   if (!p->think_open[0]) {
     p->st = ST_CONTENT;
-  } else if (thinking_open) {
-    p->st = ST_REASON;
-    p->reason.strip_lead = true;
   } else {
+    /* forced open: a model that repeats the opener anyway must not show it in its reasoning */
+    p->forced_open = thinking_open;
     p->st = ST_START;
   }
   uint64_t seed = 0;

@@ -410,6 +410,9 @@ static void test_reasoning_forced_open(void **state) {
         "</tool_call>",
         "{'content':null,'reasoning_content':'Use a tool.','tool_calls':[" CALL(
             "search", "'{}'") "]}");
+  /* the model repeats the opener: not part of the reasoning */
+  check(&QWEN3_OPEN, "<think>\nHmm.\n</think>\n\nOK", "{'content':'OK','reasoning_content':'Hmm.'}");
+  check(&QWEN3_OPEN, "\n<thin", "{'content':'','reasoning_content':'<thin'}");
   /* out of tokens while thinking: it stays reasoning */
   check(&QWEN3_OPEN, "Still thinking about </thi",
         "{'content':'','reasoning_content':'Still thinking about </thi'}");
@@ -537,6 +540,8 @@ static void test_mistral(void **state) {
         "{'content':'Two calls.','tool_calls':[" CALL(
             "get_weather", "'{\\'location\\':\\'Rome\\'}'") "," CALL("search",
                                                                      "'{\\'q\\':\\'x\\'}'") "]}");
+  check(&MISTRAL, "[TOOL_CALLS] {\"name\": \"search\", \"arguments\": {}}",
+        "{'content':null,'tool_calls':[" CALL("search", "'{}'") "]}");
   /* malformed: content */
   check_content(&MISTRAL, "[TOOL_CALLS]bad name[ARGS]{}");
   check_content(&MISTRAL, "[TOOL_CALLS]nope[ARGS]{}");
@@ -634,11 +639,14 @@ static void test_fuzz(void **state) {
       "<parameter=q>", "</parameter>", "</function>", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]",
       "<|python_tag|>", "{\"name\": \"search\", \"arguments\": {\"q\": 1}}", "{", "}", "[", "]",
       "\"", "\\", "\n", " ", "search", "é", "\xe6\x9d\xb1", "\xff", "<", "[THINK]", "[/THINK]",
-      "{\"name\": \"get_weather\", \"parameters\": {}}", ",", ":", "x"};
+      "{\"name\": \"get_weather\", \"parameters\": {}}", ",", ":", "x", "</", "\n</think>\n\n",
+      "<function=get_weather>", "[TOOL_CALLS]search", "5", "\"q\"", "\xf0\x9f\x98", "\x80"};
   const tcase *cases[] = {&HERMES, &QWEN3, &QWEN3_OPEN, &CODER, &QWEN35, &LLAMA, &MISTRAL,
-                          &MAGISTRAL, &NONE};
+                          &MAGISTRAL, &NONE, &HERMES_NOTOOLS};
   char text[2048];
-  for (int iter = 0; iter < 300; iter++) {
+  const char *env = getenv("SY_FUZZ_ITERS"); /* more for a longer local run */
+  int iters = env && atoi(env) > 0 ? atoi(env) : 300;
+  for (int iter = 0; iter < iters; iter++) {
     size_t len = 0;
     int nparts = 1 + (int)(next_rand() % 25);
     for (int k = 0; k < nparts; k++) {

@@ -58,11 +58,11 @@ typedef struct marker {
 /* An output channel (content or reasoning). */
 typedef struct chan {
   sy_tc_kind kind;
-  sy_buf ws;                /* trailing whitespace held back */
-  unsigned char carry[4];   /* an incomplete UTF-8 sequence held back */
+  sy_buf ws;              /* trailing whitespace held back */
+  unsigned char carry[4]; /* an incomplete UTF-8 sequence held back */
   size_t ncarry;
-  bool strip_lead;          /* drop leading whitespace (after </think>, after a call) */
-  sy_buf all;               /* everything emitted, for the final message */
+  bool strip_lead; /* drop leading whitespace (after </think>, after a call) */
+  sy_buf all;      /* everything emitted, for the final message */
 } chan;
 
 typedef struct pend {
@@ -73,7 +73,7 @@ typedef struct pend {
 struct sy_tc_parser {
   enum fmt fmt;
   char think_open[MARK_MAX + 1], think_close[MARK_MAX + 1]; /* "" when none */
-  json_t *tools; /* NULL: tool parsing off */
+  json_t *tools; /* the request's tools; NULL: tool parsing off */
   marker markers[3];
   int nmarkers;
   bool brace; /* llama3: a bare '{' at the start of a content segment may be a call */
@@ -418,8 +418,8 @@ static int commit(sy_tc_parser *p, pend *pd, int n) {
       return -1;
     }
     sy_tc_event b = {.kind = SY_TC_CALL_BEGIN, .index = idx, .id = id, .name = pd[k].name};
-    sy_tc_event a = {.kind = SY_TC_CALL_ARGS, .index = idx, .text = pd[k].args,
-                     .len = strlen(pd[k].args)};
+    sy_tc_event a = {
+        .kind = SY_TC_CALL_ARGS, .index = idx, .text = pd[k].args, .len = strlen(pd[k].args)};
     sy_tc_event e = {.kind = SY_TC_CALL_END, .index = idx};
     if (emit_ev(p, &b) || emit_ev(p, &a) || emit_ev(p, &e)) return -1;
   }
@@ -432,7 +432,7 @@ static int commit(sy_tc_parser *p, pend *pd, int n) {
   return 1;
 }
 
-/* A name the request offers (any name when the request's tools cannot be searched). */
+/* A function the request's tools offer. */
 static bool name_known(const sy_tc_parser *p, const char *name) {
   return name[0] && find_tool(p, name) != NULL;
 }
@@ -526,8 +526,8 @@ static int qc_param(sy_tc_parser *p) {
   if (!type_is_string(type)) {
     size_t a = skip_ws(v, n, 0), b = n;
     while (b > a && is_ws(v[b - 1])) b--;
-    json_t *j = b > a ? json_loadb(v + a, b - a, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL)
-                      : NULL;
+    json_t *j =
+        b > a ? json_loadb(v + a, b - a, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL) : NULL;
     if (j) rendered = minify(v + a, b - a);
     json_decref(j);
   }
@@ -1029,7 +1029,8 @@ json_t *sy_tc_message(const sy_tc_parser *p) {
   int rc = json_object_set_new(m, "role", json_string("assistant"));
   if (p->content.all.len || !calls) {
     rc |= json_object_set_new(
-        m, "content", json_stringn(p->content.all.data ? p->content.all.data : "", p->content.all.len));
+        m, "content",
+        json_stringn(p->content.all.data ? p->content.all.data : "", p->content.all.len));
   } else {
     rc |= json_object_set_new(m, "content", json_null());
   }
@@ -1054,8 +1055,8 @@ json_t *sy_tc_event_delta(const sy_tc_event *ev) {
       return json_pack("{s:s%}", "reasoning_content", ev->text, ev->len);
     case SY_TC_CALL_BEGIN:
       return json_pack("{s:[{s:i, s:s, s:s, s:{s:s, s:s}}]}", "tool_calls", "index", ev->index,
-                       "id", ev->id, "type", "function", "function", "name", ev->name,
-                       "arguments", "");
+                       "id", ev->id, "type", "function", "function", "name", ev->name, "arguments",
+                       "");
     case SY_TC_CALL_ARGS:
       return json_pack("{s:[{s:i, s:{s:s%}}]}", "tool_calls", "index", ev->index, "function",
                        "arguments", ev->text, ev->len);

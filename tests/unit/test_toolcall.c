@@ -102,9 +102,9 @@ static int on_event(const sy_tc_event *ev, void *ud) {
       assert_string_equal(json_string_value(json_object_get(fn, "arguments")), "");
       assert_non_null(json_string_value(json_object_get(fn, "name")));
       json_array_append_new(
-          calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(e, "id"), "type",
-                           "function", "function", "name", json_object_get(fn, "name"),
-                           "arguments", ""));
+          calls,
+          json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(e, "id"), "type", "function",
+                    "function", "name", json_object_get(fn, "name"), "arguments", ""));
     } else {
       /* later chunks: index and an arguments fragment only */
       assert_null(json_object_get(e, "id"));
@@ -294,7 +294,8 @@ static void test_hermes_basic(void **state) {
         "{'content':'Let me check.','tool_calls':[" CALL(
             "get_weather", "'{\\'location\\':\\'Paris\\',\\'days\\':3}'") "]}");
   /* no content: content is null */
-  check(&HERMES, "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"a b\"}}\n</tool_call>",
+  check(&HERMES,
+        "<tool_call>\n{\"name\": \"search\", \"arguments\": {\"q\": \"a b\"}}\n</tool_call>",
         "{'content':null,'tool_calls':[" CALL("search", "'{\\'q\\':\\'a b\\'}'") "]}");
 }
 
@@ -307,8 +308,7 @@ static void test_hermes_several(void **state) {
         "{'content':null,'tool_calls':[" CALL("search", "'{\\'q\\':\\'x\\'}'") "," CALL(
             "get_weather", "'{\\'location\\':\\'Oslo\\'}'") "]}");
   /* content after the calls is content */
-  check(&HERMES,
-        "<tool_call>{\"name\":\"search\",\"arguments\":{}}</tool_call>\n\nDone.",
+  check(&HERMES, "<tool_call>{\"name\":\"search\",\"arguments\":{}}</tool_call>\n\nDone.",
         "{'content':'Done.','tool_calls':[" CALL("search", "'{}'") "]}");
 }
 
@@ -327,8 +327,9 @@ static void test_hermes_arguments_forms(void **state) {
         "123456789012345678901234567890, \"s\": \"a  \\\"b\\\" \\u00e9\", \"o\": { \"k\" : [ 1 , "
         "2 ] }}}\n</tool_call>",
         "{'content':null,'tool_calls':[" CALL(
-            "get_weather", "'{\\'x\\':0.1,\\'big\\':123456789012345678901234567890,"
-                           "\\'s\\':\\'a  \\\\\\'b\\\\\\' \\\\u00e9\\',\\'o\\':{\\'k\\':[1,2]}}'") "]}");
+            "get_weather",
+            "'{\\'x\\':0.1,\\'big\\':123456789012345678901234567890,"
+            "\\'s\\':\\'a  \\\\\\'b\\\\\\' \\\\u00e9\\',\\'o\\':{\\'k\\':[1,2]}}'") "]}");
 }
 
 static void test_hermes_malformed(void **state) {
@@ -337,8 +338,7 @@ static void test_hermes_malformed(void **state) {
   check_content(&HERMES,
                 "Sure.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": }}\n"
                 "</tool_call>");
-  check_content(&HERMES,
-                "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>");
+  check_content(&HERMES, "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>");
   check_content(&HERMES, "<tool_call>\nget_weather(location=Paris)\n</tool_call>");
   check_content(&HERMES, "<tool_call>{\"name\": \"search\", \"arguments\": [1]}</tool_call>");
   check_content(&HERMES, "<tool_call>{\"arguments\": {}}</tool_call>");
@@ -373,8 +373,7 @@ static void test_marker_lookalikes(void **state) {
 
 static void test_no_tools_and_none(void **state) {
   (void)state;
-  const char *t =
-      "<tool_call>\n{\"name\": \"search\", \"arguments\": {}}\n</tool_call>";
+  const char *t = "<tool_call>\n{\"name\": \"search\", \"arguments\": {}}\n</tool_call>";
   check_content(&HERMES_NOTOOLS, t);
   check_content(&NONE, t);
   check_content(&NONE, "[TOOL_CALLS]search[ARGS]{}");
@@ -408,10 +407,11 @@ static void test_reasoning_forced_open(void **state) {
   check(&QWEN3_OPEN,
         "Use a tool.\n</think>\n\n<tool_call>\n{\"name\": \"search\", \"arguments\": {}}\n"
         "</tool_call>",
-        "{'content':null,'reasoning_content':'Use a tool.','tool_calls':[" CALL(
-            "search", "'{}'") "]}");
+        "{'content':null,'reasoning_content':'Use a tool.','tool_calls':[" CALL("search",
+                                                                                "'{}'") "]}");
   /* the model repeats the opener: not part of the reasoning */
-  check(&QWEN3_OPEN, "<think>\nHmm.\n</think>\n\nOK", "{'content':'OK','reasoning_content':'Hmm.'}");
+  check(&QWEN3_OPEN, "<think>\nHmm.\n</think>\n\nOK",
+        "{'content':'OK','reasoning_content':'Hmm.'}");
   check(&QWEN3_OPEN, "\n<thin", "{'content':'','reasoning_content':'<thin'}");
   /* out of tokens while thinking: it stays reasoning */
   check(&QWEN3_OPEN, "Still thinking about </thi",
@@ -437,9 +437,10 @@ static void test_coder_basic(void **state) {
         "</parameter>\n<parameter=opts>\n{\"a\": [1, 2.50]}\n</parameter>\n<parameter=note>\n"
         "null\n</parameter>\n<parameter=zip>\n01234\n</parameter>\n</function>\n</tool_call>",
         "{'content':'I will look it up.','tool_calls':[" CALL(
-            "get_weather", "'{\\'location\\':\\'New York\\',\\'days\\':5,\\'metric\\':true,"
-                           "\\'opts\\':{\\'a\\':[1,2.50]},\\'note\\':\\'null\\',"
-                           "\\'zip\\':\\'01234\\'}'") "]}");
+            "get_weather",
+            "'{\\'location\\':\\'New York\\',\\'days\\':5,\\'metric\\':true,"
+            "\\'opts\\':{\\'a\\':[1,2.50]},\\'note\\':\\'null\\',"
+            "\\'zip\\':\\'01234\\'}'") "]}");
   /* a value that is not valid for its type stays a string; unknown parameters are parsed
    * as JSON when they are JSON */
   check(&CODER,
@@ -454,11 +455,12 @@ static void test_coder_basic(void **state) {
 static void test_coder_multiline_and_markup_in_values(void **state) {
   (void)state;
   /* multi-line string with its own trailing newline; markup inside a value is value */
-  check(&CODER,
-        "<tool_call>\n<function=search>\n<parameter=q>\nline 1\n<function=x></function>\n"
-        "  line 3\n\n</parameter>\n</function>\n</tool_call>",
-        "{'content':null,'tool_calls':[" CALL(
-            "search", "'{\\'q\\':\\'line 1\\\\n<function=x></function>\\\\n  line 3\\\\n\\'}'") "]}");
+  check(
+      &CODER,
+      "<tool_call>\n<function=search>\n<parameter=q>\nline 1\n<function=x></function>\n"
+      "  line 3\n\n</parameter>\n</function>\n</tool_call>",
+      "{'content':null,'tool_calls':[" CALL(
+          "search", "'{\\'q\\':\\'line 1\\\\n<function=x></function>\\\\n  line 3\\\\n\\'}'") "]}");
   /* empty function */
   check(&CODER, "<tool_call>\n<function=search>\n</function>\n</tool_call>",
         "{'content':null,'tool_calls':[" CALL("search", "'{}'") "]}");
@@ -503,9 +505,9 @@ static void test_coder_unterminated_and_malformed(void **state) {
 
 static void test_llama3(void **state) {
   (void)state;
-  check(&LLAMA, "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\"}}",
-        "{'content':null,'tool_calls':[" CALL("get_weather",
-                                              "'{\\'location\\':\\'Paris\\'}'") "]}");
+  check(
+      &LLAMA, "{\"name\": \"get_weather\", \"parameters\": {\"location\": \"Paris\"}}",
+      "{'content':null,'tool_calls':[" CALL("get_weather", "'{\\'location\\':\\'Paris\\'}'") "]}");
   check(&LLAMA, "<|python_tag|>{\"name\": \"search\", \"parameters\": {\"q\": \"llama\"}}",
         "{'content':null,'tool_calls':[" CALL("search", "'{\\'q\\':\\'llama\\'}'") "]}");
   check(&LLAMA,
@@ -529,11 +531,12 @@ static void test_mistral(void **state) {
   check(&MISTRAL,
         "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Paris\"}}, "
         "{\"name\": \"search\", \"arguments\": {\"q\": \"x\"}, \"id\": \"abcdefghi\"}]",
-        "{'content':null,'tool_calls':[" CALL("get_weather", "'{\\'location\\':\\'Paris\\'}'") "," CALL(
-            "search", "'{\\'q\\':\\'x\\'}'") "]}");
-  check(&MISTRAL, "[TOOL_CALLS]get_weather[ARGS]{\"location\": \"Paris\"}",
-        "{'content':null,'tool_calls':[" CALL("get_weather",
-                                              "'{\\'location\\':\\'Paris\\'}'") "]}");
+        "{'content':null,'tool_calls':[" CALL(
+            "get_weather", "'{\\'location\\':\\'Paris\\'}'") "," CALL("search",
+                                                                      "'{\\'q\\':\\'x\\'}'") "]}");
+  check(
+      &MISTRAL, "[TOOL_CALLS]get_weather[ARGS]{\"location\": \"Paris\"}",
+      "{'content':null,'tool_calls':[" CALL("get_weather", "'{\\'location\\':\\'Paris\\'}'") "]}");
   check(&MISTRAL,
         "Two calls.[TOOL_CALLS]get_weather[ARGS]{\"location\": \"Rome\"}[TOOL_CALLS]search"
         "[CALL_ID]a1B2c3D4e[ARGS]{\"q\": \"x\"}",
@@ -566,7 +569,11 @@ static void test_utf8(void **state) {
         "<tool_call>\n<function=search>\n<parameter=q>\nπ ≈ 3.14 😀\n</parameter>\n</function>",
         "{'content':null,'tool_calls':[" CALL("search", "'{\\'q\\':\\'π ≈ 3.14 😀\\'}'") "]}");
   /* invalid bytes become U+FFFD; a sequence cut by the end too */
-  check(&HERMES, "a\xff" "b\xc3", "{'content':'a\xEF\xBF\xBD" "b\xEF\xBF\xBD'}");
+  check(&HERMES,
+        "a\xff"
+        "b\xc3",
+        "{'content':'a\xEF\xBF\xBD"
+        "b\xEF\xBF\xBD'}");
   check(&HERMES, "\xe2\x82", "{'content':'\xEF\xBF\xBD'}");
 }
 
@@ -634,15 +641,48 @@ static void test_limits(void **state) {
 /* Random text made of marker pieces, JSON bits and UTF-8: no crash, every split agrees. */
 static void test_fuzz(void **state) {
   (void)state;
-  static const char *parts[] = {
-      "<tool_call>", "</tool_call>", "<think>", "</think>", "<function=search>",
-      "<parameter=q>", "</parameter>", "</function>", "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]",
-      "<|python_tag|>", "{\"name\": \"search\", \"arguments\": {\"q\": 1}}", "{", "}", "[", "]",
-      "\"", "\\", "\n", " ", "search", "é", "\xe6\x9d\xb1", "\xff", "<", "[THINK]", "[/THINK]",
-      "{\"name\": \"get_weather\", \"parameters\": {}}", ",", ":", "x", "</", "\n</think>\n\n",
-      "<function=get_weather>", "[TOOL_CALLS]search", "5", "\"q\"", "\xf0\x9f\x98", "\x80"};
-  const tcase *cases[] = {&HERMES, &QWEN3, &QWEN3_OPEN, &CODER, &QWEN35, &LLAMA, &MISTRAL,
-                          &MAGISTRAL, &NONE, &HERMES_NOTOOLS};
+  static const char *parts[] = {"<tool_call>",
+                                "</tool_call>",
+                                "<think>",
+                                "</think>",
+                                "<function=search>",
+                                "<parameter=q>",
+                                "</parameter>",
+                                "</function>",
+                                "[TOOL_CALLS]",
+                                "[ARGS]",
+                                "[CALL_ID]",
+                                "<|python_tag|>",
+                                "{\"name\": \"search\", \"arguments\": {\"q\": 1}}",
+                                "{",
+                                "}",
+                                "[",
+                                "]",
+                                "\"",
+                                "\\",
+                                "\n",
+                                " ",
+                                "search",
+                                "é",
+                                "\xe6\x9d\xb1",
+                                "\xff",
+                                "<",
+                                "[THINK]",
+                                "[/THINK]",
+                                "{\"name\": \"get_weather\", \"parameters\": {}}",
+                                ",",
+                                ":",
+                                "x",
+                                "</",
+                                "\n</think>\n\n",
+                                "<function=get_weather>",
+                                "[TOOL_CALLS]search",
+                                "5",
+                                "\"q\"",
+                                "\xf0\x9f\x98",
+                                "\x80"};
+  const tcase *cases[] = {&HERMES, &QWEN3,   &QWEN3_OPEN, &CODER, &QWEN35,
+                          &LLAMA,  &MISTRAL, &MAGISTRAL,  &NONE,  &HERMES_NOTOOLS};
   char text[2048];
   const char *env = getenv("SY_FUZZ_ITERS"); /* more for a longer local run */
   int iters = env && atoi(env) > 0 ? atoi(env) : 300;
@@ -692,8 +732,8 @@ static void test_delta_shapes(void **state) {
   json_decref(want);
   sy_tc_event a = {.kind = SY_TC_CALL_ARGS, .index = 2, .text = "{\"a\":1}", .len = 7};
   d = sy_tc_event_delta(&a);
-  want = json_loads("{\"tool_calls\":[{\"index\":2,\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}",
-                    0, NULL);
+  want = json_loads(
+      "{\"tool_calls\":[{\"index\":2,\"function\":{\"arguments\":\"{\\\"a\\\":1}\"}}]}", 0, NULL);
   assert_true(json_equal(d, want));
   json_decref(d);
   json_decref(want);
@@ -709,8 +749,9 @@ static void test_delta_shapes(void **state) {
 
 static void test_ids_and_seed(void **state) {
   (void)state;
-  const char *t = "<tool_call>{\"name\":\"search\"}</tool_call><tool_call>{\"name\":\"search\"}"
-                  "</tool_call>";
+  const char *t =
+      "<tool_call>{\"name\":\"search\"}</tool_call><tool_call>{\"name\":\"search\"}"
+      "</tool_call>";
   json_t *m1 = parse_cuts(&HERMES, t, strlen(t), NULL, 0);
   json_t *m2 = parse_cuts(&HERMES, t, strlen(t), NULL, 0);
   assert_true(json_equal(m1, m2)); /* same seed, same ids */
@@ -729,8 +770,8 @@ static void test_ids_and_seed(void **state) {
     assert_int_equal(sy_tc_finish(p, NULL, NULL), 0);
     json_t *m = sy_tc_message(p);
     snprintf(ids[k], sizeof ids[k], "%s",
-             json_string_value(json_object_get(
-                 json_array_get(json_object_get(m, "tool_calls"), 0), "id")));
+             json_string_value(
+                 json_object_get(json_array_get(json_object_get(m, "tool_calls"), 0), "id")));
     json_decref(m);
     sy_tc_free(p);
   }

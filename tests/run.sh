@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 prefix=$(deps/engines.sh print-prefix)
 export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+export SY_TEMPLATES_DIR="$prefix/../src/llama.cpp/models/templates" # real chat templates (tests/jinja, toolcall detection)
 testdata=${SWITCHYARD_TESTDATA:-$root/../shared/testdata}
 export SWITCHYARD_TESTDATA="$testdata"
 models=$root/build/test-models

@@ -99,7 +99,44 @@ static json_t *timings_json(const json_t *done) {
 
 static const char *finish_reason(const json_t *done) {
   const char *f = json_string_value(json_object_get(done, "finish_reason"));
-  return f && strcmp(f, "length") == 0 ? "length" : "stop";
+  return f && strcmp(f, "length") == 0 ? "length" : f && strcmp(f, "tool_calls") == 0 ? "tool_calls" : "stop";
+}
+
+/* A structured delta from the worker ({"reasoning_content"} or {"tool_calls":[…]}, OpenAI's shape),
+ * or NULL for plain text. Only these two keys pass, and only with the right types. */
+static json_t *worker_delta(const json_t *hdr) {
+  json_t *d = json_object_get(hdr, "delta");
+  if (!json_is_object(d)) return NULL;
+  json_t *out = json_object();
+  json_t *rc = json_object_get(d, "reasoning_content"), *tc = json_object_get(d, "tool_calls");
+  if (json_is_string(rc)) json_object_set(out, "reasoning_content", rc);
+  if (json_is_array(tc)) json_object_set(out, "tool_calls", tc);
+  return out;
+}
+
+/* Fold one tool-call delta into the message's tool_calls (non-streamed answers): a delta with an
+ * id starts a call, later ones append to its arguments. */
+static void fold_tool_calls(json_t *calls, const json_t *tc) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(tc, i, c) {
+    json_int_t idx = json_integer_value(json_object_get(c, "index"));
+    json_t *fn = json_object_get(c, "function");
+    const char *args = json_string_value(json_object_get(fn, "arguments"));
+    if (json_is_string(json_object_get(c, "id")) && idx == (json_int_t)json_array_size(calls)) {
+      json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(c, "id"), "type",
+                                             "function", "function", "name", json_object_get(fn, "name"),
+                                             "arguments", args ? args : ""));
+    } else if (args && idx >= 0 && (size_t)idx < json_array_size(calls)) {
+      json_t *f = json_object_get(json_array_get(calls, (size_t)idx), "function");
+      const char *have = json_string_value(json_object_get(f, "arguments"));
+      sy_buf b = {0};
+      sy_buf_puts(&b, have ? have : "");
+      sy_buf_puts(&b, args);
+      json_object_set_new(f, "arguments", json_stringn(b.data ? b.data : "", b.len));
+      sy_buf_free(&b);
+    }
+  }
 }
 
 /* ---- generation (chat and completions) ---- */
@@ -138,11 +175,12 @@ static void gen_job_free(void *cls) {
   free(j);
 }
 
-/* One streamed chunk: delta text (or NULL), role on the first, finish reason on the last. */
-static json_t *gen_chunk(const gen_job *j, const char *text, const char *finish) {
+/* One streamed chunk: delta text (or NULL; or a structured delta, stolen), finish reason on the
+ * last. */
+static json_t *gen_chunk_delta(const gen_job *j, const char *text, json_t *sdelta, const char *finish) {
   json_t *choice;
   if (j->chat) {
-    json_t *delta = json_object();
+    json_t *delta = sdelta ? sdelta : json_object();
     if (text) json_object_set_new(delta, "content", json_string(text));
     choice = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs",
                        "finish_reason", finish ? json_string(finish) : json_null());
@@ -157,6 +195,10 @@ static json_t *gen_chunk(const gen_job *j, const char *text, const char *finish)
   return c;
 }
 
+static json_t *gen_chunk(const gen_job *j, const char *text, const char *finish) {
+  return gen_chunk_delta(j, text, NULL, finish);
+}
+
 static void emit(gen_job *j, json_t *chunk) {
   if (chunk) sse_append_json(&j->out, chunk);
   json_decref(chunk);
@@ -167,6 +209,9 @@ static void gen_stream_event(gen_job *j, ipc_msg *m) {
   const char *op = ipc_op(m);
   if (strcmp(op, "delta") == 0) {
     const char *t = json_string_value(json_object_get(m->hdr, "text"));
+    json_t *sd = j->chat ? worker_delta(m->hdr) : NULL;
+    if (sd && json_object_size(sd) > 0) emit(j, gen_chunk_delta(j, NULL, sd, NULL));
+    else json_decref(sd);
     if (t && *t) emit(j, gen_chunk(j, t, NULL));
   } else if (strcmp(op, "done") == 0) {
     metrics_tokens(j->obs.mt, j->obs.model, jint(m->hdr, "prompt_tokens"), jint(m->hdr, "completion_tokens"));
@@ -214,7 +259,8 @@ static ssize_t gen_stream_read(void *cls, char *buf, size_t max) {
 }
 
 static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
-  sy_buf text = {0};
+  sy_buf text = {0}, reasoning = {0};
+  json_t *calls = json_array();
   ipc_msg m = *first;
   memset(first, 0, sizeof *first);
   for (;;) {
@@ -222,12 +268,22 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
     if (strcmp(op, "delta") == 0) {
       const char *t = json_string_value(json_object_get(m.hdr, "text"));
       if (t) sy_buf_puts(&text, t);
+      json_t *sd = j->chat ? worker_delta(m.hdr) : NULL;
+      const char *rc = json_string_value(json_object_get(sd, "reasoning_content"));
+      if (rc) sy_buf_puts(&reasoning, rc);
+      if (json_object_get(sd, "tool_calls")) fold_tool_calls(calls, json_object_get(sd, "tool_calls"));
+      json_decref(sd);
     } else if (strcmp(op, "done") == 0) {
       json_t *choice;
-      if (j->chat)
-        choice = json_pack("{s:i, s:{s:s, s:s}, s:n, s:s}", "index", 0, "message", "role", "assistant", "content",
-                           text.data ? text.data : "", "logprobs", "finish_reason", finish_reason(m.hdr));
-      else
+      if (j->chat) {
+        bool has_calls = json_array_size(calls) > 0;
+        json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
+                                has_calls && text.len == 0 ? json_null() : json_string(text.data ? text.data : ""));
+        if (reasoning.len) json_object_set_new(msg, "reasoning_content", json_stringn(reasoning.data, reasoning.len));
+        if (has_calls) json_object_set(msg, "tool_calls", calls);
+        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason",
+                           finish_reason(m.hdr));
+      } else
         choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "", "logprobs",
                            "finish_reason", finish_reason(m.hdr));
       json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
@@ -257,6 +313,8 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
   }
   ipc_msg_clear(&m);
   sy_buf_free(&text);
+  sy_buf_free(&reasoning);
+  json_decref(calls);
 }
 
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {

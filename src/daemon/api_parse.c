@@ -2,6 +2,7 @@
  * nothing here may crash on any JSON value in any field. */
 #include "api_parse.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -133,6 +134,33 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
   return 0;
 }
 
+/* An assistant message's tool_calls, checked and copied in OpenAI's shape (arguments as given:
+ * a JSON string, or an object some clients send). */
+static json_t *parse_tool_calls(const json_t *tc, size_t idx, api_error *err) {
+  if (!json_is_array(tc) || json_array_size(tc) > API_MAX_TOOLS) {
+    API_BAD(err, "messages", "invalid_type", "messages[%zu].tool_calls must be an array of at most %d calls", idx,
+            API_MAX_TOOLS);
+    return NULL;
+  }
+  json_t *out = json_array();
+  size_t i;
+  json_t *c;
+  json_array_foreach(tc, i, c) {
+    json_t *fn = json_object_get(c, "function");
+    json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments"), *id = json_object_get(c, "id");
+    if (!json_is_object(c) || !json_is_object(fn) || !json_is_string(name) || json_string_length(name) == 0 ||
+        !(json_is_string(args) || json_is_object(args)) || (id && !json_is_string(id))) {
+      API_BAD(err, "messages", "invalid_value",
+              "messages[%zu].tool_calls[%zu] must be {id, type: \"function\", function: {name, arguments}}", idx, i);
+      json_decref(out);
+      return NULL;
+    }
+    json_array_append_new(out, json_pack("{s:s, s:s, s:{s:O, s:O}}", "id", id ? json_string_value(id) : "", "type",
+                                         "function", "function", "name", name, "arguments", args));
+  }
+  return out;
+}
+
 static json_t *parse_messages(const json_t *req, const matrix_model *m, api_error *err) {
   json_t *msgs = json_object_get(req, "messages");
   if (!msgs) {
@@ -170,18 +198,171 @@ static json_t *parse_messages(const json_t *req, const matrix_model *m, api_erro
       sy_buf_free(&text);
       goto fail;
     }
-    json_t *o = json_pack("{s:s, s:s}", "role", r == 1 ? "system" : role, "content", text.data ? text.data : "");
+    /* an assistant turn that only called tools has content null, as OpenAI sends it back */
+    bool null_content = r == 3 && (!content || json_is_null(content));
+    json_t *o = json_pack("{s:s, s:o}", "role", r == 1 ? "system" : role, "content",
+                          null_content ? json_null() : json_string(text.data ? text.data : ""));
     sy_buf_free(&text);
-    if (!o) {
+    if (!o || (!null_content && json_is_null(json_object_get(o, "content")))) {
+      json_decref(o);
       API_BAD(err, "messages", "invalid_value", "messages[%zu].content is not valid UTF-8", i);
       goto fail;
     }
     json_array_append_new(out, o);
+    if (r == 3) {
+      json_t *tc = json_object_get(msg, "tool_calls"), *rc = json_object_get(msg, "reasoning_content");
+      if (tc && !json_is_null(tc)) {
+        json_t *calls = parse_tool_calls(tc, i, err);
+        if (!calls) goto fail;
+        if (json_array_size(calls)) json_object_set_new(o, "tool_calls", calls);
+        else json_decref(calls);
+      }
+      if (json_is_string(rc)) json_object_set(o, "reasoning_content", rc);
+    }
+    if (r == 4) {
+      json_t *tid = json_object_get(msg, "tool_call_id"), *name = json_object_get(msg, "name");
+      if (tid && !json_is_string(tid)) {
+        API_BAD(err, "messages", "invalid_type", "messages[%zu].tool_call_id must be a string", i);
+        goto fail;
+      }
+      if (tid) json_object_set(o, "tool_call_id", tid);
+      if (json_is_string(name)) json_object_set(o, "name", name);
+    }
   }
   return out;
 fail:
   json_decref(out);
   return NULL;
+}
+
+/* A function name as OpenAI allows it: 1..64 of a-z A-Z 0-9 _ - (and . as some clients use). */
+static bool tool_name_ok(const char *n) {
+  size_t len = strlen(n);
+  if (len == 0 || len > 64) return false;
+  for (size_t i = 0; i < len; i++)
+    if (!(isalnum((unsigned char)n[i]) || n[i] == '_' || n[i] == '-' || n[i] == '.')) return false;
+  return true;
+}
+
+/* tools, tool_choice, parallel_tool_calls: checked, and passed to the worker (which renders them
+ * with the model's template, parses its calls back, and constrains a forced call by a grammar). */
+static int parse_tools(const json_t *req, json_t *msg, api_error *err) {
+  json_t *tools = json_object_get(req, "tools"), *choice = json_object_get(req, "tool_choice");
+  size_t n = 0;
+  if (tools && !json_is_null(tools)) {
+    if (!json_is_array(tools) || json_array_size(tools) > API_MAX_TOOLS) {
+      API_BAD(err, "tools", "invalid_type", "'tools' must be an array of at most %d tools", API_MAX_TOOLS);
+      return -1;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+      json_t *fn = json_object_get(t, "function");
+      const char *type = json_string_value(json_object_get(t, "type"));
+      const char *name = json_string_value(json_object_get(fn, "name"));
+      json_t *params = json_object_get(fn, "parameters"), *desc = json_object_get(fn, "description");
+      if (!json_is_object(t) || !type || strcmp(type, "function") != 0 || !json_is_object(fn)) {
+        API_BAD(err, "tools", "invalid_value", "tools[%zu] must be {type: \"function\", function: {name, ...}}", i);
+        return -1;
+      }
+      if (!name || !tool_name_ok(name)) {
+        API_BAD(err, "tools", "invalid_value",
+                "tools[%zu].function.name must be 1 to 64 letters, digits, underscores or dashes", i);
+        return -1;
+      }
+      if ((params && !json_is_null(params) && !json_is_object(params)) || (desc && !json_is_null(desc) && !json_is_string(desc))) {
+        API_BAD(err, "tools", "invalid_type", "tools[%zu].function: 'parameters' must be an object, 'description' a string", i);
+        return -1;
+      }
+      for (size_t k = 0; k < i; k++)
+        if (strcmp(name, json_string_value(json_object_get(json_object_get(json_array_get(tools, k), "function"), "name"))) == 0) {
+          API_BAD(err, "tools", "invalid_value", "tools[%zu]: the function name '%s' is used twice", i, name);
+          return -1;
+        }
+    }
+    n = json_array_size(tools);
+    if (n) json_object_set(msg, "tools", tools);
+  }
+  if (choice && !json_is_null(choice)) {
+    const char *cs = json_string_value(choice);
+    const char *fname = json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
+    if (cs && (strcmp(cs, "none") == 0 || strcmp(cs, "auto") == 0 || strcmp(cs, "required") == 0)) {
+      if (strcmp(cs, "required") == 0 && n == 0) {
+        API_BAD(err, "tool_choice", "invalid_value", "tool_choice 'required' needs 'tools'");
+        return -1;
+      }
+    } else if (json_is_object(choice) && fname) {
+      bool known = false;
+      for (size_t k = 0; k < n && !known; k++)
+        known = strcmp(fname, json_string_value(json_object_get(json_object_get(json_array_get(tools, k), "function"), "name"))) == 0;
+      if (!known) {
+        API_BAD(err, "tool_choice", "invalid_value", "tool_choice names function '%.64s', which is not in 'tools'", fname);
+        return -1;
+      }
+    } else {
+      API_BAD(err, "tool_choice", "invalid_value",
+              "'tool_choice' must be \"none\", \"auto\", \"required\" or {type: \"function\", function: {name}}");
+      return -1;
+    }
+    json_object_set(msg, "tool_choice", choice);
+  }
+  bool parallel = true;
+  if (opt_bool(req, "parallel_tool_calls", &parallel, err) < 0) return -1;
+  if (n) json_object_set_new(msg, "parallel_tool_calls", json_boolean(parallel));
+  return 0;
+}
+
+/* response_format: text (nothing to do), json_object, json_schema {name, schema, strict}. */
+static int parse_response_format(const json_t *req, json_t *msg, api_error *err) {
+  json_t *rf = json_object_get(req, "response_format");
+  if (!rf || json_is_null(rf)) return 0;
+  const char *t = json_string_value(json_object_get(rf, "type"));
+  if (!json_is_object(rf) || !t) {
+    API_BAD(err, "response_format", "invalid_type", "'response_format' must be an object with a 'type'");
+    return -1;
+  }
+  if (strcmp(t, "text") == 0) return 0;
+  if (strcmp(t, "json_object") == 0) {
+    json_object_set_new(msg, "response_format", json_pack("{s:s}", "type", "json_object"));
+    return 0;
+  }
+  if (strcmp(t, "json_schema") == 0) {
+    json_t *js = json_object_get(rf, "json_schema"), *schema = json_object_get(js, "schema");
+    if (!json_is_object(js) || !(json_is_object(schema) || json_is_true(schema))) {
+      API_BAD(err, "response_format", "invalid_value",
+              "response_format json_schema needs 'json_schema': {name, schema: {...}, strict}");
+      return -1;
+    }
+    json_object_set_new(msg, "response_format", json_pack("{s:s, s:O}", "type", "json_schema", "schema", schema));
+    return 0;
+  }
+  API_BAD(err, "response_format", "invalid_value", "response_format type must be text, json_object or json_schema");
+  return -1;
+}
+
+/* reasoning_effort (OpenAI) and chat_template_kwargs (llama-server, vLLM: e.g. enable_thinking):
+ * handed to the template. */
+static int parse_reasoning(const json_t *req, json_t *msg, api_error *err) {
+  json_t *re = json_object_get(req, "reasoning_effort"), *kw = json_object_get(req, "chat_template_kwargs");
+  if (re && !json_is_null(re)) {
+    static const char *ok[] = {"none", "minimal", "low", "medium", "high"};
+    const char *v = json_string_value(re);
+    size_t k = 0;
+    while (v && k < 5 && strcmp(v, ok[k]) != 0) k++;
+    if (!v || k == 5) {
+      API_BAD(err, "reasoning_effort", "invalid_value", "'reasoning_effort' must be none, minimal, low, medium or high");
+      return -1;
+    }
+    json_object_set(msg, "reasoning_effort", re);
+  }
+  if (kw && !json_is_null(kw)) {
+    if (!json_is_object(kw) || json_object_size(kw) > 64) {
+      API_BAD(err, "chat_template_kwargs", "invalid_type", "'chat_template_kwargs' must be an object (at most 64 keys)");
+      return -1;
+    }
+    json_object_set(msg, "chat_template_kwargs", kw);
+  }
+  return 0;
 }
 
 /* "keep_alive": seconds (integer; -1 = forever) or a duration string "30s", "5m", "2h", "-1", as
@@ -241,17 +422,6 @@ static int parse_stop(const json_t *req, json_t *msg, api_error *err) {
 
 /* Features of the OpenAI API this runtime does not implement yet: refuse clearly, never ignore. */
 static int refuse_unsupported(const json_t *req, api_error *err) {
-  json_t *tools = json_object_get(req, "tools");
-  if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0)) {
-    API_BAD(err, "tools", "unsupported_parameter", "tool calling is not supported yet");
-    return -1;
-  }
-  json_t *rf = json_object_get(req, "response_format");
-  const char *rft = json_string_value(json_object_get(rf, "type"));
-  if (rf && !json_is_null(rf) && !(rft && strcmp(rft, "text") == 0)) {
-    API_BAD(err, "response_format", "unsupported_parameter", "only response_format {\"type\":\"text\"} is supported yet");
-    return -1;
-  }
   if (json_is_true(json_object_get(req, "logprobs")) || json_is_integer(json_object_get(req, "logprobs"))) {
     API_BAD(err, "logprobs", "unsupported_parameter", "logprobs are not supported yet");
     return -1;
@@ -277,6 +447,7 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
     json_t *msgs = parse_messages(req, out->model, err);
     if (!msgs) goto fail;
     json_object_set_new(msg, "messages", msgs);
+    if (parse_tools(req, msg, err) != 0 || parse_reasoning(req, msg, err) != 0) goto fail;
   } else {
     json_t *p = json_object_get(req, "prompt");
     if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
@@ -307,7 +478,7 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   if (r) json_object_set_new(msg, "top_k", json_integer(v));
   if ((r = opt_int(req, "seed", -(1LL << 62), 1LL << 62, &v, err)) < 0) goto fail;
   if (r) json_object_set_new(msg, "seed", json_integer(v & 0xffffffffLL));
-  if (parse_stop(req, msg, err) != 0) goto fail;
+  if (parse_stop(req, msg, err) != 0 || parse_response_format(req, msg, err) != 0) goto fail;
   if ((r = parse_keep_alive(req, &out->keep_alive_s, err)) < 0) goto fail;
   out->has_keep_alive = r == 1;
   bool ignore_eos = false;

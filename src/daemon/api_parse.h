@@ -12,6 +12,7 @@
 #include "matrix.h"
 
 #define API_MAX_STOP 4
+#define API_MAX_TOOLS 128 /* tools per request, tool calls per message */
 #define API_MAX_EMBED_INPUTS 2048
 #define API_COMPLETIONS_DEFAULT_MAX_TOKENS 16 /* OpenAI's default for /v1/completions */
 

@@ -300,9 +300,9 @@ static void test_chat_roles_and_content(void **state) {
       J("[{'role':'system','content':'be brief'},"
         "{'role':'system','content':'sys'},"
         "{'role':'user','content':'part one\\npart two'},"
-        "{'role':'assistant','content':''},"
-        "{'role':'assistant','content':''},"
-        "{'role':'tool','content':'42'},"
+        "{'role':'assistant','content':null},"
+        "{'role':'assistant','content':null},"
+        "{'role':'tool','content':'42','tool_call_id':'c1'},"
         "{'role':'user','content':'ok'}]");
   json_t *got = json_object_get(g.msg, "messages");
   if (!json_equal(got, want)) {
@@ -649,6 +649,60 @@ static void test_ignore_eos(void **state) {
   chat_err(CHAT("'ignore_eos':1"), 400, "invalid_type", "ignore_eos", NULL);
 }
 
+/* tools, tool_choice, tool calls in history, response_format, reasoning: checked and passed on. */
+static void test_tools_and_formats(void **state) {
+  (void)state;
+  api_gen g;
+  gen_ok(true,
+         CHAT("'tools':[{'type':'function','function':{'name':'get_weather','parameters':{'type':'object'}}}],"
+              "'tool_choice':{'type':'function','function':{'name':'get_weather'}},'parallel_tool_calls':false"),
+         &g);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(
+                          json_array_get(json_object_get(g.msg, "tools"), 0), "function"), "name")),
+                      "get_weather");
+  assert_non_null(json_object_get(g.msg, "tool_choice"));
+  assert_true(json_is_false(json_object_get(g.msg, "parallel_tool_calls")));
+  api_gen_clear(&g);
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'bad name'}}]"), 400, "invalid_value", "tools",
+           "letters, digits");
+  chat_err(CHAT("'tools':[{'type':'retrieval'}]"), 400, "invalid_value", "tools", NULL);
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f','parameters':[]}}]"), 400, "invalid_type",
+           "tools", NULL);
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f'}},{'type':'function','function':{'name':'f'}}]"),
+           400, "invalid_value", "tools", "used twice");
+  chat_err(CHAT("'tool_choice':'required'"), 400, "invalid_value", "tool_choice", NULL);
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f'}}],'tool_choice':{'type':'function','function':{'name':'g'}}"),
+           400, "invalid_value", "tool_choice", "not in 'tools'");
+  chat_err(CHAT("'tool_choice':'sometimes'"), 400, "invalid_value", "tool_choice", NULL);
+  gen_ok(true, CHAT("'tool_choice':'none'"), &g);
+  api_gen_clear(&g);
+  /* history with calls and results */
+  gen_ok(true,
+         CHAT_MSGS("[{'role':'user','content':'weather?'},"
+                   "{'role':'assistant','content':null,'reasoning_content':'think','tool_calls':[{'id':'c1','type':'function',"
+                   "'function':{'name':'get_weather','arguments':'{\\\"city\\\":\\\"Oslo\\\"}'}}]},"
+                   "{'role':'tool','tool_call_id':'c1','name':'get_weather','content':'cold'}]"),
+         &g);
+  json_t *a = json_array_get(json_object_get(g.msg, "messages"), 1);
+  assert_true(json_is_null(json_object_get(a, "content")));
+  assert_string_equal(json_string_value(json_object_get(a, "reasoning_content")), "think");
+  assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(a, "tool_calls"), 0),
+                                                                        "function"), "name")), "get_weather");
+  json_t *t = json_array_get(json_object_get(g.msg, "messages"), 2);
+  assert_string_equal(json_string_value(json_object_get(t, "tool_call_id")), "c1");
+  api_gen_clear(&g);
+  chat_err(CHAT_MSGS("[{'role':'assistant','tool_calls':[{'function':{'name':'f','arguments':3}}]}]"), 400,
+           "invalid_value", "messages", "tool_calls[0]");
+  gen_ok(true, CHAT("'response_format':{'type':'json_schema','json_schema':{'name':'x','schema':{'type':'object'}}}"), &g);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(g.msg, "response_format"), "type")), "json_schema");
+  api_gen_clear(&g);
+  gen_ok(true, CHAT("'reasoning_effort':'low','chat_template_kwargs':{'enable_thinking':false}"), &g);
+  assert_true(json_is_false(json_object_get(json_object_get(g.msg, "chat_template_kwargs"), "enable_thinking")));
+  api_gen_clear(&g);
+  chat_err(CHAT("'reasoning_effort':'max'"), 400, "invalid_value", "reasoning_effort", NULL);
+  chat_err(CHAT("'chat_template_kwargs':[]"), 400, "invalid_type", "chat_template_kwargs", NULL);
+}
+
 static void test_unsupported_refused(void **state) {
   (void)state;
   api_gen g;
@@ -657,19 +711,16 @@ static void test_unsupported_refused(void **state) {
   chat_err(CHAT("'n':'1'"), 400, "unsupported_parameter", "n", NULL);
   gen_ok(true, CHAT("'n':1"), &g);
   api_gen_clear(&g);
-  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f','parameters':{}}}]"), 400,
-           "unsupported_parameter", "tools", "tool calling is not supported");
-  chat_err(CHAT("'tools':{}"), 400, "unsupported_parameter", "tools", NULL);
+  chat_err(CHAT("'tools':{}"), 400, "invalid_type", "tools", NULL);
   gen_ok(true, CHAT("'tools':[]"), &g);
   assert_null(json_object_get(g.msg, "tools"));
   api_gen_clear(&g);
-  chat_err(CHAT("'response_format':{'type':'json_object'}"), 400, "unsupported_parameter",
-           "response_format", "only response_format");
-  chat_err(CHAT("'response_format':{'type':'json_schema','json_schema':{'name':'x','schema':{}}}"),
-           400, "unsupported_parameter", "response_format", NULL);
-  chat_err(CHAT("'response_format':'text'"), 400, "unsupported_parameter", "response_format", NULL);
-  chat_err(CHAT("'response_format':{}"), 400, "unsupported_parameter", "response_format", NULL);
+  chat_err(CHAT("'response_format':'text'"), 400, "invalid_type", "response_format", NULL);
+  chat_err(CHAT("'response_format':{}"), 400, "invalid_type", "response_format", NULL);
+  chat_err(CHAT("'response_format':{'type':'xml'}"), 400, "invalid_value", "response_format", NULL);
+  chat_err(CHAT("'response_format':{'type':'json_schema'}"), 400, "invalid_value", "response_format", NULL);
   gen_ok(true, CHAT("'response_format':{'type':'text'}"), &g);
+  assert_null(json_object_get(g.msg, "response_format"));
   api_gen_clear(&g);
   chat_err(CHAT("'logprobs':true"), 400, "unsupported_parameter", "logprobs",
            "logprobs are not supported");
@@ -678,8 +729,7 @@ static void test_unsupported_refused(void **state) {
   gen_ok(true, CHAT("'logprobs':false"), &g);
   api_gen_clear(&g);
   /* a refusal comes before any message check, and frees what it built */
-  chat_err("{'model':'tiny-qwen','tools':[{'type':'function'}]}", 400, "unsupported_parameter",
-           "tools", NULL);
+  chat_err("{'model':'tiny-qwen','logprobs':true}", 400, "unsupported_parameter", "logprobs", NULL);
 }
 
 /* ---- embeddings ---------------------------------------------------------------------------- */
@@ -1091,6 +1141,7 @@ int main(void) {
       cmocka_unit_test(test_stream_flags),
       cmocka_unit_test(test_ignore_eos),
       cmocka_unit_test(test_unsupported_refused),
+      cmocka_unit_test(test_tools_and_formats),
       cmocka_unit_test(test_embed_ok),
       cmocka_unit_test(test_embed_errors),
       cmocka_unit_test(test_error_message_utf8_cut),

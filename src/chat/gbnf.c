@@ -123,6 +123,11 @@ const char *sy_gbnf_add(sy_gbnf *g, const char *hint, const char *body) {
   return i ? g->rules[i - 1].name : NULL;
 }
 
+const char *sy_gbnf_find(const sy_gbnf *g, const char *body) {
+  size_t i = map_find(g, &g->by_body, body, 1);
+  return i ? g->rules[i - 1].name : NULL;
+}
+
 const char *sy_gbnf_reserve(sy_gbnf *g, const char *hint) {
   size_t i = push_rule(g, hint, NULL);
   return i ? g->rules[i - 1].name : NULL;

@@ -33,6 +33,8 @@ void sy_gbnf_init(sy_gbnf *g, size_t max_rules, size_t max_bytes);
 void sy_gbnf_free(sy_gbnf *g);
 /* Add "name ::= body"; returns the rule's name (owned by g), NULL when full. */
 const char *sy_gbnf_add(sy_gbnf *g, const char *hint, const char *body);
+/* The name of the rule with this body, or NULL. */
+const char *sy_gbnf_find(const sy_gbnf *g, const char *body);
 /* Take a name now, define it later (recursive rules). */
 const char *sy_gbnf_reserve(sy_gbnf *g, const char *hint);
 int sy_gbnf_define(sy_gbnf *g, const char *name, const char *body);

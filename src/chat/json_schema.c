@@ -21,7 +21,7 @@
 #include "buf.h"
 #include "gbnf.h"
 
-#define JS_MAX_DEPTH 48           /* nested subschemas */
+#define JS_MAX_DEPTH 128          /* nested subschemas (each keyword level counts) */
 #define JS_MAX_RULES 4096         /* rules we write (llama.cpp adds more for repetitions) */
 #define JS_MAX_BYTES (512 * 1024) /* grammar text */
 #define JS_MAX_WORK 100000        /* subschema visits, merges included */
@@ -137,6 +137,23 @@ static int count_repeat(js *j, int64_t n) {
                 JS_MAX_REPEAT_SUM);
   }
   return 0;
+}
+
+/* A rule "atom{mn,mx}" (mx JS_UNBOUNDED: "atom{mn,}"). Bounded repetitions get rules of their
+ * own because llama.cpp multiplies the bounds of those in one sequence; identical ones are made
+ * (and counted against the budget) once. */
+static const char *rep_rule(js *j, const char *hint, const char *atom, int64_t mn, int64_t mx) {
+  sy_buf b = new_buf();
+  int rc = mx == JS_UNBOUNDED ? sy_buf_printf(&b, "%s{%lld,}", atom, (long long)mn)
+                              : sy_buf_printf(&b, "%s{%lld,%lld}", atom, (long long)mn,
+                                              (long long)mx);
+  const char *name = rc ? NULL : sy_gbnf_find(&j->g, b.data);
+  if (rc) fail_size(j);
+  if (name || rc || count_repeat(j, mx == JS_UNBOUNDED ? mn : mx)) {
+    sy_buf_free(&b);
+    return name;
+  }
+  return add_rule(j, hint, &b);
 }
 
 /* ---- primitive rules ------------------------------------------------------------------------ */
@@ -1167,15 +1184,10 @@ static int rx_seq(rx *r, sy_buf *out, int *nullable) {
       rc = sy_buf_printf(out, "%s%s?", sep, atom.data);
     } else if (mx == JS_UNBOUNDED && mn <= 1) {
       rc = sy_buf_printf(out, "%s%s%s", sep, atom.data, mn ? "+" : "*");
-    } else if ((rc = count_repeat(r->j, mx == JS_UNBOUNDED ? mn : mx)) == 0) {
-      /* a bounded repetition gets its own rule: llama.cpp multiplies those in one sequence */
-      sy_buf rep = new_buf();
+    } else {
       char hint[96];
       child_hint(hint, sizeof hint, r->hint, "rep");
-      if (mx == JS_UNBOUNDED) rc = sy_buf_printf(&rep, "%s{%lld,}", atom.data, (long long)mn);
-      else rc = sy_buf_printf(&rep, "%s{%lld,%lld}", atom.data, (long long)mn, (long long)mx);
-      const char *name = rc ? NULL : add_rule(r->j, hint, &rep);
-      sy_buf_free(&rep);
+      const char *name = rep_rule(r->j, hint, atom.data, mn, mx);
       rc = name ? sy_buf_printf(out, "%s%s", sep, name) : -1;
     }
     sy_buf_free(&atom);
@@ -1263,7 +1275,7 @@ static int get_bounds(js *j, const json_t *s, const char *kmin, const char *kmax
   if (*mn > *mx) return fail(j, "'%s' is greater than '%s'", kmin, kmax);
   if (*mn > JS_MAX_REPEAT) return fail(j, "'%s' too large (limit %d)", kmin, JS_MAX_REPEAT);
   if (*mx > JS_MAX_REPEAT) *mx = JS_UNBOUNDED;
-  return count_repeat(j, *mx == JS_UNBOUNDED ? *mn : *mx);
+  return 0;
 }
 
 static enum prim format_prim(const char *f) {
@@ -1298,11 +1310,11 @@ static int visit_string(js *j, const json_t *s, const char *hint, sy_buf *out) {
   if (mn == 0 && mx == JS_UNBOUNDED) return put_prim(j, out, P_STRING);
   const char *ch = prim(j, P_CHAR);
   if (!ch) return -1;
-  int rc = mx == JS_UNBOUNDED
-               ? sy_buf_printf(out, "\"\\\"\" %s{%lld,} \"\\\"\" %s", ch, (long long)mn, sp)
-               : sy_buf_printf(out, "\"\\\"\" %s{%lld,%lld} \"\\\"\" %s", ch, (long long)mn,
-                               (long long)mx, sp);
-  return rc ? fail_size(j) : 0;
+  char h[128];
+  child_hint(h, sizeof h, hint, "chars");
+  const char *chars = rep_rule(j, h, ch, mn, mx);
+  if (!chars) return -1;
+  return sy_buf_printf(out, "\"\\\"\" %s \"\\\"\" %s", chars, sp) ? fail_size(j) : 0;
 }
 
 /* `("," space item){mn,mx}` as a term (its own rule when bounded). */
@@ -1315,14 +1327,10 @@ static const char *rest_items(js *j, const char *item, int64_t mn, int64_t mx, c
   if (mx == JS_UNBOUNDED && mn == 0) {
     rc = sy_buf_printf(tmp, "(\",\" %s %s)*", sp, item);
   } else {
-    sy_buf b = new_buf();
-    char h[128];
+    char h[128], group[256];
     child_hint(h, sizeof h, hint, "rest");
-    rc = mx == JS_UNBOUNDED ? sy_buf_printf(&b, "(\",\" %s %s){%lld,}", sp, item, (long long)mn)
-                            : sy_buf_printf(&b, "(\",\" %s %s){%lld,%lld}", sp, item,
-                                            (long long)mn, (long long)mx);
-    const char *name = rc ? NULL : add_rule(j, h, &b);
-    sy_buf_free(&b);
+    snprintf(group, sizeof group, "(\",\" %s %s)", sp, item);
+    const char *name = rep_rule(j, h, group, mn, mx);
     rc = !name || sy_buf_puts(tmp, name);
   }
   if (rc) {
@@ -1581,7 +1589,7 @@ static int visit_object(js *j, const json_t *s, const char *hint, int depth, sy_
     child_hint(h, sizeof h, hint, "rest");
     if (sy_buf_printf(&b, "(\",\" %s %s)*", sp, xkv) || !(rest = add_rule(j, h, &b))) rc = -1;
     child_hint(h, sizeof h, hint, "first");
-    if (rc == 0 && (sy_buf_printf(&b, "%s %s", xkv, rest) || !(first = add_rule(j, h, &b)))) {
+    if (rc == 0 && !nreq && (sy_buf_printf(&b, "%s %s", xkv, rest) || !(first = add_rule(j, h, &b)))) {
       rc = -1;
     }
   }
@@ -1686,6 +1694,8 @@ static int visit_body(js *j, const json_t *s, const char *hint, int depth, sy_bu
       return fail(j, "'enum' must be a non-empty array");
     }
     if (json_array_size(ev) > JS_MAX_ENUM) return fail(j, "enum too large (limit %d)", JS_MAX_ENUM);
+    j->work += json_array_size(ev);
+    if (j->work > JS_MAX_WORK) return fail(j, "schema too complex");
     const char *sp = prim(j, P_SPACE);
     if (!sp || sy_buf_puts(out, "(")) return fail_size(j);
     size_t i;

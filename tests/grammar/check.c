@@ -20,7 +20,9 @@ static int quiet; /* while feeding llama.cpp a grammar meant to be refused */
 
 static void quiet_log(enum ggml_log_level level, const char *text, void *user) {
   (void)user;
-  if (verbose || (level == GGML_LOG_LEVEL_ERROR && !quiet)) fputs(text, stderr);
+  if (verbose || ((level == GGML_LOG_LEVEL_ERROR || level == GGML_LOG_LEVEL_CONT) && !quiet)) {
+    fputs(text, stderr);
+  }
 }
 
 enum verdict { REJECTED = 0, ACCEPTED = 1, BAD_GRAMMAR = -1 };
@@ -318,6 +320,8 @@ int main(int argc, char **argv) {
 
   /* a broken grammar is reported, not fatal */
   size_t where;
+  printf("a broken grammar must be refused (llama.cpp prints its parse error):\n");
+  fflush(stdout);
   quiet = 1;
   enum verdict bad = run_doc(vocab, "root ::= (", "x", &where);
   quiet = 0;

@@ -5,6 +5,9 @@
  * parse is reported (llama_sampler_init_grammar returns NULL), not a crash.
  *
  *   build/bin/grammar-check $ENGINES/share/vocab/ggml-vocab-qwen2.gguf [-v]
+ *   build/bin/grammar-check VOCAB --schemas FILE   (one schema a line: each must either be
+ *                                                   refused with a message or give a grammar
+ *                                                   llama.cpp accepts; for fuzzing)
  * Prints one line per failure and a summary; exits 1 on any failure. */
 #include <math.h>
 #include <stdbool.h>
@@ -317,6 +320,35 @@ int main(int argc, char **argv) {
   }
   const struct llama_vocab *vocab = llama_model_get_vocab(model);
   int pass = 0, failed = 0;
+
+  if (argc > 3 && strcmp(argv[2], "--schemas") == 0) {
+    FILE *f = fopen(argv[3], "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int refused = 0;
+    size_t where;
+    while (f && getline(&line, &cap, f) > 0) {
+      json_t *s = json_loads(line, JSON_DECODE_ANY, NULL);
+      char *g = NULL, err[256] = "";
+      if (!s) continue;
+      if (sy_schema_to_gbnf(s, &g, err, sizeof err) != 0) {
+        refused++;
+      } else if (run_doc(vocab, g, "", &where) == BAD_GRAMMAR) {
+        printf("FAIL: llama.cpp refused the grammar of %s%s\n", line, g);
+        failed++;
+      } else {
+        pass++;
+      }
+      free(g);
+      json_decref(s);
+    }
+    free(line);
+    if (f) fclose(f);
+    printf("grammar-check --schemas: %d grammars accepted, %d schemas refused, %d failed\n", pass,
+           refused, failed);
+    llama_model_free(model);
+    return failed || !f ? 1 : 0;
+  }
 
   /* a broken grammar is reported, not fatal */
   size_t where;

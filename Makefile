@@ -72,7 +72,7 @@ $(ENGINES_DONE):
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/%,$<),$(ENGINE_INC)) -c $< -o $@
+	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/% tests/grammar/%,$<),$(ENGINE_INC)) -c $< -o $@
 
 $(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -95,6 +95,11 @@ $(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(CHAT_OBJ) $(COMMO
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS) -lcmocka
 
+# JSON Schema grammars (src/chat/json_schema.c) run through llama.cpp's grammar sampler
+$(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
 $(BIN)/itest: $(call obj,$(ITEST_SRC)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
@@ -114,7 +119,7 @@ $(BIN)/jinja-oracle: tests/jinja/oracle.cpp | $(ENGINES_DONE)
 	  -fopenmp -lm -lpthread
 
 # Object files of the engine-linked programs need the engine headers to exist first.
-$(call obj,$(LLAMA_SRC) $(MKMODEL_SRC) $(BENCH_SRC)): | $(ENGINES_DONE)
+$(call obj,$(LLAMA_SRC) $(MKMODEL_SRC) $(BENCH_SRC) tests/grammar/check.c): | $(ENGINES_DONE)
 
 run: all
 	@mkdir -p $(MODELS)

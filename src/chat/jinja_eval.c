@@ -510,10 +510,11 @@ static void bind_loopvar(jr *r, const jnode *lv, jv *item, bool obj, jscope *sc)
 typedef struct {
   size_t i;
   bool no_iter;
-  size_t mark_len, mark_offs;
+  size_t mark_len, mark_offs, mark_defs;
 } loop_state;
 
 static void exec_for(jr *r, const jnode *n, jscope *sc, jsink *out) {
+  size_t defs0 = out->ndefs;
   jscope *scope = new_scope(r, sc);
   const jnode *iter = n->b, *test = NULL;
   if (iter->kind == N_SELECT) {
@@ -580,6 +581,7 @@ static void exec_for(jr *r, const jnode *n, jscope *sc, jsink *out) {
     r->loop = lj;
     out->len = st->mark_len;
     out->noffs = st->mark_offs;
+    out->ndefs = st->mark_defs;
     if (out->p)
       out->p[out->len] = '\0';
     if (sig == 1)
@@ -605,6 +607,7 @@ static void exec_for(jr *r, const jnode *n, jscope *sc, jsink *out) {
     for (size_t k = 0; k < n->l1.n; k++) {
       st->mark_len = out->len;
       st->mark_offs = out->noffs;
+      st->mark_defs = out->ndefs;
       exec(r, n->l1.v[k], scope, out);
     }
     st->no_iter = false;
@@ -613,6 +616,7 @@ done:
   r->loop = lj->prev;
   if (st->no_iter)
     exec_list(r, n->l2, sc, out);
+  jsink_resolve(r, n->pos, out, defs0);
 }
 
 static void exec_set(jr *r, const jnode *n, jscope *sc) {
@@ -653,12 +657,15 @@ static void exec(jr *r, const jnode *n, jscope *sc, jsink *out) {
     break;
   case N_COMMENT:
   case N_NOOP: break;
-  case N_IF:
+  case N_IF: {
+    size_t defs0 = out->ndefs;
     if (jv_as_bool(r, n->pos, eval(r, n->a, sc)))
       exec_list(r, n->l1, sc, out);
     else
       exec_list(r, n->l2, sc, out);
+    jsink_resolve(r, n->pos, out, defs0);
     break;
+  }
   case N_FOR: exec_for(r, n, sc, out); break;
   case N_BREAK:
   case N_CONTINUE:
@@ -688,15 +695,15 @@ static void exec(jr *r, const jnode *n, jscope *sc, jsink *out) {
     jscope *cs = new_scope(r, sc);
     jv_obj_set_cstr(r, cs->vars, "caller", caller);
     jv **args = eval_args(r, call->l1, sc);
-    jsink_gather(r, n->pos, out, invoke(r, n->pos, callee, args, call->l1.n, cs), 0);
+    jsink_emit(r, n->pos, out, invoke(r, n->pos, callee, args, call->l1.n, cs));
     break;
   }
   case N_FILTERSTMT: {
     jv *body = exec_to_str(r, n->l1, sc);
-    jsink_gather(r, n->pos, out, apply_filter(r, n->a, body, sc), 0);
+    jsink_emit(r, n->pos, out, apply_filter(r, n->a, body, sc));
     break;
   }
-  default: jsink_gather(r, n->pos, out, eval(r, n, sc), 0); break;
+  default: jsink_emit(r, n->pos, out, eval(r, n, sc)); break;
   }
   r->depth--;
 }
@@ -739,6 +746,7 @@ static int render_protected(jr *r, const jinja_tmpl *t, const json_t *context, c
   }
   jsink s = {0};
   exec_list(r, t->body, root, &s);
+  jsink_resolve(r, 0, &s, 0);
   char *res = malloc(s.len + 1);
   if (!res)
     jr_oom(r);

@@ -145,12 +145,21 @@ struct jloop {
   int depth;
 };
 
+/* an array printed by {{ }}: llama.cpp prints it only when the enclosing block ends, so later
+ * changes to it (append, pop) show */
+typedef struct {
+  size_t at;
+  jv *arr;
+} jdefer;
+
 /* a growable string in the render arena that remembers where its parts start */
 typedef struct {
   char *p;
   size_t len, cap;
   size_t *offs;
   size_t noffs, ocap;
+  jdefer *defs;
+  size_t ndefs, dcap;
 } jsink;
 
 struct jr {
@@ -219,6 +228,8 @@ void jsink_put(jr *r, jsink *s, const char *p, size_t n); /* bytes into the curr
 void jsink_part(jr *r, jsink *s);                         /* a new part starts here */
 void jsink_put_str(jr *r, jsink *s, const jv *str);       /* keeps str's parts */
 void jsink_gather(jr *r, size_t pos, jsink *s, jv *v, int depth); /* print a value */
+void jsink_emit(jr *r, size_t pos, jsink *s, jv *v);   /* a statement's value (arrays deferred) */
+void jsink_resolve(jr *r, size_t pos, jsink *s, size_t from); /* print deferred arrays */
 jv *jsink_to_str(jr *r, jsink *s);
 jv *jv_concat(jr *r, size_t pos, jv *a, jv *b);
 void jv_repr(jr *r, size_t pos, jsink *s, jv *v, int depth);

@@ -556,6 +556,7 @@ void jsink_put_str(jr *r, jsink *s, const jv *str) {
 }
 
 jv *jsink_to_str(jr *r, jsink *s) {
+  jsink_resolve(r, 0, s, 0);
   jv *v = jv_str(r, s->p ? s->p : "", s->len);
   /* parts that start at the very end hold nothing */
   size_t n = s->noffs;
@@ -581,6 +582,56 @@ void jsink_gather(jr *r, size_t pos, jsink *s, jv *v, int depth) {
     break;
   default: break;
   }
+}
+
+void jsink_emit(jr *r, size_t pos, jsink *s, jv *v) {
+  if (!jv_is_array(v)) {
+    jsink_gather(r, pos, s, v, 0);
+    return;
+  }
+  if (s->ndefs == s->dcap) {
+    size_t nc = s->dcap ? s->dcap * 2 : 4;
+    jdefer *nd = jr_alloc(r, nc * sizeof(*nd));
+    if (s->ndefs)
+      memcpy(nd, s->defs, s->ndefs * sizeof(*nd));
+    s->defs = nd;
+    s->dcap = nc;
+  }
+  jr_step(r, pos, 1);
+  s->defs[s->ndefs++] = (jdefer){s->len, v};
+}
+
+void jsink_resolve(jr *r, size_t pos, jsink *s, size_t from) {
+  if (from >= s->ndefs)
+    return;
+  size_t start = s->defs[from].at, tail = s->len - start;
+  char *old = jr_strdup(r, s->p ? s->p + start : "", tail);
+  size_t k0 = 0;
+  while (k0 < s->noffs && s->offs[k0] < start)
+    k0++;
+  size_t nold = s->noffs - k0;
+  size_t *oldoffs = jr_alloc(r, (nold ? nold : 1) * sizeof(size_t));
+  for (size_t i = 0; i < nold; i++)
+    oldoffs[i] = s->offs[k0 + i] - start;
+  size_t ndefs = s->ndefs;
+  jdefer *defs = s->defs;
+  s->len = start;
+  s->noffs = k0;
+  s->ndefs = from;
+  size_t a = 0, oi = 0;
+  for (size_t d = from; d <= ndefs; d++) {
+    size_t b = d < ndefs ? defs[d].at - start : tail;
+    size_t base = s->len;
+    jsink_put(r, s, old + a, b - a);
+    for (; oi < nold && oldoffs[oi] < b; oi++)
+      if (oldoffs[oi] >= a)
+        sink_off(r, s, base + oldoffs[oi] - a);
+    if (d < ndefs)
+      jsink_gather(r, pos, s, defs[d].arr, 0);
+    a = b;
+  }
+  if (s->p)
+    s->p[s->len] = '\0';
 }
 
 jv *jv_concat(jr *r, size_t pos, jv *a, jv *b) {

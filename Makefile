@@ -59,7 +59,8 @@ DAEMON_LIB_OBJ := $(filter-out %/main.o,$(DAEMON_OBJ))
 BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
-PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params
+PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
+            $(BIN)/sy-jinja
 .PHONY: all deps engines run test test-only unit bench bench-mixed clean format
 all: deps engines $(PROGRAMS)
 
@@ -90,6 +91,10 @@ $(BIN)/llama-fit-params: $(ENGINES_DONE)
 $(BIN)/mkmodel: $(call obj,$(MKMODEL_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
+$(BIN)/sy-jinja: $(call obj,tools/sy-jinja/main.c) $(CHAT_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -ljansson -lm
 
 $(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

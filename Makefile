@@ -141,9 +141,9 @@ unit: $(UNIT_BINS)
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama llama-fit-params) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama llama-fit-params sy-jinja) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
-	$(MAKE) --no-print-directory $(BIN)/itest $(UNIT_BINS)
+	$(MAKE) --no-print-directory $(BIN)/itest $(BIN)/grammar-check $(BIN)/jinja-oracle $(UNIT_BINS)
 	tests/run.sh
 
 bench: all $(BIN)/bench

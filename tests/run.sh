@@ -28,7 +28,12 @@ suite() { # name, command...
 
 make_models() {
   build/bin/mkmodel --preset tiny-qwen2 --seed 1 -o "$models/tiny-qwen2.gguf" &&
-  build/bin/mkmodel --preset tiny-bert --seed 2 -o "$models/tiny-bert.gguf"
+  build/bin/mkmodel --preset tiny-bert --seed 2 -o "$models/tiny-bert.gguf" &&
+  # real chat templates: Qwen3's (tools, thinking off by request) and QwQ's (opens <think>)
+  build/bin/mkmodel --preset tiny-qwen3 --seed 3 --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" \
+    -o "$models/tiny-qwen3.gguf" &&
+  build/bin/mkmodel --preset tiny-qwen3 --seed 4 --chat-template "$SY_TEMPLATES_DIR/Qwen-QwQ-32B.jinja" \
+    -o "$models/tiny-qwq.gguf"
 }
 suite "make test models (tools/mkmodel)" make_models
 
@@ -50,8 +55,14 @@ san_clean() {
 for t in build-asan/bin/unit/test_*; do
   [ -x "$t" ] && suite "unit (asan) $(basename "$t")" "$t"
 done
+# our Jinja interpreter against llama.cpp's own engine, on every reference template (tests/jinja)
+suite "jinja diff (asan sy-jinja vs llama.cpp's engine)" tests/jinja/diff.sh build-asan/bin/sy-jinja build/bin/jinja-oracle
 suite "unit (asan): no sanitizer reports" san_clean
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+suite "jinja diff (sy-jinja vs llama.cpp's engine)" tests/jinja/diff.sh build/bin/sy-jinja build/bin/jinja-oracle
+# JSON Schema / tool-call grammars accepted and enforced by llama.cpp's grammar sampler
+suite "grammar check (llama.cpp's sampler)" build/bin/grammar-check "$prefix/share/vocab/ggml-vocab-qwen2.gguf"
 
 td=(); [ -d "$testdata" ] && td=(--testdata "$testdata")
 [ -d "$testdata" ] || echo "note: $testdata not found: tests that need ../shared/testdata are skipped"

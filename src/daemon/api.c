@@ -36,7 +36,9 @@ static void worker_error(const ipc_msg *m, api_error *e) {
   /* type/code must outlive m: map to static strings */
   static const char *codes[] = {"context_length_exceeded", "no_chat_template", "wrong_capability", "worker_crashed",
                                 "invalid_request", "load_failed", "empty_prompt", "out_of_memory", "overloaded",
-                                "decode_failed", "tokenize_failed", "embedding_failed", "unknown_op", "duplicate_id"};
+                                "decode_failed", "tokenize_failed", "embedding_failed", "unknown_op", "duplicate_id",
+                                "chat_template_error", "invalid_json_schema", "invalid_tools", "invalid_grammar",
+                                "unsupported_parameter"};
   const char *code = json_string_value(json_object_get(h, "code"));
   const char *scode = NULL;
   for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)

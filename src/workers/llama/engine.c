@@ -136,13 +136,6 @@ static bool engine_abort(void *ud) {
   return inbox_ended(&w->in);
 }
 
-/* Whether llama_chat_apply_template understands tmpl (it only knows built-in formats). */
-static bool engine_template_works(const char *tmpl) {
-  llama_chat_message m = {"user", "hi"};
-  char buf[16];
-  return llama_chat_apply_template(tmpl, &m, 1, true, buf, (int32_t)sizeof buf) >= 0;
-}
-
 /* ---- load -------------------------------------------------------------------------------- */
 
 #define ENGINE_FAIL(status, ...)                           \
@@ -291,16 +284,10 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
   w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
 
-  if (tmpl && *tmpl) {
-    w->chat_template = strdup(tmpl);
-    if (!w->chat_template) ENGINE_FAIL(500, "out of memory");
-    w->tmpl = w->chat_template;
-  } else {
-    w->tmpl = llama_model_chat_template(w->model, NULL);
+  if (!w->embed_mode) {
+    char cerr[400];
+    if (chat_load(w, tmpl, cerr, sizeof cerr) != 0) ENGINE_FAIL(400, "%s", cerr);
   }
-  w->has_chat_template = w->tmpl && engine_template_works(w->tmpl);
-  if (w->tmpl && !w->has_chat_template)
-    LOG_W("the chat template is not one llama_chat_apply_template supports; chat is disabled");
 
   if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
 
@@ -315,7 +302,7 @@ int engine_load(worker *w, const json_t *hdr) {
                             "ready", "n_ctx", (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train,
                             "n_parallel", (int)w->n_parallel, "n_embd", (int)w->n_embd, "n_vocab",
                             (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
-                            (int)w->has_chat_template, "pooling", engine_pooling_name(w->pooling),
+                            (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling),
                             "arch", arch_ok ? arch_ok : "", "model_bytes",
                             (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "");
   free(arch_ok);
@@ -323,7 +310,7 @@ int engine_load(worker *w, const json_t *hdr) {
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,
         w->n_ctx_seq, w->n_parallel, w->n_batch,
         w->embed_mode ? engine_pooling_name(w->pooling) : "generate",
-        w->has_chat_template ? "yes" : "no", (engine_now_ms() - t0) / 1e3);
+        w->chat_kind == WK_CHAT_JINJA ? "jinja" : w->chat_kind == WK_CHAT_BUILTIN ? "built-in" : "none", (engine_now_ms() - t0) / 1e3);
   reply_send(w, ready);
   return w->dead ? -1 : 0;
 
@@ -339,9 +326,7 @@ void engine_free(worker *w) {
   if (w->model) llama_model_free(w->model);
   w->model = NULL;
   w->vocab = NULL;
-  free(w->chat_template);
-  w->chat_template = NULL;
-  w->tmpl = NULL;
+  chat_unload(w);
 }
 
 /* ---- text <-> tokens --------------------------------------------------------------------- */
@@ -378,14 +363,9 @@ char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, c
                          char *msg, size_t msg_len) {
   *status = 400;
   *code = "invalid_request";
-  if (!w->has_chat_template) {
+  if (w->chat_kind != WK_CHAT_BUILTIN || !w->chat_builtin) {
     *code = "no_chat_template";
-    snprintf(msg, msg_len, "%s",
-             w->tmpl ? "This model's chat template is not supported by llama.cpp's built-in "
-                       "formatter; use a completion prompt, or load the model with a "
-                       "chat_template such as chatml"
-                     : "This model has no chat template; use a completion prompt, or load the "
-                       "model with a chat_template such as chatml");
+    snprintf(msg, msg_len, "no built-in chat template");
     return NULL;
   }
   size_t n = json_array_size(messages);
@@ -420,7 +400,7 @@ char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, c
   }
   int32_t cap = (int32_t)(total * 2 + 1024);
   char *buf = malloc((size_t)cap);
-  int32_t r = buf ? llama_chat_apply_template(w->tmpl, chat, n, true, buf, cap) : -1;
+  int32_t r = buf ? llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap) : -1;
   if (buf && r >= cap && r < INT32_MAX) {
     cap = r + 1;
     char *b2 = realloc(buf, (size_t)cap);
@@ -429,7 +409,7 @@ char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, c
       buf = NULL;
     } else {
       buf = b2;
-      r = llama_chat_apply_template(w->tmpl, chat, n, true, buf, cap);
+      r = llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap);
     }
   }
   free(chat);

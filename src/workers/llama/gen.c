@@ -32,6 +32,7 @@ typedef struct gen_req {
   char *stop[WK_MAX_STOP];
   size_t stop_len[WK_MAX_STOP];
   int n_stop;
+  chat_prep chat; /* chat requests: output parser and grammar (prompt already tokenised) */
   struct gen_req *next;
 } gen_req;
 
@@ -72,6 +73,7 @@ static void gen_req_free(gen_req *r) {
   if (!r) return;
   free(r->prompt);
   for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
+  chat_prep_clear(&r->chat);
   free(r);
 }
 
@@ -218,15 +220,16 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr) {
   } else if (messages && !prompt) {
     int status;
     const char *code;
-    char *text = engine_chat_prompt(w, messages, &status, &code, msg, sizeof msg);
-    if (!text) {
+    if (chat_prepare(w, hdr, &r->chat, &status, &code, msg, sizeof msg) != 0) {
       reply_error(w, id, status, code, "%s", msg);
       gen_req_free(r);
       return;
     }
-    LOG_D("generate %lld: chat prompt of %zu bytes", (long long)id, strlen(text));
-    rc = engine_tokenize(w, text, strlen(text), true, true, &r->prompt, &r->n_prompt);
-    free(text);
+    LOG_D("generate %lld: chat prompt of %zu bytes%s%s", (long long)id, strlen(r->chat.prompt),
+          r->chat.thinking_open ? ", opens reasoning" : "", r->chat.grammar ? ", constrained by a grammar" : "");
+    rc = engine_tokenize(w, r->chat.prompt, strlen(r->chat.prompt), true, true, &r->prompt, &r->n_prompt);
+    free(r->chat.prompt);
+    r->chat.prompt = NULL;
   } else {
     reply_error(w, id, 400, "invalid_request", "give exactly one of \"prompt\" and \"messages\"");
     gen_req_free(r);
@@ -267,7 +270,7 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr) {
 
 /* ---- slots ------------------------------------------------------------------------------- */
 
-static struct llama_sampler *gen_sampler_new(const gen_state *g, const gen_req *r,
+static struct llama_sampler *gen_sampler_new(const worker *w, const gen_state *g, const gen_req *r,
                                              int32_t n_vocab) {
   struct llama_sampler_chain_params sp = llama_sampler_chain_default_params();
   sp.no_perf = true;
@@ -275,9 +278,19 @@ static struct llama_sampler *gen_sampler_new(const gen_state *g, const gen_req *
   if (!c) return NULL;
   if (r->ignore_eos && g->n_no_eog > 0)
     llama_sampler_chain_add(c, llama_sampler_init_logit_bias(n_vocab, g->n_no_eog, g->no_eog));
-  if (r->repeat != 1.0f || r->frequency != 0.0f || r->presence != 0.0f)
-    llama_sampler_chain_add(c, llama_sampler_init_penalties(n_vocab, GEN_PENALTY_LAST_N, r->repeat,
-                                                            r->frequency, r->presence));
+  if (r->chat.grammar) { /* first: every later step only sees what the grammar allows */
+    struct llama_sampler *gs = llama_sampler_init_grammar(w->vocab, r->chat.grammar, "root");
+    if (!gs) {
+      llama_sampler_free(c);
+      return NULL;
+    }
+    llama_sampler_chain_add(c, gs);
+  }
+  struct llama_sampler *pen = NULL;
+  if (r->repeat != 1.0f || r->frequency != 0.0f || r->presence != 0.0f) {
+    pen = llama_sampler_init_penalties(n_vocab, GEN_PENALTY_LAST_N, r->repeat, r->frequency, r->presence);
+    llama_sampler_chain_add(c, pen);
+  }
   if (r->temperature <= 0.0f) {
     llama_sampler_chain_add(c, llama_sampler_init_greedy());
   } else {
@@ -287,9 +300,10 @@ static struct llama_sampler *gen_sampler_new(const gen_state *g, const gen_req *
     llama_sampler_chain_add(c, llama_sampler_init_temp(r->temperature));
     llama_sampler_chain_add(c, llama_sampler_init_dist(r->seed));
   }
-  /* Penalties look at the last tokens of the sequence, the prompt's included (as llama-server). */
+  /* Penalties look at the last tokens of the sequence, the prompt's included (as llama-server);
+   * only they see the prompt (a grammar starts at the first generated token). */
   int32_t from = r->n_prompt > GEN_PENALTY_LAST_N ? r->n_prompt - GEN_PENALTY_LAST_N : 0;
-  for (int32_t i = from; i < r->n_prompt; i++) llama_sampler_accept(c, r->prompt[i]);
+  for (int32_t i = from; pen && i < r->n_prompt; i++) llama_sampler_accept(pen, r->prompt[i]);
   return c;
 }
 
@@ -307,13 +321,29 @@ static void gen_release(worker *w, gen_slot *s) {
   s->n_in_batch = 0;
 }
 
-/* Send the first k pending bytes (repaired to valid UTF-8) and drop them from the buffer. */
+typedef struct gen_emit_ctx {
+  worker *w;
+  int64_t id;
+} gen_emit_ctx;
+
+/* A parsed piece of a chat answer: content as text, the rest as OpenAI deltas. */
+static int gen_on_part(const sy_tc_event *ev, void *ud) {
+  gen_emit_ctx *c = ud;
+  if (ev->kind == SY_TC_CONTENT) reply_delta(c->w, c->id, ev->text, ev->len);
+  else reply_delta_obj(c->w, c->id, sy_tc_event_delta(ev)); /* NULL (a call's end) sends nothing */
+  return 0;
+}
+
+/* Send the first k pending bytes (repaired to valid UTF-8) and drop them from the buffer. Chat
+ * answers go through the request's parser (content, reasoning, tool calls). */
 static void gen_emit(worker *w, gen_slot *s, size_t k) {
   if (k == 0) return;
   size_t n;
   char *t = text_utf8_repair(s->out, k, &n);
   if (t) {
-    reply_delta(w, s->req->id, t, n);
+    gen_emit_ctx c = {w, s->req->id};
+    if (s->req->chat.parser) sy_tc_feed(s->req->chat.parser, t, n, gen_on_part, &c);
+    else reply_delta(w, s->req->id, t, n);
     free(t);
   } else {
     LOG_E("generate %lld: out of memory sending text", (long long)s->req->id);
@@ -324,7 +354,15 @@ static void gen_emit(worker *w, gen_slot *s, size_t k) {
 
 static void gen_finish(worker *w, gen_slot *s, const char *reason) {
   double now = engine_now_ms();
-  if (strcmp(reason, "cancelled") != 0) gen_emit(w, s, s->out_len);
+  if (strcmp(reason, "cancelled") != 0) {
+    gen_emit(w, s, s->out_len);
+    sy_tc_parser *p = s->req->chat.parser;
+    if (p) {
+      gen_emit_ctx c = {w, s->req->id};
+      sy_tc_finish(p, gen_on_part, &c);
+      if (sy_tc_call_count(p) > 0 && strcmp(reason, "stop") == 0) reason = "tool_calls";
+    }
+  }
   double prompt_ms = (s->t_first > 0 ? s->t_first : now) - s->t_start;
   double gen_ms = s->t_first > 0 ? now - s->t_first : 0;
   LOG_D("generate %lld: %s after %d+%d tokens (%.1f + %.1f ms)", (long long)s->req->id, reason,
@@ -340,7 +378,7 @@ static void gen_fail(worker *w, gen_slot *s, int status, const char *code, const
 
 static int gen_start(worker *w, gen_slot *s, gen_req *r) {
   s->req = r;
-  s->smpl = gen_sampler_new(w->gen, r, llama_vocab_n_tokens(w->vocab));
+  s->smpl = gen_sampler_new(w, w->gen, r, llama_vocab_n_tokens(w->vocab));
   s->n_past = s->n_fed = s->n_gen = 0;
   s->generating = false;
   s->out_len = 0;
@@ -350,7 +388,8 @@ static int gen_start(worker *w, gen_slot *s, gen_req *r) {
   s->t_first = 0;
   s->started = ++w->gen->n_started;
   if (!s->smpl) {
-    gen_fail(w, s, 500, "out_of_memory", "could not create the sampler");
+    if (r->chat.grammar) gen_fail(w, s, 400, "invalid_grammar", "the output grammar was refused by the engine");
+    else gen_fail(w, s, 500, "out_of_memory", "could not create the sampler");
     return -1;
   }
   /* The sequence should be empty already; make sure. */

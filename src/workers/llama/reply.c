@@ -57,6 +57,11 @@ void reply_delta(worker *w, int64_t id, const char *text, size_t len) {
   reply_frame(w, hdr, NULL, 0);
 }
 
+void reply_delta_obj(worker *w, int64_t id, json_t *delta) {
+  if (!delta) return;
+  reply_frame(w, json_pack("{s:s, s:I, s:o}", "op", "delta", "id", (json_int_t)id, "delta", delta), NULL, 0);
+}
+
 void reply_done(worker *w, int64_t id, const char *finish_reason, int32_t prompt_tokens,
                 int32_t completion_tokens, double prompt_ms, double gen_ms) {
   json_t *hdr = json_pack("{s:s, s:I, s:s, s:i, s:i, s:f, s:f}", "op", "done", "id", (json_int_t)id,

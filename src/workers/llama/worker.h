@@ -24,6 +24,7 @@
 
 #include "ipc.h"
 #include "llama.h"
+#include "toolcall.h"
 
 #define WK_MAX_STOP 4             /* stop strings per request */
 #define WK_MAX_STOP_LEN 1024      /* bytes per stop string */
@@ -100,13 +101,37 @@ typedef struct worker {
   int32_t n_batch;                 /* tokens per llama_decode */
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
-  char *chat_template;             /* owned copy of load's chat_template, or NULL */
-  const char *tmpl;                /* template in use (chat_template or the model's), or NULL */
-  bool has_chat_template;          /* tmpl is set and llama_chat_apply_template accepts it */
+  /* chat (chat.c) */
+  enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
+  struct jinja_tmpl *jt, *jt_tools; /* the template, and its tool_use variant (or NULL) */
+  sy_chat_format chat_fmt, chat_fmt_tools; /* tool-call format and reasoning markers of each */
+  char *chat_builtin;              /* WK_CHAT_BUILTIN: llama.cpp's template name */
+  char *bos_text, *eos_text;       /* the special tokens' text, for templates */
 
   gen_state *gen;     /* generate mode */
   embed_state *embed; /* embed mode */
 } worker;
+
+/* ---- chat.c ---------------------------------------------------------------------------- */
+
+/* What a chat request needs besides sampling: the rendered prompt, whether it leaves the model
+ * inside its reasoning block, the output parser, and a grammar (or NULL). */
+typedef struct chat_prep {
+  char *prompt;
+  bool thinking_open;
+  struct sy_tc_parser *parser;
+  char *grammar;
+} chat_prep;
+
+/* At load: choose the template (configured text or name, else the GGUF's) and the output format.
+ * -1 + err only for a configured template that cannot be used. */
+int chat_load(worker *w, const char *configured, char *err, size_t err_len);
+void chat_unload(worker *w);
+/* Build the prompt, parser and grammar of a generate message with "messages". 0, or -1 with the
+ * HTTP status, code and message of the failure. */
+int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const char **code, char *msg,
+                 size_t msg_len);
+void chat_prep_clear(chat_prep *p);
 
 /* ---- reply.c ---------------------------------------------------------------------------- */
 
@@ -114,6 +139,8 @@ typedef struct worker {
 void reply_error(worker *w, int64_t id, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void reply_delta(worker *w, int64_t id, const char *text, size_t len);
+/* A structured delta (OpenAI's {"reasoning_content"} or {"tool_calls"}; stolen). */
+void reply_delta_obj(worker *w, int64_t id, json_t *delta);
 void reply_done(worker *w, int64_t id, const char *finish_reason, int32_t prompt_tokens,
                 int32_t completion_tokens, double prompt_ms, double gen_ms);
 void reply_embeddings(worker *w, int64_t id, int32_t n, int32_t dim, int64_t prompt_tokens,

@@ -48,7 +48,7 @@ int memplan_parse_probe(const char *text, memplan_est *out) {
         size_t dl = strlen(out->devices);
         snprintf(out->devices + dl, sizeof out->devices - dl, "%s%s", dl ? "," : "", name);
         if (out->n_dev < (int)(sizeof out->dev / sizeof out->dev[0]) && strlen(name) < sizeof out->dev[0].name) {
-          snprintf(out->dev[out->n_dev].name, sizeof out->dev[0].name, "%s", name);
+          snprintf(out->dev[out->n_dev].name, sizeof out->dev[0].name, "%.31s", name);
           out->dev[out->n_dev++].bytes = (a + b + c) * MIB;
         }
         lines++;

@@ -104,6 +104,30 @@ static const char *finish_reason(const json_t *done) {
   return f && strcmp(f, "length") == 0 ? "length" : f && strcmp(f, "tool_calls") == 0 ? "tool_calls" : "stop";
 }
 
+/* Log-probabilities in OpenAI's shape: chat {"content":[entries]}; legacy completions
+ * {"tokens","token_logprobs","top_logprobs":[{token: logprob}],"text_offset"} (offsets from base). */
+static json_t *logprobs_json(const json_t *entries, bool chat, size_t base) {
+  if (chat) return json_pack("{s:O}", "content", entries);
+  json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+  size_t i, off = base;
+  json_t *e;
+  json_array_foreach(entries, i, e) {
+    const char *t = json_string_value(json_object_get(e, "token"));
+    json_array_append(tokens, json_object_get(e, "token"));
+    json_array_append(lps, json_object_get(e, "logprob"));
+    json_t *m = json_object();
+    size_t k;
+    json_t *a;
+    json_array_foreach(json_object_get(e, "top_logprobs"), k, a)
+      json_object_set(m, json_string_value(json_object_get(a, "token")), json_object_get(a, "logprob"));
+    json_array_append_new(tops, m);
+    json_array_append_new(offs, json_integer((json_int_t)off));
+    off += t ? strlen(t) : 0;
+  }
+  return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops,
+                   "text_offset", offs);
+}
+
 /* A structured delta from the worker ({"reasoning_content"} or {"tool_calls":[…]}, OpenAI's shape),
  * or NULL for plain text. Only these two keys pass, and only with the right types. */
 static json_t *worker_delta(const json_t *hdr) {
@@ -160,6 +184,7 @@ typedef struct gen_job {
   int status; /* the HTTP status sent; 0 = none yet */
   bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
   int keep_alive_s;
+  json_t *lp;          /* streamed: log-probabilities waiting for their text's chunk */
 } gen_job;
 
 static void gen_job_free(void *cls) {
@@ -174,12 +199,13 @@ static void gen_job_free(void *cls) {
   if (j->has_keep_alive) sched_keep_alive(j->d->sc, j->model, j->keep_alive_s);
   sched_release(j->d->sc, j->model, j->w);
   sy_buf_free(&j->out);
+  json_decref(j->lp);
   free(j);
 }
 
 /* One streamed chunk: delta text (or NULL; or a structured delta, stolen), finish reason on the
  * last. */
-static json_t *gen_chunk_delta(const gen_job *j, const char *text, json_t *sdelta, const char *finish) {
+static json_t *gen_chunk_delta(gen_job *j, const char *text, json_t *sdelta, const char *finish) {
   json_t *choice;
   if (j->chat) {
     json_t *delta = sdelta ? sdelta : json_object();
@@ -190,6 +216,11 @@ static json_t *gen_chunk_delta(const gen_job *j, const char *text, json_t *sdelt
     choice = json_pack("{s:i, s:s, s:n, s:o}", "index", 0, "text", text ? text : "", "logprobs",
                        "finish_reason", finish ? json_string(finish) : json_null());
   }
+  if (choice && j->lp) { /* the tokens behind this text */
+    json_object_set_new(choice, "logprobs", logprobs_json(j->lp, j->chat, 0));
+    json_decref(j->lp);
+    j->lp = NULL;
+  }
   json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", j->id, "object",
                         j->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)j->created,
                         "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice);
@@ -197,7 +228,7 @@ static json_t *gen_chunk_delta(const gen_job *j, const char *text, json_t *sdelt
   return c;
 }
 
-static json_t *gen_chunk(const gen_job *j, const char *text, const char *finish) {
+static json_t *gen_chunk(gen_job *j, const char *text, const char *finish) {
   return gen_chunk_delta(j, text, NULL, finish);
 }
 
@@ -211,13 +242,18 @@ static void gen_stream_event(gen_job *j, ipc_msg *m) {
   const char *op = ipc_op(m);
   if (strcmp(op, "delta") == 0) {
     const char *t = json_string_value(json_object_get(m->hdr, "text"));
+    json_t *lp = json_object_get(m->hdr, "logprobs");
+    if (json_is_array(lp)) {
+      if (!j->lp) j->lp = json_array();
+      json_array_extend(j->lp, lp);
+    }
     json_t *sd = j->chat ? worker_delta(m->hdr) : NULL;
     if (sd && json_object_size(sd) > 0) emit(j, gen_chunk_delta(j, NULL, sd, NULL));
     else json_decref(sd);
     if (t && *t) emit(j, gen_chunk(j, t, NULL));
   } else if (strcmp(op, "done") == 0) {
     metrics_tokens(j->obs.mt, j->obs.model, jint(m->hdr, "prompt_tokens"), jint(m->hdr, "completion_tokens"));
-    emit(j, gen_chunk(j, NULL, finish_reason(m->hdr)));
+    emit(j, gen_chunk(j, NULL, finish_reason(m->hdr))); /* carries any log-probabilities left */
     if (j->include_usage) {
       json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
                             j->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)j->created,
@@ -262,7 +298,7 @@ static ssize_t gen_stream_read(void *cls, char *buf, size_t max) {
 
 static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
   sy_buf text = {0}, reasoning = {0};
-  json_t *calls = json_array();
+  json_t *calls = json_array(), *lps = NULL;
   ipc_msg m = *first;
   memset(first, 0, sizeof *first);
   for (;;) {
@@ -270,6 +306,11 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
     if (strcmp(op, "delta") == 0) {
       const char *t = json_string_value(json_object_get(m.hdr, "text"));
       if (t) sy_buf_puts(&text, t);
+      json_t *lp = json_object_get(m.hdr, "logprobs");
+      if (json_is_array(lp)) {
+        if (!lps) lps = json_array();
+        json_array_extend(lps, lp);
+      }
       json_t *sd = j->chat ? worker_delta(m.hdr) : NULL;
       const char *rc = json_string_value(json_object_get(sd, "reasoning_content"));
       if (rc) sy_buf_puts(&reasoning, rc);
@@ -285,9 +326,12 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
         if (has_calls) json_object_set(msg, "tool_calls", calls);
         choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason",
                            finish_reason(m.hdr));
-      } else
+        if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, true, 0));
+      } else {
         choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "", "logprobs",
                            "finish_reason", finish_reason(m.hdr));
+        if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, false, 0));
+      }
       json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
                                j->chat ? "chat.completion" : "text_completion", "created", (json_int_t)j->created,
                                "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice,
@@ -317,6 +361,7 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
   sy_buf_free(&text);
   sy_buf_free(&reasoning);
   json_decref(calls);
+  json_decref(lps);
 }
 
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {

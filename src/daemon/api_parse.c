@@ -340,6 +340,29 @@ static int parse_response_format(const json_t *req, json_t *msg, api_error *err)
   return -1;
 }
 
+/* Chat: "logprobs": bool and "top_logprobs": 0..20 alternatives. Completions: "logprobs": 0..5. */
+static int parse_logprobs(const json_t *req, bool chat, json_t *msg, api_error *err) {
+  json_t *lp = json_object_get(req, "logprobs");
+  if (!lp || json_is_null(lp)) lp = NULL;
+  long long top = 0;
+  int r;
+  if (chat) {
+    bool on = false;
+    if (opt_bool(req, "logprobs", &on, err) < 0) return -1;
+    if ((r = opt_int(req, "top_logprobs", 0, 20, &top, err)) < 0) return -1;
+    if (r && !on) {
+      API_BAD(err, "top_logprobs", "invalid_value", "'top_logprobs' needs 'logprobs': true");
+      return -1;
+    }
+    if (on) json_object_set_new(msg, "logprobs", json_integer(top));
+    return 0;
+  }
+  if (!lp) return 0;
+  if ((r = opt_int(req, "logprobs", 0, 5, &top, err)) < 0) return -1;
+  json_object_set_new(msg, "logprobs", json_integer(top));
+  return 0;
+}
+
 /* reasoning_effort (OpenAI) and chat_template_kwargs (llama-server, vLLM: e.g. enable_thinking):
  * handed to the template. */
 static int parse_reasoning(const json_t *req, json_t *msg, api_error *err) {
@@ -422,10 +445,6 @@ static int parse_stop(const json_t *req, json_t *msg, api_error *err) {
 
 /* Features of the OpenAI API this runtime does not implement yet: refuse clearly, never ignore. */
 static int refuse_unsupported(const json_t *req, api_error *err) {
-  if (json_is_true(json_object_get(req, "logprobs")) || json_is_integer(json_object_get(req, "logprobs"))) {
-    API_BAD(err, "logprobs", "unsupported_parameter", "logprobs are not supported yet");
-    return -1;
-  }
   long long n = 1;
   if (opt_int(req, "n", 1, 1, &n, err) < 0) {
     API_BAD(err, "n", "unsupported_parameter", "only n=1 is supported");
@@ -478,7 +497,9 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   if (r) json_object_set_new(msg, "top_k", json_integer(v));
   if ((r = opt_int(req, "seed", -(1LL << 62), 1LL << 62, &v, err)) < 0) goto fail;
   if (r) json_object_set_new(msg, "seed", json_integer(v & 0xffffffffLL));
-  if (parse_stop(req, msg, err) != 0 || parse_response_format(req, msg, err) != 0) goto fail;
+  if (parse_stop(req, msg, err) != 0 || parse_response_format(req, msg, err) != 0 ||
+      parse_logprobs(req, chat, msg, err) != 0)
+    goto fail;
   if ((r = parse_keep_alive(req, &out->keep_alive_s, err)) < 0) goto fail;
   out->has_keep_alive = r == 1;
   bool ignore_eos = false;

@@ -1576,6 +1576,50 @@ static void t_reasoning(void) {
   resp_clear(&r);
 }
 
+/* logprobs: one entry per generated token, each ≤ 0, with top_logprobs sorted; greedy picks the
+ * most likely token, so its logprob is the first alternative's. Streamed, the entries add up to
+ * the same count; legacy completions get the tokens / token_logprobs arrays. */
+static void t_logprobs(void) {
+  resp r;
+  json_t *q = chat_body("chat", "count", 6, false);
+  json_object_set_new(q, "logprobs", json_true());
+  json_object_set_new(q, "top_logprobs", json_integer(3));
+  json_object_set_new(q, "temperature", json_real(0));
+  json_object_set_new(q, "ignore_eos", json_true());
+  post_json("/v1/chat/completions", q, &r);
+  const json_t *c = jpath(r.json, "choices.0.logprobs.content");
+  bool ok = r.status == 200 && json_array_size(c) == 6;
+  size_t i;
+  json_t *e;
+  json_array_foreach(c, i, e) {
+    const json_t *top = json_object_get(e, "top_logprobs");
+    double lp = json_number_value(json_object_get(e, "logprob"));
+    double t0 = json_number_value(json_object_get(json_array_get(top, 0), "logprob"));
+    double t1 = json_number_value(json_object_get(json_array_get(top, 1), "logprob"));
+    ok &= lp <= 0 && json_array_size(top) == 3 && t0 >= t1 && fabs(lp - t0) < 1e-4 &&
+          json_is_string(json_object_get(e, "token")) && json_is_array(json_object_get(e, "bytes"));
+  }
+  CHECK(ok, "chat logprobs: 6 entries, top 3 sorted, greedy = best: %.300s", r.body.data);
+  resp_clear(&r);
+  q = chat_body("chat", "count", 6, true);
+  json_object_set_new(q, "logprobs", json_true());
+  json_object_set_new(q, "ignore_eos", json_true());
+  post_json("/v1/chat/completions", q, &r);
+  bool done = false, wf = false;
+  json_t *ev = sse_events(&r.body, &done, &wf);
+  size_t n = 0;
+  json_array_foreach(ev, i, e) n += json_array_size(jpath(e, "choices.0.logprobs.content"));
+  CHECK(done && n == 6, "streamed logprobs add up to 6 entries: %zu", n);
+  json_decref(ev);
+  resp_clear(&r);
+  post("/v1/completions", "{\"model\":\"chat\",\"prompt\":\"a b c\",\"max_tokens\":4,\"logprobs\":2,\"ignore_eos\":true}", &r);
+  CHECK(r.status == 200 && json_array_size(jpath(r.json, "choices.0.logprobs.tokens")) == 4 &&
+            json_array_size(jpath(r.json, "choices.0.logprobs.token_logprobs")) == 4 &&
+            json_object_size(jpath(r.json, "choices.0.logprobs.top_logprobs.0")) >= 1,
+        "completions logprobs: %.300s", r.body.data);
+  resp_clear(&r);
+}
+
 /* ---- SIGHUP reload ---- */
 
 static char reload_cfg[512];
@@ -1776,6 +1820,7 @@ static const test tests[] = {
     {"tool_calls", t_tool_calls, false},
     {"json_schema", t_json_schema, false},
     {"reasoning", t_reasoning, false},
+    {"logprobs", t_logprobs, false},
 };
 
 static void write_main_config(const char *path) {

@@ -78,13 +78,13 @@ unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 compat() {
   (cd tests/compat && { [ -d node_modules/openai ] || npm ci --silent --no-audit --no-fund; }) || return 1
   local cfg; cfg=$(mktemp /tmp/switchyard-compat-XXXXXX.yaml)
-  printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n' \
-    "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" >"$cfg"
+  printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n  - name: tools\n    file: %s\n    context: 1024\n' \
+    "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" "$models/tiny-qwen3.gguf" >"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
   [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
-  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed \
+  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

@@ -1544,6 +1544,111 @@ static void t_json_schema(void) {
   resp_clear(&r);
 }
 
+/* A small JSON Schema validator for what the sampling test uses: type, properties, required,
+ * additionalProperties false, enum, minimum/maximum, items, minItems/maxItems, anyOf, $ref to
+ * #/$defs. Independent of the grammar compiler it checks. */
+static bool schema_ok(const json_t *root, const json_t *sc, const json_t *v, int depth) {
+  if (depth > 32 || !json_is_object(sc)) return false;
+  const char *ref = json_string_value(json_object_get(sc, "$ref"));
+  if (ref && strncmp(ref, "#/$defs/", 8) == 0)
+    return schema_ok(root, json_object_get(json_object_get(root, "$defs"), ref + 8), v, depth + 1);
+  const json_t *any = json_object_get(sc, "anyOf");
+  if (any) {
+    size_t i;
+    json_t *alt;
+    json_array_foreach(any, i, alt) if (schema_ok(root, alt, v, depth + 1)) return true;
+    return false;
+  }
+  const json_t *en = json_object_get(sc, "enum");
+  if (en) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(en, i, x) if (json_equal(x, v)) return true;
+    return false;
+  }
+  const char *t = json_string_value(json_object_get(sc, "type"));
+  if (!t) return true;
+  if (!strcmp(t, "boolean")) return json_is_boolean(v);
+  if (!strcmp(t, "null")) return json_is_null(v);
+  if (!strcmp(t, "integer") || !strcmp(t, "number")) {
+    if (!strcmp(t, "integer") ? !json_is_integer(v) : !json_is_number(v)) return false;
+    const json_t *mn = json_object_get(sc, "minimum"), *mx = json_object_get(sc, "maximum");
+    double x = json_number_value(v);
+    return (!mn || x >= json_number_value(mn)) && (!mx || x <= json_number_value(mx));
+  }
+  if (!strcmp(t, "array")) {
+    if (!json_is_array(v)) return false;
+    const json_t *mn = json_object_get(sc, "minItems"), *mx = json_object_get(sc, "maxItems");
+    size_t n = json_array_size(v), i;
+    if ((mn && n < (size_t)json_integer_value(mn)) || (mx && n > (size_t)json_integer_value(mx))) return false;
+    json_t *x;
+    json_array_foreach(v, i, x) if (!schema_ok(root, json_object_get(sc, "items"), x, depth + 1)) return false;
+    return true;
+  }
+  if (!strcmp(t, "object")) {
+    if (!json_is_object(v)) return false;
+    const json_t *props = json_object_get(sc, "properties");
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(sc, "required"), i, r) if (!json_object_get(v, json_string_value(r))) return false;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+      const json_t *ps = json_object_get(props, k);
+      if (!ps) {
+        if (json_is_false(json_object_get(sc, "additionalProperties"))) return false;
+        continue;
+      }
+      if (!schema_ok(root, ps, x, depth + 1)) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+/* Sampling under the grammar (temperature 1, several seeds) on a random-weight model: every
+ * complete answer parses as JSON and is valid against its schema. */
+static void t_schema_sampling(void) {
+  static const char *schemas[] = {
+      "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":120},"
+      "\"ok\":{\"type\":\"boolean\"}},\"required\":[\"n\",\"ok\"],\"additionalProperties\":false}",
+      "{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\",3,null]},"
+      "\"minItems\":1,\"maxItems\":3}},\"required\":[\"tags\"],\"additionalProperties\":false}",
+      "{\"anyOf\":[{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"boolean\"}},\"required\":[\"x\"],"
+      "\"additionalProperties\":false},{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+      "\"maxItems\":2}]}",
+      "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"enum\":[1,2]},\"kids\":{\"type\":\"array\","
+      "\"items\":{\"$ref\":\"#/$defs/node\"},\"maxItems\":2}},\"required\":[\"v\"],\"additionalProperties\":false}},"
+      "\"$ref\":\"#/$defs/node\"}",
+  };
+  int complete = 0, total = 0;
+  for (size_t k = 0; k < sizeof schemas / sizeof *schemas; k++) {
+    json_t *schema = json_loads(schemas[k], 0, NULL);
+    for (int seed = 1; seed <= 4; seed++) {
+      json_t *q = chat_body("tools", "answer in JSON", 160, false);
+      json_object_set_new(q, "temperature", json_real(1.0));
+      json_object_set_new(q, "seed", json_integer(seed));
+      json_object_set_new(q, "response_format",
+                          json_pack("{s:s, s:{s:s, s:O}}", "type", "json_schema", "json_schema", "name", "t", "schema", schema));
+      resp r;
+      post_json("/v1/chat/completions", q, &r);
+      total++;
+      const char *c = jstr(r.json, "choices.0.message.content");
+      const char *fin = jstr(r.json, "choices.0.finish_reason");
+      CHECK(r.status == 200, "schema %zu seed %d: %ld %s", k, seed, r.status, r.body.data);
+      if (c && fin && !strcmp(fin, "stop")) {
+        complete++;
+        json_t *v = json_loads(c, JSON_DECODE_ANY, NULL);
+        CHECK(v && schema_ok(schema, schema, v, 0), "schema %zu seed %d: the answer is valid: %s", k, seed, c);
+        json_decref(v);
+      }
+      resp_clear(&r);
+    }
+    json_decref(schema);
+  }
+  CHECK(complete * 2 >= total, "most samples finish (%d of %d)", complete, total);
+}
+
 /* A template whose generation prompt opens <think> (QwQ): everything the model writes before
  * </think> is reasoning_content, never content — whole and streamed. */
 static void t_reasoning(void) {
@@ -1821,6 +1926,7 @@ static const test tests[] = {
     {"json_schema", t_json_schema, false},
     {"reasoning", t_reasoning, false},
     {"logprobs", t_logprobs, false},
+    {"schema_sampling", t_schema_sampling, false},
 };
 
 static void write_main_config(const char *path) {

@@ -22,10 +22,10 @@ typedef struct {
   size_t max_memory;  /* bytes the render may allocate in total */
 } jinja_limits;
 
-#define JINJA_DEFAULT_MAX_DEPTH 256
+#define JINJA_DEFAULT_MAX_DEPTH 400
 #define JINJA_DEFAULT_MAX_OUTPUT (32u << 20)
-#define JINJA_DEFAULT_MAX_STEPS 20000000L
-#define JINJA_DEFAULT_MAX_MEMORY (512u << 20)
+#define JINJA_DEFAULT_MAX_STEPS 10000000L
+#define JINJA_DEFAULT_MAX_MEMORY (256u << 20)
 
 /* Parse a template. NULL and a message naming line:col in err on failure. */
 jinja_tmpl *jinja_parse(const char *src, size_t len, char *err, size_t err_len);

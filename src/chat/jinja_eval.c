@@ -13,6 +13,7 @@ static jv *eval(jr *r, const jnode *n, jscope *sc);
 static void exec(jr *r, const jnode *n, jscope *sc, jsink *out);
 
 static void enter(jr *r, size_t pos) {
+  r->cur_pos = pos;
   if (++r->depth > r->max_depth)
     jr_fail(r, pos, "template recursion deeper than %d", r->max_depth);
   jr_step(r, pos, 1);

@@ -168,6 +168,7 @@ struct jr {
   jmp_buf *fail_jb;
   jloop *loop;
   int depth, max_depth;
+  size_t cur_pos; /* where the evaluation is, for messages without a position */
   long steps, max_steps;
   size_t max_output;
   time_t now;

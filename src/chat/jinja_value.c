@@ -12,6 +12,8 @@
 void jr_fail(jr *r, size_t pos, const char *fmt, ...) {
   if (r->err && r->err_len) {
     int line, col;
+    if (pos == 0)
+      pos = r->cur_pos;
     jinja_line_col(r->t->src, r->t->len, pos, &line, &col);
     int k = snprintf(r->err, r->err_len, "jinja: %d:%d: ", line, col);
     if (k >= 0 && (size_t)k < r->err_len) {
@@ -529,8 +531,12 @@ void jsink_put(jr *r, jsink *s, const char *p, size_t n) {
   s->p[s->len] = '\0';
 }
 
+/* Part boundaries only matter to capitalize/title; past this many a string is taken as one
+ * part, so that concatenating in a loop cannot cost more memory in boundaries than in text. */
+#define JR_MAX_PARTS 4096
+
 static void sink_off(jr *r, jsink *s, size_t off) {
-  if (off == 0 || (s->noffs && s->offs[s->noffs - 1] >= off))
+  if (off == 0 || (s->noffs && s->offs[s->noffs - 1] >= off) || s->noffs >= JR_MAX_PARTS)
     return;
   if (s->noffs == s->ocap) {
     size_t nc = s->ocap ? s->ocap * 2 : 8;

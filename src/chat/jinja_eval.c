@@ -741,6 +741,20 @@ static int render_protected(jr *r, const jinja_tmpl *t, const json_t *context, c
   if (context) {
     if (!json_is_object(context))
       jr_fail(r, 0, "global_from_json: input JSON value must be an object");
+    json_t *pr = json_object_get(context, "preserve_reasoning");
+    if (json_is_boolean(pr)) {
+      bool on = json_is_true(pr);
+      jv_obj_set_cstr(r, root->vars, "preserve_thinking", jv_bool(r, on));
+      jv_obj_set_cstr(r, root->vars, "clear_thinking", jv_bool(r, !on));
+      jv_obj_set_cstr(r, root->vars, "truncate_history_thinking", jv_bool(r, !on));
+      jv_obj_set_cstr(r, root->vars, "drop_thinking", jv_bool(r, !on));
+    }
+    json_t *re = json_object_get(context, "reasoning_effort");
+    if (json_is_string(re)) {
+      jv *v = jv_str(r, json_string_value(re), json_string_length(re));
+      jv_obj_set_cstr(r, root->vars, "reasoning_effort", v);
+      jv_obj_set_cstr(r, root->vars, "reasoning_strength", v);
+    }
     jv *ctx = jv_from_json(r, context, 0);
     for (size_t i = 0; i < ctx->u.o.n; i++)
       jv_obj_set(r, 0, root->vars, ctx->u.o.k[i], ctx->u.o.v[i]);

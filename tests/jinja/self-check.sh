@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 declare -A bad
 for t in "$TEMPLATES"/*.jinja; do
-  for c in tests/jinja/contexts/*.json; do
+  for c in ${CONTEXTS:-tests/jinja/contexts}/*.json; do
     timeout 10 "$ORACLE" --template "$t" --context "$c" >"$tmp/o.out" 2>"$tmp/o.err"; orc=$?
     timeout 10 "$ME" --template "$t" --context "$c" >"$tmp/m.out" 2>"$tmp/m.err"; mrc=$?
     if [ $orc -eq $mrc ] && cmp -s "$tmp/o.out" "$tmp/m.out"; then

@@ -436,6 +436,7 @@ static jnode *mk(jp *p, int kind, size_t tokidx) {
   jnode *n = jp_alloc(p, sizeof(*n));
   n->kind = kind;
   n->pos = tokidx < p->ntok ? p->tok[tokidx].pos : p->n;
+  n->id = p->t->nnodes++;
   return n;
 }
 

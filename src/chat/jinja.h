@@ -22,16 +22,24 @@ typedef struct {
   size_t max_memory;  /* bytes the render may allocate in total */
 } jinja_limits;
 
-#define JINJA_DEFAULT_MAX_DEPTH 256
+#define JINJA_DEFAULT_MAX_DEPTH 400
 #define JINJA_DEFAULT_MAX_OUTPUT (32u << 20)
-#define JINJA_DEFAULT_MAX_STEPS 20000000L
-#define JINJA_DEFAULT_MAX_MEMORY (512u << 20)
+#define JINJA_DEFAULT_MAX_STEPS 10000000L
+#define JINJA_DEFAULT_MAX_MEMORY (256u << 20)
 
 /* Parse a template. NULL and a message naming line:col in err on failure. */
 jinja_tmpl *jinja_parse(const char *src, size_t len, char *err, size_t err_len);
 
+/* The two source patches llama.cpp's common_chat_templates_init applies before it builds a
+ * template (gpt-oss's analysis/final channel check and Mistral's empty-assistant guard become
+ * `{%- if false %}`). Returns a malloc'd NUL-terminated copy (length in *out_len), NULL on OOM. */
+char *jinja_llama_patch(const char *src, size_t len, size_t *out_len);
+
 /* Render with a context object (messages, tools, add_generation_prompt, bos_token, ...): its keys
- * become global variables. Returns 0 and a malloc'd NUL-terminated string in *out (length in
+ * become global variables. As llama.cpp's common_chat_template_direct_apply does, a boolean
+ * `preserve_reasoning` also sets preserve_thinking (= it) and clear_thinking,
+ * truncate_history_thinking, drop_thinking (= not it), and a string `reasoning_effort` also sets
+ * reasoning_strength. Returns 0 and a malloc'd NUL-terminated string in *out (length in
  * *out_len), or -1 and a one-line message in err. strftime_now() uses the current local time, or
  * the unix time in the environment variable SY_JINJA_NOW when it is set. */
 int jinja_render(const jinja_tmpl *t, const json_t *context, const jinja_limits *lim, char **out,

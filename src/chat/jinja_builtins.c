@@ -1127,27 +1127,158 @@ static bool sort_less(jr *r, const sort_opts *o, jv *a, jv *b) {
   return jv_compare(r, o->pos, a, b, o->rev ? CMP_GT : CMP_LT);
 }
 
-/* stable merge sort of items (for dictsort, items are key/value index pairs via pairs flag) */
-static void msort(jr *r, const sort_opts *o, jv **v, jv **tmp, size_t n, jv **keys) {
+/* std::sort as libstdc++ implements it (introsort, median-of-three, heap sort past the depth
+ * limit, insertion sort below 16), so that items comparing equal end up in the same order as in
+ * llama.cpp. The guards on the "unguarded" loops never bind for a consistent comparator; they keep
+ * an inconsistent one (mixed types compare oddly) inside the array. */
+typedef struct {
+  jr *r;
+  const sort_opts *o;
+  jv **base;
+  size_t n;
+} jsorter;
+
+static bool lt(jsorter *s, jv *a, jv *b) {
+  jr_step(s->r, s->o->pos, 1);
+  return sort_less(s->r, s->o, a, b);
+}
+
+static void swap_(jv **a, jv **b) {
+  jv *t = *a;
+  *a = *b;
+  *b = t;
+}
+
+static void push_heap_(jsorter *s, jv **f, size_t hole, size_t top, jv *val) {
+  size_t parent = hole ? (hole - 1) / 2 : 0;
+  while (hole > top && lt(s, f[parent], val)) {
+    f[hole] = f[parent];
+    hole = parent;
+    parent = hole ? (hole - 1) / 2 : 0;
+  }
+  f[hole] = val;
+}
+
+static void adjust_heap_(jsorter *s, jv **f, size_t hole, size_t len, jv *val) {
+  size_t top = hole, child = hole;
+  while (len > 0 && child < (len - 1) / 2) {
+    child = 2 * (child + 1);
+    if (lt(s, f[child], f[child - 1]))
+      child--;
+    f[hole] = f[child];
+    hole = child;
+  }
+  if ((len & 1) == 0 && len >= 2 && child == (len - 2) / 2) {
+    child = 2 * (child + 1);
+    f[hole] = f[child - 1];
+    hole = child - 1;
+  }
+  push_heap_(s, f, hole, top, val);
+}
+
+static void heap_sort_(jsorter *s, jv **f, size_t len) {
+  if (len < 2)
+    return;
+  for (size_t parent = (len - 2) / 2;; parent--) {
+    adjust_heap_(s, f, parent, len, f[parent]);
+    if (parent == 0)
+      break;
+  }
+  while (len > 1) {
+    len--;
+    jv *v = f[len];
+    f[len] = f[0];
+    adjust_heap_(s, f, 0, len, v);
+  }
+}
+
+static void median_to_first(jsorter *s, jv **res, jv **a, jv **b, jv **c) {
+  if (lt(s, *a, *b)) {
+    if (lt(s, *b, *c))
+      swap_(res, b);
+    else if (lt(s, *a, *c))
+      swap_(res, c);
+    else
+      swap_(res, a);
+  } else if (lt(s, *a, *c)) {
+    swap_(res, a);
+  } else if (lt(s, *b, *c)) {
+    swap_(res, c);
+  } else {
+    swap_(res, b);
+  }
+}
+
+static jv **partition_(jsorter *s, jv **first, jv **last, jv **pivot) {
+  jv **lo = first, **hi = last;
+  while (true) {
+    while (first < hi && lt(s, *first, *pivot))
+      ++first;
+    --last;
+    while (last > lo && lt(s, *pivot, *last))
+      --last;
+    if (!(first < last))
+      return first;
+    swap_(first, last);
+    ++first;
+  }
+}
+
+static void introsort_(jsorter *s, jv **first, jv **last, int depth) {
+  while (last - first > 16) {
+    if (depth == 0) {
+      heap_sort_(s, first, (size_t)(last - first));
+      return;
+    }
+    --depth;
+    jv **mid = first + (last - first) / 2;
+    median_to_first(s, first, first + 1, mid, last - 1);
+    jv **cut = partition_(s, first + 1, last, first);
+    introsort_(s, cut, last, depth);
+    last = cut;
+  }
+}
+
+static void linear_insert_(jsorter *s, jv **pos, jv **begin) {
+  jv *val = *pos;
+  jv **next = pos - 1;
+  while (next >= begin && lt(s, val, *next)) {
+    *pos = *next;
+    pos = next;
+    --next;
+  }
+  *pos = val;
+}
+
+static void insertion_sort_(jsorter *s, jv **first, jv **last) {
+  if (first == last)
+    return;
+  for (jv **i = first + 1; i != last; ++i) {
+    if (lt(s, *i, *first)) {
+      jv *val = *i;
+      memmove(first + 1, first, (size_t)(i - first) * sizeof(jv *));
+      *first = val;
+    } else {
+      linear_insert_(s, i, first);
+    }
+  }
+}
+
+static void std_sort(jr *r, const sort_opts *o, jv **v, size_t n) {
   if (n < 2)
     return;
-  size_t m = n / 2;
-  msort(r, o, v, tmp, m, keys);
-  msort(r, o, v + m, tmp, n - m, keys ? keys + m : NULL);
-  (void)keys;
-  size_t i = 0, j = m, k = 0;
-  while (i < m && j < n) {
-    jr_step(r, o->pos, 1);
-    if (sort_less(r, o, v[j], v[i]))
-      tmp[k++] = v[j++];
-    else
-      tmp[k++] = v[i++];
+  jsorter s = {r, o, v, n};
+  int lg = 0;
+  while (((size_t)1 << (lg + 1)) <= n)
+    lg++;
+  introsort_(&s, v, v + n, lg * 2);
+  if (n > 16) {
+    insertion_sort_(&s, v, v + 16);
+    for (jv **i = v + 16; i != v + n; ++i)
+      linear_insert_(&s, i, v);
+  } else {
+    insertion_sort_(&s, v, v + n);
   }
-  while (i < m)
-    tmp[k++] = v[i++];
-  while (j < n)
-    tmp[k++] = v[j++];
-  memcpy(v, tmp, n * sizeof(jv *));
 }
 
 static jv *a_sort(jr *r, const jargs *a) {
@@ -1164,8 +1295,7 @@ static jv *a_sort(jr *r, const jargs *a) {
   jv *out = in->t == JV_TUPLE ? jv_tuple(r, n) : jv_array(r, n);
   for (size_t i = 0; i < n; i++)
     jv_push(r, out, in->u.a.v[i]);
-  jv **tmp = jr_alloc(r, (n ? n : 1) * sizeof(jv *));
-  msort(r, &o, out->u.a.v, tmp, n, NULL);
+  std_sort(r, &o, out->u.a.v, n);
   return out;
 }
 
@@ -1268,7 +1398,6 @@ static jv *o_dictsort(jr *r, const jargs *a) {
   size_t n = in->t == JV_OBJECT ? in->u.o.n : 0;
   /* sort pair tuples by their key or value */
   jv **pairs = jr_alloc(r, (n ? n : 1) * sizeof(jv *));
-  jv **tmp = jr_alloc(r, (n ? n : 1) * sizeof(jv *));
   for (size_t i = 0; i < n; i++) {
     jv *t = jv_tuple(r, 2);
     jv_push(r, t, in->u.o.k[i]);
@@ -1277,7 +1406,7 @@ static jv *o_dictsort(jr *r, const jargs *a) {
   }
   o.attr = jv_int(r, by_value ? 1 : 0);
   o.attr_int = true;
-  msort(r, &o, pairs, tmp, n, NULL);
+  std_sort(r, &o, pairs, n);
   jv *out = jv_object(r);
   for (size_t i = 0; i < n; i++)
     jv_obj_set(r, a->pos, out, pairs[i]->u.a.v[0], pairs[i]->u.a.v[1]);

@@ -13,9 +13,18 @@ static jv *eval(jr *r, const jnode *n, jscope *sc);
 static void exec(jr *r, const jnode *n, jscope *sc, jsink *out);
 
 static void enter(jr *r, size_t pos) {
+  r->cur_pos = pos;
   if (++r->depth > r->max_depth)
     jr_fail(r, pos, "template recursion deeper than %d", r->max_depth);
   jr_step(r, pos, 1);
+}
+
+/* a literal's value or an identifier's name, made once per render */
+static jv *node_str(jr *r, const jnode *n) {
+  jv **slot = &r->node_cache[n->id];
+  if (!*slot)
+    *slot = jv_str(r, n->s, n->slen);
+  return *slot;
 }
 
 static jscope *new_scope(jr *r, jscope *parent) {
@@ -36,7 +45,7 @@ static jv *lookup(jscope *sc, const char *name, size_t len) {
 }
 
 static void set_var(jr *r, jscope *sc, const jnode *id, jv *val) {
-  jv_obj_set(r, id->pos, sc->vars, jv_str(r, id->s, id->slen), val);
+  jv_obj_set(r, id->pos, sc->vars, node_str(r, id), val);
 }
 
 static void exec_list(jr *r, jnodes l, jscope *sc, jsink *out) {
@@ -94,8 +103,9 @@ static jv *invoke(jr *r, size_t pos, jv *fn, jv **args, size_t n, jscope *sc) {
   jv *res;
   if (fn->u.fn.kind == JF_BUILTIN) {
     jargs a = {args, n, pos, fn->u.fn.name};
+    jv *small[8];
     if (fn->u.fn.self) {
-      jv **nv = jr_alloc(r, (n + 1) * sizeof(jv *));
+      jv **nv = n + 1 <= 8 ? small : jr_alloc(r, (n + 1) * sizeof(jv *));
       nv[0] = fn->u.fn.self;
       if (n)
         memcpy(nv + 1, args, n * sizeof(jv *));
@@ -343,11 +353,12 @@ static jv *eval_binary(jr *r, const jnode *n, jscope *sc) {
 
 /* ---- member access ---- */
 
-static jv *bound_builtin(jr *r, size_t pos, jv *obj, const char *name, size_t len) {
+/* name must stay valid through the render; it is copied unless NUL-terminated already */
+static jv *bound_builtin(jr *r, size_t pos, jv *obj, const char *name, size_t len, bool cstr) {
   jbi_fn fn = jinja_type_builtin(r, pos, obj, name, len);
   if (!fn)
     return NULL;
-  return jv_func_builtin(r, jr_strdup(r, name, len), fn, obj);
+  return jv_func_builtin(r, cstr ? name : jr_strdup(r, name, len), fn, obj);
 }
 
 static jv *eval_member(jr *r, const jnode *n, jscope *sc) {
@@ -364,7 +375,7 @@ static jv *eval_member(jr *r, const jnode *n, jscope *sc) {
       jv *start = p->a ? eval(r, p->a, sc)
                        : jv_int(r, jv_as_int(r, pos, step) < 0 ? size - 1 : 0);
       jv *stop = p->b ? eval(r, p->b, sc) : jv_int(r, jv_as_int(r, pos, step) < 0 ? -1 : size);
-      jv *fn = bound_builtin(r, pos, obj, "slice", 5);
+      jv *fn = bound_builtin(r, pos, obj, "slice", 5, true);
       if (!fn)
         jr_fail(r, pos, "Unknown (built-in) filter 'slice' for type %s", jv_type_name(obj));
       jv *args[3] = {start, stop, step};
@@ -374,8 +385,8 @@ static jv *eval_member(jr *r, const jnode *n, jscope *sc) {
   } else {
     if (n->b->kind != N_IDENT)
       jr_fail(r, pos, "Static member property must be an identifier");
-    prop = jv_str(r, n->b->s, n->b->slen);
-    jv *fn = bound_builtin(r, pos, obj, n->b->s, n->b->slen);
+    prop = node_str(r, n->b);
+    jv *fn = bound_builtin(r, pos, obj, n->b->s, n->b->slen, true);
     if (fn)
       return fn;
   }
@@ -386,14 +397,15 @@ static jv *eval_member(jr *r, const jnode *n, jscope *sc) {
   if (obj->t == JV_UNDEF)
     return jv_undef(r, "object_property");
   if (obj->t == JV_OBJECT) {
-    jv *key = jv_as_string(r, pos, prop);
+    bool st = !n->flag;
+    jv *key = st ? prop : jv_as_string(r, pos, prop);
     jv *v = jv_obj_get(r, pos, obj, prop);
     if (v && v->t != JV_UNDEF)
       return v;
-    jv *fn = bound_builtin(r, pos, obj, key->u.s.p, key->u.s.len);
+    jv *fn = bound_builtin(r, pos, obj, key->u.s.p, key->u.s.len, st);
     if (fn)
       return fn;
-    return jv_undef(r, jr_strdup(r, key->u.s.p, key->u.s.len));
+    return jv_undef(r, st ? n->b->s : jr_strdup(r, key->u.s.p, key->u.s.len));
   }
   if (jv_is_array(obj) || obj->t == JV_STR) {
     if (prop->t == JV_INT) {
@@ -409,16 +421,18 @@ static jv *eval_member(jr *r, const jnode *n, jscope *sc) {
       return jv_undef(r, "object_property");
     }
     if (prop->t == JV_STR) {
-      jv *fn = bound_builtin(r, pos, obj, prop->u.s.p, prop->u.s.len);
-      return fn ? fn : jv_undef(r, jr_strdup(r, prop->u.s.p, prop->u.s.len));
+      bool st = !n->flag;
+      jv *fn = bound_builtin(r, pos, obj, prop->u.s.p, prop->u.s.len, st);
+      return fn ? fn : jv_undef(r, st ? n->b->s : jr_strdup(r, prop->u.s.p, prop->u.s.len));
     }
     jr_fail(r, pos, "Cannot access property with non-string/non-number: got %s",
             jv_type_name(prop));
   }
   if (prop->t != JV_STR)
     jr_fail(r, pos, "Cannot access property with non-string: got %s", jv_type_name(prop));
-  jv *fn = bound_builtin(r, pos, obj, prop->u.s.p, prop->u.s.len);
-  return fn ? fn : jv_undef(r, jr_strdup(r, prop->u.s.p, prop->u.s.len));
+  bool st = !n->flag;
+  jv *fn = bound_builtin(r, pos, obj, prop->u.s.p, prop->u.s.len, st);
+  return fn ? fn : jv_undef(r, st ? n->b->s : jr_strdup(r, prop->u.s.p, prop->u.s.len));
 }
 
 /* ---- expressions ---- */
@@ -426,9 +440,14 @@ static jv *eval_member(jr *r, const jnode *n, jscope *sc) {
 static jv *eval_inner(jr *r, const jnode *n, jscope *sc) {
   switch (n->kind) {
   case N_TEXT:
-  case N_STR: return jv_str(r, n->s, n->slen);
+  case N_STR: return node_str(r, n);
   case N_INT: return jv_int(r, n->i);
-  case N_FLOAT: return jv_float(r, n->f);
+  case N_FLOAT: {
+    jv **slot = &r->node_cache[n->id];
+    if (!*slot)
+      *slot = jv_float(r, n->f);
+    return *slot;
+  }
   case N_IDENT: {
     jv *v = lookup(sc, n->s, n->slen);
     if (v && v->t != JV_UNDEF)
@@ -540,9 +559,11 @@ static void exec_for(jr *r, const jnode *n, jscope *sc, jsink *out) {
     }
   }
   const jnode *lv = n->a;
-  jv **fitems = jr_alloc(r, (cnt ? cnt : 1) * sizeof(jv *));
-  jv **fsrc = jr_alloc(r, (cnt ? cnt : 1) * sizeof(jv *));
+  bool same = !test && !obj; /* then the filtered items are the items */
+  jv **fitems = same ? items : jr_alloc(r, (cnt ? cnt : 1) * sizeof(jv *));
+  jv **fsrc = same ? items : jr_alloc(r, (cnt ? cnt : 1) * sizeof(jv *));
   size_t nf = 0;
+  jscope *ls = test ? new_scope(r, scope) : NULL;
   for (size_t i = 0; i < cnt; i++) {
     jr_step(r, n->pos, 1);
     jv *cur = items[i];
@@ -558,7 +579,6 @@ static void exec_for(jr *r, const jnode *n, jscope *sc, jsink *out) {
       jr_fail(r, n->pos, "Invalid loop variable(s)");
     }
     if (test) {
-      jscope *ls = new_scope(r, scope);
       bind_loopvar(r, lv, items[i], obj, ls);
       if (!jv_as_bool(r, test->pos, eval(r, test, ls)))
         continue;
@@ -591,18 +611,24 @@ static void exec_for(jr *r, const jnode *n, jscope *sc, jsink *out) {
   for (; st->i < nf; st->i++) {
     size_t i = st->i;
     jr_step(r, n->pos, 1);
+    /* a fresh loop object per iteration, as in llama.cpp, but its keys are shared: any
+     * insertion into it reallocates (n == cap) */
     jv *loop = jv_object(r);
     loop->nobi = true;
-    jv_obj_set_cstr(r, loop, "index", jv_int(r, (int64_t)i + 1));
-    jv_obj_set_cstr(r, loop, "index0", jv_int(r, (int64_t)i));
-    jv_obj_set_cstr(r, loop, "revindex", jv_int(r, (int64_t)(nf - i)));
-    jv_obj_set_cstr(r, loop, "revindex0", jv_int(r, (int64_t)(nf - i - 1)));
-    jv_obj_set_cstr(r, loop, "first", jv_bool(r, i == 0));
-    jv_obj_set_cstr(r, loop, "last", jv_bool(r, i == nf - 1));
-    jv_obj_set_cstr(r, loop, "length", jv_int(r, (int64_t)nf));
-    jv_obj_set_cstr(r, loop, "previtem", i > 0 ? fitems[i - 1] : jv_undef(r, "previtem"));
-    jv_obj_set_cstr(r, loop, "nextitem", i + 1 < nf ? fitems[i + 1] : jv_undef(r, "nextitem"));
-    jv_obj_set_cstr(r, scope->vars, "loop", loop);
+    jv **vals = jr_alloc(r, 9 * sizeof(jv *));
+    vals[0] = jv_int(r, (int64_t)i + 1);
+    vals[1] = jv_int(r, (int64_t)i);
+    vals[2] = jv_int(r, (int64_t)(nf - i));
+    vals[3] = jv_int(r, (int64_t)(nf - i - 1));
+    vals[4] = jv_bool(r, i == 0);
+    vals[5] = jv_bool(r, i == nf - 1);
+    vals[6] = jv_int(r, (int64_t)nf);
+    vals[7] = i > 0 ? fitems[i - 1] : r->u_previtem;
+    vals[8] = i + 1 < nf ? fitems[i + 1] : r->u_nextitem;
+    loop->u.o.k = r->loop_keys;
+    loop->u.o.v = vals;
+    loop->u.o.n = loop->u.o.cap = 9;
+    jv_obj_set(r, n->pos, scope->vars, r->k_loop, loop);
     bind_loopvar(r, lv, fsrc[i], obj, scope);
     for (size_t k = 0; k < n->l1.n; k++) {
       st->mark_len = out->len;
@@ -729,6 +755,15 @@ static int render_protected(jr *r, const jinja_tmpl *t, const json_t *context, c
   r->vfalse = jr_alloc(r, sizeof(jv));
   r->vfalse->t = JV_BOOL;
   r->empty_str = jv_str(r, "", 0);
+  r->node_cache = jr_alloc(r, (t->nnodes ? t->nnodes : 1) * sizeof(jv *));
+  r->small_ints = jr_alloc(r, 1152 * sizeof(jv *));
+  static const char *const lk[9] = {"index",     "index0", "revindex", "revindex0", "first",
+                                    "last",      "length", "previtem", "nextitem"};
+  for (int i = 0; i < 9; i++)
+    r->loop_keys[i] = jv_str(r, lk[i], strlen(lk[i]));
+  r->k_loop = jv_str(r, "loop", 4);
+  r->u_previtem = jv_undef(r, "previtem");
+  r->u_nextitem = jv_undef(r, "nextitem");
 
   jscope *root = new_scope(r, NULL);
   jv_obj_set_cstr(r, root->vars, "true", r->vtrue);
@@ -740,6 +775,20 @@ static int render_protected(jr *r, const jinja_tmpl *t, const json_t *context, c
   if (context) {
     if (!json_is_object(context))
       jr_fail(r, 0, "global_from_json: input JSON value must be an object");
+    json_t *pr = json_object_get(context, "preserve_reasoning");
+    if (json_is_boolean(pr)) {
+      bool on = json_is_true(pr);
+      jv_obj_set_cstr(r, root->vars, "preserve_thinking", jv_bool(r, on));
+      jv_obj_set_cstr(r, root->vars, "clear_thinking", jv_bool(r, !on));
+      jv_obj_set_cstr(r, root->vars, "truncate_history_thinking", jv_bool(r, !on));
+      jv_obj_set_cstr(r, root->vars, "drop_thinking", jv_bool(r, !on));
+    }
+    json_t *re = json_object_get(context, "reasoning_effort");
+    if (json_is_string(re)) {
+      jv *v = jv_str(r, json_string_value(re), json_string_length(re));
+      jv_obj_set_cstr(r, root->vars, "reasoning_effort", v);
+      jv_obj_set_cstr(r, root->vars, "reasoning_strength", v);
+    }
     jv *ctx = jv_from_json(r, context, 0);
     for (size_t i = 0; i < ctx->u.o.n; i++)
       jv_obj_set(r, 0, root->vars, ctx->u.o.k[i], ctx->u.o.v[i]);

@@ -52,6 +52,7 @@ struct jnode {
   int op;
   bool flag;
   size_t pos; /* byte offset in the (normalized) source */
+  uint32_t id; /* index into a render's per-node cache */
   jnode *a, *b, *c;
   jnodes l1, l2;
   const char *s;
@@ -65,6 +66,7 @@ struct jinja_tmpl {
   char *src; /* normalized source (CRLF -> LF, one trailing newline dropped) */
   size_t len;
   jnodes body;
+  uint32_t nnodes;
 };
 
 void jinja_line_col(const char *src, size_t len, size_t pos, int *line, int *col);
@@ -80,6 +82,10 @@ enum { JF_BUILTIN, JF_MACRO, JF_CALLER };
 typedef struct jv jv;
 typedef struct jr jr;
 typedef struct jscope jscope;
+typedef struct jstrbuf {
+  size_t used, cap;
+  char data[];
+} jstrbuf;
 
 typedef struct {
   jv **v;
@@ -105,6 +111,7 @@ struct jv {
       size_t len;
       size_t *offs; /* starts of the 2nd, 3rd, ... parts (llama.cpp keeps strings in parts) */
       size_t noffs;
+      struct jstrbuf *buf; /* spare room after p + len that a concatenation may take */
     } s;
     struct {
       jv **v;
@@ -168,12 +175,17 @@ struct jr {
   jmp_buf *fail_jb;
   jloop *loop;
   int depth, max_depth;
+  size_t cur_pos; /* where the evaluation is, for messages without a position */
   long steps, max_steps;
   size_t max_output;
   time_t now;
   char *err;
   size_t err_len;
   jv *undef, *none, *vtrue, *vfalse, *empty_str;
+  jv **node_cache;  /* per AST node: its literal value, or an identifier's name as a string */
+  jv **small_ints;  /* -128 .. 1023 */
+  jv *loop_keys[9]; /* the keys of every `loop` object */
+  jv *k_loop, *u_previtem, *u_nextitem;
 };
 
 /* errors and budgets (all noreturn via longjmp) */

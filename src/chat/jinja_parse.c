@@ -436,6 +436,7 @@ static jnode *mk(jp *p, int kind, size_t tokidx) {
   jnode *n = jp_alloc(p, sizeof(*n));
   n->kind = kind;
   n->pos = tokidx < p->ntok ? p->tok[tokidx].pos : p->n;
+  n->id = p->t->nnodes++;
   return n;
 }
 
@@ -1063,6 +1064,64 @@ jinja_tmpl *jinja_parse(const char *src, size_t len, char *err, size_t err_len) 
     return NULL;
   }
   return t;
+}
+
+/* replace every `from` in buf (malloc'd, *len bytes) with `to`; NULL on OOM (buf freed) */
+static char *replace_all(char *buf, size_t *len, const char *from, const char *to) {
+  size_t fl = strlen(from), tl = strlen(to), n = 0;
+  for (const char *p = buf; (p = memmem(p, *len - (size_t)(p - buf), from, fl)) != NULL; p += fl)
+    n++;
+  if (!n)
+    return buf;
+  size_t nl = *len - n * fl + n * tl;
+  char *out = malloc(nl + 1);
+  if (!out) {
+    free(buf);
+    return NULL;
+  }
+  size_t o = 0;
+  const char *p = buf, *end = buf + *len, *f;
+  while ((f = memmem(p, (size_t)(end - p), from, fl)) != NULL) {
+    memcpy(out + o, p, (size_t)(f - p));
+    o += (size_t)(f - p);
+    memcpy(out + o, to, tl);
+    o += tl;
+    p = f + fl;
+  }
+  memcpy(out + o, p, (size_t)(end - p));
+  o += (size_t)(end - p);
+  out[o] = '\0';
+  free(buf);
+  *len = o;
+  return out;
+}
+
+static bool contains(const char *buf, size_t len, const char *s) {
+  return memmem(buf, len, s, strlen(s)) != NULL;
+}
+
+char *jinja_llama_patch(const char *src, size_t len, size_t *out_len) {
+  char *buf = malloc(len + 1);
+  if (!buf)
+    return NULL;
+  if (len)
+    memcpy(buf, src, len);
+  buf[len] = '\0';
+  if (contains(buf, len, "<|channel|>") && contains(buf, len, "in message.content or"))
+    buf = replace_all(buf, &len,
+                      "{%- if \"<|channel|>analysis<|message|>\" in message.content or "
+                      "\"<|channel|>final<|message|>\" in message.content %}",
+                      "{%- if false %}");
+  if (buf && contains(buf, len, "[TOOL_CALLS]") &&
+      contains(buf, len, "if (message['content'] is none or"))
+    buf = replace_all(buf, &len,
+                      "{%- if (message['content'] is none or message['content'] == '' or "
+                      "message['content']|length == 0) and (message['tool_calls'] is not defined "
+                      "or message['tool_calls'] is none or message['tool_calls']|length == 0) %}",
+                      "{%- if false %}");
+  if (buf && out_len)
+    *out_len = len;
+  return buf;
 }
 
 void jinja_free(jinja_tmpl *t) {

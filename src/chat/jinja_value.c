@@ -12,6 +12,8 @@
 void jr_fail(jr *r, size_t pos, const char *fmt, ...) {
   if (r->err && r->err_len) {
     int line, col;
+    if (pos == 0)
+      pos = r->cur_pos;
     jinja_line_col(r->t->src, r->t->len, pos, &line, &col);
     int k = snprintf(r->err, r->err_len, "jinja: %d:%d: ", line, col);
     if (k >= 0 && (size_t)k < r->err_len) {
@@ -61,6 +63,14 @@ static jv *mkv(jr *r, int t) {
 }
 
 jv *jv_int(jr *r, int64_t i) {
+  if (i >= -128 && i < 1024) {
+    jv **slot = &r->small_ints[i + 128];
+    if (!*slot) {
+      *slot = mkv(r, JV_INT);
+      (*slot)->u.i = i;
+    }
+    return *slot;
+  }
   jv *v = mkv(r, JV_INT);
   v->u.i = i;
   return v;
@@ -529,8 +539,12 @@ void jsink_put(jr *r, jsink *s, const char *p, size_t n) {
   s->p[s->len] = '\0';
 }
 
+/* Part boundaries only matter to capitalize/title; past this many a string is taken as one
+ * part, so that concatenating in a loop cannot cost more memory in boundaries than in text. */
+#define JR_MAX_PARTS 4096
+
 static void sink_off(jr *r, jsink *s, size_t off) {
-  if (off == 0 || (s->noffs && s->offs[s->noffs - 1] >= off))
+  if (off == 0 || (s->noffs && s->offs[s->noffs - 1] >= off) || s->noffs >= JR_MAX_PARTS)
     return;
   if (s->noffs == s->ocap) {
     size_t nc = s->ocap ? s->ocap * 2 : 8;
@@ -634,12 +648,52 @@ void jsink_resolve(jr *r, size_t pos, jsink *s, size_t from) {
     s->p[s->len] = '\0';
 }
 
+/* a ~ b. Building a string piece by piece (`set s = s ~ x` in a loop) would keep every
+ * intermediate copy in the arena, so a concatenation leaves spare room after its bytes and the
+ * next concatenation onto the same string writes there instead of copying. */
 jv *jv_concat(jr *r, size_t pos, jv *a, jv *b) {
-  jsink s = {0};
-  sink_reserve(r, &s, a->u.s.len + b->u.s.len);
-  jsink_put_str(r, &s, a);
-  jsink_put_str(r, &s, b);
-  return jsink_to_str(r, &s);
+  size_t al = a->u.s.len, bl = b->u.s.len, total = al + bl;
+  if (total > r->max_output || total < al)
+    jr_fail(r, pos, "string longer than %zu bytes", r->max_output);
+  jr_step(r, pos, (long)(bl / 16) + 1);
+  jstrbuf *buf = a->u.s.buf;
+  char *p;
+  if (buf && a->u.s.p + al == buf->data + buf->used && buf->used + bl <= buf->cap) {
+    p = (char *)a->u.s.p;
+    memcpy(buf->data + buf->used, b->u.s.p, bl);
+    buf->used += bl;
+  } else {
+    size_t cap = total < 32 ? 64 : total * 2;
+    if (cap > r->max_output)
+      cap = total > r->max_output ? total : r->max_output;
+    buf = jr_alloc(r, sizeof(jstrbuf) + cap + 1);
+    buf->cap = cap;
+    buf->used = total;
+    p = buf->data;
+    if (al)
+      memcpy(p, a->u.s.p, al);
+    if (bl)
+      memcpy(p + al, b->u.s.p, bl);
+  }
+  jv *v = jv_str(r, p, total);
+  v->u.s.buf = buf;
+  /* parts: a's, then b's first part, then b's */
+  size_t n = a->u.s.noffs + (bl ? 1 : 0) + b->u.s.noffs;
+  if (n > 4096)
+    n = 0;
+  if (n) {
+    size_t *o = jr_alloc(r, n * sizeof(size_t)), k = 0;
+    for (size_t i = 0; i < a->u.s.noffs; i++)
+      o[k++] = a->u.s.offs[i];
+    if (bl && al)
+      o[k++] = al;
+    for (size_t i = 0; i < b->u.s.noffs; i++)
+      if (al + b->u.s.offs[i] > (k ? o[k - 1] : 0))
+        o[k++] = al + b->u.s.offs[i];
+    v->u.s.offs = o;
+    v->u.s.noffs = k;
+  }
+  return v;
 }
 
 /* ---- repr and JSON ---- */

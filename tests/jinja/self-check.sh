@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # self-check.sh — render every template in TEMPLATES (default: llama.cpp's models/templates) with
-# every context in tests/jinja/contexts/ through build/bin/sy-jinja and through ORACLE (a build of
-# llama.cpp's own engine with the same CLI), and report where output or exit status differ.
+# every context in CONTEXTS (default: tests/jinja/contexts/) through ME (build/bin/sy-jinja) and
+# through ORACLE (a build of llama.cpp's own engine with the same CLI, e.g. tests/jinja/oracle.cpp),
+# and report where output or exit status differ.
 #   ORACLE=build/bin/jinja-oracle tests/jinja/self-check.sh [-v]
+# The semantic corner cases (printing, repr, tojson, whitespace, scoping, errors, ...):
+#   TEMPLATES=tests/jinja/snippets CONTEXTS=tests/jinja/snippet-contexts tests/jinja/self-check.sh
 set -u
 cd "$(dirname "$0")/../.."
 ME=${ME:-build/bin/sy-jinja}
@@ -15,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
 declare -A bad
 for t in "$TEMPLATES"/*.jinja; do
-  for c in tests/jinja/contexts/*.json; do
+  for c in ${CONTEXTS:-tests/jinja/contexts}/*.json; do
     timeout 10 "$ORACLE" --template "$t" --context "$c" >"$tmp/o.out" 2>"$tmp/o.err"; orc=$?
     timeout 10 "$ME" --template "$t" --context "$c" >"$tmp/m.out" 2>"$tmp/m.err"; mrc=$?
     if [ $orc -eq $mrc ] && cmp -s "$tmp/o.out" "$tmp/m.out"; then

@@ -1,5 +1,6 @@
 /* sy-jinja — render a chat template with a JSON context, for tests and differential checks.
- *   sy-jinja --template FILE --context CTX.json
+ *   sy-jinja --template FILE --context CTX.json [--no-patch]
+ * The template gets llama.cpp's two source patches first (jinja_llama_patch) unless --no-patch.
  * Prints the rendered text byte-exact (no added newline) and exits 0; on any error prints one
  * line to stderr and exits 1. SY_JINJA_NOW (unix seconds) fixes strftime_now's clock. */
 #include "jinja.h"
@@ -41,18 +42,21 @@ static char *slurp(const char *path, size_t *len) {
 
 int main(int argc, char **argv) {
   const char *tpath = NULL, *cpath = NULL;
+  int patch = 1;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--template") && i + 1 < argc)
+    if (!strcmp(argv[i], "--no-patch"))
+      patch = 0;
+    else if (!strcmp(argv[i], "--template") && i + 1 < argc)
       tpath = argv[++i];
     else if (!strcmp(argv[i], "--context") && i + 1 < argc)
       cpath = argv[++i];
     else {
-      fprintf(stderr, "usage: sy-jinja --template FILE --context CTX.json\n");
+      fprintf(stderr, "usage: sy-jinja --template FILE --context CTX.json [--no-patch]\n");
       return 1;
     }
   }
   if (!tpath || !cpath) {
-    fprintf(stderr, "usage: sy-jinja --template FILE --context CTX.json\n");
+    fprintf(stderr, "usage: sy-jinja --template FILE --context CTX.json [--no-patch]\n");
     return 1;
   }
   size_t tlen;
@@ -60,6 +64,15 @@ int main(int argc, char **argv) {
   if (!src) {
     fprintf(stderr, "sy-jinja: cannot read %s\n", tpath);
     return 1;
+  }
+  if (patch) {
+    char *p = jinja_llama_patch(src, tlen, &tlen);
+    free(src);
+    if (!p) {
+      fprintf(stderr, "sy-jinja: out of memory\n");
+      return 1;
+    }
+    src = p;
   }
   json_error_t jerr;
   json_t *ctx = json_load_file(cpath, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);

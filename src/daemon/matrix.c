@@ -93,7 +93,12 @@ static void add_warning(matrix *m, const char *fmt, ...) {
 /* ---- capabilities -----------------------------------------------------------------------------
  */
 
-static const char *const cap_names[] = {"chat", "completion", "embed", "rerank"};
+static const char *const cap_names[] = {"chat", "completion", "embed", "rerank", "transcribe", "speech", "vision"};
+static const char *const engine_names[MATRIX_N_ENGINES] = {"llama", "whisper", "espeak"};
+
+const char *matrix_engine_name(enum matrix_engine e) {
+  return (unsigned)e < MATRIX_N_ENGINES ? engine_names[e] : "?";
+}
 #define N_CAPS (sizeof cap_names / sizeof cap_names[0])
 
 static int cap_parse(const char *s) {
@@ -508,6 +513,15 @@ static int check_name(loader *l, const yaml_node_t *n, const char *path, const c
   return 0;
 }
 
+/* A whisper.cpp model starts with ggml's file magic 0x67676d6c (little endian). */
+static bool whisper_magic_ok(const char *path) {
+  unsigned char b[4];
+  FILE *f = fopen(path, "rb");
+  bool ok = f && fread(b, 1, 4, f) == 4 && b[0] == 0x6c && b[1] == 0x6d && b[2] == 0x67 && b[3] == 0x67;
+  if (f) fclose(f);
+  return ok;
+}
+
 static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   char path[64], p[128];
   snprintf(path, sizeof path, "models[%zu]", idx);
@@ -547,13 +561,17 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     mm.aliases = al;
     mm.n_aliases = nal;
   }
+  enum matrix_engine engine = MATRIX_ENGINE_LLAMA;
   if (v[M_ENGINE]) {
     snprintf(p, sizeof p, "%s.engine", path);
     if (want_str(l, v[M_ENGINE], p, &s)) goto out;
-    if (strcmp(s, "llama") != 0) {
-      at(l, v[M_ENGINE], "%s: unknown engine '%s' (known: llama)", p, s);
+    int e = 0;
+    while (e < MATRIX_N_ENGINES && strcmp(s, engine_names[e]) != 0) e++;
+    if (e == MATRIX_N_ENGINES) {
+      at(l, v[M_ENGINE], "%s: unknown engine '%s' (known: llama, whisper, espeak)", p, s);
       goto out;
     }
+    engine = (enum matrix_engine)e;
   }
   if (v[M_POOLING]) {
     snprintf(p, sizeof p, "%s.pooling", path);
@@ -612,7 +630,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       if (!e || want_str(l, e, ip, &s)) goto out;
       int c = cap_parse(s);
       if (c < 0) {
-        at(l, e, "%s: unknown capability %s (known: chat, completion, embed, rerank)", ip,
+        at(l, e, "%s: unknown capability %s (known: chat, completion, embed, rerank, transcribe, speech, vision)", ip,
            got(e, g, sizeof g));
         goto out;
       }
@@ -621,6 +639,15 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   }
   if (read_opts(l, v + M_OPTS, path, &given)) goto out;
 
+  char src[PATH_MAX + 32];
+  snprintf(src, sizeof src, "%s:%zu", l->m->path ? l->m->path : l->file, n->start_mark.line + 1);
+  if (engine == MATRIX_ENGINE_ESPEAK && !v[M_FILE]) { /* the built-in voice needs no file */
+    gguf_info none = {0};
+    if (model_finish(&mm, &given, &l->defaults, &none, "", 0) || !(mm.source = strdup(src))) goto oom;
+    mm.engine = engine;
+    mm.caps = caps ? caps : MATRIX_CAP_SPEECH;
+    goto push;
+  }
   /* the file last: its errors are the costliest to find */
   if (!v[M_FILE]) {
     at(l, n, "%s: missing required key 'file'", path);
@@ -638,6 +665,18 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     at(l, v[M_FILE], "%s: cannot open '%s': %s", p, joined, strerror(errno));
     goto out;
   }
+  if (engine != MATRIX_ENGINE_LLAMA) { /* whisper.cpp's ggml files (and espeak's data): not GGUF */
+    if (engine == MATRIX_ENGINE_WHISPER && !whisper_magic_ok(real)) {
+      at(l, v[M_FILE], "%s: '%s' is not a whisper.cpp model (ggml magic)", p, joined);
+      goto out;
+    }
+    gguf_info none = {0};
+    if (model_finish(&mm, &given, &l->defaults, &none, real, (long long)st.st_size) || !(mm.source = strdup(src)))
+      goto oom;
+    mm.engine = engine;
+    mm.caps = caps ? caps : engine == MATRIX_ENGINE_WHISPER ? MATRIX_CAP_TRANSCRIBE : MATRIX_CAP_SPEECH;
+    goto push;
+  }
   gguf_info gi;
   if (gguf_read_info(real, &gi, gerr, sizeof gerr)) {
     at(l, v[M_FILE], "%s: '%s' is not a readable GGUF: %s", p, joined, gerr);
@@ -652,12 +691,11 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     at(l, v[M_FILE], "%s: '%s' has no tensors (a vocabulary-only GGUF?)", p, joined);
     goto out;
   }
-  char src[PATH_MAX + 32];
-  snprintf(src, sizeof src, "%s:%zu", l->m->path ? l->m->path : l->file, n->start_mark.line + 1);
   if (model_finish(&mm, &given, &l->defaults, &gi, real, (long long)st.st_size) ||
       !(mm.source = strdup(src)))
     goto oom;
   mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
+push:
   if (push_model(l->m, &mm)) {
     at(l, n, "%s: too many models (limit %d)", path, MATRIX_MAX_MODELS);
     goto out;

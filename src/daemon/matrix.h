@@ -8,13 +8,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum matrix_engine { MATRIX_ENGINE_LLAMA = 0 };
+/* Which worker runs the model: switchyard-llama (GGUF LLMs, embedders, rerankers, mtmd),
+ * switchyard-whisper (whisper.cpp ggml models: speech to text), switchyard-espeak (the built-in
+ * CPU voice, no model file). */
+enum matrix_engine { MATRIX_ENGINE_LLAMA = 0, MATRIX_ENGINE_WHISPER, MATRIX_ENGINE_ESPEAK };
+#define MATRIX_N_ENGINES 3
+/* "llama", "whisper", "espeak" */
+const char *matrix_engine_name(enum matrix_engine e);
 
 enum matrix_cap {
   MATRIX_CAP_CHAT = 1u << 0,
   MATRIX_CAP_COMPLETION = 1u << 1,
   MATRIX_CAP_EMBED = 1u << 2,
   MATRIX_CAP_RERANK = 1u << 3, /* a ranking model (pooling rank): scores query/document pairs */
+  MATRIX_CAP_TRANSCRIBE = 1u << 4, /* speech to text (/v1/audio/transcriptions, translations) */
+  MATRIX_CAP_SPEECH = 1u << 5,     /* text to speech (/v1/audio/speech) */
+  MATRIX_CAP_VISION = 1u << 6,     /* image input (a model with an mmproj) */
 };
 
 typedef struct matrix_model {

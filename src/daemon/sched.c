@@ -59,7 +59,8 @@ struct sched {
   matrix **old_mx;       /* matrices replaced by reloads: requests may still hold their models */
   size_t n_old_mx;
   pthread_mutex_t reload_mu; /* one reload at a time */
-  char worker_exe[PATH_MAX];
+  char worker_exe[PATH_MAX]; /* switchyard-llama (also the device probe) */
+  char worker_dir[PATH_MAX];
   char log_level[16];
   int load_timeout_s;
   long long budget;      /* configured (or RAM − reserve) */
@@ -352,6 +353,13 @@ static slot *slot_make(sched *s, const matrix_model *m) {
         sl->est.dev[sl->est.n_dev++].bytes = b;
       }
     }
+  } else if (m->engine != MATRIX_ENGINE_LLAMA) {
+    /* llama.cpp's probe knows only GGUF models: the weights plus a margin for the engine's own
+     * buffers (whisper's KV and mel buffers, espeak's voice data); measured once loaded */
+    sl->est.model_bytes = m->file_bytes;
+    sl->est.compute_bytes = m->file_bytes / 4 + (64LL << 20);
+    sl->est.total_bytes = sl->est.model_bytes + sl->est.compute_bytes;
+    snprintf(sl->est.devices, sizeof sl->est.devices, "(file size)");
   } else if (memplan_estimate(s->tool, m, &sl->est, err, sizeof err) != 0) {
     LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
   } else if (s->ms) {
@@ -404,6 +412,7 @@ sched *sched_new(const sched_params *p) {
   if (!s) return NULL;
   s->mx = p->mx;
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
+  snprintf(s->worker_dir, sizeof s->worker_dir, "%s", p->worker_dir);
   snprintf(s->log_level, sizeof s->log_level, "%s", p->log_level ? p->log_level : "info");
   s->load_timeout_s = p->load_timeout_s > 0 ? p->load_timeout_s : 600;
   s->budget = budget_of(p->mx);
@@ -453,6 +462,8 @@ sched *sched_new(const sched_params *p) {
 }
 
 static json_t *load_message(const matrix_model *m) {
+  if (m->engine != MATRIX_ENGINE_LLAMA)
+    return json_pack("{s:s, s:s, s:i}", "model", m->file, "engine", matrix_engine_name(m->engine), "n_threads", m->threads);
   json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "model", m->file, "n_ctx", m->context,
                         "n_parallel", m->parallel, "n_threads", m->threads, "n_batch", m->batch,
                         "n_gpu_layers", m->gpu_layers, "mode",
@@ -519,7 +530,9 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   }
   json_t *load = load_message(m);
   json_t *ready = NULL;
-  worker_params wp = {.exe = s->worker_exe, .tag = m->name, .log_level = s->log_level, .load = load,
+  char exe[PATH_MAX + 32]; /* each engine has its worker program */
+  snprintf(exe, sizeof exe, "%s/switchyard-%s", s->worker_dir, matrix_engine_name(m->engine));
+  worker_params wp = {.exe = exe, .tag = m->name, .log_level = s->log_level, .load = load,
                       .load_timeout_s = s->load_timeout_s, .on_exit = on_worker_exit, .on_exit_ud = s};
   progress_ctx pc = {s, m->name};
   wp.on_progress = on_load_progress;

@@ -498,7 +498,7 @@ static void test_bad_values(void **state) {
        "4:17: models[0].keep_alive: 2147483648 is out of range (-1..2147483647 seconds)"},
       {"    keep_alive: [1]\n",
        "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got a list"},
-      {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama)"},
+      {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama, whisper, espeak)"},
       {"    pin: 1\n", "4:10: models[0].pin: expected true or false, got '1'"},
       {"    priority: 5000\n", "4:15: models[0].priority: 5000 is out of range (-1000..1000)"},
       {"    max_queue: -1\n", "4:16: models[0].max_queue: -1 is out of range (0..100000)"},
@@ -508,7 +508,7 @@ static void test_bad_values(void **state) {
        "4:14: models[0].pooling: unknown pooling 'max' (known: mean, cls, last, none, rank)"},
       {"    capabilities: [chat, fly]\n",
        "4:26: models[0].capabilities[1]: unknown capability 'fly' (known: chat, completion, embed, "
-       "rerank)"},
+       "rerank, transcribe, speech, vision)"},
       {"    capabilities: chat\n", "4:19: models[0].capabilities: expected a list, got 'chat'"},
       {"    capabilities: []\n",
        "4:19: models[0].capabilities: empty list (leave the key out to take them from the GGUF)"},
@@ -525,6 +525,25 @@ static void test_bad_values(void **state) {
     snprintf(yaml, sizeof yaml, "%s%s", head, cases[i].line);
     load_bad(yaml, cases[i].want);
   }
+}
+
+/* engine: whisper takes whisper.cpp's ggml files (checked by magic), espeak needs no file. */
+static void test_engines(void **state) {
+  (void)state;
+  write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
+  write_gguf("plain.gguf", BASE);
+  matrix *m = load_ok("models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
+                      "  - {name: speak, engine: espeak}\n");
+  assert_int_equal(m->n_models, 2);
+  assert_int_equal(m->models[0].engine, MATRIX_ENGINE_WHISPER);
+  assert_int_equal(m->models[0].caps, MATRIX_CAP_TRANSCRIBE);
+  assert_int_equal(m->models[1].engine, MATRIX_ENGINE_ESPEAK);
+  assert_int_equal(m->models[1].caps, MATRIX_CAP_SPEECH);
+  assert_string_equal(matrix_engine_name(m->models[0].engine), "whisper");
+  matrix_free(m);
+  load_bad("models:\n  - {name: asr, engine: whisper, file: plain.gguf}\n",
+           "2:40: models[0].file: '{D}/plain.gguf' is not a whisper.cpp model (ggml magic)");
+  load_bad("models:\n  - {name: asr, engine: whisper}\n", "2:5: models[0]: missing required key 'file'");
 }
 
 static void test_bad_models(void **state) {
@@ -728,6 +747,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_structure, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_models, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_engines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),

@@ -35,6 +35,20 @@ static char *chat_token_text(const worker *w, llama_token t) {
   return strdup(s ? s : "");
 }
 
+/* Parse a template as llama.cpp builds it (with its two source patches: gpt-oss's channel check
+ * and Mistral's empty-assistant guard). */
+static struct jinja_tmpl *chat_parse(const char *src, char *err, size_t err_len) {
+  size_t n = 0;
+  char *patched = jinja_llama_patch(src, strlen(src), &n);
+  if (!patched) {
+    snprintf(err, err_len, "out of memory");
+    return NULL;
+  }
+  struct jinja_tmpl *t = jinja_parse(patched, n, err, err_len);
+  free(patched);
+  return t;
+}
+
 int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
   const char *src = configured && *configured ? configured : llama_model_chat_template(w->model, NULL);
   w->chat_kind = WK_CHAT_NONE;
@@ -51,7 +65,7 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
   }
   if (chat_is_jinja(src)) {
     char perr[256];
-    w->jt = jinja_parse(src, strlen(src), perr, sizeof perr);
+    w->jt = chat_parse(src, perr, sizeof perr);
     if (!w->jt) {
       if (configured && *configured) {
         snprintf(err, err_len, "chat_template: %s", perr);
@@ -64,7 +78,7 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
     sy_chat_format_detect(src, &w->chat_fmt);
     const char *tu = configured && *configured ? NULL : llama_model_chat_template(w->model, "tool_use");
     if (tu && *tu) {
-      w->jt_tools = jinja_parse(tu, strlen(tu), perr, sizeof perr);
+      w->jt_tools = chat_parse(tu, perr, sizeof perr);
       if (!w->jt_tools) LOG_W("the model's tool_use chat template does not parse (%s); using the default one", perr);
       else sy_chat_format_detect(tu, &w->chat_fmt_tools);
     }

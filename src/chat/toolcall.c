@@ -167,6 +167,20 @@ static int utf8_seq(const unsigned char *s, size_t n) {
   return len;
 }
 
+/* One character of JSON text inside a string (*in_str): tracks escapes; returns true when c is
+ * the quote that closes the string. */
+static bool str_step(char c, bool *in_str, bool *esc) {
+  if (*esc) {
+    *esc = false;
+  } else if (c == '\\') {
+    *esc = true;
+  } else if (c == '"') {
+    *in_str = false;
+    return true;
+  }
+  return false;
+}
+
 /* JSON text with the whitespace outside strings dropped (the compact form OpenAI sends). */
 static char *minify(const char *s, size_t n) {
   char *o = malloc(n + 1);
@@ -176,13 +190,7 @@ static char *minify(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
     if (in_str) {
-      if (esc) {
-        esc = false;
-      } else if (c == '\\') {
-        esc = true;
-      } else if (c == '"') {
-        in_str = false;
-      }
+      str_step(c, &in_str, &esc);
     } else if (c == '"') {
       in_str = true;
     } else if (is_ws(c)) {
@@ -201,14 +209,7 @@ static size_t skip_value(const char *s, size_t n, size_t i) {
   for (; i < n; i++) {
     char c = s[i];
     if (in_str) {
-      if (esc) {
-        esc = false;
-      } else if (c == '\\') {
-        esc = true;
-      } else if (c == '"') {
-        in_str = false;
-        if (depth == 0) return i + 1;
-      }
+      if (str_step(c, &in_str, &esc) && depth == 0) return i + 1;
     } else if (c == '"') {
       in_str = true;
     } else if (c == '{' || c == '[') {

@@ -45,7 +45,8 @@ static void usage(FILE *f) {
       "  --seed N             weights are a pure function of seed, shape and type (default 42)\n"
       "  --chat-template T    none | chatml | llama3 | vocab | PATH.jinja\n"
       "                       (default: chatml for qwen2/qwen3, none for llama and bert)\n"
-      "  --pooling P          none | mean | cls | last (bert default mean; others none)\n"
+      "  --pooling P          none | mean | cls | last | rank (bert default mean; others none;\n"
+      "                       rank: a reranker with a classification head, bert only)\n"
       "  --tied | --untied    output matrix shared with the token embeddings (qwen default) or "
       "not\n"
       "  --rope-base F --norm-eps F --name S\n"
@@ -232,7 +233,7 @@ int main(int argc, char **argv) {
       case OPT_POOLING:
         given.pooling = mk_pooling_parse(optarg);
         if (given.pooling == -2)
-          die_usage("unknown --pooling '%s' (none, mean, cls, last)", optarg);
+          die_usage("unknown --pooling '%s' (none, mean, cls, last, rank)", optarg);
         break;
       case OPT_TIED:
         given.tied = 1;

@@ -1850,6 +1850,21 @@ static void t_rerank(void) {
         "too long: %ld %s", r.status, r.body.data);
   resp_clear(&r);
 
+  /* the model's own pair template (tokenizer.chat_template.rerank "[CLS]{query}[SEP]{document}[SEP]"):
+   * one token more per pair than llama-server's BERT layout "[CLS] q [SEP] d"; a "{document}" in
+   * the query stays text (one-pass substitution) */
+  long long plain = -1, tmpl = -1;
+  for (int k = 0; k < 2; k++) {
+    post_json("/v1/rerank", json_pack("{s:s, s:s, s:[s,s]}", "model", k ? "rerank-tmpl" : "rerank", "query",
+                                      "what is {document}?", "documents", "one two three four five six seven",
+                                      "eight"), &r);
+    CHECK(r.status == 200 && rerank_scores(r.json, 2, 2, s3, why, sizeof why), "template %d: %s %s", k, why,
+          r.body.data);
+    *(k ? &tmpl : &plain) = jnum(r.json, "usage.prompt_tokens");
+    resp_clear(&r);
+  }
+  CHECK(plain > 0 && tmpl == plain + 2, "prompt tokens: %lld with the template, %lld without", tmpl, plain);
+
   get("/v1/models/rerank", &r);
   CHECK(r.status == 200 && jstr(r.json, "capabilities.0") && strcmp(jstr(r.json, "capabilities.0"), "rerank") == 0,
         "capabilities: %s", r.body.data);
@@ -1919,7 +1934,10 @@ static void write_main_config(const char *path) {
           "  - name: tools\n    file: %s/tiny-qwen3.gguf\n    context: 1024\n    parallel: 2\n"
           "  - name: think\n    file: %s/tiny-qwq.gguf\n    context: 1024\n    parallel: 1\n",
           models_dir, models_dir, models_dir, models_dir, models_dir, models_dir, models_dir, models_dir);
-  fprintf(f, "  - name: rerank\n    file: %s/tiny-bert-rerank.gguf\n    context: 128\n    parallel: 4\n", models_dir);
+  fprintf(f,
+          "  - name: rerank\n    file: %s/tiny-bert-rerank.gguf\n    context: 128\n    parallel: 4\n"
+          "  - name: rerank-tmpl\n    file: %s/tiny-bert-rerank-tmpl.gguf\n    context: 128\n",
+          models_dir, models_dir);
   if (have_testdata)
     fprintf(f,
             "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"

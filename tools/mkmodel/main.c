@@ -48,7 +48,8 @@ static void usage(FILE *f) {
       "  --pooling P          none | mean | cls | last | rank (bert default mean; others none;\n"
       "                       rank: a reranker with a classification head, bert only)\n"
       "  --rerank-template T  tokenizer.chat_template.rerank: the text of a reranker's pair,\n"
-      "                       with {query} and {document}, e.g. '[CLS]{query}[SEP]{document}[SEP]'\n"
+      "                       with {query} and {document}, e.g.\n"
+      "                       '[CLS]{query}[SEP]{document}[SEP]'\n"
       "  --tied | --untied    output matrix shared with the token embeddings (qwen default) or "
       "not\n"
       "  --rope-base F --norm-eps F --name S\n"
@@ -325,7 +326,7 @@ int main(int argc, char **argv) {
           (unsigned long long)s.seed, threads);
 
   meta = mk_meta_new(&s, vocab, n_vocab);
-  /* what llama-server formats (query, document) pairs with instead of [BOS] q [EOS] [SEP] d [EOS] */
+  /* llama-server builds (query, document) pairs from this instead of [BOS] q [EOS] [SEP] d [EOS] */
   if (rerank_tmpl) gguf_set_val_str(meta, "tokenizer.chat_template.rerank", rerank_tmpl);
   struct llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = 0; /* weights in host memory: filled and written in place */

@@ -210,7 +210,8 @@ static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const 
     text[len] = '\0';
     int rc = engine_tokenize(w, text, len, false, true, out, n_out);
     free(text);
-    if (rc != 0) reply_error(w, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
+    if (rc != 0)
+      reply_error(w, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
     return rc;
   }
   llama_token *dt;
@@ -220,9 +221,11 @@ static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const 
     return -1;
   }
   const struct llama_vocab *v = w->vocab;
-  llama_token eos = llama_vocab_eos(v) != LLAMA_TOKEN_NULL ? llama_vocab_eos(v) : llama_vocab_sep(v);
-  bool bos = llama_vocab_get_add_bos(v), add_eos = llama_vocab_get_add_eos(v) && eos != LLAMA_TOKEN_NULL,
-       sep = llama_vocab_get_add_sep(v) && llama_vocab_sep(v) != LLAMA_TOKEN_NULL;
+  llama_token eos = llama_vocab_eos(v), sep_tok = llama_vocab_sep(v);
+  if (eos == LLAMA_TOKEN_NULL) eos = sep_tok;
+  bool bos = llama_vocab_get_add_bos(v);
+  bool add_eos = llama_vocab_get_add_eos(v) && eos != LLAMA_TOKEN_NULL;
+  bool sep = llama_vocab_get_add_sep(v) && sep_tok != LLAMA_TOKEN_NULL;
   int64_t n = (int64_t)nq + nd + bos + 2 * add_eos + sep;
   llama_token *t = n <= INT32_MAX ? malloc((size_t)(n ? n : 1) * sizeof *t) : NULL;
   if (!t) {
@@ -235,7 +238,7 @@ static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const 
   memcpy(t + k, qt, (size_t)nq * sizeof *t);
   k += nq;
   if (add_eos) t[k++] = eos;
-  if (sep) t[k++] = llama_vocab_sep(v);
+  if (sep) t[k++] = sep_tok;
   memcpy(t + k, dt, (size_t)nd * sizeof *t);
   k += nd;
   if (add_eos) t[k++] = eos;
@@ -277,7 +280,8 @@ void embed_rerank(worker *w, int64_t id, const json_t *hdr) {
     }
     if (rerank_pair(w, id, i, tmpl, query, qt, nq, d, &toks[i], &lens[i]) != 0) goto done;
     if (lens[i] == 0) {
-      reply_error(w, id, 400, "invalid_request", "the query with documents[%zu] is empty (0 tokens)", i);
+      reply_error(w, id, 400, "invalid_request",
+                  "the query with documents[%zu] is empty (0 tokens)", i);
       goto done;
     }
     if (lens[i] > w->n_ctx_seq || lens[i] > e->cap) {

@@ -293,7 +293,8 @@ int engine_load(worker *w, const json_t *hdr) {
       w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
   w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
-  if (w->rerank_mode && (w->pooling != LLAMA_POOLING_TYPE_RANK || llama_model_n_cls_out(w->model) < 1))
+  if (w->rerank_mode &&
+      (w->pooling != LLAMA_POOLING_TYPE_RANK || llama_model_n_cls_out(w->model) < 1))
     ENGINE_FAIL(400, "this model cannot rerank (pooling %s)", engine_pooling_name(w->pooling));
 
   if (!w->embed_mode) {

@@ -51,7 +51,8 @@ static int main_handle(worker *w, const ipc_msg *m) {
     if (!id) {
       LOG_W("%s without a valid id; ignored", op);
     } else if (is_embed && w->rerank_mode) {
-      reply_error(w, id, 400, "wrong_capability", "this model is loaded for reranking, not embeddings");
+      reply_error(w, id, 400, "wrong_capability",
+                  "this model is loaded for reranking, not embeddings");
     } else if (is_embed != w->embed_mode) {
       reply_error(w, id, 400, "wrong_capability",
                   is_embed ? "this model is loaded for text generation, not embeddings"

@@ -29,6 +29,9 @@ suite() { # name, command...
 make_models() {
   build/bin/mkmodel --preset tiny-qwen2 --seed 1 -o "$models/tiny-qwen2.gguf" &&
   build/bin/mkmodel --preset tiny-bert --seed 2 -o "$models/tiny-bert.gguf" &&
+  build/bin/mkmodel --preset tiny-bert-rerank --seed 5 -o "$models/tiny-bert-rerank.gguf" &&
+  build/bin/mkmodel --preset tiny-bert-rerank --seed 5 --rerank-template '[CLS]{query}[SEP]{document}[SEP]' \
+    -o "$models/tiny-bert-rerank-tmpl.gguf" &&
   # real chat templates: Qwen3's (tools, thinking off by request) and QwQ's (opens <think>)
   build/bin/mkmodel --preset tiny-qwen3 --seed 3 --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" \
     -o "$models/tiny-qwen3.gguf" &&

@@ -2,6 +2,7 @@
  * (api_parse.c), get a worker from the scheduler, relay the worker's events as one JSON response
  * or as server-sent events. Must never leave a worker request running for a client that went
  * away, and never answer twice. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,13 +533,107 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
   sched_release(d->sc, e.model, w);
 }
 
+/* ---- POST /v1/rerank ---- */
+
+typedef struct rerank_hit {
+  float score;
+  size_t index;
+} rerank_hit;
+
+/* Score descending; equal scores keep the documents' order, so the answer is deterministic. */
+static int rerank_cmp(const void *a, const void *b) {
+  const rerank_hit *x = a, *y = b;
+  if (x->score != y->score) return x->score > y->score ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The answer: llama-server's (Jina/Cohere) object with "results", or TEI's bare array. */
+static json_t *rerank_json(const api_rerank *rr, const float *scores, long long prompt_tokens) {
+  rerank_hit *hits = malloc(rr->n_documents * sizeof *hits);
+  if (!hits) return NULL;
+  for (size_t i = 0; i < rr->n_documents; i++) hits[i] = (rerank_hit){scores[i], i};
+  qsort(hits, rr->n_documents, sizeof *hits, rerank_cmp);
+  json_t *results = json_array();
+  for (size_t k = 0; k < rr->top_n; k++) {
+    json_t *text = json_array_get(rr->documents, hits[k].index);
+    json_t *h = json_pack("{s:I, s:f}", "index", (json_int_t)hits[k].index, rr->tei ? "score" : "relevance_score",
+                          (double)hits[k].score);
+    if (h && rr->return_documents) {
+      if (rr->tei) json_object_set(h, "text", text);
+      else json_object_set_new(h, "document", json_pack("{s:O}", "text", text));
+    }
+    json_array_append_new(results, h);
+  }
+  free(hits);
+  if (rr->tei) return results;
+  return json_pack("{s:s, s:s, s:o, s:{s:I, s:I}}", "object", "list", "model", rr->model->name, "results", results,
+                   "usage", "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens);
+}
+
+static void handle_rerank(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs) {
+  api_error err = {0};
+  api_rerank rr;
+  if (api_parse_rerank(d->mx, req, &rr, &err) != 0) {
+    obs->model = obs_model_of(d, req);
+    fail(r, obs, &err);
+    return;
+  }
+  obs->model = metrics_model(sched_metrics(d->sc), rr.model->name);
+  worker *w = sched_acquire(d->sc, rr.model, &err);
+  if (!w) {
+    api_rerank_clear(&rr);
+    fail(r, obs, &err);
+    return;
+  }
+  json_t *msg = rr.msg;
+  rr.msg = NULL;
+  wreq *q = worker_submit(w, msg, &err);
+  ipc_msg m = {0};
+  bool hup = false;
+  if (!q) {
+    fail(r, obs, &err);
+  } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
+    atomic_fetch_add(&d->cancelled, 1);
+    metrics_cancelled(obs->mt, obs->model);
+    obs_end(obs, 499);
+    http_reply_abort(r);
+  } else if (strcmp(ipc_op(&m), "error") == 0) {
+    worker_error(&m, &err);
+    if (err.param) err.param = "documents";
+    fail(r, obs, &err);
+  } else {
+    /* the worker answers with an embeddings frame of one float (the score) per document */
+    long long n = jint(m.hdr, "n"), pt = jint(m.hdr, "prompt_tokens");
+    const float *v = m.payload;
+    bool ok = strcmp(ipc_op(&m), "embeddings") == 0 && n == (long long)rr.n_documents && jint(m.hdr, "dim") == 1 &&
+              m.payload_len == (size_t)n * sizeof(float);
+    for (long long i = 0; ok && i < n; i++) ok = isfinite(v[i]);
+    json_t *body = ok ? rerank_json(&rr, v, pt) : NULL;
+    if (!body) {
+      API_SERVER(&err, "bad_worker_reply", "the worker sent a malformed or non-finite rerank reply");
+      fail(r, obs, &err);
+    } else {
+      metrics_tokens(obs->mt, obs->model, pt, 0);
+      obs_end(obs, 200);
+      http_add_header(r, "X-Switchyard-Model", rr.model->name);
+      http_reply_json(r, 200, body);
+    }
+  }
+  ipc_msg_clear(&m);
+  wreq_free(q);
+  if (rr.has_keep_alive) sched_keep_alive(d->sc, rr.model, rr.keep_alive_s);
+  sched_release(d->sc, rr.model, w);
+  api_rerank_clear(&rr);
+}
+
 /* ---- models, health, ps ---- */
 
 static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   json_t *caps = json_array(), *aliases = json_array();
   static const struct { unsigned bit; const char *name; } cn[] = {
-      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"}};
-  for (size_t i = 0; i < 3; i++)
+      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
+      {MATRIX_CAP_RERANK, "rerank"}};
+  for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));
   long long est, meas;
@@ -690,12 +785,16 @@ void api_handle(void *ud, http_req *r) {
   const char *method = http_method(r), *path = http_path(r);
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
   api_error err = {0};
-  static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"};
+  /* the rerank paths are llama-server's: /rerank, /reranking, /v1/rerank, /v1/reranking */
+  static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank",
+                                "/rerank", "/v1/reranking", "/reranking"};
   int which = -1;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < (int)(sizeof posts / sizeof posts[0]); i++)
     if (strcmp(path, posts[i]) == 0) which = i;
   if (which >= 0) {
-    static const metrics_endpoint eps[] = {METRICS_EP_CHAT, METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS};
+    static const metrics_endpoint eps[] = {METRICS_EP_CHAT,   METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS,
+                                           METRICS_EP_RERANK, METRICS_EP_RERANK,      METRICS_EP_RERANK,
+                                           METRICS_EP_RERANK};
     req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL, .ep = eps[which]};
     clock_gettime(CLOCK_MONOTONIC, &obs.t0);
     if (!post) {
@@ -712,7 +811,8 @@ void api_handle(void *ud, http_req *r) {
       return;
     }
     atomic_fetch_add(&d->requests, 1);
-    if (which == 2) handle_embed(d, r, req, &obs);
+    if (which >= 3) handle_rerank(d, r, req, &obs);
+    else if (which == 2) handle_embed(d, r, req, &obs);
     else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);
     return;

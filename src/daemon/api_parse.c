@@ -597,3 +597,80 @@ void api_embed_clear(api_embed *e) {
   json_decref(e->msg);
   e->msg = NULL;
 }
+
+/* The documents of a rerank request: 1..API_MAX_RERANK_DOCUMENTS, each a string or {text}. A new
+ * array of the texts, or NULL + err (naming `name`, "documents" or TEI's "texts"). */
+static json_t *rerank_documents(const json_t *docs, const char *name, api_error *err) {
+  if (!docs || json_is_null(docs)) {
+    API_BAD(err, "documents", "missing_required_parameter", "you must provide a 'documents' parameter");
+    return NULL;
+  }
+  if (!json_is_array(docs) || json_array_size(docs) < 1 || json_array_size(docs) > API_MAX_RERANK_DOCUMENTS) {
+    API_BAD(err, name, "invalid_value", "'%s' must be an array of 1 to %d documents", name,
+            API_MAX_RERANK_DOCUMENTS);
+    return NULL;
+  }
+  json_t *arr = json_array();
+  size_t i;
+  json_t *d;
+  json_array_foreach(docs, i, d) {
+    json_t *text = json_is_object(d) ? json_object_get(d, "text") : d;
+    if (!json_is_string(text)) {
+      json_decref(arr);
+      API_BAD(err, name, "invalid_type", "%s[%zu] must be a string or an object with a string 'text'", name, i);
+      return NULL;
+    }
+    json_array_append(arr, text);
+  }
+  return arr;
+}
+
+int api_parse_rerank(const matrix *mx, const json_t *req, api_rerank *out, api_error *err) {
+  memset(out, 0, sizeof *out);
+  out->model = api_find_model(mx, req, MATRIX_CAP_RERANK, "reranking", err);
+  if (!out->model) return -1;
+  json_t *q = json_object_get(req, "query");
+  if (!q || json_is_null(q)) {
+    API_BAD(err, "query", "missing_required_parameter", "you must provide a 'query' parameter");
+    return -1;
+  }
+  if (!json_is_string(q)) {
+    API_BAD(err, "query", "invalid_type", "'query' must be a string");
+    return -1;
+  }
+  if (json_string_length(q) == 0) {
+    API_BAD(err, "query", "invalid_value", "'query' is empty");
+    return -1;
+  }
+  /* As llama-server: "texts" (TEI) selects TEI's answer; "documents" wins when both are given. */
+  json_t *docs = json_object_get(req, "documents");
+  out->tei = json_object_get(req, "texts") != NULL;
+  bool use_texts = out->tei && (!docs || json_is_null(docs));
+  out->documents = rerank_documents(use_texts ? json_object_get(req, "texts") : docs,
+                                    use_texts ? "texts" : "documents", err);
+  if (!out->documents) return -1;
+  out->n_documents = json_array_size(out->documents);
+  long long top_n;
+  int r = opt_int(req, "top_n", 1, 1LL << 30, &top_n, err);
+  if (r < 0) goto fail;
+  out->top_n = r && (size_t)top_n < out->n_documents ? (size_t)top_n : out->n_documents;
+  if (opt_bool(req, "return_documents", &out->return_documents, err) < 0) goto fail;
+  if (out->tei && opt_bool(req, "return_text", &out->return_documents, err) < 0) goto fail;
+  if ((r = parse_keep_alive(req, &out->keep_alive_s, err)) < 0) goto fail;
+  out->has_keep_alive = r == 1;
+  out->msg = json_pack("{s:s, s:O, s:O}", "op", "rerank", "query", q, "documents", out->documents);
+  if (!out->msg) {
+    API_SERVER(err, "out_of_memory", "out of memory");
+    goto fail;
+  }
+  return 0;
+fail:
+  api_rerank_clear(out);
+  return -1;
+}
+
+void api_rerank_clear(api_rerank *r) {
+  json_decref(r->msg);
+  json_decref(r->documents);
+  r->msg = r->documents = NULL;
+}

@@ -14,6 +14,7 @@
 #define API_MAX_STOP 4
 #define API_MAX_TOOLS 128 /* tools per request, tool calls per message */
 #define API_MAX_EMBED_INPUTS 2048
+#define API_MAX_RERANK_DOCUMENTS 1024
 #define API_COMPLETIONS_DEFAULT_MAX_TOKENS 16 /* OpenAI's default for /v1/completions */
 
 typedef struct api_gen {
@@ -35,6 +36,18 @@ typedef struct api_embed {
   int keep_alive_s;
 } api_embed;
 
+typedef struct api_rerank {
+  const matrix_model *model;
+  json_t *msg;           /* the worker's "rerank" message, without id (owned) */
+  json_t *documents;     /* the documents' texts, an array of strings (owned) */
+  size_t n_documents;
+  size_t top_n;          /* results to return, 1..n_documents */
+  bool return_documents; /* echo the texts (Jina/Cohere "return_documents", TEI "return_text") */
+  bool tei;              /* the request used TEI's "texts": answer TEI's bare array with "score" */
+  bool has_keep_alive;
+  int keep_alive_s;
+} api_rerank;
+
 /* Parse a JSON body: NULL + err (400 invalid_json) when it is not a JSON object. */
 json_t *api_parse_body(const char *body, size_t len, api_error *err);
 
@@ -50,5 +63,9 @@ void api_gen_clear(api_gen *g);
 /* /v1/embeddings. 0 or -1 + err. */
 int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_error *err);
 void api_embed_clear(api_embed *e);
+
+/* /v1/rerank (Jina/Cohere shape, as llama-server; TEI's "texts" too). 0 or -1 + err. */
+int api_parse_rerank(const matrix *mx, const json_t *req, api_rerank *out, api_error *err);
+void api_rerank_clear(api_rerank *r);
 
 #endif

@@ -131,7 +131,7 @@ int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, 
     snprintf(err, errlen, "the estimator %s is not there", tool ? tool : "(none)");
     return -1;
   }
-  bool embed = (m->caps & MATRIX_CAP_EMBED) != 0;
+  bool embed = (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) != 0; /* rerank: an embedding context */
   long long cells = (long long)m->context * m->parallel;
   /* the worker's context: n_ctx = context × parallel; embedding runs a whole input per ubatch */
   int batch = m->batch, ubatch = embed ? (m->batch > m->context ? m->batch : m->context) : (m->batch < 512 ? m->batch : 512);

@@ -83,7 +83,8 @@ void memstate_key(const matrix_model *m, char *buf, size_t len) {
     mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
   }
   snprintf(buf, len, "%s|%lld|%lld|ctx=%d|np=%d|b=%d|ngl=%d|%s", m->file, size, mtime, m->context, m->parallel,
-           m->batch, m->gpu_layers, (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
+           m->batch, m->gpu_layers,
+           (m->caps & MATRIX_CAP_RERANK) ? "rerank" : (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
 }
 
 long long memstate_get(memstate *s, const char *key) {

@@ -3,7 +3,7 @@
  *
  * The registry holds one row per model name the matrix has ever had (rows are added, never
  * removed, when a reload brings new names; at most METRICS_MAX_MODELS): every label value is one of
- * those model names (or "" for a request whose model is not known), one of three endpoints,
+ * those model names (or "" for a request whose model is not known), one of four endpoints,
  * one of a fixed list of HTTP statuses (others count as "other"), one of five unload reasons.
  * Nothing a client sends can create a label value, so the output stays bounded.
  * Gauges (queue depth, in flight, memory) are not stored here: the caller passes a snapshot of
@@ -27,6 +27,7 @@ typedef enum metrics_endpoint {
   METRICS_EP_CHAT = 0,    /* POST /v1/chat/completions */
   METRICS_EP_COMPLETIONS, /* POST /v1/completions */
   METRICS_EP_EMBEDDINGS,  /* POST /v1/embeddings */
+  METRICS_EP_RERANK,      /* POST /v1/rerank (and its aliases) */
   METRICS_EP_N
 } metrics_endpoint;
 

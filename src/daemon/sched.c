@@ -467,7 +467,9 @@ static json_t *load_message(const matrix_model *m) {
   json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "model", m->file, "n_ctx", m->context,
                         "n_parallel", m->parallel, "n_threads", m->threads, "n_batch", m->batch,
                         "n_gpu_layers", m->gpu_layers, "mode",
-                        (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
+                        (m->caps & MATRIX_CAP_RERANK)  ? "rerank"
+                        : (m->caps & MATRIX_CAP_EMBED) ? "embed"
+                                                       : "generate");
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
@@ -806,7 +808,8 @@ static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
                   (!a->chat_template == !m->chat_template) &&
                   (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0);
   return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine && a->threads == m->threads &&
-         a->deterministic == m->deterministic && (a->caps & MATRIX_CAP_EMBED) == (m->caps & MATRIX_CAP_EMBED);
+         a->deterministic == m->deterministic &&
+         (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) == (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));
 }
 
 int sched_reload(sched *s, matrix *nmx, json_t **summary) {

@@ -1885,6 +1885,145 @@ static void t_bad_config(void) {
   CHECK(start_daemon(&k, cfg) != 0, "a config naming a missing file must be refused at start");
 }
 
+/* Scores of a rerank answer by document index (NAN where absent); checks the shape on the way. */
+static bool rerank_scores(const json_t *j, size_t n_docs, size_t want, double *scores, char *why, size_t wlen) {
+  json_t *res = json_object_get(j, "results");
+  for (size_t i = 0; i < n_docs; i++) scores[i] = NAN;
+  if (json_array_size(res) != want) return snprintf(why, wlen, "%zu results", json_array_size(res)), false;
+  double prev = INFINITY;
+  size_t k;
+  json_t *h;
+  json_array_foreach(res, k, h) {
+    long long idx = jnum(h, "index");
+    json_t *sc = json_object_get(h, "relevance_score");
+    if (idx < 0 || (size_t)idx >= n_docs || !isnan(scores[idx]))
+      return snprintf(why, wlen, "results[%zu].index %lld", k, idx), false;
+    if (!json_is_number(sc) || !isfinite(json_number_value(sc)))
+      return snprintf(why, wlen, "results[%zu].relevance_score", k), false;
+    scores[idx] = json_number_value(sc);
+    if (scores[idx] > prev) return snprintf(why, wlen, "not sorted at %zu", k), false;
+    prev = scores[idx];
+  }
+  return true;
+}
+
+static void t_rerank(void) {
+  resp r;
+  char why[128] = "";
+  double s1[4], s2[4], s3[4];
+  const char *docs[] = {"A fox is a small wild canine.", "Databases store rows in pages.", "", "Foxes eat mice."};
+  json_t *body = json_pack("{s:s, s:s, s:[s, {s:s}, s, s]}", "model", "rerank", "query", "what is a fox?",
+                           "documents", docs[0], "text", docs[1], docs[2], docs[3]);
+  char *b = json_dumps(body, JSON_COMPACT);
+  post("/v1/rerank", b, &r);
+  CHECK(r.status == 200, "status %ld %s", r.status, r.body.data);
+  CHECK(strcmp(jstr(r.json, "object"), "list") == 0 && strcmp(jstr(r.json, "model"), "rerank") == 0, "%s", r.body.data);
+  CHECK(rerank_scores(r.json, 4, 4, s1, why, sizeof why), "%s: %s", why, r.body.data);
+  CHECK(!jpath(r.json, "results.0.document"), "no documents unless asked");
+  long long pt = jnum(r.json, "usage.prompt_tokens");
+  CHECK(pt >= 4 * 3 && pt == jnum(r.json, "usage.total_tokens"), "usage %s", r.body.data);
+  CHECK(s1[0] != s1[1] || s1[1] != s1[3], "different documents score differently: %s", r.body.data);
+  resp_clear(&r);
+  post("/rerank", b, &r); /* the alias; the same request scores the same */
+  CHECK(r.status == 200 && rerank_scores(r.json, 4, 4, s2, why, sizeof why), "alias: %ld %s %s", r.status, why,
+        r.body.data);
+  for (int i = 0; i < 4; i++) CHECK(s1[i] == s2[i], "deterministic: document %d %g vs %g", i, s1[i], s2[i]);
+  resp_clear(&r);
+  free(b);
+  json_decref(body);
+
+  /* a document alone scores as it did packed with the others */
+  post_json("/v1/rerank", json_pack("{s:s, s:s, s:[s]}", "model", "rerank", "query", "what is a fox?", "documents",
+                                    docs[3]), &r);
+  CHECK(r.status == 200 && rerank_scores(r.json, 1, 1, s3, why, sizeof why), "alone: %s %s", why, r.body.data);
+  CHECK(fabs(s3[0] - s1[3]) < 1e-5, "alone %g vs packed %g", s3[0], s1[3]);
+  resp_clear(&r);
+
+  /* top_n and return_documents */
+  post_json("/v1/rerank", json_pack("{s:s, s:s, s:[s,s,s,s], s:i, s:b}", "model", "rerank", "query", "what is a fox?",
+                                    "documents", docs[0], docs[1], docs[2], docs[3], "top_n", 2, "return_documents", 1),
+            &r);
+  CHECK(r.status == 200 && rerank_scores(r.json, 4, 2, s3, why, sizeof why), "top_n: %s %s", why, r.body.data);
+  for (int k = 0; k < 2; k++) {
+    char p[64];
+    snprintf(p, sizeof p, "results.%d.index", k);
+    long long idx = jnum(r.json, p);
+    snprintf(p, sizeof p, "results.%d.document.text", k);
+    CHECK(jstr(r.json, p) && strcmp(jstr(r.json, p), docs[idx]) == 0, "document %d echoed: %s", k, r.body.data);
+    CHECK(s3[idx] == s1[idx], "top_n scores as before");
+  }
+  resp_clear(&r);
+
+  /* TEI's shape: "texts" in, a bare array of {index, score, text} out */
+  post_json("/v1/rerank", json_pack("{s:s, s:s, s:[s,s], s:b}", "model", "rerank", "query", "what is a fox?", "texts",
+                                    docs[0], docs[1], "return_text", 1), &r);
+  CHECK(r.status == 200 && json_array_size(r.json) == 2, "tei: %ld %s", r.status, r.body.data);
+  CHECK(json_is_number(jpath(r.json, "0.score")) && jstr(r.json, "0.text"), "tei item: %s", r.body.data);
+  CHECK(fabs(json_number_value(jpath(r.json, "0.score")) - s1[jnum(r.json, "0.index")]) < 1e-5, "tei score");
+  resp_clear(&r);
+
+  /* errors */
+  static const struct {
+    const char *body;
+    long status;
+    const char *code;
+  } bad[] = {
+      {"{\"model\":\"rerank\",\"documents\":[\"a\"]}", 400, "missing_required_parameter"},
+      {"{\"model\":\"rerank\",\"query\":\"\",\"documents\":[\"a\"]}", 400, "invalid_value"},
+      {"{\"model\":\"rerank\",\"query\":7,\"documents\":[\"a\"]}", 400, "invalid_type"},
+      {"{\"model\":\"rerank\",\"query\":\"q\"}", 400, "missing_required_parameter"},
+      {"{\"model\":\"rerank\",\"query\":\"q\",\"documents\":[]}", 400, "invalid_value"},
+      {"{\"model\":\"rerank\",\"query\":\"q\",\"documents\":\"a\"}", 400, "invalid_value"},
+      {"{\"model\":\"rerank\",\"query\":\"q\",\"documents\":[1]}", 400, "invalid_type"},
+      {"{\"model\":\"rerank\",\"query\":\"q\",\"documents\":[{\"txt\":\"a\"}]}", 400, "invalid_type"},
+      {"{\"model\":\"rerank\",\"query\":\"q\",\"documents\":[\"a\"],\"top_n\":0}", 400, "invalid_value"},
+      {"{\"model\":\"rerank\",\"query\":\"q\",\"documents\":[\"a\"],\"return_documents\":1}", 400, "invalid_type"},
+      {"{\"model\":\"chat\",\"query\":\"q\",\"documents\":[\"a\"]}", 400, "wrong_capability"},
+      {"{\"model\":\"embed\",\"query\":\"q\",\"documents\":[\"a\"]}", 400, "wrong_capability"},
+      {"{\"model\":\"no-such-model\",\"query\":\"q\",\"documents\":[\"a\"]}", 404, "model_not_found"},
+      {"{\"model\":\"rerank\",\"input\":\"a\"}", 400, "wrong_capability"}, /* sent to /v1/embeddings */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    bool emb = strstr(bad[i].body, "\"input\"") != NULL;
+    post(emb ? "/v1/embeddings" : "/v1/rerank", bad[i].body, &r);
+    CHECK(is_error(&r, bad[i].status, bad[i].code), "%s: %ld %s", bad[i].body, r.status, r.body.data);
+    resp_clear(&r);
+  }
+  sy_buf big = {0};
+  for (int i = 0; i < 300; i++) sy_buf_puts(&big, "fox ");
+  post_json("/v1/rerank", json_pack("{s:s, s:s, s:[s,s]}", "model", "rerank", "query", "q", "documents", "short",
+                                    big.data), &r);
+  sy_buf_free(&big);
+  CHECK(is_error(&r, 400, "context_length_exceeded") && strstr(jstr(r.json, "error.message"), "128") &&
+            strstr(jstr(r.json, "error.message"), "documents[1]"),
+        "too long: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+
+  /* the model's own pair template (tokenizer.chat_template.rerank "[CLS]{query}[SEP]{document}[SEP]"):
+   * one token more per pair than llama-server's BERT layout "[CLS] q [SEP] d"; a "{document}" in
+   * the query stays text (one-pass substitution) */
+  long long plain = -1, tmpl = -1;
+  for (int k = 0; k < 2; k++) {
+    post_json("/v1/rerank", json_pack("{s:s, s:s, s:[s,s]}", "model", k ? "rerank-tmpl" : "rerank", "query",
+                                      "what is {document}?", "documents", "one two three four five six seven",
+                                      "eight"), &r);
+    CHECK(r.status == 200 && rerank_scores(r.json, 2, 2, s3, why, sizeof why), "template %d: %s %s", k, why,
+          r.body.data);
+    *(k ? &tmpl : &plain) = jnum(r.json, "usage.prompt_tokens");
+    resp_clear(&r);
+  }
+  CHECK(plain > 0 && tmpl == plain + 2, "prompt tokens: %lld with the template, %lld without", tmpl, plain);
+
+  get("/v1/models/rerank", &r);
+  CHECK(r.status == 200 && jstr(r.json, "capabilities.0") && strcmp(jstr(r.json, "capabilities.0"), "rerank") == 0,
+        "capabilities: %s", r.body.data);
+  resp_clear(&r);
+  get("/metrics", &r);
+  CHECK(r.body.data && strstr(r.body.data, "switchyard_requests_total{model=\"rerank\",endpoint=\"rerank\",status=\"200\"}"),
+        "metrics count rerank requests");
+  resp_clear(&r);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -1899,6 +2038,7 @@ static const test tests[] = {
     {"chat_stream", t_chat_stream, false},
     {"completions", t_completions, false},
     {"embeddings", t_embeddings, false},
+    {"rerank", t_rerank, false},
     {"concurrent_streams", t_concurrent_streams, false},
     {"concurrent_streams_throughput_mode", t_concurrent_throughput, false},
     {"errors", t_errors, false},
@@ -1945,6 +2085,10 @@ static void write_main_config(const char *path) {
           "  - name: tools\n    file: %s/tiny-qwen3.gguf\n    context: 1024\n    parallel: 2\n"
           "  - name: think\n    file: %s/tiny-qwq.gguf\n    context: 1024\n    parallel: 1\n",
           models_dir, models_dir, models_dir, models_dir, models_dir, models_dir, models_dir, models_dir);
+  fprintf(f,
+          "  - name: rerank\n    file: %s/tiny-bert-rerank.gguf\n    context: 128\n    parallel: 4\n"
+          "  - name: rerank-tmpl\n    file: %s/tiny-bert-rerank-tmpl.gguf\n    context: 128\n",
+          models_dir, models_dir);
   if (have_testdata)
     fprintf(f,
             "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"

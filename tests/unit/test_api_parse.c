@@ -25,12 +25,17 @@
  *  - embeddings: string and array inputs, the message shape, encoding_format float/base64, and
  *    every error (input missing / null / empty string / empty array / array of ints / 2049 items,
  *    encoding_format "hex", dimensions);
+ *  - rerank: the worker message (documents as strings, {text} objects unwrapped), top_n clamped,
+ *    return_documents, TEI's texts/return_text, keep_alive, and every error (query missing /
+ *    empty / not a string, documents missing / empty / not an array / 1025 items / an element
+ *    that is neither a string nor {text: string}, top_n 0 / 1.5 / "2", return_documents 1,
+ *    wrong capability both ways, unknown model);
  *  - every error turns into a printable OpenAI error body (api_error_json), also when the quoted
  *    request text is cut inside a UTF-8 character (known bug: test_error_message_utf8_cut);
  *  - a plain-string stop obeys the same 256-byte bound as the array form (known bug:
  *    test_stop_string_bound);
  *  - a fuzz loop (fixed seed) of JSON-ish bodies through api_parse_body, api_parse_generate (chat
- *    and completions) and api_parse_embed: no crash, every outcome well-formed, no leak (ASan).
+ *    and completions), api_parse_embed and api_parse_rerank: no crash, every outcome well-formed, no leak (ASan).
  */
 #include "../../src/daemon/api_parse.h"
 #include "buf.h"
@@ -60,8 +65,10 @@ static matrix_model test_models[] = {
      .parallel = 2},
     {.name = "base-only", .caps = MATRIX_CAP_COMPLETION, .context = 512, .parallel = 1},
     {.name = "tiny-bert", .caps = MATRIX_CAP_EMBED, .context = 256, .parallel = 1},
+    {.name = "tiny-rerank", .caps = MATRIX_CAP_RERANK, .context = 256, .parallel = 1},
 };
-static matrix test_mx = {.models = test_models, .n_models = 3, .max_body_bytes = 1 << 20};
+static matrix test_mx = {.models = test_models, .n_models = sizeof test_models / sizeof test_models[0],
+                         .max_body_bytes = 1 << 20};
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -824,6 +831,148 @@ static void test_embed_errors(void **state) {
   json_decref(req);
 }
 
+/* ---- rerank -------------------------------------------------------------------------------- */
+
+static void rerank_err_(const char *body, int status, const char *code, const char *param,
+                        const char *phrase, const char *file, int line) {
+  json_t *req = J(body);
+  api_error e = {0};
+  api_rerank out;
+  int rc = api_parse_rerank(&test_mx, req, &out, &e);
+  json_decref(req);
+  if (rc != -1) {
+    api_rerank_clear(&out);
+    fail_msg("%s:%d: %s accepted", file, line, body);
+  }
+  assert_null(out.msg);
+  assert_null(out.documents);
+  expect_err_(&e, status, code, param, phrase, file, line);
+}
+#define rerank_err(body, st, code, param, phrase) \
+  rerank_err_(body, st, code, param, phrase, __FILE__, __LINE__)
+
+static void test_rerank_ok(void **state) {
+  (void)state;
+  api_error e = {0};
+  api_rerank out;
+  json_t *req = J("{'model':'tiny-rerank','query':'what is a fox?','documents':['a fox',{'text':'b\\u00e9'},''],"
+                  "'user':'u'}");
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  json_t *want = J("{'op':'rerank','query':'what is a fox?','documents':['a fox','b\\u00e9','']}");
+  assert_true(json_equal(out.msg, want));
+  json_decref(want);
+  want = J("{'x':['a fox','b\\u00e9','']}");
+  assert_true(json_equal(out.documents, json_object_get(want, "x")));
+  json_decref(want);
+  assert_ptr_equal(out.model, &test_models[3]);
+  assert_int_equal(out.n_documents, 3);
+  assert_int_equal(out.top_n, 3);
+  assert_false(out.return_documents);
+  assert_false(out.tei);
+  assert_false(out.has_keep_alive);
+  api_rerank_clear(&out);
+  assert_null(out.msg);
+  json_decref(req);
+
+  /* top_n clamped to the documents, return_documents, keep_alive, 2.0 as 2 */
+  req = J("{'model':'tiny-rerank','query':'q','documents':['a','b'],'top_n':5,'return_documents':true,"
+          "'keep_alive':'5m'}");
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(out.top_n, 2);
+  assert_true(out.return_documents);
+  assert_true(out.has_keep_alive);
+  assert_int_equal(out.keep_alive_s, 300);
+  api_rerank_clear(&out);
+  json_decref(req);
+  req = J("{'model':'tiny-rerank','query':'q','documents':['a','b','c'],'top_n':2.0,'return_documents':null}");
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(out.top_n, 2);
+  assert_false(out.return_documents);
+  api_rerank_clear(&out);
+  json_decref(req);
+
+  /* TEI: texts, return_text; "documents" wins when both are there (as llama-server) */
+  req = J("{'model':'tiny-rerank','query':'q','texts':['a','b'],'return_text':true}");
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_true(out.tei);
+  assert_true(out.return_documents);
+  assert_int_equal(out.n_documents, 2);
+  api_rerank_clear(&out);
+  json_decref(req);
+  req = J("{'model':'tiny-rerank','query':'q','texts':['a','b'],'documents':['c']}");
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_true(out.tei);
+  assert_int_equal(out.n_documents, 1);
+  assert_string_equal(json_string_value(json_array_get(out.documents, 0)), "c");
+  api_rerank_clear(&out);
+  json_decref(req);
+  /* return_text means nothing outside TEI's shape */
+  req = J("{'model':'tiny-rerank','query':'q','documents':['a'],'return_text':true}");
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_false(out.return_documents);
+  api_rerank_clear(&out);
+  json_decref(req);
+
+  /* exactly API_MAX_RERANK_DOCUMENTS documents is fine; one more is not */
+  json_t *arr = json_array();
+  for (int i = 0; i < API_MAX_RERANK_DOCUMENTS; i++) json_array_append_new(arr, json_string("w"));
+  req = json_pack("{s:s, s:s, s:o}", "model", "tiny-rerank", "query", "q", "documents", arr);
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(out.n_documents, API_MAX_RERANK_DOCUMENTS);
+  api_rerank_clear(&out);
+  json_array_append_new(arr, json_string("w"));
+  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), -1);
+  assert_null(out.msg);
+  expect_err(&e, 400, "invalid_value", "documents", "array of 1 to 1024 documents");
+  json_decref(req);
+}
+
+static void test_rerank_errors(void **state) {
+  (void)state;
+  rerank_err("{'model':'tiny-rerank','documents':['a']}", 400, "missing_required_parameter", "query", "'query'");
+  rerank_err("{'model':'tiny-rerank','query':null,'documents':['a']}", 400, "missing_required_parameter", "query",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'','documents':['a']}", 400, "invalid_value", "query", "empty");
+  rerank_err("{'model':'tiny-rerank','query':['q'],'documents':['a']}", 400, "invalid_type", "query", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q'}", 400, "missing_required_parameter", "documents", "'documents'");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':null}", 400, "missing_required_parameter", "documents",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[]}", 400, "invalid_value", "documents", "1 to 1024");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':'a'}", 400, "invalid_value", "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':{'text':'a'}}", 400, "invalid_value", "documents",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a',2]}", 400, "invalid_type", "documents",
+             "documents[1] must be a string or an object with a string 'text'");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[{'text':3}]}", 400, "invalid_type", "documents",
+             "documents[0]");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[{'content':'a'}]}", 400, "invalid_type",
+             "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[null]}", 400, "invalid_type", "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','texts':[]}", 400, "invalid_value", "texts", "'texts'");
+  rerank_err("{'model':'tiny-rerank','query':'q','texts':[1]}", 400, "invalid_type", "texts", "texts[0]");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':0}", 400, "invalid_value", "top_n",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':-1}", 400, "invalid_value", "top_n",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':1.5}", 400, "invalid_value", "top_n",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':'2'}", 400, "invalid_value", "top_n",
+             NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'return_documents':1}", 400, "invalid_type",
+             "return_documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','texts':['a'],'return_text':'yes'}", 400, "invalid_type",
+             "return_text", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'keep_alive':'soon'}", 400, "invalid_value",
+             "keep_alive", NULL);
+  rerank_err("{'query':'q','documents':['a']}", 400, "missing_required_parameter", "model", NULL);
+  rerank_err("{'model':'nope','query':'q','documents':['a']}", 404, "model_not_found", "model", "'nope'");
+  rerank_err("{'model':'tiny-bert','query':'q','documents':['a']}", 400, "wrong_capability", "model",
+             "does not support reranking (its capabilities: embed)");
+  /* and the other way: a reranker is not an embedding model */
+  embed_err("{'model':'tiny-rerank','input':'x'}", 400, "wrong_capability", "model",
+            "does not support embeddings (its capabilities: rerank)");
+}
+
 /* ---- error messages stay printable --------------------------------------------------------- */
 
 /* Request text quoted into a message is cut to a byte length ('%.200s' for a model name, '%.40s'
@@ -1123,6 +1272,12 @@ static void test_fuzz(void **state) {
     check_outcome(rc, &e, em.msg);
     accepted += rc == 0;
     api_embed_clear(&em);
+    api_rerank rk;
+    memset(&e, 0, sizeof e);
+    rc = api_parse_rerank(&test_mx, req, &rk, &e);
+    check_outcome(rc, &e, rk.msg);
+    accepted += rc == 0;
+    api_rerank_clear(&rk);
     json_decref(req);
     sy_buf_free(&b);
   }
@@ -1151,6 +1306,8 @@ int main(void) {
       cmocka_unit_test(test_tools_and_formats),
       cmocka_unit_test(test_embed_ok),
       cmocka_unit_test(test_embed_errors),
+      cmocka_unit_test(test_rerank_ok),
+      cmocka_unit_test(test_rerank_errors),
       cmocka_unit_test(test_error_message_utf8_cut),
       cmocka_unit_test(test_stop_string_bound),
       cmocka_unit_test(test_keep_alive),

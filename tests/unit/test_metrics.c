@@ -250,6 +250,21 @@ static void test_limit_refusal(void **state) {
   metrics_free(m);
 }
 
+/* The rerank endpoint has its own label value, in both the counter and the histogram. */
+static void test_rerank_endpoint(void **state) {
+  (void)state;
+  metrics *m = metrics_new(names2, 2);
+  assert_non_null(m);
+  metrics_request(m, 1, METRICS_EP_RERANK, 200, 0.02);
+  metrics_request(m, 1, METRICS_EP_RERANK, 400, 0.001);
+  char *t = render(m, NULL);
+  assert_non_null(strstr(t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"rerank\",status=\"200\"} 1\n"));
+  assert_non_null(strstr(t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"rerank\",status=\"400\"} 1\n"));
+  assert_non_null(strstr(t, "\nswitchyard_request_duration_seconds_count{model=\"embed\",endpoint=\"rerank\"} 2\n"));
+  free(t);
+  metrics_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_counters_exact_lines), cmocka_unit_test(test_gauges),
@@ -257,6 +272,7 @@ int main(void) {
       cmocka_unit_test(test_bounded_labels),       cmocka_unit_test(test_structure),
       cmocka_unit_test(test_add_model),
       cmocka_unit_test(test_limit_refusal),
+      cmocka_unit_test(test_rerank_endpoint),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

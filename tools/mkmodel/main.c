@@ -45,7 +45,11 @@ static void usage(FILE *f) {
       "  --seed N             weights are a pure function of seed, shape and type (default 42)\n"
       "  --chat-template T    none | chatml | llama3 | vocab | PATH.jinja\n"
       "                       (default: chatml for qwen2/qwen3, none for llama and bert)\n"
-      "  --pooling P          none | mean | cls | last (bert default mean; others none)\n"
+      "  --pooling P          none | mean | cls | last | rank (bert default mean; others none;\n"
+      "                       rank: a reranker with a classification head, bert only)\n"
+      "  --rerank-template T  tokenizer.chat_template.rerank: the text of a reranker's pair,\n"
+      "                       with {query} and {document}, e.g.\n"
+      "                       '[CLS]{query}[SEP]{document}[SEP]'\n"
       "  --tied | --untied    output matrix shared with the token embeddings (qwen default) or "
       "not\n"
       "  --rope-base F --norm-eps F --name S\n"
@@ -136,6 +140,7 @@ enum {
   OPT_SEED,
   OPT_TEMPLATE,
   OPT_POOLING,
+  OPT_RERANK_TEMPLATE,
   OPT_TIED,
   OPT_UNTIED,
   OPT_ROPE,
@@ -162,6 +167,7 @@ int main(int argc, char **argv) {
       {"seed", required_argument, NULL, OPT_SEED},
       {"chat-template", required_argument, NULL, OPT_TEMPLATE},
       {"pooling", required_argument, NULL, OPT_POOLING},
+      {"rerank-template", required_argument, NULL, OPT_RERANK_TEMPLATE},
       {"tied", no_argument, NULL, OPT_TIED},
       {"untied", no_argument, NULL, OPT_UNTIED},
       {"rope-base", required_argument, NULL, OPT_ROPE},
@@ -176,7 +182,7 @@ int main(int argc, char **argv) {
   };
   struct mk_spec given, s;
   mk_spec_init(&given);
-  const char *preset = NULL, *out = NULL;
+  const char *preset = NULL, *out = NULL, *rerank_tmpl = NULL;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int threads = ncpu > 0 ? (int)ncpu : 1;
   int do_verify = 0;
@@ -232,7 +238,7 @@ int main(int argc, char **argv) {
       case OPT_POOLING:
         given.pooling = mk_pooling_parse(optarg);
         if (given.pooling == -2)
-          die_usage("unknown --pooling '%s' (none, mean, cls, last)", optarg);
+          die_usage("unknown --pooling '%s' (none, mean, cls, last, rank)", optarg);
         break;
       case OPT_TIED:
         given.tied = 1;
@@ -245,6 +251,9 @@ int main(int argc, char **argv) {
         break;
       case OPT_EPS:
         given.norm_eps = parse_float("--norm-eps", optarg);
+        break;
+      case OPT_RERANK_TEMPLATE:
+        rerank_tmpl = optarg;
         break;
       case OPT_NAME:
         given.name = optarg;
@@ -274,6 +283,7 @@ int main(int argc, char **argv) {
   }
   if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
   if (!out) die_usage("%s", "no output: give -o OUT.gguf");
+  if (rerank_tmpl && strlen(rerank_tmpl) > 65536) die_usage("%s", "--rerank-template is too long");
 
   mk_spec_init(&s);
   if (preset) {
@@ -316,6 +326,8 @@ int main(int argc, char **argv) {
           (unsigned long long)s.seed, threads);
 
   meta = mk_meta_new(&s, vocab, n_vocab);
+  /* llama-server builds (query, document) pairs from this instead of [BOS] q [EOS] [SEP] d [EOS] */
+  if (rerank_tmpl) gguf_set_val_str(meta, "tokenizer.chat_template.rerank", rerank_tmpl);
   struct llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = 0; /* weights in host memory: filled and written in place */
   model = llama_model_init_from_user(meta, mk_fill_tensor, &fill, mp);

@@ -152,7 +152,7 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
   size_t n = 0;
   const struct mk_tensor_desc *t = mk_arch_tensors(s->arch, &n);
   for (size_t i = 0; i < n; i++) {
-    if (t[i].init != MK_INIT_MATRIX) continue;
+    if (t[i].init != MK_INIT_MATRIX || (t[i].rank_only && !mk_spec_keeps(s, &t[i]))) continue;
     enum ggml_type type = mk_spec_matrix_type(s->wtype, mk_spec_ne0(s, t[i].ne0));
     char name[GGML_MAX_NAME];
     if (!t[i].per_layer) {

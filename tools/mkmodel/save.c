@@ -61,7 +61,7 @@ static int expected_tensors(const struct mk_spec *s) {
   const struct mk_tensor_desc *table = mk_arch_tensors(s->arch, &n);
   int expected = 0;
   for (size_t i = 0; i < n; i++) {
-    if (table[i].untied_only && s->tied) continue;
+    if (!mk_spec_keeps(s, &table[i])) continue;
     expected += table[i].per_layer ? s->n_layer : 1;
   }
   return expected;

@@ -12,77 +12,83 @@
  * memory when building from metadata — optional biases, scales — which are dropped on output) */
 
 static const struct mk_tensor_desc tensors_llama[] = {
-    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1},
-    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
-    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
 };
 
 static const struct mk_tensor_desc tensors_qwen2[] = {
-    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1},
-    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_q.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_k.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_v.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
-    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_q.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_k.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_v.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
 };
 
 static const struct mk_tensor_desc tensors_qwen3[] = {
-    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1},
-    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_q_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"attn_k_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
-    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_q_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_k_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
 };
 
 static const struct mk_tensor_desc tensors_bert[] = {
-    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"token_types.weight", 0, MK_INIT_RANDOM, MK_NE0_EMBD, 0},
-    {"position_embd.weight", 0, MK_INIT_RANDOM, MK_NE0_EMBD, 0},
-    {"token_embd_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"token_embd_norm.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_q.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_k.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"attn_v.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0},
-    {"attn_output.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"attn_output_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"attn_output_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0},
-    {"ffn_up.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0},
-    {"ffn_down.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
-    {"layer_output_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0},
-    {"layer_output_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0},
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"token_types.weight", 0, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},
+    {"position_embd.weight", 0, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},
+    {"token_embd_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"token_embd_norm.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_q.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"attn_output.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_output_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_output_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
+    {"ffn_down.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"layer_output_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"layer_output_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    /* the classification head of a cross-encoder reranker (pooling rank): dense + tanh, then
+     * one output (llama.cpp's n_cls_out defaults to 1 without classifier.output_labels) */
+    {"cls.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 1},
+    {"cls.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0, 1},
+    {"cls.output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 1},
+    {"cls.output.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0, 1},
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -121,6 +127,9 @@ static const struct mk_preset presets[] = {
      1e-6f},
     {"tiny-bert", MK_ARCH_BERT, "bert-bge", 64, 2, 4, 4, 128, 512, 0, "none",
      LLAMA_POOLING_TYPE_MEAN, 0, 0.0f, 1e-12f},
+    /* a cross-encoder reranker (bge-reranker's structure): bert + classification head */
+    {"tiny-bert-rerank", MK_ARCH_BERT, "bert-bge", 64, 2, 4, 4, 128, 512, 0, "none",
+     LLAMA_POOLING_TYPE_RANK, 0, 0.0f, 1e-12f},
     /* Qwen2.5-0.5B-Instruct's shape (tied embeddings, GQA 14:2, head_dim 64) */
     {"qwen2-0.5b", MK_ARCH_QWEN2, "qwen2", 896, 24, 14, 2, 4864, 32768, 0, "chatml", -1, 1,
      1000000.0f, 1e-6f},
@@ -130,7 +139,8 @@ static const struct mk_preset presets[] = {
 };
 
 const char *mk_preset_names(void) {
-  return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, qwen2-0.5b, qwen3-0.6b";
+  return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, qwen2-0.5b, "
+         "qwen3-0.6b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -246,9 +256,12 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     if (s->head_dim * s->n_head != s->n_embd) FAIL("bert needs n_embd == n_head * head_dim");
     if (s->n_ctx > 65536)
       FAIL("bert stores a position embedding per context slot: --ctx must be <= 65536");
-    if (s->pooling < LLAMA_POOLING_TYPE_MEAN || s->pooling > LLAMA_POOLING_TYPE_LAST)
-      FAIL("bert needs --pooling mean, cls or last");
+    if ((s->pooling < LLAMA_POOLING_TYPE_MEAN || s->pooling > LLAMA_POOLING_TYPE_LAST) &&
+        s->pooling != LLAMA_POOLING_TYPE_RANK)
+      FAIL("bert needs --pooling mean, cls, last or rank");
   }
+  if (s->arch != MK_ARCH_BERT && s->pooling == LLAMA_POOLING_TYPE_RANK)
+    FAIL("--pooling rank (a reranker's classification head) is only made for bert");
   if (s->arch != MK_ARCH_BERT && s->pooling == LLAMA_POOLING_TYPE_CLS)
     FAIL("--pooling cls reads the first token, which a causal model sees alone: use mean or last");
   if (s->arch == MK_ARCH_LLAMA && s->head_dim * s->n_head != s->n_embd)
@@ -286,12 +299,16 @@ const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const 
   size_t n = 0;
   const struct mk_tensor_desc *t = mk_arch_tensors(s->arch, &n);
   for (size_t i = 0; i < n; i++) {
-    if (t[i].per_layer == per_layer && strcmp(t[i].suffix, suffix) == 0) {
-      if (t[i].untied_only && s->tied) return NULL;
-      return &t[i];
-    }
+    if (t[i].per_layer == per_layer && strcmp(t[i].suffix, suffix) == 0)
+      return mk_spec_keeps(s, &t[i]) ? &t[i] : NULL;
   }
   return NULL;
+}
+
+int mk_spec_keeps(const struct mk_spec *s, const struct mk_tensor_desc *d) {
+  if (d->untied_only && s->tied) return 0;
+  if (d->rank_only && s->pooling != LLAMA_POOLING_TYPE_RANK) return 0;
+  return 1;
 }
 
 int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which) {
@@ -337,5 +354,6 @@ int mk_pooling_parse(const char *str) {
   if (strcmp(str, "mean") == 0) return LLAMA_POOLING_TYPE_MEAN;
   if (strcmp(str, "cls") == 0) return LLAMA_POOLING_TYPE_CLS;
   if (strcmp(str, "last") == 0) return LLAMA_POOLING_TYPE_LAST;
+  if (strcmp(str, "rank") == 0) return LLAMA_POOLING_TYPE_RANK;
   return -2;
 }

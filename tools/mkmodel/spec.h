@@ -28,6 +28,7 @@ struct mk_tensor_desc {
   enum mk_init init;
   enum mk_ne0 ne0; /* meaningful for MK_INIT_MATRIX only */
   int untied_only; /* 1: only kept when the output matrix is not tied to the embeddings */
+  int rank_only;   /* 1: only kept with pooling rank (a reranker's classification head) */
 };
 
 /* Everything needed to build one model. Integers < 0 and NULL strings mean "not given". */
@@ -39,7 +40,7 @@ struct mk_spec {
   int has_seed;
   uint64_t seed;
   const char *chat_template; /* none | chatml | llama3 | vocab | path to a .jinja file */
-  int pooling;               /* llama_pooling_type; -1 = none (not written); -2 = not given */
+  int pooling; /* llama_pooling_type (rank: a reranker); -1 = none (not written); -2 = not given */
   int tied;                  /* 1: no output.weight, the loader reuses token_embd */
   float rope_base, norm_eps;
   const char *name; /* general.name */
@@ -64,8 +65,11 @@ const char *mk_arch_name(enum mk_arch a);
 /* The tensor table of an architecture; *n receives its length. */
 const struct mk_tensor_desc *mk_arch_tensors(enum mk_arch a, size_t *n);
 /* Find the table entry for a tensor name ("blk.3.attn_q.weight"); NULL if the name is not one a
- * real checkpoint carries (or is the output matrix of a tied model). */
+ * real checkpoint carries (or is the output matrix of a tied model, or a classification head
+ * without pooling rank). */
 const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const char *name);
+/* Whether a table entry is part of the model this spec describes (tied, pooling). */
+int mk_spec_keeps(const struct mk_spec *s, const struct mk_tensor_desc *d);
 /* Row length (ne0) of a matrix entry for this spec. */
 int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which);
 /* Type used for a matrix with rows of ne0 elements: the requested type when ne0 fits its
@@ -74,7 +78,7 @@ enum ggml_type mk_spec_matrix_type(enum ggml_type want, int64_t ne0);
 
 /* Parse "f32|f16|q8_0|q4_0|q4_k"; returns GGML_TYPE_COUNT when unknown. */
 enum ggml_type mk_type_parse(const char *s);
-/* Parse "none|mean|cls|last"; returns -2 when unknown. */
+/* Parse "none|mean|cls|last|rank"; returns -2 when unknown. */
 int mk_pooling_parse(const char *s);
 /* The list of preset names, for usage text. */
 const char *mk_preset_names(void);

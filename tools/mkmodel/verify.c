@@ -105,6 +105,7 @@ static int run_generate(struct llama_context *ctx, const struct llama_vocab *voc
   return 0;
 }
 
+/* n_embd: floats to read from the pooled output (n_embd_out, or n_cls_out with pooling rank). */
 static int embed_one(struct llama_context *ctx, const struct llama_vocab *vocab, int n_embd,
                      const char *text, float *out, char *err, size_t errlen) {
   llama_token toks[MK_VERIFY_TOKENS];
@@ -172,6 +173,32 @@ static int run_embed(struct llama_context *ctx, const struct llama_model *model,
   return 0;
 }
 
+/* Pooling rank: the pooled output is n_cls_out scores. Two different texts must score finite
+ * and differently (the pair formatting is the runtime's business, not the file's). */
+static int run_rank(struct llama_context *ctx, const struct llama_model *model,
+                    const struct llama_vocab *vocab, char *summary, size_t summarylen, char *err,
+                    size_t errlen) {
+  float a[16], b[16];
+  int n_out = (int)llama_model_n_cls_out(model);
+  if (n_out < 1 || n_out > 16) {
+    snprintf(err, errlen, "implausible classifier output count %d", n_out);
+    return -1;
+  }
+  if (embed_one(ctx, vocab, n_out, "what is a fox? A fox is a small wild canine.", a, err,
+                errlen) != 0 ||
+      embed_one(ctx, vocab, n_out, "what is a fox? Databases store rows in pages.", b, err,
+                errlen) != 0) {
+    return -1;
+  }
+  if (a[0] == b[0]) {
+    snprintf(err, errlen, "two different pairs gave the same score %g", (double)a[0]);
+    return -1;
+  }
+  snprintf(summary, summarylen, "rank scores (n_cls_out %d): %.4f, %.4f", n_out, (double)a[0],
+           (double)b[0]);
+  return 0;
+}
+
 int mk_verify(const char *path, int embedding, int threads, char *summary, size_t summarylen,
               char *err, size_t errlen) {
   summary[0] = '\0';
@@ -195,8 +222,12 @@ int mk_verify(const char *path, int embedding, int threads, char *summary, size_
     snprintf(err, errlen, "llama.cpp cannot create a context for %s", path);
   } else {
     const struct llama_vocab *vocab = llama_model_get_vocab(model);
-    rc = embedding ? run_embed(ctx, model, vocab, summary, summarylen, err, errlen)
-                   : run_generate(ctx, vocab, summary, summarylen, err, errlen);
+    if (!embedding)
+      rc = run_generate(ctx, vocab, summary, summarylen, err, errlen);
+    else if (llama_pooling_type(ctx) == LLAMA_POOLING_TYPE_RANK)
+      rc = run_rank(ctx, model, vocab, summary, summarylen, err, errlen);
+    else
+      rc = run_embed(ctx, model, vocab, summary, summarylen, err, errlen);
     llama_free(ctx);
   }
   llama_model_free(model);

@@ -1,11 +1,13 @@
-/* embed.c — the `embed` op: one L2-normalised vector per input string.
+/* embed.c — the `embed` op: one L2-normalised vector per input string; and the `rerank` op: one
+ * score per (query, document) pair, from a context with pooling rank (the classification head).
  * Every input is decoded whole in one ubatch (load makes n_ubatch = n_batch >= n_ctx), so pooling
  * sees all of its tokens. Models with a KV cache (causal LMs) decode one input at a time. Models
  * without one (BERT-like encoders) pack short inputs, one sequence id each, into one decode while
  * the batch stays under EMBED_PACK_ROWS tokens: below that ggml-cpu's attention handles every
  * query row on its own, skipping masked keys, so a text embeds to the same bits alone or packed;
  * at 64 query rows and more it switches to a tiled kernel whose sums depend on the neighbours.
- * Must never leave KV cells behind between requests, nor send a vector that is not normalised. */
+ * Must never leave KV cells behind between requests, nor send a vector that is not normalised
+ * (scores are sent as the engine gives them). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,63 @@ static void embed_normalise(const float *src, float *dst, int32_t dim) {
   for (int32_t i = 0; i < dim; i++) sum += (double)src[i] * src[i];
   double norm = sqrt(sum);
   for (int32_t i = 0; i < dim; i++) dst[i] = norm > 0 ? (float)(src[i] / norm) : 0.0f;
+}
+
+/* Decode the n token lists (each fits one ubatch) and write dim floats per input to out: the
+ * pooled vector L2-normalised, or with pooling rank the first score as it is. Returns 0, or -1
+ * once it has answered the error (or the daemon is gone). */
+static int embed_decode(worker *w, int64_t id, llama_token *const *toks, const int32_t *lens,
+                        size_t n, float *out, int32_t dim) {
+  embed_state *e = w->embed;
+  llama_memory_t mem = llama_get_memory(w->ctx);
+  int32_t pack = mem ? 1 : w->n_parallel;
+  int32_t rows = e->cap < EMBED_PACK_ROWS ? e->cap : EMBED_PACK_ROWS;
+  struct llama_batch *b = &e->batch;
+  for (size_t i = 0; i < n;) {
+    size_t first = i;
+    b->n_tokens = 0;
+    /* The first input always goes in (it fits: lens <= cap); more only while under `rows`. */
+    while (i < n && (i == first || ((int32_t)(i - first) < pack && b->n_tokens + lens[i] < rows))) {
+      for (int32_t k = 0; k < lens[i]; k++) {
+        int32_t j = b->n_tokens;
+        b->token[j] = toks[i][k];
+        b->pos[j] = k;
+        b->n_seq_id[j] = 1;
+        b->seq_id[j][0] = (llama_seq_id)(i - first);
+        b->logits[j] = 1;
+        b->n_tokens = j + 1;
+      }
+      i++;
+    }
+    llama_memory_clear(mem, true);
+    int rc = llama_decode(w->ctx, *b);
+    if (rc != 0) {
+      llama_memory_clear(mem, true);
+      if (inbox_ended(&w->in)) return -1; /* aborted: the daemon is gone */
+      LOG_E("embed %lld: llama_decode failed (%d)", (long long)id, rc);
+      reply_error(w, id, 500, "decode_failed", "llama_decode failed");
+      return -1;
+    }
+    int32_t last = -1; /* batch index of the last token of the current input */
+    for (size_t k = first; k < i; k++) {
+      last += lens[k];
+      const float *v = w->pooling == LLAMA_POOLING_TYPE_NONE
+                           ? llama_get_embeddings_ith(w->ctx, last)
+                           : llama_get_embeddings_seq(w->ctx, (llama_seq_id)(k - first));
+      if (!v) {
+        llama_memory_clear(mem, true);
+        LOG_E("embed %lld: the engine returned no embedding", (long long)id);
+        reply_error(w, id, 500, "embedding_failed", "the engine returned no embedding");
+        return -1;
+      }
+      if (w->pooling == LLAMA_POOLING_TYPE_RANK)
+        out[k * (size_t)dim] = v[0]; /* n_cls_out scores; the first is the relevance */
+      else
+        embed_normalise(v, out + k * (size_t)dim, dim);
+    }
+  }
+  llama_memory_clear(mem, true);
+  return 0;
 }
 
 void embed_run(worker *w, int64_t id, const json_t *hdr) {
@@ -89,52 +148,7 @@ void embed_run(worker *w, int64_t id, const json_t *hdr) {
     }
     total += lens[i];
   }
-
-  llama_memory_t mem = llama_get_memory(w->ctx);
-  int32_t pack = mem ? 1 : w->n_parallel;
-  int32_t rows = e->cap < EMBED_PACK_ROWS ? e->cap : EMBED_PACK_ROWS;
-  struct llama_batch *b = &e->batch;
-  for (size_t i = 0; i < n;) {
-    size_t first = i;
-    b->n_tokens = 0;
-    /* The first input always goes in (it fits: lens <= cap); more only while under `rows`. */
-    while (i < n && (i == first || ((int32_t)(i - first) < pack && b->n_tokens + lens[i] < rows))) {
-      for (int32_t k = 0; k < lens[i]; k++) {
-        int32_t j = b->n_tokens;
-        b->token[j] = toks[i][k];
-        b->pos[j] = k;
-        b->n_seq_id[j] = 1;
-        b->seq_id[j][0] = (llama_seq_id)(i - first);
-        b->logits[j] = 1;
-        b->n_tokens = j + 1;
-      }
-      i++;
-    }
-    llama_memory_clear(mem, true);
-    int rc = llama_decode(w->ctx, *b);
-    if (rc != 0) {
-      llama_memory_clear(mem, true);
-      if (inbox_ended(&w->in)) goto done; /* aborted: the daemon is gone */
-      LOG_E("embed %lld: llama_decode failed (%d)", (long long)id, rc);
-      reply_error(w, id, 500, "decode_failed", "llama_decode failed");
-      goto done;
-    }
-    int32_t last = -1; /* batch index of the last token of the current input */
-    for (size_t k = first; k < i; k++) {
-      last += lens[k];
-      const float *v = w->pooling == LLAMA_POOLING_TYPE_NONE
-                           ? llama_get_embeddings_ith(w->ctx, last)
-                           : llama_get_embeddings_seq(w->ctx, (llama_seq_id)(k - first));
-      if (!v) {
-        llama_memory_clear(mem, true);
-        LOG_E("embed %lld: the engine returned no embedding", (long long)id);
-        reply_error(w, id, 500, "embedding_failed", "the engine returned no embedding");
-        goto done;
-      }
-      embed_normalise(v, out + k * (size_t)dim, dim);
-    }
-  }
-  llama_memory_clear(mem, true);
+  if (embed_decode(w, id, toks, lens, n, out, dim) != 0) goto done;
   LOG_D("embed %lld: %zu inputs, %lld tokens", (long long)id, n, (long long)total);
   reply_embeddings(w, id, (int32_t)n, dim, total, out);
 
@@ -144,4 +158,151 @@ done:
   free(toks);
   free(lens);
   free(out);
+}
+
+/* ---- rerank ---- */
+
+/* Bytes of tmpl with every "{query}" and "{document}" replaced (one pass: a placeholder inside the
+ * query or document is text, not a placeholder); written to out when it is not NULL. */
+static size_t rerank_fill(const char *tmpl, const char *q, size_t ql, const char *d, size_t dl,
+                          char *out) {
+  size_t n = 0;
+  for (const char *p = tmpl; *p;) {
+    const char *sub = NULL;
+    size_t sl = 0, skip = 1;
+    if (strncmp(p, "{query}", 7) == 0) {
+      sub = q, sl = ql, skip = 7;
+    } else if (strncmp(p, "{document}", 10) == 0) {
+      sub = d, sl = dl, skip = 10;
+    } else {
+      sub = p, sl = 1;
+    }
+    if (out) memcpy(out + n, sub, sl);
+    n += sl;
+    p += skip;
+  }
+  return n;
+}
+
+/* The tokens of one pair. With the model's rerank template (tokenizer.chat_template.rerank):
+ * the template with {query} and {document} filled in, special tokens parsed. Otherwise the
+ * cross-encoder layout llama-server uses: [BOS] query [EOS] [SEP] document [EOS], each special
+ * token only where the vocabulary adds it (EOS falls back to SEP). 0, or -1 having answered. */
+static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const json_t *query,
+                       const llama_token *qt, int32_t nq, const json_t *doc, llama_token **out,
+                       int32_t *n_out) {
+  const char *q = json_string_value(query), *d = json_string_value(doc);
+  size_t ql = json_string_length(query), dl = json_string_length(doc);
+  if (tmpl) {
+    size_t len = rerank_fill(tmpl, q, ql, d, dl, NULL);
+    if (len > WK_MAX_RERANK_PROMPT) {
+      reply_error(w, id, 400, "context_length_exceeded",
+                  "the rerank prompt of documents[%zu] is %zu bytes (at most %d)", i, len,
+                  WK_MAX_RERANK_PROMPT);
+      return -1;
+    }
+    char *text = malloc(len + 1);
+    if (!text) {
+      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      return -1;
+    }
+    rerank_fill(tmpl, q, ql, d, dl, text);
+    text[len] = '\0';
+    int rc = engine_tokenize(w, text, len, false, true, out, n_out);
+    free(text);
+    if (rc != 0)
+      reply_error(w, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
+    return rc;
+  }
+  llama_token *dt;
+  int32_t nd;
+  if (engine_tokenize(w, d, dl, false, false, &dt, &nd) != 0) {
+    reply_error(w, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
+    return -1;
+  }
+  const struct llama_vocab *v = w->vocab;
+  llama_token eos = llama_vocab_eos(v), sep_tok = llama_vocab_sep(v);
+  if (eos == LLAMA_TOKEN_NULL) eos = sep_tok;
+  bool bos = llama_vocab_get_add_bos(v);
+  bool add_eos = llama_vocab_get_add_eos(v) && eos != LLAMA_TOKEN_NULL;
+  bool sep = llama_vocab_get_add_sep(v) && sep_tok != LLAMA_TOKEN_NULL;
+  int64_t n = (int64_t)nq + nd + bos + 2 * add_eos + sep;
+  llama_token *t = n <= INT32_MAX ? malloc((size_t)(n ? n : 1) * sizeof *t) : NULL;
+  if (!t) {
+    free(dt);
+    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    return -1;
+  }
+  int32_t k = 0;
+  if (bos) t[k++] = llama_vocab_bos(v);
+  memcpy(t + k, qt, (size_t)nq * sizeof *t);
+  k += nq;
+  if (add_eos) t[k++] = eos;
+  if (sep) t[k++] = sep_tok;
+  memcpy(t + k, dt, (size_t)nd * sizeof *t);
+  k += nd;
+  if (add_eos) t[k++] = eos;
+  free(dt);
+  *out = t;
+  *n_out = k;
+  return 0;
+}
+
+void embed_rerank(worker *w, int64_t id, const json_t *hdr) {
+  embed_state *e = w->embed;
+  const json_t *query = json_object_get(hdr, "query"), *docs = json_object_get(hdr, "documents");
+  size_t n = json_array_size(docs);
+  if (!json_is_string(query) || !json_is_array(docs) || n == 0 || n > WK_MAX_EMBED_INPUTS) {
+    reply_error(w, id, 400, "invalid_request",
+                "rerank needs a string \"query\" and 1 to %d string \"documents\"",
+                WK_MAX_EMBED_INPUTS);
+    return;
+  }
+  const char *tmpl = llama_model_chat_template(w->model, "rerank");
+  llama_token **toks = calloc(n, sizeof *toks), *qt = NULL;
+  int32_t *lens = calloc(n, sizeof *lens), nq = 0;
+  float *out = malloc(n * sizeof *out);
+  int64_t total = 0;
+  if (!toks || !lens || !out) {
+    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    goto done;
+  }
+  if (!tmpl && engine_tokenize(w, json_string_value(query), json_string_length(query), false, false,
+                               &qt, &nq) != 0) {
+    reply_error(w, id, 500, "tokenize_failed", "the query could not be tokenized");
+    goto done;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const json_t *d = json_array_get(docs, i);
+    if (!json_is_string(d)) {
+      reply_error(w, id, 400, "invalid_request", "documents[%zu] must be a string", i);
+      goto done;
+    }
+    if (rerank_pair(w, id, i, tmpl, query, qt, nq, d, &toks[i], &lens[i]) != 0) goto done;
+    if (lens[i] == 0) {
+      reply_error(w, id, 400, "invalid_request",
+                  "the query with documents[%zu] is empty (0 tokens)", i);
+      goto done;
+    }
+    if (lens[i] > w->n_ctx_seq || lens[i] > e->cap) {
+      reply_error(w, id, 400, "context_length_exceeded",
+                  "This model's maximum context length is %d tokens; the query with documents[%zu] "
+                  "has %d tokens.",
+                  w->n_ctx_seq, i, lens[i]);
+      goto done;
+    }
+    total += lens[i];
+  }
+  if (embed_decode(w, id, toks, lens, n, out, 1) != 0) goto done;
+  LOG_D("rerank %lld: %zu documents, %lld tokens%s", (long long)id, n, (long long)total,
+        tmpl ? " (rerank template)" : "");
+  reply_embeddings(w, id, (int32_t)n, 1, total, out);
+
+done:
+  if (toks)
+    for (size_t i = 0; i < n; i++) free(toks[i]);
+  free(toks);
+  free(lens);
+  free(out);
+  free(qt);
 }

@@ -170,8 +170,10 @@ int engine_load(worker *w, const json_t *hdr) {
     w->embed_mode = false;
   else if (strcmp(mode, "embed") == 0)
     w->embed_mode = true;
+  else if (strcmp(mode, "rerank") == 0)
+    w->embed_mode = w->rerank_mode = true; /* an embedding context with pooling rank */
   else
-    ENGINE_FAIL(400, "load: unknown mode \"%.64s\" (generate, embed)", mode);
+    ENGINE_FAIL(400, "load: unknown mode \"%.64s\" (generate, embed, rerank)", mode);
 
   enum llama_pooling_type want_pool = LLAMA_POOLING_TYPE_UNSPECIFIED;
   if (pooling && *pooling) {
@@ -183,9 +185,16 @@ int engine_load(worker *w, const json_t *hdr) {
       want_pool = LLAMA_POOLING_TYPE_LAST;
     else if (strcmp(pooling, "none") == 0)
       want_pool = LLAMA_POOLING_TYPE_NONE;
+    else if (strcmp(pooling, "rank") == 0 && w->rerank_mode)
+      want_pool = LLAMA_POOLING_TYPE_RANK;
     else
-      ENGINE_FAIL(400, "load: unknown pooling \"%.64s\" (mean, cls, last, none)", pooling);
+      ENGINE_FAIL(400, "load: unknown pooling \"%.64s\" (mean, cls, last, none; rank to rerank)",
+                  pooling);
   }
+  if (w->rerank_mode && want_pool != LLAMA_POOLING_TYPE_UNSPECIFIED &&
+      want_pool != LLAMA_POOLING_TYPE_RANK)
+    ENGINE_FAIL(400, "load: a reranker pools with \"rank\", not \"%.64s\"", pooling);
+  if (w->rerank_mode) want_pool = LLAMA_POOLING_TYPE_RANK;
 
   int64_t max_seq = (int64_t)llama_max_parallel_sequences();
   if (n_parallel <= 0) n_parallel = 1;
@@ -200,7 +209,8 @@ int engine_load(worker *w, const json_t *hdr) {
   if (n_gpu_layers > INT32_MAX) n_gpu_layers = INT32_MAX;
 
   LOG_I("loading %s (%s, n_ctx %lld x %lld, threads %lld, batch %lld, gpu layers %lld)", path,
-        w->embed_mode ? "embed" : "generate", (long long)n_ctx, (long long)n_parallel,
+        w->rerank_mode ? "rerank" : w->embed_mode ? "embed" : "generate", (long long)n_ctx,
+        (long long)n_parallel,
         (long long)n_threads, (long long)n_batch, (long long)n_gpu_layers);
 
   struct llama_model_params mp = llama_model_default_params();
@@ -283,6 +293,9 @@ int engine_load(worker *w, const json_t *hdr) {
       w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
   w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
+  if (w->rerank_mode &&
+      (w->pooling != LLAMA_POOLING_TYPE_RANK || llama_model_n_cls_out(w->model) < 1))
+    ENGINE_FAIL(400, "this model cannot rerank (pooling %s)", engine_pooling_name(w->pooling));
 
   if (!w->embed_mode) {
     char cerr[400];

@@ -39,10 +39,20 @@ static void main_usage(void) {
 static int main_handle(worker *w, const ipc_msg *m) {
   const char *op = ipc_op(m);
   int64_t id = main_msg_id(m->hdr);
-  if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
+  if (strcmp(op, "rerank") == 0) {
+    if (!id)
+      LOG_W("rerank without a valid id; ignored");
+    else if (!w->rerank_mode)
+      reply_error(w, id, 400, "wrong_capability", "this model is not loaded for reranking");
+    else
+      embed_rerank(w, id, m->hdr);
+  } else if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
     bool is_embed = op[0] == 'e';
     if (!id) {
       LOG_W("%s without a valid id; ignored", op);
+    } else if (is_embed && w->rerank_mode) {
+      reply_error(w, id, 400, "wrong_capability",
+                  "this model is loaded for reranking, not embeddings");
     } else if (is_embed != w->embed_mode) {
       reply_error(w, id, 400, "wrong_capability",
                   is_embed ? "this model is loaded for text generation, not embeddings"

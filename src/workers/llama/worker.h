@@ -7,7 +7,7 @@
  *   reply.c   reply_*   frames the worker sends (ready, delta, done, embeddings, error)
  *   engine.c  engine_*  model/context load and free, engine log routing, tokenising, templates
  *   gen.c     gen_*     generation: slots, FIFO of waiting requests, continuous batching
- *   embed.c   embed_*   embeddings
+ *   embed.c   embed_*   embeddings and reranking
  *   text.c    text_*    UTF-8 repair and stop-string hold-back (pure functions)
  * All process state lives in one struct worker, owned by main(). Only the reader thread runs
  * beside the main thread; it touches nothing but the inbox (and sends nothing).
@@ -33,6 +33,7 @@
 #define WK_MAX_MESSAGES 65536     /* chat messages per request */
 #define WK_MAX_EMBED_INPUTS 65536 /* strings per embed request */
 #define WK_MAX_CTX (1 << 22)      /* tokens per sequence */
+#define WK_MAX_RERANK_PROMPT (16 << 20) /* bytes of one query/document prompt from a template */
 
 /* ---- inbox.c ---------------------------------------------------------------------------- */
 
@@ -92,6 +93,7 @@ typedef struct worker {
   struct llama_context *ctx;
   const struct llama_vocab *vocab;
   bool embed_mode;
+  bool rerank_mode; /* embed_mode with pooling rank: scores (query, document) pairs */
   bool gpu_offload; /* some layers run on a GPU */
   bool deterministic; /* batch-invariant generation (load's "deterministic"); else throughput */
   int load_pct;       /* last load progress reported (percent), -1 before the first */
@@ -190,6 +192,8 @@ int embed_init(worker *w);
 void embed_free(worker *w);
 /* An embed frame: computes and answers (embeddings or error) before returning. */
 void embed_run(worker *w, int64_t id, const json_t *hdr);
+/* A rerank frame (rerank mode): one score per document, sent as an embeddings reply of dim 1. */
+void embed_rerank(worker *w, int64_t id, const json_t *hdr);
 
 /* ---- text.c ----------------------------------------------------------------------------- */
 

@@ -15,16 +15,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* jpeglib.h needs stdio.h before it, and jerror.h comes after jpeglib.h */
+/* clang-format off */
 #include <jpeglib.h>
 #include <jerror.h>
 #include <png.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
+/* clang-format on */
 
 enum { FMT_NONE, FMT_PNG, FMT_JPEG, FMT_WEBP };
 static const char *const fmt_name[] = {"unknown", "png", "jpeg", "webp"};
 
-#define JPEG_MAX_SCANS 500            /* a progressive JPEG with more scans is a CPU bomb */
+#define JPEG_MAX_SCANS 500             /* a progressive JPEG with more scans is a CPU bomb */
 #define PNG_CHUNK_MALLOC_MAX (8 << 20) /* ancillary chunks (iCCP, zTXt, ...) decompressed */
 #define PNG_CHUNK_CACHE_MAX 128
 
@@ -267,13 +270,12 @@ static int decode_jpeg(const unsigned char *data, size_t len, const sy_image_lim
   jpeg_create_decompress(&cinfo);
   /* Caps libjpeg's whole-image buffers (progressive coefficients) near what the limits need. */
   uint64_t mem = lim->max_pixels < ((uint64_t)LONG_MAX >> 5) ? lim->max_pixels * 8 + (32 << 20)
-                                                               : (uint64_t)LONG_MAX;
+                                                             : (uint64_t)LONG_MAX;
   cinfo.mem->max_memory_to_use = (long)mem;
   cinfo.progress = &prog;
   jpeg_mem_src(&cinfo, data, (unsigned long)len);
   jpeg_read_header(&cinfo, TRUE);
-  if (check_dims(cinfo.image_width, cinfo.image_height, lim, err, err_len) != 0)
-    longjmp(je.jb, 1);
+  if (check_dims(cinfo.image_width, cinfo.image_height, lim, err, err_len) != 0) longjmp(je.jb, 1);
   /* libjpeg converts YCbCr/grey/RGB to RGB itself, not CMYK/YCCK: those come out as CMYK. */
   int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
@@ -321,14 +323,22 @@ static int decode_jpeg(const unsigned char *data, size_t len, const sy_image_lim
 
 static const char *webp_status(VP8StatusCode st) {
   switch (st) {
-  case VP8_STATUS_OUT_OF_MEMORY: return "out of memory";
-  case VP8_STATUS_INVALID_PARAM: return "invalid parameter";
-  case VP8_STATUS_BITSTREAM_ERROR: return "corrupt bitstream";
-  case VP8_STATUS_UNSUPPORTED_FEATURE: return "unsupported feature";
-  case VP8_STATUS_SUSPENDED: return "suspended";
-  case VP8_STATUS_USER_ABORT: return "aborted";
-  case VP8_STATUS_NOT_ENOUGH_DATA: return "truncated file";
-  default: return "error";
+    case VP8_STATUS_OUT_OF_MEMORY:
+      return "out of memory";
+    case VP8_STATUS_INVALID_PARAM:
+      return "invalid parameter";
+    case VP8_STATUS_BITSTREAM_ERROR:
+      return "corrupt bitstream";
+    case VP8_STATUS_UNSUPPORTED_FEATURE:
+      return "unsupported feature";
+    case VP8_STATUS_SUSPENDED:
+      return "suspended";
+    case VP8_STATUS_USER_ABORT:
+      return "aborted";
+    case VP8_STATUS_NOT_ENOUGH_DATA:
+      return "truncated file";
+    default:
+      return "error";
   }
 }
 
@@ -425,15 +435,18 @@ static int decode_webp(const unsigned char *data, size_t len, const sy_image_lim
 static int decode_fmt(int fmt, const unsigned char *data, size_t len, const sy_image_limits *lim,
                       sy_image *out, char *err, size_t err_len) {
   switch (fmt) {
-  case FMT_PNG: return decode_png(data, len, lim, out, err, err_len);
-  case FMT_JPEG: return decode_jpeg(data, len, lim, out, err, err_len);
-  case FMT_WEBP: return decode_webp(data, len, lim, out, err, err_len);
-  default:
-    if (len >= 6 && (memcmp(data, "GIF87a", 6) == 0 || memcmp(data, "GIF89a", 6) == 0))
-      set_err(err, err_len, "GIF images are not supported (png, jpeg, webp)");
-    else
-      set_err(err, err_len, "unrecognised image format (png, jpeg, webp)");
-    return -1;
+    case FMT_PNG:
+      return decode_png(data, len, lim, out, err, err_len);
+    case FMT_JPEG:
+      return decode_jpeg(data, len, lim, out, err, err_len);
+    case FMT_WEBP:
+      return decode_webp(data, len, lim, out, err, err_len);
+    default:
+      if (len >= 6 && (memcmp(data, "GIF87a", 6) == 0 || memcmp(data, "GIF89a", 6) == 0))
+        set_err(err, err_len, "GIF images are not supported (png, jpeg, webp)");
+      else
+        set_err(err, err_len, "unrecognised image format (png, jpeg, webp)");
+      return -1;
   }
 }
 
@@ -464,21 +477,16 @@ void sy_image_free(sy_image *img) {
 /* Strict RFC 4648 base64 (standard alphabet): '=' padding optional but only at the end, line
  * breaks (\r, \n) skipped, anything else refused; at most max_out bytes are produced. */
 static const unsigned char b64_tab[256] = {
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64,
-    64, 0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
-    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64, 64, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64, 64, 0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64,
+    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
     64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
 };
 
@@ -578,10 +586,14 @@ static int decode_data_url(const char *url, size_t n, const sy_image_limits *lim
     return -1;
   }
   int declared = FMT_NONE;
-  if (tlen == 9 && strncasecmp(p, "image/png", 9) == 0) declared = FMT_PNG;
-  else if (tlen == 10 && strncasecmp(p, "image/jpeg", 10) == 0) declared = FMT_JPEG;
-  else if (tlen == 9 && strncasecmp(p, "image/jpg", 9) == 0) declared = FMT_JPEG;
-  else if (tlen == 10 && strncasecmp(p, "image/webp", 10) == 0) declared = FMT_WEBP;
+  if (tlen == 9 && strncasecmp(p, "image/png", 9) == 0)
+    declared = FMT_PNG;
+  else if (tlen == 10 && strncasecmp(p, "image/jpeg", 10) == 0)
+    declared = FMT_JPEG;
+  else if (tlen == 9 && strncasecmp(p, "image/jpg", 9) == 0)
+    declared = FMT_JPEG;
+  else if (tlen == 10 && strncasecmp(p, "image/webp", 10) == 0)
+    declared = FMT_WEBP;
   if (declared == FMT_NONE) {
     char q[64];
     quote(q, sizeof q, p, tlen);
@@ -661,8 +673,8 @@ static int read_file(const char *path, size_t max_bytes, unsigned char **data, s
   return 0;
 }
 
-static int decode_path(const char *url, size_t n, const char *allow_dir,
-                       const sy_image_limits *lim, sy_image *out, char *err, size_t err_len) {
+static int decode_path(const char *url, size_t n, const char *allow_dir, const sy_image_limits *lim,
+                       sy_image *out, char *err, size_t err_len) {
   int rc = -1;
   char *path = NULL, *full = NULL, *rdir = NULL, *rfile = NULL;
   unsigned char *data = NULL;
@@ -716,15 +728,12 @@ static int decode_path(const char *url, size_t n, const char *allow_dir,
     set_err(err, err_len, "image directory is not available: %s", strerror(errno));
     goto out;
   }
+  /* One message for "missing" and "outside" (whatever errno says), so that a client cannot
+   * probe which files exist elsewhere on the machine. */
   rfile = realpath(full, NULL);
-  if (!rfile) {
-    set_err(err, err_len, "image file not found: %s", strerror(errno));
-    goto out;
-  }
   size_t dl = strlen(rdir);
-  if (strcmp(rdir, "/") != 0 &&
-      (strncmp(rfile, rdir, dl) != 0 || rfile[dl] != '/')) {
-    set_err(err, err_len, "image path is outside the allowed directory");
+  if (!rfile || (strcmp(rdir, "/") != 0 && (strncmp(rfile, rdir, dl) != 0 || rfile[dl] != '/'))) {
+    set_err(err, err_len, "image file not found inside the allowed directory");
     goto out;
   }
   if (read_file(rfile, lim->max_bytes, &data, &len, err, err_len) != 0) goto out;
@@ -763,8 +772,8 @@ int sy_image_decode_url(const char *url, size_t n, const char *allow_dir,
   /* Another scheme ("ftp:", "blob:")? A letter, then letters/digits/+-., then ':'. */
   size_t i = 0;
   if (isalpha((unsigned char)url[0])) {
-    for (i = 1; i < n && (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' ||
-                          url[i] == '.');
+    for (i = 1; i < n &&
+                (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' || url[i] == '.');
          i++) {
     }
   }

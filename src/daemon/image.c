@@ -268,14 +268,16 @@ static int decode_jpeg(const unsigned char *data, size_t len, const sy_image_lim
     return -1;
   }
   jpeg_create_decompress(&cinfo);
-  /* Caps libjpeg's whole-image buffers (progressive coefficients) near what the limits need. */
-  uint64_t mem = lim->max_pixels < ((uint64_t)LONG_MAX >> 5) ? lim->max_pixels * 8 + (32 << 20)
-                                                             : (uint64_t)LONG_MAX;
-  cinfo.mem->max_memory_to_use = (long)mem;
   cinfo.progress = &prog;
   jpeg_mem_src(&cinfo, data, (unsigned long)len);
   jpeg_read_header(&cinfo, TRUE);
   if (check_dims(cinfo.image_width, cinfo.image_height, lim, err, err_len) != 0) longjmp(je.jb, 1);
+  /* A progressive image keeps every coefficient (2 bytes a sample, MCU-padded) until the end;
+   * cap libjpeg's whole-image buffers at that plus slack (without a backing store, more is an
+   * error, not a swap file). */
+  uint64_t need = ((uint64_t)cinfo.image_width + 32) * ((uint64_t)cinfo.image_height + 32) *
+                  (uint64_t)cinfo.num_components * 2;
+  cinfo.mem->max_memory_to_use = (long)(need + (32 << 20));
   /* libjpeg converts YCbCr/grey/RGB to RGB itself, not CMYK/YCCK: those come out as CMYK. */
   int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;

@@ -490,21 +490,23 @@ static void test_jpeg_cmyk(void **st) {
       /* RGB → CMYK with K = 0; inverted storage: 255 - ink = the RGB value, K' = 255 */
       p[0] = c[0], p[1] = c[1], p[2] = c[2], p[3] = 255;
     }
-  mb m = enc_jpeg(16, 16, 4, JCS_CMYK, px, 100, 0);
-  sy_image img;
-  dec_ok("data:image/jpeg;base64,", &m, &img);
-  assert_int_equal(img.w, 16);
-  for (int y = 0; y < 16; y++)
-    for (int x = 0; x < 16; x++) {
-      const unsigned char *c = rgb[(y / 8) * 2 + x / 8];
-      for (int k = 0; k < 3; k++) {
-        int d = (int)img.rgb[(y * 16 + x) * 3 + k] - c[k];
-        if (d < -24 || d > 24)
-          fail_msg("cmyk %d,%d,%d: %d vs %d", x, y, k, img.rgb[(y * 16 + x) * 3 + k], c[k]);
+  for (int prog = 0; prog < 2; prog++) {
+    mb m = enc_jpeg(16, 16, 4, JCS_CMYK, px, 100, prog);
+    sy_image img;
+    dec_ok("data:image/jpeg;base64,", &m, &img);
+    assert_int_equal(img.w, 16);
+    for (int y = 0; y < 16; y++)
+      for (int x = 0; x < 16; x++) {
+        const unsigned char *c = rgb[(y / 8) * 2 + x / 8];
+        for (int k = 0; k < 3; k++) {
+          int d = (int)img.rgb[(y * 16 + x) * 3 + k] - c[k];
+          if (d < -24 || d > 24)
+            fail_msg("cmyk %d,%d,%d: %d vs %d", x, y, k, img.rgb[(y * 16 + x) * 3 + k], c[k]);
+        }
       }
-    }
-  sy_image_free(&img);
-  free(m.b);
+    sy_image_free(&img);
+    free(m.b);
+  }
 }
 
 /* ---- WebP ----------------------------------------------------------------------------------- */

@@ -26,7 +26,7 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 endif
 
-DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lpthread -lm -ldl
+DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lpng -ljpeg -lwebp -lwebpdemux -lpthread -lm -ldl
 ENGINE_INC := -I$(ENGINES)/include
 ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a libggml-cpu.a \
                  libggml-base.a libvendor-hash.a) -lstdc++ -fopenmp -lm -lpthread -ljansson
@@ -49,7 +49,7 @@ LLAMA_SRC := $(wildcard src/workers/llama/*.c)
 MKMODEL_SRC := $(wildcard tools/mkmodel/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
-BENCH_SRC := $(wildcard bench/*.c)
+BENCH_SRC := $(filter-out bench/image_bench.c,$(wildcard bench/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
@@ -112,6 +112,11 @@ $(BIN)/itest: $(call obj,$(ITEST_SRC)) $(COMMON_OBJ)
 $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+
+# Vision input cost: jansson + base64 + image decode (docs/PERFORMANCE.md, "Vision input")
+$(BIN)/image_bench: $(call obj,bench/image_bench.c src/daemon/image.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
 # Test-only: renders a template with llama.cpp's own Jinja engine, the reference sy-jinja is
 # diffed against (tests/jinja/diff.sh). C++ because it drives llama.cpp's C++ code. Only

@@ -33,7 +33,10 @@ make_models() {
   build/bin/mkmodel --preset tiny-qwen3 --seed 3 --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" \
     -o "$models/tiny-qwen3.gguf" &&
   build/bin/mkmodel --preset tiny-qwen3 --seed 4 --chat-template "$SY_TEMPLATES_DIR/Qwen-QwQ-32B.jinja" \
-    -o "$models/tiny-qwq.gguf"
+    -o "$models/tiny-qwq.gguf" &&
+  # a vision model: tiny qwen2 + a LLaVA-style projector (16 tokens per image), checked through mtmd
+  build/bin/mkmodel --preset tiny-qwen2 --seed 5 -o "$models/tiny-vlm.gguf" \
+    --mmproj "$models/tiny-vlm-mmproj.gguf" --verify
 }
 suite "make test models (tools/mkmodel)" make_models
 

@@ -536,8 +536,9 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
 static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   json_t *caps = json_array(), *aliases = json_array();
   static const struct { unsigned bit; const char *name; } cn[] = {
-      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"}};
-  for (size_t i = 0; i < 3; i++)
+      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
+      {MATRIX_CAP_VISION, "vision"}};
+  for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));
   long long est, meas;

@@ -83,11 +83,13 @@ compat() {
   local cfg; cfg=$(mktemp /tmp/switchyard-compat-XXXXXX.yaml)
   printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n' \
     "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" >"$cfg"
+  printf '  - name: vlm\n    file: %s\n    mmproj: %s\n    context: 512\n' \
+    "$models/tiny-vlm.gguf" "$models/tiny-vlm-mmproj.gguf" >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
   [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
-  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed \
+  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_VLM_MODEL=vlm \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

@@ -329,6 +329,7 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr, const void *payload, s
   int rc;
   if (prompt && !messages) {
     if (!json_is_string(prompt)) {
+      for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
       reply_error(w, id, 400, "invalid_request", "\"prompt\" must be a string");
       gen_req_free(r);
       return;

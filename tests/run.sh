@@ -36,7 +36,10 @@ make_models() {
   build/bin/mkmodel --preset tiny-qwen3 --seed 3 --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" \
     -o "$models/tiny-qwen3.gguf" &&
   build/bin/mkmodel --preset tiny-qwen3 --seed 4 --chat-template "$SY_TEMPLATES_DIR/Qwen-QwQ-32B.jinja" \
-    -o "$models/tiny-qwq.gguf"
+    -o "$models/tiny-qwq.gguf" &&
+  # a vision model: tiny qwen2 + a LLaVA-style projector (16 tokens per image), checked through mtmd
+  build/bin/mkmodel --preset tiny-qwen2 --seed 5 -o "$models/tiny-vlm.gguf" \
+    --mmproj "$models/tiny-vlm-mmproj.gguf" --verify
 }
 suite "make test models (tools/mkmodel)" make_models
 
@@ -83,11 +86,13 @@ compat() {
   local cfg; cfg=$(mktemp /tmp/switchyard-compat-XXXXXX.yaml)
   printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n  - name: tools\n    file: %s\n    context: 1024\n' \
     "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" "$models/tiny-qwen3.gguf" >"$cfg"
+  printf '  - name: vlm\n    file: %s\n    mmproj: %s\n    context: 512\n' \
+    "$models/tiny-vlm.gguf" "$models/tiny-vlm-mmproj.gguf" >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
   [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
-  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools \
+  SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "api_parse.h"
+#include "buf.h"
 #include "daemon.h"
+#include "image.h"
 #include "log.h"
 #include "events.h"
 #include "sse.h"
@@ -39,7 +41,7 @@ static void worker_error(const ipc_msg *m, api_error *e) {
                                 "invalid_request", "load_failed", "empty_prompt", "out_of_memory", "overloaded",
                                 "decode_failed", "tokenize_failed", "embedding_failed", "unknown_op", "duplicate_id",
                                 "chat_template_error", "invalid_json_schema", "invalid_tools", "invalid_grammar",
-                                "unsupported_parameter"};
+                                "unsupported_parameter", "unsupported_content", "invalid_image"};
   const char *code = json_string_value(json_object_get(h, "code"));
   const char *scode = NULL;
   for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
@@ -365,6 +367,38 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
   json_decref(lps);
 }
 
+/* A chat's image URLs decoded here (a worker never parses an image file) into one RGB payload,
+ * with their sizes as the generate message's "images". 0, or -1 + err (400 with the decoder's
+ * reason: http URLs, files outside limits.image_dir, corrupt or oversized images). */
+static int gen_images(const matrix *mx, api_gen *g, sy_buf *rgb, api_error *err) {
+  size_t n = json_array_size(g->image_urls);
+  if (n == 0) return 0;
+  sy_image_limits lim = {.max_bytes = (size_t)mx->max_image_bytes, .max_pixels = (uint64_t)mx->max_image_pixels};
+  json_t *dims = json_array();
+  rgb->limit = IPC_MAX_PAYLOAD;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *u = json_array_get(g->image_urls, i);
+    sy_image im = {0};
+    char e[256];
+    if (sy_image_decode_url(json_string_value(u), json_string_length(u), mx->image_dir, &lim, &im, e, sizeof e) != 0) {
+      API_BAD(err, "messages", "invalid_image", "image %zu: %s", i + 1, e);
+      json_decref(dims);
+      return -1;
+    }
+    int rc = sy_buf_append(rgb, im.rgb, (size_t)im.w * im.h * 3);
+    json_array_append_new(dims, json_pack("{s:I, s:I}", "w", (json_int_t)im.w, "h", (json_int_t)im.h));
+    sy_image_free(&im);
+    if (rc != 0) {
+      API_BAD(err, "messages", "invalid_image", "the images are too large together (%u MiB of pixels at most)",
+              IPC_MAX_PAYLOAD >> 20);
+      json_decref(dims);
+      return -1;
+    }
+  }
+  json_object_set_new(g->msg, "images", dims);
+  return 0;
+}
+
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
   api_error err = {0};
   api_gen g;
@@ -374,8 +408,16 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
     return;
   }
   obs->model = metrics_model(sched_metrics(d->sc), g.model->name);
+  sy_buf rgb = {0};
+  if (gen_images(d->mx, &g, &rgb, &err) != 0) {
+    sy_buf_free(&rgb);
+    api_gen_clear(&g);
+    fail(r, obs, &err);
+    return;
+  }
   worker *w = sched_acquire(d->sc, g.model, &err);
   if (!w) {
+    sy_buf_free(&rgb);
     api_gen_clear(&g);
     fail(r, obs, &err);
     return;
@@ -394,7 +436,9 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
   json_t *msg = g.msg;
   g.msg = NULL;
-  j->q = worker_submit(w, msg, &err);
+  api_gen_clear(&g);
+  j->q = worker_submit_payload(w, msg, rgb.data, rgb.len, &err);
+  sy_buf_free(&rgb);
   if (!j->q) {
     sched_release(d->sc, j->model, w);
     free(j);
@@ -632,7 +676,8 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   json_t *caps = json_array(), *aliases = json_array();
   static const struct { unsigned bit; const char *name; } cn[] = {
       {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
-      {MATRIX_CAP_RERANK, "rerank"}};
+      {MATRIX_CAP_RERANK, "rerank"},
+      {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"}, {MATRIX_CAP_SPEECH, "speech"}};
   for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));

@@ -100,8 +100,29 @@ static int opt_bool(const json_t *req, const char *name, bool *out, api_error *e
   return 1;
 }
 
-/* The text of a message's content: a string, null, or an array of {type:"text", text} parts. */
-static int content_text(const json_t *content, size_t idx, const matrix_model *m, sy_buf *out, api_error *err) {
+/* An image_url part of a vision model's message: the marker goes into the text (no separator
+ * around it), the URL into urls. */
+static int content_image(const json_t *part, size_t idx, size_t i, json_t *urls, sy_buf *out, api_error *err) {
+  json_t *iu = json_object_get(part, "image_url");
+  json_t *url = json_is_object(iu) ? json_object_get(iu, "url") : iu; /* {url, detail} or a bare string */
+  json_t *detail = json_object_get(iu, "detail");
+  if (!json_is_string(url) || json_string_length(url) == 0 || (detail && !json_is_null(detail) && !json_is_string(detail))) {
+    API_BAD(err, "messages", "invalid_value", "messages[%zu].content[%zu].image_url must be {url: string, detail?: string}",
+            idx, i);
+    return -1;
+  }
+  if (json_array_size(urls) >= API_MAX_IMAGES) {
+    API_BAD(err, "messages", "invalid_value", "at most %d images per request", API_MAX_IMAGES);
+    return -1;
+  }
+  json_array_append(urls, url);
+  return sy_buf_puts(out, API_IMAGE_MARKER);
+}
+
+/* The text of a message's content: a string, null, or an array of {type:"text", text} parts (and
+ * {type:"image_url"} parts for a vision model, collected into urls). */
+static int content_text(const json_t *content, size_t idx, const matrix_model *m, json_t *urls, sy_buf *out,
+                        api_error *err) {
   if (json_is_null(content)) return 0;
   if (json_is_string(content)) return sy_buf_append(out, json_string_value(content), json_string_length(content));
   if (!json_is_array(content)) {
@@ -111,11 +132,17 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
   }
   size_t i;
   json_t *part;
+  bool after_text = false; /* "\n" goes only between two text parts */
   json_array_foreach(content, i, part) {
     const char *type = json_string_value(json_object_get(part, "type"));
     if (!json_is_object(part) || !type) {
       API_BAD(err, "messages", "invalid_type", "messages[%zu].content[%zu] must be an object with a 'type'", idx, i);
       return -1;
+    }
+    if (strcmp(type, "image_url") == 0 && (m->caps & MATRIX_CAP_VISION)) {
+      if (content_image(part, idx, i, urls, out, err) != 0) return -1;
+      after_text = false;
+      continue;
     }
     if (strcmp(type, "text") != 0) {
       API_BAD(err, "messages", "unsupported_content",
@@ -128,8 +155,9 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
       API_BAD(err, "messages", "invalid_type", "messages[%zu].content[%zu].text must be a string", idx, i);
       return -1;
     }
-    if ((out->len && sy_buf_puts(out, "\n") != 0) || sy_buf_append(out, json_string_value(t), json_string_length(t)) != 0)
+    if ((after_text && out->len && sy_buf_puts(out, "\n") != 0) || sy_buf_append(out, json_string_value(t), json_string_length(t)) != 0)
       return -1;
+    after_text = true;
   }
   return 0;
 }
@@ -161,7 +189,7 @@ static json_t *parse_tool_calls(const json_t *tc, size_t idx, api_error *err) {
   return out;
 }
 
-static json_t *parse_messages(const json_t *req, const matrix_model *m, api_error *err) {
+static json_t *parse_messages(const json_t *req, const matrix_model *m, json_t *urls, api_error *err) {
   json_t *msgs = json_object_get(req, "messages");
   if (!msgs) {
     API_BAD(err, "messages", "missing_required_parameter", "you must provide a 'messages' parameter");
@@ -194,7 +222,7 @@ static json_t *parse_messages(const json_t *req, const matrix_model *m, api_erro
       goto fail;
     }
     sy_buf text = {0};
-    if (content && content_text(content, i, m, &text, err) != 0) {
+    if (content && content_text(content, i, m, urls, &text, err) != 0) {
       sy_buf_free(&text);
       goto fail;
     }
@@ -463,9 +491,14 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   out->msg = msg;
   if (refuse_unsupported(req, err) != 0) goto fail;
   if (chat) {
-    json_t *msgs = parse_messages(req, out->model, err);
+    out->image_urls = json_array();
+    json_t *msgs = out->image_urls ? parse_messages(req, out->model, out->image_urls, err) : NULL;
     if (!msgs) goto fail;
     json_object_set_new(msg, "messages", msgs);
+    if (json_array_size(out->image_urls) == 0) {
+      json_decref(out->image_urls);
+      out->image_urls = NULL;
+    }
     if (parse_tools(req, msg, err) != 0 || parse_reasoning(req, msg, err) != 0) goto fail;
   } else {
     json_t *p = json_object_get(req, "prompt");
@@ -526,6 +559,8 @@ fail:
 void api_gen_clear(api_gen *g) {
   json_decref(g->msg);
   g->msg = NULL;
+  json_decref(g->image_urls);
+  g->image_urls = NULL;
 }
 
 int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_error *err) {

@@ -16,10 +16,15 @@
 #define API_MAX_EMBED_INPUTS 2048
 #define API_MAX_RERANK_DOCUMENTS 1024
 #define API_COMPLETIONS_DEFAULT_MAX_TOKENS 16 /* OpenAI's default for /v1/completions */
+#define API_MAX_IMAGES 16 /* image_url parts per request */
+/* Where an image goes in a message's text: llama.cpp's mtmd_default_marker() (the daemon links no
+ * engine, so it is spelled out here; the worker hands the text to mtmd_tokenize). */
+#define API_IMAGE_MARKER "<__media__>"
 
 typedef struct api_gen {
   const matrix_model *model;
   json_t *msg;          /* the worker's "generate" message, without id (owned) */
+  json_t *image_urls;   /* chat with images: the image_url URLs (strings), in marker order; or NULL */
   bool chat;
   bool stream;
   bool include_usage;

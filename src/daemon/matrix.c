@@ -433,6 +433,7 @@ static void model_clear(matrix_model *mm) {
   free(mm->file);
   free(mm->pooling);
   free(mm->chat_template);
+  free(mm->mmproj);
   free(mm->arch);
   free(mm->source);
   memset(mm, 0, sizeof *mm);
@@ -490,12 +491,13 @@ enum {
   M_PRIORITY,
   M_MAX_QUEUE,
   M_REQUEST_KEEP_ALIVE,
+  M_MMPROJ,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "request_keep_alive", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "mmproj", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -638,6 +640,37 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     }
   }
   if (read_opts(l, v + M_OPTS, path, &given)) goto out;
+  if (v[M_MMPROJ] && !is_null(v[M_MMPROJ])) {
+    /* the vision projector: a GGUF next to the model, loaded by the worker through mtmd */
+    char mj[PATH_MAX], mr[PATH_MAX], merr[256];
+    struct stat mst;
+    gguf_info mi;
+    snprintf(p, sizeof p, "%s.mmproj", path);
+    if (want_str(l, v[M_MMPROJ], p, &s)) goto out;
+    if (!*s || join_path(mj, sizeof mj, l->dir, s)) {
+      at(l, v[M_MMPROJ], "%s: '%s' is not a usable path", p, s);
+      goto out;
+    }
+    errno = 0;
+    if (!realpath(mj, mr) || stat(mr, &mst) != 0 || !S_ISREG(mst.st_mode)) {
+      at(l, v[M_MMPROJ], "%s: cannot open '%s': %s", p, mj, errno ? strerror(errno) : "not a file");
+      goto out;
+    }
+    if (gguf_read_info(mr, &mi, merr, sizeof merr)) {
+      at(l, v[M_MMPROJ], "%s: '%s' is not a readable GGUF: %s", p, mj, merr);
+      goto out;
+    }
+    if (!mi.is_mmproj) {
+      at(l, v[M_MMPROJ], "%s: '%s' is not a multimodal projector (no clip.* keys)", p, mj);
+      goto out;
+    }
+    if (!(mm.mmproj = strdup(mr))) goto oom;
+    mm.mmproj_bytes = (long long)mst.st_size;
+  }
+  if ((caps & MATRIX_CAP_VISION) && !mm.mmproj) {
+    at(l, v[M_CAPS], "%s.capabilities: vision needs an mmproj", path);
+    goto out;
+  }
 
   char src[PATH_MAX + 32];
   snprintf(src, sizeof src, "%s:%zu", l->m->path ? l->m->path : l->file, n->start_mark.line + 1);
@@ -695,6 +728,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       !(mm.source = strdup(src)))
     goto oom;
   mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
+  if (mm.mmproj) mm.caps |= MATRIX_CAP_VISION;
 push:
   if (push_model(l->m, &mm)) {
     at(l, n, "%s: too many models (limit %d)", path, MATRIX_MAX_MODELS);
@@ -895,10 +929,28 @@ static int load_root(loader *l, const yaml_node_t *root) {
     m->log_level = lv;
   }
   if (v[K_LIMITS] && !is_null(v[K_LIMITS])) {
-    static const char *const keys[] = {"max_body_bytes", "max_connections"};
-    yaml_node_t *lv[2];
+    static const char *const keys[] = {"max_body_bytes", "max_connections", "image_dir",
+                                       "max_image_bytes", "max_image_pixels"};
+    yaml_node_t *lv[5];
     long long b;
-    if (want_map(l, v[K_LIMITS], "limits", keys, 2, lv)) return -1;
+    if (want_map(l, v[K_LIMITS], "limits", keys, 5, lv)) return -1;
+    if (lv[2] && !is_null(lv[2])) {
+      const char *s;
+      char joined[PATH_MAX], real[PATH_MAX];
+      struct stat st;
+      if (want_str(l, lv[2], "limits.image_dir", &s)) return -1;
+      if (!*s || join_path(joined, sizeof joined, l->dir, s))
+        return at(l, lv[2], "limits.image_dir: '%s' is not a usable path", s);
+      if (!realpath(joined, real) || stat(real, &st) != 0)
+        return at(l, lv[2], "limits.image_dir: cannot open '%s': %s", joined, strerror(errno));
+      if (!S_ISDIR(st.st_mode))
+        return at(l, lv[2], "limits.image_dir: '%s' is not a directory", joined);
+      if (dup_to(&m->image_dir, real)) return oom(l);
+    }
+    if (lv[3] && want_ll(l, lv[3], "limits.max_image_bytes", 1024, 1ll << 30, &m->max_image_bytes))
+      return -1;
+    if (lv[4] && want_ll(l, lv[4], "limits.max_image_pixels", 1, 1ll << 28, &m->max_image_pixels))
+      return -1;
     if (lv[0]) {
       if (want_ll(l, lv[0], "limits.max_body_bytes", 1024, 1ll << 30, &b)) return -1;
       m->max_body_bytes = (size_t)b;
@@ -1109,6 +1161,7 @@ void matrix_free(matrix *m) {
   free(m->host);
   free_strv(m->api_keys, m->n_api_keys);
   free(m->models_dir);
+  free(m->image_dir);
   free_strv(m->warnings, m->n_warnings);
   if (m->gpu_names)
     for (size_t i = 0; m->gpu_names[i]; i++) free(m->gpu_names[i]);

@@ -47,6 +47,8 @@ typedef struct matrix_model {
   int max_queue;         /* requests that may wait for this model (loading / room); default 64 */
   bool request_keep_alive; /* a request's "keep_alive" may override keep_alive_s; default false */
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
+  char *mmproj;          /* absolute path of the vision projector GGUF, or NULL */
+  long long mmproj_bytes; /* its size */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
   int n_ctx_train;       /* from the GGUF, 0 if unknown */
@@ -63,6 +65,9 @@ typedef struct matrix {
   char *models_dir;      /* NULL = no discovery */
   size_t max_body_bytes; /* default 16 MiB */
   int max_connections;   /* default 256 */
+  char *image_dir;       /* limits.image_dir: local image files allowed from here; NULL = only data: URLs */
+  long long max_image_bytes;  /* limits.max_image_bytes: encoded size of one image; 0 = decoder default */
+  long long max_image_pixels; /* limits.max_image_pixels: w*h of one image; 0 = decoder default */
   int log_level;         /* sy_log_level; default info */
   long long mem_budget;  /* bytes models may use; 0 = MemTotal − mem_reserve */
   long long mem_reserve; /* bytes kept free when the budget is derived; default 2 GiB */

@@ -125,7 +125,28 @@ static void fallback(const matrix_model *m, memplan_est *out) {
   snprintf(out->devices, sizeof out->devices, "unknown");
 }
 
+/* The projector lives where the text layers do: on the first GPU the probe named when layers are
+ * offloaded, else in RAM (the rest of total_bytes, which the scheduler puts on the host). */
+static void add_mmproj(const matrix_model *m, memplan_est *out) {
+  if (!m->mmproj) return;
+  out->mmproj_bytes = (m->mmproj_bytes > 0 ? m->mmproj_bytes : 0) + MEMPLAN_MMPROJ_MARGIN;
+  out->total_bytes += out->mmproj_bytes;
+  for (int i = 0; m->gpu_layers != 0 && i < out->n_dev; i++)
+    if (strcmp(out->dev[i].name, "Host") != 0 && strcmp(out->dev[i].name, "CPU") != 0) {
+      out->dev[i].bytes += out->mmproj_bytes;
+      break;
+    }
+}
+
+static int estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen);
+
 int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen) {
+  int rc = estimate(tool, m, out, err, errlen);
+  add_mmproj(m, out);
+  return rc;
+}
+
+static int estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen) {
   if (!tool || access(tool, X_OK) != 0) {
     fallback(m, out);
     snprintf(err, errlen, "the estimator %s is not there", tool ? tool : "(none)");

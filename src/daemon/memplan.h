@@ -18,10 +18,17 @@
 
 #include "matrix.h"
 
+/* Added to an mmproj's file size for its compute buffer (image encoding) and preprocessing: the
+ * projector's own probe is C++ only (mtmd_get_memory_usage). Generous for LLaVA/Qwen-VL-sized
+ * encoders at their default image sizes; the measurement corrects it after the first load. */
+#define MEMPLAN_MMPROJ_MARGIN (256LL * 1024 * 1024)
+
 typedef struct memplan_est {
   long long model_bytes;   /* weights, all devices */
   long long context_bytes; /* KV cache */
   long long compute_bytes; /* compute buffers */
+  long long mmproj_bytes;  /* the vision projector: its file + MEMPLAN_MMPROJ_MARGIN (the probe
+                              does not count it) */
   long long total_bytes;   /* the sum, plus the worker process's own overhead */
   bool from_probe;         /* false: the file-size fallback */
   char devices[128];       /* what the probe named, e.g. "Host" or "CUDA0,Host" */

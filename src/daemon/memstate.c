@@ -85,6 +85,9 @@ void memstate_key(const matrix_model *m, char *buf, size_t len) {
   snprintf(buf, len, "%s|%lld|%lld|ctx=%d|np=%d|b=%d|ngl=%d|%s", m->file, size, mtime, m->context, m->parallel,
            m->batch, m->gpu_layers,
            (m->caps & MATRIX_CAP_RERANK) ? "rerank" : (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
+  size_t at = strlen(buf);
+  if (m->mmproj && at < len) /* a projector (and its size) changes the footprint too */
+    snprintf(buf + at, len - at, "|mmproj=%s|%lld", m->mmproj, m->mmproj_bytes);
 }
 
 long long memstate_get(memstate *s, const char *key) {

@@ -473,6 +473,7 @@ static json_t *load_message(const matrix_model *m) {
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
+  if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
   return j;
 }
 
@@ -806,7 +807,8 @@ static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
   const matrix_model *a = sl->m;
   bool same_str = (!a->pooling == !m->pooling) && (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
                   (!a->chat_template == !m->chat_template) &&
-                  (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0);
+                  (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0) &&
+                  (!a->mmproj == !m->mmproj) && (!a->mmproj || strcmp(a->mmproj, m->mmproj) == 0);
   return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine && a->threads == m->threads &&
          a->deterministic == m->deterministic &&
          (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) == (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));

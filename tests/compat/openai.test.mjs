@@ -16,7 +16,10 @@
 //    vector per input in order, equal dims, L2 norm 1 within 1e-3, the three encodings agree;
 //  - errors as the SDK's typed exceptions: unknown model -> NotFoundError (404) naming the model;
 //    temperature out of range -> BadRequestError (400, param temperature), for a streamed request
-//    too; a chat model asked for embeddings -> BadRequestError (wrong_capability).
+//    too; a chat model asked for embeddings -> BadRequestError (wrong_capability);
+//  - image input (when SWITCHYARD_VLM_MODEL names a vision model): a user message with a text
+//    part and an image_url part (a data: URL PNG), plain and streamed; the image adds the same
+//    number of prompt tokens both ways; the text-only chat model refuses it (unsupported_content).
 // The models have random weights: assert structure, never meaning.
 //
 // Environment: SWITCHYARD_URL (e.g. http://127.0.0.1:8080/v1), SWITCHYARD_CHAT_MODEL,
@@ -32,6 +35,11 @@ import OpenAI from 'openai';
 const URL = process.env.SWITCHYARD_URL;
 const CHAT = process.env.SWITCHYARD_CHAT_MODEL;
 const EMBED = process.env.SWITCHYARD_EMBED_MODEL;
+const VLM = process.env.SWITCHYARD_VLM_MODEL;
+// a 5x4 RGB PNG
+const PNG_5X4 =
+  'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQAigk3IXICDBUB8Q' +
+  'oSs1rFla/4dHetm7fEMTPbO3+6l+D1cfDu22FFMAAAAAAElFTkSuQmCC';
 const skip = URL ? false : 'SWITCHYARD_URL is not set (no daemon to test against)';
 
 const client = URL
@@ -293,6 +301,36 @@ describe('switchyard via the OpenAI Node SDK', { skip }, () => {
     const bad = { model: CHAT, messages: [{ role: 'user', content: 'hi' }], temperature: 5 };
     await assert.rejects(client.chat.completions.create(bad), check);
     await assert.rejects(client.chat.completions.create({ ...bad, stream: true }), check);
+  });
+
+  test('image input: image_url parts, plain and streamed', { skip: VLM ? false : 'SWITCHYARD_VLM_MODEL is not set' }, async () => {
+    const ask = (content, extra = {}) =>
+      client.chat.completions.create({ model: VLM, messages: [{ role: 'user', content }], max_tokens: 4, temperature: 0, seed: 3, ...extra });
+    const text = { type: 'text', text: 'What is in this picture?' };
+    const image = { type: 'image_url', image_url: { url: PNG_5X4, detail: 'low' } };
+    const plain = await ask([text]);
+    const withImage = await ask([text, image]);
+    checkUsage(withImage.usage, 4);
+    assert.ok(withImage.usage.completion_tokens > 0);
+    const imageTokens = withImage.usage.prompt_tokens - plain.usage.prompt_tokens;
+    assert.ok(imageTokens > 0, `the image adds prompt tokens (${imageTokens})`);
+    assert.equal(typeof withImage.choices[0].message.content, 'string');
+    let usage = null;
+    let chunks = 0;
+    for await (const c of await ask([text, image], { stream: true, stream_options: { include_usage: true } })) {
+      chunks++;
+      if (c.usage) usage = c.usage;
+    }
+    assert.ok(chunks > 1 && usage, 'streamed with usage');
+    assert.equal(usage.prompt_tokens, withImage.usage.prompt_tokens);
+    await assert.rejects(
+      client.chat.completions.create({ model: CHAT, messages: [{ role: 'user', content: [text, image] }] }),
+      (err) => {
+        assert.ok(err instanceof OpenAI.BadRequestError, `got ${err?.constructor?.name}`);
+        assert.equal(err.code, 'unsupported_content');
+        return true;
+      },
+    );
   });
 
   test('errors: an embedding request to the chat model is a BadRequestError', async () => {

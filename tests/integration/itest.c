@@ -59,6 +59,7 @@ typedef struct daemon_proc {
 
 static daemon_proc D;       /* the main instance */
 static bool have_testdata;
+static bool have_vlm; /* models/tiny-vlm-mmproj.gguf exists (tests/run.sh make_models) */
 
 static int start_daemon(daemon_proc *d, const char *config) {
   int pfd[2];
@@ -2024,6 +2025,116 @@ static void t_rerank(void) {
   resp_clear(&r);
 }
 
+/* ---- vision: image_url parts through mtmd (tiny-vlm: mkmodel --mmproj, LLaVA-style 'mlp'
+ * projector that turns any image into exactly 16 tokens: 56x56 pixels, 14x14 patches) ---- */
+
+#define VLM_IMAGE_TOKENS 16
+/* two small valid PNGs (RGB, 5x4 and 3x7) */
+static const char png_5x4[] =
+    "iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQAigk3IXICDBUB8Q"
+    "oSs1rFla/4dHetm7fEMTPbO3+6l+D1cfDu22FFMAAAAAAElFTkSuQmCC";
+static const char png_3x7[] =
+    "iVBORw0KGgoAAAANSUhEUgAAAAMAAAAHCAIAAABC22D+AAAASUlEQVR42g3FoRHAIBBE0S2IEujmGyYOdw4Xc0MFqSB6maEtSkieeUKksP4r"
+    "WS/XLoKM7hhikSu8pjjkGT6PKGS5XV7RyDbd9gfMkR4Eg25eQgAAAABJRU5ErkJggg==";
+
+/* A user message with the text and then one image_url part per url (NULL-terminated). */
+static json_t *vision_body(const char *model, const char *text, const char *const *urls) {
+  json_t *parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
+  for (size_t i = 0; urls && urls[i]; i++)
+    json_array_append_new(parts, json_pack("{s:s, s:{s:s, s:s}}", "type", "image_url", "image_url", "url", urls[i],
+                                           "detail", "auto"));
+  return json_pack("{s:s, s:[{s:s, s:o}], s:i, s:f, s:i}", "model", model, "messages", "role", "user", "content",
+                   parts, "max_tokens", 6, "temperature", 0.0, "seed", 7);
+}
+
+static char *data_url(const char *b64) {
+  char *u = malloc(strlen(b64) + 32);
+  sprintf(u, "data:image/png;base64,%s", b64);
+  return u;
+}
+
+static void t_vision(void) {
+  CHECK(have_vlm, "%s/tiny-vlm-mmproj.gguf is missing (tests/run.sh make_models writes it)", models_dir);
+  char *a = data_url(png_5x4), *b = data_url(png_3x7);
+  resp r;
+  get("/v1/models/vlm", &r);
+  bool vision = false;
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(r.json, "capabilities"), i, c) vision |= strcmp(json_string_value(c), "vision") == 0;
+  CHECK(r.status == 200 && vision, "vlm lists the vision capability: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+
+  post_json("/v1/chat/completions", vision_body("vlm", "What is in the picture?", NULL), &r);
+  long long pt0 = jnum(r.json, "usage.prompt_tokens");
+  CHECK(r.status == 200 && pt0 > 5, "text only: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+
+  const char *one[] = {a, NULL};
+  post_json("/v1/chat/completions", vision_body("vlm", "What is in the picture?", one), &r);
+  CHECK(r.status == 200, "one image: %ld %s", r.status, r.body.data);
+  long long pt1 = jnum(r.json, "usage.prompt_tokens"), ct1 = jnum(r.json, "usage.completion_tokens");
+  CHECK(ct1 > 0 && jstr(r.json, "choices.0.message.content"), "one image: completion_tokens %lld", ct1);
+  CHECK(pt1 == pt0 + VLM_IMAGE_TOKENS, "one image adds %d prompt tokens: %lld -> %lld", VLM_IMAGE_TOKENS, pt0, pt1);
+  resp_clear(&r);
+
+  /* another size, same count (the projector resizes to a fixed square); two images, twice */
+  const char *other[] = {b, NULL}, *two[] = {a, b, NULL};
+  post_json("/v1/chat/completions", vision_body("vlm", "What is in the picture?", other), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.prompt_tokens") == pt1, "3x7 image: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", vision_body("vlm", "What is in the picture?", two), &r);
+  CHECK(r.status == 200, "two images: %ld %s", r.status, r.body.data);
+  CHECK(jnum(r.json, "usage.prompt_tokens") == pt0 + 2 * VLM_IMAGE_TOKENS && jnum(r.json, "usage.completion_tokens") > 0,
+        "two images: prompt_tokens %lld (text %lld)", jnum(r.json, "usage.prompt_tokens"), pt0);
+  resp_clear(&r);
+
+  /* the same request streamed */
+  json_t *sb = vision_body("vlm", "What is in the picture?", one);
+  json_object_set_new(sb, "stream", json_true());
+  post_json("/v1/chat/completions", sb, &r);
+  bool done, wf;
+  json_t *ev = sse_events(&r.body, &done, &wf);
+  CHECK(r.status == 200 && done && wf && json_array_size(ev) > 1, "streamed: %ld %s", r.status, r.body.data);
+  json_decref(ev);
+  resp_clear(&r);
+
+  /* refused: a corrupt image, a remote URL, a local path without limits.image_dir, a text-only
+   * model, too many images */
+  char *bad = data_url("iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwev");
+  const char *corrupt[] = {bad, NULL}, *remote[] = {"https://example.com/cat.png", NULL},
+             *local[] = {"/etc/hostname", NULL};
+  post_json("/v1/chat/completions", vision_body("vlm", "x", corrupt), &r);
+  CHECK(is_error(&r, 400, "invalid_image"), "corrupt image: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", vision_body("vlm", "x", remote), &r);
+  CHECK(is_error(&r, 400, "invalid_image"), "http URL: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", vision_body("vlm", "x", local), &r);
+  CHECK(is_error(&r, 400, "invalid_image"), "local file without image_dir: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", vision_body("chat", "x", one), &r);
+  CHECK(is_error(&r, 400, "unsupported_content"), "text-only model: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  const char *many[18];
+  for (i = 0; i < 17; i++) many[i] = a;
+  many[17] = NULL;
+  post_json("/v1/chat/completions", vision_body("vlm", "x", many), &r);
+  CHECK(is_error(&r, 400, NULL), "17 images: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* a marker typed by the user does not match the images: refused by the worker, not crashed */
+  post_json("/v1/chat/completions", vision_body("vlm", "two <__media__> here", one), &r);
+  CHECK(is_error(&r, 400, NULL), "stray marker: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* and the model still serves */
+  post_json("/v1/chat/completions", vision_body("vlm", "What is in the picture?", one), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.prompt_tokens") == pt1, "after errors: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  free(a);
+  free(b);
+  free(bad);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -2067,6 +2178,7 @@ static const test tests[] = {
     {"reasoning", t_reasoning, false},
     {"logprobs", t_logprobs, false},
     {"schema_sampling", t_schema_sampling, false},
+    {"vision", t_vision, false},
 };
 
 static void write_main_config(const char *path) {
@@ -2094,6 +2206,10 @@ static void write_main_config(const char *path) {
             "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"
             "  - name: llama2-embed\n    file: %s/llama-2-tiny-random.gguf\n    capabilities: [embed]\n    pooling: mean\n    context: 256\n",
             testdata_dir, testdata_dir);
+  if (have_vlm)
+    fprintf(f, "  - name: vlm\n    file: %s/tiny-vlm.gguf\n    mmproj: %s/tiny-vlm-mmproj.gguf\n    context: 512\n"
+               "    parallel: 2\n",
+            models_dir, models_dir);
   fclose(f);
 }
 
@@ -2128,6 +2244,8 @@ int main(int argc, char **argv) {
   char probe[512];
   snprintf(probe, sizeof probe, "%s/llama-2-tiny-random.gguf", testdata_dir ? testdata_dir : "");
   have_testdata = testdata_dir && access(probe, R_OK) == 0;
+  snprintf(probe, sizeof probe, "%s/tiny-vlm-mmproj.gguf", models_dir);
+  have_vlm = access(probe, R_OK) == 0;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
   char cfg[512];

@@ -14,7 +14,8 @@
  *    developer -> system mapping, content-part arrays joined with "\n", null content, assistant
  *    without content; every message error (missing, empty, not an array, element not an
  *    object, role missing / unknown, content of a wrong type, a non-text part:
- *    unsupported_content);
+ *    unsupported_content); image_url parts on a vision model (marker in the text, URLs
+ *    collected in order, at most 16, bad parts refused);
  *  - completions: prompt string, one-element prompt array, max_tokens default 16, prompt errors;
  *  - sampling fields: copied with their values; temperature "hot" and 3, top_p 1.5, top_k -1 and
  *    2.5, min_p, penalties out of range; max_tokens 0 / "10" / 5.0 / 5.5; max_completion_tokens
@@ -380,6 +381,81 @@ static void test_chat_message_errors(void **state) {
       "messages[1].content[1] has type 'image_url'; model 'tiny-qwen' accepts only text content");
   chat_err(CHAT_MSGS("[{'role':'user','content':[{'type':'input_audio','input_audio':{}}]}]"), 400,
            "unsupported_content", "messages", "'input_audio'");
+}
+
+/* ---- vision: image_url parts (a model with the vision capability, in a matrix of its own) ---- */
+
+static matrix_model vision_models[] = {
+    {.name = "tiny-vlm", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION | MATRIX_CAP_VISION, .context = 512, .parallel = 1},
+};
+static matrix vision_mx = {.models = vision_models, .n_models = 1, .max_body_bytes = 1 << 20};
+
+static int vision_parse(const char *msgs, api_gen *g, api_error *e) {
+  sy_buf b = {0};
+  sy_buf_printf(&b, "{'model':'tiny-vlm','messages':%s}", msgs);
+  json_t *req = J(b.data);
+  sy_buf_free(&b);
+  int rc = api_parse_generate(&vision_mx, req, true, g, e);
+  json_decref(req);
+  return rc;
+}
+
+static void test_vision_parts(void **state) {
+  (void)state;
+  api_gen g;
+  api_error e = {0};
+  /* the marker takes each image's place, with no separator; "\n" only between two text parts */
+  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'text','text':'a'},"
+                                "{'type':'image_url','image_url':{'url':'data:x','detail':'low'}},"
+                                "{'type':'text','text':'b'},{'type':'text','text':'c'},"
+                                "{'type':'image_url','image_url':{'url':'file2'}}]},"
+                                "{'role':'user','content':[{'type':'image_url','image_url':'bare'}]}]",
+                                &g, &e),
+                   0);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
+                      "a" API_IMAGE_MARKER "b\nc" API_IMAGE_MARKER);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 1), "content")),
+                      API_IMAGE_MARKER);
+  json_t *want = J("['data:x','file2','bare']");
+  assert_true(json_equal(g.image_urls, want));
+  json_decref(want);
+  assert_null(json_object_get(g.msg, "images")); /* sizes are added by the daemon after decoding */
+  api_gen_clear(&g);
+  assert_null(g.image_urls);
+
+  /* text only: no URL list */
+  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'text','text':'a'}]}]", &g, &e), 0);
+  assert_null(g.image_urls);
+  api_gen_clear(&g);
+
+  /* bad parts */
+  static const char *const bad[] = {
+      "[{'role':'user','content':[{'type':'image_url'}]}]",
+      "[{'role':'user','content':[{'type':'image_url','image_url':{'url':''}}]}]",
+      "[{'role':'user','content':[{'type':'image_url','image_url':{'url':5}}]}]",
+      "[{'role':'user','content':[{'type':'image_url','image_url':{'url':'x','detail':3}}]}]",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    memset(&e, 0, sizeof e);
+    assert_int_equal(vision_parse(bad[i], &g, &e), -1);
+    expect_err(&e, 400, "invalid_value", "messages", "image_url");
+    api_gen_clear(&g);
+  }
+  /* 16 images pass, 17 do not (counted over all messages) */
+  sy_buf b = {0};
+  sy_buf_puts(&b, "[{'role':'user','content':[");
+  for (int i = 0; i < 16; i++) sy_buf_printf(&b, "%s{'type':'image_url','image_url':{'url':'u%d'}}", i ? "," : "", i);
+  sy_buf_puts(&b, "]}]");
+  assert_int_equal(vision_parse(b.data, &g, &e), 0);
+  assert_int_equal(json_array_size(g.image_urls), API_MAX_IMAGES);
+  api_gen_clear(&g);
+  b.len -= 3;
+  sy_buf_puts(&b, "]},{'role':'user','content':[{'type':'image_url','image_url':{'url':'u16'}}]}]");
+  memset(&e, 0, sizeof e);
+  assert_int_equal(vision_parse(b.data, &g, &e), -1);
+  expect_err(&e, 400, "invalid_value", "messages", "at most 16 images");
+  api_gen_clear(&g);
+  sy_buf_free(&b);
 }
 
 /* ---- completions --------------------------------------------------------------------------- */
@@ -1312,6 +1388,7 @@ int main(void) {
       cmocka_unit_test(test_stop_string_bound),
       cmocka_unit_test(test_keep_alive),
       cmocka_unit_test(test_fuzz),
+      cmocka_unit_test(test_vision_parts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

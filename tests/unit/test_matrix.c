@@ -546,6 +546,47 @@ static void test_engines(void **state) {
   load_bad("models:\n  - {name: asr, engine: whisper}\n", "2:5: models[0]: missing required key 'file'");
 }
 
+/* mmproj: relative to the config, must be a projector GGUF; gives the vision capability; image
+ * limits under limits. */
+static void test_mmproj(void **state) {
+  (void)state;
+  write_gguf("m.gguf", CHAT);
+  write_gguf("proj.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1});
+  assert_int_equal(mkdir(P("imgs"), 0700), 0);
+  matrix *m = load_ok("limits: {image_dir: imgs, max_image_bytes: 4096, max_image_pixels: 1000}\n"
+                      "models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n"
+                      "  - name: t\n    file: m.gguf\n");
+  assert_string_equal(m->models[0].mmproj, P("proj.gguf"));
+  assert_true(m->models[0].mmproj_bytes > 0);
+  assert_true(m->models[0].caps & MATRIX_CAP_VISION);
+  assert_true(m->models[0].caps & MATRIX_CAP_CHAT);
+  assert_null(m->models[1].mmproj);
+  assert_false(m->models[1].caps & MATRIX_CAP_VISION);
+  assert_string_equal(m->image_dir, P("imgs"));
+  assert_int_equal(m->max_image_bytes, 4096);
+  assert_int_equal(m->max_image_pixels, 1000);
+  char caps[64];
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "chat,completion,vision");
+  matrix_free(m);
+  /* capabilities given: vision is added by the mmproj, and needs one */
+  m = load_ok("models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n    capabilities: [chat]\n");
+  assert_int_equal(m->models[0].caps, MATRIX_CAP_CHAT | MATRIX_CAP_VISION);
+  matrix_free(m);
+  m = load_ok("models:\n  - name: t\n    file: m.gguf\n");
+  assert_null(m->image_dir);
+  assert_int_equal(m->max_image_bytes, 0);
+  matrix_free(m);
+  load_bad("models:\n  - name: v\n    file: m.gguf\n    capabilities: [chat, vision]\n",
+           "4:19: models[0].capabilities: vision needs an mmproj");
+  load_bad("models:\n  - name: v\n    file: m.gguf\n    mmproj: nope.gguf\n",
+           "4:13: models[0].mmproj: cannot open '{D}/nope.gguf': No such file or directory");
+  load_bad("models:\n  - name: v\n    file: m.gguf\n    mmproj: m.gguf\n",
+           "4:13: models[0].mmproj: '{D}/m.gguf' is not a multimodal projector (no clip.* keys)");
+  load_bad("limits: {image_dir: nope}\n", "1:21: limits.image_dir: cannot open '{D}/nope': No such file or directory");
+  load_bad("limits: {image_dir: m.gguf}\n", "1:21: limits.image_dir: '{D}/m.gguf' is not a directory");
+  load_bad("limits: {max_image_pixels: 0}\n", "1:28: limits.max_image_pixels: 0 is out of range (1..268435456)");
+}
+
 static void test_bad_models(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
@@ -750,6 +791,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_engines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,9 @@
 #include "fill.h"
 #include "llama.h"
 #include "meta.h"
+#include "mmproj.h"
+#include "mtmd-helper.h"
+#include "mtmd.h"
 #include "save.h"
 #include "spec.h"
 #include "verify.h"
@@ -54,12 +57,15 @@ static void usage(FILE *f) {
       "not\n"
       "  --rope-base F --norm-eps F --name S\n"
       "  --threads N          threads for generating and quantizing (default: all CPUs)\n"
-      "  --verify             load the written file with llama.cpp and run it once\n"
+      "  --mmproj PATH        also write a random-weight LLaVA-style vision projector (mtmd\n"
+      "                       projector 'mlp', %d tokens per image) for this text model\n"
+      "  --verify             load the written file with llama.cpp and run it once (with\n"
+      "                       --mmproj: also encode one image through mtmd)\n"
       "  --verbose            show llama.cpp's log\n"
       "  -o, --output PATH    output file (written as PATH.part, then renamed)\n"
       "  -h, --help\n"
       "Exit status: 0 ok, 1 failure, 2 bad usage.\n",
-      mk_preset_names());
+      mk_preset_names(), MK_MMPROJ_IMAGE_TOKENS);
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -149,6 +155,7 @@ enum {
   OPT_THREADS,
   OPT_VERIFY,
   OPT_VERBOSE,
+  OPT_MMPROJ,
 };
 
 int main(int argc, char **argv) {
@@ -176,13 +183,14 @@ int main(int argc, char **argv) {
       {"threads", required_argument, NULL, OPT_THREADS},
       {"verify", no_argument, NULL, OPT_VERIFY},
       {"verbose", no_argument, NULL, OPT_VERBOSE},
+      {"mmproj", required_argument, NULL, OPT_MMPROJ},
       {"output", required_argument, NULL, 'o'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
   struct mk_spec given, s;
   mk_spec_init(&given);
-  const char *preset = NULL, *out = NULL, *rerank_tmpl = NULL;
+  const char *preset = NULL, *out = NULL, *rerank_tmpl = NULL, *mmproj = NULL;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int threads = ncpu > 0 ? (int)ncpu : 1;
   int do_verify = 0;
@@ -267,6 +275,9 @@ int main(int argc, char **argv) {
       case OPT_VERBOSE:
         verbose = 1;
         break;
+      case OPT_MMPROJ:
+        mmproj = optarg;
+        break;
       case 'o':
         out = optarg;
         break;
@@ -297,8 +308,15 @@ int main(int argc, char **argv) {
   char err[1024];
   if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
+  if (mmproj) {
+    if (s.arch == MK_ARCH_BERT || s.pooling >= 0)
+      die_usage("%s", "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
+    check_output(mmproj);
+  }
 
   llama_log_set(log_cb, NULL);
+  mtmd_log_set(log_cb, NULL);
+  mtmd_helper_log_set(log_cb, NULL);
   llama_backend_init();
   double t0 = now_s();
   int rc = 1;
@@ -352,11 +370,27 @@ int main(int argc, char **argv) {
           (double)info.n_bytes / (1024.0 * 1024.0), fill.n_fallback, fill.n_zeroed, t1 - t0,
           t2 - t1);
 
+  if (mmproj) {
+    uint64_t mbytes = 0;
+    if (mk_mmproj_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
+    fprintf(stderr,
+            "mkmodel: wrote %s: LLaVA-style projector 'mlp' for n_embd %d, %dx%d images, %d "
+            "tokens per image, %.2f MiB\n",
+            mmproj, s.n_embd, MK_MMPROJ_IMAGE_SIZE, MK_MMPROJ_IMAGE_SIZE, MK_MMPROJ_IMAGE_TOKENS,
+            (double)mbytes / (1024.0 * 1024.0));
+  }
+
   if (do_verify) {
     char summary[1024];
     if (mk_verify(out, s.pooling >= 0, threads, summary, sizeof(summary), err, sizeof(err)) != 0)
       goto fail;
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", now_s() - t2, summary);
+    if (mmproj) {
+      double t3 = now_s();
+      if (mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err)) != 0)
+        goto fail;
+      fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", now_s() - t3, summary);
+    }
   }
   rc = 0;
   goto done;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mtmd-helper.h"
 #include "worker.h"
 
 /* ---- engine logs -------------------------------------------------------------------------- */
@@ -50,6 +51,8 @@ void engine_log_install(worker *w) {
   w->logline.len = 0;
   w->logline.level = SY_LOG_DEBUG;
   llama_log_set(engine_log_cb, &w->logline);
+  mtmd_log_set(engine_log_cb, &w->logline);
+  mtmd_helper_log_set(engine_log_cb, &w->logline);
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -146,7 +149,7 @@ static bool engine_abort(void *ud) {
   } while (0)
 
 int engine_load(worker *w, const json_t *hdr) {
-  const char *path, *mode, *pooling, *tmpl;
+  const char *path, *mode, *pooling, *tmpl, *mmproj;
   int64_t n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers;
   if (engine_opt_str(hdr, "model", &path) != 0 || !path || !*path)
     ENGINE_FAIL(400, "load: \"model\" must be a path");
@@ -155,6 +158,8 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(400, "load: \"pooling\" must be a string");
   if (engine_opt_str(hdr, "chat_template", &tmpl) != 0)
     ENGINE_FAIL(400, "load: \"chat_template\" must be a string");
+  if (engine_opt_str(hdr, "mmproj", &mmproj) != 0)
+    ENGINE_FAIL(400, "load: \"mmproj\" must be a path");
   if (engine_opt_int(hdr, "n_ctx", 0, &n_ctx) != 0 ||
       engine_opt_int(hdr, "n_parallel", 1, &n_parallel) != 0 ||
       engine_opt_int(hdr, "n_threads", 0, &n_threads) != 0 ||
@@ -302,6 +307,21 @@ int engine_load(worker *w, const json_t *hdr) {
     if (chat_load(w, tmpl, cerr, sizeof cerr) != 0) ENGINE_FAIL(400, "%s", cerr);
   }
 
+  if (!w->embed_mode && mmproj && *mmproj) {
+    /* The projector runs where the text layers run; its compute buffer is sized by a warm-up
+     * encode now, so a projector that cannot run fails the load, not the first request. */
+    struct mtmd_context_params mcp = mtmd_context_params_default();
+    mcp.use_gpu = w->gpu_offload;
+    mcp.n_threads = (int)n_threads;
+    mcp.print_timings = false;
+    mcp.warmup = true;
+    w->mtmd = mtmd_init_from_file(mmproj, w->model, mcp);
+    if (!w->mtmd) ENGINE_FAIL(400, "cannot load the projector %.512s (see the worker log)", mmproj);
+    if (!mtmd_support_vision(w->mtmd))
+      ENGINE_FAIL(400, "the projector %.512s has no vision encoder", mmproj);
+    LOG_I("vision: projector %s loaded (%s)", mmproj, w->gpu_offload ? "GPU" : "CPU");
+  }
+
   if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
 
   char arch[128] = "", desc[256] = "";
@@ -311,13 +331,14 @@ int engine_load(worker *w, const json_t *hdr) {
   size_t arch_len, desc_len;
   char *arch_ok = text_utf8_repair(arch, strlen(arch), &arch_len);
   char *desc_ok = text_utf8_repair(desc, strlen(desc), &desc_len);
-  json_t *ready = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s}", "op",
+  json_t *ready = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s, s:b}", "op",
                             "ready", "n_ctx", (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train,
                             "n_parallel", (int)w->n_parallel, "n_embd", (int)w->n_embd, "n_vocab",
                             (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
                             (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling),
                             "arch", arch_ok ? arch_ok : "", "model_bytes",
-                            (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "");
+                            (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "",
+                            "vision", w->mtmd != NULL);
   free(arch_ok);
   free(desc_ok);
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,
@@ -334,6 +355,8 @@ err:
 void engine_free(worker *w) {
   gen_free(w);
   embed_free(w);
+  if (w->mtmd) mtmd_free(w->mtmd);
+  w->mtmd = NULL;
   if (w->ctx) llama_free(w->ctx);
   w->ctx = NULL;
   if (w->model) llama_model_free(w->model);

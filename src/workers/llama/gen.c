@@ -16,14 +16,17 @@
 #include <string.h>
 
 #include "log.h"
+#include "mtmd-helper.h"
 #include "worker.h"
 
 #define GEN_PENALTY_LAST_N 64
 
 typedef struct gen_req {
   int64_t id;
-  llama_token *prompt;
-  int32_t n_prompt;
+  llama_token *prompt; /* NULL for a prompt with images (the tokens are in mm) */
+  int32_t n_prompt;    /* prompt tokens, image tokens included */
+  mtmd_input_chunks *mm; /* a prompt with images: text and image chunks, until evaluated */
+  int32_t n_extra_cells; /* KV cells the prompt takes beyond its positions (M-RoPE images) */
   int32_t max_tokens; /* <= 0: until the sequence's context is full */
   float temperature, top_p, min_p, presence, frequency, repeat;
   int32_t top_k;
@@ -74,6 +77,7 @@ struct gen_state {
 static void gen_req_free(gen_req *r) {
   if (!r) return;
   free(r->prompt);
+  if (r->mm) mtmd_input_chunks_free(r->mm);
   for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
   chat_prep_clear(&r->chat);
   free(r);
@@ -192,7 +196,111 @@ static int gen_parse_params(const json_t *hdr, gen_req *r, char *msg, size_t msg
   return 0;
 }
 
-void gen_submit(worker *w, int64_t id, const json_t *hdr) {
+/* The "images" of a generate message ([{w, h}], RGB bytes in the payload, in order) as mtmd
+ * bitmaps. 0 with *n = 0 when there are none; -1 with status, code and msg on failure. */
+static int gen_images(const worker *w, const json_t *hdr, const unsigned char *payload,
+                      size_t payload_len, mtmd_bitmap **out, size_t *n, int *status,
+                      const char **code, char *msg, size_t msg_len) {
+  const json_t *images = json_object_get(hdr, "images");
+  *n = 0;
+  *status = 400;
+  *code = "invalid_request";
+  if (!images || json_is_null(images) || (json_is_array(images) && json_array_size(images) == 0)) {
+    if (payload_len == 0) return 0;
+    snprintf(msg, msg_len, "a generate payload needs \"images\"");
+    return -1;
+  }
+  if (!w->mtmd) {
+    *code = "unsupported_content";
+    snprintf(msg, msg_len, "this model has no vision projector (mmproj); it cannot take images");
+    return -1;
+  }
+  if (!json_is_array(images) || json_array_size(images) > WK_MAX_IMAGES) {
+    snprintf(msg, msg_len, "\"images\" must be an array of at most %d {w, h}", WK_MAX_IMAGES);
+    return -1;
+  }
+  size_t off = 0, i;
+  const json_t *im;
+  json_array_foreach(images, i, im) {
+    const json_t *jw = json_object_get(im, "w"), *jh = json_object_get(im, "h");
+    json_int_t iw = json_integer_value(jw), ih = json_integer_value(jh);
+    if (!json_is_integer(jw) || !json_is_integer(jh) || iw < 1 || ih < 1 ||
+        iw > WK_MAX_IMAGE_SIDE || ih > WK_MAX_IMAGE_SIDE) {
+      snprintf(msg, msg_len, "images[%zu] needs integer w and h in 1..%d", i, WK_MAX_IMAGE_SIDE);
+      return -1;
+    }
+    size_t bytes = (size_t)iw * (size_t)ih * 3;
+    if (bytes > payload_len - off) {
+      snprintf(msg, msg_len, "the payload has %zu bytes, fewer than the images' RGB needs", payload_len);
+      return -1;
+    }
+    off += bytes;
+  }
+  if (off != payload_len) {
+    snprintf(msg, msg_len, "the payload has %zu bytes; the images' RGB takes %zu", payload_len, off);
+    return -1;
+  }
+  off = 0;
+  json_array_foreach(images, i, im) {
+    uint32_t iw = (uint32_t)json_integer_value(json_object_get(im, "w"));
+    uint32_t ih = (uint32_t)json_integer_value(json_object_get(im, "h"));
+    out[i] = mtmd_bitmap_init(iw, ih, payload + off);
+    off += (size_t)iw * ih * 3;
+    if (!out[i]) {
+      *status = 500;
+      *code = "out_of_memory";
+      snprintf(msg, msg_len, "out of memory");
+      return -1;
+    }
+    *n = i + 1;
+  }
+  return 0;
+}
+
+/* Tokenize a prompt with images into r->mm (text and image chunks) and count its tokens. 0, or
+ * -1 with status, code and msg. */
+static int gen_tokenize_mm(worker *w, gen_req *r, const char *text, bool parse_special,
+                           mtmd_bitmap **bitmaps, size_t n_bitmaps, int *status, const char **code,
+                           char *msg, size_t msg_len) {
+  *status = 400;
+  *code = "invalid_request";
+  r->mm = mtmd_input_chunks_init();
+  if (!r->mm) {
+    *status = 500;
+    *code = "out_of_memory";
+    snprintf(msg, msg_len, "out of memory");
+    return -1;
+  }
+  mtmd_input_text in = {text, strlen(text), true, parse_special};
+  int32_t rc = mtmd_tokenize(w->mtmd, r->mm, &in, (const mtmd_bitmap *const *)bitmaps, n_bitmaps);
+  if (rc == 1) {
+    snprintf(msg, msg_len, "the prompt has a different number of image markers (%s) than images (%zu)",
+             mtmd_default_marker(), n_bitmaps);
+    return -1;
+  }
+  if (rc != 0) {
+    *code = "invalid_image";
+    snprintf(msg, msg_len, "the vision projector could not preprocess the images (%d)", (int)rc);
+    return -1;
+  }
+  size_t n_chunks = mtmd_input_chunks_size(r->mm);
+  const mtmd_input_chunk *last = n_chunks ? mtmd_input_chunks_get(r->mm, n_chunks - 1) : NULL;
+  if (!last || mtmd_input_chunk_get_type(last) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
+    snprintf(msg, msg_len, "the prompt must not end with an image (text must follow it)");
+    return -1;
+  }
+  size_t n_tok = mtmd_helper_get_n_tokens(r->mm);
+  llama_pos n_pos = mtmd_helper_get_n_pos(r->mm);
+  if (n_tok > (size_t)INT32_MAX / 2 || n_pos < 0) {
+    snprintf(msg, msg_len, "the prompt is too long");
+    return -1;
+  }
+  r->n_prompt = (int32_t)n_tok;
+  r->n_extra_cells = n_pos < (llama_pos)n_tok ? (int32_t)n_tok - n_pos : 0;
+  return 0;
+}
+
+void gen_submit(worker *w, int64_t id, const json_t *hdr, const void *payload, size_t payload_len) {
   gen_state *g = w->gen;
   char msg[512];
   if (gen_id_in_flight(g, id)) {
@@ -215,6 +323,16 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr) {
     gen_req_free(r);
     return;
   }
+  mtmd_bitmap *bitmaps[WK_MAX_IMAGES];
+  size_t n_images = 0;
+  int st;
+  const char *cd;
+  if (gen_images(w, hdr, payload, payload_len, bitmaps, &n_images, &st, &cd, msg, sizeof msg) != 0) {
+    for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
+    reply_error(w, id, st, cd, "%s", msg);
+    gen_req_free(r);
+    return;
+  }
 
   const json_t *prompt = json_object_get(hdr, "prompt"),
                *messages = json_object_get(hdr, "messages");
@@ -223,32 +341,44 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr) {
   int rc;
   if (prompt && !messages) {
     if (!json_is_string(prompt)) {
+      for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
       reply_error(w, id, 400, "invalid_request", "\"prompt\" must be a string");
       gen_req_free(r);
       return;
     }
-    rc = engine_tokenize(w, json_string_value(prompt), json_string_length(prompt), true, false,
-                         &r->prompt, &r->n_prompt);
+    if (n_images)
+      rc = gen_tokenize_mm(w, r, json_string_value(prompt), false, bitmaps, n_images, &st, &cd,
+                           msg, sizeof msg);
+    else
+      rc = engine_tokenize(w, json_string_value(prompt), json_string_length(prompt), true, false,
+                           &r->prompt, &r->n_prompt);
   } else if (messages && !prompt) {
-    int status;
-    const char *code;
-    if (chat_prepare(w, hdr, &r->chat, &status, &code, msg, sizeof msg) != 0) {
-      reply_error(w, id, status, code, "%s", msg);
+    if (chat_prepare(w, hdr, &r->chat, &st, &cd, msg, sizeof msg) != 0) {
+      for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
+      reply_error(w, id, st, cd, "%s", msg);
       gen_req_free(r);
       return;
     }
-    LOG_D("generate %lld: chat prompt of %zu bytes%s%s", (long long)id, strlen(r->chat.prompt),
-          r->chat.thinking_open ? ", opens reasoning" : "", r->chat.grammar ? ", constrained by a grammar" : "");
-    rc = engine_tokenize(w, r->chat.prompt, strlen(r->chat.prompt), true, true, &r->prompt, &r->n_prompt);
+    LOG_D("generate %lld: chat prompt of %zu bytes%s%s, %zu images", (long long)id,
+          strlen(r->chat.prompt), r->chat.thinking_open ? ", opens reasoning" : "",
+          r->chat.grammar ? ", constrained by a grammar" : "", n_images);
+    if (n_images)
+      rc = gen_tokenize_mm(w, r, r->chat.prompt, true, bitmaps, n_images, &st, &cd, msg, sizeof msg);
+    else
+      rc = engine_tokenize(w, r->chat.prompt, strlen(r->chat.prompt), true, true, &r->prompt,
+                           &r->n_prompt);
     free(r->chat.prompt);
     r->chat.prompt = NULL;
   } else {
+    for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
     reply_error(w, id, 400, "invalid_request", "give exactly one of \"prompt\" and \"messages\"");
     gen_req_free(r);
     return;
   }
+  for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
   if (rc != 0) {
-    reply_error(w, id, 500, "tokenize_failed", "the prompt could not be tokenized");
+    if (n_images) reply_error(w, id, st, cd, "%s", msg);
+    else reply_error(w, id, 500, "tokenize_failed", "the prompt could not be tokenized");
     gen_req_free(r);
     return;
   }
@@ -258,6 +388,7 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr) {
     return;
   }
   if (r->n_prompt >= w->n_ctx_seq) {
+    /* (image tokens count: each takes a KV cell) */
     if (r->n_prompt > w->n_ctx_seq)
       reply_error(w, id, 400, "context_length_exceeded",
                   "This model's maximum context length is %d tokens; the prompt has %d tokens.",
@@ -315,7 +446,8 @@ static struct llama_sampler *gen_sampler_new(const worker *w, const gen_state *g
   /* Penalties look at the last tokens of the sequence, the prompt's included (as llama-server);
    * only they see the prompt (a grammar starts at the first generated token). */
   int32_t from = r->n_prompt > GEN_PENALTY_LAST_N ? r->n_prompt - GEN_PENALTY_LAST_N : 0;
-  for (int32_t i = from; pen && i < r->n_prompt; i++) llama_sampler_accept(pen, r->prompt[i]);
+  for (int32_t i = from; pen && r->prompt && i < r->n_prompt; i++)
+    llama_sampler_accept(pen, r->prompt[i]);
   return c;
 }
 
@@ -394,6 +526,32 @@ static void gen_fail(worker *w, gen_slot *s, int status, const char *code, const
   gen_release(w, s);
 }
 
+static void gen_on_token(worker *w, gen_slot *s, llama_token tok);
+
+/* A prompt with images goes through mtmd at once, all of it (text chunks in n_batch pieces, each
+ * image encoded by the projector and its embeddings decoded), in decodes of its own: other slots
+ * wait meanwhile. Then the first token is sampled and the slot generates like any other. */
+static int gen_eval_mm(worker *w, gen_slot *s) {
+  gen_req *r = s->req;
+  int32_t seq = (int32_t)(s - w->gen->slots);
+  llama_pos n_past = 0;
+  double t0 = engine_now_ms();
+  int32_t rc = mtmd_helper_eval_chunks(w->mtmd, w->ctx, r->mm, 0, seq, w->n_batch, true, &n_past);
+  mtmd_input_chunks_free(r->mm);
+  r->mm = NULL;
+  if (rc != 0) {
+    LOG_E("generate %lld: evaluating the prompt with images failed (%d)", (long long)r->id, (int)rc);
+    gen_fail(w, s, 500, "decode_failed", "evaluating the prompt with images failed");
+    return -1;
+  }
+  LOG_D("generate %lld: %d prompt tokens with images in %.1f ms", (long long)r->id, r->n_prompt,
+        engine_now_ms() - t0);
+  s->n_past = (int32_t)n_past;
+  s->n_fed = r->n_prompt;
+  gen_on_token(w, s, llama_sampler_sample(s->smpl, w->ctx, -1));
+  return 0;
+}
+
 static int gen_start(worker *w, gen_slot *s, gen_req *r) {
   s->req = r;
   s->smpl = gen_sampler_new(w, w->gen, r, llama_vocab_n_tokens(w->vocab));
@@ -411,8 +569,10 @@ static int gen_start(worker *w, gen_slot *s, gen_req *r) {
     return -1;
   }
   /* The sequence should be empty already; make sure. */
-  llama_memory_seq_rm(llama_get_memory(w->ctx), (int32_t)(s - w->gen->slots), -1, -1);
-  LOG_D("generate %lld: started on slot %d", (long long)r->id, (int)(s - w->gen->slots));
+  int32_t seq = (int32_t)(s - w->gen->slots);
+  llama_memory_seq_rm(llama_get_memory(w->ctx), seq, -1, -1);
+  LOG_D("generate %lld: started on slot %d", (long long)r->id, (int)seq);
+  if (r->mm) return gen_eval_mm(w, s);
   return 0;
 }
 
@@ -491,7 +651,8 @@ static void gen_on_token(worker *w, gen_slot *s, llama_token tok) {
   size_t hold_stop = text_stop_holdback(s->out, s->out_len, r->stop, r->stop_len, r->n_stop);
   if (hold_stop > hold) hold = hold_stop;
   gen_emit(w, s, s->out_len - hold);
-  if ((r->max_tokens > 0 && s->n_gen >= r->max_tokens) || s->n_past >= w->n_ctx_seq) {
+  if ((r->max_tokens > 0 && s->n_gen >= r->max_tokens) ||
+      s->n_past + r->n_extra_cells >= w->n_ctx_seq) {
     gen_finish(w, s, "length");
     return;
   }

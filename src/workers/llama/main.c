@@ -58,9 +58,10 @@ static int main_handle(worker *w, const ipc_msg *m) {
                   is_embed ? "this model is loaded for text generation, not embeddings"
                            : "this model is loaded for embeddings, not text generation");
     } else if (is_embed) {
-      embed_run(w, id, m->hdr);
+      if (m->payload_len) reply_error(w, id, 400, "invalid_request", "embed takes no payload");
+      else embed_run(w, id, m->hdr);
     } else {
-      gen_submit(w, id, m->hdr);
+      gen_submit(w, id, m->hdr, m->payload, m->payload_len);
     }
   } else if (strcmp(op, "cancel") == 0) {
     if (!id)

@@ -24,6 +24,7 @@
 
 #include "ipc.h"
 #include "llama.h"
+#include "mtmd.h"
 #include "toolcall.h"
 
 #define WK_MAX_STOP 4             /* stop strings per request */
@@ -34,6 +35,8 @@
 #define WK_MAX_EMBED_INPUTS 65536 /* strings per embed request */
 #define WK_MAX_CTX (1 << 22)      /* tokens per sequence */
 #define WK_MAX_RERANK_PROMPT (16 << 20) /* bytes of one query/document prompt from a template */
+#define WK_MAX_IMAGES 16          /* images per generate request */
+#define WK_MAX_IMAGE_SIDE 16384   /* pixels per image side */
 
 /* ---- inbox.c ---------------------------------------------------------------------------- */
 
@@ -103,6 +106,7 @@ typedef struct worker {
   int32_t n_batch;                 /* tokens per llama_decode */
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
+  mtmd_context *mtmd;              /* the vision projector (load's "mmproj"), or NULL */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
   struct jinja_tmpl *jt, *jt_tools; /* the template, and its tool_use variant (or NULL) */
@@ -175,8 +179,9 @@ double engine_now_ms(void);
 
 int gen_init(worker *w);
 void gen_free(worker *w);
-/* A generate frame (header only); answers errors itself. */
-void gen_submit(worker *w, int64_t id, const json_t *hdr);
+/* A generate frame (header, and the RGB bytes of its "images" as payload); answers errors
+ * itself. */
+void gen_submit(worker *w, int64_t id, const json_t *hdr, const void *payload, size_t payload_len);
 /* Cancel id: running or waiting → done "cancelled"; unknown → nothing. */
 void gen_cancel(worker *w, int64_t id);
 /* True while any request runs or waits. */

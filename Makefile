@@ -26,7 +26,7 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 endif
 
-DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lpthread -lm -ldl
+DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
 ENGINE_INC := -I$(ENGINES)/include
 ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a libggml-cpu.a \
                  libggml-base.a libvendor-hash.a) -lstdc++ -fopenmp -lm -lpthread -ljansson

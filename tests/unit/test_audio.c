@@ -7,7 +7,8 @@
  * byte-identical), the rates a format forces (opus, mp3), the content types, the limits (bytes,
  * seconds), the ffmpeg subprocess through stand-in scripts (output, failure, output cap) and its
  * absence (415 with "install ffmpeg for M4A/WebM"), a broken corpus (every prefix of small files,
- * seeded byte flips, empty, garbage, hostile WAV headers, one format dressed as another), and real
+ * seeded byte flips, empty, garbage, hostile WAV headers, one format dressed as another, the inputs
+ * fuzzing found in tests/fuzz/corpus/fuzz_audio/), and real
  * speech (jfk.wav / jfk.mp3 from SWITCHYARD_TESTDATA, skipped when absent).
  */
 #include "../../src/daemon/audio.h"
@@ -633,6 +634,10 @@ static void test_hostile_headers(void **state) {
     assert_int_equal(a.n, 16000);
     sy_audio_free(&a);
   }
+  /* two frames at 768 kHz are no sample at all at 16 kHz: an error, not empty audio (fuzzing) */
+  len = wav_file(p, 1, 768000, 4, 4);
+  assert_int_equal(sy_audio_decode(p, len, 16000, NULL, &a, &unsup, err, sizeof err), -1);
+  assert_non_null(strstr(err, "too short"));
   /* zero frames */
   len = wav_file(p, 1, 16000, 0, 0);
   assert_int_equal(sy_audio_decode(p, len, 16000, NULL, &a, &unsup, err, sizeof err), -1);
@@ -663,6 +668,22 @@ static void test_hostile_headers(void **state) {
   sy_buf_free(&mp3);
   free(x);
   free(p);
+}
+
+/* The inputs tests/fuzz/fuzz_audio.c found bugs with (run from the repository root). */
+static void test_fuzz_findings(void **state) {
+  (void)state;
+  const char *files[] = {"short-wav-resamples-to-nothing", "ogg-junk-then-vorbis-leak"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "tests/fuzz/corpus/fuzz_audio/%s", files[i]);
+    FILE *f = fopen(path, "rb");
+    if (!f) skip();
+    unsigned char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    try_decode(buf, n, 0);
+  }
 }
 
 /* ---- real speech ------------------------------------------------------------------------------ */
@@ -727,7 +748,7 @@ int main(void) {
       cmocka_unit_test(test_rates_and_types), cmocka_unit_test(test_limits),
       cmocka_unit_test(test_ffmpeg_absent),  cmocka_unit_test(test_ffmpeg_subprocess),
       cmocka_unit_test(test_broken_corpus),  cmocka_unit_test(test_hostile_headers),
-      cmocka_unit_test(test_jfk),
+      cmocka_unit_test(test_fuzz_findings),  cmocka_unit_test(test_jfk),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

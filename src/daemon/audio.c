@@ -112,9 +112,8 @@ void sy_resampler_free(sy_resampler *r) {
 static const struct {
   const char *name, *type;
 } formats[] = {
-    {"mp3", "audio/mpeg"}, {"wav", "audio/wav"}, {"flac", "audio/flac"},
-    {"opus", "audio/ogg"}, {"ogg", "audio/ogg"}, {"vorbis", "audio/ogg"},
-    {"aac", "audio/aac"},  {"pcm", "audio/pcm"},
+    {"mp3", "audio/mpeg"}, {"wav", "audio/wav"},    {"flac", "audio/flac"}, {"opus", "audio/ogg"},
+    {"ogg", "audio/ogg"},  {"vorbis", "audio/ogg"}, {"aac", "audio/aac"},   {"pcm", "audio/pcm"},
 };
 
 const char *sy_audio_content_type(const char *format) {

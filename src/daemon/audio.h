@@ -2,9 +2,10 @@
  * mono float at the rate a worker wants (16 kHz for whisper); speech output is encoded here from
  * float PCM. libsndfile (through its virtual I/O, over memory) reads and writes WAV, FLAC,
  * Ogg/Vorbis, Ogg/Opus and writes MP3; libmpg123 and libvorbisfile (the libraries under
- * libsndfile's own readers) read MP3 and Ogg/Vorbis; libsoxr resamples; the `ffmpeg` program, when installed, handles
- * what libsndfile cannot (M4A/AAC, WebM) as a subprocess. Every input is hostile: sizes, rates,
- * channel counts and durations are checked before anything is allocated from them. */
+ * libsndfile's own readers) read MP3 and Ogg/Vorbis; libsoxr resamples; the `ffmpeg` program, when
+ * installed, handles what libsndfile cannot (M4A/AAC, WebM) as a subprocess. Every input is
+ * hostile: sizes, rates, channel counts and durations are checked before anything is allocated from
+ * them. */
 #ifndef SY_AUDIO_H
 #define SY_AUDIO_H
 
@@ -31,11 +32,11 @@ typedef struct sy_audio_limits {
 
 /* Decode an uploaded file, whatever its name says (the format is told from its content), into
  * mono float at out_rate (1..768000; e.g. 16000). WAV, AIFF, AU, CAF, FLAC and Ogg/Opus go through
- * libsndfile, MP3 through libmpg123, Ogg/Vorbis through libvorbisfile; M4A/AAC, WebM and whatever libsndfile refuses go through
- * `ffmpeg` when it is installed (SWITCHYARD_FFMPEG names the program, else PATH is searched).
- * lim may be NULL (defaults). Returns 0 (out filled; free with sy_audio_free), or -1 with a
- * one-line reason in err: the caller answers 400, or 415 when *unsupported is set (a format this
- * build cannot read; unsupported may be NULL). */
+ * libsndfile, MP3 through libmpg123, Ogg/Vorbis through libvorbisfile; M4A/AAC, WebM and whatever
+ * libsndfile refuses go through `ffmpeg` when it is installed (SWITCHYARD_FFMPEG names the program,
+ * else PATH is searched). lim may be NULL (defaults). Returns 0 (out filled; free with
+ * sy_audio_free), or -1 with a one-line reason in err: the caller answers 400, or 415 when
+ * *unsupported is set (a format this build cannot read; unsupported may be NULL). */
 int sy_audio_decode(const void *data, size_t len, int out_rate, const sy_audio_limits *lim,
                     sy_audio *out, bool *unsupported, char *err, size_t err_len);
 void sy_audio_free(sy_audio *a);

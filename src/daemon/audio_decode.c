@@ -9,11 +9,11 @@
 #include <math.h>
 #include <mpg123.h>
 #include <sndfile.h>
-#include <vorbis/vorbisfile.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <vorbis/vorbisfile.h>
 
 #include "audio.h"
 
@@ -26,8 +26,8 @@
 
 enum kind { K_UNKNOWN, K_WAV, K_AIFF, K_AU, K_CAF, K_FLAC, K_OGG, K_MP3, K_M4A, K_WEBM, K_AAC };
 
-static const char *kind_name[] = {"unknown", "WAV",  "AIFF", "AU",   "CAF", "FLAC",
-                                  "Ogg",     "MP3",  "M4A",  "WebM", "AAC"};
+static const char *kind_name[] = {"unknown", "WAV", "AIFF", "AU",   "CAF", "FLAC",
+                                  "Ogg",     "MP3", "M4A",  "WebM", "AAC"};
 
 static bool is_sndfile_kind(enum kind k) { return k >= K_WAV && k <= K_MP3; }
 
@@ -84,13 +84,20 @@ static sf_count_t mf_tell(void *u) { return ((memfile *)u)->pos; }
  * so its many exotic readers (PAF, SD2, HTK, ...) are never reached by an upload. */
 static bool major_ok(int major, enum kind k) {
   switch (k) {
-    case K_WAV: return major == SF_FORMAT_WAV || major == SF_FORMAT_WAVEX || major == SF_FORMAT_RF64;
-    case K_AIFF: return major == SF_FORMAT_AIFF;
-    case K_AU: return major == SF_FORMAT_AU;
-    case K_CAF: return major == SF_FORMAT_CAF;
-    case K_FLAC: return major == SF_FORMAT_FLAC;
-    case K_OGG: return major == SF_FORMAT_OGG;
-    default: return false;
+    case K_WAV:
+      return major == SF_FORMAT_WAV || major == SF_FORMAT_WAVEX || major == SF_FORMAT_RF64;
+    case K_AIFF:
+      return major == SF_FORMAT_AIFF;
+    case K_AU:
+      return major == SF_FORMAT_AU;
+    case K_CAF:
+      return major == SF_FORMAT_CAF;
+    case K_FLAC:
+      return major == SF_FORMAT_FLAC;
+    case K_OGG:
+      return major == SF_FORMAT_OGG;
+    default:
+      return false;
   }
 }
 
@@ -139,8 +146,8 @@ static int sink_put(sink *k, const float *f, size_t n, char *err, size_t err_len
   k->total += (long long)n;
   if (k->total > k->max_frames) {
     if (k->work_limited)
-      snprintf(err, err_len, "%d channels at %d Hz for this long is over the decoding limit",
-               k->ch, k->rate);
+      snprintf(err, err_len, "%d channels at %d Hz for this long is over the decoding limit", k->ch,
+               k->rate);
     else
       snprintf(err, err_len, "the audio is longer than the limit of %.0f s", k->max_seconds);
     return -1;
@@ -160,7 +167,9 @@ static int sink_put(sink *k, const float *f, size_t n, char *err, size_t err_len
   return 0;
 }
 
-static int sink_end(sink *k, char *err, size_t err_len) { return sink_put(k, NULL, 0, err, err_len); }
+static int sink_end(sink *k, char *err, size_t err_len) {
+  return sink_put(k, NULL, 0, err, err_len);
+}
 
 /* 1: libsndfile would not open it (the caller may try ffmpeg); 0 decoded; -1 error. */
 static int decode_sndfile(const unsigned char *data, size_t len, enum kind k, int out_rate,
@@ -244,7 +253,8 @@ static bool ogg_may_be_vorbis(const unsigned char *p, size_t n) {
  * unit tests' broken corpus and by tests/fuzz/fuzz_audio.c). */
 static size_t ov_cb_read(void *dst, size_t size, size_t nmemb, void *u) {
   if (size == 0) return 0;
-  sf_count_t want = (sf_count_t)(nmemb > (size_t)INT32_MAX / size ? (size_t)INT32_MAX / size : nmemb);
+  sf_count_t want =
+      (sf_count_t)(nmemb > (size_t)INT32_MAX / size ? (size_t)INT32_MAX / size : nmemb);
   return (size_t)mf_read(dst, want * (sf_count_t)size, u) / size;
 }
 static int ov_cb_seek(void *u, ogg_int64_t off, int whence) {
@@ -273,8 +283,8 @@ static int decode_vorbis(const unsigned char *data, size_t len, int out_rate, do
   }
   int ch = vi->channels;
   long rate = vi->rate;
-  if (sink_init(snk, out, ch, rate > INT32_MAX ? 0 : (int)rate, out_rate, max_seconds,
-                "Ogg/Vorbis", err, err_len))
+  if (sink_init(snk, out, ch, rate > INT32_MAX ? 0 : (int)rate, out_rate, max_seconds, "Ogg/Vorbis",
+                err, err_len))
     goto done;
   inited = true;
   ogg_int64_t claimed = ov_pcm_total(&vf, -1);
@@ -377,8 +387,8 @@ static int decode_mpg123(const unsigned char *data, size_t len, int out_rate, do
         snprintf(err, err_len, "mp3 decoder: unexpected output format");
         goto done;
       }
-      if (!started && sink_init(snk, out, nch, (int)nrate, out_rate, max_seconds, "MP3", err,
-                                err_len)) {
+      if (!started &&
+          sink_init(snk, out, nch, (int)nrate, out_rate, max_seconds, "MP3", err, err_len)) {
         sy_resampler_free(&snk->rs);
         goto done;
       }
@@ -426,10 +436,19 @@ static int decode_ffmpeg(const void *data, size_t len, int out_rate, double max_
   snprintf(rate, sizeof rate, "%d", out_rate);
   snprintf(secs, sizeof secs, "%.3f", max_seconds + 1.0);
   /* -protocol_whitelist: a playlist or concat file cannot make ffmpeg open files or URLs */
-  const char *argv[] = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-                        "-protocol_whitelist", "pipe", "-i", "pipe:0", "-map", "0:a:0", "-vn",
-                        "-sn", "-dn", "-ac", "1", "-ar", rate, "-t", secs, "-f", "f32le",
-                        "-c:a", "pcm_f32le", "pipe:1", NULL};
+  const char *argv[] = {"ffmpeg",   "-hide_banner",
+                        "-nostdin", "-loglevel",
+                        "error",    "-protocol_whitelist",
+                        "pipe",     "-i",
+                        "pipe:0",   "-map",
+                        "0:a:0",    "-vn",
+                        "-sn",      "-dn",
+                        "-ac",      "1",
+                        "-ar",      rate,
+                        "-t",       secs,
+                        "-f",       "f32le",
+                        "-c:a",     "pcm_f32le",
+                        "pipe:1",   NULL};
   /* -t stops at max_seconds + 1 s, so "too long" is seen here rather than after hours */
   size_t max_samples = (size_t)(max_seconds * out_rate) + 1;
   sy_buf raw = {0};
@@ -468,7 +487,8 @@ int sy_audio_decode(const void *data, size_t len, int out_rate, const sy_audio_l
   memset(out, 0, sizeof *out);
   if (err_len) err[0] = '\0';
   size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
-  double max_seconds = lim && lim->max_seconds > 0 ? lim->max_seconds : SY_AUDIO_DEFAULT_MAX_SECONDS;
+  double max_seconds =
+      lim && lim->max_seconds > 0 ? lim->max_seconds : SY_AUDIO_DEFAULT_MAX_SECONDS;
   if (out_rate < 1 || out_rate > SY_AUDIO_MAX_RATE) {
     snprintf(err, err_len, "output rate %d Hz is out of range", out_rate);
     return -1;
@@ -510,8 +530,9 @@ int sy_audio_decode(const void *data, size_t len, int out_rate, const sy_audio_l
     rc = -1;
     *unsupported = true;
     if (k == K_UNKNOWN)
-      snprintf(err, err_len, "unrecognised audio format: WAV, FLAC, Ogg (Vorbis, Opus) and MP3 "
-                             "are read; install ffmpeg for M4A/WebM");
+      snprintf(err, err_len,
+               "unrecognised audio format: WAV, FLAC, Ogg (Vorbis, Opus) and MP3 "
+               "are read; install ffmpeg for M4A/WebM");
     else
       snprintf(err, err_len, "%s audio needs ffmpeg: install ffmpeg for M4A/WebM", kind_name[k]);
   }

@@ -32,8 +32,8 @@ struct sy_audio_enc {
   bool streaming, failed, finished;
   int out_rate;
   sy_resampler rs;
-  sy_fvec tmp;    /* resampled block */
-  sy_fvec all;    /* aac: everything, encoded at finish */
+  sy_fvec tmp; /* resampled block */
+  sy_fvec all; /* aac: everything, encoded at finish */
   SNDFILE *sf;
   wfile wf;
   SF_VIRTUAL_IO vio;
@@ -133,7 +133,7 @@ static int parse_fmt(const char *s, enum fmt *f) {
   static const struct {
     const char *name;
     enum fmt f;
-  } t[] = {{"wav", F_WAV},   {"pcm", F_PCM},       {"flac", F_FLAC}, {"mp3", F_MP3},
+  } t[] = {{"wav", F_WAV},   {"pcm", F_PCM},    {"flac", F_FLAC},     {"mp3", F_MP3},
            {"opus", F_OPUS}, {"ogg", F_VORBIS}, {"vorbis", F_VORBIS}, {"aac", F_AAC}};
   if (!s) return -1;
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -154,11 +154,16 @@ static int pick_rate(enum fmt f, int rate) {
   static const int aac[] = {8000,  11025, 12000, 16000, 22050, 24000,
                             32000, 44100, 48000, 64000, 88200, 96000};
   switch (f) {
-    case F_OPUS: return nearest(rate, opus, sizeof opus / sizeof *opus);
-    case F_MP3: return nearest(rate, mp3, sizeof mp3 / sizeof *mp3);
-    case F_AAC: return nearest(rate, aac, sizeof aac / sizeof *aac);
-    case F_FLAC: return rate > 655350 ? 655350 : rate;
-    default: return rate;
+    case F_OPUS:
+      return nearest(rate, opus, sizeof opus / sizeof *opus);
+    case F_MP3:
+      return nearest(rate, mp3, sizeof mp3 / sizeof *mp3);
+    case F_AAC:
+      return nearest(rate, aac, sizeof aac / sizeof *aac);
+    case F_FLAC:
+      return rate > 655350 ? 655350 : rate;
+    default:
+      return rate;
   }
 }
 
@@ -213,10 +218,10 @@ static sy_audio_enc *enc_new(const char *format, int in_rate, int out_rate, bool
   }
   if (f == F_FLAC || f == F_MP3 || f == F_OPUS || f == F_VORBIS) {
     SF_INFO info = {.samplerate = e->out_rate, .channels = 1};
-    info.format = f == F_FLAC     ? SF_FORMAT_FLAC | SF_FORMAT_PCM_16
-                  : f == F_MP3    ? SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III
-                  : f == F_OPUS   ? SF_FORMAT_OGG | SF_FORMAT_OPUS
-                                  : SF_FORMAT_OGG | SF_FORMAT_VORBIS;
+    info.format = f == F_FLAC   ? SF_FORMAT_FLAC | SF_FORMAT_PCM_16
+                  : f == F_MP3  ? SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III
+                  : f == F_OPUS ? SF_FORMAT_OGG | SF_FORMAT_OPUS
+                                : SF_FORMAT_OGG | SF_FORMAT_VORBIS;
     e->vio = (SF_VIRTUAL_IO){wf_len, wf_seek, wf_read, wf_write, wf_tell};
     e->sf = sf_open_virtual(&e->vio, SFM_WRITE, &info, &e->wf);
     if (!e->sf) {
@@ -276,11 +281,17 @@ static int sink(sy_audio_enc *e, sy_buf *out) {
         if (sy_buf_append(out, h, sizeof h)) rc = -1;
         e->header_sent = true;
       }
-      if (!rc && e->streaming) rc = put_s16(e, p, n, out);
-      else if (!rc) rc = sy_fvec_append(&e->all, p, n); /* header needs the length */
+      if (!rc && e->streaming)
+        rc = put_s16(e, p, n, out);
+      else if (!rc)
+        rc = sy_fvec_append(&e->all, p, n); /* header needs the length */
       break;
-    case F_PCM: rc = put_s16(e, p, n, out); break;
-    case F_AAC: rc = sy_fvec_append(&e->all, p, n); break;
+    case F_PCM:
+      rc = put_s16(e, p, n, out);
+      break;
+    case F_AAC:
+      rc = sy_fvec_append(&e->all, p, n);
+      break;
     default:
       if (n && sf_write_float(e->sf, p, (sf_count_t)n) != (sf_count_t)n) {
         snprintf(e->err, sizeof e->err, "encoder: %s", sf_strerror(e->sf));
@@ -317,9 +328,10 @@ int sy_audio_enc_feed(sy_audio_enc *e, const float *pcm, size_t n, sy_buf *out) 
 static int finish_aac(sy_audio_enc *e, sy_buf *out) {
   char rate[32];
   snprintf(rate, sizeof rate, "%d", e->out_rate);
-  const char *argv[] = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "f32le",
-                        "-ar", rate, "-ac", "1", "-i", "pipe:0", "-c:a", "aac", "-b:a", "128k",
-                        "-f", "adts", "pipe:1", NULL};
+  const char *argv[] = {"ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f",
+                        "f32le",  "-ar",          rate,       "-ac",       "1",     "-i",
+                        "pipe:0", "-c:a",         "aac",      "-b:a",      "128k",  "-f",
+                        "adts",   "pipe:1",       NULL};
   size_t in_bytes = e->all.n * sizeof(float);
   return sy_audio_ffmpeg_run(argv, e->all.p, in_bytes, out, in_bytes + (1 << 20),
                              FFMPEG_ENCODE_TIMEOUT_S, e->err, sizeof e->err)
@@ -350,8 +362,10 @@ int sy_audio_enc_finish(sy_audio_enc *e, sy_buf *out) {
         e->header_sent = true;
       }
       return 0;
-    case F_PCM: return 0;
-    case F_AAC: return finish_aac(e, out);
+    case F_PCM:
+      return 0;
+    case F_AAC:
+      return finish_aac(e, out);
     default: {
       int rc = sf_close(e->sf);
       e->sf = NULL;

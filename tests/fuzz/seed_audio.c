@@ -58,7 +58,10 @@ int main(int argc, char **argv) {
   v = 400, memcpy(w + 40, &v, 4);
   for (int i = 0; i < 200; i++) w[44 + 2 * i + 1] = (unsigned char)(i * 7);
   rc |= put(argv[1], "stereo.wav", w, sizeof w) != 0;
-  rc |= put(argv[1], "magic.m4a", "\0\0\0\x18" "ftypM4A ", 12) != 0;
+  rc |= put(argv[1], "magic.m4a",
+            "\0\0\0\x18"
+            "ftypM4A ",
+            12) != 0;
   rc |= put(argv[1], "magic.webm", "\x1a\x45\xdf\xa3", 4) != 0;
   return rc;
 }

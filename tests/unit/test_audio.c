@@ -11,8 +11,6 @@
  * fuzzing found in tests/fuzz/corpus/fuzz_audio/), and real
  * speech (jfk.wav / jfk.mp3 from SWITCHYARD_TESTDATA, skipped when absent).
  */
-#include "../../src/daemon/audio.h"
-
 #include <math.h>
 #include <sndfile.h>
 #include <stdint.h>
@@ -21,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "../../src/daemon/audio.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */
@@ -109,7 +109,8 @@ static bool have_ffmpeg(void) {
   return sy_audio_ffmpeg_find(path, sizeof path);
 }
 
-/* ---- writing arbitrary files with libsndfile (stereo variants) -------------------------------- */
+/* ---- writing arbitrary files with libsndfile (stereo variants) --------------------------------
+ */
 
 typedef struct {
   unsigned char *d;
@@ -154,7 +155,8 @@ static tfile sf_write_mem(int format, int rate, int ch, const float *frames, siz
   return t;
 }
 
-/* ---- round trips ------------------------------------------------------------------------------ */
+/* ---- round trips ------------------------------------------------------------------------------
+ */
 
 static const char *lossy_or_not[] = {"wav", "flac", "mp3", "opus", "ogg", "vorbis"};
 
@@ -256,7 +258,8 @@ static void test_stereo_files(void **state) {
   free(st);
 }
 
-/* ---- streaming -------------------------------------------------------------------------------- */
+/* ---- streaming --------------------------------------------------------------------------------
+ */
 
 static sy_buf stream_chunks(const float *x, size_t n, int rate, const char *fmt, int out_rate,
                             int chunks) {
@@ -398,14 +401,14 @@ static void test_limits(void **state) {
     assert_int_equal(sy_audio_decode(b.data, b.len, 16000, &lim, &a, &unsup, err, sizeof err), 0);
     sy_audio_free(&a);
     assert_int_equal(sy_audio_decode(b.data, b.len, 0, NULL, &a, &unsup, err, sizeof err), -1);
-    assert_int_equal(sy_audio_decode(b.data, b.len, 800000, NULL, &a, &unsup, err, sizeof err),
-                     -1);
+    assert_int_equal(sy_audio_decode(b.data, b.len, 800000, NULL, &a, &unsup, err, sizeof err), -1);
     sy_buf_free(&b);
   }
   free(x);
 }
 
-/* ---- the ffmpeg path -------------------------------------------------------------------------- */
+/* ---- the ffmpeg path --------------------------------------------------------------------------
+ */
 
 static void write_script(const char *name, const char *body, char *path, size_t path_len) {
   snprintf(path, path_len, "%s/%s", ffmpeg_dir, name);
@@ -444,8 +447,10 @@ static void test_ffmpeg_absent(void **state) {
   float x[4] = {0};
   assert_int_equal(sy_audio_encode(x, 4, 16000, "aac", 0, &b, err, sizeof err), -1);
   assert_non_null(strstr(err, "ffmpeg"));
-  if (saved) setenv("SWITCHYARD_FFMPEG", saved, 1), free(saved);
-  else unsetenv("SWITCHYARD_FFMPEG");
+  if (saved)
+    setenv("SWITCHYARD_FFMPEG", saved, 1), free(saved);
+  else
+    unsetenv("SWITCHYARD_FFMPEG");
 }
 
 static void test_ffmpeg_subprocess(void **state) {
@@ -468,8 +473,10 @@ static void test_ffmpeg_subprocess(void **state) {
   assert_true(a.pcm[n - 1] == in[n - 1]);
   sy_audio_free(&a);
   /* it fails: its last stderr line is the reason; unknown content is then a 415 */
-  write_script("fail-ffmpeg", "cat >/dev/null; echo 'noise' >&2; echo 'pipe:0: Invalid data' >&2; "
-               "exit 1", path, sizeof path);
+  write_script("fail-ffmpeg",
+               "cat >/dev/null; echo 'noise' >&2; echo 'pipe:0: Invalid data' >&2; "
+               "exit 1",
+               path, sizeof path);
   setenv("SWITCHYARD_FFMPEG", path, 1);
   assert_int_equal(sy_audio_decode(in, 4096, 16000, NULL, &a, &unsup, err, sizeof err), -1);
   assert_false(unsup);
@@ -494,11 +501,14 @@ static void test_ffmpeg_subprocess(void **state) {
   assert_int_equal(b.len, 4000);
   sy_buf_free(&b);
   free(in);
-  if (saved) setenv("SWITCHYARD_FFMPEG", saved, 1), free(saved);
-  else unsetenv("SWITCHYARD_FFMPEG");
+  if (saved)
+    setenv("SWITCHYARD_FFMPEG", saved, 1), free(saved);
+  else
+    unsetenv("SWITCHYARD_FFMPEG");
 }
 
-/* ---- the broken corpus ------------------------------------------------------------------------ */
+/* ---- the broken corpus ------------------------------------------------------------------------
+ */
 
 static uint64_t rng = 0x5eed;
 static uint32_t next_rand(void) {
@@ -562,8 +572,8 @@ static void test_broken_corpus(void **state) {
   assert_false(unsup);
   assert_int_equal(sy_audio_decode(NULL, 0, 16000, NULL, &a, &unsup, err, sizeof err), -1);
   unsigned char g[4096];
-  const char *magic[] = {"", "RIFF", "RF64", "FORM", ".snd", "caff", "fLaC", "OggS", "ID3",
-                         "\xff\xfb", "\xff\xf1", "RIFF\x10\0\0\0WAVEfmt "};
+  const char *magic[] = {"",     "RIFF", "RF64", "FORM",     ".snd",     "caff",
+                         "fLaC", "OggS", "ID3",  "\xff\xfb", "\xff\xf1", "RIFF\x10\0\0\0WAVEfmt "};
   for (size_t k = 0; k < sizeof magic / sizeof *magic; k++)
     for (int r = 0; r < 50; r++) {
       for (size_t i = 0; i < sizeof g; i++) g[i] = (unsigned char)next_rand();
@@ -686,7 +696,8 @@ static void test_fuzz_findings(void **state) {
   }
 }
 
-/* ---- real speech ------------------------------------------------------------------------------ */
+/* ---- real speech ------------------------------------------------------------------------------
+ */
 
 static int read_file(const char *path, sy_buf *b) {
   FILE *f = fopen(path, "rb");
@@ -743,12 +754,12 @@ static int teardown(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_round_trip_aac),
-      cmocka_unit_test(test_stereo_files),   cmocka_unit_test(test_streaming),
+      cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_round_trip_aac),
+      cmocka_unit_test(test_stereo_files),    cmocka_unit_test(test_streaming),
       cmocka_unit_test(test_rates_and_types), cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_ffmpeg_absent),  cmocka_unit_test(test_ffmpeg_subprocess),
-      cmocka_unit_test(test_broken_corpus),  cmocka_unit_test(test_hostile_headers),
-      cmocka_unit_test(test_fuzz_findings),  cmocka_unit_test(test_jfk),
+      cmocka_unit_test(test_ffmpeg_absent),   cmocka_unit_test(test_ffmpeg_subprocess),
+      cmocka_unit_test(test_broken_corpus),   cmocka_unit_test(test_hostile_headers),
+      cmocka_unit_test(test_fuzz_findings),   cmocka_unit_test(test_jfk),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/fuzz/seeds.sh DIR — fill DIR/<target>/ with each libFuzzer target's seed corpus:
 # tests/fuzz/corpus/<target>/ when it exists (hand-made inputs), and what
-# build-fuzz/seed_<name> (built from tests/fuzz/seed_<name>.c) writes for fuzz_<name>.
+# build-fuzz/seed_<name> (built from tests/fuzz/seed_<name>.c) writes for fuzz_<name>; for
+# fuzz_jinja, llama.cpp's reference chat templates.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:?usage: seeds.sh DIR}
@@ -9,6 +10,11 @@ for src in tests/fuzz/fuzz_*.c; do
   t=$(basename "$src" .c)
   mkdir -p "$out/$t"
   [ -d "tests/fuzz/corpus/$t" ] && cp -f tests/fuzz/corpus/"$t"/* "$out/$t/" 2>/dev/null || true
+  # the Jinja target starts from llama.cpp's ~70 real chat templates
+  if [ "$t" = fuzz_jinja ]; then
+    tdir=${SY_TEMPLATES_DIR:-$(deps/engines.sh print-prefix)/../src/llama.cpp/models/templates}
+    [ -d "$tdir" ] && cp -f "$tdir"/*.jinja "$out/$t/" 2>/dev/null || true
+  fi
   gen=build-fuzz/seed_${t#fuzz_}
   if [ -x "$gen" ]; then "$gen" "$out/$t"; fi
 done

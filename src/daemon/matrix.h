@@ -47,6 +47,7 @@ typedef struct matrix_model {
   int max_queue;         /* requests that may wait for this model (loading / room); default 64 */
   bool request_keep_alive; /* a request's "keep_alive" may override keep_alive_s; default false */
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
+  char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
   int n_ctx_train;       /* from the GGUF, 0 if unknown */
@@ -62,6 +63,7 @@ typedef struct matrix {
   size_t n_api_keys;
   char *models_dir;      /* NULL = no discovery */
   size_t max_body_bytes; /* default 16 MiB */
+  size_t max_upload_bytes; /* audio uploads (/v1/audio/...); default 25 MiB */
   int max_connections;   /* default 256 */
   int log_level;         /* sy_log_level; default info */
   long long mem_budget;  /* bytes models may use; 0 = MemTotal − mem_reserve */

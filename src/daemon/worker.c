@@ -315,7 +315,9 @@ void worker_stop(worker *w, int grace_ms) {
   pthread_mutex_unlock(&w->mu);
 }
 
-wreq *worker_submit(worker *w, json_t *msg, api_error *err) {
+wreq *worker_submit(worker *w, json_t *msg, api_error *err) { return worker_submit_payload(w, msg, NULL, 0, err); }
+
+wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len, api_error *err) {
   pthread_mutex_lock(&w->mu);
   if (!w->alive) {
     pthread_mutex_unlock(&w->mu);
@@ -337,7 +339,7 @@ wreq *worker_submit(worker *w, json_t *msg, api_error *err) {
   r->listed = true;
   pthread_mutex_unlock(&w->mu);
   json_object_set_new(msg, "id", json_integer(id));
-  if (ipc_send_steal(&w->chan, msg, NULL, 0) != IPC_OK) {
+  if (ipc_send_steal(&w->chan, msg, payload, payload_len) != IPC_OK) {
     pthread_mutex_lock(&w->mu);
     unlist(w, r);
     pthread_mutex_unlock(&w->mu);

@@ -51,6 +51,8 @@ void worker_stop(worker *w, int grace_ms);
 /* Submit a request: msg is stolen; its "id" is set here. Returns NULL (err filled) if the worker
  * is gone. */
 wreq *worker_submit(worker *w, json_t *msg, api_error *err);
+/* The same with a binary payload (copied onto the socket before this returns), e.g. audio. */
+wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len, api_error *err);
 
 /* An fd that becomes readable (POLLIN) when events are pending for this request. */
 int wreq_fd(const wreq *r);

@@ -111,6 +111,7 @@ typedef struct run {
   int64_t id;
   bool words;
   bool vad;
+  double duration; /* seconds of audio: segment times are kept inside it */
   sy_buf text; /* all segments' text, for done */
 } run;
 
@@ -187,7 +188,9 @@ static void new_segment_cb(struct whisper_context *ctx, struct whisper_state *st
     if (!text) continue;
     double s0 = (double)whisper_full_get_segment_t0_from_state(st, i) / 100.0;
     double s1 = (double)whisper_full_get_segment_t1_from_state(st, i) / 100.0;
-    if (s1 < s0) s1 = s0;
+    /* the decoder may place a timestamp past the end of the audio (or of a VAD cut) */
+    s0 = s0 < 0 ? 0 : s0 > r->duration ? r->duration : s0;
+    s1 = s1 < s0 ? s0 : s1 > r->duration ? r->duration : s1;
     json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id, "text", text, ln,
                           "t0", s0, "t1", s1);
     if (f && r->words) json_object_set_new(f, "words", segment_words(ctx, st, i, s0, s1));
@@ -265,7 +268,7 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
       break;
     }
 
-  run r = {.w = w, .id = id, .words = jw && json_is_true(jw), .vad = vad};
+  run r = {.w = w, .id = id, .words = jw && json_is_true(jw), .vad = vad, .duration = (double)n / WW_SAMPLE_RATE};
   int n_speech = 0;
   json_t *speech = vad ? speech_segments(w, pcm, n, &n_speech) : NULL;
   struct whisper_full_params p = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);

@@ -33,7 +33,8 @@ make_models() {
   build/bin/mkmodel --preset tiny-qwen3 --seed 3 --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" \
     -o "$models/tiny-qwen3.gguf" &&
   build/bin/mkmodel --preset tiny-qwen3 --seed 4 --chat-template "$SY_TEMPLATES_DIR/Qwen-QwQ-32B.jinja" \
-    -o "$models/tiny-qwq.gguf"
+    -o "$models/tiny-qwq.gguf" &&
+  build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models
 

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "multipart.h"
+#include "../../src/daemon/multipart.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint8_t *nl = memchr(data, '\n', size < 256 ? size : 256);

@@ -13,7 +13,7 @@
 #include <strings.h>
 
 #include "api_parse.h"
-#include "audio_stub.h"
+#include "audio.h"
 #include "log.h"
 #include "multipart.h"
 #include "sse.h"

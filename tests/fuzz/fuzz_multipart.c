@@ -31,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   if (mp_parse(body, len, boundary, parts, MP_MAX_PARTS, &n, err, sizeof err) == 0) {
     volatile unsigned sum = 0;
+    (void)sum;
     for (size_t i = 0; i < n; i++) {
       for (size_t k = 0; k < parts[i].len; k++) sum += (unsigned char)parts[i].data[k];
       sum += (unsigned)strlen(parts[i].name) + (unsigned)strlen(parts[i].filename) +

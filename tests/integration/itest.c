@@ -2097,6 +2097,10 @@ static void t_transcribe_errors(void) {
   sy_buf_free(&bad);
   CHECK(r.status == 400 && jstr(r.json, "error.message"), "corrupt file: %ld %s", r.status, r.body.data);
   resp_clear(&r);
+  static const char junk[] = "hello, this is text and not audio at all";
+  post_form(path, junk, sizeof junk - 1, (const char *[]){"model", "whisper", NULL}, &r);
+  CHECK(is_error(&r, 415, "unsupported_audio_format"), "not audio: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
   post_form(path, test_wav.data, test_wav.len, (const char *[]){"model", "chat", NULL}, &r);
   CHECK(is_error(&r, 400, "wrong_capability"), "a chat model: %ld %s", r.status, r.body.data);
   resp_clear(&r);
@@ -2144,6 +2148,22 @@ static void t_transcribe_vad(void) {
   CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 11.0) < 0.01, "duration: %s", r.body.data);
   CHECK(jstr(r.json, "text") && strcmp(jstr(r.json, "text"), "") == 0, "a weightless model says nothing: %s",
         r.body.data);
+  resp_clear(&r);
+  /* the same speech through MP3 (decoded by the daemon) */
+  snprintf(p, sizeof p, "%s/jfk.mp3", testdata_dir);
+  f = fopen(p, "rb");
+  CHECK(f, "open %s", p);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
+  fclose(f);
+  post_form("/v1/audio/transcriptions", wav.data, wav.len,
+            (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
+  sy_buf_free(&wav);
+  sp = json_object_get(r.json, "speech_segments");
+  CHECK(r.status == 200 && json_array_size(sp) == 4, "mp3: %ld %s", r.status, r.body.data);
+  for (size_t i = 0; i < 4; i++) {
+    double a = json_number_value(json_object_get(json_array_get(sp, i), "start"));
+    CHECK(fabs(a - want[i][0]) < 0.05, "mp3 segment %zu starts at %.2f, want %.2f", i, a, want[i][0]);
+  }
   resp_clear(&r);
 }
 

@@ -46,6 +46,7 @@ COMMON_SRC := $(wildcard src/common/*.c)
 CHAT_SRC := $(wildcard src/chat/*.c)
 DAEMON_SRC := $(wildcard src/daemon/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
+WHISPER_SRC := $(wildcard src/workers/whisper/*.c)
 MKMODEL_SRC := $(wildcard tools/mkmodel/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
@@ -60,7 +61,7 @@ BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
-            $(BIN)/sy-jinja
+            $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper
 .PHONY: all deps engines run test test-only unit bench bench-mixed clean format
 all: deps engines $(PROGRAMS)
 
@@ -82,6 +83,17 @@ $(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 $(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
+# whisper.cpp (built on the same ggml): libwhisper plus the ggml libraries of ENGINE_LIBS
+WHISPER_LIBS := $(ENGINES)/lib/libwhisper.a $(filter-out %/libmtmd.a %/libllama.a %/libvendor-hash.a,$(ENGINE_LIBS))
+$(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(WHISPER_LIBS)
+
+# random-weight whisper.cpp ggml models (tools/mkwhisper), for tests that need no ../shared
+$(BIN)/mkwhisper: $(call obj,tools/mkwhisper/main.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lm
 
 # llama.cpp's memory estimator, run by the daemon as a probe (see src/daemon/memplan.h)
 $(BIN)/llama-fit-params: $(ENGINES_DONE)
@@ -129,7 +141,7 @@ $(BIN)/jinja-oracle: tests/jinja/oracle.cpp | $(ENGINES_DONE)
 	  -fopenmp -lm -lpthread
 
 # Object files of the engine-linked programs need the engine headers to exist first.
-$(call obj,$(LLAMA_SRC) $(MKMODEL_SRC) $(BENCH_SRC) tests/grammar/check.c): | $(ENGINES_DONE)
+$(call obj,$(LLAMA_SRC) $(WHISPER_SRC) $(MKMODEL_SRC) $(BENCH_SRC) tests/grammar/check.c): | $(ENGINES_DONE)
 
 run: all
 	@mkdir -p $(MODELS)
@@ -146,7 +158,7 @@ unit: $(UNIT_BINS)
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama llama-fit-params sy-jinja) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama switchyard-whisper llama-fit-params sy-jinja) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(BIN)/grammar-check $(BIN)/jinja-oracle $(UNIT_BINS)
 	tests/run.sh

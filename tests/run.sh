@@ -39,7 +39,8 @@ make_models() {
     -o "$models/tiny-qwq.gguf" &&
   # a vision model: tiny qwen2 + a LLaVA-style projector (16 tokens per image), checked through mtmd
   build/bin/mkmodel --preset tiny-qwen2 --seed 5 -o "$models/tiny-vlm.gguf" \
-    --mmproj "$models/tiny-vlm-mmproj.gguf" --verify
+    --mmproj "$models/tiny-vlm-mmproj.gguf" --verify &&
+  build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models
 

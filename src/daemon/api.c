@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "api_audio.h"
 #include "api_parse.h"
 #include "buf.h"
 #include "daemon.h"
@@ -860,6 +861,10 @@ void api_handle(void *ud, http_req *r) {
     else if (which == 2) handle_embed(d, r, req, &obs);
     else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);
+    return;
+  }
+  if (strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0) {
+    api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
     return;
   }
   if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {

@@ -209,6 +209,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->method = method;
     r->url = url;
     r->body.limit = s->p.max_body_bytes;
+    if (s->p.max_upload_bytes && strncmp(url, "/v1/audio/", 10) == 0) r->body.limit = s->p.max_upload_bytes;
     *con_cls = r;
     int nh = MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL);
     const char *cl = http_header(r, "Content-Length");
@@ -219,10 +220,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       reply_simple_error(r, 403, "invalid_request_error", "host_not_allowed",
                          "the Host header does not name this machine (the server listens on loopback only)");
       r->early_reply = true;
-    } else if (cl && strtoull(cl, NULL, 10) > s->p.max_body_bytes) {
+    } else if (cl && strtoull(cl, NULL, 10) > r->body.limit) {
       api_error e;
       api_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
-                    "the request body (%s bytes) is larger than the limit of %zu bytes", cl, s->p.max_body_bytes);
+                    "the request body (%s bytes) is larger than the limit of %zu bytes%s", cl, r->body.limit,
+                    r->body.limit != s->p.max_body_bytes ? " (limits.max_upload_bytes)" : "");
       http_reply_error(r, &e);
       r->early_reply = true;
     }
@@ -245,7 +247,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (r->too_large) {
     api_error e;
     api_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
-                  "the request body is larger than the limit of %zu bytes", s->p.max_body_bytes);
+                  "the request body is larger than the limit of %zu bytes%s", r->body.limit,
+                  r->body.limit != s->p.max_body_bytes ? " (limits.max_upload_bytes)" : "");
     http_reply_error(r, &e);
   } else if (!authorized(s, r)) {
     reply_simple_error(r, 401, "invalid_request_error", "invalid_api_key",

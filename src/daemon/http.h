@@ -31,6 +31,7 @@ typedef struct http_params {
   const char *host;         /* numeric address or "localhost" */
   int port;                 /* 0 = any free port */
   size_t max_body_bytes;
+  size_t max_upload_bytes;  /* bodies of /v1/audio/... (file uploads); 0 = max_body_bytes */
   int max_connections;
   int max_headers;          /* default 100 */
   const char *const *api_keys;  /* NULL/empty = no auth */

@@ -58,6 +58,7 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
   }
   matrix *old = d->mx;
   if (strcmp(nmx->host, old->host) != 0 || nmx->port != old->port || nmx->max_body_bytes != old->max_body_bytes ||
+      nmx->max_upload_bytes != old->max_upload_bytes ||
       nmx->max_connections != old->max_connections ||
       !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys))
     LOG_W("reload: listen, api_keys and limits take effect at the next restart");
@@ -209,6 +210,7 @@ int main(int argc, char **argv) {
   http_params hp = {.host = host ? host : d.mx->host,
                     .port = port >= 0 ? port : d.mx->port,
                     .max_body_bytes = d.mx->max_body_bytes,
+                    .max_upload_bytes = d.mx->max_upload_bytes,
                     .max_connections = d.mx->max_connections,
                     .api_keys = (const char *const *)d.mx->api_keys,
                     .n_api_keys = d.mx->n_api_keys,

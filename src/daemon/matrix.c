@@ -434,6 +434,7 @@ static void model_clear(matrix_model *mm) {
   free(mm->pooling);
   free(mm->chat_template);
   free(mm->mmproj);
+  free(mm->vad_model);
   free(mm->arch);
   free(mm->source);
   memset(mm, 0, sizeof *mm);
@@ -492,12 +493,13 @@ enum {
   M_MAX_QUEUE,
   M_REQUEST_KEEP_ALIVE,
   M_MMPROJ,
+  M_VAD_MODEL,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "request_keep_alive", "mmproj", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -522,6 +524,19 @@ static bool whisper_magic_ok(const char *path) {
   bool ok = f && fread(b, 1, 4, f) == 4 && b[0] == 0x6c && b[1] == 0x6d && b[2] == 0x67 && b[3] == 0x67;
   if (f) fclose(f);
   return ok;
+}
+
+/* vad_model: a Silero VAD model in whisper.cpp's ggml format, relative to the config like file. */
+static int engine_vad_model(loader *l, const yaml_node_t *n, const char *path, char **out) {
+  char p[128], joined[PATH_MAX], real[PATH_MAX];
+  const char *s;
+  snprintf(p, sizeof p, "%s.vad_model", path);
+  if (want_str(l, n, p, &s)) return -1;
+  if (!*s || join_path(joined, sizeof joined, l->dir, s)) return at(l, n, "%s: '%s' is not a usable path", p, s);
+  if (!realpath(joined, real)) return at(l, n, "%s: cannot open '%s': %s", p, joined, strerror(errno));
+  if (!whisper_magic_ok(real)) return at(l, n, "%s: '%s' is not a whisper.cpp VAD model (ggml magic)", p, joined);
+  if (!(*out = strdup(real))) return oom(l);
+  return 0;
 }
 
 static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
@@ -681,6 +696,10 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     mm.caps = caps ? caps : MATRIX_CAP_SPEECH;
     goto push;
   }
+  if (v[M_VAD_MODEL] && engine != MATRIX_ENGINE_WHISPER) {
+    at(l, v[M_VAD_MODEL], "%s.vad_model: only for engine: whisper", path);
+    goto out;
+  }
   /* the file last: its errors are the costliest to find */
   if (!v[M_FILE]) {
     at(l, n, "%s: missing required key 'file'", path);
@@ -703,6 +722,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       at(l, v[M_FILE], "%s: '%s' is not a whisper.cpp model (ggml magic)", p, joined);
       goto out;
     }
+    if (v[M_VAD_MODEL] && engine_vad_model(l, v[M_VAD_MODEL], path, &mm.vad_model)) goto out;
     gguf_info none = {0};
     if (model_finish(&mm, &given, &l->defaults, &none, real, (long long)st.st_size) || !(mm.source = strdup(src)))
       goto oom;
@@ -930,10 +950,14 @@ static int load_root(loader *l, const yaml_node_t *root) {
   }
   if (v[K_LIMITS] && !is_null(v[K_LIMITS])) {
     static const char *const keys[] = {"max_body_bytes", "max_connections", "image_dir",
-                                       "max_image_bytes", "max_image_pixels"};
-    yaml_node_t *lv[5];
+                                       "max_image_bytes", "max_image_pixels", "max_upload_bytes"};
+    yaml_node_t *lv[6];
     long long b;
-    if (want_map(l, v[K_LIMITS], "limits", keys, 5, lv)) return -1;
+    if (want_map(l, v[K_LIMITS], "limits", keys, 6, lv)) return -1;
+    if (lv[5]) {
+      if (want_ll(l, lv[5], "limits.max_upload_bytes", 1024, 1ll << 32, &b)) return -1;
+      m->max_upload_bytes = (size_t)b;
+    }
     if (lv[2] && !is_null(lv[2])) {
       const char *s;
       char joined[PATH_MAX], real[PATH_MAX];
@@ -1100,6 +1124,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   }
   m->port = 8080;
   m->max_body_bytes = 16u << 20;
+  m->max_upload_bytes = 25u << 20;
   m->mem_reserve = 2LL << 30;
   m->gpu_reserve = 512LL << 20;
   m->gpu_overhead = 512LL << 20;

@@ -49,6 +49,7 @@ typedef struct matrix_model {
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *mmproj;          /* absolute path of the vision projector GGUF, or NULL */
   long long mmproj_bytes; /* its size */
+  char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
   int n_ctx_train;       /* from the GGUF, 0 if unknown */
@@ -64,6 +65,7 @@ typedef struct matrix {
   size_t n_api_keys;
   char *models_dir;      /* NULL = no discovery */
   size_t max_body_bytes; /* default 16 MiB */
+  size_t max_upload_bytes; /* audio uploads (/v1/audio/...); default 25 MiB */
   int max_connections;   /* default 256 */
   char *image_dir;       /* limits.image_dir: local image files allowed from here; NULL = only data: URLs */
   long long max_image_bytes;  /* limits.max_image_bytes: encoded size of one image; 0 = decoder default */

@@ -462,8 +462,15 @@ sched *sched_new(const sched_params *p) {
 }
 
 static json_t *load_message(const matrix_model *m) {
-  if (m->engine != MATRIX_ENGINE_LLAMA)
-    return json_pack("{s:s, s:s, s:i}", "model", m->file, "engine", matrix_engine_name(m->engine), "n_threads", m->threads);
+  if (m->engine != MATRIX_ENGINE_LLAMA) {
+    json_t *e = json_pack("{s:s, s:s, s:i}", "model", m->file, "engine", matrix_engine_name(m->engine), "n_threads",
+                          m->threads);
+    if (e && m->engine == MATRIX_ENGINE_WHISPER) { /* whisper.cpp's built-in VAD; the GPU unless gpu_layers: 0 */
+      if (m->vad_model) json_object_set_new(e, "vad_model", json_string(m->vad_model));
+      json_object_set_new(e, "gpu", json_boolean(m->gpu_layers != 0));
+    }
+    return e;
+  }
   json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "model", m->file, "n_ctx", m->context,
                         "n_parallel", m->parallel, "n_threads", m->threads, "n_batch", m->batch,
                         "n_gpu_layers", m->gpu_layers, "mode",
@@ -808,7 +815,8 @@ static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
   bool same_str = (!a->pooling == !m->pooling) && (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
                   (!a->chat_template == !m->chat_template) &&
                   (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0) &&
-                  (!a->mmproj == !m->mmproj) && (!a->mmproj || strcmp(a->mmproj, m->mmproj) == 0);
+                  (!a->mmproj == !m->mmproj) && (!a->mmproj || strcmp(a->mmproj, m->mmproj) == 0) &&
+                  (!a->vad_model == !m->vad_model) && (!a->vad_model || strcmp(a->vad_model, m->vad_model) == 0);
   return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine && a->threads == m->threads &&
          a->deterministic == m->deterministic &&
          (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) == (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));

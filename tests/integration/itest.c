@@ -6,6 +6,7 @@
  *
  * usage: itest --daemon BIN --models DIR [--testdata DIR] [--only NAME]
  * Prints one line per test and "N passed, N failed" at the end; exit status 1 on any failure. */
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -2135,6 +2137,286 @@ static void t_vision(void) {
   free(bad);
 }
 
+/* ---- speech to text (/v1/audio/transcriptions, /translations) ---- */
+
+/* POST a multipart form: the file (data, or none when NULL) and name/value pairs (NULL-ended). */
+static void post_form(const char *path, const void *file, size_t file_len, const char *const *kv, resp *r) {
+  memset(r, 0, sizeof *r);
+  CURL *c = curl_easy_init();
+  char url[512];
+  snprintf(url, sizeof url, "%s%s", D.base, path);
+  curl_mime *form = curl_mime_init(c);
+  if (file) {
+    curl_mimepart *p = curl_mime_addpart(form);
+    curl_mime_name(p, "file");
+    curl_mime_data(p, file, file_len);
+    curl_mime_filename(p, "audio.wav");
+  }
+  for (const char *const *k = kv; k && k[0] && k[1]; k += 2) {
+    curl_mimepart *p = curl_mime_addpart(form);
+    curl_mime_name(p, k[0]);
+    curl_mime_data(p, k[1], CURL_ZERO_TERMINATED);
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_mime_free(form);
+  curl_easy_cleanup(c);
+  if (r->body.len) r->json = json_loadb(r->body.data, r->body.len, 0, NULL);
+}
+
+/* A 16 kHz mono 16-bit WAV: secs of a gliding tone over a little noise. */
+static void make_wav(sy_buf *b, double secs) {
+  uint32_t n = (uint32_t)(secs * 16000), bytes = n * 2;
+  unsigned char h[44] = "RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data";
+  uint32_t riff = 36 + bytes;
+  memcpy(h + 4, &riff, 4);
+  memcpy(h + 40, &bytes, 4);
+  sy_buf_append(b, h, 44);
+  unsigned seed = 7;
+  for (uint32_t i = 0; i < n; i++) {
+    double t = i / 16000.0;
+    seed = seed * 1103515245u + 12345u;
+    double v = 0.3 * sin(2 * M_PI * (220 + 60 * t) * t) + 0.02 * ((double)(seed >> 16 & 0x7fff) / 16384.0 - 1);
+    int16_t s = (int16_t)(v * 32767);
+    sy_buf_append(b, &s, 2);
+  }
+}
+
+/* Parse "HH:MM:SS,mmm" (sep ',' for SRT, '.' for VTT) at p; -1 when malformed. */
+static double cue_time(const char *p, char sep) {
+  int hh, mm, ss, ms;
+  char c;
+  if (strlen(p) < 12 || sscanf(p, "%2d:%2d:%2d%c%3d", &hh, &mm, &ss, &c, &ms) != 5 || c != sep || mm > 59 || ss > 59 ||
+      p[2] != ':' || p[5] != ':' || !isdigit((unsigned char)p[11]))
+    return -1;
+  return hh * 3600 + mm * 60 + ss + ms / 1000.0;
+}
+
+/* Check an SRT (srt) or VTT body: numbered cues / WEBVTT header, well-formed and increasing
+ * times, a text line per cue. Returns the number of cues, or -1 (reason in why). */
+static int check_subtitles(const char *body, bool srt, char *why, size_t wl) {
+  const char *p = body;
+  if (!srt) {
+    if (strncmp(p, "WEBVTT\n\n", 8) != 0) return snprintf(why, wl, "no WEBVTT header"), -1;
+    p += 8;
+  }
+  int cues = 0;
+  double prev = 0;
+  char sep = srt ? ',' : '.';
+  while (*p) {
+    if (srt) {
+      char *end;
+      long idx = strtol(p, &end, 10);
+      if (idx != cues + 1 || *end != '\n') return snprintf(why, wl, "cue %d: bad number", cues + 1), -1;
+      p = end + 1;
+    }
+    double a = cue_time(p, sep), b = a >= 0 && strncmp(p + 12, " --> ", 5) == 0 ? cue_time(p + 17, sep) : -1;
+    if (a < 0 || b < 0 || p[29] != '\n') return snprintf(why, wl, "cue %d: bad timing line", cues + 1), -1;
+    if (a < prev || b < a) return snprintf(why, wl, "cue %d: times go back (%.3f..%.3f)", cues + 1, a, b), -1;
+    prev = a;
+    p += 30;
+    const char *blank = strstr(p, "\n\n");
+    if (!blank || blank == p) return snprintf(why, wl, "cue %d: no text or no blank line", cues + 1), -1;
+    p = blank + 2;
+    cues++;
+  }
+  return cues;
+}
+
+static sy_buf test_wav;
+
+static void t_transcribe(void) {
+  if (!test_wav.len) make_wav(&test_wav, 3.0);
+  const char *path = "/v1/audio/transcriptions";
+  resp r;
+  /* json */
+  post_form(path, test_wav.data, test_wav.len,
+            (const char *[]){"model", "whisper", "temperature", "0.2", "language", "en", NULL}, &r);
+  CHECK(r.status == 200 && jstr(r.json, "text"), "json: %ld %s", r.status, r.body.data);
+  CHECK(strcmp(jstr(r.json, "usage.type"), "duration") == 0 && jnum(r.json, "usage.seconds") == 3, "usage: %s",
+        r.body.data);
+  CHECK(strcmp(r.model_hdr, "whisper") == 0, "X-Switchyard-Model '%s'", r.model_hdr);
+  resp_clear(&r);
+  /* text */
+  post_form(path, test_wav.data, test_wav.len,
+            (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "text", NULL}, &r);
+  CHECK(r.status == 200 && strncmp(r.content_type, "text/plain", 10) == 0, "text: %ld %s", r.status, r.content_type);
+  CHECK(r.body.len >= 1 && r.body.data[r.body.len - 1] == '\n', "text ends with a newline");
+  resp_clear(&r);
+  /* srt, vtt */
+  char why[128] = "";
+  for (int srt = 1; srt >= 0; srt--) {
+    post_form(path, test_wav.data, test_wav.len,
+              (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", srt ? "srt" : "vtt", NULL},
+              &r);
+    CHECK(r.status == 200, "%s: %ld %s", srt ? "srt" : "vtt", r.status, r.body.data);
+    int cues = check_subtitles(r.body.data ? r.body.data : "", srt, why, sizeof why);
+    CHECK(cues >= 0, "%s: %s:\n%s", srt ? "srt" : "vtt", why, r.body.data);
+    resp_clear(&r);
+  }
+  /* verbose_json with words and segments */
+  post_form(path, test_wav.data, test_wav.len,
+            (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "verbose_json",
+                             "timestamp_granularities[]", "word", "timestamp_granularities[]", "segment", NULL},
+            &r);
+  CHECK(r.status == 200, "verbose_json: %ld %s", r.status, r.body.data);
+  CHECK(strcmp(jstr(r.json, "task"), "transcribe") == 0 && jstr(r.json, "language") && jstr(r.json, "text"),
+        "verbose_json shape: %s", r.body.data);
+  const json_t *dur = jpath(r.json, "duration");
+  CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 3.0) < 0.01, "duration %s", r.body.data);
+  json_t *segs = json_object_get(r.json, "segments"), *words = json_object_get(r.json, "words");
+  CHECK(json_is_array(segs) && json_is_array(words), "segments and words: %s", r.body.data);
+  size_t i;
+  json_t *s;
+  double prev = 0;
+  json_array_foreach(segs, i, s) {
+    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    CHECK(jnum(s, "id") == (long long)i && jstr(s, "text") && a >= prev && b >= a && b <= 3.0 + 1e-6,
+          "segment %zu: %s", i, r.body.data);
+    prev = a;
+  }
+  json_array_foreach(words, i, s) {
+    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    CHECK(jstr(s, "word") && b >= a, "word %zu: %s", i, r.body.data);
+  }
+  resp_clear(&r);
+}
+
+static void t_transcribe_stream(void) {
+  if (!test_wav.len) make_wav(&test_wav, 3.0);
+  resp r;
+  post_form("/v1/audio/transcriptions", test_wav.data, test_wav.len,
+            (const char *[]){"model", "whisper", "temperature", "0.2", "stream", "true", NULL}, &r);
+  CHECK(r.status == 200 && strncmp(r.content_type, "text/event-stream", 17) == 0, "%ld %s", r.status, r.content_type);
+  bool done, ok;
+  json_t *ev = sse_events(&r.body, &done, &ok);
+  size_t n = json_array_size(ev), i;
+  json_t *e;
+  sy_buf text = {0};
+  bool shapes = ok && n >= 1;
+  json_array_foreach(ev, i, e) {
+    const char *type = jstr(e, "type");
+    if (i + 1 < n) {
+      shapes &= type && strcmp(type, "transcript.text.delta") == 0 && jstr(e, "delta");
+      if (jstr(e, "delta")) sy_buf_puts(&text, jstr(e, "delta"));
+    }
+  }
+  const json_t *last = json_array_get(ev, n ? n - 1 : 0);
+  const char *ltype = jstr(last, "type"), *ltext = jstr(last, "text");
+  bool same = ltext && strcmp(ltext, text.data ? text.data : "") == 0;
+  bool ends = ltype && strcmp(ltype, "transcript.text.done") == 0;
+  sy_buf_free(&text);
+  json_decref(ev);
+  CHECK(shapes, "deltas well formed: %s", r.body.data);
+  CHECK(ends, "ends with transcript.text.done: %s", r.body.data);
+  CHECK(same, "done text is the deltas joined: %s", r.body.data);
+  resp_clear(&r);
+}
+
+static void t_translations(void) {
+  if (!test_wav.len) make_wav(&test_wav, 3.0);
+  resp r;
+  post_form("/v1/audio/translations", test_wav.data, test_wav.len,
+            (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "verbose_json", NULL}, &r);
+  CHECK(r.status == 200 && strcmp(jstr(r.json, "task"), "translate") == 0, "%ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
+static void t_transcribe_errors(void) {
+  if (!test_wav.len) make_wav(&test_wav, 3.0);
+  const char *path = "/v1/audio/transcriptions";
+  resp r;
+  /* over limits.max_upload_bytes (4000000 in the main config) */
+  size_t big = 5000000;
+  char *zeros = calloc(1, big);
+  post_form(path, zeros, big, (const char *[]){"model", "whisper", NULL}, &r);
+  free(zeros);
+  CHECK(is_error(&r, 413, "request_too_large"), "413: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* a WAV cut inside its fmt chunk */
+  sy_buf bad = {0};
+  sy_buf_append(&bad, test_wav.data, 26);
+  post_form(path, bad.data, bad.len, (const char *[]){"model", "whisper", NULL}, &r);
+  sy_buf_free(&bad);
+  CHECK(r.status == 400 && jstr(r.json, "error.message"), "corrupt file: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  static const char junk[] = "hello, this is text and not audio at all";
+  post_form(path, junk, sizeof junk - 1, (const char *[]){"model", "whisper", NULL}, &r);
+  CHECK(is_error(&r, 415, "unsupported_audio_format"), "not audio: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_form(path, test_wav.data, test_wav.len, (const char *[]){"model", "chat", NULL}, &r);
+  CHECK(is_error(&r, 400, "wrong_capability"), "a chat model: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_form(path, NULL, 0, (const char *[]){"model", "whisper", NULL}, &r);
+  CHECK(is_error(&r, 400, "missing_required_parameter"), "no file: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_form(path, test_wav.data, test_wav.len, (const char *[]){"model", "whisper", "response_format", "mp4", NULL},
+            &r);
+  CHECK(is_error(&r, 400, "invalid_value"), "bad format: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_form(path, test_wav.data, test_wav.len, (const char *[]){"model", "whisper", "language", "xx", NULL}, &r);
+  CHECK(is_error(&r, 400, "invalid_language"), "bad language: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_json(path, json_pack("{s:s}", "model", "whisper"), &r);
+  CHECK(is_error(&r, 400, "invalid_content_type"), "JSON body: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
+/* whisper.cpp's own test model (no weights: empty text) with the real Silero VAD on jfk.wav */
+static void t_transcribe_vad(void) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/jfk.wav", testdata_dir);
+  FILE *f = fopen(p, "rb");
+  CHECK(f, "open %s", p);
+  sy_buf wav = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
+  fclose(f);
+  resp r;
+  post_form("/v1/audio/transcriptions", wav.data, wav.len,
+            (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
+  sy_buf_free(&wav);
+  CHECK(r.status == 200, "%ld %s", r.status, r.body.data);
+  static const double want[4][2] = {{0.32, 2.27}, {3.27, 4.41}, {5.38, 7.68}, {8.16, 10.62}};
+  json_t *sp = json_object_get(r.json, "speech_segments");
+  CHECK(json_array_size(sp) == 4, "4 speech segments: %s", r.body.data);
+  for (size_t i = 0; i < 4; i++) {
+    double a = json_number_value(json_object_get(json_array_get(sp, i), "start"));
+    double b = json_number_value(json_object_get(json_array_get(sp, i), "end"));
+    CHECK(fabs(a - want[i][0]) < 0.015 && fabs(b - want[i][1]) < 0.015, "segment %zu: %.2f-%.2f, want %.2f-%.2f", i,
+          a, b, want[i][0], want[i][1]);
+  }
+  const json_t *dur = jpath(r.json, "duration");
+  CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 11.0) < 0.01, "duration: %s", r.body.data);
+  CHECK(jstr(r.json, "text") && strcmp(jstr(r.json, "text"), "") == 0, "a weightless model says nothing: %s",
+        r.body.data);
+  resp_clear(&r);
+  /* the same speech through MP3 (decoded by the daemon) */
+  snprintf(p, sizeof p, "%s/jfk.mp3", testdata_dir);
+  f = fopen(p, "rb");
+  CHECK(f, "open %s", p);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
+  fclose(f);
+  post_form("/v1/audio/transcriptions", wav.data, wav.len,
+            (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
+  sy_buf_free(&wav);
+  sp = json_object_get(r.json, "speech_segments");
+  CHECK(r.status == 200 && json_array_size(sp) == 4, "mp3: %ld %s", r.status, r.body.data);
+  for (size_t i = 0; i < 4; i++) {
+    double a = json_number_value(json_object_get(json_array_get(sp, i), "start"));
+    CHECK(fabs(a - want[i][0]) < 0.05, "mp3 segment %zu starts at %.2f, want %.2f", i, a, want[i][0]);
+  }
+  resp_clear(&r);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -2179,12 +2461,18 @@ static const test tests[] = {
     {"logprobs", t_logprobs, false},
     {"schema_sampling", t_schema_sampling, false},
     {"vision", t_vision, false},
+    {"transcribe", t_transcribe, false},
+    {"transcribe_stream", t_transcribe_stream, false},
+    {"translations", t_translations, false},
+    {"transcribe_errors", t_transcribe_errors, false},
+    {"transcribe_vad", t_transcribe_vad, true},
 };
 
 static void write_main_config(const char *path) {
   FILE *f = fopen(path, "w");
   fprintf(f,
           "log_level: warn\n"
+          "limits:\n  max_upload_bytes: 4000000\n"
           "models:\n"
           "  - name: chat\n    aliases: [chat-alias]\n    file: %s/tiny-qwen2.gguf\n    context: 512\n    parallel: 4\n    keep_alive: -1\n"
           "    deterministic: true\n"
@@ -2201,6 +2489,12 @@ static void write_main_config(const char *path) {
           "  - name: rerank\n    file: %s/tiny-bert-rerank.gguf\n    context: 128\n    parallel: 4\n"
           "  - name: rerank-tmpl\n    file: %s/tiny-bert-rerank-tmpl.gguf\n    context: 128\n",
           models_dir, models_dir);
+  fprintf(f, "  - {name: whisper, engine: whisper, file: %s/tiny-whisper.bin}\n", models_dir);
+  if (have_testdata)
+    fprintf(f,
+            "  - {name: whisper-vad, engine: whisper, file: %s/for-tests-ggml-tiny.bin,\n"
+            "     vad_model: %s/for-tests-silero-v6.2.0-ggml.bin}\n",
+            testdata_dir, testdata_dir);
   if (have_testdata)
     fprintf(f,
             "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"

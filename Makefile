@@ -46,6 +46,7 @@ COMMON_SRC := $(wildcard src/common/*.c)
 CHAT_SRC := $(wildcard src/chat/*.c)
 DAEMON_SRC := $(wildcard src/daemon/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
+ESPEAK_SRC := $(wildcard src/workers/espeak/*.c)
 MKMODEL_SRC := $(wildcard tools/mkmodel/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
@@ -60,7 +61,7 @@ BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
-            $(BIN)/sy-jinja
+            $(BIN)/sy-jinja $(BIN)/switchyard-espeak
 .PHONY: all deps engines run test test-only unit bench bench-mixed clean format
 all: deps engines $(PROGRAMS)
 
@@ -82,6 +83,11 @@ $(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 $(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
+
+# the built-in voice: espeak-ng (GPL-3.0+) is linked into this worker only, never the daemon
+$(BIN)/switchyard-espeak: $(call obj,$(ESPEAK_SRC)) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lespeak-ng -ljansson -lpthread -lm
 
 # llama.cpp's memory estimator, run by the daemon as a probe (see src/daemon/memplan.h)
 $(BIN)/llama-fit-params: $(ENGINES_DONE)
@@ -141,7 +147,7 @@ unit: $(UNIT_BINS)
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama llama-fit-params sy-jinja) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama llama-fit-params sy-jinja switchyard-espeak) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(BIN)/grammar-check $(BIN)/jinja-oracle $(UNIT_BINS)
 	tests/run.sh

@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-certificates
       libmicrohttpd-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
+      libespeak-ng-dev
       curl nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests
 missing=()
 for p in "${pkgs[@]}"; do

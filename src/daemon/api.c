@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api_parse.h"
+#include "api_speech.h"
 #include "daemon.h"
 #include "log.h"
 #include "events.h"
@@ -537,8 +538,9 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
 static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   json_t *caps = json_array(), *aliases = json_array();
   static const struct { unsigned bit; const char *name; } cn[] = {
-      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"}};
-  for (size_t i = 0; i < 3; i++)
+      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
+      {MATRIX_CAP_SPEECH, "speech"}};
+  for (size_t i = 0; i < sizeof cn / sizeof *cn; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));
   long long est, meas;
@@ -715,6 +717,11 @@ void api_handle(void *ud, http_req *r) {
     if (which == 2) handle_embed(d, r, req, &obs);
     else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);
+    return;
+  }
+  if (strcmp(path, "/v1/audio/speech") == 0 || strcmp(path, "/v1/audio/voices") == 0) { /* api_speech.c */
+    if (path[10] == 's') api_speech_handle(d, r);
+    else api_voices_handle(d, r);
     return;
   }
   if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {

@@ -26,7 +26,7 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 endif
 
-DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lpthread -lm -ldl
+DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
 ENGINE_INC := -I$(ENGINES)/include
 ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a libggml-cpu.a \
                  libggml-base.a libvendor-hash.a) -lstdc++ -fopenmp -lm -lpthread -ljansson
@@ -161,6 +161,41 @@ bench-mixed: all $(BIN)/bench
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \
 	  $(wildcard src/*/*.h src/workers/*/*.h tools/*/*.h tests/*/*.h)
+
+# libFuzzer targets, not part of `make test`: `make fuzz FUZZ_SECONDS=60` builds every
+# tests/fuzz/fuzz_<name>.c with clang (ASan + UBSan) into build-fuzz/ and runs each for
+# FUZZ_SECONDS on its seeds (tests/fuzz/seeds.sh: tests/fuzz/corpus/fuzz_<name>/, and what
+# tests/fuzz/seed_<name>.c writes). The common, chat and daemon sources are built once with clang
+# into build-fuzz/libsy.a; a target pulls in only the objects it uses. Findings land in
+# build-fuzz/artifacts/ and stop the run.
+FUZZ_SECONDS ?= 60
+FUZZ_CC := clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Isrc/common -Isrc/chat
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_SEEDERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/seed_*.c))
+FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(COMMON_SRC) $(CHAT_SRC) \
+                  $(filter-out src/daemon/main.c,$(DAEMON_SRC)))
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS) $(FUZZ_SEEDERS)
+	tests/fuzz/seeds.sh build-fuzz/seeds
+	@mkdir -p build-fuzz/artifacts
+	@for t in $(FUZZ_BINS); do n=$$(basename $$t); mkdir -p build-fuzz/corpus/$$n; \
+	  echo "=== $$n: $(FUZZ_SECONDS) s"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/artifacts/$$n- build-fuzz/corpus/$$n build-fuzz/seeds/$$n \
+	    || { echo "=== $$n: FOUND A BUG (build-fuzz/artifacts/)"; exit 1; }; \
+	done
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/libsy.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libsy.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build-fuzz/libsy.a -o $@ $(DAEMON_LIBS)
+build-fuzz/seed_%: tests/fuzz/seed_%.c build-fuzz/libsy.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $< build-fuzz/libsy.a -o $@ $(DAEMON_LIBS)
 
 clean:
 	rm -rf build build-asan

@@ -111,9 +111,10 @@ $(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
-$(BIN)/itest: $(call obj,$(ITEST_SRC)) $(COMMON_OBJ)
+# (the audio module decodes what /v1/audio/speech sends)
+$(BIN)/itest: $(call obj,$(ITEST_SRC) $(wildcard src/daemon/audio*.c)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
 $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

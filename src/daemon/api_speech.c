@@ -207,7 +207,7 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
     if (ensure_encoder(j, rate, err)) return -1;
     size_t n = m->payload_len / sizeof(float);
     if (n && sy_audio_enc_feed(j->enc, (const float *)m->payload, n, &j->audio) != 0) {
-      API_SERVER(err, "encode_failed", "the audio encoder failed");
+      API_SERVER(err, "encode_failed", "the audio encoder failed: %s", sy_audio_enc_error(j->enc));
       return -1;
     }
     return flush_audio(j);
@@ -215,16 +215,17 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
   if (strcmp(op, "done") == 0) {
     j->finished = true;
     if (ensure_encoder(j, rate, err) || sy_audio_enc_finish(j->enc, &j->audio) != 0) {
-      if (!err->status) API_SERVER(err, "encode_failed", "the audio encoder failed");
+      if (!err->status) API_SERVER(err, "encode_failed", "the audio encoder failed: %s", sy_audio_enc_error(j->enc));
       return -1;
     }
     if (flush_audio(j)) return -1;
     if (j->sse) {
       long long in = json_integer_value(json_object_get(m->hdr, "samples"));
-      long long out = j->in_rate > 0 ? llround((double)in * API_SPEECH_RATE / j->in_rate) : 0;
+      int rate_out = sy_audio_enc_rate(j->enc);
+      long long out = j->in_rate > 0 ? llround((double)in * rate_out / j->in_rate) : 0;
       json_t *ev = json_pack("{s:s, s:{s:I, s:I, s:I}, s:I, s:i}", "type", "speech.audio.done", "usage",
                              "input_tokens", (json_int_t)j->n_chars, "output_tokens", (json_int_t)0, "total_tokens",
-                             (json_int_t)j->n_chars, "samples", (json_int_t)out, "sample_rate", API_SPEECH_RATE);
+                             (json_int_t)j->n_chars, "samples", (json_int_t)out, "sample_rate", rate_out);
       int rc = ev ? sse_append_json(&j->out, ev) : -1;
       json_decref(ev);
       return rc;

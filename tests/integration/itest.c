@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../src/daemon/audio.h"
 #include "buf.h"
 
 /* ---- tiny test harness ---- */
@@ -2090,32 +2091,58 @@ static void t_speech_pcm_sse(void) {
   CHECK(strcmp(last_type, "speech.audio.done") == 0, "ends with speech.audio.done: %s", last_type);
   CHECK(in_tok == (long long)strlen(speech_long()), "usage.input_tokens %lld (characters)", in_tok);
   CHECK(same_sse, "the SSE audio is the pcm body (%zu vs %zu bytes)", alen, plen);
-  CHECK(samples >= 0 && llabs(samples - (long long)plen / 2) <= 16, "pcm length %zu = 2 x %lld samples", plen,
+  CHECK(samples >= 0 && samples == (long long)plen / 2, "pcm length %zu = 2 x %lld samples", plen,
         samples);
   CHECK(chunked && writes > 1, "chunked (%d), in %d pieces", chunked, writes);
   CHECK(t_first < t_total, "the first byte came before the last (%.3f < %.3f s)", t_first, t_total);
 }
 
-/* mp3, opus, flac, aac: their magic bytes (needs the audio module's encoders) */
+/* mp3, opus, flac, aac: their magic bytes, and they decode (the audio module) to about as many
+ * samples as the WAV holds, not silence. aac needs ffmpeg: without it, a 400 unsupported_format. */
 static void t_speech_formats(void) {
   static const struct { const char *fmt, *ctype; } f[] = {
       {"mp3", "audio/mpeg"}, {"opus", "audio/ogg"}, {"flac", "audio/flac"}, {"aac", "audio/aac"}};
+  speech_resp w;
+  speech_post(&D, speech_body(speech_text, "wav"), &w);
+  size_t wav_samples = w.body.len > 44 ? (w.body.len - 44) / 2 : 0;
+  sy_buf_free(&w.body);
+  CHECK(w.status == 200 && wav_samples > 12000, "wav: %ld", w.status);
+  char ff[512];
+  bool have_ffmpeg = sy_audio_ffmpeg_find(ff, sizeof ff);
   for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
     speech_resp r;
     speech_post(&D, speech_body(speech_text, f[i].fmt), &r);
     const unsigned char *b = (const unsigned char *)(r.body.data ? r.body.data : "");
     size_t n = r.body.len;
+    long st = r.status;
+    if (!strcmp(f[i].fmt, "aac") && !have_ffmpeg) {
+      bool refused = st == 400 && r.body.data && strstr(r.body.data, "unsupported_format");
+      sy_buf_free(&r.body);
+      CHECK(refused, "aac without ffmpeg: %ld", st);
+      continue;
+    }
     bool magic = !strcmp(f[i].fmt, "mp3")    ? n > 3 && (!memcmp(b, "ID3", 3) || (b[0] == 0xFF && (b[1] & 0xE0) == 0xE0))
                  : !strcmp(f[i].fmt, "opus") ? n > 36 && !memcmp(b, "OggS", 4) && memmem(b, n < 200 ? n : 200, "OpusHead", 8)
                  : !strcmp(f[i].fmt, "flac") ? n > 4 && !memcmp(b, "fLaC", 4)
                                              : n > 2 && b[0] == 0xFF && (b[1] & 0xF6) == 0xF0; /* ADTS */
-    long st = r.status;
-    char ct[64];
+    char ct[64], err[256] = "";
     snprintf(ct, sizeof ct, "%s", r.ctype);
+    sy_audio a = {0};
+    bool unsup = false;
+    int drc = st == 200 ? sy_audio_decode(b, n, 24000, NULL, &a, &unsup, err, sizeof err) : -1;
+    double energy = 0;
+    for (size_t k = 0; k < a.n; k++) energy += (double)a.pcm[k] * a.pcm[k];
+    size_t got = a.n;
+    sy_audio_free(&a);
     sy_buf_free(&r.body);
     CHECK(st == 200, "%s: status %ld", f[i].fmt, st);
     CHECK(magic && n > 1000, "%s: magic bytes, %zu bytes", f[i].fmt, n);
     CHECK(strcmp(ct, f[i].ctype) == 0, "%s: content type %s", f[i].fmt, ct);
+    CHECK(drc == 0 || unsup, "%s: decodes: %s", f[i].fmt, err);
+    if (drc != 0) continue; /* a format this build reads only through ffmpeg */
+    CHECK(got > wav_samples * 9 / 10 && got < wav_samples * 11 / 10 + 4800, "%s: %zu samples, the WAV %zu",
+          f[i].fmt, got, wav_samples);
+    CHECK(energy / (double)got > 1e-5, "%s: not silence (mean square %g)", f[i].fmt, energy / (double)got);
   }
 }
 

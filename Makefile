@@ -62,7 +62,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -158,6 +158,14 @@ bench: all $(BIN)/bench
 
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
+
+# the built-in voice: time to first audio byte and real-time factor (docs/PERFORMANCE.md, "Speech")
+$(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson
+
+bench-speech: $(BIN)/switchyard $(BIN)/switchyard-espeak $(BIN)/bench-speech
+	bench/speech.sh
 
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \

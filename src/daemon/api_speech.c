@@ -161,6 +161,7 @@ typedef struct speech_job {
 
 static void speech_job_free(void *cls) {
   speech_job *j = cls;
+  if (!j->finished && j->q) atomic_fetch_add(&j->d->cancelled, 1); /* the client went away */
   wreq_free(j->q); /* cancels the synthesis unless it ended */
   sched_release(j->d->sc, j->model, j->w);
   sy_audio_enc_free(j->enc);
@@ -311,6 +312,7 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
   s.msg = NULL;
   j->q = worker_submit(w, msg, &err);
   if (!j->q) {
+    j->finished = true;
     speech_job_free(j);
     http_reply_error(r, &err);
     return;
@@ -320,14 +322,14 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
   ipc_msg first;
   bool hup = false;
   if (!wreq_wait(j->q, &first, j->fd, -1, &hup)) {
-    atomic_fetch_add(&d->cancelled, 1);
-    speech_job_free(j);
+    speech_job_free(j); /* counts as cancelled */
     http_reply_abort(r);
     return;
   }
   int rc = speech_event(j, &first, &err);
   ipc_msg_clear(&first);
   if (rc != 0) {
+    j->finished = true; /* refused, not cancelled */
     speech_job_free(j);
     http_reply_error(r, &err);
     return;

@@ -2206,6 +2206,45 @@ static void t_speech_errors(void) {
   }
 }
 
+/* A client that hangs up mid-stream cancels the synthesis (counted in /api/ps stats.cancelled);
+ * the voice serves the next request at once. */
+static size_t speech_hangup(char *p, size_t sz, size_t n, void *ud) {
+  (void)p, (void)sz, (void)n, (void)ud;
+  return 0; /* take nothing of the first piece: curl aborts the transfer */
+}
+
+static void t_speech_disconnect(void) {
+  resp r;
+  get("/api/ps", &r);
+  long long before = jnum(r.json, "stats.cancelled");
+  resp_clear(&r);
+  char *s = json_dumps(speech_body(speech_long(), "pcm"), JSON_COMPACT);
+  CURL *c = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof url, "%s/v1/audio/speech", D.base);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, s);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, speech_hangup);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  CURLcode cc = curl_easy_perform(c);
+  curl_easy_cleanup(c);
+  free(s);
+  CHECK(cc == CURLE_WRITE_ERROR, "the client hung up after the first piece (%d)", (int)cc);
+  long long after = before;
+  for (int i = 0; i < 500 && after <= before; i++) { /* the daemon notices on its next write */
+    get("/api/ps", &r);
+    after = jnum(r.json, "stats.cancelled");
+    resp_clear(&r);
+    if (after <= before) usleep(10000);
+  }
+  CHECK(after == before + 1, "stats.cancelled %lld -> %lld", before, after);
+  speech_resp p;
+  speech_post(&D, speech_body(speech_text, "pcm"), &p);
+  size_t n = p.body.len;
+  sy_buf_free(&p.body);
+  CHECK(p.status == 200 && n > 1000, "the next request: %ld, %zu bytes", p.status, n);
+}
+
 static void speech_off_body(void) {
   resp r;
   http_do(&B, "GET", "/v1/models", NULL, &r, NULL);
@@ -2267,6 +2306,7 @@ static const test tests[] = {
     {"speech_pcm_sse", t_speech_pcm_sse, false},
     {"speech_formats", t_speech_formats, false},
     {"speech_errors", t_speech_errors, false},
+    {"speech_disconnect", t_speech_disconnect, false},
     {"speech_builtin_off", t_speech_builtin_off, false},
 };
 

@@ -47,6 +47,7 @@ CHAT_SRC := $(wildcard src/chat/*.c)
 DAEMON_SRC := $(wildcard src/daemon/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
 WHISPER_SRC := $(wildcard src/workers/whisper/*.c)
+ESPEAK_SRC := $(wildcard src/workers/espeak/*.c)
 MKMODEL_SRC := $(wildcard tools/mkmodel/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 ITEST_SRC := $(wildcard tests/integration/*.c)
@@ -61,8 +62,8 @@ BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
-            $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper
-.PHONY: all deps engines run test test-only unit bench bench-mixed clean format
+            $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -95,6 +96,11 @@ $(BIN)/mkwhisper: $(call obj,tools/mkwhisper/main.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lm
 
+# the built-in voice: espeak-ng (GPL-3.0+) is linked into this worker only, never the daemon
+$(BIN)/switchyard-espeak: $(call obj,$(ESPEAK_SRC)) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lespeak-ng -ljansson -lpthread -lm
+
 # llama.cpp's memory estimator, run by the daemon as a probe (see src/daemon/memplan.h)
 $(BIN)/llama-fit-params: $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
@@ -117,9 +123,10 @@ $(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
-$(BIN)/itest: $(call obj,$(ITEST_SRC)) $(COMMON_OBJ)
+# (the audio module decodes what /v1/audio/speech sends)
+$(BIN)/itest: $(call obj,$(ITEST_SRC) $(wildcard src/daemon/audio*.c)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
 $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -158,7 +165,7 @@ unit: $(UNIT_BINS)
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama switchyard-whisper llama-fit-params sy-jinja) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama switchyard-whisper llama-fit-params sy-jinja switchyard-espeak) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(BIN)/grammar-check $(BIN)/jinja-oracle $(UNIT_BINS)
 	tests/run.sh
@@ -168,6 +175,14 @@ bench: all $(BIN)/bench
 
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
+
+# the built-in voice: time to first audio byte and real-time factor (docs/PERFORMANCE.md, "Speech")
+$(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson
+
+bench-speech: $(BIN)/switchyard $(BIN)/switchyard-espeak $(BIN)/bench-speech
+	bench/speech.sh
 
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \

@@ -6,6 +6,7 @@ pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-c
       libmicrohttpd-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
       libpng-dev libjpeg62-turbo-dev libwebp-dev # images: docs/API.md "Images"
       libsndfile1-dev libmpg123-dev libvorbis-dev libsoxr-dev # audio: docs/AUDIO.md
+      libespeak-ng-dev # the built-in voice (switchyard-espeak only; GPL-3.0+)
       curl nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests
 missing=()
 for p in "${pkgs[@]}"; do

@@ -12,6 +12,7 @@
 #include "api_audio.h"
 #include "api_parse.h"
 #include "buf.h"
+#include "api_speech.h"
 #include "daemon.h"
 #include "image.h"
 #include "log.h"
@@ -865,6 +866,11 @@ void api_handle(void *ud, http_req *r) {
   }
   if (strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0) {
     api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
+    return;
+  }
+  if (strcmp(path, "/v1/audio/speech") == 0 || strcmp(path, "/v1/audio/voices") == 0) { /* api_speech.c */
+    if (path[10] == 's') api_speech_handle(d, r);
+    else api_voices_handle(d, r);
     return;
   }
   if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {

@@ -51,6 +51,11 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
   char err[1024] = "";
   LOG_I("SIGHUP: reloading %s", config ? config : "the models folder");
   matrix *nmx = matrix_load(config, models_dir, err, sizeof err);
+  if (nmx && matrix_add_builtins(nmx) != 0) {
+    matrix_free(nmx);
+    nmx = NULL;
+    snprintf(err, sizeof err, "out of memory");
+  }
   if (!nmx) {
     LOG_E("reload failed, keeping the running configuration: %s", err);
     events_publish(sched_events(d->sc), json_pack("{s:s, s:s}", "type", "reload_failed", "error", err));
@@ -164,6 +169,11 @@ int main(int argc, char **argv) {
   sy_daemon d = {0};
   d.started = time(NULL);
   d.mx = matrix_load(config, models_dir, err, sizeof err);
+  if (d.mx && matrix_add_builtins(d.mx) != 0) {
+    matrix_free(d.mx);
+    d.mx = NULL;
+    snprintf(err, sizeof err, "out of memory");
+  }
   if (!d.mx) {
     fprintf(stderr, "switchyard: %s\n", err);
     return 1;

@@ -889,10 +889,11 @@ enum {
   K_MODELS,
   K_MEMORY,
   K_SCHEDULING,
+  K_BUILTIN_VOICE,
   K_N
 };
 static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level", "limits",
-                                          "defaults", "models", "memory", "scheduling"};
+                                          "defaults", "models", "memory", "scheduling", "builtin_voice"};
 
 /* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
 static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
@@ -1004,6 +1005,7 @@ static int load_root(loader *l, const yaml_node_t *root) {
         return at(l, sv[0], "scheduling.swap_guard: %s is out of range (0..1h)", sval(sv[0]));
     }
   }
+  if (v[K_BUILTIN_VOICE] && want_bool(l, v[K_BUILTIN_VOICE], "builtin_voice", &m->builtin_voice)) return -1;
   if (v[K_DEFAULTS] && !is_null(v[K_DEFAULTS])) {
     yaml_node_t *dv[O_N];
     if (want_map(l, v[K_DEFAULTS], "defaults", opt_keys, O_N, dv) ||
@@ -1132,6 +1134,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->max_loads = 1;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
+  m->builtin_voice = true;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};
   l.defaults = (opts){UNSET, UNSET, UNSET, UNSET, UNSET, UNSET};
 
@@ -1193,6 +1196,18 @@ void matrix_free(matrix *m) {
   free(m->gpu_names);
   free(m->gpu_budgets);
   free(m);
+}
+
+int matrix_add_builtins(matrix *m) {
+  if (!m->builtin_voice || matrix_find(m, MATRIX_BUILTIN_VOICE)) return 0;
+  matrix_model mm = {.engine = MATRIX_ENGINE_ESPEAK, .caps = MATRIX_CAP_SPEECH, .parallel = 1,
+                     .keep_alive_s = 300, .batch = 512, .gpu_layers = 0, .max_queue = 64};
+  if (!(mm.name = strdup(MATRIX_BUILTIN_VOICE)) || !(mm.file = strdup("")) || !(mm.source = strdup("(built-in)")) ||
+      push_model(m, &mm) != 0) {
+    model_clear(&mm);
+    return -1;
+  }
+  return 0;
 }
 
 const matrix_model *matrix_find(const matrix *m, const char *name) {

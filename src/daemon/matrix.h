@@ -82,6 +82,7 @@ typedef struct matrix {
   size_t n_gpu_budgets;
   int swap_guard_s;      /* a model loaded less than this ago is not evicted (thrash guard); default 0 = off */
   int max_loads;         /* models loading at once; default 1 */
+  bool builtin_voice;    /* builtin_voice: add the built-in `speak` model (espeak); default true */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
@@ -96,6 +97,13 @@ typedef struct matrix {
  * never an error. Reads each model's GGUF header; thread safe (no shared state). */
 matrix *matrix_load(const char *config_path, const char *models_dir, char *err, size_t errlen);
 void matrix_free(matrix *m);
+
+/* The built-in voice's model name: engine espeak, capability speech, no file. */
+#define MATRIX_BUILTIN_VOICE "speak"
+/* Add the built-in models the config did not turn off (builtin_voice) and no model or alias
+ * already names: `speak`. The daemon calls it after matrix_load (the unit tests see the matrix as
+ * the file made it). 0, or -1 on out of memory. */
+int matrix_add_builtins(matrix *m);
 
 /* Find a model by name or alias (exact match); NULL if none. */
 const matrix_model *matrix_find(const matrix *m, const char *name);

@@ -1,0 +1,135 @@
+/* bench_speech.c — `make bench-speech`: the built-in voice (espeak-ng) through POST
+ * /v1/audio/speech. For each text size and format: time to the first audio byte (the HTTP body's
+ * first byte: the request, the worker's first sentence, the encoder) and the real-time factor
+ * (wall time of the whole response / seconds of audio; below 1 = faster than real time). The
+ * first request also loads the worker (reported apart as "cold").
+ *
+ * usage: bench-speech --url http://127.0.0.1:8080 [--model speak] [--runs N]
+ * Prints a markdown table. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct run {
+  size_t bytes;
+  double t_first; /* seconds to the first body byte, by our own clock */
+  struct timespec t0;
+} run;
+
+static double since(const struct timespec *t0) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
+  run *r = ud;
+  (void)p;
+  if (r->bytes == 0 && sz * n > 0) r->t_first = since(&r->t0);
+  r->bytes += sz * n;
+  return sz * n;
+}
+
+/* One request; returns the HTTP status, fills bytes/first/total. */
+static long speak(const char *url, const char *model, const char *text, const char *fmt, run *r, double *total) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "model", model, "input", text, "voice", "en-us", "response_format",
+                        fmt);
+  char *body = json_dumps(b, JSON_COMPACT);
+  json_decref(b);
+  char u[512];
+  snprintf(u, sizeof u, "%s/v1/audio/speech", url);
+  CURL *c = curl_easy_init();
+  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, u);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  memset(r, 0, sizeof *r);
+  clock_gettime(CLOCK_MONOTONIC, &r->t0);
+  long status = 0;
+  if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  *total = since(&r->t0);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  free(body);
+  return status;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv) {
+  const char *url = "http://127.0.0.1:8080", *model = "speak";
+  int runs = 5;
+  static const struct option opts[] = {
+      {"url", required_argument, 0, 'u'}, {"model", required_argument, 0, 'm'}, {"runs", required_argument, 0, 'r'},
+      {0, 0, 0, 0}};
+  int o;
+  while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    if (o == 'u') url = optarg;
+    else if (o == 'm') model = optarg;
+    else if (o == 'r') runs = atoi(optarg);
+    else return 2;
+  }
+  if (runs < 1 || runs > 1000) runs = 5;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  static char medium[1024], longer[4096];
+  size_t p = 0;
+  for (int i = 0; i < 5; i++)
+    p += (size_t)snprintf(medium + p, sizeof medium - p, "This is sentence number %d of a short paragraph. ", i + 1);
+  p = 0;
+  while (p + 120 < sizeof longer - 200 && p < 4000)
+    p += (size_t)snprintf(longer + p, sizeof longer - p,
+                          "The quick brown fox jumps over the lazy dog, and then it runs away. ");
+  longer[4000 < p ? 4000 : p] = '\0';
+  const struct { const char *name, *text; } texts[] = {
+      {"1 sentence", "Hello, and welcome to Switchyard."}, {"5 sentences", medium}, {"~4000 chars", longer}};
+  const char *fmts[] = {"pcm", "mp3", "opus"};
+
+  run r;
+  double total;
+  long st = speak(url, model, "Hello.", "pcm", &r, &total);
+  if (st != 200) {
+    fprintf(stderr, "bench-speech: %s answered %ld\n", url, st);
+    return 1;
+  }
+  printf("cold (worker load + first request, \"Hello.\", pcm): first byte %.1f ms, total %.1f ms\n\n",
+         r.t_first * 1e3, total * 1e3);
+  printf("| text | chars | format | audio s | first byte ms (median) | total ms (median) | real-time factor |\n");
+  printf("|---|---|---|---|---|---|---|\n");
+  for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
+    for (size_t f = 0; f < sizeof fmts / sizeof *fmts; f++) {
+      double first[1000], tot[1000], audio_s = 0;
+      for (int i = 0; i < runs; i++) {
+        st = speak(url, model, texts[t].text, fmts[f], &r, &tot[i]);
+        if (st != 200) {
+          fprintf(stderr, "bench-speech: %s/%s answered %ld\n", texts[t].name, fmts[f], st);
+          return 1;
+        }
+        first[i] = r.t_first;
+        if (!strcmp(fmts[f], "pcm")) audio_s = (double)r.bytes / 2 / 24000;
+      }
+      static double pcm_audio_s; /* the pcm run's duration stands for every format of this text */
+      if (!strcmp(fmts[f], "pcm")) pcm_audio_s = audio_s;
+      double mt = median(tot, runs);
+      printf("| %s | %zu | %s | %.2f | %.1f | %.1f | %.4f |\n", texts[t].name, strlen(texts[t].text), fmts[f],
+             pcm_audio_s, median(first, runs) * 1e3, mt * 1e3, pcm_audio_s > 0 ? mt / pcm_audio_s : 0);
+    }
+  }
+  curl_global_cleanup();
+  return 0;
+}

@@ -864,13 +864,23 @@ void api_handle(void *ud, http_req *r) {
     json_decref(req);
     return;
   }
-  if (strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0) {
-    api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
+  bool asr = strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0;
+  if (asr || strcmp(path, "/v1/audio/speech") == 0) { /* api_audio.c, api_speech.c */
+    req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL,
+                   .ep = asr ? METRICS_EP_TRANSCRIBE : METRICS_EP_SPEECH};
+    clock_gettime(CLOCK_MONOTONIC, &obs.t0);
+    if (asr) api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
+    else api_speech_handle(d, r);
+    /* counted when the reply is decided (a stream: at its start); the served model is the one
+     * the handler named in X-Switchyard-Model */
+    const char *served = http_reply_header(r, "X-Switchyard-Model");
+    if (served) obs.model = metrics_model(obs.mt, served);
+    unsigned st = http_reply_status(r);
+    obs_end(&obs, st ? (int)st : 499);
     return;
   }
-  if (strcmp(path, "/v1/audio/speech") == 0 || strcmp(path, "/v1/audio/voices") == 0) { /* api_speech.c */
-    if (path[10] == 's') api_speech_handle(d, r);
-    else api_voices_handle(d, r);
+  if (strcmp(path, "/v1/audio/voices") == 0) {
+    api_voices_handle(d, r);
     return;
   }
   if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {

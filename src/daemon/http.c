@@ -141,6 +141,14 @@ void http_reply_stream(http_req *r, unsigned status, const char *content_type, h
 
 void http_reply_abort(http_req *r) { r->abort = true; }
 
+unsigned http_reply_status(const http_req *r) { return r->abort || !r->resp ? 0 : r->status; }
+
+const char *http_reply_header(const http_req *r, const char *name) {
+  for (int i = 0; i < r->n_hdr; i++)
+    if (strcasecmp(r->hdr_name[i], name) == 0) return r->hdr_value[i];
+  return NULL;
+}
+
 bool http_host_is_loopback(const char *host) {
   if (!host) return true; /* HTTP/1.0 without Host: not a browser */
   char h[256];

@@ -57,6 +57,10 @@ int http_client_fd(const http_req *r);
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies: exactly one per request. json is stolen. */
 void http_reply_json(http_req *r, unsigned status, json_t *json);
+/* The status of the reply queued so far (0: none yet, or the connection is being aborted). */
+unsigned http_reply_status(const http_req *r);
+/* The value of an extra reply header added with http_add_header, or NULL. */
+const char *http_reply_header(const http_req *r, const char *name);
 void http_reply_error(http_req *r, const api_error *e);
 void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_fn)(void *cls));

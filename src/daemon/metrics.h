@@ -28,6 +28,8 @@ typedef enum metrics_endpoint {
   METRICS_EP_COMPLETIONS, /* POST /v1/completions */
   METRICS_EP_EMBEDDINGS,  /* POST /v1/embeddings */
   METRICS_EP_RERANK,      /* POST /v1/rerank (and its aliases) */
+  METRICS_EP_TRANSCRIBE,  /* POST /v1/audio/transcriptions and /translations */
+  METRICS_EP_SPEECH,      /* POST /v1/audio/speech */
   METRICS_EP_N
 } metrics_endpoint;
 

@@ -678,7 +678,8 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   static const struct { unsigned bit; const char *name; } cn[] = {
       {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
       {MATRIX_CAP_RERANK, "rerank"},
-      {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"}, {MATRIX_CAP_SPEECH, "speech"}};
+      {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"}, {MATRIX_CAP_SPEECH, "speech"},
+      {MATRIX_CAP_AUDIO, "audio"}};
   for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));

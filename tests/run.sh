@@ -40,6 +40,9 @@ make_models() {
   # a vision model: tiny qwen2 + a LLaVA-style projector (16 tokens per image), checked through mtmd
   build/bin/mkmodel --preset tiny-qwen2 --seed 5 -o "$models/tiny-vlm.gguf" \
     --mmproj "$models/tiny-vlm-mmproj.gguf" --verify &&
+  # an audio-input model: tiny qwen2 + an Ultravox-style projector (375 tokens per 30 s window)
+  build/bin/mkmodel --preset tiny-qwen2 --seed 6 -o "$models/tiny-alm.gguf" \
+    --mmproj "$models/tiny-alm-mmproj.gguf" --mmproj-kind audio --verify &&
   build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models

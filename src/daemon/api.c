@@ -389,7 +389,7 @@ static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *sec
   unsigned char *bytes = NULL;
   size_t nb = 0;
   char e[256] = "";
-  if (sy_base64_decode(data, len, max, &bytes, &nb, e, sizeof e) != 0) {
+  if (sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) { /* the size: sy_audio_decode */
     API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k, e);
     return -1;
   }

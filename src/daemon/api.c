@@ -11,6 +11,7 @@
 
 #include "api_audio.h"
 #include "api_parse.h"
+#include "audio.h"
 #include "buf.h"
 #include "api_speech.h"
 #include "daemon.h"
@@ -43,7 +44,8 @@ static void worker_error(const ipc_msg *m, api_error *e) {
                                 "invalid_request", "load_failed", "empty_prompt", "out_of_memory", "overloaded",
                                 "decode_failed", "tokenize_failed", "embedding_failed", "unknown_op", "duplicate_id",
                                 "chat_template_error", "invalid_json_schema", "invalid_tools", "invalid_grammar",
-                                "unsupported_parameter", "unsupported_content", "invalid_image"};
+                                "unsupported_parameter", "unsupported_content", "invalid_image",
+                                "invalid_audio"};
   const char *code = json_string_value(json_object_get(h, "code"));
   const char *scode = NULL;
   for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
@@ -369,36 +371,100 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
   json_decref(lps);
 }
 
-/* A chat's image URLs decoded here (a worker never parses an image file) into one RGB payload,
- * with their sizes as the generate message's "images". 0, or -1 + err (400 with the decoder's
- * reason: http URLs, files outside limits.image_dir, corrupt or oversized images). */
-static int gen_images(const matrix *mx, api_gen *g, sy_buf *rgb, api_error *err) {
-  size_t n = json_array_size(g->image_urls);
-  if (n == 0) return 0;
-  sy_image_limits lim = {.max_bytes = (size_t)mx->max_image_bytes, .max_pixels = (uint64_t)mx->max_image_pixels};
-  json_t *dims = json_array();
-  rgb->limit = IPC_MAX_PAYLOAD;
-  for (size_t i = 0; i < n; i++) {
-    const json_t *u = json_array_get(g->image_urls, i);
-    sy_image im = {0};
-    char e[256];
-    if (sy_image_decode_url(json_string_value(u), json_string_length(u), mx->image_dir, &lim, &im, e, sizeof e) != 0) {
-      API_BAD(err, "messages", "invalid_image", "image %zu: %s", i + 1, e);
-      json_decref(dims);
-      return -1;
-    }
-    int rc = sy_buf_append(rgb, im.rgb, (size_t)im.w * im.h * 3);
-    json_array_append_new(dims, json_pack("{s:I, s:I}", "w", (json_int_t)im.w, "h", (json_int_t)im.h));
-    sy_image_free(&im);
-    if (rc != 0) {
-      API_BAD(err, "messages", "invalid_image", "the images are too large together (%u MiB of pixels at most)",
-              IPC_MAX_PAYLOAD >> 20);
-      json_decref(dims);
-      return -1;
-    }
+/* One input_audio part decoded (base64, then any format sy_audio_decode reads) to API_AUDIO_RATE
+ * mono float, appended to pay. *seconds accumulates the request's audio. 0, or -1 + err. */
+static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *seconds, sy_buf *pay, size_t *n,
+                     api_error *err) {
+  const char *data = json_string_value(json_object_get(part, "data"));
+  size_t len = json_string_length(json_object_get(part, "data"));
+  const char *comma = len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
+  if (comma) { /* a data: URL, as some clients send it */
+    len -= (size_t)(comma + 1 - data);
+    data = comma + 1;
   }
-  json_object_set_new(g->msg, "images", dims);
+  size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
+  if (len / 4 * 3 > max + 3) {
+    API_BAD(err, "messages", "invalid_audio", "audio %zu: the file is larger than %zu bytes", k, max);
+    return -1;
+  }
+  unsigned char *bytes = NULL;
+  size_t nb = 0;
+  char e[256] = "";
+  if (sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) { /* the size: sy_audio_decode */
+    API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k, e);
+    return -1;
+  }
+  sy_audio a = {0};
+  bool unsupported = false;
+  sy_audio_limits lim = {.max_bytes = max, .max_seconds = API_MAX_AUDIO_SECONDS};
+  int rc = sy_audio_decode(bytes, nb, API_AUDIO_RATE, &lim, &a, &unsupported, e, sizeof e);
+  free(bytes);
+  if (rc != 0 || a.n < 2) {
+    API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
+            unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples");
+    sy_audio_free(&a);
+    return -1;
+  }
+  *seconds += (double)a.n / API_AUDIO_RATE;
+  rc = *seconds > API_MAX_AUDIO_SECONDS ? -1 : sy_buf_append(pay, a.pcm, a.n * sizeof(float));
+  *n = a.n;
+  sy_audio_free(&a);
+  if (rc != 0) {
+    API_BAD(err, "messages", "invalid_audio", "the audio is too long together (%d s at most)", API_MAX_AUDIO_SECONDS);
+    return -1;
+  }
   return 0;
+}
+
+/* A chat's media decoded here (a worker never parses an image or audio file) into one payload in
+ * marker order: each image as RGB ("images": [{w, h}]), each audio part as API_AUDIO_RATE mono
+ * float32 ("audios": [{n}]); with both kinds, every entry also has "index", its marker's position.
+ * 0, or -1 + err (400 with the decoder's reason: http URLs, files outside limits.image_dir,
+ * corrupt or oversized images or audio). */
+static int gen_media(const matrix *mx, api_gen *g, sy_buf *pay, api_error *err) {
+  size_t n = json_array_size(g->media), n_audio = 0, k_image = 0, k_audio = 0;
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) n_audio += json_is_object(json_array_get(g->media, i));
+  bool mixed = n_audio > 0 && n_audio < n;
+  sy_image_limits lim = {.max_bytes = (size_t)mx->max_image_bytes, .max_pixels = (uint64_t)mx->max_image_pixels};
+  json_t *dims = json_array(), *auds = json_array();
+  double seconds = 0;
+  pay->limit = IPC_MAX_PAYLOAD;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *u = json_array_get(g->media, i);
+    json_t *ent;
+    if (json_is_object(u)) {
+      size_t ns = 0;
+      if (gen_audio(mx, u, ++k_audio, &seconds, pay, &ns, err) != 0) goto fail;
+      json_array_append_new(auds, ent = json_pack("{s:I}", "n", (json_int_t)ns));
+    } else {
+      sy_image im = {0};
+      char e[256];
+      k_image++;
+      if (sy_image_decode_url(json_string_value(u), json_string_length(u), mx->image_dir, &lim, &im, e, sizeof e) != 0) {
+        API_BAD(err, "messages", "invalid_image", "image %zu: %s", k_image, e);
+        goto fail;
+      }
+      int rc = sy_buf_append(pay, im.rgb, (size_t)im.w * im.h * 3);
+      json_array_append_new(dims, ent = json_pack("{s:I, s:I}", "w", (json_int_t)im.w, "h", (json_int_t)im.h));
+      sy_image_free(&im);
+      if (rc != 0) {
+        API_BAD(err, "messages", "invalid_image", "the images are too large together (%u MiB of pixels at most)",
+                IPC_MAX_PAYLOAD >> 20);
+        goto fail;
+      }
+    }
+    if (mixed && ent) json_object_set_new(ent, "index", json_integer((json_int_t)i));
+  }
+  if (json_array_size(dims)) json_object_set(g->msg, "images", dims);
+  if (json_array_size(auds)) json_object_set(g->msg, "audios", auds);
+  json_decref(dims);
+  json_decref(auds);
+  return 0;
+fail:
+  json_decref(dims);
+  json_decref(auds);
+  return -1;
 }
 
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
@@ -411,7 +477,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   }
   obs->model = metrics_model(sched_metrics(d->sc), g.model->name);
   sy_buf rgb = {0};
-  if (gen_images(d->mx, &g, &rgb, &err) != 0) {
+  if (gen_media(d->mx, &g, &rgb, &err) != 0) {
     sy_buf_free(&rgb);
     api_gen_clear(&g);
     fail(r, obs, &err);
@@ -679,7 +745,8 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   static const struct { unsigned bit; const char *name; } cn[] = {
       {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
       {MATRIX_CAP_RERANK, "rerank"},
-      {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"}, {MATRIX_CAP_SPEECH, "speech"}};
+      {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"}, {MATRIX_CAP_SPEECH, "speech"},
+      {MATRIX_CAP_AUDIO, "audio"}};
   for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
   for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));

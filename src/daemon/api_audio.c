@@ -3,7 +3,9 @@
  * whisper worker from the scheduler, its segments relayed as one answer in the asked format
  * (json, text, srt, vtt, verbose_json) or as server-sent events (transcript.text.delta, then
  * transcript.text.done). Never leaves a worker request running for a client that went away, and
- * never answers twice. */
+ * never answers twice. A transcription asked of an audio-input LLM (an mmproj that takes audio)
+ * is a chat instead: one user message with the audio and the model's transcribe_prompt, its
+ * answer's text relayed the same way (json and text only: an LLM gives no timestamps). */
 #include "api_audio.h"
 
 #include <math.h>
@@ -93,6 +95,8 @@ typedef struct tr_job {
   bool finished;
   ipc_msg first;
   bool has_first;
+  bool llm;                 /* an audio LLM's generate: "delta" frames carry the text */
+  double duration;          /* llm: seconds of audio sent */
 } tr_job;
 
 static void job_free(void *cls) {
@@ -112,7 +116,8 @@ static void job_free(void *cls) {
 static void worker_err(const ipc_msg *m, api_error *e) {
   static const char *const codes[] = {"invalid_language", "no_vad_model", "transcribe_failed", "invalid_request",
                                       "wrong_capability", "worker_crashed", "load_failed", "unknown_op",
-                                      "out_of_memory"};
+                                      "out_of_memory", "context_length_exceeded", "unsupported_content",
+                                      "invalid_image", "decode_failed", "no_chat_template", "chat_template_error"};
   int status = (int)jnum(m->hdr, "status");
   if (status < 400 || status > 599) status = 500;
   const char *code = json_string_value(json_object_get(m->hdr, "code")), *scode = NULL;
@@ -135,7 +140,7 @@ static const char *job_segment(tr_job *j, const json_t *h, size_t *len) {
   }
   *len = strlen(t);
   sy_buf_append(&j->text, t, *len);
-  if (!j->stream) {
+  if (!j->stream && !j->llm) {
     json_t *seg = json_pack("{s:I, s:i, s:f, s:f, s:O, s:[], s:f}", "id", (json_int_t)json_array_size(j->segments),
                             "seek", 0, "start", jnum(h, "t0"), "end", jnum(h, "t1"), "text",
                             json_object_get(h, "text"), "tokens", "temperature", 0.0);
@@ -155,6 +160,23 @@ static json_t *usage_json(double duration) {
   return json_pack("{s:s, s:I}", "type", "duration", "seconds", (json_int_t)ceil(duration));
 }
 
+/* The usage of a finished job: whisper's seconds of audio, or an LLM's tokens (OpenAI's shape for
+ * its token-billed transcription models). */
+static json_t *job_usage(const tr_job *j, const json_t *done) {
+  if (!j->llm) return usage_json(jnum(done, "duration"));
+  json_int_t in = (json_int_t)jnum(done, "prompt_tokens"), out = (json_int_t)jnum(done, "completion_tokens");
+  return json_pack("{s:s, s:I, s:I, s:I, s:f}", "type", "tokens", "input_tokens", in, "output_tokens", out,
+                   "total_tokens", in + out, "seconds", j->duration);
+}
+
+/* A frame with transcript text: whisper's "segment", or an LLM's content "delta" (its reasoning and
+ * tool-call deltas are not the transcript). */
+static bool job_is_text(const tr_job *j, const ipc_msg *m) {
+  const char *op = ipc_op(m);
+  return j->llm ? strcmp(op, "delta") == 0 && json_is_string(json_object_get(m->hdr, "text"))
+                : strcmp(op, "segment") == 0;
+}
+
 /* ---- streamed answers ---- */
 
 static void emit(tr_job *j, json_t *ev) {
@@ -164,13 +186,13 @@ static void emit(tr_job *j, json_t *ev) {
 
 static void stream_event(tr_job *j, ipc_msg *m) {
   const char *op = ipc_op(m);
-  if (strcmp(op, "segment") == 0) {
+  if (job_is_text(j, m)) {
     size_t n;
     const char *t = job_segment(j, m->hdr, &n);
     if (n) emit(j, json_pack("{s:s, s:s%}", "type", "transcript.text.delta", "delta", t, n));
   } else if (strcmp(op, "done") == 0) {
     emit(j, json_pack("{s:s, s:s%, s:o}", "type", "transcript.text.done", "text", j->text.data ? j->text.data : "",
-                      j->text.len, "usage", usage_json(jnum(m->hdr, "duration"))));
+                      j->text.len, "usage", job_usage(j, m->hdr)));
     j->finished = true;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
@@ -251,7 +273,7 @@ static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
     api_audio_subtitles(j->segments, j->fmt == AUD_SRT, &b);
     reply_text(r, j->fmt == AUD_SRT ? "text/plain; charset=utf-8" : "text/vtt; charset=utf-8", &b);
   } else if (j->fmt == AUD_JSON) {
-    http_reply_json(r, 200, json_pack("{s:s%, s:o}", "text", all, n, "usage", usage_json(duration)));
+    http_reply_json(r, 200, json_pack("{s:s%, s:o}", "text", all, n, "usage", job_usage(j, done)));
   } else {
     const char *lang = json_string_value(json_object_get(done, "language_name"));
     json_t *v = json_pack("{s:s, s:s, s:f, s:s%}", "task", j->translate ? "translate" : "transcribe", "language",
@@ -314,7 +336,14 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
   f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE, translate ? "translation" : "transcription", err);
   json_decref(req);
   if (!f->model) return -1;
-  if (f->model->engine != MATRIX_ENGINE_WHISPER) {
+  bool llm = f->model->engine == MATRIX_ENGINE_LLAMA && (f->model->caps & MATRIX_CAP_AUDIO);
+  if (llm && translate)
+    return API_BAD(err, "model", "wrong_capability",
+                   "model '%s' is an audio LLM: ask it for a translation in /v1/chat/completions (translations "
+                   "here need a whisper model)",
+                   f->model->name),
+           -1;
+  if (f->model->engine != MATRIX_ENGINE_WHISPER && !llm) {
     char caps[128];
     return API_BAD(err, "model", "wrong_capability", "model '%s' does not support %s (its capabilities: %s)",
                    f->model->name, translate ? "translation" : "transcription",
@@ -374,11 +403,38 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
     return API_BAD(err, "timestamp_granularities", "invalid_value",
                    "timestamp_granularities needs response_format verbose_json"),
            -1;
+  if (llm && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
+    return API_BAD(err, "response_format", "unsupported_parameter",
+                   "response_format %s needs timestamps, which model '%s' (an audio LLM) does not give: use json or "
+                   "text",
+                   f->fmt == AUD_SRT ? "srt" : f->fmt == AUD_VTT ? "vtt" : "verbose_json", f->model->name),
+           -1;
   if (f->stream && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
     return API_BAD(err, "stream", "unsupported_parameter",
                    "streaming is supported with response_format json or text (the events carry text)"),
            -1;
   return 0;
+}
+
+/* The generate message of a transcription by an audio LLM: one user message, the audio (its
+ * marker) then the model's instruction, with the form's language and prompt as hints after it;
+ * greedy unless the form gives a temperature; at most 64 + 16 tokens per second of audio (speech
+ * is a few words a second: the bound only stops a model that loops). The n samples (16 kHz) go
+ * as the payload. */
+static json_t *llm_message(const tr_form *f, size_t n) {
+  sy_buf c = {0};
+  const char *instr = f->model->transcribe_prompt ? f->model->transcribe_prompt : MATRIX_TRANSCRIBE_PROMPT;
+  sy_buf_printf(&c, "%s\n%s", API_IMAGE_MARKER, instr);
+  if (f->language[0] && strcmp(f->language, "auto") != 0) sy_buf_printf(&c, "\nThe language is %s.", f->language);
+  if (f->prompt) sy_buf_printf(&c, "\n%s", f->prompt);
+  json_t *msg = c.data ? json_pack("{s:s, s:[{s:s, s:s%}], s:I, s:f, s:[{s:I}]}", "op", "generate", "messages",
+                                   "role", "user", "content", c.data, c.len, "max_tokens",
+                                   (json_int_t)(64 + 16 * ((n + 15999) / 16000)),
+                                   "temperature", f->has_temperature ? f->temperature : 0.0, "audios", "n",
+                                   (json_int_t)n)
+                       : NULL;
+  sy_buf_free(&c);
+  return msg;
 }
 
 void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
@@ -421,11 +477,17 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     http_reply_error(r, &err);
     return;
   }
-  json_t *msg = json_pack("{s:s, s:b, s:b, s:b}", "op", "transcribe", "translate", translate, "word_timestamps",
-                          f.words, "vad", f.vad);
-  if (msg && f.language[0]) json_object_set_new(msg, "language", json_string(f.language));
-  if (msg && f.prompt) json_object_set_new(msg, "prompt", json_string(f.prompt));
-  if (msg && f.has_temperature) json_object_set_new(msg, "temperature", json_real(f.temperature));
+  bool llm = f.model->engine == MATRIX_ENGINE_LLAMA;
+  json_t *msg;
+  if (llm) {
+    msg = llm_message(&f, a.n);
+  } else {
+    msg = json_pack("{s:s, s:b, s:b, s:b}", "op", "transcribe", "translate", translate, "word_timestamps", f.words,
+                    "vad", f.vad);
+    if (msg && f.language[0]) json_object_set_new(msg, "language", json_string(f.language));
+    if (msg && f.prompt) json_object_set_new(msg, "prompt", json_string(f.prompt));
+    if (msg && f.has_temperature) json_object_set_new(msg, "temperature", json_real(f.temperature));
+  }
   free(f.prompt);
 
   worker *w = sched_acquire(d->sc, f.model, &err);
@@ -446,7 +508,8 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
   }
   *j = (tr_job){.d = d, .model = f.model, .w = w, .fd = http_client_fd(r), .translate = translate,
                 .stream = f.stream, .want_words = f.words, .want_segments = f.segments, .fmt = f.fmt,
-                .segments = json_array(), .words = json_array()};
+                .segments = json_array(), .words = json_array(), .llm = llm,
+                .duration = (double)a.n / 16000.0};
   j->q = worker_submit_payload(w, msg, a.pcm, a.n * sizeof(float), &err);
   sy_audio_free(&a);
   if (!j->q) {
@@ -480,7 +543,7 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
   }
   for (;;) {
     const char *op = ipc_op(&m);
-    if (strcmp(op, "segment") == 0) {
+    if (job_is_text(j, &m)) {
       size_t n;
       job_segment(j, m.hdr, &n);
     } else if (strcmp(op, "done") == 0) {

@@ -100,6 +100,14 @@ static int opt_bool(const json_t *req, const char *name, bool *out, api_error *e
   return 1;
 }
 
+/* How many of the media are images (strings) or audio clips (objects). */
+static size_t media_count(const json_t *media, bool audio) {
+  size_t i, n = 0;
+  json_t *x;
+  json_array_foreach(media, i, x) n += audio ? json_is_object(x) : json_is_string(x);
+  return n;
+}
+
 /* An image_url part of a vision model's message: the marker goes into the text (no separator
  * around it), the URL into urls. */
 static int content_image(const json_t *part, size_t idx, size_t i, json_t *urls, sy_buf *out, api_error *err) {
@@ -111,11 +119,31 @@ static int content_image(const json_t *part, size_t idx, size_t i, json_t *urls,
             idx, i);
     return -1;
   }
-  if (json_array_size(urls) >= API_MAX_IMAGES) {
+  if (media_count(urls, false) >= API_MAX_IMAGES) {
     API_BAD(err, "messages", "invalid_value", "at most %d images per request", API_MAX_IMAGES);
     return -1;
   }
   json_array_append(urls, url);
+  return sy_buf_puts(out, API_IMAGE_MARKER);
+}
+
+/* An input_audio part of an audio model's message ({data: base64, format}): the same marker goes
+ * into the text, {data, format} into media (decoded by the daemon before the worker sees it). */
+static int content_audio(const json_t *part, size_t idx, size_t i, json_t *media, sy_buf *out, api_error *err) {
+  json_t *ia = json_object_get(part, "input_audio");
+  json_t *data = json_object_get(ia, "data"), *format = json_object_get(ia, "format");
+  if (!json_is_object(ia) || !json_is_string(data) || json_string_length(data) == 0 ||
+      (format && !json_is_null(format) && !json_is_string(format))) {
+    API_BAD(err, "messages", "invalid_value",
+            "messages[%zu].content[%zu].input_audio must be {data: base64 string, format: string}", idx, i);
+    return -1;
+  }
+  if (media_count(media, true) >= API_MAX_AUDIO) {
+    API_BAD(err, "messages", "invalid_value", "at most %d audio parts per request", API_MAX_AUDIO);
+    return -1;
+  }
+  json_array_append_new(media, json_pack("{s:O, s:s}", "data", data, "format",
+                                         json_is_string(format) ? json_string_value(format) : ""));
   return sy_buf_puts(out, API_IMAGE_MARKER);
 }
 
@@ -144,10 +172,19 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
       after_text = false;
       continue;
     }
+    if (strcmp(type, "input_audio") == 0 && (m->caps & MATRIX_CAP_AUDIO)) {
+      if (content_audio(part, idx, i, urls, out, err) != 0) return -1;
+      after_text = false;
+      continue;
+    }
     if (strcmp(type, "text") != 0) {
+      unsigned mc = m->caps & (MATRIX_CAP_VISION | MATRIX_CAP_AUDIO);
       API_BAD(err, "messages", "unsupported_content",
-              "messages[%zu].content[%zu] has type '%.40s'; model '%s' accepts only text content", idx, i, type,
-              m->name);
+              "messages[%zu].content[%zu] has type '%.40s'; model '%s' accepts only text%s content", idx, i, type,
+              m->name, mc == (MATRIX_CAP_VISION | MATRIX_CAP_AUDIO) ? ", image_url and input_audio"
+                       : mc == MATRIX_CAP_VISION                        ? " and image_url"
+                       : mc == MATRIX_CAP_AUDIO                         ? " and input_audio"
+                                                                        : "");
       return -1;
     }
     json_t *t = json_object_get(part, "text");
@@ -491,13 +528,13 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   out->msg = msg;
   if (refuse_unsupported(req, err) != 0) goto fail;
   if (chat) {
-    out->image_urls = json_array();
-    json_t *msgs = out->image_urls ? parse_messages(req, out->model, out->image_urls, err) : NULL;
+    out->media = json_array();
+    json_t *msgs = out->media ? parse_messages(req, out->model, out->media, err) : NULL;
     if (!msgs) goto fail;
     json_object_set_new(msg, "messages", msgs);
-    if (json_array_size(out->image_urls) == 0) {
-      json_decref(out->image_urls);
-      out->image_urls = NULL;
+    if (json_array_size(out->media) == 0) {
+      json_decref(out->media);
+      out->media = NULL;
     }
     if (parse_tools(req, msg, err) != 0 || parse_reasoning(req, msg, err) != 0) goto fail;
   } else {
@@ -559,8 +596,8 @@ fail:
 void api_gen_clear(api_gen *g) {
   json_decref(g->msg);
   g->msg = NULL;
-  json_decref(g->image_urls);
-  g->image_urls = NULL;
+  json_decref(g->media);
+  g->media = NULL;
 }
 
 int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_error *err) {

@@ -17,6 +17,11 @@
 #define API_MAX_RERANK_DOCUMENTS 1024
 #define API_COMPLETIONS_DEFAULT_MAX_TOKENS 16 /* OpenAI's default for /v1/completions */
 #define API_MAX_IMAGES 16 /* image_url parts per request */
+#define API_MAX_AUDIO 8   /* input_audio parts per request */
+/* input_audio is decoded to this rate: whisper-style encoders (Ultravox, Qwen2-Audio, Voxtral,
+ * Qwen3-Omni) all take 16 kHz; the worker refuses audio when its projector wants another rate. */
+#define API_AUDIO_RATE 16000
+#define API_MAX_AUDIO_SECONDS 1800 /* input_audio per request, all parts together */
 /* Where an image goes in a message's text: llama.cpp's mtmd_default_marker() (the daemon links no
  * engine, so it is spelled out here; the worker hands the text to mtmd_tokenize). */
 #define API_IMAGE_MARKER "<__media__>"
@@ -24,7 +29,8 @@
 typedef struct api_gen {
   const matrix_model *model;
   json_t *msg;          /* the worker's "generate" message, without id (owned) */
-  json_t *image_urls;   /* chat with images: the image_url URLs (strings), in marker order; or NULL */
+  json_t *media;        /* chat with images or audio, in marker order: image_url URLs (strings) and
+                           input_audio parts ({data, format} objects); or NULL */
   bool chat;
   bool stream;
   bool include_usage;

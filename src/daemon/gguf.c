@@ -317,6 +317,10 @@ static int read_value(gguf_parser *p, uint32_t t) {
   int r = read_int(p, t, &v);
   if (r < 0) return -1;
   if (r == 0) return skip_value(p, t, 0); /* a float */
+  if (!strcmp(k, "clip.has_vision_encoder") || !strcmp(k, "clip.has_audio_encoder")) {
+    *(k[9] == 'v' ? &o->has_vision_encoder : &o->has_audio_encoder) = v != 0;
+    return 0;
+  }
   if (!strcmp(k, "general.file_type")) {
     o->file_type = v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
     return 0;
@@ -339,6 +343,8 @@ static void info_init(gguf_info *o) {
   memset(o, 0, sizeof *o);
   o->pooling_type = -1;
   o->file_type = -1;
+  o->has_vision_encoder = -1;
+  o->has_audio_encoder = -1;
 }
 
 static int parse(gguf_parser *p) {

@@ -21,6 +21,8 @@ typedef struct gguf_info {
   bool has_chat_template; /* tokenizer.chat_template present and non-empty */
   bool is_mmproj;         /* general.type == "mmproj" or clip.* keys */
   bool is_adapter;        /* general.type == "adapter" (a LoRA or similar, not a model) */
+  int has_vision_encoder; /* clip.has_vision_encoder: 1, 0, or -1 when absent */
+  int has_audio_encoder;  /* clip.has_audio_encoder: 1, 0, or -1 when absent */
   int file_type;          /* general.file_type, -1 if absent */
 } gguf_info;
 

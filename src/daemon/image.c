@@ -566,6 +566,11 @@ too_big:
   return -1;
 }
 
+int sy_base64_decode(const char *in, size_t n, size_t max_out, unsigned char **out, size_t *out_len,
+                     char *err, size_t err_len) {
+  return b64_decode(in, n, max_out, out, out_len, err, err_len);
+}
+
 static int has_prefix_ci(const char *s, size_t n, const char *p) {
   size_t k = strlen(p);
   return n >= k && strncasecmp(s, p, k) == 0;

@@ -93,7 +93,8 @@ static void add_warning(matrix *m, const char *fmt, ...) {
 /* ---- capabilities -----------------------------------------------------------------------------
  */
 
-static const char *const cap_names[] = {"chat", "completion", "embed", "rerank", "transcribe", "speech", "vision"};
+static const char *const cap_names[] = {"chat", "completion", "embed", "rerank", "transcribe", "speech", "vision",
+                                        "audio"};
 static const char *const engine_names[MATRIX_N_ENGINES] = {"llama", "whisper", "espeak"};
 
 const char *matrix_engine_name(enum matrix_engine e) {
@@ -434,6 +435,7 @@ static void model_clear(matrix_model *mm) {
   free(mm->pooling);
   free(mm->chat_template);
   free(mm->mmproj);
+  free(mm->transcribe_prompt);
   free(mm->vad_model);
   free(mm->arch);
   free(mm->source);
@@ -494,12 +496,13 @@ enum {
   M_REQUEST_KEEP_ALIVE,
   M_MMPROJ,
   M_VAD_MODEL,
+  M_TRANSCRIBE_PROMPT,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -647,7 +650,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       if (!e || want_str(l, e, ip, &s)) goto out;
       int c = cap_parse(s);
       if (c < 0) {
-        at(l, e, "%s: unknown capability %s (known: chat, completion, embed, rerank, transcribe, speech, vision)", ip,
+        at(l, e, "%s: unknown capability %s (known: chat, completion, embed, rerank, transcribe, speech, vision, audio)", ip,
            got(e, g, sizeof g));
         goto out;
       }
@@ -655,6 +658,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     }
   }
   if (read_opts(l, v + M_OPTS, path, &given)) goto out;
+  unsigned mmproj_caps = 0; /* what the projector takes: MATRIX_CAP_VISION, MATRIX_CAP_AUDIO */
   if (v[M_MMPROJ] && !is_null(v[M_MMPROJ])) {
     /* the vision projector: a GGUF next to the model, loaded by the worker through mtmd */
     char mj[PATH_MAX], mr[PATH_MAX], merr[256];
@@ -679,12 +683,32 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       at(l, v[M_MMPROJ], "%s: '%s' is not a multimodal projector (no clip.* keys)", p, mj);
       goto out;
     }
+    /* clip.has_*_encoder say which; projectors from before audio support have neither key */
+    if (mi.has_audio_encoder == 1) mmproj_caps |= MATRIX_CAP_AUDIO;
+    if (mi.has_vision_encoder == 1 || (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1))
+      mmproj_caps |= MATRIX_CAP_VISION;
+    if (!mmproj_caps) {
+      at(l, v[M_MMPROJ], "%s: '%s' has neither a vision nor an audio encoder", p, mj);
+      goto out;
+    }
     if (!(mm.mmproj = strdup(mr))) goto oom;
     mm.mmproj_bytes = (long long)mst.st_size;
   }
-  if ((caps & MATRIX_CAP_VISION) && !mm.mmproj) {
-    at(l, v[M_CAPS], "%s.capabilities: vision needs an mmproj", path);
+  if ((caps & MATRIX_CAP_VISION) && !(mmproj_caps & MATRIX_CAP_VISION)) {
+    at(l, v[M_CAPS], "%s.capabilities: vision needs an mmproj%s", path, mm.mmproj ? " with a vision encoder" : "");
     goto out;
+  }
+  if ((caps & MATRIX_CAP_AUDIO) && !(mmproj_caps & MATRIX_CAP_AUDIO)) {
+    at(l, v[M_CAPS], "%s.capabilities: audio needs an mmproj%s", path, mm.mmproj ? " with an audio encoder" : "");
+    goto out;
+  }
+  if (v[M_TRANSCRIBE_PROMPT]) {
+    snprintf(p, sizeof p, "%s.transcribe_prompt", path);
+    if (!(mmproj_caps & MATRIX_CAP_AUDIO)) {
+      at(l, v[M_TRANSCRIBE_PROMPT], "%s: only for a model whose mmproj takes audio", p);
+      goto out;
+    }
+    if (want_str_dup(l, v[M_TRANSCRIBE_PROMPT], p, &mm.transcribe_prompt)) goto out;
   }
 
   char src[PATH_MAX + 32];
@@ -748,7 +772,9 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       !(mm.source = strdup(src)))
     goto oom;
   mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
-  if (mm.mmproj) mm.caps |= MATRIX_CAP_VISION;
+  mm.caps |= mmproj_caps;
+  /* an audio LLM also answers /v1/audio/transcriptions (a chat with the audio and an instruction) */
+  if ((mmproj_caps & MATRIX_CAP_AUDIO) && (mm.caps & MATRIX_CAP_CHAT) && !caps) mm.caps |= MATRIX_CAP_TRANSCRIBE;
 push:
   if (push_model(l->m, &mm)) {
     at(l, n, "%s: too many models (limit %d)", path, MATRIX_MAX_MODELS);

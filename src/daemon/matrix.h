@@ -24,6 +24,7 @@ enum matrix_cap {
   MATRIX_CAP_TRANSCRIBE = 1u << 4, /* speech to text (/v1/audio/transcriptions, translations) */
   MATRIX_CAP_SPEECH = 1u << 5,     /* text to speech (/v1/audio/speech) */
   MATRIX_CAP_VISION = 1u << 6,     /* image input (a model with an mmproj) */
+  MATRIX_CAP_AUDIO = 1u << 7,      /* audio input (an mmproj with an audio encoder) */
 };
 
 typedef struct matrix_model {
@@ -49,6 +50,8 @@ typedef struct matrix_model {
   char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *mmproj;          /* absolute path of the vision projector GGUF, or NULL */
   long long mmproj_bytes; /* its size */
+  char *transcribe_prompt; /* audio models: the instruction /v1/audio/transcriptions sends with
+                              the audio (NULL = MATRIX_TRANSCRIBE_PROMPT) */
   char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
@@ -88,6 +91,9 @@ typedef struct matrix {
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
   size_t n_warnings;
 } matrix;
+
+/* The default instruction of an audio-input LLM asked to transcribe (transcribe_prompt). */
+#define MATRIX_TRANSCRIBE_PROMPT "Transcribe the audio."
 
 /* Load the config at config_path (may be NULL: defaults only) and discover *.gguf files in
  * models_dir (NULL: the config's models_dir, if any). On failure returns NULL and writes a

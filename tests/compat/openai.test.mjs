@@ -20,6 +20,9 @@
 //  - image input (when SWITCHYARD_VLM_MODEL names a vision model): a user message with a text
 //    part and an image_url part (a data: URL PNG), plain and streamed; the image adds the same
 //    number of prompt tokens both ways; the text-only chat model refuses it (unsupported_content).
+//  - audio input (when SWITCHYARD_ALM_MODEL names an audio model): an input_audio part (a 1 s WAV
+//    made here), plain and streamed, the same prompt tokens both ways; audio.transcriptions.create
+//    with the same model gives text; the text-only chat model refuses audio (unsupported_content).
 // The models have random weights: assert structure, never meaning.
 //
 // Environment: SWITCHYARD_URL (e.g. http://127.0.0.1:8080/v1), SWITCHYARD_CHAT_MODEL,
@@ -30,12 +33,33 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
 const URL = process.env.SWITCHYARD_URL;
 const CHAT = process.env.SWITCHYARD_CHAT_MODEL;
 const EMBED = process.env.SWITCHYARD_EMBED_MODEL;
 const VLM = process.env.SWITCHYARD_VLM_MODEL;
+const ALM = process.env.SWITCHYARD_ALM_MODEL;
+
+// 1 s of a 440 Hz tone: a 16 kHz mono 16-bit WAV
+function sineWav() {
+  const n = 16000;
+  const b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0);
+  b.writeUInt32LE(36 + 2 * n, 4);
+  b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(16000, 24);
+  b.writeUInt32LE(32000, 28);
+  b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34);
+  b.write('data', 36);
+  b.writeUInt32LE(2 * n, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * 440 * i) / 16000)), 44 + 2 * i);
+  return b;
+}
 // a 5x4 RGB PNG
 const PNG_5X4 =
   'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQAigk3IXICDBUB8Q' +
@@ -325,6 +349,36 @@ describe('switchyard via the OpenAI Node SDK', { skip }, () => {
     assert.equal(usage.prompt_tokens, withImage.usage.prompt_tokens);
     await assert.rejects(
       client.chat.completions.create({ model: CHAT, messages: [{ role: 'user', content: [text, image] }] }),
+      (err) => {
+        assert.ok(err instanceof OpenAI.BadRequestError, `got ${err?.constructor?.name}`);
+        assert.equal(err.code, 'unsupported_content');
+        return true;
+      },
+    );
+  });
+
+  test('audio input: input_audio parts, plain and streamed; transcriptions', { skip: ALM ? false : 'SWITCHYARD_ALM_MODEL is not set' }, async () => {
+    const ask = (content, extra = {}) =>
+      client.chat.completions.create({ model: ALM, messages: [{ role: 'user', content }], max_tokens: 4, temperature: 0, seed: 3, ...extra });
+    const wav = sineWav();
+    const text = { type: 'text', text: 'What is said?' };
+    const audio = { type: 'input_audio', input_audio: { data: wav.toString('base64'), format: 'wav' } };
+    const plain = await ask([text]);
+    const withAudio = await ask([text, audio]);
+    checkUsage(withAudio.usage, 4);
+    const audioTokens = withAudio.usage.prompt_tokens - plain.usage.prompt_tokens;
+    assert.ok(audioTokens > 0, `the audio adds prompt tokens (${audioTokens})`);
+    assert.equal(typeof withAudio.choices[0].message.content, 'string');
+    let usage = null;
+    for await (const c of await ask([text, audio], { stream: true, stream_options: { include_usage: true } })) {
+      if (c.usage) usage = c.usage;
+    }
+    assert.ok(usage, 'streamed with usage');
+    assert.equal(usage.prompt_tokens, withAudio.usage.prompt_tokens);
+    const tr = await client.audio.transcriptions.create({ model: ALM, file: await toFile(wav, 'tone.wav') });
+    assert.equal(typeof tr.text, 'string');
+    await assert.rejects(
+      client.chat.completions.create({ model: CHAT, messages: [{ role: 'user', content: [text, audio] }] }),
       (err) => {
         assert.ok(err instanceof OpenAI.BadRequestError, `got ${err?.constructor?.name}`);
         assert.equal(err.code, 'unsupported_content');

@@ -63,6 +63,7 @@ typedef struct daemon_proc {
 static daemon_proc D;       /* the main instance */
 static bool have_testdata;
 static bool have_vlm; /* models/tiny-vlm-mmproj.gguf exists (tests/run.sh make_models) */
+static bool have_alm; /* models/tiny-alm-mmproj.gguf exists (mkmodel --mmproj-kind audio) */
 
 static int start_daemon(daemon_proc *d, const char *config) {
   int pfd[2];
@@ -2791,6 +2792,148 @@ static void speech_off_body(void) {
 
 static void t_speech_builtin_off(void) { with_own_daemon("speech_off", "log_level: warn\nbuiltin_voice: false\n", speech_off_body); }
 
+/* ---- audio input: input_audio parts through mtmd (tiny-alm: mkmodel --mmproj-kind audio, an
+ * Ultravox-style projector: every started 30 s window of audio is exactly 375 tokens) ---- */
+
+#define ALM_WINDOW_TOKENS 375
+
+static char *b64_encode(const void *data, size_t n) {
+  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = data;
+  char *o = malloc((n + 2) / 3 * 4 + 1), *q = o;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+    *q++ = tbl[v >> 18 & 63];
+    *q++ = tbl[v >> 12 & 63];
+    *q++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+    *q++ = i + 2 < n ? tbl[v & 63] : '=';
+  }
+  *q = '\0';
+  return o;
+}
+
+/* A user message with the text and then one input_audio part per base64 string (NULL-ended). */
+static json_t *audio_body(const char *model, const char *text, const char *const *b64s) {
+  json_t *parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
+  for (size_t i = 0; b64s && b64s[i]; i++)
+    json_array_append_new(parts, json_pack("{s:s, s:{s:s, s:s}}", "type", "input_audio", "input_audio", "data",
+                                           b64s[i], "format", "wav"));
+  return json_pack("{s:s, s:[{s:s, s:o}], s:i, s:f, s:i}", "model", model, "messages", "role", "user", "content",
+                   parts, "max_tokens", 6, "temperature", 0.0, "seed", 7);
+}
+
+static bool str_is(const char *s, const char *want) { return s && strcmp(s, want) == 0; }
+
+static void t_audio_in(void) {
+  CHECK(have_alm, "%s/tiny-alm-mmproj.gguf is missing (tests/run.sh make_models writes it)", models_dir);
+  if (!have_alm) return;
+  sy_buf w1 = {0}, w31 = {0};
+  make_wav(&w1, 1.0);   /* one 30 s window */
+  make_wav(&w31, 31.0); /* two */
+  char *a1 = b64_encode(w1.data, w1.len), *a31 = b64_encode(w31.data, w31.len);
+  char *url = malloc(strlen(a1) + 32);
+  sprintf(url, "data:audio/wav;base64,%s", a1);
+  resp r;
+  get("/v1/models/alm", &r);
+  bool audio = false, transcribe = false;
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(r.json, "capabilities"), i, c) {
+    audio |= str_is(json_string_value(c), "audio");
+    transcribe |= str_is(json_string_value(c), "transcribe");
+  }
+  CHECK(r.status == 200 && audio && transcribe, "alm lists audio and transcribe: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+
+  post_json("/v1/chat/completions", audio_body("alm", "What is said?", NULL), &r);
+  long long pt0 = jnum(r.json, "usage.prompt_tokens");
+  CHECK(r.status == 200 && pt0 > 3, "text only: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  const char *one[] = {a1, NULL}, *long1[] = {a31, NULL}, *two[] = {a1, url, NULL};
+  post_json("/v1/chat/completions", audio_body("alm", "What is said?", one), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.completion_tokens") > 0, "1 s of audio: %ld %s", r.status, r.body.data);
+  CHECK(jnum(r.json, "usage.prompt_tokens") == pt0 + ALM_WINDOW_TOKENS, "1 s of audio adds %d prompt tokens: %lld -> %lld",
+        ALM_WINDOW_TOKENS, pt0, jnum(r.json, "usage.prompt_tokens"));
+  resp_clear(&r);
+  /* 31 s: mtmd cuts it into two 30 s windows; two clips (one as a data: URL) */
+  post_json("/v1/chat/completions", audio_body("alm", "What is said?", long1), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.prompt_tokens") == pt0 + 2 * ALM_WINDOW_TOKENS, "31 s of audio: %ld %s",
+        r.status, r.body.data);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", audio_body("alm", "What is said?", two), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.prompt_tokens") == pt0 + 2 * ALM_WINDOW_TOKENS, "two clips: %ld %s",
+        r.status, r.body.data);
+  resp_clear(&r);
+  /* streamed */
+  json_t *sb = audio_body("alm", "What is said?", one);
+  json_object_set_new(sb, "stream", json_true());
+  post_json("/v1/chat/completions", sb, &r);
+  bool done, wf;
+  json_t *ev = sse_events(&r.body, &done, &wf);
+  CHECK(r.status == 200 && done && wf && json_array_size(ev) > 1, "streamed: %ld %s", r.status, r.body.data);
+  json_decref(ev);
+  resp_clear(&r);
+
+  /* refused: audio to a text-only or a vision-only model, bad base64, not audio, an empty WAV */
+  post_json("/v1/chat/completions", audio_body("chat", "x", one), &r);
+  CHECK(is_error(&r, 400, "unsupported_content"), "text-only model: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  if (have_vlm) {
+    post_json("/v1/chat/completions", audio_body("vlm", "x", one), &r);
+    CHECK(is_error(&r, 400, "unsupported_content"), "vision-only model: %ld %s", r.status, r.body.data);
+    resp_clear(&r);
+  }
+  const char *badb64[] = {"UklGR*==", NULL}, *junk[] = {"aGVsbG8sIHdvcmxkLCB0aGlzIGlzIG5vdCBhdWRpbw==", NULL};
+  post_json("/v1/chat/completions", audio_body("alm", "x", badb64), &r);
+  CHECK(is_error(&r, 400, "invalid_audio"), "bad base64: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_json("/v1/chat/completions", audio_body("alm", "x", junk), &r);
+  CHECK(is_error(&r, 400, "invalid_audio"), "not audio: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  char *hdr = b64_encode(w1.data, 44); /* a WAV header with no samples after it */
+  const char *empty[] = {hdr, NULL};
+  post_json("/v1/chat/completions", audio_body("alm", "x", empty), &r);
+  CHECK(is_error(&r, 400, "invalid_audio"), "truncated WAV: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* a marker typed by the user does not match: refused by the worker, not crashed */
+  post_json("/v1/chat/completions", audio_body("alm", "two <__media__> here", one), &r);
+  CHECK(is_error(&r, 400, NULL), "stray marker: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+
+  /* /v1/audio/transcriptions with the audio LLM: a chat with its transcribe_prompt */
+  const char *path = "/v1/audio/transcriptions";
+  post_form(path, w1.data, w1.len, (const char *const[]){"model", "alm", NULL}, &r);
+  CHECK(r.status == 200 && jstr(r.json, "text") && str_is(jstr(r.json, "usage.type"), "tokens"),
+        "transcription (json): %ld %s", r.status, r.body.data);
+  CHECK(jnum(r.json, "usage.input_tokens") > ALM_WINDOW_TOKENS && jnum(r.json, "usage.output_tokens") > 0,
+        "transcription usage: %s", r.body.data);
+  resp_clear(&r);
+  post_form(path, w1.data, w1.len, (const char *const[]){"model", "alm", "response_format", "text", NULL}, &r);
+  CHECK(r.status == 200 && r.body.len > 0 && r.body.data[r.body.len - 1] == '\n', "transcription (text): %ld %s",
+        r.status, r.body.data);
+  resp_clear(&r);
+  post_form(path, w1.data, w1.len, (const char *const[]){"model", "alm", "response_format", "srt", NULL}, &r);
+  CHECK(is_error(&r, 400, "unsupported_parameter"), "srt from an LLM: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_form("/v1/audio/translations", w1.data, w1.len, (const char *const[]){"model", "alm", NULL}, &r);
+  CHECK(is_error(&r, 400, "wrong_capability"), "translation by an LLM: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  post_form(path, w1.data, w1.len, (const char *const[]){"model", "chat", NULL}, &r);
+  CHECK(is_error(&r, 400, "wrong_capability"), "transcription by a text model: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* and the model still serves */
+  post_json("/v1/chat/completions", audio_body("alm", "What is said?", one), &r);
+  CHECK(r.status == 200 && jnum(r.json, "usage.prompt_tokens") == pt0 + ALM_WINDOW_TOKENS, "after errors: %ld %s",
+        r.status, r.body.data);
+  resp_clear(&r);
+  free(hdr);
+  free(url);
+  free(a1);
+  free(a31);
+  sy_buf_free(&w1);
+  sy_buf_free(&w31);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -2846,6 +2989,7 @@ static const test tests[] = {
     {"speech_errors", t_speech_errors, false},
     {"speech_disconnect", t_speech_disconnect, false},
     {"speech_builtin_off", t_speech_builtin_off, false},
+    {"audio_in", t_audio_in, false},
 };
 
 static void write_main_config(const char *path) {
@@ -2884,6 +3028,10 @@ static void write_main_config(const char *path) {
     fprintf(f, "  - name: vlm\n    file: %s/tiny-vlm.gguf\n    mmproj: %s/tiny-vlm-mmproj.gguf\n    context: 512\n"
                "    parallel: 2\n",
             models_dir, models_dir);
+  if (have_alm)
+    fprintf(f, "  - name: alm\n    file: %s/tiny-alm.gguf\n    mmproj: %s/tiny-alm-mmproj.gguf\n    context: 1024\n"
+               "    parallel: 2\n    transcribe_prompt: 'Write down what is said.'\n",
+            models_dir, models_dir);
   fclose(f);
 }
 
@@ -2920,6 +3068,8 @@ int main(int argc, char **argv) {
   have_testdata = testdata_dir && access(probe, R_OK) == 0;
   snprintf(probe, sizeof probe, "%s/tiny-vlm-mmproj.gguf", models_dir);
   have_vlm = access(probe, R_OK) == 0;
+  snprintf(probe, sizeof probe, "%s/tiny-alm-mmproj.gguf", models_dir);
+  have_alm = access(probe, R_OK) == 0;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
   char cfg[512];

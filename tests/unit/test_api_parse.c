@@ -417,15 +417,15 @@ static void test_vision_parts(void **state) {
   assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 1), "content")),
                       API_IMAGE_MARKER);
   json_t *want = J("['data:x','file2','bare']");
-  assert_true(json_equal(g.image_urls, want));
+  assert_true(json_equal(g.media, want));
   json_decref(want);
   assert_null(json_object_get(g.msg, "images")); /* sizes are added by the daemon after decoding */
   api_gen_clear(&g);
-  assert_null(g.image_urls);
+  assert_null(g.media);
 
   /* text only: no URL list */
   assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'text','text':'a'}]}]", &g, &e), 0);
-  assert_null(g.image_urls);
+  assert_null(g.media);
   api_gen_clear(&g);
 
   /* bad parts */
@@ -447,13 +447,99 @@ static void test_vision_parts(void **state) {
   for (int i = 0; i < 16; i++) sy_buf_printf(&b, "%s{'type':'image_url','image_url':{'url':'u%d'}}", i ? "," : "", i);
   sy_buf_puts(&b, "]}]");
   assert_int_equal(vision_parse(b.data, &g, &e), 0);
-  assert_int_equal(json_array_size(g.image_urls), API_MAX_IMAGES);
+  assert_int_equal(json_array_size(g.media), API_MAX_IMAGES);
   api_gen_clear(&g);
   b.len -= 3;
   sy_buf_puts(&b, "]},{'role':'user','content':[{'type':'image_url','image_url':{'url':'u16'}}]}]");
   memset(&e, 0, sizeof e);
   assert_int_equal(vision_parse(b.data, &g, &e), -1);
   expect_err(&e, 400, "invalid_value", "messages", "at most 16 images");
+  api_gen_clear(&g);
+  sy_buf_free(&b);
+}
+
+/* ---- audio: input_audio parts (a model with the audio capability), mixed with images ---- */
+
+static matrix_model audio_models[] = {
+    {.name = "tiny-alm", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO, .context = 512, .parallel = 1},
+    {.name = "tiny-omni", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO | MATRIX_CAP_VISION, .context = 512, .parallel = 1},
+};
+static matrix audio_mx = {.models = audio_models, .n_models = 2, .max_body_bytes = 1 << 20};
+
+static int audio_parse(const char *model, const char *msgs, api_gen *g, api_error *e) {
+  sy_buf b = {0};
+  sy_buf_printf(&b, "{'model':'%s','messages':%s}", model, msgs);
+  json_t *req = J(b.data);
+  sy_buf_free(&b);
+  int rc = api_parse_generate(&audio_mx, req, true, g, e);
+  json_decref(req);
+  return rc;
+}
+
+static void test_audio_parts(void **state) {
+  (void)state;
+  api_gen g;
+  api_error e = {0};
+  /* markers in part order, images and audio in one list: strings and {data, format} */
+  assert_int_equal(audio_parse("tiny-omni",
+                               "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'UklG','format':'wav'}},"
+                               "{'type':'text','text':'and'},{'type':'image_url','image_url':{'url':'u'}},"
+                               "{'type':'input_audio','input_audio':{'data':'SUQz'}}]}]",
+                               &g, &e),
+                   0);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
+                      API_IMAGE_MARKER "and" API_IMAGE_MARKER API_IMAGE_MARKER);
+  json_t *want = J("[{'data':'UklG','format':'wav'},'u',{'data':'SUQz','format':''}]");
+  assert_true(json_equal(g.media, want));
+  json_decref(want);
+  api_gen_clear(&g);
+
+  /* an audio-only model refuses images, and says what it takes */
+  memset(&e, 0, sizeof e);
+  assert_int_equal(audio_parse("tiny-alm", "[{'role':'user','content':[{'type':'image_url','image_url':{'url':'u'}}]}]",
+                               &g, &e),
+                   -1);
+  expect_err(&e, 400, "unsupported_content", "messages", "accepts only text and input_audio content");
+  api_gen_clear(&g);
+  /* a vision model refuses audio */
+  memset(&e, 0, sizeof e);
+  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'x'}}]}]", &g, &e),
+                   -1);
+  expect_err(&e, 400, "unsupported_content", "messages", "accepts only text and image_url content");
+  api_gen_clear(&g);
+
+  static const char *const bad[] = {
+      "[{'role':'user','content':[{'type':'input_audio'}]}]",
+      "[{'role':'user','content':[{'type':'input_audio','input_audio':'UklG'}]}]",
+      "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':''}}]}]",
+      "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':5}}]}]",
+      "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'x','format':1}}]}]",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    memset(&e, 0, sizeof e);
+    assert_int_equal(audio_parse("tiny-alm", bad[i], &g, &e), -1);
+    expect_err(&e, 400, "invalid_value", "messages", "input_audio must be");
+    api_gen_clear(&g);
+  }
+  /* 8 audio parts pass, 9 do not; the image count is separate */
+  sy_buf b = {0};
+  sy_buf_puts(&b, "[{'role':'user','content':[");
+  for (int i = 0; i < API_MAX_AUDIO + 1; i++)
+    sy_buf_printf(&b, "%s{'type':'input_audio','input_audio':{'data':'a%d'}}", i ? "," : "", i);
+  for (int i = 0; i < API_MAX_IMAGES; i++) sy_buf_printf(&b, ",{'type':'image_url','image_url':{'url':'u%d'}}", i);
+  sy_buf_puts(&b, "]}]");
+  memset(&e, 0, sizeof e);
+  assert_int_equal(audio_parse("tiny-omni", b.data, &g, &e), -1);
+  expect_err(&e, 400, "invalid_value", "messages", "at most 8 audio parts");
+  api_gen_clear(&g);
+  sy_buf_free(&b);
+  sy_buf_puts(&b, "[{'role':'user','content':[");
+  for (int i = 0; i < API_MAX_AUDIO; i++)
+    sy_buf_printf(&b, "%s{'type':'input_audio','input_audio':{'data':'a%d'}}", i ? "," : "", i);
+  for (int i = 0; i < API_MAX_IMAGES; i++) sy_buf_printf(&b, ",{'type':'image_url','image_url':{'url':'u%d'}}", i);
+  sy_buf_puts(&b, "]}]");
+  assert_int_equal(audio_parse("tiny-omni", b.data, &g, &e), 0);
+  assert_int_equal(json_array_size(g.media), API_MAX_AUDIO + API_MAX_IMAGES);
   api_gen_clear(&g);
   sy_buf_free(&b);
 }
@@ -1389,6 +1475,7 @@ int main(void) {
       cmocka_unit_test(test_keep_alive),
       cmocka_unit_test(test_fuzz),
       cmocka_unit_test(test_vision_parts),
+      cmocka_unit_test(test_audio_parts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

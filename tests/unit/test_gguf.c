@@ -510,6 +510,23 @@ static void test_odd_values(void **state) {
   assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
   assert_true(gi.is_adapter);
   assert_true(gi.is_mmproj);
+  assert_int_equal(gi.has_vision_encoder, -1); /* absent */
+  assert_int_equal(gi.has_audio_encoder, -1);
+  free(g.b);
+
+  /* which encoders a projector has: bools (any integer type is read) */
+  g = (gb){0};
+  gb_head(&g, 3, 1, 2);
+  gb_str(&g, "clip.has_vision_encoder");
+  gb_u32(&g, BOOL);
+  gb_bytes(&g, "\0", 1);
+  gb_str(&g, "clip.has_audio_encoder");
+  gb_u32(&g, BOOL);
+  gb_bytes(&g, "\1", 1);
+  assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
+  assert_true(gi.is_mmproj);
+  assert_int_equal(gi.has_vision_encoder, 0);
+  assert_int_equal(gi.has_audio_encoder, 1);
   free(g.b);
 }
 

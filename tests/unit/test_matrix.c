@@ -508,7 +508,7 @@ static void test_bad_values(void **state) {
        "4:14: models[0].pooling: unknown pooling 'max' (known: mean, cls, last, none, rank)"},
       {"    capabilities: [chat, fly]\n",
        "4:26: models[0].capabilities[1]: unknown capability 'fly' (known: chat, completion, embed, "
-       "rerank, transcribe, speech, vision)"},
+       "rerank, transcribe, speech, vision, audio)"},
       {"    capabilities: chat\n", "4:19: models[0].capabilities: expected a list, got 'chat'"},
       {"    capabilities: []\n",
        "4:19: models[0].capabilities: empty list (leave the key out to take them from the GGUF)"},
@@ -585,6 +585,53 @@ static void test_mmproj(void **state) {
   load_bad("limits: {image_dir: nope}\n", "1:21: limits.image_dir: cannot open '{D}/nope': No such file or directory");
   load_bad("limits: {image_dir: m.gguf}\n", "1:21: limits.image_dir: '{D}/m.gguf' is not a directory");
   load_bad("limits: {max_image_pixels: 0}\n", "1:28: limits.max_image_pixels: 0 is out of range (1..268435456)");
+}
+
+/* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not vision;
+ * transcribe_prompt only for such a model */
+static void write_proj(const char *rel, bool vision, bool audio) {
+  FILE *f = fopen(P(rel), "wb");
+  assert_non_null(f);
+  fwrite("GGUF", 1, 4, f);
+  w32(f, 3);
+  w64(f, 1);
+  w64(f, 3);
+  wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
+  wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(vision, f); /* bool */
+  wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(audio, f);
+  fclose(f);
+}
+
+static void test_mmproj_audio(void **state) {
+  (void)state;
+  write_gguf("m.gguf", CHAT);
+  write_proj("aproj.gguf", false, true);
+  write_proj("vproj.gguf", true, false);
+  write_proj("none.gguf", false, false);
+  write_proj("both.gguf", true, true);
+  matrix *m = load_ok("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n"
+                      "    transcribe_prompt: 'Write down what is said.'\n"
+                      "  - name: b\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat]\n");
+  char caps[96];
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "chat,completion,transcribe,audio");
+  assert_string_equal(m->models[0].transcribe_prompt, "Write down what is said.");
+  assert_int_equal(m->models[1].caps, MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO);
+  assert_null(m->models[1].transcribe_prompt);
+  matrix_free(m);
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat, vision]\n",
+           "5:19: models[0].capabilities: vision needs an mmproj with a vision encoder");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    capabilities: [chat, audio]\n",
+           "5:19: models[0].capabilities: audio needs an mmproj with an audio encoder");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    capabilities: [audio]\n",
+           "4:19: models[0].capabilities: audio needs an mmproj");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    transcribe_prompt: hi\n",
+           "5:24: models[0].transcribe_prompt: only for a model whose mmproj takes audio");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: none.gguf\n",
+           "4:13: models[0].mmproj: '{D}/none.gguf' has neither a vision nor an audio encoder");
+  m = load_ok("models:\n  - name: a\n    file: m.gguf\n    mmproj: both.gguf\n");
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps),
+                      "chat,completion,transcribe,vision,audio");
+  matrix_free(m);
 }
 
 static void test_bad_models(void **state) {
@@ -792,6 +839,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj_audio, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

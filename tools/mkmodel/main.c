@@ -57,15 +57,18 @@ static void usage(FILE *f) {
       "not\n"
       "  --rope-base F --norm-eps F --name S\n"
       "  --threads N          threads for generating and quantizing (default: all CPUs)\n"
-      "  --mmproj PATH        also write a random-weight LLaVA-style vision projector (mtmd\n"
-      "                       projector 'mlp', %d tokens per image) for this text model\n"
+      "  --mmproj PATH        also write a random-weight projector for this text model: by\n"
+      "                       default LLaVA-style vision (mtmd projector 'mlp', %d tokens per\n"
+      "                       image)\n"
+      "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector (whisper\n"
+      "                       encoder, 16 kHz, %d tokens per started 30 s of audio)\n"
       "  --verify             load the written file with llama.cpp and run it once (with\n"
-      "                       --mmproj: also encode one image through mtmd)\n"
+      "                       --mmproj: also encode one image, or 1 s of audio, through mtmd)\n"
       "  --verbose            show llama.cpp's log\n"
       "  -o, --output PATH    output file (written as PATH.part, then renamed)\n"
       "  -h, --help\n"
       "Exit status: 0 ok, 1 failure, 2 bad usage.\n",
-      mk_preset_names(), MK_MMPROJ_IMAGE_TOKENS);
+      mk_preset_names(), MK_MMPROJ_IMAGE_TOKENS, MK_AMMPROJ_WINDOW_TOKENS);
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -156,6 +159,7 @@ enum {
   OPT_VERIFY,
   OPT_VERBOSE,
   OPT_MMPROJ,
+  OPT_MMPROJ_KIND,
 };
 
 int main(int argc, char **argv) {
@@ -184,6 +188,7 @@ int main(int argc, char **argv) {
       {"verify", no_argument, NULL, OPT_VERIFY},
       {"verbose", no_argument, NULL, OPT_VERBOSE},
       {"mmproj", required_argument, NULL, OPT_MMPROJ},
+      {"mmproj-kind", required_argument, NULL, OPT_MMPROJ_KIND},
       {"output", required_argument, NULL, 'o'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -194,6 +199,7 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int threads = ncpu > 0 ? (int)ncpu : 1;
   int do_verify = 0;
+  int audio_proj = 0; /* --mmproj-kind audio */
 
   opterr = 0;
   int c;
@@ -278,6 +284,11 @@ int main(int argc, char **argv) {
       case OPT_MMPROJ:
         mmproj = optarg;
         break;
+      case OPT_MMPROJ_KIND:
+        if (strcmp(optarg, "vision") != 0 && strcmp(optarg, "audio") != 0)
+          die_usage("unknown --mmproj-kind '%s' (vision, audio)", optarg);
+        audio_proj = strcmp(optarg, "audio") == 0;
+        break;
       case 'o':
         out = optarg;
         break;
@@ -313,6 +324,7 @@ int main(int argc, char **argv) {
       die_usage("%s", "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
     check_output(mmproj);
   }
+  if (audio_proj && !mmproj) die_usage("%s", "--mmproj-kind needs --mmproj PATH");
 
   llama_log_set(log_cb, NULL);
   mtmd_log_set(log_cb, NULL);
@@ -370,7 +382,15 @@ int main(int argc, char **argv) {
           (double)info.n_bytes / (1024.0 * 1024.0), fill.n_fallback, fill.n_zeroed, t1 - t0,
           t2 - t1);
 
-  if (mmproj) {
+  if (mmproj && audio_proj) {
+    uint64_t mbytes = 0;
+    if (mk_mmproj_audio_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
+    fprintf(stderr,
+            "mkmodel: wrote %s: Ultravox-style audio projector for n_embd %d, %d Hz, %d tokens "
+            "per started 30 s of audio, %.2f MiB\n",
+            mmproj, s.n_embd, MK_AMMPROJ_RATE, MK_AMMPROJ_WINDOW_TOKENS,
+            (double)mbytes / (1024.0 * 1024.0));
+  } else if (mmproj) {
     uint64_t mbytes = 0;
     if (mk_mmproj_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
     fprintf(stderr,
@@ -387,7 +407,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", now_s() - t2, summary);
     if (mmproj) {
       double t3 = now_s();
-      if (mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err)) != 0)
+      if ((audio_proj ? mk_mmproj_audio_verify : mk_mmproj_verify)(out, mmproj, threads, summary,
+                                                                   sizeof(summary), err,
+                                                                   sizeof(err)) != 0)
         goto fail;
       fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", now_s() - t3, summary);
     }

@@ -317,9 +317,13 @@ int engine_load(worker *w, const json_t *hdr) {
     mcp.warmup = true;
     w->mtmd = mtmd_init_from_file(mmproj, w->model, mcp);
     if (!w->mtmd) ENGINE_FAIL(400, "cannot load the projector %.512s (see the worker log)", mmproj);
-    if (!mtmd_support_vision(w->mtmd))
-      ENGINE_FAIL(400, "the projector %.512s has no vision encoder", mmproj);
-    LOG_I("vision: projector %s loaded (%s)", mmproj, w->gpu_offload ? "GPU" : "CPU");
+    if (!mtmd_support_vision(w->mtmd) && !mtmd_support_audio(w->mtmd))
+      ENGINE_FAIL(400, "the projector %.512s has neither a vision nor an audio encoder", mmproj);
+    if (mtmd_support_audio(w->mtmd) && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE)
+      LOG_W("audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will be refused",
+            mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
+    LOG_I("projector %s loaded (%s%s%s)", mmproj, mtmd_support_vision(w->mtmd) ? "vision, " : "",
+          mtmd_support_audio(w->mtmd) ? "audio, " : "", w->gpu_offload ? "GPU" : "CPU");
   }
 
   if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
@@ -338,7 +342,11 @@ int engine_load(worker *w, const json_t *hdr) {
                             (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling),
                             "arch", arch_ok ? arch_ok : "", "model_bytes",
                             (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "",
-                            "vision", w->mtmd != NULL);
+                            "vision", w->mtmd && mtmd_support_vision(w->mtmd));
+  if (ready && w->mtmd && mtmd_support_audio(w->mtmd)) {
+    json_object_set_new(ready, "audio", json_true());
+    json_object_set_new(ready, "audio_rate", json_integer(mtmd_get_audio_sample_rate(w->mtmd)));
+  }
   free(arch_ok);
   free(desc_ok);
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,

@@ -196,56 +196,137 @@ static int gen_parse_params(const json_t *hdr, gen_req *r, char *msg, size_t msg
   return 0;
 }
 
-/* The "images" of a generate message ([{w, h}], RGB bytes in the payload, in order) as mtmd
- * bitmaps. 0 with *n = 0 when there are none; -1 with status, code and msg on failure. */
-static int gen_images(const worker *w, const json_t *hdr, const unsigned char *payload,
-                      size_t payload_len, mtmd_bitmap **out, size_t *n, int *status,
-                      const char **code, char *msg, size_t msg_len) {
-  const json_t *images = json_object_get(hdr, "images");
+/* One "images" or "audios" entry: its marker position and its payload size. */
+typedef struct gen_media_ent {
+  const json_t *j;
+  bool audio;
+  size_t bytes;
+} gen_media_ent;
+
+/* Check one kind's array (images [{w, h}] or audios [{n}]; with both kinds, each entry's "index"
+ * is its marker's position) and place its entries in ord. 0, or -1 with msg. */
+static int gen_media_kind(const json_t *arr, bool audio, bool mixed, size_t n_all, gen_media_ent *ord,
+                          char *msg, size_t msg_len) {
+  const char *what = audio ? "audios" : "images";
+  size_t max = audio ? WK_MAX_AUDIO : WK_MAX_IMAGES, i;
+  if (!arr || json_is_null(arr)) return 0;
+  if (!json_is_array(arr) || json_array_size(arr) > max) {
+    snprintf(msg, msg_len, "\"%s\" must be an array of at most %zu %s", what, max, audio ? "{n}" : "{w, h}");
+    return -1;
+  }
+  const json_t *e;
+  size_t k = 0;
+  json_array_foreach(arr, i, e) {
+    size_t bytes;
+    if (audio) {
+      const json_t *jn = json_object_get(e, "n");
+      json_int_t n = json_integer_value(jn);
+      if (!json_is_integer(jn) || n < 2 || n > WK_MAX_AUDIO_SAMPLES) {
+        snprintf(msg, msg_len, "audios[%zu] needs an integer n in 2..%ld", i, WK_MAX_AUDIO_SAMPLES);
+        return -1;
+      }
+      bytes = (size_t)n * sizeof(float);
+    } else {
+      const json_t *jw = json_object_get(e, "w"), *jh = json_object_get(e, "h");
+      json_int_t iw = json_integer_value(jw), ih = json_integer_value(jh);
+      if (!json_is_integer(jw) || !json_is_integer(jh) || iw < 1 || ih < 1 || iw > WK_MAX_IMAGE_SIDE ||
+          ih > WK_MAX_IMAGE_SIDE) {
+        snprintf(msg, msg_len, "images[%zu] needs integer w and h in 1..%d", i, WK_MAX_IMAGE_SIDE);
+        return -1;
+      }
+      bytes = (size_t)iw * (size_t)ih * 3;
+    }
+    size_t at = i;
+    if (mixed) {
+      const json_t *ji = json_object_get(e, "index");
+      json_int_t x = json_integer_value(ji);
+      if (!json_is_integer(ji) || x < 0 || (size_t)x >= n_all || ord[x].j) {
+        snprintf(msg, msg_len, "%s[%zu] needs an \"index\" (its marker's place) in 0..%zu, unique", what, i, n_all - 1);
+        return -1;
+      }
+      at = (size_t)x;
+    } else {
+      at = k++;
+    }
+    ord[at] = (gen_media_ent){e, audio, bytes};
+  }
+  return 0;
+}
+
+/* The "images" ([{w, h}], RGB bytes) and "audios" ([{n}], 16 kHz mono float32) of a generate
+ * message as mtmd bitmaps in marker order; the payload holds them in that order. 0 with *n = 0
+ * when there are none; -1 with status, code and msg on failure. */
+static int gen_media(const worker *w, const json_t *hdr, const unsigned char *payload,
+                     size_t payload_len, mtmd_bitmap **out, size_t *n, int *status,
+                     const char **code, char *msg, size_t msg_len) {
+  const json_t *images = json_object_get(hdr, "images"), *audios = json_object_get(hdr, "audios");
+  size_t n_img = json_is_array(images) ? json_array_size(images) : 0;
+  size_t n_aud = json_is_array(audios) ? json_array_size(audios) : 0;
+  bool has_img = images && !json_is_null(images) && !(json_is_array(images) && n_img == 0);
+  bool has_aud = audios && !json_is_null(audios) && !(json_is_array(audios) && n_aud == 0);
   *n = 0;
   *status = 400;
   *code = "invalid_request";
-  if (!images || json_is_null(images) || (json_is_array(images) && json_array_size(images) == 0)) {
+  if (!has_img && !has_aud) {
     if (payload_len == 0) return 0;
-    snprintf(msg, msg_len, "a generate payload needs \"images\"");
+    snprintf(msg, msg_len, "a generate payload needs \"images\" or \"audios\"");
     return -1;
   }
-  if (!w->mtmd) {
-    *code = "unsupported_content";
+  *code = "unsupported_content";
+  if (has_img && (!w->mtmd || !mtmd_support_vision(w->mtmd))) {
     snprintf(msg, msg_len, "this model has no vision projector (mmproj); it cannot take images");
     return -1;
   }
-  if (!json_is_array(images) || json_array_size(images) > WK_MAX_IMAGES) {
-    snprintf(msg, msg_len, "\"images\" must be an array of at most %d {w, h}", WK_MAX_IMAGES);
+  if (has_aud && (!w->mtmd || !mtmd_support_audio(w->mtmd))) {
+    snprintf(msg, msg_len, "this model has no audio projector (mmproj); it cannot take audio");
     return -1;
   }
-  size_t off = 0, i;
-  const json_t *im;
-  json_array_foreach(images, i, im) {
-    const json_t *jw = json_object_get(im, "w"), *jh = json_object_get(im, "h");
-    json_int_t iw = json_integer_value(jw), ih = json_integer_value(jh);
-    if (!json_is_integer(jw) || !json_is_integer(jh) || iw < 1 || ih < 1 ||
-        iw > WK_MAX_IMAGE_SIDE || ih > WK_MAX_IMAGE_SIDE) {
-      snprintf(msg, msg_len, "images[%zu] needs integer w and h in 1..%d", i, WK_MAX_IMAGE_SIDE);
+  if (has_aud && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE) {
+    snprintf(msg, msg_len, "this model's audio projector wants %d Hz audio; Switchyard sends %d Hz",
+             mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
+    return -1;
+  }
+  *code = "invalid_request";
+  gen_media_ent ord[WK_MAX_MEDIA];
+  memset(ord, 0, sizeof ord);
+  bool mixed = has_img && has_aud;
+  size_t n_all = n_img + n_aud;
+  if (gen_media_kind(images, false, mixed, n_all, ord, msg, msg_len) != 0 ||
+      gen_media_kind(audios, true, mixed, n_all, ord, msg, msg_len) != 0)
+    return -1;
+  size_t off = 0;
+  for (size_t i = 0; i < n_all; i++) {
+    if (ord[i].bytes > payload_len - off) {
+      snprintf(msg, msg_len, "the payload has %zu bytes, fewer than the media need", payload_len);
       return -1;
     }
-    size_t bytes = (size_t)iw * (size_t)ih * 3;
-    if (bytes > payload_len - off) {
-      snprintf(msg, msg_len, "the payload has %zu bytes, fewer than the images' RGB needs", payload_len);
-      return -1;
-    }
-    off += bytes;
+    off += ord[i].bytes;
   }
   if (off != payload_len) {
-    snprintf(msg, msg_len, "the payload has %zu bytes; the images' RGB takes %zu", payload_len, off);
+    snprintf(msg, msg_len, "the payload has %zu bytes; the media take %zu", payload_len, off);
     return -1;
   }
   off = 0;
-  json_array_foreach(images, i, im) {
-    uint32_t iw = (uint32_t)json_integer_value(json_object_get(im, "w"));
-    uint32_t ih = (uint32_t)json_integer_value(json_object_get(im, "h"));
-    out[i] = mtmd_bitmap_init(iw, ih, payload + off);
-    off += (size_t)iw * ih * 3;
+  for (size_t i = 0; i < n_all; i++) {
+    const unsigned char *p = payload + off;
+    off += ord[i].bytes;
+    if (ord[i].audio) {
+      /* a copy with non-finite samples read as 0 (and float-aligned) */
+      size_t ns = ord[i].bytes / sizeof(float);
+      float *pcm = malloc(ord[i].bytes);
+      if (pcm) {
+        memcpy(pcm, p, ord[i].bytes);
+        for (size_t k = 0; k < ns; k++)
+          if (!isfinite(pcm[k])) pcm[k] = 0;
+        out[i] = mtmd_bitmap_init_from_audio(ns, pcm);
+        free(pcm);
+      } else {
+        out[i] = NULL;
+      }
+    } else {
+      out[i] = mtmd_bitmap_init((uint32_t)json_integer_value(json_object_get(ord[i].j, "w")),
+                                (uint32_t)json_integer_value(json_object_get(ord[i].j, "h")), p);
+    }
     if (!out[i]) {
       *status = 500;
       *code = "out_of_memory";
@@ -274,19 +355,19 @@ static int gen_tokenize_mm(worker *w, gen_req *r, const char *text, bool parse_s
   mtmd_input_text in = {text, strlen(text), true, parse_special};
   int32_t rc = mtmd_tokenize(w->mtmd, r->mm, &in, (const mtmd_bitmap *const *)bitmaps, n_bitmaps);
   if (rc == 1) {
-    snprintf(msg, msg_len, "the prompt has a different number of image markers (%s) than images (%zu)",
+    snprintf(msg, msg_len, "the prompt has a different number of media markers (%s) than images and audio (%zu)",
              mtmd_default_marker(), n_bitmaps);
     return -1;
   }
   if (rc != 0) {
     *code = "invalid_image";
-    snprintf(msg, msg_len, "the vision projector could not preprocess the images (%d)", (int)rc);
+    snprintf(msg, msg_len, "the projector could not preprocess the images or audio (%d)", (int)rc);
     return -1;
   }
   size_t n_chunks = mtmd_input_chunks_size(r->mm);
   const mtmd_input_chunk *last = n_chunks ? mtmd_input_chunks_get(r->mm, n_chunks - 1) : NULL;
   if (!last || mtmd_input_chunk_get_type(last) != MTMD_INPUT_CHUNK_TYPE_TEXT) {
-    snprintf(msg, msg_len, "the prompt must not end with an image (text must follow it)");
+    snprintf(msg, msg_len, "the prompt must not end with an image or audio (text must follow it)");
     return -1;
   }
   size_t n_tok = mtmd_helper_get_n_tokens(r->mm);
@@ -323,11 +404,11 @@ void gen_submit(worker *w, int64_t id, const json_t *hdr, const void *payload, s
     gen_req_free(r);
     return;
   }
-  mtmd_bitmap *bitmaps[WK_MAX_IMAGES];
+  mtmd_bitmap *bitmaps[WK_MAX_MEDIA];
   size_t n_images = 0;
   int st;
   const char *cd;
-  if (gen_images(w, hdr, payload, payload_len, bitmaps, &n_images, &st, &cd, msg, sizeof msg) != 0) {
+  if (gen_media(w, hdr, payload, payload_len, bitmaps, &n_images, &st, &cd, msg, sizeof msg) != 0) {
     for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
     reply_error(w, id, st, cd, "%s", msg);
     gen_req_free(r);

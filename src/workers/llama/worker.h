@@ -37,6 +37,10 @@
 #define WK_MAX_RERANK_PROMPT (16 << 20) /* bytes of one query/document prompt from a template */
 #define WK_MAX_IMAGES 16          /* images per generate request */
 #define WK_MAX_IMAGE_SIDE 16384   /* pixels per image side */
+#define WK_MAX_AUDIO 8            /* audio clips per generate request */
+#define WK_MAX_AUDIO_SAMPLES (16000L * 3600) /* samples per clip: an hour at 16 kHz */
+#define WK_AUDIO_RATE 16000       /* the rate the daemon sends audio at */
+#define WK_MAX_MEDIA (WK_MAX_IMAGES + WK_MAX_AUDIO)
 
 /* ---- inbox.c ---------------------------------------------------------------------------- */
 
@@ -106,7 +110,7 @@ typedef struct worker {
   int32_t n_batch;                 /* tokens per llama_decode */
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
-  mtmd_context *mtmd;              /* the vision projector (load's "mmproj"), or NULL */
+  mtmd_context *mtmd;              /* the projector (load's "mmproj": images and/or audio), or NULL */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
   struct jinja_tmpl *jt, *jt_tools; /* the template, and its tool_use variant (or NULL) */

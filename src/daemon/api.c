@@ -578,6 +578,32 @@ static char *base64_encode(const unsigned char *p, size_t n) {
   return out;
 }
 
+/* Send msg (stolen) to w and wait for its one reply (embed, rerank). True with the reply in *m
+ * when it is not an error; false when the request already ended here: refused (counted and
+ * answered, with err_param naming the field of a worker's refusal when given) or abandoned by
+ * its client (counted as cancelled). The caller frees *q and *m either way. */
+static bool one_reply(sy_daemon *d, http_req *r, req_obs *obs, worker *w, json_t *msg, const char *err_param,
+                      wreq **q, ipc_msg *m) {
+  api_error err = {0};
+  bool hup = false;
+  *q = worker_submit(w, msg, &err);
+  if (!*q) {
+    fail(r, obs, &err);
+  } else if (!wreq_wait(*q, m, http_client_fd(r), -1, &hup)) {
+    atomic_fetch_add(&d->cancelled, 1);
+    metrics_cancelled(obs->mt, obs->model);
+    obs_end(obs, 499);
+    http_reply_abort(r);
+  } else if (strcmp(ipc_op(m), "error") == 0) {
+    worker_error(m, &err);
+    if (err.param && err_param) err.param = err_param;
+    fail(r, obs, &err);
+  } else {
+    return true;
+  }
+  return false;
+}
+
 static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs) {
   api_error err = {0};
   api_embed e;
@@ -595,20 +621,9 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
   }
   json_t *msg = e.msg;
   e.msg = NULL;
-  wreq *q = worker_submit(w, msg, &err);
+  wreq *q = NULL;
   ipc_msg m = {0};
-  bool hup = false;
-  if (!q) {
-    fail(r, obs, &err);
-  } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
-    atomic_fetch_add(&d->cancelled, 1);
-    metrics_cancelled(obs->mt, obs->model);
-    obs_end(obs, 499);
-    http_reply_abort(r);
-  } else if (strcmp(ipc_op(&m), "error") == 0) {
-    worker_error(&m, &err);
-    fail(r, obs, &err);
-  } else {
+  if (one_reply(d, r, obs, w, msg, NULL, &q, &m)) {
     long long n = jint(m.hdr, "n"), dim = jint(m.hdr, "dim");
     if (strcmp(ipc_op(&m), "embeddings") != 0 || n != (long long)e.n_inputs || dim <= 0 ||
         m.payload_len != (size_t)(n * dim) * sizeof(float)) {
@@ -699,21 +714,9 @@ static void handle_rerank(sy_daemon *d, http_req *r, const json_t *req, req_obs 
   }
   json_t *msg = rr.msg;
   rr.msg = NULL;
-  wreq *q = worker_submit(w, msg, &err);
+  wreq *q = NULL;
   ipc_msg m = {0};
-  bool hup = false;
-  if (!q) {
-    fail(r, obs, &err);
-  } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
-    atomic_fetch_add(&d->cancelled, 1);
-    metrics_cancelled(obs->mt, obs->model);
-    obs_end(obs, 499);
-    http_reply_abort(r);
-  } else if (strcmp(ipc_op(&m), "error") == 0) {
-    worker_error(&m, &err);
-    if (err.param) err.param = "documents";
-    fail(r, obs, &err);
-  } else {
+  if (one_reply(d, r, obs, w, msg, "documents", &q, &m)) {
     /* the worker answers with an embeddings frame of one float (the score) per document */
     long long n = jint(m.hdr, "n"), pt = jint(m.hdr, "prompt_tokens");
     const float *v = m.payload;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ggml-backend.h"
+#include "quant.h"
 
 #define MK_MAX_THREADS 256
 #define MK_CHUNK_ELEMS (1 << 16) /* F32 values generated per chunk (256 KiB) */
@@ -176,13 +177,20 @@ void mk_fill_tensor(struct ggml_tensor *t, void *userdata) {
     }
     j.dst = staging;
   }
-  run_job(&j, f->threads > 0 ? f->threads : 1);
+  int nthreads = f->threads > 0 ? f->threads : 1;
+  if (f->fast && (d->init == MK_INIT_MATRIX || d->init == MK_INIT_RANDOM)) {
+    if (mk_pool_fill(j.type, j.ne0, j.nrows, j.scale, f->spec->seed, j.seed, j.dst, nthreads) != 0)
+      f->failed = 1;
+  } else {
+    run_job(&j, nthreads);
+  }
   if (atomic_load(&j.failed)) f->failed = 1;
   if (staging) {
     ggml_backend_tensor_set(t, staging, 0, nbytes);
     free(staging);
   }
-  if (d->init == MK_INIT_MATRIX && t->type != f->spec->wtype) f->n_fallback++;
+  /* rows that do not fit the requested type's block (a mix's larger types are not fallbacks) */
+  if (d->init == MK_INIT_MATRIX && t->ne[0] % ggml_blck_size(f->spec->wtype) != 0) f->n_fallback++;
   f->n_tensors++;
   f->n_bytes += nbytes;
 }

@@ -15,6 +15,7 @@
 struct mk_fill {
   const struct mk_spec *spec; /* borrowed */
   int threads;
+  int fast; /* --fast: matrices from a pool of quantized blocks (quant.h, mk_pool_fill) */
   /* results, for the report */
   int n_tensors;  /* tensors filled */
   int n_zeroed;   /* tensors llama.cpp created that real checkpoints lack (zeroed, dropped later) */

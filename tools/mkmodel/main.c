@@ -20,6 +20,7 @@
 #include "mmproj.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
+#include "quant.h"
 #include "save.h"
 #include "spec.h"
 #include "verify.h"
@@ -41,8 +42,8 @@ static void usage(FILE *f) {
       "                       (defaults: llama -> llama-spm, qwen2/qwen3 -> qwen2, bert -> "
       "bert-bge)\n"
       "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --ctx N --head-dim N\n"
-      "  --type T             f32 | f16 | q8_0 | q4_0 | q4_k: 2-D matrices (default f16; norms "
-      "stay f32;\n"
+      "  --type T             f32 | f16 | q8_0 | q4_0 | q4_k | q5_k | q6_k, or the mixes q4_k_m |\n"
+      "                       q5_k_m (as llama-quantize's): 2-D matrices (default f16; norms stay f32;\n"
       "                       a matrix whose rows do not fit T's block falls back: "
       "q4_k->q5_0->q8_0->f16)\n"
       "  --seed N             weights are a pure function of seed, shape and type (default 42)\n"
@@ -57,6 +58,8 @@ static void usage(FILE *f) {
       "not\n"
       "  --rope-base F --norm-eps F --name S\n"
       "  --threads N          threads for generating and quantizing (default: all CPUs)\n"
+      "  --fast               matrices assembled from a pool of %d random blocks already in the\n"
+      "                       weight type (memcpy speed, for multi-GB models; other bytes)\n"
       "  --mmproj PATH        also write a random-weight projector for this text model: by\n"
       "                       default LLaVA-style vision (mtmd projector 'mlp', %d tokens per\n"
       "                       image)\n"
@@ -68,7 +71,7 @@ static void usage(FILE *f) {
       "  -o, --output PATH    output file (written as PATH.part, then renamed)\n"
       "  -h, --help\n"
       "Exit status: 0 ok, 1 failure, 2 bad usage.\n",
-      mk_preset_names(), MK_MMPROJ_IMAGE_TOKENS, MK_AMMPROJ_WINDOW_TOKENS);
+      mk_preset_names(), MK_POOL_BLOCKS, MK_MMPROJ_IMAGE_TOKENS, MK_AMMPROJ_WINDOW_TOKENS);
 }
 
 static void die_usage(const char *fmt, const char *arg) {
@@ -160,6 +163,7 @@ enum {
   OPT_VERBOSE,
   OPT_MMPROJ,
   OPT_MMPROJ_KIND,
+  OPT_FAST,
 };
 
 int main(int argc, char **argv) {
@@ -189,6 +193,7 @@ int main(int argc, char **argv) {
       {"verbose", no_argument, NULL, OPT_VERBOSE},
       {"mmproj", required_argument, NULL, OPT_MMPROJ},
       {"mmproj-kind", required_argument, NULL, OPT_MMPROJ_KIND},
+      {"fast", no_argument, NULL, OPT_FAST},
       {"output", required_argument, NULL, 'o'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
@@ -200,6 +205,7 @@ int main(int argc, char **argv) {
   int threads = ncpu > 0 ? (int)ncpu : 1;
   int do_verify = 0;
   int audio_proj = 0; /* --mmproj-kind audio */
+  int fast = 0;       /* --fast: matrices from a pool of quantized blocks (quant.h) */
 
   opterr = 0;
   int c;
@@ -238,9 +244,9 @@ int main(int argc, char **argv) {
         given.head_dim = (int)parse_long("--head-dim", optarg, 1, 1024);
         break;
       case OPT_TYPE:
-        given.wtype = mk_type_parse(optarg);
+        if (mk_mix_parse(optarg, &given.mix, &given.wtype) != 0) given.wtype = mk_type_parse(optarg);
         if (given.wtype == GGML_TYPE_COUNT)
-          die_usage("unknown --type '%s' (f32, f16, q8_0, q4_0, q4_k)", optarg);
+          die_usage("unknown --type '%s' (f32, f16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m, q5_k_m)", optarg);
         break;
       case OPT_SEED:
         given.seed = (uint64_t)parse_long("--seed", optarg, 0, LONG_MAX);
@@ -288,6 +294,9 @@ int main(int argc, char **argv) {
         if (strcmp(optarg, "vision") != 0 && strcmp(optarg, "audio") != 0)
           die_usage("unknown --mmproj-kind '%s' (vision, audio)", optarg);
         audio_proj = strcmp(optarg, "audio") == 0;
+        break;
+      case OPT_FAST:
+        fast = 1;
         break;
       case 'o':
         out = optarg;
@@ -340,6 +349,7 @@ int main(int argc, char **argv) {
   memset(&fill, 0, sizeof(fill));
   fill.spec = &s;
   fill.threads = threads;
+  fill.fast = fast;
 
   if (mk_vocab_path(s.vocab, vocab_path, sizeof(vocab_path), err, sizeof(err)) != 0) goto fail;
   int n_vocab = 0;
@@ -352,7 +362,7 @@ int main(int argc, char **argv) {
           "%d, ctx %d, "
           "%s%s, seed %llu, %d threads\n",
           s.name, mk_arch_name(s.arch), n_vocab, vocab_path, s.n_embd, s.n_layer, s.n_head,
-          s.n_head_kv, s.head_dim, s.n_ff, s.n_ctx, ggml_type_name(s.wtype), s.tied ? ", tied" : "",
+          s.n_head_kv, s.head_dim, s.n_ff, s.n_ctx, mk_quant_name(&s), s.tied ? ", tied" : "",
           (unsigned long long)s.seed, threads);
 
   meta = mk_meta_new(&s, vocab, n_vocab);
@@ -425,6 +435,7 @@ done:
   if (vocab) gguf_free(vocab);
   free(tmpl);
   mk_fill_deinit(&fill);
+  mk_pool_free();
   llama_backend_free();
   return rc;
 }

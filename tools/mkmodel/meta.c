@@ -1,6 +1,7 @@
 /* meta.c — GGUF metadata for llama_model_init_from_user, vocabulary and chat-template loading
  * (see meta.h). Reads files; must never write one. */
 #include "meta.h"
+#include "quant.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -153,15 +154,15 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
   const struct mk_tensor_desc *t = mk_arch_tensors(s->arch, &n);
   for (size_t i = 0; i < n; i++) {
     if (t[i].init != MK_INIT_MATRIX || (t[i].rank_only && !mk_spec_keeps(s, &t[i]))) continue;
-    enum ggml_type type = mk_spec_matrix_type(s->wtype, mk_spec_ne0(s, t[i].ne0));
+    int64_t ne0 = mk_spec_ne0(s, t[i].ne0);
     char name[GGML_MAX_NAME];
     if (!t[i].per_layer) {
-      add_type_override(g, t[i].suffix, type);
+      add_type_override(g, t[i].suffix, mk_quant_matrix_type(s, t[i].suffix, -1, ne0));
       continue;
     }
     for (int il = 0; il < s->n_layer; il++) {
       snprintf(name, sizeof(name), "blk.%d.%s", il, t[i].suffix);
-      add_type_override(g, name, type);
+      add_type_override(g, name, mk_quant_matrix_type(s, t[i].suffix, il, ne0));
     }
   }
   return g;

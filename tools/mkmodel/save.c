@@ -10,25 +10,9 @@
 
 #include "ggml-backend.h"
 #include "llama.h"
+#include "quant.h"
 
 #define MK_SLICE (4u << 20) /* bytes per fwrite / staging copy */
-
-static int32_t ftype_of(enum ggml_type t) {
-  switch (t) {
-    case GGML_TYPE_F32:
-      return LLAMA_FTYPE_ALL_F32;
-    case GGML_TYPE_F16:
-      return LLAMA_FTYPE_MOSTLY_F16;
-    case GGML_TYPE_Q8_0:
-      return LLAMA_FTYPE_MOSTLY_Q8_0;
-    case GGML_TYPE_Q4_0:
-      return LLAMA_FTYPE_MOSTLY_Q4_0;
-    case GGML_TYPE_Q4_K:
-      return LLAMA_FTYPE_MOSTLY_Q4_K_S;
-    default:
-      return LLAMA_FTYPE_GUESSED;
-  }
-}
 
 static int write_zeros(FILE *f, size_t n) {
   static const char zeros[64];
@@ -91,7 +75,7 @@ int mk_save(const char *out_path, const struct mk_spec *s, const struct gguf_con
   g = gguf_init_empty();
   gguf_set_kv(g, kv);
   if (chat_template) gguf_set_val_str(g, "tokenizer.chat_template", chat_template);
-  gguf_set_val_u32(g, "general.file_type", (uint32_t)ftype_of(s->wtype));
+  gguf_set_val_u32(g, "general.file_type", (uint32_t)mk_quant_ftype(s));
   if (ggml_is_quantized(s->wtype))
     gguf_set_val_u32(g, "general.quantization_version", GGML_QNT_VERSION);
   char desc[256];

@@ -136,11 +136,25 @@ static const struct mk_preset presets[] = {
     /* Qwen3-0.6B's shape (head_dim 128 > n_embd/n_head, tied embeddings) */
     {"qwen3-0.6b", MK_ARCH_QWEN3, "qwen2", 1024, 28, 16, 8, 3072, 40960, 128, "chatml", -1, 1,
      1000000.0f, 1e-6f},
+    /* full-size shapes for memory checks on a GPU (see docs/GPU-CHECK.md); best with --type
+     * q4_k_m. From each model's config.json: hidden, layers, heads/kv, head_dim, intermediate */
+    {"qwen2.5-7b", MK_ARCH_QWEN2, "qwen2", 3584, 28, 28, 4, 18944, 32768, 0, "chatml", -1, 0,
+     1000000.0f, 1e-6f},
+    {"qwen3-8b", MK_ARCH_QWEN3, "qwen2", 4096, 36, 32, 8, 12288, 40960, 128, "chatml", -1, 0,
+     1000000.0f, 1e-6f},
+    {"qwen3-14b", MK_ARCH_QWEN3, "qwen2", 5120, 40, 40, 8, 17408, 40960, 128, "chatml", -1, 0,
+     1000000.0f, 1e-6f},
+    {"qwen3-32b", MK_ARCH_QWEN3, "qwen2", 5120, 64, 64, 8, 25600, 40960, 128, "chatml", -1, 0,
+     1000000.0f, 1e-6f},
+    /* Qwen3-Embedding-0.6B: Qwen3-0.6B's body, last-token pooling, no chat template */
+    {"qwen3-embedding-0.6b", MK_ARCH_QWEN3, "qwen2", 1024, 28, 16, 8, 3072, 32768, 128, "none",
+     LLAMA_POOLING_TYPE_LAST, 1, 1000000.0f, 1e-6f},
 };
 
 const char *mk_preset_names(void) {
   return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, qwen2-0.5b, "
-         "qwen3-0.6b";
+         "qwen3-0.6b,\n                       qwen2.5-7b, qwen3-8b, qwen3-14b, qwen3-32b, "
+         "qwen3-embedding-0.6b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -199,7 +213,10 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
   if (g->n_ff >= 0) s->n_ff = g->n_ff;
   if (g->n_ctx >= 0) s->n_ctx = g->n_ctx;
   if (g->head_dim >= 0) s->head_dim = g->head_dim;
-  if (g->wtype != GGML_TYPE_COUNT) s->wtype = g->wtype;
+  if (g->wtype != GGML_TYPE_COUNT) {
+    s->wtype = g->wtype;
+    s->mix = g->mix; /* --type sets both */
+  }
   if (g->has_seed) {
     s->seed = g->seed;
     s->has_seed = 1;

@@ -37,6 +37,7 @@ struct mk_spec {
   const char *vocab; /* a path, or a name resolved in $SWITCHYARD_VOCAB_DIR */
   int n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx, head_dim;
   enum ggml_type wtype; /* type of the 2-D matrices; GGML_TYPE_COUNT = not given */
+  int mix;              /* enum mk_mix (quant.h): a per-tensor mix around wtype; 0 = none */
   int has_seed;
   uint64_t seed;
   const char *chat_template; /* none | chatml | llama3 | vocab | path to a .jinja file */

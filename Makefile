@@ -63,7 +63,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech clean format bench-gpu-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -227,3 +227,12 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# scripts/gpu-check.sh: the GPU-truth check (docs/GPU-CHECK.md); --cpu mode here, --gpu on a lent card
+$(BIN)/gpucheck-load: $(call obj,bench/gpucheck/load.c) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+
+bench-gpu-check: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/llama-fit-params \
+                 $(BIN)/mkmodel $(BIN)/mkwhisper $(BIN)/bench $(BIN)/gpucheck-load
+	scripts/gpu-check.sh --cpu

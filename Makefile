@@ -28,19 +28,26 @@ endif
 
 DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lpng -ljpeg -lwebp -lwebpdemux -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
 ENGINE_INC := -I$(ENGINES)/include
-ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a libggml-cpu.a \
-                 libggml-base.a libvendor-hash.a) -lstdc++ -fopenmp -lm -lpthread -ljansson
+# The GPU backend's archive goes after libggml.a (whose registry calls ggml_backend_<gpu>_reg) and
+# before libggml-base.a (which it uses): static archives are scanned once, in order.
+GPU_LIB :=
+GPU_SYSLIBS :=
 ifeq ($(GPU),cuda)
   CUDA_HOME ?= /usr/local/cuda
-  ENGINE_LIBS := $(ENGINES)/lib/libggml-cuda.a $(ENGINE_LIBS) -L$(CUDA_HOME)/lib64 \
-                 -L$(CUDA_HOME)/lib64/stubs -lcudart -lcublas -lcublasLt -lcuda -ldl -lrt
+  GPU_LIB := libggml-cuda.a
+  GPU_SYSLIBS := -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib64/stubs -lcudart -lcublas -lcublasLt -lcuda -ldl -lrt
 endif
 ifeq ($(GPU),vulkan)
-  ENGINE_LIBS := $(ENGINES)/lib/libggml-vulkan.a $(ENGINE_LIBS) -lvulkan
+  GPU_LIB := libggml-vulkan.a
+  GPU_SYSLIBS := -lvulkan
 endif
 ifeq ($(GPU),hip)
-  ENGINE_LIBS := $(ENGINES)/lib/libggml-hip.a $(ENGINE_LIBS) -L/opt/rocm/lib -lamdhip64 -lhipblas -lrocblas
+  ROCM_PATH ?= /opt/rocm
+  GPU_LIB := libggml-hip.a
+  GPU_SYSLIBS := -L$(ROCM_PATH)/lib -lamdhip64 -lhipblas -lrocblas
 endif
+ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a $(GPU_LIB) libggml-cpu.a \
+                 libggml-base.a libvendor-hash.a) $(GPU_SYSLIBS) -lstdc++ -fopenmp -lm -lpthread -ljansson
 
 COMMON_SRC := $(wildcard src/common/*.c)
 CHAT_SRC := $(wildcard src/chat/*.c)

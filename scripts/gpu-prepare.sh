@@ -50,6 +50,7 @@ list=$(mktemp)
     \( -type f -o -type l \) -print |
   grep -Ev '^llama\.cpp/models/ggml-vocab-.*\.gguf(\.inp|\.out)?$' ) >"$list"
 (cd "$src" && ls llama.cpp/models/ | grep -E "$keep_vocab" | sed 's|^|llama.cpp/models/|') >>"$list"
+echo whisper.cpp/bindings/javascript/package-tmpl.json >>"$list" # whisper's CMakeLists configures it
 tar -C "$src" -cf - -T "$list" | xz -T2 -6 >"$out/engines-src.tar.xz"
 rm -f "$list"
 

@@ -23,7 +23,9 @@ import signal
 import socket
 import statistics
 import subprocess
+import shutil
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +103,15 @@ def nvidia_smi_per_pid():
     return res
 
 
+def gpu_used_mib():
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+        return float(out[0])
+    except (OSError, subprocess.TimeoutExpired, IndexError, ValueError):
+        return None
+
+
 def gpu_total_mib():
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
@@ -142,7 +153,8 @@ class Daemon:
             lines.append("  - " + json.dumps(f))
         with open(self.cfg, "w") as fh:
             fh.write("\n".join(lines) + "\n")
-        env = dict(os.environ, SWITCHYARD_STATE_DIR=os.path.join(a.out, f"state-{name}"))
+        # one state folder for the whole run: probes run once per entry, measurements are learned
+        env = dict(os.environ, SWITCHYARD_STATE_DIR=os.path.join(a.out, "state"))
         if a.lib_path:
             env["LD_LIBRARY_PATH"] = a.lib_path + ":" + env.get("LD_LIBRARY_PATH", "")
         self.logf = open(os.path.join(a.out, f"{name}.log"), "w")
@@ -185,7 +197,9 @@ def transcribe(url, name, wav):
     boundary = "gpucheckboundary7d1f"
     with open(wav, "rb") as fh:
         audio = fh.read()
+    # a set temperature turns whisper's fallback ladder off: random weights would climb it
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{name}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"temperature\"\r\n\r\n0.2\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
             f"Content-Type: audio/wav\r\n\r\n").encode() + audio + f"\r\n--{boundary}--\r\n".encode()
     req = urllib.request.Request(url + "/v1/audio/transcriptions", data=body, method="POST",
@@ -294,16 +308,33 @@ def phase_workload(a, entries, budget):
         env = dict(os.environ)
         if a.lib_path:
             env["LD_LIBRARY_PATH"] = a.lib_path + ":" + env.get("LD_LIBRARY_PATH", "")
-        log(f"workload: {a.seconds}s, {a.clients} clients, budget {budget / MiB:.0f} MiB")
+        log(f"workload: {a.seconds}s, {a.clients} clients, budget "
+            f"{'the card' if budget is None else f'{budget / MiB:.0f} MiB'}")
+        peak = {"gpu_used_mib": 0.0, "samples": 0}
+        stop_ev = threading.Event()
+
+        def sample():  # the card's total use, once a second: did anything ever overflow it?
+            while not stop_ev.wait(1.0):
+                u = gpu_used_mib()
+                if u is not None:
+                    peak["gpu_used_mib"] = max(peak["gpu_used_mib"], u)
+                    peak["samples"] += 1
+
+        th = threading.Thread(target=sample, daemon=True)
+        if a.mode == "gpu":
+            th.start()
         with open(os.path.join(a.out, "workload.stderr"), "w") as errf:
             p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=errf, text=True, env=env,
                                timeout=a.seconds + 900)
+        stop_ev.set()
         try:
             res = json.loads(p.stdout)
         except ValueError:
             res = {"error": "gpucheck-load printed no JSON", "stdout": p.stdout[-2000:]}
         res["budget"] = budget
-        res["peak_nvidia_smi_total_mib"] = None
+        if a.mode == "gpu":
+            res["peak_gpu_used_mib"] = peak["gpu_used_mib"]
+            res["gpu_samples"] = peak["samples"]
         return res, d
     except Exception:
         d.close()
@@ -450,6 +481,9 @@ def summary(a, card, entries, fp, wl, sw, dec, budget, demand):
         L.append(f"| {wl.get('seconds')} | {wl.get('clients')} | {wl.get('requests')} | {wl.get('ok')} | {wl.get('errors')} | "
                  f"{wl.get('ooms')} | {wl.get('loads')} | {wl.get('evictions')} | {wl.get('requests_per_s')} | "
                  f"{wl.get('p50_s')} | {wl.get('p99_s')} | {kinds} |\n")
+        if wl.get("peak_gpu_used_mib"):
+            L.append(f"Peak memory used on the card during the workload (nvidia-smi, 1 s samples): "
+                     f"{wl['peak_gpu_used_mib']:,.0f} MiB of {card}.\n")
     if sw and "A" in sw:
         L.append("## 3. Swap vs cold start\n")
         L.append(f"A = {sw['A']}, B = {sw['B']}. Swap: A loaded, a 1-token chat request to B (unload A, load B, "
@@ -501,6 +535,7 @@ def main():
     a = ARGS = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     os.makedirs(a.out, exist_ok=True)
+    shutil.rmtree(os.path.join(a.out, "state"), ignore_errors=True)  # estimates start fresh
     entries = json.load(open(a.entries))
     card = None
     if a.mode == "gpu":
@@ -522,7 +557,10 @@ def main():
         _, total = gpu_total_mib()
         budget = max(total * MiB - 512 * MiB, 1)  # the daemon's default: card − gpu_reserve
     else:
-        budget = max(demand / a.ratio, 1.05 * max(est.values() or [1]))
+        # the largest entry must fit alone, at what it was measured to need too (the daemon counts
+        # the larger of estimate and measurement), else its requests are refused with 507
+        sizes = [max(est.get(r["name"], 0), r.get("measured_after_request", 0)) for r in fp] + list(est.values())
+        budget = max(demand / a.ratio, 1.1 * max(sizes or [1]))
     results.update(demand=demand, budget=budget)
     wl = sw = dec = None
     d = None

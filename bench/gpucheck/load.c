@@ -125,6 +125,10 @@ static void *gl_client(void *arg) {
       curl_mimepart *p = curl_mime_addpart(mime);
       curl_mime_name(p, "model");
       curl_mime_data(p, gm->name, CURL_ZERO_TERMINATED);
+      /* a set temperature turns whisper's fallback ladder off: random weights would climb it */
+      p = curl_mime_addpart(mime);
+      curl_mime_name(p, "temperature");
+      curl_mime_data(p, "0.2", CURL_ZERO_TERMINATED);
       p = curl_mime_addpart(mime);
       curl_mime_name(p, "file");
       curl_mime_filedata(p, gl_audio);

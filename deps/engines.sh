@@ -69,7 +69,11 @@ if [ -n "${SWITCHYARD_ENGINE_SRC:-}" ]; then
   # A machine with no registry (a lent GPU, docs/GPU-CHECK.md): the sources come as an archive
   # that scripts/gpu-prepare.sh made from a verified cache (llama.cpp/ and whisper.cpp/, pruned).
   log "unpacking engine sources from $SWITCHYARD_ENGINE_SRC (not fetched: made by gpu-prepare.sh)"
-  tar -xJf "$SWITCHYARD_ENGINE_SRC" -C "$src"
+  if command -v xz >/dev/null; then
+    tar -xJf "$SWITCHYARD_ENGINE_SRC" -C "$src"
+  else # no xz-utils there: Python's lzma reads it
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$SWITCHYARD_ENGINE_SRC" "$src"
+  fi
   [ -f "$src/llama.cpp/CMakeLists.txt" ] && [ -f "$src/whisper.cpp/CMakeLists.txt" ] ||
     { echo "engines.sh: $SWITCHYARD_ENGINE_SRC holds no llama.cpp/ and whisper.cpp/" >&2; exit 1; }
 else

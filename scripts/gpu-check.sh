@@ -6,18 +6,18 @@
 #
 #   scripts/gpu-check.sh --cpu [--seconds 60]       here (make bench-gpu-check): small real shapes,
 #                                                   RAM budget = demand / 3; results in bench/results/
-#   scripts/gpu-check.sh --gpu [--seconds 60]       on a lent NVIDIA card, after scripts/gpu-prepare.sh
+#   scripts/gpu-check.sh --gpu [--seconds 45]       on a lent NVIDIA card, after scripts/gpu-prepare.sh
 #                                                   packed .gpu/ here: builds the CUDA engines and
 #                                                   workers there, writes Qwen3-8B/14B/32B, Qwen2.5-7B
 #                                                   Q4_K_M + Qwen3-Embedding-0.6B + whisper, runs all
 #                                                   four; results in $OUT (or --out)
 #   --phase build|measure|all (gpu; default all)    split across two calls on one warm machine
-#   --limit SECONDS                                 stop starting phases after this long (default 570)
+#   --limit SECONDS                                 stop starting phases after this long (gpu default 570)
 # Never deletes anything outside its own output and model folders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-mode= seconds= out= phase=all limit=570
+mode= seconds= out= phase=all limit=
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) mode=cpu ;;
@@ -32,6 +32,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$mode" ] || { echo "gpu-check: give --cpu or --gpu" >&2; exit 2; }
 start=$(date +%s)
+# --limit: the GPU run must end inside one 10-minute device command; here nothing is short of time
+[ -n "$limit" ] || { [ "$mode" = gpu ] && limit=570 || limit=7200; }
 deadline=$((start + limit))
 log() { echo "gpu-check [$(( $(date +%s) - start ))s] $*" >&2; }
 
@@ -66,7 +68,7 @@ JSON
   export SY_TEMPLATES_DIR=$prefix/../src/llama.cpp/models/templates
   python3 scripts/gpucheck.py --mode cpu --entries "$out/entries.json" --daemon $bin/switchyard --bin $bin \
     --load $bin/gpucheck-load --bench $bin/bench --llama-server "$prefix/bin/llama-server" \
-    --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 4 --tokens 8 \
+    --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 3 --tokens 8 \
     --threads "$threads" --decode-model qwen2.5-0.5b --decode-tokens 64 --decode-runs 1 --swap-runs 4 \
     --cold-runs 2 --deadline "$deadline" | tee "$out/summary.txt"
   log "done: $out/summary.md"
@@ -77,6 +79,7 @@ fi
 # Work happens in build-cuda/gpu-check; what comes back ($OUT: at most 8 files) is summary.md,
 # results.json, gpu-check.log and one gpu-check-raw.tar.gz of the logs and raw JSON.
 work=$root/build-cuda/gpu-check
+[ -z "${GPU_CHECK_SIM:-}" ] || work=$root/build-sim/gpu-check
 dest=${out:-${OUT:-}}
 mkdir -p "$work"
 exec > >(tee -a "$work/gpu-check.log") 2>&1
@@ -97,27 +100,42 @@ if [ ! -d "$sys" ]; then
   for f in "$G"/debs/*.deb; do dpkg -x "$f" "$sys"; done
 fi
 libs=$sys/usr/lib/x86_64-linux-gnu:$sys/lib/x86_64-linux-gnu
-export SWITCHYARD_CACHE=$root/.gpu/cache JOBS=$(nproc)
-B=build-cuda
+# GPU_CHECK_SIM=1: rehearse this whole path on a machine without a GPU (CPU engines from the usual
+# cache, small presets under the big names, GPU_CHECK_CARD_MIB as the card) — plumbing only
+sim=${GPU_CHECK_SIM:-}
+if [ -n "$sim" ]; then
+  gpu=cpu arch= B=build-sim
+else
+  gpu=cuda arch=90 B=build-cuda
+  export SWITCHYARD_CACHE=$root/.gpu/cache
+fi
+export JOBS=$(nproc)
 if [ "$phase" != measure ]; then
-  log "engines: CUDA build for sm_90 ($(nproc) jobs)"
-  GPU=cuda CUDA_ARCH=90 SWITCHYARD_ENGINE_SRC=$G/engines-src.tar.xz deps/engines.sh >/dev/null ||
-    { tail -50 "$(dirname "$(GPU=cuda CUDA_ARCH=90 deps/engines.sh print-prefix)")"/build-llama.log; exit 1; }
-  log "workers (jansson from .gpu/sysroot)"
+  log "engines: $gpu build ${arch:+for sm_$arch }($(nproc) jobs)"
+  GPU=$gpu CUDA_ARCH=$arch SWITCHYARD_ENGINE_SRC=$G/engines-src.tar.xz deps/engines.sh >/dev/null ||
+    { tail -50 "$(dirname "$(GPU=$gpu CUDA_ARCH=$arch deps/engines.sh print-prefix)")"/build-llama.log; exit 1; }
+  log "workers (jansson from .gpu/sysroot; warnings not fatal: gcc 13 there, the tree is checked with 12)"
   C_INCLUDE_PATH=$sys/usr/include LIBRARY_PATH=$sys/usr/lib/x86_64-linux-gnu \
-    make -j"$(nproc)" --no-print-directory GPU=cuda CUDA_ARCH=90 BUILD=$B \
+    make -j"$(nproc)" --no-print-directory GPU=$gpu CUDA_ARCH=$arch BUILD=$B WARN="-Wall -Wno-unused-parameter" \
       $B/bin/switchyard-llama $B/bin/switchyard-whisper $B/bin/llama-fit-params $B/bin/mkmodel $B/bin/mkwhisper >/dev/null
 fi
-prefix=$(GPU=cuda CUDA_ARCH=90 deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab LD_LIBRARY_PATH=$libs:${LD_LIBRARY_PATH:-}
+prefix=$(GPU=$gpu CUDA_ARCH=$arch deps/engines.sh print-prefix)
+# LD_LIBRARY_PATH only for what was linked against the carried libraries (not python, nvcc, cmake)
+export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab
 models=$root/$B/models
 mkdir -p "$models"
 if [ "$phase" != measure ]; then
   log "models: Qwen3-32B/14B/8B, Qwen2.5-7B Q4_K_M, Qwen3-Embedding-0.6B, whisper large-v3 shape (in parallel)"
-  gen() { [ -f "$models/$1.gguf" ] || $B/bin/mkmodel --preset "$1" --type q4_k_m --fast --threads 4 -o "$models/$1.gguf"; }
+  # no GPU for the generator: it keeps the weights in RAM (not pinned memory) and writes them
+  gen() {
+    local preset=$1
+    [ -n "$sim" ] && case $1 in qwen3-*b) preset=qwen3-0.6b ;; qwen2.5-7b) preset=qwen2-0.5b ;; esac
+    [ -f "$models/$1.gguf" ] || CUDA_VISIBLE_DEVICES= LD_LIBRARY_PATH=$libs \
+      $B/bin/mkmodel --preset "$preset" --type q4_k_m --fast --threads 4 -o "$models/$1.gguf"
+  }
   pids=()
   for p in qwen3-32b qwen3-14b qwen3-8b qwen2.5-7b qwen3-embedding-0.6b; do gen $p & pids+=($!); done
-  [ -f "$models/whisper-large-v3.bin" ] || $B/bin/mkwhisper -o "$models/whisper-large-v3.bin" --large-v3 & pids+=($!)
+  [ -f "$models/whisper-large-v3.bin" ] || $B/bin/mkwhisper -o "$models/whisper-large-v3.bin" $([ -n "$sim" ] || echo --large-v3) & pids+=($!)
   python3 scripts/gpucheck-wav.py "$models/tone-3s.wav" 3
   for p in "${pids[@]}"; do wait "$p"; done
   ls -la "$models"
@@ -126,16 +144,19 @@ fi
 [ "$phase" = build ] && { log "build phase done"; exit 0; }
 
 # entries: every file at a few context sizes until the estimated total is ~3x the card's memory
-total_mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
-python3 - "$models" "$total_mib" >"$out/entries.json" <<'PY'
+total_mib=${GPU_CHECK_CARD_MIB:-$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)}
+python3 - "$models" "$total_mib" "${sim:+16}" >"$out/entries.json" <<'PY'
 import json, os, sys
 models, card = sys.argv[1], float(sys.argv[2]) * 2**20
+div = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else 1  # GPU_CHECK_SIM: small contexts
 # (file, KV bytes per token at f16 = layers x kv heads x head_dim x 2 x 2, trained context)
 files = {"qwen3-32b": (64 * 8 * 128 * 4, 40960), "qwen3-14b": (40 * 8 * 128 * 4, 40960),
          "qwen3-8b": (36 * 8 * 128 * 4, 40960), "qwen2.5-7b": (28 * 4 * 128 * 4, 32768)}
 E = [{"name": "qwen3-embedding-0.6b", "kind": "embed", "file": f"{models}/qwen3-embedding-0.6b.gguf", "context": 8192, "parallel": 4},
      {"name": "whisper-large-v3", "kind": "transcribe", "file": f"{models}/whisper-large-v3.bin"}]
-demand = 0.6e9 + 3.5e9 + 3.5e9
+# the embedder (KV 112 KiB/token) and whisper (its file + a quarter, as the daemon estimates it)
+demand = os.path.getsize(E[0]["file"]) + 112 * 1024 * (8192 // div) * 4 + 1.25 * os.path.getsize(E[1]["file"])
+E[0]["context"] = 8192 // div
 plan = [("qwen2.5-7b", 8192, 8), ("qwen3-8b", 8192, 4), ("qwen3-14b", 8192, 4), ("qwen3-32b", 8192, 4),
         ("qwen3-8b", 32768, 4), ("qwen3-14b", 32768, 4), ("qwen3-32b", 32768, 2), ("qwen2.5-7b", 32768, 4),
         ("qwen3-8b", 40960, 4), ("qwen3-14b", 40960, 4), ("qwen3-32b", 40960, 4), ("qwen3-32b", 16384, 8),
@@ -144,9 +165,10 @@ for f, ctx, np in plan:
     if demand >= 3 * card:
         break
     kv, _ = files[f]
+    ctx //= div
     path = f"{models}/{f}.gguf"
     demand += os.path.getsize(path) + kv * ctx * np + 1.5e9
-    E.insert(-2, {"name": f"{f}-{ctx // 1024}k-x{np}", "kind": "chat", "file": path, "context": ctx, "parallel": np})
+    E.insert(-2, {"name": f"{f}-{ctx // 1024 if ctx >= 1024 else ctx}{'k' if ctx >= 1024 else ''}-x{np}", "kind": "chat", "file": path, "context": ctx, "parallel": np})
 print(json.dumps(E, indent=1))
 print(f"gpu-check: {len(E)} entries, rough demand {demand / 2**30:.0f} GiB for a {card / 2**30:.0f} GiB card", file=sys.stderr)
 PY
@@ -154,7 +176,7 @@ left=$((deadline - $(date +%s)))
 log "measuring ($left s left)"
 python3 scripts/gpucheck.py --mode gpu --entries "$out/entries.json" --daemon "$G/bin/switchyard" --bin $B/bin \
   --load "$G/bin/gpucheck-load" --bench "$G/bin/bench" --llama-server "$prefix/bin/llama-server" --lib-path "$libs" \
-  --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 16 --tokens 32 \
+  --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-45}" --clients 16 --tokens 32 \
   --decode-model qwen2.5-7b-8k-x8 --decode-tokens 128 --decode-runs 1 --swap-runs 3 --cold-runs 1 \
-  --footprint-max 6 --reserve 200 --deadline "$deadline" || log "gpucheck.py failed (rc $?)"
+  --footprint-max 5 --reserve 150 --deadline "$deadline" || log "gpucheck.py failed (rc $?)"
 log "done"

@@ -362,21 +362,23 @@ def phase_swap(a, d, entries, est, budget):
     for ps in d.ps().get("models", []):  # start from a known state: nothing loaded
         http("POST", d.url + "/api/unload", {"model": ps["name"]})
     for i in range(a.swap_runs):
-        if left() < 90:
+        if left() < 45:
             break
         src, dst = (A, B) if i % 2 == 0 else (B, A)
-        http("POST", d.url + "/api/load", {"model": src["name"]})
+        lst, _ = http("POST", d.url + "/api/load", {"model": src["name"]})
+        before = [m["name"] for m in d.ps().get("models", [])]
         st, s, _ = one_request(a, d.url, dst, tokens=1)
         loaded = [m["name"] for m in d.ps().get("models", [])]
-        res["swaps"].append({"from": src["name"], "to": dst["name"], "status": st, "seconds": round(s, 3),
-                             "resident_after": loaded})
+        res["swaps"].append({"from": src["name"], "to": dst["name"], "load_from_status": lst, "resident_before": before,
+                             "status": st, "seconds": round(s, 3), "resident_after": loaded,
+                             "swapped": src["name"] in before and src["name"] not in loaded})
         log(f"swap {src['name']} -> {dst['name']}: {s:.2f}s (HTTP {st}), resident {loaded}")
-    ok = [x["seconds"] for x in res["swaps"] if x["status"] == 200 and x["to"] == B["name"]]
+    ok = [x["seconds"] for x in res["swaps"] if x["status"] == 200 and x["to"] == B["name"] and x["swapped"]]
     res["swap_to_B_median_s"] = statistics.median(ok) if ok else None
     # a bare llama-server cold start of B: same file, context, slots, layers, threads
     cold = []
     for _ in range(a.cold_runs):
-        if left() < 60:
+        if left() < 40:
             break
         port = free_port()
         cmd = [a.llama_server, "-m", B["file"], "-c", str(B["context"] * B["parallel"]), "-np", str(B["parallel"]),
@@ -426,7 +428,7 @@ def phase_decode(a, entry):
         res["switchyard"] = run_bench(a, d.url, "decode", os.path.join(a.out, "decode-switchyard.json"))
     finally:
         d.close()
-    if left() < 60:
+    if left() < 20:
         return res
     port = free_port()
     cmd = [a.llama_server, "-m", e["file"], "-c", str(a.decode_ctx * 8), "-np", "8",
@@ -490,7 +492,7 @@ def summary(a, card, entries, fp, wl, sw, dec, budget, demand):
                  f"first token). Cold: spawn llama-server on B's file, /health, the same request.\n")
         L.append("| swap A→B median s | runs | llama-server cold start median s | runs |")
         L.append("|---|---|---|---|")
-        L.append(f"| {sw.get('swap_to_B_median_s')} | {len(sw['swaps'])} | {sw.get('llama_server_cold_median_s')} | "
+        L.append(f"| {sw.get('swap_to_B_median_s')} | {sum(1 for x in sw['swaps'] if x['swapped'] and x['to'] == sw['B'])} | {sw.get('llama_server_cold_median_s')} | "
                  f"{len(sw.get('llama_server_cold', []))} |\n")
     if dec and "switchyard" in dec:
         L.append("## 4. Decode speed\n")
@@ -569,7 +571,7 @@ def main():
             wl, d = phase_workload(a, entries, budget if a.mode == "cpu" else None)
             results["workload"] = wl
             save()
-        if "3" in a.phases and left() > 120:
+        if "3" in a.phases and left() > 60:
             if d is None:
                 d = Daemon(a, entries, "workload", budget if a.mode == "cpu" else None)
             sw = phase_swap(a, d, entries, est, budget)
@@ -578,8 +580,8 @@ def main():
     finally:
         if d:
             d.close()
-    if "4" in a.phases and left() > 120:
-        chats = [e for e in entries if e["kind"] == "chat"]
+    chats = [e for e in entries if e["kind"] == "chat"]
+    if "4" in a.phases and left() > 45 and chats:
         pick = next((e for e in chats if e["name"] == a.decode_model), None) or \
             min(chats, key=lambda e: os.path.getsize(e["file"]))
         dec = phase_decode(a, pick)

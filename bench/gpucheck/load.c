@@ -219,14 +219,19 @@ int main(int argc, char **argv) {
     return 2;
   }
   curl_global_init(CURL_GLOBAL_ALL);
-  for (int k = 0; k < GL_KINDS; k++) gl_lat[k] = calloc(GL_MAX_LAT, sizeof(double));
+  for (int k = 0; k < GL_KINDS; k++) {
+    gl_lat[k] = calloc(GL_MAX_LAT, sizeof(double));
+    if (!gl_lat[k]) return 1;
+  }
   sy_buf m0 = {0}, m1 = {0};
   gl_get_metrics(&m0);
   double t0 = gl_now();
   gl_deadline = t0 + gl_seconds;
   pthread_t th[256];
-  for (long i = 0; i < gl_clients; i++) pthread_create(&th[i], NULL, gl_client, (void *)i);
-  for (int i = 0; i < gl_clients; i++) pthread_join(th[i], NULL);
+  int started = 0;
+  for (long i = 0; i < gl_clients; i++)
+    if (pthread_create(&th[started], NULL, gl_client, (void *)i) == 0) started++;
+  for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
   double wall = gl_now() - t0;
   gl_get_metrics(&m1);
   const char *a = m0.data ? m0.data : "", *b = m1.data ? m1.data : "";

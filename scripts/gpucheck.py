@@ -303,7 +303,7 @@ def phase_workload(a, entries, budget):
             cmd += ["--chat", chat]
         if embed:
             cmd += ["--embed", embed]
-        if tr and a.audio:
+        if tr and a.audio and not a.no_transcribe_load:
             cmd += ["--transcribe", tr, "--audio", a.audio]
         env = dict(os.environ)
         if a.lib_path:
@@ -342,25 +342,32 @@ def phase_workload(a, entries, budget):
 
 
 # ---- 3. swap vs cold start ----
-def phase_swap(a, d, entries, est, budget):
-    chats = sorted([e for e in entries if e["kind"] == "chat"], key=lambda e: -est.get(e["name"], 0))
+def phase_swap(a, entries, size):
+    """A daemon of its own over two chat entries (different files) with a budget that holds either
+    but not both, whatever the card: so a request to B must unload A first."""
+    chats = sorted([e for e in entries if e["kind"] == "chat"], key=lambda e: -size.get(e["name"], 0))
     pair = None
     for i, x in enumerate(chats):
         for y in chats[i + 1:]:
-            if est.get(x["name"], 0) + est.get(y["name"], 0) > budget and x["file"] != y["file"]:
+            if x["file"] != y["file"] and size.get(y["name"], 0) > 0.15 * size.get(x["name"], 0):
                 pair = (x, y)
                 break
         if pair:
             break
-    if not pair and len(chats) >= 2:
-        pair = (chats[0], chats[1])
     if not pair:
-        return {"skipped": "fewer than two chat models"}
+        return {"skipped": "no two chat entries of different files and comparable size"}
     A, B = pair
+    budget = 1.1 * max(size.get(A["name"], 0), size.get(B["name"], 0))
+    d = Daemon(a, [A, B], "swap", budget)
+    try:
+        return swap_runs(a, d, A, B, budget, size)
+    finally:
+        d.close()
+
+
+def swap_runs(a, d, A, B, budget, est):
     res = {"A": A["name"], "B": B["name"], "budget": budget, "A_estimated": est.get(A["name"]),
            "B_estimated": est.get(B["name"]), "swaps": []}
-    for ps in d.ps().get("models", []):  # start from a known state: nothing loaded
-        http("POST", d.url + "/api/unload", {"model": ps["name"]})
     for i in range(a.swap_runs):
         if left() < 45:
             break
@@ -488,8 +495,10 @@ def summary(a, card, entries, fp, wl, sw, dec, budget, demand):
                      f"{wl['peak_gpu_used_mib']:,.0f} MiB of {card}.\n")
     if sw and "A" in sw:
         L.append("## 3. Swap vs cold start\n")
-        L.append(f"A = {sw['A']}, B = {sw['B']}. Swap: A loaded, a 1-token chat request to B (unload A, load B, "
-                 f"first token). Cold: spawn llama-server on B's file, /health, the same request.\n")
+        L.append(f"A = {sw['A']}, B = {sw['B']}, on a daemon of their own whose budget "
+                 f"({sw['budget'] / MiB:,.0f} MiB) holds either, not both. Swap: A loaded, a 1-token chat request "
+                 f"to B (unload A, load B, first token). Cold: spawn llama-server on B's file, /health, the same "
+                 f"request.\n")
         L.append("| swap A→B median s | runs | llama-server cold start median s | runs |")
         L.append("|---|---|---|---|")
         L.append(f"| {sw.get('swap_to_B_median_s')} | {sum(1 for x in sw['swaps'] if x['swapped'] and x['to'] == sw['B'])} | {sw.get('llama_server_cold_median_s')} | "
@@ -532,11 +541,17 @@ def main():
     ap.add_argument("--decode-runs", type=int, default=2)
     ap.add_argument("--deadline", type=float, default=0, help="unix time by which to be done")
     ap.add_argument("--phases", default="1234")
+    ap.add_argument("--mirror", help="also write results.json (after every phase) and summary.md here")
+    ap.add_argument("--no-transcribe-load", action="store_true",
+                    help="leave transcriptions out of the workload (random-weight whisper decodes a full "
+                         "224-token window per request: ~60 s on 2 CPU cores, which would stall everything)")
     ap.add_argument("--footprint-max", type=int, default=100, help="entries to load in phase 1")
     ap.add_argument("--reserve", type=float, default=60, help="seconds kept for later phases")
     a = ARGS = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     os.makedirs(a.out, exist_ok=True)
+    if a.mirror:
+        os.makedirs(a.mirror, exist_ok=True)
     shutil.rmtree(os.path.join(a.out, "state"), ignore_errors=True)  # estimates start fresh
     entries = json.load(open(a.entries))
     card = None
@@ -547,8 +562,9 @@ def main():
                "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
     def save():
-        with open(os.path.join(a.out, "results.json"), "w") as fh:
-            json.dump(results, fh, indent=1)
+        for d in [a.out] + ([a.mirror] if a.mirror else []):
+            with open(os.path.join(d, "results.json"), "w") as fh:
+                json.dump(results, fh, indent=1)
 
     fp, est = phase_footprint(a, entries)
     results["footprint"] = fp
@@ -565,21 +581,18 @@ def main():
         budget = max(demand / a.ratio, 1.1 * max(sizes or [1]))
     results.update(demand=demand, budget=budget)
     wl = sw = dec = None
-    d = None
-    try:
-        if "2" in a.phases and left() > a.seconds + 60:
-            wl, d = phase_workload(a, entries, budget if a.mode == "cpu" else None)
-            results["workload"] = wl
-            save()
-        if "3" in a.phases and left() > 60:
-            if d is None:
-                d = Daemon(a, entries, "workload", budget if a.mode == "cpu" else None)
-            sw = phase_swap(a, d, entries, est, budget)
-            results["swap"] = sw
-            save()
-    finally:
-        if d:
-            d.close()
+    if "2" in a.phases and left() > a.seconds + 60:
+        wl, d = phase_workload(a, entries, budget if a.mode == "cpu" else None)
+        d.close()
+        results["workload"] = wl
+        save()
+    if "3" in a.phases and left() > 60:
+        size = dict(est)
+        for r in fp:
+            size[r["name"]] = max(size.get(r["name"], 0), r.get("measured_after_request", 0))
+        sw = phase_swap(a, entries, size)
+        results["swap"] = sw
+        save()
     chats = [e for e in entries if e["kind"] == "chat"]
     if "4" in a.phases and left() > 45 and chats:
         pick = next((e for e in chats if e["name"] == a.decode_model), None) or \
@@ -589,8 +602,9 @@ def main():
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     save()
     text = summary(a, card, entries, fp, wl, sw, dec, budget, demand)
-    with open(os.path.join(a.out, "summary.md"), "w") as fh:
-        fh.write(text)
+    for d in [a.out] + ([a.mirror] if a.mirror else []):
+        with open(os.path.join(d, "summary.md"), "w") as fh:
+            fh.write(text)
     print(text)
 
 

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,14 +98,22 @@ static void gl_record(enum gl_kind k, long st, double lat, const char *body, lon
   pthread_mutex_unlock(&gl_mu);
 }
 
+/* splitmix64: each client its own well-mixed stream (rand_r's few clients x few picks cluster) */
+static uint64_t gl_rand(uint64_t *st) {
+  uint64_t z = (*st += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 static void *gl_client(void *arg) {
   int id = (int)(long)arg;
-  unsigned seed = gl_seed * 2654435761u + (unsigned)id * 7919u;
-  int m = (int)(rand_r(&seed) % (unsigned)gl_n_models);
+  uint64_t seed = ((uint64_t)gl_seed << 32) ^ (uint64_t)id;
+  int m = (int)(gl_rand(&seed) % (uint64_t)gl_n_models);
   CURL *cu = curl_easy_init();
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
   for (int i = 0; gl_now() < gl_deadline; i++) {
-    if (i > 0 && i % gl_stick == 0) m = (int)(rand_r(&seed) % (unsigned)gl_n_models);
+    if (i > 0 && i % gl_stick == 0) m = (int)(gl_rand(&seed) % (uint64_t)gl_n_models);
     const struct gl_model *gm = &gl_models[m];
     char url[512], *body = NULL;
     curl_mime *mime = NULL;

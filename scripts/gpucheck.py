@@ -381,7 +381,7 @@ def swap_runs(a, d, A, B, budget, est):
                              "swapped": src["name"] in before and src["name"] not in loaded})
         log(f"swap {src['name']} -> {dst['name']}: {s:.2f}s (HTTP {st}), resident {loaded}")
     ok = [x["seconds"] for x in res["swaps"] if x["status"] == 200 and x["to"] == B["name"] and x["swapped"]]
-    res["swap_to_B_median_s"] = statistics.median(ok) if ok else None
+    res["swap_to_B_median_s"] = round(statistics.median(ok), 3) if ok else None
     # a bare llama-server cold start of B: same file, context, slots, layers, threads
     cold = []
     for _ in range(a.cold_runs):
@@ -406,7 +406,7 @@ def swap_runs(a, d, A, B, budget, est):
         log(f"llama-server cold start of {B['name']}: health {t_health:.2f}s, first token {total:.2f}s")
     res["llama_server_cold"] = cold
     okc = [c["spawn_to_first_token_s"] for c in cold if c["first_token_status"] == 200]
-    res["llama_server_cold_median_s"] = statistics.median(okc) if okc else None
+    res["llama_server_cold_median_s"] = round(statistics.median(okc), 3) if okc else None
     return res
 
 

@@ -68,7 +68,7 @@ JSON
   export SY_TEMPLATES_DIR=$prefix/../src/llama.cpp/models/templates
   python3 scripts/gpucheck.py --mode cpu --entries "$out/entries.json" --daemon $bin/switchyard --bin $bin \
     --load $bin/gpucheck-load --bench $bin/bench --llama-server "$prefix/bin/llama-server" \
-    --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 3 --tokens 8 \
+    --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 4 --tokens 8 \
     --threads "$threads" --decode-model qwen2.5-0.5b --decode-tokens 64 --decode-runs 1 --swap-runs 4 \
     --cold-runs 2 --no-transcribe-load --deadline "$deadline" | tee "$out/summary.txt"
   log "done: $out/summary.md"

@@ -469,7 +469,7 @@ def summary(a, card, entries, fp, wl, sw, dec, budget, demand):
         L.append("| entry | file MiB | ctx×slots | estimated MiB (GPU) | NVML via /api/ps MiB | nvidia-smi MiB | error vs nvidia-smi | total est | total measured | error |")
         L.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in fp:
-            L.append(f"| {r['name']} | {fmt_mib(r['file_bytes'])} | {r.get('context')}×{r.get('parallel')} | "
+            L.append(f"| {r['name']} | {fmt_mib(r['file_bytes'])} | {r.get('context') or '—'}×{r.get('parallel') or '—'} | "
                      f"{fmt_mib(r['gpu_estimated'])} | {fmt_mib(r['gpu_measured'])} | "
                      f"{r.get('nvidia_smi_mib_after_request', '—')} | {r.get('error_pct_vs_nvidia_smi')}% | "
                      f"{fmt_mib(r['estimated'])} | {fmt_mib(r['measured_after_request'])} | {r['error_pct']}% |")
@@ -477,7 +477,7 @@ def summary(a, card, entries, fp, wl, sw, dec, budget, demand):
         L.append("| entry | kind | file MiB | ctx×slots | estimated MiB | measured after load | after 1 request | error | load s |")
         L.append("|---|---|---|---|---|---|---|---|---|")
         for r in fp:
-            L.append(f"| {r['name']} | {r['kind']} | {fmt_mib(r['file_bytes'])} | {r.get('context')}×{r.get('parallel')} | "
+            L.append(f"| {r['name']} | {r['kind']} | {fmt_mib(r['file_bytes'])} | {r.get('context') or '—'}×{r.get('parallel') or '—'} | "
                      f"{fmt_mib(r['estimated'])} | {fmt_mib(r['measured_after_load'])} | "
                      f"{fmt_mib(r['measured_after_request'])} | {r['error_pct']}% | {r['load_s']} |")
     L.append("\nerror = (estimated − measured) / measured; positive = over-estimate (safe side).\n")

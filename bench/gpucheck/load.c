@@ -109,7 +109,7 @@ static uint64_t gl_rand(uint64_t *st) {
 static void *gl_client(void *arg) {
   int id = (int)(long)arg;
   uint64_t seed = ((uint64_t)gl_seed << 32) ^ (uint64_t)id;
-  int m = (int)(gl_rand(&seed) % (uint64_t)gl_n_models);
+  int m = id % gl_n_models; /* every model gets a client at the start, then random jumps */
   CURL *cu = curl_easy_init();
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
   for (int i = 0; gl_now() < gl_deadline; i++) {

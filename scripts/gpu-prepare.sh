@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # scripts/gpu-prepare.sh — pack, HERE, what scripts/gpu-check.sh --gpu needs on a lent GPU machine
-# that has no package registry (docs/GPU-CHECK.md). Writes .gpu/ in this checkout (ignored through
-# .git/info/exclude, so it travels only when the device call names it in `carry`):
+# that has no package registry (docs/GPU-CHECK.md). Writes .gpu/ in this checkout (ignored by
+# .gitignore, so it travels only when the device call names it in `carry`):
 #   .gpu/bin/       the daemon and the HTTP clients, built here (CPU-only: no engine inside)
 #   .gpu/debs/      Debian runtime packages those need (ldd), plus libjansson-dev for building the
 #                   workers there; unpacked there with dpkg -x into .gpu/sysroot, never into /
 #   .gpu/engines-src.tar.xz  llama.cpp + whisper.cpp sources from the verified engine cache, pruned
 #                   (no .git, docs, benches, unused vocabularies), for SWITCHYARD_ENGINE_SRC
 # and checks that what travels (tracked + untracked-not-ignored files + .gpu) stays under 64 MiB.
-# Needs: the CPU engines built (make), apt-get (download only), xz. Writes nothing outside .gpu/
-# except the exclude line.
+# Needs: the CPU engines built (make), apt-get (download only), xz. Writes nothing outside .gpu/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -17,9 +16,13 @@ out=.gpu
 limit=$((64 * 1024 * 1024))
 log() { echo "gpu-prepare: $*" >&2; }
 
-excl=$(git rev-parse --git-common-dir)/info/exclude
-mkdir -p "$(dirname "$excl")"
-grep -qxF '/.gpu/' "$excl" 2>/dev/null || echo '/.gpu/' >>"$excl"
+# .gpu/ must be ignored (then it travels only through `carry`): .gitignore has it; an older checkout
+# without that line gets it in .git/info/exclude
+if ! git check-ignore -q .gpu/probe; then
+  excl=$(git rev-parse --git-common-dir)/info/exclude
+  mkdir -p "$(dirname "$excl")"
+  echo '/.gpu/' >>"$excl"
+fi
 
 log "building the daemon and clients (CPU build, no engine linked)"
 make --no-print-directory build/bin/switchyard build/bin/bench build/bin/gpucheck-load >/dev/null

@@ -84,9 +84,14 @@ $(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(CHAT_OBJ) $(COMMON_OBJ) | $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
-# whisper.cpp (built on the same ggml): libwhisper plus the ggml libraries of ENGINE_LIBS
-WHISPER_LIBS := $(ENGINES)/lib/libwhisper.a $(filter-out %/libmtmd.a %/libllama.a %/libvendor-hash.a,$(ENGINE_LIBS))
-$(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
+# whisper.cpp (built on the same ggml): libwhisper, libparakeet (Parakeet-TDT) plus the ggml
+# libraries of ENGINE_LIBS. An engine cache from before Parakeet support gets libparakeet added.
+PARAKEET_LIB := $(ENGINES)/lib/libparakeet.a
+$(PARAKEET_LIB): | $(ENGINES_DONE)
+	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh >/dev/null
+WHISPER_LIBS := $(ENGINES)/lib/libwhisper.a $(PARAKEET_LIB) \
+  $(filter-out %/libmtmd.a %/libllama.a %/libvendor-hash.a,$(ENGINE_LIBS))
+$(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE) $(PARAKEET_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(WHISPER_LIBS)
 
@@ -142,6 +147,7 @@ $(BIN)/jinja-oracle: tests/jinja/oracle.cpp | $(ENGINES_DONE)
 
 # Object files of the engine-linked programs need the engine headers to exist first.
 $(call obj,$(LLAMA_SRC) $(WHISPER_SRC) $(MKMODEL_SRC) $(BENCH_SRC) tests/grammar/check.c): | $(ENGINES_DONE)
+$(call obj,$(WHISPER_SRC)): | $(PARAKEET_LIB)
 
 run: all
 	@mkdir -p $(MODELS)

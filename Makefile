@@ -3,6 +3,7 @@
 #   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
+#   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
 #   GPU=cpu|cuda|vulkan|hip   engine backend (CUDA_ARCH=90 for one target)
 SHELL := /bin/bash
 GPU ?= cpu
@@ -62,7 +63,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper
-.PHONY: all deps engines run test test-only unit bench bench-mixed clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech-asr clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -174,6 +175,10 @@ bench: all $(BIN)/bench
 
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
+
+# whisper-server is built by the script, from the engine cache's sources, outside the repository
+bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkwhisper
+	bench/speech.sh
 
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \

@@ -324,6 +324,10 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   bool ran = !(vad && speech && n_speech == 0); /* no speech at all: nothing to decode */
   /* Parakeet: the language, prompt and temperature do not apply (greedy TDT decoding) */
   if (ran) rc = w->pctx ? ww_parakeet_full(w, id, pcm, n, speech, r.words, &r.text) : whisper_full(w->ctx, p, pcm, n);
+  if (ran && w->ctx && sy_log_get_level() >= SY_LOG_DEBUG) { /* the engine's own timings, per request */
+    whisper_print_timings(w->ctx);
+    whisper_reset_timings(w->ctx);
+  }
   bool cancelled = atomic_load(&w->abort);
   ww_begin(w, 0);
   free(clean);

@@ -11,7 +11,9 @@
 # WAV to use as is), BENCH_THREADS (nproc), BENCH_RUNS (3), SPEECH_SERVER_FA (1: leave
 # whisper-server's flash attention on, its default; the worker runs without it, so by default the
 # server is started with -nfa to match), SPEECH_OMP (the OMP_WAIT_POLICY both run under, passive;
-# "default" leaves the environment alone — see below), JOBS (build jobs for whisper-server, 1).
+# "default" leaves the environment alone — see below), SPEECH_TEMPERATURE (0: whisper's fallback
+# ladder, the API's default; above 0: that temperature and no ladder, on both), JOBS (build jobs
+# for whisper-server, 1).
 #
 # Why OMP_WAIT_POLICY: ggml's CPU backend runs on OpenMP, whose idle threads spin between graph
 # computations. On a machine whose cores are busy with other work, the spinning thread takes the
@@ -22,7 +24,9 @@
 # heuristics, not on their work. Both get the same explicit policy instead.
 #
 # Matched decoding: greedy, best_of 5, temperature 0 with whisper's fallback ladder (+0.2), the
-# language given (en: no detection pass), no token timestamps, no VAD, JSON answers.
+# language given (en: no detection pass), no token timestamps, no VAD, JSON answers. A random-weight
+# model never decodes confidently, so at temperature 0 every 30 s window goes down the whole
+# ladder (6 temperatures, 5 sampled decoders from 0.2 on): SPEECH_TEMPERATURE=0.2 times one pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(deps/engines.sh print-prefix)
@@ -32,6 +36,8 @@ seconds=${SPEECH_SECONDS:-60}
 threads=${BENCH_THREADS:-$(nproc)}
 runs=${BENCH_RUNS:-3}
 omp=${SPEECH_OMP:-passive}
+temp=${SPEECH_TEMPERATURE:-0}
+inc=0.2; [ "$temp" = 0 ] || inc=0
 [ "$omp" = default ] || export OMP_WAIT_POLICY=$omp
 out=build/bench
 mkdir -p "$out"
@@ -117,10 +123,10 @@ ask() { # which, run -> "seconds" on stdout, the answer in $out/speech-<which>-<
   local body=$out/speech-$1-$2.json
   if [ "$1" = server ]; then
     curl -sS -o "$body" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$port/inference" -F "file=@$audio" \
-      -F language=en -F response_format=json -F temperature=0.0 -F token_timestamps=false
+      -F language=en -F response_format=json -F temperature="$temp" -F temperature_inc=$inc -F token_timestamps=false
   else
     curl -sS -o "$body" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$sport/v1/audio/transcriptions" \
-      -F "file=@$audio" -F model=bench -F language=en -F response_format=json -F temperature=0
+      -F "file=@$audio" -F model=bench -F language=en -F response_format=json -F temperature="$temp"
   fi | { read -r code t; [ "$code" = 200 ] || { echo "bench: $1 answered $code: $(head -c 300 "$body")" >&2; exit 1; }; echo "$t"; }
 }
 
@@ -137,19 +143,23 @@ done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 - "$out" "$runs" "$seconds" "$model" "$threads" "$load0" "$load1" "${SPEECH_SERVER_FA:-0}" "$omp" \
-  "${times_s[*]}" "${times_w[*]}" <<'PY'
+  "$temp" "${times_s[*]}" "${times_w[*]}" <<'PY'
 import json, statistics, sys
-out, runs, seconds, model, threads, load0, load1, fa, omp = sys.argv[1:10]
-ts, tw = [list(map(float, a.split())) for a in sys.argv[10:12]]
+out, runs, seconds, model, threads, load0, load1, fa, omp, temp = sys.argv[1:11]
+ts, tw = [list(map(float, a.split())) for a in sys.argv[11:13]]
 seconds = float(seconds)
-text = lambda w, i: json.load(open(f"{out}/speech-{w}-{i}.json"))["text"].strip()
+# whisper-server ends each segment with a newline, switchyard joins them: compare without spaces
+raw = lambda w, i: json.load(open(f"{out}/speech-{w}-{i}.json"))["text"]
+text = lambda w, i: "".join(raw(w, i).split())
 same = all(text("switchyard", i) == text("server", i) for i in range(1, int(runs) + 1))
 json.dump({"switchyard_s": ts, "whisper_server_s": tw, "audio_s": seconds, "model": model, "threads": int(threads),
            "load_before": load0, "load_after": load1, "texts_equal": same, "omp_wait_policy": omp,
-           "text": text("switchyard", 1)[:500]}, open(f"{out}/speech.json", "w"), indent=1)
+           "temperature": float(temp),
+           "text": raw("switchyard", 1)[:500]}, open(f"{out}/speech.json", "w"), indent=1)
 ms, mw = statistics.median(ts), statistics.median(tw)
 print(f"model {model}, {seconds:g} s of audio, {threads} threads, median of {runs} runs; load average "
       f"{load0} before, {load1} after; OMP_WAIT_POLICY {omp}; "
+      f"temperature {temp}{' with the fallback ladder' if float(temp) == 0 else ', no fallback'}; "
       f"whisper-server flash attention {'on' if fa == '1' else 'off (-nfa)'}; "
       f"same text from both: {'yes' if same else 'NO'}\n")
 print("| metric | switchyard | whisper-server | ratio |")

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "buf.h"
-#include "log.h"
 #include "parakeet.h"
 #include "ww.h"
 
@@ -43,8 +42,9 @@ bool ww_parakeet_load(ww *w, const char *path, bool gpu) {
 }
 
 void ww_parakeet_describe(ww *w, char *desc, size_t n) {
-  snprintf(desc, n, "parakeet-tdt (%d layers, width %d, vocabulary %d)", parakeet_model_n_audio_layer(w->pctx),
-           parakeet_model_n_audio_state(w->pctx), parakeet_model_n_vocab(w->pctx));
+  snprintf(desc, n, "parakeet-tdt (%d layers, width %d, vocabulary %d)",
+           parakeet_model_n_audio_layer(w->pctx), parakeet_model_n_audio_state(w->pctx),
+           parakeet_model_n_vocab(w->pctx));
 }
 
 /* ---- transcribe --------------------------------------------------------------------------- */
@@ -89,7 +89,8 @@ static json_t *segment_words(prun *r, int seg) {
       size_t ln;
       char *fixed = ww_utf8(word.data, word.len, &ln);
       if (fixed && ln > 0)
-        json_array_append_new(words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0, "end", w1));
+        json_array_append_new(
+            words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0, "end", w1));
       free(fixed);
       word.len = 0;
     }
@@ -109,7 +110,8 @@ static json_t *segment_words(prun *r, int seg) {
 
 /* Each segment the engine finished (one per window): its text with whisper's leading space, its
  * span from the tokens' times (the window when it has none), kept inside the window. */
-static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *st, int n_new, void *ud) {
+static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *st, int n_new,
+                           void *ud) {
   prun *r = ud;
   int n = parakeet_full_n_segments(ctx);
   for (int i = n - n_new; i < n; i++) {
@@ -140,8 +142,8 @@ static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *
     s0 = s0 < 0 ? r->t0 : clampd(r->t0 + s0, r->t0, r->t1);
     s1 = s1 < 0 ? r->t1 : clampd(r->t0 + s1, s0, r->t1);
     sy_buf_append(r->text, text, ln);
-    json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id, "text", text, ln,
-                          "t0", s0, "t1", s1);
+    json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id,
+                          "text", text, ln, "t0", s0, "t1", s1);
     free(text);
     if (f && r->words) json_object_set_new(f, "words", segment_words(r, i));
     ww_send(r->w, f);
@@ -156,7 +158,8 @@ static bool encoder_begin_cb(struct parakeet_context *ctx, struct parakeet_state
 
 /* Transcribe pcm[a, b) in windows of at most max samples; a tail under 100 ms joins the window
  * before it. 0, or the engine's error. */
-static int run_span(ww *w, prun *r, struct parakeet_full_params *p, const float *pcm, int a, int b, int max) {
+static int run_span(ww *w, prun *r, struct parakeet_full_params *p, const float *pcm, int a, int b,
+                    int max) {
   for (int s = a; s < b && !atomic_load(&w->abort);) {
     int len = b - s;
     if (len > max && len - max >= WW_SAMPLE_RATE / 10) len = max;
@@ -169,7 +172,8 @@ static int run_span(ww *w, prun *r, struct parakeet_full_params *p, const float 
   return 0;
 }
 
-int ww_parakeet_full(ww *w, int64_t id, const float *pcm, int n, const json_t *speech, bool words, sy_buf *text) {
+int ww_parakeet_full(ww *w, int64_t id, const float *pcm, int n, const json_t *speech, bool words,
+                     sy_buf *text) {
   int ctx_frames = parakeet_model_n_audio_ctx(w->pctx);
   if (ctx_frames < 100 || ctx_frames > 6000) ctx_frames = 3000; /* 1..60 s, else 30 s */
   int max = ctx_frames * PARAKEET_HOP_LENGTH;
@@ -187,7 +191,8 @@ int ww_parakeet_full(ww *w, int64_t id, const float *pcm, int n, const json_t *s
   size_t i;
   json_t *s;
   json_array_foreach(speech, i, s) {
-    double t0 = json_number_value(json_object_get(s, "start")), t1 = json_number_value(json_object_get(s, "end"));
+    double t0 = json_number_value(json_object_get(s, "start")),
+           t1 = json_number_value(json_object_get(s, "end"));
     int a = (int)clampd(t0 * WW_SAMPLE_RATE, 0, n), b = (int)clampd(t1 * WW_SAMPLE_RATE, a, n);
     int rc = run_span(w, &r, &p, pcm, a, b, max);
     if (rc != 0) return rc;

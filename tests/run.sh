@@ -94,12 +94,13 @@ compat() {
     "$models/tiny-vlm.gguf" "$models/tiny-vlm-mmproj.gguf" "$models/tiny-bert-rerank.gguf" >>"$cfg"
   printf '  - name: alm\n    file: %s\n    mmproj: %s\n    context: 1024\n' \
     "$models/tiny-alm.gguf" "$models/tiny-alm-mmproj.gguf" >>"$cfg"
+  printf '  - {name: whisper, engine: whisper, file: %s}\n' "$models/tiny-whisper.bin" >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
   [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
   SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
-    SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm \
+    SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

@@ -2934,6 +2934,109 @@ static void t_audio_in(void) {
   sy_buf_free(&w31);
 }
 
+/* One verbose_json transcription by the Parakeet model, checked for shape: status, non-empty
+ * text, 11 s, segments in order inside the audio whose texts make the text, words in order. */
+static void parakeet_once(const sy_buf *wav, const char *vad, json_t **out) {
+  resp r;
+  *out = NULL;
+  post_form("/v1/audio/transcriptions", wav->data, wav->len,
+            (const char *[]){"model", "parakeet", "response_format", "verbose_json", "vad", vad,
+                             "timestamp_granularities[]", "word", "timestamp_granularities[]", "segment", NULL},
+            &r);
+  CHECK(r.status == 200, "vad=%s: %ld %s", vad, r.status, r.body.data);
+  const char *text = jstr(r.json, "text");
+  CHECK(text && *text, "vad=%s: the random model says something on jfk.wav: %s", vad, r.body.data);
+  double dur = json_number_value(jpath(r.json, "duration"));
+  CHECK(fabs(dur - 11.0) < 0.01 && strcmp(jstr(r.json, "task"), "transcribe") == 0, "vad=%s: %s", vad, r.body.data);
+  json_t *segs = json_object_get(r.json, "segments"), *words = json_object_get(r.json, "words"), *s;
+  CHECK(json_array_size(segs) > 0 && json_array_size(words) > 0, "vad=%s: segments and words: %s", vad, r.body.data);
+  sy_buf joined = {0};
+  size_t i;
+  double prev = 0;
+  json_array_foreach(segs, i, s) {
+    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    const char *t = jstr(s, "text");
+    CHECK(jnum(s, "id") == (long long)i && t && a >= prev && b >= a && b <= dur + 1e-6, "vad=%s: segment %zu: %s", vad,
+          i, r.body.data);
+    sy_buf_puts(&joined, t);
+    prev = b;
+  }
+  const char *jt = joined.data ? joined.data : "";
+  while (*jt == ' ') jt++;
+  bool same = strcmp(jt, text) == 0;
+  sy_buf_free(&joined);
+  CHECK(same, "vad=%s: the segments do not make the text: %s", vad, r.body.data);
+  prev = 0;
+  json_array_foreach(words, i, s) {
+    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    const char *w = jstr(s, "word");
+    CHECK(w && *w && !strchr(w, ' ') && a >= prev && b >= a && b <= dur + 1e-6, "vad=%s: word %zu: %s", vad, i,
+          r.body.data);
+    prev = a;
+  }
+  *out = json_incref(r.json);
+  resp_clear(&r);
+}
+
+/* whisper.cpp's tiny random Parakeet-TDT (vocabulary 10) through engine: whisper, on jfk.wav:
+ * the same text twice; fixed windows (vad=false) and the Silero VAD's speech as windows */
+static void t_transcribe_parakeet(void) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/jfk.wav", testdata_dir);
+  FILE *f = fopen(p, "rb");
+  CHECK(f, "open %s", p);
+  sy_buf wav = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
+  fclose(f);
+  json_t *a, *b, *v;
+  parakeet_once(&wav, "false", &a);
+  if (!cur_failed) parakeet_once(&wav, "false", &b);
+  if (cur_failed) {
+    sy_buf_free(&wav);
+    json_decref(a);
+    return;
+  }
+  bool same = json_equal(json_object_get(a, "segments"), json_object_get(b, "segments")) &&
+              json_equal(json_object_get(a, "words"), json_object_get(b, "words"));
+  char *ta = json_dumps(a, JSON_COMPACT), *tb = json_dumps(b, JSON_COMPACT);
+  json_decref(a);
+  json_decref(b);
+  CHECK(same, "two runs differ:\n%s\n%s", ta, tb);
+  free(ta);
+  free(tb);
+  parakeet_once(&wav, "true", &v); /* the VAD's speech windows: each segment inside one */
+  if (cur_failed) {
+    sy_buf_free(&wav);
+    return;
+  }
+  json_t *sp = json_object_get(v, "speech_segments"), *s;
+  size_t i;
+  json_array_foreach(json_object_get(v, "segments"), i, s) {
+    double s0 = json_number_value(json_object_get(s, "start")), s1 = json_number_value(json_object_get(s, "end"));
+    bool inside = false;
+    for (size_t k = 0; k < json_array_size(sp); k++) {
+      const json_t *e = json_array_get(sp, k);
+      inside |= s0 >= json_number_value(json_object_get(e, "start")) - 0.011 &&
+                s1 <= json_number_value(json_object_get(e, "end")) + 0.011;
+    }
+    CHECK(inside && json_array_size(sp) == 4, "segment %zu (%.2f-%.2f) outside the speech", i, s0, s1);
+  }
+  json_decref(v);
+  resp r;
+  post_form("/v1/audio/transcriptions", wav.data, wav.len,
+            (const char *[]){"model", "parakeet", "response_format", "srt", NULL}, &r);
+  char why[200] = "";
+  CHECK(r.status == 200 && check_subtitles(r.body.data ? r.body.data : "", true, why, sizeof why) > 0, "srt: %ld %s %s",
+        r.status, why, r.body.data);
+  resp_clear(&r);
+  post_form("/v1/audio/translations", wav.data, wav.len, (const char *[]){"model", "parakeet", NULL}, &r);
+  sy_buf_free(&wav);
+  CHECK(is_error(&r, 400, "wrong_capability"), "translation: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -2990,6 +3093,7 @@ static const test tests[] = {
     {"speech_disconnect", t_speech_disconnect, false},
     {"speech_builtin_off", t_speech_builtin_off, false},
     {"audio_in", t_audio_in, false},
+    {"transcribe_parakeet", t_transcribe_parakeet, true},
 };
 
 static void write_main_config(const char *path) {
@@ -3017,6 +3121,11 @@ static void write_main_config(const char *path) {
   if (have_testdata)
     fprintf(f,
             "  - {name: whisper-vad, engine: whisper, file: %s/for-tests-ggml-tiny.bin,\n"
+            "     vad_model: %s/for-tests-silero-v6.2.0-ggml.bin}\n",
+            testdata_dir, testdata_dir);
+  if (have_testdata) /* Parakeet-TDT: the same ggml magic, whisper.cpp's Parakeet engine */
+    fprintf(f,
+            "  - {name: parakeet, engine: whisper, file: %s/for-tests-ggml-parakeet-tdt.bin,\n"
             "     vad_model: %s/for-tests-silero-v6.2.0-ggml.bin}\n",
             testdata_dir, testdata_dir);
   if (have_testdata)

@@ -321,6 +321,14 @@ static int read_value(gguf_parser *p, uint32_t t) {
     o->file_type = v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
     return 0;
   }
+  if (t == T_BOOL && !strcmp(k, "clip.has_gen_audio_encoder")) {
+    o->gen_audio = v != 0;
+    return 0;
+  }
+  if (t == T_BOOL && !strcmp(k, "clip.has_vision_encoder")) {
+    o->vision_enc = v != 0 ? 1 : 0;
+    return 0;
+  }
   for (int f = 0; f < F_N; f++) {
     size_t pl;
     if (!ends_with(k, kn, arch_suffix[f], &pl) || pl == 0 || pl >= sizeof p->cands[f][0].prefix)
@@ -339,6 +347,7 @@ static void info_init(gguf_info *o) {
   memset(o, 0, sizeof *o);
   o->pooling_type = -1;
   o->file_type = -1;
+  o->vision_enc = -1;
 }
 
 static int parse(gguf_parser *p) {

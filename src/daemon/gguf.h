@@ -22,6 +22,8 @@ typedef struct gguf_info {
   bool is_mmproj;         /* general.type == "mmproj" or clip.* keys */
   bool is_adapter;        /* general.type == "adapter" (a LoRA or similar, not a model) */
   int file_type;          /* general.file_type, -1 if absent */
+  bool gen_audio;         /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
+  int vision_enc;         /* mmproj: clip.has_vision_encoder (1/0), -1 if absent */
 } gguf_info;
 
 /* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a

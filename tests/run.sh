@@ -43,6 +43,9 @@ make_models() {
   # an audio-input model: tiny qwen2 + an Ultravox-style projector (375 tokens per 30 s window)
   build/bin/mkmodel --preset tiny-qwen2 --seed 6 -o "$models/tiny-alm.gguf" \
     --mmproj "$models/tiny-alm-mmproj.gguf" --mmproj-kind audio --verify &&
+  # a neural voice: Pocket-TTS backbone + its speech projector (mtmd audio generation; docs/TTS.md)
+  build/bin/mkmodel --preset tiny-pockettts --seed 6 -o "$models/tiny-pocket.gguf" \
+    --mmproj "$models/tiny-pocket-mmproj.gguf" --verify &&
   build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models

@@ -88,11 +88,18 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
     }
     sse = s[0] == 's';
   }
+  /* a Switchyard extension: neural voices sample noise, a seed makes the audio repeatable */
+  json_t *seed = json_object_get(req, "seed");
+  if (seed && !json_is_null(seed) && !(json_is_integer(seed) && json_integer_value(seed) >= 0)) {
+    API_BAD(err, "seed", "invalid_type", "'seed' must be an integer >= 0");
+    return -1;
+  }
   out->msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", in, "voice", voice, "speed", speed);
   if (!out->msg) {
     API_SERVER(err, "out_of_memory", "out of memory");
     return -1;
   }
+  if (json_is_integer(seed)) json_object_set(out->msg, "seed", seed);
   out->model = m;
   snprintf(out->format, sizeof out->format, "%s", fmt);
   out->sse = sse;

@@ -64,6 +64,7 @@ static daemon_proc D;       /* the main instance */
 static bool have_testdata;
 static bool have_vlm; /* models/tiny-vlm-mmproj.gguf exists (tests/run.sh make_models) */
 static bool have_alm; /* models/tiny-alm-mmproj.gguf exists (mkmodel --mmproj-kind audio) */
+static bool have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
 static int start_daemon(daemon_proc *d, const char *config) {
   int pfd[2];
@@ -2790,6 +2791,87 @@ static void speech_off_body(void) {
   resp_clear(&r);
 }
 
+/* ---- neural speech: a Pocket-TTS pair through mtmd's audio generator (docs/TTS.md) ---- */
+
+/* A 2 s, 24 kHz, 16-bit sine: the reference clip of the `ref` voice. */
+static void write_ref_wav(const char *path) {
+  enum { RATE = 24000, N = 48000 };
+  FILE *f = fopen(path, "wb");
+  if (!f) return;
+  unsigned char h[44];
+  uint32_t data = N * 2;
+  memcpy(h, "RIFF", 4), memcpy(h + 8, "WAVEfmt ", 8), memcpy(h + 36, "data", 4);
+  uint32_t v32[] = {36 + data, 16, RATE, RATE * 2, data};
+  memcpy(h + 4, &v32[0], 4), memcpy(h + 16, &v32[1], 4), memcpy(h + 24, &v32[2], 4);
+  memcpy(h + 28, &v32[3], 4), memcpy(h + 40, &v32[4], 4);
+  uint16_t v16[] = {1, 1, 2, 16};
+  memcpy(h + 20, &v16[0], 2), memcpy(h + 22, &v16[1], 2), memcpy(h + 32, &v16[2], 2), memcpy(h + 34, &v16[3], 2);
+  fwrite(h, 1, sizeof h, f);
+  for (int i = 0; i < N; i++) {
+    int16_t s = (int16_t)(8000.0 * sin(2.0 * 3.14159265358979 * 220.0 * i / RATE));
+    fwrite(&s, 2, 1, f);
+  }
+  fclose(f);
+}
+
+static json_t *pocket_body(const char *input, const char *format, const char *voice, int seed) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "pocket", "input", input, "response_format", format,
+                        "seed", seed);
+  if (voice) json_object_set_new(b, "voice", json_string(voice));
+  return b;
+}
+
+static void t_speech_neural(void) {
+  CHECK(have_pocket, "%s/tiny-pocket-mmproj.gguf is missing (tests/run.sh make_models writes it)", models_dir);
+  resp r;
+  get("/v1/models/pocket", &r);
+  const json_t *caps = jpath(r.json, "capabilities");
+  CHECK(r.status == 200 && json_array_size(caps) == 1 && !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
+        "pocket has the speech capability only: %s", r.body.data);
+  resp_clear(&r);
+  static const char text[] = "Hello from a neural voice. This is the second sentence. And a third one.";
+  speech_resp a, b, c;
+  speech_post(&D, pocket_body(text, "wav", "ref", 7), &a);
+  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  char why[160] = "";
+  bool ok = wav_parse(&a.body, &data, &n, why, sizeof why);
+  size_t nz = 0;
+  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
+  CHECK(ok, "a WAV at 24 kHz: %s", why);
+  /* every sentence gives at least a frame: 1920 samples of 2 bytes */
+  CHECK(n >= 3 * 1920 * 2 && n % 2 == 0, "%zu bytes of 16-bit samples", n);
+  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
+  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
+  speech_post(&D, pocket_body(text, "wav", "ref", 7), &b);
+  CHECK(b.status == 200 && b.body.len == a.body.len && memcmp(a.body.data, b.body.data, a.body.len) == 0,
+        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
+  speech_post(&D, pocket_body(text, "wav", "ref", 8), &c);
+  CHECK(c.status == 200 && (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+        "another seed: other audio");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  sy_buf_free(&c.body);
+  /* without the reference clip, as pcm */
+  speech_post(&D, pocket_body("Short one.", "pcm", NULL, 1), &a);
+  CHECK(a.status == 200 && a.body.len >= 1920 * 2, "pcm without a voice: %ld, %zu bytes", a.status, a.body.len);
+  sy_buf_free(&a.body);
+  post_json("/v1/audio/speech", pocket_body("hi", "wav", "nope", 1), &r);
+  CHECK(is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  get("/v1/audio/voices", &r);
+  bool listed = false;
+  json_t *e;
+  size_t i;
+  json_array_foreach((json_t *)jpath(r.json, "data"), i, e) {
+    if (strcmp(jstr(e, "model"), "pocket") != 0) continue;
+    listed = json_array_size(jpath(e, "voices")) == 1 && !strcmp(jstr(json_array_get(jpath(e, "voices"), 0), "id"), "ref");
+  }
+  CHECK(listed, "/v1/audio/voices lists pocket's ref: %s", r.body.data);
+  resp_clear(&r);
+}
+
 static void t_speech_builtin_off(void) { with_own_daemon("speech_off", "log_level: warn\nbuiltin_voice: false\n", speech_off_body); }
 
 /* ---- audio input: input_audio parts through mtmd (tiny-alm: mkmodel --mmproj-kind audio, an
@@ -3094,6 +3176,7 @@ static const test tests[] = {
     {"speech_builtin_off", t_speech_builtin_off, false},
     {"audio_in", t_audio_in, false},
     {"transcribe_parakeet", t_transcribe_parakeet, true},
+    {"speech_neural", t_speech_neural, false},
 };
 
 static void write_main_config(const char *path) {
@@ -3141,6 +3224,14 @@ static void write_main_config(const char *path) {
     fprintf(f, "  - name: alm\n    file: %s/tiny-alm.gguf\n    mmproj: %s/tiny-alm-mmproj.gguf\n    context: 1024\n"
                "    parallel: 2\n    transcribe_prompt: 'Write down what is said.'\n",
             models_dir, models_dir);
+  if (have_pocket) {
+    char ref[600];
+    snprintf(ref, sizeof ref, "%s/ref-voice.wav", tmpdir);
+    write_ref_wav(ref);
+    fprintf(f, "  - name: pocket\n    file: %s/tiny-pocket.gguf\n    mmproj: %s/tiny-pocket-mmproj.gguf\n"
+               "    context: 1024\n    voices:\n      ref: {audio: %s, language: en}\n",
+            models_dir, models_dir, ref);
+  }
   fclose(f);
 }
 
@@ -3179,6 +3270,8 @@ int main(int argc, char **argv) {
   have_vlm = access(probe, R_OK) == 0;
   snprintf(probe, sizeof probe, "%s/tiny-alm-mmproj.gguf", models_dir);
   have_alm = access(probe, R_OK) == 0;
+  snprintf(probe, sizeof probe, "%s/tiny-pocket-mmproj.gguf", models_dir);
+  have_pocket = access(probe, R_OK) == 0;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
   char cfg[512];

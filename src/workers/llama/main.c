@@ -46,6 +46,17 @@ static int main_handle(worker *w, const ipc_msg *m) {
       reply_error(w, id, 400, "wrong_capability", "this model is not loaded for reranking");
     else
       embed_rerank(w, id, m->hdr);
+  } else if (strcmp(op, "speak") == 0 || strcmp(op, "voices") == 0) {
+    if (!id)
+      LOG_W("%s without a valid id; ignored", op);
+    else if (!w->speech_mode)
+      reply_error(w, id, 400, "wrong_capability", "this model has no speech projector");
+    else if (op[0] == 's')
+      speech_submit(w, id, m->hdr);
+    else
+      speech_voices(w, id);
+  } else if (w->speech_mode && (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {
+    if (id) reply_error(w, id, 400, "wrong_capability", "this model is loaded for speech");
   } else if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
     bool is_embed = op[0] == 'e';
     if (!id) {
@@ -66,6 +77,8 @@ static int main_handle(worker *w, const ipc_msg *m) {
   } else if (strcmp(op, "cancel") == 0) {
     if (!id)
       LOG_W("cancel without a valid id; ignored");
+    else if (w->speech_mode)
+      speech_cancel(w, id);
     else if (!w->embed_mode)
       gen_cancel(w, id);
   } else if (strcmp(op, "shutdown") == 0) {
@@ -82,7 +95,7 @@ static int main_handle(worker *w, const ipc_msg *m) {
 static int main_loop(worker *w) {
   int drained = 0;
   while (!w->dead) {
-    bool idle = !gen_busy(w);
+    bool idle = w->speech_mode ? !speech_busy(w) : !gen_busy(w);
     ipc_msg m;
     int rc = idle || drained < MAIN_MAX_DRAIN ? inbox_pop(&w->in, &m, idle) : INBOX_EMPTY;
     if (rc == INBOX_MSG) {
@@ -97,7 +110,10 @@ static int main_loop(worker *w) {
       return inbox_failed(&w->in) ? 1 : 0;
     }
     drained = 0;
-    gen_step(w);
+    if (w->speech_mode)
+      speech_step(w);
+    else
+      gen_step(w);
   }
   return 0;
 }

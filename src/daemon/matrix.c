@@ -500,12 +500,13 @@ enum {
   M_VAD_MODEL,
   M_TRANSCRIBE_PROMPT,
   M_VOICES,
+  M_VOICE_UPLOAD,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "voices", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "voices", "voice_upload", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -780,6 +781,14 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       goto out;
     }
     if (load_voices(l, v[M_VOICES], path, &mm)) goto out;
+  }
+  if (v[M_VOICE_UPLOAD]) {
+    snprintf(p, sizeof p, "%s.voice_upload", path);
+    if (want_bool(l, v[M_VOICE_UPLOAD], p, &mm.voice_upload)) goto out;
+    if (mm.voice_upload && (engine != MATRIX_ENGINE_LLAMA || !mmproj_speech)) {
+      at(l, v[M_VOICE_UPLOAD], "%s: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)", p);
+      goto out;
+    }
   }
   if (v[M_VAD_MODEL] && engine != MATRIX_ENGINE_WHISPER) {
     at(l, v[M_VAD_MODEL], "%s.vad_model: only for engine: whisper", path);

@@ -56,6 +56,7 @@ typedef struct matrix_model {
   char **voice_names;    /* speech models on engine llama: voices (reference clips) by name */
   char **voice_audio;    /* absolute paths of their clips, same order */
   size_t n_voices;       /* at most MATRIX_MAX_VOICES */
+  bool voice_upload;     /* a /v1/audio/speech request may bring its own reference clip (cloning) */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
   int n_ctx_train;       /* from the GGUF, 0 if unknown */

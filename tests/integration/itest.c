@@ -2814,6 +2814,25 @@ static void write_ref_wav(const char *path) {
   fclose(f);
 }
 
+static char *b64_encode(const void *data, size_t n);
+
+/* The voice.audio of a request: the ref clip as a data: URL (voice cloning, voice_upload). */
+static json_t *uploaded_voice(void) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/ref-voice.wav", tmpdir);
+  sy_buf wav = {0};
+  FILE *f = fopen(path, "rb");
+  char chunk[8192];
+  size_t k;
+  while (f && (k = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, k);
+  if (f) fclose(f);
+  char *b = b64_encode(wav.data, wav.len);
+  json_t *v = json_pack("{s:s+}", "audio", "data:audio/wav;base64,", b);
+  free(b);
+  sy_buf_free(&wav);
+  return v;
+}
+
 static json_t *pocket_body(const char *input, const char *format, const char *voice, int seed) {
   json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "pocket", "input", input, "response_format", format,
                         "seed", seed);
@@ -2859,6 +2878,28 @@ static void t_speech_neural(void) {
   sy_buf_free(&a.body);
   post_json("/v1/audio/speech", pocket_body("hi", "wav", "nope", 1), &r);
   CHECK(is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* a request's own reference clip (voice_upload: true): the voice changes the audio */
+  json_t *up = pocket_body("Short one.", "pcm", NULL, 1);
+  json_object_set_new(up, "voice", uploaded_voice());
+  speech_post(&D, up, &b);
+  speech_post(&D, pocket_body("Short one.", "pcm", NULL, 1), &a);
+  CHECK(b.status == 200 && b.body.len >= 1920 * 2, "an uploaded voice: %ld %.200s", b.status, b.body.data);
+  CHECK(a.status == 200 && (a.body.len != b.body.len || memcmp(a.body.data, b.body.data, a.body.len) != 0),
+        "the uploaded clip was used: the audio differs from no voice at the same seed");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  up = pocket_body("hi", "wav", NULL, 1);
+  json_object_set_new(up, "voice", json_pack("{s:s}", "audio", "bm90IGF1ZGlvIGF0IGFsbA=="));
+  post_json("/v1/audio/speech", up, &r);
+  /* 415 without ffmpeg (an unknown format it might read), 400 with it */
+  CHECK((is_error(&r, 400, "invalid_voice_audio") || is_error(&r, 415, "invalid_voice_audio")) &&
+            strcmp(jstr(r.json, "error.param"), "voice") == 0,
+        "a clip that is not audio: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  up = json_pack("{s:s, s:s, s:o}", "model", "speak", "input", "hi", "voice", uploaded_voice());
+  post_json("/v1/audio/speech", up, &r);
+  CHECK(is_error(&r, 400, "voice_upload_disabled"), "a model without voice_upload: %ld %s", r.status, r.body.data);
   resp_clear(&r);
   get("/v1/audio/voices", &r);
   bool listed = false;
@@ -3229,7 +3270,7 @@ static void write_main_config(const char *path) {
     snprintf(ref, sizeof ref, "%s/ref-voice.wav", tmpdir);
     write_ref_wav(ref);
     fprintf(f, "  - name: pocket\n    file: %s/tiny-pocket.gguf\n    mmproj: %s/tiny-pocket-mmproj.gguf\n"
-               "    context: 1024\n    voices:\n      ref: {audio: %s, language: en}\n",
+               "    context: 1024\n    voice_upload: true\n    voices:\n      ref: {audio: %s, language: en}\n",
             models_dir, models_dir, ref);
   }
   fclose(f);

@@ -634,6 +634,41 @@ static void test_mmproj_audio(void **state) {
   matrix_free(m);
 }
 
+/* A Pocket-TTS style projector: a voice encoder (has_audio_encoder) and an audio generator. */
+static void write_speech_proj(const char *rel) {
+  FILE *f = fopen(P(rel), "wb");
+  assert_non_null(f);
+  fwrite("GGUF", 1, 4, f);
+  w32(f, 3);
+  w64(f, 1);
+  w64(f, 4);
+  wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
+  wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(0, f);
+  wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(1, f);
+  wstr(f, "clip.has_gen_audio_encoder"), w32(f, 7), fputc(1, f);
+  fclose(f);
+}
+
+static void test_mmproj_speech(void **state) {
+  (void)state;
+  write_gguf("m.gguf", CHAT);
+  write_speech_proj("sproj.gguf");
+  write_proj("aproj.gguf", false, true);
+  matrix *m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
+  char caps[96];
+  /* speech only: the voice encoder is not audio input, the backbone's text is noise */
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "speech");
+  assert_true(m->models[0].voice_upload);
+  matrix_free(m);
+  m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
+  assert_false(m->models[0].voice_upload);
+  matrix_free(m);
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    voice_upload: true\n",
+           "5:19: models[0].voice_upload: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: maybe\n",
+           "5:19: models[0].voice_upload: expected true or false, got 'maybe'");
+}
+
 static void test_bad_models(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
@@ -840,6 +875,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj_audio, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj_speech, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,8 +51,10 @@ static int main_handle(worker *w, const ipc_msg *m) {
       LOG_W("%s without a valid id; ignored", op);
     else if (!w->speech_mode)
       reply_error(w, id, 400, "wrong_capability", "this model has no speech projector");
+    else if (op[0] != 's' && m->payload_len)
+      reply_error(w, id, 400, "invalid_request", "voices takes no payload");
     else if (op[0] == 's')
-      speech_submit(w, id, m->hdr);
+      speech_submit(w, id, m->hdr, m->payload, m->payload_len);
     else
       speech_voices(w, id);
   } else if (w->speech_mode && (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {

@@ -218,7 +218,7 @@ void embed_rerank(worker *w, int64_t id, const json_t *hdr);
 int speech_init(worker *w, const json_t *voices, char *err, size_t err_len);
 void speech_free(worker *w);
 /* A speak frame: validated and queued (errors answered here). */
-void speech_submit(worker *w, int64_t id, const json_t *hdr);
+void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
 /* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
 void speech_cancel(worker *w, int64_t id);
 /* A voices frame: the configured voices, as a done. */

@@ -135,27 +135,11 @@ void api_speech_clear(api_speech *s) {
  * API_SPEECH_RATE, 0.5 to API_SPEECH_MAX_CLIP_S seconds. 0, or -1 + err (400; 415 for a format
  * this build cannot read). */
 static int speech_clip(const matrix *mx, const json_t *clip, sy_buf *wav, api_error *err) {
-  const char *data = json_string_value(clip);
-  size_t len = json_string_length(clip);
-  const char *comma = len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
-  if (comma) {
-    len -= (size_t)(comma + 1 - data);
-    data = comma + 1;
-  }
   size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
-  unsigned char *bytes = NULL;
-  size_t nb = 0;
   char e[256] = "";
-  if (len / 4 * 3 > max + 3 || sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) {
-    API_BAD(err, "voice", "invalid_voice_audio", "voice.audio: %s",
-            e[0] ? e : "the clip is larger than the upload limit");
-    return -1;
-  }
   sy_audio a = {0};
   bool unsupported = false;
-  sy_audio_limits lim = {.max_bytes = max, .max_seconds = API_SPEECH_MAX_CLIP_S};
-  int rc = sy_audio_decode(bytes, nb, API_SPEECH_RATE, &lim, &a, &unsupported, e, sizeof e);
-  free(bytes);
+  int rc = api_audio_b64(clip, max, API_SPEECH_RATE, API_SPEECH_MAX_CLIP_S, &a, &unsupported, e, sizeof e);
   if (rc == 0 && a.n < API_SPEECH_RATE / 2) {
     snprintf(e, sizeof e, "the clip is %.2f s; at least 0.5 s of speech is needed", (double)a.n / API_SPEECH_RATE);
     rc = -1;
@@ -169,25 +153,6 @@ static int speech_clip(const matrix *mx, const json_t *clip, sy_buf *wav, api_er
     return -1;
   }
   return 0;
-}
-
-static char *b64(const unsigned char *p, size_t n) {
-  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-  if (!out) return NULL;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63], *o++ = t[(v >> 6) & 63], *o++ = t[v & 63];
-  }
-  if (i < n) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63];
-    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-    *o++ = '=';
-  }
-  *o = '\0';
-  return out;
 }
 
 /* A worker's error frame as an api_error (codes copied: the frame is freed before the reply). */
@@ -241,7 +206,7 @@ static int flush_audio(speech_job *j) {
   if (!j->sse) {
     rc = sy_buf_append(&j->out, j->audio.data, j->audio.len);
   } else {
-    char *s = b64((const unsigned char *)j->audio.data, j->audio.len);
+    char *s = sy_base64_encode(j->audio.data, j->audio.len);
     json_t *ev = s ? json_pack("{s:s, s:s}", "type", "speech.audio.delta", "audio", s) : NULL;
     rc = ev ? sse_append_json(&j->out, ev) : -1;
     json_decref(ev);

@@ -589,18 +589,22 @@ static void test_mmproj(void **state) {
 
 /* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not vision;
  * transcribe_prompt only for such a model */
-static void write_proj(const char *rel, bool vision, bool audio) {
+/* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one). */
+static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
   FILE *f = fopen(P(rel), "wb");
   assert_non_null(f);
   fwrite("GGUF", 1, 4, f);
   w32(f, 3);
   w64(f, 1);
-  w64(f, 3);
+  w64(f, gen ? 4 : 3);
   wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
   wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(vision, f); /* bool */
   wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(audio, f);
+  if (gen) wstr(f, "clip.has_gen_audio_encoder"), w32(f, 7), fputc(1, f);
   fclose(f);
 }
+
+static void write_proj(const char *rel, bool vision, bool audio) { write_proj_gen(rel, vision, audio, false); }
 
 static void test_mmproj_audio(void **state) {
   (void)state;
@@ -634,25 +638,10 @@ static void test_mmproj_audio(void **state) {
   matrix_free(m);
 }
 
-/* A Pocket-TTS style projector: a voice encoder (has_audio_encoder) and an audio generator. */
-static void write_speech_proj(const char *rel) {
-  FILE *f = fopen(P(rel), "wb");
-  assert_non_null(f);
-  fwrite("GGUF", 1, 4, f);
-  w32(f, 3);
-  w64(f, 1);
-  w64(f, 4);
-  wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
-  wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(0, f);
-  wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(1, f);
-  wstr(f, "clip.has_gen_audio_encoder"), w32(f, 7), fputc(1, f);
-  fclose(f);
-}
-
 static void test_mmproj_speech(void **state) {
   (void)state;
   write_gguf("m.gguf", CHAT);
-  write_speech_proj("sproj.gguf");
+  write_proj_gen("sproj.gguf", false, true, true);
   write_proj("aproj.gguf", false, true);
   matrix *m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
   char caps[96];

@@ -212,6 +212,18 @@ static const json_t *jpath(const json_t *j, const char *path) {
 
 static const char *jstr(const json_t *j, const char *path) { return json_string_value(jpath(j, path)); }
 
+/* The whole file at path appended to b; false if it cannot be read. */
+static bool read_whole(const char *path, sy_buf *b) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char chunk[65536];
+  size_t n;
+  bool ok = true;
+  while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0) ok = sy_buf_append(b, chunk, n) == 0;
+  fclose(f);
+  return ok;
+}
+
 static long long jnum(const json_t *j, const char *path) {
   const json_t *v = jpath(j, path);
   return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
@@ -2377,13 +2389,8 @@ static void t_transcribe_errors(void) {
 static void t_transcribe_vad(void) {
   char p[600];
   snprintf(p, sizeof p, "%s/jfk.wav", testdata_dir);
-  FILE *f = fopen(p, "rb");
-  CHECK(f, "open %s", p);
   sy_buf wav = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
-  fclose(f);
+  CHECK(read_whole(p, &wav), "read %s", p);
   resp r;
   post_form("/v1/audio/transcriptions", wav.data, wav.len,
             (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
@@ -2405,10 +2412,8 @@ static void t_transcribe_vad(void) {
   resp_clear(&r);
   /* the same speech through MP3 (decoded by the daemon) */
   snprintf(p, sizeof p, "%s/jfk.mp3", testdata_dir);
-  f = fopen(p, "rb");
-  CHECK(f, "open %s", p);
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
-  fclose(f);
+  wav.len = 0; /* the MP3 alone (appended to the WAV, the WAV's data chunk would hide it) */
+  CHECK(read_whole(p, &wav), "read %s", p);
   post_form("/v1/audio/transcriptions", wav.data, wav.len,
             (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
   sy_buf_free(&wav);
@@ -2821,11 +2826,7 @@ static json_t *uploaded_voice(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/ref-voice.wav", tmpdir);
   sy_buf wav = {0};
-  FILE *f = fopen(path, "rb");
-  char chunk[8192];
-  size_t k;
-  while (f && (k = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, k);
-  if (f) fclose(f);
+  read_whole(path, &wav);
   char *b = b64_encode(wav.data, wav.len);
   json_t *v = json_pack("{s:s+}", "audio", "data:audio/wav;base64,", b);
   free(b);
@@ -3106,13 +3107,8 @@ static void parakeet_once(const sy_buf *wav, const char *vad, json_t **out) {
 static void t_transcribe_parakeet(void) {
   char p[600];
   snprintf(p, sizeof p, "%s/jfk.wav", testdata_dir);
-  FILE *f = fopen(p, "rb");
-  CHECK(f, "open %s", p);
   sy_buf wav = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
-  fclose(f);
+  CHECK(read_whole(p, &wav), "read %s", p);
   json_t *a, *b, *v;
   parakeet_once(&wav, "false", &a);
   if (!cur_failed) parakeet_once(&wav, "false", &b);

@@ -740,37 +740,16 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
 
 /* ---- GET /metrics ---- */
 
-typedef struct text_reply {
-  sy_buf out;
-} text_reply;
-
-static ssize_t text_read(void *cls, char *buf, size_t max) {
-  text_reply *t = cls;
-  if (t->out.len == 0) return HTTP_STREAM_END;
-  size_t n = t->out.len < max ? t->out.len : max;
-  memcpy(buf, t->out.data, n);
-  sy_buf_consume(&t->out, n);
-  return (ssize_t)n;
-}
-
-static void text_free(void *cls) {
-  text_reply *t = cls;
-  sy_buf_free(&t->out);
-  free(t);
-}
-
-/* The exposition is a few KiB: rendered at once, then handed out through the streaming reply
- * (the one reply helper that takes a content type). */
 static void handle_metrics(sy_daemon *d, http_req *r) {
   api_error err = {0};
-  text_reply *t = calloc(1, sizeof *t);
-  if (!t || sched_metrics_render(d->sc, &t->out) != 0) {
-    if (t) text_free(t);
+  sy_buf out = {0};
+  if (sched_metrics_render(d->sc, &out) != 0) {
+    sy_buf_free(&out);
     API_SERVER(&err, "out_of_memory", "could not render the metrics");
     http_reply_error(r, &err);
     return;
   }
-  http_reply_stream(r, 200, METRICS_CONTENT_TYPE, text_read, t, text_free);
+  http_reply_buf(r, 200, METRICS_CONTENT_TYPE, &out);
 }
 
 /* POST /api/load and /api/unload {"model": NAME}: the admin side of the scheduler. */

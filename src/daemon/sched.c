@@ -353,6 +353,8 @@ static slot *slot_make(sched *s, const matrix_model *m) {
         sl->est.dev[sl->est.n_dev++].bytes = b;
       }
     }
+  } else if (m->engine == MATRIX_ENGINE_WHISPER && memplan_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
+    /* whisper.cpp's buffers from the file's header (memplan.h); measured once loaded */
   } else if (m->engine != MATRIX_ENGINE_LLAMA) {
     /* llama.cpp's probe knows only GGUF models: the weights plus a margin for the engine's own
      * buffers (whisper's KV and mel buffers, espeak's voice data); measured once loaded */

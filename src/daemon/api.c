@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "image.h"
 #include "log.h"
+#include "proxy.h"
 #include "events.h"
 #include "sse.h"
 
@@ -902,6 +903,7 @@ void api_handle(void *ud, http_req *r) {
   const char *method = http_method(r), *path = http_path(r);
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
   api_error err = {0};
+  if (proxy_handle(d, r)) return; /* external engines (proxy.c): their routes and /upstream/<model>/ */
   /* the rerank paths are llama-server's: /rerank, /reranking, /v1/rerank, /v1/reranking */
   static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank",
                                 "/rerank", "/v1/reranking", "/reranking"};

@@ -11,9 +11,9 @@
 /* Which worker runs the model: switchyard-llama (GGUF LLMs, embedders, rerankers, mtmd),
  * switchyard-whisper (whisper.cpp ggml models: speech to text), switchyard-espeak (the built-in
  * CPU voice, no model file). */
-enum matrix_engine { MATRIX_ENGINE_LLAMA = 0, MATRIX_ENGINE_WHISPER, MATRIX_ENGINE_ESPEAK };
-#define MATRIX_N_ENGINES 3
-/* "llama", "whisper", "espeak" */
+enum matrix_engine { MATRIX_ENGINE_LLAMA = 0, MATRIX_ENGINE_WHISPER, MATRIX_ENGINE_ESPEAK, MATRIX_ENGINE_EXTERNAL };
+#define MATRIX_N_ENGINES 4
+/* "llama", "whisper", "espeak", "external" */
 const char *matrix_engine_name(enum matrix_engine e);
 
 enum matrix_cap {
@@ -26,6 +26,33 @@ enum matrix_cap {
   MATRIX_CAP_VISION = 1u << 6,     /* image input (a model with an mmproj) */
   MATRIX_CAP_AUDIO = 1u << 7,      /* audio input (an mmproj with an audio encoder) */
 };
+
+/* engine: external — a third-party server (ComfyUI, llama-server, vLLM...) run as a process of its
+ * own and reached over HTTP on 127.0.0.1 (see docs/CONFIG.md, "External engines"). */
+#define MATRIX_EXT_MAX_ARGS 256
+#define MATRIX_EXT_MAX_ROUTES 16
+typedef struct matrix_external {
+  char **argv;           /* the program and its arguments (${PORT} substituted at start) */
+  size_t argc;
+  bool shell;            /* argv is one string run with /bin/sh -c */
+  char *cwd;             /* absolute working folder, or NULL = the daemon's */
+  char **env;            /* extra "KEY=value" entries (${PORT} substituted) */
+  size_t n_env;
+  int port;              /* 0 = the daemon picks a free port at each start */
+  char *health_path;     /* polled with GET until it answers health_status; default /health */
+  int health_status;     /* default 200 */
+  int startup_timeout_s; /* give up (and kill the group) after this long; default 120 */
+  int stop_signal;       /* sent to the process group on unload; default SIGTERM */
+  int stop_grace_ms;     /* then SIGKILL after this long; default 10 s */
+  char **routes;         /* OpenAI paths dispatched to it by "model" */
+  size_t n_routes;
+  bool upstream;         /* /upstream/<name>/... passes any request through; default true */
+  long long memory;      /* declared host RAM, bytes; 0 = not declared */
+  char **gpu_names;      /* declared memory per GPU (engine device names, e.g. CUDA0) */
+  long long *gpu_bytes;
+  size_t n_gpu;
+  char *sig;             /* a canonical text of everything above: a reload compares it */
+} matrix_external;
 
 typedef struct matrix_model {
   char *name;            /* unique among names and aliases */
@@ -58,6 +85,7 @@ typedef struct matrix_model {
   int n_ctx_train;       /* from the GGUF, 0 if unknown */
   bool discovered;       /* true: found in models_dir, not named in the config */
   char *source;          /* "path:line" of its definition, or the file path when discovered */
+  matrix_external *ext;  /* engine: external only, else NULL */
 } matrix_model;
 
 typedef struct matrix {
@@ -113,6 +141,9 @@ int matrix_add_builtins(matrix *m);
 
 /* Find a model by name or alias (exact match); NULL if none. */
 const matrix_model *matrix_find(const matrix *m, const char *name);
+
+/* True if the external model m serves path (one of its routes). */
+bool matrix_ext_serves(const matrix_model *m, const char *path);
 
 /* "chat,completion" style text of a capability mask, into buf. */
 const char *matrix_caps_str(unsigned caps, char *buf, size_t len);

@@ -151,7 +151,8 @@ static void job_free(void *cls) {
 
 /* Why the transfer failed, for the client. */
 static void upstream_error(proxy_job *j, api_error *err) {
-  bool dead = !worker_alive(j->w);
+  /* a connection that broke is most often a process that died: give its reader a moment to see it */
+  bool dead = worker_wait_dead(j->w, 1000);
   api_error_set(err, 502, "server_error", dead ? "upstream_crashed" : "upstream_error", NULL,
                 "model '%s' (external engine)%s: %s", j->m->name, dead ? " exited while serving this request" : "",
                 j->errbuf[0] ? j->errbuf : curl_easy_strerror(j->result));

@@ -307,6 +307,16 @@ bool worker_alive(const worker *w) {
 
 pid_t worker_pid(const worker *w) { return w->pid; }
 
+bool worker_wait_dead(worker *w, int ms) {
+  struct timespec ts = sy_deadline(ms);
+  pthread_mutex_lock(&w->mu);
+  while (!w->reaped && w->pid > 0)
+    if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT) break;
+  bool dead = w->reaped;
+  pthread_mutex_unlock(&w->mu);
+  return dead;
+}
+
 static void ext_stop(worker *w);
 
 void worker_stop(worker *w, int grace_ms) {

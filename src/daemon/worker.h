@@ -59,6 +59,9 @@ void worker_ref(worker *w);
 void worker_unref(worker *w);
 
 bool worker_alive(const worker *w);
+/* Wait up to ms for the process to have ended (and been reaped); true if it has. For telling a
+ * crash from a protocol error when a connection to it fails. */
+bool worker_wait_dead(worker *w, int ms);
 pid_t worker_pid(const worker *w);
 
 /* Ask the worker to exit; after grace_ms kill it. Returns when the process has been reaped.

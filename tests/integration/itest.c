@@ -3143,6 +3143,73 @@ static void *ext_long_stream(void *p) {
   return NULL;
 }
 
+/* A streamed request whose first bytes are announced on a pipe (the test then kills the engine). */
+typedef struct mid_stream {
+  sy_buf body;
+  int pfd[2];
+  bool told;
+  long status;
+  CURLcode rc;
+} mid_stream;
+
+static size_t mid_write(char *p, size_t sz, size_t n, void *ud) {
+  mid_stream *m = ud;
+  sy_buf_append(&m->body, p, sz * n);
+  if (!m->told && strstr(m->body.data ? m->body.data : "", "\n\n")) { /* one whole event */
+    m->told = true;
+    ssize_t w = write(m->pfd[1], "x", 1);
+    (void)w;
+  }
+  return sz * n;
+}
+
+static void *mid_main(void *p) {
+  mid_stream *m = p;
+  CURL *c = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
+  const char *lb = "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":3500,"
+                   "\"ignore_eos\":true,\"stream\":true}";
+  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, lb);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mid_write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+  m->rc = curl_easy_perform(c);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &m->status);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  close(m->pfd[1]); /* wakes the test if no event ever came */
+  return NULL;
+}
+
+/* Killed while streaming: the client gets the events so far, then an error event, then a clean end. */
+static void ext_mid_stream_kill(void) {
+  mid_stream m = {0};
+  CHECK(pipe(m.pfd) == 0, "pipe");
+  pthread_t th;
+  pthread_create(&th, NULL, mid_main, &m);
+  char x;
+  ssize_t got = read(m.pfd[0], &x, 1); /* the first event has arrived (or the request ended) */
+  close(m.pfd[0]);
+  long long pid = b_ps_pid("ext");
+  if (got == 1 && pid > 0) kill((pid_t)pid, SIGKILL);
+  pthread_join(th, NULL);
+  bool done = false, wf = false;
+  json_t *ev = sse_events(&m.body, &done, &wf);
+  size_t n = json_array_size(ev);
+  const char *code = jstr(json_array_get(ev, n ? n - 1 : 0), "error.code");
+  bool ok = got == 1 && pid > 0 && m.rc == CURLE_OK && m.status == 200 && wf && !done && n >= 2 && code &&
+            strcmp(code, "upstream_crashed") == 0;
+  json_decref(ev);
+  CHECK(ok, "mid-stream kill: got=%zd pid=%lld curl=%d status=%ld well_formed=%d done=%d events=%zu: %.300s", got,
+        pid, m.rc, m.status, wf, done, n, m.body.data ? m.body.data : "");
+  sy_buf_free(&m.body);
+}
+
 static void ext_crash_body(void) {
   resp r;
   b_chat(chat_body("ext", "warm up", 2, false), &r);
@@ -3178,6 +3245,11 @@ static void ext_crash_body(void) {
   resp_clear(&r);
   long long pid2 = b_ps_pid("ext");
   CHECK(pid2 > 0 && pid2 != pid, "a new process (%lld, was %lld)", pid2, pid);
+  ext_mid_stream_kill();
+  if (cur_failed) return;
+  b_chat(chat_body("ext", "after the second crash", 4, false), &r);
+  CHECK(r.status == 200, "restarted again: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
 }
 
 static void t_ext_crash(void) {

@@ -216,6 +216,23 @@ static void measure_gpus(const sched *s, pid_t pid, long long *out) {
   for (size_t p = 1; p < s->n_pools; p++) out[p] = s->pools[p].nv >= 0 ? gpumem_process_bytes(s->pools[p].nv, pid) : -1;
 }
 
+/* What a worker holds: its resident set and its use of each GPU (no lock). An external engine
+ * counts its whole process group (a launcher script's children are the real server). */
+static long long measure_worker(const sched *s, const worker *w, long long *on_gpu) {
+  pid_t pids[64];
+  size_t n = worker_group_pids(w, pids, 64);
+  long long rss = 0;
+  for (size_t p = 1; p < s->n_pools; p++) on_gpu[p] = 0;
+  for (size_t i = 0; i < n; i++) {
+    long long r = memplan_rss_bytes(pids[i]), g[PLAN_MAX_POOLS] = {0};
+    if (r > 0) rss += r;
+    measure_gpus(s, pids[i], g);
+    for (size_t p = 1; p < s->n_pools; p++)
+      if (g[p] > 0) on_gpu[p] += g[p];
+  }
+  return n ? rss : -1;
+}
+
 /* The keep-alive in force: a request's override (if the matrix allows one), else the matrix's;
  * -1 = forever (pinned models too). */
 static int keep_alive_of(const slot *sl, const matrix_model *m) {
@@ -601,9 +618,8 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
  * entry; held on return). */
 static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t0, api_error *err) {
   const matrix_model *m = sl->m;
-  long long rss = w ? memplan_rss_bytes(worker_pid(w)) : -1;
   long long on_gpu[PLAN_MAX_POOLS] = {0};
-  if (w) measure_gpus(s, worker_pid(w), on_gpu);
+  long long rss = w ? measure_worker(s, w, on_gpu) : -1;
   if (w)
     events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
                                     (json_int_t)(mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
@@ -781,8 +797,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   pthread_mutex_unlock(&s->mu);
   long long on_gpu[PLAN_MAX_POOLS] = {0};
   if (measure) {
-    rss = memplan_rss_bytes(worker_pid(w));
-    measure_gpus(s, worker_pid(w), on_gpu);
+    rss = measure_worker(s, w, on_gpu);
   }
   worker *retired = NULL;
   metrics_unload_reason reason = METRICS_UNLOAD_KEEP_ALIVE_0;

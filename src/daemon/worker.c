@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -482,6 +483,32 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
 /* ---- external engines ---- */
 
 int worker_port(const worker *w) { return w->external ? w->port : 0; }
+
+size_t worker_group_pids(const worker *w, pid_t *out, size_t cap) {
+  if (cap == 0 || w->pid <= 0) return 0;
+  out[0] = w->pid;
+  if (!w->external) return 1;
+  size_t n = 1;
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  for (int seen = 0; d && n < cap && seen < 1000000 && (de = readdir(d)); seen++) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end || pid <= 0 || pid == w->pid) continue;
+    char path[64], st[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(st, 1, sizeof st - 1, f) : 0;
+    if (f) fclose(f);
+    st[len] = '\0';
+    const char *rp = strrchr(st, ')'); /* "pid (comm) state ppid pgrp ...": comm may hold anything */
+    char state;
+    long ppid, pgrp;
+    if (rp && sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == w->pid) out[n++] = (pid_t)pid;
+  }
+  if (d) closedir(d);
+  return n;
+}
 
 /* One line of the engine's output: to the log with its tag, and into the tail ring. Control bytes
  * become '?' so a hostile program cannot forge log lines or terminal escapes. */

@@ -51,6 +51,9 @@ typedef struct worker_ext_params {
   void *on_exit_ud;
 } worker_ext_params;
 worker *worker_start_external(const worker_ext_params *p, api_error *err);
+/* The processes to measure: the worker's own pid; for an external engine every live process of
+ * its process group (at most cap, from /proc). Returns how many were written. */
+size_t worker_group_pids(const worker *w, pid_t *out, size_t cap);
 /* The port an external engine listens on (0 for a frame worker). */
 int worker_port(const worker *w);
 

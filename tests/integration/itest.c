@@ -11,6 +11,9 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <sys/syscall.h>
+#include <poll.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -3261,6 +3264,74 @@ static void t_ext_crash(void) {
   sy_buf_free(&y);
 }
 
+/* Live (not zombie) processes of process group pgrp, from /proc, into out (at most cap); how many. */
+static size_t group_members(long long pgrp, long long *out, size_t cap) {
+  size_t n = 0;
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  while (d && n < cap && (de = readdir(d))) {
+    char *end, path[64], st[512];
+    long long pid = strtoll(de->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(st, 1, sizeof st - 1, f) : 0;
+    if (f) fclose(f);
+    st[len] = '\0';
+    const char *rp = strrchr(st, ')');
+    char state;
+    long long ppid, pg;
+    if (rp && sscanf(rp + 1, " %c %lld %lld", &state, &ppid, &pg) == 3 && pg == pgrp && state != 'Z') out[n++] = pid;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
+static void ext_group_body(void) {
+  resp r;
+  b_chat(chat_body("grp", "hello", 2, false), &r);
+  CHECK(r.status == 200, "through a shell launcher: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  json_t *m = b_ps_model("grp");
+  long long leader = m ? jnum(m, "pid") : -1, measured = m ? jnum(m, "size_measured") : -1;
+  json_decref(m);
+  long long members[16];
+  size_t n = group_members(leader, members, 16);
+  CHECK(leader > 0 && n >= 3, "the shell (pid %lld), llama-server and the helper share a group: %zu members",
+        leader, n);
+  /* the group is measured, not the shell alone (a few MiB): llama-server holds tens of MiB */
+  CHECK(measured > (24LL << 20), "measured %lld bytes for the group", measured);
+  int pfd[16];
+  for (size_t i = 0; i < n; i++) pfd[i] = (int)syscall(SYS_pidfd_open, (pid_t)members[i], 0);
+  http_do(&B, "POST", "/api/unload", "{\"model\":\"grp\"}", &r, NULL);
+  long st = r.status;
+  resp_clear(&r);
+  /* each member's pidfd turns readable when it exits (a SIGKILL takes a moment to land); one that
+   * survived would hold it for 600 s, so a wait of 30 s tells the two apart */
+  size_t alive = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct pollfd p = {.fd = pfd[i], .events = POLLIN};
+    if (pfd[i] >= 0 && poll(&p, 1, 30000) != 1) alive++;
+    if (pfd[i] >= 0) close(pfd[i]);
+  }
+  CHECK(st == 200, "unload: %ld", st);
+  CHECK(alive == 0, "%zu of the group's %zu processes outlived the unload", alive, n);
+}
+
+static void t_ext_group(void) {
+  if (ext_skip()) return;
+  static char y[12000];
+  /* no exec: the shell stays the group's leader and llama-server is its child; a helper that
+   * ignores SIGTERM would outlive the stop signal: only the group kill at the leader's exit ends it */
+  snprintf(y, sizeof y,
+           "log_level: warn\nbuiltin_voice: false\nmodels:\n"
+           "  - name: grp\n    engine: external\n    external:\n"
+           "      argv: ['(trap \"\" TERM; exec sleep 600) & %s -m %s/tiny-qwen2.gguf --host 127.0.0.1 --port ${PORT} -c 512 -np 1 -t 2; echo ended']\n"
+           "      shell: true\n      routes: [/v1/chat/completions]\n      stop_grace: 30s\n",
+           llama_server, models_dir);
+  with_own_daemon("ext_group", y, ext_group_body);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -3321,6 +3392,7 @@ static const test tests[] = {
     {"ext_evict", t_ext_evict, false},
     {"ext_fail", t_ext_fail, false},
     {"ext_crash", t_ext_crash, false},
+    {"ext_group", t_ext_group, false},
 };
 
 static void write_main_config(const char *path) {

@@ -2959,7 +2959,7 @@ static void ext_llama_entry(sy_buf *y, const char *name, const char *model_extra
                 "    external:\n      argv: [%s, -m, %s/tiny-qwen2.gguf, --host, 127.0.0.1, --port, '${PORT}',\n"
                 "             -c, '4096', -np, '1', -t, '2']\n"
                 "      health: {path: /health, status: 200, timeout: 120s}\n"
-                "      routes: [/v1/chat/completions, /v1/completions]\n"
+                "      routes: [/v1/chat/completions, /v1/completions, /v1/audio/transcriptions]\n"
                 "      stop_grace: 5s\n%s",
                 name, model_extra ? model_extra : "", llama_server, models_dir, ext_extra ? ext_extra : "");
 }
@@ -3020,6 +3020,42 @@ static void ext_chat_body(void) {
   CHECK(r.status == 200 && json_is_array(json_object_get(r.json, "data")), "/upstream/ext/v1/models: %ld %s",
         r.status, r.body.data);
   resp_clear(&r);
+  http_do(&B, "POST", "/upstream/ext/tokenize", "{\"content\":\"hello world\"}", &r, NULL);
+  CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "tokens")) >= 1, "POST through /upstream: %ld %s",
+        r.status, r.body.data);
+  resp_clear(&r);
+  /* a multipart body is dispatched by its model field: llama-server's own refusal comes back (501: a
+   * model without audio input; 404 where a build lacks the endpoint), not a Switchyard error */
+  {
+    CURL *mc = curl_easy_init();
+    curl_mime *mime = curl_mime_init(mc);
+    curl_mimepart *part = curl_mime_addpart(mime);
+    curl_mime_name(part, "model");
+    curl_mime_data(part, "ext", CURL_ZERO_TERMINATED);
+    part = curl_mime_addpart(mime);
+    curl_mime_name(part, "file");
+    curl_mime_filename(part, "a.wav");
+    curl_mime_data(part, "RIFF....", 8);
+    char murl[128];
+    snprintf(murl, sizeof murl, "%s/v1/audio/transcriptions", B.base);
+    memset(&r, 0, sizeof r);
+    curl_easy_setopt(mc, CURLOPT_URL, murl);
+    curl_easy_setopt(mc, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(mc, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(mc, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(mc, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(mc, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(mc, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(mc) == CURLE_OK) curl_easy_getinfo(mc, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_mime_free(mime);
+    curl_easy_cleanup(mc);
+    bool relayed = (r.status == 501 || r.status == 404) && strcmp(r.model_hdr, "ext") == 0;
+    long mst = r.status;
+    char mh[128];
+    snprintf(mh, sizeof mh, "%s", r.model_hdr);
+    resp_clear(&r);
+    CHECK(relayed, "multipart dispatched to the engine: %ld, X-Switchyard-Model '%s'", mst, mh);
+  }
   http_do(&B, "GET", "/upstream/ext/no/such/page", NULL, &r, NULL);
   CHECK(r.status == 404, "the upstream's own 404 is relayed: %ld", r.status);
   resp_clear(&r);
@@ -3321,13 +3357,14 @@ static void ext_group_body(void) {
 static void t_ext_group(void) {
   if (ext_skip()) return;
   static char y[12000];
-  /* no exec: the shell stays the group's leader and llama-server is its child; a helper that
+  /* cwd and env (${PORT} substituted there too) reach the program; no exec: the shell stays the group's leader and llama-server is its child; a helper that
    * ignores SIGTERM would outlive the stop signal: only the group kill at the leader's exit ends it */
   snprintf(y, sizeof y,
            "log_level: warn\nbuiltin_voice: false\nmodels:\n"
            "  - name: grp\n    engine: external\n    external:\n"
-           "      argv: ['(trap \"\" TERM; exec sleep 600) & %s -m %s/tiny-qwen2.gguf --host 127.0.0.1 --port ${PORT} -c 512 -np 1 -t 2; echo ended']\n"
-           "      shell: true\n      routes: [/v1/chat/completions]\n      stop_grace: 30s\n",
+           "      argv: ['(trap \"\" TERM; exec sleep 600) & %s -m tiny-qwen2.gguf --host 127.0.0.1 --port $SY_PORT -c 512 -np 1 -t 2; echo ended']\n"
+           "      shell: true\n      cwd: %s\n      env: {SY_PORT: '${PORT}'}\n"
+           "      routes: [/v1/chat/completions]\n      stop_grace: 30s\n",
            llama_server, models_dir);
   with_own_daemon("ext_group", y, ext_group_body);
 }

@@ -3369,6 +3369,62 @@ static void t_ext_group(void) {
   with_own_daemon("ext_group", y, ext_group_body);
 }
 
+/* SIGHUP: an external engine whose `external:` is unchanged keeps its process (other keys take
+ * their new values); one whose argv changed is stopped and starts again with the new one. */
+static char ext_reload_cfg[600];
+
+static void ext_reload_yaml(sy_buf *y, const char *chg_threads, const char *keep_alive) {
+  y->len = 0;
+  sy_buf_puts(y, "log_level: warn\nbuiltin_voice: false\nmodels:\n");
+  char ka[64];
+  snprintf(ka, sizeof ka, "    keep_alive: %s\n", keep_alive);
+  ext_llama_entry(y, "same", ka, NULL);
+  sy_buf_printf(y,
+                "  - name: chg\n    engine: external\n    external:\n"
+                "      argv: [%s, -m, %s/tiny-qwen2.gguf, --host, 127.0.0.1, --port, '${PORT}', -c, '512', -t, '%s']\n"
+                "      routes: [/v1/chat/completions]\n",
+                llama_server, models_dir, chg_threads);
+}
+
+static void ext_reload_body(void) {
+  CHECK(b_load("same") == 200 && b_load("chg") == 200, "both start");
+  long long same_pid = b_ps_pid("same"), chg_pid = b_ps_pid("chg");
+  feed f = {.d = &B, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+            .until = {"\"type\":\"reloaded\"", "\"type\":\"unloaded\",\"model\":\"chg\""}};
+  pthread_t fth;
+  feed_start(&f, &fth);
+  sy_buf y = {0};
+  ext_reload_yaml(&y, "1", "-1");
+  write_file(ext_reload_cfg, y.data);
+  sy_buf_free(&y);
+  kill(B.pid, SIGHUP);
+  pthread_join(fth, NULL);
+  bool changed = f.body.data && strstr(f.body.data, "\"changed\":[\"chg\"]");
+  sy_buf_free(&f.body);
+  CHECK(changed, "the reloaded event names chg as changed");
+  json_t *m = b_ps_model("same");
+  long long exp = m ? jnum(m, "expires_in_s") : 0;
+  CHECK(m && jnum(m, "pid") == same_pid && exp == -1, "same kept its process (%lld) and took keep_alive -1 (%lld)",
+        same_pid, exp);
+  json_decref(m);
+  CHECK(pid_gone(chg_pid) || b_ps_pid("chg") != chg_pid, "chg's old process was stopped");
+  resp r;
+  b_chat(chat_body("chg", "hi", 2, false), &r);
+  CHECK(r.status == 200, "chg under its new argv: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  long long np = b_ps_pid("chg");
+  CHECK(np > 0 && np != chg_pid, "a new process for chg (%lld)", np);
+}
+
+static void t_ext_reload(void) {
+  if (ext_skip()) return;
+  sy_buf y = {0};
+  ext_reload_yaml(&y, "2", "300");
+  snprintf(ext_reload_cfg, sizeof ext_reload_cfg, "%s/ext_reload.yaml", tmpdir);
+  with_own_daemon("ext_reload", y.data, ext_reload_body);
+  sy_buf_free(&y);
+}
+
 typedef struct test {
   const char *name;
   void (*fn)(void);
@@ -3430,6 +3486,7 @@ static const test tests[] = {
     {"ext_fail", t_ext_fail, false},
     {"ext_crash", t_ext_crash, false},
     {"ext_group", t_ext_group, false},
+    {"ext_reload", t_ext_reload, false},
 };
 
 static void write_main_config(const char *path) {

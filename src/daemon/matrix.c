@@ -457,6 +457,12 @@ static const struct {
     {"/v1/audio/translations", MATRIX_CAP_TRANSCRIBE},
 };
 
+bool matrix_ext_route(const char *path) {
+  for (size_t k = 0; path && k < sizeof ext_routes / sizeof ext_routes[0]; k++)
+    if (strcmp(ext_routes[k].path, path) == 0) return true;
+  return false;
+}
+
 bool matrix_ext_serves(const matrix_model *m, const char *path) {
   if (!m || !m->ext || !path) return false;
   for (size_t i = 0; i < m->ext->n_routes; i++)

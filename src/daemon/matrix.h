@@ -142,6 +142,8 @@ int matrix_add_builtins(matrix *m);
 /* Find a model by name or alias (exact match); NULL if none. */
 const matrix_model *matrix_find(const matrix *m, const char *name);
 
+/* True if path is one an external engine may list in its routes. */
+bool matrix_ext_route(const char *path);
 /* True if the external model m serves path (one of its routes). */
 bool matrix_ext_serves(const matrix_model *m, const char *path);
 

@@ -359,10 +359,10 @@ bool proxy_handle(sy_daemon *d, http_req *r) {
     relay(d, r, m, slash ? slash : "/", true);
     return true;
   }
-  if (strcmp(http_method(r), "POST") != 0) return false;
-  bool served = false; /* by some external model: only then is the body read here */
-  for (size_t i = 0; i < mx->n_models && !served; i++) served = matrix_ext_serves(&mx->models[i], path);
-  if (!served) return false;
+  if (strcmp(http_method(r), "POST") != 0 || !matrix_ext_route(path)) return false;
+  bool any = false; /* only with external models in the matrix is the body read here */
+  for (size_t i = 0; i < mx->n_models && !any; i++) any = mx->models[i].engine == MATRIX_ENGINE_EXTERNAL;
+  if (!any) return false;
   char name[256];
   if (!body_model(r, name, sizeof name)) return false; /* the usual handler explains what is wrong */
   const matrix_model *m = matrix_find(mx, name);

@@ -43,6 +43,9 @@ make_models() {
   # an audio-input model: tiny qwen2 + an Ultravox-style projector (375 tokens per 30 s window)
   build/bin/mkmodel --preset tiny-qwen2 --seed 6 -o "$models/tiny-alm.gguf" \
     --mmproj "$models/tiny-alm-mmproj.gguf" --mmproj-kind audio --verify &&
+  # a neural voice: Pocket-TTS backbone + its speech projector (mtmd audio generation; docs/TTS.md)
+  build/bin/mkmodel --preset tiny-pockettts --seed 6 -o "$models/tiny-pocket.gguf" \
+    --mmproj "$models/tiny-pocket-mmproj.gguf" --verify &&
   build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models
@@ -94,12 +97,13 @@ compat() {
     "$models/tiny-vlm.gguf" "$models/tiny-vlm-mmproj.gguf" "$models/tiny-bert-rerank.gguf" >>"$cfg"
   printf '  - name: alm\n    file: %s\n    mmproj: %s\n    context: 1024\n' \
     "$models/tiny-alm.gguf" "$models/tiny-alm-mmproj.gguf" >>"$cfg"
+  printf '  - {name: whisper, engine: whisper, file: %s}\n' "$models/tiny-whisper.bin" >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
   [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
   SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
-    SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm \
+    SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

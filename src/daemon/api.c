@@ -376,30 +376,12 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
  * mono float, appended to pay. *seconds accumulates the request's audio. 0, or -1 + err. */
 static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *seconds, sy_buf *pay, size_t *n,
                      api_error *err) {
-  const char *data = json_string_value(json_object_get(part, "data"));
-  size_t len = json_string_length(json_object_get(part, "data"));
-  const char *comma = len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
-  if (comma) { /* a data: URL, as some clients send it */
-    len -= (size_t)(comma + 1 - data);
-    data = comma + 1;
-  }
   size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
-  if (len / 4 * 3 > max + 3) {
-    API_BAD(err, "messages", "invalid_audio", "audio %zu: the file is larger than %zu bytes", k, max);
-    return -1;
-  }
-  unsigned char *bytes = NULL;
-  size_t nb = 0;
   char e[256] = "";
-  if (sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) { /* the size: sy_audio_decode */
-    API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k, e);
-    return -1;
-  }
   sy_audio a = {0};
   bool unsupported = false;
-  sy_audio_limits lim = {.max_bytes = max, .max_seconds = API_MAX_AUDIO_SECONDS};
-  int rc = sy_audio_decode(bytes, nb, API_AUDIO_RATE, &lim, &a, &unsupported, e, sizeof e);
-  free(bytes);
+  int rc = api_audio_b64(json_object_get(part, "data"), max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS, &a,
+                         &unsupported, e, sizeof e);
   if (rc != 0 || a.n < 2) {
     API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
             unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples");
@@ -556,29 +538,6 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
 
 /* ---- embeddings ---- */
 
-static char *base64_encode(const unsigned char *p, size_t n) {
-  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-  if (!out) return NULL;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-    *o++ = t[v >> 18];
-    *o++ = t[(v >> 12) & 63];
-    *o++ = t[(v >> 6) & 63];
-    *o++ = t[v & 63];
-  }
-  if (i < n) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-    *o++ = t[v >> 18];
-    *o++ = t[(v >> 12) & 63];
-    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-    *o++ = '=';
-  }
-  *o = '\0';
-  return out;
-}
-
 /* Send msg (stolen) to w and wait for its one reply (embed, rerank). True with the reply in *m
  * when it is not an error; false when the request already ended here: refused (counted and
  * answered, with err_param naming the field of a worker's refusal when given) or abandoned by
@@ -636,7 +595,7 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
       for (long long i = 0; i < n; i++) {
         json_t *emb;
         if (e.base64) {
-          char *b = base64_encode((const unsigned char *)(v + i * dim), (size_t)dim * sizeof(float));
+          char *b = sy_base64_encode(v + i * dim, (size_t)dim * sizeof(float));
           emb = json_string(b ? b : "");
           free(b);
         } else {
@@ -782,37 +741,16 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
 
 /* ---- GET /metrics ---- */
 
-typedef struct text_reply {
-  sy_buf out;
-} text_reply;
-
-static ssize_t text_read(void *cls, char *buf, size_t max) {
-  text_reply *t = cls;
-  if (t->out.len == 0) return HTTP_STREAM_END;
-  size_t n = t->out.len < max ? t->out.len : max;
-  memcpy(buf, t->out.data, n);
-  sy_buf_consume(&t->out, n);
-  return (ssize_t)n;
-}
-
-static void text_free(void *cls) {
-  text_reply *t = cls;
-  sy_buf_free(&t->out);
-  free(t);
-}
-
-/* The exposition is a few KiB: rendered at once, then handed out through the streaming reply
- * (the one reply helper that takes a content type). */
 static void handle_metrics(sy_daemon *d, http_req *r) {
   api_error err = {0};
-  text_reply *t = calloc(1, sizeof *t);
-  if (!t || sched_metrics_render(d->sc, &t->out) != 0) {
-    if (t) text_free(t);
+  sy_buf out = {0};
+  if (sched_metrics_render(d->sc, &out) != 0) {
+    sy_buf_free(&out);
     API_SERVER(&err, "out_of_memory", "could not render the metrics");
     http_reply_error(r, &err);
     return;
   }
-  http_reply_stream(r, 200, METRICS_CONTENT_TYPE, text_read, t, text_free);
+  http_reply_buf(r, 200, METRICS_CONTENT_TYPE, &out);
 }
 
 /* POST /api/load and /api/unload {"model": NAME}: the admin side of the scheduler. */

@@ -88,6 +88,15 @@ void http_reply_json(http_req *r, unsigned status, json_t *json) {
   set_response(r, status, resp);
 }
 
+void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_buf *b) {
+  struct MHD_Response *resp = b->len ? MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE)
+                                     : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (resp && b->len) memset(b, 0, sizeof *b); /* MHD frees the bytes now */
+  sy_buf_free(b);
+  if (resp) MHD_add_response_header(resp, "Content-Type", content_type);
+  set_response(r, resp ? status : 500, resp);
+}
+
 void http_reply_error(http_req *r, const api_error *e) {
   if (e->status >= 500) LOG_W("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
   else LOG_D("%s %s -> %d: %s", r->method, r->url, e->status, e->message);

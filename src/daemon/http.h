@@ -68,6 +68,8 @@ unsigned http_reply_status(const http_req *r);
 /* The value of an extra reply header added with http_add_header, or NULL. */
 const char *http_reply_header(const http_req *r, const char *name);
 void http_reply_error(http_req *r, const api_error *e);
+/* A whole body of any type; b's bytes are taken (b is left empty). */
+void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_buf *b);
 void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_fn)(void *cls));
 /* A streamed reply with exactly the given headers (names[i]: values[i]; no Content-Type or

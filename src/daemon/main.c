@@ -214,6 +214,11 @@ int main(int argc, char **argv) {
   /* CUDA numbers GPUs fastest first unless told otherwise; NVML numbers them by PCI bus. Make the
    * workers' CUDA0, CUDA1, ... match NVML's indexes (gpumem.h). */
   setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
+  /* ggml's CPU backend runs on OpenMP, whose idle threads spin between graph computations. Workers
+   * run side by side (several models, speech next to chat) and each one's spinning takes the cores
+   * the others need: whisper measured ~20x slower under load without this, no different on a quiet
+   * machine (PERFORMANCE.md, "OpenMP under load"). The user's own setting wins. */
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
   static const char *level_names[] = {"error", "warn", "info", "debug"};
   sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};

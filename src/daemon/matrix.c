@@ -479,6 +479,8 @@ static void model_clear(matrix_model *mm) {
   free(mm->mmproj);
   free(mm->transcribe_prompt);
   free(mm->vad_model);
+  free_strv(mm->voice_names, mm->n_voices);
+  free_strv(mm->voice_audio, mm->n_voices);
   free(mm->arch);
   free(mm->source);
   ext_free(mm->ext);
@@ -540,13 +542,15 @@ enum {
   M_MMPROJ,
   M_VAD_MODEL,
   M_TRANSCRIBE_PROMPT,
+  M_VOICES,
+  M_VOICE_UPLOAD,
   M_EXTERNAL,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "external", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "voices", "voice_upload", "external", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -844,6 +848,49 @@ static int model_external(loader *l, const yaml_node_t *n, yaml_node_t *const *v
   return 0;
 }
 
+/* voices: {NAME: {audio: PATH, language?, text?}}: reference clips of a speech model whose
+ * projector clones voices (docs/TTS.md); language and text are accepted for pipelines that use
+ * them (Pocket-TTS does not). */
+static int load_voices(loader *l, const yaml_node_t *n, const char *path, matrix_model *mm) {
+  static const char *const vkeys[] = {"audio", "language", "text"};
+  char p[160];
+  snprintf(p, sizeof p, "%s.voices", path);
+  if (want_kind(l, n, p, YAML_MAPPING_NODE)) return -1;
+  size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  if (np > MATRIX_MAX_VOICES) return at(l, n, "%s: at most %d voices", p, MATRIX_MAX_VOICES);
+  mm->voice_names = calloc(np + 1, sizeof *mm->voice_names);
+  mm->voice_audio = calloc(np + 1, sizeof *mm->voice_audio);
+  if (!mm->voice_names || !mm->voice_audio) return oom(l);
+  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node(l, pr->key), *val = node(l, pr->value);
+    const char *name, *audio;
+    yaml_node_t *vv[3];
+    char vp[320], joined[PATH_MAX], real[PATH_MAX];
+    struct stat st;
+    if (!k || !val || want_str(l, k, p, &name)) return -1;
+    if (!name_ok(name)) return at(l, k, "%s: '%s' is not a valid voice name (no spaces)", p, name);
+    for (size_t i = 0; i < mm->n_voices; i++)
+      if (!strcmp(mm->voice_names[i], name)) return at(l, k, "%s: voice '%s' is listed twice", p, name);
+    snprintf(vp, sizeof vp, "%s.%s", p, name);
+    if (want_map(l, val, vp, vkeys, 3, vv)) return -1;
+    if (!vv[0]) return at(l, val, "%s: missing required key 'audio'", vp);
+    for (int i = 1; i < 3; i++) {
+      const char *ignored;
+      if (vv[i] && want_str(l, vv[i], vp, &ignored)) return -1;
+    }
+    if (want_str(l, vv[0], vp, &audio)) return -1;
+    if (!*audio || join_path(joined, sizeof joined, l->dir, audio))
+      return at(l, vv[0], "%s.audio: '%s' is not a usable path", vp, audio);
+    errno = 0;
+    if (!realpath(joined, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+      return at(l, vv[0], "%s.audio: cannot open '%s': %s", vp, joined, errno ? strerror(errno) : "not a file");
+    if (!(mm->voice_names[mm->n_voices] = strdup(name)) || !(mm->voice_audio[mm->n_voices] = strdup(real)))
+      return oom(l);
+    mm->n_voices++;
+  }
+  return 0;
+}
+
 static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   char path[64], p[128];
   snprintf(path, sizeof path, "models[%zu]", idx);
@@ -935,6 +982,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     if (want_int(l, v[M_MAX_QUEUE], p, 0, 100000, &mm.max_queue)) goto out;
   }
   unsigned caps = 0;
+  bool mmproj_speech = false;
   if (v[M_CAPS]) {
     snprintf(p, sizeof p, "%s.capabilities", path);
     if (want_kind(l, v[M_CAPS], p, YAML_SEQUENCE_NODE)) goto out;
@@ -986,15 +1034,22 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       goto out;
     }
     /* clip.has_*_encoder say which; projectors from before audio support have neither key */
-    if (mi.has_audio_encoder == 1) mmproj_caps |= MATRIX_CAP_AUDIO;
-    if (mi.has_vision_encoder == 1 || (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1))
+    if (mi.has_audio_encoder == 1 && !mi.gen_audio) /* Pocket-TTS has a voice encoder: not audio input */
+      mmproj_caps |= MATRIX_CAP_AUDIO;
+    if (mi.has_vision_encoder == 1 || (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1 && !mi.gen_audio))
       mmproj_caps |= MATRIX_CAP_VISION;
-    if (!mmproj_caps) {
+    if (!mmproj_caps && !mi.gen_audio) {
       at(l, v[M_MMPROJ], "%s: '%s' has neither a vision nor an audio encoder", p, mj);
       goto out;
     }
     if (!(mm.mmproj = strdup(mr))) goto oom;
     mm.mmproj_bytes = (long long)mst.st_size;
+    mmproj_speech = mi.gen_audio;
+  }
+  if ((caps & MATRIX_CAP_SPEECH) && engine == MATRIX_ENGINE_LLAMA && !mmproj_speech) {
+    at(l, v[M_CAPS], "%s.capabilities: speech on engine llama needs an mmproj with an audio generator "
+                     "(clip.has_gen_audio_encoder)", path);
+    goto out;
   }
   if ((caps & MATRIX_CAP_VISION) && !(mmproj_caps & MATRIX_CAP_VISION)) {
     at(l, v[M_CAPS], "%s.capabilities: vision needs an mmproj%s", path, mm.mmproj ? " with a vision encoder" : "");
@@ -1026,6 +1081,21 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     mm.engine = engine;
     mm.caps = caps ? caps : MATRIX_CAP_SPEECH;
     goto push;
+  }
+  if (v[M_VOICES] && !is_null(v[M_VOICES])) {
+    if (engine != MATRIX_ENGINE_LLAMA || !mmproj_speech) {
+      at(l, v[M_VOICES], "%s.voices: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)", path);
+      goto out;
+    }
+    if (load_voices(l, v[M_VOICES], path, &mm)) goto out;
+  }
+  if (v[M_VOICE_UPLOAD]) {
+    snprintf(p, sizeof p, "%s.voice_upload", path);
+    if (want_bool(l, v[M_VOICE_UPLOAD], p, &mm.voice_upload)) goto out;
+    if (mm.voice_upload && (engine != MATRIX_ENGINE_LLAMA || !mmproj_speech)) {
+      at(l, v[M_VOICE_UPLOAD], "%s: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)", p);
+      goto out;
+    }
   }
   if (v[M_VAD_MODEL] && engine != MATRIX_ENGINE_WHISPER) {
     at(l, v[M_VAD_MODEL], "%s.vad_model: only for engine: whisper", path);
@@ -1079,6 +1149,8 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       !(mm.source = strdup(src)))
     goto oom;
   mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
+  /* a speech projector (docs/TTS.md) makes a text-to-speech model: its backbone's text is noise */
+  if (mmproj_speech && !caps) mm.caps = MATRIX_CAP_SPEECH;
   mm.caps |= mmproj_caps;
   /* an audio LLM also answers /v1/audio/transcriptions (a chat with the audio and an instruction) */
   if ((mmproj_caps & MATRIX_CAP_AUDIO) && (mm.caps & MATRIX_CAP_CHAT) && !caps) mm.caps |= MATRIX_CAP_TRANSCRIBE;

@@ -80,6 +80,10 @@ typedef struct matrix_model {
   char *transcribe_prompt; /* audio models: the instruction /v1/audio/transcriptions sends with
                               the audio (NULL = MATRIX_TRANSCRIBE_PROMPT) */
   char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
+  char **voice_names;    /* speech models on engine llama: voices (reference clips) by name */
+  char **voice_audio;    /* absolute paths of their clips, same order */
+  size_t n_voices;       /* at most MATRIX_MAX_VOICES */
+  bool voice_upload;     /* a /v1/audio/speech request may bring its own reference clip (cloning) */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
   int n_ctx_train;       /* from the GGUF, 0 if unknown */
@@ -131,6 +135,8 @@ typedef struct matrix {
  * never an error. Reads each model's GGUF header; thread safe (no shared state). */
 matrix *matrix_load(const char *config_path, const char *models_dir, char *err, size_t errlen);
 void matrix_free(matrix *m);
+
+#define MATRIX_MAX_VOICES 64
 
 /* The built-in voice's model name: engine espeak, capability speech, no file. */
 #define MATRIX_BUILTIN_VOICE "speak"

@@ -396,6 +396,8 @@ static slot *slot_make(sched *s, const matrix_model *m) {
         sl->est.dev[sl->est.n_dev++].bytes = b;
       }
     }
+  } else if (m->engine == MATRIX_ENGINE_WHISPER && memplan_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
+    /* whisper.cpp's buffers from the file's header (memplan.h); measured once loaded */
   } else if (m->engine != MATRIX_ENGINE_LLAMA) {
     /* llama.cpp's probe knows only GGUF models: the weights plus a margin for the engine's own
      * buffers (whisper's KV and mel buffers, espeak's voice data); measured once loaded */
@@ -525,6 +527,12 @@ static json_t *load_message(const matrix_model *m) {
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
   if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
+  if (j && m->n_voices) { /* reference clips of a speech model, by name */
+    json_t *vo = json_object();
+    for (size_t i = 0; vo && i < m->n_voices; i++)
+      json_object_set_new(vo, m->voice_names[i], json_string(m->voice_audio[i]));
+    if (vo) json_object_set_new(j, "voices", vo);
+  }
   return j;
 }
 
@@ -873,9 +881,18 @@ void sched_preload(sched *s) {
   if (start && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
 }
 
+/* Same voices (names and clips, in order). */
+static bool same_voices(const matrix_model *a, const matrix_model *m) {
+  if (a->n_voices != m->n_voices) return false;
+  for (size_t i = 0; i < a->n_voices; i++)
+    if (strcmp(a->voice_names[i], m->voice_names[i]) || strcmp(a->voice_audio[i], m->voice_audio[i])) return false;
+  return true;
+}
+
 /* Same worker settings: everything the load message carries, and the file's identity (key). */
 static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
   const matrix_model *a = sl->m;
+  if (!same_voices(a, m)) return false;
   bool same_str = (!a->pooling == !m->pooling) && (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
                   (!a->chat_template == !m->chat_template) &&
                   (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0) &&

@@ -71,6 +71,7 @@ static daemon_proc D;       /* the main instance */
 static bool have_testdata;
 static bool have_vlm; /* models/tiny-vlm-mmproj.gguf exists (tests/run.sh make_models) */
 static bool have_alm; /* models/tiny-alm-mmproj.gguf exists (mkmodel --mmproj-kind audio) */
+static bool have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
 static int start_daemon(daemon_proc *d, const char *config) {
   int pfd[2];
@@ -217,6 +218,18 @@ static const json_t *jpath(const json_t *j, const char *path) {
 }
 
 static const char *jstr(const json_t *j, const char *path) { return json_string_value(jpath(j, path)); }
+
+/* The whole file at path appended to b; false if it cannot be read. */
+static bool read_whole(const char *path, sy_buf *b) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char chunk[65536];
+  size_t n;
+  bool ok = true;
+  while (ok && (n = fread(chunk, 1, sizeof chunk, f)) > 0) ok = sy_buf_append(b, chunk, n) == 0;
+  fclose(f);
+  return ok;
+}
 
 static long long jnum(const json_t *j, const char *path) {
   const json_t *v = jpath(j, path);
@@ -2383,13 +2396,8 @@ static void t_transcribe_errors(void) {
 static void t_transcribe_vad(void) {
   char p[600];
   snprintf(p, sizeof p, "%s/jfk.wav", testdata_dir);
-  FILE *f = fopen(p, "rb");
-  CHECK(f, "open %s", p);
   sy_buf wav = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
-  fclose(f);
+  CHECK(read_whole(p, &wav), "read %s", p);
   resp r;
   post_form("/v1/audio/transcriptions", wav.data, wav.len,
             (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
@@ -2411,10 +2419,8 @@ static void t_transcribe_vad(void) {
   resp_clear(&r);
   /* the same speech through MP3 (decoded by the daemon) */
   snprintf(p, sizeof p, "%s/jfk.mp3", testdata_dir);
-  f = fopen(p, "rb");
-  CHECK(f, "open %s", p);
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) sy_buf_append(&wav, chunk, n);
-  fclose(f);
+  wav.len = 0; /* the MP3 alone (appended to the WAV, the WAV's data chunk would hide it) */
+  CHECK(read_whole(p, &wav), "read %s", p);
   post_form("/v1/audio/transcriptions", wav.data, wav.len,
             (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
   sy_buf_free(&wav);
@@ -2797,6 +2803,124 @@ static void speech_off_body(void) {
   resp_clear(&r);
 }
 
+/* ---- neural speech: a Pocket-TTS pair through mtmd's audio generator (docs/TTS.md) ---- */
+
+/* A 2 s, 24 kHz, 16-bit sine: the reference clip of the `ref` voice. */
+static void write_ref_wav(const char *path) {
+  enum { RATE = 24000, N = 48000 };
+  FILE *f = fopen(path, "wb");
+  if (!f) return;
+  unsigned char h[44];
+  uint32_t data = N * 2;
+  memcpy(h, "RIFF", 4), memcpy(h + 8, "WAVEfmt ", 8), memcpy(h + 36, "data", 4);
+  uint32_t v32[] = {36 + data, 16, RATE, RATE * 2, data};
+  memcpy(h + 4, &v32[0], 4), memcpy(h + 16, &v32[1], 4), memcpy(h + 24, &v32[2], 4);
+  memcpy(h + 28, &v32[3], 4), memcpy(h + 40, &v32[4], 4);
+  uint16_t v16[] = {1, 1, 2, 16};
+  memcpy(h + 20, &v16[0], 2), memcpy(h + 22, &v16[1], 2), memcpy(h + 32, &v16[2], 2), memcpy(h + 34, &v16[3], 2);
+  fwrite(h, 1, sizeof h, f);
+  for (int i = 0; i < N; i++) {
+    int16_t s = (int16_t)(8000.0 * sin(2.0 * 3.14159265358979 * 220.0 * i / RATE));
+    fwrite(&s, 2, 1, f);
+  }
+  fclose(f);
+}
+
+static char *b64_encode(const void *data, size_t n);
+
+/* The voice.audio of a request: the ref clip as a data: URL (voice cloning, voice_upload). */
+static json_t *uploaded_voice(void) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/ref-voice.wav", tmpdir);
+  sy_buf wav = {0};
+  read_whole(path, &wav);
+  char *b = b64_encode(wav.data, wav.len);
+  json_t *v = json_pack("{s:s+}", "audio", "data:audio/wav;base64,", b);
+  free(b);
+  sy_buf_free(&wav);
+  return v;
+}
+
+static json_t *pocket_body(const char *input, const char *format, const char *voice, int seed) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "pocket", "input", input, "response_format", format,
+                        "seed", seed);
+  if (voice) json_object_set_new(b, "voice", json_string(voice));
+  return b;
+}
+
+static void t_speech_neural(void) {
+  CHECK(have_pocket, "%s/tiny-pocket-mmproj.gguf is missing (tests/run.sh make_models writes it)", models_dir);
+  resp r;
+  get("/v1/models/pocket", &r);
+  const json_t *caps = jpath(r.json, "capabilities");
+  CHECK(r.status == 200 && json_array_size(caps) == 1 && !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
+        "pocket has the speech capability only: %s", r.body.data);
+  resp_clear(&r);
+  static const char text[] = "Hello from a neural voice. This is the second sentence. And a third one.";
+  speech_resp a, b, c;
+  speech_post(&D, pocket_body(text, "wav", "ref", 7), &a);
+  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  char why[160] = "";
+  bool ok = wav_parse(&a.body, &data, &n, why, sizeof why);
+  size_t nz = 0;
+  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
+  CHECK(ok, "a WAV at 24 kHz: %s", why);
+  /* every sentence gives at least a frame: 1920 samples of 2 bytes */
+  CHECK(n >= 3 * 1920 * 2 && n % 2 == 0, "%zu bytes of 16-bit samples", n);
+  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
+  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
+  speech_post(&D, pocket_body(text, "wav", "ref", 7), &b);
+  CHECK(b.status == 200 && b.body.len == a.body.len && memcmp(a.body.data, b.body.data, a.body.len) == 0,
+        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
+  speech_post(&D, pocket_body(text, "wav", "ref", 8), &c);
+  CHECK(c.status == 200 && (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+        "another seed: other audio");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  sy_buf_free(&c.body);
+  /* without the reference clip, as pcm */
+  speech_post(&D, pocket_body("Short one.", "pcm", NULL, 1), &a);
+  CHECK(a.status == 200 && a.body.len >= 1920 * 2, "pcm without a voice: %ld, %zu bytes", a.status, a.body.len);
+  sy_buf_free(&a.body);
+  post_json("/v1/audio/speech", pocket_body("hi", "wav", "nope", 1), &r);
+  CHECK(is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  /* a request's own reference clip (voice_upload: true): the voice changes the audio */
+  json_t *up = pocket_body("Short one.", "pcm", NULL, 1);
+  json_object_set_new(up, "voice", uploaded_voice());
+  speech_post(&D, up, &b);
+  speech_post(&D, pocket_body("Short one.", "pcm", NULL, 1), &a);
+  CHECK(b.status == 200 && b.body.len >= 1920 * 2, "an uploaded voice: %ld %.200s", b.status, b.body.data);
+  CHECK(a.status == 200 && (a.body.len != b.body.len || memcmp(a.body.data, b.body.data, a.body.len) != 0),
+        "the uploaded clip was used: the audio differs from no voice at the same seed");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  up = pocket_body("hi", "wav", NULL, 1);
+  json_object_set_new(up, "voice", json_pack("{s:s}", "audio", "bm90IGF1ZGlvIGF0IGFsbA=="));
+  post_json("/v1/audio/speech", up, &r);
+  /* 415 without ffmpeg (an unknown format it might read), 400 with it */
+  CHECK((is_error(&r, 400, "invalid_voice_audio") || is_error(&r, 415, "invalid_voice_audio")) &&
+            strcmp(jstr(r.json, "error.param"), "voice") == 0,
+        "a clip that is not audio: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  up = json_pack("{s:s, s:s, s:o}", "model", "speak", "input", "hi", "voice", uploaded_voice());
+  post_json("/v1/audio/speech", up, &r);
+  CHECK(is_error(&r, 400, "voice_upload_disabled"), "a model without voice_upload: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  get("/v1/audio/voices", &r);
+  bool listed = false;
+  json_t *e;
+  size_t i;
+  json_array_foreach((json_t *)jpath(r.json, "data"), i, e) {
+    if (strcmp(jstr(e, "model"), "pocket") != 0) continue;
+    listed = json_array_size(jpath(e, "voices")) == 1 && !strcmp(jstr(json_array_get(jpath(e, "voices"), 0), "id"), "ref");
+  }
+  CHECK(listed, "/v1/audio/voices lists pocket's ref: %s", r.body.data);
+  resp_clear(&r);
+}
+
 static void t_speech_builtin_off(void) { with_own_daemon("speech_off", "log_level: warn\nbuiltin_voice: false\n", speech_off_body); }
 
 /* ---- audio input: input_audio parts through mtmd (tiny-alm: mkmodel --mmproj-kind audio, an
@@ -2940,6 +3064,105 @@ static void t_audio_in(void) {
   sy_buf_free(&w1);
   sy_buf_free(&w31);
 }
+
+/* One verbose_json transcription by the Parakeet model, checked for shape: status, non-empty
+ * text, 11 s, segments in order inside the audio whose texts make the text, words in order. */
+static void parakeet_once(const sy_buf *wav, const char *vad, json_t **out) {
+  resp r;
+  *out = NULL;
+  post_form("/v1/audio/transcriptions", wav->data, wav->len,
+            (const char *[]){"model", "parakeet", "response_format", "verbose_json", "vad", vad,
+                             "timestamp_granularities[]", "word", "timestamp_granularities[]", "segment", NULL},
+            &r);
+  CHECK(r.status == 200, "vad=%s: %ld %s", vad, r.status, r.body.data);
+  const char *text = jstr(r.json, "text");
+  CHECK(text && *text, "vad=%s: the random model says something on jfk.wav: %s", vad, r.body.data);
+  double dur = json_number_value(jpath(r.json, "duration"));
+  CHECK(fabs(dur - 11.0) < 0.01 && strcmp(jstr(r.json, "task"), "transcribe") == 0, "vad=%s: %s", vad, r.body.data);
+  json_t *segs = json_object_get(r.json, "segments"), *words = json_object_get(r.json, "words"), *s;
+  CHECK(json_array_size(segs) > 0 && json_array_size(words) > 0, "vad=%s: segments and words: %s", vad, r.body.data);
+  sy_buf joined = {0};
+  size_t i;
+  double prev = 0;
+  json_array_foreach(segs, i, s) {
+    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    const char *t = jstr(s, "text");
+    CHECK(jnum(s, "id") == (long long)i && t && a >= prev && b >= a && b <= dur + 1e-6, "vad=%s: segment %zu: %s", vad,
+          i, r.body.data);
+    sy_buf_puts(&joined, t);
+    prev = b;
+  }
+  const char *jt = joined.data ? joined.data : "";
+  while (*jt == ' ') jt++;
+  bool same = strcmp(jt, text) == 0;
+  sy_buf_free(&joined);
+  CHECK(same, "vad=%s: the segments do not make the text: %s", vad, r.body.data);
+  prev = 0;
+  json_array_foreach(words, i, s) {
+    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    const char *w = jstr(s, "word");
+    CHECK(w && *w && !strchr(w, ' ') && a >= prev && b >= a && b <= dur + 1e-6, "vad=%s: word %zu: %s", vad, i,
+          r.body.data);
+    prev = a;
+  }
+  *out = json_incref(r.json);
+  resp_clear(&r);
+}
+
+/* whisper.cpp's tiny random Parakeet-TDT (vocabulary 10) through engine: whisper, on jfk.wav:
+ * the same text twice; fixed windows (vad=false) and the Silero VAD's speech as windows */
+static void t_transcribe_parakeet(void) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/jfk.wav", testdata_dir);
+  sy_buf wav = {0};
+  CHECK(read_whole(p, &wav), "read %s", p);
+  json_t *a, *b, *v;
+  parakeet_once(&wav, "false", &a);
+  if (!cur_failed) parakeet_once(&wav, "false", &b);
+  if (cur_failed) {
+    sy_buf_free(&wav);
+    json_decref(a);
+    return;
+  }
+  bool same = json_equal(json_object_get(a, "segments"), json_object_get(b, "segments")) &&
+              json_equal(json_object_get(a, "words"), json_object_get(b, "words"));
+  char *ta = json_dumps(a, JSON_COMPACT), *tb = json_dumps(b, JSON_COMPACT);
+  json_decref(a);
+  json_decref(b);
+  CHECK(same, "two runs differ:\n%s\n%s", ta, tb);
+  free(ta);
+  free(tb);
+  parakeet_once(&wav, "true", &v); /* the VAD's speech windows: each segment inside one */
+  if (cur_failed) {
+    sy_buf_free(&wav);
+    return;
+  }
+  json_t *sp = json_object_get(v, "speech_segments"), *s;
+  size_t i;
+  json_array_foreach(json_object_get(v, "segments"), i, s) {
+    double s0 = json_number_value(json_object_get(s, "start")), s1 = json_number_value(json_object_get(s, "end"));
+    bool inside = false;
+    for (size_t k = 0; k < json_array_size(sp); k++) {
+      const json_t *e = json_array_get(sp, k);
+      inside |= s0 >= json_number_value(json_object_get(e, "start")) - 0.011 &&
+                s1 <= json_number_value(json_object_get(e, "end")) + 0.011;
+    }
+    CHECK(inside && json_array_size(sp) == 4, "segment %zu (%.2f-%.2f) outside the speech", i, s0, s1);
+  }
+  json_decref(v);
+  resp r;
+  post_form("/v1/audio/transcriptions", wav.data, wav.len,
+            (const char *[]){"model", "parakeet", "response_format", "srt", NULL}, &r);
+  char why[200] = "";
+  CHECK(r.status == 200 && check_subtitles(r.body.data ? r.body.data : "", true, why, sizeof why) > 0, "srt: %ld %s %s",
+        r.status, why, r.body.data);
+  resp_clear(&r);
+  post_form("/v1/audio/translations", wav.data, wav.len, (const char *[]){"model", "parakeet", NULL}, &r);
+  sy_buf_free(&wav);
+  CHECK(is_error(&r, 400, "wrong_capability"), "translation: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
 
 /* ---- external engines (engine: external): llama-server from the engine cache as a third-party
  * server behind the proxy. Skipped when --engines (or SWITCHYARD_ENGINES) does not hold it. ---- */
@@ -3481,6 +3704,8 @@ static const test tests[] = {
     {"speech_disconnect", t_speech_disconnect, false},
     {"speech_builtin_off", t_speech_builtin_off, false},
     {"audio_in", t_audio_in, false},
+    {"transcribe_parakeet", t_transcribe_parakeet, true},
+    {"speech_neural", t_speech_neural, false},
     {"ext_chat", t_ext_chat, false},
     {"ext_evict", t_ext_evict, false},
     {"ext_fail", t_ext_fail, false},
@@ -3516,6 +3741,11 @@ static void write_main_config(const char *path) {
             "  - {name: whisper-vad, engine: whisper, file: %s/for-tests-ggml-tiny.bin,\n"
             "     vad_model: %s/for-tests-silero-v6.2.0-ggml.bin}\n",
             testdata_dir, testdata_dir);
+  if (have_testdata) /* Parakeet-TDT: the same ggml magic, whisper.cpp's Parakeet engine */
+    fprintf(f,
+            "  - {name: parakeet, engine: whisper, file: %s/for-tests-ggml-parakeet-tdt.bin,\n"
+            "     vad_model: %s/for-tests-silero-v6.2.0-ggml.bin}\n",
+            testdata_dir, testdata_dir);
   if (have_testdata)
     fprintf(f,
             "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"
@@ -3529,6 +3759,14 @@ static void write_main_config(const char *path) {
     fprintf(f, "  - name: alm\n    file: %s/tiny-alm.gguf\n    mmproj: %s/tiny-alm-mmproj.gguf\n    context: 1024\n"
                "    parallel: 2\n    transcribe_prompt: 'Write down what is said.'\n",
             models_dir, models_dir);
+  if (have_pocket) {
+    char ref[600];
+    snprintf(ref, sizeof ref, "%s/ref-voice.wav", tmpdir);
+    write_ref_wav(ref);
+    fprintf(f, "  - name: pocket\n    file: %s/tiny-pocket.gguf\n    mmproj: %s/tiny-pocket-mmproj.gguf\n"
+               "    context: 1024\n    voice_upload: true\n    voices:\n      ref: {audio: %s, language: en}\n",
+            models_dir, models_dir, ref);
+  }
   fclose(f);
 }
 
@@ -3571,6 +3809,8 @@ int main(int argc, char **argv) {
   have_vlm = access(probe, R_OK) == 0;
   snprintf(probe, sizeof probe, "%s/tiny-alm-mmproj.gguf", models_dir);
   have_alm = access(probe, R_OK) == 0;
+  snprintf(probe, sizeof probe, "%s/tiny-pocket-mmproj.gguf", models_dir);
+  have_pocket = access(probe, R_OK) == 0;
   snprintf(tmpdir, sizeof tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(tmpdir)) return 1;
   char cfg[512];

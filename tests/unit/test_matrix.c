@@ -590,18 +590,22 @@ static void test_mmproj(void **state) {
 
 /* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not vision;
  * transcribe_prompt only for such a model */
-static void write_proj(const char *rel, bool vision, bool audio) {
+/* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one). */
+static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
   FILE *f = fopen(P(rel), "wb");
   assert_non_null(f);
   fwrite("GGUF", 1, 4, f);
   w32(f, 3);
   w64(f, 1);
-  w64(f, 3);
+  w64(f, gen ? 4 : 3);
   wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
   wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(vision, f); /* bool */
   wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(audio, f);
+  if (gen) wstr(f, "clip.has_gen_audio_encoder"), w32(f, 7), fputc(1, f);
   fclose(f);
 }
+
+static void write_proj(const char *rel, bool vision, bool audio) { write_proj_gen(rel, vision, audio, false); }
 
 static void test_mmproj_audio(void **state) {
   (void)state;
@@ -633,6 +637,26 @@ static void test_mmproj_audio(void **state) {
   assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps),
                       "chat,completion,transcribe,vision,audio");
   matrix_free(m);
+}
+
+static void test_mmproj_speech(void **state) {
+  (void)state;
+  write_gguf("m.gguf", CHAT);
+  write_proj_gen("sproj.gguf", false, true, true);
+  write_proj("aproj.gguf", false, true);
+  matrix *m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
+  char caps[96];
+  /* speech only: the voice encoder is not audio input, the backbone's text is noise */
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "speech");
+  assert_true(m->models[0].voice_upload);
+  matrix_free(m);
+  m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
+  assert_false(m->models[0].voice_upload);
+  matrix_free(m);
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    voice_upload: true\n",
+           "5:19: models[0].voice_upload: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: maybe\n",
+           "5:19: models[0].voice_upload: expected true or false, got 'maybe'");
 }
 
 static void test_bad_models(void **state) {
@@ -923,6 +947,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj_audio, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj_speech, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_external, setup, teardown),
   };

@@ -975,7 +975,7 @@ static int route_list(loader *l, const yaml_node_t *n, const char *path, const m
   *nout = 0;
   for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
     yaml_node_t *e = node(l, *it);
-    char ip[128];
+    char ip[160];
     snprintf(ip, sizeof ip, "%s[%zu]", path, *nout);
     long r = e ? route_ref(l, e, ip, rt) : at(l, n, "%s: malformed list", path);
     if (r < 0) return -1;
@@ -994,7 +994,7 @@ static int router_routes(loader *l, const yaml_node_t *n, const char *path, matr
   if (!(rt->routes = calloc(np, sizeof *rt->routes))) return oom(l);
   for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
     yaml_node_t *k = node(l, p->key), *v = node(l, p->value);
-    char g[64], rp[192], src[PATH_MAX + 48];
+    char g[64], rp[160], src[PATH_MAX + 48];
     if (!k || !v) return at(l, n, "%s: malformed mapping", path);
     if (k->type != YAML_SCALAR_NODE || !route_name_ok(sval(k)))
       return at(l, k ? k : n, "%s: route names are 1..%d letters, digits, '_' or '-', got %s", path,
@@ -1022,7 +1022,7 @@ static int router_rules(loader *l, const yaml_node_t *n, const char *path, matri
   if (cap && !(rt->rules = calloc(cap, sizeof *rt->rules))) return oom(l);
   for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
     yaml_node_t *e = node(l, *it), *v[RU_N];
-    char rp[128], kp[192];
+    char rp[128], kp[160];
     snprintf(rp, sizeof rp, "%s[%zu]", path, rt->n_rules);
     if (!e) return at(l, n, "%s: malformed list", path);
     if (want_map(l, e, rp, rule_keys, RU_N, v)) return -1;
@@ -1054,7 +1054,7 @@ static const char *const cls_keys[CL_N] = {"model", "prompt", "routes", "timeout
 
 static int router_classifier(loader *l, const yaml_node_t *n, const char *path, matrix_router *rt) {
   yaml_node_t *v[CL_N];
-  char kp[192];
+  char kp[128];
   if (want_map(l, n, path, cls_keys, CL_N, v)) return -1;
   rt->has_classifier = true;
   rt->cls_timeout_ms = 2000;
@@ -1089,7 +1089,7 @@ enum { RT_NAME, RT_ROUTES, RT_RULES, RT_CLASSIFIER, RT_DEFAULT, RT_FALLBACK, RT_
 static const char *const router_keys[RT_N] = {"name", "routes", "rules", "classifier", "default", "fallback"};
 
 static int load_router(loader *l, const yaml_node_t *n, size_t idx, matrix_router *rt) {
-  char path[96], kp[192];
+  char path[48], kp[96];
   snprintf(path, sizeof path, "routers[%zu]", idx);
   yaml_node_t *v[RT_N];
   if (want_map(l, n, path, router_keys, RT_N, v)) return -1;
@@ -1101,7 +1101,9 @@ static int load_router(loader *l, const yaml_node_t *n, size_t idx, matrix_route
               NAME_MAX_LEN);
   const matrix_model *o = taken_by(l->m, rt->name);
   if (o) return at(l, v[RT_NAME], "%s: '%s' is already used by model '%s' (%s)", kp, rt->name, o->name, o->source);
-  if (matrix_find_router(l->m, rt->name)) return at(l, v[RT_NAME], "%s: router '%s' is defined twice", kp, rt->name);
+  for (size_t i = 0; i < idx; i++) /* the routers before this one */
+    if (!strcmp(l->m->routers[i].name, rt->name))
+      return at(l, v[RT_NAME], "%s: router '%s' is defined twice", kp, rt->name);
   char src[PATH_MAX + 32];
   snprintf(src, sizeof src, "%s:%zu", l->file, n->start_mark.line + 1);
   if (!(rt->source = strdup(src))) return oom(l);

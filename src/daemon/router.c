@@ -19,7 +19,10 @@ static long long content_text(const json_t *content, sy_buf *b, size_t cap, rout
   long long n = 0;
   if (json_is_string(content)) {
     n = (long long)json_string_length(content);
-    if (b && b->len + (size_t)n <= cap) sy_buf_append(b, json_string_value(content), (size_t)n);
+    if (b && b->len + (size_t)n + 1 <= cap) {
+      if (b->len) sy_buf_puts(b, "\n");
+      sy_buf_append(b, json_string_value(content), (size_t)n);
+    }
     return n;
   }
   if (!json_is_array(content)) return 0;
@@ -63,7 +66,6 @@ void router_facts_of(const json_t *req, bool chat, router_facts *f) {
     json_array_foreach(json_object_get(req, "messages"), i, m) {
       const char *role = json_string_value(json_object_get(m, "role"));
       bool is_sys = role && (!strcmp(role, "system") || !strcmp(role, "developer"));
-      if (is_sys && sys.len) sy_buf_puts(&sys, "\n");
       f->prompt_bytes += content_text(json_object_get(m, "content"), is_sys ? &sys : NULL, FACTS_MAX_SYSTEM, f);
       if (role && !strcmp(role, "user")) last_user = json_object_get(m, "content");
     }

@@ -540,7 +540,8 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
      * (no vision, say) is skipped; shutting down ends the tries */
     bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) || (rc == 1 && i > 0));
     LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
-          rc == 2 ? "could not be acquired" : "refused the request", err.message, next ? "; trying the next route" : "");
+          rc == 2 ? "could not be acquired" : "refused the request", err.message,
+          next ? "; trying the next route" : "");
     if (!next) break;
   }
   json_decref(rq);

@@ -3009,7 +3009,8 @@ static void router_body(void) {
   json_object_set_new(q, "tools", json_loads("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
                                              "\"parameters\":{\"type\":\"object\",\"properties\":{}}}}]", 0, NULL));
   route_post("/v1/chat/completions", q, &rr);
-  CHECK(routed(&rr, "auto/heavy", "rule", "heavy"), "tools: %ld %s %s %s", rr.r.status, rr.route, rr.by, rr.r.body.data);
+  CHECK(routed(&rr, "auto/heavy", "rule", "heavy"), "tools: %ld %s %s %s", rr.r.status, rr.route, rr.by,
+        rr.r.body.data);
   resp_clear(&rr.r);
   char long_text[300];
   memset(long_text, 'a', sizeof long_text - 1);
@@ -3148,7 +3149,8 @@ static void t_router(void) {
                    d, d, dst);
   if (have_vlm)
     n += snprintf(yaml + n, sizeof yaml - (size_t)n,
-                  "  - {name: vlm, file: %s/tiny-vlm.gguf, mmproj: %s/tiny-vlm-mmproj.gguf, context: 512, parallel: 1}\n",
+                  "  - {name: vlm, file: %s/tiny-vlm.gguf, mmproj: %s/tiny-vlm-mmproj.gguf,\n"
+                  "     context: 512, parallel: 1}\n",
                   d, d);
   snprintf(yaml + n, sizeof yaml - (size_t)n,
            "routers:\n"

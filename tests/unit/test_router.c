@@ -199,18 +199,21 @@ static void test_config_bad(void **state) {
   load_bad(MODELS "routers:\n  - {name: r}\n", "7:5: routers[0]: 'routes' is required");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, foo: 1}\n", "7:35: routers[0].foo: unknown key");
   char want[PATH_MAX + 256];
-  snprintf(want, sizeof want, "7:12: routers[0].name: 'small' is already used by model 'light' (%s:2)", P("config.yaml"));
+  snprintf(want, sizeof want, "7:12: routers[0].name: 'small' is already used by model 'light' (%s:2)",
+           P("config.yaml"));
   load_bad(MODELS "routers:\n  - {name: small, routes: {a: light}}\n", want);
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}}\n  - {name: r, routes: {a: light}}\n",
            "8:12: routers[1].name: router 'r' is defined twice");
   load_bad(MODELS "routers:\n  - {name: 'a b', routes: {a: light}}\n",
            "7:12: routers[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {}}\n", "7:23: routers[0].routes: a router needs at least one route");
+  load_bad(MODELS "routers:\n  - {name: r, routes: {}}\n",
+           "7:23: routers[0].routes: a router needs at least one route");
   load_bad(MODELS "routers:\n  - {name: r, routes: [light]}\n",
            "7:23: routers[0].routes: expected a mapping, got a list");
   load_bad(MODELS "routers:\n  - {name: r, routes: {'a.b': light}}\n",
            "7:24: routers[0].routes: route names are 1..32 letters, digits, '_' or '-', got 'a.b'");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, a: heavy}}\n", "7:34: routers[0].routes.a: duplicate key");
+  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, a: heavy}}\n",
+           "7:34: routers[0].routes.a: duplicate key");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, b: heavy}}\n",
            "7:5: routers[0]: 'default' is required (the route taken when no rule matches and the classifier cannot "
            "answer)");
@@ -245,7 +248,8 @@ static void test_config_bad(void **state) {
            "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take images (no vision "
            "capability)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{audio: true, route: a}]}\n",
-           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take audio (no audio capability)");
+           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take audio (no audio "
+           "capability)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: base}}\n",
            "7: router 'r': classifier.model 'base' is not a chat model");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: gone}}\n",

@@ -2935,8 +2935,8 @@ static void t_audio_in(void) {
 }
 
 /* ---- routers: a virtual model whose requests go to one of several real models (router.c) ----
- * Own daemon: light = tiny-qwen2, heavy = tiny-qwen3, vision = tiny-vlm (when made), and a model
- * whose file is cut short (its load fails) for the fallback. */
+ * Own daemon: light = tiny-qwen2, heavy = tiny-qwen3, vision = tiny-vlm and audio = tiny-alm (when
+ * made), and a model whose file is cut short (its load fails) for the fallback. */
 
 typedef struct route_resp {
   resp r;
@@ -3027,6 +3027,17 @@ static void router_body(void) {
     route_post("/v1/chat/completions", vision_body("auto", "What is this?", (const char *[]){u, NULL}), &rr);
     free(u);
     CHECK(routed(&rr, "auto/vision", "rule", "vlm"), "image: %ld %s %s %s", rr.r.status, rr.route, rr.by,
+          rr.r.body.data);
+    resp_clear(&rr.r);
+  }
+  if (have_alm) {
+    sy_buf w = {0};
+    make_wav(&w, 1.0);
+    char *a = b64_encode(w.data, w.len);
+    route_post("/v1/chat/completions", audio_body("auto", "What is said?", (const char *[]){a, NULL}), &rr);
+    free(a);
+    sy_buf_free(&w);
+    CHECK(routed(&rr, "auto/audio", "rule", "alm"), "audio: %ld %s %s %s", rr.r.status, rr.route, rr.by,
           rr.r.body.data);
     resp_clear(&rr.r);
   }
@@ -3152,12 +3163,17 @@ static void t_router(void) {
                   "  - {name: vlm, file: %s/tiny-vlm.gguf, mmproj: %s/tiny-vlm-mmproj.gguf,\n"
                   "     context: 512, parallel: 1}\n",
                   d, d);
+  if (have_alm)
+    n += snprintf(yaml + n, sizeof yaml - (size_t)n,
+                  "  - {name: alm, file: %s/tiny-alm.gguf, mmproj: %s/tiny-alm-mmproj.gguf,\n"
+                  "     context: 1024, parallel: 1}\n",
+                  d, d);
   snprintf(yaml + n, sizeof yaml - (size_t)n,
            "routers:\n"
            "  - name: auto\n"
-           "    routes: {light: light, heavy: heavy%s}\n"
+           "    routes: {light: light, heavy: heavy%s%s}\n"
            "    rules:\n"
-           "%s"
+           "%s%s"
            "      - {tools: true, route: heavy}\n"
            "      - {min_prompt_tokens: 64, route: heavy}\n"
            "      - {system_tag: '#deep', route: heavy}\n"
@@ -3167,7 +3183,9 @@ static void t_router(void) {
            "     classifier: {model: light, timeout_ms: 1}}\n"
            "  - {name: fb, routes: {bad: broken, good: light}, default: bad, fallback: true}\n"
            "  - {name: nofb, routes: {bad: broken, good: light}, default: bad}\n",
-           have_vlm ? ", vision: vlm" : "", have_vlm ? "      - {images: true, route: vision}\n" : "");
+           have_vlm ? ", vision: vlm" : "", have_alm ? ", audio: alm" : "",
+           have_vlm ? "      - {images: true, route: vision}\n" : "",
+           have_alm ? "      - {audio: true, route: audio}\n" : "");
   with_own_daemon("router", yaml, router_body);
 }
 

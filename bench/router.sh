@@ -37,14 +37,15 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 # chat body: model, optional system text, user text; 1 token, greedy
-body() { printf '{"model":"%s","messages":[%s{"role":"user","content":"%s"}],"max_tokens":1,"temperature":0}' \
-  "$1" "${2:+{\"role\":\"system\",\"content\":\"$2\"\},}" "$3"; }
+body() { printf '{"model":"%s","messages":[%s{"role":"user","content":"%s"}],"max_tokens":%d,"temperature":0%s}' \
+  "$1" "${2:+{\"role\":\"system\",\"content\":\"$2\"\},}" "$3" "${MAX_TOKENS:-1}" "${ONE_EXTRA:+,$ONE_EXTRA}"; }
 asks=("hello there" "translate cat to French" "what is 2+2" "write a poem about rust" "is this spam: WIN NOW"
   "summarise the meeting notes" "call the weather tool for Paris" "explain quicksort step by step")
-# one request, warm-up (loads are not measured); prints "decision_ms total_ms route"
+# one request; prints "decision_ms total_ms route". MAX_TOKENS (1), ONE_EXTRA: more JSON fields
 one() {
+  local b; b=$(body "$@")
   curl -s -o /dev/null -D - -w 'total %{time_total}\n' "$url/v1/chat/completions" -H 'Content-Type: application/json' \
-    -d "$(body "$@")" | tr -d '\r' | awk '
+    -d "$b" | tr -d '\r' | awk '
       tolower($1) == "x-switchyard-route-ms:" { ms = $2 }
       tolower($1) == "x-switchyard-route:" { route = $2 }
       $1 == "total" { total = $2 * 1000 }
@@ -58,16 +59,26 @@ stats() { # name, then lines "decision total route" on stdin
           name, NR, sd / NR, d[int((NR + 1) / 2)], d[NR], st / NR }'
 }
 echo "router bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), light = tiny-qwen2 (random weights, Qwen2 vocabulary, 151936 tokens), $runs runs"
-: >"$out/router-direct.txt"; : >"$out/router-rule.txt"; : >"$out/router-cls.txt"
+: >"$out/router-direct.txt"; : >"$out/router-direct6.txt"; : >"$out/router-rule.txt"; : >"$out/router-cls.txt"
 for i in $(seq 1 "$runs"); do
   a=${asks[$(( (i - 1) % ${#asks[@]} ))]}
   one light "" "$a $i" | awk '{ print 0, $2, "direct" }' >>"$out/router-direct.txt"
+  # what the classifier generates, without its grammar: 6 tokens
+  MAX_TOKENS=6 ONE_EXTRA='"ignore_eos":true' one light "" "$a $i" | awk '{ print 0, $2, "direct" }' \
+    >>"$out/router-direct6.txt"
   one auto "#heavy" "$a $i" >>"$out/router-rule.txt"
   one auto "" "$a $i" >>"$out/router-cls.txt"
 done
 stats "direct to light (no router)" <"$out/router-direct.txt"
+stats "direct, 6 tokens, no grammar" <"$out/router-direct6.txt"
 stats "auto, decided by a rule" <"$out/router-rule.txt"
 stats "auto, decided by classifier" <"$out/router-cls.txt"
 echo "routes the classifier chose: $(awk '{ print $3 }' "$out/router-cls.txt" | sort | uniq -c | tr -s ' ' | tr '\n' ',' | sed 's/,$//')"
-echo "classifier generations (worker log):"
-grep -E 'constrained by a grammar|stop after|length after' "$out/router-daemon.log" | grep -A1 'constrained' | grep -E 'after' | tail -3 | sed 's/^/  /'
+# the engine's own timings (worker log): generation ms per token with and without the grammar
+awk '/llama:light: generate [0-9]+: chat prompt/ { id = $5; sub(":", "", id); g[id] = /constrained by a grammar/ }
+     /llama:light: generate [0-9]+: (stop|length) after/ {
+       id = $5; sub(":", "", id); split($8, pt, "+"); n = pt[2]; ms = $12
+       if (n < 5) next
+       if (g[id]) { cm += ms / n; cn++ } else { um += ms / n; un++ } }
+     END { if (cn) printf "engine, generation ms per token: with the route grammar %.2f (%d runs), without %.2f (%d runs)\n",
+                         cm / cn, cn, un ? um / un : 0, un }' "$out/router-daemon.log"

@@ -511,6 +511,7 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
   size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
   json_t *rq = json_copy((json_t *)req); /* shallow: only "model" changes */
   api_error first = {0};
+  int first_model = METRICS_NO_MODEL; /* the answer is the first route's error: counted under its model */
   for (size_t i = 0; rq && i < n; i++) {
     const matrix_route *ro = &rt->routes[cand[i]];
     const matrix_model *mm = matrix_find(mx, ro->model);
@@ -518,10 +519,13 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
     api_gen g;
     sy_buf rgb;
     worker *w = NULL;
-    int rc = mm ? (json_object_set_new(rq, "model", json_string(mm->name)), gen_prepare(d, mx, rq, chat, obs, &g,
-                                                                                         &rgb, &w, &err))
-                : 1;
-    if (!mm) API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+    int rc = 1;
+    if (!mm) {
+      API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+    } else {
+      json_object_set_new(rq, "model", json_string(mm->name));
+      rc = gen_prepare(d, mx, rq, chat, obs, &g, &rgb, &w, &err);
+    }
     if (rc == 0) {
       router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
       router_stats_decision(rt->name, ro->name, by);
@@ -535,10 +539,16 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
       gen_run(d, r, chat, obs, &g, &rgb, w);
       return;
     }
-    if (i == 0) first = err;
-    /* the request itself is refused by the chosen model: its error; a fallback route that refuses it
-     * (no vision, say) is skipped; shutting down ends the tries */
-    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) || (rc == 1 && i > 0));
+    if (i == 0) {
+      first = err;
+      first_model = obs->model;
+    }
+    /* the request itself refused by the chosen model: its error. A route whose model cannot take
+     * this kind of request (an image for a model without vision, a chat for a completion-only model),
+     * and a fallback route that refuses it for any reason, are skipped; shutting down ends the tries */
+    bool kind = err.code && (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
+    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
+                              (rc == 1 && (i > 0 || kind)));
     LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
           rc == 2 ? "could not be acquired" : "refused the request", err.message,
           next ? "; trying the next route" : "");
@@ -546,6 +556,7 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
   }
   json_decref(rq);
   if (!first.status) API_SERVER(&first, "out_of_memory", "out of memory");
+  obs->model = first_model;
   fail(r, obs, &first);
 }
 

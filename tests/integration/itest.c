@@ -3086,6 +3086,15 @@ static void router_body(void) {
             !rr.route[0],
         "no fallback: the load error: %ld %s", rr.r.status, rr.r.body.data);
   resp_clear(&rr.r);
+  /* no image rule: the default route's model has no vision, so the next route that takes images serves */
+  if (have_vlm) {
+    char *u = data_url(png_5x4);
+    route_post("/v1/chat/completions", vision_body("mixed", "What is this?", (const char *[]){u, NULL}), &rr);
+    free(u);
+    CHECK(routed(&rr, "mixed/vision", "fallback", "vlm"), "image without a rule: %ld %s %s %s", rr.r.status,
+          rr.route, rr.by, rr.r.body.data);
+    resp_clear(&rr.r);
+  }
   /* a request the chosen model refuses is refused, not passed on */
   q = route_chat("auto", NULL, "hi");
   json_object_set_new(q, "max_tokens", json_integer(-3));
@@ -3182,10 +3191,12 @@ static void t_router(void) {
            "  - {name: hasty, routes: {light: light, heavy: heavy}, default: heavy,\n"
            "     classifier: {model: light, timeout_ms: 1}}\n"
            "  - {name: fb, routes: {bad: broken, good: light}, default: bad, fallback: true}\n"
-           "  - {name: nofb, routes: {bad: broken, good: light}, default: bad}\n",
+           "  - {name: nofb, routes: {bad: broken, good: light}, default: bad}\n"
+           "%s",
            have_vlm ? ", vision: vlm" : "", have_alm ? ", audio: alm" : "",
            have_vlm ? "      - {images: true, route: vision}\n" : "",
-           have_alm ? "      - {audio: true, route: audio}\n" : "");
+           have_alm ? "      - {audio: true, route: audio}\n" : "",
+           have_vlm ? "  - {name: mixed, routes: {text: light, vision: vlm}, default: text, fallback: true}\n" : "");
   with_own_daemon("router", yaml, router_body);
 }
 

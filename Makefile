@@ -177,7 +177,7 @@ bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
 
 # the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
-bench-router: $(BIN)/switchyard
+bench-router: all
 	bench/router.sh
 
 # the built-in voice: time to first audio byte and real-time factor (docs/PERFORMANCE.md, "Speech")

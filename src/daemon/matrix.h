@@ -92,6 +92,51 @@ typedef struct matrix_model {
   matrix_external *ext;  /* engine: external only, else NULL */
 } matrix_model;
 
+/* ---- routers: virtual models whose requests go to one of several real models (router.c) ---- */
+
+#define MATRIX_MAX_ROUTERS 64
+#define MATRIX_MAX_ROUTES 16     /* routes per router */
+#define MATRIX_MAX_RULES 64      /* rules per router */
+#define MATRIX_ROUTE_NAME_MAX 32 /* a route's name: letters, digits, '_' and '-' */
+
+typedef struct matrix_route {
+  char *name;          /* the route's name, e.g. "heavy" (what the classifier answers) */
+  char *model;         /* the real model's name or alias, as written */
+  char *source;        /* "path:line:col" of the route, for errors found after discovery */
+} matrix_route;
+
+/* One rule: every condition it names must hold (an empty rule always matches). */
+typedef struct matrix_rule {
+  bool images;                /* the request has image_url parts */
+  bool audio;                 /* the request has input_audio parts */
+  bool tools;                 /* the request has a non-empty "tools" */
+  long long min_prompt_tokens; /* 0 = no condition; else the estimated prompt tokens >= this */
+  char *system_tag;           /* NULL = no condition; else a substring of the system prompt */
+  size_t route;               /* index in routes */
+} matrix_rule;
+
+typedef struct matrix_router {
+  char *name;                 /* unique among models, aliases and routers */
+  char *source;               /* "path:line" */
+  matrix_route *routes;
+  size_t n_routes;
+  matrix_rule *rules;         /* in order; the first that matches decides */
+  size_t n_rules;
+  size_t default_route;       /* when no rule matches and there is no classifier (or it fails) */
+  /* the classifier: the light model picks one of cls_routes by a constrained generation */
+  bool has_classifier;
+  char *cls_model;            /* a chat model (name or alias) */
+  char *cls_prompt;           /* the fixed question (system message); NULL = the built-in one */
+  size_t *cls_routes;         /* indexes in routes it may answer; all routes when not given */
+  size_t n_cls_routes;
+  int cls_timeout_ms;         /* its generation; default 2000 */
+  int cls_max_tokens;         /* default 16 */
+  int cls_max_input_chars;    /* the request text shown to it; default 2000 */
+  /* fallback: when the chosen route's model cannot be loaded, the next of these is tried */
+  size_t *fallback;           /* indexes in routes, in order (fallback: true = all routes in order) */
+  size_t n_fallback;
+} matrix_router;
+
 typedef struct matrix {
   char *path;            /* config file, or NULL when none */
   char *host;            /* listen address; default 127.0.0.1 */
@@ -120,6 +165,8 @@ typedef struct matrix {
   bool builtin_voice;    /* builtin_voice: add the built-in `speak` model (espeak); default true */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
+  matrix_router *routers; /* routers: in file order */
+  size_t n_routers;
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
   size_t n_warnings;
 } matrix;
@@ -152,6 +199,8 @@ const matrix_model *matrix_find(const matrix *m, const char *name);
 bool matrix_ext_route(const char *path);
 /* True if the external model m serves path (one of its routes). */
 bool matrix_ext_serves(const matrix_model *m, const char *path);
+/* Find a router by name (exact match); NULL if none. */
+const matrix_router *matrix_find_router(const matrix *m, const char *name);
 
 /* "chat,completion" style text of a capability mask, into buf. */
 const char *matrix_caps_str(unsigned caps, char *buf, size_t len);

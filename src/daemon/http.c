@@ -129,26 +129,6 @@ static void stream_free(void *cls) {
   free(b);
 }
 
-void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
-                       void *cls, void (*free_fn)(void *cls)) {
-  stream_box *b = malloc(sizeof *b);
-  struct MHD_Response *resp = NULL;
-  if (b) {
-    *b = (stream_box){fn, cls, free_fn};
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, b, stream_free);
-  }
-  if (!resp) {
-    free(b);
-    if (free_fn) free_fn(cls);
-    set_response(r, 500, NULL);
-    return;
-  }
-  MHD_add_response_header(resp, "Content-Type", content_type);
-  MHD_add_response_header(resp, "Cache-Control", "no-cache");
-  MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-  set_response(r, status, resp);
-}
-
 void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names, const char *const *values,
                            size_t n, http_stream_fn fn, void *cls, void (*free_fn)(void *cls)) {
   stream_box *b = malloc(sizeof *b);
@@ -166,6 +146,13 @@ void http_reply_stream_raw(http_req *r, unsigned status, const char *const *name
   for (size_t i = 0; i < n; i++)
     if (MHD_add_response_header(resp, names[i], values[i]) != MHD_YES) LOG_D("http: header %s not relayed", names[i]);
   set_response(r, status, resp);
+}
+
+void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
+                       void *cls, void (*free_fn)(void *cls)) {
+  static const char *const names[] = {"Content-Type", "Cache-Control", "X-Accel-Buffering"};
+  const char *values[] = {content_type, "no-cache", "no"};
+  http_reply_stream_raw(r, status, names, values, 3, fn, cls, free_fn);
 }
 
 void http_reply_abort(http_req *r) { r->abort = true; }

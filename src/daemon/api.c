@@ -11,12 +11,14 @@
 
 #include "api_audio.h"
 #include "api_parse.h"
+#include "api_router.h"
 #include "audio.h"
 #include "buf.h"
 #include "api_speech.h"
 #include "daemon.h"
 #include "image.h"
 #include "log.h"
+#include "proxy.h"
 #include "events.h"
 #include "sse.h"
 
@@ -449,29 +451,121 @@ fail:
   return -1;
 }
 
+/* Check req against its model, decode its media, get a worker: 0 with *g, *rgb, *w set; else
+ * nothing is answered and err says why: 1 = the request is refused, 2 = the model could not be
+ * acquired (loading failed, too large, queue full, ...). */
+static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool chat, req_obs *obs, api_gen *g,
+                       sy_buf *rgb, worker **w, api_error *err) {
+  memset(rgb, 0, sizeof *rgb);
+  if (api_parse_generate(mx, req, chat, g, err) != 0) {
+    obs->model = obs_model_of(d, req);
+    return 1;
+  }
+  obs->model = metrics_model(sched_metrics(d->sc), g->model->name);
+  if (gen_media(mx, g, rgb, err) != 0) {
+    sy_buf_free(rgb);
+    api_gen_clear(g);
+    return 1;
+  }
+  *w = sched_acquire(d->sc, g->model, err);
+  if (!*w) {
+    sy_buf_free(rgb);
+    api_gen_clear(g);
+    return 2;
+  }
+  return 0;
+}
+
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp, worker *w);
+
+/* A request to a router (api_router.c decides the route): served by the route's model, or when
+ * that model cannot be acquired and the router allows it, by the next route of its fallback list
+ * that accepts the request. The answer's "model" is the model that served. */
+static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat, req_obs *obs,
+                          const matrix_router *rt) {
+  api_route ar;
+  if (!api_router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
+    atomic_fetch_add(&d->cancelled, 1);
+    obs_end(obs, 499);
+    http_reply_abort(r);
+    return;
+  }
+  size_t cand[MATRIX_MAX_ROUTES];
+  size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
+  json_t *rq = json_copy((json_t *)req); /* shallow: only "model" changes */
+  api_error first = {0};
+  int first_model = METRICS_NO_MODEL; /* the answer is the first route's error: counted under its model */
+  for (size_t i = 0; rq && i < n; i++) {
+    const matrix_route *ro = &rt->routes[cand[i]];
+    const matrix_model *mm = matrix_find(mx, ro->model);
+    api_error err = {0};
+    api_gen g;
+    sy_buf rgb;
+    worker *w = NULL;
+    int rc = 1;
+    if (!mm) {
+      API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+    } else {
+      json_object_set_new(rq, "model", json_string(mm->name));
+      rc = gen_prepare(d, mx, rq, chat, obs, &g, &rgb, &w, &err);
+    }
+    if (rc == 0) {
+      router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
+      router_stats_decision(rt->name, ro->name, by);
+      char hv[256], ms[32];
+      snprintf(hv, sizeof hv, "%s/%s", rt->name, ro->name);
+      snprintf(ms, sizeof ms, "%.3f", ar.ms);
+      http_add_header(r, "X-Switchyard-Route", hv);
+      http_add_header(r, "X-Switchyard-Route-By", router_by_name(by));
+      http_add_header(r, "X-Switchyard-Route-Ms", ms);
+      json_decref(rq);
+      gen_run(d, r, chat, obs, &g, &rgb, w);
+      return;
+    }
+    if (i == 0) {
+      first = err;
+      first_model = obs->model;
+    }
+    /* the request itself refused by the chosen model: its error. A route whose model cannot take
+     * this kind of request (an image for a model without vision, a chat for a completion-only model),
+     * and a fallback route that refuses it for any reason, are skipped; shutting down ends the tries */
+    bool kind = err.code && (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
+    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
+                              (rc == 1 && (i > 0 || kind)));
+    LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
+          rc == 2 ? "could not be acquired" : "refused the request", err.message,
+          next ? "; trying the next route" : "");
+    if (!next) break;
+  }
+  json_decref(rq);
+  if (!first.status) API_SERVER(&first, "out_of_memory", "out of memory");
+  obs->model = first_model;
+  fail(r, obs, &first);
+}
+
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
+  const matrix *mx = d->mx;
+  const matrix_router *rt = matrix_find_router(mx, json_string_value(json_object_get(req, "model")));
+  if (rt) {
+    handle_routed(d, mx, r, req, chat, obs, rt);
+    return;
+  }
   api_error err = {0};
   api_gen g;
-  if (api_parse_generate(d->mx, req, chat, &g, &err) != 0) {
-    obs->model = obs_model_of(d, req);
+  sy_buf rgb;
+  worker *w = NULL;
+  if (gen_prepare(d, mx, req, chat, obs, &g, &rgb, &w, &err) != 0) {
     fail(r, obs, &err);
     return;
   }
-  obs->model = metrics_model(sched_metrics(d->sc), g.model->name);
-  sy_buf rgb = {0};
-  if (gen_media(d->mx, &g, &rgb, &err) != 0) {
-    sy_buf_free(&rgb);
-    api_gen_clear(&g);
-    fail(r, obs, &err);
-    return;
-  }
-  worker *w = sched_acquire(d->sc, g.model, &err);
-  if (!w) {
-    sy_buf_free(&rgb);
-    api_gen_clear(&g);
-    fail(r, obs, &err);
-    return;
-  }
+  gen_run(d, r, chat, obs, &g, &rgb, w);
+}
+
+/* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp, worker *w) {
+  api_error err = {0};
+  api_gen g = *gp;
+  sy_buf rgb = *rgbp;
   gen_job *j = calloc(1, sizeof *j);
   j->d = d;
   j->model = g.model;
@@ -721,8 +815,13 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
 }
 
 static void handle_models(sy_daemon *d, http_req *r, const char *id) {
+  const matrix *mx = d->mx;
+  if (id && matrix_find_router(mx, id)) {
+    http_reply_json(r, 200, api_router_model_json(d, mx, matrix_find_router(mx, id)));
+    return;
+  }
   if (id) {
-    const matrix_model *m = matrix_find(d->mx, id);
+    const matrix_model *m = matrix_find(mx, id);
     if (!m) {
       api_error err;
       api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
@@ -734,7 +833,8 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
     return;
   }
   json_t *data = json_array();
-  for (size_t i = 0; i < d->mx->n_models; i++) json_array_append_new(data, model_json(d, &d->mx->models[i]));
+  for (size_t i = 0; i < mx->n_models; i++) json_array_append_new(data, model_json(d, &mx->models[i]));
+  for (size_t i = 0; i < mx->n_routers; i++) json_array_append_new(data, api_router_model_json(d, mx, &mx->routers[i]));
   http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -743,7 +843,7 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
 static void handle_metrics(sy_daemon *d, http_req *r) {
   api_error err = {0};
   sy_buf out = {0};
-  if (sched_metrics_render(d->sc, &out) != 0) {
+  if (sched_metrics_render(d->sc, &out) != 0 || router_stats_render(&out) != 0) {
     sy_buf_free(&out);
     API_SERVER(&err, "out_of_memory", "could not render the metrics");
     http_reply_error(r, &err);
@@ -840,6 +940,7 @@ void api_handle(void *ud, http_req *r) {
   const char *method = http_method(r), *path = http_path(r);
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
   api_error err = {0};
+  if (proxy_handle(d, r)) return; /* external engines (proxy.c): their routes and /upstream/<model>/ */
   /* the rerank paths are llama-server's: /rerank, /reranking, /v1/rerank, /v1/reranking */
   static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank",
                                 "/rerank", "/v1/reranking", "/reranking"};

@@ -419,6 +419,7 @@ void api_voices_handle(sy_daemon *d, http_req *r) {
   json_t *data = json_array();
   for (size_t i = 0; i < mx->n_models; i++) {
     if (!(mx->models[i].caps & MATRIX_CAP_SPEECH)) continue;
+    if (mx->models[i].engine == MATRIX_ENGINE_EXTERNAL) continue; /* its own API: not started just to list */
     json_array_append_new(data, model_voices(d, &mx->models[i], http_client_fd(r)));
     if (fd_peer_gone(http_client_fd(r))) break;
   }

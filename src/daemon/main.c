@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,14 @@ int main(int argc, char **argv) {
       printf("%s\t%s\t%s\tctx=%d parallel=%d\n", m->name, matrix_caps_str(m->caps, caps, sizeof caps), m->file,
              m->context, m->parallel);
     }
+    for (size_t i = 0; i < d.mx->n_routers; i++) { /* NAME  router  route=model,...  classifier=MODEL */
+      const matrix_router *rt = &d.mx->routers[i];
+      printf("%s	router	", rt->name);
+      for (size_t k = 0; k < rt->n_routes; k++)
+        printf("%s%s=%s", k ? "," : "", rt->routes[k].name, rt->routes[k].model);
+      printf("	default=%s classifier=%s\n", rt->routes[rt->default_route].name,
+             rt->has_classifier ? rt->cls_model : "-");
+    }
     matrix_free(d.mx);
     return 0;
   }
@@ -208,6 +217,7 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: external engines' health checks and proxy */
 
   /* CUDA numbers GPUs fastest first unless told otherwise; NVML numbers them by PCI bus. Make the
    * workers' CUDA0, CUDA1, ... match NVML's indexes (gpumem.h). */

@@ -2162,12 +2162,14 @@ static void t_vision(void) {
 
 /* ---- speech to text (/v1/audio/transcriptions, /translations) ---- */
 
-/* POST a multipart form: the file (data, or none when NULL) and name/value pairs (NULL-ended). */
-static void post_form(const char *path, const void *file, size_t file_len, const char *const *kv, resp *r) {
+/* POST a multipart form to daemon d: the file (data, or none when NULL) and name/value pairs
+ * (NULL-ended). */
+static void post_form_at(const daemon_proc *d, const char *path, const void *file, size_t file_len,
+                         const char *const *kv, resp *r) {
   memset(r, 0, sizeof *r);
   CURL *c = curl_easy_init();
   char url[512];
-  snprintf(url, sizeof url, "%s%s", D.base, path);
+  snprintf(url, sizeof url, "%s%s", d->base, path);
   curl_mime *form = curl_mime_init(c);
   if (file) {
     curl_mimepart *p = curl_mime_addpart(form);
@@ -2192,6 +2194,10 @@ static void post_form(const char *path, const void *file, size_t file_len, const
   curl_mime_free(form);
   curl_easy_cleanup(c);
   if (r->body.len) r->json = json_loadb(r->body.data, r->body.len, 0, NULL);
+}
+
+static void post_form(const char *path, const void *file, size_t file_len, const char *const *kv, resp *r) {
+  post_form_at(&D, path, file, file_len, kv, r);
 }
 
 /* A 16 kHz mono 16-bit WAV: secs of a gliding tone over a little noise. */
@@ -3920,6 +3926,54 @@ static void t_router(void) {
   with_own_daemon("router", yaml, router_body);
 }
 
+/* whisper.cpp's own whisper-server (deps/whisper-server.sh) as an external engine: transcription
+ * through the proxy, dispatched by the multipart form's model field, answered by whisper-server
+ * itself (its JSON and SRT), one process for both requests; unloaded on request. */
+static char whisper_server[4200];
+
+static void ext_whisper_body(void) {
+  sy_buf wav = {0};
+  make_wav(&wav, 3.0);
+  resp r;
+  post_form_at(&B, "/v1/audio/transcriptions", wav.data, wav.len,
+               (const char *const[]){"model", "wsrv", "response_format", "json", NULL}, &r);
+  CHECK(r.status == 200 && json_is_string(json_object_get(r.json, "text")) && strcmp(r.model_hdr, "wsrv") == 0,
+        "json through the proxy: %ld '%s' %s", r.status, r.model_hdr, r.body.data);
+  resp_clear(&r);
+  long long pid = b_ps_pid("wsrv");
+  CHECK(pid > 0, "whisper-server runs: pid %lld", pid);
+  post_form_at(&B, "/v1/audio/transcriptions", wav.data, wav.len,
+               (const char *const[]){"model", "wsrv", "response_format", "srt", NULL}, &r);
+  CHECK(r.status == 200 && !r.json && b_ps_pid("wsrv") == pid, "srt from the same process: %ld %s", r.status,
+        r.body.data);
+  resp_clear(&r);
+  post_form_at(&B, "/v1/audio/transcriptions", wav.data, wav.len,
+               (const char *const[]){"model", "nobody", NULL}, &r);
+  CHECK(is_error(&r, 404, "model_not_found"), "an unknown model: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  http_do(&B, "POST", "/api/unload", "{\"model\":\"wsrv\"}", &r, NULL);
+  CHECK(r.status == 200 && kill((pid_t)pid, 0) != 0, "unloaded: %ld, the process is gone", r.status);
+  resp_clear(&r);
+  sy_buf_free(&wav);
+}
+
+static void t_ext_whisper(void) {
+  if (!whisper_server[0] || access(whisper_server, X_OK) != 0) {
+    snprintf(cur_skip, sizeof cur_skip, "whisper-server not found (deps/whisper-server.sh; pass --engines DIR)");
+    return;
+  }
+  char y[8192];
+  snprintf(y, sizeof y,
+           "log_level: warn\nbuiltin_voice: false\nmodels:\n"
+           "  - name: wsrv\n    engine: external\n    external:\n"
+           "      argv: [%s, -m, %s/tiny-whisper.bin, --host, 127.0.0.1, --port, '${PORT}', -t, '2',\n"
+           "             --inference-path, /v1/audio/transcriptions]\n"
+           "      health: {path: /health, status: 200, timeout: 120s}\n"
+           "      routes: [/v1/audio/transcriptions]\n      stop_grace: 5s\n",
+           whisper_server, models_dir);
+  with_own_daemon("ext_whisper", y, ext_whisper_body);
+}
+
 static const test tests[] = {
     {"health", t_health, false},
     {"models", t_models, false},
@@ -3979,6 +4033,7 @@ static const test tests[] = {
     {"ext_group", t_ext_group, false},
     {"ext_reload", t_ext_reload, false},
     {"router", t_router, false},
+    {"ext_whisper", t_ext_whisper, false},
 };
 
 static void write_main_config(const char *path) {
@@ -4069,6 +4124,7 @@ int main(int argc, char **argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (!engines_dir) engines_dir = getenv("SWITCHYARD_ENGINES");
   if (engines_dir) snprintf(llama_server, sizeof llama_server, "%s/bin/llama-server", engines_dir);
+  if (engines_dir) snprintf(whisper_server, sizeof whisper_server, "%s/bin/whisper-server", engines_dir);
   char probe[512];
   snprintf(probe, sizeof probe, "%s/llama-2-tiny-random.gguf", testdata_dir ? testdata_dir : "");
   have_testdata = testdata_dir && access(probe, R_OK) == 0;

@@ -117,8 +117,17 @@ typedef struct stream_box {
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)pos;
   stream_box *b = cls;
+  if (!b->fn) return MHD_CONTENT_READER_END_OF_STREAM;
   ssize_t n = b->fn(b->cls, buf, max);
-  if (n == HTTP_STREAM_END) return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n == HTTP_STREAM_END) {
+    /* The job is done: free it now, not when MHD destroys the response after the last chunk has
+     * left. Its model goes back to the scheduler before the client can see the end, so a client's
+     * next request (an unload, say) never finds the model still busy with this one. */
+    if (b->free_fn) b->free_fn(b->cls);
+    b->fn = NULL;
+    b->free_fn = NULL;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  }
   if (n < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
   return n;
 }

@@ -22,7 +22,9 @@ typedef struct http_req http_req;
 typedef void (*http_handler_fn)(void *ud, http_req *r);
 
 /* A streaming body: fill buf with up to max bytes; return the count, 0 never (block instead),
- * HTTP_STREAM_END at the end, HTTP_STREAM_ABORT to drop the connection. */
+ * HTTP_STREAM_END at the end, HTTP_STREAM_ABORT to drop the connection. The reply's free_fn runs
+ * once: right at HTTP_STREAM_END (before the last chunk leaves, so whatever it releases is free by
+ * the time the client sees the end), or when the connection ends otherwise. */
 #define HTTP_STREAM_END (-1)
 #define HTTP_STREAM_ABORT (-2)
 typedef ssize_t (*http_stream_fn)(void *cls, char *buf, size_t max);

@@ -14,12 +14,16 @@ models=build/test-models
 for f in tiny-whisper.bin tiny-qwen2.gguf; do
   [ -f "$models/$f" ] || { echo "bench-voice: $models/$f is missing (tests/run.sh make_models writes it)" >&2; exit 1; }
 done
-wav=../shared/testdata/jfk.wav
+td=${SWITCHYARD_TESTDATA:-../shared/testdata}
+wav=$td/jfk.wav
 [ -f "$wav" ] || wav=""
+# ASR_MODEL: a whisper.cpp file (default tiny-whisper.bin: random weights, decodes junk up to its
+# token limit); $td/for-tests-ggml-tiny.bin is whisper tiny's real shapes with empty weights
+asr=${ASR_MODEL:-$PWD/$models/tiny-whisper.bin}
 cat >"$out/voice.yaml" <<YAML
 log_level: warn
 models:
-  - {name: whisper, engine: whisper, file: $PWD/$models/tiny-whisper.bin, keep_alive: -1}
+  - {name: whisper, engine: whisper, file: $asr, keep_alive: -1}
   - {name: lm, file: $PWD/$models/tiny-qwen2.gguf, context: 1024, parallel: 1, keep_alive: -1}
 pipelines:
   - {name: talk, kind: voice, asr: whisper, llm: lm, tts: speak, max_tokens: 48, temperature: 0,
@@ -36,7 +40,7 @@ for _ in $(seq 1 100); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ] && break
   sleep 0.1
 done
-echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); input: ${wav:-3 s tone}"
+echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); input: ${wav:-3 s tone}; asr: $asr"
 python3 - "$port" "${BENCH_RUNS:-10}" "$wav" <<'PY'
 import base64, http.client, io, json, math, statistics, struct, sys, time
 port, runs, wav = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

@@ -781,6 +781,10 @@ static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a
  * temperature where the request has none, the pipeline's own keys removed. 1 = built (*out),
  * 0 = the client went away, -1 = err. */
 static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_error *err) {
+  json_t *tools = json_object_get(req, "tools");
+  if (json_array_size(tools) > 0)
+    return API_BAD(err, "tools", "unsupported_parameter", "a voice turn speaks its answer: tools are not supported"),
+           -1;
   json_t *q = json_deep_copy(req);
   if (!q) return API_SERVER(err, "out_of_memory", "out of memory"), -1;
   const char *drop[] = {"modalities", "audio", "stream", "stream_options"};

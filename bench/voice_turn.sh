@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # bench/voice_turn.sh — `make bench-voice`: the end-to-end latency of a voice turn (pipeline.c)
 # split by stage, on this machine: speech in (jfk.wav from ../shared/testdata when present, else 3 s
-# of tone) → asr (tiny-whisper, random weights) → llm (tiny-qwen2, random weights, 48 tokens) →
+# of tone) → asr (whisper tiny's shapes, see ASR_MODEL) → llm (tiny-qwen2, random weights, 48 tokens) →
 # tts (the built-in espeak-ng voice) → pcm16 out, streamed. Each run's stage timings come from the
 # stream's usage chunk (usage.switchyard_timings); the client also times its first audio chunk and
-# its last byte. Knobs: BENCH_RUNS (10), SENTENCE_CHARS (60: about one short spoken sentence).
+# its last byte. Knobs: BENCH_RUNS (10), SENTENCE_CHARS (60: about one short spoken sentence), ASR_MODEL.
 # See docs/PERFORMANCE.md "Voice turn".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,9 +17,16 @@ done
 td=${SWITCHYARD_TESTDATA:-../shared/testdata}
 wav=$td/jfk.wav
 [ -f "$wav" ] || wav=""
-# ASR_MODEL: a whisper.cpp file (default tiny-whisper.bin: random weights, decodes junk up to its
-# token limit); $td/for-tests-ggml-tiny.bin is whisper tiny's real shapes with empty weights
-asr=${ASR_MODEL:-$PWD/$models/tiny-whisper.bin}
+# ASR_MODEL: a whisper.cpp file. Default: $td/for-tests-ggml-tiny.bin (whisper tiny's real shapes
+# and vocabulary, empty weights: the encoder and decoder run at tiny's real cost and the transcript
+# is empty), else tiny-whisper.bin (random weights: it decodes junk with temperature fallbacks up to
+# its token limit, many seconds on real speech, so it gets the 3 s tone instead).
+if [ -z "${ASR_MODEL:-}" ] && [ -f "$td/for-tests-ggml-tiny.bin" ]; then
+  asr=$(realpath "$td/for-tests-ggml-tiny.bin")
+else
+  asr=${ASR_MODEL:-$PWD/$models/tiny-whisper.bin}
+  [ -n "${ASR_MODEL:-}" ] || wav=""
+fi
 cat >"$out/voice.yaml" <<YAML
 log_level: warn
 models:
@@ -56,7 +63,7 @@ body = json.dumps({"model": "talk", "stream": True, "modalities": ["text", "audi
                                  "input_audio": {"data": base64.b64encode(audio).decode(), "format": "wav"}}]}]})
 
 def turn():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     t0 = time.monotonic()
     c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
     r = c.getresponse()
@@ -85,9 +92,15 @@ turn()  # loads the three models
 rows = [turn() for _ in range(runs)]
 keys = ["stt_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_ms", "total_ms"]
 med = {k: statistics.median(r[0][k] for r in rows) for k in keys}
+print("run  stt_ms  llm_first_token_ms  tts_first_audio_ms  first_audio_ms  total_ms  first_audio-stt_ms")
+for i, r in enumerate(rows):
+    t = r[0]
+    print(f"{i + 1:3d} {t['stt_ms']:7.1f} {t['llm_first_token_ms']:19.1f} {t['tts_first_audio_ms']:19.1f} "
+          f"{t['first_audio_ms']:15.1f} {t['total_ms']:9.1f} {t['first_audio_ms'] - t['stt_ms']:19.1f}")
 print(f"{runs} streamed voice turns (after one warm-up), medians in ms:")
 for k in keys:
     print(f"  {k:20s} {med[k]:8.1f}   (min {min(r[0][k] for r in rows):.1f}, max {max(r[0][k] for r in rows):.1f})")
+print(f"  first_audio - stt     {statistics.median(r[0]['first_audio_ms'] - r[0]['stt_ms'] for r in rows):8.1f}")
 print(f"  client first audio   {statistics.median(r[1] for r in rows):8.1f}")
 print(f"  client last byte     {statistics.median(r[2] for r in rows):8.1f}")
 print(f"  audio out            {statistics.median(r[3] for r in rows):8.2f} s")

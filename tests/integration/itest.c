@@ -2960,23 +2960,30 @@ static unsigned char *b64_decode(const char *s, size_t *n) {
 }
 
 static void pipe_config(char *out, size_t cap) {
-  char junk[600];
+  char junk[600], alm[1200] = "";
   snprintf(junk, sizeof junk, "%s/junk-whisper.bin", tmpdir);
   write_file(junk, "lmgg: the magic is right, the rest is not a whisper model at all");
   setenv("GGML_NO_BACKTRACE", "1", 1); /* its worker aborts: no gdb backtrace in the log */
+  if (have_alm) /* an audio LLM as an asr step too */
+    snprintf(alm, sizeof alm,
+             "  - {name: alm, file: %s/tiny-alm.gguf, mmproj: %s/tiny-alm-mmproj.gguf, context: 1024}\n", models_dir,
+             models_dir);
   snprintf(out, cap,
            "log_level: warn\n"
            "models:\n"
            "  - {name: whisper, engine: whisper, file: %s/tiny-whisper.bin}\n"
            "  - {name: junk-asr, engine: whisper, file: %s}\n"
            "  - {name: lm, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 2}\n"
+           "%s"
            "pipelines:\n"
            "  - {name: clean, kind: transcribe_clean, asr: whisper, llm: lm, max_tokens: 12}\n"
            "  - {name: talk, kind: voice, asr: whisper, llm: lm, tts: speak, voice: en-us, max_tokens: 40,\n"
            "     temperature: 0, sentence_chars: 12, instruction: 'Answer briefly.'}\n"
            "  - {name: clean-broken, kind: transcribe_clean, asr: junk-asr, llm: lm}\n"
-           "  - {name: talk-broken, kind: voice, asr: junk-asr, llm: lm, tts: speak}\n",
-           models_dir, junk, models_dir);
+           "  - {name: talk-broken, kind: voice, asr: junk-asr, llm: lm, tts: speak}\n"
+           "%s",
+           models_dir, junk, models_dir, alm,
+           have_alm ? "  - {name: clean-alm, kind: transcribe_clean, asr: alm, llm: lm, max_tokens: 8}\n" : "");
 }
 
 /* A voice turn's body: a text message, then a user message holding the test WAV (when audio). */
@@ -3055,11 +3062,21 @@ static void pipeline_clean_body(void) {
   CHECK(r.status >= 400 && msg && strstr(msg, "step asr (junk-asr) failed") && param && !strcmp(param, "asr"),
         "broken asr: %ld %s", r.status, r.body.data);
   resp_clear(&r);
+  if (have_alm) { /* an audio LLM transcribes (verbose_json: no segments, an LLM gives no timestamps) */
+    D = B;
+    post_form("/v1/audio/transcriptions", test_wav.data, test_wav.len,
+              (const char *[]){"model", "clean-alm", "response_format", "verbose_json", NULL}, &r);
+    D = save;
+    CHECK(r.status == 200 && jstr(r.json, "text") && jstr(r.json, "raw_text") &&
+              json_array_size(json_object_get(r.json, "segments")) == 0,
+          "clean with an audio LLM as asr: %ld %s", r.status, r.body.data);
+    resp_clear(&r);
+  }
 }
 
 static void t_pipeline_clean(void) {
   if (!test_wav.len) make_wav(&test_wav, 3.0);
-  char cfg[2048];
+  char cfg[4096];
   pipe_config(cfg, sizeof cfg);
   with_own_daemon("pipeline-clean", cfg, pipeline_clean_body);
 }
@@ -3179,7 +3196,7 @@ static void pipeline_voice_body(void) {
 }
 
 static void t_pipeline_voice(void) {
-  char cfg[2048];
+  char cfg[4096];
   pipe_config(cfg, sizeof cfg);
   with_own_daemon("pipeline-voice", cfg, pipeline_voice_body);
 }

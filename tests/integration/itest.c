@@ -2974,6 +2974,7 @@ static void pipe_config(char *out, size_t cap) {
            "  - {name: whisper, engine: whisper, file: %s/tiny-whisper.bin}\n"
            "  - {name: junk-asr, engine: whisper, file: %s}\n"
            "  - {name: lm, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 2}\n"
+           "  - {name: lm1, file: %s/tiny-qwen2.gguf, context: 4096, parallel: 1}\n"
            "%s"
            "pipelines:\n"
            "  - {name: clean, kind: transcribe_clean, asr: whisper, llm: lm, max_tokens: 12}\n"
@@ -2981,8 +2982,9 @@ static void pipe_config(char *out, size_t cap) {
            "     temperature: 0, sentence_chars: 12, instruction: 'Answer briefly.'}\n"
            "  - {name: clean-broken, kind: transcribe_clean, asr: junk-asr, llm: lm}\n"
            "  - {name: talk-broken, kind: voice, asr: junk-asr, llm: lm, tts: speak}\n"
+           "  - {name: talk-one, kind: voice, llm: lm1, tts: speak, temperature: 0, sentence_chars: 12}\n"
            "%s",
-           models_dir, junk, models_dir, alm,
+           models_dir, junk, models_dir, models_dir, alm,
            have_alm ? "  - {name: clean-alm, kind: transcribe_clean, asr: alm, llm: lm, max_tokens: 8}\n" : "");
 }
 
@@ -3195,10 +3197,54 @@ static void pipeline_voice_body(void) {
   CHECK(fails, "step failures in /metrics");
 }
 
+/* A client that leaves a voice stream cancels its steps: lm1 has one slot, so the next turn runs
+ * only once the abandoned one has let go of it; the daemon counts it as cancelled. */
+static void pipeline_disconnect_body(void) {
+  resp r;
+  http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+  long long before = jnum(r.json, "stats.cancelled");
+  resp_clear(&r);
+  CURL *c = curl_easy_init();
+  char url[128];
+  snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
+  json_t *q = voice_body("talk-one", false, true, "pcm16", "alloy");
+  json_object_set_new(q, "max_tokens", json_integer(3000));
+  char *body = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+  abort_ctx a = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, abort_after_first);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  free(body);
+  CHECK(rc == CURLE_WRITE_ERROR, "the client aborted (curl %d)", rc);
+  json_t *next = voice_body("talk-one", false, false, "wav", "alloy");
+  json_object_set_new(next, "max_tokens", json_integer(4));
+  b_post_json("/v1/chat/completions", next, &r);
+  CHECK(r.status == 200, "next turn: %ld %.300s", r.status, r.body.data);
+  resp_clear(&r);
+  http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+  long long after = jnum(r.json, "stats.cancelled");
+  resp_clear(&r);
+  CHECK(after > before, "the abandoned turn was cancelled (%lld -> %lld)", before, after);
+}
+
 static void t_pipeline_voice(void) {
   char cfg[4096];
   pipe_config(cfg, sizeof cfg);
   with_own_daemon("pipeline-voice", cfg, pipeline_voice_body);
+}
+
+static void t_pipeline_disconnect(void) {
+  char cfg[4096];
+  pipe_config(cfg, sizeof cfg);
+  with_own_daemon("pipeline-disconnect", cfg, pipeline_disconnect_body);
 }
 
 typedef struct test {
@@ -3259,6 +3305,7 @@ static const test tests[] = {
     {"audio_in", t_audio_in, false},
     {"pipeline_clean", t_pipeline_clean, false},
     {"pipeline_voice", t_pipeline_voice, false},
+    {"pipeline_disconnect", t_pipeline_disconnect, false},
 };
 
 static void write_main_config(const char *path) {

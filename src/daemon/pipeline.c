@@ -85,8 +85,12 @@ size_t pipe_sentence_cut(const char *s, size_t len, size_t max_chars, bool final
   for (size_t i = 0; i < scan; i++) {
     unsigned char c = (unsigned char)s[i];
     if (c == '\n') return i + 1;
-    if ((c == '.' || c == '!' || c == '?' || c == ';') && i + 1 < len && isspace((unsigned char)s[i + 1])) return i + 1;
-    if (c == 0xE3 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] == 0x82) return i + 3;
+    if ((c == '.' || c == '!' || c == '?' || c == ';') && i + 1 < len &&
+        isspace((unsigned char)s[i + 1]))
+      return i + 1;
+    if (c == 0xE3 && i + 2 < len && (unsigned char)s[i + 1] == 0x80 &&
+        (unsigned char)s[i + 2] == 0x82)
+      return i + 3;
     if (c == 0xEF && i + 2 < len && (unsigned char)s[i + 1] == 0xBC &&
         ((unsigned char)s[i + 2] == 0x81 || (unsigned char)s[i + 2] == 0x9F))
       return i + 3;
@@ -109,8 +113,9 @@ json_t *pipe_model_json(const matrix_pipeline *p, long long created) {
   if (steps && p->tts) json_object_set_new(steps, "tts", json_string(p->tts));
   json_t *caps = json_pack(p->kind == MATRIX_PIPE_VOICE ? "[s, s]" : "[s]",
                            p->kind == MATRIX_PIPE_VOICE ? "chat" : "transcribe", "speech");
-  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", p->name, "object", "model", "created", (json_int_t)created,
-                   "owned_by", "switchyard", "capabilities", caps, "pipeline", steps);
+  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", p->name, "object", "model", "created",
+                   (json_int_t)created, "owned_by", "switchyard", "capabilities", caps, "pipeline",
+                   steps);
 }
 
 /* ---- steps ---- */
@@ -125,18 +130,21 @@ static void step_failed(api_error *e, const matrix_pipeline *p, int role, const 
   why[sizeof why - 1] = '\0';
   if (!e->status) e->status = 500;
   if (!e->type) e->type = e->status < 500 ? "invalid_request_error" : "server_error";
-  snprintf(e->message, sizeof e->message, "pipeline '%.128s' step %s (%.128s) failed: %.700s", p->name,
-           role_names[role], model, why);
+  snprintf(e->message, sizeof e->message, "pipeline '%.128s' step %s (%.128s) failed: %.700s",
+           p->name, role_names[role], model, why);
   e->param = role_names[role];
 }
 
 /* A worker's error frame as an api_error (its code mapped to a static string). */
 static void frame_error(const ipc_msg *m, api_error *e) {
   static const char *const codes[] = {
-      "invalid_language", "transcribe_failed", "invalid_request", "wrong_capability", "worker_crashed",
-      "load_failed", "unknown_op", "out_of_memory", "context_length_exceeded", "unsupported_content",
-      "decode_failed", "no_chat_template", "chat_template_error", "invalid_voice", "synthesis_failed",
-      "overloaded", "empty_prompt", "tokenize_failed", "invalid_audio"};
+      "invalid_language",    "transcribe_failed", "invalid_request",
+      "wrong_capability",    "worker_crashed",    "load_failed",
+      "unknown_op",          "out_of_memory",     "context_length_exceeded",
+      "unsupported_content", "decode_failed",     "no_chat_template",
+      "chat_template_error", "invalid_voice",     "synthesis_failed",
+      "overloaded",          "empty_prompt",      "tokenize_failed",
+      "invalid_audio"};
   json_t *st = json_object_get(m->hdr, "status");
   int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
   if (status < 400 || status > 599) status = 500;
@@ -159,12 +167,13 @@ typedef struct step {
 } step;
 
 /* Resolve the step's model in mx and get its worker from the scheduler. 0, or -1 + err (named). */
-static int step_acquire(step *s, sy_daemon *d, const matrix *mx, const matrix_pipeline *p, int role, const char *name,
-                        api_error *err) {
+static int step_acquire(step *s, sy_daemon *d, const matrix *mx, const matrix_pipeline *p, int role,
+                        const char *name, api_error *err) {
   *s = (step){.d = d, .p = p, .role = role};
   s->model = matrix_find(mx, name);
   if (!s->model) {
-    api_error_set(err, 500, "server_error", "model_not_found", NULL, "model '%s' is not in the matrix", name);
+    api_error_set(err, 500, "server_error", "model_not_found", NULL,
+                  "model '%s' is not in the matrix", name);
     step_failed(err, p, role, name);
     return -1;
   }
@@ -214,28 +223,30 @@ static void step_end(step *s) {
 /* The asr step over n samples of 16 kHz mono: the transcript into text (whisper's segments
  * appended to segs when given; its language name into lang). An audio LLM is asked with its
  * transcribe_prompt, as /v1/audio/transcriptions does. 1 = done, 0 = client gone, -1 = err. */
-static int run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, const float *pcm, size_t n,
-                   const char *language, const char *prompt, int fd, sy_buf *text, json_t *segs, char *lang,
-                   size_t lang_cap, api_error *err) {
+static int run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, const float *pcm,
+                   size_t n, const char *language, const char *prompt, int fd, sy_buf *text,
+                   json_t *segs, char *lang, size_t lang_cap, api_error *err) {
   step s;
   if (step_acquire(&s, d, mx, p, ROLE_ASR, p->asr, err)) return -1;
   bool llm = s.model->engine == MATRIX_ENGINE_LLAMA;
   json_t *msg;
   if (llm) {
     sy_buf c = {0};
-    sy_buf_printf(&c, "%s\n%s", API_IMAGE_MARKER,
-                  s.model->transcribe_prompt ? s.model->transcribe_prompt : MATRIX_TRANSCRIBE_PROMPT);
-    if (language && *language && strcmp(language, "auto") != 0) sy_buf_printf(&c, "\nThe language is %s.", language);
+    sy_buf_printf(
+        &c, "%s\n%s", API_IMAGE_MARKER,
+        s.model->transcribe_prompt ? s.model->transcribe_prompt : MATRIX_TRANSCRIBE_PROMPT);
+    if (language && *language && strcmp(language, "auto") != 0)
+      sy_buf_printf(&c, "\nThe language is %s.", language);
     if (prompt && *prompt) sy_buf_printf(&c, "\n%s", prompt);
-    msg = c.data ? json_pack("{s:s, s:[{s:s, s:s%}], s:I, s:f, s:[{s:I}]}", "op", "generate", "messages", "role",
-                             "user", "content", c.data, c.len, "max_tokens",
-                             (json_int_t)(64 + 16 * ((n + 15999) / 16000)), "temperature", 0.0, "audios", "n",
-                             (json_int_t)n)
+    msg = c.data ? json_pack("{s:s, s:[{s:s, s:s%}], s:I, s:f, s:[{s:I}]}", "op", "generate",
+                             "messages", "role", "user", "content", c.data, c.len, "max_tokens",
+                             (json_int_t)(64 + 16 * ((n + 15999) / 16000)), "temperature", 0.0,
+                             "audios", "n", (json_int_t)n)
                  : NULL;
     sy_buf_free(&c);
   } else {
-    msg = json_pack("{s:s, s:b, s:b, s:b}", "op", "transcribe", "translate", 0, "word_timestamps", 0, "vad",
-                    s.model->vad_model != NULL);
+    msg = json_pack("{s:s, s:b, s:b, s:b}", "op", "transcribe", "translate", 0, "word_timestamps",
+                    0, "vad", s.model->vad_model != NULL);
     if (msg && language && *language) json_object_set_new(msg, "language", json_string(language));
     if (msg && prompt && *prompt) json_object_set_new(msg, "prompt", json_string(prompt));
   }
@@ -254,9 +265,10 @@ static int run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, con
         sy_buf_puts(text, t);
         if (segs && !llm) {
           json_t *t0 = json_object_get(m.hdr, "t0"), *t1 = json_object_get(m.hdr, "t1");
-          json_array_append_new(segs, json_pack("{s:I, s:f, s:f, s:s}", "id", (json_int_t)json_array_size(segs),
-                                                "start", json_is_number(t0) ? json_number_value(t0) : 0.0, "end",
-                                                json_is_number(t1) ? json_number_value(t1) : 0.0, "text", t));
+          json_array_append_new(
+              segs, json_pack("{s:I, s:f, s:f, s:s}", "id", (json_int_t)json_array_size(segs),
+                              "start", json_is_number(t0) ? json_number_value(t0) : 0.0, "end",
+                              json_is_number(t1) ? json_number_value(t1) : 0.0, "text", t));
         }
       }
       if (s.done) {
@@ -289,8 +301,9 @@ static void body_free(void *cls) {
   free(cls);
 }
 
-void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p, const float *pcm,
-                           size_t n, const char *language, const char *prompt, int fmt) {
+void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p,
+                           const float *pcm, size_t n, const char *language, const char *prompt,
+                           int fmt) {
   metrics *mt = sched_metrics(d->sc);
   int row = metrics_model(mt, p->name);
   int fd = http_client_fd(r);
@@ -307,9 +320,10 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
   json_t *raw_j = trimmed_json(raw.data, raw.len);
   long long pt = 0, ct = 0;
   if (json_string_length(raw_j) > 0) { /* nothing said: nothing to clean */
-    req = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:O}], s:i, s:f}", "model", p->llm, "messages", "role", "system",
-                    "content", p->instruction ? p->instruction : MATRIX_CLEAN_PROMPT, "role", "user", "content",
-                    raw_j, "max_tokens", p->max_tokens, "temperature", p->temperature);
+    req = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:O}], s:i, s:f}", "model", p->llm, "messages",
+                    "role", "system", "content",
+                    p->instruction ? p->instruction : MATRIX_CLEAN_PROMPT, "role", "user",
+                    "content", raw_j, "max_tokens", p->max_tokens, "temperature", p->temperature);
     api_gen g;
     step s = {0};
     if (api_parse_generate(mx, req, true, &g, &err) != 0) {
@@ -320,8 +334,10 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
       g.msg = NULL;
       api_gen_clear(&g);
       rc = step_acquire(&s, d, mx, p, ROLE_LLM, p->llm, &err);
-      if (rc == 0) rc = step_submit(&s, msg, NULL, 0, &err);
-      else json_decref(msg);
+      if (rc == 0)
+        rc = step_submit(&s, msg, NULL, 0, &err);
+      else
+        json_decref(msg);
       while (rc == 0) {
         ipc_msg m;
         int k = step_next(&s, fd, &m, &err);
@@ -332,7 +348,8 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
         const char *t = json_string_value(json_object_get(m.hdr, "text"));
         if (t && strcmp(ipc_op(&m), "delta") == 0) sy_buf_puts(&clean, t);
         if (s.done) {
-          json_t *v = json_object_get(m.hdr, "prompt_tokens"), *c = json_object_get(m.hdr, "completion_tokens");
+          json_t *v = json_object_get(m.hdr, "prompt_tokens"),
+                 *c = json_object_get(m.hdr, "completion_tokens");
           pt = json_is_integer(v) ? json_integer_value(v) : 0;
           ct = json_is_integer(c) ? json_integer_value(c) : 0;
           rc = 2;
@@ -355,8 +372,8 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
   if (req) metrics_pipeline_stage(mt, row, METRICS_STAGE_LLM, t_end - t_asr);
   metrics_pipeline_stage(mt, row, METRICS_STAGE_TOTAL, t_end - t0);
   char st[160];
-  snprintf(st, sizeof st, "stt;dur=%.1f, llm;dur=%.1f, total;dur=%.1f", ms(t_asr - t0), ms(t_end - t_asr),
-           ms(t_end - t0));
+  snprintf(st, sizeof st, "stt;dur=%.1f, llm;dur=%.1f, total;dur=%.1f", ms(t_asr - t0),
+           ms(t_end - t_asr), ms(t_end - t0));
   http_add_header(r, "Server-Timing", st);
   json_t *clean_j = trimmed_json(clean.data, clean.len);
   double duration = (double)n / API_AUDIO_RATE;
@@ -370,7 +387,8 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
       http_reply_error(r, &err);
     }
   } else {
-    json_t *usage = json_pack("{s:s, s:I}", "type", "duration", "seconds", (json_int_t)ceil(duration));
+    json_t *usage =
+        json_pack("{s:s, s:I}", "type", "duration", "seconds", (json_int_t)ceil(duration));
     json_t *v = json_pack("{s:O, s:o}", "text", clean_j, "usage", usage);
     if (v && fmt == AUD_VERBOSE) {
       json_object_set_new(v, "task", json_string("transcribe"));
@@ -378,18 +396,21 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
       json_object_set_new(v, "duration", json_real(duration));
       json_object_set(v, "raw_text", raw_j);
       json_object_set(v, "segments", segs); /* the raw transcript's */
-      json_object_set_new(usage, "switchyard_timings", json_pack("{s:f, s:f, s:f}", "stt_ms", ms(t_asr - t0), "llm_ms",
-                                                                 ms(t_end - t_asr), "total_ms", ms(t_end - t0)));
-      json_object_set_new(v, "switchyard_pipeline",
-                          json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", p->name, "asr", p->asr, "llm", p->llm,
-                                    "prompt_tokens", (json_int_t)pt, "completion_tokens", (json_int_t)ct));
+      json_object_set_new(usage, "switchyard_timings",
+                          json_pack("{s:f, s:f, s:f}", "stt_ms", ms(t_asr - t0), "llm_ms",
+                                    ms(t_end - t_asr), "total_ms", ms(t_end - t0)));
+      json_object_set_new(
+          v, "switchyard_pipeline",
+          json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", p->name, "asr", p->asr, "llm", p->llm,
+                    "prompt_tokens", (json_int_t)pt, "completion_tokens", (json_int_t)ct));
     }
     http_reply_json(r, 200, v);
   }
   json_decref(clean_j);
   json_decref(raw_j);
 out:
-  if (rc < 0) http_reply_error(r, &err);
+  if (rc < 0)
+    http_reply_error(r, &err);
   else if (rc == 0) {
     atomic_fetch_add(&d->cancelled, 1);
     http_reply_abort(r);
@@ -403,11 +424,13 @@ out:
 /* ---- the voice turn ---- */
 
 const matrix_pipeline *pipe_voice_of(const matrix *mx, const json_t *req) {
-  const matrix_pipeline *p = matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")));
+  const matrix_pipeline *p =
+      matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")));
   return p && p->kind == MATRIX_PIPE_VOICE ? p : NULL;
 }
 
-#define VOICE_MAX_PENDING (64 * 1024) /* text waiting to be spoken: the llm is bounded by max_tokens anyway */
+#define VOICE_MAX_PENDING \
+  (64 * 1024) /* text waiting to be spoken: the llm is bounded by max_tokens anyway */
 
 typedef struct voice_job {
   sy_daemon *d;
@@ -451,27 +474,30 @@ static void voice_free(void *cls) {
 }
 
 static json_t *timings_json(const voice_job *j) {
-  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "stt_ms", ms(j->stt), "llm_first_token_ms", ms(j->first_token),
-                   "tts_first_audio_ms", ms(j->tts_first_audio), "first_audio_ms", ms(j->first_audio), "total_ms",
-                   ms(j->total));
+  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "stt_ms", ms(j->stt), "llm_first_token_ms",
+                   ms(j->first_token), "tts_first_audio_ms", ms(j->tts_first_audio),
+                   "first_audio_ms", ms(j->first_audio), "total_ms", ms(j->total));
 }
 
 static void server_timing(const voice_job *j, char *out, size_t cap) {
   snprintf(out, cap,
-           "stt;dur=%.1f, llm_first_token;dur=%.1f, tts_first_audio;dur=%.1f, first_audio;dur=%.1f, total;dur=%.1f",
-           ms(j->stt), ms(j->first_token), ms(j->tts_first_audio), ms(j->first_audio), ms(j->total));
+           "stt;dur=%.1f, llm_first_token;dur=%.1f, tts_first_audio;dur=%.1f, "
+           "first_audio;dur=%.1f, total;dur=%.1f",
+           ms(j->stt), ms(j->first_token), ms(j->tts_first_audio), ms(j->first_audio),
+           ms(j->total));
 }
 
 static json_t *usage_json(const voice_job *j) {
-  json_t *u = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)j->prompt_tokens, "completion_tokens",
-                        (json_int_t)j->completion_tokens, "total_tokens",
+  json_t *u = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)j->prompt_tokens,
+                        "completion_tokens", (json_int_t)j->completion_tokens, "total_tokens",
                         (json_int_t)(j->prompt_tokens + j->completion_tokens));
   if (u) json_object_set_new(u, "switchyard_timings", timings_json(j));
   return u;
 }
 
 static json_t *pipeline_json(const voice_job *j) {
-  json_t *v = json_pack("{s:s, s:s, s:O}", "name", j->p->name, "llm", j->p->llm, "input_transcripts", j->inputs);
+  json_t *v = json_pack("{s:s, s:s, s:O}", "name", j->p->name, "llm", j->p->llm,
+                        "input_transcripts", j->inputs);
   if (v && j->p->asr) json_object_set_new(v, "asr", json_string(j->p->asr));
   if (v && j->audio_out) json_object_set_new(v, "tts", json_string(j->p->tts));
   return v;
@@ -479,10 +505,11 @@ static json_t *pipeline_json(const voice_job *j) {
 
 /* One chunk with delta (stolen) and finish reason (NULL: none). */
 static void emit_chunk(voice_job *j, json_t *delta, const char *finish) {
-  json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:n, s:o}]}", "id", j->id, "object",
-                        "chat.completion.chunk", "created", (json_int_t)j->created, "model", j->p->name,
-                        "system_fingerprint", "switchyard", "choices", "index", 0, "delta", delta, "logprobs",
-                        "finish_reason", finish ? json_string(finish) : json_null());
+  json_t *c =
+      json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:n, s:o}]}", "id", j->id, "object",
+                "chat.completion.chunk", "created", (json_int_t)j->created, "model", j->p->name,
+                "system_fingerprint", "switchyard", "choices", "index", 0, "delta", delta,
+                "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
   if (c) sse_append_json(&j->out, c);
   json_decref(c);
 }
@@ -490,8 +517,10 @@ static void emit_chunk(voice_job *j, json_t *delta, const char *finish) {
 /* Text of the answer as it comes: the audio's transcript (or the content, when no audio). */
 static void on_text(voice_job *j, const char *t) {
   if (!j->stream || !*t) return;
-  if (j->audio_out) emit_chunk(j, json_pack("{s:{s:s, s:s}}", "audio", "id", j->audio_id, "transcript", t), NULL);
-  else emit_chunk(j, json_pack("{s:s}", "content", t), NULL);
+  if (j->audio_out)
+    emit_chunk(j, json_pack("{s:{s:s, s:s}}", "audio", "id", j->audio_id, "transcript", t), NULL);
+  else
+    emit_chunk(j, json_pack("{s:s}", "content", t), NULL);
 }
 
 /* Encoded audio bytes for the client (streamed), as one chunk. */
@@ -512,12 +541,15 @@ static int on_audio(voice_job *j, const float *pcm, size_t n, int rate) {
   if (!j->stream) return sy_buf_append(&j->pcm, pcm, n * sizeof(float));
   char e[256] = "";
   if (!j->enc && !(j->enc = sy_audio_enc_new(j->format, j->rate, API_SPEECH_RATE, e, sizeof e))) {
-    API_BAD(&j->err, "audio", "unsupported_format", "audio.format '%s': %s", j->format, *e ? e : "not supported");
+    API_BAD(&j->err, "audio", "unsupported_format", "audio.format '%s': %s", j->format,
+            *e ? e : "not supported");
     return -1;
   }
   sy_buf enc = {0};
   int rc = sy_audio_enc_feed(j->enc, pcm, n, &enc) == 0 ? emit_audio(j, &enc) : -1;
-  if (rc) API_SERVER(&j->err, "encode_failed", "the audio encoder failed: %s", sy_audio_enc_error(j->enc));
+  if (rc)
+    API_SERVER(&j->err, "encode_failed", "the audio encoder failed: %s",
+               sy_audio_enc_error(j->enc));
   sy_buf_free(&enc);
   return rc;
 }
@@ -525,10 +557,11 @@ static int on_audio(voice_job *j, const float *pcm, size_t n, int rate) {
 /* Cut what can be spoken from pending into sentences. */
 static void cut(voice_job *j, bool final) {
   for (;;) {
-    size_t k = pipe_sentence_cut(j->pending.data ? j->pending.data : "", j->pending.len, (size_t)j->p->sentence_chars,
-                                 final);
+    size_t k = pipe_sentence_cut(j->pending.data ? j->pending.data : "", j->pending.len,
+                                 (size_t)j->p->sentence_chars, final);
     if (k == 0) return;
-    if (!blank(j->pending.data, k)) json_array_append_new(j->sentences, trimmed_json(j->pending.data, k));
+    if (!blank(j->pending.data, k))
+      json_array_append_new(j->sentences, trimmed_json(j->pending.data, k));
     sy_buf_consume(&j->pending, k);
     if (j->pending.len == 0) return;
   }
@@ -541,18 +574,22 @@ static int stream_end(voice_job *j) {
     sy_buf enc = {0};
     if (j->enc && (sy_audio_enc_finish(j->enc, &enc) != 0 || emit_audio(j, &enc) != 0)) {
       sy_buf_free(&enc);
-      API_SERVER(&j->err, "encode_failed", "the audio encoder failed: %s", sy_audio_enc_error(j->enc));
+      API_SERVER(&j->err, "encode_failed", "the audio encoder failed: %s",
+                 sy_audio_enc_error(j->enc));
       return -1;
     }
     sy_buf_free(&enc);
-    emit_chunk(j, json_pack("{s:{s:s, s:I}}", "audio", "id", j->audio_id, "expires_at", (json_int_t)j->created + 3600),
+    emit_chunk(j,
+               json_pack("{s:{s:s, s:I}}", "audio", "id", j->audio_id, "expires_at",
+                         (json_int_t)j->created + 3600),
                j->finish);
   } else {
     emit_chunk(j, json_object(), j->finish);
   }
-  json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o, s:o}", "id", j->id, "object", "chat.completion.chunk",
-                        "created", (json_int_t)j->created, "model", j->p->name, "system_fingerprint", "switchyard",
-                        "choices", "usage", usage_json(j), "switchyard_pipeline", pipeline_json(j));
+  json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o, s:o}", "id", j->id, "object",
+                        "chat.completion.chunk", "created", (json_int_t)j->created, "model",
+                        j->p->name, "system_fingerprint", "switchyard", "choices", "usage",
+                        usage_json(j), "switchyard_pipeline", pipeline_json(j));
   if (u) sse_append_json(&j->out, u);
   json_decref(u);
   sse_append_done(&j->out);
@@ -570,7 +607,8 @@ static void record_stages(voice_job *j) {
   metrics_tokens(j->mt, j->row, j->prompt_tokens, j->completion_tokens);
 }
 
-/* One move of the machine. 1 = moved (maybe output), 0 = the client went away, -1 = failed (j->err). */
+/* One move of the machine. 1 = moved (maybe output), 0 = the client went away, -1 = failed
+ * (j->err). */
 static int voice_step(voice_job *j) {
   ipc_msg m;
   if (j->tts_busy) { /* the sentence being spoken comes first */
@@ -579,14 +617,15 @@ static int voice_step(voice_job *j) {
     if (rc <= 0) return rc;
     int e = 0;
     if (strcmp(ipc_op(&m), "audio") == 0 && m.payload_len >= sizeof(float))
-      e = on_audio(j, m.payload, m.payload_len / sizeof(float), (int)json_integer_value(json_object_get(m.hdr, "rate")));
+      e = on_audio(j, m.payload, m.payload_len / sizeof(float),
+                   (int)json_integer_value(json_object_get(m.hdr, "rate")));
     if (j->tts.done) j->tts_busy = false;
     ipc_msg_clear(&m);
     return e ? -1 : 1;
   }
   if (json_array_size(j->sentences)) {
-    json_t *msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", json_array_get(j->sentences, 0), "voice",
-                            j->voice, "speed", 1.0);
+    json_t *msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input",
+                            json_array_get(j->sentences, 0), "voice", j->voice, "speed", 1.0);
     json_array_remove(j->sentences, 0);
     if (!j->t_tts) j->t_tts = now_s();
     if (!msg) return API_SERVER(&j->err, "out_of_memory", "out of memory"), -1;
@@ -617,13 +656,15 @@ static int voice_step(voice_job *j) {
     sy_buf_puts(&j->said, t);
     on_text(j, t);
     if (j->audio_out) {
-      if (j->pending.len + strlen(t) > VOICE_MAX_PENDING) cut(j, true); /* bounded: speak what is there */
+      if (j->pending.len + strlen(t) > VOICE_MAX_PENDING)
+        cut(j, true); /* bounded: speak what is there */
       sy_buf_puts(&j->pending, t);
       cut(j, false);
     }
   }
   if (j->llm.done) {
-    json_t *pt = json_object_get(m.hdr, "prompt_tokens"), *ct = json_object_get(m.hdr, "completion_tokens");
+    json_t *pt = json_object_get(m.hdr, "prompt_tokens"),
+           *ct = json_object_get(m.hdr, "completion_tokens");
     j->prompt_tokens = json_is_integer(pt) ? json_integer_value(pt) : 0;
     j->completion_tokens = json_is_integer(ct) ? json_integer_value(ct) : 0;
     const char *f = json_string_value(json_object_get(m.hdr, "finish_reason"));
@@ -641,7 +682,7 @@ static ssize_t voice_read(void *cls, char *buf, size_t max) {
     if (j->finished) return HTTP_STREAM_END;
     int rc = voice_step(j);
     if (rc == 0) return HTTP_STREAM_ABORT; /* gone: freeing the job cancels the steps */
-    if (rc < 0) {                          /* the headers are sent: the error is the stream's last event */
+    if (rc < 0) { /* the headers are sent: the error is the stream's last event */
       LOG_W("pipeline %s: %s", j->p->name, j->err.message);
       json_t *e = api_error_json(&j->err);
       if (e) sse_append_json(&j->out, e);
@@ -664,7 +705,8 @@ static void voice_reply_whole(voice_job *j, http_req *r) {
     sy_buf enc = {0};
     char e[256] = "";
     size_t n = j->pcm.len / sizeof(float);
-    if (n && sy_audio_encode((const float *)j->pcm.data, n, j->rate, j->format, API_SPEECH_RATE, &enc, e, sizeof e)) {
+    if (n && sy_audio_encode((const float *)j->pcm.data, n, j->rate, j->format, API_SPEECH_RATE,
+                             &enc, e, sizeof e)) {
       json_decref(transcript);
       sy_buf_free(&enc);
       API_BAD(&j->err, "audio", "unsupported_format", "audio.format '%s': %s", j->format, e);
@@ -673,18 +715,19 @@ static void voice_reply_whole(voice_job *j, http_req *r) {
     }
     char *data = b64((const unsigned char *)(enc.data ? enc.data : ""), enc.len);
     sy_buf_free(&enc);
-    msg = json_pack("{s:s, s:n, s:n, s:{s:s, s:s, s:I, s:O}}", "role", "assistant", "content", "refusal", "audio",
-                    "id", j->audio_id, "data", data ? data : "", "expires_at", (json_int_t)j->created + 3600,
-                    "transcript", transcript);
+    msg = json_pack("{s:s, s:n, s:n, s:{s:s, s:s, s:I, s:O}}", "role", "assistant", "content",
+                    "refusal", "audio", "id", j->audio_id, "data", data ? data : "", "expires_at",
+                    (json_int_t)j->created + 3600, "transcript", transcript);
     free(data);
   } else {
     msg = json_pack("{s:s, s:O}", "role", "assistant", "content", transcript);
   }
   json_decref(transcript);
-  json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:n, s:s}], s:o, s:o}", "id", j->id, "object",
-                           "chat.completion", "created", (json_int_t)j->created, "model", j->p->name,
-                           "system_fingerprint", "switchyard", "choices", "index", 0, "message", msg, "logprobs",
-                           "finish_reason", j->finish, "usage", usage_json(j), "switchyard_pipeline", pipeline_json(j));
+  json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[{s:i, s:o, s:n, s:s}], s:o, s:o}", "id",
+                           j->id, "object", "chat.completion", "created", (json_int_t)j->created,
+                           "model", j->p->name, "system_fingerprint", "switchyard", "choices",
+                           "index", 0, "message", msg, "logprobs", "finish_reason", j->finish,
+                           "usage", usage_json(j), "switchyard_pipeline", pipeline_json(j));
   char st[256];
   server_timing(j, st, sizeof st);
   http_add_header(r, "Server-Timing", st);
@@ -703,32 +746,39 @@ static int voice_options(voice_job *j, const json_t *req, api_error *err) {
     size_t i;
     json_t *v;
     if (!json_is_array(mod) || json_array_size(mod) == 0 || json_array_size(mod) > 2)
-      return API_BAD(err, "modalities", "invalid_value", "'modalities' must be [\"text\"] or [\"text\", \"audio\"]"), -1;
+      return API_BAD(err, "modalities", "invalid_value",
+                     "'modalities' must be [\"text\"] or [\"text\", \"audio\"]"),
+             -1;
     j->audio_out = false;
     json_array_foreach(mod, i, v) {
       const char *s = json_string_value(v);
       if (!s || (strcmp(s, "text") && strcmp(s, "audio")))
-        return API_BAD(err, "modalities", "invalid_value", "'modalities' items must be \"text\" or \"audio\""), -1;
+        return API_BAD(err, "modalities", "invalid_value",
+                       "'modalities' items must be \"text\" or \"audio\""),
+               -1;
       if (!strcmp(s, "audio")) j->audio_out = true;
     }
   }
   const char *fmt = "wav", *voice = j->p->voice ? j->p->voice : "";
   json_t *au = json_object_get(req, "audio");
   if (au && !json_is_null(au)) {
-    if (!json_is_object(au)) return API_BAD(err, "audio", "invalid_type", "'audio' must be {voice, format}"), -1;
+    if (!json_is_object(au))
+      return API_BAD(err, "audio", "invalid_type", "'audio' must be {voice, format}"), -1;
     json_t *v = json_object_get(au, "voice"), *f = json_object_get(au, "format");
     if (json_is_object(v)) v = json_object_get(v, "id");
     if (v && !json_is_null(v)) {
       if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 100 ||
           strlen(json_string_value(v)) != json_string_length(v))
-        return API_BAD(err, "audio.voice", "invalid_value", "'audio.voice' must be a voice name of 1..100 characters"),
+        return API_BAD(err, "audio.voice", "invalid_value",
+                       "'audio.voice' must be a voice name of 1..100 characters"),
                -1;
       voice = json_string_value(v);
     }
     if (f && !json_is_null(f)) {
       fmt = json_string_value(f);
       bool ok = false;
-      for (size_t i = 0; fmt && i < sizeof voice_formats / sizeof *voice_formats; i++) ok |= !strcmp(fmt, voice_formats[i]);
+      for (size_t i = 0; fmt && i < sizeof voice_formats / sizeof *voice_formats; i++)
+        ok |= !strcmp(fmt, voice_formats[i]);
       if (!ok)
         return API_BAD(err, "audio.format", "invalid_value",
                        "'audio.format' must be one of wav, mp3, flac, opus, pcm16, aac"),
@@ -738,7 +788,8 @@ static int voice_options(voice_job *j, const json_t *req, api_error *err) {
   snprintf(j->format, sizeof j->format, "%s", !strcmp(fmt, "pcm16") ? "pcm" : fmt);
   snprintf(j->voice, sizeof j->voice, "%s", voice);
   if (j->audio_out && !sy_audio_format_known(j->format))
-    return API_BAD(err, "audio.format", "unsupported_format", "audio.format '%s' is not supported by this build", fmt),
+    return API_BAD(err, "audio.format", "unsupported_format",
+                   "audio.format '%s' is not supported by this build", fmt),
            -1;
   return 0;
 }
@@ -747,7 +798,9 @@ static int voice_options(voice_job *j, const json_t *req, api_error *err) {
 static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a, api_error *err) {
   const json_t *dv = json_object_get(ia, "data");
   if (!json_is_string(dv))
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: input_audio must be {data: base64, format}", k), -1;
+    return API_BAD(err, "messages", "invalid_audio",
+                   "audio %zu: input_audio must be {data: base64, format}", k),
+           -1;
   const char *data = json_string_value(dv);
   size_t len = json_string_length(dv);
   const char *comma = len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
@@ -759,9 +812,12 @@ static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a
   unsigned char *bytes = NULL;
   size_t nb = 0;
   char e[256] = "";
-  if (len / 4 * 3 > max + 3 || sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) {
+  if (len / 4 * 3 > max + 3 ||
+      sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) {
     free(bytes);
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k, *e ? e : "larger than the upload limit"), -1;
+    return API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k,
+                   *e ? e : "larger than the upload limit"),
+           -1;
   }
   bool unsupported = false;
   sy_audio_limits lim = {.max_bytes = max, .max_seconds = API_MAX_AUDIO_SECONDS};
@@ -769,8 +825,9 @@ static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a
   free(bytes);
   if (rc != 0 || a->n < 2) {
     sy_audio_free(a);
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
-                   unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples"),
+    return API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s",
+                   k, unsupported ? " (a format this build cannot read)" : "",
+                   rc ? e : "it holds no samples"),
            -1;
   }
   return 0;
@@ -783,7 +840,8 @@ static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a
 static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_error *err) {
   json_t *tools = json_object_get(req, "tools");
   if (json_array_size(tools) > 0)
-    return API_BAD(err, "tools", "unsupported_parameter", "a voice turn speaks its answer: tools are not supported"),
+    return API_BAD(err, "tools", "unsupported_parameter",
+                   "a voice turn speaks its answer: tools are not supported"),
            -1;
   json_t *q = json_deep_copy(req);
   if (!q) return API_SERVER(err, "out_of_memory", "out of memory"), -1;
@@ -804,7 +862,8 @@ static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_
     if (role && !strcmp(role, "assistant") && json_is_object(json_object_get(m, "audio"))) {
       /* an earlier spoken answer: its transcript stands for it (audio is not kept here) */
       json_t *tr = json_object_get(json_object_get(m, "audio"), "transcript");
-      if (!json_is_string(content)) json_object_set_new(m, "content", json_is_string(tr) ? json_copy(tr) : json_string(""));
+      if (!json_is_string(content))
+        json_object_set_new(m, "content", json_is_string(tr) ? json_copy(tr) : json_string(""));
       json_object_del(m, "audio");
     }
     if (!json_is_array(content)) continue;
@@ -815,7 +874,8 @@ static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_
       if (!type || strcmp(type, "input_audio") != 0) continue;
       if (++k > API_MAX_AUDIO) {
         json_decref(q);
-        return API_BAD(err, "messages", "too_many_audio_parts", "at most %d input_audio parts per request", API_MAX_AUDIO),
+        return API_BAD(err, "messages", "too_many_audio_parts",
+                       "at most %d input_audio parts per request", API_MAX_AUDIO),
                -1;
       }
       if (!j->p->asr) {
@@ -848,13 +908,15 @@ static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_
   if (j->p->instruction) {
     const char *r0 = json_string_value(json_object_get(json_array_get(msgs, 0), "role"));
     if (!r0 || (strcmp(r0, "system") && strcmp(r0, "developer")))
-      json_array_insert_new(msgs, 0, json_pack("{s:s, s:s}", "role", "system", "content", j->p->instruction));
+      json_array_insert_new(
+          msgs, 0, json_pack("{s:s, s:s}", "role", "system", "content", j->p->instruction));
   }
   *out = q;
   return 1;
 }
 
-void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p, const json_t *req) {
+void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p,
+                     const json_t *req) {
   api_error err = {0};
   voice_job *j = calloc(1, sizeof *j);
   if (!j) {
@@ -873,7 +935,8 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   j->sentences = json_array();
   j->inputs = json_array();
   j->llm = j->tts = (step){.d = d};
-  j->finished = true; /* until the answer starts: an early return is a refusal, not a cancellation */
+  j->finished =
+      true; /* until the answer starts: an early return is a refusal, not a cancellation */
   random_id(j->id, sizeof j->id, "chatcmpl-");
   random_id(j->audio_id, sizeof j->audio_id, "audio_");
   snprintf(j->finish, sizeof j->finish, "stop");
@@ -903,7 +966,8 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   }
   if (g.media) {
     api_gen_clear(&g);
-    API_BAD(&err, "messages", "unsupported_content", "a voice pipeline takes text and input_audio parts, not images");
+    API_BAD(&err, "messages", "unsupported_content",
+            "a voice pipeline takes text and input_audio parts, not images");
     goto refuse;
   }
   json_t *msg = g.msg;

@@ -15,8 +15,9 @@
  * mono): the asr step's transcript, then the llm step with the pipeline's instruction as system
  * prompt and the transcript as user message. fmt is AUD_JSON, AUD_TEXT or AUD_VERBOSE (with
  * raw_text); language and prompt may be "" / NULL. Answers r. */
-void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p, const float *pcm,
-                           size_t n, const char *language, const char *prompt, int fmt);
+void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p,
+                           const float *pcm, size_t n, const char *language, const char *prompt,
+                           int fmt);
 
 /* The voice pipeline a chat request names, or NULL (any other model). */
 const matrix_pipeline *pipe_voice_of(const matrix *mx, const json_t *req);
@@ -25,7 +26,8 @@ const matrix_pipeline *pipe_voice_of(const matrix *mx, const json_t *req);
  * by the asr step, the conversation answered by the llm step, its text cut into sentences, each
  * spoken by the tts step as soon as it is complete; streamed or not. Answers r (the status is
  * readable with http_reply_status; X-Switchyard-Model names the pipeline). */
-void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p, const json_t *req);
+void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p,
+                     const json_t *req);
 
 /* A pipeline's entry in GET /v1/models: id, object "model", created, owned_by, and
  * "pipeline": {kind, asr, llm, tts}. */

@@ -1,11 +1,14 @@
 /* test_pipeline.c — the voice turn's sentence cutter (pipeline.c): where the llm's text is cut
  * for the tts step. */
-#include <cmocka.h>
+/* cmocka.h needs these before it */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <cmocka.h>
+/* clang-format on */
 
 #include "../../src/daemon/pipeline.h"
 

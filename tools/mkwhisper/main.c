@@ -1,14 +1,17 @@
 /* mkwhisper — write a random-weight whisper.cpp model in its legacy ggml format, for tests that
- * must run without downloaded models. whisper.cpp loads it as a real multilingual "tiny" model
- * (4 encoder and 4 decoder layers, 1500 audio and 448 text positions, 80 mel bins, the
- * multilingual vocabulary size 51865 so language detection and translation run), and transcribes
- * with it: the text is gibberish from a synthetic vocabulary, but every code path (mel, encoder,
- * language detection, decoding, timestamps, segments) runs for real.
+ * must run without downloaded models. whisper.cpp loads it as a real multilingual model ("tiny":
+ * 4 encoder and 4 decoder layers, "base": 6 and 6; 1500 audio and 448 text positions, 80 mel
+ * bins, the multilingual vocabulary size 51865 so language detection and translation run), and
+ * transcribes with it: the text is gibberish from a synthetic vocabulary, but every code path
+ * (mel, encoder, language detection, decoding, timestamps, segments) runs for real.
  *
- *   mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N]
+ *   mkwhisper -o OUT.bin [--seed N] [--preset tiny|base] [--width N] [--heads N] [--layers N]
  *
- * --width is the model width (n_audio_state = n_text_state; default 64, the real tiny is 384) and
- * --heads the attention heads (default 1; tiny has 6); narrow is much faster to run on a CPU.
+ * --width is the model width (n_audio_state = n_text_state; default 64, the real tiny is 384),
+ * --heads the attention heads (default 1; tiny has 6) and --layers the encoder and the decoder
+ * layers each (default 4); narrow is much faster to run on a CPU. --preset sets all three to a
+ * real model's shape (tiny: 384/6/4, base: 512/8/6; options after it override), for benchmarks
+ * whose compute must match the real model's.
  * The layout mirrors whisper.cpp's whisper_model_load: magic, 11 int32 hyper-parameters, the mel
  * filter bank (n_mel × n_fft float32), the vocabulary (count, then length-prefixed strings), then
  * each tensor as n_dims, name length, type, dims (innermost first), name, data. Matrices and
@@ -26,7 +29,7 @@
 #error "mkwhisper writes host-order numbers; whisper.cpp files are little endian"
 #endif
 
-enum { N_VOCAB = 51865, N_FILE_VOCAB = 50257, AUDIO_CTX = 1500, TEXT_CTX = 448, N_MELS = 80, N_FFT = 201, LAYERS = 4 };
+enum { N_VOCAB = 51865, N_FILE_VOCAB = 50257, AUDIO_CTX = 1500, TEXT_CTX = 448, N_MELS = 80, N_FFT = 201 };
 enum { T_F32 = 0, T_F16 = 1 };
 
 static uint64_t rng_state;
@@ -67,7 +70,7 @@ static uint16_t f32_to_f16(float f) {
 }
 
 static FILE *out;
-static int width = 64, heads = 1;
+static int width = 64, heads = 1, layers = 4;
 
 static void put_i32(int32_t v) { fwrite(&v, 4, 1, out); }
 
@@ -156,13 +159,14 @@ static void vocab(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N]\n"
-                  "  a random-weight multilingual whisper.cpp model of the tiny shape (default width 64, 1 head)\n");
+  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--preset tiny|base] [--width N] [--heads N] [--layers N]\n"
+                  "  a random-weight multilingual whisper.cpp model (default width 64, 1 head, 4+4 layers)\n");
 }
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"seed", required_argument, 0, 's'},
                                        {"width", required_argument, 0, 'w'}, {"heads", required_argument, 0, 'h'},
+                                       {"layers", required_argument, 0, 'l'}, {"preset", required_argument, 0, 'p'},
                                        {0, 0, 0, 0}};
   const char *path = NULL;
   unsigned long long seed = 1;
@@ -172,12 +176,15 @@ int main(int argc, char **argv) {
     else if (c == 's') seed = strtoull(optarg, NULL, 10);
     else if (c == 'w') width = atoi(optarg);
     else if (c == 'h') heads = atoi(optarg);
+    else if (c == 'l') layers = atoi(optarg);
+    else if (c == 'p' && strcmp(optarg, "tiny") == 0) width = 384, heads = 6, layers = 4;
+    else if (c == 'p' && strcmp(optarg, "base") == 0) width = 512, heads = 8, layers = 6;
     else {
       usage();
       return 2;
     }
   }
-  if (!path || width < 8 || width > 4096 || heads < 1 || width % heads) {
+  if (!path || width < 8 || width > 4096 || heads < 1 || width % heads || layers < 1 || layers > 64) {
     usage();
     return 2;
   }
@@ -188,7 +195,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   put_i32(0x67676d6c);
-  int32_t hp[11] = {N_VOCAB, AUDIO_CTX, width, heads, LAYERS, TEXT_CTX, width, heads, LAYERS, N_MELS, 1 /* f16 */};
+  int32_t hp[11] = {N_VOCAB, AUDIO_CTX, width, heads, layers, TEXT_CTX, width, heads, layers, N_MELS, 1 /* f16 */};
   for (int i = 0; i < 11; i++) put_i32(hp[i]);
   put_i32(N_MELS);
   put_i32(N_FFT);
@@ -207,12 +214,12 @@ int main(int argc, char **argv) {
   tensor("encoder.conv2.bias", T_F32, F_ZEROS, 2, 1, w, 1);
   tensor("encoder.ln_post.weight", T_F32, F_ONES, 1, w, 1, 1);
   tensor("encoder.ln_post.bias", T_F32, F_ZEROS, 1, w, 1, 1);
-  for (int i = 0; i < LAYERS; i++) block("encoder", i, false);
+  for (int i = 0; i < layers; i++) block("encoder", i, false);
   tensor("decoder.positional_embedding", T_F32, F_RANDOM, 2, w, TEXT_CTX, 1);
   tensor("decoder.token_embedding.weight", T_F16, F_RANDOM, 2, w, N_VOCAB, 1);
   tensor("decoder.ln.weight", T_F32, F_ONES, 1, w, 1, 1);
   tensor("decoder.ln.bias", T_F32, F_ZEROS, 1, w, 1, 1);
-  for (int i = 0; i < LAYERS; i++) block("decoder", i, true);
+  for (int i = 0; i < layers; i++) block("decoder", i, true);
   if (fclose(out) != 0) {
     fprintf(stderr, "mkwhisper: %s: %s\n", path, strerror(errno));
     return 1;

@@ -65,7 +65,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-router clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-router bench-voice clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -199,6 +199,10 @@ bench-speech: $(BIN)/switchyard $(BIN)/switchyard-espeak $(BIN)/bench-speech
 # whisper-server is built by the script, from the engine cache's sources, outside the repository
 bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkwhisper
 	bench/speech_asr.sh
+
+# a voice turn (pipeline.c) end to end, split by stage (docs/PERFORMANCE.md, "Voice turn")
+bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/switchyard-espeak
+	bench/voice_turn.sh
 
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "events.h"
+#include "pipeline.h"
 #include "sse.h"
 
 /* ---- small helpers ---- */
@@ -822,6 +823,11 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
   }
   if (id) {
     const matrix_model *m = matrix_find(mx, id);
+    const matrix_pipeline *pp = m ? NULL : matrix_find_pipeline(mx, id);
+    if (pp) {
+      http_reply_json(r, 200, pipe_model_json(pp, d->started));
+      return;
+    }
     if (!m) {
       api_error err;
       api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
@@ -835,6 +841,7 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
   json_t *data = json_array();
   for (size_t i = 0; i < mx->n_models; i++) json_array_append_new(data, model_json(d, &mx->models[i]));
   for (size_t i = 0; i < mx->n_routers; i++) json_array_append_new(data, api_router_model_json(d, mx, &mx->routers[i]));
+  for (size_t i = 0; i < mx->n_pipelines; i++) json_array_append_new(data, pipe_model_json(&mx->pipelines[i], d->started));
   http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -967,7 +974,23 @@ void api_handle(void *ud, http_req *r) {
       return;
     }
     atomic_fetch_add(&d->requests, 1);
-    if (which >= 3) handle_rerank(d, r, req, &obs);
+    const matrix *mx = d->mx;
+    const matrix_pipeline *voice = which == 0 ? pipe_voice_of(mx, req) : NULL;
+    const matrix_pipeline *other = which <= 1 && !voice
+                                       ? matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")))
+                                       : NULL;
+    if (other) {
+      api_error_set(&err, 400, "invalid_request_error", "wrong_capability", "model",
+                    "'%s' is a %s pipeline: %s", other->name, matrix_pipeline_kind_name(other->kind),
+                    other->kind == MATRIX_PIPE_VOICE ? "use it with /v1/chat/completions"
+                                                     : "use it with /v1/audio/transcriptions");
+      fail(r, &obs, &err);
+    } else if (voice) { /* pipeline.c; counted as the audio endpoints are, under the pipeline's name */
+      pipe_voice_turn(d, r, mx, voice, req);
+      obs.model = metrics_model(obs.mt, voice->name);
+      unsigned st = http_reply_status(r);
+      obs_end(&obs, st ? (int)st : 499);
+    } else if (which >= 3) handle_rerank(d, r, req, &obs);
     else if (which == 2) handle_embed(d, r, req, &obs);
     else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);

@@ -18,6 +18,7 @@
 #include "audio.h"
 #include "log.h"
 #include "multipart.h"
+#include "pipeline.h"
 #include "sse.h"
 
 /* ---- pure helpers -------------------------------------------------------------------------- */
@@ -260,6 +261,7 @@ static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
 
 typedef struct tr_form {
   const matrix_model *model;
+  const matrix_pipeline *pipe; /* a transcribe_clean pipeline: model is its asr step */
   const mp_part *file;
   char language[40];
   char *prompt;
@@ -301,7 +303,13 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
   char name[256];
   if (p && field_str(p, name, sizeof name) != 0)
     return API_BAD(err, "model", "invalid_value", "'model' is not a model name"), -1;
-  json_t *req = p ? json_pack("{s:s}", "model", name) : json_object();
+  f->pipe = p ? matrix_find_pipeline(mx, name) : NULL; /* pipeline.c: its asr step is checked as the model */
+  if (f->pipe && (translate || f->pipe->kind != MATRIX_PIPE_TRANSCRIBE_CLEAN))
+    return API_BAD(err, "model", "wrong_capability", "'%s' is a %s pipeline: %s", name,
+                   matrix_pipeline_kind_name(f->pipe->kind),
+                   translate ? "translations need a whisper model" : "use it with /v1/chat/completions"),
+           -1;
+  json_t *req = p ? json_pack("{s:s}", "model", f->pipe ? f->pipe->asr : name) : json_object();
   f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE, translate ? "translation" : "transcription", err);
   json_decref(req);
   if (!f->model) return -1;
@@ -372,7 +380,13 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
     return API_BAD(err, "timestamp_granularities", "invalid_value",
                    "timestamp_granularities needs response_format verbose_json"),
            -1;
-  if (llm && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
+  if (f->pipe && (f->fmt == AUD_SRT || f->fmt == AUD_VTT || f->stream))
+    return API_BAD(err, f->stream ? "stream" : "response_format", "unsupported_parameter",
+                   "pipeline '%s' answers json, text or verbose_json, not streamed (its cleaned text has no "
+                   "timestamps)",
+                   f->pipe->name),
+           -1;
+  if (llm && !f->pipe && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
     return API_BAD(err, "response_format", "unsupported_parameter",
                    "response_format %s needs timestamps, which model '%s' (an audio LLM) does not give: use json or "
                    "text",
@@ -421,7 +435,8 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     http_reply_error(r, &err);
     return;
   }
-  if (parse_form(d->mx, r, translate, parts, &f, &err) != 0) {
+  const matrix *mx = d->mx;
+  if (parse_form(mx, r, translate, parts, &f, &err) != 0) {
     free(f.prompt);
     free(parts);
     http_reply_error(r, &err);
@@ -444,6 +459,12 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     sy_audio_free(&a);
     free(f.prompt);
     http_reply_error(r, &err);
+    return;
+  }
+  if (f.pipe) { /* transcribe and clean: pipeline.c runs the steps and answers */
+    pipe_transcribe_clean(d, r, mx, f.pipe, a.pcm, a.n, f.language, f.prompt, f.fmt);
+    sy_audio_free(&a);
+    free(f.prompt);
     return;
   }
   bool llm = f.model->engine == MATRIX_ENGINE_LLAMA;

@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -163,6 +164,7 @@ typedef struct loader {
   size_t errlen;
   matrix *m;
   opts defaults;
+  struct pipe_marks *pipe_marks; /* where each pipeline's names are, for the checks after discovery */
 } loader;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -1295,12 +1297,13 @@ enum {
   K_MEMORY,
   K_SCHEDULING,
   K_BUILTIN_VOICE,
+  K_PIPELINES,
   K_ROUTERS,
   K_N
 };
 static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level", "limits",
                                           "defaults", "models", "memory", "scheduling", "builtin_voice",
-                                          "routers"};
+                                          "pipelines", "routers"};
 
 /* ---- routers ----------------------------------------------------------------------------------
  * A router is a virtual model (docs/CONFIG.md "routers"): its routes name real models, its rules
@@ -1483,6 +1486,8 @@ static int load_router(loader *l, const yaml_node_t *n, size_t idx, matrix_route
   for (size_t i = 0; i < idx; i++) /* the routers before this one */
     if (!strcmp(l->m->routers[i].name, rt->name))
       return at(l, v[RT_NAME], "%s: router '%s' is defined twice", kp, rt->name);
+  const matrix_pipeline *pl = matrix_find_pipeline(l->m, rt->name); /* pipelines are read first */
+  if (pl) return at(l, v[RT_NAME], "%s: '%s' is already used by pipeline '%s' (%s)", kp, rt->name, pl->name, pl->source);
   char src[PATH_MAX + 32];
   snprintf(src, sizeof src, "%s:%zu", l->file, n->start_mark.line + 1);
   if (!(rt->source = strdup(src))) return oom(l);
@@ -1617,6 +1622,8 @@ static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
   return 0;
 }
 
+static int load_pipelines(loader *l, const yaml_node_t *n);
+
 static int load_root(loader *l, const yaml_node_t *root) {
   matrix *m = l->m;
   char g[64];
@@ -1731,7 +1738,218 @@ static int load_root(loader *l, const yaml_node_t *root) {
       if (!e || load_model(l, e, i)) return -1;
     }
   }
+  if (v[K_PIPELINES] && load_pipelines(l, v[K_PIPELINES])) return -1; /* after the models: steps name them */
   if (v[K_ROUTERS] && !is_null(v[K_ROUTERS]) && load_routers(l, v[K_ROUTERS])) return -1; /* after the models */
+  return 0;
+}
+
+
+/* ---- pipelines (virtual models whose steps are other models) --------------------------------
+ * Parsed after the models; their step names are checked in pipelines_check, after discovery,
+ * since a step may name a discovered model or the built-in voice. */
+
+enum { P_NAME, P_KIND, P_ASR, P_LLM, P_TTS, P_VOICE, P_INSTRUCTION, P_MAX_TOKENS, P_TEMPERATURE,
+       P_SENTENCE_CHARS, P_N };
+static const char *const pipe_keys[P_N] = {"name",  "kind",        "asr",        "llm",
+                                           "tts",   "voice",       "instruction", "max_tokens",
+                                           "temperature", "sentence_chars"};
+#define PIPE_MAX 256
+#define PIPE_MAX_INSTRUCTION 16384
+
+/* Positions of a pipeline's name and its three steps (0: none). */
+typedef struct pipe_marks {
+  size_t line[4], col[4]; /* [0] name, [1] asr, [2] llm, [3] tts */
+} pipe_marks;
+
+const char *matrix_pipeline_kind_name(enum matrix_pipeline_kind k) {
+  return k == MATRIX_PIPE_VOICE ? "voice" : "transcribe_clean";
+}
+
+static void pipeline_clear(matrix_pipeline *p) {
+  free(p->name);
+  free(p->asr);
+  free(p->llm);
+  free(p->tts);
+  free(p->voice);
+  free(p->instruction);
+  free(p->source);
+  memset(p, 0, sizeof *p);
+}
+
+const matrix_pipeline *matrix_find_pipeline(const matrix *m, const char *name) {
+  if (!m || !name) return NULL;
+  for (size_t i = 0; i < m->n_pipelines; i++)
+    if (!strcmp(m->pipelines[i].name, name)) return &m->pipelines[i];
+  return NULL;
+}
+
+static void mark(pipe_marks *mk, int i, const yaml_node_t *n) {
+  mk->line[i] = n->start_mark.line + 1;
+  mk->col[i] = n->start_mark.column + 1;
+}
+
+static int load_pipeline(loader *l, const yaml_node_t *n, size_t idx) {
+  char path[64], p[128], g[64];
+  snprintf(path, sizeof path, "pipelines[%zu]", idx);
+  yaml_node_t *v[P_N];
+  if (want_map(l, n, path, pipe_keys, P_N, v)) return -1;
+  matrix_pipeline mp = {.max_tokens = UNSET, .temperature = NAN};
+  pipe_marks mk = {0};
+  const char *s;
+  if (!v[P_NAME]) goto missing_name;
+  snprintf(p, sizeof p, "%s.name", path);
+  if (want_str(l, v[P_NAME], p, &s) || check_name(l, v[P_NAME], p, s, NULL)) goto fail;
+  const matrix_pipeline *other = matrix_find_pipeline(l->m, s);
+  if (other) {
+    at(l, v[P_NAME], "%s: '%s' is already used by pipeline '%s' (%s)", p, s, other->name, other->source);
+    goto fail;
+  }
+  if (!(mp.name = strdup(s))) goto oom;
+  mark(&mk, 0, v[P_NAME]);
+  if (!v[P_KIND]) {
+    at(l, n, "%s: missing required key 'kind' (transcribe_clean or voice)", path);
+    goto fail;
+  }
+  snprintf(p, sizeof p, "%s.kind", path);
+  if (want_str(l, v[P_KIND], p, &s)) goto fail;
+  if (!strcmp(s, "voice")) mp.kind = MATRIX_PIPE_VOICE;
+  else if (strcmp(s, "transcribe_clean") != 0) {
+    at(l, v[P_KIND], "%s: unknown kind '%s' (known: transcribe_clean, voice)", p, s);
+    goto fail;
+  }
+  bool voice = mp.kind == MATRIX_PIPE_VOICE;
+  char **steps[3] = {&mp.asr, &mp.llm, &mp.tts};
+  for (int i = 0; i < 3; i++) {
+    yaml_node_t *sv = v[P_ASR + i];
+    bool required = i == 1 || (i == 0 && !voice) || (i == 2 && voice);
+    if (!sv && required) {
+      at(l, n, "%s: a %s pipeline needs the step '%s'", path, voice ? "voice" : "transcribe_clean", pipe_keys[P_ASR + i]);
+      goto fail;
+    }
+    if (!sv) continue;
+    snprintf(p, sizeof p, "%s.%s", path, pipe_keys[P_ASR + i]);
+    if (i == 2 && !voice) {
+      at(l, sv, "%s: only a voice pipeline has a tts step", p);
+      goto fail;
+    }
+    if (want_str_dup(l, sv, p, steps[i])) goto fail;
+    mark(&mk, 1 + i, sv);
+  }
+  if (v[P_VOICE]) {
+    snprintf(p, sizeof p, "%s.voice", path);
+    if (!voice) {
+      at(l, v[P_VOICE], "%s: only a voice pipeline has a voice", p);
+      goto fail;
+    }
+    if (want_str_dup(l, v[P_VOICE], p, &mp.voice)) goto fail;
+    if (strlen(mp.voice) > 100) {
+      at(l, v[P_VOICE], "%s: longer than 100 characters", p);
+      goto fail;
+    }
+  }
+  if (v[P_INSTRUCTION]) {
+    snprintf(p, sizeof p, "%s.instruction", path);
+    if (want_str_dup(l, v[P_INSTRUCTION], p, &mp.instruction)) goto fail;
+    if (strlen(mp.instruction) > PIPE_MAX_INSTRUCTION) {
+      at(l, v[P_INSTRUCTION], "%s: longer than %d bytes", p, PIPE_MAX_INSTRUCTION);
+      goto fail;
+    }
+  }
+  snprintf(p, sizeof p, "%s.max_tokens", path);
+  if (v[P_MAX_TOKENS] && want_int(l, v[P_MAX_TOKENS], p, 1, 32768, &mp.max_tokens)) goto fail;
+  if (mp.max_tokens == UNSET) mp.max_tokens = voice ? 512 : 1024;
+  mp.temperature = voice ? -1 : 0;
+  if (v[P_TEMPERATURE]) {
+    snprintf(p, sizeof p, "%s.temperature", path);
+    char *end = NULL;
+    const char *t = v[P_TEMPERATURE]->type == YAML_SCALAR_NODE ? sval(v[P_TEMPERATURE]) : NULL;
+    double d = t && *t ? strtod(t, &end) : NAN;
+    if (!t || !*t || *end || !(d >= 0 && d <= 2)) {
+      at(l, v[P_TEMPERATURE], "%s: expected a number from 0 to 2, got %s", p, got(v[P_TEMPERATURE], g, sizeof g));
+      goto fail;
+    }
+    mp.temperature = d;
+  }
+  mp.sentence_chars = 200;
+  if (v[P_SENTENCE_CHARS]) {
+    snprintf(p, sizeof p, "%s.sentence_chars", path);
+    if (!voice) {
+      at(l, v[P_SENTENCE_CHARS], "%s: only a voice pipeline cuts sentences", p);
+      goto fail;
+    }
+    if (want_int(l, v[P_SENTENCE_CHARS], p, 8, 4000, &mp.sentence_chars)) goto fail;
+  }
+  char src[PATH_MAX + 32];
+  snprintf(src, sizeof src, "%s:%zu", l->file, n->start_mark.line + 1);
+  if (!(mp.source = strdup(src))) goto oom;
+  if (l->m->n_pipelines >= PIPE_MAX) {
+    at(l, n, "%s: more than %d pipelines", path, PIPE_MAX);
+    goto fail;
+  }
+  matrix_pipeline *np = realloc(l->m->pipelines, (l->m->n_pipelines + 1) * sizeof *np);
+  pipe_marks *nm = realloc(l->pipe_marks, (l->m->n_pipelines + 1) * sizeof *nm);
+  if (np) l->m->pipelines = np;
+  if (nm) l->pipe_marks = nm;
+  if (!np || !nm) goto oom;
+  nm[l->m->n_pipelines] = mk;
+  np[l->m->n_pipelines++] = mp;
+  return 0;
+missing_name:
+  at(l, n, "%s: missing required key 'name'", path);
+  goto fail;
+oom:
+  oom(l);
+fail:
+  pipeline_clear(&mp);
+  return -1;
+}
+
+static int load_pipelines(loader *l, const yaml_node_t *n) {
+  if (is_null(n)) return 0;
+  if (want_kind(l, n, "pipelines", YAML_SEQUENCE_NODE)) return -1;
+  size_t i = 0;
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
+    yaml_node_t *e = node(l, *it);
+    if (!e || load_pipeline(l, e, i)) return -1;
+  }
+  return 0;
+}
+
+/* The steps against the whole matrix (configured, discovered and built-in models): each names a
+ * model with the capability its role needs, and no model took a pipeline's name. */
+static int pipelines_check(loader *l) {
+  static const unsigned need[3] = {MATRIX_CAP_TRANSCRIBE, MATRIX_CAP_CHAT, MATRIX_CAP_SPEECH};
+  static const char *const what[3] = {"transcribe", "chat", "speak"};
+  const matrix *m = l->m;
+  for (size_t i = 0; i < m->n_pipelines; i++) {
+    const matrix_pipeline *pp = &m->pipelines[i];
+    const pipe_marks *mk = &l->pipe_marks[i];
+    const matrix_model *o = matrix_find(m, pp->name);
+    bool builtin = m->builtin_voice && !matrix_find(m, MATRIX_BUILTIN_VOICE);
+    if (o || (builtin && !strcmp(pp->name, MATRIX_BUILTIN_VOICE))) {
+      set_err(l->err, l->errlen, "%s:%zu:%zu: pipelines[%zu].name: '%s' is already used by model '%s' (%s)", l->file,
+              mk->line[0], mk->col[0], i, pp->name, o ? o->name : MATRIX_BUILTIN_VOICE, o ? o->source : "(built-in)");
+      return -1;
+    }
+    const char *steps[3] = {pp->asr, pp->llm, pp->tts};
+    for (int k = 0; k < 3; k++) {
+      if (!steps[k]) continue;
+      const matrix_model *sm = matrix_find(m, steps[k]);
+      if (!sm && k == 2 && builtin && !strcmp(steps[k], MATRIX_BUILTIN_VOICE)) continue; /* added later */
+      char caps[128];
+      if (!sm) {
+        set_err(l->err, l->errlen, "%s:%zu:%zu: pipelines[%zu].%s: no model is named '%s'", l->file, mk->line[1 + k],
+                mk->col[1 + k], i, pipe_keys[P_ASR + k], steps[k]);
+        return -1;
+      }
+      if (!(sm->caps & need[k])) {
+        set_err(l->err, l->errlen, "%s:%zu:%zu: pipelines[%zu].%s: model '%s' cannot %s (its capabilities: %s)",
+                l->file, mk->line[1 + k], mk->col[1 + k], i, pipe_keys[P_ASR + k], steps[k], what[k],
+                matrix_caps_str(sm->caps, caps, sizeof caps));
+        return -1;
+      }
+    }
+  }
   return 0;
 }
 
@@ -1871,11 +2089,14 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
     opts dflt = l.defaults;
     if (discover(m, &dflt, err, errlen)) goto fail;
   }
+  if (pipelines_check(&l)) goto fail;
+  free(l.pipe_marks);
   if (router_check(m, err, errlen)) goto fail;
   return m;
 oom:
   set_err(err, errlen, "out of memory");
 fail:
+  free(l.pipe_marks);
   matrix_free(m);
   return NULL;
 }
@@ -1884,6 +2105,8 @@ void matrix_free(matrix *m) {
   if (!m) return;
   for (size_t i = 0; i < m->n_models; i++) model_clear(&m->models[i]);
   free(m->models);
+  for (size_t i = 0; i < m->n_pipelines; i++) pipeline_clear(&m->pipelines[i]);
+  free(m->pipelines);
   for (size_t i = 0; i < m->n_routers; i++) router_clear(&m->routers[i]);
   free(m->routers);
   free(m->path);

@@ -92,6 +92,32 @@ typedef struct matrix_model {
   matrix_external *ext;  /* engine: external only, else NULL */
 } matrix_model;
 
+/* A pipeline: a named virtual model whose steps are other models (docs/CONFIG.md "pipelines").
+ * Steps are kept by name and resolved with matrix_find at request time (the models array moves
+ * when the built-in voice is added). */
+enum matrix_pipeline_kind { MATRIX_PIPE_TRANSCRIBE_CLEAN = 0, MATRIX_PIPE_VOICE };
+typedef struct matrix_pipeline {
+  char *name;            /* unique among model names, aliases and pipelines */
+  enum matrix_pipeline_kind kind;
+  char *asr;             /* speech to text: a transcribe model (whisper or audio LLM); voice: optional */
+  char *llm;             /* a chat model */
+  char *tts;             /* voice: a speech model */
+  char *voice;           /* voice: the default voice; NULL = the speech model's own default */
+  char *instruction;     /* the LLM's system prompt (transcribe_clean: MATRIX_CLEAN_PROMPT when NULL;
+                            voice: none when NULL) */
+  int max_tokens;        /* the LLM step's bound; default 1024 (clean) / 512 (voice) */
+  double temperature;    /* the LLM step's; default 0 (clean) / -1 = the request's (voice) */
+  int sentence_chars;    /* voice: text longer than this is cut at a space for speech; default 200 */
+  char *source;          /* "path:line" of its definition */
+} matrix_pipeline;
+
+/* The default clean-up instruction of a transcribe_clean pipeline. */
+#define MATRIX_CLEAN_PROMPT                                                                           \
+  "You clean up speech transcripts. Rewrite the transcript the user sends: remove filler words "    \
+  "(um, uh, like, you know), stutters, repeated words and false starts; add punctuation, "           \
+  "capitalisation and paragraph breaks. Keep the speaker's own words and meaning: do not "           \
+  "summarise, answer, translate or add anything. Reply with the cleaned transcript only."
+
 /* ---- routers: virtual models whose requests go to one of several real models (router.c) ---- */
 
 #define MATRIX_MAX_ROUTERS 64
@@ -165,6 +191,8 @@ typedef struct matrix {
   bool builtin_voice;    /* builtin_voice: add the built-in `speak` model (espeak); default true */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
+  matrix_pipeline *pipelines; /* the config's pipelines, in file order */
+  size_t n_pipelines;
   matrix_router *routers; /* routers: in file order */
   size_t n_routers;
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
@@ -195,6 +223,10 @@ int matrix_add_builtins(matrix *m);
 /* Find a model by name or alias (exact match); NULL if none. */
 const matrix_model *matrix_find(const matrix *m, const char *name);
 
+/* Find a pipeline by name (exact match); NULL if none. */
+const matrix_pipeline *matrix_find_pipeline(const matrix *m, const char *name);
+/* "transcribe_clean", "voice" */
+const char *matrix_pipeline_kind_name(enum matrix_pipeline_kind k);
 /* True if path is one an external engine may list in its routes. */
 bool matrix_ext_route(const char *path);
 /* True if the external model m serves path (one of its routes). */

@@ -933,6 +933,96 @@ static void test_external(void **state) {
            "2:55: models[0].external.bogus: unknown key");
 }
 
+/* pipelines: steps by role, checked against the whole matrix (the built-in voice included) after
+ * the models; names unique with the models'. */
+static void test_pipelines(void **state) {
+  (void)state;
+  write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
+  write_gguf("chat.gguf", CHAT);
+  write_gguf("plain.gguf", BASE);
+  const char *models = "models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
+                       "  - {name: lm, file: chat.gguf, aliases: [light]}\n"
+                       "  - {name: base, file: plain.gguf}\n";
+  char y[2048];
+  snprintf(y, sizeof y,
+           "pipelines:\n  - {name: clean, kind: transcribe_clean, asr: asr, llm: light}\n"
+           "  - name: talk\n    kind: voice\n    asr: asr\n    llm: lm\n    tts: speak\n    voice: en-us\n"
+           "    instruction: Be brief.\n    max_tokens: 64\n    temperature: 0.5\n    sentence_chars: 40\n%s",
+           models);
+  matrix *m = load_ok(y);
+  assert_int_equal(m->n_pipelines, 2);
+  const matrix_pipeline *c = matrix_find_pipeline(m, "clean"), *t = matrix_find_pipeline(m, "talk");
+  assert_non_null(c);
+  assert_non_null(t);
+  assert_null(matrix_find(m, "clean")); /* a pipeline is not a model */
+  assert_int_equal(c->kind, MATRIX_PIPE_TRANSCRIBE_CLEAN);
+  assert_string_equal(c->asr, "asr");
+  assert_string_equal(c->llm, "light");
+  assert_null(c->tts);
+  assert_null(c->instruction); /* MATRIX_CLEAN_PROMPT at run time */
+  assert_int_equal(c->max_tokens, 1024);
+  assert_true(c->temperature == 0.0);
+  assert_int_equal(t->kind, MATRIX_PIPE_VOICE);
+  assert_string_equal(t->tts, "speak");
+  assert_string_equal(t->voice, "en-us");
+  assert_string_equal(t->instruction, "Be brief.");
+  assert_int_equal(t->max_tokens, 64);
+  assert_true(t->temperature == 0.5);
+  assert_int_equal(t->sentence_chars, 40);
+  assert_string_equal(matrix_pipeline_kind_name(t->kind), "voice");
+  matrix_free(m);
+  /* a voice pipeline needs no asr (text in, speech out) */
+  snprintf(y, sizeof y, "pipelines:\n  - {name: v, kind: voice, llm: lm, tts: speak}\n%s", models);
+  m = load_ok(y);
+  assert_null(m->pipelines[0].asr);
+  assert_true(m->pipelines[0].temperature < 0);
+  assert_int_equal(m->pipelines[0].sentence_chars, 200);
+  matrix_free(m);
+
+  static const struct { const char *p, *want; } bad[] = {
+      {"pipelines:\n  - {kind: voice}\n", "2:5: pipelines[0]: missing required key 'name'"},
+      {"pipelines:\n  - {name: x, kind: music, llm: lm}\n", "2:21: pipelines[0].kind: unknown kind 'music' (known: transcribe_clean, voice)"},
+      {"pipelines:\n  - {name: x, llm: lm}\n", "2:5: pipelines[0]: missing required key 'kind' (transcribe_clean or voice)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, llm: lm}\n", "2:5: pipelines[0]: a transcribe_clean pipeline needs the step 'asr'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm}\n", "2:5: pipelines[0]: a voice pipeline needs the step 'tts'"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: asr, llm: lm, tts: speak}\n",
+       "2:63: pipelines[0].tts: only a voice pipeline has a tts step"},
+      {"pipelines:\n  - {name: lm, kind: voice, llm: lm, tts: speak}\n",
+       "2:12: pipelines[0].name: 'lm' is already used by model 'lm' ({F}:5)"},
+      {"pipelines:\n  - {name: speak, kind: voice, llm: lm, tts: speak}\n",
+       "2:12: pipelines[0].name: 'speak' is already used by model 'speak' ((built-in))"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n  - {name: x, kind: voice, llm: lm, tts: speak}\n",
+       "3:12: pipelines[1].name: 'x' is already used by pipeline 'x' ({F}:2)"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: nope, tts: speak}\n", "2:33: pipelines[0].llm: no model is named 'nope'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: base, tts: speak}\n",
+       "2:33: pipelines[0].llm: model 'base' cannot chat (its capabilities: completion)"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: asr}\n",
+       "2:42: pipelines[0].tts: model 'asr' cannot speak (its capabilities: transcribe)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: lm, llm: lm}\n",
+       "2:44: pipelines[0].asr: model 'lm' cannot transcribe (its capabilities: chat,completion)"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, temperature: hot}\n",
+       "2:62: pipelines[0].temperature: expected a number from 0 to 2, got 'hot'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, sentence_chars: 2}\n",
+       "2:65: pipelines[0].sentence_chars: 2 is out of range (8..4000)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: asr, llm: lm, voice: a}\n",
+       "2:65: pipelines[0].voice: only a voice pipeline has a voice"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, steps: []}\n", "2:49: pipelines[0].steps: unknown key"},
+      {"pipelines: {name: x}\n", "1:12: pipelines: expected a list, got a mapping"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(y, sizeof y, "%s%s", bad[i].p, models);
+    load_bad(y, bad[i].want);
+  }
+  /* builtin_voice: false: speak is no model any more */
+  snprintf(y, sizeof y, "builtin_voice: false\npipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s",
+           models);
+  load_bad(y, "3:42: pipelines[0].tts: no model is named 'speak'");
+  /* a router may not take a pipeline's name */
+  snprintf(y, sizeof y, "pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s"
+                        "routers:\n  - {name: x, routes: {a: lm}, default: a}\n", models);
+  load_bad(y, "8:12: routers[0].name: 'x' is already used by pipeline 'x' ({D}/config.yaml:2)");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_all_keys, setup, teardown),
@@ -950,6 +1040,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_mmproj_speech, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_external, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelines, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,12 +94,22 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
     API_BAD(err, "seed", "invalid_type", "'seed' must be an integer >= 0");
     return -1;
   }
+  /* a Switchyard extension: the language a neural voice speaks (Qwen3-TTS); else the voice's */
+  json_t *lang = json_object_get(req, "language");
+  if (lang && !json_is_null(lang) &&
+      !(json_is_string(lang) && json_string_length(lang) >= 1 && json_string_length(lang) <= 32 &&
+        strspn(json_string_value(lang), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") ==
+            json_string_length(lang))) {
+    API_BAD(err, "language", "invalid_value", "'language' must be a language code or name such as en or english");
+    return -1;
+  }
   out->msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", in, "voice", voice, "speed", speed);
   if (!out->msg) {
     API_SERVER(err, "out_of_memory", "out of memory");
     return -1;
   }
   if (json_is_integer(seed)) json_object_set(out->msg, "seed", seed);
+  if (json_is_string(lang)) json_object_set(out->msg, "language", lang);
   out->model = m;
   snprintf(out->format, sizeof out->format, "%s", fmt);
   out->sse = sse;

@@ -3180,6 +3180,14 @@ static void speech_qwen3tts_body(void) {
   free(s);
   CHECK(is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
   resp_clear(&r);
+  bad = q3_body("hi", "wav", "ref", 1);
+  json_object_set_new(bad, "language", json_string("klingon"));
+  s = json_dumps(bad, JSON_COMPACT);
+  json_decref(bad);
+  http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
+  free(s);
+  CHECK(is_error(&r, 400, "invalid_language"), "a language the talker lacks: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
 }
 
 static void t_speech_qwen3tts(void) {

@@ -298,6 +298,7 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
     return -1;
   }
   json_object_foreach((json_t *)voices, name, path) {
+    if (json_is_object(path)) path = json_object_get(path, "audio"); /* {audio, language} */
     if (!json_is_string(path) || st->n_voices >= SP_MAX_VOICES) {
       snprintf(err, err_len, "load: \"voices\" takes at most %d {name: path} entries",
                SP_MAX_VOICES);

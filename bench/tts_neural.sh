@@ -5,7 +5,8 @@
 # pairs and, unless BENCH_TTS_BIG=0, a Qwen3-TTS pair of the real 0.6B shape (talker q8_0,
 # projector f16 with the real code2wav widths; written once, ~1 GiB, kept in build/bench).
 # Knobs: BENCH_RUNS (3 for the tiny pairs; the 0.6B pair runs once), BENCH_TEXTS (1 or 2: the
-# one-sentence text, then also the five-sentence one). See docs/PERFORMANCE.md, "Neural speech".
+# one-sentence text, then also the five-sentence one), BENCH_TTS_THREADS (the models' `threads`;
+# default: the worker's, all cores). See docs/PERFORMANCE.md, "Neural speech".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=build/bench
@@ -34,8 +35,9 @@ cfg=$out/tts.yaml
 {
   printf 'log_level: warn\nbuiltin_voice: false\nmodels:\n'
   for m in tiny-pocket tiny-qwen3tts $([ "$big" = 1 ] && echo qwen3tts-0.6b); do
-    printf '  - {name: %s, file: %s, mmproj: %s, context: 4096, keep_alive: -1}\n' \
-      "$m" "$PWD/$models/$m.gguf" "$PWD/$models/$m-mmproj.gguf"
+    printf '  - {name: %s, file: %s, mmproj: %s, context: 4096, keep_alive: -1%s}\n' \
+      "$m" "$PWD/$models/$m.gguf" "$PWD/$models/$m-mmproj.gguf" \
+      "${BENCH_TTS_THREADS:+, threads: $BENCH_TTS_THREADS}"
   done
 } >"$cfg"
 port=$((20000 + RANDOM % 20000))

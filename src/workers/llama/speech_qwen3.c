@@ -96,6 +96,9 @@ struct q3s_state {
   size_t dec_state_n;
   uint32_t frame_no, seed_base;
   int64_t samples;
+  /* where the time goes, for the log line at the end of a request (ms) */
+  double t_start, t_talker, t_code, t_wav;
+  int n_wav;
 };
 
 /* ---- seeds and sampling -------------------------------------------------------------------- */
@@ -491,6 +494,10 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr) {
 
 static void q3_done(worker *w, const char *reason) {
   q3s_state *st = w->speech_q3;
+  LOG_I("speak %lld: %s, %u frames, %.2f s of audio in %.0f ms: talker %.0f ms, code predictor %.0f ms, "
+        "code2wav %.0f ms (%d calls)",
+        (long long)st->cur->id, reason, st->frame_no, (double)st->samples / w->sample_rate,
+        engine_now_ms() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
   reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->id,
                           "samples", (json_int_t)st->samples, "rate", w->sample_rate,
                           "finish_reason", reason));
@@ -609,9 +616,11 @@ static int q3_wav(worker *w, bool keep) {
   in.seed = Q3_WAV_SEED;
   in.state_data = st->dec_state_n ? st->dec_state : NULL;
   in.state_size = st->dec_state_n;
-  if (mtmd_gen_audio_process(w->mtmd, &in, &out) != 0 || !out.audio || out.n_samples == 0 ||
-      out.n_samples % (size_t)st->n_win)
-    return -1;
+  double t0 = engine_now_ms();
+  int rc = mtmd_gen_audio_process(w->mtmd, &in, &out);
+  st->t_wav += engine_now_ms() - t0;
+  st->n_wav++;
+  if (rc != 0 || !out.audio || out.n_samples == 0 || out.n_samples % (size_t)st->n_win) return -1;
   st->last_seed = Q3_WAV_SEED;
   st->have_last = true;
   size_t per = out.n_samples / (size_t)st->n_win, from = per * (size_t)st->n_sent_win;
@@ -675,7 +684,9 @@ static int q3_prompt(worker *w, char *msg, size_t msg_len) {
   }
   llama_memory_clear(llama_get_memory(w->ctx), true);
   st->pos = 0;
+  double t0 = engine_now_ms();
   int rc = q3_decode_rows(w, rows, r);
+  st->t_talker += engine_now_ms() - t0;
   free(rows);
   if (rc != 0) goto fail;
   /* ~4 frames per token is ordinary speech; the budget stops a talker that never says EOS */
@@ -706,6 +717,9 @@ static int q3_start(worker *w) {
   st->seed_base = r->seed;
   st->prompted = false;
   st->n_win = st->n_sent_win = 0;
+  st->t_start = engine_now_ms();
+  st->t_talker = st->t_code = st->t_wav = 0;
+  st->n_wav = 0;
   st->dec_state_n = 0;
   if (q3_split(w, st, r->text) != 0) {
     reply_error(w, r->id, 500, "synthesis_failed", "the text could not be tokenized");
@@ -769,9 +783,10 @@ void q3s_step(worker *w) {
   in.top_k = st->top_k;
   in.top_p = st->top_p;
   in.seed = q3_frame_seed(st, k);
-  if (mtmd_gen_audio_process(w->mtmd, &in, &out) != 0 || out.n_codes != Q3_GROUPS || !out.codes ||
-      !out.embd)
-    goto fail;
+  double t0 = engine_now_ms();
+  int rc = mtmd_gen_audio_process(w->mtmd, &in, &out);
+  st->t_code += engine_now_ms() - t0;
+  if (rc != 0 || out.n_codes != Q3_GROUPS || !out.codes || !out.embd) goto fail;
   st->last_seed = in.seed;
   st->have_last = true;
   memcpy(st->codes + (size_t)st->n_win * Q3_GROUPS, out.codes, sizeof(int32_t) * Q3_GROUPS);
@@ -779,7 +794,10 @@ void q3s_step(worker *w) {
   st->step++;
   /* the fed-back embedding is only valid until the next process() call: use it first */
   for (int i = 0; i < w->n_embd; i++) st->fb[i] = out.embd[i] + st->pad_row[i];
-  if (q3_decode_rows(w, st->fb, 1) != 0) goto fail;
+  t0 = engine_now_ms();
+  rc = q3_decode_rows(w, st->fb, 1);
+  st->t_talker += engine_now_ms() - t0;
+  if (rc != 0) goto fail;
   if (st->n_win == Q3_WINDOW) {
     if (q3_wav(w, true) != 0) goto fail;
   } else if (st->first_window && st->n_sent_win == 0 && st->n_win == Q3_FIRST_EMIT) {

@@ -148,14 +148,18 @@ static void speech_worker_error(const ipc_msg *m, api_error *e) {
   json_t *st = json_object_get(m->hdr, "status");
   int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
   if (status < 400 || status > 599) status = 500;
-  static const char *const codes[] = {"invalid_voice", "invalid_request", "synthesis_failed", "overloaded",
-                                      "out_of_memory", "unknown_op", "worker_crashed", "load_failed"};
+  static const char *const codes[] = {"invalid_voice",  "invalid_request", "synthesis_failed", "overloaded",
+                                      "out_of_memory",  "unknown_op",      "worker_crashed",   "load_failed",
+                                      "invalid_language"};
   const char *code = json_string_value(json_object_get(m->hdr, "code")), *sc = NULL;
   for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
     if (strcmp(code, codes[i]) == 0) sc = codes[i];
   const char *msg = json_string_value(json_object_get(m->hdr, "message"));
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc,
-                sc && strcmp(sc, "invalid_voice") == 0 ? "voice" : NULL, "%s",
+  const char *param = !sc                                 ? NULL
+                      : strcmp(sc, "invalid_voice") == 0    ? "voice"
+                      : strcmp(sc, "invalid_language") == 0 ? "language"
+                                                            : NULL;
+  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc, param, "%s",
                 msg ? msg : "the worker reported an error");
 }
 

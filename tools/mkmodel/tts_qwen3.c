@@ -153,24 +153,25 @@ static void qb_tensor(qb *b, enum ggml_type type, enum qb_init init, float std, 
 #define QB_VEC(b, init, n, ...) qb_tensor(b, GGML_TYPE_F32, init, 1.0f, n, 1, 1, __VA_ARGS__)
 /* 1-D conv kernel [k, in, out] F16 + zero bias [out]. */
 static void qb_conv(qb *b, const char *prefix, int64_t k, int64_t in, int64_t out) {
-  qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf((float)(k * in)), k, in, out,
-            "%s.weight", prefix);
+  qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf((float)(k * in)), k, in, out, "%s.weight",
+            prefix);
   QB_VEC(b, QB_ZERO, out, "%s.bias", prefix);
 }
 
 struct q3t_shape {
   int pred_layers, pred_heads, pred_heads_kv, pred_head_dim, pred_ff; /* code predictor */
-  int cb_dim, quant_out, latent;         /* RVQ codebook width, its output, pre_conv output */
-  int tfm, tfm_head_dim, tfm_ff;          /* code2wav transformer (16 heads, 8 layers: fixed) */
-  int dac[5];                             /* DAC widths: entry output .. last block output */
-  int spk_c, spk_se, spk_mfa, spk_attn;   /* speaker encoder (ECAPA-TDNN) */
+  int cb_dim, quant_out, latent;        /* RVQ codebook width, its output, pre_conv output */
+  int tfm, tfm_head_dim, tfm_ff;        /* code2wav transformer (16 heads, 8 layers: fixed) */
+  int dac[5];                           /* DAC widths: entry output .. last block output */
+  int spk_c, spk_se, spk_mfa, spk_attn; /* speaker encoder (ECAPA-TDNN) */
 };
 
 /* the real Qwen3-TTS-12Hz-0.6B widths (talker 1024) and a tiny set with the same structure */
-static const struct q3t_shape q3t_real = {5,   16,  8,    128,  3072, 256, 512, 1024, 512, 64,
-                                          1024, {1536, 768, 384, 192, 96}, 512, 128, 1536, 128};
-static const struct q3t_shape q3t_tiny = {1,  4,  2,  16, 128, 8, 32, 32, 32, 2,
-                                          64, {32, 16, 16, 8, 8}, 16, 8, 48, 8};
+static const struct q3t_shape q3t_real = {5,   16,   8,    128, 3072, 256,
+                                          512, 1024, 512,  64,  1024, {1536, 768, 384, 192, 96},
+                                          512, 128,  1536, 128};
+static const struct q3t_shape q3t_tiny = {
+    1, 4, 2, 16, 128, 8, 32, 32, 32, 2, 64, {32, 16, 16, 8, 8}, 16, 8, 48, 8};
 
 static void q3t_describe(qb *b, int D, const struct q3t_shape *S) {
   const int P = D; /* predictor width == talker width: no proj_in */
@@ -338,8 +339,8 @@ int mk_qwen3tts_proj_write(const char *out_path, int n_embd_text, int real, uint
   qb b = {0};
   b.seed = seed * 0x2545f4914f6cdd1dULL + 0x71337474730aULL; /* not the talker's streams */
   q3t_describe(&b, D, S);                                    /* counting pass */
-  struct ggml_init_params ip = {b.need + (size_t)(b.n_tensors + 16) * ggml_tensor_overhead(),
-                                NULL, false};
+  struct ggml_init_params ip = {b.need + (size_t)(b.n_tensors + 16) * ggml_tensor_overhead(), NULL,
+                                false};
   b.ctx = ggml_init(ip);
   b.g = gguf_init_empty();
   b.tmp_n = b.biggest;
@@ -352,8 +353,9 @@ int mk_qwen3tts_proj_write(const char *out_path, int n_embd_text, int real, uint
   struct gguf_context *g = b.g;
   gguf_set_val_str(g, "general.architecture", "clip");
   gguf_set_val_str(g, "general.type", "mmproj");
-  gguf_set_val_str(g, "general.name", real ? "mkmodel qwen3-tts 0.6b-shape projector"
-                                           : "mkmodel tiny qwen3-tts projector");
+  gguf_set_val_str(
+      g, "general.name",
+      real ? "mkmodel qwen3-tts 0.6b-shape projector" : "mkmodel tiny qwen3-tts projector");
   char desc[200];
   snprintf(desc, sizeof desc,
            "random weights from switchyard mkmodel (seed %llu): qwen3-tts code predictor, "
@@ -502,8 +504,8 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   mcp.print_timings = false;
   mcp.warmup = false;
   mctx = mtmd_init_from_file(mmproj_path, model, mcp);
-  struct mtmd_gen_audio_info info = mctx ? mtmd_gen_audio_get_info(mctx)
-                                         : (struct mtmd_gen_audio_info){0};
+  struct mtmd_gen_audio_info info =
+      mctx ? mtmd_gen_audio_get_info(mctx) : (struct mtmd_gen_audio_info){0};
   if (!mctx || info.type != MTMD_GEN_AUDIO_TYPE_QWEN3TTS) {
     snprintf(err, errlen, "mtmd cannot load %s as a qwen3-tts projector for %s", mmproj_path,
              model_path);
@@ -521,10 +523,11 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
     snprintf(err, errlen, "cannot create a llama context or read token_embd.weight");
     goto done;
   }
-  const char *sp[] = {"<tts_pad>",           "<tts_text_bos>",    "<tts_text_eod>",
-                      "<|codec_0|>",         "<|codec_pad|>",     "<|codec_bos|>",
-                      "<|codec_think|>",     "<|codec_think_bos|>", "<|codec_think_eos|>",
-                      "<|codec_language_english|>"};
+  const char *sp[] = {"<tts_pad>",           "<tts_text_bos>",
+                      "<tts_text_eod>",      "<|codec_0|>",
+                      "<|codec_pad|>",       "<|codec_bos|>",
+                      "<|codec_think|>",     "<|codec_think_bos|>",
+                      "<|codec_think_eos|>", "<|codec_language_english|>"};
   llama_token id[10];
   for (int i = 0; i < 10; i++) {
     id[i] = q3t_find(vocab, sp[i]);
@@ -651,8 +654,7 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   snprintf(summary, summarylen,
            "prompt %d rows, %d frames (16 codes each) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           n_rows, N_FRAMES, n_samples, info.sample_rate, sqrt(sum2 / (double)n_samples),
-           state_n);
+           n_rows, N_FRAMES, n_samples, info.sample_rate, sqrt(sum2 / (double)n_samples), state_n);
   rc = 0;
 done:
   if (rows.fd >= 0) close(rows.fd);

@@ -13,9 +13,9 @@
 #include "gguf.h"
 #include "spec.h"
 
-#define MK_Q3T_N_CODEC 3072    /* codec vocabulary (talker_config.vocab_size) */
-#define MK_Q3T_N_CODES 2048    /* codebook entries: codes 0..2047 are sampled */
-#define MK_Q3T_N_TEXT_EXTRA 3  /* <tts_pad>, <tts_text_bos>, <tts_text_eod> */
+#define MK_Q3T_N_CODEC 3072   /* codec vocabulary (talker_config.vocab_size) */
+#define MK_Q3T_N_CODES 2048   /* codebook entries: codes 0..2047 are sampled */
+#define MK_Q3T_N_TEXT_EXTRA 3 /* <tts_pad>, <tts_text_bos>, <tts_text_eod> */
 #define MK_Q3T_N_EXTRA (MK_Q3T_N_TEXT_EXTRA + MK_Q3T_N_CODEC)
 #define MK_Q3T_SAMPLES_PER_FRAME 1920 /* 12.5 Hz at 24 kHz: 2*2 upsample x 8*5*4*3 DAC strides */
 #define MK_Q3T_WINDOW 72              /* clip.cpp's wav_tfm_swa: frames per GEN_WAV call */

@@ -89,9 +89,9 @@ struct q3s_state {
   llama_pos pos;
   int step, budget;
   float *h, *fb;
-  int32_t *codes; /* the window: Q3_WINDOW x 16 */
+  int32_t *codes;        /* the window: Q3_WINDOW x 16 */
   int n_win, n_sent_win; /* frames in the window; of them already sent as audio */
-  bool first_window; /* the sentence's first window: one early GEN_WAV after Q3_FIRST_EMIT */
+  bool first_window;     /* the sentence's first window: one early GEN_WAV after Q3_FIRST_EMIT */
   char *dec_state;
   size_t dec_state_n;
   uint32_t frame_no, seed_base;
@@ -219,9 +219,9 @@ static llama_token q3_find(const worker *w, const char *s) {
 /* <|codec_language_NAME|> for an ISO code (en, de, ...) or a name (english); -1 if unknown. */
 static llama_token q3_language(const worker *w, const char *lang) {
   static const char *const codes[][2] = {
-      {"zh", "chinese"}, {"en", "english"},  {"de", "german"}, {"it", "italian"},
+      {"zh", "chinese"},    {"en", "english"}, {"de", "german"},   {"it", "italian"},
       {"pt", "portuguese"}, {"es", "spanish"}, {"ja", "japanese"}, {"ko", "korean"},
-      {"fr", "french"},  {"ru", "russian"},
+      {"fr", "french"},     {"ru", "russian"},
   };
   char name[48], tok[80];
   size_t n = strlen(lang);
@@ -246,12 +246,12 @@ int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err,
   struct mtmd_gen_audio_info info = mtmd_gen_audio_get_info(w->mtmd);
   w->sample_rate = info.sample_rate > 0 ? info.sample_rate : 24000;
   static const char *const names[] = {
-      "<|codec_0|>",    "<|codec_eos_token|>", "<|codec_pad|>",       "<|codec_bos|>",
+      "<|codec_0|>",     "<|codec_eos_token|>", "<|codec_pad|>",       "<|codec_bos|>",
       "<|codec_think|>", "<|codec_think_bos|>", "<|codec_think_eos|>", "<tts_pad>",
-      "<tts_text_bos>", "<tts_text_eod>"};
-  llama_token *dst[] = {&st->codec0,    &st->codec_eos, &st->codec_pad, &st->codec_bos,
-                        &st->think,     &st->think_bos, &st->think_eos, &st->tts_pad,
-                        &st->tts_bos,   &st->tts_eod};
+      "<tts_text_bos>",  "<tts_text_eod>"};
+  llama_token *dst[] = {&st->codec0,  &st->codec_eos, &st->codec_pad, &st->codec_bos,
+                        &st->think,   &st->think_bos, &st->think_eos, &st->tts_pad,
+                        &st->tts_bos, &st->tts_eod};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     if ((*dst[i] = q3_find(w, names[i])) < 0) {
       snprintf(err, err_len, "the vocabulary has no %s: not a Qwen3-TTS talker", names[i]);
@@ -447,15 +447,15 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr) {
   for (int i = 0; i < st->n_voices && *vn; i++)
     if (!strcmp(st->voices[i].name, vn)) voice = i;
   if (*vn && voice < 0 && st->n_voices > 0) {
-    reply_error(w, id, 400, "invalid_voice", "unknown voice '%.100s' (GET /v1/audio/voices lists them)",
-                vn);
+    reply_error(w, id, 400, "invalid_voice",
+                "unknown voice '%.100s' (GET /v1/audio/voices lists them)", vn);
     return;
   }
   /* the request's language, else the voice's, else English */
   llama_token lang = st->lang_default;
   const char *ln = json_is_string(lg) && json_string_length(lg) ? json_string_value(lg)
-                   : voice >= 0                                   ? st->voices[voice].lang
-                                                                  : NULL;
+                   : voice >= 0                                 ? st->voices[voice].lang
+                                                                : NULL;
   if (ln && (lang = q3_language(w, ln)) < 0) {
     reply_error(w, id, 400, "invalid_language",
                 "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)", ln);
@@ -486,18 +486,22 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr) {
     clock_gettime(CLOCK_REALTIME, &ts);
     r->seed = q3_mix32((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)id);
   }
-  if (st->tail) st->tail->next = r;
-  else st->head = r;
+  if (st->tail)
+    st->tail->next = r;
+  else
+    st->head = r;
   st->tail = r;
   st->n_waiting++;
 }
 
 static void q3_done(worker *w, const char *reason) {
   q3s_state *st = w->speech_q3;
-  LOG_I("speak %lld: %s, %u frames, %.2f s of audio in %.0f ms: talker %.0f ms, code predictor %.0f ms, "
-        "code2wav %.0f ms (%d calls)",
-        (long long)st->cur->id, reason, st->frame_no, (double)st->samples / w->sample_rate,
-        engine_now_ms() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
+  LOG_I(
+      "speak %lld: %s, %u frames, %.2f s of audio in %.0f ms: talker %.0f ms, code predictor %.0f "
+      "ms, "
+      "code2wav %.0f ms (%d calls)",
+      (long long)st->cur->id, reason, st->frame_no, (double)st->samples / w->sample_rate,
+      engine_now_ms() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
   reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->id,
                           "samples", (json_int_t)st->samples, "rate", w->sample_rate,
                           "finish_reason", reason));
@@ -530,8 +534,8 @@ void q3s_voices(worker *w, int64_t id) {
   q3s_state *st = w->speech_q3;
   json_t *arr = json_array();
   for (int i = 0; arr && i < st->n_voices; i++)
-    json_array_append_new(arr, json_pack("{s:s, s:s}", "id", st->voices[i].name, "name",
-                                         st->voices[i].name));
+    json_array_append_new(
+        arr, json_pack("{s:s, s:s}", "id", st->voices[i].name, "name", st->voices[i].name));
   reply_send(w, json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
                           arr ? arr : json_array(), "rate", w->sample_rate));
 }
@@ -625,8 +629,9 @@ static int q3_wav(worker *w, bool keep) {
   st->have_last = true;
   size_t per = out.n_samples / (size_t)st->n_win, from = per * (size_t)st->n_sent_win;
   st->samples += (int64_t)(out.n_samples - from);
-  reply_payload(w, json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->id, "rate",
-                             w->sample_rate),
+  reply_payload(w,
+                json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->id, "rate",
+                          w->sample_rate),
                 out.audio + from, (out.n_samples - from) * sizeof(float));
   st->n_sent_win = st->n_win;
   if (keep) {

@@ -66,7 +66,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-tts clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-tts bench-router clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -184,6 +184,10 @@ bench: all $(BIN)/bench
 
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
+
+# the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
+bench-router: all
+	bench/router.sh
 
 # the built-in voice: time to first audio byte and real-time factor (docs/PERFORMANCE.md, "Speech")
 $(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)

@@ -43,21 +43,8 @@ out=build/bench
 mkdir -p "$out"
 export SWITCHYARD_STATE_DIR=$PWD/$out/state
 
-# whisper-server: only that target, from the cache's whisper.cpp sources, on the installed ggml,
-# with the flags deps/engines.sh builds libwhisper with (outside the repository, kept)
-wsb=$root/bench-whisper
-wsrv=$wsb/build/bin/whisper-server
-if [ ! -x "$wsrv" ]; then
-  echo "bench: building whisper-server into $wsb" >&2
-  mkdir -p "$wsb"
-  gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
-  cmake -S "$root/src/whisper.cpp" -B "$wsb/build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-        -DBUILD_SHARED_LIBS=OFF -DWHISPER_USE_SYSTEM_GGML=ON -DCMAKE_PREFIX_PATH="$prefix" \
-        -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=ON -DWHISPER_BUILD_SERVER=ON \
-        -DCMAKE_POSITION_INDEPENDENT_CODE=ON >"$wsb/cmake.log" 2>&1 || { tail -30 "$wsb/cmake.log" >&2; exit 1; }
-  cmake --build "$wsb/build" -j "${JOBS:-1}" --target whisper-server >"$wsb/build.log" 2>&1 ||
-    { tail -30 "$wsb/build.log" >&2; exit 1; }
-fi
+# whisper-server: built once from the cache's whisper.cpp sources on the installed ggml (deps/whisper-server.sh)
+wsrv=$(deps/whisper-server.sh)
 
 model=$out/whisper-$preset.bin
 if [ ! -f "$model" ]; then

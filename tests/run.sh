@@ -79,12 +79,12 @@ suite "grammar check (llama.cpp's sampler)" build/bin/grammar-check "$prefix/sha
 
 td=(); [ -d "$testdata" ] && td=(--testdata "$testdata")
 [ -d "$testdata" ] || echo "note: $testdata not found: tests that need ../shared/testdata are skipped"
-suite "integration" build/bin/itest --daemon build/bin/switchyard --models "$models" "${td[@]}"
+suite "integration" build/bin/itest --daemon build/bin/switchyard --models "$models" --engines "$prefix" "${td[@]}"
 
 export ASAN_OPTIONS="log_path=$san_dir/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$san_dir/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
-suite "integration (asan+ubsan daemon and worker)" build/bin/itest --daemon build-asan/bin/switchyard --models "$models" "${td[@]}"
+suite "integration (asan+ubsan daemon and worker)" build/bin/itest --daemon build-asan/bin/switchyard --models "$models" --engines "$prefix" "${td[@]}"
 suite "integration (asan): no sanitizer reports" san_clean
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 

@@ -227,38 +227,7 @@ static ssize_t stream_read(void *cls, char *buf, size_t max) {
 
 /* ---- whole answers ---- */
 
-typedef struct text_body {
-  sy_buf b;
-} text_body;
-
-static ssize_t text_read(void *cls, char *buf, size_t max) {
-  text_body *t = cls;
-  if (t->b.len == 0) return HTTP_STREAM_END;
-  size_t n = t->b.len < max ? t->b.len : max;
-  memcpy(buf, t->b.data, n);
-  sy_buf_consume(&t->b, n);
-  return (ssize_t)n;
-}
-
-static void text_free(void *cls) {
-  text_body *t = cls;
-  sy_buf_free(&t->b);
-  free(t);
-}
-
-static void reply_text(http_req *r, const char *content_type, sy_buf *b) {
-  text_body *t = calloc(1, sizeof *t);
-  if (!t) {
-    api_error e;
-    API_SERVER(&e, "out_of_memory", "out of memory");
-    sy_buf_free(b);
-    http_reply_error(r, &e);
-    return;
-  }
-  t->b = *b;
-  memset(b, 0, sizeof *b);
-  http_reply_stream(r, 200, content_type, text_read, t, text_free);
-}
+static void reply_text(http_req *r, const char *content_type, sy_buf *b) { http_reply_buf(r, 200, content_type, b); }
 
 static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
   double duration = jnum(done, "duration");

@@ -3,7 +3,8 @@
  *    string or {"id"}, speed, response_format, stream_format); every error: input missing / null /
  *    not a string / empty / over 4096 characters (counted in characters, not bytes: 4096 'é' pass),
  *    voice of a wrong type or too long, response_format unknown, speed out of range or a string,
- *    stream_format unknown; a model without the speech capability (400 wrong_capability) and an
+ *    stream_format unknown; voice.audio (a request's clip) on a model without voice_upload, or not a
+ *    non-empty string; a model without the speech capability (400 wrong_capability) and an
  *    unknown one (404);
  *  - matrix_add_builtins: `speak` (engine espeak, capability speech, no file) is added to a matrix
  *    that has no model of that name; not when a model or an alias already is `speak`; not when the
@@ -27,8 +28,9 @@
 static matrix_model models[] = {
     {.name = "speak", .caps = MATRIX_CAP_SPEECH, .engine = MATRIX_ENGINE_ESPEAK, .parallel = 1},
     {.name = "chat", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION, .context = 512, .parallel = 1},
+    {.name = "clone", .caps = MATRIX_CAP_SPEECH, .context = 512, .parallel = 1, .voice_upload = true},
 };
-static matrix mx = {.models = models, .n_models = 2, .max_body_bytes = 1 << 20};
+static matrix mx = {.models = models, .n_models = 3, .max_body_bytes = 1 << 20};
 
 static json_t *J(const char *text) {
   char *s = strdup(text);
@@ -119,6 +121,11 @@ static void test_errors(void **state) {
   expect("{'model':'chat','input':'x'}", 400, "model", "wrong_capability");
   expect("{'model':'nope','input':'x'}", 404, "model", "model_not_found");
   expect("{'input':'x'}", 400, "model", "missing_required_parameter");
+  /* voice.audio (a request's own clip): only where the matrix allows it, and a string */
+  expect("{'model':'speak','input':'x','voice':{'audio':'UklGRg=='}}", 400, "voice", "voice_upload_disabled");
+  expect("{'model':'clone','input':'x','voice':{'audio':''}}", 400, "voice", "invalid_type");
+  expect("{'model':'clone','input':'x','voice':{'audio':5}}", 400, "voice", "invalid_type");
+  expect("{'model':'clone','input':'x','voice':{'audio':'UklGRg=='}}", 0, NULL, NULL);
 }
 
 static void test_length(void **state) {

@@ -29,19 +29,23 @@
 #define SP_MAX_VOICES 64
 #define SP_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 
+typedef struct sp_voice sp_voice;
 typedef struct sp_req {
   int64_t id;
   char *text;
   int voice; /* index into st->voices, or -1 */
+  sp_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
   uint32_t seed;
   struct sp_req *next;
 } sp_req;
 
-typedef struct sp_voice {
+struct sp_voice {
   char *name, *path;
+  unsigned char *clip; /* or the clip itself (a WAV the daemon wrote), clip_len bytes */
+  size_t clip_len;
   float *rows; /* encoded on first use: n_rows x n_embd */
   int n_rows;
-} sp_voice;
+};
 
 typedef struct sp_chunk {
   llama_token *toks;
@@ -209,10 +213,11 @@ static int sp_voice_rows(worker *w, sp_voice *v, char *msg, size_t msg_len) {
     return -1;
   }
   struct mtmd_helper_bitmap_wrapper bw =
-      mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
+      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false, mtmd_helper_init_opt_default())
+              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
   if (!bw.bitmap) {
     snprintf(msg, msg_len, "voice '%s': cannot read the reference clip %s (wav, mp3, flac)",
-             v->name, v->path);
+             v->name, v->clip ? "(uploaded)" : v->path);
     return -1;
   }
   int rc = -1;
@@ -242,7 +247,7 @@ static int sp_voice_rows(worker *w, sp_voice *v, char *msg, size_t msg_len) {
   }
   if (chunks) mtmd_input_chunks_free(chunks);
   mtmd_bitmap_free(bw.bitmap);
-  if (rc == 0) LOG_I("voice '%s': %d frames from %s", v->name, v->n_rows, v->path);
+  if (rc == 0) LOG_I("voice '%s': %d frames from %s", v->name, v->n_rows, v->clip ? "the request" : v->path);
   return rc;
 }
 
@@ -319,6 +324,11 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
 
 static void sp_req_free(sp_req *r) {
   if (!r) return;
+  if (r->own) {
+    free(r->own->clip);
+    free(r->own->rows);
+    free(r->own);
+  }
   free(r->text);
   free(r);
 }
@@ -361,9 +371,9 @@ bool speech_busy(const worker *w) {
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-void speech_submit(worker *w, int64_t id, const json_t *hdr) {
+void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
   if (w->speech_q3) {
-    q3s_submit(w, id, hdr);
+    q3s_submit(w, id, hdr, clip, clip_len);
     return;
   }
   speech_state *st = w->speech;
@@ -404,6 +414,17 @@ void speech_submit(worker *w, int64_t id, const json_t *hdr) {
     sp_req_free(r);
     reply_error(w, id, 500, "out_of_memory", "out of memory");
     return;
+  }
+  if (clip_len) { /* a reference clip for this request only: encoded when its turn comes */
+    static char uploaded[] = "uploaded";
+    if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
+      sp_req_free(r);
+      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      return;
+    }
+    memcpy(r->own->clip, clip, clip_len);
+    r->own->clip_len = clip_len;
+    r->own->name = uploaded;
   }
   memcpy(r->text, json_string_value(in), len + 1);
   for (size_t i = 0; i < len; i++)
@@ -562,8 +583,8 @@ static int sp_prompt(worker *w, char *msg, size_t msg_len) {
   if (st->chunk == 0) {
     llama_memory_clear(llama_get_memory(w->ctx), true);
     st->pos = 0;
-    if (st->cur->voice >= 0) {
-      sp_voice *v = &st->voices[st->cur->voice];
+    if (st->cur->own || st->cur->voice >= 0) {
+      sp_voice *v = st->cur->own ? st->cur->own : &st->voices[st->cur->voice];
       if (sp_voice_rows(w, v, msg, msg_len) != 0) return -1;
       if (st->bos_voice >= 0 && sp_decode_tokens(w, &st->bos_voice, 1) != 0) goto fail;
       if (sp_decode_rows(w, v->rows, v->n_rows) != 0) goto fail;

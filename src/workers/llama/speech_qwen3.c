@@ -40,19 +40,23 @@
 #define Q3_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 #define Q3_MAX_TOP_K 256
 
+typedef struct q3_voice q3_voice;
 typedef struct q3_req {
   int64_t id;
   char *text;
-  int voice; /* index into st->voices, or -1 */
+  int voice;     /* index into st->voices, or -1 */
+  q3_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
   llama_token lang;
   uint32_t seed;
   struct q3_req *next;
 } q3_req;
 
-typedef struct q3_voice {
+struct q3_voice {
   char *name, *path, *lang;
+  unsigned char *clip; /* or the clip itself (a WAV the daemon wrote), clip_len bytes */
+  size_t clip_len;
   float *xvec; /* the speaker encoder's row (n_embd), made on first use */
-} q3_voice;
+};
 
 typedef struct q3_chunk {
   llama_token *toks;
@@ -329,6 +333,11 @@ int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err,
 
 static void q3_req_free(q3_req *r) {
   if (!r) return;
+  if (r->own) {
+    free(r->own->clip);
+    free(r->own->xvec);
+    free(r->own);
+  }
   free(r->text);
   free(r);
 }
@@ -388,10 +397,11 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
     return -1;
   }
   struct mtmd_helper_bitmap_wrapper bw =
-      mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
+      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false, mtmd_helper_init_opt_default())
+              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
   if (!bw.bitmap) {
     snprintf(msg, msg_len, "voice '%s': cannot read the reference clip %s (wav, mp3, flac)",
-             v->name, v->path);
+             v->name, v->clip ? "(uploaded)" : v->path);
     return -1;
   }
   int rc = -1;
@@ -415,13 +425,13 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
   }
   if (chunks) mtmd_input_chunks_free(chunks);
   mtmd_bitmap_free(bw.bitmap);
-  if (rc == 0) LOG_I("voice '%s': speaker embedding from %s", v->name, v->path);
+  if (rc == 0) LOG_I("voice '%s': speaker embedding from %s", v->name, v->clip ? "the request" : v->path);
   return rc;
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-void q3s_submit(worker *w, int64_t id, const json_t *hdr) {
+void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
   q3s_state *st = w->speech_q3;
   const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
   const json_t *sd = json_object_get(hdr, "seed"), *lg = json_object_get(hdr, "language");
@@ -472,6 +482,17 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr) {
     q3_req_free(r);
     reply_error(w, id, 500, "out_of_memory", "out of memory");
     return;
+  }
+  if (clip_len) { /* a reference clip for this request only: encoded when its turn comes */
+    static char uploaded[] = "uploaded";
+    if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
+      q3_req_free(r);
+      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      return;
+    }
+    memcpy(r->own->clip, clip, clip_len);
+    r->own->clip_len = clip_len;
+    r->own->name = uploaded;
   }
   memcpy(r->text, json_string_value(in), len + 1);
   for (size_t i = 0; i < len; i++)
@@ -654,8 +675,8 @@ static int q3_prompt(worker *w, char *msg, size_t msg_len) {
   const q3_chunk *c = &st->chunks[st->chunk];
   const int E = w->n_embd;
   float *xvec = NULL;
-  if (st->cur->voice >= 0) {
-    q3_voice *v = &st->voices[st->cur->voice];
+  if (st->cur->own || st->cur->voice >= 0) {
+    q3_voice *v = st->cur->own ? st->cur->own : &st->voices[st->cur->voice];
     if (q3_voice_xvec(w, v, msg, msg_len) != 0) return -1;
     xvec = v->xvec;
   }

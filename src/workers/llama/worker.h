@@ -221,7 +221,7 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
                 size_t err_len);
 void speech_free(worker *w);
 /* A speak frame: validated and queued (errors answered here). */
-void speech_submit(worker *w, int64_t id, const json_t *hdr);
+void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
 /* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
 void speech_cancel(worker *w, int64_t id);
 /* A voices frame: the configured voices, as a done. */
@@ -237,7 +237,7 @@ size_t speech_sentence_end(const char *s, size_t n, size_t i);
 
 int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
 void q3s_free(worker *w);
-void q3s_submit(worker *w, int64_t id, const json_t *hdr);
+void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
 void q3s_cancel(worker *w, int64_t id);
 void q3s_voices(worker *w, int64_t id);
 bool q3s_busy(const worker *w);

@@ -5,6 +5,7 @@
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
 #   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
 #   make bench-speech       the built-in voice: time to first audio byte, real-time factor
+#   make bench-tts          neural voices (Pocket-TTS, Qwen3-TTS through mtmd): the same numbers
 #   GPU=cpu|cuda|vulkan|hip   engine backend (CUDA_ARCH=90 for one target)
 SHELL := /bin/bash
 GPU ?= cpu
@@ -65,7 +66,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-router bench-voice clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-router bench-voice bench-tts clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -195,6 +196,10 @@ $(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)
 
 bench-speech: $(BIN)/switchyard $(BIN)/switchyard-espeak $(BIN)/bench-speech
 	bench/speech.sh
+
+# neural voices on random-weight models mkmodel writes (docs/PERFORMANCE.md, "Neural speech")
+bench-tts: engines $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/bench-speech
+	bench/tts_neural.sh
 
 # whisper-server is built by the script, from the engine cache's sources, outside the repository
 bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkwhisper

@@ -46,6 +46,10 @@ make_models() {
   # a neural voice: Pocket-TTS backbone + its speech projector (mtmd audio generation; docs/TTS.md)
   build/bin/mkmodel --preset tiny-pockettts --seed 6 -o "$models/tiny-pocket.gguf" \
     --mmproj "$models/tiny-pocket-mmproj.gguf" --verify &&
+  # Qwen3-TTS: talker with the codec vocabulary + qwen3tts_gen/qwen3tts_spkenc projector (one thread:
+  # the verify's many tiny graph steps are much slower split over two busy cores)
+  build/bin/mkmodel --preset tiny-qwen3tts --seed 6 --threads 1 -o "$models/tiny-qwen3tts.gguf" \
+    --mmproj "$models/tiny-qwen3tts-mmproj.gguf" --verify &&
   build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models
@@ -77,6 +81,9 @@ suite "jinja diff (sy-jinja vs llama.cpp's engine)" tests/jinja/diff.sh build/bi
 # JSON Schema / tool-call grammars accepted and enforced by llama.cpp's grammar sampler
 suite "grammar check (llama.cpp's sampler)" build/bin/grammar-check "$prefix/share/vocab/ggml-vocab-qwen2.gguf"
 
+# whisper.cpp's own whisper-server (third-party, built once into the engine cache): the integration
+# tests run it as an external engine behind the proxy (ext_whisper)
+suite "whisper-server (deps/whisper-server.sh)" deps/whisper-server.sh
 td=(); [ -d "$testdata" ] && td=(--testdata "$testdata")
 [ -d "$testdata" ] || echo "note: $testdata not found: tests that need ../shared/testdata are skipped"
 suite "integration" build/bin/itest --daemon build/bin/switchyard --models "$models" --engines "$prefix" "${td[@]}"

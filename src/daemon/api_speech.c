@@ -107,12 +107,22 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
     API_BAD(err, "seed", "invalid_type", "'seed' must be an integer >= 0");
     return -1;
   }
+  /* a Switchyard extension: the language a neural voice speaks (Qwen3-TTS); else the voice's */
+  json_t *lang = json_object_get(req, "language");
+  if (lang && !json_is_null(lang) &&
+      !(json_is_string(lang) && json_string_length(lang) >= 1 && json_string_length(lang) <= 32 &&
+        strspn(json_string_value(lang), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") ==
+            json_string_length(lang))) {
+    API_BAD(err, "language", "invalid_value", "'language' must be a language code or name such as en or english");
+    return -1;
+  }
   out->msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", in, "voice", voice, "speed", speed);
   if (!out->msg) {
     API_SERVER(err, "out_of_memory", "out of memory");
     return -1;
   }
   if (json_is_integer(seed)) json_object_set(out->msg, "seed", seed);
+  if (json_is_string(lang)) json_object_set(out->msg, "language", lang);
   if (clip) out->clip = json_incref(clip);
   out->model = m;
   snprintf(out->format, sizeof out->format, "%s", fmt);
@@ -160,14 +170,18 @@ static void speech_worker_error(const ipc_msg *m, api_error *e) {
   json_t *st = json_object_get(m->hdr, "status");
   int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
   if (status < 400 || status > 599) status = 500;
-  static const char *const codes[] = {"invalid_voice", "invalid_request", "synthesis_failed", "overloaded",
-                                      "out_of_memory", "unknown_op", "worker_crashed", "load_failed"};
+  static const char *const codes[] = {"invalid_voice",  "invalid_request", "synthesis_failed", "overloaded",
+                                      "out_of_memory",  "unknown_op",      "worker_crashed",   "load_failed",
+                                      "invalid_language"};
   const char *code = json_string_value(json_object_get(m->hdr, "code")), *sc = NULL;
   for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
     if (strcmp(code, codes[i]) == 0) sc = codes[i];
   const char *msg = json_string_value(json_object_get(m->hdr, "message"));
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc,
-                sc && strcmp(sc, "invalid_voice") == 0 ? "voice" : NULL, "%s",
+  const char *param = !sc                                 ? NULL
+                      : strcmp(sc, "invalid_voice") == 0    ? "voice"
+                      : strcmp(sc, "invalid_language") == 0 ? "language"
+                                                            : NULL;
+  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc, param, "%s",
                 msg ? msg : "the worker reported an error");
 }
 

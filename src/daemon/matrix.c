@@ -483,6 +483,7 @@ static void model_clear(matrix_model *mm) {
   free(mm->vad_model);
   free_strv(mm->voice_names, mm->n_voices);
   free_strv(mm->voice_audio, mm->n_voices);
+  free_strv(mm->voice_lang, mm->n_voices);
   free(mm->arch);
   free(mm->source);
   ext_free(mm->ext);
@@ -851,8 +852,8 @@ static int model_external(loader *l, const yaml_node_t *n, yaml_node_t *const *v
 }
 
 /* voices: {NAME: {audio: PATH, language?, text?}}: reference clips of a speech model whose
- * projector clones voices (docs/TTS.md); language and text are accepted for pipelines that use
- * them (Pocket-TTS does not). */
+ * projector clones voices (docs/TTS.md); language goes to the worker (Qwen3-TTS speaks in it,
+ * Pocket-TTS ignores it), text is accepted for pipelines that use it (none yet). */
 static int load_voices(loader *l, const yaml_node_t *n, const char *path, matrix_model *mm) {
   static const char *const vkeys[] = {"audio", "language", "text"};
   char p[160];
@@ -862,7 +863,8 @@ static int load_voices(loader *l, const yaml_node_t *n, const char *path, matrix
   if (np > MATRIX_MAX_VOICES) return at(l, n, "%s: at most %d voices", p, MATRIX_MAX_VOICES);
   mm->voice_names = calloc(np + 1, sizeof *mm->voice_names);
   mm->voice_audio = calloc(np + 1, sizeof *mm->voice_audio);
-  if (!mm->voice_names || !mm->voice_audio) return oom(l);
+  mm->voice_lang = calloc(np + 1, sizeof *mm->voice_lang);
+  if (!mm->voice_names || !mm->voice_audio || !mm->voice_lang) return oom(l);
   for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
     yaml_node_t *k = node(l, pr->key), *val = node(l, pr->value);
     const char *name, *audio;
@@ -876,17 +878,22 @@ static int load_voices(loader *l, const yaml_node_t *n, const char *path, matrix
     snprintf(vp, sizeof vp, "%s.%s", p, name);
     if (want_map(l, val, vp, vkeys, 3, vv)) return -1;
     if (!vv[0]) return at(l, val, "%s: missing required key 'audio'", vp);
+    const char *lang = NULL;
     for (int i = 1; i < 3; i++) {
-      const char *ignored;
-      if (vv[i] && want_str(l, vv[i], vp, &ignored)) return -1;
+      const char *sv;
+      if (vv[i] && want_str(l, vv[i], vp, &sv)) return -1;
+      if (vv[i] && i == 1) lang = sv;
     }
+    if (lang && (!*lang || strlen(lang) > 32 || strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") != strlen(lang)))
+      return at(l, vv[1], "%s.language: '%s' is not a language (en, de, english, ...)", vp, lang);
     if (want_str(l, vv[0], vp, &audio)) return -1;
     if (!*audio || join_path(joined, sizeof joined, l->dir, audio))
       return at(l, vv[0], "%s.audio: '%s' is not a usable path", vp, audio);
     errno = 0;
     if (!realpath(joined, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode))
       return at(l, vv[0], "%s.audio: cannot open '%s': %s", vp, joined, errno ? strerror(errno) : "not a file");
-    if (!(mm->voice_names[mm->n_voices] = strdup(name)) || !(mm->voice_audio[mm->n_voices] = strdup(real)))
+    if (!(mm->voice_names[mm->n_voices] = strdup(name)) || !(mm->voice_audio[mm->n_voices] = strdup(real)) ||
+        (lang && !(mm->voice_lang[mm->n_voices] = strdup(lang))))
       return oom(l);
     mm->n_voices++;
   }
@@ -1153,6 +1160,8 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
   mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
   /* a speech projector (docs/TTS.md) makes a text-to-speech model: its backbone's text is noise */
   if (mmproj_speech && !caps) mm.caps = MATRIX_CAP_SPEECH;
+  /* a speech worker speaks one request at a time (a FIFO behind it): more sequences only cost KV */
+  if (mmproj_speech && given.parallel == UNSET) mm.parallel = 1;
   mm.caps |= mmproj_caps;
   /* an audio LLM also answers /v1/audio/transcriptions (a chat with the audio and an instruction) */
   if ((mmproj_caps & MATRIX_CAP_AUDIO) && (mm.caps & MATRIX_CAP_CHAT) && !caps) mm.caps |= MATRIX_CAP_TRANSCRIBE;

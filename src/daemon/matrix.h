@@ -82,6 +82,7 @@ typedef struct matrix_model {
   char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
   char **voice_names;    /* speech models on engine llama: voices (reference clips) by name */
   char **voice_audio;    /* absolute paths of their clips, same order */
+  char **voice_lang;     /* their `language` (NULL: the request's or the model's default) */
   size_t n_voices;       /* at most MATRIX_MAX_VOICES */
   bool voice_upload;     /* a /v1/audio/speech request may bring its own reference clip (cloning) */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */

@@ -529,8 +529,12 @@ static json_t *load_message(const matrix_model *m) {
   if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
   if (j && m->n_voices) { /* reference clips of a speech model, by name */
     json_t *vo = json_object();
-    for (size_t i = 0; vo && i < m->n_voices; i++)
-      json_object_set_new(vo, m->voice_names[i], json_string(m->voice_audio[i]));
+    for (size_t i = 0; vo && i < m->n_voices; i++) {
+      const char *lang = m->voice_lang ? m->voice_lang[i] : NULL;
+      json_object_set_new(vo, m->voice_names[i],
+                          lang ? json_pack("{s:s, s:s}", "audio", m->voice_audio[i], "language", lang)
+                               : json_string(m->voice_audio[i]));
+    }
     if (vo) json_object_set_new(j, "voices", vo);
   }
   return j;
@@ -886,6 +890,10 @@ static bool same_voices(const matrix_model *a, const matrix_model *m) {
   if (a->n_voices != m->n_voices) return false;
   for (size_t i = 0; i < a->n_voices; i++)
     if (strcmp(a->voice_names[i], m->voice_names[i]) || strcmp(a->voice_audio[i], m->voice_audio[i])) return false;
+  for (size_t i = 0; i < a->n_voices; i++) {
+    const char *x = a->voice_lang ? a->voice_lang[i] : NULL, *y = m->voice_lang ? m->voice_lang[i] : NULL;
+    if ((x == NULL) != (y == NULL) || (x && strcmp(x, y))) return false;
+  }
   return true;
 }
 

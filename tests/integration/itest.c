@@ -2835,10 +2835,10 @@ static void write_ref_wav(const char *path) {
 
 static char *b64_encode(const void *data, size_t n);
 
-/* The voice.audio of a request: the ref clip as a data: URL (voice cloning, voice_upload). */
-static json_t *uploaded_voice(void) {
+/* The voice.audio of a request: a clip in tmpdir as a data: URL (voice cloning, voice_upload). */
+static json_t *uploaded_voice_file(const char *name) {
   char path[600];
-  snprintf(path, sizeof path, "%s/ref-voice.wav", tmpdir);
+  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
   sy_buf wav = {0};
   read_whole(path, &wav);
   char *b = b64_encode(wav.data, wav.len);
@@ -2896,7 +2896,7 @@ static void t_speech_neural(void) {
   resp_clear(&r);
   /* a request's own reference clip (voice_upload: true): the voice changes the audio */
   json_t *up = pocket_body("Short one.", "pcm", NULL, 1);
-  json_object_set_new(up, "voice", uploaded_voice());
+  json_object_set_new(up, "voice", uploaded_voice_file("ref-voice.wav"));
   speech_post(&D, up, &b);
   speech_post(&D, pocket_body("Short one.", "pcm", NULL, 1), &a);
   CHECK(b.status == 200 && b.body.len >= 1920 * 2, "an uploaded voice: %ld %.200s", b.status, b.body.data);
@@ -2912,7 +2912,7 @@ static void t_speech_neural(void) {
             strcmp(jstr(r.json, "error.param"), "voice") == 0,
         "a clip that is not audio: %ld %s", r.status, r.body.data);
   resp_clear(&r);
-  up = json_pack("{s:s, s:s, s:o}", "model", "speak", "input", "hi", "voice", uploaded_voice());
+  up = json_pack("{s:s, s:s, s:o}", "model", "speak", "input", "hi", "voice", uploaded_voice_file("ref-voice.wav"));
   post_json("/v1/audio/speech", up, &r);
   CHECK(is_error(&r, 400, "voice_upload_disabled"), "a model without voice_upload: %ld %s", r.status, r.body.data);
   resp_clear(&r);
@@ -4287,6 +4287,98 @@ static void t_pipeline_disconnect(void) {
   with_own_daemon("pipeline-disconnect", cfg, pipeline_disconnect_body);
 }
 
+/* ---- Qwen3-TTS (mkmodel --preset tiny-qwen3tts --mmproj: a random-weight talker and projector;
+ * the audio is noise, its structure is checked) ---- */
+
+static json_t *q3_body(const char *input, const char *format, const char *voice, int seed) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "q3tts", "input", input, "response_format", format,
+                        "seed", seed);
+  if (voice) json_object_set_new(b, "voice", json_string(voice));
+  return b;
+}
+
+static void speech_qwen3tts_body(void) {
+  resp r;
+  http_do(&B, "GET", "/v1/models/q3tts", NULL, &r, NULL);
+  const json_t *caps = jpath(r.json, "capabilities");
+  CHECK(r.status == 200 && json_array_size(caps) == 1 && !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
+        "q3tts has the speech capability only: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  static const char text[] = "Hello world. A second sentence.";
+  speech_resp a, b, c;
+  speech_post(&B, q3_body(text, "wav", "ref", 7), &a);
+  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  char why[160] = "";
+  bool ok = wav_parse(&a.body, &data, &n, why, sizeof why);
+  size_t nz = 0;
+  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
+  CHECK(ok, "a WAV at 24 kHz: %s", why);
+  /* two sentences, each at least one 12.5 Hz frame of 1920 samples (2 bytes each) */
+  CHECK(n >= 2 * 1920 * 2 && n % (1920 * 2) == 0, "%zu bytes of 16-bit samples, whole frames", n);
+  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
+  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
+  speech_post(&B, q3_body(text, "wav", "ref", 7), &b);
+  CHECK(b.status == 200 && b.body.len == a.body.len && memcmp(a.body.data, b.body.data, a.body.len) == 0,
+        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
+  speech_post(&B, q3_body(text, "wav", "ref", 8), &c);
+  CHECK(c.status == 200 && (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+        "another seed: other audio");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  sy_buf_free(&c.body);
+  /* no reference voice, pcm, a language of the request (a Switchyard extension) */
+  json_t *body = q3_body("Short one.", "pcm", NULL, 1);
+  json_object_set_new(body, "language", json_string("de"));
+  speech_post(&B, body, &a);
+  CHECK(a.status == 200 && a.body.len >= 1920 * 2 && a.body.len % (1920 * 2) == 0, "pcm without a voice: %ld, %zu bytes",
+        a.status, a.body.len);
+  /* the request's own clip (voice_upload): its speaker x-vector changes the audio at the same seed */
+  body = q3_body("Short one.", "pcm", NULL, 1);
+  json_object_set_new(body, "language", json_string("de"));
+  json_object_set_new(body, "voice", uploaded_voice_file("ref-voice-q3.wav"));
+  speech_post(&B, body, &b);
+  CHECK(b.status == 200 && b.body.len >= 1920 * 2 &&
+            (b.body.len != a.body.len || memcmp(a.body.data, b.body.data, a.body.len) != 0),
+        "an uploaded voice: %ld, %zu bytes, differs from no voice", b.status, b.body.len);
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  json_t *bad = q3_body("hi", "wav", "nope", 1);
+  char *s = json_dumps(bad, JSON_COMPACT);
+  json_decref(bad);
+  http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
+  free(s);
+  CHECK(is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+  bad = q3_body("hi", "wav", "ref", 1);
+  json_object_set_new(bad, "language", json_string("klingon"));
+  s = json_dumps(bad, JSON_COMPACT);
+  json_decref(bad);
+  http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
+  free(s);
+  CHECK(is_error(&r, 400, "invalid_language"), "a language the talker lacks: %ld %s", r.status, r.body.data);
+  resp_clear(&r);
+}
+
+static void t_speech_qwen3tts(void) {
+  char probe[600], ref[600], yaml[2400];
+  snprintf(probe, sizeof probe, "%s/tiny-qwen3tts-mmproj.gguf", models_dir);
+  if (access(probe, R_OK) != 0) {
+    printf("skip - speech_qwen3tts: %s is missing (mkmodel --preset tiny-qwen3tts --mmproj)\n", probe);
+    n_skip++;
+    return;
+  }
+  snprintf(ref, sizeof ref, "%s/ref-voice-q3.wav", tmpdir);
+  write_ref_wav(ref);
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nbuiltin_voice: false\nmodels:\n"
+           "  - name: q3tts\n    file: %s/tiny-qwen3tts.gguf\n    mmproj: %s\n    context: 1024\n    voice_upload: true\n"
+           "    voices:\n      ref: {audio: %s, language: en}\n",
+           models_dir, probe, ref);
+  with_own_daemon("qwen3tts", yaml, speech_qwen3tts_body);
+}
+
 static const test tests[] = {
     {"health", t_health, false},
     {"models", t_models, false},
@@ -4350,6 +4442,7 @@ static const test tests[] = {
     {"pipeline_clean", t_pipeline_clean, false},
     {"pipeline_voice", t_pipeline_voice, false},
     {"pipeline_disconnect", t_pipeline_disconnect, false},
+    {"speech_qwen3tts", t_speech_qwen3tts, false},
 };
 
 static void write_main_config(const char *path) {

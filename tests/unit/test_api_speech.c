@@ -255,8 +255,34 @@ static void test_fuzz(void **state) {
   }
 }
 
+/* The `language` extension (Qwen3-TTS): passed to the worker as given; bounded and plain. */
+static void test_language(void **state) {
+  (void)state;
+  json_t *req = J("{'model':'speak','input':'Hallo.','language':'de'}");
+  api_speech s;
+  api_error e = {0};
+  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_string_equal(json_string_value(json_object_get(s.msg, "language")), "de");
+  api_speech_clear(&s);
+  json_decref(req);
+  req = J("{'model':'speak','input':'x'}");
+  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_null(json_object_get(s.msg, "language"));
+  api_speech_clear(&s);
+  json_decref(req);
+  expect("{'model':'speak','input':'x','language':'english'}", 0, NULL, NULL);
+  expect("{'model':'speak','input':'x','language':'zh-CN'}", 0, NULL, NULL);
+  expect("{'model':'speak','input':'x','language':null}", 0, NULL, NULL);
+  expect("{'model':'speak','input':'x','language':5}", 400, "language", "invalid_value");
+  expect("{'model':'speak','input':'x','language':''}", 400, "language", "invalid_value");
+  expect("{'model':'speak','input':'x','language':'<|im_end|>'}", 400, "language", "invalid_value");
+  expect("{'model':'speak','input':'x','language':'abcdefghijklmnopqrstuvwxyzabcdefg'}", 400, "language",
+         "invalid_value");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_language),
       cmocka_unit_test(test_minimal), cmocka_unit_test(test_full),    cmocka_unit_test(test_errors),
       cmocka_unit_test(test_length),  cmocka_unit_test(test_builtin), cmocka_unit_test(test_fuzz),
   };

@@ -649,6 +649,10 @@ static void test_mmproj_speech(void **state) {
   /* speech only: the voice encoder is not audio input, the backbone's text is noise */
   assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "speech");
   assert_true(m->models[0].voice_upload);
+  assert_int_equal(m->models[0].parallel, 1); /* one request at a time: no KV for idle sequences */
+  matrix_free(m);
+  m = load_ok("models:\n  - {name: tts, file: m.gguf, mmproj: sproj.gguf, parallel: 3}\n");
+  assert_int_equal(m->models[0].parallel, 3);
   matrix_free(m);
   m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
   assert_false(m->models[0].voice_upload);

@@ -1,6 +1,7 @@
 /* meta.c — GGUF metadata for llama_model_init_from_user, vocabulary and chat-template loading
  * (see meta.h). Reads files; must never write one. */
 #include "meta.h"
+#include "tts_qwen3.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -148,6 +149,7 @@ out:
 }
 
 int mk_meta_extra_tokens(const struct mk_spec *s) {
+  if (s->arch == MK_ARCH_QWEN3TTS) return MK_Q3T_N_EXTRA;
   return s->arch == MK_ARCH_POCKETTTS ? POCKETTTS_N_EXTRA : 0;
 }
 
@@ -204,6 +206,12 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
     /* as the converter writes them: the pipeline adds no BOS/EOS */
     gguf_set_val_bool(g, "tokenizer.ggml.add_bos_token", false);
     gguf_set_val_bool(g, "tokenizer.ggml.add_eos_token", false);
+  }
+  if (s->arch == MK_ARCH_QWEN3TTS &&
+      (append_control_tokens(g, mk_qwen3tts_extra_names(), MK_Q3T_N_EXTRA) != 0 ||
+       mk_qwen3tts_meta(g, s, n_vocab) != 0)) {
+    gguf_free(g);
+    return NULL;
   }
   /* bert's loader insists on a token-type count; real bert vocabularies carry 2 */
   if (s->arch == MK_ARCH_BERT && gguf_find_key(g, "tokenizer.ggml.token_type_count") < 0) {

@@ -339,7 +339,7 @@ int engine_load(worker *w, const json_t *hdr) {
       char serr[400];
       if (!speech) ENGINE_FAIL(500, "the projector's audio generator was not detected in time");
       w->speech_mode = true;
-      if (speech_init(w, json_object_get(hdr, "voices"), serr, sizeof serr) != 0)
+      if (speech_init(w, path, json_object_get(hdr, "voices"), serr, sizeof serr) != 0)
         ENGINE_FAIL(400, "%s", serr);
     } else {
       if (!mtmd_support_vision(w->mtmd) && !mtmd_support_audio(w->mtmd))

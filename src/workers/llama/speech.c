@@ -141,7 +141,7 @@ static char *sp_prepare(const char *s, size_t n, bool pad_short) {
 
 /* End of the sentence that starts at s[i]: after ./!/? followed by a space or the end, a CJK
  * full stop, or a blank line. */
-static size_t sp_sentence_end(const char *s, size_t n, size_t i) {
+size_t speech_sentence_end(const char *s, size_t n, size_t i) {
   for (; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     if ((c == '.' || c == '!' || c == '?') && (i + 1 == n || isspace((unsigned char)s[i + 1]))) {
@@ -182,7 +182,7 @@ static int sp_push_chunk(speech_state *st, const llama_token *t, int n) {
 static int sp_split(worker *w, speech_state *st, const char *text) {
   size_t n = strlen(text), i = 0;
   while (i < n) {
-    size_t e = sp_sentence_end(text, n, i);
+    size_t e = speech_sentence_end(text, n, i);
     char *p = sp_prepare(text + i, e - i, st->pad_short);
     i = e;
     if (!p) return -1;
@@ -262,11 +262,14 @@ static llama_token sp_find_token(const worker *w, const char *s) {
   return -1;
 }
 
-int speech_init(worker *w, const json_t *voices, char *err, size_t err_len) {
+int speech_init(worker *w, const char *model_path, const json_t *voices, char *err,
+                size_t err_len) {
   struct mtmd_gen_audio_info info = mtmd_gen_audio_get_info(w->mtmd);
+  if (info.type == MTMD_GEN_AUDIO_TYPE_QWEN3TTS)
+    return q3s_init(w, model_path, voices, err, err_len);
   if (info.type != MTMD_GEN_AUDIO_TYPE_POCKETTTS) {
     snprintf(err, err_len, "this projector generates audio with a pipeline Switchyard does not "
-                           "drive yet (only Pocket-TTS; see docs/TTS.md)");
+                           "drive yet (Pocket-TTS and Qwen3-TTS; see docs/TTS.md)");
     return -1;
   }
   speech_state *st = calloc(1, sizeof *st);
@@ -300,6 +303,7 @@ int speech_init(worker *w, const json_t *voices, char *err, size_t err_len) {
     return -1;
   }
   json_object_foreach((json_t *)voices, name, path) {
+    if (json_is_object(path)) path = json_object_get(path, "audio"); /* {audio, language} */
     if (!json_is_string(path) || st->n_voices >= SP_MAX_VOICES) {
       snprintf(err, err_len, "load: \"voices\" takes at most %d {name: path} entries",
                SP_MAX_VOICES);
@@ -342,6 +346,7 @@ static void sp_end_current(speech_state *st) {
 }
 
 void speech_free(worker *w) {
+  q3s_free(w);
   speech_state *st = w->speech;
   if (!st) return;
   sp_end_current(st);
@@ -360,11 +365,17 @@ void speech_free(worker *w) {
   w->speech = NULL;
 }
 
-bool speech_busy(const worker *w) { return w->speech && (w->speech->cur || w->speech->head); }
+bool speech_busy(const worker *w) {
+  return q3s_busy(w) || (w->speech && (w->speech->cur || w->speech->head));
+}
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
 void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
+  if (w->speech_q3) {
+    q3s_submit(w, id, hdr, clip, clip_len);
+    return;
+  }
   speech_state *st = w->speech;
   const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
   const json_t *sd = json_object_get(hdr, "seed");
@@ -442,6 +453,10 @@ static void sp_done(worker *w, const char *reason) {
 }
 
 void speech_cancel(worker *w, int64_t id) {
+  if (w->speech_q3) {
+    q3s_cancel(w, id);
+    return;
+  }
   speech_state *st = w->speech;
   if (!st) return;
   if (st->cur && st->cur->id == id) {
@@ -465,6 +480,10 @@ void speech_cancel(worker *w, int64_t id) {
 }
 
 void speech_voices(worker *w, int64_t id) {
+  if (w->speech_q3) {
+    q3s_voices(w, id);
+    return;
+  }
   speech_state *st = w->speech;
   json_t *arr = json_array();
   for (int i = 0; st && arr && i < st->n_voices; i++)
@@ -648,6 +667,10 @@ static int sp_finish_chunk(worker *w) {
 }
 
 void speech_step(worker *w) {
+  if (w->speech_q3) {
+    q3s_step(w);
+    return;
+  }
   speech_state *st = w->speech;
   if (!st) return;
   if (!st->cur) {

@@ -89,6 +89,7 @@ typedef struct engine_log_line {
 typedef struct gen_state gen_state;
 typedef struct embed_state embed_state;
 typedef struct speech_state speech_state;
+typedef struct q3s_state q3s_state;
 
 typedef struct worker {
   ipc_chan chan;
@@ -125,6 +126,7 @@ typedef struct worker {
   gen_state *gen;     /* generate mode */
   embed_state *embed; /* embed mode */
   speech_state *speech; /* speech mode */
+  q3s_state *speech_q3; /* speech mode, Qwen3-TTS (speech_qwen3.c) */
 } worker;
 
 /* ---- chat.c ---------------------------------------------------------------------------- */
@@ -215,7 +217,8 @@ void embed_rerank(worker *w, int64_t id, const json_t *hdr);
 
 /* At load, after the projector: set up the speech pipeline; voices is load's {name: clip path}
  * object (or NULL). 0, or -1 + err (a pipeline or vocabulary this worker cannot drive). */
-int speech_init(worker *w, const json_t *voices, char *err, size_t err_len);
+int speech_init(worker *w, const char *model_path, const json_t *voices, char *err,
+                size_t err_len);
 void speech_free(worker *w);
 /* A speak frame: validated and queued (errors answered here). */
 void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
@@ -226,6 +229,19 @@ void speech_voices(worker *w, int64_t id);
 bool speech_busy(const worker *w);
 /* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
 void speech_step(worker *w);
+/* End of the sentence that starts at s[i] (after ./!/? and a space or the end, a CJK full
+ * stop, a blank line). */
+size_t speech_sentence_end(const char *s, size_t n, size_t i);
+
+/* ---- speech_qwen3.c: the same calls for a Qwen3-TTS projector (speech.c dispatches) ------ */
+
+int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
+void q3s_free(worker *w);
+void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
+void q3s_cancel(worker *w, int64_t id);
+void q3s_voices(worker *w, int64_t id);
+bool q3s_busy(const worker *w);
+void q3s_step(worker *w);
 
 /* ---- text.c ----------------------------------------------------------------------------- */
 

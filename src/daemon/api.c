@@ -25,15 +25,6 @@
 
 /* ---- small helpers ---- */
 
-static void random_id(char *out, size_t len, const char *prefix) {
-  static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  unsigned char rnd[32];
-  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 7, sizeof rnd);
-  size_t p = (size_t)snprintf(out, len, "%s", prefix);
-  for (size_t i = 0; i < 24 && p + 1 < len; i++) out[p++] = al[rnd[i] % (sizeof al - 1)];
-  out[p < len ? p : len - 1] = '\0';
-}
-
 /* An error event from a worker as an api_error. */
 static void worker_error(const ipc_msg *m, api_error *e) {
   json_t *h = m->hdr;
@@ -578,7 +569,7 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
   j->obs = *obs;
   j->fd = http_client_fd(r);
   j->created = (long long)time(NULL);
-  random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
+  api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
   json_t *msg = g.msg;
   g.msg = NULL;
   api_gen_clear(&g);

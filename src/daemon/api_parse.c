@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "audio.h"
 #include "buf.h"
@@ -771,4 +772,13 @@ int api_audio_b64(const json_t *str, size_t max_bytes, int rate, double max_seco
   int rc = sy_audio_decode(bytes, nb, rate, &lim, out, unsupported, why, why_len);
   free(bytes);
   return rc;
+}
+
+void api_random_id(char *out, size_t len, const char *prefix) {
+  static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char rnd[24];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 7, sizeof rnd);
+  size_t p = (size_t)snprintf(out, len, "%s", prefix);
+  for (size_t i = 0; i < sizeof rnd && p + 1 < len; i++) out[p++] = al[rnd[i] % (sizeof al - 1)];
+  out[p < len ? p : len - 1] = '\0';
 }

@@ -60,6 +60,9 @@ typedef struct api_rerank {
 } api_rerank;
 
 /* Parse a JSON body: NULL + err (400 invalid_json) when it is not a JSON object. */
+/* prefix + 24 random letters and digits (a response's id: chatcmpl-..., audio_...), into out. */
+void api_random_id(char *out, size_t len, const char *prefix);
+
 /* An audio file sent inside JSON (base64, or a data: URL as some clients send it), decoded as
  * every upload is (sy_audio_decode: mono float at rate) with at most max_bytes of file and
  * max_seconds of audio. 0 (out filled; sy_audio_free), or -1 with a one-line reason in why

@@ -37,34 +37,6 @@ static double now_s(void) {
 
 static double ms(double seconds) { return seconds > 0 ? round(seconds * 10000.0) / 10.0 : 0.0; }
 
-static void random_id(char *out, size_t len, const char *prefix) {
-  static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  unsigned char rnd[24];
-  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 7, sizeof rnd);
-  size_t p = (size_t)snprintf(out, len, "%s", prefix);
-  for (size_t i = 0; i < sizeof rnd && p + 1 < len; i++) out[p++] = al[rnd[i] % (sizeof al - 1)];
-  out[p < len ? p : len - 1] = '\0';
-}
-
-static char *b64(const unsigned char *p, size_t n) {
-  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-  if (!out) return NULL;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63], *o++ = t[(v >> 6) & 63], *o++ = t[v & 63];
-  }
-  if (i < n) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63];
-    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-    *o++ = '=';
-  }
-  *o = '\0';
-  return out;
-}
-
 static bool blank(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!isspace((unsigned char)s[i])) return false;
@@ -526,7 +498,7 @@ static void on_text(voice_job *j, const char *t) {
 /* Encoded audio bytes for the client (streamed), as one chunk. */
 static int emit_audio(voice_job *j, sy_buf *enc) {
   if (enc->len == 0) return 0;
-  char *s = b64((const unsigned char *)enc->data, enc->len);
+  char *s = sy_base64_encode(enc->data, enc->len);
   sy_buf_consume(enc, enc->len);
   if (!s) return -1;
   emit_chunk(j, json_pack("{s:{s:s, s:s}}", "audio", "id", j->audio_id, "data", s), NULL);
@@ -713,7 +685,7 @@ static void voice_reply_whole(voice_job *j, http_req *r) {
       http_reply_error(r, &j->err);
       return;
     }
-    char *data = b64((const unsigned char *)(enc.data ? enc.data : ""), enc.len);
+    char *data = sy_base64_encode(enc.data ? enc.data : "", enc.len);
     sy_buf_free(&enc);
     msg = json_pack("{s:s, s:n, s:n, s:{s:s, s:s, s:I, s:O}}", "role", "assistant", "content",
                     "refusal", "audio", "id", j->audio_id, "data", data ? data : "", "expires_at",
@@ -798,36 +770,15 @@ static int voice_options(voice_job *j, const json_t *req, api_error *err) {
 static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a, api_error *err) {
   const json_t *dv = json_object_get(ia, "data");
   if (!json_is_string(dv))
-    return API_BAD(err, "messages", "invalid_audio",
-                   "audio %zu: input_audio must be {data: base64, format}", k),
-           -1;
-  const char *data = json_string_value(dv);
-  size_t len = json_string_length(dv);
-  const char *comma = len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
-  if (comma) {
-    len -= (size_t)(comma + 1 - data);
-    data = comma + 1;
-  }
+    return API_BAD(err, "messages", "invalid_audio", "audio %zu: input_audio must be {data: base64, format}", k), -1;
   size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
-  unsigned char *bytes = NULL;
-  size_t nb = 0;
   char e[256] = "";
-  if (len / 4 * 3 > max + 3 ||
-      sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) {
-    free(bytes);
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k,
-                   *e ? e : "larger than the upload limit"),
-           -1;
-  }
   bool unsupported = false;
-  sy_audio_limits lim = {.max_bytes = max, .max_seconds = API_MAX_AUDIO_SECONDS};
-  int rc = sy_audio_decode(bytes, nb, API_AUDIO_RATE, &lim, a, &unsupported, e, sizeof e);
-  free(bytes);
+  int rc = api_audio_b64(dv, max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS, a, &unsupported, e, sizeof e);
   if (rc != 0 || a->n < 2) {
     sy_audio_free(a);
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s",
-                   k, unsupported ? " (a format this build cannot read)" : "",
-                   rc ? e : "it holds no samples"),
+    return API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
+                   unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples"),
            -1;
   }
   return 0;
@@ -937,8 +888,8 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   j->llm = j->tts = (step){.d = d};
   j->finished =
       true; /* until the answer starts: an early return is a refusal, not a cancellation */
-  random_id(j->id, sizeof j->id, "chatcmpl-");
-  random_id(j->audio_id, sizeof j->audio_id, "audio_");
+  api_random_id(j->id, sizeof j->id, "chatcmpl-");
+  api_random_id(j->audio_id, sizeof j->audio_id, "audio_");
   snprintf(j->finish, sizeof j->finish, "stop");
   http_add_header(r, "X-Switchyard-Model", p->name);
   json_t *st = json_object_get(req, "stream");

@@ -82,7 +82,7 @@ struct speech_state {
 
 /* ---- seeds --------------------------------------------------------------------------------- */
 
-static uint32_t sp_mix32(uint64_t x) {
+uint32_t speech_mix32(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdULL;
   x ^= x >> 33;
@@ -371,50 +371,72 @@ bool speech_busy(const worker *w) {
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
+int speech_args(worker *w, int64_t id, const json_t *hdr, speech_req_args *out) {
+  const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
+  const json_t *sd = json_object_get(hdr, "seed");
+  memset(out, 0, sizeof *out);
+  if (!json_is_string(in) || json_string_length(in) == 0 || json_string_length(in) > SP_MAX_INPUT) {
+    reply_error(w, id, 400, "invalid_request", "speak needs \"input\": 1..%d bytes of text", SP_MAX_INPUT);
+    return -1;
+  }
+  if (vo && !json_is_null(vo) && !json_is_string(vo)) {
+    reply_error(w, id, 400, "invalid_request", "\"voice\" must be a string");
+    return -1;
+  }
+  if (sd && !json_is_null(sd) && !(json_is_integer(sd) && json_integer_value(sd) >= 0)) {
+    reply_error(w, id, 400, "invalid_request", "\"seed\" must be an integer >= 0");
+    return -1;
+  }
+  size_t len = json_string_length(in);
+  if (!(out->text = malloc(len + 1))) {
+    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    return -1;
+  }
+  memcpy(out->text, json_string_value(in), len + 1);
+  for (size_t i = 0; i < len; i++)
+    if (!out->text[i]) out->text[i] = ' ';
+  out->voice = json_is_string(vo) ? json_string_value(vo) : "";
+  if (json_is_integer(sd)) {
+    out->seed = speech_mix32((uint64_t)json_integer_value(sd));
+  } else {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    out->seed = speech_mix32((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)id);
+  }
+  return 0;
+}
+
 void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
   if (w->speech_q3) {
     q3s_submit(w, id, hdr, clip, clip_len);
     return;
   }
   speech_state *st = w->speech;
-  const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
-  const json_t *sd = json_object_get(hdr, "seed");
-  if (!json_is_string(in) || json_string_length(in) == 0 || json_string_length(in) > SP_MAX_INPUT) {
-    reply_error(w, id, 400, "invalid_request", "speak needs \"input\": 1..%d bytes of text",
-                SP_MAX_INPUT);
-    return;
-  }
-  if (vo && !json_is_null(vo) && !json_is_string(vo)) {
-    reply_error(w, id, 400, "invalid_request", "\"voice\" must be a string");
-    return;
-  }
-  if (sd && !json_is_null(sd) && !(json_is_integer(sd) && json_integer_value(sd) >= 0)) {
-    reply_error(w, id, 400, "invalid_request", "\"seed\" must be an integer >= 0");
-    return;
-  }
+  speech_req_args a;
+  if (speech_args(w, id, hdr, &a) != 0) return;
   int voice = -1;
-  const char *vn = json_is_string(vo) ? json_string_value(vo) : "";
-  for (int i = 0; i < st->n_voices && *vn; i++)
-    if (!strcmp(st->voices[i].name, vn)) voice = i;
+  for (int i = 0; i < st->n_voices && *a.voice; i++)
+    if (!strcmp(st->voices[i].name, a.voice)) voice = i;
   /* with configured voices a name must be one of them; without, any name (OpenAI clients always
    * send one) means the model's own voice */
-  if (*vn && voice < 0 && st->n_voices > 0) {
+  if (*a.voice && voice < 0 && st->n_voices > 0) {
     reply_error(w, id, 400, "invalid_voice", "unknown voice '%.100s' (GET /v1/audio/voices lists them)",
-                vn);
+                a.voice);
+    free(a.text);
     return;
   }
   if (st->n_waiting >= SP_MAX_WAITING) {
     reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
+    free(a.text);
     return;
   }
   sp_req *r = calloc(1, sizeof *r);
-  size_t len = json_string_length(in);
-  if (r) r->text = malloc(len + 1);
-  if (!r || !r->text) {
-    sp_req_free(r);
+  if (!r) {
+    free(a.text);
     reply_error(w, id, 500, "out_of_memory", "out of memory");
     return;
   }
+  r->text = a.text;
   if (clip_len) { /* a reference clip for this request only: encoded when its turn comes */
     static char uploaded[] = "uploaded";
     if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
@@ -426,18 +448,9 @@ void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, s
     r->own->clip_len = clip_len;
     r->own->name = uploaded;
   }
-  memcpy(r->text, json_string_value(in), len + 1);
-  for (size_t i = 0; i < len; i++)
-    if (!r->text[i]) r->text[i] = ' ';
   r->id = id;
   r->voice = voice;
-  if (json_is_integer(sd)) {
-    r->seed = sp_mix32((uint64_t)json_integer_value(sd));
-  } else {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    r->seed = sp_mix32((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)id);
-  }
+  r->seed = a.seed;
   if (st->tail) st->tail->next = r;
   else st->head = r;
   st->tail = r;

@@ -29,7 +29,6 @@
 #include "worker.h"
 
 #define Q3_MAX_WAITING 256
-#define Q3_MAX_INPUT (64 * 1024) /* bytes of text per request */
 #define Q3_CHUNK_TOKENS 120      /* a longer sentence is cut every this many tokens */
 #define Q3_N_CODEC 3072          /* the codec head: the vocabulary's last 3072 tokens */
 #define Q3_N_CODES 2048          /* codes 0..2047 may be sampled for codebook 0 */
@@ -107,14 +106,6 @@ struct q3s_state {
 
 /* ---- seeds and sampling -------------------------------------------------------------------- */
 
-static uint32_t q3_mix32(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return (uint32_t)x;
-}
 
 /* GEN_CODE's seed for frame k: below 2^31, consecutive frames never share one (odd step mod
  * 2^31), so clip reseeds on every call. */
@@ -433,56 +424,40 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
 
 void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
   q3s_state *st = w->speech_q3;
-  const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
-  const json_t *sd = json_object_get(hdr, "seed"), *lg = json_object_get(hdr, "language");
-  if (!json_is_string(in) || json_string_length(in) == 0 || json_string_length(in) > Q3_MAX_INPUT) {
-    reply_error(w, id, 400, "invalid_request", "speak needs \"input\": 1..%d bytes of text",
-                Q3_MAX_INPUT);
-    return;
-  }
-  if (vo && !json_is_null(vo) && !json_is_string(vo)) {
-    reply_error(w, id, 400, "invalid_request", "\"voice\" must be a string");
-    return;
-  }
-  if (sd && !json_is_null(sd) && !(json_is_integer(sd) && json_integer_value(sd) >= 0)) {
-    reply_error(w, id, 400, "invalid_request", "\"seed\" must be an integer >= 0");
-    return;
-  }
+  const json_t *lg = json_object_get(hdr, "language");
   if (lg && !json_is_null(lg) && !json_is_string(lg)) {
     reply_error(w, id, 400, "invalid_request", "\"language\" must be a string");
     return;
   }
+  speech_req_args a;
+  if (speech_args(w, id, hdr, &a) != 0) return;
   int voice = -1;
-  const char *vn = json_is_string(vo) ? json_string_value(vo) : "";
-  for (int i = 0; i < st->n_voices && *vn; i++)
-    if (!strcmp(st->voices[i].name, vn)) voice = i;
-  if (*vn && voice < 0 && st->n_voices > 0) {
-    reply_error(w, id, 400, "invalid_voice",
-                "unknown voice '%.100s' (GET /v1/audio/voices lists them)", vn);
-    return;
-  }
-  /* the request's language, else the voice's, else English */
+  for (int i = 0; i < st->n_voices && *a.voice; i++)
+    if (!strcmp(st->voices[i].name, a.voice)) voice = i;
+  const char *refused = NULL;
   llama_token lang = st->lang_default;
+  /* the request's language, else the voice's, else English */
   const char *ln = json_is_string(lg) && json_string_length(lg) ? json_string_value(lg)
                    : voice >= 0                                 ? st->voices[voice].lang
                                                                 : NULL;
-  if (ln && (lang = q3_language(w, ln)) < 0) {
-    reply_error(w, id, 400, "invalid_language",
-                "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)", ln);
-    return;
-  }
-  if (st->n_waiting >= Q3_MAX_WAITING) {
+  if (*a.voice && voice < 0 && st->n_voices > 0) {
+    reply_error(w, id, 400, "invalid_voice", "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
+    refused = "voice";
+  } else if (ln && (lang = q3_language(w, ln)) < 0) {
+    reply_error(w, id, 400, "invalid_language", "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)",
+                ln);
+    refused = "language";
+  } else if (st->n_waiting >= Q3_MAX_WAITING) {
     reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
+    refused = "queue";
+  }
+  q3_req *r = refused ? NULL : calloc(1, sizeof *r);
+  if (!r) {
+    if (!refused) reply_error(w, id, 500, "out_of_memory", "out of memory");
+    free(a.text);
     return;
   }
-  q3_req *r = calloc(1, sizeof *r);
-  size_t len = json_string_length(in);
-  if (r) r->text = malloc(len + 1);
-  if (!r || !r->text) {
-    q3_req_free(r);
-    reply_error(w, id, 500, "out_of_memory", "out of memory");
-    return;
-  }
+  r->text = a.text;
   if (clip_len) { /* a reference clip for this request only: encoded when its turn comes */
     static char uploaded[] = "uploaded";
     if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
@@ -494,19 +469,10 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
     r->own->clip_len = clip_len;
     r->own->name = uploaded;
   }
-  memcpy(r->text, json_string_value(in), len + 1);
-  for (size_t i = 0; i < len; i++)
-    if (!r->text[i]) r->text[i] = ' ';
   r->id = id;
   r->voice = voice;
   r->lang = lang;
-  if (json_is_integer(sd)) {
-    r->seed = q3_mix32((uint64_t)json_integer_value(sd));
-  } else {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    r->seed = q3_mix32((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)id);
-  }
+  r->seed = a.seed;
   if (st->tail)
     st->tail->next = r;
   else

@@ -222,6 +222,17 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
 void speech_free(worker *w);
 /* A speak frame: validated and queued (errors answered here). */
 void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
+/* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
+ * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
+ * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */
+typedef struct speech_req_args {
+  char *text;
+  const char *voice;
+  uint32_t seed;
+} speech_req_args;
+int speech_args(worker *w, int64_t id, const json_t *hdr, speech_req_args *out);
+/* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
+uint32_t speech_mix32(uint64_t x);
 /* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
 void speech_cancel(worker *w, int64_t id);
 /* A voices frame: the configured voices, as a done. */

@@ -17,32 +17,12 @@
 #include "llama.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
+#include "rng.h"
 
 /* ---- weights ----------------------------------------------------------------------------- */
 
-static uint64_t mp_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
-/* Bounded near-normal (sum of four 16-bit uniforms), unit variance, as fill.c makes them. */
-static float mp_normalish(uint64_t *s) {
-  uint64_t r = mp_next(s);
-  int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
-                (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48);
-  return ((float)sum - 131070.0f) * (1.0f / 37837.22f);
-}
 
-static uint64_t mp_hash(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 enum mp_init { MP_RANDOM, MP_ONE, MP_ZERO, MP_CONST /* every value is std */ };
 
@@ -73,12 +53,12 @@ static void mp_tensor(mp_builder *b, const char *name, enum ggml_type type, enum
     b->failed = 1;
     return;
   }
-  uint64_t st = b->seed ^ mp_hash(name);
+  uint64_t st = b->seed ^ mk_rng_hash(name);
   for (size_t i = 0; i < n; i++)
     v[i] = init == MP_ONE     ? 1.0f
            : init == MP_ZERO  ? 0.0f
            : init == MP_CONST ? std
-                              : mp_normalish(&st) * std;
+                              : mk_rng_normalish(&st) * std;
   if (type == GGML_TYPE_F16) ggml_fp32_to_fp16_row(v, (ggml_fp16_t *)t->data, (int64_t)n);
   gguf_add_tensor(b->g, t);
 }

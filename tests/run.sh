@@ -43,6 +43,13 @@ make_models() {
   # an audio-input model: tiny qwen2 + an Ultravox-style projector (375 tokens per 30 s window)
   build/bin/mkmodel --preset tiny-qwen2 --seed 6 -o "$models/tiny-alm.gguf" \
     --mmproj "$models/tiny-alm-mmproj.gguf" --mmproj-kind audio --verify &&
+  # a neural voice: Pocket-TTS backbone + its speech projector (mtmd audio generation; docs/TTS.md)
+  build/bin/mkmodel --preset tiny-pockettts --seed 6 -o "$models/tiny-pocket.gguf" \
+    --mmproj "$models/tiny-pocket-mmproj.gguf" --verify &&
+  # Qwen3-TTS: talker with the codec vocabulary + qwen3tts_gen/qwen3tts_spkenc projector (one thread:
+  # the verify's many tiny graph steps are much slower split over two busy cores)
+  build/bin/mkmodel --preset tiny-qwen3tts --seed 6 --threads 1 -o "$models/tiny-qwen3tts.gguf" \
+    --mmproj "$models/tiny-qwen3tts-mmproj.gguf" --verify &&
   build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
 suite "make test models (tools/mkmodel)" make_models
@@ -74,14 +81,17 @@ suite "jinja diff (sy-jinja vs llama.cpp's engine)" tests/jinja/diff.sh build/bi
 # JSON Schema / tool-call grammars accepted and enforced by llama.cpp's grammar sampler
 suite "grammar check (llama.cpp's sampler)" build/bin/grammar-check "$prefix/share/vocab/ggml-vocab-qwen2.gguf"
 
+# whisper.cpp's own whisper-server (third-party, built once into the engine cache): the integration
+# tests run it as an external engine behind the proxy (ext_whisper)
+suite "whisper-server (deps/whisper-server.sh)" deps/whisper-server.sh
 td=(); [ -d "$testdata" ] && td=(--testdata "$testdata")
 [ -d "$testdata" ] || echo "note: $testdata not found: tests that need ../shared/testdata are skipped"
-suite "integration" build/bin/itest --daemon build/bin/switchyard --models "$models" "${td[@]}"
+suite "integration" build/bin/itest --daemon build/bin/switchyard --models "$models" --engines "$prefix" "${td[@]}"
 
 export ASAN_OPTIONS="log_path=$san_dir/asan:detect_leaks=1:abort_on_error=0"
 export UBSAN_OPTIONS="log_path=$san_dir/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
-suite "integration (asan+ubsan daemon and worker)" build/bin/itest --daemon build-asan/bin/switchyard --models "$models" "${td[@]}"
+suite "integration (asan+ubsan daemon and worker)" build/bin/itest --daemon build-asan/bin/switchyard --models "$models" --engines "$prefix" "${td[@]}"
 suite "integration (asan): no sanitizer reports" san_clean
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
@@ -94,12 +104,13 @@ compat() {
     "$models/tiny-vlm.gguf" "$models/tiny-vlm-mmproj.gguf" "$models/tiny-bert-rerank.gguf" >>"$cfg"
   printf '  - name: alm\n    file: %s\n    mmproj: %s\n    context: 1024\n' \
     "$models/tiny-alm.gguf" "$models/tiny-alm-mmproj.gguf" >>"$cfg"
+  printf '  - {name: whisper, engine: whisper, file: %s}\n' "$models/tiny-whisper.bin" >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
   [ -n "$port" ] || { kill $pid 2>/dev/null; rm -f "$cfg"; return 1; }
   SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
-    SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm \
+    SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

@@ -4,8 +4,10 @@
  * (wall time of the whole response / seconds of audio; below 1 = faster than real time). The
  * first request also loads the worker (reported apart as "cold").
  *
- * usage: bench-speech --url http://127.0.0.1:8080 [--model speak] [--runs N]
- * Prints a markdown table. */
+ * usage: bench-speech --url http://127.0.0.1:8080 [--model speak] [--runs N] [--texts N]
+ *                     [--formats pcm,mp3,opus] [--seed N]
+ * --texts N: only the first N texts (neural voices are slow on a CPU); --seed: sent with every
+ * request (neural voices). Prints a markdown table. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -36,9 +38,12 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 }
 
 /* One request; returns the HTTP status, fills bytes/first/total. */
+static long g_seed = -1;
+
 static long speak(const char *url, const char *model, const char *text, const char *fmt, run *r, double *total) {
   json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "model", model, "input", text, "voice", "en-us", "response_format",
                         fmt);
+  if (g_seed >= 0) json_object_set_new(b, "seed", json_integer(g_seed));
   char *body = json_dumps(b, JSON_COMPACT);
   json_decref(b);
   char u[512];
@@ -74,15 +79,21 @@ static double median(double *v, int n) {
 
 int main(int argc, char **argv) {
   const char *url = "http://127.0.0.1:8080", *model = "speak";
-  int runs = 5;
+  int runs = 5, n_texts = 3;
+  const char *fmt_list = "pcm,mp3,opus";
   static const struct option opts[] = {
-      {"url", required_argument, 0, 'u'}, {"model", required_argument, 0, 'm'}, {"runs", required_argument, 0, 'r'},
+      {"url", required_argument, 0, 'u'},   {"model", required_argument, 0, 'm'},
+      {"runs", required_argument, 0, 'r'},  {"texts", required_argument, 0, 't'},
+      {"formats", required_argument, 0, 'f'}, {"seed", required_argument, 0, 's'},
       {0, 0, 0, 0}};
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     if (o == 'u') url = optarg;
     else if (o == 'm') model = optarg;
     else if (o == 'r') runs = atoi(optarg);
+    else if (o == 't') n_texts = atoi(optarg);
+    else if (o == 'f') fmt_list = optarg;
+    else if (o == 's') g_seed = atol(optarg);
     else return 2;
   }
   if (runs < 1 || runs > 1000) runs = 5;
@@ -98,7 +109,15 @@ int main(int argc, char **argv) {
   longer[4000 < p ? 4000 : p] = '\0';
   const struct { const char *name, *text; } texts[] = {
       {"1 sentence", "Hello, and welcome to Switchyard."}, {"5 sentences", medium}, {"~4000 chars", longer}};
-  const char *fmts[] = {"pcm", "mp3", "opus"};
+  const char *all_fmts[] = {"pcm", "mp3", "opus"}, *fmts[3];
+  size_t n_fmts = 0;
+  for (size_t i = 0; i < 3; i++)
+    if (strstr(fmt_list, all_fmts[i])) fmts[n_fmts++] = all_fmts[i];
+  if (n_fmts == 0 || strcmp(fmts[0], "pcm") != 0) {
+    fprintf(stderr, "bench-speech: --formats must include pcm (its length gives the audio seconds)\n");
+    return 2;
+  }
+  if (n_texts < 1 || n_texts > 3) n_texts = 3;
 
   run r;
   double total;
@@ -111,8 +130,8 @@ int main(int argc, char **argv) {
          r.t_first * 1e3, total * 1e3);
   printf("| text | chars | format | audio s | first byte ms (median) | total ms (median) | real-time factor |\n");
   printf("|---|---|---|---|---|---|---|\n");
-  for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
-    for (size_t f = 0; f < sizeof fmts / sizeof *fmts; f++) {
+  for (size_t t = 0; t < (size_t)n_texts && t < sizeof texts / sizeof *texts; t++) {
+    for (size_t f = 0; f < n_fmts; f++) {
       double first[1000], tot[1000], audio_s = 0;
       for (int i = 0; i < runs; i++) {
         st = speak(url, model, texts[t].text, fmts[f], &r, &tot[i]);

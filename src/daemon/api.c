@@ -11,25 +11,19 @@
 
 #include "api_audio.h"
 #include "api_parse.h"
+#include "api_router.h"
 #include "audio.h"
 #include "buf.h"
 #include "api_speech.h"
 #include "daemon.h"
 #include "image.h"
 #include "log.h"
+#include "proxy.h"
 #include "events.h"
+#include "pipeline.h"
 #include "sse.h"
 
 /* ---- small helpers ---- */
-
-static void random_id(char *out, size_t len, const char *prefix) {
-  static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  unsigned char rnd[32];
-  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 7, sizeof rnd);
-  size_t p = (size_t)snprintf(out, len, "%s", prefix);
-  for (size_t i = 0; i < 24 && p + 1 < len; i++) out[p++] = al[rnd[i] % (sizeof al - 1)];
-  out[p < len ? p : len - 1] = '\0';
-}
 
 /* An error event from a worker as an api_error. */
 static void worker_error(const ipc_msg *m, api_error *e) {
@@ -375,30 +369,12 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
  * mono float, appended to pay. *seconds accumulates the request's audio. 0, or -1 + err. */
 static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *seconds, sy_buf *pay, size_t *n,
                      api_error *err) {
-  const char *data = json_string_value(json_object_get(part, "data"));
-  size_t len = json_string_length(json_object_get(part, "data"));
-  const char *comma = len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
-  if (comma) { /* a data: URL, as some clients send it */
-    len -= (size_t)(comma + 1 - data);
-    data = comma + 1;
-  }
   size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
-  if (len / 4 * 3 > max + 3) {
-    API_BAD(err, "messages", "invalid_audio", "audio %zu: the file is larger than %zu bytes", k, max);
-    return -1;
-  }
-  unsigned char *bytes = NULL;
-  size_t nb = 0;
   char e[256] = "";
-  if (sy_base64_decode(data, len, max + 3, &bytes, &nb, e, sizeof e) != 0) { /* the size: sy_audio_decode */
-    API_BAD(err, "messages", "invalid_audio", "audio %zu: %s", k, e);
-    return -1;
-  }
   sy_audio a = {0};
   bool unsupported = false;
-  sy_audio_limits lim = {.max_bytes = max, .max_seconds = API_MAX_AUDIO_SECONDS};
-  int rc = sy_audio_decode(bytes, nb, API_AUDIO_RATE, &lim, &a, &unsupported, e, sizeof e);
-  free(bytes);
+  int rc = api_audio_b64(json_object_get(part, "data"), max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS, &a,
+                         &unsupported, e, sizeof e);
   if (rc != 0 || a.n < 2) {
     API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
             unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples");
@@ -467,29 +443,121 @@ fail:
   return -1;
 }
 
+/* Check req against its model, decode its media, get a worker: 0 with *g, *rgb, *w set; else
+ * nothing is answered and err says why: 1 = the request is refused, 2 = the model could not be
+ * acquired (loading failed, too large, queue full, ...). */
+static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool chat, req_obs *obs, api_gen *g,
+                       sy_buf *rgb, worker **w, api_error *err) {
+  memset(rgb, 0, sizeof *rgb);
+  if (api_parse_generate(mx, req, chat, g, err) != 0) {
+    obs->model = obs_model_of(d, req);
+    return 1;
+  }
+  obs->model = metrics_model(sched_metrics(d->sc), g->model->name);
+  if (gen_media(mx, g, rgb, err) != 0) {
+    sy_buf_free(rgb);
+    api_gen_clear(g);
+    return 1;
+  }
+  *w = sched_acquire(d->sc, g->model, err);
+  if (!*w) {
+    sy_buf_free(rgb);
+    api_gen_clear(g);
+    return 2;
+  }
+  return 0;
+}
+
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp, worker *w);
+
+/* A request to a router (api_router.c decides the route): served by the route's model, or when
+ * that model cannot be acquired and the router allows it, by the next route of its fallback list
+ * that accepts the request. The answer's "model" is the model that served. */
+static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat, req_obs *obs,
+                          const matrix_router *rt) {
+  api_route ar;
+  if (!api_router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
+    atomic_fetch_add(&d->cancelled, 1);
+    obs_end(obs, 499);
+    http_reply_abort(r);
+    return;
+  }
+  size_t cand[MATRIX_MAX_ROUTES];
+  size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
+  json_t *rq = json_copy((json_t *)req); /* shallow: only "model" changes */
+  api_error first = {0};
+  int first_model = METRICS_NO_MODEL; /* the answer is the first route's error: counted under its model */
+  for (size_t i = 0; rq && i < n; i++) {
+    const matrix_route *ro = &rt->routes[cand[i]];
+    const matrix_model *mm = matrix_find(mx, ro->model);
+    api_error err = {0};
+    api_gen g;
+    sy_buf rgb;
+    worker *w = NULL;
+    int rc = 1;
+    if (!mm) {
+      API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+    } else {
+      json_object_set_new(rq, "model", json_string(mm->name));
+      rc = gen_prepare(d, mx, rq, chat, obs, &g, &rgb, &w, &err);
+    }
+    if (rc == 0) {
+      router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
+      router_stats_decision(rt->name, ro->name, by);
+      char hv[256], ms[32];
+      snprintf(hv, sizeof hv, "%s/%s", rt->name, ro->name);
+      snprintf(ms, sizeof ms, "%.3f", ar.ms);
+      http_add_header(r, "X-Switchyard-Route", hv);
+      http_add_header(r, "X-Switchyard-Route-By", router_by_name(by));
+      http_add_header(r, "X-Switchyard-Route-Ms", ms);
+      json_decref(rq);
+      gen_run(d, r, chat, obs, &g, &rgb, w);
+      return;
+    }
+    if (i == 0) {
+      first = err;
+      first_model = obs->model;
+    }
+    /* the request itself refused by the chosen model: its error. A route whose model cannot take
+     * this kind of request (an image for a model without vision, a chat for a completion-only model),
+     * and a fallback route that refuses it for any reason, are skipped; shutting down ends the tries */
+    bool kind = err.code && (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
+    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
+                              (rc == 1 && (i > 0 || kind)));
+    LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
+          rc == 2 ? "could not be acquired" : "refused the request", err.message,
+          next ? "; trying the next route" : "");
+    if (!next) break;
+  }
+  json_decref(rq);
+  if (!first.status) API_SERVER(&first, "out_of_memory", "out of memory");
+  obs->model = first_model;
+  fail(r, obs, &first);
+}
+
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
+  const matrix *mx = d->mx;
+  const matrix_router *rt = matrix_find_router(mx, json_string_value(json_object_get(req, "model")));
+  if (rt) {
+    handle_routed(d, mx, r, req, chat, obs, rt);
+    return;
+  }
   api_error err = {0};
   api_gen g;
-  if (api_parse_generate(d->mx, req, chat, &g, &err) != 0) {
-    obs->model = obs_model_of(d, req);
+  sy_buf rgb;
+  worker *w = NULL;
+  if (gen_prepare(d, mx, req, chat, obs, &g, &rgb, &w, &err) != 0) {
     fail(r, obs, &err);
     return;
   }
-  obs->model = metrics_model(sched_metrics(d->sc), g.model->name);
-  sy_buf rgb = {0};
-  if (gen_media(d->mx, &g, &rgb, &err) != 0) {
-    sy_buf_free(&rgb);
-    api_gen_clear(&g);
-    fail(r, obs, &err);
-    return;
-  }
-  worker *w = sched_acquire(d->sc, g.model, &err);
-  if (!w) {
-    sy_buf_free(&rgb);
-    api_gen_clear(&g);
-    fail(r, obs, &err);
-    return;
-  }
+  gen_run(d, r, chat, obs, &g, &rgb, w);
+}
+
+/* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp, worker *w) {
+  api_error err = {0};
+  api_gen g = *gp;
+  sy_buf rgb = *rgbp;
   gen_job *j = calloc(1, sizeof *j);
   j->d = d;
   j->model = g.model;
@@ -501,7 +569,7 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
   j->obs = *obs;
   j->fd = http_client_fd(r);
   j->created = (long long)time(NULL);
-  random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
+  api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
   json_t *msg = g.msg;
   g.msg = NULL;
   api_gen_clear(&g);
@@ -554,29 +622,6 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
 }
 
 /* ---- embeddings ---- */
-
-static char *base64_encode(const unsigned char *p, size_t n) {
-  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-  if (!out) return NULL;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-    *o++ = t[v >> 18];
-    *o++ = t[(v >> 12) & 63];
-    *o++ = t[(v >> 6) & 63];
-    *o++ = t[v & 63];
-  }
-  if (i < n) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-    *o++ = t[v >> 18];
-    *o++ = t[(v >> 12) & 63];
-    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-    *o++ = '=';
-  }
-  *o = '\0';
-  return out;
-}
 
 /* Send msg (stolen) to w and wait for its one reply (embed, rerank). True with the reply in *m
  * when it is not an error; false when the request already ended here: refused (counted and
@@ -635,7 +680,7 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
       for (long long i = 0; i < n; i++) {
         json_t *emb;
         if (e.base64) {
-          char *b = base64_encode((const unsigned char *)(v + i * dim), (size_t)dim * sizeof(float));
+          char *b = sy_base64_encode(v + i * dim, (size_t)dim * sizeof(float));
           emb = json_string(b ? b : "");
           free(b);
         } else {
@@ -762,8 +807,18 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
 }
 
 static void handle_models(sy_daemon *d, http_req *r, const char *id) {
+  const matrix *mx = d->mx;
+  if (id && matrix_find_router(mx, id)) {
+    http_reply_json(r, 200, api_router_model_json(d, mx, matrix_find_router(mx, id)));
+    return;
+  }
   if (id) {
-    const matrix_model *m = matrix_find(d->mx, id);
+    const matrix_model *m = matrix_find(mx, id);
+    const matrix_pipeline *pp = m ? NULL : matrix_find_pipeline(mx, id);
+    if (pp) {
+      http_reply_json(r, 200, pipe_model_json(pp, d->started));
+      return;
+    }
     if (!m) {
       api_error err;
       api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
@@ -775,43 +830,24 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
     return;
   }
   json_t *data = json_array();
-  for (size_t i = 0; i < d->mx->n_models; i++) json_array_append_new(data, model_json(d, &d->mx->models[i]));
+  for (size_t i = 0; i < mx->n_models; i++) json_array_append_new(data, model_json(d, &mx->models[i]));
+  for (size_t i = 0; i < mx->n_routers; i++) json_array_append_new(data, api_router_model_json(d, mx, &mx->routers[i]));
+  for (size_t i = 0; i < mx->n_pipelines; i++) json_array_append_new(data, pipe_model_json(&mx->pipelines[i], d->started));
   http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 /* ---- GET /metrics ---- */
 
-typedef struct text_reply {
-  sy_buf out;
-} text_reply;
-
-static ssize_t text_read(void *cls, char *buf, size_t max) {
-  text_reply *t = cls;
-  if (t->out.len == 0) return HTTP_STREAM_END;
-  size_t n = t->out.len < max ? t->out.len : max;
-  memcpy(buf, t->out.data, n);
-  sy_buf_consume(&t->out, n);
-  return (ssize_t)n;
-}
-
-static void text_free(void *cls) {
-  text_reply *t = cls;
-  sy_buf_free(&t->out);
-  free(t);
-}
-
-/* The exposition is a few KiB: rendered at once, then handed out through the streaming reply
- * (the one reply helper that takes a content type). */
 static void handle_metrics(sy_daemon *d, http_req *r) {
   api_error err = {0};
-  text_reply *t = calloc(1, sizeof *t);
-  if (!t || sched_metrics_render(d->sc, &t->out) != 0) {
-    if (t) text_free(t);
+  sy_buf out = {0};
+  if (sched_metrics_render(d->sc, &out) != 0 || router_stats_render(&out) != 0) {
+    sy_buf_free(&out);
     API_SERVER(&err, "out_of_memory", "could not render the metrics");
     http_reply_error(r, &err);
     return;
   }
-  http_reply_stream(r, 200, METRICS_CONTENT_TYPE, text_read, t, text_free);
+  http_reply_buf(r, 200, METRICS_CONTENT_TYPE, &out);
 }
 
 /* POST /api/load and /api/unload {"model": NAME}: the admin side of the scheduler. */
@@ -902,6 +938,7 @@ void api_handle(void *ud, http_req *r) {
   const char *method = http_method(r), *path = http_path(r);
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
   api_error err = {0};
+  if (proxy_handle(d, r)) return; /* external engines (proxy.c): their routes and /upstream/<model>/ */
   /* the rerank paths are llama-server's: /rerank, /reranking, /v1/rerank, /v1/reranking */
   static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank",
                                 "/rerank", "/v1/reranking", "/reranking"};
@@ -928,7 +965,23 @@ void api_handle(void *ud, http_req *r) {
       return;
     }
     atomic_fetch_add(&d->requests, 1);
-    if (which >= 3) handle_rerank(d, r, req, &obs);
+    const matrix *mx = d->mx;
+    const matrix_pipeline *voice = which == 0 ? pipe_voice_of(mx, req) : NULL;
+    const matrix_pipeline *other = which <= 1 && !voice
+                                       ? matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")))
+                                       : NULL;
+    if (other) {
+      api_error_set(&err, 400, "invalid_request_error", "wrong_capability", "model",
+                    "'%s' is a %s pipeline: %s", other->name, matrix_pipeline_kind_name(other->kind),
+                    other->kind == MATRIX_PIPE_VOICE ? "use it with /v1/chat/completions"
+                                                     : "use it with /v1/audio/transcriptions");
+      fail(r, &obs, &err);
+    } else if (voice) { /* pipeline.c; counted as the audio endpoints are, under the pipeline's name */
+      pipe_voice_turn(d, r, mx, voice, req);
+      obs.model = metrics_model(obs.mt, voice->name);
+      unsigned st = http_reply_status(r);
+      obs_end(&obs, st ? (int)st : 499);
+    } else if (which >= 3) handle_rerank(d, r, req, &obs);
     else if (which == 2) handle_embed(d, r, req, &obs);
     else handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);

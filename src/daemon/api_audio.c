@@ -18,6 +18,7 @@
 #include "audio.h"
 #include "log.h"
 #include "multipart.h"
+#include "pipeline.h"
 #include "sse.h"
 
 /* ---- pure helpers -------------------------------------------------------------------------- */
@@ -227,38 +228,7 @@ static ssize_t stream_read(void *cls, char *buf, size_t max) {
 
 /* ---- whole answers ---- */
 
-typedef struct text_body {
-  sy_buf b;
-} text_body;
-
-static ssize_t text_read(void *cls, char *buf, size_t max) {
-  text_body *t = cls;
-  if (t->b.len == 0) return HTTP_STREAM_END;
-  size_t n = t->b.len < max ? t->b.len : max;
-  memcpy(buf, t->b.data, n);
-  sy_buf_consume(&t->b, n);
-  return (ssize_t)n;
-}
-
-static void text_free(void *cls) {
-  text_body *t = cls;
-  sy_buf_free(&t->b);
-  free(t);
-}
-
-static void reply_text(http_req *r, const char *content_type, sy_buf *b) {
-  text_body *t = calloc(1, sizeof *t);
-  if (!t) {
-    api_error e;
-    API_SERVER(&e, "out_of_memory", "out of memory");
-    sy_buf_free(b);
-    http_reply_error(r, &e);
-    return;
-  }
-  t->b = *b;
-  memset(b, 0, sizeof *b);
-  http_reply_stream(r, 200, content_type, text_read, t, text_free);
-}
+static void reply_text(http_req *r, const char *content_type, sy_buf *b) { http_reply_buf(r, 200, content_type, b); }
 
 static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
   double duration = jnum(done, "duration");
@@ -291,6 +261,7 @@ static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
 
 typedef struct tr_form {
   const matrix_model *model;
+  const matrix_pipeline *pipe; /* a transcribe_clean pipeline: model is its asr step */
   const mp_part *file;
   char language[40];
   char *prompt;
@@ -332,7 +303,13 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
   char name[256];
   if (p && field_str(p, name, sizeof name) != 0)
     return API_BAD(err, "model", "invalid_value", "'model' is not a model name"), -1;
-  json_t *req = p ? json_pack("{s:s}", "model", name) : json_object();
+  f->pipe = p ? matrix_find_pipeline(mx, name) : NULL; /* pipeline.c: its asr step is checked as the model */
+  if (f->pipe && (translate || f->pipe->kind != MATRIX_PIPE_TRANSCRIBE_CLEAN))
+    return API_BAD(err, "model", "wrong_capability", "'%s' is a %s pipeline: %s", name,
+                   matrix_pipeline_kind_name(f->pipe->kind),
+                   translate ? "translations need a whisper model" : "use it with /v1/chat/completions"),
+           -1;
+  json_t *req = p ? json_pack("{s:s}", "model", f->pipe ? f->pipe->asr : name) : json_object();
   f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE, translate ? "translation" : "transcription", err);
   json_decref(req);
   if (!f->model) return -1;
@@ -403,7 +380,13 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
     return API_BAD(err, "timestamp_granularities", "invalid_value",
                    "timestamp_granularities needs response_format verbose_json"),
            -1;
-  if (llm && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
+  if (f->pipe && (f->fmt == AUD_SRT || f->fmt == AUD_VTT || f->stream))
+    return API_BAD(err, f->stream ? "stream" : "response_format", "unsupported_parameter",
+                   "pipeline '%s' answers json, text or verbose_json, not streamed (its cleaned text has no "
+                   "timestamps)",
+                   f->pipe->name),
+           -1;
+  if (llm && !f->pipe && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
     return API_BAD(err, "response_format", "unsupported_parameter",
                    "response_format %s needs timestamps, which model '%s' (an audio LLM) does not give: use json or "
                    "text",
@@ -452,7 +435,8 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     http_reply_error(r, &err);
     return;
   }
-  if (parse_form(d->mx, r, translate, parts, &f, &err) != 0) {
+  const matrix *mx = d->mx;
+  if (parse_form(mx, r, translate, parts, &f, &err) != 0) {
     free(f.prompt);
     free(parts);
     http_reply_error(r, &err);
@@ -475,6 +459,12 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     sy_audio_free(&a);
     free(f.prompt);
     http_reply_error(r, &err);
+    return;
+  }
+  if (f.pipe) { /* transcribe and clean: pipeline.c runs the steps and answers */
+    pipe_transcribe_clean(d, r, mx, f.pipe, a.pcm, a.n, f.language, f.prompt, f.fmt);
+    sy_audio_free(&a);
+    free(f.prompt);
     return;
   }
   bool llm = f.model->engine == MATRIX_ENGINE_LLAMA;

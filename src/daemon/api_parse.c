@@ -7,8 +7,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
+#include "audio.h"
 #include "buf.h"
+#include "image.h"
 
 json_t *api_parse_body(const char *body, size_t len, api_error *err) {
   json_error_t je;
@@ -745,4 +748,37 @@ void api_rerank_clear(api_rerank *r) {
   json_decref(r->msg);
   json_decref(r->documents);
   r->msg = r->documents = NULL;
+}
+
+int api_audio_b64(const json_t *str, size_t max_bytes, int rate, double max_seconds, sy_audio *out,
+                  bool *unsupported, char *why, size_t why_len) {
+  const char *data = json_string_value(str);
+  size_t len = json_string_length(str);
+  *unsupported = false;
+  memset(out, 0, sizeof *out);
+  const char *comma = data && len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
+  if (comma) {
+    len -= (size_t)(comma + 1 - data);
+    data = comma + 1;
+  }
+  if (!data || len / 4 * 3 > max_bytes + 3) {
+    snprintf(why, why_len, "the file is larger than %zu bytes", max_bytes);
+    return -1;
+  }
+  unsigned char *bytes = NULL;
+  size_t nb = 0;
+  if (sy_base64_decode(data, len, max_bytes + 3, &bytes, &nb, why, why_len) != 0) return -1;
+  sy_audio_limits lim = {.max_bytes = max_bytes, .max_seconds = max_seconds};
+  int rc = sy_audio_decode(bytes, nb, rate, &lim, out, unsupported, why, why_len);
+  free(bytes);
+  return rc;
+}
+
+void api_random_id(char *out, size_t len, const char *prefix) {
+  static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  unsigned char rnd[24];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 7, sizeof rnd);
+  size_t p = (size_t)snprintf(out, len, "%s", prefix);
+  for (size_t i = 0; i < sizeof rnd && p + 1 < len; i++) out[p++] = al[rnd[i] % (sizeof al - 1)];
+  out[p < len ? p : len - 1] = '\0';
 }

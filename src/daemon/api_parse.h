@@ -60,6 +60,17 @@ typedef struct api_rerank {
 } api_rerank;
 
 /* Parse a JSON body: NULL + err (400 invalid_json) when it is not a JSON object. */
+/* prefix + 24 random letters and digits (a response's id: chatcmpl-..., audio_...), into out. */
+void api_random_id(char *out, size_t len, const char *prefix);
+
+/* An audio file sent inside JSON (base64, or a data: URL as some clients send it), decoded as
+ * every upload is (sy_audio_decode: mono float at rate) with at most max_bytes of file and
+ * max_seconds of audio. 0 (out filled; sy_audio_free), or -1 with a one-line reason in why
+ * (*unsupported set when the format needs a program this machine lacks: answer 415). */
+struct sy_audio;
+int api_audio_b64(const json_t *str, size_t max_bytes, int rate, double max_seconds, struct sy_audio *out,
+                  bool *unsupported, char *why, size_t why_len);
+
 json_t *api_parse_body(const char *body, size_t len, api_error *err);
 
 /* Find the request's model: 400 when "model" is missing or not a string, 404 model_not_found

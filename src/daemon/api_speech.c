@@ -11,6 +11,7 @@
 
 #include "api_parse.h"
 #include "audio.h"
+#include "image.h"
 #include "log.h"
 #include "sse.h"
 
@@ -48,7 +49,19 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
   }
   json_t *v = json_object_get(req, "voice");
   const char *voice = "";
-  if (v && !json_is_null(v)) {
+  json_t *clip = json_is_object(v) ? json_object_get(v, "audio") : NULL;
+  if (clip) { /* a Switchyard extension: {"audio": base64 or data: URL of a reference clip} */
+    if (!json_is_string(clip) || json_string_length(clip) == 0) {
+      API_BAD(err, "voice", "invalid_type", "'voice.audio' must be a reference clip: base64 or a data: URL");
+      return -1;
+    }
+    if (!m->voice_upload) {
+      API_BAD(err, "voice", "voice_upload_disabled",
+              "model '%s' does not take uploaded voices (voice_upload in the model matrix); use a voice name",
+              m->name);
+      return -1;
+    }
+  } else if (v && !json_is_null(v)) {
     /* OpenAI also takes {"id": "voice_..."} for custom voices: the id names the voice here */
     json_t *s = json_is_object(v) ? json_object_get(v, "id") : v;
     if (!json_is_string(s) || json_string_length(s) > 100 || strlen(json_string_value(s)) != json_string_length(s)) {
@@ -88,11 +101,29 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
     }
     sse = s[0] == 's';
   }
+  /* a Switchyard extension: neural voices sample noise, a seed makes the audio repeatable */
+  json_t *seed = json_object_get(req, "seed");
+  if (seed && !json_is_null(seed) && !(json_is_integer(seed) && json_integer_value(seed) >= 0)) {
+    API_BAD(err, "seed", "invalid_type", "'seed' must be an integer >= 0");
+    return -1;
+  }
+  /* a Switchyard extension: the language a neural voice speaks (Qwen3-TTS); else the voice's */
+  json_t *lang = json_object_get(req, "language");
+  if (lang && !json_is_null(lang) &&
+      !(json_is_string(lang) && json_string_length(lang) >= 1 && json_string_length(lang) <= 32 &&
+        strspn(json_string_value(lang), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") ==
+            json_string_length(lang))) {
+    API_BAD(err, "language", "invalid_value", "'language' must be a language code or name such as en or english");
+    return -1;
+  }
   out->msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", in, "voice", voice, "speed", speed);
   if (!out->msg) {
     API_SERVER(err, "out_of_memory", "out of memory");
     return -1;
   }
+  if (json_is_integer(seed)) json_object_set(out->msg, "seed", seed);
+  if (json_is_string(lang)) json_object_set(out->msg, "language", lang);
+  if (clip) out->clip = json_incref(clip);
   out->model = m;
   snprintf(out->format, sizeof out->format, "%s", fmt);
   out->sse = sse;
@@ -103,27 +134,35 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
 void api_speech_clear(api_speech *s) {
   json_decref(s->msg);
   s->msg = NULL;
+  json_decref(s->clip);
+  s->clip = NULL;
 }
 
 /* ---- helpers ---- */
 
-static char *b64(const unsigned char *p, size_t n) {
-  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-  if (!out) return NULL;
-  size_t i = 0;
-  for (; i + 2 < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63], *o++ = t[(v >> 6) & 63], *o++ = t[v & 63];
+/* A request's reference clip (voice.audio): base64 (or a data: URL) of an audio file, decoded here
+ * like every upload (the worker never parses a client's file) and handed over as a 16-bit WAV at
+ * API_SPEECH_RATE, 0.5 to API_SPEECH_MAX_CLIP_S seconds. 0, or -1 + err (400; 415 for a format
+ * this build cannot read). */
+static int speech_clip(const matrix *mx, const json_t *clip, sy_buf *wav, api_error *err) {
+  size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
+  char e[256] = "";
+  sy_audio a = {0};
+  bool unsupported = false;
+  int rc = api_audio_b64(clip, max, API_SPEECH_RATE, API_SPEECH_MAX_CLIP_S, &a, &unsupported, e, sizeof e);
+  if (rc == 0 && a.n < API_SPEECH_RATE / 2) {
+    snprintf(e, sizeof e, "the clip is %.2f s; at least 0.5 s of speech is needed", (double)a.n / API_SPEECH_RATE);
+    rc = -1;
   }
-  if (i < n) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63];
-    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
-    *o++ = '=';
+  if (rc == 0) rc = sy_audio_encode(a.pcm, a.n, API_SPEECH_RATE, "wav", API_SPEECH_RATE, wav, e, sizeof e);
+  sy_audio_free(&a);
+  if (rc != 0) {
+    api_error_set(err, unsupported ? 415 : 400, "invalid_request_error", "invalid_voice_audio", "voice",
+                  "voice.audio: could not use the reference clip%s: %s",
+                  unsupported ? " (a format this build cannot read)" : "", e);
+    return -1;
   }
-  *o = '\0';
-  return out;
+  return 0;
 }
 
 /* A worker's error frame as an api_error (codes copied: the frame is freed before the reply). */
@@ -131,14 +170,18 @@ static void speech_worker_error(const ipc_msg *m, api_error *e) {
   json_t *st = json_object_get(m->hdr, "status");
   int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
   if (status < 400 || status > 599) status = 500;
-  static const char *const codes[] = {"invalid_voice", "invalid_request", "synthesis_failed", "overloaded",
-                                      "out_of_memory", "unknown_op", "worker_crashed", "load_failed"};
+  static const char *const codes[] = {"invalid_voice",  "invalid_request", "synthesis_failed", "overloaded",
+                                      "out_of_memory",  "unknown_op",      "worker_crashed",   "load_failed",
+                                      "invalid_language"};
   const char *code = json_string_value(json_object_get(m->hdr, "code")), *sc = NULL;
   for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
     if (strcmp(code, codes[i]) == 0) sc = codes[i];
   const char *msg = json_string_value(json_object_get(m->hdr, "message"));
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc,
-                sc && strcmp(sc, "invalid_voice") == 0 ? "voice" : NULL, "%s",
+  const char *param = !sc                                 ? NULL
+                      : strcmp(sc, "invalid_voice") == 0    ? "voice"
+                      : strcmp(sc, "invalid_language") == 0 ? "language"
+                                                            : NULL;
+  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc, param, "%s",
                 msg ? msg : "the worker reported an error");
 }
 
@@ -177,7 +220,7 @@ static int flush_audio(speech_job *j) {
   if (!j->sse) {
     rc = sy_buf_append(&j->out, j->audio.data, j->audio.len);
   } else {
-    char *s = b64((const unsigned char *)j->audio.data, j->audio.len);
+    char *s = sy_base64_encode(j->audio.data, j->audio.len);
     json_t *ev = s ? json_pack("{s:s, s:s}", "type", "speech.audio.delta", "audio", s) : NULL;
     rc = ev ? sse_append_json(&j->out, ev) : -1;
     json_decref(ev);
@@ -291,10 +334,20 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
     return;
   }
   json_decref(req);
+  sy_buf clip = {0}; /* before any model loads: a bad clip costs nothing */
+  int crc = s.clip ? speech_clip(d->mx, s.clip, &clip, &err) : 0;
+  json_decref(s.clip);
+  s.clip = NULL;
+  if (crc != 0) {
+    api_speech_clear(&s);
+    http_reply_error(r, &err);
+    return;
+  }
   atomic_fetch_add(&d->requests, 1);
   worker *w = sched_acquire(d->sc, s.model, &err);
   if (!w) {
     api_speech_clear(&s);
+    sy_buf_free(&clip);
     http_reply_error(r, &err);
     return;
   }
@@ -302,6 +355,7 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
   if (!j) {
     sched_release(d->sc, s.model, w);
     api_speech_clear(&s);
+    sy_buf_free(&clip);
     API_SERVER(&err, "out_of_memory", "out of memory");
     http_reply_error(r, &err);
     return;
@@ -310,7 +364,8 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
   snprintf(j->format, sizeof j->format, "%s", s.format);
   json_t *msg = s.msg;
   s.msg = NULL;
-  j->q = worker_submit(w, msg, &err);
+  j->q = clip.len ? worker_submit_payload(w, msg, clip.data, clip.len, &err) : worker_submit(w, msg, &err);
+  sy_buf_free(&clip);
   if (!j->q) {
     j->finished = true;
     speech_job_free(j);
@@ -378,6 +433,7 @@ void api_voices_handle(sy_daemon *d, http_req *r) {
   json_t *data = json_array();
   for (size_t i = 0; i < mx->n_models; i++) {
     if (!(mx->models[i].caps & MATRIX_CAP_SPEECH)) continue;
+    if (mx->models[i].engine == MATRIX_ENGINE_EXTERNAL) continue; /* its own API: not started just to list */
     json_array_append_new(data, model_voices(d, &mx->models[i], http_client_fd(r)));
     if (fd_peer_gone(http_client_fd(r))) break;
   }

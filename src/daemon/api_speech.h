@@ -13,6 +13,7 @@
 
 #define API_SPEECH_MAX_CHARS 4096 /* OpenAI's limit on input, in characters */
 #define API_SPEECH_RATE 24000     /* every format's sample rate */
+#define API_SPEECH_MAX_CLIP_S 30  /* voice.audio: seconds of a request's reference clip */
 
 typedef struct api_speech {
   const matrix_model *model;
@@ -20,6 +21,7 @@ typedef struct api_speech {
   char format[8];      /* mp3 opus aac flac wav pcm */
   bool sse;            /* stream_format "sse" */
   size_t n_chars;      /* characters of input (code points) */
+  json_t *clip;        /* voice.audio: the request's own reference clip (base64), or NULL */
 } api_speech;
 
 /* Validate a /v1/audio/speech body (pure). 0, or -1 + err (400 naming the field; 404/400 for the

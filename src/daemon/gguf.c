@@ -325,6 +325,10 @@ static int read_value(gguf_parser *p, uint32_t t) {
     o->file_type = v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
     return 0;
   }
+  if (t == T_BOOL && !strcmp(k, "clip.has_gen_audio_encoder")) {
+    o->gen_audio = v != 0;
+    return 0;
+  }
   for (int f = 0; f < F_N; f++) {
     size_t pl;
     if (!ends_with(k, kn, arch_suffix[f], &pl) || pl == 0 || pl >= sizeof p->cands[f][0].prefix)

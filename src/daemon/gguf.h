@@ -24,6 +24,7 @@ typedef struct gguf_info {
   int has_vision_encoder; /* clip.has_vision_encoder: 1, 0, or -1 when absent */
   int has_audio_encoder;  /* clip.has_audio_encoder: 1, 0, or -1 when absent */
   int file_type;          /* general.file_type, -1 if absent */
+  bool gen_audio;         /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
 } gguf_info;
 
 /* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a

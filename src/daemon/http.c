@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -87,6 +88,15 @@ void http_reply_json(http_req *r, unsigned status, json_t *json) {
   set_response(r, status, resp);
 }
 
+void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_buf *b) {
+  struct MHD_Response *resp = b->len ? MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE)
+                                     : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (resp && b->len) memset(b, 0, sizeof *b); /* MHD frees the bytes now */
+  sy_buf_free(b);
+  if (resp) MHD_add_response_header(resp, "Content-Type", content_type);
+  set_response(r, resp ? status : 500, resp);
+}
+
 void http_reply_error(http_req *r, const api_error *e) {
   if (e->status >= 500) LOG_W("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
   else LOG_D("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
@@ -107,8 +117,17 @@ typedef struct stream_box {
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   (void)pos;
   stream_box *b = cls;
+  if (!b->fn) return MHD_CONTENT_READER_END_OF_STREAM;
   ssize_t n = b->fn(b->cls, buf, max);
-  if (n == HTTP_STREAM_END) return MHD_CONTENT_READER_END_OF_STREAM;
+  if (n == HTTP_STREAM_END) {
+    /* The job is done: free it now, not when MHD destroys the response after the last chunk has
+     * left. Its model goes back to the scheduler before the client can see the end, so a client's
+     * next request (an unload, say) never finds the model still busy with this one. */
+    if (b->free_fn) b->free_fn(b->cls);
+    b->fn = NULL;
+    b->free_fn = NULL;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+  }
   if (n < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
   return n;
 }
@@ -119,8 +138,8 @@ static void stream_free(void *cls) {
   free(b);
 }
 
-void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
-                       void *cls, void (*free_fn)(void *cls)) {
+void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names, const char *const *values,
+                           size_t n, http_stream_fn fn, void *cls, void (*free_fn)(void *cls)) {
   stream_box *b = malloc(sizeof *b);
   struct MHD_Response *resp = NULL;
   if (b) {
@@ -133,13 +152,64 @@ void http_reply_stream(http_req *r, unsigned status, const char *content_type, h
     set_response(r, 500, NULL);
     return;
   }
-  MHD_add_response_header(resp, "Content-Type", content_type);
-  MHD_add_response_header(resp, "Cache-Control", "no-cache");
-  MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+  for (size_t i = 0; i < n; i++)
+    if (MHD_add_response_header(resp, names[i], values[i]) != MHD_YES) LOG_D("http: header %s not relayed", names[i]);
   set_response(r, status, resp);
 }
 
+void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
+                       void *cls, void (*free_fn)(void *cls)) {
+  static const char *const names[] = {"Content-Type", "Cache-Control", "X-Accel-Buffering"};
+  const char *values[] = {content_type, "no-cache", "no"};
+  http_reply_stream_raw(r, status, names, values, 3, fn, cls, free_fn);
+}
+
 void http_reply_abort(http_req *r) { r->abort = true; }
+
+typedef struct each_ctx {
+  int (*fn)(void *, const char *, const char *);
+  void *ud;
+} each_ctx;
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  each_ctx *c = cls;
+  return c->fn(c->ud, key, value ? value : "") ? MHD_NO : MHD_YES;
+}
+
+void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value), void *ud) {
+  each_ctx c = {fn, ud};
+  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &c);
+}
+
+typedef struct query_ctx {
+  sy_buf *out;
+  int rc;
+} query_ctx;
+
+static int query_escape(sy_buf *out, const char *s) {
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    int rc = isalnum(c) || strchr("-._~", c) ? sy_buf_append(out, s, 1) : sy_buf_printf(out, "%%%02X", c);
+    if (rc) return -1;
+  }
+  return 0;
+}
+
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  query_ctx *q = cls;
+  if (q->rc == 0 && q->out->len && q->out->data[q->out->len - 1] != '?' && sy_buf_append(q->out, "&", 1)) q->rc = -1;
+  if (q->rc == 0 && query_escape(q->out, key)) q->rc = -1;
+  if (q->rc == 0 && value && (sy_buf_append(q->out, "=", 1) || query_escape(q->out, value))) q->rc = -1;
+  return q->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+int http_query(const http_req *r, sy_buf *out) {
+  query_ctx q = {out, 0};
+  MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &q);
+  return q.rc;
+}
 
 unsigned http_reply_status(const http_req *r) { return r->abort || !r->resp ? 0 : r->status; }
 

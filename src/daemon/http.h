@@ -22,7 +22,9 @@ typedef struct http_req http_req;
 typedef void (*http_handler_fn)(void *ud, http_req *r);
 
 /* A streaming body: fill buf with up to max bytes; return the count, 0 never (block instead),
- * HTTP_STREAM_END at the end, HTTP_STREAM_ABORT to drop the connection. */
+ * HTTP_STREAM_END at the end, HTTP_STREAM_ABORT to drop the connection. The reply's free_fn runs
+ * once: right at HTTP_STREAM_END (before the last chunk leaves, so whatever it releases is free by
+ * the time the client sees the end), or when the connection ends otherwise. */
 #define HTTP_STREAM_END (-1)
 #define HTTP_STREAM_ABORT (-2)
 typedef ssize_t (*http_stream_fn)(void *cls, char *buf, size_t max);
@@ -53,6 +55,12 @@ const char *http_header(const http_req *r, const char *name);
 const char *http_body(const http_req *r, size_t *len);
 int http_client_fd(const http_req *r);
 
+/* Call fn for every request header (name, value) in arrival order until it returns non-zero. */
+void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value), void *ud);
+/* The query string rebuilt from the parsed arguments ("a=1&b=x%20y", percent-encoded; "" when none),
+ * appended to out. 0, or -1 when out refused to grow. */
+int http_query(const http_req *r, sy_buf *out);
+
 /* Add a response header to whatever reply follows (copied). */
 void http_add_header(http_req *r, const char *name, const char *value);
 /* Replies: exactly one per request. json is stolen. */
@@ -62,8 +70,14 @@ unsigned http_reply_status(const http_req *r);
 /* The value of an extra reply header added with http_add_header, or NULL. */
 const char *http_reply_header(const http_req *r, const char *name);
 void http_reply_error(http_req *r, const api_error *e);
+/* A whole body of any type; b's bytes are taken (b is left empty). */
+void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_buf *b);
 void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_fn)(void *cls));
+/* A streamed reply with exactly the given headers (names[i]: values[i]; no Content-Type or
+ * caching headers of our own): for relaying another server's answer. */
+void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names, const char *const *values,
+                           size_t n, http_stream_fn fn, void *cls, void (*free_fn)(void *cls));
 /* Drop the connection without a reply (the client is gone). */
 void http_reply_abort(http_req *r);
 

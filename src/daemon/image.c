@@ -796,3 +796,23 @@ int sy_image_decode_url(const char *url, size_t n, const char *allow_dir,
   }
   return decode_path(url, n, allow_dir, &lim, out, err, err_len);
 }
+
+char *sy_base64_encode(const void *in, size_t n) {
+  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const unsigned char *p = in;
+  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+  if (!out) return NULL;
+  size_t i = 0;
+  for (; i + 2 < n; i += 3) {
+    unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63], *o++ = t[(v >> 6) & 63], *o++ = t[v & 63];
+  }
+  if (i < n) {
+    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
+    *o++ = t[v >> 18], *o++ = t[(v >> 12) & 63];
+    *o++ = i + 1 < n ? t[(v >> 6) & 63] : '=';
+    *o++ = '=';
+  }
+  *o = '\0';
+  return out;
+}

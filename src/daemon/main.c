@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,14 @@ int main(int argc, char **argv) {
       printf("%s\t%s\t%s\tctx=%d parallel=%d\n", m->name, matrix_caps_str(m->caps, caps, sizeof caps), m->file,
              m->context, m->parallel);
     }
+    for (size_t i = 0; i < d.mx->n_routers; i++) { /* NAME  router  route=model,...  classifier=MODEL */
+      const matrix_router *rt = &d.mx->routers[i];
+      printf("%s	router	", rt->name);
+      for (size_t k = 0; k < rt->n_routes; k++)
+        printf("%s%s=%s", k ? "," : "", rt->routes[k].name, rt->routes[k].model);
+      printf("	default=%s classifier=%s\n", rt->routes[rt->default_route].name,
+             rt->has_classifier ? rt->cls_model : "-");
+    }
     matrix_free(d.mx);
     return 0;
   }
@@ -208,10 +217,16 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
+  curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: external engines' health checks and proxy */
 
   /* CUDA numbers GPUs fastest first unless told otherwise; NVML numbers them by PCI bus. Make the
    * workers' CUDA0, CUDA1, ... match NVML's indexes (gpumem.h). */
   setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
+  /* ggml's CPU backend runs on OpenMP, whose idle threads spin between graph computations. Workers
+   * run side by side (several models, speech next to chat) and each one's spinning takes the cores
+   * the others need: whisper measured ~20x slower under load without this, no different on a quiet
+   * machine (PERFORMANCE.md, "OpenMP under load"). The user's own setting wins. */
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
   static const char *level_names[] = {"error", "warn", "info", "debug"};
   sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};

@@ -18,13 +18,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <jansson.h>
 #include <yaml.h>
 
 #include "gguf.h"
@@ -95,7 +98,7 @@ static void add_warning(matrix *m, const char *fmt, ...) {
 
 static const char *const cap_names[] = {"chat", "completion", "embed", "rerank", "transcribe", "speech", "vision",
                                         "audio"};
-static const char *const engine_names[MATRIX_N_ENGINES] = {"llama", "whisper", "espeak"};
+static const char *const engine_names[MATRIX_N_ENGINES] = {"llama", "whisper", "espeak", "external"};
 
 const char *matrix_engine_name(enum matrix_engine e) {
   return (unsigned)e < MATRIX_N_ENGINES ? engine_names[e] : "?";
@@ -161,6 +164,7 @@ typedef struct loader {
   size_t errlen;
   matrix *m;
   opts defaults;
+  struct pipe_marks *pipe_marks; /* where each pipeline's names are, for the checks after discovery */
 } loader;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -428,6 +432,46 @@ static int pick(int given, int dflt, int builtin) {
 
 /* ---- models --------------------------------------------------------------------------------- */
 
+/* ---- external engines (engine: external) ---------------------------------------------------- */
+
+static void ext_free(matrix_external *e) {
+  if (!e) return;
+  free_strv(e->argv, e->argc);
+  free(e->cwd);
+  free_strv(e->env, e->n_env);
+  free(e->health_path);
+  free_strv(e->routes, e->n_routes);
+  free_strv(e->gpu_names, e->n_gpu);
+  free(e->gpu_bytes);
+  free(e->sig);
+  free(e);
+}
+
+/* The OpenAI paths an external engine may serve by "model", and the capability each implies. */
+static const struct {
+  const char *path;
+  unsigned cap;
+} ext_routes[] = {
+    {"/v1/chat/completions", MATRIX_CAP_CHAT},         {"/v1/completions", MATRIX_CAP_COMPLETION},
+    {"/v1/embeddings", MATRIX_CAP_EMBED},              {"/v1/rerank", MATRIX_CAP_RERANK},
+    {"/v1/images/generations", 0},                     {"/v1/images/edits", 0},
+    {"/v1/audio/speech", MATRIX_CAP_SPEECH},           {"/v1/audio/transcriptions", MATRIX_CAP_TRANSCRIBE},
+    {"/v1/audio/translations", MATRIX_CAP_TRANSCRIBE},
+};
+
+bool matrix_ext_route(const char *path) {
+  for (size_t k = 0; path && k < sizeof ext_routes / sizeof ext_routes[0]; k++)
+    if (strcmp(ext_routes[k].path, path) == 0) return true;
+  return false;
+}
+
+bool matrix_ext_serves(const matrix_model *m, const char *path) {
+  if (!m || !m->ext || !path) return false;
+  for (size_t i = 0; i < m->ext->n_routes; i++)
+    if (strcmp(m->ext->routes[i], path) == 0) return true;
+  return false;
+}
+
 static void model_clear(matrix_model *mm) {
   free(mm->name);
   free_strv(mm->aliases, mm->n_aliases);
@@ -437,8 +481,12 @@ static void model_clear(matrix_model *mm) {
   free(mm->mmproj);
   free(mm->transcribe_prompt);
   free(mm->vad_model);
+  free_strv(mm->voice_names, mm->n_voices);
+  free_strv(mm->voice_audio, mm->n_voices);
+  free_strv(mm->voice_lang, mm->n_voices);
   free(mm->arch);
   free(mm->source);
+  ext_free(mm->ext);
   memset(mm, 0, sizeof *mm);
 }
 
@@ -497,12 +545,15 @@ enum {
   M_MMPROJ,
   M_VAD_MODEL,
   M_TRANSCRIBE_PROMPT,
+  M_VOICES,
+  M_VOICE_UPLOAD,
+  M_EXTERNAL,
   M_OPTS /* then the O_N shared settings */
 };
 static const char *const model_keys[M_OPTS + O_N] = {
     "name",      "aliases",   "file",          "engine",        "capabilities",
     "pooling",   "chat_template", "deterministic", "pin",      "preload",
-    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "context",       "parallel",      "keep_alive",
+    "priority",  "max_queue", "request_keep_alive", "mmproj", "vad_model", "transcribe_prompt", "voices", "voice_upload", "external", "context",       "parallel",      "keep_alive",
     "threads",   "batch",     "gpu_layers"};
 
 static int check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
@@ -539,6 +590,313 @@ static int engine_vad_model(loader *l, const yaml_node_t *n, const char *path, c
   if (!realpath(joined, real)) return at(l, n, "%s: cannot open '%s': %s", p, joined, strerror(errno));
   if (!whisper_magic_ok(real)) return at(l, n, "%s: '%s' is not a whisper.cpp VAD model (ggml magic)", p, joined);
   if (!(*out = strdup(real))) return oom(l);
+  return 0;
+}
+
+static int signal_parse(const char *s) {
+  static const struct {
+    const char *name;
+    int sig;
+  } sigs[] = {{"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}, {"QUIT", SIGQUIT},
+              {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}};
+  if (strncmp(s, "SIG", 3) == 0) s += 3;
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    if (strcmp(s, sigs[i].name) == 0) return sigs[i].sig;
+  return -1;
+}
+
+enum { X_ARGV, X_SHELL, X_CWD, X_ENV, X_PORT, X_HEALTH, X_STOP_SIGNAL, X_STOP_GRACE, X_ROUTES, X_UPSTREAM,
+       X_MEMORY, X_GPU_MEMORY, X_N };
+static const char *const ext_keys[X_N] = {"argv",   "shell",       "cwd",        "env",    "port",
+                                          "health", "stop_signal", "stop_grace", "routes", "upstream",
+                                          "memory", "gpu_memory"};
+
+/* A string → string/number mapping (env, gpu_memory): keys checked by key_ok, values by want_val. */
+static int ext_env(loader *l, const yaml_node_t *n, const char *path, matrix_external *e) {
+  if (is_null(n)) return 0;
+  if (want_kind(l, n, path, YAML_MAPPING_NODE)) return -1;
+  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node(l, pr->key), *v = node(l, pr->value);
+    const char *ks, *vs;
+    char kp[256];
+    if (!k || !v) return at(l, n, "%s: malformed mapping", path);
+    if (want_str(l, k, path, &ks)) return -1;
+    snprintf(kp, sizeof kp, "%s.%.64s", path, ks);
+    bool ok = *ks && !isdigit((unsigned char)*ks);
+    for (const char *c = ks; *c && ok; c++) ok = isalnum((unsigned char)*c) || *c == '_';
+    if (!ok) return at(l, k, "%s: not a valid environment variable name", kp);
+    if (e->n_env >= 256) return at(l, k, "%s: too many variables (limit 256)", path);
+    if (v->type != YAML_SCALAR_NODE) return want_str(l, v, kp, &vs);
+    vs = sval(v);
+    if (strlen(vs) != v->data.scalar.length) return at(l, v, "%s: the string contains a NUL byte", kp);
+    size_t len = strlen(ks) + strlen(vs) + 2;
+    char *kv = malloc(len);
+    if (!kv) return oom(l);
+    snprintf(kv, len, "%s=%s", ks, vs);
+    int rc = strv_push(&e->env, &e->n_env, kv);
+    free(kv);
+    if (rc) return oom(l);
+  }
+  return 0;
+}
+
+static int ext_gpu_memory(loader *l, const yaml_node_t *n, const char *path, matrix_external *e) {
+  if (is_null(n)) return 0;
+  if (want_kind(l, n, path, YAML_MAPPING_NODE)) return -1;
+  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node(l, pr->key), *v = node(l, pr->value);
+    const char *ks;
+    char kp[256];
+    long long b;
+    if (!k || !v) return at(l, n, "%s: malformed mapping", path);
+    if (want_str(l, k, path, &ks)) return -1;
+    snprintf(kp, sizeof kp, "%s.%.64s", path, ks);
+    if (!*ks || strlen(ks) >= 32) return at(l, k, "%s: not a device name", kp);
+    if (e->n_gpu >= 8) return at(l, k, "%s: too many devices (limit 8)", path);
+    if (want_size(l, v, kp, 0, 1LL << 50, &b)) return -1;
+    long long *nb = realloc(e->gpu_bytes, (e->n_gpu + 1) * sizeof *nb);
+    if (!nb) return oom(l);
+    e->gpu_bytes = nb;
+    nb[e->n_gpu] = b;
+    size_t ng = e->n_gpu;
+    if (strv_push(&e->gpu_names, &ng, ks)) return oom(l);
+    e->n_gpu = ng;
+  }
+  return 0;
+}
+
+/* The canonical text of an external engine's settings (a reload restarts it when it changes). */
+static char *ext_signature(const matrix_external *e) {
+  json_t *j = json_object(), *a = json_array(), *env = json_array(), *rt = json_array(), *gpu = json_object();
+  for (size_t i = 0; i < e->argc; i++) json_array_append_new(a, json_string(e->argv[i]));
+  for (size_t i = 0; i < e->n_env; i++) json_array_append_new(env, json_string(e->env[i]));
+  for (size_t i = 0; i < e->n_routes; i++) json_array_append_new(rt, json_string(e->routes[i]));
+  for (size_t i = 0; i < e->n_gpu; i++) json_object_set_new(gpu, e->gpu_names[i], json_integer(e->gpu_bytes[i]));
+  json_object_set_new(j, "argv", a);
+  json_object_set_new(j, "env", env);
+  json_object_set_new(j, "routes", rt);
+  json_object_set_new(j, "gpu", gpu);
+  json_object_set_new(j, "shell", json_boolean(e->shell));
+  json_object_set_new(j, "cwd", e->cwd ? json_string(e->cwd) : json_null());
+  json_object_set_new(j, "port", json_integer(e->port));
+  json_object_set_new(j, "health", json_pack("[s,i,i]", e->health_path, e->health_status, e->startup_timeout_s));
+  json_object_set_new(j, "stop", json_pack("[i,i]", e->stop_signal, e->stop_grace_ms));
+  json_object_set_new(j, "upstream", json_boolean(e->upstream));
+  json_object_set_new(j, "memory", json_integer(e->memory));
+  char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(j);
+  return s;
+}
+
+/* The `external:` map of a model into a new matrix_external (*out). */
+static int load_external(loader *l, const yaml_node_t *n, const char *mpath, matrix_external **out) {
+  char path[96], p[160], g[64];
+  const char *s;
+  snprintf(path, sizeof path, "%s.external", mpath);
+  yaml_node_t *v[X_N];
+  if (want_map(l, n, path, ext_keys, X_N, v)) return -1;
+  matrix_external *e = calloc(1, sizeof *e);
+  if (!e) return oom(l);
+  e->health_status = 200;
+  e->startup_timeout_s = 120;
+  e->stop_signal = SIGTERM;
+  e->stop_grace_ms = 10000;
+  e->upstream = true;
+  if (!v[X_ARGV]) {
+    at(l, n, "%s: missing required key 'argv' (the program and its arguments, a list)", path);
+    goto fail;
+  }
+  snprintf(p, sizeof p, "%s.argv", path);
+  if (want_str_list(l, v[X_ARGV], p, &e->argv, &e->argc, NULL, NULL)) goto fail;
+  if (e->argc == 0 || e->argc > MATRIX_EXT_MAX_ARGS) {
+    at(l, v[X_ARGV], "%s: expected 1..%d strings", p, MATRIX_EXT_MAX_ARGS);
+    goto fail;
+  }
+  if (v[X_SHELL]) {
+    snprintf(p, sizeof p, "%s.shell", path);
+    if (want_bool(l, v[X_SHELL], p, &e->shell)) goto fail;
+    if (e->shell && e->argc != 1) {
+      at(l, v[X_SHELL], "%s: with shell: true, argv must be one string (the command line for /bin/sh -c)", p);
+      goto fail;
+    }
+  }
+  if (v[X_CWD]) {
+    char joined[PATH_MAX], real[PATH_MAX];
+    struct stat st;
+    snprintf(p, sizeof p, "%s.cwd", path);
+    if (want_str(l, v[X_CWD], p, &s)) goto fail;
+    if (!*s || join_path(joined, sizeof joined, l->dir, s)) {
+      at(l, v[X_CWD], "%s: '%s' is not a usable path", p, s);
+      goto fail;
+    }
+    errno = 0;
+    if (!realpath(joined, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      at(l, v[X_CWD], "%s: '%s' is not a folder: %s", p, joined, errno ? strerror(errno) : "not a folder");
+      goto fail;
+    }
+    if (!(e->cwd = strdup(real))) goto oom;
+  }
+  if (v[X_ENV]) {
+    snprintf(p, sizeof p, "%s.env", path);
+    if (ext_env(l, v[X_ENV], p, e)) goto fail;
+  }
+  if (v[X_PORT] && !is_null(v[X_PORT])) {
+    snprintf(p, sizeof p, "%s.port", path);
+    if (want_int(l, v[X_PORT], p, 1, 65535, &e->port)) goto fail;
+  }
+  if (v[X_HEALTH]) {
+    static const char *const hk[] = {"path", "status", "timeout"};
+    yaml_node_t *hv[3];
+    snprintf(p, sizeof p, "%s.health", path);
+    if (want_map(l, v[X_HEALTH], p, hk, 3, hv)) goto fail;
+    char hp[192];
+    if (hv[0]) {
+      snprintf(hp, sizeof hp, "%s.path", p);
+      if (want_str_dup(l, hv[0], hp, &e->health_path)) goto fail;
+      bool ok = e->health_path[0] == '/' && strlen(e->health_path) < 1024;
+      for (const char *c = e->health_path; *c && ok; c++) ok = *c > 0x20 && *c < 0x7f;
+      if (!ok) {
+        at(l, hv[0], "%s: expected a path starting with / (printable, no spaces)", hp);
+        goto fail;
+      }
+    }
+    if (hv[1]) {
+      snprintf(hp, sizeof hp, "%s.status", p);
+      if (want_int(l, hv[1], hp, 100, 599, &e->health_status)) goto fail;
+    }
+    if (hv[2]) {
+      snprintf(hp, sizeof hp, "%s.timeout", p);
+      if (want_duration(l, hv[2], hp, &e->startup_timeout_s)) goto fail;
+      if (e->startup_timeout_s < 1) {
+        at(l, hv[2], "%s: must be at least 1 second", hp);
+        goto fail;
+      }
+    }
+  }
+  if (!e->health_path && !(e->health_path = strdup("/health"))) goto oom;
+  if (v[X_STOP_SIGNAL]) {
+    snprintf(p, sizeof p, "%s.stop_signal", path);
+    if (want_str(l, v[X_STOP_SIGNAL], p, &s)) goto fail;
+    if ((e->stop_signal = signal_parse(s)) < 0) {
+      at(l, v[X_STOP_SIGNAL], "%s: unknown signal %s (known: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2)",
+         p, got(v[X_STOP_SIGNAL], g, sizeof g));
+      goto fail;
+    }
+  }
+  if (v[X_STOP_GRACE]) {
+    int secs;
+    snprintf(p, sizeof p, "%s.stop_grace", path);
+    if (want_duration(l, v[X_STOP_GRACE], p, &secs)) goto fail;
+    if (secs < 0 || secs > 3600) {
+      at(l, v[X_STOP_GRACE], "%s: out of range (0..3600 seconds)", p);
+      goto fail;
+    }
+    e->stop_grace_ms = secs * 1000;
+  }
+  if (v[X_ROUTES]) {
+    snprintf(p, sizeof p, "%s.routes", path);
+    if (want_str_list(l, v[X_ROUTES], p, &e->routes, &e->n_routes, NULL, NULL)) goto fail;
+    yaml_node_item_t *it = v[X_ROUTES]->type == YAML_SEQUENCE_NODE ? v[X_ROUTES]->data.sequence.items.start : NULL;
+    for (size_t i = 0; i < e->n_routes; i++) {
+      size_t k = 0;
+      while (k < sizeof ext_routes / sizeof ext_routes[0] && strcmp(ext_routes[k].path, e->routes[i]) != 0) k++;
+      if (k == sizeof ext_routes / sizeof ext_routes[0]) {
+        at(l, node(l, it[i]), "%s[%zu]: unknown route '%.200s' (known: /v1/chat/completions, /v1/completions, "
+           "/v1/embeddings, /v1/rerank, /v1/images/generations, /v1/images/edits, /v1/audio/speech, "
+           "/v1/audio/transcriptions, /v1/audio/translations)", p, i, e->routes[i]);
+        goto fail;
+      }
+    }
+  }
+  if (v[X_UPSTREAM]) {
+    snprintf(p, sizeof p, "%s.upstream", path);
+    if (want_bool(l, v[X_UPSTREAM], p, &e->upstream)) goto fail;
+  }
+  if (v[X_MEMORY] && !is_null(v[X_MEMORY])) {
+    snprintf(p, sizeof p, "%s.memory", path);
+    if (want_size(l, v[X_MEMORY], p, 0, 1LL << 50, &e->memory)) goto fail;
+  }
+  if (v[X_GPU_MEMORY]) {
+    snprintf(p, sizeof p, "%s.gpu_memory", path);
+    if (ext_gpu_memory(l, v[X_GPU_MEMORY], p, e)) goto fail;
+  }
+  if (!(e->sig = ext_signature(e))) goto oom;
+  *out = e;
+  return 0;
+oom:
+  oom(l);
+fail:
+  ext_free(e);
+  return -1;
+}
+
+/* A model with engine: external (keys that need a file or a GGUF are refused). */
+static int model_external(loader *l, const yaml_node_t *n, yaml_node_t *const *v, const char *path,
+                          enum matrix_engine engine, unsigned caps, const opts *given, matrix_model *mm) {
+  if (engine != MATRIX_ENGINE_EXTERNAL) return at(l, v[M_EXTERNAL], "%s.external: only for engine: external", path);
+  if (!v[M_EXTERNAL]) return at(l, n, "%s: engine: external needs an 'external' map (argv, port, health, routes...)", path);
+  static const int no[] = {M_FILE, M_POOLING, M_TEMPLATE, M_MMPROJ, M_VAD_MODEL, M_TRANSCRIBE_PROMPT, M_DETERMINISTIC};
+  for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+    if (v[no[i]]) return at(l, v[no[i]], "%s.%s: not for engine: external", path, model_keys[no[i]]);
+  if (load_external(l, v[M_EXTERNAL], path, &mm->ext)) return -1;
+  gguf_info none = {0};
+  if (model_finish(mm, given, &l->defaults, &none, "", 0)) return oom(l);
+  mm->engine = MATRIX_ENGINE_EXTERNAL;
+  mm->parallel = given->parallel != UNSET ? given->parallel : 1;
+  if (!caps)
+    for (size_t i = 0; i < mm->ext->n_routes; i++)
+      for (size_t k = 0; k < sizeof ext_routes / sizeof ext_routes[0]; k++)
+        if (strcmp(ext_routes[k].path, mm->ext->routes[i]) == 0) caps |= ext_routes[k].cap;
+  mm->caps = caps;
+  return 0;
+}
+
+/* voices: {NAME: {audio: PATH, language?, text?}}: reference clips of a speech model whose
+ * projector clones voices (docs/TTS.md); language goes to the worker (Qwen3-TTS speaks in it,
+ * Pocket-TTS ignores it), text is accepted for pipelines that use it (none yet). */
+static int load_voices(loader *l, const yaml_node_t *n, const char *path, matrix_model *mm) {
+  static const char *const vkeys[] = {"audio", "language", "text"};
+  char p[160];
+  snprintf(p, sizeof p, "%s.voices", path);
+  if (want_kind(l, n, p, YAML_MAPPING_NODE)) return -1;
+  size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  if (np > MATRIX_MAX_VOICES) return at(l, n, "%s: at most %d voices", p, MATRIX_MAX_VOICES);
+  mm->voice_names = calloc(np + 1, sizeof *mm->voice_names);
+  mm->voice_audio = calloc(np + 1, sizeof *mm->voice_audio);
+  mm->voice_lang = calloc(np + 1, sizeof *mm->voice_lang);
+  if (!mm->voice_names || !mm->voice_audio || !mm->voice_lang) return oom(l);
+  for (yaml_node_pair_t *pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top; pr++) {
+    yaml_node_t *k = node(l, pr->key), *val = node(l, pr->value);
+    const char *name, *audio;
+    yaml_node_t *vv[3];
+    char vp[320], joined[PATH_MAX], real[PATH_MAX];
+    struct stat st;
+    if (!k || !val || want_str(l, k, p, &name)) return -1;
+    if (!name_ok(name)) return at(l, k, "%s: '%s' is not a valid voice name (no spaces)", p, name);
+    for (size_t i = 0; i < mm->n_voices; i++)
+      if (!strcmp(mm->voice_names[i], name)) return at(l, k, "%s: voice '%s' is listed twice", p, name);
+    snprintf(vp, sizeof vp, "%s.%s", p, name);
+    if (want_map(l, val, vp, vkeys, 3, vv)) return -1;
+    if (!vv[0]) return at(l, val, "%s: missing required key 'audio'", vp);
+    const char *lang = NULL;
+    for (int i = 1; i < 3; i++) {
+      const char *sv;
+      if (vv[i] && want_str(l, vv[i], vp, &sv)) return -1;
+      if (vv[i] && i == 1) lang = sv;
+    }
+    if (lang && (!*lang || strlen(lang) > 32 || strspn(lang, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") != strlen(lang)))
+      return at(l, vv[1], "%s.language: '%s' is not a language (en, de, english, ...)", vp, lang);
+    if (want_str(l, vv[0], vp, &audio)) return -1;
+    if (!*audio || join_path(joined, sizeof joined, l->dir, audio))
+      return at(l, vv[0], "%s.audio: '%s' is not a usable path", vp, audio);
+    errno = 0;
+    if (!realpath(joined, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+      return at(l, vv[0], "%s.audio: cannot open '%s': %s", vp, joined, errno ? strerror(errno) : "not a file");
+    if (!(mm->voice_names[mm->n_voices] = strdup(name)) || !(mm->voice_audio[mm->n_voices] = strdup(real)) ||
+        (lang && !(mm->voice_lang[mm->n_voices] = strdup(lang))))
+      return oom(l);
+    mm->n_voices++;
+  }
   return 0;
 }
 
@@ -588,7 +946,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     int e = 0;
     while (e < MATRIX_N_ENGINES && strcmp(s, engine_names[e]) != 0) e++;
     if (e == MATRIX_N_ENGINES) {
-      at(l, v[M_ENGINE], "%s: unknown engine '%s' (known: llama, whisper, espeak)", p, s);
+      at(l, v[M_ENGINE], "%s: unknown engine '%s' (known: llama, whisper, espeak, external)", p, s);
       goto out;
     }
     engine = (enum matrix_engine)e;
@@ -633,6 +991,7 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
     if (want_int(l, v[M_MAX_QUEUE], p, 0, 100000, &mm.max_queue)) goto out;
   }
   unsigned caps = 0;
+  bool mmproj_speech = false;
   if (v[M_CAPS]) {
     snprintf(p, sizeof p, "%s.capabilities", path);
     if (want_kind(l, v[M_CAPS], p, YAML_SEQUENCE_NODE)) goto out;
@@ -684,15 +1043,22 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       goto out;
     }
     /* clip.has_*_encoder say which; projectors from before audio support have neither key */
-    if (mi.has_audio_encoder == 1) mmproj_caps |= MATRIX_CAP_AUDIO;
-    if (mi.has_vision_encoder == 1 || (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1))
+    if (mi.has_audio_encoder == 1 && !mi.gen_audio) /* Pocket-TTS has a voice encoder: not audio input */
+      mmproj_caps |= MATRIX_CAP_AUDIO;
+    if (mi.has_vision_encoder == 1 || (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1 && !mi.gen_audio))
       mmproj_caps |= MATRIX_CAP_VISION;
-    if (!mmproj_caps) {
+    if (!mmproj_caps && !mi.gen_audio) {
       at(l, v[M_MMPROJ], "%s: '%s' has neither a vision nor an audio encoder", p, mj);
       goto out;
     }
     if (!(mm.mmproj = strdup(mr))) goto oom;
     mm.mmproj_bytes = (long long)mst.st_size;
+    mmproj_speech = mi.gen_audio;
+  }
+  if ((caps & MATRIX_CAP_SPEECH) && engine == MATRIX_ENGINE_LLAMA && !mmproj_speech) {
+    at(l, v[M_CAPS], "%s.capabilities: speech on engine llama needs an mmproj with an audio generator "
+                     "(clip.has_gen_audio_encoder)", path);
+    goto out;
   }
   if ((caps & MATRIX_CAP_VISION) && !(mmproj_caps & MATRIX_CAP_VISION)) {
     at(l, v[M_CAPS], "%s.capabilities: vision needs an mmproj%s", path, mm.mmproj ? " with a vision encoder" : "");
@@ -713,12 +1079,32 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
 
   char src[PATH_MAX + 32];
   snprintf(src, sizeof src, "%s:%zu", l->m->path ? l->m->path : l->file, n->start_mark.line + 1);
+  if (engine == MATRIX_ENGINE_EXTERNAL || v[M_EXTERNAL]) { /* a third-party server: no file */
+    if (model_external(l, n, v, path, engine, caps, &given, &mm)) goto out;
+    if (!(mm.source = strdup(src))) goto oom;
+    goto push;
+  }
   if (engine == MATRIX_ENGINE_ESPEAK && !v[M_FILE]) { /* the built-in voice needs no file */
     gguf_info none = {0};
     if (model_finish(&mm, &given, &l->defaults, &none, "", 0) || !(mm.source = strdup(src))) goto oom;
     mm.engine = engine;
     mm.caps = caps ? caps : MATRIX_CAP_SPEECH;
     goto push;
+  }
+  if (v[M_VOICES] && !is_null(v[M_VOICES])) {
+    if (engine != MATRIX_ENGINE_LLAMA || !mmproj_speech) {
+      at(l, v[M_VOICES], "%s.voices: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)", path);
+      goto out;
+    }
+    if (load_voices(l, v[M_VOICES], path, &mm)) goto out;
+  }
+  if (v[M_VOICE_UPLOAD]) {
+    snprintf(p, sizeof p, "%s.voice_upload", path);
+    if (want_bool(l, v[M_VOICE_UPLOAD], p, &mm.voice_upload)) goto out;
+    if (mm.voice_upload && (engine != MATRIX_ENGINE_LLAMA || !mmproj_speech)) {
+      at(l, v[M_VOICE_UPLOAD], "%s: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)", p);
+      goto out;
+    }
   }
   if (v[M_VAD_MODEL] && engine != MATRIX_ENGINE_WHISPER) {
     at(l, v[M_VAD_MODEL], "%s.vad_model: only for engine: whisper", path);
@@ -772,6 +1158,10 @@ static int load_model(loader *l, const yaml_node_t *n, size_t idx) {
       !(mm.source = strdup(src)))
     goto oom;
   mm.caps = caps ? caps : caps_default(&gi, mm.pooling, mm.chat_template);
+  /* a speech projector (docs/TTS.md) makes a text-to-speech model: its backbone's text is noise */
+  if (mmproj_speech && !caps) mm.caps = MATRIX_CAP_SPEECH;
+  /* a speech worker speaks one request at a time (a FIFO behind it): more sequences only cost KV */
+  if (mmproj_speech && given.parallel == UNSET) mm.parallel = 1;
   mm.caps |= mmproj_caps;
   /* an audio LLM also answers /v1/audio/transcriptions (a chat with the audio and an instruction) */
   if ((mmproj_caps & MATRIX_CAP_AUDIO) && (mm.caps & MATRIX_CAP_CHAT) && !caps) mm.caps |= MATRIX_CAP_TRANSCRIBE;
@@ -916,10 +1306,305 @@ enum {
   K_MEMORY,
   K_SCHEDULING,
   K_BUILTIN_VOICE,
+  K_PIPELINES,
+  K_ROUTERS,
   K_N
 };
 static const char *const top_keys[K_N] = {"listen", "api_keys", "models_dir", "log_level", "limits",
-                                          "defaults", "models", "memory", "scheduling", "builtin_voice"};
+                                          "defaults", "models", "memory", "scheduling", "builtin_voice",
+                                          "pipelines", "routers"};
+
+/* ---- routers ----------------------------------------------------------------------------------
+ * A router is a virtual model (docs/CONFIG.md "routers"): its routes name real models, its rules
+ * and classifier pick one per request (router.c). Parsed after the models, so a router's name is
+ * checked against theirs here; the routes' models are checked after discovery (router_check),
+ * when every model is known, with the position kept in each route's source. */
+
+static void router_clear(matrix_router *rt) {
+  free(rt->name);
+  free(rt->source);
+  for (size_t i = 0; i < rt->n_routes; i++) {
+    free(rt->routes[i].name);
+    free(rt->routes[i].model);
+    free(rt->routes[i].source);
+  }
+  free(rt->routes);
+  for (size_t i = 0; i < rt->n_rules; i++) free(rt->rules[i].system_tag);
+  free(rt->rules);
+  free(rt->cls_model);
+  free(rt->cls_prompt);
+  free(rt->cls_routes);
+  free(rt->fallback);
+  memset(rt, 0, sizeof *rt);
+}
+
+static bool route_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > MATRIX_ROUTE_NAME_MAX) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') return false;
+  return true;
+}
+
+/* The index of route `name` in rt, or -1 (with an error at n naming path). */
+static long route_ref(loader *l, const yaml_node_t *n, const char *path, const matrix_router *rt) {
+  const char *s;
+  if (want_str(l, n, path, &s)) return -1;
+  for (size_t i = 0; i < rt->n_routes; i++)
+    if (!strcmp(rt->routes[i].name, s)) return (long)i;
+  return at(l, n, "%s: '%.64s' is not one of router '%s''s routes", path, s, rt->name);
+}
+
+/* A list of route names into a fresh index vector (each at most once). */
+static int route_list(loader *l, const yaml_node_t *n, const char *path, const matrix_router *rt, size_t **out,
+                      size_t *nout) {
+  if (want_kind(l, n, path, YAML_SEQUENCE_NODE)) return -1;
+  size_t cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (cap == 0) return at(l, n, "%s: must name at least one route", path);
+  if (cap > MATRIX_MAX_ROUTES) return at(l, n, "%s: at most %d routes", path, MATRIX_MAX_ROUTES);
+  if (!(*out = calloc(cap, sizeof **out))) return oom(l);
+  *nout = 0;
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+    yaml_node_t *e = node(l, *it);
+    char ip[160];
+    snprintf(ip, sizeof ip, "%s[%zu]", path, *nout);
+    long r = e ? route_ref(l, e, ip, rt) : at(l, n, "%s: malformed list", path);
+    if (r < 0) return -1;
+    for (size_t k = 0; k < *nout; k++)
+      if ((*out)[k] == (size_t)r) return at(l, e, "%s: route '%s' is listed twice", ip, rt->routes[r].name);
+    (*out)[(*nout)++] = (size_t)r;
+  }
+  return 0;
+}
+
+static int router_routes(loader *l, const yaml_node_t *n, const char *path, matrix_router *rt) {
+  if (want_kind(l, n, path, YAML_MAPPING_NODE)) return -1;
+  size_t np = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+  if (np == 0) return at(l, n, "%s: a router needs at least one route", path);
+  if (np > MATRIX_MAX_ROUTES) return at(l, n, "%s: at most %d routes", path, MATRIX_MAX_ROUTES);
+  if (!(rt->routes = calloc(np, sizeof *rt->routes))) return oom(l);
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = node(l, p->key), *v = node(l, p->value);
+    char g[64], rp[160], src[PATH_MAX + 48];
+    if (!k || !v) return at(l, n, "%s: malformed mapping", path);
+    if (k->type != YAML_SCALAR_NODE || !route_name_ok(sval(k)))
+      return at(l, k ? k : n, "%s: route names are 1..%d letters, digits, '_' or '-', got %s", path,
+                MATRIX_ROUTE_NAME_MAX, got(k, g, sizeof g));
+    for (size_t i = 0; i < rt->n_routes; i++)
+      if (!strcmp(rt->routes[i].name, sval(k))) return at(l, k, "%s.%s: duplicate key", path, sval(k));
+    snprintf(rp, sizeof rp, "%s.%s", path, sval(k));
+    matrix_route *r = &rt->routes[rt->n_routes];
+    snprintf(src, sizeof src, "%s:%zu:%zu", l->file, v->start_mark.line + 1, v->start_mark.column + 1);
+    if (!(r->name = strdup(sval(k))) || !(r->source = strdup(src))) return oom(l);
+    rt->n_routes++; /* owned from here: router_clear frees it */
+    if (want_str_dup(l, v, rp, &r->model)) return -1;
+  }
+  return 0;
+}
+
+enum { RU_IMAGES, RU_AUDIO, RU_TOOLS, RU_MIN_TOKENS, RU_SYSTEM_TAG, RU_ROUTE, RU_N };
+static const char *const rule_keys[RU_N] = {"images", "audio", "tools", "min_prompt_tokens", "system_tag", "route"};
+
+static int router_rules(loader *l, const yaml_node_t *n, const char *path, matrix_router *rt) {
+  if (is_null(n)) return 0;
+  if (want_kind(l, n, path, YAML_SEQUENCE_NODE)) return -1;
+  size_t cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (cap > MATRIX_MAX_RULES) return at(l, n, "%s: at most %d rules", path, MATRIX_MAX_RULES);
+  if (cap && !(rt->rules = calloc(cap, sizeof *rt->rules))) return oom(l);
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+    yaml_node_t *e = node(l, *it), *v[RU_N];
+    char rp[128], kp[160];
+    snprintf(rp, sizeof rp, "%s[%zu]", path, rt->n_rules);
+    if (!e) return at(l, n, "%s: malformed list", path);
+    if (want_map(l, e, rp, rule_keys, RU_N, v)) return -1;
+    matrix_rule *ru = &rt->rules[rt->n_rules++];
+    if (!v[RU_ROUTE]) return at(l, e, "%s: 'route' is required", rp);
+    snprintf(kp, sizeof kp, "%s.route", rp);
+    long r = route_ref(l, v[RU_ROUTE], kp, rt);
+    if (r < 0) return -1;
+    ru->route = (size_t)r;
+    bool *flags[3] = {&ru->images, &ru->audio, &ru->tools};
+    for (int i = 0; i < 3; i++) {
+      snprintf(kp, sizeof kp, "%s.%s", rp, rule_keys[i]);
+      if (v[i] && want_bool(l, v[i], kp, flags[i])) return -1;
+    }
+    snprintf(kp, sizeof kp, "%s.min_prompt_tokens", rp);
+    if (v[RU_MIN_TOKENS] && want_ll(l, v[RU_MIN_TOKENS], kp, 1, 1LL << 30, &ru->min_prompt_tokens)) return -1;
+    snprintf(kp, sizeof kp, "%s.system_tag", rp);
+    if (v[RU_SYSTEM_TAG]) {
+      if (want_str_dup(l, v[RU_SYSTEM_TAG], kp, &ru->system_tag)) return -1;
+      if (strlen(ru->system_tag) > 256) return at(l, v[RU_SYSTEM_TAG], "%s: at most 256 bytes", kp);
+    }
+  }
+  return 0;
+}
+
+enum { CL_MODEL, CL_PROMPT, CL_ROUTES, CL_TIMEOUT, CL_MAX_TOKENS, CL_MAX_INPUT, CL_N };
+static const char *const cls_keys[CL_N] = {"model", "prompt", "routes", "timeout_ms", "max_tokens",
+                                           "max_input_chars"};
+
+static int router_classifier(loader *l, const yaml_node_t *n, const char *path, matrix_router *rt) {
+  yaml_node_t *v[CL_N];
+  char kp[128];
+  if (want_map(l, n, path, cls_keys, CL_N, v)) return -1;
+  rt->has_classifier = true;
+  rt->cls_timeout_ms = 2000;
+  rt->cls_max_tokens = 16;
+  rt->cls_max_input_chars = 2000;
+  if (!v[CL_MODEL]) return at(l, n, "%s: 'model' is required (the light chat model that classifies)", path);
+  snprintf(kp, sizeof kp, "%s.model", path);
+  if (want_str_dup(l, v[CL_MODEL], kp, &rt->cls_model)) return -1;
+  snprintf(kp, sizeof kp, "%s.prompt", path);
+  if (v[CL_PROMPT]) {
+    if (want_str_dup(l, v[CL_PROMPT], kp, &rt->cls_prompt)) return -1;
+    if (strlen(rt->cls_prompt) > 16384) return at(l, v[CL_PROMPT], "%s: at most 16384 bytes", kp);
+  }
+  snprintf(kp, sizeof kp, "%s.routes", path);
+  if (v[CL_ROUTES]) {
+    if (route_list(l, v[CL_ROUTES], kp, rt, &rt->cls_routes, &rt->n_cls_routes)) return -1;
+  } else {
+    if (!(rt->cls_routes = calloc(rt->n_routes, sizeof *rt->cls_routes))) return oom(l);
+    for (size_t i = 0; i < rt->n_routes; i++) rt->cls_routes[i] = i;
+    rt->n_cls_routes = rt->n_routes;
+  }
+  snprintf(kp, sizeof kp, "%s.timeout_ms", path);
+  if (v[CL_TIMEOUT] && want_int(l, v[CL_TIMEOUT], kp, 1, 600000, &rt->cls_timeout_ms)) return -1;
+  snprintf(kp, sizeof kp, "%s.max_tokens", path);
+  if (v[CL_MAX_TOKENS] && want_int(l, v[CL_MAX_TOKENS], kp, 1, 256, &rt->cls_max_tokens)) return -1;
+  snprintf(kp, sizeof kp, "%s.max_input_chars", path);
+  if (v[CL_MAX_INPUT] && want_int(l, v[CL_MAX_INPUT], kp, 16, 1 << 20, &rt->cls_max_input_chars)) return -1;
+  return 0;
+}
+
+enum { RT_NAME, RT_ROUTES, RT_RULES, RT_CLASSIFIER, RT_DEFAULT, RT_FALLBACK, RT_N };
+static const char *const router_keys[RT_N] = {"name", "routes", "rules", "classifier", "default", "fallback"};
+
+static int load_router(loader *l, const yaml_node_t *n, size_t idx, matrix_router *rt) {
+  char path[48], kp[96];
+  snprintf(path, sizeof path, "routers[%zu]", idx);
+  yaml_node_t *v[RT_N];
+  if (want_map(l, n, path, router_keys, RT_N, v)) return -1;
+  if (!v[RT_NAME]) return at(l, n, "%s: 'name' is required", path);
+  snprintf(kp, sizeof kp, "%s.name", path);
+  if (want_str_dup(l, v[RT_NAME], kp, &rt->name)) return -1;
+  if (!name_ok(rt->name))
+    return at(l, v[RT_NAME], "%s: '%s' is not a valid name (1..%d characters, no spaces)", kp, rt->name,
+              NAME_MAX_LEN);
+  const matrix_model *o = taken_by(l->m, rt->name);
+  if (o) return at(l, v[RT_NAME], "%s: '%s' is already used by model '%s' (%s)", kp, rt->name, o->name, o->source);
+  for (size_t i = 0; i < idx; i++) /* the routers before this one */
+    if (!strcmp(l->m->routers[i].name, rt->name))
+      return at(l, v[RT_NAME], "%s: router '%s' is defined twice", kp, rt->name);
+  const matrix_pipeline *pl = matrix_find_pipeline(l->m, rt->name); /* pipelines are read first */
+  if (pl) return at(l, v[RT_NAME], "%s: '%s' is already used by pipeline '%s' (%s)", kp, rt->name, pl->name, pl->source);
+  char src[PATH_MAX + 32];
+  snprintf(src, sizeof src, "%s:%zu", l->file, n->start_mark.line + 1);
+  if (!(rt->source = strdup(src))) return oom(l);
+  if (!v[RT_ROUTES]) return at(l, n, "%s: 'routes' is required", path);
+  snprintf(kp, sizeof kp, "%s.routes", path);
+  if (router_routes(l, v[RT_ROUTES], kp, rt)) return -1;
+  snprintf(kp, sizeof kp, "%s.rules", path);
+  if (v[RT_RULES] && router_rules(l, v[RT_RULES], kp, rt)) return -1;
+  snprintf(kp, sizeof kp, "%s.classifier", path);
+  if (v[RT_CLASSIFIER] && !is_null(v[RT_CLASSIFIER]) && router_classifier(l, v[RT_CLASSIFIER], kp, rt)) return -1;
+  if (!v[RT_DEFAULT]) {
+    if (rt->n_routes > 1)
+      return at(l, n, "%s: 'default' is required (the route taken when no rule matches and the classifier cannot "
+                "answer)", path);
+    rt->default_route = 0;
+  } else {
+    snprintf(kp, sizeof kp, "%s.default", path);
+    long r = route_ref(l, v[RT_DEFAULT], kp, rt);
+    if (r < 0) return -1;
+    rt->default_route = (size_t)r;
+  }
+  if (v[RT_FALLBACK] && !is_null(v[RT_FALLBACK])) {
+    snprintf(kp, sizeof kp, "%s.fallback", path);
+    if (v[RT_FALLBACK]->type == YAML_SEQUENCE_NODE) {
+      if (route_list(l, v[RT_FALLBACK], kp, rt, &rt->fallback, &rt->n_fallback)) return -1;
+    } else {
+      bool on;
+      if (want_bool(l, v[RT_FALLBACK], kp, &on)) return -1;
+      if (on) {
+        if (!(rt->fallback = calloc(rt->n_routes, sizeof *rt->fallback))) return oom(l);
+        for (size_t i = 0; i < rt->n_routes; i++) rt->fallback[i] = i;
+        rt->n_fallback = rt->n_routes;
+      }
+    }
+  }
+  return 0;
+}
+
+static int load_routers(loader *l, const yaml_node_t *n) {
+  matrix *m = l->m;
+  if (want_kind(l, n, "routers", YAML_SEQUENCE_NODE)) return -1;
+  size_t cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (cap > MATRIX_MAX_ROUTERS) return at(l, n, "routers: at most %d routers", MATRIX_MAX_ROUTERS);
+  if (cap && !(m->routers = calloc(cap, sizeof *m->routers))) return oom(l);
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+    yaml_node_t *e = node(l, *it);
+    if (!e) return at(l, n, "routers: malformed list");
+    /* counted first, so matrix_free frees a half-read router */
+    size_t k = m->n_routers++;
+    if (load_router(l, e, k, &m->routers[k])) return -1;
+  }
+  return 0;
+}
+
+/* After discovery: every route names a model that serves chat or completions, rules on images or
+ * audio lead to models that take them, the classifier is a chat model. */
+static int router_check(matrix *m, char *err, size_t errlen) {
+  char caps[128];
+  for (size_t i = 0; i < m->n_routers; i++) {
+    const matrix_router *rt = &m->routers[i];
+    for (size_t k = 0; k < rt->n_routes; k++) {
+      const matrix_route *r = &rt->routes[k];
+      const matrix_model *mm = matrix_find(m, r->model);
+      if (!mm) {
+        set_err(err, errlen, "%s: router '%s', route '%s': there is no model '%s'", r->source, rt->name, r->name,
+                r->model);
+        return -1;
+      }
+      if (!(mm->caps & (MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION))) {
+        set_err(err, errlen, "%s: router '%s', route '%s': model '%s' serves neither chat nor completions (%s)",
+                r->source, rt->name, r->name, mm->name, matrix_caps_str(mm->caps, caps, sizeof caps));
+        return -1;
+      }
+    }
+    for (size_t k = 0; k < rt->n_rules; k++) {
+      const matrix_rule *ru = &rt->rules[k];
+      const matrix_route *r = &rt->routes[ru->route];
+      const matrix_model *mm = matrix_find(m, r->model);
+      unsigned need = (ru->images ? MATRIX_CAP_VISION : 0) | (ru->audio ? MATRIX_CAP_AUDIO : 0);
+      if ((mm->caps & need) != need) {
+        set_err(err, errlen, "%s: router '%s', rules[%zu]: route '%s' leads to model '%s', which does not take %s",
+                rt->source, rt->name, k, r->name, mm->name,
+                (need & ~mm->caps & MATRIX_CAP_VISION) ? "images (no vision capability)"
+                                                       : "audio (no audio capability)");
+        return -1;
+      }
+    }
+    if (rt->has_classifier) {
+      const matrix_model *mm = matrix_find(m, rt->cls_model);
+      if (!mm || !(mm->caps & MATRIX_CAP_CHAT)) {
+        set_err(err, errlen, "%s: router '%s': classifier.model '%s' %s", rt->source, rt->name, rt->cls_model,
+                mm ? "is not a chat model" : "does not exist");
+        return -1;
+      }
+    }
+    const matrix_model *clash = matrix_find(m, rt->name);
+    if (clash) /* only a discovered file can get here: configured names were checked while parsing */
+      add_warning(m, "router '%s' hides the discovered model '%s' (%s)", rt->name, clash->name, clash->source);
+  }
+  return 0;
+}
+
+const matrix_router *matrix_find_router(const matrix *m, const char *name) {
+  if (!m || !name) return NULL;
+  for (size_t i = 0; i < m->n_routers; i++)
+    if (!strcmp(m->routers[i].name, name)) return &m->routers[i];
+  return NULL;
+}
 
 /* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
 static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
@@ -945,6 +1630,8 @@ static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
   }
   return 0;
 }
+
+static int load_pipelines(loader *l, const yaml_node_t *n);
 
 static int load_root(loader *l, const yaml_node_t *root) {
   matrix *m = l->m;
@@ -1058,6 +1745,218 @@ static int load_root(loader *l, const yaml_node_t *root) {
          it < v[K_MODELS]->data.sequence.items.top; it++, i++) {
       yaml_node_t *e = node(l, *it);
       if (!e || load_model(l, e, i)) return -1;
+    }
+  }
+  if (v[K_PIPELINES] && load_pipelines(l, v[K_PIPELINES])) return -1; /* after the models: steps name them */
+  if (v[K_ROUTERS] && !is_null(v[K_ROUTERS]) && load_routers(l, v[K_ROUTERS])) return -1; /* after the models */
+  return 0;
+}
+
+
+/* ---- pipelines (virtual models whose steps are other models) --------------------------------
+ * Parsed after the models; their step names are checked in pipelines_check, after discovery,
+ * since a step may name a discovered model or the built-in voice. */
+
+enum { P_NAME, P_KIND, P_ASR, P_LLM, P_TTS, P_VOICE, P_INSTRUCTION, P_MAX_TOKENS, P_TEMPERATURE,
+       P_SENTENCE_CHARS, P_N };
+static const char *const pipe_keys[P_N] = {"name",  "kind",        "asr",        "llm",
+                                           "tts",   "voice",       "instruction", "max_tokens",
+                                           "temperature", "sentence_chars"};
+#define PIPE_MAX 256
+#define PIPE_MAX_INSTRUCTION 16384
+
+/* Positions of a pipeline's name and its three steps (0: none). */
+typedef struct pipe_marks {
+  size_t line[4], col[4]; /* [0] name, [1] asr, [2] llm, [3] tts */
+} pipe_marks;
+
+const char *matrix_pipeline_kind_name(enum matrix_pipeline_kind k) {
+  return k == MATRIX_PIPE_VOICE ? "voice" : "transcribe_clean";
+}
+
+static void pipeline_clear(matrix_pipeline *p) {
+  free(p->name);
+  free(p->asr);
+  free(p->llm);
+  free(p->tts);
+  free(p->voice);
+  free(p->instruction);
+  free(p->source);
+  memset(p, 0, sizeof *p);
+}
+
+const matrix_pipeline *matrix_find_pipeline(const matrix *m, const char *name) {
+  if (!m || !name) return NULL;
+  for (size_t i = 0; i < m->n_pipelines; i++)
+    if (!strcmp(m->pipelines[i].name, name)) return &m->pipelines[i];
+  return NULL;
+}
+
+static void mark(pipe_marks *mk, int i, const yaml_node_t *n) {
+  mk->line[i] = n->start_mark.line + 1;
+  mk->col[i] = n->start_mark.column + 1;
+}
+
+static int load_pipeline(loader *l, const yaml_node_t *n, size_t idx) {
+  char path[64], p[128], g[64];
+  snprintf(path, sizeof path, "pipelines[%zu]", idx);
+  yaml_node_t *v[P_N];
+  if (want_map(l, n, path, pipe_keys, P_N, v)) return -1;
+  matrix_pipeline mp = {.max_tokens = UNSET, .temperature = NAN};
+  pipe_marks mk = {0};
+  const char *s;
+  if (!v[P_NAME]) goto missing_name;
+  snprintf(p, sizeof p, "%s.name", path);
+  if (want_str(l, v[P_NAME], p, &s) || check_name(l, v[P_NAME], p, s, NULL)) goto fail;
+  const matrix_pipeline *other = matrix_find_pipeline(l->m, s);
+  if (other) {
+    at(l, v[P_NAME], "%s: '%s' is already used by pipeline '%s' (%s)", p, s, other->name, other->source);
+    goto fail;
+  }
+  if (!(mp.name = strdup(s))) goto oom;
+  mark(&mk, 0, v[P_NAME]);
+  if (!v[P_KIND]) {
+    at(l, n, "%s: missing required key 'kind' (transcribe_clean or voice)", path);
+    goto fail;
+  }
+  snprintf(p, sizeof p, "%s.kind", path);
+  if (want_str(l, v[P_KIND], p, &s)) goto fail;
+  if (!strcmp(s, "voice")) mp.kind = MATRIX_PIPE_VOICE;
+  else if (strcmp(s, "transcribe_clean") != 0) {
+    at(l, v[P_KIND], "%s: unknown kind '%s' (known: transcribe_clean, voice)", p, s);
+    goto fail;
+  }
+  bool voice = mp.kind == MATRIX_PIPE_VOICE;
+  char **steps[3] = {&mp.asr, &mp.llm, &mp.tts};
+  for (int i = 0; i < 3; i++) {
+    yaml_node_t *sv = v[P_ASR + i];
+    bool required = i == 1 || (i == 0 && !voice) || (i == 2 && voice);
+    if (!sv && required) {
+      at(l, n, "%s: a %s pipeline needs the step '%s'", path, voice ? "voice" : "transcribe_clean", pipe_keys[P_ASR + i]);
+      goto fail;
+    }
+    if (!sv) continue;
+    snprintf(p, sizeof p, "%s.%s", path, pipe_keys[P_ASR + i]);
+    if (i == 2 && !voice) {
+      at(l, sv, "%s: only a voice pipeline has a tts step", p);
+      goto fail;
+    }
+    if (want_str_dup(l, sv, p, steps[i])) goto fail;
+    mark(&mk, 1 + i, sv);
+  }
+  if (v[P_VOICE]) {
+    snprintf(p, sizeof p, "%s.voice", path);
+    if (!voice) {
+      at(l, v[P_VOICE], "%s: only a voice pipeline has a voice", p);
+      goto fail;
+    }
+    if (want_str_dup(l, v[P_VOICE], p, &mp.voice)) goto fail;
+    if (strlen(mp.voice) > 100) {
+      at(l, v[P_VOICE], "%s: longer than 100 characters", p);
+      goto fail;
+    }
+  }
+  if (v[P_INSTRUCTION]) {
+    snprintf(p, sizeof p, "%s.instruction", path);
+    if (want_str_dup(l, v[P_INSTRUCTION], p, &mp.instruction)) goto fail;
+    if (strlen(mp.instruction) > PIPE_MAX_INSTRUCTION) {
+      at(l, v[P_INSTRUCTION], "%s: longer than %d bytes", p, PIPE_MAX_INSTRUCTION);
+      goto fail;
+    }
+  }
+  snprintf(p, sizeof p, "%s.max_tokens", path);
+  if (v[P_MAX_TOKENS] && want_int(l, v[P_MAX_TOKENS], p, 1, 32768, &mp.max_tokens)) goto fail;
+  if (mp.max_tokens == UNSET) mp.max_tokens = voice ? 512 : 1024;
+  mp.temperature = voice ? -1 : 0;
+  if (v[P_TEMPERATURE]) {
+    snprintf(p, sizeof p, "%s.temperature", path);
+    char *end = NULL;
+    const char *t = v[P_TEMPERATURE]->type == YAML_SCALAR_NODE ? sval(v[P_TEMPERATURE]) : NULL;
+    double d = t && *t ? strtod(t, &end) : NAN;
+    if (!t || !*t || *end || !(d >= 0 && d <= 2)) {
+      at(l, v[P_TEMPERATURE], "%s: expected a number from 0 to 2, got %s", p, got(v[P_TEMPERATURE], g, sizeof g));
+      goto fail;
+    }
+    mp.temperature = d;
+  }
+  mp.sentence_chars = 200;
+  if (v[P_SENTENCE_CHARS]) {
+    snprintf(p, sizeof p, "%s.sentence_chars", path);
+    if (!voice) {
+      at(l, v[P_SENTENCE_CHARS], "%s: only a voice pipeline cuts sentences", p);
+      goto fail;
+    }
+    if (want_int(l, v[P_SENTENCE_CHARS], p, 8, 4000, &mp.sentence_chars)) goto fail;
+  }
+  char src[PATH_MAX + 32];
+  snprintf(src, sizeof src, "%s:%zu", l->file, n->start_mark.line + 1);
+  if (!(mp.source = strdup(src))) goto oom;
+  if (l->m->n_pipelines >= PIPE_MAX) {
+    at(l, n, "%s: more than %d pipelines", path, PIPE_MAX);
+    goto fail;
+  }
+  matrix_pipeline *np = realloc(l->m->pipelines, (l->m->n_pipelines + 1) * sizeof *np);
+  pipe_marks *nm = realloc(l->pipe_marks, (l->m->n_pipelines + 1) * sizeof *nm);
+  if (np) l->m->pipelines = np;
+  if (nm) l->pipe_marks = nm;
+  if (!np || !nm) goto oom;
+  nm[l->m->n_pipelines] = mk;
+  np[l->m->n_pipelines++] = mp;
+  return 0;
+missing_name:
+  at(l, n, "%s: missing required key 'name'", path);
+  goto fail;
+oom:
+  oom(l);
+fail:
+  pipeline_clear(&mp);
+  return -1;
+}
+
+static int load_pipelines(loader *l, const yaml_node_t *n) {
+  if (is_null(n)) return 0;
+  if (want_kind(l, n, "pipelines", YAML_SEQUENCE_NODE)) return -1;
+  size_t i = 0;
+  for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
+    yaml_node_t *e = node(l, *it);
+    if (!e || load_pipeline(l, e, i)) return -1;
+  }
+  return 0;
+}
+
+/* The steps against the whole matrix (configured, discovered and built-in models): each names a
+ * model with the capability its role needs, and no model took a pipeline's name. */
+static int pipelines_check(loader *l) {
+  static const unsigned need[3] = {MATRIX_CAP_TRANSCRIBE, MATRIX_CAP_CHAT, MATRIX_CAP_SPEECH};
+  static const char *const what[3] = {"transcribe", "chat", "speak"};
+  const matrix *m = l->m;
+  for (size_t i = 0; i < m->n_pipelines; i++) {
+    const matrix_pipeline *pp = &m->pipelines[i];
+    const pipe_marks *mk = &l->pipe_marks[i];
+    const matrix_model *o = matrix_find(m, pp->name);
+    bool builtin = m->builtin_voice && !matrix_find(m, MATRIX_BUILTIN_VOICE);
+    if (o || (builtin && !strcmp(pp->name, MATRIX_BUILTIN_VOICE))) {
+      set_err(l->err, l->errlen, "%s:%zu:%zu: pipelines[%zu].name: '%s' is already used by model '%s' (%s)", l->file,
+              mk->line[0], mk->col[0], i, pp->name, o ? o->name : MATRIX_BUILTIN_VOICE, o ? o->source : "(built-in)");
+      return -1;
+    }
+    const char *steps[3] = {pp->asr, pp->llm, pp->tts};
+    for (int k = 0; k < 3; k++) {
+      if (!steps[k]) continue;
+      const matrix_model *sm = matrix_find(m, steps[k]);
+      if (!sm && k == 2 && builtin && !strcmp(steps[k], MATRIX_BUILTIN_VOICE)) continue; /* added later */
+      char caps[128];
+      if (!sm) {
+        set_err(l->err, l->errlen, "%s:%zu:%zu: pipelines[%zu].%s: no model is named '%s'", l->file, mk->line[1 + k],
+                mk->col[1 + k], i, pipe_keys[P_ASR + k], steps[k]);
+        return -1;
+      }
+      if (!(sm->caps & need[k])) {
+        set_err(l->err, l->errlen, "%s:%zu:%zu: pipelines[%zu].%s: model '%s' cannot %s (its capabilities: %s)",
+                l->file, mk->line[1 + k], mk->col[1 + k], i, pipe_keys[P_ASR + k], steps[k], what[k],
+                matrix_caps_str(sm->caps, caps, sizeof caps));
+        return -1;
+      }
     }
   }
   return 0;
@@ -1199,10 +2098,14 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
     opts dflt = l.defaults;
     if (discover(m, &dflt, err, errlen)) goto fail;
   }
+  if (pipelines_check(&l)) goto fail;
+  free(l.pipe_marks);
+  if (router_check(m, err, errlen)) goto fail;
   return m;
 oom:
   set_err(err, errlen, "out of memory");
 fail:
+  free(l.pipe_marks);
   matrix_free(m);
   return NULL;
 }
@@ -1211,6 +2114,10 @@ void matrix_free(matrix *m) {
   if (!m) return;
   for (size_t i = 0; i < m->n_models; i++) model_clear(&m->models[i]);
   free(m->models);
+  for (size_t i = 0; i < m->n_pipelines; i++) pipeline_clear(&m->pipelines[i]);
+  free(m->pipelines);
+  for (size_t i = 0; i < m->n_routers; i++) router_clear(&m->routers[i]);
+  free(m->routers);
   free(m->path);
   free(m->host);
   free_strv(m->api_keys, m->n_api_keys);
@@ -1225,7 +2132,8 @@ void matrix_free(matrix *m) {
 }
 
 int matrix_add_builtins(matrix *m) {
-  if (!m->builtin_voice || matrix_find(m, MATRIX_BUILTIN_VOICE)) return 0;
+  if (!m->builtin_voice || matrix_find(m, MATRIX_BUILTIN_VOICE) || matrix_find_router(m, MATRIX_BUILTIN_VOICE))
+    return 0;
   matrix_model mm = {.engine = MATRIX_ENGINE_ESPEAK, .caps = MATRIX_CAP_SPEECH, .parallel = 1,
                      .keep_alive_s = 300, .batch = 512, .gpu_layers = 0, .max_queue = 64};
   if (!(mm.name = strdup(MATRIX_BUILTIN_VOICE)) || !(mm.file = strdup("")) || !(mm.source = strdup("(built-in)")) ||

@@ -11,9 +11,9 @@
 /* Which worker runs the model: switchyard-llama (GGUF LLMs, embedders, rerankers, mtmd),
  * switchyard-whisper (whisper.cpp ggml models: speech to text), switchyard-espeak (the built-in
  * CPU voice, no model file). */
-enum matrix_engine { MATRIX_ENGINE_LLAMA = 0, MATRIX_ENGINE_WHISPER, MATRIX_ENGINE_ESPEAK };
-#define MATRIX_N_ENGINES 3
-/* "llama", "whisper", "espeak" */
+enum matrix_engine { MATRIX_ENGINE_LLAMA = 0, MATRIX_ENGINE_WHISPER, MATRIX_ENGINE_ESPEAK, MATRIX_ENGINE_EXTERNAL };
+#define MATRIX_N_ENGINES 4
+/* "llama", "whisper", "espeak", "external" */
 const char *matrix_engine_name(enum matrix_engine e);
 
 enum matrix_cap {
@@ -26,6 +26,33 @@ enum matrix_cap {
   MATRIX_CAP_VISION = 1u << 6,     /* image input (a model with an mmproj) */
   MATRIX_CAP_AUDIO = 1u << 7,      /* audio input (an mmproj with an audio encoder) */
 };
+
+/* engine: external — a third-party server (ComfyUI, llama-server, vLLM...) run as a process of its
+ * own and reached over HTTP on 127.0.0.1 (see docs/CONFIG.md, "External engines"). */
+#define MATRIX_EXT_MAX_ARGS 256
+#define MATRIX_EXT_MAX_ROUTES 16
+typedef struct matrix_external {
+  char **argv;           /* the program and its arguments (${PORT} substituted at start) */
+  size_t argc;
+  bool shell;            /* argv is one string run with /bin/sh -c */
+  char *cwd;             /* absolute working folder, or NULL = the daemon's */
+  char **env;            /* extra "KEY=value" entries (${PORT} substituted) */
+  size_t n_env;
+  int port;              /* 0 = the daemon picks a free port at each start */
+  char *health_path;     /* polled with GET until it answers health_status; default /health */
+  int health_status;     /* default 200 */
+  int startup_timeout_s; /* give up (and kill the group) after this long; default 120 */
+  int stop_signal;       /* sent to the process group on unload; default SIGTERM */
+  int stop_grace_ms;     /* then SIGKILL after this long; default 10 s */
+  char **routes;         /* OpenAI paths dispatched to it by "model" */
+  size_t n_routes;
+  bool upstream;         /* /upstream/<name>/... passes any request through; default true */
+  long long memory;      /* declared host RAM, bytes; 0 = not declared */
+  char **gpu_names;      /* declared memory per GPU (engine device names, e.g. CUDA0) */
+  long long *gpu_bytes;
+  size_t n_gpu;
+  char *sig;             /* a canonical text of everything above: a reload compares it */
+} matrix_external;
 
 typedef struct matrix_model {
   char *name;            /* unique among names and aliases */
@@ -53,12 +80,89 @@ typedef struct matrix_model {
   char *transcribe_prompt; /* audio models: the instruction /v1/audio/transcriptions sends with
                               the audio (NULL = MATRIX_TRANSCRIBE_PROMPT) */
   char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
+  char **voice_names;    /* speech models on engine llama: voices (reference clips) by name */
+  char **voice_audio;    /* absolute paths of their clips, same order */
+  char **voice_lang;     /* their `language` (NULL: the request's or the model's default) */
+  size_t n_voices;       /* at most MATRIX_MAX_VOICES */
+  bool voice_upload;     /* a /v1/audio/speech request may bring its own reference clip (cloning) */
   char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes;  /* size of the file */
   int n_ctx_train;       /* from the GGUF, 0 if unknown */
   bool discovered;       /* true: found in models_dir, not named in the config */
   char *source;          /* "path:line" of its definition, or the file path when discovered */
+  matrix_external *ext;  /* engine: external only, else NULL */
 } matrix_model;
+
+/* A pipeline: a named virtual model whose steps are other models (docs/CONFIG.md "pipelines").
+ * Steps are kept by name and resolved with matrix_find at request time (the models array moves
+ * when the built-in voice is added). */
+enum matrix_pipeline_kind { MATRIX_PIPE_TRANSCRIBE_CLEAN = 0, MATRIX_PIPE_VOICE };
+typedef struct matrix_pipeline {
+  char *name;            /* unique among model names, aliases and pipelines */
+  enum matrix_pipeline_kind kind;
+  char *asr;             /* speech to text: a transcribe model (whisper or audio LLM); voice: optional */
+  char *llm;             /* a chat model */
+  char *tts;             /* voice: a speech model */
+  char *voice;           /* voice: the default voice; NULL = the speech model's own default */
+  char *instruction;     /* the LLM's system prompt (transcribe_clean: MATRIX_CLEAN_PROMPT when NULL;
+                            voice: none when NULL) */
+  int max_tokens;        /* the LLM step's bound; default 1024 (clean) / 512 (voice) */
+  double temperature;    /* the LLM step's; default 0 (clean) / -1 = the request's (voice) */
+  int sentence_chars;    /* voice: text longer than this is cut at a space for speech; default 200 */
+  char *source;          /* "path:line" of its definition */
+} matrix_pipeline;
+
+/* The default clean-up instruction of a transcribe_clean pipeline. */
+#define MATRIX_CLEAN_PROMPT                                                                           \
+  "You clean up speech transcripts. Rewrite the transcript the user sends: remove filler words "    \
+  "(um, uh, like, you know), stutters, repeated words and false starts; add punctuation, "           \
+  "capitalisation and paragraph breaks. Keep the speaker's own words and meaning: do not "           \
+  "summarise, answer, translate or add anything. Reply with the cleaned transcript only."
+
+/* ---- routers: virtual models whose requests go to one of several real models (router.c) ---- */
+
+#define MATRIX_MAX_ROUTERS 64
+#define MATRIX_MAX_ROUTES 16     /* routes per router */
+#define MATRIX_MAX_RULES 64      /* rules per router */
+#define MATRIX_ROUTE_NAME_MAX 32 /* a route's name: letters, digits, '_' and '-' */
+
+typedef struct matrix_route {
+  char *name;          /* the route's name, e.g. "heavy" (what the classifier answers) */
+  char *model;         /* the real model's name or alias, as written */
+  char *source;        /* "path:line:col" of the route, for errors found after discovery */
+} matrix_route;
+
+/* One rule: every condition it names must hold (an empty rule always matches). */
+typedef struct matrix_rule {
+  bool images;                /* the request has image_url parts */
+  bool audio;                 /* the request has input_audio parts */
+  bool tools;                 /* the request has a non-empty "tools" */
+  long long min_prompt_tokens; /* 0 = no condition; else the estimated prompt tokens >= this */
+  char *system_tag;           /* NULL = no condition; else a substring of the system prompt */
+  size_t route;               /* index in routes */
+} matrix_rule;
+
+typedef struct matrix_router {
+  char *name;                 /* unique among models, aliases and routers */
+  char *source;               /* "path:line" */
+  matrix_route *routes;
+  size_t n_routes;
+  matrix_rule *rules;         /* in order; the first that matches decides */
+  size_t n_rules;
+  size_t default_route;       /* when no rule matches and there is no classifier (or it fails) */
+  /* the classifier: the light model picks one of cls_routes by a constrained generation */
+  bool has_classifier;
+  char *cls_model;            /* a chat model (name or alias) */
+  char *cls_prompt;           /* the fixed question (system message); NULL = the built-in one */
+  size_t *cls_routes;         /* indexes in routes it may answer; all routes when not given */
+  size_t n_cls_routes;
+  int cls_timeout_ms;         /* its generation; default 2000 */
+  int cls_max_tokens;         /* default 16 */
+  int cls_max_input_chars;    /* the request text shown to it; default 2000 */
+  /* fallback: when the chosen route's model cannot be loaded, the next of these is tried */
+  size_t *fallback;           /* indexes in routes, in order (fallback: true = all routes in order) */
+  size_t n_fallback;
+} matrix_router;
 
 typedef struct matrix {
   char *path;            /* config file, or NULL when none */
@@ -88,6 +192,10 @@ typedef struct matrix {
   bool builtin_voice;    /* builtin_voice: add the built-in `speak` model (espeak); default true */
   matrix_model *models;  /* configured ones in file order, then discovered ones by name */
   size_t n_models;
+  matrix_pipeline *pipelines; /* the config's pipelines, in file order */
+  size_t n_pipelines;
+  matrix_router *routers; /* routers: in file order */
+  size_t n_routers;
   char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
   size_t n_warnings;
 } matrix;
@@ -104,6 +212,8 @@ typedef struct matrix {
 matrix *matrix_load(const char *config_path, const char *models_dir, char *err, size_t errlen);
 void matrix_free(matrix *m);
 
+#define MATRIX_MAX_VOICES 64
+
 /* The built-in voice's model name: engine espeak, capability speech, no file. */
 #define MATRIX_BUILTIN_VOICE "speak"
 /* Add the built-in models the config did not turn off (builtin_voice) and no model or alias
@@ -113,6 +223,17 @@ int matrix_add_builtins(matrix *m);
 
 /* Find a model by name or alias (exact match); NULL if none. */
 const matrix_model *matrix_find(const matrix *m, const char *name);
+
+/* Find a pipeline by name (exact match); NULL if none. */
+const matrix_pipeline *matrix_find_pipeline(const matrix *m, const char *name);
+/* "transcribe_clean", "voice" */
+const char *matrix_pipeline_kind_name(enum matrix_pipeline_kind k);
+/* True if path is one an external engine may list in its routes. */
+bool matrix_ext_route(const char *path);
+/* True if the external model m serves path (one of its routes). */
+bool matrix_ext_serves(const matrix_model *m, const char *path);
+/* Find a router by name (exact match); NULL if none. */
+const matrix_router *matrix_find_router(const matrix *m, const char *name);
 
 /* "chat,completion" style text of a capability mask, into buf. */
 const char *matrix_caps_str(unsigned caps, char *buf, size_t len);

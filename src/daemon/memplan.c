@@ -233,3 +233,35 @@ long long memplan_mem_total(void) {
   long long kb = proc_kb("/proc/meminfo", "MemTotal");
   return kb < 0 ? -1 : kb * 1024;
 }
+
+int memplan_whisper_estimate(const char *path, long long file_bytes, memplan_est *out) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  int32_t h[14];
+  size_t got = fread(h, sizeof h[0], 14, f);
+  fclose(f);
+  /* magic; n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer, n_text_ctx,
+   * n_text_state, n_text_head, n_text_layer, n_mels, ftype; the filters' n_mel, n_fft */
+  if (got != 14 || h[0] != 0x67676d6c || h[12] != h[10] || h[13] != 201) return -1;
+  const long long vocab = h[1], actx = h[2], astate = h[3], ahead = h[4], tctx = h[6], tstate = h[7],
+                  thead = h[8], tlayer = h[9], mels = h[10];
+  /* whisper's released shapes are far inside these; a header outside them is not trusted */
+  if (vocab < 1 || vocab > 1 << 20 || actx < 1 || actx > 1 << 14 || astate < 1 || astate > 1 << 14 || ahead < 1 ||
+      ahead > 256 || h[5] < 1 || h[5] > 256 || tctx < 1 || tctx > 1 << 14 || tstate < 1 || tstate > 1 << 14 ||
+      thead < 1 || thead > 256 || tlayer < 1 || tlayer > 256 || mels < 1 || mels > 1024)
+    return -1;
+  const long long pa = (actx + 255) / 256 * 256, pt = (tctx + 255) / 256 * 256;
+  memset(out, 0, sizeof *out);
+  out->model_bytes = file_bytes;
+  out->context_bytes = 2 * tlayer * pt * tstate * 2   /* kv self */
+                       + 2 * tlayer * pa * tstate * 2 /* kv cross */
+                       + 2 * pa * astate * 2;         /* kv pad */
+  long long conv = (mels + 2 * astate) * 2 * actx * 4 * 13 / 10;
+  long long encode = (ahead * actx * actx * 4 + 4 * actx * astate * 4) * 21 / 20;
+  long long cross = 3 * actx * tstate * 4;
+  long long decode = vocab * tctx * 4 + thead * tctx * pt * 4;
+  out->compute_bytes = conv + encode + cross + decode;
+  out->total_bytes = out->model_bytes + out->context_bytes + out->compute_bytes + (16LL << 20);
+  snprintf(out->devices, sizeof out->devices, "(whisper header)");
+  return 0;
+}

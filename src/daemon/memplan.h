@@ -44,6 +44,15 @@ typedef struct memplan_est {
  * *out; returns 0 when the probe answered, -1 (reason in err) when the fallback was used. */
 int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen);
 
+/* A whisper.cpp model's footprint from its file's header (magic, 11 hyper-parameters, then the mel
+ * filters' n_mel and n_fft 201): the weights (the file), the self-attention, cross-attention and
+ * padding KV caches as whisper_init_state sizes them (F16, contexts padded to 256), and its four
+ * compute buffers (conv, encode, cross, decode) from the shapes that dominate them (the encoder's
+ * attention scores, the decoder's logits for a whole text context), plus the process. Sized for the
+ * worker as it loads (no flash attention). Fills *out and returns 0, or -1 when the file is not a
+ * readable whisper header (Parakeet's, or hostile numbers): the caller falls back to the file size. */
+int memplan_whisper_estimate(const char *path, long long file_bytes, memplan_est *out);
+
 /* Parse the probe's stdout ("NAME MODEL_MiB CONTEXT_MiB COMPUTE_MiB" per line). 0 or -1. */
 int memplan_parse_probe(const char *text, memplan_est *out);
 

@@ -86,6 +86,9 @@ void memstate_key(const matrix_model *m, char *buf, size_t len) {
            m->batch, m->gpu_layers,
            (m->caps & MATRIX_CAP_RERANK) ? "rerank" : (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
   size_t at = strlen(buf);
+  if (m->engine == MATRIX_ENGINE_EXTERNAL && at < len) /* no file: its name tells them apart */
+    snprintf(buf + at, len - at, "|external=%s", m->name);
+  at = strlen(buf);
   if (m->mmproj && at < len) /* a projector (and its size) changes the footprint too */
     snprintf(buf + at, len - at, "|mmproj=%s|%lld", m->mmproj, m->mmproj_bytes);
 }

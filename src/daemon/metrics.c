@@ -42,6 +42,8 @@ typedef struct row {
   unsigned long long loads[2]; /* [0] ok, [1] failed */
   hist load_duration;
   unsigned long long unloads[METRICS_UNLOAD_N];
+  hist stage[METRICS_STAGE_N];                 /* pipelines */
+  unsigned long long step_failures[METRICS_STEP_N];
 } row;
 
 struct metrics {
@@ -167,6 +169,24 @@ void metrics_unload(metrics *m, int model, metrics_unload_reason why) {
   if (!m || why < 0 || why >= METRICS_UNLOAD_N) return;
   pthread_mutex_lock(&m->mu);
   row_of(m, model)->unloads[why]++;
+  pthread_mutex_unlock(&m->mu);
+}
+
+static const char *const stage_names[METRICS_STAGE_N] = {"stt", "llm", "llm_first_token", "tts_first_audio",
+                                                         "first_audio", "total"};
+static const char *const step_names[METRICS_STEP_N] = {"asr", "llm", "tts"};
+
+void metrics_pipeline_stage(metrics *m, int model, metrics_stage stage, double seconds) {
+  if (!m || stage < 0 || stage >= METRICS_STAGE_N) return;
+  pthread_mutex_lock(&m->mu);
+  hist_observe(&row_of(m, model)->stage[stage], request_bounds, N_REQ_BOUNDS, seconds);
+  pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_pipeline_failure(metrics *m, int model, metrics_step step) {
+  if (!m || step < 0 || step >= METRICS_STEP_N) return;
+  pthread_mutex_lock(&m->mu);
+  row_of(m, model)->step_failures[step]++;
   pthread_mutex_unlock(&m->mu);
 }
 
@@ -312,6 +332,20 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
     if (m->rows[i].load_duration.count)
       histogram(&o, "switchyard_model_load_duration_seconds", m->rows[i].name, NULL, NULL, &m->rows[i].load_duration,
                 load_bounds, N_LOAD_BOUNDS);
+
+  family(&o, "switchyard_pipeline_stage_seconds", "histogram",
+         "Pipelines: each stage's time (stt, llm, llm_first_token, tts_first_audio, first_audio, total).");
+  for (size_t i = 0; i < nr; i++)
+    for (int k = 0; k < METRICS_STAGE_N; k++)
+      if (m->rows[i].stage[k].count)
+        histogram(&o, "switchyard_pipeline_stage_seconds", m->rows[i].name, "stage", stage_names[k], &m->rows[i].stage[k],
+                  request_bounds, N_REQ_BOUNDS);
+  family(&o, "switchyard_pipeline_step_failures_total", "counter", "Pipelines: requests that failed, by step.");
+  for (size_t i = 0; i < nr; i++)
+    for (int k = 0; k < METRICS_STEP_N; k++)
+      if (m->rows[i].step_failures[k])
+        sample(&o, "switchyard_pipeline_step_failures_total", m->rows[i].name, "step", step_names[k], NULL, NULL,
+               (long long)m->rows[i].step_failures[k]);
 
   if (g) {
     const metrics_model_gauges *mg = g->models;

@@ -216,6 +216,23 @@ static void measure_gpus(const sched *s, pid_t pid, long long *out) {
   for (size_t p = 1; p < s->n_pools; p++) out[p] = s->pools[p].nv >= 0 ? gpumem_process_bytes(s->pools[p].nv, pid) : -1;
 }
 
+/* What a worker holds: its resident set and its use of each GPU (no lock). An external engine
+ * counts its whole process group (a launcher script's children are the real server). */
+static long long measure_worker(const sched *s, const worker *w, long long *on_gpu) {
+  pid_t pids[64];
+  size_t n = worker_group_pids(w, pids, 64);
+  long long rss = 0;
+  for (size_t p = 1; p < s->n_pools; p++) on_gpu[p] = 0;
+  for (size_t i = 0; i < n; i++) {
+    long long r = memplan_rss_bytes(pids[i]), g[PLAN_MAX_POOLS] = {0};
+    if (r > 0) rss += r;
+    measure_gpus(s, pids[i], g);
+    for (size_t p = 1; p < s->n_pools; p++)
+      if (g[p] > 0) on_gpu[p] += g[p];
+  }
+  return n ? rss : -1;
+}
+
 /* The keep-alive in force: a request's override (if the matrix allows one), else the matrix's;
  * -1 = forever (pinned models too). */
 static int keep_alive_of(const slot *sl, const matrix_model *m) {
@@ -328,6 +345,28 @@ static void on_worker_exit(void *ud, worker *w) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* An external engine's footprint is what its matrix entry declares (host RAM and per GPU, no
+ * overhead added: the user measured it), else 0 until measured once started (resident set of the
+ * group's leader, and its GPU use where NVML tells). */
+static void ext_estimate(const sched *s, slot *sl) {
+  const matrix_external *e = sl->m->ext;
+  memset(sl->est_pool, 0, sizeof sl->est_pool);
+  sl->est.total_bytes = sl->est.model_bytes = e->memory;
+  sl->est_pool[0] = e->memory;
+  snprintf(sl->est.devices, sizeof sl->est.devices, "(declared)");
+  for (size_t i = 0; i < e->n_gpu && sl->est.n_dev < 8; i++) {
+    size_t p = pool_of(s, e->gpu_names[i]);
+    if (p == 0) {
+      LOG_W("%s: gpu_memory names %s, which the engine build does not list: counted in host RAM", sl->m->name,
+            e->gpu_names[i]);
+      sl->est.total_bytes += e->gpu_bytes[i];
+    }
+    sl->est_pool[p] += e->gpu_bytes[i];
+    snprintf(sl->est.dev[sl->est.n_dev].name, sizeof sl->est.dev[0].name, "%s", e->gpu_names[i]);
+    sl->est.dev[sl->est.n_dev++].bytes = e->gpu_bytes[i];
+  }
+}
+
 /* A new, unloaded slot for model m with its estimate (a probe when nothing is remembered: runs a
  * process, so never under the lock). NULL on out of memory. */
 static slot *slot_make(sched *s, const matrix_model *m) {
@@ -342,6 +381,10 @@ static slot *slot_make(sched *s, const matrix_model *m) {
   snprintf(ekey, sizeof ekey, "estimate|%s|%lld", sl->key, s->tool_stamp);
   long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
   char dkey[sizeof ekey + 48];
+  if (m->engine == MATRIX_ENGINE_EXTERNAL) {
+    ext_estimate(s, sl);
+    goto estimated;
+  }
   if (cached > 0) {
     sl->est = (memplan_est){.total_bytes = cached, .from_probe = true};
     snprintf(sl->est.devices, sizeof sl->est.devices, "(remembered)");
@@ -353,6 +396,8 @@ static slot *slot_make(sched *s, const matrix_model *m) {
         sl->est.dev[sl->est.n_dev++].bytes = b;
       }
     }
+  } else if (m->engine == MATRIX_ENGINE_WHISPER && memplan_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
+    /* whisper.cpp's buffers from the file's header (memplan.h); measured once loaded */
   } else if (m->engine != MATRIX_ENGINE_LLAMA) {
     /* llama.cpp's probe knows only GGUF models: the weights plus a margin for the engine's own
      * buffers (whisper's KV and mel buffers, espeak's voice data); measured once loaded */
@@ -370,6 +415,7 @@ static slot *slot_make(sched *s, const matrix_model *m) {
     memstate_put_max(s->ms, ekey, sl->est.total_bytes); /* last: its presence means the split is there */
   }
   slot_split(s, sl);
+estimated:;
   long long remembered = s->ms ? memstate_get(s->ms, sl->key) : -1;
   if (remembered > 0) sl->measured = remembered;
   const memplan_est *e = &sl->est;
@@ -481,6 +527,16 @@ static json_t *load_message(const matrix_model *m) {
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
   if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
+  if (j && m->n_voices) { /* reference clips of a speech model, by name */
+    json_t *vo = json_object();
+    for (size_t i = 0; vo && i < m->n_voices; i++) {
+      const char *lang = m->voice_lang ? m->voice_lang[i] : NULL;
+      json_object_set_new(vo, m->voice_names[i],
+                          lang ? json_pack("{s:s, s:s}", "audio", m->voice_audio[i], "language", lang)
+                               : json_string(m->voice_audio[i]));
+    }
+    if (vo) json_object_set_new(j, "voices", vo);
+  }
   return j;
 }
 
@@ -519,6 +575,20 @@ static void on_load_progress(void *ud, double progress) {
   events_publish(c->s->ev, json_pack("{s:s, s:s, s:f}", "type", "load_progress", "model", c->name, "progress", progress));
 }
 
+static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t0, api_error *err);
+
+/* Start an external engine for slot sl (lock not held; taken again on return, like the tail of
+ * load_with_evictions). */
+static int load_external(sched *s, slot *sl, api_error *err) {
+  const matrix_model *m = sl->m;
+  worker_ext_params xp = {.tag = m->name, .ext = m->ext, .on_exit = on_worker_exit, .on_exit_ud = s};
+  long long t0 = mono_ms();
+  events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
+                                  (json_int_t)sl->est.total_bytes));
+  worker *w = worker_start_external(&xp, err);
+  return load_finish(s, sl, w, NULL, t0, err);
+}
+
 /* Load slot sl (lock held on entry and exit; dropped while working), first unloading the victims
  * the plan named. Returns 0, or -1 with err. */
 static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_error *err) {
@@ -538,6 +608,7 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
     snprintf(why, sizeof why, "evicted (LRU) to make room for %s", m->name);
     retire(s, victims[k], vw[k], METRICS_UNLOAD_EVICTED, why);
   }
+  if (m->engine == MATRIX_ENGINE_EXTERNAL) return load_external(s, sl, err);
   json_t *load = load_message(m);
   json_t *ready = NULL;
   char exe[PATH_MAX + 32]; /* each engine has its worker program */
@@ -552,9 +623,15 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
                                   (json_int_t)sl->est.total_bytes));
   worker *w = worker_start(&wp, &ready, err);
   json_decref(load);
-  long long rss = w ? memplan_rss_bytes(worker_pid(w)) : -1;
+  return load_finish(s, sl, w, ready, t0, err);
+}
+
+/* The end of a load, ok (w) or not (err): events, metrics, the slot's state (lock not held on
+ * entry; held on return). */
+static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t0, api_error *err) {
+  const matrix_model *m = sl->m;
   long long on_gpu[PLAN_MAX_POOLS] = {0};
-  if (w) measure_gpus(s, worker_pid(w), on_gpu);
+  long long rss = w ? measure_worker(s, w, on_gpu) : -1;
   if (w)
     events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
                                     (json_int_t)(mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
@@ -732,8 +809,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   pthread_mutex_unlock(&s->mu);
   long long on_gpu[PLAN_MAX_POOLS] = {0};
   if (measure) {
-    rss = memplan_rss_bytes(worker_pid(w));
-    measure_gpus(s, worker_pid(w), on_gpu);
+    rss = measure_worker(s, w, on_gpu);
   }
   worker *retired = NULL;
   metrics_unload_reason reason = METRICS_UNLOAD_KEEP_ALIVE_0;
@@ -809,14 +885,29 @@ void sched_preload(sched *s) {
   if (start && pthread_create(&s->preloader, NULL, preload_main, s) == 0) s->preloading = true;
 }
 
+/* Same voices (names and clips, in order). */
+static bool same_voices(const matrix_model *a, const matrix_model *m) {
+  if (a->n_voices != m->n_voices) return false;
+  for (size_t i = 0; i < a->n_voices; i++)
+    if (strcmp(a->voice_names[i], m->voice_names[i]) || strcmp(a->voice_audio[i], m->voice_audio[i])) return false;
+  for (size_t i = 0; i < a->n_voices; i++) {
+    const char *x = a->voice_lang ? a->voice_lang[i] : NULL, *y = m->voice_lang ? m->voice_lang[i] : NULL;
+    if ((x == NULL) != (y == NULL) || (x && strcmp(x, y))) return false;
+  }
+  return true;
+}
+
 /* Same worker settings: everything the load message carries, and the file's identity (key). */
 static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
   const matrix_model *a = sl->m;
+  if (!same_voices(a, m)) return false;
   bool same_str = (!a->pooling == !m->pooling) && (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
                   (!a->chat_template == !m->chat_template) &&
                   (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0) &&
                   (!a->mmproj == !m->mmproj) && (!a->mmproj || strcmp(a->mmproj, m->mmproj) == 0) &&
                   (!a->vad_model == !m->vad_model) && (!a->vad_model || strcmp(a->vad_model, m->vad_model) == 0);
+  if (a->engine == MATRIX_ENGINE_EXTERNAL || m->engine == MATRIX_ENGINE_EXTERNAL)
+    return a->engine == m->engine && strcmp(a->ext->sig, m->ext->sig) == 0;
   return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine && a->threads == m->threads &&
          a->deterministic == m->deterministic &&
          (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) == (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));
@@ -979,6 +1070,7 @@ json_t *sched_ps(sched *s) {
     json_object_set_new(o, "devices", per);
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
+      if (worker_port(sl->w)) json_object_set_new(o, "port", json_integer(worker_port(sl->w)));
       int ka = keep_alive_of(sl, m);
       long long exp = ka < 0 ? -1 : sl->inflight ? (long long)ka : (sl->last_used_ms + (long long)ka * 1000 - now) / 1000;
       json_object_set_new(o, "expires_in_s", json_integer(exp));

@@ -18,6 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
 
 #include "clock.h"
 #include "log.h"
@@ -57,6 +61,14 @@ struct worker {
   char tag[128];
   worker_exit_fn on_exit;
   void *on_exit_ud;
+  /* engine: external (worker_start_external): no frames, a process group and an output pipe */
+  bool external;
+  int port;
+  int out_fd;          /* the read end of its stdout+stderr, -1 when none */
+  int stop_signal;
+  int stop_grace_ms;
+  char tail[4][240];   /* its last output lines (guarded by mu), for load errors */
+  unsigned tail_next;
 };
 
 /* "progress" is not terminal: it may come many times for id 0 before "ready". */
@@ -274,6 +286,7 @@ static void worker_free(worker *w) {
     pthread_join(w->reader, NULL);
   }
   if (w->fd >= 0) close(w->fd);
+  if (w->out_fd >= 0) close(w->out_fd);
   ipc_chan_deinit(&w->chan);
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->exited_cond);
@@ -295,6 +308,18 @@ bool worker_alive(const worker *w) {
 
 pid_t worker_pid(const worker *w) { return w->pid; }
 
+bool worker_wait_dead(worker *w, int ms) {
+  struct timespec ts = sy_deadline(ms);
+  pthread_mutex_lock(&w->mu);
+  while (!w->reaped && w->pid > 0)
+    if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT) break;
+  bool dead = w->reaped;
+  pthread_mutex_unlock(&w->mu);
+  return dead;
+}
+
+static void ext_stop(worker *w);
+
 void worker_stop(worker *w, int grace_ms) {
   pthread_mutex_lock(&w->mu);
   if (w->reaped || w->pid <= 0) {
@@ -302,6 +327,10 @@ void worker_stop(worker *w, int grace_ms) {
     return;
   }
   pthread_mutex_unlock(&w->mu);
+  if (w->external) {
+    ext_stop(w);
+    return;
+  }
   json_t *m = json_pack("{s:s}", "op", "shutdown");
   if (m) ipc_send_steal(&w->chan, m, NULL, 0);
   struct timespec ts = sy_deadline(grace_ms);
@@ -369,6 +398,7 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
     return NULL;
   }
   atomic_init(&w->refs, 1);
+  w->out_fd = -1;
   w->fd = sv[0];
   ipc_chan_init(&w->chan, w->fd);
   pthread_mutex_init(&w->mu, NULL);
@@ -447,5 +477,365 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
   wreq_free(ctl);
   worker_stop(w, 1000);
   worker_unref(w);
+  return NULL;
+}
+
+/* ---- external engines ---- */
+
+int worker_port(const worker *w) { return w->external ? w->port : 0; }
+
+size_t worker_group_pids(const worker *w, pid_t *out, size_t cap) {
+  if (cap == 0 || w->pid <= 0) return 0;
+  out[0] = w->pid;
+  if (!w->external) return 1;
+  size_t n = 1;
+  DIR *d = opendir("/proc");
+  struct dirent *de;
+  for (int seen = 0; d && n < cap && seen < 1000000 && (de = readdir(d)); seen++) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end || pid <= 0 || pid == w->pid) continue;
+    char path[64], st[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(st, 1, sizeof st - 1, f) : 0;
+    if (f) fclose(f);
+    st[len] = '\0';
+    const char *rp = strrchr(st, ')'); /* "pid (comm) state ppid pgrp ...": comm may hold anything */
+    char state;
+    long ppid, pgrp;
+    if (rp && sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == w->pid) out[n++] = (pid_t)pid;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
+/* One line of the engine's output: to the log with its tag, and into the tail ring. Control bytes
+ * become '?' so a hostile program cannot forge log lines or terminal escapes. */
+static void ext_line(worker *w, char *line, size_t n) {
+  while (n && (line[n - 1] == '\r' || line[n - 1] == '\n')) n--;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)line[i] < 0x20 && line[i] != '\t') line[i] = '?';
+  if (n == 0) return;
+  LOG_I("[%s] %.*s", w->tag, (int)n, line);
+  pthread_mutex_lock(&w->mu);
+  snprintf(w->tail[w->tail_next++ % 4], sizeof w->tail[0], "%.*s", (int)n, line);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* The last output lines, joined with " | ", into out. */
+static void ext_tail(worker *w, char *out, size_t cap) {
+  size_t at = 0;
+  out[0] = '\0';
+  pthread_mutex_lock(&w->mu);
+  unsigned n = w->tail_next < 4 ? w->tail_next : 4;
+  for (unsigned i = w->tail_next - n; i < w->tail_next && at < cap; i++) {
+    int k = snprintf(out + at, cap - at, "%s%s", at ? " | " : "", w->tail[i % 4]);
+    if (k < 0) break;
+    at += (size_t)k;
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Read what the pipe has (non-blocking): lines out, bounded line length (longer ones are cut into
+ * pieces). false at end of file or error. */
+static bool ext_pump(worker *w, char *line, size_t *ll, size_t cap) {
+  char buf[4096];
+  for (int rounds = 0; rounds < 256; rounds++) {
+    ssize_t n = read(w->out_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n <= 0) return false;
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] == '\n' || *ll == cap - 1) {
+        ext_line(w, line, *ll);
+        *ll = 0;
+        if (buf[i] == '\n') continue;
+      }
+      line[(*ll)++] = buf[i];
+    }
+  }
+  return true;
+}
+
+/* The reader thread of an external engine: logs its output until the leader exits, then kills
+ * what is left of its process group (while the zombie leader still holds the group's id, so the
+ * id cannot have been reused), reaps it and reports the exit. */
+static void *ext_reader_main(void *arg) {
+  worker *w = arg;
+  char line[1024];
+  size_t ll = 0;
+  bool out_open = w->out_fd >= 0;
+  int pfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
+  for (;;) {
+    struct pollfd p[2] = {{.fd = pfd, .events = POLLIN}, {.fd = out_open ? w->out_fd : -1, .events = POLLIN}};
+    if (pfd < 0 && !out_open) break; /* no pidfd (old kernel): the pipe's end is all we get */
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno != EINTR) break;
+    if (n <= 0) continue;
+    if (p[1].revents) out_open = ext_pump(w, line, &ll, sizeof line);
+    if (pfd >= 0 && (p[0].revents & POLLIN)) {
+      if (out_open) ext_pump(w, line, &ll, sizeof line); /* what it wrote just before exiting */
+      break;
+    }
+  }
+  if (ll) ext_line(w, line, ll);
+  if (pfd >= 0) close(pfd);
+  kill(-w->pid, SIGKILL);
+  int st = 0;
+  pid_t got;
+  while ((got = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR) {}
+  pthread_mutex_lock(&w->mu);
+  if (got == w->pid && WIFSIGNALED(st))
+    snprintf(w->exit_reason, sizeof w->exit_reason, "was killed by signal %d (%s)", WTERMSIG(st),
+             strsignal(WTERMSIG(st)));
+  else if (got == w->pid && WIFEXITED(st))
+    snprintf(w->exit_reason, sizeof w->exit_reason, "exited with status %d", WEXITSTATUS(st));
+  else
+    snprintf(w->exit_reason, sizeof w->exit_reason, "ended (status unknown)");
+  w->alive = false;
+  w->reaped = true;
+  pthread_cond_broadcast(&w->exited_cond);
+  pthread_mutex_unlock(&w->mu);
+  LOG_I("external engine %s (pid %d) %s", w->tag, (int)w->pid, w->exit_reason);
+  if (w->on_exit) w->on_exit(w->on_exit_ud, w);
+  return NULL;
+}
+
+/* stop_signal to the group, stop_grace, then SIGKILL to the group; returns once reaped. */
+static void ext_stop(worker *w) {
+  kill(-w->pid, w->stop_signal);
+  struct timespec ts = sy_deadline(w->stop_grace_ms);
+  pthread_mutex_lock(&w->mu);
+  while (!w->reaped) {
+    if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT && !w->reaped) {
+      LOG_W("external engine %s (pid %d) did not stop within %d ms: killing its process group", w->tag,
+            (int)w->pid, w->stop_grace_ms);
+      kill(-w->pid, SIGKILL);
+      while (!w->reaped) pthread_cond_wait(&w->exited_cond, &w->mu);
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* A free TCP port on 127.0.0.1 (the kernel's pick), or 0. Another program may take it before the
+ * engine binds it: the engine then fails to start and the error says so. */
+static int ext_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  int port = 0;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+/* s with every ${PORT} replaced by port (new string, or NULL when out of memory). */
+static char *ext_subst(const char *s, int port) {
+  char ps[16];
+  snprintf(ps, sizeof ps, "%d", port);
+  size_t n = 0;
+  for (const char *q = s; (q = strstr(q, "${PORT}")); q += 7) n++;
+  size_t len = strlen(s) + n * strlen(ps) + 1;
+  char *out = malloc(len), *o = out;
+  if (!out) return NULL;
+  for (const char *q = s; *q;) {
+    if (strncmp(q, "${PORT}", 7) == 0) {
+      o += sprintf(o, "%s", ps);
+      q += 7;
+    } else {
+      *o++ = *q++;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+static void strv_free(char **v) {
+  for (size_t i = 0; v && v[i]; i++) free(v[i]);
+  free(v);
+}
+
+/* The environment: the daemon's, with the model's entries (substituted) replacing same-named ones. */
+static char **ext_envp(const matrix_external *e, int port) {
+  size_t n = 0;
+  while (environ[n]) n++;
+  char **out = calloc(n + e->n_env + 1, sizeof *out);
+  size_t k = 0;
+  if (!out) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *eq = strchr(environ[i], '=');
+    size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+    bool over = false;
+    for (size_t j = 0; j < e->n_env && !over; j++) over = strncmp(e->env[j], environ[i], kl) == 0 && e->env[j][kl] == '=';
+    if (!over && !(out[k++] = strdup(environ[i]))) goto oom;
+  }
+  for (size_t j = 0; j < e->n_env; j++)
+    if (!(out[k++] = ext_subst(e->env[j], port))) goto oom;
+  return out;
+oom:
+  strv_free(out);
+  return NULL;
+}
+
+static size_t ext_discard(char *p, size_t sz, size_t nm, void *ud) {
+  (void)p;
+  (void)ud;
+  return sz * nm;
+}
+
+/* Poll the health URL until it answers the expected status (true), or the process exits or the
+ * start-up timeout passes (false, err filled). */
+static bool ext_wait_healthy(worker *w, const matrix_external *e, api_error *err) {
+  char url[1100], tail[1024];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", w->port, e->health_path);
+  CURL *c = curl_easy_init();
+  if (!c) {
+    API_SERVER(err, "load_failed", "model '%s': out of memory", w->tag);
+    return false;
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ext_discard);
+  curl_easy_setopt(c, CURLOPT_PROXY, "");
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+  long long deadline = now_ms() + (long long)e->startup_timeout_s * 1000;
+  long last = 0;
+  bool ok = false;
+  for (;;) {
+    long long left = deadline - now_ms();
+    if (!worker_alive(w) || left <= 0) break;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(left < 5000 ? left : 5000));
+    if (curl_easy_perform(c) == CURLE_OK) {
+      curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &last);
+      if (last == e->health_status) {
+        ok = true;
+        break;
+      }
+    }
+    /* next try in 100 ms, or at once when the process exits */
+    long long wait = deadline - now_ms();
+    struct timespec ts = sy_deadline(wait < 100 ? (int)(wait > 0 ? wait : 0) : 100);
+    pthread_mutex_lock(&w->mu);
+    if (w->alive) pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts);
+    pthread_mutex_unlock(&w->mu);
+  }
+  curl_easy_cleanup(c);
+  if (ok) return true;
+  if (!worker_alive(w)) {
+    /* the reader logs the last lines before it reports the exit */
+    ext_tail(w, tail, sizeof tail);
+    api_error_set(err, 500, "server_error", "load_failed", NULL,
+                  "model '%s' (external engine) %s during start-up%s%s", w->tag, w->exit_reason,
+                  tail[0] ? "; its last output: " : " (it printed nothing)", tail);
+  } else {
+    ext_tail(w, tail, sizeof tail);
+    char got[48] = "no answer";
+    if (last) snprintf(got, sizeof got, "last answer: status %ld", last);
+    api_error_set(err, 500, "server_error", "load_timeout", NULL,
+                  "model '%s' (external engine) did not become healthy within %d s (GET %s on port %d "
+                  "should answer %d; %s)%s%s", w->tag, e->startup_timeout_s, e->health_path, w->port,
+                  e->health_status, got, tail[0] ? "; its last output: " : "", tail);
+  }
+  return false;
+}
+
+worker *worker_start_external(const worker_ext_params *p, api_error *err) {
+  const matrix_external *e = p->ext;
+  int port = e->port ? e->port : ext_free_port();
+  if (port <= 0) {
+    API_SERVER(err, "spawn_failed", "model '%s': no free port for the external engine", p->tag);
+    return NULL;
+  }
+  char **argv = calloc(e->argc + 4, sizeof *argv);
+  char **envp = ext_envp(e, port);
+  worker *w = calloc(1, sizeof *w);
+  int pp[2] = {-1, -1};
+  bool ok = argv && envp && w && pipe2(pp, O_CLOEXEC) == 0;
+  size_t k = 0;
+  if (ok && e->shell) {
+    ok = (argv[k++] = strdup("/bin/sh")) && (argv[k++] = strdup("-c")) && (argv[k++] = ext_subst(e->argv[0], port));
+  } else {
+    for (size_t i = 0; ok && i < e->argc; i++) ok = (argv[k++] = ext_subst(e->argv[i], port)) != NULL;
+  }
+  if (!ok) {
+    API_SERVER(err, "spawn_failed", "model '%s': could not prepare the external engine: %s", p->tag, strerror(errno));
+    goto fail;
+  }
+  atomic_init(&w->refs, 1);
+  w->fd = -1;
+  w->out_fd = pp[0];
+  w->external = true;
+  w->port = port;
+  w->stop_signal = e->stop_signal;
+  w->stop_grace_ms = e->stop_grace_ms;
+  ipc_chan_init(&w->chan, -1);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->exited_cond, NULL);
+  snprintf(w->tag, sizeof w->tag, "%s", p->tag);
+  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
+  w->on_exit = p->on_exit;
+  w->on_exit_ud = p->on_exit_ud;
+
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&at);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, pp[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, pp[1], 2);
+  if (e->cwd) posix_spawn_file_actions_addchdir_np(&fa, e->cwd);
+  /* its own process group (killed as one); the daemon's blocked and ignored signals undone */
+  sigset_t none, dfl;
+  sigemptyset(&none);
+  sigemptyset(&dfl);
+  int dsigs[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD};
+  for (size_t i = 0; i < sizeof dsigs / sizeof dsigs[0]; i++) sigaddset(&dfl, dsigs[i]);
+  posix_spawnattr_setpgroup(&at, 0);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &dfl);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  int rc = posix_spawnp(&w->pid, argv[0], &fa, &at, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
+  close(pp[1]);
+  pp[1] = -1;
+  strv_free(argv);
+  strv_free(envp);
+  argv = envp = NULL;
+  if (rc != 0) {
+    API_SERVER(err, "spawn_failed", "model '%s': could not start the external engine '%s'%s: %s", p->tag,
+               e->argv[0], e->cwd ? " (in its cwd)" : "", strerror(rc));
+    w->pid = 0;
+    worker_free(w);
+    return NULL;
+  }
+  fcntl(w->out_fd, F_SETFL, fcntl(w->out_fd, F_GETFL) | O_NONBLOCK);
+  w->alive = true;
+  if (pthread_create(&w->reader, NULL, ext_reader_main, w) != 0) {
+    kill(-w->pid, SIGKILL);
+    waitpid(w->pid, NULL, 0);
+    w->reaped = true;
+    API_SERVER(err, "spawn_failed", "could not start the external engine's reader thread");
+    worker_unref(w);
+    return NULL;
+  }
+  w->reader_started = true;
+  LOG_I("external engine %s started (pid %d, port %d)", w->tag, (int)w->pid, port);
+  if (ext_wait_healthy(w, e, err)) {
+    LOG_I("external engine %s is healthy (GET %s on port %d)", w->tag, e->health_path, port);
+    return w;
+  }
+  worker_stop(w, 0);
+  worker_unref(w);
+  return NULL;
+fail:
+  if (pp[0] >= 0) close(pp[0]);
+  if (pp[1] >= 0) close(pp[1]);
+  strv_free(argv);
+  strv_free(envp);
+  free(w);
   return NULL;
 }

@@ -13,6 +13,7 @@
 
 #include "apierr.h"
 #include "ipc.h"
+#include "matrix.h"
 
 typedef struct worker worker;
 typedef struct wreq wreq;
@@ -37,11 +38,33 @@ typedef struct worker_params {
  * with the worker's own reason when it gave one. */
 worker *worker_start(const worker_params *p, json_t **ready, api_error *err);
 
+/* An external engine (a third-party HTTP server, engine: external): argv run in a process group
+ * of its own (stdin /dev/null, stdout and stderr logged line by line with the tag), ${PORT}
+ * substituted, then GET health_path polled until it answers health_status. No frames: requests
+ * reach it over HTTP on 127.0.0.1:worker_port() (proxy.c). Stopping it sends stop_signal to the
+ * group, waits stop_grace, then SIGKILLs the group; when the leader exits, whatever is left of the
+ * group is killed too. NULL + err (with its last output lines) when it exits or times out first. */
+typedef struct worker_ext_params {
+  const char *tag;
+  const matrix_external *ext;
+  worker_exit_fn on_exit;   /* may be NULL */
+  void *on_exit_ud;
+} worker_ext_params;
+worker *worker_start_external(const worker_ext_params *p, api_error *err);
+/* The processes to measure: the worker's own pid; for an external engine every live process of
+ * its process group (at most cap, from /proc). Returns how many were written. */
+size_t worker_group_pids(const worker *w, pid_t *out, size_t cap);
+/* The port an external engine listens on (0 for a frame worker). */
+int worker_port(const worker *w);
+
 void worker_ref(worker *w);
 /* Drop a reference; the last one stops the process (if still alive) and frees everything. */
 void worker_unref(worker *w);
 
 bool worker_alive(const worker *w);
+/* Wait up to ms for the process to have ended (and been reaped); true if it has. For telling a
+ * crash from a protocol error when a connection to it fails. */
+bool worker_wait_dead(worker *w, int ms);
 pid_t worker_pid(const worker *w);
 
 /* Ask the worker to exit; after grace_ms kill it. Returns when the process has been reaped.

@@ -3,7 +3,8 @@
  *    string or {"id"}, speed, response_format, stream_format); every error: input missing / null /
  *    not a string / empty / over 4096 characters (counted in characters, not bytes: 4096 'é' pass),
  *    voice of a wrong type or too long, response_format unknown, speed out of range or a string,
- *    stream_format unknown; a model without the speech capability (400 wrong_capability) and an
+ *    stream_format unknown; voice.audio (a request's clip) on a model without voice_upload, or not a
+ *    non-empty string; a model without the speech capability (400 wrong_capability) and an
  *    unknown one (404);
  *  - matrix_add_builtins: `speak` (engine espeak, capability speech, no file) is added to a matrix
  *    that has no model of that name; not when a model or an alias already is `speak`; not when the
@@ -27,8 +28,9 @@
 static matrix_model models[] = {
     {.name = "speak", .caps = MATRIX_CAP_SPEECH, .engine = MATRIX_ENGINE_ESPEAK, .parallel = 1},
     {.name = "chat", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION, .context = 512, .parallel = 1},
+    {.name = "clone", .caps = MATRIX_CAP_SPEECH, .context = 512, .parallel = 1, .voice_upload = true},
 };
-static matrix mx = {.models = models, .n_models = 2, .max_body_bytes = 1 << 20};
+static matrix mx = {.models = models, .n_models = 3, .max_body_bytes = 1 << 20};
 
 static json_t *J(const char *text) {
   char *s = strdup(text);
@@ -119,6 +121,11 @@ static void test_errors(void **state) {
   expect("{'model':'chat','input':'x'}", 400, "model", "wrong_capability");
   expect("{'model':'nope','input':'x'}", 404, "model", "model_not_found");
   expect("{'input':'x'}", 400, "model", "missing_required_parameter");
+  /* voice.audio (a request's own clip): only where the matrix allows it, and a string */
+  expect("{'model':'speak','input':'x','voice':{'audio':'UklGRg=='}}", 400, "voice", "voice_upload_disabled");
+  expect("{'model':'clone','input':'x','voice':{'audio':''}}", 400, "voice", "invalid_type");
+  expect("{'model':'clone','input':'x','voice':{'audio':5}}", 400, "voice", "invalid_type");
+  expect("{'model':'clone','input':'x','voice':{'audio':'UklGRg=='}}", 0, NULL, NULL);
 }
 
 static void test_length(void **state) {
@@ -248,8 +255,34 @@ static void test_fuzz(void **state) {
   }
 }
 
+/* The `language` extension (Qwen3-TTS): passed to the worker as given; bounded and plain. */
+static void test_language(void **state) {
+  (void)state;
+  json_t *req = J("{'model':'speak','input':'Hallo.','language':'de'}");
+  api_speech s;
+  api_error e = {0};
+  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_string_equal(json_string_value(json_object_get(s.msg, "language")), "de");
+  api_speech_clear(&s);
+  json_decref(req);
+  req = J("{'model':'speak','input':'x'}");
+  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_null(json_object_get(s.msg, "language"));
+  api_speech_clear(&s);
+  json_decref(req);
+  expect("{'model':'speak','input':'x','language':'english'}", 0, NULL, NULL);
+  expect("{'model':'speak','input':'x','language':'zh-CN'}", 0, NULL, NULL);
+  expect("{'model':'speak','input':'x','language':null}", 0, NULL, NULL);
+  expect("{'model':'speak','input':'x','language':5}", 400, "language", "invalid_value");
+  expect("{'model':'speak','input':'x','language':''}", 400, "language", "invalid_value");
+  expect("{'model':'speak','input':'x','language':'<|im_end|>'}", 400, "language", "invalid_value");
+  expect("{'model':'speak','input':'x','language':'abcdefghijklmnopqrstuvwxyzabcdefg'}", 400, "language",
+         "invalid_value");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_language),
       cmocka_unit_test(test_minimal), cmocka_unit_test(test_full),    cmocka_unit_test(test_errors),
       cmocka_unit_test(test_length),  cmocka_unit_test(test_builtin), cmocka_unit_test(test_fuzz),
   };

@@ -911,6 +911,26 @@ static void test_paths(void **st) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* sy_base64_encode against known vectors (RFC 4648) and back through sy_base64_decode. */
+static void test_base64_encode(void **state) {
+  (void)state;
+  static const char *const vec[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
+                                       {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+                                       {"foobar", "Zm9vYmFy"}};
+  for (size_t k = 0; k < sizeof vec / sizeof *vec; k++) {
+    char *e = sy_base64_encode(vec[k][0], strlen(vec[k][0]));
+    assert_string_equal(e, vec[k][1]);
+    unsigned char *d = NULL;
+    size_t n = 0;
+    char why[128];
+    assert_int_equal(sy_base64_decode(e, strlen(e), 64, &d, &n, why, sizeof why), 0);
+    assert_int_equal(n, strlen(vec[k][0]));
+    assert_memory_equal(d, vec[k][0], n);
+    free(d);
+    free(e);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_png_rgb),    cmocka_unit_test(test_png_rgba_16),
@@ -919,7 +939,7 @@ int main(void) {
       cmocka_unit_test(test_webp),       cmocka_unit_test(test_url_forms),
       cmocka_unit_test(test_url_errors), cmocka_unit_test(test_limits),
       cmocka_unit_test(test_truncated),  cmocka_unit_test(test_fuzz),
-      cmocka_unit_test(test_paths),
+      cmocka_unit_test(test_paths),      cmocka_unit_test(test_base64_encode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

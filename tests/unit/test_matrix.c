@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,7 +499,7 @@ static void test_bad_values(void **state) {
        "4:17: models[0].keep_alive: 2147483648 is out of range (-1..2147483647 seconds)"},
       {"    keep_alive: [1]\n",
        "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got a list"},
-      {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama, whisper, espeak)"},
+      {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama, whisper, espeak, external)"},
       {"    pin: 1\n", "4:10: models[0].pin: expected true or false, got '1'"},
       {"    priority: 5000\n", "4:15: models[0].priority: 5000 is out of range (-1000..1000)"},
       {"    max_queue: -1\n", "4:16: models[0].max_queue: -1 is out of range (0..100000)"},
@@ -589,18 +590,22 @@ static void test_mmproj(void **state) {
 
 /* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not vision;
  * transcribe_prompt only for such a model */
-static void write_proj(const char *rel, bool vision, bool audio) {
+/* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one). */
+static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
   FILE *f = fopen(P(rel), "wb");
   assert_non_null(f);
   fwrite("GGUF", 1, 4, f);
   w32(f, 3);
   w64(f, 1);
-  w64(f, 3);
+  w64(f, gen ? 4 : 3);
   wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
   wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(vision, f); /* bool */
   wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(audio, f);
+  if (gen) wstr(f, "clip.has_gen_audio_encoder"), w32(f, 7), fputc(1, f);
   fclose(f);
 }
+
+static void write_proj(const char *rel, bool vision, bool audio) { write_proj_gen(rel, vision, audio, false); }
 
 static void test_mmproj_audio(void **state) {
   (void)state;
@@ -632,6 +637,30 @@ static void test_mmproj_audio(void **state) {
   assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps),
                       "chat,completion,transcribe,vision,audio");
   matrix_free(m);
+}
+
+static void test_mmproj_speech(void **state) {
+  (void)state;
+  write_gguf("m.gguf", CHAT);
+  write_proj_gen("sproj.gguf", false, true, true);
+  write_proj("aproj.gguf", false, true);
+  matrix *m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
+  char caps[96];
+  /* speech only: the voice encoder is not audio input, the backbone's text is noise */
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "speech");
+  assert_true(m->models[0].voice_upload);
+  assert_int_equal(m->models[0].parallel, 1); /* one request at a time: no KV for idle sequences */
+  matrix_free(m);
+  m = load_ok("models:\n  - {name: tts, file: m.gguf, mmproj: sproj.gguf, parallel: 3}\n");
+  assert_int_equal(m->models[0].parallel, 3);
+  matrix_free(m);
+  m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
+  assert_false(m->models[0].voice_upload);
+  matrix_free(m);
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    voice_upload: true\n",
+           "5:19: models[0].voice_upload: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)");
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: maybe\n",
+           "5:19: models[0].voice_upload: expected true or false, got 'maybe'");
 }
 
 static void test_bad_models(void **state) {
@@ -826,6 +855,178 @@ static void test_discovery_real_file(void **state) {
   matrix_free(m);
 }
 
+/* engine: external: a third-party server; every key checked, defaults filled, ${PORT} kept. */
+static void test_external(void **state) {
+  (void)state;
+  assert_int_equal(mkdir(P("comfy"), 0755), 0);
+  matrix *m = load_ok("models:\n"
+                      "  - name: comfy\n    engine: external\n    keep_alive: 10m\n    priority: 3\n"
+                      "    external:\n      argv: [python3, main.py, --port, '${PORT}']\n      cwd: comfy\n"
+                      "      env: {CUDA_VISIBLE_DEVICES: '0', X_PORT: 'p${PORT}'}\n"
+                      "      health: {path: /system_stats, status: 204, timeout: 3m}\n"
+                      "      routes: [/v1/images/generations, /v1/chat/completions]\n"
+                      "      upstream: false\n      memory: 2GiB\n      gpu_memory: {CUDA0: 10GiB}\n"
+                      "      stop_signal: SIGINT\n      stop_grace: 20s\n      port: 8188\n"
+                      "  - name: tiny\n    engine: external\n    external: {argv: [srv]}\n");
+  assert_int_equal(m->n_models, 2);
+  const matrix_model *c = &m->models[0];
+  assert_int_equal(c->engine, MATRIX_ENGINE_EXTERNAL);
+  assert_string_equal(matrix_engine_name(c->engine), "external");
+  assert_non_null(c->ext);
+  assert_int_equal(c->ext->argc, 4);
+  assert_string_equal(c->ext->argv[3], "${PORT}");
+  assert_string_equal(c->ext->cwd, P("comfy"));
+  assert_int_equal(c->ext->n_env, 2);
+  assert_string_equal(c->ext->env[0], "CUDA_VISIBLE_DEVICES=0");
+  assert_string_equal(c->ext->env[1], "X_PORT=p${PORT}");
+  assert_string_equal(c->ext->health_path, "/system_stats");
+  assert_int_equal(c->ext->health_status, 204);
+  assert_int_equal(c->ext->startup_timeout_s, 180);
+  assert_int_equal(c->ext->port, 8188);
+  assert_false(c->ext->upstream);
+  assert_int_equal(c->ext->memory, 2LL << 30);
+  assert_int_equal(c->ext->n_gpu, 1);
+  assert_string_equal(c->ext->gpu_names[0], "CUDA0");
+  assert_int_equal(c->ext->gpu_bytes[0], 10LL << 30);
+  assert_int_equal(c->ext->stop_signal, SIGINT);
+  assert_int_equal(c->ext->stop_grace_ms, 20000);
+  assert_int_equal(c->caps, MATRIX_CAP_CHAT); /* images have no capability bit */
+  assert_int_equal(c->keep_alive_s, 600);
+  assert_int_equal(c->priority, 3);
+  assert_true(matrix_ext_serves(c, "/v1/images/generations"));
+  assert_false(matrix_ext_serves(c, "/v1/embeddings"));
+  assert_non_null(c->ext->sig);
+  const matrix_model *t = &m->models[1];
+  assert_string_equal(t->ext->health_path, "/health");
+  assert_int_equal(t->ext->health_status, 200);
+  assert_int_equal(t->ext->startup_timeout_s, 120);
+  assert_int_equal(t->ext->port, 0);
+  assert_true(t->ext->upstream);
+  assert_int_equal(t->ext->stop_signal, SIGTERM);
+  assert_int_equal(t->ext->stop_grace_ms, 10000);
+  assert_int_equal(t->ext->n_routes, 0);
+  assert_false(matrix_ext_serves(&m->models[0], NULL));
+  assert_string_not_equal(c->ext->sig, t->ext->sig);
+  matrix_free(m);
+
+  load_bad("models:\n  - {name: x, engine: external}\n",
+           "2:5: models[0]: engine: external needs an 'external' map (argv, port, health, routes...)");
+  load_bad("models:\n  - {name: x, external: {argv: [a]}}\n", "2:25: models[0].external: only for engine: external");
+  load_bad("models:\n  - {name: x, engine: external, external: {}}\n",
+           "2:43: models[0].external: missing required key 'argv' (the program and its arguments, a list)");
+  load_bad("models:\n  - {name: x, engine: external, file: a.gguf, external: {argv: [a]}}\n",
+           "2:39: models[0].file: not for engine: external");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a, b], shell: true}}\n",
+           "2:65: models[0].external.shell: with shell: true, argv must be one string (the command line for /bin/sh -c)");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], routes: [/v1/nope]}}\n",
+           "2:64: models[0].external.routes[0]: unknown route '/v1/nope' (known: /v1/chat/completions, "
+           "/v1/completions, /v1/embeddings, /v1/rerank, /v1/images/generations, /v1/images/edits, "
+           "/v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations)");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], stop_signal: SIGSEGV}}\n",
+           "2:68: models[0].external.stop_signal: unknown signal 'SIGSEGV' (known: SIGTERM, SIGINT, SIGHUP, "
+           "SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2)");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], port: 70000}}\n",
+           "2:61: models[0].external.port: 70000 is out of range (1..65535)");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], env: {1BAD: x}}}\n",
+           "2:61: models[0].external.env.1BAD: not a valid environment variable name");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], health: {path: nope}}}\n",
+           "2:70: models[0].external.health.path: expected a path starting with / (printable, no spaces)");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], cwd: nothere}}\n",
+           "2:60: models[0].external.cwd: '{D}/nothere' is not a folder: No such file or directory");
+  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], bogus: 1}}\n",
+           "2:55: models[0].external.bogus: unknown key");
+}
+
+/* pipelines: steps by role, checked against the whole matrix (the built-in voice included) after
+ * the models; names unique with the models'. */
+static void test_pipelines(void **state) {
+  (void)state;
+  write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
+  write_gguf("chat.gguf", CHAT);
+  write_gguf("plain.gguf", BASE);
+  const char *models = "models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
+                       "  - {name: lm, file: chat.gguf, aliases: [light]}\n"
+                       "  - {name: base, file: plain.gguf}\n";
+  char y[2048];
+  snprintf(y, sizeof y,
+           "pipelines:\n  - {name: clean, kind: transcribe_clean, asr: asr, llm: light}\n"
+           "  - name: talk\n    kind: voice\n    asr: asr\n    llm: lm\n    tts: speak\n    voice: en-us\n"
+           "    instruction: Be brief.\n    max_tokens: 64\n    temperature: 0.5\n    sentence_chars: 40\n%s",
+           models);
+  matrix *m = load_ok(y);
+  assert_int_equal(m->n_pipelines, 2);
+  const matrix_pipeline *c = matrix_find_pipeline(m, "clean"), *t = matrix_find_pipeline(m, "talk");
+  assert_non_null(c);
+  assert_non_null(t);
+  assert_null(matrix_find(m, "clean")); /* a pipeline is not a model */
+  assert_int_equal(c->kind, MATRIX_PIPE_TRANSCRIBE_CLEAN);
+  assert_string_equal(c->asr, "asr");
+  assert_string_equal(c->llm, "light");
+  assert_null(c->tts);
+  assert_null(c->instruction); /* MATRIX_CLEAN_PROMPT at run time */
+  assert_int_equal(c->max_tokens, 1024);
+  assert_true(c->temperature == 0.0);
+  assert_int_equal(t->kind, MATRIX_PIPE_VOICE);
+  assert_string_equal(t->tts, "speak");
+  assert_string_equal(t->voice, "en-us");
+  assert_string_equal(t->instruction, "Be brief.");
+  assert_int_equal(t->max_tokens, 64);
+  assert_true(t->temperature == 0.5);
+  assert_int_equal(t->sentence_chars, 40);
+  assert_string_equal(matrix_pipeline_kind_name(t->kind), "voice");
+  matrix_free(m);
+  /* a voice pipeline needs no asr (text in, speech out) */
+  snprintf(y, sizeof y, "pipelines:\n  - {name: v, kind: voice, llm: lm, tts: speak}\n%s", models);
+  m = load_ok(y);
+  assert_null(m->pipelines[0].asr);
+  assert_true(m->pipelines[0].temperature < 0);
+  assert_int_equal(m->pipelines[0].sentence_chars, 200);
+  matrix_free(m);
+
+  static const struct { const char *p, *want; } bad[] = {
+      {"pipelines:\n  - {kind: voice}\n", "2:5: pipelines[0]: missing required key 'name'"},
+      {"pipelines:\n  - {name: x, kind: music, llm: lm}\n", "2:21: pipelines[0].kind: unknown kind 'music' (known: transcribe_clean, voice)"},
+      {"pipelines:\n  - {name: x, llm: lm}\n", "2:5: pipelines[0]: missing required key 'kind' (transcribe_clean or voice)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, llm: lm}\n", "2:5: pipelines[0]: a transcribe_clean pipeline needs the step 'asr'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm}\n", "2:5: pipelines[0]: a voice pipeline needs the step 'tts'"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: asr, llm: lm, tts: speak}\n",
+       "2:63: pipelines[0].tts: only a voice pipeline has a tts step"},
+      {"pipelines:\n  - {name: lm, kind: voice, llm: lm, tts: speak}\n",
+       "2:12: pipelines[0].name: 'lm' is already used by model 'lm' ({F}:5)"},
+      {"pipelines:\n  - {name: speak, kind: voice, llm: lm, tts: speak}\n",
+       "2:12: pipelines[0].name: 'speak' is already used by model 'speak' ((built-in))"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n  - {name: x, kind: voice, llm: lm, tts: speak}\n",
+       "3:12: pipelines[1].name: 'x' is already used by pipeline 'x' ({F}:2)"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: nope, tts: speak}\n", "2:33: pipelines[0].llm: no model is named 'nope'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: base, tts: speak}\n",
+       "2:33: pipelines[0].llm: model 'base' cannot chat (its capabilities: completion)"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: asr}\n",
+       "2:42: pipelines[0].tts: model 'asr' cannot speak (its capabilities: transcribe)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: lm, llm: lm}\n",
+       "2:44: pipelines[0].asr: model 'lm' cannot transcribe (its capabilities: chat,completion)"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, temperature: hot}\n",
+       "2:62: pipelines[0].temperature: expected a number from 0 to 2, got 'hot'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, sentence_chars: 2}\n",
+       "2:65: pipelines[0].sentence_chars: 2 is out of range (8..4000)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: asr, llm: lm, voice: a}\n",
+       "2:65: pipelines[0].voice: only a voice pipeline has a voice"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, steps: []}\n", "2:49: pipelines[0].steps: unknown key"},
+      {"pipelines: {name: x}\n", "1:12: pipelines: expected a list, got a mapping"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(y, sizeof y, "%s%s", bad[i].p, models);
+    load_bad(y, bad[i].want);
+  }
+  /* builtin_voice: false: speak is no model any more */
+  snprintf(y, sizeof y, "builtin_voice: false\npipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s",
+           models);
+  load_bad(y, "3:42: pipelines[0].tts: no model is named 'speak'");
+  /* a router may not take a pipeline's name */
+  snprintf(y, sizeof y, "pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s"
+                        "routers:\n  - {name: x, routes: {a: lm}, default: a}\n", models);
+  load_bad(y, "8:12: routers[0].name: 'x' is already used by pipeline 'x' ({D}/config.yaml:2)");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_all_keys, setup, teardown),
@@ -840,7 +1041,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj, setup, teardown),
       cmocka_unit_test_setup_teardown(test_mmproj_audio, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj_speech, setup, teardown),
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_external, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pipelines, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -108,9 +110,56 @@ static void test_gpumem(void **state) {
   assert_int_equal(gpumem_info(-1, &f, &t), -1);
 }
 
+/* The whisper estimate from a file's header: whisper's base shape (the KV sizes whisper.cpp logs
+ * for it: self 6.29 MB, cross 18.87 MB, pad 3.15 MB; its four compute buffers, 203 MB in all, are
+ * covered), and headers it must not trust (Parakeet's layout, absurd numbers, short files). */
+static void write_header(const char *path, const int32_t *h, size_t n) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(h, sizeof *h, n, f), n);
+  fclose(f);
+}
+
+static void test_whisper_estimate(void **state) {
+  (void)state;
+  char path[] = "/tmp/sy-whisper-est-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  /* magic; vocab, audio ctx/state/head/layer, text ctx/state/head/layer, mels, ftype; n_mel, n_fft */
+  int32_t base[14] = {0x67676d6c, 51865, 1500, 512, 8, 6, 448, 512, 8, 6, 80, 1, 80, 201};
+  write_header(path, base, 14);
+  memplan_est e;
+  const long long file = 147903423;
+  assert_int_equal(memplan_whisper_estimate(path, file, &e), 0);
+  assert_int_equal(e.model_bytes, file);
+  assert_int_equal(e.context_bytes, 6291456 + 18874368 + 3145728);
+  assert_true(e.compute_bytes >= 203000000 && e.compute_bytes <= 240000000);
+  assert_int_equal(e.total_bytes, e.model_bytes + e.context_bytes + e.compute_bytes + (16LL << 20));
+  /* measured 381 MB resident on this machine (PERFORMANCE.md): the estimate covers it */
+  assert_true(e.total_bytes >= 381000000 && e.total_bytes <= 381000000LL * 115 / 100);
+  int32_t bad[14];
+  memcpy(bad, base, sizeof bad);
+  bad[13] = 513; /* not whisper's mel filters: Parakeet's layout */
+  write_header(path, bad, 14);
+  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  memcpy(bad, base, sizeof bad);
+  bad[4] = 100000; /* heads */
+  write_header(path, bad, 14);
+  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  memcpy(bad, base, sizeof bad);
+  bad[1] = -5; /* vocabulary */
+  write_header(path, bad, 14);
+  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  write_header(path, base, 5); /* short */
+  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  unlink(path);
+  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1); /* gone */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gpumem),
+      cmocka_unit_test(test_gpumem), cmocka_unit_test(test_whisper_estimate),
       cmocka_unit_test(test_parse_cpu),          cmocka_unit_test(test_parse_gpu_and_host),
       cmocka_unit_test(test_parse_ignores_other_lines), cmocka_unit_test(test_fallback_without_probe),
       cmocka_unit_test(test_live_budget), cmocka_unit_test(test_proc_readers),

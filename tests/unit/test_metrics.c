@@ -236,7 +236,7 @@ static void test_structure(void **state) {
     }
     line = nl + 1;
   }
-  assert_int_equal(n_families, 15);
+  assert_int_equal(n_families, 17); /* + the two pipeline families */
   free(t);
   metrics_free(m);
 }

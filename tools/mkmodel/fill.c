@@ -11,40 +11,18 @@
 
 #include "ggml-backend.h"
 #include "quant.h"
+#include "rng.h"
 
 #define MK_MAX_THREADS 256
 #define MK_CHUNK_ELEMS (1 << 16) /* F32 values generated per chunk (256 KiB) */
 
-/* splitmix64: tiny, fast, good enough to decorrelate rows and tensors. */
-static uint64_t sm64_next(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 static uint64_t mix64(uint64_t x) {
   uint64_t s = x;
-  return sm64_next(&s);
+  return mk_rng_next(&s);
 }
 
-/* Sum of four 16-bit uniforms (Irwin-Hall, n=4), centred and scaled to unit variance: close to a
- * normal, and bounded (|z| < 3.47) so no outlier can blow up an activation. */
-static float normalish(uint64_t *state) {
-  uint64_t r = sm64_next(state);
-  int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
-                (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48);
-  return ((float)sum - 131070.0f) * (1.0f / 37837.22f);
-}
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
 struct fill_job {
   enum ggml_type type;
@@ -72,7 +50,7 @@ static void fill_rows(const struct fill_job *j, float *buf, int64_t row0, int64_
       case MK_INIT_RANDOM:
       default: {
         uint64_t st = mix64(j->seed ^ ((uint64_t)(row0 + r) * 0xd1b54a32d192ed03ULL + 1));
-        for (int64_t i = 0; i < j->ne0; i++) row[i] = normalish(&st) * j->scale;
+        for (int64_t i = 0; i < j->ne0; i++) row[i] = mk_rng_normalish(&st) * j->scale;
       } break;
     }
   }
@@ -161,7 +139,7 @@ void mk_fill_tensor(struct ggml_tensor *t, void *userdata) {
   j.rows_per_chunk = j.ne0 >= MK_CHUNK_ELEMS ? 1 : MK_CHUNK_ELEMS / j.ne0;
   j.row_size = ggml_row_size(t->type, j.ne0);
   j.scale = 1.0f / sqrtf((float)j.ne0);
-  j.seed = mix64(f->spec->seed) ^ fnv1a(t->name);
+  j.seed = mix64(f->spec->seed) ^ mk_rng_hash(t->name);
   atomic_init(&j.next_chunk, 0);
   atomic_init(&j.failed, 0);
 

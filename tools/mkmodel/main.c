@@ -23,6 +23,7 @@
 #include "quant.h"
 #include "save.h"
 #include "spec.h"
+#include "tts_qwen3.h"
 #include "verify.h"
 
 #define MK_EXIT_USAGE 2
@@ -36,7 +37,9 @@ static void usage(FILE *f) {
       "Writes a random-weight GGUF model of a real architecture with a real tokenizer.\n"
       "\n"
       "  --preset NAME        %s\n"
-      "  --arch ARCH          llama | qwen2 | qwen3 | bert (defaults: that arch's tiny preset)\n"
+      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts (defaults: that\n"
+      "                       arch's tiny"
+      "                       preset)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
       "                       $SWITCHYARD_VOCAB_DIR/ggml-vocab-qwen2.gguf\n"
       "                       (defaults: llama -> llama-spm, qwen2/qwen3 -> qwen2, bert -> "
@@ -62,7 +65,9 @@ static void usage(FILE *f) {
       "                       weight type (memcpy speed, for multi-GB models; other bytes)\n"
       "  --mmproj PATH        also write a random-weight projector for this text model: by\n"
       "                       default LLaVA-style vision (mtmd projector 'mlp', %d tokens per\n"
-      "                       image)\n"
+      "                       image); with --arch pockettts: its speech\n"
+      "                       generation projector (pockettts_gen); with --arch qwen3tts:\n"
+      "                       qwen3tts_gen + qwen3tts_spkenc (real widths for a 1024-wide talker)\n"
       "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector (whisper\n"
       "                       encoder, 16 kHz, %d tokens per started 30 s of audio)\n"
       "  --verify             load the written file with llama.cpp and run it once (with\n"
@@ -216,7 +221,7 @@ int main(int argc, char **argv) {
         break;
       case OPT_ARCH:
         if (mk_arch_parse(optarg) < 0)
-          die_usage("unknown --arch '%s' (llama, qwen2, qwen3, bert)", optarg);
+          die_usage("unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts)", optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
       case OPT_VOCAB:
@@ -329,7 +334,7 @@ int main(int argc, char **argv) {
   if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
-    if (s.arch == MK_ARCH_BERT || s.pooling >= 0)
+    if (s.arch == MK_ARCH_BERT || (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
       die_usage("%s", "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
     check_output(mmproj);
   }
@@ -366,6 +371,10 @@ int main(int argc, char **argv) {
           (unsigned long long)s.seed, threads);
 
   meta = mk_meta_new(&s, vocab, n_vocab);
+  if (!meta) {
+    snprintf(err, sizeof(err), "out of memory building the metadata");
+    goto fail;
+  }
   /* llama-server builds (query, document) pairs from this instead of [BOS] q [EOS] [SEP] d [EOS] */
   if (rerank_tmpl) gguf_set_val_str(meta, "tokenizer.chat_template.rerank", rerank_tmpl);
   struct llama_model_params mp = llama_model_default_params();
@@ -392,7 +401,24 @@ int main(int argc, char **argv) {
           (double)info.n_bytes / (1024.0 * 1024.0), fill.n_fallback, fill.n_zeroed, t1 - t0,
           t2 - t1);
 
-  if (mmproj && audio_proj) {
+  if (mmproj && s.arch == MK_ARCH_POCKETTTS) {
+    uint64_t mbytes = 0;
+    if (mk_ttsproj_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
+    fprintf(stderr,
+            "mkmodel: wrote %s: pocket-tts generation projector 'pockettts_gen' for n_embd %d, "
+            "%d Hz, %d samples per frame, %.2f MiB\n",
+            mmproj, s.n_embd, 24000, MK_TTS_SAMPLES_PER_FRAME, (double)mbytes / (1024.0 * 1024.0));
+  } else if (mmproj && s.arch == MK_ARCH_QWEN3TTS) {
+    uint64_t mbytes = 0;
+    int real = s.n_embd == 1024;
+    if (mk_qwen3tts_proj_write(mmproj, s.n_embd, real, s.seed, &mbytes, err, sizeof(err)) != 0)
+      goto fail;
+    fprintf(stderr,
+            "mkmodel: wrote %s: qwen3-tts projector 'qwen3tts_gen' + 'qwen3tts_spkenc' (%s widths) "
+            "for n_embd %d, %d Hz, %d samples per frame, %.2f MiB\n",
+            mmproj, real ? "real" : "tiny", s.n_embd, 24000, MK_Q3T_SAMPLES_PER_FRAME,
+            (double)mbytes / (1024.0 * 1024.0));
+  } else if (mmproj && audio_proj) {
     uint64_t mbytes = 0;
     if (mk_mmproj_audio_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
     fprintf(stderr,
@@ -417,10 +443,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", now_s() - t2, summary);
     if (mmproj) {
       double t3 = now_s();
-      if ((audio_proj ? mk_mmproj_audio_verify : mk_mmproj_verify)(out, mmproj, threads, summary,
-                                                                   sizeof(summary), err,
-                                                                   sizeof(err)) != 0)
-        goto fail;
+      int vr = s.arch == MK_ARCH_QWEN3TTS
+                   ? mk_qwen3tts_proj_verify(out, mmproj, threads, summary, sizeof(summary), err,
+                                             sizeof(err))
+               : s.arch == MK_ARCH_POCKETTTS
+                   ? mk_ttsproj_verify(out, mmproj, threads, summary, sizeof(summary), err,
+                                       sizeof(err))
+               : audio_proj ? mk_mmproj_audio_verify(out, mmproj, threads, summary, sizeof(summary), err,
+                                                     sizeof(err))
+                   : mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err,
+                                      sizeof(err));
+      if (vr != 0) goto fail;
       fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", now_s() - t3, summary);
     }
   }

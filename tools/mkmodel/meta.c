@@ -2,6 +2,7 @@
  * (see meta.h). Reads files; must never write one. */
 #include "meta.h"
 #include "quant.h"
+#include "tts_qwen3.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -102,6 +103,57 @@ static void copy_tokenizer_keys(struct gguf_context *dst, const struct gguf_cont
   gguf_free(tmp);
 }
 
+/* Pocket-TTS's converter appends its learned input vectors to the embedding table as control
+ * tokens (conversion/pockettts.py); the speech pipeline looks them up by text. */
+static const char *const pockettts_extra[] = {"<|pad|>", "<|audio_bos|>"};
+#define POCKETTTS_N_EXTRA 2
+
+/* Append control tokens to the tokenizer arrays of g (tokens, scores, token types). 0 or -1. */
+static int append_control_tokens(struct gguf_context *g, const char *const *extra, int n_extra) {
+  int64_t kt = gguf_find_key(g, "tokenizer.ggml.tokens");
+  int64_t ks = gguf_find_key(g, "tokenizer.ggml.scores");
+  int64_t ky = gguf_find_key(g, "tokenizer.ggml.token_type");
+  if (kt < 0) return -1;
+  size_t n = gguf_get_arr_n(g, kt), m = n + (size_t)n_extra;
+  const char **toks = malloc(m * sizeof *toks);
+  float *scores = malloc(m * sizeof *scores);
+  int32_t *types = malloc(m * sizeof *types);
+  int rc = -1;
+  if (!toks || !scores || !types) goto out;
+  int have_s = ks >= 0 && gguf_get_arr_type(g, ks) == GGUF_TYPE_FLOAT32 && gguf_get_arr_n(g, ks) == n;
+  int have_y = ky >= 0 && gguf_get_arr_type(g, ky) == GGUF_TYPE_INT32 && gguf_get_arr_n(g, ky) == n;
+  for (size_t i = 0; i < n; i++) {
+    toks[i] = gguf_get_arr_str(g, kt, i);
+    scores[i] = have_s ? ((const float *)gguf_get_arr_data(g, ks))[i] : 0.0f;
+    types[i] = have_y ? ((const int32_t *)gguf_get_arr_data(g, ky))[i] : LLAMA_TOKEN_TYPE_NORMAL;
+  }
+  for (int i = 0; i < n_extra; i++) {
+    toks[n + (size_t)i] = extra[i];
+    scores[n + (size_t)i] = -1000.0f;
+    types[n + (size_t)i] = LLAMA_TOKEN_TYPE_CONTROL;
+  }
+  /* the setters copy; the old strings stay valid until the key is replaced, so build a new
+   * context for the tokens first */
+  struct gguf_context *tmp = gguf_init_empty();
+  if (!tmp) goto out;
+  gguf_set_arr_str(tmp, "tokenizer.ggml.tokens", toks, m);
+  gguf_set_arr_data(tmp, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, scores, m);
+  gguf_set_arr_data(tmp, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, m);
+  gguf_set_kv(g, tmp);
+  gguf_free(tmp);
+  rc = 0;
+out:
+  free(toks);
+  free(scores);
+  free(types);
+  return rc;
+}
+
+int mk_meta_extra_tokens(const struct mk_spec *s) {
+  if (s->arch == MK_ARCH_QWEN3TTS) return MK_Q3T_N_EXTRA;
+  return s->arch == MK_ARCH_POCKETTTS ? POCKETTTS_N_EXTRA : 0;
+}
+
 /* Type override for a tensor: llama_model_init_from_user creates tensors as F32 unless the
  * metadata holds a tensor of that name with another type (only its type is read). */
 static void add_type_override(struct gguf_context *g, const char *name, enum ggml_type type) {
@@ -122,7 +174,7 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
 
   gguf_set_val_str(g, "general.architecture", arch);
   gguf_set_val_str(g, "general.name", s->name);
-  gguf_set_val_u32(g, KEY("vocab_size"), (uint32_t)n_vocab);
+  gguf_set_val_u32(g, KEY("vocab_size"), (uint32_t)(n_vocab + mk_meta_extra_tokens(s)));
   gguf_set_val_u32(g, KEY("context_length"), (uint32_t)s->n_ctx);
   gguf_set_val_u32(g, KEY("embedding_length"), (uint32_t)s->n_embd);
   gguf_set_val_u32(g, KEY("block_count"), (uint32_t)s->n_layer);
@@ -134,6 +186,10 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
   if (s->arch == MK_ARCH_BERT) {
     gguf_set_val_f32(g, KEY("attention.layer_norm_epsilon"), s->norm_eps);
     gguf_set_val_bool(g, KEY("attention.causal"), false);
+  } else if (s->arch == MK_ARCH_POCKETTTS) {
+    gguf_set_val_f32(g, KEY("attention.layer_norm_epsilon"), s->norm_eps);
+    gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
+    gguf_set_val_f32(g, KEY("rope.freq_base"), s->rope_base);
   } else {
     gguf_set_val_f32(g, KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
     gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
@@ -143,6 +199,21 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
 #undef KEY
 
   copy_tokenizer_keys(g, vocab);
+  if (s->arch == MK_ARCH_POCKETTTS) {
+    if (append_control_tokens(g, pockettts_extra, POCKETTTS_N_EXTRA) != 0) {
+      gguf_free(g);
+      return NULL;
+    }
+    /* as the converter writes them: the pipeline adds no BOS/EOS */
+    gguf_set_val_bool(g, "tokenizer.ggml.add_bos_token", false);
+    gguf_set_val_bool(g, "tokenizer.ggml.add_eos_token", false);
+  }
+  if (s->arch == MK_ARCH_QWEN3TTS &&
+      (append_control_tokens(g, mk_qwen3tts_extra_names(), MK_Q3T_N_EXTRA) != 0 ||
+       mk_qwen3tts_meta(g, s, n_vocab) != 0)) {
+    gguf_free(g);
+    return NULL;
+  }
   /* bert's loader insists on a token-type count; real bert vocabularies carry 2 */
   if (s->arch == MK_ARCH_BERT && gguf_find_key(g, "tokenizer.ggml.token_type_count") < 0) {
     gguf_set_val_u32(g, "tokenizer.ggml.token_type_count", 2);

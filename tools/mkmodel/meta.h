@@ -17,7 +17,11 @@ int mk_vocab_path(const char *arg, char *out, size_t outlen, char *err, size_t e
  * has no tokenizer.ggml.tokens. *n_vocab receives the number of tokens. */
 struct gguf_context *mk_vocab_load(const char *path, int *n_vocab, char *err, size_t errlen);
 
-/* Build the metadata for llama_model_init_from_user. The caller frees it with gguf_free. */
+/* Tokens the architecture appends to the vocabulary (pockettts: <|pad|>, <|audio_bos|>). */
+int mk_meta_extra_tokens(const struct mk_spec *s);
+
+/* Build the metadata for llama_model_init_from_user (NULL when out of memory). The caller frees
+ * it with gguf_free. */
 struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_context *vocab,
                                  int n_vocab);
 

@@ -17,34 +17,14 @@
 #include "llama.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
+#include "rng.h"
 
 /* ---- weights ----------------------------------------------------------------------------- */
 
-static uint64_t mp_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
-/* Bounded near-normal (sum of four 16-bit uniforms), unit variance, as fill.c makes them. */
-static float mp_normalish(uint64_t *s) {
-  uint64_t r = mp_next(s);
-  int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
-                (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48);
-  return ((float)sum - 131070.0f) * (1.0f / 37837.22f);
-}
 
-static uint64_t mp_hash(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
 
-enum mp_init { MP_RANDOM, MP_ONE, MP_ZERO };
+enum mp_init { MP_RANDOM, MP_ONE, MP_ZERO, MP_CONST /* every value is std */ };
 
 typedef struct mp_builder {
   struct ggml_context *ctx;
@@ -73,9 +53,12 @@ static void mp_tensor(mp_builder *b, const char *name, enum ggml_type type, enum
     b->failed = 1;
     return;
   }
-  uint64_t st = b->seed ^ mp_hash(name);
+  uint64_t st = b->seed ^ mk_rng_hash(name);
   for (size_t i = 0; i < n; i++)
-    v[i] = init == MP_ONE ? 1.0f : init == MP_ZERO ? 0.0f : mp_normalish(&st) * std;
+    v[i] = init == MP_ONE     ? 1.0f
+           : init == MP_ZERO  ? 0.0f
+           : init == MP_CONST ? std
+                              : mk_rng_normalish(&st) * std;
   if (type == GGML_TYPE_F16) ggml_fp32_to_fp16_row(v, (ggml_fp16_t *)t->data, (int64_t)n);
   gguf_add_tensor(b->g, t);
 }
@@ -520,6 +503,387 @@ done:
   if (chunks) mtmd_input_chunks_free(chunks);
   if (bmp) mtmd_bitmap_free(bmp);
   free(pcm);
+  if (mctx) mtmd_free(mctx);
+  if (ctx) llama_free(ctx);
+  llama_model_free(model);
+  return rc;
+}
+
+/* ---- Pocket-TTS generation projector ----------------------------------------------------- */
+
+/* A conv kernel [k, in, out] (ggml order), F16 as the converter forces for ggml_conv_1d, and its
+ * F32 bias of zeros. */
+static void mp_conv(mp_builder *b, const char *prefix, int64_t k, int64_t in, int64_t out) {
+  char name[96];
+  snprintf(name, sizeof name, "%s.weight", prefix);
+  mp_tensor(b, name, GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf((float)(k * in)), k, in, out, 1);
+  snprintf(name, sizeof name, "%s.bias", prefix);
+  mp_tensor(b, name, GGML_TYPE_F32, MP_ZERO, 0, out, 1, 1, 1);
+}
+
+/* A bare F16 matrix [in, out] with the given std. */
+static void mp_matrix(mp_builder *b, const char *name, int64_t in, int64_t out, float std) {
+  mp_tensor(b, name, GGML_TYPE_F16, MP_RANDOM, std, in, out, 1, 1);
+}
+
+static void mp_vec(mp_builder *b, const char *name, enum mp_init init, int64_t n) {
+  mp_tensor(b, name, GGML_TYPE_F32, init, 1.0f, n, 1, 1, 1);
+}
+
+int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
+                     char *err, size_t errlen) {
+  const int D = n_embd_text, L = MK_TTS_LATENT, C = MK_TTS_FLOW, M = MK_TTS_MIMI;
+  const int NF = MK_TTS_FREQS;
+  /* SEANet decoder widths: conv_in to S[0], each stage halves (strides 6, 5, 4 in clip.cpp) */
+  static const int S[4] = {64, 32, 16, 8};
+  static const int stride[3] = {6, 5, 4};
+  char part[4096];
+  if (n_embd_text < 8 || n_embd_text > 65536) {
+    snprintf(err, errlen, "ttsproj: text width %d is out of range", n_embd_text);
+    return -1;
+  }
+  if (snprintf(part, sizeof part, "%s.part", out_path) >= (int)sizeof part) {
+    snprintf(err, errlen, "ttsproj: output path too long");
+    return -1;
+  }
+  /* the largest tensor: the 32-tap downsample conv, or a matrix of the backbone width */
+  size_t biggest = (size_t)32 * M * M + (size_t)D * (size_t)(D > C ? D : 3 * C) + 65536;
+  size_t mem = 256 * ggml_tensor_overhead() + biggest * sizeof(float) * 32 + (4u << 20);
+  struct ggml_init_params ip = {mem, NULL, false};
+  mp_builder b = {0};
+  b.seed = seed * 0x2545f4914f6cdd1dULL + 0x7474737072ULL; /* not the text model's streams */
+  b.ctx = ggml_init(ip);
+  b.g = gguf_init_empty();
+  b.tmp_n = biggest;
+  b.tmp = malloc(biggest * sizeof(float));
+  int rc = -1;
+  if (!b.ctx || !b.g || !b.tmp) {
+    snprintf(err, errlen, "ttsproj: out of memory");
+    goto done;
+  }
+  struct gguf_context *g = b.g;
+  gguf_set_val_str(g, "general.architecture", "clip");
+  gguf_set_val_str(g, "general.type", "mmproj");
+  gguf_set_val_str(g, "general.name", "mkmodel tiny pocket-tts projector");
+  char desc[200];
+  snprintf(desc, sizeof desc,
+           "random weights from switchyard mkmodel (seed %llu): pocket-tts flow net and mimi "
+           "decoder, noise for audio",
+           (unsigned long long)seed);
+  gguf_set_val_str(g, "general.description", desc);
+  gguf_set_val_u32(g, "general.file_type", (uint32_t)LLAMA_FTYPE_MOSTLY_F16);
+  gguf_set_val_bool(g, "clip.has_vision_encoder", false);
+  /* mtmd refuses a file with neither a vision nor an audio encoder, so the voice encoder
+   * (mimi encoder + speaker projection, for reference clips) is always there, as the
+   * converter writes it */
+  gguf_set_val_bool(g, "clip.has_audio_encoder", true);
+  gguf_set_val_str(g, "clip.audio.projector_type", "pockettts_spkenc");
+  gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)D);
+  gguf_set_val_u32(g, "clip.audio.embedding_length", (uint32_t)M);
+  gguf_set_val_u32(g, "clip.audio.feed_forward_length", MK_TTS_FF);
+  gguf_set_val_u32(g, "clip.audio.block_count", MK_TTS_LAYERS);
+  gguf_set_val_u32(g, "clip.audio.attention.head_count", MK_TTS_HEADS);
+  gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
+  gguf_set_val_u32(g, "clip.audio.num_mel_bins", 1); /* the raw waveform, one row */
+  gguf_set_val_bool(g, "clip.has_gen_audio_encoder", true);
+  gguf_set_val_str(g, "clip.gen.audio.projector_type", "pockettts_gen");
+  gguf_set_val_u32(g, "clip.gen.audio.projection_dim", (uint32_t)D);
+  gguf_set_val_u32(g, "clip.gen.audio.embedding_length", (uint32_t)M);
+  gguf_set_val_u32(g, "clip.gen.audio.feed_forward_length", MK_TTS_FF);
+  gguf_set_val_u32(g, "clip.gen.audio.block_count", MK_TTS_LAYERS);
+  gguf_set_val_u32(g, "clip.gen.audio.attention.head_count", MK_TTS_HEADS);
+  gguf_set_val_f32(g, "clip.gen.audio.attention.layer_norm_epsilon", 1e-5f);
+  gguf_set_val_str(g, "clip.gen.audio.model_variant", "mkmodel");
+
+  /* voice encoder: SEANet encoder (1 -> 8 -> 16 -> 32 -> 64 channels, strides 4, 5, 6), one
+   * mimi layer, 16x downsample, projection into the backbone */
+  {
+    static const int E[4] = {8, 16, 32, 64};
+    static const int es[3] = {4, 5, 6};
+    mp_conv(&b, "a.seanet.conv_in", 7, 1, E[0]);
+    for (int i = 0; i < 3; i++) {
+      char p[64];
+      snprintf(p, sizeof p, "a.seanet.blk.%d.res_conv1", i);
+      mp_conv(&b, p, 3, E[i], E[i] / 2);
+      snprintf(p, sizeof p, "a.seanet.blk.%d.res_conv2", i);
+      mp_conv(&b, p, 1, E[i] / 2, E[i]);
+      snprintf(p, sizeof p, "a.seanet.blk.%d.scale_conv", i);
+      mp_conv(&b, p, 2 * es[i], E[i], E[i + 1]);
+    }
+    mp_conv(&b, "a.seanet.conv_out", 7, E[3], M);
+    for (int il = 0; il < MK_TTS_LAYERS; il++) {
+      char p[64];
+      static const char *const attn[] = {"attn_q", "attn_k", "attn_v", "attn_out"};
+      snprintf(p, sizeof p, "a.blk.%d.ln1", il);
+      mp_norm(&b, p, M);
+      for (int k = 0; k < 4; k++) {
+        snprintf(p, sizeof p, "a.blk.%d.%s.weight", il, attn[k]);
+        mp_matrix(&b, p, M, M, 1.0f / sqrtf((float)M));
+      }
+      snprintf(p, sizeof p, "a.blk.%d.ls1.weight", il);
+      mp_vec(&b, p, MP_ONE, M);
+      snprintf(p, sizeof p, "a.blk.%d.ln2", il);
+      mp_norm(&b, p, M);
+      snprintf(p, sizeof p, "a.blk.%d.ffn_up.weight", il);
+      mp_matrix(&b, p, M, MK_TTS_FF, 1.0f / sqrtf((float)M));
+      snprintf(p, sizeof p, "a.blk.%d.ffn_down.weight", il);
+      mp_matrix(&b, p, MK_TTS_FF, M, 1.0f / sqrtf((float)MK_TTS_FF));
+      snprintf(p, sizeof p, "a.blk.%d.ls2.weight", il);
+      mp_vec(&b, p, MP_ONE, M);
+    }
+    mp_tensor(&b, "a.downsample.conv.weight", GGML_TYPE_F16, MP_RANDOM,
+              1.0f / sqrtf((float)(32 * M)), 32, M, M, 1);
+    mp_matrix(&b, "a.speaker_proj.weight", M, D, 1.0f / sqrtf((float)M));
+  }
+
+  /* flow net: backbone state + noise -> one latent */
+  mp_linear(&b, "a.gen.flow.input_proj", L, C);
+  mp_linear(&b, "a.gen.flow.cond_embd", D, C);
+  for (int i = 0; i < 2; i++) {
+    char p[64];
+    snprintf(p, sizeof p, "a.gen.flow.time.%d.freqs", i);
+    mp_vec(&b, p, MP_RANDOM, NF);
+    snprintf(p, sizeof p, "a.gen.flow.time.%d.up", i);
+    mp_linear(&b, p, 2 * NF, C);
+    snprintf(p, sizeof p, "a.gen.flow.time.%d.down", i);
+    mp_linear(&b, p, C, C);
+    snprintf(p, sizeof p, "a.gen.flow.time.%d.norm", i);
+    mp_vec(&b, p, MP_ONE, C);
+  }
+  for (int il = 0; il < MK_TTS_FLOW_BLOCKS; il++) {
+    char p[64];
+    snprintf(p, sizeof p, "a.gen.flow.blk.%d.norm", il);
+    mp_norm(&b, p, C);
+    snprintf(p, sizeof p, "a.gen.flow.blk.%d.up", il);
+    mp_linear(&b, p, C, C);
+    snprintf(p, sizeof p, "a.gen.flow.blk.%d.down", il);
+    mp_linear(&b, p, C, C);
+    snprintf(p, sizeof p, "a.gen.flow.blk.%d.ada", il);
+    mp_linear(&b, p, C, 3 * C);
+  }
+  mp_linear(&b, "a.gen.flow.final.ada", C, 2 * C);
+  mp_linear(&b, "a.gen.flow.final.proj", C, L);
+  /* end-of-speech head: score ~ N(-4.5, 1) against clip's -4 threshold, so it fires after a
+   * few frames (and not on the first), exercising both the EOS tail and the windowing */
+  mp_matrix(&b, "a.gen.out_eos.weight", D, 1, 1.0f / sqrtf((float)D));
+  mp_tensor(&b, "a.gen.out_eos.bias", GGML_TYPE_F32, MP_CONST, -4.5f, 1, 1, 1, 1);
+  mp_matrix(&b, "a.gen.input_linear.weight", L, D, 1.0f / sqrtf((float)L));
+  mp_vec(&b, "a.gen.emb_mean", MP_ZERO, L);
+  mp_vec(&b, "a.gen.emb_std", MP_ONE, L);
+
+  /* mimi decoder: latent -> M, depthwise 16x upsample, transformer, SEANet */
+  mp_matrix(&b, "a.gen.wav.quant_out.weight", L, M, 1.0f / sqrtf((float)L));
+  mp_tensor(&b, "a.gen.wav.upsample.weight", GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf(32.0f), 32, 1,
+            M, 1);
+  for (int il = 0; il < MK_TTS_LAYERS; il++) {
+    char p[64];
+    static const char *const attn[] = {"attn_q", "attn_k", "attn_v", "attn_out"};
+    snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.ln1", il);
+    mp_norm(&b, p, M);
+    for (int k = 0; k < 4; k++) {
+      snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.%s.weight", il, attn[k]);
+      mp_matrix(&b, p, M, M, 1.0f / sqrtf((float)M));
+    }
+    snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.ls1.weight", il);
+    mp_vec(&b, p, MP_ONE, M);
+    snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.ln2", il);
+    mp_norm(&b, p, M);
+    snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.ffn_up.weight", il);
+    mp_matrix(&b, p, M, MK_TTS_FF, 1.0f / sqrtf((float)M));
+    snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.ffn_down.weight", il);
+    mp_matrix(&b, p, MK_TTS_FF, M, 1.0f / sqrtf((float)MK_TTS_FF));
+    snprintf(p, sizeof p, "a.gen.wav.tfm.blk.%d.ls2.weight", il);
+    mp_vec(&b, p, MP_ONE, M);
+  }
+  mp_conv(&b, "a.gen.wav.seanet.conv_in", 7, M, S[0]);
+  for (int i = 0; i < 3; i++) {
+    char p[64];
+    /* transposed conv: [2*stride, out, in] */
+    snprintf(p, sizeof p, "a.gen.wav.seanet.blk.%d.scale_conv.weight", i);
+    mp_tensor(&b, p, GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf((float)(2 * stride[i] * S[i])),
+              2 * stride[i], S[i + 1], S[i], 1);
+    snprintf(p, sizeof p, "a.gen.wav.seanet.blk.%d.scale_conv.bias", i);
+    mp_vec(&b, p, MP_ZERO, S[i + 1]);
+    snprintf(p, sizeof p, "a.gen.wav.seanet.blk.%d.res_conv1", i);
+    mp_conv(&b, p, 3, S[i + 1], S[i + 1] / 2);
+    snprintf(p, sizeof p, "a.gen.wav.seanet.blk.%d.res_conv2", i);
+    mp_conv(&b, p, 1, S[i + 1] / 2, S[i + 1]);
+  }
+  mp_conv(&b, "a.gen.wav.seanet.conv_out", 7, S[3], 1);
+  if (b.failed) {
+    snprintf(err, errlen, "ttsproj: out of memory building tensors");
+    goto done;
+  }
+  rc = mp_save(g, out_path, part, n_bytes, err, errlen);
+done:
+  free(b.tmp);
+  if (b.g) gguf_free(b.g);
+  if (b.ctx) ggml_free(b.ctx);
+  return rc;
+}
+
+/* The id of the token whose text is exactly s, or -1. */
+static llama_token mp_find_token(const struct llama_vocab *v, const char *s) {
+  int32_t n = llama_vocab_n_tokens(v);
+  for (llama_token t = n - 1; t >= 0; t--) {
+    const char *x = llama_vocab_get_text(v, t);
+    if (x && strcmp(x, s) == 0) return t;
+  }
+  return -1;
+}
+
+/* One embedding row at position pos of sequence 0, logits on; the hidden state after it. */
+static const float *mp_decode_embd(struct llama_context *ctx, const float *row, int n_embd,
+                                   llama_pos pos) {
+  struct llama_batch b = llama_batch_init(1, n_embd, 1);
+  memcpy(b.embd, row, (size_t)n_embd * sizeof(float));
+  b.pos[0] = pos;
+  b.n_seq_id[0] = 1;
+  b.seq_id[0][0] = 0;
+  b.logits[0] = 1;
+  b.n_tokens = 1;
+  int rc = llama_decode(ctx, b);
+  llama_batch_free(b);
+  return rc == 0 ? llama_get_embeddings_ith(ctx, -1) : NULL;
+}
+
+int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads,
+                      char *summary, size_t summarylen, char *err, size_t errlen) {
+  enum { N_FRAMES = 10, WINDOW = 4 };
+  summary[0] = '\0';
+  int rc = -1;
+  struct llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  struct llama_model *model = llama_model_load_from_file(model_path, mp);
+  struct llama_context *ctx = NULL;
+  mtmd_context *mctx = NULL;
+  float *feats = NULL, *h = NULL;
+  char *state = NULL;
+  size_t state_n = 0;
+  if (!model) {
+    snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
+    return -1;
+  }
+  const struct llama_vocab *vocab = llama_model_get_vocab(model);
+  const int n_embd = llama_model_n_embd(model);
+  struct mtmd_context_params mcp = mtmd_context_params_default();
+  mcp.use_gpu = false;
+  mcp.n_threads = threads;
+  mcp.print_timings = false;
+  mcp.warmup = false;
+  mctx = mtmd_init_from_file(mmproj_path, model, mcp);
+  struct mtmd_gen_audio_info info = mctx ? mtmd_gen_audio_get_info(mctx)
+                                         : (struct mtmd_gen_audio_info){0};
+  if (!mctx || info.type != MTMD_GEN_AUDIO_TYPE_POCKETTTS) {
+    snprintf(err, errlen, "mtmd cannot load %s as a pocket-tts projector for %s", mmproj_path,
+             model_path);
+    goto done;
+  }
+  struct llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = 256;
+  cp.n_batch = 256;
+  cp.n_ubatch = 256;
+  cp.n_threads = threads;
+  cp.n_threads_batch = threads;
+  cp.embeddings = true;
+  ctx = llama_init_from_model(model, cp);
+  if (!ctx) {
+    snprintf(err, errlen, "cannot create a llama context");
+    goto done;
+  }
+  llama_token bos = mp_find_token(vocab, "<|audio_bos|>");
+  llama_token toks[64];
+  const char *text = "Hello world.";
+  int32_t n = llama_tokenize(vocab, text, (int32_t)strlen(text), toks, 60, false, false);
+  if (bos < 0 || n <= 0) {
+    snprintf(err, errlen, "the vocabulary has no <|audio_bos|>, or the text does not tokenize");
+    goto done;
+  }
+  toks[n++] = bos;
+  struct llama_batch pb = llama_batch_get_one(toks, n);
+  if (llama_decode(ctx, pb) != 0) {
+    snprintf(err, errlen, "the prompt does not decode");
+    goto done;
+  }
+  feats = malloc((size_t)WINDOW * 4096 * sizeof(float));
+  h = malloc((size_t)n_embd * sizeof(float));
+  const float *he = llama_get_embeddings_ith(ctx, -1);
+  if (!feats || !h || !he) {
+    snprintf(err, errlen, "no hidden state after the prompt");
+    goto done;
+  }
+  memcpy(h, he, (size_t)n_embd * sizeof(float));
+  size_t n_feats = 0, latent = 0, n_samples = 0;
+  int n_eos = 0;
+  double sum = 0, sum2 = 0;
+  struct mtmd_gen_inp def = mtmd_gen_inp_default(mctx);
+  for (int f = 0; f < N_FRAMES; f++) {
+    struct mtmd_gen_inp in = def;
+    struct mtmd_gen_out out;
+    in.type = MTMD_GEN_PROCESS_TYPE_GEN_CODE;
+    in.embd = h;
+    in.seed = 1234u + (uint32_t)f;
+    if (mtmd_gen_audio_process(mctx, &in, &out) != 0 || !out.feats || out.n_feats == 0 ||
+        out.n_feats > 4096 || !out.embd) {
+      snprintf(err, errlen, "GEN_CODE failed at frame %d", f);
+      goto done;
+    }
+    latent = out.n_feats;
+    n_eos += out.is_eos;
+    memcpy(feats + n_feats, out.feats, out.n_feats * sizeof(float));
+    n_feats += out.n_feats;
+    he = mp_decode_embd(ctx, out.embd, n_embd, n + f);
+    if (!he) {
+      snprintf(err, errlen, "the fed-back embedding does not decode (frame %d)", f);
+      goto done;
+    }
+    memcpy(h, he, (size_t)n_embd * sizeof(float));
+    if (n_feats / latent == WINDOW || f == N_FRAMES - 1) {
+      struct mtmd_gen_inp w = def;
+      w.type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
+      w.feats = feats;
+      w.n_feats = n_feats;
+      w.seed = 1u;
+      w.state_data = state;
+      w.state_size = state_n;
+      if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
+          out.n_samples != (n_feats / latent) * MK_TTS_SAMPLES_PER_FRAME) {
+        snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames",
+                 out.n_samples, n_feats / latent);
+        goto done;
+      }
+      for (size_t i = 0; i < out.n_samples; i++) {
+        if (!isfinite(out.audio[i])) {
+          snprintf(err, errlen, "sample %zu is not finite", n_samples + i);
+          goto done;
+        }
+        sum += out.audio[i];
+        sum2 += (double)out.audio[i] * out.audio[i];
+      }
+      n_samples += out.n_samples;
+      char *ns = realloc(state, out.state_size ? out.state_size : 1);
+      if (!ns) goto done;
+      state = ns;
+      memcpy(state, out.state_data, out.state_size);
+      state_n = out.state_size;
+      n_feats = 0;
+    }
+  }
+  double mean = sum / (double)n_samples, var = sum2 / (double)n_samples - mean * mean;
+  if (!(var > 1e-12)) {
+    snprintf(err, errlen, "the audio is constant");
+    goto done;
+  }
+  snprintf(summary, summarylen,
+           "%d frames (latent %zu, EOS head fired %d times) -> %zu samples at %d Hz, rms %.4f, "
+           "decoder state %zu bytes",
+           N_FRAMES, latent, n_eos, n_samples, info.sample_rate, sqrt(sum2 / (double)n_samples),
+           state_n);
+  rc = 0;
+done:
+  free(state);
+  free(feats);
+  free(h);
   if (mctx) mtmd_free(mctx);
   if (ctx) llama_free(ctx);
   llama_model_free(model);

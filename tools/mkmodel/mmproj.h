@@ -58,4 +58,27 @@ int mk_mmproj_audio_write(const char *out_path, int n_embd_text, uint64_t seed, 
 int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int threads,
                            char *summary, size_t summarylen, char *err, size_t errlen);
 
+/* ---- Pocket-TTS (docs/TTS.md) ----------------------------------------------------------- */
+/* --mmproj for --arch pockettts: the generation projector (`pockettts_gen`: flow net, end-of-
+ * speech head, mimi decoder) for a backbone of width n_embd_text. Tiny widths; the structure
+ * clip.cpp hard-codes (SEANet strides 6/5/4, 16x upsample: 1920 samples per 12.5 Hz frame at
+ * 24 kHz) is the real one. */
+#define MK_TTS_LATENT 32      /* latent per frame, as the real packs */
+#define MK_TTS_FLOW 64        /* flow net width */
+#define MK_TTS_FLOW_BLOCKS 1
+#define MK_TTS_FREQS 16       /* time embedding frequencies (cos + sin: 32 inputs) */
+#define MK_TTS_MIMI 64        /* mimi decoder transformer width */
+#define MK_TTS_HEADS 4
+#define MK_TTS_FF 128
+#define MK_TTS_LAYERS 1
+#define MK_TTS_SAMPLES_PER_FRAME 1920
+
+int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
+                     char *err, size_t errlen);
+/* Load the backbone and the projector, prompt "Hello world." + <|audio_bos|>, run 10 frames of
+ * the loop (GEN_CODE, feed the embedding back, GEN_WAV every 4 frames with the decoder state) and
+ * check the audio: 1920 samples per frame, finite, not constant. 0 + summary, or -1 + err. */
+int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads,
+                      char *summary, size_t summarylen, char *err, size_t errlen);
+
 #endif

@@ -91,6 +91,43 @@ static const struct mk_tensor_desc tensors_bert[] = {
     {"cls.output.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0, 1},
 };
 
+/* Pocket-TTS's backbone (src/models/pockettts.cpp): LayerNorm with biases, separate q/k/v, a
+ * non-gated GELU FFN; no output matrix (the embedding table is reused for the unused logits) */
+static const struct mk_tensor_desc tensors_pockettts[] = {
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"output_norm.bias", 0, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"ffn_norm.bias", 1, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
+};
+
+/* Qwen3-TTS's talker (src/models/qwen3vl.cpp): qwen3 layers; output.weight is the codec head
+ * (3072 rows, the vocabulary's last 3072 tokens; llama.cpp sizes it, not n_vocab) */
+static const struct mk_tensor_desc tensors_qwen3tts[] = {
+    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},
+    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_q_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_k_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
+};
+
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct {
@@ -102,6 +139,8 @@ static const struct {
     [MK_ARCH_QWEN2] = {"qwen2", tensors_qwen2, N_OF(tensors_qwen2)},
     [MK_ARCH_QWEN3] = {"qwen3", tensors_qwen3, N_OF(tensors_qwen3)},
     [MK_ARCH_BERT] = {"bert", tensors_bert, N_OF(tensors_bert)},
+    [MK_ARCH_POCKETTTS] = {"pockettts", tensors_pockettts, N_OF(tensors_pockettts)},
+    [MK_ARCH_QWEN3TTS] = {"qwen3tts", tensors_qwen3tts, N_OF(tensors_qwen3tts)},
 };
 
 /* ---- presets: every shape field given, so a preset fully defines a model ---- */
@@ -130,6 +169,17 @@ static const struct mk_preset presets[] = {
     /* a cross-encoder reranker (bge-reranker's structure): bert + classification head */
     {"tiny-bert-rerank", MK_ARCH_BERT, "bert-bge", 64, 2, 4, 4, 128, 512, 0, "none",
      LLAMA_POOLING_TYPE_RANK, 0, 0.0f, 1e-12f},
+    /* Pocket-TTS's backbone, tiny (the real packs: 1024 wide, 6 or 24 layers, head_dim 64);
+     * the SentencePiece vocabulary gets Pocket-TTS's control tokens appended (meta.c) */
+    {"tiny-pockettts", MK_ARCH_POCKETTTS, "llama-spm", 64, 2, 4, 4, 128, 2048, 0, "none", -1, 1,
+     10000.0f, 1e-5f},
+    /* Qwen3-TTS's talker, tiny: the Qwen2 vocabulary + 3 text specials + 3072 codec tokens
+     * (tts_qwen3.c); untied, output.weight is the codec head */
+    {"tiny-qwen3tts", MK_ARCH_QWEN3TTS, "qwen2", 64, 2, 4, 2, 128, 4096, 16, "none", -1, 0,
+     1000000.0f, 1e-6f},
+    /* Qwen3-TTS-12Hz-0.6B's talker shape (head_dim 128, GQA 16:8) */
+    {"qwen3tts-0.6b", MK_ARCH_QWEN3TTS, "qwen2", 1024, 28, 16, 8, 3072, 32768, 128, "none", -1, 0,
+     1000000.0f, 1e-6f},
     /* Qwen2.5-0.5B-Instruct's shape (tied embeddings, GQA 14:2, head_dim 64) */
     {"qwen2-0.5b", MK_ARCH_QWEN2, "qwen2", 896, 24, 14, 2, 4864, 32768, 0, "chatml", -1, 1,
      1000000.0f, 1e-6f},
@@ -152,9 +202,9 @@ static const struct mk_preset presets[] = {
 };
 
 const char *mk_preset_names(void) {
-  return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, qwen2-0.5b, "
-         "qwen3-0.6b,\n                       qwen2.5-7b, qwen3-8b, qwen3-14b, qwen3-32b, "
-         "qwen3-embedding-0.6b";
+  return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, tiny-pockettts, "
+         "tiny-qwen3tts,\n                       qwen3tts-0.6b, qwen2-0.5b, qwen3-0.6b, qwen2.5-7b, qwen3-8b, "
+         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -236,6 +286,8 @@ void mk_spec_defaults(struct mk_spec *s) {
       [MK_ARCH_QWEN2] = "tiny-qwen2",
       [MK_ARCH_QWEN3] = "tiny-qwen3",
       [MK_ARCH_BERT] = "tiny-bert",
+      [MK_ARCH_POCKETTTS] = "tiny-pockettts",
+      [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -283,6 +335,14 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     FAIL("--pooling cls reads the first token, which a causal model sees alone: use mean or last");
   if (s->arch == MK_ARCH_LLAMA && s->head_dim * s->n_head != s->n_embd)
     FAIL("llama needs n_embd == n_head * head_dim (llama.cpp checks n_rot)");
+  if (s->arch == MK_ARCH_POCKETTTS && s->head_dim * s->n_head != s->n_embd)
+    FAIL("pockettts needs n_embd == n_head * head_dim (its q/k/v are n_embd wide)");
+  if (s->arch == MK_ARCH_POCKETTTS && s->pooling >= 0)
+    FAIL("pockettts is a speech backbone: no --pooling");
+  if (s->arch == MK_ARCH_QWEN3TTS && (s->pooling >= 0 || s->tied))
+    FAIL("qwen3tts is a speech backbone: no --pooling, and untied (output.weight is the codec head)");
+  if (s->arch == MK_ARCH_QWEN3TTS && s->head_dim % 8 != 0)
+    FAIL("qwen3tts needs --head-dim a multiple of 8 (its M-RoPE sections)");
   if (s->norm_eps <= 0.0f || s->norm_eps > 0.1f) FAIL("norm epsilon must be in (0, 0.1]");
   if (s->arch != MK_ARCH_BERT && s->rope_base <= 0.0f) FAIL("--rope-base must be > 0");
   return 0;

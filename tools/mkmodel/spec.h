@@ -9,7 +9,15 @@
 
 #include "ggml.h"
 
-enum mk_arch { MK_ARCH_LLAMA = 0, MK_ARCH_QWEN2, MK_ARCH_QWEN3, MK_ARCH_BERT, MK_ARCH_COUNT };
+enum mk_arch {
+  MK_ARCH_LLAMA = 0,
+  MK_ARCH_QWEN2,
+  MK_ARCH_QWEN3,
+  MK_ARCH_BERT,
+  MK_ARCH_POCKETTTS, /* Pocket-TTS's backbone (docs/TTS.md); pairs with a pockettts_gen mmproj */
+  MK_ARCH_QWEN3TTS,  /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
+  MK_ARCH_COUNT
+};
 
 /* How a tensor of the table is initialised. */
 enum mk_init {
@@ -59,7 +67,7 @@ void mk_spec_defaults(struct mk_spec *s);
 /* Check shapes are usable; on failure writes a one-line reason to err and returns -1. */
 int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen);
 
-/* Parse "llama|qwen2|qwen3|bert"; returns -1 when unknown. */
+/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts"; returns -1 when unknown. */
 int mk_arch_parse(const char *s);
 /* llama.cpp's architecture name ("llama", "qwen2", ...). */
 const char *mk_arch_name(enum mk_arch a);

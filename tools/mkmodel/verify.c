@@ -74,8 +74,10 @@ static int run_generate(struct llama_context *ctx, const struct llama_vocab *voc
       return -1;
     }
     int best = 0;
-    float lo = logits[0], hi = logits[0];
+    float lo = INFINITY, hi = -INFINITY;
     for (int i = 0; i < n_vocab; i++) {
+      /* -inf: a head narrower than the vocabulary, padded (qwen3tts's codec head) */
+      if (logits[i] == -INFINITY) continue;
       if (!isfinite(logits[i])) {
         snprintf(err, errlen, "logit %d is not finite at step %d", i, step);
         return -1;

@@ -1,15 +1,18 @@
 /* mkwhisper — write a random-weight whisper.cpp model in its legacy ggml format, for tests that
- * must run without downloaded models. whisper.cpp loads it as a real multilingual "tiny" model
- * (4 encoder and 4 decoder layers, 1500 audio and 448 text positions, 80 mel bins, the
- * multilingual vocabulary size 51865 so language detection and translation run), and transcribes
- * with it: the text is gibberish from a synthetic vocabulary, but every code path (mel, encoder,
- * language detection, decoding, timestamps, segments) runs for real.
+ * must run without downloaded models. whisper.cpp loads it as a real multilingual model ("tiny":
+ * 4 encoder and 4 decoder layers, "base": 6 and 6; 1500 audio and 448 text positions, 80 mel
+ * bins, the multilingual vocabulary size 51865 so language detection and translation run), and
+ * transcribes with it: the text is gibberish from a synthetic vocabulary, but every code path
+ * (mel, encoder, language detection, decoding, timestamps, segments) runs for real.
  *
- *   mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N] [--layers N] [--mels 80|128] [--large-v3]
+ *   mkwhisper -o OUT.bin [--seed N] [--preset tiny|base] [--width N] [--heads N] [--layers N]
+ *             [--mels 80|128] [--large-v3]
  *
- * --width is the model width (n_audio_state = n_text_state; default 64, the real tiny is 384) and
- * --heads the attention heads (default 1; tiny has 6); narrow is much faster to run on a CPU.
- * --layers sets encoder and decoder depth (default 4), --mels the mel bins (80; large-v3 has 128);
+ * --width is the model width (n_audio_state = n_text_state; default 64, the real tiny is 384),
+ * --heads the attention heads (default 1; tiny has 6) and --layers the encoder and the decoder
+ * layers each (default 4); narrow is much faster to run on a CPU. --preset sets all three to a
+ * real model's shape (tiny: 384/6/4, base: 512/8/6; options after it override), for benchmarks
+ * whose compute must match the real model's. --mels sets the mel bins (80; large-v3 has 128);
  * --large-v3 is whisper large-v3's shape (width 1280, 20 heads, 32 + 32 layers, 128 mels, ~3 GiB
  * f16), for memory checks on a GPU (scripts/gpu-check.sh).
  * The layout mirrors whisper.cpp's whisper_model_load: magic, 11 int32 hyper-parameters, the mel
@@ -159,16 +162,17 @@ static void vocab(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--width N] [--heads N] [--layers N] [--mels 80|128] "
-                  "[--large-v3]\n"
-                  "  a random-weight multilingual whisper.cpp model of the tiny shape (default width 64, 1 head)\n");
+  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--preset tiny|base] [--width N] [--heads N] [--layers N]\n"
+                  "                 [--mels 80|128] [--large-v3]\n"
+                  "  a random-weight multilingual whisper.cpp model (default width 64, 1 head, 4+4 layers)\n");
 }
 
 int main(int argc, char **argv) {
   static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"seed", required_argument, 0, 's'},
                                        {"width", required_argument, 0, 'w'}, {"heads", required_argument, 0, 'h'},
                                        {"layers", required_argument, 0, 'l'}, {"mels", required_argument, 0, 'm'},
-                                       {"large-v3", no_argument, 0, 'L'},     {0, 0, 0, 0}};
+                                       {"large-v3", no_argument, 0, 'L'},     {"preset", required_argument, 0, 'p'},
+                                       {0, 0, 0, 0}};
   const char *path = NULL;
   unsigned long long seed = 1;
   int c;
@@ -180,6 +184,8 @@ int main(int argc, char **argv) {
     else if (c == 'l') layers = atoi(optarg);
     else if (c == 'm') mels = atoi(optarg);
     else if (c == 'L') width = 1280, heads = 20, layers = 32, mels = 128;
+    else if (c == 'p' && strcmp(optarg, "tiny") == 0) width = 384, heads = 6, layers = 4;
+    else if (c == 'p' && strcmp(optarg, "base") == 0) width = 512, heads = 8, layers = 6;
     else {
       usage();
       return 2;

@@ -22,6 +22,7 @@
 #include "espeak.h"
 #include "ipc.h"
 #include "log.h"
+#include "wargs.h"
 
 #define ES_MAX_QUEUE 256
 
@@ -264,35 +265,13 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  int fd = 3, level = SY_LOG_INFO;
-  char tag[96] = "espeak";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 0 || v > 1 << 20) {
-        usage();
-        return 2;
-      }
-      fd = (int)v;
-    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-      if ((level = sy_log_parse_level(argv[++i])) < 0) {
-        usage();
-        return 2;
-      }
-    } else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) {
-      snprintf(tag, sizeof tag, "espeak:%.80s", argv[++i]);
-    } else {
-      usage();
-      return 2;
-    }
-  }
-  sy_log_init(tag, (enum sy_log_level)level);
-  signal(SIGPIPE, SIG_IGN);
-  if (fcntl(fd, F_GETFD) == -1) {
-    LOG_E("fd %d is not open (%s)", fd, strerror(errno));
+  sy_wargs args;
+  if (sy_wargs_parse(argc, argv, "espeak", false, &args) != 0) {
+    usage();
     return 2;
   }
+  if (sy_wargs_start(&args) != 0) return 2;
+  int fd = args.fd;
   static espeak_worker w;
   w.fd = fd;
   ipc_chan_init(&w.chan, fd);

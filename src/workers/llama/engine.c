@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
 #include "worker.h"
@@ -139,6 +140,18 @@ static bool engine_abort(void *ud) {
   return inbox_ended(&w->in);
 }
 
+/* Whether the projector GGUF declares an audio generator (clip.has_gen_audio_encoder), read
+ * before the context is made: a speech model's context differs (embeddings on). */
+static bool engine_mmproj_gen_audio(const char *path) {
+  struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
+  struct gguf_context *g = gguf_init_from_file(path, gp);
+  if (!g) return false;
+  int64_t k = gguf_find_key(g, "clip.has_gen_audio_encoder");
+  bool yes = k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_BOOL && gguf_get_val_bool(g, k);
+  gguf_free(g);
+  return yes;
+}
+
 /* ---- load -------------------------------------------------------------------------------- */
 
 #define ENGINE_FAIL(status, ...)                           \
@@ -263,8 +276,12 @@ int engine_load(worker *w, const json_t *hdr) {
   cp.abort_callback = engine_abort;
   cp.abort_callback_data = w;
   cp.no_perf = true;
+  /* A speech projector (docs/TTS.md) needs the backbone's hidden states: with embeddings on,
+   * llama.cpp outputs every prompt row, so the output cap below must not apply. */
+  bool speech = !w->embed_mode && mmproj && *mmproj && engine_mmproj_gen_audio(mmproj);
+  if (speech) cp.embeddings = true;
   /* Generation reads one logits row per sequence per decode, plus at most one pad row (gen.c). */
-  if (!w->embed_mode) {
+  if (!w->embed_mode && !speech) {
     cp.n_outputs_max = (uint32_t)n_parallel + 1;
     cp.n_outputs_max_per_seq = 2;
   }
@@ -317,13 +334,22 @@ int engine_load(worker *w, const json_t *hdr) {
     mcp.warmup = true;
     w->mtmd = mtmd_init_from_file(mmproj, w->model, mcp);
     if (!w->mtmd) ENGINE_FAIL(400, "cannot load the projector %.512s (see the worker log)", mmproj);
-    if (!mtmd_support_vision(w->mtmd) && !mtmd_support_audio(w->mtmd))
-      ENGINE_FAIL(400, "the projector %.512s has neither a vision nor an audio encoder", mmproj);
-    if (mtmd_support_audio(w->mtmd) && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE)
-      LOG_W("audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will be refused",
-            mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
-    LOG_I("projector %s loaded (%s%s%s)", mmproj, mtmd_support_vision(w->mtmd) ? "vision, " : "",
-          mtmd_support_audio(w->mtmd) ? "audio, " : "", w->gpu_offload ? "GPU" : "CPU");
+    if (mtmd_gen_audio_get_info(w->mtmd).type != MTMD_GEN_AUDIO_TYPE_NONE) {
+      /* a speech model: the backbone's hidden states feed the projector's audio generator */
+      char serr[400];
+      if (!speech) ENGINE_FAIL(500, "the projector's audio generator was not detected in time");
+      w->speech_mode = true;
+      if (speech_init(w, path, json_object_get(hdr, "voices"), serr, sizeof serr) != 0)
+        ENGINE_FAIL(400, "%s", serr);
+    } else {
+      if (!mtmd_support_vision(w->mtmd) && !mtmd_support_audio(w->mtmd))
+        ENGINE_FAIL(400, "the projector %.512s has neither a vision nor an audio encoder", mmproj);
+      if (mtmd_support_audio(w->mtmd) && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE)
+        LOG_W("audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will be refused",
+              mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
+      LOG_I("projector %s loaded (%s%s%s)", mmproj, mtmd_support_vision(w->mtmd) ? "vision, " : "",
+            mtmd_support_audio(w->mtmd) ? "audio, " : "", w->gpu_offload ? "GPU" : "CPU");
+    }
   }
 
   if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
@@ -342,10 +368,14 @@ int engine_load(worker *w, const json_t *hdr) {
                             (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling),
                             "arch", arch_ok ? arch_ok : "", "model_bytes",
                             (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "",
-                            "vision", w->mtmd && mtmd_support_vision(w->mtmd));
-  if (ready && w->mtmd && mtmd_support_audio(w->mtmd)) {
+                            "vision", w->mtmd && !w->speech_mode && mtmd_support_vision(w->mtmd));
+  if (ready && w->mtmd && !w->speech_mode && mtmd_support_audio(w->mtmd)) {
     json_object_set_new(ready, "audio", json_true());
     json_object_set_new(ready, "audio_rate", json_integer(mtmd_get_audio_sample_rate(w->mtmd)));
+  }
+  if (ready && w->speech_mode) {
+    json_object_set_new(ready, "speech", json_true());
+    json_object_set_new(ready, "sample_rate", json_integer(w->sample_rate));
   }
   free(arch_ok);
   free(desc_ok);
@@ -361,6 +391,7 @@ err:
 }
 
 void engine_free(worker *w) {
+  speech_free(w);
   gen_free(w);
   embed_free(w);
   if (w->mtmd) mtmd_free(w->mtmd);

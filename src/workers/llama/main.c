@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wargs.h"
 #include "worker.h"
 
 #define MAIN_MAX_DRAIN 64 /* frames handled between two decode steps while busy */
@@ -46,6 +47,19 @@ static int main_handle(worker *w, const ipc_msg *m) {
       reply_error(w, id, 400, "wrong_capability", "this model is not loaded for reranking");
     else
       embed_rerank(w, id, m->hdr);
+  } else if (strcmp(op, "speak") == 0 || strcmp(op, "voices") == 0) {
+    if (!id)
+      LOG_W("%s without a valid id; ignored", op);
+    else if (!w->speech_mode)
+      reply_error(w, id, 400, "wrong_capability", "this model has no speech projector");
+    else if (op[0] != 's' && m->payload_len)
+      reply_error(w, id, 400, "invalid_request", "voices takes no payload");
+    else if (op[0] == 's')
+      speech_submit(w, id, m->hdr, m->payload, m->payload_len);
+    else
+      speech_voices(w, id);
+  } else if (w->speech_mode && (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {
+    if (id) reply_error(w, id, 400, "wrong_capability", "this model is loaded for speech");
   } else if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
     bool is_embed = op[0] == 'e';
     if (!id) {
@@ -66,6 +80,8 @@ static int main_handle(worker *w, const ipc_msg *m) {
   } else if (strcmp(op, "cancel") == 0) {
     if (!id)
       LOG_W("cancel without a valid id; ignored");
+    else if (w->speech_mode)
+      speech_cancel(w, id);
     else if (!w->embed_mode)
       gen_cancel(w, id);
   } else if (strcmp(op, "shutdown") == 0) {
@@ -82,7 +98,7 @@ static int main_handle(worker *w, const ipc_msg *m) {
 static int main_loop(worker *w) {
   int drained = 0;
   while (!w->dead) {
-    bool idle = !gen_busy(w);
+    bool idle = w->speech_mode ? !speech_busy(w) : !gen_busy(w);
     ipc_msg m;
     int rc = idle || drained < MAIN_MAX_DRAIN ? inbox_pop(&w->in, &m, idle) : INBOX_EMPTY;
     if (rc == INBOX_MSG) {
@@ -97,48 +113,26 @@ static int main_loop(worker *w) {
       return inbox_failed(&w->in) ? 1 : 0;
     }
     drained = 0;
-    gen_step(w);
+    if (w->speech_mode)
+      speech_step(w);
+    else
+      gen_step(w);
   }
   return 0;
 }
 
 int main(int argc, char **argv) {
-  int fd = 3;
-  int level = SY_LOG_INFO;
-  char tag[96] = "llama";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 0 || v > 1 << 20) {
-        main_usage();
-        return 2;
-      }
-      fd = (int)v;
-    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-      level = sy_log_parse_level(argv[++i]);
-      if (level < 0) {
-        main_usage();
-        return 2;
-      }
-    } else if (strcmp(argv[i], "--list-devices") == 0) {
-      return devices_print();
-    } else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) {
-      snprintf(tag, sizeof tag, "llama:%.80s", argv[++i]); /* the model's name, for the log */
-    } else {
-      main_usage();
-      return 2;
-    }
+  sy_wargs args;
+  if (sy_wargs_parse(argc, argv, "llama", true, &args) != 0) {
+    main_usage();
+    return 2;
   }
-  sy_log_init(tag, (enum sy_log_level)level);
+  if (args.list_devices) return devices_print();
   /* No PR_SET_PDEATHSIG: it fires when the daemon *thread* that spawned us exits (an HTTP
    * connection thread), not the daemon process. When the daemon dies, the kernel closes its end
    * of the socket and the inbox thread's EOF ends this process. */
-  signal(SIGPIPE, SIG_IGN);
-  if (fcntl(fd, F_GETFD) == -1) {
-    LOG_E("fd %d is not open (%s)", fd, strerror(errno));
-    return 2;
-  }
+  if (sy_wargs_start(&args) != 0) return 2;
+  int fd = args.fd;
 
   static worker w; /* the one process-wide state; zero-initialised */
   int status = 1;

@@ -31,6 +31,10 @@ static void reply_frame(worker *w, json_t *hdr, const void *payload, size_t payl
 
 void reply_send(worker *w, json_t *hdr) { reply_frame(w, hdr, NULL, 0); }
 
+void reply_payload(worker *w, json_t *hdr, const void *payload, size_t len) {
+  reply_frame(w, hdr, payload, len);
+}
+
 void reply_error(worker *w, int64_t id, int status, const char *code, const char *fmt, ...) {
   char msg[1024];
   va_list ap;

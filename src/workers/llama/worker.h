@@ -8,6 +8,7 @@
  *   engine.c  engine_*  model/context load and free, engine log routing, tokenising, templates
  *   gen.c     gen_*     generation: slots, FIFO of waiting requests, continuous batching
  *   embed.c   embed_*   embeddings and reranking
+ *   speech.c  speech_*  text to speech through the mmproj's audio generator (docs/TTS.md)
  *   text.c    text_*    UTF-8 repair and stop-string hold-back (pure functions)
  * All process state lives in one struct worker, owned by main(). Only the reader thread runs
  * beside the main thread; it touches nothing but the inbox (and sends nothing).
@@ -87,6 +88,8 @@ typedef struct engine_log_line {
 
 typedef struct gen_state gen_state;
 typedef struct embed_state embed_state;
+typedef struct speech_state speech_state;
+typedef struct q3s_state q3s_state;
 
 typedef struct worker {
   ipc_chan chan;
@@ -111,6 +114,8 @@ typedef struct worker {
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
   mtmd_context *mtmd;              /* the projector (load's "mmproj": images and/or audio), or NULL */
+  bool speech_mode;                /* the projector generates audio: serve `speak` only */
+  int32_t sample_rate;             /* speech mode: Hz of the PCM */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
   struct jinja_tmpl *jt, *jt_tools; /* the template, and its tool_use variant (or NULL) */
@@ -120,6 +125,8 @@ typedef struct worker {
 
   gen_state *gen;     /* generate mode */
   embed_state *embed; /* embed mode */
+  speech_state *speech; /* speech mode */
+  q3s_state *speech_q3; /* speech mode, Qwen3-TTS (speech_qwen3.c) */
 } worker;
 
 /* ---- chat.c ---------------------------------------------------------------------------- */
@@ -157,6 +164,8 @@ void reply_embeddings(worker *w, int64_t id, int32_t n, int32_t dim, int64_t pro
                       const float *data);
 /* Send hdr (stolen). */
 void reply_send(worker *w, json_t *hdr);
+/* Send hdr (stolen) with a binary payload. */
+void reply_payload(worker *w, json_t *hdr, const void *payload, size_t len);
 
 /* ---- engine.c --------------------------------------------------------------------------- */
 
@@ -203,6 +212,47 @@ void embed_free(worker *w);
 void embed_run(worker *w, int64_t id, const json_t *hdr);
 /* A rerank frame (rerank mode): one score per document, sent as an embeddings reply of dim 1. */
 void embed_rerank(worker *w, int64_t id, const json_t *hdr);
+
+/* ---- speech.c --------------------------------------------------------------------------- */
+
+/* At load, after the projector: set up the speech pipeline; voices is load's {name: clip path}
+ * object (or NULL). 0, or -1 + err (a pipeline or vocabulary this worker cannot drive). */
+int speech_init(worker *w, const char *model_path, const json_t *voices, char *err,
+                size_t err_len);
+void speech_free(worker *w);
+/* A speak frame: validated and queued (errors answered here). */
+void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
+/* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
+ * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
+ * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */
+typedef struct speech_req_args {
+  char *text;
+  const char *voice;
+  uint32_t seed;
+} speech_req_args;
+int speech_args(worker *w, int64_t id, const json_t *hdr, speech_req_args *out);
+/* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
+uint32_t speech_mix32(uint64_t x);
+/* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
+void speech_cancel(worker *w, int64_t id);
+/* A voices frame: the configured voices, as a done. */
+void speech_voices(worker *w, int64_t id);
+bool speech_busy(const worker *w);
+/* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
+void speech_step(worker *w);
+/* End of the sentence that starts at s[i] (after ./!/? and a space or the end, a CJK full
+ * stop, a blank line). */
+size_t speech_sentence_end(const char *s, size_t n, size_t i);
+
+/* ---- speech_qwen3.c: the same calls for a Qwen3-TTS projector (speech.c dispatches) ------ */
+
+int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
+void q3s_free(worker *w);
+void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
+void q3s_cancel(worker *w, int64_t id);
+void q3s_voices(worker *w, int64_t id);
+bool q3s_busy(const worker *w);
+void q3s_step(worker *w);
 
 /* ---- text.c ----------------------------------------------------------------------------- */
 

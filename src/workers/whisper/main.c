@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wargs.h"
 #include "ww.h"
 
 struct ww_node {
@@ -267,36 +268,13 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  int fd = 3, level = SY_LOG_INFO;
-  char tag[96] = "whisper";
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 0 || v > 1 << 20) {
-        usage();
-        return 2;
-      }
-      fd = (int)v;
-    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
-      level = sy_log_parse_level(argv[++i]);
-      if (level < 0) {
-        usage();
-        return 2;
-      }
-    } else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) {
-      snprintf(tag, sizeof tag, "whisper:%.80s", argv[++i]);
-    } else {
-      usage();
-      return 2;
-    }
-  }
-  sy_log_init(tag, (enum sy_log_level)level);
-  signal(SIGPIPE, SIG_IGN);
-  if (fcntl(fd, F_GETFD) == -1) {
-    LOG_E("fd %d is not open (%s)", fd, strerror(errno));
+  sy_wargs args;
+  if (sy_wargs_parse(argc, argv, "whisper", false, &args) != 0) {
+    usage();
     return 2;
   }
+  if (sy_wargs_start(&args) != 0) return 2;
+  int fd = args.fd;
 
   static ww w; /* the one process-wide state; zero-initialised */
   int status = 1;

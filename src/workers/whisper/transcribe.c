@@ -1,7 +1,8 @@
 /* transcribe.c — whisper.cpp behind the worker: engine logs into sy_log, `load` (the model and,
  * when configured, the Silero VAD model), and `transcribe` (whisper_full on 16 kHz mono float
  * samples; each new segment streamed as it is decoded; the request's cancel aborts the engine).
- * Uses only whisper.h. Never lets a request field reach the engine unchecked. */
+ * Uses only whisper.h (and parakeet.c for Parakeet models). Never lets a request field reach the
+ * engine unchecked. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "parakeet.h"
 #include "whisper.h"
 #include "ww.h"
 
@@ -38,7 +40,10 @@ static void log_cb(enum ggml_log_level level, const char *text, void *ud) {
   }
 }
 
-void ww_log_install(ww *w) { whisper_log_set(log_cb, w); }
+void ww_log_install(ww *w) {
+  whisper_log_set(log_cb, w);
+  parakeet_log_set(log_cb, w);
+}
 
 /* ---- load --------------------------------------------------------------------------------- */
 
@@ -61,13 +66,22 @@ int ww_load(ww *w, const json_t *hdr) {
     nt = cpus > 0 ? (cpus < 8 ? cpus : 8) : 4;
   }
   w->n_threads = (int)nt;
-  struct whisper_context_params cp = whisper_context_default_params();
-  cp.use_gpu = jg ? json_is_true(jg) : true;
-  cp.flash_attn = false;
-  w->ctx = whisper_init_from_file_with_params(path, cp);
-  if (!w->ctx) {
-    ww_error(w, 0, 500, "load_failed", "whisper.cpp could not load '%.512s' (see the worker's log)", path);
-    return -1;
+  bool gpu = jg ? json_is_true(jg) : true;
+  if (ww_parakeet_probe(path) == 1) { /* the same ggml magic, another engine */
+    if (!ww_parakeet_load(w, path, gpu)) {
+      ww_error(w, 0, 500, "load_failed", "whisper.cpp could not load the Parakeet model '%.512s' (see the worker's log)",
+               path);
+      return -1;
+    }
+  } else {
+    struct whisper_context_params cp = whisper_context_default_params();
+    cp.use_gpu = gpu;
+    cp.flash_attn = false;
+    w->ctx = whisper_init_from_file_with_params(path, cp);
+    if (!w->ctx) {
+      ww_error(w, 0, 500, "load_failed", "whisper.cpp could not load '%.512s' (see the worker's log)", path);
+      return -1;
+    }
   }
   const char *vad = jv ? json_string_value(jv) : NULL;
   if (vad && *vad) {
@@ -85,12 +99,17 @@ int ww_load(ww *w, const json_t *hdr) {
     }
   }
   char desc[128];
-  snprintf(desc, sizeof desc, "whisper %s%s", whisper_model_type_readable(w->ctx),
-           whisper_is_multilingual(w->ctx) ? "" : " (English only)");
-  ww_send(w, json_pack("{s:s, s:s, s:s, s:I, s:i, s:b, s:b, s:i, s:i, s:i}", "op", "ready", "arch", "whisper",
-                       "desc", desc, "model_bytes", (json_int_t)st.st_size, "n_vocab", whisper_n_vocab(w->ctx),
-                       "multilingual", whisper_is_multilingual(w->ctx) != 0, "vad", w->vctx != NULL, "n_ctx",
-                       whisper_n_text_ctx(w->ctx), "n_parallel", 1, "n_threads", w->n_threads));
+  if (w->pctx) ww_parakeet_describe(w, desc, sizeof desc);
+  else
+    snprintf(desc, sizeof desc, "whisper %s%s", whisper_model_type_readable(w->ctx),
+             whisper_is_multilingual(w->ctx) ? "" : " (English only)");
+  /* Parakeet: no language control, so "multilingual" (whisper's language choice) is false */
+  ww_send(w, json_pack("{s:s, s:s, s:s, s:I, s:i, s:b, s:b, s:i, s:i, s:i}", "op", "ready", "arch",
+                       w->pctx ? "parakeet" : "whisper", "desc", desc, "model_bytes", (json_int_t)st.st_size, "n_vocab",
+                       w->pctx ? parakeet_n_vocab(w->pctx) : whisper_n_vocab(w->ctx), "multilingual",
+                       w->ctx && whisper_is_multilingual(w->ctx) != 0, "vad", w->vctx != NULL, "n_ctx",
+                       w->pctx ? parakeet_n_audio_ctx(w->pctx) : whisper_n_text_ctx(w->ctx), "n_parallel", 1,
+                       "n_threads", w->n_threads));
   LOG_I("loaded %s (%s), %d threads%s", path, desc, w->n_threads, w->vctx ? ", VAD" : "");
   return w->dead ? -1 : 0;
 }
@@ -98,8 +117,10 @@ int ww_load(ww *w, const json_t *hdr) {
 void ww_free(ww *w) {
   if (w->vctx) whisper_vad_free(w->vctx);
   if (w->ctx) whisper_free(w->ctx);
+  if (w->pctx) parakeet_free(w->pctx);
   w->vctx = NULL;
   w->ctx = NULL;
+  w->pctx = NULL;
   free(w->vad_model);
   w->vad_model = NULL;
 }
@@ -246,6 +267,10 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
     return;
   }
   bool translate = jtr && json_is_true(jtr), vad = jv && json_is_true(jv);
+  if (translate && w->pctx) {
+    ww_error(w, id, 400, "wrong_capability", "this Parakeet model transcribes; it does not translate");
+    return;
+  }
   if (vad && !w->vad_model) {
     ww_error(w, id, 400, "no_vad_model", "this model has no vad_model configured");
     return;
@@ -297,7 +322,12 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
 
   int rc = 0;
   bool ran = !(vad && speech && n_speech == 0); /* no speech at all: nothing to decode */
-  if (ran) rc = whisper_full(w->ctx, p, pcm, n);
+  /* Parakeet: the language, prompt and temperature do not apply (greedy TDT decoding) */
+  if (ran) rc = w->pctx ? ww_parakeet_full(w, id, pcm, n, speech, r.words, &r.text) : whisper_full(w->ctx, p, pcm, n);
+  if (ran && w->ctx && sy_log_get_level() >= SY_LOG_DEBUG) { /* the engine's own timings, per request */
+    whisper_print_timings(w->ctx);
+    whisper_reset_timings(w->ctx);
+  }
   bool cancelled = atomic_load(&w->abort);
   ww_begin(w, 0);
   free(clean);
@@ -306,7 +336,7 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   } else if (rc != 0) {
     ww_error(w, id, 500, "transcribe_failed", "whisper.cpp could not transcribe the audio (error %d)", rc);
   } else {
-    int lid = ran ? whisper_full_lang_id(w->ctx) : lang ? whisper_lang_id(lang) : -1;
+    int lid = ran && w->ctx ? whisper_full_lang_id(w->ctx) : lang ? whisper_lang_id(lang) : -1;
     const char *code = lid >= 0 ? whisper_lang_str(lid) : NULL, *name = lid >= 0 ? whisper_lang_str_full(lid) : NULL;
     json_t *d = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:s%}", "op", "done", "id", (json_int_t)id, "finish_reason",
                           "stop", "language", code ? code : "", "language_name", name ? name : "", "duration",

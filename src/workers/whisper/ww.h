@@ -3,6 +3,7 @@
  *
  *   main.c        arguments, process setup, the reader thread and its queue, replies, the loop
  *   transcribe.c  load (model, optional Silero VAD), one transcription per request
+ *   parakeet.c    Parakeet-TDT models, through whisper.cpp's Parakeet engine (parakeet.h)
  *
  * Requests are served one at a time, in arrival order: whisper_full runs on the context's own
  * state (the only path where whisper.cpp applies its built-in VAD), so a second request waits for
@@ -19,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "ipc.h"
 
 #define WW_INBOX_CAP 1024     /* received frames waiting for the main thread */
@@ -47,7 +49,8 @@ typedef struct ww {
   atomic_bool abort;    /* the running request was cancelled, or the channel ended */
 
   /* the engine (transcribe.c) */
-  struct whisper_context *ctx;
+  struct whisper_context *ctx;     /* a whisper model, or */
+  struct parakeet_context *pctx;   /* a Parakeet-TDT one */
   char *vad_model;               /* Silero VAD ggml path, or NULL */
   struct whisper_vad_context *vctx; /* for reporting speech segments; NULL without VAD */
   int n_threads;
@@ -71,5 +74,14 @@ int ww_load(ww *w, const json_t *hdr);
 void ww_free(ww *w);
 /* One transcribe frame: segments as they come, then done (or error). */
 void ww_transcribe(ww *w, int64_t id, const ipc_msg *m);
+
+/* parakeet.c */
+/* 1: the file is a Parakeet model (whisper.cpp's ggml format, Parakeet header); 0: not; -1: unreadable. */
+int ww_parakeet_probe(const char *path);
+bool ww_parakeet_load(ww *w, const char *path, bool gpu);
+void ww_parakeet_describe(ww *w, char *desc, size_t n);
+/* Transcribe n samples (in windows: speech, the VAD's [{start, end}] seconds, or fixed cuts),
+ * sending each segment and appending its text to text. 0, or the engine's error code. */
+int ww_parakeet_full(ww *w, int64_t id, const float *pcm, int n, const json_t *speech, bool words, sy_buf *text);
 
 #endif

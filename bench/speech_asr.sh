@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# bench/speech_asr.sh — `make bench-speech-asr`: speech to text, Switchyard's whisper worker (through
+# the daemon's /v1/audio/transcriptions) vs whisper.cpp's own whisper-server, built from the same
+# pinned whisper.cpp sources on the same ggml (the engine cache's), on the same random-weight model
+# file (tools/mkwhisper, real "base" shape by default), the same audio, threads and decoding
+# settings, timed by the same client (curl, upload to response end). The two are asked in turn,
+# run after run, so a change in the machine's load hits both alike. Prints a markdown table; the
+# raw times and texts go to build/bench/speech.json.
+#
+# Knobs: SPEECH_PRESET (mkwhisper preset, base), SPEECH_SECONDS (60), SPEECH_AUDIO (a 16 kHz mono
+# WAV to use as is), BENCH_THREADS (nproc), BENCH_RUNS (3), SPEECH_SERVER_FA (1: leave
+# whisper-server's flash attention on, its default; the worker runs without it, so by default the
+# server is started with -nfa to match), SPEECH_OMP (the OMP_WAIT_POLICY both run under, passive;
+# "default" leaves the environment alone — see below), SPEECH_TEMPERATURE (0: whisper's fallback
+# ladder, the API's default; above 0: that temperature and no ladder, on both), JOBS (build jobs
+# for whisper-server, 1).
+#
+# Why OMP_WAIT_POLICY: ggml's CPU backend runs on OpenMP, whose idle threads spin between graph
+# computations. On a machine whose cores are busy with other work, the spinning thread takes the
+# core the main thread needs (whisper decodes token by token, with sampling in between), and a
+# transcription gets 10-20x slower. libgomp spins less when a process has more OpenMP threads than
+# cores, which whisper-server reaches after its first request (each HTTP thread gets its own
+# team) and a one-thread worker never does, so under load the two would be compared on libgomp's
+# heuristics, not on their work. Both get the same explicit policy instead.
+#
+# Matched decoding: greedy, best_of 5, temperature 0 with whisper's fallback ladder (+0.2), the
+# language given (en: no detection pass), no token timestamps, no VAD, JSON answers. A random-weight
+# model never decodes confidently, so at temperature 0 every 30 s window goes down the whole
+# ladder (6 temperatures, 5 sampled decoders from 0.2 on): SPEECH_TEMPERATURE=0.2 times one pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+prefix=$(deps/engines.sh print-prefix)
+root=$(dirname "$prefix")
+preset=${SPEECH_PRESET:-base}
+seconds=${SPEECH_SECONDS:-60}
+threads=${BENCH_THREADS:-$(nproc)}
+runs=${BENCH_RUNS:-3}
+omp=${SPEECH_OMP:-passive}
+temp=${SPEECH_TEMPERATURE:-0}
+inc=0.2; [ "$temp" = 0 ] || inc=0
+[ "$omp" = default ] || export OMP_WAIT_POLICY=$omp
+out=build/bench
+mkdir -p "$out"
+export SWITCHYARD_STATE_DIR=$PWD/$out/state
+
+# whisper-server: built once from the cache's whisper.cpp sources on the installed ggml (deps/whisper-server.sh)
+wsrv=$(deps/whisper-server.sh)
+
+model=$out/whisper-$preset.bin
+if [ ! -f "$model" ]; then
+  echo "bench: making $model (random weights, $preset shape)" >&2
+  build/bin/mkwhisper --preset "$preset" -o "$model"
+fi
+
+# the audio: jfk.wav (real speech) repeated to the length, or a speech-like signal (voiced
+# syllables with a wandering pitch and pauses) when ../shared is not there
+audio=${SPEECH_AUDIO:-$out/speech-${seconds}s.wav}
+if [ -z "${SPEECH_AUDIO:-}" ] && [ ! -f "$audio" ]; then
+  python3 - "$audio" "$seconds" "${SWITCHYARD_TESTDATA:-../shared/testdata}/jfk.wav" <<'PY'
+import math, os, random, struct, sys, wave
+path, seconds, jfk = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+n = int(seconds * 16000)
+if os.path.exists(jfk):
+    w = wave.open(jfk)
+    assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+    d = w.readframes(w.getnframes())
+    data = (d * (2 * n // len(d) + 1))[:2 * n]
+    print(f"bench: {path}: jfk.wav repeated to {seconds:g} s", file=sys.stderr)
+else:
+    rnd, s, ph = random.Random(1), [], 0.0
+    for i in range(n):
+        t = i / 16000
+        syl = (t * 4) % 1  # four syllables a second, a pause every 2 s
+        env = 0 if (t % 2) > 1.6 else math.sin(math.pi * syl) ** 2
+        f0 = 120 + 30 * math.sin(2 * math.pi * 0.3 * t)
+        ph += 2 * math.pi * f0 / 16000
+        v = sum(math.sin(k * ph) / k for k in range(1, 12)) * env * 0.2 + rnd.uniform(-0.01, 0.01)
+        s.append(int(max(-1, min(1, v)) * 32767))
+    data = struct.pack(f"<{n}h", *s)
+    print(f"bench: {path}: synthetic speech-like signal, {seconds:g} s", file=sys.stderr)
+o = wave.open(path, "wb")
+o.setnchannels(1); o.setsampwidth(2); o.setframerate(16000); o.writeframes(data); o.close()
+PY
+fi
+
+wait_up() { # url, pid: bounded wait for a server to answer with 200
+  for _ in $(seq 1 600); do
+    kill -0 "$2" 2>/dev/null || return 1
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+port=$((20000 + RANDOM % 20000))
+fa=(-nfa); [ "${SPEECH_SERVER_FA:-0}" = 1 ] && fa=()
+"$wsrv" -m "$model" -t "$threads" -bo 5 "${fa[@]}" --host 127.0.0.1 --port "$port" >"$out/whisper-server.log" 2>&1 &
+wpid=$!
+cfg=$out/speech.yaml
+printf 'log_level: warn\nmodels:\n  - {name: bench, engine: whisper, file: %s, threads: %d, keep_alive: -1}\n' \
+  "$PWD/$model" "$threads" >"$cfg"
+sport=$((port + 1))
+build/bin/switchyard --config "$cfg" --port "$sport" >"$out/switchyard-speech.log" 2>&1 &
+spid=$!
+trap 'kill $wpid $spid 2>/dev/null; wait $wpid $spid 2>/dev/null' EXIT
+wait_up "http://127.0.0.1:$port/" $wpid || { echo "bench: whisper-server did not start" >&2; tail "$out/whisper-server.log" >&2; exit 1; }
+wait_up "http://127.0.0.1:$sport/health" $spid || { echo "bench: switchyard did not start" >&2; exit 1; }
+
+ask() { # which, run -> "seconds" on stdout, the answer in $out/speech-<which>-<run>.json
+  local body=$out/speech-$1-$2.json
+  if [ "$1" = server ]; then
+    curl -sS -o "$body" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$port/inference" -F "file=@$audio" \
+      -F language=en -F response_format=json -F temperature="$temp" -F temperature_inc=$inc -F token_timestamps=false
+  else
+    curl -sS -o "$body" -w '%{http_code} %{time_total}\n' "http://127.0.0.1:$sport/v1/audio/transcriptions" \
+      -F "file=@$audio" -F model=bench -F language=en -F response_format=json -F temperature="$temp"
+  fi | { read -r code t; [ "$code" = 200 ] || { echo "bench: $1 answered $code: $(head -c 300 "$body")" >&2; exit 1; }; echo "$t"; }
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: warm-up (switchyard loads the model), then $runs runs each, in turn; load average $load0" >&2
+ask server warm >/dev/null
+ask switchyard warm >/dev/null
+times_s=() times_w=()
+for i in $(seq 1 "$runs"); do
+  times_w+=("$(ask server "$i")")
+  times_s+=("$(ask switchyard "$i")")
+  echo "bench: run $i: whisper-server ${times_w[-1]} s, switchyard ${times_s[-1]} s" >&2
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+python3 - "$out" "$runs" "$seconds" "$model" "$threads" "$load0" "$load1" "${SPEECH_SERVER_FA:-0}" "$omp" \
+  "$temp" "${times_s[*]}" "${times_w[*]}" <<'PY'
+import json, statistics, sys
+out, runs, seconds, model, threads, load0, load1, fa, omp, temp = sys.argv[1:11]
+ts, tw = [list(map(float, a.split())) for a in sys.argv[11:13]]
+seconds = float(seconds)
+# whisper-server ends each segment with a newline, switchyard joins them: compare without spaces
+raw = lambda w, i: json.load(open(f"{out}/speech-{w}-{i}.json"))["text"]
+text = lambda w, i: "".join(raw(w, i).split())
+same = all(text("switchyard", i) == text("server", i) for i in range(1, int(runs) + 1))
+json.dump({"switchyard_s": ts, "whisper_server_s": tw, "audio_s": seconds, "model": model, "threads": int(threads),
+           "load_before": load0, "load_after": load1, "texts_equal": same, "omp_wait_policy": omp,
+           "temperature": float(temp),
+           "text": raw("switchyard", 1)[:500]}, open(f"{out}/speech.json", "w"), indent=1)
+ms, mw = statistics.median(ts), statistics.median(tw)
+print(f"model {model}, {seconds:g} s of audio, {threads} threads, median of {runs} runs; load average "
+      f"{load0} before, {load1} after; OMP_WAIT_POLICY {omp}; "
+      f"temperature {temp}{' with the fallback ladder' if float(temp) == 0 else ', no fallback'}; "
+      f"whisper-server flash attention {'on' if fa == '1' else 'off (-nfa)'}; "
+      f"same text from both: {'yes' if same else 'NO'}\n")
+print("| metric | switchyard | whisper-server | ratio |")
+print("|---|---|---|---|")
+print(f"| wall time per request, median, s | {ms:.2f} | {mw:.2f} | {ms / mw:.3f} |")
+print(f"| real-time factor (median wall / audio) | {ms / seconds:.4f} | {mw / seconds:.4f} | {ms / mw:.3f} |")
+print(f"| wall time, min .. max, s | {min(ts):.2f} .. {max(ts):.2f} | {min(tw):.2f} .. {max(tw):.2f} | |")
+PY

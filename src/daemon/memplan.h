@@ -53,6 +53,10 @@ int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, 
  * readable whisper header (Parakeet's, or hostile numbers): the caller falls back to the file size. */
 int memplan_whisper_estimate(const char *path, long long file_bytes, memplan_est *out);
 
+/* Raise a probe's weights to at least the model file's size (the part it missed counted on Host):
+ * the CPU backend's repacked weights are not in the probe's numbers. */
+void memplan_weights_floor(memplan_est *e, long long file_bytes);
+
 /* Parse the probe's stdout ("NAME MODEL_MiB CONTEXT_MiB COMPUTE_MiB" per line). 0 or -1. */
 int memplan_parse_probe(const char *text, memplan_est *out);
 

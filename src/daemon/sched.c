@@ -378,7 +378,7 @@ static slot *slot_make(sched *s, const matrix_model *m) {
   memstate_key(m, sl->key, sizeof sl->key);
   /* Estimates are remembered too (keyed by the model's identity and settings and by the
    * estimator's own build): a probe per model runs once, not at every start. */
-  snprintf(ekey, sizeof ekey, "estimate|%s|%lld", sl->key, s->tool_stamp);
+  snprintf(ekey, sizeof ekey, "estimate-v2|%s|%lld", sl->key, s->tool_stamp); /* v2: weights ≥ the file */
   long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
   char dkey[sizeof ekey + 48];
   if (m->engine == MATRIX_ENGINE_EXTERNAL) {

@@ -157,9 +157,30 @@ static void test_whisper_estimate(void **state) {
   assert_int_equal(memplan_whisper_estimate(path, file, &e), -1); /* gone */
 }
 
+/* The probe misses the CPU backend's repacked weights: the file's size is the floor, the missing
+ * part counted on Host (also beside a GPU). */
+static void test_weights_floor(void **state) {
+  (void)state;
+  memplan_est e;
+  const long long MiB = 1LL << 20;
+  assert_int_equal(memplan_parse_probe("Host 1483 224 310\n", &e), 0);
+  long long total = e.total_bytes;
+  memplan_weights_floor(&e, 4466 * MiB);
+  assert_int_equal(e.model_bytes, 4466 * MiB);
+  assert_int_equal(e.total_bytes, total + (4466 - 1483) * MiB);
+  assert_int_equal(e.dev[0].bytes, (4466 + 224 + 310) * MiB);
+  assert_int_equal(memplan_parse_probe("CUDA0 3000 200 300\nHost 100 0 10\n", &e), 0);
+  memplan_weights_floor(&e, 3500 * MiB);
+  assert_int_equal(e.dev[0].bytes, 3500 * MiB);        /* the GPU as the probe said */
+  assert_int_equal(e.dev[1].bytes, (100 + 400 + 10) * MiB); /* the rest on Host */
+  total = e.total_bytes;
+  memplan_weights_floor(&e, 1000 * MiB); /* already above the file: unchanged */
+  assert_int_equal(e.total_bytes, total);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gpumem), cmocka_unit_test(test_whisper_estimate),
+      cmocka_unit_test(test_gpumem), cmocka_unit_test(test_whisper_estimate), cmocka_unit_test(test_weights_floor),
       cmocka_unit_test(test_parse_cpu),          cmocka_unit_test(test_parse_gpu_and_host),
       cmocka_unit_test(test_parse_ignores_other_lines), cmocka_unit_test(test_fallback_without_probe),
       cmocka_unit_test(test_live_budget), cmocka_unit_test(test_proc_readers),

@@ -14,9 +14,9 @@
  * (--deadline, unix seconds) and is skipped when too little time is left; results written so far
  * stay on disk (and in --mirror, after every phase).
  *
- * Also `gpucheck --write-wav OUT.wav SECONDS`: a 16 kHz mono 16-bit 440 Hz tone with a little noise,
- * for the transcription requests; and `gpucheck --gpu-entries MODELS CARD_MIB [DIV]`: the matrix of
- * the --gpu run (JSON on stdout). */
+ * Also `gpucheck --write-wav OUT.wav SECONDS`: a 16 kHz mono 16-bit 440 Hz tone with a little
+ * noise, for the transcription requests; and `gpucheck --gpu-entries MODELS CARD_MIB [DIV]`: the
+ * matrix of the --gpu run (JSON on stdout). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -53,14 +53,26 @@ extern char **environ;
 #define GC_OUT_LIMIT ((size_t)16 << 20)
 
 static struct {
-  const char *mode, *entries, *daemon, *load, *bench, *llama_server, *audio, *out, *lib_path, *decode_model;
+  const char *mode, *entries, *daemon, *load, *bench, *llama_server, *audio, *out, *lib_path,
+      *decode_model;
   const char *phases, *mirror;
   char bin[PATH_MAX];
   double seconds, ratio, deadline, reserve;
-  int clients, tokens, threads, swap_runs, cold_runs, decode_ctx, decode_tokens, decode_runs, footprint_max;
+  int clients, tokens, threads, swap_runs, cold_runs, decode_ctx, decode_tokens, decode_runs,
+      footprint_max;
   bool gpu, no_transcribe_load;
-} A = {.lib_path = "", .phases = "1234", .seconds = 60, .ratio = 3.0, .reserve = 60, .clients = 8, .tokens = 16,
-       .swap_runs = 4, .cold_runs = 2, .decode_ctx = 1024, .decode_tokens = 128, .decode_runs = 2,
+} A = {.lib_path = "",
+       .phases = "1234",
+       .seconds = 60,
+       .ratio = 3.0,
+       .reserve = 60,
+       .clients = 8,
+       .tokens = 16,
+       .swap_runs = 4,
+       .cold_runs = 2,
+       .decode_ctx = 1024,
+       .decode_tokens = 128,
+       .decode_runs = 2,
        .footprint_max = 100};
 
 static double gc_t0;
@@ -99,7 +111,8 @@ static int gc_free_port(void) {
   int s = socket(AF_INET, SOCK_STREAM, 0), port = 0;
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t sl = sizeof sa;
-  if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 && getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
+  if (s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+      getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
     port = ntohs(sa.sin_port);
   if (s >= 0) close(s);
   return port;
@@ -142,10 +155,14 @@ static const char *gc_fmt_mib(char *b, size_t n, double bytes) {
 /* str() of a JSON value as Python would print it; "None" for a missing one. */
 static const char *gc_pystr(char *b, size_t n, const json_t *v) {
   if (!v || json_is_null(v)) return "None";
-  if (json_is_integer(v)) snprintf(b, n, "%lld", (long long)json_integer_value(v));
-  else if (json_is_real(v)) gc_pyfloat(b, n, json_real_value(v));
-  else if (json_is_string(v)) snprintf(b, n, "%s", json_string_value(v));
-  else if (json_is_boolean(v)) snprintf(b, n, "%s", json_is_true(v) ? "True" : "False");
+  if (json_is_integer(v))
+    snprintf(b, n, "%lld", (long long)json_integer_value(v));
+  else if (json_is_real(v))
+    gc_pyfloat(b, n, json_real_value(v));
+  else if (json_is_string(v))
+    snprintf(b, n, "%s", json_string_value(v));
+  else if (json_is_boolean(v))
+    snprintf(b, n, "%s", json_is_true(v) ? "True" : "False");
   else {
     char *s = json_dumps(v, JSON_COMPACT);
     snprintf(b, n, "%s", s ? s : "?");
@@ -193,7 +210,8 @@ static void gc_resp_free(gc_resp *r) {
 }
 
 /* body: a JSON object to POST, or NULL for GET; model+audio: a transcription form instead. */
-static void gc_http(const char *url, const json_t *body, const char *form_model, long timeout, gc_resp *r) {
+static void gc_http(const char *url, const json_t *body, const char *form_model, long timeout,
+                    gc_resp *r) {
   memset(r, 0, sizeof *r);
   r->body.limit = GC_BODY_LIMIT;
   CURL *c = curl_easy_init();
@@ -275,13 +293,15 @@ static char **gc_env(bool lib, const char *state) {
   if (!env) abort();
   size_t o = 0, pl = strlen(A.lib_path);
   const char *old = getenv("LD_LIBRARY_PATH");
-  if (pl && old && !strncmp(old, A.lib_path, pl) && (old[pl] == ':' || !old[pl])) old += pl + (old[pl] == ':');
+  if (pl && old && !strncmp(old, A.lib_path, pl) && (old[pl] == ':' || !old[pl]))
+    old += pl + (old[pl] == ':');
   for (size_t i = 0; i < n; i++) {
     if (pl && !strncmp(environ[i], "LD_LIBRARY_PATH=", 16)) continue;
     if (state && !strncmp(environ[i], "SWITCHYARD_STATE_DIR=", 21)) continue;
     env[o++] = strdup(environ[i]);
   }
-  if (pl && lib && asprintf(&env[o++], "LD_LIBRARY_PATH=%s:%s", A.lib_path, old ? old : "") < 0) abort();
+  if (pl && lib && asprintf(&env[o++], "LD_LIBRARY_PATH=%s:%s", A.lib_path, old ? old : "") < 0)
+    abort();
   if (pl && !lib && old && *old && asprintf(&env[o++], "LD_LIBRARY_PATH=%s", old) < 0) abort();
   if (state && asprintf(&env[o++], "SWITCHYARD_STATE_DIR=%s", state) < 0) abort();
   return env;
@@ -302,10 +322,15 @@ static pid_t gc_spawn(char *const argv[], char **env, const char *logpath, bool 
   posix_spawnattr_init(&at);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&at, 0);
-  if (out_fd >= 0) posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-  else posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
-  if (errpath) posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  else posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  if (out_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  else
+    posix_spawn_file_actions_addopen(&fa, 1, logpath,
+                                     O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0644);
+  if (errpath)
+    posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  else
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, env);
   posix_spawn_file_actions_destroy(&fa);
@@ -400,8 +425,10 @@ typedef struct gc_smi {
 
 static void gc_smi_per_pid(gc_smi *s) {
   s->n = 0;
-  FILE *f = popen("timeout 30 nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits "
-                  "2>/dev/null", "r");
+  FILE *f = popen(
+      "timeout 30 nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits "
+      "2>/dev/null",
+      "r");
   if (!f) return;
   char line[256];
   while (fgets(line, sizeof line, f)) {
@@ -430,7 +457,8 @@ static bool gc_smi_get(const gc_smi *s, const json_t *pid, double *mib) {
 /* The first line of an nvidia-smi --query-gpu: 1 when read. */
 static int gc_smi_gpu(const char *query, char *line, size_t n) {
   char cmd[256];
-  snprintf(cmd, sizeof cmd, "timeout 30 nvidia-smi --query-gpu=%s --format=csv,noheader,nounits 2>/dev/null", query);
+  snprintf(cmd, sizeof cmd,
+           "timeout 30 nvidia-smi --query-gpu=%s --format=csv,noheader,nounits 2>/dev/null", query);
   FILE *f = popen(cmd, "r");
   if (!f) return 0;
   int ok = fgets(line, (int)n, f) != NULL;
@@ -467,8 +495,10 @@ typedef struct gc_daemon {
   gc_proc proc;
 } gc_daemon;
 
-/* Start switchyard over entries (a budget < 0: the default) and wait for /health; false if it did not. */
-static bool gc_daemon_start(gc_daemon *d, json_t *const *entries, size_t n, const char *name, double budget) {
+/* Start switchyard over entries (a budget < 0: the default) and wait for /health; false if it did
+ * not. */
+static bool gc_daemon_start(gc_daemon *d, json_t *const *entries, size_t n, const char *name,
+                            double budget) {
   int port = gc_free_port();
   snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", port);
   char fname[128];
@@ -482,12 +512,14 @@ static bool gc_daemon_start(gc_daemon *d, json_t *const *entries, size_t n, cons
   }
   fprintf(f, "log_level: warn\nbuiltin_voice: false\n");
   if (budget >= 0)
-    fprintf(f, A.gpu ? "memory: {devices: {CUDA0: %.0fMiB}}\n" : "memory: {budget: %.0fMiB}\n", floor(budget / MiB));
+    fprintf(f, A.gpu ? "memory: {devices: {CUDA0: %.0fMiB}}\n" : "memory: {budget: %.0fMiB}\n",
+            floor(budget / MiB));
   fprintf(f, "models:\n");
   for (size_t i = 0; i < n; i++) {
     const json_t *e = entries[i];
     const char *kind = gc_str(e, "kind");
-    json_t *m = json_pack("{ss ss si}", "name", gc_str(e, "name"), "file", gc_str(e, "file"), "keep_alive", -1);
+    json_t *m = json_pack("{ss ss si}", "name", gc_str(e, "name"), "file", gc_str(e, "file"),
+                          "keep_alive", -1);
     if (strcmp(kind, "transcribe") != 0) {
       json_object_set_new(m, "context", json_integer((json_int_t)gc_num(e, "context")));
       json_object_set_new(m, "parallel", json_integer((json_int_t)gc_num(e, "parallel")));
@@ -553,15 +585,17 @@ static json_t *gc_ps_model(gc_daemon *d, const char *name) {
 }
 
 /* Send the entry's kind of request (as model, or its name); the status, *secs the time. */
-static long gc_one_request(const char *base, const json_t *e, int tokens, const char *model, double *secs) {
+static long gc_one_request(const char *base, const json_t *e, int tokens, const char *model,
+                           double *secs) {
   const char *name = model ? model : gc_str(e, "name"), *kind = gc_str(e, "kind");
   char url[512];
   gc_resp r;
   double t = gc_now();
   if (!strcmp(kind, "chat")) {
     snprintf(url, sizeof url, "%s/v1/chat/completions", base);
-    json_t *b = json_pack("{ss s[{ss ss}] si si}", "model", name, "messages", "role", "user", "content",
-                          "Say something about trains.", "max_tokens", tokens, "temperature", 0);
+    json_t *b =
+        json_pack("{ss s[{ss ss}] si si}", "model", name, "messages", "role", "user", "content",
+                  "Say something about trains.", "max_tokens", tokens, "temperature", 0);
     gc_http(url, b, NULL, 600, &r);
     json_decref(b);
   } else if (!strcmp(kind, "embed")) {
@@ -632,7 +666,8 @@ static json_t *gc_phase_footprint(json_t *const *entries, size_t n, json_t *est)
   bool taken[GC_MAX_ENTRIES] = {0};
   for (i = 0; i < n; i++) {
     bool seen = false;
-    for (size_t k = 0; k < no; k++) seen |= !strcmp(gc_str(order[k], "file"), gc_str(entries[i], "file"));
+    for (size_t k = 0; k < no; k++)
+      seen |= !strcmp(gc_str(order[k], "file"), gc_str(entries[i], "file"));
     if (!seen) order[no++] = entries[i], taken[i] = true;
   }
   for (i = 0; i < n; i++)
@@ -657,7 +692,8 @@ static json_t *gc_phase_footprint(json_t *const *entries, size_t n, json_t *est)
     json_object_set_new(row, "name", json_string(name));
     json_object_set_new(row, "kind", json_string(gc_str(e, "kind")));
     json_object_set_new(row, "file", json_string(gc_base(gc_str(e, "file"))));
-    json_object_set_new(row, "file_bytes", json_integer((json_int_t)gc_file_size(gc_str(e, "file"))));
+    json_object_set_new(row, "file_bytes",
+                        json_integer((json_int_t)gc_file_size(gc_str(e, "file"))));
     json_object_set_new(row, "context", gc_or_null(json_object_get(e, "context")));
     json_object_set_new(row, "parallel", gc_or_null(json_object_get(e, "parallel")));
     json_object_set_new(row, "load_status", json_integer(r.status));
@@ -699,8 +735,9 @@ static json_t *gc_phase_footprint(json_t *const *entries, size_t n, json_t *est)
     json_object_set_new(row, "estimated_before_load", gc_copy_num(est, name));
     json_array_append_new(rows, row);
     char pb[32];
-    gc_log("footprint %s: estimated %.0f MiB, measured %.0f MiB (%s%%), load %.1fs", name, e_est / MiB, e_meas / MiB,
-           gc_pystr(pb, sizeof pb, json_object_get(row, "error_pct")), load_s);
+    gc_log("footprint %s: estimated %.0f MiB, measured %.0f MiB (%s%%), load %.1fs", name,
+           e_est / MiB, e_meas / MiB, gc_pystr(pb, sizeof pb, json_object_get(row, "error_pct")),
+           load_s);
     gc_post_model(d.url, "/api/unload", name);
   }
   gc_daemon_close(&d);
@@ -744,16 +781,19 @@ static json_t *gc_phase_workload(json_t *const *entries, size_t n, double budget
   snprintf(secs, sizeof secs, "%g", A.seconds);
   snprintf(clients, sizeof clients, "%d", A.clients);
   snprintf(tokens, sizeof tokens, "%d", A.tokens);
-  char *argv[32] = {(char *)A.load, "--url", d.url, "--seconds", secs, "--clients", clients, "--tokens", tokens,
-                    "--stick", "3", "--seed", "7"};
+  char *argv[32] = {(char *)A.load, "--url", d.url,     "--seconds", secs,     "--clients", clients,
+                    "--tokens",     tokens,  "--stick", "3",         "--seed", "7"};
   int ac = 13;
   if (gc_names(entries, n, "chat", &chat)) argv[ac++] = "--chat", argv[ac++] = chat.data;
   if (gc_names(entries, n, "embed", &embed)) argv[ac++] = "--embed", argv[ac++] = embed.data;
   if (gc_names(entries, n, "transcribe", &tr) && A.audio && !A.no_transcribe_load)
-    argv[ac++] = "--transcribe", argv[ac++] = tr.data, argv[ac++] = "--audio", argv[ac++] = (char *)A.audio;
+    argv[ac++] = "--transcribe", argv[ac++] = tr.data, argv[ac++] = "--audio",
+    argv[ac++] = (char *)A.audio;
   char bs[64];
-  if (budget < 0) snprintf(bs, sizeof bs, "the card");
-  else snprintf(bs, sizeof bs, "%.0f MiB", budget / MiB);
+  if (budget < 0)
+    snprintf(bs, sizeof bs, "the card");
+  else
+    snprintf(bs, sizeof bs, "%.0f MiB", budget / MiB);
   gc_log("workload: %g s, %d clients, budget %s", A.seconds, A.clients, bs);
   pthread_t th;
   bool sampling = false;
@@ -772,8 +812,8 @@ static json_t *gc_phase_workload(json_t *const *entries, size_t n, double budget
   if (!json_is_object(res)) {
     json_decref(res);
     size_t k = out.len > 2000 ? out.len - 2000 : 0;
-    res = json_pack("{ss s+#}", "error", "gpucheck-load printed no JSON", "stdout", out.data ? out.data + k : "",
-                    out.len - k);
+    res = json_pack("{ss s+#}", "error", "gpucheck-load printed no JSON", "stdout",
+                    out.data ? out.data + k : "", out.len - k);
     if (!res) res = json_pack("{ss}", "error", "gpucheck-load printed no JSON");
   }
   json_object_set_new(res, "budget", budget < 0 ? json_null() : json_real(budget));
@@ -818,8 +858,8 @@ static bool gc_in(json_t *names, const char *name) {
 }
 
 /* Spawn llama-server on file (ctx per slot x slots); its base URL in base. */
-static gc_proc gc_llama_server(const char *file, long ctx, long slots, const char *log, bool append, bool ub,
-                               char *base, size_t bl) {
+static gc_proc gc_llama_server(const char *file, long ctx, long slots, const char *log, bool append,
+                               bool ub, char *base, size_t bl) {
   int port = gc_free_port();
   snprintf(base, bl, "http://127.0.0.1:%d", port);
   char c[32], np[16], ps[16], th[16];
@@ -827,8 +867,9 @@ static gc_proc gc_llama_server(const char *file, long ctx, long slots, const cha
   snprintf(np, sizeof np, "%ld", slots);
   snprintf(ps, sizeof ps, "%d", port);
   snprintf(th, sizeof th, "%d", A.threads);
-  char *argv[32] = {(char *)A.llama_server, "-m", (char *)file, "-c", c, "-np", np, "-ngl", A.gpu ? "99" : "0",
-                    "--host", "127.0.0.1", "--port", ps, "--no-webui", "-b", "512"};
+  char *argv[32] = {
+      (char *)A.llama_server, "-m",     (char *)file, "-c",     c,  "-np",        np,   "-ngl",
+      A.gpu ? "99" : "0",     "--host", "127.0.0.1",  "--port", ps, "--no-webui", "-b", "512"};
   int ac = 16;
   if (ub) argv[ac++] = "-ub", argv[ac++] = "512";
   if (A.threads) argv[ac++] = "-t", argv[ac++] = th, argv[ac++] = "-tb", argv[ac++] = th;
@@ -840,11 +881,12 @@ static gc_proc gc_llama_server(const char *file, long ctx, long slots, const cha
   return p;
 }
 
-static json_t *gc_swap_runs(gc_daemon *d, const json_t *a, const json_t *b, double budget, json_t *est) {
+static json_t *gc_swap_runs(gc_daemon *d, const json_t *a, const json_t *b, double budget,
+                            json_t *est) {
   const char *an = gc_str(a, "name"), *bn = gc_str(b, "name");
   json_t *res = json_pack("{ss ss sf so so s[]}", "A", an, "B", bn, "budget", budget, "A_estimated",
-                          gc_or_null(json_object_get(est, an)), "B_estimated", gc_or_null(json_object_get(est, bn)),
-                          "swaps");
+                          gc_or_null(json_object_get(est, an)), "B_estimated",
+                          gc_or_null(json_object_get(est, bn)), "swaps");
   json_t *swaps = json_object_get(res, "swaps");
   double ok[64], okc[64];
   size_t nok = 0, nokc = 0;
@@ -864,9 +906,10 @@ static json_t *gc_swap_runs(gc_daemon *d, const json_t *a, const json_t *b, doub
     char *la = json_dumps(after, JSON_COMPACT);
     gc_log("swap %s -> %s: %.2fs (HTTP %ld), resident %s", sn, dn, s, st, la ? la : "?");
     free(la);
-    json_array_append_new(swaps, json_pack("{ss ss sI so sI sf so sb}", "from", sn, "to", dn, "load_from_status",
-                                           (json_int_t)lst, "resident_before", before, "status", (json_int_t)st,
-                                           "seconds", gc_round(s, 3), "resident_after", after, "swapped", swapped));
+    json_array_append_new(
+        swaps, json_pack("{ss ss sI so sI sf so sb}", "from", sn, "to", dn, "load_from_status",
+                         (json_int_t)lst, "resident_before", before, "status", (json_int_t)st,
+                         "seconds", gc_round(s, 3), "resident_after", after, "swapped", swapped));
     if (st == 200 && dst == b && swapped) ok[nok++] = gc_round(s, 3);
   }
   json_object_set_new(res, "swap_to_B_median_s", gc_median(ok, nok, 3));
@@ -876,16 +919,18 @@ static json_t *gc_swap_runs(gc_daemon *d, const json_t *a, const json_t *b, doub
     if (gc_left() < 40) break;
     char base[64];
     double t = gc_now();
-    gc_proc p = gc_llama_server(gc_str(b, "file"), (long)gc_num(b, "context"), (long)gc_num(b, "parallel"),
-                                "llama-server-cold.log", true, false, base, sizeof base);
+    gc_proc p =
+        gc_llama_server(gc_str(b, "file"), (long)gc_num(b, "context"), (long)gc_num(b, "parallel"),
+                        "llama-server-cold.log", true, false, base, sizeof base);
     bool healthy = p.pid > 0 && gc_wait_health(base, &p, 300);
     double t_health = gc_now() - t, s = 0;
     long st = healthy ? gc_one_request(base, b, 1, "x", &s) : 0;
     double total = gc_now() - t;
     gc_stop(&p);
-    json_array_append_new(cold, json_pack("{sb sf sI sf}", "healthy", healthy, "to_health_s", gc_round(t_health, 3),
-                                          "first_token_status", (json_int_t)st, "spawn_to_first_token_s",
-                                          gc_round(total, 3)));
+    json_array_append_new(
+        cold, json_pack("{sb sf sI sf}", "healthy", healthy, "to_health_s", gc_round(t_health, 3),
+                        "first_token_status", (json_int_t)st, "spawn_to_first_token_s",
+                        gc_round(total, 3)));
     if (st == 200) okc[nokc++] = gc_round(total, 3);
     gc_log("llama-server cold start of %s: health %.2fs, first token %.2fs", bn, t_health, total);
   }
@@ -915,11 +960,14 @@ static json_t *gc_phase_swap(json_t *const *entries, size_t n, json_t *size) {
         pair[0] = chats[i], pair[1] = chats[k];
         break;
       }
-  if (!pair[0]) return json_pack("{ss}", "skipped", "no two chat entries of different files and comparable size");
+  if (!pair[0])
+    return json_pack("{ss}", "skipped",
+                     "no two chat entries of different files and comparable size");
   double sa = gc_num(size, gc_str(pair[0], "name")), sb = gc_num(size, gc_str(pair[1], "name"));
   double budget = 1.1 * (sa > sb ? sa : sb);
   gc_daemon d;
-  if (!gc_daemon_start(&d, pair, 2, "swap", budget)) return json_pack("{ss}", "error", "switchyard did not start");
+  if (!gc_daemon_start(&d, pair, 2, "swap", budget))
+    return json_pack("{ss}", "error", "switchyard did not start");
   json_t *res = gc_swap_runs(&d, pair[0], pair[1], budget, size);
   gc_daemon_close(&d);
   return res;
@@ -930,8 +978,9 @@ static json_t *gc_run_bench(const char *base, const char *streams_out) {
   char tok[16], runs[16];
   snprintf(tok, sizeof tok, "%d", A.decode_tokens);
   snprintf(runs, sizeof runs, "%d", A.decode_runs);
-  char *argv[] = {(char *)A.bench, "--url", (char *)base, "--model", "decode", "--tokens", tok, "--streams", "8",
-                  "--runs", runs, "--latency-runs", "5", NULL};
+  char *argv[] = {
+      (char *)A.bench, "--url", (char *)base, "--model", "decode",         "--tokens", tok,
+      "--streams",     "8",     "--runs",     runs,      "--latency-runs", "5",        NULL};
   char errp[PATH_MAX + 16];
   snprintf(errp, sizeof errp, "%s.stderr", streams_out);
   sy_buf out = {.limit = GC_OUT_LIMIT + 1}, err = {.limit = GC_OUT_LIMIT + 1};
@@ -940,7 +989,8 @@ static json_t *gc_run_bench(const char *base, const char *streams_out) {
   if (f) {
     char b[4096];
     size_t k;
-    while ((k = fread(b, 1, sizeof b, f)) > 0 && err.len + k <= GC_OUT_LIMIT) sy_buf_append(&err, b, k);
+    while ((k = fread(b, 1, sizeof b, f)) > 0 && err.len + k <= GC_OUT_LIMIT)
+      sy_buf_append(&err, b, k);
     fclose(f);
     unlink(errp);
   }
@@ -966,8 +1016,8 @@ static json_t *gc_phase_decode(const json_t *entry) {
   json_object_set_new(e, "name", json_string("decode"));
   json_object_set_new(e, "context", json_integer(A.decode_ctx));
   json_object_set_new(e, "parallel", json_integer(8));
-  json_t *res = json_pack("{ss si si}", "model", gc_base(gc_str(e, "file")), "context_per_sequence", A.decode_ctx,
-                          "slots", 8);
+  json_t *res = json_pack("{ss si si}", "model", gc_base(gc_str(e, "file")), "context_per_sequence",
+                          A.decode_ctx, "slots", 8);
   gc_daemon d;
   if (!gc_daemon_start(&d, &e, 1, "decode", -1)) {
     json_decref(e);
@@ -980,8 +1030,8 @@ static json_t *gc_phase_decode(const json_t *entry) {
   gc_daemon_close(&d);
   if (gc_left() >= 20) {
     char base[64];
-    gc_proc lp = gc_llama_server(gc_str(e, "file"), A.decode_ctx, 8, "llama-server-decode.log", false, true, base,
-                                 sizeof base);
+    gc_proc lp = gc_llama_server(gc_str(e, "file"), A.decode_ctx, 8, "llama-server-decode.log",
+                                 false, true, base, sizeof base);
     if (lp.pid > 0 && gc_wait_health(base, &lp, 300)) {
       p = gc_path(A.out, "decode-llama-server.json");
       json_object_set_new(res, "llama_server", gc_run_bench(base, p));
@@ -994,88 +1044,122 @@ static json_t *gc_phase_decode(const json_t *entry) {
 }
 
 /* ---- summary.md ---- */
-static void gc_summary(sy_buf *L, const char *card, size_t n, json_t *fp, json_t *wl, json_t *sw, json_t *dec,
-                       double budget, double demand) {
+static void gc_summary(sy_buf *L, const char *card, size_t n, json_t *fp, json_t *wl, json_t *sw,
+                       json_t *dec, double budget, double demand) {
   char b1[64], b2[64], b3[64], b4[64], b5[64], b6[64], b7[64];
-  if (A.gpu) sy_buf_printf(L, "# gpu-check (gpu mode) — %s\n\n", card ? card : "None");
-  else sy_buf_printf(L, "# gpu-check (cpu mode) — CPU only (%ld cores), no GPU\n\n", sysconf(_SC_NPROCESSORS_ONLN));
-  sy_buf_printf(L, "%zu matrix entries, total estimated demand %s MiB, budget %s MiB (demand/budget = %.2f)\n\n", n,
-                gc_commas(b1, sizeof b1, demand / MiB), gc_commas(b2, sizeof b2, budget / MiB), demand / budget);
+  if (A.gpu)
+    sy_buf_printf(L, "# gpu-check (gpu mode) — %s\n\n", card ? card : "None");
+  else
+    sy_buf_printf(L, "# gpu-check (cpu mode) — CPU only (%ld cores), no GPU\n\n",
+                  sysconf(_SC_NPROCESSORS_ONLN));
+  sy_buf_printf(
+      L,
+      "%zu matrix entries, total estimated demand %s MiB, budget %s MiB (demand/budget = %.2f)\n\n",
+      n, gc_commas(b1, sizeof b1, demand / MiB), gc_commas(b2, sizeof b2, budget / MiB),
+      demand / budget);
   sy_buf_puts(L, "## 1. Footprint: estimated before load vs measured\n\n");
   json_t *r;
   size_t i;
   if (A.gpu) {
-    sy_buf_puts(L, "| entry | file MiB | ctx×slots | estimated MiB (GPU) | NVML via /api/ps MiB | nvidia-smi MiB | error vs "
-                   "nvidia-smi | total est | total measured | error |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    sy_buf_puts(L,
+                "| entry | file MiB | ctx×slots | estimated MiB (GPU) | NVML via /api/ps MiB | "
+                "nvidia-smi MiB | error vs "
+                "nvidia-smi | total est | total measured | error "
+                "|\n|---|---|---|---|---|---|---|---|---|---|\n");
   } else {
-    sy_buf_puts(L, "| entry | kind | file MiB | ctx×slots | estimated MiB | measured after load | after 1 request | "
-                   "error | load s |\n|---|---|---|---|---|---|---|---|---|\n");
+    sy_buf_puts(L,
+                "| entry | kind | file MiB | ctx×slots | estimated MiB | measured after load | "
+                "after 1 request | "
+                "error | load s |\n|---|---|---|---|---|---|---|---|---|\n");
   }
   json_array_foreach(fp, i, r) {
     json_t *ctx = json_object_get(r, "context"), *par = json_object_get(r, "parallel");
     char cs[32], ps[32], e1[32], e2[32];
-    const char *c = json_is_null(ctx) || !ctx || (json_is_number(ctx) && !json_number_value(ctx)) ? "—"
-                                                                                                 : gc_pystr(cs, 32, ctx);
-    const char *p = json_is_null(par) || !par || (json_is_number(par) && !json_number_value(par)) ? "—"
-                                                                                                 : gc_pystr(ps, 32, par);
+    const char *c = json_is_null(ctx) || !ctx || (json_is_number(ctx) && !json_number_value(ctx))
+                        ? "—"
+                        : gc_pystr(cs, 32, ctx);
+    const char *p = json_is_null(par) || !par || (json_is_number(par) && !json_number_value(par))
+                        ? "—"
+                        : gc_pystr(ps, 32, par);
     if (A.gpu) {
       json_t *smi = json_object_get(r, "nvidia_smi_mib_after_request");
-      sy_buf_printf(L, "| %s | %s | %s×%s | %s | %s | %s | %s%% | %s | %s | %s%% |\n", gc_str(r, "name"),
-                    gc_fmt_mib(b1, 64, gc_num(r, "file_bytes")), c, p, gc_fmt_mib(b2, 64, gc_num(r, "gpu_estimated")),
-                    gc_fmt_mib(b3, 64, gc_num(r, "gpu_measured")), smi ? gc_pystr(b4, 64, smi) : "—",
+      sy_buf_printf(L, "| %s | %s | %s×%s | %s | %s | %s | %s%% | %s | %s | %s%% |\n",
+                    gc_str(r, "name"), gc_fmt_mib(b1, 64, gc_num(r, "file_bytes")), c, p,
+                    gc_fmt_mib(b2, 64, gc_num(r, "gpu_estimated")),
+                    gc_fmt_mib(b3, 64, gc_num(r, "gpu_measured")),
+                    smi ? gc_pystr(b4, 64, smi) : "—",
                     gc_pystr(e1, 32, json_object_get(r, "error_pct_vs_nvidia_smi")),
-                    gc_fmt_mib(b5, 64, gc_num(r, "estimated")), gc_fmt_mib(b6, 64, gc_num(r, "measured_after_request")),
+                    gc_fmt_mib(b5, 64, gc_num(r, "estimated")),
+                    gc_fmt_mib(b6, 64, gc_num(r, "measured_after_request")),
                     gc_pystr(e2, 32, json_object_get(r, "error_pct")));
     } else {
-      sy_buf_printf(L, "| %s | %s | %s | %s×%s | %s | %s | %s | %s%% | %s |\n", gc_str(r, "name"), gc_str(r, "kind"),
-                    gc_fmt_mib(b1, 64, gc_num(r, "file_bytes")), c, p, gc_fmt_mib(b2, 64, gc_num(r, "estimated")),
+      sy_buf_printf(L, "| %s | %s | %s | %s×%s | %s | %s | %s | %s%% | %s |\n", gc_str(r, "name"),
+                    gc_str(r, "kind"), gc_fmt_mib(b1, 64, gc_num(r, "file_bytes")), c, p,
+                    gc_fmt_mib(b2, 64, gc_num(r, "estimated")),
                     gc_fmt_mib(b3, 64, gc_num(r, "measured_after_load")),
                     gc_fmt_mib(b4, 64, gc_num(r, "measured_after_request")),
-                    gc_pystr(e1, 32, json_object_get(r, "error_pct")), gc_pystr(b5, 64, json_object_get(r, "load_s")));
+                    gc_pystr(e1, 32, json_object_get(r, "error_pct")),
+                    gc_pystr(b5, 64, json_object_get(r, "load_s")));
     }
   }
-  sy_buf_puts(L, "\nerror = (estimated − measured) / measured; positive = over-estimate (safe side).\n\n");
+  sy_buf_puts(
+      L, "\nerror = (estimated − measured) / measured; positive = over-estimate (safe side).\n\n");
   if (wl && json_object_size(wl)) {
-    sy_buf_puts(L, "## 2. Mixed workload\n\n| seconds | clients | requests | ok | errors | OOMs | loads | evictions | "
-                   "req/s | p50 s | p99 s | per kind |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    sy_buf_puts(
+        L,
+        "## 2. Mixed workload\n\n| seconds | clients | requests | ok | errors | OOMs | loads | "
+        "evictions | "
+        "req/s | p50 s | p99 s | per kind |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     sy_buf kinds = {.limit = 1 << 20};
     const char *k;
     json_t *v;
     json_object_foreach(json_object_get(wl, "kinds"), k, v) {
       if (kinds.len) sy_buf_puts(&kinds, "; ");
-      sy_buf_printf(&kinds, "%s: %s ok / %s err, p50 %s s, p99 %s s", k, gc_pystr(b1, 64, json_object_get(v, "ok")),
-                    gc_pystr(b2, 64, json_object_get(v, "errors")), gc_pystr(b3, 64, json_object_get(v, "p50_s")),
+      sy_buf_printf(&kinds, "%s: %s ok / %s err, p50 %s s, p99 %s s", k,
+                    gc_pystr(b1, 64, json_object_get(v, "ok")),
+                    gc_pystr(b2, 64, json_object_get(v, "errors")),
+                    gc_pystr(b3, 64, json_object_get(v, "p50_s")),
                     gc_pystr(b4, 64, json_object_get(v, "p99_s")));
     }
-    static const char *cols[] = {"seconds", "clients", "requests", "ok", "errors", "ooms",
-                                 "loads", "evictions", "requests_per_s", "p50_s", "p99_s"};
+    static const char *cols[] = {"seconds",        "clients", "requests", "ok",
+                                 "errors",         "ooms",    "loads",    "evictions",
+                                 "requests_per_s", "p50_s",   "p99_s"};
     for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
       sy_buf_printf(L, "| %s ", gc_pystr(b1, 64, json_object_get(wl, cols[c])));
     sy_buf_printf(L, "| %s |\n\n", kinds.data ? kinds.data : "");
     sy_buf_free(&kinds);
     double peak = gc_num(wl, "peak_gpu_used_mib");
     if (peak)
-      sy_buf_printf(L, "Peak memory used on the card during the workload (nvidia-smi, 1 s samples): %s MiB of %s.\n\n",
+      sy_buf_printf(L,
+                    "Peak memory used on the card during the workload (nvidia-smi, 1 s samples): "
+                    "%s MiB of %s.\n\n",
                     gc_commas(b1, 64, peak), card ? card : "None");
   }
   if (sw && json_object_get(sw, "A")) {
     const char *bn = gc_str(sw, "B");
     sy_buf_printf(L,
-                  "## 3. Swap vs cold start\n\nA = %s, B = %s, on a daemon of their own whose budget (%s MiB) holds "
-                  "either, not both. Swap: A loaded, a 1-token chat request to B (unload A, load B, first token). "
+                  "## 3. Swap vs cold start\n\nA = %s, B = %s, on a daemon of their own whose "
+                  "budget (%s MiB) holds "
+                  "either, not both. Swap: A loaded, a 1-token chat request to B (unload A, load "
+                  "B, first token). "
                   "Cold: spawn llama-server on B's file, /health, the same request.\n\n",
                   gc_str(sw, "A"), bn, gc_commas(b1, 64, gc_num(sw, "budget") / MiB));
-    sy_buf_puts(L, "| swap A→B median s | runs | llama-server cold start median s | runs |\n|---|---|---|---|\n");
+    sy_buf_puts(L,
+                "| swap A→B median s | runs | llama-server cold start median s | runs "
+                "|\n|---|---|---|---|\n");
     int runs = 0;
     json_t *x;
-    json_array_foreach(json_object_get(sw, "swaps"), i, x) runs +=
-        json_is_true(json_object_get(x, "swapped")) && !strcmp(gc_str(x, "to"), bn);
-    sy_buf_printf(L, "| %s | %d | %s | %zu |\n\n", gc_pystr(b1, 64, json_object_get(sw, "swap_to_B_median_s")), runs,
+    json_array_foreach(json_object_get(sw, "swaps"), i, x) {
+      if (json_is_true(json_object_get(x, "swapped")) && !strcmp(gc_str(x, "to"), bn)) runs++;
+    }
+    sy_buf_printf(L, "| %s | %d | %s | %zu |\n\n",
+                  gc_pystr(b1, 64, json_object_get(sw, "swap_to_B_median_s")), runs,
                   gc_pystr(b2, 64, json_object_get(sw, "llama_server_cold_median_s")),
                   json_array_size(json_object_get(sw, "llama_server_cold")));
   }
   if (dec && json_object_get(dec, "switchyard")) {
-    sy_buf_printf(L, "## 4. Decode speed\n\nmodel %s, context %s/sequence, 8 slots\n\n", gc_str(dec, "model"),
+    sy_buf_printf(L, "## 4. Decode speed\n\nmodel %s, context %s/sequence, 8 slots\n\n",
+                  gc_str(dec, "model"),
                   gc_pystr(b1, 64, json_object_get(dec, "context_per_sequence")));
     sy_buf_puts(L, "| metric | switchyard | llama-server |\n|---|---|---|\n");
     json_t *s = json_object_get(dec, "switchyard"), *l = json_object_get(dec, "llama_server");
@@ -1097,7 +1181,8 @@ static int gc_write_wav(const char *path, double secs) {
     return 2;
   }
   uint32_t n = (uint32_t)(16000 * secs), bytes = n * 2, riff = 36 + bytes;
-  unsigned char h[44] = "RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data";
+  unsigned char h[44] =
+      "RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data";
   memcpy(h + 4, &riff, 4); /* little-endian host: x86-64 and arm64 */
   memcpy(h + 40, &bytes, 4);
   FILE *f = fopen(path, "wb");
@@ -1119,31 +1204,37 @@ static int gc_write_wav(const char *path, double secs) {
 /* ---- the GPU matrix ---- */
 
 /* `--gpu-entries MODELS CARD_MIB [DIV]`: the entries of scripts/gpu-check.sh --gpu on stdout: every
- * file at a few context sizes until the rough demand is ~3x the card (DIV: contexts divided, for the
- * GPU_CHECK_SIM rehearsal with small models). */
+ * file at a few context sizes until the rough demand is ~3x the card (DIV: contexts divided, for
+ * the GPU_CHECK_SIM rehearsal with small models). */
 static int gc_gpu_entries(const char *models, double card_mib, int div) {
   /* file, KV bytes per token at f16 = layers x kv heads x head_dim x 2 x 2 */
   static const struct {
     const char *f;
     double kv;
-  } files[] = {{"qwen3-32b", 64 * 8 * 128 * 4}, {"qwen3-14b", 40 * 8 * 128 * 4}, {"qwen3-8b", 36 * 8 * 128 * 4},
+  } files[] = {{"qwen3-32b", 64 * 8 * 128 * 4},
+               {"qwen3-14b", 40 * 8 * 128 * 4},
+               {"qwen3-8b", 36 * 8 * 128 * 4},
                {"qwen2.5-7b", 28 * 4 * 128 * 4}};
   static const struct {
     const char *f;
     long ctx, np;
-  } plan[] = {{"qwen2.5-7b", 8192, 8}, {"qwen3-8b", 8192, 4},   {"qwen3-14b", 8192, 4},  {"qwen3-32b", 8192, 4},
-              {"qwen3-8b", 32768, 4},  {"qwen3-14b", 32768, 4}, {"qwen3-32b", 32768, 2}, {"qwen2.5-7b", 32768, 4},
-              {"qwen3-8b", 40960, 4},  {"qwen3-14b", 40960, 4}, {"qwen3-32b", 40960, 4}, {"qwen3-32b", 16384, 8},
-              {"qwen3-14b", 16384, 8}, {"qwen3-8b", 16384, 8},  {"qwen3-32b", 24576, 4}, {"qwen3-14b", 24576, 4}};
+  } plan[] = {{"qwen2.5-7b", 8192, 8}, {"qwen3-8b", 8192, 4},    {"qwen3-14b", 8192, 4},
+              {"qwen3-32b", 8192, 4},  {"qwen3-8b", 32768, 4},   {"qwen3-14b", 32768, 4},
+              {"qwen3-32b", 32768, 2}, {"qwen2.5-7b", 32768, 4}, {"qwen3-8b", 40960, 4},
+              {"qwen3-14b", 40960, 4}, {"qwen3-32b", 40960, 4},  {"qwen3-32b", 16384, 8},
+              {"qwen3-14b", 16384, 8}, {"qwen3-8b", 16384, 8},   {"qwen3-32b", 24576, 4},
+              {"qwen3-14b", 24576, 4}};
   double card = card_mib * MiB;
   char path[PATH_MAX];
   json_t *chats = json_array();
   snprintf(path, sizeof path, "%s/qwen3-embedding-0.6b.gguf", models);
-  json_t *emb = json_pack("{ss ss ss si si}", "name", "qwen3-embedding-0.6b", "kind", "embed", "file", path,
-                          "context", (json_int_t)(8192 / div), "parallel", 4);
-  double demand = gc_file_size(path) + 112 * 1024.0 * (8192 / div) * 4; /* the embedder: KV 112 KiB/token */
+  json_t *emb = json_pack("{ss ss ss si si}", "name", "qwen3-embedding-0.6b", "kind", "embed",
+                          "file", path, "context", (json_int_t)(8192 / div), "parallel", 4);
+  double demand =
+      gc_file_size(path) + 112 * 1024.0 * (8192 / div) * 4; /* the embedder: KV 112 KiB/token */
   snprintf(path, sizeof path, "%s/whisper-large-v3.bin", models);
-  json_t *wh = json_pack("{ss ss ss}", "name", "whisper-large-v3", "kind", "transcribe", "file", path);
+  json_t *wh =
+      json_pack("{ss ss ss}", "name", "whisper-large-v3", "kind", "transcribe", "file", path);
   demand += 1.25 * gc_file_size(path); /* its file + a quarter, as the daemon estimates it */
   for (size_t i = 0; i < sizeof plan / sizeof *plan && demand < 3 * card; i++) {
     double kv = 0;
@@ -1153,17 +1244,20 @@ static int gc_gpu_entries(const char *models, double card_mib, int div) {
     snprintf(path, sizeof path, "%s/%s.gguf", models, plan[i].f);
     demand += gc_file_size(path) + kv * ctx * plan[i].np + 1.5e9;
     char name[96];
-    if (ctx >= 1024) snprintf(name, sizeof name, "%s-%ldk-x%ld", plan[i].f, ctx / 1024, plan[i].np);
-    else snprintf(name, sizeof name, "%s-%ld-x%ld", plan[i].f, ctx, plan[i].np);
-    json_array_append_new(chats, json_pack("{ss ss ss sI sI}", "name", name, "kind", "chat", "file", path, "context",
-                                           (json_int_t)ctx, "parallel", (json_int_t)plan[i].np));
+    if (ctx >= 1024)
+      snprintf(name, sizeof name, "%s-%ldk-x%ld", plan[i].f, ctx / 1024, plan[i].np);
+    else
+      snprintf(name, sizeof name, "%s-%ld-x%ld", plan[i].f, ctx, plan[i].np);
+    json_array_append_new(
+        chats, json_pack("{ss ss ss sI sI}", "name", name, "kind", "chat", "file", path, "context",
+                         (json_int_t)ctx, "parallel", (json_int_t)plan[i].np));
   }
   json_array_append_new(chats, emb);
   json_array_append_new(chats, wh);
   char *s = json_dumps(chats, JSON_INDENT(1) | JSON_ENSURE_ASCII);
   if (s) puts(s);
-  fprintf(stderr, "gpu-check: %zu entries, rough demand %.0f GiB for a %.0f GiB card\n", json_array_size(chats),
-          demand / (1024.0 * MiB), card / (1024.0 * MiB));
+  fprintf(stderr, "gpu-check: %zu entries, rough demand %.0f GiB for a %.0f GiB card\n",
+          json_array_size(chats), demand / (1024.0 * MiB), card / (1024.0 * MiB));
   free(s);
   json_decref(chats);
   return s ? 0 : 1;
@@ -1171,7 +1265,9 @@ static int gc_gpu_entries(const char *models, double card_mib, int div) {
 
 /* ---- main ---- */
 
-static int gc_rm(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
+static int gc_rm(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+  return remove(p);
+}
 
 static void gc_mkdirs(const char *dir) {
   char p[PATH_MAX];
@@ -1192,7 +1288,8 @@ static void gc_save(void) {
   for (int i = 0; i < 2; i++)
     if (dirs[i]) {
       char *p = gc_path(dirs[i], "results.json");
-      if (json_dump_file(gc_results, p, JSON_INDENT(1) | JSON_REAL_PRECISION(15) | JSON_ENSURE_ASCII) != 0)
+      if (json_dump_file(gc_results, p,
+                         JSON_INDENT(1) | JSON_REAL_PRECISION(15) | JSON_ENSURE_ASCII) != 0)
         gc_log("cannot write %s", p);
       free(p);
     }
@@ -1206,15 +1303,19 @@ static void gc_utc(char *b, size_t n) {
 }
 
 static void gc_usage(void) {
-  fprintf(stderr,
-          "usage: gpucheck --mode cpu|gpu --entries FILE --daemon BIN --bin DIR --load BIN --bench BIN\n"
-          "                --llama-server BIN --out DIR [--audio WAV] [--lib-path P] [--seconds 60] [--clients 8]\n"
-          "                [--tokens 16] [--threads 0] [--ratio 3] [--swap-runs 4] [--cold-runs 2]\n"
-          "                [--decode-model NAME] [--decode-ctx 1024] [--decode-tokens 128] [--decode-runs 2]\n"
-          "                [--deadline UNIX] [--phases 1234] [--mirror DIR] [--no-transcribe-load]\n"
-          "                [--footprint-max 100] [--reserve 60]\n"
-          "       gpucheck --write-wav OUT.wav SECONDS\n"
-          "       gpucheck --gpu-entries MODELS_DIR CARD_MIB [CONTEXT_DIVISOR]\n");
+  fprintf(
+      stderr,
+      "usage: gpucheck --mode cpu|gpu --entries FILE --daemon BIN --bin DIR --load BIN --bench "
+      "BIN\n"
+      "                --llama-server BIN --out DIR [--audio WAV] [--lib-path P] [--seconds 60] "
+      "[--clients 8]\n"
+      "                [--tokens 16] [--threads 0] [--ratio 3] [--swap-runs 4] [--cold-runs 2]\n"
+      "                [--decode-model NAME] [--decode-ctx 1024] [--decode-tokens 128] "
+      "[--decode-runs 2]\n"
+      "                [--deadline UNIX] [--phases 1234] [--mirror DIR] [--no-transcribe-load]\n"
+      "                [--footprint-max 100] [--reserve 60]\n"
+      "       gpucheck --write-wav OUT.wav SECONDS\n"
+      "       gpucheck --gpu-entries MODELS_DIR CARD_MIB [CONTEXT_DIVISOR]\n");
 }
 
 /* A whole number in [lo, hi] or exit 2. */
@@ -1242,58 +1343,133 @@ int main(int argc, char **argv) {
       gc_usage();
       return 2;
     }
-    return gc_gpu_entries(argv[2], gc_arg_num("gpu-entries", argv[3], 1, 1e8),
-                          argc == 5 && argv[4][0] ? (int)gc_arg_num("gpu-entries", argv[4], 1, 1024) : 1);
+    return gc_gpu_entries(
+        argv[2], gc_arg_num("gpu-entries", argv[3], 1, 1e8),
+        argc == 5 && argv[4][0] ? (int)gc_arg_num("gpu-entries", argv[4], 1, 1024) : 1);
   }
   gc_t0 = gc_now();
-  static const struct option opts[] = {
-      {"mode", 1, 0, 'm'},         {"entries", 1, 0, 'e'},      {"daemon", 1, 0, 'd'},
-      {"bin", 1, 0, 'b'},          {"load", 1, 0, 'L'},         {"bench", 1, 0, 'B'},
-      {"llama-server", 1, 0, 'S'}, {"audio", 1, 0, 'a'},        {"out", 1, 0, 'o'},
-      {"lib-path", 1, 0, 'l'},     {"seconds", 1, 0, 's'},      {"clients", 1, 0, 'c'},
-      {"tokens", 1, 0, 't'},       {"threads", 1, 0, 'T'},      {"ratio", 1, 0, 'r'},
-      {"swap-runs", 1, 0, 1},      {"cold-runs", 1, 0, 2},      {"decode-model", 1, 0, 3},
-      {"decode-ctx", 1, 0, 4},     {"decode-tokens", 1, 0, 5},  {"decode-runs", 1, 0, 6},
-      {"deadline", 1, 0, 7},       {"phases", 1, 0, 8},         {"mirror", 1, 0, 9},
-      {"no-transcribe-load", 0, 0, 10}, {"footprint-max", 1, 0, 11}, {"reserve", 1, 0, 12},
-      {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+  static const struct option opts[] = {{"mode", 1, 0, 'm'},
+                                       {"entries", 1, 0, 'e'},
+                                       {"daemon", 1, 0, 'd'},
+                                       {"bin", 1, 0, 'b'},
+                                       {"load", 1, 0, 'L'},
+                                       {"bench", 1, 0, 'B'},
+                                       {"llama-server", 1, 0, 'S'},
+                                       {"audio", 1, 0, 'a'},
+                                       {"out", 1, 0, 'o'},
+                                       {"lib-path", 1, 0, 'l'},
+                                       {"seconds", 1, 0, 's'},
+                                       {"clients", 1, 0, 'c'},
+                                       {"tokens", 1, 0, 't'},
+                                       {"threads", 1, 0, 'T'},
+                                       {"ratio", 1, 0, 'r'},
+                                       {"swap-runs", 1, 0, 1},
+                                       {"cold-runs", 1, 0, 2},
+                                       {"decode-model", 1, 0, 3},
+                                       {"decode-ctx", 1, 0, 4},
+                                       {"decode-tokens", 1, 0, 5},
+                                       {"decode-runs", 1, 0, 6},
+                                       {"deadline", 1, 0, 7},
+                                       {"phases", 1, 0, 8},
+                                       {"mirror", 1, 0, 9},
+                                       {"no-transcribe-load", 0, 0, 10},
+                                       {"footprint-max", 1, 0, 11},
+                                       {"reserve", 1, 0, 12},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
   const char *bin = NULL;
   int c, li;
   while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
     const char *o = c == '?' ? "" : opts[li].name;
     switch (c) {
-    case 'm': A.mode = optarg; break;
-    case 'e': A.entries = optarg; break;
-    case 'd': A.daemon = optarg; break;
-    case 'b': bin = optarg; break;
-    case 'L': A.load = optarg; break;
-    case 'B': A.bench = optarg; break;
-    case 'S': A.llama_server = optarg; break;
-    case 'a': A.audio = optarg; break;
-    case 'o': A.out = optarg; break;
-    case 'l': A.lib_path = optarg; break;
-    case 's': A.seconds = gc_arg_num(o, optarg, 1, 86400); break;
-    case 'c': A.clients = (int)gc_arg_num(o, optarg, 1, 1024); break;
-    case 't': A.tokens = (int)gc_arg_num(o, optarg, 1, 1 << 20); break;
-    case 'T': A.threads = (int)gc_arg_num(o, optarg, 0, 1024); break;
-    case 'r': A.ratio = gc_arg_num(o, optarg, 0.01, 1000); break;
-    case 1: A.swap_runs = (int)gc_arg_num(o, optarg, 0, 64); break;
-    case 2: A.cold_runs = (int)gc_arg_num(o, optarg, 0, 64); break;
-    case 3: A.decode_model = optarg; break;
-    case 4: A.decode_ctx = (int)gc_arg_num(o, optarg, 1, 1 << 20); break;
-    case 5: A.decode_tokens = (int)gc_arg_num(o, optarg, 1, 1 << 20); break;
-    case 6: A.decode_runs = (int)gc_arg_num(o, optarg, 1, 1000); break;
-    case 7: A.deadline = gc_arg_num(o, optarg, 0, 1e11); break;
-    case 8: A.phases = optarg; break;
-    case 9: A.mirror = optarg; break;
-    case 10: A.no_transcribe_load = true; break;
-    case 11: A.footprint_max = (int)gc_arg_num(o, optarg, 0, GC_MAX_ENTRIES); break;
-    case 12: A.reserve = gc_arg_num(o, optarg, 0, 86400); break;
-    default: gc_usage(); return 2;
+      case 'm':
+        A.mode = optarg;
+        break;
+      case 'e':
+        A.entries = optarg;
+        break;
+      case 'd':
+        A.daemon = optarg;
+        break;
+      case 'b':
+        bin = optarg;
+        break;
+      case 'L':
+        A.load = optarg;
+        break;
+      case 'B':
+        A.bench = optarg;
+        break;
+      case 'S':
+        A.llama_server = optarg;
+        break;
+      case 'a':
+        A.audio = optarg;
+        break;
+      case 'o':
+        A.out = optarg;
+        break;
+      case 'l':
+        A.lib_path = optarg;
+        break;
+      case 's':
+        A.seconds = gc_arg_num(o, optarg, 1, 86400);
+        break;
+      case 'c':
+        A.clients = (int)gc_arg_num(o, optarg, 1, 1024);
+        break;
+      case 't':
+        A.tokens = (int)gc_arg_num(o, optarg, 1, 1 << 20);
+        break;
+      case 'T':
+        A.threads = (int)gc_arg_num(o, optarg, 0, 1024);
+        break;
+      case 'r':
+        A.ratio = gc_arg_num(o, optarg, 0.01, 1000);
+        break;
+      case 1:
+        A.swap_runs = (int)gc_arg_num(o, optarg, 0, 64);
+        break;
+      case 2:
+        A.cold_runs = (int)gc_arg_num(o, optarg, 0, 64);
+        break;
+      case 3:
+        A.decode_model = optarg;
+        break;
+      case 4:
+        A.decode_ctx = (int)gc_arg_num(o, optarg, 1, 1 << 20);
+        break;
+      case 5:
+        A.decode_tokens = (int)gc_arg_num(o, optarg, 1, 1 << 20);
+        break;
+      case 6:
+        A.decode_runs = (int)gc_arg_num(o, optarg, 1, 1000);
+        break;
+      case 7:
+        A.deadline = gc_arg_num(o, optarg, 0, 1e11);
+        break;
+      case 8:
+        A.phases = optarg;
+        break;
+      case 9:
+        A.mirror = optarg;
+        break;
+      case 10:
+        A.no_transcribe_load = true;
+        break;
+      case 11:
+        A.footprint_max = (int)gc_arg_num(o, optarg, 0, GC_MAX_ENTRIES);
+        break;
+      case 12:
+        A.reserve = gc_arg_num(o, optarg, 0, 86400);
+        break;
+      default:
+        gc_usage();
+        return 2;
     }
   }
-  if (optind != argc || !A.mode || (strcmp(A.mode, "cpu") && strcmp(A.mode, "gpu")) || !A.entries || !A.daemon ||
-      !bin || !A.load || !A.bench || !A.llama_server || !A.out) {
+  if (optind != argc || !A.mode || (strcmp(A.mode, "cpu") && strcmp(A.mode, "gpu")) || !A.entries ||
+      !A.daemon || !bin || !A.load || !A.bench || !A.llama_server || !A.out) {
     gc_usage();
     return 2;
   }
@@ -1311,8 +1487,8 @@ int main(int argc, char **argv) {
   json_t *entries_j = json_load_file(A.entries, 0, &jerr);
   size_t n = json_array_size(entries_j);
   if (!json_is_array(entries_j) || n == 0 || n > GC_MAX_ENTRIES) {
-    fprintf(stderr, "gpucheck: %s: expected a JSON list of 1..%d entries (%s)\n", A.entries, GC_MAX_ENTRIES,
-            entries_j ? "wrong shape" : jerr.text);
+    fprintf(stderr, "gpucheck: %s: expected a JSON list of 1..%d entries (%s)\n", A.entries,
+            GC_MAX_ENTRIES, entries_j ? "wrong shape" : jerr.text);
     return 2;
   }
   json_t *entries[GC_MAX_ENTRIES];
@@ -1331,8 +1507,10 @@ int main(int argc, char **argv) {
     size_t k;
     while (f && (k = fread(b, 1, sizeof b, f)) > 0)
       if (sy_buf_append(&gc_audio, b, k) < 0) break;
-    if (f) fclose(f);
-    else gc_log("cannot read --audio %s", A.audio);
+    if (f)
+      fclose(f);
+    else
+      gc_log("cannot read --audio %s", A.audio);
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   signal(SIGPIPE, SIG_IGN);
@@ -1342,12 +1520,14 @@ int main(int argc, char **argv) {
     char tb[64];
     if (gc_gpu_total(gname, sizeof gname, &total))
       snprintf(card, sizeof card, "%s, %s MiB", gname, gc_commas(tb, sizeof tb, total));
-    else snprintf(card, sizeof card, "GPU (nvidia-smi gave no name)");
+    else
+      snprintf(card, sizeof card, "GPU (nvidia-smi gave no name)");
   }
   char when[64];
   gc_utc(when, sizeof when);
-  gc_results = json_pack("{ss so sI sO ss}", "mode", A.mode, "card", A.gpu ? json_string(card) : json_null(), "cpus",
-                         (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "entries", entries_j, "started", when);
+  gc_results = json_pack(
+      "{ss so sI sO ss}", "mode", A.mode, "card", A.gpu ? json_string(card) : json_null(), "cpus",
+      (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "entries", entries_j, "started", when);
   json_t *est = json_object();
   json_t *fp = gc_phase_footprint(entries, n, est);
   if (!fp) {
@@ -1369,7 +1549,9 @@ int main(int argc, char **argv) {
   size_t i;
   json_array_foreach(fp, i, r) {
     double m = gc_num(r, "measured_after_request"), e = gc_num(est, gc_str(r, "name"));
-    if (m > e) json_object_set_new(size, gc_str(r, "name"), json_deep_copy(json_object_get(r, "measured_after_request")));
+    if (m > e)
+      json_object_set_new(size, gc_str(r, "name"),
+                          json_deep_copy(json_object_get(r, "measured_after_request")));
     if (m > biggest) biggest = m;
   }
   if (A.gpu) {
@@ -1431,6 +1613,7 @@ int main(int argc, char **argv) {
   json_decref(size);
   json_decref(est);
   json_decref(gc_results);
+  json_decref(entries_j);
   sy_buf_free(&gc_audio);
   curl_global_cleanup();
   return 0;

@@ -265,6 +265,10 @@ $(BIN)/gpucheck-load: $(call obj,bench/gpucheck/load.c) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
 
+$(BIN)/gpucheck: $(call obj,bench/gpucheck/check.c) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
+
 bench-gpu-check: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/llama-fit-params \
-                 $(BIN)/mkmodel $(BIN)/mkwhisper $(BIN)/bench $(BIN)/gpucheck-load
+                 $(BIN)/mkmodel $(BIN)/mkwhisper $(BIN)/bench $(BIN)/gpucheck-load $(BIN)/gpucheck
 	scripts/gpu-check.sh --cpu

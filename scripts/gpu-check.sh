@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/gpu-check.sh — the GPU-truth check (docs/GPU-CHECK.md): random-weight models of real
 # shapes, a matrix whose total demand is ~3x the memory budget, and four measurements
-# (scripts/gpucheck.py): footprint estimated vs measured, a randomized mixed workload, swap time
+# (build/bin/gpucheck, bench/gpucheck/check.c): footprint estimated vs measured, a randomized mixed workload, swap time
 # vs a llama-server cold start, decode tok/s vs llama-server.
 #
 #   scripts/gpu-check.sh --cpu [--seconds 60]       here (make bench-gpu-check): small real shapes,
@@ -54,7 +54,7 @@ if [ "$mode" = cpu ]; then
   # whisper: the test suite's narrow shape (width 64). Random weights never end a segment, so each
   # request decodes a whole window (~60 s here even so): measured in phase 1, left out of the workload
   [ -f "$models/whisper-narrow.bin" ] || $bin/mkwhisper -o "$models/whisper-narrow.bin"
-  python3 scripts/gpucheck-wav.py "$models/tone-3s.wav" 3
+  $bin/gpucheck --write-wav "$models/tone-3s.wav" 3
   M=$root/$models
   cat >"$out/entries.json" <<JSON
 [
@@ -66,7 +66,7 @@ if [ "$mode" = cpu ]; then
 ]
 JSON
   export SY_TEMPLATES_DIR=$prefix/../src/llama.cpp/models/templates
-  python3 scripts/gpucheck.py --mode cpu --entries "$out/entries.json" --daemon $bin/switchyard --bin $bin \
+  $bin/gpucheck --mode cpu --entries "$out/entries.json" --daemon $bin/switchyard --bin $bin \
     --load $bin/gpucheck-load --bench $bin/bench --llama-server "$prefix/bin/llama-server" \
     --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-60}" --clients 4 --tokens 8 \
     --threads "$threads" --decode-model qwen2.5-0.5b --decode-tokens 64 --decode-runs 1 --swap-runs 4 \
@@ -82,7 +82,7 @@ work=$root/build-cuda/gpu-check
 [ -z "${GPU_CHECK_SIM:-}" ] || work=$root/build-sim/gpu-check
 dest=${out:-${OUT:-}}
 mkdir -p "$work" ${dest:+"$dest"}
-# the log goes straight to $OUT too, and gpucheck.py mirrors results.json there after every phase:
+# the log goes straight to $OUT too, and gpucheck mirrors results.json there after every phase:
 # a command killed at its time limit runs no trap, and still brings back what was measured
 exec > >(tee -a "$work/gpu-check.log" ${dest:+"$dest/gpu-check.log"}) 2>&1
 collect() {
@@ -120,7 +120,7 @@ if [ "$phase" != measure ]; then
       $B/bin/switchyard-llama $B/bin/switchyard-whisper $B/bin/llama-fit-params $B/bin/mkmodel $B/bin/mkwhisper >/dev/null
 fi
 prefix=$(GPU=$gpu CUDA_ARCH=$arch deps/engines.sh print-prefix)
-# LD_LIBRARY_PATH only for what was linked against the carried libraries (not python, nvcc, cmake)
+# LD_LIBRARY_PATH only for what was linked against the carried libraries (not nvcc, cmake)
 export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab
 models=$root/$B/models
 mkdir -p "$models"
@@ -136,7 +136,7 @@ if [ "$phase" != measure ]; then
   pids=()
   for p in qwen3-32b qwen3-14b qwen3-8b qwen2.5-7b qwen3-embedding-0.6b; do gen $p & pids+=($!); done
   [ -f "$models/whisper-large-v3.bin" ] || $B/bin/mkwhisper -o "$models/whisper-large-v3.bin" $([ -n "$sim" ] || echo --large-v3) & pids+=($!)
-  python3 scripts/gpucheck-wav.py "$models/tone-3s.wav" 3
+  LD_LIBRARY_PATH=$libs "$G/bin/gpucheck" --write-wav "$models/tone-3s.wav" 3
   for p in "${pids[@]}"; do wait "$p"; done
   ls -la "$models"
   df -h "$models" | tail -1
@@ -145,38 +145,13 @@ fi
 
 # entries: every file at a few context sizes until the estimated total is ~3x the card's memory
 total_mib=${GPU_CHECK_CARD_MIB:-$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)}
-python3 - "$models" "$total_mib" "${sim:+16}" >"$out/entries.json" <<'PY'
-import json, os, sys
-models, card = sys.argv[1], float(sys.argv[2]) * 2**20
-div = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else 1  # GPU_CHECK_SIM: small contexts
-# (file, KV bytes per token at f16 = layers x kv heads x head_dim x 2 x 2, trained context)
-files = {"qwen3-32b": (64 * 8 * 128 * 4, 40960), "qwen3-14b": (40 * 8 * 128 * 4, 40960),
-         "qwen3-8b": (36 * 8 * 128 * 4, 40960), "qwen2.5-7b": (28 * 4 * 128 * 4, 32768)}
-E = [{"name": "qwen3-embedding-0.6b", "kind": "embed", "file": f"{models}/qwen3-embedding-0.6b.gguf", "context": 8192, "parallel": 4},
-     {"name": "whisper-large-v3", "kind": "transcribe", "file": f"{models}/whisper-large-v3.bin"}]
-# the embedder (KV 112 KiB/token) and whisper (its file + a quarter, as the daemon estimates it)
-demand = os.path.getsize(E[0]["file"]) + 112 * 1024 * (8192 // div) * 4 + 1.25 * os.path.getsize(E[1]["file"])
-E[0]["context"] = 8192 // div
-plan = [("qwen2.5-7b", 8192, 8), ("qwen3-8b", 8192, 4), ("qwen3-14b", 8192, 4), ("qwen3-32b", 8192, 4),
-        ("qwen3-8b", 32768, 4), ("qwen3-14b", 32768, 4), ("qwen3-32b", 32768, 2), ("qwen2.5-7b", 32768, 4),
-        ("qwen3-8b", 40960, 4), ("qwen3-14b", 40960, 4), ("qwen3-32b", 40960, 4), ("qwen3-32b", 16384, 8),
-        ("qwen3-14b", 16384, 8), ("qwen3-8b", 16384, 8), ("qwen3-32b", 24576, 4), ("qwen3-14b", 24576, 4)]
-for f, ctx, np in plan:
-    if demand >= 3 * card:
-        break
-    kv, _ = files[f]
-    ctx //= div
-    path = f"{models}/{f}.gguf"
-    demand += os.path.getsize(path) + kv * ctx * np + 1.5e9
-    E.insert(-2, {"name": f"{f}-{ctx // 1024 if ctx >= 1024 else ctx}{'k' if ctx >= 1024 else ''}-x{np}", "kind": "chat", "file": path, "context": ctx, "parallel": np})
-print(json.dumps(E, indent=1))
-print(f"gpu-check: {len(E)} entries, rough demand {demand / 2**30:.0f} GiB for a {card / 2**30:.0f} GiB card", file=sys.stderr)
-PY
+LD_LIBRARY_PATH=$libs "$G/bin/gpucheck" --gpu-entries "$models" "$total_mib" "${sim:+16}" >"$out/entries.json"
 left=$((deadline - $(date +%s)))
 log "measuring ($left s left)"
-python3 scripts/gpucheck.py --mode gpu --entries "$out/entries.json" --daemon "$G/bin/switchyard" --bin $B/bin \
+# gpucheck itself links libcurl and jansson from .gpu/sysroot; it gives llama-server the environment without them
+LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$G/bin/gpucheck" --mode gpu --entries "$out/entries.json" --daemon "$G/bin/switchyard" --bin $B/bin \
   --load "$G/bin/gpucheck-load" --bench "$G/bin/bench" --llama-server "$prefix/bin/llama-server" --lib-path "$libs" \
   --audio "$models/tone-3s.wav" --out "$out" --seconds "${seconds:-45}" --clients 16 --tokens 32 \
   --decode-model qwen2.5-7b-8k-x8 --decode-tokens 128 --decode-runs 1 --swap-runs 3 --cold-runs 1 \
-  --footprint-max 5 --reserve 150 --deadline "$deadline" ${dest:+--mirror "$dest"} || log "gpucheck.py failed (rc $?)"
+  --footprint-max 5 --reserve 150 --deadline "$deadline" ${dest:+--mirror "$dest"} || log "gpucheck failed (rc $?)"
 log "done"

@@ -2,7 +2,7 @@
 # scripts/gpu-prepare.sh — pack, HERE, what scripts/gpu-check.sh --gpu needs on a lent GPU machine
 # that has no package registry (docs/GPU-CHECK.md). Writes .gpu/ in this checkout (ignored by
 # .gitignore, so it travels only when the device call names it in `carry`):
-#   .gpu/bin/       the daemon and the HTTP clients, built here (CPU-only: no engine inside)
+#   .gpu/bin/       the daemon, the HTTP clients and the gpucheck driver, built here (CPU-only: no engine inside)
 #   .gpu/debs/      Debian runtime packages those need (ldd), plus libjansson-dev for building the
 #                   workers there; unpacked there with dpkg -x into .gpu/sysroot, never into /
 #   .gpu/engines-src.tar.xz  llama.cpp + whisper.cpp sources from the verified engine cache, pruned
@@ -25,9 +25,9 @@ if ! git check-ignore -q .gpu/probe; then
 fi
 
 log "building the daemon and clients (CPU build, no engine linked)"
-make --no-print-directory build/bin/switchyard build/bin/bench build/bin/gpucheck-load >/dev/null
+make --no-print-directory build/bin/switchyard build/bin/bench build/bin/gpucheck-load build/bin/gpucheck >/dev/null
 rm -rf "$out" && mkdir -p "$out/bin" "$out/debs"
-for b in switchyard bench gpucheck-load; do
+for b in switchyard bench gpucheck-load gpucheck; do
   cp "build/bin/$b" "$out/bin/" && strip "$out/bin/$b"
 done
 

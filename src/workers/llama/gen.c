@@ -619,6 +619,34 @@ static void gen_on_token(worker *w, gen_slot *s, llama_token tok);
  * whole vocabulary, the cost of every constrained step: ~15 ms over Qwen's 152k tokens on 2 cores);
  * only a refused token makes the step mask everything and sample again. Greedy picks the same token
  * either way. Both samplers accept the token. */
+/* Whether slot s's grammar allows token t next (one token checked, not the vocabulary). */
+static bool gen_grammar_allows(gen_slot *s, llama_token t) {
+  llama_token_data one = {t, 1.0f, 0.0f};
+  llama_token_data_array check = {&one, 1, -1, false};
+  llama_sampler_apply(s->gs, &check);
+  return isfinite(one.logit);
+}
+
+/* The highest-logit token of all (the chain's processed logits) among its GEN_GREEDY_TRY best
+ * that the grammar allows, skipping `refused`; -1 when none of them is allowed. */
+#define GEN_GREEDY_TRY 32
+static llama_token gen_best_allowed(gen_slot *s, const llama_token_data_array *all, llama_token refused) {
+  size_t best[GEN_GREEDY_TRY];
+  int nb = 0;
+  for (size_t i = 0; i < all->size; i++) { /* the best few, in descending order */
+    float l = all->data[i].logit;
+    if (!(l > -INFINITY) || (nb == GEN_GREEDY_TRY && l <= all->data[best[nb - 1]].logit)) continue;
+    int j = nb < GEN_GREEDY_TRY ? nb++ : GEN_GREEDY_TRY - 1;
+    for (; j > 0 && all->data[best[j - 1]].logit < l; j--) best[j] = best[j - 1];
+    best[j] = i;
+  }
+  for (int k = 0; k < nb; k++) {
+    llama_token id = all->data[best[k]].id;
+    if (id != refused && gen_grammar_allows(s, id)) return id;
+  }
+  return -1;
+}
+
 static llama_token gen_sample(worker *w, gen_slot *s, int32_t idx) {
   if (!s->gs) return llama_sampler_sample(s->smpl, w->ctx, idx);
   const float *logits = llama_get_logits_ith(w->ctx, idx);
@@ -632,10 +660,17 @@ static llama_token gen_sample(worker *w, gen_slot *s, int32_t idx) {
     if (all.selected < 0 || all.selected >= (int64_t)all.size) break;
     t = all.data[all.selected].id;
     if (pass == 1) break;
-    llama_token_data one = {t, 1.0f, 0.0f};
-    llama_token_data_array check = {&one, 1, -1, false};
-    llama_sampler_apply(s->gs, &check);
-    if (isfinite(one.logit)) break; /* allowed */
+    if (gen_grammar_allows(s, t)) break;
+    /* Greedy: the answer is the best token the grammar allows, so try the best few one by one
+     * (the chain has already applied penalties and biases to these logits) before masking the
+     * whole vocabulary; exact, and a trained model's second or third choice usually fits. */
+    if (s->req->temperature <= 0.0f) {
+      llama_token alt = gen_best_allowed(s, &all, t);
+      if (alt >= 0) {
+        t = alt;
+        break;
+      }
+    }
   }
   if (t < 0) t = llama_vocab_eos(w->vocab);
   llama_sampler_accept(s->gs, t);

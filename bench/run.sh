@@ -53,15 +53,5 @@ wait_healthy "http://127.0.0.1:$port" $spid || { echo "bench: switchyard did not
 build/bin/bench --url "http://127.0.0.1:$port" --model bench --tokens "$tokens" --streams "$np" --runs "$runs" >"$out/switchyard.json"
 kill $spid; wait $spid 2>/dev/null || true
 
-python3 - "$out/switchyard.json" "$out/llama-server.json" "$model" "$threads" "$ctx" "$np" <<'PY' || { cat "$out"/*.json; }
-import json, sys
-s, l = (json.load(open(p)) for p in sys.argv[1:3])
-model, threads, ctx, np = sys.argv[3:]
-print(f"model {model}, {threads} threads, context {ctx}/sequence, {np} slots, {s['tokens']} tokens, mean of {s['runs']} runs\n")
-print("| metric | switchyard | llama-server | ratio |")
-print("|---|---|---|---|")
-for k, name in [("single_stream_tok_s", "decode tok/s, 1 stream"), ("aggregate_tok_s", f"decode tok/s, {s['streams']} streams (aggregate)"),
-                ("ttft_ms", "time to first token, ms"), ("one_token_p50_ms", "1-token request p50, ms"), ("one_token_p90_ms", "1-token request p90, ms"),
-                ("overhead_p50_ms", "time outside the engine, 1-token request p50, ms")]:
-    print(f"| {name} | {s[k]:.2f} | {l[k]:.2f} | {s[k]/l[k]:.3f} |")
-PY
+build/bin/bench --compare "$out/switchyard.json" "$out/llama-server.json" \
+  --label "model $model, $threads threads, context $ctx/sequence, $np slots" || { cat "$out"/*.json; }

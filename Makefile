@@ -213,7 +213,12 @@ bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkw
 	bench/speech_asr.sh
 
 # a voice turn (pipeline.c) end to end, split by stage (docs/PERFORMANCE.md, "Voice turn")
-bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/switchyard-espeak
+$(BIN)/bench-voice: $(call obj,bench/speech/bench_voice.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lm
+
+bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/switchyard-espeak \
+             $(BIN)/bench-voice
 	bench/voice_turn.sh
 
 format:

@@ -209,7 +209,12 @@ bench-tts: engines $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BI
 	bench/tts_neural.sh
 
 # whisper-server is built by the script, from the engine cache's sources, outside the repository
-bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkwhisper
+# its audio maker and result table (bench/speech/asr_report.c)
+$(BIN)/bench-asr: $(call obj,bench/speech/asr_report.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -ljansson -lm
+
+bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/bench-asr
 	bench/speech_asr.sh
 
 # a voice turn (pipeline.c) end to end, split by stage (docs/PERFORMANCE.md, "Voice turn")

@@ -56,31 +56,7 @@ fi
 # syllables with a wandering pitch and pauses) when ../shared is not there
 audio=${SPEECH_AUDIO:-$out/speech-${seconds}s.wav}
 if [ -z "${SPEECH_AUDIO:-}" ] && [ ! -f "$audio" ]; then
-  python3 - "$audio" "$seconds" "${SWITCHYARD_TESTDATA:-../shared/testdata}/jfk.wav" <<'PY'
-import math, os, random, struct, sys, wave
-path, seconds, jfk = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-n = int(seconds * 16000)
-if os.path.exists(jfk):
-    w = wave.open(jfk)
-    assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
-    d = w.readframes(w.getnframes())
-    data = (d * (2 * n // len(d) + 1))[:2 * n]
-    print(f"bench: {path}: jfk.wav repeated to {seconds:g} s", file=sys.stderr)
-else:
-    rnd, s, ph = random.Random(1), [], 0.0
-    for i in range(n):
-        t = i / 16000
-        syl = (t * 4) % 1  # four syllables a second, a pause every 2 s
-        env = 0 if (t % 2) > 1.6 else math.sin(math.pi * syl) ** 2
-        f0 = 120 + 30 * math.sin(2 * math.pi * 0.3 * t)
-        ph += 2 * math.pi * f0 / 16000
-        v = sum(math.sin(k * ph) / k for k in range(1, 12)) * env * 0.2 + rnd.uniform(-0.01, 0.01)
-        s.append(int(max(-1, min(1, v)) * 32767))
-    data = struct.pack(f"<{n}h", *s)
-    print(f"bench: {path}: synthetic speech-like signal, {seconds:g} s", file=sys.stderr)
-o = wave.open(path, "wb")
-o.setnchannels(1); o.setsampwidth(2); o.setframerate(16000); o.writeframes(data); o.close()
-PY
+  build/bin/bench-asr --make-audio "$audio" "$seconds" "${SWITCHYARD_TESTDATA:-../shared/testdata}/jfk.wav"
 fi
 
 wait_up() { # url, pid: bounded wait for a server to answer with 200
@@ -129,29 +105,7 @@ for i in $(seq 1 "$runs"); do
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
-python3 - "$out" "$runs" "$seconds" "$model" "$threads" "$load0" "$load1" "${SPEECH_SERVER_FA:-0}" "$omp" \
-  "$temp" "${times_s[*]}" "${times_w[*]}" <<'PY'
-import json, statistics, sys
-out, runs, seconds, model, threads, load0, load1, fa, omp, temp = sys.argv[1:11]
-ts, tw = [list(map(float, a.split())) for a in sys.argv[11:13]]
-seconds = float(seconds)
-# whisper-server ends each segment with a newline, switchyard joins them: compare without spaces
-raw = lambda w, i: json.load(open(f"{out}/speech-{w}-{i}.json"))["text"]
-text = lambda w, i: "".join(raw(w, i).split())
-same = all(text("switchyard", i) == text("server", i) for i in range(1, int(runs) + 1))
-json.dump({"switchyard_s": ts, "whisper_server_s": tw, "audio_s": seconds, "model": model, "threads": int(threads),
-           "load_before": load0, "load_after": load1, "texts_equal": same, "omp_wait_policy": omp,
-           "temperature": float(temp),
-           "text": raw("switchyard", 1)[:500]}, open(f"{out}/speech.json", "w"), indent=1)
-ms, mw = statistics.median(ts), statistics.median(tw)
-print(f"model {model}, {seconds:g} s of audio, {threads} threads, median of {runs} runs; load average "
-      f"{load0} before, {load1} after; OMP_WAIT_POLICY {omp}; "
-      f"temperature {temp}{' with the fallback ladder' if float(temp) == 0 else ', no fallback'}; "
-      f"whisper-server flash attention {'on' if fa == '1' else 'off (-nfa)'}; "
-      f"same text from both: {'yes' if same else 'NO'}\n")
-print("| metric | switchyard | whisper-server | ratio |")
-print("|---|---|---|---|")
-print(f"| wall time per request, median, s | {ms:.2f} | {mw:.2f} | {ms / mw:.3f} |")
-print(f"| real-time factor (median wall / audio) | {ms / seconds:.4f} | {mw / seconds:.4f} | {ms / mw:.3f} |")
-print(f"| wall time, min .. max, s | {min(ts):.2f} .. {max(ts):.2f} | {min(tw):.2f} .. {max(tw):.2f} | |")
-PY
+# the table and build/bench/speech.json (bench/speech/asr_report.c; texts compared without white
+# space: whisper-server ends each segment with a newline, switchyard joins them)
+build/bin/bench-asr --report "$out" "$runs" "$seconds" "$model" "$threads" "$load0" "$load1" \
+  "${SPEECH_SERVER_FA:-0}" "$omp" "$temp" "${times_s[*]}" "${times_w[*]}"

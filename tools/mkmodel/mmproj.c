@@ -758,8 +758,7 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
   struct llama_context *ctx = NULL;
   mtmd_context *mctx = NULL;
   float *feats = NULL, *h = NULL;
-  char *state = NULL;
-  size_t state_n = 0;
+  mk_wav_acc acc = {0}; /* the audio so far, and the decoder state */
   if (!model) {
     snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
     return -1;
@@ -813,9 +812,8 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
     goto done;
   }
   memcpy(h, he, (size_t)n_embd * sizeof(float));
-  size_t n_feats = 0, latent = 0, n_samples = 0;
+  size_t n_feats = 0, latent = 0;
   int n_eos = 0;
-  double sum = 0, sum2 = 0;
   struct mtmd_gen_inp def = mtmd_gen_inp_default(mctx);
   for (int f = 0; f < N_FRAMES; f++) {
     struct mtmd_gen_inp in = def;
@@ -844,48 +842,65 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
       w.feats = feats;
       w.n_feats = n_feats;
       w.seed = 1u;
-      w.state_data = state;
-      w.state_size = state_n;
+      w.state_data = acc.state;
+      w.state_size = acc.state_n;
       if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
           out.n_samples != (n_feats / latent) * MK_TTS_SAMPLES_PER_FRAME) {
         snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames",
                  out.n_samples, n_feats / latent);
         goto done;
       }
-      for (size_t i = 0; i < out.n_samples; i++) {
-        if (!isfinite(out.audio[i])) {
-          snprintf(err, errlen, "sample %zu is not finite", n_samples + i);
-          goto done;
-        }
-        sum += out.audio[i];
-        sum2 += (double)out.audio[i] * out.audio[i];
-      }
-      n_samples += out.n_samples;
-      char *ns = realloc(state, out.state_size ? out.state_size : 1);
-      if (!ns) goto done;
-      state = ns;
-      memcpy(state, out.state_data, out.state_size);
-      state_n = out.state_size;
+      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err, errlen) != 0)
+        goto done;
       n_feats = 0;
     }
   }
-  double mean = sum / (double)n_samples, var = sum2 / (double)n_samples - mean * mean;
-  if (!(var > 1e-12)) {
-    snprintf(err, errlen, "the audio is constant");
-    goto done;
-  }
+  double rms;
+  if (mk_wav_done(&acc, &rms, err, errlen) != 0) goto done;
   snprintf(summary, summarylen,
            "%d frames (latent %zu, EOS head fired %d times) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           N_FRAMES, latent, n_eos, n_samples, info.sample_rate, sqrt(sum2 / (double)n_samples),
-           state_n);
+           N_FRAMES, latent, n_eos, acc.n_samples, info.sample_rate, rms,
+           acc.state_n);
   rc = 0;
 done:
-  free(state);
+  free(acc.state);
   free(feats);
   free(h);
   if (mctx) mtmd_free(mctx);
   if (ctx) llama_free(ctx);
   llama_model_free(model);
   return rc;
+}
+
+int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n, char *err,
+                size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(audio[i])) {
+      snprintf(err, errlen, "sample %zu is not finite", a->n_samples + i);
+      return -1;
+    }
+    a->sum += audio[i];
+    a->sum2 += (double)audio[i] * audio[i];
+  }
+  a->n_samples += n;
+  char *ns = realloc(a->state, state_n ? state_n : 1);
+  if (!ns) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  a->state = ns;
+  if (state_n) memcpy(a->state, state, state_n);
+  a->state_n = state_n;
+  return 0;
+}
+
+int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen) {
+  double n = (double)a->n_samples, mean = n > 0 ? a->sum / n : 0, var = n > 0 ? a->sum2 / n - mean * mean : 0;
+  if (!(var > 1e-12)) {
+    snprintf(err, errlen, "the audio is constant");
+    return -1;
+  }
+  *rms = sqrt(a->sum2 / n);
+  return 0;
 }

@@ -81,4 +81,17 @@ int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint6
 int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads,
                       char *summary, size_t summarylen, char *err, size_t errlen);
 
+/* The audio of a verify's GEN_WAV calls, checked as it comes (every sample finite) with the
+ * decoder state carried to the next call (mk_wav_take), and at the end not constant (mk_wav_done:
+ * its RMS). Both return 0, or -1 + err. Used by the Pocket-TTS and the Qwen3-TTS verifies. */
+typedef struct mk_wav_acc {
+  size_t n_samples;
+  double sum, sum2;
+  char *state; /* the decoder state for the next GEN_WAV (malloc'd; the caller frees it) */
+  size_t state_n;
+} mk_wav_acc;
+int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n, char *err,
+                size_t errlen);
+int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen);
+
 #endif

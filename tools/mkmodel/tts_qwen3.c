@@ -2,6 +2,7 @@
  * keys are those llama.cpp's clip loader (tools/mtmd/clip.cpp, projectors qwen3tts_gen and
  * qwen3tts_spkenc) and its converter (conversion/qwen3tts.py) use; nothing is copied from them. */
 #include "tts_qwen3.h"
+#include "mmproj.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -470,8 +471,7 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   float *prompt = NULL, *fb = NULL, *pad = NULL, *tmp = NULL, *h = NULL;
   void *scratch = NULL;
   int32_t *codes = NULL;
-  char *state = NULL;
-  size_t state_n = 0;
+  mk_wav_acc acc = {0}; /* the audio so far, and the decoder state */
   if (!model) {
     snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
     return -1;
@@ -562,8 +562,7 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
     snprintf(err, errlen, "the prompt does not decode");
     goto done;
   }
-  size_t n_frames_buf = 0, n_samples = 0;
-  double sum = 0, sum2 = 0;
+  size_t n_frames_buf = 0;
   struct mtmd_gen_inp def = mtmd_gen_inp_default(mctx);
   for (int f = 0; f < N_FRAMES; f++) {
     const float *logits = llama_get_logits_ith(ctx, -1);
@@ -601,44 +600,29 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
       w.codes = codes;
       w.n_codes = n_frames_buf * 16;
       w.seed = 1u;
-      w.state_data = state;
-      w.state_size = state_n;
+      w.state_data = acc.state;
+      w.state_size = acc.state_n;
       if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
           out.n_samples != n_frames_buf * MK_Q3T_SAMPLES_PER_FRAME) {
         snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames", out.n_samples,
                  n_frames_buf);
         goto done;
       }
-      for (size_t i = 0; i < out.n_samples; i++) {
-        if (!isfinite(out.audio[i])) {
-          snprintf(err, errlen, "sample %zu is not finite", n_samples + i);
-          goto done;
-        }
-        sum += out.audio[i];
-        sum2 += (double)out.audio[i] * out.audio[i];
-      }
-      n_samples += out.n_samples;
-      char *ns = realloc(state, out.state_size ? out.state_size : 1);
-      if (!ns) goto done;
-      state = ns;
-      memcpy(state, out.state_data, out.state_size);
-      state_n = out.state_size;
+      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err, errlen) != 0)
+        goto done;
       n_frames_buf = 0;
     }
   }
-  double mean = sum / (double)n_samples, var = sum2 / (double)n_samples - mean * mean;
-  if (!(var > 1e-12)) {
-    snprintf(err, errlen, "the audio is constant");
-    goto done;
-  }
+  double rms;
+  if (mk_wav_done(&acc, &rms, err, errlen) != 0) goto done;
   snprintf(summary, summarylen,
            "prompt %d rows, %d frames (16 codes each) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           n_rows, N_FRAMES, n_samples, info.sample_rate, sqrt(sum2 / (double)n_samples), state_n);
+           n_rows, N_FRAMES, acc.n_samples, info.sample_rate, rms, acc.state_n);
   rc = 0;
 done:
   if (rows.fd >= 0) close(rows.fd);
-  free(state);
+  free(acc.state);
   free(codes);
   free(scratch);
   free(tmp);

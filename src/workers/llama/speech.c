@@ -31,12 +31,11 @@
 
 typedef struct sp_voice sp_voice;
 typedef struct sp_req {
-  int64_t id;
+  speech_item it; /* first: the queue's link and the request's id */
   char *text;
   int voice; /* index into st->voices, or -1 */
   sp_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
   uint32_t seed;
-  struct sp_req *next;
 } sp_req;
 
 struct sp_voice {
@@ -53,8 +52,7 @@ typedef struct sp_chunk {
 } sp_chunk;
 
 struct speech_state {
-  sp_req *head, *tail;
-  size_t n_waiting;
+  speech_fifo q; /* the requests waiting behind the current one */
   sp_voice voices[SP_MAX_VOICES];
   int n_voices;
   llama_token audio_bos, bos_voice;
@@ -350,11 +348,7 @@ void speech_free(worker *w) {
   speech_state *st = w->speech;
   if (!st) return;
   sp_end_current(st);
-  while (st->head) {
-    sp_req *r = st->head;
-    st->head = r->next;
-    sp_req_free(r);
-  }
+  for (speech_item *it; (it = speech_fifo_pop(&st->q));) sp_req_free((sp_req *)it);
   for (int i = 0; i < st->n_voices; i++) {
     free(st->voices[i].name);
     free(st->voices[i].path);
@@ -366,10 +360,47 @@ void speech_free(worker *w) {
 }
 
 bool speech_busy(const worker *w) {
-  return q3s_busy(w) || (w->speech && (w->speech->cur || w->speech->head));
+  return q3s_busy(w) || (w->speech && (w->speech->cur || w->speech->q.head));
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
+
+void speech_fifo_push(speech_fifo *f, speech_item *it) {
+  it->next = NULL;
+  if (f->tail) f->tail->next = it;
+  else f->head = it;
+  f->tail = it;
+  f->n++;
+}
+
+speech_item *speech_fifo_pop(speech_fifo *f) {
+  speech_item *it = f->head;
+  if (!it) return NULL;
+  f->head = it->next;
+  if (!f->head) f->tail = NULL;
+  f->n--;
+  it->next = NULL;
+  return it;
+}
+
+speech_item *speech_fifo_remove(speech_fifo *f, int64_t id) {
+  speech_item *prev = NULL;
+  for (speech_item *it = f->head; it; prev = it, it = it->next) {
+    if (it->id != id) continue;
+    if (prev) prev->next = it->next;
+    else f->head = it->next;
+    if (f->tail == it) f->tail = prev;
+    f->n--;
+    it->next = NULL;
+    return it;
+  }
+  return NULL;
+}
+
+void speech_reply_cancelled(worker *w, int64_t id) {
+  reply_send(w, json_pack("{s:s, s:I, s:i, s:i, s:s}", "op", "done", "id", (json_int_t)id, "samples", 0, "rate",
+                          w->sample_rate, "finish_reason", "cancelled"));
+}
 
 int speech_args(worker *w, int64_t id, const json_t *hdr, speech_req_args *out) {
   const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
@@ -425,7 +456,7 @@ void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, s
     free(a.text);
     return;
   }
-  if (st->n_waiting >= SP_MAX_WAITING) {
+  if (st->q.n >= SP_MAX_WAITING) {
     reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
     free(a.text);
     return;
@@ -448,18 +479,15 @@ void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, s
     r->own->clip_len = clip_len;
     r->own->name = uploaded;
   }
-  r->id = id;
+  r->it.id = id;
   r->voice = voice;
   r->seed = a.seed;
-  if (st->tail) st->tail->next = r;
-  else st->head = r;
-  st->tail = r;
-  st->n_waiting++;
+  speech_fifo_push(&st->q, &r->it);
 }
 
 static void sp_done(worker *w, const char *reason) {
   speech_state *st = w->speech;
-  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->id,
+  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
                           "samples", (json_int_t)st->samples, "rate", w->sample_rate,
                           "finish_reason", reason));
   sp_end_current(st);
@@ -472,23 +500,14 @@ void speech_cancel(worker *w, int64_t id) {
   }
   speech_state *st = w->speech;
   if (!st) return;
-  if (st->cur && st->cur->id == id) {
+  if (st->cur && st->cur->it.id == id) {
     sp_done(w, "cancelled");
     return;
   }
-  for (sp_req **pp = &st->head; *pp; pp = &(*pp)->next) {
-    if ((*pp)->id != id) continue;
-    sp_req *r = *pp;
-    *pp = r->next;
-    if (st->tail == r) {
-      st->tail = NULL;
-      for (sp_req *q = st->head; q; q = q->next) st->tail = q;
-    }
-    st->n_waiting--;
-    reply_send(w, json_pack("{s:s, s:I, s:i, s:i, s:s}", "op", "done", "id", (json_int_t)id,
-                            "samples", 0, "rate", w->sample_rate, "finish_reason", "cancelled"));
+  sp_req *r = (sp_req *)speech_fifo_remove(&st->q, id);
+  if (r) {
+    speech_reply_cancelled(w, id);
     sp_req_free(r);
-    return;
   }
 }
 
@@ -582,7 +601,7 @@ static int sp_flush(worker *w) {
   st->dec_state_n = out.state_size;
   if (out.n_samples == 0) return 0;
   st->samples += (int64_t)out.n_samples;
-  reply_payload(w, json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->id, "rate",
+  reply_payload(w, json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
                              w->sample_rate),
                 out.audio, out.n_samples * sizeof(float));
   return 0;
@@ -634,11 +653,7 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int sp_start(worker *w) {
   speech_state *st = w->speech;
-  sp_req *r = st->head;
-  st->head = r->next;
-  if (!st->head) st->tail = NULL;
-  st->n_waiting--;
-  r->next = NULL;
+  sp_req *r = (sp_req *)speech_fifo_pop(&st->q);
   st->cur = r;
   st->samples = 0;
   st->frame_no = 0;
@@ -647,7 +662,7 @@ static int sp_start(worker *w) {
   st->n_feats = 0;
   st->dec_state_n = 0;
   if (sp_split(w, st, r->text) != 0) {
-    reply_error(w, r->id, 500, "synthesis_failed", "the text could not be tokenized");
+    reply_error(w, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
     sp_end_current(st);
     return -1;
   }
@@ -687,10 +702,10 @@ void speech_step(worker *w) {
   speech_state *st = w->speech;
   if (!st) return;
   if (!st->cur) {
-    if (!st->head || sp_start(w) != 0) return;
+    if (!st->q.head || sp_start(w) != 0) return;
   }
   char msg[512];
-  int64_t id = st->cur->id;
+  int64_t id = st->cur->it.id;
   if (!st->prompted) {
     if (st->chunk >= st->n_chunks) {
       sp_done(w, "stop");

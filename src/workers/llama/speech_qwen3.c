@@ -41,13 +41,12 @@
 
 typedef struct q3_voice q3_voice;
 typedef struct q3_req {
-  int64_t id;
+  speech_item it; /* first: the queue's link and the request's id */
   char *text;
   int voice;     /* index into st->voices, or -1 */
   q3_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
   llama_token lang;
   uint32_t seed;
-  struct q3_req *next;
 } q3_req;
 
 struct q3_voice {
@@ -63,8 +62,7 @@ typedef struct q3_chunk {
 } q3_chunk;
 
 struct q3s_state {
-  q3_req *head, *tail;
-  size_t n_waiting;
+  speech_fifo q; /* the requests waiting behind the current one */
   q3_voice voices[Q3_MAX_VOICES];
   int n_voices;
   /* token ids */
@@ -354,11 +352,7 @@ void q3s_free(worker *w) {
   q3s_state *st = w->speech_q3;
   if (!st) return;
   q3_end_current(st);
-  while (st->head) {
-    q3_req *r = st->head;
-    st->head = r->next;
-    q3_req_free(r);
-  }
+  for (speech_item *it; (it = speech_fifo_pop(&st->q));) q3_req_free((q3_req *)it);
   for (int i = 0; i < st->n_voices; i++) {
     free(st->voices[i].name);
     free(st->voices[i].path);
@@ -376,7 +370,7 @@ void q3s_free(worker *w) {
   w->speech_q3 = NULL;
 }
 
-bool q3s_busy(const worker *w) { return w->speech_q3 && (w->speech_q3->cur || w->speech_q3->head); }
+bool q3s_busy(const worker *w) { return w->speech_q3 && (w->speech_q3->cur || w->speech_q3->q.head); }
 
 /* ---- voices -------------------------------------------------------------------------------- */
 
@@ -447,7 +441,7 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
     reply_error(w, id, 400, "invalid_language", "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)",
                 ln);
     refused = "language";
-  } else if (st->n_waiting >= Q3_MAX_WAITING) {
+  } else if (st->q.n >= Q3_MAX_WAITING) {
     reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
     refused = "queue";
   }
@@ -469,16 +463,11 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
     r->own->clip_len = clip_len;
     r->own->name = uploaded;
   }
-  r->id = id;
+  r->it.id = id;
   r->voice = voice;
   r->lang = lang;
   r->seed = a.seed;
-  if (st->tail)
-    st->tail->next = r;
-  else
-    st->head = r;
-  st->tail = r;
-  st->n_waiting++;
+  speech_fifo_push(&st->q, &r->it);
 }
 
 static void q3_done(worker *w, const char *reason) {
@@ -487,9 +476,9 @@ static void q3_done(worker *w, const char *reason) {
       "speak %lld: %s, %u frames, %.2f s of audio in %.0f ms: talker %.0f ms, code predictor %.0f "
       "ms, "
       "code2wav %.0f ms (%d calls)",
-      (long long)st->cur->id, reason, st->frame_no, (double)st->samples / w->sample_rate,
+      (long long)st->cur->it.id, reason, st->frame_no, (double)st->samples / w->sample_rate,
       engine_now_ms() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
-  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->id,
+  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
                           "samples", (json_int_t)st->samples, "rate", w->sample_rate,
                           "finish_reason", reason));
   q3_end_current(st);
@@ -497,23 +486,14 @@ static void q3_done(worker *w, const char *reason) {
 
 void q3s_cancel(worker *w, int64_t id) {
   q3s_state *st = w->speech_q3;
-  if (st->cur && st->cur->id == id) {
+  if (st->cur && st->cur->it.id == id) {
     q3_done(w, "cancelled");
     return;
   }
-  for (q3_req **pp = &st->head; *pp; pp = &(*pp)->next) {
-    if ((*pp)->id != id) continue;
-    q3_req *r = *pp;
-    *pp = r->next;
-    if (st->tail == r) {
-      st->tail = NULL;
-      for (q3_req *q = st->head; q; q = q->next) st->tail = q;
-    }
-    st->n_waiting--;
-    reply_send(w, json_pack("{s:s, s:I, s:i, s:i, s:s}", "op", "done", "id", (json_int_t)id,
-                            "samples", 0, "rate", w->sample_rate, "finish_reason", "cancelled"));
+  q3_req *r = (q3_req *)speech_fifo_remove(&st->q, id);
+  if (r) {
+    speech_reply_cancelled(w, id);
     q3_req_free(r);
-    return;
   }
 }
 
@@ -617,7 +597,7 @@ static int q3_wav(worker *w, bool keep) {
   size_t per = out.n_samples / (size_t)st->n_win, from = per * (size_t)st->n_sent_win;
   st->samples += (int64_t)(out.n_samples - from);
   reply_payload(w,
-                json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->id, "rate",
+                json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
                           w->sample_rate),
                 out.audio + from, (out.n_samples - from) * sizeof(float));
   st->n_sent_win = st->n_win;
@@ -698,11 +678,7 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int q3_start(worker *w) {
   q3s_state *st = w->speech_q3;
-  q3_req *r = st->head;
-  st->head = r->next;
-  if (!st->head) st->tail = NULL;
-  st->n_waiting--;
-  r->next = NULL;
+  q3_req *r = (q3_req *)speech_fifo_pop(&st->q);
   st->cur = r;
   st->samples = 0;
   st->frame_no = 0;
@@ -714,7 +690,7 @@ static int q3_start(worker *w) {
   st->n_wav = 0;
   st->dec_state_n = 0;
   if (q3_split(w, st, r->text) != 0) {
-    reply_error(w, r->id, 500, "synthesis_failed", "the text could not be tokenized");
+    reply_error(w, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
     q3_end_current(st);
     return -1;
   }
@@ -739,10 +715,10 @@ static int q3_start(worker *w) {
 void q3s_step(worker *w) {
   q3s_state *st = w->speech_q3;
   if (!st->cur) {
-    if (!st->head || q3_start(w) != 0) return;
+    if (!st->q.head || q3_start(w) != 0) return;
   }
   char msg[512];
-  int64_t id = st->cur->id;
+  int64_t id = st->cur->it.id;
   if (!st->prompted) {
     if (st->chunk >= st->n_chunks) {
       q3_done(w, "stop");

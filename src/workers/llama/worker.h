@@ -222,6 +222,22 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
 void speech_free(worker *w);
 /* A speak frame: validated and queued (errors answered here). */
 void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
+/* The speak requests waiting behind the one being spoken, shared by the speech loops: each loop's
+ * request struct starts with a speech_item (so an item is its request). FIFO order. */
+typedef struct speech_item {
+  int64_t id;
+  struct speech_item *next;
+} speech_item;
+typedef struct speech_fifo {
+  speech_item *head, *tail;
+  size_t n;
+} speech_fifo;
+void speech_fifo_push(speech_fifo *f, speech_item *it);
+speech_item *speech_fifo_pop(speech_fifo *f);             /* NULL when empty */
+speech_item *speech_fifo_remove(speech_fifo *f, int64_t id); /* NULL when no such id waits */
+/* The `done` of a request cancelled before it started (no samples). */
+void speech_reply_cancelled(worker *w, int64_t id);
+
 /* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
  * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
  * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */

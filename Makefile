@@ -7,9 +7,13 @@
 #   make bench-speech       the built-in voice: time to first audio byte, real-time factor
 #   make bench-tts          neural voices (Pocket-TTS, Qwen3-TTS through mtmd): the same numbers
 #   GPU=cpu|cuda|vulkan|hip   engine backend (CUDA_ARCH=90 for one target)
+#   AMX=1     keep ggml's Intel AMX kernels (off by default: they crash, see deps/engines.sh)
 SHELL := /bin/bash
 GPU ?= cpu
 CUDA_ARCH ?=
+AMX ?= 0
+# the scripts make runs (tests/run.sh, bench/*.sh) ask deps/engines.sh for the same engine build
+export GPU CUDA_ARCH AMX
 BUILD ?= build
 SAN ?=
 HOST ?= 127.0.0.1
@@ -17,7 +21,7 @@ PORT ?= 8080
 MODELS ?= models
 CONFIG ?=
 
-ENGINES := $(shell GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh print-prefix)
+ENGINES := $(shell GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) AMX=$(AMX) deps/engines.sh print-prefix)
 ENGINES_DONE := $(dir $(ENGINES)).done
 
 CC := gcc
@@ -81,7 +85,7 @@ deps:
 
 engines: deps $(ENGINES_DONE)
 $(ENGINES_DONE):
-	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh >/dev/null
+	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) AMX=$(AMX) deps/engines.sh >/dev/null
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -99,7 +103,7 @@ $(BIN)/switchyard-llama: $(call obj,$(LLAMA_SRC)) $(CHAT_OBJ) $(COMMON_OBJ) | $(
 # libraries of ENGINE_LIBS. An engine cache from before Parakeet support gets libparakeet added.
 PARAKEET_LIB := $(ENGINES)/lib/libparakeet.a
 $(PARAKEET_LIB): | $(ENGINES_DONE)
-	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) deps/engines.sh >/dev/null
+	GPU=$(GPU) CUDA_ARCH=$(CUDA_ARCH) AMX=$(AMX) deps/engines.sh >/dev/null
 WHISPER_LIBS := $(ENGINES)/lib/libwhisper.a $(PARAKEET_LIB) \
   $(filter-out %/libmtmd.a %/libllama.a %/libvendor-hash.a,$(ENGINE_LIBS))
 $(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE) $(PARAKEET_LIB)

@@ -5,6 +5,7 @@
 #
 # Usage: deps/engines.sh [print-prefix]
 #   GPU=cpu|cuda|vulkan|hip   backend (default cpu)   CUDA_ARCH=90   single CUDA target
+#   AMX=1                     keep ggml's Intel AMX kernels (compiled out by default: see below)
 #   SWITCHYARD_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/switchyard)
 #   SWITCHYARD_ENGINE_SRC     a .tar.xz of llama.cpp/ + whisper.cpp/ to build instead of fetching
 #                             (made by scripts/gpu-prepare.sh for machines without a registry)
@@ -24,6 +25,20 @@ flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF
        -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_APP=OFF
        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
        -DLLAMA_BUILD_TOOLS=ON -DGGML_NATIVE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+# ggml's AMX matrix kernels (Intel Sapphire Rapids and later) crash on the first quantized matmul
+# (llama.cpp #20824, open, segfault in ggml_backend_amx_mul_mat; seen here with Q8_0 and Q4_K_M).
+# -march=native turns them on wherever the CPU has AMX, so the newcomer with such a Xeon got a
+# worker that crashes on every Q4/Q5/Q8 model. They are compiled out unless AMX=1: the weights then
+# take the CPU repack path (AVX2/AVX-512) that every other x86 machine uses. docs/PERFORMANCE.md has
+# what that costs ("Intel AMX").
+AMX=${AMX:-0}
+case "$AMX" in
+  0) [ "$(uname -m)" = x86_64 ] &&
+       flags+=("-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+               "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16") ;;
+  1) ;;
+  *) echo "engines.sh: AMX=$AMX (0 or 1)" >&2; exit 2 ;;
+esac
 case "$GPU" in
   cpu) ;;
   cuda) flags+=(-DGGML_CUDA=ON); [ -n "$CUDA_ARCH" ] && flags+=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH") ;;

@@ -28,6 +28,12 @@ suite() { # name, command...
 
 make_models() {
   build/bin/mkmodel --preset tiny-qwen2 --seed 1 -o "$models/tiny-qwen2.gguf" &&
+  # quantized weights (the CPU backend's repack / matrix-unit kernels, which F16 never takes):
+  # 256 wide so that Q4_K_M's K-quant blocks are real, not a fallback type
+  build/bin/mkmodel --preset tiny-qwen2 --seed 7 --n-embd 256 --n-ff 512 --type q8_0 \
+    -o "$models/tiny-qwen2-q8_0.gguf" &&
+  build/bin/mkmodel --preset tiny-qwen2 --seed 7 --n-embd 256 --n-ff 512 --type q4_k_m \
+    -o "$models/tiny-qwen2-q4_k_m.gguf" &&
   build/bin/mkmodel --preset tiny-bert --seed 2 -o "$models/tiny-bert.gguf" &&
   build/bin/mkmodel --preset tiny-bert-rerank --seed 5 -o "$models/tiny-bert-rerank.gguf" &&
   build/bin/mkmodel --preset tiny-bert-rerank --seed 5 --rerank-template '[CLS]{query}[SEP]{document}[SEP]' \

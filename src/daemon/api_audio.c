@@ -268,6 +268,8 @@ typedef struct tr_form {
   int fmt;
   bool has_temperature;
   double temperature;
+  bool has_temperature_inc; /* whisper-server's field: the fallback ladder's step, 0 = no fallback */
+  double temperature_inc;
   bool stream, words, segments, vad;
 } tr_form;
 
@@ -356,6 +358,15 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
       return API_BAD(err, "temperature", "invalid_value", "'temperature' must be a number between 0 and 1"), -1;
     f->has_temperature = true;
     f->temperature = t;
+  }
+  if ((p = mp_find(parts, np, "temperature_inc")) && p->len) {
+    char v[32], *end;
+    double t = field_str(p, v, sizeof v) == 0 ? strtod(v, &end) : NAN;
+    if (!(t >= 0 && t <= 1) || *end)
+      return API_BAD(err, "temperature_inc", "invalid_value", "'temperature_inc' must be a number between 0 and 1"),
+             -1;
+    f->has_temperature_inc = true;
+    f->temperature_inc = t;
   }
   if ((p = mp_find(parts, np, "stream")) && p->len && field_bool(p, "stream", &f->stream, err)) return -1;
   f->vad = f->model->vad_model != NULL; /* on when the model has a VAD model, unless the form says vad=false */
@@ -477,6 +488,7 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     if (msg && f.language[0]) json_object_set_new(msg, "language", json_string(f.language));
     if (msg && f.prompt) json_object_set_new(msg, "prompt", json_string(f.prompt));
     if (msg && f.has_temperature) json_object_set_new(msg, "temperature", json_real(f.temperature));
+    if (msg && f.has_temperature_inc) json_object_set_new(msg, "temperature_inc", json_real(f.temperature_inc));
   }
   free(f.prompt);
 

@@ -243,10 +243,10 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   const json_t *jl = json_object_get(h, "language"), *jp = json_object_get(h, "prompt");
   const json_t *jt = json_object_get(h, "temperature");
   const json_t *jtr = json_object_get(h, "translate"), *jw = json_object_get(h, "word_timestamps");
-  const json_t *jv = json_object_get(h, "vad");
+  const json_t *jv = json_object_get(h, "vad"), *ji = json_object_get(h, "temperature_inc");
   if ((jl && !json_is_string(jl) && !json_is_null(jl)) || (jp && !json_is_string(jp) && !json_is_null(jp)) ||
       (jt && !json_is_number(jt) && !json_is_null(jt)) || (jtr && !json_is_boolean(jtr)) ||
-      (jw && !json_is_boolean(jw)) || (jv && !json_is_boolean(jv))) {
+      (jw && !json_is_boolean(jw)) || (jv && !json_is_boolean(jv)) || (ji && !json_is_number(ji))) {
     ww_error(w, id, 400, "invalid_request", "transcribe: a field has the wrong type");
     return;
   }
@@ -264,6 +264,11 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   double temp = jt && json_is_number(jt) ? json_number_value(jt) : 0.0;
   if (!isfinite(temp) || temp < 0 || temp > 1) {
     ww_error(w, id, 400, "invalid_request", "temperature must be between 0 and 1");
+    return;
+  }
+  double inc = ji ? json_number_value(ji) : -1; /* -1: the default rule below */
+  if (ji && (!isfinite(inc) || inc < 0 || inc > 1)) {
+    ww_error(w, id, 400, "invalid_request", "temperature_inc must be between 0 and 1");
     return;
   }
   bool translate = jtr && json_is_true(jtr), vad = jv && json_is_true(jv);
@@ -304,7 +309,12 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   p.print_progress = p.print_realtime = p.print_special = p.print_timestamps = false;
   p.token_timestamps = r.words;
   p.temperature = (float)temp;
-  if (temp > 0) p.temperature_inc = 0; /* a set temperature is kept; 0 keeps the fallback ladder */
+  /* A set temperature is kept; 0 keeps the fallback ladder (whisper.cpp's step, 0.2) unless the
+   * request gives temperature_inc (0: no fallback, so temperature 0 is plain greedy decoding, the
+   * same text for the same audio on every request: the ladder's sampling draws from a generator
+   * whisper.cpp seeds once per model, not per request). */
+  if (inc >= 0) p.temperature_inc = (float)inc;
+  else if (temp > 0) p.temperature_inc = 0;
   char prompt[WW_MAX_PROMPT + 1];
   const char *ps = jp ? json_string_value(jp) : NULL;
   if (ps && *ps) {

@@ -15,7 +15,9 @@ typedef struct api_error {
   char message[1024];
 } api_error;
 
-/* Fill *e; returns 0 so callers can `return api_error_set(...)` on paths returning -1 via wrapper. */
+/* Fill *e (every field; retry_after_s = 0). type, code and param are kept as pointers and must
+ * outlive *e (string literals); the message is formatted into e->message, cut to its size, and
+ * any byte that is not valid UTF-8 becomes '?'. Returns nothing. */
 void api_error_set(api_error *e, int status, const char *type, const char *code, const char *param,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 

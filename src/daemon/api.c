@@ -1,7 +1,8 @@
 /* api.c — the OpenAI-compatible endpoints: route a checked HTTP request, validate it
  * (api_parse.c), get a worker from the scheduler, relay the worker's events as one JSON response
  * or as server-sent events. Must never leave a worker request running for a client that went
- * away, and never answer twice. */
+ * away, never answer twice, and never answer a worker's error other than as apierr.h's table
+ * says (api_worker_error). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,28 +26,9 @@
 
 /* ---- small helpers ---- */
 
-/* An error event from a worker as an api_error. */
-static void worker_error(const ipc_msg *m, api_error *e) {
-  json_t *h = m->hdr;
-  json_t *st = json_object_get(h, "status");
-  int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
-  if (status < 400 || status > 599) status = 500;
-  const char *type = json_string_value(json_object_get(h, "type"));
-  const char *msg = json_string_value(json_object_get(h, "message"));
-  /* type/code must outlive m: map to static strings */
-  static const char *codes[] = {"context_length_exceeded", "no_chat_template", "wrong_capability", "worker_crashed",
-                                "invalid_request", "load_failed", "empty_prompt", "out_of_memory", "overloaded",
-                                "decode_failed", "tokenize_failed", "embedding_failed", "unknown_op", "duplicate_id",
-                                "chat_template_error", "invalid_json_schema", "invalid_tools", "invalid_grammar",
-                                "unsupported_parameter", "unsupported_content", "invalid_image",
-                                "invalid_audio"};
-  const char *code = json_string_value(json_object_get(h, "code"));
-  const char *scode = NULL;
-  for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
-    if (strcmp(code, codes[i]) == 0) scode = codes[i];
-  (void)type;
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", scode, NULL, "%s", msg ? msg : "the worker reported an error");
-  if (scode && strcmp(scode, "context_length_exceeded") == 0) e->param = "messages";
+void api_worker_error(const json_t *hdr, api_error *e) {
+  api_error_from_worker(hdr, e);
+  if (e->code && strcmp(e->code, "context_length_exceeded") == 0) e->param = "messages";
 }
 
 static long long jint(const json_t *o, const char *k) {
@@ -266,7 +248,7 @@ static void gen_stream_event(gen_job *j, ipc_msg *m) {
     j->finished = true;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
-    worker_error(m, &e);
+    api_worker_error(m->hdr, &e);
     emit(j, api_error_json(&e));
     sse_append_done(&j->out);
     j->finished = true;
@@ -345,7 +327,7 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
       break;
     } else if (strcmp(op, "error") == 0) {
       api_error e;
-      worker_error(&m, &e);
+      api_worker_error(m.hdr, &e);
       j->status = e.status;
       http_reply_error(r, &e);
       j->finished = true;
@@ -594,7 +576,7 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
   if (strcmp(ipc_op(&first), "delta") == 0) metrics_ttft(obs->mt, obs->model, obs_elapsed(obs));
   if (strcmp(ipc_op(&first), "error") == 0) {
     api_error_set(&err, 500, NULL, NULL, NULL, "?");
-    worker_error(&first, &err);
+    api_worker_error(first.hdr, &err);
     ipc_msg_clear(&first);
     j->finished = true;
     j->status = err.status;
@@ -640,7 +622,7 @@ static bool one_reply(sy_daemon *d, http_req *r, req_obs *obs, worker *w, json_t
     obs_end(obs, 499);
     http_reply_abort(r);
   } else if (strcmp(ipc_op(m), "error") == 0) {
-    worker_error(m, &err);
+    api_worker_error(m->hdr, &err);
     if (err.param && err_param) err.param = err_param;
     fail(r, obs, &err);
   } else {

@@ -3,7 +3,8 @@
  * whisper worker from the scheduler, its segments relayed as one answer in the asked format
  * (json, text, srt, vtt, verbose_json) or as server-sent events (transcript.text.delta, then
  * transcript.text.done). Never leaves a worker request running for a client that went away, and
- * never answers twice. A transcription asked of an audio-input LLM (an mmproj that takes audio)
+ * never answers twice; a worker's error is answered as apierr.h's table says, never with a status
+ * or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that takes audio)
  * is a chat instead: one user message with the audio and the model's transcribe_prompt, its
  * answer's text relayed the same way (json and text only: an LLM gives no timestamps). */
 #include "api_audio.h"
@@ -113,22 +114,7 @@ static void job_free(void *cls) {
   free(j);
 }
 
-/* An error frame from the worker as an api_error (codes mapped to static strings). */
-static void worker_err(const ipc_msg *m, api_error *e) {
-  static const char *const codes[] = {"invalid_language", "no_vad_model", "transcribe_failed", "invalid_request",
-                                      "wrong_capability", "worker_crashed", "load_failed", "unknown_op",
-                                      "out_of_memory", "context_length_exceeded", "unsupported_content",
-                                      "invalid_image", "decode_failed", "no_chat_template", "chat_template_error"};
-  int status = (int)jnum(m->hdr, "status");
-  if (status < 400 || status > 599) status = 500;
-  const char *code = json_string_value(json_object_get(m->hdr, "code")), *scode = NULL;
-  for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
-    if (strcmp(code, codes[i]) == 0) scode = codes[i];
-  const char *msg = json_string_value(json_object_get(m->hdr, "message"));
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", scode,
-                scode && strcmp(scode, "invalid_language") == 0 ? "language" : NULL, "%s",
-                msg ? msg : "the worker reported an error");
-}
+void api_audio_worker_error(const json_t *hdr, api_error *e) { api_error_from_worker(hdr, e); }
 
 /* A segment frame: its text (the stream's delta), and, when collecting, its JSON. Returns the
  * text to stream (trimmed at the very start of the transcript), owned by the frame. */
@@ -197,7 +183,7 @@ static void stream_event(tr_job *j, ipc_msg *m) {
     j->finished = true;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
-    worker_err(m, &e);
+    api_audio_worker_error(m->hdr, &e);
     json_t *ev = api_error_json(&e);
     if (ev) json_object_set_new(ev, "type", json_string("error"));
     emit(j, ev);
@@ -530,7 +516,7 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     return;
   }
   if (strcmp(ipc_op(&m), "error") == 0) {
-    worker_err(&m, &err);
+    api_audio_worker_error(m.hdr, &err);
     ipc_msg_clear(&m);
     j->finished = true;
     job_free(j);
@@ -559,7 +545,7 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
       break;
     } else if (strcmp(op, "error") == 0) {
       j->finished = true;
-      worker_err(&m, &err);
+      api_audio_worker_error(m.hdr, &err);
       http_reply_error(r, &err);
       break;
     }

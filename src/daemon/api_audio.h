@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "apierr.h"
 #include "buf.h"
 #include "daemon.h"
 
@@ -23,5 +24,8 @@ void api_audio_timestamp(double secs, bool srt, char *out, size_t cap);
  * each cue's start no earlier than the one before and its end no earlier than its start, text
  * trimmed; segments with no text are left out. 0, or -1 when out refused to grow. */
 int api_audio_subtitles(const json_t *segments, bool srt, sy_buf *out);
+/* A worker's error frame (hdr, borrowed) as both endpoints answer it: api_error_from_worker
+ * (apierr.h) unchanged; this is where a transcription-only twist would go. Pure, unit-tested. */
+void api_audio_worker_error(const json_t *hdr, api_error *e);
 
 #endif

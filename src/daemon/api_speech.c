@@ -1,7 +1,9 @@
 /* api_speech.c — see api_speech.h. The status is chosen on the worker's first event (an unknown
  * voice is a proper 400); after that the audio is encoded and sent chunk by chunk (HTTP chunked
  * transfer), so the first bytes leave while later sentences are still being synthesised. A client
- * that hangs up cancels the synthesis (the request is freed, which cancels it in the worker). */
+ * that hangs up cancels the synthesis (the request is freed, which cancels it in the worker).
+ * Must never keep synthesising for a client that went away, and never answer a worker's error
+ * other than as apierr.h's table says (api_speech_worker_error). */
 #include "api_speech.h"
 
 #include <math.h>
@@ -165,25 +167,7 @@ static int speech_clip(const matrix *mx, const json_t *clip, sy_buf *wav, api_er
   return 0;
 }
 
-/* A worker's error frame as an api_error (codes copied: the frame is freed before the reply). */
-static void speech_worker_error(const ipc_msg *m, api_error *e) {
-  json_t *st = json_object_get(m->hdr, "status");
-  int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
-  if (status < 400 || status > 599) status = 500;
-  static const char *const codes[] = {"invalid_voice",  "invalid_request", "synthesis_failed", "overloaded",
-                                      "out_of_memory",  "unknown_op",      "worker_crashed",   "load_failed",
-                                      "invalid_language"};
-  const char *code = json_string_value(json_object_get(m->hdr, "code")), *sc = NULL;
-  for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
-    if (strcmp(code, codes[i]) == 0) sc = codes[i];
-  const char *msg = json_string_value(json_object_get(m->hdr, "message"));
-  const char *param = !sc                                 ? NULL
-                      : strcmp(sc, "invalid_voice") == 0    ? "voice"
-                      : strcmp(sc, "invalid_language") == 0 ? "language"
-                                                            : NULL;
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc, param, "%s",
-                msg ? msg : "the worker reported an error");
-}
+void api_speech_worker_error(const json_t *hdr, api_error *e) { api_error_from_worker(hdr, e); }
 
 /* ---- POST /v1/audio/speech ---- */
 
@@ -278,7 +262,7 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
   }
   if (strcmp(op, "error") == 0) {
     j->finished = true;
-    speech_worker_error(m, err);
+    api_speech_worker_error(m->hdr, err);
     return -1;
   }
   return 0; /* an op we do not know: ignore */
@@ -414,7 +398,7 @@ static json_t *model_voices(sy_daemon *d, const matrix_model *m, int fd) {
   } else if (json_is_array(json_object_get(msg.hdr, "voices"))) {
     json_object_set(entry, "voices", json_object_get(msg.hdr, "voices"));
   } else {
-    speech_worker_error(&msg, &err);
+    api_speech_worker_error(msg.hdr, &err);
     json_object_set_new(entry, "error", json_string(err.message));
   }
   ipc_msg_clear(&msg);

@@ -33,4 +33,9 @@ void api_speech_clear(api_speech *s);
 void api_speech_handle(sy_daemon *d, http_req *r);
 void api_voices_handle(sy_daemon *d, http_req *r);
 
+/* A worker's error frame (hdr, borrowed) as both endpoints answer it: api_error_from_worker
+ * (apierr.h) unchanged (invalid_voice and invalid_language name "voice" and "language" there);
+ * this is where a speech-only twist would go. Pure, unit-tested. */
+void api_speech_worker_error(const json_t *hdr, api_error *e);
+
 #endif

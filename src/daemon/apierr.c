@@ -1,4 +1,6 @@
-/* apierr.c — see apierr.h. */
+/* apierr.c — errors as values (see apierr.h): api_error_set, the OpenAI error body, and the one
+ * table from a worker's error code to the API's status, code and param. Must never hand out a
+ * pointer into a caller's JSON, and never let a worker's status or code through unchecked. */
 #include "apierr.h"
 
 #include <stdio.h>
@@ -50,4 +52,78 @@ json_t *api_error_json(const api_error *e) {
                       e->type ? e->type : "server_error", "param", "code");
   }
   return json_pack("{s:o}", "error", inner);
+}
+
+/* ---- worker error frames ---- */
+
+/* Every code a worker (or worker.c on its behalf) sends, with the status used when the frame has
+ * no usable one and the request field it is about on every endpoint that can see it. A worker that
+ * starts sending a new code adds it here, or its errors become 500 worker_error. */
+typedef struct worker_code {
+  const char *code;
+  int status;
+  const char *param;
+} worker_code;
+
+static const worker_code worker_codes[] = {
+    /* the request */
+    {"invalid_request", 400, NULL},
+    {"wrong_capability", 400, NULL},
+    {"unknown_op", 400, NULL},
+    {"duplicate_id", 400, NULL},
+    {"context_length_exceeded", 400, NULL},
+    {"empty_prompt", 400, NULL},
+    {"no_chat_template", 400, NULL},
+    {"chat_template_error", 400, NULL},
+    {"invalid_json_schema", 400, NULL},
+    {"invalid_tools", 400, NULL},
+    {"invalid_grammar", 400, NULL},
+    {"unsupported_parameter", 400, NULL},
+    {"unsupported_content", 400, NULL},
+    {"invalid_image", 400, NULL},
+    {"invalid_audio", 400, NULL},
+    {"invalid_language", 400, "language"},
+    {"no_vad_model", 400, NULL},
+    {"invalid_voice", 400, "voice"},
+    /* the worker */
+    {"overloaded", 503, NULL},
+    {"out_of_memory", 500, NULL},
+    {"load_failed", 500, NULL},
+    {"worker_crashed", 500, NULL},
+    {"decode_failed", 500, NULL},
+    {"tokenize_failed", 500, NULL},
+    {"embedding_failed", 500, NULL},
+    {"transcribe_failed", 500, NULL},
+    {"synthesis_failed", 500, NULL},
+};
+
+const char *api_error_worker_code(size_t i) {
+  return i < sizeof worker_codes / sizeof *worker_codes ? worker_codes[i].code : NULL;
+}
+
+/* The table's entry for a JSON string (its whole length: an embedded NUL matches nothing). */
+static const worker_code *worker_code_find(const json_t *code) {
+  const char *s = json_string_value(code);
+  if (!s) return NULL;
+  size_t n = json_string_length(code);
+  for (size_t i = 0; i < sizeof worker_codes / sizeof *worker_codes; i++)
+    if (strlen(worker_codes[i].code) == n && memcmp(worker_codes[i].code, s, n) == 0)
+      return &worker_codes[i];
+  return NULL;
+}
+
+bool api_error_from_worker(const json_t *hdr, api_error *e) {
+  const worker_code *wc = worker_code_find(json_object_get(hdr, "code"));
+  const char *msg = json_string_value(json_object_get(hdr, "message"));
+  if (!msg || !*msg) msg = "the worker reported an error";
+  if (!wc) {
+    api_error_set(e, 500, "server_error", API_WORKER_UNKNOWN_CODE, NULL, "%s", msg);
+    return false;
+  }
+  const json_t *st = json_object_get(hdr, "status");
+  json_int_t s = json_is_integer(st) ? json_integer_value(st) : 0;
+  int status = s >= 400 && s <= 599 ? (int)s : wc->status;
+  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", wc->code,
+                wc->param, "%s", msg);
+  return true;
 }

@@ -1,4 +1,6 @@
-/* daemon.h — the daemon's one state struct: everything a request handler may reach. */
+/* daemon.h — the daemon's one state struct: everything a request handler may reach; and api.c's
+ * public face (the HTTP handler, the chat endpoints' worker-error mapping). Handlers on many
+ * threads read it at once: after start-up only mx (atomic) and the counters may change. */
 #ifndef SY_DAEMON_H
 #define SY_DAEMON_H
 
@@ -22,5 +24,10 @@ typedef struct sy_daemon {
 
 /* The HTTP handler for every endpoint (api.c); ud is the sy_daemon. */
 void api_handle(void *ud, http_req *r);
+
+/* A worker's error frame (hdr, borrowed) as the /v1 chat, completions, embeddings and rerank
+ * endpoints answer it: api_error_from_worker (apierr.h), with param "messages" for
+ * context_length_exceeded. Pure, unit-tested. */
+void api_worker_error(const json_t *hdr, api_error *e);
 
 #endif

@@ -8,9 +8,11 @@
  * frame of the llm is read (its text goes out as transcript and is cut into sentences). The llm
  * worker keeps generating in its own process meanwhile (its frames queue in its wreq), so the
  * first sentence's audio leaves while the answer is still being written. Must never leave a step
- * running for a client that went away (freeing a wreq cancels it), and never answer twice. */
+ * running for a client that went away (freeing a wreq cancels it), never answer twice, and never
+ * give a step's worker error a status or code other than apierr.h's table gives it. */
 #include "pipeline.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -92,11 +94,11 @@ json_t *pipe_model_json(const matrix_pipeline *p, long long created) {
 
 /* ---- steps ---- */
 
-enum { ROLE_ASR = 0, ROLE_LLM, ROLE_TTS };
-static const char *const role_names[] = {"asr", "llm", "tts"};
+static const char *const role_names[] = {"asr", "llm", "tts"}; /* by pipe_role */
 
 /* Make err say which step failed: "pipeline 'P' step ROLE (MODEL) failed: why", param ROLE. */
 static void step_failed(api_error *e, const matrix_pipeline *p, int role, const char *model) {
+  assert(role >= PIPE_ASR && role <= PIPE_TTS);
   char why[sizeof e->message];
   memcpy(why, e->message, sizeof why);
   why[sizeof why - 1] = '\0';
@@ -107,25 +109,10 @@ static void step_failed(api_error *e, const matrix_pipeline *p, int role, const 
   e->param = role_names[role];
 }
 
-/* A worker's error frame as an api_error (its code mapped to a static string). */
-static void frame_error(const ipc_msg *m, api_error *e) {
-  static const char *const codes[] = {
-      "invalid_language",    "transcribe_failed", "invalid_request",
-      "wrong_capability",    "worker_crashed",    "load_failed",
-      "unknown_op",          "out_of_memory",     "context_length_exceeded",
-      "unsupported_content", "decode_failed",     "no_chat_template",
-      "chat_template_error", "invalid_voice",     "synthesis_failed",
-      "overloaded",          "empty_prompt",      "tokenize_failed",
-      "invalid_audio"};
-  json_t *st = json_object_get(m->hdr, "status");
-  int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
-  if (status < 400 || status > 599) status = 500;
-  const char *code = json_string_value(json_object_get(m->hdr, "code")), *sc = NULL;
-  for (size_t i = 0; code && i < sizeof codes / sizeof *codes; i++)
-    if (strcmp(code, codes[i]) == 0) sc = codes[i];
-  const char *msg = json_string_value(json_object_get(m->hdr, "message"));
-  api_error_set(e, status, status < 500 ? "invalid_request_error" : "server_error", sc, NULL, "%s",
-                msg ? msg : "the worker reported an error");
+void pipe_step_error(const json_t *hdr, const matrix_pipeline *p, int role, const char *model,
+                     api_error *e) {
+  api_error_from_worker(hdr, e);
+  step_failed(e, p, role, model);
 }
 
 typedef struct step {
@@ -174,9 +161,8 @@ static int step_next(step *s, int fd, ipc_msg *m, api_error *err) {
   bool hup = false;
   if (!wreq_wait(s->q, m, fd, -1, &hup)) return 0;
   if (strcmp(ipc_op(m), "error") == 0) {
-    frame_error(m, err);
+    pipe_step_error(m->hdr, s->p, s->role, s->model->name, err);
     ipc_msg_clear(m);
-    step_failed(err, s->p, s->role, s->model->name);
     s->done = true;
     return -1;
   }
@@ -199,7 +185,7 @@ static int run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, con
                    size_t n, const char *language, const char *prompt, int fd, sy_buf *text,
                    json_t *segs, char *lang, size_t lang_cap, api_error *err) {
   step s;
-  if (step_acquire(&s, d, mx, p, ROLE_ASR, p->asr, err)) return -1;
+  if (step_acquire(&s, d, mx, p, PIPE_ASR, p->asr, err)) return -1;
   bool llm = s.model->engine == MATRIX_ENGINE_LLAMA;
   json_t *msg;
   if (llm) {
@@ -225,7 +211,7 @@ static int run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, con
   int rc = -1;
   if (!msg) {
     API_SERVER(err, "out_of_memory", "out of memory");
-    step_failed(err, p, ROLE_ASR, s.model->name);
+    step_failed(err, p, PIPE_ASR, s.model->name);
   } else if (step_submit(&s, msg, pcm, n * sizeof(float), err) == 0) {
     for (;;) {
       ipc_msg m;
@@ -299,13 +285,13 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
     api_gen g;
     step s = {0};
     if (api_parse_generate(mx, req, true, &g, &err) != 0) {
-      step_failed(&err, p, ROLE_LLM, p->llm);
+      step_failed(&err, p, PIPE_LLM, p->llm);
       rc = -1;
     } else {
       json_t *msg = g.msg;
       g.msg = NULL;
       api_gen_clear(&g);
-      rc = step_acquire(&s, d, mx, p, ROLE_LLM, p->llm, &err);
+      rc = step_acquire(&s, d, mx, p, PIPE_LLM, p->llm, &err);
       if (rc == 0)
         rc = step_submit(&s, msg, NULL, 0, &err);
       else
@@ -912,7 +898,7 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   rc = api_parse_generate(mx, q, true, &g, &err);
   json_decref(q);
   if (rc != 0) {
-    if (err.param && !strcmp(err.param, "model")) step_failed(&err, p, ROLE_LLM, p->llm);
+    if (err.param && !strcmp(err.param, "model")) step_failed(&err, p, PIPE_LLM, p->llm);
     goto refuse;
   }
   if (g.media) {
@@ -926,12 +912,12 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   api_gen_clear(&g);
   /* every step's worker before the first byte: a step that cannot load is a proper HTTP error */
   j->t_llm = now_s();
-  if (step_acquire(&j->llm, d, mx, p, ROLE_LLM, p->llm, &err) != 0) {
+  if (step_acquire(&j->llm, d, mx, p, PIPE_LLM, p->llm, &err) != 0) {
     metrics_pipeline_failure(j->mt, j->row, METRICS_STEP_LLM);
     json_decref(msg);
     goto refuse;
   }
-  if (j->audio_out && step_acquire(&j->tts, d, mx, p, ROLE_TTS, p->tts, &err) != 0) {
+  if (j->audio_out && step_acquire(&j->tts, d, mx, p, PIPE_TTS, p->tts, &err) != 0) {
     metrics_pipeline_failure(j->mt, j->row, METRICS_STEP_TTS);
     json_decref(msg);
     goto refuse;

@@ -9,7 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "apierr.h"
 #include "daemon.h"
+
+/* A pipeline's steps (an error's param names the failed one: "asr", "llm", "tts"). */
+enum pipe_role { PIPE_ASR = 0, PIPE_LLM, PIPE_TTS };
 
 /* Transcribe-and-clean (api_audio.c, once the form is checked and the audio decoded to 16 kHz
  * mono): the asr step's transcript, then the llm step with the pipeline's instruction as system
@@ -39,5 +43,11 @@ json_t *pipe_model_json(const matrix_pipeline *p, long long created);
  * max_chars, backed off to a UTF-8 boundary, when there is none); with final, the whole rest.
  * 0: wait for more text. */
 size_t pipe_sentence_cut(const char *s, size_t len, size_t max_chars, bool final);
+
+/* Pure, unit-tested: a step's worker error frame (hdr, borrowed) as a pipeline answers it:
+ * api_error_from_worker (apierr.h) for status, type and code, then the step named: message
+ * "pipeline 'P' step ROLE (MODEL) failed: why", param "asr" | "llm" | "tts" (role: a pipe_role). */
+void pipe_step_error(const json_t *hdr, const matrix_pipeline *p, int role, const char *model,
+                     api_error *e);
 
 #endif

@@ -13,15 +13,15 @@
 #include "api_audio.h"
 #include "api_parse.h"
 #include "api_router.h"
+#include "api_speech.h"
 #include "audio.h"
 #include "buf.h"
-#include "api_speech.h"
 #include "daemon.h"
+#include "events.h"
 #include "image.h"
 #include "log.h"
-#include "proxy.h"
-#include "events.h"
 #include "pipeline.h"
+#include "proxy.h"
 #include "sse.h"
 
 /* ---- small helpers ---- */
@@ -52,7 +52,9 @@ static double obs_elapsed(const req_obs *o) {
 }
 
 /* The request is answered with status (499: the client went away first). */
-static void obs_end(const req_obs *o, int status) { metrics_request(o->mt, o->model, o->ep, status, obs_elapsed(o)); }
+static void obs_end(const req_obs *o, int status) {
+  metrics_request(o->mt, o->model, o->ep, status, obs_elapsed(o));
+}
 
 /* Reply with an error and count it. */
 static void fail(http_req *r, const req_obs *o, const api_error *e) {
@@ -68,27 +70,30 @@ static int obs_model_of(const sy_daemon *d, const json_t *req) {
 
 static json_t *usage_json(const json_t *done) {
   long long p = jint(done, "prompt_tokens"), c = jint(done, "completion_tokens");
-  return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens", (json_int_t)c,
-                   "total_tokens", (json_int_t)(p + c));
+  return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens",
+                   (json_int_t)c, "total_tokens", (json_int_t)(p + c));
 }
 
 /* The worker's own timings, named as llama-server names them, so a client can tell engine time
  * from the time spent around it. */
 static json_t *timings_json(const json_t *done) {
   json_t *pm = json_object_get(done, "prompt_ms"), *gm = json_object_get(done, "gen_ms");
-  return json_pack("{s:I, s:f, s:I, s:f}", "prompt_n", (json_int_t)jint(done, "prompt_tokens"), "prompt_ms",
-                   json_is_number(pm) ? json_number_value(pm) : 0.0, "predicted_n",
+  return json_pack("{s:I, s:f, s:I, s:f}", "prompt_n", (json_int_t)jint(done, "prompt_tokens"),
+                   "prompt_ms", json_is_number(pm) ? json_number_value(pm) : 0.0, "predicted_n",
                    (json_int_t)jint(done, "completion_tokens"), "predicted_ms",
                    json_is_number(gm) ? json_number_value(gm) : 0.0);
 }
 
 static const char *finish_reason(const json_t *done) {
   const char *f = json_string_value(json_object_get(done, "finish_reason"));
-  return f && strcmp(f, "length") == 0 ? "length" : f && strcmp(f, "tool_calls") == 0 ? "tool_calls" : "stop";
+  return f && strcmp(f, "length") == 0       ? "length"
+         : f && strcmp(f, "tool_calls") == 0 ? "tool_calls"
+                                             : "stop";
 }
 
 /* Log-probabilities in OpenAI's shape: chat {"content":[entries]}; legacy completions
- * {"tokens","token_logprobs","top_logprobs":[{token: logprob}],"text_offset"} (offsets from base). */
+ * {"tokens","token_logprobs","top_logprobs":[{token: logprob}],"text_offset"} (offsets from base).
+ */
 static json_t *logprobs_json(const json_t *entries, bool chat, size_t base) {
   if (chat) return json_pack("{s:O}", "content", entries);
   json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
@@ -101,14 +106,14 @@ static json_t *logprobs_json(const json_t *entries, bool chat, size_t base) {
     json_t *m = json_object();
     size_t k;
     json_t *a;
-    json_array_foreach(json_object_get(e, "top_logprobs"), k, a)
-      json_object_set(m, json_string_value(json_object_get(a, "token")), json_object_get(a, "logprob"));
+    json_array_foreach(json_object_get(e, "top_logprobs"), k, a) json_object_set(
+        m, json_string_value(json_object_get(a, "token")), json_object_get(a, "logprob"));
     json_array_append_new(tops, m);
     json_array_append_new(offs, json_integer((json_int_t)off));
     off += t ? strlen(t) : 0;
   }
-  return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops,
-                   "text_offset", offs);
+  return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs",
+                   tops, "text_offset", offs);
 }
 
 /* A structured delta from the worker ({"reasoning_content"} or {"tool_calls":[…]}, OpenAI's shape),
@@ -133,9 +138,10 @@ static void fold_tool_calls(json_t *calls, const json_t *tc) {
     json_t *fn = json_object_get(c, "function");
     const char *args = json_string_value(json_object_get(fn, "arguments"));
     if (json_is_string(json_object_get(c, "id")) && idx == (json_int_t)json_array_size(calls)) {
-      json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(c, "id"), "type",
-                                             "function", "function", "name", json_object_get(fn, "name"),
-                                             "arguments", args ? args : ""));
+      json_array_append_new(
+          calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(c, "id"), "type",
+                           "function", "function", "name", json_object_get(fn, "name"), "arguments",
+                           args ? args : ""));
     } else if (args && idx >= 0 && (size_t)idx < json_array_size(calls)) {
       json_t *f = json_object_get(json_array_get(calls, (size_t)idx), "function");
       const char *have = json_string_value(json_object_get(f, "arguments"));
@@ -164,10 +170,10 @@ typedef struct gen_job {
   ipc_msg first;
   bool has_first;
   req_obs obs;
-  int status; /* the HTTP status sent; 0 = none yet */
+  int status;          /* the HTTP status sent; 0 = none yet */
   bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
   int keep_alive_s;
-  json_t *lp;          /* streamed: log-probabilities waiting for their text's chunk */
+  json_t *lp; /* streamed: log-probabilities waiting for their text's chunk */
 } gen_job;
 
 static void gen_job_free(void *cls) {
@@ -205,8 +211,9 @@ static json_t *gen_chunk_delta(gen_job *j, const char *text, json_t *sdelta, con
     j->lp = NULL;
   }
   json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", j->id, "object",
-                        j->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)j->created,
-                        "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice);
+                        j->chat ? "chat.completion.chunk" : "text_completion", "created",
+                        (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                        "switchyard", "choices", choice);
   if (c && j->include_usage) json_object_set_new(c, "usage", json_null());
   return c;
 }
@@ -231,17 +238,20 @@ static void gen_stream_event(gen_job *j, ipc_msg *m) {
       json_array_extend(j->lp, lp);
     }
     json_t *sd = j->chat ? worker_delta(m->hdr) : NULL;
-    if (sd && json_object_size(sd) > 0) emit(j, gen_chunk_delta(j, NULL, sd, NULL));
-    else json_decref(sd);
+    if (sd && json_object_size(sd) > 0)
+      emit(j, gen_chunk_delta(j, NULL, sd, NULL));
+    else
+      json_decref(sd);
     if (t && *t) emit(j, gen_chunk(j, t, NULL));
   } else if (strcmp(op, "done") == 0) {
-    metrics_tokens(j->obs.mt, j->obs.model, jint(m->hdr, "prompt_tokens"), jint(m->hdr, "completion_tokens"));
+    metrics_tokens(j->obs.mt, j->obs.model, jint(m->hdr, "prompt_tokens"),
+                   jint(m->hdr, "completion_tokens"));
     emit(j, gen_chunk(j, NULL, finish_reason(m->hdr))); /* carries any log-probabilities left */
     if (j->include_usage) {
       json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
-                            j->chat ? "chat.completion.chunk" : "text_completion", "created", (json_int_t)j->created,
-                            "model", j->model->name, "system_fingerprint", "switchyard", "choices", "usage",
-                            usage_json(m->hdr));
+                            j->chat ? "chat.completion.chunk" : "text_completion", "created",
+                            (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                            "switchyard", "choices", "usage", usage_json(m->hdr));
       emit(j, u);
     }
     sse_append_done(&j->out);
@@ -297,30 +307,36 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
       json_t *sd = j->chat ? worker_delta(m.hdr) : NULL;
       const char *rc = json_string_value(json_object_get(sd, "reasoning_content"));
       if (rc) sy_buf_puts(&reasoning, rc);
-      if (json_object_get(sd, "tool_calls")) fold_tool_calls(calls, json_object_get(sd, "tool_calls"));
+      if (json_object_get(sd, "tool_calls"))
+        fold_tool_calls(calls, json_object_get(sd, "tool_calls"));
       json_decref(sd);
     } else if (strcmp(op, "done") == 0) {
       json_t *choice;
       if (j->chat) {
         bool has_calls = json_array_size(calls) > 0;
-        json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                                has_calls && text.len == 0 ? json_null() : json_string(text.data ? text.data : ""));
-        if (reasoning.len) json_object_set_new(msg, "reasoning_content", json_stringn(reasoning.data, reasoning.len));
+        json_t *msg = json_pack(
+            "{s:s, s:o}", "role", "assistant", "content",
+            has_calls && text.len == 0 ? json_null() : json_string(text.data ? text.data : ""));
+        if (reasoning.len)
+          json_object_set_new(msg, "reasoning_content",
+                              json_stringn(reasoning.data, reasoning.len));
         if (has_calls) json_object_set(msg, "tool_calls", calls);
-        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs", "finish_reason",
-                           finish_reason(m.hdr));
+        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs",
+                           "finish_reason", finish_reason(m.hdr));
         if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, true, 0));
       } else {
-        choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "", "logprobs",
-                           "finish_reason", finish_reason(m.hdr));
+        choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "",
+                           "logprobs", "finish_reason", finish_reason(m.hdr));
         if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, false, 0));
       }
-      json_t *resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
-                               j->chat ? "chat.completion" : "text_completion", "created", (json_int_t)j->created,
-                               "model", j->model->name, "system_fingerprint", "switchyard", "choices", choice,
-                               "usage", usage_json(m.hdr));
+      json_t *resp =
+          json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
+                    j->chat ? "chat.completion" : "text_completion", "created",
+                    (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                    "switchyard", "choices", choice, "usage", usage_json(m.hdr));
       json_object_set_new(resp, "timings", timings_json(m.hdr));
-      metrics_tokens(j->obs.mt, j->obs.model, jint(m.hdr, "prompt_tokens"), jint(m.hdr, "completion_tokens"));
+      metrics_tokens(j->obs.mt, j->obs.model, jint(m.hdr, "prompt_tokens"),
+                     jint(m.hdr, "completion_tokens"));
       j->status = 200;
       http_reply_json(r, 200, resp);
       j->finished = true;
@@ -349,17 +365,18 @@ static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
 
 /* One input_audio part decoded (base64, then any format sy_audio_decode reads) to API_AUDIO_RATE
  * mono float, appended to pay. *seconds accumulates the request's audio. 0, or -1 + err. */
-static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *seconds, sy_buf *pay, size_t *n,
-                     api_error *err) {
+static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *seconds, sy_buf *pay,
+                     size_t *n, api_error *err) {
   size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
   char e[256] = "";
   sy_audio a = {0};
   bool unsupported = false;
-  int rc = api_audio_b64(json_object_get(part, "data"), max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS, &a,
-                         &unsupported, e, sizeof e);
+  int rc = api_audio_b64(json_object_get(part, "data"), max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS,
+                         &a, &unsupported, e, sizeof e);
   if (rc != 0 || a.n < 2) {
     API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
-            unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples");
+            unsupported ? " (a format this build cannot read)" : "",
+            rc ? e : "it holds no samples");
     sy_audio_free(&a);
     return -1;
   }
@@ -368,7 +385,8 @@ static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *sec
   *n = a.n;
   sy_audio_free(&a);
   if (rc != 0) {
-    API_BAD(err, "messages", "invalid_audio", "the audio is too long together (%d s at most)", API_MAX_AUDIO_SECONDS);
+    API_BAD(err, "messages", "invalid_audio", "the audio is too long together (%d s at most)",
+            API_MAX_AUDIO_SECONDS);
     return -1;
   }
   return 0;
@@ -384,7 +402,8 @@ static int gen_media(const matrix *mx, api_gen *g, sy_buf *pay, api_error *err) 
   if (n == 0) return 0;
   for (size_t i = 0; i < n; i++) n_audio += json_is_object(json_array_get(g->media, i));
   bool mixed = n_audio > 0 && n_audio < n;
-  sy_image_limits lim = {.max_bytes = (size_t)mx->max_image_bytes, .max_pixels = (uint64_t)mx->max_image_pixels};
+  sy_image_limits lim = {.max_bytes = (size_t)mx->max_image_bytes,
+                         .max_pixels = (uint64_t)mx->max_image_pixels};
   json_t *dims = json_array(), *auds = json_array();
   double seconds = 0;
   pay->limit = IPC_MAX_PAYLOAD;
@@ -399,15 +418,18 @@ static int gen_media(const matrix *mx, api_gen *g, sy_buf *pay, api_error *err) 
       sy_image im = {0};
       char e[256];
       k_image++;
-      if (sy_image_decode_url(json_string_value(u), json_string_length(u), mx->image_dir, &lim, &im, e, sizeof e) != 0) {
+      if (sy_image_decode_url(json_string_value(u), json_string_length(u), mx->image_dir, &lim, &im,
+                              e, sizeof e) != 0) {
         API_BAD(err, "messages", "invalid_image", "image %zu: %s", k_image, e);
         goto fail;
       }
       int rc = sy_buf_append(pay, im.rgb, (size_t)im.w * im.h * 3);
-      json_array_append_new(dims, ent = json_pack("{s:I, s:I}", "w", (json_int_t)im.w, "h", (json_int_t)im.h));
+      json_array_append_new(
+          dims, ent = json_pack("{s:I, s:I}", "w", (json_int_t)im.w, "h", (json_int_t)im.h));
       sy_image_free(&im);
       if (rc != 0) {
-        API_BAD(err, "messages", "invalid_image", "the images are too large together (%u MiB of pixels at most)",
+        API_BAD(err, "messages", "invalid_image",
+                "the images are too large together (%u MiB of pixels at most)",
                 IPC_MAX_PAYLOAD >> 20);
         goto fail;
       }
@@ -428,8 +450,8 @@ fail:
 /* Check req against its model, decode its media, get a worker: 0 with *g, *rgb, *w set; else
  * nothing is answered and err says why: 1 = the request is refused, 2 = the model could not be
  * acquired (loading failed, too large, queue full, ...). */
-static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool chat, req_obs *obs, api_gen *g,
-                       sy_buf *rgb, worker **w, api_error *err) {
+static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool chat, req_obs *obs,
+                       api_gen *g, sy_buf *rgb, worker **w, api_error *err) {
   memset(rgb, 0, sizeof *rgb);
   if (api_parse_generate(mx, req, chat, g, err) != 0) {
     obs->model = obs_model_of(d, req);
@@ -450,13 +472,14 @@ static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool c
   return 0;
 }
 
-static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp, worker *w);
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
+                    worker *w);
 
 /* A request to a router (api_router.c decides the route): served by the route's model, or when
  * that model cannot be acquired and the router allows it, by the next route of its fallback list
  * that accepts the request. The answer's "model" is the model that served. */
-static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat, req_obs *obs,
-                          const matrix_router *rt) {
+static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
+                          req_obs *obs, const matrix_router *rt) {
   api_route ar;
   if (!api_router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
     atomic_fetch_add(&d->cancelled, 1);
@@ -468,7 +491,8 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
   size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
   json_t *rq = json_copy((json_t *)req); /* shallow: only "model" changes */
   api_error first = {0};
-  int first_model = METRICS_NO_MODEL; /* the answer is the first route's error: counted under its model */
+  int first_model =
+      METRICS_NO_MODEL; /* the answer is the first route's error: counted under its model */
   for (size_t i = 0; rq && i < n; i++) {
     const matrix_route *ro = &rt->routes[cand[i]];
     const matrix_model *mm = matrix_find(mx, ro->model);
@@ -501,9 +525,11 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
       first_model = obs->model;
     }
     /* the request itself refused by the chosen model: its error. A route whose model cannot take
-     * this kind of request (an image for a model without vision, a chat for a completion-only model),
-     * and a fallback route that refuses it for any reason, are skipped; shutting down ends the tries */
-    bool kind = err.code && (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
+     * this kind of request (an image for a model without vision, a chat for a completion-only
+     * model), and a fallback route that refuses it for any reason, are skipped; shutting down ends
+     * the tries */
+    bool kind = err.code &&
+                (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
     bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
                               (rc == 1 && (i > 0 || kind)));
     LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
@@ -519,7 +545,8 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
 
 static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
   const matrix *mx = d->mx;
-  const matrix_router *rt = matrix_find_router(mx, json_string_value(json_object_get(req, "model")));
+  const matrix_router *rt =
+      matrix_find_router(mx, json_string_value(json_object_get(req, "model")));
   if (rt) {
     handle_routed(d, mx, r, req, chat, obs, rt);
     return;
@@ -536,7 +563,8 @@ static void handle_generate(sy_daemon *d, http_req *r, const json_t *req, bool c
 }
 
 /* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
-static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp, worker *w) {
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
+                    worker *w) {
   api_error err = {0};
   api_gen g = *gp;
   sy_buf rgb = *rgbp;
@@ -609,8 +637,8 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
  * when it is not an error; false when the request already ended here: refused (counted and
  * answered, with err_param naming the field of a worker's refusal when given) or abandoned by
  * its client (counted as cancelled). The caller frees *q and *m either way. */
-static bool one_reply(sy_daemon *d, http_req *r, req_obs *obs, worker *w, json_t *msg, const char *err_param,
-                      wreq **q, ipc_msg *m) {
+static bool one_reply(sy_daemon *d, http_req *r, req_obs *obs, worker *w, json_t *msg,
+                      const char *err_param, wreq **q, ipc_msg *m) {
   api_error err = {0};
   bool hup = false;
   *q = worker_submit(w, msg, &err);
@@ -669,16 +697,17 @@ static void handle_embed(sy_daemon *d, http_req *r, const json_t *req, req_obs *
           emb = json_array();
           for (long long k = 0; k < dim; k++) json_array_append_new(emb, json_real(v[i * dim + k]));
         }
-        json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
-                                              "embedding", emb));
+        json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index",
+                                              (json_int_t)i, "embedding", emb));
       }
       long long pt = jint(m.hdr, "prompt_tokens");
       metrics_tokens(obs->mt, obs->model, pt, 0);
       obs_end(obs, 200);
       http_add_header(r, "X-Switchyard-Model", e.model->name);
-      http_reply_json(r, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data, "model",
-                                        e.model->name, "usage", "prompt_tokens", (json_int_t)pt, "total_tokens",
-                                        (json_int_t)pt));
+      http_reply_json(r, 200,
+                      json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
+                                "model", e.model->name, "usage", "prompt_tokens", (json_int_t)pt,
+                                "total_tokens", (json_int_t)pt));
     }
   }
   ipc_msg_clear(&m);
@@ -710,18 +739,21 @@ static json_t *rerank_json(const api_rerank *rr, const float *scores, long long 
   json_t *results = json_array();
   for (size_t k = 0; k < rr->top_n; k++) {
     json_t *text = json_array_get(rr->documents, hits[k].index);
-    json_t *h = json_pack("{s:I, s:f}", "index", (json_int_t)hits[k].index, rr->tei ? "score" : "relevance_score",
-                          (double)hits[k].score);
+    json_t *h = json_pack("{s:I, s:f}", "index", (json_int_t)hits[k].index,
+                          rr->tei ? "score" : "relevance_score", (double)hits[k].score);
     if (h && rr->return_documents) {
-      if (rr->tei) json_object_set(h, "text", text);
-      else json_object_set_new(h, "document", json_pack("{s:O}", "text", text));
+      if (rr->tei)
+        json_object_set(h, "text", text);
+      else
+        json_object_set_new(h, "document", json_pack("{s:O}", "text", text));
     }
     json_array_append_new(results, h);
   }
   free(hits);
   if (rr->tei) return results;
-  return json_pack("{s:s, s:s, s:o, s:{s:I, s:I}}", "object", "list", "model", rr->model->name, "results", results,
-                   "usage", "prompt_tokens", (json_int_t)prompt_tokens, "total_tokens", (json_int_t)prompt_tokens);
+  return json_pack("{s:s, s:s, s:o, s:{s:I, s:I}}", "object", "list", "model", rr->model->name,
+                   "results", results, "usage", "prompt_tokens", (json_int_t)prompt_tokens,
+                   "total_tokens", (json_int_t)prompt_tokens);
 }
 
 static void handle_rerank(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs) {
@@ -747,12 +779,13 @@ static void handle_rerank(sy_daemon *d, http_req *r, const json_t *req, req_obs 
     /* the worker answers with an embeddings frame of one float (the score) per document */
     long long n = jint(m.hdr, "n"), pt = jint(m.hdr, "prompt_tokens");
     const float *v = m.payload;
-    bool ok = strcmp(ipc_op(&m), "embeddings") == 0 && n == (long long)rr.n_documents && jint(m.hdr, "dim") == 1 &&
-              m.payload_len == (size_t)n * sizeof(float);
+    bool ok = strcmp(ipc_op(&m), "embeddings") == 0 && n == (long long)rr.n_documents &&
+              jint(m.hdr, "dim") == 1 && m.payload_len == (size_t)n * sizeof(float);
     for (long long i = 0; ok && i < n; i++) ok = isfinite(v[i]);
     json_t *body = ok ? rerank_json(&rr, v, pt) : NULL;
     if (!body) {
-      API_SERVER(&err, "bad_worker_reply", "the worker sent a malformed or non-finite rerank reply");
+      API_SERVER(&err, "bad_worker_reply",
+                 "the worker sent a malformed or non-finite rerank reply");
       fail(r, obs, &err);
     } else {
       metrics_tokens(obs->mt, obs->model, pt, 0);
@@ -772,20 +805,24 @@ static void handle_rerank(sy_daemon *d, http_req *r, const json_t *req, req_obs 
 
 static json_t *model_json(sy_daemon *d, const matrix_model *m) {
   json_t *caps = json_array(), *aliases = json_array();
-  static const struct { unsigned bit; const char *name; } cn[] = {
-      {MATRIX_CAP_CHAT, "chat"}, {MATRIX_CAP_COMPLETION, "completion"}, {MATRIX_CAP_EMBED, "embed"},
-      {MATRIX_CAP_RERANK, "rerank"},
-      {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"}, {MATRIX_CAP_SPEECH, "speech"},
-      {MATRIX_CAP_AUDIO, "audio"}};
+  static const struct {
+    unsigned bit;
+    const char *name;
+  } cn[] = {{MATRIX_CAP_CHAT, "chat"},     {MATRIX_CAP_COMPLETION, "completion"},
+            {MATRIX_CAP_EMBED, "embed"},   {MATRIX_CAP_RERANK, "rerank"},
+            {MATRIX_CAP_VISION, "vision"}, {MATRIX_CAP_TRANSCRIBE, "transcribe"},
+            {MATRIX_CAP_SPEECH, "speech"}, {MATRIX_CAP_AUDIO, "audio"}};
   for (size_t i = 0; i < sizeof cn / sizeof cn[0]; i++)
     if (m->caps & cn[i].bit) json_array_append_new(caps, json_string(cn[i].name));
-  for (size_t i = 0; i < m->n_aliases; i++) json_array_append_new(aliases, json_string(m->aliases[i]));
+  for (size_t i = 0; i < m->n_aliases; i++)
+    json_array_append_new(aliases, json_string(m->aliases[i]));
   long long est, meas;
   sched_memory(d->sc, m, &est, &meas);
-  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:i, s:{s:I, s:I}}", "id", m->name, "object", "model",
-                   "created", (json_int_t)d->started, "owned_by", "switchyard", "capabilities", caps, "aliases",
-                   aliases, "status", sched_state(d->sc, m), "context_length", m->context, "memory", "estimated",
-                   (json_int_t)est, "measured", (json_int_t)meas);
+  return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:i, s:{s:I, s:I}}", "id", m->name,
+                   "object", "model", "created", (json_int_t)d->started, "owned_by", "switchyard",
+                   "capabilities", caps, "aliases", aliases, "status", sched_state(d->sc, m),
+                   "context_length", m->context, "memory", "estimated", (json_int_t)est, "measured",
+                   (json_int_t)meas);
 }
 
 static void handle_models(sy_daemon *d, http_req *r, const char *id) {
@@ -812,9 +849,12 @@ static void handle_models(sy_daemon *d, http_req *r, const char *id) {
     return;
   }
   json_t *data = json_array();
-  for (size_t i = 0; i < mx->n_models; i++) json_array_append_new(data, model_json(d, &mx->models[i]));
-  for (size_t i = 0; i < mx->n_routers; i++) json_array_append_new(data, api_router_model_json(d, mx, &mx->routers[i]));
-  for (size_t i = 0; i < mx->n_pipelines; i++) json_array_append_new(data, pipe_model_json(&mx->pipelines[i], d->started));
+  for (size_t i = 0; i < mx->n_models; i++)
+    json_array_append_new(data, model_json(d, &mx->models[i]));
+  for (size_t i = 0; i < mx->n_routers; i++)
+    json_array_append_new(data, api_router_model_json(d, mx, &mx->routers[i]));
+  for (size_t i = 0; i < mx->n_pipelines; i++)
+    json_array_append_new(data, pipe_model_json(&mx->pipelines[i], d->started));
   http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -855,7 +895,8 @@ static void handle_admin(sy_daemon *d, http_req *r, bool load) {
     http_reply_error(r, &err);
     return;
   }
-  http_reply_json(r, 200, json_pack("{s:s, s:s}", "model", m->name, "status", sched_state(d->sc, m)));
+  http_reply_json(r, 200,
+                  json_pack("{s:s, s:s}", "model", m->name, "status", sched_state(d->sc, m)));
 }
 
 /* GET /api/events: server-sent events of loads and unloads, from now on, until the client goes. */
@@ -918,23 +959,27 @@ static void handle_events(sy_daemon *d, http_req *r) {
 void api_handle(void *ud, http_req *r) {
   sy_daemon *d = ud;
   const char *method = http_method(r), *path = http_path(r);
-  bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
+  bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
+       post = strcmp(method, "POST") == 0;
   api_error err = {0};
-  if (proxy_handle(d, r)) return; /* external engines (proxy.c): their routes and /upstream/<model>/ */
+  if (proxy_handle(d, r))
+    return; /* external engines (proxy.c): their routes and /upstream/<model>/ */
   /* the rerank paths are llama-server's: /rerank, /reranking, /v1/rerank, /v1/reranking */
-  static const char *posts[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank",
-                                "/rerank", "/v1/reranking", "/reranking"};
+  static const char *posts[] = {
+      "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/rerank",
+      "/v1/reranking",        "/reranking"};
   int which = -1;
   for (int i = 0; i < (int)(sizeof posts / sizeof posts[0]); i++)
     if (strcmp(path, posts[i]) == 0) which = i;
   if (which >= 0) {
-    static const metrics_endpoint eps[] = {METRICS_EP_CHAT,   METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS,
-                                           METRICS_EP_RERANK, METRICS_EP_RERANK,      METRICS_EP_RERANK,
-                                           METRICS_EP_RERANK};
+    static const metrics_endpoint eps[] = {
+        METRICS_EP_CHAT,   METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS, METRICS_EP_RERANK,
+        METRICS_EP_RERANK, METRICS_EP_RERANK,      METRICS_EP_RERANK};
     req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL, .ep = eps[which]};
     clock_gettime(CLOCK_MONOTONIC, &obs.t0);
     if (!post) {
-      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires POST", path);
+      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                    "%s requires POST", path);
       http_add_header(r, "Allow", "POST");
       fail(r, &obs, &err);
       return;
@@ -949,33 +994,43 @@ void api_handle(void *ud, http_req *r) {
     atomic_fetch_add(&d->requests, 1);
     const matrix *mx = d->mx;
     const matrix_pipeline *voice = which == 0 ? pipe_voice_of(mx, req) : NULL;
-    const matrix_pipeline *other = which <= 1 && !voice
-                                       ? matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")))
-                                       : NULL;
+    const matrix_pipeline *other =
+        which <= 1 && !voice
+            ? matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")))
+            : NULL;
     if (other) {
       api_error_set(&err, 400, "invalid_request_error", "wrong_capability", "model",
-                    "'%s' is a %s pipeline: %s", other->name, matrix_pipeline_kind_name(other->kind),
+                    "'%s' is a %s pipeline: %s", other->name,
+                    matrix_pipeline_kind_name(other->kind),
                     other->kind == MATRIX_PIPE_VOICE ? "use it with /v1/chat/completions"
                                                      : "use it with /v1/audio/transcriptions");
       fail(r, &obs, &err);
-    } else if (voice) { /* pipeline.c; counted as the audio endpoints are, under the pipeline's name */
+    } else if (voice) { /* pipeline.c; counted as the audio endpoints are, under the pipeline's name
+                         */
       pipe_voice_turn(d, r, mx, voice, req);
       obs.model = metrics_model(obs.mt, voice->name);
       unsigned st = http_reply_status(r);
       obs_end(&obs, st ? (int)st : 499);
-    } else if (which >= 3) handle_rerank(d, r, req, &obs);
-    else if (which == 2) handle_embed(d, r, req, &obs);
-    else handle_generate(d, r, req, which == 0, &obs);
+    } else if (which >= 3)
+      handle_rerank(d, r, req, &obs);
+    else if (which == 2)
+      handle_embed(d, r, req, &obs);
+    else
+      handle_generate(d, r, req, which == 0, &obs);
     json_decref(req);
     return;
   }
-  bool asr = strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0;
+  bool asr =
+      strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0;
   if (asr || strcmp(path, "/v1/audio/speech") == 0) { /* api_audio.c, api_speech.c */
-    req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL,
+    req_obs obs = {.mt = sched_metrics(d->sc),
+                   .model = METRICS_NO_MODEL,
                    .ep = asr ? METRICS_EP_TRANSCRIBE : METRICS_EP_SPEECH};
     clock_gettime(CLOCK_MONOTONIC, &obs.t0);
-    if (asr) api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
-    else api_speech_handle(d, r);
+    if (asr)
+      api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
+    else
+      api_speech_handle(d, r);
     /* counted when the reply is decided (a stream: at its start); the served model is the one
      * the handler named in X-Switchyard-Model */
     const char *served = http_reply_header(r, "X-Switchyard-Model");
@@ -990,7 +1045,8 @@ void api_handle(void *ud, http_req *r) {
   }
   if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {
     if (!post) {
-      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires POST", path);
+      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                    "%s requires POST", path);
       http_add_header(r, "Allow", "POST");
       http_reply_error(r, &err);
     } else {
@@ -999,10 +1055,11 @@ void api_handle(void *ud, http_req *r) {
     return;
   }
   bool known = strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
-               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0 || strcmp(path, "/metrics") == 0 ||
-               strcmp(path, "/api/events") == 0;
+               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0 ||
+               strcmp(path, "/metrics") == 0 || strcmp(path, "/api/events") == 0;
   if (known && !get) {
-    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires GET", path);
+    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires GET",
+                  path);
     http_add_header(r, "Allow", "GET");
     http_reply_error(r, &err);
   } else if (strcmp(path, "/health") == 0) {
@@ -1013,16 +1070,17 @@ void api_handle(void *ud, http_req *r) {
     handle_models(d, r, path + 11);
   } else if (strcmp(path, "/api/ps") == 0) {
     json_t *ps = sched_ps(d->sc);
-    json_object_set_new(ps, "stats", json_pack("{s:I, s:I}", "requests", (json_int_t)atomic_load(&d->requests),
-                                               "cancelled", (json_int_t)atomic_load(&d->cancelled)));
+    json_object_set_new(ps, "stats",
+                        json_pack("{s:I, s:I}", "requests", (json_int_t)atomic_load(&d->requests),
+                                  "cancelled", (json_int_t)atomic_load(&d->cancelled)));
     http_reply_json(r, 200, ps);
   } else if (strcmp(path, "/metrics") == 0) {
     handle_metrics(d, r);
   } else if (strcmp(path, "/api/events") == 0) {
     handle_events(d, r);
   } else {
-    api_error_set(&err, 404, "invalid_request_error", "not_found", NULL, "Unknown endpoint: %.16s %.200s", method,
-                  path);
+    api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
+                  "Unknown endpoint: %.16s %.200s", method, path);
     http_reply_error(r, &err);
   }
 }

@@ -4,8 +4,8 @@
  * (json, text, srt, vtt, verbose_json) or as server-sent events (transcript.text.delta, then
  * transcript.text.done). Never leaves a worker request running for a client that went away, and
  * never answers twice; a worker's error is answered as apierr.h's table says, never with a status
- * or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that takes audio)
- * is a chat instead: one user message with the audio and the model's transcribe_prompt, its
+ * or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that takes
+ * audio) is a chat instead: one user message with the audio and the model's transcribe_prompt, its
  * answer's text relayed the same way (json and text only: an LLM gives no timestamps). */
 #include "api_audio.h"
 
@@ -34,8 +34,8 @@ int api_audio_format(const char *s) {
 void api_audio_timestamp(double secs, bool srt, char *out, size_t cap) {
   long long ms = isfinite(secs) && secs > 0 ? llround(secs * 1000.0) : 0;
   if (ms > 359999999LL) ms = 359999999LL; /* 99:59:59.999 */
-  snprintf(out, cap, "%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60, srt ? ',' : '.',
-           ms % 1000);
+  snprintf(out, cap, "%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60,
+           srt ? ',' : '.', ms % 1000);
 }
 
 static double jnum(const json_t *o, const char *k) {
@@ -72,7 +72,8 @@ int api_audio_subtitles(const json_t *segments, bool srt, sy_buf *out) {
     /* a blank line would end the cue early: cue text never holds one */
     sy_buf line = {0};
     for (size_t k = 0; k < n; k++)
-      if (t[k] != '\r' && !(t[k] == '\n' && k + 1 < n && t[k + 1] == '\n')) sy_buf_append(&line, t + k, 1);
+      if (t[k] != '\r' && !(t[k] == '\n' && k + 1 < n && t[k + 1] == '\n'))
+        sy_buf_append(&line, t + k, 1);
     if (srt) rc |= sy_buf_printf(out, "%zu\n", ++cue);
     rc |= sy_buf_printf(out, "%s --> %s\n%s\n\n", ta, tb, line.data ? line.data : "");
     sy_buf_free(&line);
@@ -97,8 +98,8 @@ typedef struct tr_job {
   bool finished;
   ipc_msg first;
   bool has_first;
-  bool llm;                 /* an audio LLM's generate: "delta" frames carry the text */
-  double duration;          /* llm: seconds of audio sent */
+  bool llm;        /* an audio LLM's generate: "delta" frames carry the text */
+  double duration; /* llm: seconds of audio sent */
 } tr_job;
 
 static void job_free(void *cls) {
@@ -128,16 +129,18 @@ static const char *job_segment(tr_job *j, const json_t *h, size_t *len) {
   *len = strlen(t);
   sy_buf_append(&j->text, t, *len);
   if (!j->stream && !j->llm) {
-    json_t *seg = json_pack("{s:I, s:i, s:f, s:f, s:O, s:[], s:f}", "id", (json_int_t)json_array_size(j->segments),
-                            "seek", 0, "start", jnum(h, "t0"), "end", jnum(h, "t1"), "text",
-                            json_object_get(h, "text"), "tokens", "temperature", 0.0);
+    json_t *seg = json_pack("{s:I, s:i, s:f, s:f, s:O, s:[], s:f}", "id",
+                            (json_int_t)json_array_size(j->segments), "seek", 0, "start",
+                            jnum(h, "t0"), "end", jnum(h, "t1"), "text", json_object_get(h, "text"),
+                            "tokens", "temperature", 0.0);
     if (seg) json_array_append_new(j->segments, seg);
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(h, "words"), i, w) {
       if (json_is_string(json_object_get(w, "word")))
-        json_array_append_new(j->words, json_pack("{s:O, s:f, s:f}", "word", json_object_get(w, "word"), "start",
-                                                  jnum(w, "start"), "end", jnum(w, "end")));
+        json_array_append_new(
+            j->words, json_pack("{s:O, s:f, s:f}", "word", json_object_get(w, "word"), "start",
+                                jnum(w, "start"), "end", jnum(w, "end")));
     }
   }
   return t;
@@ -151,9 +154,10 @@ static json_t *usage_json(double duration) {
  * its token-billed transcription models). */
 static json_t *job_usage(const tr_job *j, const json_t *done) {
   if (!j->llm) return usage_json(jnum(done, "duration"));
-  json_int_t in = (json_int_t)jnum(done, "prompt_tokens"), out = (json_int_t)jnum(done, "completion_tokens");
-  return json_pack("{s:s, s:I, s:I, s:I, s:f}", "type", "tokens", "input_tokens", in, "output_tokens", out,
-                   "total_tokens", in + out, "seconds", j->duration);
+  json_int_t in = (json_int_t)jnum(done, "prompt_tokens"),
+             out = (json_int_t)jnum(done, "completion_tokens");
+  return json_pack("{s:s, s:I, s:I, s:I, s:f}", "type", "tokens", "input_tokens", in,
+                   "output_tokens", out, "total_tokens", in + out, "seconds", j->duration);
 }
 
 /* A frame with transcript text: whisper's "segment", or an LLM's content "delta" (its reasoning and
@@ -178,8 +182,9 @@ static void stream_event(tr_job *j, ipc_msg *m) {
     const char *t = job_segment(j, m->hdr, &n);
     if (n) emit(j, json_pack("{s:s, s:s%}", "type", "transcript.text.delta", "delta", t, n));
   } else if (strcmp(op, "done") == 0) {
-    emit(j, json_pack("{s:s, s:s%, s:o}", "type", "transcript.text.done", "text", j->text.data ? j->text.data : "",
-                      j->text.len, "usage", job_usage(j, m->hdr)));
+    emit(j,
+         json_pack("{s:s, s:s%, s:o}", "type", "transcript.text.done", "text",
+                   j->text.data ? j->text.data : "", j->text.len, "usage", job_usage(j, m->hdr)));
     j->finished = true;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
@@ -214,7 +219,9 @@ static ssize_t stream_read(void *cls, char *buf, size_t max) {
 
 /* ---- whole answers ---- */
 
-static void reply_text(http_req *r, const char *content_type, sy_buf *b) { http_reply_buf(r, 200, content_type, b); }
+static void reply_text(http_req *r, const char *content_type, sy_buf *b) {
+  http_reply_buf(r, 200, content_type, b);
+}
 
 static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
   double duration = jnum(done, "duration");
@@ -232,12 +239,14 @@ static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
     http_reply_json(r, 200, json_pack("{s:s%, s:o}", "text", all, n, "usage", job_usage(j, done)));
   } else {
     const char *lang = json_string_value(json_object_get(done, "language_name"));
-    json_t *v = json_pack("{s:s, s:s, s:f, s:s%}", "task", j->translate ? "translate" : "transcribe", "language",
-                          lang ? lang : "", "duration", duration, "text", all, n);
+    json_t *v =
+        json_pack("{s:s, s:s, s:f, s:s%}", "task", j->translate ? "translate" : "transcribe",
+                  "language", lang ? lang : "", "duration", duration, "text", all, n);
     if (v && j->want_segments) json_object_set(v, "segments", j->segments);
     if (v && j->want_words) json_object_set(v, "words", j->words);
     json_t *speech = json_object_get(done, "speech");
-    if (v && json_is_array(speech)) json_object_set(v, "speech_segments", speech); /* VAD's view (extension) */
+    if (v && json_is_array(speech))
+      json_object_set(v, "speech_segments", speech); /* VAD's view (extension) */
     if (v) json_object_set_new(v, "usage", usage_json(duration));
     http_reply_json(r, 200, v);
   }
@@ -254,7 +263,8 @@ typedef struct tr_form {
   int fmt;
   bool has_temperature;
   double temperature;
-  bool has_temperature_inc; /* whisper-server's field: the fallback ladder's step, 0 = no fallback */
+  bool
+      has_temperature_inc; /* whisper-server's field: the fallback ladder's step, 0 = no fallback */
   double temperature_inc;
   bool stream, words, segments, vad;
 } tr_form;
@@ -269,18 +279,23 @@ static int field_str(const mp_part *p, char *out, size_t cap) {
 
 static int field_bool(const mp_part *p, const char *name, bool *out, api_error *err) {
   char v[8];
-  if (field_str(p, v, sizeof v) == 0 && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)) *out = true;
-  else if (field_str(p, v, sizeof v) == 0 && (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)) *out = false;
-  else return API_BAD(err, name, "invalid_value", "'%s' must be true or false", name), -1;
+  if (field_str(p, v, sizeof v) == 0 && (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0))
+    *out = true;
+  else if (field_str(p, v, sizeof v) == 0 && (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0))
+    *out = false;
+  else
+    return API_BAD(err, name, "invalid_value", "'%s' must be true or false", name), -1;
   return 0;
 }
 
-static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *parts, tr_form *f, api_error *err) {
+static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *parts, tr_form *f,
+                      api_error *err) {
   memset(f, 0, sizeof *f);
   char boundary[MP_MAX_BOUNDARY + 1], msg[256];
   if (mp_boundary(http_header(r, "Content-Type"), boundary, sizeof boundary) != 0)
     return API_BAD(err, NULL, "invalid_content_type",
-                   "the request must be multipart/form-data with a boundary (send the file as a form upload)"),
+                   "the request must be multipart/form-data with a boundary (send the file as a "
+                   "form upload)"),
            -1;
   size_t len, np;
   const char *body = http_body(r, &len);
@@ -291,41 +306,53 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
   char name[256];
   if (p && field_str(p, name, sizeof name) != 0)
     return API_BAD(err, "model", "invalid_value", "'model' is not a model name"), -1;
-  f->pipe = p ? matrix_find_pipeline(mx, name) : NULL; /* pipeline.c: its asr step is checked as the model */
+  f->pipe = p ? matrix_find_pipeline(mx, name)
+              : NULL; /* pipeline.c: its asr step is checked as the model */
   if (f->pipe && (translate || f->pipe->kind != MATRIX_PIPE_TRANSCRIBE_CLEAN))
     return API_BAD(err, "model", "wrong_capability", "'%s' is a %s pipeline: %s", name,
                    matrix_pipeline_kind_name(f->pipe->kind),
-                   translate ? "translations need a whisper model" : "use it with /v1/chat/completions"),
+                   translate ? "translations need a whisper model"
+                             : "use it with /v1/chat/completions"),
            -1;
   json_t *req = p ? json_pack("{s:s}", "model", f->pipe ? f->pipe->asr : name) : json_object();
-  f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE, translate ? "translation" : "transcription", err);
+  f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE,
+                            translate ? "translation" : "transcription", err);
   json_decref(req);
   if (!f->model) return -1;
   bool llm = f->model->engine == MATRIX_ENGINE_LLAMA && (f->model->caps & MATRIX_CAP_AUDIO);
   if (llm && translate)
     return API_BAD(err, "model", "wrong_capability",
-                   "model '%s' is an audio LLM: ask it for a translation in /v1/chat/completions (translations "
+                   "model '%s' is an audio LLM: ask it for a translation in /v1/chat/completions "
+                   "(translations "
                    "here need a whisper model)",
                    f->model->name),
            -1;
   if (f->model->engine != MATRIX_ENGINE_WHISPER && !llm) {
     char caps[128];
-    return API_BAD(err, "model", "wrong_capability", "model '%s' does not support %s (its capabilities: %s)",
-                   f->model->name, translate ? "translation" : "transcription",
-                   matrix_caps_str(f->model->caps & ~(unsigned)MATRIX_CAP_TRANSCRIBE, caps, sizeof caps)),
+    return API_BAD(err, "model", "wrong_capability",
+                   "model '%s' does not support %s (its capabilities: %s)", f->model->name,
+                   translate ? "translation" : "transcription",
+                   matrix_caps_str(f->model->caps & ~(unsigned)MATRIX_CAP_TRANSCRIBE, caps,
+                                   sizeof caps)),
            -1;
   }
   f->file = mp_find(parts, np, "file");
-  if (!f->file) return API_BAD(err, "file", "missing_required_parameter", "you must provide a file"), -1;
-  if (f->file->len == 0) return API_BAD(err, "file", "invalid_value", "the uploaded file is empty"), -1;
+  if (!f->file)
+    return API_BAD(err, "file", "missing_required_parameter", "you must provide a file"), -1;
+  if (f->file->len == 0)
+    return API_BAD(err, "file", "invalid_value", "the uploaded file is empty"), -1;
 
   if (!translate && (p = mp_find(parts, np, "language")) && p->len) {
     if (field_str(p, f->language, sizeof f->language) != 0)
-      return API_BAD(err, "language", "invalid_value", "'language' must be an ISO-639-1 code such as en"), -1;
+      return API_BAD(err, "language", "invalid_value",
+                     "'language' must be an ISO-639-1 code such as en"),
+             -1;
   }
   if ((p = mp_find(parts, np, "prompt")) && p->len) {
     if (p->len > 16384 || memchr(p->data, '\0', p->len))
-      return API_BAD(err, "prompt", "invalid_value", "'prompt' must be text of at most 16384 bytes"), -1;
+      return API_BAD(err, "prompt", "invalid_value",
+                     "'prompt' must be text of at most 16384 bytes"),
+             -1;
     f->prompt = strndup(p->data, p->len);
   }
   f->fmt = AUD_JSON;
@@ -341,7 +368,9 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
     char v[32], *end;
     double t = field_str(p, v, sizeof v) == 0 ? strtod(v, &end) : NAN;
     if (!(t >= 0 && t <= 1) || *end)
-      return API_BAD(err, "temperature", "invalid_value", "'temperature' must be a number between 0 and 1"), -1;
+      return API_BAD(err, "temperature", "invalid_value",
+                     "'temperature' must be a number between 0 and 1"),
+             -1;
     f->has_temperature = true;
     f->temperature = t;
   }
@@ -349,24 +378,32 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
     char v[32], *end;
     double t = field_str(p, v, sizeof v) == 0 ? strtod(v, &end) : NAN;
     if (!(t >= 0 && t <= 1) || *end)
-      return API_BAD(err, "temperature_inc", "invalid_value", "'temperature_inc' must be a number between 0 and 1"),
+      return API_BAD(err, "temperature_inc", "invalid_value",
+                     "'temperature_inc' must be a number between 0 and 1"),
              -1;
     f->has_temperature_inc = true;
     f->temperature_inc = t;
   }
-  if ((p = mp_find(parts, np, "stream")) && p->len && field_bool(p, "stream", &f->stream, err)) return -1;
-  f->vad = f->model->vad_model != NULL; /* on when the model has a VAD model, unless the form says vad=false */
+  if ((p = mp_find(parts, np, "stream")) && p->len && field_bool(p, "stream", &f->stream, err))
+    return -1;
+  f->vad = f->model->vad_model !=
+           NULL; /* on when the model has a VAD model, unless the form says vad=false */
   if ((p = mp_find(parts, np, "vad")) && p->len && field_bool(p, "vad", &f->vad, err)) return -1;
   if (f->vad && !f->model->vad_model)
-    return API_BAD(err, "vad", "invalid_value", "model '%s' has no vad_model configured", f->model->name), -1;
+    return API_BAD(err, "vad", "invalid_value", "model '%s' has no vad_model configured",
+                   f->model->name),
+           -1;
   bool any = false;
   for (size_t i = 0; i < np; i++) {
-    if (strcmp(parts[i].name, "timestamp_granularities[]") && strcmp(parts[i].name, "timestamp_granularities"))
+    if (strcmp(parts[i].name, "timestamp_granularities[]") &&
+        strcmp(parts[i].name, "timestamp_granularities"))
       continue;
     char v[16];
     any = true;
-    if (field_str(&parts[i], v, sizeof v) == 0 && strcmp(v, "word") == 0) f->words = true;
-    else if (field_str(&parts[i], v, sizeof v) == 0 && strcmp(v, "segment") == 0) f->segments = true;
+    if (field_str(&parts[i], v, sizeof v) == 0 && strcmp(v, "word") == 0)
+      f->words = true;
+    else if (field_str(&parts[i], v, sizeof v) == 0 && strcmp(v, "segment") == 0)
+      f->segments = true;
     else
       return API_BAD(err, "timestamp_granularities", "invalid_value",
                      "'timestamp_granularities[]' items must be word or segment"),
@@ -379,19 +416,25 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
            -1;
   if (f->pipe && (f->fmt == AUD_SRT || f->fmt == AUD_VTT || f->stream))
     return API_BAD(err, f->stream ? "stream" : "response_format", "unsupported_parameter",
-                   "pipeline '%s' answers json, text or verbose_json, not streamed (its cleaned text has no "
+                   "pipeline '%s' answers json, text or verbose_json, not streamed (its cleaned "
+                   "text has no "
                    "timestamps)",
                    f->pipe->name),
            -1;
   if (llm && !f->pipe && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
     return API_BAD(err, "response_format", "unsupported_parameter",
-                   "response_format %s needs timestamps, which model '%s' (an audio LLM) does not give: use json or "
+                   "response_format %s needs timestamps, which model '%s' (an audio LLM) does not "
+                   "give: use json or "
                    "text",
-                   f->fmt == AUD_SRT ? "srt" : f->fmt == AUD_VTT ? "vtt" : "verbose_json", f->model->name),
+                   f->fmt == AUD_SRT   ? "srt"
+                   : f->fmt == AUD_VTT ? "vtt"
+                                       : "verbose_json",
+                   f->model->name),
            -1;
   if (f->stream && f->fmt != AUD_JSON && f->fmt != AUD_TEXT)
-    return API_BAD(err, "stream", "unsupported_parameter",
-                   "streaming is supported with response_format json or text (the events carry text)"),
+    return API_BAD(
+               err, "stream", "unsupported_parameter",
+               "streaming is supported with response_format json or text (the events carry text)"),
            -1;
   return 0;
 }
@@ -403,16 +446,18 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
  * as the payload. */
 static json_t *llm_message(const tr_form *f, size_t n) {
   sy_buf c = {0};
-  const char *instr = f->model->transcribe_prompt ? f->model->transcribe_prompt : MATRIX_TRANSCRIBE_PROMPT;
+  const char *instr =
+      f->model->transcribe_prompt ? f->model->transcribe_prompt : MATRIX_TRANSCRIBE_PROMPT;
   sy_buf_printf(&c, "%s\n%s", API_IMAGE_MARKER, instr);
-  if (f->language[0] && strcmp(f->language, "auto") != 0) sy_buf_printf(&c, "\nThe language is %s.", f->language);
+  if (f->language[0] && strcmp(f->language, "auto") != 0)
+    sy_buf_printf(&c, "\nThe language is %s.", f->language);
   if (f->prompt) sy_buf_printf(&c, "\n%s", f->prompt);
-  json_t *msg = c.data ? json_pack("{s:s, s:[{s:s, s:s%}], s:I, s:f, s:[{s:I}]}", "op", "generate", "messages",
-                                   "role", "user", "content", c.data, c.len, "max_tokens",
-                                   (json_int_t)(64 + 16 * ((n + 15999) / 16000)),
-                                   "temperature", f->has_temperature ? f->temperature : 0.0, "audios", "n",
-                                   (json_int_t)n)
-                       : NULL;
+  json_t *msg =
+      c.data ? json_pack("{s:s, s:[{s:s, s:s%}], s:I, s:f, s:[{s:I}]}", "op", "generate",
+                         "messages", "role", "user", "content", c.data, c.len, "max_tokens",
+                         (json_int_t)(64 + 16 * ((n + 15999) / 16000)), "temperature",
+                         f->has_temperature ? f->temperature : 0.0, "audios", "n", (json_int_t)n)
+             : NULL;
   sy_buf_free(&c);
   return msg;
 }
@@ -420,7 +465,8 @@ static json_t *llm_message(const tr_form *f, size_t n) {
 void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
   api_error err = {0};
   if (strcmp(http_method(r), "POST") != 0) {
-    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires POST", http_path(r));
+    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
+                  "%s requires POST", http_path(r));
     http_add_header(r, "Allow", "POST");
     http_reply_error(r, &err);
     return;
@@ -445,11 +491,13 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
   bool unsupported = false;
   char aerr[256] = "";
   sy_audio_limits lim = {.max_bytes = d->mx->max_upload_bytes};
-  int drc = sy_audio_decode(f.file->data, f.file->len, 16000, &lim, &a, &unsupported, aerr, sizeof aerr);
+  int drc =
+      sy_audio_decode(f.file->data, f.file->len, 16000, &lim, &a, &unsupported, aerr, sizeof aerr);
   free(parts); /* f.file is gone with it; the samples are in a */
   if (drc != 0 || a.n == 0) {
     if (unsupported)
-      api_error_set(&err, 415, "invalid_request_error", "unsupported_audio_format", "file", "%s", aerr);
+      api_error_set(&err, 415, "invalid_request_error", "unsupported_audio_format", "file", "%s",
+                    aerr);
     else
       API_BAD(&err, "file", "invalid_audio", "could not decode the audio file: %s",
               drc != 0 ? aerr : "it holds no samples");
@@ -469,12 +517,13 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
   if (llm) {
     msg = llm_message(&f, a.n);
   } else {
-    msg = json_pack("{s:s, s:b, s:b, s:b}", "op", "transcribe", "translate", translate, "word_timestamps", f.words,
-                    "vad", f.vad);
+    msg = json_pack("{s:s, s:b, s:b, s:b}", "op", "transcribe", "translate", translate,
+                    "word_timestamps", f.words, "vad", f.vad);
     if (msg && f.language[0]) json_object_set_new(msg, "language", json_string(f.language));
     if (msg && f.prompt) json_object_set_new(msg, "prompt", json_string(f.prompt));
     if (msg && f.has_temperature) json_object_set_new(msg, "temperature", json_real(f.temperature));
-    if (msg && f.has_temperature_inc) json_object_set_new(msg, "temperature_inc", json_real(f.temperature_inc));
+    if (msg && f.has_temperature_inc)
+      json_object_set_new(msg, "temperature_inc", json_real(f.temperature_inc));
   }
   free(f.prompt);
 
@@ -494,9 +543,18 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     http_reply_error(r, &err);
     return;
   }
-  *j = (tr_job){.d = d, .model = f.model, .w = w, .fd = http_client_fd(r), .translate = translate,
-                .stream = f.stream, .want_words = f.words, .want_segments = f.segments, .fmt = f.fmt,
-                .segments = json_array(), .words = json_array(), .llm = llm,
+  *j = (tr_job){.d = d,
+                .model = f.model,
+                .w = w,
+                .fd = http_client_fd(r),
+                .translate = translate,
+                .stream = f.stream,
+                .want_words = f.words,
+                .want_segments = f.segments,
+                .fmt = f.fmt,
+                .segments = json_array(),
+                .words = json_array(),
+                .llm = llm,
                 .duration = (double)a.n / 16000.0};
   j->q = worker_submit_payload(w, msg, a.pcm, a.n * sizeof(float), &err);
   sy_audio_free(&a);

@@ -46,7 +46,8 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
   }
   if (chars > API_SPEECH_MAX_CHARS) {
     API_BAD(err, "input", "string_above_max_length",
-            "'input' is %zu characters long; the maximum is %d characters", chars, API_SPEECH_MAX_CHARS);
+            "'input' is %zu characters long; the maximum is %d characters", chars,
+            API_SPEECH_MAX_CHARS);
     return -1;
   }
   json_t *v = json_object_get(req, "voice");
@@ -54,20 +55,24 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
   json_t *clip = json_is_object(v) ? json_object_get(v, "audio") : NULL;
   if (clip) { /* a Switchyard extension: {"audio": base64 or data: URL of a reference clip} */
     if (!json_is_string(clip) || json_string_length(clip) == 0) {
-      API_BAD(err, "voice", "invalid_type", "'voice.audio' must be a reference clip: base64 or a data: URL");
+      API_BAD(err, "voice", "invalid_type",
+              "'voice.audio' must be a reference clip: base64 or a data: URL");
       return -1;
     }
     if (!m->voice_upload) {
       API_BAD(err, "voice", "voice_upload_disabled",
-              "model '%s' does not take uploaded voices (voice_upload in the model matrix); use a voice name",
+              "model '%s' does not take uploaded voices (voice_upload in the model matrix); use a "
+              "voice name",
               m->name);
       return -1;
     }
   } else if (v && !json_is_null(v)) {
     /* OpenAI also takes {"id": "voice_..."} for custom voices: the id names the voice here */
     json_t *s = json_is_object(v) ? json_object_get(v, "id") : v;
-    if (!json_is_string(s) || json_string_length(s) > 100 || strlen(json_string_value(s)) != json_string_length(s)) {
-      API_BAD(err, "voice", "invalid_type", "'voice' must be a voice name (a string of at most 100 characters)");
+    if (!json_is_string(s) || json_string_length(s) > 100 ||
+        strlen(json_string_value(s)) != json_string_length(s)) {
+      API_BAD(err, "voice", "invalid_type",
+              "'voice' must be a voice name (a string of at most 100 characters)");
       return -1;
     }
     voice = json_string_value(s);
@@ -77,7 +82,8 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
   if (f && !json_is_null(f)) {
     fmt = json_string_value(f);
     bool ok = false;
-    for (size_t i = 0; fmt && i < sizeof formats / sizeof *formats; i++) ok = ok || strcmp(fmt, formats[i]) == 0;
+    for (size_t i = 0; fmt && i < sizeof formats / sizeof *formats; i++)
+      ok = ok || strcmp(fmt, formats[i]) == 0;
     if (!ok) {
       API_BAD(err, "response_format", "invalid_value",
               "'response_format' must be one of mp3, opus, aac, flac, wav, pcm");
@@ -98,7 +104,8 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
   if (sf && !json_is_null(sf)) {
     const char *s = json_string_value(sf);
     if (!s || (strcmp(s, "audio") != 0 && strcmp(s, "sse") != 0)) {
-      API_BAD(err, "stream_format", "invalid_value", "'stream_format' must be \"audio\" or \"sse\"");
+      API_BAD(err, "stream_format", "invalid_value",
+              "'stream_format' must be \"audio\" or \"sse\"");
       return -1;
     }
     sse = s[0] == 's';
@@ -115,10 +122,12 @@ int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_e
       !(json_is_string(lang) && json_string_length(lang) >= 1 && json_string_length(lang) <= 32 &&
         strspn(json_string_value(lang), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") ==
             json_string_length(lang))) {
-    API_BAD(err, "language", "invalid_value", "'language' must be a language code or name such as en or english");
+    API_BAD(err, "language", "invalid_value",
+            "'language' must be a language code or name such as en or english");
     return -1;
   }
-  out->msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", in, "voice", voice, "speed", speed);
+  out->msg =
+      json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input", in, "voice", voice, "speed", speed);
   if (!out->msg) {
     API_SERVER(err, "out_of_memory", "out of memory");
     return -1;
@@ -151,16 +160,19 @@ static int speech_clip(const matrix *mx, const json_t *clip, sy_buf *wav, api_er
   char e[256] = "";
   sy_audio a = {0};
   bool unsupported = false;
-  int rc = api_audio_b64(clip, max, API_SPEECH_RATE, API_SPEECH_MAX_CLIP_S, &a, &unsupported, e, sizeof e);
+  int rc = api_audio_b64(clip, max, API_SPEECH_RATE, API_SPEECH_MAX_CLIP_S, &a, &unsupported, e,
+                         sizeof e);
   if (rc == 0 && a.n < API_SPEECH_RATE / 2) {
-    snprintf(e, sizeof e, "the clip is %.2f s; at least 0.5 s of speech is needed", (double)a.n / API_SPEECH_RATE);
+    snprintf(e, sizeof e, "the clip is %.2f s; at least 0.5 s of speech is needed",
+             (double)a.n / API_SPEECH_RATE);
     rc = -1;
   }
-  if (rc == 0) rc = sy_audio_encode(a.pcm, a.n, API_SPEECH_RATE, "wav", API_SPEECH_RATE, wav, e, sizeof e);
+  if (rc == 0)
+    rc = sy_audio_encode(a.pcm, a.n, API_SPEECH_RATE, "wav", API_SPEECH_RATE, wav, e, sizeof e);
   sy_audio_free(&a);
   if (rc != 0) {
-    api_error_set(err, unsupported ? 415 : 400, "invalid_request_error", "invalid_voice_audio", "voice",
-                  "voice.audio: could not use the reference clip%s: %s",
+    api_error_set(err, unsupported ? 415 : 400, "invalid_request_error", "invalid_voice_audio",
+                  "voice", "voice.audio: could not use the reference clip%s: %s",
                   unsupported ? " (a format this build cannot read)" : "", e);
     return -1;
   }
@@ -243,7 +255,9 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
   if (strcmp(op, "done") == 0) {
     j->finished = true;
     if (ensure_encoder(j, rate, err) || sy_audio_enc_finish(j->enc, &j->audio) != 0) {
-      if (!err->status) API_SERVER(err, "encode_failed", "the audio encoder failed: %s", sy_audio_enc_error(j->enc));
+      if (!err->status)
+        API_SERVER(err, "encode_failed", "the audio encoder failed: %s",
+                   sy_audio_enc_error(j->enc));
       return -1;
     }
     if (flush_audio(j)) return -1;
@@ -251,9 +265,10 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
       long long in = json_integer_value(json_object_get(m->hdr, "samples"));
       int rate_out = sy_audio_enc_rate(j->enc);
       long long out = j->in_rate > 0 ? llround((double)in * rate_out / j->in_rate) : 0;
-      json_t *ev = json_pack("{s:s, s:{s:I, s:I, s:I}, s:I, s:i}", "type", "speech.audio.done", "usage",
-                             "input_tokens", (json_int_t)j->n_chars, "output_tokens", (json_int_t)0, "total_tokens",
-                             (json_int_t)j->n_chars, "samples", (json_int_t)out, "sample_rate", rate_out);
+      json_t *ev = json_pack("{s:s, s:{s:I, s:I, s:I}, s:I, s:i}", "type", "speech.audio.done",
+                             "usage", "input_tokens", (json_int_t)j->n_chars, "output_tokens",
+                             (json_int_t)0, "total_tokens", (json_int_t)j->n_chars, "samples",
+                             (json_int_t)out, "sample_rate", rate_out);
       int rc = ev ? sse_append_json(&j->out, ev) : -1;
       json_decref(ev);
       return rc;
@@ -297,7 +312,8 @@ static ssize_t speech_read(void *cls, char *buf, size_t max) {
 
 static void reply_method(http_req *r, const char *path, const char *method) {
   api_error err;
-  api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s", path, method);
+  api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
+                path, method);
   http_add_header(r, "Allow", method);
   http_reply_error(r, &err);
 }
@@ -344,11 +360,17 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
     http_reply_error(r, &err);
     return;
   }
-  *j = (speech_job){.d = d, .model = s.model, .w = w, .fd = http_client_fd(r), .sse = s.sse, .n_chars = s.n_chars};
+  *j = (speech_job){.d = d,
+                    .model = s.model,
+                    .w = w,
+                    .fd = http_client_fd(r),
+                    .sse = s.sse,
+                    .n_chars = s.n_chars};
   snprintf(j->format, sizeof j->format, "%s", s.format);
   json_t *msg = s.msg;
   s.msg = NULL;
-  j->q = clip.len ? worker_submit_payload(w, msg, clip.data, clip.len, &err) : worker_submit(w, msg, &err);
+  j->q = clip.len ? worker_submit_payload(w, msg, clip.data, clip.len, &err)
+                  : worker_submit(w, msg, &err);
   sy_buf_free(&clip);
   if (!j->q) {
     j->finished = true;
@@ -394,7 +416,8 @@ static json_t *model_voices(sy_daemon *d, const matrix_model *m, int fd) {
   if (!q) {
     json_object_set_new(entry, "error", json_string(err.message));
   } else if (!wreq_wait(q, &msg, fd, 30000, &hup)) {
-    json_object_set_new(entry, "error", json_string(hup ? "cancelled" : "the worker did not answer"));
+    json_object_set_new(entry, "error",
+                        json_string(hup ? "cancelled" : "the worker did not answer"));
   } else if (json_is_array(json_object_get(msg.hdr, "voices"))) {
     json_object_set(entry, "voices", json_object_get(msg.hdr, "voices"));
   } else {
@@ -417,7 +440,8 @@ void api_voices_handle(sy_daemon *d, http_req *r) {
   json_t *data = json_array();
   for (size_t i = 0; i < mx->n_models; i++) {
     if (!(mx->models[i].caps & MATRIX_CAP_SPEECH)) continue;
-    if (mx->models[i].engine == MATRIX_ENGINE_EXTERNAL) continue; /* its own API: not started just to list */
+    if (mx->models[i].engine == MATRIX_ENGINE_EXTERNAL)
+      continue; /* its own API: not started just to list */
     json_array_append_new(data, model_voices(d, &mx->models[i], http_client_fd(r)));
     if (fd_peer_gone(http_client_fd(r))) break;
   }

@@ -17,11 +17,11 @@
 
 typedef struct api_speech {
   const matrix_model *model;
-  json_t *msg;         /* the worker's `speak` message (owned) */
-  char format[8];      /* mp3 opus aac flac wav pcm */
-  bool sse;            /* stream_format "sse" */
-  size_t n_chars;      /* characters of input (code points) */
-  json_t *clip;        /* voice.audio: the request's own reference clip (base64), or NULL */
+  json_t *msg;    /* the worker's `speak` message (owned) */
+  char format[8]; /* mp3 opus aac flac wav pcm */
+  bool sse;       /* stream_format "sse" */
+  size_t n_chars; /* characters of input (code points) */
+  json_t *clip;   /* voice.audio: the request's own reference clip (base64), or NULL */
 } api_speech;
 
 /* Validate a /v1/audio/speech body (pure). 0, or -1 + err (400 naming the field; 404/400 for the

@@ -15,10 +15,11 @@ static void utf8_sanitize(char *s) {
     int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
     int ok = n > 0;
     for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xC0) == 0x80;
-    if (ok && n == 2 && *p < 0xC2) ok = 0;                      /* overlong */
-    if (ok && n == 3 && *p == 0xE0 && p[1] < 0xA0) ok = 0;      /* overlong */
-    if (ok && n == 3 && *p == 0xED && p[1] >= 0xA0) ok = 0;     /* surrogates */
-    if (ok && n == 4 && (*p > 0xF4 || (*p == 0xF0 && p[1] < 0x90) || (*p == 0xF4 && p[1] >= 0x90))) ok = 0;
+    if (ok && n == 2 && *p < 0xC2) ok = 0;                  /* overlong */
+    if (ok && n == 3 && *p == 0xE0 && p[1] < 0xA0) ok = 0;  /* overlong */
+    if (ok && n == 3 && *p == 0xED && p[1] >= 0xA0) ok = 0; /* surrogates */
+    if (ok && n == 4 && (*p > 0xF4 || (*p == 0xF0 && p[1] < 0x90) || (*p == 0xF4 && p[1] >= 0x90)))
+      ok = 0;
     if (!ok) {
       *p++ = '?';
       continue;

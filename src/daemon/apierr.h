@@ -16,11 +16,11 @@
 #include <stddef.h>
 
 typedef struct api_error {
-  int status;          /* HTTP status; 0 = no error */
-  const char *type;    /* "invalid_request_error", "server_error", "authentication_error", ... */
-  const char *code;    /* machine-readable code or NULL */
-  const char *param;   /* offending request field or NULL */
-  int retry_after_s;   /* > 0: send Retry-After */
+  int status;        /* HTTP status; 0 = no error */
+  const char *type;  /* "invalid_request_error", "server_error", "authentication_error", ... */
+  const char *code;  /* machine-readable code or NULL */
+  const char *param; /* offending request field or NULL */
+  int retry_after_s; /* > 0: send Retry-After */
   char message[1024];
 } api_error;
 
@@ -31,7 +31,8 @@ void api_error_set(api_error *e, int status, const char *type, const char *code,
                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Shorthands. */
-#define API_BAD(e, param, code, ...) api_error_set(e, 400, "invalid_request_error", code, param, __VA_ARGS__)
+#define API_BAD(e, param, code, ...) \
+  api_error_set(e, 400, "invalid_request_error", code, param, __VA_ARGS__)
 #define API_SERVER(e, code, ...) api_error_set(e, 500, "server_error", code, NULL, __VA_ARGS__)
 
 /* {"error":{"message","type","param","code"}} (new reference). */

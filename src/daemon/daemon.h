@@ -18,8 +18,8 @@ typedef struct sy_daemon {
   sched *sc;
   http_server *http;
   time_t started;
-  atomic_long requests;   /* generation/embedding requests accepted */
-  atomic_long cancelled;  /* ... ended early because the client went away */
+  atomic_long requests;  /* generation/embedding requests accepted */
+  atomic_long cancelled; /* ... ended early because the client went away */
 } sy_daemon;
 
 /* The HTTP handler for every endpoint (api.c); ud is the sy_daemon. */

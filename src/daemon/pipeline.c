@@ -756,15 +756,19 @@ static int voice_options(voice_job *j, const json_t *req, api_error *err) {
 static int decode_part(const matrix *mx, const json_t *ia, size_t k, sy_audio *a, api_error *err) {
   const json_t *dv = json_object_get(ia, "data");
   if (!json_is_string(dv))
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: input_audio must be {data: base64, format}", k), -1;
+    return API_BAD(err, "messages", "invalid_audio",
+                   "audio %zu: input_audio must be {data: base64, format}", k),
+           -1;
   size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
   char e[256] = "";
   bool unsupported = false;
-  int rc = api_audio_b64(dv, max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS, a, &unsupported, e, sizeof e);
+  int rc =
+      api_audio_b64(dv, max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS, a, &unsupported, e, sizeof e);
   if (rc != 0 || a->n < 2) {
     sy_audio_free(a);
-    return API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
-                   unsupported ? " (a format this build cannot read)" : "", rc ? e : "it holds no samples"),
+    return API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s",
+                   k, unsupported ? " (a format this build cannot read)" : "",
+                   rc ? e : "it holds no samples"),
            -1;
   }
   return 0;

@@ -44,7 +44,7 @@ json_t *api_error_json(const api_error *e);
 /* The code an error frame gets when its code is missing, not a string or not in the table. */
 #define API_WORKER_UNKNOWN_CODE "worker_error"
 
-/* Fill *e from hdr, an error frame's header (borrowed; NULL or any JSON value is accepted):
+/* Fill *e (not NULL) from hdr, an error frame's header (borrowed; NULL or any JSON value):
  * - a code in the table keeps the frame's status when it is an integer in 400..599, else the
  *   table's status for that code; code and param are the table's (param: the request field the
  *   code is about where that field has the same name on every endpoint, else NULL);

@@ -3,6 +3,7 @@
 #   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
+#   make bench-omp  the workers' OpenMP wait policy, alone and beside a second busy worker
 #   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
 #   make bench-speech       the built-in voice: time to first audio byte, real-time factor
 #   make bench-tts          neural voices (Pocket-TTS, Qwen3-TTS through mtmd): the same numbers
@@ -77,7 +78,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
+.PHONY: all deps engines run test test-only unit bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -195,6 +196,10 @@ bench: all $(BIN)/bench
 
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
+
+# the workers' OpenMP wait policy: decode alone and beside a second worker (docs/PERFORMANCE.md)
+bench-omp: all $(BIN)/bench
+	bench/omp_policy.sh
 
 # the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
 bench-router: all

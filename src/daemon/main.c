@@ -19,6 +19,9 @@
 #include "log.h"
 
 #define SWITCHYARD_VERSION "0.1.0"
+/* libgomp spin rounds before a waiting worker thread sleeps (set unless the user set
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT); chosen by bench/omp_policy.sh, PERFORMANCE.md */
+#define WORKER_GOMP_SPINCOUNT "30000"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -222,11 +225,13 @@ int main(int argc, char **argv) {
   /* CUDA numbers GPUs fastest first unless told otherwise; NVML numbers them by PCI bus. Make the
    * workers' CUDA0, CUDA1, ... match NVML's indexes (gpumem.h). */
   setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0);
-  /* ggml's CPU backend runs on OpenMP, whose idle threads spin between graph computations. Workers
-   * run side by side (several models, speech next to chat) and each one's spinning takes the cores
-   * the others need: whisper measured ~20x slower under load without this, no different on a quiet
-   * machine (PERFORMANCE.md, "OpenMP under load"). The user's own setting wins. */
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  /* ggml's CPU backend runs each graph on OpenMP, with an OpenMP barrier after every op. How a
+   * waiting thread waits decides two things: spinning for ever (ACTIVE) takes the cores that other
+   * workers need when several run side by side (whisper measured ~20x slower under load), sleeping
+   * at once (PASSIVE) pays a futex wake-up at every barrier (single-stream decode 0.80x
+   * llama-server on a quiet machine). Spinning a bounded number of rounds, then sleeping, keeps
+   * both (PERFORMANCE.md, "OpenMP wait policy"). The user's own setting of either variable wins. */
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("GOMP_SPINCOUNT", WORKER_GOMP_SPINCOUNT, 1);
   static const char *level_names[] = {"error", "warn", "info", "debug"};
   sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};

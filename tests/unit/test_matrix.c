@@ -1027,6 +1027,30 @@ static void test_pipelines(void **state) {
   load_bad(y, "8:12: routers[0].name: 'x' is already used by pipeline 'x' ({D}/config.yaml:2)");
 }
 
+/* The model keys are checked in a fixed order (the rows of matrix_model.c's table), not in the
+ * document's: with several errors the same one is reported every time. */
+static void test_key_order(void **state) {
+  (void)state;
+  write_gguf("m.gguf", BASE);
+  /* priority is checked before context, though written after it */
+  load_bad("models:\n  - name: a\n    context: 8\n    priority: 5000\n    file: m.gguf\n",
+           "4:15: models[0].priority: 5000 is out of range (-1000..1000)");
+  /* the capabilities a projector must back, before transcribe_prompt */
+  load_bad("models:\n  - name: a\n    file: m.gguf\n    transcribe_prompt: hi\n    capabilities: [vision]\n",
+           "5:19: models[0].capabilities: vision needs an mmproj");
+  /* the engine's own checks before the missing file */
+  load_bad("models:\n  - name: a\n    vad_model: x\n", "3:16: models[0].vad_model: only for engine: whisper");
+  /* an external engine names the first key it does not take: file before pooling */
+  load_bad("models:\n  - {name: a, engine: external, pooling: mean, file: x, external: {argv: [x]}}\n",
+           "2:54: models[0].file: not for engine: external");
+  /* a null mmproj is no projector */
+  matrix *m = load_ok("models:\n  - {name: a, file: m.gguf, mmproj: ~, max_queue: 7}\n");
+  assert_null(m->models[0].mmproj);
+  assert_int_equal(m->models[0].max_queue, 7);
+  assert_int_equal(m->models[0].priority, 0);
+  matrix_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_all_keys, setup, teardown),
@@ -1045,6 +1069,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
       cmocka_unit_test_setup_teardown(test_external, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pipelines, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_key_order, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

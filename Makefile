@@ -27,7 +27,7 @@ ENGINES_DONE := $(dir $(ENGINES)).done
 
 CC := gcc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/common -Isrc/chat -MMD -MP
+CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc/common -Isrc/chat -Isrc/daemon -MMD -MP
 LDFLAGS :=
 ifeq ($(SAN),1)
   CFLAGS += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
@@ -59,7 +59,8 @@ ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a $(GPU_
 
 COMMON_SRC := $(wildcard src/common/*.c)
 CHAT_SRC := $(wildcard src/chat/*.c)
-DAEMON_SRC := $(wildcard src/daemon/*.c)
+# the daemon: main.c, cli_ps.c at the root, one folder (wing) per concern (docs/ARCHITECTURE.md)
+DAEMON_SRC := $(wildcard src/daemon/*.c src/daemon/*/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
 WHISPER_SRC := $(wildcard src/workers/whisper/*.c)
 ESPEAK_SRC := $(wildcard src/workers/espeak/*.c)
@@ -121,7 +122,7 @@ $(BIN)/switchyard-espeak: $(call obj,$(ESPEAK_SRC)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lespeak-ng -ljansson -lpthread -lm
 
-# llama.cpp's memory estimator, run by the daemon as a probe (see src/daemon/memplan.h)
+# llama.cpp's memory estimator, run by the daemon as a probe (see src/daemon/sched/footprint.h)
 $(BIN)/llama-fit-params: $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	cp $(ENGINES)/bin/llama-fit-params $@
@@ -144,7 +145,7 @@ $(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ
 	$(CC) $(LDFLAGS) $^ -o $@ $(ENGINE_LIBS)
 
 # (the audio module decodes what /v1/audio/speech sends)
-$(BIN)/itest: $(call obj,$(ITEST_SRC) $(wildcard src/daemon/audio*.c)) $(COMMON_OBJ)
+$(BIN)/itest: $(call obj,$(ITEST_SRC) $(wildcard src/daemon/media/audio*.c)) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
@@ -153,7 +154,7 @@ $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
 
 # Vision input cost: jansson + base64 + image decode (docs/PERFORMANCE.md, "Vision input")
-$(BIN)/image_bench: $(call obj,bench/image_bench.c src/daemon/image.c)
+$(BIN)/image_bench: $(call obj,bench/image_bench.c src/daemon/media/image.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
@@ -237,7 +238,7 @@ bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper
 
 format:
 	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \
-	  $(wildcard src/*/*.h src/workers/*/*.h tools/*/*.h tests/*/*.h)
+	  $(wildcard src/*/*.h src/daemon/*/*.h src/workers/*/*.h tools/*/*.h tests/*/*.h)
 
 # libFuzzer targets, not part of `make test`: `make fuzz FUZZ_SECONDS=60` builds every
 # tests/fuzz/fuzz_<name>.c with clang (ASan + UBSan) into build-fuzz/ and runs each for
@@ -248,7 +249,7 @@ format:
 FUZZ_SECONDS ?= 60
 FUZZ_CC := clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Isrc/common -Isrc/chat
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -Isrc/common -Isrc/chat -Isrc/daemon
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_SEEDERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/seed_*.c))

@@ -17,7 +17,7 @@
 #include <webp/encode.h>
 /* clang-format on */
 
-#include "../src/daemon/image.h"
+#include "media/image.h"
 
 typedef struct mb {
   unsigned char *b;

@@ -7,9 +7,9 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "http.h"
-#include "matrix.h"
-#include "sched.h"
+#include "http/http.h"
+#include "config/matrix.h"
+#include "sched/sched.h"
 
 typedef struct sy_daemon {
   /* The current matrix; replaced by a reload (SIGHUP) while requests run. Read it once per use:

@@ -15,7 +15,7 @@
 
 #include "cli.h"
 #include "daemon.h"
-#include "events.h"
+#include "obs/events.h"
 #include "log.h"
 
 #define SWITCHYARD_VERSION "0.1.0"

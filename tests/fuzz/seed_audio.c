@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/daemon/audio.h"
+#include "media/audio.h"
 
 static int put(const char *dir, const char *name, const void *p, size_t n) {
   char path[4096];

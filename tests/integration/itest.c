@@ -31,7 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../src/daemon/audio.h"
+#include "media/audio.h"
 #include "buf.h"
 
 /* ---- tiny test harness ---- */

@@ -38,7 +38,7 @@
  *  - a fuzz loop (fixed seed) of JSON-ish bodies through api_parse_body, api_parse_generate (chat
  *    and completions), api_parse_embed and api_parse_rerank: no crash, every outcome well-formed, no leak (ASan).
  */
-#include "../../src/daemon/api_parse.h"
+#include "parse/api_parse.h"
 #include "buf.h"
 
 /* cmocka.h needs these before it */

@@ -10,8 +10,8 @@
  *    that has no model of that name; not when a model or an alias already is `speak`; not when the
  *    config says builtin_voice: false; adding twice adds once;
  *  - a fuzz loop (fixed seed) of request bodies: no crash, no leak, every error printable. */
-#include "../../src/daemon/api_speech.h"
-#include "../../src/daemon/api_parse.h"
+#include "api/speech.h"
+#include "parse/api_parse.h"
 
 /* clang-format off */
 #include <setjmp.h>

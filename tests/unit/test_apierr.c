@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/daemon/api_audio.h"
-#include "../../src/daemon/api_speech.h"
-#include "../../src/daemon/apierr.h"
-#include "../../src/daemon/daemon.h"
-#include "../../src/daemon/pipeline.h"
+#include "api/transcribe.h"
+#include "api/speech.h"
+#include "http/api_error.h"
+#include "daemon.h"
+#include "virtual/pipeline.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/daemon/audio.h"
+#include "media/audio.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

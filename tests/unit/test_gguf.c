@@ -2,7 +2,7 @@
  * llama.cpp vocabulary GGUFs when SWITCHYARD_VOCAB_DIR points at them), headers built here, every
  * truncation of a valid header, hostile lengths, counts and nesting, and 10k random byte flips
  * (run under ASan by `make test`). Must never depend on the network or write outside mkdtemp. */
-#include "../../src/daemon/gguf.h"
+#include "config/gguf_header.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

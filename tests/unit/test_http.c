@@ -23,7 +23,7 @@
  * The client sets a receive timeout only as a safety net so that a server bug fails the test
  * instead of hanging it; nothing waits on time for synchronisation.
  */
-#include "../../src/daemon/http.h"
+#include "http/http.h"
 #include "buf.h"
 
 /* cmocka.h needs these before it */

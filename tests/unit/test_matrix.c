@@ -3,7 +3,7 @@
  * from GGUF headers, and discovery in a models folder. Every file lives in a mkdtemp folder that is
  * removed afterwards; GGUF files are written here (tiny valid headers), plus a copy of the shared
  * llama-2-tiny-random.gguf when it is present. */
-#include "../../src/daemon/matrix.h"
+#include "config/matrix.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/daemon/gpumem.h"
-#include "../../src/daemon/memplan.h"
+#include "sched/gpumem.h"
+#include "sched/footprint.h"
 
 #define MIB (1024LL * 1024LL)
 

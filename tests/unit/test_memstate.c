@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/daemon/memstate.h"
+#include "sched/footprint_store.h"
 
 static char dir[64], path[128];
 

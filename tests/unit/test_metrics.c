@@ -9,7 +9,7 @@
  * output's size does not grow with the number of distinct bad inputs; every line of the output
  * is a comment or a well-formed sample; a buffer at its limit makes render fail.
  */
-#include "../../src/daemon/metrics.h"
+#include "obs/metrics.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

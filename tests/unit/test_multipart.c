@@ -9,8 +9,8 @@
  * empty segments left out, times that go back clamped. */
 #include <jansson.h>
 
-#include "../../src/daemon/api_audio.h"
-#include "../../src/daemon/multipart.h"
+#include "api/transcribe.h"
+#include "http/multipart.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

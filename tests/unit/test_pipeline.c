@@ -10,7 +10,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "../../src/daemon/pipeline.h"
+#include "virtual/pipeline.h"
 
 static size_t cut(const char *s, size_t max, bool final) {
   return pipe_sentence_cut(s, strlen(s), max, final);

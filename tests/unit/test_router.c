@@ -2,8 +2,8 @@
  * of bad one with its "file:line:col: reason"), the facts read from a request, the rules on a table
  * of requests, the classifier's message and the reading of its answer, the fallback order, and the
  * switchyard_router_* metrics. */
-#include "../../src/daemon/matrix.h"
-#include "../../src/daemon/router.h"
+#include "config/matrix.h"
+#include "virtual/router.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

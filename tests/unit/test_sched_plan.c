@@ -4,7 +4,7 @@
  * pinned, bad arguments, sums near LLONG_MAX), each checking the action, the exact evict list and
  * every number; then a property test over 100k fixed-seed random states that checks the decision
  * against the header's rules with exact 128-bit arithmetic. Nothing here sleeps or reads a clock. */
-#include "../../src/daemon/sched_plan.h"
+#include "sched/plan.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

@@ -9,7 +9,7 @@
  * refused with the buffer untouched; a buffer at its limit refuses an event and the end marker
  * and keeps what it already held.
  */
-#include "../../src/daemon/sse.h"
+#include "http/sse.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */

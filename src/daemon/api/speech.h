@@ -1,0 +1,41 @@
+/* api_speech.h — text to speech: POST /v1/audio/speech (OpenAI's shape: audio bytes streamed as
+ * they are synthesised, or SSE speech.audio.delta events) and GET /v1/audio/voices. The worker
+ * sends float32 PCM; the audio module (audio.h) encodes it at 24 kHz, as OpenAI's audio is. */
+#ifndef SY_API_SPEECH_H
+#define SY_API_SPEECH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "http/api_error.h"
+#include "daemon.h"
+#include "config/matrix.h"
+
+#define API_SPEECH_MAX_CHARS 4096 /* OpenAI's limit on input, in characters */
+#define API_SPEECH_RATE 24000     /* every format's sample rate */
+#define API_SPEECH_MAX_CLIP_S 30  /* voice.audio: seconds of a request's reference clip */
+
+typedef struct api_speech {
+  const matrix_model *model;
+  json_t *msg;    /* the worker's `speak` message (owned) */
+  char format[8]; /* mp3 opus aac flac wav pcm */
+  bool sse;       /* stream_format "sse" */
+  size_t n_chars; /* characters of input (code points) */
+  json_t *clip;   /* voice.audio: the request's own reference clip (base64), or NULL */
+} api_speech;
+
+/* Validate a /v1/audio/speech body (pure). 0, or -1 + err (400 naming the field; 404/400 for the
+ * model as api_find_model). */
+int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_error *err);
+void api_speech_clear(api_speech *s);
+
+/* The handlers (api.c routes to them; they check the method themselves). */
+void api_speech_handle(sy_daemon *d, http_req *r);
+void api_voices_handle(sy_daemon *d, http_req *r);
+
+/* A worker's error frame (hdr, borrowed) as both endpoints answer it: api_error_from_worker
+ * (apierr.h) unchanged (invalid_voice and invalid_language name "voice" and "language" there);
+ * this is where a speech-only twist would go. Pure, unit-tested. */
+void api_speech_worker_error(const json_t *hdr, api_error *e);
+
+#endif

@@ -1,0 +1,378 @@
+/* proxy.c — see proxy.h. One libcurl transfer per request, driven on the request's own HTTP
+ * thread (thread-per-connection): first until the upstream's status and headers are known (so an
+ * upstream that fails before answering becomes a proper 502), then, inside the streaming body
+ * callback, until the next bytes arrive. Nothing is buffered beyond PROXY_MAX_BUFFERED, so SSE
+ * chunks reach the client as the upstream sends them.
+ * Must never let an upstream's bytes or headers grow without a bound, never leave a transfer
+ * running after the client went away, and never release the model before the transfer ends. */
+#include "engines/proxy.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/api_error.h"
+#include "buf.h"
+#include "log.h"
+#include "http/multipart.h"
+
+#define PROXY_MAX_BUFFERED (1 << 20)  /* upstream bytes held before the transfer is paused */
+#define PROXY_MAX_HEADERS 64          /* upstream response headers relayed */
+#define PROXY_MAX_HEADER_BYTES 16384  /* their total size */
+#define PROXY_POLL_MS 200             /* how often a wait looks at the client's socket */
+
+typedef struct proxy_job {
+  sy_daemon *d;
+  const matrix_model *m;
+  worker *w;
+  CURL *e;
+  CURLM *multi;
+  struct curl_slist *req_hdrs;
+  int client_fd;
+  long status;            /* the upstream's final status, 0 until known */
+  bool headers_done;
+  bool done;              /* the transfer ended */
+  CURLcode result;
+  bool paused;            /* the write callback paused the transfer (buffer full) */
+  bool sse;               /* the upstream answers text/event-stream */
+  bool tail_sent;         /* the closing error event (SSE) is queued */
+  sy_buf out;             /* upstream body bytes not yet given to the client */
+  char *hname[PROXY_MAX_HEADERS], *hvalue[PROXY_MAX_HEADERS];
+  size_t n_h, h_bytes;
+  char errbuf[CURL_ERROR_SIZE];
+} proxy_job;
+
+/* Hop-by-hop headers (RFC 9110 7.6.1) and those the two sides set for themselves. */
+static bool hop_header(const char *name) {
+  static const char *const hop[] = {"Connection",       "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+                                    "TE",               "Trailer",    "Transfer-Encoding",  "Upgrade",
+                                    "Content-Length",   "Host",       "Expect",             "Date"};
+  for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+    if (strcasecmp(name, hop[i]) == 0) return true;
+  return false;
+}
+
+static void job_clear_headers(proxy_job *j) {
+  for (size_t i = 0; i < j->n_h; i++) {
+    free(j->hname[i]);
+    free(j->hvalue[i]);
+  }
+  j->n_h = j->h_bytes = 0;
+}
+
+/* A response header line from the upstream. A status line starts a new header block (so a
+ * 100 Continue's headers are forgotten); the blank line ends it. */
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
+  proxy_job *j = ud;
+  size_t n = sz * nm, len = n;
+  while (len && (p[len - 1] == '\r' || p[len - 1] == '\n')) len--;
+  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    job_clear_headers(j);
+    j->status = 0;
+    return n;
+  }
+  if (len == 0) {
+    long code = 0;
+    curl_easy_getinfo(j->e, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200) {
+      j->status = code;
+      j->headers_done = true;
+    }
+    return n;
+  }
+  const char *colon = memchr(p, ':', len);
+  if (!colon || colon == p || j->n_h >= PROXY_MAX_HEADERS || j->h_bytes + len > PROXY_MAX_HEADER_BYTES) return n;
+  size_t nl = (size_t)(colon - p);
+  const char *v = colon + 1;
+  while (v < p + len && (*v == ' ' || *v == '\t')) v++;
+  char *name = strndup(p, nl), *value = strndup(v, (size_t)(p + len - v));
+  bool ok = name && value;
+  for (size_t i = 0; ok && name[i]; i++) ok = name[i] > 0x20 && name[i] < 0x7f;
+  for (size_t i = 0; ok && value[i]; i++) ok = (unsigned char)value[i] >= 0x20 || value[i] == '\t';
+  if (!ok || hop_header(name)) {
+    free(name);
+    free(value);
+    return n;
+  }
+  if (strcasecmp(name, "Content-Type") == 0 && strncasecmp(value, "text/event-stream", 17) == 0) j->sse = true;
+  j->hname[j->n_h] = name;
+  j->hvalue[j->n_h++] = value;
+  j->h_bytes += len;
+  return n;
+}
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
+  proxy_job *j = ud;
+  size_t n = sz * nm;
+  if (j->out.len + n > PROXY_MAX_BUFFERED) {
+    j->paused = true; /* the same bytes come again after curl_easy_pause(CONT) */
+    return CURL_WRITEFUNC_PAUSE;
+  }
+  if (sy_buf_append(&j->out, p, n) != 0) return 0; /* out of memory: fails the transfer */
+  return n;
+}
+
+enum { DRIVE_OK, DRIVE_GONE };
+
+/* Run the transfer until want(j) holds or it ends; DRIVE_GONE if the client hung up meanwhile. */
+static int drive(proxy_job *j, bool (*want)(const proxy_job *)) {
+  for (;;) {
+    int running = 0;
+    curl_multi_perform(j->multi, &running);
+    int left;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(j->multi, &left)))
+      if (msg->msg == CURLMSG_DONE) {
+        j->done = true;
+        j->result = msg->data.result;
+      }
+    if (j->done || want(j)) return DRIVE_OK;
+    if (j->client_fd >= 0 && fd_peer_gone(j->client_fd)) return DRIVE_GONE;
+    curl_multi_poll(j->multi, NULL, 0, PROXY_POLL_MS, NULL);
+  }
+}
+
+static bool want_headers(const proxy_job *j) { return j->headers_done; }
+static bool want_bytes(const proxy_job *j) { return j->out.len > 0; }
+
+static void job_free(void *cls) {
+  proxy_job *j = cls;
+  if (j->multi && j->e) curl_multi_remove_handle(j->multi, j->e);
+  if (j->e) curl_easy_cleanup(j->e);
+  if (j->multi) curl_multi_cleanup(j->multi);
+  curl_slist_free_all(j->req_hdrs);
+  job_clear_headers(j);
+  sy_buf_free(&j->out);
+  if (j->w) sched_release(j->d->sc, j->m, j->w);
+  free(j);
+}
+
+/* Why the transfer failed, for the client. */
+static void upstream_error(proxy_job *j, api_error *err) {
+  /* a connection that broke is most often a process that died: give its reader a moment to see it */
+  bool dead = worker_wait_dead(j->w, 1000);
+  api_error_set(err, 502, "server_error", dead ? "upstream_crashed" : "upstream_error", NULL,
+                "model '%s' (external engine)%s: %s", j->m->name, dead ? " exited while serving this request" : "",
+                j->errbuf[0] ? j->errbuf : curl_easy_strerror(j->result));
+}
+
+static ssize_t body_read(void *cls, char *buf, size_t max) {
+  proxy_job *j = cls;
+  for (;;) {
+    if (j->out.len) {
+      size_t n = j->out.len < max ? j->out.len : max;
+      memcpy(buf, j->out.data, n);
+      sy_buf_consume(&j->out, n);
+      return (ssize_t)n;
+    }
+    if (j->done) {
+      if (j->result == CURLE_OK) return HTTP_STREAM_END;
+      if (!j->sse || j->tail_sent) return j->sse ? HTTP_STREAM_END : HTTP_STREAM_ABORT;
+      /* an event stream cut short: its readers get an OpenAI-style error event, then the end */
+      api_error e;
+      upstream_error(j, &e);
+      LOG_W("proxy %s: %s", j->m->name, e.message);
+      json_t *ej = api_error_json(&e);
+      char *s = ej ? json_dumps(ej, JSON_COMPACT) : NULL;
+      json_decref(ej);
+      j->tail_sent = true;
+      int rc = s ? sy_buf_printf(&j->out, "data: %s\n\n", s) : -1;
+      free(s);
+      if (rc) return HTTP_STREAM_ABORT;
+      continue;
+    }
+    if (j->paused) {
+      j->paused = false;
+      curl_easy_pause(j->e, CURLPAUSE_CONT);
+    }
+    if (drive(j, want_bytes) == DRIVE_GONE) {
+      LOG_I("proxy %s: the client went away; upstream transfer cancelled", j->m->name);
+      atomic_fetch_add(&j->d->cancelled, 1);
+      return HTTP_STREAM_ABORT;
+    }
+  }
+}
+
+typedef struct hdr_ctx {
+  proxy_job *j;
+  int rc;
+} hdr_ctx;
+
+static int copy_header(void *ud, const char *name, const char *value) {
+  hdr_ctx *c = ud;
+  if (hop_header(name) || strcasecmp(name, "Authorization") == 0) return 0; /* our API key stays here */
+  size_t len = strlen(name) + strlen(value) + 3;
+  char *line = malloc(len);
+  if (!line) return c->rc = -1;
+  snprintf(line, len, "%s: %s", name, value);
+  struct curl_slist *n = curl_slist_append(c->j->req_hdrs, line);
+  free(line);
+  if (!n) return c->rc = -1;
+  c->j->req_hdrs = n;
+  return 0;
+}
+
+/* Relay request r to model m's engine at path (with the request's query string when query). */
+static void relay(sy_daemon *d, http_req *r, const matrix_model *m, const char *path, bool query) {
+  api_error err = {0};
+  worker *w = sched_acquire(d->sc, m, &err);
+  if (!w) {
+    http_reply_error(r, &err);
+    return;
+  }
+  atomic_fetch_add(&d->requests, 1);
+  proxy_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    sched_release(d->sc, m, w);
+    API_SERVER(&err, "out_of_memory", "out of memory");
+    http_reply_error(r, &err);
+    return;
+  }
+  j->d = d;
+  j->m = m;
+  j->w = w;
+  j->client_fd = http_client_fd(r);
+  j->out.limit = PROXY_MAX_BUFFERED + CURL_MAX_WRITE_SIZE + 4096;
+  sy_buf url = {.limit = 64 * 1024};
+  hdr_ctx hc = {j, 0};
+  int rc = sy_buf_printf(&url, "http://127.0.0.1:%d%s", worker_port(w), path);
+  if (rc == 0 && query) {
+    size_t mark = url.len;
+    rc = sy_buf_append(&url, "?", 1) || http_query(r, &url);
+    if (rc == 0 && url.len == mark + 1) url.data[--url.len] = '\0';
+  }
+  j->e = curl_easy_init();
+  j->multi = curl_multi_init();
+  if (rc == 0) http_each_header(r, copy_header, &hc);
+  struct curl_slist *n = hc.rc == 0 ? curl_slist_append(j->req_hdrs, "Expect:") : NULL;
+  if (n) j->req_hdrs = n;
+  if (rc || hc.rc || !n || !j->e || !j->multi) {
+    sy_buf_free(&url);
+    job_free(j);
+    API_SERVER(&err, "out_of_memory", "out of memory (or a request URL over 64 KiB)");
+    http_reply_error(r, &err);
+    return;
+  }
+  const char *method = http_method(r);
+  size_t blen;
+  const char *body = http_body(r, &blen);
+  CURL *e = j->e;
+  curl_easy_setopt(e, CURLOPT_URL, url.data);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROXY, "");
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, j->req_hdrs);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(method, "GET") != 0 || blen > 0) {
+    /* copied: the request's buffer may go before a slow upstream has read it all */
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, body);
+    if (strcmp(method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+  }
+  sy_buf_free(&url);
+  curl_multi_add_handle(j->multi, e);
+  if (drive(j, want_headers) == DRIVE_GONE) {
+    atomic_fetch_add(&d->cancelled, 1);
+    job_free(j);
+    http_reply_abort(r);
+    return;
+  }
+  if (!j->headers_done) { /* failed before it answered */
+    upstream_error(j, &err);
+    job_free(j);
+    http_reply_error(r, &err);
+    return;
+  }
+  const char *names[PROXY_MAX_HEADERS + 1], *values[PROXY_MAX_HEADERS + 1];
+  size_t nh = 0;
+  for (size_t i = 0; i < j->n_h; i++, nh++) {
+    names[nh] = j->hname[i];
+    values[nh] = j->hvalue[i];
+  }
+  names[nh] = "X-Switchyard-Model";
+  values[nh++] = m->name;
+  http_reply_stream_raw(r, (unsigned)j->status, names, values, nh, body_read, j, job_free);
+}
+
+/* The "model" of a request body: a JSON object's, or a multipart form's field. Into name. */
+static bool body_model(http_req *r, char *name, size_t cap) {
+  size_t len;
+  const char *body = http_body(r, &len);
+  const char *ct = http_header(r, "Content-Type");
+  char boundary[MP_MAX_BOUNDARY + 1];
+  if (ct && mp_boundary(ct, boundary, sizeof boundary) == 0) {
+    mp_part parts[MP_MAX_PARTS];
+    size_t np;
+    char e[128];
+    if (mp_parse(body, len, boundary, parts, MP_MAX_PARTS, &np, e, sizeof e) != 0) return false;
+    const mp_part *p = mp_find(parts, np, "model");
+    if (!p || p->len == 0 || p->len >= cap || memchr(p->data, '\0', p->len)) return false;
+    memcpy(name, p->data, p->len);
+    name[p->len] = '\0';
+    return true;
+  }
+  json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+  const char *s = json_string_value(json_object_get(j, "model"));
+  bool ok = s && strlen(s) < cap;
+  if (ok) snprintf(name, cap, "%s", s);
+  json_decref(j);
+  return ok;
+}
+
+static void reply(http_req *r, int status, const char *type, const char *code, const char *param, const char *msg) {
+  api_error e;
+  api_error_set(&e, status, type, code, param, "%s", msg);
+  http_reply_error(r, &e);
+}
+
+bool proxy_handle(sy_daemon *d, http_req *r) {
+  const matrix *mx = atomic_load(&d->mx);
+  const char *path = http_path(r);
+  char msg[512];
+  if (strncmp(path, "/upstream/", 10) == 0) {
+    const char *name = path + 10, *slash = strchr(name, '/');
+    size_t nl = slash ? (size_t)(slash - name) : strlen(name);
+    char mname[160];
+    if (nl == 0 || nl >= sizeof mname) {
+      reply(r, 404, "invalid_request_error", "model_not_found", NULL, "/upstream/<model>/<path>: no model named");
+      return true;
+    }
+    memcpy(mname, name, nl);
+    mname[nl] = '\0';
+    const matrix_model *m = matrix_find(mx, mname);
+    if (!m || m->engine != MATRIX_ENGINE_EXTERNAL || !m->ext->upstream) {
+      snprintf(msg, sizeof msg, "'%.160s' is not an external model with upstream pass-through (/upstream/<model>/...)",
+               mname);
+      reply(r, 404, "invalid_request_error", "model_not_found", NULL, msg);
+      return true;
+    }
+    relay(d, r, m, slash ? slash : "/", true);
+    return true;
+  }
+  if (strcmp(http_method(r), "POST") != 0 || !matrix_ext_route(path)) return false;
+  bool any = false; /* only with external models in the matrix is the body read here */
+  for (size_t i = 0; i < mx->n_models && !any; i++) any = mx->models[i].engine == MATRIX_ENGINE_EXTERNAL;
+  if (!any) return false;
+  char name[256];
+  if (!body_model(r, name, sizeof name)) return false; /* the usual handler explains what is wrong */
+  const matrix_model *m = matrix_find(mx, name);
+  if (!m || m->engine != MATRIX_ENGINE_EXTERNAL) return false;
+  if (!matrix_ext_serves(m, path)) {
+    snprintf(msg, sizeof msg, "model '%.200s' is an external engine that does not serve %.100s (see its routes)",
+             m->name, path);
+    reply(r, 400, "invalid_request_error", "wrong_capability", "model", msg);
+    return true;
+  }
+  relay(d, r, m, path, true);
+  return true;
+}

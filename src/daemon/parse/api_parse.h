@@ -1,0 +1,93 @@
+/* api_parse.h — validation of OpenAI request bodies into worker messages. Pure functions (no I/O,
+ * no global state) so every rule is unit-tested. Unknown fields are ignored, as llama-server and
+ * Ollama do; known fields of the wrong type or out of range are a 400 naming the field. */
+#ifndef SY_API_PARSE_H
+#define SY_API_PARSE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/api_error.h"
+#include "config/matrix.h"
+
+#define API_MAX_STOP 4
+#define API_MAX_TOOLS 128 /* tools per request, tool calls per message */
+#define API_MAX_EMBED_INPUTS 2048
+#define API_MAX_RERANK_DOCUMENTS 1024
+#define API_COMPLETIONS_DEFAULT_MAX_TOKENS 16 /* OpenAI's default for /v1/completions */
+#define API_MAX_IMAGES 16 /* image_url parts per request */
+#define API_MAX_AUDIO 8   /* input_audio parts per request */
+/* input_audio is decoded to this rate: whisper-style encoders (Ultravox, Qwen2-Audio, Voxtral,
+ * Qwen3-Omni) all take 16 kHz; the worker refuses audio when its projector wants another rate. */
+#define API_AUDIO_RATE 16000
+#define API_MAX_AUDIO_SECONDS 1800 /* input_audio per request, all parts together */
+/* Where an image goes in a message's text: llama.cpp's mtmd_default_marker() (the daemon links no
+ * engine, so it is spelled out here; the worker hands the text to mtmd_tokenize). */
+#define API_IMAGE_MARKER "<__media__>"
+
+typedef struct api_gen {
+  const matrix_model *model;
+  json_t *msg;          /* the worker's "generate" message, without id (owned) */
+  json_t *media;        /* chat with images or audio, in marker order: image_url URLs (strings) and
+                           input_audio parts ({data, format} objects); or NULL */
+  bool chat;
+  bool stream;
+  bool include_usage;
+  bool has_keep_alive;  /* the request named a keep_alive (Ollama's extension) */
+  int keep_alive_s;     /* -1 = forever, 0 = unload when idle */
+} api_gen;
+
+typedef struct api_embed {
+  const matrix_model *model;
+  json_t *msg;          /* the worker's "embed" message, without id (owned) */
+  size_t n_inputs;
+  bool base64;
+  bool has_keep_alive;
+  int keep_alive_s;
+} api_embed;
+
+typedef struct api_rerank {
+  const matrix_model *model;
+  json_t *msg;           /* the worker's "rerank" message, without id (owned) */
+  json_t *documents;     /* the documents' texts, an array of strings (owned) */
+  size_t n_documents;
+  size_t top_n;          /* results to return, 1..n_documents */
+  bool return_documents; /* echo the texts (Jina/Cohere "return_documents", TEI "return_text") */
+  bool tei;              /* the request used TEI's "texts": answer TEI's bare array with "score" */
+  bool has_keep_alive;
+  int keep_alive_s;
+} api_rerank;
+
+/* Parse a JSON body: NULL + err (400 invalid_json) when it is not a JSON object. */
+/* prefix + 24 random letters and digits (a response's id: chatcmpl-..., audio_...), into out. */
+void api_random_id(char *out, size_t len, const char *prefix);
+
+/* An audio file sent inside JSON (base64, or a data: URL as some clients send it), decoded as
+ * every upload is (sy_audio_decode: mono float at rate) with at most max_bytes of file and
+ * max_seconds of audio. 0 (out filled; sy_audio_free), or -1 with a one-line reason in why
+ * (*unsupported set when the format needs a program this machine lacks: answer 415). */
+struct sy_audio;
+int api_audio_b64(const json_t *str, size_t max_bytes, int rate, double max_seconds, struct sy_audio *out,
+                  bool *unsupported, char *why, size_t why_len);
+
+json_t *api_parse_body(const char *body, size_t len, api_error *err);
+
+/* Find the request's model: 400 when "model" is missing or not a string, 404 model_not_found
+ * (listing the available names) when unknown, 400 wrong_capability when it lacks cap. */
+const matrix_model *api_find_model(const matrix *mx, const json_t *req, unsigned cap, const char *what,
+                                   api_error *err);
+
+/* /v1/chat/completions (chat = true) and /v1/completions (chat = false). 0 or -1 + err. */
+int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *out, api_error *err);
+void api_gen_clear(api_gen *g);
+
+/* /v1/embeddings. 0 or -1 + err. */
+int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_error *err);
+void api_embed_clear(api_embed *e);
+
+/* /v1/rerank (Jina/Cohere shape, as llama-server; TEI's "texts" too). 0 or -1 + err. */
+int api_parse_rerank(const matrix *mx, const json_t *req, api_rerank *out, api_error *err);
+void api_rerank_clear(api_rerank *r);
+
+#endif

@@ -22,12 +22,4 @@ typedef struct sy_daemon {
   atomic_long cancelled; /* ... ended early because the client went away */
 } sy_daemon;
 
-/* The HTTP handler for every endpoint (api.c); ud is the sy_daemon. */
-void api_handle(void *ud, http_req *r);
-
-/* A worker's error frame (hdr, borrowed) as the /v1 chat, completions, embeddings and rerank
- * endpoints answer it: api_error_from_worker (apierr.h), with param "messages" for
- * context_length_exceeded. Pure, unit-tested. */
-void api_worker_error(const json_t *hdr, api_error *e);
-
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "api/api.h"
 #include "daemon.h"
 #include "obs/events.h"
 #include "log.h"

@@ -1,5 +1,5 @@
 /* test_multipart.c — unit tests for src/daemon/multipart.h (multipart/form-data) and the pure
- * helpers of api_audio.h (response formats, cue timestamps, SRT/VTT bodies).
+ * helpers of api/transcribe.h (response formats, cue timestamps, SRT/VTT bodies).
  *
  * Covers: the boundary from a Content-Type (plain, quoted, other parameters, wrong type, missing,
  * too long); a form with text fields and a file (names, filename, content type, exact data
@@ -116,21 +116,21 @@ static void test_parse_refusals(void **state) {
 
 static void test_formats_and_times(void **state) {
   (void)state;
-  assert_int_equal(api_audio_format("json"), AUD_JSON);
-  assert_int_equal(api_audio_format("verbose_json"), AUD_VERBOSE);
-  assert_int_equal(api_audio_format("srt"), AUD_SRT);
-  assert_int_equal(api_audio_format("vtt"), AUD_VTT);
-  assert_int_equal(api_audio_format("text"), AUD_TEXT);
-  assert_int_equal(api_audio_format("mp3"), -1);
-  assert_int_equal(api_audio_format(NULL), -1);
+  assert_int_equal(api_transcribe_format("json"), AUD_JSON);
+  assert_int_equal(api_transcribe_format("verbose_json"), AUD_VERBOSE);
+  assert_int_equal(api_transcribe_format("srt"), AUD_SRT);
+  assert_int_equal(api_transcribe_format("vtt"), AUD_VTT);
+  assert_int_equal(api_transcribe_format("text"), AUD_TEXT);
+  assert_int_equal(api_transcribe_format("mp3"), -1);
+  assert_int_equal(api_transcribe_format(NULL), -1);
   char t[32];
-  api_audio_timestamp(3725.0015, true, t, sizeof t);
+  api_transcribe_timestamp(3725.0015, true, t, sizeof t);
   assert_string_equal(t, "01:02:05,002");
-  api_audio_timestamp(0.9999, false, t, sizeof t);
+  api_transcribe_timestamp(0.9999, false, t, sizeof t);
   assert_string_equal(t, "00:00:01.000");
-  api_audio_timestamp(-3, true, t, sizeof t);
+  api_transcribe_timestamp(-3, true, t, sizeof t);
   assert_string_equal(t, "00:00:00,000");
-  api_audio_timestamp(1e12, false, t, sizeof t);
+  api_transcribe_timestamp(1e12, false, t, sizeof t);
   assert_string_equal(t, "99:59:59.999");
 }
 
@@ -140,12 +140,12 @@ static void test_subtitles(void **state) {
                            "end", 2.5, "text", " Hello there.", "start", 2.5, "end", 3.0, "text", "  ", "start", 2.0,
                            "end", 1.0, "text", " back\n\nin time", "start", 4.0, "end", 6.25, "text", "last");
   sy_buf b = {0};
-  assert_int_equal(api_audio_subtitles(segs, true, &b), 0);
+  assert_int_equal(api_transcribe_subtitles(segs, true, &b), 0);
   assert_string_equal(b.data, "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n"
                               "2\n00:00:02,000 --> 00:00:02,000\nback\nin time\n\n"
                               "3\n00:00:04,000 --> 00:00:06,250\nlast\n\n");
   sy_buf_free(&b);
-  assert_int_equal(api_audio_subtitles(segs, false, &b), 0);
+  assert_int_equal(api_transcribe_subtitles(segs, false, &b), 0);
   assert_string_equal(b.data, "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n\n"
                               "00:00:02.000 --> 00:00:02.000\nback\nin time\n\n"
                               "00:00:04.000 --> 00:00:06.250\nlast\n\n");

@@ -1,4 +1,4 @@
-/* test_sched_plan.c — unit tests of sched_plan.c: one test per rule and boundary of plan_decide
+/* test_sched_plan.c — unit tests of sched/plan.c: one test per rule and boundary of plan_decide
  * (run, wait, load with and without evictions, eviction order, busy/queued/pinned models kept,
  * reject, exact-fit edges on both sides, unloading and loading memory counted, the wanted model
  * pinned, bad arguments, sums near LLONG_MAX), each checking the action, the exact evict list and

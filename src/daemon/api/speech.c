@@ -1,9 +1,9 @@
-/* api_speech.c — see api_speech.h. The status is chosen on the worker's first event (an unknown
+/* api/speech.c — see api/speech.h. The status is chosen on the worker's first event (an unknown
  * voice is a proper 400); after that the audio is encoded and sent chunk by chunk (HTTP chunked
  * transfer), so the first bytes leave while later sentences are still being synthesised. A client
  * that hangs up cancels the synthesis (the request is freed, which cancels it in the worker).
  * Must never keep synthesising for a client that went away, and never answer a worker's error
- * other than as apierr.h's table says (api_speech_worker_error). */
+ * other than as api_error.h's table says (api_speech_worker_error). */
 #include "api/speech.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* api_speech.h — text to speech: POST /v1/audio/speech (OpenAI's shape: audio bytes streamed as
+/* api/speech.h — text to speech: POST /v1/audio/speech (OpenAI's shape: audio bytes streamed as
  * they are synthesised, or SSE speech.audio.delta events) and GET /v1/audio/voices. The worker
  * sends float32 PCM; the audio module (audio.h) encodes it at 24 kHz, as OpenAI's audio is. */
 #ifndef SY_API_SPEECH_H
@@ -10,9 +10,9 @@
 #include "http/api_error.h"
 #include "daemon.h"
 #include "config/matrix.h"
+#include "parse/api_parse.h" /* API_SPEECH_RATE */
 
 #define API_SPEECH_MAX_CHARS 4096 /* OpenAI's limit on input, in characters */
-#define API_SPEECH_RATE 24000     /* every format's sample rate */
 #define API_SPEECH_MAX_CLIP_S 30  /* voice.audio: seconds of a request's reference clip */
 
 typedef struct api_speech {
@@ -34,7 +34,7 @@ void api_speech_handle(sy_daemon *d, http_req *r);
 void api_voices_handle(sy_daemon *d, http_req *r);
 
 /* A worker's error frame (hdr, borrowed) as both endpoints answer it: api_error_from_worker
- * (apierr.h) unchanged (invalid_voice and invalid_language name "voice" and "language" there);
+ * (api_error.h) unchanged (invalid_voice and invalid_language name "voice" and "language" there);
  * this is where a speech-only twist would go. Pure, unit-tested. */
 void api_speech_worker_error(const json_t *hdr, api_error *e);
 

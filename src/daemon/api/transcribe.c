@@ -1,9 +1,9 @@
-/* api_audio.c — POST /v1/audio/transcriptions and /v1/audio/translations: the multipart form
+/* api/transcribe.c — POST /v1/audio/transcriptions and /v1/audio/translations: the multipart form
  * checked field by field (multipart.c), the file decoded to 16 kHz mono float (audio.c), a
  * whisper worker from the scheduler, its segments relayed as one answer in the asked format
  * (json, text, srt, vtt, verbose_json) or as server-sent events (transcript.text.delta, then
  * transcript.text.done). Never leaves a worker request running for a client that went away, and
- * never answers twice; a worker's error is answered as apierr.h's table says, never with a status
+ * never answers twice; a worker's error is answered as api_error.h's table says, never with a status
  * or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that takes
  * audio) is a chat instead: one user message with the audio and the model's transcribe_prompt, its
  * answer's text relayed the same way (json and text only: an LLM gives no timestamps). */
@@ -24,14 +24,14 @@
 
 /* ---- pure helpers -------------------------------------------------------------------------- */
 
-int api_audio_format(const char *s) {
+int api_transcribe_format(const char *s) {
   static const char *const names[] = {"json", "text", "srt", "vtt", "verbose_json"};
   for (int i = 0; s && i < 5; i++)
     if (strcmp(s, names[i]) == 0) return i;
   return -1;
 }
 
-void api_audio_timestamp(double secs, bool srt, char *out, size_t cap) {
+void api_transcribe_timestamp(double secs, bool srt, char *out, size_t cap) {
   long long ms = isfinite(secs) && secs > 0 ? llround(secs * 1000.0) : 0;
   if (ms > 359999999LL) ms = 359999999LL; /* 99:59:59.999 */
   snprintf(out, cap, "%02lld:%02lld:%02lld%c%03lld", ms / 3600000, ms / 60000 % 60, ms / 1000 % 60,
@@ -53,7 +53,7 @@ static size_t trimmed(const char **s) {
   return n;
 }
 
-int api_audio_subtitles(const json_t *segments, bool srt, sy_buf *out) {
+int api_transcribe_subtitles(const json_t *segments, bool srt, sy_buf *out) {
   int rc = srt ? 0 : sy_buf_puts(out, "WEBVTT\n\n");
   double prev = 0;
   size_t i, cue = 0;
@@ -67,8 +67,8 @@ int api_audio_subtitles(const json_t *segments, bool srt, sy_buf *out) {
     if (!(b >= a)) b = a;
     prev = a;
     char ta[32], tb[32];
-    api_audio_timestamp(a, srt, ta, sizeof ta);
-    api_audio_timestamp(b, srt, tb, sizeof tb);
+    api_transcribe_timestamp(a, srt, ta, sizeof ta);
+    api_transcribe_timestamp(b, srt, tb, sizeof tb);
     /* a blank line would end the cue early: cue text never holds one */
     sy_buf line = {0};
     for (size_t k = 0; k < n; k++)
@@ -115,7 +115,7 @@ static void job_free(void *cls) {
   free(j);
 }
 
-void api_audio_worker_error(const json_t *hdr, api_error *e) { api_error_from_worker(hdr, e); }
+void api_transcribe_worker_error(const json_t *hdr, api_error *e) { api_error_from_worker(hdr, e); }
 
 /* A segment frame: its text (the stream's delta), and, when collecting, its JSON. Returns the
  * text to stream (trimmed at the very start of the transcript), owned by the frame. */
@@ -188,7 +188,7 @@ static void stream_event(tr_job *j, ipc_msg *m) {
     j->finished = true;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
-    api_audio_worker_error(m->hdr, &e);
+    api_transcribe_worker_error(m->hdr, &e);
     json_t *ev = api_error_json(&e);
     if (ev) json_object_set_new(ev, "type", json_string("error"));
     emit(j, ev);
@@ -233,7 +233,7 @@ static void reply_whole(tr_job *j, http_req *r, const json_t *done) {
     sy_buf_puts(&b, "\n");
     reply_text(r, "text/plain; charset=utf-8", &b);
   } else if (j->fmt == AUD_SRT || j->fmt == AUD_VTT) {
-    api_audio_subtitles(j->segments, j->fmt == AUD_SRT, &b);
+    api_transcribe_subtitles(j->segments, j->fmt == AUD_SRT, &b);
     reply_text(r, j->fmt == AUD_SRT ? "text/plain; charset=utf-8" : "text/vtt; charset=utf-8", &b);
   } else if (j->fmt == AUD_JSON) {
     http_reply_json(r, 200, json_pack("{s:s%, s:o}", "text", all, n, "usage", job_usage(j, done)));
@@ -358,7 +358,7 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
   f->fmt = AUD_JSON;
   if ((p = mp_find(parts, np, "response_format")) && p->len) {
     char v[16];
-    f->fmt = field_str(p, v, sizeof v) == 0 ? api_audio_format(v) : -1;
+    f->fmt = field_str(p, v, sizeof v) == 0 ? api_transcribe_format(v) : -1;
     if (f->fmt < 0)
       return API_BAD(err, "response_format", "invalid_value",
                      "'response_format' must be one of json, text, srt, verbose_json, vtt"),
@@ -462,7 +462,7 @@ static json_t *llm_message(const tr_form *f, size_t n) {
   return msg;
 }
 
-void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
+void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate) {
   api_error err = {0};
   if (strcmp(http_method(r), "POST") != 0) {
     api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
@@ -574,7 +574,7 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
     return;
   }
   if (strcmp(ipc_op(&m), "error") == 0) {
-    api_audio_worker_error(m.hdr, &err);
+    api_transcribe_worker_error(m.hdr, &err);
     ipc_msg_clear(&m);
     j->finished = true;
     job_free(j);
@@ -603,7 +603,7 @@ void api_audio_handle(sy_daemon *d, http_req *r, bool translate) {
       break;
     } else if (strcmp(op, "error") == 0) {
       j->finished = true;
-      api_audio_worker_error(m.hdr, &err);
+      api_transcribe_worker_error(m.hdr, &err);
       http_reply_error(r, &err);
       break;
     }

@@ -1,4 +1,4 @@
-/* apierr.h — an error as a value: the HTTP status and OpenAI error fields, carried up from
+/* api_error.h — an error as a value: the HTTP status and OpenAI error fields, carried up from
  * wherever it happened to the one place (http.c) that turns it into a response body; and the one
  * table that turns a worker's error frame into such a value, so that a worker error has the same
  * status and code on every endpoint. Must never let an api_error point into memory it does not

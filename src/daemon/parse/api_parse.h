@@ -22,6 +22,11 @@
  * Qwen3-Omni) all take 16 kHz; the worker refuses audio when its projector wants another rate. */
 #define API_AUDIO_RATE 16000
 #define API_MAX_AUDIO_SECONDS 1800 /* input_audio per request, all parts together */
+/* Speech out (/v1/audio/speech, a voice pipeline's tts step): every format's sample rate. */
+#define API_SPEECH_RATE 24000
+/* A transcription's response_format (/v1/audio/transcriptions, a transcribe-and-clean pipeline):
+ * api_transcribe_format (api/transcribe.h) reads the name; pipelines answer in three of them. */
+enum { AUD_JSON = 0, AUD_TEXT, AUD_SRT, AUD_VTT, AUD_VERBOSE };
 /* Where an image goes in a message's text: llama.cpp's mtmd_default_marker() (the daemon links no
  * engine, so it is spelled out here; the worker hands the text to mtmd_tokenize). */
 #define API_IMAGE_MARKER "<__media__>"

@@ -1,4 +1,4 @@
-/* memplan.c — see memplan.h. */
+/* footprint.c — see footprint.h. */
 #include "sched/footprint.h"
 
 #include <errno.h>
@@ -27,7 +27,7 @@ extern char **environ;
  * the device (hundreds of MiB on CUDA), to be measured with the GPU work. */
 #define PROCESS_OVERHEAD (16 * MIB)
 
-int memplan_parse_probe(const char *text, memplan_est *out) {
+int footprint_parse_probe(const char *text, footprint_est *out) {
   memset(out, 0, sizeof *out);
   int lines = 0;
   const char *p = text;
@@ -117,7 +117,7 @@ static int run_capture(char *const argv[], sy_buf *out, char *err, size_t errlen
 }
 
 /* Without the probe: the weights (the file), plus a generous allowance for KV and compute. */
-static void fallback(const matrix_model *m, memplan_est *out) {
+static void fallback(const matrix_model *m, footprint_est *out) {
   memset(out, 0, sizeof *out);
   out->model_bytes = m->file_bytes > 0 ? m->file_bytes : 0;
   out->compute_bytes = out->model_bytes / 10 + 256 * MIB;
@@ -127,9 +127,9 @@ static void fallback(const matrix_model *m, memplan_est *out) {
 
 /* The projector lives where the text layers do: on the first GPU the probe named when layers are
  * offloaded, else in RAM (the rest of total_bytes, which the scheduler puts on the host). */
-static void add_mmproj(const matrix_model *m, memplan_est *out) {
+static void add_mmproj(const matrix_model *m, footprint_est *out) {
   if (!m->mmproj) return;
-  out->mmproj_bytes = (m->mmproj_bytes > 0 ? m->mmproj_bytes : 0) + MEMPLAN_MMPROJ_MARGIN;
+  out->mmproj_bytes = (m->mmproj_bytes > 0 ? m->mmproj_bytes : 0) + FOOTPRINT_MMPROJ_MARGIN;
   out->total_bytes += out->mmproj_bytes;
   for (int i = 0; m->gpu_layers != 0 && i < out->n_dev; i++)
     if (strcmp(out->dev[i].name, "Host") != 0 && strcmp(out->dev[i].name, "CPU") != 0) {
@@ -138,14 +138,14 @@ static void add_mmproj(const matrix_model *m, memplan_est *out) {
     }
 }
 
-static int estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen);
+static int estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen);
 
 /* The weights are at least the file. llama-fit-params does not count the weights the CPU backend
  * repacks for its faster kernels (Q4_0, Q4_K, IQ4_NL, ... in the CPU_REPACK buffer: a copy made at
  * load, on top of the mapped file): for a Qwen2.5-7B-shaped Q4_K_M file of 4466 MiB it reports
  * 1483 MiB of Host weights, and the worker measured 7489 MiB resident. What is missing from the
  * probe's weights goes to Host, the pool that copy lives in. */
-void memplan_weights_floor(memplan_est *e, long long file_bytes) {
+void footprint_weights_floor(footprint_est *e, long long file_bytes) {
   if (!e->from_probe || file_bytes <= e->model_bytes) return;
   long long add = file_bytes - e->model_bytes;
   e->model_bytes += add;
@@ -161,14 +161,14 @@ void memplan_weights_floor(memplan_est *e, long long file_bytes) {
   }
 }
 
-int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen) {
+int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen) {
   int rc = estimate(tool, m, out, err, errlen);
-  if (rc == 0) memplan_weights_floor(out, m->file_bytes);
+  if (rc == 0) footprint_weights_floor(out, m->file_bytes);
   add_mmproj(m, out);
   return rc;
 }
 
-static int estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen) {
+static int estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen) {
   if (!tool || access(tool, X_OK) != 0) {
     fallback(m, out);
     snprintf(err, errlen, "the estimator %s is not there", tool ? tool : "(none)");
@@ -189,7 +189,7 @@ static int estimate(const char *tool, const matrix_model *m, memplan_est *out, c
                   "--fit-print", "on", NULL};
   sy_buf text = {0};
   int rc = run_capture(argv, &text, err, errlen);
-  if (rc == 0 && memplan_parse_probe(text.data ? text.data : "", out) == 0) {
+  if (rc == 0 && footprint_parse_probe(text.data ? text.data : "", out) == 0) {
     sy_buf_free(&text);
     return 0;
   }
@@ -199,7 +199,7 @@ static int estimate(const char *tool, const matrix_model *m, memplan_est *out, c
   return -1;
 }
 
-json_t *memplan_devices(const char *worker_exe, char *err, size_t errlen) {
+json_t *footprint_devices(const char *worker_exe, char *err, size_t errlen) {
   char *argv[] = {(char *)worker_exe, "--list-devices", NULL};
   sy_buf text = {0};
   json_t *j = NULL;
@@ -232,31 +232,31 @@ static long long proc_kb(const char *path, const char *key) {
   return v;
 }
 
-long long memplan_rss_bytes(pid_t pid) {
+long long footprint_rss_bytes(pid_t pid) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
   long long kb = proc_kb(path, "VmRSS");
   return kb < 0 ? -1 : kb * 1024;
 }
 
-long long memplan_mem_available(void) {
+long long footprint_mem_available(void) {
   long long kb = proc_kb("/proc/meminfo", "MemAvailable");
   return kb < 0 ? -1 : kb * 1024;
 }
 
-long long memplan_live_budget(long long configured, long long available, long long ours, long long reserve) {
+long long footprint_live_budget(long long configured, long long available, long long ours, long long reserve) {
   if (available < 0) return configured;
   long long live = available + (ours > 0 ? ours : 0) - (reserve > 0 ? reserve : 0);
   if (live < 0) live = 0;
   return live < configured ? live : configured;
 }
 
-long long memplan_mem_total(void) {
+long long footprint_mem_total(void) {
   long long kb = proc_kb("/proc/meminfo", "MemTotal");
   return kb < 0 ? -1 : kb * 1024;
 }
 
-int memplan_whisper_estimate(const char *path, long long file_bytes, memplan_est *out) {
+int footprint_whisper_estimate(const char *path, long long file_bytes, footprint_est *out) {
   FILE *f = fopen(path, "rb");
   if (!f) return -1;
   int32_t h[14];

@@ -1,4 +1,4 @@
-/* memplan.h — how much memory a model will take, before loading it (an estimate) and while it
+/* footprint.h — how much memory a model will take, before loading it (an estimate) and while it
  * runs (a measurement).
  *
  * Estimate: llama.cpp's own `llama-fit-params` tool, run as a short-lived probe (it simulates the
@@ -7,8 +7,8 @@
  * and it knows every architecture the engine knows. If the probe fails, a rough fallback from the
  * file size is used and says so. Measurement: the worker's resident set (VmRSS) from /proc.
  * Never trusts the probe's output beyond its fixed line format; never waits for it forever. */
-#ifndef SY_MEMPLAN_H
-#define SY_MEMPLAN_H
+#ifndef SY_FOOTPRINT_H
+#define SY_FOOTPRINT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,13 +21,13 @@
 /* Added to an mmproj's file size for its compute buffer (image encoding) and preprocessing: the
  * projector's own probe is C++ only (mtmd_get_memory_usage). Generous for LLaVA/Qwen-VL-sized
  * encoders at their default image sizes; the measurement corrects it after the first load. */
-#define MEMPLAN_MMPROJ_MARGIN (256LL * 1024 * 1024)
+#define FOOTPRINT_MMPROJ_MARGIN (256LL * 1024 * 1024)
 
-typedef struct memplan_est {
+typedef struct footprint_est {
   long long model_bytes;   /* weights, all devices */
   long long context_bytes; /* KV cache */
   long long compute_bytes; /* compute buffers */
-  long long mmproj_bytes;  /* the vision projector: its file + MEMPLAN_MMPROJ_MARGIN (the probe
+  long long mmproj_bytes;  /* the vision projector: its file + FOOTPRINT_MMPROJ_MARGIN (the probe
                               does not count it) */
   long long total_bytes;   /* the sum, plus the worker process's own overhead */
   bool from_probe;         /* false: the file-size fallback */
@@ -37,12 +37,12 @@ typedef struct memplan_est {
     long long bytes;       /* weights + KV cache + compute buffers there (no process overhead) */
   } dev[8];
   int n_dev;
-} memplan_est;
+} footprint_est;
 
 /* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU
  * layers) by running `tool` (a path to llama-fit-params; NULL or missing = fallback). Always fills
  * *out; returns 0 when the probe answered, -1 (reason in err) when the fallback was used. */
-int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, char *err, size_t errlen);
+int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen);
 
 /* A whisper.cpp model's footprint from its file's header (magic, 11 hyper-parameters, then the mel
  * filters' n_mel and n_fft 201): the weights (the file), the self-attention, cross-attention and
@@ -51,29 +51,29 @@ int memplan_estimate(const char *tool, const matrix_model *m, memplan_est *out, 
  * attention scores, the decoder's logits for a whole text context), plus the process. Sized for the
  * worker as it loads (no flash attention). Fills *out and returns 0, or -1 when the file is not a
  * readable whisper header (Parakeet's, or hostile numbers): the caller falls back to the file size. */
-int memplan_whisper_estimate(const char *path, long long file_bytes, memplan_est *out);
+int footprint_whisper_estimate(const char *path, long long file_bytes, footprint_est *out);
 
 /* Raise a probe's weights to at least the model file's size (the part it missed counted on Host):
  * the CPU backend's repacked weights are not in the probe's numbers. */
-void memplan_weights_floor(memplan_est *e, long long file_bytes);
+void footprint_weights_floor(footprint_est *e, long long file_bytes);
 
 /* Parse the probe's stdout ("NAME MODEL_MiB CONTEXT_MiB COMPUTE_MiB" per line). 0 or -1. */
-int memplan_parse_probe(const char *text, memplan_est *out);
+int footprint_parse_probe(const char *text, footprint_est *out);
 
 /* The devices the engine build sees: runs `worker_exe --list-devices` and returns its
  * {"devices":[{"name","description","type","free","total"}]} (new reference), or NULL. */
-json_t *memplan_devices(const char *worker_exe, char *err, size_t errlen);
+json_t *footprint_devices(const char *worker_exe, char *err, size_t errlen);
 
 /* Resident memory of a process in bytes (VmRSS), or -1 if it is gone. */
-long long memplan_rss_bytes(pid_t pid);
+long long footprint_rss_bytes(pid_t pid);
 /* MemTotal of this machine in bytes, or -1. */
-long long memplan_mem_total(void);
+long long footprint_mem_total(void);
 /* MemAvailable (free + reclaimable page cache) in bytes, or -1. */
-long long memplan_mem_available(void);
+long long footprint_mem_available(void);
 
 /* The budget models may use right now: the configured one, but never more than what is really
  * there: what is available now plus what our own workers hold, minus the reserve (memory used by
  * other programs is thus subtracted live). available < 0 (unknown) leaves configured as is. Pure. */
-long long memplan_live_budget(long long configured, long long available, long long ours, long long reserve);
+long long footprint_live_budget(long long configured, long long available, long long ours, long long reserve);
 
 #endif

@@ -1,4 +1,4 @@
-/* memstate.c — see memstate.h. The file is {"version":1,"models":{"KEY":BYTES,...}}. */
+/* footprint_store.c — see footprint_store.h. The file is {"version":1,"models":{"KEY":BYTES,...}}. */
 #include "sched/footprint_store.h"
 
 #include <errno.h>
@@ -13,10 +13,10 @@
 
 #include "log.h"
 
-#define MEMSTATE_MAX_FILE (4 << 20)
-#define MEMSTATE_MAX_ENTRIES 10000
+#define FOOTPRINT_STORE_MAX_FILE (4 << 20)
+#define FOOTPRINT_STORE_MAX_ENTRIES 10000
 
-struct memstate {
+struct footprint_store {
   pthread_mutex_t mu;
   char *path;    /* NULL = memory only */
   json_t *models; /* object: key -> integer */
@@ -34,15 +34,15 @@ static void mkdirs(const char *dir) {
   mkdir(tmp, 0755);
 }
 
-void memstate_default_path(char *buf, size_t len) {
+void footprint_store_default_path(char *buf, size_t len) {
   const char *d = getenv("SWITCHYARD_STATE_DIR"), *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
   if (d && *d) snprintf(buf, len, "%s/measurements.json", d);
   else if (x && *x) snprintf(buf, len, "%s/switchyard/measurements.json", x);
   else snprintf(buf, len, "%s/.local/state/switchyard/measurements.json", h && *h ? h : "/tmp");
 }
 
-memstate *memstate_open(const char *path) {
-  memstate *s = calloc(1, sizeof *s);
+footprint_store *footprint_store_open(const char *path) {
+  footprint_store *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   pthread_mutex_init(&s->mu, NULL);
   s->path = path ? strdup(path) : NULL;
@@ -50,13 +50,13 @@ memstate *memstate_open(const char *path) {
   struct stat st;
   if (path && stat(path, &st) == 0) {
     json_error_t e;
-    json_t *j = st.st_size <= MEMSTATE_MAX_FILE ? json_load_file(path, JSON_REJECT_DUPLICATES, &e) : NULL;
+    json_t *j = st.st_size <= FOOTPRINT_STORE_MAX_FILE ? json_load_file(path, JSON_REJECT_DUPLICATES, &e) : NULL;
     json_t *m = json_object_get(j, "models");
     const char *k;
     json_t *v;
     if (json_is_object(m)) {
       json_object_foreach(m, k, v) {
-        if (json_is_integer(v) && json_integer_value(v) > 0 && json_object_size(s->models) < MEMSTATE_MAX_ENTRIES)
+        if (json_is_integer(v) && json_integer_value(v) > 0 && json_object_size(s->models) < FOOTPRINT_STORE_MAX_ENTRIES)
           json_object_set(s->models, k, v);
       }
     } else {
@@ -67,7 +67,7 @@ memstate *memstate_open(const char *path) {
   return s;
 }
 
-void memstate_close(memstate *s) {
+void footprint_store_close(footprint_store *s) {
   if (!s) return;
   json_decref(s->models);
   free(s->path);
@@ -75,7 +75,7 @@ void memstate_close(memstate *s) {
   free(s);
 }
 
-void memstate_key(const matrix_model *m, char *buf, size_t len) {
+void footprint_store_key(const matrix_model *m, char *buf, size_t len) {
   struct stat st;
   long long size = -1, mtime = -1;
   if (stat(m->file, &st) == 0) {
@@ -93,7 +93,7 @@ void memstate_key(const matrix_model *m, char *buf, size_t len) {
     snprintf(buf + at, len - at, "|mmproj=%s|%lld", m->mmproj, m->mmproj_bytes);
 }
 
-long long memstate_get(memstate *s, const char *key) {
+long long footprint_store_get(footprint_store *s, const char *key) {
   pthread_mutex_lock(&s->mu);
   json_t *v = json_object_get(s->models, key);
   long long b = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
@@ -102,7 +102,7 @@ long long memstate_get(memstate *s, const char *key) {
 }
 
 /* Write the file atomically (lock held). */
-static int save(memstate *s) {
+static int save(footprint_store *s) {
   if (!s->path) return 0;
   char dir[PATH_MAX], tmp[PATH_MAX + 16];
   snprintf(dir, sizeof dir, "%s", s->path);
@@ -122,12 +122,12 @@ static int save(memstate *s) {
   return rc;
 }
 
-int memstate_put_max(memstate *s, const char *key, long long bytes) {
+int footprint_store_put_max(footprint_store *s, const char *key, long long bytes) {
   if (bytes <= 0) return 0;
   pthread_mutex_lock(&s->mu);
   json_t *v = json_object_get(s->models, key);
   int rc = 0;
-  bool room = v || json_object_size(s->models) < MEMSTATE_MAX_ENTRIES;
+  bool room = v || json_object_size(s->models) < FOOTPRINT_STORE_MAX_ENTRIES;
   if (room && (!json_is_integer(v) || json_integer_value(v) < bytes)) {
     json_object_set_new(s->models, key, json_integer(bytes));
     rc = save(s);

@@ -2,7 +2,7 @@
  * models whose definition went away while loaded, serving their requests in flight before they
  * unload), one mutex, one condition variable for every state change, a reaper thread for
  * keep-alive expiry, a preloader thread for pinned and preloaded models. Decisions come from plan_decide
- * (sched_plan.c); this file only gathers state and carries them out.
+ * (sched/plan.c); this file only gathers state and carries them out.
  * Must never stop a worker that has requests in flight (except at shutdown), never hold the lock
  * while spawning or stopping a process, never count a model's memory as free before its process
  * is gone, and never drop a worker reference on its reader thread. */
@@ -43,11 +43,11 @@ typedef struct slot {
   api_error last_err; /* of the last failed load */
   int fails;          /* failed loads in a row (back-off grows with it) */
   long long retry_at_ms; /* no new load attempt before this (back-off after a failure) */
-  memplan_est est;    /* estimated before load */
+  footprint_est est;    /* estimated before load */
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
   long long est_pool[PLAN_MAX_POOLS];  /* the estimate per memory pool ([0] = host RAM) */
   long long meas_pool[PLAN_MAX_POOLS]; /* the largest use measured per GPU pool ([0] unused: `measured`) */
-  char key[PATH_MAX + 160]; /* memstate key: file identity + settings */
+  char key[PATH_MAX + 160]; /* footprint_store key: file identity + settings */
   long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
   long long rss_at_ms;      /* when the resident set was last read */
   bool ka_set;              /* a request set the keep-alive (ka_s) */
@@ -77,7 +77,7 @@ struct sched {
   size_t n_slots, cap_slots;
   char tool[PATH_MAX + 32]; /* llama-fit-params */
   long long tool_stamp;     /* its mtime: estimates are remembered per estimator build */
-  memstate *ms;         /* remembered measurements */
+  footprint_store *ms;         /* remembered measurements */
   json_t *devices;      /* what the engine build sees ({"devices":[...]}), or NULL */
   metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
   events *ev;           /* GET /api/events: loads and unloads as they happen */
@@ -207,7 +207,7 @@ static void pools_live(sched *s) {
     long long ours = 0;
     for (size_t i = 0; i < s->n_slots; i++)
       if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->meas_pool[p];
-    pl->live = memplan_live_budget(pl->budget, fr, ours, s->mx->gpu_reserve);
+    pl->live = footprint_live_budget(pl->budget, fr, ours, s->mx->gpu_reserve);
   }
 }
 
@@ -224,7 +224,7 @@ static long long measure_worker(const sched *s, const worker *w, long long *on_g
   long long rss = 0;
   for (size_t p = 1; p < s->n_pools; p++) on_gpu[p] = 0;
   for (size_t i = 0; i < n; i++) {
-    long long r = memplan_rss_bytes(pids[i]), g[PLAN_MAX_POOLS] = {0};
+    long long r = footprint_rss_bytes(pids[i]), g[PLAN_MAX_POOLS] = {0};
     if (r > 0) rss += r;
     measure_gpus(s, pids[i], g);
     for (size_t p = 1; p < s->n_pools; p++)
@@ -375,29 +375,29 @@ static slot *slot_make(sched *s, const matrix_model *m) {
   sl->m = m;
   sl->row = metrics_model(s->mt, m->name);
   char err[256] = "", ekey[sizeof sl->key + 64];
-  memstate_key(m, sl->key, sizeof sl->key);
+  footprint_store_key(m, sl->key, sizeof sl->key);
   /* Estimates are remembered too (keyed by the model's identity and settings and by the
    * estimator's own build): a probe per model runs once, not at every start. */
   snprintf(ekey, sizeof ekey, "estimate-v2|%s|%lld", sl->key, s->tool_stamp); /* v2: weights ≥ the file */
-  long long cached = s->ms ? memstate_get(s->ms, ekey) : -1;
+  long long cached = s->ms ? footprint_store_get(s->ms, ekey) : -1;
   char dkey[sizeof ekey + 48];
   if (m->engine == MATRIX_ENGINE_EXTERNAL) {
     ext_estimate(s, sl);
     goto estimated;
   }
   if (cached > 0) {
-    sl->est = (memplan_est){.total_bytes = cached, .from_probe = true};
+    sl->est = (footprint_est){.total_bytes = cached, .from_probe = true};
     snprintf(sl->est.devices, sizeof sl->est.devices, "(remembered)");
     for (size_t p = 0; p < s->n_pools; p++) { /* the split per device, where remembered */
       snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, s->pools[p].name);
-      long long b = memstate_get(s->ms, dkey);
+      long long b = footprint_store_get(s->ms, dkey);
       if (b > 0 && sl->est.n_dev < (int)(sizeof sl->est.dev / sizeof sl->est.dev[0])) {
         snprintf(sl->est.dev[sl->est.n_dev].name, sizeof sl->est.dev[0].name, "%s", s->pools[p].name);
         sl->est.dev[sl->est.n_dev++].bytes = b;
       }
     }
-  } else if (m->engine == MATRIX_ENGINE_WHISPER && memplan_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
-    /* whisper.cpp's buffers from the file's header (memplan.h); measured once loaded */
+  } else if (m->engine == MATRIX_ENGINE_WHISPER && footprint_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
+    /* whisper.cpp's buffers from the file's header (footprint.h); measured once loaded */
   } else if (m->engine != MATRIX_ENGINE_LLAMA) {
     /* llama.cpp's probe knows only GGUF models: the weights plus a margin for the engine's own
      * buffers (whisper's KV and mel buffers, espeak's voice data); measured once loaded */
@@ -405,20 +405,20 @@ static slot *slot_make(sched *s, const matrix_model *m) {
     sl->est.compute_bytes = m->file_bytes / 4 + (64LL << 20);
     sl->est.total_bytes = sl->est.model_bytes + sl->est.compute_bytes;
     snprintf(sl->est.devices, sizeof sl->est.devices, "(file size)");
-  } else if (memplan_estimate(s->tool, m, &sl->est, err, sizeof err) != 0) {
+  } else if (footprint_estimate(s->tool, m, &sl->est, err, sizeof err) != 0) {
     LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
   } else if (s->ms) {
     for (int d = 0; d < sl->est.n_dev; d++) {
       snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, sl->est.dev[d].name);
-      memstate_put_max(s->ms, dkey, sl->est.dev[d].bytes);
+      footprint_store_put_max(s->ms, dkey, sl->est.dev[d].bytes);
     }
-    memstate_put_max(s->ms, ekey, sl->est.total_bytes); /* last: its presence means the split is there */
+    footprint_store_put_max(s->ms, ekey, sl->est.total_bytes); /* last: its presence means the split is there */
   }
   slot_split(s, sl);
 estimated:;
-  long long remembered = s->ms ? memstate_get(s->ms, sl->key) : -1;
+  long long remembered = s->ms ? footprint_store_get(s->ms, sl->key) : -1;
   if (remembered > 0) sl->measured = remembered;
-  const memplan_est *e = &sl->est;
+  const footprint_est *e = &sl->est;
   LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s; measured before: %.0f MiB",
         m->name, (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0,
         (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
@@ -446,7 +446,7 @@ static int slot_add(sched *s, slot *sl) {
 
 /* The budget the matrix asks for: memory.budget, else RAM − memory.reserve. */
 static long long budget_of(const matrix *mx) {
-  long long total = memplan_mem_total();
+  long long total = footprint_mem_total();
   return mx->mem_budget > 0            ? mx->mem_budget
          : total > mx->mem_reserve     ? total - mx->mem_reserve
          : total > 0                   ? total / 2
@@ -466,10 +466,10 @@ sched *sched_new(const sched_params *p) {
   LOG_I("memory budget %.2f GiB (%s)", gib(s->budget), p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
   char state[PATH_MAX];
   snprintf(s->tool, sizeof s->tool, "%s/llama-fit-params", p->worker_dir);
-  memstate_default_path(state, sizeof state);
-  s->ms = memstate_open(state);
+  footprint_store_default_path(state, sizeof state);
+  s->ms = footprint_store_open(state);
   char derr[256] = "";
-  s->devices = memplan_devices(s->worker_exe, derr, sizeof derr);
+  s->devices = footprint_devices(s->worker_exe, derr, sizeof derr);
   if (!s->devices) LOG_W("could not list the engine's devices: %s", derr);
   size_t di;
   json_t *dv;
@@ -671,7 +671,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   if (rss > sl->measured) {
     sl->measured = rss;
     pthread_mutex_unlock(&s->mu);
-    if (s->ms) memstate_put_max(s->ms, sl->key, rss); /* file I/O: not under the lock */
+    if (s->ms) footprint_store_put_max(s->ms, sl->key, rss); /* file I/O: not under the lock */
     pthread_mutex_lock(&s->mu);
   }
   return 0;
@@ -722,7 +722,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       long long ours = 0;
       for (size_t i = 0; i < s->n_slots; i++)
         if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->measured;
-      s->live_budget = memplan_live_budget(s->budget, memplan_mem_available(), ours, s->mx->mem_reserve);
+      s->live_budget = footprint_live_budget(s->budget, footprint_mem_available(), ours, s->mx->mem_reserve);
       pools_live(s);
     }
     const plan_decision *d = decide(s, slot_index(s, sl));
@@ -839,7 +839,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
     pthread_cond_signal(&s->reaper_cond);
   }
   pthread_mutex_unlock(&s->mu);
-  if (key[0] && s->ms) memstate_put_max(s->ms, key, rss);
+  if (key[0] && s->ms) footprint_store_put_max(s->ms, key, rss);
   if (retired) retire(s, sl, retired, reason, why);
   worker_unref(w);
 }
@@ -921,7 +921,7 @@ int sched_reload(sched *s, matrix *nmx, json_t **summary) {
   char(*keys)[sizeof ((slot *)0)->key] = calloc(n ? n : 1, sizeof *keys);
   json_t *added = json_array(), *changed = json_array(), *removed = json_array();
   int rc = keep && fresh && keys && added && changed && removed ? 0 : -1;
-  for (size_t i = 0; rc == 0 && i < n; i++) memstate_key(&nmx->models[i], keys[i], sizeof keys[i]);
+  for (size_t i = 0; rc == 0 && i < n; i++) footprint_store_key(&nmx->models[i], keys[i], sizeof keys[i]);
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     slot *sl = slot_find(s, nmx->models[i].name);
@@ -1168,7 +1168,7 @@ static void sched_free_parts(sched *s) {
   free(s->plan);
   for (size_t i = 0; i < s->n_old_mx; i++) matrix_free(s->old_mx[i]);
   free(s->old_mx);
-  memstate_close(s->ms);
+  footprint_store_close(s->ms);
   json_decref(s->devices);
   metrics_free(s->mt);
   events_free(s->ev);

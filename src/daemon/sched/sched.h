@@ -2,7 +2,7 @@
  * loading on first request (concurrent requests share one load); evicting idle models (lowest
  * priority, then least recently used) when another needs the room; waiting in a bounded queue
  * when the room can only come from busy models; refusing at once a model that can never fit;
- * unloading after keep-alive; reloading after a crash. The decision itself is sched_plan.c (pure);
+ * unloading after keep-alive; reloading after a crash. The decision itself is sched/plan.c (pure);
  * this file gathers the state, carries decisions out, and owns the processes.
  *
  * Thread safety: all functions may be called from any thread. */

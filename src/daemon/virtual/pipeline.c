@@ -9,7 +9,7 @@
  * worker keeps generating in its own process meanwhile (its frames queue in its wreq), so the
  * first sentence's audio leaves while the answer is still being written. Must never leave a step
  * running for a client that went away (freeing a wreq cancels it), never answer twice, and never
- * give a step's worker error a status or code other than apierr.h's table gives it. */
+ * give a step's worker error a status or code other than api_error.h's table gives it. */
 #include "virtual/pipeline.h"
 
 #include <assert.h>
@@ -21,9 +21,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "api/transcribe.h"
 #include "parse/api_parse.h"
-#include "api/speech.h"
 #include "media/audio.h"
 #include "media/image.h"
 #include "log.h"

@@ -15,7 +15,7 @@
 /* A pipeline's steps (an error's param names the failed one: "asr", "llm", "tts"). */
 enum pipe_role { PIPE_ASR = 0, PIPE_LLM, PIPE_TTS };
 
-/* Transcribe-and-clean (api_audio.c, once the form is checked and the audio decoded to 16 kHz
+/* Transcribe-and-clean (api/transcribe.c, once the form is checked and the audio decoded to 16 kHz
  * mono): the asr step's transcript, then the llm step with the pipeline's instruction as system
  * prompt and the transcript as user message. fmt is AUD_JSON, AUD_TEXT or AUD_VERBOSE (with
  * raw_text); language and prompt may be "" / NULL. Answers r. */
@@ -45,7 +45,7 @@ json_t *pipe_model_json(const matrix_pipeline *p, long long created);
 size_t pipe_sentence_cut(const char *s, size_t len, size_t max_chars, bool final);
 
 /* Pure, unit-tested: a step's worker error frame (hdr, borrowed) as a pipeline answers it:
- * api_error_from_worker (apierr.h) for status, type and code, then the step named: message
+ * api_error_from_worker (api_error.h) for status, type and code, then the step named: message
  * "pipeline 'P' step ROLE (MODEL) failed: why", param "asr" | "llm" | "tts" (role: a pipe_role). */
 void pipe_step_error(const json_t *hdr, const matrix_pipeline *p, int role, const char *model,
                      api_error *e);

@@ -3,7 +3,7 @@
  *
  * The pure part (no I/O, unit-tested): what a request looks like to the rules (router_facts), the
  * rules themselves, the classifier's worker message and the reading of its answer, the order in
- * which routes are tried when a route's model cannot be loaded. The daemon side (api_router.c)
+ * which routes are tried when a route's model cannot be loaded. The daemon side (router_decide.c)
  * runs the classifier on the light model through the scheduler.
  *
  * The counters behind GET /metrics's switchyard_router_* families live here too, one registry per

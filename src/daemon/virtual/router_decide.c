@@ -1,4 +1,4 @@
-/* api_router.c — a router's decision for one request (api_router.h). The classifier is one short
+/* router_decide.c — a router's decision for one request (router_decide.h). The classifier is one short
  * generation on the light model, acquired through the scheduler like any request: greedy, under a
  * grammar that allows only the route names (the worker compiles the JSON schema router.c builds),
  * bounded by the router's timeout. Anything but a valid answer in time gives the default route: a
@@ -72,8 +72,8 @@ static long classify(sy_daemon *d, const matrix *mx, const matrix_router *rt, co
   return route;
 }
 
-bool api_router_decide(sy_daemon *d, const matrix *mx, const matrix_router *rt, const json_t *req, bool chat,
-                       int client_fd, api_route *out) {
+bool router_decide(sy_daemon *d, const matrix *mx, const matrix_router *rt, const json_t *req, bool chat,
+                       int client_fd, router_decision *out) {
   double t0 = now_ms();
   memset(out, 0, sizeof *out);
   out->rt = rt;
@@ -112,7 +112,7 @@ bool api_router_decide(sy_daemon *d, const matrix *mx, const matrix_router *rt, 
   return !hup;
 }
 
-json_t *api_router_model_json(const sy_daemon *d, const matrix *mx, const matrix_router *rt) {
+json_t *router_model_json(const sy_daemon *d, const matrix *mx, const matrix_router *rt) {
   json_t *routes = json_object();
   for (size_t i = 0; i < rt->n_routes; i++) {
     const matrix_model *mm = matrix_find(mx, rt->routes[i].model);

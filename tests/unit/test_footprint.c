@@ -1,4 +1,4 @@
-/* test_memplan.c — the parser of llama-fit-params' output (hostile text: only the fixed line
+/* test_footprint.c — the parser of llama-fit-params' output (hostile text: only the fixed line
  * format counts), the fallback estimate when the probe is missing, and the /proc readers. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +17,8 @@
 
 static void test_parse_cpu(void **state) {
   (void)state;
-  memplan_est e;
-  assert_int_equal(memplan_parse_probe("Host 500 24 300 \n", &e), 0);
+  footprint_est e;
+  assert_int_equal(footprint_parse_probe("Host 500 24 300 \n", &e), 0);
   assert_true(e.model_bytes == 500 * MIB && e.context_bytes == 24 * MIB && e.compute_bytes == 300 * MIB);
   assert_true(e.total_bytes > 824 * MIB); /* plus the process overhead */
   assert_true(e.from_probe);
@@ -27,8 +27,8 @@ static void test_parse_cpu(void **state) {
 
 static void test_parse_gpu_and_host(void **state) {
   (void)state;
-  memplan_est e;
-  assert_int_equal(memplan_parse_probe("CUDA0 4400 448 304\nHost 243 0 20\n", &e), 0);
+  footprint_est e;
+  assert_int_equal(footprint_parse_probe("CUDA0 4400 448 304\nHost 243 0 20\n", &e), 0);
   assert_true(e.model_bytes == 4643 * MIB && e.context_bytes == 448 * MIB && e.compute_bytes == 324 * MIB);
   assert_string_equal(e.devices, "CUDA0,Host");
   assert_int_equal(e.n_dev, 2);
@@ -40,18 +40,18 @@ static void test_parse_gpu_and_host(void **state) {
 
 static void test_parse_ignores_other_lines(void **state) {
   (void)state;
-  memplan_est e;
+  footprint_est e;
   const char *noise = "llama_fit_params: printing\nHost 1 2 3 junk\nHost -1 2 3\nHost 1 2\n"
                       "Host 99999999999 1 1\n\nHost 10 0 1\n";
-  assert_int_equal(memplan_parse_probe(noise, &e), 0);
+  assert_int_equal(footprint_parse_probe(noise, &e), 0);
   assert_true(e.model_bytes == 10 * MIB && e.compute_bytes == 1 * MIB);
-  assert_int_equal(memplan_parse_probe("", &e), -1);
+  assert_int_equal(footprint_parse_probe("", &e), -1);
   assert_false(e.from_probe);
-  assert_int_equal(memplan_parse_probe("nothing useful here\n", &e), -1);
+  assert_int_equal(footprint_parse_probe("nothing useful here\n", &e), -1);
   char longline[600];
   memset(longline, 'x', sizeof longline - 1);
   longline[sizeof longline - 1] = '\0';
-  assert_int_equal(memplan_parse_probe(longline, &e), -1);
+  assert_int_equal(footprint_parse_probe(longline, &e), -1);
 }
 
 static void test_fallback_without_probe(void **state) {
@@ -63,9 +63,9 @@ static void test_fallback_without_probe(void **state) {
   m.context = 512;
   m.parallel = 1;
   m.batch = 512;
-  memplan_est e;
+  footprint_est e;
   char err[256];
-  assert_int_equal(memplan_estimate("/nonexistent/llama-fit-params", &m, &e, err, sizeof err), -1);
+  assert_int_equal(footprint_estimate("/nonexistent/llama-fit-params", &m, &e, err, sizeof err), -1);
   assert_false(e.from_probe);
   assert_true(e.model_bytes == 100 * MIB);
   assert_true(e.total_bytes > 100 * MIB);
@@ -75,21 +75,21 @@ static void test_fallback_without_probe(void **state) {
 static void test_live_budget(void **state) {
   (void)state;
   /* plenty free: the configured budget */
-  assert_true(memplan_live_budget(8 * MIB, 100 * MIB, 0, 2 * MIB) == 8 * MIB);
+  assert_true(footprint_live_budget(8 * MIB, 100 * MIB, 0, 2 * MIB) == 8 * MIB);
   /* others use most of the machine: what is free + ours − reserve */
-  assert_true(memplan_live_budget(8 * MIB, 3 * MIB, 2 * MIB, 1 * MIB) == 4 * MIB);
+  assert_true(footprint_live_budget(8 * MIB, 3 * MIB, 2 * MIB, 1 * MIB) == 4 * MIB);
   /* nothing free and nothing of ours: 0, never negative */
-  assert_true(memplan_live_budget(8 * MIB, 0, 0, 1 * MIB) == 0);
+  assert_true(footprint_live_budget(8 * MIB, 0, 0, 1 * MIB) == 0);
   /* unknown (no /proc/meminfo): the configured budget */
-  assert_true(memplan_live_budget(8 * MIB, -1, 5, 5) == 8 * MIB);
+  assert_true(footprint_live_budget(8 * MIB, -1, 5, 5) == 8 * MIB);
 }
 
 static void test_proc_readers(void **state) {
   (void)state;
-  assert_true(memplan_rss_bytes(getpid()) > 0);
-  assert_true(memplan_rss_bytes(-5) < 0);
-  assert_true(memplan_mem_total() > 64 * MIB);
-  assert_true(memplan_mem_available() > 0 && memplan_mem_available() <= memplan_mem_total());
+  assert_true(footprint_rss_bytes(getpid()) > 0);
+  assert_true(footprint_rss_bytes(-5) < 0);
+  assert_true(footprint_mem_total() > 64 * MIB);
+  assert_true(footprint_mem_available() > 0 && footprint_mem_available() <= footprint_mem_total());
 }
 
 /* Device names to NVML indexes; without NVML (this machine) nothing is known, nothing crashes. */
@@ -129,9 +129,9 @@ static void test_whisper_estimate(void **state) {
   /* magic; vocab, audio ctx/state/head/layer, text ctx/state/head/layer, mels, ftype; n_mel, n_fft */
   int32_t base[14] = {0x67676d6c, 51865, 1500, 512, 8, 6, 448, 512, 8, 6, 80, 1, 80, 201};
   write_header(path, base, 14);
-  memplan_est e;
+  footprint_est e;
   const long long file = 147903423;
-  assert_int_equal(memplan_whisper_estimate(path, file, &e), 0);
+  assert_int_equal(footprint_whisper_estimate(path, file, &e), 0);
   assert_int_equal(e.model_bytes, file);
   assert_int_equal(e.context_bytes, 6291456 + 18874368 + 3145728);
   assert_true(e.compute_bytes >= 203000000 && e.compute_bytes <= 240000000);
@@ -142,39 +142,39 @@ static void test_whisper_estimate(void **state) {
   memcpy(bad, base, sizeof bad);
   bad[13] = 513; /* not whisper's mel filters: Parakeet's layout */
   write_header(path, bad, 14);
-  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  assert_int_equal(footprint_whisper_estimate(path, file, &e), -1);
   memcpy(bad, base, sizeof bad);
   bad[4] = 100000; /* heads */
   write_header(path, bad, 14);
-  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  assert_int_equal(footprint_whisper_estimate(path, file, &e), -1);
   memcpy(bad, base, sizeof bad);
   bad[1] = -5; /* vocabulary */
   write_header(path, bad, 14);
-  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  assert_int_equal(footprint_whisper_estimate(path, file, &e), -1);
   write_header(path, base, 5); /* short */
-  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1);
+  assert_int_equal(footprint_whisper_estimate(path, file, &e), -1);
   unlink(path);
-  assert_int_equal(memplan_whisper_estimate(path, file, &e), -1); /* gone */
+  assert_int_equal(footprint_whisper_estimate(path, file, &e), -1); /* gone */
 }
 
 /* The probe misses the CPU backend's repacked weights: the file's size is the floor, the missing
  * part counted on Host (also beside a GPU). */
 static void test_weights_floor(void **state) {
   (void)state;
-  memplan_est e;
+  footprint_est e;
   const long long MiB = 1LL << 20;
-  assert_int_equal(memplan_parse_probe("Host 1483 224 310\n", &e), 0);
+  assert_int_equal(footprint_parse_probe("Host 1483 224 310\n", &e), 0);
   long long total = e.total_bytes;
-  memplan_weights_floor(&e, 4466 * MiB);
+  footprint_weights_floor(&e, 4466 * MiB);
   assert_int_equal(e.model_bytes, 4466 * MiB);
   assert_int_equal(e.total_bytes, total + (4466 - 1483) * MiB);
   assert_int_equal(e.dev[0].bytes, (4466 + 224 + 310) * MiB);
-  assert_int_equal(memplan_parse_probe("CUDA0 3000 200 300\nHost 100 0 10\n", &e), 0);
-  memplan_weights_floor(&e, 3500 * MiB);
+  assert_int_equal(footprint_parse_probe("CUDA0 3000 200 300\nHost 100 0 10\n", &e), 0);
+  footprint_weights_floor(&e, 3500 * MiB);
   assert_int_equal(e.dev[0].bytes, 3500 * MiB);        /* the GPU as the probe said */
   assert_int_equal(e.dev[1].bytes, (100 + 400 + 10) * MiB); /* the rest on Host */
   total = e.total_bytes;
-  memplan_weights_floor(&e, 1000 * MiB); /* already above the file: unchanged */
+  footprint_weights_floor(&e, 1000 * MiB); /* already above the file: unchanged */
   assert_int_equal(e.total_bytes, total);
 }
 

@@ -1,5 +1,5 @@
-/* test_apierr.c — the one worker-error table (apierr.c): every code in it run through every
- * endpoint family's mapping (chat: api.c, transcription: api_audio.c, speech: api_speech.c,
+/* test_api_error.c — the one worker-error table (api_error.c): every code in it run through every
+ * endpoint family's mapping (chat: api.c, transcription: api/transcribe.c, speech: api/speech.c,
  * pipeline: pipeline.c) with the same status and code everywhere; unknown codes; and hostile
  * frames (no header, wrong types, huge strings, lying statuses). Must never pass while one
  * endpoint answers a worker error with a status or code another does not. */
@@ -12,6 +12,7 @@
 #include "api/transcribe.h"
 #include "api/speech.h"
 #include "http/api_error.h"
+#include "api/api.h"
 #include "daemon.h"
 #include "virtual/pipeline.h"
 
@@ -40,7 +41,7 @@ typedef struct family {
 } family;
 
 static const family families[] = {
-    {"chat", api_worker_error, NULL},          {"transcription", api_audio_worker_error, NULL},
+    {"chat", api_worker_error, NULL},          {"transcription", api_transcribe_worker_error, NULL},
     {"speech", api_speech_worker_error, NULL}, {"pipeline asr", pipe_asr, "asr"},
     {"pipeline llm", pipe_llm, "llm"},         {"pipeline tts", pipe_tts, "tts"},
 };
@@ -178,7 +179,7 @@ static void test_known_codes(void **state) {
   json_t *h = frame(json_integer(400), json_string("context_length_exceeded"), json_string("long"));
   api_worker_error(h, &e);
   assert_string_equal(e.param, "messages");
-  api_audio_worker_error(h, &e);
+  api_transcribe_worker_error(h, &e);
   assert_null(e.param);
   pipe_llm(h, &e);
   assert_string_equal(e.param, "llm");
@@ -190,7 +191,7 @@ static void test_known_codes(void **state) {
   assert_string_equal(e.type, "invalid_request_error");
   json_decref(h);
   h = frame(json_integer(400), json_string("invalid_language"), json_string("xx"));
-  api_audio_worker_error(h, &e);
+  api_transcribe_worker_error(h, &e);
   assert_string_equal(e.param, "language");
   json_decref(h);
   /* the statuses a worker leaves out */

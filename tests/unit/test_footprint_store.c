@@ -1,4 +1,4 @@
-/* test_memstate.c — remembered measurements: round trip through the file, only growing, corrupt
+/* test_footprint_store.c — remembered measurements: round trip through the file, only growing, corrupt
  * and foreign files treated as empty, keys that change with the file and the settings. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@ static char dir[64], path[128];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(dir, sizeof dir, "/tmp/sy-memstate-XXXXXX");
+  snprintf(dir, sizeof dir, "/tmp/sy-footprint_store-XXXXXX");
   if (!mkdtemp(dir)) return -1;
   snprintf(path, sizeof path, "%s/sub/measurements.json", dir);
   return 0;
@@ -32,17 +32,17 @@ static int teardown(void **state) {
 
 static void test_round_trip(void **state) {
   (void)state;
-  memstate *s = memstate_open(path);
+  footprint_store *s = footprint_store_open(path);
   assert_non_null(s);
-  assert_true(memstate_get(s, "k1") == -1);
-  assert_int_equal(memstate_put_max(s, "k1", 1000), 0); /* creates the folder too */
-  assert_int_equal(memstate_put_max(s, "k1", 500), 0);  /* never lowers */
-  assert_int_equal(memstate_put_max(s, "k2", 7), 0);
-  memstate_close(s);
-  s = memstate_open(path);
-  assert_true(memstate_get(s, "k1") == 1000);
-  assert_true(memstate_get(s, "k2") == 7);
-  memstate_close(s);
+  assert_true(footprint_store_get(s, "k1") == -1);
+  assert_int_equal(footprint_store_put_max(s, "k1", 1000), 0); /* creates the folder too */
+  assert_int_equal(footprint_store_put_max(s, "k1", 500), 0);  /* never lowers */
+  assert_int_equal(footprint_store_put_max(s, "k2", 7), 0);
+  footprint_store_close(s);
+  s = footprint_store_open(path);
+  assert_true(footprint_store_get(s, "k1") == 1000);
+  assert_true(footprint_store_get(s, "k2") == 7);
+  footprint_store_close(s);
   char tmp[160];
   snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
   assert_int_not_equal(access(tmp, F_OK), 0); /* no temp file left behind */
@@ -57,20 +57,20 @@ static void test_corrupt_files(void **state) {
     FILE *f = fopen(p, "w");
     fputs(bad[i], f);
     fclose(f);
-    memstate *s = memstate_open(p);
+    footprint_store *s = footprint_store_open(p);
     assert_non_null(s);
-    assert_true(memstate_get(s, "k") == -1);
-    assert_true(memstate_get(s, "n") == -1);
-    memstate_close(s);
+    assert_true(footprint_store_get(s, "k") == -1);
+    assert_true(footprint_store_get(s, "n") == -1);
+    footprint_store_close(s);
   }
 }
 
 static void test_memory_only(void **state) {
   (void)state;
-  memstate *s = memstate_open(NULL);
-  assert_int_equal(memstate_put_max(s, "k", 5), 0);
-  assert_true(memstate_get(s, "k") == 5);
-  memstate_close(s);
+  footprint_store *s = footprint_store_open(NULL);
+  assert_int_equal(footprint_store_put_max(s, "k", 5), 0);
+  assert_true(footprint_store_get(s, "k") == 5);
+  footprint_store_close(s);
 }
 
 static void test_keys(void **state) {
@@ -87,15 +87,15 @@ static void test_keys(void **state) {
   m.batch = 512;
   m.gpu_layers = -1;
   char k1[512], k2[512], k3[512];
-  memstate_key(&m, k1, sizeof k1);
+  footprint_store_key(&m, k1, sizeof k1);
   m.parallel = 2;
-  memstate_key(&m, k2, sizeof k2);
+  footprint_store_key(&m, k2, sizeof k2);
   assert_string_not_equal(k1, k2);
   m.parallel = 4;
   fp = fopen(f, "a");
   fputs("more", fp); /* the file changed: a new key */
   fclose(fp);
-  memstate_key(&m, k3, sizeof k3);
+  footprint_store_key(&m, k3, sizeof k3);
   assert_string_not_equal(k1, k3);
   assert_non_null(strstr(k1, "ctx=512|np=4"));
 }

@@ -1,0 +1,21 @@
+/* api.h — the api wing's public face (main.c, tests): the HTTP handler behind every endpoint and
+ * the chat endpoints' worker-error mapping. Nothing outside src/daemon/api/ includes an api/
+ * header (main.c and tests aside): tests/layers.sh checks it. */
+#ifndef SY_API_H
+#define SY_API_H
+
+#include <jansson.h>
+
+#include "daemon.h"
+#include "http/api_error.h"
+#include "http/http.h"
+
+/* The HTTP handler for every endpoint (api.c); ud is the sy_daemon. */
+void api_handle(void *ud, http_req *r);
+
+/* A worker's error frame (hdr, borrowed) as the /v1 chat, completions, embeddings and rerank
+ * endpoints answer it: api_error_from_worker (api_error.h), with param "messages" for
+ * context_length_exceeded. Pure, unit-tested. */
+void api_worker_error(const json_t *hdr, api_error *e);
+
+#endif

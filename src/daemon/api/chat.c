@@ -1,0 +1,583 @@
+/* chat.c — POST /v1/chat/completions and /v1/completions (api_int.h): check the request against
+ * its model (parse/api_parse.c), decode its images and audio (media/), get a worker, relay its
+ * deltas as one JSON answer or as server-sent events; a request naming a router is decided by
+ * virtual/router_decide.c and served on the chosen route's model, with fallback. Exports
+ * api_chat_handle. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "api/api_int.h"
+#include "buf.h"
+#include "http/sse.h"
+#include "log.h"
+#include "media/audio.h"
+#include "media/image.h"
+#include "parse/api_parse.h"
+#include "virtual/router_decide.h"
+
+static json_t *usage_json(const json_t *done) {
+  long long p = api_jint(done, "prompt_tokens"), c = api_jint(done, "completion_tokens");
+  return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens",
+                   (json_int_t)c, "total_tokens", (json_int_t)(p + c));
+}
+
+/* The worker's own timings, named as llama-server names them, so a client can tell engine time
+ * from the time spent around it. */
+static json_t *timings_json(const json_t *done) {
+  json_t *pm = json_object_get(done, "prompt_ms"), *gm = json_object_get(done, "gen_ms");
+  return json_pack("{s:I, s:f, s:I, s:f}", "prompt_n", (json_int_t)api_jint(done, "prompt_tokens"),
+                   "prompt_ms", json_is_number(pm) ? json_number_value(pm) : 0.0, "predicted_n",
+                   (json_int_t)api_jint(done, "completion_tokens"), "predicted_ms",
+                   json_is_number(gm) ? json_number_value(gm) : 0.0);
+}
+
+static const char *finish_reason(const json_t *done) {
+  const char *f = json_string_value(json_object_get(done, "finish_reason"));
+  return f && strcmp(f, "length") == 0       ? "length"
+         : f && strcmp(f, "tool_calls") == 0 ? "tool_calls"
+                                             : "stop";
+}
+
+/* Log-probabilities in OpenAI's shape: chat {"content":[entries]}; legacy completions
+ * {"tokens","token_logprobs","top_logprobs":[{token: logprob}],"text_offset"} (offsets from base).
+ */
+static json_t *logprobs_json(const json_t *entries, bool chat, size_t base) {
+  if (chat) return json_pack("{s:O}", "content", entries);
+  json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+  size_t i, off = base;
+  json_t *e;
+  json_array_foreach(entries, i, e) {
+    const char *t = json_string_value(json_object_get(e, "token"));
+    json_array_append(tokens, json_object_get(e, "token"));
+    json_array_append(lps, json_object_get(e, "logprob"));
+    json_t *m = json_object();
+    size_t k;
+    json_t *a;
+    json_array_foreach(json_object_get(e, "top_logprobs"), k, a) json_object_set(
+        m, json_string_value(json_object_get(a, "token")), json_object_get(a, "logprob"));
+    json_array_append_new(tops, m);
+    json_array_append_new(offs, json_integer((json_int_t)off));
+    off += t ? strlen(t) : 0;
+  }
+  return json_pack("{s:o, s:o, s:o, s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs",
+                   tops, "text_offset", offs);
+}
+
+/* A structured delta from the worker ({"reasoning_content"} or {"tool_calls":[…]}, OpenAI's shape),
+ * or NULL for plain text. Only these two keys pass, and only with the right types. */
+static json_t *worker_delta(const json_t *hdr) {
+  json_t *d = json_object_get(hdr, "delta");
+  if (!json_is_object(d)) return NULL;
+  json_t *out = json_object();
+  json_t *rc = json_object_get(d, "reasoning_content"), *tc = json_object_get(d, "tool_calls");
+  if (json_is_string(rc)) json_object_set(out, "reasoning_content", rc);
+  if (json_is_array(tc)) json_object_set(out, "tool_calls", tc);
+  return out;
+}
+
+/* Fold one tool-call delta into the message's tool_calls (non-streamed answers): a delta with an
+ * id starts a call, later ones append to its arguments. */
+static void fold_tool_calls(json_t *calls, const json_t *tc) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(tc, i, c) {
+    json_int_t idx = json_integer_value(json_object_get(c, "index"));
+    json_t *fn = json_object_get(c, "function");
+    const char *args = json_string_value(json_object_get(fn, "arguments"));
+    if (json_is_string(json_object_get(c, "id")) && idx == (json_int_t)json_array_size(calls)) {
+      json_array_append_new(
+          calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(c, "id"), "type",
+                           "function", "function", "name", json_object_get(fn, "name"), "arguments",
+                           args ? args : ""));
+    } else if (args && idx >= 0 && (size_t)idx < json_array_size(calls)) {
+      json_t *f = json_object_get(json_array_get(calls, (size_t)idx), "function");
+      const char *have = json_string_value(json_object_get(f, "arguments"));
+      sy_buf b = {0};
+      sy_buf_puts(&b, have ? have : "");
+      sy_buf_puts(&b, args);
+      json_object_set_new(f, "arguments", json_stringn(b.data ? b.data : "", b.len));
+      sy_buf_free(&b);
+    }
+  }
+}
+
+/* ---- generation (chat and completions) ---- */
+
+typedef struct gen_job {
+  sy_daemon *d;
+  const matrix_model *model;
+  worker *w;
+  wreq *q;
+  int fd;
+  bool chat, include_usage;
+  char id[48];
+  long long created;
+  sy_buf out;
+  bool finished;
+  ipc_msg first;
+  bool has_first;
+  req_obs obs;
+  int status;          /* the HTTP status sent; 0 = none yet */
+  bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
+  int keep_alive_s;
+  json_t *lp; /* streamed: log-probabilities waiting for their text's chunk */
+} gen_job;
+
+static void gen_job_free(void *cls) {
+  gen_job *j = cls;
+  if (!j->finished) {
+    atomic_fetch_add(&j->d->cancelled, 1);
+    metrics_cancelled(j->obs.mt, j->obs.model);
+  }
+  api_obs_end(&j->obs, j->status ? j->status : 499);
+  if (j->has_first) ipc_msg_clear(&j->first);
+  wreq_free(j->q);
+  if (j->has_keep_alive) sched_keep_alive(j->d->sc, j->model, j->keep_alive_s);
+  sched_release(j->d->sc, j->model, j->w);
+  sy_buf_free(&j->out);
+  json_decref(j->lp);
+  free(j);
+}
+
+/* One streamed chunk: delta text (or NULL; or a structured delta, stolen), finish reason on the
+ * last. */
+static json_t *gen_chunk_delta(gen_job *j, const char *text, json_t *sdelta, const char *finish) {
+  json_t *choice;
+  if (j->chat) {
+    json_t *delta = sdelta ? sdelta : json_object();
+    if (text) json_object_set_new(delta, "content", json_string(text));
+    choice = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs",
+                       "finish_reason", finish ? json_string(finish) : json_null());
+  } else {
+    choice = json_pack("{s:i, s:s, s:n, s:o}", "index", 0, "text", text ? text : "", "logprobs",
+                       "finish_reason", finish ? json_string(finish) : json_null());
+  }
+  if (choice && j->lp) { /* the tokens behind this text */
+    json_object_set_new(choice, "logprobs", logprobs_json(j->lp, j->chat, 0));
+    json_decref(j->lp);
+    j->lp = NULL;
+  }
+  json_t *c = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", j->id, "object",
+                        j->chat ? "chat.completion.chunk" : "text_completion", "created",
+                        (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                        "switchyard", "choices", choice);
+  if (c && j->include_usage) json_object_set_new(c, "usage", json_null());
+  return c;
+}
+
+static json_t *gen_chunk(gen_job *j, const char *text, const char *finish) {
+  return gen_chunk_delta(j, text, NULL, finish);
+}
+
+static void emit(gen_job *j, json_t *chunk) {
+  if (chunk) sse_append_json(&j->out, chunk);
+  json_decref(chunk);
+}
+
+/* Turn one worker event into SSE text in j->out. */
+static void gen_stream_event(gen_job *j, ipc_msg *m) {
+  const char *op = ipc_op(m);
+  if (strcmp(op, "delta") == 0) {
+    const char *t = json_string_value(json_object_get(m->hdr, "text"));
+    json_t *lp = json_object_get(m->hdr, "logprobs");
+    if (json_is_array(lp)) {
+      if (!j->lp) j->lp = json_array();
+      json_array_extend(j->lp, lp);
+    }
+    json_t *sd = j->chat ? worker_delta(m->hdr) : NULL;
+    if (sd && json_object_size(sd) > 0)
+      emit(j, gen_chunk_delta(j, NULL, sd, NULL));
+    else
+      json_decref(sd);
+    if (t && *t) emit(j, gen_chunk(j, t, NULL));
+  } else if (strcmp(op, "done") == 0) {
+    metrics_tokens(j->obs.mt, j->obs.model, api_jint(m->hdr, "prompt_tokens"),
+                   api_jint(m->hdr, "completion_tokens"));
+    emit(j, gen_chunk(j, NULL, finish_reason(m->hdr))); /* carries any log-probabilities left */
+    if (j->include_usage) {
+      json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
+                            j->chat ? "chat.completion.chunk" : "text_completion", "created",
+                            (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                            "switchyard", "choices", "usage", usage_json(m->hdr));
+      emit(j, u);
+    }
+    sse_append_done(&j->out);
+    j->finished = true;
+  } else if (strcmp(op, "error") == 0) {
+    api_error e;
+    api_worker_error(m->hdr, &e);
+    emit(j, api_error_json(&e));
+    sse_append_done(&j->out);
+    j->finished = true;
+  }
+}
+
+static ssize_t gen_stream_read(void *cls, char *buf, size_t max) {
+  gen_job *j = cls;
+  while (j->out.len == 0) {
+    if (j->finished) return HTTP_STREAM_END;
+    ipc_msg m;
+    if (j->has_first) {
+      m = j->first;
+      j->has_first = false;
+    } else {
+      bool hup = false;
+      if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
+        if (hup) LOG_D("client went away: cancelling %s", j->id);
+        return HTTP_STREAM_ABORT; /* gen_job_free cancels the worker request */
+      }
+    }
+    gen_stream_event(j, &m);
+    ipc_msg_clear(&m);
+  }
+  size_t n = j->out.len < max ? j->out.len : max;
+  memcpy(buf, j->out.data, n);
+  sy_buf_consume(&j->out, n);
+  return (ssize_t)n;
+}
+
+static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
+  sy_buf text = {0}, reasoning = {0};
+  json_t *calls = json_array(), *lps = NULL;
+  ipc_msg m = *first;
+  memset(first, 0, sizeof *first);
+  for (;;) {
+    const char *op = ipc_op(&m);
+    if (strcmp(op, "delta") == 0) {
+      const char *t = json_string_value(json_object_get(m.hdr, "text"));
+      if (t) sy_buf_puts(&text, t);
+      json_t *lp = json_object_get(m.hdr, "logprobs");
+      if (json_is_array(lp)) {
+        if (!lps) lps = json_array();
+        json_array_extend(lps, lp);
+      }
+      json_t *sd = j->chat ? worker_delta(m.hdr) : NULL;
+      const char *rc = json_string_value(json_object_get(sd, "reasoning_content"));
+      if (rc) sy_buf_puts(&reasoning, rc);
+      if (json_object_get(sd, "tool_calls"))
+        fold_tool_calls(calls, json_object_get(sd, "tool_calls"));
+      json_decref(sd);
+    } else if (strcmp(op, "done") == 0) {
+      json_t *choice;
+      if (j->chat) {
+        bool has_calls = json_array_size(calls) > 0;
+        json_t *msg = json_pack(
+            "{s:s, s:o}", "role", "assistant", "content",
+            has_calls && text.len == 0 ? json_null() : json_string(text.data ? text.data : ""));
+        if (reasoning.len)
+          json_object_set_new(msg, "reasoning_content",
+                              json_stringn(reasoning.data, reasoning.len));
+        if (has_calls) json_object_set(msg, "tool_calls", calls);
+        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs",
+                           "finish_reason", finish_reason(m.hdr));
+        if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, true, 0));
+      } else {
+        choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "",
+                           "logprobs", "finish_reason", finish_reason(m.hdr));
+        if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, false, 0));
+      }
+      json_t *resp =
+          json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
+                    j->chat ? "chat.completion" : "text_completion", "created",
+                    (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                    "switchyard", "choices", choice, "usage", usage_json(m.hdr));
+      json_object_set_new(resp, "timings", timings_json(m.hdr));
+      metrics_tokens(j->obs.mt, j->obs.model, api_jint(m.hdr, "prompt_tokens"),
+                     api_jint(m.hdr, "completion_tokens"));
+      j->status = 200;
+      http_reply_json(r, 200, resp);
+      j->finished = true;
+      break;
+    } else if (strcmp(op, "error") == 0) {
+      api_error e;
+      api_worker_error(m.hdr, &e);
+      j->status = e.status;
+      http_reply_error(r, &e);
+      j->finished = true;
+      break;
+    }
+    ipc_msg_clear(&m);
+    bool hup = false;
+    if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
+      http_reply_abort(r); /* the client went away; freeing the job cancels the request */
+      break;
+    }
+  }
+  ipc_msg_clear(&m);
+  sy_buf_free(&text);
+  sy_buf_free(&reasoning);
+  json_decref(calls);
+  json_decref(lps);
+}
+
+/* One input_audio part decoded (base64, then any format sy_audio_decode reads) to API_AUDIO_RATE
+ * mono float, appended to pay. *seconds accumulates the request's audio. 0, or -1 + err. */
+static int gen_audio(const matrix *mx, const json_t *part, size_t k, double *seconds, sy_buf *pay,
+                     size_t *n, api_error *err) {
+  size_t max = mx->max_upload_bytes ? mx->max_upload_bytes : SY_AUDIO_DEFAULT_MAX_BYTES;
+  char e[256] = "";
+  sy_audio a = {0};
+  bool unsupported = false;
+  int rc = api_audio_b64(json_object_get(part, "data"), max, API_AUDIO_RATE, API_MAX_AUDIO_SECONDS,
+                         &a, &unsupported, e, sizeof e);
+  if (rc != 0 || a.n < 2) {
+    API_BAD(err, "messages", "invalid_audio", "audio %zu: could not decode the audio%s: %s", k,
+            unsupported ? " (a format this build cannot read)" : "",
+            rc ? e : "it holds no samples");
+    sy_audio_free(&a);
+    return -1;
+  }
+  *seconds += (double)a.n / API_AUDIO_RATE;
+  rc = *seconds > API_MAX_AUDIO_SECONDS ? -1 : sy_buf_append(pay, a.pcm, a.n * sizeof(float));
+  *n = a.n;
+  sy_audio_free(&a);
+  if (rc != 0) {
+    API_BAD(err, "messages", "invalid_audio", "the audio is too long together (%d s at most)",
+            API_MAX_AUDIO_SECONDS);
+    return -1;
+  }
+  return 0;
+}
+
+/* A chat's media decoded here (a worker never parses an image or audio file) into one payload in
+ * marker order: each image as RGB ("images": [{w, h}]), each audio part as API_AUDIO_RATE mono
+ * float32 ("audios": [{n}]); with both kinds, every entry also has "index", its marker's position.
+ * 0, or -1 + err (400 with the decoder's reason: http URLs, files outside limits.image_dir,
+ * corrupt or oversized images or audio). */
+static int gen_media(const matrix *mx, api_gen *g, sy_buf *pay, api_error *err) {
+  size_t n = json_array_size(g->media), n_audio = 0, k_image = 0, k_audio = 0;
+  if (n == 0) return 0;
+  for (size_t i = 0; i < n; i++) n_audio += json_is_object(json_array_get(g->media, i));
+  bool mixed = n_audio > 0 && n_audio < n;
+  sy_image_limits lim = {.max_bytes = (size_t)mx->max_image_bytes,
+                         .max_pixels = (uint64_t)mx->max_image_pixels};
+  json_t *dims = json_array(), *auds = json_array();
+  double seconds = 0;
+  pay->limit = IPC_MAX_PAYLOAD;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *u = json_array_get(g->media, i);
+    json_t *ent;
+    if (json_is_object(u)) {
+      size_t ns = 0;
+      if (gen_audio(mx, u, ++k_audio, &seconds, pay, &ns, err) != 0) goto fail;
+      json_array_append_new(auds, ent = json_pack("{s:I}", "n", (json_int_t)ns));
+    } else {
+      sy_image im = {0};
+      char e[256];
+      k_image++;
+      if (sy_image_decode_url(json_string_value(u), json_string_length(u), mx->image_dir, &lim, &im,
+                              e, sizeof e) != 0) {
+        API_BAD(err, "messages", "invalid_image", "image %zu: %s", k_image, e);
+        goto fail;
+      }
+      int rc = sy_buf_append(pay, im.rgb, (size_t)im.w * im.h * 3);
+      json_array_append_new(
+          dims, ent = json_pack("{s:I, s:I}", "w", (json_int_t)im.w, "h", (json_int_t)im.h));
+      sy_image_free(&im);
+      if (rc != 0) {
+        API_BAD(err, "messages", "invalid_image",
+                "the images are too large together (%u MiB of pixels at most)",
+                IPC_MAX_PAYLOAD >> 20);
+        goto fail;
+      }
+    }
+    if (mixed && ent) json_object_set_new(ent, "index", json_integer((json_int_t)i));
+  }
+  if (json_array_size(dims)) json_object_set(g->msg, "images", dims);
+  if (json_array_size(auds)) json_object_set(g->msg, "audios", auds);
+  json_decref(dims);
+  json_decref(auds);
+  return 0;
+fail:
+  json_decref(dims);
+  json_decref(auds);
+  return -1;
+}
+
+/* Check req against its model, decode its media, get a worker: 0 with *g, *rgb, *w set; else
+ * nothing is answered and err says why: 1 = the request is refused, 2 = the model could not be
+ * acquired (loading failed, too large, queue full, ...). */
+static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool chat, req_obs *obs,
+                       api_gen *g, sy_buf *rgb, worker **w, api_error *err) {
+  memset(rgb, 0, sizeof *rgb);
+  if (api_parse_generate(mx, req, chat, g, err) != 0) {
+    obs->model = api_obs_model_of(d, req);
+    return 1;
+  }
+  obs->model = metrics_model(sched_metrics(d->sc), g->model->name);
+  if (gen_media(mx, g, rgb, err) != 0) {
+    sy_buf_free(rgb);
+    api_gen_clear(g);
+    return 1;
+  }
+  *w = sched_acquire(d->sc, g->model, err);
+  if (!*w) {
+    sy_buf_free(rgb);
+    api_gen_clear(g);
+    return 2;
+  }
+  return 0;
+}
+
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
+                    worker *w);
+
+/* A request to a router (router_decide.c decides the route): served by the route's model, or when
+ * that model cannot be acquired and the router allows it, by the next route of its fallback list
+ * that accepts the request. The answer's "model" is the model that served. */
+static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
+                          req_obs *obs, const matrix_router *rt) {
+  router_decision ar;
+  if (!router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
+    atomic_fetch_add(&d->cancelled, 1);
+    api_obs_end(obs, 499);
+    http_reply_abort(r);
+    return;
+  }
+  size_t cand[MATRIX_MAX_ROUTES];
+  size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
+  json_t *rq = json_copy((json_t *)req); /* shallow: only "model" changes */
+  api_error first = {0};
+  int first_model =
+      METRICS_NO_MODEL; /* the answer is the first route's error: counted under its model */
+  for (size_t i = 0; rq && i < n; i++) {
+    const matrix_route *ro = &rt->routes[cand[i]];
+    const matrix_model *mm = matrix_find(mx, ro->model);
+    api_error err = {0};
+    api_gen g;
+    sy_buf rgb;
+    worker *w = NULL;
+    int rc = 1;
+    if (!mm) {
+      API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+    } else {
+      json_object_set_new(rq, "model", json_string(mm->name));
+      rc = gen_prepare(d, mx, rq, chat, obs, &g, &rgb, &w, &err);
+    }
+    if (rc == 0) {
+      router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
+      router_stats_decision(rt->name, ro->name, by);
+      char hv[256], ms[32];
+      snprintf(hv, sizeof hv, "%s/%s", rt->name, ro->name);
+      snprintf(ms, sizeof ms, "%.3f", ar.ms);
+      http_add_header(r, "X-Switchyard-Route", hv);
+      http_add_header(r, "X-Switchyard-Route-By", router_by_name(by));
+      http_add_header(r, "X-Switchyard-Route-Ms", ms);
+      json_decref(rq);
+      gen_run(d, r, chat, obs, &g, &rgb, w);
+      return;
+    }
+    if (i == 0) {
+      first = err;
+      first_model = obs->model;
+    }
+    /* the request itself refused by the chosen model: its error. A route whose model cannot take
+     * this kind of request (an image for a model without vision, a chat for a completion-only
+     * model), and a fallback route that refuses it for any reason, are skipped; shutting down ends
+     * the tries */
+    bool kind = err.code &&
+                (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
+    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
+                              (rc == 1 && (i > 0 || kind)));
+    LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
+          rc == 2 ? "could not be acquired" : "refused the request", err.message,
+          next ? "; trying the next route" : "");
+    if (!next) break;
+  }
+  json_decref(rq);
+  if (!first.status) API_SERVER(&first, "out_of_memory", "out of memory");
+  obs->model = first_model;
+  api_fail(r, obs, &first);
+}
+
+void api_chat_handle(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
+  const matrix *mx = d->mx;
+  const matrix_router *rt =
+      matrix_find_router(mx, json_string_value(json_object_get(req, "model")));
+  if (rt) {
+    handle_routed(d, mx, r, req, chat, obs, rt);
+    return;
+  }
+  api_error err = {0};
+  api_gen g;
+  sy_buf rgb;
+  worker *w = NULL;
+  if (gen_prepare(d, mx, req, chat, obs, &g, &rgb, &w, &err) != 0) {
+    api_fail(r, obs, &err);
+    return;
+  }
+  gen_run(d, r, chat, obs, &g, &rgb, w);
+}
+
+/* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
+                    worker *w) {
+  api_error err = {0};
+  api_gen g = *gp;
+  sy_buf rgb = *rgbp;
+  gen_job *j = calloc(1, sizeof *j);
+  j->d = d;
+  j->model = g.model;
+  j->w = w;
+  j->chat = chat;
+  j->include_usage = g.stream && g.include_usage;
+  j->has_keep_alive = g.has_keep_alive;
+  j->keep_alive_s = g.keep_alive_s;
+  j->obs = *obs;
+  j->fd = http_client_fd(r);
+  j->created = (long long)time(NULL);
+  api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
+  json_t *msg = g.msg;
+  g.msg = NULL;
+  api_gen_clear(&g);
+  j->q = worker_submit_payload(w, msg, rgb.data, rgb.len, &err);
+  sy_buf_free(&rgb);
+  if (!j->q) {
+    sched_release(d->sc, j->model, w);
+    free(j);
+    api_fail(r, obs, &err);
+    return;
+  }
+  http_add_header(r, "X-Switchyard-Model", j->model->name);
+  /* Wait for the first event before choosing the status: a prompt the worker refuses is a
+   * proper HTTP error even when streaming was asked for. */
+  bool hup = false;
+  ipc_msg first;
+  if (!wreq_wait(j->q, &first, j->fd, -1, &hup)) {
+    gen_job_free(j); /* counts as cancelled */
+    http_reply_abort(r);
+    return;
+  }
+  if (strcmp(ipc_op(&first), "delta") == 0) metrics_ttft(obs->mt, obs->model, api_obs_elapsed(obs));
+  if (strcmp(ipc_op(&first), "error") == 0) {
+    api_error_set(&err, 500, NULL, NULL, NULL, "?");
+    api_worker_error(first.hdr, &err);
+    ipc_msg_clear(&first);
+    j->finished = true;
+    j->status = err.status;
+    gen_job_free(j);
+    http_reply_error(r, &err);
+    return;
+  }
+  if (!g.stream) {
+    gen_reply_whole(j, r, &first);
+    gen_job_free(j);
+    return;
+  }
+  /* the role chunk, then the first event */
+  if (j->chat) {
+    json_t *c = gen_chunk(j, NULL, NULL);
+    json_t *delta = json_object_get(json_array_get(json_object_get(c, "choices"), 0), "delta");
+    json_object_set_new(delta, "role", json_string("assistant"));
+    json_object_set_new(delta, "content", json_string(""));
+    emit(j, c);
+  }
+  j->first = first;
+  j->has_first = true;
+  j->status = 200;
+  http_reply_stream(r, 200, "text/event-stream", gen_stream_read, j, gen_job_free);
+}

@@ -1,5 +1,5 @@
-/* gguf.c — a bounded reader of GGUF headers (v2 and v3, little-endian): magic, version, counts
- * and the key/value section, from which it keeps the handful of facts gguf_info holds. The tensor
+/* gguf_header.c — a bounded reader of GGUF headers (v2 and v3, little-endian): magic, version, counts
+ * and the key/value section, from which it keeps the handful of facts ghdr_info holds. The tensor
  * infos and the data are never read.
  *
  * The input is hostile. This file must never crash, never allocate more than one fixed-size read
@@ -7,9 +7,12 @@
  * fixed limit, and never take time beyond linear in the header's size. Values nobody asked for
  * (tokenizer vocabularies of 150k strings, merges, scores) are skipped, not stored.
  *
- * One code path serves files and memory: a small reader (struct gguf_rd) hands out bytes from a
+ * One code path serves files and memory: a small reader (struct ghdr_rd) hands out bytes from a
  * window that is either the whole buffer or a 64 KiB stdio-fed block of the file; skipping past
- * the window only moves an offset, and the next read seeks. */
+ * the window only moves an offset, and the next read seeks.
+ *
+ * Exports ghdr_* (GGUF header), not gguf_*: gguf_* is ggml's namespace (its own gguf.h), which
+ * this file must stay out of even though the daemon links no ggml. */
 #include "config/gguf_header.h"
 
 #include <errno.h>
@@ -25,13 +28,13 @@
 
 /* Limits on what a header may claim. Real files: ~30 keys, vocabularies up to ~260k strings,
  * chat templates of tens of KiB; these leave a wide margin and still bound time and memory. */
-#define GGUF_MAX_STRING (64ull << 20) /* bytes in one string (key or value) */
-#define GGUF_MAX_KV (1ll << 20)       /* key/value pairs */
-#define GGUF_MAX_TENSORS (1ll << 24)  /* tensor count claimed in the header */
-#define GGUF_MAX_DEPTH 3              /* array nesting: an array of arrays of arrays */
-#define GGUF_MAX_ELEMS (1ull << 28)   /* array elements visited one by one, in total */
-#define GGUF_WINDOW (64u << 10)       /* file read window */
-#define GGUF_KEY_MAX 256              /* longer keys are never interesting: skipped unread */
+#define GHDR_MAX_STRING (64ull << 20) /* bytes in one string (key or value) */
+#define GHDR_MAX_KV (1ll << 20)       /* key/value pairs */
+#define GHDR_MAX_TENSORS (1ll << 24)  /* tensor count claimed in the header */
+#define GHDR_MAX_DEPTH 3              /* array nesting: an array of arrays of arrays */
+#define GHDR_MAX_ELEMS (1ull << 28)   /* array elements visited one by one, in total */
+#define GHDR_WINDOW (64u << 10)       /* file read window */
+#define GHDR_KEY_MAX 256              /* longer keys are never interesting: skipped unread */
 
 enum {
   T_UINT8 = 0,
@@ -79,7 +82,7 @@ static size_t type_size(unsigned t) {
 
 /* ---- the reader ---------------------------------------------------------------------------- */
 
-typedef struct gguf_rd {
+typedef struct ghdr_rd {
   FILE *f;                  /* NULL: memory mode, the window is the whole buffer */
   const unsigned char *win; /* window: bytes [win_off, win_off + win_len) of the input */
   unsigned long long win_off;
@@ -87,14 +90,14 @@ typedef struct gguf_rd {
   unsigned long long off;  /* logical position */
   unsigned long long size; /* input size */
   unsigned long long fpos; /* where the FILE's position is */
-  unsigned char *store;    /* file mode: the window's storage (GGUF_WINDOW bytes) */
-} gguf_rd;
+  unsigned char *store;    /* file mode: the window's storage (GHDR_WINDOW bytes) */
+} ghdr_rd;
 
-static unsigned long long rd_left(const gguf_rd *r) { return r->size - r->off; }
+static unsigned long long rd_left(const ghdr_rd *r) { return r->size - r->off; }
 
 /* Copy n bytes at the position into dst and advance. -1 when the input ends first or on I/O
  * error; *io tells which. */
-static int rd_read(gguf_rd *r, void *dst, size_t n, int *io) {
+static int rd_read(ghdr_rd *r, void *dst, size_t n, int *io) {
   unsigned char *d = dst;
   *io = 0;
   if ((unsigned long long)n > rd_left(r)) return -1;
@@ -116,7 +119,7 @@ static int rd_read(gguf_rd *r, void *dst, size_t n, int *io) {
       r->fpos = r->off;
     }
     unsigned long long want = rd_left(r);
-    if (want > GGUF_WINDOW) want = GGUF_WINDOW;
+    if (want > GHDR_WINDOW) want = GHDR_WINDOW;
     size_t got = fread(r->store, 1, (size_t)want, r->f);
     r->fpos += got;
     if (got == 0) { /* the file shrank under us, or a read error */
@@ -131,7 +134,7 @@ static int rd_read(gguf_rd *r, void *dst, size_t n, int *io) {
 }
 
 /* Advance n bytes without reading them; -1 when fewer remain. */
-static int rd_skip(gguf_rd *r, unsigned long long n) {
+static int rd_skip(ghdr_rd *r, unsigned long long n) {
   if (n > rd_left(r)) return -1;
   r->off += n;
   return 0;
@@ -151,19 +154,19 @@ typedef struct cand {
   long long v;
 } cand;
 
-typedef struct gguf_parser {
-  gguf_rd r;
-  gguf_info *out;
+typedef struct ghdr_parser {
+  ghdr_rd r;
+  ghdr_info *out;
   char *err;
   size_t errlen;
   unsigned long long elems; /* array elements visited one by one */
   long long kv;             /* index of the pair being read, for messages */
-  char key[GGUF_KEY_MAX];   /* its key ("" when too long to be interesting) */
+  char key[GHDR_KEY_MAX];   /* its key ("" when too long to be interesting) */
   cand cands[F_N][CAND_MAX];
   int n_cands[F_N];
-} gguf_parser;
+} ghdr_parser;
 
-__attribute__((format(printf, 2, 3))) static int fail(gguf_parser *p, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int fail(ghdr_parser *p, const char *fmt, ...) {
   if (!p->err || p->errlen == 0) return -1;
   char what[160];
   va_list ap;
@@ -178,26 +181,26 @@ __attribute__((format(printf, 2, 3))) static int fail(gguf_parser *p, const char
   return -1;
 }
 
-static int read_bytes(gguf_parser *p, void *dst, size_t n, const char *what) {
+static int read_bytes(ghdr_parser *p, void *dst, size_t n, const char *what) {
   int io;
   if (rd_read(&p->r, dst, n, &io) == 0) return 0;
   return io ? fail(p, "read error in %s", what) : fail(p, "truncated: file ends in %s", what);
 }
 
-static int skip_bytes(gguf_parser *p, unsigned long long n, const char *what) {
+static int skip_bytes(ghdr_parser *p, unsigned long long n, const char *what) {
   if (rd_skip(&p->r, n) == 0) return 0;
   return fail(p, "truncated: %s runs %llu bytes past the end of the file", what,
               n - rd_left(&p->r));
 }
 
-static int read_u32(gguf_parser *p, uint32_t *v, const char *what) {
+static int read_u32(ghdr_parser *p, uint32_t *v, const char *what) {
   unsigned char b[4];
   if (read_bytes(p, b, 4, what)) return -1;
   *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
   return 0;
 }
 
-static int read_u64(gguf_parser *p, uint64_t *v, const char *what) {
+static int read_u64(ghdr_parser *p, uint64_t *v, const char *what) {
   unsigned char b[8];
   if (read_bytes(p, b, 8, what)) return -1;
   uint64_t x = 0;
@@ -207,11 +210,11 @@ static int read_u64(gguf_parser *p, uint64_t *v, const char *what) {
 }
 
 /* Read a string's length and check it against the limit and the bytes left. */
-static int read_strlen(gguf_parser *p, uint64_t *len, const char *what) {
+static int read_strlen(ghdr_parser *p, uint64_t *len, const char *what) {
   if (read_u64(p, len, what)) return -1;
-  if (*len > GGUF_MAX_STRING)
+  if (*len > GHDR_MAX_STRING)
     return fail(p, "%s length %llu exceeds the %llu-byte limit", what, (unsigned long long)*len,
-                GGUF_MAX_STRING);
+                GHDR_MAX_STRING);
   if (*len > rd_left(&p->r))
     return fail(p, "truncated: %s of %llu bytes runs past the end of the file", what,
                 (unsigned long long)*len);
@@ -220,7 +223,7 @@ static int read_strlen(gguf_parser *p, uint64_t *len, const char *what) {
 
 /* Read a string value into buf (NUL-terminated, cut to cap - 1 bytes; the rest is skipped).
  * *full_len gets its length in the file. */
-static int read_str(gguf_parser *p, char *buf, size_t cap, uint64_t *full_len) {
+static int read_str(ghdr_parser *p, char *buf, size_t cap, uint64_t *full_len) {
   uint64_t len;
   if (read_strlen(p, &len, "string")) return -1;
   size_t keep = len < cap ? (size_t)len : cap - 1;
@@ -231,7 +234,7 @@ static int read_str(gguf_parser *p, char *buf, size_t cap, uint64_t *full_len) {
 }
 
 /* Skip one value of type t; depth counts enclosing arrays. */
-static int skip_value(gguf_parser *p, uint32_t t, int depth) {
+static int skip_value(ghdr_parser *p, uint32_t t, int depth) {
   if (t >= T_COUNT) return fail(p, "unknown value type %u", t);
   size_t sz = type_size(t);
   if (sz) return skip_bytes(p, sz, type_names[t]);
@@ -241,8 +244,8 @@ static int skip_value(gguf_parser *p, uint32_t t, int depth) {
     return skip_bytes(p, len, "string");
   }
   /* an array: element type, count, elements */
-  if (depth >= GGUF_MAX_DEPTH)
-    return fail(p, "arrays nested deeper than %d levels", GGUF_MAX_DEPTH);
+  if (depth >= GHDR_MAX_DEPTH)
+    return fail(p, "arrays nested deeper than %d levels", GHDR_MAX_DEPTH);
   uint32_t et;
   uint64_t n;
   if (read_u32(p, &et, "array type") || read_u64(p, &n, "array length")) return -1;
@@ -255,8 +258,8 @@ static int skip_value(gguf_parser *p, uint32_t t, int depth) {
     return fail(p, "array of %llu %s elements is larger than the rest of the file",
                 (unsigned long long)n, type_names[et]);
   if (esz) return skip_bytes(p, n * esz, "array");
-  if (n > GGUF_MAX_ELEMS - p->elems)
-    return fail(p, "more than %llu array elements in the header", GGUF_MAX_ELEMS);
+  if (n > GHDR_MAX_ELEMS - p->elems)
+    return fail(p, "more than %llu array elements in the header", GHDR_MAX_ELEMS);
   p->elems += n;
   for (uint64_t i = 0; i < n; i++)
     if (skip_value(p, et, depth + 1)) return -1;
@@ -265,7 +268,7 @@ static int skip_value(gguf_parser *p, uint32_t t, int depth) {
 
 /* Read an integer value of any integer type (bool too) into *v, clamped to long long. Returns 1
  * if t is an integer type and was read, 0 if t is not (nothing read), -1 on error. */
-static int read_int(gguf_parser *p, uint32_t t, long long *v) {
+static int read_int(ghdr_parser *p, uint32_t t, long long *v) {
   size_t sz = type_size(t);
   if (!sz || t == T_FLOAT32 || t == T_FLOAT64) return 0;
   unsigned char b[8];
@@ -288,9 +291,9 @@ static bool ends_with(const char *s, size_t n, const char *suf, size_t *prefix_l
   return true;
 }
 
-/* Read the value of the current pair (type t), keeping it if the key is one gguf_info holds. */
-static int read_value(gguf_parser *p, uint32_t t) {
-  gguf_info *o = p->out;
+/* Read the value of the current pair (type t), keeping it if the key is one ghdr_info holds. */
+static int read_value(ghdr_parser *p, uint32_t t) {
+  ghdr_info *o = p->out;
   const char *k = p->key;
   size_t kn = strlen(k);
   if (kn >= 5 && memcmp(k, "clip.", 5) == 0) o->is_mmproj = true;
@@ -343,7 +346,7 @@ static int read_value(gguf_parser *p, uint32_t t) {
   return 0;
 }
 
-static void info_init(gguf_info *o) {
+static void info_init(ghdr_info *o) {
   memset(o, 0, sizeof *o);
   o->pooling_type = -1;
   o->file_type = -1;
@@ -351,8 +354,8 @@ static void info_init(gguf_info *o) {
   o->has_audio_encoder = -1;
 }
 
-static int parse(gguf_parser *p) {
-  gguf_info *o = p->out;
+static int parse(ghdr_parser *p) {
+  ghdr_info *o = p->out;
   p->kv = -1;
 
   unsigned char magic[4];
@@ -367,12 +370,12 @@ static int parse(gguf_parser *p) {
   o->version = ver;
   uint64_t nt, nkv;
   if (read_u64(p, &nt, "tensor count") || read_u64(p, &nkv, "key/value count")) return -1;
-  if (nt > (uint64_t)GGUF_MAX_TENSORS)
+  if (nt > (uint64_t)GHDR_MAX_TENSORS)
     return fail(p, "tensor count %llu is absurd (limit %lld)", (unsigned long long)nt,
-                GGUF_MAX_TENSORS);
-  if (nkv > (uint64_t)GGUF_MAX_KV)
+                GHDR_MAX_TENSORS);
+  if (nkv > (uint64_t)GHDR_MAX_KV)
     return fail(p, "key/value count %llu is absurd (limit %lld)", (unsigned long long)nkv,
-                GGUF_MAX_KV);
+                GHDR_MAX_KV);
   o->n_tensors = (long long)nt;
   o->n_kv = (long long)nkv;
 
@@ -409,10 +412,10 @@ static int parse(gguf_parser *p) {
   return 0;
 }
 
-int gguf_parse_info(const unsigned char *buf, size_t len, gguf_info *out, char *err,
+int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err,
                     size_t errlen) {
   info_init(out);
-  gguf_parser *p = calloc(1, sizeof *p);
+  ghdr_parser *p = calloc(1, sizeof *p);
   if (!p) {
     if (err && errlen) snprintf(err, errlen, "out of memory");
     return -1;
@@ -428,7 +431,7 @@ int gguf_parse_info(const unsigned char *buf, size_t len, gguf_info *out, char *
   return rc;
 }
 
-int gguf_read_info(const char *path, gguf_info *out, char *err, size_t errlen) {
+int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen) {
   info_init(out);
   /* O_NONBLOCK so a FIFO planted in a models folder cannot hang the open; only regular files
    * are read. */
@@ -449,8 +452,8 @@ int gguf_read_info(const char *path, gguf_info *out, char *err, size_t errlen) {
     close(fd);
     return -1;
   }
-  gguf_parser *p = calloc(1, sizeof *p);
-  unsigned char *store = malloc(GGUF_WINDOW);
+  ghdr_parser *p = calloc(1, sizeof *p);
+  unsigned char *store = malloc(GHDR_WINDOW);
   int rc = -1;
   if (!p || !store) {
     if (err && errlen) snprintf(err, errlen, "out of memory");

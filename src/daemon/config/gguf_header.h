@@ -1,14 +1,14 @@
-/* gguf.h — a bounded reader of GGUF file headers (metadata only, no tensors), so the daemon can
+/* gguf_header.h — a bounded reader of GGUF file headers (metadata only, no tensors), so the daemon can
  * discover capabilities without linking an engine. The file is hostile: every length and count is
  * checked against the file size and fixed limits before use; a bad file is an error, never a
- * crash or a huge allocation. */
-#ifndef SY_GGUF_H
-#define SY_GGUF_H
+ * crash or a huge allocation. Prefix ghdr_, to stay out of ggml's gguf_* namespace. */
+#ifndef SY_GGUF_HEADER_H
+#define SY_GGUF_HEADER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct gguf_info {
+typedef struct ghdr_info {
   unsigned version;
   long long n_tensors;
   long long n_kv;
@@ -25,13 +25,13 @@ typedef struct gguf_info {
   int has_audio_encoder;  /* clip.has_audio_encoder: 1, 0, or -1 when absent */
   int file_type;          /* general.file_type, -1 if absent */
   bool gen_audio;         /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
-} gguf_info;
+} ghdr_info;
 
 /* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a
  * one-line reason in err, without the path ("not a GGUF file: bad magic (offset 4)").
  * Allocates one 64 KiB read window; time is linear in the header's size. Thread safe. */
-int gguf_read_info(const char *path, gguf_info *out, char *err, size_t errlen);
+int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen);
 /* The same over a buffer in memory (for tests and fuzzing). */
-int gguf_parse_info(const unsigned char *buf, size_t len, gguf_info *out, char *err, size_t errlen);
+int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err, size_t errlen);
 
 #endif

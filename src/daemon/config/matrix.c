@@ -1,5 +1,5 @@
 /* matrix.c — the model matrix: reads the YAML config (docs/CONFIG.md) into a struct matrix, checks
- * every value, reads each model's GGUF header (gguf.c) for capabilities and context defaults, and
+ * every value, reads each model's GGUF header (gguf_header.c) for capabilities and context defaults, and
  * adds the *.gguf files found in the models folder. This file is the top level: the small helpers
  * the other parts share, the document walk (the top-level keys, in the order they are checked),
  * and the public face (matrix_load, matrix_free, matrix_find...). The parts are split along the

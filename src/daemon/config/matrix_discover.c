@@ -77,8 +77,8 @@ int mx_discover(matrix *m, const opts *dflt, char *err, size_t errlen) {
     bool named = false;
     for (size_t i = 0; i < n_configured && !named; i++) named = !strcmp(m->models[i].file, real);
     if (named) continue;
-    gguf_info gi;
-    if (gguf_read_info(real, &gi, gerr, sizeof gerr)) {
+    ghdr_info gi;
+    if (ghdr_read_info(real, &gi, gerr, sizeof gerr)) {
       mx_warn(m, "skipping %s: not a readable GGUF: %s", path, gerr);
       continue;
     }

@@ -171,13 +171,13 @@ int mx_load_model(loader *l, const yaml_node_t *n, size_t idx);
 int mx_check_name(loader *l, const yaml_node_t *n, const char *path, const char *name,
                   const matrix_model *self);
 /* Fill what the GGUF tells and the settings every model has: given > defaults > built-in. */
-int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const gguf_info *g,
+int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const ghdr_info *g,
                     const char *path, long long bytes);
 /* Move *mm into m->models (mm is zeroed); -1 when full or out of memory (mm untouched). */
 int mx_model_push(matrix *m, matrix_model *mm);
 void mx_model_clear(matrix_model *mm);
 /* Capabilities when the config names none: from the configured pooling, else the GGUF. */
-unsigned mx_caps_default(const gguf_info *g, const char *pooling, const char *chat_template);
+unsigned mx_caps_default(const ghdr_info *g, const char *pooling, const char *chat_template);
 
 /* ---- voices (matrix_voice.c) ---------------------------------------------------------------- */
 

@@ -2,7 +2,7 @@
  * are read by a descriptor table (model_keys below: name, type, bounds, default, where it goes;
  * mx_keys_read in matrix_yaml.c walks it), then the engine decides how the model is placed: an
  * external server (matrix_external.c), the fileless built-in voice, or a file — a whisper.cpp
- * model, or a GGUF whose header (gguf.c) gives the capabilities and the trained context. Also the
+ * model, or a GGUF whose header (gguf_header.c) gives the capabilities and the trained context. Also the
  * capability names and the built-in defaults every model gets (mx_model_finish).
  *
  * This file must never accept a model it did not fully check (a name already taken, a capability
@@ -65,7 +65,7 @@ static bool arch_is_encoder(const char *arch) {
 }
 
 /* Capabilities when the config names none: from the configured pooling, else the GGUF. */
-unsigned mx_caps_default(const gguf_info *g, const char *pooling, const char *chat_template) {
+unsigned mx_caps_default(const ghdr_info *g, const char *pooling, const char *chat_template) {
   if (pooling && !strcmp(pooling, "rank")) return MATRIX_CAP_RERANK;
   if (pooling && strcmp(pooling, "none") != 0) return MATRIX_CAP_EMBED;
   if (g->pooling_type == 4) return MATRIX_CAP_RERANK;
@@ -105,7 +105,7 @@ static int pick(int given, int dflt, int builtin) {
   return given != UNSET ? given : dflt != UNSET ? dflt : builtin;
 }
 
-int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const gguf_info *g,
+int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const ghdr_info *g,
                     const char *path, long long bytes) {
   if (!(mm->file = strdup(path))) return -1;
   if (g->arch[0] && !(mm->arch = strdup(g->arch))) return -1;
@@ -282,7 +282,7 @@ static int key_caps(loader *l, void *dst, const yaml_node_t *v, const char *p) {
 static int mmproj_read(loader *l, model_ctx *c, const yaml_node_t *v, const char *p) {
   char mj[PATH_MAX], mr[PATH_MAX], merr[256];
   struct stat mst;
-  gguf_info mi;
+  ghdr_info mi;
   const char *s;
   if (mx_want_str(l, v, p, &s)) return -1;
   if (!*s || mx_join_path(mj, sizeof mj, l->dir, s))
@@ -290,7 +290,7 @@ static int mmproj_read(loader *l, model_ctx *c, const yaml_node_t *v, const char
   errno = 0;
   if (!realpath(mj, mr) || stat(mr, &mst) != 0 || !S_ISREG(mst.st_mode))
     return mx_at(l, v, "%s: cannot open '%s': %s", p, mj, errno ? strerror(errno) : "not a file");
-  if (gguf_read_info(mr, &mi, merr, sizeof merr))
+  if (ghdr_read_info(mr, &mi, merr, sizeof merr))
     return mx_at(l, v, "%s: '%s' is not a readable GGUF: %s", p, mj, merr);
   if (!mi.is_mmproj)
     return mx_at(l, v, "%s: '%s' is not a multimodal projector (no clip.* keys)", p, mj);
@@ -377,7 +377,7 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
       return mx_at(l, v, "%s: '%s' is not a whisper.cpp model (ggml magic)", p, joined);
     if (c->v[M_VAD_MODEL] && engine_vad_model(l, c->v[M_VAD_MODEL], c->path, &mm->vad_model))
       return -1;
-    gguf_info none = {0};
+    ghdr_info none = {0};
     if (mx_model_finish(mm, &c->given, &l->defaults, &none, real, (long long)st.st_size))
       return mx_oom(l);
     mm->engine = (enum matrix_engine)c->engine;
@@ -386,8 +386,8 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
                                                     : MATRIX_CAP_SPEECH;
     return 0;
   }
-  gguf_info gi;
-  if (gguf_read_info(real, &gi, gerr, sizeof gerr))
+  ghdr_info gi;
+  if (ghdr_read_info(real, &gi, gerr, sizeof gerr))
     return mx_at(l, v, "%s: '%s' is not a readable GGUF: %s", p, joined, gerr);
   if (gi.is_mmproj || gi.is_adapter)
     return mx_at(l, v, "%s: '%s' is %s, not a model", p, joined,
@@ -513,7 +513,7 @@ static int model_external(loader *l, model_ctx *c) {
     if (v[no[i]])
       return mx_at(l, v[no[i]], "%s.%s: not for engine: external", c->path, model_keys[no[i]].name);
   if (mx_load_external(l, v[M_EXTERNAL], c->path, &c->mm.ext)) return -1;
-  gguf_info none = {0};
+  ghdr_info none = {0};
   if (mx_model_finish(&c->mm, &c->given, &l->defaults, &none, "", 0)) return mx_oom(l);
   c->mm.engine = MATRIX_ENGINE_EXTERNAL;
   c->mm.parallel = c->given.parallel != UNSET ? c->given.parallel : 1;
@@ -533,7 +533,7 @@ int mx_load_model(loader *l, const yaml_node_t *n, size_t idx) {
   if (c.engine == MATRIX_ENGINE_EXTERNAL || c.v[M_EXTERNAL]) { /* a third-party server: no file */
     if (model_external(l, &c)) goto out;
   } else if (c.engine == MATRIX_ENGINE_ESPEAK && !c.v[M_FILE]) { /* the built-in voice: no file */
-    gguf_info none = {0};
+    ghdr_info none = {0};
     if (mx_model_finish(&c.mm, &c.given, &l->defaults, &none, "", 0)) goto oom;
     c.mm.engine = MATRIX_ENGINE_ESPEAK;
     c.mm.caps = c.caps ? c.caps : MATRIX_CAP_SPEECH;

@@ -1,4 +1,4 @@
-/* test_gguf.c — unit tests of gguf.c: real files (the shared third-party tiny llama, and the
+/* test_gguf_header.c — unit tests of config/gguf_header.c: real files (the shared third-party tiny llama, and the
  * llama.cpp vocabulary GGUFs when SWITCHYARD_VOCAB_DIR points at them), headers built here, every
  * truncation of a valid header, hostile lengths, counts and nesting, and 10k random byte flips
  * (run under ASan by `make test`). Must never depend on the network or write outside mkdtemp. */
@@ -150,7 +150,7 @@ static void build_full(gb *g, size_t n_tokens, size_t template_len) {
   kv_u32(g, longkey, 1);
 }
 
-static void check_full(const gguf_info *gi, bool with_template) {
+static void check_full(const ghdr_info *gi, bool with_template) {
   assert_int_equal(gi->version, 3);
   assert_int_equal(gi->n_tensors, 7);
   assert_int_equal(gi->n_kv, 21);
@@ -166,18 +166,18 @@ static void check_full(const gguf_info *gi, bool with_template) {
   assert_false(gi->is_adapter);
 }
 
-static int parse(const gb *g, gguf_info *gi, char *err, size_t errlen) {
+static int parse(const gb *g, ghdr_info *gi, char *err, size_t errlen) {
   /* a copy of exactly len bytes, so ASan sees any read past the end */
   unsigned char *copy = malloc(g->len ? g->len : 1);
   assert_non_null(copy);
   if (g->len) memcpy(copy, g->b, g->len);
-  int rc = gguf_parse_info(copy, g->len, gi, err, errlen);
+  int rc = ghdr_parse_info(copy, g->len, gi, err, errlen);
   free(copy);
   return rc;
 }
 
 static void expect_fail(const gb *g, const char *reason_part) {
-  gguf_info gi;
+  ghdr_info gi;
   char err[256] = "";
   assert_int_equal(parse(g, &gi, err, sizeof err), -1);
   if (!strstr(err, reason_part)) fail_msg("error '%s' lacks '%s'", err, reason_part);
@@ -215,9 +215,9 @@ static void test_real_tiny_llama(void **state) {
                   path);
     skip();
   }
-  gguf_info gi;
+  ghdr_info gi;
   char err[256] = "";
-  if (gguf_read_info(path, &gi, err, sizeof err) != 0) fail_msg("%s: %s", path, err);
+  if (ghdr_read_info(path, &gi, err, sizeof err) != 0) fail_msg("%s: %s", path, err);
   assert_int_equal(gi.version, 3);
   assert_int_equal(gi.n_tensors, 12);
   assert_int_equal(gi.n_kv, 18);
@@ -235,13 +235,13 @@ static void test_real_tiny_llama(void **state) {
   size_t len = 0;
   unsigned char *b = slurp(path, &len);
   assert_non_null(b);
-  gguf_info gm;
-  assert_int_equal(gguf_parse_info(b, len, &gm, err, sizeof err), 0);
+  ghdr_info gm;
+  assert_int_equal(ghdr_parse_info(b, len, &gm, err, sizeof err), 0);
   assert_memory_equal(&gi, &gm, sizeof gi);
   /* the header ends at 723709 (of the 32000-token vocabulary); any cut before fails */
-  assert_int_equal(gguf_parse_info(b, 723708, &gm, err, sizeof err), -1);
+  assert_int_equal(ghdr_parse_info(b, 723708, &gm, err, sizeof err), -1);
   assert_non_null(strstr(err, "truncated"));
-  assert_int_equal(gguf_parse_info(b, 723709, &gm, err, sizeof err), 0);
+  assert_int_equal(ghdr_parse_info(b, 723709, &gm, err, sizeof err), 0);
   free(b);
 }
 
@@ -263,8 +263,8 @@ static void test_vocab_files(void **state) {
       continue;
     char path[4096], err[256] = "";
     snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-    gguf_info gi;
-    if (gguf_read_info(path, &gi, err, sizeof err) != 0) fail_msg("%s: %s", path, err);
+    ghdr_info gi;
+    if (ghdr_read_info(path, &gi, err, sizeof err) != 0) fail_msg("%s: %s", path, err);
     assert_true(gi.arch[0] != '\0');
     assert_true(gi.context_length > 0);
     assert_true(gi.block_count > 0);
@@ -291,7 +291,7 @@ static void test_minimal(void **state) {
   (void)state;
   gb g = {0};
   gb_head(&g, 3, 0, 0);
-  gguf_info gi;
+  ghdr_info gi;
   char err[256] = "";
   assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
   assert_int_equal(gi.version, 3);
@@ -316,7 +316,7 @@ static void test_full_header(void **state) {
   (void)state;
   gb g = {0};
   build_full(&g, 5, 10);
-  gguf_info gi;
+  ghdr_info gi;
   char err[256] = "";
   if (parse(&g, &gi, err, sizeof err)) fail_msg("%s", err);
   check_full(&gi, true);
@@ -332,13 +332,13 @@ static void test_every_truncation_fails(void **state) {
   (void)state;
   gb g = {0};
   build_full(&g, 3, 40);
-  gguf_info gi;
+  ghdr_info gi;
   char err[256];
   for (size_t n = 0; n < g.len; n++) {
     unsigned char *cut = malloc(n ? n : 1);
     memcpy(cut, g.b, n);
     err[0] = '\0';
-    int rc = gguf_parse_info(cut, n, &gi, err, sizeof err);
+    int rc = ghdr_parse_info(cut, n, &gi, err, sizeof err);
     free(cut);
     if (rc != -1) fail_msg("a header cut at %zu of %zu bytes was accepted", n, g.len);
     if (!strstr(err, "truncated") && !strstr(err, "too short") &&
@@ -369,16 +369,16 @@ static void test_bad_magic_and_version(void **state) {
   gb_head(&g, 0x03000000u, 0, 0);
   expect_fail(&g, "big-endian");
   free(g.b);
-  gguf_info gi;
+  ghdr_info gi;
   char err[64];
-  assert_int_equal(gguf_parse_info(NULL, 0, &gi, err, sizeof err), -1);
+  assert_int_equal(ghdr_parse_info(NULL, 0, &gi, err, sizeof err), -1);
   /* a tiny err buffer is cut, never overrun; a NULL one is fine */
   char tiny[8];
-  assert_int_equal(gguf_parse_info((const unsigned char *)"XXXXXXXXXXXXXXXXXXXXXXXX", 24, &gi, tiny,
+  assert_int_equal(ghdr_parse_info((const unsigned char *)"XXXXXXXXXXXXXXXXXXXXXXXX", 24, &gi, tiny,
                                    sizeof tiny),
                    -1);
   assert_int_equal(strlen(tiny), sizeof tiny - 1);
-  assert_int_equal(gguf_parse_info((const unsigned char *)"XXXX", 4, &gi, NULL, 0), -1);
+  assert_int_equal(ghdr_parse_info((const unsigned char *)"XXXX", 4, &gi, NULL, 0), -1);
 }
 
 static void test_absurd_counts_and_lengths(void **state) {
@@ -459,7 +459,7 @@ static void test_deep_nesting(void **state) {
     gb_u32(&g, U8);
     gb_u64(&g, 1);
     gb_bytes(&g, "\x07", 1);
-    gguf_info gi;
+    ghdr_info gi;
     char err[256] = "";
     int rc = parse(&g, &gi, err, sizeof err);
     if (levels <= 3)
@@ -492,7 +492,7 @@ static void test_odd_values(void **state) {
   gb_str(&g, "general.file_type");
   gb_u32(&g, U64);
   gb_u64(&g, UINT64_MAX); /* clamped */
-  gguf_info gi;
+  ghdr_info gi;
   char err[256] = "";
   if (parse(&g, &gi, err, sizeof err)) fail_msg("%s", err);
   assert_true(gi.is_mmproj);
@@ -550,8 +550,8 @@ static void test_file_reader(void **state) {
   build_full(&g, 100000, 300000);
   char path[512], err[256] = "";
   write_file(dir, "big.gguf", g.b, g.len, path, sizeof path);
-  gguf_info gf, gm;
-  if (gguf_read_info(path, &gf, err, sizeof err)) fail_msg("%s", err);
+  ghdr_info gf, gm;
+  if (ghdr_read_info(path, &gf, err, sizeof err)) fail_msg("%s", err);
   check_full(&gf, true);
   assert_int_equal(parse(&g, &gm, err, sizeof err), 0);
   assert_memory_equal(&gf, &gm, sizeof gf);
@@ -561,20 +561,20 @@ static void test_file_reader(void **state) {
   size_t cuts[] = {3, 30, 65535, 65536, 65537, 200000, g.len - 1};
   for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
     write_file(dir, "cut.gguf", g.b, cuts[i], path, sizeof path);
-    assert_int_equal(gguf_read_info(path, &gf, err, sizeof err), -1);
+    assert_int_equal(ghdr_read_info(path, &gf, err, sizeof err), -1);
     unlink(path);
   }
   free(g.b);
 
   /* not files */
-  assert_int_equal(gguf_read_info(dir, &gf, err, sizeof err), -1);
+  assert_int_equal(ghdr_read_info(dir, &gf, err, sizeof err), -1);
   assert_string_equal(err, "not a regular file");
   snprintf(path, sizeof path, "%s/none.gguf", dir);
-  assert_int_equal(gguf_read_info(path, &gf, err, sizeof err), -1);
+  assert_int_equal(ghdr_read_info(path, &gf, err, sizeof err), -1);
   assert_string_equal(err, "cannot open: No such file or directory");
   snprintf(path, sizeof path, "%s/fifo.gguf", dir);
   assert_int_equal(mkfifo(path, 0600), 0);
-  assert_int_equal(gguf_read_info(path, &gf, err, sizeof err), -1); /* and does not hang */
+  assert_int_equal(ghdr_read_info(path, &gf, err, sizeof err), -1); /* and does not hang */
   assert_string_equal(err, "not a regular file");
   unlink(path);
   assert_int_equal(rmdir(dir), 0);
@@ -613,10 +613,10 @@ static void test_random_flips(void **state) {
       }
     }
     size_t len = g.len - (rng() % 4 == 0 ? rng() % g.len : 0);
-    gguf_info gi;
+    ghdr_info gi;
     char err[256];
     err[0] = '\0';
-    int rc = gguf_parse_info(buf, len, &gi, err, sizeof err);
+    int rc = ghdr_parse_info(buf, len, &gi, err, sizeof err);
     if (rc == 0) {
       ok++;
       assert_true(strlen(gi.arch) < sizeof gi.arch);

@@ -154,7 +154,7 @@ $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
 
 # Vision input cost: jansson + base64 + image decode (docs/PERFORMANCE.md, "Vision input")
-$(BIN)/image_bench: $(call obj,bench/image_bench.c src/daemon/media/image.c)
+$(BIN)/image_bench: $(call obj,bench/image_bench.c src/daemon/media/image.c src/daemon/media/base64.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 

@@ -2,6 +2,7 @@
  * (every PNG colour type and depth, interlacing, CMYK and progressive JPEG, lossy, lossless, alpha
  * and animated WebP), decoded through data: URLs and files; every error case; every prefix of
  * small files; and random byte flips (run under ASan by `make test`). Writes only under mkdtemp. */
+#include "media/base64.h"
 #include "media/image.h"
 
 /* cmocka.h needs these before it */

@@ -8,7 +8,7 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
-#include "media/image.h"
+#include "media/base64.h"
 #include "parse/api_parse.h"
 
 /* ---- embeddings ---- */

@@ -44,12 +44,4 @@ int sy_image_decode(const unsigned char *data, size_t len, const sy_image_limits
 
 void sy_image_free(sy_image *img);
 
-/* Strict base64 as data: URLs are read here (standard alphabet, '=' padding optional, \r \n
- * skipped), at most max_out bytes ("... is larger than" error beyond). 0 and a malloc'd *out, or
- * -1 with err. Also used for input_audio's data. */
-int sy_base64_decode(const char *in, size_t n, size_t max_out, unsigned char **out, size_t *out_len,
-                     char *err, size_t err_len);
-/* Standard base64 with '=' padding of n bytes: a malloc'd NUL-ended string, or NULL (out of memory). */
-char *sy_base64_encode(const void *in, size_t n);
-
 #endif

@@ -11,7 +11,7 @@
 
 #include "media/audio.h"
 #include "buf.h"
-#include "media/image.h"
+#include "media/base64.h"
 
 json_t *api_parse_body(const char *body, size_t len, api_error *err) {
   json_error_t je;

@@ -23,7 +23,7 @@
 
 #include "parse/api_parse.h"
 #include "media/audio.h"
-#include "media/image.h"
+#include "media/base64.h"
 #include "log.h"
 #include "http/sse.h"
 

@@ -1,4 +1,4 @@
-/* api/speech.c — see api/speech.h. The status is chosen on the worker's first event (an unknown
+/* speech.c — see speech.h. The status is chosen on the worker's first event (an unknown
  * voice is a proper 400); after that the audio is encoded and sent chunk by chunk (HTTP chunked
  * transfer), so the first bytes leave while later sentences are still being synthesised. A client
  * that hangs up cancels the synthesis (the request is freed, which cancels it in the worker).

@@ -1,6 +1,8 @@
-/* api/speech.h — text to speech: POST /v1/audio/speech (OpenAI's shape: audio bytes streamed as
+/* speech.h — text to speech: POST /v1/audio/speech (OpenAI's shape: audio bytes streamed as
  * they are synthesised, or SSE speech.audio.delta events) and GET /v1/audio/voices. The worker
- * sends float32 PCM; the audio module (audio.h) encodes it at 24 kHz, as OpenAI's audio is. */
+ * sends float32 PCM; the audio module (audio.h) encodes it at 24 kHz, as OpenAI's audio is.
+ * Was api_speech.h. Exports api_speech_*, and also api_parse_speech (the body's validation,
+ * which parse/ does for the other endpoints) and api_voices_handle. */
 #ifndef SY_API_SPEECH_H
 #define SY_API_SPEECH_H
 

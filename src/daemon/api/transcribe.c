@@ -1,4 +1,4 @@
-/* api/transcribe.c — POST /v1/audio/transcriptions and /v1/audio/translations: the multipart form
+/* transcribe.c — POST /v1/audio/transcriptions and /v1/audio/translations: the multipart form
  * checked field by field (multipart.c), the file decoded to 16 kHz mono float (audio.c), a
  * whisper worker from the scheduler, its segments relayed as one answer in the asked format
  * (json, text, srt, vtt, verbose_json) or as server-sent events (transcript.text.delta, then
@@ -6,7 +6,8 @@
  * never answers twice; a worker's error is answered as api_error.h's table says, never with a status
  * or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that takes
  * audio) is a chat instead: one user message with the audio and the model's transcribe_prompt, its
- * answer's text relayed the same way (json and text only: an LLM gives no timestamps). */
+ * answer's text relayed the same way (json and text only: an LLM gives no timestamps).
+ * Was api_audio.c (speech to text; text to speech is speech.c). Exports api_transcribe_*. */
 #include "api/transcribe.h"
 
 #include <math.h>

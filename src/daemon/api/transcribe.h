@@ -1,4 +1,4 @@
-/* api/transcribe.h — speech to text: POST /v1/audio/transcriptions and /v1/audio/translations
+/* transcribe.h — speech to text: POST /v1/audio/transcriptions and /v1/audio/translations
  * (OpenAI's multipart/form-data API), answered by a whisper worker. See docs/API.md. */
 #ifndef SY_API_TRANSCRIBE_H
 #define SY_API_TRANSCRIBE_H

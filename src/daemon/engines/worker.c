@@ -1,6 +1,7 @@
 /* worker.c — spawn, talk to, watch and stop one worker process (see worker.h).
  * Must never block the reader thread on anything but its socket, never let a reply reach a
- * request other than the one whose id it carries, and never leave a child unreaped. */
+ * request other than the one whose id it carries, and never leave a child unreaped.
+ * Exports worker_* and wreq_* (one request in flight on a worker), and fd_peer_gone. */
 #include "engines/worker.h"
 
 #include <errno.h>

@@ -2,7 +2,8 @@
  * buffered (its size is capped there). Parts point into the body: nothing is copied but the
  * names. Pure: no I/O, no globals; every input is hostile (fuzzed by tests/fuzz/fuzz_multipart.c).
  * Limits: MP_MAX_PARTS parts, MP_MAX_HEADER bytes of headers per part, names and filenames cut
- * to their buffers' size (a longer field name is refused, since it would match a wrong field). */
+ * to their buffers' size (a longer field name is refused, since it would match a wrong field).
+ * Exports mp_* (short for multipart). */
 #ifndef SY_MULTIPART_H
 #define SY_MULTIPART_H
 

@@ -5,7 +5,8 @@
  * libsndfile's own readers) read MP3 and Ogg/Vorbis; libsoxr resamples; the `ffmpeg` program, when
  * installed, handles what libsndfile cannot (M4A/AAC, WebM) as a subprocess. Every input is
  * hostile: sizes, rates, channel counts and durations are checked before anything is allocated from
- * them. */
+ * them. Exports sy_audio_*, and the helpers sy_fvec_* (a growable float vector) and
+ * sy_resampler_*; audio.c, audio_decode.c and audio_encode.c share this one header. */
 #ifndef SY_AUDIO_H
 #define SY_AUDIO_H
 

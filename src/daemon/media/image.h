@@ -4,7 +4,7 @@
  * accepted. Every input is hostile: sizes are checked against the limits from the header, before
  * pixel memory is allocated; a bad file is an error, never a crash, an abort or a leak.
  * Alpha is composited onto white. Gamma and colour profiles are ignored (samples are taken as
- * they are, as llama.cpp's own loader does). */
+ * they are, as llama.cpp's own loader does). Exports sy_image_*; base64 is media/base64.h. */
 #ifndef SY_IMAGE_H
 #define SY_IMAGE_H
 

@@ -1,6 +1,11 @@
 /* api_parse.h — validation of OpenAI request bodies into worker messages. Pure functions (no I/O,
  * no global state) so every rule is unit-tested. Unknown fields are ignored, as llama-server and
- * Ollama do; known fields of the wrong type or out of range are a 400 naming the field. */
+ * Ollama do; known fields of the wrong type or out of range are a 400 naming the field.
+ *
+ * Below api/ (the endpoints) because a pipeline's llm step is validated by the very same rules
+ * (virtual/pipeline.c); nothing here knows HTTP. Exports api_parse_* and the few api_* names its
+ * results need (api_gen/api_embed/api_rerank and their _clear, api_find_model, api_random_id,
+ * api_audio_b64), kept from when it sat among the endpoints. */
 #ifndef SY_API_PARSE_H
 #define SY_API_PARSE_H
 

@@ -1,4 +1,4 @@
-/* sched/plan.c — the scheduler's decision (see sched/plan.h): given every model's state and the
+/* plan.c — the scheduler's decision (see plan.h): given every model's state and the
  * memory budget, say whether a request runs now, loads its model (after evicting which idle models,
  * in what order), waits, or can never fit.
  *

@@ -1,4 +1,4 @@
-/* sched/plan.h — the scheduler's decision as a pure function: the state of every model and the
+/* plan.h — the scheduler's decision as a pure function: the state of every model and the
  * memory budget in, one decision out (run, load — evicting these idle models first —, wait, or
  * reject with the numbers). No I/O, no clock, no locks, no allocation: sched.c gathers the state
  * under its lock, asks, and carries the decision out. Unit-tested exhaustively in

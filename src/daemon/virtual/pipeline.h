@@ -1,7 +1,8 @@
 /* pipeline.h — pipelines: named virtual models whose steps are other models (matrix.h
  * matrix_pipeline, docs/CONFIG.md). Each step is an ordinary request to its model's worker, got
  * from the scheduler like any other (so steps load, queue, pin and evict as usual); a step that
- * fails is named in the error (param = "asr" | "llm" | "tts"). See docs/API.md "Pipelines". */
+ * fails is named in the error (param = "asr" | "llm" | "tts"). See docs/API.md "Pipelines".
+ * Exports pipe_* (short for pipeline). */
 #ifndef SY_PIPELINE_H
 #define SY_PIPELINE_H
 

@@ -1,6 +1,8 @@
 /* router_decide.h — the daemon side of routers: decide a request's route (rules, then the classifier
- * on the light model through the scheduler, then the default). api.c then serves the request on
- * the chosen route's model, falling back along the router's list when that model cannot be loaded. */
+ * on the light model through the scheduler, then the default). api/chat.c then serves the request
+ * on the chosen route's model, falling back along the router's list when that model cannot be
+ * loaded. Was api_router.h; router.h is the pure part. Exports router_decide (and its result,
+ * router_decision) and router_model_json, /v1/models's entry for a router. */
 #ifndef SY_ROUTER_DECIDE_H
 #define SY_ROUTER_DECIDE_H
 

@@ -2,6 +2,7 @@
 #   make            install what is missing (apt, npm), build the engines (cached) and our binaries
 #   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
+#   make layers     check the daemon's include layering (tests/layers.sh; part of make test)
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
 #   make bench-omp  the workers' OpenMP wait policy, alone and beside a second busy worker
 #   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
@@ -79,7 +80,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
+.PHONY: all deps engines run test test-only unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -184,6 +185,10 @@ run: all
 	  $(if $(CONFIG),--config $(CONFIG)) --worker-dir $(BIN)
 
 unit: $(UNIT_BINS)
+
+# the daemon's wings: nothing below api/ includes an api/ header (a grep; also a suite of tests/run.sh)
+layers:
+	@tests/layers.sh
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all

@@ -58,6 +58,7 @@ make_models() {
     --mmproj "$models/tiny-qwen3tts-mmproj.gguf" --verify &&
   build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
 }
+suite "daemon layering (tests/layers.sh)" tests/layers.sh
 suite "make test models (tools/mkmodel)" make_models
 
 for t in build/bin/unit/test_*; do

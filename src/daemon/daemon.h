@@ -1,6 +1,6 @@
-/* daemon.h — the daemon's one state struct: everything a request handler may reach; and api.c's
- * public face (the HTTP handler, the chat endpoints' worker-error mapping). Handlers on many
- * threads read it at once: after start-up only mx (atomic) and the counters may change. */
+/* daemon.h — the daemon's one state struct: everything a request handler may reach (api.c's
+ * public face, the HTTP handler, is api/api.h). Handlers on many threads read it at once: after
+ * start-up only mx (atomic) and the counters may change. */
 #ifndef SY_DAEMON_H
 #define SY_DAEMON_H
 

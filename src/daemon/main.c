@@ -21,7 +21,7 @@
 #define SWITCHYARD_VERSION "0.1.0"
 /* libgomp spin rounds before a waiting worker thread sleeps (set unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT); chosen by bench/omp_policy.sh, PERFORMANCE.md */
-#define WORKER_GOMP_SPINCOUNT "30000"
+#define WORKER_GOMP_SPINCOUNT "3000"
 
 static void usage(FILE *f) {
   fprintf(f,

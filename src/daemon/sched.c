@@ -21,6 +21,7 @@
 #include "log.h"
 #include "memplan.h"
 #include "clock.h"
+#include "cpu_share.h"
 #include "events.h"
 #include "gpumem.h"
 #include "memstate.h"
@@ -51,6 +52,7 @@ typedef struct slot {
   long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
   long long rss_at_ms;      /* when the resident set was last read */
   bool ka_set;              /* a request set the keep-alive (ka_s) */
+  int threads_now;          /* threads last told to its worker (cpu_share.h); 0 = as loaded */
   int ka_s;
 } slot;
 
@@ -83,6 +85,7 @@ struct sched {
   events *ev;           /* GET /api/events: loads and unloads as they happen */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   size_t n_pools;       /* memory pools: [0] the host's RAM, then each GPU with memory of its own */
+  int ncpu;             /* the cores workers share (cpu_share.h) */
   struct pool {
     char name[32];      /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
     int nv;             /* NVML index, -1 = none (live numbers unknown) */
@@ -252,6 +255,7 @@ static worker *slot_take(slot *sl) {
   sl->state = w ? SLOT_UNLOADING : SLOT_UNLOADED;
   sl->ka_set = false;
   sl->inflight = 0; /* requests on the old worker release against a worker not in the slot */
+  sl->threads_now = 0; /* the next worker starts with its configured threads */
   return w;
 }
 
@@ -457,6 +461,7 @@ sched *sched_new(const sched_params *p) {
   sched *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->mx = p->mx;
+  s->ncpu = cpu_share_cores();
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
   snprintf(s->worker_dir, sizeof s->worker_dir, "%s", p->worker_dir);
   snprintf(s->log_level, sizeof s->log_level, "%s", p->log_level ? p->log_level : "info");
@@ -677,6 +682,55 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   return 0;
 }
 
+/* ---- the busy CPU workers' threads (cpu_share.h) ---- */
+
+/* Computes on this CPU: a llama.cpp or whisper.cpp worker with no GPU, or told to keep its layers
+ * off it (gpu_layers 0). */
+static bool slot_on_cpu(const sched *s, const slot *sl) {
+  const matrix_model *m = sl->m;
+  if (m->engine != MATRIX_ENGINE_LLAMA && m->engine != MATRIX_ENGINE_WHISPER) return false;
+  return s->n_pools == 1 || m->gpu_layers == 0;
+}
+
+static int slot_threads_wanted(const sched *s, const slot *sl) {
+  return sl->m->threads > 0 ? sl->m->threads : s->ncpu;
+}
+
+/* With s->mu held, after a worker became busy or idle: the busy CPU workers' shares. Each worker
+ * whose share changed goes into tell[] with a reference (at most cap); the caller tells them with
+ * threads_tell once the lock is released (a send must not happen under the scheduler's lock). */
+static size_t threads_plan(sched *s, worker **tell, int *tell_n, size_t cap) {
+  size_t idx[CPU_SHARE_MAX_WORKERS], n = 0, k = 0;
+  int want[CPU_SHARE_MAX_WORKERS], share[CPU_SHARE_MAX_WORKERS];
+  for (size_t i = 0; i < s->n_slots && n < CPU_SHARE_MAX_WORKERS; i++) {
+    slot *sl = s->slots[i];
+    if (sl->state != SLOT_READY || !sl->w || sl->inflight == 0 || !slot_on_cpu(s, sl)) continue;
+    idx[n] = i;
+    want[n++] = slot_threads_wanted(s, sl);
+  }
+  if (n == 0) return 0;
+  cpu_share_plan(s->ncpu, want, n, share);
+  for (size_t j = 0; j < n && k < cap; j++) {
+    slot *sl = s->slots[idx[j]];
+    int now = sl->threads_now > 0 ? sl->threads_now : want[j];
+    if (share[j] == now) continue;
+    sl->threads_now = share[j];
+    worker_ref(sl->w);
+    tell[k] = sl->w;
+    tell_n[k++] = share[j];
+  }
+  return k;
+}
+
+static void threads_tell(worker **tell, const int *tell_n, size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    worker_set_threads(tell[i], tell_n[i]);
+    worker_unref(tell[i]);
+  }
+}
+
+#define THREADS_TELL_MAX 64 /* workers told at one change (the rest at the next) */
+
 worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
   pthread_mutex_lock(&s->mu);
   for (;;) {
@@ -727,11 +781,14 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
     }
     const plan_decision *d = decide(s, slot_index(s, sl));
     if (d->action == PLAN_RUN) {
-      sl->inflight++;
+      worker *tell[THREADS_TELL_MAX];
+      int tell_n[THREADS_TELL_MAX];
+      size_t k = ++sl->inflight == 1 ? threads_plan(s, tell, tell_n, THREADS_TELL_MAX) : 0;
       sl->last_used_ms = mono_ms();
       worker *w = sl->w;
       worker_ref(w);
       pthread_mutex_unlock(&s->mu);
+      threads_tell(tell, tell_n, k);
       return w;
     }
     long long configured = d->pool == 0 ? s->budget : s->pools[d->pool].budget;
@@ -815,12 +872,15 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   metrics_unload_reason reason = METRICS_UNLOAD_KEEP_ALIVE_0;
   const char *why = "keep_alive 0";
   char key[sizeof sl->key] = "";
+  worker *tell[THREADS_TELL_MAX];
+  int tell_n[THREADS_TELL_MAX];
+  size_t k = 0;
   pthread_mutex_lock(&s->mu);
   sl = NULL; /* look again: it may have been unloaded meanwhile */
   for (size_t i = 0; i < s->n_slots && !sl; i++)
     if (s->slots[i]->w == w) sl = s->slots[i];
   if (sl) {
-    sl->inflight--;
+    if (--sl->inflight == 0) k = threads_plan(s, tell, tell_n, THREADS_TELL_MAX);
     sl->last_used_ms = mono_ms();
     if (rss > sl->measured) {
       sl->measured = rss;
@@ -839,6 +899,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
     pthread_cond_signal(&s->reaper_cond);
   }
   pthread_mutex_unlock(&s->mu);
+  threads_tell(tell, tell_n, k);
   if (key[0] && s->ms) memstate_put_max(s->ms, key, rss);
   if (retired) retire(s, sl, retired, reason, why);
   worker_unref(w);
@@ -1068,6 +1129,9 @@ json_t *sched_ps(sched *s) {
                                              (json_int_t)sl->est_pool[p], "measured",
                                              (json_int_t)(p == 0 ? sl->measured : sl->meas_pool[p])));
     json_object_set_new(o, "devices", per);
+    if (sl->state == SLOT_READY && slot_on_cpu(s, sl)) /* what it computes with now (cpu_share.h) */
+      json_object_set_new(o, "threads",
+                          json_integer(sl->threads_now > 0 ? sl->threads_now : slot_threads_wanted(s, sl)));
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
       if (worker_port(sl->w)) json_object_set_new(o, "port", json_integer(worker_port(sl->w)));

@@ -269,6 +269,7 @@ int engine_load(worker *w, const json_t *hdr) {
   cp.n_seq_max = (uint32_t)n_parallel;
   cp.n_batch = (uint32_t)n_batch;
   cp.n_ubatch = w->embed_mode ? (uint32_t)n_batch : (uint32_t)(n_batch < 512 ? n_batch : 512);
+  w->n_threads_max = (int)n_threads;
   cp.n_threads = (int32_t)n_threads;
   cp.n_threads_batch = (int32_t)n_threads;
   cp.embeddings = w->embed_mode;

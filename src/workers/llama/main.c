@@ -84,6 +84,16 @@ static int main_handle(worker *w, const ipc_msg *m) {
       speech_cancel(w, id);
     else if (!w->embed_mode)
       gen_cancel(w, id);
+  } else if (strcmp(op, "threads") == 0) {
+    /* the daemon's share of the cores while other workers are busy too (cpu_share.h): from the
+     * next decode on; never more than loaded with */
+    json_int_t n = json_integer_value(json_object_get(m->hdr, "n"));
+    if (n >= 1 && n <= w->n_threads_max && w->ctx) {
+      llama_set_n_threads(w->ctx, (int32_t)n, (int32_t)n);
+      LOG_D("threads: %lld", (long long)n);
+    } else {
+      LOG_W("threads: %lld ignored (1..%d)", (long long)n, w->n_threads_max);
+    }
   } else if (strcmp(op, "shutdown") == 0) {
     LOG_I("shutdown");
     return 1;

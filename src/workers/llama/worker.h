@@ -101,6 +101,7 @@ typedef struct worker {
   /* engine (engine.c) */
   struct llama_model *model;
   struct llama_context *ctx;
+  int n_threads_max; /* threads it was loaded with: the most a "threads" op may set */
   const struct llama_vocab *vocab;
   bool embed_mode;
   bool rerank_mode; /* embed_mode with pooling rank: scores (query, document) pairs */

@@ -140,6 +140,13 @@ static void *reader_main(void *arg) {
       mark_ended(w, !closing);
       return NULL;
     }
+    if (strcmp(ipc_op(&m), "threads") == 0) { /* applies from the next decode (ww_threads) */
+      json_int_t n = json_integer_value(json_object_get(m.hdr, "n"));
+      if (n >= 1 && n <= INT32_MAX) atomic_store(&w->threads_share, (int)n);
+      else LOG_W("threads: %lld ignored", (long long)n);
+      ipc_msg_clear(&m);
+      continue;
+    }
     if (strcmp(ipc_op(&m), "cancel") == 0) {
       int64_t id = msg_id(m.hdr);
       if (id) note_cancel(w, id);

@@ -179,7 +179,7 @@ int ww_parakeet_full(ww *w, int64_t id, const float *pcm, int n, const json_t *s
   int max = ctx_frames * PARAKEET_HOP_LENGTH;
   prun r = {.w = w, .id = id, .words = words, .text = text};
   struct parakeet_full_params p = parakeet_full_default_params(PARAKEET_SAMPLING_GREEDY);
-  p.n_threads = w->n_threads;
+  p.n_threads = ww_threads(w);
   p.no_context = true;
   p.new_segment_callback = new_segment_cb;
   p.new_segment_callback_user_data = &r;

@@ -302,7 +302,7 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   int n_speech = 0;
   json_t *speech = vad ? speech_segments(w, pcm, n, &n_speech) : NULL;
   struct whisper_full_params p = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);
-  p.n_threads = w->n_threads;
+  p.n_threads = ww_threads(w);
   p.translate = translate;
   p.language = lang ? lang : "auto";
   p.detect_language = false; /* "auto" detects and then transcribes */

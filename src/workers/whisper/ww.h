@@ -53,10 +53,18 @@ typedef struct ww {
   struct parakeet_context *pctx;   /* a Parakeet-TDT one */
   char *vad_model;               /* Silero VAD ggml path, or NULL */
   struct whisper_vad_context *vctx; /* for reporting speech segments; NULL without VAD */
-  int n_threads;
+  int n_threads;             /* loaded with */
+  atomic_int threads_share;  /* the daemon's "threads" op (cpu_share.h); 0 = n_threads */
   char log_buf[1024];
   size_t log_len;
 } ww;
+
+/* The threads the next decode runs with: the daemon's share while other workers are busy too,
+ * never more than loaded with. */
+static inline int ww_threads(ww *w) {
+  int n = atomic_load(&w->threads_share);
+  return n >= 1 && n < w->n_threads ? n : w->n_threads;
+}
 
 /* main.c: replies (each marks w->dead on a failed send). */
 void ww_send(ww *w, json_t *hdr); /* stolen */

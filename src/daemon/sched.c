@@ -86,6 +86,7 @@ struct sched {
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   size_t n_pools;       /* memory pools: [0] the host's RAM, then each GPU with memory of its own */
   int ncpu;             /* the cores workers share (cpu_share.h) */
+  bool cpu_share_off;   /* SWITCHYARD_CPU_SHARE=off */
   struct pool {
     char name[32];      /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
     int nv;             /* NVML index, -1 = none (live numbers unknown) */
@@ -462,6 +463,8 @@ sched *sched_new(const sched_params *p) {
   if (!s) return NULL;
   s->mx = p->mx;
   s->ncpu = cpu_share_cores();
+  const char *share = getenv("SWITCHYARD_CPU_SHARE"); /* "off": every worker keeps its threads (benchmarks) */
+  s->cpu_share_off = share && strcmp(share, "off") == 0;
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
   snprintf(s->worker_dir, sizeof s->worker_dir, "%s", p->worker_dir);
   snprintf(s->log_level, sizeof s->log_level, "%s", p->log_level ? p->log_level : "info");
@@ -700,6 +703,7 @@ static int slot_threads_wanted(const sched *s, const slot *sl) {
  * whose share changed goes into tell[] with a reference (at most cap); the caller tells them with
  * threads_tell once the lock is released (a send must not happen under the scheduler's lock). */
 static size_t threads_plan(sched *s, worker **tell, int *tell_n, size_t cap) {
+  if (s->cpu_share_off) return 0;
   size_t idx[CPU_SHARE_MAX_WORKERS], n = 0, k = 0;
   int want[CPU_SHARE_MAX_WORKERS], share[CPU_SHARE_MAX_WORKERS];
   for (size_t i = 0; i < s->n_slots && n < CPU_SHARE_MAX_WORKERS; i++) {

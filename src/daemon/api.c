@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "api_audio.h"
 #include "api_parse.h"
 #include "api_router.h"
@@ -42,14 +43,10 @@ typedef struct req_obs {
   metrics *mt;
   int model; /* index in the matrix, METRICS_NO_MODEL until the request names a known model */
   metrics_endpoint ep;
-  struct timespec t0; /* when the body was complete */
+  double t0; /* when the body was complete (sy_mono_s) */
 } req_obs;
 
-static double obs_elapsed(const req_obs *o) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (double)(now.tv_sec - o->t0.tv_sec) + (double)(now.tv_nsec - o->t0.tv_nsec) / 1e9;
-}
+static double obs_elapsed(const req_obs *o) { return sy_mono_s() - o->t0; }
 
 /* The request is answered with status (499: the client went away first). */
 static void obs_end(const req_obs *o, int status) {
@@ -976,7 +973,7 @@ void api_handle(void *ud, http_req *r) {
         METRICS_EP_CHAT,   METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS, METRICS_EP_RERANK,
         METRICS_EP_RERANK, METRICS_EP_RERANK,      METRICS_EP_RERANK};
     req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL, .ep = eps[which]};
-    clock_gettime(CLOCK_MONOTONIC, &obs.t0);
+    obs.t0 = sy_mono_s();
     if (!post) {
       api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
                     "%s requires POST", path);
@@ -1026,7 +1023,7 @@ void api_handle(void *ud, http_req *r) {
     req_obs obs = {.mt = sched_metrics(d->sc),
                    .model = METRICS_NO_MODEL,
                    .ep = asr ? METRICS_EP_TRANSCRIBE : METRICS_EP_SPEECH};
-    clock_gettime(CLOCK_MONOTONIC, &obs.t0);
+    obs.t0 = sy_mono_s();
     if (asr)
       api_audio_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
     else

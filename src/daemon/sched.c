@@ -100,7 +100,6 @@ struct sched {
 
 static void sched_free_parts(sched *s);
 
-static long long mono_ms(void) { return sy_mono_ms(); }
 
 /* The active (not draining) slot serving model `name` now, or NULL (lock held). Requests may hold
  * a model of an older matrix: the name is what identifies it. */
@@ -311,7 +310,7 @@ static void *reaper_main(void *arg) {
   sched *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->stopping) {
-    long long now = mono_ms(), next = -1;
+    long long now = sy_mono_ms(), next = -1;
     bool again = false;
     for (size_t i = 0; i < s->n_slots; i++) {
       slot *sl = s->slots[i];
@@ -551,7 +550,7 @@ static json_t *load_message(const matrix_model *m) {
 /* Ask plan_decide about slot `want` (lock held). */
 static const plan_decision *decide(sched *s, size_t want) {
   static const plan_state map[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
-  long long now = mono_ms(), guard = (long long)s->mx->swap_guard_s * 1000;
+  long long now = sy_mono_ms(), guard = (long long)s->mx->swap_guard_s * 1000;
   s->guard_wake_ms = 0;
   for (size_t i = 0; i < s->n_slots; i++) {
     const slot *sl = s->slots[i];
@@ -590,7 +589,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
 static int load_external(sched *s, slot *sl, api_error *err) {
   const matrix_model *m = sl->m;
   worker_ext_params xp = {.tag = m->name, .ext = m->ext, .on_exit = on_worker_exit, .on_exit_ud = s};
-  long long t0 = mono_ms();
+  long long t0 = sy_mono_ms();
   events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
                                   (json_int_t)sl->est.total_bytes));
   worker *w = worker_start_external(&xp, err);
@@ -626,7 +625,7 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   progress_ctx pc = {s, m->name};
   wp.on_progress = on_load_progress;
   wp.on_progress_ud = &pc;
-  long long t0 = mono_ms();
+  long long t0 = sy_mono_ms();
   events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
                                   (json_int_t)sl->est.total_bytes));
   worker *w = worker_start(&wp, &ready, err);
@@ -642,12 +641,12 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   long long rss = w ? measure_worker(s, w, on_gpu) : -1;
   if (w)
     events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
-                                    (json_int_t)(mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
+                                    (json_int_t)(sy_mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
                                     (json_int_t)rss));
   else
     events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "load_failed", "model", m->name, "error",
                                     err->message));
-  metrics_load(s->mt, sl->row, w != NULL, (double)(mono_ms() - t0) / 1000.0);
+  metrics_load(s->mt, sl->row, w != NULL, (double)(sy_mono_ms() - t0) / 1000.0);
   pthread_mutex_lock(&s->mu);
   sl->load_gen++;
   pthread_cond_broadcast(&s->cond);
@@ -657,7 +656,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
     long long backoff = 5000LL << (sl->fails < 6 ? sl->fails : 6);
     if (backoff > 300000) backoff = 300000;
     sl->fails++;
-    sl->retry_at_ms = mono_ms() + backoff;
+    sl->retry_at_ms = sy_mono_ms() + backoff;
     sl->state = SLOT_UNLOADED;
     sl->last_err = *err;
     LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails, backoff / 1000,
@@ -667,12 +666,12 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   }
   sl->fails = 0;
   sl->retry_at_ms = 0;
-  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, mono_ms() - t0,
+  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, sy_mono_ms() - t0,
         (int)worker_pid(w), (double)rss / 1048576.0, (double)sl->est.total_bytes / 1048576.0);
   sl->state = SLOT_READY;
   sl->w = w;
   sl->ready = ready;
-  sl->last_used_ms = sl->loaded_at_ms = mono_ms();
+  sl->last_used_ms = sl->loaded_at_ms = sy_mono_ms();
   for (size_t p = 1; p < s->n_pools; p++)
     if (on_gpu[p] > sl->meas_pool[p]) sl->meas_pool[p] = on_gpu[p];
   pthread_cond_signal(&s->reaper_cond); /* it expires it, or unloads it if a reload made it draining */
@@ -765,7 +764,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       swept = true;
     }
     if (swept) continue;
-    long long now = mono_ms();
+    long long now = sy_mono_ms();
     if (sl->state == SLOT_UNLOADED && sl->retry_at_ms > now) {
       *err = sl->last_err;
       err->status = 503;
@@ -788,7 +787,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       worker *tell[THREADS_TELL_MAX];
       int tell_n[THREADS_TELL_MAX];
       size_t k = ++sl->inflight == 1 ? threads_plan(s, tell, tell_n, THREADS_TELL_MAX) : 0;
-      sl->last_used_ms = mono_ms();
+      sl->last_used_ms = sy_mono_ms();
       worker *w = sl->w;
       worker_ref(w);
       pthread_mutex_unlock(&s->mu);
@@ -841,7 +840,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
     unsigned gen = sl->load_gen;
     sl->queued++; /* keeps sl allocated while we wait, even if a reload makes it draining */
     if (s->guard_wake_ms > 0) { /* a guard may be all that is in the way: wake when it ends */
-      struct timespec ts = sy_deadline(s->guard_wake_ms - mono_ms() + 1);
+      struct timespec ts = sy_deadline(s->guard_wake_ms - sy_mono_ms() + 1);
       pthread_cond_timedwait(&s->cond, &s->mu, &ts);
     } else {
       pthread_cond_wait(&s->cond, &s->mu);
@@ -860,7 +859,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
 void sched_release(sched *s, const matrix_model *m, worker *w) {
   (void)m;
   /* measure the resident set at most once a second per model: /proc is not free on a hot path */
-  long long now = mono_ms(), rss = -1;
+  long long now = sy_mono_ms(), rss = -1;
   pthread_mutex_lock(&s->mu);
   slot *sl = NULL;
   for (size_t i = 0; i < s->n_slots && !sl; i++)
@@ -885,7 +884,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
     if (s->slots[i]->w == w) sl = s->slots[i];
   if (sl) {
     if (--sl->inflight == 0) k = threads_plan(s, tell, tell_n, THREADS_TELL_MAX);
-    sl->last_used_ms = mono_ms();
+    sl->last_used_ms = sy_mono_ms();
     if (rss > sl->measured) {
       sl->measured = rss;
       snprintf(key, sizeof key, "%s", sl->key);
@@ -1115,7 +1114,7 @@ json_t *sched_ps(sched *s) {
   json_t *arr = json_array();
   long long used = 0;
   pthread_mutex_lock(&s->mu);
-  long long now = mono_ms();
+  long long now = sy_mono_ms();
   for (size_t i = 0; i < s->n_slots; i++) {
     slot *sl = s->slots[i];
     const matrix_model *m = sl->m;

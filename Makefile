@@ -112,7 +112,7 @@ $(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_
 	$(CC) $(LDFLAGS) $^ -o $@ $(WHISPER_LIBS)
 
 # random-weight whisper.cpp ggml models (tools/mkwhisper), for tests that need no ../shared
-$(BIN)/mkwhisper: $(call obj,tools/mkwhisper/main.c)
+$(BIN)/mkwhisper: $(call obj,tools/mkwhisper/main.c src/common/argnum.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lm
 

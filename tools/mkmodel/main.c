@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "argnum.h"
 #include "clock.h"
 #include "fill.h"
 #include "llama.h"
@@ -89,10 +90,8 @@ static void die_usage(const char *fmt, const char *arg) {
 }
 
 static long parse_long(const char *opt, const char *s, long lo, long hi) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+  long v = 0;
+  if (sy_parse_long(s, lo, hi, &v) != 0) {
     char msg[160];
     snprintf(msg, sizeof(msg), "%s needs an integer in %ld..%ld, not '%%s'", opt, lo, hi);
     die_usage(msg, s);

@@ -8,6 +8,8 @@
 
 /* Milliseconds on the monotonic clock. */
 long long sy_mono_ms(void);
+/* The same with the sub-millisecond part kept (for reported durations). */
+double sy_mono_ms_f(void);
 /* The realtime instant ms milliseconds from now (ms < 0 counts as 0). */
 struct timespec sy_deadline(long long ms);
 

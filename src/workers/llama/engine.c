@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
+#include "utf8.h"
 #include "worker.h"
 
 /* ---- engine logs -------------------------------------------------------------------------- */
@@ -57,12 +59,6 @@ void engine_log_install(worker *w) {
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
-
-double engine_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* An optional integer field: absent or null → def. Returns -1 when present with another type
  * or a non-integral number. */
@@ -129,15 +125,17 @@ static bool engine_progress(float progress, void *ud) {
   int pct = (int)(progress * 100.0f);
   if (pct >= w->load_pct + 10 || (pct == 100 && w->load_pct < 100)) {
     w->load_pct = pct;
-    reply_send(w, json_pack("{s:s, s:i, s:f}", "op", "progress", "id", 0, "progress", (double)progress));
+    wio_send(&w->out,
+             json_pack("{s:s, s:i, s:f}", "op", "progress", "id", 0, "progress", (double)progress),
+             NULL, 0);
   }
-  return !inbox_ended(&w->in);
+  return !wio_inbox_ended(&w->in);
 }
 
 /* Abort a running llama_decode when the daemon is gone (we exit right after). */
 static bool engine_abort(void *ud) {
   worker *w = ud;
-  return inbox_ended(&w->in);
+  return wio_inbox_ended(&w->in);
 }
 
 /* Whether the projector GGUF declares an audio generator (clip.has_gen_audio_encoder), read
@@ -154,11 +152,11 @@ static bool engine_mmproj_gen_audio(const char *path) {
 
 /* ---- load -------------------------------------------------------------------------------- */
 
-#define ENGINE_FAIL(status, ...)                           \
-  do {                                                     \
-    reply_error(w, 0, status, "load_failed", __VA_ARGS__); \
-    LOG_E("load failed");                                  \
-    goto err;                                              \
+#define ENGINE_FAIL(status, ...)                               \
+  do {                                                         \
+    wio_error(&w->out, 0, status, "load_failed", __VA_ARGS__); \
+    LOG_E("load failed");                                      \
+    goto err;                                                  \
   } while (0)
 
 int engine_load(worker *w, const json_t *hdr) {
@@ -227,19 +225,21 @@ int engine_load(worker *w, const json_t *hdr) {
   if (n_gpu_layers > INT32_MAX) n_gpu_layers = INT32_MAX;
 
   LOG_I("loading %s (%s, n_ctx %lld x %lld, threads %lld, batch %lld, gpu layers %lld)", path,
-        w->rerank_mode ? "rerank" : w->embed_mode ? "embed" : "generate", (long long)n_ctx,
-        (long long)n_parallel,
-        (long long)n_threads, (long long)n_batch, (long long)n_gpu_layers);
+        w->rerank_mode  ? "rerank"
+        : w->embed_mode ? "embed"
+                        : "generate",
+        (long long)n_ctx, (long long)n_parallel, (long long)n_threads, (long long)n_batch,
+        (long long)n_gpu_layers);
 
   struct llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = (int32_t)n_gpu_layers;
   w->load_pct = -10;
   mp.progress_callback = engine_progress;
   mp.progress_callback_user_data = w;
-  double t0 = engine_now_ms();
+  double t0 = sy_mono_ms_f();
   w->model = llama_model_load_from_file(path, mp);
   if (!w->model) {
-    if (inbox_ended(&w->in)) goto err; /* aborted: the daemon is gone */
+    if (wio_inbox_ended(&w->in)) goto err; /* aborted: the daemon is gone */
     ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);
   }
   w->vocab = llama_model_get_vocab(w->model);
@@ -345,8 +345,10 @@ int engine_load(worker *w, const json_t *hdr) {
       if (!mtmd_support_vision(w->mtmd) && !mtmd_support_audio(w->mtmd))
         ENGINE_FAIL(400, "the projector %.512s has neither a vision nor an audio encoder", mmproj);
       if (mtmd_support_audio(w->mtmd) && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE)
-        LOG_W("audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will be refused",
-              mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
+        LOG_W(
+            "audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will "
+            "be refused",
+            mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
       LOG_I("projector %s loaded (%s%s%s)", mmproj, mtmd_support_vision(w->mtmd) ? "vision, " : "",
             mtmd_support_audio(w->mtmd) ? "audio, " : "", w->gpu_offload ? "GPU" : "CPU");
     }
@@ -359,16 +361,15 @@ int engine_load(worker *w, const json_t *hdr) {
     arch[0] = 0;
   if (llama_model_desc(w->model, desc, sizeof desc) < 0) desc[0] = 0;
   size_t arch_len, desc_len;
-  char *arch_ok = text_utf8_repair(arch, strlen(arch), &arch_len);
-  char *desc_ok = text_utf8_repair(desc, strlen(desc), &desc_len);
-  json_t *ready = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s, s:b}", "op",
-                            "ready", "n_ctx", (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train,
-                            "n_parallel", (int)w->n_parallel, "n_embd", (int)w->n_embd, "n_vocab",
-                            (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
-                            (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling),
-                            "arch", arch_ok ? arch_ok : "", "model_bytes",
-                            (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "",
-                            "vision", w->mtmd && !w->speech_mode && mtmd_support_vision(w->mtmd));
+  char *arch_ok = sy_utf8_repair(arch, strlen(arch), &arch_len);
+  char *desc_ok = sy_utf8_repair(desc, strlen(desc), &desc_len);
+  json_t *ready = json_pack(
+      "{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s, s:b}", "op", "ready", "n_ctx",
+      (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train, "n_parallel", (int)w->n_parallel,
+      "n_embd", (int)w->n_embd, "n_vocab", (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
+      (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling), "arch",
+      arch_ok ? arch_ok : "", "model_bytes", (json_int_t)llama_model_size(w->model), "desc",
+      desc_ok ? desc_ok : "", "vision", w->mtmd && !w->speech_mode && mtmd_support_vision(w->mtmd));
   if (ready && w->mtmd && !w->speech_mode && mtmd_support_audio(w->mtmd)) {
     json_object_set_new(ready, "audio", json_true());
     json_object_set_new(ready, "audio_rate", json_integer(mtmd_get_audio_sample_rate(w->mtmd)));
@@ -382,9 +383,12 @@ int engine_load(worker *w, const json_t *hdr) {
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,
         w->n_ctx_seq, w->n_parallel, w->n_batch,
         w->embed_mode ? engine_pooling_name(w->pooling) : "generate",
-        w->chat_kind == WK_CHAT_JINJA ? "jinja" : w->chat_kind == WK_CHAT_BUILTIN ? "built-in" : "none", (engine_now_ms() - t0) / 1e3);
-  reply_send(w, ready);
-  return w->dead ? -1 : 0;
+        w->chat_kind == WK_CHAT_JINJA     ? "jinja"
+        : w->chat_kind == WK_CHAT_BUILTIN ? "built-in"
+                                          : "none",
+        (sy_mono_ms_f() - t0) / 1e3);
+  wio_send(&w->out, ready, NULL, 0);
+  return w->out.dead ? -1 : 0;
 
 err:
   return -1;

@@ -23,18 +23,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
+#include "utf8.h"
 #include "worker.h"
 
 #define Q3_MAX_WAITING 256
-#define Q3_CHUNK_TOKENS 120      /* a longer sentence is cut every this many tokens */
-#define Q3_N_CODEC 3072          /* the codec head: the vocabulary's last 3072 tokens */
-#define Q3_N_CODES 2048          /* codes 0..2047 may be sampled for codebook 0 */
-#define Q3_GROUPS 16             /* codes per frame */
-#define Q3_WINDOW 72             /* frames per GEN_WAV (clip.cpp's wav_tfm_swa) */
-#define Q3_FIRST_EMIT 12         /* frames before the first audio of a request (~1 s) */
+#define Q3_CHUNK_TOKENS 120 /* a longer sentence is cut every this many tokens */
+#define Q3_N_CODEC 3072     /* the codec head: the vocabulary's last 3072 tokens */
+#define Q3_N_CODES 2048     /* codes 0..2047 may be sampled for codebook 0 */
+#define Q3_GROUPS 16        /* codes per frame */
+#define Q3_WINDOW 72        /* frames per GEN_WAV (clip.cpp's wav_tfm_swa) */
+#define Q3_FIRST_EMIT 12    /* frames before the first audio of a request (~1 s) */
 #define Q3_MAX_VOICES 64
 #define Q3_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 #define Q3_MAX_TOP_K 256
@@ -103,7 +105,6 @@ struct q3s_state {
 };
 
 /* ---- seeds and sampling -------------------------------------------------------------------- */
-
 
 /* GEN_CODE's seed for frame k: below 2^31, consecutive frames never share one (odd step mod
  * 2^31), so clip reseeds on every call. */
@@ -370,7 +371,9 @@ void q3s_free(worker *w) {
   w->speech_q3 = NULL;
 }
 
-bool q3s_busy(const worker *w) { return w->speech_q3 && (w->speech_q3->cur || w->speech_q3->q.head); }
+bool q3s_busy(const worker *w) {
+  return w->speech_q3 && (w->speech_q3->cur || w->speech_q3->q.head);
+}
 
 /* ---- voices -------------------------------------------------------------------------------- */
 
@@ -382,8 +385,10 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
     return -1;
   }
   struct mtmd_helper_bitmap_wrapper bw =
-      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false, mtmd_helper_init_opt_default())
-              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
+      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false,
+                                                 mtmd_helper_init_opt_default())
+              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false,
+                                                  mtmd_helper_init_opt_default());
   if (!bw.bitmap) {
     snprintf(msg, msg_len, "voice '%s': cannot read the reference clip %s (wav, mp3, flac)",
              v->name, v->clip ? "(uploaded)" : v->path);
@@ -410,17 +415,18 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
   }
   if (chunks) mtmd_input_chunks_free(chunks);
   mtmd_bitmap_free(bw.bitmap);
-  if (rc == 0) LOG_I("voice '%s': speaker embedding from %s", v->name, v->clip ? "the request" : v->path);
+  if (rc == 0)
+    LOG_I("voice '%s': speaker embedding from %s", v->name, v->clip ? "the request" : v->path);
   return rc;
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
+void q3s_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len) {
   q3s_state *st = w->speech_q3;
   const json_t *lg = json_object_get(hdr, "language");
   if (lg && !json_is_null(lg) && !json_is_string(lg)) {
-    reply_error(w, id, 400, "invalid_request", "\"language\" must be a string");
+    wio_error(&w->out, id, 400, "invalid_request", "\"language\" must be a string");
     return;
   }
   speech_req_args a;
@@ -435,19 +441,20 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
                    : voice >= 0                                 ? st->voices[voice].lang
                                                                 : NULL;
   if (*a.voice && voice < 0 && st->n_voices > 0) {
-    reply_error(w, id, 400, "invalid_voice", "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
+    wio_error(&w->out, id, 400, "invalid_voice",
+              "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
     refused = "voice";
   } else if (ln && (lang = q3_language(w, ln)) < 0) {
-    reply_error(w, id, 400, "invalid_language", "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)",
-                ln);
+    wio_error(&w->out, id, 400, "invalid_language",
+              "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)", ln);
     refused = "language";
   } else if (st->q.n >= Q3_MAX_WAITING) {
-    reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
+    wio_error(&w->out, id, 503, "overloaded", "too many speech requests are waiting");
     refused = "queue";
   }
   q3_req *r = refused ? NULL : calloc(1, sizeof *r);
   if (!r) {
-    if (!refused) reply_error(w, id, 500, "out_of_memory", "out of memory");
+    if (!refused) wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     free(a.text);
     return;
   }
@@ -456,7 +463,7 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
     static char uploaded[] = "uploaded";
     if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
       q3_req_free(r);
-      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
       return;
     }
     memcpy(r->own->clip, clip, clip_len);
@@ -477,14 +484,16 @@ static void q3_done(worker *w, const char *reason) {
       "ms, "
       "code2wav %.0f ms (%d calls)",
       (long long)st->cur->it.id, reason, st->frame_no, (double)st->samples / w->sample_rate,
-      engine_now_ms() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
-  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
-                          "samples", (json_int_t)st->samples, "rate", w->sample_rate,
-                          "finish_reason", reason));
+      sy_mono_ms_f() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
+                     "samples", (json_int_t)st->samples, "rate", w->sample_rate, "finish_reason",
+                     reason),
+           NULL, 0);
   q3_end_current(st);
 }
 
-void q3s_cancel(worker *w, int64_t id) {
+void q3s_cancel(worker *w, wio_id id) {
   q3s_state *st = w->speech_q3;
   if (st->cur && st->cur->it.id == id) {
     q3_done(w, "cancelled");
@@ -497,14 +506,16 @@ void q3s_cancel(worker *w, int64_t id) {
   }
 }
 
-void q3s_voices(worker *w, int64_t id) {
+void q3s_voices(worker *w, wio_id id) {
   q3s_state *st = w->speech_q3;
   json_t *arr = json_array();
   for (int i = 0; arr && i < st->n_voices; i++)
     json_array_append_new(
         arr, json_pack("{s:s, s:s}", "id", st->voices[i].name, "name", st->voices[i].name));
-  reply_send(w, json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
-                          arr ? arr : json_array(), "rate", w->sample_rate));
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
+                     arr ? arr : json_array(), "rate", w->sample_rate),
+           NULL, 0);
 }
 
 /* ---- text ---------------------------------------------------------------------------------- */
@@ -587,19 +598,19 @@ static int q3_wav(worker *w, bool keep) {
   in.seed = Q3_WAV_SEED;
   in.state_data = st->dec_state_n ? st->dec_state : NULL;
   in.state_size = st->dec_state_n;
-  double t0 = engine_now_ms();
+  double t0 = sy_mono_ms_f();
   int rc = mtmd_gen_audio_process(w->mtmd, &in, &out);
-  st->t_wav += engine_now_ms() - t0;
+  st->t_wav += sy_mono_ms_f() - t0;
   st->n_wav++;
   if (rc != 0 || !out.audio || out.n_samples == 0 || out.n_samples % (size_t)st->n_win) return -1;
   st->last_seed = Q3_WAV_SEED;
   st->have_last = true;
   size_t per = out.n_samples / (size_t)st->n_win, from = per * (size_t)st->n_sent_win;
   st->samples += (int64_t)(out.n_samples - from);
-  reply_payload(w,
-                json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
-                          w->sample_rate),
-                out.audio + from, (out.n_samples - from) * sizeof(float));
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
+                     w->sample_rate),
+           out.audio + from, (out.n_samples - from) * sizeof(float));
   st->n_sent_win = st->n_win;
   if (keep) {
     char *ns = realloc(st->dec_state, out.state_size ? out.state_size : 1);
@@ -656,9 +667,9 @@ static int q3_prompt(worker *w, char *msg, size_t msg_len) {
   }
   llama_memory_clear(llama_get_memory(w->ctx), true);
   st->pos = 0;
-  double t0 = engine_now_ms();
+  double t0 = sy_mono_ms_f();
   int rc = q3_decode_rows(w, rows, r);
-  st->t_talker += engine_now_ms() - t0;
+  st->t_talker += sy_mono_ms_f() - t0;
   free(rows);
   if (rc != 0) goto fail;
   /* ~4 frames per token is ordinary speech; the budget stops a talker that never says EOS */
@@ -685,12 +696,12 @@ static int q3_start(worker *w) {
   st->seed_base = r->seed;
   st->prompted = false;
   st->n_win = st->n_sent_win = 0;
-  st->t_start = engine_now_ms();
+  st->t_start = sy_mono_ms_f();
   st->t_talker = st->t_code = st->t_wav = 0;
   st->n_wav = 0;
   st->dec_state_n = 0;
   if (q3_split(w, st, r->text) != 0) {
-    reply_error(w, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
+    wio_error(&w->out, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
     q3_end_current(st);
     return -1;
   }
@@ -718,7 +729,7 @@ void q3s_step(worker *w) {
     if (!st->q.head || q3_start(w) != 0) return;
   }
   char msg[512];
-  int64_t id = st->cur->it.id;
+  wio_id id = st->cur->it.id;
   if (!st->prompted) {
     if (st->chunk >= st->n_chunks) {
       q3_done(w, "stop");
@@ -726,8 +737,8 @@ void q3s_step(worker *w) {
     }
     if (q3_prompt(w, msg, sizeof msg) != 0) {
       bool bad_voice = strncmp(msg, "voice ", 6) == 0;
-      reply_error(w, id, bad_voice ? 400 : 500, bad_voice ? "invalid_voice" : "synthesis_failed",
-                  "%s", msg);
+      wio_error(&w->out, id, bad_voice ? 400 : 500,
+                bad_voice ? "invalid_voice" : "synthesis_failed", "%s", msg);
       q3_end_current(st);
     }
     return;
@@ -751,9 +762,9 @@ void q3s_step(worker *w) {
   in.top_k = st->top_k;
   in.top_p = st->top_p;
   in.seed = q3_frame_seed(st, k);
-  double t0 = engine_now_ms();
+  double t0 = sy_mono_ms_f();
   int rc = mtmd_gen_audio_process(w->mtmd, &in, &out);
-  st->t_code += engine_now_ms() - t0;
+  st->t_code += sy_mono_ms_f() - t0;
   if (rc != 0 || out.n_codes != Q3_GROUPS || !out.codes || !out.embd) goto fail;
   st->last_seed = in.seed;
   st->have_last = true;
@@ -762,9 +773,9 @@ void q3s_step(worker *w) {
   st->step++;
   /* the fed-back embedding is only valid until the next process() call: use it first */
   for (int i = 0; i < w->n_embd; i++) st->fb[i] = out.embd[i] + st->pad_row[i];
-  t0 = engine_now_ms();
+  t0 = sy_mono_ms_f();
   rc = q3_decode_rows(w, st->fb, 1);
-  st->t_talker += engine_now_ms() - t0;
+  st->t_talker += sy_mono_ms_f() - t0;
   if (rc != 0) goto fail;
   if (st->n_win == Q3_WINDOW) {
     if (q3_wav(w, true) != 0) goto fail;
@@ -773,6 +784,6 @@ void q3s_step(worker *w) {
   }
   return;
 fail:
-  reply_error(w, id, 500, "synthesis_failed", "speech synthesis failed");
+  wio_error(&w->out, id, 500, "synthesis_failed", "speech synthesis failed");
   q3_end_current(st);
 }

@@ -10,6 +10,7 @@
  * template: content, reasoning_content and tool_calls leave the worker as separate deltas.
  * response_format and forced tool calls (tool_choice required or a named function) become a GBNF
  * grammar (src/chat/json_schema.h) that the sampler enforces. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,73 @@ static char *chat_render(const worker *w, const jinja_tmpl *t, const json_t *hdr
   return out;
 }
 
+/* A llama.cpp built-in template applied to a validated messages array (with the assistant
+ * prefix). A malloc'd NUL-terminated prompt, or NULL with status, code and msg set. */
+static char *chat_builtin_prompt(const worker *w, const json_t *messages, int *status,
+                                 const char **code, char *msg, size_t msg_len) {
+  *status = 400;
+  *code = "invalid_request";
+  if (w->chat_kind != WK_CHAT_BUILTIN || !w->chat_builtin) {
+    *code = "no_chat_template";
+    snprintf(msg, msg_len, "no built-in chat template");
+    return NULL;
+  }
+  size_t n = json_array_size(messages);
+  if (!json_is_array(messages) || n == 0 || n > WK_MAX_MESSAGES) {
+    snprintf(msg, msg_len, "\"messages\" must be a non-empty array (at most %d)", WK_MAX_MESSAGES);
+    return NULL;
+  }
+  llama_chat_message *chat = calloc(n, sizeof *chat);
+  if (!chat) {
+    *status = 500;
+    *code = "out_of_memory";
+    snprintf(msg, msg_len, "out of memory");
+    return NULL;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *m = json_array_get(messages, i);
+    const json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+    if (!json_is_string(role) || !(json_is_string(content) || json_is_null(content))) {
+      snprintf(msg, msg_len, "messages[%zu] needs string \"role\" and \"content\"", i);
+      free(chat);
+      return NULL;
+    }
+    chat[i].role = json_string_value(role);
+    chat[i].content = json_is_string(content) ? json_string_value(content) : "";
+    total += strlen(chat[i].role) + strlen(chat[i].content) + 64;
+  }
+  if (total > (size_t)INT32_MAX / 4) {
+    snprintf(msg, msg_len, "the messages are too long");
+    free(chat);
+    return NULL;
+  }
+  int32_t cap = (int32_t)(total * 2 + 1024);
+  char *buf = malloc((size_t)cap);
+  int32_t r = buf ? llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap) : -1;
+  if (buf && r >= cap && r < INT32_MAX) {
+    cap = r + 1;
+    char *b2 = realloc(buf, (size_t)cap);
+    if (!b2) {
+      free(buf);
+      buf = NULL;
+    } else {
+      buf = b2;
+      r = llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap);
+    }
+  }
+  free(chat);
+  if (!buf || r < 0 || r >= cap) {
+    free(buf);
+    *status = buf ? 400 : 500;
+    *code = buf ? "no_chat_template" : "out_of_memory";
+    snprintf(msg, msg_len, "%s", buf ? "the chat template could not be applied" : "out of memory");
+    return NULL;
+  }
+  buf[r] = '\0';
+  return buf;
+}
+
 int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const char **code,
                  char *msg, size_t msg_len) {
   memset(p, 0, sizeof *p);
@@ -230,7 +298,7 @@ int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const 
                 "llama.cpp's "
                 "built-in '%s'",
                 w->chat_builtin);
-    p->prompt = engine_chat_prompt(w, messages, status, code, msg, msg_len);
+    p->prompt = chat_builtin_prompt(w, messages, status, code, msg, msg_len);
     if (!p->prompt) goto fail;
     return 0;
   }

@@ -131,8 +131,8 @@ void embed_run(worker *w, wio_id id, const json_t *hdr) {
       wio_error(&w->out, id, 400, "invalid_request", "input[%zu] must be a string", i);
       goto done;
     }
-    if (engine_tokenize(w, json_string_value(s), json_string_length(s), true, false, &toks[i],
-                        &lens[i]) != 0) {
+    if (tok_tokenize(w, json_string_value(s), json_string_length(s), true, false, &toks[i],
+                     &lens[i]) != 0) {
       wio_error(&w->out, id, 500, "tokenize_failed", "input[%zu] could not be tokenized", i);
       goto done;
     }
@@ -208,7 +208,7 @@ static int rerank_pair(worker *w, wio_id id, size_t i, const char *tmpl, const j
     }
     rerank_fill(tmpl, q, ql, d, dl, text);
     text[len] = '\0';
-    int rc = engine_tokenize(w, text, len, false, true, out, n_out);
+    int rc = tok_tokenize(w, text, len, false, true, out, n_out);
     free(text);
     if (rc != 0)
       wio_error(&w->out, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
@@ -216,7 +216,7 @@ static int rerank_pair(worker *w, wio_id id, size_t i, const char *tmpl, const j
   }
   llama_token *dt;
   int32_t nd;
-  if (engine_tokenize(w, d, dl, false, false, &dt, &nd) != 0) {
+  if (tok_tokenize(w, d, dl, false, false, &dt, &nd) != 0) {
     wio_error(&w->out, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
     return -1;
   }
@@ -267,8 +267,8 @@ void embed_rerank(worker *w, wio_id id, const json_t *hdr) {
     wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     goto done;
   }
-  if (!tmpl && engine_tokenize(w, json_string_value(query), json_string_length(query), false, false,
-                               &qt, &nq) != 0) {
+  if (!tmpl && tok_tokenize(w, json_string_value(query), json_string_length(query), false, false,
+                            &qt, &nq) != 0) {
     wio_error(&w->out, id, 500, "tokenize_failed", "the query could not be tokenized");
     goto done;
   }

@@ -1,7 +1,9 @@
-/* engine.c — everything that sets up or wraps llama.cpp for the worker: routing engine logs into
- * sy_log, handling `load` (model, one context, `ready`), tokenising, applying the chat template,
- * detokenising one token. Uses only llama.h. Must never let a load field reach the engine
- * unchecked, and never free the model while the context still exists. */
+/* engine.c — everything that sets up llama.cpp for the worker: routing engine logs into sy_log,
+ * handling `load` (model, one context, the projector, the mode's module, `ready`) and freeing it
+ * all. Calls llama.h, mtmd.h and gguf.h, and, below it in the worker, chat.c, embed.c, gen.c and
+ * speech.c (their init/free); nothing below calls back into it (tokenising is tok.c, the chat
+ * prompt chat.c). Must never let a load field reach the engine unchecked, and never free the
+ * model while the context still exists. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -406,128 +408,4 @@ void engine_free(worker *w) {
   w->model = NULL;
   w->vocab = NULL;
   chat_unload(w);
-}
-
-/* ---- text <-> tokens --------------------------------------------------------------------- */
-
-int engine_tokenize(const worker *w, const char *text, size_t len, bool add_special,
-                    bool parse_special, llama_token **out, int32_t *n_out) {
-  *out = NULL;
-  *n_out = 0;
-  if (len > (size_t)INT32_MAX / 2) return -1;
-  int32_t cap = (int32_t)len + 8;
-  llama_token *toks = malloc((size_t)cap * sizeof *toks);
-  if (!toks) return -1;
-  int32_t n = llama_tokenize(w->vocab, text, (int32_t)len, toks, cap, add_special, parse_special);
-  if (n < 0 && n != INT32_MIN) {
-    cap = -n;
-    llama_token *t2 = realloc(toks, (size_t)cap * sizeof *toks);
-    if (!t2) {
-      free(toks);
-      return -1;
-    }
-    toks = t2;
-    n = llama_tokenize(w->vocab, text, (int32_t)len, toks, cap, add_special, parse_special);
-  }
-  if (n < 0) {
-    free(toks);
-    return -1;
-  }
-  *out = toks;
-  *n_out = n;
-  return 0;
-}
-
-char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, const char **code,
-                         char *msg, size_t msg_len) {
-  *status = 400;
-  *code = "invalid_request";
-  if (w->chat_kind != WK_CHAT_BUILTIN || !w->chat_builtin) {
-    *code = "no_chat_template";
-    snprintf(msg, msg_len, "no built-in chat template");
-    return NULL;
-  }
-  size_t n = json_array_size(messages);
-  if (!json_is_array(messages) || n == 0 || n > WK_MAX_MESSAGES) {
-    snprintf(msg, msg_len, "\"messages\" must be a non-empty array (at most %d)", WK_MAX_MESSAGES);
-    return NULL;
-  }
-  llama_chat_message *chat = calloc(n, sizeof *chat);
-  if (!chat) {
-    *status = 500;
-    *code = "out_of_memory";
-    snprintf(msg, msg_len, "out of memory");
-    return NULL;
-  }
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    const json_t *m = json_array_get(messages, i);
-    const json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-    if (!json_is_string(role) || !(json_is_string(content) || json_is_null(content))) {
-      snprintf(msg, msg_len, "messages[%zu] needs string \"role\" and \"content\"", i);
-      free(chat);
-      return NULL;
-    }
-    chat[i].role = json_string_value(role);
-    chat[i].content = json_is_string(content) ? json_string_value(content) : "";
-    total += strlen(chat[i].role) + strlen(chat[i].content) + 64;
-  }
-  if (total > (size_t)INT32_MAX / 4) {
-    snprintf(msg, msg_len, "the messages are too long");
-    free(chat);
-    return NULL;
-  }
-  int32_t cap = (int32_t)(total * 2 + 1024);
-  char *buf = malloc((size_t)cap);
-  int32_t r = buf ? llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap) : -1;
-  if (buf && r >= cap && r < INT32_MAX) {
-    cap = r + 1;
-    char *b2 = realloc(buf, (size_t)cap);
-    if (!b2) {
-      free(buf);
-      buf = NULL;
-    } else {
-      buf = b2;
-      r = llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap);
-    }
-  }
-  free(chat);
-  if (!buf || r < 0 || r >= cap) {
-    free(buf);
-    *status = buf ? 400 : 500;
-    *code = buf ? "no_chat_template" : "out_of_memory";
-    snprintf(msg, msg_len, "%s", buf ? "the chat template could not be applied" : "out of memory");
-    return NULL;
-  }
-  buf[r] = '\0';
-  return buf;
-}
-
-int engine_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap) {
-  for (int attempt = 0; attempt < 3; attempt++) {
-    size_t need = 64;
-    if (*cap - *len < need || !*buf) {
-      size_t nc = *cap ? *cap : 256;
-      while (nc - *len < need) nc *= 2;
-      char *nb = realloc(*buf, nc);
-      if (!nb) return -1;
-      *buf = nb;
-      *cap = nc;
-    }
-    size_t room = *cap - *len;
-    if (room > INT32_MAX) room = INT32_MAX;
-    int32_t n = llama_token_to_piece(w->vocab, tok, *buf + *len, (int32_t)room, 0, false);
-    if (n >= 0) {
-      *len += (size_t)n;
-      return 0;
-    }
-    /* Too small: grow to fit -n more bytes and try again. */
-    size_t nc = *cap;
-    while (nc - *len < (size_t)-n) nc *= 2;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return -1;
-    *buf = nb;
-    *cap = nc;
-  }
-  return -1;
 }

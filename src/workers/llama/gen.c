@@ -439,8 +439,8 @@ void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, si
       rc = gen_tokenize_mm(w, r, json_string_value(prompt), false, bitmaps, n_images, &st, &cd, msg,
                            sizeof msg);
     else
-      rc = engine_tokenize(w, json_string_value(prompt), json_string_length(prompt), true, false,
-                           &r->prompt, &r->n_prompt);
+      rc = tok_tokenize(w, json_string_value(prompt), json_string_length(prompt), true, false,
+                        &r->prompt, &r->n_prompt);
   } else if (messages && !prompt) {
     if (chat_prepare(w, hdr, &r->chat, &st, &cd, msg, sizeof msg) != 0) {
       for (size_t i = 0; i < n_images; i++) mtmd_bitmap_free(bitmaps[i]);
@@ -455,8 +455,8 @@ void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, si
       rc =
           gen_tokenize_mm(w, r, r->chat.prompt, true, bitmaps, n_images, &st, &cd, msg, sizeof msg);
     else
-      rc = engine_tokenize(w, r->chat.prompt, strlen(r->chat.prompt), true, true, &r->prompt,
-                           &r->n_prompt);
+      rc = tok_tokenize(w, r->chat.prompt, strlen(r->chat.prompt), true, true, &r->prompt,
+                        &r->n_prompt);
     free(r->chat.prompt);
     r->chat.prompt = NULL;
   } else {
@@ -813,7 +813,7 @@ static void gen_on_token(worker *w, gen_slot *s, llama_token tok) {
       json_array_append_new(s->lp, e);
     }
   }
-  if (engine_piece(w, tok, &s->out, &s->out_len, &s->out_cap) != 0) {
+  if (tok_piece(w, tok, &s->out, &s->out_len, &s->out_cap) != 0) {
     gen_fail(w, s, 500, "out_of_memory", "out of memory");
     return;
   }

@@ -9,7 +9,11 @@
  * One `speak` runs at a time (one mtmd context, one sequence); others wait in a FIFO. The main
  * loop calls speech_step between drains of the inbox, and one step is one frame, so a cancel is
  * seen within a frame. Same request and seed → same samples: every GEN_CODE passes its own seed
- * (clip reseeds its generator only when the seed changes), a pure function of (seed, frame). */
+ * (clip reseeds its generator only when the seed changes), a pure function of (seed, frame).
+ *
+ * It is also the speech front main.c and engine.c call: with a Qwen3-TTS projector each
+ * speech_* call is handed to speech_qwen3.c. Both loops sit on speech_queue.c (the FIFO, a
+ * speak's fields, seeds, sentence ends); neither of those calls back up into this file. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,16 +26,15 @@
 #include "worker.h"
 
 #define SP_MAX_WAITING 256
-#define SP_MAX_INPUT (64 * 1024) /* bytes of text per request */
-#define SP_CHUNK_TOKENS 50       /* MAX_TOKEN_PER_CHUNK of the reference */
-#define SP_WINDOW 8              /* latents per GEN_WAV call */
+#define SP_CHUNK_TOKENS 50 /* MAX_TOKEN_PER_CHUNK of the reference */
+#define SP_WINDOW 8        /* latents per GEN_WAV call */
 #define SP_FRAME_RATE 12.5
 #define SP_MAX_VOICES 64
 #define SP_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 
 typedef struct sp_voice sp_voice;
 typedef struct sp_req {
-  speech_item it; /* first: the queue's link and the request's id */
+  spq_item it; /* first: the queue's link and the request's id */
   char *text;
   int voice;     /* index into st->voices, or -1 */
   sp_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
@@ -52,7 +55,7 @@ typedef struct sp_chunk {
 } sp_chunk;
 
 struct speech_state {
-  speech_fifo q; /* the requests waiting behind the current one */
+  spq_fifo q; /* the requests waiting behind the current one */
   sp_voice voices[SP_MAX_VOICES];
   int n_voices;
   llama_token audio_bos, bos_voice;
@@ -79,15 +82,6 @@ struct speech_state {
 };
 
 /* ---- seeds --------------------------------------------------------------------------------- */
-
-uint32_t speech_mix32(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return (uint32_t)x;
-}
 
 /* The seed of frame k: below 2^31, and consecutive frames never share one (an odd step mod
  * 2^31), so clip reseeds on every call. */
@@ -140,27 +134,6 @@ static char *sp_prepare(const char *s, size_t n, bool pad_short) {
   return out;
 }
 
-/* End of the sentence that starts at s[i]: after ./!/? followed by a space or the end, a CJK
- * full stop, or a blank line. */
-size_t speech_sentence_end(const char *s, size_t n, size_t i) {
-  for (; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c == '.' || c == '!' || c == '?') && (i + 1 == n || isspace((unsigned char)s[i + 1]))) {
-      while (i + 1 < n && strchr(".!?\"')", s[i + 1])) i++;
-      return i + 1;
-    }
-    if (c == '\n' && i + 1 < n && s[i + 1] == '\n') return i + 1;
-    /* 。！？ are E3 80 82, EF BC 81, EF BC 9F */
-    if (c == 0xE3 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
-        (unsigned char)s[i + 2] == 0x82)
-      return i + 3;
-    if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBC &&
-        ((unsigned char)s[i + 2] == 0x81 || (unsigned char)s[i + 2] == 0x9F))
-      return i + 3;
-  }
-  return n;
-}
-
 static void sp_chunks_free(speech_state *st) {
   for (int i = 0; i < st->n_chunks; i++) free(st->chunks[i].toks);
   free(st->chunks);
@@ -184,7 +157,7 @@ static int sp_push_chunk(speech_state *st, const llama_token *t, int n) {
 static int sp_split(worker *w, speech_state *st, const char *text) {
   size_t n = strlen(text), i = 0;
   while (i < n) {
-    size_t e = speech_sentence_end(text, n, i);
+    size_t e = spq_sentence_end(text, n, i);
     char *p = sp_prepare(text + i, e - i, st->pad_short);
     i = e;
     if (!p) return -1;
@@ -194,7 +167,7 @@ static int sp_split(worker *w, speech_state *st, const char *text) {
     }
     llama_token *toks = NULL;
     int32_t nt = 0;
-    int rc = engine_tokenize(w, p, strlen(p), false, false, &toks, &nt);
+    int rc = tok_tokenize(w, p, strlen(p), false, false, &toks, &nt);
     free(p);
     if (rc != 0) return -1;
     for (int32_t k = 0; k < nt && rc == 0; k += SP_CHUNK_TOKENS)
@@ -356,7 +329,7 @@ void speech_free(worker *w) {
   speech_state *st = w->speech;
   if (!st) return;
   sp_end_current(st);
-  for (speech_item *it; (it = speech_fifo_pop(&st->q));) sp_req_free((sp_req *)it);
+  for (spq_item *it; (it = spq_pop(&st->q));) sp_req_free((sp_req *)it);
   for (int i = 0; i < st->n_voices; i++) {
     free(st->voices[i].name);
     free(st->voices[i].path);
@@ -373,93 +346,14 @@ bool speech_busy(const worker *w) {
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-void speech_fifo_push(speech_fifo *f, speech_item *it) {
-  it->next = NULL;
-  if (f->tail)
-    f->tail->next = it;
-  else
-    f->head = it;
-  f->tail = it;
-  f->n++;
-}
-
-speech_item *speech_fifo_pop(speech_fifo *f) {
-  speech_item *it = f->head;
-  if (!it) return NULL;
-  f->head = it->next;
-  if (!f->head) f->tail = NULL;
-  f->n--;
-  it->next = NULL;
-  return it;
-}
-
-speech_item *speech_fifo_remove(speech_fifo *f, wio_id id) {
-  speech_item *prev = NULL;
-  for (speech_item *it = f->head; it; prev = it, it = it->next) {
-    if (it->id != id) continue;
-    if (prev)
-      prev->next = it->next;
-    else
-      f->head = it->next;
-    if (f->tail == it) f->tail = prev;
-    f->n--;
-    it->next = NULL;
-    return it;
-  }
-  return NULL;
-}
-
-void speech_reply_cancelled(worker *w, wio_id id) {
-  wio_send(&w->out,
-           json_pack("{s:s, s:I, s:i, s:i, s:s}", "op", "done", "id", (json_int_t)id, "samples", 0,
-                     "rate", w->sample_rate, "finish_reason", "cancelled"),
-           NULL, 0);
-}
-
-int speech_args(worker *w, wio_id id, const json_t *hdr, speech_req_args *out) {
-  const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
-  const json_t *sd = json_object_get(hdr, "seed");
-  memset(out, 0, sizeof *out);
-  if (!json_is_string(in) || json_string_length(in) == 0 || json_string_length(in) > SP_MAX_INPUT) {
-    wio_error(&w->out, id, 400, "invalid_request", "speak needs \"input\": 1..%d bytes of text",
-              SP_MAX_INPUT);
-    return -1;
-  }
-  if (vo && !json_is_null(vo) && !json_is_string(vo)) {
-    wio_error(&w->out, id, 400, "invalid_request", "\"voice\" must be a string");
-    return -1;
-  }
-  if (sd && !json_is_null(sd) && !(json_is_integer(sd) && json_integer_value(sd) >= 0)) {
-    wio_error(&w->out, id, 400, "invalid_request", "\"seed\" must be an integer >= 0");
-    return -1;
-  }
-  size_t len = json_string_length(in);
-  if (!(out->text = malloc(len + 1))) {
-    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
-    return -1;
-  }
-  memcpy(out->text, json_string_value(in), len + 1);
-  for (size_t i = 0; i < len; i++)
-    if (!out->text[i]) out->text[i] = ' ';
-  out->voice = json_is_string(vo) ? json_string_value(vo) : "";
-  if (json_is_integer(sd)) {
-    out->seed = speech_mix32((uint64_t)json_integer_value(sd));
-  } else {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    out->seed = speech_mix32((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)id);
-  }
-  return 0;
-}
-
 void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len) {
   if (w->speech_q3) {
     q3s_submit(w, id, hdr, clip, clip_len);
     return;
   }
   speech_state *st = w->speech;
-  speech_req_args a;
-  if (speech_args(w, id, hdr, &a) != 0) return;
+  spq_req_args a;
+  if (spq_args(w, id, hdr, &a) != 0) return;
   int voice = -1;
   for (int i = 0; i < st->n_voices && *a.voice; i++)
     if (!strcmp(st->voices[i].name, a.voice)) voice = i;
@@ -497,7 +391,7 @@ void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, si
   r->it.id = id;
   r->voice = voice;
   r->seed = a.seed;
-  speech_fifo_push(&st->q, &r->it);
+  spq_push(&st->q, &r->it);
 }
 
 static void sp_done(worker *w, const char *reason) {
@@ -521,9 +415,9 @@ void speech_cancel(worker *w, wio_id id) {
     sp_done(w, "cancelled");
     return;
   }
-  sp_req *r = (sp_req *)speech_fifo_remove(&st->q, id);
+  sp_req *r = (sp_req *)spq_remove(&st->q, id);
   if (r) {
-    speech_reply_cancelled(w, id);
+    spq_reply_cancelled(w, id);
     sp_req_free(r);
   }
 }
@@ -674,7 +568,7 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int sp_start(worker *w) {
   speech_state *st = w->speech;
-  sp_req *r = (sp_req *)speech_fifo_pop(&st->q);
+  sp_req *r = (sp_req *)spq_pop(&st->q);
   st->cur = r;
   st->samples = 0;
   st->frame_no = 0;

@@ -13,7 +13,8 @@
  *
  * Same protocol as speech.c (speak / voices / cancel; one request at a time, a FIFO behind it;
  * one speech_step = one frame). Same request and seed → same bytes: the talker's sampler and
- * every GEN_CODE seed are pure functions of (seed, frame). */
+ * every GEN_CODE seed are pure functions of (seed, frame). Called only by speech.c (the front);
+ * it calls speech_queue.c and tok.c below it and must never call back into speech.c. */
 #include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
@@ -43,7 +44,7 @@
 
 typedef struct q3_voice q3_voice;
 typedef struct q3_req {
-  speech_item it; /* first: the queue's link and the request's id */
+  spq_item it; /* first: the queue's link and the request's id */
   char *text;
   int voice;     /* index into st->voices, or -1 */
   q3_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
@@ -64,7 +65,7 @@ typedef struct q3_chunk {
 } q3_chunk;
 
 struct q3s_state {
-  speech_fifo q; /* the requests waiting behind the current one */
+  spq_fifo q; /* the requests waiting behind the current one */
   q3_voice voices[Q3_MAX_VOICES];
   int n_voices;
   /* token ids */
@@ -266,7 +267,7 @@ int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err,
   llama_token *role = NULL;
   int32_t nr = 0;
   const char *rs = "<|im_start|>assistant\n";
-  if (engine_tokenize(w, rs, strlen(rs), false, true, &role, &nr) != 0 || nr < 1 || nr > 3) {
+  if (tok_tokenize(w, rs, strlen(rs), false, true, &role, &nr) != 0 || nr < 1 || nr > 3) {
     free(role);
     snprintf(err, err_len, "the vocabulary does not tokenize the assistant role");
     return -1;
@@ -353,7 +354,7 @@ void q3s_free(worker *w) {
   q3s_state *st = w->speech_q3;
   if (!st) return;
   q3_end_current(st);
-  for (speech_item *it; (it = speech_fifo_pop(&st->q));) q3_req_free((q3_req *)it);
+  for (spq_item *it; (it = spq_pop(&st->q));) q3_req_free((q3_req *)it);
   for (int i = 0; i < st->n_voices; i++) {
     free(st->voices[i].name);
     free(st->voices[i].path);
@@ -429,8 +430,8 @@ void q3s_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_
     wio_error(&w->out, id, 400, "invalid_request", "\"language\" must be a string");
     return;
   }
-  speech_req_args a;
-  if (speech_args(w, id, hdr, &a) != 0) return;
+  spq_req_args a;
+  if (spq_args(w, id, hdr, &a) != 0) return;
   int voice = -1;
   for (int i = 0; i < st->n_voices && *a.voice; i++)
     if (!strcmp(st->voices[i].name, a.voice)) voice = i;
@@ -474,7 +475,7 @@ void q3s_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_
   r->voice = voice;
   r->lang = lang;
   r->seed = a.seed;
-  speech_fifo_push(&st->q, &r->it);
+  spq_push(&st->q, &r->it);
 }
 
 static void q3_done(worker *w, const char *reason) {
@@ -499,9 +500,9 @@ void q3s_cancel(worker *w, wio_id id) {
     q3_done(w, "cancelled");
     return;
   }
-  q3_req *r = (q3_req *)speech_fifo_remove(&st->q, id);
+  q3_req *r = (q3_req *)spq_remove(&st->q, id);
   if (r) {
-    speech_reply_cancelled(w, id);
+    spq_reply_cancelled(w, id);
     q3_req_free(r);
   }
 }
@@ -536,14 +537,14 @@ static int q3_push_chunk(q3s_state *st, const llama_token *t, int n) {
 static int q3_split(worker *w, q3s_state *st, const char *text) {
   size_t n = strlen(text), i = 0;
   while (i < n) {
-    size_t e = speech_sentence_end(text, n, i), b = i;
+    size_t e = spq_sentence_end(text, n, i), b = i;
     i = e;
     while (b < e && isspace((unsigned char)text[b])) b++;
     while (e > b && isspace((unsigned char)text[e - 1])) e--;
     if (b == e) continue;
     llama_token *toks = NULL;
     int32_t nt = 0;
-    int rc = engine_tokenize(w, text + b, e - b, false, false, &toks, &nt);
+    int rc = tok_tokenize(w, text + b, e - b, false, false, &toks, &nt);
     if (rc != 0) return -1;
     for (int32_t k = 0; k < nt && rc == 0; k += Q3_CHUNK_TOKENS)
       rc = q3_push_chunk(st, toks + k, nt - k < Q3_CHUNK_TOKENS ? nt - k : Q3_CHUNK_TOKENS);
@@ -689,7 +690,7 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int q3_start(worker *w) {
   q3s_state *st = w->speech_q3;
-  q3_req *r = (q3_req *)speech_fifo_pop(&st->q);
+  q3_req *r = (q3_req *)spq_pop(&st->q);
   st->cur = r;
   st->samples = 0;
   st->frame_no = 0;

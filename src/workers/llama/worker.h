@@ -1,16 +1,26 @@
 /* worker.h — the switchyard-llama worker: one process per loaded model, serving the daemon over
  * the socketpair protocol of docs/PROTOCOL.md with llama.cpp's C API only.
  *
- * This header is the whole internal face of the worker's modules:
- *   main.c    arguments, process setup, the message loop, teardown
- *   reply.c   reply_*   the generate/embed frames (delta, done, embeddings)
- *   engine.c  engine_*  model/context load and free, engine log routing, tokenising, templates
- *   gen.c     gen_*     generation: slots, FIFO of waiting requests, continuous batching
- *   embed.c   embed_*   embeddings and reranking
- *   speech.c  speech_*  text to speech through the mmproj's audio generator (docs/TTS.md)
- *   text.c    text_*    UTF-8 repair and stop-string hold-back (pure functions)
- * All process state lives in one struct worker, owned by main(). Only the reader thread runs
- * beside the main thread; it touches nothing but the inbox (and sends nothing).
+ * This header is the whole internal face of the worker's modules, listed from the bottom up:
+ * each file calls only files listed before it (and src/common, src/chat, the engines), never
+ * one after it, so the calls form a DAG:
+ *   text.c          text_*    stop-string search and hold-back (pure functions)
+ *   tok.c           tok_*     tokenising, one token's text
+ *   reply.c         reply_*   the generate/embed frames (delta, done, embeddings)
+ *   chat.c          chat_*    the template: a chat request into a prompt, parser and grammar
+ *   embed.c         embed_*   embeddings and reranking
+ *   gen.c           gen_*     generation: slots, FIFO of waiting requests, continuous batching
+ *   speech_queue.c  spq_*     what both speech loops share: the FIFO, a speak's fields, seeds
+ *   speech_qwen3.c  q3s_*     the Qwen3-TTS speech loop
+ *   speech.c        speech_*  text to speech (docs/TTS.md): the Pocket-TTS loop, and the front
+ *                             that hands a Qwen3-TTS projector's calls to speech_qwen3.c
+ *   engine.c        engine_*  engine log routing, `load` (model, context, projector, the mode's
+ *                             module), free
+ *   devices.c       devices_* --list-devices
+ *   main.c          arguments, process setup, the message loop, teardown
+ * The reader thread, its inbox and the senders are src/common/wio.h. All process state lives
+ * in one struct worker, owned by main(). Only the reader thread runs beside the main thread; it
+ * touches nothing but the inbox (and sends nothing).
  * Nothing here may trust a field of a received message before checking its type and bounds. */
 #ifndef SY_WORKER_LLAMA_H
 #define SY_WORKER_LLAMA_H
@@ -94,6 +104,36 @@ typedef struct worker {
   q3s_state *speech_q3; /* speech mode, Qwen3-TTS (speech_qwen3.c) */
 } worker;
 
+/* ---- text.c ----------------------------------------------------------------------------- */
+
+/* Earliest start of any of the stop strings in s[0..n), or -1. */
+long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
+                    int n_stops);
+/* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
+size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
+                          int n_stops);
+
+/* ---- tok.c ------------------------------------------------------------------------------ */
+
+/* Tokenise text. Returns 0 and a malloc'd array in *out (n in *n_out), or -1. */
+int tok_tokenize(const worker *w, const char *text, size_t len, bool add_special,
+                 bool parse_special, llama_token **out, int32_t *n_out);
+/* Append the text of one token (special tokens render as nothing) to *buf (grown as needed).
+ * Returns 0 or -1 on allocation failure. */
+int tok_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap);
+
+/* ---- reply.c ---------------------------------------------------------------------------- */
+
+/* The generate/embed frames (each through wio_send; a failed send marks w->out.dead). Error and
+ * other frames are sent with wio.h directly. */
+void reply_delta(worker *w, wio_id id, const char *text, size_t len);
+/* A structured delta (OpenAI's {"reasoning_content"} or {"tool_calls"}; stolen). */
+void reply_delta_obj(worker *w, wio_id id, json_t *delta);
+void reply_done(worker *w, wio_id id, const char *finish_reason, int32_t prompt_tokens,
+                int32_t completion_tokens, double prompt_ms, double gen_ms);
+void reply_embeddings(worker *w, wio_id id, int32_t n, int32_t dim, int64_t prompt_tokens,
+                      const float *data);
+
 /* ---- chat.c ---------------------------------------------------------------------------- */
 
 /* What a chat request needs besides sampling: the rendered prompt, whether it leaves the model
@@ -115,36 +155,14 @@ int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const 
                  char *msg, size_t msg_len);
 void chat_prep_clear(chat_prep *p);
 
-/* ---- reply.c ---------------------------------------------------------------------------- */
+/* ---- embed.c ---------------------------------------------------------------------------- */
 
-/* The generate/embed frames (each through wio_send; a failed send marks w->out.dead). Error and
- * other frames are sent with wio.h directly. */
-void reply_delta(worker *w, wio_id id, const char *text, size_t len);
-/* A structured delta (OpenAI's {"reasoning_content"} or {"tool_calls"}; stolen). */
-void reply_delta_obj(worker *w, wio_id id, json_t *delta);
-void reply_done(worker *w, wio_id id, const char *finish_reason, int32_t prompt_tokens,
-                int32_t completion_tokens, double prompt_ms, double gen_ms);
-void reply_embeddings(worker *w, wio_id id, int32_t n, int32_t dim, int64_t prompt_tokens,
-                      const float *data);
-
-/* ---- engine.c --------------------------------------------------------------------------- */
-
-/* Route llama.cpp/ggml logs into sy_log (call before anything else touches the engine). */
-void engine_log_install(worker *w);
-/* Handle the load message: load the model, create the context, send ready. On failure sends
- * error id 0 and returns -1 (the caller exits 1). */
-int engine_load(worker *w, const json_t *hdr);
-void engine_free(worker *w);
-/* Tokenise text. Returns 0 and a malloc'd array in *out (n in *n_out), or -1. */
-int engine_tokenize(const worker *w, const char *text, size_t len, bool add_special,
-                    bool parse_special, llama_token **out, int32_t *n_out);
-/* Apply the chat template to a validated messages array (add the assistant prefix). Returns a
- * malloc'd NUL-terminated prompt, or NULL with status, code and msg describing the failure. */
-char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, const char **code,
-                         char *msg, size_t msg_len);
-/* Append the text of one token (special tokens render as nothing) to *buf (grown as needed).
- * Returns 0 or -1 on allocation failure. */
-int engine_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap);
+int embed_init(worker *w);
+void embed_free(worker *w);
+/* An embed frame: computes and answers (embeddings or error) before returning. */
+void embed_run(worker *w, wio_id id, const json_t *hdr);
+/* A rerank frame (rerank mode): one score per document, sent as an embeddings reply of dim 1. */
+void embed_rerank(worker *w, wio_id id, const json_t *hdr);
 
 /* ---- gen.c ------------------------------------------------------------------------------ */
 
@@ -162,60 +180,40 @@ bool gen_busy(const worker *w);
  * stream. */
 void gen_step(worker *w);
 
-/* ---- embed.c ---------------------------------------------------------------------------- */
+/* ---- speech_queue.c: what both speech loops share --------------------------------------- */
 
-int embed_init(worker *w);
-void embed_free(worker *w);
-/* An embed frame: computes and answers (embeddings or error) before returning. */
-void embed_run(worker *w, wio_id id, const json_t *hdr);
-/* A rerank frame (rerank mode): one score per document, sent as an embeddings reply of dim 1. */
-void embed_rerank(worker *w, wio_id id, const json_t *hdr);
+#define SPQ_MAX_INPUT (64 * 1024) /* bytes of text per speak request */
 
-/* ---- speech.c --------------------------------------------------------------------------- */
-
-/* At load, after the projector: set up the speech pipeline; voices is load's {name: clip path}
- * object (or NULL). 0, or -1 + err (a pipeline or vocabulary this worker cannot drive). */
-int speech_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
-void speech_free(worker *w);
-/* A speak frame: validated and queued (errors answered here). */
-void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len);
 /* The speak requests waiting behind the one being spoken, shared by the speech loops: each loop's
- * request struct starts with a speech_item (so an item is its request). FIFO order. */
-typedef struct speech_item {
+ * request struct starts with a spq_item (so an item is its request). FIFO order. */
+typedef struct spq_item {
   wio_id id;
-  struct speech_item *next;
-} speech_item;
-typedef struct speech_fifo {
-  speech_item *head, *tail;
+  struct spq_item *next;
+} spq_item;
+typedef struct spq_fifo {
+  spq_item *head, *tail;
   size_t n;
-} speech_fifo;
-void speech_fifo_push(speech_fifo *f, speech_item *it);
-speech_item *speech_fifo_pop(speech_fifo *f);               /* NULL when empty */
-speech_item *speech_fifo_remove(speech_fifo *f, wio_id id); /* NULL when no such id waits */
+} spq_fifo;
+void spq_push(spq_fifo *f, spq_item *it);
+spq_item *spq_pop(spq_fifo *f);               /* NULL when empty */
+spq_item *spq_remove(spq_fifo *f, wio_id id); /* NULL when no such id waits */
 /* The `done` of a request cancelled before it started (no samples). */
-void speech_reply_cancelled(worker *w, wio_id id);
+void spq_reply_cancelled(worker *w, wio_id id);
 
 /* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
  * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
  * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */
-typedef struct speech_req_args {
+typedef struct spq_req_args {
   char *text;
   const char *voice;
   uint32_t seed;
-} speech_req_args;
-int speech_args(worker *w, wio_id id, const json_t *hdr, speech_req_args *out);
+} spq_req_args;
+int spq_args(worker *w, wio_id id, const json_t *hdr, spq_req_args *out);
 /* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
-uint32_t speech_mix32(uint64_t x);
-/* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
-void speech_cancel(worker *w, wio_id id);
-/* A voices frame: the configured voices, as a done. */
-void speech_voices(worker *w, wio_id id);
-bool speech_busy(const worker *w);
-/* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
-void speech_step(worker *w);
+uint32_t spq_mix32(uint64_t x);
 /* End of the sentence that starts at s[i] (after ./!/? and a space or the end, a CJK full
  * stop, a blank line). */
-size_t speech_sentence_end(const char *s, size_t n, size_t i);
+size_t spq_sentence_end(const char *s, size_t n, size_t i);
 
 /* ---- speech_qwen3.c: the same calls for a Qwen3-TTS projector (speech.c dispatches) ------ */
 
@@ -227,16 +225,34 @@ void q3s_voices(worker *w, wio_id id);
 bool q3s_busy(const worker *w);
 void q3s_step(worker *w);
 
-/* ---- text.c ----------------------------------------------------------------------------- */
+/* ---- speech.c --------------------------------------------------------------------------- */
 
-/* Earliest start of any of the stop strings in s[0..n), or -1. */
-long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
-                    int n_stops);
-/* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
-size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
-                          int n_stops);
+/* At load, after the projector: set up the speech pipeline; voices is load's {name: clip path}
+ * object (or NULL). 0, or -1 + err (a pipeline or vocabulary this worker cannot drive). */
+int speech_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
+void speech_free(worker *w);
+/* A speak frame: validated and queued (errors answered here). */
+void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len);
+/* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
+void speech_cancel(worker *w, wio_id id);
+/* A voices frame: the configured voices, as a done. */
+void speech_voices(worker *w, wio_id id);
+bool speech_busy(const worker *w);
+/* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
+void speech_step(worker *w);
 
-/* devices.c: print the devices this engine build sees as JSON (--list-devices). Exit status. */
+/* ---- engine.c --------------------------------------------------------------------------- */
+
+/* Route llama.cpp/ggml logs into sy_log (call before anything else touches the engine). */
+void engine_log_install(worker *w);
+/* Handle the load message: load the model, create the context, send ready. On failure sends
+ * error id 0 and returns -1 (the caller exits 1). */
+int engine_load(worker *w, const json_t *hdr);
+void engine_free(worker *w);
+
+/* ---- devices.c: print the devices this engine build sees as JSON (--list-devices) --------- */
+
+/* The exit status. */
 int devices_print(void);
 
 #endif

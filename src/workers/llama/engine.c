@@ -185,11 +185,11 @@ int engine_load(worker *w, const json_t *hdr) {
   if (det && !json_is_boolean(det)) ENGINE_FAIL(400, "load: \"deterministic\" must be a boolean");
   w->deterministic = json_is_true(det);
   if (!mode || strcmp(mode, "generate") == 0)
-    w->embed_mode = false;
+    w->mode = WK_MODE_GENERATE;
   else if (strcmp(mode, "embed") == 0)
-    w->embed_mode = true;
+    w->mode = WK_MODE_EMBED;
   else if (strcmp(mode, "rerank") == 0)
-    w->embed_mode = w->rerank_mode = true; /* an embedding context with pooling rank */
+    w->mode = WK_MODE_RERANK; /* an embedding context with pooling rank */
   else
     ENGINE_FAIL(400, "load: unknown mode \"%.64s\" (generate, embed, rerank)", mode);
 
@@ -203,16 +203,16 @@ int engine_load(worker *w, const json_t *hdr) {
       want_pool = LLAMA_POOLING_TYPE_LAST;
     else if (strcmp(pooling, "none") == 0)
       want_pool = LLAMA_POOLING_TYPE_NONE;
-    else if (strcmp(pooling, "rank") == 0 && w->rerank_mode)
+    else if (strcmp(pooling, "rank") == 0 && w->mode == WK_MODE_RERANK)
       want_pool = LLAMA_POOLING_TYPE_RANK;
     else
       ENGINE_FAIL(400, "load: unknown pooling \"%.64s\" (mean, cls, last, none; rank to rerank)",
                   pooling);
   }
-  if (w->rerank_mode && want_pool != LLAMA_POOLING_TYPE_UNSPECIFIED &&
+  if (w->mode == WK_MODE_RERANK && want_pool != LLAMA_POOLING_TYPE_UNSPECIFIED &&
       want_pool != LLAMA_POOLING_TYPE_RANK)
     ENGINE_FAIL(400, "load: a reranker pools with \"rank\", not \"%.64s\"", pooling);
-  if (w->rerank_mode) want_pool = LLAMA_POOLING_TYPE_RANK;
+  if (w->mode == WK_MODE_RERANK) want_pool = LLAMA_POOLING_TYPE_RANK;
 
   int64_t max_seq = (int64_t)llama_max_parallel_sequences();
   if (n_parallel <= 0) n_parallel = 1;
@@ -227,9 +227,9 @@ int engine_load(worker *w, const json_t *hdr) {
   if (n_gpu_layers > INT32_MAX) n_gpu_layers = INT32_MAX;
 
   LOG_I("loading %s (%s, n_ctx %lld x %lld, threads %lld, batch %lld, gpu layers %lld)", path,
-        w->rerank_mode  ? "rerank"
-        : w->embed_mode ? "embed"
-                        : "generate",
+        w->mode == WK_MODE_RERANK ? "rerank"
+        : wk_embeds(w)            ? "embed"
+                                  : "generate",
         (long long)n_ctx, (long long)n_parallel, (long long)n_threads, (long long)n_batch,
         (long long)n_gpu_layers);
 
@@ -249,7 +249,7 @@ int engine_load(worker *w, const json_t *hdr) {
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);
   if (has_enc && has_dec) ENGINE_FAIL(400, "encoder-decoder models are not supported");
-  if (!w->embed_mode && !has_dec)
+  if (!wk_embeds(w) && !has_dec)
     ENGINE_FAIL(400, "this model cannot generate text (encoder only); load it in embed mode");
 
   int32_t n_ctx_train = llama_model_n_ctx_train(w->model);
@@ -259,7 +259,7 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(400, "load: n_ctx x n_parallel = %lld cells is too many",
                 (long long)(n_ctx * n_parallel));
 
-  if (w->embed_mode) {
+  if (wk_embeds(w)) {
     /* A whole input must fit one ubatch: pooling and non-causal attention see one ubatch. */
     if (n_batch < n_ctx) n_batch = n_ctx;
   } else if (n_batch < n_parallel + 1) {
@@ -270,27 +270,27 @@ int engine_load(worker *w, const json_t *hdr) {
   cp.n_ctx = (uint32_t)(n_ctx * n_parallel);
   cp.n_seq_max = (uint32_t)n_parallel;
   cp.n_batch = (uint32_t)n_batch;
-  cp.n_ubatch = w->embed_mode ? (uint32_t)n_batch : (uint32_t)(n_batch < 512 ? n_batch : 512);
+  cp.n_ubatch = wk_embeds(w) ? (uint32_t)n_batch : (uint32_t)(n_batch < 512 ? n_batch : 512);
   cp.n_threads = (int32_t)n_threads;
   cp.n_threads_batch = (int32_t)n_threads;
-  cp.embeddings = w->embed_mode;
-  cp.pooling_type = w->embed_mode ? want_pool : LLAMA_POOLING_TYPE_UNSPECIFIED;
+  cp.embeddings = wk_embeds(w);
+  cp.pooling_type = wk_embeds(w) ? want_pool : LLAMA_POOLING_TYPE_UNSPECIFIED;
   cp.abort_callback = engine_abort;
   cp.abort_callback_data = w;
   cp.no_perf = true;
   /* A speech projector (docs/TTS.md) needs the backbone's hidden states: with embeddings on,
    * llama.cpp outputs every prompt row, so the output cap below must not apply. */
-  bool speech = !w->embed_mode && mmproj && *mmproj && engine_mmproj_gen_audio(mmproj);
+  bool speech = !wk_embeds(w) && mmproj && *mmproj && engine_mmproj_gen_audio(mmproj);
   if (speech) cp.embeddings = true;
   /* Generation reads one logits row per sequence per decode, plus at most one pad row (gen.c). */
-  if (!w->embed_mode && !speech) {
+  if (!wk_embeds(w) && !speech) {
     cp.n_outputs_max = (uint32_t)n_parallel + 1;
     cp.n_outputs_max_per_seq = 2;
   }
   w->ctx = llama_init_from_model(w->model, cp);
   if (!w->ctx) ENGINE_FAIL(500, "failed to create the llama context (see the worker log)");
 
-  if (w->embed_mode) {
+  if (wk_embeds(w)) {
     enum llama_pooling_type got = llama_pooling_type(w->ctx);
     if (want_pool == LLAMA_POOLING_TYPE_UNSPECIFIED &&
         (got == LLAMA_POOLING_TYPE_NONE || got == LLAMA_POOLING_TYPE_RANK ||
@@ -314,19 +314,19 @@ int engine_load(worker *w, const json_t *hdr) {
   w->n_parallel = (int32_t)llama_n_seq_max(w->ctx);
   w->n_batch = (int32_t)llama_n_batch(w->ctx);
   if (w->n_parallel != (int32_t)n_parallel ||
-      w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
+      w->n_batch < (int32_t)(wk_embeds(w) ? 1 : n_parallel + 1))
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
-  w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
-  if (w->rerank_mode &&
+  w->n_embd = wk_embeds(w) ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
+  if (w->mode == WK_MODE_RERANK &&
       (w->pooling != LLAMA_POOLING_TYPE_RANK || llama_model_n_cls_out(w->model) < 1))
     ENGINE_FAIL(400, "this model cannot rerank (pooling %s)", engine_pooling_name(w->pooling));
 
-  if (!w->embed_mode) {
+  if (!wk_embeds(w)) {
     char cerr[400];
     if (chat_load(w, tmpl, cerr, sizeof cerr) != 0) ENGINE_FAIL(400, "%s", cerr);
   }
 
-  if (!w->embed_mode && mmproj && *mmproj) {
+  if (!wk_embeds(w) && mmproj && *mmproj) {
     /* The projector runs where the text layers run; its compute buffer is sized by a warm-up
      * encode now, so a projector that cannot run fails the load, not the first request. */
     struct mtmd_context_params mcp = mtmd_context_params_default();
@@ -340,7 +340,7 @@ int engine_load(worker *w, const json_t *hdr) {
       /* a speech model: the backbone's hidden states feed the projector's audio generator */
       char serr[400];
       if (!speech) ENGINE_FAIL(500, "the projector's audio generator was not detected in time");
-      w->speech_mode = true;
+      w->mode = WK_MODE_SPEECH;
       if (speech_init(w, path, json_object_get(hdr, "voices"), serr, sizeof serr) != 0)
         ENGINE_FAIL(400, "%s", serr);
     } else {
@@ -356,7 +356,7 @@ int engine_load(worker *w, const json_t *hdr) {
     }
   }
 
-  if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
+  if (wk_embeds(w) ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
 
   char arch[128] = "", desc[256] = "";
   if (llama_model_meta_val_str(w->model, "general.architecture", arch, sizeof arch) < 0)
@@ -371,12 +371,13 @@ int engine_load(worker *w, const json_t *hdr) {
       "n_embd", (int)w->n_embd, "n_vocab", (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
       (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling), "arch",
       arch_ok ? arch_ok : "", "model_bytes", (json_int_t)llama_model_size(w->model), "desc",
-      desc_ok ? desc_ok : "", "vision", w->mtmd && !w->speech_mode && mtmd_support_vision(w->mtmd));
-  if (ready && w->mtmd && !w->speech_mode && mtmd_support_audio(w->mtmd)) {
+      desc_ok ? desc_ok : "", "vision",
+      w->mtmd && w->mode != WK_MODE_SPEECH && mtmd_support_vision(w->mtmd));
+  if (ready && w->mtmd && w->mode != WK_MODE_SPEECH && mtmd_support_audio(w->mtmd)) {
     json_object_set_new(ready, "audio", json_true());
     json_object_set_new(ready, "audio_rate", json_integer(mtmd_get_audio_sample_rate(w->mtmd)));
   }
-  if (ready && w->speech_mode) {
+  if (ready && w->mode == WK_MODE_SPEECH) {
     json_object_set_new(ready, "speech", json_true());
     json_object_set_new(ready, "sample_rate", json_integer(w->sample_rate));
   }
@@ -384,7 +385,7 @@ int engine_load(worker *w, const json_t *hdr) {
   free(desc_ok);
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,
         w->n_ctx_seq, w->n_parallel, w->n_batch,
-        w->embed_mode ? engine_pooling_name(w->pooling) : "generate",
+        wk_embeds(w) ? engine_pooling_name(w->pooling) : "generate",
         w->chat_kind == WK_CHAT_JINJA     ? "jinja"
         : w->chat_kind == WK_CHAT_BUILTIN ? "built-in"
                                           : "none",

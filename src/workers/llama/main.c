@@ -37,14 +37,14 @@ static int main_handle(worker *w, const ipc_msg *m) {
   if (strcmp(op, "rerank") == 0) {
     if (!id)
       LOG_W("rerank without a valid id; ignored");
-    else if (!w->rerank_mode)
+    else if (w->mode != WK_MODE_RERANK)
       wio_error(&w->out, id, 400, "wrong_capability", "this model is not loaded for reranking");
     else
       embed_rerank(w, id, m->hdr);
   } else if (strcmp(op, "speak") == 0 || strcmp(op, "voices") == 0) {
     if (!id)
       LOG_W("%s without a valid id; ignored", op);
-    else if (!w->speech_mode)
+    else if (w->mode != WK_MODE_SPEECH)
       wio_error(&w->out, id, 400, "wrong_capability", "this model has no speech projector");
     else if (op[0] != 's' && m->payload_len)
       wio_error(&w->out, id, 400, "invalid_request", "voices takes no payload");
@@ -52,16 +52,17 @@ static int main_handle(worker *w, const ipc_msg *m) {
       speech_submit(w, id, m->hdr, m->payload, m->payload_len);
     else
       speech_voices(w, id);
-  } else if (w->speech_mode && (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {
+  } else if (w->mode == WK_MODE_SPEECH &&
+             (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {
     if (id) wio_error(&w->out, id, 400, "wrong_capability", "this model is loaded for speech");
   } else if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
     bool is_embed = op[0] == 'e';
     if (!id) {
       LOG_W("%s without a valid id; ignored", op);
-    } else if (is_embed && w->rerank_mode) {
+    } else if (is_embed && w->mode == WK_MODE_RERANK) {
       wio_error(&w->out, id, 400, "wrong_capability",
                 "this model is loaded for reranking, not embeddings");
-    } else if (is_embed != w->embed_mode) {
+    } else if (is_embed != wk_embeds(w)) {
       wio_error(&w->out, id, 400, "wrong_capability",
                 is_embed ? "this model is loaded for text generation, not embeddings"
                          : "this model is loaded for embeddings, not text generation");
@@ -76,9 +77,9 @@ static int main_handle(worker *w, const ipc_msg *m) {
   } else if (strcmp(op, "cancel") == 0) {
     if (!id)
       LOG_W("cancel without a valid id; ignored");
-    else if (w->speech_mode)
+    else if (w->mode == WK_MODE_SPEECH)
       speech_cancel(w, id);
-    else if (!w->embed_mode)
+    else if (!wk_embeds(w))
       gen_cancel(w, id);
   } else if (strcmp(op, "shutdown") == 0) {
     LOG_I("shutdown");
@@ -94,7 +95,7 @@ static int main_handle(worker *w, const ipc_msg *m) {
 static int main_loop(worker *w) {
   int drained = 0;
   while (!w->out.dead) {
-    bool idle = w->speech_mode ? !speech_busy(w) : !gen_busy(w);
+    bool idle = w->mode == WK_MODE_SPEECH ? !speech_busy(w) : !gen_busy(w);
     ipc_msg m;
     int rc = idle || drained < MAIN_MAX_DRAIN ? wio_inbox_pop(&w->in, &m, idle) : WIO_EMPTY;
     if (rc == WIO_MSG) {
@@ -109,7 +110,7 @@ static int main_loop(worker *w) {
       return wio_inbox_failed(&w->in) ? 1 : 0;
     }
     drained = 0;
-    if (w->speech_mode)
+    if (w->mode == WK_MODE_SPEECH)
       speech_step(w);
     else
       gen_step(w);

@@ -62,6 +62,14 @@ typedef struct engine_log_line {
   int level; /* sy_log level of the line being assembled */
 } engine_log_line;
 
+/* What a worker serves, fixed at load (load's "mode", and the projector). */
+typedef enum wk_mode {
+  WK_MODE_GENERATE = 0, /* text generation (chat, completions; images/audio in with a projector) */
+  WK_MODE_EMBED,        /* an embedding context: `embed` */
+  WK_MODE_RERANK,       /* an embedding context with pooling rank: `rerank` (query, document) */
+  WK_MODE_SPEECH,       /* the projector generates audio: `speak` and `voices` only */
+} wk_mode;
+
 typedef struct gen_state gen_state;
 typedef struct embed_state embed_state;
 typedef struct speech_state speech_state;
@@ -77,8 +85,7 @@ typedef struct worker {
   struct llama_model *model;
   struct llama_context *ctx;
   const struct llama_vocab *vocab;
-  bool embed_mode;
-  bool rerank_mode;   /* embed_mode with pooling rank: scores (query, document) pairs */
+  wk_mode mode;       /* what this worker serves, fixed at load */
   bool gpu_offload;   /* some layers run on a GPU */
   bool deterministic; /* batch-invariant generation (load's "deterministic"); else throughput */
   int load_pct;       /* last load progress reported (percent), -1 before the first */
@@ -89,7 +96,6 @@ typedef struct worker {
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
   mtmd_context *mtmd;  /* the projector (load's "mmproj": images and/or audio), or NULL */
-  bool speech_mode;    /* the projector generates audio: serve `speak` only */
   int32_t sample_rate; /* speech mode: Hz of the PCM */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
@@ -103,6 +109,11 @@ typedef struct worker {
   speech_state *speech; /* speech mode */
   q3s_state *speech_q3; /* speech mode, Qwen3-TTS (speech_qwen3.c) */
 } worker;
+
+/* True in the modes with an embedding context (embed, rerank). */
+static inline bool wk_embeds(const worker *w) {
+  return w->mode == WK_MODE_EMBED || w->mode == WK_MODE_RERANK;
+}
 
 /* ---- text.c ----------------------------------------------------------------------------- */
 

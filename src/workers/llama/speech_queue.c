@@ -84,6 +84,16 @@ void spq_reply_cancelled(worker *w, wio_id id) {
            NULL, 0);
 }
 
+void spq_reply_voices(worker *w, wio_id id, const char *const *names, int n) {
+  json_t *arr = json_array();
+  for (int i = 0; arr && i < n; i++)
+    json_array_append_new(arr, json_pack("{s:s, s:s}", "id", names[i], "name", names[i]));
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
+                     arr ? arr : json_array(), "rate", w->sample_rate),
+           NULL, 0);
+}
+
 int spq_args(worker *w, wio_id id, const json_t *hdr, spq_req_args *out) {
   const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
   const json_t *sd = json_object_get(hdr, "seed");

@@ -509,14 +509,10 @@ void q3s_cancel(worker *w, wio_id id) {
 
 void q3s_voices(worker *w, wio_id id) {
   q3s_state *st = w->speech_q3;
-  json_t *arr = json_array();
-  for (int i = 0; arr && i < st->n_voices; i++)
-    json_array_append_new(
-        arr, json_pack("{s:s, s:s}", "id", st->voices[i].name, "name", st->voices[i].name));
-  wio_send(&w->out,
-           json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
-                     arr ? arr : json_array(), "rate", w->sample_rate),
-           NULL, 0);
+  const char *names[Q3_MAX_VOICES];
+  int n = 0;
+  for (int i = 0; i < st->n_voices; i++) names[n++] = st->voices[i].name;
+  spq_reply_voices(w, id, names, n);
 }
 
 /* ---- text ---------------------------------------------------------------------------------- */

@@ -210,6 +210,8 @@ spq_item *spq_pop(spq_fifo *f);               /* NULL when empty */
 spq_item *spq_remove(spq_fifo *f, wio_id id); /* NULL when no such id waits */
 /* The `done` of a request cancelled before it started (no samples). */
 void spq_reply_cancelled(worker *w, wio_id id);
+/* The `done` answering `voices`: {voices: [{id, name}] of the n names, rate}. */
+void spq_reply_voices(worker *w, wio_id id, const char *const *names, int n);
 
 /* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
  * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed

@@ -14,24 +14,30 @@ static void t_transcribe(void) {
   resp r;
   /* json */
   it_post_form(path, it_test_wav.data, it_test_wav.len,
-            (const char *[]){"model", "whisper", "temperature", "0.2", "language", "en", NULL}, &r);
+               (const char *[]){"model", "whisper", "temperature", "0.2", "language", "en", NULL},
+               &r);
   CHECK(r.status == 200 && it_jstr(r.json, "text"), "json: %ld %s", r.status, r.body.data);
-  CHECK(strcmp(it_jstr(r.json, "usage.type"), "duration") == 0 && it_jnum(r.json, "usage.seconds") == 3, "usage: %s",
-        r.body.data);
+  CHECK(strcmp(it_jstr(r.json, "usage.type"), "duration") == 0 &&
+            it_jnum(r.json, "usage.seconds") == 3,
+        "usage: %s", r.body.data);
   CHECK(strcmp(r.model_hdr, "whisper") == 0, "X-Switchyard-Model '%s'", r.model_hdr);
   it_resp_clear(&r);
   /* text */
-  it_post_form(path, it_test_wav.data, it_test_wav.len,
-            (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "text", NULL}, &r);
-  CHECK(r.status == 200 && strncmp(r.content_type, "text/plain", 10) == 0, "text: %ld %s", r.status, r.content_type);
+  it_post_form(
+      path, it_test_wav.data, it_test_wav.len,
+      (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "text", NULL},
+      &r);
+  CHECK(r.status == 200 && strncmp(r.content_type, "text/plain", 10) == 0, "text: %ld %s", r.status,
+        r.content_type);
   CHECK(r.body.len >= 1 && r.body.data[r.body.len - 1] == '\n', "text ends with a newline");
   it_resp_clear(&r);
   /* srt, vtt */
   char why[128] = "";
   for (int srt = 1; srt >= 0; srt--) {
     it_post_form(path, it_test_wav.data, it_test_wav.len,
-              (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", srt ? "srt" : "vtt", NULL},
-              &r);
+                 (const char *[]){"model", "whisper", "temperature", "0.2", "response_format",
+                                  srt ? "srt" : "vtt", NULL},
+                 &r);
     CHECK(r.status == 200, "%s: %ld %s", srt ? "srt" : "vtt", r.status, r.body.data);
     int cues = it_check_subtitles(r.body.data ? r.body.data : "", srt, why, sizeof why);
     CHECK(cues >= 0, "%s: %s:\n%s", srt ? "srt" : "vtt", why, r.body.data);
@@ -39,27 +45,33 @@ static void t_transcribe(void) {
   }
   /* verbose_json with words and segments */
   it_post_form(path, it_test_wav.data, it_test_wav.len,
-            (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "verbose_json",
-                             "timestamp_granularities[]", "word", "timestamp_granularities[]", "segment", NULL},
-            &r);
+               (const char *[]){"model", "whisper", "temperature", "0.2", "response_format",
+                                "verbose_json", "timestamp_granularities[]", "word",
+                                "timestamp_granularities[]", "segment", NULL},
+               &r);
   CHECK(r.status == 200, "verbose_json: %ld %s", r.status, r.body.data);
-  CHECK(strcmp(it_jstr(r.json, "task"), "transcribe") == 0 && it_jstr(r.json, "language") && it_jstr(r.json, "text"),
+  CHECK(strcmp(it_jstr(r.json, "task"), "transcribe") == 0 && it_jstr(r.json, "language") &&
+            it_jstr(r.json, "text"),
         "verbose_json shape: %s", r.body.data);
   const json_t *dur = it_jpath(r.json, "duration");
-  CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 3.0) < 0.01, "duration %s", r.body.data);
+  CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 3.0) < 0.01, "duration %s",
+        r.body.data);
   json_t *segs = json_object_get(r.json, "segments"), *words = json_object_get(r.json, "words");
   CHECK(json_is_array(segs) && json_is_array(words), "segments and words: %s", r.body.data);
   size_t i;
   json_t *s;
   double prev = 0;
   json_array_foreach(segs, i, s) {
-    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
-    CHECK(it_jnum(s, "id") == (long long)i && it_jstr(s, "text") && a >= prev && b >= a && b <= 3.0 + 1e-6,
+    double a = json_number_value(json_object_get(s, "start")),
+           b = json_number_value(json_object_get(s, "end"));
+    CHECK(it_jnum(s, "id") == (long long)i && it_jstr(s, "text") && a >= prev && b >= a &&
+              b <= 3.0 + 1e-6,
           "segment %zu: %s", i, r.body.data);
     prev = a;
   }
   json_array_foreach(words, i, s) {
-    double a = json_number_value(json_object_get(s, "start")), b = json_number_value(json_object_get(s, "end"));
+    double a = json_number_value(json_object_get(s, "start")),
+           b = json_number_value(json_object_get(s, "end"));
     CHECK(it_jstr(s, "word") && b >= a, "word %zu: %s", i, r.body.data);
   }
   it_resp_clear(&r);
@@ -69,8 +81,10 @@ static void t_transcribe_stream(void) {
   if (!it_test_wav.len) it_make_wav(&it_test_wav, 3.0);
   resp r;
   it_post_form("/v1/audio/transcriptions", it_test_wav.data, it_test_wav.len,
-            (const char *[]){"model", "whisper", "temperature", "0.2", "stream", "true", NULL}, &r);
-  CHECK(r.status == 200 && strncmp(r.content_type, "text/event-stream", 17) == 0, "%ld %s", r.status, r.content_type);
+               (const char *[]){"model", "whisper", "temperature", "0.2", "stream", "true", NULL},
+               &r);
+  CHECK(r.status == 200 && strncmp(r.content_type, "text/event-stream", 17) == 0, "%ld %s",
+        r.status, r.content_type);
   bool done, ok;
   json_t *ev = it_sse_events(&r.body, &done, &ok);
   size_t n = json_array_size(ev), i;
@@ -100,8 +114,11 @@ static void t_translations(void) {
   if (!it_test_wav.len) it_make_wav(&it_test_wav, 3.0);
   resp r;
   it_post_form("/v1/audio/translations", it_test_wav.data, it_test_wav.len,
-            (const char *[]){"model", "whisper", "temperature", "0.2", "response_format", "verbose_json", NULL}, &r);
-  CHECK(r.status == 200 && strcmp(it_jstr(r.json, "task"), "translate") == 0, "%ld %s", r.status, r.body.data);
+               (const char *[]){"model", "whisper", "temperature", "0.2", "response_format",
+                                "verbose_json", NULL},
+               &r);
+  CHECK(r.status == 200 && strcmp(it_jstr(r.json, "task"), "translate") == 0, "%ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
 }
 
@@ -121,23 +138,28 @@ static void t_transcribe_errors(void) {
   sy_buf_append(&bad, it_test_wav.data, 26);
   it_post_form(path, bad.data, bad.len, (const char *[]){"model", "whisper", NULL}, &r);
   sy_buf_free(&bad);
-  CHECK(r.status == 400 && it_jstr(r.json, "error.message"), "corrupt file: %ld %s", r.status, r.body.data);
+  CHECK(r.status == 400 && it_jstr(r.json, "error.message"), "corrupt file: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
   static const char junk[] = "hello, this is text and not audio at all";
   it_post_form(path, junk, sizeof junk - 1, (const char *[]){"model", "whisper", NULL}, &r);
-  CHECK(it_is_error(&r, 415, "unsupported_audio_format"), "not audio: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 415, "unsupported_audio_format"), "not audio: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
-  it_post_form(path, it_test_wav.data, it_test_wav.len, (const char *[]){"model", "chat", NULL}, &r);
+  it_post_form(path, it_test_wav.data, it_test_wav.len, (const char *[]){"model", "chat", NULL},
+               &r);
   CHECK(it_is_error(&r, 400, "wrong_capability"), "a chat model: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_post_form(path, NULL, 0, (const char *[]){"model", "whisper", NULL}, &r);
-  CHECK(it_is_error(&r, 400, "missing_required_parameter"), "no file: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 400, "missing_required_parameter"), "no file: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
-  it_post_form(path, it_test_wav.data, it_test_wav.len, (const char *[]){"model", "whisper", "response_format", "mp4", NULL},
-            &r);
+  it_post_form(path, it_test_wav.data, it_test_wav.len,
+               (const char *[]){"model", "whisper", "response_format", "mp4", NULL}, &r);
   CHECK(it_is_error(&r, 400, "invalid_value"), "bad format: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  it_post_form(path, it_test_wav.data, it_test_wav.len, (const char *[]){"model", "whisper", "language", "xx", NULL}, &r);
+  it_post_form(path, it_test_wav.data, it_test_wav.len,
+               (const char *[]){"model", "whisper", "language", "xx", NULL}, &r);
   CHECK(it_is_error(&r, 400, "invalid_language"), "bad language: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_post_json(path, json_pack("{s:s}", "model", "whisper"), &r);
@@ -153,7 +175,9 @@ static void t_transcribe_vad(void) {
   CHECK(it_read_whole(p, &wav), "read %s", p);
   resp r;
   it_post_form("/v1/audio/transcriptions", wav.data, wav.len,
-            (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
+               (const char *[]){"model", "whisper-vad", "language", "en", "response_format",
+                                "verbose_json", NULL},
+               &r);
   sy_buf_free(&wav);
   CHECK(r.status == 200, "%ld %s", r.status, r.body.data);
   static const double want[4][2] = {{0.32, 2.27}, {3.27, 4.41}, {5.38, 7.68}, {8.16, 10.62}};
@@ -162,35 +186,37 @@ static void t_transcribe_vad(void) {
   for (size_t i = 0; i < 4; i++) {
     double a = json_number_value(json_object_get(json_array_get(sp, i), "start"));
     double b = json_number_value(json_object_get(json_array_get(sp, i), "end"));
-    CHECK(fabs(a - want[i][0]) < 0.015 && fabs(b - want[i][1]) < 0.015, "segment %zu: %.2f-%.2f, want %.2f-%.2f", i,
-          a, b, want[i][0], want[i][1]);
+    CHECK(fabs(a - want[i][0]) < 0.015 && fabs(b - want[i][1]) < 0.015,
+          "segment %zu: %.2f-%.2f, want %.2f-%.2f", i, a, b, want[i][0], want[i][1]);
   }
   const json_t *dur = it_jpath(r.json, "duration");
-  CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 11.0) < 0.01, "duration: %s", r.body.data);
-  CHECK(it_jstr(r.json, "text") && strcmp(it_jstr(r.json, "text"), "") == 0, "a weightless model says nothing: %s",
+  CHECK(json_is_number(dur) && fabs(json_number_value(dur) - 11.0) < 0.01, "duration: %s",
         r.body.data);
+  CHECK(it_jstr(r.json, "text") && strcmp(it_jstr(r.json, "text"), "") == 0,
+        "a weightless model says nothing: %s", r.body.data);
   it_resp_clear(&r);
   /* the same speech through MP3 (decoded by the daemon) */
   snprintf(p, sizeof p, "%s/jfk.mp3", it_testdata_dir);
   wav.len = 0; /* the MP3 alone (appended to the WAV, the WAV's data chunk would hide it) */
   CHECK(it_read_whole(p, &wav), "read %s", p);
   it_post_form("/v1/audio/transcriptions", wav.data, wav.len,
-            (const char *[]){"model", "whisper-vad", "language", "en", "response_format", "verbose_json", NULL}, &r);
+               (const char *[]){"model", "whisper-vad", "language", "en", "response_format",
+                                "verbose_json", NULL},
+               &r);
   sy_buf_free(&wav);
   sp = json_object_get(r.json, "speech_segments");
   CHECK(r.status == 200 && json_array_size(sp) == 4, "mp3: %ld %s", r.status, r.body.data);
   for (size_t i = 0; i < 4; i++) {
     double a = json_number_value(json_object_get(json_array_get(sp, i), "start"));
-    CHECK(fabs(a - want[i][0]) < 0.05, "mp3 segment %zu starts at %.2f, want %.2f", i, a, want[i][0]);
+    CHECK(fabs(a - want[i][0]) < 0.05, "mp3 segment %zu starts at %.2f, want %.2f", i, a,
+          want[i][0]);
   }
   it_resp_clear(&r);
 }
 
 static const it_test tests[] = {
-    {"transcribe", t_transcribe, false},
-    {"transcribe_stream", t_transcribe_stream, false},
-    {"translations", t_translations, false},
-    {"transcribe_errors", t_transcribe_errors, false},
+    {"transcribe", t_transcribe, false},        {"transcribe_stream", t_transcribe_stream, false},
+    {"translations", t_translations, false},    {"transcribe_errors", t_transcribe_errors, false},
     {"transcribe_vad", t_transcribe_vad, true},
 };
 const itest_table itest_asr = {"asr", tests, sizeof tests / sizeof *tests};

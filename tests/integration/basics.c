@@ -12,7 +12,8 @@ static void t_health(void) {
   resp r;
   it_get("/health", &r);
   CHECK(r.status == 200, "status %ld", r.status);
-  CHECK(it_jstr(r.json, "status") && strcmp(it_jstr(r.json, "status"), "ok") == 0, "%s", r.body.data);
+  CHECK(it_jstr(r.json, "status") && strcmp(it_jstr(r.json, "status"), "ok") == 0, "%s",
+        r.body.data);
   it_resp_clear(&r);
 }
 
@@ -52,7 +53,8 @@ static void t_chat(void) {
   CHECK(strcmp(it_jstr(r.json, "choices.0.message.role"), "assistant") == 0, "role");
   CHECK(it_jstr(r.json, "choices.0.message.content") != NULL, "content");
   const char *fin = it_jstr(r.json, "choices.0.finish_reason");
-  long long ct = it_jnum(r.json, "usage.completion_tokens"), pt = it_jnum(r.json, "usage.prompt_tokens");
+  long long ct = it_jnum(r.json, "usage.completion_tokens"),
+            pt = it_jnum(r.json, "usage.prompt_tokens");
   CHECK(fin && (strcmp(fin, "length") == 0 || strcmp(fin, "stop") == 0), "finish %s", fin);
   CHECK(ct >= 1 && ct <= 12, "completion_tokens %lld", ct);
   CHECK(strcmp(fin, "stop") == 0 || ct == 12, "length finish must use all max_tokens (%lld)", ct);
@@ -67,20 +69,24 @@ static void t_chat(void) {
  * (ggml's AMX kernels on Intel Sapphire Rapids, llama.cpp #20824) fails here, on whatever
  * processor runs the suite. Shape only: the tokens differ between processors. */
 static void t_chat_quantized(void) {
-  CHECK(it_have_quant, "%s/tiny-qwen2-q8_0.gguf / -q4_k_m.gguf are missing (tests/run.sh make_models writes them)",
+  CHECK(it_have_quant,
+        "%s/tiny-qwen2-q8_0.gguf / -q4_k_m.gguf are missing (tests/run.sh make_models writes them)",
         it_models_dir);
   static const char *const names[] = {"chat-q8_0", "chat-q4_k_m"};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     resp r;
     it_post_json("/v1/chat/completions",
-              it_chat_body(names[i], "Tell me, in a few words, what quantized weights are for.", 8, false), &r);
+                 it_chat_body(names[i], "Tell me, in a few words, what quantized weights are for.",
+                              8, false),
+                 &r);
     CHECK(r.status == 200, "%s: status %ld %s", names[i], r.status, r.body.data);
-    long long ct = it_jnum(r.json, "usage.completion_tokens"), pt = it_jnum(r.json, "usage.prompt_tokens");
+    long long ct = it_jnum(r.json, "usage.completion_tokens"),
+              pt = it_jnum(r.json, "usage.prompt_tokens");
     const char *fin = it_jstr(r.json, "choices.0.finish_reason");
     CHECK(pt > 10, "%s: prompt_tokens %lld", names[i], pt);
     CHECK(ct >= 1 && ct <= 8, "%s: completion_tokens %lld", names[i], ct);
-    CHECK(fin && (strcmp(fin, "stop") == 0 || (strcmp(fin, "length") == 0 && ct == 8)), "%s: finish %s",
-          names[i], fin);
+    CHECK(fin && (strcmp(fin, "stop") == 0 || (strcmp(fin, "length") == 0 && ct == 8)),
+          "%s: finish %s", names[i], fin);
     CHECK(it_jstr(r.json, "choices.0.message.content") != NULL, "%s: content", names[i]);
     it_resp_clear(&r);
   }
@@ -91,13 +97,15 @@ static void t_chat_deterministic(void) {
   it_post_json("/v1/chat/completions", it_chat_body("chat", "Tell me a story", 24, false), &a);
   it_post_json("/v1/chat/completions", it_chat_body("chat", "Tell me a story", 24, false), &b);
   CHECK(a.status == 200 && b.status == 200, "%ld %ld", a.status, b.status);
-  const char *ta = it_jstr(a.json, "choices.0.message.content"), *tb = it_jstr(b.json, "choices.0.message.content");
+  const char *ta = it_jstr(a.json, "choices.0.message.content"),
+             *tb = it_jstr(b.json, "choices.0.message.content");
   CHECK(ta && tb && strcmp(ta, tb) == 0, "'%s' vs '%s'", ta, tb);
   CHECK(strlen(ta) > 0, "empty text");
   it_resp_clear(&a);
   it_resp_clear(&b);
   /* with sampling, a fixed seed is reproducible too */
-  json_t *q1 = it_chat_body("chat", "Sample", 16, false), *q2 = it_chat_body("chat", "Sample", 16, false);
+  json_t *q1 = it_chat_body("chat", "Sample", 16, false),
+         *q2 = it_chat_body("chat", "Sample", 16, false);
   json_object_set_new(q1, "temperature", json_real(1.0));
   json_object_set_new(q2, "temperature", json_real(1.0));
   it_post_json("/v1/chat/completions", q1, &a);
@@ -124,15 +132,20 @@ static void t_chat_stream(void) {
   CHECK(json_array_size(ev) >= 3, "events %zu", json_array_size(ev));
   json_t *first = json_array_get(ev, 0);
   CHECK(strcmp(it_jstr(first, "object"), "chat.completion.chunk") == 0, "chunk object");
-  CHECK(strcmp(it_jstr(first, "choices.0.delta.role"), "assistant") == 0, "first chunk carries the role");
+  CHECK(strcmp(it_jstr(first, "choices.0.delta.role"), "assistant") == 0,
+        "first chunk carries the role");
   sy_buf text = {0};
   const char *finish;
   json_t *usage;
   it_stream_text(ev, true, &text, &finish, &usage);
   const char *want = it_jstr(whole.json, "choices.0.message.content");
-  CHECK(strcmp(text.data ? text.data : "", want) == 0, "stream '%s' vs whole '%s'", text.data, want);
-  CHECK(finish && strcmp(finish, it_jstr(whole.json, "choices.0.finish_reason")) == 0, "finish %s", finish);
-  CHECK(usage && it_jnum(usage, "completion_tokens") == it_jnum(whole.json, "usage.completion_tokens"), "usage");
+  CHECK(strcmp(text.data ? text.data : "", want) == 0, "stream '%s' vs whole '%s'", text.data,
+        want);
+  CHECK(finish && strcmp(finish, it_jstr(whole.json, "choices.0.finish_reason")) == 0, "finish %s",
+        finish);
+  CHECK(usage &&
+            it_jnum(usage, "completion_tokens") == it_jnum(whole.json, "usage.completion_tokens"),
+        "usage");
   json_t *last = json_array_get(ev, json_array_size(ev) - 1);
   CHECK(json_array_size(json_object_get(last, "choices")) == 0, "usage chunk has empty choices");
   sy_buf_free(&text);
@@ -143,15 +156,16 @@ static void t_chat_stream(void) {
 
 static void t_completions(void) {
   resp r, s;
-  json_t *q = json_pack("{s:s, s:s, s:i, s:f, s:i}", "model", "chat", "prompt", "Once upon a time", "max_tokens", 8,
-                        "temperature", 0.0, "seed", 1);
+  json_t *q = json_pack("{s:s, s:s, s:i, s:f, s:i}", "model", "chat", "prompt", "Once upon a time",
+                        "max_tokens", 8, "temperature", 0.0, "seed", 1);
   it_post_json("/v1/completions", json_deep_copy(q), &r);
   CHECK(r.status == 200, "status %ld %s", r.status, r.body.data);
   CHECK(strcmp(it_jstr(r.json, "object"), "text_completion") == 0, "object");
   CHECK(it_jstr(r.json, "choices.0.text") != NULL, "text");
   long long ct = it_jnum(r.json, "usage.completion_tokens");
   const char *fin = it_jstr(r.json, "choices.0.finish_reason");
-  CHECK(ct >= 1 && ct <= 8 && (strcmp(fin, "stop") == 0 || ct == 8), "tokens %lld finish %s", ct, fin);
+  CHECK(ct >= 1 && ct <= 8 && (strcmp(fin, "stop") == 0 || ct == 8), "tokens %lld finish %s", ct,
+        fin);
   json_object_set_new(q, "stream", json_true());
   it_post_json("/v1/completions", q, &s);
   bool done, ok;
@@ -161,14 +175,17 @@ static void t_completions(void) {
   const char *finish;
   json_t *usage;
   it_stream_text(ev, false, &text, &finish, &usage);
-  CHECK(strcmp(text.data ? text.data : "", it_jstr(r.json, "choices.0.text")) == 0, "stream text differs");
+  CHECK(strcmp(text.data ? text.data : "", it_jstr(r.json, "choices.0.text")) == 0,
+        "stream text differs");
   CHECK(usage == NULL, "no usage chunk unless asked");
   sy_buf_free(&text);
   json_decref(ev);
   it_resp_clear(&r);
   it_resp_clear(&s);
   /* without max_tokens, OpenAI's default of 16 applies to /v1/completions */
-  it_post_json("/v1/completions", json_pack("{s:s, s:s, s:f}", "model", "chat", "prompt", "x", "temperature", 0.0), &r);
+  it_post_json("/v1/completions",
+               json_pack("{s:s, s:s, s:f}", "model", "chat", "prompt", "x", "temperature", 0.0),
+               &r);
   CHECK(r.status == 200 && it_jnum(r.json, "usage.completion_tokens") <= 16, "default max_tokens");
   it_resp_clear(&r);
 }

@@ -59,14 +59,16 @@ static void budget_body(void) {
     CHECK(used <= budget, "counted %lld > budget %lld (%s)", used, budget, names);
     CHECK(rss <= budget, "resident %lld > budget %lld (%s)", rss, budget, names);
     CHECK(strncmp(names, "pinned,", 7) == 0, "the pinned model left: %s", names);
-    CHECK(strstr(names, order[i]) != NULL, "%s not resident after its request: %s", order[i], names);
+    CHECK(strstr(names, order[i]) != NULL, "%s not resident after its request: %s", order[i],
+          names);
   }
   /* a model that can never fit is refused at once, with the numbers */
   resp r;
   it_b_chat(it_chat_body("huge", "hello", 2, false), &r);
   bool refused = it_is_error(&r, 507, "model_too_large");
   char msg[1024];
-  snprintf(msg, sizeof msg, "%s", it_jstr(r.json, "error.message") ? it_jstr(r.json, "error.message") : "(none)");
+  snprintf(msg, sizeof msg, "%s",
+           it_jstr(r.json, "error.message") ? it_jstr(r.json, "error.message") : "(none)");
   bool numbers = strstr(msg, "needs") && strstr(msg, "budget is 0.47 GiB") && strstr(msg, "pinned");
   it_resp_clear(&r);
   CHECK(refused, "huge: 507 model_too_large");
@@ -82,7 +84,8 @@ static void budget_body(void) {
   long long pid = -1;
   size_t i;
   json_t *m;
-  json_array_foreach(json_object_get(p.json, "models"), i, m) if (strcmp(it_jstr(m, "name"), vname) == 0) pid = it_jnum(m, "pid");
+  json_array_foreach(json_object_get(p.json, "models"), i,
+                     m) if (strcmp(it_jstr(m, "name"), vname) == 0) pid = it_jnum(m, "pid");
   it_resp_clear(&p);
   CHECK(pid > 0, "pid of %s", vname);
   kill((pid_t)pid, SIGKILL);
@@ -94,10 +97,13 @@ static void budget_body(void) {
   CHECK(gone, "the killed worker of %s is still listed: %s", vname, names);
   char before[256];
   snprintf(before, sizeof before, "%s", names); /* pinned + one model */
-  const char *third = strcmp(vname, "a") && strstr(before, "a") == NULL ? "a" : strcmp(vname, "b") && strstr(before, ",b") == NULL ? "b" : "c";
+  const char *third = strcmp(vname, "a") && strstr(before, "a") == NULL    ? "a"
+                      : strcmp(vname, "b") && strstr(before, ",b") == NULL ? "b"
+                                                                           : "c";
   CHECK(it_budget_request(third) == 200, "load %s", third);
   budget_ps(names, sizeof names, &used, &budget, &rss);
-  CHECK(strstr(names, third) && strlen(names) > strlen(before), "no eviction was needed: %s -> %s", before, names);
+  CHECK(strstr(names, third) && strlen(names) > strlen(before), "no eviction was needed: %s -> %s",
+        before, names);
 }
 
 static void t_budget(void) {
@@ -126,7 +132,8 @@ static void t_budget(void) {
   bool has_a = false;
   const char *k;
   json_t *v;
-  json_object_foreach(json_object_get(j, "models"), k, v) has_a |= strstr(k, "tiny-qwen2.gguf|") && strstr(k, "ctx=256|np=1") && json_integer_value(v) > 0;
+  json_object_foreach(json_object_get(j, "models"), k, v) has_a |=
+      strstr(k, "tiny-qwen2.gguf|") && strstr(k, "ctx=256|np=1") && json_integer_value(v) > 0;
   json_decref(j);
   CHECK(n >= 2 && has_a, "measurements remembered in %s: %zu entries", state, n);
 }
@@ -148,7 +155,8 @@ static void queue_body(void) {
     it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |= strcmp(it_jstr(m, "name"), "x") == 0 && it_jnum(m, "inflight") >= 1;
+    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |=
+        strcmp(it_jstr(m, "name"), "x") == 0 && it_jnum(m, "inflight") >= 1;
     it_resp_clear(&r);
   }
   /* y needs x's room, x is busy, and y may queue nobody: refused at once, with Retry-After */
@@ -167,7 +175,8 @@ static void queue_body(void) {
   CHECK(busy, "x never showed as busy");
   CHECK(full, "y: want 503 queue_full with Retry-After, got %ld", y_status);
   CHECK(z_status == 200, "z waited and was served: %ld", z_status);
-  CHECK(x_status == 200 && x_tokens == 2000, "x's request ran to its end undisturbed: %ld, %lld tokens", x_status, x_tokens);
+  CHECK(x_status == 200 && x_tokens == 2000,
+        "x's request ran to its end undisturbed: %ld, %lld tokens", x_status, x_tokens);
   char names[256];
   long long used, budget, rss;
   budget_ps(names, sizeof names, &used, &budget, &rss);
@@ -217,14 +226,16 @@ static void t_swap_guard(void) {
 static void t_admin(void) {
   resp r;
   it_post("/api/load", "{\"model\":\"busy\"}", &r);
-  CHECK(r.status == 200 && strcmp(it_jstr(r.json, "status"), "loaded") == 0, "load: %ld %s", r.status, r.body.data);
+  CHECK(r.status == 200 && strcmp(it_jstr(r.json, "status"), "loaded") == 0, "load: %ld %s",
+        r.status, r.body.data);
   it_resp_clear(&r);
   it_get("/v1/models/busy", &r);
-  CHECK(it_jnum(r.json, "memory.estimated") > 0 && it_jnum(r.json, "memory.measured") > 0, "memory in /v1/models: %s",
-        r.body.data);
+  CHECK(it_jnum(r.json, "memory.estimated") > 0 && it_jnum(r.json, "memory.measured") > 0,
+        "memory in /v1/models: %s", r.body.data);
   it_resp_clear(&r);
   it_post("/api/unload", "{\"model\":\"busy\"}", &r);
-  CHECK(r.status == 200 && strcmp(it_jstr(r.json, "status"), "unloaded") == 0, "unload: %ld %s", r.status, r.body.data);
+  CHECK(r.status == 200 && strcmp(it_jstr(r.json, "status"), "unloaded") == 0, "unload: %ld %s",
+        r.status, r.body.data);
   it_resp_clear(&r);
   it_get("/api/ps", &r);
   bool listed = r.body.data && strstr(r.body.data, "\"busy\"");
@@ -258,11 +269,13 @@ static void t_admin_unload_busy(void) {
     it_get("/api/ps", &r);
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |= strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1;
+    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |=
+        strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1;
     it_resp_clear(&r);
   }
   it_post("/api/unload", "{\"model\":\"slow\"}", &r);
-  bool refused = it_is_error(&r, 409, "model_busy") && strstr(it_jstr(r.json, "error.message"), "in flight");
+  bool refused =
+      it_is_error(&r, 409, "model_busy") && strstr(it_jstr(r.json, "error.message"), "in flight");
   long st = r.status;
   it_resp_clear(&r);
   pthread_join(th, NULL);
@@ -271,7 +284,8 @@ static void t_admin_unload_busy(void) {
   it_resp_clear(&bg);
   CHECK(busy, "slow never showed as busy");
   CHECK(refused, "unload of a busy model: want 409 model_busy, got %ld", st);
-  CHECK(bg_status == 200 && tokens == 2000, "the request ran on: %ld, %lld tokens", bg_status, tokens);
+  CHECK(bg_status == 200 && tokens == 2000, "the request ran on: %ld, %lld tokens", bg_status,
+        tokens);
 }
 
 /* A model whose file is cut short: its load fails (500 with the engine's reason); the next
@@ -303,7 +317,8 @@ static void t_load_backoff(void) {
   fseek(in, 0, SEEK_SET);
   char buf[65536];
   for (long done = 0; done < keep;) {
-    size_t n = fread(buf, 1, (size_t)(keep - done) < sizeof buf ? (size_t)(keep - done) : sizeof buf, in);
+    size_t n =
+        fread(buf, 1, (size_t)(keep - done) < sizeof buf ? (size_t)(keep - done) : sizeof buf, in);
     if (n == 0) break;
     fwrite(buf, 1, n, out);
     done += (long)n;
@@ -311,7 +326,8 @@ static void t_load_backoff(void) {
   fclose(in);
   fclose(out);
   char yaml[1024];
-  snprintf(yaml, sizeof yaml, "log_level: warn\nmodels:\n  - {name: broken, file: %s, context: 256, parallel: 1}\n",
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nmodels:\n  - {name: broken, file: %s, context: 256, parallel: 1}\n",
            dst);
   it_with_own_daemon("backoff", yaml, backoff_body);
 }

@@ -18,7 +18,8 @@ static void *reload_slow_request(void *arg) {
 
 static void reload_body(void) {
   const char *d = it_models_dir;
-  CHECK(it_b_load("keep") == 200 && it_b_load("change") == 200 && it_b_load("gone") == 200, "keep, change, gone load");
+  CHECK(it_b_load("keep") == 200 && it_b_load("change") == 200 && it_b_load("gone") == 200,
+        "keep, change, gone load");
   json_t *k0 = it_b_ps_model("keep");
   long long keep_pid = it_jnum(k0, "pid");
   json_decref(k0);
@@ -32,18 +33,22 @@ static void reload_body(void) {
     busy = m && it_jnum(m, "inflight") >= 1;
     json_decref(m);
   }
-  it_feed f = {.d = &B, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-            .until = {"\"type\":\"reloaded\"", "\"type\":\"unloaded\",\"model\":\"gone\"",
-                      "\"type\":\"unloaded\",\"model\":\"change\""}};
+  it_feed f = {.d = &B,
+               .mu = PTHREAD_MUTEX_INITIALIZER,
+               .cond = PTHREAD_COND_INITIALIZER,
+               .until = {"\"type\":\"reloaded\"", "\"type\":\"unloaded\",\"model\":\"gone\"",
+                         "\"type\":\"unloaded\",\"model\":\"change\""}};
   pthread_t fth;
   it_feed_start(&f, &fth);
   char yaml[2048];
-  snprintf(yaml, sizeof yaml,
-           "log_level: warn\nmodels:\n"
-           "  - {name: keep, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1, priority: 3}\n"
-           "  - {name: change, file: %s/tiny-qwen2.gguf, context: 512, parallel: 1, keep_alive: -1}\n"
-           "  - {name: added, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1}\n",
-           d, d, d);
+  snprintf(
+      yaml, sizeof yaml,
+      "log_level: warn\nmodels:\n"
+      "  - {name: keep, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1, "
+      "priority: 3}\n"
+      "  - {name: change, file: %s/tiny-qwen2.gguf, context: 512, parallel: 1, keep_alive: -1}\n"
+      "  - {name: added, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1}\n",
+      d, d, d);
   it_write_file(reload_cfg, yaml);
   kill(B.pid, SIGHUP);
   bool drained = false; /* the old worker is seen draining while its request runs */
@@ -61,21 +66,25 @@ static void reload_body(void) {
   json_t *ev = NULL;
   for (const char *p = f.body.data; p && (p = strstr(p, "data: ")); p += 6) {
     json_t *e = json_loads(p + 6, JSON_DISABLE_EOF_CHECK, NULL);
-    if (e && strcmp(it_jstr(e, "type") ? it_jstr(e, "type") : "", "reloaded") == 0 && !ev) ev = json_incref(e);
+    if (e && strcmp(it_jstr(e, "type") ? it_jstr(e, "type") : "", "reloaded") == 0 && !ev)
+      ev = json_incref(e);
     json_decref(e);
   }
   sy_buf_free(&f.body);
   CHECK(busy, "change never showed as busy");
   CHECK(drained, "the changed model's old worker drained its request");
-  CHECK(bg_status == 200 && tokens == 2000, "the request in flight ran on: %ld, %lld tokens", bg_status, tokens);
+  CHECK(bg_status == 200 && tokens == 2000, "the request in flight ran on: %ld, %lld tokens",
+        bg_status, tokens);
   /* unchanged: keep, and the built-in speak */
-  CHECK(ev && it_jnum(ev, "unchanged") == 2 && strcmp(it_jstr(ev, "added.0") ? it_jstr(ev, "added.0") : "", "added") == 0 &&
+  CHECK(ev && it_jnum(ev, "unchanged") == 2 &&
+            strcmp(it_jstr(ev, "added.0") ? it_jstr(ev, "added.0") : "", "added") == 0 &&
             strcmp(it_jstr(ev, "changed.0") ? it_jstr(ev, "changed.0") : "", "change") == 0 &&
             strcmp(it_jstr(ev, "removed.0") ? it_jstr(ev, "removed.0") : "", "gone") == 0,
         "reloaded event: unchanged 2, added [added], changed [change], removed [gone]");
   json_decref(ev);
   json_t *k1 = it_b_ps_model("keep");
-  CHECK(k1 && it_jnum(k1, "pid") == keep_pid, "keep stayed loaded in the same worker (pid %lld)", keep_pid);
+  CHECK(k1 && it_jnum(k1, "pid") == keep_pid, "keep stayed loaded in the same worker (pid %lld)",
+        keep_pid);
   json_decref(k1);
   json_t *g = it_b_ps_model("gone");
   CHECK(!g, "gone is unloaded");
@@ -95,13 +104,16 @@ static void reload_body(void) {
   CHECK(r.status == 200, "the added model serves: %ld", r.status);
   it_resp_clear(&r);
   /* a broken file changes nothing */
-  it_feed f2 = {.d = &B, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-             .until = {"\"type\":\"reload_failed\""}};
+  it_feed f2 = {.d = &B,
+                .mu = PTHREAD_MUTEX_INITIALIZER,
+                .cond = PTHREAD_COND_INITIALIZER,
+                .until = {"\"type\":\"reload_failed\""}};
   it_feed_start(&f2, &fth);
   it_write_file(reload_cfg, "models: [ {name: x, file: \n");
   kill(B.pid, SIGHUP);
   pthread_join(fth, NULL);
-  bool failed_ev = f2.body.data && strstr(f2.body.data, "reload_failed") && strstr(f2.body.data, "reload.yaml:");
+  bool failed_ev =
+      f2.body.data && strstr(f2.body.data, "reload_failed") && strstr(f2.body.data, "reload.yaml:");
   sy_buf_free(&f2.body);
   CHECK(failed_ev, "a broken file is refused with file:line (reload_failed event)");
   it_b_chat(it_chat_body("keep", "hi", 2, false), &r);
@@ -118,12 +130,13 @@ static void reload_body(void) {
 static void t_reload(void) {
   char yaml[2048];
   const char *d = it_models_dir;
-  snprintf(yaml, sizeof yaml,
-           "log_level: warn\nmodels:\n"
-           "  - {name: keep, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
-           "  - {name: change, file: %s/tiny-qwen2.gguf, context: 2048, parallel: 1, keep_alive: -1}\n"
-           "  - {name: gone, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n",
-           d, d, d);
+  snprintf(
+      yaml, sizeof yaml,
+      "log_level: warn\nmodels:\n"
+      "  - {name: keep, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n"
+      "  - {name: change, file: %s/tiny-qwen2.gguf, context: 2048, parallel: 1, keep_alive: -1}\n"
+      "  - {name: gone, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1, keep_alive: -1}\n",
+      d, d, d);
   snprintf(reload_cfg, sizeof reload_cfg, "%s/reload.yaml", it_tmpdir);
   it_with_own_daemon("reload", yaml, reload_body);
 }

@@ -15,20 +15,24 @@ static bool ext_skip(void) {
   if (!llama_server[0] && it_engines_dir)
     snprintf(llama_server, sizeof llama_server, "%s/bin/llama-server", it_engines_dir);
   if (llama_server[0] && access(llama_server, X_OK) == 0) return false;
-  snprintf(it_cur_skip, sizeof it_cur_skip, "llama-server not found (pass --engines DIR or SWITCHYARD_ENGINES)");
+  snprintf(it_cur_skip, sizeof it_cur_skip,
+           "llama-server not found (pass --engines DIR or SWITCHYARD_ENGINES)");
   return true;
 }
 
 /* A model entry running llama-server on tiny-qwen2 (one slot), with extra lines for `external:`. */
-static void ext_llama_entry(sy_buf *y, const char *name, const char *model_extra, const char *ext_extra) {
+static void ext_llama_entry(sy_buf *y, const char *name, const char *model_extra,
+                            const char *ext_extra) {
   sy_buf_printf(y,
                 "  - name: %s\n    engine: external\n%s"
-                "    external:\n      argv: [%s, -m, %s/tiny-qwen2.gguf, --host, 127.0.0.1, --port, '${PORT}',\n"
+                "    external:\n      argv: [%s, -m, %s/tiny-qwen2.gguf, --host, 127.0.0.1, "
+                "--port, '${PORT}',\n"
                 "             -c, '4096', -np, '1', -t, '2']\n"
                 "      health: {path: /health, status: 200, timeout: 120s}\n"
                 "      routes: [/v1/chat/completions, /v1/completions, /v1/audio/transcriptions]\n"
                 "      stop_grace: 5s\n%s",
-                name, model_extra ? model_extra : "", llama_server, it_models_dir, ext_extra ? ext_extra : "");
+                name, model_extra ? model_extra : "", llama_server, it_models_dir,
+                ext_extra ? ext_extra : "");
 }
 
 static void with_ext_daemon(const char *name, const sy_buf *y, void (*body)(void)) {
@@ -39,7 +43,8 @@ static void ext_chat_body(void) {
   resp r;
   /* listed with the capabilities its routes imply, not started yet */
   it_http_do(&B, "GET", "/v1/models/ext", NULL, &r, NULL);
-  CHECK(r.status == 200 && it_jstr(r.json, "capabilities.0") && strcmp(it_jstr(r.json, "capabilities.0"), "chat") == 0 &&
+  CHECK(r.status == 200 && it_jstr(r.json, "capabilities.0") &&
+            strcmp(it_jstr(r.json, "capabilities.0"), "chat") == 0 &&
             strcmp(it_jstr(r.json, "status"), "unloaded") == 0,
         "model listed: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
@@ -61,31 +66,37 @@ static void ext_chat_body(void) {
   json_t *ev = it_sse_events(&r.body, &done, &wf);
   size_t nev = json_array_size(ev);
   json_decref(ev);
-  CHECK(r.status == 200 && strncmp(r.content_type, "text/event-stream", 17) == 0 && done && wf && nev >= 3,
-        "stream: %ld '%s' done=%d well_formed=%d events=%zu", r.status, r.content_type, done, wf, nev);
+  CHECK(r.status == 200 && strncmp(r.content_type, "text/event-stream", 17) == 0 && done && wf &&
+            nev >= 3,
+        "stream: %ld '%s' done=%d well_formed=%d events=%zu", r.status, r.content_type, done, wf,
+        nev);
   it_resp_clear(&r);
   /* completions: the other declared route */
-  it_http_do(&B, "POST", "/v1/completions", "{\"model\":\"ext\",\"prompt\":\"Once\",\"max_tokens\":4}", &r, NULL);
-  CHECK(r.status == 200 && it_jstr(r.json, "choices.0.text"), "completions: %ld %s", r.status, r.body.data);
+  it_http_do(&B, "POST", "/v1/completions",
+             "{\"model\":\"ext\",\"prompt\":\"Once\",\"max_tokens\":4}", &r, NULL);
+  CHECK(r.status == 200 && it_jstr(r.json, "choices.0.text"), "completions: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
   /* a route it does not declare, and pass-through */
   it_http_do(&B, "POST", "/v1/embeddings", "{\"model\":\"ext\",\"input\":\"x\"}", &r, NULL);
-  CHECK(it_is_error(&r, 400, "wrong_capability"), "undeclared route: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 400, "wrong_capability"), "undeclared route: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
   it_http_do(&B, "GET", "/upstream/ext/health", NULL, &r, NULL);
-  CHECK(r.status == 200 && it_jstr(r.json, "status") && strcmp(it_jstr(r.json, "status"), "ok") == 0,
-        "/upstream/ext/health: %ld %s", r.status, r.body.data);
+  CHECK(
+      r.status == 200 && it_jstr(r.json, "status") && strcmp(it_jstr(r.json, "status"), "ok") == 0,
+      "/upstream/ext/health: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_http_do(&B, "GET", "/upstream/ext/v1/models?limit=5&x=a%20b", NULL, &r, NULL);
-  CHECK(r.status == 200 && json_is_array(json_object_get(r.json, "data")), "/upstream/ext/v1/models: %ld %s",
-        r.status, r.body.data);
+  CHECK(r.status == 200 && json_is_array(json_object_get(r.json, "data")),
+        "/upstream/ext/v1/models: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_http_do(&B, "POST", "/upstream/ext/tokenize", "{\"content\":\"hello world\"}", &r, NULL);
-  CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "tokens")) >= 1, "POST through /upstream: %ld %s",
-        r.status, r.body.data);
+  CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "tokens")) >= 1,
+        "POST through /upstream: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  /* a multipart body is dispatched by its model field: llama-server's own refusal comes back (501: a
-   * model without audio input; 404 where a build lacks the endpoint), not a Switchyard error */
+  /* a multipart body is dispatched by its model field: llama-server's own refusal comes back (501:
+   * a model without audio input; 404 where a build lacks the endpoint), not a Switchyard error */
   {
     CURL *mc = curl_easy_init();
     curl_mime *mime = curl_mime_init(mc);
@@ -130,8 +141,10 @@ static void ext_chat_body(void) {
   CURL *c = curl_easy_init();
   char url[128];
   snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
-  const char *lb = "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":3000,"
-                   "\"ignore_eos\":true,\"stream\":true}";
+  const char *lb =
+      "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go "
+      "on\"}],\"max_tokens\":3000,"
+      "\"ignore_eos\":true,\"stream\":true}";
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
   it_abort_ctx a = {0};
   curl_easy_setopt(c, CURLOPT_URL, url);
@@ -149,12 +162,14 @@ static void ext_chat_body(void) {
   CHECK(r.status == 200, "next request %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   long long after = -1;
-  for (int tries = 0; tries < 100000 && after <= before; tries++) { /* counted as the handler returns */
+  for (int tries = 0; tries < 100000 && after <= before;
+       tries++) { /* counted as the handler returns */
     it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
     after = it_jnum(r.json, "stats.cancelled");
     it_resp_clear(&r);
   }
-  CHECK(after > before, "the abandoned stream was counted as cancelled (%lld -> %lld)", before, after);
+  CHECK(after > before, "the abandoned stream was counted as cancelled (%lld -> %lld)", before,
+        after);
 }
 
 static void t_ext_chat(void) {
@@ -178,14 +193,17 @@ static void ext_evict_body(void) {
   CHECK(pid_gone(pa), "ea's process %lld is gone (process group killed and reaped)", pa);
   CHECK(it_budget_request("ea") == 200, "ea starts again on the next request");
   long long pa2 = it_b_ps_pid("ea");
-  CHECK(pa2 > 0 && pa2 != pa && it_b_ps_pid("eb") < 0 && pid_gone(pb), "ea restarted (pid %lld), eb evicted", pa2);
+  CHECK(pa2 > 0 && pa2 != pa && it_b_ps_pid("eb") < 0 && pid_gone(pb),
+        "ea restarted (pid %lld), eb evicted", pa2);
 }
 
 static void t_ext_evict(void) {
   if (ext_skip()) return;
   sy_buf y = {0};
-  sy_buf_puts(&y, "log_level: warn\nbuiltin_voice: false\nmemory: {budget: 1GiB}\nscheduling: {swap_guard: 0}\n"
-                  "models:\n");
+  sy_buf_puts(
+      &y,
+      "log_level: warn\nbuiltin_voice: false\nmemory: {budget: 1GiB}\nscheduling: {swap_guard: 0}\n"
+      "models:\n");
   ext_llama_entry(&y, "ea", NULL, "      memory: 600MiB\n");
   ext_llama_entry(&y, "eb", NULL, "      memory: 600MiB\n");
   with_ext_daemon("ext_evict", &y, ext_evict_body);
@@ -197,23 +215,23 @@ static void ext_fail_body(void) {
   /* alive but never healthy: the health timeout, naming the model, its check and its output */
   it_b_chat(it_chat_body("deaf", "hi", 2, false), &r);
   const char *msg = it_jstr(r.json, "error.message");
-  CHECK(it_is_error(&r, 500, "load_timeout") && strstr(msg, "'deaf'") && strstr(msg, "GET /health") &&
-            strstr(msg, "deaf-engine-says-hello"),
+  CHECK(it_is_error(&r, 500, "load_timeout") && strstr(msg, "'deaf'") &&
+            strstr(msg, "GET /health") && strstr(msg, "deaf-engine-says-hello"),
         "never healthy: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   CHECK(it_b_ps_pid("deaf") < 0, "nothing of it stays resident");
   /* exits during start-up: its status and its last words */
   it_b_chat(it_chat_body("dies", "hi", 2, false), &r);
   msg = it_jstr(r.json, "error.message");
-  CHECK(it_is_error(&r, 500, "load_failed") && strstr(msg, "'dies'") && strstr(msg, "exited with status 3") &&
-            strstr(msg, "no-gpu-for-me"),
+  CHECK(it_is_error(&r, 500, "load_failed") && strstr(msg, "'dies'") &&
+            strstr(msg, "exited with status 3") && strstr(msg, "no-gpu-for-me"),
         "exits at start: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   /* a program that does not exist */
   it_b_chat(it_chat_body("nothere", "hi", 2, false), &r);
   msg = it_jstr(r.json, "error.message");
-  CHECK(r.status == 500 && msg && strstr(msg, "'nothere'") && strstr(msg, "No such file"), "missing program: %ld %s",
-        r.status, r.body.data);
+  CHECK(r.status == 500 && msg && strstr(msg, "'nothere'") && strstr(msg, "No such file"),
+        "missing program: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_http_do(&B, "GET", "/health", NULL, &r, NULL);
   CHECK(r.status == 200, "daemon still up");
@@ -222,22 +240,27 @@ static void ext_fail_body(void) {
 
 static void t_ext_fail(void) {
   char y[2048];
-  snprintf(y, sizeof y,
-           "log_level: warn\nbuiltin_voice: false\nmodels:\n"
-           "  - name: deaf\n    engine: external\n    external:\n"
-           "      argv: ['echo deaf-engine-says-hello; exec sleep 600']\n      shell: true\n"
-           "      health: {timeout: 2s}\n      stop_grace: 0\n      routes: [/v1/chat/completions]\n"
-           "  - name: dies\n    engine: external\n    external:\n"
-           "      argv: ['echo no-gpu-for-me >&2; exit 3']\n      shell: true\n      routes: [/v1/chat/completions]\n"
-           "  - name: nothere\n    engine: external\n    external:\n"
-           "      argv: [/nonexistent/engine-binary, --port, '${PORT}']\n      routes: [/v1/chat/completions]\n");
+  snprintf(
+      y, sizeof y,
+      "log_level: warn\nbuiltin_voice: false\nmodels:\n"
+      "  - name: deaf\n    engine: external\n    external:\n"
+      "      argv: ['echo deaf-engine-says-hello; exec sleep 600']\n      shell: true\n"
+      "      health: {timeout: 2s}\n      stop_grace: 0\n      routes: [/v1/chat/completions]\n"
+      "  - name: dies\n    engine: external\n    external:\n"
+      "      argv: ['echo no-gpu-for-me >&2; exit 3']\n      shell: true\n      routes: "
+      "[/v1/chat/completions]\n"
+      "  - name: nothere\n    engine: external\n    external:\n"
+      "      argv: [/nonexistent/engine-binary, --port, '${PORT}']\n      routes: "
+      "[/v1/chat/completions]\n");
   it_with_own_daemon("ext_fail", y, ext_fail_body);
 }
 
 static void *ext_long_stream(void *p) {
   it_bg_req *b = p;
-  const char *lb = "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":3500,"
-                   "\"ignore_eos\":true,\"stream\":true}";
+  const char *lb =
+      "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go "
+      "on\"}],\"max_tokens\":3500,"
+      "\"ignore_eos\":true,\"stream\":true}";
   it_http_do(&B, "POST", "/v1/chat/completions", lb, &b->r, NULL);
   return NULL;
 }
@@ -267,8 +290,10 @@ static void *mid_main(void *p) {
   CURL *c = curl_easy_init();
   char url[128];
   snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
-  const char *lb = "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go on\"}],\"max_tokens\":3500,"
-                   "\"ignore_eos\":true,\"stream\":true}";
+  const char *lb =
+      "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go "
+      "on\"}],\"max_tokens\":3500,"
+      "\"ignore_eos\":true,\"stream\":true}";
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, lb);
@@ -285,7 +310,8 @@ static void *mid_main(void *p) {
   return NULL;
 }
 
-/* Killed while streaming: the client gets the events so far, then an error event, then a clean end. */
+/* Killed while streaming: the client gets the events so far, then an error event, then a clean end.
+ */
 static void ext_mid_stream_kill(void) {
   mid_stream m = {0};
   CHECK(pipe(m.pfd) == 0, "pipe");
@@ -301,11 +327,13 @@ static void ext_mid_stream_kill(void) {
   json_t *ev = it_sse_events(&m.body, &done, &wf);
   size_t n = json_array_size(ev);
   const char *code = it_jstr(json_array_get(ev, n ? n - 1 : 0), "error.code");
-  bool ok = got == 1 && pid > 0 && m.rc == CURLE_OK && m.status == 200 && wf && !done && n >= 2 && code &&
-            strcmp(code, "upstream_crashed") == 0;
+  bool ok = got == 1 && pid > 0 && m.rc == CURLE_OK && m.status == 200 && wf && !done && n >= 2 &&
+            code && strcmp(code, "upstream_crashed") == 0;
   json_decref(ev);
-  CHECK(ok, "mid-stream kill: got=%zd pid=%lld curl=%d status=%ld well_formed=%d done=%d events=%zu: %.300s", got,
-        pid, m.rc, m.status, wf, done, n, m.body.data ? m.body.data : "");
+  CHECK(ok,
+        "mid-stream kill: got=%zd pid=%lld curl=%d status=%ld well_formed=%d done=%d events=%zu: "
+        "%.300s",
+        got, pid, m.rc, m.status, wf, done, n, m.body.data ? m.body.data : "");
   sy_buf_free(&m.body);
 }
 
@@ -360,7 +388,8 @@ static void t_ext_crash(void) {
   sy_buf_free(&y);
 }
 
-/* Live (not zombie) processes of process group pgrp, from /proc, into out (at most cap); how many. */
+/* Live (not zombie) processes of process group pgrp, from /proc, into out (at most cap); how many.
+ */
 static size_t group_members(long long pgrp, long long *out, size_t cap) {
   size_t n = 0;
   DIR *d = opendir("/proc");
@@ -377,7 +406,9 @@ static size_t group_members(long long pgrp, long long *out, size_t cap) {
     const char *rp = strrchr(st, ')');
     char state;
     long long ppid, pg;
-    if (rp && sscanf(rp + 1, " %c %lld %lld", &state, &ppid, &pg) == 3 && pg == pgrp && state != 'Z') out[n++] = pid;
+    if (rp && sscanf(rp + 1, " %c %lld %lld", &state, &ppid, &pg) == 3 && pg == pgrp &&
+        state != 'Z')
+      out[n++] = pid;
   }
   if (d) closedir(d);
   return n;
@@ -393,8 +424,8 @@ static void ext_group_body(void) {
   json_decref(m);
   long long members[16];
   size_t n = group_members(leader, members, 16);
-  CHECK(leader > 0 && n >= 3, "the shell (pid %lld), llama-server and the helper share a group: %zu members",
-        leader, n);
+  CHECK(leader > 0 && n >= 3,
+        "the shell (pid %lld), llama-server and the helper share a group: %zu members", leader, n);
   /* the group is measured, not the shell alone (a few MiB): llama-server holds tens of MiB */
   CHECK(measured > (24LL << 20), "measured %lld bytes for the group", measured);
   int pfd[16];
@@ -417,12 +448,14 @@ static void ext_group_body(void) {
 static void t_ext_group(void) {
   if (ext_skip()) return;
   static char y[12000];
-  /* cwd and env (${PORT} substituted there too) reach the program; no exec: the shell stays the group's leader and llama-server is its child; a helper that
-   * ignores SIGTERM would outlive the stop signal: only the group kill at the leader's exit ends it */
+  /* cwd and env (${PORT} substituted there too) reach the program; no exec: the shell stays the
+   * group's leader and llama-server is its child; a helper that ignores SIGTERM would outlive the
+   * stop signal: only the group kill at the leader's exit ends it */
   snprintf(y, sizeof y,
            "log_level: warn\nbuiltin_voice: false\nmodels:\n"
            "  - name: grp\n    engine: external\n    external:\n"
-           "      argv: ['(trap \"\" TERM; exec sleep 600) & %s -m tiny-qwen2.gguf --host 127.0.0.1 --port $SY_PORT -c 512 -np 1 -t 2; echo ended']\n"
+           "      argv: ['(trap \"\" TERM; exec sleep 600) & %s -m tiny-qwen2.gguf --host "
+           "127.0.0.1 --port $SY_PORT -c 512 -np 1 -t 2; echo ended']\n"
            "      shell: true\n      cwd: %s\n      env: {SY_PORT: '${PORT}'}\n"
            "      routes: [/v1/chat/completions]\n      stop_grace: 30s\n",
            llama_server, it_models_dir);
@@ -441,7 +474,8 @@ static void ext_reload_yaml(sy_buf *y, const char *chg_threads, const char *keep
   ext_llama_entry(y, "same", ka, NULL);
   sy_buf_printf(y,
                 "  - name: chg\n    engine: external\n    external:\n"
-                "      argv: [%s, -m, %s/tiny-qwen2.gguf, --host, 127.0.0.1, --port, '${PORT}', -c, '512', -t, '%s']\n"
+                "      argv: [%s, -m, %s/tiny-qwen2.gguf, --host, 127.0.0.1, --port, '${PORT}', "
+                "-c, '512', -t, '%s']\n"
                 "      routes: [/v1/chat/completions]\n",
                 llama_server, it_models_dir, chg_threads);
 }
@@ -449,8 +483,10 @@ static void ext_reload_yaml(sy_buf *y, const char *chg_threads, const char *keep
 static void ext_reload_body(void) {
   CHECK(it_b_load("same") == 200 && it_b_load("chg") == 200, "both start");
   long long same_pid = it_b_ps_pid("same"), chg_pid = it_b_ps_pid("chg");
-  it_feed f = {.d = &B, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-            .until = {"\"type\":\"reloaded\"", "\"type\":\"unloaded\",\"model\":\"chg\""}};
+  it_feed f = {.d = &B,
+               .mu = PTHREAD_MUTEX_INITIALIZER,
+               .cond = PTHREAD_COND_INITIALIZER,
+               .until = {"\"type\":\"reloaded\"", "\"type\":\"unloaded\",\"model\":\"chg\""}};
   pthread_t fth;
   it_feed_start(&f, &fth);
   sy_buf y = {0};
@@ -464,8 +500,8 @@ static void ext_reload_body(void) {
   CHECK(changed, "the reloaded event names chg as changed");
   json_t *m = it_b_ps_model("same");
   long long exp = m ? it_jnum(m, "expires_in_s") : 0;
-  CHECK(m && it_jnum(m, "pid") == same_pid && exp == -1, "same kept its process (%lld) and took keep_alive -1 (%lld)",
-        same_pid, exp);
+  CHECK(m && it_jnum(m, "pid") == same_pid && exp == -1,
+        "same kept its process (%lld) and took keep_alive -1 (%lld)", same_pid, exp);
   json_decref(m);
   CHECK(pid_gone(chg_pid) || it_b_ps_pid("chg") != chg_pid, "chg's old process was stopped");
   resp r;
@@ -486,11 +522,8 @@ static void t_ext_reload(void) {
 }
 
 static const it_test tests[] = {
-    {"ext_chat", t_ext_chat, false},
-    {"ext_evict", t_ext_evict, false},
-    {"ext_fail", t_ext_fail, false},
-    {"ext_crash", t_ext_crash, false},
-    {"ext_group", t_ext_group, false},
-    {"ext_reload", t_ext_reload, false},
+    {"ext_chat", t_ext_chat, false},   {"ext_evict", t_ext_evict, false},
+    {"ext_fail", t_ext_fail, false},   {"ext_crash", t_ext_crash, false},
+    {"ext_group", t_ext_group, false}, {"ext_reload", t_ext_reload, false},
 };
 const itest_table itest_external = {"external", tests, sizeof tests / sizeof *tests};

@@ -9,10 +9,12 @@
 #include "harness.h"
 
 static const char *weather_tools =
-    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\","
+    "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a "
+    "city\","
     "\"parameters\":{\"type\":\"object\",\"properties\":{\"unit\":{\"enum\":[\"c\",\"f\"]}},"
     "\"required\":[\"unit\"],\"additionalProperties\":false}}},"
-    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":\"object\","
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\",\"parameters\":{\"type\":"
+    "\"object\","
     "\"properties\":{},\"additionalProperties\":false}}}]";
 
 static json_t *tools_body(const char *choice, bool stream) {
@@ -27,7 +29,8 @@ static json_t *tools_body(const char *choice, bool stream) {
 static bool weather_args_ok(const char *args) {
   json_t *a = args ? json_loads(args, 0, NULL) : NULL;
   const char *u = json_string_value(json_object_get(a, "unit"));
-  bool ok = json_is_object(a) && json_object_size(a) == 1 && u && (!strcmp(u, "c") || !strcmp(u, "f"));
+  bool ok =
+      json_is_object(a) && json_object_size(a) == 1 && u && (!strcmp(u, "c") || !strcmp(u, "f"));
   json_decref(a);
   return ok;
 }
@@ -37,17 +40,23 @@ static bool weather_args_ok(const char *args) {
  * OpenAI's tool_calls deltas that add up to the same call. */
 static void t_tool_calls(void) {
   resp r;
-  it_post_json("/v1/chat/completions", tools_body("{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}", false), &r);
+  it_post_json("/v1/chat/completions",
+               tools_body("{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}", false),
+               &r);
   CHECK(r.status == 200, "forced call: %ld %s", r.status, r.body.data);
   const char *id = it_jstr(r.json, "choices.0.message.tool_calls.0.id");
   CHECK(id && strncmp(id, "call_", 5) == 0, "a call id: %s", r.body.data);
-  CHECK(strcmp(it_jstr(r.json, "choices.0.message.tool_calls.0.type") ?: "", "function") == 0, "type function");
-  CHECK(strcmp(it_jstr(r.json, "choices.0.message.tool_calls.0.function.name") ?: "", "get_weather") == 0, "named get_weather");
-  CHECK(weather_args_ok(it_jstr(r.json, "choices.0.message.tool_calls.0.function.arguments")), "arguments follow the schema: %s",
-        r.body.data);
-  CHECK(json_is_null(it_jpath(r.json, "choices.0.message.content")), "content null beside the call");
-  CHECK(strcmp(it_jstr(r.json, "choices.0.finish_reason") ?: "", "tool_calls") == 0, "finish_reason tool_calls: %s",
-        r.body.data);
+  CHECK(strcmp(it_jstr(r.json, "choices.0.message.tool_calls.0.type") ?: "", "function") == 0,
+        "type function");
+  CHECK(strcmp(it_jstr(r.json, "choices.0.message.tool_calls.0.function.name") ?: "",
+               "get_weather") == 0,
+        "named get_weather");
+  CHECK(weather_args_ok(it_jstr(r.json, "choices.0.message.tool_calls.0.function.arguments")),
+        "arguments follow the schema: %s", r.body.data);
+  CHECK(json_is_null(it_jpath(r.json, "choices.0.message.content")),
+        "content null beside the call");
+  CHECK(strcmp(it_jstr(r.json, "choices.0.finish_reason") ?: "", "tool_calls") == 0,
+        "finish_reason tool_calls: %s", r.body.data);
   it_resp_clear(&r);
 
   it_post_json("/v1/chat/completions", tools_body("\"required\"", true), &r);
@@ -65,13 +74,15 @@ static void t_tool_calls(void) {
       name = it_jstr(tc, "function.name");
       cid = it_jstr(tc, "id");
     }
-    if (tc && it_jstr(tc, "function.arguments")) sy_buf_puts(&args, it_jstr(tc, "function.arguments"));
+    if (tc && it_jstr(tc, "function.arguments"))
+      sy_buf_puts(&args, it_jstr(tc, "function.arguments"));
     if (it_jstr(e, "choices.0.finish_reason")) finish = it_jstr(e, "choices.0.finish_reason");
   }
   CHECK(r.status == 200 && done && wf, "streamed: %ld", r.status);
   CHECK(starts == 1 && cid && name && (!strcmp(name, "get_weather") || !strcmp(name, "get_time")),
         "one call started, with id and a known name (%d)", starts);
-  CHECK(name && (strcmp(name, "get_weather") ? strcmp(args.data ? args.data : "", "{}") == 0 : weather_args_ok(args.data)),
+  CHECK(name && (strcmp(name, "get_weather") ? strcmp(args.data ? args.data : "", "{}") == 0
+                                             : weather_args_ok(args.data)),
         "the argument deltas add up to valid arguments: %s", args.data ? args.data : "");
   CHECK(finish && strcmp(finish, "tool_calls") == 0, "streamed finish_reason tool_calls");
   sy_buf_free(&args);
@@ -81,16 +92,22 @@ static void t_tool_calls(void) {
   /* a conversation with a call and its result renders through the model's own template */
   json_t *q = it_chat_body("tools", "x", 4, false);
   json_object_set_new(q, "tools", json_loads(weather_tools, 0, NULL));
-  json_object_set_new(q, "messages", json_loads(
-      "[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
-      "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"unit\\\":\\\"c\\\"}\"}}]},"
-      "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"-3 C\"}]", 0, NULL));
+  json_object_set_new(
+      q, "messages",
+      json_loads("[{\"role\":\"user\",\"content\":\"weather?\"},{\"role\":\"assistant\","
+                 "\"content\":null,\"tool_calls\":"
+                 "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+                 "\"arguments\":\"{\\\"unit\\\":\\\"c\\\"}\"}}]},"
+                 "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"-3 C\"}]",
+                 0, NULL));
   it_post_json("/v1/chat/completions", q, &r);
   long long pt = it_jnum(r.json, "usage.prompt_tokens");
-  CHECK(r.status == 200 && pt > 100, "history with a tool call and result: %ld, %lld prompt tokens", r.status, pt);
+  CHECK(r.status == 200 && pt > 100, "history with a tool call and result: %ld, %lld prompt tokens",
+        r.status, pt);
   it_resp_clear(&r);
 
-  it_post_json("/v1/chat/completions", tools_body("{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}", false), &r);
+  it_post_json("/v1/chat/completions",
+               tools_body("{\"type\":\"function\",\"function\":{\"name\":\"nope\"}}", false), &r);
   CHECK(it_is_error(&r, 400, "invalid_value"), "forcing an unknown function: %ld", r.status);
   it_resp_clear(&r);
 }
@@ -99,10 +116,14 @@ static void t_tool_calls(void) {
 static void t_json_schema(void) {
   resp r;
   json_t *q = it_chat_body("tools", "Is it cold?", 60, false);
-  json_object_set_new(q, "response_format", json_loads(
-      "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\",\"strict\":true,\"schema\":{\"type\":\"object\","
-      "\"properties\":{\"cold\":{\"type\":\"boolean\"},\"level\":{\"enum\":[\"low\",\"high\"]}},"
-      "\"required\":[\"cold\",\"level\"],\"additionalProperties\":false}}}", 0, NULL));
+  json_object_set_new(
+      q, "response_format",
+      json_loads("{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"answer\",\"strict\":true,"
+                 "\"schema\":{\"type\":\"object\","
+                 "\"properties\":{\"cold\":{\"type\":\"boolean\"},\"level\":{\"enum\":[\"low\","
+                 "\"high\"]}},"
+                 "\"required\":[\"cold\",\"level\"],\"additionalProperties\":false}}}",
+                 0, NULL));
   it_post_json("/v1/chat/completions", q, &r);
   const char *c = it_jstr(r.json, "choices.0.message.content");
   json_t *a = c ? json_loads(c, 0, NULL) : NULL;
@@ -117,15 +138,21 @@ static void t_json_schema(void) {
   it_post_json("/v1/chat/completions", q, &r);
   c = it_jstr(r.json, "choices.0.message.content");
   a = c ? json_loads(c, 0, NULL) : NULL;
-  bool obj = json_is_object(a) || (r.status == 200 && strcmp(it_jstr(r.json, "choices.0.finish_reason") ?: "", "length") == 0);
-  CHECK(r.status == 200 && obj, "json_object: a JSON object (or cut by max_tokens): %s", c ? c : r.body.data);
+  bool obj =
+      json_is_object(a) ||
+      (r.status == 200 && strcmp(it_jstr(r.json, "choices.0.finish_reason") ?: "", "length") == 0);
+  CHECK(r.status == 200 && obj, "json_object: a JSON object (or cut by max_tokens): %s",
+        c ? c : r.body.data);
   json_decref(a);
   it_resp_clear(&r);
   q = it_chat_body("tools", "x", 4, false);
-  json_object_set_new(q, "response_format", json_loads(
-      "{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"object\",\"not\":{}}}}", 0, NULL));
+  json_object_set_new(q, "response_format",
+                      json_loads("{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\","
+                                 "\"schema\":{\"type\":\"object\",\"not\":{}}}}",
+                                 0, NULL));
   it_post_json("/v1/chat/completions", q, &r);
-  CHECK(it_is_error(&r, 400, "invalid_json_schema"), "an unsupported schema keyword: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 400, "invalid_json_schema"), "an unsupported schema keyword: %ld %s",
+        r.status, r.body.data);
   it_resp_clear(&r);
 }
 
@@ -165,9 +192,11 @@ static bool schema_ok(const json_t *root, const json_t *sc, const json_t *v, int
     if (!json_is_array(v)) return false;
     const json_t *mn = json_object_get(sc, "minItems"), *mx = json_object_get(sc, "maxItems");
     size_t n = json_array_size(v), i;
-    if ((mn && n < (size_t)json_integer_value(mn)) || (mx && n > (size_t)json_integer_value(mx))) return false;
+    if ((mn && n < (size_t)json_integer_value(mn)) || (mx && n > (size_t)json_integer_value(mx)))
+      return false;
     json_t *x;
-    json_array_foreach(v, i, x) if (!schema_ok(root, json_object_get(sc, "items"), x, depth + 1)) return false;
+    json_array_foreach(
+        v, i, x) if (!schema_ok(root, json_object_get(sc, "items"), x, depth + 1)) return false;
     return true;
   }
   if (!strcmp(t, "object")) {
@@ -175,7 +204,8 @@ static bool schema_ok(const json_t *root, const json_t *sc, const json_t *v, int
     const json_t *props = json_object_get(sc, "properties");
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(sc, "required"), i, r) if (!json_object_get(v, json_string_value(r))) return false;
+    json_array_foreach(json_object_get(sc, "required"), i,
+                       r) if (!json_object_get(v, json_string_value(r))) return false;
     const char *k;
     json_t *x;
     json_object_foreach((json_t *)v, k, x) {
@@ -195,15 +225,21 @@ static bool schema_ok(const json_t *root, const json_t *sc, const json_t *v, int
  * complete answer parses as JSON and is valid against its schema. */
 static void t_schema_sampling(void) {
   static const char *schemas[] = {
-      "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":120},"
+      "{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":-5,\"maximum\":"
+      "120},"
       "\"ok\":{\"type\":\"boolean\"}},\"required\":[\"n\",\"ok\"],\"additionalProperties\":false}",
-      "{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\",\"items\":{\"enum\":[\"a\",\"b\",3,null]},"
+      "{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\",\"items\":{\"enum\":["
+      "\"a\",\"b\",3,null]},"
       "\"minItems\":1,\"maxItems\":3}},\"required\":[\"tags\"],\"additionalProperties\":false}",
-      "{\"anyOf\":[{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"boolean\"}},\"required\":[\"x\"],"
-      "\"additionalProperties\":false},{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":9},"
+      "{\"anyOf\":[{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"boolean\"}},\"required\":"
+      "[\"x\"],"
+      "\"additionalProperties\":false},{\"type\":\"array\",\"items\":{\"type\":\"integer\","
+      "\"minimum\":0,\"maximum\":9},"
       "\"maxItems\":2}]}",
-      "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"enum\":[1,2]},\"kids\":{\"type\":\"array\","
-      "\"items\":{\"$ref\":\"#/$defs/node\"},\"maxItems\":2}},\"required\":[\"v\"],\"additionalProperties\":false}},"
+      "{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{\"v\":{\"enum\":[1,2]},\"kids\":{"
+      "\"type\":\"array\","
+      "\"items\":{\"$ref\":\"#/$defs/"
+      "node\"},\"maxItems\":2}},\"required\":[\"v\"],\"additionalProperties\":false}},"
       "\"$ref\":\"#/$defs/node\"}",
   };
   int complete = 0, total = 0;
@@ -214,7 +250,8 @@ static void t_schema_sampling(void) {
       json_object_set_new(q, "temperature", json_real(1.0));
       json_object_set_new(q, "seed", json_integer(seed));
       json_object_set_new(q, "response_format",
-                          json_pack("{s:s, s:{s:s, s:O}}", "type", "json_schema", "json_schema", "name", "t", "schema", schema));
+                          json_pack("{s:s, s:{s:s, s:O}}", "type", "json_schema", "json_schema",
+                                    "name", "t", "schema", schema));
       resp r;
       it_post_json("/v1/chat/completions", q, &r);
       total++;
@@ -224,7 +261,8 @@ static void t_schema_sampling(void) {
       if (c && fin && !strcmp(fin, "stop")) {
         complete++;
         json_t *v = json_loads(c, JSON_DECODE_ANY, NULL);
-        CHECK(v && schema_ok(schema, schema, v, 0), "schema %zu seed %d: the answer is valid: %s", k, seed, c);
+        CHECK(v && schema_ok(schema, schema, v, 0), "schema %zu seed %d: the answer is valid: %s",
+              k, seed, c);
         json_decref(v);
       }
       it_resp_clear(&r);
@@ -254,15 +292,16 @@ static void t_reasoning(void) {
     const char *t = it_jstr(e, "choices.0.delta.content");
     nc += t && *t;
   }
-  CHECK(done && nr > 0 && nc == 0, "streamed as reasoning_content deltas (%d), no content (%d)", nr, nc);
+  CHECK(done && nr > 0 && nc == 0, "streamed as reasoning_content deltas (%d), no content (%d)", nr,
+        nc);
   json_decref(ev);
   it_resp_clear(&r);
   /* Qwen3's template with enable_thinking false closes the block in the prompt: plain content */
   json_t *q = it_chat_body("tools", "hi", 8, false);
   json_object_set_new(q, "chat_template_kwargs", json_pack("{s:b}", "enable_thinking", 0));
   it_post_json("/v1/chat/completions", q, &r);
-  CHECK(r.status == 200 && !it_jstr(r.json, "choices.0.message.reasoning_content"), "thinking off: no reasoning: %s",
-        r.body.data);
+  CHECK(r.status == 200 && !it_jstr(r.json, "choices.0.message.reasoning_content"),
+        "thinking off: no reasoning: %s", r.body.data);
   it_resp_clear(&r);
 }
 
@@ -302,7 +341,10 @@ static void t_logprobs(void) {
   CHECK(done && n == 6, "streamed logprobs add up to 6 entries: %zu", n);
   json_decref(ev);
   it_resp_clear(&r);
-  it_post("/v1/completions", "{\"model\":\"chat\",\"prompt\":\"a b c\",\"max_tokens\":4,\"logprobs\":2,\"ignore_eos\":true}", &r);
+  it_post("/v1/completions",
+          "{\"model\":\"chat\",\"prompt\":\"a b "
+          "c\",\"max_tokens\":4,\"logprobs\":2,\"ignore_eos\":true}",
+          &r);
   CHECK(r.status == 200 && json_array_size(it_jpath(r.json, "choices.0.logprobs.tokens")) == 4 &&
             json_array_size(it_jpath(r.json, "choices.0.logprobs.token_logprobs")) == 4 &&
             json_object_size(it_jpath(r.json, "choices.0.logprobs.top_logprobs.0")) >= 1,

@@ -4,7 +4,8 @@
  *
  * Rules for everything here and in the feature files: assert on structure, never on meaning; no
  * sleeps as synchronisation (every wait is on a condition: a pipe, a response, a bounded poll of
- * /api/ps); every daemon started is stopped, and a hang fails the test (curl timeouts), never CI. */
+ * /api/ps); every daemon started is stopped, and a hang fails the test (curl timeouts), never CI.
+ */
 #include "harness.h"
 
 /* ---- the counters and the current test's verdict ---- */
@@ -25,7 +26,7 @@ const char *it_engines_dir; /* --engines or SWITCHYARD_ENGINES: the engine cache
 
 char it_tmpdir[256];
 
-daemon_proc D;       /* the main instance */
+daemon_proc D; /* the main instance */
 
 bool it_have_testdata;
 
@@ -33,7 +34,8 @@ bool it_have_vlm; /* models/tiny-vlm-mmproj.gguf exists (tests/run.sh make_model
 
 bool it_have_alm; /* models/tiny-alm-mmproj.gguf exists (mkmodel --mmproj-kind audio) */
 
-bool it_have_quant; /* models/tiny-qwen2-q8_0.gguf and -q4_k_m.gguf exist (tests/run.sh make_models) */
+bool it_have_quant; /* models/tiny-qwen2-q8_0.gguf and -q4_k_m.gguf exist (tests/run.sh make_models)
+                     */
 
 bool it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
@@ -50,7 +52,8 @@ int it_start_daemon(daemon_proc *d, const char *config) {
     setenv("SWITCHYARD_STATE_DIR", state, 1);
     char fdarg[16];
     snprintf(fdarg, sizeof fdarg, "%d", pfd[1]);
-    execl(it_daemon_bin, it_daemon_bin, "--config", config, "--port", "0", "--ready-fd", fdarg, (char *)NULL);
+    execl(it_daemon_bin, it_daemon_bin, "--config", config, "--port", "0", "--ready-fd", fdarg,
+          (char *)NULL);
     _exit(127);
   }
   close(pfd[1]);
@@ -107,8 +110,8 @@ void it_resp_clear(resp *r) {
   memset(r, 0, sizeof *r);
 }
 
-void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body, resp *r,
-                    const char *const *headers) {
+void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body,
+                resp *r, const char *const *headers) {
   memset(r, 0, sizeof *r);
   CURL *c = curl_easy_init();
   char url[512];
@@ -140,7 +143,9 @@ void it_http_do(const daemon_proc *d, const char *method, const char *path, cons
   if (r->body.len) r->json = json_loadb(r->body.data, r->body.len, 0, NULL);
 }
 
-void it_post(const char *path, const char *body, resp *r) { it_http_do(&D, "POST", path, body, r, NULL); }
+void it_post(const char *path, const char *body, resp *r) {
+  it_http_do(&D, "POST", path, body, r, NULL);
+}
 
 void it_get(const char *path, resp *r) { it_http_do(&D, "GET", path, NULL, r, NULL); }
 
@@ -171,7 +176,9 @@ const json_t *it_jpath(const json_t *j, const char *path) {
   return cur;
 }
 
-const char *it_jstr(const json_t *j, const char *path) { return json_string_value(it_jpath(j, path)); }
+const char *it_jstr(const json_t *j, const char *path) {
+  return json_string_value(it_jpath(j, path));
+}
 
 bool it_read_whole(const char *path, sy_buf *b) {
   FILE *f = fopen(path, "rb");
@@ -200,12 +207,16 @@ json_t *it_sse_events(const sy_buf *b, bool *done, bool *well_formed) {
       *well_formed = false;
       break;
     }
-    if (strncmp(p, "data: ", 6) != 0 || *done) *well_formed = false;
-    else if (strncmp(p + 6, "[DONE]", 6) == 0) *done = true;
+    if (strncmp(p, "data: ", 6) != 0 || *done)
+      *well_formed = false;
+    else if (strncmp(p + 6, "[DONE]", 6) == 0)
+      *done = true;
     else {
       json_t *e = json_loadb(p + 6, (size_t)(end - p - 6), 0, NULL);
-      if (!e) *well_formed = false;
-      else json_array_append_new(arr, e);
+      if (!e)
+        *well_formed = false;
+      else
+        json_array_append_new(arr, e);
     }
     p = end + 2;
   }
@@ -230,14 +241,15 @@ void it_stream_text(json_t *events, bool chat, sy_buf *text, const char **finish
 
 bool it_is_error(const resp *r, long status, const char *code) {
   const char *c = it_jstr(r->json, "error.code");
-  return r->status == status && it_jstr(r->json, "error.message") && it_jstr(r->json, "error.type") &&
-         (!code || (c && strcmp(c, code) == 0));
+  return r->status == status && it_jstr(r->json, "error.message") &&
+         it_jstr(r->json, "error.type") && (!code || (c && strcmp(c, code) == 0));
 }
 
 json_t *it_chat_body(const char *model, const char *content, int max_tokens, bool stream) {
-  return json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:i, s:f, s:i, s:b}", "model", model, "messages", "role",
-                   "system", "content", "You are terse.", "role", "user", "content", content, "max_tokens",
-                   max_tokens, "temperature", 0.0, "seed", 42, "stream", stream);
+  return json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:i, s:f, s:i, s:b}", "model", model,
+                   "messages", "role", "system", "content", "You are terse.", "role", "user",
+                   "content", content, "max_tokens", max_tokens, "temperature", 0.0, "seed", 42,
+                   "stream", stream);
 }
 
 double it_norm_of(const json_t *vec, size_t *dim) {
@@ -355,7 +367,8 @@ json_t *it_b_ps_model(const char *name) { /* new reference, or NULL when not lis
   it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
   json_t *found = NULL, *m;
   size_t i;
-  json_array_foreach(json_object_get(r.json, "models"), i, m) if (strcmp(it_jstr(m, "name"), name) == 0) found = json_incref(m);
+  json_array_foreach(json_object_get(r.json, "models"), i,
+                     m) if (strcmp(it_jstr(m, "name"), name) == 0) found = json_incref(m);
   it_resp_clear(&r);
   return found;
 }
@@ -372,16 +385,17 @@ long it_b_load(const char *name) {
 
 /* two small valid PNGs (RGB, 5x4 and 3x7) */
 const char it_png_5x4[] =
-    "iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQAigk3IXICDBUB8Q"
+    "iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQA"
+    "igk3IXICDBUB8Q"
     "oSs1rFla/4dHetm7fEMTPbO3+6l+D1cfDu22FFMAAAAAAElFTkSuQmCC";
 
 json_t *it_vision_body(const char *model, const char *text, const char *const *urls) {
   json_t *parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
   for (size_t i = 0; urls && urls[i]; i++)
-    json_array_append_new(parts, json_pack("{s:s, s:{s:s, s:s}}", "type", "image_url", "image_url", "url", urls[i],
-                                           "detail", "auto"));
-  return json_pack("{s:s, s:[{s:s, s:o}], s:i, s:f, s:i}", "model", model, "messages", "role", "user", "content",
-                   parts, "max_tokens", 6, "temperature", 0.0, "seed", 7);
+    json_array_append_new(parts, json_pack("{s:s, s:{s:s, s:s}}", "type", "image_url", "image_url",
+                                           "url", urls[i], "detail", "auto"));
+  return json_pack("{s:s, s:[{s:s, s:o}], s:i, s:f, s:i}", "model", model, "messages", "role",
+                   "user", "content", parts, "max_tokens", 6, "temperature", 0.0, "seed", 7);
 }
 
 char *it_data_url(const char *b64) {
@@ -393,7 +407,7 @@ char *it_data_url(const char *b64) {
 /* ---- multipart uploads, WAVs, subtitles (speech to text) ---- */
 
 void it_post_form_at(const daemon_proc *d, const char *path, const void *file, size_t file_len,
-                         const char *const *kv, resp *r) {
+                     const char *const *kv, resp *r) {
   memset(r, 0, sizeof *r);
   CURL *c = curl_easy_init();
   char url[512];
@@ -424,13 +438,15 @@ void it_post_form_at(const daemon_proc *d, const char *path, const void *file, s
   if (r->body.len) r->json = json_loadb(r->body.data, r->body.len, 0, NULL);
 }
 
-void it_post_form(const char *path, const void *file, size_t file_len, const char *const *kv, resp *r) {
+void it_post_form(const char *path, const void *file, size_t file_len, const char *const *kv,
+                  resp *r) {
   it_post_form_at(&D, path, file, file_len, kv, r);
 }
 
 void it_make_wav(sy_buf *b, double secs) {
   uint32_t n = (uint32_t)(secs * 16000), bytes = n * 2;
-  unsigned char h[44] = "RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data";
+  unsigned char h[44] =
+      "RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80\x3e\0\0\0\x7d\0\0\x02\0\x10\0data";
   uint32_t riff = 36 + bytes;
   memcpy(h + 4, &riff, 4);
   memcpy(h + 40, &bytes, 4);
@@ -439,7 +455,8 @@ void it_make_wav(sy_buf *b, double secs) {
   for (uint32_t i = 0; i < n; i++) {
     double t = i / 16000.0;
     seed = seed * 1103515245u + 12345u;
-    double v = 0.3 * sin(2 * M_PI * (220 + 60 * t) * t) + 0.02 * ((double)(seed >> 16 & 0x7fff) / 16384.0 - 1);
+    double v = 0.3 * sin(2 * M_PI * (220 + 60 * t) * t) +
+               0.02 * ((double)(seed >> 16 & 0x7fff) / 16384.0 - 1);
     int16_t s = (int16_t)(v * 32767);
     sy_buf_append(b, &s, 2);
   }
@@ -449,8 +466,8 @@ void it_make_wav(sy_buf *b, double secs) {
 static double cue_time(const char *p, char sep) {
   int hh, mm, ss, ms;
   char c;
-  if (strlen(p) < 12 || sscanf(p, "%2d:%2d:%2d%c%3d", &hh, &mm, &ss, &c, &ms) != 5 || c != sep || mm > 59 || ss > 59 ||
-      p[2] != ':' || p[5] != ':' || !isdigit((unsigned char)p[11]))
+  if (strlen(p) < 12 || sscanf(p, "%2d:%2d:%2d%c%3d", &hh, &mm, &ss, &c, &ms) != 5 || c != sep ||
+      mm > 59 || ss > 59 || p[2] != ':' || p[5] != ':' || !isdigit((unsigned char)p[11]))
     return -1;
   return hh * 3600 + mm * 60 + ss + ms / 1000.0;
 }
@@ -468,16 +485,21 @@ int it_check_subtitles(const char *body, bool srt, char *why, size_t wl) {
     if (srt) {
       char *end;
       long idx = strtol(p, &end, 10);
-      if (idx != cues + 1 || *end != '\n') return snprintf(why, wl, "cue %d: bad number", cues + 1), -1;
+      if (idx != cues + 1 || *end != '\n')
+        return snprintf(why, wl, "cue %d: bad number", cues + 1), -1;
       p = end + 1;
     }
-    double a = cue_time(p, sep), b = a >= 0 && strncmp(p + 12, " --> ", 5) == 0 ? cue_time(p + 17, sep) : -1;
-    if (a < 0 || b < 0 || p[29] != '\n') return snprintf(why, wl, "cue %d: bad timing line", cues + 1), -1;
-    if (a < prev || b < a) return snprintf(why, wl, "cue %d: times go back (%.3f..%.3f)", cues + 1, a, b), -1;
+    double a = cue_time(p, sep),
+           b = a >= 0 && strncmp(p + 12, " --> ", 5) == 0 ? cue_time(p + 17, sep) : -1;
+    if (a < 0 || b < 0 || p[29] != '\n')
+      return snprintf(why, wl, "cue %d: bad timing line", cues + 1), -1;
+    if (a < prev || b < a)
+      return snprintf(why, wl, "cue %d: times go back (%.3f..%.3f)", cues + 1, a, b), -1;
     prev = a;
     p += 30;
     const char *blank = strstr(p, "\n\n");
-    if (!blank || blank == p) return snprintf(why, wl, "cue %d: no text or no blank line", cues + 1), -1;
+    if (!blank || blank == p)
+      return snprintf(why, wl, "cue %d: no text or no blank line", cues + 1), -1;
     p = blank + 2;
     cues++;
   }
@@ -538,7 +560,8 @@ static unsigned le16(const unsigned char *p) { return (unsigned)p[0] | (unsigned
 
 bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *why, size_t wl) {
   const unsigned char *p = (const unsigned char *)b->data;
-  if (b->len < 44 || memcmp(p, "RIFF", 4) || memcmp(p + 8, "WAVE", 4)) return snprintf(why, wl, "no RIFF/WAVE"), false;
+  if (b->len < 44 || memcmp(p, "RIFF", 4) || memcmp(p + 8, "WAVE", 4))
+    return snprintf(why, wl, "no RIFF/WAVE"), false;
   size_t at = 12;
   bool fmt = false;
   while (at + 8 <= b->len) {
@@ -547,14 +570,15 @@ bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *
       if (sz < 16 || at + 8 + 16 > b->len) return snprintf(why, wl, "short fmt"), false;
       const unsigned char *f = p + at + 8;
       if (le16(f) != 1 || le16(f + 2) != 1 || le32(f + 4) != 24000 || le16(f + 14) != 16)
-        return snprintf(why, wl, "fmt: format %u, %u channels, %u Hz, %u bits", le16(f), le16(f + 2),
-                        (unsigned)le32(f + 4), le16(f + 14)),
+        return snprintf(why, wl, "fmt: format %u, %u channels, %u Hz, %u bits", le16(f),
+                        le16(f + 2), (unsigned)le32(f + 4), le16(f + 14)),
                false;
       fmt = true;
     } else if (!memcmp(p + at, "data", 4)) {
       size_t left = b->len - at - 8;
       /* a streamed WAV may not know its length up front (0xFFFFFFFF, as OpenAI's) */
-      if (sz != 0xFFFFFFFFu && sz != left) return snprintf(why, wl, "data size %u, %zu bytes follow", (unsigned)sz, left), false;
+      if (sz != 0xFFFFFFFFu && sz != left)
+        return snprintf(why, wl, "data size %u, %zu bytes follow", (unsigned)sz, left), false;
       *data = p + at + 8;
       *n = left;
       return fmt ? true : (snprintf(why, wl, "data before fmt"), false);
@@ -578,7 +602,8 @@ void it_write_ref_wav(const char *path) {
   memcpy(h + 4, &v32[0], 4), memcpy(h + 16, &v32[1], 4), memcpy(h + 24, &v32[2], 4);
   memcpy(h + 28, &v32[3], 4), memcpy(h + 40, &v32[4], 4);
   uint16_t v16[] = {1, 1, 2, 16};
-  memcpy(h + 20, &v16[0], 2), memcpy(h + 22, &v16[1], 2), memcpy(h + 32, &v16[2], 2), memcpy(h + 34, &v16[3], 2);
+  memcpy(h + 20, &v16[0], 2), memcpy(h + 22, &v16[1], 2), memcpy(h + 32, &v16[2], 2),
+      memcpy(h + 34, &v16[3], 2);
   fwrite(h, 1, sizeof h, f);
   for (int i = 0; i < N; i++) {
     int16_t s = (int16_t)(8000.0 * sin(2.0 * 3.14159265358979 * 220.0 * i / RATE));
@@ -604,7 +629,8 @@ char *it_b64_encode(const void *data, size_t n) {
   const unsigned char *p = data;
   char *o = malloc((n + 2) / 3 * 4 + 1), *q = o;
   for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+    unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                 (i + 2 < n ? p[i + 2] : 0);
     *q++ = tbl[v >> 18 & 63];
     *q++ = tbl[v >> 12 & 63];
     *q++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
@@ -617,10 +643,10 @@ char *it_b64_encode(const void *data, size_t n) {
 json_t *it_audio_body(const char *model, const char *text, const char *const *b64s) {
   json_t *parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
   for (size_t i = 0; b64s && b64s[i]; i++)
-    json_array_append_new(parts, json_pack("{s:s, s:{s:s, s:s}}", "type", "input_audio", "input_audio", "data",
-                                           b64s[i], "format", "wav"));
-  return json_pack("{s:s, s:[{s:s, s:o}], s:i, s:f, s:i}", "model", model, "messages", "role", "user", "content",
-                   parts, "max_tokens", 6, "temperature", 0.0, "seed", 7);
+    json_array_append_new(parts, json_pack("{s:s, s:{s:s, s:s}}", "type", "input_audio",
+                                           "input_audio", "data", b64s[i], "format", "wav"));
+  return json_pack("{s:s, s:[{s:s, s:o}], s:i, s:f, s:i}", "model", model, "messages", "role",
+                   "user", "content", parts, "max_tokens", 6, "temperature", 0.0, "seed", 7);
 }
 
 bool it_str_is(const char *s, const char *want) { return s && strcmp(s, want) == 0; }
@@ -638,26 +664,33 @@ void it_write_main_config(const char *path) {
           "log_level: warn\n"
           "limits:\n  max_upload_bytes: 4000000\n"
           "models:\n"
-          "  - name: chat\n    aliases: [chat-alias]\n    file: %s/tiny-qwen2.gguf\n    context: 512\n    parallel: 4\n    keep_alive: -1\n"
+          "  - name: chat\n    aliases: [chat-alias]\n    file: %s/tiny-qwen2.gguf\n    context: "
+          "512\n    parallel: 4\n    keep_alive: -1\n"
           "    deterministic: true\n"
           "  - name: busy\n    file: %s/tiny-qwen2.gguf\n    context: 512\n    parallel: 4\n"
-          "  - name: flex\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    keep_alive: -1\n"
+          "  - name: flex\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    "
+          "keep_alive: -1\n"
           "    request_keep_alive: true\n"
           "  - name: slow\n    file: %s/tiny-qwen2.gguf\n    context: 32768\n    parallel: 1\n"
-          "  - name: once\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    keep_alive: 0\n"
+          "  - name: once\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n    "
+          "keep_alive: 0\n"
           "  - name: embed\n    file: %s/tiny-bert.gguf\n    context: 512\n"
           "  - name: tools\n    file: %s/tiny-qwen3.gguf\n    context: 1024\n    parallel: 2\n"
           "  - name: think\n    file: %s/tiny-qwq.gguf\n    context: 1024\n    parallel: 1\n",
-          it_models_dir, it_models_dir, it_models_dir, it_models_dir, it_models_dir, it_models_dir, it_models_dir, it_models_dir);
-  fprintf(f,
-          "  - name: rerank\n    file: %s/tiny-bert-rerank.gguf\n    context: 128\n    parallel: 4\n"
-          "  - name: rerank-tmpl\n    file: %s/tiny-bert-rerank-tmpl.gguf\n    context: 128\n",
+          it_models_dir, it_models_dir, it_models_dir, it_models_dir, it_models_dir, it_models_dir,
           it_models_dir, it_models_dir);
+  fprintf(
+      f,
+      "  - name: rerank\n    file: %s/tiny-bert-rerank.gguf\n    context: 128\n    parallel: 4\n"
+      "  - name: rerank-tmpl\n    file: %s/tiny-bert-rerank-tmpl.gguf\n    context: 128\n",
+      it_models_dir, it_models_dir);
   fprintf(f, "  - {name: whisper, engine: whisper, file: %s/tiny-whisper.bin}\n", it_models_dir);
   if (it_have_quant)
     fprintf(f,
-            "  - {name: chat-q8_0, file: %s/tiny-qwen2-q8_0.gguf, context: 256, parallel: 1, keep_alive: 0}\n"
-            "  - {name: chat-q4_k_m, file: %s/tiny-qwen2-q4_k_m.gguf, context: 256, parallel: 1, keep_alive: 0}\n",
+            "  - {name: chat-q8_0, file: %s/tiny-qwen2-q8_0.gguf, context: 256, parallel: 1, "
+            "keep_alive: 0}\n"
+            "  - {name: chat-q4_k_m, file: %s/tiny-qwen2-q4_k_m.gguf, context: 256, parallel: 1, "
+            "keep_alive: 0}\n",
             it_models_dir, it_models_dir);
   if (it_have_testdata)
     fprintf(f,
@@ -671,24 +704,33 @@ void it_write_main_config(const char *path) {
             it_testdata_dir, it_testdata_dir);
   if (it_have_testdata)
     fprintf(f,
-            "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    parallel: 1\n"
-            "  - name: llama2-embed\n    file: %s/llama-2-tiny-random.gguf\n    capabilities: [embed]\n    pooling: mean\n    context: 256\n",
+            "  - name: llama2\n    file: %s/llama-2-tiny-random.gguf\n    context: 256\n    "
+            "parallel: 1\n"
+            "  - name: llama2-embed\n    file: %s/llama-2-tiny-random.gguf\n    capabilities: "
+            "[embed]\n    pooling: mean\n    context: 256\n",
             it_testdata_dir, it_testdata_dir);
   if (it_have_vlm)
-    fprintf(f, "  - name: vlm\n    file: %s/tiny-vlm.gguf\n    mmproj: %s/tiny-vlm-mmproj.gguf\n    context: 512\n"
-               "    parallel: 2\n",
+    fprintf(f,
+            "  - name: vlm\n    file: %s/tiny-vlm.gguf\n    mmproj: %s/tiny-vlm-mmproj.gguf\n    "
+            "context: 512\n"
+            "    parallel: 2\n",
             it_models_dir, it_models_dir);
   if (it_have_alm)
-    fprintf(f, "  - name: alm\n    file: %s/tiny-alm.gguf\n    mmproj: %s/tiny-alm-mmproj.gguf\n    context: 1024\n"
-               "    parallel: 2\n    transcribe_prompt: 'Write down what is said.'\n",
+    fprintf(f,
+            "  - name: alm\n    file: %s/tiny-alm.gguf\n    mmproj: %s/tiny-alm-mmproj.gguf\n    "
+            "context: 1024\n"
+            "    parallel: 2\n    transcribe_prompt: 'Write down what is said.'\n",
             it_models_dir, it_models_dir);
   if (it_have_pocket) {
     char ref[600];
     snprintf(ref, sizeof ref, "%s/ref-voice.wav", it_tmpdir);
     it_write_ref_wav(ref);
-    fprintf(f, "  - name: pocket\n    file: %s/tiny-pocket.gguf\n    mmproj: %s/tiny-pocket-mmproj.gguf\n"
-               "    context: 1024\n    voice_upload: true\n    voices:\n      ref: {audio: %s, language: en}\n",
-            it_models_dir, it_models_dir, ref);
+    fprintf(
+        f,
+        "  - name: pocket\n    file: %s/tiny-pocket.gguf\n    mmproj: %s/tiny-pocket-mmproj.gguf\n"
+        "    context: 1024\n    voice_upload: true\n    voices:\n      ref: {audio: %s, language: "
+        "en}\n",
+        it_models_dir, it_models_dir, ref);
   }
   fclose(f);
 }

@@ -45,7 +45,8 @@
 
 /* ---- tiny test harness: counters, the current test's verdict, CHECK ---- */
 
-extern int it_n_pass, it_n_fail, it_n_skip; /* the run's totals (main.c counts; a test may skip itself) */
+extern int it_n_pass, it_n_fail,
+    it_n_skip; /* the run's totals (main.c counts; a test may skip itself) */
 
 extern char it_cur_fail[1024]; /* the current test's first failed CHECK */
 
@@ -53,17 +54,17 @@ extern char it_cur_skip[256]; /* set by a test that cannot run here: counted as 
 
 extern bool it_cur_failed; /* the current test failed a CHECK */
 
-#define CHECK(cond, ...)                                                              \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      if (!it_cur_failed) {                                                              \
+#define CHECK(cond, ...)                                                                      \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      if (!it_cur_failed) {                                                                   \
         int k_ = snprintf(it_cur_fail, sizeof it_cur_fail, "line %d: %s: ", __LINE__, #cond); \
-        if (k_ > 0 && (size_t)k_ < sizeof it_cur_fail)                                   \
-          snprintf(it_cur_fail + k_, sizeof it_cur_fail - (size_t)k_, __VA_ARGS__);         \
-      }                                                                               \
-      it_cur_failed = true;                                                              \
-      return;                                                                         \
-    }                                                                                 \
+        if (k_ > 0 && (size_t)k_ < sizeof it_cur_fail)                                        \
+          snprintf(it_cur_fail + k_, sizeof it_cur_fail - (size_t)k_, __VA_ARGS__);           \
+      }                                                                                       \
+      it_cur_failed = true;                                                                   \
+      return;                                                                                 \
+    }                                                                                         \
   } while (0)
 
 /* ---- the daemon under test ---- */
@@ -71,7 +72,8 @@ extern bool it_cur_failed; /* the current test failed a CHECK */
 /* set by main.c from the command line before any test runs; paths are absolute */
 extern const char *it_daemon_bin, *it_models_dir, *it_testdata_dir;
 
-extern const char *it_engines_dir; /* --engines or SWITCHYARD_ENGINES: the engine cache's install folder */
+extern const char
+    *it_engines_dir; /* --engines or SWITCHYARD_ENGINES: the engine cache's install folder */
 
 extern char it_tmpdir[256];
 
@@ -90,9 +92,11 @@ extern bool it_have_vlm; /* models/tiny-vlm-mmproj.gguf exists (tests/models.sh)
 
 extern bool it_have_alm; /* models/tiny-alm-mmproj.gguf exists (mkmodel --mmproj-kind audio) */
 
-extern bool it_have_quant; /* models/tiny-qwen2-q8_0.gguf and -q4_k_m.gguf exist (tests/models.sh) */
+extern bool
+    it_have_quant; /* models/tiny-qwen2-q8_0.gguf and -q4_k_m.gguf exist (tests/models.sh) */
 
-extern bool it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
+extern bool
+    it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
 /* Start the daemon on config (port 0, its own state folder "<config>.state"); returns once it
  * listens (0) or died (-1). */
@@ -122,8 +126,8 @@ size_t it_on_header(char *p, size_t sz, size_t n, void *ud);
 void it_resp_clear(resp *r);
 
 /* method path body; extra headers NULL-terminated; fills r (json parsed when possible). */
-void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body, resp *r,
-                    const char *const *headers);
+void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body,
+                resp *r, const char *const *headers);
 
 /* it_http_do on the main instance D, without extra headers */
 void it_post(const char *path, const char *body, resp *r);
@@ -238,10 +242,11 @@ char *it_data_url(const char *b64);
 /* POST a multipart form to daemon d: the file (data, or none when NULL) and name/value pairs
  * (NULL-ended). */
 void it_post_form_at(const daemon_proc *d, const char *path, const void *file, size_t file_len,
-                         const char *const *kv, resp *r);
+                     const char *const *kv, resp *r);
 
 /* it_post_form_at on the main instance D. */
-void it_post_form(const char *path, const void *file, size_t file_len, const char *const *kv, resp *r);
+void it_post_form(const char *path, const void *file, size_t file_len, const char *const *kv,
+                  resp *r);
 
 /* A 16 kHz mono 16-bit WAV: secs of a gliding tone over a little noise. */
 void it_make_wav(sy_buf *b, double secs);
@@ -258,8 +263,8 @@ extern sy_buf it_test_wav;
 typedef struct it_speech_resp {
   long status;
   sy_buf body;
-  int writes;          /* write callbacks: the body arrived in this many pieces */
-  bool chunked;        /* Transfer-Encoding: chunked */
+  int writes;   /* write callbacks: the body arrived in this many pieces */
+  bool chunked; /* Transfer-Encoding: chunked */
   char ctype[64];
   double t_first, t_total;
 } it_speech_resp;
@@ -267,7 +272,8 @@ typedef struct it_speech_resp {
 /* POST /v1/audio/speech with body (stolen). */
 void it_speech_post(const daemon_proc *d, json_t *body, it_speech_resp *r);
 
-/* A RIFF/WAVE body (PCM, mono, 16 bit, 24 kHz): its samples' bytes in data and n; false if malformed. */
+/* A RIFF/WAVE body (PCM, mono, 16 bit, 24 kHz): its samples' bytes in data and n; false if
+ * malformed. */
 bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *why, size_t wl);
 
 /* ---- neural speech: a Pocket-TTS pair through mtmd's audio generator (docs/TTS.md) ---- */
@@ -275,7 +281,8 @@ bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *
 /* A 2 s, 24 kHz, 16-bit sine: the reference clip of the `ref` voice. */
 void it_write_ref_wav(const char *path);
 
-/* The voice.audio of a request: a clip in it_tmpdir as a data: URL (voice cloning, voice_upload). */
+/* The voice.audio of a request: a clip in it_tmpdir as a data: URL (voice cloning, voice_upload).
+ */
 json_t *it_uploaded_voice_file(const char *name);
 
 /* base64 of data (malloc'd). */

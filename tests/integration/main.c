@@ -17,10 +17,10 @@
 #include "harness.h"
 
 static const itest_table *const features[] = {
-    &itest_basics,   &itest_embed,    &itest_serving, &itest_ops,          &itest_budget,
-    &itest_config,   &itest_fidelity, &itest_vision,  &itest_asr,          &itest_speech,
-    &itest_audio_models, &itest_external, &itest_routers, &itest_whisper_server, &itest_pipelines,
-    &itest_qwen3tts,
+    &itest_basics,  &itest_embed,          &itest_serving,      &itest_ops,
+    &itest_budget,  &itest_config,         &itest_fidelity,     &itest_vision,
+    &itest_asr,     &itest_speech,         &itest_audio_models, &itest_external,
+    &itest_routers, &itest_whisper_server, &itest_pipelines,    &itest_qwen3tts,
 };
 enum { n_features = sizeof features / sizeof *features };
 
@@ -63,13 +63,20 @@ int main(int argc, char **argv) {
   bool list = false;
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    if (c == 'd') it_daemon_bin = optarg;
-    else if (c == 'm') it_models_dir = optarg;
-    else if (c == 't') it_testdata_dir = optarg;
-    else if (c == 'o') only = optarg;
-    else if (c == 'e') it_engines_dir = optarg;
-    else if (c == 'l') list = true;
-    else return 2;
+    if (c == 'd')
+      it_daemon_bin = optarg;
+    else if (c == 'm')
+      it_models_dir = optarg;
+    else if (c == 't')
+      it_testdata_dir = optarg;
+    else if (c == 'o')
+      only = optarg;
+    else if (c == 'e')
+      it_engines_dir = optarg;
+    else if (c == 'l')
+      list = true;
+    else
+      return 2;
   }
   if (list) {
     for (size_t i = 0; i < n_features; i++)
@@ -79,12 +86,14 @@ int main(int argc, char **argv) {
   }
   if (!it_daemon_bin || !it_models_dir) {
     fprintf(stderr,
-            "usage: itest --daemon BIN --models DIR [--testdata DIR] [--engines DIR] [--only NAME] | --list\n");
+            "usage: itest --daemon BIN --models DIR [--testdata DIR] [--engines DIR] [--only NAME] "
+            "| --list\n");
     return 2;
   }
   size_t n_selected = 0;
   for (size_t i = 0; i < n_features; i++)
-    for (size_t k = 0; k < features[i]->count; k++) n_selected += selected(only, features[i], &features[i]->tests[k]);
+    for (size_t k = 0; k < features[i]->count; k++)
+      n_selected += selected(only, features[i], &features[i]->tests[k]);
   if (n_selected == 0) {
     fprintf(stderr, "itest: --only %s names no test and no feature (itest --list)\n", only);
     return 2;
@@ -96,12 +105,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   it_models_dir = models_abs;
-  if (it_testdata_dir) it_testdata_dir = realpath(it_testdata_dir, testdata_abs) ? testdata_abs : NULL;
+  if (it_testdata_dir)
+    it_testdata_dir = realpath(it_testdata_dir, testdata_abs) ? testdata_abs : NULL;
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   if (!it_engines_dir) it_engines_dir = getenv("SWITCHYARD_ENGINES");
   char probe[512];
-  snprintf(probe, sizeof probe, "%s/llama-2-tiny-random.gguf", it_testdata_dir ? it_testdata_dir : "");
+  snprintf(probe, sizeof probe, "%s/llama-2-tiny-random.gguf",
+           it_testdata_dir ? it_testdata_dir : "");
   it_have_testdata = it_testdata_dir && access(probe, R_OK) == 0;
   snprintf(probe, sizeof probe, "%s/tiny-vlm-mmproj.gguf", it_models_dir);
   it_have_vlm = access(probe, R_OK) == 0;

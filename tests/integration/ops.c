@@ -14,12 +14,14 @@ static bool ps_lists(const char *name) {
   bool found = false;
   size_t i;
   json_t *m;
-  json_array_foreach(json_object_get(r.json, "models"), i, m) found |= strcmp(it_jstr(m, "name"), name) == 0;
+  json_array_foreach(json_object_get(r.json, "models"), i, m) found |=
+      strcmp(it_jstr(m, "name"), name) == 0;
   it_resp_clear(&r);
   return found;
 }
 
-/* Ollama's per-request keep_alive: honoured where the matrix allows it (flex), ignored elsewhere. */
+/* Ollama's per-request keep_alive: honoured where the matrix allows it (flex), ignored elsewhere.
+ */
 static void t_request_keep_alive(void) {
   resp r;
   json_t *q = it_chat_body("flex", "hi", 2, false);
@@ -37,7 +39,8 @@ static void t_request_keep_alive(void) {
   q = it_chat_body("flex", "hi", 2, false);
   json_object_set_new(q, "keep_alive", json_string("soon"));
   it_post_json("/v1/chat/completions", q, &r);
-  CHECK(it_is_error(&r, 400, "invalid_value") && strcmp(it_jstr(r.json, "error.param"), "keep_alive") == 0,
+  CHECK(it_is_error(&r, 400, "invalid_value") &&
+            strcmp(it_jstr(r.json, "error.param"), "keep_alive") == 0,
         "bad keep_alive: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 }
@@ -49,7 +52,8 @@ static void t_devices(void) {
   bool cpu = false;
   size_t i;
   json_t *d;
-  json_array_foreach(devs, i, d) cpu |= strcmp(it_jstr(d, "type"), "cpu") == 0 && it_jnum(d, "total") > 0 && it_jnum(d, "free") >= 0;
+  json_array_foreach(devs, i, d) cpu |=
+      strcmp(it_jstr(d, "type"), "cpu") == 0 && it_jnum(d, "total") > 0 && it_jnum(d, "free") >= 0;
   it_resp_clear(&r);
   CHECK(cpu, "the engine's CPU device, with its memory, in /api/ps");
 }
@@ -60,8 +64,9 @@ static void t_events(void) {
   it_post("/api/unload", "{\"model\":\"busy\"}", &r); /* start from unloaded, whatever ran before */
   CHECK(r.status == 200, "unload first: %ld", r.status);
   it_resp_clear(&r);
-  it_feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-            .until = {"\"type\":\"unloaded\",\"model\":\"busy\""}};
+  it_feed f = {.mu = PTHREAD_MUTEX_INITIALIZER,
+               .cond = PTHREAD_COND_INITIALIZER,
+               .until = {"\"type\":\"unloaded\",\"model\":\"busy\""}};
   pthread_t th;
   pthread_create(&th, NULL, it_feed_main, &f);
   pthread_mutex_lock(&f.mu);
@@ -75,9 +80,10 @@ static void t_events(void) {
   it_resp_clear(&r);
   pthread_join(th, NULL);
   const char *b = f.body.data ? f.body.data : "";
-  const char *want[] = {"\"type\":\"loading\",\"model\":\"busy\"", "\"type\":\"load_progress\",\"model\":\"busy\"",
-                        "\"type\":\"loaded\",\"model\":\"busy\"", "\"type\":\"unloading\",\"model\":\"busy\"",
-                        "\"type\":\"unloaded\",\"model\":\"busy\""};
+  const char *want[] = {
+      "\"type\":\"loading\",\"model\":\"busy\"", "\"type\":\"load_progress\",\"model\":\"busy\"",
+      "\"type\":\"loaded\",\"model\":\"busy\"", "\"type\":\"unloading\",\"model\":\"busy\"",
+      "\"type\":\"unloaded\",\"model\":\"busy\""};
   const char *at = b;
   bool ordered = true;
   for (int i = 0; i < 5 && ordered; i++) {
@@ -109,8 +115,10 @@ static void t_one_load_at_a_time(void) {
   it_resp_clear(&r);
   it_post("/api/unload", "{\"model\":\"flex\"}", &r);
   it_resp_clear(&r);
-  it_feed f = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-            .until = {"\"type\":\"loaded\",\"model\":\"busy\"", "\"type\":\"loaded\",\"model\":\"flex\""}};
+  it_feed f = {.mu = PTHREAD_MUTEX_INITIALIZER,
+               .cond = PTHREAD_COND_INITIALIZER,
+               .until = {"\"type\":\"loaded\",\"model\":\"busy\"",
+                         "\"type\":\"loaded\",\"model\":\"flex\""}};
   pthread_t th, l1, l2;
   pthread_create(&th, NULL, it_feed_main, &f);
   pthread_mutex_lock(&f.mu);
@@ -130,7 +138,8 @@ static void t_one_load_at_a_time(void) {
     if (strncmp(p, loading, sizeof loading - 1) == 0) {
       depth++;
       loads++;
-    } else if (strncmp(p, loaded, sizeof loaded - 1) == 0 || strncmp(p, failed, sizeof failed - 1) == 0) {
+    } else if (strncmp(p, loaded, sizeof loaded - 1) == 0 ||
+               strncmp(p, failed, sizeof failed - 1) == 0) {
       depth--;
     }
     if (depth > max_depth) max_depth = depth;
@@ -142,7 +151,8 @@ static void t_one_load_at_a_time(void) {
 
 static void t_ps_cli(void) {
   resp r;
-  it_post_json("/v1/chat/completions", it_chat_body("chat", "hi", 2, false), &r); /* chat is loaded */
+  it_post_json("/v1/chat/completions", it_chat_body("chat", "hi", 2, false),
+               &r); /* chat is loaded */
   it_resp_clear(&r);
   char cmd[512];
   snprintf(cmd, sizeof cmd, "%s ps --port %d", it_daemon_bin, D.port);
@@ -152,14 +162,16 @@ static void t_ps_cli(void) {
   char line[512];
   while (fgets(line, sizeof line, p)) sy_buf_puts(&out, line);
   int st = pclose(p);
-  bool header = out.data && strstr(out.data, "NAME") && strstr(out.data, "SIZE") && strstr(out.data, "CONTEXT");
+  bool header = out.data && strstr(out.data, "NAME") && strstr(out.data, "SIZE") &&
+                strstr(out.data, "CONTEXT");
   bool chat = out.data && strstr(out.data, "\nchat ") && strstr(out.data, "memory: ");
   sy_buf_free(&out);
   CHECK(st == 0, "switchyard ps exited %d", st);
   CHECK(header && chat, "the table lists chat under its header");
   snprintf(cmd, sizeof cmd, "%s ps --port 1 2>/dev/null", it_daemon_bin);
   p = popen(cmd, "r");
-  while (p && fgets(line, sizeof line, p)) {}
+  while (p && fgets(line, sizeof line, p)) {
+  }
   st = p ? pclose(p) : -1;
   CHECK(st != 0, "no daemon there: a failing exit status");
 }
@@ -182,16 +194,19 @@ static void t_keep_alive_zero(void) {
 static void t_third_party_gguf(void) {
   resp r;
   it_post_json("/v1/completions",
-            json_pack("{s:s, s:s, s:i, s:f}", "model", "llama2", "prompt", "The quick brown fox", "max_tokens", 6,
-                      "temperature", 0.0),
-            &r);
+               json_pack("{s:s, s:s, s:i, s:f}", "model", "llama2", "prompt", "The quick brown fox",
+                         "max_tokens", 6, "temperature", 0.0),
+               &r);
   CHECK(r.status == 200, "completion on a third-party GGUF: %ld %s", r.status, r.body.data);
   CHECK(it_jnum(r.json, "usage.prompt_tokens") >= 5, "prompt tokens");
   it_resp_clear(&r);
-  it_post_json("/v1/embeddings", json_pack("{s:s, s:[s,s]}", "model", "llama2-embed", "input", "one", "two"), &r);
-  CHECK(r.status == 200, "embeddings (mean pooling) on a third-party GGUF: %ld %s", r.status, r.body.data);
+  it_post_json("/v1/embeddings",
+               json_pack("{s:s, s:[s,s]}", "model", "llama2-embed", "input", "one", "two"), &r);
+  CHECK(r.status == 200, "embeddings (mean pooling) on a third-party GGUF: %ld %s", r.status,
+        r.body.data);
   size_t dim;
-  double n = it_norm_of(json_object_get(json_array_get(json_object_get(r.json, "data"), 1), "embedding"), &dim);
+  double n = it_norm_of(
+      json_object_get(json_array_get(json_object_get(r.json, "data"), 1), "embedding"), &dim);
   CHECK(dim == 8 && fabs(n - 1) < 1e-3, "dim %zu (n_embd 8), norm %f", dim, n);
   it_resp_clear(&r);
 }
@@ -200,7 +215,10 @@ static void t_api_keys(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/keys.yaml", it_tmpdir);
   FILE *f = fopen(cfg, "w");
-  fprintf(f, "api_keys: [sk-test-one, sk-test-two]\nlog_level: warn\nmodels:\n  - name: chat\n    file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n", it_models_dir);
+  fprintf(f,
+          "api_keys: [sk-test-one, sk-test-two]\nlog_level: warn\nmodels:\n  - name: chat\n    "
+          "file: %s/tiny-qwen2.gguf\n    context: 256\n    parallel: 1\n",
+          it_models_dir);
   fclose(f);
   daemon_proc k = {0};
   CHECK(it_start_daemon(&k, cfg) == 0, "start the keyed daemon");
@@ -232,8 +250,8 @@ static void t_api_keys(void) {
   CHECK(bad_key == 401, "wrong key: %ld", bad_key);
   CHECK(good_key == 200, "right key: %ld", good_key);
   CHECK(health == 200, "health needs no key: %ld", health);
-  CHECK(metrics_no_key == 401 && metrics_key == 200, "/metrics needs the key: %ld without, %ld with", metrics_no_key,
-        metrics_key);
+  CHECK(metrics_no_key == 401 && metrics_key == 200,
+        "/metrics needs the key: %ld without, %ld with", metrics_no_key, metrics_key);
   CHECK(st == 0, "clean exit on SIGTERM: %d", st);
 }
 
@@ -245,20 +263,28 @@ static void t_metrics(void) {
   it_post_json("/v1/chat/completions", it_chat_body("chat", "count me streamed", 4, true), &r);
   CHECK(r.status == 200, "chat stream %ld", r.status);
   it_resp_clear(&r);
-  it_post("/v1/chat/completions", "{\"model\":\"gpt-17-unknown\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  it_post("/v1/chat/completions",
+          "{\"model\":\"gpt-17-unknown\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+          &r);
   CHECK(r.status == 404, "unknown model %ld", r.status);
   it_resp_clear(&r);
-  it_post_json("/v1/embeddings", json_pack("{s:s, s:s}", "model", "embed", "input", "count me too"), &r);
+  it_post_json("/v1/embeddings", json_pack("{s:s, s:s}", "model", "embed", "input", "count me too"),
+               &r);
   CHECK(r.status == 200, "embeddings %ld", r.status);
   it_resp_clear(&r);
-  it_post_json("/v1/chat/completions", it_chat_body("once", "load, then unload", 2, false), &r); /* keep_alive 0 */
+  it_post_json("/v1/chat/completions", it_chat_body("once", "load, then unload", 2, false),
+               &r); /* keep_alive 0 */
   CHECK(r.status == 200, "once %ld", r.status);
   it_resp_clear(&r);
   it_get("/metrics", &r);
   CHECK(r.status == 200, "GET /metrics %ld", r.status);
-  CHECK(strcmp(r.content_type, "text/plain; version=0.0.4; charset=utf-8") == 0, "content type '%s'", r.content_type);
+  CHECK(strcmp(r.content_type, "text/plain; version=0.0.4; charset=utf-8") == 0,
+        "content type '%s'", r.content_type);
   const char *t = r.body.data ? r.body.data : "";
-  struct { const char *head; double min; } want[] = {
+  struct {
+    const char *head;
+    double min;
+  } want[] = {
       {"switchyard_requests_total{model=\"chat\",endpoint=\"chat\",status=\"200\"}", 2},
       {"switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"}", 1},
       {"switchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"200\"}", 1},
@@ -288,7 +314,10 @@ static void t_metrics(void) {
   CHECK(!strstr(t, "gpt-17-unknown"), "a client's model name never becomes a label");
   char out[4096];
   int pc = it_promtool_check(&r.body, out, sizeof out);
-  if (pc < 0) printf("note: promtool not installed (Debian package prometheus): the exposition format was not validated\n");
+  if (pc < 0)
+    printf(
+        "note: promtool not installed (Debian package prometheus): the exposition format was not "
+        "validated\n");
   CHECK(pc != 0, "promtool check metrics: %.900s", out);
   it_resp_clear(&r);
   it_http_do(&D, "POST", "/metrics", "{}", &r, NULL);

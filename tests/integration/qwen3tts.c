@@ -9,8 +9,8 @@
 #include "harness.h"
 
 static json_t *q3_body(const char *input, const char *format, const char *voice, int seed) {
-  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "q3tts", "input", input, "response_format", format,
-                        "seed", seed);
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "q3tts", "input", input, "response_format",
+                        format, "seed", seed);
   if (voice) json_object_set_new(b, "voice", json_string(voice));
   return b;
 }
@@ -19,7 +19,8 @@ static void speech_qwen3tts_body(void) {
   resp r;
   it_http_do(&B, "GET", "/v1/models/q3tts", NULL, &r, NULL);
   const json_t *caps = it_jpath(r.json, "capabilities");
-  CHECK(r.status == 200 && json_array_size(caps) == 1 && !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
+  CHECK(r.status == 200 && json_array_size(caps) == 1 &&
+            !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
         "q3tts has the speech capability only: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   static const char text[] = "Hello world. A second sentence.";
@@ -38,10 +39,12 @@ static void speech_qwen3tts_body(void) {
   CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
   CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
   it_speech_post(&B, q3_body(text, "wav", "ref", 7), &b);
-  CHECK(b.status == 200 && b.body.len == a.body.len && memcmp(a.body.data, b.body.data, a.body.len) == 0,
+  CHECK(b.status == 200 && b.body.len == a.body.len &&
+            memcmp(a.body.data, b.body.data, a.body.len) == 0,
         "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
   it_speech_post(&B, q3_body(text, "wav", "ref", 8), &c);
-  CHECK(c.status == 200 && (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+  CHECK(c.status == 200 &&
+            (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
         "another seed: other audio");
   sy_buf_free(&a.body);
   sy_buf_free(&b.body);
@@ -50,9 +53,10 @@ static void speech_qwen3tts_body(void) {
   json_t *body = q3_body("Short one.", "pcm", NULL, 1);
   json_object_set_new(body, "language", json_string("de"));
   it_speech_post(&B, body, &a);
-  CHECK(a.status == 200 && a.body.len >= 1920 * 2 && a.body.len % (1920 * 2) == 0, "pcm without a voice: %ld, %zu bytes",
-        a.status, a.body.len);
-  /* the request's own clip (voice_upload): its speaker x-vector changes the audio at the same seed */
+  CHECK(a.status == 200 && a.body.len >= 1920 * 2 && a.body.len % (1920 * 2) == 0,
+        "pcm without a voice: %ld, %zu bytes", a.status, a.body.len);
+  /* the request's own clip (voice_upload): its speaker x-vector changes the audio at the same seed
+   */
   body = q3_body("Short one.", "pcm", NULL, 1);
   json_object_set_new(body, "language", json_string("de"));
   json_object_set_new(body, "voice", it_uploaded_voice_file("ref-voice-q3.wav"));
@@ -75,7 +79,8 @@ static void speech_qwen3tts_body(void) {
   json_decref(bad);
   it_http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
   free(s);
-  CHECK(it_is_error(&r, 400, "invalid_language"), "a language the talker lacks: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 400, "invalid_language"), "a language the talker lacks: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
 }
 
@@ -83,7 +88,8 @@ static void t_speech_qwen3tts(void) {
   char probe[600], ref[600], yaml[2400];
   snprintf(probe, sizeof probe, "%s/tiny-qwen3tts-mmproj.gguf", it_models_dir);
   if (access(probe, R_OK) != 0) {
-    printf("skip - speech_qwen3tts: %s is missing (mkmodel --preset tiny-qwen3tts --mmproj)\n", probe);
+    printf("skip - speech_qwen3tts: %s is missing (mkmodel --preset tiny-qwen3tts --mmproj)\n",
+           probe);
     it_n_skip++;
     return;
   }
@@ -91,7 +97,8 @@ static void t_speech_qwen3tts(void) {
   it_write_ref_wav(ref);
   snprintf(yaml, sizeof yaml,
            "log_level: warn\nbuiltin_voice: false\nmodels:\n"
-           "  - name: q3tts\n    file: %s/tiny-qwen3tts.gguf\n    mmproj: %s\n    context: 1024\n    voice_upload: true\n"
+           "  - name: q3tts\n    file: %s/tiny-qwen3tts.gguf\n    mmproj: %s\n    context: 1024\n  "
+           "  voice_upload: true\n"
            "    voices:\n      ref: {audio: %s, language: en}\n",
            it_models_dir, probe, ref);
   it_with_own_daemon("qwen3tts", yaml, speech_qwen3tts_body);

@@ -50,7 +50,8 @@ static void concurrent_streams(const char *model, bool same_alone) {
   }
   /* the same request alone gives the same text as under concurrency (greedy decoding) */
   resp alone;
-  it_post_json("/v1/chat/completions", it_chat_body(model, "Concurrent request number 3", 16, true), &alone);
+  it_post_json("/v1/chat/completions", it_chat_body(model, "Concurrent request number 3", 16, true),
+               &alone);
   bool d1, o1, d2, o2;
   json_t *e1 = it_sse_events(&alone.body, &d1, &o1), *e2 = it_sse_events(&args[3].r.body, &d2, &o2);
   sy_buf t1 = {0}, t2 = {0};
@@ -82,40 +83,54 @@ static void t_errors(void) {
   CHECK(it_is_error(&r, 400, "invalid_json"), "array body: %ld", r.status);
   it_resp_clear(&r);
   it_post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
-  CHECK(it_is_error(&r, 400, NULL) && strcmp(it_jstr(r.json, "error.param"), "model") == 0, "missing model: %s", r.body.data);
+  CHECK(it_is_error(&r, 400, NULL) && strcmp(it_jstr(r.json, "error.param"), "model") == 0,
+        "missing model: %s", r.body.data);
   it_resp_clear(&r);
-  it_post("/v1/chat/completions", "{\"model\":\"gpt-17\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  it_post("/v1/chat/completions",
+          "{\"model\":\"gpt-17\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
   CHECK(it_is_error(&r, 404, "model_not_found"), "unknown model: %ld", r.status);
-  CHECK(strstr(it_jstr(r.json, "error.message"), "gpt-17") && strstr(it_jstr(r.json, "error.message"), "chat"),
+  CHECK(strstr(it_jstr(r.json, "error.message"), "gpt-17") &&
+            strstr(it_jstr(r.json, "error.message"), "chat"),
         "message names the model and lists models: %s", it_jstr(r.json, "error.message"));
   it_resp_clear(&r);
-  it_post("/v1/chat/completions", "{\"model\":\"chat\",\"temperature\":\"hot\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
-  CHECK(it_is_error(&r, 400, NULL) && strcmp(it_jstr(r.json, "error.param"), "temperature") == 0, "bad temperature: %s", r.body.data);
+  it_post("/v1/chat/completions",
+          "{\"model\":\"chat\",\"temperature\":\"hot\",\"messages\":[{\"role\":\"user\","
+          "\"content\":\"hi\"}]}",
+          &r);
+  CHECK(it_is_error(&r, 400, NULL) && strcmp(it_jstr(r.json, "error.param"), "temperature") == 0,
+        "bad temperature: %s", r.body.data);
   it_resp_clear(&r);
   it_post("/v1/chat/completions", "{\"model\":\"chat\",\"messages\":[]}", &r);
-  CHECK(it_is_error(&r, 400, NULL) && strcmp(it_jstr(r.json, "error.param"), "messages") == 0, "empty messages");
+  CHECK(it_is_error(&r, 400, NULL) && strcmp(it_jstr(r.json, "error.param"), "messages") == 0,
+        "empty messages");
   it_resp_clear(&r);
-  it_post("/v1/chat/completions", "{\"model\":\"chat\",\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  it_post("/v1/chat/completions",
+          "{\"model\":\"chat\",\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
   CHECK(it_is_error(&r, 400, "unsupported_parameter"), "n=2: %s", r.body.data);
   it_resp_clear(&r);
   it_post("/v1/embeddings", "{\"model\":\"chat\",\"input\":\"hi\"}", &r);
   CHECK(it_is_error(&r, 400, "wrong_capability"), "embeddings on a chat model: %s", r.body.data);
   it_resp_clear(&r);
-  it_post("/v1/chat/completions", "{\"model\":\"embed\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+  it_post("/v1/chat/completions",
+          "{\"model\":\"embed\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
   CHECK(it_is_error(&r, 400, "wrong_capability"), "chat on an embedding model: %s", r.body.data);
   it_resp_clear(&r);
   /* a prompt longer than the context (512 per request for "chat") */
   sy_buf big = {0};
   for (int i = 0; i < 400; i++) sy_buf_puts(&big, "lorem ipsum dolor ");
-  json_t *q = json_pack("{s:s, s:[{s:s, s:s}]}", "model", "chat", "messages", "role", "user", "content", big.data);
+  json_t *q = json_pack("{s:s, s:[{s:s, s:s}]}", "model", "chat", "messages", "role", "user",
+                        "content", big.data);
   sy_buf_free(&big);
   it_post_json("/v1/chat/completions", json_deep_copy(q), &r);
-  CHECK(it_is_error(&r, 400, "context_length_exceeded"), "long prompt: %ld %s", r.status, r.body.data);
-  CHECK(strstr(it_jstr(r.json, "error.message"), "512") != NULL, "names the context: %s", it_jstr(r.json, "error.message"));
+  CHECK(it_is_error(&r, 400, "context_length_exceeded"), "long prompt: %ld %s", r.status,
+        r.body.data);
+  CHECK(strstr(it_jstr(r.json, "error.message"), "512") != NULL, "names the context: %s",
+        it_jstr(r.json, "error.message"));
   it_resp_clear(&r);
   json_object_set_new(q, "stream", json_true());
   it_post_json("/v1/chat/completions", q, &r);
-  CHECK(it_is_error(&r, 400, "context_length_exceeded"), "long prompt, streamed: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 400, "context_length_exceeded"), "long prompt, streamed: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
   /* a body over the limit (16 MiB default) */
   size_t n = 17u << 20;
@@ -157,7 +172,8 @@ static void t_disconnect(void) {
   char url[128];
   snprintf(url, sizeof url, "%s/v1/chat/completions", D.base);
   json_t *q = it_chat_body("slow", "Go on forever", 30000, true);
-  json_object_set_new(q, "ignore_eos", json_true()); /* runs until cancelled, whatever the weights say */
+  json_object_set_new(q, "ignore_eos",
+                      json_true()); /* runs until cancelled, whatever the weights say */
   char *body = json_dumps(q, JSON_COMPACT);
   json_decref(q);
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
@@ -205,14 +221,16 @@ static void t_worker_crash(void) {
     size_t i;
     json_t *m;
     json_array_foreach(models, i, m) {
-      if (strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1) pid = it_jnum(m, "pid");
+      if (strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1)
+        pid = it_jnum(m, "pid");
     }
     it_resp_clear(&r);
   }
   CHECK(pid > 0, "the long request never showed as in flight");
   kill((pid_t)pid, SIGKILL);
   pthread_join(th, NULL);
-  CHECK(it_is_error(&b.r, 500, "worker_crashed"), "in-flight request: %ld %s", b.r.status, b.r.body.data);
+  CHECK(it_is_error(&b.r, 500, "worker_crashed"), "in-flight request: %ld %s", b.r.status,
+        b.r.body.data);
   it_resp_clear(&b.r);
   it_get("/health", &r);
   CHECK(r.status == 200, "daemon still up");

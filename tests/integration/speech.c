@@ -20,7 +20,8 @@ static const char *speech_long(void) {
   if (!buf[0]) {
     size_t p = 0;
     for (int i = 0; i < 30 && p + 80 < sizeof buf; i++)
-      p += (size_t)snprintf(buf + p, sizeof buf - p, "This is sentence number %d of a longer text. ", i + 1);
+      p += (size_t)snprintf(buf + p, sizeof buf - p,
+                            "This is sentence number %d of a longer text. ", i + 1);
   }
   return buf;
 }
@@ -100,9 +101,12 @@ static void t_speech_pcm_sse(void) {
     last = e;
   }
   char last_type[64] = "";
-  snprintf(last_type, sizeof last_type, "%s", last && it_jstr(last, "type") ? it_jstr(last, "type") : "(none)");
-  long long in_tok = last ? it_jnum(last, "usage.input_tokens") : -1, samples = last ? it_jnum(last, "samples") : -1;
-  bool same_sse = audio.len == p.body.len && audio.len && memcmp(audio.data, p.body.data, audio.len) == 0;
+  snprintf(last_type, sizeof last_type, "%s",
+           last && it_jstr(last, "type") ? it_jstr(last, "type") : "(none)");
+  long long in_tok = last ? it_jnum(last, "usage.input_tokens") : -1,
+            samples = last ? it_jnum(last, "samples") : -1;
+  bool same_sse =
+      audio.len == p.body.len && audio.len && memcmp(audio.data, p.body.data, audio.len) == 0;
   size_t plen = p.body.len, alen = audio.len;
   bool chunked = p.chunked;
   int writes = p.writes;
@@ -132,7 +136,9 @@ static void t_speech_pcm_sse(void) {
 /* mp3, opus, flac, aac: their magic bytes, and they decode (the audio module) to about as many
  * samples as the WAV holds, not silence. aac needs ffmpeg: without it, a 400 unsupported_format. */
 static void t_speech_formats(void) {
-  static const struct { const char *fmt, *ctype; } f[] = {
+  static const struct {
+    const char *fmt, *ctype;
+  } f[] = {
       {"mp3", "audio/mpeg"}, {"opus", "audio/ogg"}, {"flac", "audio/flac"}, {"aac", "audio/aac"}};
   it_speech_resp w;
   it_speech_post(&D, speech_body(speech_text, "wav"), &w);
@@ -153,10 +159,13 @@ static void t_speech_formats(void) {
       CHECK(refused, "aac without ffmpeg: %ld", st);
       continue;
     }
-    bool magic = !strcmp(f[i].fmt, "mp3")    ? n > 3 && (!memcmp(b, "ID3", 3) || (b[0] == 0xFF && (b[1] & 0xE0) == 0xE0))
-                 : !strcmp(f[i].fmt, "opus") ? n > 36 && !memcmp(b, "OggS", 4) && memmem(b, n < 200 ? n : 200, "OpusHead", 8)
-                 : !strcmp(f[i].fmt, "flac") ? n > 4 && !memcmp(b, "fLaC", 4)
-                                             : n > 2 && b[0] == 0xFF && (b[1] & 0xF6) == 0xF0; /* ADTS */
+    bool magic =
+        !strcmp(f[i].fmt, "mp3")
+            ? n > 3 && (!memcmp(b, "ID3", 3) || (b[0] == 0xFF && (b[1] & 0xE0) == 0xE0))
+        : !strcmp(f[i].fmt, "opus")
+            ? n > 36 && !memcmp(b, "OggS", 4) && memmem(b, n < 200 ? n : 200, "OpusHead", 8)
+        : !strcmp(f[i].fmt, "flac") ? n > 4 && !memcmp(b, "fLaC", 4)
+                                    : n > 2 && b[0] == 0xFF && (b[1] & 0xF6) == 0xF0; /* ADTS */
     char ct[64], err[256] = "";
     snprintf(ct, sizeof ct, "%s", r.ctype);
     sy_audio a = {0};
@@ -172,16 +181,18 @@ static void t_speech_formats(void) {
     CHECK(strcmp(ct, f[i].ctype) == 0, "%s: content type %s", f[i].fmt, ct);
     CHECK(drc == 0 || unsup, "%s: decodes: %s", f[i].fmt, err);
     if (drc != 0) continue; /* a format this build reads only through ffmpeg */
-    CHECK(got > wav_samples * 9 / 10 && got < wav_samples * 11 / 10 + 4800, "%s: %zu samples, the WAV %zu",
-          f[i].fmt, got, wav_samples);
-    CHECK(energy / (double)got > 1e-5, "%s: not silence (mean square %g)", f[i].fmt, energy / (double)got);
+    CHECK(got > wav_samples * 9 / 10 && got < wav_samples * 11 / 10 + 4800,
+          "%s: %zu samples, the WAV %zu", f[i].fmt, got, wav_samples);
+    CHECK(energy / (double)got > 1e-5, "%s: not silence (mean square %g)", f[i].fmt,
+          energy / (double)got);
   }
 }
 
 static void t_speech_errors(void) {
   resp r;
   it_post_json("/v1/audio/speech", json_pack("{s:s}", "model", "speak"), &r);
-  CHECK(it_is_error(&r, 400, "missing_required_parameter") && !strcmp(it_jstr(r.json, "error.param"), "input"),
+  CHECK(it_is_error(&r, 400, "missing_required_parameter") &&
+            !strcmp(it_jstr(r.json, "error.param"), "input"),
         "missing input: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   char *big = malloc(4098);
@@ -189,25 +200,32 @@ static void t_speech_errors(void) {
   big[4097] = '\0';
   it_post_json("/v1/audio/speech", speech_body(big, "wav"), &r);
   free(big);
-  CHECK(it_is_error(&r, 400, "string_above_max_length"), "4097 characters: %ld %s", r.status, r.body.data);
+  CHECK(it_is_error(&r, 400, "string_above_max_length"), "4097 characters: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
   it_post_json("/v1/audio/speech", speech_body("hi", "ogg"), &r);
-  CHECK(it_is_error(&r, 400, "invalid_value") && !strcmp(it_jstr(r.json, "error.param"), "response_format"),
+  CHECK(it_is_error(&r, 400, "invalid_value") &&
+            !strcmp(it_jstr(r.json, "error.param"), "response_format"),
         "unknown format: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_post_json("/v1/audio/speech", json_pack("{s:s, s:s}", "model", "chat", "input", "hi"), &r);
   CHECK(it_is_error(&r, 400, "wrong_capability"), "a chat model: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  it_post_json("/v1/audio/speech", json_pack("{s:s, s:s, s:s}", "model", "speak", "input", "hi", "voice", "no-such-voice"), &r);
+  it_post_json(
+      "/v1/audio/speech",
+      json_pack("{s:s, s:s, s:s}", "model", "speak", "input", "hi", "voice", "no-such-voice"), &r);
   CHECK(it_is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  it_post_json("/v1/audio/speech", json_pack("{s:s, s:s, s:f}", "model", "speak", "input", "hi", "speed", 5.0), &r);
+  it_post_json("/v1/audio/speech",
+               json_pack("{s:s, s:s, s:f}", "model", "speak", "input", "hi", "speed", 5.0), &r);
   CHECK(it_is_error(&r, 400, "invalid_value"), "speed 5: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  it_post_json("/v1/chat/completions", json_pack("{s:s, s:[{s:s, s:s}]}", "model", "speak", "messages", "role", "user",
-                                              "content", "hi"),
-            &r);
-  CHECK(it_is_error(&r, 400, "wrong_capability"), "chat with the voice: %ld %s", r.status, r.body.data);
+  it_post_json("/v1/chat/completions",
+               json_pack("{s:s, s:[{s:s, s:s}]}", "model", "speak", "messages", "role", "user",
+                         "content", "hi"),
+               &r);
+  CHECK(it_is_error(&r, 400, "wrong_capability"), "chat with the voice: %ld %s", r.status,
+        r.body.data);
   it_resp_clear(&r);
   /* voices: OpenAI's names and espeak's languages, for the speak model */
   it_get("/v1/audio/voices", &r);
@@ -289,7 +307,9 @@ static void speech_off_body(void) {
   it_resp_clear(&r);
 }
 
-static void t_speech_builtin_off(void) { it_with_own_daemon("speech_off", "log_level: warn\nbuiltin_voice: false\n", speech_off_body); }
+static void t_speech_builtin_off(void) {
+  it_with_own_daemon("speech_off", "log_level: warn\nbuiltin_voice: false\n", speech_off_body);
+}
 
 static const it_test tests[] = {
     {"speech_wav", t_speech_wav, false},

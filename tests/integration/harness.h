@@ -45,8 +45,8 @@
 
 /* ---- tiny test harness: counters, the current test's verdict, CHECK ---- */
 
-extern int it_n_pass, it_n_fail,
-    it_n_skip; /* the run's totals (main.c counts; a test may skip itself) */
+/* the run's totals (main.c counts; a test may count itself skipped) */
+extern int it_n_pass, it_n_fail, it_n_skip;
 
 extern char it_cur_fail[1024]; /* the current test's first failed CHECK */
 
@@ -54,6 +54,8 @@ extern char it_cur_skip[256]; /* set by a test that cannot run here: counted as 
 
 extern bool it_cur_failed; /* the current test failed a CHECK */
 
+/* CHECK(cond, fmt, ...): when cond is false, record the test's first failure (line, condition,
+ * message) and return from the calling function (a void one). */
 #define CHECK(cond, ...)                                                                      \
   do {                                                                                        \
     if (!(cond)) {                                                                            \
@@ -72,8 +74,8 @@ extern bool it_cur_failed; /* the current test failed a CHECK */
 /* set by main.c from the command line before any test runs; paths are absolute */
 extern const char *it_daemon_bin, *it_models_dir, *it_testdata_dir;
 
-extern const char
-    *it_engines_dir; /* --engines or SWITCHYARD_ENGINES: the engine cache's install folder */
+/* --engines or SWITCHYARD_ENGINES: the engine cache's install folder, or NULL */
+extern const char *it_engines_dir;
 
 extern char it_tmpdir[256];
 

@@ -80,7 +80,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
+.PHONY: all deps engines run test test-only itest unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -114,7 +114,7 @@ $(BIN)/switchyard-whisper: $(call obj,$(WHISPER_SRC)) $(COMMON_OBJ) | $(ENGINES_
 	$(CC) $(LDFLAGS) $^ -o $@ $(WHISPER_LIBS)
 
 # random-weight whisper.cpp ggml models (tools/mkwhisper), for tests that need no ../shared
-$(BIN)/mkwhisper: $(call obj,tools/mkwhisper/main.c)
+$(BIN)/mkwhisper: $(call obj,tools/mkwhisper/main.c src/common/argnum.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lm
 
@@ -196,6 +196,22 @@ test: all
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(BIN)/grammar-check $(BIN)/jinja-oracle $(UNIT_BINS)
 	tests/run.sh
+
+# The integration tests alone, as tests/run.sh runs them (the same models, engines, testdata and
+# environment); models missing from $(BUILD)/test-models are made first (tests/models.sh).
+# T=NAME runs one test (build/bin/itest --list: "FEATURE TEST" per line) or, when NAME is a
+# feature (basics, budget, speech, ...), every test of that feature; without T, all of them.
+# ext_whisper skips unless deps/whisper-server.sh has built whisper-server (tests/run.sh does).
+itest: all $(BIN)/itest
+	@prefix=$$(deps/engines.sh print-prefix) && \
+	export SWITCHYARD_VOCAB_DIR="$$prefix/share/vocab" \
+	  SY_TEMPLATES_DIR="$$prefix/../src/llama.cpp/models/templates" \
+	  SWITCHYARD_STATE_DIR="$(CURDIR)/$(BUILD)/test-state" && \
+	rm -rf "$$SWITCHYARD_STATE_DIR" && \
+	BIN=$(BIN) tests/models.sh --if-missing $(BUILD)/test-models && \
+	td=$${SWITCHYARD_TESTDATA:-$(CURDIR)/../shared/testdata} && \
+	if [ -d "$$td" ]; then td="--testdata $$td"; else td=; fi && \
+	$(BIN)/itest --daemon $(BIN)/switchyard --models $(BUILD)/test-models --engines "$$prefix" $$td $(if $(T),--only $(T))
 
 bench: all $(BIN)/bench
 	bench/run.sh

@@ -9,6 +9,8 @@
 # Policies (the environment the daemon is started with; it passes it to its workers):
 #   passive   OMP_WAIT_POLICY=PASSIVE (sleep at once)        active  OMP_WAIT_POLICY=ACTIVE (spin)
 #   spin-N    GOMP_SPINCOUNT=N (spin N rounds, then sleep)   default nothing set: the daemon's choice
+# Each runs with the daemon's CPU shares off (SWITCHYARD_CPU_SHARE=off: every worker keeps all its
+# threads, as before the shares existed) and on (+share: busy workers split the cores, cpu_share.h).
 # Knobs: BENCH_PRESET (qwen2-0.5b), BENCH_TYPE (q8_0), BENCH_TOKENS (96), BENCH_RUNS (3),
 # OMP_POLICIES ("passive spin-300000 spin-30000 spin-3000 active default"). Table on stdout,
 # raw JSON in build/bench/omp/.
@@ -20,7 +22,7 @@ preset=${BENCH_PRESET:-qwen2-0.5b}
 type=${BENCH_TYPE:-q8_0}
 tokens=${BENCH_TOKENS:-96}
 runs=${BENCH_RUNS:-3}
-policies=${OMP_POLICIES:-passive spin-300000 spin-30000 spin-3000 active default}
+policies=${OMP_POLICIES:-passive spin-300000 spin-3000 active default passive+share default+share}
 threads=$(nproc)
 out=build/bench/omp
 mkdir -p "$out"
@@ -28,14 +30,8 @@ export SWITCHYARD_STATE_DIR=$PWD/build/bench/state
 model=build/bench/$preset-$type.gguf
 [ -f "$model" ] || build/bin/mkmodel --preset "$preset" --type "$type" --threads "$threads" -o "$model"
 
-wait_healthy() { # url, pid: bounded wait for a server to answer /health with 200
-  for _ in $(seq 1 600); do
-    kill -0 "$2" 2>/dev/null || return 1
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. bench/lib.sh
 tps() { jq -r .single_stream_tok_s "$1"; }
 bench() { build/bin/bench --url "$1" --model "$2" --tokens "$tokens" --streams 1 --runs "$runs" --latency-runs 1; }
 
@@ -57,8 +53,9 @@ done
 echo "| policy | alone tok/s | vs llama-server | two workers side by side: a + b tok/s |"
 echo "|---|---|---|---|"
 for pol in $policies; do
-  env=(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT)
-  case $pol in
+  env=(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u SWITCHYARD_CPU_SHARE)
+  case $pol in *+share) ;; *) env+=(SWITCHYARD_CPU_SHARE=off) ;; esac
+  case ${pol%+share} in
     passive) env+=(OMP_WAIT_POLICY=PASSIVE) ;;
     active) env+=(OMP_WAIT_POLICY=ACTIVE) ;;
     spin-*) env+=(GOMP_SPINCOUNT="${pol#spin-}") ;;

@@ -24,14 +24,8 @@ if [ ! -f "$model" ]; then
   build/bin/mkmodel --preset "$preset" --type "$type" --threads "$threads" -o "$model"
 fi
 
-wait_healthy() { # url, pid: bounded wait for a server to answer /health with 200
-  for _ in $(seq 1 600); do
-    kill -0 "$2" 2>/dev/null || return 1
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+# shellcheck source=lib.sh
+. bench/lib.sh
 
 port=$((20000 + RANDOM % 20000))
 echo "bench: llama-server on :$port" >&2

@@ -8,7 +8,7 @@ pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-c
       libsndfile1-dev libmpg123-dev libvorbis-dev libsoxr-dev # audio: docs/AUDIO.md
       libespeak-ng-dev # the built-in voice (switchyard-espeak only; GPL-3.0+)
       ffmpeg # M4A/AAC/WebM uploads and aac speech: a subprocess, optional at run time (docs/AUDIO.md)
-      curl nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests
+      curl jq nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests; jq: bench scripts
 missing=()
 for p in "${pkgs[@]}"; do
   # node and npm may come from elsewhere (nodesource, nvm): accept the commands as they are.

@@ -2,7 +2,7 @@
 # tests/run.sh — the whole test suite, run by `make test` after the normal and the ASan+UBSan
 # builds: unit tests (both builds), integration tests against the real daemon and workers (both
 # builds), and the official OpenAI Node SDK against the daemon. Models are made here, at test
-# time, with tools/mkmodel. ../shared/testdata is used when present (SWITCHYARD_TESTDATA).
+# time, with tools/mkmodel (tests/models.sh). ../shared/testdata is used when present (SWITCHYARD_TESTDATA).
 # Ends with one line "N passed, N failed" counting suites; exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,40 +26,9 @@ suite() { # name, command...
   else failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED"; fi
 }
 
-make_models() {
-  build/bin/mkmodel --preset tiny-qwen2 --seed 1 -o "$models/tiny-qwen2.gguf" &&
-  # quantized weights (the CPU backend's repack / matrix-unit kernels, which F16 never takes):
-  # 256 wide so that Q4_K_M's K-quant blocks are real, not a fallback type
-  build/bin/mkmodel --preset tiny-qwen2 --seed 7 --n-embd 256 --n-ff 512 --type q8_0 \
-    -o "$models/tiny-qwen2-q8_0.gguf" &&
-  build/bin/mkmodel --preset tiny-qwen2 --seed 7 --n-embd 256 --n-ff 512 --type q4_k_m \
-    -o "$models/tiny-qwen2-q4_k_m.gguf" &&
-  build/bin/mkmodel --preset tiny-bert --seed 2 -o "$models/tiny-bert.gguf" &&
-  build/bin/mkmodel --preset tiny-bert-rerank --seed 5 -o "$models/tiny-bert-rerank.gguf" &&
-  build/bin/mkmodel --preset tiny-bert-rerank --seed 5 --rerank-template '[CLS]{query}[SEP]{document}[SEP]' \
-    -o "$models/tiny-bert-rerank-tmpl.gguf" &&
-  # real chat templates: Qwen3's (tools, thinking off by request) and QwQ's (opens <think>)
-  build/bin/mkmodel --preset tiny-qwen3 --seed 3 --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" \
-    -o "$models/tiny-qwen3.gguf" &&
-  build/bin/mkmodel --preset tiny-qwen3 --seed 4 --chat-template "$SY_TEMPLATES_DIR/Qwen-QwQ-32B.jinja" \
-    -o "$models/tiny-qwq.gguf" &&
-  # a vision model: tiny qwen2 + a LLaVA-style projector (16 tokens per image), checked through mtmd
-  build/bin/mkmodel --preset tiny-qwen2 --seed 5 -o "$models/tiny-vlm.gguf" \
-    --mmproj "$models/tiny-vlm-mmproj.gguf" --verify &&
-  # an audio-input model: tiny qwen2 + an Ultravox-style projector (375 tokens per 30 s window)
-  build/bin/mkmodel --preset tiny-qwen2 --seed 6 -o "$models/tiny-alm.gguf" \
-    --mmproj "$models/tiny-alm-mmproj.gguf" --mmproj-kind audio --verify &&
-  # a neural voice: Pocket-TTS backbone + its speech projector (mtmd audio generation; docs/TTS.md)
-  build/bin/mkmodel --preset tiny-pockettts --seed 6 -o "$models/tiny-pocket.gguf" \
-    --mmproj "$models/tiny-pocket-mmproj.gguf" --verify &&
-  # Qwen3-TTS: talker with the codec vocabulary + qwen3tts_gen/qwen3tts_spkenc projector (one thread:
-  # the verify's many tiny graph steps are much slower split over two busy cores)
-  build/bin/mkmodel --preset tiny-qwen3tts --seed 6 --threads 1 -o "$models/tiny-qwen3tts.gguf" \
-    --mmproj "$models/tiny-qwen3tts-mmproj.gguf" --verify &&
-  build/bin/mkwhisper --seed 5 -o "$models/tiny-whisper.bin" # speech to text without ../shared
-}
 suite "daemon layering (tests/layers.sh)" tests/layers.sh
-suite "make test models (tools/mkmodel)" make_models
+# the test models (tests/models.sh, shared with `make itest`), made again every run
+suite "make test models (tools/mkmodel)" tests/models.sh "$models"
 
 for t in build/bin/unit/test_*; do
   [ -x "$t" ] && suite "unit $(basename "$t")" "$t"

@@ -7,6 +7,12 @@ long long sy_mono_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+double sy_mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 struct timespec sy_deadline(long long ms) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -8,6 +8,8 @@
 
 /* Milliseconds on the monotonic clock. */
 long long sy_mono_ms(void);
+/* Seconds on the monotonic clock, to the nanosecond (for timings finer than a millisecond). */
+double sy_mono_s(void);
 /* The realtime instant ms milliseconds from now (ms < 0 counts as 0). */
 struct timespec sy_deadline(long long ms);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "argnum.h"
 #include "log.h"
 
 int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices, sy_wargs *out) {
@@ -15,9 +16,8 @@ int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_de
   snprintf(out->tag, sizeof out->tag, "%s", engine);
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < 0 || v > 1 << 20) return -1;
+      long v;
+      if (sy_parse_long(argv[++i], 0, 1 << 20, &v) != 0) return -1;
       out->fd = (int)v;
     } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
       if ((out->level = sy_log_parse_level(argv[++i])) < 0) return -1;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "argnum.h"
 #include "buf.h"
 #include "cli.h"
 
@@ -32,11 +33,15 @@ int cli_ps(int argc, char **argv) {
   static const struct option opts[] = {{"host", required_argument, 0, 'H'}, {"port", required_argument, 0, 'p'},
                                        {"api-key", required_argument, 0, 'k'}, {0, 0, 0, 0}};
   int c;
+  long num;
   optind = 1;
   while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
     if (c == 'H') host = optarg;
-    else if (c == 'p') port = atoi(optarg);
-    else if (c == 'k') key = optarg;
+    else if (c == 'p' && sy_parse_long(optarg, 1, 65535, &num) == 0) port = (int)num;
+    else if (c == 'p') {
+      fprintf(stderr, "switchyard ps: --port must be 1..65535, not '%s'\n", optarg);
+      return 2;
+    } else if (c == 'k') key = optarg;
     else {
       fprintf(stderr, "usage: switchyard ps [--host H] [--port P] [--api-key K]\n");
       return 2;

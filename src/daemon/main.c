@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "argnum.h"
 #include "cli.h"
 #include "api/api.h"
 #include "daemon.h"
@@ -20,9 +21,11 @@
 #include "log.h"
 
 #define SWITCHYARD_VERSION "0.1.0"
+#define MAIN_MAX_FD (1 << 20)              /* --ready-fd */
+#define MAIN_MAX_LOAD_TIMEOUT_S (24 * 3600) /* --load-timeout */
 /* libgomp spin rounds before a waiting worker thread sleeps (set unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT); chosen by bench/omp_policy.sh, PERFORMANCE.md */
-#define WORKER_GOMP_SPINCOUNT "30000"
+#define WORKER_GOMP_SPINCOUNT "3000"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -134,18 +137,18 @@ int main(int argc, char **argv) {
                                        {"version", no_argument, 0, O_VERSION},
                                        {0, 0, 0, 0}};
   int c;
-  char *end;
+  long num;
   while ((c = getopt_long(argc, argv, "c:m:p:h", opts, NULL)) != -1) {
     switch (c) {
     case 'c': config = optarg; break;
     case 'm': models_dir = optarg; break;
     case O_HOST: host = optarg; break;
     case 'p':
-      port = (int)strtol(optarg, &end, 10);
-      if (*end || port < 0 || port > 65535) {
-        fprintf(stderr, "switchyard: --port must be 0..65535\n");
+      if (sy_parse_long(optarg, 0, 65535, &num) != 0) {
+        fprintf(stderr, "switchyard: --port must be 0..65535, not '%s'\n", optarg);
         return 2;
       }
+      port = (int)num;
       break;
     case O_WORKER_DIR: worker_dir = optarg; break;
     case O_LOG:
@@ -155,8 +158,21 @@ int main(int argc, char **argv) {
       }
       level = optarg;
       break;
-    case O_READY: ready_fd = atoi(optarg); break;
-    case O_TIMEOUT: load_timeout = atoi(optarg); break;
+    case O_READY:
+      if (sy_parse_long(optarg, 0, MAIN_MAX_FD, &num) != 0) {
+        fprintf(stderr, "switchyard: --ready-fd must be 0..%d, not '%s'\n", MAIN_MAX_FD, optarg);
+        return 2;
+      }
+      ready_fd = (int)num;
+      break;
+    case O_TIMEOUT:
+      if (sy_parse_long(optarg, 1, MAIN_MAX_LOAD_TIMEOUT_S, &num) != 0) {
+        fprintf(stderr, "switchyard: --load-timeout must be 1..%d seconds, not '%s'\n", MAIN_MAX_LOAD_TIMEOUT_S,
+                optarg);
+        return 2;
+      }
+      load_timeout = (int)num;
+      break;
     case O_CHECK: check = true; break;
     case O_MEASURE: measure = true; break;
     case O_VERSION: printf("switchyard %s\n", SWITCHYARD_VERSION); return 0;

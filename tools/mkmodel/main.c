@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "argnum.h"
+#include "clock.h"
 #include "fill.h"
 #include "llama.h"
 #include "meta.h"
@@ -88,10 +90,8 @@ static void die_usage(const char *fmt, const char *arg) {
 }
 
 static long parse_long(const char *opt, const char *s, long lo, long hi) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+  long v = 0;
+  if (sy_parse_long(s, lo, hi, &v) != 0) {
     char msg[160];
     snprintf(msg, sizeof(msg), "%s needs an integer in %ld..%ld, not '%%s'", opt, lo, hi);
     die_usage(msg, s);
@@ -134,12 +134,6 @@ static void check_output(const char *out) {
 static void log_cb(enum ggml_log_level level, const char *text, void *ud) {
   (void)ud;
   if (verbose || level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 enum {
@@ -344,7 +338,7 @@ int main(int argc, char **argv) {
   mtmd_log_set(log_cb, NULL);
   mtmd_helper_log_set(log_cb, NULL);
   llama_backend_init();
-  double t0 = now_s();
+  double t0 = sy_mono_s();
   int rc = 1;
   struct gguf_context *vocab = NULL, *meta = NULL;
   struct llama_model *model = NULL;
@@ -386,13 +380,13 @@ int main(int argc, char **argv) {
              fill.failed ? " while filling tensors (out of memory?)" : "");
     goto fail;
   }
-  double t1 = now_s();
+  double t1 = sy_mono_s();
 
   struct mk_save_info info;
   if (mk_save(out, &s, meta, tmpl, fill.kept, fill.n_kept, &info, err, sizeof(err)) != 0) goto fail;
   llama_model_free(model);
   model = NULL;
-  double t2 = now_s();
+  double t2 = sy_mono_s();
   fprintf(stderr,
           "mkmodel: wrote %s: %d tensors, %.1fM params, %.1f MiB (%d matrices in a fallback type, "
           "%d loader-only "
@@ -440,9 +434,9 @@ int main(int argc, char **argv) {
     char summary[1024];
     if (mk_verify(out, s.pooling >= 0, threads, summary, sizeof(summary), err, sizeof(err)) != 0)
       goto fail;
-    fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", now_s() - t2, summary);
+    fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", sy_mono_s() - t2, summary);
     if (mmproj) {
-      double t3 = now_s();
+      double t3 = sy_mono_s();
       int vr = s.arch == MK_ARCH_QWEN3TTS
                    ? mk_qwen3tts_proj_verify(out, mmproj, threads, summary, sizeof(summary), err,
                                              sizeof(err))
@@ -454,7 +448,7 @@ int main(int argc, char **argv) {
                    : mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err,
                                       sizeof(err));
       if (vr != 0) goto fail;
-      fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", now_s() - t3, summary);
+      fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", sy_mono_s() - t3, summary);
     }
   }
   rc = 0;

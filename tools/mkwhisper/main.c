@@ -19,6 +19,8 @@
  * filter bank (n_mel × n_fft float32), the vocabulary (count, then length-prefixed strings), then
  * each tensor as n_dims, name length, type, dims (innermost first), name, data. Matrices and
  * convolution kernels are f16 (ftype 1), the rest f32. Little-endian hosts only. */
+#include <limits.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -27,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "argnum.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "mkwhisper writes host-order numbers; whisper.cpp files are little endian"
@@ -176,13 +180,20 @@ int main(int argc, char **argv) {
   const char *path = NULL;
   unsigned long long seed = 1;
   int c;
+  long arg = 0;
   while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    bool num = c == 's' || c == 'w' || c == 'h' || c == 'l' || c == 'm';
+    if (num && sy_parse_long(optarg, 0, c == 's' ? LONG_MAX : 65536, &arg) != 0) {
+      fprintf(stderr, "mkwhisper: --%s needs a whole number, not '%s'\n",
+              c == 's' ? "seed" : c == 'w' ? "width" : c == 'h' ? "heads" : c == 'l' ? "layers" : "mels", optarg);
+      return 2;
+    }
     if (c == 'o') path = optarg;
-    else if (c == 's') seed = strtoull(optarg, NULL, 10);
-    else if (c == 'w') width = atoi(optarg);
-    else if (c == 'h') heads = atoi(optarg);
-    else if (c == 'l') layers = atoi(optarg);
-    else if (c == 'm') mels = atoi(optarg);
+    else if (c == 's') seed = (unsigned long long)arg;
+    else if (c == 'w') width = (int)arg;
+    else if (c == 'h') heads = (int)arg;
+    else if (c == 'l') layers = (int)arg;
+    else if (c == 'm') mels = (int)arg;
     else if (c == 'L') width = 1280, heads = 20, layers = 32, mels = 128;
     else if (c == 'p' && strcmp(optarg, "tiny") == 0) width = 384, heads = 6, layers = 4;
     else if (c == 'p' && strcmp(optarg, "base") == 0) width = 512, heads = 8, layers = 6;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "clock.h"
 #include "api/speech.h"
 #include "api/transcribe.h"
 #include "engines/proxy.h"
@@ -32,11 +33,7 @@ long long api_jint(const json_t *o, const char *k) {
 
 /* ---- metrics: what GET /metrics needs to know of one request (req_obs: api_int.h) ---- */
 
-double api_obs_elapsed(const req_obs *o) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (double)(now.tv_sec - o->t0.tv_sec) + (double)(now.tv_nsec - o->t0.tv_nsec) / 1e9;
-}
+double api_obs_elapsed(const req_obs *o) { return sy_mono_s() - o->t0; }
 
 /* The request is answered with status (499: the client went away first). */
 void api_obs_end(const req_obs *o, int status) {
@@ -75,7 +72,7 @@ void api_handle(void *ud, http_req *r) {
         METRICS_EP_CHAT,   METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS, METRICS_EP_RERANK,
         METRICS_EP_RERANK, METRICS_EP_RERANK,      METRICS_EP_RERANK};
     req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL, .ep = eps[which]};
-    clock_gettime(CLOCK_MONOTONIC, &obs.t0);
+    obs.t0 = sy_mono_s();
     if (!post) {
       api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
                     "%s requires POST", path);
@@ -125,7 +122,7 @@ void api_handle(void *ud, http_req *r) {
     req_obs obs = {.mt = sched_metrics(d->sc),
                    .model = METRICS_NO_MODEL,
                    .ep = asr ? METRICS_EP_TRANSCRIBE : METRICS_EP_SPEECH};
-    clock_gettime(CLOCK_MONOTONIC, &obs.t0);
+    obs.t0 = sy_mono_s();
     if (asr)
       api_transcribe_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
     else

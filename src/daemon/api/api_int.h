@@ -16,7 +16,7 @@ typedef struct req_obs {
   metrics *mt;
   int model; /* index in the matrix, METRICS_NO_MODEL until the request names a known model */
   metrics_endpoint ep;
-  struct timespec t0; /* when the body was complete */
+  double t0; /* when the body was complete (sy_mono_s) */
 } req_obs;
 
 /* A JSON integer field of o, 0 when absent or not an integer. */

@@ -520,6 +520,14 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
   api_gen g = *gp;
   sy_buf rgb = *rgbp;
   gen_job *j = calloc(1, sizeof *j);
+  if (!j) {
+    sched_release(d->sc, g.model, w);
+    api_gen_clear(&g);
+    sy_buf_free(&rgb);
+    API_SERVER(&err, "out_of_memory", "out of memory");
+    api_fail(r, obs, &err);
+    return;
+  }
   j->d = d;
   j->model = g.model;
   j->w = w;

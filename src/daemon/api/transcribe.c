@@ -354,7 +354,8 @@ static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *pa
       return API_BAD(err, "prompt", "invalid_value",
                      "'prompt' must be text of at most 16384 bytes"),
              -1;
-    f->prompt = strndup(p->data, p->len);
+    if (!(f->prompt = strndup(p->data, p->len)))
+      return api_error_set(err, 500, "server_error", "out_of_memory", NULL, "out of memory"), -1;
   }
   f->fmt = AUD_JSON;
   if ((p = mp_find(parts, np, "response_format")) && p->len) {

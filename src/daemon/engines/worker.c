@@ -191,6 +191,12 @@ void wreq_cancel(wreq *r) {
   if (m) ipc_send_steal(&r->w->chan, m, NULL, 0);
 }
 
+void worker_set_threads(worker *w, int n) {
+  if (!w || w->external || n < 1) return;
+  json_t *m = json_pack("{s:s, s:i}", "op", "threads", "n", n);
+  if (m) ipc_send_steal(&w->chan, m, NULL, 0);
+}
+
 void wreq_free(wreq *r) {
   if (!r) return;
   wreq_cancel(r);

@@ -77,6 +77,10 @@ wreq *worker_submit(worker *w, json_t *msg, api_error *err);
 /* The same with a binary payload (copied into the frame; e.g. a generate's image RGB). */
 wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len, api_error *err);
 
+/* Tell a frame worker how many threads to compute with from its next step on (op "threads", no
+ * reply; cpu_share.h decides the number). No-op for an external engine or n < 1. */
+void worker_set_threads(worker *w, int n);
+
 /* An fd that becomes readable (POLLIN) when events are pending for this request. */
 int wreq_fd(const wreq *r);
 /* Pop the next event without blocking: 1 and *out filled, 0 when none is pending. After a

@@ -59,8 +59,14 @@ int http_client_fd(const http_req *r) {
 
 void http_add_header(http_req *r, const char *name, const char *value) {
   if (r->n_hdr >= HTTP_MAX_EXTRA_HEADERS) return;
-  r->hdr_name[r->n_hdr] = strdup(name);
-  r->hdr_value[r->n_hdr] = strdup(value);
+  char *n = strdup(name), *v = strdup(value);
+  if (!n || !v) { /* out of memory: the header is left out, never half-set */
+    free(n);
+    free(v);
+    return;
+  }
+  r->hdr_name[r->n_hdr] = n;
+  r->hdr_value[r->n_hdr] = v;
   r->n_hdr++;
 }
 

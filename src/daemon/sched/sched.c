@@ -21,6 +21,7 @@
 #include "log.h"
 #include "sched/footprint.h"
 #include "clock.h"
+#include "sched/cpu_share.h"
 #include "obs/events.h"
 #include "sched/gpumem.h"
 #include "sched/footprint_store.h"
@@ -51,6 +52,7 @@ typedef struct slot {
   long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
   long long rss_at_ms;      /* when the resident set was last read */
   bool ka_set;              /* a request set the keep-alive (ka_s) */
+  int threads_now;          /* threads last told to its worker (cpu_share.h); 0 = as loaded */
   int ka_s;
 } slot;
 
@@ -83,6 +85,8 @@ struct sched {
   events *ev;           /* GET /api/events: loads and unloads as they happen */
   plan_model *plan;     /* scratch for plan_decide, guarded by mu */
   size_t n_pools;       /* memory pools: [0] the host's RAM, then each GPU with memory of its own */
+  int ncpu;             /* the cores workers share (cpu_share.h) */
+  bool cpu_share_off;   /* SWITCHYARD_CPU_SHARE=off */
   struct pool {
     char name[32];      /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
     int nv;             /* NVML index, -1 = none (live numbers unknown) */
@@ -96,7 +100,6 @@ struct sched {
 
 static void sched_free_parts(sched *s);
 
-static long long mono_ms(void) { return sy_mono_ms(); }
 
 /* The active (not draining) slot serving model `name` now, or NULL (lock held). Requests may hold
  * a model of an older matrix: the name is what identifies it. */
@@ -252,6 +255,7 @@ static worker *slot_take(slot *sl) {
   sl->state = w ? SLOT_UNLOADING : SLOT_UNLOADED;
   sl->ka_set = false;
   sl->inflight = 0; /* requests on the old worker release against a worker not in the slot */
+  sl->threads_now = 0; /* the next worker starts with its configured threads */
   return w;
 }
 
@@ -306,7 +310,7 @@ static void *reaper_main(void *arg) {
   sched *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->stopping) {
-    long long now = mono_ms(), next = -1;
+    long long now = sy_mono_ms(), next = -1;
     bool again = false;
     for (size_t i = 0; i < s->n_slots; i++) {
       slot *sl = s->slots[i];
@@ -457,6 +461,9 @@ sched *sched_new(const sched_params *p) {
   sched *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->mx = p->mx;
+  s->ncpu = cpu_share_cores();
+  const char *share = getenv("SWITCHYARD_CPU_SHARE"); /* "off": every worker keeps its threads (benchmarks) */
+  s->cpu_share_off = share && strcmp(share, "off") == 0;
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
   snprintf(s->worker_dir, sizeof s->worker_dir, "%s", p->worker_dir);
   snprintf(s->log_level, sizeof s->log_level, "%s", p->log_level ? p->log_level : "info");
@@ -543,7 +550,7 @@ static json_t *load_message(const matrix_model *m) {
 /* Ask plan_decide about slot `want` (lock held). */
 static const plan_decision *decide(sched *s, size_t want) {
   static const plan_state map[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
-  long long now = mono_ms(), guard = (long long)s->mx->swap_guard_s * 1000;
+  long long now = sy_mono_ms(), guard = (long long)s->mx->swap_guard_s * 1000;
   s->guard_wake_ms = 0;
   for (size_t i = 0; i < s->n_slots; i++) {
     const slot *sl = s->slots[i];
@@ -582,7 +589,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
 static int load_external(sched *s, slot *sl, api_error *err) {
   const matrix_model *m = sl->m;
   worker_ext_params xp = {.tag = m->name, .ext = m->ext, .on_exit = on_worker_exit, .on_exit_ud = s};
-  long long t0 = mono_ms();
+  long long t0 = sy_mono_ms();
   events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
                                   (json_int_t)sl->est.total_bytes));
   worker *w = worker_start_external(&xp, err);
@@ -618,7 +625,7 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   progress_ctx pc = {s, m->name};
   wp.on_progress = on_load_progress;
   wp.on_progress_ud = &pc;
-  long long t0 = mono_ms();
+  long long t0 = sy_mono_ms();
   events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
                                   (json_int_t)sl->est.total_bytes));
   worker *w = worker_start(&wp, &ready, err);
@@ -634,12 +641,12 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   long long rss = w ? measure_worker(s, w, on_gpu) : -1;
   if (w)
     events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
-                                    (json_int_t)(mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
+                                    (json_int_t)(sy_mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
                                     (json_int_t)rss));
   else
     events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "load_failed", "model", m->name, "error",
                                     err->message));
-  metrics_load(s->mt, sl->row, w != NULL, (double)(mono_ms() - t0) / 1000.0);
+  metrics_load(s->mt, sl->row, w != NULL, (double)(sy_mono_ms() - t0) / 1000.0);
   pthread_mutex_lock(&s->mu);
   sl->load_gen++;
   pthread_cond_broadcast(&s->cond);
@@ -649,7 +656,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
     long long backoff = 5000LL << (sl->fails < 6 ? sl->fails : 6);
     if (backoff > 300000) backoff = 300000;
     sl->fails++;
-    sl->retry_at_ms = mono_ms() + backoff;
+    sl->retry_at_ms = sy_mono_ms() + backoff;
     sl->state = SLOT_UNLOADED;
     sl->last_err = *err;
     LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails, backoff / 1000,
@@ -659,12 +666,12 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   }
   sl->fails = 0;
   sl->retry_at_ms = 0;
-  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, mono_ms() - t0,
+  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, sy_mono_ms() - t0,
         (int)worker_pid(w), (double)rss / 1048576.0, (double)sl->est.total_bytes / 1048576.0);
   sl->state = SLOT_READY;
   sl->w = w;
   sl->ready = ready;
-  sl->last_used_ms = sl->loaded_at_ms = mono_ms();
+  sl->last_used_ms = sl->loaded_at_ms = sy_mono_ms();
   for (size_t p = 1; p < s->n_pools; p++)
     if (on_gpu[p] > sl->meas_pool[p]) sl->meas_pool[p] = on_gpu[p];
   pthread_cond_signal(&s->reaper_cond); /* it expires it, or unloads it if a reload made it draining */
@@ -676,6 +683,56 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   }
   return 0;
 }
+
+/* ---- the busy CPU workers' threads (cpu_share.h) ---- */
+
+/* Computes on this CPU: a llama.cpp or whisper.cpp worker with no GPU, or told to keep its layers
+ * off it (gpu_layers 0). */
+static bool slot_on_cpu(const sched *s, const slot *sl) {
+  const matrix_model *m = sl->m;
+  if (m->engine != MATRIX_ENGINE_LLAMA && m->engine != MATRIX_ENGINE_WHISPER) return false;
+  return s->n_pools == 1 || m->gpu_layers == 0;
+}
+
+static int slot_threads_wanted(const sched *s, const slot *sl) {
+  return sl->m->threads > 0 ? sl->m->threads : s->ncpu;
+}
+
+/* With s->mu held, after a worker became busy or idle: the busy CPU workers' shares. Each worker
+ * whose share changed goes into tell[] with a reference (at most cap); the caller tells them with
+ * threads_tell once the lock is released (a send must not happen under the scheduler's lock). */
+static size_t threads_plan(sched *s, worker **tell, int *tell_n, size_t cap) {
+  if (s->cpu_share_off) return 0;
+  size_t idx[CPU_SHARE_MAX_WORKERS], n = 0, k = 0;
+  int want[CPU_SHARE_MAX_WORKERS], share[CPU_SHARE_MAX_WORKERS];
+  for (size_t i = 0; i < s->n_slots && n < CPU_SHARE_MAX_WORKERS; i++) {
+    slot *sl = s->slots[i];
+    if (sl->state != SLOT_READY || !sl->w || sl->inflight == 0 || !slot_on_cpu(s, sl)) continue;
+    idx[n] = i;
+    want[n++] = slot_threads_wanted(s, sl);
+  }
+  if (n == 0) return 0;
+  cpu_share_plan(s->ncpu, want, n, share);
+  for (size_t j = 0; j < n && k < cap; j++) {
+    slot *sl = s->slots[idx[j]];
+    int now = sl->threads_now > 0 ? sl->threads_now : want[j];
+    if (share[j] == now) continue;
+    sl->threads_now = share[j];
+    worker_ref(sl->w);
+    tell[k] = sl->w;
+    tell_n[k++] = share[j];
+  }
+  return k;
+}
+
+static void threads_tell(worker **tell, const int *tell_n, size_t k) {
+  for (size_t i = 0; i < k; i++) {
+    worker_set_threads(tell[i], tell_n[i]);
+    worker_unref(tell[i]);
+  }
+}
+
+#define THREADS_TELL_MAX 64 /* workers told at one change (the rest at the next) */
 
 worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
   pthread_mutex_lock(&s->mu);
@@ -707,7 +764,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       swept = true;
     }
     if (swept) continue;
-    long long now = mono_ms();
+    long long now = sy_mono_ms();
     if (sl->state == SLOT_UNLOADED && sl->retry_at_ms > now) {
       *err = sl->last_err;
       err->status = 503;
@@ -727,11 +784,14 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
     }
     const plan_decision *d = decide(s, slot_index(s, sl));
     if (d->action == PLAN_RUN) {
-      sl->inflight++;
-      sl->last_used_ms = mono_ms();
+      worker *tell[THREADS_TELL_MAX];
+      int tell_n[THREADS_TELL_MAX];
+      size_t k = ++sl->inflight == 1 ? threads_plan(s, tell, tell_n, THREADS_TELL_MAX) : 0;
+      sl->last_used_ms = sy_mono_ms();
       worker *w = sl->w;
       worker_ref(w);
       pthread_mutex_unlock(&s->mu);
+      threads_tell(tell, tell_n, k);
       return w;
     }
     long long configured = d->pool == 0 ? s->budget : s->pools[d->pool].budget;
@@ -780,7 +840,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
     unsigned gen = sl->load_gen;
     sl->queued++; /* keeps sl allocated while we wait, even if a reload makes it draining */
     if (s->guard_wake_ms > 0) { /* a guard may be all that is in the way: wake when it ends */
-      struct timespec ts = sy_deadline(s->guard_wake_ms - mono_ms() + 1);
+      struct timespec ts = sy_deadline(s->guard_wake_ms - sy_mono_ms() + 1);
       pthread_cond_timedwait(&s->cond, &s->mu, &ts);
     } else {
       pthread_cond_wait(&s->cond, &s->mu);
@@ -799,7 +859,7 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
 void sched_release(sched *s, const matrix_model *m, worker *w) {
   (void)m;
   /* measure the resident set at most once a second per model: /proc is not free on a hot path */
-  long long now = mono_ms(), rss = -1;
+  long long now = sy_mono_ms(), rss = -1;
   pthread_mutex_lock(&s->mu);
   slot *sl = NULL;
   for (size_t i = 0; i < s->n_slots && !sl; i++)
@@ -815,13 +875,16 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
   metrics_unload_reason reason = METRICS_UNLOAD_KEEP_ALIVE_0;
   const char *why = "keep_alive 0";
   char key[sizeof sl->key] = "";
+  worker *tell[THREADS_TELL_MAX];
+  int tell_n[THREADS_TELL_MAX];
+  size_t k = 0;
   pthread_mutex_lock(&s->mu);
   sl = NULL; /* look again: it may have been unloaded meanwhile */
   for (size_t i = 0; i < s->n_slots && !sl; i++)
     if (s->slots[i]->w == w) sl = s->slots[i];
   if (sl) {
-    sl->inflight--;
-    sl->last_used_ms = mono_ms();
+    if (--sl->inflight == 0) k = threads_plan(s, tell, tell_n, THREADS_TELL_MAX);
+    sl->last_used_ms = sy_mono_ms();
     if (rss > sl->measured) {
       sl->measured = rss;
       snprintf(key, sizeof key, "%s", sl->key);
@@ -839,6 +902,7 @@ void sched_release(sched *s, const matrix_model *m, worker *w) {
     pthread_cond_signal(&s->reaper_cond);
   }
   pthread_mutex_unlock(&s->mu);
+  threads_tell(tell, tell_n, k);
   if (key[0] && s->ms) footprint_store_put_max(s->ms, key, rss);
   if (retired) retire(s, sl, retired, reason, why);
   worker_unref(w);
@@ -1050,7 +1114,7 @@ json_t *sched_ps(sched *s) {
   json_t *arr = json_array();
   long long used = 0;
   pthread_mutex_lock(&s->mu);
-  long long now = mono_ms();
+  long long now = sy_mono_ms();
   for (size_t i = 0; i < s->n_slots; i++) {
     slot *sl = s->slots[i];
     const matrix_model *m = sl->m;
@@ -1068,6 +1132,9 @@ json_t *sched_ps(sched *s) {
                                              (json_int_t)sl->est_pool[p], "measured",
                                              (json_int_t)(p == 0 ? sl->measured : sl->meas_pool[p])));
     json_object_set_new(o, "devices", per);
+    if (sl->state == SLOT_READY && slot_on_cpu(s, sl)) /* what it computes with now (cpu_share.h) */
+      json_object_set_new(o, "threads",
+                          json_integer(sl->threads_now > 0 ? sl->threads_now : slot_threads_wanted(s, sl)));
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
       if (worker_port(sl->w)) json_object_set_new(o, "port", json_integer(worker_port(sl->w)));

@@ -25,15 +25,10 @@
 #include "media/audio.h"
 #include "media/base64.h"
 #include "log.h"
+#include "clock.h"
 #include "http/sse.h"
 
 /* ---- small helpers ---- */
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static double ms(double seconds) { return seconds > 0 ? round(seconds * 10000.0) / 10.0 : 0.0; }
 
@@ -264,13 +259,13 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
   int row = metrics_model(mt, p->name);
   int fd = http_client_fd(r);
   api_error err = {0};
-  double t0 = now_s();
+  double t0 = sy_mono_s();
   http_add_header(r, "X-Switchyard-Model", p->name);
   sy_buf raw = {0}, clean = {0};
   json_t *segs = json_array(), *req = NULL;
   char lang[64] = "";
   int rc = run_asr(d, mx, p, pcm, n, language, prompt, fd, &raw, segs, lang, sizeof lang, &err);
-  double t_asr = now_s();
+  double t_asr = sy_mono_s();
   if (rc < 0) metrics_pipeline_failure(mt, row, METRICS_STEP_ASR);
   if (rc <= 0) goto out;
   json_t *raw_j = trimmed_json(raw.data, raw.len);
@@ -323,7 +318,7 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
     metrics_tokens(mt, row, pt, ct);
   }
   rc = 1;
-  double t_end = now_s();
+  double t_end = sy_mono_s();
   metrics_pipeline_stage(mt, row, METRICS_STAGE_STT, t_asr - t0);
   if (req) metrics_pipeline_stage(mt, row, METRICS_STAGE_LLM, t_end - t_asr);
   metrics_pipeline_stage(mt, row, METRICS_STAGE_TOTAL, t_end - t0);
@@ -491,8 +486,8 @@ static int emit_audio(voice_job *j, sy_buf *enc) {
 }
 
 static int on_audio(voice_job *j, const float *pcm, size_t n, int rate) {
-  if (!j->first_audio) j->first_audio = now_s() - j->t0;
-  if (!j->tts_first_audio) j->tts_first_audio = now_s() - j->t_tts;
+  if (!j->first_audio) j->first_audio = sy_mono_s() - j->t0;
+  if (!j->tts_first_audio) j->tts_first_audio = sy_mono_s() - j->t_tts;
   if (!j->rate) j->rate = rate > 0 ? rate : 22050;
   if (!j->stream) return sy_buf_append(&j->pcm, pcm, n * sizeof(float));
   char e[256] = "";
@@ -583,7 +578,7 @@ static int voice_step(voice_job *j) {
     json_t *msg = json_pack("{s:s, s:O, s:s, s:f}", "op", "speak", "input",
                             json_array_get(j->sentences, 0), "voice", j->voice, "speed", 1.0);
     json_array_remove(j->sentences, 0);
-    if (!j->t_tts) j->t_tts = now_s();
+    if (!j->t_tts) j->t_tts = sy_mono_s();
     if (!msg) return API_SERVER(&j->err, "out_of_memory", "out of memory"), -1;
     if (step_submit(&j->tts, msg, NULL, 0, &j->err) != 0) {
       metrics_pipeline_failure(j->mt, j->row, METRICS_STEP_TTS);
@@ -598,7 +593,7 @@ static int voice_step(voice_job *j) {
       sy_buf_consume(&j->pending, j->pending.len);
       return 1;
     }
-    j->total = now_s() - j->t0;
+    j->total = sy_mono_s() - j->t0;
     j->finished = true;
     record_stages(j);
     return j->stream && stream_end(j) != 0 ? -1 : 1;
@@ -608,7 +603,7 @@ static int voice_step(voice_job *j) {
   if (rc <= 0) return rc;
   const char *t = json_string_value(json_object_get(m.hdr, "text"));
   if (t && *t && strcmp(ipc_op(&m), "delta") == 0) {
-    if (!j->first_token) j->first_token = now_s() - j->t_llm;
+    if (!j->first_token) j->first_token = sy_mono_s() - j->t_llm;
     sy_buf_puts(&j->said, t);
     on_text(j, t);
     if (j->audio_out) {
@@ -794,7 +789,7 @@ static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_
   json_t *msgs = json_object_get(q, "messages");
   size_t i, k = 0;
   json_t *m;
-  double t = now_s();
+  double t = sy_mono_s();
   json_array_foreach(msgs, i, m) {
     json_t *content = json_object_get(m, "content");
     const char *role = json_string_value(json_object_get(m, "role"));
@@ -843,7 +838,7 @@ static int voice_llm_request(voice_job *j, const json_t *req, json_t **out, api_
       json_array_set_new(content, pi, json_pack("{s:s, s:o}", "type", "text", "text", tj));
     }
   }
-  if (k) j->stt = now_s() - t;
+  if (k) j->stt = sy_mono_s() - t;
   if (j->p->instruction) {
     const char *r0 = json_string_value(json_object_get(json_array_get(msgs, 0), "role"));
     if (!r0 || (strcmp(r0, "system") && strcmp(r0, "developer")))
@@ -869,7 +864,7 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   j->mt = sched_metrics(d->sc);
   j->row = metrics_model(j->mt, p->name);
   j->fd = http_client_fd(r);
-  j->t0 = now_s();
+  j->t0 = sy_mono_s();
   j->created = (long long)time(NULL);
   j->sentences = json_array();
   j->inputs = json_array();
@@ -913,7 +908,7 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   g.msg = NULL;
   api_gen_clear(&g);
   /* every step's worker before the first byte: a step that cannot load is a proper HTTP error */
-  j->t_llm = now_s();
+  j->t_llm = sy_mono_s();
   if (step_acquire(&j->llm, d, mx, p, PIPE_LLM, p->llm, &err) != 0) {
     metrics_pipeline_failure(j->mt, j->row, METRICS_STEP_LLM);
     json_decref(msg);

@@ -3,6 +3,7 @@
  * grammar that allows only the route names (the worker compiles the JSON schema router.c builds),
  * bounded by the router's timeout. Anything but a valid answer in time gives the default route: a
  * router never fails a request because its classifier did. */
+#include "clock.h"
 #include "virtual/router_decide.h"
 
 #include <string.h>
@@ -13,17 +14,11 @@
 
 #define CLS_MAX_ANSWER 1024 /* bytes of the classifier's text kept; a route name is at most 32 */
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 /* Run the classifier: the route's index, or -1 with why filled (then the default serves). *hup
  * when the client went away meanwhile. */
 static long classify(sy_daemon *d, const matrix *mx, const matrix_router *rt, const router_facts *f, int fd,
                      bool *hup, char *why, size_t wl) {
-  double t0 = now_ms();
+  double t0 = (sy_mono_s() * 1e3);
   const matrix_model *mm = matrix_find(mx, rt->cls_model);
   if (!mm) {
     snprintf(why, wl, "classifier model '%.64s' is gone", rt->cls_model);
@@ -43,7 +38,7 @@ static long classify(sy_daemon *d, const matrix *mx, const matrix_router *rt, co
   sy_buf text = {0};
   text.limit = CLS_MAX_ANSWER;
   while (q) {
-    int left = (int)(rt->cls_timeout_ms - (now_ms() - t0));
+    int left = (int)(rt->cls_timeout_ms - ((sy_mono_s() * 1e3) - t0));
     ipc_msg m = {0};
     if (left <= 0 || !wreq_wait(q, &m, fd, left, hup)) {
       snprintf(why, wl, *hup ? "the client went away" : "timed out after %d ms", rt->cls_timeout_ms);
@@ -74,7 +69,7 @@ static long classify(sy_daemon *d, const matrix *mx, const matrix_router *rt, co
 
 bool router_decide(sy_daemon *d, const matrix *mx, const matrix_router *rt, const json_t *req, bool chat,
                        int client_fd, router_decision *out) {
-  double t0 = now_ms();
+  double t0 = (sy_mono_s() * 1e3);
   memset(out, 0, sizeof *out);
   out->rt = rt;
   out->rule = -1;
@@ -88,16 +83,16 @@ bool router_decide(sy_daemon *d, const matrix *mx, const matrix_router *rt, cons
     out->route = rt->rules[r].route;
     out->by = ROUTER_BY_RULE;
   } else if (rt->has_classifier) {
-    double c0 = now_ms();
+    double c0 = (sy_mono_s() * 1e3);
     long c = classify(d, mx, rt, &f, client_fd, &hup, why, sizeof why);
-    if (!hup) router_stats_classifier(rt->name, (now_ms() - c0) / 1e3, c >= 0);
+    if (!hup) router_stats_classifier(rt->name, ((sy_mono_s() * 1e3) - c0) / 1e3, c >= 0);
     out->route = c >= 0 ? (size_t)c : rt->default_route;
     out->by = c >= 0 ? ROUTER_BY_CLASSIFIER : ROUTER_BY_DEFAULT;
   } else {
     out->route = rt->default_route;
     out->by = ROUTER_BY_DEFAULT;
   }
-  out->ms = now_ms() - t0;
+  out->ms = (sy_mono_s() * 1e3) - t0;
   if (hup) {
     LOG_D("router %s: the client went away while the classifier ran", rt->name);
   } else if (out->by == ROUTER_BY_RULE) {

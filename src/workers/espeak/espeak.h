@@ -16,17 +16,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wio.h"
+
 #define ES_MAX_TEXT (64u << 10) /* bytes of input per request; the daemon allows far less */
 #define ES_RATE_NORMAL 175      /* espeak's words per minute at speed 1.0 */
 #define ES_RATE_MIN 80
 #define ES_RATE_MAX 700 /* above 450 espeak-ng speeds up with libsonic */
 
 typedef struct es_job {
-  int64_t id;
-  char *text;       /* UTF-8, NUL-terminated, no NUL inside */
+  wio_id id;
+  char *text; /* UTF-8, NUL-terminated, no NUL inside */
   size_t len;
-  char voice[160];  /* resolved: an espeak voice identifier, optionally "+variant" */
-  int rate;         /* words per minute */
+  char voice[160]; /* resolved: an espeak voice identifier, optionally "+variant" */
+  int rate;        /* words per minute */
 } es_job;
 
 /* Initialise espeak-ng (synchronous output) with data under data_dir (NULL: the built-in path).

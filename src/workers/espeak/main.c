@@ -6,8 +6,14 @@
  * synthesises at a time (espeak-ng is one global state), in a forked child (see espeak.h); the
  * others wait in a bounded FIFO. The main loop polls the daemon's socket and the running child's
  * pipe, so a `cancel` is seen while a child synthesises. Exits 0 on `shutdown` or end of stream,
- * 1 on a failed load or a broken channel, 2 on bad arguments. */
+ * 1 on a failed load or a broken channel, 2 on bad arguments.
+ *
+ * Ids and every frame sent (here and in the child) go through the shared skeleton (wio.h); its
+ * reader thread does not: this process forks, and a forking process must stay single-threaded
+ * (the child would inherit whatever lock another thread held), so the loop polls the socket
+ * itself. Must never block on the child while the daemon has a frame waiting. */
 #include <errno.h>
+#include <espeak-ng/speak_lib.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,75 +23,47 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <espeak-ng/speak_lib.h>
-
 #include "espeak.h"
 #include "ipc.h"
 #include "log.h"
 #include "wargs.h"
+#include "wio.h"
 
 #define ES_MAX_QUEUE 256
 
 typedef struct running {
   es_job job;
   pid_t pid;
-  int fd;          /* the child's frames */
+  int fd; /* the child's frames */
   long long samples;
   bool active;
 } running;
 
 typedef struct espeak_worker {
-  ipc_chan chan;
+  wio_out out; /* replies; out.dead once a send failed */
   int fd;
   int rate;
   es_job queue[ES_MAX_QUEUE]; /* FIFO of waiting requests */
   size_t q_head, q_len;
   running cur;
-  bool dead; /* a send to the daemon failed */
 } espeak_worker;
 
-static void send_frame(espeak_worker *w, json_t *hdr, const void *payload, size_t len) {
-  if (!hdr) {
-    LOG_E("out of memory building a frame");
-    return;
-  }
-  if (!w->dead && ipc_send_steal(&w->chan, hdr, payload, len) != IPC_OK) {
-    LOG_W("send failed (%s); the daemon is gone", strerror(errno));
-    w->dead = true;
-  } else if (w->dead) {
-    json_decref(hdr);
-  }
-}
-
-static void send_error(espeak_worker *w, int64_t id, int status, const char *code, const char *msg) {
-  send_frame(w, json_pack("{s:s, s:I, s:i, s:s, s:s, s:s}", "op", "error", "id", (json_int_t)id, "status", status,
-                          "type", status >= 500 ? "server_error" : "invalid_request_error", "code", code, "message",
-                          msg),
-             NULL, 0);
-}
-
-static void send_done(espeak_worker *w, int64_t id, long long samples, const char *finish) {
-  send_frame(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)id, "samples",
-                          (json_int_t)samples, "rate", w->rate, "finish_reason", finish),
-             NULL, 0);
-}
-
-static int64_t msg_id(const json_t *hdr) {
-  const json_t *v = json_object_get(hdr, "id");
-  json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
-  return id > 0 ? (int64_t)id : 0;
+/* The `done` of a speak: the samples sent (at w->rate) and why it ended. */
+static void es_send_done(espeak_worker *w, wio_id id, long long samples, const char *finish) {
+  wio_done(&w->out, id, "{s:I, s:i, s:s}", "samples", (json_int_t)samples, "rate", w->rate,
+           "finish_reason", finish);
 }
 
 /* ---- the running child ---- */
 
 static void start_next(espeak_worker *w) {
-  while (!w->cur.active && w->q_len > 0 && !w->dead) {
+  while (!w->cur.active && w->q_len > 0 && !w->out.dead) {
     es_job j = w->queue[w->q_head];
     w->q_head = (w->q_head + 1) % ES_MAX_QUEUE;
     w->q_len--;
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
-      send_error(w, j.id, 500, "synthesis_failed", "cannot create a pipe");
+      wio_error(&w->out, j.id, 500, "synthesis_failed", "cannot create a pipe");
       free(j.text);
       continue;
     }
@@ -94,7 +72,7 @@ static void start_next(espeak_worker *w) {
     if (pid < 0) {
       close(p[0]);
       close(p[1]);
-      send_error(w, j.id, 500, "synthesis_failed", "cannot fork");
+      wio_error(&w->out, j.id, 500, "synthesis_failed", "cannot fork");
       free(j.text);
       continue;
     }
@@ -106,8 +84,8 @@ static void start_next(espeak_worker *w) {
     }
     close(p[1]);
     w->cur = (running){.job = j, .pid = pid, .fd = p[0], .active = true};
-    LOG_D("speak id=%lld: child %d, voice %s, rate %d, %zu bytes", (long long)j.id, (int)pid, j.voice, j.rate,
-          j.len);
+    LOG_D("speak id=%lld: child %d, voice %s, rate %d, %zu bytes", (long long)j.id, (int)pid,
+          j.voice, j.rate, j.len);
   }
 }
 
@@ -132,47 +110,46 @@ static void relay_child(espeak_worker *w) {
   if (rc == IPC_BADMSG) return;
   if (rc != IPC_OK) { /* the child died before its last frame */
     LOG_E("speak id=%lld: the synthesis process ended early", (long long)c->job.id);
-    send_error(w, c->job.id, 500, "synthesis_failed", "the synthesis process ended early");
+    wio_error(&w->out, c->job.id, 500, "synthesis_failed", "the synthesis process ended early");
     end_current(w, true);
     return;
   }
   const char *op = ipc_op(&m);
   if (strcmp(op, "audio") == 0) c->samples += (long long)(m.payload_len / sizeof(float));
   bool terminal = strcmp(op, "done") == 0 || strcmp(op, "error") == 0;
-  send_frame(w, json_incref(m.hdr), m.payload, m.payload_len);
+  wio_send(&w->out, json_incref(m.hdr), m.payload, m.payload_len);
   ipc_msg_clear(&m);
   if (terminal) end_current(w, false);
 }
 
 /* ---- requests ---- */
 
-static void handle_speak(espeak_worker *w, int64_t id, const json_t *hdr) {
+static void handle_speak(espeak_worker *w, wio_id id, const json_t *hdr) {
   const json_t *in = json_object_get(hdr, "input");
   if (!json_is_string(in) || json_string_length(in) == 0) {
-    send_error(w, id, 400, "invalid_request", "speak needs a non-empty string 'input'");
+    wio_error(&w->out, id, 400, "invalid_request", "speak needs a non-empty string 'input'");
     return;
   }
   size_t len = json_string_length(in);
   if (len > ES_MAX_TEXT) {
-    send_error(w, id, 400, "invalid_request", "the input is too long");
+    wio_error(&w->out, id, 400, "invalid_request", "the input is too long");
     return;
   }
   if (w->q_len >= ES_MAX_QUEUE) {
-    send_error(w, id, 503, "overloaded", "too many speech requests are waiting");
+    wio_error(&w->out, id, 503, "overloaded", "too many speech requests are waiting");
     return;
   }
   es_job j = {.id = id, .len = len};
   const char *voice = json_string_value(json_object_get(hdr, "voice"));
   if (es_resolve_voice(voice, j.voice, sizeof j.voice) != 0) {
-    char msg[200];
-    snprintf(msg, sizeof msg, "unknown voice '%.100s' (GET /v1/audio/voices lists them)", voice ? voice : "");
-    send_error(w, id, 400, "invalid_voice", msg);
+    wio_error(&w->out, id, 400, "invalid_voice",
+              "unknown voice '%.100s' (GET /v1/audio/voices lists them)", voice ? voice : "");
     return;
   }
   const json_t *sp = json_object_get(hdr, "speed");
   j.rate = es_rate_for_speed(json_is_number(sp) ? json_number_value(sp) : 1.0);
   if (!(j.text = malloc(len + 1))) {
-    send_error(w, id, 500, "out_of_memory", "out of memory");
+    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     return;
   }
   memcpy(j.text, json_string_value(in), len + 1);
@@ -182,11 +159,11 @@ static void handle_speak(espeak_worker *w, int64_t id, const json_t *hdr) {
   w->q_len++;
 }
 
-static void handle_cancel(espeak_worker *w, int64_t id) {
+static void handle_cancel(espeak_worker *w, wio_id id) {
   if (w->cur.active && w->cur.job.id == id) {
     long long s = w->cur.samples;
     end_current(w, true);
-    send_done(w, id, s, "cancelled");
+    es_send_done(w, id, s, "cancelled");
     return;
   }
   for (size_t k = 0; k < w->q_len; k++) {
@@ -196,7 +173,7 @@ static void handle_cancel(espeak_worker *w, int64_t id) {
     for (size_t m = k; m + 1 < w->q_len; m++) /* close the gap, keeping the order */
       w->queue[(w->q_head + m) % ES_MAX_QUEUE] = w->queue[(w->q_head + m + 1) % ES_MAX_QUEUE];
     w->q_len--;
-    send_done(w, id, 0, "cancelled");
+    es_send_done(w, id, 0, "cancelled");
     return;
   }
 }
@@ -204,7 +181,7 @@ static void handle_cancel(espeak_worker *w, int64_t id) {
 /* Returns 1 when the worker should exit. */
 static int handle(espeak_worker *w, const ipc_msg *m) {
   const char *op = ipc_op(m);
-  int64_t id = msg_id(m->hdr);
+  wio_id id = wio_msg_id(m->hdr);
   if (strcmp(op, "shutdown") == 0) {
     LOG_I("shutdown");
     return 1;
@@ -217,13 +194,14 @@ static int handle(espeak_worker *w, const ipc_msg *m) {
     handle_cancel(w, id);
   } else if (strcmp(op, "voices") == 0) {
     json_t *v = es_voices_json();
-    send_frame(w, v ? json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices", v,
-                                "rate", w->rate)
-                    : NULL,
-               NULL, 0);
+    wio_send(&w->out,
+             v ? json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices", v,
+                           "rate", w->rate)
+               : NULL,
+             NULL, 0);
   } else {
     LOG_W("unexpected op \"%.64s\"", op);
-    send_error(w, id, 400, "unknown_op", "unknown or unexpected op");
+    wio_error(&w->out, id, 400, "unknown_op", "unknown or unexpected op");
   }
   return 0;
 }
@@ -231,8 +209,9 @@ static int handle(espeak_worker *w, const ipc_msg *m) {
 static int loop(espeak_worker *w) {
   for (;;) {
     start_next(w);
-    if (w->dead) return 1;
-    struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = w->cur.active ? w->cur.fd : -1, .events = POLLIN}};
+    if (w->out.dead) return 1;
+    struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN},
+                          {.fd = w->cur.active ? w->cur.fd : -1, .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
       LOG_E("poll: %s", strerror(errno));
@@ -261,7 +240,9 @@ static int loop(espeak_worker *w) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: switchyard-espeak [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n");
+  fprintf(
+      stderr,
+      "usage: switchyard-espeak [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n");
 }
 
 int main(int argc, char **argv) {
@@ -274,17 +255,17 @@ int main(int argc, char **argv) {
   int fd = args.fd;
   static espeak_worker w;
   w.fd = fd;
-  ipc_chan_init(&w.chan, fd);
+  wio_out_init(&w.out, fd);
   int status = 1;
   ipc_msg m;
   int rc = ipc_recv(fd, &m);
   if (rc != IPC_OK) {
     LOG_I("the channel closed before load");
-    ipc_chan_deinit(&w.chan);
+    wio_out_deinit(&w.out);
     return rc == IPC_EOF ? 0 : 1;
   }
   if (strcmp(ipc_op(&m), "load") != 0) {
-    send_error(&w, 0, 400, "load_failed", "the first message must be load");
+    wio_error(&w.out, 0, 400, "load_failed", "the first message must be load");
     goto out_msg;
   }
   /* "model": "" for espeak's own data, or a folder: espeak-ng-data itself or the one holding it */
@@ -301,12 +282,13 @@ int main(int argc, char **argv) {
   w.rate = es_init(*dir ? dir : NULL, err, sizeof err);
   if (w.rate <= 0) {
     LOG_E("%s", err);
-    send_error(&w, 0, 500, "load_failed", err);
+    wio_error(&w.out, 0, 500, "load_failed", "%s", err);
     goto out_msg;
   }
   char probe[160];
   if (es_resolve_voice("en-us", probe, sizeof probe) != 0) {
-    send_error(&w, 0, 500, "load_failed", "espeak-ng has no en-us voice (incomplete espeak-ng-data?)");
+    wio_error(&w.out, 0, 500, "load_failed",
+              "espeak-ng has no en-us voice (incomplete espeak-ng-data?)");
     goto out_term;
   }
   json_t *voices = es_voices_json();
@@ -316,11 +298,11 @@ int main(int argc, char **argv) {
   const char *ver = espeak_Info(&data);
   char desc[256];
   snprintf(desc, sizeof desc, "espeak-ng %s, %zu voices, %d Hz", ver ? ver : "?", nv, w.rate);
-  send_frame(&w,
-             json_pack("{s:s, s:i, s:i, s:i, s:I, s:s, s:s, s:i, s:I}", "op", "ready", "n_ctx", 0, "n_parallel", 1,
-                       "sample_rate", w.rate, "model_bytes", (json_int_t)0, "arch", "espeak-ng", "desc", desc,
-                       "has_chat_template", 0, "n_voices", (json_int_t)nv),
-             NULL, 0);
+  wio_send(&w.out,
+           json_pack("{s:s, s:i, s:i, s:i, s:I, s:s, s:s, s:i, s:I}", "op", "ready", "n_ctx", 0,
+                     "n_parallel", 1, "sample_rate", w.rate, "model_bytes", (json_int_t)0, "arch",
+                     "espeak-ng", "desc", desc, "has_chat_template", 0, "n_voices", (json_int_t)nv),
+           NULL, 0);
   LOG_I("ready: %s (data %s)", desc, data ? data : "?");
   ipc_msg_clear(&m);
   status = loop(&w);
@@ -333,11 +315,11 @@ int main(int argc, char **argv) {
   goto out_term;
 out_msg:
   ipc_msg_clear(&m);
-  ipc_chan_deinit(&w.chan);
+  wio_out_deinit(&w.out);
   return status;
 out_term:
   ipc_msg_clear(&m);
   es_term();
-  ipc_chan_deinit(&w.chan);
+  wio_out_deinit(&w.out);
   return status;
 }

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "espeak.h"
-#include "ipc.h"
 #include "log.h"
 
 #define ES_BUF_MS 200 /* audio per synth callback */
@@ -21,17 +20,19 @@
 /* OpenAI's voice names, so a client written for OpenAI gets a voice: each picks an espeak voice
  * and variant. The choice is arbitrary but fixed (documented in docs/API.md). */
 static const char *const openai_voices[][2] = {
-    {"alloy", "en-us"},      {"ash", "en-us+m3"},    {"ballad", "en-gb+m2"}, {"coral", "en-us+f2"},
-    {"echo", "en-us+m1"},    {"fable", "en-gb"},     {"onyx", "en-us+m7"},   {"nova", "en-us+f3"},
-    {"sage", "en-gb+f4"},    {"shimmer", "en-us+f5"}, {"verse", "en-us+m2"}, {"marin", "en-us+f1"},
+    {"alloy", "en-us"},    {"ash", "en-us+m3"},     {"ballad", "en-gb+m2"}, {"coral", "en-us+f2"},
+    {"echo", "en-us+m1"},  {"fable", "en-gb"},      {"onyx", "en-us+m7"},   {"nova", "en-us+f3"},
+    {"sage", "en-gb+f4"},  {"shimmer", "en-us+f5"}, {"verse", "en-us+m2"},  {"marin", "en-us+f1"},
     {"cedar", "en-us+m4"},
 };
 #define N_OPENAI (sizeof openai_voices / sizeof *openai_voices)
 
 int es_init(const char *data_dir, char *err, size_t errlen) {
-  int rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, ES_BUF_MS, data_dir, espeakINITIALIZE_DONT_EXIT);
+  int rate =
+      espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, ES_BUF_MS, data_dir, espeakINITIALIZE_DONT_EXIT);
   if (rate <= 0) {
-    snprintf(err, errlen, "espeak-ng could not start (data in %s)", data_dir ? data_dir : "its default path");
+    snprintf(err, errlen, "espeak-ng could not start (data in %s)",
+             data_dir ? data_dir : "its default path");
     return -1;
   }
   return rate;
@@ -66,13 +67,14 @@ json_t *es_voices_json(void) {
       json_array_append_new(langs, json_string(l));
     }
     const char *g = v->gender == 1 ? "male" : v->gender == 2 ? "female" : "";
-    json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", first ? first : v->identifier, "name",
-                                         v->name, "identifier", v->identifier, "languages", langs, "gender", g));
+    json_array_append_new(
+        out, json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", first ? first : v->identifier, "name",
+                       v->name, "identifier", v->identifier, "languages", langs, "gender", g));
   }
   for (size_t i = 0; i < N_OPENAI; i++)
-    json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:[s], s:s}", "id", openai_voices[i][0], "name",
-                                         openai_voices[i][0], "identifier", openai_voices[i][1], "languages",
-                                         "en", "gender", ""));
+    json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:[s], s:s}", "id", openai_voices[i][0],
+                                         "name", openai_voices[i][0], "identifier",
+                                         openai_voices[i][1], "languages", "en", "gender", ""));
   return out;
 }
 
@@ -144,11 +146,12 @@ static size_t sentence_end_at(const char *s, size_t len, size_t i) {
     while (j < len && (s[j] == '"' || s[j] == '\'' || s[j] == ')' || s[j] == ']')) j++;
     return j == len || isspace((unsigned char)s[j]) ? j - i : 0;
   }
-  if (i + 2 < len && c == 0xE3 && (unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] == 0x82)
+  if (i + 2 < len && c == 0xE3 && (unsigned char)s[i + 1] == 0x80 &&
+      (unsigned char)s[i + 2] == 0x82)
     return 3; /* 。 */
   if (i + 2 < len && c == 0xEF && (unsigned char)s[i + 1] == 0xBC &&
       ((unsigned char)s[i + 2] == 0x81 || (unsigned char)s[i + 2] == 0x9F))
-    return 3; /* ！ ？ */
+    return 3;                                                 /* ！ ？ */
   if (c == '\n' && i + 1 < len && s[i + 1] == '\n') return 2; /* a paragraph */
   return 0;
 }
@@ -177,8 +180,8 @@ size_t es_next_piece(const char *s, size_t len, size_t max) {
 /* ---- the child ---- */
 
 typedef struct child_ctx {
-  ipc_chan chan;
-  int64_t id;
+  wio_out out; /* the pipe to the parent */
+  wio_id id;
   int rate;
   long long samples;
   bool failed;
@@ -203,8 +206,8 @@ static int on_audio(short *wav, int n, espeak_EVENT *events) {
     c->f_cap = (size_t)n;
   }
   for (int i = 0; i < n; i++) c->f[i] = (float)wav[i] / 32768.0f;
-  json_t *h = json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)c->id, "rate", c->rate);
-  if (!h || ipc_send_steal(&c->chan, h, c->f, (size_t)n * sizeof(float)) != IPC_OK) {
+  if (wio_sendf(&c->out, "audio", c->id, c->f, (size_t)n * sizeof(float), "{s:i}", "rate",
+                c->rate) != 0) {
     c->failed = true; /* the parent is gone (or cancelled us): stop */
     return 1;
   }
@@ -212,32 +215,24 @@ static int on_audio(short *wav, int n, espeak_EVENT *events) {
   return 0;
 }
 
-static void child_error(child_ctx *c, int status, const char *code, const char *msg) {
-  json_t *h = json_pack("{s:s, s:I, s:i, s:s, s:s, s:s}", "op", "error", "id", (json_int_t)c->id, "status",
-                        status, "type", status >= 500 ? "server_error" : "invalid_request_error", "code", code,
-                        "message", msg);
-  if (h) ipc_send_steal(&c->chan, h, NULL, 0);
-}
-
 int es_child_run(int out_fd, const es_job *j, int sample_rate) {
   static child_ctx c;
   memset(&c, 0, sizeof c);
-  ipc_chan_init(&c.chan, out_fd);
+  wio_out_init(&c.out, out_fd);
   c.id = j->id;
   c.rate = sample_rate;
   child = &c;
   int status = 0;
   if (espeak_SetVoiceByName(j->voice) != EE_OK) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "espeak-ng could not load the voice '%.160s'", j->voice);
-    child_error(&c, 400, "invalid_voice", msg);
+    wio_error(&c.out, c.id, 400, "invalid_voice", "espeak-ng could not load the voice '%.160s'",
+              j->voice);
     goto out;
   }
   espeak_SetParameter(espeakRATE, j->rate, 0);
   espeak_SetSynthCallback(on_audio);
   char *piece = malloc(j->len + 1);
   if (!piece) {
-    child_error(&c, 500, "out_of_memory", "out of memory");
+    wio_error(&c.out, c.id, 500, "out_of_memory", "out of memory");
     status = 1;
     goto out;
   }
@@ -250,7 +245,7 @@ int es_child_run(int out_fd, const es_job *j, int sample_rate) {
     at += n;
     espeak_ERROR e = espeak_Synth(piece, n + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
     if (e != EE_OK) {
-      child_error(&c, 500, "synthesis_failed", "espeak-ng refused the text");
+      wio_error(&c.out, c.id, 500, "synthesis_failed", "espeak-ng refused the text");
       c.failed = true;
       status = 1;
       break;
@@ -258,13 +253,13 @@ int es_child_run(int out_fd, const es_job *j, int sample_rate) {
   }
   free(piece);
   if (!c.failed) {
-    json_t *h = json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)c.id, "samples",
-                          (json_int_t)c.samples, "rate", c.rate, "finish_reason", "stop");
-    if (!h || ipc_send_steal(&c.chan, h, NULL, 0) != IPC_OK) status = 1;
+    if (wio_done(&c.out, c.id, "{s:I, s:i, s:s}", "samples", (json_int_t)c.samples, "rate", c.rate,
+                 "finish_reason", "stop") != 0)
+      status = 1;
   }
 out:
   free(c.f);
   child = NULL;
-  ipc_chan_deinit(&c.chan);
+  wio_out_deinit(&c.out);
   return status;
 }

@@ -10,6 +10,7 @@
  * template: content, reasoning_content and tool_calls leave the worker as separate deltas.
  * response_format and forced tool calls (tool_choice required or a named function) become a GBNF
  * grammar (src/chat/json_schema.h) that the sampler enforces. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +51,8 @@ static struct jinja_tmpl *chat_parse(const char *src, char *err, size_t err_len)
 }
 
 int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
-  const char *src = configured && *configured ? configured : llama_model_chat_template(w->model, NULL);
+  const char *src =
+      configured && *configured ? configured : llama_model_chat_template(w->model, NULL);
   w->chat_kind = WK_CHAT_NONE;
   w->bos_text = chat_token_text(w, llama_vocab_bos(w->vocab));
   w->eos_text = chat_token_text(w, llama_vocab_eos(w->vocab));
@@ -59,8 +61,9 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
     return -1;
   }
   if (!src || !*src) {
-    LOG_I("no chat template in the model and none in the matrix: chat is off (set chat_template, "
-          "e.g. chatml)");
+    LOG_I(
+        "no chat template in the model and none in the matrix: chat is off (set chat_template, "
+        "e.g. chatml)");
     return 0;
   }
   if (chat_is_jinja(src)) {
@@ -76,11 +79,15 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
     }
     w->chat_kind = WK_CHAT_JINJA;
     sy_chat_format_detect(src, &w->chat_fmt);
-    const char *tu = configured && *configured ? NULL : llama_model_chat_template(w->model, "tool_use");
+    const char *tu =
+        configured && *configured ? NULL : llama_model_chat_template(w->model, "tool_use");
     if (tu && *tu) {
       w->jt_tools = chat_parse(tu, perr, sizeof perr);
-      if (!w->jt_tools) LOG_W("the model's tool_use chat template does not parse (%s); using the default one", perr);
-      else sy_chat_format_detect(tu, &w->chat_fmt_tools);
+      if (!w->jt_tools)
+        LOG_W("the model's tool_use chat template does not parse (%s); using the default one",
+              perr);
+      else
+        sy_chat_format_detect(tu, &w->chat_fmt_tools);
     }
     LOG_I("chat template: Jinja (%zu bytes%s), tool calls: %s, reasoning: %s", strlen(src),
           w->jt_tools ? ", plus a tool_use variant" : "", w->chat_fmt.tools,
@@ -99,7 +106,9 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
     return 0;
   }
   if (configured && *configured) {
-    snprintf(err, err_len, "chat_template: '%.60s' is neither a Jinja template nor a llama.cpp built-in name", src);
+    snprintf(err, err_len,
+             "chat_template: '%.60s' is neither a Jinja template nor a llama.cpp built-in name",
+             src);
     return -1;
   }
   LOG_W("the model's chat template is not Jinja and not a llama.cpp built-in; chat is off");
@@ -124,12 +133,12 @@ void chat_prep_clear(chat_prep *p) {
   memset(p, 0, sizeof *p);
 }
 
-#define CHAT_FAIL(st, c, ...)                \
-  do {                                       \
-    *status = (st);                          \
-    *code = (c);                             \
-    snprintf(msg, msg_len, __VA_ARGS__);     \
-    goto fail;                               \
+#define CHAT_FAIL(st, c, ...)            \
+  do {                                   \
+    *status = (st);                      \
+    *code = (c);                         \
+    snprintf(msg, msg_len, __VA_ARGS__); \
+    goto fail;                           \
   } while (0)
 
 /* The messages as templates want them: content "" rather than null (an assistant turn that only
@@ -141,22 +150,25 @@ static json_t *chat_messages(const json_t *messages) {
   size_t i, k;
   json_t *m, *c;
   json_array_foreach(out, i, m) {
-    if (json_is_null(json_object_get(m, "content"))) json_object_set_new(m, "content", json_string(""));
+    if (json_is_null(json_object_get(m, "content")))
+      json_object_set_new(m, "content", json_string(""));
     json_array_foreach(json_object_get(m, "tool_calls"), k, c) {
       json_t *fn = json_object_get(c, "function");
       json_t *args = json_object_get(fn, "arguments");
       if (!json_is_string(args)) continue;
       json_t *obj = json_loads(json_string_value(args), JSON_DECODE_ANY, NULL);
-      if (json_is_object(obj)) json_object_set_new(fn, "arguments", obj);
-      else json_decref(obj);
+      if (json_is_object(obj))
+        json_object_set_new(fn, "arguments", obj);
+      else
+        json_decref(obj);
     }
   }
   return out;
 }
 
 /* Render the prompt with the Jinja template t and these options. NULL + msg on failure. */
-static char *chat_render(const worker *w, const jinja_tmpl *t, const json_t *hdr, const json_t *tools,
-                         bool enable_thinking, char *msg, size_t msg_len) {
+static char *chat_render(const worker *w, const jinja_tmpl *t, const json_t *hdr,
+                         const json_t *tools, bool enable_thinking, char *msg, size_t msg_len) {
   json_t *ctx = json_object();
   json_t *kw = json_object_get(hdr, "chat_template_kwargs");
   const char *k;
@@ -179,28 +191,101 @@ static char *chat_render(const worker *w, const jinja_tmpl *t, const json_t *hdr
   json_decref(ctx);
   /* The vocabulary adds BOS itself when it wants one; a template that writes it too would double
    * it (llama-server strips it the same way). */
-  if (out && *w->bos_text && llama_vocab_get_add_bos(w->vocab) && strncmp(out, w->bos_text, strlen(w->bos_text)) == 0)
+  if (out && *w->bos_text && llama_vocab_get_add_bos(w->vocab) &&
+      strncmp(out, w->bos_text, strlen(w->bos_text)) == 0)
     memmove(out, out + strlen(w->bos_text), len - strlen(w->bos_text) + 1);
   return out;
 }
 
-int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const char **code, char *msg,
-                 size_t msg_len) {
+/* A llama.cpp built-in template applied to a validated messages array (with the assistant
+ * prefix). A malloc'd NUL-terminated prompt, or NULL with status, code and msg set. */
+static char *chat_builtin_prompt(const worker *w, const json_t *messages, int *status,
+                                 const char **code, char *msg, size_t msg_len) {
+  *status = 400;
+  *code = "invalid_request";
+  if (w->chat_kind != WK_CHAT_BUILTIN || !w->chat_builtin) {
+    *code = "no_chat_template";
+    snprintf(msg, msg_len, "no built-in chat template");
+    return NULL;
+  }
+  size_t n = json_array_size(messages);
+  if (!json_is_array(messages) || n == 0 || n > WK_MAX_MESSAGES) {
+    snprintf(msg, msg_len, "\"messages\" must be a non-empty array (at most %d)", WK_MAX_MESSAGES);
+    return NULL;
+  }
+  llama_chat_message *chat = calloc(n, sizeof *chat);
+  if (!chat) {
+    *status = 500;
+    *code = "out_of_memory";
+    snprintf(msg, msg_len, "out of memory");
+    return NULL;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *m = json_array_get(messages, i);
+    const json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
+    if (!json_is_string(role) || !(json_is_string(content) || json_is_null(content))) {
+      snprintf(msg, msg_len, "messages[%zu] needs string \"role\" and \"content\"", i);
+      free(chat);
+      return NULL;
+    }
+    chat[i].role = json_string_value(role);
+    chat[i].content = json_is_string(content) ? json_string_value(content) : "";
+    total += strlen(chat[i].role) + strlen(chat[i].content) + 64;
+  }
+  if (total > (size_t)INT32_MAX / 4) {
+    snprintf(msg, msg_len, "the messages are too long");
+    free(chat);
+    return NULL;
+  }
+  int32_t cap = (int32_t)(total * 2 + 1024);
+  char *buf = malloc((size_t)cap);
+  int32_t r = buf ? llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap) : -1;
+  if (buf && r >= cap && r < INT32_MAX) {
+    cap = r + 1;
+    char *b2 = realloc(buf, (size_t)cap);
+    if (!b2) {
+      free(buf);
+      buf = NULL;
+    } else {
+      buf = b2;
+      r = llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap);
+    }
+  }
+  free(chat);
+  if (!buf || r < 0 || r >= cap) {
+    free(buf);
+    *status = buf ? 400 : 500;
+    *code = buf ? "no_chat_template" : "out_of_memory";
+    snprintf(msg, msg_len, "%s", buf ? "the chat template could not be applied" : "out of memory");
+    return NULL;
+  }
+  buf[r] = '\0';
+  return buf;
+}
+
+int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const char **code,
+                 char *msg, size_t msg_len) {
   memset(p, 0, sizeof *p);
   *status = 400;
   *code = "invalid_request";
   const json_t *messages = json_object_get(hdr, "messages");
-  if (!json_is_array(messages) || json_array_size(messages) == 0 || json_array_size(messages) > WK_MAX_MESSAGES)
-    CHAT_FAIL(400, "invalid_request", "\"messages\" must be a non-empty array (at most %d)", WK_MAX_MESSAGES);
+  if (!json_is_array(messages) || json_array_size(messages) == 0 ||
+      json_array_size(messages) > WK_MAX_MESSAGES)
+    CHAT_FAIL(400, "invalid_request", "\"messages\" must be a non-empty array (at most %d)",
+              WK_MAX_MESSAGES);
   if (w->chat_kind == WK_CHAT_NONE)
     CHAT_FAIL(400, "no_chat_template",
               "This model has no usable chat template; use a completion prompt, or set the model's "
-              "chat_template in the matrix (a Jinja template or a llama.cpp built-in name such as chatml)");
+              "chat_template in the matrix (a Jinja template or a llama.cpp built-in name such as "
+              "chatml)");
 
-  const json_t *tools = json_object_get(hdr, "tools"), *choice = json_object_get(hdr, "tool_choice");
+  const json_t *tools = json_object_get(hdr, "tools"),
+               *choice = json_object_get(hdr, "tool_choice");
   if (!json_is_array(tools) || json_array_size(tools) == 0) tools = NULL;
   const char *cs = json_string_value(choice);
-  const char *forced = json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
+  const char *forced =
+      json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
   bool required = cs && strcmp(cs, "required") == 0;
   if (cs && strcmp(cs, "none") == 0) tools = NULL; /* not offered, not parsed */
   const json_t *rf = json_object_get(hdr, "response_format");
@@ -209,9 +294,11 @@ int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const 
   if (w->chat_kind == WK_CHAT_BUILTIN) {
     if (tools || constrained)
       CHAT_FAIL(400, "unsupported_parameter",
-                "tools and response_format need the model's Jinja chat template; this model uses llama.cpp's "
-                "built-in '%s'", w->chat_builtin);
-    p->prompt = engine_chat_prompt(w, messages, status, code, msg, msg_len);
+                "tools and response_format need the model's Jinja chat template; this model uses "
+                "llama.cpp's "
+                "built-in '%s'",
+                w->chat_builtin);
+    p->prompt = chat_builtin_prompt(w, messages, status, code, msg, msg_len);
     if (!p->prompt) goto fail;
     return 0;
   }
@@ -241,7 +328,8 @@ int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const 
     p->thinking_open = sy_chat_prompt_thinking_open(fmt, p->prompt);
     if (p->thinking_open)
       CHAT_FAIL(400, "unsupported_parameter",
-                "this model always reasons before answering; response_format and forced tool calls cannot "
+                "this model always reasons before answering; response_format and forced tool calls "
+                "cannot "
                 "constrain its output");
   }
 
@@ -249,15 +337,18 @@ int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const 
   if (required || forced) {
     if (strcmp(fmt->tools, "none") == 0)
       CHAT_FAIL(400, "unsupported_parameter",
-                "tool_choice forces a call, but this model's chat template has no tool-call format Switchyard knows");
+                "tool_choice forces a call, but this model's chat template has no tool-call format "
+                "Switchyard knows");
     bool parallel = !json_is_false(json_object_get(hdr, "parallel_tool_calls"));
-    if (sy_gbnf_tool_calls(tools, forced, fmt->tools, parallel && !forced, &p->grammar, gerr, sizeof gerr) != 0)
+    if (sy_gbnf_tool_calls(tools, forced, fmt->tools, parallel && !forced, &p->grammar, gerr,
+                           sizeof gerr) != 0)
       CHAT_FAIL(400, "invalid_tools", "tools: %s", gerr);
   } else if (json_is_object(rf)) {
     const char *type = json_string_value(json_object_get(rf, "type"));
     if (type && strcmp(type, "json_object") == 0) {
       p->grammar = strdup(sy_gbnf_json_object());
-    } else if (sy_schema_to_gbnf(json_object_get(rf, "schema"), &p->grammar, gerr, sizeof gerr) != 0) {
+    } else if (sy_schema_to_gbnf(json_object_get(rf, "schema"), &p->grammar, gerr, sizeof gerr) !=
+               0) {
       CHAT_FAIL(400, "invalid_json_schema", "response_format: %s", gerr);
     }
     if (!p->grammar) CHAT_FAIL(500, "out_of_memory", "out of memory");

@@ -17,7 +17,8 @@ static void devices_quiet(enum ggml_log_level level, const char *text, void *ud)
 }
 
 int devices_print(void) {
-  llama_log_set(devices_quiet, NULL); /* stdout carries the JSON only; no engine chatter on stderr */
+  llama_log_set(devices_quiet,
+                NULL); /* stdout carries the JSON only; no engine chatter on stderr */
   llama_backend_init();
   json_t *arr = json_array();
   for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
@@ -30,9 +31,9 @@ int devices_print(void) {
                        : t == GGML_BACKEND_DEVICE_TYPE_IGPU ? "igpu"
                                                             : "other";
     const char *name = ggml_backend_dev_name(d), *desc = ggml_backend_dev_description(d);
-    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", name ? name : "?", "description",
-                                         desc ? desc : "", "type", type, "free", (json_int_t)free_b, "total",
-                                         (json_int_t)total_b));
+    json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I}", "name", name ? name : "?",
+                                         "description", desc ? desc : "", "type", type, "free",
+                                         (json_int_t)free_b, "total", (json_int_t)total_b));
   }
   json_t *doc = json_pack("{s:o}", "devices", arr);
   char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;

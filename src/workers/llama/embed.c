@@ -49,7 +49,7 @@ static void embed_normalise(const float *src, float *dst, int32_t dim) {
 /* Decode the n token lists (each fits one ubatch) and write dim floats per input to out: the
  * pooled vector L2-normalised, or with pooling rank the first score as it is. Returns 0, or -1
  * once it has answered the error (or the daemon is gone). */
-static int embed_decode(worker *w, int64_t id, llama_token *const *toks, const int32_t *lens,
+static int embed_decode(worker *w, wio_id id, llama_token *const *toks, const int32_t *lens,
                         size_t n, float *out, int32_t dim) {
   embed_state *e = w->embed;
   llama_memory_t mem = llama_get_memory(w->ctx);
@@ -76,9 +76,9 @@ static int embed_decode(worker *w, int64_t id, llama_token *const *toks, const i
     int rc = llama_decode(w->ctx, *b);
     if (rc != 0) {
       llama_memory_clear(mem, true);
-      if (inbox_ended(&w->in)) return -1; /* aborted: the daemon is gone */
+      if (wio_inbox_ended(&w->in)) return -1; /* aborted: the daemon is gone */
       LOG_E("embed %lld: llama_decode failed (%d)", (long long)id, rc);
-      reply_error(w, id, 500, "decode_failed", "llama_decode failed");
+      wio_error(&w->out, id, 500, "decode_failed", "llama_decode failed");
       return -1;
     }
     int32_t last = -1; /* batch index of the last token of the current input */
@@ -90,7 +90,7 @@ static int embed_decode(worker *w, int64_t id, llama_token *const *toks, const i
       if (!v) {
         llama_memory_clear(mem, true);
         LOG_E("embed %lld: the engine returned no embedding", (long long)id);
-        reply_error(w, id, 500, "embedding_failed", "the engine returned no embedding");
+        wio_error(&w->out, id, 500, "embedding_failed", "the engine returned no embedding");
         return -1;
       }
       if (w->pooling == LLAMA_POOLING_TYPE_RANK)
@@ -103,18 +103,18 @@ static int embed_decode(worker *w, int64_t id, llama_token *const *toks, const i
   return 0;
 }
 
-void embed_run(worker *w, int64_t id, const json_t *hdr) {
+void embed_run(worker *w, wio_id id, const json_t *hdr) {
   embed_state *e = w->embed;
   const json_t *input = json_object_get(hdr, "input");
   size_t n = json_is_string(input) ? 1 : json_array_size(input);
   if (!(json_is_string(input) || json_is_array(input)) || n == 0 || n > WK_MAX_EMBED_INPUTS) {
-    reply_error(w, id, 400, "invalid_request",
-                "\"input\" must be a non-empty array of strings (at most %d)", WK_MAX_EMBED_INPUTS);
+    wio_error(&w->out, id, 400, "invalid_request",
+              "\"input\" must be a non-empty array of strings (at most %d)", WK_MAX_EMBED_INPUTS);
     return;
   }
   int32_t dim = w->n_embd;
   if (dim <= 0 || (double)n * dim * sizeof(float) > IPC_MAX_PAYLOAD) {
-    reply_error(w, id, 400, "invalid_request", "too many inputs for one request");
+    wio_error(&w->out, id, 400, "invalid_request", "too many inputs for one request");
     return;
   }
   llama_token **toks = calloc(n, sizeof *toks);
@@ -122,28 +122,28 @@ void embed_run(worker *w, int64_t id, const json_t *hdr) {
   float *out = malloc(n * (size_t)dim * sizeof *out);
   int64_t total = 0;
   if (!toks || !lens || !out) {
-    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     const json_t *s = json_is_string(input) ? input : json_array_get(input, i);
     if (!json_is_string(s)) {
-      reply_error(w, id, 400, "invalid_request", "input[%zu] must be a string", i);
+      wio_error(&w->out, id, 400, "invalid_request", "input[%zu] must be a string", i);
       goto done;
     }
-    if (engine_tokenize(w, json_string_value(s), json_string_length(s), true, false, &toks[i],
-                        &lens[i]) != 0) {
-      reply_error(w, id, 500, "tokenize_failed", "input[%zu] could not be tokenized", i);
+    if (tok_tokenize(w, json_string_value(s), json_string_length(s), true, false, &toks[i],
+                     &lens[i]) != 0) {
+      wio_error(&w->out, id, 500, "tokenize_failed", "input[%zu] could not be tokenized", i);
       goto done;
     }
     if (lens[i] == 0) {
-      reply_error(w, id, 400, "invalid_request", "input[%zu] is empty (0 tokens)", i);
+      wio_error(&w->out, id, 400, "invalid_request", "input[%zu] is empty (0 tokens)", i);
       goto done;
     }
     if (lens[i] > w->n_ctx_seq || lens[i] > e->cap) {
-      reply_error(w, id, 400, "context_length_exceeded",
-                  "This model's maximum context length is %d tokens; input[%zu] has %d tokens.",
-                  w->n_ctx_seq, i, lens[i]);
+      wio_error(&w->out, id, 400, "context_length_exceeded",
+                "This model's maximum context length is %d tokens; input[%zu] has %d tokens.",
+                w->n_ctx_seq, i, lens[i]);
       goto done;
     }
     total += lens[i];
@@ -188,7 +188,7 @@ static size_t rerank_fill(const char *tmpl, const char *q, size_t ql, const char
  * the template with {query} and {document} filled in, special tokens parsed. Otherwise the
  * cross-encoder layout llama-server uses: [BOS] query [EOS] [SEP] document [EOS], each special
  * token only where the vocabulary adds it (EOS falls back to SEP). 0, or -1 having answered. */
-static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const json_t *query,
+static int rerank_pair(worker *w, wio_id id, size_t i, const char *tmpl, const json_t *query,
                        const llama_token *qt, int32_t nq, const json_t *doc, llama_token **out,
                        int32_t *n_out) {
   const char *q = json_string_value(query), *d = json_string_value(doc);
@@ -196,28 +196,28 @@ static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const 
   if (tmpl) {
     size_t len = rerank_fill(tmpl, q, ql, d, dl, NULL);
     if (len > WK_MAX_RERANK_PROMPT) {
-      reply_error(w, id, 400, "context_length_exceeded",
-                  "the rerank prompt of documents[%zu] is %zu bytes (at most %d)", i, len,
-                  WK_MAX_RERANK_PROMPT);
+      wio_error(&w->out, id, 400, "context_length_exceeded",
+                "the rerank prompt of documents[%zu] is %zu bytes (at most %d)", i, len,
+                WK_MAX_RERANK_PROMPT);
       return -1;
     }
     char *text = malloc(len + 1);
     if (!text) {
-      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
       return -1;
     }
     rerank_fill(tmpl, q, ql, d, dl, text);
     text[len] = '\0';
-    int rc = engine_tokenize(w, text, len, false, true, out, n_out);
+    int rc = tok_tokenize(w, text, len, false, true, out, n_out);
     free(text);
     if (rc != 0)
-      reply_error(w, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
+      wio_error(&w->out, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
     return rc;
   }
   llama_token *dt;
   int32_t nd;
-  if (engine_tokenize(w, d, dl, false, false, &dt, &nd) != 0) {
-    reply_error(w, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
+  if (tok_tokenize(w, d, dl, false, false, &dt, &nd) != 0) {
+    wio_error(&w->out, id, 500, "tokenize_failed", "documents[%zu] could not be tokenized", i);
     return -1;
   }
   const struct llama_vocab *v = w->vocab;
@@ -230,7 +230,7 @@ static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const 
   llama_token *t = n <= INT32_MAX ? malloc((size_t)(n ? n : 1) * sizeof *t) : NULL;
   if (!t) {
     free(dt);
-    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     return -1;
   }
   int32_t k = 0;
@@ -248,14 +248,14 @@ static int rerank_pair(worker *w, int64_t id, size_t i, const char *tmpl, const 
   return 0;
 }
 
-void embed_rerank(worker *w, int64_t id, const json_t *hdr) {
+void embed_rerank(worker *w, wio_id id, const json_t *hdr) {
   embed_state *e = w->embed;
   const json_t *query = json_object_get(hdr, "query"), *docs = json_object_get(hdr, "documents");
   size_t n = json_array_size(docs);
   if (!json_is_string(query) || !json_is_array(docs) || n == 0 || n > WK_MAX_EMBED_INPUTS) {
-    reply_error(w, id, 400, "invalid_request",
-                "rerank needs a string \"query\" and 1 to %d string \"documents\"",
-                WK_MAX_EMBED_INPUTS);
+    wio_error(&w->out, id, 400, "invalid_request",
+              "rerank needs a string \"query\" and 1 to %d string \"documents\"",
+              WK_MAX_EMBED_INPUTS);
     return;
   }
   const char *tmpl = llama_model_chat_template(w->model, "rerank");
@@ -264,31 +264,31 @@ void embed_rerank(worker *w, int64_t id, const json_t *hdr) {
   float *out = malloc(n * sizeof *out);
   int64_t total = 0;
   if (!toks || !lens || !out) {
-    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     goto done;
   }
-  if (!tmpl && engine_tokenize(w, json_string_value(query), json_string_length(query), false, false,
-                               &qt, &nq) != 0) {
-    reply_error(w, id, 500, "tokenize_failed", "the query could not be tokenized");
+  if (!tmpl && tok_tokenize(w, json_string_value(query), json_string_length(query), false, false,
+                            &qt, &nq) != 0) {
+    wio_error(&w->out, id, 500, "tokenize_failed", "the query could not be tokenized");
     goto done;
   }
   for (size_t i = 0; i < n; i++) {
     const json_t *d = json_array_get(docs, i);
     if (!json_is_string(d)) {
-      reply_error(w, id, 400, "invalid_request", "documents[%zu] must be a string", i);
+      wio_error(&w->out, id, 400, "invalid_request", "documents[%zu] must be a string", i);
       goto done;
     }
     if (rerank_pair(w, id, i, tmpl, query, qt, nq, d, &toks[i], &lens[i]) != 0) goto done;
     if (lens[i] == 0) {
-      reply_error(w, id, 400, "invalid_request",
-                  "the query with documents[%zu] is empty (0 tokens)", i);
+      wio_error(&w->out, id, 400, "invalid_request",
+                "the query with documents[%zu] is empty (0 tokens)", i);
       goto done;
     }
     if (lens[i] > w->n_ctx_seq || lens[i] > e->cap) {
-      reply_error(w, id, 400, "context_length_exceeded",
-                  "This model's maximum context length is %d tokens; the query with documents[%zu] "
-                  "has %d tokens.",
-                  w->n_ctx_seq, i, lens[i]);
+      wio_error(&w->out, id, 400, "context_length_exceeded",
+                "This model's maximum context length is %d tokens; the query with documents[%zu] "
+                "has %d tokens.",
+                w->n_ctx_seq, i, lens[i]);
       goto done;
     }
     total += lens[i];

@@ -1,7 +1,9 @@
-/* engine.c — everything that sets up or wraps llama.cpp for the worker: routing engine logs into
- * sy_log, handling `load` (model, one context, `ready`), tokenising, applying the chat template,
- * detokenising one token. Uses only llama.h. Must never let a load field reach the engine
- * unchecked, and never free the model while the context still exists. */
+/* engine.c — everything that sets up llama.cpp for the worker: routing engine logs into sy_log,
+ * handling `load` (model, one context, the projector, the mode's module, `ready`) and freeing it
+ * all. Calls llama.h, mtmd.h and gguf.h, and, below it in the worker, chat.c, embed.c, gen.c and
+ * speech.c (their init/free); nothing below calls back into it (tokenising is tok.c, the chat
+ * prompt chat.c). Must never let a load field reach the engine unchecked, and never free the
+ * model while the context still exists. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -12,9 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
+#include "utf8.h"
 #include "worker.h"
 
 /* ---- engine logs -------------------------------------------------------------------------- */
@@ -57,12 +61,6 @@ void engine_log_install(worker *w) {
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
-
-double engine_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* An optional integer field: absent or null → def. Returns -1 when present with another type
  * or a non-integral number. */
@@ -129,15 +127,17 @@ static bool engine_progress(float progress, void *ud) {
   int pct = (int)(progress * 100.0f);
   if (pct >= w->load_pct + 10 || (pct == 100 && w->load_pct < 100)) {
     w->load_pct = pct;
-    reply_send(w, json_pack("{s:s, s:i, s:f}", "op", "progress", "id", 0, "progress", (double)progress));
+    wio_send(&w->out,
+             json_pack("{s:s, s:i, s:f}", "op", "progress", "id", 0, "progress", (double)progress),
+             NULL, 0);
   }
-  return !inbox_ended(&w->in);
+  return !wio_inbox_ended(&w->in);
 }
 
 /* Abort a running llama_decode when the daemon is gone (we exit right after). */
 static bool engine_abort(void *ud) {
   worker *w = ud;
-  return inbox_ended(&w->in);
+  return wio_inbox_ended(&w->in);
 }
 
 /* Whether the projector GGUF declares an audio generator (clip.has_gen_audio_encoder), read
@@ -154,11 +154,11 @@ static bool engine_mmproj_gen_audio(const char *path) {
 
 /* ---- load -------------------------------------------------------------------------------- */
 
-#define ENGINE_FAIL(status, ...)                           \
-  do {                                                     \
-    reply_error(w, 0, status, "load_failed", __VA_ARGS__); \
-    LOG_E("load failed");                                  \
-    goto err;                                              \
+#define ENGINE_FAIL(status, ...)                               \
+  do {                                                         \
+    wio_error(&w->out, 0, status, "load_failed", __VA_ARGS__); \
+    LOG_E("load failed");                                      \
+    goto err;                                                  \
   } while (0)
 
 int engine_load(worker *w, const json_t *hdr) {
@@ -185,11 +185,11 @@ int engine_load(worker *w, const json_t *hdr) {
   if (det && !json_is_boolean(det)) ENGINE_FAIL(400, "load: \"deterministic\" must be a boolean");
   w->deterministic = json_is_true(det);
   if (!mode || strcmp(mode, "generate") == 0)
-    w->embed_mode = false;
+    w->mode = WK_MODE_GENERATE;
   else if (strcmp(mode, "embed") == 0)
-    w->embed_mode = true;
+    w->mode = WK_MODE_EMBED;
   else if (strcmp(mode, "rerank") == 0)
-    w->embed_mode = w->rerank_mode = true; /* an embedding context with pooling rank */
+    w->mode = WK_MODE_RERANK; /* an embedding context with pooling rank */
   else
     ENGINE_FAIL(400, "load: unknown mode \"%.64s\" (generate, embed, rerank)", mode);
 
@@ -203,16 +203,16 @@ int engine_load(worker *w, const json_t *hdr) {
       want_pool = LLAMA_POOLING_TYPE_LAST;
     else if (strcmp(pooling, "none") == 0)
       want_pool = LLAMA_POOLING_TYPE_NONE;
-    else if (strcmp(pooling, "rank") == 0 && w->rerank_mode)
+    else if (strcmp(pooling, "rank") == 0 && w->mode == WK_MODE_RERANK)
       want_pool = LLAMA_POOLING_TYPE_RANK;
     else
       ENGINE_FAIL(400, "load: unknown pooling \"%.64s\" (mean, cls, last, none; rank to rerank)",
                   pooling);
   }
-  if (w->rerank_mode && want_pool != LLAMA_POOLING_TYPE_UNSPECIFIED &&
+  if (w->mode == WK_MODE_RERANK && want_pool != LLAMA_POOLING_TYPE_UNSPECIFIED &&
       want_pool != LLAMA_POOLING_TYPE_RANK)
     ENGINE_FAIL(400, "load: a reranker pools with \"rank\", not \"%.64s\"", pooling);
-  if (w->rerank_mode) want_pool = LLAMA_POOLING_TYPE_RANK;
+  if (w->mode == WK_MODE_RERANK) want_pool = LLAMA_POOLING_TYPE_RANK;
 
   int64_t max_seq = (int64_t)llama_max_parallel_sequences();
   if (n_parallel <= 0) n_parallel = 1;
@@ -227,19 +227,21 @@ int engine_load(worker *w, const json_t *hdr) {
   if (n_gpu_layers > INT32_MAX) n_gpu_layers = INT32_MAX;
 
   LOG_I("loading %s (%s, n_ctx %lld x %lld, threads %lld, batch %lld, gpu layers %lld)", path,
-        w->rerank_mode ? "rerank" : w->embed_mode ? "embed" : "generate", (long long)n_ctx,
-        (long long)n_parallel,
-        (long long)n_threads, (long long)n_batch, (long long)n_gpu_layers);
+        w->mode == WK_MODE_RERANK ? "rerank"
+        : wk_embeds(w)            ? "embed"
+                                  : "generate",
+        (long long)n_ctx, (long long)n_parallel, (long long)n_threads, (long long)n_batch,
+        (long long)n_gpu_layers);
 
   struct llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = (int32_t)n_gpu_layers;
   w->load_pct = -10;
   mp.progress_callback = engine_progress;
   mp.progress_callback_user_data = w;
-  double t0 = engine_now_ms();
+  double t0 = sy_mono_s() * 1e3;
   w->model = llama_model_load_from_file(path, mp);
   if (!w->model) {
-    if (inbox_ended(&w->in)) goto err; /* aborted: the daemon is gone */
+    if (wio_inbox_ended(&w->in)) goto err; /* aborted: the daemon is gone */
     ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);
   }
   w->vocab = llama_model_get_vocab(w->model);
@@ -247,7 +249,7 @@ int engine_load(worker *w, const json_t *hdr) {
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);
   if (has_enc && has_dec) ENGINE_FAIL(400, "encoder-decoder models are not supported");
-  if (!w->embed_mode && !has_dec)
+  if (!wk_embeds(w) && !has_dec)
     ENGINE_FAIL(400, "this model cannot generate text (encoder only); load it in embed mode");
 
   int32_t n_ctx_train = llama_model_n_ctx_train(w->model);
@@ -257,7 +259,7 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(400, "load: n_ctx x n_parallel = %lld cells is too many",
                 (long long)(n_ctx * n_parallel));
 
-  if (w->embed_mode) {
+  if (wk_embeds(w)) {
     /* A whole input must fit one ubatch: pooling and non-causal attention see one ubatch. */
     if (n_batch < n_ctx) n_batch = n_ctx;
   } else if (n_batch < n_parallel + 1) {
@@ -268,27 +270,28 @@ int engine_load(worker *w, const json_t *hdr) {
   cp.n_ctx = (uint32_t)(n_ctx * n_parallel);
   cp.n_seq_max = (uint32_t)n_parallel;
   cp.n_batch = (uint32_t)n_batch;
-  cp.n_ubatch = w->embed_mode ? (uint32_t)n_batch : (uint32_t)(n_batch < 512 ? n_batch : 512);
+  cp.n_ubatch = wk_embeds(w) ? (uint32_t)n_batch : (uint32_t)(n_batch < 512 ? n_batch : 512);
+  w->n_threads_max = (int)n_threads;
   cp.n_threads = (int32_t)n_threads;
   cp.n_threads_batch = (int32_t)n_threads;
-  cp.embeddings = w->embed_mode;
-  cp.pooling_type = w->embed_mode ? want_pool : LLAMA_POOLING_TYPE_UNSPECIFIED;
+  cp.embeddings = wk_embeds(w);
+  cp.pooling_type = wk_embeds(w) ? want_pool : LLAMA_POOLING_TYPE_UNSPECIFIED;
   cp.abort_callback = engine_abort;
   cp.abort_callback_data = w;
   cp.no_perf = true;
   /* A speech projector (docs/TTS.md) needs the backbone's hidden states: with embeddings on,
    * llama.cpp outputs every prompt row, so the output cap below must not apply. */
-  bool speech = !w->embed_mode && mmproj && *mmproj && engine_mmproj_gen_audio(mmproj);
+  bool speech = !wk_embeds(w) && mmproj && *mmproj && engine_mmproj_gen_audio(mmproj);
   if (speech) cp.embeddings = true;
   /* Generation reads one logits row per sequence per decode, plus at most one pad row (gen.c). */
-  if (!w->embed_mode && !speech) {
+  if (!wk_embeds(w) && !speech) {
     cp.n_outputs_max = (uint32_t)n_parallel + 1;
     cp.n_outputs_max_per_seq = 2;
   }
   w->ctx = llama_init_from_model(w->model, cp);
   if (!w->ctx) ENGINE_FAIL(500, "failed to create the llama context (see the worker log)");
 
-  if (w->embed_mode) {
+  if (wk_embeds(w)) {
     enum llama_pooling_type got = llama_pooling_type(w->ctx);
     if (want_pool == LLAMA_POOLING_TYPE_UNSPECIFIED &&
         (got == LLAMA_POOLING_TYPE_NONE || got == LLAMA_POOLING_TYPE_RANK ||
@@ -312,19 +315,19 @@ int engine_load(worker *w, const json_t *hdr) {
   w->n_parallel = (int32_t)llama_n_seq_max(w->ctx);
   w->n_batch = (int32_t)llama_n_batch(w->ctx);
   if (w->n_parallel != (int32_t)n_parallel ||
-      w->n_batch < (int32_t)(w->embed_mode ? 1 : n_parallel + 1))
+      w->n_batch < (int32_t)(wk_embeds(w) ? 1 : n_parallel + 1))
     ENGINE_FAIL(500, "the engine changed n_parallel/n_batch (%d/%d)", w->n_parallel, w->n_batch);
-  w->n_embd = w->embed_mode ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
-  if (w->rerank_mode &&
+  w->n_embd = wk_embeds(w) ? llama_model_n_embd_out(w->model) : llama_model_n_embd(w->model);
+  if (w->mode == WK_MODE_RERANK &&
       (w->pooling != LLAMA_POOLING_TYPE_RANK || llama_model_n_cls_out(w->model) < 1))
     ENGINE_FAIL(400, "this model cannot rerank (pooling %s)", engine_pooling_name(w->pooling));
 
-  if (!w->embed_mode) {
+  if (!wk_embeds(w)) {
     char cerr[400];
     if (chat_load(w, tmpl, cerr, sizeof cerr) != 0) ENGINE_FAIL(400, "%s", cerr);
   }
 
-  if (!w->embed_mode && mmproj && *mmproj) {
+  if (!wk_embeds(w) && mmproj && *mmproj) {
     /* The projector runs where the text layers run; its compute buffer is sized by a warm-up
      * encode now, so a projector that cannot run fails the load, not the first request. */
     struct mtmd_context_params mcp = mtmd_context_params_default();
@@ -338,42 +341,44 @@ int engine_load(worker *w, const json_t *hdr) {
       /* a speech model: the backbone's hidden states feed the projector's audio generator */
       char serr[400];
       if (!speech) ENGINE_FAIL(500, "the projector's audio generator was not detected in time");
-      w->speech_mode = true;
+      w->mode = WK_MODE_SPEECH;
       if (speech_init(w, path, json_object_get(hdr, "voices"), serr, sizeof serr) != 0)
         ENGINE_FAIL(400, "%s", serr);
     } else {
       if (!mtmd_support_vision(w->mtmd) && !mtmd_support_audio(w->mtmd))
         ENGINE_FAIL(400, "the projector %.512s has neither a vision nor an audio encoder", mmproj);
       if (mtmd_support_audio(w->mtmd) && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE)
-        LOG_W("audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will be refused",
-              mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
+        LOG_W(
+            "audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will "
+            "be refused",
+            mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
       LOG_I("projector %s loaded (%s%s%s)", mmproj, mtmd_support_vision(w->mtmd) ? "vision, " : "",
             mtmd_support_audio(w->mtmd) ? "audio, " : "", w->gpu_offload ? "GPU" : "CPU");
     }
   }
 
-  if (w->embed_mode ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
+  if (wk_embeds(w) ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
 
   char arch[128] = "", desc[256] = "";
   if (llama_model_meta_val_str(w->model, "general.architecture", arch, sizeof arch) < 0)
     arch[0] = 0;
   if (llama_model_desc(w->model, desc, sizeof desc) < 0) desc[0] = 0;
   size_t arch_len, desc_len;
-  char *arch_ok = text_utf8_repair(arch, strlen(arch), &arch_len);
-  char *desc_ok = text_utf8_repair(desc, strlen(desc), &desc_len);
-  json_t *ready = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s, s:b}", "op",
-                            "ready", "n_ctx", (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train,
-                            "n_parallel", (int)w->n_parallel, "n_embd", (int)w->n_embd, "n_vocab",
-                            (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
-                            (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling),
-                            "arch", arch_ok ? arch_ok : "", "model_bytes",
-                            (json_int_t)llama_model_size(w->model), "desc", desc_ok ? desc_ok : "",
-                            "vision", w->mtmd && !w->speech_mode && mtmd_support_vision(w->mtmd));
-  if (ready && w->mtmd && !w->speech_mode && mtmd_support_audio(w->mtmd)) {
+  char *arch_ok = sy_utf8_repair(arch, strlen(arch), &arch_len);
+  char *desc_ok = sy_utf8_repair(desc, strlen(desc), &desc_len);
+  json_t *ready = json_pack(
+      "{s:s, s:i, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:I, s:s, s:b}", "op", "ready", "n_ctx",
+      (int)w->n_ctx_seq, "n_ctx_train", (int)n_ctx_train, "n_parallel", (int)w->n_parallel,
+      "n_embd", (int)w->n_embd, "n_vocab", (int)llama_vocab_n_tokens(w->vocab), "has_chat_template",
+      (int)(w->chat_kind != WK_CHAT_NONE), "pooling", engine_pooling_name(w->pooling), "arch",
+      arch_ok ? arch_ok : "", "model_bytes", (json_int_t)llama_model_size(w->model), "desc",
+      desc_ok ? desc_ok : "", "vision",
+      w->mtmd && w->mode != WK_MODE_SPEECH && mtmd_support_vision(w->mtmd));
+  if (ready && w->mtmd && w->mode != WK_MODE_SPEECH && mtmd_support_audio(w->mtmd)) {
     json_object_set_new(ready, "audio", json_true());
     json_object_set_new(ready, "audio_rate", json_integer(mtmd_get_audio_sample_rate(w->mtmd)));
   }
-  if (ready && w->speech_mode) {
+  if (ready && w->mode == WK_MODE_SPEECH) {
     json_object_set_new(ready, "speech", json_true());
     json_object_set_new(ready, "sample_rate", json_integer(w->sample_rate));
   }
@@ -381,10 +386,13 @@ int engine_load(worker *w, const json_t *hdr) {
   free(desc_ok);
   LOG_I("ready: %s %s, n_ctx %d/seq x %d, batch %d, %s, chat template: %s (%.1f s)", arch, desc,
         w->n_ctx_seq, w->n_parallel, w->n_batch,
-        w->embed_mode ? engine_pooling_name(w->pooling) : "generate",
-        w->chat_kind == WK_CHAT_JINJA ? "jinja" : w->chat_kind == WK_CHAT_BUILTIN ? "built-in" : "none", (engine_now_ms() - t0) / 1e3);
-  reply_send(w, ready);
-  return w->dead ? -1 : 0;
+        wk_embeds(w) ? engine_pooling_name(w->pooling) : "generate",
+        w->chat_kind == WK_CHAT_JINJA     ? "jinja"
+        : w->chat_kind == WK_CHAT_BUILTIN ? "built-in"
+                                          : "none",
+        ((sy_mono_s() * 1e3) - t0) / 1e3);
+  wio_send(&w->out, ready, NULL, 0);
+  return w->out.dead ? -1 : 0;
 
 err:
   return -1;
@@ -402,128 +410,4 @@ void engine_free(worker *w) {
   w->model = NULL;
   w->vocab = NULL;
   chat_unload(w);
-}
-
-/* ---- text <-> tokens --------------------------------------------------------------------- */
-
-int engine_tokenize(const worker *w, const char *text, size_t len, bool add_special,
-                    bool parse_special, llama_token **out, int32_t *n_out) {
-  *out = NULL;
-  *n_out = 0;
-  if (len > (size_t)INT32_MAX / 2) return -1;
-  int32_t cap = (int32_t)len + 8;
-  llama_token *toks = malloc((size_t)cap * sizeof *toks);
-  if (!toks) return -1;
-  int32_t n = llama_tokenize(w->vocab, text, (int32_t)len, toks, cap, add_special, parse_special);
-  if (n < 0 && n != INT32_MIN) {
-    cap = -n;
-    llama_token *t2 = realloc(toks, (size_t)cap * sizeof *toks);
-    if (!t2) {
-      free(toks);
-      return -1;
-    }
-    toks = t2;
-    n = llama_tokenize(w->vocab, text, (int32_t)len, toks, cap, add_special, parse_special);
-  }
-  if (n < 0) {
-    free(toks);
-    return -1;
-  }
-  *out = toks;
-  *n_out = n;
-  return 0;
-}
-
-char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, const char **code,
-                         char *msg, size_t msg_len) {
-  *status = 400;
-  *code = "invalid_request";
-  if (w->chat_kind != WK_CHAT_BUILTIN || !w->chat_builtin) {
-    *code = "no_chat_template";
-    snprintf(msg, msg_len, "no built-in chat template");
-    return NULL;
-  }
-  size_t n = json_array_size(messages);
-  if (!json_is_array(messages) || n == 0 || n > WK_MAX_MESSAGES) {
-    snprintf(msg, msg_len, "\"messages\" must be a non-empty array (at most %d)", WK_MAX_MESSAGES);
-    return NULL;
-  }
-  llama_chat_message *chat = calloc(n, sizeof *chat);
-  if (!chat) {
-    *status = 500;
-    *code = "out_of_memory";
-    snprintf(msg, msg_len, "out of memory");
-    return NULL;
-  }
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    const json_t *m = json_array_get(messages, i);
-    const json_t *role = json_object_get(m, "role"), *content = json_object_get(m, "content");
-    if (!json_is_string(role) || !(json_is_string(content) || json_is_null(content))) {
-      snprintf(msg, msg_len, "messages[%zu] needs string \"role\" and \"content\"", i);
-      free(chat);
-      return NULL;
-    }
-    chat[i].role = json_string_value(role);
-    chat[i].content = json_is_string(content) ? json_string_value(content) : "";
-    total += strlen(chat[i].role) + strlen(chat[i].content) + 64;
-  }
-  if (total > (size_t)INT32_MAX / 4) {
-    snprintf(msg, msg_len, "the messages are too long");
-    free(chat);
-    return NULL;
-  }
-  int32_t cap = (int32_t)(total * 2 + 1024);
-  char *buf = malloc((size_t)cap);
-  int32_t r = buf ? llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap) : -1;
-  if (buf && r >= cap && r < INT32_MAX) {
-    cap = r + 1;
-    char *b2 = realloc(buf, (size_t)cap);
-    if (!b2) {
-      free(buf);
-      buf = NULL;
-    } else {
-      buf = b2;
-      r = llama_chat_apply_template(w->chat_builtin, chat, n, true, buf, cap);
-    }
-  }
-  free(chat);
-  if (!buf || r < 0 || r >= cap) {
-    free(buf);
-    *status = buf ? 400 : 500;
-    *code = buf ? "no_chat_template" : "out_of_memory";
-    snprintf(msg, msg_len, "%s", buf ? "the chat template could not be applied" : "out of memory");
-    return NULL;
-  }
-  buf[r] = '\0';
-  return buf;
-}
-
-int engine_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap) {
-  for (int attempt = 0; attempt < 3; attempt++) {
-    size_t need = 64;
-    if (*cap - *len < need || !*buf) {
-      size_t nc = *cap ? *cap : 256;
-      while (nc - *len < need) nc *= 2;
-      char *nb = realloc(*buf, nc);
-      if (!nb) return -1;
-      *buf = nb;
-      *cap = nc;
-    }
-    size_t room = *cap - *len;
-    if (room > INT32_MAX) room = INT32_MAX;
-    int32_t n = llama_token_to_piece(w->vocab, tok, *buf + *len, (int32_t)room, 0, false);
-    if (n >= 0) {
-      *len += (size_t)n;
-      return 0;
-    }
-    /* Too small: grow to fit -n more bytes and try again. */
-    size_t nc = *cap;
-    while (nc - *len < (size_t)-n) nc *= 2;
-    char *nb = realloc(*buf, nc);
-    if (!nb) return -1;
-    *buf = nb;
-    *cap = nc;
-  }
-  return -1;
 }

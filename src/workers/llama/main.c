@@ -19,77 +19,84 @@
 
 #include "log.h"
 #include "wargs.h"
+#include "wio.h"
 #include "worker.h"
 
 #define MAIN_MAX_DRAIN 64 /* frames handled between two decode steps while busy */
 
-/* The positive integer "id" of a message, or 0 when absent or invalid. */
-static int64_t main_msg_id(const json_t *hdr) {
-  const json_t *v = json_object_get(hdr, "id");
-  if (!json_is_integer(v)) return 0;
-  json_int_t id = json_integer_value(v);
-  return id > 0 ? (int64_t)id : 0;
-}
-
 static void main_usage(void) {
-  fprintf(stderr, "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n"
-                  "       switchyard-llama --list-devices\n");
+  fprintf(stderr,
+          "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n"
+          "       switchyard-llama --list-devices\n");
 }
 
 /* Handle one frame after load. Returns 1 when the worker should exit. */
 static int main_handle(worker *w, const ipc_msg *m) {
   const char *op = ipc_op(m);
-  int64_t id = main_msg_id(m->hdr);
+  wio_id id = wio_msg_id(m->hdr);
   if (strcmp(op, "rerank") == 0) {
     if (!id)
       LOG_W("rerank without a valid id; ignored");
-    else if (!w->rerank_mode)
-      reply_error(w, id, 400, "wrong_capability", "this model is not loaded for reranking");
+    else if (w->mode != WK_MODE_RERANK)
+      wio_error(&w->out, id, 400, "wrong_capability", "this model is not loaded for reranking");
     else
       embed_rerank(w, id, m->hdr);
   } else if (strcmp(op, "speak") == 0 || strcmp(op, "voices") == 0) {
     if (!id)
       LOG_W("%s without a valid id; ignored", op);
-    else if (!w->speech_mode)
-      reply_error(w, id, 400, "wrong_capability", "this model has no speech projector");
+    else if (w->mode != WK_MODE_SPEECH)
+      wio_error(&w->out, id, 400, "wrong_capability", "this model has no speech projector");
     else if (op[0] != 's' && m->payload_len)
-      reply_error(w, id, 400, "invalid_request", "voices takes no payload");
+      wio_error(&w->out, id, 400, "invalid_request", "voices takes no payload");
     else if (op[0] == 's')
       speech_submit(w, id, m->hdr, m->payload, m->payload_len);
     else
       speech_voices(w, id);
-  } else if (w->speech_mode && (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {
-    if (id) reply_error(w, id, 400, "wrong_capability", "this model is loaded for speech");
+  } else if (w->mode == WK_MODE_SPEECH &&
+             (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0)) {
+    if (id) wio_error(&w->out, id, 400, "wrong_capability", "this model is loaded for speech");
   } else if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {
     bool is_embed = op[0] == 'e';
     if (!id) {
       LOG_W("%s without a valid id; ignored", op);
-    } else if (is_embed && w->rerank_mode) {
-      reply_error(w, id, 400, "wrong_capability",
-                  "this model is loaded for reranking, not embeddings");
-    } else if (is_embed != w->embed_mode) {
-      reply_error(w, id, 400, "wrong_capability",
-                  is_embed ? "this model is loaded for text generation, not embeddings"
-                           : "this model is loaded for embeddings, not text generation");
+    } else if (is_embed && w->mode == WK_MODE_RERANK) {
+      wio_error(&w->out, id, 400, "wrong_capability",
+                "this model is loaded for reranking, not embeddings");
+    } else if (is_embed != wk_embeds(w)) {
+      wio_error(&w->out, id, 400, "wrong_capability",
+                is_embed ? "this model is loaded for text generation, not embeddings"
+                         : "this model is loaded for embeddings, not text generation");
     } else if (is_embed) {
-      if (m->payload_len) reply_error(w, id, 400, "invalid_request", "embed takes no payload");
-      else embed_run(w, id, m->hdr);
+      if (m->payload_len)
+        wio_error(&w->out, id, 400, "invalid_request", "embed takes no payload");
+      else
+        embed_run(w, id, m->hdr);
     } else {
       gen_submit(w, id, m->hdr, m->payload, m->payload_len);
     }
   } else if (strcmp(op, "cancel") == 0) {
     if (!id)
       LOG_W("cancel without a valid id; ignored");
-    else if (w->speech_mode)
+    else if (w->mode == WK_MODE_SPEECH)
       speech_cancel(w, id);
-    else if (!w->embed_mode)
+    else if (!wk_embeds(w))
       gen_cancel(w, id);
+  } else if (strcmp(op, "threads") == 0) {
+    /* the daemon's share of the cores while other workers are busy too (cpu_share.h): from the
+     * next decode on; never more than loaded with */
+    json_int_t n = json_integer_value(json_object_get(m->hdr, "n"));
+    if (n >= 1 && n <= w->n_threads_max && w->ctx) {
+      llama_set_n_threads(w->ctx, (int32_t)n, (int32_t)n);
+      LOG_D("threads: %lld", (long long)n);
+    } else {
+      LOG_W("threads: %lld ignored (1..%d)", (long long)n, w->n_threads_max);
+    }
   } else if (strcmp(op, "shutdown") == 0) {
     LOG_I("shutdown");
     return 1;
   } else {
     LOG_W("unexpected op \"%.64s\"%s", op, id ? "" : " (no id; ignored)");
-    if (id) reply_error(w, id, 400, "unknown_op", "unknown or unexpected op \"%.64s\"", op);
+    if (id) wio_error(&w->out, id, 400, "unknown_op", "unknown or unexpected op \"%.64s\"", op);
   }
   return 0;
 }
@@ -97,23 +104,23 @@ static int main_handle(worker *w, const ipc_msg *m) {
 /* The message loop after a successful load. Returns the exit status. */
 static int main_loop(worker *w) {
   int drained = 0;
-  while (!w->dead) {
-    bool idle = w->speech_mode ? !speech_busy(w) : !gen_busy(w);
+  while (!w->out.dead) {
+    bool idle = w->mode == WK_MODE_SPEECH ? !speech_busy(w) : !gen_busy(w);
     ipc_msg m;
-    int rc = idle || drained < MAIN_MAX_DRAIN ? inbox_pop(&w->in, &m, idle) : INBOX_EMPTY;
-    if (rc == INBOX_MSG) {
+    int rc = idle || drained < MAIN_MAX_DRAIN ? wio_inbox_pop(&w->in, &m, idle) : WIO_EMPTY;
+    if (rc == WIO_MSG) {
       drained++;
       int stop = main_handle(w, &m);
       ipc_msg_clear(&m);
       if (stop) return 0;
       continue;
     }
-    if (rc == INBOX_END) {
+    if (rc == WIO_END) {
       LOG_I("the daemon closed the channel; exiting");
-      return inbox_failed(&w->in) ? 1 : 0;
+      return wio_inbox_failed(&w->in) ? 1 : 0;
     }
     drained = 0;
-    if (w->speech_mode)
+    if (w->mode == WK_MODE_SPEECH)
       speech_step(w);
     else
       gen_step(w);
@@ -136,43 +143,43 @@ int main(int argc, char **argv) {
 
   static worker w; /* the one process-wide state; zero-initialised */
   int status = 1;
-  ipc_chan_init(&w.chan, fd);
-  inbox_init(&w.in, fd);
+  wio_out_init(&w.out, fd);
+  wio_inbox_init(&w.in, fd, WK_INBOX_CAP, false);
   engine_log_install(&w);
   llama_backend_init();
-  if (inbox_start(&w.in) != 0) {
+  if (wio_inbox_start(&w.in) != 0) {
     LOG_E("cannot start the reader thread");
     goto out;
   }
 
   ipc_msg m;
-  int rc = inbox_pop(&w.in, &m, true);
-  if (rc != INBOX_MSG) {
+  int rc = wio_inbox_pop(&w.in, &m, true);
+  if (rc != WIO_MSG) {
     LOG_I("the channel closed before load");
-    status = inbox_failed(&w.in) ? 1 : 0;
+    status = wio_inbox_failed(&w.in) ? 1 : 0;
     goto out;
   }
   if (strcmp(ipc_op(&m), "load") != 0) {
     LOG_E("the first message is \"%.64s\", not load", ipc_op(&m));
-    reply_error(&w, 0, 400, "load_failed", "the first message must be load");
+    wio_error(&w.out, 0, 400, "load_failed", "the first message must be load");
     ipc_msg_clear(&m);
     goto out;
   }
   int lrc = engine_load(&w, m.hdr);
   ipc_msg_clear(&m);
   if (lrc != 0) {
-    status = inbox_ended(&w.in) && !inbox_failed(&w.in) ? 0 : 1;
+    status = wio_inbox_ended(&w.in) && !wio_inbox_failed(&w.in) ? 0 : 1;
     goto out;
   }
   status = main_loop(&w);
 
 out:
-  inbox_deinit(&w.in);
+  wio_inbox_deinit(&w.in);
   engine_free(&w);
   llama_backend_free();
   llama_log_set(NULL, NULL);
   pthread_mutex_destroy(&w.logline.mu);
-  ipc_chan_deinit(&w.chan);
+  wio_out_deinit(&w.out);
   LOG_D("exit %d", status);
   return status;
 }

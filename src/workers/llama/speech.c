@@ -9,7 +9,11 @@
  * One `speak` runs at a time (one mtmd context, one sequence); others wait in a FIFO. The main
  * loop calls speech_step between drains of the inbox, and one step is one frame, so a cancel is
  * seen within a frame. Same request and seed → same samples: every GEN_CODE passes its own seed
- * (clip reseeds its generator only when the seed changes), a pure function of (seed, frame). */
+ * (clip reseeds its generator only when the seed changes), a pure function of (seed, frame).
+ *
+ * It is also the speech front main.c and engine.c call: with a Qwen3-TTS projector each
+ * speech_* call is handed to speech_qwen3.c. Both loops sit on speech_queue.c (the FIFO, a
+ * speak's fields, seeds, sentence ends); neither of those calls back up into this file. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,18 +26,17 @@
 #include "worker.h"
 
 #define SP_MAX_WAITING 256
-#define SP_MAX_INPUT (64 * 1024)  /* bytes of text per request */
-#define SP_CHUNK_TOKENS 50        /* MAX_TOKEN_PER_CHUNK of the reference */
-#define SP_WINDOW 8               /* latents per GEN_WAV call */
+#define SP_CHUNK_TOKENS 50 /* MAX_TOKEN_PER_CHUNK of the reference */
+#define SP_WINDOW 8        /* latents per GEN_WAV call */
 #define SP_FRAME_RATE 12.5
 #define SP_MAX_VOICES 64
 #define SP_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 
 typedef struct sp_voice sp_voice;
 typedef struct sp_req {
-  speech_item it; /* first: the queue's link and the request's id */
+  spq_item it; /* first: the queue's link and the request's id */
   char *text;
-  int voice; /* index into st->voices, or -1 */
+  int voice;     /* index into st->voices, or -1 */
   sp_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
   uint32_t seed;
 } sp_req;
@@ -52,7 +55,7 @@ typedef struct sp_chunk {
 } sp_chunk;
 
 struct speech_state {
-  speech_fifo q; /* the requests waiting behind the current one */
+  spq_fifo q; /* the requests waiting behind the current one */
   sp_voice voices[SP_MAX_VOICES];
   int n_voices;
   llama_token audio_bos, bos_voice;
@@ -79,15 +82,6 @@ struct speech_state {
 };
 
 /* ---- seeds --------------------------------------------------------------------------------- */
-
-uint32_t speech_mix32(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return (uint32_t)x;
-}
 
 /* The seed of frame k: below 2^31, and consecutive frames never share one (an odd step mod
  * 2^31), so clip reseeds on every call. */
@@ -118,12 +112,15 @@ static char *sp_prepare(const char *s, size_t n, bool pad_short) {
     char c = s[i];
     if (c == '\n' || c == '\r' || c == '\t' || c == '\0') c = ' ';
     if (c == ';') c = ',';
-    if (c == ' ') in_word = false;
-    else if (!in_word) in_word = true, words++;
+    if (c == ' ')
+      in_word = false;
+    else if (!in_word)
+      in_word = true, words++;
     out[o++] = c;
   }
   size_t start = pad_short ? 8 : 0;
-  if (o > start && out[start] >= 'a' && out[start] <= 'z') out[start] = (char)(out[start] - 'a' + 'A');
+  if (o > start && out[start] >= 'a' && out[start] <= 'z')
+    out[start] = (char)(out[start] - 'a' + 'A');
   if (o > start && isalnum((unsigned char)out[o - 1])) out[o++] = '.';
   if (pad_short) {
     if (o > start && words < 5) {
@@ -135,26 +132,6 @@ static char *sp_prepare(const char *s, size_t n, bool pad_short) {
   }
   out[o] = '\0';
   return out;
-}
-
-/* End of the sentence that starts at s[i]: after ./!/? followed by a space or the end, a CJK
- * full stop, or a blank line. */
-size_t speech_sentence_end(const char *s, size_t n, size_t i) {
-  for (; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c == '.' || c == '!' || c == '?') && (i + 1 == n || isspace((unsigned char)s[i + 1]))) {
-      while (i + 1 < n && strchr(".!?\"')", s[i + 1])) i++;
-      return i + 1;
-    }
-    if (c == '\n' && i + 1 < n && s[i + 1] == '\n') return i + 1;
-    /* 。！？ are E3 80 82, EF BC 81, EF BC 9F */
-    if (c == 0xE3 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] == 0x82)
-      return i + 3;
-    if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBC &&
-        ((unsigned char)s[i + 2] == 0x81 || (unsigned char)s[i + 2] == 0x9F))
-      return i + 3;
-  }
-  return n;
 }
 
 static void sp_chunks_free(speech_state *st) {
@@ -180,7 +157,7 @@ static int sp_push_chunk(speech_state *st, const llama_token *t, int n) {
 static int sp_split(worker *w, speech_state *st, const char *text) {
   size_t n = strlen(text), i = 0;
   while (i < n) {
-    size_t e = speech_sentence_end(text, n, i);
+    size_t e = spq_sentence_end(text, n, i);
     char *p = sp_prepare(text + i, e - i, st->pad_short);
     i = e;
     if (!p) return -1;
@@ -190,7 +167,7 @@ static int sp_split(worker *w, speech_state *st, const char *text) {
     }
     llama_token *toks = NULL;
     int32_t nt = 0;
-    int rc = engine_tokenize(w, p, strlen(p), false, false, &toks, &nt);
+    int rc = tok_tokenize(w, p, strlen(p), false, false, &toks, &nt);
     free(p);
     if (rc != 0) return -1;
     for (int32_t k = 0; k < nt && rc == 0; k += SP_CHUNK_TOKENS)
@@ -211,8 +188,10 @@ static int sp_voice_rows(worker *w, sp_voice *v, char *msg, size_t msg_len) {
     return -1;
   }
   struct mtmd_helper_bitmap_wrapper bw =
-      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false, mtmd_helper_init_opt_default())
-              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
+      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false,
+                                                 mtmd_helper_init_opt_default())
+              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false,
+                                                  mtmd_helper_init_opt_default());
   if (!bw.bitmap) {
     snprintf(msg, msg_len, "voice '%s': cannot read the reference clip %s (wav, mp3, flac)",
              v->name, v->clip ? "(uploaded)" : v->path);
@@ -245,7 +224,8 @@ static int sp_voice_rows(worker *w, sp_voice *v, char *msg, size_t msg_len) {
   }
   if (chunks) mtmd_input_chunks_free(chunks);
   mtmd_bitmap_free(bw.bitmap);
-  if (rc == 0) LOG_I("voice '%s': %d frames from %s", v->name, v->n_rows, v->clip ? "the request" : v->path);
+  if (rc == 0)
+    LOG_I("voice '%s': %d frames from %s", v->name, v->n_rows, v->clip ? "the request" : v->path);
   return rc;
 }
 
@@ -266,8 +246,9 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
   if (info.type == MTMD_GEN_AUDIO_TYPE_QWEN3TTS)
     return q3s_init(w, model_path, voices, err, err_len);
   if (info.type != MTMD_GEN_AUDIO_TYPE_POCKETTTS) {
-    snprintf(err, err_len, "this projector generates audio with a pipeline Switchyard does not "
-                           "drive yet (Pocket-TTS and Qwen3-TTS; see docs/TTS.md)");
+    snprintf(err, err_len,
+             "this projector generates audio with a pipeline Switchyard does not "
+             "drive yet (Pocket-TTS and Qwen3-TTS; see docs/TTS.md)");
     return -1;
   }
   speech_state *st = calloc(1, sizeof *st);
@@ -315,8 +296,8 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
       return -1;
     }
   }
-  LOG_I("speech: pocket-tts (variant \"%s\", temp %.2f), %d Hz, %d voices", var,
-        (double)st->temp, w->sample_rate, st->n_voices);
+  LOG_I("speech: pocket-tts (variant \"%s\", temp %.2f), %d Hz, %d voices", var, (double)st->temp,
+        w->sample_rate, st->n_voices);
   return 0;
 }
 
@@ -348,7 +329,7 @@ void speech_free(worker *w) {
   speech_state *st = w->speech;
   if (!st) return;
   sp_end_current(st);
-  for (speech_item *it; (it = speech_fifo_pop(&st->q));) sp_req_free((sp_req *)it);
+  for (spq_item *it; (it = spq_pop(&st->q));) sp_req_free((sp_req *)it);
   for (int i = 0; i < st->n_voices; i++) {
     free(st->voices[i].name);
     free(st->voices[i].path);
@@ -365,106 +346,34 @@ bool speech_busy(const worker *w) {
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-void speech_fifo_push(speech_fifo *f, speech_item *it) {
-  it->next = NULL;
-  if (f->tail) f->tail->next = it;
-  else f->head = it;
-  f->tail = it;
-  f->n++;
-}
-
-speech_item *speech_fifo_pop(speech_fifo *f) {
-  speech_item *it = f->head;
-  if (!it) return NULL;
-  f->head = it->next;
-  if (!f->head) f->tail = NULL;
-  f->n--;
-  it->next = NULL;
-  return it;
-}
-
-speech_item *speech_fifo_remove(speech_fifo *f, int64_t id) {
-  speech_item *prev = NULL;
-  for (speech_item *it = f->head; it; prev = it, it = it->next) {
-    if (it->id != id) continue;
-    if (prev) prev->next = it->next;
-    else f->head = it->next;
-    if (f->tail == it) f->tail = prev;
-    f->n--;
-    it->next = NULL;
-    return it;
-  }
-  return NULL;
-}
-
-void speech_reply_cancelled(worker *w, int64_t id) {
-  reply_send(w, json_pack("{s:s, s:I, s:i, s:i, s:s}", "op", "done", "id", (json_int_t)id, "samples", 0, "rate",
-                          w->sample_rate, "finish_reason", "cancelled"));
-}
-
-int speech_args(worker *w, int64_t id, const json_t *hdr, speech_req_args *out) {
-  const json_t *in = json_object_get(hdr, "input"), *vo = json_object_get(hdr, "voice");
-  const json_t *sd = json_object_get(hdr, "seed");
-  memset(out, 0, sizeof *out);
-  if (!json_is_string(in) || json_string_length(in) == 0 || json_string_length(in) > SP_MAX_INPUT) {
-    reply_error(w, id, 400, "invalid_request", "speak needs \"input\": 1..%d bytes of text", SP_MAX_INPUT);
-    return -1;
-  }
-  if (vo && !json_is_null(vo) && !json_is_string(vo)) {
-    reply_error(w, id, 400, "invalid_request", "\"voice\" must be a string");
-    return -1;
-  }
-  if (sd && !json_is_null(sd) && !(json_is_integer(sd) && json_integer_value(sd) >= 0)) {
-    reply_error(w, id, 400, "invalid_request", "\"seed\" must be an integer >= 0");
-    return -1;
-  }
-  size_t len = json_string_length(in);
-  if (!(out->text = malloc(len + 1))) {
-    reply_error(w, id, 500, "out_of_memory", "out of memory");
-    return -1;
-  }
-  memcpy(out->text, json_string_value(in), len + 1);
-  for (size_t i = 0; i < len; i++)
-    if (!out->text[i]) out->text[i] = ' ';
-  out->voice = json_is_string(vo) ? json_string_value(vo) : "";
-  if (json_is_integer(sd)) {
-    out->seed = speech_mix32((uint64_t)json_integer_value(sd));
-  } else {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    out->seed = speech_mix32((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)id);
-  }
-  return 0;
-}
-
-void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
+void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len) {
   if (w->speech_q3) {
     q3s_submit(w, id, hdr, clip, clip_len);
     return;
   }
   speech_state *st = w->speech;
-  speech_req_args a;
-  if (speech_args(w, id, hdr, &a) != 0) return;
+  spq_req_args a;
+  if (spq_args(w, id, hdr, &a) != 0) return;
   int voice = -1;
   for (int i = 0; i < st->n_voices && *a.voice; i++)
     if (!strcmp(st->voices[i].name, a.voice)) voice = i;
   /* with configured voices a name must be one of them; without, any name (OpenAI clients always
    * send one) means the model's own voice */
   if (*a.voice && voice < 0 && st->n_voices > 0) {
-    reply_error(w, id, 400, "invalid_voice", "unknown voice '%.100s' (GET /v1/audio/voices lists them)",
-                a.voice);
+    wio_error(&w->out, id, 400, "invalid_voice",
+              "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
     free(a.text);
     return;
   }
   if (st->q.n >= SP_MAX_WAITING) {
-    reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
+    wio_error(&w->out, id, 503, "overloaded", "too many speech requests are waiting");
     free(a.text);
     return;
   }
   sp_req *r = calloc(1, sizeof *r);
   if (!r) {
     free(a.text);
-    reply_error(w, id, 500, "out_of_memory", "out of memory");
+    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     return;
   }
   r->text = a.text;
@@ -472,7 +381,7 @@ void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, s
     static char uploaded[] = "uploaded";
     if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
       sp_req_free(r);
-      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
       return;
     }
     memcpy(r->own->clip, clip, clip_len);
@@ -482,18 +391,20 @@ void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, s
   r->it.id = id;
   r->voice = voice;
   r->seed = a.seed;
-  speech_fifo_push(&st->q, &r->it);
+  spq_push(&st->q, &r->it);
 }
 
 static void sp_done(worker *w, const char *reason) {
   speech_state *st = w->speech;
-  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
-                          "samples", (json_int_t)st->samples, "rate", w->sample_rate,
-                          "finish_reason", reason));
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
+                     "samples", (json_int_t)st->samples, "rate", w->sample_rate, "finish_reason",
+                     reason),
+           NULL, 0);
   sp_end_current(st);
 }
 
-void speech_cancel(worker *w, int64_t id) {
+void speech_cancel(worker *w, wio_id id) {
   if (w->speech_q3) {
     q3s_cancel(w, id);
     return;
@@ -504,25 +415,23 @@ void speech_cancel(worker *w, int64_t id) {
     sp_done(w, "cancelled");
     return;
   }
-  sp_req *r = (sp_req *)speech_fifo_remove(&st->q, id);
+  sp_req *r = (sp_req *)spq_remove(&st->q, id);
   if (r) {
-    speech_reply_cancelled(w, id);
+    spq_reply_cancelled(w, id);
     sp_req_free(r);
   }
 }
 
-void speech_voices(worker *w, int64_t id) {
+void speech_voices(worker *w, wio_id id) {
   if (w->speech_q3) {
     q3s_voices(w, id);
     return;
   }
   speech_state *st = w->speech;
-  json_t *arr = json_array();
-  for (int i = 0; st && arr && i < st->n_voices; i++)
-    json_array_append_new(arr, json_pack("{s:s, s:s}", "id", st->voices[i].name, "name",
-                                         st->voices[i].name));
-  reply_send(w, json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
-                          arr ? arr : json_array(), "rate", w->sample_rate));
+  const char *names[SP_MAX_VOICES];
+  int n = 0;
+  for (int i = 0; st && i < st->n_voices; i++) names[n++] = st->voices[i].name;
+  spq_reply_voices(w, id, names, n);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -534,7 +443,8 @@ static int sp_decode_rows(worker *w, const float *rows, int n) {
     int k = n - done < w->n_batch ? n - done : w->n_batch;
     struct llama_batch b = llama_batch_init(k, w->n_embd, 1);
     if (!b.embd) return -1;
-    memcpy(b.embd, rows + (size_t)done * (size_t)w->n_embd, (size_t)k * (size_t)w->n_embd * sizeof(float));
+    memcpy(b.embd, rows + (size_t)done * (size_t)w->n_embd,
+           (size_t)k * (size_t)w->n_embd * sizeof(float));
     for (int i = 0; i < k; i++) {
       b.pos[i] = st->pos + i;
       b.n_seq_id[i] = 1;
@@ -601,9 +511,10 @@ static int sp_flush(worker *w) {
   st->dec_state_n = out.state_size;
   if (out.n_samples == 0) return 0;
   st->samples += (int64_t)out.n_samples;
-  reply_payload(w, json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
-                             w->sample_rate),
-                out.audio, out.n_samples * sizeof(float));
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
+                     w->sample_rate),
+           out.audio, out.n_samples * sizeof(float));
   return 0;
 }
 
@@ -653,7 +564,7 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int sp_start(worker *w) {
   speech_state *st = w->speech;
-  sp_req *r = (sp_req *)speech_fifo_pop(&st->q);
+  sp_req *r = (sp_req *)spq_pop(&st->q);
   st->cur = r;
   st->samples = 0;
   st->frame_no = 0;
@@ -662,7 +573,7 @@ static int sp_start(worker *w) {
   st->n_feats = 0;
   st->dec_state_n = 0;
   if (sp_split(w, st, r->text) != 0) {
-    reply_error(w, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
+    wio_error(&w->out, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
     sp_end_current(st);
     return -1;
   }
@@ -670,7 +581,8 @@ static int sp_start(worker *w) {
     sp_done(w, "stop");
     return -1;
   }
-  if (st->have_last && st->last_seed == sp_frame_seed(st, 0) && st->latent > 0 && st->latent <= 64) {
+  if (st->have_last && st->last_seed == sp_frame_seed(st, 0) && st->latent > 0 &&
+      st->latent <= 64) {
     /* clip would not reseed: one throw-away GEN_WAV with another seed forces it */
     float zero[64] = {0};
     struct mtmd_gen_inp in = mtmd_gen_inp_default(w->mtmd);
@@ -705,7 +617,7 @@ void speech_step(worker *w) {
     if (!st->q.head || sp_start(w) != 0) return;
   }
   char msg[512];
-  int64_t id = st->cur->it.id;
+  wio_id id = st->cur->it.id;
   if (!st->prompted) {
     if (st->chunk >= st->n_chunks) {
       sp_done(w, "stop");
@@ -713,8 +625,8 @@ void speech_step(worker *w) {
     }
     if (sp_prompt(w, msg, sizeof msg) != 0) {
       bool bad_voice = strncmp(msg, "voice ", 6) == 0;
-      reply_error(w, id, bad_voice ? 400 : 500, bad_voice ? "invalid_voice" : "synthesis_failed",
-                  "%s", msg);
+      wio_error(&w->out, id, bad_voice ? 400 : 500,
+                bad_voice ? "invalid_voice" : "synthesis_failed", "%s", msg);
       sp_end_current(st);
     }
     return;
@@ -727,7 +639,7 @@ void speech_step(worker *w) {
   in.temp = st->temp;
   if (mtmd_gen_audio_process(w->mtmd, &in, &out) != 0 || !out.feats || out.n_feats == 0 ||
       out.n_feats > 4096 || !out.embd) {
-    reply_error(w, id, 500, "synthesis_failed", "the audio generator failed");
+    wio_error(&w->out, id, 500, "synthesis_failed", "the audio generator failed");
     sp_end_current(st);
     return;
   }
@@ -754,6 +666,6 @@ void speech_step(worker *w) {
   if (st->n_feats / st->latent >= SP_WINDOW && sp_flush(w) != 0) goto fail;
   return;
 fail:
-  reply_error(w, id, 500, "synthesis_failed", "speech synthesis failed");
+  wio_error(&w->out, id, 500, "synthesis_failed", "speech synthesis failed");
   sp_end_current(st);
 }

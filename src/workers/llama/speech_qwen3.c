@@ -13,7 +13,8 @@
  *
  * Same protocol as speech.c (speak / voices / cancel; one request at a time, a FIFO behind it;
  * one speech_step = one frame). Same request and seed → same bytes: the talker's sampler and
- * every GEN_CODE seed are pure functions of (seed, frame). */
+ * every GEN_CODE seed are pure functions of (seed, frame). Called only by speech.c (the front);
+ * it calls speech_queue.c and tok.c below it and must never call back into speech.c. */
 #include <ctype.h>
 #include <fcntl.h>
 #include <math.h>
@@ -23,25 +24,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
+#include "utf8.h"
 #include "worker.h"
 
 #define Q3_MAX_WAITING 256
-#define Q3_CHUNK_TOKENS 120      /* a longer sentence is cut every this many tokens */
-#define Q3_N_CODEC 3072          /* the codec head: the vocabulary's last 3072 tokens */
-#define Q3_N_CODES 2048          /* codes 0..2047 may be sampled for codebook 0 */
-#define Q3_GROUPS 16             /* codes per frame */
-#define Q3_WINDOW 72             /* frames per GEN_WAV (clip.cpp's wav_tfm_swa) */
-#define Q3_FIRST_EMIT 12         /* frames before the first audio of a request (~1 s) */
+#define Q3_CHUNK_TOKENS 120 /* a longer sentence is cut every this many tokens */
+#define Q3_N_CODEC 3072     /* the codec head: the vocabulary's last 3072 tokens */
+#define Q3_N_CODES 2048     /* codes 0..2047 may be sampled for codebook 0 */
+#define Q3_GROUPS 16        /* codes per frame */
+#define Q3_WINDOW 72        /* frames per GEN_WAV (clip.cpp's wav_tfm_swa) */
+#define Q3_FIRST_EMIT 12    /* frames before the first audio of a request (~1 s) */
 #define Q3_MAX_VOICES 64
 #define Q3_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 #define Q3_MAX_TOP_K 256
 
 typedef struct q3_voice q3_voice;
 typedef struct q3_req {
-  speech_item it; /* first: the queue's link and the request's id */
+  spq_item it; /* first: the queue's link and the request's id */
   char *text;
   int voice;     /* index into st->voices, or -1 */
   q3_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
@@ -62,7 +65,7 @@ typedef struct q3_chunk {
 } q3_chunk;
 
 struct q3s_state {
-  speech_fifo q; /* the requests waiting behind the current one */
+  spq_fifo q; /* the requests waiting behind the current one */
   q3_voice voices[Q3_MAX_VOICES];
   int n_voices;
   /* token ids */
@@ -103,7 +106,6 @@ struct q3s_state {
 };
 
 /* ---- seeds and sampling -------------------------------------------------------------------- */
-
 
 /* GEN_CODE's seed for frame k: below 2^31, consecutive frames never share one (odd step mod
  * 2^31), so clip reseeds on every call. */
@@ -265,7 +267,7 @@ int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err,
   llama_token *role = NULL;
   int32_t nr = 0;
   const char *rs = "<|im_start|>assistant\n";
-  if (engine_tokenize(w, rs, strlen(rs), false, true, &role, &nr) != 0 || nr < 1 || nr > 3) {
+  if (tok_tokenize(w, rs, strlen(rs), false, true, &role, &nr) != 0 || nr < 1 || nr > 3) {
     free(role);
     snprintf(err, err_len, "the vocabulary does not tokenize the assistant role");
     return -1;
@@ -352,7 +354,7 @@ void q3s_free(worker *w) {
   q3s_state *st = w->speech_q3;
   if (!st) return;
   q3_end_current(st);
-  for (speech_item *it; (it = speech_fifo_pop(&st->q));) q3_req_free((q3_req *)it);
+  for (spq_item *it; (it = spq_pop(&st->q));) q3_req_free((q3_req *)it);
   for (int i = 0; i < st->n_voices; i++) {
     free(st->voices[i].name);
     free(st->voices[i].path);
@@ -370,7 +372,9 @@ void q3s_free(worker *w) {
   w->speech_q3 = NULL;
 }
 
-bool q3s_busy(const worker *w) { return w->speech_q3 && (w->speech_q3->cur || w->speech_q3->q.head); }
+bool q3s_busy(const worker *w) {
+  return w->speech_q3 && (w->speech_q3->cur || w->speech_q3->q.head);
+}
 
 /* ---- voices -------------------------------------------------------------------------------- */
 
@@ -382,8 +386,10 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
     return -1;
   }
   struct mtmd_helper_bitmap_wrapper bw =
-      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false, mtmd_helper_init_opt_default())
-              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false, mtmd_helper_init_opt_default());
+      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false,
+                                                 mtmd_helper_init_opt_default())
+              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false,
+                                                  mtmd_helper_init_opt_default());
   if (!bw.bitmap) {
     snprintf(msg, msg_len, "voice '%s': cannot read the reference clip %s (wav, mp3, flac)",
              v->name, v->clip ? "(uploaded)" : v->path);
@@ -410,21 +416,22 @@ static int q3_voice_xvec(worker *w, q3_voice *v, char *msg, size_t msg_len) {
   }
   if (chunks) mtmd_input_chunks_free(chunks);
   mtmd_bitmap_free(bw.bitmap);
-  if (rc == 0) LOG_I("voice '%s': speaker embedding from %s", v->name, v->clip ? "the request" : v->path);
+  if (rc == 0)
+    LOG_I("voice '%s': speaker embedding from %s", v->name, v->clip ? "the request" : v->path);
   return rc;
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len) {
+void q3s_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len) {
   q3s_state *st = w->speech_q3;
   const json_t *lg = json_object_get(hdr, "language");
   if (lg && !json_is_null(lg) && !json_is_string(lg)) {
-    reply_error(w, id, 400, "invalid_request", "\"language\" must be a string");
+    wio_error(&w->out, id, 400, "invalid_request", "\"language\" must be a string");
     return;
   }
-  speech_req_args a;
-  if (speech_args(w, id, hdr, &a) != 0) return;
+  spq_req_args a;
+  if (spq_args(w, id, hdr, &a) != 0) return;
   int voice = -1;
   for (int i = 0; i < st->n_voices && *a.voice; i++)
     if (!strcmp(st->voices[i].name, a.voice)) voice = i;
@@ -435,19 +442,20 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
                    : voice >= 0                                 ? st->voices[voice].lang
                                                                 : NULL;
   if (*a.voice && voice < 0 && st->n_voices > 0) {
-    reply_error(w, id, 400, "invalid_voice", "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
+    wio_error(&w->out, id, 400, "invalid_voice",
+              "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
     refused = "voice";
   } else if (ln && (lang = q3_language(w, ln)) < 0) {
-    reply_error(w, id, 400, "invalid_language", "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)",
-                ln);
+    wio_error(&w->out, id, 400, "invalid_language",
+              "unknown language '%.40s' (zh, en, de, it, pt, es, ja, ko, fr, ru)", ln);
     refused = "language";
   } else if (st->q.n >= Q3_MAX_WAITING) {
-    reply_error(w, id, 503, "overloaded", "too many speech requests are waiting");
+    wio_error(&w->out, id, 503, "overloaded", "too many speech requests are waiting");
     refused = "queue";
   }
   q3_req *r = refused ? NULL : calloc(1, sizeof *r);
   if (!r) {
-    if (!refused) reply_error(w, id, 500, "out_of_memory", "out of memory");
+    if (!refused) wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
     free(a.text);
     return;
   }
@@ -456,7 +464,7 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
     static char uploaded[] = "uploaded";
     if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
       q3_req_free(r);
-      reply_error(w, id, 500, "out_of_memory", "out of memory");
+      wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
       return;
     }
     memcpy(r->own->clip, clip, clip_len);
@@ -467,7 +475,7 @@ void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size
   r->voice = voice;
   r->lang = lang;
   r->seed = a.seed;
-  speech_fifo_push(&st->q, &r->it);
+  spq_push(&st->q, &r->it);
 }
 
 static void q3_done(worker *w, const char *reason) {
@@ -477,34 +485,34 @@ static void q3_done(worker *w, const char *reason) {
       "ms, "
       "code2wav %.0f ms (%d calls)",
       (long long)st->cur->it.id, reason, st->frame_no, (double)st->samples / w->sample_rate,
-      engine_now_ms() - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
-  reply_send(w, json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
-                          "samples", (json_int_t)st->samples, "rate", w->sample_rate,
-                          "finish_reason", reason));
+      (sy_mono_s() * 1e3) - st->t_start, st->t_talker, st->t_code, st->t_wav, st->n_wav);
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
+                     "samples", (json_int_t)st->samples, "rate", w->sample_rate, "finish_reason",
+                     reason),
+           NULL, 0);
   q3_end_current(st);
 }
 
-void q3s_cancel(worker *w, int64_t id) {
+void q3s_cancel(worker *w, wio_id id) {
   q3s_state *st = w->speech_q3;
   if (st->cur && st->cur->it.id == id) {
     q3_done(w, "cancelled");
     return;
   }
-  q3_req *r = (q3_req *)speech_fifo_remove(&st->q, id);
+  q3_req *r = (q3_req *)spq_remove(&st->q, id);
   if (r) {
-    speech_reply_cancelled(w, id);
+    spq_reply_cancelled(w, id);
     q3_req_free(r);
   }
 }
 
-void q3s_voices(worker *w, int64_t id) {
+void q3s_voices(worker *w, wio_id id) {
   q3s_state *st = w->speech_q3;
-  json_t *arr = json_array();
-  for (int i = 0; arr && i < st->n_voices; i++)
-    json_array_append_new(
-        arr, json_pack("{s:s, s:s}", "id", st->voices[i].name, "name", st->voices[i].name));
-  reply_send(w, json_pack("{s:s, s:I, s:o, s:i}", "op", "done", "id", (json_int_t)id, "voices",
-                          arr ? arr : json_array(), "rate", w->sample_rate));
+  const char *names[Q3_MAX_VOICES];
+  int n = 0;
+  for (int i = 0; i < st->n_voices; i++) names[n++] = st->voices[i].name;
+  spq_reply_voices(w, id, names, n);
 }
 
 /* ---- text ---------------------------------------------------------------------------------- */
@@ -525,14 +533,14 @@ static int q3_push_chunk(q3s_state *st, const llama_token *t, int n) {
 static int q3_split(worker *w, q3s_state *st, const char *text) {
   size_t n = strlen(text), i = 0;
   while (i < n) {
-    size_t e = speech_sentence_end(text, n, i), b = i;
+    size_t e = spq_sentence_end(text, n, i), b = i;
     i = e;
     while (b < e && isspace((unsigned char)text[b])) b++;
     while (e > b && isspace((unsigned char)text[e - 1])) e--;
     if (b == e) continue;
     llama_token *toks = NULL;
     int32_t nt = 0;
-    int rc = engine_tokenize(w, text + b, e - b, false, false, &toks, &nt);
+    int rc = tok_tokenize(w, text + b, e - b, false, false, &toks, &nt);
     if (rc != 0) return -1;
     for (int32_t k = 0; k < nt && rc == 0; k += Q3_CHUNK_TOKENS)
       rc = q3_push_chunk(st, toks + k, nt - k < Q3_CHUNK_TOKENS ? nt - k : Q3_CHUNK_TOKENS);
@@ -587,19 +595,19 @@ static int q3_wav(worker *w, bool keep) {
   in.seed = Q3_WAV_SEED;
   in.state_data = st->dec_state_n ? st->dec_state : NULL;
   in.state_size = st->dec_state_n;
-  double t0 = engine_now_ms();
+  double t0 = (sy_mono_s() * 1e3);
   int rc = mtmd_gen_audio_process(w->mtmd, &in, &out);
-  st->t_wav += engine_now_ms() - t0;
+  st->t_wav += (sy_mono_s() * 1e3) - t0;
   st->n_wav++;
   if (rc != 0 || !out.audio || out.n_samples == 0 || out.n_samples % (size_t)st->n_win) return -1;
   st->last_seed = Q3_WAV_SEED;
   st->have_last = true;
   size_t per = out.n_samples / (size_t)st->n_win, from = per * (size_t)st->n_sent_win;
   st->samples += (int64_t)(out.n_samples - from);
-  reply_payload(w,
-                json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
-                          w->sample_rate),
-                out.audio + from, (out.n_samples - from) * sizeof(float));
+  wio_send(&w->out,
+           json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
+                     w->sample_rate),
+           out.audio + from, (out.n_samples - from) * sizeof(float));
   st->n_sent_win = st->n_win;
   if (keep) {
     char *ns = realloc(st->dec_state, out.state_size ? out.state_size : 1);
@@ -656,9 +664,9 @@ static int q3_prompt(worker *w, char *msg, size_t msg_len) {
   }
   llama_memory_clear(llama_get_memory(w->ctx), true);
   st->pos = 0;
-  double t0 = engine_now_ms();
+  double t0 = (sy_mono_s() * 1e3);
   int rc = q3_decode_rows(w, rows, r);
-  st->t_talker += engine_now_ms() - t0;
+  st->t_talker += (sy_mono_s() * 1e3) - t0;
   free(rows);
   if (rc != 0) goto fail;
   /* ~4 frames per token is ordinary speech; the budget stops a talker that never says EOS */
@@ -678,19 +686,19 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int q3_start(worker *w) {
   q3s_state *st = w->speech_q3;
-  q3_req *r = (q3_req *)speech_fifo_pop(&st->q);
+  q3_req *r = (q3_req *)spq_pop(&st->q);
   st->cur = r;
   st->samples = 0;
   st->frame_no = 0;
   st->seed_base = r->seed;
   st->prompted = false;
   st->n_win = st->n_sent_win = 0;
-  st->t_start = engine_now_ms();
+  st->t_start = (sy_mono_s() * 1e3);
   st->t_talker = st->t_code = st->t_wav = 0;
   st->n_wav = 0;
   st->dec_state_n = 0;
   if (q3_split(w, st, r->text) != 0) {
-    reply_error(w, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
+    wio_error(&w->out, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
     q3_end_current(st);
     return -1;
   }
@@ -718,7 +726,7 @@ void q3s_step(worker *w) {
     if (!st->q.head || q3_start(w) != 0) return;
   }
   char msg[512];
-  int64_t id = st->cur->it.id;
+  wio_id id = st->cur->it.id;
   if (!st->prompted) {
     if (st->chunk >= st->n_chunks) {
       q3_done(w, "stop");
@@ -726,8 +734,8 @@ void q3s_step(worker *w) {
     }
     if (q3_prompt(w, msg, sizeof msg) != 0) {
       bool bad_voice = strncmp(msg, "voice ", 6) == 0;
-      reply_error(w, id, bad_voice ? 400 : 500, bad_voice ? "invalid_voice" : "synthesis_failed",
-                  "%s", msg);
+      wio_error(&w->out, id, bad_voice ? 400 : 500,
+                bad_voice ? "invalid_voice" : "synthesis_failed", "%s", msg);
       q3_end_current(st);
     }
     return;
@@ -751,9 +759,9 @@ void q3s_step(worker *w) {
   in.top_k = st->top_k;
   in.top_p = st->top_p;
   in.seed = q3_frame_seed(st, k);
-  double t0 = engine_now_ms();
+  double t0 = (sy_mono_s() * 1e3);
   int rc = mtmd_gen_audio_process(w->mtmd, &in, &out);
-  st->t_code += engine_now_ms() - t0;
+  st->t_code += (sy_mono_s() * 1e3) - t0;
   if (rc != 0 || out.n_codes != Q3_GROUPS || !out.codes || !out.embd) goto fail;
   st->last_seed = in.seed;
   st->have_last = true;
@@ -762,9 +770,9 @@ void q3s_step(worker *w) {
   st->step++;
   /* the fed-back embedding is only valid until the next process() call: use it first */
   for (int i = 0; i < w->n_embd; i++) st->fb[i] = out.embd[i] + st->pad_row[i];
-  t0 = engine_now_ms();
+  t0 = (sy_mono_s() * 1e3);
   rc = q3_decode_rows(w, st->fb, 1);
-  st->t_talker += engine_now_ms() - t0;
+  st->t_talker += (sy_mono_s() * 1e3) - t0;
   if (rc != 0) goto fail;
   if (st->n_win == Q3_WINDOW) {
     if (q3_wav(w, true) != 0) goto fail;
@@ -773,6 +781,6 @@ void q3s_step(worker *w) {
   }
   return;
 fail:
-  reply_error(w, id, 500, "synthesis_failed", "speech synthesis failed");
+  wio_error(&w->out, id, 500, "synthesis_failed", "speech synthesis failed");
   q3_end_current(st);
 }

@@ -1,17 +1,26 @@
 /* worker.h — the switchyard-llama worker: one process per loaded model, serving the daemon over
  * the socketpair protocol of docs/PROTOCOL.md with llama.cpp's C API only.
  *
- * This header is the whole internal face of the worker's modules:
- *   main.c    arguments, process setup, the message loop, teardown
- *   inbox.c   inbox_*   the reader thread and the bounded queue of received frames
- *   reply.c   reply_*   frames the worker sends (ready, delta, done, embeddings, error)
- *   engine.c  engine_*  model/context load and free, engine log routing, tokenising, templates
- *   gen.c     gen_*     generation: slots, FIFO of waiting requests, continuous batching
- *   embed.c   embed_*   embeddings and reranking
- *   speech.c  speech_*  text to speech through the mmproj's audio generator (docs/TTS.md)
- *   text.c    text_*    UTF-8 repair and stop-string hold-back (pure functions)
- * All process state lives in one struct worker, owned by main(). Only the reader thread runs
- * beside the main thread; it touches nothing but the inbox (and sends nothing).
+ * This header is the whole internal face of the worker's modules, listed from the bottom up:
+ * each file calls only files listed before it (and src/common, src/chat, the engines), never
+ * one after it, so the calls form a DAG:
+ *   text.c          text_*    stop-string search and hold-back (pure functions)
+ *   tok.c           tok_*     tokenising, one token's text
+ *   reply.c         reply_*   the generate/embed frames (delta, done, embeddings)
+ *   chat.c          chat_*    the template: a chat request into a prompt, parser and grammar
+ *   embed.c         embed_*   embeddings and reranking
+ *   gen.c           gen_*     generation: slots, FIFO of waiting requests, continuous batching
+ *   speech_queue.c  spq_*     what both speech loops share: the FIFO, a speak's fields, seeds
+ *   speech_qwen3.c  q3s_*     the Qwen3-TTS speech loop
+ *   speech.c        speech_*  text to speech (docs/TTS.md): the Pocket-TTS loop, and the front
+ *                             that hands a Qwen3-TTS projector's calls to speech_qwen3.c
+ *   engine.c        engine_*  engine log routing, `load` (model, context, projector, the mode's
+ *                             module), free
+ *   devices.c       devices_* --list-devices
+ *   main.c          arguments, process setup, the message loop, teardown
+ * The reader thread, its inbox and the senders are src/common/wio.h. All process state lives
+ * in one struct worker, owned by main(). Only the reader thread runs beside the main thread; it
+ * touches nothing but the inbox (and sends nothing).
  * Nothing here may trust a field of a received message before checking its type and bounds. */
 #ifndef SY_WORKER_LLAMA_H
 #define SY_WORKER_LLAMA_H
@@ -27,55 +36,22 @@
 #include "llama.h"
 #include "mtmd.h"
 #include "toolcall.h"
+#include "wio.h"
 
-#define WK_MAX_STOP 4             /* stop strings per request */
-#define WK_MAX_STOP_LEN 1024      /* bytes per stop string */
-#define WK_INBOX_CAP 4096         /* received frames waiting for the main thread */
-#define WK_MAX_WAITING 4096       /* generate requests waiting for a free slot */
-#define WK_MAX_MESSAGES 65536     /* chat messages per request */
-#define WK_MAX_EMBED_INPUTS 65536 /* strings per embed request */
-#define WK_MAX_CTX (1 << 22)      /* tokens per sequence */
+#define WK_MAX_STOP 4                   /* stop strings per request */
+#define WK_MAX_STOP_LEN 1024            /* bytes per stop string */
+#define WK_INBOX_CAP 4096               /* received frames waiting for the main thread */
+#define WK_MAX_WAITING 4096             /* generate requests waiting for a free slot */
+#define WK_MAX_MESSAGES 65536           /* chat messages per request */
+#define WK_MAX_EMBED_INPUTS 65536       /* strings per embed request */
+#define WK_MAX_CTX (1 << 22)            /* tokens per sequence */
 #define WK_MAX_RERANK_PROMPT (16 << 20) /* bytes of one query/document prompt from a template */
-#define WK_MAX_IMAGES 16          /* images per generate request */
-#define WK_MAX_IMAGE_SIDE 16384   /* pixels per image side */
-#define WK_MAX_AUDIO 8            /* audio clips per generate request */
+#define WK_MAX_IMAGES 16                /* images per generate request */
+#define WK_MAX_IMAGE_SIDE 16384         /* pixels per image side */
+#define WK_MAX_AUDIO 8                  /* audio clips per generate request */
 #define WK_MAX_AUDIO_SAMPLES (16000L * 3600) /* samples per clip: an hour at 16 kHz */
-#define WK_AUDIO_RATE 16000       /* the rate the daemon sends audio at */
+#define WK_AUDIO_RATE 16000                  /* the rate the daemon sends audio at */
 #define WK_MAX_MEDIA (WK_MAX_IMAGES + WK_MAX_AUDIO)
-
-/* ---- inbox.c ---------------------------------------------------------------------------- */
-
-typedef struct inbox_node inbox_node;
-
-typedef struct inbox {
-  int fd;
-  pthread_t thread;
-  bool started;
-  pthread_mutex_t mu;
-  pthread_cond_t cv_msg;   /* a frame arrived, or the reader ended */
-  pthread_cond_t cv_space; /* the queue has room again, or the main thread is closing */
-  inbox_node *head, *tail;
-  size_t n;
-  bool ended;             /* reader finished (EOF or I/O error); under mu */
-  bool failed;            /* it finished on an error rather than a clean EOF; under mu */
-  bool closing;           /* main thread is tearing down; under mu */
-  atomic_bool ended_flag; /* copy of ended readable without the lock (engine callbacks) */
-} inbox;
-
-enum { INBOX_MSG = 1, INBOX_EMPTY = 0, INBOX_END = -1 };
-
-void inbox_init(inbox *in, int fd);
-/* Start the reader thread. Returns 0, or -1 when the thread cannot be created. */
-int inbox_start(inbox *in);
-/* Take the oldest frame into *out. With wait, block until there is one or the reader ended.
- * Returns INBOX_MSG, INBOX_EMPTY (only without wait) or INBOX_END (reader ended, queue empty). */
-int inbox_pop(inbox *in, ipc_msg *out, bool wait);
-/* True once the reader has ended (lock free; for abort/progress callbacks). */
-bool inbox_ended(inbox *in);
-/* True when the reader ended on an I/O or framing error rather than a clean EOF. */
-bool inbox_failed(inbox *in);
-/* Stop the reader (shuts the read side of the fd), join it, free queued frames. */
-void inbox_deinit(inbox *in);
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
@@ -86,25 +62,32 @@ typedef struct engine_log_line {
   int level; /* sy_log level of the line being assembled */
 } engine_log_line;
 
+/* What a worker serves, fixed at load (load's "mode", and the projector). */
+typedef enum wk_mode {
+  WK_MODE_GENERATE = 0, /* text generation (chat, completions; images/audio in with a projector) */
+  WK_MODE_EMBED,        /* an embedding context: `embed` */
+  WK_MODE_RERANK,       /* an embedding context with pooling rank: `rerank` (query, document) */
+  WK_MODE_SPEECH,       /* the projector generates audio: `speak` and `voices` only */
+} wk_mode;
+
 typedef struct gen_state gen_state;
 typedef struct embed_state embed_state;
 typedef struct speech_state speech_state;
 typedef struct q3s_state q3s_state;
 
 typedef struct worker {
-  ipc_chan chan;
-  inbox in;
-  bool dead; /* a send failed: the daemon is gone */
+  wio_out out;  /* replies (wio.h); out.dead once a send failed: the daemon is gone */
+  wio_inbox in; /* the reader thread and its bounded queue (wio.h) */
 
   engine_log_line logline;
 
   /* engine (engine.c) */
   struct llama_model *model;
   struct llama_context *ctx;
+  int n_threads_max; /* threads it was loaded with: the most a "threads" op may set */
   const struct llama_vocab *vocab;
-  bool embed_mode;
-  bool rerank_mode; /* embed_mode with pooling rank: scores (query, document) pairs */
-  bool gpu_offload; /* some layers run on a GPU */
+  wk_mode mode;       /* what this worker serves, fixed at load */
+  bool gpu_offload;   /* some layers run on a GPU */
   bool deterministic; /* batch-invariant generation (load's "deterministic"); else throughput */
   int load_pct;       /* last load progress reported (percent), -1 before the first */
   int32_t
@@ -113,21 +96,55 @@ typedef struct worker {
   int32_t n_batch;                 /* tokens per llama_decode */
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
-  mtmd_context *mtmd;              /* the projector (load's "mmproj": images and/or audio), or NULL */
-  bool speech_mode;                /* the projector generates audio: serve `speak` only */
-  int32_t sample_rate;             /* speech mode: Hz of the PCM */
+  mtmd_context *mtmd;  /* the projector (load's "mmproj": images and/or audio), or NULL */
+  int32_t sample_rate; /* speech mode: Hz of the PCM */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
-  struct jinja_tmpl *jt, *jt_tools; /* the template, and its tool_use variant (or NULL) */
+  struct jinja_tmpl *jt, *jt_tools;        /* the template, and its tool_use variant (or NULL) */
   sy_chat_format chat_fmt, chat_fmt_tools; /* tool-call format and reasoning markers of each */
-  char *chat_builtin;              /* WK_CHAT_BUILTIN: llama.cpp's template name */
-  char *bos_text, *eos_text;       /* the special tokens' text, for templates */
+  char *chat_builtin;                      /* WK_CHAT_BUILTIN: llama.cpp's template name */
+  char *bos_text, *eos_text;               /* the special tokens' text, for templates */
 
-  gen_state *gen;     /* generate mode */
-  embed_state *embed; /* embed mode */
+  gen_state *gen;       /* generate mode */
+  embed_state *embed;   /* embed mode */
   speech_state *speech; /* speech mode */
   q3s_state *speech_q3; /* speech mode, Qwen3-TTS (speech_qwen3.c) */
 } worker;
+
+/* True in the modes with an embedding context (embed, rerank). */
+static inline bool wk_embeds(const worker *w) {
+  return w->mode == WK_MODE_EMBED || w->mode == WK_MODE_RERANK;
+}
+
+/* ---- text.c ----------------------------------------------------------------------------- */
+
+/* Earliest start of any of the stop strings in s[0..n), or -1. */
+long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
+                    int n_stops);
+/* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
+size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
+                          int n_stops);
+
+/* ---- tok.c ------------------------------------------------------------------------------ */
+
+/* Tokenise text. Returns 0 and a malloc'd array in *out (n in *n_out), or -1. */
+int tok_tokenize(const worker *w, const char *text, size_t len, bool add_special,
+                 bool parse_special, llama_token **out, int32_t *n_out);
+/* Append the text of one token (special tokens render as nothing) to *buf (grown as needed).
+ * Returns 0 or -1 on allocation failure. */
+int tok_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap);
+
+/* ---- reply.c ---------------------------------------------------------------------------- */
+
+/* The generate/embed frames (each through wio_send; a failed send marks w->out.dead). Error and
+ * other frames are sent with wio.h directly. */
+void reply_delta(worker *w, wio_id id, const char *text, size_t len);
+/* A structured delta (OpenAI's {"reasoning_content"} or {"tool_calls"}; stolen). */
+void reply_delta_obj(worker *w, wio_id id, json_t *delta);
+void reply_done(worker *w, wio_id id, const char *finish_reason, int32_t prompt_tokens,
+                int32_t completion_tokens, double prompt_ms, double gen_ms);
+void reply_embeddings(worker *w, wio_id id, int32_t n, int32_t dim, int64_t prompt_tokens,
+                      const float *data);
 
 /* ---- chat.c ---------------------------------------------------------------------------- */
 
@@ -146,26 +163,97 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len);
 void chat_unload(worker *w);
 /* Build the prompt, parser and grammar of a generate message with "messages". 0, or -1 with the
  * HTTP status, code and message of the failure. */
-int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const char **code, char *msg,
-                 size_t msg_len);
+int chat_prepare(worker *w, const json_t *hdr, chat_prep *p, int *status, const char **code,
+                 char *msg, size_t msg_len);
 void chat_prep_clear(chat_prep *p);
 
-/* ---- reply.c ---------------------------------------------------------------------------- */
+/* ---- embed.c ---------------------------------------------------------------------------- */
 
-/* Each sends one frame; a failed send marks w->dead. */
-void reply_error(worker *w, int64_t id, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-void reply_delta(worker *w, int64_t id, const char *text, size_t len);
-/* A structured delta (OpenAI's {"reasoning_content"} or {"tool_calls"}; stolen). */
-void reply_delta_obj(worker *w, int64_t id, json_t *delta);
-void reply_done(worker *w, int64_t id, const char *finish_reason, int32_t prompt_tokens,
-                int32_t completion_tokens, double prompt_ms, double gen_ms);
-void reply_embeddings(worker *w, int64_t id, int32_t n, int32_t dim, int64_t prompt_tokens,
-                      const float *data);
-/* Send hdr (stolen). */
-void reply_send(worker *w, json_t *hdr);
-/* Send hdr (stolen) with a binary payload. */
-void reply_payload(worker *w, json_t *hdr, const void *payload, size_t len);
+int embed_init(worker *w);
+void embed_free(worker *w);
+/* An embed frame: computes and answers (embeddings or error) before returning. */
+void embed_run(worker *w, wio_id id, const json_t *hdr);
+/* A rerank frame (rerank mode): one score per document, sent as an embeddings reply of dim 1. */
+void embed_rerank(worker *w, wio_id id, const json_t *hdr);
+
+/* ---- gen.c ------------------------------------------------------------------------------ */
+
+int gen_init(worker *w);
+void gen_free(worker *w);
+/* A generate frame (header, and the RGB bytes of its "images" as payload); answers errors
+ * itself. */
+void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, size_t payload_len);
+/* Cancel id: running or waiting → done "cancelled"; unknown → nothing. */
+void gen_cancel(worker *w, wio_id id);
+/* True while any request runs or waits. */
+bool gen_busy(const worker *w);
+/* One iteration of the decode loop: start waiting requests on free slots, one llama_decode for
+ * the next token of every generating slot, then prompt chunks (about n_batch tokens); sample,
+ * stream. */
+void gen_step(worker *w);
+
+/* ---- speech_queue.c: what both speech loops share --------------------------------------- */
+
+#define SPQ_MAX_INPUT (64 * 1024) /* bytes of text per speak request */
+
+/* The speak requests waiting behind the one being spoken, shared by the speech loops: each loop's
+ * request struct starts with a spq_item (so an item is its request). FIFO order. */
+typedef struct spq_item {
+  wio_id id;
+  struct spq_item *next;
+} spq_item;
+typedef struct spq_fifo {
+  spq_item *head, *tail;
+  size_t n;
+} spq_fifo;
+void spq_push(spq_fifo *f, spq_item *it);
+spq_item *spq_pop(spq_fifo *f);               /* NULL when empty */
+spq_item *spq_remove(spq_fifo *f, wio_id id); /* NULL when no such id waits */
+/* The `done` of a request cancelled before it started (no samples). */
+void spq_reply_cancelled(worker *w, wio_id id);
+/* The `done` answering `voices`: {voices: [{id, name}] of the n names, rate}. */
+void spq_reply_voices(worker *w, wio_id id, const char *const *names, int n);
+
+/* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
+ * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
+ * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */
+typedef struct spq_req_args {
+  char *text;
+  const char *voice;
+  uint32_t seed;
+} spq_req_args;
+int spq_args(worker *w, wio_id id, const json_t *hdr, spq_req_args *out);
+/* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
+uint32_t spq_mix32(uint64_t x);
+/* End of the sentence that starts at s[i] (after ./!/? and a space or the end, a CJK full
+ * stop, a blank line). */
+size_t spq_sentence_end(const char *s, size_t n, size_t i);
+
+/* ---- speech_qwen3.c: the same calls for a Qwen3-TTS projector (speech.c dispatches) ------ */
+
+int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
+void q3s_free(worker *w);
+void q3s_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len);
+void q3s_cancel(worker *w, wio_id id);
+void q3s_voices(worker *w, wio_id id);
+bool q3s_busy(const worker *w);
+void q3s_step(worker *w);
+
+/* ---- speech.c --------------------------------------------------------------------------- */
+
+/* At load, after the projector: set up the speech pipeline; voices is load's {name: clip path}
+ * object (or NULL). 0, or -1 + err (a pipeline or vocabulary this worker cannot drive). */
+int speech_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
+void speech_free(worker *w);
+/* A speak frame: validated and queued (errors answered here). */
+void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, size_t clip_len);
+/* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
+void speech_cancel(worker *w, wio_id id);
+/* A voices frame: the configured voices, as a done. */
+void speech_voices(worker *w, wio_id id);
+bool speech_busy(const worker *w);
+/* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
+void speech_step(worker *w);
 
 /* ---- engine.c --------------------------------------------------------------------------- */
 
@@ -175,116 +263,10 @@ void engine_log_install(worker *w);
  * error id 0 and returns -1 (the caller exits 1). */
 int engine_load(worker *w, const json_t *hdr);
 void engine_free(worker *w);
-/* Tokenise text. Returns 0 and a malloc'd array in *out (n in *n_out), or -1. */
-int engine_tokenize(const worker *w, const char *text, size_t len, bool add_special,
-                    bool parse_special, llama_token **out, int32_t *n_out);
-/* Apply the chat template to a validated messages array (add the assistant prefix). Returns a
- * malloc'd NUL-terminated prompt, or NULL with status, code and msg describing the failure. */
-char *engine_chat_prompt(const worker *w, const json_t *messages, int *status, const char **code,
-                         char *msg, size_t msg_len);
-/* Append the text of one token (special tokens render as nothing) to *buf (grown as needed).
- * Returns 0 or -1 on allocation failure. */
-int engine_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t *cap);
-/* Milliseconds of a monotonic clock. */
-double engine_now_ms(void);
 
-/* ---- gen.c ------------------------------------------------------------------------------ */
+/* ---- devices.c: print the devices this engine build sees as JSON (--list-devices) --------- */
 
-int gen_init(worker *w);
-void gen_free(worker *w);
-/* A generate frame (header, and the RGB bytes of its "images" as payload); answers errors
- * itself. */
-void gen_submit(worker *w, int64_t id, const json_t *hdr, const void *payload, size_t payload_len);
-/* Cancel id: running or waiting → done "cancelled"; unknown → nothing. */
-void gen_cancel(worker *w, int64_t id);
-/* True while any request runs or waits. */
-bool gen_busy(const worker *w);
-/* One iteration of the decode loop: start waiting requests on free slots, one llama_decode for
- * the next token of every generating slot, then prompt chunks (about n_batch tokens); sample,
- * stream. */
-void gen_step(worker *w);
-
-/* ---- embed.c ---------------------------------------------------------------------------- */
-
-int embed_init(worker *w);
-void embed_free(worker *w);
-/* An embed frame: computes and answers (embeddings or error) before returning. */
-void embed_run(worker *w, int64_t id, const json_t *hdr);
-/* A rerank frame (rerank mode): one score per document, sent as an embeddings reply of dim 1. */
-void embed_rerank(worker *w, int64_t id, const json_t *hdr);
-
-/* ---- speech.c --------------------------------------------------------------------------- */
-
-/* At load, after the projector: set up the speech pipeline; voices is load's {name: clip path}
- * object (or NULL). 0, or -1 + err (a pipeline or vocabulary this worker cannot drive). */
-int speech_init(worker *w, const char *model_path, const json_t *voices, char *err,
-                size_t err_len);
-void speech_free(worker *w);
-/* A speak frame: validated and queued (errors answered here). */
-void speech_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
-/* The speak requests waiting behind the one being spoken, shared by the speech loops: each loop's
- * request struct starts with a speech_item (so an item is its request). FIFO order. */
-typedef struct speech_item {
-  int64_t id;
-  struct speech_item *next;
-} speech_item;
-typedef struct speech_fifo {
-  speech_item *head, *tail;
-  size_t n;
-} speech_fifo;
-void speech_fifo_push(speech_fifo *f, speech_item *it);
-speech_item *speech_fifo_pop(speech_fifo *f);             /* NULL when empty */
-speech_item *speech_fifo_remove(speech_fifo *f, int64_t id); /* NULL when no such id waits */
-/* The `done` of a request cancelled before it started (no samples). */
-void speech_reply_cancelled(worker *w, int64_t id);
-
-/* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
- * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
- * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */
-typedef struct speech_req_args {
-  char *text;
-  const char *voice;
-  uint32_t seed;
-} speech_req_args;
-int speech_args(worker *w, int64_t id, const json_t *hdr, speech_req_args *out);
-/* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
-uint32_t speech_mix32(uint64_t x);
-/* Cancel id, running or waiting (done "cancelled"); unknown → nothing. */
-void speech_cancel(worker *w, int64_t id);
-/* A voices frame: the configured voices, as a done. */
-void speech_voices(worker *w, int64_t id);
-bool speech_busy(const worker *w);
-/* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
-void speech_step(worker *w);
-/* End of the sentence that starts at s[i] (after ./!/? and a space or the end, a CJK full
- * stop, a blank line). */
-size_t speech_sentence_end(const char *s, size_t n, size_t i);
-
-/* ---- speech_qwen3.c: the same calls for a Qwen3-TTS projector (speech.c dispatches) ------ */
-
-int q3s_init(worker *w, const char *model_path, const json_t *voices, char *err, size_t err_len);
-void q3s_free(worker *w);
-void q3s_submit(worker *w, int64_t id, const json_t *hdr, const void *clip, size_t clip_len);
-void q3s_cancel(worker *w, int64_t id);
-void q3s_voices(worker *w, int64_t id);
-bool q3s_busy(const worker *w);
-void q3s_step(worker *w);
-
-/* ---- text.c ----------------------------------------------------------------------------- */
-
-/* Bytes at the end of s[0..n) that start a valid UTF-8 sequence still missing bytes (0..3). */
-size_t text_utf8_incomplete_tail(const char *s, size_t n);
-/* A valid UTF-8 copy of s[0..n): each byte that does not belong to a valid sequence becomes
- * U+FFFD. Returns a malloc'd NUL-terminated string and its length in *out_len, or NULL. */
-char *text_utf8_repair(const char *s, size_t n, size_t *out_len);
-/* Earliest start of any of the stop strings in s[0..n), or -1. */
-long text_find_stop(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
-                    int n_stops);
-/* Length of the longest suffix of s[0..n) that is a proper prefix of some stop string. */
-size_t text_stop_holdback(const char *s, size_t n, char *const *stops, const size_t *stop_lens,
-                          int n_stops);
-
-/* devices.c: print the devices this engine build sees as JSON (--list-devices). Exit status. */
+/* The exit status. */
 int devices_print(void);
 
 #endif

@@ -6,13 +6,18 @@
  * The audio is cut into windows no longer than the model's audio context (5000 mel frames, 50 s,
  * for the released models): parakeet_full encodes a longer input in one graph whose attention
  * grows with the square of its length. With VAD the windows are the speech the VAD model found
- * (each cut again if too long); without, fixed cuts. One window gives one segment. */
+ * (each cut again if too long); without, fixed cuts. One window gives one segment.
+ * The lowest file of the worker: it calls parakeet.h and src/common only (never transcribe.c or
+ * main.c), and must never run past the abort flag between windows. */
+#include "parakeet.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
-#include "parakeet.h"
+#include "utf8.h"
+#include "wio.h"
 #include "ww.h"
 
 /* ---- telling the formats apart ------------------------------------------------------------ */
@@ -51,7 +56,7 @@ void ww_parakeet_describe(ww *w, char *desc, size_t n) {
 
 typedef struct prun {
   ww *w;
-  int64_t id;
+  wio_id id;
   bool words;
   double t0, t1; /* the window, seconds of the whole audio */
   sy_buf *text;
@@ -87,7 +92,7 @@ static json_t *segment_words(prun *r, int seg) {
     }
     if ((j == n || t[0] == ' ') && word.len > 0) { /* the word before ends here */
       size_t ln;
-      char *fixed = ww_utf8(word.data, word.len, &ln);
+      char *fixed = sy_utf8_repair(word.data, word.len, &ln);
       if (fixed && ln > 0)
         json_array_append_new(
             words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0, "end", w1));
@@ -125,7 +130,7 @@ static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *
     if (spaced) { /* whisper's segments start with a space; so do these */
       spaced[0] = ' ';
       memcpy(spaced + 1, t, tl + 1);
-      text = ww_utf8(spaced, tl + 1, &ln);
+      text = sy_utf8_repair(spaced, tl + 1, &ln);
       free(spaced);
     }
     if (!text) continue;
@@ -146,21 +151,21 @@ static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *
                           "text", text, ln, "t0", s0, "t1", s1);
     free(text);
     if (f && r->words) json_object_set_new(f, "words", segment_words(r, i));
-    ww_send(r->w, f);
+    wio_send(&r->w->out, f, NULL, 0);
   }
 }
 
-static bool abort_cb(void *ud) { return atomic_load(&((ww *)ud)->abort); }
+static bool abort_cb(void *ud) { return wio_inbox_aborted(&((ww *)ud)->in); }
 
 static bool encoder_begin_cb(struct parakeet_context *ctx, struct parakeet_state *st, void *ud) {
-  return !atomic_load(&((ww *)ud)->abort);
+  return !wio_inbox_aborted(&((ww *)ud)->in);
 }
 
 /* Transcribe pcm[a, b) in windows of at most max samples; a tail under 100 ms joins the window
  * before it. 0, or the engine's error. */
 static int run_span(ww *w, prun *r, struct parakeet_full_params *p, const float *pcm, int a, int b,
                     int max) {
-  for (int s = a; s < b && !atomic_load(&w->abort);) {
+  for (int s = a; s < b && !wio_inbox_aborted(&w->in);) {
     int len = b - s;
     if (len > max && len - max >= WW_SAMPLE_RATE / 10) len = max;
     r->t0 = (double)s / WW_SAMPLE_RATE;
@@ -172,14 +177,14 @@ static int run_span(ww *w, prun *r, struct parakeet_full_params *p, const float 
   return 0;
 }
 
-int ww_parakeet_full(ww *w, int64_t id, const float *pcm, int n, const json_t *speech, bool words,
+int ww_parakeet_full(ww *w, wio_id id, const float *pcm, int n, const json_t *speech, bool words,
                      sy_buf *text) {
   int ctx_frames = parakeet_model_n_audio_ctx(w->pctx);
   if (ctx_frames < 100 || ctx_frames > 6000) ctx_frames = 3000; /* 1..60 s, else 30 s */
   int max = ctx_frames * PARAKEET_HOP_LENGTH;
   prun r = {.w = w, .id = id, .words = words, .text = text};
   struct parakeet_full_params p = parakeet_full_default_params(PARAKEET_SAMPLING_GREEDY);
-  p.n_threads = w->n_threads;
+  p.n_threads = ww_threads(w);
   p.no_context = true;
   p.new_segment_callback = new_segment_cb;
   p.new_segment_callback_user_data = &r;

@@ -1,8 +1,8 @@
 /* transcribe.c — whisper.cpp behind the worker: engine logs into sy_log, `load` (the model and,
  * when configured, the Silero VAD model), and `transcribe` (whisper_full on 16 kHz mono float
  * samples; each new segment streamed as it is decoded; the request's cancel aborts the engine).
- * Uses only whisper.h (and parakeet.c for Parakeet models). Never lets a request field reach the
- * engine unchecked. */
+ * Calls whisper.h, parakeet.c for Parakeet models (parakeet.h only for its log hook) and
+ * src/common (wio, utf8); never main.c. Never lets a request field reach the engine unchecked. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,9 @@
 #include "buf.h"
 #include "log.h"
 #include "parakeet.h"
+#include "utf8.h"
 #include "whisper.h"
+#include "wio.h"
 #include "ww.h"
 
 /* ---- engine logs -------------------------------------------------------------------------- */
@@ -53,11 +55,14 @@ int ww_load(ww *w, const json_t *hdr) {
   const json_t *jg = json_object_get(hdr, "gpu");
   struct stat st;
   if (!path || !*path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ww_error(w, 0, 500, "load_failed", "cannot open the model file '%.512s'", path ? path : "");
+    wio_error(&w->out, 0, 500, "load_failed", "cannot open the model file '%.512s'",
+              path ? path : "");
     return -1;
   }
-  if ((jt && !json_is_integer(jt)) || (jv && !json_is_string(jv) && !json_is_null(jv)) || (jg && !json_is_boolean(jg))) {
-    ww_error(w, 0, 400, "load_failed", "load: n_threads must be an integer, vad_model a string, gpu a boolean");
+  if ((jt && !json_is_integer(jt)) || (jv && !json_is_string(jv) && !json_is_null(jv)) ||
+      (jg && !json_is_boolean(jg))) {
+    wio_error(&w->out, 0, 400, "load_failed",
+              "load: n_threads must be an integer, vad_model a string, gpu a boolean");
     return -1;
   }
   long long nt = jt ? json_integer_value(jt) : 0;
@@ -69,8 +74,9 @@ int ww_load(ww *w, const json_t *hdr) {
   bool gpu = jg ? json_is_true(jg) : true;
   if (ww_parakeet_probe(path) == 1) { /* the same ggml magic, another engine */
     if (!ww_parakeet_load(w, path, gpu)) {
-      ww_error(w, 0, 500, "load_failed", "whisper.cpp could not load the Parakeet model '%.512s' (see the worker's log)",
-               path);
+      wio_error(&w->out, 0, 500, "load_failed",
+                "whisper.cpp could not load the Parakeet model '%.512s' (see the worker's log)",
+                path);
       return -1;
     }
   } else {
@@ -79,14 +85,15 @@ int ww_load(ww *w, const json_t *hdr) {
     cp.flash_attn = false;
     w->ctx = whisper_init_from_file_with_params(path, cp);
     if (!w->ctx) {
-      ww_error(w, 0, 500, "load_failed", "whisper.cpp could not load '%.512s' (see the worker's log)", path);
+      wio_error(&w->out, 0, 500, "load_failed",
+                "whisper.cpp could not load '%.512s' (see the worker's log)", path);
       return -1;
     }
   }
   const char *vad = jv ? json_string_value(jv) : NULL;
   if (vad && *vad) {
     if (!(w->vad_model = strdup(vad))) {
-      ww_error(w, 0, 500, "load_failed", "out of memory");
+      wio_error(&w->out, 0, 500, "load_failed", "out of memory");
       return -1;
     }
     struct whisper_vad_context_params vp = whisper_vad_default_context_params();
@@ -94,24 +101,29 @@ int ww_load(ww *w, const json_t *hdr) {
     vp.use_gpu = false; /* Silero is tiny; the CPU is quicker than a round trip to a device */
     w->vctx = whisper_vad_init_from_file_with_params(vad, vp);
     if (!w->vctx) {
-      ww_error(w, 0, 500, "load_failed", "whisper.cpp could not load the VAD model '%.512s'", vad);
+      wio_error(&w->out, 0, 500, "load_failed", "whisper.cpp could not load the VAD model '%.512s'",
+                vad);
       return -1;
     }
   }
   char desc[128];
-  if (w->pctx) ww_parakeet_describe(w, desc, sizeof desc);
+  if (w->pctx)
+    ww_parakeet_describe(w, desc, sizeof desc);
   else
     snprintf(desc, sizeof desc, "whisper %s%s", whisper_model_type_readable(w->ctx),
              whisper_is_multilingual(w->ctx) ? "" : " (English only)");
   /* Parakeet: no language control, so "multilingual" (whisper's language choice) is false */
-  ww_send(w, json_pack("{s:s, s:s, s:s, s:I, s:i, s:b, s:b, s:i, s:i, s:i}", "op", "ready", "arch",
-                       w->pctx ? "parakeet" : "whisper", "desc", desc, "model_bytes", (json_int_t)st.st_size, "n_vocab",
-                       w->pctx ? parakeet_n_vocab(w->pctx) : whisper_n_vocab(w->ctx), "multilingual",
-                       w->ctx && whisper_is_multilingual(w->ctx) != 0, "vad", w->vctx != NULL, "n_ctx",
-                       w->pctx ? parakeet_n_audio_ctx(w->pctx) : whisper_n_text_ctx(w->ctx), "n_parallel", 1,
-                       "n_threads", w->n_threads));
+  wio_send(&w->out,
+           json_pack("{s:s, s:s, s:s, s:I, s:i, s:b, s:b, s:i, s:i, s:i}", "op", "ready", "arch",
+                     w->pctx ? "parakeet" : "whisper", "desc", desc, "model_bytes",
+                     (json_int_t)st.st_size, "n_vocab",
+                     w->pctx ? parakeet_n_vocab(w->pctx) : whisper_n_vocab(w->ctx), "multilingual",
+                     w->ctx && whisper_is_multilingual(w->ctx) != 0, "vad", w->vctx != NULL,
+                     "n_ctx", w->pctx ? parakeet_n_audio_ctx(w->pctx) : whisper_n_text_ctx(w->ctx),
+                     "n_parallel", 1, "n_threads", w->n_threads),
+           NULL, 0);
   LOG_I("loaded %s (%s), %d threads%s", path, desc, w->n_threads, w->vctx ? ", VAD" : "");
-  return w->dead ? -1 : 0;
+  return w->out.dead ? -1 : 0;
 }
 
 void ww_free(ww *w) {
@@ -129,23 +141,24 @@ void ww_free(ww *w) {
 
 typedef struct run {
   ww *w;
-  int64_t id;
+  wio_id id;
   bool words;
   bool vad;
   double duration; /* seconds of audio: segment times are kept inside it */
-  sy_buf text; /* all segments' text, for done */
+  sy_buf text;     /* all segments' text, for done */
 } run;
 
-static bool abort_cb(void *ud) { return atomic_load(&((ww *)ud)->abort); }
+static bool abort_cb(void *ud) { return wio_inbox_aborted(&((ww *)ud)->in); }
 
 static bool encoder_begin_cb(struct whisper_context *ctx, struct whisper_state *st, void *ud) {
-  return !atomic_load(&((ww *)ud)->abort);
+  return !wio_inbox_aborted(&((ww *)ud)->in);
 }
 
 /* Words from a segment's tokens: a token that starts with a space starts a word; special and
  * timestamp tokens are skipped. Token times (centiseconds) are fitted into the segment's span
  * (with VAD, whisper.cpp maps segment times back to the original audio but not token times). */
-static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *st, int i, double s0, double s1) {
+static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *st, int i,
+                             double s0, double s1) {
   json_t *words = json_array();
   int n = whisper_full_n_tokens_from_state(st, i);
   whisper_token eot = whisper_token_eot(ctx);
@@ -177,10 +190,10 @@ static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *
     bool starts = !t || t[0] == ' ';
     if (starts && word.len > 0) { /* the word before ends here */
       size_t ln;
-      char *fixed = ww_utf8(word.data, word.len, &ln);
+      char *fixed = sy_utf8_repair(word.data, word.len, &ln);
       if (fixed && ln > 0)
-        json_array_append_new(words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0, "end",
-                                               w1 < w0 ? w0 : w1));
+        json_array_append_new(words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0,
+                                               "end", w1 < w0 ? w0 : w1));
       free(fixed);
       word.len = 0;
     }
@@ -198,26 +211,27 @@ static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *
   return words;
 }
 
-static void new_segment_cb(struct whisper_context *ctx, struct whisper_state *st, int n_new, void *ud) {
+static void new_segment_cb(struct whisper_context *ctx, struct whisper_state *st, int n_new,
+                           void *ud) {
   run *r = ud;
   int n = whisper_full_n_segments_from_state(st);
   for (int i = n - n_new; i < n; i++) {
     if (i < 0) continue;
     const char *t = whisper_full_get_segment_text_from_state(st, i);
     size_t ln;
-    char *text = ww_utf8(t ? t : "", t ? strlen(t) : 0, &ln);
+    char *text = sy_utf8_repair(t ? t : "", t ? strlen(t) : 0, &ln);
     if (!text) continue;
     double s0 = (double)whisper_full_get_segment_t0_from_state(st, i) / 100.0;
     double s1 = (double)whisper_full_get_segment_t1_from_state(st, i) / 100.0;
     /* the decoder may place a timestamp past the end of the audio (or of a VAD cut) */
     s0 = s0 < 0 ? 0 : s0 > r->duration ? r->duration : s0;
     s1 = s1 < s0 ? s0 : s1 > r->duration ? r->duration : s1;
-    json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id, "text", text, ln,
-                          "t0", s0, "t1", s1);
+    json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id,
+                          "text", text, ln, "t0", s0, "t1", s1);
     if (f && r->words) json_object_set_new(f, "words", segment_words(ctx, st, i, s0, s1));
     sy_buf_append(&r->text, text, ln);
     free(text);
-    ww_send(r->w, f);
+    wio_send(&r->w->out, f, NULL, 0);
   }
 }
 
@@ -231,57 +245,62 @@ static json_t *speech_segments(ww *w, const float *pcm, int n, int *count) {
   json_t *a = json_array();
   int k = whisper_vad_segments_n_segments(segs);
   for (int i = 0; i < k; i++)
-    json_array_append_new(a, json_pack("{s:f, s:f}", "start", whisper_vad_segments_get_segment_t0(segs, i) / 100.0,
-                                       "end", whisper_vad_segments_get_segment_t1(segs, i) / 100.0));
+    json_array_append_new(
+        a, json_pack("{s:f, s:f}", "start", whisper_vad_segments_get_segment_t0(segs, i) / 100.0,
+                     "end", whisper_vad_segments_get_segment_t1(segs, i) / 100.0));
   whisper_vad_free_segments(segs);
   *count = k;
   return a;
 }
 
-void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
+void ww_transcribe(ww *w, wio_id id, const ipc_msg *m) {
   const json_t *h = m->hdr;
   const json_t *jl = json_object_get(h, "language"), *jp = json_object_get(h, "prompt");
   const json_t *jt = json_object_get(h, "temperature");
   const json_t *jtr = json_object_get(h, "translate"), *jw = json_object_get(h, "word_timestamps");
   const json_t *jv = json_object_get(h, "vad"), *ji = json_object_get(h, "temperature_inc");
-  if ((jl && !json_is_string(jl) && !json_is_null(jl)) || (jp && !json_is_string(jp) && !json_is_null(jp)) ||
+  if ((jl && !json_is_string(jl) && !json_is_null(jl)) ||
+      (jp && !json_is_string(jp) && !json_is_null(jp)) ||
       (jt && !json_is_number(jt) && !json_is_null(jt)) || (jtr && !json_is_boolean(jtr)) ||
       (jw && !json_is_boolean(jw)) || (jv && !json_is_boolean(jv)) || (ji && !json_is_number(ji))) {
-    ww_error(w, id, 400, "invalid_request", "transcribe: a field has the wrong type");
+    wio_error(&w->out, id, 400, "invalid_request", "transcribe: a field has the wrong type");
     return;
   }
   if (m->payload_len == 0 || m->payload_len % sizeof(float) != 0 ||
       m->payload_len / sizeof(float) > (size_t)INT32_MAX) {
-    ww_error(w, id, 400, "invalid_request", "transcribe: the payload must be a non-empty array of float32 samples");
+    wio_error(&w->out, id, 400, "invalid_request",
+              "transcribe: the payload must be a non-empty array of float32 samples");
     return;
   }
   const char *lang = jl ? json_string_value(jl) : NULL;
   if (lang && (!*lang || strcmp(lang, "auto") == 0)) lang = NULL;
   if (lang && (strlen(lang) > 32 || whisper_lang_id(lang) < 0)) {
-    ww_error(w, id, 400, "invalid_language", "unknown language '%.32s' (an ISO-639-1 code such as en, de, fr)", lang);
+    wio_error(&w->out, id, 400, "invalid_language",
+              "unknown language '%.32s' (an ISO-639-1 code such as en, de, fr)", lang);
     return;
   }
   double temp = jt && json_is_number(jt) ? json_number_value(jt) : 0.0;
   if (!isfinite(temp) || temp < 0 || temp > 1) {
-    ww_error(w, id, 400, "invalid_request", "temperature must be between 0 and 1");
+    wio_error(&w->out, id, 400, "invalid_request", "temperature must be between 0 and 1");
     return;
   }
   double inc = ji ? json_number_value(ji) : -1; /* -1: the default rule below */
   if (ji && (!isfinite(inc) || inc < 0 || inc > 1)) {
-    ww_error(w, id, 400, "invalid_request", "temperature_inc must be between 0 and 1");
+    wio_error(&w->out, id, 400, "invalid_request", "temperature_inc must be between 0 and 1");
     return;
   }
   bool translate = jtr && json_is_true(jtr), vad = jv && json_is_true(jv);
   if (translate && w->pctx) {
-    ww_error(w, id, 400, "wrong_capability", "this Parakeet model transcribes; it does not translate");
+    wio_error(&w->out, id, 400, "wrong_capability",
+              "this Parakeet model transcribes; it does not translate");
     return;
   }
   if (vad && !w->vad_model) {
-    ww_error(w, id, 400, "no_vad_model", "this model has no vad_model configured");
+    wio_error(&w->out, id, 400, "no_vad_model", "this model has no vad_model configured");
     return;
   }
-  if (!ww_begin(w, id)) {
-    ww_send(w, json_pack("{s:s, s:I, s:s}", "op", "done", "id", (json_int_t)id, "finish_reason", "cancelled"));
+  if (!wio_inbox_begin(&w->in, id)) {
+    wio_done(&w->out, id, "{s:s}", "finish_reason", "cancelled");
     return;
   }
   int n = (int)(m->payload_len / sizeof(float));
@@ -298,11 +317,15 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
       break;
     }
 
-  run r = {.w = w, .id = id, .words = jw && json_is_true(jw), .vad = vad, .duration = (double)n / WW_SAMPLE_RATE};
+  run r = {.w = w,
+           .id = id,
+           .words = jw && json_is_true(jw),
+           .vad = vad,
+           .duration = (double)n / WW_SAMPLE_RATE};
   int n_speech = 0;
   json_t *speech = vad ? speech_segments(w, pcm, n, &n_speech) : NULL;
   struct whisper_full_params p = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);
-  p.n_threads = w->n_threads;
+  p.n_threads = ww_threads(w);
   p.translate = translate;
   p.language = lang ? lang : "auto";
   p.detect_language = false; /* "auto" detects and then transcribes */
@@ -313,8 +336,10 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
    * request gives temperature_inc (0: no fallback, so temperature 0 is plain greedy decoding, the
    * same text for the same audio on every request: the ladder's sampling draws from a generator
    * whisper.cpp seeds once per model, not per request). */
-  if (inc >= 0) p.temperature_inc = (float)inc;
-  else if (temp > 0) p.temperature_inc = 0;
+  if (inc >= 0)
+    p.temperature_inc = (float)inc;
+  else if (temp > 0)
+    p.temperature_inc = 0;
   char prompt[WW_MAX_PROMPT + 1];
   const char *ps = jp ? json_string_value(jp) : NULL;
   if (ps && *ps) {
@@ -333,26 +358,32 @@ void ww_transcribe(ww *w, int64_t id, const ipc_msg *m) {
   int rc = 0;
   bool ran = !(vad && speech && n_speech == 0); /* no speech at all: nothing to decode */
   /* Parakeet: the language, prompt and temperature do not apply (greedy TDT decoding) */
-  if (ran) rc = w->pctx ? ww_parakeet_full(w, id, pcm, n, speech, r.words, &r.text) : whisper_full(w->ctx, p, pcm, n);
-  if (ran && w->ctx && sy_log_get_level() >= SY_LOG_DEBUG) { /* the engine's own timings, per request */
+  if (ran)
+    rc = w->pctx ? ww_parakeet_full(w, id, pcm, n, speech, r.words, &r.text)
+                 : whisper_full(w->ctx, p, pcm, n);
+  if (ran && w->ctx &&
+      sy_log_get_level() >= SY_LOG_DEBUG) { /* the engine's own timings, per request */
     whisper_print_timings(w->ctx);
     whisper_reset_timings(w->ctx);
   }
-  bool cancelled = atomic_load(&w->abort);
-  ww_begin(w, 0);
+  bool cancelled = wio_inbox_aborted(&w->in);
+  wio_inbox_begin(&w->in, 0);
   free(clean);
   if (cancelled) {
-    ww_send(w, json_pack("{s:s, s:I, s:s}", "op", "done", "id", (json_int_t)id, "finish_reason", "cancelled"));
+    wio_done(&w->out, id, "{s:s}", "finish_reason", "cancelled");
   } else if (rc != 0) {
-    ww_error(w, id, 500, "transcribe_failed", "whisper.cpp could not transcribe the audio (error %d)", rc);
+    wio_error(&w->out, id, 500, "transcribe_failed",
+              "whisper.cpp could not transcribe the audio (error %d)", rc);
   } else {
     int lid = ran && w->ctx ? whisper_full_lang_id(w->ctx) : lang ? whisper_lang_id(lang) : -1;
-    const char *code = lid >= 0 ? whisper_lang_str(lid) : NULL, *name = lid >= 0 ? whisper_lang_str_full(lid) : NULL;
-    json_t *d = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:s%}", "op", "done", "id", (json_int_t)id, "finish_reason",
-                          "stop", "language", code ? code : "", "language_name", name ? name : "", "duration",
-                          (double)n / WW_SAMPLE_RATE, "text", r.text.data ? r.text.data : "", r.text.len);
+    const char *code = lid >= 0 ? whisper_lang_str(lid) : NULL,
+               *name = lid >= 0 ? whisper_lang_str_full(lid) : NULL;
+    json_t *d = json_pack("{s:s, s:I, s:s, s:s, s:s, s:f, s:s%}", "op", "done", "id",
+                          (json_int_t)id, "finish_reason", "stop", "language", code ? code : "",
+                          "language_name", name ? name : "", "duration", (double)n / WW_SAMPLE_RATE,
+                          "text", r.text.data ? r.text.data : "", r.text.len);
     if (d && speech) json_object_set(d, "speech", speech);
-    ww_send(w, d);
+    wio_send(&w->out, d, NULL, 0);
   }
   json_decref(speech);
   sy_buf_free(&r.text);

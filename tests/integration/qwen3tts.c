@@ -1,0 +1,110 @@
+/* qwen3tts.c — Qwen3-TTS on a daemon of its own (mkmodel --preset tiny-qwen3tts --mmproj: a
+ * random-weight talker and projector; the audio is noise, its structure is checked): formats,
+ * the same seed giving the same bytes, languages, reference and uploaded voices. Skipped when the
+ * model was not made.
+ * Must never happen: a malformed WAV, the same seed giving different audio.
+ *
+ * Asserts on structure, never on meaning; never sleeps to synchronise (every wait is on a
+ * condition: a pipe, a response, a bounded poll of /api/ps). */
+#include "harness.h"
+
+static json_t *q3_body(const char *input, const char *format, const char *voice, int seed) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "q3tts", "input", input, "response_format",
+                        format, "seed", seed);
+  if (voice) json_object_set_new(b, "voice", json_string(voice));
+  return b;
+}
+
+static void speech_qwen3tts_body(void) {
+  resp r;
+  it_http_do(&B, "GET", "/v1/models/q3tts", NULL, &r, NULL);
+  const json_t *caps = it_jpath(r.json, "capabilities");
+  CHECK(r.status == 200 && json_array_size(caps) == 1 &&
+            !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
+        "q3tts has the speech capability only: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  static const char text[] = "Hello world. A second sentence.";
+  it_speech_resp a, b, c;
+  it_speech_post(&B, q3_body(text, "wav", "ref", 7), &a);
+  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  char why[160] = "";
+  bool ok = it_wav_parse(&a.body, &data, &n, why, sizeof why);
+  size_t nz = 0;
+  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
+  CHECK(ok, "a WAV at 24 kHz: %s", why);
+  /* two sentences, each at least one 12.5 Hz frame of 1920 samples (2 bytes each) */
+  CHECK(n >= 2 * 1920 * 2 && n % (1920 * 2) == 0, "%zu bytes of 16-bit samples, whole frames", n);
+  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
+  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
+  it_speech_post(&B, q3_body(text, "wav", "ref", 7), &b);
+  CHECK(b.status == 200 && b.body.len == a.body.len &&
+            memcmp(a.body.data, b.body.data, a.body.len) == 0,
+        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
+  it_speech_post(&B, q3_body(text, "wav", "ref", 8), &c);
+  CHECK(c.status == 200 &&
+            (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+        "another seed: other audio");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  sy_buf_free(&c.body);
+  /* no reference voice, pcm, a language of the request (a Switchyard extension) */
+  json_t *body = q3_body("Short one.", "pcm", NULL, 1);
+  json_object_set_new(body, "language", json_string("de"));
+  it_speech_post(&B, body, &a);
+  CHECK(a.status == 200 && a.body.len >= 1920 * 2 && a.body.len % (1920 * 2) == 0,
+        "pcm without a voice: %ld, %zu bytes", a.status, a.body.len);
+  /* the request's own clip (voice_upload): its speaker x-vector changes the audio at the same seed
+   */
+  body = q3_body("Short one.", "pcm", NULL, 1);
+  json_object_set_new(body, "language", json_string("de"));
+  json_object_set_new(body, "voice", it_uploaded_voice_file("ref-voice-q3.wav"));
+  it_speech_post(&B, body, &b);
+  CHECK(b.status == 200 && b.body.len >= 1920 * 2 &&
+            (b.body.len != a.body.len || memcmp(a.body.data, b.body.data, a.body.len) != 0),
+        "an uploaded voice: %ld, %zu bytes, differs from no voice", b.status, b.body.len);
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  json_t *bad = q3_body("hi", "wav", "nope", 1);
+  char *s = json_dumps(bad, JSON_COMPACT);
+  json_decref(bad);
+  it_http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
+  free(s);
+  CHECK(it_is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  bad = q3_body("hi", "wav", "ref", 1);
+  json_object_set_new(bad, "language", json_string("klingon"));
+  s = json_dumps(bad, JSON_COMPACT);
+  json_decref(bad);
+  it_http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
+  free(s);
+  CHECK(it_is_error(&r, 400, "invalid_language"), "a language the talker lacks: %ld %s", r.status,
+        r.body.data);
+  it_resp_clear(&r);
+}
+
+static void t_speech_qwen3tts(void) {
+  char probe[600], ref[600], yaml[2400];
+  snprintf(probe, sizeof probe, "%s/tiny-qwen3tts-mmproj.gguf", it_models_dir);
+  if (access(probe, R_OK) != 0) {
+    printf("skip - speech_qwen3tts: %s is missing (mkmodel --preset tiny-qwen3tts --mmproj)\n",
+           probe);
+    it_n_skip++;
+    return;
+  }
+  snprintf(ref, sizeof ref, "%s/ref-voice-q3.wav", it_tmpdir);
+  it_write_ref_wav(ref);
+  snprintf(yaml, sizeof yaml,
+           "log_level: warn\nbuiltin_voice: false\nmodels:\n"
+           "  - name: q3tts\n    file: %s/tiny-qwen3tts.gguf\n    mmproj: %s\n    context: 1024\n  "
+           "  voice_upload: true\n"
+           "    voices:\n      ref: {audio: %s, language: en}\n",
+           it_models_dir, probe, ref);
+  it_with_own_daemon("qwen3tts", yaml, speech_qwen3tts_body);
+}
+
+static const it_test tests[] = {
+    {"speech_qwen3tts", t_speech_qwen3tts, false},
+};
+const itest_table itest_qwen3tts = {"qwen3tts", tests, sizeof tests / sizeof *tests};

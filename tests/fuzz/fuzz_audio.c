@@ -1,4 +1,4 @@
-/* fuzz_audio.c — libFuzzer target: sy_audio_decode (src/daemon/audio.h) on arbitrary bytes.
+/* fuzz_audio.c — libFuzzer target: sy_audio_decode (src/daemon/media/audio.h) on arbitrary bytes.
  * Every input must end in audio that is bounded and clean, or an error with a one-line reason;
  * never a crash, a leak, undefined behaviour or unbounded memory. The first byte picks the output
  * rate, so the resampler's odd ratios are covered too. ffmpeg is kept out (a subprocess per input

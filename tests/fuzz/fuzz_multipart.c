@@ -1,4 +1,4 @@
-/* fuzz_multipart.c — libFuzzer target for src/daemon/multipart.c (built by `make fuzz`).
+/* fuzz_multipart.c — libFuzzer target for src/daemon/http/multipart.c (built by `make fuzz`).
  * Input: a Content-Type line (up to the first '\n'), then the body. The boundary comes from the
  * line when mp_boundary accepts it, else "xyz". Every part's bytes are read back, so ASan sees a
  * part that points outside the body. */

@@ -1,4 +1,4 @@
-/* test_api_parse.c — unit tests for src/daemon/api_parse.h, the validation of OpenAI request
+/* test_api_parse.c — unit tests for src/daemon/parse/api_parse.h, the validation of OpenAI request
  * bodies into worker messages (docs/PROTOCOL.md).
  *
  * The model matrix is built by hand (no config file, no GGUF): a chat+completion model with an

@@ -1,4 +1,4 @@
-/* test_audio.c — unit tests for src/daemon/audio.h, the daemon's audio codecs.
+/* test_audio.c — unit tests for src/daemon/media/audio.h, the daemon's audio codecs.
  *
  * Covers: a round trip for every output format (a 440 Hz sine, 1 s at 24 kHz, encoded, decoded at
  * 16 kHz: the duration within 2 % and 440 Hz dominant over 220/880 Hz by a Goertzel filter and by

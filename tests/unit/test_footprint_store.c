@@ -1,5 +1,5 @@
-/* test_footprint_store.c — remembered measurements: round trip through the file, only growing, corrupt
- * and foreign files treated as empty, keys that change with the file and the settings. */
+/* test_footprint_store.c — remembered measurements: round trip through the file, only growing,
+ * corrupt and foreign files treated as empty, keys that change with the file and the settings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

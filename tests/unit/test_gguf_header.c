@@ -1,7 +1,8 @@
-/* test_gguf_header.c — unit tests of config/gguf_header.c: real files (the shared third-party tiny llama, and the
- * llama.cpp vocabulary GGUFs when SWITCHYARD_VOCAB_DIR points at them), headers built here, every
- * truncation of a valid header, hostile lengths, counts and nesting, and 10k random byte flips
- * (run under ASan by `make test`). Must never depend on the network or write outside mkdtemp. */
+/* test_gguf_header.c — unit tests of config/gguf_header.c: real files (the shared third-party tiny
+ * llama, and the llama.cpp vocabulary GGUFs when SWITCHYARD_VOCAB_DIR points at them), headers
+ * built here, every truncation of a valid header, hostile lengths, counts and nesting, and 10k
+ * random byte flips (run under ASan by `make test`). Must never depend on the network or write
+ * outside mkdtemp. */
 #include "config/gguf_header.h"
 
 /* cmocka.h needs these before it */

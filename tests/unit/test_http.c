@@ -1,4 +1,4 @@
-/* test_http.c — unit tests for src/daemon/http.h, the daemon's HTTP front.
+/* test_http.c — unit tests for src/daemon/http/http.h, the daemon's HTTP front.
  *
  * Covers:
  *  - http_host_is_loopback on names, IPv4 and IPv6 literals with and without ports, look-alike

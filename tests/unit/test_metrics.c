@@ -1,5 +1,5 @@
-/* test_metrics.c — unit tests for src/daemon/metrics.h, the registry behind GET /metrics and its
- * Prometheus text rendering. Must never depend on timing: every observation is given its value.
+/* test_metrics.c — unit tests for src/daemon/obs/metrics.h, the registry behind GET /metrics and
+ * its Prometheus text rendering. Must never depend on timing: every observation is given its value.
  *
  * Covers: HELP and TYPE lines for every family, before its samples, each family once; the exact
  * sample lines of counters (three labels) and of label-less gauges; label values escaped

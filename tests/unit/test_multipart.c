@@ -1,4 +1,4 @@
-/* test_multipart.c — unit tests for src/daemon/multipart.h (multipart/form-data) and the pure
+/* test_multipart.c — unit tests for src/daemon/http/multipart.h (multipart/form-data) and the pure
  * helpers of api/transcribe.h (response formats, cue timestamps, SRT/VTT bodies).
  *
  * Covers: the boundary from a Content-Type (plain, quoted, other parameters, wrong type, missing,

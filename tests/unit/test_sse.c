@@ -1,4 +1,4 @@
-/* test_sse.c — unit tests for src/daemon/sse.h, the server-sent events encoding of streamed
+/* test_sse.c — unit tests for src/daemon/http/sse.h, the server-sent events encoding of streamed
  * responses.
  *
  * Covers: the exact bytes of an event ("data: <compact json>\n\n") and of the end marker

@@ -80,7 +80,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format
+.PHONY: all deps engines run test test-only itest unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -257,9 +257,11 @@ bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper
              $(BIN)/bench-voice
 	bench/voice_turn.sh
 
+# every C file we track against .clang-format; `make test` runs the check (tests/format.sh)
 format:
-	clang-format -i $(COMMON_SRC) $(CHAT_SRC) $(DAEMON_SRC) $(LLAMA_SRC) $(MKMODEL_SRC) $(UNIT_SRC) $(ITEST_SRC) \
-	  $(wildcard src/*/*.h src/daemon/*/*.h src/workers/*/*.h tools/*/*.h tests/*/*.h)
+	tests/format.sh --fix
+format-check:
+	tests/format.sh
 
 # libFuzzer targets, not part of `make test`: `make fuzz FUZZ_SECONDS=60` builds every
 # tests/fuzz/fuzz_<name>.c with clang (ASan + UBSan) into build-fuzz/ and runs each for

@@ -7,6 +7,7 @@ pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-c
       libpng-dev libjpeg62-turbo-dev libwebp-dev # images: docs/API.md "Images"
       libsndfile1-dev libmpg123-dev libvorbis-dev libsoxr-dev # audio: docs/AUDIO.md
       libespeak-ng-dev # the built-in voice (switchyard-espeak only; GPL-3.0+)
+      clang-format # make format; make test checks every C file against .clang-format
       ffmpeg # M4A/AAC/WebM uploads and aac speech: a subprocess, optional at run time (docs/AUDIO.md)
       curl jq nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests; jq: bench scripts
 missing=()

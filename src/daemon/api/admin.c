@@ -134,10 +134,7 @@ static ssize_t event_feed_read(void *cls, char *buf, size_t max) {
     f->done = type && strcmp(type, "shutdown") == 0;
     json_decref(e);
   }
-  size_t n = f->out.len < max ? f->out.len : max;
-  memcpy(buf, f->out.data, n);
-  sy_buf_consume(&f->out, n);
-  return (ssize_t)n;
+  return (ssize_t)sy_buf_take(&f->out, buf, max);
 }
 
 static void event_feed_free(void *cls) {

@@ -175,10 +175,7 @@ static ssize_t body_read(void *cls, char *buf, size_t max) {
   proxy_job *j = cls;
   for (;;) {
     if (j->out.len) {
-      size_t n = j->out.len < max ? j->out.len : max;
-      memcpy(buf, j->out.data, n);
-      sy_buf_consume(&j->out, n);
-      return (ssize_t)n;
+      return (ssize_t)sy_buf_take(&j->out, buf, max);
     }
     if (j->done) {
       if (j->result == CURLE_OK) return HTTP_STREAM_END;

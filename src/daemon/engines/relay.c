@@ -63,10 +63,7 @@ static ssize_t relay_read(void *cls, char *buf, size_t max) {
     if (rc == RELAY_GONE || rc == RELAY_ABORT) return HTTP_STREAM_ABORT; /* freeing cancels */
     if (rc == RELAY_END) rl->ended = true;
   }
-  size_t n = rl->out.len < max ? rl->out.len : max;
-  memcpy(buf, rl->out.data, n);
-  sy_buf_consume(&rl->out, n);
-  return (ssize_t)n;
+  return (ssize_t)sy_buf_take(&rl->out, buf, max);
 }
 
 static void relay_free(void *cls) {

@@ -206,6 +206,14 @@ static bool body_parse(http_req *r, api_call *c, api_error *jerr, api_error *fer
   return true;
 }
 
+/* 404 for a path no route (or, for an external engine's path, no external model) serves. */
+static void reply_unknown(http_req *r, const char *method, const char *path) {
+  api_error err;
+  api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
+                "Unknown endpoint: %.16s %.200s", method, path);
+  http_reply_error(r, &err);
+}
+
 void api_handle(void *ud, http_req *r) {
   sy_daemon *d = ud;
   const char *method = http_method(r), *path = http_path(r);
@@ -214,9 +222,7 @@ void api_handle(void *ud, http_req *r) {
                 .obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL}};
   api_error err = {0};
   if (!rt) {
-    api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
-                  "Unknown endpoint: %.16s %.200s", method, path);
-    http_reply_error(r, &err);
+    reply_unknown(r, method, path);
     return;
   }
   c.obs.ep = rt->ep == R_NO_EP ? METRICS_EP_CHAT : rt->ep; /* read only when rt->ep is one */
@@ -235,9 +241,7 @@ void api_handle(void *ud, http_req *r) {
   if (c.target.kind == API_TARGET_EXTERNAL && matrix_ext_route(path)) {
     proxy_serve(d, r, c.target.model); /* relayed as it is; not counted here (as before) */
   } else if (rt->flags & R_EXT_ONLY) {
-    api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
-                  "Unknown endpoint: %.16s %.200s", method, path);
-    http_reply_error(r, &err);
+    reply_unknown(r, method, path);
   } else if (rt->flags & R_JSON && !c.req) {
     if (form) { /* a form where JSON was wanted: the JSON parser's words for it */
       size_t len;

@@ -53,6 +53,13 @@ void sy_buf_consume(sy_buf *b, size_t n) {
   if (b->data) b->data[b->len] = '\0';
 }
 
+size_t sy_buf_take(sy_buf *b, char *dst, size_t max) {
+  size_t n = b->len < max ? b->len : max;
+  if (n) memcpy(dst, b->data, n);
+  sy_buf_consume(b, n);
+  return n;
+}
+
 void sy_buf_free(sy_buf *b) {
   free(b->data);
   b->data = NULL;

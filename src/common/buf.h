@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 typedef struct sy_buf {
-  char *data;   /* always NUL-terminated when non-NULL */
+  char *data; /* always NUL-terminated when non-NULL */
   size_t len;
   size_t cap;
   size_t limit; /* 0 = no limit */
@@ -17,6 +17,8 @@ int sy_buf_puts(sy_buf *b, const char *s);
 int sy_buf_printf(sy_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drop the first n bytes. */
 void sy_buf_consume(sy_buf *b, size_t n);
+/* Move up to max of the first bytes into dst (a stream's body callback): returns how many. */
+size_t sy_buf_take(sy_buf *b, char *dst, size_t max);
 void sy_buf_free(sy_buf *b);
 
 #endif

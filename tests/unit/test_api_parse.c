@@ -36,10 +36,11 @@
  *  - a plain-string stop obeys the same 256-byte bound as the array form (known bug:
  *    test_stop_string_bound);
  *  - a fuzz loop (fixed seed) of JSON-ish bodies through api_parse_body, api_parse_generate (chat
- *    and completions), api_parse_embed and api_parse_rerank: no crash, every outcome well-formed, no leak (ASan).
+ *    and completions), api_parse_embed and api_parse_rerank: no crash, every outcome well-formed,
+ * no leak (ASan).
  */
-#include "parse/api_parse.h"
 #include "buf.h"
+#include "parse/api_parse.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */
@@ -68,7 +69,8 @@ static matrix_model test_models[] = {
     {.name = "tiny-bert", .caps = MATRIX_CAP_EMBED, .context = 256, .parallel = 1},
     {.name = "tiny-rerank", .caps = MATRIX_CAP_RERANK, .context = 256, .parallel = 1},
 };
-static matrix test_mx = {.models = test_models, .n_models = sizeof test_models / sizeof test_models[0],
+static matrix test_mx = {.models = test_models,
+                         .n_models = sizeof test_models / sizeof test_models[0],
                          .max_body_bytes = 1 << 20};
 
 /* ---- helpers ------------------------------------------------------------------------------- */
@@ -124,7 +126,7 @@ static void expect_err_(const api_error *e, int status, const char *code, const 
 static void gen_ok_(bool chat, const char *body, api_gen *g, const char *file, int line) {
   json_t *req = J(body);
   api_error e = {0};
-  int rc = api_parse_generate(&test_mx, req, chat, g, &e);
+  int rc = api_parse_generate(&test_mx, NULL, req, chat, g, &e);
   json_decref(req); /* before any failure, so a failing test reports no leak of its own */
   if (rc != 0)
     fail_msg("%s:%d: %s refused (%d %s): %s", file, line, body, e.status, e.code ? e.code : "",
@@ -141,7 +143,7 @@ static void gen_err_(bool chat, const char *body, int status, const char *code, 
   json_t *req = J(body);
   api_error e = {0};
   api_gen g;
-  int rc = api_parse_generate(&test_mx, req, chat, &g, &e);
+  int rc = api_parse_generate(&test_mx, NULL, req, chat, &g, &e);
   json_decref(req);
   if (rc != -1) {
     api_gen_clear(&g);
@@ -160,7 +162,7 @@ static void embed_err_(const char *body, int status, const char *code, const cha
   json_t *req = J(body);
   api_error e = {0};
   api_embed out;
-  int rc = api_parse_embed(&test_mx, req, &out, &e);
+  int rc = api_parse_embed(&test_mx, NULL, req, &out, &e);
   json_decref(req);
   if (rc != -1) {
     api_embed_clear(&out);
@@ -228,7 +230,7 @@ static void test_model_errors(void **state) {
   json_t *req = J("{'model':'nope','input':'x'}");
   api_error e = {0};
   api_embed emb;
-  assert_int_equal(api_parse_embed(&test_mx, req, &emb, &e), -1);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &emb, &e), -1);
   expect_err(&e, 404, "model_not_found", "model",
              "Available models: tiny-qwen, base-only, tiny-bert");
   json_decref(req);
@@ -236,7 +238,7 @@ static void test_model_errors(void **state) {
   matrix empty = {0};
   req = J(CHAT("'x':1"));
   api_gen g;
-  assert_int_equal(api_parse_generate(&empty, req, true, &g, &e), -1);
+  assert_int_equal(api_parse_generate(&empty, NULL, req, true, &g, &e), -1);
   expect_err(&e, 404, "model_not_found", "model", "(none)");
   json_decref(req);
   /* model names are case sensitive and exact */
@@ -386,7 +388,10 @@ static void test_chat_message_errors(void **state) {
 /* ---- vision: image_url parts (a model with the vision capability, in a matrix of its own) ---- */
 
 static matrix_model vision_models[] = {
-    {.name = "tiny-vlm", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION | MATRIX_CAP_VISION, .context = 512, .parallel = 1},
+    {.name = "tiny-vlm",
+     .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION | MATRIX_CAP_VISION,
+     .context = 512,
+     .parallel = 1},
 };
 static matrix vision_mx = {.models = vision_models, .n_models = 1, .max_body_bytes = 1 << 20};
 
@@ -395,7 +400,7 @@ static int vision_parse(const char *msgs, api_gen *g, api_error *e) {
   sy_buf_printf(&b, "{'model':'tiny-vlm','messages':%s}", msgs);
   json_t *req = J(b.data);
   sy_buf_free(&b);
-  int rc = api_parse_generate(&vision_mx, req, true, g, e);
+  int rc = api_parse_generate(&vision_mx, NULL, req, true, g, e);
   json_decref(req);
   return rc;
 }
@@ -405,16 +410,19 @@ static void test_vision_parts(void **state) {
   api_gen g;
   api_error e = {0};
   /* the marker takes each image's place, with no separator; "\n" only between two text parts */
-  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'text','text':'a'},"
-                                "{'type':'image_url','image_url':{'url':'data:x','detail':'low'}},"
-                                "{'type':'text','text':'b'},{'type':'text','text':'c'},"
-                                "{'type':'image_url','image_url':{'url':'file2'}}]},"
-                                "{'role':'user','content':[{'type':'image_url','image_url':'bare'}]}]",
-                                &g, &e),
-                   0);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
+  assert_int_equal(
+      vision_parse("[{'role':'user','content':[{'type':'text','text':'a'},"
+                   "{'type':'image_url','image_url':{'url':'data:x','detail':'low'}},"
+                   "{'type':'text','text':'b'},{'type':'text','text':'c'},"
+                   "{'type':'image_url','image_url':{'url':'file2'}}]},"
+                   "{'role':'user','content':[{'type':'image_url','image_url':'bare'}]}]",
+                   &g, &e),
+      0);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
                       "a" API_IMAGE_MARKER "b\nc" API_IMAGE_MARKER);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 1), "content")),
+  assert_string_equal(json_string_value(json_object_get(
+                          json_array_get(json_object_get(g.msg, "messages"), 1), "content")),
                       API_IMAGE_MARKER);
   json_t *want = J("['data:x','file2','bare']");
   assert_true(json_equal(g.media, want));
@@ -424,7 +432,8 @@ static void test_vision_parts(void **state) {
   assert_null(g.media);
 
   /* text only: no URL list */
-  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'text','text':'a'}]}]", &g, &e), 0);
+  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'text','text':'a'}]}]", &g, &e),
+                   0);
   assert_null(g.media);
   api_gen_clear(&g);
 
@@ -444,7 +453,8 @@ static void test_vision_parts(void **state) {
   /* 16 images pass, 17 do not (counted over all messages) */
   sy_buf b = {0};
   sy_buf_puts(&b, "[{'role':'user','content':[");
-  for (int i = 0; i < 16; i++) sy_buf_printf(&b, "%s{'type':'image_url','image_url':{'url':'u%d'}}", i ? "," : "", i);
+  for (int i = 0; i < 16; i++)
+    sy_buf_printf(&b, "%s{'type':'image_url','image_url':{'url':'u%d'}}", i ? "," : "", i);
   sy_buf_puts(&b, "]}]");
   assert_int_equal(vision_parse(b.data, &g, &e), 0);
   assert_int_equal(json_array_size(g.media), API_MAX_IMAGES);
@@ -462,7 +472,10 @@ static void test_vision_parts(void **state) {
 
 static matrix_model audio_models[] = {
     {.name = "tiny-alm", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO, .context = 512, .parallel = 1},
-    {.name = "tiny-omni", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO | MATRIX_CAP_VISION, .context = 512, .parallel = 1},
+    {.name = "tiny-omni",
+     .caps = MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO | MATRIX_CAP_VISION,
+     .context = 512,
+     .parallel = 1},
 };
 static matrix audio_mx = {.models = audio_models, .n_models = 2, .max_body_bytes = 1 << 20};
 
@@ -471,7 +484,7 @@ static int audio_parse(const char *model, const char *msgs, api_gen *g, api_erro
   sy_buf_printf(&b, "{'model':'%s','messages':%s}", model, msgs);
   json_t *req = J(b.data);
   sy_buf_free(&b);
-  int rc = api_parse_generate(&audio_mx, req, true, g, e);
+  int rc = api_parse_generate(&audio_mx, NULL, req, true, g, e);
   json_decref(req);
   return rc;
 }
@@ -481,13 +494,16 @@ static void test_audio_parts(void **state) {
   api_gen g;
   api_error e = {0};
   /* markers in part order, images and audio in one list: strings and {data, format} */
-  assert_int_equal(audio_parse("tiny-omni",
-                               "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'UklG','format':'wav'}},"
-                               "{'type':'text','text':'and'},{'type':'image_url','image_url':{'url':'u'}},"
-                               "{'type':'input_audio','input_audio':{'data':'SUQz'}}]}]",
-                               &g, &e),
-                   0);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
+  assert_int_equal(
+      audio_parse("tiny-omni",
+                  "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'UklG','"
+                  "format':'wav'}},"
+                  "{'type':'text','text':'and'},{'type':'image_url','image_url':{'url':'u'}},"
+                  "{'type':'input_audio','input_audio':{'data':'SUQz'}}]}]",
+                  &g, &e),
+      0);
+  assert_string_equal(json_string_value(json_object_get(
+                          json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
                       API_IMAGE_MARKER "and" API_IMAGE_MARKER API_IMAGE_MARKER);
   json_t *want = J("[{'data':'UklG','format':'wav'},'u',{'data':'SUQz','format':''}]");
   assert_true(json_equal(g.media, want));
@@ -496,15 +512,21 @@ static void test_audio_parts(void **state) {
 
   /* an audio-only model refuses images, and says what it takes */
   memset(&e, 0, sizeof e);
-  assert_int_equal(audio_parse("tiny-alm", "[{'role':'user','content':[{'type':'image_url','image_url':{'url':'u'}}]}]",
-                               &g, &e),
-                   -1);
-  expect_err(&e, 400, "unsupported_content", "messages", "accepts only text and input_audio content");
+  assert_int_equal(
+      audio_parse("tiny-alm",
+                  "[{'role':'user','content':[{'type':'image_url','image_url':{'url':'u'}}]}]", &g,
+                  &e),
+      -1);
+  expect_err(&e, 400, "unsupported_content", "messages",
+             "accepts only text and input_audio content");
   api_gen_clear(&g);
   /* a vision model refuses audio */
   memset(&e, 0, sizeof e);
-  assert_int_equal(vision_parse("[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'x'}}]}]", &g, &e),
-                   -1);
+  assert_int_equal(
+      vision_parse(
+          "[{'role':'user','content':[{'type':'input_audio','input_audio':{'data':'x'}}]}]", &g,
+          &e),
+      -1);
   expect_err(&e, 400, "unsupported_content", "messages", "accepts only text and image_url content");
   api_gen_clear(&g);
 
@@ -526,7 +548,8 @@ static void test_audio_parts(void **state) {
   sy_buf_puts(&b, "[{'role':'user','content':[");
   for (int i = 0; i < API_MAX_AUDIO + 1; i++)
     sy_buf_printf(&b, "%s{'type':'input_audio','input_audio':{'data':'a%d'}}", i ? "," : "", i);
-  for (int i = 0; i < API_MAX_IMAGES; i++) sy_buf_printf(&b, ",{'type':'image_url','image_url':{'url':'u%d'}}", i);
+  for (int i = 0; i < API_MAX_IMAGES; i++)
+    sy_buf_printf(&b, ",{'type':'image_url','image_url':{'url':'u%d'}}", i);
   sy_buf_puts(&b, "]}]");
   memset(&e, 0, sizeof e);
   assert_int_equal(audio_parse("tiny-omni", b.data, &g, &e), -1);
@@ -536,7 +559,8 @@ static void test_audio_parts(void **state) {
   sy_buf_puts(&b, "[{'role':'user','content':[");
   for (int i = 0; i < API_MAX_AUDIO; i++)
     sy_buf_printf(&b, "%s{'type':'input_audio','input_audio':{'data':'a%d'}}", i ? "," : "", i);
-  for (int i = 0; i < API_MAX_IMAGES; i++) sy_buf_printf(&b, ",{'type':'image_url','image_url':{'url':'u%d'}}", i);
+  for (int i = 0; i < API_MAX_IMAGES; i++)
+    sy_buf_printf(&b, ",{'type':'image_url','image_url':{'url':'u%d'}}", i);
   sy_buf_puts(&b, "]}]");
   assert_int_equal(audio_parse("tiny-omni", b.data, &g, &e), 0);
   assert_int_equal(json_array_size(g.media), API_MAX_AUDIO + API_MAX_IMAGES);
@@ -823,24 +847,29 @@ static void test_tools_and_formats(void **state) {
   (void)state;
   api_gen g;
   gen_ok(true,
-         CHAT("'tools':[{'type':'function','function':{'name':'get_weather','parameters':{'type':'object'}}}],"
-              "'tool_choice':{'type':'function','function':{'name':'get_weather'}},'parallel_tool_calls':false"),
+         CHAT("'tools':[{'type':'function','function':{'name':'get_weather','parameters':{'type':'"
+              "object'}}}],"
+              "'tool_choice':{'type':'function','function':{'name':'get_weather'}},'parallel_tool_"
+              "calls':false"),
          &g);
-  assert_string_equal(json_string_value(json_object_get(json_object_get(
-                          json_array_get(json_object_get(g.msg, "tools"), 0), "function"), "name")),
-                      "get_weather");
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(json_array_get(json_object_get(g.msg, "tools"), 0), "function"), "name")),
+      "get_weather");
   assert_non_null(json_object_get(g.msg, "tool_choice"));
   assert_true(json_is_false(json_object_get(g.msg, "parallel_tool_calls")));
   api_gen_clear(&g);
-  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'bad name'}}]"), 400, "invalid_value", "tools",
-           "letters, digits");
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'bad name'}}]"), 400,
+           "invalid_value", "tools", "letters, digits");
   chat_err(CHAT("'tools':[{'type':'retrieval'}]"), 400, "invalid_value", "tools", NULL);
-  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f','parameters':[]}}]"), 400, "invalid_type",
-           "tools", NULL);
-  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f'}},{'type':'function','function':{'name':'f'}}]"),
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f','parameters':[]}}]"), 400,
+           "invalid_type", "tools", NULL);
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f'}},{'type':'function','function'"
+                ":{'name':'f'}}]"),
            400, "invalid_value", "tools", "used twice");
   chat_err(CHAT("'tool_choice':'required'"), 400, "invalid_value", "tool_choice", NULL);
-  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f'}}],'tool_choice':{'type':'function','function':{'name':'g'}}"),
+  chat_err(CHAT("'tools':[{'type':'function','function':{'name':'f'}}],'tool_choice':{'type':'"
+                "function','function':{'name':'g'}}"),
            400, "invalid_value", "tool_choice", "not in 'tools'");
   chat_err(CHAT("'tool_choice':'sometimes'"), 400, "invalid_value", "tool_choice", NULL);
   gen_ok(true, CHAT("'tool_choice':'none'"), &g);
@@ -848,25 +877,37 @@ static void test_tools_and_formats(void **state) {
   /* history with calls and results */
   gen_ok(true,
          CHAT_MSGS("[{'role':'user','content':'weather?'},"
-                   "{'role':'assistant','content':null,'reasoning_content':'think','tool_calls':[{'id':'c1','type':'function',"
+                   "{'role':'assistant','content':null,'reasoning_content':'think','tool_calls':[{'"
+                   "id':'c1','type':'function',"
                    "'function':{'name':'get_weather','arguments':'{\\\"city\\\":\\\"Oslo\\\"}'}}]},"
                    "{'role':'tool','tool_call_id':'c1','name':'get_weather','content':'cold'}]"),
          &g);
   json_t *a = json_array_get(json_object_get(g.msg, "messages"), 1);
   assert_true(json_is_null(json_object_get(a, "content")));
   assert_string_equal(json_string_value(json_object_get(a, "reasoning_content")), "think");
-  assert_string_equal(json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(a, "tool_calls"), 0),
-                                                                        "function"), "name")), "get_weather");
+  assert_string_equal(
+      json_string_value(json_object_get(
+          json_object_get(json_array_get(json_object_get(a, "tool_calls"), 0), "function"),
+          "name")),
+      "get_weather");
   json_t *t = json_array_get(json_object_get(g.msg, "messages"), 2);
   assert_string_equal(json_string_value(json_object_get(t, "tool_call_id")), "c1");
   api_gen_clear(&g);
-  chat_err(CHAT_MSGS("[{'role':'assistant','tool_calls':[{'function':{'name':'f','arguments':3}}]}]"), 400,
-           "invalid_value", "messages", "tool_calls[0]");
-  gen_ok(true, CHAT("'response_format':{'type':'json_schema','json_schema':{'name':'x','schema':{'type':'object'}}}"), &g);
-  assert_string_equal(json_string_value(json_object_get(json_object_get(g.msg, "response_format"), "type")), "json_schema");
+  chat_err(
+      CHAT_MSGS("[{'role':'assistant','tool_calls':[{'function':{'name':'f','arguments':3}}]}]"),
+      400, "invalid_value", "messages", "tool_calls[0]");
+  gen_ok(true,
+         CHAT("'response_format':{'type':'json_schema','json_schema':{'name':'x','schema':{'type':'"
+              "object'}}}"),
+         &g);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(g.msg, "response_format"), "type")),
+      "json_schema");
   api_gen_clear(&g);
-  gen_ok(true, CHAT("'reasoning_effort':'low','chat_template_kwargs':{'enable_thinking':false}"), &g);
-  assert_true(json_is_false(json_object_get(json_object_get(g.msg, "chat_template_kwargs"), "enable_thinking")));
+  gen_ok(true, CHAT("'reasoning_effort':'low','chat_template_kwargs':{'enable_thinking':false}"),
+         &g);
+  assert_true(json_is_false(
+      json_object_get(json_object_get(g.msg, "chat_template_kwargs"), "enable_thinking")));
   api_gen_clear(&g);
   chat_err(CHAT("'reasoning_effort':'max'"), 400, "invalid_value", "reasoning_effort", NULL);
   chat_err(CHAT("'chat_template_kwargs':[]"), 400, "invalid_type", "chat_template_kwargs", NULL);
@@ -887,7 +928,8 @@ static void test_unsupported_refused(void **state) {
   chat_err(CHAT("'response_format':'text'"), 400, "invalid_type", "response_format", NULL);
   chat_err(CHAT("'response_format':{}"), 400, "invalid_type", "response_format", NULL);
   chat_err(CHAT("'response_format':{'type':'xml'}"), 400, "invalid_value", "response_format", NULL);
-  chat_err(CHAT("'response_format':{'type':'json_schema'}"), 400, "invalid_value", "response_format", NULL);
+  chat_err(CHAT("'response_format':{'type':'json_schema'}"), 400, "invalid_value",
+           "response_format", NULL);
   gen_ok(true, CHAT("'response_format':{'type':'text'}"), &g);
   assert_null(json_object_get(g.msg, "response_format"));
   api_gen_clear(&g);
@@ -903,7 +945,8 @@ static void test_unsupported_refused(void **state) {
   gen_ok(false, "{'model':'tiny-qwen','prompt':'x','logprobs':2}", &g);
   assert_int_equal(json_integer_value(json_object_get(g.msg, "logprobs")), 2);
   api_gen_clear(&g);
-  comp_err("{'model':'tiny-qwen','prompt':'x','logprobs':6}", 400, "invalid_value", "logprobs", NULL);
+  comp_err("{'model':'tiny-qwen','prompt':'x','logprobs':6}", 400, "invalid_value", "logprobs",
+           NULL);
   /* a refusal comes before any message check, and frees what it built */
   chat_err("{'model':'tiny-qwen','n':3}", 400, "unsupported_parameter", "n", NULL);
 }
@@ -915,7 +958,7 @@ static void test_embed_ok(void **state) {
   api_error e = {0};
   api_embed out;
   json_t *req = J("{'model':'tiny-bert','input':'hello'}");
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
   json_t *want = J("{'op':'embed','input':['hello']}");
   assert_true(json_equal(out.msg, want));
   assert_int_equal(out.n_inputs, 1);
@@ -928,7 +971,7 @@ static void test_embed_ok(void **state) {
 
   req =
       J("{'model':'tiny-bert','input':['a','b\\u00e9','c'],'encoding_format':'base64','user':'u'}");
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
   want = J("{'op':'embed','input':['a','b\\u00e9','c']}");
   assert_true(json_equal(out.msg, want));
   assert_int_equal(out.n_inputs, 3);
@@ -938,7 +981,7 @@ static void test_embed_ok(void **state) {
   json_decref(req);
 
   req = J("{'model':'tiny-bert','input':'x','encoding_format':'float','dimensions':null}");
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
   assert_false(out.base64);
   api_embed_clear(&out);
   json_decref(req);
@@ -947,12 +990,12 @@ static void test_embed_ok(void **state) {
   json_t *arr = json_array();
   for (int i = 0; i < API_MAX_EMBED_INPUTS; i++) json_array_append_new(arr, json_string("w"));
   req = json_pack("{s:s, s:o}", "model", "tiny-bert", "input", arr);
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
   assert_int_equal(out.n_inputs, API_MAX_EMBED_INPUTS);
   api_embed_clear(&out);
   /* one more is not */
   json_array_append_new(arr, json_string("w"));
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), -1);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), -1);
   expect_err(&e, 400, "invalid_value", "input", "array of 1 to 2048 strings");
   json_decref(req);
 }
@@ -987,7 +1030,7 @@ static void test_embed_errors(void **state) {
   json_t *req = json_pack("{s:s, s:o}", "model", "tiny-bert", "input", arr);
   api_error e = {0};
   api_embed out;
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), -1);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), -1);
   assert_null(out.msg);
   expect_err(&e, 400, "invalid_value", "input", "1 to 2048");
   json_decref(req);
@@ -1000,7 +1043,7 @@ static void rerank_err_(const char *body, int status, const char *code, const ch
   json_t *req = J(body);
   api_error e = {0};
   api_rerank out;
-  int rc = api_parse_rerank(&test_mx, req, &out, &e);
+  int rc = api_parse_rerank(&test_mx, NULL, req, &out, &e);
   json_decref(req);
   if (rc != -1) {
     api_rerank_clear(&out);
@@ -1017,9 +1060,11 @@ static void test_rerank_ok(void **state) {
   (void)state;
   api_error e = {0};
   api_rerank out;
-  json_t *req = J("{'model':'tiny-rerank','query':'what is a fox?','documents':['a fox',{'text':'b\\u00e9'},''],"
-                  "'user':'u'}");
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  json_t *req =
+      J("{'model':'tiny-rerank','query':'what is a fox?','documents':['a "
+        "fox',{'text':'b\\u00e9'},''],"
+        "'user':'u'}");
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   json_t *want = J("{'op':'rerank','query':'what is a fox?','documents':['a fox','b\\u00e9','']}");
   assert_true(json_equal(out.msg, want));
   json_decref(want);
@@ -1037,17 +1082,20 @@ static void test_rerank_ok(void **state) {
   json_decref(req);
 
   /* top_n clamped to the documents, return_documents, keep_alive, 2.0 as 2 */
-  req = J("{'model':'tiny-rerank','query':'q','documents':['a','b'],'top_n':5,'return_documents':true,"
-          "'keep_alive':'5m'}");
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  req = J(
+      "{'model':'tiny-rerank','query':'q','documents':['a','b'],'top_n':5,'return_documents':true,"
+      "'keep_alive':'5m'}");
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_int_equal(out.top_n, 2);
   assert_true(out.return_documents);
   assert_true(out.has_keep_alive);
   assert_int_equal(out.keep_alive_s, 300);
   api_rerank_clear(&out);
   json_decref(req);
-  req = J("{'model':'tiny-rerank','query':'q','documents':['a','b','c'],'top_n':2.0,'return_documents':null}");
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  req =
+      J("{'model':'tiny-rerank','query':'q','documents':['a','b','c'],'top_n':2.0,'return_"
+        "documents':null}");
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_int_equal(out.top_n, 2);
   assert_false(out.return_documents);
   api_rerank_clear(&out);
@@ -1055,14 +1103,14 @@ static void test_rerank_ok(void **state) {
 
   /* TEI: texts, return_text; "documents" wins when both are there (as llama-server) */
   req = J("{'model':'tiny-rerank','query':'q','texts':['a','b'],'return_text':true}");
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_true(out.tei);
   assert_true(out.return_documents);
   assert_int_equal(out.n_documents, 2);
   api_rerank_clear(&out);
   json_decref(req);
   req = J("{'model':'tiny-rerank','query':'q','texts':['a','b'],'documents':['c']}");
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_true(out.tei);
   assert_int_equal(out.n_documents, 1);
   assert_string_equal(json_string_value(json_array_get(out.documents, 0)), "c");
@@ -1070,7 +1118,7 @@ static void test_rerank_ok(void **state) {
   json_decref(req);
   /* return_text means nothing outside TEI's shape */
   req = J("{'model':'tiny-rerank','query':'q','documents':['a'],'return_text':true}");
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_false(out.return_documents);
   api_rerank_clear(&out);
   json_decref(req);
@@ -1079,11 +1127,11 @@ static void test_rerank_ok(void **state) {
   json_t *arr = json_array();
   for (int i = 0; i < API_MAX_RERANK_DOCUMENTS; i++) json_array_append_new(arr, json_string("w"));
   req = json_pack("{s:s, s:s, s:o}", "model", "tiny-rerank", "query", "q", "documents", arr);
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), 0);
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_int_equal(out.n_documents, API_MAX_RERANK_DOCUMENTS);
   api_rerank_clear(&out);
   json_array_append_new(arr, json_string("w"));
-  assert_int_equal(api_parse_rerank(&test_mx, req, &out, &e), -1);
+  assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), -1);
   assert_null(out.msg);
   expect_err(&e, 400, "invalid_value", "documents", "array of 1 to 1024 documents");
   json_decref(req);
@@ -1091,45 +1139,55 @@ static void test_rerank_ok(void **state) {
 
 static void test_rerank_errors(void **state) {
   (void)state;
-  rerank_err("{'model':'tiny-rerank','documents':['a']}", 400, "missing_required_parameter", "query", "'query'");
-  rerank_err("{'model':'tiny-rerank','query':null,'documents':['a']}", 400, "missing_required_parameter", "query",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'','documents':['a']}", 400, "invalid_value", "query", "empty");
-  rerank_err("{'model':'tiny-rerank','query':['q'],'documents':['a']}", 400, "invalid_type", "query", NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q'}", 400, "missing_required_parameter", "documents", "'documents'");
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':null}", 400, "missing_required_parameter", "documents",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':[]}", 400, "invalid_value", "documents", "1 to 1024");
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':'a'}", 400, "invalid_value", "documents", NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':{'text':'a'}}", 400, "invalid_value", "documents",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a',2]}", 400, "invalid_type", "documents",
-             "documents[1] must be a string or an object with a string 'text'");
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':[{'text':3}]}", 400, "invalid_type", "documents",
-             "documents[0]");
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':[{'content':'a'}]}", 400, "invalid_type",
+  rerank_err("{'model':'tiny-rerank','documents':['a']}", 400, "missing_required_parameter",
+             "query", "'query'");
+  rerank_err("{'model':'tiny-rerank','query':null,'documents':['a']}", 400,
+             "missing_required_parameter", "query", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'','documents':['a']}", 400, "invalid_value", "query",
+             "empty");
+  rerank_err("{'model':'tiny-rerank','query':['q'],'documents':['a']}", 400, "invalid_type",
+             "query", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q'}", 400, "missing_required_parameter", "documents",
+             "'documents'");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':null}", 400,
+             "missing_required_parameter", "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[]}", 400, "invalid_value",
+             "documents", "1 to 1024");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':'a'}", 400, "invalid_value",
              "documents", NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':[null]}", 400, "invalid_type", "documents", NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','texts':[]}", 400, "invalid_value", "texts", "'texts'");
-  rerank_err("{'model':'tiny-rerank','query':'q','texts':[1]}", 400, "invalid_type", "texts", "texts[0]");
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':0}", 400, "invalid_value", "top_n",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':-1}", 400, "invalid_value", "top_n",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':1.5}", 400, "invalid_value", "top_n",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':'2'}", 400, "invalid_value", "top_n",
-             NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'return_documents':1}", 400, "invalid_type",
-             "return_documents", NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','texts':['a'],'return_text':'yes'}", 400, "invalid_type",
-             "return_text", NULL);
-  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'keep_alive':'soon'}", 400, "invalid_value",
-             "keep_alive", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':{'text':'a'}}", 400, "invalid_value",
+             "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a',2]}", 400, "invalid_type",
+             "documents", "documents[1] must be a string or an object with a string 'text'");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[{'text':3}]}", 400, "invalid_type",
+             "documents", "documents[0]");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[{'content':'a'}]}", 400,
+             "invalid_type", "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':[null]}", 400, "invalid_type",
+             "documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','texts':[]}", 400, "invalid_value", "texts",
+             "'texts'");
+  rerank_err("{'model':'tiny-rerank','query':'q','texts':[1]}", 400, "invalid_type", "texts",
+             "texts[0]");
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':0}", 400,
+             "invalid_value", "top_n", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':-1}", 400,
+             "invalid_value", "top_n", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':1.5}", 400,
+             "invalid_value", "top_n", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'top_n':'2'}", 400,
+             "invalid_value", "top_n", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'return_documents':1}", 400,
+             "invalid_type", "return_documents", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','texts':['a'],'return_text':'yes'}", 400,
+             "invalid_type", "return_text", NULL);
+  rerank_err("{'model':'tiny-rerank','query':'q','documents':['a'],'keep_alive':'soon'}", 400,
+             "invalid_value", "keep_alive", NULL);
   rerank_err("{'query':'q','documents':['a']}", 400, "missing_required_parameter", "model", NULL);
-  rerank_err("{'model':'nope','query':'q','documents':['a']}", 404, "model_not_found", "model", "'nope'");
-  rerank_err("{'model':'tiny-bert','query':'q','documents':['a']}", 400, "wrong_capability", "model",
-             "does not support reranking (its capabilities: embed)");
+  rerank_err("{'model':'nope','query':'q','documents':['a']}", 404, "model_not_found", "model",
+             "'nope'");
+  rerank_err("{'model':'tiny-bert','query':'q','documents':['a']}", 400, "wrong_capability",
+             "model", "does not support reranking (its capabilities: embed)");
   /* and the other way: a reranker is not an embedding model */
   embed_err("{'model':'tiny-rerank','input':'x'}", 400, "wrong_capability", "model",
             "does not support embeddings (its capabilities: rerank)");
@@ -1159,7 +1217,7 @@ static void test_error_message_utf8_cut(void **state) {
   assert_non_null(req);
   api_error e = {0};
   api_embed out;
-  assert_int_equal(api_parse_embed(&test_mx, req, &out, &e), -1);
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), -1);
   json_decref(req);
   assert_int_equal(e.status, 404);
   expect_printable(&e, "Available models: tiny-qwen");
@@ -1170,14 +1228,14 @@ static void test_error_message_utf8_cut(void **state) {
   req = json_pack("{s:s, s:[{s:s, s:s}]}", "model", "tiny-qwen", "messages", "role", role,
                   "content", "x");
   api_gen g;
-  assert_int_equal(api_parse_generate(&test_mx, req, true, &g, &e), -1);
+  assert_int_equal(api_parse_generate(&test_mx, NULL, req, true, &g, &e), -1);
   json_decref(req);
   assert_int_equal(e.status, 400);
   expect_printable(&e, "is not one of system");
 
   req = json_pack("{s:s, s:[{s:s, s:[{s:s}]}]}", "model", "tiny-qwen", "messages", "role", "user",
                   "content", "type", role);
-  assert_int_equal(api_parse_generate(&test_mx, req, true, &g, &e), -1);
+  assert_int_equal(api_parse_generate(&test_mx, NULL, req, true, &g, &e), -1);
   json_decref(req);
   assert_string_equal(e.code, "unsupported_content");
   expect_printable(&e, "accepts only text content");
@@ -1198,8 +1256,8 @@ static void test_keep_alive(void **state) {
   static const struct {
     const char *v;
     int want;
-  } ok[] = {{"0", 0}, {"-1", -1}, {"300", 300}, {"'30s'", 30}, {"'5m'", 300}, {"'2h'", 7200}, {"'-1'", -1},
-            {"'45'", 45}};
+  } ok[] = {{"0", 0},      {"-1", -1},     {"300", 300}, {"'30s'", 30},
+            {"'5m'", 300}, {"'2h'", 7200}, {"'-1'", -1}, {"'45'", 45}};
   for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
     char body[256];
     snprintf(body, sizeof body, CHAT("'keep_alive':%s"), ok[i].v);
@@ -1214,7 +1272,8 @@ static void test_keep_alive(void **state) {
   gen_ok(true, CHAT("'temperature':0"), &g);
   assert_false(g.has_keep_alive);
   api_gen_clear(&g);
-  static const char *bad[] = {"-2", "'soon'", "'5x'", "'-1m'", "''", "1.5", "true", "'99999999999h'"};
+  static const char *bad[] = {"-2", "'soon'", "'5x'", "'-1m'",
+                              "''", "1.5",    "true", "'99999999999h'"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char body[256];
     snprintf(body, sizeof body, CHAT("'keep_alive':%s"), bad[i]);
@@ -1419,24 +1478,24 @@ static void test_fuzz(void **state) {
     parsed++;
     api_gen g;
     memset(&e, 0, sizeof e);
-    int rc = api_parse_generate(&test_mx, req, true, &g, &e);
+    int rc = api_parse_generate(&test_mx, NULL, req, true, &g, &e);
     check_outcome(rc, &e, g.msg);
     accepted += rc == 0;
     api_gen_clear(&g);
     memset(&e, 0, sizeof e);
-    rc = api_parse_generate(&test_mx, req, false, &g, &e);
+    rc = api_parse_generate(&test_mx, NULL, req, false, &g, &e);
     check_outcome(rc, &e, g.msg);
     accepted += rc == 0;
     api_gen_clear(&g);
     api_embed em;
     memset(&e, 0, sizeof e);
-    rc = api_parse_embed(&test_mx, req, &em, &e);
+    rc = api_parse_embed(&test_mx, NULL, req, &em, &e);
     check_outcome(rc, &e, em.msg);
     accepted += rc == 0;
     api_embed_clear(&em);
     api_rerank rk;
     memset(&e, 0, sizeof e);
-    rc = api_parse_rerank(&test_mx, req, &rk, &e);
+    rc = api_parse_rerank(&test_mx, NULL, req, &rk, &e);
     check_outcome(rc, &e, rk.msg);
     accepted += rc == 0;
     api_rerank_clear(&rk);
@@ -1445,7 +1504,8 @@ static void test_fuzz(void **state) {
   }
   /* the generator reaches past the body parser and past validation */
   assert_true(parsed > 1000);
-  assert_true(accepted > 50); /* ~100 with this seed: tools, logprobs, response_format are checked strictly */
+  assert_true(accepted >
+              50); /* ~100 with this seed: tools, logprobs, response_format are checked strictly */
 }
 
 int main(void) {

@@ -3,9 +3,9 @@
  *    string or {"id"}, speed, response_format, stream_format); every error: input missing / null /
  *    not a string / empty / over 4096 characters (counted in characters, not bytes: 4096 'é' pass),
  *    voice of a wrong type or too long, response_format unknown, speed out of range or a string,
- *    stream_format unknown; voice.audio (a request's clip) on a model without voice_upload, or not a
- *    non-empty string; a model without the speech capability (400 wrong_capability) and an
- *    unknown one (404);
+ *    stream_format unknown; voice.audio (a request's clip) on a model without voice_upload, or not
+ * a non-empty string; a model without the speech capability (400 wrong_capability) and an unknown
+ * one (404);
  *  - matrix_add_builtins: `speak` (engine espeak, capability speech, no file) is added to a matrix
  *    that has no model of that name; not when a model or an alias already is `speak`; not when the
  *    config says builtin_voice: false; adding twice adds once;
@@ -27,8 +27,15 @@
 
 static matrix_model models[] = {
     {.name = "speak", .caps = MATRIX_CAP_SPEECH, .engine = MATRIX_ENGINE_ESPEAK, .parallel = 1},
-    {.name = "chat", .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION, .context = 512, .parallel = 1},
-    {.name = "clone", .caps = MATRIX_CAP_SPEECH, .context = 512, .parallel = 1, .voice_upload = true},
+    {.name = "chat",
+     .caps = MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION,
+     .context = 512,
+     .parallel = 1},
+    {.name = "clone",
+     .caps = MATRIX_CAP_SPEECH,
+     .context = 512,
+     .parallel = 1,
+     .voice_upload = true},
 };
 static matrix mx = {.models = models, .n_models = 3, .max_body_bytes = 1 << 20};
 
@@ -48,7 +55,7 @@ static void expect(const char *body, int status, const char *param, const char *
   json_t *req = J(body);
   api_speech s;
   api_error e = {0};
-  int rc = api_parse_speech(&mx, req, &s, &e);
+  int rc = api_parse_speech(&mx, NULL, req, &s, &e);
   if (status == 0) {
     if (rc != 0) fail_msg("%s: refused: %s", body, e.message);
     api_speech_clear(&s);
@@ -69,7 +76,7 @@ static void test_minimal(void **state) {
   json_t *req = J("{'model':'speak','input':'Hello.'}");
   api_speech s;
   api_error e = {0};
-  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
   assert_ptr_equal(s.model, &models[0]);
   assert_string_equal(s.format, "mp3");
   assert_false(s.sse);
@@ -84,11 +91,12 @@ static void test_minimal(void **state) {
 
 static void test_full(void **state) {
   (void)state;
-  json_t *req = J("{'model':'speak','input':'Hi','voice':{'id':'en-gb+f3'},'response_format':'pcm',"
-                  "'speed':2.5,'stream_format':'sse','instructions':'ignored'}");
+  json_t *req =
+      J("{'model':'speak','input':'Hi','voice':{'id':'en-gb+f3'},'response_format':'pcm',"
+        "'speed':2.5,'stream_format':'sse','instructions':'ignored'}");
   api_speech s;
   api_error e = {0};
-  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
   assert_string_equal(s.format, "pcm");
   assert_true(s.sse);
   assert_string_equal(json_string_value(json_object_get(s.msg, "voice")), "en-gb+f3");
@@ -98,7 +106,9 @@ static void test_full(void **state) {
   const char *fmts[] = {"mp3", "opus", "aac", "flac", "wav", "pcm"};
   for (size_t i = 0; i < 6; i++) {
     char b[128];
-    snprintf(b, sizeof b, "{'model':'speak','input':'x','voice':'alloy','response_format':'%s','speed':4}", fmts[i]);
+    snprintf(b, sizeof b,
+             "{'model':'speak','input':'x','voice':'alloy','response_format':'%s','speed':4}",
+             fmts[i]);
     expect(b, 0, NULL, NULL);
   }
   expect("{'model':'speak','input':'x','speed':0.25,'stream_format':'audio'}", 0, NULL, NULL);
@@ -112,17 +122,21 @@ static void test_errors(void **state) {
   expect("{'model':'speak','input':''}", 400, "input", "invalid_value");
   expect("{'model':'speak','input':'x','voice':5}", 400, "voice", "invalid_type");
   expect("{'model':'speak','input':'x','voice':{'name':'x'}}", 400, "voice", "invalid_type");
-  expect("{'model':'speak','input':'x','response_format':'ogg'}", 400, "response_format", "invalid_value");
-  expect("{'model':'speak','input':'x','response_format':1}", 400, "response_format", "invalid_value");
+  expect("{'model':'speak','input':'x','response_format':'ogg'}", 400, "response_format",
+         "invalid_value");
+  expect("{'model':'speak','input':'x','response_format':1}", 400, "response_format",
+         "invalid_value");
   expect("{'model':'speak','input':'x','speed':0.2}", 400, "speed", "invalid_value");
   expect("{'model':'speak','input':'x','speed':4.01}", 400, "speed", "invalid_value");
   expect("{'model':'speak','input':'x','speed':'fast'}", 400, "speed", "invalid_value");
-  expect("{'model':'speak','input':'x','stream_format':'chunks'}", 400, "stream_format", "invalid_value");
+  expect("{'model':'speak','input':'x','stream_format':'chunks'}", 400, "stream_format",
+         "invalid_value");
   expect("{'model':'chat','input':'x'}", 400, "model", "wrong_capability");
   expect("{'model':'nope','input':'x'}", 404, "model", "model_not_found");
   expect("{'input':'x'}", 400, "model", "missing_required_parameter");
   /* voice.audio (a request's own clip): only where the matrix allows it, and a string */
-  expect("{'model':'speak','input':'x','voice':{'audio':'UklGRg=='}}", 400, "voice", "voice_upload_disabled");
+  expect("{'model':'speak','input':'x','voice':{'audio':'UklGRg=='}}", 400, "voice",
+         "voice_upload_disabled");
   expect("{'model':'clone','input':'x','voice':{'audio':''}}", 400, "voice", "invalid_type");
   expect("{'model':'clone','input':'x','voice':{'audio':5}}", 400, "voice", "invalid_type");
   expect("{'model':'clone','input':'x','voice':{'audio':'UklGRg=='}}", 0, NULL, NULL);
@@ -141,7 +155,7 @@ static void test_length(void **state) {
       json_t *req = json_pack("{s:s, s:s}", "model", "speak", "input", in);
       api_speech s;
       api_error e = {0};
-      int rc = api_parse_speech(&mx, req, &s, &e);
+      int rc = api_parse_speech(&mx, NULL, req, &s, &e);
       if (extra == 0) {
         assert_int_equal(rc, 0);
         assert_int_equal(s.n_chars, 4096);
@@ -223,9 +237,24 @@ static void test_builtin(void **state) {
 
 static void test_fuzz(void **state) {
   (void)state;
-  static const char *const vals[] = {"null", "1", "-1", "0.5", "4.5", "\"\"", "\"x\"", "\"pcm\"", "\"sse\"",
-                                     "\"speak\"", "[]", "{}", "{\"id\":\"en\"}", "true", "\"\\u0000a\"", "1e308"};
-  static const char *const keys[] = {"model", "input", "voice", "response_format", "speed", "stream_format"};
+  static const char *const vals[] = {"null",
+                                     "1",
+                                     "-1",
+                                     "0.5",
+                                     "4.5",
+                                     "\"\"",
+                                     "\"x\"",
+                                     "\"pcm\"",
+                                     "\"sse\"",
+                                     "\"speak\"",
+                                     "[]",
+                                     "{}",
+                                     "{\"id\":\"en\"}",
+                                     "true",
+                                     "\"\\u0000a\"",
+                                     "1e308"};
+  static const char *const keys[] = {"model",           "input", "voice",
+                                     "response_format", "speed", "stream_format"};
   unsigned x = 12345;
   for (int it = 0; it < 5000; it++) {
     char body[1024];
@@ -242,7 +271,7 @@ static void test_fuzz(void **state) {
     json_t *req = api_parse_body(body, strlen(body), &e);
     if (!req) continue;
     api_speech s;
-    if (api_parse_speech(&mx, req, &s, &e) == 0) {
+    if (api_parse_speech(&mx, NULL, req, &s, &e) == 0) {
       assert_non_null(s.msg);
       api_speech_clear(&s);
     } else {
@@ -261,12 +290,12 @@ static void test_language(void **state) {
   json_t *req = J("{'model':'speak','input':'Hallo.','language':'de'}");
   api_speech s;
   api_error e = {0};
-  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
   assert_string_equal(json_string_value(json_object_get(s.msg, "language")), "de");
   api_speech_clear(&s);
   json_decref(req);
   req = J("{'model':'speak','input':'x'}");
-  assert_int_equal(api_parse_speech(&mx, req, &s, &e), 0);
+  assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
   assert_null(json_object_get(s.msg, "language"));
   api_speech_clear(&s);
   json_decref(req);
@@ -276,15 +305,16 @@ static void test_language(void **state) {
   expect("{'model':'speak','input':'x','language':5}", 400, "language", "invalid_value");
   expect("{'model':'speak','input':'x','language':''}", 400, "language", "invalid_value");
   expect("{'model':'speak','input':'x','language':'<|im_end|>'}", 400, "language", "invalid_value");
-  expect("{'model':'speak','input':'x','language':'abcdefghijklmnopqrstuvwxyzabcdefg'}", 400, "language",
-         "invalid_value");
+  expect("{'model':'speak','input':'x','language':'abcdefghijklmnopqrstuvwxyzabcdefg'}", 400,
+         "language", "invalid_value");
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_language),
-      cmocka_unit_test(test_minimal), cmocka_unit_test(test_full),    cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_length),  cmocka_unit_test(test_builtin), cmocka_unit_test(test_fuzz),
+      cmocka_unit_test(test_language), cmocka_unit_test(test_minimal),
+      cmocka_unit_test(test_full),     cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_length),   cmocka_unit_test(test_builtin),
+      cmocka_unit_test(test_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,25 +37,23 @@ static json_t *model_json(sy_daemon *d, const matrix_model *m) {
 
 void api_admin_models(sy_daemon *d, http_req *r, const char *id) {
   const matrix *mx = d->mx;
-  if (id && matrix_find_router(mx, id)) {
-    http_reply_json(r, 200, router_model_json(d, mx, matrix_find_router(mx, id)));
-    return;
-  }
-  if (id) {
-    const matrix_model *m = matrix_find(mx, id);
-    const matrix_pipeline *pp = m ? NULL : matrix_find_pipeline(mx, id);
-    if (pp) {
-      http_reply_json(r, 200, pipe_model_json(pp, d->started));
-      return;
-    }
-    if (!m) {
+  if (id) { /* the path's name, resolved as a request's "model" is */
+    json_t *q = json_pack("{s:s}", "model", id);
+    api_target t;
+    api_resolve(mx, q, &t);
+    json_decref(q);
+    if (t.kind == API_TARGET_ROUTER) {
+      http_reply_json(r, 200, router_model_json(d, mx, t.router));
+    } else if (t.kind == API_TARGET_PIPELINE) {
+      http_reply_json(r, 200, pipe_model_json(t.pipeline, d->started));
+    } else if (t.kind == API_TARGET_NONE) {
       api_error err;
       api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
                     "The model '%.200s' does not exist", id);
       http_reply_error(r, &err);
-      return;
+    } else {
+      http_reply_json(r, 200, model_json(d, t.model));
     }
-    http_reply_json(r, 200, model_json(d, m));
     return;
   }
   json_t *data = json_array();
@@ -83,13 +81,9 @@ void api_admin_metrics(sy_daemon *d, http_req *r) {
 }
 
 /* POST /api/load and /api/unload {"model": NAME}: the admin side of the scheduler. */
-void api_admin_load(sy_daemon *d, http_req *r, bool load) {
+void api_admin_load(sy_daemon *d, http_req *r, api_call *c, bool load) {
   api_error err = {0};
-  size_t len;
-  const char *body = http_body(r, &len);
-  json_t *req = api_parse_body(body, len, &err);
-  const matrix_model *m = req ? api_find_model(d->mx, req, ~0u, "loading", &err) : NULL;
-  json_decref(req);
+  const matrix_model *m = api_target_model(&c->target, ~0u, "loading", &err);
   if (!m) {
     http_reply_error(r, &err);
     return;
@@ -140,10 +134,7 @@ static ssize_t event_feed_read(void *cls, char *buf, size_t max) {
     f->done = type && strcmp(type, "shutdown") == 0;
     json_decref(e);
   }
-  size_t n = f->out.len < max ? f->out.len : max;
-  memcpy(buf, f->out.data, n);
-  sy_buf_consume(&f->out, n);
-  return (ssize_t)n;
+  return (ssize_t)sy_buf_take(&f->out, buf, max);
 }
 
 static void event_feed_free(void *cls) {

@@ -1,23 +1,24 @@
-/* api.c — the OpenAI-compatible front: route a checked HTTP request by method and path to its
- * endpoint family (chat.c, embeddings.c, transcribe.c, speech.c, admin.c; external engines'
- * routes to engines/proxy.c; a voice pipeline's chat to virtual/pipeline.c), and count it for
- * GET /metrics. The families validate (parse/api_parse.c), get a worker from the scheduler and
- * relay the worker's events as one JSON response or as server-sent events. Must never leave a
- * worker request running for a client that went away, never answer twice, and never answer a
- * worker's error other than as api_error.h's table says (api_worker_error). */
+/* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
+ * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
+ * (chat.c, embeddings.c, transcribe.c, speech.c, admin.c; external engines to engines/proxy.c);
+ * unknown paths (404) and wrong methods (405, with Allow) are answered by the table itself. Before
+ * the handler runs, the body is parsed once (JSON, or a multipart form by its Content-Type) and
+ * its "model" resolved once (api_resolve: model, router, pipeline or external engine); the
+ * handler gets both in an api_call. The families validate (parse/api_parse.c), get a worker from
+ * the scheduler and relay the worker's events (engines/relay.c). Must never leave a worker
+ * request running for a client that went away, never answer twice, and never answer a worker's
+ * error other than as api_error.h's table says (api_worker_error). */
 #include "api/api.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "api/api_int.h"
 #include "clock.h"
-#include "api/speech.h"
-#include "api/transcribe.h"
 #include "engines/proxy.h"
 #include "parse/api_parse.h"
-#include "virtual/pipeline.h"
 
 /* ---- small helpers ---- */
 
@@ -47,132 +48,224 @@ void api_fail(http_req *r, const req_obs *o, const api_error *e) {
 }
 
 /* The model a refused request named, when it is one of the matrix's (never a client's string). */
-int api_obs_model_of(const sy_daemon *d, const json_t *req) {
-  const matrix_model *m = matrix_find(d->mx, json_string_value(json_object_get(req, "model")));
-  return m ? metrics_model(sched_metrics(d->sc), m->name) : METRICS_NO_MODEL;
+int api_obs_model_of(const sy_daemon *d, const api_target *t) {
+  return t->model ? metrics_model(sched_metrics(d->sc), t->model->name) : METRICS_NO_MODEL;
+}
+
+/* ---- the route table ---- */
+
+enum {
+  R_GET = 1 << 0,  /* GET and HEAD */
+  R_POST = 1 << 1, /* POST */
+  R_ANY = 1 << 2,  /* every method (the handler relays it as it is) */
+};
+enum {
+  R_PREFIX = 1 << 0, /* path is a prefix (ends in '/'); the rest goes to the handler */
+  R_JSON = 1 << 1, /* the body must be a JSON object (else 400 invalid_json); its model resolved */
+  R_FORM = 1 << 2, /* the body must be a multipart form; its "model" field resolved */
+  R_EXT_ONLY = 1 << 3,    /* only external engines serve it: anything else is an unknown endpoint */
+  R_COUNT_REPLY = 1 << 4, /* counted by the table when the handler has replied (the served model:
+                             X-Switchyard-Model); else the handler counts it */
+};
+#define R_NO_EP ((metrics_endpoint)-1)
+
+typedef void (*api_route_fn)(sy_daemon *d, http_req *r, api_call *c);
+
+typedef struct api_route {
+  const char *path;
+  unsigned methods;    /* R_GET | R_POST | R_ANY */
+  unsigned flags;      /* R_PREFIX, R_JSON, ... */
+  metrics_endpoint ep; /* counted in GET /metrics as this endpoint; R_NO_EP: not counted */
+  api_route_fn fn;     /* NULL: R_EXT_ONLY */
+} api_route;
+
+static void h_chat(sy_daemon *d, http_req *r, api_call *c) { api_chat_handle(d, r, c, true); }
+static void h_completions(sy_daemon *d, http_req *r, api_call *c) {
+  api_chat_handle(d, r, c, false);
+}
+static void h_transcribe(sy_daemon *d, http_req *r, api_call *c) {
+  api_transcribe_handle(d, r, c, false);
+}
+static void h_translate(sy_daemon *d, http_req *r, api_call *c) {
+  api_transcribe_handle(d, r, c, true);
+}
+static void h_voices(sy_daemon *d, http_req *r, api_call *c) {
+  (void)c;
+  api_voices_handle(d, r);
+}
+static void h_load(sy_daemon *d, http_req *r, api_call *c) { api_admin_load(d, r, c, true); }
+static void h_unload(sy_daemon *d, http_req *r, api_call *c) { api_admin_load(d, r, c, false); }
+static void h_health(sy_daemon *d, http_req *r, api_call *c) {
+  (void)d, (void)c;
+  http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+static void h_models(sy_daemon *d, http_req *r, api_call *c) { api_admin_models(d, r, c->rest); }
+static void h_ps(sy_daemon *d, http_req *r, api_call *c) {
+  (void)c;
+  api_admin_ps(d, r);
+}
+static void h_metrics(sy_daemon *d, http_req *r, api_call *c) {
+  (void)c;
+  api_admin_metrics(d, r);
+}
+static void h_events(sy_daemon *d, http_req *r, api_call *c) {
+  (void)c;
+  api_admin_events(d, r);
+}
+static void h_upstream(sy_daemon *d, http_req *r, api_call *c) { proxy_upstream(d, r, c->rest); }
+
+/* Every endpoint, in one place. An external engine may also serve the paths matrix_ext_route
+ * names (by the body's model, engines/proxy.c); the rerank paths are llama-server's. */
+static const api_route api_routes[] = {
+    {"/v1/chat/completions", R_POST, R_JSON, METRICS_EP_CHAT, h_chat},
+    {"/v1/completions", R_POST, R_JSON, METRICS_EP_COMPLETIONS, h_completions},
+    {"/v1/embeddings", R_POST, R_JSON, METRICS_EP_EMBEDDINGS, api_embeddings_handle},
+    {"/v1/rerank", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/rerank", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/v1/reranking", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/reranking", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/v1/audio/transcriptions", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE,
+     h_transcribe},
+    {"/v1/audio/translations", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE, h_translate},
+    {"/v1/audio/speech", R_POST, R_JSON | R_COUNT_REPLY, METRICS_EP_SPEECH, api_speech_handle},
+    {"/v1/audio/voices", R_GET, 0, R_NO_EP, h_voices},
+    {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
+    {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
+    {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
+    {"/api/unload", R_POST, R_JSON, R_NO_EP, h_unload},
+    {"/health", R_GET, 0, R_NO_EP, h_health},
+    {"/v1/models", R_GET, 0, R_NO_EP, h_models},
+    {"/v1/models/", R_GET, R_PREFIX, R_NO_EP, h_models},
+    {"/api/ps", R_GET, 0, R_NO_EP, h_ps},
+    {"/metrics", R_GET, 0, R_NO_EP, h_metrics},
+    {"/api/events", R_GET, 0, R_NO_EP, h_events},
+    {"/upstream/", R_ANY, R_PREFIX, R_NO_EP, h_upstream},
+};
+
+/* The route for path, or NULL. */
+static const api_route *route_find(const char *path) {
+  for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+    const api_route *rt = &api_routes[i];
+    if (rt->flags & R_PREFIX ? strncmp(path, rt->path, strlen(rt->path)) == 0
+                             : strcmp(path, rt->path) == 0)
+      return rt;
+  }
+  return NULL;
+}
+
+static bool method_ok(const api_route *rt, const char *method) {
+  if (rt->methods & R_ANY) return true;
+  if (rt->methods & R_GET && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+    return true;
+  return rt->methods & R_POST && strcmp(method, "POST") == 0;
+}
+
+/* Reply the table's own errors, counted when the route has an endpoint. */
+static void route_fail(http_req *r, const api_route *rt, api_call *c, const api_error *e) {
+  if (rt && rt->ep != R_NO_EP)
+    api_fail(r, &c->obs, e);
+  else
+    http_reply_error(r, e);
+}
+
+/* The body of c, parsed once: a multipart form when Content-Type carries a boundary, else JSON;
+ * the model it names resolved into c->target (NONE without one). What could not be parsed is
+ * not answered here: its route's handler needs it (jerr: the JSON's error, ferr: the form's) only
+ * if no external engine takes the request. Returns whether the body is a form. */
+static bool body_parse(http_req *r, api_call *c, api_error *jerr, api_error *ferr) {
+  size_t len;
+  const char *body = http_body(r, &len);
+  char boundary[MP_MAX_BOUNDARY + 1];
+  const char *ct = http_header(r, "Content-Type");
+  json_t *model = NULL;
+  if (!ct || mp_boundary(ct, boundary, sizeof boundary) != 0) {
+    c->req = api_parse_body(body, len, jerr);
+    if (c->req) api_resolve(c->mx, c->req, &c->target);
+    return false;
+  }
+  char msg[256];
+  c->parts = calloc(MP_MAX_PARTS, sizeof *c->parts);
+  if (!c->parts) {
+    API_SERVER(ferr, "out_of_memory", "out of memory");
+    return true;
+  }
+  if (mp_parse(body, len, boundary, c->parts, MP_MAX_PARTS, &c->n_parts, msg, sizeof msg) != 0) {
+    API_BAD(ferr, NULL, "invalid_multipart", "could not parse the form: %s", msg);
+    free(c->parts);
+    c->parts = NULL;
+    return true;
+  }
+  const mp_part *p = mp_find(c->parts, c->n_parts, "model");
+  if (p && (p->len >= 256 || memchr(p->data, '\0', p->len))) { /* NONE, with the form's own words */
+    API_BAD(&c->target.err, "model", "invalid_value", "'model' is not a model name");
+    return true;
+  }
+  model = p ? json_pack("{s:s%}", "model", p->data, p->len) : json_object();
+  api_resolve(c->mx, model, &c->target);
+  json_decref(model);
+  return true;
+}
+
+/* 404 for a path no route (or, for an external engine's path, no external model) serves. */
+static void reply_unknown(http_req *r, const char *method, const char *path) {
+  api_error err;
+  api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
+                "Unknown endpoint: %.16s %.200s", method, path);
+  http_reply_error(r, &err);
 }
 
 void api_handle(void *ud, http_req *r) {
   sy_daemon *d = ud;
   const char *method = http_method(r), *path = http_path(r);
-  bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
-       post = strcmp(method, "POST") == 0;
+  const api_route *rt = route_find(path);
+  api_call c = {.mx = atomic_load(&d->mx),
+                .obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL}};
   api_error err = {0};
-  if (proxy_handle(d, r))
-    return; /* external engines (proxy.c): their routes and /upstream/<model>/ */
-  /* the rerank paths are llama-server's: /rerank, /reranking, /v1/rerank, /v1/reranking */
-  static const char *posts[] = {
-      "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/rerank", "/rerank",
-      "/v1/reranking",        "/reranking"};
-  int which = -1;
-  for (int i = 0; i < (int)(sizeof posts / sizeof posts[0]); i++)
-    if (strcmp(path, posts[i]) == 0) which = i;
-  if (which >= 0) {
-    static const metrics_endpoint eps[] = {
-        METRICS_EP_CHAT,   METRICS_EP_COMPLETIONS, METRICS_EP_EMBEDDINGS, METRICS_EP_RERANK,
-        METRICS_EP_RERANK, METRICS_EP_RERANK,      METRICS_EP_RERANK};
-    req_obs obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL, .ep = eps[which]};
-    obs.t0 = sy_mono_s();
-    if (!post) {
-      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
-                    "%s requires POST", path);
-      http_add_header(r, "Allow", "POST");
-      api_fail(r, &obs, &err);
-      return;
+  if (!rt) {
+    reply_unknown(r, method, path);
+    return;
+  }
+  c.obs.ep = rt->ep == R_NO_EP ? METRICS_EP_CHAT : rt->ep; /* read only when rt->ep is one */
+  c.obs.t0 = sy_mono_s();
+  if (rt->flags & R_PREFIX) c.rest = path + strlen(rt->path);
+  if (!method_ok(rt, method)) {
+    const char *allow = rt->methods & R_GET ? "GET" : "POST";
+    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
+                  path, allow);
+    http_add_header(r, "Allow", allow);
+    route_fail(r, rt, &c, &err);
+    return;
+  }
+  api_error jerr = {0}, ferr = {0};
+  bool form = rt->flags & (R_JSON | R_FORM) ? body_parse(r, &c, &jerr, &ferr) : false;
+  if (c.target.kind == API_TARGET_EXTERNAL && matrix_ext_route(path)) {
+    proxy_serve(d, r, c.target.model); /* relayed as it is; not counted here (as before) */
+  } else if (rt->flags & R_EXT_ONLY) {
+    reply_unknown(r, method, path);
+  } else if (rt->flags & R_JSON && !c.req) {
+    if (form) { /* a form where JSON was wanted: the JSON parser's words for it */
+      size_t len;
+      const char *body = http_body(r, &len);
+      json_decref(api_parse_body(body, len, &jerr));
     }
-    size_t len;
-    const char *body = http_body(r, &len);
-    json_t *req = api_parse_body(body, len, &err);
-    if (!req) {
-      api_fail(r, &obs, &err);
-      return;
-    }
-    atomic_fetch_add(&d->requests, 1);
-    const matrix *mx = d->mx;
-    const matrix_pipeline *voice = which == 0 ? pipe_voice_of(mx, req) : NULL;
-    const matrix_pipeline *other =
-        which <= 1 && !voice
-            ? matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")))
-            : NULL;
-    if (other) {
-      api_error_set(&err, 400, "invalid_request_error", "wrong_capability", "model",
-                    "'%s' is a %s pipeline: %s", other->name,
-                    matrix_pipeline_kind_name(other->kind),
-                    other->kind == MATRIX_PIPE_VOICE ? "use it with /v1/chat/completions"
-                                                     : "use it with /v1/audio/transcriptions");
-      api_fail(r, &obs, &err);
-    } else if (voice) { /* pipeline.c; counted as the audio endpoints are, under the pipeline's name
-                         */
-      pipe_voice_turn(d, r, mx, voice, req);
-      obs.model = metrics_model(obs.mt, voice->name);
-      unsigned st = http_reply_status(r);
-      api_obs_end(&obs, st ? (int)st : 499);
-    } else if (which >= 3)
-      api_rerank_handle(d, r, req, &obs);
-    else if (which == 2)
-      api_embeddings_handle(d, r, req, &obs);
-    else
-      api_chat_handle(d, r, req, which == 0, &obs);
-    json_decref(req);
-    return;
-  }
-  bool asr =
-      strcmp(path, "/v1/audio/transcriptions") == 0 || strcmp(path, "/v1/audio/translations") == 0;
-  if (asr || strcmp(path, "/v1/audio/speech") == 0) { /* api/transcribe.c, api/speech.c */
-    req_obs obs = {.mt = sched_metrics(d->sc),
-                   .model = METRICS_NO_MODEL,
-                   .ep = asr ? METRICS_EP_TRANSCRIBE : METRICS_EP_SPEECH};
-    obs.t0 = sy_mono_s();
-    if (asr)
-      api_transcribe_handle(d, r, strcmp(path, "/v1/audio/translations") == 0);
-    else
-      api_speech_handle(d, r);
-    /* counted when the reply is decided (a stream: at its start); the served model is the one
-     * the handler named in X-Switchyard-Model */
-    const char *served = http_reply_header(r, "X-Switchyard-Model");
-    if (served) obs.model = metrics_model(obs.mt, served);
-    unsigned st = http_reply_status(r);
-    api_obs_end(&obs, st ? (int)st : 499);
-    return;
-  }
-  if (strcmp(path, "/v1/audio/voices") == 0) {
-    api_voices_handle(d, r);
-    return;
-  }
-  if (strcmp(path, "/api/load") == 0 || strcmp(path, "/api/unload") == 0) {
-    if (!post) {
-      api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
-                    "%s requires POST", path);
-      http_add_header(r, "Allow", "POST");
-      http_reply_error(r, &err);
-    } else {
-      api_admin_load(d, r, strcmp(path, "/api/load") == 0);
-    }
-    return;
-  }
-  bool known = strcmp(path, "/health") == 0 || strcmp(path, "/v1/models") == 0 ||
-               strncmp(path, "/v1/models/", 11) == 0 || strcmp(path, "/api/ps") == 0 ||
-               strcmp(path, "/metrics") == 0 || strcmp(path, "/api/events") == 0;
-  if (known && !get) {
-    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires GET",
-                  path);
-    http_add_header(r, "Allow", "GET");
-    http_reply_error(r, &err);
-  } else if (strcmp(path, "/health") == 0) {
-    http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-  } else if (strcmp(path, "/v1/models") == 0) {
-    api_admin_models(d, r, NULL);
-  } else if (strncmp(path, "/v1/models/", 11) == 0) {
-    api_admin_models(d, r, path + 11);
-  } else if (strcmp(path, "/api/ps") == 0) {
-    api_admin_ps(d, r);
-  } else if (strcmp(path, "/metrics") == 0) {
-    api_admin_metrics(d, r);
-  } else if (strcmp(path, "/api/events") == 0) {
-    api_admin_events(d, r);
+    route_fail(r, rt, &c, &jerr);
+  } else if (rt->flags & R_FORM && !c.parts) {
+    if (!form)
+      API_BAD(&ferr, NULL, "invalid_content_type",
+              "the request must be multipart/form-data with a boundary (send the file as a form "
+              "upload)");
+    route_fail(r, rt, &c, &ferr);
   } else {
-    api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
-                  "Unknown endpoint: %.16s %.200s", method, path);
-    http_reply_error(r, &err);
+    rt->fn(d, r, &c);
+    if (rt->flags & R_COUNT_REPLY) {
+      /* counted when the reply is decided (a stream: at its start); the served model is the one
+       * the handler named in X-Switchyard-Model */
+      const char *served = http_reply_header(r, "X-Switchyard-Model");
+      if (served) c.obs.model = metrics_model(c.obs.mt, served);
+      unsigned st = http_reply_status(r);
+      api_obs_end(&c.obs, st ? (int)st : 499);
+    }
   }
+  json_decref(c.req);
+  free(c.parts);
 }

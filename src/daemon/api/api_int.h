@@ -1,6 +1,7 @@
 /* api_int.h — private to api/: what the endpoint families share (a request's metrics record, the
- * error reply that counts it) and each family's handler, called by api.c's dispatcher. Nothing
- * outside src/daemon/api/ includes this header; api.h is the wing's public face. */
+ * error reply that counts it, the call the route table hands them: body parsed once, model
+ * resolved once) and each family's handler, called from api.c's route table. Nothing outside
+ * src/daemon/api/ includes this header; api.h is the wing's public face. */
 #ifndef SY_API_INT_H
 #define SY_API_INT_H
 
@@ -9,7 +10,9 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "http/multipart.h"
 #include "obs/metrics.h"
+#include "parse/api_parse.h"
 
 /* What GET /metrics needs to know of one request. */
 typedef struct req_obs {
@@ -28,19 +31,39 @@ void api_obs_end(const req_obs *o, int status);
 /* Reply with an error and count it. */
 void api_fail(http_req *r, const req_obs *o, const api_error *e);
 /* The model a refused request named, when it is one of the matrix's (never a client's string). */
-int api_obs_model_of(const sy_daemon *d, const json_t *req);
+int api_obs_model_of(const sy_daemon *d, const api_target *t);
 
-/* The families (req: the parsed body, borrowed; obs: counted when the reply is decided). */
-/* chat.c: /v1/chat/completions (chat) and /v1/completions; a router's name is served here too */
-void api_chat_handle(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs);
+/* One request as api.c's route table hands it to a handler: the method and path checked, the body
+ * parsed once (JSON, or a multipart form when Content-Type says so), its "model" resolved once.
+ * Lives on the HTTP thread's stack for the handler's duration; everything in it is borrowed. */
+typedef struct api_call {
+  const matrix *mx; /* the matrix the target was resolved in (read once per request) */
+  const char *rest; /* a prefix route (/v1/models/, /upstream/): the path after the prefix */
+  json_t *req;      /* a JSON route's body, an object (never NULL in its handler) */
+  mp_part *parts;   /* a form route's parts (never NULL in its handler), n_parts of them */
+  size_t n_parts;
+  api_target target; /* the body's "model" (a form's "model" field); NONE on bodiless routes */
+  req_obs obs;       /* the request's metrics record (its route's endpoint) */
+} api_call;
+
+/* The families (c: the call; handlers with a metrics endpoint count c->obs when the reply is
+ * decided, or the route table does after them: see api.c). */
+/* chat.c: /v1/chat/completions (chat) and /v1/completions; a router's name is served here, a
+ * voice pipeline's turn handed to virtual/pipeline.c */
+void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat);
 /* embeddings.c */
-void api_embeddings_handle(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs);
-void api_rerank_handle(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs);
+void api_embeddings_handle(sy_daemon *d, http_req *r, api_call *c);
+void api_rerank_handle(sy_daemon *d, http_req *r, api_call *c);
+/* transcribe.c: /v1/audio/transcriptions and /v1/audio/translations (a form route) */
+void api_transcribe_handle(sy_daemon *d, http_req *r, api_call *c, bool translate);
+/* speech.c: POST /v1/audio/speech, GET /v1/audio/voices */
+void api_speech_handle(sy_daemon *d, http_req *r, api_call *c);
+void api_voices_handle(sy_daemon *d, http_req *r);
 /* admin.c: GET /v1/models (id NULL: the list), /metrics, /api/events, /api/ps; POST /api/load
  * (load) and /api/unload */
 void api_admin_models(sy_daemon *d, http_req *r, const char *id);
 void api_admin_metrics(sy_daemon *d, http_req *r);
-void api_admin_load(sy_daemon *d, http_req *r, bool load);
+void api_admin_load(sy_daemon *d, http_req *r, api_call *c, bool load);
 void api_admin_events(sy_daemon *d, http_req *r);
 void api_admin_ps(sy_daemon *d, http_req *r);
 

@@ -1,8 +1,9 @@
 /* chat.c — POST /v1/chat/completions and /v1/completions (api_int.h): check the request against
  * its model (parse/api_parse.c), decode its images and audio (media/), get a worker, relay its
- * deltas as one JSON answer or as server-sent events; a request naming a router is decided by
- * virtual/router_decide.c and served on the chosen route's model, with fallback. Exports
- * api_chat_handle. */
+ * deltas (engines/relay.c) as one JSON answer or as server-sent events; a request naming a router
+ * is decided by virtual/router_decide.c and served on the chosen route's model, with fallback; a
+ * chat naming a voice pipeline is its turn (virtual/pipeline.c). The model is the one api.c
+ * resolved (api_call.target), never looked up again here. Exports api_chat_handle. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +13,13 @@
 #include "api/api.h"
 #include "api/api_int.h"
 #include "buf.h"
+#include "engines/relay.h"
 #include "http/sse.h"
 #include "log.h"
 #include "media/audio.h"
 #include "media/image.h"
 #include "parse/api_parse.h"
+#include "virtual/pipeline.h"
 #include "virtual/router_decide.h"
 
 static json_t *usage_json(const json_t *done) {
@@ -112,14 +115,11 @@ typedef struct gen_job {
   const matrix_model *model;
   worker *w;
   wreq *q;
-  int fd;
+  relay rl; /* the worker's events to the client (its out: SSE waiting to be written) */
   bool chat, include_usage;
   char id[48];
   long long created;
-  sy_buf out;
   bool finished;
-  ipc_msg first;
-  bool has_first;
   req_obs obs;
   int status;          /* the HTTP status sent; 0 = none yet */
   bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
@@ -134,11 +134,10 @@ static void gen_job_free(void *cls) {
     metrics_cancelled(j->obs.mt, j->obs.model);
   }
   api_obs_end(&j->obs, j->status ? j->status : 499);
-  if (j->has_first) ipc_msg_clear(&j->first);
+  relay_deinit(&j->rl);
   wreq_free(j->q);
   if (j->has_keep_alive) sched_keep_alive(j->d->sc, j->model, j->keep_alive_s);
   sched_release(j->d->sc, j->model, j->w);
-  sy_buf_free(&j->out);
   json_decref(j->lp);
   free(j);
 }
@@ -173,13 +172,14 @@ static json_t *gen_chunk(gen_job *j, const char *text, const char *finish) {
   return gen_chunk_delta(j, text, NULL, finish);
 }
 
-static void emit(gen_job *j, json_t *chunk) {
-  if (chunk) sse_append_json(&j->out, chunk);
+static void emit(sy_buf *out, json_t *chunk) {
+  if (chunk) sse_append_json(out, chunk);
   json_decref(chunk);
 }
 
-/* Turn one worker event into SSE text in j->out. */
-static void gen_stream_event(gen_job *j, ipc_msg *m) {
+/* The relay's translate function: one worker event as SSE text in out. */
+static relay_rc gen_stream_event(void *job, const ipc_msg *m, sy_buf *out) {
+  gen_job *j = job;
   const char *op = ipc_op(m);
   if (strcmp(op, "delta") == 0) {
     const char *t = json_string_value(json_object_get(m->hdr, "text"));
@@ -190,128 +190,121 @@ static void gen_stream_event(gen_job *j, ipc_msg *m) {
     }
     json_t *sd = j->chat ? worker_delta(m->hdr) : NULL;
     if (sd && json_object_size(sd) > 0)
-      emit(j, gen_chunk_delta(j, NULL, sd, NULL));
+      emit(out, gen_chunk_delta(j, NULL, sd, NULL));
     else
       json_decref(sd);
-    if (t && *t) emit(j, gen_chunk(j, t, NULL));
+    if (t && *t) emit(out, gen_chunk(j, t, NULL));
   } else if (strcmp(op, "done") == 0) {
     metrics_tokens(j->obs.mt, j->obs.model, api_jint(m->hdr, "prompt_tokens"),
                    api_jint(m->hdr, "completion_tokens"));
-    emit(j, gen_chunk(j, NULL, finish_reason(m->hdr))); /* carries any log-probabilities left */
+    emit(out, gen_chunk(j, NULL, finish_reason(m->hdr))); /* carries any log-probabilities left */
     if (j->include_usage) {
       json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
                             j->chat ? "chat.completion.chunk" : "text_completion", "created",
                             (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
                             "switchyard", "choices", "usage", usage_json(m->hdr));
-      emit(j, u);
+      emit(out, u);
     }
-    sse_append_done(&j->out);
+    sse_append_done(out);
     j->finished = true;
+    return RELAY_END;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
     api_worker_error(m->hdr, &e);
-    emit(j, api_error_json(&e));
-    sse_append_done(&j->out);
+    emit(out, api_error_json(&e));
+    sse_append_done(out);
     j->finished = true;
+    return RELAY_END;
   }
+  return RELAY_MORE;
 }
 
-static ssize_t gen_stream_read(void *cls, char *buf, size_t max) {
-  gen_job *j = cls;
-  while (j->out.len == 0) {
-    if (j->finished) return HTTP_STREAM_END;
-    ipc_msg m;
-    if (j->has_first) {
-      m = j->first;
-      j->has_first = false;
+static const relay_ops gen_stream_ops = {.event = gen_stream_event, .free = gen_job_free};
+
+/* A whole answer being collected (relay_collect's ud): the deltas so far; the last frame decides
+ * the reply (resp, or err). */
+typedef struct gen_whole {
+  gen_job *j;
+  sy_buf text, reasoning;
+  json_t *calls, *lps;
+  json_t *resp;  /* done: the answer */
+  api_error err; /* error: the worker's, mapped */
+} gen_whole;
+
+static relay_rc gen_whole_event(void *ud, const ipc_msg *m, sy_buf *out) {
+  (void)out;
+  gen_whole *w = ud;
+  gen_job *j = w->j;
+  const char *op = ipc_op(m);
+  if (strcmp(op, "delta") == 0) {
+    const char *t = json_string_value(json_object_get(m->hdr, "text"));
+    if (t) sy_buf_puts(&w->text, t);
+    json_t *lp = json_object_get(m->hdr, "logprobs");
+    if (json_is_array(lp)) {
+      if (!w->lps) w->lps = json_array();
+      json_array_extend(w->lps, lp);
+    }
+    json_t *sd = j->chat ? worker_delta(m->hdr) : NULL;
+    const char *rc = json_string_value(json_object_get(sd, "reasoning_content"));
+    if (rc) sy_buf_puts(&w->reasoning, rc);
+    if (json_object_get(sd, "tool_calls"))
+      fold_tool_calls(w->calls, json_object_get(sd, "tool_calls"));
+    json_decref(sd);
+  } else if (strcmp(op, "done") == 0) {
+    json_t *choice;
+    if (j->chat) {
+      bool has_calls = json_array_size(w->calls) > 0;
+      json_t *msg =
+          json_pack("{s:s, s:o}", "role", "assistant", "content",
+                    has_calls && w->text.len == 0 ? json_null()
+                                                  : json_string(w->text.data ? w->text.data : ""));
+      if (w->reasoning.len)
+        json_object_set_new(msg, "reasoning_content",
+                            json_stringn(w->reasoning.data, w->reasoning.len));
+      if (has_calls) json_object_set(msg, "tool_calls", w->calls);
+      choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs",
+                         "finish_reason", finish_reason(m->hdr));
+      if (choice && w->lps) json_object_set_new(choice, "logprobs", logprobs_json(w->lps, true, 0));
     } else {
-      bool hup = false;
-      if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
-        if (hup) LOG_D("client went away: cancelling %s", j->id);
-        return HTTP_STREAM_ABORT; /* gen_job_free cancels the worker request */
-      }
+      choice =
+          json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", w->text.data ? w->text.data : "",
+                    "logprobs", "finish_reason", finish_reason(m->hdr));
+      if (choice && w->lps)
+        json_object_set_new(choice, "logprobs", logprobs_json(w->lps, false, 0));
     }
-    gen_stream_event(j, &m);
-    ipc_msg_clear(&m);
+    w->resp = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
+                        j->chat ? "chat.completion" : "text_completion", "created",
+                        (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
+                        "switchyard", "choices", choice, "usage", usage_json(m->hdr));
+    json_object_set_new(w->resp, "timings", timings_json(m->hdr));
+    metrics_tokens(j->obs.mt, j->obs.model, api_jint(m->hdr, "prompt_tokens"),
+                   api_jint(m->hdr, "completion_tokens"));
+    return RELAY_END;
+  } else if (strcmp(op, "error") == 0) {
+    api_worker_error(m->hdr, &w->err);
+    return RELAY_END;
   }
-  size_t n = j->out.len < max ? j->out.len : max;
-  memcpy(buf, j->out.data, n);
-  sy_buf_consume(&j->out, n);
-  return (ssize_t)n;
+  return RELAY_MORE;
 }
 
-static void gen_reply_whole(gen_job *j, http_req *r, ipc_msg *first) {
-  sy_buf text = {0}, reasoning = {0};
-  json_t *calls = json_array(), *lps = NULL;
-  ipc_msg m = *first;
-  memset(first, 0, sizeof *first);
-  for (;;) {
-    const char *op = ipc_op(&m);
-    if (strcmp(op, "delta") == 0) {
-      const char *t = json_string_value(json_object_get(m.hdr, "text"));
-      if (t) sy_buf_puts(&text, t);
-      json_t *lp = json_object_get(m.hdr, "logprobs");
-      if (json_is_array(lp)) {
-        if (!lps) lps = json_array();
-        json_array_extend(lps, lp);
-      }
-      json_t *sd = j->chat ? worker_delta(m.hdr) : NULL;
-      const char *rc = json_string_value(json_object_get(sd, "reasoning_content"));
-      if (rc) sy_buf_puts(&reasoning, rc);
-      if (json_object_get(sd, "tool_calls"))
-        fold_tool_calls(calls, json_object_get(sd, "tool_calls"));
-      json_decref(sd);
-    } else if (strcmp(op, "done") == 0) {
-      json_t *choice;
-      if (j->chat) {
-        bool has_calls = json_array_size(calls) > 0;
-        json_t *msg = json_pack(
-            "{s:s, s:o}", "role", "assistant", "content",
-            has_calls && text.len == 0 ? json_null() : json_string(text.data ? text.data : ""));
-        if (reasoning.len)
-          json_object_set_new(msg, "reasoning_content",
-                              json_stringn(reasoning.data, reasoning.len));
-        if (has_calls) json_object_set(msg, "tool_calls", calls);
-        choice = json_pack("{s:i, s:o, s:n, s:s}", "index", 0, "message", msg, "logprobs",
-                           "finish_reason", finish_reason(m.hdr));
-        if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, true, 0));
-      } else {
-        choice = json_pack("{s:i, s:s, s:n, s:s}", "index", 0, "text", text.data ? text.data : "",
-                           "logprobs", "finish_reason", finish_reason(m.hdr));
-        if (choice && lps) json_object_set_new(choice, "logprobs", logprobs_json(lps, false, 0));
-      }
-      json_t *resp =
-          json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o], s:o}", "id", j->id, "object",
-                    j->chat ? "chat.completion" : "text_completion", "created",
-                    (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
-                    "switchyard", "choices", choice, "usage", usage_json(m.hdr));
-      json_object_set_new(resp, "timings", timings_json(m.hdr));
-      metrics_tokens(j->obs.mt, j->obs.model, api_jint(m.hdr, "prompt_tokens"),
-                     api_jint(m.hdr, "completion_tokens"));
-      j->status = 200;
-      http_reply_json(r, 200, resp);
-      j->finished = true;
-      break;
-    } else if (strcmp(op, "error") == 0) {
-      api_error e;
-      api_worker_error(m.hdr, &e);
-      j->status = e.status;
-      http_reply_error(r, &e);
-      j->finished = true;
-      break;
-    }
-    ipc_msg_clear(&m);
-    bool hup = false;
-    if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
-      http_reply_abort(r); /* the client went away; freeing the job cancels the request */
-      break;
-    }
+/* The whole answer: the events collected (the first one is put back in j->rl), then one reply. */
+static void gen_reply_whole(gen_job *j, http_req *r) {
+  gen_whole w = {.j = j, .calls = json_array()};
+  if (relay_collect(&j->rl, gen_whole_event, &w) != RELAY_END) {
+    http_reply_abort(r); /* the client went away; freeing the job cancels the request */
+  } else if (w.resp) {
+    j->status = 200;
+    j->finished = true;
+    http_reply_json(r, 200, w.resp);
+  } else {
+    j->status = w.err.status;
+    j->finished = true;
+    http_reply_error(r, &w.err);
   }
-  ipc_msg_clear(&m);
-  sy_buf_free(&text);
-  sy_buf_free(&reasoning);
-  json_decref(calls);
-  json_decref(lps);
+  sy_buf_free(&w.text);
+  sy_buf_free(&w.reasoning);
+  json_decref(w.calls);
+  json_decref(w.lps);
 }
 
 /* One input_audio part decoded (base64, then any format sy_audio_decode reads) to API_AUDIO_RATE
@@ -401,11 +394,12 @@ fail:
 /* Check req against its model, decode its media, get a worker: 0 with *g, *rgb, *w set; else
  * nothing is answered and err says why: 1 = the request is refused, 2 = the model could not be
  * acquired (loading failed, too large, queue full, ...). */
-static int gen_prepare(sy_daemon *d, const matrix *mx, const json_t *req, bool chat, req_obs *obs,
-                       api_gen *g, sy_buf *rgb, worker **w, api_error *err) {
+static int gen_prepare(sy_daemon *d, const matrix *mx, const api_target *t, const json_t *req,
+                       bool chat, req_obs *obs, api_gen *g, sy_buf *rgb, worker **w,
+                       api_error *err) {
   memset(rgb, 0, sizeof *rgb);
-  if (api_parse_generate(mx, req, chat, g, err) != 0) {
-    obs->model = api_obs_model_of(d, req);
+  if (api_parse_generate(mx, t, req, chat, g, err) != 0) {
+    obs->model = api_obs_model_of(d, t);
     return 1;
   }
   obs->model = metrics_model(sched_metrics(d->sc), g->model->name);
@@ -455,8 +449,11 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
     if (!mm) {
       API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
     } else {
+      api_target mt = {
+          .kind = mm->engine == MATRIX_ENGINE_EXTERNAL ? API_TARGET_EXTERNAL : API_TARGET_MODEL,
+          .model = mm};
       json_object_set_new(rq, "model", json_string(mm->name));
-      rc = gen_prepare(d, mx, rq, chat, obs, &g, &rgb, &w, &err);
+      rc = gen_prepare(d, mx, &mt, rq, chat, obs, &g, &rgb, &w, &err);
     }
     if (rc == 0) {
       router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
@@ -494,23 +491,44 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
   api_fail(r, obs, &first);
 }
 
-void api_chat_handle(sy_daemon *d, http_req *r, const json_t *req, bool chat, req_obs *obs) {
-  const matrix *mx = d->mx;
-  const matrix_router *rt =
-      matrix_find_router(mx, json_string_value(json_object_get(req, "model")));
-  if (rt) {
-    handle_routed(d, mx, r, req, chat, obs, rt);
+/* A chat naming a voice pipeline: its turn (pipeline.c), counted as the audio endpoints are, under
+ * the pipeline's name. Any other pipeline is refused here. */
+static void handle_pipeline(sy_daemon *d, http_req *r, api_call *c, bool chat) {
+  const matrix_pipeline *p = c->target.pipeline;
+  if (chat && p->kind == MATRIX_PIPE_VOICE) {
+    pipe_voice_turn(d, r, c->mx, p, c->req);
+    c->obs.model = metrics_model(c->obs.mt, p->name);
+    unsigned st = http_reply_status(r);
+    api_obs_end(&c->obs, st ? (int)st : 499);
+    return;
+  }
+  api_error err;
+  api_error_set(&err, 400, "invalid_request_error", "wrong_capability", "model",
+                "'%s' is a %s pipeline: %s", p->name, matrix_pipeline_kind_name(p->kind),
+                p->kind == MATRIX_PIPE_VOICE ? "use it with /v1/chat/completions"
+                                             : "use it with /v1/audio/transcriptions");
+  api_fail(r, &c->obs, &err);
+}
+
+void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat) {
+  atomic_fetch_add(&d->requests, 1);
+  if (c->target.kind == API_TARGET_PIPELINE) {
+    handle_pipeline(d, r, c, chat);
+    return;
+  }
+  if (c->target.kind == API_TARGET_ROUTER) {
+    handle_routed(d, c->mx, r, c->req, chat, &c->obs, c->target.router);
     return;
   }
   api_error err = {0};
   api_gen g;
   sy_buf rgb;
   worker *w = NULL;
-  if (gen_prepare(d, mx, req, chat, obs, &g, &rgb, &w, &err) != 0) {
-    api_fail(r, obs, &err);
+  if (gen_prepare(d, c->mx, &c->target, c->req, chat, &c->obs, &g, &rgb, &w, &err) != 0) {
+    api_fail(r, &c->obs, &err);
     return;
   }
-  gen_run(d, r, chat, obs, &g, &rgb, w);
+  gen_run(d, r, chat, &c->obs, &g, &rgb, w);
 }
 
 /* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
@@ -536,7 +554,6 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
   j->has_keep_alive = g.has_keep_alive;
   j->keep_alive_s = g.keep_alive_s;
   j->obs = *obs;
-  j->fd = http_client_fd(r);
   j->created = (long long)time(NULL);
   api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
   json_t *msg = g.msg;
@@ -550,12 +567,12 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
     api_fail(r, obs, &err);
     return;
   }
+  relay_init(&j->rl, &gen_stream_ops, j, j->q, http_client_fd(r));
   http_add_header(r, "X-Switchyard-Model", j->model->name);
   /* Wait for the first event before choosing the status: a prompt the worker refuses is a
    * proper HTTP error even when streaming was asked for. */
-  bool hup = false;
   ipc_msg first;
-  if (!wreq_wait(j->q, &first, j->fd, -1, &hup)) {
+  if (!relay_next(&j->rl, &first)) {
     gen_job_free(j); /* counts as cancelled */
     http_reply_abort(r);
     return;
@@ -571,8 +588,9 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
     http_reply_error(r, &err);
     return;
   }
+  relay_put_back(&j->rl, &first);
   if (!g.stream) {
-    gen_reply_whole(j, r, &first);
+    gen_reply_whole(j, r);
     gen_job_free(j);
     return;
   }
@@ -582,10 +600,8 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
     json_t *delta = json_object_get(json_array_get(json_object_get(c, "choices"), 0), "delta");
     json_object_set_new(delta, "role", json_string("assistant"));
     json_object_set_new(delta, "content", json_string(""));
-    emit(j, c);
+    emit(&j->rl.out, c);
   }
-  j->first = first;
-  j->has_first = true;
   j->status = 200;
-  http_reply_stream(r, 200, "text/event-stream", gen_stream_read, j, gen_job_free);
+  relay_stream(&j->rl, r, 200, "text/event-stream");
 }

@@ -39,11 +39,13 @@ static bool one_reply(sy_daemon *d, http_req *r, req_obs *obs, worker *w, json_t
   return false;
 }
 
-void api_embeddings_handle(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs) {
+void api_embeddings_handle(sy_daemon *d, http_req *r, api_call *c) {
+  req_obs *obs = &c->obs;
   api_error err = {0};
   api_embed e;
-  if (api_parse_embed(d->mx, req, &e, &err) != 0) {
-    obs->model = api_obs_model_of(d, req);
+  atomic_fetch_add(&d->requests, 1);
+  if (api_parse_embed(c->mx, &c->target, c->req, &e, &err) != 0) {
+    obs->model = api_obs_model_of(d, &c->target);
     api_fail(r, obs, &err);
     return;
   }
@@ -136,11 +138,13 @@ static json_t *rerank_json(const api_rerank *rr, const float *scores, long long 
                    "total_tokens", (json_int_t)prompt_tokens);
 }
 
-void api_rerank_handle(sy_daemon *d, http_req *r, const json_t *req, req_obs *obs) {
+void api_rerank_handle(sy_daemon *d, http_req *r, api_call *c) {
+  req_obs *obs = &c->obs;
   api_error err = {0};
   api_rerank rr;
-  if (api_parse_rerank(d->mx, req, &rr, &err) != 0) {
-    obs->model = api_obs_model_of(d, req);
+  atomic_fetch_add(&d->requests, 1);
+  if (api_parse_rerank(c->mx, &c->target, c->req, &rr, &err) != 0) {
+    obs->model = api_obs_model_of(d, &c->target);
     api_fail(r, obs, &err);
     return;
   }

@@ -1,7 +1,8 @@
 /* speech.c — see speech.h. The status is chosen on the worker's first event (an unknown
  * voice is a proper 400); after that the audio is encoded and sent chunk by chunk (HTTP chunked
- * transfer), so the first bytes leave while later sentences are still being synthesised. A client
- * that hangs up cancels the synthesis (the request is freed, which cancels it in the worker).
+ * transfer, through engines/relay.c), so the first bytes leave while later sentences are still
+ * being synthesised. A client that hangs up cancels the synthesis (the request is freed, which
+ * cancels it in the worker).
  * Must never keep synthesising for a client that went away, and never answer a worker's error
  * other than as api_error.h's table says (api_speech_worker_error). */
 #include "api/speech.h"
@@ -11,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse/api_parse.h"
+#include "api/api_int.h"
+#include "engines/relay.h"
+#include "http/sse.h"
+#include "log.h"
 #include "media/audio.h"
 #include "media/base64.h"
-#include "log.h"
-#include "http/sse.h"
+#include "parse/api_parse.h"
 
 static const char *const formats[] = {"mp3", "opus", "aac", "flac", "wav", "pcm"};
 
@@ -26,9 +29,15 @@ static size_t utf8_chars(const char *s, size_t len) {
   return n;
 }
 
-int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_error *err) {
+int api_parse_speech(const matrix *mx, const api_target *t, const json_t *req, api_speech *out,
+                     api_error *err) {
   memset(out, 0, sizeof *out);
-  const matrix_model *m = api_find_model(mx, req, MATRIX_CAP_SPEECH, "speech", err);
+  api_target own;
+  if (!t) {
+    api_resolve(mx, req, &own);
+    t = &own;
+  }
+  const matrix_model *m = api_target_model(t, MATRIX_CAP_SPEECH, "speech", err);
   if (!m) return -1;
   json_t *in = json_object_get(req, "input");
   if (!in || json_is_null(in)) {
@@ -188,14 +197,13 @@ typedef struct speech_job {
   const matrix_model *model;
   worker *w;
   wreq *q;
-  int fd;
+  relay rl; /* the worker's events to the client (its out: the bytes for the client) */
   bool sse, finished;
   char format[8];
   size_t n_chars;
   sy_audio_enc *enc;
   int in_rate;
   sy_buf audio; /* encoded bytes not yet sent as an SSE event */
-  sy_buf out;   /* bytes for the client */
 } speech_job;
 
 static void speech_job_free(void *cls) {
@@ -205,7 +213,7 @@ static void speech_job_free(void *cls) {
   sched_release(j->d->sc, j->model, j->w);
   sy_audio_enc_free(j->enc);
   sy_buf_free(&j->audio);
-  sy_buf_free(&j->out);
+  relay_deinit(&j->rl);
   free(j);
 }
 
@@ -214,11 +222,11 @@ static int flush_audio(speech_job *j) {
   if (j->audio.len == 0) return 0;
   int rc = 0;
   if (!j->sse) {
-    rc = sy_buf_append(&j->out, j->audio.data, j->audio.len);
+    rc = sy_buf_append(&j->rl.out, j->audio.data, j->audio.len);
   } else {
     char *s = sy_base64_encode(j->audio.data, j->audio.len);
     json_t *ev = s ? json_pack("{s:s, s:s}", "type", "speech.audio.delta", "audio", s) : NULL;
-    rc = ev ? sse_append_json(&j->out, ev) : -1;
+    rc = ev ? sse_append_json(&j->rl.out, ev) : -1;
     json_decref(ev);
     free(s);
   }
@@ -239,7 +247,8 @@ static int ensure_encoder(speech_job *j, int rate, api_error *err) {
   return 0;
 }
 
-/* One worker event into j->out. Returns 0, or -1 when the stream must end abnormally (err set). */
+/* One worker event into j->rl.out. Returns 0, or -1 when the stream must end abnormally (err set).
+ */
 static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
   const char *op = ipc_op(m);
   int rate = (int)json_integer_value(json_object_get(m->hdr, "rate"));
@@ -269,7 +278,7 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
                              "usage", "input_tokens", (json_int_t)j->n_chars, "output_tokens",
                              (json_int_t)0, "total_tokens", (json_int_t)j->n_chars, "samples",
                              (json_int_t)out, "sample_rate", rate_out);
-      int rc = ev ? sse_append_json(&j->out, ev) : -1;
+      int rc = ev ? sse_append_json(&j->rl.out, ev) : -1;
       json_decref(ev);
       return rc;
     }
@@ -283,59 +292,34 @@ static int speech_event(speech_job *j, const ipc_msg *m, api_error *err) {
   return 0; /* an op we do not know: ignore */
 }
 
-static ssize_t speech_read(void *cls, char *buf, size_t max) {
-  speech_job *j = cls;
-  while (j->out.len == 0) {
-    if (j->finished) return HTTP_STREAM_END;
-    ipc_msg m;
-    bool hup = false;
-    if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) return HTTP_STREAM_ABORT; /* gone: freeing cancels */
-    api_error err = {0};
-    int rc = speech_event(j, &m, &err);
-    ipc_msg_clear(&m);
-    if (rc != 0) {
-      LOG_W("speech: %s", err.message);
-      if (!j->sse) return HTTP_STREAM_ABORT; /* raw audio cannot carry an error: cut it short */
-      json_t *e = api_error_json(&err);
-      if (e) json_object_set_new(e, "type", json_string("error"));
-      if (e) sse_append_json(&j->out, e);
-      json_decref(e);
-      j->finished = true;
-      if (j->out.len == 0) return HTTP_STREAM_END;
-    }
-  }
-  size_t n = j->out.len < max ? j->out.len : max;
-  memcpy(buf, j->out.data, n);
-  sy_buf_consume(&j->out, n);
-  return (ssize_t)n;
-}
-
-static void reply_method(http_req *r, const char *path, const char *method) {
-  api_error err;
-  api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
-                path, method);
-  http_add_header(r, "Allow", method);
-  http_reply_error(r, &err);
-}
-
-void api_speech_handle(sy_daemon *d, http_req *r) {
-  if (strcmp(http_method(r), "POST") != 0) {
-    reply_method(r, "/v1/audio/speech", "POST");
-    return;
-  }
+/* The relay's translate function: one worker event as the client's bytes. After the first event
+ * (which chose the status) an error can only end the stream: an SSE error event, or raw audio
+ * cut short (it cannot carry one). */
+static relay_rc speech_relay_event(void *job, const ipc_msg *m, sy_buf *out) {
+  speech_job *j = job;
   api_error err = {0};
-  size_t len;
-  const char *body = http_body(r, &len);
-  json_t *req = api_parse_body(body, len, &err);
+  if (speech_event(j, m, &err) == 0) return j->finished ? RELAY_END : RELAY_MORE;
+  LOG_W("speech: %s", err.message);
+  if (!j->sse) return RELAY_ABORT;
+  json_t *e = api_error_json(&err);
+  if (e) json_object_set_new(e, "type", json_string("error"));
+  if (e) sse_append_json(out, e);
+  json_decref(e);
+  j->finished = true;
+  return RELAY_END;
+}
+
+static const relay_ops speech_ops = {.event = speech_relay_event, .free = speech_job_free};
+
+void api_speech_handle(sy_daemon *d, http_req *r, api_call *c) {
+  api_error err = {0};
   api_speech s;
-  if (!req || api_parse_speech(d->mx, req, &s, &err) != 0) {
-    json_decref(req);
+  if (api_parse_speech(c->mx, &c->target, c->req, &s, &err) != 0) {
     http_reply_error(r, &err);
     return;
   }
-  json_decref(req);
   sy_buf clip = {0}; /* before any model loads: a bad clip costs nothing */
-  int crc = s.clip ? speech_clip(d->mx, s.clip, &clip, &err) : 0;
+  int crc = s.clip ? speech_clip(c->mx, s.clip, &clip, &err) : 0;
   json_decref(s.clip);
   s.clip = NULL;
   if (crc != 0) {
@@ -360,12 +344,7 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
     http_reply_error(r, &err);
     return;
   }
-  *j = (speech_job){.d = d,
-                    .model = s.model,
-                    .w = w,
-                    .fd = http_client_fd(r),
-                    .sse = s.sse,
-                    .n_chars = s.n_chars};
+  *j = (speech_job){.d = d, .model = s.model, .w = w, .sse = s.sse, .n_chars = s.n_chars};
   snprintf(j->format, sizeof j->format, "%s", s.format);
   json_t *msg = s.msg;
   s.msg = NULL;
@@ -378,11 +357,11 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
     http_reply_error(r, &err);
     return;
   }
+  relay_init(&j->rl, &speech_ops, j, j->q, http_client_fd(r));
   http_add_header(r, "X-Switchyard-Model", j->model->name);
   /* the first event decides the status: an unknown voice or format is a 400, not a cut stream */
   ipc_msg first;
-  bool hup = false;
-  if (!wreq_wait(j->q, &first, j->fd, -1, &hup)) {
+  if (!relay_next(&j->rl, &first)) {
     speech_job_free(j); /* counts as cancelled */
     http_reply_abort(r);
     return;
@@ -396,7 +375,7 @@ void api_speech_handle(sy_daemon *d, http_req *r) {
     return;
   }
   const char *ct = j->sse ? "text/event-stream" : sy_audio_content_type(j->format);
-  http_reply_stream(r, 200, ct ? ct : "application/octet-stream", speech_read, j, speech_job_free);
+  relay_stream(&j->rl, r, 200, ct ? ct : "application/octet-stream");
 }
 
 /* ---- GET /v1/audio/voices ---- */
@@ -431,11 +410,6 @@ static json_t *model_voices(sy_daemon *d, const matrix_model *m, int fd) {
 }
 
 void api_voices_handle(sy_daemon *d, http_req *r) {
-  const char *method = http_method(r);
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-    reply_method(r, "/v1/audio/voices", "GET");
-    return;
-  }
   const matrix *mx = d->mx;
   json_t *data = json_array();
   for (size_t i = 0; i < mx->n_models; i++) {

@@ -9,9 +9,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "http/api_error.h"
-#include "daemon.h"
 #include "config/matrix.h"
+#include "daemon.h"
+#include "http/api_error.h"
 #include "parse/api_parse.h" /* API_SPEECH_RATE */
 
 #define API_SPEECH_MAX_CHARS 4096 /* OpenAI's limit on input, in characters */
@@ -26,14 +26,15 @@ typedef struct api_speech {
   json_t *clip;   /* voice.audio: the request's own reference clip (base64), or NULL */
 } api_speech;
 
-/* Validate a /v1/audio/speech body (pure). 0, or -1 + err (400 naming the field; 404/400 for the
- * model as api_find_model). */
-int api_parse_speech(const matrix *mx, const json_t *req, api_speech *out, api_error *err);
+/* Validate a /v1/audio/speech body (pure); t: its "model" already resolved (api_resolve), or NULL
+ * to resolve it here. 0, or -1 + err (400 naming the field; 404/400 for the model as
+ * api_find_model). */
+int api_parse_speech(const matrix *mx, const api_target *t, const json_t *req, api_speech *out,
+                     api_error *err);
 void api_speech_clear(api_speech *s);
 
-/* The handlers (api.c routes to them; they check the method themselves). */
-void api_speech_handle(sy_daemon *d, http_req *r);
-void api_voices_handle(sy_daemon *d, http_req *r);
+/* The handlers (api_speech_handle, api_voices_handle) are declared in api_int.h, with the other
+ * families': api.c's route table calls them. */
 
 /* A worker's error frame (hdr, borrowed) as both endpoints answer it: api_error_from_worker
  * (api_error.h) unchanged (invalid_voice and invalid_language name "voice" and "language" there);

@@ -1,13 +1,15 @@
 /* transcribe.c — POST /v1/audio/transcriptions and /v1/audio/translations: the multipart form
- * checked field by field (multipart.c), the file decoded to 16 kHz mono float (audio.c), a
- * whisper worker from the scheduler, its segments relayed as one answer in the asked format
+ * (parsed once by api.c's route table) checked field by field, the file decoded to 16 kHz mono
+ * float (audio.c), a whisper worker from the scheduler, its segments relayed (engines/relay.c) as
+ * one answer in the asked format
  * (json, text, srt, vtt, verbose_json) or as server-sent events (transcript.text.delta, then
  * transcript.text.done). Never leaves a worker request running for a client that went away, and
- * never answers twice; a worker's error is answered as api_error.h's table says, never with a status
- * or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that takes
- * audio) is a chat instead: one user message with the audio and the model's transcribe_prompt, its
- * answer's text relayed the same way (json and text only: an LLM gives no timestamps).
- * Was api_audio.c (speech to text; text to speech is speech.c). Exports api_transcribe_*. */
+ * never answers twice; a worker's error is answered as api_error.h's table says, never with a
+ * status or code of this file's own. A transcription asked of an audio-input LLM (an mmproj that
+ * takes audio) is a chat instead: one user message with the audio and the model's
+ * transcribe_prompt, its answer's text relayed the same way (json and text only: an LLM gives no
+ * timestamps). Was api_audio.c (speech to text; text to speech is speech.c). Exports
+ * api_transcribe_*. */
 #include "api/transcribe.h"
 
 #include <math.h>
@@ -16,12 +18,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "parse/api_parse.h"
-#include "media/audio.h"
-#include "log.h"
+#include "api/api_int.h"
+#include "engines/relay.h"
 #include "http/multipart.h"
-#include "virtual/pipeline.h"
 #include "http/sse.h"
+#include "log.h"
+#include "media/audio.h"
+#include "parse/api_parse.h"
+#include "virtual/pipeline.h"
 
 /* ---- pure helpers -------------------------------------------------------------------------- */
 
@@ -89,16 +93,15 @@ typedef struct tr_job {
   const matrix_model *model;
   worker *w;
   wreq *q;
-  int fd;
+  relay rl; /* the worker's events to the client (its out: SSE waiting to be written) */
   bool translate, stream, want_words, want_segments;
   int fmt;
   json_t *segments, *words; /* collected (not streamed) */
   sy_buf text;              /* every segment's text, in order */
   bool started;             /* streamed: a delta has gone out (the first is trimmed at its start) */
-  sy_buf out;               /* streamed: SSE waiting to be written */
   bool finished;
-  ipc_msg first;
-  bool has_first;
+  json_t *done;    /* whole: the last frame's header, kept for the reply */
+  bool done_error; /* ... and it was an error frame */
   bool llm;        /* an audio LLM's generate: "delta" frames carry the text */
   double duration; /* llm: seconds of audio sent */
 } tr_job;
@@ -106,13 +109,13 @@ typedef struct tr_job {
 static void job_free(void *cls) {
   tr_job *j = cls;
   if (!j->finished) atomic_fetch_add(&j->d->cancelled, 1);
-  if (j->has_first) ipc_msg_clear(&j->first);
+  relay_deinit(&j->rl);
   wreq_free(j->q); /* cancels the worker's request if it still runs */
   sched_release(j->d->sc, j->model, j->w);
   json_decref(j->segments);
   json_decref(j->words);
   sy_buf_free(&j->text);
-  sy_buf_free(&j->out);
+  json_decref(j->done);
   free(j);
 }
 
@@ -171,51 +174,54 @@ static bool job_is_text(const tr_job *j, const ipc_msg *m) {
 
 /* ---- streamed answers ---- */
 
-static void emit(tr_job *j, json_t *ev) {
-  if (ev) sse_append_json(&j->out, ev);
+static void emit(sy_buf *out, json_t *ev) {
+  if (ev) sse_append_json(out, ev);
   json_decref(ev);
 }
 
-static void stream_event(tr_job *j, ipc_msg *m) {
+/* The relay's translate function: one worker event as SSE text in out. */
+static relay_rc stream_event(void *job, const ipc_msg *m, sy_buf *out) {
+  tr_job *j = job;
   const char *op = ipc_op(m);
   if (job_is_text(j, m)) {
     size_t n;
     const char *t = job_segment(j, m->hdr, &n);
-    if (n) emit(j, json_pack("{s:s, s:s%}", "type", "transcript.text.delta", "delta", t, n));
+    if (n) emit(out, json_pack("{s:s, s:s%}", "type", "transcript.text.delta", "delta", t, n));
   } else if (strcmp(op, "done") == 0) {
-    emit(j,
+    emit(out,
          json_pack("{s:s, s:s%, s:o}", "type", "transcript.text.done", "text",
                    j->text.data ? j->text.data : "", j->text.len, "usage", job_usage(j, m->hdr)));
     j->finished = true;
+    return RELAY_END;
   } else if (strcmp(op, "error") == 0) {
     api_error e;
     api_transcribe_worker_error(m->hdr, &e);
     json_t *ev = api_error_json(&e);
     if (ev) json_object_set_new(ev, "type", json_string("error"));
-    emit(j, ev);
+    emit(out, ev);
     j->finished = true;
+    return RELAY_END;
   }
+  return RELAY_MORE;
 }
 
-static ssize_t stream_read(void *cls, char *buf, size_t max) {
-  tr_job *j = cls;
-  while (j->out.len == 0) {
-    if (j->finished) return HTTP_STREAM_END;
-    ipc_msg m;
-    if (j->has_first) {
-      m = j->first;
-      j->has_first = false;
-    } else {
-      bool hup = false;
-      if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) return HTTP_STREAM_ABORT; /* job_free cancels */
-    }
-    stream_event(j, &m);
-    ipc_msg_clear(&m);
+static const relay_ops stream_ops = {.event = stream_event, .free = job_free};
+
+/* relay_collect's function for a whole answer: segments collected, the last frame kept. */
+static relay_rc whole_event(void *job, const ipc_msg *m, sy_buf *out) {
+  (void)out;
+  tr_job *j = job;
+  const char *op = ipc_op(m);
+  if (job_is_text(j, m)) {
+    size_t n;
+    job_segment(j, m->hdr, &n);
+  } else if (strcmp(op, "done") == 0 || strcmp(op, "error") == 0) {
+    j->finished = true;
+    j->done = json_incref(m->hdr);
+    j->done_error = strcmp(op, "error") == 0;
+    return RELAY_END;
   }
-  size_t n = j->out.len < max ? j->out.len : max;
-  memcpy(buf, j->out.data, n);
-  sy_buf_consume(&j->out, n);
-  return (ssize_t)n;
+  return RELAY_MORE;
 }
 
 /* ---- whole answers ---- */
@@ -289,36 +295,29 @@ static int field_bool(const mp_part *p, const char *name, bool *out, api_error *
   return 0;
 }
 
-static int parse_form(const matrix *mx, http_req *r, bool translate, mp_part *parts, tr_form *f,
-                      api_error *err) {
+/* The form (parsed once by api.c's route table: c->parts) checked field by field into *f; its model
+ * is c->target (a transcribe_clean pipeline: its asr step). 0, or -1 + err. */
+static int parse_form(const api_call *c, bool translate, tr_form *f, api_error *err) {
   memset(f, 0, sizeof *f);
-  char boundary[MP_MAX_BOUNDARY + 1], msg[256];
-  if (mp_boundary(http_header(r, "Content-Type"), boundary, sizeof boundary) != 0)
-    return API_BAD(err, NULL, "invalid_content_type",
-                   "the request must be multipart/form-data with a boundary (send the file as a "
-                   "form upload)"),
-           -1;
-  size_t len, np;
-  const char *body = http_body(r, &len);
-  if (mp_parse(body, len, boundary, parts, MP_MAX_PARTS, &np, msg, sizeof msg) != 0)
-    return API_BAD(err, NULL, "invalid_multipart", "could not parse the form: %s", msg), -1;
-
-  const mp_part *p = mp_find(parts, np, "model");
-  char name[256];
-  if (p && field_str(p, name, sizeof name) != 0)
-    return API_BAD(err, "model", "invalid_value", "'model' is not a model name"), -1;
-  f->pipe = p ? matrix_find_pipeline(mx, name)
-              : NULL; /* pipeline.c: its asr step is checked as the model */
-  if (f->pipe && (translate || f->pipe->kind != MATRIX_PIPE_TRANSCRIBE_CLEAN))
-    return API_BAD(err, "model", "wrong_capability", "'%s' is a %s pipeline: %s", name,
-                   matrix_pipeline_kind_name(f->pipe->kind),
-                   translate ? "translations need a whisper model"
-                             : "use it with /v1/chat/completions"),
-           -1;
-  json_t *req = p ? json_pack("{s:s}", "model", f->pipe ? f->pipe->asr : name) : json_object();
-  f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE,
-                            translate ? "translation" : "transcription", err);
-  json_decref(req);
+  const matrix *mx = c->mx;
+  const mp_part *parts = c->parts, *p;
+  size_t np = c->n_parts;
+  const char *what = translate ? "translation" : "transcription";
+  if (c->target.kind ==
+      API_TARGET_PIPELINE) { /* pipeline.c: its asr step is checked as the model */
+    f->pipe = c->target.pipeline;
+    if (translate || f->pipe->kind != MATRIX_PIPE_TRANSCRIBE_CLEAN)
+      return API_BAD(err, "model", "wrong_capability", "'%s' is a %s pipeline: %s", f->pipe->name,
+                     matrix_pipeline_kind_name(f->pipe->kind),
+                     translate ? "translations need a whisper model"
+                               : "use it with /v1/chat/completions"),
+             -1;
+    json_t *req = json_pack("{s:s}", "model", f->pipe->asr);
+    f->model = api_find_model(mx, req, MATRIX_CAP_TRANSCRIBE, what, err);
+    json_decref(req);
+  } else {
+    f->model = api_target_model(&c->target, MATRIX_CAP_TRANSCRIBE, what, err);
+  }
   if (!f->model) return -1;
   bool llm = f->model->engine == MATRIX_ENGINE_LLAMA && (f->model->caps & MATRIX_CAP_AUDIO);
   if (llm && translate)
@@ -464,26 +463,12 @@ static json_t *llm_message(const tr_form *f, size_t n) {
   return msg;
 }
 
-void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate) {
+void api_transcribe_handle(sy_daemon *d, http_req *r, api_call *c, bool translate) {
   api_error err = {0};
-  if (strcmp(http_method(r), "POST") != 0) {
-    api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL,
-                  "%s requires POST", http_path(r));
-    http_add_header(r, "Allow", "POST");
-    http_reply_error(r, &err);
-    return;
-  }
-  mp_part *parts = calloc(MP_MAX_PARTS, sizeof *parts);
   tr_form f;
-  if (!parts) {
-    API_SERVER(&err, "out_of_memory", "out of memory");
-    http_reply_error(r, &err);
-    return;
-  }
-  const matrix *mx = d->mx;
-  if (parse_form(mx, r, translate, parts, &f, &err) != 0) {
+  const matrix *mx = c->mx;
+  if (parse_form(c, translate, &f, &err) != 0) {
     free(f.prompt);
-    free(parts);
     http_reply_error(r, &err);
     return;
   }
@@ -492,10 +477,10 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate) {
   sy_audio a = {0};
   bool unsupported = false;
   char aerr[256] = "";
-  sy_audio_limits lim = {.max_bytes = d->mx->max_upload_bytes};
+  sy_audio_limits lim = {.max_bytes = mx->max_upload_bytes};
   int drc =
       sy_audio_decode(f.file->data, f.file->len, 16000, &lim, &a, &unsupported, aerr, sizeof aerr);
-  free(parts); /* f.file is gone with it; the samples are in a */
+  f.file = NULL; /* the samples are in a */
   if (drc != 0 || a.n == 0) {
     if (unsupported)
       api_error_set(&err, 415, "invalid_request_error", "unsupported_audio_format", "file", "%s",
@@ -548,7 +533,6 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate) {
   *j = (tr_job){.d = d,
                 .model = f.model,
                 .w = w,
-                .fd = http_client_fd(r),
                 .translate = translate,
                 .stream = f.stream,
                 .want_words = f.words,
@@ -566,11 +550,11 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate) {
     http_reply_error(r, &err);
     return;
   }
+  relay_init(&j->rl, &stream_ops, j, j->q, http_client_fd(r));
   http_add_header(r, "X-Switchyard-Model", f.model->name);
   /* the first event decides the status: a refused request is an HTTP error even when streamed */
   ipc_msg m;
-  bool hup = false;
-  if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
+  if (!relay_next(&j->rl, &m)) {
     job_free(j);
     http_reply_abort(r);
     return;
@@ -583,39 +567,22 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate) {
     http_reply_error(r, &err);
     return;
   }
+  relay_put_back(&j->rl, &m);
   if (j->stream) {
-    j->first = m;
-    j->has_first = true;
-    http_reply_stream(r, 200, "text/event-stream", stream_read, j, job_free);
+    relay_stream(&j->rl, r, 200, "text/event-stream");
     return;
   }
-  for (;;) {
-    const char *op = ipc_op(&m);
-    if (job_is_text(j, &m)) {
-      size_t n;
-      job_segment(j, m.hdr, &n);
-    } else if (strcmp(op, "done") == 0) {
-      j->finished = true;
-      const char *fr = json_string_value(json_object_get(m.hdr, "finish_reason"));
-      if (fr && strcmp(fr, "cancelled") == 0) {
-        http_reply_abort(r);
-      } else {
-        reply_whole(j, r, m.hdr);
-      }
-      break;
-    } else if (strcmp(op, "error") == 0) {
-      j->finished = true;
-      api_transcribe_worker_error(m.hdr, &err);
-      http_reply_error(r, &err);
-      break;
-    }
-    ipc_msg_clear(&m);
-    if (!wreq_wait(j->q, &m, j->fd, -1, &hup)) {
+  if (relay_collect(&j->rl, whole_event, j) != RELAY_END) {
+    http_reply_abort(r); /* the client went away: freeing the job cancels the request */
+  } else if (j->done_error) {
+    api_transcribe_worker_error(j->done, &err);
+    http_reply_error(r, &err);
+  } else {
+    const char *fr = json_string_value(json_object_get(j->done, "finish_reason"));
+    if (fr && strcmp(fr, "cancelled") == 0)
       http_reply_abort(r);
-      job_free(j);
-      return;
-    }
+    else
+      reply_whole(j, r, j->done);
   }
-  ipc_msg_clear(&m);
   job_free(j);
 }

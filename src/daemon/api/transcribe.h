@@ -6,13 +6,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "http/api_error.h"
 #include "buf.h"
 #include "daemon.h"
+#include "http/api_error.h"
 #include "parse/api_parse.h" /* AUD_* */
 
-/* Handle one request to either endpoint (translate: /v1/audio/translations). */
-void api_transcribe_handle(sy_daemon *d, http_req *r, bool translate);
+/* The handler (either endpoint; translate: /v1/audio/translations) is declared in api_int.h,
+ * with the other families': the route table calls it with the form already parsed. */
 
 /* Pure helpers, unit-tested. */
 /* "json", "text", "srt", "vtt", "verbose_json" → AUD_*; -1 when unknown. */

@@ -13,15 +13,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/api_error.h"
 #include "buf.h"
+#include "http/api_error.h"
 #include "log.h"
-#include "http/multipart.h"
 
-#define PROXY_MAX_BUFFERED (1 << 20)  /* upstream bytes held before the transfer is paused */
-#define PROXY_MAX_HEADERS 64          /* upstream response headers relayed */
-#define PROXY_MAX_HEADER_BYTES 16384  /* their total size */
-#define PROXY_POLL_MS 200             /* how often a wait looks at the client's socket */
+#define PROXY_MAX_BUFFERED (1 << 20) /* upstream bytes held before the transfer is paused */
+#define PROXY_MAX_HEADERS 64         /* upstream response headers relayed */
+#define PROXY_MAX_HEADER_BYTES 16384 /* their total size */
+#define PROXY_POLL_MS 200            /* how often a wait looks at the client's socket */
 
 typedef struct proxy_job {
   sy_daemon *d;
@@ -31,14 +30,14 @@ typedef struct proxy_job {
   CURLM *multi;
   struct curl_slist *req_hdrs;
   int client_fd;
-  long status;            /* the upstream's final status, 0 until known */
+  long status; /* the upstream's final status, 0 until known */
   bool headers_done;
-  bool done;              /* the transfer ended */
+  bool done; /* the transfer ended */
   CURLcode result;
-  bool paused;            /* the write callback paused the transfer (buffer full) */
-  bool sse;               /* the upstream answers text/event-stream */
-  bool tail_sent;         /* the closing error event (SSE) is queued */
-  sy_buf out;             /* upstream body bytes not yet given to the client */
+  bool paused;    /* the write callback paused the transfer (buffer full) */
+  bool sse;       /* the upstream answers text/event-stream */
+  bool tail_sent; /* the closing error event (SSE) is queued */
+  sy_buf out;     /* upstream body bytes not yet given to the client */
   char *hname[PROXY_MAX_HEADERS], *hvalue[PROXY_MAX_HEADERS];
   size_t n_h, h_bytes;
   char errbuf[CURL_ERROR_SIZE];
@@ -46,9 +45,18 @@ typedef struct proxy_job {
 
 /* Hop-by-hop headers (RFC 9110 7.6.1) and those the two sides set for themselves. */
 static bool hop_header(const char *name) {
-  static const char *const hop[] = {"Connection",       "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-                                    "TE",               "Trailer",    "Transfer-Encoding",  "Upgrade",
-                                    "Content-Length",   "Host",       "Expect",             "Date"};
+  static const char *const hop[] = {"Connection",
+                                    "Keep-Alive",
+                                    "Proxy-Authenticate",
+                                    "Proxy-Authorization",
+                                    "TE",
+                                    "Trailer",
+                                    "Transfer-Encoding",
+                                    "Upgrade",
+                                    "Content-Length",
+                                    "Host",
+                                    "Expect",
+                                    "Date"};
   for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
     if (strcasecmp(name, hop[i]) == 0) return true;
   return false;
@@ -83,7 +91,9 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
     return n;
   }
   const char *colon = memchr(p, ':', len);
-  if (!colon || colon == p || j->n_h >= PROXY_MAX_HEADERS || j->h_bytes + len > PROXY_MAX_HEADER_BYTES) return n;
+  if (!colon || colon == p || j->n_h >= PROXY_MAX_HEADERS ||
+      j->h_bytes + len > PROXY_MAX_HEADER_BYTES)
+    return n;
   size_t nl = (size_t)(colon - p);
   const char *v = colon + 1;
   while (v < p + len && (*v == ' ' || *v == '\t')) v++;
@@ -96,7 +106,8 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
     free(value);
     return n;
   }
-  if (strcasecmp(name, "Content-Type") == 0 && strncasecmp(value, "text/event-stream", 17) == 0) j->sse = true;
+  if (strcasecmp(name, "Content-Type") == 0 && strncasecmp(value, "text/event-stream", 17) == 0)
+    j->sse = true;
   j->hname[j->n_h] = name;
   j->hvalue[j->n_h++] = value;
   j->h_bytes += len;
@@ -151,10 +162,12 @@ static void job_free(void *cls) {
 
 /* Why the transfer failed, for the client. */
 static void upstream_error(proxy_job *j, api_error *err) {
-  /* a connection that broke is most often a process that died: give its reader a moment to see it */
+  /* a connection that broke is most often a process that died: give its reader a moment to see it
+   */
   bool dead = worker_wait_dead(j->w, 1000);
   api_error_set(err, 502, "server_error", dead ? "upstream_crashed" : "upstream_error", NULL,
-                "model '%s' (external engine)%s: %s", j->m->name, dead ? " exited while serving this request" : "",
+                "model '%s' (external engine)%s: %s", j->m->name,
+                dead ? " exited while serving this request" : "",
                 j->errbuf[0] ? j->errbuf : curl_easy_strerror(j->result));
 }
 
@@ -162,10 +175,7 @@ static ssize_t body_read(void *cls, char *buf, size_t max) {
   proxy_job *j = cls;
   for (;;) {
     if (j->out.len) {
-      size_t n = j->out.len < max ? j->out.len : max;
-      memcpy(buf, j->out.data, n);
-      sy_buf_consume(&j->out, n);
-      return (ssize_t)n;
+      return (ssize_t)sy_buf_take(&j->out, buf, max);
     }
     if (j->done) {
       if (j->result == CURLE_OK) return HTTP_STREAM_END;
@@ -202,7 +212,8 @@ typedef struct hdr_ctx {
 
 static int copy_header(void *ud, const char *name, const char *value) {
   hdr_ctx *c = ud;
-  if (hop_header(name) || strcasecmp(name, "Authorization") == 0) return 0; /* our API key stays here */
+  if (hop_header(name) || strcasecmp(name, "Authorization") == 0)
+    return 0; /* our API key stays here */
   size_t len = strlen(name) + strlen(value) + 3;
   char *line = malloc(len);
   if (!line) return c->rc = -1;
@@ -304,75 +315,46 @@ static void relay(sy_daemon *d, http_req *r, const matrix_model *m, const char *
   http_reply_stream_raw(r, (unsigned)j->status, names, values, nh, body_read, j, job_free);
 }
 
-/* The "model" of a request body: a JSON object's, or a multipart form's field. Into name. */
-static bool body_model(http_req *r, char *name, size_t cap) {
-  size_t len;
-  const char *body = http_body(r, &len);
-  const char *ct = http_header(r, "Content-Type");
-  char boundary[MP_MAX_BOUNDARY + 1];
-  if (ct && mp_boundary(ct, boundary, sizeof boundary) == 0) {
-    mp_part parts[MP_MAX_PARTS];
-    size_t np;
-    char e[128];
-    if (mp_parse(body, len, boundary, parts, MP_MAX_PARTS, &np, e, sizeof e) != 0) return false;
-    const mp_part *p = mp_find(parts, np, "model");
-    if (!p || p->len == 0 || p->len >= cap || memchr(p->data, '\0', p->len)) return false;
-    memcpy(name, p->data, p->len);
-    name[p->len] = '\0';
-    return true;
-  }
-  json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-  const char *s = json_string_value(json_object_get(j, "model"));
-  bool ok = s && strlen(s) < cap;
-  if (ok) snprintf(name, cap, "%s", s);
-  json_decref(j);
-  return ok;
-}
-
-static void reply(http_req *r, int status, const char *type, const char *code, const char *param, const char *msg) {
+static void reply(http_req *r, int status, const char *type, const char *code, const char *param,
+                  const char *msg) {
   api_error e;
   api_error_set(&e, status, type, code, param, "%s", msg);
   http_reply_error(r, &e);
 }
 
-bool proxy_handle(sy_daemon *d, http_req *r) {
+void proxy_upstream(sy_daemon *d, http_req *r, const char *rest) {
   const matrix *mx = atomic_load(&d->mx);
-  const char *path = http_path(r);
   char msg[512];
-  if (strncmp(path, "/upstream/", 10) == 0) {
-    const char *name = path + 10, *slash = strchr(name, '/');
-    size_t nl = slash ? (size_t)(slash - name) : strlen(name);
-    char mname[160];
-    if (nl == 0 || nl >= sizeof mname) {
-      reply(r, 404, "invalid_request_error", "model_not_found", NULL, "/upstream/<model>/<path>: no model named");
-      return true;
-    }
-    memcpy(mname, name, nl);
-    mname[nl] = '\0';
-    const matrix_model *m = matrix_find(mx, mname);
-    if (!m || m->engine != MATRIX_ENGINE_EXTERNAL || !m->ext->upstream) {
-      snprintf(msg, sizeof msg, "'%.160s' is not an external model with upstream pass-through (/upstream/<model>/...)",
-               mname);
-      reply(r, 404, "invalid_request_error", "model_not_found", NULL, msg);
-      return true;
-    }
-    relay(d, r, m, slash ? slash : "/", true);
-    return true;
+  const char *slash = strchr(rest, '/');
+  size_t nl = slash ? (size_t)(slash - rest) : strlen(rest);
+  char mname[160];
+  if (nl == 0 || nl >= sizeof mname) {
+    reply(r, 404, "invalid_request_error", "model_not_found", NULL,
+          "/upstream/<model>/<path>: no model named");
+    return;
   }
-  if (strcmp(http_method(r), "POST") != 0 || !matrix_ext_route(path)) return false;
-  bool any = false; /* only with external models in the matrix is the body read here */
-  for (size_t i = 0; i < mx->n_models && !any; i++) any = mx->models[i].engine == MATRIX_ENGINE_EXTERNAL;
-  if (!any) return false;
-  char name[256];
-  if (!body_model(r, name, sizeof name)) return false; /* the usual handler explains what is wrong */
-  const matrix_model *m = matrix_find(mx, name);
-  if (!m || m->engine != MATRIX_ENGINE_EXTERNAL) return false;
+  memcpy(mname, rest, nl);
+  mname[nl] = '\0';
+  const matrix_model *m = matrix_find(mx, mname);
+  if (!m || m->engine != MATRIX_ENGINE_EXTERNAL || !m->ext->upstream) {
+    snprintf(msg, sizeof msg,
+             "'%.160s' is not an external model with upstream pass-through (/upstream/<model>/...)",
+             mname);
+    reply(r, 404, "invalid_request_error", "model_not_found", NULL, msg);
+    return;
+  }
+  relay(d, r, m, slash ? slash : "/", true);
+}
+
+void proxy_serve(sy_daemon *d, http_req *r, const matrix_model *m) {
+  const char *path = http_path(r);
   if (!matrix_ext_serves(m, path)) {
-    snprintf(msg, sizeof msg, "model '%.200s' is an external engine that does not serve %.100s (see its routes)",
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "model '%.200s' is an external engine that does not serve %.100s (see its routes)",
              m->name, path);
     reply(r, 400, "invalid_request_error", "wrong_capability", "model", msg);
-    return true;
+    return;
   }
   relay(d, r, m, path, true);
-  return true;
 }

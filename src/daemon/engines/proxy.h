@@ -1,10 +1,10 @@
 /* proxy.h — requests for external engines (engine: external): the OpenAI routes a model declares
- * (dispatched by the body's "model", JSON or multipart) and /upstream/<model>/<path> (any method,
- * query string kept) are relayed over HTTP to the engine's process on 127.0.0.1, which the
- * scheduler starts, counts and evicts like a worker. The request holds the model for its whole
- * duration; the response streams back as it comes (SSE intact), hop-by-hop headers and the
- * client's Authorization dropped. A client that goes away cancels the upstream transfer.
- * Websocket upgrades are not relayed. */
+ * (dispatched by the body's "model", JSON or multipart, which api/api.c resolves) and
+ * /upstream/<model>/<path> (any method, query string kept) are relayed over HTTP to the engine's
+ * process on 127.0.0.1, which the scheduler starts, counts and evicts like a worker. The request
+ * holds the model for its whole duration; the response streams back as it comes (SSE intact),
+ * hop-by-hop headers and the client's Authorization dropped. A client that goes away cancels the
+ * upstream transfer. Websocket upgrades are not relayed. */
 #ifndef SY_PROXY_H
 #define SY_PROXY_H
 
@@ -12,7 +12,14 @@
 
 #include "daemon.h"
 
-/* Handle r if it is for an external engine (true: a reply was made); false: not ours. */
-bool proxy_handle(sy_daemon *d, http_req *r);
+/* /upstream/<model>/<path> (any method): rest is the path after "/upstream/". Answers r (404
+ * model_not_found when the model is not an external one with upstream pass-through). */
+void proxy_upstream(sy_daemon *d, http_req *r, const char *rest);
+
+/* An OpenAI route (matrix_ext_route) whose body's "model" the caller resolved to m, a model of
+ * engine external (api/api.c parsed the body once; the raw bytes are relayed as received).
+ * Answers r: 400 wrong_capability when m does not serve r's path (its routes), else the engine's
+ * own answer. */
+void proxy_serve(sy_daemon *d, http_req *r, const matrix_model *m);
 
 #endif

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "media/audio.h"
 #include "buf.h"
+#include "media/audio.h"
 #include "media/base64.h"
 
 json_t *api_parse_body(const char *body, size_t len, api_error *err) {
@@ -18,8 +18,8 @@ json_t *api_parse_body(const char *body, size_t len, api_error *err) {
   json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
   if (!j) {
     API_BAD(err, NULL, "invalid_json",
-            "We could not parse the JSON body of your request: %s (line %d, column %d)", je.text, je.line,
-            je.column);
+            "We could not parse the JSON body of your request: %s (line %d, column %d)", je.text,
+            je.line, je.column);
     return NULL;
   }
   if (!json_is_object(j)) {
@@ -30,40 +30,71 @@ json_t *api_parse_body(const char *body, size_t len, api_error *err) {
   return j;
 }
 
-const matrix_model *api_find_model(const matrix *mx, const json_t *req, unsigned cap, const char *what,
-                                   api_error *err) {
+/* 404 model_not_found for name, listing the models. */
+static void not_found(const matrix *mx, const char *name, api_error *err) {
+  sy_buf names = {0};
+  for (size_t i = 0; i < mx->n_models && names.len < 600; i++)
+    sy_buf_printf(&names, "%s%s", i ? ", " : "", mx->models[i].name);
+  api_error_set(err, 404, "invalid_request_error", "model_not_found", "model",
+                "The model '%.200s' does not exist. Available models: %s", name,
+                names.len ? names.data : "(none)");
+  sy_buf_free(&names);
+}
+
+api_target_kind api_resolve(const matrix *mx, const json_t *req, api_target *t) {
+  memset(t, 0, sizeof *t);
   json_t *jm = json_object_get(req, "model");
+  const char *name = json_string_value(jm);
   if (!jm || json_is_null(jm)) {
-    API_BAD(err, "model", "missing_required_parameter", "you must provide a model parameter");
+    API_BAD(&t->err, "model", "missing_required_parameter", "you must provide a model parameter");
+  } else if (!name) {
+    API_BAD(&t->err, "model", "invalid_type", "'model' must be a string");
+  } else if ((t->model = matrix_find(mx, name))) {
+    t->kind = t->model->engine == MATRIX_ENGINE_EXTERNAL ? API_TARGET_EXTERNAL : API_TARGET_MODEL;
+  } else {
+    if ((t->router = matrix_find_router(mx, name)))
+      t->kind = API_TARGET_ROUTER;
+    else if ((t->pipeline = matrix_find_pipeline(mx, name)))
+      t->kind = API_TARGET_PIPELINE;
+    not_found(mx, name, &t->err); /* a router or a pipeline is no model either */
+  }
+  return t->kind;
+}
+
+const matrix_model *api_target_model(const api_target *t, unsigned cap, const char *what,
+                                     api_error *err) {
+  if (t->kind != API_TARGET_MODEL && t->kind != API_TARGET_EXTERNAL) {
+    *err = t->err;
     return NULL;
   }
-  if (!json_is_string(jm)) {
-    API_BAD(err, "model", "invalid_type", "'model' must be a string");
-    return NULL;
-  }
-  const matrix_model *m = matrix_find(mx, json_string_value(jm));
-  if (!m) {
-    sy_buf names = {0};
-    for (size_t i = 0; i < mx->n_models && names.len < 600; i++)
-      sy_buf_printf(&names, "%s%s", i ? ", " : "", mx->models[i].name);
-    api_error_set(err, 404, "invalid_request_error", "model_not_found", "model",
-                  "The model '%.200s' does not exist. Available models: %s", json_string_value(jm),
-                  names.len ? names.data : "(none)");
-    sy_buf_free(&names);
-    return NULL;
-  }
-  if (!(m->caps & cap)) {
+  if (!(t->model->caps & cap)) {
     char caps[128];
-    API_BAD(err, "model", "wrong_capability", "model '%s' does not support %s (its capabilities: %s)", m->name,
-            what, matrix_caps_str(m->caps, caps, sizeof caps));
+    API_BAD(err, "model", "wrong_capability",
+            "model '%s' does not support %s (its capabilities: %s)", t->model->name, what,
+            matrix_caps_str(t->model->caps, caps, sizeof caps));
     return NULL;
   }
-  return m;
+  return t->model;
+}
+
+const matrix_model *api_find_model(const matrix *mx, const json_t *req, unsigned cap,
+                                   const char *what, api_error *err) {
+  api_target t;
+  api_resolve(mx, req, &t);
+  return api_target_model(&t, cap, what, err);
+}
+
+/* The target of a parser: t, or req's "model" resolved into own. */
+static const api_target *target_of(const matrix *mx, const api_target *t, const json_t *req,
+                                   api_target *own) {
+  if (t) return t;
+  api_resolve(mx, req, own);
+  return own;
 }
 
 /* Optional number field in [lo, hi]; copies it into msg under key (or the same name). */
-static int opt_number(const json_t *req, const char *name, double lo, double hi, json_t *msg, const char *key,
-                      api_error *err) {
+static int opt_number(const json_t *req, const char *name, double lo, double hi, json_t *msg,
+                      const char *key, api_error *err) {
   json_t *v = json_object_get(req, name);
   if (!v || json_is_null(v)) return 0;
   double d = json_is_number(v) ? json_number_value(v) : NAN;
@@ -85,7 +116,8 @@ static int opt_int(const json_t *req, const char *name, long long lo, long long 
   bool integral = json_is_integer(v) || (json_is_real(v) && d == floor(d) && fabs(d) < 9e15);
   long long x = json_is_integer(v) ? (long long)json_integer_value(v) : integral ? (long long)d : 0;
   if (!integral || x < lo || x > hi) {
-    API_BAD(err, name, "invalid_value", "'%s' must be an integer between %lld and %lld", name, lo, hi);
+    API_BAD(err, name, "invalid_value", "'%s' must be an integer between %lld and %lld", name, lo,
+            hi);
     return -1;
   }
   *out = x;
@@ -113,13 +145,16 @@ static size_t media_count(const json_t *media, bool audio) {
 
 /* An image_url part of a vision model's message: the marker goes into the text (no separator
  * around it), the URL into urls. */
-static int content_image(const json_t *part, size_t idx, size_t i, json_t *urls, sy_buf *out, api_error *err) {
+static int content_image(const json_t *part, size_t idx, size_t i, json_t *urls, sy_buf *out,
+                         api_error *err) {
   json_t *iu = json_object_get(part, "image_url");
-  json_t *url = json_is_object(iu) ? json_object_get(iu, "url") : iu; /* {url, detail} or a bare string */
+  json_t *url =
+      json_is_object(iu) ? json_object_get(iu, "url") : iu; /* {url, detail} or a bare string */
   json_t *detail = json_object_get(iu, "detail");
-  if (!json_is_string(url) || json_string_length(url) == 0 || (detail && !json_is_null(detail) && !json_is_string(detail))) {
-    API_BAD(err, "messages", "invalid_value", "messages[%zu].content[%zu].image_url must be {url: string, detail?: string}",
-            idx, i);
+  if (!json_is_string(url) || json_string_length(url) == 0 ||
+      (detail && !json_is_null(detail) && !json_is_string(detail))) {
+    API_BAD(err, "messages", "invalid_value",
+            "messages[%zu].content[%zu].image_url must be {url: string, detail?: string}", idx, i);
     return -1;
   }
   if (media_count(urls, false) >= API_MAX_IMAGES) {
@@ -132,13 +167,15 @@ static int content_image(const json_t *part, size_t idx, size_t i, json_t *urls,
 
 /* An input_audio part of an audio model's message ({data: base64, format}): the same marker goes
  * into the text, {data, format} into media (decoded by the daemon before the worker sees it). */
-static int content_audio(const json_t *part, size_t idx, size_t i, json_t *media, sy_buf *out, api_error *err) {
+static int content_audio(const json_t *part, size_t idx, size_t i, json_t *media, sy_buf *out,
+                         api_error *err) {
   json_t *ia = json_object_get(part, "input_audio");
   json_t *data = json_object_get(ia, "data"), *format = json_object_get(ia, "format");
   if (!json_is_object(ia) || !json_is_string(data) || json_string_length(data) == 0 ||
       (format && !json_is_null(format) && !json_is_string(format))) {
     API_BAD(err, "messages", "invalid_value",
-            "messages[%zu].content[%zu].input_audio must be {data: base64 string, format: string}", idx, i);
+            "messages[%zu].content[%zu].input_audio must be {data: base64 string, format: string}",
+            idx, i);
     return -1;
   }
   if (media_count(media, true) >= API_MAX_AUDIO) {
@@ -152,13 +189,14 @@ static int content_audio(const json_t *part, size_t idx, size_t i, json_t *media
 
 /* The text of a message's content: a string, null, or an array of {type:"text", text} parts (and
  * {type:"image_url"} parts for a vision model, collected into urls). */
-static int content_text(const json_t *content, size_t idx, const matrix_model *m, json_t *urls, sy_buf *out,
-                        api_error *err) {
+static int content_text(const json_t *content, size_t idx, const matrix_model *m, json_t *urls,
+                        sy_buf *out, api_error *err) {
   if (json_is_null(content)) return 0;
-  if (json_is_string(content)) return sy_buf_append(out, json_string_value(content), json_string_length(content));
+  if (json_is_string(content))
+    return sy_buf_append(out, json_string_value(content), json_string_length(content));
   if (!json_is_array(content)) {
-    API_BAD(err, "messages", "invalid_type", "messages[%zu].content must be a string or an array of content parts",
-            idx);
+    API_BAD(err, "messages", "invalid_type",
+            "messages[%zu].content must be a string or an array of content parts", idx);
     return -1;
   }
   size_t i;
@@ -167,7 +205,8 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
   json_array_foreach(content, i, part) {
     const char *type = json_string_value(json_object_get(part, "type"));
     if (!json_is_object(part) || !type) {
-      API_BAD(err, "messages", "invalid_type", "messages[%zu].content[%zu] must be an object with a 'type'", idx, i);
+      API_BAD(err, "messages", "invalid_type",
+              "messages[%zu].content[%zu] must be an object with a 'type'", idx, i);
       return -1;
     }
     if (strcmp(type, "image_url") == 0 && (m->caps & MATRIX_CAP_VISION)) {
@@ -183,19 +222,22 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
     if (strcmp(type, "text") != 0) {
       unsigned mc = m->caps & (MATRIX_CAP_VISION | MATRIX_CAP_AUDIO);
       API_BAD(err, "messages", "unsupported_content",
-              "messages[%zu].content[%zu] has type '%.40s'; model '%s' accepts only text%s content", idx, i, type,
-              m->name, mc == (MATRIX_CAP_VISION | MATRIX_CAP_AUDIO) ? ", image_url and input_audio"
-                       : mc == MATRIX_CAP_VISION                        ? " and image_url"
-                       : mc == MATRIX_CAP_AUDIO                         ? " and input_audio"
-                                                                        : "");
+              "messages[%zu].content[%zu] has type '%.40s'; model '%s' accepts only text%s content",
+              idx, i, type, m->name,
+              mc == (MATRIX_CAP_VISION | MATRIX_CAP_AUDIO) ? ", image_url and input_audio"
+              : mc == MATRIX_CAP_VISION                    ? " and image_url"
+              : mc == MATRIX_CAP_AUDIO                     ? " and input_audio"
+                                                           : "");
       return -1;
     }
     json_t *t = json_object_get(part, "text");
     if (!json_is_string(t)) {
-      API_BAD(err, "messages", "invalid_type", "messages[%zu].content[%zu].text must be a string", idx, i);
+      API_BAD(err, "messages", "invalid_type", "messages[%zu].content[%zu].text must be a string",
+              idx, i);
       return -1;
     }
-    if ((after_text && out->len && sy_buf_puts(out, "\n") != 0) || sy_buf_append(out, json_string_value(t), json_string_length(t)) != 0)
+    if ((after_text && out->len && sy_buf_puts(out, "\n") != 0) ||
+        sy_buf_append(out, json_string_value(t), json_string_length(t)) != 0)
       return -1;
     after_text = true;
   }
@@ -206,8 +248,8 @@ static int content_text(const json_t *content, size_t idx, const matrix_model *m
  * a JSON string, or an object some clients send). */
 static json_t *parse_tool_calls(const json_t *tc, size_t idx, api_error *err) {
   if (!json_is_array(tc) || json_array_size(tc) > API_MAX_TOOLS) {
-    API_BAD(err, "messages", "invalid_type", "messages[%zu].tool_calls must be an array of at most %d calls", idx,
-            API_MAX_TOOLS);
+    API_BAD(err, "messages", "invalid_type",
+            "messages[%zu].tool_calls must be an array of at most %d calls", idx, API_MAX_TOOLS);
     return NULL;
   }
   json_t *out = json_array();
@@ -215,24 +257,31 @@ static json_t *parse_tool_calls(const json_t *tc, size_t idx, api_error *err) {
   json_t *c;
   json_array_foreach(tc, i, c) {
     json_t *fn = json_object_get(c, "function");
-    json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments"), *id = json_object_get(c, "id");
-    if (!json_is_object(c) || !json_is_object(fn) || !json_is_string(name) || json_string_length(name) == 0 ||
-        !(json_is_string(args) || json_is_object(args)) || (id && !json_is_string(id))) {
+    json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments"),
+           *id = json_object_get(c, "id");
+    if (!json_is_object(c) || !json_is_object(fn) || !json_is_string(name) ||
+        json_string_length(name) == 0 || !(json_is_string(args) || json_is_object(args)) ||
+        (id && !json_is_string(id))) {
       API_BAD(err, "messages", "invalid_value",
-              "messages[%zu].tool_calls[%zu] must be {id, type: \"function\", function: {name, arguments}}", idx, i);
+              "messages[%zu].tool_calls[%zu] must be {id, type: \"function\", function: {name, "
+              "arguments}}",
+              idx, i);
       json_decref(out);
       return NULL;
     }
-    json_array_append_new(out, json_pack("{s:s, s:s, s:{s:O, s:O}}", "id", id ? json_string_value(id) : "", "type",
-                                         "function", "function", "name", name, "arguments", args));
+    json_array_append_new(
+        out, json_pack("{s:s, s:s, s:{s:O, s:O}}", "id", id ? json_string_value(id) : "", "type",
+                       "function", "function", "name", name, "arguments", args));
   }
   return out;
 }
 
-static json_t *parse_messages(const json_t *req, const matrix_model *m, json_t *urls, api_error *err) {
+static json_t *parse_messages(const json_t *req, const matrix_model *m, json_t *urls,
+                              api_error *err) {
   json_t *msgs = json_object_get(req, "messages");
   if (!msgs) {
-    API_BAD(err, "messages", "missing_required_parameter", "you must provide a 'messages' parameter");
+    API_BAD(err, "messages", "missing_required_parameter",
+            "you must provide a 'messages' parameter");
     return NULL;
   }
   if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
@@ -246,14 +295,16 @@ static json_t *parse_messages(const json_t *req, const matrix_model *m, json_t *
   json_array_foreach(msgs, i, msg) {
     const char *role = json_string_value(json_object_get(msg, "role"));
     if (!json_is_object(msg) || !role) {
-      API_BAD(err, "messages", "invalid_type", "messages[%zu] must be an object with a string 'role'", i);
+      API_BAD(err, "messages", "invalid_type",
+              "messages[%zu] must be an object with a string 'role'", i);
       goto fail;
     }
     size_t r = 0;
     while (r < 5 && strcmp(role, roles[r]) != 0) r++;
     if (r == 5) {
       API_BAD(err, "messages", "invalid_value",
-              "messages[%zu].role '%.40s' is not one of system, developer, user, assistant, tool", i, role);
+              "messages[%zu].role '%.40s' is not one of system, developer, user, assistant, tool",
+              i, role);
       goto fail;
     }
     json_t *content = json_object_get(msg, "content");
@@ -278,12 +329,15 @@ static json_t *parse_messages(const json_t *req, const matrix_model *m, json_t *
     }
     json_array_append_new(out, o);
     if (r == 3) {
-      json_t *tc = json_object_get(msg, "tool_calls"), *rc = json_object_get(msg, "reasoning_content");
+      json_t *tc = json_object_get(msg, "tool_calls"),
+             *rc = json_object_get(msg, "reasoning_content");
       if (tc && !json_is_null(tc)) {
         json_t *calls = parse_tool_calls(tc, i, err);
         if (!calls) goto fail;
-        if (json_array_size(calls)) json_object_set_new(o, "tool_calls", calls);
-        else json_decref(calls);
+        if (json_array_size(calls))
+          json_object_set_new(o, "tool_calls", calls);
+        else
+          json_decref(calls);
       }
       if (json_is_string(rc)) json_object_set(o, "reasoning_content", rc);
     }
@@ -319,7 +373,8 @@ static int parse_tools(const json_t *req, json_t *msg, api_error *err) {
   size_t n = 0;
   if (tools && !json_is_null(tools)) {
     if (!json_is_array(tools) || json_array_size(tools) > API_MAX_TOOLS) {
-      API_BAD(err, "tools", "invalid_type", "'tools' must be an array of at most %d tools", API_MAX_TOOLS);
+      API_BAD(err, "tools", "invalid_type", "'tools' must be an array of at most %d tools",
+              API_MAX_TOOLS);
       return -1;
     }
     size_t i;
@@ -328,23 +383,31 @@ static int parse_tools(const json_t *req, json_t *msg, api_error *err) {
       json_t *fn = json_object_get(t, "function");
       const char *type = json_string_value(json_object_get(t, "type"));
       const char *name = json_string_value(json_object_get(fn, "name"));
-      json_t *params = json_object_get(fn, "parameters"), *desc = json_object_get(fn, "description");
+      json_t *params = json_object_get(fn, "parameters"),
+             *desc = json_object_get(fn, "description");
       if (!json_is_object(t) || !type || strcmp(type, "function") != 0 || !json_is_object(fn)) {
-        API_BAD(err, "tools", "invalid_value", "tools[%zu] must be {type: \"function\", function: {name, ...}}", i);
+        API_BAD(err, "tools", "invalid_value",
+                "tools[%zu] must be {type: \"function\", function: {name, ...}}", i);
         return -1;
       }
       if (!name || !tool_name_ok(name)) {
         API_BAD(err, "tools", "invalid_value",
-                "tools[%zu].function.name must be 1 to 64 letters, digits, underscores or dashes", i);
+                "tools[%zu].function.name must be 1 to 64 letters, digits, underscores or dashes",
+                i);
         return -1;
       }
-      if ((params && !json_is_null(params) && !json_is_object(params)) || (desc && !json_is_null(desc) && !json_is_string(desc))) {
-        API_BAD(err, "tools", "invalid_type", "tools[%zu].function: 'parameters' must be an object, 'description' a string", i);
+      if ((params && !json_is_null(params) && !json_is_object(params)) ||
+          (desc && !json_is_null(desc) && !json_is_string(desc))) {
+        API_BAD(err, "tools", "invalid_type",
+                "tools[%zu].function: 'parameters' must be an object, 'description' a string", i);
         return -1;
       }
       for (size_t k = 0; k < i; k++)
-        if (strcmp(name, json_string_value(json_object_get(json_object_get(json_array_get(tools, k), "function"), "name"))) == 0) {
-          API_BAD(err, "tools", "invalid_value", "tools[%zu]: the function name '%s' is used twice", i, name);
+        if (strcmp(name, json_string_value(json_object_get(
+                             json_object_get(json_array_get(tools, k), "function"), "name"))) ==
+            0) {
+          API_BAD(err, "tools", "invalid_value", "tools[%zu]: the function name '%s' is used twice",
+                  i, name);
           return -1;
         }
     }
@@ -353,7 +416,8 @@ static int parse_tools(const json_t *req, json_t *msg, api_error *err) {
   }
   if (choice && !json_is_null(choice)) {
     const char *cs = json_string_value(choice);
-    const char *fname = json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
+    const char *fname =
+        json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
     if (cs && (strcmp(cs, "none") == 0 || strcmp(cs, "auto") == 0 || strcmp(cs, "required") == 0)) {
       if (strcmp(cs, "required") == 0 && n == 0) {
         API_BAD(err, "tool_choice", "invalid_value", "tool_choice 'required' needs 'tools'");
@@ -362,14 +426,18 @@ static int parse_tools(const json_t *req, json_t *msg, api_error *err) {
     } else if (json_is_object(choice) && fname) {
       bool known = false;
       for (size_t k = 0; k < n && !known; k++)
-        known = strcmp(fname, json_string_value(json_object_get(json_object_get(json_array_get(tools, k), "function"), "name"))) == 0;
+        known =
+            strcmp(fname, json_string_value(json_object_get(
+                              json_object_get(json_array_get(tools, k), "function"), "name"))) == 0;
       if (!known) {
-        API_BAD(err, "tool_choice", "invalid_value", "tool_choice names function '%.64s', which is not in 'tools'", fname);
+        API_BAD(err, "tool_choice", "invalid_value",
+                "tool_choice names function '%.64s', which is not in 'tools'", fname);
         return -1;
       }
     } else {
       API_BAD(err, "tool_choice", "invalid_value",
-              "'tool_choice' must be \"none\", \"auto\", \"required\" or {type: \"function\", function: {name}}");
+              "'tool_choice' must be \"none\", \"auto\", \"required\" or {type: \"function\", "
+              "function: {name}}");
       return -1;
     }
     json_object_set(msg, "tool_choice", choice);
@@ -386,7 +454,8 @@ static int parse_response_format(const json_t *req, json_t *msg, api_error *err)
   if (!rf || json_is_null(rf)) return 0;
   const char *t = json_string_value(json_object_get(rf, "type"));
   if (!json_is_object(rf) || !t) {
-    API_BAD(err, "response_format", "invalid_type", "'response_format' must be an object with a 'type'");
+    API_BAD(err, "response_format", "invalid_type",
+            "'response_format' must be an object with a 'type'");
     return -1;
   }
   if (strcmp(t, "text") == 0) return 0;
@@ -401,10 +470,12 @@ static int parse_response_format(const json_t *req, json_t *msg, api_error *err)
               "response_format json_schema needs 'json_schema': {name, schema: {...}, strict}");
       return -1;
     }
-    json_object_set_new(msg, "response_format", json_pack("{s:s, s:O}", "type", "json_schema", "schema", schema));
+    json_object_set_new(msg, "response_format",
+                        json_pack("{s:s, s:O}", "type", "json_schema", "schema", schema));
     return 0;
   }
-  API_BAD(err, "response_format", "invalid_value", "response_format type must be text, json_object or json_schema");
+  API_BAD(err, "response_format", "invalid_value",
+          "response_format type must be text, json_object or json_schema");
   return -1;
 }
 
@@ -434,21 +505,24 @@ static int parse_logprobs(const json_t *req, bool chat, json_t *msg, api_error *
 /* reasoning_effort (OpenAI) and chat_template_kwargs (llama-server, vLLM: e.g. enable_thinking):
  * handed to the template. */
 static int parse_reasoning(const json_t *req, json_t *msg, api_error *err) {
-  json_t *re = json_object_get(req, "reasoning_effort"), *kw = json_object_get(req, "chat_template_kwargs");
+  json_t *re = json_object_get(req, "reasoning_effort"),
+         *kw = json_object_get(req, "chat_template_kwargs");
   if (re && !json_is_null(re)) {
     static const char *ok[] = {"none", "minimal", "low", "medium", "high"};
     const char *v = json_string_value(re);
     size_t k = 0;
     while (v && k < 5 && strcmp(v, ok[k]) != 0) k++;
     if (!v || k == 5) {
-      API_BAD(err, "reasoning_effort", "invalid_value", "'reasoning_effort' must be none, minimal, low, medium or high");
+      API_BAD(err, "reasoning_effort", "invalid_value",
+              "'reasoning_effort' must be none, minimal, low, medium or high");
       return -1;
     }
     json_object_set(msg, "reasoning_effort", re);
   }
   if (kw && !json_is_null(kw)) {
     if (!json_is_object(kw) || json_object_size(kw) > 64) {
-      API_BAD(err, "chat_template_kwargs", "invalid_type", "'chat_template_kwargs' must be an object (at most 64 keys)");
+      API_BAD(err, "chat_template_kwargs", "invalid_type",
+              "'chat_template_kwargs' must be an object (at most 64 keys)");
       return -1;
     }
     json_object_set(msg, "chat_template_kwargs", kw);
@@ -468,12 +542,18 @@ static int parse_keep_alive(const json_t *req, int *out, api_error *err) {
     const char *sv = json_string_value(v);
     char *end;
     long long n = strtoll(sv, &end, 10);
-    long long mul = !*end ? 1 : !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : 0;
-    if (end != sv && mul && (n >= 0 || (n == -1 && !*end)) && n <= (1LL << 31) / mul) secs = n * mul;
+    long long mul = !*end               ? 1
+                    : !strcmp(end, "s") ? 1
+                    : !strcmp(end, "m") ? 60
+                    : !strcmp(end, "h") ? 3600
+                                        : 0;
+    if (end != sv && mul && (n >= 0 || (n == -1 && !*end)) && n <= (1LL << 31) / mul)
+      secs = n * mul;
   }
   if (secs < -1 || secs > INT_MAX) {
-    API_BAD(err, "keep_alive", "invalid_value",
-            "'keep_alive' must be seconds (-1 = forever) or a duration like \"30s\", \"5m\", \"2h\"");
+    API_BAD(
+        err, "keep_alive", "invalid_value",
+        "'keep_alive' must be seconds (-1 = forever) or a duration like \"30s\", \"5m\", \"2h\"");
     return -1;
   }
   *out = (int)secs;
@@ -497,14 +577,16 @@ static int parse_stop(const json_t *req, json_t *msg, api_error *err) {
     json_array_foreach(v, i, s) {
       if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > 256) {
         json_decref(arr);
-        API_BAD(err, "stop", "invalid_value", "stop[%zu] must be a non-empty string of at most 256 bytes", i);
+        API_BAD(err, "stop", "invalid_value",
+                "stop[%zu] must be a non-empty string of at most 256 bytes", i);
         return -1;
       }
       json_array_append(arr, s);
     }
   } else {
     json_decref(arr);
-    API_BAD(err, "stop", "invalid_value", "'stop' must be a string or an array of at most %d strings", API_MAX_STOP);
+    API_BAD(err, "stop", "invalid_value",
+            "'stop' must be a string or an array of at most %d strings", API_MAX_STOP);
     return -1;
   }
   json_object_set_new(msg, "stop", arr);
@@ -521,11 +603,14 @@ static int refuse_unsupported(const json_t *req, api_error *err) {
   return 0;
 }
 
-int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *out, api_error *err) {
+int api_parse_generate(const matrix *mx, const api_target *t, const json_t *req, bool chat,
+                       api_gen *out, api_error *err) {
   memset(out, 0, sizeof *out);
   out->chat = chat;
-  out->model = api_find_model(mx, req, chat ? MATRIX_CAP_CHAT : MATRIX_CAP_COMPLETION,
-                              chat ? "chat completions" : "text completions", err);
+  unsigned cap = chat ? MATRIX_CAP_CHAT : MATRIX_CAP_COMPLETION;
+  const char *what = chat ? "chat completions" : "text completions";
+  api_target own;
+  out->model = api_target_model(target_of(mx, t, req, &own), cap, what, err);
   if (!out->model) return -1;
   json_t *msg = json_pack("{s:s}", "op", "generate");
   out->msg = msg;
@@ -542,13 +627,15 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
     if (parse_tools(req, msg, err) != 0 || parse_reasoning(req, msg, err) != 0) goto fail;
   } else {
     json_t *p = json_object_get(req, "prompt");
-    if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+    if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0)))
+      p = json_array_get(p, 0);
     if (!p) {
       API_BAD(err, "prompt", "missing_required_parameter", "you must provide a 'prompt' parameter");
       goto fail;
     }
     if (!json_is_string(p)) {
-      API_BAD(err, "prompt", "invalid_type", "'prompt' must be a string (token arrays and several prompts are not supported)");
+      API_BAD(err, "prompt", "invalid_type",
+              "'prompt' must be a string (token arrays and several prompts are not supported)");
       goto fail;
     }
     json_object_set(msg, "prompt", p);
@@ -560,7 +647,8 @@ int api_parse_generate(const matrix *mx, const json_t *req, bool chat, api_gen *
   if ((r = opt_int(req, "max_completion_tokens", 1, 1 << 24, &v, err)) < 0) goto fail;
   if (r) max_tokens = v;
   json_object_set_new(msg, "max_tokens", json_integer(max_tokens));
-  if (opt_number(req, "temperature", 0, 2, msg, NULL, err) || opt_number(req, "top_p", 0, 1, msg, NULL, err) ||
+  if (opt_number(req, "temperature", 0, 2, msg, NULL, err) ||
+      opt_number(req, "top_p", 0, 1, msg, NULL, err) ||
       opt_number(req, "min_p", 0, 1, msg, NULL, err) ||
       opt_number(req, "presence_penalty", -2, 2, msg, NULL, err) ||
       opt_number(req, "frequency_penalty", -2, 2, msg, NULL, err) ||
@@ -603,9 +691,11 @@ void api_gen_clear(api_gen *g) {
   g->media = NULL;
 }
 
-int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_error *err) {
+int api_parse_embed(const matrix *mx, const api_target *t, const json_t *req, api_embed *out,
+                    api_error *err) {
   memset(out, 0, sizeof *out);
-  out->model = api_find_model(mx, req, MATRIX_CAP_EMBED, "embeddings", err);
+  api_target own;
+  out->model = api_target_model(target_of(mx, t, req, &own), MATRIX_CAP_EMBED, "embeddings", err);
   if (!out->model) return -1;
   json_t *in = json_object_get(req, "input");
   if (!in || json_is_null(in)) {
@@ -615,21 +705,23 @@ int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_err
   json_t *arr = json_array();
   if (json_is_string(in)) {
     json_array_append(arr, in);
-  } else if (json_is_array(in) && json_array_size(in) >= 1 && json_array_size(in) <= API_MAX_EMBED_INPUTS) {
+  } else if (json_is_array(in) && json_array_size(in) >= 1 &&
+             json_array_size(in) <= API_MAX_EMBED_INPUTS) {
     size_t i;
     json_t *s;
     json_array_foreach(in, i, s) {
       if (!json_is_string(s)) {
         json_decref(arr);
-        API_BAD(err, "input", "invalid_type", "input[%zu] must be a string (token arrays are not supported)", i);
+        API_BAD(err, "input", "invalid_type",
+                "input[%zu] must be a string (token arrays are not supported)", i);
         return -1;
       }
       json_array_append(arr, s);
     }
   } else {
     json_decref(arr);
-    API_BAD(err, "input", "invalid_value", "'input' must be a string or an array of 1 to %d strings",
-            API_MAX_EMBED_INPUTS);
+    API_BAD(err, "input", "invalid_value",
+            "'input' must be a string or an array of 1 to %d strings", API_MAX_EMBED_INPUTS);
     return -1;
   }
   size_t i;
@@ -637,7 +729,8 @@ int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_err
   json_array_foreach(arr, i, s) {
     if (json_string_length(s) == 0) {
       json_decref(arr);
-      API_BAD(err, "input", "invalid_value", "input[%zu] is empty; embeddings need at least one character", i);
+      API_BAD(err, "input", "invalid_value",
+              "input[%zu] is empty; embeddings need at least one character", i);
       return -1;
     }
   }
@@ -646,7 +739,8 @@ int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_err
     const char *f = json_string_value(ef);
     if (!f || (strcmp(f, "float") != 0 && strcmp(f, "base64") != 0)) {
       json_decref(arr);
-      API_BAD(err, "encoding_format", "invalid_value", "'encoding_format' must be \"float\" or \"base64\"");
+      API_BAD(err, "encoding_format", "invalid_value",
+              "'encoding_format' must be \"float\" or \"base64\"");
       return -1;
     }
     out->base64 = strcmp(f, "base64") == 0;
@@ -660,7 +754,8 @@ int api_parse_embed(const matrix *mx, const json_t *req, api_embed *out, api_err
   json_t *dims = json_object_get(req, "dimensions");
   if (dims && !json_is_null(dims)) {
     json_decref(arr);
-    API_BAD(err, "dimensions", "unsupported_parameter", "'dimensions' is not supported by this model");
+    API_BAD(err, "dimensions", "unsupported_parameter",
+            "'dimensions' is not supported by this model");
     return -1;
   }
   out->n_inputs = json_array_size(arr);
@@ -677,10 +772,12 @@ void api_embed_clear(api_embed *e) {
  * array of the texts, or NULL + err (naming `name`, "documents" or TEI's "texts"). */
 static json_t *rerank_documents(const json_t *docs, const char *name, api_error *err) {
   if (!docs || json_is_null(docs)) {
-    API_BAD(err, "documents", "missing_required_parameter", "you must provide a 'documents' parameter");
+    API_BAD(err, "documents", "missing_required_parameter",
+            "you must provide a 'documents' parameter");
     return NULL;
   }
-  if (!json_is_array(docs) || json_array_size(docs) < 1 || json_array_size(docs) > API_MAX_RERANK_DOCUMENTS) {
+  if (!json_is_array(docs) || json_array_size(docs) < 1 ||
+      json_array_size(docs) > API_MAX_RERANK_DOCUMENTS) {
     API_BAD(err, name, "invalid_value", "'%s' must be an array of 1 to %d documents", name,
             API_MAX_RERANK_DOCUMENTS);
     return NULL;
@@ -692,7 +789,8 @@ static json_t *rerank_documents(const json_t *docs, const char *name, api_error 
     json_t *text = json_is_object(d) ? json_object_get(d, "text") : d;
     if (!json_is_string(text)) {
       json_decref(arr);
-      API_BAD(err, name, "invalid_type", "%s[%zu] must be a string or an object with a string 'text'", name, i);
+      API_BAD(err, name, "invalid_type",
+              "%s[%zu] must be a string or an object with a string 'text'", name, i);
       return NULL;
     }
     json_array_append(arr, text);
@@ -700,9 +798,11 @@ static json_t *rerank_documents(const json_t *docs, const char *name, api_error 
   return arr;
 }
 
-int api_parse_rerank(const matrix *mx, const json_t *req, api_rerank *out, api_error *err) {
+int api_parse_rerank(const matrix *mx, const api_target *t, const json_t *req, api_rerank *out,
+                     api_error *err) {
   memset(out, 0, sizeof *out);
-  out->model = api_find_model(mx, req, MATRIX_CAP_RERANK, "reranking", err);
+  api_target own;
+  out->model = api_target_model(target_of(mx, t, req, &own), MATRIX_CAP_RERANK, "reranking", err);
   if (!out->model) return -1;
   json_t *q = json_object_get(req, "query");
   if (!q || json_is_null(q)) {
@@ -756,7 +856,8 @@ int api_audio_b64(const json_t *str, size_t max_bytes, int rate, double max_seco
   size_t len = json_string_length(str);
   *unsupported = false;
   memset(out, 0, sizeof *out);
-  const char *comma = data && len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
+  const char *comma =
+      data && len > 5 && strncmp(data, "data:", 5) == 0 ? memchr(data, ',', len) : NULL;
   if (comma) {
     len -= (size_t)(comma + 1 - data);
     data = comma + 1;

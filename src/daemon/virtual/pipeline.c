@@ -2,14 +2,15 @@
  * the worker (loading the model if needed), the step's frames are read here, the worker is
  * given back when the step ends. Nothing goes through HTTP between steps.
  *
- * The voice turn is a small state machine driven by the reader of the response (the stream's
- * read callback, or a loop for a whole answer): while a sentence is being spoken its audio frames
- * are relayed first; else the next complete sentence is handed to the tts worker; else the next
- * frame of the llm is read (its text goes out as transcript and is cut into sentences). The llm
- * worker keeps generating in its own process meanwhile (its frames queue in its wreq), so the
- * first sentence's audio leaves while the answer is still being written. Must never leave a step
- * running for a client that went away (freeing a wreq cancels it), never answer twice, and never
- * give a step's worker error a status or code other than api_error.h's table gives it. */
+ * The voice turn is a small state machine driven by the reader of the response (a streamed one
+ * through engines/relay.c, whose pull is one move; a loop for a whole answer): while a sentence is
+ * being spoken its audio frames are relayed first; else the next complete sentence is handed to the
+ * tts worker; else the next frame of the llm is read (its text goes out as transcript and is cut
+ * into sentences). The llm worker keeps generating in its own process meanwhile (its frames queue
+ * in its wreq), so the first sentence's audio leaves while the answer is still being written. Must
+ * never leave a step running for a client that went away (freeing a wreq cancels it), never answer
+ * twice, and never give a step's worker error a status or code other than api_error.h's table gives
+ * it. */
 #include "virtual/pipeline.h"
 
 #include <assert.h>
@@ -21,12 +22,13 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "parse/api_parse.h"
+#include "clock.h"
+#include "engines/relay.h"
+#include "http/sse.h"
+#include "log.h"
 #include "media/audio.h"
 #include "media/base64.h"
-#include "log.h"
-#include "clock.h"
-#include "http/sse.h"
+#include "parse/api_parse.h"
 
 /* ---- small helpers ---- */
 
@@ -277,7 +279,7 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
                     "content", raw_j, "max_tokens", p->max_tokens, "temperature", p->temperature);
     api_gen g;
     step s = {0};
-    if (api_parse_generate(mx, req, true, &g, &err) != 0) {
+    if (api_parse_generate(mx, NULL, req, true, &g, &err) != 0) {
       step_failed(&err, p, PIPE_LLM, p->llm);
       rc = -1;
     } else {
@@ -374,12 +376,6 @@ out:
 
 /* ---- the voice turn ---- */
 
-const matrix_pipeline *pipe_voice_of(const matrix *mx, const json_t *req) {
-  const matrix_pipeline *p =
-      matrix_find_pipeline(mx, json_string_value(json_object_get(req, "model")));
-  return p && p->kind == MATRIX_PIPE_VOICE ? p : NULL;
-}
-
 #define VOICE_MAX_PENDING \
   (64 * 1024) /* text waiting to be spoken: the llm is bounded by max_tokens anyway */
 
@@ -401,7 +397,7 @@ typedef struct voice_job {
   sy_audio_enc *enc; /* streamed audio */
   int rate;          /* the tts worker's sample rate */
   sy_buf pcm;        /* whole answer: float samples at rate */
-  sy_buf out;        /* SSE for the client */
+  relay rl;          /* the steps' frames to the client (a pull: its out is the SSE) */
   long long prompt_tokens, completion_tokens;
   char finish[16];
   api_error err;
@@ -420,7 +416,7 @@ static void voice_free(void *cls) {
   sy_buf_free(&j->said);
   sy_buf_free(&j->pending);
   sy_buf_free(&j->pcm);
-  sy_buf_free(&j->out);
+  relay_deinit(&j->rl);
   free(j);
 }
 
@@ -461,7 +457,7 @@ static void emit_chunk(voice_job *j, json_t *delta, const char *finish) {
                 "chat.completion.chunk", "created", (json_int_t)j->created, "model", j->p->name,
                 "system_fingerprint", "switchyard", "choices", "index", 0, "delta", delta,
                 "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
-  if (c) sse_append_json(&j->out, c);
+  if (c) sse_append_json(&j->rl.out, c);
   json_decref(c);
 }
 
@@ -541,9 +537,9 @@ static int stream_end(voice_job *j) {
                         "chat.completion.chunk", "created", (json_int_t)j->created, "model",
                         j->p->name, "system_fingerprint", "switchyard", "choices", "usage",
                         usage_json(j), "switchyard_pipeline", pipeline_json(j));
-  if (u) sse_append_json(&j->out, u);
+  if (u) sse_append_json(&j->rl.out, u);
   json_decref(u);
-  sse_append_done(&j->out);
+  sse_append_done(&j->rl.out);
   return 0;
 }
 
@@ -627,26 +623,24 @@ static int voice_step(voice_job *j) {
   return 1;
 }
 
-static ssize_t voice_read(void *cls, char *buf, size_t max) {
-  voice_job *j = cls;
-  while (j->out.len == 0) {
-    if (j->finished) return HTTP_STREAM_END;
-    int rc = voice_step(j);
-    if (rc == 0) return HTTP_STREAM_ABORT; /* gone: freeing the job cancels the steps */
-    if (rc < 0) { /* the headers are sent: the error is the stream's last event */
-      LOG_W("pipeline %s: %s", j->p->name, j->err.message);
-      json_t *e = api_error_json(&j->err);
-      if (e) sse_append_json(&j->out, e);
-      json_decref(e);
-      sse_append_done(&j->out);
-      j->finished = true;
-    }
+/* The relay's pull: one move of the machine; a failure after the headers went out is the stream's
+ * last event. */
+static relay_rc voice_pull(void *job, sy_buf *out) {
+  voice_job *j = job;
+  int rc = voice_step(j);
+  if (rc == 0) return RELAY_GONE; /* freeing the job cancels the steps */
+  if (rc < 0) {
+    LOG_W("pipeline %s: %s", j->p->name, j->err.message);
+    json_t *e = api_error_json(&j->err);
+    if (e) sse_append_json(out, e);
+    json_decref(e);
+    sse_append_done(out);
+    j->finished = true;
   }
-  size_t n = j->out.len < max ? j->out.len : max;
-  memcpy(buf, j->out.data, n);
-  sy_buf_consume(&j->out, n);
-  return (ssize_t)n;
+  return j->finished ? RELAY_END : RELAY_MORE;
 }
+
+static const relay_ops voice_ops = {.pull = voice_pull, .free = voice_free};
 
 /* The whole answer, once the machine has finished. */
 static void voice_reply_whole(voice_job *j, http_req *r) {
@@ -864,6 +858,7 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   j->mt = sched_metrics(d->sc);
   j->row = metrics_model(j->mt, p->name);
   j->fd = http_client_fd(r);
+  relay_init(&j->rl, &voice_ops, j, NULL, j->fd);
   j->t0 = sy_mono_s();
   j->created = (long long)time(NULL);
   j->sentences = json_array();
@@ -892,7 +887,7 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
   }
   if (rc < 0) goto refuse;
   api_gen g;
-  rc = api_parse_generate(mx, q, true, &g, &err);
+  rc = api_parse_generate(mx, NULL, q, true, &g, &err);
   json_decref(q);
   if (rc != 0) {
     if (err.param && !strcmp(err.param, "model")) step_failed(&err, p, PIPE_LLM, p->llm);
@@ -934,12 +929,12 @@ void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_p
       j->finished = true;
       goto refuse;
     }
-    sy_buf first = j->out;
-    j->out = (sy_buf){0};
+    sy_buf first = j->rl.out;
+    j->rl.out = (sy_buf){0};
     emit_chunk(j, json_pack("{s:s, s:n}", "role", "assistant", "content"), NULL);
-    sy_buf_append(&j->out, first.data ? first.data : "", first.len);
+    sy_buf_append(&j->rl.out, first.data ? first.data : "", first.len);
     sy_buf_free(&first);
-    http_reply_stream(r, 200, "text/event-stream", voice_read, j, voice_free);
+    relay_stream(&j->rl, r, 200, "text/event-stream");
     return;
   }
   while (!j->finished) {

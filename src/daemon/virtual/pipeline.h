@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "http/api_error.h"
 #include "daemon.h"
+#include "http/api_error.h"
 
 /* A pipeline's steps (an error's param names the failed one: "asr", "llm", "tts"). */
 enum pipe_role { PIPE_ASR = 0, PIPE_LLM, PIPE_TTS };
@@ -24,10 +24,8 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
                            const float *pcm, size_t n, const char *language, const char *prompt,
                            int fmt);
 
-/* The voice pipeline a chat request names, or NULL (any other model). */
-const matrix_pipeline *pipe_voice_of(const matrix *mx, const json_t *req);
-
-/* A voice turn (POST /v1/chat/completions naming a voice pipeline): input_audio parts transcribed
+/* A voice turn (POST /v1/chat/completions naming a voice pipeline p, which the endpoint resolved;
+ * req: the parsed body, borrowed): input_audio parts transcribed
  * by the asr step, the conversation answered by the llm step, its text cut into sentences, each
  * spoken by the tts step as soon as it is complete; streamed or not. Answers r (the status is
  * readable with http_reply_status; X-Switchyard-Model names the pipeline). */

@@ -3,10 +3,11 @@
  *
  * usage: bench --url http://127.0.0.1:PORT --model NAME [--tokens 128] [--streams 8]
  *              [--latency-runs 50] [--runs 3]
- *        bench --compare SWITCHYARD.json LLAMA.json [--label TEXT]   (the markdown table; compare.c)
- * Measures: single-stream decode tok/s ((completion_tokens-1) / (last chunk - first chunk)),
- * time to first token, aggregate decode tok/s of N concurrent streams (all tokens / wall time),
- * and the latency of a 1-token non-streamed request (p50, p90). This is a benchmark, never a test. */
+ *        bench --compare SWITCHYARD.json LLAMA.json [--label TEXT]   (the markdown table;
+ * compare.c) Measures: single-stream decode tok/s ((completion_tokens-1) / (last chunk - first
+ * chunk)), time to first token, aggregate decode tok/s of N concurrent streams (all tokens / wall
+ * time), and the latency of a 1-token non-streamed request (p50, p90). This is a benchmark, never a
+ * test. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -60,7 +61,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
         r->t_last = t;
       }
       json_t *u = json_object_get(e, "usage");
-      if (json_is_object(u)) r->completion_tokens = (long)json_integer_value(json_object_get(u, "completion_tokens"));
+      if (json_is_object(u))
+        r->completion_tokens = (long)json_integer_value(json_object_get(u, "completion_tokens"));
       json_decref(e);
     }
     r->scanned = (size_t)(end + 2 - r->body.data);
@@ -72,9 +74,10 @@ static void do_run(run *r) {
   CURL *c = curl_easy_init();
   char url[512];
   snprintf(url, sizeof url, "%s/v1/chat/completions", base_url);
-  json_t *q = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:i, s:b, s:b, s:{s:b}}", "model", model, "messages", "role",
-                        "user", "content", r->prompt, "max_tokens", r->max_tokens, "temperature", 0.0, "seed", 1,
-                        "ignore_eos", 1, "stream", r->stream, "stream_options", "include_usage", 1);
+  json_t *q = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:i, s:b, s:b, s:{s:b}}", "model", model,
+                        "messages", "role", "user", "content", r->prompt, "max_tokens",
+                        r->max_tokens, "temperature", 0.0, "seed", 1, "ignore_eos", 1, "stream",
+                        r->stream, "stream_options", "include_usage", 1);
   if (!r->stream) json_object_del(q, "stream_options");
   /* llama-server would otherwise reuse the previous identical prompt's KV cache and skip the
    * prompt; switchyard does not reuse prompts (yet), so compare like with like. */
@@ -95,9 +98,11 @@ static void do_run(run *r) {
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   if (!r->stream) {
     json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
-    r->completion_tokens = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
+    r->completion_tokens =
+        (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
     json_t *t = json_object_get(j, "timings");
-    r->engine_ms = json_number_value(json_object_get(t, "prompt_ms")) + json_number_value(json_object_get(t, "predicted_ms"));
+    r->engine_ms = json_number_value(json_object_get(t, "prompt_ms")) +
+                   json_number_value(json_object_get(t, "predicted_ms"));
     json_decref(j);
   }
   curl_slist_free_all(hl);
@@ -116,36 +121,57 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 static const char *prompt_text =
-    "Write a long and detailed story about a railway switchyard at night, the trains, the people who work "
+    "Write a long and detailed story about a railway switchyard at night, the trains, the people "
+    "who work "
     "there, and the sounds of the engines as they move cars from one track to another.";
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "mixed") == 0) return bench_mixed(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "--compare") == 0) return bench_compare(argc, argv);
-  static const struct option opts[] = {{"url", 1, 0, 'u'}, {"model", 1, 0, 'm'}, {"tokens", 1, 0, 't'},
-                                       {"streams", 1, 0, 's'}, {"latency-runs", 1, 0, 'l'}, {"runs", 1, 0, 'r'},
+  static const struct option opts[] = {{"url", 1, 0, 'u'},
+                                       {"model", 1, 0, 'm'},
+                                       {"tokens", 1, 0, 't'},
+                                       {"streams", 1, 0, 's'},
+                                       {"latency-runs", 1, 0, 'l'},
+                                       {"runs", 1, 0, 'r'},
                                        {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
-    case 'u': base_url = optarg; break;
-    case 'm': model = optarg; break;
-    case 't': n_tokens = atoi(optarg); break;
-    case 's': n_streams = atoi(optarg); break;
-    case 'l': latency_runs = atoi(optarg); break;
-    case 'r': runs = atoi(optarg); break;
-    default: return 2;
+      case 'u':
+        base_url = optarg;
+        break;
+      case 'm':
+        model = optarg;
+        break;
+      case 't':
+        n_tokens = atoi(optarg);
+        break;
+      case 's':
+        n_streams = atoi(optarg);
+        break;
+      case 'l':
+        latency_runs = atoi(optarg);
+        break;
+      case 'r':
+        runs = atoi(optarg);
+        break;
+      default:
+        return 2;
     }
   }
   if (!base_url || !model || n_streams < 1 || n_streams > 64 || runs < 1 || latency_runs < 1) {
-    fprintf(stderr, "usage: bench --url URL --model NAME [--tokens N] [--streams N] [--runs N] [--latency-runs N]\n");
+    fprintf(stderr,
+            "usage: bench --url URL --model NAME [--tokens N] [--streams N] [--runs N] "
+            "[--latency-runs N]\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   run warm = {.prompt = prompt_text, .max_tokens = 8, .stream = true};
   do_run(&warm);
   if (warm.status != 200) {
-    fprintf(stderr, "bench: warm-up request failed (%ld): %s\n", warm.status, warm.body.data ? warm.body.data : "");
+    fprintf(stderr, "bench: warm-up request failed (%ld): %s\n", warm.status,
+            warm.body.data ? warm.body.data : "");
     return 1;
   }
   sy_buf_free(&warm.body);
@@ -155,11 +181,14 @@ int main(int argc, char **argv) {
   for (int i = 0; i < runs; i++) {
     run r = {.prompt = prompt_text, .max_tokens = n_tokens, .stream = true};
     do_run(&r);
-    double tps = r.completion_tokens > 1 && r.t_last > r.t_first ? (r.completion_tokens - 1) / (r.t_last - r.t_first) : 0;
+    double tps = r.completion_tokens > 1 && r.t_last > r.t_first
+                     ? (r.completion_tokens - 1) / (r.t_last - r.t_first)
+                     : 0;
     sum_tps += tps;
     sum_ttft += r.t_first - r.t0;
     if (tps > best_tps) best_tps = tps;
-    if (r.completion_tokens != n_tokens) fprintf(stderr, "bench: single stream got %ld tokens\n", r.completion_tokens);
+    if (r.completion_tokens != n_tokens)
+      fprintf(stderr, "bench: single stream got %ld tokens\n", r.completion_tokens);
     sy_buf_free(&r.body);
   }
 
@@ -187,7 +216,8 @@ int main(int argc, char **argv) {
   }
 
   /* 1-token latency */
-  double *lat = calloc((size_t)latency_runs, sizeof *lat), *over = calloc((size_t)latency_runs, sizeof *over);
+  double *lat = calloc((size_t)latency_runs, sizeof *lat),
+         *over = calloc((size_t)latency_runs, sizeof *over);
   for (int i = 0; i < latency_runs; i++) {
     run r = {.prompt = "Hi", .max_tokens = 1, .stream = false};
     do_run(&r);
@@ -197,11 +227,13 @@ int main(int argc, char **argv) {
   }
   qsort(lat, (size_t)latency_runs, sizeof *lat, cmp_d);
   qsort(over, (size_t)latency_runs, sizeof *over, cmp_d);
-  printf("{\"single_stream_tok_s\": %.2f, \"single_stream_best_tok_s\": %.2f, \"ttft_ms\": %.1f, "
-         "\"streams\": %d, \"aggregate_tok_s\": %.2f, \"one_token_p50_ms\": %.2f, \"one_token_p90_ms\": %.2f, "
-         "\"overhead_p50_ms\": %.3f, \"tokens\": %d, \"runs\": %d}\n",
-         sum_tps / runs, best_tps, sum_ttft / runs * 1000, n_streams, sum_agg / runs, lat[latency_runs / 2],
-         lat[latency_runs * 9 / 10], over[latency_runs / 2], n_tokens, runs);
+  printf(
+      "{\"single_stream_tok_s\": %.2f, \"single_stream_best_tok_s\": %.2f, \"ttft_ms\": %.1f, "
+      "\"streams\": %d, \"aggregate_tok_s\": %.2f, \"one_token_p50_ms\": %.2f, "
+      "\"one_token_p90_ms\": %.2f, "
+      "\"overhead_p50_ms\": %.3f, \"tokens\": %d, \"runs\": %d}\n",
+      sum_tps / runs, best_tps, sum_ttft / runs * 1000, n_streams, sum_agg / runs,
+      lat[latency_runs / 2], lat[latency_runs * 9 / 10], over[latency_runs / 2], n_tokens, runs);
   free(lat);
   free(over);
   curl_global_cleanup();

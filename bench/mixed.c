@@ -50,7 +50,8 @@ static long long mx_loads(void) {
   long long sum = -1;
   if (mx_get("/metrics", &b) == 200 && b.data) {
     sum = 0;
-    for (char *p = strstr(b.data, "switchyard_model_loads_total{"); p; p = strstr(p + 1, "switchyard_model_loads_total{")) {
+    for (char *p = strstr(b.data, "switchyard_model_loads_total{"); p;
+         p = strstr(p + 1, "switchyard_model_loads_total{")) {
       char *end = strchr(p, '}');
       if (!end || !strstr(p, "result=\"ok\"") || strstr(p, "result=\"ok\"") > end) continue;
       sum += strtoll(end + 1, NULL, 10);
@@ -75,10 +76,13 @@ static void *mx_client_main(void *arg) {
   snprintf(url, sizeof url, "%s/v1/chat/completions", mx_url);
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
   for (int i = 0; i < mx_requests; i++) {
-    if (i > 0 && i % mx_stick == 0) model = (model + 1 + (int)(rand_r(&seed) % (unsigned)(mx_n_models - 1 ? mx_n_models - 1 : 1))) % mx_n_models;
-    json_t *q = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:b}", "model", mx_models[model], "messages", "role", "user",
-                          "content", "Tell me about railway yards.", "max_tokens", mx_tokens, "temperature", 0.0,
-                          "ignore_eos", 1);
+    if (i > 0 && i % mx_stick == 0)
+      model =
+          (model + 1 + (int)(rand_r(&seed) % (unsigned)(mx_n_models - 1 ? mx_n_models - 1 : 1))) %
+          mx_n_models;
+    json_t *q = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:b}", "model", mx_models[model],
+                          "messages", "role", "user", "content", "Tell me about railway yards.",
+                          "max_tokens", mx_tokens, "temperature", 0.0, "ignore_eos", 1);
     char *body = json_dumps(q, JSON_COMPACT);
     json_decref(q);
     sy_buf out = {0};
@@ -94,11 +98,12 @@ static void *mx_client_main(void *arg) {
     c->lat[i] = st == 200 ? mx_now() - t0 : -1;
     if (st == 200) {
       json_t *j = json_loadb(out.data, out.len, 0, NULL);
-      c->tokens += (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
+      c->tokens += (long)json_integer_value(
+          json_object_get(json_object_get(j, "usage"), "completion_tokens"));
       json_decref(j);
     } else {
-      fprintf(stderr, "bench mixed: client %d request %d to %s: HTTP %ld %.200s\n", c->id, i, mx_models[model], st,
-              out.data ? out.data : "");
+      fprintf(stderr, "bench mixed: client %d request %d to %s: HTTP %ld %.200s\n", c->id, i,
+              mx_models[model], st, out.data ? out.data : "");
     }
     sy_buf_free(&out);
     free(body);
@@ -114,25 +119,40 @@ static int mx_cmp(const void *a, const void *b) {
 }
 
 int bench_mixed(int argc, char **argv) {
-  static const struct option opts[] = {{"url", 1, 0, 'u'},     {"models", 1, 0, 'm'}, {"clients", 1, 0, 'c'},
-                                       {"requests", 1, 0, 'r'}, {"stick", 1, 0, 's'},  {"tokens", 1, 0, 't'},
+  static const struct option opts[] = {{"url", 1, 0, 'u'},
+                                       {"models", 1, 0, 'm'},
+                                       {"clients", 1, 0, 'c'},
+                                       {"requests", 1, 0, 'r'},
+                                       {"stick", 1, 0, 's'},
+                                       {"tokens", 1, 0, 't'},
                                        {0, 0, 0, 0}};
   int o;
   optind = 1;
   char *models = NULL;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    if (o == 'u') mx_url = optarg;
-    else if (o == 'm') models = optarg;
-    else if (o == 'c') mx_clients = atoi(optarg);
-    else if (o == 'r') mx_requests = atoi(optarg);
-    else if (o == 's') mx_stick = atoi(optarg);
-    else if (o == 't') mx_tokens = atoi(optarg);
-    else return 2;
+    if (o == 'u')
+      mx_url = optarg;
+    else if (o == 'm')
+      models = optarg;
+    else if (o == 'c')
+      mx_clients = atoi(optarg);
+    else if (o == 'r')
+      mx_requests = atoi(optarg);
+    else if (o == 's')
+      mx_stick = atoi(optarg);
+    else if (o == 't')
+      mx_tokens = atoi(optarg);
+    else
+      return 2;
   }
-  for (char *tok = models ? strtok(models, ",") : NULL; tok && mx_n_models < 16; tok = strtok(NULL, ","))
+  for (char *tok = models ? strtok(models, ",") : NULL; tok && mx_n_models < 16;
+       tok = strtok(NULL, ","))
     mx_models[mx_n_models++] = tok;
-  if (!mx_url || mx_n_models < 2 || mx_clients < 1 || mx_clients > 256 || mx_requests < 1 || mx_stick < 1) {
-    fprintf(stderr, "usage: bench mixed --url URL --models a,b,c [--clients 16] [--requests 12] [--stick 3] [--tokens 16]\n");
+  if (!mx_url || mx_n_models < 2 || mx_clients < 1 || mx_clients > 256 || mx_requests < 1 ||
+      mx_stick < 1) {
+    fprintf(stderr,
+            "usage: bench mixed --url URL --models a,b,c [--clients 16] [--requests 12] [--stick "
+            "3] [--tokens 16]\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -158,10 +178,13 @@ int bench_mixed(int argc, char **argv) {
   double wall = mx_now() - t0;
   long long loads1 = mx_loads();
   qsort(all, ok, sizeof *all, mx_cmp);
-  printf("{\"requests\": %zu, \"ok\": %zu, \"errors\": %zu, \"wall_s\": %.2f, \"requests_per_s\": %.3f, "
-         "\"tokens_per_s\": %.2f, \"p50_s\": %.3f, \"p99_s\": %.3f, \"loads\": %lld}\n",
-         n, ok, n - ok, wall, ok / wall, tokens / wall, ok ? all[ok / 2] : 0, ok ? all[(ok * 99) / 100 < ok ? (ok * 99) / 100 : ok - 1] : 0,
-         loads0 >= 0 && loads1 >= 0 ? loads1 - loads0 : -1);
+  printf(
+      "{\"requests\": %zu, \"ok\": %zu, \"errors\": %zu, \"wall_s\": %.2f, \"requests_per_s\": "
+      "%.3f, "
+      "\"tokens_per_s\": %.2f, \"p50_s\": %.3f, \"p99_s\": %.3f, \"loads\": %lld}\n",
+      n, ok, n - ok, wall, ok / wall, tokens / wall, ok ? all[ok / 2] : 0,
+      ok ? all[(ok * 99) / 100 < ok ? (ok * 99) / 100 : ok - 1] : 0,
+      loads0 >= 0 && loads1 >= 0 ? loads1 - loads0 : -1);
   free(all);
   free(cs);
   free(th);

@@ -28,6 +28,7 @@ suite() { # name, command...
 
 suite "daemon layering (tests/layers.sh)" tests/layers.sh
 # the test models (tests/models.sh, shared with `make itest`), made again every run
+suite "format (clang-format, tests/format.sh)" tests/format.sh
 suite "make test models (tools/mkmodel)" tests/models.sh "$models"
 
 for t in build/bin/unit/test_*; do

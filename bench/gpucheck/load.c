@@ -93,7 +93,8 @@ static void gl_record(enum gl_kind k, long st, double lat, const char *body, lon
     if (gl_n_lat[k] < GL_MAX_LAT) gl_lat[k][gl_n_lat[k]++] = lat;
   } else {
     gl_err[k]++;
-    if (st == 507 || (body && (strstr(body, "out of memory") || strstr(body, "out_of_memory")))) gl_oom++;
+    if (st == 507 || (body && (strstr(body, "out of memory") || strstr(body, "out_of_memory"))))
+      gl_oom++;
   }
   pthread_mutex_unlock(&gl_mu);
 }
@@ -121,8 +122,9 @@ static void *gl_client(void *arg) {
     curl_easy_reset(cu);
     if (gm->kind == GL_CHAT) {
       snprintf(url, sizeof url, "%s/v1/chat/completions", gl_url);
-      q = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:b}", "model", gm->name, "messages", "role", "user",
-                    "content", "Tell me about railway yards and the engines that shunt there.", "max_tokens",
+      q = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:f, s:b}", "model", gm->name, "messages", "role",
+                    "user", "content",
+                    "Tell me about railway yards and the engines that shunt there.", "max_tokens",
                     gl_tokens, "temperature", 0.0, "ignore_eos", 1);
     } else if (gm->kind == GL_EMBED) {
       snprintf(url, sizeof url, "%s/v1/embeddings", gl_url);
@@ -155,7 +157,8 @@ static void *gl_client(void *arg) {
     curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, gl_body);
     curl_easy_setopt(cu, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-    /* requests still running 60 s after the end are cut (status 0 in the report): the run ends on time */
+    /* requests still running 60 s after the end are cut (status 0 in the report): the run ends on
+     * time */
     long limit = (long)(gl_deadline - gl_now()) + 60;
     curl_easy_setopt(cu, CURLOPT_TIMEOUT, limit > 30 ? limit : 30L);
     double t0 = gl_now();
@@ -164,12 +167,13 @@ static void *gl_client(void *arg) {
     double lat = gl_now() - t0;
     if (st == 200 && gm->kind == GL_CHAT) {
       json_t *j = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
-      tokens = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens"));
+      tokens = (long)json_integer_value(
+          json_object_get(json_object_get(j, "usage"), "completion_tokens"));
       json_decref(j);
     }
     if (st != 200)
-      fprintf(stderr, "gpucheck-load: client %d %s %s: HTTP %ld %.300s\n", id, gl_kind_name[gm->kind], gm->name, st,
-              out.data ? out.data : "");
+      fprintf(stderr, "gpucheck-load: client %d %s %s: HTTP %ld %.300s\n", id,
+              gl_kind_name[gm->kind], gm->name, st, out.data ? out.data : "");
     gl_record(gm->kind, st, lat, out.data, tokens);
     sy_buf_free(&out);
     free(body);
@@ -192,7 +196,8 @@ static double gl_pct(const double *v, size_t n, int pct) {
 }
 
 static int gl_add_models(char *list, enum gl_kind kind) {
-  for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+  for (char *save = NULL, *t = list ? strtok_r(list, ",", &save) : NULL; t;
+       t = strtok_r(NULL, ",", &save)) {
     if (gl_n_models == GL_MAX_MODELS) return -1;
     gl_models[gl_n_models].name = t;
     gl_models[gl_n_models++].kind = kind;
@@ -201,32 +206,57 @@ static int gl_add_models(char *list, enum gl_kind kind) {
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"url", 1, 0, 'u'},     {"chat", 1, 0, 'c'},    {"embed", 1, 0, 'e'},
-                                       {"transcribe", 1, 0, 'w'}, {"audio", 1, 0, 'a'}, {"seconds", 1, 0, 's'},
-                                       {"clients", 1, 0, 'n'}, {"tokens", 1, 0, 't'},  {"stick", 1, 0, 'k'},
-                                       {"seed", 1, 0, 'r'},    {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"url", 1, 0, 'u'},        {"chat", 1, 0, 'c'},   {"embed", 1, 0, 'e'},
+      {"transcribe", 1, 0, 'w'}, {"audio", 1, 0, 'a'},  {"seconds", 1, 0, 's'},
+      {"clients", 1, 0, 'n'},    {"tokens", 1, 0, 't'}, {"stick", 1, 0, 'k'},
+      {"seed", 1, 0, 'r'},       {0, 0, 0, 0}};
   char *chat = NULL, *embed = NULL, *tr = NULL;
   int o;
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
-      case 'u': gl_url = optarg; break;
-      case 'c': chat = optarg; break;
-      case 'e': embed = optarg; break;
-      case 'w': tr = optarg; break;
-      case 'a': gl_audio = optarg; break;
-      case 's': gl_seconds = atof(optarg); break;
-      case 'n': gl_clients = atoi(optarg); break;
-      case 't': gl_tokens = atoi(optarg); break;
-      case 'k': gl_stick = atoi(optarg); break;
-      case 'r': gl_seed = (unsigned)strtoul(optarg, NULL, 10); break;
-      default: return 2;
+      case 'u':
+        gl_url = optarg;
+        break;
+      case 'c':
+        chat = optarg;
+        break;
+      case 'e':
+        embed = optarg;
+        break;
+      case 'w':
+        tr = optarg;
+        break;
+      case 'a':
+        gl_audio = optarg;
+        break;
+      case 's':
+        gl_seconds = atof(optarg);
+        break;
+      case 'n':
+        gl_clients = atoi(optarg);
+        break;
+      case 't':
+        gl_tokens = atoi(optarg);
+        break;
+      case 'k':
+        gl_stick = atoi(optarg);
+        break;
+      case 'r':
+        gl_seed = (unsigned)strtoul(optarg, NULL, 10);
+        break;
+      default:
+        return 2;
     }
   }
-  if (gl_add_models(chat, GL_CHAT) || gl_add_models(embed, GL_EMBED) || (gl_audio && gl_add_models(tr, GL_TRANSCRIBE)) ||
-      !gl_url || gl_n_models < 1 || gl_clients < 1 || gl_clients > 256 || gl_tokens < 1 || gl_stick < 1 ||
+  if (gl_add_models(chat, GL_CHAT) || gl_add_models(embed, GL_EMBED) ||
+      (gl_audio && gl_add_models(tr, GL_TRANSCRIBE)) || !gl_url || gl_n_models < 1 ||
+      gl_clients < 1 || gl_clients > 256 || gl_tokens < 1 || gl_stick < 1 ||
       !(gl_seconds > 0 && gl_seconds <= 86400)) {
-    fprintf(stderr, "usage: gpucheck-load --url URL --chat a,b --embed c [--transcribe w --audio f.wav] [--seconds 60] "
-                    "[--clients 8] [--tokens 16] [--stick 3] [--seed 1]\n");
+    fprintf(stderr,
+            "usage: gpucheck-load --url URL --chat a,b --embed c [--transcribe w --audio f.wav] "
+            "[--seconds 60] "
+            "[--clients 8] [--tokens 16] [--stick 3] [--seed 1]\n");
     return 2;
   }
   curl_global_init(CURL_GLOBAL_ALL);
@@ -263,16 +293,22 @@ int main(int argc, char **argv) {
     qsort(gl_lat[k], gl_n_lat[k], sizeof(double), gl_cmp);
   }
   qsort(all, n_all, sizeof(double), gl_cmp);
-  printf("{\"seconds\": %.1f, \"clients\": %d, \"models\": %d, \"requests\": %ld, \"ok\": %ld, \"errors\": %ld, "
-         "\"ooms\": %.0f, \"loads\": %.0f, \"failed_loads\": %.0f, \"evictions\": %.0f, \"crashed_workers\": %.0f, "
-         "\"requests_per_s\": %.3f, \"generated_tokens\": %ld, \"p50_s\": %.3f, \"p99_s\": %.3f, \"kinds\": {",
-         wall, gl_clients, gl_n_models, ok + err, ok, err, (double)gl_oom + failed + crashed, loads, failed, evicted,
-         crashed, ok / wall, gl_tokens_out, gl_pct(all, n_all, 50), gl_pct(all, n_all, 99));
+  printf(
+      "{\"seconds\": %.1f, \"clients\": %d, \"models\": %d, \"requests\": %ld, \"ok\": %ld, "
+      "\"errors\": %ld, "
+      "\"ooms\": %.0f, \"loads\": %.0f, \"failed_loads\": %.0f, \"evictions\": %.0f, "
+      "\"crashed_workers\": %.0f, "
+      "\"requests_per_s\": %.3f, \"generated_tokens\": %ld, \"p50_s\": %.3f, \"p99_s\": %.3f, "
+      "\"kinds\": {",
+      wall, gl_clients, gl_n_models, ok + err, ok, err, (double)gl_oom + failed + crashed, loads,
+      failed, evicted, crashed, ok / wall, gl_tokens_out, gl_pct(all, n_all, 50),
+      gl_pct(all, n_all, 99));
   int first = 1;
   for (int k = 0; k < GL_KINDS; k++) {
     if (gl_ok[k] + gl_err[k] == 0) continue;
-    printf("%s\"%s\": {\"ok\": %ld, \"errors\": %ld, \"p50_s\": %.3f, \"p99_s\": %.3f}", first ? "" : ", ",
-           gl_kind_name[k], gl_ok[k], gl_err[k], gl_pct(gl_lat[k], gl_n_lat[k], 50), gl_pct(gl_lat[k], gl_n_lat[k], 99));
+    printf("%s\"%s\": {\"ok\": %ld, \"errors\": %ld, \"p50_s\": %.3f, \"p99_s\": %.3f}",
+           first ? "" : ", ", gl_kind_name[k], gl_ok[k], gl_err[k],
+           gl_pct(gl_lat[k], gl_n_lat[k], 50), gl_pct(gl_lat[k], gl_n_lat[k], 99));
     first = 0;
   }
   printf("}, \"status\": {");

@@ -175,17 +175,27 @@ int sy_gbnf_lit(sy_buf *b, const char *s, size_t n) {
   for (size_t i = 0; i < n && rc == 0; i++) {
     unsigned char c = (unsigned char)s[i];
     switch (c) {
-    case '"': rc = sy_buf_puts(b, "\\\""); break;
-    case '\\': rc = sy_buf_puts(b, "\\\\"); break;
-    case '\n': rc = sy_buf_puts(b, "\\n"); break;
-    case '\r': rc = sy_buf_puts(b, "\\r"); break;
-    case '\t': rc = sy_buf_puts(b, "\\t"); break;
-    default:
-      if (c < 0x20 || c == 0x7f) {
-        rc = sy_buf_printf(b, "\\x%02X", c);
-      } else {
-        rc = sy_buf_append(b, &s[i], 1);
-      }
+      case '"':
+        rc = sy_buf_puts(b, "\\\"");
+        break;
+      case '\\':
+        rc = sy_buf_puts(b, "\\\\");
+        break;
+      case '\n':
+        rc = sy_buf_puts(b, "\\n");
+        break;
+      case '\r':
+        rc = sy_buf_puts(b, "\\r");
+        break;
+      case '\t':
+        rc = sy_buf_puts(b, "\\t");
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          rc = sy_buf_printf(b, "\\x%02X", c);
+        } else {
+          rc = sy_buf_append(b, &s[i], 1);
+        }
     }
   }
   return rc ? rc : sy_buf_puts(b, "\"");

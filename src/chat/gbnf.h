@@ -21,7 +21,7 @@ typedef struct sy_gbnf {
   struct sy_gbnf_rule {
     char *name;
     char *body; /* NULL while reserved */
-  } *rules;
+  } * rules;
   size_t n, cap;
   size_t bytes; /* rendered size so far */
   size_t max_rules, max_bytes;

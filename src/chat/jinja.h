@@ -16,10 +16,10 @@ typedef struct jinja_tmpl jinja_tmpl;
 
 /* 0 in any field = its default (see jinja_limits_default). */
 typedef struct {
-  int max_depth;      /* nested evaluation frames (macro calls, nested expressions, blocks) */
-  size_t max_output;  /* bytes of the rendered text and of any one string made on the way */
-  long max_steps;     /* evaluation steps, loop iterations, list items and string bytes / 16 */
-  size_t max_memory;  /* bytes the render may allocate in total */
+  int max_depth;     /* nested evaluation frames (macro calls, nested expressions, blocks) */
+  size_t max_output; /* bytes of the rendered text and of any one string made on the way */
+  long max_steps;    /* evaluation steps, loop iterations, list items and string bytes / 16 */
+  size_t max_memory; /* bytes the render may allocate in total */
 } jinja_limits;
 
 #define JINJA_DEFAULT_MAX_DEPTH 400

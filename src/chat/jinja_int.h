@@ -30,14 +30,55 @@ void ja_free_all(ja_arena *a);
 /* ---- AST ---- */
 
 enum {
-  N_TEXT, N_COMMENT, N_IF, N_FOR, N_BREAK, N_CONTINUE, N_NOOP, N_SET, N_MACRO, N_CALLSTMT,
-  N_FILTERSTMT, N_INT, N_FLOAT, N_STR, N_IDENT, N_ARRAY, N_TUPLE, N_OBJECT, N_MEMBER, N_CALL,
-  N_BINARY, N_NOT, N_FILTER, N_TEST, N_SELECT, N_TERNARY, N_SLICE, N_KWARG, N_SPREAD, N_BLANK
+  N_TEXT,
+  N_COMMENT,
+  N_IF,
+  N_FOR,
+  N_BREAK,
+  N_CONTINUE,
+  N_NOOP,
+  N_SET,
+  N_MACRO,
+  N_CALLSTMT,
+  N_FILTERSTMT,
+  N_INT,
+  N_FLOAT,
+  N_STR,
+  N_IDENT,
+  N_ARRAY,
+  N_TUPLE,
+  N_OBJECT,
+  N_MEMBER,
+  N_CALL,
+  N_BINARY,
+  N_NOT,
+  N_FILTER,
+  N_TEST,
+  N_SELECT,
+  N_TERNARY,
+  N_SLICE,
+  N_KWARG,
+  N_SPREAD,
+  N_BLANK
 };
 
 enum {
-  OP_AND, OP_OR, OP_EQ, OP_NE, OP_LT, OP_GT, OP_LE, OP_GE, OP_ADD, OP_SUB, OP_CONCAT, OP_MUL,
-  OP_DIV, OP_MOD, OP_IN, OP_NOTIN
+  OP_AND,
+  OP_OR,
+  OP_EQ,
+  OP_NE,
+  OP_LT,
+  OP_GT,
+  OP_LE,
+  OP_GE,
+  OP_ADD,
+  OP_SUB,
+  OP_CONCAT,
+  OP_MUL,
+  OP_DIV,
+  OP_MOD,
+  OP_IN,
+  OP_NOTIN
 };
 
 typedef struct jnode jnode;
@@ -51,7 +92,7 @@ struct jnode {
   int kind;
   int op;
   bool flag;
-  size_t pos; /* byte offset in the (normalized) source */
+  size_t pos;  /* byte offset in the (normalized) source */
   uint32_t id; /* index into a render's per-node cache */
   jnode *a, *b, *c;
   jnodes l1, l2;
@@ -74,7 +115,16 @@ void jinja_line_col(const char *src, size_t len, size_t pos, int *line, int *col
 /* ---- values ---- */
 
 enum {
-  JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_ARRAY, JV_TUPLE, JV_OBJECT, JV_FUNC,
+  JV_UNDEF,
+  JV_NONE,
+  JV_BOOL,
+  JV_INT,
+  JV_FLOAT,
+  JV_STR,
+  JV_ARRAY,
+  JV_TUPLE,
+  JV_OBJECT,
+  JV_FUNC,
   JV_KWARG
 };
 enum { JF_BUILTIN, JF_MACRO, JF_CALLER };
@@ -189,7 +239,8 @@ struct jr {
 };
 
 /* errors and budgets (all noreturn via longjmp) */
-_Noreturn void jr_fail(jr *r, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+_Noreturn void jr_fail(jr *r, size_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 _Noreturn void jr_oom(jr *r);
 void jr_step(jr *r, size_t pos, long n);
 void *jr_alloc(jr *r, size_t n);
@@ -236,11 +287,11 @@ void jv_obj_set(jr *r, size_t pos, jv *obj, jv *key, jv *val);
 void jv_obj_set_cstr(jr *r, jv *obj, const char *key, jv *val);
 
 /* strings and sinks */
-void jsink_put(jr *r, jsink *s, const char *p, size_t n); /* bytes into the current part */
-void jsink_part(jr *r, jsink *s);                         /* a new part starts here */
-void jsink_put_str(jr *r, jsink *s, const jv *str);       /* keeps str's parts */
+void jsink_put(jr *r, jsink *s, const char *p, size_t n);         /* bytes into the current part */
+void jsink_part(jr *r, jsink *s);                                 /* a new part starts here */
+void jsink_put_str(jr *r, jsink *s, const jv *str);               /* keeps str's parts */
 void jsink_gather(jr *r, size_t pos, jsink *s, jv *v, int depth); /* print a value */
-void jsink_emit(jr *r, size_t pos, jsink *s, jv *v);   /* a statement's value (arrays deferred) */
+void jsink_emit(jr *r, size_t pos, jsink *s, jv *v); /* a statement's value (arrays deferred) */
 void jsink_resolve(jr *r, size_t pos, jsink *s, size_t from); /* print deferred arrays */
 jv *jsink_to_str(jr *r, jsink *s);
 jv *jv_concat(jr *r, size_t pos, jv *a, jv *b);

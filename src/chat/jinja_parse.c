@@ -34,16 +34,13 @@ struct ja_block {
 
 void *ja_alloc(ja_arena *a, size_t n) {
   n = (n + 15) & ~(size_t)15;
-  if (n == 0)
-    n = 16;
+  if (n == 0) n = 16;
   ja_block *b = a->head;
   if (!b || b->cap - b->used < n) {
     size_t cap = n > JA_BLOCK / 2 ? n : JA_BLOCK;
-    if (a->limit && (a->total + cap + sizeof(ja_block) > a->limit || cap > a->limit))
-      return NULL;
+    if (a->limit && (a->total + cap + sizeof(ja_block) > a->limit || cap > a->limit)) return NULL;
     ja_block *nb = malloc(sizeof(ja_block) + cap);
-    if (!nb)
-      return NULL;
+    if (!nb) return NULL;
     nb->used = 0;
     nb->cap = cap;
     a->total += sizeof(ja_block) + cap;
@@ -93,9 +90,31 @@ void jinja_line_col(const char *src, size_t len, size_t pos, int *line, int *col
 /* ---- lexer ---- */
 
 enum {
-  T_EOF, T_TEXT, T_NUM, T_STR, T_IDENT, T_EQUALS, T_LPAREN, T_RPAREN, T_OPEN_STMT, T_CLOSE_STMT,
-  T_OPEN_EXPR, T_CLOSE_EXPR, T_LBRACKET, T_RBRACKET, T_LBRACE, T_RBRACE, T_COMMA, T_DOT,
-  T_COLON, T_PIPE, T_ADD, T_MUL, T_CMP, T_UNARY, T_COMMENT
+  T_EOF,
+  T_TEXT,
+  T_NUM,
+  T_STR,
+  T_IDENT,
+  T_EQUALS,
+  T_LPAREN,
+  T_RPAREN,
+  T_OPEN_STMT,
+  T_CLOSE_STMT,
+  T_OPEN_EXPR,
+  T_CLOSE_EXPR,
+  T_LBRACKET,
+  T_RBRACKET,
+  T_LBRACE,
+  T_RBRACE,
+  T_COMMA,
+  T_DOT,
+  T_COLON,
+  T_PIPE,
+  T_ADD,
+  T_MUL,
+  T_CMP,
+  T_UNARY,
+  T_COMMENT
 };
 
 typedef struct {
@@ -119,7 +138,7 @@ typedef struct {
 } jp;
 
 static _Noreturn __attribute__((format(printf, 3, 4))) void jp_fail(jp *p, size_t pos,
-                                                                     const char *fmt, ...) {
+                                                                    const char *fmt, ...) {
   if (p->err && p->err_len) {
     int line, col;
     jinja_line_col(p->src, p->n, pos, &line, &col);
@@ -131,16 +150,14 @@ static _Noreturn __attribute__((format(printf, 3, 4))) void jp_fail(jp *p, size_
       va_end(ap);
     }
     for (char *q = p->err; *q; q++)
-      if (*q == '\n' || *q == '\r')
-        *q = ' ';
+      if (*q == '\n' || *q == '\r') *q = ' ';
   }
   longjmp(p->jb, 1);
 }
 
 static void *jp_alloc(jp *p, size_t n) {
   void *q = ja_alloc(&p->t->arena, n);
-  if (!q)
-    jp_fail(p, 0, "out of memory");
+  if (!q) jp_fail(p, 0, "out of memory");
   return q;
 }
 
@@ -148,40 +165,30 @@ static void push_tok(jp *p, int t, const char *v, size_t vlen, size_t pos) {
   if (p->ntok == p->ctok) {
     size_t nc = p->ctok ? p->ctok * 2 : 256;
     jtok *nt = realloc(p->tok, nc * sizeof(*nt));
-    if (!nt)
-      jp_fail(p, pos, "out of memory");
+    if (!nt) jp_fail(p, pos, "out of memory");
     p->tok = nt;
     p->ctok = nc;
   }
   p->tok[p->ntok++] = (jtok){t, v, vlen, pos};
 }
 
-static char at(const jp *p, size_t i) {
-  return i < p->n ? p->src[i] : '\0';
-}
+static char at(const jp *p, size_t i) { return i < p->n ? p->src[i] : '\0'; }
 
 /* llama.cpp's next_pos_is: src[pos + k] is one of chars (and exists) */
 static bool next_is(const jp *p, size_t pos, size_t k, const char *chars) {
-  if (pos + k >= p->n)
-    return false;
+  if (pos + k >= p->n) return false;
   return strchr(chars, p->src[pos + k]) != NULL && p->src[pos + k] != '\0';
 }
 
-static bool is_word(char c) {
-  return isalnum((unsigned char)c) || c == '_';
-}
+static bool is_word(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
-static bool is_digit(char c) {
-  return isdigit((unsigned char)c) != 0;
-}
+static bool is_digit(char c) { return isdigit((unsigned char)c) != 0; }
 
 static size_t consume_numeric(const jp *p, size_t pos) {
-  while (pos < p->n && is_digit(p->src[pos]))
-    pos++;
+  while (pos < p->n && is_digit(p->src[pos])) pos++;
   if (pos < p->n && p->src[pos] == '.' && pos + 1 < p->n && is_digit(p->src[pos + 1])) {
     pos++;
-    while (pos < p->n && is_digit(p->src[pos]))
-      pos++;
+    while (pos < p->n && is_digit(p->src[pos])) pos++;
   }
   return pos;
 }
@@ -190,14 +197,14 @@ static const struct {
   const char *seq;
   int t;
 } lex_table[] = {
-  {"{%-", T_OPEN_STMT}, {"-%}", T_CLOSE_STMT}, {"{{-", T_OPEN_EXPR}, {"-}}", T_CLOSE_EXPR},
-  {"{%", T_OPEN_STMT},  {"%}", T_CLOSE_STMT},  {"{{", T_OPEN_EXPR},  {"}}", T_CLOSE_EXPR},
-  {"(", T_LPAREN},      {")", T_RPAREN},       {"{", T_LBRACE},      {"}", T_RBRACE},
-  {"[", T_LBRACKET},    {"]", T_RBRACKET},     {",", T_COMMA},       {".", T_DOT},
-  {":", T_COLON},       {"|", T_PIPE},         {"<=", T_CMP},        {">=", T_CMP},
-  {"==", T_CMP},        {"!=", T_CMP},         {"<", T_CMP},         {">", T_CMP},
-  {"+", T_ADD},         {"-", T_ADD},          {"~", T_ADD},         {"*", T_MUL},
-  {"/", T_MUL},         {"%", T_MUL},          {"=", T_EQUALS},
+    {"{%-", T_OPEN_STMT}, {"-%}", T_CLOSE_STMT}, {"{{-", T_OPEN_EXPR}, {"-}}", T_CLOSE_EXPR},
+    {"{%", T_OPEN_STMT},  {"%}", T_CLOSE_STMT},  {"{{", T_OPEN_EXPR},  {"}}", T_CLOSE_EXPR},
+    {"(", T_LPAREN},      {")", T_RPAREN},       {"{", T_LBRACE},      {"}", T_RBRACE},
+    {"[", T_LBRACKET},    {"]", T_RBRACKET},     {",", T_COMMA},       {".", T_DOT},
+    {":", T_COLON},       {"|", T_PIPE},         {"<=", T_CMP},        {">=", T_CMP},
+    {"==", T_CMP},        {"!=", T_CMP},         {"<", T_CMP},         {">", T_CMP},
+    {"+", T_ADD},         {"-", T_ADD},          {"~", T_ADD},         {"*", T_MUL},
+    {"/", T_MUL},         {"%", T_MUL},          {"=", T_EQUALS},
 };
 
 static void lex(jp *p) {
@@ -214,8 +221,7 @@ static void lex(jp *p) {
         can_rm_nl = (c1 == '#' || c1 == '%' || c1 == '-') && c2 == '}';
       }
       size_t start = pos, end = start;
-      while (pos < n && !(src[pos] == '{' && next_is(p, pos, 1, "%{#")))
-        end = ++pos;
+      while (pos < n && !(src[pos] == '{' && next_is(p, pos, 1, "%{#"))) end = ++pos;
       if (at(p, pos) == '{' && next_is(p, pos, 1, "%#-")) {
         size_t cur = end;
         while (cur > start) {
@@ -228,8 +234,7 @@ static void lex(jp *p) {
             end = cur;
             break;
           }
-          if (!isspace((unsigned char)c))
-            break;
+          if (!isspace((unsigned char)c)) break;
           --cur;
         }
       }
@@ -245,8 +250,7 @@ static void lex(jp *p) {
         }
       bool lstrip = at(p, pos) == '{' && next_is(p, pos, 1, "{%#") && next_is(p, pos, 2, "-");
       if (lstrip)
-        while (tl && strchr(" \t\r\n", src[ts + tl - 1]) && src[ts + tl - 1])
-          tl--;
+        while (tl && strchr(" \t\r\n", src[ts + tl - 1]) && src[ts + tl - 1]) tl--;
       if (tl) {
         push_tok(p, T_TEXT, src + ts, tl, start_pos);
         continue;
@@ -256,8 +260,7 @@ static void lex(jp *p) {
       start_pos = pos;
       pos += 2;
       while (!(at(p, pos) == '#' && next_is(p, pos, 1, "}"))) {
-        if (pos + 2 >= n)
-          jp_fail(p, pos, "missing end of comment tag");
+        if (pos + 2 >= n) jp_fail(p, pos, "missing end of comment tag");
         pos++;
       }
       push_tok(p, T_COMMENT, src + start_pos, 0, start_pos);
@@ -266,20 +269,16 @@ static void lex(jp *p) {
     }
     if (at(p, pos) == '-' && (last == T_OPEN_EXPR || last == T_OPEN_STMT)) {
       pos++;
-      if (pos >= n)
-        break;
+      if (pos >= n) break;
     }
-    while (pos < n && isspace((unsigned char)src[pos]))
-      pos++;
-    if (pos >= n)
-      break;
+    while (pos < n && isspace((unsigned char)src[pos])) pos++;
+    if (pos >= n) break;
     char ch = src[pos];
     bool closing = ch == '-' && next_is(p, pos, 1, "%}");
     if (!closing && (ch == '-' || ch == '+')) {
       start_pos = pos;
       int lt = p->ntok ? p->tok[p->ntok - 1].t : T_EOF;
-      if (lt == T_TEXT || lt == T_EOF)
-        jp_fail(p, pos, "unexpected character: %c", ch);
+      if (lt == T_TEXT || lt == T_EOF) jp_fail(p, pos, "unexpected character: %c", ch);
       if (!(lt == T_IDENT || lt == T_NUM || lt == T_STR || lt == T_RPAREN || lt == T_RBRACKET)) {
         pos++;
         size_t e = consume_numeric(p, pos);
@@ -292,8 +291,7 @@ static void lex(jp *p) {
     for (size_t i = 0; i < sizeof(lex_table) / sizeof(lex_table[0]); i++) {
       const char *seq = lex_table[i].seq;
       size_t sl = strlen(seq);
-      if (curly > 0 && strcmp(seq, "}}") == 0)
-        continue;
+      if (curly > 0 && strcmp(seq, "}}") == 0) continue;
       if (pos + sl <= n && memcmp(src + pos, seq, sl) == 0) {
         int t = lex_table[i].t;
         push_tok(p, t, seq, sl, pos);
@@ -308,42 +306,56 @@ static void lex(jp *p) {
         break;
       }
     }
-    if (matched)
-      continue;
+    if (matched) continue;
     if (ch == '\'' || ch == '"') {
       start_pos = pos;
       pos++;
       /* the unescaped text is never longer than the source */
       size_t cap = 0;
       while (pos + cap < n && src[pos + cap] != ch) {
-        if (src[pos + cap] == '\\')
-          cap++;
+        if (src[pos + cap] == '\\') cap++;
         cap++;
       }
       char *buf = jp_alloc(p, cap + 1);
       size_t bl = 0;
       while (true) {
-        if (pos >= n)
-          jp_fail(p, start_pos, "unexpected end of input in string literal");
+        if (pos >= n) jp_fail(p, start_pos, "unexpected end of input in string literal");
         char c = src[pos];
-        if (c == ch)
-          break;
+        if (c == ch) break;
         if (c == '\\') {
           pos++;
-          if (pos >= n)
-            jp_fail(p, pos, "unexpected end of input after escape character");
+          if (pos >= n) jp_fail(p, pos, "unexpected end of input after escape character");
           char e = src[pos++], u;
           switch (e) {
-          case 'n': u = '\n'; break;
-          case 't': u = '\t'; break;
-          case 'r': u = '\r'; break;
-          case 'b': u = '\b'; break;
-          case 'f': u = '\f'; break;
-          case 'v': u = '\v'; break;
-          case '\\': u = '\\'; break;
-          case '\'': u = '\''; break;
-          case '"': u = '"'; break;
-          default: jp_fail(p, pos, "unknown escape character \\%c", e);
+            case 'n':
+              u = '\n';
+              break;
+            case 't':
+              u = '\t';
+              break;
+            case 'r':
+              u = '\r';
+              break;
+            case 'b':
+              u = '\b';
+              break;
+            case 'f':
+              u = '\f';
+              break;
+            case 'v':
+              u = '\v';
+              break;
+            case '\\':
+              u = '\\';
+              break;
+            case '\'':
+              u = '\'';
+              break;
+            case '"':
+              u = '"';
+              break;
+            default:
+              jp_fail(p, pos, "unknown escape character \\%c", e);
           }
           buf[bl++] = u;
           continue;
@@ -363,8 +375,7 @@ static void lex(jp *p) {
     }
     if (is_word(ch)) {
       size_t e = pos;
-      while (e < n && is_word(src[e]))
-        e++;
+      while (e < n && is_word(src[e])) e++;
       push_tok(p, T_IDENT, src + pos, e - pos, pos);
       pos = e;
       continue;
@@ -378,35 +389,28 @@ static void lex(jp *p) {
 static const jtok eof_tok = {T_EOF, "", 0, 0};
 
 static const jtok *peek(const jp *p, size_t off) {
-  if (p->cur + off >= p->ntok)
-    return &eof_tok;
+  if (p->cur + off >= p->ntok) return &eof_tok;
   return &p->tok[p->cur + off];
 }
 
 static size_t peek_pos(const jp *p) {
   const jtok *t = peek(p, 0);
-  if (t == &eof_tok)
-    return p->n;
+  if (t == &eof_tok) return p->n;
   return t->pos;
 }
 
 static const jtok *next(jp *p) {
-  if (p->cur >= p->ntok)
-    jp_fail(p, p->n, "Parser Error: Unexpected EOF");
+  if (p->cur >= p->ntok) jp_fail(p, p->n, "Parser Error: Unexpected EOF");
   return &p->tok[p->cur++];
 }
 
-static bool is(const jp *p, int t) {
-  return peek(p, 0)->t == t;
-}
+static bool is(const jp *p, int t) { return peek(p, 0)->t == t; }
 
 static bool tok_is(const jtok *t, int type, const char *v) {
   return t->t == type && t->vlen == strlen(v) && memcmp(t->v, v, t->vlen) == 0;
 }
 
-static bool is_ident(const jp *p, const char *name) {
-  return tok_is(peek(p, 0), T_IDENT, name);
-}
+static bool is_ident(const jp *p, const char *name) { return tok_is(peek(p, 0), T_IDENT, name); }
 
 static void expect(jp *p, int t, const char *what) {
   const jtok *k = peek(p, 0);
@@ -417,18 +421,15 @@ static void expect(jp *p, int t, const char *what) {
 }
 
 static void expect_ident(jp *p, const char *name) {
-  if (!is_ident(p, name))
-    jp_fail(p, peek_pos(p), "Expected identifier: %s", name);
+  if (!is_ident(p, name)) jp_fail(p, peek_pos(p), "Expected identifier: %s", name);
   p->cur++;
 }
 
 /* {% name ... where name is one of the NULL-terminated list */
 static bool is_statement(const jp *p, const char *const *names) {
-  if (peek(p, 0)->t != T_OPEN_STMT || peek(p, 1)->t != T_IDENT)
-    return false;
+  if (peek(p, 0)->t != T_OPEN_STMT || peek(p, 1)->t != T_IDENT) return false;
   for (; *names; names++)
-    if (tok_is(peek(p, 1), T_IDENT, *names))
-      return true;
+    if (tok_is(peek(p, 1), T_IDENT, *names)) return true;
   return false;
 }
 
@@ -449,21 +450,17 @@ static void nv_push(jp *p, nvec *v, jnode *n) {
   if (v->n == v->cap) {
     size_t nc = v->cap ? v->cap * 2 : 4;
     jnode **nn = jp_alloc(p, nc * sizeof(*nn));
-    if (v->n)
-      memcpy(nn, v->v, v->n * sizeof(*nn));
+    if (v->n) memcpy(nn, v->v, v->n * sizeof(*nn));
     v->v = nn;
     v->cap = nc;
   }
   v->v[v->n++] = n;
 }
 
-static jnodes nv_done(nvec *v) {
-  return (jnodes){v->v, v->n};
-}
+static jnodes nv_done(nvec *v) { return (jnodes){v->v, v->n}; }
 
 static void enter(jp *p) {
-  if (++p->depth > JP_MAX_DEPTH)
-    jp_fail(p, peek_pos(p), "template nests too deeply");
+  if (++p->depth > JP_MAX_DEPTH) jp_fail(p, peek_pos(p), "template nests too deeply");
 }
 
 static jnode *parse_any(jp *p);
@@ -474,8 +471,7 @@ static jnodes parse_args(jp *p);
 
 static jnodes parse_until(jp *p, const char *const *names) {
   nvec body = {0};
-  while (!is_statement(p, names))
-    nv_push(p, &body, parse_any(p));
+  while (!is_statement(p, names)) nv_push(p, &body, parse_any(p));
   return nv_done(&body);
 }
 
@@ -488,8 +484,7 @@ static jnode *parse_expression_sequence(jp *p, bool primary) {
     p->cur++;
     nv_push(p, &v, primary ? parse_primary(p) : parse_expression(p));
   }
-  if (!tuple)
-    return v.v[0];
+  if (!tuple) return v.v[0];
   jnode *n = mk(p, N_TUPLE, start);
   n->l1 = nv_done(&v);
   return n;
@@ -526,8 +521,7 @@ static void expect_end(jp *p, const char *name) {
 
 static jnode *parse_statement(jp *p) {
   expect(p, T_OPEN_STMT, "Expected {%");
-  if (peek(p, 0)->t != T_IDENT)
-    jp_fail(p, peek_pos(p), "Unknown statement");
+  if (peek(p, 0)->t != T_IDENT) jp_fail(p, peek_pos(p), "Unknown statement");
   size_t start = p->cur;
   const jtok *nt = next(p);
   jnode *n;
@@ -562,8 +556,7 @@ static jnode *parse_statement(jp *p) {
     static const char *const endfor[] = {"endfor", NULL};
     n = mk(p, N_FOR, start);
     n->a = parse_expression_sequence(p, true);
-    if (!is_ident(p, "in"))
-      jp_fail(p, peek_pos(p), "Expected 'in'");
+    if (!is_ident(p, "in")) jp_fail(p, peek_pos(p), "Expected 'in'");
     p->cur++;
     n->b = parse_expression(p);
     expect(p, T_CLOSE_STMT, "Expected %}");
@@ -583,11 +576,9 @@ static jnode *parse_statement(jp *p) {
   } else if (tok_is(nt, T_IDENT, "call")) {
     static const char *const endcall[] = {"endcall", NULL};
     n = mk(p, N_CALLSTMT, start);
-    if (is(p, T_LPAREN))
-      n->l1 = parse_args(p);
+    if (is(p, T_LPAREN)) n->l1 = parse_args(p);
     jnode *callee = parse_primary(p);
-    if (callee->kind != N_IDENT)
-      jp_fail(p, callee->pos, "Expected identifier");
+    if (callee->kind != N_IDENT) jp_fail(p, callee->pos, "Expected identifier");
     jnode *call = mk(p, N_CALL, start);
     call->a = callee;
     call->l1 = parse_args(p);
@@ -599,8 +590,7 @@ static jnode *parse_statement(jp *p) {
     static const char *const endfilter[] = {"endfilter", NULL};
     n = mk(p, N_FILTERSTMT, start);
     jnode *f = parse_primary(p);
-    if (f->kind == N_IDENT && is(p, T_LPAREN))
-      f = parse_call(p, f);
+    if (f->kind == N_IDENT && is(p, T_LPAREN)) f = parse_call(p, f);
     n->a = f;
     expect(p, T_CLOSE_STMT, "Expected %}");
     n->l1 = parse_until(p, endfilter);
@@ -651,9 +641,7 @@ static jnode *parse_if_expression(jp *p) {
   return a;
 }
 
-static jnode *parse_expression(jp *p) {
-  return parse_if_expression(p);
-}
+static jnode *parse_expression(jp *p) { return parse_if_expression(p); }
 
 static jnode *parse_logical_and(jp *p);
 static jnode *parse_logical_not(jp *p);
@@ -756,8 +744,7 @@ static jnode *parse_test(jp *p) {
       negate = true;
     }
     jnode *test = parse_primary(p);
-    if (is(p, T_LPAREN))
-      test = parse_call(p, test);
+    if (is(p, T_LPAREN)) test = parse_call(p, test);
     jnode *n = mk(p, N_TEST, s);
     n->a = operand;
     n->b = test;
@@ -772,8 +759,7 @@ static jnode *parse_filter(jp *p) {
   while (is(p, T_PIPE)) {
     size_t s = p->cur++;
     jnode *f = parse_primary(p);
-    if (is(p, T_LPAREN))
-      f = parse_call(p, f);
+    if (is(p, T_LPAREN)) f = parse_call(p, f);
     jnode *n = mk(p, N_FILTER, s);
     n->a = operand;
     n->b = f;
@@ -793,8 +779,7 @@ static jnode *parse_call(jp *p, jnode *callee) {
   n->a = callee;
   n->l1 = parse_args(p);
   jnode *m = parse_member(p, n);
-  if (is(p, T_LPAREN))
-    m = parse_call(p, m);
+  if (is(p, T_LPAREN)) m = parse_call(p, m);
   p->depth--;
   return m;
 }
@@ -819,8 +804,7 @@ static jnodes parse_args(jp *p) {
       }
     }
     nv_push(p, &args, arg);
-    if (is(p, T_COMMA))
-      p->cur++;
+    if (is(p, T_COMMA)) p->cur++;
   }
   expect(p, T_RPAREN, "Expected )");
   return nv_done(&args);
@@ -843,8 +827,7 @@ static jnode *parse_member_args(jp *p) {
         slice = true;
       }
     }
-    if (ns < 3)
-      sl[ns] = e;
+    if (ns < 3) sl[ns] = e;
     ns++;
   }
   if (slice) {
@@ -854,8 +837,7 @@ static jnode *parse_member_args(jp *p) {
     n->c = sl[2];
     return n;
   }
-  if (ns == 0)
-    return mk(p, N_BLANK, start);
+  if (ns == 0) return mk(p, N_BLANK, start);
   return sl[0];
 }
 
@@ -884,124 +866,118 @@ static jnode *parse_primary(jp *p) {
   size_t start = p->cur;
   const jtok *t = next(p);
   switch (t->t) {
-  case T_NUM: {
-    char buf[512];
-    if (t->vlen >= sizeof(buf))
-      jp_fail(p, t->pos, "number too long");
-    memcpy(buf, t->v, t->vlen);
-    buf[t->vlen] = '\0';
-    errno = 0;
-    char *end;
-    if (memchr(t->v, '.', t->vlen)) {
-      jnode *n = mk(p, N_FLOAT, start);
-      n->f = strtod(buf, &end);
-      if (errno == ERANGE || end == buf)
-        jp_fail(p, t->pos, "stod: out of range");
+    case T_NUM: {
+      char buf[512];
+      if (t->vlen >= sizeof(buf)) jp_fail(p, t->pos, "number too long");
+      memcpy(buf, t->v, t->vlen);
+      buf[t->vlen] = '\0';
+      errno = 0;
+      char *end;
+      if (memchr(t->v, '.', t->vlen)) {
+        jnode *n = mk(p, N_FLOAT, start);
+        n->f = strtod(buf, &end);
+        if (errno == ERANGE || end == buf) jp_fail(p, t->pos, "stod: out of range");
+        return n;
+      }
+      jnode *n = mk(p, N_INT, start);
+      n->i = strtoll(buf, &end, 10);
+      if (errno == ERANGE || end == buf) jp_fail(p, t->pos, "stoll: out of range");
       return n;
     }
-    jnode *n = mk(p, N_INT, start);
-    n->i = strtoll(buf, &end, 10);
-    if (errno == ERANGE || end == buf)
-      jp_fail(p, t->pos, "stoll: out of range");
-    return n;
-  }
-  case T_STR: {
-    size_t total = t->vlen;
-    size_t k = p->cur;
-    while (k < p->ntok && p->tok[k].t == T_STR)
-      total += p->tok[k++].vlen;
-    jnode *n = mk(p, N_STR, start);
-    if (k == p->cur) {
-      n->s = t->v;
+    case T_STR: {
+      size_t total = t->vlen;
+      size_t k = p->cur;
+      while (k < p->ntok && p->tok[k].t == T_STR) total += p->tok[k++].vlen;
+      jnode *n = mk(p, N_STR, start);
+      if (k == p->cur) {
+        n->s = t->v;
+        n->slen = t->vlen;
+        return n;
+      }
+      char *buf = jp_alloc(p, total + 1);
+      memcpy(buf, t->v, t->vlen);
+      size_t l = t->vlen;
+      while (p->cur < k) {
+        const jtok *u = &p->tok[p->cur++];
+        memcpy(buf + l, u->v, u->vlen);
+        l += u->vlen;
+      }
+      n->s = buf;
+      n->slen = l;
+      return n;
+    }
+    case T_IDENT: {
+      jnode *n = mk(p, N_IDENT, start);
+      char *s = jp_alloc(p, t->vlen + 1);
+      memcpy(s, t->v, t->vlen);
+      n->s = s;
       n->slen = t->vlen;
       return n;
     }
-    char *buf = jp_alloc(p, total + 1);
-    memcpy(buf, t->v, t->vlen);
-    size_t l = t->vlen;
-    while (p->cur < k) {
-      const jtok *u = &p->tok[p->cur++];
-      memcpy(buf + l, u->v, u->vlen);
-      l += u->vlen;
+    case T_LPAREN: {
+      enter(p);
+      jnode *e = parse_expression_sequence(p, false);
+      expect(p, T_RPAREN, "Expected )");
+      p->depth--;
+      return e;
     }
-    n->s = buf;
-    n->slen = l;
-    return n;
-  }
-  case T_IDENT: {
-    jnode *n = mk(p, N_IDENT, start);
-    char *s = jp_alloc(p, t->vlen + 1);
-    memcpy(s, t->v, t->vlen);
-    n->s = s;
-    n->slen = t->vlen;
-    return n;
-  }
-  case T_LPAREN: {
-    enter(p);
-    jnode *e = parse_expression_sequence(p, false);
-    expect(p, T_RPAREN, "Expected )");
-    p->depth--;
-    return e;
-  }
-  case T_LBRACKET: {
-    enter(p);
-    nvec v = {0};
-    while (!is(p, T_RBRACKET)) {
-      nv_push(p, &v, parse_expression(p));
-      if (is(p, T_COMMA))
-        p->cur++;
+    case T_LBRACKET: {
+      enter(p);
+      nvec v = {0};
+      while (!is(p, T_RBRACKET)) {
+        nv_push(p, &v, parse_expression(p));
+        if (is(p, T_COMMA)) p->cur++;
+      }
+      p->cur++;
+      jnode *n = mk(p, N_ARRAY, start);
+      n->l1 = nv_done(&v);
+      p->depth--;
+      return n;
     }
-    p->cur++;
-    jnode *n = mk(p, N_ARRAY, start);
-    n->l1 = nv_done(&v);
-    p->depth--;
-    return n;
-  }
-  case T_LBRACE: {
-    enter(p);
-    nvec ks = {0}, vs = {0};
-    while (!is(p, T_RBRACE)) {
-      nv_push(p, &ks, parse_expression(p));
-      expect(p, T_COLON, "Expected :");
-      nv_push(p, &vs, parse_expression(p));
-      if (is(p, T_COMMA))
-        p->cur++;
+    case T_LBRACE: {
+      enter(p);
+      nvec ks = {0}, vs = {0};
+      while (!is(p, T_RBRACE)) {
+        nv_push(p, &ks, parse_expression(p));
+        expect(p, T_COLON, "Expected :");
+        nv_push(p, &vs, parse_expression(p));
+        if (is(p, T_COMMA)) p->cur++;
+      }
+      p->cur++;
+      jnode *n = mk(p, N_OBJECT, start);
+      n->l1 = nv_done(&ks);
+      n->l2 = nv_done(&vs);
+      p->depth--;
+      return n;
     }
-    p->cur++;
-    jnode *n = mk(p, N_OBJECT, start);
-    n->l1 = nv_done(&ks);
-    n->l2 = nv_done(&vs);
-    p->depth--;
-    return n;
-  }
-  default:
-    jp_fail(p, t->pos, "Unexpected token: %.*s", (int)(t->vlen > 40 ? 40 : t->vlen), t->v);
+    default:
+      jp_fail(p, t->pos, "Unexpected token: %.*s", (int)(t->vlen > 40 ? 40 : t->vlen), t->v);
   }
 }
 
 static jnode *parse_any(jp *p) {
   size_t start = p->cur;
   switch (peek(p, 0)->t) {
-  case T_COMMENT:
-    p->cur++;
-    return mk(p, N_COMMENT, start);
-  case T_TEXT: {
-    const jtok *t = next(p);
-    jnode *n = mk(p, N_TEXT, start);
-    n->s = t->v;
-    n->slen = t->vlen;
-    return n;
-  }
-  case T_OPEN_STMT:
-    return parse_statement(p);
-  case T_OPEN_EXPR: {
-    p->cur++;
-    jnode *e = parse_expression(p);
-    expect(p, T_CLOSE_EXPR, "Expected }}");
-    return e;
-  }
-  default:
-    jp_fail(p, peek_pos(p), "Unexpected token type");
+    case T_COMMENT:
+      p->cur++;
+      return mk(p, N_COMMENT, start);
+    case T_TEXT: {
+      const jtok *t = next(p);
+      jnode *n = mk(p, N_TEXT, start);
+      n->s = t->v;
+      n->slen = t->vlen;
+      return n;
+    }
+    case T_OPEN_STMT:
+      return parse_statement(p);
+    case T_OPEN_EXPR: {
+      p->cur++;
+      jnode *e = parse_expression(p);
+      expect(p, T_CLOSE_EXPR, "Expected }}");
+      return e;
+    }
+    default:
+      jp_fail(p, peek_pos(p), "Unexpected token type");
   }
 }
 
@@ -1011,15 +987,13 @@ static void parse_all(jp *p, const char *src, size_t len) {
   size_t n = 0;
   for (size_t i = 0; i < len; i++) {
     if (src[i] == '\r') {
-      if (i + 1 < len && src[i + 1] == '\n')
-        continue;
+      if (i + 1 < len && src[i + 1] == '\n') continue;
       s[n++] = '\n';
     } else {
       s[n++] = src[i];
     }
   }
-  if (len > 0 && src[len - 1] == '\n' && n > 0)
-    n--;
+  if (len > 0 && src[len - 1] == '\n' && n > 0) n--;
   s[n] = '\0';
   p->t->src = s;
   p->t->len = n;
@@ -1027,28 +1001,24 @@ static void parse_all(jp *p, const char *src, size_t len) {
   p->n = n;
   lex(p);
   nvec body = {0};
-  while (p->cur < p->ntok)
-    nv_push(p, &body, parse_any(p));
+  while (p->cur < p->ntok) nv_push(p, &body, parse_any(p));
   p->t->body = nv_done(&body);
 }
 
 static int parse_protected(jp *p, const char *src, size_t len) {
-  if (setjmp(p->jb))
-    return -1;
+  if (setjmp(p->jb)) return -1;
   parse_all(p, src, len);
   return 0;
 }
 
 jinja_tmpl *jinja_parse(const char *src, size_t len, char *err, size_t err_len) {
-  if (err && err_len)
-    err[0] = '\0';
+  if (err && err_len) err[0] = '\0';
   jinja_tmpl *t = calloc(1, sizeof(*t));
   jp *p = calloc(1, sizeof(*p));
   if (!t || !p) {
     free(t);
     free(p);
-    if (err && err_len)
-      snprintf(err, err_len, "jinja: out of memory");
+    if (err && err_len) snprintf(err, err_len, "jinja: out of memory");
     return NULL;
   }
   p->t = t;
@@ -1071,8 +1041,7 @@ static char *replace_all(char *buf, size_t *len, const char *from, const char *t
   size_t fl = strlen(from), tl = strlen(to), n = 0;
   for (const char *p = buf; (p = memmem(p, *len - (size_t)(p - buf), from, fl)) != NULL; p += fl)
     n++;
-  if (!n)
-    return buf;
+  if (!n) return buf;
   size_t nl = *len - n * fl + n * tl;
   char *out = malloc(nl + 1);
   if (!out) {
@@ -1102,10 +1071,8 @@ static bool contains(const char *buf, size_t len, const char *s) {
 
 char *jinja_llama_patch(const char *src, size_t len, size_t *out_len) {
   char *buf = malloc(len + 1);
-  if (!buf)
-    return NULL;
-  if (len)
-    memcpy(buf, src, len);
+  if (!buf) return NULL;
+  if (len) memcpy(buf, src, len);
   buf[len] = '\0';
   if (contains(buf, len, "<|channel|>") && contains(buf, len, "in message.content or"))
     buf = replace_all(buf, &len,
@@ -1119,14 +1086,12 @@ char *jinja_llama_patch(const char *src, size_t len, size_t *out_len) {
                       "message['content']|length == 0) and (message['tool_calls'] is not defined "
                       "or message['tool_calls'] is none or message['tool_calls']|length == 0) %}",
                       "{%- if false %}");
-  if (buf && out_len)
-    *out_len = len;
+  if (buf && out_len) *out_len = len;
   return buf;
 }
 
 void jinja_free(jinja_tmpl *t) {
-  if (!t)
-    return;
+  if (!t) return;
   ja_free_all(&t->arena);
   free(t);
 }

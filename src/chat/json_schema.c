@@ -32,7 +32,7 @@
 #define JS_MAX_PATTERN_DEPTH 32   /* nested groups in a pattern */
 #define JS_MAX_REF_LEN 512
 #define JS_MAX_TOOLS 256
-#define JS_MAX_NAME 256           /* tool and parameter names */
+#define JS_MAX_NAME 256 /* tool and parameter names */
 #define JS_UNBOUNDED INT64_MAX
 
 enum prim {
@@ -144,9 +144,9 @@ static int count_repeat(js *j, int64_t n) {
  * (and counted against the budget) once. */
 static const char *rep_rule(js *j, const char *hint, const char *atom, int64_t mn, int64_t mx) {
   sy_buf b = new_buf();
-  int rc = mx == JS_UNBOUNDED ? sy_buf_printf(&b, "%s{%lld,}", atom, (long long)mn)
-                              : sy_buf_printf(&b, "%s{%lld,%lld}", atom, (long long)mn,
-                                              (long long)mx);
+  int rc = mx == JS_UNBOUNDED
+               ? sy_buf_printf(&b, "%s{%lld,}", atom, (long long)mn)
+               : sy_buf_printf(&b, "%s{%lld,%lld}", atom, (long long)mn, (long long)mx);
   const char *name = rc ? NULL : sy_gbnf_find(&j->g, b.data);
   if (rc) fail_size(j);
   if (name || rc || count_repeat(j, mx == JS_UNBOUNDED ? mn : mx)) {
@@ -165,86 +165,94 @@ static const char *prim(js *j, enum prim p) {
   const char *name = NULL;
 #define P(x) (prim(j, x) ? j->prim[x] : "")
   switch (p) {
-  case P_SPACE: name = add_rule_str(j, "space", "| \" \" | \"\\n\" [ \\t]{0,20}"); break;
-  case P_CHAR:
-    name = add_rule_str(j, "char",
-                        "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})");
-    break;
-  case P_PCHAR: /* a regex '.': any character but a newline */
-    name = add_rule_str(j, "pchar",
-                        "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfrt] | \"u\" [0-9a-fA-F]{4})");
-    break;
-  case P_STRING:
-    snprintf(body, sizeof body, "\"\\\"\" %s* \"\\\"\" %s", P(P_CHAR), P(P_SPACE));
-    name = add_rule_str(j, "string", body);
-    break;
-  case P_INTEGRAL: name = add_rule_str(j, "integral-part", "\"0\" | [1-9] [0-9]{0,15}"); break;
-  case P_DECIMAL: name = add_rule_str(j, "decimal-part", "[0-9]{1,16}"); break;
-  case P_INTEGER:
-    snprintf(body, sizeof body, "\"-\"? %s %s", P(P_INTEGRAL), P(P_SPACE));
-    name = add_rule_str(j, "integer", body);
-    break;
-  case P_NUMBER:
-  case P_UNUMBER:
-    snprintf(body, sizeof body, "%s%s (\".\" %s)? ([eE] [-+]? [0-9]{1,3})? %s",
-             p == P_NUMBER ? "\"-\"? " : "", P(P_INTEGRAL), P(P_DECIMAL), P(P_SPACE));
-    name = add_rule_str(j, p == P_NUMBER ? "number" : "unsigned-number", body);
-    break;
-  case P_BOOLEAN:
-    snprintf(body, sizeof body, "(\"true\" | \"false\") %s", P(P_SPACE));
-    name = add_rule_str(j, "boolean", body);
-    break;
-  case P_NULL:
-    snprintf(body, sizeof body, "\"null\" %s", P(P_SPACE));
-    name = add_rule_str(j, "null", body);
-    break;
-  case P_VALUE:
-  case P_OBJECT:
-  case P_ARRAY: {
-    /* value, object and array refer to each other: name value first, define it last */
-    const char *value = sy_gbnf_reserve(&j->g, "value");
-    if (!value) {
-      fail_size(j);
-      return NULL;
+    case P_SPACE:
+      name = add_rule_str(j, "space", "| \" \" | \"\\n\" [ \\t]{0,20}");
+      break;
+    case P_CHAR:
+      name = add_rule_str(
+          j, "char", "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})");
+      break;
+    case P_PCHAR: /* a regex '.': any character but a newline */
+      name = add_rule_str(j, "pchar",
+                          "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfrt] | \"u\" [0-9a-fA-F]{4})");
+      break;
+    case P_STRING:
+      snprintf(body, sizeof body, "\"\\\"\" %s* \"\\\"\" %s", P(P_CHAR), P(P_SPACE));
+      name = add_rule_str(j, "string", body);
+      break;
+    case P_INTEGRAL:
+      name = add_rule_str(j, "integral-part", "\"0\" | [1-9] [0-9]{0,15}");
+      break;
+    case P_DECIMAL:
+      name = add_rule_str(j, "decimal-part", "[0-9]{1,16}");
+      break;
+    case P_INTEGER:
+      snprintf(body, sizeof body, "\"-\"? %s %s", P(P_INTEGRAL), P(P_SPACE));
+      name = add_rule_str(j, "integer", body);
+      break;
+    case P_NUMBER:
+    case P_UNUMBER:
+      snprintf(body, sizeof body, "%s%s (\".\" %s)? ([eE] [-+]? [0-9]{1,3})? %s",
+               p == P_NUMBER ? "\"-\"? " : "", P(P_INTEGRAL), P(P_DECIMAL), P(P_SPACE));
+      name = add_rule_str(j, p == P_NUMBER ? "number" : "unsigned-number", body);
+      break;
+    case P_BOOLEAN:
+      snprintf(body, sizeof body, "(\"true\" | \"false\") %s", P(P_SPACE));
+      name = add_rule_str(j, "boolean", body);
+      break;
+    case P_NULL:
+      snprintf(body, sizeof body, "\"null\" %s", P(P_SPACE));
+      name = add_rule_str(j, "null", body);
+      break;
+    case P_VALUE:
+    case P_OBJECT:
+    case P_ARRAY: {
+      /* value, object and array refer to each other: name value first, define it last */
+      const char *value = sy_gbnf_reserve(&j->g, "value");
+      if (!value) {
+        fail_size(j);
+        return NULL;
+      }
+      j->prim[P_VALUE] = value;
+      const char *sp = P(P_SPACE), *str = P(P_STRING);
+      snprintf(body, sizeof body, "\"{\" %s (%s \":\" %s %s (\",\" %s %s \":\" %s %s)*)? \"}\" %s",
+               sp, str, sp, value, sp, str, sp, value, sp);
+      j->prim[P_OBJECT] = add_rule_str(j, "object", body);
+      snprintf(body, sizeof body, "\"[\" %s (%s (\",\" %s %s)*)? \"]\" %s", sp, value, sp, value,
+               sp);
+      j->prim[P_ARRAY] = add_rule_str(j, "array", body);
+      snprintf(body, sizeof body, "%s | %s | %s | %s | %s | %s", P(P_OBJECT), P(P_ARRAY),
+               P(P_STRING), P(P_NUMBER), P(P_BOOLEAN), P(P_NULL));
+      if (!j->failed && sy_gbnf_define(&j->g, value, body) != 0) fail_size(j);
+      return j->failed ? NULL : j->prim[p];
     }
-    j->prim[P_VALUE] = value;
-    const char *sp = P(P_SPACE), *str = P(P_STRING);
-    snprintf(body, sizeof body,
-             "\"{\" %s (%s \":\" %s %s (\",\" %s %s \":\" %s %s)*)? \"}\" %s", sp, str, sp, value,
-             sp, str, sp, value, sp);
-    j->prim[P_OBJECT] = add_rule_str(j, "object", body);
-    snprintf(body, sizeof body, "\"[\" %s (%s (\",\" %s %s)*)? \"]\" %s", sp, value, sp, value,
-             sp);
-    j->prim[P_ARRAY] = add_rule_str(j, "array", body);
-    snprintf(body, sizeof body, "%s | %s | %s | %s | %s | %s", P(P_OBJECT), P(P_ARRAY),
-             P(P_STRING), P(P_NUMBER), P(P_BOOLEAN), P(P_NULL));
-    if (!j->failed && sy_gbnf_define(&j->g, value, body) != 0) fail_size(j);
-    return j->failed ? NULL : j->prim[p];
-  }
-  case P_HEX4: name = add_rule_str(j, "hex4", "[0-9a-fA-F]{4}"); break;
-  case P_DATE:
-    name = add_rule_str(j, "date",
-                        "[0-9]{4} \"-\" (\"0\" [1-9] | \"1\" [0-2]) \"-\" "
-                        "(\"0\" [1-9] | [12] [0-9] | \"3\" [01])");
-    break;
-  case P_TIME:
-    name = add_rule_str(j, "time",
-                        "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] "
-                        "(\".\" [0-9]{1,6})? (\"Z\" | [+-] ([01] [0-9] | \"2\" [0-3]) \":\" "
-                        "[0-5] [0-9])");
-    break;
-  case P_DATETIME:
-    snprintf(body, sizeof body, "%s \"T\" %s", P(P_DATE), P(P_TIME));
-    name = add_rule_str(j, "date-time", body);
-    break;
-  case P_UUID: {
-    const char *h = P(P_HEX4);
-    snprintf(body, sizeof body, "%s %s \"-\" %s \"-\" %s \"-\" %s \"-\" %s %s %s", h, h, h, h, h,
-             h, h, h);
-    name = add_rule_str(j, "uuid", body);
-    break;
-  }
-  case P_COUNT: break;
+    case P_HEX4:
+      name = add_rule_str(j, "hex4", "[0-9a-fA-F]{4}");
+      break;
+    case P_DATE:
+      name = add_rule_str(j, "date",
+                          "[0-9]{4} \"-\" (\"0\" [1-9] | \"1\" [0-2]) \"-\" "
+                          "(\"0\" [1-9] | [12] [0-9] | \"3\" [01])");
+      break;
+    case P_TIME:
+      name = add_rule_str(j, "time",
+                          "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] "
+                          "(\".\" [0-9]{1,6})? (\"Z\" | [+-] ([01] [0-9] | \"2\" [0-3]) \":\" "
+                          "[0-5] [0-9])");
+      break;
+    case P_DATETIME:
+      snprintf(body, sizeof body, "%s \"T\" %s", P(P_DATE), P(P_TIME));
+      name = add_rule_str(j, "date-time", body);
+      break;
+    case P_UUID: {
+      const char *h = P(P_HEX4);
+      snprintf(body, sizeof body, "%s %s \"-\" %s \"-\" %s \"-\" %s \"-\" %s %s %s", h, h, h, h, h,
+               h, h, h);
+      name = add_rule_str(j, "uuid", body);
+      break;
+    }
+    case P_COUNT:
+      break;
   }
 #undef P
   if (j->failed) return NULL;
@@ -263,18 +271,47 @@ static int put_prim(js *j, sy_buf *b, enum prim p) {
 /* ---- helpers over schemas -------------------------------------------------------------------- */
 
 /* Keywords that only annotate. */
-static const char *const ANNOTATIONS[] = {
-    "title",    "description", "default",  "examples",  "$schema",          "$id",
-    "$comment", "$defs",       "definitions", "deprecated", "readOnly",     "writeOnly",
-    "contentMediaType", "contentEncoding", "discriminator", "$anchor", "strict", "example",
-    "externalDocs", "xml",     NULL};
+static const char *const ANNOTATIONS[] = {"title",
+                                          "description",
+                                          "default",
+                                          "examples",
+                                          "$schema",
+                                          "$id",
+                                          "$comment",
+                                          "$defs",
+                                          "definitions",
+                                          "deprecated",
+                                          "readOnly",
+                                          "writeOnly",
+                                          "contentMediaType",
+                                          "contentEncoding",
+                                          "discriminator",
+                                          "$anchor",
+                                          "strict",
+                                          "example",
+                                          "externalDocs",
+                                          "xml",
+                                          NULL};
 
 /* Keywords that change what is valid and that we cannot honour. */
-static const char *const UNSUPPORTED[] = {
-    "not",          "if",           "then",          "else",         "patternProperties",
-    "propertyNames", "dependentRequired", "dependentSchemas", "dependencies", "contains",
-    "minContains",  "maxContains",  "unevaluatedItems", "maxProperties", "multipleOf",
-    "$dynamicRef",  "$recursiveRef", NULL};
+static const char *const UNSUPPORTED[] = {"not",
+                                          "if",
+                                          "then",
+                                          "else",
+                                          "patternProperties",
+                                          "propertyNames",
+                                          "dependentRequired",
+                                          "dependentSchemas",
+                                          "dependencies",
+                                          "contains",
+                                          "minContains",
+                                          "maxContains",
+                                          "unevaluatedItems",
+                                          "maxProperties",
+                                          "multipleOf",
+                                          "$dynamicRef",
+                                          "$recursiveRef",
+                                          NULL};
 
 static int in_list(const char *const *list, const char *k) {
   for (; *list; list++) {
@@ -483,8 +520,8 @@ static int flatten_allof(js *j, const json_t *s, json_t *list, int depth) {
 }
 
 /* Type names of a "type" value as bits; 0 for a bad value. */
-static const char *const TYPES[] = {"string", "number", "integer", "boolean", "null", "object",
-                                    "array", NULL};
+static const char *const TYPES[] = {"string", "number", "integer", "boolean",
+                                    "null",   "object", "array",   NULL};
 
 static unsigned type_bits(const json_t *t) {
   unsigned bits = 0;
@@ -540,7 +577,8 @@ static int merge_into(js *j, json_t *dst, const json_t *src) {
       json_t *e;
       json_array_foreach(v, i, e) {
         int dup = 0;
-        for (size_t m = 0; m < json_array_size(have); m++) dup |= json_equal(json_array_get(have, m), e);
+        for (size_t m = 0; m < json_array_size(have); m++)
+          dup |= json_equal(json_array_get(have, m), e);
         if (!dup && nv) json_array_append(nv, e);
       }
     } else if (strcmp(k, "properties") == 0 && json_is_object(have) && json_is_object(v)) {
@@ -859,31 +897,45 @@ static int put_json_char(sy_buf *b, uint32_t cp) {
   char t[8];
   size_t n = 0;
   switch (cp) {
-  case '"': memcpy(t, "\\\"", n = 2); break;
-  case '\\': memcpy(t, "\\\\", n = 2); break;
-  case '\n': memcpy(t, "\\n", n = 2); break;
-  case '\r': memcpy(t, "\\r", n = 2); break;
-  case '\t': memcpy(t, "\\t", n = 2); break;
-  case '\b': memcpy(t, "\\b", n = 2); break;
-  case '\f': memcpy(t, "\\f", n = 2); break;
-  default:
-    if (cp < 0x20) {
-      n = (size_t)snprintf(t, sizeof t, "\\u%04x", (unsigned)cp);
-    } else if (cp < 0x80) {
-      t[n++] = (char)cp;
-    } else if (cp < 0x800) {
-      t[n++] = (char)(0xC0 | (cp >> 6));
-      t[n++] = (char)(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      t[n++] = (char)(0xE0 | (cp >> 12));
-      t[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-      t[n++] = (char)(0x80 | (cp & 0x3F));
-    } else {
-      t[n++] = (char)(0xF0 | (cp >> 18));
-      t[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-      t[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-      t[n++] = (char)(0x80 | (cp & 0x3F));
-    }
+    case '"':
+      memcpy(t, "\\\"", n = 2);
+      break;
+    case '\\':
+      memcpy(t, "\\\\", n = 2);
+      break;
+    case '\n':
+      memcpy(t, "\\n", n = 2);
+      break;
+    case '\r':
+      memcpy(t, "\\r", n = 2);
+      break;
+    case '\t':
+      memcpy(t, "\\t", n = 2);
+      break;
+    case '\b':
+      memcpy(t, "\\b", n = 2);
+      break;
+    case '\f':
+      memcpy(t, "\\f", n = 2);
+      break;
+    default:
+      if (cp < 0x20) {
+        n = (size_t)snprintf(t, sizeof t, "\\u%04x", (unsigned)cp);
+      } else if (cp < 0x80) {
+        t[n++] = (char)cp;
+      } else if (cp < 0x800) {
+        t[n++] = (char)(0xC0 | (cp >> 6));
+        t[n++] = (char)(0x80 | (cp & 0x3F));
+      } else if (cp < 0x10000) {
+        t[n++] = (char)(0xE0 | (cp >> 12));
+        t[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        t[n++] = (char)(0x80 | (cp & 0x3F));
+      } else {
+        t[n++] = (char)(0xF0 | (cp >> 18));
+        t[n++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        t[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        t[n++] = (char)(0x80 | (cp & 0x3F));
+      }
   }
   return sy_gbnf_lit(b, t, n);
 }
@@ -944,9 +996,12 @@ static int class_emit(rx *r, const rx_class *c, sy_buf *out) {
       rc |= put_json_char(&b, esc[i]);
     }
   }
-  if (!rc && alts == 0) rc = rx_fail(r, "empty character class");
-  else if (rc) rc = fail_size(r->j);
-  else rc = sy_buf_printf(out, alts > 1 ? "(%s)" : "%s", b.data) ? fail_size(r->j) : 0;
+  if (!rc && alts == 0)
+    rc = rx_fail(r, "empty character class");
+  else if (rc)
+    rc = fail_size(r->j);
+  else
+    rc = sy_buf_printf(out, alts > 1 ? "(%s)" : "%s", b.data) ? fail_size(r->j) : 0;
   sy_buf_free(&b);
   return rc;
 }
@@ -968,8 +1023,10 @@ static int hexval(const char *p, int n, uint32_t *v) {
   *v = 0;
   for (int i = 0; i < n; i++) {
     char c = p[i];
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    int d = c >= '0' && c <= '9'   ? c - '0'
+            : c >= 'a' && c <= 'f' ? c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                   : -1;
     if (d < 0) return -1;
     *v = *v * 16 + (uint32_t)d;
   }
@@ -982,43 +1039,59 @@ static int rx_escape(rx *r, rx_class *c, uint32_t *cp) {
   char e = *r->p++;
   memset(c, 0, sizeof *c);
   switch (e) {
-  case 'd': case 'D':
-    c->neg = e == 'D';
-    return class_add(r, c, '0', '9') ? -1 : 1;
-  case 'w': case 'W':
-    c->neg = e == 'W';
-    if (class_add(r, c, '0', '9') || class_add(r, c, 'a', 'z') || class_add(r, c, 'A', 'Z') ||
-        class_add(r, c, '_', '_')) return -1;
-    return 1;
-  case 's': case 'S':
-    c->neg = e == 'S';
-    if (class_add(r, c, ' ', ' ') || class_add(r, c, '\t', '\r')) return -1;
-    return 1;
-  case 'n': *cp = '\n'; return 0;
-  case 't': *cp = '\t'; return 0;
-  case 'r': *cp = '\r'; return 0;
-  case 'f': *cp = '\f'; return 0;
-  case 'v': *cp = '\v'; return 0;
-  case '0': *cp = 0; return 0;
-  case 'x':
-  case 'u': {
-    int n = e == 'x' ? 2 : 4;
-    if (r->end - r->p < n || hexval(r->p, n, cp)) return rx_fail(r, "bad \\x or \\u escape");
-    r->p += n;
-    if (*cp >= 0xD800 && *cp <= 0xDFFF) return rx_fail(r, "surrogate escapes are not supported");
-    return 0;
-  }
-  default:
-    if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
-      r->p--;
-      return rx_fail(r, "unsupported escape");
+    case 'd':
+    case 'D':
+      c->neg = e == 'D';
+      return class_add(r, c, '0', '9') ? -1 : 1;
+    case 'w':
+    case 'W':
+      c->neg = e == 'W';
+      if (class_add(r, c, '0', '9') || class_add(r, c, 'a', 'z') || class_add(r, c, 'A', 'Z') ||
+          class_add(r, c, '_', '_'))
+        return -1;
+      return 1;
+    case 's':
+    case 'S':
+      c->neg = e == 'S';
+      if (class_add(r, c, ' ', ' ') || class_add(r, c, '\t', '\r')) return -1;
+      return 1;
+    case 'n':
+      *cp = '\n';
+      return 0;
+    case 't':
+      *cp = '\t';
+      return 0;
+    case 'r':
+      *cp = '\r';
+      return 0;
+    case 'f':
+      *cp = '\f';
+      return 0;
+    case 'v':
+      *cp = '\v';
+      return 0;
+    case '0':
+      *cp = 0;
+      return 0;
+    case 'x':
+    case 'u': {
+      int n = e == 'x' ? 2 : 4;
+      if (r->end - r->p < n || hexval(r->p, n, cp)) return rx_fail(r, "bad \\x or \\u escape");
+      r->p += n;
+      if (*cp >= 0xD800 && *cp <= 0xDFFF) return rx_fail(r, "surrogate escapes are not supported");
+      return 0;
     }
-    *cp = (unsigned char)e;
-    if ((unsigned char)e >= 0x80) {
-      r->p--;
-      return rx_cp(r, cp);
-    }
-    return 0;
+    default:
+      if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
+        r->p--;
+        return rx_fail(r, "unsupported escape");
+      }
+      *cp = (unsigned char)e;
+      if ((unsigned char)e >= 0x80) {
+        r->p--;
+        return rx_cp(r, cp);
+      }
+      return 0;
   }
 }
 
@@ -1149,9 +1222,12 @@ static int rx_seq(rx *r, sy_buf *out, int *nullable) {
     int64_t mn = 1, mx = 1;
     const char *q = r->p;
     if (r->p < r->end) {
-      if (*r->p == '*') mn = 0, mx = JS_UNBOUNDED, r->p++;
-      else if (*r->p == '+') mn = 1, mx = JS_UNBOUNDED, r->p++;
-      else if (*r->p == '?') mn = 0, mx = 1, r->p++;
+      if (*r->p == '*')
+        mn = 0, mx = JS_UNBOUNDED, r->p++;
+      else if (*r->p == '+')
+        mn = 1, mx = JS_UNBOUNDED, r->p++;
+      else if (*r->p == '?')
+        mn = 0, mx = 1, r->p++;
       else if (*r->p == '{') {
         r->p++;
         if (rx_int(r, &mn)) goto bad_brace;
@@ -1166,7 +1242,8 @@ static int rx_seq(rx *r, sy_buf *out, int *nullable) {
       }
     }
     if (r->p != q && r->p < r->end) {
-      if (*r->p == '?') r->p++; /* lazy: same language */
+      if (*r->p == '?')
+        r->p++; /* lazy: same language */
       else if (*r->p == '+') {
         sy_buf_free(&atom);
         return rx_fail(r, "possessive quantifiers are not supported");
@@ -1245,9 +1322,9 @@ static int visit_pattern(js *j, const char *pat, const char *hint, sy_buf *out) 
   const char *sp = rc ? NULL : prim(j, P_SPACE);
   if (rc == 0 && (!ch || !sp)) rc = -1;
   /* an unanchored pattern may match anywhere in the string */
-  if (rc == 0 && sy_buf_printf(out, "\"\\\"\" %s%s(%s) %s%s\"\\\"\" %s", start ? "" : ch,
-                               start ? "" : "* ", body.len ? body.data : "\"\"", end ? "" : ch,
-                               end ? "" : "* ", sp) != 0) {
+  if (rc == 0 &&
+      sy_buf_printf(out, "\"\\\"\" %s%s(%s) %s%s\"\\\"\" %s", start ? "" : ch, start ? "" : "* ",
+                    body.len ? body.data : "\"\"", end ? "" : ch, end ? "" : "* ", sp) != 0) {
     rc = fail_size(j);
   }
   sy_buf_free(&body);
@@ -1385,8 +1462,8 @@ static int visit_array(js *j, const json_t *s, const char *hint, int depth, sy_b
     }
   } else if (mx > 0) {
     sy_buf tmp = new_buf();
-    const char *r = rest_items(j, item, mn > 1 ? mn - 1 : 0, mx == JS_UNBOUNDED ? mx : mx - 1,
-                               hint, &tmp);
+    const char *r =
+        rest_items(j, item, mn > 1 ? mn - 1 : 0, mx == JS_UNBOUNDED ? mx : mx - 1, hint, &tmp);
     int rc = !r || sy_buf_printf(out, mn ? " %s %s" : " (%s %s)?", item, r);
     sy_buf_free(&tmp);
     if (rc) goto err;
@@ -1454,8 +1531,9 @@ static int ns_node(js *j, uint32_t (*cps)[NS_MAX_LEN], const int *len, const int
     rc |= sy_buf_puts(b, ") | ");
   }
   if (!rc) {
-    rc |= sy_buf_printf(b, "([^%s\\x22\\x5C\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
-                           "[0-9a-fA-F]{4})) %s* \"\\\"\" %s",
+    rc |= sy_buf_printf(b,
+                        "([^%s\\x22\\x5C\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
+                        "[0-9a-fA-F]{4})) %s* \"\\\"\" %s",
                         cls.data ? cls.data : "", ch, sp);
     if (!terminal) rc |= sy_buf_printf(b, " | \"\\\"\" %s", sp);
   }
@@ -1481,8 +1559,8 @@ static const char *key_not_in(js *j, const char **names, int n, const char *hint
     set[i] = i;
   }
   sy_buf b = new_buf();
-  int rc = sy_buf_puts(&b, "\"\\\"\" (") || ns_node(j, cps, len, set, n, 0, &b) ||
-           sy_buf_puts(&b, ")");
+  int rc =
+      sy_buf_puts(&b, "\"\\\"\" (") || ns_node(j, cps, len, set, n, 0, &b) || sy_buf_puts(&b, ")");
   free(cps);
   if (rc) {
     sy_buf_free(&b);
@@ -1589,7 +1667,8 @@ static int visit_object(js *j, const json_t *s, const char *hint, int depth, sy_
     child_hint(h, sizeof h, hint, "rest");
     if (sy_buf_printf(&b, "(\",\" %s %s)*", sp, xkv) || !(rest = add_rule(j, h, &b))) rc = -1;
     child_hint(h, sizeof h, hint, "first");
-    if (rc == 0 && !nreq && (sy_buf_printf(&b, "%s %s", xkv, rest) || !(first = add_rule(j, h, &b)))) {
+    if (rc == 0 && !nreq &&
+        (sy_buf_printf(&b, "%s %s", xkv, rest) || !(first = add_rule(j, h, &b)))) {
       rc = -1;
     }
   }
@@ -1643,12 +1722,12 @@ static int visit_type(js *j, const json_t *s, const char *type, const char *hint
 static const char *implied_type(const json_t *s) {
   static const struct {
     const char *key, *type;
-  } hints[] = {{"properties", "object"}, {"additionalProperties", "object"},
-               {"required", "object"},   {"items", "array"},
-               {"prefixItems", "array"}, {"minItems", "array"},
-               {"maxItems", "array"},    {"minLength", "string"},
-               {"maxLength", "string"},  {"pattern", "string"},
-               {"minimum", "number"},    {"maximum", "number"},
+  } hints[] = {{"properties", "object"},       {"additionalProperties", "object"},
+               {"required", "object"},         {"items", "array"},
+               {"prefixItems", "array"},       {"minItems", "array"},
+               {"maxItems", "array"},          {"minLength", "string"},
+               {"maxLength", "string"},        {"pattern", "string"},
+               {"minimum", "number"},          {"maximum", "number"},
                {"exclusiveMinimum", "number"}, {"exclusiveMaximum", "number"}};
   for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
     if (json_object_get(s, hints[i].key)) return hints[i].type;
@@ -1880,8 +1959,8 @@ static int qwen3_coder_params(js *j, const json_t *params, const char *hint, sy_
       sy_buf b = new_buf();
       char lit[JS_MAX_NAME + 16];
       int n = snprintf(lit, sizeof lit, "<parameter=%s>\n", k);
-      int rc = sy_gbnf_lit(&b, lit, (size_t)n) ||
-               sy_buf_printf(&b, " %s \"\\n</parameter>\\n\"", val);
+      int rc =
+          sy_gbnf_lit(&b, lit, (size_t)n) || sy_buf_printf(&b, " %s \"\\n</parameter>\\n\"", val);
       size_t hl = strlen(h);
       snprintf(h + hl, sizeof h - hl, "-param");
       const char *pr = rc ? NULL : add_rule(j, h, &b);
@@ -1919,7 +1998,8 @@ static const char *tool_call_rule(js *j, enum tc_format f, const char *name, con
     if (rc == 0 && sy_gbnf_lit(&b, lit, (size_t)n)) rc = fail_size(j);
     const json_t *ps = deref(j, params);
     if (rc == 0 && !ps) rc = -1;
-    if (rc == 0 && !json_is_object(ps)) rc = fail(j, "tool '%s': parameters must be an object", name);
+    if (rc == 0 && !json_is_object(ps))
+      rc = fail(j, "tool '%s': parameters must be an object", name);
     if (rc == 0) rc = check_keywords(j, ps);
     if (rc == 0) rc = qwen3_coder_params(j, ps, hint, &b);
     if (rc == 0 && sy_buf_puts(&b, " \"</function>\"")) rc = fail_size(j);
@@ -1936,8 +2016,10 @@ static const char *tool_call_rule(js *j, enum tc_format f, const char *name, con
                              f == TC_LLAMA3 ? "parameters" : "arguments", sp, sp, args)) {
       rc = -1;
     } else if (f == TC_MISTRAL &&
-               sy_buf_printf(&b, " (\",\" %s \"\\\"id\\\"\" %s \":\" %s \"\\\"\" [a-zA-Z0-9]{9} "
-                                 "\"\\\"\" %s)?", sp, sp, sp, sp)) {
+               sy_buf_printf(&b,
+                             " (\",\" %s \"\\\"id\\\"\" %s \":\" %s \"\\\"\" [a-zA-Z0-9]{9} "
+                             "\"\\\"\" %s)?",
+                             sp, sp, sp, sp)) {
       rc = -1;
     } else if (sy_buf_printf(&b, " \"}\" %s", sp)) {
       rc = -1;
@@ -1961,16 +2043,21 @@ int sy_gbnf_tool_calls(const json_t *tools, const char *only_name, const char *f
   *out = NULL;
   enum tc_format f;
   if (!format) format = "";
-  if (strcmp(format, "hermes") == 0) f = TC_HERMES;
-  else if (strcmp(format, "llama3") == 0) f = TC_LLAMA3;
-  else if (strcmp(format, "mistral") == 0) f = TC_MISTRAL;
-  else if (strcmp(format, "qwen3_coder") == 0) f = TC_QWEN3_CODER;
+  if (strcmp(format, "hermes") == 0)
+    f = TC_HERMES;
+  else if (strcmp(format, "llama3") == 0)
+    f = TC_LLAMA3;
+  else if (strcmp(format, "mistral") == 0)
+    f = TC_MISTRAL;
+  else if (strcmp(format, "qwen3_coder") == 0)
+    f = TC_QWEN3_CODER;
   else {
     fail(&j, "unknown tool call format '%s'", format);
     return -1;
   }
   if (!json_is_array(tools)) return fail(&j, "'tools' must be an array");
-  if (json_array_size(tools) > JS_MAX_TOOLS) return fail(&j, "too many tools (limit %d)", JS_MAX_TOOLS);
+  if (json_array_size(tools) > JS_MAX_TOOLS)
+    return fail(&j, "too many tools (limit %d)", JS_MAX_TOOLS);
   const char *root = sy_gbnf_reserve(&j.g, "root");
   sy_buf calls = new_buf();
   int rc = root ? 0 : fail_size(&j), found = 0;
@@ -2018,21 +2105,23 @@ int sy_gbnf_tool_calls(const json_t *tools, const char *only_name, const char *f
   if (rc == 0 && sp) {
     const char *one = call;
     switch (f) {
-    case TC_HERMES:
-    case TC_QWEN3_CODER:
-      rc = f == TC_HERMES ? sy_buf_printf(&b, "\"<tool_call>\" %s %s \"</tool_call>\"", sp, call)
-                          : sy_buf_printf(&b, "\"<tool_call>\\n\" %s \"\\n</tool_call>\"", call);
-      one = rc ? NULL : add_rule(&j, "tool-call", &b);
-      rc = !one || (parallel ? sy_buf_printf(&b, "%s (%s %s)*", one, sp, one)
-                             : sy_buf_puts(&b, one));
-      break;
-    case TC_LLAMA3:
-      rc = parallel ? sy_buf_printf(&b, "%s (\";\"? %s %s)*", call, sp, call) : sy_buf_puts(&b, call);
-      break;
-    case TC_MISTRAL:
-      rc = sy_buf_printf(&b, "\"[TOOL_CALLS]\" %s \"[\" %s %s", sp, sp, call) ||
-           (parallel && sy_buf_printf(&b, " (\",\" %s %s)*", sp, call)) || sy_buf_puts(&b, " \"]\"");
-      break;
+      case TC_HERMES:
+      case TC_QWEN3_CODER:
+        rc = f == TC_HERMES ? sy_buf_printf(&b, "\"<tool_call>\" %s %s \"</tool_call>\"", sp, call)
+                            : sy_buf_printf(&b, "\"<tool_call>\\n\" %s \"\\n</tool_call>\"", call);
+        one = rc ? NULL : add_rule(&j, "tool-call", &b);
+        rc = !one ||
+             (parallel ? sy_buf_printf(&b, "%s (%s %s)*", one, sp, one) : sy_buf_puts(&b, one));
+        break;
+      case TC_LLAMA3:
+        rc = parallel ? sy_buf_printf(&b, "%s (\";\"? %s %s)*", call, sp, call)
+                      : sy_buf_puts(&b, call);
+        break;
+      case TC_MISTRAL:
+        rc = sy_buf_printf(&b, "\"[TOOL_CALLS]\" %s \"[\" %s %s", sp, sp, call) ||
+             (parallel && sy_buf_printf(&b, " (\",\" %s %s)*", sp, call)) ||
+             sy_buf_puts(&b, " \"]\"");
+        break;
     }
     if (rc || sy_gbnf_define(&j.g, root, b.data) != 0) rc = j.failed ? -1 : fail_size(&j);
   } else {

@@ -135,7 +135,8 @@ int ipc_recv(int fd, ipc_msg *m) {
   /* Read the whole frame before judging its header, so a bad header leaves the stream in step. */
   char *js = malloc(hl);
   void *payload = pl ? malloc(pl) : NULL;
-  if (!js || (pl && !payload) || read_all(fd, js, hl) != 0 || (pl && read_all(fd, payload, pl) != 0)) {
+  if (!js || (pl && !payload) || read_all(fd, js, hl) != 0 ||
+      (pl && read_all(fd, payload, pl) != 0)) {
     int e = errno;
     free(js);
     free(payload);
@@ -164,7 +165,8 @@ const char *ipc_op(const ipc_msg *m) {
   return op ? op : "";
 }
 
-unsigned char *ipc_encode(const json_t *hdr, const void *payload, size_t payload_len, size_t *out_len) {
+unsigned char *ipc_encode(const json_t *hdr, const void *payload, size_t payload_len,
+                          size_t *out_len) {
   if (!json_is_object(hdr) || payload_len > IPC_MAX_PAYLOAD) return NULL;
   char *js = json_dumps(hdr, JSON_COMPACT | JSON_REAL_PRECISION(9));
   if (!js) return NULL;

@@ -15,7 +15,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#define IPC_MAX_HEADER (16u << 20)  /* 16 MiB of JSON */
+#define IPC_MAX_HEADER (16u << 20)   /* 16 MiB of JSON */
 #define IPC_MAX_PAYLOAD (512u << 20) /* 512 MiB of binary */
 
 typedef struct ipc_chan {
@@ -24,8 +24,8 @@ typedef struct ipc_chan {
 } ipc_chan;
 
 typedef struct ipc_msg {
-  json_t *hdr;      /* owned; an object */
-  void *payload;    /* owned; NULL when payload_len == 0 */
+  json_t *hdr;   /* owned; an object */
+  void *payload; /* owned; NULL when payload_len == 0 */
   size_t payload_len;
 } ipc_msg;
 
@@ -58,7 +58,8 @@ const char *ipc_op(const ipc_msg *m);
  * and its length, or NULL. ipc_decode parses exactly one frame from buf; returns IPC_OK and sets
  * *used, IPC_EOF when buf holds less than a whole frame, IPC_BADMSG (with *used set) when the
  * frame is whole but its header is not a JSON object, IPC_ERR when the framing is invalid. */
-unsigned char *ipc_encode(const json_t *hdr, const void *payload, size_t payload_len, size_t *out_len);
+unsigned char *ipc_encode(const json_t *hdr, const void *payload, size_t payload_len,
+                          size_t *out_len);
 int ipc_decode(const unsigned char *buf, size_t len, ipc_msg *m, size_t *used);
 
 #endif

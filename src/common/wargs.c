@@ -11,7 +11,8 @@
 #include "argnum.h"
 #include "log.h"
 
-int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices, sy_wargs *out) {
+int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices,
+                   sy_wargs *out) {
   *out = (sy_wargs){.fd = 3, .level = SY_LOG_INFO};
   snprintf(out->tag, sizeof out->tag, "%s", engine);
   for (int i = 1; i < argc; i++) {

@@ -9,14 +9,15 @@
 
 typedef struct sy_wargs {
   int fd;
-  int level;           /* enum sy_log_level */
-  char tag[96];        /* "<engine>:<model>", or "<engine>" */
-  bool list_devices;   /* --list-devices was given (only where allowed) */
+  int level;         /* enum sy_log_level */
+  char tag[96];      /* "<engine>:<model>", or "<engine>" */
+  bool list_devices; /* --list-devices was given (only where allowed) */
 } sy_wargs;
 
 /* Parse argv for the worker named engine ("llama", "whisper", "espeak"). 0, or -1 for a bad
  * command line (the caller prints its usage and exits 2). */
-int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices, sy_wargs *out);
+int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices,
+                   sy_wargs *out);
 
 /* The log under a->tag at a->level, SIGPIPE ignored (the daemon may go away mid-write: the write
  * fails instead), and a->fd checked open. 0, or -1 (logged). */

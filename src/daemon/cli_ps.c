@@ -16,40 +16,51 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
 }
 
 static void human_size(long long b, char *out, size_t len) {
-  if (b >= 1LL << 30) snprintf(out, len, "%.1f GiB", (double)b / (double)(1LL << 30));
-  else snprintf(out, len, "%.0f MiB", (double)b / (double)(1LL << 20));
+  if (b >= 1LL << 30)
+    snprintf(out, len, "%.1f GiB", (double)b / (double)(1LL << 30));
+  else
+    snprintf(out, len, "%.0f MiB", (double)b / (double)(1LL << 20));
 }
 
 static void human_until(long long s, char *out, size_t len) {
-  if (s < 0) snprintf(out, len, "forever");
-  else if (s < 60) snprintf(out, len, "%lld seconds from now", s);
-  else if (s < 3600) snprintf(out, len, "%lld minutes from now", s / 60);
-  else snprintf(out, len, "%lld hours from now", s / 3600);
+  if (s < 0)
+    snprintf(out, len, "forever");
+  else if (s < 60)
+    snprintf(out, len, "%lld seconds from now", s);
+  else if (s < 3600)
+    snprintf(out, len, "%lld minutes from now", s / 60);
+  else
+    snprintf(out, len, "%lld hours from now", s / 3600);
 }
 
 int cli_ps(int argc, char **argv) {
   const char *host = "127.0.0.1", *key = getenv("SWITCHYARD_API_KEY");
   int port = 8080;
-  static const struct option opts[] = {{"host", required_argument, 0, 'H'}, {"port", required_argument, 0, 'p'},
-                                       {"api-key", required_argument, 0, 'k'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {{"host", required_argument, 0, 'H'},
+                                       {"port", required_argument, 0, 'p'},
+                                       {"api-key", required_argument, 0, 'k'},
+                                       {0, 0, 0, 0}};
   int c;
   long num;
   optind = 1;
   while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
-    if (c == 'H') host = optarg;
-    else if (c == 'p' && sy_parse_long(optarg, 1, 65535, &num) == 0) port = (int)num;
+    if (c == 'H')
+      host = optarg;
+    else if (c == 'p' && sy_parse_long(optarg, 1, 65535, &num) == 0)
+      port = (int)num;
     else if (c == 'p') {
       fprintf(stderr, "switchyard ps: --port must be 1..65535, not '%s'\n", optarg);
       return 2;
-    } else if (c == 'k') key = optarg;
+    } else if (c == 'k')
+      key = optarg;
     else {
       fprintf(stderr, "usage: switchyard ps [--host H] [--port P] [--api-key K]\n");
       return 2;
     }
   }
   char url[512], auth[512];
-  snprintf(url, sizeof url, "http://%s%s%s:%d/api/ps", strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-           port);
+  snprintf(url, sizeof url, "http://%s%s%s:%d/api/ps", strchr(host, ':') ? "[" : "", host,
+           strchr(host, ':') ? "]" : "", port);
   sy_buf body = {.limit = 16 << 20};
   curl_global_init(CURL_GLOBAL_DEFAULT);
   CURL *cu = curl_easy_init();
@@ -73,28 +84,35 @@ int cli_ps(int argc, char **argv) {
   if (rc != CURLE_OK || status != 200 || !j) {
     const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
     fprintf(stderr, "switchyard ps: %s: %s\n", url,
-            rc != CURLE_OK ? curl_easy_strerror(rc) : msg ? msg : "unexpected reply");
+            rc != CURLE_OK ? curl_easy_strerror(rc)
+            : msg          ? msg
+                           : "unexpected reply");
     json_decref(j);
     sy_buf_free(&body);
     return 1;
   }
-  printf("%-28s %-10s %-10s %-10s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL",
-         "INFLIGHT", "QUEUE");
+  printf("%-28s %-10s %-10s %-10s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "PROCESSOR",
+         "CONTEXT", "UNTIL", "INFLIGHT", "QUEUE");
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(j, "models"), i, m) {
     char size[32], until[48], ctx[16];
     human_size((long long)json_integer_value(json_object_get(m, "size")), size, sizeof size);
     json_t *exp = json_object_get(m, "expires_in_s");
-    if (json_is_integer(exp)) human_until((long long)json_integer_value(exp), until, sizeof until);
-    else snprintf(until, sizeof until, "-");
+    if (json_is_integer(exp))
+      human_until((long long)json_integer_value(exp), until, sizeof until);
+    else
+      snprintf(until, sizeof until, "-");
     json_t *cx = json_object_get(m, "context");
-    if (json_is_integer(cx)) snprintf(ctx, sizeof ctx, "%lld", (long long)json_integer_value(cx));
-    else snprintf(ctx, sizeof ctx, "-");
+    if (json_is_integer(cx))
+      snprintf(ctx, sizeof ctx, "%lld", (long long)json_integer_value(cx));
+    else
+      snprintf(ctx, sizeof ctx, "-");
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *state = json_string_value(json_object_get(m, "state"));
-    printf("%-28s %-10s %-10s %-10s %-8s %-22s %-8lld %lld\n", name ? name : "?", state ? state : "?", size,
-           "100% CPU", ctx, until, (long long)json_integer_value(json_object_get(m, "inflight")),
+    printf("%-28s %-10s %-10s %-10s %-8s %-22s %-8lld %lld\n", name ? name : "?",
+           state ? state : "?", size, "100% CPU", ctx, until,
+           (long long)json_integer_value(json_object_get(m, "inflight")),
            (long long)json_integer_value(json_object_get(m, "queued")));
   }
   json_t *mem = json_object_get(j, "memory");

@@ -21,28 +21,30 @@
 #include "log.h"
 
 #define SWITCHYARD_VERSION "0.1.0"
-#define MAIN_MAX_FD (1 << 20)              /* --ready-fd */
+#define MAIN_MAX_FD (1 << 20)               /* --ready-fd */
 #define MAIN_MAX_LOAD_TIMEOUT_S (24 * 3600) /* --load-timeout */
 /* libgomp spin rounds before a waiting worker thread sleeps (set unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT); chosen by bench/omp_policy.sh, PERFORMANCE.md */
 #define WORKER_GOMP_SPINCOUNT "3000"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: switchyard [options]          run the daemon\n"
-          "       switchyard ps [--host H] [--port P] [--api-key K]   what a running daemon has loaded\n"
-          "  -c, --config FILE       model matrix (YAML; see docs/CONFIG.md)\n"
-          "  -m, --models-dir DIR    also serve every *.gguf in DIR\n"
-          "      --host ADDR         listen address (default 127.0.0.1, or the config's)\n"
-          "  -p, --port N            listen port (default 8080, or the config's; 0 = any free port)\n"
-          "      --worker-dir DIR    where switchyard-llama is (default: next to this program)\n"
-          "      --log-level L       error|warn|info|debug\n"
-          "      --load-timeout S    seconds a model may take to load (default 600)\n"
-          "      --ready-fd N        write \"PORT\\n\" to fd N once listening, then close it\n"
-          "      --check             load and validate the config, print the models, exit\n"
-          "      --measure           load each model once (inside the budget) and print its memory\n"
-          "                          estimated before load and measured after, then exit\n"
-          "  -h, --help, --version\n");
+  fprintf(
+      f,
+      "usage: switchyard [options]          run the daemon\n"
+      "       switchyard ps [--host H] [--port P] [--api-key K]   what a running daemon has "
+      "loaded\n"
+      "  -c, --config FILE       model matrix (YAML; see docs/CONFIG.md)\n"
+      "  -m, --models-dir DIR    also serve every *.gguf in DIR\n"
+      "      --host ADDR         listen address (default 127.0.0.1, or the config's)\n"
+      "  -p, --port N            listen port (default 8080, or the config's; 0 = any free port)\n"
+      "      --worker-dir DIR    where switchyard-llama is (default: next to this program)\n"
+      "      --log-level L       error|warn|info|debug\n"
+      "      --load-timeout S    seconds a model may take to load (default 600)\n"
+      "      --ready-fd N        write \"PORT\\n\" to fd N once listening, then close it\n"
+      "      --check             load and validate the config, print the models, exit\n"
+      "      --measure           load each model once (inside the budget) and print its memory\n"
+      "                          estimated before load and measured after, then exit\n"
+      "  -h, --help, --version\n");
 }
 
 static bool same_strs(char **a, size_t na, char **b, size_t nb) {
@@ -66,11 +68,13 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
   }
   if (!nmx) {
     LOG_E("reload failed, keeping the running configuration: %s", err);
-    events_publish(sched_events(d->sc), json_pack("{s:s, s:s}", "type", "reload_failed", "error", err));
+    events_publish(sched_events(d->sc),
+                   json_pack("{s:s, s:s}", "type", "reload_failed", "error", err));
     return;
   }
   matrix *old = d->mx;
-  if (strcmp(nmx->host, old->host) != 0 || nmx->port != old->port || nmx->max_body_bytes != old->max_body_bytes ||
+  if (strcmp(nmx->host, old->host) != 0 || nmx->port != old->port ||
+      nmx->max_body_bytes != old->max_body_bytes ||
       nmx->max_upload_bytes != old->max_upload_bytes ||
       nmx->max_connections != old->max_connections ||
       !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys))
@@ -140,44 +144,62 @@ int main(int argc, char **argv) {
   long num;
   while ((c = getopt_long(argc, argv, "c:m:p:h", opts, NULL)) != -1) {
     switch (c) {
-    case 'c': config = optarg; break;
-    case 'm': models_dir = optarg; break;
-    case O_HOST: host = optarg; break;
-    case 'p':
-      if (sy_parse_long(optarg, 0, 65535, &num) != 0) {
-        fprintf(stderr, "switchyard: --port must be 0..65535, not '%s'\n", optarg);
+      case 'c':
+        config = optarg;
+        break;
+      case 'm':
+        models_dir = optarg;
+        break;
+      case O_HOST:
+        host = optarg;
+        break;
+      case 'p':
+        if (sy_parse_long(optarg, 0, 65535, &num) != 0) {
+          fprintf(stderr, "switchyard: --port must be 0..65535, not '%s'\n", optarg);
+          return 2;
+        }
+        port = (int)num;
+        break;
+      case O_WORKER_DIR:
+        worker_dir = optarg;
+        break;
+      case O_LOG:
+        if (sy_log_parse_level(optarg) < 0) {
+          fprintf(stderr, "switchyard: --log-level must be error, warn, info or debug\n");
+          return 2;
+        }
+        level = optarg;
+        break;
+      case O_READY:
+        if (sy_parse_long(optarg, 0, MAIN_MAX_FD, &num) != 0) {
+          fprintf(stderr, "switchyard: --ready-fd must be 0..%d, not '%s'\n", MAIN_MAX_FD, optarg);
+          return 2;
+        }
+        ready_fd = (int)num;
+        break;
+      case O_TIMEOUT:
+        if (sy_parse_long(optarg, 1, MAIN_MAX_LOAD_TIMEOUT_S, &num) != 0) {
+          fprintf(stderr, "switchyard: --load-timeout must be 1..%d seconds, not '%s'\n",
+                  MAIN_MAX_LOAD_TIMEOUT_S, optarg);
+          return 2;
+        }
+        load_timeout = (int)num;
+        break;
+      case O_CHECK:
+        check = true;
+        break;
+      case O_MEASURE:
+        measure = true;
+        break;
+      case O_VERSION:
+        printf("switchyard %s\n", SWITCHYARD_VERSION);
+        return 0;
+      case 'h':
+        usage(stdout);
+        return 0;
+      default:
+        usage(stderr);
         return 2;
-      }
-      port = (int)num;
-      break;
-    case O_WORKER_DIR: worker_dir = optarg; break;
-    case O_LOG:
-      if (sy_log_parse_level(optarg) < 0) {
-        fprintf(stderr, "switchyard: --log-level must be error, warn, info or debug\n");
-        return 2;
-      }
-      level = optarg;
-      break;
-    case O_READY:
-      if (sy_parse_long(optarg, 0, MAIN_MAX_FD, &num) != 0) {
-        fprintf(stderr, "switchyard: --ready-fd must be 0..%d, not '%s'\n", MAIN_MAX_FD, optarg);
-        return 2;
-      }
-      ready_fd = (int)num;
-      break;
-    case O_TIMEOUT:
-      if (sy_parse_long(optarg, 1, MAIN_MAX_LOAD_TIMEOUT_S, &num) != 0) {
-        fprintf(stderr, "switchyard: --load-timeout must be 1..%d seconds, not '%s'\n", MAIN_MAX_LOAD_TIMEOUT_S,
-                optarg);
-        return 2;
-      }
-      load_timeout = (int)num;
-      break;
-    case O_CHECK: check = true; break;
-    case O_MEASURE: measure = true; break;
-    case O_VERSION: printf("switchyard %s\n", SWITCHYARD_VERSION); return 0;
-    case 'h': usage(stdout); return 0;
-    default: usage(stderr); return 2;
     }
   }
   if (optind < argc) {
@@ -204,10 +226,11 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < d.mx->n_models; i++) {
       char caps[64];
       const matrix_model *m = &d.mx->models[i];
-      printf("%s\t%s\t%s\tctx=%d parallel=%d\n", m->name, matrix_caps_str(m->caps, caps, sizeof caps), m->file,
-             m->context, m->parallel);
+      printf("%s\t%s\t%s\tctx=%d parallel=%d\n", m->name,
+             matrix_caps_str(m->caps, caps, sizeof caps), m->file, m->context, m->parallel);
     }
-    for (size_t i = 0; i < d.mx->n_routers; i++) { /* NAME  router  route=model,...  classifier=MODEL */
+    for (size_t i = 0; i < d.mx->n_routers;
+         i++) { /* NAME  router  route=model,...  classifier=MODEL */
       const matrix_router *rt = &d.mx->routers[i];
       printf("%s	router	", rt->name);
       for (size_t k = 0; k < rt->n_routes; k++)
@@ -237,7 +260,8 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
-  curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: external engines' health checks and proxy */
+  curl_global_init(
+      CURL_GLOBAL_DEFAULT); /* before any thread: external engines' health checks and proxy */
 
   /* CUDA numbers GPUs fastest first unless told otherwise; NVML numbers them by PCI bus. Make the
    * workers' CUDA0, CUDA1, ... match NVML's indexes (gpumem.h). */
@@ -248,9 +272,12 @@ int main(int argc, char **argv) {
    * at once (PASSIVE) pays a futex wake-up at every barrier (single-stream decode 0.80x
    * llama-server on a quiet machine). Spinning a bounded number of rounds, then sleeping, keeps
    * both (PERFORMANCE.md, "OpenMP wait policy"). The user's own setting of either variable wins. */
-  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("GOMP_SPINCOUNT", WORKER_GOMP_SPINCOUNT, 1);
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT"))
+    setenv("GOMP_SPINCOUNT", WORKER_GOMP_SPINCOUNT, 1);
   static const char *level_names[] = {"error", "warn", "info", "debug"};
-  sched_params sp = {.mx = d.mx, .worker_dir = worker_dir, .log_level = level_names[sy_log_get_level()],
+  sched_params sp = {.mx = d.mx,
+                     .worker_dir = worker_dir,
+                     .log_level = level_names[sy_log_get_level()],
                      .load_timeout_s = load_timeout};
   d.sc = sched_new(&sp);
   if (measure) return measure_models(&d);

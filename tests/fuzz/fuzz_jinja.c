@@ -11,11 +11,16 @@
 
 static json_t *context(void) {
   static const char *ctx =
-      "{\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"hi\"},"
-      "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
-      "\"function\":{\"name\":\"f\",\"arguments\":{\"x\":1}}}]},{\"role\":\"tool\",\"tool_call_id\":\"c1\","
-      "\"content\":\"42\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
-      "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}}}}}],\"add_generation_prompt\":true,"
+      "{\"messages\":[{\"role\":\"system\",\"content\":\"be "
+      "brief\"},{\"role\":\"user\",\"content\":\"hi\"},"
+      "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":\"c1\",\"type\":"
+      "\"function\","
+      "\"function\":{\"name\":\"f\",\"arguments\":{\"x\":1}}}]},{\"role\":\"tool\",\"tool_call_"
+      "id\":\"c1\","
+      "\"content\":\"42\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+      "\"parameters\":"
+      "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}}}}}],\"add_generation_"
+      "prompt\":true,"
       "\"bos_token\":\"<s>\",\"eos_token\":\"</s>\",\"enable_thinking\":true}";
   return json_loads(ctx, 0, NULL);
 }
@@ -26,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   jinja_tmpl *t = jinja_parse((const char *)data, size, err, sizeof err);
   if (!t) return 0;
-  jinja_limits lim = {.max_depth = 64, .max_output = 1 << 20, .max_steps = 200000, .max_memory = 64u << 20};
+  jinja_limits lim = {
+      .max_depth = 64, .max_output = 1 << 20, .max_steps = 200000, .max_memory = 64u << 20};
   char *out = NULL;
   size_t len = 0;
   if (jinja_render(t, ctx, &lim, &out, &len, err, sizeof err) == 0) free(out);

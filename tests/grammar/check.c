@@ -83,7 +83,7 @@ static const scase SCHEMA_CASES[] = {
     {NULL, "{\"a\": 01}", false},
     {NULL, "{\"a\": 1,}", false},
     {NULL, "{\"a\": 1", false},
-    /* required and optional properties */
+/* required and optional properties */
 #define PERSON                                                                                     \
   "{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\"}, \"age\": {\"type\": " \
   "\"integer\"}, \"email\": {\"type\": \"string\"}}, \"required\": [\"name\"]}"
@@ -98,24 +98,24 @@ static const scase SCHEMA_CASES[] = {
     {PERSON, "{\"name\": 5}", false},
     {PERSON, "{\"name\": \"Ann\", \"age\": 3.5}", false},
     {PERSON, "{\"name\": \"Ann\"} trailing", false},
-#define OPTONLY                                                                                    \
-  "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}, \"b\": {\"type\": "     \
+#define OPTONLY                                                                                \
+  "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}, \"b\": {\"type\": " \
   "\"boolean\"}}}"
     {OPTONLY, "{}", true},
     {OPTONLY, "{\"b\": true}", true},
     {OPTONLY, "{\"a\": 1, \"b\": false}", true},
     {OPTONLY, "{, \"b\": true}", false},
     {OPTONLY, "{\"a\": 1 \"b\": true}", false},
-    /* additionalProperties */
-#define ADDL                                                                                       \
-  "{\"type\": \"object\", \"properties\": {\"id\": {\"type\": \"integer\"}}, \"required\": "       \
+/* additionalProperties */
+#define ADDL                                                                                 \
+  "{\"type\": \"object\", \"properties\": {\"id\": {\"type\": \"integer\"}}, \"required\": " \
   "[\"id\"], \"additionalProperties\": {\"type\": \"string\"}}"
     {ADDL, "{\"id\": 1, \"x\": \"y\", \"idx\": \"z\"}", true},
     {ADDL, "{\"id\": 1, \"x\": 2}", false},
     {ADDL, "{\"id\": 1, \"id\": \"dup\"}", false},
     {"{\"type\": \"object\", \"additionalProperties\": false}", "{}", true},
     {"{\"type\": \"object\", \"additionalProperties\": false}", "{\"a\": 1}", false},
-    /* enums and const */
+/* enums and const */
 #define COLOR "{\"enum\": [\"red\", \"green\", 3, null]}"
     {COLOR, "\"red\"", true},
     {COLOR, "3", true},
@@ -124,9 +124,9 @@ static const scase SCHEMA_CASES[] = {
     {COLOR, "\"re\"", false},
     {"{\"const\": {\"k\": [1, \"two\"]}}", "{\"k\":[1,\"two\"]}", true},
     {"{\"const\": {\"k\": [1, \"two\"]}}", "{\"k\":[1,\"three\"]}", false},
-    /* nested arrays, bounds */
-#define MATRIX                                                                                     \
-  "{\"type\": \"array\", \"items\": {\"type\": \"array\", \"items\": {\"type\": \"number\"}, "     \
+/* nested arrays, bounds */
+#define MATRIX                                                                                 \
+  "{\"type\": \"array\", \"items\": {\"type\": \"array\", \"items\": {\"type\": \"number\"}, " \
   "\"minItems\": 2, \"maxItems\": 3}, \"minItems\": 1}"
     {MATRIX, "[[1, 2], [3.5, -4, 5e3]]", true},
     {MATRIX, "[[1,2]]", true},
@@ -189,7 +189,7 @@ static const scase SCHEMA_CASES[] = {
     {"{\"type\": \"integer\", \"minimum\": 10}", "123456789", true},
     {"{\"type\": \"integer\", \"exclusiveMaximum\": 0}", "-7", true},
     {"{\"type\": \"integer\", \"exclusiveMaximum\": 0}", "0", false},
-    /* anyOf, type arrays, nullable */
+/* anyOf, type arrays, nullable */
 #define ANY "{\"anyOf\": [{\"type\": \"integer\"}, {\"type\": \"string\", \"maxLength\": 3}]}"
     {ANY, "12", true},
     {ANY, "\"abc\"", true},
@@ -198,23 +198,23 @@ static const scase SCHEMA_CASES[] = {
     {"{\"type\": [\"string\", \"null\"]}", "null", true},
     {"{\"type\": [\"string\", \"null\"]}", "1", false},
     {"{\"type\": \"integer\", \"nullable\": true}", "null", true},
-    /* allOf */
-#define ALLOF                                                                                      \
-  "{\"allOf\": [{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}, "        \
-  "\"required\": [\"a\"]}, {\"properties\": {\"b\": {\"type\": \"string\"}}, \"required\": "      \
+/* allOf */
+#define ALLOF                                                                                \
+  "{\"allOf\": [{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}, "   \
+  "\"required\": [\"a\"]}, {\"properties\": {\"b\": {\"type\": \"string\"}}, \"required\": " \
   "[\"b\"]}]}"
     {ALLOF, "{\"a\": 1, \"b\": \"x\"}", true},
     {ALLOF, "{\"a\": 1}", false},
-    /* $ref, recursion */
-#define TREE                                                                                       \
-  "{\"$ref\": \"#/$defs/node\", \"$defs\": {\"node\": {\"type\": \"object\", \"properties\": "     \
-  "{\"v\": {\"type\": \"integer\"}, \"kids\": {\"type\": \"array\", \"items\": {\"$ref\": "        \
+/* $ref, recursion */
+#define TREE                                                                                   \
+  "{\"$ref\": \"#/$defs/node\", \"$defs\": {\"node\": {\"type\": \"object\", \"properties\": " \
+  "{\"v\": {\"type\": \"integer\"}, \"kids\": {\"type\": \"array\", \"items\": {\"$ref\": "    \
   "\"#/$defs/node\"}}}, \"required\": [\"v\"]}}}"
     {TREE, "{\"v\": 1, \"kids\": [{\"v\": 2}, {\"v\": 3, \"kids\": [{\"v\": 4}]}]}", true},
     {TREE, "{\"v\": 1, \"kids\": [{\"w\": 2}]}", false},
-#define DEFS                                                                                       \
-  "{\"type\": \"object\", \"properties\": {\"p\": {\"$ref\": \"#/definitions/pt\"}}, "             \
-  "\"required\": [\"p\"], \"definitions\": {\"pt\": {\"type\": \"array\", \"items\": "            \
+#define DEFS                                                                           \
+  "{\"type\": \"object\", \"properties\": {\"p\": {\"$ref\": \"#/definitions/pt\"}}, " \
+  "\"required\": [\"p\"], \"definitions\": {\"pt\": {\"type\": \"array\", \"items\": " \
   "{\"type\": \"integer\"}, \"minItems\": 2, \"maxItems\": 2}}}"
     {DEFS, "{\"p\": [1, 2]}", true},
     {DEFS, "{\"p\": [1]}", false},

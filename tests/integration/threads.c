@@ -1,5 +1,5 @@
-/* threads.c — the busy CPU workers' thread shares (src/daemon/sched/cpu_share.h): two models busy at
- * once on daemon B split the cores (at least 1 thread each, never more than the cores together),
+/* threads.c — the busy CPU workers' thread shares (src/daemon/sched/cpu_share.h): two models busy
+ * at once on daemon B split the cores (at least 1 thread each, never more than the cores together),
  * and the one left busy gets all of its threads back. Must never depend on the machine's core
  * count: the models ask for every core, whatever that is, and the expectation is computed from it.
  * Structure, not meaning; every wait is a bounded poll of /api/ps, never a sleep. */

@@ -722,8 +722,11 @@ static void test_ffmpeg_formats(void **state) {
   for (size_t k = 0; k < 2; k++) {
     char path[512], cmd[2048];
     snprintf(path, sizeof path, "/tmp/sy-tone-%d.%s", (int)getpid(), kinds[k][0]);
-    snprintf(cmd, sizeof cmd, "'%s' -nostdin -loglevel error -y -f lavfi -i sine=frequency=440:duration=1:sample_rate=48000 "
-             "-c:a %s '%s'", ff, kinds[k][1], path);
+    snprintf(cmd, sizeof cmd,
+             "'%s' -nostdin -loglevel error -y -f lavfi -i "
+             "sine=frequency=440:duration=1:sample_rate=48000 "
+             "-c:a %s '%s'",
+             ff, kinds[k][1], path);
     if (system(cmd) != 0) fail_msg("ffmpeg could not write %s", path);
     sy_buf b = {0};
     assert_int_equal(read_file(path, &b), 0);
@@ -780,12 +783,19 @@ static int teardown(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_round_trip_aac), cmocka_unit_test(test_ffmpeg_formats),
-      cmocka_unit_test(test_stereo_files),    cmocka_unit_test(test_streaming),
-      cmocka_unit_test(test_rates_and_types), cmocka_unit_test(test_limits),
-      cmocka_unit_test(test_ffmpeg_absent),   cmocka_unit_test(test_ffmpeg_subprocess),
-      cmocka_unit_test(test_broken_corpus),   cmocka_unit_test(test_hostile_headers),
-      cmocka_unit_test(test_fuzz_findings),   cmocka_unit_test(test_jfk),
+      cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_round_trip_aac),
+      cmocka_unit_test(test_ffmpeg_formats),
+      cmocka_unit_test(test_stereo_files),
+      cmocka_unit_test(test_streaming),
+      cmocka_unit_test(test_rates_and_types),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_ffmpeg_absent),
+      cmocka_unit_test(test_ffmpeg_subprocess),
+      cmocka_unit_test(test_broken_corpus),
+      cmocka_unit_test(test_hostile_headers),
+      cmocka_unit_test(test_fuzz_findings),
+      cmocka_unit_test(test_jfk),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,7 +19,8 @@ static void test_parse_cpu(void **state) {
   (void)state;
   footprint_est e;
   assert_int_equal(footprint_parse_probe("Host 500 24 300 \n", &e), 0);
-  assert_true(e.model_bytes == 500 * MIB && e.context_bytes == 24 * MIB && e.compute_bytes == 300 * MIB);
+  assert_true(e.model_bytes == 500 * MIB && e.context_bytes == 24 * MIB &&
+              e.compute_bytes == 300 * MIB);
   assert_true(e.total_bytes > 824 * MIB); /* plus the process overhead */
   assert_true(e.from_probe);
   assert_string_equal(e.devices, "Host");
@@ -29,7 +30,8 @@ static void test_parse_gpu_and_host(void **state) {
   (void)state;
   footprint_est e;
   assert_int_equal(footprint_parse_probe("CUDA0 4400 448 304\nHost 243 0 20\n", &e), 0);
-  assert_true(e.model_bytes == 4643 * MIB && e.context_bytes == 448 * MIB && e.compute_bytes == 324 * MIB);
+  assert_true(e.model_bytes == 4643 * MIB && e.context_bytes == 448 * MIB &&
+              e.compute_bytes == 324 * MIB);
   assert_string_equal(e.devices, "CUDA0,Host");
   assert_int_equal(e.n_dev, 2);
   assert_string_equal(e.dev[0].name, "CUDA0");
@@ -41,8 +43,9 @@ static void test_parse_gpu_and_host(void **state) {
 static void test_parse_ignores_other_lines(void **state) {
   (void)state;
   footprint_est e;
-  const char *noise = "llama_fit_params: printing\nHost 1 2 3 junk\nHost -1 2 3\nHost 1 2\n"
-                      "Host 99999999999 1 1\n\nHost 10 0 1\n";
+  const char *noise =
+      "llama_fit_params: printing\nHost 1 2 3 junk\nHost -1 2 3\nHost 1 2\n"
+      "Host 99999999999 1 1\n\nHost 10 0 1\n";
   assert_int_equal(footprint_parse_probe(noise, &e), 0);
   assert_true(e.model_bytes == 10 * MIB && e.compute_bytes == 1 * MIB);
   assert_int_equal(footprint_parse_probe("", &e), -1);
@@ -65,7 +68,8 @@ static void test_fallback_without_probe(void **state) {
   m.batch = 512;
   footprint_est e;
   char err[256];
-  assert_int_equal(footprint_estimate("/nonexistent/llama-fit-params", &m, &e, err, sizeof err), -1);
+  assert_int_equal(footprint_estimate("/nonexistent/llama-fit-params", &m, &e, err, sizeof err),
+                   -1);
   assert_false(e.from_probe);
   assert_true(e.model_bytes == 100 * MIB);
   assert_true(e.total_bytes > 100 * MIB);
@@ -126,7 +130,8 @@ static void test_whisper_estimate(void **state) {
   int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd);
-  /* magic; vocab, audio ctx/state/head/layer, text ctx/state/head/layer, mels, ftype; n_mel, n_fft */
+  /* magic; vocab, audio ctx/state/head/layer, text ctx/state/head/layer, mels, ftype; n_mel, n_fft
+   */
   int32_t base[14] = {0x67676d6c, 51865, 1500, 512, 8, 6, 448, 512, 8, 6, 80, 1, 80, 201};
   write_header(path, base, 14);
   footprint_est e;
@@ -171,7 +176,7 @@ static void test_weights_floor(void **state) {
   assert_int_equal(e.dev[0].bytes, (4466 + 224 + 310) * MiB);
   assert_int_equal(footprint_parse_probe("CUDA0 3000 200 300\nHost 100 0 10\n", &e), 0);
   footprint_weights_floor(&e, 3500 * MiB);
-  assert_int_equal(e.dev[0].bytes, 3500 * MiB);        /* the GPU as the probe said */
+  assert_int_equal(e.dev[0].bytes, 3500 * MiB);             /* the GPU as the probe said */
   assert_int_equal(e.dev[1].bytes, (100 + 400 + 10) * MiB); /* the rest on Host */
   total = e.total_bytes;
   footprint_weights_floor(&e, 1000 * MiB); /* already above the file: unchanged */
@@ -180,10 +185,15 @@ static void test_weights_floor(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gpumem), cmocka_unit_test(test_whisper_estimate), cmocka_unit_test(test_weights_floor),
-      cmocka_unit_test(test_parse_cpu),          cmocka_unit_test(test_parse_gpu_and_host),
-      cmocka_unit_test(test_parse_ignores_other_lines), cmocka_unit_test(test_fallback_without_probe),
-      cmocka_unit_test(test_live_budget), cmocka_unit_test(test_proc_readers),
+      cmocka_unit_test(test_gpumem),
+      cmocka_unit_test(test_whisper_estimate),
+      cmocka_unit_test(test_weights_floor),
+      cmocka_unit_test(test_parse_cpu),
+      cmocka_unit_test(test_parse_gpu_and_host),
+      cmocka_unit_test(test_parse_ignores_other_lines),
+      cmocka_unit_test(test_fallback_without_probe),
+      cmocka_unit_test(test_live_budget),
+      cmocka_unit_test(test_proc_readers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

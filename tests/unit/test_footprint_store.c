@@ -50,7 +50,8 @@ static void test_round_trip(void **state) {
 
 static void test_corrupt_files(void **state) {
   (void)state;
-  static const char *bad[] = {"", "{", "[1,2]", "{\"models\": 5}", "{\"models\": {\"k\": \"big\", \"n\": -3}}"};
+  static const char *bad[] = {"", "{", "[1,2]", "{\"models\": 5}",
+                              "{\"models\": {\"k\": \"big\", \"n\": -3}}"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char p[160];
     snprintf(p, sizeof p, "%s/bad%zu.json", dir, i);

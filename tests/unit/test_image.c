@@ -915,8 +915,12 @@ static void test_paths(void **st) {
 /* sy_base64_encode against known vectors (RFC 4648) and back through sy_base64_decode. */
 static void test_base64_encode(void **state) {
   (void)state;
-  static const char *const vec[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                       {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+  static const char *const vec[][2] = {{"", ""},
+                                       {"f", "Zg=="},
+                                       {"fo", "Zm8="},
+                                       {"foo", "Zm9v"},
+                                       {"foob", "Zm9vYg=="},
+                                       {"fooba", "Zm9vYmE="},
                                        {"foobar", "Zm9vYmFy"}};
   for (size_t k = 0; k < sizeof vec / sizeof *vec; k++) {
     char *e = sy_base64_encode(vec[k][0], strlen(vec[k][0]));

@@ -39,140 +39,134 @@ struct err_case {
 };
 
 static const struct case_ cases[] = {
-  {"arith",
-   "{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 7 / 2 }}|{{ 7 % 3 }}|{{ 10 - 4 - 3 }}|{{ 2.5 * 2 }}",
-   "{}",
-   "7|9|3.5|1|3|5.0"},
-  {"concat",
-   "{{ 'a' ~ 1 ~ true ~ none }}|{{ 'x' + 'y' }}|{{ 'ab' * 2 }}|{{ none ~ 'z' }}",
-   "{}",
-   "a1True|xy|abab|z"},
-  {"compare",
-   "{{ 1 == 1.0 }}|{{ 1 == true }}|{{ 'a' != 'b' }}|{{ 2 > 1 }}|{{ [1,2] == [1,2] }}",
-   "{}",
-   "True|True|True|True|True"},
-  {"membership",
-   "{{ 'a' in 'cat' }}|{{ 3 in [1,2] }}|{{ 'k' in {'k': 1} }}|{{ 'z' not in ['z'] }}|{{ 1 in nothing }}",
-   "{}",
-   "True|False|True|False|False"},
-  {"logic",
-   "{{ 0 or 'x' }}|{{ 1 and 2 }}|{{ not none }}|{{ 'y' if 0 else 'n' }}|{{ 'a' if false }}.",
-   "{}",
-   "x|2|True|n|."},
-  {"print_values",
-   "{{ none }}|{{ true }}|{{ 1.0 }}|{{ 0.1 }}|{{ [1, 'a', none] }}|{{ {'a': 1} }}|{{ nothing }}",
-   "{}",
-   "|True|1.0|0.1|1a||"},
-  {"repr",
-   "{{ [1, 'a', \"it's\", none, true, 1.5, (1, 2)]|string }}|{{ {'k': 'v', 1: none}|string }}",
-   "{}",
-   "[1, 'a', \"it's\", None, True, 1.5, (1, 2)]|{'k': 'v', 1: None}"},
-  {"tojson",
-   "{{ {'a': [1, 2.5, 'x\"\\n'], 'b': none}|tojson }}|{{ [1, {'k': true}]|tojson(indent=2) }}|{{ '\303\251\342\234\223\360\237\230\200'|tojson(ensure_ascii=true) }}|{{ [1, 2]|tojson(separators=(',', ':')) }}",
-   "{}",
-   "{\"a\": [1, 2.5, \"x\\\"\\n\"], \"b\": null}|[\n  1,\n  {\n    \"k\": true\n  }\n]|\"\\u00e9\\u2713\\ud83d\\ude00\"|[1,2]"},
-  {"string_filters",
-   "{{ ' x '|trim }}|{{ 'ab'|upper }}|{{ 'AB'|lower }}|{{ 'hello world'|title }}|{{ 'hELLO'|capitalize }}|{{ 'abc'|length }}|{{ 'aXa'|replace('X', '-') }}|{{ 'a,b'.split(',') }}|{{ 'xxaxx'.strip('x') }}",
-   "{}",
-   "x|AB|ab|Hello World|Hello|3|a-a|ab|a"},
-  {"string_methods",
-   "{{ 'abc'.startswith('ab') }}|{{ 'abc'.endswith('x') }}|{{ '{}-{}'.format(1, 'b') }}|{{ '42'|int + 1 }}|{{ '2.5'|float }}|{{ 'abcdef'[1:4] }}|{{ 'abc'[::-1] }}|{{ 'a\\nb'|indent(2) }}",
-   "{}",
-   "True|False|1-b|43|2.5|bcd|cba|a\n  b"},
-  {"list_filters",
-   "{{ [3, 1, 2]|sort }}|{{ [1, 2, 3]|first }}|{{ [1, 2, 3]|last }}|{{ ['a', 'b']|join(', ') }}|{{ [1, 2, 3]|reverse|list }}|{{ [3, 5, 1]|max }}|{{ [1, 2, 3][-1] }}|{{ [1, 2, 3][1:] }}",
-   "{}",
-   "123|1|3|a, b|321|5|3|23"},
-  {"dict_filters",
-   "{{ {'b': 1, 'a': 2}|dictsort }}|{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}|{{ {'a': 1}.get('b', 'd') }}|{{ {'a': 1}|length }}",
-   "{}",
-   "|x=1;y=2;|d|1"},
-  {"select_map",
-   "{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join }}|{{ messages|rejectattr('role', 'equalto', 'system')|list|length }}|{{ messages|map(attribute='role')|join(',') }}",
-   "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\" Hi \"},{\"role\":\"assistant\",\"content\":\"Hello\",\"tool_calls\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1,\"b\":\"x\"}}}]}],\"add_generation_prompt\":true,\"bos_token\":\"<s>\"}",
-   " Hi |2|system,user,assistant"},
-  {"default",
-   "{{ nothing|default('d') }}|{{ none|default('n') }}|{{ ''|default('e', true) }}|{{ 'v'|default('d') }}",
-   "{}",
-   "d|n|e|v"},
-  {"tests",
-   "{{ 1 is odd }}|{{ x is defined }}|{{ none is none }}|{{ 'a' is string }}|{{ {} is mapping }}|{{ 6 is divisibleby(3) }}|{{ 1 is number }}|{{ x is not defined }}",
-   "{}",
-   "True|False|True|True|True|True|True|True"},
-  {"ws_blocks",
-   "a\n  {% if true %}\n  b\n  {% endif %}\nc",
-   "{}",
-   "a\n  b\nc"},
-  {"ws_dash",
-   "a  {{- 'b' -}}  c\n  {%- if true -%}\n  d\n  {%- endif %}",
-   "{}",
-   "abcd"},
-  {"ws_comment",
-   "x{# c #}y\n{#- c -#}\n z",
-   "{}",
-   "yz"},
-  {"ws_trailing_newline",
-   "line\n",
-   "{}",
-   "line"},
-  {"loop_vars",
-   "{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ loop.revindex }};{% endfor %}",
-   "{}",
-   "10TrueFalse33;21FalseFalse32;32FalseTrue31;"},
-  {"loop_else_filter",
-   "{% for x in [] %}x{% else %}none{% endfor %}|{% for x in range(6) if x is even %}{{ x }}{% endfor %}|{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% endfor %}",
-   "{}",
-   "none|024|37"},
-  {"loop_break_continue",
-   "{% for x in range(10) %}{% if x == 4 %}{% break %}{% endif %}{% if x is odd %}{% continue %}{% endif %}{{ x }}{% endfor %}|{% for x in range(3) %}a{% if true %}b{% break %}{% endif %}{% endfor %}",
-   "{}",
-   "02|a"},
-  {"scoping",
-   "{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}",
-   "{}",
-   "241"},
-  {"namespace",
-   "{% set ns = namespace(n=0, s='') %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% set ns.s = ns.s ~ m.role[0] %}{% endfor %}{{ ns.n }}{{ ns.s }}",
-   "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\" Hi \"},{\"role\":\"assistant\",\"content\":\"Hello\",\"tool_calls\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1,\"b\":\"x\"}}}]}],\"add_generation_prompt\":true,\"bos_token\":\"<s>\"}",
-   "3sua"},
-  {"macros",
-   "{% macro g(name, greet='Hello') %}{{ greet }}, {{ name }}!{% endmacro %}{{ g('Bob') }}|{{ g('Al', greet='Hi') }}|{% macro w() %}[{{ caller() }}]{% endmacro %}{% call w() %}in{% endcall %}|{% macro r(n) %}{% if n %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) }}",
-   "{}",
-   "Hello, Bob!|Hi, Al!|[in]|321"},
-  {"set_block",
-   "{% set t %}v={{ 1 }}{% endset %}{{ t }}|{% set a, b = [1, 2] %}{{ b }}{{ a }}|{% set l = [] %}{% set _ = l.append(3) %}{{ l|length }}",
-   "{}",
-   "v=1|21|1"},
-  {"lazy_list",
-   "{% set l = [1] %}{{ l }}{% set _ = l.append(2) %}",
-   "{}",
-   "12"},
-  {"chat",
-   "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>{{ m.content|trim }}{% if m.tool_calls %}{% for tc in m.tool_calls %}{{ tc.function.name }}{{ tc.function.arguments|tojson }}{% endfor %}{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
-   "{\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\" Hi \"},{\"role\":\"assistant\",\"content\":\"Hello\",\"tool_calls\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1,\"b\":\"x\"}}}]}],\"add_generation_prompt\":true,\"bos_token\":\"<s>\"}",
-   "<s><|system|>Be brief.<|user|>Hi<|assistant|>Hellof{\"a\": 1, \"b\": \"x\"}<|assistant|>"},
-  {"strftime",
-   "{{ strftime_now('%Y-%m-%d') }}",
-   "{}",
-   "2025-01-01"},
-  {"generation_noop",
-   "{% generation %}g{% endgeneration %}",
-   "{}",
-   "g"},
+    {"arith",
+     "{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 7 / 2 }}|{{ 7 % 3 }}|{{ 10 - 4 - 3 }}|{{ 2.5 * 2 }}",
+     "{}", "7|9|3.5|1|3|5.0"},
+    {"concat", "{{ 'a' ~ 1 ~ true ~ none }}|{{ 'x' + 'y' }}|{{ 'ab' * 2 }}|{{ none ~ 'z' }}", "{}",
+     "a1True|xy|abab|z"},
+    {"compare", "{{ 1 == 1.0 }}|{{ 1 == true }}|{{ 'a' != 'b' }}|{{ 2 > 1 }}|{{ [1,2] == [1,2] }}",
+     "{}", "True|True|True|True|True"},
+    {"membership",
+     "{{ 'a' in 'cat' }}|{{ 3 in [1,2] }}|{{ 'k' in {'k': 1} }}|{{ 'z' not in ['z'] }}|{{ 1 in "
+     "nothing }}",
+     "{}", "True|False|True|False|False"},
+    {"logic",
+     "{{ 0 or 'x' }}|{{ 1 and 2 }}|{{ not none }}|{{ 'y' if 0 else 'n' }}|{{ 'a' if false }}.",
+     "{}", "x|2|True|n|."},
+    {"print_values",
+     "{{ none }}|{{ true }}|{{ 1.0 }}|{{ 0.1 }}|{{ [1, 'a', none] }}|{{ {'a': 1} }}|{{ nothing }}",
+     "{}", "|True|1.0|0.1|1a||"},
+    {"repr",
+     "{{ [1, 'a', \"it's\", none, true, 1.5, (1, 2)]|string }}|{{ {'k': 'v', 1: none}|string }}",
+     "{}", "[1, 'a', \"it's\", None, True, 1.5, (1, 2)]|{'k': 'v', 1: None}"},
+    {"tojson",
+     "{{ {'a': [1, 2.5, 'x\"\\n'], 'b': none}|tojson }}|{{ [1, {'k': true}]|tojson(indent=2) }}|{{ "
+     "'\303\251\342\234\223\360\237\230\200'|tojson(ensure_ascii=true) }}|{{ [1, "
+     "2]|tojson(separators=(',', ':')) }}",
+     "{}",
+     "{\"a\": [1, 2.5, \"x\\\"\\n\"], \"b\": null}|[\n  1,\n  {\n    \"k\": true\n  "
+     "}\n]|\"\\u00e9\\u2713\\ud83d\\ude00\"|[1,2]"},
+    {"string_filters",
+     "{{ ' x '|trim }}|{{ 'ab'|upper }}|{{ 'AB'|lower }}|{{ 'hello world'|title }}|{{ "
+     "'hELLO'|capitalize }}|{{ 'abc'|length }}|{{ 'aXa'|replace('X', '-') }}|{{ 'a,b'.split(',') "
+     "}}|{{ 'xxaxx'.strip('x') }}",
+     "{}", "x|AB|ab|Hello World|Hello|3|a-a|ab|a"},
+    {"string_methods",
+     "{{ 'abc'.startswith('ab') }}|{{ 'abc'.endswith('x') }}|{{ '{}-{}'.format(1, 'b') }}|{{ "
+     "'42'|int + 1 }}|{{ '2.5'|float }}|{{ 'abcdef'[1:4] }}|{{ 'abc'[::-1] }}|{{ 'a\\nb'|indent(2) "
+     "}}",
+     "{}", "True|False|1-b|43|2.5|bcd|cba|a\n  b"},
+    {"list_filters",
+     "{{ [3, 1, 2]|sort }}|{{ [1, 2, 3]|first }}|{{ [1, 2, 3]|last }}|{{ ['a', 'b']|join(', ') "
+     "}}|{{ [1, 2, 3]|reverse|list }}|{{ [3, 5, 1]|max }}|{{ [1, 2, 3][-1] }}|{{ [1, 2, 3][1:] }}",
+     "{}", "123|1|3|a, b|321|5|3|23"},
+    {"dict_filters",
+     "{{ {'b': 1, 'a': 2}|dictsort }}|{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% "
+     "endfor %}|{{ {'a': 1}.get('b', 'd') }}|{{ {'a': 1}|length }}",
+     "{}", "|x=1;y=2;|d|1"},
+    {"select_map",
+     "{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join }}|{{ "
+     "messages|rejectattr('role', 'equalto', 'system')|list|length }}|{{ "
+     "messages|map(attribute='role')|join(',') }}",
+     "{\"messages\":[{\"role\":\"system\",\"content\":\"Be "
+     "brief.\"},{\"role\":\"user\",\"content\":\" Hi "
+     "\"},{\"role\":\"assistant\",\"content\":\"Hello\",\"tool_calls\":[{\"type\":\"function\","
+     "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1,\"b\":\"x\"}}}]}],\"add_generation_"
+     "prompt\":true,\"bos_token\":\"<s>\"}",
+     " Hi |2|system,user,assistant"},
+    {"default",
+     "{{ nothing|default('d') }}|{{ none|default('n') }}|{{ ''|default('e', true) }}|{{ "
+     "'v'|default('d') }}",
+     "{}", "d|n|e|v"},
+    {"tests",
+     "{{ 1 is odd }}|{{ x is defined }}|{{ none is none }}|{{ 'a' is string }}|{{ {} is mapping "
+     "}}|{{ 6 is divisibleby(3) }}|{{ 1 is number }}|{{ x is not defined }}",
+     "{}", "True|False|True|True|True|True|True|True"},
+    {"ws_blocks", "a\n  {% if true %}\n  b\n  {% endif %}\nc", "{}", "a\n  b\nc"},
+    {"ws_dash", "a  {{- 'b' -}}  c\n  {%- if true -%}\n  d\n  {%- endif %}", "{}", "abcd"},
+    {"ws_comment", "x{# c #}y\n{#- c -#}\n z", "{}", "yz"},
+    {"ws_trailing_newline", "line\n", "{}", "line"},
+    {"loop_vars",
+     "{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last "
+     "}}{{ loop.length }}{{ loop.revindex }};{% endfor %}",
+     "{}", "10TrueFalse33;21FalseFalse32;32FalseTrue31;"},
+    {"loop_else_filter",
+     "{% for x in [] %}x{% else %}none{% endfor %}|{% for x in range(6) if x is even %}{{ x }}{% "
+     "endfor %}|{% for a, b in [[1, 2], [3, 4]] %}{{ a + b }}{% endfor %}",
+     "{}", "none|024|37"},
+    {"loop_break_continue",
+     "{% for x in range(10) %}{% if x == 4 %}{% break %}{% endif %}{% if x is odd %}{% continue "
+     "%}{% endif %}{{ x }}{% endfor %}|{% for x in range(3) %}a{% if true %}b{% break %}{% endif "
+     "%}{% endfor %}",
+     "{}", "02|a"},
+    {"scoping", "{% set x = 1 %}{% for i in [1, 2] %}{% set x = x + i %}{{ x }}{% endfor %}{{ x }}",
+     "{}", "241"},
+    {"namespace",
+     "{% set ns = namespace(n=0, s='') %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% set "
+     "ns.s = ns.s ~ m.role[0] %}{% endfor %}{{ ns.n }}{{ ns.s }}",
+     "{\"messages\":[{\"role\":\"system\",\"content\":\"Be "
+     "brief.\"},{\"role\":\"user\",\"content\":\" Hi "
+     "\"},{\"role\":\"assistant\",\"content\":\"Hello\",\"tool_calls\":[{\"type\":\"function\","
+     "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1,\"b\":\"x\"}}}]}],\"add_generation_"
+     "prompt\":true,\"bos_token\":\"<s>\"}",
+     "3sua"},
+    {"macros",
+     "{% macro g(name, greet='Hello') %}{{ greet }}, {{ name }}!{% endmacro %}{{ g('Bob') }}|{{ "
+     "g('Al', greet='Hi') }}|{% macro w() %}[{{ caller() }}]{% endmacro %}{% call w() %}in{% "
+     "endcall %}|{% macro r(n) %}{% if n %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) "
+     "}}",
+     "{}", "Hello, Bob!|Hi, Al!|[in]|321"},
+    {"set_block",
+     "{% set t %}v={{ 1 }}{% endset %}{{ t }}|{% set a, b = [1, 2] %}{{ b }}{{ a }}|{% set l = [] "
+     "%}{% set _ = l.append(3) %}{{ l|length }}",
+     "{}", "v=1|21|1"},
+    {"lazy_list", "{% set l = [1] %}{{ l }}{% set _ = l.append(2) %}", "{}", "12"},
+    {"chat",
+     "{{ bos_token }}{% for m in messages %}<|{{ m.role }}|>{{ m.content|trim }}{% if m.tool_calls "
+     "%}{% for tc in m.tool_calls %}{{ tc.function.name }}{{ tc.function.arguments|tojson }}{% "
+     "endfor %}{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}",
+     "{\"messages\":[{\"role\":\"system\",\"content\":\"Be "
+     "brief.\"},{\"role\":\"user\",\"content\":\" Hi "
+     "\"},{\"role\":\"assistant\",\"content\":\"Hello\",\"tool_calls\":[{\"type\":\"function\","
+     "\"function\":{\"name\":\"f\",\"arguments\":{\"a\":1,\"b\":\"x\"}}}]}],\"add_generation_"
+     "prompt\":true,\"bos_token\":\"<s>\"}",
+     "<s><|system|>Be brief.<|user|>Hi<|assistant|>Hellof{\"a\": 1, \"b\": \"x\"}<|assistant|>"},
+    {"strftime", "{{ strftime_now('%Y-%m-%d') }}", "{}", "2025-01-01"},
+    {"generation_noop", "{% generation %}g{% endgeneration %}", "{}", "g"},
 };
 static const struct err_case errors[] = {
-  {"raise", "a{{ raise_exception('custom failure 42') }}", "custom failure 42"},
-  {"undef_arith", "{{ nothing + 1 }}", "undefined"},
-  {"unknown_filter", "{{ 1|frobnicate }}", "frobnicate"},
-  {"string_lt", "{{ 'a' < 'b' }}", "Unknown operator"},
-  {"break_outside", "{% break %}", "Break"},
-  {"iterate_string", "{% for c in 'abc' %}{% endfor %}", "Expected iterable"},
-  {"call_non_function", "{{ 'a'() }}", "not a function"},
+    {"raise", "a{{ raise_exception('custom failure 42') }}", "custom failure 42"},
+    {"undef_arith", "{{ nothing + 1 }}", "undefined"},
+    {"unknown_filter", "{{ 1|frobnicate }}", "frobnicate"},
+    {"string_lt", "{{ 'a' < 'b' }}", "Unknown operator"},
+    {"break_outside", "{% break %}", "Break"},
+    {"iterate_string", "{% for c in 'abc' %}{% endfor %}", "Expected iterable"},
+    {"call_non_function", "{{ 'a'() }}", "not a function"},
 };
 
 /* Render tmpl with ctx (JSON text or NULL); returns rc, output in *out (caller frees). */
-static int render(const char *tmpl, const char *ctx, const jinja_limits *lim, char **out,
-                  char *err, size_t err_len) {
+static int render(const char *tmpl, const char *ctx, const jinja_limits *lim, char **out, char *err,
+                  size_t err_len) {
   json_t *c = NULL;
   if (ctx) {
     json_error_t je;
@@ -185,8 +179,7 @@ static int render(const char *tmpl, const char *ctx, const jinja_limits *lim, ch
   if (t) {
     size_t n;
     rc = jinja_render(t, c, lim, out, &n, err, err_len);
-    if (rc == 0)
-      assert_int_equal(strlen(*out), n);
+    if (rc == 0) assert_int_equal(strlen(*out), n);
     jinja_free(t);
   }
   json_decref(c);
@@ -256,12 +249,14 @@ static void test_limits(void **state) {
   expect_limit("{{ 'x' * 1000000000 }}", NULL, "longer than");
   jinja_limits out1k = {.max_output = 1024};
   expect_limit("{% for i in range(2000) %}x{% endfor %}", &out1k, "longer than");
-  expect_limit("{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(40) %}"
-               "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-               NULL, "longer than");
-  expect_limit("{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"
-               "{% set ns.l = ns.l + ns.l + [i] %}{% endfor %}",
-               NULL, NULL);
+  expect_limit(
+      "{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(40) %}"
+      "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+      NULL, "longer than");
+  expect_limit(
+      "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}"
+      "{% set ns.l = ns.l + ns.l + [i] %}{% endfor %}",
+      NULL, NULL);
   /* a list that contains itself cannot be printed or serialized */
   expect_limit("{% set l = [1] %}{% set _ = l.append(l) %}{{ l }}", NULL, "deeply");
   expect_limit("{% set l = [1] %}{% set _ = l.append(l) %}{{ l|tojson }}", NULL, "deeply");
@@ -272,9 +267,8 @@ static void test_limits(void **state) {
 
   /* within limits the same shapes render */
   char err[256], *out;
-  assert_int_equal(render("{% for i in range(1000) %}{% endfor %}ok", "{}", &small, &out, err,
-                          sizeof(err)),
-                   0);
+  assert_int_equal(
+      render("{% for i in range(1000) %}{% endfor %}ok", "{}", &small, &out, err, sizeof(err)), 0);
   assert_string_equal(out, "ok");
   free(out);
 }
@@ -290,8 +284,7 @@ static void expect_parse_error(const char *tmpl, const char *frag) {
   int line, col;
   if (sscanf(err, "jinja: %d:%d:", &line, &col) != 2)
     fail_msg("%s: message without line:col: %s", tmpl, err);
-  if (frag && !strstr(err, frag))
-    fail_msg("%s: %s (want %s)", tmpl, err, frag);
+  if (frag && !strstr(err, frag)) fail_msg("%s: %s (want %s)", tmpl, err, frag);
 }
 
 static void test_malformed(void **state) {
@@ -323,17 +316,14 @@ static void test_malformed(void **state) {
   char deep[20000];
   size_t n = 0;
   n += (size_t)sprintf(deep + n, "{{ ");
-  for (int i = 0; i < 5000; i++)
-    deep[n++] = '(';
+  for (int i = 0; i < 5000; i++) deep[n++] = '(';
   deep[n++] = '1';
-  for (int i = 0; i < 5000; i++)
-    deep[n++] = ')';
+  for (int i = 0; i < 5000; i++) deep[n++] = ')';
   n += (size_t)sprintf(deep + n, " }}");
   deep[n] = '\0';
   expect_parse_error(deep, "deeply");
   char ifs[40000] = "";
-  for (int i = 0; i < 2000; i++)
-    strcat(ifs, "{% if 1 %}");
+  for (int i = 0; i < 2000; i++) strcat(ifs, "{% if 1 %}");
   expect_parse_error(ifs, NULL);
 }
 
@@ -398,28 +388,29 @@ static void test_string_parts(void **state) {
 }
 
 static const char *chatml =
-  "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0].role == 'system' %}"
-  "{{- messages[0].content + '\\n\\n' }}{%- endif %}{{- '# Tools\\n<tools>' }}"
-  "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
-  "{{- '\\n</tools><|im_end|>\\n' }}{%- endif %}"
-  "{%- for message in messages %}{%- if message.role == 'assistant' and message.tool_calls %}"
-  "{{- '<|im_start|>assistant\\n' + (message.content or '') }}"
-  "{%- for tc in message.tool_calls %}{%- set f = tc.function %}"
-  "{{- '\\n<tool_call>\\n{\"name\": \"' }}{{- f.name }}{{- '\", \"arguments\": ' }}"
-  "{{- f.arguments | tojson }}{{- '}\\n</tool_call>' }}{%- endfor %}{{- '<|im_end|>\\n' }}"
-  "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
-  "{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
-  "{%- endif %}";
+    "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0].role == 'system' %}"
+    "{{- messages[0].content + '\\n\\n' }}{%- endif %}{{- '# Tools\\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
+    "{{- '\\n</tools><|im_end|>\\n' }}{%- endif %}"
+    "{%- for message in messages %}{%- if message.role == 'assistant' and message.tool_calls %}"
+    "{{- '<|im_start|>assistant\\n' + (message.content or '') }}"
+    "{%- for tc in message.tool_calls %}{%- set f = tc.function %}"
+    "{{- '\\n<tool_call>\\n{\"name\": \"' }}{{- f.name }}{{- '\", \"arguments\": ' }}"
+    "{{- f.arguments | tojson }}{{- '}\\n</tool_call>' }}{%- endfor %}{{- '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- endif %}";
 
 static void test_chatml_tools(void **state) {
   (void)state;
   char err[256], *out;
   const char *ctx =
-    "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"U\"},"
-    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":\"function\","
-    "\"function\":{\"name\":\"f\",\"arguments\":{\"q\":\"x\",\"n\":2}}}]},"
-    "{\"role\":\"tool\",\"content\":\"R\"}],\"tools\":[{\"type\":\"function\",\"function\":"
-    "{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}],\"add_generation_prompt\":true}";
+      "{\"messages\":[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"U\"}"
+      ","
+      "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"type\":\"function\","
+      "\"function\":{\"name\":\"f\",\"arguments\":{\"q\":\"x\",\"n\":2}}}]},"
+      "{\"role\":\"tool\",\"content\":\"R\"}],\"tools\":[{\"type\":\"function\",\"function\":"
+      "{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}],\"add_generation_prompt\":true}";
   assert_int_equal(render(chatml, ctx, NULL, &out, err, sizeof(err)), 0);
   assert_string_equal(out,
                       "<|im_start|>system\nS\n\n# Tools\n<tools>\n{\"type\": \"function\", "
@@ -434,10 +425,11 @@ static void test_chatml_tools(void **state) {
 /* byte mutations of a real template: every outcome is a clean result or a clean error */
 static void test_fuzz(void **state) {
   (void)state;
-  const char *ctx = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
-                    "\"content\":\"yo\",\"tool_calls\":[{\"function\":{\"name\":\"f\","
-                    "\"arguments\":{\"a\":1}}}]}],\"tools\":[{\"function\":{\"name\":\"f\"}}],"
-                    "\"add_generation_prompt\":true}";
+  const char *ctx =
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+      "\"content\":\"yo\",\"tool_calls\":[{\"function\":{\"name\":\"f\","
+      "\"arguments\":{\"a\":1}}}]}],\"tools\":[{\"function\":{\"name\":\"f\"}}],"
+      "\"add_generation_prompt\":true}";
   json_error_t je;
   json_t *c = json_loads(ctx, 0, &je);
   assert_non_null(c);

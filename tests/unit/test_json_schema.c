@@ -93,12 +93,14 @@ static void test_primitives(void **state) {
 
 static void test_object_order(void **state) {
   (void)state;
-  char *g = gbnf("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}, "
-                 "\"b\": {\"type\": \"string\"}, \"c\": {\"type\": \"boolean\"}}, "
-                 "\"required\": [\"c\", \"a\"]}");
+  char *g = gbnf(
+      "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}, "
+      "\"b\": {\"type\": \"string\"}, \"c\": {\"type\": \"boolean\"}}, "
+      "\"required\": [\"c\", \"a\"]}");
   /* required ones first in schema order (a, c), then optional b */
-  assert_string_equal(rule(g, "root"), "\"{\" space root-a-kv \",\" space root-c-kv root-rest "
-                                       "\"}\" space");
+  assert_string_equal(rule(g, "root"),
+                      "\"{\" space root-a-kv \",\" space root-c-kv root-rest "
+                      "\"}\" space");
   assert_string_equal(rule(g, "root-rest"), "(\",\" space root-b-kv)?");
   assert_string_equal(rule(g, "root-a-kv"), "\"\\\"a\\\"\" space \":\" space root-a");
   free(g);
@@ -119,8 +121,9 @@ static void test_object_order(void **state) {
 
 static void test_additional_properties(void **state) {
   (void)state;
-  char *g = gbnf("{\"properties\": {\"id\": {\"type\": \"integer\"}}, \"required\": [\"id\"], "
-                 "\"additionalProperties\": {\"type\": \"string\"}}");
+  char *g = gbnf(
+      "{\"properties\": {\"id\": {\"type\": \"integer\"}}, \"required\": [\"id\"], "
+      "\"additionalProperties\": {\"type\": \"string\"}}");
   assert_string_equal(rule(g, "root-additional-kv"), "root-key \":\" space root-additional");
   /* the key may not be "id" */
   assert_non_null(strstr(rule(g, "root-key"), "\"i\" (\"d\" ("));
@@ -179,8 +182,9 @@ static void test_strings(void **state) {
 static void test_integer_ranges(void **state) {
   (void)state;
   char *g = gbnf("{\"type\": \"integer\", \"minimum\": 0, \"maximum\": 150}");
-  assert_string_equal(rule(g, "root"), "(([0-9]) | ([1-9] [0-9]{1}) | (\"1\" ([0-4] [0-9]{1} | "
-                                       "\"5\" ([0-0])))) space");
+  assert_string_equal(rule(g, "root"),
+                      "(([0-9]) | ([1-9] [0-9]{1}) | (\"1\" ([0-4] [0-9]{1} | "
+                      "\"5\" ([0-0])))) space");
   free(g);
   g = gbnf("{\"type\": \"integer\", \"minimum\": -3, \"maximum\": -1}");
   assert_string_equal(rule(g, "root"), "(\"-\" (([1-3]))) space");
@@ -201,20 +205,23 @@ static void test_arrays(void **state) {
   assert_string_equal(rule(g, "root"),
                       "\"[\" space (root-item (\",\" space root-item)*)? \"]\" space");
   free(g);
-  g = gbnf("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"minItems\": 2, "
-           "\"maxItems\": 4}");
+  g = gbnf(
+      "{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"minItems\": 2, "
+      "\"maxItems\": 4}");
   assert_string_equal(rule(g, "root"), "\"[\" space root-item root-rest \"]\" space");
   assert_string_equal(rule(g, "root-rest"), "(\",\" space root-item){1,3}");
   free(g);
   g = gbnf("{\"type\": \"array\", \"maxItems\": 0}");
   assert_string_equal(rule(g, "root"), "\"[\" space \"]\" space");
   free(g);
-  g = gbnf("{\"type\": \"array\", \"prefixItems\": [{\"type\": \"string\"}, "
-           "{\"type\": \"integer\"}]}");
+  g = gbnf(
+      "{\"type\": \"array\", \"prefixItems\": [{\"type\": \"string\"}, "
+      "{\"type\": \"integer\"}]}");
   assert_string_equal(rule(g, "root"), "\"[\" space root-0 \",\" space root-1 \"]\" space");
   free(g);
-  g = gbnf("{\"type\": \"array\", \"items\": [{\"type\": \"string\"}], \"additionalItems\": "
-           "{\"type\": \"null\"}}");
+  g = gbnf(
+      "{\"type\": \"array\", \"items\": [{\"type\": \"string\"}], \"additionalItems\": "
+      "{\"type\": \"null\"}}");
   assert_string_equal(rule(g, "root"), "\"[\" space root-0 (\",\" space root-item)* \"]\" space");
   free(g);
   expect_error("{\"type\": \"array\", \"uniqueItems\": true}", "uniqueItems");
@@ -230,19 +237,22 @@ static void test_combinators(void **state) {
   assert_string_equal(rule(g, "root"), "root-0 | root-1");
   free(g);
   /* keywords beside anyOf are merged into each alternative */
-  g = gbnf("{\"type\": \"object\", \"properties\": {\"a\": {}, \"b\": {}}, \"anyOf\": "
-           "[{\"required\": [\"a\"]}, {\"required\": [\"b\"]}]}");
+  g = gbnf(
+      "{\"type\": \"object\", \"properties\": {\"a\": {}, \"b\": {}}, \"anyOf\": "
+      "[{\"required\": [\"a\"]}, {\"required\": [\"b\"]}]}");
   assert_non_null(strstr(rule(g, "root-0"), "root-0-a-kv"));
   assert_non_null(strstr(rule(g, "root-1"), "b-kv"));
   assert_null(strstr(rule(g, "root-1"), "a-kv root"));
   free(g);
-  g = gbnf("{\"allOf\": [{\"type\": \"object\", \"properties\": {\"a\": {\"type\": "
-           "\"integer\"}}, \"required\": [\"a\"]}, {\"properties\": {\"b\": {\"type\": "
-           "\"string\"}}, \"required\": [\"b\"]}]}");
+  g = gbnf(
+      "{\"allOf\": [{\"type\": \"object\", \"properties\": {\"a\": {\"type\": "
+      "\"integer\"}}, \"required\": [\"a\"]}, {\"properties\": {\"b\": {\"type\": "
+      "\"string\"}}, \"required\": [\"b\"]}]}");
   assert_string_equal(rule(g, "root"), "\"{\" space root-a-kv \",\" space root-b-kv \"}\" space");
   free(g);
-  g = gbnf("{\"allOf\": [{\"type\": \"number\"}, {\"type\": \"integer\", \"minimum\": 1}, "
-           "{\"minimum\": 5}]}");
+  g = gbnf(
+      "{\"allOf\": [{\"type\": \"number\"}, {\"type\": \"integer\", \"minimum\": 1}, "
+      "{\"minimum\": 5}]}");
   assert_string_equal(rule(g, "root"), "(([5-9]) | [1-9] [0-9]{1,15}) space");
   free(g);
   g = gbnf("{\"type\": [\"string\", \"null\"]}");
@@ -251,7 +261,8 @@ static void test_combinators(void **state) {
   g = gbnf("{\"type\": \"integer\", \"nullable\": true}");
   assert_string_equal(rule(g, "root"), "root-nonnull | null");
   free(g);
-  expect_error("{\"allOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}]}", "nothing in common");
+  expect_error("{\"allOf\": [{\"type\": \"string\"}, {\"type\": \"integer\"}]}",
+               "nothing in common");
   expect_error("{\"allOf\": [{\"const\": 1}, {\"const\": 2}]}", "conflicting");
   expect_error("{\"anyOf\": []}", "non-empty");
   expect_error("{\"anyOf\": [{}], \"oneOf\": [{}]}", "oneOf");
@@ -259,30 +270,35 @@ static void test_combinators(void **state) {
 
 static void test_refs(void **state) {
   (void)state;
-  char *g = gbnf("{\"$ref\": \"#/$defs/node\", \"$defs\": {\"node\": {\"type\": \"object\", "
-                 "\"properties\": {\"kids\": {\"type\": \"array\", \"items\": {\"$ref\": "
-                 "\"#/$defs/node\"}}}}}}");
+  char *g = gbnf(
+      "{\"$ref\": \"#/$defs/node\", \"$defs\": {\"node\": {\"type\": \"object\", "
+      "\"properties\": {\"kids\": {\"type\": \"array\", \"items\": {\"$ref\": "
+      "\"#/$defs/node\"}}}}}}");
   assert_string_equal(rule(g, "root"), "ref-node");
   assert_string_equal(rule(g, "ref-node-kids-item"), "ref-node");
   free(g);
-  g = gbnf("{\"properties\": {\"p\": {\"$ref\": \"#/definitions/a~1b\"}}, \"required\": [\"p\"], "
-           "\"definitions\": {\"a/b\": {\"type\": \"integer\"}}}");
+  g = gbnf(
+      "{\"properties\": {\"p\": {\"$ref\": \"#/definitions/a~1b\"}}, \"required\": [\"p\"], "
+      "\"definitions\": {\"a/b\": {\"type\": \"integer\"}}}");
   assert_string_equal(rule(g, "ref-a~1b"), "");
   assert_string_equal(rule(g, "ref-a-1b"), "integer");
   free(g);
   /* allOf over a $ref, with annotations beside the $ref */
-  g = gbnf("{\"allOf\": [{\"$ref\": \"#/$defs/a\", \"description\": \"d\"}, {\"required\": "
-           "[\"x\"]}], \"$defs\": {\"a\": {\"properties\": {\"x\": {\"type\": \"null\"}}}}}");
+  g = gbnf(
+      "{\"allOf\": [{\"$ref\": \"#/$defs/a\", \"description\": \"d\"}, {\"required\": "
+      "[\"x\"]}], \"$defs\": {\"a\": {\"properties\": {\"x\": {\"type\": \"null\"}}}}}");
   assert_string_equal(rule(g, "root"), "\"{\" space root-x-kv \"}\" space");
   free(g);
   expect_error("{\"$ref\": \"#/$defs/a\", \"$defs\": {\"a\": {\"$ref\": \"#/$defs/a\"}}}",
                "refers to itself");
-  expect_error("{\"$ref\": \"#/$defs/a\", \"$defs\": {\"a\": {\"anyOf\": [{\"$ref\": "
-               "\"#/$defs/b\"}, {\"type\": \"null\"}]}, \"b\": {\"$ref\": \"#/$defs/a\"}}}",
-               "refers to itself");
-  expect_error("{\"$ref\": \"#/$defs/a\", \"$defs\": {\"a\": {\"allOf\": [{\"$ref\": "
-               "\"#/$defs/a\"}]}}}",
-               "");
+  expect_error(
+      "{\"$ref\": \"#/$defs/a\", \"$defs\": {\"a\": {\"anyOf\": [{\"$ref\": "
+      "\"#/$defs/b\"}, {\"type\": \"null\"}]}, \"b\": {\"$ref\": \"#/$defs/a\"}}}",
+      "refers to itself");
+  expect_error(
+      "{\"$ref\": \"#/$defs/a\", \"$defs\": {\"a\": {\"allOf\": [{\"$ref\": "
+      "\"#/$defs/a\"}]}}}",
+      "");
   expect_error("{\"$ref\": \"#/$defs/missing\"}", "unresolvable");
   expect_error("{\"$ref\": \"https://example.com/s.json\"}", "local");
   expect_error("{\"$ref\": \"#/$defs/a\", \"type\": \"string\", \"$defs\": {\"a\": {}}}",
@@ -327,8 +343,9 @@ static void test_unsupported_and_invalid(void **state) {
   expect_error("{\"properties\": []}", "properties");
   expect_error("{\"required\": [1]}", "strings");
   /* harmless keywords are ignored */
-  char *g = gbnf("{\"type\": \"string\", \"title\": \"t\", \"description\": \"d\", \"x-vendor\": "
-                 "1, \"examples\": [\"a\"], \"default\": \"a\", \"minProperties\": 0}");
+  char *g = gbnf(
+      "{\"type\": \"string\", \"title\": \"t\", \"description\": \"d\", \"x-vendor\": "
+      "1, \"examples\": [\"a\"], \"default\": \"a\", \"minProperties\": 0}");
   assert_string_equal(rule(g, "root"), "string");
   free(g);
 }
@@ -455,8 +472,9 @@ static void test_tool_calls(void **state) {
   g = tools_gbnf(TOOLS, "get_weather", "qwen3_coder", false);
   assert_string_equal(rule(g, "root"), "tool-call");
   assert_string_equal(rule(g, "tool-call"), "\"<tool_call>\\n\" call \"\\n</tool_call>\"");
-  assert_string_equal(rule(g, "tool0"), "\"<function=get_weather>\\n\" tool0-city-param "
-                                        "tool0-n-param? \"</function>\"");
+  assert_string_equal(rule(g, "tool0"),
+                      "\"<function=get_weather>\\n\" tool0-city-param "
+                      "tool0-n-param? \"</function>\"");
   assert_string_equal(rule(g, "tool0-city-param"),
                       "\"<parameter=city>\\n\" xml-text-0 \"\\n</parameter>\\n\"");
   free(g);
@@ -470,17 +488,19 @@ static void test_tool_calls(void **state) {
   assert_null(tools_gbnf("{}", NULL, "hermes", false));
   assert_null(tools_gbnf("[{\"type\": \"function\", \"function\": {}}]", NULL, "hermes", false));
   assert_non_null(strstr(err, "name"));
-  assert_null(tools_gbnf("[{\"type\": \"function\", \"function\": {\"name\": \"f\", "
-                         "\"parameters\": {\"not\": {}}}}]",
-                         NULL, "hermes", false));
+  assert_null(
+      tools_gbnf("[{\"type\": \"function\", \"function\": {\"name\": \"f\", "
+                 "\"parameters\": {\"not\": {}}}}]",
+                 NULL, "hermes", false));
   assert_non_null(strstr(err, "tool 'f'"));
   assert_non_null(strstr(err, "'not'"));
   /* $refs resolve inside each tool's own parameters */
-  g = tools_gbnf("[{\"function\": {\"name\": \"a\", \"parameters\": {\"properties\": {\"x\": "
-                 "{\"$ref\": \"#/$defs/t\"}}, \"$defs\": {\"t\": {\"type\": \"integer\"}}}}}, "
-                 "{\"function\": {\"name\": \"b\", \"parameters\": {\"properties\": {\"x\": "
-                 "{\"$ref\": \"#/$defs/t\"}}, \"$defs\": {\"t\": {\"type\": \"string\"}}}}}]",
-                 NULL, "hermes", false);
+  g = tools_gbnf(
+      "[{\"function\": {\"name\": \"a\", \"parameters\": {\"properties\": {\"x\": "
+      "{\"$ref\": \"#/$defs/t\"}}, \"$defs\": {\"t\": {\"type\": \"integer\"}}}}}, "
+      "{\"function\": {\"name\": \"b\", \"parameters\": {\"properties\": {\"x\": "
+      "{\"$ref\": \"#/$defs/t\"}}, \"$defs\": {\"t\": {\"type\": \"string\"}}}}}]",
+      NULL, "hermes", false);
   assert_non_null(g);
   assert_string_equal(rule(g, "ref-t"), "integer");
   assert_string_equal(rule(g, "ref-t1"), "string");
@@ -514,13 +534,20 @@ static void test_builder(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_primitives),     cmocka_unit_test(test_object_order),
-      cmocka_unit_test(test_additional_properties), cmocka_unit_test(test_enum_const),
-      cmocka_unit_test(test_strings),        cmocka_unit_test(test_integer_ranges),
-      cmocka_unit_test(test_arrays),         cmocka_unit_test(test_combinators),
-      cmocka_unit_test(test_refs),           cmocka_unit_test(test_patterns),
-      cmocka_unit_test(test_unsupported_and_invalid), cmocka_unit_test(test_hostile),
-      cmocka_unit_test(test_json_object),    cmocka_unit_test(test_tool_calls),
+      cmocka_unit_test(test_primitives),
+      cmocka_unit_test(test_object_order),
+      cmocka_unit_test(test_additional_properties),
+      cmocka_unit_test(test_enum_const),
+      cmocka_unit_test(test_strings),
+      cmocka_unit_test(test_integer_ranges),
+      cmocka_unit_test(test_arrays),
+      cmocka_unit_test(test_combinators),
+      cmocka_unit_test(test_refs),
+      cmocka_unit_test(test_patterns),
+      cmocka_unit_test(test_unsupported_and_invalid),
+      cmocka_unit_test(test_hostile),
+      cmocka_unit_test(test_json_object),
+      cmocka_unit_test(test_tool_calls),
       cmocka_unit_test(test_builder),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

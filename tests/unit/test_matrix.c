@@ -447,19 +447,26 @@ static void test_bad_values(void **state) {
   load_bad("listen:\n  port:\n", "2:8: listen.port: expected an integer, got nothing");
   load_bad("listen: {host: [a]}\n", "1:16: listen.host: expected a string, got a list");
   load_bad("listen: {host: ''}\n", "1:16: listen.host: must not be empty");
-  load_bad("memory: {budget: lots}\n",
-           "1:18: memory.budget: expected a size like 8GiB, 512MiB or a number of bytes, got 'lots'");
-  load_bad("memory: {budget: 5}\n", "1:18: memory.budget: 5 is out of range (1048576..1125899906842624 bytes)");
-  load_bad("memory: {reserve: -1GiB}\n",
-           "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
+  load_bad(
+      "memory: {budget: lots}\n",
+      "1:18: memory.budget: expected a size like 8GiB, 512MiB or a number of bytes, got 'lots'");
+  load_bad("memory: {budget: 5}\n",
+           "1:18: memory.budget: 5 is out of range (1048576..1125899906842624 bytes)");
+  load_bad(
+      "memory: {reserve: -1GiB}\n",
+      "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
   load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
   load_bad("memory: {devices: [CUDA0]}\n", "1:19: memory.devices: expected a mapping, got a list");
-  load_bad("memory: {devices: {CUDA0: 1GiB, CUDA0: 2GiB}}\n", "1:33: memory.devices.CUDA0: duplicate key");
+  load_bad("memory: {devices: {CUDA0: 1GiB, CUDA0: 2GiB}}\n",
+           "1:33: memory.devices.CUDA0: duplicate key");
   load_bad("memory: {devices: {CUDA0: big}}\n",
-           "1:27: memory.devices.CUDA0: expected a size like 8GiB, 512MiB or a number of bytes, got 'big'");
-  load_bad("scheduling: {swap_guard: 2h}\n", "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
+           "1:27: memory.devices.CUDA0: expected a size like 8GiB, 512MiB or a number of bytes, "
+           "got 'big'");
+  load_bad("scheduling: {swap_guard: 2h}\n",
+           "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
   load_bad("scheduling: {max_loads: 0}\n", "1:25: scheduling.max_loads: 0 is out of range (1..64)");
-  load_bad("scheduling: {swap_guard: -1}\n", "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");
+  load_bad("scheduling: {swap_guard: -1}\n",
+           "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");
   load_bad("log_level: loud\n",
            "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");
   load_bad("limits: {max_body_bytes: 10}\n",
@@ -499,7 +506,8 @@ static void test_bad_values(void **state) {
        "4:17: models[0].keep_alive: 2147483648 is out of range (-1..2147483647 seconds)"},
       {"    keep_alive: [1]\n",
        "4:17: models[0].keep_alive: expected seconds or a duration like 30s, 5m, 2h, got a list"},
-      {"    engine: vllm\n", "4:13: models[0].engine: unknown engine 'vllm' (known: llama, whisper, espeak, external)"},
+      {"    engine: vllm\n",
+       "4:13: models[0].engine: unknown engine 'vllm' (known: llama, whisper, espeak, external)"},
       {"    pin: 1\n", "4:10: models[0].pin: expected true or false, got '1'"},
       {"    priority: 5000\n", "4:15: models[0].priority: 5000 is out of range (-1000..1000)"},
       {"    max_queue: -1\n", "4:16: models[0].max_queue: -1 is out of range (0..100000)"},
@@ -533,8 +541,9 @@ static void test_engines(void **state) {
   (void)state;
   write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
   write_gguf("plain.gguf", BASE);
-  matrix *m = load_ok("models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
-                      "  - {name: speak, engine: espeak}\n");
+  matrix *m = load_ok(
+      "models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
+      "  - {name: speak, engine: espeak}\n");
   assert_int_equal(m->n_models, 2);
   assert_int_equal(m->models[0].engine, MATRIX_ENGINE_WHISPER);
   assert_int_equal(m->models[0].caps, MATRIX_CAP_TRANSCRIBE);
@@ -544,7 +553,8 @@ static void test_engines(void **state) {
   matrix_free(m);
   load_bad("models:\n  - {name: asr, engine: whisper, file: plain.gguf}\n",
            "2:40: models[0].file: '{D}/plain.gguf' is not a whisper.cpp model (ggml magic)");
-  load_bad("models:\n  - {name: asr, engine: whisper}\n", "2:5: models[0]: missing required key 'file'");
+  load_bad("models:\n  - {name: asr, engine: whisper}\n",
+           "2:5: models[0]: missing required key 'file'");
 }
 
 /* mmproj: relative to the config, must be a projector GGUF; gives the vision capability; image
@@ -554,9 +564,10 @@ static void test_mmproj(void **state) {
   write_gguf("m.gguf", CHAT);
   write_gguf("proj.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1});
   assert_int_equal(mkdir(P("imgs"), 0700), 0);
-  matrix *m = load_ok("limits: {image_dir: imgs, max_image_bytes: 4096, max_image_pixels: 1000}\n"
-                      "models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n"
-                      "  - name: t\n    file: m.gguf\n");
+  matrix *m = load_ok(
+      "limits: {image_dir: imgs, max_image_bytes: 4096, max_image_pixels: 1000}\n"
+      "models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n"
+      "  - name: t\n    file: m.gguf\n");
   assert_string_equal(m->models[0].mmproj, P("proj.gguf"));
   assert_true(m->models[0].mmproj_bytes > 0);
   assert_true(m->models[0].caps & MATRIX_CAP_VISION);
@@ -567,10 +578,12 @@ static void test_mmproj(void **state) {
   assert_int_equal(m->max_image_bytes, 4096);
   assert_int_equal(m->max_image_pixels, 1000);
   char caps[64];
-  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "chat,completion,vision");
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps),
+                      "chat,completion,vision");
   matrix_free(m);
   /* capabilities given: vision is added by the mmproj, and needs one */
-  m = load_ok("models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n    capabilities: [chat]\n");
+  m = load_ok(
+      "models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n    capabilities: [chat]\n");
   assert_int_equal(m->models[0].caps, MATRIX_CAP_CHAT | MATRIX_CAP_VISION);
   matrix_free(m);
   m = load_ok("models:\n  - name: t\n    file: m.gguf\n");
@@ -583,14 +596,18 @@ static void test_mmproj(void **state) {
            "4:13: models[0].mmproj: cannot open '{D}/nope.gguf': No such file or directory");
   load_bad("models:\n  - name: v\n    file: m.gguf\n    mmproj: m.gguf\n",
            "4:13: models[0].mmproj: '{D}/m.gguf' is not a multimodal projector (no clip.* keys)");
-  load_bad("limits: {image_dir: nope}\n", "1:21: limits.image_dir: cannot open '{D}/nope': No such file or directory");
-  load_bad("limits: {image_dir: m.gguf}\n", "1:21: limits.image_dir: '{D}/m.gguf' is not a directory");
-  load_bad("limits: {max_image_pixels: 0}\n", "1:28: limits.max_image_pixels: 0 is out of range (1..268435456)");
+  load_bad("limits: {image_dir: nope}\n",
+           "1:21: limits.image_dir: cannot open '{D}/nope': No such file or directory");
+  load_bad("limits: {image_dir: m.gguf}\n",
+           "1:21: limits.image_dir: '{D}/m.gguf' is not a directory");
+  load_bad("limits: {max_image_pixels: 0}\n",
+           "1:28: limits.max_image_pixels: 0 is out of range (1..268435456)");
 }
 
-/* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not vision;
- * transcribe_prompt only for such a model */
-/* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one). */
+/* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not
+ * vision; transcribe_prompt only for such a model */
+/* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one).
+ */
 static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
   FILE *f = fopen(P(rel), "wb");
   assert_non_null(f);
@@ -605,7 +622,9 @@ static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
   fclose(f);
 }
 
-static void write_proj(const char *rel, bool vision, bool audio) { write_proj_gen(rel, vision, audio, false); }
+static void write_proj(const char *rel, bool vision, bool audio) {
+  write_proj_gen(rel, vision, audio, false);
+}
 
 static void test_mmproj_audio(void **state) {
   (void)state;
@@ -614,23 +633,30 @@ static void test_mmproj_audio(void **state) {
   write_proj("vproj.gguf", true, false);
   write_proj("none.gguf", false, false);
   write_proj("both.gguf", true, true);
-  matrix *m = load_ok("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n"
-                      "    transcribe_prompt: 'Write down what is said.'\n"
-                      "  - name: b\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat]\n");
+  matrix *m = load_ok(
+      "models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n"
+      "    transcribe_prompt: 'Write down what is said.'\n"
+      "  - name: b\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat]\n");
   char caps[96];
-  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "chat,completion,transcribe,audio");
+  assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps),
+                      "chat,completion,transcribe,audio");
   assert_string_equal(m->models[0].transcribe_prompt, "Write down what is said.");
   assert_int_equal(m->models[1].caps, MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO);
   assert_null(m->models[1].transcribe_prompt);
   matrix_free(m);
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat, vision]\n",
-           "5:19: models[0].capabilities: vision needs an mmproj with a vision encoder");
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    capabilities: [chat, audio]\n",
-           "5:19: models[0].capabilities: audio needs an mmproj with an audio encoder");
+  load_bad(
+      "models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat, "
+      "vision]\n",
+      "5:19: models[0].capabilities: vision needs an mmproj with a vision encoder");
+  load_bad(
+      "models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    capabilities: [chat, "
+      "audio]\n",
+      "5:19: models[0].capabilities: audio needs an mmproj with an audio encoder");
   load_bad("models:\n  - name: a\n    file: m.gguf\n    capabilities: [audio]\n",
            "4:19: models[0].capabilities: audio needs an mmproj");
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    transcribe_prompt: hi\n",
-           "5:24: models[0].transcribe_prompt: only for a model whose mmproj takes audio");
+  load_bad(
+      "models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    transcribe_prompt: hi\n",
+      "5:24: models[0].transcribe_prompt: only for a model whose mmproj takes audio");
   load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: none.gguf\n",
            "4:13: models[0].mmproj: '{D}/none.gguf' has neither a vision nor an audio encoder");
   m = load_ok("models:\n  - name: a\n    file: m.gguf\n    mmproj: both.gguf\n");
@@ -644,7 +670,8 @@ static void test_mmproj_speech(void **state) {
   write_gguf("m.gguf", CHAT);
   write_proj_gen("sproj.gguf", false, true, true);
   write_proj("aproj.gguf", false, true);
-  matrix *m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
+  matrix *m = load_ok(
+      "models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
   char caps[96];
   /* speech only: the voice encoder is not audio input, the backbone's text is noise */
   assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps), "speech");
@@ -657,10 +684,13 @@ static void test_mmproj_speech(void **state) {
   m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
   assert_false(m->models[0].voice_upload);
   matrix_free(m);
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    voice_upload: true\n",
-           "5:19: models[0].voice_upload: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)");
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: maybe\n",
-           "5:19: models[0].voice_upload: expected true or false, got 'maybe'");
+  load_bad(
+      "models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    voice_upload: true\n",
+      "5:19: models[0].voice_upload: only for engine llama with a speech mmproj "
+      "(clip.has_gen_audio_encoder)");
+  load_bad(
+      "models:\n  - name: a\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: maybe\n",
+      "5:19: models[0].voice_upload: expected true or false, got 'maybe'");
 }
 
 static void test_bad_models(void **state) {
@@ -859,15 +889,16 @@ static void test_discovery_real_file(void **state) {
 static void test_external(void **state) {
   (void)state;
   assert_int_equal(mkdir(P("comfy"), 0755), 0);
-  matrix *m = load_ok("models:\n"
-                      "  - name: comfy\n    engine: external\n    keep_alive: 10m\n    priority: 3\n"
-                      "    external:\n      argv: [python3, main.py, --port, '${PORT}']\n      cwd: comfy\n"
-                      "      env: {CUDA_VISIBLE_DEVICES: '0', X_PORT: 'p${PORT}'}\n"
-                      "      health: {path: /system_stats, status: 204, timeout: 3m}\n"
-                      "      routes: [/v1/images/generations, /v1/chat/completions]\n"
-                      "      upstream: false\n      memory: 2GiB\n      gpu_memory: {CUDA0: 10GiB}\n"
-                      "      stop_signal: SIGINT\n      stop_grace: 20s\n      port: 8188\n"
-                      "  - name: tiny\n    engine: external\n    external: {argv: [srv]}\n");
+  matrix *m = load_ok(
+      "models:\n"
+      "  - name: comfy\n    engine: external\n    keep_alive: 10m\n    priority: 3\n"
+      "    external:\n      argv: [python3, main.py, --port, '${PORT}']\n      cwd: comfy\n"
+      "      env: {CUDA_VISIBLE_DEVICES: '0', X_PORT: 'p${PORT}'}\n"
+      "      health: {path: /system_stats, status: 204, timeout: 3m}\n"
+      "      routes: [/v1/images/generations, /v1/chat/completions]\n"
+      "      upstream: false\n      memory: 2GiB\n      gpu_memory: {CUDA0: 10GiB}\n"
+      "      stop_signal: SIGINT\n      stop_grace: 20s\n      port: 8188\n"
+      "  - name: tiny\n    engine: external\n    external: {argv: [srv]}\n");
   assert_int_equal(m->n_models, 2);
   const matrix_model *c = &m->models[0];
   assert_int_equal(c->engine, MATRIX_ENGINE_EXTERNAL);
@@ -909,30 +940,40 @@ static void test_external(void **state) {
   assert_string_not_equal(c->ext->sig, t->ext->sig);
   matrix_free(m);
 
-  load_bad("models:\n  - {name: x, engine: external}\n",
-           "2:5: models[0]: engine: external needs an 'external' map (argv, port, health, routes...)");
-  load_bad("models:\n  - {name: x, external: {argv: [a]}}\n", "2:25: models[0].external: only for engine: external");
+  load_bad(
+      "models:\n  - {name: x, engine: external}\n",
+      "2:5: models[0]: engine: external needs an 'external' map (argv, port, health, routes...)");
+  load_bad("models:\n  - {name: x, external: {argv: [a]}}\n",
+           "2:25: models[0].external: only for engine: external");
   load_bad("models:\n  - {name: x, engine: external, external: {}}\n",
-           "2:43: models[0].external: missing required key 'argv' (the program and its arguments, a list)");
+           "2:43: models[0].external: missing required key 'argv' (the program and its arguments, "
+           "a list)");
   load_bad("models:\n  - {name: x, engine: external, file: a.gguf, external: {argv: [a]}}\n",
            "2:39: models[0].file: not for engine: external");
   load_bad("models:\n  - {name: x, engine: external, external: {argv: [a, b], shell: true}}\n",
-           "2:65: models[0].external.shell: with shell: true, argv must be one string (the command line for /bin/sh -c)");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], routes: [/v1/nope]}}\n",
-           "2:64: models[0].external.routes[0]: unknown route '/v1/nope' (known: /v1/chat/completions, "
-           "/v1/completions, /v1/embeddings, /v1/rerank, /v1/images/generations, /v1/images/edits, "
-           "/v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations)");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], stop_signal: SIGSEGV}}\n",
-           "2:68: models[0].external.stop_signal: unknown signal 'SIGSEGV' (known: SIGTERM, SIGINT, SIGHUP, "
-           "SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2)");
+           "2:65: models[0].external.shell: with shell: true, argv must be one string (the command "
+           "line for /bin/sh -c)");
+  load_bad(
+      "models:\n  - {name: x, engine: external, external: {argv: [a], routes: [/v1/nope]}}\n",
+      "2:64: models[0].external.routes[0]: unknown route '/v1/nope' (known: /v1/chat/completions, "
+      "/v1/completions, /v1/embeddings, /v1/rerank, /v1/images/generations, /v1/images/edits, "
+      "/v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations)");
+  load_bad(
+      "models:\n  - {name: x, engine: external, external: {argv: [a], stop_signal: SIGSEGV}}\n",
+      "2:68: models[0].external.stop_signal: unknown signal 'SIGSEGV' (known: SIGTERM, SIGINT, "
+      "SIGHUP, "
+      "SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2)");
   load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], port: 70000}}\n",
            "2:61: models[0].external.port: 70000 is out of range (1..65535)");
   load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], env: {1BAD: x}}}\n",
            "2:61: models[0].external.env.1BAD: not a valid environment variable name");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], health: {path: nope}}}\n",
-           "2:70: models[0].external.health.path: expected a path starting with / (printable, no spaces)");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], cwd: nothere}}\n",
-           "2:60: models[0].external.cwd: '{D}/nothere' is not a folder: No such file or directory");
+  load_bad(
+      "models:\n  - {name: x, engine: external, external: {argv: [a], health: {path: nope}}}\n",
+      "2:70: models[0].external.health.path: expected a path starting with / (printable, no "
+      "spaces)");
+  load_bad(
+      "models:\n  - {name: x, engine: external, external: {argv: [a], cwd: nothere}}\n",
+      "2:60: models[0].external.cwd: '{D}/nothere' is not a folder: No such file or directory");
   load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], bogus: 1}}\n",
            "2:55: models[0].external.bogus: unknown key");
 }
@@ -944,14 +985,17 @@ static void test_pipelines(void **state) {
   write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
   write_gguf("chat.gguf", CHAT);
   write_gguf("plain.gguf", BASE);
-  const char *models = "models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
-                       "  - {name: lm, file: chat.gguf, aliases: [light]}\n"
-                       "  - {name: base, file: plain.gguf}\n";
+  const char *models =
+      "models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
+      "  - {name: lm, file: chat.gguf, aliases: [light]}\n"
+      "  - {name: base, file: plain.gguf}\n";
   char y[2048];
   snprintf(y, sizeof y,
            "pipelines:\n  - {name: clean, kind: transcribe_clean, asr: asr, llm: light}\n"
-           "  - name: talk\n    kind: voice\n    asr: asr\n    llm: lm\n    tts: speak\n    voice: en-us\n"
-           "    instruction: Be brief.\n    max_tokens: 64\n    temperature: 0.5\n    sentence_chars: 40\n%s",
+           "  - name: talk\n    kind: voice\n    asr: asr\n    llm: lm\n    tts: speak\n    voice: "
+           "en-us\n"
+           "    instruction: Be brief.\n    max_tokens: 64\n    temperature: 0.5\n    "
+           "sentence_chars: 40\n%s",
            models);
   matrix *m = load_ok(y);
   assert_int_equal(m->n_pipelines, 2);
@@ -983,21 +1027,29 @@ static void test_pipelines(void **state) {
   assert_int_equal(m->pipelines[0].sentence_chars, 200);
   matrix_free(m);
 
-  static const struct { const char *p, *want; } bad[] = {
+  static const struct {
+    const char *p, *want;
+  } bad[] = {
       {"pipelines:\n  - {kind: voice}\n", "2:5: pipelines[0]: missing required key 'name'"},
-      {"pipelines:\n  - {name: x, kind: music, llm: lm}\n", "2:21: pipelines[0].kind: unknown kind 'music' (known: transcribe_clean, voice)"},
-      {"pipelines:\n  - {name: x, llm: lm}\n", "2:5: pipelines[0]: missing required key 'kind' (transcribe_clean or voice)"},
-      {"pipelines:\n  - {name: x, kind: transcribe_clean, llm: lm}\n", "2:5: pipelines[0]: a transcribe_clean pipeline needs the step 'asr'"},
-      {"pipelines:\n  - {name: x, kind: voice, llm: lm}\n", "2:5: pipelines[0]: a voice pipeline needs the step 'tts'"},
+      {"pipelines:\n  - {name: x, kind: music, llm: lm}\n",
+       "2:21: pipelines[0].kind: unknown kind 'music' (known: transcribe_clean, voice)"},
+      {"pipelines:\n  - {name: x, llm: lm}\n",
+       "2:5: pipelines[0]: missing required key 'kind' (transcribe_clean or voice)"},
+      {"pipelines:\n  - {name: x, kind: transcribe_clean, llm: lm}\n",
+       "2:5: pipelines[0]: a transcribe_clean pipeline needs the step 'asr'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm}\n",
+       "2:5: pipelines[0]: a voice pipeline needs the step 'tts'"},
       {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: asr, llm: lm, tts: speak}\n",
        "2:63: pipelines[0].tts: only a voice pipeline has a tts step"},
       {"pipelines:\n  - {name: lm, kind: voice, llm: lm, tts: speak}\n",
        "2:12: pipelines[0].name: 'lm' is already used by model 'lm' ({F}:5)"},
       {"pipelines:\n  - {name: speak, kind: voice, llm: lm, tts: speak}\n",
        "2:12: pipelines[0].name: 'speak' is already used by model 'speak' ((built-in))"},
-      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n  - {name: x, kind: voice, llm: lm, tts: speak}\n",
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n  - {name: x, kind: voice, "
+       "llm: lm, tts: speak}\n",
        "3:12: pipelines[1].name: 'x' is already used by pipeline 'x' ({F}:2)"},
-      {"pipelines:\n  - {name: x, kind: voice, llm: nope, tts: speak}\n", "2:33: pipelines[0].llm: no model is named 'nope'"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: nope, tts: speak}\n",
+       "2:33: pipelines[0].llm: no model is named 'nope'"},
       {"pipelines:\n  - {name: x, kind: voice, llm: base, tts: speak}\n",
        "2:33: pipelines[0].llm: model 'base' cannot chat (its capabilities: completion)"},
       {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: asr}\n",
@@ -1010,7 +1062,8 @@ static void test_pipelines(void **state) {
        "2:65: pipelines[0].sentence_chars: 2 is out of range (8..4000)"},
       {"pipelines:\n  - {name: x, kind: transcribe_clean, asr: asr, llm: lm, voice: a}\n",
        "2:65: pipelines[0].voice: only a voice pipeline has a voice"},
-      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, steps: []}\n", "2:49: pipelines[0].steps: unknown key"},
+      {"pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak, steps: []}\n",
+       "2:49: pipelines[0].steps: unknown key"},
       {"pipelines: {name: x}\n", "1:12: pipelines: expected a list, got a mapping"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -1018,12 +1071,15 @@ static void test_pipelines(void **state) {
     load_bad(y, bad[i].want);
   }
   /* builtin_voice: false: speak is no model any more */
-  snprintf(y, sizeof y, "builtin_voice: false\npipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s",
+  snprintf(y, sizeof y,
+           "builtin_voice: false\npipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s",
            models);
   load_bad(y, "3:42: pipelines[0].tts: no model is named 'speak'");
   /* a router may not take a pipeline's name */
-  snprintf(y, sizeof y, "pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s"
-                        "routers:\n  - {name: x, routes: {a: lm}, default: a}\n", models);
+  snprintf(y, sizeof y,
+           "pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s"
+           "routers:\n  - {name: x, routes: {a: lm}, default: a}\n",
+           models);
   load_bad(y, "8:12: routers[0].name: 'x' is already used by pipeline 'x' ({D}/config.yaml:2)");
 }
 
@@ -1036,13 +1092,17 @@ static void test_key_order(void **state) {
   load_bad("models:\n  - name: a\n    context: 8\n    priority: 5000\n    file: m.gguf\n",
            "4:15: models[0].priority: 5000 is out of range (-1000..1000)");
   /* the capabilities a projector must back, before transcribe_prompt */
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    transcribe_prompt: hi\n    capabilities: [vision]\n",
-           "5:19: models[0].capabilities: vision needs an mmproj");
+  load_bad(
+      "models:\n  - name: a\n    file: m.gguf\n    transcribe_prompt: hi\n    capabilities: "
+      "[vision]\n",
+      "5:19: models[0].capabilities: vision needs an mmproj");
   /* the engine's own checks before the missing file */
-  load_bad("models:\n  - name: a\n    vad_model: x\n", "3:16: models[0].vad_model: only for engine: whisper");
+  load_bad("models:\n  - name: a\n    vad_model: x\n",
+           "3:16: models[0].vad_model: only for engine: whisper");
   /* an external engine names the first key it does not take: file before pooling */
-  load_bad("models:\n  - {name: a, engine: external, pooling: mean, file: x, external: {argv: [x]}}\n",
-           "2:54: models[0].file: not for engine: external");
+  load_bad(
+      "models:\n  - {name: a, engine: external, pooling: mean, file: x, external: {argv: [x]}}\n",
+      "2:54: models[0].file: not for engine: external");
   /* a null mmproj is no projector */
   matrix *m = load_ok("models:\n  - {name: a, file: m.gguf, mmproj: ~, max_queue: 7}\n");
   assert_null(m->models[0].mmproj);

@@ -57,19 +57,26 @@ static void test_counters_exact_lines(void **state) {
   char *t = render(m, NULL);
   assert_non_null(strstr(t, "# HELP switchyard_requests_total "));
   assert_non_null(strstr(t, "# TYPE switchyard_requests_total counter\n"));
-  assert_non_null(strstr(t, "\nswitchyard_requests_total{model=\"chat\",endpoint=\"chat\",status=\"200\"} 2\n"));
-  assert_non_null(strstr(t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"400\"} 1\n"));
+  assert_non_null(strstr(
+      t, "\nswitchyard_requests_total{model=\"chat\",endpoint=\"chat\",status=\"200\"} 2\n"));
+  assert_non_null(strstr(
+      t,
+      "\nswitchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"400\"} 1\n"));
   assert_null(strstr(t, "status=\"404\"")); /* zero combinations are left out */
   assert_non_null(strstr(t, "\nswitchyard_prompt_tokens_total{model=\"chat\"} 7\n"));
   assert_non_null(strstr(t, "\nswitchyard_prompt_tokens_total{model=\"embed\"} 3\n"));
   assert_non_null(strstr(t, "\nswitchyard_generated_tokens_total{model=\"chat\"} 5\n"));
-  assert_non_null(strstr(t, "\nswitchyard_generated_tokens_total{model=\"embed\"} 0\n")); /* every model, from 0 */
-  assert_null(strstr(t, "switchyard_generated_tokens_total{model=\"\"}"));             /* "" only once used */
+  assert_non_null(strstr(
+      t, "\nswitchyard_generated_tokens_total{model=\"embed\"} 0\n"));     /* every model, from 0 */
+  assert_null(strstr(t, "switchyard_generated_tokens_total{model=\"\"}")); /* "" only once used */
   assert_non_null(strstr(t, "\nswitchyard_requests_cancelled_total{model=\"chat\"} 1\n"));
   assert_non_null(strstr(t, "\nswitchyard_model_loads_total{model=\"chat\",result=\"ok\"} 1\n"));
-  assert_non_null(strstr(t, "\nswitchyard_model_loads_total{model=\"embed\",result=\"failed\"} 1\n"));
-  assert_non_null(strstr(t, "\nswitchyard_model_unloads_total{model=\"chat\",reason=\"evicted\"} 1\n"));
-  assert_non_null(strstr(t, "\nswitchyard_model_unloads_total{model=\"chat\",reason=\"keep_alive_0\"} 1\n"));
+  assert_non_null(
+      strstr(t, "\nswitchyard_model_loads_total{model=\"embed\",result=\"failed\"} 1\n"));
+  assert_non_null(
+      strstr(t, "\nswitchyard_model_unloads_total{model=\"chat\",reason=\"evicted\"} 1\n"));
+  assert_non_null(
+      strstr(t, "\nswitchyard_model_unloads_total{model=\"chat\",reason=\"keep_alive_0\"} 1\n"));
   assert_non_null(strstr(t, "\nswitchyard_model_load_duration_seconds_count{model=\"embed\"} 1\n"));
   assert_null(strstr(t, "switchyard_queue_depth")); /* no gauges passed */
   free(t);
@@ -79,17 +86,22 @@ static void test_counters_exact_lines(void **state) {
 static void test_gauges(void **state) {
   (void)state;
   metrics *m = metrics_new(names2, 2);
-  metrics_model_gauges mg[2] = {{.queued = 3, .inflight = 4, .estimated_bytes = 1000, .measured_bytes = 1200, .loaded = true},
-                                {.estimated_bytes = 500}};
+  metrics_model_gauges mg[2] = {
+      {.queued = 3, .inflight = 4, .estimated_bytes = 1000, .measured_bytes = 1200, .loaded = true},
+      {.estimated_bytes = 500}};
   metrics_gauges g = {.models = mg, .n_models = 2, .budget_bytes = 1LL << 40, .used_bytes = 1200};
   char *t = render(m, &g);
-  assert_non_null(strstr(t, "# TYPE switchyard_queue_depth gauge\nswitchyard_queue_depth{model=\"chat\"} 3\n"));
+  assert_non_null(
+      strstr(t, "# TYPE switchyard_queue_depth gauge\nswitchyard_queue_depth{model=\"chat\"} 3\n"));
   assert_non_null(strstr(t, "\nswitchyard_requests_in_flight{model=\"chat\"} 4\n"));
   assert_non_null(strstr(t, "\nswitchyard_model_loaded{model=\"chat\"} 1\n"));
   assert_non_null(strstr(t, "\nswitchyard_model_loaded{model=\"embed\"} 0\n"));
-  assert_non_null(strstr(t, "\nswitchyard_model_memory_bytes{model=\"chat\",kind=\"estimated\"} 1000\n"));
-  assert_non_null(strstr(t, "\nswitchyard_model_memory_bytes{model=\"chat\",kind=\"measured\"} 1200\n"));
-  assert_non_null(strstr(t, "\nswitchyard_model_memory_bytes{model=\"embed\",kind=\"measured\"} 0\n"));
+  assert_non_null(
+      strstr(t, "\nswitchyard_model_memory_bytes{model=\"chat\",kind=\"estimated\"} 1000\n"));
+  assert_non_null(
+      strstr(t, "\nswitchyard_model_memory_bytes{model=\"chat\",kind=\"measured\"} 1200\n"));
+  assert_non_null(
+      strstr(t, "\nswitchyard_model_memory_bytes{model=\"embed\",kind=\"measured\"} 0\n"));
   assert_non_null(strstr(t, "\nswitchyard_memory_budget_bytes 1099511627776\n"));
   assert_non_null(strstr(t, "\nswitchyard_memory_used_bytes 1200\n"));
   free(t);
@@ -104,7 +116,9 @@ static void test_escaping(void **state) {
   metrics_request(m, 0, METRICS_EP_COMPLETIONS, 200, 0.5);
   char *t = render(m, NULL);
   assert_non_null(strstr(t, "\nswitchyard_prompt_tokens_total{model=\"a\\\\b\\\"c\\nd\"} 1\n"));
-  assert_non_null(strstr(t, "switchyard_request_duration_seconds_bucket{model=\"a\\\\b\\\"c\\nd\",endpoint=\"completions\",le=\"0.5\"} 1\n"));
+  assert_non_null(strstr(t,
+                         "switchyard_request_duration_seconds_bucket{model=\"a\\\\b\\\"c\\nd\","
+                         "endpoint=\"completions\",le=\"0.5\"} 1\n"));
   /* no raw newline inside any sample: every line starts with '#' or the prefix */
   for (char *line = t; *line; line = strchr(line, '\n') + 1) {
     assert_true(line[0] == '#' || strncmp(line, "switchyard_", 11) == 0);
@@ -117,18 +131,23 @@ static void test_escaping(void **state) {
 static void test_histogram_cumulative(void **state) {
   (void)state;
   metrics *m = metrics_new(names2, 2);
-  double obs[] = {0.001, 0.005, 0.007, 0.3, 0.3, 2, 119, 500}; /* 0.005 is on a bound: counts as ≤ 0.005 */
+  double obs[] = {0.001, 0.005, 0.007, 0.3,
+                  0.3,   2,     119,   500}; /* 0.005 is on a bound: counts as ≤ 0.005 */
   double sum = 0;
   for (size_t i = 0; i < sizeof obs / sizeof *obs; i++) {
     metrics_ttft(m, 0, obs[i]);
     sum += obs[i];
   }
   char *t = render(m, NULL);
-  static const struct { const char *le; double want; } b[] = {
-      {"0.005", 2}, {"0.01", 3}, {"0.25", 3}, {"0.5", 5}, {"1", 5}, {"2.5", 6}, {"60", 6}, {"120", 7}, {"+Inf", 8}};
+  static const struct {
+    const char *le;
+    double want;
+  } b[] = {{"0.005", 2}, {"0.01", 3}, {"0.25", 3}, {"0.5", 5}, {"1", 5},
+           {"2.5", 6},   {"60", 6},   {"120", 7},  {"+Inf", 8}};
   char head[160];
   for (size_t i = 0; i < sizeof b / sizeof *b; i++) {
-    snprintf(head, sizeof head, "switchyard_time_to_first_token_seconds_bucket{model=\"chat\",le=\"%s\"}", b[i].le);
+    snprintf(head, sizeof head,
+             "switchyard_time_to_first_token_seconds_bucket{model=\"chat\",le=\"%s\"}", b[i].le);
     assert_true(value_of(t, head) == b[i].want);
   }
   /* buckets never decrease, in the order printed */
@@ -145,7 +164,8 @@ static void test_histogram_cumulative(void **state) {
   assert_true(value_of(t, "switchyard_time_to_first_token_seconds_count{model=\"chat\"}") == 8);
   double got = value_of(t, "switchyard_time_to_first_token_seconds_sum{model=\"chat\"}");
   assert_true(got > sum - 1e-6 && got < sum + 1e-6);
-  assert_null(strstr(t, "switchyard_time_to_first_token_seconds_count{model=\"embed\"}")); /* never observed */
+  assert_null(strstr(
+      t, "switchyard_time_to_first_token_seconds_count{model=\"embed\"}")); /* never observed */
   free(t);
   metrics_free(m);
 }
@@ -165,10 +185,17 @@ static void test_bounded_labels(void **state) {
   metrics_request(m, 0, (metrics_endpoint)99, 200, 0.001); /* refused, not a crash */
   metrics_unload(m, 0, (metrics_unload_reason)99);
   char *t2 = render(m, NULL);
-  assert_true(value_of(t2, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"}") == 2001);
-  assert_true(value_of(t2, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"other\"}") == 1000);
-  assert_true(value_of(t2, "switchyard_request_duration_seconds_count{model=\"\",endpoint=\"chat\"}") == 3001);
-  assert_null(strstr(t2, "model=\"chat\",endpoint=\"chat\"")); /* nothing leaked into a real model */
+  assert_true(
+      value_of(t2, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"}") ==
+      2001);
+  assert_true(
+      value_of(t2, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"other\"}") ==
+      1000);
+  assert_true(
+      value_of(t2, "switchyard_request_duration_seconds_count{model=\"\",endpoint=\"chat\"}") ==
+      3001);
+  assert_null(
+      strstr(t2, "model=\"chat\",endpoint=\"chat\"")); /* nothing leaked into a real model */
   assert_true(strlen(t2) < len1 + 200); /* one more line (status="other"), whatever came in */
   free(t1);
   free(t2);
@@ -191,9 +218,12 @@ static void test_add_model(void **state) {
   metrics_model_gauges mg[3] = {{0}, {0}, {.loaded = true}};
   metrics_gauges g = {.models = mg, .n_models = 3};
   char *t = render(m, &g);
-  assert_non_null(strstr(t, "switchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"200\"} 1\n"));
-  assert_non_null(strstr(t, "switchyard_requests_total{model=\"new-model\",endpoint=\"chat\",status=\"200\"} 1\n"));
-  assert_non_null(strstr(t, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"} 1\n"));
+  assert_non_null(strstr(
+      t, "switchyard_requests_total{model=\"embed\",endpoint=\"embeddings\",status=\"200\"} 1\n"));
+  assert_non_null(strstr(
+      t, "switchyard_requests_total{model=\"new-model\",endpoint=\"chat\",status=\"200\"} 1\n"));
+  assert_non_null(
+      strstr(t, "switchyard_requests_total{model=\"\",endpoint=\"chat\",status=\"404\"} 1\n"));
   assert_non_null(strstr(t, "switchyard_model_loaded{model=\"new-model\"} 1\n"));
   free(t);
   metrics_free(m);
@@ -227,8 +257,8 @@ static void test_structure(void **state) {
       size_t fl = strlen(family);
       assert_true(strncmp(line, family, fl) == 0);
       const char *rest = line + fl;
-      assert_true(*rest == '{' || *rest == ' ' || !strncmp(rest, "_bucket{", 8) || !strncmp(rest, "_sum{", 5) ||
-                  !strncmp(rest, "_count{", 7));
+      assert_true(*rest == '{' || *rest == ' ' || !strncmp(rest, "_bucket{", 8) ||
+                  !strncmp(rest, "_sum{", 5) || !strncmp(rest, "_count{", 7));
       const char *sp = strrchr(line, ' ');
       char *end;
       strtod(sp + 1, &end);
@@ -258,18 +288,24 @@ static void test_rerank_endpoint(void **state) {
   metrics_request(m, 1, METRICS_EP_RERANK, 200, 0.02);
   metrics_request(m, 1, METRICS_EP_RERANK, 400, 0.001);
   char *t = render(m, NULL);
-  assert_non_null(strstr(t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"rerank\",status=\"200\"} 1\n"));
-  assert_non_null(strstr(t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"rerank\",status=\"400\"} 1\n"));
-  assert_non_null(strstr(t, "\nswitchyard_request_duration_seconds_count{model=\"embed\",endpoint=\"rerank\"} 2\n"));
+  assert_non_null(strstr(
+      t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"rerank\",status=\"200\"} 1\n"));
+  assert_non_null(strstr(
+      t, "\nswitchyard_requests_total{model=\"embed\",endpoint=\"rerank\",status=\"400\"} 1\n"));
+  assert_non_null(strstr(
+      t, "\nswitchyard_request_duration_seconds_count{model=\"embed\",endpoint=\"rerank\"} 2\n"));
   free(t);
   metrics_free(m);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_counters_exact_lines), cmocka_unit_test(test_gauges),
-      cmocka_unit_test(test_escaping),             cmocka_unit_test(test_histogram_cumulative),
-      cmocka_unit_test(test_bounded_labels),       cmocka_unit_test(test_structure),
+      cmocka_unit_test(test_counters_exact_lines),
+      cmocka_unit_test(test_gauges),
+      cmocka_unit_test(test_escaping),
+      cmocka_unit_test(test_histogram_cumulative),
+      cmocka_unit_test(test_bounded_labels),
+      cmocka_unit_test(test_structure),
       cmocka_unit_test(test_add_model),
       cmocka_unit_test(test_limit_refusal),
       cmocka_unit_test(test_rerank_endpoint),

@@ -28,7 +28,8 @@ static void test_boundary(void **state) {
   char b[MP_MAX_BOUNDARY + 1];
   assert_int_equal(mp_boundary("multipart/form-data; boundary=abc123", b, sizeof b), 0);
   assert_string_equal(b, "abc123");
-  assert_int_equal(mp_boundary("Multipart/Form-Data;charset=utf-8; Boundary=\"a b;c\"", b, sizeof b), 0);
+  assert_int_equal(
+      mp_boundary("Multipart/Form-Data;charset=utf-8; Boundary=\"a b;c\"", b, sizeof b), 0);
   assert_string_equal(b, "a b;c");
   assert_int_equal(mp_boundary("application/json", b, sizeof b), -1);
   assert_int_equal(mp_boundary("multipart/form-data", b, sizeof b), -1);
@@ -41,17 +42,18 @@ static void test_boundary(void **state) {
   assert_int_equal(mp_boundary(NULL, b, sizeof b), -1);
 }
 
-static const char form[] = "--XyZ\r\n"
-                           "Content-Disposition: form-data; name=\"model\"\r\n\r\n"
-                           "whisper\r\n"
-                           "--XyZ\r\n"
-                           "content-disposition: form-data; name=\"file\"; filename=\"a \\\"b\\\".wav\"\r\n"
-                           "Content-Type: audio/wav\r\n\r\n"
-                           "RI\r\n--X\0FF\r\n"
-                           "--XyZ\r\n"
-                           "Content-Disposition: form-data; name=model\r\n\r\n"
-                           "second\r\n"
-                           "--XyZ--\r\nepilogue";
+static const char form[] =
+    "--XyZ\r\n"
+    "Content-Disposition: form-data; name=\"model\"\r\n\r\n"
+    "whisper\r\n"
+    "--XyZ\r\n"
+    "content-disposition: form-data; name=\"file\"; filename=\"a \\\"b\\\".wav\"\r\n"
+    "Content-Type: audio/wav\r\n\r\n"
+    "RI\r\n--X\0FF\r\n"
+    "--XyZ\r\n"
+    "Content-Disposition: form-data; name=model\r\n\r\n"
+    "second\r\n"
+    "--XyZ--\r\nepilogue";
 
 static void test_parse_form(void **state) {
   (void)state;
@@ -76,7 +78,8 @@ static void test_parse_form(void **state) {
   assert_null(mp_find(parts, n, "nope"));
 
   /* a preamble before the first boundary */
-  static const char pre[] = "ignored\r\n--b\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--b--";
+  static const char pre[] =
+      "ignored\r\n--b\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--b--";
   assert_int_equal(mp_parse(pre, sizeof pre - 1, "b", parts, 8, &n, err, sizeof err), 0);
   assert_int_equal(n, 1);
   assert_memory_equal(parts[0].data, "1", 1);
@@ -87,7 +90,8 @@ static void test_parse_refusals(void **state) {
   mp_part parts[2];
   size_t n;
   char err[128];
-  static const char noclose[] = "--b\r\nContent-Disposition: form-data; name=x\r\n\r\ndata without an end";
+  static const char noclose[] =
+      "--b\r\nContent-Disposition: form-data; name=x\r\n\r\ndata without an end";
   assert_int_equal(mp_parse(noclose, sizeof noclose - 1, "b", parts, 2, &n, err, sizeof err), -1);
   static const char nohdr[] = "--b\r\n\r\ndata\r\n--b--";
   assert_int_equal(mp_parse(nohdr, sizeof nohdr - 1, "b", parts, 2, &n, err, sizeof err), -1);
@@ -95,9 +99,10 @@ static void test_parse_refusals(void **state) {
   assert_int_equal(mp_parse(noname, sizeof noname - 1, "b", parts, 2, &n, err, sizeof err), -1);
   static const char notform[] = "--b\r\nContent-Disposition: attachment; name=x\r\n\r\nx\r\n--b--";
   assert_int_equal(mp_parse(notform, sizeof notform - 1, "b", parts, 2, &n, err, sizeof err), -1);
-  static const char three[] = "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n"
-                              "--b\r\nContent-Disposition: form-data; name=b\r\n\r\n2\r\n"
-                              "--b\r\nContent-Disposition: form-data; name=c\r\n\r\n3\r\n--b--";
+  static const char three[] =
+      "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n"
+      "--b\r\nContent-Disposition: form-data; name=b\r\n\r\n2\r\n"
+      "--b\r\nContent-Disposition: form-data; name=c\r\n\r\n3\r\n--b--";
   assert_int_equal(mp_parse(three, sizeof three - 1, "b", parts, 2, &n, err, sizeof err), -1);
   assert_non_null(strstr(err, "too many"));
   assert_int_equal(mp_parse("", 0, "b", parts, 2, &n, err, sizeof err), -1);
@@ -107,10 +112,12 @@ static void test_parse_refusals(void **state) {
   int k = snprintf(big, sizeof big, "--b\r\nContent-Disposition: form-data; name=x\r\nX-Pad: ");
   memset(big + k, 'a', MP_MAX_HEADER);
   memcpy(big + k + MP_MAX_HEADER, "\r\n\r\nv\r\n--b--", 12);
-  assert_int_equal(mp_parse(big, (size_t)k + MP_MAX_HEADER + 12, "b", parts, 2, &n, err, sizeof err), -1);
+  assert_int_equal(
+      mp_parse(big, (size_t)k + MP_MAX_HEADER + 12, "b", parts, 2, &n, err, sizeof err), -1);
   /* a field name longer than its buffer is refused, never cut */
   char longname[400];
-  k = snprintf(longname, sizeof longname, "--b\r\nContent-Disposition: form-data; name=\"%0200d\"\r\n\r\nv\r\n--b--", 1);
+  k = snprintf(longname, sizeof longname,
+               "--b\r\nContent-Disposition: form-data; name=\"%0200d\"\r\n\r\nv\r\n--b--", 1);
   assert_int_equal(mp_parse(longname, (size_t)k, "b", parts, 2, &n, err, sizeof err), -1);
 }
 
@@ -136,19 +143,22 @@ static void test_formats_and_times(void **state) {
 
 static void test_subtitles(void **state) {
   (void)state;
-  json_t *segs = json_pack("[{s:f, s:f, s:s}, {s:f, s:f, s:s}, {s:f, s:f, s:s}, {s:f, s:f, s:s}]", "start", 0.0,
-                           "end", 2.5, "text", " Hello there.", "start", 2.5, "end", 3.0, "text", "  ", "start", 2.0,
-                           "end", 1.0, "text", " back\n\nin time", "start", 4.0, "end", 6.25, "text", "last");
+  json_t *segs = json_pack("[{s:f, s:f, s:s}, {s:f, s:f, s:s}, {s:f, s:f, s:s}, {s:f, s:f, s:s}]",
+                           "start", 0.0, "end", 2.5, "text", " Hello there.", "start", 2.5, "end",
+                           3.0, "text", "  ", "start", 2.0, "end", 1.0, "text", " back\n\nin time",
+                           "start", 4.0, "end", 6.25, "text", "last");
   sy_buf b = {0};
   assert_int_equal(api_transcribe_subtitles(segs, true, &b), 0);
-  assert_string_equal(b.data, "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n"
-                              "2\n00:00:02,000 --> 00:00:02,000\nback\nin time\n\n"
-                              "3\n00:00:04,000 --> 00:00:06,250\nlast\n\n");
+  assert_string_equal(b.data,
+                      "1\n00:00:00,000 --> 00:00:02,500\nHello there.\n\n"
+                      "2\n00:00:02,000 --> 00:00:02,000\nback\nin time\n\n"
+                      "3\n00:00:04,000 --> 00:00:06,250\nlast\n\n");
   sy_buf_free(&b);
   assert_int_equal(api_transcribe_subtitles(segs, false, &b), 0);
-  assert_string_equal(b.data, "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n\n"
-                              "00:00:02.000 --> 00:00:02.000\nback\nin time\n\n"
-                              "00:00:04.000 --> 00:00:06.250\nlast\n\n");
+  assert_string_equal(b.data,
+                      "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nHello there.\n\n"
+                      "00:00:02.000 --> 00:00:02.000\nback\nin time\n\n"
+                      "00:00:04.000 --> 00:00:06.250\nlast\n\n");
   sy_buf_free(&b);
   json_decref(segs);
 }

@@ -84,12 +84,13 @@ static void write_gguf(const char *rel, const char *arch, const char *tmpl) {
   fclose(f);
 }
 
-/* The models every config below uses: light and heavy chat, base (completion only), bert (embed). */
-#define MODELS                                                                                               \
-  "models:\n"                                                                                                \
-  "  - {name: light, file: chat.gguf, aliases: [small]}\n"                                                   \
-  "  - {name: heavy, file: chat.gguf}\n"                                                                     \
-  "  - {name: base, file: base.gguf}\n"                                                                      \
+/* The models every config below uses: light and heavy chat, base (completion only), bert (embed).
+ */
+#define MODELS                                             \
+  "models:\n"                                              \
+  "  - {name: light, file: chat.gguf, aliases: [small]}\n" \
+  "  - {name: heavy, file: chat.gguf}\n"                   \
+  "  - {name: base, file: base.gguf}\n"                    \
   "  - {name: bert, file: bert.gguf}\n"
 
 static void write_models(void) {
@@ -180,7 +181,9 @@ static void test_config_ok(void **state) {
   matrix_free(m);
 
   /* classifier defaults: every route, 2 s, 16 tokens, 2000 bytes */
-  m = load_ok(MODELS "routers:\n  - {name: r, routes: {a: light, b: heavy}, default: b, classifier: {model: small}}\n");
+  m = load_ok(MODELS
+              "routers:\n  - {name: r, routes: {a: light, b: heavy}, default: b, classifier: "
+              "{model: small}}\n");
   rt = matrix_find_router(m, "r");
   assert_int_equal(rt->n_cls_routes, 2);
   assert_int_equal(rt->cls_timeout_ms, 2000);
@@ -197,12 +200,15 @@ static void test_config_bad(void **state) {
   load_bad(MODELS "routers: {a: 1}\n", "6:10: routers: expected a list, got a mapping");
   load_bad(MODELS "routers:\n  - {routes: {a: light}}\n", "7:5: routers[0]: 'name' is required");
   load_bad(MODELS "routers:\n  - {name: r}\n", "7:5: routers[0]: 'routes' is required");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, foo: 1}\n", "7:35: routers[0].foo: unknown key");
+  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, foo: 1}\n",
+           "7:35: routers[0].foo: unknown key");
   char want[PATH_MAX + 256];
-  snprintf(want, sizeof want, "7:12: routers[0].name: 'small' is already used by model 'light' (%s:2)",
+  snprintf(want, sizeof want,
+           "7:12: routers[0].name: 'small' is already used by model 'light' (%s:2)",
            P("config.yaml"));
   load_bad(MODELS "routers:\n  - {name: small, routes: {a: light}}\n", want);
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}}\n  - {name: r, routes: {a: light}}\n",
+  load_bad(MODELS
+           "routers:\n  - {name: r, routes: {a: light}}\n  - {name: r, routes: {a: light}}\n",
            "8:12: routers[1].name: router 'r' is defined twice");
   load_bad(MODELS "routers:\n  - {name: 'a b', routes: {a: light}}\n",
            "7:12: routers[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
@@ -215,7 +221,8 @@ static void test_config_bad(void **state) {
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, a: heavy}}\n",
            "7:34: routers[0].routes.a: duplicate key");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, b: heavy}}\n",
-           "7:5: routers[0]: 'default' is required (the route taken when no rule matches and the classifier cannot "
+           "7:5: routers[0]: 'default' is required (the route taken when no rule matches and the "
+           "classifier cannot "
            "answer)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, default: b}\n",
            "7:44: routers[0].default: 'b' is not one of router 'r''s routes");
@@ -223,18 +230,26 @@ static void test_config_bad(void **state) {
            "7:43: routers[0].rules[0]: 'route' is required");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{tools: yes, route: a}]}\n",
            "7:51: routers[0].rules[0].tools: expected true or false, got 'yes'");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{min_prompt_tokens: 0, route: a}]}\n",
-           "7:63: routers[0].rules[0].min_prompt_tokens: 0 is out of range (1..1073741824)");
+  load_bad(
+      MODELS
+      "routers:\n  - {name: r, routes: {a: light}, rules: [{min_prompt_tokens: 0, route: a}]}\n",
+      "7:63: routers[0].rules[0].min_prompt_tokens: 0 is out of range (1..1073741824)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{color: red, route: a}]}\n",
            "7:44: routers[0].rules[0].color: unknown key");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {prompt: x}}\n",
-           "7:47: routers[0].classifier: 'model' is required (the light chat model that classifies)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: [a, a]}}\n",
-           "7:74: routers[0].classifier.routes[1]: route 'a' is listed twice");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: []}}\n",
+  load_bad(
+      MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {prompt: x}}\n",
+      "7:47: routers[0].classifier: 'model' is required (the light chat model that classifies)");
+  load_bad(
+      MODELS
+      "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: [a, a]}}\n",
+      "7:74: routers[0].classifier.routes[1]: route 'a' is listed twice");
+  load_bad(MODELS
+           "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: []}}\n",
            "7:70: routers[0].classifier.routes: must name at least one route");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, timeout_ms: 0}}\n",
-           "7:74: routers[0].classifier.timeout_ms: 0 is out of range (1..600000)");
+  load_bad(
+      MODELS
+      "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, timeout_ms: 0}}\n",
+      "7:74: routers[0].classifier.timeout_ms: 0 is out of range (1..600000)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, fallback: maybe}\n",
            "7:45: routers[0].fallback: expected true or false, got 'maybe'");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, fallback: [b]}\n",
@@ -244,11 +259,14 @@ static void test_config_bad(void **state) {
            "7:27: router 'r', route 'a': there is no model 'nope'");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: bert}}\n",
            "7:27: router 'r', route 'a': model 'bert' serves neither chat nor completions (embed)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{images: true, route: a}]}\n",
-           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take images (no vision "
+  load_bad(MODELS
+           "routers:\n  - {name: r, routes: {a: light}, rules: [{images: true, route: a}]}\n",
+           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take images "
+           "(no vision "
            "capability)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{audio: true, route: a}]}\n",
-           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take audio (no audio "
+           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take audio "
+           "(no audio "
            "capability)");
   load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: base}}\n",
            "7: router 'r': classifier.model 'base' is not a chat model");
@@ -268,12 +286,14 @@ static json_t *J(const char *text) {
 static void test_facts(void **state) {
   (void)state;
   router_facts f;
-  json_t *q = J("{\"messages\":[{\"role\":\"system\",\"content\":\"be #brief\"},"
-                "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"and kind\"}]},"
-                "{\"role\":\"user\",\"content\":\"first\"},{\"role\":\"assistant\",\"content\":null},"
-                "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"look\"},"
-                "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:x\"}},{\"type\":\"text\",\"text\":\"here\"}]}],"
-                "\"tools\":[{\"type\":\"function\"}]}");
+  json_t *q =
+      J("{\"messages\":[{\"role\":\"system\",\"content\":\"be #brief\"},"
+        "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"and kind\"}]},"
+        "{\"role\":\"user\",\"content\":\"first\"},{\"role\":\"assistant\",\"content\":null},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"look\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:x\"}},{\"type\":\"text\",\"text\":"
+        "\"here\"}]}],"
+        "\"tools\":[{\"type\":\"function\"}]}");
   router_facts_of(q, true, &f);
   assert_true(f.images && f.tools && !f.audio);
   assert_string_equal(f.system, "be #brief\nand kind");
@@ -294,8 +314,10 @@ static void test_facts(void **state) {
   json_decref(q);
 
   /* hostile shapes are read as absent, never a crash */
-  const char *odd[] = {"{}", "{\"messages\":5}", "{\"messages\":[1,null,{\"role\":7,\"content\":{}}]}",
-                       "{\"messages\":[{\"role\":\"user\",\"content\":[5,{\"type\":3},{\"type\":\"text\",\"text\":[]},"
+  const char *odd[] = {"{}", "{\"messages\":5}",
+                       "{\"messages\":[1,null,{\"role\":7,\"content\":{}}]}",
+                       "{\"messages\":[{\"role\":\"user\",\"content\":[5,{\"type\":3},{\"type\":"
+                       "\"text\",\"text\":[]},"
                        "{\"type\":\"input_audio\"}]}]}",
                        "{\"prompt\":7}"};
   for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
@@ -310,22 +332,35 @@ static void test_facts(void **state) {
 }
 
 /* A router as the matrix would hold it, with every kind of condition. */
-static matrix_route T_ROUTES[] = {{"light", "l", ""}, {"heavy", "h", ""}, {"vision", "v", ""}, {"audio", "a", ""}};
+static matrix_route T_ROUTES[] = {
+    {"light", "l", ""}, {"heavy", "h", ""}, {"vision", "v", ""}, {"audio", "a", ""}};
 static matrix_rule T_RULES[] = {
     {.images = true, .route = 2},
     {.audio = true, .route = 3},
     {.tools = true, .route = 1},
     {.min_prompt_tokens = 50, .route = 1},
     {.system_tag = "#heavy", .route = 1},
-    {.system_tag = "#quick", .tools = true, .route = 0}, /* both must hold: never reached (tools wins first) */
+    {.system_tag = "#quick",
+     .tools = true,
+     .route = 0}, /* both must hold: never reached (tools wins first) */
 };
 static size_t T_CLS[] = {0, 1};
 static size_t T_FALLBACK[] = {1, 0};
-static const matrix_router T_ROUTER = {.name = "auto", .routes = T_ROUTES, .n_routes = 4, .rules = T_RULES,
-                                       .n_rules = 6, .default_route = 0, .has_classifier = true,
-                                       .cls_model = "l", .cls_routes = T_CLS, .n_cls_routes = 2,
-                                       .cls_timeout_ms = 1000, .cls_max_tokens = 16, .cls_max_input_chars = 8,
-                                       .fallback = T_FALLBACK, .n_fallback = 2};
+static const matrix_router T_ROUTER = {.name = "auto",
+                                       .routes = T_ROUTES,
+                                       .n_routes = 4,
+                                       .rules = T_RULES,
+                                       .n_rules = 6,
+                                       .default_route = 0,
+                                       .has_classifier = true,
+                                       .cls_model = "l",
+                                       .cls_routes = T_CLS,
+                                       .n_cls_routes = 2,
+                                       .cls_timeout_ms = 1000,
+                                       .cls_max_tokens = 16,
+                                       .cls_max_input_chars = 8,
+                                       .fallback = T_FALLBACK,
+                                       .n_fallback = 2};
 
 static void test_rules_table(void **state) {
   (void)state;
@@ -335,18 +370,28 @@ static void test_rules_table(void **state) {
     long rule; /* -1: no rule (the classifier or the default decides) */
   } table[] = {
       {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", true, -1},
-      {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"u\"}}]}],"
-       "\"tools\":[{}]}", true, 0},
-      {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\",\"input_audio\":{}}]}]}", true, 1},
-      {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":\"function\"}]}", true, 2},
+      {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{"
+       "\"url\":\"u\"}}]}],"
+       "\"tools\":[{}]}",
+       true, 0},
+      {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\",\"input_audio\":{}"
+       "}]}]}",
+       true, 1},
+      {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[{\"type\":\"function\"}]"
+       "}",
+       true, 2},
       {"{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"tools\":[]}", true, -1},
       /* 200 bytes = 50 estimated tokens: the threshold is inclusive; 196 bytes = 49 is below */
       {"{\"prompt\":\"%200\"}", false, 3},
       {"{\"prompt\":\"%196\"}", false, -1},
-      {"{\"messages\":[{\"role\":\"system\",\"content\":\"think hard #heavy\"},{\"role\":\"user\",\"content\":\"x\"}]}",
+      {"{\"messages\":[{\"role\":\"system\",\"content\":\"think hard "
+       "#heavy\"},{\"role\":\"user\",\"content\":\"x\"}]}",
        true, 4},
-      {"{\"messages\":[{\"role\":\"user\",\"content\":\"#heavy in the user's text is no tag\"}]}", true, -1},
-      {"{\"messages\":[{\"role\":\"system\",\"content\":\"#quick\"},{\"role\":\"user\",\"content\":\"x\"}]}", true, -1},
+      {"{\"messages\":[{\"role\":\"user\",\"content\":\"#heavy in the user's text is no tag\"}]}",
+       true, -1},
+      {"{\"messages\":[{\"role\":\"system\",\"content\":\"#quick\"},{\"role\":\"user\",\"content\":"
+       "\"x\"}]}",
+       true, -1},
   };
   for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
     char buf[1024];
@@ -354,14 +399,17 @@ static void test_rules_table(void **state) {
     if (pct) { /* %N: N bytes of text */
       int n = atoi(pct + 1);
       snprintf(buf, sizeof buf, "{\"prompt\":\"%.*s\"}", n,
-               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+               "xxxxxxxxxxxxxxxxxx"
+               "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+               "xxxxxxxxxxxxxxxxxx");
     }
     json_t *q = J(pct ? buf : table[i].req);
     router_facts f;
     router_facts_of(q, table[i].chat, &f);
     long got = router_match_rule(&T_ROUTER, &f);
-    if (got != table[i].rule) fail_msg("request %zu (%s): rule %ld, want %ld", i, table[i].req, got, table[i].rule);
+    if (got != table[i].rule)
+      fail_msg("request %zu (%s): rule %ld, want %ld", i, table[i].req, got, table[i].rule);
     router_facts_clear(&f);
     json_decref(q);
   }
@@ -379,14 +427,16 @@ static void test_classifier_msg(void **state) {
   assert_int_equal(json_array_size(msgs), 2);
   const char *sys = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
   assert_non_null(strstr(sys, "light, heavy."));
-  assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "content")), "éééé");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "content")),
+                      "éééé");
   assert_true(json_number_value(json_object_get(m, "temperature")) == 0.0);
   assert_int_equal(json_integer_value(json_object_get(m, "max_tokens")), 16);
   json_t *schema = json_object_get(json_object_get(m, "response_format"), "schema");
   char *s = json_dumps(schema, JSON_SORT_KEYS | JSON_COMPACT);
   assert_string_equal(s, "{\"enum\":[\"light\",\"heavy\"],\"type\":\"string\"}");
   free(s);
-  assert_true(json_is_false(json_object_get(json_object_get(m, "chat_template_kwargs"), "enable_thinking")));
+  assert_true(json_is_false(
+      json_object_get(json_object_get(m, "chat_template_kwargs"), "enable_thinking")));
   json_decref(m);
   /* a custom prompt is used as written; no text: an empty user message */
   matrix_router r = T_ROUTER;
@@ -394,7 +444,8 @@ static void test_classifier_msg(void **state) {
   router_facts none = {0};
   m = router_classifier_msg(&r, &none);
   msgs = json_object_get(m, "messages");
-  assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "content")), "Pick.");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "content")),
+                      "Pick.");
   assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "content")), "");
   json_decref(m);
 }
@@ -404,8 +455,16 @@ static void test_classifier_answer(void **state) {
   static const struct {
     const char *text;
     long want;
-  } t[] = {{"\"light\"", 0}, {"\"heavy\"", 1}, {" \"heavy\"\n", 1}, {"heavy", 1}, {"\"vision\"", -1} /* not allowed */,
-           {"\"heav\"", -1},  {"", -1},         {"\"", -1},            {"\"light", -1}, {"\"heavy\" extra", -1}};
+  } t[] = {{"\"light\"", 0},
+           {"\"heavy\"", 1},
+           {" \"heavy\"\n", 1},
+           {"heavy", 1},
+           {"\"vision\"", -1} /* not allowed */,
+           {"\"heav\"", -1},
+           {"", -1},
+           {"\"", -1},
+           {"\"light", -1},
+           {"\"heavy\" extra", -1}};
   for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
     long got = router_classifier_answer(&T_ROUTER, t[i].text, strlen(t[i].text));
     if (got != t[i].want) fail_msg("answer '%s': %ld, want %ld", t[i].text, got, t[i].want);
@@ -475,4 +534,3 @@ int main(void) {
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
-

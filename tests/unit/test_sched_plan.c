@@ -3,7 +3,8 @@
  * reject, exact-fit edges on both sides, unloading and loading memory counted, the wanted model
  * pinned, bad arguments, sums near LLONG_MAX), each checking the action, the exact evict list and
  * every number; then a property test over 100k fixed-seed random states that checks the decision
- * against the header's rules with exact 128-bit arithmetic. Nothing here sleeps or reads a clock. */
+ * against the header's rules with exact 128-bit arithmetic. Nothing here sleeps or reads a clock.
+ */
 #include "sched/plan.h"
 
 /* cmocka.h needs these before it */
@@ -21,10 +22,14 @@
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-#define UNL(b) {.state = PLAN_UNLOADED, .bytes = (b)}
-#define RDY(b, t) {.state = PLAN_READY, .bytes = (b), .last_used_ms = (t)}
-#define LDG(b) {.state = PLAN_LOADING, .bytes = (b)}
-#define ULG(b) {.state = PLAN_UNLOADING, .bytes = (b)}
+#define UNL(b) \
+  { .state = PLAN_UNLOADED, .bytes = (b) }
+#define RDY(b, t) \
+  { .state = PLAN_READY, .bytes = (b), .last_used_ms = (t) }
+#define LDG(b) \
+  { .state = PLAN_LOADING, .bytes = (b) }
+#define ULG(b) \
+  { .state = PLAN_UNLOADING, .bytes = (b) }
 #define NMODELS(a) (sizeof(a) / sizeof((a)[0]))
 
 static plan_decision D; /* one decision at a time; ~8 KiB, so not on the stack */
@@ -39,8 +44,8 @@ static const plan_decision *decide(const plan_model *m, size_t n, size_t want, l
   return &D;
 }
 
-static void expect_numbers(const plan_decision *d, long long need, long long budget,
-                           long long used, long long pinned, long long busy) {
+static void expect_numbers(const plan_decision *d, long long need, long long budget, long long used,
+                           long long pinned, long long busy) {
   assert_true(d->need == need);
   assert_true(d->budget == budget);
   assert_true(d->used == used);
@@ -54,11 +59,11 @@ static void expect_evict(const plan_decision *d, size_t n, const size_t *list) {
 }
 
 /* action + exact evict list (as a brace list, possibly empty) */
-#define EXPECT(d, act, ...)                                   \
-  do {                                                        \
-    const size_t e_[] = {(size_t)-1, __VA_ARGS__};            \
-    assert_int_equal((d)->action, (act));                     \
-    expect_evict((d), NMODELS(e_) - 1, e_ + 1);               \
+#define EXPECT(d, act, ...)                        \
+  do {                                             \
+    const size_t e_[] = {(size_t)-1, __VA_ARGS__}; \
+    assert_int_equal((d)->action, (act));          \
+    expect_evict((d), NMODELS(e_) - 1, e_ + 1);    \
   } while (0)
 
 /* ---- rule 1: the wanted model's own state -------------------------------------------------- */
@@ -154,7 +159,7 @@ static void test_evicts_several_in_order_and_stops(void **state) {
 static void test_priority_beats_recency(void **state) {
   (void)state;
   plan_model m[] = {UNL(100), RDY(100, 1), RDY(100, 1000), RDY(100, 500)};
-  m[1].priority = 5;  /* the oldest, but precious */
+  m[1].priority = 5; /* the oldest, but precious */
   m[2].priority = 0;
   m[3].priority = -3; /* negative priorities go first */
   const plan_decision *d = decide(m, 4, 0, 300);
@@ -478,11 +483,16 @@ static bool before(const plan_model *m, size_t a, size_t b) {
 
 static long long random_bytes(long long scale) {
   switch (next() % 16) {
-    case 0: return 0;
-    case 1: return -pick(1, 1000);
-    case 2: return LLONG_MAX / 2 - pick(0, 2);
-    case 3: return LLONG_MAX - pick(0, 2);
-    default: return pick(1, scale);
+    case 0:
+      return 0;
+    case 1:
+      return -pick(1, 1000);
+    case 2:
+      return LLONG_MAX / 2 - pick(0, 2);
+    case 3:
+      return LLONG_MAX - pick(0, 2);
+    default:
+      return pick(1, scale);
   }
 }
 
@@ -570,9 +580,15 @@ static void test_property_random(void **state) {
     if (next() % 2) m[want].state = PLAN_UNLOADED; /* the interesting case, more often */
     long long budget;
     switch (next() % 8) {
-      case 0: budget = LLONG_MAX - pick(0, 2); break;
-      case 1: budget = -pick(0, 1000); break;
-      default: budget = sat(total * pick(0, 100) / 100 + pick(-2, 2)); break;
+      case 0:
+        budget = LLONG_MAX - pick(0, 2);
+        break;
+      case 1:
+        budget = -pick(0, 1000);
+        break;
+      default:
+        budget = sat(total * pick(0, 100) / 100 + pick(-2, 2));
+        break;
     }
     check_one(m, n, want, budget);
     counts[D.action]++;
@@ -590,7 +606,8 @@ static plan_model pm(plan_state st, long long host, long long gpu, long long t) 
   return m;
 }
 
-static const plan_decision *decide_pools(const plan_model *m, size_t n, size_t want, const long long *b, size_t np) {
+static const plan_decision *decide_pools(const plan_model *m, size_t n, size_t want,
+                                         const long long *b, size_t np) {
   memset(&D, 0xA5, sizeof D);
   plan_decide_pools(m, n, want, b, np, &D);
   assert_true(D.n_evict <= PLAN_MAX_MODELS);
@@ -602,7 +619,8 @@ static const plan_decision *decide_pools(const plan_model *m, size_t n, size_t w
  * the GPU model goes. */
 static void test_pools_evict_where_short(void **state) {
   (void)state;
-  plan_model m[] = {pm(PLAN_UNLOADED, 100, 600, 0), pm(PLAN_READY, 500, 0, 1), pm(PLAN_READY, 100, 600, 2)};
+  plan_model m[] = {pm(PLAN_UNLOADED, 100, 600, 0), pm(PLAN_READY, 500, 0, 1),
+                    pm(PLAN_READY, 100, 600, 2)};
   long long b[] = {1000, 1000};
   const plan_decision *d = decide_pools(m, 3, 0, b, 2);
   EXPECT(d, PLAN_LOAD, 2);
@@ -635,7 +653,8 @@ static void test_pools_reject_names_the_pool(void **state) {
 /* A busy GPU model holds the room: wait, with the GPU's numbers; the idle host model stays. */
 static void test_pools_wait_on_busy_gpu(void **state) {
   (void)state;
-  plan_model m[] = {pm(PLAN_UNLOADED, 100, 600, 0), pm(PLAN_READY, 800, 0, 1), pm(PLAN_READY, 10, 600, 2)};
+  plan_model m[] = {pm(PLAN_UNLOADED, 100, 600, 0), pm(PLAN_READY, 800, 0, 1),
+                    pm(PLAN_READY, 10, 600, 2)};
   m[2].inflight = 1;
   long long b[] = {1000, 1000};
   const plan_decision *d = decide_pools(m, 3, 0, b, 2);
@@ -671,8 +690,10 @@ static void test_pools_property(void **state) {
       m[i].state = states[next() % 4];
       for (size_t p = 0; p < np; p++) {
         long long v = next() % 3 == 0 ? 0 : pick(1, 1000);
-        if (p == 0) m[i].bytes = v;
-        else m[i].pool_bytes[p] = v;
+        if (p == 0)
+          m[i].bytes = v;
+        else
+          m[i].pool_bytes[p] = v;
       }
       m[i].inflight = next() % 4 == 0;
       m[i].last_used_ms = pick(0, 20);
@@ -683,7 +704,7 @@ static void test_pools_property(void **state) {
     if (next() % 2) m[want].state = PLAN_UNLOADED;
     const plan_decision *d = decide_pools(m, n, want, b, np);
     counts[d->action]++;
-    #define PB(i, p) ((p) == 0 ? m[i].bytes : m[i].pool_bytes[p])
+#define PB(i, p) ((p) == 0 ? m[i].bytes : m[i].pool_bytes[p])
     plan_action a;
     bool never = false, short_busy = false, fits = true;
     for (size_t p = 0; p < np; p++) {
@@ -698,12 +719,18 @@ static void test_pools_property(void **state) {
       short_busy |= PB(want, p) + busy > b[p];
       fits &= PB(want, p) + used <= b[p];
     }
-    if (m[want].state == PLAN_READY) a = PLAN_RUN;
-    else if (m[want].state != PLAN_UNLOADED) a = PLAN_WAIT;
-    else if (never) a = PLAN_REJECT;
-    else if (fits) a = PLAN_LOAD;
-    else if (short_busy) a = PLAN_WAIT;
-    else a = PLAN_LOAD;
+    if (m[want].state == PLAN_READY)
+      a = PLAN_RUN;
+    else if (m[want].state != PLAN_UNLOADED)
+      a = PLAN_WAIT;
+    else if (never)
+      a = PLAN_REJECT;
+    else if (fits)
+      a = PLAN_LOAD;
+    else if (short_busy)
+      a = PLAN_WAIT;
+    else
+      a = PLAN_LOAD;
     assert_int_equal(d->action, a);
     if (a != PLAN_LOAD) continue;
     if (fits) assert_int_equal(d->n_evict, 0);
@@ -730,7 +757,7 @@ static void test_pools_property(void **state) {
         if (m[i].state != PLAN_UNLOADED && !gone[i]) used += PB(i, p);
       assert_true(used <= b[p]);
     }
-    #undef PB
+#undef PB
   }
   for (int a = 0; a < 4; a++) assert_true(counts[a] > 500);
 }

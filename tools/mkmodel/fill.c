@@ -16,13 +16,10 @@
 #define MK_MAX_THREADS 256
 #define MK_CHUNK_ELEMS (1 << 16) /* F32 values generated per chunk (256 KiB) */
 
-
 static uint64_t mix64(uint64_t x) {
   uint64_t s = x;
   return mk_rng_next(&s);
 }
-
-
 
 struct fill_job {
   enum ggml_type type;

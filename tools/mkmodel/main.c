@@ -48,7 +48,8 @@ static void usage(FILE *f) {
       "bert-bge)\n"
       "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --ctx N --head-dim N\n"
       "  --type T             f32 | f16 | q8_0 | q4_0 | q4_k | q5_k | q6_k, or the mixes q4_k_m |\n"
-      "                       q5_k_m (as llama-quantize's): 2-D matrices (default f16; norms stay f32;\n"
+      "                       q5_k_m (as llama-quantize's): 2-D matrices (default f16; norms stay "
+      "f32;\n"
       "                       a matrix whose rows do not fit T's block falls back: "
       "q4_k->q5_0->q8_0->f16)\n"
       "  --seed N             weights are a pure function of seed, shape and type (default 42)\n"
@@ -70,7 +71,8 @@ static void usage(FILE *f) {
       "                       image); with --arch pockettts: its speech\n"
       "                       generation projector (pockettts_gen); with --arch qwen3tts:\n"
       "                       qwen3tts_gen + qwen3tts_spkenc (real widths for a 1024-wide talker)\n"
-      "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector (whisper\n"
+      "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector "
+      "(whisper\n"
       "                       encoder, 16 kHz, %d tokens per started 30 s of audio)\n"
       "  --verify             load the written file with llama.cpp and run it once (with\n"
       "                       --mmproj: also encode one image, or 1 s of audio, through mtmd)\n"
@@ -243,9 +245,11 @@ int main(int argc, char **argv) {
         given.head_dim = (int)parse_long("--head-dim", optarg, 1, 1024);
         break;
       case OPT_TYPE:
-        if (mk_mix_parse(optarg, &given.mix, &given.wtype) != 0) given.wtype = mk_type_parse(optarg);
+        if (mk_mix_parse(optarg, &given.mix, &given.wtype) != 0)
+          given.wtype = mk_type_parse(optarg);
         if (given.wtype == GGML_TYPE_COUNT)
-          die_usage("unknown --type '%s' (f32, f16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m, q5_k_m)", optarg);
+          die_usage("unknown --type '%s' (f32, f16, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m, q5_k_m)",
+                    optarg);
         break;
       case OPT_SEED:
         given.seed = (uint64_t)parse_long("--seed", optarg, 0, LONG_MAX);
@@ -328,8 +332,10 @@ int main(int argc, char **argv) {
   if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
-    if (s.arch == MK_ARCH_BERT || (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
-      die_usage("%s", "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
+    if (s.arch == MK_ARCH_BERT ||
+        (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
+      die_usage("%s",
+                "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
     check_output(mmproj);
   }
   if (audio_proj && !mmproj) die_usage("%s", "--mmproj-kind needs --mmproj PATH");
@@ -437,16 +443,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", sy_mono_s() - t2, summary);
     if (mmproj) {
       double t3 = sy_mono_s();
-      int vr = s.arch == MK_ARCH_QWEN3TTS
-                   ? mk_qwen3tts_proj_verify(out, mmproj, threads, summary, sizeof(summary), err,
-                                             sizeof(err))
-               : s.arch == MK_ARCH_POCKETTTS
-                   ? mk_ttsproj_verify(out, mmproj, threads, summary, sizeof(summary), err,
+      int vr =
+          s.arch == MK_ARCH_QWEN3TTS ? mk_qwen3tts_proj_verify(out, mmproj, threads, summary,
+                                                               sizeof(summary), err, sizeof(err))
+          : s.arch == MK_ARCH_POCKETTTS
+              ? mk_ttsproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err))
+          : audio_proj
+              ? mk_mmproj_audio_verify(out, mmproj, threads, summary, sizeof(summary), err,
                                        sizeof(err))
-               : audio_proj ? mk_mmproj_audio_verify(out, mmproj, threads, summary, sizeof(summary), err,
-                                                     sizeof(err))
-                   : mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err,
-                                      sizeof(err));
+              : mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err));
       if (vr != 0) goto fail;
       fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", sy_mono_s() - t3, summary);
     }

@@ -120,7 +120,8 @@ static int append_control_tokens(struct gguf_context *g, const char *const *extr
   int32_t *types = malloc(m * sizeof *types);
   int rc = -1;
   if (!toks || !scores || !types) goto out;
-  int have_s = ks >= 0 && gguf_get_arr_type(g, ks) == GGUF_TYPE_FLOAT32 && gguf_get_arr_n(g, ks) == n;
+  int have_s =
+      ks >= 0 && gguf_get_arr_type(g, ks) == GGUF_TYPE_FLOAT32 && gguf_get_arr_n(g, ks) == n;
   int have_y = ky >= 0 && gguf_get_arr_type(g, ky) == GGUF_TYPE_INT32 && gguf_get_arr_n(g, ky) == n;
   for (size_t i = 0; i < n; i++) {
     toks[i] = gguf_get_arr_str(g, kt, i);

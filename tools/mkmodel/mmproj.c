@@ -21,9 +21,6 @@
 
 /* ---- weights ----------------------------------------------------------------------------- */
 
-
-
-
 enum mp_init { MP_RANDOM, MP_ONE, MP_ZERO, MP_CONST /* every value is std */ };
 
 typedef struct mp_builder {
@@ -81,8 +78,8 @@ static void mp_norm(mp_builder *b, const char *prefix, int64_t n) {
 }
 
 /* Write the GGUF as part, sync it, rename it over out_path. 0, or -1 with err (part removed). */
-static int mp_save(struct gguf_context *g, const char *out_path, const char *part, uint64_t *n_bytes,
-                   char *err, size_t errlen) {
+static int mp_save(struct gguf_context *g, const char *out_path, const char *part,
+                   uint64_t *n_bytes, char *err, size_t errlen) {
   if (!gguf_write_to_file(g, part, false)) {
     snprintf(err, errlen, "mmproj: cannot write %s", part);
     unlink(part);
@@ -269,7 +266,8 @@ int mk_mmproj_verify(const char *model_path, const char *mmproj_path, int thread
       n_img += mtmd_input_chunk_get_n_tokens(c);
   }
   if (n_img != MK_MMPROJ_IMAGE_TOKENS) {
-    snprintf(err, errlen, "the image became %zu tokens, expected %d", n_img, MK_MMPROJ_IMAGE_TOKENS);
+    snprintf(err, errlen, "the image became %zu tokens, expected %d", n_img,
+             MK_MMPROJ_IMAGE_TOKENS);
     goto done;
   }
   llama_pos n_past = 0;
@@ -363,9 +361,11 @@ int mk_mmproj_audio_write(const char *out_path, int n_embd_text, uint64_t seed, 
 
   /* the whisper encoder: two convolutions over the mel frames (the second halves them), learned
    * positions, pre-norm blocks (k without a bias, as whisper), a final norm */
-  mp_tensor(&b, "a.conv1d.1.weight", GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf((float)(3 * M)), 3, M, E, 1);
+  mp_tensor(&b, "a.conv1d.1.weight", GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf((float)(3 * M)), 3, M,
+            E, 1);
   mp_tensor(&b, "a.conv1d.1.bias", GGML_TYPE_F32, MP_ZERO, 0, 1, E, 1, 1);
-  mp_tensor(&b, "a.conv1d.2.weight", GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf((float)(3 * E)), 3, E, E, 1);
+  mp_tensor(&b, "a.conv1d.2.weight", GGML_TYPE_F16, MP_RANDOM, 1.0f / sqrtf((float)(3 * E)), 3, E,
+            E, 1);
   mp_tensor(&b, "a.conv1d.2.bias", GGML_TYPE_F32, MP_ZERO, 0, 1, E, 1, 1);
   mp_tensor(&b, "a.position_embd.weight", GGML_TYPE_F32, MP_RANDOM, 0.02f, E, MK_AMMPROJ_POS, 1, 1);
   for (int il = 0; il < MK_AMMPROJ_LAYERS; il++) {
@@ -747,8 +747,8 @@ static const float *mp_decode_embd(struct llama_context *ctx, const float *row, 
   return rc == 0 ? llama_get_embeddings_ith(ctx, -1) : NULL;
 }
 
-int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads,
-                      char *summary, size_t summarylen, char *err, size_t errlen) {
+int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads, char *summary,
+                      size_t summarylen, char *err, size_t errlen) {
   enum { N_FRAMES = 10, WINDOW = 4 };
   summary[0] = '\0';
   int rc = -1;
@@ -771,8 +771,8 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
   mcp.print_timings = false;
   mcp.warmup = false;
   mctx = mtmd_init_from_file(mmproj_path, model, mcp);
-  struct mtmd_gen_audio_info info = mctx ? mtmd_gen_audio_get_info(mctx)
-                                         : (struct mtmd_gen_audio_info){0};
+  struct mtmd_gen_audio_info info =
+      mctx ? mtmd_gen_audio_get_info(mctx) : (struct mtmd_gen_audio_info){0};
   if (!mctx || info.type != MTMD_GEN_AUDIO_TYPE_POCKETTTS) {
     snprintf(err, errlen, "mtmd cannot load %s as a pocket-tts projector for %s", mmproj_path,
              model_path);
@@ -846,11 +846,12 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
       w.state_size = acc.state_n;
       if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
           out.n_samples != (n_feats / latent) * MK_TTS_SAMPLES_PER_FRAME) {
-        snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames",
-                 out.n_samples, n_feats / latent);
+        snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames", out.n_samples,
+                 n_feats / latent);
         goto done;
       }
-      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err, errlen) != 0)
+      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err,
+                      errlen) != 0)
         goto done;
       n_feats = 0;
     }
@@ -860,8 +861,7 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
   snprintf(summary, summarylen,
            "%d frames (latent %zu, EOS head fired %d times) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           N_FRAMES, latent, n_eos, acc.n_samples, info.sample_rate, rms,
-           acc.state_n);
+           N_FRAMES, latent, n_eos, acc.n_samples, info.sample_rate, rms, acc.state_n);
   rc = 0;
 done:
   free(acc.state);
@@ -873,8 +873,8 @@ done:
   return rc;
 }
 
-int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n, char *err,
-                size_t errlen) {
+int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n,
+                char *err, size_t errlen) {
   for (size_t i = 0; i < n; i++) {
     if (!isfinite(audio[i])) {
       snprintf(err, errlen, "sample %zu is not finite", a->n_samples + i);
@@ -896,7 +896,8 @@ int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, 
 }
 
 int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen) {
-  double n = (double)a->n_samples, mean = n > 0 ? a->sum / n : 0, var = n > 0 ? a->sum2 / n - mean * mean : 0;
+  double n = (double)a->n_samples, mean = n > 0 ? a->sum / n : 0,
+         var = n > 0 ? a->sum2 / n - mean * mean : 0;
   if (!(var > 1e-12)) {
     snprintf(err, errlen, "the audio is constant");
     return -1;

@@ -1,10 +1,11 @@
 /* mmproj.h — mkmodel's --mmproj: a random-weight multimodal projector GGUF for llama.cpp's mtmd.
- * Vision (--mmproj-kind vision, the default): LLaVA-1.5 style (`clip.projector_type: mlp`): a small CLIP ViT (patch conv, class embedding,
- * learned positions, pre-LN, pre-norm blocks with biases) and a two-layer GELU MLP into the text
- * model's embedding width. It pairs with any text model mkmodel writes (llama, qwen2, qwen3): the
- * projector does not depend on the text architecture, only on its n_embd. Images are resized to
- * a fixed square, so every image costs the same number of tokens: (image_size / patch_size)^2.
- * Writes OUT.part, syncs and renames it; must never leave a partial OUT behind. */
+ * Vision (--mmproj-kind vision, the default): LLaVA-1.5 style (`clip.projector_type: mlp`): a small
+ * CLIP ViT (patch conv, class embedding, learned positions, pre-LN, pre-norm blocks with biases)
+ * and a two-layer GELU MLP into the text model's embedding width. It pairs with any text model
+ * mkmodel writes (llama, qwen2, qwen3): the projector does not depend on the text architecture,
+ * only on its n_embd. Images are resized to a fixed square, so every image costs the same number of
+ * tokens: (image_size / patch_size)^2. Writes OUT.part, syncs and renames it; must never leave a
+ * partial OUT behind. */
 #ifndef MK_MMPROJ_H
 #define MK_MMPROJ_H
 
@@ -37,15 +38,16 @@ int mk_mmproj_verify(const char *model_path, const char *mmproj_path, int thread
  * encoder (two 1-D convolutions over log-mel frames, the second with stride 2; learned positions;
  * pre-norm blocks, k without bias; a final norm), MK_AMMPROJ_STACK frames stacked, and a SwiGLU MLP
  * between two RMS norms into the text width. mtmd cuts audio into 30 s windows (3000 mel frames,
- * the last one padded with silence), so every started 30 s costs MK_AMMPROJ_WINDOW_TOKENS tokens. */
+ * the last one padded with silence), so every started 30 s costs MK_AMMPROJ_WINDOW_TOKENS tokens.
+ */
 #define MK_AMMPROJ_RATE 16000 /* whisper's sample rate (mtmd_get_audio_sample_rate) */
 #define MK_AMMPROJ_MEL 128    /* mel bins, as whisper-large-v3 (Ultravox's encoder) */
 #define MK_AMMPROJ_EMBD 64    /* encoder width */
 #define MK_AMMPROJ_HEADS 4
 #define MK_AMMPROJ_FF 128
 #define MK_AMMPROJ_LAYERS 2
-#define MK_AMMPROJ_POS 1500   /* positions: 3000 frames halved by the second convolution */
-#define MK_AMMPROJ_STACK 4    /* frames stacked (Ultravox uses 8; 1500 must be a multiple) */
+#define MK_AMMPROJ_POS 1500    /* positions: 3000 frames halved by the second convolution */
+#define MK_AMMPROJ_STACK 4     /* frames stacked (Ultravox uses 8; 1500 must be a multiple) */
 #define MK_AMMPROJ_PROJ_FF 128 /* the projector's hidden width (after SwiGLU) */
 #define MK_AMMPROJ_WINDOW_TOKENS (MK_AMMPROJ_POS / MK_AMMPROJ_STACK) /* 375 per 30 s window */
 
@@ -63,11 +65,11 @@ int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int 
  * speech head, mimi decoder) for a backbone of width n_embd_text. Tiny widths; the structure
  * clip.cpp hard-codes (SEANet strides 6/5/4, 16x upsample: 1920 samples per 12.5 Hz frame at
  * 24 kHz) is the real one. */
-#define MK_TTS_LATENT 32      /* latent per frame, as the real packs */
-#define MK_TTS_FLOW 64        /* flow net width */
+#define MK_TTS_LATENT 32 /* latent per frame, as the real packs */
+#define MK_TTS_FLOW 64   /* flow net width */
 #define MK_TTS_FLOW_BLOCKS 1
-#define MK_TTS_FREQS 16       /* time embedding frequencies (cos + sin: 32 inputs) */
-#define MK_TTS_MIMI 64        /* mimi decoder transformer width */
+#define MK_TTS_FREQS 16 /* time embedding frequencies (cos + sin: 32 inputs) */
+#define MK_TTS_MIMI 64  /* mimi decoder transformer width */
 #define MK_TTS_HEADS 4
 #define MK_TTS_FF 128
 #define MK_TTS_LAYERS 1
@@ -78,8 +80,8 @@ int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint6
 /* Load the backbone and the projector, prompt "Hello world." + <|audio_bos|>, run 10 frames of
  * the loop (GEN_CODE, feed the embedding back, GEN_WAV every 4 frames with the decoder state) and
  * check the audio: 1920 samples per frame, finite, not constant. 0 + summary, or -1 + err. */
-int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads,
-                      char *summary, size_t summarylen, char *err, size_t errlen);
+int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads, char *summary,
+                      size_t summarylen, char *err, size_t errlen);
 
 /* The audio of a verify's GEN_WAV calls, checked as it comes (every sample finite) with the
  * decoder state carried to the next call (mk_wav_take), and at the end not constant (mk_wav_done:
@@ -90,8 +92,8 @@ typedef struct mk_wav_acc {
   char *state; /* the decoder state for the next GEN_WAV (malloc'd; the caller frees it) */
   size_t state_n;
 } mk_wav_acc;
-int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n, char *err,
-                size_t errlen);
+int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n,
+                char *err, size_t errlen);
 int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen);
 
 #endif

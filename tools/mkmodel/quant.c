@@ -43,20 +43,24 @@ static int more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - 
 static enum ggml_type fit(enum ggml_type want, int64_t ne0) {
   if (ne0 % ggml_blck_size(want) == 0) return want;
   if (want == GGML_TYPE_Q6_K && ne0 % ggml_blck_size(GGML_TYPE_Q8_0) == 0) return GGML_TYPE_Q8_0;
-  if ((want == GGML_TYPE_Q4_K || want == GGML_TYPE_Q5_K) && ne0 % ggml_blck_size(GGML_TYPE_Q5_0) == 0)
+  if ((want == GGML_TYPE_Q4_K || want == GGML_TYPE_Q5_K) &&
+      ne0 % ggml_blck_size(GGML_TYPE_Q5_0) == 0)
     return want == GGML_TYPE_Q4_K ? GGML_TYPE_Q5_0 : GGML_TYPE_Q5_1;
   return GGML_TYPE_F16;
 }
 
-enum ggml_type mk_quant_matrix_type(const struct mk_spec *s, const char *suffix, int il, int64_t ne0) {
+enum ggml_type mk_quant_matrix_type(const struct mk_spec *s, const char *suffix, int il,
+                                    int64_t ne0) {
   if (s->mix == MK_MIX_NONE) {
     if (s->wtype == GGML_TYPE_Q6_K || s->wtype == GGML_TYPE_Q5_K) return fit(s->wtype, ne0);
     return mk_spec_matrix_type(s->wtype, ne0);
   }
   enum ggml_type t = s->wtype;
-  if (strcmp(suffix, "output.weight") == 0 || (s->tied && strcmp(suffix, "token_embd.weight") == 0)) {
+  if (strcmp(suffix, "output.weight") == 0 ||
+      (s->tied && strcmp(suffix, "token_embd.weight") == 0)) {
     t = GGML_TYPE_Q6_K;
-  } else if (il >= 0 && (strcmp(suffix, "attn_v.weight") == 0 || strcmp(suffix, "ffn_down.weight") == 0) &&
+  } else if (il >= 0 &&
+             (strcmp(suffix, "attn_v.weight") == 0 || strcmp(suffix, "ffn_down.weight") == 0) &&
              more_bits(il, s->n_layer)) {
     t = GGML_TYPE_Q6_K;
   } else if (s->arch == MK_ARCH_BERT && strncmp(suffix, "cls", 3) == 0) {
@@ -112,10 +116,10 @@ const char *mk_quant_name(const struct mk_spec *s) {
 
 struct pool {
   enum ggml_type type;
-  int64_t blck;     /* elements per block */
-  size_t bsize;     /* bytes per block */
+  int64_t blck; /* elements per block */
+  size_t bsize; /* bytes per block */
   float scale;
-  char *blocks;     /* MK_POOL_BLOCKS blocks */
+  char *blocks; /* MK_POOL_BLOCKS blocks */
 };
 static struct pool pools[MK_POOL_CACHE];
 static int n_pools;

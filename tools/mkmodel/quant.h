@@ -19,7 +19,8 @@ int mk_mix_parse(const char *s, int *mix, enum ggml_type *base);
 
 /* Type of one matrix: `suffix` is the table entry's ("attn_v.weight"), il its layer (-1 for
  * global tensors), ne0 its row length. Without a mix: mk_spec_matrix_type(s->wtype, ne0). */
-enum ggml_type mk_quant_matrix_type(const struct mk_spec *s, const char *suffix, int il, int64_t ne0);
+enum ggml_type mk_quant_matrix_type(const struct mk_spec *s, const char *suffix, int il,
+                                    int64_t ne0);
 
 /* llama_ftype to record as general.file_type. */
 int32_t mk_quant_ftype(const struct mk_spec *s);

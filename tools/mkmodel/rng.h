@@ -18,8 +18,8 @@ static inline uint64_t mk_rng_next(uint64_t *state) {
  * normal, and bounded (|z| < 3.47) so no outlier can blow up an activation. */
 static inline float mk_rng_normalish(uint64_t *state) {
   uint64_t r = mk_rng_next(state);
-  int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) + (int32_t)((r >> 32) & 0xffff) +
-                (int32_t)(r >> 48);
+  int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
+                (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48);
   return ((float)sum - 131070.0f) * (1.0f / 37837.22f);
 }
 

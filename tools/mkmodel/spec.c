@@ -203,7 +203,8 @@ static const struct mk_preset presets[] = {
 
 const char *mk_preset_names(void) {
   return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, tiny-pockettts, "
-         "tiny-qwen3tts,\n                       qwen3tts-0.6b, qwen2-0.5b, qwen3-0.6b, qwen2.5-7b, qwen3-8b, "
+         "tiny-qwen3tts,\n                       qwen3tts-0.6b, qwen2-0.5b, qwen3-0.6b, "
+         "qwen2.5-7b, qwen3-8b, "
          "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b";
 }
 
@@ -282,12 +283,9 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
 void mk_spec_defaults(struct mk_spec *s) {
   /* the tiny preset of each architecture holds its defaults */
   static const char *tiny[MK_ARCH_COUNT] = {
-      [MK_ARCH_LLAMA] = "tiny-llama",
-      [MK_ARCH_QWEN2] = "tiny-qwen2",
-      [MK_ARCH_QWEN3] = "tiny-qwen3",
-      [MK_ARCH_BERT] = "tiny-bert",
-      [MK_ARCH_POCKETTTS] = "tiny-pockettts",
-      [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
+      [MK_ARCH_LLAMA] = "tiny-llama",         [MK_ARCH_QWEN2] = "tiny-qwen2",
+      [MK_ARCH_QWEN3] = "tiny-qwen3",         [MK_ARCH_BERT] = "tiny-bert",
+      [MK_ARCH_POCKETTTS] = "tiny-pockettts", [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -340,7 +338,9 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
   if (s->arch == MK_ARCH_POCKETTTS && s->pooling >= 0)
     FAIL("pockettts is a speech backbone: no --pooling");
   if (s->arch == MK_ARCH_QWEN3TTS && (s->pooling >= 0 || s->tied))
-    FAIL("qwen3tts is a speech backbone: no --pooling, and untied (output.weight is the codec head)");
+    FAIL(
+        "qwen3tts is a speech backbone: no --pooling, and untied (output.weight is the codec "
+        "head)");
   if (s->arch == MK_ARCH_QWEN3TTS && s->head_dim % 8 != 0)
     FAIL("qwen3tts needs --head-dim a multiple of 8 (its M-RoPE sections)");
   if (s->norm_eps <= 0.0f || s->norm_eps > 0.1f) FAIL("norm epsilon must be in (0, 0.1]");

@@ -50,7 +50,7 @@ struct mk_spec {
   uint64_t seed;
   const char *chat_template; /* none | chatml | llama3 | vocab | path to a .jinja file */
   int pooling; /* llama_pooling_type (rank: a reranker); -1 = none (not written); -2 = not given */
-  int tied;                  /* 1: no output.weight, the loader reuses token_embd */
+  int tied;    /* 1: no output.weight, the loader reuses token_embd */
   float rope_base, norm_eps;
   const char *name; /* general.name */
 };

@@ -74,9 +74,6 @@ int mk_qwen3tts_meta(struct gguf_context *g, const struct mk_spec *s, int n_voca
 
 /* ---- projector builder ----------------------------------------------------------------- */
 
-
-
-
 enum qb_init { QB_RANDOM, QB_ONE, QB_ZERO };
 
 /* Two passes over the same description: the first only counts bytes (ctx NULL), the second
@@ -608,7 +605,8 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
                  n_frames_buf);
         goto done;
       }
-      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err, errlen) != 0)
+      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err,
+                      errlen) != 0)
         goto done;
       n_frames_buf = 0;
     }

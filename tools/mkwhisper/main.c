@@ -72,7 +72,8 @@ static uint16_t f32_to_f16(float f) {
     return (uint16_t)(sign | h);
   }
   uint32_t h = (uint32_t)e << 10 | man >> 13, rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into the exponent: still right */
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+    h++; /* may carry into the exponent: still right */
   return (uint16_t)(sign | h);
 }
 
@@ -83,7 +84,8 @@ static void put_i32(int32_t v) { fwrite(&v, 4, 1, out); }
 
 enum fill { F_RANDOM, F_ONES, F_ZEROS };
 
-static void tensor(const char *name, int type, enum fill fill, int n_dims, int ne0, int ne1, int ne2) {
+static void tensor(const char *name, int type, enum fill fill, int n_dims, int ne0, int ne1,
+                   int ne2) {
   int ne[3] = {ne0, ne1, ne2};
   size_t n = 1;
   put_i32(n_dims);
@@ -125,13 +127,15 @@ static void block(const char *sys, int i, bool cross) {
     T(s, T_F32, F_ONES, 1, w, 1);
     snprintf(s, sizeof s, "%s_ln.bias", attn[k]);
     T(s, T_F32, F_ZEROS, 1, w, 1);
-    static const char *const parts[] = {"query.weight", "query.bias", "key.weight", "value.weight", "value.bias",
-                                        "out.weight",   "out.bias"};
+    static const char *const parts[] = {"query.weight", "query.bias", "key.weight", "value.weight",
+                                        "value.bias",   "out.weight", "out.bias"};
     for (int p = 0; p < 7; p++) {
       snprintf(s, sizeof s, "%s.%s", attn[k], parts[p]);
       bool bias = strstr(parts[p], "bias") != NULL;
-      if (bias) T(s, T_F32, F_ZEROS, 1, w, 1);
-      else T(s, T_F16, F_RANDOM, 2, w, w);
+      if (bias)
+        T(s, T_F32, F_ZEROS, 1, w, 1);
+      else
+        T(s, T_F16, F_RANDOM, 2, w, w);
     }
   }
 #undef T
@@ -140,13 +144,14 @@ static void block(const char *sys, int i, bool cross) {
 /* token text: bytes-like single characters first, then pseudo-words (most with a leading space,
  * as BPE word starts have) */
 static void vocab(void) {
-  static const char *const syl[] = {"ka", "lo", "mi", "ren", "tas", "vo", "dun", "pel", "sha", "ti", "gor", "ne",
-                                    "bri", "os", "fa", "lum"};
+  static const char *const syl[] = {"ka",  "lo", "mi",  "ren", "tas", "vo", "dun", "pel",
+                                    "sha", "ti", "gor", "ne",  "bri", "os", "fa",  "lum"};
   put_i32(N_FILE_VOCAB);
   for (int id = 0; id < N_FILE_VOCAB; id++) {
     char t[32];
     int n = 0;
-    if (id == 220) { /* GPT-2's lone space: whisper.cpp suppresses it by its text, so it must exist */
+    if (id ==
+        220) { /* GPT-2's lone space: whisper.cpp suppresses it by its text, so it must exist */
       t[n++] = ' ';
     } else if (id < 256) {
       t[n++] = (char)(33 + id % 94);
@@ -166,16 +171,23 @@ static void vocab(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: mkwhisper -o OUT.bin [--seed N] [--preset tiny|base] [--width N] [--heads N] [--layers N]\n"
-                  "                 [--mels 80|128] [--large-v3]\n"
-                  "  a random-weight multilingual whisper.cpp model (default width 64, 1 head, 4+4 layers)\n");
+  fprintf(
+      stderr,
+      "usage: mkwhisper -o OUT.bin [--seed N] [--preset tiny|base] [--width N] [--heads N] "
+      "[--layers N]\n"
+      "                 [--mels 80|128] [--large-v3]\n"
+      "  a random-weight multilingual whisper.cpp model (default width 64, 1 head, 4+4 layers)\n");
 }
 
 int main(int argc, char **argv) {
-  static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"seed", required_argument, 0, 's'},
-                                       {"width", required_argument, 0, 'w'}, {"heads", required_argument, 0, 'h'},
-                                       {"layers", required_argument, 0, 'l'}, {"mels", required_argument, 0, 'm'},
-                                       {"large-v3", no_argument, 0, 'L'},     {"preset", required_argument, 0, 'p'},
+  static const struct option opts[] = {{"out", required_argument, 0, 'o'},
+                                       {"seed", required_argument, 0, 's'},
+                                       {"width", required_argument, 0, 'w'},
+                                       {"heads", required_argument, 0, 'h'},
+                                       {"layers", required_argument, 0, 'l'},
+                                       {"mels", required_argument, 0, 'm'},
+                                       {"large-v3", no_argument, 0, 'L'},
+                                       {"preset", required_argument, 0, 'p'},
                                        {0, 0, 0, 0}};
   const char *path = NULL;
   unsigned long long seed = 1;
@@ -185,25 +197,39 @@ int main(int argc, char **argv) {
     bool num = c == 's' || c == 'w' || c == 'h' || c == 'l' || c == 'm';
     if (num && sy_parse_long(optarg, 0, c == 's' ? LONG_MAX : 65536, &arg) != 0) {
       fprintf(stderr, "mkwhisper: --%s needs a whole number, not '%s'\n",
-              c == 's' ? "seed" : c == 'w' ? "width" : c == 'h' ? "heads" : c == 'l' ? "layers" : "mels", optarg);
+              c == 's'   ? "seed"
+              : c == 'w' ? "width"
+              : c == 'h' ? "heads"
+              : c == 'l' ? "layers"
+                         : "mels",
+              optarg);
       return 2;
     }
-    if (c == 'o') path = optarg;
-    else if (c == 's') seed = (unsigned long long)arg;
-    else if (c == 'w') width = (int)arg;
-    else if (c == 'h') heads = (int)arg;
-    else if (c == 'l') layers = (int)arg;
-    else if (c == 'm') mels = (int)arg;
-    else if (c == 'L') width = 1280, heads = 20, layers = 32, mels = 128;
-    else if (c == 'p' && strcmp(optarg, "tiny") == 0) width = 384, heads = 6, layers = 4;
-    else if (c == 'p' && strcmp(optarg, "base") == 0) width = 512, heads = 8, layers = 6;
+    if (c == 'o')
+      path = optarg;
+    else if (c == 's')
+      seed = (unsigned long long)arg;
+    else if (c == 'w')
+      width = (int)arg;
+    else if (c == 'h')
+      heads = (int)arg;
+    else if (c == 'l')
+      layers = (int)arg;
+    else if (c == 'm')
+      mels = (int)arg;
+    else if (c == 'L')
+      width = 1280, heads = 20, layers = 32, mels = 128;
+    else if (c == 'p' && strcmp(optarg, "tiny") == 0)
+      width = 384, heads = 6, layers = 4;
+    else if (c == 'p' && strcmp(optarg, "base") == 0)
+      width = 512, heads = 8, layers = 6;
     else {
       usage();
       return 2;
     }
   }
-  if (!path || width < 8 || width > 4096 || heads < 1 || width % heads || layers < 1 || layers > 64 ||
-      (mels != 80 && mels != 128)) {
+  if (!path || width < 8 || width > 4096 || heads < 1 || width % heads || layers < 1 ||
+      layers > 64 || (mels != 80 && mels != 128)) {
     usage();
     return 2;
   }
@@ -214,7 +240,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   put_i32(0x67676d6c);
-  int32_t hp[11] = {N_VOCAB, AUDIO_CTX, width, heads, layers, TEXT_CTX, width, heads, layers, mels, 1 /* f16 */};
+  int32_t hp[11] = {N_VOCAB, AUDIO_CTX, width,  heads, layers, TEXT_CTX,
+                    width,   heads,     layers, mels,  1 /* f16 */};
   for (int i = 0; i < 11; i++) put_i32(hp[i]);
   put_i32(mels);
   put_i32(N_FFT);

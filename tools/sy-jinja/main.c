@@ -11,8 +11,7 @@
 
 static char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
+  if (!f) return NULL;
   size_t cap = 65536, n = 0;
   char *buf = malloc(cap);
   while (buf) {
@@ -28,8 +27,7 @@ static char *slurp(const char *path, size_t *len) {
     }
     size_t k = fread(buf + n, 1, cap - n, f);
     n += k;
-    if (k == 0)
-      break;
+    if (k == 0) break;
   }
   if (buf && ferror(f)) {
     free(buf);

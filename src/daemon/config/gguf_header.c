@@ -1,6 +1,6 @@
-/* gguf_header.c — a bounded reader of GGUF headers (v2 and v3, little-endian): magic, version, counts
- * and the key/value section, from which it keeps the handful of facts ghdr_info holds. The tensor
- * infos and the data are never read.
+/* gguf_header.c — a bounded reader of GGUF headers (v2 and v3, little-endian): magic, version,
+ * counts and the key/value section, from which it keeps the handful of facts ghdr_info holds. The
+ * tensor infos and the data are never read.
  *
  * The input is hostile. This file must never crash, never allocate more than one fixed-size read
  * window, never trust a length or count before checking it against the bytes that remain and a

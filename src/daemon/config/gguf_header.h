@@ -1,6 +1,6 @@
-/* gguf_header.h — a bounded reader of GGUF file headers (metadata only, no tensors), so the daemon can
- * discover capabilities without linking an engine. The file is hostile: every length and count is
- * checked against the file size and fixed limits before use; a bad file is an error, never a
+/* gguf_header.h — a bounded reader of GGUF file headers (metadata only, no tensors), so the daemon
+ * can discover capabilities without linking an engine. The file is hostile: every length and count
+ * is checked against the file size and fixed limits before use; a bad file is an error, never a
  * crash or a huge allocation. Prefix ghdr_, to stay out of ggml's gguf_* namespace. */
 #ifndef SY_GGUF_HEADER_H
 #define SY_GGUF_HEADER_H
@@ -12,19 +12,19 @@ typedef struct ghdr_info {
   unsigned version;
   long long n_tensors;
   long long n_kv;
-  char arch[64];          /* general.architecture ("" if absent) */
-  char name[128];         /* general.name ("" if absent) */
-  long long context_length; /* <arch>.context_length, 0 if absent */
+  char arch[64];              /* general.architecture ("" if absent) */
+  char name[128];             /* general.name ("" if absent) */
+  long long context_length;   /* <arch>.context_length, 0 if absent */
   long long embedding_length; /* <arch>.embedding_length, 0 if absent */
-  long long block_count;  /* <arch>.block_count, 0 if absent */
-  int pooling_type;       /* <arch>.pooling_type, -1 if absent (0 none, 1 mean, 2 cls, 3 last, 4 rank) */
+  long long block_count;      /* <arch>.block_count, 0 if absent */
+  int pooling_type; /* <arch>.pooling_type, -1 if absent (0 none, 1 mean, 2 cls, 3 last, 4 rank) */
   bool has_chat_template; /* tokenizer.chat_template present and non-empty */
   bool is_mmproj;         /* general.type == "mmproj" or clip.* keys */
   bool is_adapter;        /* general.type == "adapter" (a LoRA or similar, not a model) */
   int has_vision_encoder; /* clip.has_vision_encoder: 1, 0, or -1 when absent */
   int has_audio_encoder;  /* clip.has_audio_encoder: 1, 0, or -1 when absent */
   int file_type;          /* general.file_type, -1 if absent */
-  bool gen_audio;         /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
+  bool gen_audio; /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
 } ghdr_info;
 
 /* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a

@@ -1,12 +1,11 @@
 /* matrix.c — the model matrix: reads the YAML config (docs/CONFIG.md) into a struct matrix, checks
- * every value, reads each model's GGUF header (gguf_header.c) for capabilities and context defaults, and
- * adds the *.gguf files found in the models folder. This file is the top level: the small helpers
- * the other parts share, the document walk (the top-level keys, in the order they are checked),
- * and the public face (matrix_load, matrix_free, matrix_find...). The parts are split along the
- * config's own sections, all private to the matrix (matrix_int.h):
- *   matrix_yaml.c      node readers, key descriptor tables, "file:line:col: reason" errors
- *   matrix_model.c     models (a table-driven reader of their keys), capabilities
- *   matrix_voice.c     a speech model's voices
+ * every value, reads each model's GGUF header (gguf_header.c) for capabilities and context
+ * defaults, and adds the *.gguf files found in the models folder. This file is the top level: the
+ * small helpers the other parts share, the document walk (the top-level keys, in the order they are
+ * checked), and the public face (matrix_load, matrix_free, matrix_find...). The parts are split
+ * along the config's own sections, all private to the matrix (matrix_int.h): matrix_yaml.c node
+ * readers, key descriptor tables, "file:line:col: reason" errors matrix_model.c     models (a
+ * table-driven reader of their keys), capabilities matrix_voice.c     a speech model's voices
  *   matrix_external.c  external engines (engine: external)
  *   matrix_discover.c  the models folder
  *   matrix_router.c    routers

@@ -11,7 +11,12 @@
 /* Which worker runs the model: switchyard-llama (GGUF LLMs, embedders, rerankers, mtmd),
  * switchyard-whisper (whisper.cpp ggml models: speech to text), switchyard-espeak (the built-in
  * CPU voice, no model file). */
-enum matrix_engine { MATRIX_ENGINE_LLAMA = 0, MATRIX_ENGINE_WHISPER, MATRIX_ENGINE_ESPEAK, MATRIX_ENGINE_EXTERNAL };
+enum matrix_engine {
+  MATRIX_ENGINE_LLAMA = 0,
+  MATRIX_ENGINE_WHISPER,
+  MATRIX_ENGINE_ESPEAK,
+  MATRIX_ENGINE_EXTERNAL
+};
 #define MATRIX_N_ENGINES 4
 /* "llama", "whisper", "espeak", "external" */
 const char *matrix_engine_name(enum matrix_engine e);
@@ -20,7 +25,7 @@ enum matrix_cap {
   MATRIX_CAP_CHAT = 1u << 0,
   MATRIX_CAP_COMPLETION = 1u << 1,
   MATRIX_CAP_EMBED = 1u << 2,
-  MATRIX_CAP_RERANK = 1u << 3, /* a ranking model (pooling rank): scores query/document pairs */
+  MATRIX_CAP_RERANK = 1u << 3,     /* a ranking model (pooling rank): scores query/document pairs */
   MATRIX_CAP_TRANSCRIBE = 1u << 4, /* speech to text (/v1/audio/transcriptions, translations) */
   MATRIX_CAP_SPEECH = 1u << 5,     /* text to speech (/v1/audio/speech) */
   MATRIX_CAP_VISION = 1u << 6,     /* image input (a model with an mmproj) */
@@ -32,11 +37,11 @@ enum matrix_cap {
 #define MATRIX_EXT_MAX_ARGS 256
 #define MATRIX_EXT_MAX_ROUTES 16
 typedef struct matrix_external {
-  char **argv;           /* the program and its arguments (${PORT} substituted at start) */
+  char **argv; /* the program and its arguments (${PORT} substituted at start) */
   size_t argc;
-  bool shell;            /* argv is one string run with /bin/sh -c */
-  char *cwd;             /* absolute working folder, or NULL = the daemon's */
-  char **env;            /* extra "KEY=value" entries (${PORT} substituted) */
+  bool shell; /* argv is one string run with /bin/sh -c */
+  char *cwd;  /* absolute working folder, or NULL = the daemon's */
+  char **env; /* extra "KEY=value" entries (${PORT} substituted) */
   size_t n_env;
   int port;              /* 0 = the daemon picks a free port at each start */
   char *health_path;     /* polled with GET until it answers health_status; default /health */
@@ -46,51 +51,51 @@ typedef struct matrix_external {
   int stop_grace_ms;     /* then SIGKILL after this long; default 10 s */
   char **routes;         /* OpenAI paths dispatched to it by "model" */
   size_t n_routes;
-  bool upstream;         /* /upstream/<name>/... passes any request through; default true */
-  long long memory;      /* declared host RAM, bytes; 0 = not declared */
-  char **gpu_names;      /* declared memory per GPU (engine device names, e.g. CUDA0) */
+  bool upstream;    /* /upstream/<name>/... passes any request through; default true */
+  long long memory; /* declared host RAM, bytes; 0 = not declared */
+  char **gpu_names; /* declared memory per GPU (engine device names, e.g. CUDA0) */
   long long *gpu_bytes;
   size_t n_gpu;
-  char *sig;             /* a canonical text of everything above: a reload compares it */
+  char *sig; /* a canonical text of everything above: a reload compares it */
 } matrix_external;
 
 typedef struct matrix_model {
-  char *name;            /* unique among names and aliases */
+  char *name; /* unique among names and aliases */
   char **aliases;
   size_t n_aliases;
-  char *file;            /* absolute path of the GGUF */
+  char *file; /* absolute path of the GGUF */
   enum matrix_engine engine;
-  unsigned caps;         /* MATRIX_CAP_* (from the config, else from the GGUF's metadata) */
-  int context;           /* tokens per request (per sequence) */
-  int parallel;          /* sequences served at once */
-  int keep_alive_s;      /* seconds idle before unload; 0 = unload when idle; -1 = never */
-  int threads;           /* 0 = let the worker choose */
-  int batch;             /* n_batch */
-  int gpu_layers;        /* -1 = all */
-  char *pooling;         /* NULL = the model's own; else mean|cls|last|none|rank */
-  bool deterministic;    /* batch-invariant generation (slower under load); default false */
-  bool pin;              /* load at start, never evict */
-  bool preload;          /* load at start, may be evicted */
-  int priority;          /* higher = evicted later; default 0 */
-  int max_queue;         /* requests that may wait for this model (loading / room); default 64 */
+  unsigned caps;           /* MATRIX_CAP_* (from the config, else from the GGUF's metadata) */
+  int context;             /* tokens per request (per sequence) */
+  int parallel;            /* sequences served at once */
+  int keep_alive_s;        /* seconds idle before unload; 0 = unload when idle; -1 = never */
+  int threads;             /* 0 = let the worker choose */
+  int batch;               /* n_batch */
+  int gpu_layers;          /* -1 = all */
+  char *pooling;           /* NULL = the model's own; else mean|cls|last|none|rank */
+  bool deterministic;      /* batch-invariant generation (slower under load); default false */
+  bool pin;                /* load at start, never evict */
+  bool preload;            /* load at start, may be evicted */
+  int priority;            /* higher = evicted later; default 0 */
+  int max_queue;           /* requests that may wait for this model (loading / room); default 64 */
   bool request_keep_alive; /* a request's "keep_alive" may override keep_alive_s; default false */
-  char *chat_template;   /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
-  char *mmproj;          /* absolute path of the vision projector GGUF, or NULL */
-  long long mmproj_bytes; /* its size */
+  char *chat_template;     /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
+  char *mmproj;            /* absolute path of the vision projector GGUF, or NULL */
+  long long mmproj_bytes;  /* its size */
   char *transcribe_prompt; /* audio models: the instruction /v1/audio/transcriptions sends with
                               the audio (NULL = MATRIX_TRANSCRIBE_PROMPT) */
-  char *vad_model;       /* whisper: absolute path of a Silero VAD ggml model, or NULL */
-  char **voice_names;    /* speech models on engine llama: voices (reference clips) by name */
-  char **voice_audio;    /* absolute paths of their clips, same order */
-  char **voice_lang;     /* their `language` (NULL: the request's or the model's default) */
-  size_t n_voices;       /* at most MATRIX_MAX_VOICES */
-  bool voice_upload;     /* a /v1/audio/speech request may bring its own reference clip (cloning) */
-  char *arch;            /* general.architecture from the GGUF header, or NULL if unreadable */
-  long long file_bytes;  /* size of the file */
-  int n_ctx_train;       /* from the GGUF, 0 if unknown */
-  bool discovered;       /* true: found in models_dir, not named in the config */
-  char *source;          /* "path:line" of its definition, or the file path when discovered */
-  matrix_external *ext;  /* engine: external only, else NULL */
+  char *vad_model;         /* whisper: absolute path of a Silero VAD ggml model, or NULL */
+  char **voice_names;      /* speech models on engine llama: voices (reference clips) by name */
+  char **voice_audio;      /* absolute paths of their clips, same order */
+  char **voice_lang;       /* their `language` (NULL: the request's or the model's default) */
+  size_t n_voices;         /* at most MATRIX_MAX_VOICES */
+  bool voice_upload;    /* a /v1/audio/speech request may bring its own reference clip (cloning) */
+  char *arch;           /* general.architecture from the GGUF header, or NULL if unreadable */
+  long long file_bytes; /* size of the file */
+  int n_ctx_train;      /* from the GGUF, 0 if unknown */
+  bool discovered;      /* true: found in models_dir, not named in the config */
+  char *source;         /* "path:line" of its definition, or the file path when discovered */
+  matrix_external *ext; /* engine: external only, else NULL */
 } matrix_model;
 
 /* A pipeline: a named virtual model whose steps are other models (docs/CONFIG.md "pipelines").
@@ -98,25 +103,25 @@ typedef struct matrix_model {
  * when the built-in voice is added). */
 enum matrix_pipeline_kind { MATRIX_PIPE_TRANSCRIBE_CLEAN = 0, MATRIX_PIPE_VOICE };
 typedef struct matrix_pipeline {
-  char *name;            /* unique among model names, aliases and pipelines */
+  char *name; /* unique among model names, aliases and pipelines */
   enum matrix_pipeline_kind kind;
-  char *asr;             /* speech to text: a transcribe model (whisper or audio LLM); voice: optional */
-  char *llm;             /* a chat model */
-  char *tts;             /* voice: a speech model */
-  char *voice;           /* voice: the default voice; NULL = the speech model's own default */
-  char *instruction;     /* the LLM's system prompt (transcribe_clean: MATRIX_CLEAN_PROMPT when NULL;
-                            voice: none when NULL) */
-  int max_tokens;        /* the LLM step's bound; default 1024 (clean) / 512 (voice) */
-  double temperature;    /* the LLM step's; default 0 (clean) / -1 = the request's (voice) */
-  int sentence_chars;    /* voice: text longer than this is cut at a space for speech; default 200 */
-  char *source;          /* "path:line" of its definition */
+  char *asr;   /* speech to text: a transcribe model (whisper or audio LLM); voice: optional */
+  char *llm;   /* a chat model */
+  char *tts;   /* voice: a speech model */
+  char *voice; /* voice: the default voice; NULL = the speech model's own default */
+  char *instruction;  /* the LLM's system prompt (transcribe_clean: MATRIX_CLEAN_PROMPT when NULL;
+                         voice: none when NULL) */
+  int max_tokens;     /* the LLM step's bound; default 1024 (clean) / 512 (voice) */
+  double temperature; /* the LLM step's; default 0 (clean) / -1 = the request's (voice) */
+  int sentence_chars; /* voice: text longer than this is cut at a space for speech; default 200 */
+  char *source;       /* "path:line" of its definition */
 } matrix_pipeline;
 
 /* The default clean-up instruction of a transcribe_clean pipeline. */
-#define MATRIX_CLEAN_PROMPT                                                                           \
-  "You clean up speech transcripts. Rewrite the transcript the user sends: remove filler words "    \
-  "(um, uh, like, you know), stutters, repeated words and false starts; add punctuation, "           \
-  "capitalisation and paragraph breaks. Keep the speaker's own words and meaning: do not "           \
+#define MATRIX_CLEAN_PROMPT                                                                      \
+  "You clean up speech transcripts. Rewrite the transcript the user sends: remove filler words " \
+  "(um, uh, like, you know), stutters, repeated words and false starts; add punctuation, "       \
+  "capitalisation and paragraph breaks. Keep the speaker's own words and meaning: do not "       \
   "summarise, answer, translate or add anything. Reply with the cleaned transcript only."
 
 /* ---- routers: virtual models whose requests go to one of several real models (router.c) ---- */
@@ -127,76 +132,79 @@ typedef struct matrix_pipeline {
 #define MATRIX_ROUTE_NAME_MAX 32 /* a route's name: letters, digits, '_' and '-' */
 
 typedef struct matrix_route {
-  char *name;          /* the route's name, e.g. "heavy" (what the classifier answers) */
-  char *model;         /* the real model's name or alias, as written */
-  char *source;        /* "path:line:col" of the route, for errors found after discovery */
+  char *name;   /* the route's name, e.g. "heavy" (what the classifier answers) */
+  char *model;  /* the real model's name or alias, as written */
+  char *source; /* "path:line:col" of the route, for errors found after discovery */
 } matrix_route;
 
 /* One rule: every condition it names must hold (an empty rule always matches). */
 typedef struct matrix_rule {
-  bool images;                /* the request has image_url parts */
-  bool audio;                 /* the request has input_audio parts */
-  bool tools;                 /* the request has a non-empty "tools" */
+  bool images;                 /* the request has image_url parts */
+  bool audio;                  /* the request has input_audio parts */
+  bool tools;                  /* the request has a non-empty "tools" */
   long long min_prompt_tokens; /* 0 = no condition; else the estimated prompt tokens >= this */
-  char *system_tag;           /* NULL = no condition; else a substring of the system prompt */
-  size_t route;               /* index in routes */
+  char *system_tag;            /* NULL = no condition; else a substring of the system prompt */
+  size_t route;                /* index in routes */
 } matrix_rule;
 
 typedef struct matrix_router {
-  char *name;                 /* unique among models, aliases and routers */
-  char *source;               /* "path:line" */
+  char *name;   /* unique among models, aliases and routers */
+  char *source; /* "path:line" */
   matrix_route *routes;
   size_t n_routes;
-  matrix_rule *rules;         /* in order; the first that matches decides */
+  matrix_rule *rules; /* in order; the first that matches decides */
   size_t n_rules;
-  size_t default_route;       /* when no rule matches and there is no classifier (or it fails) */
+  size_t default_route; /* when no rule matches and there is no classifier (or it fails) */
   /* the classifier: the light model picks one of cls_routes by a constrained generation */
   bool has_classifier;
-  char *cls_model;            /* a chat model (name or alias) */
-  char *cls_prompt;           /* the fixed question (system message); NULL = the built-in one */
-  size_t *cls_routes;         /* indexes in routes it may answer; all routes when not given */
+  char *cls_model;    /* a chat model (name or alias) */
+  char *cls_prompt;   /* the fixed question (system message); NULL = the built-in one */
+  size_t *cls_routes; /* indexes in routes it may answer; all routes when not given */
   size_t n_cls_routes;
-  int cls_timeout_ms;         /* its generation; default 2000 */
-  int cls_max_tokens;         /* default 16 */
-  int cls_max_input_chars;    /* the request text shown to it; default 2000 */
+  int cls_timeout_ms;      /* its generation; default 2000 */
+  int cls_max_tokens;      /* default 16 */
+  int cls_max_input_chars; /* the request text shown to it; default 2000 */
   /* fallback: when the chosen route's model cannot be loaded, the next of these is tried */
-  size_t *fallback;           /* indexes in routes, in order (fallback: true = all routes in order) */
+  size_t *fallback; /* indexes in routes, in order (fallback: true = all routes in order) */
   size_t n_fallback;
 } matrix_router;
 
 typedef struct matrix {
-  char *path;            /* config file, or NULL when none */
-  char *host;            /* listen address; default 127.0.0.1 */
-  int port;              /* default 8080 */
-  char **api_keys;       /* empty = no auth */
+  char *path;      /* config file, or NULL when none */
+  char *host;      /* listen address; default 127.0.0.1 */
+  int port;        /* default 8080 */
+  char **api_keys; /* empty = no auth */
   size_t n_api_keys;
-  char *models_dir;      /* NULL = no discovery */
-  size_t max_body_bytes; /* default 16 MiB */
+  char *models_dir;        /* NULL = no discovery */
+  size_t max_body_bytes;   /* default 16 MiB */
   size_t max_upload_bytes; /* audio uploads (/v1/audio/...); default 25 MiB */
-  int max_connections;   /* default 256 */
-  char *image_dir;       /* limits.image_dir: local image files allowed from here; NULL = only data: URLs */
-  long long max_image_bytes;  /* limits.max_image_bytes: encoded size of one image; 0 = decoder default */
+  int max_connections;     /* default 256 */
+  char *
+      image_dir; /* limits.image_dir: local image files allowed from here; NULL = only data: URLs */
+  long long
+      max_image_bytes; /* limits.max_image_bytes: encoded size of one image; 0 = decoder default */
   long long max_image_pixels; /* limits.max_image_pixels: w*h of one image; 0 = decoder default */
-  int log_level;         /* sy_log_level; default info */
-  long long mem_budget;  /* bytes models may use; 0 = MemTotal − mem_reserve */
-  long long mem_reserve; /* bytes kept free when the budget is derived; default 2 GiB */
-  long long gpu_reserve; /* bytes kept free on each GPU (dedicated memory); default 512 MiB */
-  long long gpu_overhead; /* per worker process on each GPU it uses, beyond llama.cpp's estimate
-                             (the backend's context and workspaces); default 512 MiB */
-  char **gpu_names;      /* memory.devices: a budget for named GPUs (as `switchyard-llama
-                            --list-devices` names them, e.g. CUDA0); at most 8 */
+  int log_level;              /* sy_log_level; default info */
+  long long mem_budget;       /* bytes models may use; 0 = MemTotal − mem_reserve */
+  long long mem_reserve;      /* bytes kept free when the budget is derived; default 2 GiB */
+  long long gpu_reserve;      /* bytes kept free on each GPU (dedicated memory); default 512 MiB */
+  long long gpu_overhead;     /* per worker process on each GPU it uses, beyond llama.cpp's estimate
+                                 (the backend's context and workspaces); default 512 MiB */
+  char **gpu_names;           /* memory.devices: a budget for named GPUs (as `switchyard-llama
+                                 --list-devices` names them, e.g. CUDA0); at most 8 */
   long long *gpu_budgets;
   size_t n_gpu_budgets;
-  int swap_guard_s;      /* a model loaded less than this ago is not evicted (thrash guard); default 0 = off */
-  int max_loads;         /* models loading at once; default 1 */
-  bool builtin_voice;    /* builtin_voice: add the built-in `speak` model (espeak); default true */
-  matrix_model *models;  /* configured ones in file order, then discovered ones by name */
+  int swap_guard_s; /* a model loaded less than this ago is not evicted (thrash guard); default 0 =
+                       off */
+  int max_loads;    /* models loading at once; default 1 */
+  bool builtin_voice;   /* builtin_voice: add the built-in `speak` model (espeak); default true */
+  matrix_model *models; /* configured ones in file order, then discovered ones by name */
   size_t n_models;
   matrix_pipeline *pipelines; /* the config's pipelines, in file order */
   size_t n_pipelines;
   matrix_router *routers; /* routers: in file order */
   size_t n_routers;
-  char **warnings;       /* files skipped in models_dir and why (already logged); at most 256 */
+  char **warnings; /* files skipped in models_dir and why (already logged); at most 256 */
   size_t n_warnings;
 } matrix;
 

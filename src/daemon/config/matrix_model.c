@@ -2,8 +2,8 @@
  * are read by a descriptor table (model_keys below: name, type, bounds, default, where it goes;
  * mx_keys_read in matrix_yaml.c walks it), then the engine decides how the model is placed: an
  * external server (matrix_external.c), the fileless built-in voice, or a file — a whisper.cpp
- * model, or a GGUF whose header (gguf_header.c) gives the capabilities and the trained context. Also the
- * capability names and the built-in defaults every model gets (mx_model_finish).
+ * model, or a GGUF whose header (gguf_header.c) gives the capabilities and the trained context.
+ * Also the capability names and the built-in defaults every model gets (mx_model_finish).
  *
  * This file must never accept a model it did not fully check (a name already taken, a capability
  * the projector cannot back, a key its engine does not use), never change the order of the rows

@@ -39,8 +39,8 @@ struct wreq {
   long long id;
   pthread_mutex_t mu;
   wnode *head, *tail;
-  bool terminal;  /* a terminal event has been queued (by the worker or synthesised) */
-  bool listed;    /* in w->pending (guarded by w->mu) */
+  bool terminal; /* a terminal event has been queued (by the worker or synthesised) */
+  bool listed;   /* in w->pending (guarded by w->mu) */
   int efd;
   struct wreq *prev, *next;
 };
@@ -56,8 +56,8 @@ struct worker {
   pthread_cond_t exited_cond;
   wreq *pending; /* guarded by mu */
   long long next_id;
-  bool alive;    /* guarded by mu */
-  bool reaped;   /* guarded by mu */
+  bool alive;  /* guarded by mu */
+  bool reaped; /* guarded by mu */
   char exit_reason[128];
   char tag[128];
   worker_exit_fn on_exit;
@@ -65,10 +65,10 @@ struct worker {
   /* engine: external (worker_start_external): no frames, a process group and an output pipe */
   bool external;
   int port;
-  int out_fd;          /* the read end of its stdout+stderr, -1 when none */
+  int out_fd; /* the read end of its stdout+stderr, -1 when none */
   int stop_signal;
   int stop_grace_ms;
-  char tail[4][240];   /* its last output lines (guarded by mu), for load errors */
+  char tail[4][240]; /* its last output lines (guarded by mu), for load errors */
   unsigned tail_next;
 };
 
@@ -108,7 +108,10 @@ static void wreq_push(wreq *r, ipc_msg *m) {
   n->m = *m;
   n->next = NULL;
   memset(m, 0, sizeof *m);
-  if (r->tail) r->tail->next = n; else r->head = n;
+  if (r->tail)
+    r->tail->next = n;
+  else
+    r->head = n;
   r->tail = n;
   if (op_is_terminal(ipc_op(&n->m))) r->terminal = true;
   uint64_t one = 1;
@@ -176,7 +179,10 @@ bool fd_peer_gone(int fd) {
 
 static void unlist(worker *w, wreq *r) {
   if (!r->listed) return;
-  if (r->prev) r->prev->next = r->next; else w->pending = r->next;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    w->pending = r->next;
   if (r->next) r->next->prev = r->prev;
   r->prev = r->next = NULL;
   r->listed = false;
@@ -222,7 +228,8 @@ static void reap(worker *w, int ms) {
     int pfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
     if (pfd >= 0) {
       struct pollfd p = {.fd = pfd, .events = POLLIN};
-      while (poll(&p, 1, ms) < 0 && errno == EINTR) {}
+      while (poll(&p, 1, ms) < 0 && errno == EINTR) {
+      }
       close(pfd);
     }
     got = waitpid(w->pid, &st, WNOHANG);
@@ -246,11 +253,14 @@ static void *reader_main(void *arg) {
     ipc_msg m;
     int rc = ipc_recv(w->fd, &m);
     if (rc == IPC_BADMSG) { /* still in step: drop the frame, keep the worker */
-      LOG_W("worker %s (pid %d): skipping a frame whose header is not a JSON object", w->tag, (int)w->pid);
+      LOG_W("worker %s (pid %d): skipping a frame whose header is not a JSON object", w->tag,
+            (int)w->pid);
       continue;
     }
     if (rc != IPC_OK) {
-      if (rc == IPC_ERR) LOG_W("worker %s (pid %d): bad frame or read error: %s", w->tag, (int)w->pid, strerror(errno));
+      if (rc == IPC_ERR)
+        LOG_W("worker %s (pid %d): bad frame or read error: %s", w->tag, (int)w->pid,
+              strerror(errno));
       break;
     }
     json_t *jid = json_object_get(m.hdr, "id");
@@ -355,12 +365,14 @@ wreq *worker_submit(worker *w, json_t *msg, api_error *err) {
   return worker_submit_payload(w, msg, NULL, 0, err);
 }
 
-wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len, api_error *err) {
+wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len,
+                            api_error *err) {
   pthread_mutex_lock(&w->mu);
   if (!w->alive) {
     pthread_mutex_unlock(&w->mu);
     json_decref(msg);
-    API_SERVER(err, "worker_crashed", "the worker for model '%s' is not running (%s)", w->tag, w->exit_reason);
+    API_SERVER(err, "worker_crashed", "the worker for model '%s' is not running (%s)", w->tag,
+               w->exit_reason);
     return NULL;
   }
   long long id = ++w->next_id;
@@ -418,8 +430,14 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, child_fd, 3);
-  char *argv[] = {(char *)p->exe, "--ipc-fd", "3", "--log-level",
-                  (char *)(p->log_level ? p->log_level : "info"), "--tag", (char *)p->tag, NULL};
+  char *argv[] = {(char *)p->exe,
+                  "--ipc-fd",
+                  "3",
+                  "--log-level",
+                  (char *)(p->log_level ? p->log_level : "info"),
+                  "--tag",
+                  (char *)p->tag,
+                  NULL};
   int rc = posix_spawn(&w->pid, p->exe, &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&fa);
   close(child_fd);
@@ -459,7 +477,8 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
     got = left > 0 ? wreq_wait(ctl, &m, -1, (int)left, NULL) : 0;
     if (!got || strcmp(ipc_op(&m), "progress") != 0) break;
     json_t *pv = json_object_get(m.hdr, "progress");
-    if (p->on_progress && json_is_number(pv)) p->on_progress(p->on_progress_ud, json_number_value(pv));
+    if (p->on_progress && json_is_number(pv))
+      p->on_progress(p->on_progress_ud, json_number_value(pv));
     ipc_msg_clear(&m);
   }
   if (got && strcmp(ipc_op(&m), "ready") == 0) {
@@ -473,8 +492,8 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
     const char *code = json_string_value(json_object_get(m.hdr, "code"));
     json_t *st = json_object_get(m.hdr, "status");
     int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
-    api_error_set(err, status >= 400 && status < 600 ? status : 500, "server_error", "load_failed", NULL,
-                  "model '%s' failed to load: %s", p->tag, wm ? wm : "unknown error");
+    api_error_set(err, status >= 400 && status < 600 ? status : 500, "server_error", "load_failed",
+                  NULL, "model '%s' failed to load: %s", p->tag, wm ? wm : "unknown error");
     (void)code;
   } else {
     API_SERVER(err, "load_timeout", "model '%s' did not finish loading within %d s", p->tag,
@@ -508,10 +527,12 @@ size_t worker_group_pids(const worker *w, pid_t *out, size_t cap) {
     size_t len = f ? fread(st, 1, sizeof st - 1, f) : 0;
     if (f) fclose(f);
     st[len] = '\0';
-    const char *rp = strrchr(st, ')'); /* "pid (comm) state ppid pgrp ...": comm may hold anything */
+    const char *rp =
+        strrchr(st, ')'); /* "pid (comm) state ppid pgrp ...": comm may hold anything */
     char state;
     long ppid, pgrp;
-    if (rp && sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == w->pid) out[n++] = (pid_t)pid;
+    if (rp && sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == w->pid)
+      out[n++] = (pid_t)pid;
   }
   if (d) closedir(d);
   return n;
@@ -575,7 +596,8 @@ static void *ext_reader_main(void *arg) {
   bool out_open = w->out_fd >= 0;
   int pfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
   for (;;) {
-    struct pollfd p[2] = {{.fd = pfd, .events = POLLIN}, {.fd = out_open ? w->out_fd : -1, .events = POLLIN}};
+    struct pollfd p[2] = {{.fd = pfd, .events = POLLIN},
+                          {.fd = out_open ? w->out_fd : -1, .events = POLLIN}};
     if (pfd < 0 && !out_open) break; /* no pidfd (old kernel): the pipe's end is all we get */
     int n = poll(p, 2, -1);
     if (n < 0 && errno != EINTR) break;
@@ -591,7 +613,8 @@ static void *ext_reader_main(void *arg) {
   kill(-w->pid, SIGKILL);
   int st = 0;
   pid_t got;
-  while ((got = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR) {}
+  while ((got = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR) {
+  }
   pthread_mutex_lock(&w->mu);
   if (got == w->pid && WIFSIGNALED(st))
     snprintf(w->exit_reason, sizeof w->exit_reason, "was killed by signal %d (%s)", WTERMSIG(st),
@@ -616,8 +639,8 @@ static void ext_stop(worker *w) {
   pthread_mutex_lock(&w->mu);
   while (!w->reaped) {
     if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT && !w->reaped) {
-      LOG_W("external engine %s (pid %d) did not stop within %d ms: killing its process group", w->tag,
-            (int)w->pid, w->stop_grace_ms);
+      LOG_W("external engine %s (pid %d) did not stop within %d ms: killing its process group",
+            w->tag, (int)w->pid, w->stop_grace_ms);
       kill(-w->pid, SIGKILL);
       while (!w->reaped) pthread_cond_wait(&w->exited_cond, &w->mu);
     }
@@ -633,7 +656,8 @@ static int ext_free_port(void) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t al = sizeof a;
   int port = 0;
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &al) == 0)
     port = ntohs(a.sin_port);
   close(fd);
   return port;
@@ -665,7 +689,8 @@ static void strv_free(char **v) {
   free(v);
 }
 
-/* The environment: the daemon's, with the model's entries (substituted) replacing same-named ones. */
+/* The environment: the daemon's, with the model's entries (substituted) replacing same-named ones.
+ */
 static char **ext_envp(const matrix_external *e, int port) {
   size_t n = 0;
   while (environ[n]) n++;
@@ -676,7 +701,8 @@ static char **ext_envp(const matrix_external *e, int port) {
     const char *eq = strchr(environ[i], '=');
     size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
     bool over = false;
-    for (size_t j = 0; j < e->n_env && !over; j++) over = strncmp(e->env[j], environ[i], kl) == 0 && e->env[j][kl] == '=';
+    for (size_t j = 0; j < e->n_env && !over; j++)
+      over = strncmp(e->env[j], environ[i], kl) == 0 && e->env[j][kl] == '=';
     if (!over && !(out[k++] = strdup(environ[i]))) goto oom;
   }
   for (size_t j = 0; j < e->n_env; j++)
@@ -741,10 +767,12 @@ static bool ext_wait_healthy(worker *w, const matrix_external *e, api_error *err
     ext_tail(w, tail, sizeof tail);
     char got[48] = "no answer";
     if (last) snprintf(got, sizeof got, "last answer: status %ld", last);
-    api_error_set(err, 500, "server_error", "load_timeout", NULL,
-                  "model '%s' (external engine) did not become healthy within %d s (GET %s on port %d "
-                  "should answer %d; %s)%s%s", w->tag, e->startup_timeout_s, e->health_path, w->port,
-                  e->health_status, got, tail[0] ? "; its last output: " : "", tail);
+    api_error_set(
+        err, 500, "server_error", "load_timeout", NULL,
+        "model '%s' (external engine) did not become healthy within %d s (GET %s on port %d "
+        "should answer %d; %s)%s%s",
+        w->tag, e->startup_timeout_s, e->health_path, w->port, e->health_status, got,
+        tail[0] ? "; its last output: " : "", tail);
   }
   return false;
 }
@@ -763,12 +791,15 @@ worker *worker_start_external(const worker_ext_params *p, api_error *err) {
   bool ok = argv && envp && w && pipe2(pp, O_CLOEXEC) == 0;
   size_t k = 0;
   if (ok && e->shell) {
-    ok = (argv[k++] = strdup("/bin/sh")) && (argv[k++] = strdup("-c")) && (argv[k++] = ext_subst(e->argv[0], port));
+    ok = (argv[k++] = strdup("/bin/sh")) && (argv[k++] = strdup("-c")) &&
+         (argv[k++] = ext_subst(e->argv[0], port));
   } else {
-    for (size_t i = 0; ok && i < e->argc; i++) ok = (argv[k++] = ext_subst(e->argv[i], port)) != NULL;
+    for (size_t i = 0; ok && i < e->argc; i++)
+      ok = (argv[k++] = ext_subst(e->argv[i], port)) != NULL;
   }
   if (!ok) {
-    API_SERVER(err, "spawn_failed", "model '%s': could not prepare the external engine: %s", p->tag, strerror(errno));
+    API_SERVER(err, "spawn_failed", "model '%s': could not prepare the external engine: %s", p->tag,
+               strerror(errno));
     goto fail;
   }
   atomic_init(&w->refs, 1);
@@ -803,7 +834,8 @@ worker *worker_start_external(const worker_ext_params *p, api_error *err) {
   posix_spawnattr_setpgroup(&at, 0);
   posix_spawnattr_setsigmask(&at, &none);
   posix_spawnattr_setsigdefault(&at, &dfl);
-  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&at,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   int rc = posix_spawnp(&w->pid, argv[0], &fa, &at, argv, envp);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&at);
@@ -813,8 +845,8 @@ worker *worker_start_external(const worker_ext_params *p, api_error *err) {
   strv_free(envp);
   argv = envp = NULL;
   if (rc != 0) {
-    API_SERVER(err, "spawn_failed", "model '%s': could not start the external engine '%s'%s: %s", p->tag,
-               e->argv[0], e->cwd ? " (in its cwd)" : "", strerror(rc));
+    API_SERVER(err, "spawn_failed", "model '%s': could not start the external engine '%s'%s: %s",
+               p->tag, e->argv[0], e->cwd ? " (in its cwd)" : "", strerror(rc));
     w->pid = 0;
     worker_free(w);
     return NULL;

@@ -22,14 +22,15 @@ typedef struct wreq wreq;
 typedef void (*worker_exit_fn)(void *ud, worker *w);
 
 typedef struct worker_params {
-  const char *exe;          /* path of the worker program */
-  const char *tag;          /* log tag, e.g. the model name */
-  const char *log_level;    /* passed as --log-level */
-  const json_t *load;       /* the load message sent first */
-  int load_timeout_s;       /* give up (and kill) after this long without "ready" */
-  worker_exit_fn on_exit;   /* may be NULL */
+  const char *exe;        /* path of the worker program */
+  const char *tag;        /* log tag, e.g. the model name */
+  const char *log_level;  /* passed as --log-level */
+  const json_t *load;     /* the load message sent first */
+  int load_timeout_s;     /* give up (and kill) after this long without "ready" */
+  worker_exit_fn on_exit; /* may be NULL */
   void *on_exit_ud;
-  void (*on_progress)(void *ud, double progress); /* load progress 0..1, on the caller's thread; may be NULL */
+  void (*on_progress)(
+      void *ud, double progress); /* load progress 0..1, on the caller's thread; may be NULL */
   void *on_progress_ud;
 } worker_params;
 
@@ -47,7 +48,7 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err);
 typedef struct worker_ext_params {
   const char *tag;
   const matrix_external *ext;
-  worker_exit_fn on_exit;   /* may be NULL */
+  worker_exit_fn on_exit; /* may be NULL */
   void *on_exit_ud;
 } worker_ext_params;
 worker *worker_start_external(const worker_ext_params *p, api_error *err);
@@ -75,7 +76,8 @@ void worker_stop(worker *w, int grace_ms);
  * is gone. */
 wreq *worker_submit(worker *w, json_t *msg, api_error *err);
 /* The same with a binary payload (copied into the frame; e.g. a generate's image RGB). */
-wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len, api_error *err);
+wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t payload_len,
+                            api_error *err);
 
 /* Tell a frame worker how many threads to compute with from its next step on (op "threads", no
  * reply; cpu_share.h decides the number). No-op for an external engine or n < 1. */

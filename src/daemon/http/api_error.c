@@ -1,5 +1,5 @@
-/* api_error.c — errors as values (see api_error.h): api_error_set, the OpenAI error body, and the one
- * table from a worker's error code to the API's status, code and param. Must never hand out a
+/* api_error.c — errors as values (see api_error.h): api_error_set, the OpenAI error body, and the
+ * one table from a worker's error code to the API's status, code and param. Must never hand out a
  * pointer into a caller's JSON, and never let a worker's status or code through unchecked. */
 #include "http/api_error.h"
 

@@ -31,7 +31,7 @@ struct http_req {
   const char *url;
   sy_buf body;
   bool too_large;
-  bool early_reply;      /* a reply was queued on the first call */
+  bool early_reply; /* a reply was queued on the first call */
   struct MHD_Response *resp;
   unsigned status;
   bool abort;
@@ -53,7 +53,8 @@ const char *http_body(const http_req *r, size_t *len) {
 }
 
 int http_client_fd(const http_req *r) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
   return ci ? ci->connect_fd : -1;
 }
 
@@ -76,7 +77,8 @@ static void set_response(http_req *r, unsigned status, struct MHD_Response *resp
     return;
   }
   for (int i = 0; i < r->n_hdr; i++)
-    if (r->hdr_name[i] && r->hdr_value[i]) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+    if (r->hdr_name[i] && r->hdr_value[i])
+      MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
   if (r->resp) MHD_destroy_response(r->resp);
   r->resp = resp;
   r->status = status;
@@ -85,18 +87,24 @@ static void set_response(http_req *r, unsigned status, struct MHD_Response *resp
 void http_reply_json(http_req *r, unsigned status, json_t *json) {
   char *s = json ? json_dumps(json, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
   json_decref(json);
-  if (!s) s = strdup("{\"error\":{\"message\":\"could not encode the response\",\"type\":\"server_error\","
-                     "\"param\":null,\"code\":null}}");
+  if (!s)
+    s = strdup(
+        "{\"error\":{\"message\":\"could not encode the response\",\"type\":\"server_error\","
+        "\"param\":null,\"code\":null}}");
   size_t n = s ? strlen(s) : 0;
-  struct MHD_Response *resp = s ? MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE) : NULL;
-  if (resp) MHD_add_response_header(resp, "Content-Type", "application/json");
-  else free(s);
+  struct MHD_Response *resp =
+      s ? MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE) : NULL;
+  if (resp)
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+  else
+    free(s);
   set_response(r, status, resp);
 }
 
 void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_buf *b) {
-  struct MHD_Response *resp = b->len ? MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE)
-                                     : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *resp =
+      b->len ? MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   if (resp && b->len) memset(b, 0, sizeof *b); /* MHD frees the bytes now */
   sy_buf_free(b);
   if (resp) MHD_add_response_header(resp, "Content-Type", content_type);
@@ -104,8 +112,10 @@ void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_b
 }
 
 void http_reply_error(http_req *r, const api_error *e) {
-  if (e->status >= 500) LOG_W("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
-  else LOG_D("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
+  if (e->status >= 500)
+    LOG_W("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
+  else
+    LOG_D("%s %s -> %d: %s", r->method, r->url, e->status, e->message);
   if (e->retry_after_s > 0) {
     char v[16];
     snprintf(v, sizeof v, "%d", e->retry_after_s);
@@ -144,13 +154,15 @@ static void stream_free(void *cls) {
   free(b);
 }
 
-void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names, const char *const *values,
-                           size_t n, http_stream_fn fn, void *cls, void (*free_fn)(void *cls)) {
+void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names,
+                           const char *const *values, size_t n, http_stream_fn fn, void *cls,
+                           void (*free_fn)(void *cls)) {
   stream_box *b = malloc(sizeof *b);
   struct MHD_Response *resp = NULL;
   if (b) {
     *b = (stream_box){fn, cls, free_fn};
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, b, stream_free);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, b,
+                                             stream_free);
   }
   if (!resp) {
     free(b);
@@ -159,7 +171,8 @@ void http_reply_stream_raw(http_req *r, unsigned status, const char *const *name
     return;
   }
   for (size_t i = 0; i < n; i++)
-    if (MHD_add_response_header(resp, names[i], values[i]) != MHD_YES) LOG_D("http: header %s not relayed", names[i]);
+    if (MHD_add_response_header(resp, names[i], values[i]) != MHD_YES)
+      LOG_D("http: header %s not relayed", names[i]);
   set_response(r, status, resp);
 }
 
@@ -177,13 +190,15 @@ typedef struct each_ctx {
   void *ud;
 } each_ctx;
 
-static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
   (void)kind;
   each_ctx *c = cls;
   return c->fn(c->ud, key, value ? value : "") ? MHD_NO : MHD_YES;
 }
 
-void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value), void *ud) {
+void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value),
+                      void *ud) {
   each_ctx c = {fn, ud};
   MHD_get_connection_values(r->conn, MHD_HEADER_KIND, each_header, &c);
 }
@@ -196,18 +211,23 @@ typedef struct query_ctx {
 static int query_escape(sy_buf *out, const char *s) {
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    int rc = isalnum(c) || strchr("-._~", c) ? sy_buf_append(out, s, 1) : sy_buf_printf(out, "%%%02X", c);
+    int rc = isalnum(c) || strchr("-._~", c) ? sy_buf_append(out, s, 1)
+                                             : sy_buf_printf(out, "%%%02X", c);
     if (rc) return -1;
   }
   return 0;
 }
 
-static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value) {
   (void)kind;
   query_ctx *q = cls;
-  if (q->rc == 0 && q->out->len && q->out->data[q->out->len - 1] != '?' && sy_buf_append(q->out, "&", 1)) q->rc = -1;
+  if (q->rc == 0 && q->out->len && q->out->data[q->out->len - 1] != '?' &&
+      sy_buf_append(q->out, "&", 1))
+    q->rc = -1;
   if (q->rc == 0 && query_escape(q->out, key)) q->rc = -1;
-  if (q->rc == 0 && value && (sy_buf_append(q->out, "=", 1) || query_escape(q->out, value))) q->rc = -1;
+  if (q->rc == 0 && value && (sy_buf_append(q->out, "=", 1) || query_escape(q->out, value)))
+    q->rc = -1;
   return q->rc == 0 ? MHD_YES : MHD_NO;
 }
 
@@ -274,7 +294,8 @@ static enum MHD_Result queue(struct MHD_Connection *conn, http_req *r) {
   return ret;
 }
 
-static void reply_simple_error(http_req *r, int status, const char *type, const char *code, const char *msg) {
+static void reply_simple_error(http_req *r, int status, const char *type, const char *code,
+                               const char *msg) {
   api_error e;
   api_error_set(&e, status, type, code, NULL, "%s", msg);
   http_reply_error(r, &e);
@@ -293,21 +314,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->method = method;
     r->url = url;
     r->body.limit = s->p.max_body_bytes;
-    if (s->p.max_upload_bytes && strncmp(url, "/v1/audio/", 10) == 0) r->body.limit = s->p.max_upload_bytes;
+    if (s->p.max_upload_bytes && strncmp(url, "/v1/audio/", 10) == 0)
+      r->body.limit = s->p.max_upload_bytes;
     *con_cls = r;
     int nh = MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL);
     const char *cl = http_header(r, "Content-Length");
     if (nh > s->p.max_headers) {
-      reply_simple_error(r, 431, "invalid_request_error", "too_many_headers", "too many request headers");
+      reply_simple_error(r, 431, "invalid_request_error", "too_many_headers",
+                         "too many request headers");
       r->early_reply = true;
     } else if (s->loopback && !http_host_is_loopback(http_header(r, "Host"))) {
-      reply_simple_error(r, 403, "invalid_request_error", "host_not_allowed",
-                         "the Host header does not name this machine (the server listens on loopback only)");
+      reply_simple_error(
+          r, 403, "invalid_request_error", "host_not_allowed",
+          "the Host header does not name this machine (the server listens on loopback only)");
       r->early_reply = true;
     } else if (cl && strtoull(cl, NULL, 10) > r->body.limit) {
       api_error e;
       api_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
-                    "the request body (%s bytes) is larger than the limit of %zu bytes%s", cl, r->body.limit,
+                    "the request body (%s bytes) is larger than the limit of %zu bytes%s", cl,
+                    r->body.limit,
                     r->body.limit != s->p.max_body_bytes ? " (limits.max_upload_bytes)" : "");
       http_reply_error(r, &e);
       r->early_reply = true;
@@ -382,7 +407,8 @@ http_server *http_start(const http_params *p, char *err, size_t errlen) {
   struct sockaddr_in6 a6 = {0};
   struct sockaddr_in a4 = {0};
   struct sockaddr *sa;
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  unsigned flags =
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
   const char *host = p->host && *p->host ? p->host : "127.0.0.1";
   if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
   if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
@@ -397,18 +423,17 @@ http_server *http_start(const http_params *p, char *err, size_t errlen) {
     flags |= MHD_USE_IPv6;
     s->loopback = IN6_IS_ADDR_LOOPBACK(&a6.sin6_addr);
   } else {
-    snprintf(err, errlen, "listen address '%s' is not a numeric IPv4/IPv6 address or localhost", host);
+    snprintf(err, errlen, "listen address '%s' is not a numeric IPv4/IPv6 address or localhost",
+             host);
     free(s);
     return NULL;
   }
   s->mhd = MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, on_request, s,
-                            MHD_OPTION_SOCK_ADDR, sa,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)p->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                            MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)p->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)300, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                            MHD_OPTION_END);
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   if (!s->mhd) {
     snprintf(err, errlen, "could not listen on %s:%d (address in use?)", host, p->port);
     free(s);

@@ -30,13 +30,13 @@ typedef void (*http_handler_fn)(void *ud, http_req *r);
 typedef ssize_t (*http_stream_fn)(void *cls, char *buf, size_t max);
 
 typedef struct http_params {
-  const char *host;         /* numeric address or "localhost" */
-  int port;                 /* 0 = any free port */
+  const char *host; /* numeric address or "localhost" */
+  int port;         /* 0 = any free port */
   size_t max_body_bytes;
-  size_t max_upload_bytes;  /* bodies of /v1/audio/... (file uploads); 0 = max_body_bytes */
+  size_t max_upload_bytes; /* bodies of /v1/audio/... (file uploads); 0 = max_body_bytes */
   int max_connections;
-  int max_headers;          /* default 100 */
-  const char *const *api_keys;  /* NULL/empty = no auth */
+  int max_headers;             /* default 100 */
+  const char *const *api_keys; /* NULL/empty = no auth */
   size_t n_api_keys;
   http_handler_fn handler;
   void *handler_ud;
@@ -56,9 +56,10 @@ const char *http_body(const http_req *r, size_t *len);
 int http_client_fd(const http_req *r);
 
 /* Call fn for every request header (name, value) in arrival order until it returns non-zero. */
-void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value), void *ud);
-/* The query string rebuilt from the parsed arguments ("a=1&b=x%20y", percent-encoded; "" when none),
- * appended to out. 0, or -1 when out refused to grow. */
+void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value),
+                      void *ud);
+/* The query string rebuilt from the parsed arguments ("a=1&b=x%20y", percent-encoded; "" when
+ * none), appended to out. 0, or -1 when out refused to grow. */
 int http_query(const http_req *r, sy_buf *out);
 
 /* Add a response header to whatever reply follows (copied). */
@@ -76,8 +77,9 @@ void http_reply_stream(http_req *r, unsigned status, const char *content_type, h
                        void *cls, void (*free_fn)(void *cls));
 /* A streamed reply with exactly the given headers (names[i]: values[i]; no Content-Type or
  * caching headers of our own): for relaying another server's answer. */
-void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names, const char *const *values,
-                           size_t n, http_stream_fn fn, void *cls, void (*free_fn)(void *cls));
+void http_reply_stream_raw(http_req *r, unsigned status, const char *const *names,
+                           const char *const *values, size_t n, http_stream_fn fn, void *cls,
+                           void (*free_fn)(void *cls));
 /* Drop the connection without a reply (the client is gone). */
 void http_reply_abort(http_req *r);
 

@@ -30,8 +30,10 @@ static bool param_value(const char **pp, const char *end, char *out, size_t cap,
       k++;
       p++;
     }
-    if (p < end) p++; /* the closing quote */
-    else ok = false;
+    if (p < end)
+      p++; /* the closing quote */
+    else
+      ok = false;
   } else {
     const char *s = p;
     while (p < end && *p != ';') p++;
@@ -80,7 +82,8 @@ int mp_boundary(const char *ct, char *out, size_t cap) {
 /* Content-Disposition: form-data; name="..."; filename="..." */
 static int disposition(const char *v, const char *end, mp_part *pt, char *err, size_t err_len) {
   while (v < end && is_ws(*v)) v++;
-  if ((size_t)(end - v) < 9 || strncasecmp(v, "form-data", 9) != 0 || (v + 9 < end && v[9] != ';' && !is_ws(v[9]))) {
+  if ((size_t)(end - v) < 9 || strncasecmp(v, "form-data", 9) != 0 ||
+      (v + 9 < end && v[9] != ';' && !is_ws(v[9]))) {
     snprintf(err, err_len, "a part's Content-Disposition is not form-data");
     return -1;
   }
@@ -110,7 +113,8 @@ static int disposition(const char *v, const char *end, mp_part *pt, char *err, s
       memcpy(pt->name, val, vl + 1);
       has_name = true;
     } else if (kl == 8 && strncasecmp(k, "filename", 8) == 0) {
-      copy_str(pt->filename, sizeof pt->filename, val, vl < sizeof pt->filename ? vl : sizeof pt->filename - 1);
+      copy_str(pt->filename, sizeof pt->filename, val,
+               vl < sizeof pt->filename ? vl : sizeof pt->filename - 1);
       pt->has_filename = true;
     }
   }
@@ -136,7 +140,8 @@ static int part_headers(const char *h, const char *end, mp_part *pt, char *err, 
       } else if (nl == 12 && strncasecmp(h, "Content-Type", 12) == 0) {
         while (v < eol && is_ws(*v)) v++;
         size_t tl = (size_t)(eol - v);
-        copy_str(pt->content_type, sizeof pt->content_type, v, tl < sizeof pt->content_type ? tl : sizeof pt->content_type - 1);
+        copy_str(pt->content_type, sizeof pt->content_type, v,
+                 tl < sizeof pt->content_type ? tl : sizeof pt->content_type - 1);
       }
     } else if (!colon && eol > h && !is_ws(*h)) {
       snprintf(err, err_len, "a part has a malformed header line");
@@ -152,8 +157,8 @@ static int part_headers(const char *h, const char *end, mp_part *pt, char *err, 
   return 0;
 }
 
-int mp_parse(const char *body, size_t len, const char *boundary, mp_part *parts, size_t max_parts, size_t *n_parts,
-             char *err, size_t err_len) {
+int mp_parse(const char *body, size_t len, const char *boundary, mp_part *parts, size_t max_parts,
+             size_t *n_parts, char *err, size_t err_len) {
   *n_parts = 0;
   char delim[MP_MAX_BOUNDARY + 5]; /* "\r\n--" boundary */
   size_t bl = strlen(boundary);
@@ -193,7 +198,8 @@ int mp_parse(const char *body, size_t len, const char *boundary, mp_part *parts,
       if (room > MP_MAX_HEADER + 4) room = MP_MAX_HEADER + 4;
       hend = memmem(p, room, "\r\n\r\n", 4);
       if (!hend) {
-        snprintf(err, err_len, "a part's headers are unterminated or longer than %d bytes", MP_MAX_HEADER);
+        snprintf(err, err_len, "a part's headers are unterminated or longer than %d bytes",
+                 MP_MAX_HEADER);
         return -1;
       }
       hend += 2; /* keep the last header's CRLF out of the header span */

@@ -19,7 +19,7 @@ typedef struct mp_part {
   char filename[256];     /* "" when the part is not a file */
   char content_type[128]; /* "" when not given */
   bool has_filename;
-  const char *data;       /* into the body */
+  const char *data; /* into the body */
   size_t len;
 } mp_part;
 
@@ -29,8 +29,8 @@ typedef struct mp_part {
 int mp_boundary(const char *content_type, char *out, size_t cap);
 
 /* Split body into parts. 0 with *n_parts set, or -1 with a one-line reason in err. */
-int mp_parse(const char *body, size_t len, const char *boundary, mp_part *parts, size_t max_parts, size_t *n_parts,
-             char *err, size_t err_len);
+int mp_parse(const char *body, size_t len, const char *boundary, mp_part *parts, size_t max_parts,
+             size_t *n_parts, char *err, size_t err_len);
 
 /* The last part named name (later ones win, as most form parsers do), or NULL. */
 const mp_part *mp_find(const mp_part *parts, size_t n, const char *name);

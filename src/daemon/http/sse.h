@@ -1,4 +1,5 @@
-/* sse.h — server-sent events encoding for streamed responses ("data: <json>\n\n", "data: [DONE]"). */
+/* sse.h — server-sent events encoding for streamed responses ("data: <json>\n\n", "data: [DONE]").
+ */
 #ifndef SY_SSE_H
 #define SY_SSE_H
 

@@ -12,7 +12,8 @@
 
 /* The error messages here hold no client bytes (a character is shown as 0x%02x), so unlike
  * image.c's set_err nothing needs cleaning. */
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t err_len, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t err_len,
+                                                          const char *fmt, ...) {
   if (!err || !err_len) return;
   va_list ap;
   va_start(ap, fmt);
@@ -109,7 +110,6 @@ too_big:
   set_err(err, err_len, "image file is larger than %zu bytes", max_out);
   return -1;
 }
-
 
 char *sy_base64_encode(const void *in, size_t n) {
   static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -10,7 +10,8 @@
  * -1 with err. Also used for input_audio's data. */
 int sy_base64_decode(const char *in, size_t n, size_t max_out, unsigned char **out, size_t *out_len,
                      char *err, size_t err_len);
-/* Standard base64 with '=' padding of n bytes: a malloc'd NUL-ended string, or NULL (out of memory). */
+/* Standard base64 with '=' padding of n bytes: a malloc'd NUL-ended string, or NULL (out of
+ * memory). */
 char *sy_base64_encode(const void *in, size_t n);
 
 #endif

@@ -517,7 +517,7 @@ static int decode_data_url(const char *url, size_t n, const sy_image_limits *lim
   unsigned char *bytes;
   size_t len;
   if (sy_base64_decode(comma + 1, (size_t)(end - comma - 1), lim->max_bytes, &bytes, &len, err,
-                 err_len) != 0)
+                       err_len) != 0)
     return -1;
   if (len == 0) {
     free(bytes);

@@ -12,16 +12,18 @@
 #include <string.h>
 
 /* Statuses the daemon answers with; any other counts as status="other". */
-static const int statuses[] = {200, 400, 401, 403, 404, 405, 408, 413, 429, 431, 499, 500, 501, 502, 503, 504, 507};
+static const int statuses[] = {200, 400, 401, 403, 404, 405, 408, 413, 429,
+                               431, 499, 500, 501, 502, 503, 504, 507};
 #define N_STATUS (sizeof statuses / sizeof *statuses + 1) /* + "other" */
 
-static const char *const endpoint_names[METRICS_EP_N] = {"chat", "completions", "embeddings", "rerank",
-                                                                 "transcriptions", "speech"};
-static const char *const unload_names[METRICS_UNLOAD_N] = {"keep_alive", "evicted", "crashed", "shutdown",
-                                                           "keep_alive_0", "admin", "reload"};
+static const char *const endpoint_names[METRICS_EP_N] = {"chat",   "completions",    "embeddings",
+                                                         "rerank", "transcriptions", "speech"};
+static const char *const unload_names[METRICS_UNLOAD_N] = {
+    "keep_alive", "evicted", "crashed", "shutdown", "keep_alive_0", "admin", "reload"};
 
 /* Upper bounds of the buckets (seconds); +Inf is implicit. */
-static const double request_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+static const double request_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                        1,     2.5,  5,     10,   30,  60,   120};
 static const double load_bounds[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 #define N_REQ_BOUNDS (sizeof request_bounds / sizeof *request_bounds)
 #define N_LOAD_BOUNDS (sizeof load_bounds / sizeof *load_bounds)
@@ -42,7 +44,7 @@ typedef struct row {
   unsigned long long loads[2]; /* [0] ok, [1] failed */
   hist load_duration;
   unsigned long long unloads[METRICS_UNLOAD_N];
-  hist stage[METRICS_STAGE_N];                 /* pipelines */
+  hist stage[METRICS_STAGE_N]; /* pipelines */
   unsigned long long step_failures[METRICS_STEP_N];
 } row;
 
@@ -172,8 +174,8 @@ void metrics_unload(metrics *m, int model, metrics_unload_reason why) {
   pthread_mutex_unlock(&m->mu);
 }
 
-static const char *const stage_names[METRICS_STAGE_N] = {"stt", "llm", "llm_first_token", "tts_first_audio",
-                                                         "first_audio", "total"};
+static const char *const stage_names[METRICS_STAGE_N] = {
+    "stt", "llm", "llm_first_token", "tts_first_audio", "first_audio", "total"};
 static const char *const step_names[METRICS_STEP_N] = {"asr", "llm", "tts"};
 
 void metrics_pipeline_stage(metrics *m, int model, metrics_stage stage, double seconds) {
@@ -202,10 +204,14 @@ static void put(out *o, const char *s) { o->err |= sy_buf_puts(o->b, s); }
 /* A label value as the format wants it: backslash, double quote and newline escaped. */
 static void put_escaped(out *o, const char *s) {
   for (const char *p = s; *p; p++) {
-    if (*p == '\\') put(o, "\\\\");
-    else if (*p == '"') put(o, "\\\"");
-    else if (*p == '\n') put(o, "\\n");
-    else o->err |= sy_buf_append(o->b, p, 1);
+    if (*p == '\\')
+      put(o, "\\\\");
+    else if (*p == '"')
+      put(o, "\\\"");
+    else if (*p == '\n')
+      put(o, "\\n");
+    else
+      o->err |= sy_buf_append(o->b, p, 1);
   }
 }
 
@@ -214,7 +220,8 @@ static void family(out *o, const char *name, const char *type, const char *help)
 }
 
 /* The label set without its closing brace: {model="…"[,k2="…"[,k3="…"]] (NULL keys end it). */
-static void labels(out *o, const char *model, const char *k2, const char *v2, const char *k3, const char *v3) {
+static void labels(out *o, const char *model, const char *k2, const char *v2, const char *k3,
+                   const char *v3) {
   put(o, "{model=\"");
   put_escaped(o, model);
   put(o, "\"");
@@ -227,8 +234,8 @@ static void labels(out *o, const char *model, const char *k2, const char *v2, co
 }
 
 /* One sample line: name{labels} value, or name value when model is NULL. */
-static void sample(out *o, const char *name, const char *model, const char *k2, const char *v2, const char *k3,
-                   const char *v3, long long v) {
+static void sample(out *o, const char *name, const char *model, const char *k2, const char *v2,
+                   const char *k3, const char *v3, long long v) {
   put(o, name);
   if (model) {
     labels(o, model, k2, v2, k3, v3);
@@ -238,15 +245,17 @@ static void sample(out *o, const char *name, const char *model, const char *k2, 
 }
 
 /* name_bucket{…,le="…"} (cumulative), name_sum, name_count for one label set. */
-static void histogram(out *o, const char *name, const char *model, const char *k2, const char *v2, const hist *h,
-                      const double *bounds, size_t n_bounds) {
+static void histogram(out *o, const char *name, const char *model, const char *k2, const char *v2,
+                      const hist *h, const double *bounds, size_t n_bounds) {
   unsigned long long cum = 0;
   for (size_t b = 0; b <= n_bounds; b++) {
     cum += h->in[b];
     o->err |= sy_buf_printf(o->b, "%s_bucket", name);
     labels(o, model, k2, v2, NULL, NULL);
-    if (b < n_bounds) o->err |= sy_buf_printf(o->b, ",le=\"%g\"} %llu\n", bounds[b], cum);
-    else o->err |= sy_buf_printf(o->b, ",le=\"+Inf\"} %llu\n", cum);
+    if (b < n_bounds)
+      o->err |= sy_buf_printf(o->b, ",le=\"%g\"} %llu\n", bounds[b], cum);
+    else
+      o->err |= sy_buf_printf(o->b, ",le=\"+Inf\"} %llu\n", cum);
   }
   o->err |= sy_buf_printf(o->b, "%s_sum", name);
   labels(o, model, k2, v2, NULL, NULL);
@@ -273,17 +282,20 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
   size_t nr = m->n_models + 1;
 
   family(&o, "switchyard_requests_total", "counter",
-         "Generation, embedding and rerank requests answered, by model, endpoint and HTTP status (499: the "
+         "Generation, embedding and rerank requests answered, by model, endpoint and HTTP status "
+         "(499: the "
          "client went away before a status was sent).");
   for (size_t i = 0; i < nr; i++)
     for (int e = 0; e < METRICS_EP_N; e++)
       for (size_t s = 0; s < N_STATUS; s++) {
         unsigned long long v = m->rows[i].requests[e][s];
         if (!v) continue;
-        if (s + 1 < N_STATUS) snprintf(st, sizeof st, "%d", statuses[s]);
-        else snprintf(st, sizeof st, "other");
-        sample(&o, "switchyard_requests_total", m->rows[i].name, "endpoint", endpoint_names[e], "status", st,
-               (long long)v);
+        if (s + 1 < N_STATUS)
+          snprintf(st, sizeof st, "%d", statuses[s]);
+        else
+          snprintf(st, sizeof st, "other");
+        sample(&o, "switchyard_requests_total", m->rows[i].name, "endpoint", endpoint_names[e],
+               "status", st, (long long)v);
       }
 
   family(&o, "switchyard_requests_cancelled_total", "counter",
@@ -295,75 +307,91 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
   for (size_t i = 0; i < nr; i++)
     for (int e = 0; e < METRICS_EP_N; e++)
       if (m->rows[i].duration[e].count)
-        histogram(&o, "switchyard_request_duration_seconds", m->rows[i].name, "endpoint", endpoint_names[e],
-                  &m->rows[i].duration[e], request_bounds, N_REQ_BOUNDS);
+        histogram(&o, "switchyard_request_duration_seconds", m->rows[i].name, "endpoint",
+                  endpoint_names[e], &m->rows[i].duration[e], request_bounds, N_REQ_BOUNDS);
 
   family(&o, "switchyard_time_to_first_token_seconds", "histogram",
-         "Time from a generation request's body to its first generated text (model loading included).");
+         "Time from a generation request's body to its first generated text (model loading "
+         "included).");
   for (size_t i = 0; i < nr; i++)
     if (m->rows[i].ttft.count)
-      histogram(&o, "switchyard_time_to_first_token_seconds", m->rows[i].name, NULL, NULL, &m->rows[i].ttft,
-                request_bounds, N_REQ_BOUNDS);
+      histogram(&o, "switchyard_time_to_first_token_seconds", m->rows[i].name, NULL, NULL,
+                &m->rows[i].ttft, request_bounds, N_REQ_BOUNDS);
 
   family(&o, "switchyard_prompt_tokens_total", "counter",
          "Prompt tokens of finished requests (embedding and rerank inputs too).");
   per_model_counter(&o, m, "switchyard_prompt_tokens_total", offsetof(row, prompt_tokens));
-  family(&o, "switchyard_generated_tokens_total", "counter", "Tokens generated by finished requests.");
+  family(&o, "switchyard_generated_tokens_total", "counter",
+         "Tokens generated by finished requests.");
   per_model_counter(&o, m, "switchyard_generated_tokens_total", offsetof(row, generated_tokens));
 
-  family(&o, "switchyard_model_loads_total", "counter", "Model loads that ended, by result (ok or failed).");
+  family(&o, "switchyard_model_loads_total", "counter",
+         "Model loads that ended, by result (ok or failed).");
   for (size_t i = 0; i < nr; i++)
     for (int k = 0; k < 2; k++)
       if (m->rows[i].loads[k])
-        sample(&o, "switchyard_model_loads_total", m->rows[i].name, "result", k ? "failed" : "ok", NULL, NULL,
-               (long long)m->rows[i].loads[k]);
+        sample(&o, "switchyard_model_loads_total", m->rows[i].name, "result", k ? "failed" : "ok",
+               NULL, NULL, (long long)m->rows[i].loads[k]);
 
   family(&o, "switchyard_model_unloads_total", "counter",
-         "Model unloads, by reason (keep_alive, evicted, crashed, shutdown, keep_alive_0, admin, reload).");
+         "Model unloads, by reason (keep_alive, evicted, crashed, shutdown, keep_alive_0, admin, "
+         "reload).");
   for (size_t i = 0; i < nr; i++)
     for (int k = 0; k < METRICS_UNLOAD_N; k++)
       if (m->rows[i].unloads[k])
-        sample(&o, "switchyard_model_unloads_total", m->rows[i].name, "reason", unload_names[k], NULL, NULL,
-               (long long)m->rows[i].unloads[k]);
+        sample(&o, "switchyard_model_unloads_total", m->rows[i].name, "reason", unload_names[k],
+               NULL, NULL, (long long)m->rows[i].unloads[k]);
 
   family(&o, "switchyard_model_load_duration_seconds", "histogram",
          "Time to start a model's worker and load the model (failed loads too).");
   for (size_t i = 0; i < nr; i++)
     if (m->rows[i].load_duration.count)
-      histogram(&o, "switchyard_model_load_duration_seconds", m->rows[i].name, NULL, NULL, &m->rows[i].load_duration,
-                load_bounds, N_LOAD_BOUNDS);
+      histogram(&o, "switchyard_model_load_duration_seconds", m->rows[i].name, NULL, NULL,
+                &m->rows[i].load_duration, load_bounds, N_LOAD_BOUNDS);
 
   family(&o, "switchyard_pipeline_stage_seconds", "histogram",
-         "Pipelines: each stage's time (stt, llm, llm_first_token, tts_first_audio, first_audio, total).");
+         "Pipelines: each stage's time (stt, llm, llm_first_token, tts_first_audio, first_audio, "
+         "total).");
   for (size_t i = 0; i < nr; i++)
     for (int k = 0; k < METRICS_STAGE_N; k++)
       if (m->rows[i].stage[k].count)
-        histogram(&o, "switchyard_pipeline_stage_seconds", m->rows[i].name, "stage", stage_names[k], &m->rows[i].stage[k],
-                  request_bounds, N_REQ_BOUNDS);
-  family(&o, "switchyard_pipeline_step_failures_total", "counter", "Pipelines: requests that failed, by step.");
+        histogram(&o, "switchyard_pipeline_stage_seconds", m->rows[i].name, "stage", stage_names[k],
+                  &m->rows[i].stage[k], request_bounds, N_REQ_BOUNDS);
+  family(&o, "switchyard_pipeline_step_failures_total", "counter",
+         "Pipelines: requests that failed, by step.");
   for (size_t i = 0; i < nr; i++)
     for (int k = 0; k < METRICS_STEP_N; k++)
       if (m->rows[i].step_failures[k])
-        sample(&o, "switchyard_pipeline_step_failures_total", m->rows[i].name, "step", step_names[k], NULL, NULL,
-               (long long)m->rows[i].step_failures[k]);
+        sample(&o, "switchyard_pipeline_step_failures_total", m->rows[i].name, "step",
+               step_names[k], NULL, NULL, (long long)m->rows[i].step_failures[k]);
 
   if (g) {
     const metrics_model_gauges *mg = g->models;
     size_t n = mg ? (g->n_models < m->n_models ? g->n_models : m->n_models) : 0;
-    family(&o, "switchyard_queue_depth", "gauge", "Requests waiting for the model to load or for room.");
-    for (size_t i = 0; i < n; i++) sample(&o, "switchyard_queue_depth", m->rows[i].name, NULL, NULL, NULL, NULL, mg[i].queued);
+    family(&o, "switchyard_queue_depth", "gauge",
+           "Requests waiting for the model to load or for room.");
+    for (size_t i = 0; i < n; i++)
+      sample(&o, "switchyard_queue_depth", m->rows[i].name, NULL, NULL, NULL, NULL, mg[i].queued);
     family(&o, "switchyard_requests_in_flight", "gauge", "Requests holding the model's worker.");
     for (size_t i = 0; i < n; i++)
-      sample(&o, "switchyard_requests_in_flight", m->rows[i].name, NULL, NULL, NULL, NULL, mg[i].inflight);
-    family(&o, "switchyard_model_loaded", "gauge", "1 when the model's worker is loaded and serving, else 0.");
-    for (size_t i = 0; i < n; i++) sample(&o, "switchyard_model_loaded", m->rows[i].name, NULL, NULL, NULL, NULL, mg[i].loaded ? 1 : 0);
+      sample(&o, "switchyard_requests_in_flight", m->rows[i].name, NULL, NULL, NULL, NULL,
+             mg[i].inflight);
+    family(&o, "switchyard_model_loaded", "gauge",
+           "1 when the model's worker is loaded and serving, else 0.");
+    for (size_t i = 0; i < n; i++)
+      sample(&o, "switchyard_model_loaded", m->rows[i].name, NULL, NULL, NULL, NULL,
+             mg[i].loaded ? 1 : 0);
     family(&o, "switchyard_model_memory_bytes", "gauge",
-           "The model's footprint: estimated before load, measured (largest resident set seen; 0 = never).");
+           "The model's footprint: estimated before load, measured (largest resident set seen; 0 = "
+           "never).");
     for (size_t i = 0; i < n; i++) {
-      sample(&o, "switchyard_model_memory_bytes", m->rows[i].name, "kind", "estimated", NULL, NULL, mg[i].estimated_bytes);
-      sample(&o, "switchyard_model_memory_bytes", m->rows[i].name, "kind", "measured", NULL, NULL, mg[i].measured_bytes);
+      sample(&o, "switchyard_model_memory_bytes", m->rows[i].name, "kind", "estimated", NULL, NULL,
+             mg[i].estimated_bytes);
+      sample(&o, "switchyard_model_memory_bytes", m->rows[i].name, "kind", "measured", NULL, NULL,
+             mg[i].measured_bytes);
     }
-    family(&o, "switchyard_memory_budget_bytes", "gauge", "The memory budget models are loaded into.");
+    family(&o, "switchyard_memory_budget_bytes", "gauge",
+           "The memory budget models are loaded into.");
     sample(&o, "switchyard_memory_budget_bytes", NULL, NULL, NULL, NULL, NULL, g->budget_bytes);
     family(&o, "switchyard_memory_used_bytes", "gauge",
            "Memory the budget counts as used (loading, loaded and unloading models).");

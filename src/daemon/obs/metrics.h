@@ -86,12 +86,18 @@ typedef enum metrics_stage {
   METRICS_STAGE_STT = 0,         /* the asr step, to its whole transcript */
   METRICS_STAGE_LLM,             /* transcribe_clean: the llm step, to its whole answer */
   METRICS_STAGE_LLM_FIRST_TOKEN, /* voice: the llm step, to its first text */
-  METRICS_STAGE_TTS_FIRST_AUDIO, /* voice: the first sentence handed to the tts step, to its first audio */
+  METRICS_STAGE_TTS_FIRST_AUDIO, /* voice: the first sentence handed to the tts step, to its first
+                                    audio */
   METRICS_STAGE_FIRST_AUDIO,     /* voice: the request's body to its first audio */
   METRICS_STAGE_TOTAL,           /* the request's body to the end of its answer */
   METRICS_STAGE_N
 } metrics_stage;
-typedef enum metrics_step { METRICS_STEP_ASR = 0, METRICS_STEP_LLM, METRICS_STEP_TTS, METRICS_STEP_N } metrics_step;
+typedef enum metrics_step {
+  METRICS_STEP_ASR = 0,
+  METRICS_STEP_LLM,
+  METRICS_STEP_TTS,
+  METRICS_STEP_N
+} metrics_step;
 void metrics_pipeline_stage(metrics *m, int model, metrics_stage stage, double seconds);
 void metrics_pipeline_failure(metrics *m, int model, metrics_step step);
 

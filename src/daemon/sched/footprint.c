@@ -40,14 +40,16 @@ int footprint_parse_probe(const char *text, footprint_est *out) {
       memcpy(line, p, len);
       line[len] = '\0';
       int used = 0;
-      if (sscanf(line, "%63s %lld %lld %lld %n", name, &a, &b, &c, &used) == 4 && line[used] == '\0' &&
-          a >= 0 && b >= 0 && c >= 0 && a < (1LL << 30) && b < (1LL << 30) && c < (1LL << 30)) {
+      if (sscanf(line, "%63s %lld %lld %lld %n", name, &a, &b, &c, &used) == 4 &&
+          line[used] == '\0' && a >= 0 && b >= 0 && c >= 0 && a < (1LL << 30) && b < (1LL << 30) &&
+          c < (1LL << 30)) {
         out->model_bytes += a * MIB;
         out->context_bytes += b * MIB;
         out->compute_bytes += c * MIB;
         size_t dl = strlen(out->devices);
         snprintf(out->devices + dl, sizeof out->devices - dl, "%s%s", dl ? "," : "", name);
-        if (out->n_dev < (int)(sizeof out->dev / sizeof out->dev[0]) && strlen(name) < sizeof out->dev[0].name) {
+        if (out->n_dev < (int)(sizeof out->dev / sizeof out->dev[0]) &&
+            strlen(name) < sizeof out->dev[0].name) {
           snprintf(out->dev[out->n_dev].name, sizeof out->dev[0].name, "%.31s", name);
           out->dev[out->n_dev++].bytes = (a + b + c) * MIB;
         }
@@ -104,13 +106,15 @@ static int run_capture(char *const argv[], sy_buf *out, char *err, size_t errlen
   close(pfd[0]);
   if (timed_out) kill(pid, SIGKILL);
   int st = 0;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
   if (timed_out) {
     snprintf(err, errlen, "%s did not answer within %d s", argv[0], PROBE_TIMEOUT_MS / 1000);
     return -1;
   }
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    snprintf(err, errlen, "%s failed (status %d)", argv[0], WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    snprintf(err, errlen, "%s failed (status %d)", argv[0],
+             WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
     return -1;
   }
   return 0;
@@ -138,7 +142,8 @@ static void add_mmproj(const matrix_model *m, footprint_est *out) {
     }
 }
 
-static int estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen);
+static int estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
+                    size_t errlen);
 
 /* The weights are at least the file. llama-fit-params does not count the weights the CPU backend
  * repacks for its faster kernels (Q4_0, Q4_K, IQ4_NL, ... in the CPU_REPACK buffer: a copy made at
@@ -161,23 +166,27 @@ void footprint_weights_floor(footprint_est *e, long long file_bytes) {
   }
 }
 
-int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen) {
+int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
+                       size_t errlen) {
   int rc = estimate(tool, m, out, err, errlen);
   if (rc == 0) footprint_weights_floor(out, m->file_bytes);
   add_mmproj(m, out);
   return rc;
 }
 
-static int estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen) {
+static int estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
+                    size_t errlen) {
   if (!tool || access(tool, X_OK) != 0) {
     fallback(m, out);
     snprintf(err, errlen, "the estimator %s is not there", tool ? tool : "(none)");
     return -1;
   }
-  bool embed = (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) != 0; /* rerank: an embedding context */
+  bool embed =
+      (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) != 0; /* rerank: an embedding context */
   long long cells = (long long)m->context * m->parallel;
   /* the worker's context: n_ctx = context × parallel; embedding runs a whole input per ubatch */
-  int batch = m->batch, ubatch = embed ? (m->batch > m->context ? m->batch : m->context) : (m->batch < 512 ? m->batch : 512);
+  int batch = m->batch, ubatch = embed ? (m->batch > m->context ? m->batch : m->context)
+                                       : (m->batch < 512 ? m->batch : 512);
   if (embed) batch = ubatch;
   char c[32], np[16], b[16], ub[16], ngl[16];
   snprintf(c, sizeof c, "%lld", cells);
@@ -185,8 +194,8 @@ static int estimate(const char *tool, const matrix_model *m, footprint_est *out,
   snprintf(b, sizeof b, "%d", batch);
   snprintf(ub, sizeof ub, "%d", ubatch);
   snprintf(ngl, sizeof ngl, "%d", m->gpu_layers < 0 ? 999 : m->gpu_layers);
-  char *argv[] = {(char *)tool, "-m", m->file, "-c", c, "-np", np, "-b", b, "-ub", ub, "-ngl", ngl,
-                  "--fit-print", "on", NULL};
+  char *argv[] = {(char *)tool, "-m",   m->file, "-c",          c,    "-np", np, "-b", b, "-ub",
+                  ub,           "-ngl", ngl,     "--fit-print", "on", NULL};
   sy_buf text = {0};
   int rc = run_capture(argv, &text, err, errlen);
   if (rc == 0 && footprint_parse_probe(text.data ? text.data : "", out) == 0) {
@@ -244,7 +253,8 @@ long long footprint_mem_available(void) {
   return kb < 0 ? -1 : kb * 1024;
 }
 
-long long footprint_live_budget(long long configured, long long available, long long ours, long long reserve) {
+long long footprint_live_budget(long long configured, long long available, long long ours,
+                                long long reserve) {
   if (available < 0) return configured;
   long long live = available + (ours > 0 ? ours : 0) - (reserve > 0 ? reserve : 0);
   if (live < 0) live = 0;
@@ -265,12 +275,13 @@ int footprint_whisper_estimate(const char *path, long long file_bytes, footprint
   /* magic; n_vocab, n_audio_ctx, n_audio_state, n_audio_head, n_audio_layer, n_text_ctx,
    * n_text_state, n_text_head, n_text_layer, n_mels, ftype; the filters' n_mel, n_fft */
   if (got != 14 || h[0] != 0x67676d6c || h[12] != h[10] || h[13] != 201) return -1;
-  const long long vocab = h[1], actx = h[2], astate = h[3], ahead = h[4], tctx = h[6], tstate = h[7],
-                  thead = h[8], tlayer = h[9], mels = h[10];
+  const long long vocab = h[1], actx = h[2], astate = h[3], ahead = h[4], tctx = h[6],
+                  tstate = h[7], thead = h[8], tlayer = h[9], mels = h[10];
   /* whisper's released shapes are far inside these; a header outside them is not trusted */
-  if (vocab < 1 || vocab > 1 << 20 || actx < 1 || actx > 1 << 14 || astate < 1 || astate > 1 << 14 || ahead < 1 ||
-      ahead > 256 || h[5] < 1 || h[5] > 256 || tctx < 1 || tctx > 1 << 14 || tstate < 1 || tstate > 1 << 14 ||
-      thead < 1 || thead > 256 || tlayer < 1 || tlayer > 256 || mels < 1 || mels > 1024)
+  if (vocab < 1 || vocab > 1 << 20 || actx < 1 || actx > 1 << 14 || astate < 1 ||
+      astate > 1 << 14 || ahead < 1 || ahead > 256 || h[5] < 1 || h[5] > 256 || tctx < 1 ||
+      tctx > 1 << 14 || tstate < 1 || tstate > 1 << 14 || thead < 1 || thead > 256 || tlayer < 1 ||
+      tlayer > 256 || mels < 1 || mels > 1024)
     return -1;
   const long long pa = (actx + 255) / 256 * 256, pt = (tctx + 255) / 256 * 256;
   memset(out, 0, sizeof *out);

@@ -33,8 +33,8 @@ typedef struct footprint_est {
   bool from_probe;         /* false: the file-size fallback */
   char devices[128];       /* what the probe named, e.g. "Host" or "CUDA0,Host" */
   struct {
-    char name[32];         /* the probe's device name: "Host", "CUDA0", "Vulkan0", ... */
-    long long bytes;       /* weights + KV cache + compute buffers there (no process overhead) */
+    char name[32];   /* the probe's device name: "Host", "CUDA0", "Vulkan0", ... */
+    long long bytes; /* weights + KV cache + compute buffers there (no process overhead) */
   } dev[8];
   int n_dev;
 } footprint_est;
@@ -42,7 +42,8 @@ typedef struct footprint_est {
 /* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU
  * layers) by running `tool` (a path to llama-fit-params; NULL or missing = fallback). Always fills
  * *out; returns 0 when the probe answered, -1 (reason in err) when the fallback was used. */
-int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err, size_t errlen);
+int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
+                       size_t errlen);
 
 /* A whisper.cpp model's footprint from its file's header (magic, 11 hyper-parameters, then the mel
  * filters' n_mel and n_fft 201): the weights (the file), the self-attention, cross-attention and
@@ -50,7 +51,8 @@ int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *o
  * compute buffers (conv, encode, cross, decode) from the shapes that dominate them (the encoder's
  * attention scores, the decoder's logits for a whole text context), plus the process. Sized for the
  * worker as it loads (no flash attention). Fills *out and returns 0, or -1 when the file is not a
- * readable whisper header (Parakeet's, or hostile numbers): the caller falls back to the file size. */
+ * readable whisper header (Parakeet's, or hostile numbers): the caller falls back to the file size.
+ */
 int footprint_whisper_estimate(const char *path, long long file_bytes, footprint_est *out);
 
 /* Raise a probe's weights to at least the model file's size (the part it missed counted on Host):
@@ -73,7 +75,9 @@ long long footprint_mem_available(void);
 
 /* The budget models may use right now: the configured one, but never more than what is really
  * there: what is available now plus what our own workers hold, minus the reserve (memory used by
- * other programs is thus subtracted live). available < 0 (unknown) leaves configured as is. Pure. */
-long long footprint_live_budget(long long configured, long long available, long long ours, long long reserve);
+ * other programs is thus subtracted live). available < 0 (unknown) leaves configured as is. Pure.
+ */
+long long footprint_live_budget(long long configured, long long available, long long ours,
+                                long long reserve);
 
 #endif

@@ -1,4 +1,5 @@
-/* footprint_store.c — see footprint_store.h. The file is {"version":1,"models":{"KEY":BYTES,...}}. */
+/* footprint_store.c — see footprint_store.h. The file is {"version":1,"models":{"KEY":BYTES,...}}.
+ */
 #include "sched/footprint_store.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 
 struct footprint_store {
   pthread_mutex_t mu;
-  char *path;    /* NULL = memory only */
+  char *path;     /* NULL = memory only */
   json_t *models; /* object: key -> integer */
 };
 
@@ -35,10 +36,14 @@ static void mkdirs(const char *dir) {
 }
 
 void footprint_store_default_path(char *buf, size_t len) {
-  const char *d = getenv("SWITCHYARD_STATE_DIR"), *x = getenv("XDG_STATE_HOME"), *h = getenv("HOME");
-  if (d && *d) snprintf(buf, len, "%s/measurements.json", d);
-  else if (x && *x) snprintf(buf, len, "%s/switchyard/measurements.json", x);
-  else snprintf(buf, len, "%s/.local/state/switchyard/measurements.json", h && *h ? h : "/tmp");
+  const char *d = getenv("SWITCHYARD_STATE_DIR"), *x = getenv("XDG_STATE_HOME"),
+             *h = getenv("HOME");
+  if (d && *d)
+    snprintf(buf, len, "%s/measurements.json", d);
+  else if (x && *x)
+    snprintf(buf, len, "%s/switchyard/measurements.json", x);
+  else
+    snprintf(buf, len, "%s/.local/state/switchyard/measurements.json", h && *h ? h : "/tmp");
 }
 
 footprint_store *footprint_store_open(const char *path) {
@@ -50,13 +55,16 @@ footprint_store *footprint_store_open(const char *path) {
   struct stat st;
   if (path && stat(path, &st) == 0) {
     json_error_t e;
-    json_t *j = st.st_size <= FOOTPRINT_STORE_MAX_FILE ? json_load_file(path, JSON_REJECT_DUPLICATES, &e) : NULL;
+    json_t *j = st.st_size <= FOOTPRINT_STORE_MAX_FILE
+                    ? json_load_file(path, JSON_REJECT_DUPLICATES, &e)
+                    : NULL;
     json_t *m = json_object_get(j, "models");
     const char *k;
     json_t *v;
     if (json_is_object(m)) {
       json_object_foreach(m, k, v) {
-        if (json_is_integer(v) && json_integer_value(v) > 0 && json_object_size(s->models) < FOOTPRINT_STORE_MAX_ENTRIES)
+        if (json_is_integer(v) && json_integer_value(v) > 0 &&
+            json_object_size(s->models) < FOOTPRINT_STORE_MAX_ENTRIES)
           json_object_set(s->models, k, v);
       }
     } else {
@@ -82,9 +90,11 @@ void footprint_store_key(const matrix_model *m, char *buf, size_t len) {
     size = (long long)st.st_size;
     mtime = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
   }
-  snprintf(buf, len, "%s|%lld|%lld|ctx=%d|np=%d|b=%d|ngl=%d|%s", m->file, size, mtime, m->context, m->parallel,
-           m->batch, m->gpu_layers,
-           (m->caps & MATRIX_CAP_RERANK) ? "rerank" : (m->caps & MATRIX_CAP_EMBED) ? "embed" : "generate");
+  snprintf(buf, len, "%s|%lld|%lld|ctx=%d|np=%d|b=%d|ngl=%d|%s", m->file, size, mtime, m->context,
+           m->parallel, m->batch, m->gpu_layers,
+           (m->caps & MATRIX_CAP_RERANK)  ? "rerank"
+           : (m->caps & MATRIX_CAP_EMBED) ? "embed"
+                                          : "generate");
   size_t at = strlen(buf);
   if (m->engine == MATRIX_ENGINE_EXTERNAL && at < len) /* no file: its name tells them apart */
     snprintf(buf + at, len - at, "|external=%s", m->name);
@@ -113,7 +123,10 @@ static int save(footprint_store *s) {
   }
   snprintf(tmp, sizeof tmp, "%s.tmp%d", s->path, (int)getpid());
   json_t *doc = json_pack("{s:i, s:O}", "version", 1, "models", s->models);
-  int rc = doc && json_dump_file(doc, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 && rename(tmp, s->path) == 0 ? 0 : -1;
+  int rc = doc && json_dump_file(doc, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 &&
+                   rename(tmp, s->path) == 0
+               ? 0
+               : -1;
   if (rc != 0) {
     LOG_W("could not write %s: %s", s->path, strerror(errno));
     unlink(tmp);

@@ -1,7 +1,7 @@
-/* footprint_store.h — measured model footprints remembered across restarts: a small JSON file mapping a
- * key (file identity + the settings that change memory) to the largest resident size seen, so the
- * scheduler can count a measurement from the first request after a restart instead of an
- * estimate. Written atomically (temp file + rename). A missing, corrupt or oversized file is
+/* footprint_store.h — measured model footprints remembered across restarts: a small JSON file
+ * mapping a key (file identity + the settings that change memory) to the largest resident size
+ * seen, so the scheduler can count a measurement from the first request after a restart instead of
+ * an estimate. Written atomically (temp file + rename). A missing, corrupt or oversized file is
  * treated as empty, never as an error that stops the daemon.
  * Thread safety: all functions may be called from any thread. */
 #ifndef SY_FOOTPRINT_STORE_H

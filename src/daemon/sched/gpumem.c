@@ -62,7 +62,9 @@ int gpumem_index_of(const char *name) {
 int gpumem_info(int index, long long *free_bytes, long long *total_bytes) {
   nvml_device d;
   nvml_memory m;
-  if (index < 0 || !gpumem_available() || nv.handle((unsigned)index, &d) != 0 || nv.memory(d, &m) != 0) return -1;
+  if (index < 0 || !gpumem_available() || nv.handle((unsigned)index, &d) != 0 ||
+      nv.memory(d, &m) != 0)
+    return -1;
   *free_bytes = (long long)m.free;
   *total_bytes = (long long)m.total;
   return 0;
@@ -70,11 +72,13 @@ int gpumem_info(int index, long long *free_bytes, long long *total_bytes) {
 
 long long gpumem_process_bytes(int index, pid_t pid) {
   nvml_device d;
-  if (index < 0 || !gpumem_available() || !nv.procs || nv.handle((unsigned)index, &d) != 0) return -1;
+  if (index < 0 || !gpumem_available() || !nv.procs || nv.handle((unsigned)index, &d) != 0)
+    return -1;
   nvml_process procs[64];
   unsigned int n = 64;
   if (nv.procs(d, &n, procs) != 0) return -1; /* also when more than 64 run: unknown */
   for (unsigned int i = 0; i < n && i < 64; i++)
-    if (procs[i].pid == (unsigned)pid) return procs[i].used_gpu_memory == ~0ULL ? -1 : (long long)procs[i].used_gpu_memory;
+    if (procs[i].pid == (unsigned)pid)
+      return procs[i].used_gpu_memory == ~0ULL ? -1 : (long long)procs[i].used_gpu_memory;
   return 0;
 }

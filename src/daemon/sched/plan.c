@@ -66,8 +66,8 @@ void plan_decide(const plan_model *models, size_t n, size_t want, long long budg
 }
 
 /* The reported numbers of pool p (saturating sums). */
-static void plan_numbers(const plan_model *models, size_t n, size_t want, const long long *budgets, size_t p,
-                         plan_decision *out) {
+static void plan_numbers(const plan_model *models, size_t n, size_t want, const long long *budgets,
+                         size_t p, plan_decision *out) {
   out->pool = p;
   out->need = plan_bytes(&models[want], p);
   out->budget = budgets[p];
@@ -88,13 +88,14 @@ static unsigned long long plan_usat_add(unsigned long long a, unsigned long long
   return a > ULLONG_MAX - b ? ULLONG_MAX : a + b;
 }
 
-void plan_decide_pools(const plan_model *models, size_t n, size_t want, const long long *budgets, size_t n_pools,
-                       plan_decision *out) {
+void plan_decide_pools(const plan_model *models, size_t n, size_t want, const long long *budgets,
+                       size_t n_pools, plan_decision *out) {
   if (!out) return;
   out->pool = 0;
   out->need = out->used = out->pinned = out->busy = 0;
   out->budget = budgets && n_pools > 0 ? budgets[0] : 0;
-  if (!models || !budgets || n > PLAN_MAX_MODELS || want >= n || n_pools == 0 || n_pools > PLAN_MAX_POOLS) {
+  if (!models || !budgets || n > PLAN_MAX_MODELS || want >= n || n_pools == 0 ||
+      n_pools > PLAN_MAX_POOLS) {
     plan_finish(out, PLAN_REJECT, 0);
     return;
   }

@@ -1,11 +1,11 @@
 /* sched.c — see sched.h. One slot per model of the matrix (plus, after a reload, "draining" slots:
  * models whose definition went away while loaded, serving their requests in flight before they
  * unload), one mutex, one condition variable for every state change, a reaper thread for
- * keep-alive expiry, a preloader thread for pinned and preloaded models. Decisions come from plan_decide
- * (sched/plan.c); this file only gathers state and carries them out.
- * Must never stop a worker that has requests in flight (except at shutdown), never hold the lock
- * while spawning or stopping a process, never count a model's memory as free before its process
- * is gone, and never drop a worker reference on its reader thread. */
+ * keep-alive expiry, a preloader thread for pinned and preloaded models. Decisions come from
+ * plan_decide (sched/plan.c); this file only gathers state and carries them out. Must never stop a
+ * worker that has requests in flight (except at shutdown), never hold the lock while spawning or
+ * stopping a process, never count a model's memory as free before its process is gone, and never
+ * drop a worker reference on its reader thread. */
 #include "sched/sched.h"
 
 #include <errno.h>
@@ -32,41 +32,43 @@ enum slot_state { SLOT_UNLOADED = 0, SLOT_LOADING, SLOT_READY, SLOT_UNLOADING };
 
 typedef struct slot {
   const matrix_model *m; /* its definition (kept valid: old matrices live until sched_free) */
-  bool draining;      /* gone from the matrix (or changed): serves what it has, then unloads */
-  int row;            /* its metrics row */
+  bool draining;         /* gone from the matrix (or changed): serves what it has, then unloads */
+  int row;               /* its metrics row */
   enum slot_state state;
-  worker *w;          /* the scheduler's reference while loaded */
-  json_t *ready;      /* the worker's "ready" message */
+  worker *w;     /* the scheduler's reference while loaded */
+  json_t *ready; /* the worker's "ready" message */
   int inflight;
-  int queued;         /* requests waiting in sched_acquire for this model */
+  int queued; /* requests waiting in sched_acquire for this model */
   long long last_used_ms;
-  unsigned load_gen;  /* bumped when a load ends (ok or not) */
-  api_error last_err; /* of the last failed load */
-  int fails;          /* failed loads in a row (back-off grows with it) */
+  unsigned load_gen;     /* bumped when a load ends (ok or not) */
+  api_error last_err;    /* of the last failed load */
+  int fails;             /* failed loads in a row (back-off grows with it) */
   long long retry_at_ms; /* no new load attempt before this (back-off after a failure) */
-  footprint_est est;    /* estimated before load */
+  footprint_est est;     /* estimated before load */
   long long measured; /* largest resident set seen (bytes; remembered across restarts), 0 = never */
   long long est_pool[PLAN_MAX_POOLS];  /* the estimate per memory pool ([0] = host RAM) */
-  long long meas_pool[PLAN_MAX_POOLS]; /* the largest use measured per GPU pool ([0] unused: `measured`) */
-  char key[PATH_MAX + 160]; /* footprint_store key: file identity + settings */
-  long long loaded_at_ms;   /* when it became ready (the thrash guard counts from here) */
-  long long rss_at_ms;      /* when the resident set was last read */
-  bool ka_set;              /* a request set the keep-alive (ka_s) */
-  int threads_now;          /* threads last told to its worker (cpu_share.h); 0 = as loaded */
+  long long meas_pool[PLAN_MAX_POOLS]; /* the largest use measured per GPU pool ([0] unused:
+                                          `measured`) */
+  char key[PATH_MAX + 160];            /* footprint_store key: file identity + settings */
+  long long loaded_at_ms; /* when it became ready (the thrash guard counts from here) */
+  long long rss_at_ms;    /* when the resident set was last read */
+  bool ka_set;            /* a request set the keep-alive (ka_s) */
+  int threads_now;        /* threads last told to its worker (cpu_share.h); 0 = as loaded */
   int ka_s;
 } slot;
 
 struct sched {
-  const matrix *mx;      /* the current matrix */
-  matrix **old_mx;       /* matrices replaced by reloads: requests may still hold their models */
+  const matrix *mx; /* the current matrix */
+  matrix **old_mx;  /* matrices replaced by reloads: requests may still hold their models */
   size_t n_old_mx;
   pthread_mutex_t reload_mu; /* one reload at a time */
   char worker_exe[PATH_MAX]; /* switchyard-llama (also the device probe) */
   char worker_dir[PATH_MAX];
   char log_level[16];
   int load_timeout_s;
-  long long budget;      /* configured (or RAM − reserve) */
-  long long live_budget; /* min(budget, what is really free + ours − reserve), refreshed before loads */
+  long long budget; /* configured (or RAM − reserve) */
+  long long
+      live_budget; /* min(budget, what is really free + ours − reserve), refreshed before loads */
   pthread_mutex_t mu;
   pthread_cond_t cond; /* any state change: loads, unloads, releases */
   pthread_cond_t reaper_cond;
@@ -75,31 +77,30 @@ struct sched {
   bool preloading;
   unsigned preload_gen; /* bumped to make the preloader look again (start, reload) */
   bool stopping;
-  slot **slots;         /* n_slots, stable pointers; active ones first come in matrix order */
+  slot **slots; /* n_slots, stable pointers; active ones first come in matrix order */
   size_t n_slots, cap_slots;
   char tool[PATH_MAX + 32]; /* llama-fit-params */
   long long tool_stamp;     /* its mtime: estimates are remembered per estimator build */
-  footprint_store *ms;         /* remembered measurements */
-  json_t *devices;      /* what the engine build sees ({"devices":[...]}), or NULL */
-  metrics *mt;          /* GET /metrics: counters and histograms (gauges are read from the slots) */
-  events *ev;           /* GET /api/events: loads and unloads as they happen */
-  plan_model *plan;     /* scratch for plan_decide, guarded by mu */
-  size_t n_pools;       /* memory pools: [0] the host's RAM, then each GPU with memory of its own */
-  int ncpu;             /* the cores workers share (cpu_share.h) */
-  bool cpu_share_off;   /* SWITCHYARD_CPU_SHARE=off */
+  footprint_store *ms;      /* remembered measurements */
+  json_t *devices;          /* what the engine build sees ({"devices":[...]}), or NULL */
+  metrics *mt;        /* GET /metrics: counters and histograms (gauges are read from the slots) */
+  events *ev;         /* GET /api/events: loads and unloads as they happen */
+  plan_model *plan;   /* scratch for plan_decide, guarded by mu */
+  size_t n_pools;     /* memory pools: [0] the host's RAM, then each GPU with memory of its own */
+  int ncpu;           /* the cores workers share (cpu_share.h) */
+  bool cpu_share_off; /* SWITCHYARD_CPU_SHARE=off */
   struct pool {
-    char name[32];      /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
-    int nv;             /* NVML index, -1 = none (live numbers unknown) */
-    long long total;    /* bytes, from the device probe at start */
-    long long budget;   /* configured, or total − reserve */
-    long long live;     /* min(budget, free now + ours − reserve) when the driver tells */
+    char name[32];    /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
+    int nv;           /* NVML index, -1 = none (live numbers unknown) */
+    long long total;  /* bytes, from the device probe at start */
+    long long budget; /* configured, or total − reserve */
+    long long live;   /* min(budget, free now + ours − reserve) when the driver tells */
   } pools[PLAN_MAX_POOLS];
   long long guard_wake_ms; /* set by decide(): when the earliest thrash guard ends, 0 = none */
   plan_decision decision;
 };
 
 static void sched_free_parts(sched *s);
-
 
 /* The active (not draining) slot serving model `name` now, or NULL (lock held). Requests may hold
  * a model of an older matrix: the name is what identifies it. */
@@ -216,7 +217,8 @@ static void pools_live(sched *s) {
 
 /* Measure what a worker holds on each GPU (no lock: the driver call may take a while). */
 static void measure_gpus(const sched *s, pid_t pid, long long *out) {
-  for (size_t p = 1; p < s->n_pools; p++) out[p] = s->pools[p].nv >= 0 ? gpumem_process_bytes(s->pools[p].nv, pid) : -1;
+  for (size_t p = 1; p < s->n_pools; p++)
+    out[p] = s->pools[p].nv >= 0 ? gpumem_process_bytes(s->pools[p].nv, pid) : -1;
 }
 
 /* What a worker holds: its resident set and its use of each GPU (no lock). An external engine
@@ -254,7 +256,7 @@ static worker *slot_take(slot *sl) {
   sl->ready = NULL;
   sl->state = w ? SLOT_UNLOADING : SLOT_UNLOADED;
   sl->ka_set = false;
-  sl->inflight = 0; /* requests on the old worker release against a worker not in the slot */
+  sl->inflight = 0;    /* requests on the old worker release against a worker not in the slot */
   sl->threads_now = 0; /* the next worker starts with its configured threads */
   return w;
 }
@@ -267,7 +269,8 @@ static void retire(sched *s, slot *sl, worker *w, metrics_unload_reason reason, 
   if (w) {
     LOG_I("unloading %s (%s)", name, why);
     metrics_unload(s->mt, sl->row, reason);
-    events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "unloading", "model", name, "reason", why));
+    events_publish(s->ev,
+                   json_pack("{s:s, s:s, s:s}", "type", "unloading", "model", name, "reason", why));
     worker_stop(w, 5000); /* returns once the process is reaped: its memory is back */
     worker_unref(w);
   }
@@ -281,8 +284,8 @@ static void retire(sched *s, slot *sl, worker *w, metrics_unload_reason reason, 
 
 /* Whether a loaded slot should go now: dead, draining and idle, or its keep-alive ran out; *reason
  * and *why say why (lock held). *due is set to when the keep-alive runs out (-1 = never). */
-static bool slot_expired(const slot *sl, long long now, long long *due, metrics_unload_reason *reason,
-                         const char **why) {
+static bool slot_expired(const slot *sl, long long now, long long *due,
+                         metrics_unload_reason *reason, const char **why) {
   *due = -1;
   if (sl->state != SLOT_READY || sl->inflight > 0) return false;
   if (!worker_alive(sl->w)) {
@@ -361,8 +364,8 @@ static void ext_estimate(const sched *s, slot *sl) {
   for (size_t i = 0; i < e->n_gpu && sl->est.n_dev < 8; i++) {
     size_t p = pool_of(s, e->gpu_names[i]);
     if (p == 0) {
-      LOG_W("%s: gpu_memory names %s, which the engine build does not list: counted in host RAM", sl->m->name,
-            e->gpu_names[i]);
+      LOG_W("%s: gpu_memory names %s, which the engine build does not list: counted in host RAM",
+            sl->m->name, e->gpu_names[i]);
       sl->est.total_bytes += e->gpu_bytes[i];
     }
     sl->est_pool[p] += e->gpu_bytes[i];
@@ -382,7 +385,8 @@ static slot *slot_make(sched *s, const matrix_model *m) {
   footprint_store_key(m, sl->key, sizeof sl->key);
   /* Estimates are remembered too (keyed by the model's identity and settings and by the
    * estimator's own build): a probe per model runs once, not at every start. */
-  snprintf(ekey, sizeof ekey, "estimate-v2|%s|%lld", sl->key, s->tool_stamp); /* v2: weights ≥ the file */
+  snprintf(ekey, sizeof ekey, "estimate-v2|%s|%lld", sl->key,
+           s->tool_stamp); /* v2: weights ≥ the file */
   long long cached = s->ms ? footprint_store_get(s->ms, ekey) : -1;
   char dkey[sizeof ekey + 48];
   if (m->engine == MATRIX_ENGINE_EXTERNAL) {
@@ -396,11 +400,13 @@ static slot *slot_make(sched *s, const matrix_model *m) {
       snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, s->pools[p].name);
       long long b = footprint_store_get(s->ms, dkey);
       if (b > 0 && sl->est.n_dev < (int)(sizeof sl->est.dev / sizeof sl->est.dev[0])) {
-        snprintf(sl->est.dev[sl->est.n_dev].name, sizeof sl->est.dev[0].name, "%s", s->pools[p].name);
+        snprintf(sl->est.dev[sl->est.n_dev].name, sizeof sl->est.dev[0].name, "%s",
+                 s->pools[p].name);
         sl->est.dev[sl->est.n_dev++].bytes = b;
       }
     }
-  } else if (m->engine == MATRIX_ENGINE_WHISPER && footprint_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
+  } else if (m->engine == MATRIX_ENGINE_WHISPER &&
+             footprint_whisper_estimate(m->file, m->file_bytes, &sl->est) == 0) {
     /* whisper.cpp's buffers from the file's header (footprint.h); measured once loaded */
   } else if (m->engine != MATRIX_ENGINE_LLAMA) {
     /* llama.cpp's probe knows only GGUF models: the weights plus a margin for the engine's own
@@ -416,17 +422,20 @@ static slot *slot_make(sched *s, const matrix_model *m) {
       snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, sl->est.dev[d].name);
       footprint_store_put_max(s->ms, dkey, sl->est.dev[d].bytes);
     }
-    footprint_store_put_max(s->ms, ekey, sl->est.total_bytes); /* last: its presence means the split is there */
+    footprint_store_put_max(s->ms, ekey,
+                            sl->est.total_bytes); /* last: its presence means the split is there */
   }
   slot_split(s, sl);
 estimated:;
   long long remembered = s->ms ? footprint_store_get(s->ms, sl->key) : -1;
   if (remembered > 0) sl->measured = remembered;
   const footprint_est *e = &sl->est;
-  LOG_I("%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s; measured before: %.0f MiB",
-        m->name, (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0,
-        (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
-        remembered > 0 ? (double)remembered / 1048576.0 : 0.0);
+  LOG_I(
+      "%s: estimated %.0f MiB (weights %.0f, context %.0f, compute %.0f) on %s; measured before: "
+      "%.0f MiB",
+      m->name, (double)e->total_bytes / 1048576.0, (double)e->model_bytes / 1048576.0,
+      (double)e->context_bytes / 1048576.0, (double)e->compute_bytes / 1048576.0, e->devices,
+      remembered > 0 ? (double)remembered / 1048576.0 : 0.0);
   return sl;
 }
 
@@ -451,10 +460,10 @@ static int slot_add(sched *s, slot *sl) {
 /* The budget the matrix asks for: memory.budget, else RAM − memory.reserve. */
 static long long budget_of(const matrix *mx) {
   long long total = footprint_mem_total();
-  return mx->mem_budget > 0            ? mx->mem_budget
-         : total > mx->mem_reserve     ? total - mx->mem_reserve
-         : total > 0                   ? total / 2
-                                       : 1LL << 30;
+  return mx->mem_budget > 0        ? mx->mem_budget
+         : total > mx->mem_reserve ? total - mx->mem_reserve
+         : total > 0               ? total / 2
+                                   : 1LL << 30;
 }
 
 sched *sched_new(const sched_params *p) {
@@ -462,7 +471,8 @@ sched *sched_new(const sched_params *p) {
   if (!s) return NULL;
   s->mx = p->mx;
   s->ncpu = cpu_share_cores();
-  const char *share = getenv("SWITCHYARD_CPU_SHARE"); /* "off": every worker keeps its threads (benchmarks) */
+  const char *share =
+      getenv("SWITCHYARD_CPU_SHARE"); /* "off": every worker keeps its threads (benchmarks) */
   s->cpu_share_off = share && strcmp(share, "off") == 0;
   snprintf(s->worker_exe, sizeof s->worker_exe, "%s/switchyard-llama", p->worker_dir);
   snprintf(s->worker_dir, sizeof s->worker_dir, "%s", p->worker_dir);
@@ -470,7 +480,8 @@ sched *sched_new(const sched_params *p) {
   s->load_timeout_s = p->load_timeout_s > 0 ? p->load_timeout_s : 600;
   s->budget = budget_of(p->mx);
   s->live_budget = s->budget;
-  LOG_I("memory budget %.2f GiB (%s)", gib(s->budget), p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
+  LOG_I("memory budget %.2f GiB (%s)", gib(s->budget),
+        p->mx->mem_budget > 0 ? "memory.budget" : "RAM − memory.reserve");
   char state[PATH_MAX];
   snprintf(s->tool, sizeof s->tool, "%s/llama-fit-params", p->worker_dir);
   footprint_store_default_path(state, sizeof state);
@@ -480,18 +491,23 @@ sched *sched_new(const sched_params *p) {
   if (!s->devices) LOG_W("could not list the engine's devices: %s", derr);
   size_t di;
   json_t *dv;
-  json_array_foreach(json_object_get(s->devices, "devices"), di, dv)
-    LOG_I("device %s (%s, %s): %.1f of %.1f GiB free", json_string_value(json_object_get(dv, "name")),
-          json_string_value(json_object_get(dv, "description")), json_string_value(json_object_get(dv, "type")),
-          gib((long long)json_integer_value(json_object_get(dv, "free"))),
-          gib((long long)json_integer_value(json_object_get(dv, "total"))));
+  json_array_foreach(json_object_get(s->devices, "devices"), di, dv) LOG_I(
+      "device %s (%s, %s): %.1f of %.1f GiB free", json_string_value(json_object_get(dv, "name")),
+      json_string_value(json_object_get(dv, "description")),
+      json_string_value(json_object_get(dv, "type")),
+      gib((long long)json_integer_value(json_object_get(dv, "free"))),
+      gib((long long)json_integer_value(json_object_get(dv, "total"))));
   pools_setup(s);
   pools_budget(s);
   for (size_t k = 1; k < s->n_pools; k++)
-    LOG_I("GPU pool %s: budget %.2f GiB of %.2f GiB (%s)", s->pools[k].name, gib(s->pools[k].budget),
-          gib(s->pools[k].total), gpumem_available() && s->pools[k].nv >= 0 ? "live free memory from NVML" : "no live numbers");
+    LOG_I("GPU pool %s: budget %.2f GiB of %.2f GiB (%s)", s->pools[k].name,
+          gib(s->pools[k].budget), gib(s->pools[k].total),
+          gpumem_available() && s->pools[k].nv >= 0 ? "live free memory from NVML"
+                                                    : "no live numbers");
   struct stat tst;
-  s->tool_stamp = stat(s->tool, &tst) == 0 ? (long long)tst.st_mtim.tv_sec * 1000000000LL + tst.st_mtim.tv_nsec : 0;
+  s->tool_stamp = stat(s->tool, &tst) == 0
+                      ? (long long)tst.st_mtim.tv_sec * 1000000000LL + tst.st_mtim.tv_nsec
+                      : 0;
   s->mt = metrics_new(NULL, 0);
   s->ev = events_new();
   bool ok = s->mt && s->ev;
@@ -516,17 +532,19 @@ sched *sched_new(const sched_params *p) {
 
 static json_t *load_message(const matrix_model *m) {
   if (m->engine != MATRIX_ENGINE_LLAMA) {
-    json_t *e = json_pack("{s:s, s:s, s:i}", "model", m->file, "engine", matrix_engine_name(m->engine), "n_threads",
-                          m->threads);
-    if (e && m->engine == MATRIX_ENGINE_WHISPER) { /* whisper.cpp's built-in VAD; the GPU unless gpu_layers: 0 */
+    json_t *e = json_pack("{s:s, s:s, s:i}", "model", m->file, "engine",
+                          matrix_engine_name(m->engine), "n_threads", m->threads);
+    if (e &&
+        m->engine ==
+            MATRIX_ENGINE_WHISPER) { /* whisper.cpp's built-in VAD; the GPU unless gpu_layers: 0 */
       if (m->vad_model) json_object_set_new(e, "vad_model", json_string(m->vad_model));
       json_object_set_new(e, "gpu", json_boolean(m->gpu_layers != 0));
     }
     return e;
   }
-  json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "model", m->file, "n_ctx", m->context,
-                        "n_parallel", m->parallel, "n_threads", m->threads, "n_batch", m->batch,
-                        "n_gpu_layers", m->gpu_layers, "mode",
+  json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "model", m->file, "n_ctx",
+                        m->context, "n_parallel", m->parallel, "n_threads", m->threads, "n_batch",
+                        m->batch, "n_gpu_layers", m->gpu_layers, "mode",
                         (m->caps & MATRIX_CAP_RERANK)  ? "rerank"
                         : (m->caps & MATRIX_CAP_EMBED) ? "embed"
                                                        : "generate");
@@ -538,9 +556,10 @@ static json_t *load_message(const matrix_model *m) {
     json_t *vo = json_object();
     for (size_t i = 0; vo && i < m->n_voices; i++) {
       const char *lang = m->voice_lang ? m->voice_lang[i] : NULL;
-      json_object_set_new(vo, m->voice_names[i],
-                          lang ? json_pack("{s:s, s:s}", "audio", m->voice_audio[i], "language", lang)
-                               : json_string(m->voice_audio[i]));
+      json_object_set_new(
+          vo, m->voice_names[i],
+          lang ? json_pack("{s:s, s:s}", "audio", m->voice_audio[i], "language", lang)
+               : json_string(m->voice_audio[i]));
     }
     if (vo) json_object_set_new(j, "voices", vo);
   }
@@ -556,12 +575,17 @@ static const plan_decision *decide(sched *s, size_t want) {
     const slot *sl = s->slots[i];
     /* Thrash guard: a model loaded less than swap_guard ago keeps its place, so two models that
      * cannot co-reside take turns of at least swap_guard each instead of swapping per request. */
-    bool guarded = sl->state == SLOT_READY && guard > 0 && now < sl->loaded_at_ms + guard && !sl->draining;
+    bool guarded =
+        sl->state == SLOT_READY && guard > 0 && now < sl->loaded_at_ms + guard && !sl->draining;
     if (guarded && (s->guard_wake_ms == 0 || sl->loaded_at_ms + guard < s->guard_wake_ms))
       s->guard_wake_ms = sl->loaded_at_ms + guard;
-    s->plan[i] = (plan_model){.state = map[sl->state], .bytes = slot_bytes(sl), .inflight = sl->inflight,
-                              .queued = sl->queued, .last_used_ms = sl->last_used_ms,
-                              .priority = sl->m->priority, .pinned = sl->m->pin && !sl->draining,
+    s->plan[i] = (plan_model){.state = map[sl->state],
+                              .bytes = slot_bytes(sl),
+                              .inflight = sl->inflight,
+                              .queued = sl->queued,
+                              .last_used_ms = sl->last_used_ms,
+                              .priority = sl->m->priority,
+                              .pinned = sl->m->pin && !sl->draining,
                               .guarded = guarded};
     for (size_t p = 1; p < s->n_pools; p++) s->plan[i].pool_bytes[p] = slot_pool_bytes(sl, p);
   }
@@ -579,7 +603,8 @@ typedef struct progress_ctx {
 
 static void on_load_progress(void *ud, double progress) {
   progress_ctx *c = ud;
-  events_publish(c->s->ev, json_pack("{s:s, s:s, s:f}", "type", "load_progress", "model", c->name, "progress", progress));
+  events_publish(c->s->ev, json_pack("{s:s, s:s, s:f}", "type", "load_progress", "model", c->name,
+                                     "progress", progress));
 }
 
 static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t0, api_error *err);
@@ -588,10 +613,11 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
  * load_with_evictions). */
 static int load_external(sched *s, slot *sl, api_error *err) {
   const matrix_model *m = sl->m;
-  worker_ext_params xp = {.tag = m->name, .ext = m->ext, .on_exit = on_worker_exit, .on_exit_ud = s};
+  worker_ext_params xp = {
+      .tag = m->name, .ext = m->ext, .on_exit = on_worker_exit, .on_exit_ud = s};
   long long t0 = sy_mono_ms();
-  events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
-                                  (json_int_t)sl->est.total_bytes));
+  events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name,
+                                  "estimated", (json_int_t)sl->est.total_bytes));
   worker *w = worker_start_external(&xp, err);
   return load_finish(s, sl, w, NULL, t0, err);
 }
@@ -620,14 +646,19 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   json_t *ready = NULL;
   char exe[PATH_MAX + 32]; /* each engine has its worker program */
   snprintf(exe, sizeof exe, "%s/switchyard-%s", s->worker_dir, matrix_engine_name(m->engine));
-  worker_params wp = {.exe = exe, .tag = m->name, .log_level = s->log_level, .load = load,
-                      .load_timeout_s = s->load_timeout_s, .on_exit = on_worker_exit, .on_exit_ud = s};
+  worker_params wp = {.exe = exe,
+                      .tag = m->name,
+                      .log_level = s->log_level,
+                      .load = load,
+                      .load_timeout_s = s->load_timeout_s,
+                      .on_exit = on_worker_exit,
+                      .on_exit_ud = s};
   progress_ctx pc = {s, m->name};
   wp.on_progress = on_load_progress;
   wp.on_progress_ud = &pc;
   long long t0 = sy_mono_ms();
-  events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name, "estimated",
-                                  (json_int_t)sl->est.total_bytes));
+  events_publish(s->ev, json_pack("{s:s, s:s, s:I}", "type", "loading", "model", m->name,
+                                  "estimated", (json_int_t)sl->est.total_bytes));
   worker *w = worker_start(&wp, &ready, err);
   json_decref(load);
   return load_finish(s, sl, w, ready, t0, err);
@@ -640,12 +671,12 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
   long long on_gpu[PLAN_MAX_POOLS] = {0};
   long long rss = w ? measure_worker(s, w, on_gpu) : -1;
   if (w)
-    events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name, "ms",
-                                    (json_int_t)(sy_mono_ms() - t0), "pid", (int)worker_pid(w), "measured",
-                                    (json_int_t)rss));
+    events_publish(s->ev, json_pack("{s:s, s:s, s:I, s:i, s:I}", "type", "loaded", "model", m->name,
+                                    "ms", (json_int_t)(sy_mono_ms() - t0), "pid",
+                                    (int)worker_pid(w), "measured", (json_int_t)rss));
   else
-    events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "load_failed", "model", m->name, "error",
-                                    err->message));
+    events_publish(s->ev, json_pack("{s:s, s:s, s:s}", "type", "load_failed", "model", m->name,
+                                    "error", err->message));
   metrics_load(s->mt, sl->row, w != NULL, (double)(sy_mono_ms() - t0) / 1000.0);
   pthread_mutex_lock(&s->mu);
   sl->load_gen++;
@@ -659,22 +690,24 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
     sl->retry_at_ms = sy_mono_ms() + backoff;
     sl->state = SLOT_UNLOADED;
     sl->last_err = *err;
-    LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails, backoff / 1000,
-          err->message);
+    LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails,
+          backoff / 1000, err->message);
     slot_gc(s); /* a draining slot that failed is done */
     return -1;
   }
   sl->fails = 0;
   sl->retry_at_ms = 0;
-  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name, sy_mono_ms() - t0,
-        (int)worker_pid(w), (double)rss / 1048576.0, (double)sl->est.total_bytes / 1048576.0);
+  LOG_I("loaded %s in %lld ms (pid %d, resident %.0f MiB, estimated %.0f MiB)", m->name,
+        sy_mono_ms() - t0, (int)worker_pid(w), (double)rss / 1048576.0,
+        (double)sl->est.total_bytes / 1048576.0);
   sl->state = SLOT_READY;
   sl->w = w;
   sl->ready = ready;
   sl->last_used_ms = sl->loaded_at_ms = sy_mono_ms();
   for (size_t p = 1; p < s->n_pools; p++)
     if (on_gpu[p] > sl->meas_pool[p]) sl->meas_pool[p] = on_gpu[p];
-  pthread_cond_signal(&s->reaper_cond); /* it expires it, or unloads it if a reload made it draining */
+  pthread_cond_signal(
+      &s->reaper_cond); /* it expires it, or unloads it if a reload made it draining */
   if (rss > sl->measured) {
     sl->measured = rss;
     pthread_mutex_unlock(&s->mu);
@@ -771,7 +804,8 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       err->retry_after_s = (int)((sl->retry_at_ms - now + 999) / 1000);
       char reason[sizeof err->message];
       snprintf(reason, sizeof reason, "%s", sl->last_err.message);
-      snprintf(err->message, sizeof err->message, "%.700s (loading is retried in %d s)", reason, err->retry_after_s);
+      snprintf(err->message, sizeof err->message, "%.700s (loading is retried in %d s)", reason,
+               err->retry_after_s);
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
@@ -779,7 +813,8 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       long long ours = 0;
       for (size_t i = 0; i < s->n_slots; i++)
         if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->measured;
-      s->live_budget = footprint_live_budget(s->budget, footprint_mem_available(), ours, s->mx->mem_reserve);
+      s->live_budget =
+          footprint_live_budget(s->budget, footprint_mem_available(), ours, s->mx->mem_reserve);
       pools_live(s);
     }
     const plan_decision *d = decide(s, slot_index(s, sl));
@@ -799,18 +834,21 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
     if (d->action == PLAN_REJECT && d->need <= configured - d->pinned) {
       /* it fits the configured budget, but not what other programs leave free right now */
       api_error_set(err, 503, "server_error", "memory_busy", "model",
-                    "model '%s' needs %.2f GiB%s%s; the budget is %.2f GiB but only %.2f GiB of it is free right now "
+                    "model '%s' needs %.2f GiB%s%s; the budget is %.2f GiB but only %.2f GiB of it "
+                    "is free right now "
                     "(other programs use the rest); try again later",
-                    m->name, gib(d->need), *where ? " on " : "", where, gib(configured), gib(d->budget));
+                    m->name, gib(d->need), *where ? " on " : "", where, gib(configured),
+                    gib(d->budget));
       err->retry_after_s = 10;
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
     if (d->action == PLAN_REJECT) {
-      api_error_set(err, 507, "server_error", "model_too_large", "model",
-                    "model '%s' needs %.2f GiB%s%s but the memory budget is %.2f GiB, %.2f GiB of it held by "
-                    "pinned models: it can never be loaded",
-                    m->name, gib(d->need), *where ? " on " : "", where, gib(d->budget), gib(d->pinned));
+      api_error_set(
+          err, 507, "server_error", "model_too_large", "model",
+          "model '%s' needs %.2f GiB%s%s but the memory budget is %.2f GiB, %.2f GiB of it held by "
+          "pinned models: it can never be loaded",
+          m->name, gib(d->need), *where ? " on " : "", where, gib(d->budget), gib(d->pinned));
       pthread_mutex_unlock(&s->mu);
       return NULL;
     }
@@ -830,8 +868,8 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
      * others' memory is already taken). */
     if (sl->queued >= m->max_queue) {
       api_error_set(err, 503, "server_error", "queue_full", NULL,
-                    "model '%s' has %d requests waiting already (max_queue); try again shortly", m->name,
-                    sl->queued);
+                    "model '%s' has %d requests waiting already (max_queue); try again shortly",
+                    m->name, sl->queued);
       err->retry_after_s = 5;
       pthread_mutex_unlock(&s->mu);
       return NULL;
@@ -953,9 +991,12 @@ void sched_preload(sched *s) {
 static bool same_voices(const matrix_model *a, const matrix_model *m) {
   if (a->n_voices != m->n_voices) return false;
   for (size_t i = 0; i < a->n_voices; i++)
-    if (strcmp(a->voice_names[i], m->voice_names[i]) || strcmp(a->voice_audio[i], m->voice_audio[i])) return false;
+    if (strcmp(a->voice_names[i], m->voice_names[i]) ||
+        strcmp(a->voice_audio[i], m->voice_audio[i]))
+      return false;
   for (size_t i = 0; i < a->n_voices; i++) {
-    const char *x = a->voice_lang ? a->voice_lang[i] : NULL, *y = m->voice_lang ? m->voice_lang[i] : NULL;
+    const char *x = a->voice_lang ? a->voice_lang[i] : NULL,
+               *y = m->voice_lang ? m->voice_lang[i] : NULL;
     if ((x == NULL) != (y == NULL) || (x && strcmp(x, y))) return false;
   }
   return true;
@@ -965,27 +1006,31 @@ static bool same_voices(const matrix_model *a, const matrix_model *m) {
 static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
   const matrix_model *a = sl->m;
   if (!same_voices(a, m)) return false;
-  bool same_str = (!a->pooling == !m->pooling) && (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
+  bool same_str = (!a->pooling == !m->pooling) &&
+                  (!a->pooling || strcmp(a->pooling, m->pooling) == 0) &&
                   (!a->chat_template == !m->chat_template) &&
                   (!a->chat_template || strcmp(a->chat_template, m->chat_template) == 0) &&
                   (!a->mmproj == !m->mmproj) && (!a->mmproj || strcmp(a->mmproj, m->mmproj) == 0) &&
-                  (!a->vad_model == !m->vad_model) && (!a->vad_model || strcmp(a->vad_model, m->vad_model) == 0);
+                  (!a->vad_model == !m->vad_model) &&
+                  (!a->vad_model || strcmp(a->vad_model, m->vad_model) == 0);
   if (a->engine == MATRIX_ENGINE_EXTERNAL || m->engine == MATRIX_ENGINE_EXTERNAL)
     return a->engine == m->engine && strcmp(a->ext->sig, m->ext->sig) == 0;
-  return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine && a->threads == m->threads &&
-         a->deterministic == m->deterministic &&
-         (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) == (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));
+  return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine &&
+         a->threads == m->threads && a->deterministic == m->deterministic &&
+         (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) ==
+             (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));
 }
 
 int sched_reload(sched *s, matrix *nmx, json_t **summary) {
   pthread_mutex_lock(&s->reload_mu);
   size_t n = nmx->n_models;
-  slot **keep = calloc(n ? n : 1, sizeof *keep);  /* an active slot that stays, per new model */
+  slot **keep = calloc(n ? n : 1, sizeof *keep);   /* an active slot that stays, per new model */
   slot **fresh = calloc(n ? n : 1, sizeof *fresh); /* or a new slot */
-  char(*keys)[sizeof ((slot *)0)->key] = calloc(n ? n : 1, sizeof *keys);
+  char(*keys)[sizeof((slot *)0)->key] = calloc(n ? n : 1, sizeof *keys);
   json_t *added = json_array(), *changed = json_array(), *removed = json_array();
   int rc = keep && fresh && keys && added && changed && removed ? 0 : -1;
-  for (size_t i = 0; rc == 0 && i < n; i++) footprint_store_key(&nmx->models[i], keys[i], sizeof keys[i]);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    footprint_store_key(&nmx->models[i], keys[i], sizeof keys[i]);
   pthread_mutex_lock(&s->mu);
   for (size_t i = 0; rc == 0 && i < n; i++) {
     slot *sl = slot_find(s, nmx->models[i].name);
@@ -1041,7 +1086,8 @@ int sched_reload(sched *s, matrix *nmx, json_t **summary) {
   s->budget = budget_of(nmx);
   s->live_budget = s->budget;
   pools_budget(s);
-  for (size_t i = 0; i < s->n_slots; i++) slot_split(s, s->slots[i]); /* gpu_overhead may have changed */
+  for (size_t i = 0; i < s->n_slots; i++)
+    slot_split(s, s->slots[i]); /* gpu_overhead may have changed */
   slot_gc(s); /* draining slots that were not loaded go now; loaded ones when idle (reaper) */
   s->preload_gen++;
   pthread_cond_broadcast(&s->cond); /* waiters look up their model again */
@@ -1049,8 +1095,8 @@ int sched_reload(sched *s, matrix *nmx, json_t **summary) {
   pthread_mutex_unlock(&s->mu);
   LOG_I("reloaded the configuration: %zu unchanged, %zu added, %zu changed, %zu removed", nk,
         json_array_size(added), json_array_size(changed), json_array_size(removed));
-  json_t *sum = json_pack("{s:s, s:i, s:o, s:o, s:o}", "type", "reloaded", "unchanged", (int)nk, "added", added,
-                          "changed", changed, "removed", removed);
+  json_t *sum = json_pack("{s:s, s:i, s:o, s:o, s:o}", "type", "reloaded", "unchanged", (int)nk,
+                          "added", added, "changed", changed, "removed", removed);
   if (summary) *summary = json_incref(sum);
   events_publish(s->ev, sum);
   free(keep);
@@ -1087,10 +1133,14 @@ int sched_unload(sched *s, const matrix_model *m, api_error *err) {
     return 0;
   }
   if (sl->state != SLOT_READY || sl->inflight > 0 || sl->queued > 0) {
-    api_error_set(err, 409, "invalid_request_error", "model_busy", "model",
-                  "model '%s' is %s with %d request(s) in flight and %d waiting; try again when it is idle",
-                  m->name, sl->state == SLOT_READY ? "loaded" : sl->state == SLOT_LOADING ? "loading" : "unloading",
-                  sl->inflight, sl->queued);
+    api_error_set(
+        err, 409, "invalid_request_error", "model_busy", "model",
+        "model '%s' is %s with %d request(s) in flight and %d waiting; try again when it is idle",
+        m->name,
+        sl->state == SLOT_READY     ? "loaded"
+        : sl->state == SLOT_LOADING ? "loading"
+                                    : "unloading",
+        sl->inflight, sl->queued);
     pthread_mutex_unlock(&s->mu);
     return -1;
   }
@@ -1120,28 +1170,34 @@ json_t *sched_ps(sched *s) {
     const matrix_model *m = sl->m;
     if (sl->state == SLOT_UNLOADED) continue;
     used += slot_bytes(sl);
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "name", m->name, "state", names[sl->state],
-                          "inflight", sl->inflight, "queued", sl->queued, "size", (json_int_t)slot_bytes(sl),
-                          "size_estimated", (json_int_t)sl->est.total_bytes, "size_measured",
-                          (json_int_t)sl->measured, "pinned", m->pin && !sl->draining);
+    json_t *o =
+        json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "name", m->name, "state",
+                  names[sl->state], "inflight", sl->inflight, "queued", sl->queued, "size",
+                  (json_int_t)slot_bytes(sl), "size_estimated", (json_int_t)sl->est.total_bytes,
+                  "size_measured", (json_int_t)sl->measured, "pinned", m->pin && !sl->draining);
     if (sl->draining) json_object_set_new(o, "draining", json_true());
     json_t *per = json_array(); /* where it is, per memory pool */
     for (size_t p = 0; p < s->n_pools; p++)
       if (sl->est_pool[p] > 0 || (p > 0 && sl->meas_pool[p] > 0))
-        json_array_append_new(per, json_pack("{s:s, s:I, s:I}", "device", s->pools[p].name, "estimated",
-                                             (json_int_t)sl->est_pool[p], "measured",
-                                             (json_int_t)(p == 0 ? sl->measured : sl->meas_pool[p])));
+        json_array_append_new(per,
+                              json_pack("{s:s, s:I, s:I}", "device", s->pools[p].name, "estimated",
+                                        (json_int_t)sl->est_pool[p], "measured",
+                                        (json_int_t)(p == 0 ? sl->measured : sl->meas_pool[p])));
     json_object_set_new(o, "devices", per);
     if (sl->state == SLOT_READY && slot_on_cpu(s, sl)) /* what it computes with now (cpu_share.h) */
-      json_object_set_new(o, "threads",
-                          json_integer(sl->threads_now > 0 ? sl->threads_now : slot_threads_wanted(s, sl)));
+      json_object_set_new(
+          o, "threads",
+          json_integer(sl->threads_now > 0 ? sl->threads_now : slot_threads_wanted(s, sl)));
     if (sl->state == SLOT_READY) {
       json_object_set_new(o, "pid", json_integer(worker_pid(sl->w)));
       if (worker_port(sl->w)) json_object_set_new(o, "port", json_integer(worker_port(sl->w)));
       int ka = keep_alive_of(sl, m);
-      long long exp = ka < 0 ? -1 : sl->inflight ? (long long)ka : (sl->last_used_ms + (long long)ka * 1000 - now) / 1000;
+      long long exp = ka < 0         ? -1
+                      : sl->inflight ? (long long)ka
+                                     : (sl->last_used_ms + (long long)ka * 1000 - now) / 1000;
       json_object_set_new(o, "expires_in_s", json_integer(exp));
-      json_t *keys[] = {json_object_get(sl->ready, "n_ctx"), json_object_get(sl->ready, "n_parallel")};
+      json_t *keys[] = {json_object_get(sl->ready, "n_ctx"),
+                        json_object_get(sl->ready, "n_parallel")};
       const char *kn[] = {"context", "parallel"};
       for (int k = 0; k < 2; k++)
         if (keys[k]) json_object_set(o, kn[k], keys[k]);
@@ -1155,14 +1211,17 @@ json_t *sched_ps(sched *s) {
     long long pu = 0;
     for (size_t i = 0; i < s->n_slots; i++)
       if (s->slots[i]->state != SLOT_UNLOADED) pu += slot_pool_bytes(s->slots[i], p);
-    json_array_append_new(pools, json_pack("{s:s, s:I, s:I, s:I}", "device", s->pools[p].name, "budget",
-                                           (json_int_t)(p ? s->pools[p].budget : s->budget), "budget_now",
-                                           (json_int_t)(p ? s->pools[p].live : s->live_budget), "used", (json_int_t)pu));
+    json_array_append_new(
+        pools,
+        json_pack("{s:s, s:I, s:I, s:I}", "device", s->pools[p].name, "budget",
+                  (json_int_t)(p ? s->pools[p].budget : s->budget), "budget_now",
+                  (json_int_t)(p ? s->pools[p].live : s->live_budget), "used", (json_int_t)pu));
   }
   json_object_set_new(mem, "pools", pools);
   pthread_mutex_unlock(&s->mu);
   json_t *devs = json_object_get(s->devices, "devices");
-  return json_pack("{s:o, s:o, s:o}", "models", arr, "memory", mem, "devices", devs ? json_incref(devs) : json_array());
+  return json_pack("{s:o, s:o, s:o}", "models", arr, "memory", mem, "devices",
+                   devs ? json_incref(devs) : json_array());
 }
 
 metrics *sched_metrics(sched *s) { return s->mt; }
@@ -1203,7 +1262,8 @@ void sched_shutdown(sched *s) {
   s->stopping = true;
   pthread_cond_broadcast(&s->cond);
   pthread_cond_signal(&s->reaper_cond);
-  for (;;) { /* wait out loads and unloads in progress: a loader sees `stopping` and stops its worker */
+  for (;;) { /* wait out loads and unloads in progress: a loader sees `stopping` and stops its
+                worker */
     bool busy = false;
     for (size_t i = 0; i < s->n_slots; i++)
       busy |= s->slots[i]->state == SLOT_LOADING || s->slots[i]->state == SLOT_UNLOADING;

@@ -20,11 +20,11 @@
 typedef struct sched sched;
 
 typedef struct sched_params {
-  const matrix *mx;        /* borrowed; must outlive the scheduler (matrices given to sched_reload
-                              are then owned by it) */
-  const char *worker_dir;  /* folder holding switchyard-llama and llama-fit-params */
-  const char *log_level;   /* passed to workers */
-  int load_timeout_s;      /* default 600 */
+  const matrix *mx;       /* borrowed; must outlive the scheduler (matrices given to sched_reload
+                             are then owned by it) */
+  const char *worker_dir; /* folder holding switchyard-llama and llama-fit-params */
+  const char *log_level;  /* passed to workers */
+  int load_timeout_s;     /* default 600 */
 } sched_params;
 
 /* Estimates every model's footprint (a probe per model), derives the budget. */

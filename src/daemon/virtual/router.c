@@ -31,8 +31,10 @@ static long long content_text(const json_t *content, sy_buf *b, size_t cap, rout
   json_array_foreach(content, i, p) {
     const char *type = json_string_value(json_object_get(p, "type"));
     if (!type) continue;
-    if (!strcmp(type, "image_url")) f->images = true;
-    else if (!strcmp(type, "input_audio")) f->audio = true;
+    if (!strcmp(type, "image_url"))
+      f->images = true;
+    else if (!strcmp(type, "input_audio"))
+      f->audio = true;
     else if (!strcmp(type, "text")) {
       json_t *t = json_object_get(p, "text");
       if (!json_is_string(t)) continue;
@@ -66,7 +68,8 @@ void router_facts_of(const json_t *req, bool chat, router_facts *f) {
     json_array_foreach(json_object_get(req, "messages"), i, m) {
       const char *role = json_string_value(json_object_get(m, "role"));
       bool is_sys = role && (!strcmp(role, "system") || !strcmp(role, "developer"));
-      f->prompt_bytes += content_text(json_object_get(m, "content"), is_sys ? &sys : NULL, FACTS_MAX_SYSTEM, f);
+      f->prompt_bytes +=
+          content_text(json_object_get(m, "content"), is_sys ? &sys : NULL, FACTS_MAX_SYSTEM, f);
       if (role && !strcmp(role, "user")) last_user = json_object_get(m, "content");
     }
     if (sys.len) f->system = strndup(sys.data, sys.len);
@@ -127,20 +130,23 @@ json_t *router_classifier_msg(const matrix_router *rt, const router_facts *f) {
     sy_buf_printf(&q, "%s%s", i ? ", " : "", n);
   }
   char *prompt = NULL;
-  if (!rt->cls_prompt &&
-      asprintf(&prompt,
-               "You are a router. Read the user's message and answer with the one route that should handle it, "
-               "and nothing else. The routes: %s.",
-               q.data ? q.data : "") < 0)
+  if (!rt->cls_prompt && asprintf(&prompt,
+                                  "You are a router. Read the user's message and answer with the "
+                                  "one route that should handle it, "
+                                  "and nothing else. The routes: %s.",
+                                  q.data ? q.data : "") < 0)
     prompt = NULL;
   const char *text = f->text ? f->text : "";
   size_t len = utf8_cut(text, strlen(text), (size_t)rt->cls_max_input_chars);
-  json_t *msg = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s%}], s:i, s:f, s:{s:s, s:{s:s, s:o}}, s:{s:b}}", "op",
-                          "generate", "messages", "role", "system", "content",
-                          rt->cls_prompt ? rt->cls_prompt : prompt ? prompt : "", "role", "user", "content", text, len,
-                          "max_tokens", rt->cls_max_tokens, "temperature", 0.0, "response_format", "type",
-                          "json_schema", "schema", "type", "string", "enum", names, "chat_template_kwargs",
-                          "enable_thinking", 0);
+  json_t *msg =
+      json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s%}], s:i, s:f, s:{s:s, s:{s:s, s:o}}, s:{s:b}}",
+                "op", "generate", "messages", "role", "system", "content",
+                rt->cls_prompt ? rt->cls_prompt
+                : prompt       ? prompt
+                               : "",
+                "role", "user", "content", text, len, "max_tokens", rt->cls_max_tokens,
+                "temperature", 0.0, "response_format", "type", "json_schema", "schema", "type",
+                "string", "enum", names, "chat_template_kwargs", "enable_thinking", 0);
   free(prompt);
   sy_buf_free(&q);
   return msg;
@@ -149,9 +155,11 @@ json_t *router_classifier_msg(const matrix_router *rt, const router_facts *f) {
 long router_classifier_answer(const matrix_router *rt, const char *text, size_t len) {
   if (!text) return -1;
   while (len && (*text == ' ' || *text == '\n' || *text == '\t' || *text == '\r')) text++, len--;
-  while (len && (text[len - 1] == ' ' || text[len - 1] == '\n' || text[len - 1] == '\t' || text[len - 1] == '\r'))
+  while (len && (text[len - 1] == ' ' || text[len - 1] == '\n' || text[len - 1] == '\t' ||
+                 text[len - 1] == '\r'))
     len--;
-  if (len >= 2 && text[0] == '"' && text[len - 1] == '"') text++, len -= 2; /* names need no JSON escapes */
+  if (len >= 2 && text[0] == '"' && text[len - 1] == '"')
+    text++, len -= 2; /* names need no JSON escapes */
   for (size_t i = 0; i < rt->n_cls_routes; i++) {
     const char *n = rt->routes[rt->cls_routes[i]].name;
     if (strlen(n) == len && !memcmp(n, text, len)) return (long)rt->cls_routes[i];
@@ -197,7 +205,8 @@ static size_t n_cls;
 void router_stats_decision(const char *router, const char *route, router_by by) {
   pthread_mutex_lock(&stats_mu);
   size_t i = 0;
-  while (i < n_dec && (dec_rows[i].by != by || strcmp(dec_rows[i].router, router) || strcmp(dec_rows[i].route, route)))
+  while (i < n_dec && (dec_rows[i].by != by || strcmp(dec_rows[i].router, router) ||
+                       strcmp(dec_rows[i].route, route)))
     i++;
   if (i == n_dec && n_dec < ROUTER_STATS_MAX) {
     dec_row *nr = realloc(dec_rows, (n_dec + 1) * sizeof *nr);
@@ -241,18 +250,24 @@ void router_stats_classifier(const char *router, double seconds, bool ok) {
 /* A label value: backslash, double quote and newline escaped. */
 static void put_label(sy_buf *o, const char *s) {
   for (; *s; s++) {
-    if (*s == '\\') sy_buf_puts(o, "\\\\");
-    else if (*s == '"') sy_buf_puts(o, "\\\"");
-    else if (*s == '\n') sy_buf_puts(o, "\\n");
-    else sy_buf_append(o, s, 1);
+    if (*s == '\\')
+      sy_buf_puts(o, "\\\\");
+    else if (*s == '"')
+      sy_buf_puts(o, "\\\"");
+    else if (*s == '\n')
+      sy_buf_puts(o, "\\n");
+    else
+      sy_buf_append(o, s, 1);
   }
 }
 
 int router_stats_render(sy_buf *o) {
   pthread_mutex_lock(&stats_mu);
-  sy_buf_puts(o, "# HELP switchyard_router_decisions_total Requests to a router, by the route that served them and "
-                 "what chose it (rule, classifier, default, fallback).\n"
-                 "# TYPE switchyard_router_decisions_total counter\n");
+  sy_buf_puts(o,
+              "# HELP switchyard_router_decisions_total Requests to a router, by the route that "
+              "served them and "
+              "what chose it (rule, classifier, default, fallback).\n"
+              "# TYPE switchyard_router_decisions_total counter\n");
   for (size_t i = 0; i < n_dec; i++) {
     sy_buf_puts(o, "switchyard_router_decisions_total{router=\"");
     put_label(o, dec_rows[i].router);
@@ -260,16 +275,20 @@ int router_stats_render(sy_buf *o) {
     put_label(o, dec_rows[i].route);
     sy_buf_printf(o, "\",by=\"%s\"} %llu\n", router_by_name(dec_rows[i].by), dec_rows[i].n);
   }
-  sy_buf_puts(o, "# HELP switchyard_router_classifier_seconds Time the router's classifier took per request "
-                 "(the light model's acquisition and its constrained generation).\n"
-                 "# TYPE switchyard_router_classifier_seconds histogram\n");
+  sy_buf_puts(
+      o,
+      "# HELP switchyard_router_classifier_seconds Time the router's classifier took per request "
+      "(the light model's acquisition and its constrained generation).\n"
+      "# TYPE switchyard_router_classifier_seconds histogram\n");
   for (size_t i = 0; i < n_cls; i++) {
     const cls_row *r = &cls_rows[i];
     for (size_t b = 0; b <= N_BOUNDS; b++) {
       sy_buf_puts(o, "switchyard_router_classifier_seconds_bucket{router=\"");
       put_label(o, r->router);
-      if (b < N_BOUNDS) sy_buf_printf(o, "\",le=\"%g\"} %llu\n", cls_bounds[b], r->buckets[b]);
-      else sy_buf_printf(o, "\",le=\"+Inf\"} %llu\n", r->count);
+      if (b < N_BOUNDS)
+        sy_buf_printf(o, "\",le=\"%g\"} %llu\n", cls_bounds[b], r->buckets[b]);
+      else
+        sy_buf_printf(o, "\",le=\"+Inf\"} %llu\n", r->count);
     }
     sy_buf_puts(o, "switchyard_router_classifier_seconds_sum{router=\"");
     put_label(o, r->router);
@@ -278,9 +297,11 @@ int router_stats_render(sy_buf *o) {
     put_label(o, r->router);
     sy_buf_printf(o, "\"} %llu\n", r->count);
   }
-  sy_buf_puts(o, "# HELP switchyard_router_classifier_failures_total Classifier runs that gave no valid route "
-                 "(error or timeout): the default route served.\n"
-                 "# TYPE switchyard_router_classifier_failures_total counter\n");
+  sy_buf_puts(
+      o,
+      "# HELP switchyard_router_classifier_failures_total Classifier runs that gave no valid route "
+      "(error or timeout): the default route served.\n"
+      "# TYPE switchyard_router_classifier_failures_total counter\n");
   for (size_t i = 0; i < n_cls; i++) {
     sy_buf_puts(o, "switchyard_router_classifier_failures_total{router=\"");
     put_label(o, cls_rows[i].router);

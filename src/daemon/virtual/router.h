@@ -1,5 +1,5 @@
-/* router.h — routers: virtual models whose requests go to one of several real models (docs/CONFIG.md
- * "routers", docs/ARCHITECTURE.md "Router").
+/* router.h — routers: virtual models whose requests go to one of several real models
+ * (docs/CONFIG.md "routers", docs/ARCHITECTURE.md "Router").
  *
  * The pure part (no I/O, unit-tested): what a request looks like to the rules (router_facts), the
  * rules themselves, the classifier's worker message and the reading of its answer, the order in
@@ -26,14 +26,14 @@
 /* What the rules and the classifier see of a request. Read from the raw body before it is checked
  * against a model, so it copes with any JSON shape (what it cannot read counts as absent). */
 typedef struct router_facts {
-  bool images;                  /* an image_url part in any message */
-  bool audio;                   /* an input_audio part in any message */
-  bool tools;                   /* "tools" is a non-empty array */
-  long long prompt_bytes;       /* text of every message (or the prompt) */
-  long long prompt_tokens;      /* estimated: ceil(prompt_bytes / ROUTER_BYTES_PER_TOKEN) */
-  char *system;                 /* the system and developer messages' text, joined; or NULL */
-  char *text;                   /* what the classifier reads: the last user message's text, or the prompt;
-                                   NULL when there is none */
+  bool images;             /* an image_url part in any message */
+  bool audio;              /* an input_audio part in any message */
+  bool tools;              /* "tools" is a non-empty array */
+  long long prompt_bytes;  /* text of every message (or the prompt) */
+  long long prompt_tokens; /* estimated: ceil(prompt_bytes / ROUTER_BYTES_PER_TOKEN) */
+  char *system;            /* the system and developer messages' text, joined; or NULL */
+  char *text; /* what the classifier reads: the last user message's text, or the prompt;
+                 NULL when there is none */
 } router_facts;
 
 void router_facts_of(const json_t *req, bool chat, router_facts *f);

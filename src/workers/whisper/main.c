@@ -35,10 +35,13 @@ static int serve(ww *w) {
     }
     if (strcmp(op, "transcribe") == 0 && id) {
       ww_transcribe(w, id, &m);
-    } else if (strcmp(op, "threads") == 0) { /* the daemon's share (cpu_share.h): from the next decode */
+    } else if (strcmp(op, "threads") ==
+               0) { /* the daemon's share (cpu_share.h): from the next decode */
       json_int_t n = json_integer_value(json_object_get(m.hdr, "n"));
-      if (n >= 1 && n <= INT32_MAX) atomic_store(&w->threads_share, (int)n);
-      else LOG_W("threads: %lld ignored", (long long)n);
+      if (n >= 1 && n <= INT32_MAX)
+        atomic_store(&w->threads_share, (int)n);
+      else
+        LOG_W("threads: %lld ignored", (long long)n);
     } else if (!id) {
       LOG_W("\"%.64s\" without a valid id; ignored", op);
     } else if (strcmp(op, "generate") == 0 || strcmp(op, "embed") == 0) {

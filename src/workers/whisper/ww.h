@@ -38,8 +38,8 @@ typedef struct ww {
   struct parakeet_context *pctx;    /* a Parakeet-TDT one */
   char *vad_model;                  /* Silero VAD ggml path, or NULL */
   struct whisper_vad_context *vctx; /* for reporting speech segments; NULL without VAD */
-  int n_threads;             /* loaded with */
-  atomic_int threads_share;  /* the daemon's "threads" op (cpu_share.h); 0 = n_threads */
+  int n_threads;                    /* loaded with */
+  atomic_int threads_share;         /* the daemon's "threads" op (cpu_share.h); 0 = n_threads */
   char log_buf[1024];
   size_t log_len;
 } ww;

@@ -226,6 +226,26 @@ int wio_inbox_pop(wio_inbox *in, ipc_msg *out, bool wait) {
   return rc;
 }
 
+bool wio_await_load(wio_inbox *in, wio_out *out, ipc_msg *m, int *status) {
+  *status = 1;
+  if (wio_inbox_start(in) != 0) {
+    LOG_E("cannot start the reader thread");
+    return false;
+  }
+  if (wio_inbox_pop(in, m, true) != WIO_MSG) {
+    LOG_I("the channel closed before load");
+    *status = wio_inbox_failed(in) ? 1 : 0;
+    return false;
+  }
+  if (strcmp(ipc_op(m), "load") != 0) {
+    LOG_E("the first message is \"%.64s\", not load", ipc_op(m));
+    wio_error(out, 0, 400, "load_failed", "the first message must be load");
+    ipc_msg_clear(m);
+    return false;
+  }
+  return true;
+}
+
 bool wio_inbox_ended(wio_inbox *in) { return atomic_load(&in->ended_flag); }
 
 bool wio_inbox_failed(wio_inbox *in) {

@@ -117,6 +117,11 @@ int wio_inbox_start(wio_inbox *in);
 /* Take the oldest frame into *out. With wait, block until there is one or the reader ended.
  * Returns WIO_MSG, WIO_EMPTY (only without wait) or WIO_END (the reader ended, nothing left). */
 int wio_inbox_pop(wio_inbox *in, ipc_msg *out, bool wait);
+/* Every worker's start: start the reader and wait for the first frame, which must be "load".
+ * Returns true with *m the load frame (the caller clears it). Returns false when the reader cannot
+ * start, the channel closed first, or the first frame is something else (answered with an error
+ * load_failed, id 0); *status is then the exit status to use (0 only for a clean close). */
+bool wio_await_load(wio_inbox *in, wio_out *out, ipc_msg *m, int *status);
 /* True once the reader has ended (lock free). */
 bool wio_inbox_ended(wio_inbox *in);
 /* True when the reader ended on an I/O or framing error rather than a clean EOF. */

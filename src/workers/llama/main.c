@@ -147,24 +147,8 @@ int main(int argc, char **argv) {
   wio_inbox_init(&w.in, fd, WK_INBOX_CAP, false);
   engine_log_install(&w);
   llama_backend_init();
-  if (wio_inbox_start(&w.in) != 0) {
-    LOG_E("cannot start the reader thread");
-    goto out;
-  }
-
   ipc_msg m;
-  int rc = wio_inbox_pop(&w.in, &m, true);
-  if (rc != WIO_MSG) {
-    LOG_I("the channel closed before load");
-    status = wio_inbox_failed(&w.in) ? 1 : 0;
-    goto out;
-  }
-  if (strcmp(ipc_op(&m), "load") != 0) {
-    LOG_E("the first message is \"%.64s\", not load", ipc_op(&m));
-    wio_error(&w.out, 0, 400, "load_failed", "the first message must be load");
-    ipc_msg_clear(&m);
-    goto out;
-  }
+  if (!wio_await_load(&w.in, &w.out, &m, &status)) goto out;
   int lrc = engine_load(&w, m.hdr);
   ipc_msg_clear(&m);
   if (lrc != 0) {

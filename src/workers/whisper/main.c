@@ -75,23 +75,8 @@ int main(int argc, char **argv) {
   wio_out_init(&w.out, args.fd);
   wio_inbox_init(&w.in, args.fd, WW_INBOX_CAP, true);
   ww_log_install(&w);
-  if (wio_inbox_start(&w.in) != 0) {
-    LOG_E("cannot start the reader thread");
-    goto out;
-  }
-
   ipc_msg m;
-  if (wio_inbox_pop(&w.in, &m, true) != WIO_MSG) {
-    LOG_I("the channel closed before load");
-    status = wio_inbox_failed(&w.in) ? 1 : 0;
-    goto out;
-  }
-  if (strcmp(ipc_op(&m), "load") != 0) {
-    LOG_E("the first message is \"%.64s\", not load", ipc_op(&m));
-    wio_error(&w.out, 0, 400, "load_failed", "the first message must be load");
-    ipc_msg_clear(&m);
-    goto out;
-  }
+  if (!wio_await_load(&w.in, &w.out, &m, &status)) goto out;
   int lrc = ww_load(&w, m.hdr);
   ipc_msg_clear(&m);
   if (lrc == 0) status = serve(&w);

@@ -76,41 +76,18 @@ static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > 
  * times are mel frames (10 ms) from the window's start. */
 static json_t *segment_words(prun *r, int seg) {
   struct parakeet_context *ctx = r->w->pctx;
-  json_t *words = json_array();
-  sy_buf word = {0};
-  double w0 = r->t0, w1 = r->t0;
+  ww_words b;
+  ww_words_init(&b, r->t0);
   int n = parakeet_full_n_tokens(ctx, seg);
-  for (int j = 0; j <= n; j++) {
+  for (int j = 0; j < n; j++) {
     char t[256] = "";
-    double a = r->t1, b = r->t1;
-    if (j < n) {
-      parakeet_token_data d = parakeet_full_get_token_data(ctx, seg, j);
-      token_text(ctx, d.id, t, sizeof t);
-      if (!t[0]) continue;
-      a = clampd(r->t0 + (double)d.t0 / 100.0, r->t0, r->t1);
-      b = clampd(r->t0 + (double)d.t1 / 100.0, a, r->t1);
-    }
-    if ((j == n || t[0] == ' ') && word.len > 0) { /* the word before ends here */
-      size_t ln;
-      char *fixed = sy_utf8_repair(word.data, word.len, &ln);
-      if (fixed && ln > 0)
-        json_array_append_new(
-            words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0, "end", w1));
-      free(fixed);
-      word.len = 0;
-    }
-    if (j == n) break;
-    const char *p = t;
-    if (word.len == 0) {
-      while (*p == ' ') p++;
-      if (!*p) continue;
-      w0 = a;
-    }
-    sy_buf_puts(&word, p);
-    w1 = b < w0 ? w0 : b;
+    parakeet_token_data d = parakeet_full_get_token_data(ctx, seg, j);
+    token_text(ctx, d.id, t, sizeof t);
+    if (!t[0]) continue;
+    double a = clampd(r->t0 + (double)d.t0 / 100.0, r->t0, r->t1);
+    ww_words_piece(&b, t, a, clampd(r->t0 + (double)d.t1 / 100.0, a, r->t1));
   }
-  sy_buf_free(&word);
-  return words;
+  return ww_words_end(&b);
 }
 
 /* Each segment the engine finished (one per window): its text with whisper's leading space, its

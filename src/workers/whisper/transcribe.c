@@ -159,7 +159,6 @@ static bool encoder_begin_cb(struct whisper_context *ctx, struct whisper_state *
  * (with VAD, whisper.cpp maps segment times back to the original audio but not token times). */
 static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *st, int i,
                              double s0, double s1) {
-  json_t *words = json_array();
   int n = whisper_full_n_tokens_from_state(st, i);
   whisper_token eot = whisper_token_eot(ctx);
   double tmin = -1, tmax = -1;
@@ -170,45 +169,26 @@ static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *
     if (d.t1 > tmax) tmax = (double)d.t1;
   }
   double span = tmax > tmin && tmin >= 0 ? tmax - tmin : 0;
-  sy_buf word = {0};
-  double w0 = s0, w1 = s0;
-  for (int j = 0; j <= n; j++) {
-    const char *t = NULL;
-    double t0 = s1, t1 = s1;
-    if (j < n) {
-      if (whisper_full_get_token_id_from_state(st, i, j) >= eot) continue;
-      t = whisper_full_get_token_text_from_state(ctx, st, i, j);
-      whisper_token_data d = whisper_full_get_token_data_from_state(st, i, j);
-      if (span > 0) {
-        t0 = s0 + ((double)d.t0 - tmin) / span * (s1 - s0);
-        t1 = s0 + ((double)d.t1 - tmin) / span * (s1 - s0);
-      } else {
-        t0 = t1 = s0;
-      }
-      if (!t) t = "";
+  ww_words b;
+  ww_words_init(&b, s0);
+  for (int j = 0; j < n; j++) {
+    if (whisper_full_get_token_id_from_state(st, i, j) >= eot) continue;
+    const char *t = whisper_full_get_token_text_from_state(ctx, st, i, j);
+    whisper_token_data d = whisper_full_get_token_data_from_state(st, i, j);
+    double t0 = s0, t1 = s0;
+    if (span > 0) {
+      t0 = s0 + ((double)d.t0 - tmin) / span * (s1 - s0);
+      t1 = s0 + ((double)d.t1 - tmin) / span * (s1 - s0);
     }
-    bool starts = !t || t[0] == ' ';
-    if (starts && word.len > 0) { /* the word before ends here */
-      size_t ln;
-      char *fixed = sy_utf8_repair(word.data, word.len, &ln);
-      if (fixed && ln > 0)
-        json_array_append_new(words, json_pack("{s:s%, s:f, s:f}", "word", fixed, ln, "start", w0,
-                                               "end", w1 < w0 ? w0 : w1));
-      free(fixed);
-      word.len = 0;
-    }
-    if (!t) break;
-    const char *p = t;
-    if (word.len == 0) {
-      while (*p == ' ') p++;
-      if (!*p) continue;
-      w0 = t0 < s0 ? s0 : t0 > s1 ? s1 : t0;
-    }
-    sy_buf_puts(&word, p);
-    w1 = t1 < s0 ? s0 : t1 > s1 ? s1 : t1;
+    ww_words_piece(&b, t ? t : "",
+                   t0 < s0   ? s0
+                   : t0 > s1 ? s1
+                             : t0,
+                   t1 < s0   ? s0
+                   : t1 > s1 ? s1
+                             : t1);
   }
-  sy_buf_free(&word);
-  return words;
+  return ww_words_end(&b);
 }
 
 static void new_segment_cb(struct whisper_context *ctx, struct whisper_state *st, int n_new,

@@ -51,6 +51,18 @@ static inline int ww_threads(ww *w) {
   return n >= 1 && n < w->n_threads ? n : w->n_threads;
 }
 
+/* words.c: words from token pieces (a piece starting with a space starts a word) */
+typedef struct ww_words {
+  json_t *arr; /* [{word, start, end}] */
+  sy_buf word; /* the word being collected */
+  double w0, w1;
+} ww_words;
+void ww_words_init(ww_words *b, double t0);
+/* One piece of text t (NUL-terminated, may be "") over [t0, t1] seconds. */
+void ww_words_piece(ww_words *b, const char *t, double t0, double t1);
+/* End the last word and return the array (a new reference; the builder is done). */
+json_t *ww_words_end(ww_words *b);
+
 /* transcribe.c */
 void ww_log_install(ww *w);
 /* Handle load: model (and VAD), then ready. -1 after sending an error (the caller exits 1). */

@@ -70,8 +70,6 @@ static void token_text(struct parakeet_context *ctx, parakeet_token id, char *ou
   if (piece) parakeet_token_to_text(piece, false, out, n);
 }
 
-static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
-
 /* Words from the segment's tokens: a token whose text starts with a space starts a word. Token
  * times are mel frames (10 ms) from the window's start. */
 static json_t *segment_words(prun *r, int seg) {
@@ -84,8 +82,8 @@ static json_t *segment_words(prun *r, int seg) {
     parakeet_token_data d = parakeet_full_get_token_data(ctx, seg, j);
     token_text(ctx, d.id, t, sizeof t);
     if (!t[0]) continue;
-    double a = clampd(r->t0 + (double)d.t0 / 100.0, r->t0, r->t1);
-    ww_words_piece(&b, t, a, clampd(r->t0 + (double)d.t1 / 100.0, a, r->t1));
+    double a = ww_clamp(r->t0 + (double)d.t0 / 100.0, r->t0, r->t1);
+    ww_words_piece(&b, t, a, ww_clamp(r->t0 + (double)d.t1 / 100.0, a, r->t1));
   }
   return ww_words_end(&b);
 }
@@ -121,8 +119,8 @@ static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *
       if (s0 < 0 || (double)d.t0 / 100.0 < s0) s0 = (double)d.t0 / 100.0;
       if ((double)d.t1 / 100.0 > s1) s1 = (double)d.t1 / 100.0;
     }
-    s0 = s0 < 0 ? r->t0 : clampd(r->t0 + s0, r->t0, r->t1);
-    s1 = s1 < 0 ? r->t1 : clampd(r->t0 + s1, s0, r->t1);
+    s0 = s0 < 0 ? r->t0 : ww_clamp(r->t0 + s0, r->t0, r->t1);
+    s1 = s1 < 0 ? r->t1 : ww_clamp(r->t0 + s1, s0, r->t1);
     sy_buf_append(r->text, text, ln);
     json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id,
                           "text", text, ln, "t0", s0, "t1", s1);
@@ -175,7 +173,7 @@ int ww_parakeet_full(ww *w, wio_id id, const float *pcm, int n, const json_t *sp
   json_array_foreach(speech, i, s) {
     double t0 = json_number_value(json_object_get(s, "start")),
            t1 = json_number_value(json_object_get(s, "end"));
-    int a = (int)clampd(t0 * WW_SAMPLE_RATE, 0, n), b = (int)clampd(t1 * WW_SAMPLE_RATE, a, n);
+    int a = (int)ww_clamp(t0 * WW_SAMPLE_RATE, 0, n), b = (int)ww_clamp(t1 * WW_SAMPLE_RATE, a, n);
     int rc = run_span(w, &r, &p, pcm, a, b, max);
     if (rc != 0) return rc;
   }

@@ -180,13 +180,7 @@ static json_t *segment_words(struct whisper_context *ctx, struct whisper_state *
       t0 = s0 + ((double)d.t0 - tmin) / span * (s1 - s0);
       t1 = s0 + ((double)d.t1 - tmin) / span * (s1 - s0);
     }
-    ww_words_piece(&b, t ? t : "",
-                   t0 < s0   ? s0
-                   : t0 > s1 ? s1
-                             : t0,
-                   t1 < s0   ? s0
-                   : t1 > s1 ? s1
-                             : t1);
+    ww_words_piece(&b, t ? t : "", ww_clamp(t0, s0, s1), ww_clamp(t1, s0, s1));
   }
   return ww_words_end(&b);
 }

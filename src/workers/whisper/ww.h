@@ -51,6 +51,11 @@ static inline int ww_threads(ww *w) {
   return n >= 1 && n < w->n_threads ? n : w->n_threads;
 }
 
+/* v kept inside [lo, hi] */
+static inline double ww_clamp(double v, double lo, double hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* words.c: words from token pieces (a piece starting with a space starts a word) */
 typedef struct ww_words {
   json_t *arr; /* [{word, start, end}] */

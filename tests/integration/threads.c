@@ -53,20 +53,21 @@ static void *stream_bg_main(void *ud) {
   return NULL;
 }
 
-/* model's "inflight" and "threads" in B's /api/ps (-1 when not listed / absent). */
-static void ps_threads(const char *model, long long *inflight, long long *threads) {
+/* "inflight" and "threads" of share-a and share-b in one snapshot of B's /api/ps (-1 when not
+ * listed / absent): the scheduler changes both under one lock, so one response is consistent. */
+static void ps_threads(long long *ia, long long *ta, long long *ib, long long *tb) {
   resp r;
   it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-  *inflight = *threads = -1;
+  *ia = *ta = *ib = *tb = -1;
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(r.json, "models"), i, m) {
-    if (!json_is_string(json_object_get(m, "name")) ||
-        strcmp(json_string_value(json_object_get(m, "name")), model))
-      continue;
-    *inflight = json_integer_value(json_object_get(m, "inflight"));
+    const char *name = json_string_value(json_object_get(m, "name"));
+    bool is_a = name && !strcmp(name, "share-a"), is_b = name && !strcmp(name, "share-b");
+    if (!is_a && !is_b) continue;
     json_t *t = json_object_get(m, "threads");
-    if (json_is_integer(t)) *threads = json_integer_value(t);
+    *(is_a ? ia : ib) = json_integer_value(json_object_get(m, "inflight"));
+    if (json_is_integer(t)) *(is_a ? ta : tb) = json_integer_value(t);
   }
   it_resp_clear(&r);
 }
@@ -86,17 +87,15 @@ static void cpu_share_body(void) {
   long long ia = -1, ta = -1, ib = -1, tb = -1;
   for (int i = 0; i < 100000 && !(ia == 1 && ib == 1);
        i++) { /* bounded: both loaded and streaming */
-    ps_threads("share-a", &ia, &ta);
-    ps_threads("share-b", &ib, &tb);
+    ps_threads(&ia, &ta, &ib, &tb);
   }
   bool both = ia == 1 && ib == 1;
   long long want_sum =
       ncpu > 2 ? ncpu : 2; /* each wants ncpu; together they get the cores, >= 1 each */
   bool shared = ta >= 1 && tb >= 1 && ta + tb == want_sum;
   atomic_store(&a.stop, true); /* a's client leaves: a is cancelled, b has the cores again */
-  long long tb_alone = -1;
-  for (int i = 0; i < 100000 && ia != 0; i++) ps_threads("share-a", &ia, &ta);
-  ps_threads("share-b", &ib, &tb_alone);
+  long long tb_alone = -1, ta_now = -1;
+  for (int i = 0; i < 100000 && ia != 0; i++) ps_threads(&ia, &ta_now, &ib, &tb_alone);
   bool b_still = ib == 1;
   atomic_store(&b.stop, true);
   pthread_join(a.th, NULL);

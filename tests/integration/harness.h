@@ -319,9 +319,9 @@ typedef struct itest_table {
 } itest_table;
 
 /* one per feature file, in the order main.c runs them (the order the tests always ran in) */
-extern const itest_table itest_basics, itest_threads, itest_embed, itest_serving, itest_ops,
-    itest_budget, itest_config, itest_fidelity, itest_vision, itest_asr, itest_speech,
-    itest_audio_models, itest_external, itest_routers, itest_whisper_server, itest_pipelines,
-    itest_qwen3tts;
+extern const itest_table itest_prompt_cache, itest_basics, itest_threads, itest_embed,
+    itest_serving, itest_ops, itest_budget, itest_config, itest_fidelity, itest_vision, itest_asr,
+    itest_speech, itest_audio_models, itest_external, itest_routers, itest_whisper_server,
+    itest_pipelines, itest_qwen3tts;
 
 #endif

@@ -22,17 +22,22 @@
 #include "virtual/pipeline.h"
 #include "virtual/router_decide.h"
 
+/* OpenAI's usage; prompt_tokens_details.cached_tokens: prompt tokens reused from the model's
+ * prompt cache (docs/PROMPT_CACHE.md), not computed again. */
 static json_t *usage_json(const json_t *done) {
   long long p = api_jint(done, "prompt_tokens"), c = api_jint(done, "completion_tokens");
-  return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)p, "completion_tokens",
-                   (json_int_t)c, "total_tokens", (json_int_t)(p + c));
+  return json_pack("{s:I, s:I, s:I, s:{s:I}}", "prompt_tokens", (json_int_t)p, "completion_tokens",
+                   (json_int_t)c, "total_tokens", (json_int_t)(p + c), "prompt_tokens_details",
+                   "cached_tokens", (json_int_t)api_jint(done, "cached_tokens"));
 }
 
 /* The worker's own timings, named as llama-server names them, so a client can tell engine time
  * from the time spent around it. */
 static json_t *timings_json(const json_t *done) {
   json_t *pm = json_object_get(done, "prompt_ms"), *gm = json_object_get(done, "gen_ms");
-  return json_pack("{s:I, s:f, s:I, s:f}", "prompt_n", (json_int_t)api_jint(done, "prompt_tokens"),
+  return json_pack("{s:I, s:I, s:f, s:I, s:f}", "cache_n",
+                   (json_int_t)api_jint(done, "cached_tokens"), "prompt_n",
+                   (json_int_t)(api_jint(done, "prompt_tokens") - api_jint(done, "cached_tokens")),
                    "prompt_ms", json_is_number(pm) ? json_number_value(pm) : 0.0, "predicted_n",
                    (json_int_t)api_jint(done, "completion_tokens"), "predicted_ms",
                    json_is_number(gm) ? json_number_value(gm) : 0.0);
@@ -168,6 +173,13 @@ static json_t *gen_chunk_delta(gen_job *j, const char *text, json_t *sdelta, con
   return c;
 }
 
+/* A generation's done: its tokens and its use of the prompt cache, counted. */
+static void done_metrics(gen_job *j, const json_t *done) {
+  metrics_tokens(j->obs.mt, j->obs.model, api_jint(done, "prompt_tokens"),
+                 api_jint(done, "completion_tokens"));
+  metrics_prompt_cache(j->obs.mt, j->obs.model, api_jint(done, "cached_tokens"));
+}
+
 static json_t *gen_chunk(gen_job *j, const char *text, const char *finish) {
   return gen_chunk_delta(j, text, NULL, finish);
 }
@@ -195,8 +207,7 @@ static relay_rc gen_stream_event(void *job, const ipc_msg *m, sy_buf *out) {
       json_decref(sd);
     if (t && *t) emit(out, gen_chunk(j, t, NULL));
   } else if (strcmp(op, "done") == 0) {
-    metrics_tokens(j->obs.mt, j->obs.model, api_jint(m->hdr, "prompt_tokens"),
-                   api_jint(m->hdr, "completion_tokens"));
+    done_metrics(j, m->hdr);
     emit(out, gen_chunk(j, NULL, finish_reason(m->hdr))); /* carries any log-probabilities left */
     if (j->include_usage) {
       json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:s, s:[], s:o}", "id", j->id, "object",
@@ -277,8 +288,7 @@ static relay_rc gen_whole_event(void *ud, const ipc_msg *m, sy_buf *out) {
                         (json_int_t)j->created, "model", j->model->name, "system_fingerprint",
                         "switchyard", "choices", choice, "usage", usage_json(m->hdr));
     json_object_set_new(w->resp, "timings", timings_json(m->hdr));
-    metrics_tokens(j->obs.mt, j->obs.model, api_jint(m->hdr, "prompt_tokens"),
-                   api_jint(m->hdr, "completion_tokens"));
+    done_metrics(j, m->hdr);
     return RELAY_END;
   } else if (strcmp(op, "error") == 0) {
     api_worker_error(m->hdr, &w->err);

@@ -75,6 +75,8 @@ void metrics_request(metrics *m, int model, metrics_endpoint ep, int status, dou
 void metrics_ttft(metrics *m, int model, double seconds);
 /* Tokens of one finished request (prompt: also embedding inputs). */
 void metrics_tokens(metrics *m, int model, long long prompt, long long generated);
+/* A generation's prompt met the model's prompt cache: cached tokens reused (0: a miss). */
+void metrics_prompt_cache(metrics *m, int model, long long cached);
 /* A request ended early because its client went away. */
 void metrics_cancelled(metrics *m, int model);
 /* A load that ended (ok or failed) after seconds. */

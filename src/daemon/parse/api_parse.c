@@ -666,6 +666,9 @@ int api_parse_generate(const matrix *mx, const api_target *t, const json_t *req,
   bool ignore_eos = false;
   if ((r = opt_bool(req, "ignore_eos", &ignore_eos, err)) < 0) goto fail;
   if (r) json_object_set_new(msg, "ignore_eos", json_boolean(ignore_eos));
+  bool cache_prompt = true; /* llama-server's field: false = decode the whole prompt again */
+  if ((r = opt_bool(req, "cache_prompt", &cache_prompt, err)) < 0) goto fail;
+  if (r) json_object_set_new(msg, "cache_prompt", json_boolean(cache_prompt));
   if (opt_bool(req, "stream", &out->stream, err) < 0) goto fail;
   json_t *so = json_object_get(req, "stream_options");
   if (so && !json_is_null(so)) {

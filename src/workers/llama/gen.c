@@ -9,8 +9,13 @@
  * request gives the same text alone or under load (see gen_step_generate). Text is sent only as
  * complete UTF-8 and never includes (a possible beginning of) a stop string.
  *
- * Must never decode past a sequence's n_ctx cells, leave a finished sequence's KV in the cache,
- * or send anything for an id after its done/error. */
+ * A finished request's KV cells stay in its slot's sequence, with the tokens they hold: the next
+ * request takes the free slot sharing the longest prefix with its prompt and decodes only the rest
+ * (slot_pick.h decides; docs/PROMPT_CACHE.md). In batch-invariant mode only whole prompt chunks
+ * are kept, so an answer is the same with or without the cache.
+ *
+ * Must never decode past a sequence's n_ctx cells, keep a cell whose token is not the prompt's at
+ * that position, or send anything for an id after its done/error. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mtmd-helper.h"
+#include "slot_pick.h"
 #include "utf8.h"
 #include "worker.h"
 
@@ -33,7 +39,8 @@ typedef struct gen_req {
   float temperature, top_p, min_p, presence, frequency, repeat;
   int32_t top_k;
   uint32_t seed;
-  bool ignore_eos; /* never sample end-of-generation tokens (benchmarks) */
+  bool ignore_eos;   /* never sample end-of-generation tokens (benchmarks) */
+  bool cache_prompt; /* may reuse a slot's cached prefix (llama-server's field; default true) */
   char *stop[WK_MAX_STOP];
   size_t stop_len[WK_MAX_STOP];
   int n_stop;
@@ -61,6 +68,12 @@ typedef struct gen_slot {
   uint64_t started;        /* start order, for feeding prompts oldest first */
   bool pad;                /* a throw-away row follows this slot's token in the batch */
   bool stepped;            /* already fed a prompt chunk in this step */
+  /* the prompt cache: cache[0..n_past) are the tokens whose KV cells the sequence holds (while a
+   * request runs and after it ends); n_reusable of them may be kept by the next request */
+  llama_token *cache;
+  int32_t cache_cap, n_cache, n_reusable;
+  int32_t n_kept;     /* cached tokens this request kept (prompt tokens not decoded again) */
+  uint64_t last_used; /* when its last request ended (gen_state.n_ended) */
 } gen_slot;
 
 struct gen_state {
@@ -70,7 +83,9 @@ struct gen_state {
   size_t n_wait;
   struct llama_batch batch;
   int32_t batch_cap;
-  uint64_t n_started;
+  uint64_t n_started, n_ended;
+  bool can_trim;            /* the memory can drop a sequence's suffix (not recurrent/hybrid) */
+  sp_slot *views;           /* what slot_pick sees of each slot (n_slots; filled per decision) */
   bool can_pad;             /* pad lone generation rows (see gen_step_generate and gen_init) */
   llama_logit_bias *no_eog; /* -inf for every end-of-generation token (ignore_eos) */
   int32_t n_no_eog;
@@ -160,6 +175,13 @@ static int gen_parse_params(const json_t *hdr, gen_req *r, char *msg, size_t msg
     return -1;
   }
   r->ignore_eos = json_is_true(ignore_eos);
+
+  const json_t *cache_prompt = json_object_get(hdr, "cache_prompt");
+  if (cache_prompt && !json_is_null(cache_prompt) && !json_is_boolean(cache_prompt)) {
+    snprintf(msg, msg_len, "\"cache_prompt\" must be a boolean");
+    return -1;
+  }
+  r->cache_prompt = !json_is_false(cache_prompt);
 
   const json_t *stop = json_object_get(hdr, "stop");
   size_t n_stop = 0;
@@ -543,10 +565,25 @@ static struct llama_sampler *gen_sampler_new(const worker *w, const gen_state *g
   return c;
 }
 
-/* Free the slot's request and sampler and its sequence's KV cells. */
-static void gen_release(worker *w, gen_slot *s) {
-  int32_t seq = (int32_t)(s - w->gen->slots);
-  llama_memory_seq_rm(llama_get_memory(w->ctx), seq, -1, -1);
+/* Forget the slot's cached tokens and drop its sequence's KV cells. */
+static void gen_cache_clear(worker *w, gen_slot *s) {
+  llama_memory_seq_rm(llama_get_memory(w->ctx), (int32_t)(s - w->gen->slots), -1, -1);
+  s->n_cache = s->n_reusable = 0;
+}
+
+/* Free the slot's request and sampler. With keep, its sequence's KV cells stay as the slot's
+ * cache (a text prompt's tokens and what was generated after them); otherwise (a failure, a
+ * prompt with media, whose cells are not one token each) they are dropped. */
+static void gen_release(worker *w, gen_slot *s, bool keep) {
+  gen_state *g = w->gen;
+  if (keep && s->req->prompt && s->n_cache == s->n_past) {
+    /* batch-invariant: only the prompt chunks cut where a fresh request cuts them */
+    int32_t fed = s->n_fed < s->req->n_prompt ? s->n_fed : s->req->n_prompt;
+    s->n_reusable = w->deterministic ? fed - fed % g->batch_cap : s->n_cache;
+  } else {
+    gen_cache_clear(w, s);
+  }
+  s->last_used = ++g->n_ended;
   if (s->smpl) llama_sampler_free(s->smpl);
   if (s->gs) llama_sampler_free(s->gs);
   free(s->cand);
@@ -619,13 +656,28 @@ static void gen_finish(worker *w, gen_slot *s, const char *reason) {
   double gen_ms = s->t_first > 0 ? now - s->t_first : 0;
   LOG_D("generate %lld: %s after %d+%d tokens (%.1f + %.1f ms)", (long long)s->req->id, reason,
         s->req->n_prompt, s->n_gen, prompt_ms, gen_ms);
-  reply_done(w, s->req->id, reason, s->req->n_prompt, s->n_gen, prompt_ms, gen_ms);
-  gen_release(w, s);
+  reply_usage u = {s->req->n_prompt, s->n_kept, s->n_gen, prompt_ms, gen_ms};
+  reply_done(w, s->req->id, reason, &u);
+  gen_release(w, s, true);
 }
 
 static void gen_fail(worker *w, gen_slot *s, int status, const char *code, const char *msg) {
   wio_error(&w->out, s->req->id, status, code, "%s", msg);
-  gen_release(w, s);
+  gen_release(w, s, false);
+}
+
+/* Token tok was decoded at position s->n_past: note it in the cache (an allocation failure
+ * only makes the cache unusable: n_cache stops following n_past). */
+static void gen_cache_push(gen_slot *s, llama_token tok) {
+  if (s->n_cache != s->n_past) return;
+  if (s->n_cache == s->cache_cap) {
+    int32_t cap = s->cache_cap ? s->cache_cap * 2 : 256;
+    llama_token *c = realloc(s->cache, (size_t)cap * sizeof *c);
+    if (!c) return;
+    s->cache = c;
+    s->cache_cap = cap;
+  }
+  s->cache[s->n_cache++] = tok;
 }
 
 static void gen_on_token(worker *w, gen_slot *s, llama_token tok);
@@ -720,7 +772,32 @@ static int gen_eval_mm(worker *w, gen_slot *s) {
   return 0;
 }
 
-static int gen_start(worker *w, gen_slot *s, gen_req *r) {
+/* Tokens toks[0..n) were decoded at the slot's next positions. */
+static void gen_advance(gen_slot *s, const llama_token *toks, int32_t n) {
+  for (int32_t k = 0; k < n; k++) {
+    gen_cache_push(s, toks[k]);
+    s->n_past++;
+  }
+}
+
+/* Keep the first `keep` cells of the slot's sequence and drop the rest. False (nothing kept is
+ * usable) when the memory refuses to drop the suffix, or a sliding-window cache no longer holds
+ * the cells the next position must see. */
+static bool gen_keep_prefix(worker *w, gen_slot *s, int32_t keep) {
+  llama_memory_t mem = llama_get_memory(w->ctx);
+  int32_t seq = (int32_t)(s - w->gen->slots);
+  if (!llama_memory_seq_rm(mem, seq, keep, -1)) return false;
+  int32_t n_swa = llama_model_n_swa(w->model);
+  if (n_swa > 0) {
+    llama_pos lo = llama_memory_seq_pos_min(mem, seq);
+    if (lo < 0 || lo > (keep > n_swa ? keep - n_swa : 0)) return false;
+  }
+  s->n_cache = keep;
+  return true;
+}
+
+/* Start request r on free slot s, keeping `keep` of the slot's cached tokens (slot_pick.h). */
+static int gen_start(worker *w, gen_slot *s, gen_req *r, int32_t keep) {
   s->req = r;
   int32_t n_vocab = llama_vocab_n_tokens(w->vocab);
   s->smpl = gen_sampler_new(w, w->gen, r, n_vocab, &s->gs);
@@ -728,7 +805,13 @@ static int gen_start(worker *w, gen_slot *s, gen_req *r) {
     llama_sampler_free(s->smpl);
     s->smpl = NULL;
   }
-  s->n_past = s->n_fed = s->n_gen = 0;
+  s->n_kept = 0;
+  if (keep > 0 && r->prompt && gen_keep_prefix(w, s, keep))
+    s->n_kept = keep;
+  else
+    gen_cache_clear(w, s);
+  s->n_past = s->n_fed = s->n_kept;
+  s->n_gen = 0;
   s->generating = false;
   s->out_len = 0;
   s->i_batch = -1;
@@ -743,10 +826,8 @@ static int gen_start(worker *w, gen_slot *s, gen_req *r) {
       gen_fail(w, s, 500, "out_of_memory", "could not create the sampler");
     return -1;
   }
-  /* The sequence should be empty already; make sure. */
-  int32_t seq = (int32_t)(s - w->gen->slots);
-  llama_memory_seq_rm(llama_get_memory(w->ctx), seq, -1, -1);
-  LOG_D("generate %lld: started on slot %d", (long long)r->id, (int)seq);
+  LOG_D("generate %lld: started on slot %d, %d of %d prompt tokens cached", (long long)r->id,
+        (int)(s - w->gen->slots), s->n_kept, r->n_prompt);
   if (r->mm) return gen_eval_mm(w, s);
   return 0;
 }
@@ -930,7 +1011,7 @@ static void gen_step_generate(worker *w) {
   for (int32_t i = 0; i < g->n_slots; i++) {
     gen_slot *s = &g->slots[i];
     if (!s->req || s->n_in_batch == 0) continue;
-    s->n_past += 1;
+    gen_advance(s, &s->next, 1);
     gen_on_token(w, s, gen_sample(w, s, s->i_batch));
   }
 }
@@ -946,8 +1027,8 @@ static void gen_step_prompt(worker *w, gen_slot *s) {
   s->i_batch = -1;
   int32_t take = gen_add_prompt_chunk(g, s, g->batch_cap);
   if (gen_decode(w) != 0) return;
+  gen_advance(s, s->req->prompt + s->n_fed, take);
   s->n_fed += take;
-  s->n_past += take;
   if (s->i_batch >= 0) gen_on_token(w, s, gen_sample(w, s, s->i_batch));
   s->n_in_batch = 0;
 }
@@ -993,27 +1074,42 @@ static void gen_step_mixed(worker *w) {
     s = &g->slots[i];
     if (!s->req || s->n_in_batch == 0) continue;
     if (s->generating) {
-      s->n_past += 1;
+      gen_advance(s, &s->next, 1);
     } else {
+      gen_advance(s, s->req->prompt + s->n_fed, s->n_in_batch);
       s->n_fed += s->n_in_batch;
-      s->n_past += s->n_in_batch;
     }
     s->n_in_batch = 0;
     if (s->i_batch >= 0) gen_on_token(w, s, gen_sample(w, s, s->i_batch));
   }
 }
 
+/* The free slot request r takes and the cached tokens it keeps (slot_pick.h); -1 when all are
+ * busy. */
+static int gen_pick_slot(const worker *w, const gen_req *r, int32_t *keep) {
+  const gen_state *g = w->gen;
+  sp_slot *v = g->views;
+  for (int32_t i = 0; i < g->n_slots; i++) {
+    const gen_slot *s = &g->slots[i];
+    v[i] = (sp_slot){s->req != NULL, s->cache, s->n_cache, s->n_reusable, s->last_used};
+  }
+  return sp_pick(v, g->n_slots, r->prompt, r->n_prompt, w->deterministic ? g->batch_cap : 1,
+                 g->can_trim, r->cache_prompt && r->prompt, keep);
+}
+
 void gen_step(worker *w) {
   gen_state *g = w->gen;
-  /* Start waiting requests on free slots, oldest first. */
-  for (int32_t i = 0; i < g->n_slots && g->wait_head; i++) {
-    if (g->slots[i].req) continue;
+  /* Start waiting requests, oldest first, each on the free slot whose cache it shares most of. */
+  while (g->wait_head) {
     gen_req *r = g->wait_head;
+    int32_t keep = 0;
+    int i = gen_pick_slot(w, r, &keep);
+    if (i < 0) break;
     g->wait_head = r->next;
     if (!g->wait_head) g->wait_tail = NULL;
     g->n_wait--;
     r->next = NULL;
-    gen_start(w, &g->slots[i], r);
+    gen_start(w, &g->slots[i], r, keep);
   }
   if (!w->deterministic) {
     gen_step_mixed(w);
@@ -1053,7 +1149,8 @@ void gen_cancel(worker *w, wio_id id) {
       for (gen_req *q = g->wait_head; q; q = q->next) g->wait_tail = q;
     }
     g->n_wait--;
-    reply_done(w, id, "cancelled", r->n_prompt, 0, 0, 0);
+    reply_usage u = {r->n_prompt, 0, 0, 0, 0};
+    reply_done(w, id, "cancelled", &u);
     gen_req_free(r);
     return;
   }
@@ -1074,6 +1171,7 @@ int gen_init(worker *w) {
   if (!g) return -1;
   g->n_slots = w->n_parallel;
   g->slots = calloc((size_t)g->n_slots, sizeof *g->slots);
+  g->views = calloc((size_t)g->n_slots, sizeof *g->views);
   g->batch_cap = w->n_batch;
   g->batch = llama_batch_init(g->batch_cap, 0, 1);
   /* Padding makes results batch-invariant only where every matmul row runs the same code
@@ -1087,9 +1185,10 @@ int gen_init(worker *w) {
       ft == LLAMA_FTYPE_ALL_F32 || ft == LLAMA_FTYPE_MOSTLY_F16 || ft == LLAMA_FTYPE_MOSTLY_BF16;
   g->can_pad = w->deterministic && float_weights && !w->gpu_offload &&
                !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
+  g->can_trim = !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
   LOG_D("generation rows %s padded", g->can_pad ? "are" : "are not");
   w->gen = g;
-  if (!g->slots || !g->batch.token) return -1;
+  if (!g->slots || !g->views || !g->batch.token) return -1;
   for (int32_t i = 0; i < g->n_slots; i++) g->slots[i].i_batch = -1;
   int32_t n_vocab = llama_vocab_n_tokens(w->vocab);
   for (int32_t t = 0; t < n_vocab; t++)
@@ -1108,10 +1207,12 @@ void gen_free(worker *w) {
   gen_state *g = w->gen;
   if (!g) return;
   for (int32_t i = 0; g->slots && i < g->n_slots; i++) {
-    if (g->slots[i].req) gen_release(w, &g->slots[i]);
+    if (g->slots[i].req) gen_release(w, &g->slots[i], false);
     free(g->slots[i].out);
+    free(g->slots[i].cache);
   }
   free(g->slots);
+  free(g->views);
   while (g->wait_head) {
     gen_req *r = g->wait_head;
     g->wait_head = r->next;

@@ -22,12 +22,12 @@ void reply_delta_obj(worker *w, wio_id id, json_t *delta) {
            0);
 }
 
-void reply_done(worker *w, wio_id id, const char *finish_reason, int32_t prompt_tokens,
-                int32_t completion_tokens, double prompt_ms, double gen_ms) {
-  json_t *hdr = json_pack("{s:s, s:I, s:s, s:i, s:i, s:f, s:f}", "op", "done", "id", (json_int_t)id,
-                          "finish_reason", finish_reason, "prompt_tokens", (int)prompt_tokens,
-                          "completion_tokens", (int)completion_tokens, "prompt_ms", prompt_ms,
-                          "gen_ms", gen_ms);
+void reply_done(worker *w, wio_id id, const char *finish_reason, const reply_usage *u) {
+  json_t *hdr =
+      json_pack("{s:s, s:I, s:s, s:i, s:i, s:i, s:f, s:f}", "op", "done", "id", (json_int_t)id,
+                "finish_reason", finish_reason, "prompt_tokens", (int)u->prompt_tokens,
+                "cached_tokens", (int)u->cached_tokens, "completion_tokens",
+                (int)u->completion_tokens, "prompt_ms", u->prompt_ms, "gen_ms", u->gen_ms);
   wio_send(&w->out, hdr, NULL, 0);
 }
 

@@ -141,8 +141,13 @@ int tok_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t 
 void reply_delta(worker *w, wio_id id, const char *text, size_t len);
 /* A structured delta (OpenAI's {"reasoning_content"} or {"tool_calls"}; stolen). */
 void reply_delta_obj(worker *w, wio_id id, json_t *delta);
-void reply_done(worker *w, wio_id id, const char *finish_reason, int32_t prompt_tokens,
-                int32_t completion_tokens, double prompt_ms, double gen_ms);
+/* What a generate's done reports: prompt tokens (cached_tokens of them reused from the slot's
+ * cache, not decoded again), generated tokens, and the time of each phase. */
+typedef struct reply_usage {
+  int32_t prompt_tokens, cached_tokens, completion_tokens;
+  double prompt_ms, gen_ms;
+} reply_usage;
+void reply_done(worker *w, wio_id id, const char *finish_reason, const reply_usage *u);
 void reply_embeddings(worker *w, wio_id id, int32_t n, int32_t dim, int64_t prompt_tokens,
                       const float *data);
 

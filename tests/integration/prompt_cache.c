@@ -1,0 +1,207 @@
+/* prompt_cache.c — prompt-prefix reuse (docs/PROMPT_CACHE.md) on daemon B with tiny-qwen2:
+ *   - exact counts: a prompt extending the last one keeps all of its tokens; the same prompt again
+ *     keeps all but its last; two conversations on two slots each come back to their own slot;
+ *     cache_prompt: false keeps nothing;
+ *   - batch-invariant mode keeps whole chunks only (multiples of `batch`), and a multi-turn chat
+ *     answers exactly as it does without the cache (greedy);
+ *   - the counts reach usage.prompt_tokens_details.cached_tokens, timings.cache_n and /metrics.
+ * Prompts end with "." and go on with " word": the tokenizer never merges across that boundary,
+ * so the shared prefix is the first prompt's tokens exactly. Texts are compared only between
+ * requests on the same model, settings and path (greedy): never against fixed strings. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define PC_BATCH 32 /* the batch-invariant model's batch: what it keeps is a multiple of it */
+
+/* A text of about n words ending with "." (word k of a fixed list; salt changes them). */
+static void pc_text(char *out, size_t cap, int n, int salt) {
+  static const char *const words[] = {"river", "stone", "light", "garden", "window", "paper",
+                                      "music", "orange", "silver", "forest", "market", "winter"};
+  size_t len = 0;
+  out[0] = 0;
+  for (int k = 0; k < n && len + 16 < cap; k++)
+    len += (size_t)snprintf(out + len, cap - len, "%s%s", k ? " " : "",
+                            words[(size_t)(k * 7 + salt) % (sizeof words / sizeof *words)]);
+  snprintf(out + len, cap - len, ".");
+}
+
+typedef struct pc_out {
+  long status;
+  long long prompt, cached, cache_n;
+  char text[512];
+} pc_out;
+
+/* A greedy completion on B: prompt, max_tokens, cache_prompt (-1: not sent). */
+static pc_out pc_complete(const char *model, const char *prompt, int max_tokens, int cache) {
+  json_t *q = json_pack("{s:s, s:s, s:i, s:f}", "model", model, "prompt", prompt, "max_tokens",
+                        max_tokens, "temperature", 0.0);
+  if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
+  char *body = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  resp r;
+  it_http_do(&B, "POST", "/v1/completions", body, &r, NULL);
+  free(body);
+  pc_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
+              it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
+              it_jnum(r.json, "timings.cache_n"), ""};
+  const json_t *t = json_object_get(json_array_get(json_object_get(r.json, "choices"), 0), "text");
+  snprintf(o.text, sizeof o.text, "%s", json_is_string(t) ? json_string_value(t) : "(none)");
+  it_resp_clear(&r);
+  return o;
+}
+
+/* A greedy chat turn on B: messages (borrowed), answer appended to them by the caller. */
+static pc_out pc_chat(const char *model, json_t *messages, int cache) {
+  json_t *q = json_pack("{s:s, s:O, s:i, s:f}", "model", model, "messages", messages,
+                        "max_tokens", 12, "temperature", 0.0);
+  if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
+  char *body = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  resp r;
+  it_http_do(&B, "POST", "/v1/chat/completions", body, &r, NULL);
+  free(body);
+  pc_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
+              it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
+              it_jnum(r.json, "timings.cache_n"), ""};
+  const char *t = it_jstr(r.json, "choices.0.message.content");
+  snprintf(o.text, sizeof o.text, "%s", t ? t : "(none)");
+  it_resp_clear(&r);
+  return o;
+}
+
+static void exact_body(void) {
+  char p1[2048], p2[4096], p3[2048], q1[4096];
+  pc_text(p1, sizeof p1, 60, 0);
+  snprintf(p2, sizeof p2, "%s", p1);
+  pc_text(p2 + strlen(p1) + 1, sizeof p2 - strlen(p1) - 1, 20, 3);
+  p2[strlen(p1)] = ' ';
+  pc_text(p3, sizeof p3, 50, 5); /* another conversation */
+  snprintf(q1, sizeof q1, "%s", p3);
+  pc_text(q1 + strlen(p3) + 1, sizeof q1 - strlen(p3) - 1, 10, 1);
+  q1[strlen(p3)] = ' ';
+
+  /* max_tokens 1: the one sampled token is never decoded, so the cache is the prompt exactly */
+  pc_out a1 = pc_complete("pc-fast", p1, 1, -1);
+  CHECK(a1.status == 200 && a1.prompt > 0, "first prompt: %ld, %lld tokens", a1.status, a1.prompt);
+  CHECK(a1.cached == 0 && a1.cache_n == 0, "a fresh slot keeps nothing: cached %lld, cache_n %lld",
+        a1.cached, a1.cache_n);
+  pc_out b1 = pc_complete("pc-fast", p3, 1, -1); /* the other slot (the first keeps p1) */
+  CHECK(b1.status == 200 && b1.cached == 0, "another conversation: %ld, cached %lld", b1.status,
+        b1.cached);
+  pc_out a2 = pc_complete("pc-fast", p2, 1, -1);
+  CHECK(a2.status == 200 && a2.cached == a1.prompt && a2.prompt > a1.prompt,
+        "a prompt extending the first keeps all %lld of its tokens: cached %lld of %lld",
+        a1.prompt, a2.cached, a2.prompt);
+  CHECK(a2.cache_n == a2.cached, "timings.cache_n %lld = cached_tokens %lld", a2.cache_n,
+        a2.cached);
+  pc_out b2 = pc_complete("pc-fast", q1, 1, -1);
+  CHECK(b2.status == 200 && b2.cached == b1.prompt,
+        "the other conversation finds its own slot: cached %lld (its last prompt: %lld)",
+        b2.cached, b1.prompt);
+  pc_out a3 = pc_complete("pc-fast", p2, 1, -1);
+  CHECK(a3.status == 200 && a3.cached == a2.prompt - 1,
+        "the same prompt again keeps all but its last token: cached %lld of %lld", a3.cached,
+        a3.prompt);
+  pc_out a4 = pc_complete("pc-fast", p2, 1, 0);
+  CHECK(a4.status == 200 && a4.cached == 0, "cache_prompt false keeps nothing: cached %lld",
+        a4.cached);
+
+  resp r;
+  it_http_do(&B, "GET", "/metrics", NULL, &r, NULL);
+  const char *m = r.body.data ? r.body.data : "";
+  double tokens = it_metric(m, "switchyard_prompt_cached_tokens_total{model=\"pc-fast\"}");
+  double hits = it_metric(m, "switchyard_prompt_cache_hits_total{model=\"pc-fast\"}");
+  double misses = it_metric(m, "switchyard_prompt_cache_misses_total{model=\"pc-fast\"}");
+  CHECK(tokens == (double)(a2.cached + b2.cached + a3.cached) && hits == 3 && misses == 3,
+        "/metrics: cached tokens %.0f (want %lld), hits %.0f (3), misses %.0f (3)", tokens,
+        a2.cached + b2.cached + a3.cached, hits, misses);
+  it_resp_clear(&r);
+
+  /* bad input: the field's own error */
+  resp e;
+  it_http_do(&B, "POST", "/v1/completions",
+             "{\"model\":\"pc-fast\",\"prompt\":\"x\",\"cache_prompt\":\"yes\"}", &e, NULL);
+  CHECK(it_is_error(&e, 400, "invalid_type") && it_str_is(it_jstr(e.json, "error.param"),
+                                                           "cache_prompt"),
+        "cache_prompt \"yes\": %ld %s", e.status, e.body.data ? e.body.data : "");
+  it_resp_clear(&e);
+}
+
+static void invariant_body(void) {
+  char p1[4096], p2[8192];
+  pc_text(p1, sizeof p1, 150, 2);
+  snprintf(p2, sizeof p2, "%s", p1);
+  pc_text(p2 + strlen(p1) + 1, sizeof p2 - strlen(p1) - 1, 40, 4);
+  p2[strlen(p1)] = ' ';
+  pc_out a1 = pc_complete("pc-det", p1, 6, -1);
+  pc_out a2 = pc_complete("pc-det", p2, 6, -1);
+  pc_out ref = pc_complete("pc-det", p2, 6, 0);
+  long long want = a1.prompt - a1.prompt % PC_BATCH;
+  CHECK(a1.status == 200 && a2.status == 200 && ref.status == 200, "answers: %ld %ld %ld",
+        a1.status, a2.status, ref.status);
+  CHECK(a2.cached == want && want > 0,
+        "batch-invariant: whole chunks of %d of the first prompt's %lld tokens: cached %lld "
+        "(want %lld)",
+        PC_BATCH, a1.prompt, a2.cached, want);
+  CHECK(ref.cached == 0 && !strcmp(a2.text, ref.text),
+        "with and without the cache the same answer: \"%.200s\" vs \"%.200s\"", a2.text, ref.text);
+
+  /* a conversation: every turn answers as it does without the cache */
+  json_t *with = json_array(), *without = json_array();
+  char sys[4096];
+  pc_text(sys, sizeof sys, 120, 6);
+  json_array_append_new(with, json_pack("{s:s, s:s}", "role", "system", "content", sys));
+  json_array_append_new(without, json_pack("{s:s, s:s}", "role", "system", "content", sys));
+  long long reused = 0;
+  for (int turn = 0; turn < 3; turn++) {
+    char user[256];
+    pc_text(user, sizeof user, 8, turn);
+    json_array_append_new(with, json_pack("{s:s, s:s}", "role", "user", "content", user));
+    json_array_append_new(without, json_pack("{s:s, s:s}", "role", "user", "content", user));
+    pc_out c = pc_chat("pc-det", with, -1), n = pc_chat("pc-det", without, 0);
+    CHECK(c.status == 200 && n.status == 200, "turn %d: %ld %ld", turn, c.status, n.status);
+    CHECK(!strcmp(c.text, n.text), "turn %d: with the cache \"%.200s\", without \"%.200s\"", turn, c.text,
+          n.text);
+    CHECK(c.cached % PC_BATCH == 0 && c.cached < c.prompt && n.cached == 0,
+          "turn %d: cached %lld of %lld (whole chunks), without: %lld", turn, c.cached, c.prompt,
+          n.cached);
+    if (turn > 0) reused += c.cached;
+    json_array_append_new(with, json_pack("{s:s, s:s}", "role", "assistant", "content", c.text));
+    json_array_append_new(without, json_pack("{s:s, s:s}", "role", "assistant", "content", n.text));
+  }
+  CHECK(reused > 0, "later turns reuse the conversation's prefix (%lld tokens)", reused);
+  json_decref(with);
+  json_decref(without);
+}
+
+static void t_prompt_cache(void) {
+  char y[1024];
+  snprintf(y, sizeof y,
+           "log_level: warn\nmodels:\n"
+           "  - {name: pc-fast, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 2, "
+           "gpu_layers: 0}\n"
+           "  - {name: pc-det, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 2, batch: %d, "
+           "deterministic: true, gpu_layers: 0}\n",
+           it_models_dir, it_models_dir, PC_BATCH);
+  it_with_own_daemon("prompt_cache", y, exact_body);
+}
+
+static void t_prompt_cache_invariant(void) {
+  char y[1024];
+  snprintf(y, sizeof y,
+           "log_level: warn\nmodels:\n"
+           "  - {name: pc-det, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 2, batch: %d, "
+           "deterministic: true, gpu_layers: 0}\n",
+           it_models_dir, PC_BATCH);
+  it_with_own_daemon("prompt_cache_invariant", y, invariant_body);
+}
+
+static const it_test tests[] = {
+    {"prompt_cache", t_prompt_cache, false},
+    {"prompt_cache_invariant", t_prompt_cache_invariant, false},
+};
+const itest_table itest_prompt_cache = {"prompt_cache", tests, sizeof tests / sizeof *tests};

@@ -19,7 +19,7 @@
 
 /* A text of about n words ending with "." (word k of a fixed list; salt changes them). */
 static void pc_text(char *out, size_t cap, int n, int salt) {
-  static const char *const words[] = {"river", "stone", "light", "garden", "window", "paper",
+  static const char *const words[] = {"river", "stone",  "light",  "garden", "window", "paper",
                                       "music", "orange", "silver", "forest", "market", "winter"};
   size_t len = 0;
   out[0] = 0;
@@ -56,8 +56,8 @@ static pc_out pc_complete(const char *model, const char *prompt, int max_tokens,
 
 /* A greedy chat turn on B: messages (borrowed), answer appended to them by the caller. */
 static pc_out pc_chat(const char *model, json_t *messages, int cache) {
-  json_t *q = json_pack("{s:s, s:O, s:i, s:f}", "model", model, "messages", messages,
-                        "max_tokens", 12, "temperature", 0.0);
+  json_t *q = json_pack("{s:s, s:O, s:i, s:f}", "model", model, "messages", messages, "max_tokens",
+                        12, "temperature", 0.0);
   if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
   char *body = json_dumps(q, JSON_COMPACT);
   json_decref(q);
@@ -94,14 +94,14 @@ static void exact_body(void) {
         b1.cached);
   pc_out a2 = pc_complete("pc-fast", p2, 1, -1);
   CHECK(a2.status == 200 && a2.cached == a1.prompt && a2.prompt > a1.prompt,
-        "a prompt extending the first keeps all %lld of its tokens: cached %lld of %lld",
-        a1.prompt, a2.cached, a2.prompt);
+        "a prompt extending the first keeps all %lld of its tokens: cached %lld of %lld", a1.prompt,
+        a2.cached, a2.prompt);
   CHECK(a2.cache_n == a2.cached, "timings.cache_n %lld = cached_tokens %lld", a2.cache_n,
         a2.cached);
   pc_out b2 = pc_complete("pc-fast", q1, 1, -1);
   CHECK(b2.status == 200 && b2.cached == b1.prompt,
-        "the other conversation finds its own slot: cached %lld (its last prompt: %lld)",
-        b2.cached, b1.prompt);
+        "the other conversation finds its own slot: cached %lld (its last prompt: %lld)", b2.cached,
+        b1.prompt);
   pc_out a3 = pc_complete("pc-fast", p2, 1, -1);
   CHECK(a3.status == 200 && a3.cached == a2.prompt - 1,
         "the same prompt again keeps all but its last token: cached %lld of %lld", a3.cached,
@@ -125,8 +125,8 @@ static void exact_body(void) {
   resp e;
   it_http_do(&B, "POST", "/v1/completions",
              "{\"model\":\"pc-fast\",\"prompt\":\"x\",\"cache_prompt\":\"yes\"}", &e, NULL);
-  CHECK(it_is_error(&e, 400, "invalid_type") && it_str_is(it_jstr(e.json, "error.param"),
-                                                           "cache_prompt"),
+  CHECK(it_is_error(&e, 400, "invalid_type") &&
+            it_str_is(it_jstr(e.json, "error.param"), "cache_prompt"),
         "cache_prompt \"yes\": %ld %s", e.status, e.body.data ? e.body.data : "");
   it_resp_clear(&e);
 }
@@ -164,8 +164,8 @@ static void invariant_body(void) {
     json_array_append_new(without, json_pack("{s:s, s:s}", "role", "user", "content", user));
     pc_out c = pc_chat("pc-det", with, -1), n = pc_chat("pc-det", without, 0);
     CHECK(c.status == 200 && n.status == 200, "turn %d: %ld %ld", turn, c.status, n.status);
-    CHECK(!strcmp(c.text, n.text), "turn %d: with the cache \"%.200s\", without \"%.200s\"", turn, c.text,
-          n.text);
+    CHECK(!strcmp(c.text, n.text), "turn %d: with the cache \"%.200s\", without \"%.200s\"", turn,
+          c.text, n.text);
     CHECK(c.cached % PC_BATCH == 0 && c.cached < c.prompt && n.cached == 0,
           "turn %d: cached %lld of %lld (whole chunks), without: %lld", turn, c.cached, c.prompt,
           n.cached);

@@ -111,8 +111,8 @@ static void test_pick_all(void **st) {
                 for (int k = 0; k < 2; k++) {
                   if (s[k].busy) continue;
                   int32_t m = sp_common_prefix(s[k].tokens, s[k].n_tokens, p, np);
-                  int32_t kk = use ? ref_keep(m, s[k].n_tokens, s[k].n_reusable, np, align, trim)
-                                   : 0;
+                  int32_t kk =
+                      use ? ref_keep(m, s[k].n_tokens, s[k].n_reusable, np, align, trim) : 0;
                   if (want < 0 || kk > want_keep ||
                       (kk == want_keep && s[k].last_used < s[want].last_used)) {
                     want = k;

@@ -364,7 +364,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->log_level = SY_LOG_INFO;
   m->builtin_voice = true;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};
-  l.defaults = (opts){UNSET, UNSET, UNSET, UNSET, UNSET, UNSET};
+  l.defaults = OPTS_UNSET;
 
   if (config_path) {
     char real[PATH_MAX];

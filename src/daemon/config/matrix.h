@@ -65,18 +65,21 @@ typedef struct matrix_model {
   size_t n_aliases;
   char *file; /* absolute path of the GGUF */
   enum matrix_engine engine;
-  unsigned caps;           /* MATRIX_CAP_* (from the config, else from the GGUF's metadata) */
-  int context;             /* tokens per request (per sequence) */
-  int parallel;            /* sequences served at once */
-  int keep_alive_s;        /* seconds idle before unload; 0 = unload when idle; -1 = never */
-  int threads;             /* 0 = let the worker choose */
-  int batch;               /* n_batch */
-  int gpu_layers;          /* -1 = all */
-  char *pooling;           /* NULL = the model's own; else mean|cls|last|none|rank */
-  bool deterministic;      /* batch-invariant generation (slower under load); default false */
-  bool pin;                /* load at start, never evict */
-  bool preload;            /* load at start, may be evicted */
-  int priority;            /* higher = evicted later; default 0 */
+  unsigned caps;              /* MATRIX_CAP_* (from the config, else from the GGUF's metadata) */
+  int context;                /* tokens per request (per sequence) */
+  int parallel;               /* sequences served at once */
+  int keep_alive_s;           /* seconds idle before unload; 0 = unload when idle; -1 = never */
+  int threads;                /* 0 = let the worker choose */
+  int batch;                  /* n_batch */
+  int gpu_layers;             /* -1 = all */
+  long long prompt_cache_ram; /* bytes of saved prompt states it may keep in RAM (0 = none), counted
+                                 in the budget while there is room and shrunk before any eviction
+                                 (docs/PROMPT_CACHE.md) */
+  char *pooling;              /* NULL = the model's own; else mean|cls|last|none|rank */
+  bool deterministic;         /* batch-invariant generation (slower under load); default false */
+  bool pin;                   /* load at start, never evict */
+  bool preload;               /* load at start, may be evicted */
+  int priority;               /* higher = evicted later; default 0 */
   int max_queue;           /* requests that may wait for this model (loading / room); default 64 */
   bool request_keep_alive; /* a request's "keep_alive" may override keep_alive_s; default false */
   char *chat_template;     /* NULL = the GGUF's; else a llama.cpp built-in name or a template */

@@ -111,7 +111,7 @@ int mx_discover(matrix *m, const opts *dflt, char *err, size_t errlen) {
     matrix_model *mm = &found[n_found];
     memset(mm, 0, sizeof *mm);
     n_found++;
-    static const opts none = {UNSET, UNSET, UNSET, UNSET, UNSET, UNSET};
+    static const opts none = OPTS_UNSET;
     if (!(mm->name = strdup(name)) || !(mm->source = strdup(real)) ||
         mx_model_finish(mm, &none, dflt, &gi, real, (long long)st.st_size))
       goto oom;

@@ -19,8 +19,9 @@
 #include "config/matrix.h"
 
 #define MATRIX_MAX_MODELS 4096
-#define NAME_MAX_LEN 128 /* a model, alias, router or pipeline name */
-#define UNSET INT_MIN    /* a setting not given */
+#define NAME_MAX_LEN 128     /* a model, alias, router or pipeline name */
+#define UNSET INT_MIN        /* a setting not given */
+#define UNSET_SIZE LLONG_MIN /* a size (MX_SIZE) not given */
 
 /* ---- model settings: bounds and built-in defaults (docs/CONFIG.md "models") ----------------- */
 
@@ -46,13 +47,17 @@
 #define MATRIX_MIN_MAX_QUEUE 0
 #define MATRIX_MAX_MAX_QUEUE 100000
 #define MATRIX_DEFAULT_MAX_QUEUE 64
+#define MATRIX_MAX_PROMPT_CACHE (1LL << 50) /* bytes of a model's prompt cache in RAM */
+#define MATRIX_DEFAULT_PROMPT_CACHE_RAM (1LL << 30)
 
 /* Per-model settings as written (the "defaults" section, or a model's own keys); UNSET where not
  * given. */
 typedef struct opts {
   int context, parallel, keep_alive, threads, batch, gpu_layers;
+  long long prompt_cache_ram; /* UNSET_SIZE where not given */
 } opts;
-enum { O_CONTEXT, O_PARALLEL, O_KEEP_ALIVE, O_THREADS, O_BATCH, O_GPU_LAYERS, O_N };
+enum { O_CONTEXT, O_PARALLEL, O_KEEP_ALIVE, O_THREADS, O_BATCH, O_GPU_LAYERS, O_CACHE_RAM, O_N };
+#define OPTS_UNSET ((opts){UNSET, UNSET, UNSET, UNSET, UNSET, UNSET, UNSET_SIZE})
 
 /* One config load: the file being read and the matrix being filled. */
 typedef struct loader {
@@ -122,6 +127,8 @@ typedef enum mx_key_type {
   MX_BOOL,     /* true or false → bool */
   MX_INT,      /* an integer in lo..hi → int */
   MX_DURATION, /* seconds, or a number with s, m or h (-1..INT_MAX seconds) → int */
+  MX_SIZE,     /* bytes, or a number with KiB, MiB, GiB... in lo..hi → long long (absent:
+                  UNSET_SIZE when dflt is UNSET, else dflt) */
   MX_STRING,   /* a non-empty string → char * (owned) */
   MX_ENUM,     /* one of choices → int (its index) */
   MX_ENUM_STR, /* one of choices → char * (an owned copy) */

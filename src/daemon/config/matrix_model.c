@@ -123,6 +123,9 @@ int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const
   mm->threads = pick(given->threads, dflt->threads, MATRIX_DEFAULT_THREADS);
   mm->batch = pick(given->batch, dflt->batch, MATRIX_DEFAULT_BATCH);
   mm->gpu_layers = pick(given->gpu_layers, dflt->gpu_layers, MATRIX_DEFAULT_GPU_LAYERS);
+  mm->prompt_cache_ram = given->prompt_cache_ram != UNSET_SIZE  ? given->prompt_cache_ram
+                         : dflt->prompt_cache_ram != UNSET_SIZE ? dflt->prompt_cache_ram
+                                                                : MATRIX_DEFAULT_PROMPT_CACHE_RAM;
   mm->engine = MATRIX_ENGINE_LLAMA;
   return 0;
 }
@@ -425,7 +428,10 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
   [(f) + O_BATCH] = {.name = "batch", .off = (b) + offsetof(opts, batch),                      \
       .type = MX_INT, .lo = MATRIX_MIN_BATCH, .hi = MATRIX_MAX_BATCH, .dflt = UNSET},          \
   [(f) + O_GPU_LAYERS] = {.name = "gpu_layers", .off = (b) + offsetof(opts, gpu_layers),       \
-      .type = MX_INT, .lo = MATRIX_MIN_GPU_LAYERS, .hi = MATRIX_MAX_GPU_LAYERS, .dflt = UNSET}
+      .type = MX_INT, .lo = MATRIX_MIN_GPU_LAYERS, .hi = MATRIX_MAX_GPU_LAYERS, .dflt = UNSET}, \
+  [(f) + O_CACHE_RAM] = {.name = "prompt_cache_ram",                                           \
+      .off = (b) + offsetof(opts, prompt_cache_ram), .type = MX_SIZE, .lo = 0,                 \
+      .hi = MATRIX_MAX_PROMPT_CACHE, .dflt = UNSET}
 /* clang-format on */
 
 const mx_key mx_opt_keys[O_N] = {OPT_ROWS(0, 0)};

@@ -296,6 +296,9 @@ static void key_default(const mx_key *k, void *dst) {
     case MX_ENUM:
       *(int *)dst = k->dflt;
       break;
+    case MX_SIZE:
+      *(long long *)dst = k->dflt == UNSET ? UNSET_SIZE : k->dflt;
+      break;
     case MX_STRING:
     case MX_ENUM_STR:
     case MX_CUSTOM:
@@ -315,6 +318,8 @@ static int key_read(loader *l, const mx_key *k, const yaml_node_t *v, const char
       return mx_want_int(l, v, path, (int)k->lo, (int)k->hi, dst);
     case MX_DURATION:
       return mx_want_duration(l, v, path, dst);
+    case MX_SIZE:
+      return mx_want_size(l, v, path, k->lo, k->hi, dst);
     case MX_STRING:
       return mx_want_str_dup(l, v, path, dst);
     case MX_ENUM:

@@ -70,6 +70,8 @@ struct worker {
   int stop_grace_ms;
   char tail[4][240]; /* its last output lines (guarded by mu), for load errors */
   unsigned tail_next;
+  atomic_llong cache_bytes; /* its prompt cache in RAM, as its last "cache" frame said */
+  atomic_int cache_entries;
 };
 
 /* "progress" is not terminal: it may come many times for id 0 before "ready". */
@@ -203,6 +205,17 @@ void worker_set_threads(worker *w, int n) {
   if (m) ipc_send_steal(&w->chan, m, NULL, 0);
 }
 
+void worker_set_cache_limit(worker *w, long long bytes) {
+  if (!w || w->external || bytes < 0) return;
+  json_t *m = json_pack("{s:s, s:I}", "op", "cache_limit", "bytes", (json_int_t)bytes);
+  if (m) ipc_send_steal(&w->chan, m, NULL, 0);
+}
+
+long long worker_cache_bytes(const worker *w, int *entries) {
+  if (entries) *entries = w ? atomic_load(&w->cache_entries) : 0;
+  return w ? atomic_load(&w->cache_bytes) : 0;
+}
+
 void wreq_free(wreq *r) {
   if (!r) return;
   wreq_cancel(r);
@@ -265,6 +278,15 @@ static void *reader_main(void *arg) {
     }
     json_t *jid = json_object_get(m.hdr, "id");
     long long id = json_is_integer(jid) ? (long long)json_integer_value(jid) : 0;
+    if (id == 0 && strcmp(ipc_op(&m), "cache") == 0) { /* its prompt cache's size, unasked */
+      json_t *b = json_object_get(m.hdr, "bytes"), *e = json_object_get(m.hdr, "entries");
+      if (json_is_integer(b) && json_integer_value(b) >= 0)
+        atomic_store(&w->cache_bytes, (long long)json_integer_value(b));
+      if (json_is_integer(e) && json_integer_value(e) >= 0 && json_integer_value(e) <= INT_MAX)
+        atomic_store(&w->cache_entries, (int)json_integer_value(e));
+      ipc_msg_clear(&m);
+      continue;
+    }
     pthread_mutex_lock(&w->mu);
     wreq *r = w->pending;
     while (r && r->id != id) r = r->next;

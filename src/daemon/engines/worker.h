@@ -82,6 +82,12 @@ wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t 
 /* Tell a frame worker how many threads to compute with from its next step on (op "threads", no
  * reply; cpu_share.h decides the number). No-op for an external engine or n < 1. */
 void worker_set_threads(worker *w, int n);
+/* Tell a llama worker the most its prompt cache in RAM may hold (op "cache_limit",
+ * docs/PROTOCOL.md); it drops least recently used entries down to it. Any thread; no reply. */
+void worker_set_cache_limit(worker *w, long long bytes);
+/* Its prompt cache in RAM (bytes, and entries in *entries unless NULL), as the worker last told
+ * (frame "cache"); 0 before it tells. Any thread. */
+long long worker_cache_bytes(const worker *w, int *entries);
 
 /* An fd that becomes readable (POLLIN) when events are pending for this request. */
 int wreq_fd(const wreq *r);

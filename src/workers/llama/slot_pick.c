@@ -40,8 +40,7 @@ int sp_pick(const sp_slot *slots, int n_slots, const int32_t *prompt, int32_t n_
       int32_t match = sp_common_prefix(s->tokens, s->n_tokens, prompt, n_prompt);
       k = sp_keep(match, s->n_tokens, s->n_reusable, n_prompt, align, trim);
     }
-    if (best < 0 || k > best_keep ||
-        (k == best_keep && s->last_used < slots[best].last_used)) {
+    if (best < 0 || k > best_keep || (k == best_keep && s->last_used < slots[best].last_used)) {
       best = i;
       best_keep = k;
     }

@@ -24,11 +24,11 @@
 
 /* What the decision sees of one slot. */
 typedef struct sp_slot {
-  bool busy;              /* running a request: not a candidate */
-  const int32_t *tokens;  /* the cached tokens (NULL when n_tokens is 0) */
-  int32_t n_tokens;       /* cached tokens (positions 0..n_tokens-1 of its sequence) */
-  int32_t n_reusable;     /* how many of the first cached tokens may be kept (<= n_tokens) */
-  uint64_t last_used;     /* when its last request ended (larger = later): ties go to the oldest */
+  bool busy;             /* running a request: not a candidate */
+  const int32_t *tokens; /* the cached tokens (NULL when n_tokens is 0) */
+  int32_t n_tokens;      /* cached tokens (positions 0..n_tokens-1 of its sequence) */
+  int32_t n_reusable;    /* how many of the first cached tokens may be kept (<= n_tokens) */
+  uint64_t last_used;    /* when its last request ended (larger = later): ties go to the oldest */
 } sp_slot;
 
 /* The length of the longest common prefix of a[0..na) and b[0..nb). */

@@ -266,7 +266,7 @@ static void test_structure(void **state) {
     }
     line = nl + 1;
   }
-  assert_int_equal(n_families, 17); /* + the two pipeline families */
+  assert_int_equal(n_families, 20); /* + the two pipeline families, + three of the prompt cache */
   free(t);
   metrics_free(m);
 }

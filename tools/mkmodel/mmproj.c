@@ -19,6 +19,12 @@
 
 /* ---- weights ----------------------------------------------------------------------------- */
 
+/* What a projector's tensors and keys depend on (the arg of mk_pb_write's callbacks). */
+struct mp_args {
+  int n_embd_text;
+  uint64_t seed;
+};
+
 /* A pre-norm encoder block with biases, CLIP's and whisper's: PFX.blk.IL.{attn_q, attn_k, attn_v,
  * attn_out, ln1, ffn_up, ffn_down, ln2}. k_bias 0 (whisper): attn_k has no bias, and comes after
  * the other three. */
@@ -36,7 +42,8 @@ static void mp_encoder_block(mk_pb *b, const char *pfx, int il, int64_t E, int64
 
 /* the ViT: conv patches [P, P, 3, E], class embedding, positions, pre-LN, blocks; then the
  * projector: E -> text, GELU, text -> text */
-static void mp_vision_tensors(mk_pb *b, int n_embd_text) {
+static void mp_vision_tensors(mk_pb *b, const void *arg) {
+  const int n_embd_text = ((const struct mp_args *)arg)->n_embd_text;
   const int E = MK_MMPROJ_EMBD, P = MK_MMPROJ_PATCH, S = MK_MMPROJ_IMAGE_SIZE;
   const int n_pos = (S / P) * (S / P) + 1; /* patches + the class embedding */
   mk_pb_tensor4(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(P * P * 3)), P, P, 3, E,
@@ -49,41 +56,38 @@ static void mp_vision_tensors(mk_pb *b, int n_embd_text) {
   mk_pb_linear(b, n_embd_text, n_embd_text, "mm.2");
 }
 
+static void mp_vision_keys(struct gguf_context *g, const void *arg) {
+  const struct mp_args *a = arg;
+  mk_pb_header(g, "mkmodel tiny llava projector", a->seed,
+               "LLaVA-style mlp projector, meaningless output");
+  gguf_set_val_bool(g, "clip.has_vision_encoder", true);
+  gguf_set_val_bool(g, "clip.has_audio_encoder", false);
+  gguf_set_val_str(g, "clip.projector_type", "mlp");
+  gguf_set_val_bool(g, "clip.use_gelu", false); /* CLIP's quick GELU */
+  gguf_set_val_u32(g, "clip.vision.image_size", MK_MMPROJ_IMAGE_SIZE);
+  gguf_set_val_u32(g, "clip.vision.patch_size", MK_MMPROJ_PATCH);
+  gguf_set_val_u32(g, "clip.vision.embedding_length", MK_MMPROJ_EMBD);
+  gguf_set_val_u32(g, "clip.vision.feed_forward_length", MK_MMPROJ_FF);
+  gguf_set_val_u32(g, "clip.vision.block_count", MK_MMPROJ_LAYERS);
+  gguf_set_val_u32(g, "clip.vision.projection_dim", (uint32_t)a->n_embd_text);
+  gguf_set_val_u32(g, "clip.vision.attention.head_count", MK_MMPROJ_HEADS);
+  gguf_set_val_f32(g, "clip.vision.attention.layer_norm_epsilon", 1e-5f);
+  static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  static const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
+  gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, stdv, 3);
+}
+
 int mk_mmproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
                     char *err, size_t errlen) {
   if (n_embd_text <= 0 || n_embd_text > 65536) {
     snprintf(err, errlen, "mmproj: text width %d is out of range", n_embd_text);
     return -1;
   }
-  mk_pb b;
+  const struct mp_args a = {n_embd_text, seed};
   /* seeded apart from the text model's streams */
-  if (mk_pb_init(&b, out_path, seed * 0x2545f4914f6cdd1dULL + 0x6d6d70726f6aULL, "mmproj", err,
-                 errlen) != 0)
-    return -1;
-  mp_vision_tensors(&b, n_embd_text); /* counting pass */
-  if (mk_pb_alloc(&b, err, errlen) == 0) {
-    struct gguf_context *g = b.g;
-    mk_pb_header(g, "mkmodel tiny llava projector", seed,
-                 "LLaVA-style mlp projector, meaningless output");
-    gguf_set_val_bool(g, "clip.has_vision_encoder", true);
-    gguf_set_val_bool(g, "clip.has_audio_encoder", false);
-    gguf_set_val_str(g, "clip.projector_type", "mlp");
-    gguf_set_val_bool(g, "clip.use_gelu", false); /* CLIP's quick GELU */
-    gguf_set_val_u32(g, "clip.vision.image_size", MK_MMPROJ_IMAGE_SIZE);
-    gguf_set_val_u32(g, "clip.vision.patch_size", MK_MMPROJ_PATCH);
-    gguf_set_val_u32(g, "clip.vision.embedding_length", MK_MMPROJ_EMBD);
-    gguf_set_val_u32(g, "clip.vision.feed_forward_length", MK_MMPROJ_FF);
-    gguf_set_val_u32(g, "clip.vision.block_count", MK_MMPROJ_LAYERS);
-    gguf_set_val_u32(g, "clip.vision.projection_dim", (uint32_t)n_embd_text);
-    gguf_set_val_u32(g, "clip.vision.attention.head_count", MK_MMPROJ_HEADS);
-    gguf_set_val_f32(g, "clip.vision.attention.layer_norm_epsilon", 1e-5f);
-    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
-    static const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
-    gguf_set_arr_data(g, "clip.vision.image_mean", GGUF_TYPE_FLOAT32, mean, 3);
-    gguf_set_arr_data(g, "clip.vision.image_std", GGUF_TYPE_FLOAT32, stdv, 3);
-    mp_vision_tensors(&b, n_embd_text);
-  }
-  return mk_pb_finish(&b, n_bytes, err, errlen);
+  return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x6d6d70726f6aULL, "mmproj",
+                     mp_vision_tensors, mp_vision_keys, &a, n_bytes, err, errlen);
 }
 
 /* ---- verify ------------------------------------------------------------------------------ */
@@ -208,7 +212,8 @@ done:
 /* the whisper encoder: two convolutions over the mel frames (the second halves them), learned
  * positions, pre-norm blocks (k without a bias, as whisper), a final norm; then the Ultravox
  * projector: K frames stacked, RMS norm, SwiGLU MLP (no biases), RMS norm, out */
-static void mp_audio_tensors(mk_pb *b, int n_embd_text) {
+static void mp_audio_tensors(mk_pb *b, const void *arg) {
+  const int n_embd_text = ((const struct mp_args *)arg)->n_embd_text;
   const int E = MK_AMMPROJ_EMBD, M = MK_AMMPROJ_MEL, K = MK_AMMPROJ_STACK, PF = MK_AMMPROJ_PROJ_FF;
   mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(3 * M)), 3, M, E,
                "a.conv1d.1.weight");
@@ -226,37 +231,33 @@ static void mp_audio_tensors(mk_pb *b, int n_embd_text) {
   mk_pb_mat(b, PF, n_embd_text, "mm.a.mlp.2.weight");
 }
 
+static void mp_audio_keys(struct gguf_context *g, const void *arg) {
+  const struct mp_args *a = arg;
+  mk_pb_header(g, "mkmodel tiny ultravox projector", a->seed,
+               "Ultravox-style whisper encoder + stacked frames + SwiGLU MLP, meaningless output");
+  gguf_set_val_bool(g, "clip.has_vision_encoder", false);
+  gguf_set_val_bool(g, "clip.has_audio_encoder", true);
+  gguf_set_val_str(g, "clip.projector_type", "ultravox");
+  gguf_set_val_u32(g, "clip.audio.embedding_length", MK_AMMPROJ_EMBD);
+  gguf_set_val_u32(g, "clip.audio.feed_forward_length", MK_AMMPROJ_FF);
+  gguf_set_val_u32(g, "clip.audio.block_count", MK_AMMPROJ_LAYERS);
+  gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)a->n_embd_text);
+  gguf_set_val_u32(g, "clip.audio.attention.head_count", MK_AMMPROJ_HEADS);
+  gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
+  gguf_set_val_u32(g, "clip.audio.num_mel_bins", MK_AMMPROJ_MEL);
+  gguf_set_val_u32(g, "clip.audio.projector.stack_factor", MK_AMMPROJ_STACK);
+}
+
 int mk_mmproj_audio_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
                           char *err, size_t errlen) {
   if (n_embd_text <= 0 || n_embd_text > 65536) {
     snprintf(err, errlen, "mmproj: text width %d is out of range", n_embd_text);
     return -1;
   }
-  mk_pb b;
+  const struct mp_args a = {n_embd_text, seed};
   /* seeded apart from the text model's streams */
-  if (mk_pb_init(&b, out_path, seed * 0x2545f4914f6cdd1dULL + 0x617564696f70ULL, "mmproj", err,
-                 errlen) != 0)
-    return -1;
-  mp_audio_tensors(&b, n_embd_text); /* counting pass */
-  if (mk_pb_alloc(&b, err, errlen) == 0) {
-    struct gguf_context *g = b.g;
-    mk_pb_header(
-        g, "mkmodel tiny ultravox projector", seed,
-        "Ultravox-style whisper encoder + stacked frames + SwiGLU MLP, meaningless output");
-    gguf_set_val_bool(g, "clip.has_vision_encoder", false);
-    gguf_set_val_bool(g, "clip.has_audio_encoder", true);
-    gguf_set_val_str(g, "clip.projector_type", "ultravox");
-    gguf_set_val_u32(g, "clip.audio.embedding_length", MK_AMMPROJ_EMBD);
-    gguf_set_val_u32(g, "clip.audio.feed_forward_length", MK_AMMPROJ_FF);
-    gguf_set_val_u32(g, "clip.audio.block_count", MK_AMMPROJ_LAYERS);
-    gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)n_embd_text);
-    gguf_set_val_u32(g, "clip.audio.attention.head_count", MK_AMMPROJ_HEADS);
-    gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
-    gguf_set_val_u32(g, "clip.audio.num_mel_bins", MK_AMMPROJ_MEL);
-    gguf_set_val_u32(g, "clip.audio.projector.stack_factor", MK_AMMPROJ_STACK);
-    mp_audio_tensors(&b, n_embd_text);
-  }
-  return mk_pb_finish(&b, n_bytes, err, errlen);
+  return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x617564696f70ULL, "mmproj",
+                     mp_audio_tensors, mp_audio_keys, &a, n_bytes, err, errlen);
 }
 
 int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int threads,
@@ -337,7 +338,8 @@ static void mp_mimi_layer(mk_pb *b, const char *pfx, int il, int64_t M, int64_t 
   mk_pb_vec(b, MK_P_ONE, M, "%s.blk.%d.ls2.weight", pfx, il);
 }
 
-static void mp_tts_tensors(mk_pb *b, int n_embd_text) {
+static void mp_tts_tensors(mk_pb *b, const void *arg) {
+  const int n_embd_text = ((const struct mp_args *)arg)->n_embd_text;
   const int D = n_embd_text, L = MK_TTS_LATENT, C = MK_TTS_FLOW, M = MK_TTS_MIMI;
   const int NF = MK_TTS_FREQS;
   /* SEANet decoder widths: conv_in to S[0], each stage halves (strides 6, 5, 4 in clip.cpp) */
@@ -402,48 +404,44 @@ static void mp_tts_tensors(mk_pb *b, int n_embd_text) {
   mk_pb_conv(b, 7, S[3], 1, "a.gen.wav.seanet.conv_out");
 }
 
+static void mp_tts_keys(struct gguf_context *g, const void *arg) {
+  const struct mp_args *a = arg;
+  mk_pb_header(g, "mkmodel tiny pocket-tts projector", a->seed,
+               "pocket-tts flow net and mimi decoder, noise for audio");
+  gguf_set_val_bool(g, "clip.has_vision_encoder", false);
+  /* mtmd refuses a file with neither a vision nor an audio encoder, so the voice encoder
+   * (mimi encoder + speaker projection, for reference clips) is always there, as the
+   * converter writes it */
+  gguf_set_val_bool(g, "clip.has_audio_encoder", true);
+  gguf_set_val_str(g, "clip.audio.projector_type", "pockettts_spkenc");
+  gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)a->n_embd_text);
+  gguf_set_val_u32(g, "clip.audio.embedding_length", MK_TTS_MIMI);
+  gguf_set_val_u32(g, "clip.audio.feed_forward_length", MK_TTS_FF);
+  gguf_set_val_u32(g, "clip.audio.block_count", MK_TTS_LAYERS);
+  gguf_set_val_u32(g, "clip.audio.attention.head_count", MK_TTS_HEADS);
+  gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
+  gguf_set_val_u32(g, "clip.audio.num_mel_bins", 1); /* the raw waveform, one row */
+  gguf_set_val_bool(g, "clip.has_gen_audio_encoder", true);
+  gguf_set_val_str(g, "clip.gen.audio.projector_type", "pockettts_gen");
+  gguf_set_val_u32(g, "clip.gen.audio.projection_dim", (uint32_t)a->n_embd_text);
+  gguf_set_val_u32(g, "clip.gen.audio.embedding_length", MK_TTS_MIMI);
+  gguf_set_val_u32(g, "clip.gen.audio.feed_forward_length", MK_TTS_FF);
+  gguf_set_val_u32(g, "clip.gen.audio.block_count", MK_TTS_LAYERS);
+  gguf_set_val_u32(g, "clip.gen.audio.attention.head_count", MK_TTS_HEADS);
+  gguf_set_val_f32(g, "clip.gen.audio.attention.layer_norm_epsilon", 1e-5f);
+  gguf_set_val_str(g, "clip.gen.audio.model_variant", "mkmodel");
+}
+
 int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
                      char *err, size_t errlen) {
-  const int D = n_embd_text;
   if (n_embd_text < 8 || n_embd_text > 65536) {
     snprintf(err, errlen, "ttsproj: text width %d is out of range", n_embd_text);
     return -1;
   }
-  mk_pb b;
+  const struct mp_args a = {n_embd_text, seed};
   /* seeded apart from the text model's streams */
-  if (mk_pb_init(&b, out_path, seed * 0x2545f4914f6cdd1dULL + 0x7474737072ULL, "ttsproj", err,
-                 errlen) != 0)
-    return -1;
-  mp_tts_tensors(&b, D); /* counting pass */
-  if (mk_pb_alloc(&b, err, errlen) == 0) {
-    struct gguf_context *g = b.g;
-    mk_pb_header(g, "mkmodel tiny pocket-tts projector", seed,
-                 "pocket-tts flow net and mimi decoder, noise for audio");
-    gguf_set_val_bool(g, "clip.has_vision_encoder", false);
-    /* mtmd refuses a file with neither a vision nor an audio encoder, so the voice encoder
-     * (mimi encoder + speaker projection, for reference clips) is always there, as the
-     * converter writes it */
-    gguf_set_val_bool(g, "clip.has_audio_encoder", true);
-    gguf_set_val_str(g, "clip.audio.projector_type", "pockettts_spkenc");
-    gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)D);
-    gguf_set_val_u32(g, "clip.audio.embedding_length", MK_TTS_MIMI);
-    gguf_set_val_u32(g, "clip.audio.feed_forward_length", MK_TTS_FF);
-    gguf_set_val_u32(g, "clip.audio.block_count", MK_TTS_LAYERS);
-    gguf_set_val_u32(g, "clip.audio.attention.head_count", MK_TTS_HEADS);
-    gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
-    gguf_set_val_u32(g, "clip.audio.num_mel_bins", 1); /* the raw waveform, one row */
-    gguf_set_val_bool(g, "clip.has_gen_audio_encoder", true);
-    gguf_set_val_str(g, "clip.gen.audio.projector_type", "pockettts_gen");
-    gguf_set_val_u32(g, "clip.gen.audio.projection_dim", (uint32_t)D);
-    gguf_set_val_u32(g, "clip.gen.audio.embedding_length", MK_TTS_MIMI);
-    gguf_set_val_u32(g, "clip.gen.audio.feed_forward_length", MK_TTS_FF);
-    gguf_set_val_u32(g, "clip.gen.audio.block_count", MK_TTS_LAYERS);
-    gguf_set_val_u32(g, "clip.gen.audio.attention.head_count", MK_TTS_HEADS);
-    gguf_set_val_f32(g, "clip.gen.audio.attention.layer_norm_epsilon", 1e-5f);
-    gguf_set_val_str(g, "clip.gen.audio.model_variant", "mkmodel");
-    mp_tts_tensors(&b, D);
-  }
-  return mk_pb_finish(&b, n_bytes, err, errlen);
+  return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x7474737072ULL, "ttsproj",
+                     mp_tts_tensors, mp_tts_keys, &a, n_bytes, err, errlen);
 }
 
 /* One embedding row at position pos of sequence 0, logits on; the hidden state after it. */

@@ -13,34 +13,6 @@
 #include "llama.h"
 #include "rng.h"
 
-int mk_pb_init(mk_pb *b, const char *out_path, uint64_t seed, const char *what, char *err,
-               size_t errlen) {
-  memset(b, 0, sizeof *b);
-  b->seed = seed;
-  b->what = what;
-  b->out_path = out_path;
-  if (snprintf(b->part, sizeof b->part, "%s.part", out_path) >= (int)sizeof b->part) {
-    snprintf(err, errlen, "%s: output path too long", what);
-    return -1;
-  }
-  return 0;
-}
-
-int mk_pb_alloc(mk_pb *b, char *err, size_t errlen) {
-  struct ggml_init_params ip = {b->need + (size_t)(b->n_tensors + 16) * ggml_tensor_overhead(),
-                                NULL, false};
-  b->ctx = ggml_init(ip);
-  b->g = gguf_init_empty();
-  b->tmp_n = b->biggest;
-  b->tmp = malloc((b->biggest ? b->biggest : 1) * sizeof(float));
-  if (!b->ctx || !b->g || !b->tmp) {
-    snprintf(err, errlen, "%s: out of memory (%zu MiB)", b->what, b->need >> 20);
-    return -1;
-  }
-  b->ready = 1;
-  return 0;
-}
-
 void mk_pb_header(struct gguf_context *g, const char *name, uint64_t seed, const char *what) {
   gguf_set_val_str(g, "general.architecture", "clip");
   gguf_set_val_str(g, "general.type", "mmproj");
@@ -53,25 +25,24 @@ void mk_pb_header(struct gguf_context *g, const char *name, uint64_t seed, const
 }
 
 /* Write the GGUF as part, sync it, rename it over out_path. 0, or -1 with err (part removed). */
-static int pb_save(const mk_pb *b, uint64_t *n_bytes, char *err, size_t errlen) {
-  const char *part = b->part;
-  if (!gguf_write_to_file(b->g, part, false)) {
-    snprintf(err, errlen, "%s: cannot write %s", b->what, part);
+static int pb_save(const struct gguf_context *g, const char *out_path, const char *part,
+                   const char *what, uint64_t *n_bytes, char *err, size_t errlen) {
+  if (!gguf_write_to_file(g, part, false)) {
+    snprintf(err, errlen, "%s: cannot write %s", what, part);
     unlink(part);
     return -1;
   }
   int fd = open(part, O_RDONLY);
   off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
   if (fd < 0 || size < 0 || fsync(fd) != 0) {
-    snprintf(err, errlen, "%s: cannot sync %s: %s", b->what, part, strerror(errno));
+    snprintf(err, errlen, "%s: cannot sync %s: %s", what, part, strerror(errno));
     if (fd >= 0) close(fd);
     unlink(part);
     return -1;
   }
   close(fd);
-  if (rename(part, b->out_path) != 0) {
-    snprintf(err, errlen, "%s: cannot rename %s to %s: %s", b->what, part, b->out_path,
-             strerror(errno));
+  if (rename(part, out_path) != 0) {
+    snprintf(err, errlen, "%s: cannot rename %s to %s: %s", what, part, out_path, strerror(errno));
     unlink(part);
     return -1;
   }
@@ -79,19 +50,39 @@ static int pb_save(const mk_pb *b, uint64_t *n_bytes, char *err, size_t errlen) 
   return 0;
 }
 
-int mk_pb_finish(mk_pb *b, uint64_t *n_bytes, char *err, size_t errlen) {
+int mk_pb_write(const char *out_path, uint64_t stream_seed, const char *what,
+                void (*tensors)(mk_pb *b, const void *arg),
+                void (*keys)(struct gguf_context *g, const void *arg), const void *arg,
+                uint64_t *n_bytes, char *err, size_t errlen) {
+  char part[4096];
+  if (snprintf(part, sizeof part, "%s.part", out_path) >= (int)sizeof part) {
+    snprintf(err, errlen, "%s: output path too long", what);
+    return -1;
+  }
+  mk_pb b = {0};
+  b.seed = stream_seed;
+  tensors(&b, arg); /* counting pass */
+  struct ggml_init_params ip = {b.need + (size_t)(b.n_tensors + 16) * ggml_tensor_overhead(), NULL,
+                                false};
+  b.ctx = ggml_init(ip);
+  b.g = gguf_init_empty();
+  b.tmp_n = b.biggest;
+  b.tmp = malloc((b.biggest ? b.biggest : 1) * sizeof(float));
   int rc = -1;
-  if (b->ready && b->failed)
-    snprintf(err, errlen, "%s: cannot build the tensors (out of memory, or a name too long)",
-             b->what);
-  else if (b->ready)
-    rc = pb_save(b, n_bytes, err, errlen);
-  free(b->tmp);
-  if (b->g) gguf_free(b->g);
-  if (b->ctx) ggml_free(b->ctx);
-  b->tmp = NULL;
-  b->g = NULL;
-  b->ctx = NULL;
+  if (!b.ctx || !b.g || !b.tmp) {
+    snprintf(err, errlen, "%s: out of memory (%zu MiB)", what, b.need >> 20);
+  } else {
+    keys(b.g, arg);
+    tensors(&b, arg);
+    if (b.failed)
+      snprintf(err, errlen, "%s: cannot build the tensors (out of memory, or a name too long)",
+               what);
+    else
+      rc = pb_save(b.g, out_path, part, what, n_bytes, err, errlen);
+  }
+  free(b.tmp);
+  if (b.g) gguf_free(b.g);
+  if (b.ctx) ggml_free(b.ctx);
   return rc;
 }
 

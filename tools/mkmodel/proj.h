@@ -3,18 +3,10 @@
  * from its own stream seeded by its name (rng.h), the keys every projector file starts with, and
  * the write (OUT.part, synced, renamed over OUT; never a partial OUT).
  *
- * A writer describes its tensors in one function and runs it twice: first on a counting builder
- * (nothing is created, bytes and sizes are summed), then, after mk_pb_alloc, for real. The bytes
- * of a file are a pure function of the seed and the description.
- *
- *   mk_pb b;
- *   if (mk_pb_init(&b, out_path, stream_seed, "mmproj", err, errlen) != 0) return -1;
- *   describe(&b, ...);                     counting pass
- *   if (mk_pb_alloc(&b, err, errlen) == 0) {
- *     mk_pb_header(b.g, name, seed, what);  then the kind's own keys
- *     describe(&b, ...);                   filling pass
- *   }
- *   return mk_pb_finish(&b, n_bytes, err, errlen);   saves (unless something failed), frees */
+ * A writer describes its tensors in one function, which mk_pb_write runs twice: first on a
+ * counting builder (nothing is created, bytes and sizes are summed), then, once the context is
+ * allocated and the keys are set, for real. The bytes of a file are a pure function of the seed
+ * and the description. */
 #ifndef MK_PROJ_H
 #define MK_PROJ_H
 
@@ -34,30 +26,26 @@ enum mk_pinit {
 typedef struct mk_pb {
   struct ggml_context *ctx; /* NULL: the counting pass */
   struct gguf_context *g;
-  uint64_t seed;    /* the writer's stream seed (not the text model's) */
-  const char *what; /* error prefix: "mmproj", "qwen3tts projector", ... */
-  char part[4096];  /* OUT.part */
-  const char *out_path;
+  uint64_t seed; /* the writer's stream seed (not the text model's) */
   size_t need;   /* bytes counted in the first pass */
   int n_tensors; /* tensors counted */
   float *tmp;    /* F32 staging for F16 tensors */
   size_t tmp_n, biggest;
-  int failed; /* set when the context could not hold a tensor */
-  int ready;  /* mk_pb_alloc succeeded */
+  int failed; /* set when a tensor could not be made (out of memory, or its name too long) */
 } mk_pb;
 
-/* A counting builder for out_path. 0, or -1 with err set (the path is too long). */
-int mk_pb_init(mk_pb *b, const char *out_path, uint64_t seed, const char *what, char *err,
-               size_t errlen);
-/* After the counting pass: the context, the GGUF and the staging buffer. 0, or -1 with err. */
-int mk_pb_alloc(mk_pb *b, char *err, size_t errlen);
+/* Write the projector out_path: tensors(b, arg) counts; the builder gets its memory; keys(g,
+ * arg) sets the keys (mk_pb_header's first); tensors(b, arg) fills; the file is saved.
+ * stream_seed: the writer's own (not the text model's); what: the errors' prefix ("mmproj").
+ * 0, or -1 with err set (and no OUT.part left behind). */
+int mk_pb_write(const char *out_path, uint64_t stream_seed, const char *what,
+                void (*tensors)(mk_pb *b, const void *arg),
+                void (*keys)(struct gguf_context *g, const void *arg), const void *arg,
+                uint64_t *n_bytes, char *err, size_t errlen);
 /* The keys every projector starts with: general.architecture clip, general.type mmproj,
  * general.name, general.description ("random weights from switchyard mkmodel (seed N): " +
  * what), general.file_type F16. */
 void mk_pb_header(struct gguf_context *g, const char *name, uint64_t seed, const char *what);
-/* Write the file (when mk_pb_alloc succeeded and no tensor failed) and free the builder.
- * 0, or -1 with err set (and no OUT.part left behind). */
-int mk_pb_finish(mk_pb *b, uint64_t *n_bytes, char *err, size_t errlen);
 
 /* One tensor of type F16 or F32, shape [ne0, ne1, ne2, ne3] (ggml order), named by fmt. */
 void mk_pb_tensor4(mk_pb *b, enum ggml_type type, enum mk_pinit init, float std, int64_t ne0,

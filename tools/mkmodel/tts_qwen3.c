@@ -88,7 +88,17 @@ static const struct q3t_shape q3t_real = {5,   16,   8,    128, 3072, 256,
 static const struct q3t_shape q3t_tiny = {
     1, 4, 2, 16, 128, 8, 32, 32, 32, 2, 64, {32, 16, 16, 8, 8}, 16, 8, 48, 8};
 
-static void q3t_describe(mk_pb *b, int D, const struct q3t_shape *S) {
+/* What the projector's tensors and keys depend on (the arg of mk_pb_write's callbacks). */
+struct q3t_args {
+  int D; /* the talker's width */
+  int real;
+  const struct q3t_shape *S;
+  uint64_t seed;
+};
+
+static void q3t_describe(mk_pb *b, const void *arg) {
+  const int D = ((const struct q3t_args *)arg)->D;
+  const struct q3t_shape *S = ((const struct q3t_args *)arg)->S;
   const int P = D; /* predictor width == talker width: no proj_in */
   const int NA = 15, NC = MK_Q3T_N_CODES;
   /* --- speaker encoder (mel 128 -> x-vector of D) --- */
@@ -199,50 +209,48 @@ static void q3t_describe(mk_pb *b, int D, const struct q3t_shape *S) {
   mk_pb_conv(b, 7, S->dac[4], 1, "a.gen.wav.dac.post_conv");
 }
 
+static void q3t_keys(struct gguf_context *g, const void *arg) {
+  const struct q3t_args *a = arg;
+  const struct q3t_shape *S = a->S;
+  const uint32_t D = (uint32_t)a->D;
+  mk_pb_header(
+      g, a->real ? "mkmodel qwen3-tts 0.6b-shape projector" : "mkmodel tiny qwen3-tts projector",
+      a->seed, "qwen3-tts code predictor, code2wav and speaker encoder, noise for audio");
+  gguf_set_val_bool(g, "clip.has_vision_encoder", false);
+  /* the speaker encoder (reference clips -> one x-vector row); mtmd also refuses a file
+   * whose only part is the generator */
+  gguf_set_val_bool(g, "clip.has_audio_encoder", true);
+  gguf_set_val_str(g, "clip.audio.projector_type", "qwen3tts_spkenc");
+  gguf_set_val_u32(g, "clip.audio.projection_dim", D);
+  gguf_set_val_u32(g, "clip.audio.num_mel_bins", 128);
+  gguf_set_val_u32(g, "clip.audio.block_count", 3);
+  gguf_set_val_u32(g, "clip.audio.embedding_length", (uint32_t)S->spk_c);
+  gguf_set_val_u32(g, "clip.audio.attention.head_count", 1);
+  gguf_set_val_u32(g, "clip.audio.feed_forward_length", (uint32_t)S->spk_c);
+  gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
+  gguf_set_val_bool(g, "clip.has_gen_audio_encoder", true);
+  gguf_set_val_str(g, "clip.gen.audio.projector_type", "qwen3tts_gen");
+  gguf_set_val_u32(g, "clip.gen.audio.projection_dim", D);
+  gguf_set_val_u32(g, "clip.gen.audio.embedding_length", D);
+  gguf_set_val_u32(g, "clip.gen.audio.feed_forward_length", (uint32_t)S->pred_ff);
+  gguf_set_val_u32(g, "clip.gen.audio.block_count", (uint32_t)S->pred_layers);
+  gguf_set_val_u32(g, "clip.gen.audio.attention.head_count", (uint32_t)S->pred_heads);
+  gguf_set_val_u32(g, "clip.gen.audio.attention.head_count_kv", (uint32_t)S->pred_heads_kv);
+  gguf_set_val_f32(g, "clip.gen.audio.attention.layer_norm_epsilon", 1e-6f);
+}
+
 int mk_qwen3tts_proj_write(const char *out_path, int n_embd_text, int real, uint64_t seed,
                            uint64_t *n_bytes, char *err, size_t errlen) {
-  const struct q3t_shape *S = real ? &q3t_real : &q3t_tiny;
   const int D = n_embd_text;
   if (D < 8 || D > 65536 || (real && D != 1024)) {
     snprintf(err, errlen, "qwen3tts projector: talker width %d is out of range%s", D,
              real ? " (the real widths need 1024)" : "");
     return -1;
   }
-  mk_pb b;
+  const struct q3t_args a = {D, real, real ? &q3t_real : &q3t_tiny, seed};
   /* seeded apart from the talker's streams */
-  if (mk_pb_init(&b, out_path, seed * 0x2545f4914f6cdd1dULL + 0x71337474730aULL,
-                 "qwen3tts projector", err, errlen) != 0)
-    return -1;
-  q3t_describe(&b, D, S); /* counting pass */
-  if (mk_pb_alloc(&b, err, errlen) == 0) {
-    struct gguf_context *g = b.g;
-    mk_pb_header(
-        g, real ? "mkmodel qwen3-tts 0.6b-shape projector" : "mkmodel tiny qwen3-tts projector",
-        seed, "qwen3-tts code predictor, code2wav and speaker encoder, noise for audio");
-    gguf_set_val_bool(g, "clip.has_vision_encoder", false);
-    /* the speaker encoder (reference clips -> one x-vector row); mtmd also refuses a file
-     * whose only part is the generator */
-    gguf_set_val_bool(g, "clip.has_audio_encoder", true);
-    gguf_set_val_str(g, "clip.audio.projector_type", "qwen3tts_spkenc");
-    gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)D);
-    gguf_set_val_u32(g, "clip.audio.num_mel_bins", 128);
-    gguf_set_val_u32(g, "clip.audio.block_count", 3);
-    gguf_set_val_u32(g, "clip.audio.embedding_length", (uint32_t)S->spk_c);
-    gguf_set_val_u32(g, "clip.audio.attention.head_count", 1);
-    gguf_set_val_u32(g, "clip.audio.feed_forward_length", (uint32_t)S->spk_c);
-    gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
-    gguf_set_val_bool(g, "clip.has_gen_audio_encoder", true);
-    gguf_set_val_str(g, "clip.gen.audio.projector_type", "qwen3tts_gen");
-    gguf_set_val_u32(g, "clip.gen.audio.projection_dim", (uint32_t)D);
-    gguf_set_val_u32(g, "clip.gen.audio.embedding_length", (uint32_t)D);
-    gguf_set_val_u32(g, "clip.gen.audio.feed_forward_length", (uint32_t)S->pred_ff);
-    gguf_set_val_u32(g, "clip.gen.audio.block_count", (uint32_t)S->pred_layers);
-    gguf_set_val_u32(g, "clip.gen.audio.attention.head_count", (uint32_t)S->pred_heads);
-    gguf_set_val_u32(g, "clip.gen.audio.attention.head_count_kv", (uint32_t)S->pred_heads_kv);
-    gguf_set_val_f32(g, "clip.gen.audio.attention.layer_norm_epsilon", 1e-6f);
-    q3t_describe(&b, D, S);
-  }
-  return mk_pb_finish(&b, n_bytes, err, errlen);
+  return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x71337474730aULL,
+                     "qwen3tts projector", q3t_describe, q3t_keys, &a, n_bytes, err, errlen);
 }
 
 /* ---- check ----------------------------------------------------------------------------- */

@@ -464,30 +464,16 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
   enum { N_FRAMES = 10, WINDOW = 4 };
   summary[0] = '\0';
   int rc = -1;
-  struct llama_model *model = mk_verify_load(model_path);
-  struct llama_context *ctx = NULL;
-  mtmd_context *mctx = NULL;
   float *feats = NULL, *h = NULL;
   mk_wav_acc acc = {0}; /* the audio so far, and the decoder state */
-  if (!model) {
-    snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
+  mk_gen_check c;
+  if (mk_gen_open(&c, model_path, mmproj_path, threads, MTMD_GEN_AUDIO_TYPE_POCKETTTS, "pocket-tts",
+                  err, errlen) != 0)
     return -1;
-  }
-  const struct llama_vocab *vocab = llama_model_get_vocab(model);
-  const int n_embd = llama_model_n_embd(model);
-  mctx = mk_verify_mtmd(mmproj_path, model, threads);
-  struct mtmd_gen_audio_info info =
-      mctx ? mtmd_gen_audio_get_info(mctx) : (struct mtmd_gen_audio_info){0};
-  if (!mctx || info.type != MTMD_GEN_AUDIO_TYPE_POCKETTTS) {
-    snprintf(err, errlen, "mtmd cannot load %s as a pocket-tts projector for %s", mmproj_path,
-             model_path);
-    goto done;
-  }
-  ctx = mk_verify_context(model, 256, 256, threads, 1);
-  if (!ctx) {
-    snprintf(err, errlen, "cannot create a llama context");
-    goto done;
-  }
+  struct llama_context *ctx = c.ctx;
+  mtmd_context *mctx = c.mctx;
+  const struct llama_vocab *vocab = c.vocab;
+  const int n_embd = c.n_embd;
   llama_token bos = mk_verify_find_token(vocab, "<|audio_bos|>");
   llama_token toks[64];
   const char *text = "Hello world.";
@@ -559,15 +545,13 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
   snprintf(summary, summarylen,
            "%d frames (latent %zu, EOS head fired %d times) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           N_FRAMES, latent, n_eos, acc.n_samples, info.sample_rate, rms, acc.state_n);
+           N_FRAMES, latent, n_eos, acc.n_samples, c.sample_rate, rms, acc.state_n);
   rc = 0;
 done:
   free(acc.state);
   free(feats);
   free(h);
-  if (mctx) mtmd_free(mctx);
-  if (ctx) llama_free(ctx);
-  llama_model_free(model);
+  mk_gen_close(&c);
   return rc;
 }
 
@@ -602,4 +586,40 @@ int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen) {
   }
   *rms = sqrt(a->sum2 / n);
   return 0;
+}
+
+int mk_gen_open(mk_gen_check *c, const char *model_path, const char *mmproj_path, int threads,
+                int gen_type, const char *label, char *err, size_t errlen) {
+  memset(c, 0, sizeof *c);
+  c->model = mk_verify_load(model_path);
+  if (!c->model) {
+    snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
+    return -1;
+  }
+  c->vocab = llama_model_get_vocab(c->model);
+  c->n_embd = llama_model_n_embd(c->model);
+  c->mctx = mk_verify_mtmd(mmproj_path, c->model, threads);
+  struct mtmd_gen_audio_info info =
+      c->mctx ? mtmd_gen_audio_get_info(c->mctx) : (struct mtmd_gen_audio_info){0};
+  c->sample_rate = info.sample_rate;
+  if (!c->mctx || (int)info.type != gen_type) {
+    snprintf(err, errlen, "mtmd cannot load %s as a %s projector for %s", mmproj_path, label,
+             model_path);
+    mk_gen_close(c);
+    return -1;
+  }
+  c->ctx = mk_verify_context(c->model, 256, 256, threads, 1);
+  if (!c->ctx) {
+    snprintf(err, errlen, "cannot create a llama context");
+    mk_gen_close(c);
+    return -1;
+  }
+  return 0;
+}
+
+void mk_gen_close(mk_gen_check *c) {
+  if (c->mctx) mtmd_free(c->mctx);
+  if (c->ctx) llama_free(c->ctx);
+  if (c->model) llama_model_free(c->model);
+  memset(c, 0, sizeof *c);
 }

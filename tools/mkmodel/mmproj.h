@@ -12,6 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+struct mtmd_context;
+
 #define MK_MMPROJ_IMAGE_SIZE 56 /* pixels; images are resized to this square */
 #define MK_MMPROJ_PATCH 14      /* pixels per patch side: (56/14)^2 = 16 tokens per image */
 #define MK_MMPROJ_EMBD 64       /* vision width */
@@ -95,5 +100,20 @@ typedef struct mk_wav_acc {
 int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n,
                 char *err, size_t errlen);
 int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen);
+
+/* A speech-generation check's setup, the Pocket-TTS and the Qwen3-TTS verifies' (verify.h's
+ * pieces): the backbone on the CPU, mtmd with the projector, whose generator must be of
+ * gen_type (enum mtmd_gen_audio_type; label names it in the error, "pocket-tts"), and a
+ * 256-token context with embeddings. 0, or -1 with err and nothing left open. */
+typedef struct mk_gen_check {
+  struct llama_model *model;
+  struct llama_context *ctx;
+  struct mtmd_context *mctx;
+  const struct llama_vocab *vocab;
+  int n_embd, sample_rate;
+} mk_gen_check;
+int mk_gen_open(mk_gen_check *c, const char *model_path, const char *mmproj_path, int threads,
+                int gen_type, const char *label, char *err, size_t errlen);
+void mk_gen_close(mk_gen_check *c);
 
 #endif

@@ -328,31 +328,21 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   enum { N_FRAMES = MK_Q3T_WINDOW + 6 };
   summary[0] = '\0';
   int rc = -1;
-  struct llama_model *model = mk_verify_load(model_path);
-  struct llama_context *ctx = NULL;
-  mtmd_context *mctx = NULL;
   struct q3t_rows rows = {.fd = -1};
   float *prompt = NULL, *fb = NULL, *pad = NULL, *tmp = NULL, *h = NULL;
   void *scratch = NULL;
   int32_t *codes = NULL;
   mk_wav_acc acc = {0}; /* the audio so far, and the decoder state */
-  if (!model) {
-    snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
+  mk_gen_check c;
+  if (mk_gen_open(&c, model_path, mmproj_path, threads, MTMD_GEN_AUDIO_TYPE_QWEN3TTS, "qwen3-tts",
+                  err, errlen) != 0)
     return -1;
-  }
-  const struct llama_vocab *vocab = llama_model_get_vocab(model);
-  const int n_embd = llama_model_n_embd(model);
-  mctx = mk_verify_mtmd(mmproj_path, model, threads);
-  struct mtmd_gen_audio_info info =
-      mctx ? mtmd_gen_audio_get_info(mctx) : (struct mtmd_gen_audio_info){0};
-  if (!mctx || info.type != MTMD_GEN_AUDIO_TYPE_QWEN3TTS) {
-    snprintf(err, errlen, "mtmd cannot load %s as a qwen3-tts projector for %s", mmproj_path,
-             model_path);
-    goto done;
-  }
-  ctx = mk_verify_context(model, 256, 256, threads, 1);
-  if (!ctx || q3t_rows_open(&rows, model_path) != 0 || rows.n_embd != n_embd) {
-    snprintf(err, errlen, "cannot create a llama context or read token_embd.weight");
+  struct llama_context *ctx = c.ctx;
+  mtmd_context *mctx = c.mctx;
+  const struct llama_vocab *vocab = c.vocab;
+  const int n_embd = c.n_embd;
+  if (q3t_rows_open(&rows, model_path) != 0 || rows.n_embd != n_embd) {
+    snprintf(err, errlen, "cannot read token_embd.weight from %s", model_path);
     goto done;
   }
   const char *sp[] = {"<tts_pad>",           "<tts_text_bos>",
@@ -471,7 +461,7 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   snprintf(summary, summarylen,
            "prompt %d rows, %d frames (16 codes each) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           n_rows, N_FRAMES, acc.n_samples, info.sample_rate, rms, acc.state_n);
+           n_rows, N_FRAMES, acc.n_samples, c.sample_rate, rms, acc.state_n);
   rc = 0;
 done:
   if (rows.fd >= 0) close(rows.fd);
@@ -483,8 +473,6 @@ done:
   free(pad);
   free(fb);
   free(prompt);
-  if (mctx) mtmd_free(mctx);
-  if (ctx) llama_free(ctx);
-  llama_model_free(model);
+  mk_gen_close(&c);
   return rc;
 }

@@ -522,20 +522,9 @@ int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threa
     memcpy(h, he, (size_t)n_embd * sizeof(float));
     if (n_feats / latent == WINDOW || f == N_FRAMES - 1) {
       struct mtmd_gen_inp w = def;
-      w.type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
       w.feats = feats;
       w.n_feats = n_feats;
-      w.seed = 1u;
-      w.state_data = acc.state;
-      w.state_size = acc.state_n;
-      if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
-          out.n_samples != (n_feats / latent) * MK_TTS_SAMPLES_PER_FRAME) {
-        snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames", out.n_samples,
-                 n_feats / latent);
-        goto done;
-      }
-      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err,
-                      errlen) != 0)
+      if (mk_wav_gen(&acc, mctx, &w, n_feats / latent, MK_TTS_SAMPLES_PER_FRAME, err, errlen) != 0)
         goto done;
       n_feats = 0;
     }
@@ -555,8 +544,8 @@ done:
   return rc;
 }
 
-int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n,
-                char *err, size_t errlen) {
+static int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state,
+                       size_t state_n, char *err, size_t errlen) {
   for (size_t i = 0; i < n; i++) {
     if (!isfinite(audio[i])) {
       snprintf(err, errlen, "sample %zu is not finite", a->n_samples + i);
@@ -575,6 +564,22 @@ int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, 
   if (state_n) memcpy(a->state, state, state_n);
   a->state_n = state_n;
   return 0;
+}
+
+int mk_wav_gen(mk_wav_acc *a, struct mtmd_context *mctx, struct mtmd_gen_inp *w, size_t n_frames,
+               size_t per_frame, char *err, size_t errlen) {
+  struct mtmd_gen_out out;
+  w->type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
+  w->seed = 1u;
+  w->state_data = a->state;
+  w->state_size = a->state_n;
+  if (mtmd_gen_audio_process(mctx, w, &out) != 0 || !out.audio ||
+      out.n_samples != n_frames * per_frame) {
+    snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames", out.n_samples,
+             n_frames);
+    return -1;
+  }
+  return mk_wav_take(a, out.audio, out.n_samples, out.state_data, out.state_size, err, errlen);
 }
 
 int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen) {

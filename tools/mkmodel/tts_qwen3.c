@@ -438,20 +438,9 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
     }
     if (n_frames_buf == MK_Q3T_WINDOW || f == N_FRAMES - 1) {
       struct mtmd_gen_inp w = def;
-      w.type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
       w.codes = codes;
       w.n_codes = n_frames_buf * 16;
-      w.seed = 1u;
-      w.state_data = acc.state;
-      w.state_size = acc.state_n;
-      if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
-          out.n_samples != n_frames_buf * MK_Q3T_SAMPLES_PER_FRAME) {
-        snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames", out.n_samples,
-                 n_frames_buf);
-        goto done;
-      }
-      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err,
-                      errlen) != 0)
+      if (mk_wav_gen(&acc, mctx, &w, n_frames_buf, MK_Q3T_SAMPLES_PER_FRAME, err, errlen) != 0)
         goto done;
       n_frames_buf = 0;
     }

@@ -2,6 +2,13 @@
 # bench/lib.sh — shell helpers the bench scripts share (sourced, not run; run from the repository
 # root). bench/lib.c is the C programs'.
 
+# engine_env: prefix, the engine build scripts ask deps/engines.sh for (GPU=... picks it), and
+# SWITCHYARD_VOCAB_DIR, its vocabularies (mkmodel's and the tests' tokenizers).
+engine_env() {
+  prefix=$(deps/engines.sh print-prefix)
+  export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+}
+
 # wait_up URL PID: bounded wait (60 s) for a server to answer URL with 200; fails at once when
 # the process PID has exited.
 wait_up() {

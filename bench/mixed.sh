@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 . bench/lib.sh
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+engine_env
 out=build/bench
 mkdir -p "$out"
 export SWITCHYARD_STATE_DIR=$PWD/$out/state-mixed

@@ -18,8 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
 . bench/lib.sh
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+engine_env
 preset=${BENCH_PRESET:-qwen2-0.5b}
 type=${BENCH_TYPE:-q8_0}
 tokens=${BENCH_TOKENS:-96}

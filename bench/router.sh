@@ -15,8 +15,7 @@ runs=${BENCH_RUNS:-20}
 mkdir -p "$out"
 [ -f "$models/tiny-qwen2.gguf" ] || { echo "bench-router: $models/tiny-qwen2.gguf is missing (tests/run.sh makes it)" >&2; exit 1; }
 models=$(realpath "$models")
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab
+engine_env
 export SWITCHYARD_STATE_DIR=$PWD/$out/state-router
 cat >"$out/router.yaml" <<YAML
 log_level: debug

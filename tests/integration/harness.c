@@ -394,6 +394,10 @@ const char it_png_5x4[] =
     "iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQA"
     "igk3IXICDBUB8Q"
     "oSs1rFla/4dHetm7fEMTPbO3+6l+D1cfDu22FFMAAAAAAElFTkSuQmCC";
+const char it_png_3x7[] =
+    "iVBORw0KGgoAAAANSUhEUgAAAAMAAAAHCAIAAABC22D+"
+    "AAAASUlEQVR42g3FoRHAIBBE0S2IEujmGyYOdw4Xc0MFqSB6maEtSkieeUKksP4r"
+    "WS/XLoKM7hhikSu8pjjkGT6PKGS5XV7RyDbd9gfMkR4Eg25eQgAAAABJRU5ErkJggg==";
 
 json_t *it_vision_body(const char *model, const char *text, const char *const *urls) {
   json_t *parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);

@@ -237,6 +237,7 @@ long it_b_load(const char *name);
 
 /* a small valid PNG (RGB, 5x4), base64 */
 extern const char it_png_5x4[];
+extern const char it_png_3x7[]; /* another image: base64 PNGs, 5x4 and 3x7 pixels */
 
 /* A user message with the text and then one image_url part per url (NULL-terminated). */
 json_t *it_vision_body(const char *model, const char *text, const char *const *urls);

@@ -9,16 +9,10 @@
 
 #define VLM_IMAGE_TOKENS 16
 
-/* and a 3x7 one (it_png_5x4 is the harness's) */
-static const char png_3x7[] =
-    "iVBORw0KGgoAAAANSUhEUgAAAAMAAAAHCAIAAABC22D+"
-    "AAAASUlEQVR42g3FoRHAIBBE0S2IEujmGyYOdw4Xc0MFqSB6maEtSkieeUKksP4r"
-    "WS/XLoKM7hhikSu8pjjkGT6PKGS5XV7RyDbd9gfMkR4Eg25eQgAAAABJRU5ErkJggg==";
-
 static void t_vision(void) {
   CHECK(it_have_vlm, "%s/tiny-vlm-mmproj.gguf is missing (tests/run.sh make_models writes it)",
         it_models_dir);
-  char *a = it_data_url(it_png_5x4), *b = it_data_url(png_3x7);
+  char *a = it_data_url(it_png_5x4), *b = it_data_url(it_png_3x7);
   resp r;
   it_get("/v1/models/vlm", &r);
   bool vision = false;

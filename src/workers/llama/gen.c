@@ -1110,6 +1110,8 @@ static void gen_step_generate(worker *w) {
   }
 }
 
+static void gen_checkpoint(worker *w, gen_slot *s);
+
 /* The next prompt chunk of one ingesting slot, alone in its llama_decode, always cut at the same
  * places (n_batch tokens) whatever else runs: prompts are compute-bound, so little is lost by
  * not sharing the decode, and the sequence's numbers stay the same as when it runs alone. */
@@ -1123,6 +1125,7 @@ static void gen_step_prompt(worker *w, gen_slot *s) {
   if (gen_decode(w) != 0) return;
   gen_advance(s, s->req->prompt + s->n_fed, take);
   s->n_fed += take;
+  gen_checkpoint(w, s);
   if (s->i_batch >= 0) gen_on_token(w, s, gen_sample(w, s, s->i_batch));
   s->n_in_batch = 0;
 }
@@ -1172,6 +1175,7 @@ static void gen_step_mixed(worker *w) {
     } else {
       gen_advance(s, s->req->prompt + s->n_fed, s->n_in_batch);
       s->n_fed += s->n_in_batch;
+      gen_checkpoint(w, s);
     }
     s->n_in_batch = 0;
     if (s->i_batch >= 0) gen_on_token(w, s, gen_sample(w, s, s->i_batch));
@@ -1214,6 +1218,34 @@ static bool gen_slot_state(worker *w, gen_slot *s, size_t max, pc_entry *e) {
   memcpy(toks, s->cache, (size_t)n * sizeof *toks);
   *e = (pc_entry){toks, n, s->n_reusable, buf, size, 0};
   return true;
+}
+
+/* A memory that cannot drop a suffix (recurrent, hybrid) keeps a checkpoint of its prompt in the
+ * RAM cache, as llama-server does: its state right after the prompt (batch-invariant: after the
+ * prompt's last whole chunk, where a fresh request also has decoded exactly that much), so the
+ * next turn, whose prompt extends this one but not the answer as generated (templates drop
+ * reasoning, re-render tool calls), still starts from there. Called after each prompt decode. */
+static void gen_checkpoint(worker *w, gen_slot *s) {
+  gen_state *g = w->gen;
+  gen_req *r = s->req;
+  int32_t at = w->deterministic ? r->n_prompt - r->n_prompt % g->batch_cap : r->n_prompt;
+  if (g->can_trim || g->ram.limit == 0 || !r->prompt || !r->cache_prompt || s->n_fed != at ||
+      at <= s->n_kept || at < GEN_SAVE_MIN_TOKENS || s->n_cache != s->n_past)
+    return;
+  int32_t seq = (int32_t)(s - g->slots);
+  size_t size = llama_state_seq_get_size_ext(w->ctx, seq, 0);
+  int32_t *toks = size && size <= g->ram.limit ? malloc((size_t)at * sizeof *toks) : NULL;
+  void *buf = toks ? malloc(size) : NULL;
+  if (!buf || llama_state_seq_get_data_ext(w->ctx, buf, size, seq, 0) != size) {
+    free(toks);
+    free(buf);
+    return;
+  }
+  memcpy(toks, s->cache, (size_t)at * sizeof *toks);
+  bool kept = pcache_put(&g->ram, toks, at, at, buf, size);
+  LOG_D("slot %d: checkpoint of %d prompt tokens (%zu bytes, %s)", (int)seq, (int)at, size,
+        kept ? "kept" : "not kept");
+  gen_cache_report(w);
 }
 
 /* Save free slot s's reusable cells into the RAM cache. */

@@ -202,6 +202,14 @@ static size_t n_dec;
 static cls_row *cls_rows;
 static size_t n_cls;
 
+/* rows (n of them, size bytes each) with one more, zeroed, at the end: the new array (rows is
+ * then gone), or NULL when out of memory (rows untouched). */
+static void *grow_rows(void *rows, size_t n, size_t size) {
+  unsigned char *nr = realloc(rows, (n + 1) * size);
+  if (nr) memset(nr + n * size, 0, size);
+  return nr;
+}
+
 void router_stats_decision(const char *router, const char *route, router_by by) {
   pthread_mutex_lock(&stats_mu);
   size_t i = 0;
@@ -209,10 +217,9 @@ void router_stats_decision(const char *router, const char *route, router_by by) 
                        strcmp(dec_rows[i].route, route)))
     i++;
   if (i == n_dec && n_dec < ROUTER_STATS_MAX) {
-    dec_row *nr = realloc(dec_rows, (n_dec + 1) * sizeof *nr);
+    dec_row *nr = grow_rows(dec_rows, n_dec, sizeof *nr);
     if (nr) {
       dec_rows = nr;
-      memset(&nr[n_dec], 0, sizeof *nr);
       snprintf(nr[n_dec].router, sizeof nr[n_dec].router, "%s", router);
       snprintf(nr[n_dec].route, sizeof nr[n_dec].route, "%s", route);
       nr[n_dec].by = by;
@@ -228,10 +235,9 @@ void router_stats_classifier(const char *router, double seconds, bool ok) {
   size_t i = 0;
   while (i < n_cls && strcmp(cls_rows[i].router, router)) i++;
   if (i == n_cls && n_cls < ROUTER_STATS_MAX) {
-    cls_row *nr = realloc(cls_rows, (n_cls + 1) * sizeof *nr);
+    cls_row *nr = grow_rows(cls_rows, n_cls, sizeof *nr);
     if (nr) {
       cls_rows = nr;
-      memset(&nr[n_cls], 0, sizeof *nr);
       snprintf(nr[n_cls].router, sizeof nr[n_cls].router, "%s", router);
       n_cls++;
     }

@@ -150,15 +150,7 @@ static void queue_body(void) {
   resp bg, r;
   pthread_t th;
   pthread_create(&th, NULL, queue_long_request, &bg);
-  bool busy = false;
-  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until x is serving it */
-    it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |=
-        strcmp(it_jstr(m, "name"), "x") == 0 && it_jnum(m, "inflight") >= 1;
-    it_resp_clear(&r);
-  }
+  bool busy = it_wait_inflight(&B, "x", NULL);
   /* y needs x's room, x is busy, and y may queue nobody: refused at once, with Retry-After */
   it_b_chat(it_chat_body("y", "hello", 2, false), &r);
   bool full = it_is_error(&r, 503, "queue_full") && atoi(r.retry_after) > 0;
@@ -264,15 +256,7 @@ static void t_admin_unload_busy(void) {
   resp bg, r;
   pthread_t th;
   pthread_create(&th, NULL, slow_request, &bg);
-  bool busy = false;
-  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until it is being served */
-    it_get("/api/ps", &r);
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |=
-        strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1;
-    it_resp_clear(&r);
-  }
+  bool busy = it_wait_inflight(&D, "slow", NULL);
   it_post("/api/unload", "{\"model\":\"slow\"}", &r);
   bool refused =
       it_is_error(&r, 409, "model_busy") && strstr(it_jstr(r.json, "error.message"), "in flight");

@@ -27,12 +27,7 @@ static void reload_body(void) {
   resp bg;
   pthread_t th;
   pthread_create(&th, NULL, reload_slow_request, &bg);
-  bool busy = false;
-  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until it is being served */
-    json_t *m = it_b_ps_model("change");
-    busy = m && it_jnum(m, "inflight") >= 1;
-    json_decref(m);
-  }
+  bool busy = it_wait_inflight(&B, "change", NULL);
   it_feed f = {.d = &B,
                .mu = PTHREAD_MUTEX_INITIALIZER,
                .cond = PTHREAD_COND_INITIALIZER,

@@ -149,22 +149,19 @@ void it_post(const char *path, const char *body, resp *r) {
 
 void it_get(const char *path, resp *r) { it_http_do(&D, "GET", path, NULL, r, NULL); }
 
-void it_post_json(const char *path, json_t *body, resp *r) {
+void it_post_json_at(const daemon_proc *d, const char *path, json_t *body, resp *r) {
   char *s = json_dumps(body, JSON_COMPACT);
   json_decref(body);
-  it_post(path, s, r);
+  it_http_do(d, "POST", path, s, r, NULL);
   free(s);
 }
 
-/* POST a chat body (stolen) to the test's own second daemon, B. */
+void it_post_json(const char *path, json_t *body, resp *r) { it_post_json_at(&D, path, body, r); }
+
+/* the test's own second daemon */
 daemon_proc B;
 
-void it_b_chat(json_t *body, resp *r) {
-  char *s = json_dumps(body, JSON_COMPACT);
-  json_decref(body);
-  it_http_do(&B, "POST", "/v1/chat/completions", s, r, NULL);
-  free(s);
-}
+void it_b_chat(json_t *body, resp *r) { it_post_json_at(&B, "/v1/chat/completions", body, r); }
 
 const json_t *it_jpath(const json_t *j, const char *path) {
   char buf[256];
@@ -252,6 +249,16 @@ json_t *it_chat_body(const char *model, const char *content, int max_tokens, boo
                    "stream", stream);
 }
 
+bool it_chat_streams(json_t *body, resp *r) {
+  json_object_set_new(body, "stream", json_true());
+  it_post_json("/v1/chat/completions", body, r);
+  bool done = false, wf = false;
+  json_t *ev = it_sse_events(&r->body, &done, &wf);
+  bool ok = r->status == 200 && done && wf && json_array_size(ev) > 1;
+  json_decref(ev);
+  return ok;
+}
+
 double it_norm_of(const json_t *vec, size_t *dim) {
   double s = 0;
   size_t i;
@@ -265,6 +272,34 @@ size_t it_abort_after_first(char *p, size_t sz, size_t n, void *ud) {
   (void)p;
   it_abort_ctx *a = ud;
   return ++a->chunks >= 2 ? 0 : sz * n; /* 0 = curl closes the connection */
+}
+
+CURLcode it_post_streamed(const daemon_proc *d, const char *path, json_t *body,
+                          curl_write_callback on_body, void *ud, long *status) {
+  char *s = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  CURL *c = curl_easy_init();
+  char url[512];
+  snprintf(url, sizeof url, "%s%s", d->base, path);
+  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, s);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, ud);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a hang fails the test instead of CI */
+  CURLcode rc = curl_easy_perform(c);
+  if (status) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  free(s);
+  return rc;
+}
+
+CURLcode it_abandon_stream(const daemon_proc *d, const char *path, json_t *body) {
+  it_abort_ctx a = {0};
+  return it_post_streamed(d, path, body, it_abort_after_first, &a, NULL);
 }
 
 static size_t feed_data(char *p, size_t sz, size_t n, void *ud) {
@@ -362,15 +397,38 @@ void it_write_file(const char *path, const char *text) {
   }
 }
 
-json_t *it_b_ps_model(const char *name) { /* new reference, or NULL when not listed */
+json_t *it_ps_model(const daemon_proc *d, const char *name) {
   resp r;
-  it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+  it_http_do(d, "GET", "/api/ps", NULL, &r, NULL);
   json_t *found = NULL, *m;
   size_t i;
   json_array_foreach(json_object_get(r.json, "models"), i,
                      m) if (strcmp(it_jstr(m, "name"), name) == 0) found = json_incref(m);
   it_resp_clear(&r);
   return found;
+}
+
+json_t *it_b_ps_model(const char *name) { return it_ps_model(&B, name); }
+
+long long it_ps_stat(const daemon_proc *d, const char *key) {
+  resp r;
+  it_http_do(d, "GET", "/api/ps", NULL, &r, NULL);
+  char path[64];
+  snprintf(path, sizeof path, "stats.%s", key);
+  long long v = it_jnum(r.json, path);
+  it_resp_clear(&r);
+  return v;
+}
+
+bool it_wait_inflight(const daemon_proc *d, const char *name, long long *pid) {
+  for (int tries = 0; tries < 100000; tries++) { /* bounded: until it is being served */
+    json_t *m = it_ps_model(d, name);
+    bool busy = m && it_jnum(m, "inflight") >= 1;
+    if (busy && pid) *pid = it_jnum(m, "pid");
+    json_decref(m);
+    if (busy) return true;
+  }
+  return false;
 }
 
 long it_b_load(const char *name) {
@@ -589,7 +647,44 @@ bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *
   return snprintf(why, wl, "no data chunk"), false;
 }
 
-/* ---- reference voices, base64, audio parts ---- */
+/* ---- neural voices: bodies, seeded audio, reference voices, base64, audio parts ---- */
+
+json_t *it_speech_body(const char *model, const char *input, const char *format, const char *voice,
+                       int seed) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", model, "input", input, "response_format",
+                        format, "seed", seed);
+  if (voice) json_object_set_new(b, "voice", json_string(voice));
+  return b;
+}
+
+void it_check_seeded_voice(const daemon_proc *d, const char *model, const char *text,
+                           size_t min_bytes, size_t multiple) {
+  it_speech_resp a, b, c;
+  it_speech_post(d, it_speech_body(model, text, "wav", "ref", 7), &a);
+  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  char why[160] = "";
+  bool ok = it_wav_parse(&a.body, &data, &n, why, sizeof why);
+  size_t nz = 0;
+  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
+  CHECK(ok, "a WAV at 24 kHz: %s", why);
+  CHECK(n >= min_bytes && n % multiple == 0,
+        "%zu bytes of 16-bit samples (at least %zu, a multiple of %zu)", n, min_bytes, multiple);
+  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
+  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
+  it_speech_post(d, it_speech_body(model, text, "wav", "ref", 7), &b);
+  CHECK(b.status == 200 && b.body.len == a.body.len &&
+            memcmp(a.body.data, b.body.data, a.body.len) == 0,
+        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
+  it_speech_post(d, it_speech_body(model, text, "wav", "ref", 8), &c);
+  CHECK(c.status == 200 &&
+            (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+        "another seed: other audio");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  sy_buf_free(&c.body);
+}
 
 void it_write_ref_wav(const char *path) {
   enum { RATE = 24000, N = 48000 };

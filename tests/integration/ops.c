@@ -8,16 +8,12 @@
  * condition: a pipe, a response, a bounded poll of /api/ps). */
 #include "harness.h"
 
+/* D's /api/ps lists name */
 static bool ps_lists(const char *name) {
-  resp r;
-  it_get("/api/ps", &r);
-  bool found = false;
-  size_t i;
-  json_t *m;
-  json_array_foreach(json_object_get(r.json, "models"), i, m) found |=
-      strcmp(it_jstr(m, "name"), name) == 0;
-  it_resp_clear(&r);
-  return found;
+  json_t *m = it_ps_model(&D, name);
+  bool listed = m != NULL;
+  json_decref(m);
+  return listed;
 }
 
 /* Ollama's per-request keep_alive: honoured where the matrix allows it (flex), ignored elsewhere.
@@ -181,14 +177,7 @@ static void t_keep_alive_zero(void) {
   it_post_json("/v1/chat/completions", it_chat_body("once", "hi", 2, false), &r);
   CHECK(r.status == 200, "status %ld", r.status);
   it_resp_clear(&r);
-  it_get("/api/ps", &r);
-  json_t *models = json_object_get(r.json, "models");
-  size_t i;
-  json_t *m;
-  bool listed = false;
-  json_array_foreach(models, i, m) listed |= strcmp(it_jstr(m, "name"), "once") == 0;
-  it_resp_clear(&r);
-  CHECK(!listed, "a keep_alive 0 model is unloaded when its request ends");
+  CHECK(!ps_lists("once"), "a keep_alive 0 model is unloaded when its request ends");
 }
 
 static void t_third_party_gguf(void) {
@@ -211,6 +200,15 @@ static void t_third_party_gguf(void) {
   it_resp_clear(&r);
 }
 
+/* GET path on d (extra headers NULL-ended, or NULL): the HTTP status. */
+static long get_status(const daemon_proc *d, const char *path, const char *const *headers) {
+  resp r;
+  it_http_do(d, "GET", path, NULL, &r, headers);
+  long st = r.status;
+  it_resp_clear(&r);
+  return st;
+}
+
 static void t_api_keys(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/keys.yaml", it_tmpdir);
@@ -228,23 +226,13 @@ static void t_api_keys(void) {
   bool code_ok = it_is_error(&r, 401, "invalid_api_key");
   it_resp_clear(&r);
   const char *wrong[] = {"Authorization: Bearer sk-wrong", NULL};
-  it_http_do(&k, "GET", "/v1/models", NULL, &r, wrong);
-  long bad_key = r.status;
-  it_resp_clear(&r);
-  it_http_do(&k, "GET", "/metrics", NULL, &r, NULL);
-  long metrics_no_key = r.status;
-  it_resp_clear(&r);
+  long bad_key = get_status(&k, "/v1/models", wrong);
+  long metrics_no_key = get_status(&k, "/metrics", NULL);
   k.api_key = "sk-test-two";
-  it_http_do(&k, "GET", "/v1/models", NULL, &r, NULL);
-  long good_key = r.status;
-  it_resp_clear(&r);
-  it_http_do(&k, "GET", "/metrics", NULL, &r, NULL);
-  long metrics_key = r.status;
-  it_resp_clear(&r);
+  long good_key = get_status(&k, "/v1/models", NULL);
+  long metrics_key = get_status(&k, "/metrics", NULL);
   k.api_key = NULL;
-  it_http_do(&k, "GET", "/health", NULL, &r, NULL);
-  long health = r.status;
-  it_resp_clear(&r);
+  long health = get_status(&k, "/health", NULL);
   int st = it_stop_daemon(&k);
   CHECK(no_key == 401 && code_ok, "no key: %ld", no_key);
   CHECK(bad_key == 401, "wrong key: %ld", bad_key);

@@ -60,14 +60,8 @@ static void t_vision(void) {
   it_resp_clear(&r);
 
   /* the same request streamed */
-  json_t *sb = it_vision_body("vlm", "What is in the picture?", one);
-  json_object_set_new(sb, "stream", json_true());
-  it_post_json("/v1/chat/completions", sb, &r);
-  bool done, wf;
-  json_t *ev = it_sse_events(&r.body, &done, &wf);
-  CHECK(r.status == 200 && done && wf && json_array_size(ev) > 1, "streamed: %ld %s", r.status,
-        r.body.data);
-  json_decref(ev);
+  CHECK(it_chat_streams(it_vision_body("vlm", "What is in the picture?", one), &r),
+        "streamed: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 
   /* refused: a corrupt image, a remote URL, a local path without limits.image_dir, a text-only

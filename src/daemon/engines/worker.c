@@ -419,6 +419,22 @@ wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t 
   return r;
 }
 
+/* What every worker starts with (w fresh from calloc): one reference, its frames on fd and its
+ * output on out_fd (-1: none), its lock, its log tag, "has not started", its exit callback. */
+static void worker_init(worker *w, int fd, int out_fd, const char *tag, worker_exit_fn on_exit,
+                        void *on_exit_ud) {
+  atomic_init(&w->refs, 1);
+  w->fd = fd;
+  w->out_fd = out_fd;
+  ipc_chan_init(&w->chan, fd);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->exited_cond, NULL);
+  snprintf(w->tag, sizeof w->tag, "%s", tag);
+  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
+  w->on_exit = on_exit;
+  w->on_exit_ud = on_exit_ud;
+}
+
 worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
   if (ready) *ready = NULL;
   int sv[2];
@@ -437,16 +453,7 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
     API_SERVER(err, "spawn_failed", "out of memory");
     return NULL;
   }
-  atomic_init(&w->refs, 1);
-  w->out_fd = -1;
-  w->fd = sv[0];
-  ipc_chan_init(&w->chan, w->fd);
-  pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->exited_cond, NULL);
-  snprintf(w->tag, sizeof w->tag, "%s", p->tag);
-  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
-  w->on_exit = p->on_exit;
-  w->on_exit_ud = p->on_exit_ud;
+  worker_init(w, sv[0], -1, p->tag, p->on_exit, p->on_exit_ud);
 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -802,20 +809,11 @@ worker *worker_start_external(const worker_ext_params *p, api_error *err) {
                strerror(errno));
     goto fail;
   }
-  atomic_init(&w->refs, 1);
-  w->fd = -1;
-  w->out_fd = pp[0];
+  worker_init(w, -1, pp[0], p->tag, p->on_exit, p->on_exit_ud);
   w->external = true;
   w->port = port;
   w->stop_signal = e->stop_signal;
   w->stop_grace_ms = e->stop_grace_ms;
-  ipc_chan_init(&w->chan, -1);
-  pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->exited_cond, NULL);
-  snprintf(w->tag, sizeof w->tag, "%s", p->tag);
-  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
-  w->on_exit = p->on_exit;
-  w->on_exit_ud = p->on_exit_ud;
 
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;

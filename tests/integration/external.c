@@ -239,12 +239,6 @@ static void t_ext_fail(void) {
   it_with_own_daemon("ext_fail", y, ext_fail_body);
 }
 
-static void *ext_long_stream(void *p) {
-  it_bg_req *b = p;
-  it_b_chat(go_on_body(3500), &b->r);
-  return NULL;
-}
-
 /* A streamed request whose first bytes are announced on a pipe (the test then kills the engine). */
 typedef struct mid_stream {
   sy_buf body;
@@ -305,12 +299,11 @@ static void ext_crash_body(void) {
   CHECK(r.status == 200, "warm-up %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_bg_req b;
-  pthread_t th;
-  pthread_create(&th, NULL, ext_long_stream, &b);
+  it_bg_chat(&b, &B, go_on_body(3500));
   long long pid = -1;
   it_wait_inflight(&B, "ext", &pid);
   if (pid > 0) kill((pid_t)pid, SIGKILL);
-  pthread_join(th, NULL);
+  it_bg_join(&b);
   CHECK(pid > 0, "the long request never showed as in flight");
   /* before the upstream answered: a 502; mid-stream: an error event ends the stream, no [DONE] */
   bool done = false, wf = false;

@@ -249,6 +249,12 @@ json_t *it_chat_body(const char *model, const char *content, int max_tokens, boo
                    "stream", stream);
 }
 
+json_t *it_long_chat_body(const char *model, const char *content, int max_tokens, bool stream) {
+  json_t *q = it_chat_body(model, content, max_tokens, stream);
+  json_object_set_new(q, "ignore_eos", json_true());
+  return q;
+}
+
 bool it_chat_streams(json_t *body, resp *r) {
   json_object_set_new(body, "stream", json_true());
   it_post_json("/v1/chat/completions", body, r);
@@ -296,6 +302,21 @@ CURLcode it_post_streamed(const daemon_proc *d, const char *path, json_t *body,
   free(s);
   return rc;
 }
+
+static void *bg_chat_main(void *arg) {
+  it_bg_req *b = arg;
+  it_post_json_at(b->d, "/v1/chat/completions", b->body, &b->r);
+  return NULL;
+}
+
+void it_bg_chat(it_bg_req *b, const daemon_proc *d, json_t *body) {
+  memset(&b->r, 0, sizeof b->r);
+  b->d = d;
+  b->body = body;
+  pthread_create(&b->th, NULL, bg_chat_main, b);
+}
+
+void it_bg_join(it_bg_req *b) { pthread_join(b->th, NULL); }
 
 CURLcode it_abandon_stream(const daemon_proc *d, const char *path, json_t *body) {
   it_abort_ctx a = {0};

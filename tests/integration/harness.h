@@ -171,6 +171,9 @@ bool it_is_error(const resp *r, long status, const char *code);
 /* A chat request (new reference): one user message, max_tokens, stream. */
 json_t *it_chat_body(const char *model, const char *content, int max_tokens, bool stream);
 
+/* it_chat_body with ignore_eos: it runs max_tokens, whatever the random weights say. */
+json_t *it_long_chat_body(const char *model, const char *content, int max_tokens, bool stream);
+
 /* POST the chat body (stolen) to D with stream: true: whether the answer is a 200 and a
  * well-formed SSE stream of more than one event ended by [DONE]. r holds the answer. */
 bool it_chat_streams(json_t *body, resp *r);
@@ -197,10 +200,18 @@ CURLcode it_post_streamed(const daemon_proc *d, const char *path, json_t *body,
  * (it_abort_after_first): curl's code, CURLE_WRITE_ERROR when it did hang up. */
 CURLcode it_abandon_stream(const daemon_proc *d, const char *path, json_t *body);
 
-/* a request run on a thread: its answer */
+/* a chat run on a thread (it_bg_chat): its answer in r once it_bg_join has returned */
 typedef struct it_bg_req {
   resp r;
+  const daemon_proc *d;
+  json_t *body;
+  pthread_t th;
 } it_bg_req;
+
+/* POST the chat body (stolen) to d's /v1/chat/completions on a thread; it_bg_join waits for it. */
+void it_bg_chat(it_bg_req *b, const daemon_proc *d, json_t *body);
+
+void it_bg_join(it_bg_req *b);
 
 /* GET /api/events followed on a thread (it_feed_main), until the strings in until[] were seen */
 typedef struct it_feed {

@@ -158,10 +158,8 @@ static void t_errors(void) {
 static void t_disconnect(void) {
   /* "slow" has one slot and a long context: a stream left to run would hold it for a long time. */
   long long before = it_ps_stat(&D, "cancelled");
-  json_t *q = it_chat_body("slow", "Go on forever", 30000, true);
-  json_object_set_new(q, "ignore_eos",
-                      json_true()); /* runs until cancelled, whatever the weights say */
-  CURLcode rc = it_abandon_stream(&D, "/v1/chat/completions", q);
+  CURLcode rc = it_abandon_stream(&D, "/v1/chat/completions", /* runs until cancelled */
+                                  it_long_chat_body("slow", "Go on forever", 30000, true));
   CHECK(rc == CURLE_WRITE_ERROR, "the client aborted (curl %d)", rc);
   /* One slot: this request can only run once the abandoned one has let go of it. */
   resp r;
@@ -172,28 +170,19 @@ static void t_disconnect(void) {
         "the abandoned stream was cancelled, not run to its end");
 }
 
-static void *bg_long(void *p) {
-  it_bg_req *b = p;
-  json_t *q = it_chat_body("slow", "Take your time", 30000, false);
-  json_object_set_new(q, "ignore_eos", json_true()); /* still running when the worker is killed */
-  it_post_json("/v1/chat/completions", q, &b->r);
-  return NULL;
-}
-
 static void t_worker_crash(void) {
   resp r;
   it_post_json("/v1/chat/completions", it_chat_body("slow", "warm up", 2, false), &r); /* load it */
   CHECK(r.status == 200, "warm-up %ld", r.status);
   it_resp_clear(&r);
-  it_bg_req b;
-  pthread_t th;
-  pthread_create(&th, NULL, bg_long, &b);
+  it_bg_req b; /* still running when the worker is killed */
+  it_bg_chat(&b, &D, it_long_chat_body("slow", "Take your time", 30000, false));
   /* wait (bounded) until the long request is in flight, then kill its worker */
   long long pid = -1;
   it_wait_inflight(&D, "slow", &pid);
   CHECK(pid > 0, "the long request never showed as in flight");
   kill((pid_t)pid, SIGKILL);
-  pthread_join(th, NULL);
+  it_bg_join(&b);
   CHECK(it_is_error(&b.r, 500, "worker_crashed"), "in-flight request: %ld %s", b.r.status,
         b.r.body.data);
   it_resp_clear(&b.r);

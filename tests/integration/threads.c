@@ -32,9 +32,8 @@ static size_t stream_bg_data(char *p, size_t sz, size_t n, void *ud) {
 /* A streamed chat on daemon B that runs until the test sets stop (ignore_eos, a long budget). */
 static void *stream_bg_main(void *ud) {
   stream_bg *b = ud;
-  json_t *q = it_chat_body(b->model, "Go on", 100000, true);
-  json_object_set_new(q, "ignore_eos", json_true());
-  it_post_streamed(&B, "/v1/chat/completions", q, stream_bg_data, b, NULL);
+  it_post_streamed(&B, "/v1/chat/completions", it_long_chat_body(b->model, "Go on", 100000, true),
+                   stream_bg_data, b, NULL);
   return NULL;
 }
 

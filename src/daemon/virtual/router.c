@@ -267,6 +267,13 @@ static void put_label(sy_buf *o, const char *s) {
   }
 }
 
+/* The start of a sample, up to its router label's value: name{router="<router, escaped> */
+static void sample_head(sy_buf *o, const char *name, const char *router) {
+  sy_buf_puts(o, name);
+  sy_buf_puts(o, "{router=\"");
+  put_label(o, router);
+}
+
 int router_stats_render(sy_buf *o) {
   pthread_mutex_lock(&stats_mu);
   sy_buf_puts(o,
@@ -275,8 +282,7 @@ int router_stats_render(sy_buf *o) {
               "what chose it (rule, classifier, default, fallback).\n"
               "# TYPE switchyard_router_decisions_total counter\n");
   for (size_t i = 0; i < n_dec; i++) {
-    sy_buf_puts(o, "switchyard_router_decisions_total{router=\"");
-    put_label(o, dec_rows[i].router);
+    sample_head(o, "switchyard_router_decisions_total", dec_rows[i].router);
     sy_buf_puts(o, "\",route=\"");
     put_label(o, dec_rows[i].route);
     sy_buf_printf(o, "\",by=\"%s\"} %llu\n", router_by_name(dec_rows[i].by), dec_rows[i].n);
@@ -289,18 +295,15 @@ int router_stats_render(sy_buf *o) {
   for (size_t i = 0; i < n_cls; i++) {
     const cls_row *r = &cls_rows[i];
     for (size_t b = 0; b <= N_BOUNDS; b++) {
-      sy_buf_puts(o, "switchyard_router_classifier_seconds_bucket{router=\"");
-      put_label(o, r->router);
+      sample_head(o, "switchyard_router_classifier_seconds_bucket", r->router);
       if (b < N_BOUNDS)
         sy_buf_printf(o, "\",le=\"%g\"} %llu\n", cls_bounds[b], r->buckets[b]);
       else
         sy_buf_printf(o, "\",le=\"+Inf\"} %llu\n", r->count);
     }
-    sy_buf_puts(o, "switchyard_router_classifier_seconds_sum{router=\"");
-    put_label(o, r->router);
+    sample_head(o, "switchyard_router_classifier_seconds_sum", r->router);
     sy_buf_printf(o, "\"} %.6f\n", r->sum);
-    sy_buf_puts(o, "switchyard_router_classifier_seconds_count{router=\"");
-    put_label(o, r->router);
+    sample_head(o, "switchyard_router_classifier_seconds_count", r->router);
     sy_buf_printf(o, "\"} %llu\n", r->count);
   }
   sy_buf_puts(
@@ -309,8 +312,7 @@ int router_stats_render(sy_buf *o) {
       "(error or timeout): the default route served.\n"
       "# TYPE switchyard_router_classifier_failures_total counter\n");
   for (size_t i = 0; i < n_cls; i++) {
-    sy_buf_puts(o, "switchyard_router_classifier_failures_total{router=\"");
-    put_label(o, cls_rows[i].router);
+    sample_head(o, "switchyard_router_classifier_failures_total", cls_rows[i].router);
     sy_buf_printf(o, "\"} %llu\n", cls_rows[i].failed);
   }
   int rc = o->data ? 0 : -1; /* only out of memory can fail: nothing at all was written then */

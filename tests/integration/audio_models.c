@@ -94,15 +94,9 @@ static void t_audio_in(void) {
   sprintf(url, "data:audio/wav;base64,%s", a1);
   resp r;
   it_get("/v1/models/alm", &r);
-  bool audio = false, transcribe = false;
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(r.json, "capabilities"), i, c) {
-    audio |= it_str_is(json_string_value(c), "audio");
-    transcribe |= it_str_is(json_string_value(c), "transcribe");
-  }
-  CHECK(r.status == 200 && audio && transcribe, "alm lists audio and transcribe: %ld %s", r.status,
-        r.body.data);
+  const json_t *caps = json_object_get(r.json, "capabilities");
+  CHECK(r.status == 200 && it_lists(caps, "audio") && it_lists(caps, "transcribe"),
+        "alm lists audio and transcribe: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 
   it_post_json("/v1/chat/completions", it_audio_body("alm", "What is said?", NULL), &r);

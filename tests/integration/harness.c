@@ -110,12 +110,29 @@ void it_resp_clear(resp *r) {
   memset(r, 0, sizeof *r);
 }
 
-void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body,
-                resp *r, const char *const *headers) {
-  memset(r, 0, sizeof *r);
+/* A curl handle for d's path: the body to on_body(…, ud), the headers to on_header(…, hud) unless
+ * NULL, no signals, and a hang fails the test (300 s) instead of CI. */
+static CURL *easy_for(const daemon_proc *d, const char *path, curl_write_callback on_body, void *ud,
+                      curl_write_callback on_header, void *hud) {
   CURL *c = curl_easy_init();
   char url[512];
   snprintf(url, sizeof url, "%s%s", d->base, path);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, ud);
+  if (on_header) {
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, hud);
+  }
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+  return c;
+}
+
+void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body,
+                resp *r, const char *const *headers) {
+  memset(r, 0, sizeof *r);
+  CURL *c = easy_for(d, path, it_on_body, r, it_on_header, r);
   struct curl_slist *hl = NULL;
   if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
   char auth[256];
@@ -124,19 +141,12 @@ void it_http_do(const daemon_proc *d, const char *method, const char *path, cons
     hl = curl_slist_append(hl, auth);
   }
   for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   if (body) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, it_on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a hang fails the test instead of CI */
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   curl_slist_free_all(hl);
   curl_easy_cleanup(c);
@@ -284,17 +294,10 @@ CURLcode it_post_streamed(const daemon_proc *d, const char *path, json_t *body,
                           curl_write_callback on_body, void *ud, long *status) {
   char *s = json_dumps(body, JSON_COMPACT);
   json_decref(body);
-  CURL *c = curl_easy_init();
-  char url[512];
-  snprintf(url, sizeof url, "%s%s", d->base, path);
+  CURL *c = easy_for(d, path, on_body, ud, NULL, NULL);
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, s);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, ud);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a hang fails the test instead of CI */
   CURLcode rc = curl_easy_perform(c);
   if (status) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
   curl_slist_free_all(hl);
@@ -488,9 +491,7 @@ char *it_data_url(const char *b64) {
 void it_post_form_at(const daemon_proc *d, const char *path, const void *file, size_t file_len,
                      const char *const *kv, resp *r) {
   memset(r, 0, sizeof *r);
-  CURL *c = curl_easy_init();
-  char url[512];
-  snprintf(url, sizeof url, "%s%s", d->base, path);
+  CURL *c = easy_for(d, path, it_on_body, r, it_on_header, r);
   curl_mime *form = curl_mime_init(c);
   if (file) {
     curl_mimepart *p = curl_mime_addpart(form);
@@ -503,14 +504,7 @@ void it_post_form_at(const daemon_proc *d, const char *path, const void *file, s
     curl_mime_name(p, k[0]);
     curl_mime_data(p, k[1], CURL_ZERO_TERMINATED);
   }
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, it_on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   curl_mime_free(form);
   curl_easy_cleanup(c);
@@ -608,19 +602,10 @@ void it_speech_post(const daemon_proc *d, json_t *body, it_speech_resp *r) {
   memset(r, 0, sizeof *r);
   char *s = json_dumps(body, JSON_COMPACT);
   json_decref(body);
-  CURL *c = curl_easy_init();
-  char url[128];
-  snprintf(url, sizeof url, "%s/v1/audio/speech", d->base);
+  CURL *c = easy_for(d, "/v1/audio/speech", speech_on_body, r, speech_on_header, r);
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, s);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, speech_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, speech_on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
   if (curl_easy_perform(c) == CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME, &r->t_first);
@@ -766,6 +751,13 @@ json_t *it_audio_body(const char *model, const char *text, const char *const *b6
 }
 
 bool it_str_is(const char *s, const char *want) { return s && strcmp(s, want) == 0; }
+
+bool it_lists(const json_t *arr, const char *s) {
+  size_t i;
+  const json_t *v;
+  json_array_foreach(arr, i, v) if (it_str_is(json_string_value(v), s)) return true;
+  return false;
+}
 
 long long it_b_ps_pid(const char *name) {
   json_t *m = it_b_ps_model(name);

@@ -346,6 +346,9 @@ json_t *it_audio_body(const char *model, const char *text, const char *const *b6
 /* s is not NULL and equals want. */
 bool it_str_is(const char *s, const char *want);
 
+/* arr is a JSON array that holds the string s (a model's capabilities, say). */
+bool it_lists(const json_t *arr, const char *s);
+
 /* The pid B's /api/ps lists for name, or -1. */
 long long it_b_ps_pid(const char *name);
 

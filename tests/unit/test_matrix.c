@@ -21,14 +21,9 @@ typedef struct gspec {
 } gspec;
 
 static void write_gguf(const char *rel, gspec s) {
-  FILE *f = fopen(ut_path(rel), "wb");
-  assert_non_null(f);
   uint64_t nkv =
       (s.arch != NULL) + (s.ctx != 0) + (s.pooling >= 0) + (s.tmpl != NULL) + (s.type != NULL);
-  fwrite("GGUF", 1, 4, f);
-  ut_w32(f, 3);
-  ut_w64(f, s.n_tensors);
-  ut_w64(f, nkv);
+  FILE *f = ut_gguf_open(rel, s.n_tensors, nkv);
   char k[128];
   if (s.type) ut_wstr(f, "general.type"), ut_w32(f, 8), ut_wstr(f, s.type);
   if (s.arch) ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, s.arch);
@@ -502,12 +497,7 @@ static void test_mmproj(void **state) {
 /* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one).
  */
 static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
-  FILE *f = fopen(ut_path(rel), "wb");
-  assert_non_null(f);
-  fwrite("GGUF", 1, 4, f);
-  ut_w32(f, 3);
-  ut_w64(f, 1);
-  ut_w64(f, gen ? 4 : 3);
+  FILE *f = ut_gguf_open(rel, 1, gen ? 4 : 3);
   ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, "clip");
   ut_wstr(f, "clip.has_vision_encoder"), ut_w32(f, 7), fputc(vision, f); /* bool */
   ut_wstr(f, "clip.has_audio_encoder"), ut_w32(f, 7), fputc(audio, f);

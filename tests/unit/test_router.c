@@ -9,12 +9,7 @@
 
 /* A GGUF header: architecture, and a chat template when tmpl (a chat model), else a base model. */
 static void write_gguf(const char *rel, const char *arch, const char *tmpl) {
-  FILE *f = fopen(ut_path(rel), "wb");
-  assert_non_null(f);
-  fwrite("GGUF", 1, 4, f);
-  ut_w32(f, 3);
-  ut_w64(f, 1);
-  ut_w64(f, tmpl ? 2 : 1);
+  FILE *f = ut_gguf_open(rel, 1, tmpl ? 2 : 1);
   ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, arch);
   if (tmpl) ut_wstr(f, "tokenizer.chat_template"), ut_w32(f, 8), ut_wstr(f, tmpl);
   fclose(f);

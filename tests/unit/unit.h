@@ -3,7 +3,7 @@
  * pays nothing. Holds:
  *  - a fresh temp folder per test: ut_setup / ut_teardown (cmocka setup and teardown), ut_tmp()
  *    (its realpath), ut_path(rel), ut_write_text(rel, text);
- *  - the little-endian writers of GGUF headers: ut_w32, ut_w64, ut_wstr;
+ *  - GGUF headers: ut_gguf_open and the little-endian writers ut_w32, ut_w64, ut_wstr;
  *  - JSON written with ' for " (readability): ut_json;
  *  - a config written to the temp folder and loaded: ut_load_ok, ut_load_bad.
  * Must never: write outside the test's temp folder, or leave it behind after ut_teardown. */
@@ -104,6 +104,18 @@ static inline void ut_w64(FILE *f, uint64_t v) {
 static inline void ut_wstr(FILE *f, const char *s) {
   ut_w64(f, strlen(s));
   fwrite(s, 1, strlen(s), f);
+}
+
+/* A new GGUF file at ut_path(rel) (replacing it), its header written: magic, version 3, n_tensors
+ * and n_kv; the caller writes the n_kv pairs and closes it. */
+static inline FILE *ut_gguf_open(const char *rel, uint64_t n_tensors, uint64_t n_kv) {
+  FILE *f = fopen(ut_path(rel), "wb");
+  assert_non_null(f);
+  fwrite("GGUF", 1, 4, f);
+  ut_w32(f, 3);
+  ut_w64(f, n_tensors);
+  ut_w64(f, n_kv);
+  return f;
 }
 
 /* ---- JSON ----------------------------------------------------------------------------------- */

@@ -311,6 +311,12 @@ static void disk_body(void) {
   CHECK(rb2.status == 200 && rb2.cached == rb1.prompt,
         "after a restart, B comes back from disk: cached %lld (its prompt: %lld)", rb2.cached,
         rb1.prompt);
+  pc_out da3 = pc_complete("pc-disk-det", a2, 4, -1);
+  CHECK(da3.status == 200 && da3.cached > 0 && da3.cached % PC_BATCH == 0 &&
+            !strcmp(da3.text, dref.text),
+        "batch-invariant after a restart: cached %lld (whole chunks), the same answer (\"%.200s\" "
+        "vs \"%.200s\")",
+        da3.cached, da3.text, dref.text);
 
   /* damaged files: every file of pc-disk truncated, plus a foreign one and a stale copy */
   CHECK(it_stop_daemon(&B) == 0, "stop B to damage its files");

@@ -144,6 +144,10 @@ $(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(CHAT_OBJ) $(COMMO
 $(BIN)/unit/test_slot_pick: $(BUILD)/obj/tests/unit/test_slot_pick.o $(call obj,src/workers/llama/slot_pick.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka
+$(BIN)/unit/test_prompt_cache: $(BUILD)/obj/tests/unit/test_prompt_cache.o \
+    $(call obj,src/workers/llama/prompt_cache.c src/workers/llama/slot_pick.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka
 
 # JSON Schema grammars (src/chat/json_schema.c) run through llama.cpp's grammar sampler
 $(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)

@@ -178,6 +178,60 @@ static void invariant_body(void) {
   json_decref(without);
 }
 
+/* p with n more words appended (salt picks them), in out. */
+static void pc_extend(char *out, size_t cap, const char *p, int n, int salt) {
+  snprintf(out, cap, "%s", p);
+  size_t at = strlen(out);
+  if (at + 2 < cap) {
+    out[at] = ' ';
+    pc_text(out + at + 1, cap - at - 1, n, salt);
+  }
+}
+
+/* One slot, two conversations taking turns: each turn takes the slot from the other, whose state
+ * goes to the RAM cache and comes back from it on its next turn. */
+static void ram_body(void) {
+  char a1[2048], b1[2048], a2[4096], b2[4096];
+  pc_text(a1, sizeof a1, 70, 0);
+  pc_text(b1, sizeof b1, 70, 5);
+  pc_extend(a2, sizeof a2, a1, 12, 3);
+  pc_extend(b2, sizeof b2, b1, 12, 4);
+  pc_out ra1 = pc_complete("pc-ram", a1, 1, -1), rb1 = pc_complete("pc-ram", b1, 1, -1);
+  pc_out ra2 = pc_complete("pc-ram", a2, 1, -1), rb2 = pc_complete("pc-ram", b2, 1, -1);
+  CHECK(ra1.status == 200 && rb1.status == 200 && ra2.status == 200 && rb2.status == 200,
+        "answers: %ld %ld %ld %ld", ra1.status, rb1.status, ra2.status, rb2.status);
+  CHECK(ra1.cached == 0 && rb1.cached == 0, "first turns: cached %lld, %lld", ra1.cached,
+        rb1.cached);
+  CHECK(ra2.cached == ra1.prompt, "A comes back from the RAM cache: cached %lld (its prompt: %lld)",
+        ra2.cached, ra1.prompt);
+  CHECK(rb2.cached == rb1.prompt, "B comes back from the RAM cache: cached %lld (its prompt: %lld)",
+        rb2.cached, rb1.prompt);
+
+  /* batch-invariant: restored states keep whole chunks, and answer as without the cache */
+  pc_out da1 = pc_complete("pc-ram-det", a1, 4, -1), db1 = pc_complete("pc-ram-det", b1, 4, -1);
+  pc_out da2 = pc_complete("pc-ram-det", a2, 4, -1), dref = pc_complete("pc-ram-det", a2, 4, 0);
+  long long want = da1.prompt - da1.prompt % PC_BATCH;
+  CHECK(da1.status == 200 && db1.status == 200 && da2.status == 200 && dref.status == 200,
+        "answers: %ld %ld %ld %ld", da1.status, db1.status, da2.status, dref.status);
+  CHECK(da2.cached == want && want > 0, "restored whole chunks: cached %lld (want %lld)",
+        da2.cached, want);
+  CHECK(dref.cached == 0 && !strcmp(da2.text, dref.text),
+        "restored from RAM and computed: the same answer (\"%.200s\" vs \"%.200s\")", da2.text,
+        dref.text);
+}
+
+static void t_prompt_cache_ram(void) {
+  char y[1024];
+  snprintf(y, sizeof y,
+           "log_level: warn\nmodels:\n"
+           "  - {name: pc-ram, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 1, "
+           "prompt_cache_ram: 64MiB, gpu_layers: 0}\n"
+           "  - {name: pc-ram-det, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 1, "
+           "batch: %d, deterministic: true, prompt_cache_ram: 64MiB, gpu_layers: 0}\n",
+           it_models_dir, it_models_dir, PC_BATCH);
+  it_with_own_daemon("prompt_cache_ram", y, ram_body);
+}
+
 static void t_prompt_cache(void) {
   char y[1024];
   snprintf(y, sizeof y,
@@ -203,5 +257,6 @@ static void t_prompt_cache_invariant(void) {
 static const it_test tests[] = {
     {"prompt_cache", t_prompt_cache, false},
     {"prompt_cache_invariant", t_prompt_cache_invariant, false},
+    {"prompt_cache_ram", t_prompt_cache_ram, false},
 };
 const itest_table itest_prompt_cache = {"prompt_cache", tests, sizeof tests / sizeof *tests};

@@ -551,6 +551,8 @@ static json_t *load_message(const matrix_model *m) {
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
+  /* the prompt cache's first limit (docs/PROMPT_CACHE.md) */
+  if (j) json_object_set_new(j, "cache_ram", json_integer(m->prompt_cache_ram));
   if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
   if (j && m->n_voices) { /* reference clips of a speech model, by name */
     json_t *vo = json_object();

@@ -184,6 +184,10 @@ int engine_load(worker *w, const json_t *hdr) {
   json_t *det = json_object_get(hdr, "deterministic");
   if (det && !json_is_boolean(det)) ENGINE_FAIL(400, "load: \"deterministic\" must be a boolean");
   w->deterministic = json_is_true(det);
+  json_t *cram = json_object_get(hdr, "cache_ram");
+  if (cram && !(json_is_integer(cram) && json_integer_value(cram) >= 0))
+    ENGINE_FAIL(400, "load: \"cache_ram\" must be a byte count >= 0");
+  w->cache_ram = cram ? (int64_t)json_integer_value(cram) : 0;
   if (!mode || strcmp(mode, "generate") == 0)
     w->mode = WK_MODE_GENERATE;
   else if (strcmp(mode, "embed") == 0)

@@ -23,11 +23,15 @@
 #include "clock.h"
 #include "log.h"
 #include "mtmd-helper.h"
+#include "prompt_cache.h"
 #include "slot_pick.h"
 #include "utf8.h"
 #include "worker.h"
 
 #define GEN_PENALTY_LAST_N 64
+#define GEN_SAVE_MIN_TOKENS                                               \
+  32 /* a slot's state goes to the RAM cache only when it would lose this \
+        many reusable tokens or more */
 
 typedef struct gen_req {
   wio_id id;
@@ -84,10 +88,12 @@ struct gen_state {
   struct llama_batch batch;
   int32_t batch_cap;
   uint64_t n_started, n_ended;
-  bool can_trim;            /* the memory can drop a sequence's suffix (not recurrent/hybrid) */
-  sp_slot *views;           /* what slot_pick sees of each slot (n_slots; filled per decision) */
-  bool can_pad;             /* pad lone generation rows (see gen_step_generate and gen_init) */
-  llama_logit_bias *no_eog; /* -inf for every end-of-generation token (ignore_eos) */
+  bool can_trim;               /* the memory can drop a sequence's suffix (not recurrent/hybrid) */
+  sp_slot *views;              /* what slot_pick sees of each slot (n_slots; filled per decision) */
+  pcache ram;                  /* saved slot states (prompt_cache.h); limit 0 = off */
+  size_t ram_told, ram_told_n; /* the size last reported to the daemon (frame "cache") */
+  bool can_pad;                /* pad lone generation rows (see gen_step_generate and gen_init) */
+  llama_logit_bias *no_eog;    /* -inf for every end-of-generation token (ignore_eos) */
   int32_t n_no_eog;
 };
 
@@ -1084,17 +1090,114 @@ static void gen_step_mixed(worker *w) {
   }
 }
 
+/* Tell the daemon the RAM cache's size when it changed (frame "cache", id 0, docs/PROTOCOL.md). */
+static void gen_cache_report(worker *w) {
+  gen_state *g = w->gen;
+  if (g->ram.bytes == g->ram_told && g->ram.n == g->ram_told_n) return;
+  g->ram_told = g->ram.bytes;
+  g->ram_told_n = g->ram.n;
+  wio_send(&w->out,
+           json_pack("{s:s, s:i, s:I, s:I}", "op", "cache", "id", 0, "bytes",
+                     (json_int_t)g->ram.bytes, "entries", (json_int_t)g->ram.n),
+           NULL, 0);
+}
+
+/* Save free slot s's reusable cells into the RAM cache (its cells past them are dropped first:
+ * the slot is about to be cut anyway). Nothing when the state cannot be read or is too big. */
+static void gen_slot_save(worker *w, gen_slot *s) {
+  gen_state *g = w->gen;
+  int32_t seq = (int32_t)(s - g->slots), n = s->n_reusable;
+  if (n < 1 || (g->can_trim && !llama_memory_seq_rm(llama_get_memory(w->ctx), seq, n, -1))) return;
+  if (!g->can_trim) n = s->n_cache; /* a recurrent state is saved whole */
+  s->n_cache = n;
+  double t0 = sy_mono_s();
+  size_t size = llama_state_seq_get_size_ext(w->ctx, seq, 0);
+  int32_t *toks = size ? malloc((size_t)n * sizeof *toks) : NULL;
+  void *buf = toks && size <= g->ram.limit ? malloc(size) : NULL;
+  if (!buf || llama_state_seq_get_data_ext(w->ctx, buf, size, seq, 0) != size) {
+    free(toks);
+    free(buf);
+    return;
+  }
+  memcpy(toks, s->cache, (size_t)n * sizeof *toks);
+  bool kept = pcache_put(&g->ram, toks, n, s->n_reusable, buf, size);
+  LOG_D(
+      "slot %d: %d tokens saved to the RAM cache (%zu bytes, %s; cache %zu of %zu bytes, %.1f ms)",
+      (int)seq, (int)n, size, kept ? "kept" : "not kept", g->ram.bytes, g->ram.limit,
+      (sy_mono_s() - t0) * 1e3);
+}
+
+/* Restore RAM cache entry i into free slot s (the entry leaves the cache: the slot holds it now).
+ * False, with the slot's cache cleared, when the engine refuses the state. */
+static bool gen_slot_restore(worker *w, gen_slot *s, int i) {
+  gen_state *g = w->gen;
+  int32_t seq = (int32_t)(s - g->slots);
+  pc_entry e;
+  pcache_take(&g->ram, i, &e);
+  gen_cache_clear(w, s);
+  bool ok = false;
+  if (e.n_tokens > s->cache_cap) {
+    llama_token *c = realloc(s->cache, (size_t)e.n_tokens * sizeof *c);
+    if (c) {
+      s->cache = c;
+      s->cache_cap = e.n_tokens;
+    }
+  }
+  if (e.n_tokens <= s->cache_cap &&
+      llama_state_seq_set_data_ext(w->ctx, e.state, e.state_size, seq, 0) == e.state_size) {
+    memcpy(s->cache, e.tokens, (size_t)e.n_tokens * sizeof *s->cache);
+    s->n_cache = e.n_tokens;
+    s->n_reusable = e.n_reusable;
+    ok = true;
+  } else {
+    LOG_W("slot %d: the engine refused a saved state of %zu bytes; computing the prompt", (int)seq,
+          e.state_size);
+    gen_cache_clear(w, s);
+  }
+  free(e.tokens);
+  free(e.state);
+  return ok;
+}
+
+void gen_cache_limit(worker *w, int64_t bytes) {
+  gen_state *g = w->gen;
+  pcache_set_limit(&g->ram, (size_t)bytes);
+  LOG_D("prompt cache limit %lld bytes: %zu entries, %zu bytes", (long long)bytes, g->ram.n,
+        g->ram.bytes);
+  gen_cache_report(w);
+}
+
 /* The free slot request r takes and the cached tokens it keeps (slot_pick.h); -1 when all are
  * busy. */
-static int gen_pick_slot(const worker *w, const gen_req *r, int32_t *keep) {
-  const gen_state *g = w->gen;
+static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
+  gen_state *g = w->gen;
   sp_slot *v = g->views;
   for (int32_t i = 0; i < g->n_slots; i++) {
     const gen_slot *s = &g->slots[i];
     v[i] = (sp_slot){s->req != NULL, s->cache, s->n_cache, s->n_reusable, s->last_used};
   }
-  return sp_pick(v, g->n_slots, r->prompt, r->n_prompt, w->deterministic ? g->batch_cap : 1,
-                 g->can_trim, r->cache_prompt && r->prompt, keep);
+  int32_t align = w->deterministic ? g->batch_cap : 1;
+  bool reuse = r->cache_prompt && r->prompt;
+  int i = sp_pick(v, g->n_slots, r->prompt, r->n_prompt, align, g->can_trim, reuse, keep);
+  if (i < 0 || g->ram.limit == 0) return i;
+  /* The RAM cache: a saved state that keeps more than any slot goes into the least recently used
+   * free slot; a slot about to lose many reusable tokens is saved first. */
+  int32_t ekeep = 0;
+  int e = reuse ? pcache_best(&g->ram, r->prompt, r->n_prompt, align, &ekeep) : -1;
+  if (e >= 0 && ekeep > *keep) {
+    int32_t none;
+    i = sp_pick(v, g->n_slots, NULL, 0, align, g->can_trim, false, &none);
+    gen_slot *s = &g->slots[i];
+    if (s->n_reusable >= GEN_SAVE_MIN_TOKENS) {
+      gen_slot_save(w, s);
+      e = pcache_best(&g->ram, r->prompt, r->n_prompt, align, &ekeep); /* saving may move it */
+    }
+    *keep = e >= 0 && gen_slot_restore(w, s, e) ? ekeep : 0;
+  } else if (g->slots[i].n_reusable - *keep >= GEN_SAVE_MIN_TOKENS) {
+    gen_slot_save(w, &g->slots[i]);
+  }
+  gen_cache_report(w);
+  return i;
 }
 
 void gen_step(worker *w) {
@@ -1186,6 +1289,7 @@ int gen_init(worker *w) {
   g->can_pad = w->deterministic && float_weights && !w->gpu_offload &&
                !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
   g->can_trim = !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
+  pcache_init(&g->ram, w->cache_ram > 0 ? (size_t)w->cache_ram : 0, g->can_trim);
   LOG_D("generation rows %s padded", g->can_pad ? "are" : "are not");
   w->gen = g;
   if (!g->slots || !g->views || !g->batch.token) return -1;
@@ -1213,6 +1317,7 @@ void gen_free(worker *w) {
   }
   free(g->slots);
   free(g->views);
+  pcache_free(&g->ram);
   while (g->wait_head) {
     gen_req *r = g->wait_head;
     g->wait_head = r->next;

@@ -91,6 +91,13 @@ static int main_handle(worker *w, const ipc_msg *m) {
     } else {
       LOG_W("threads: %lld ignored (1..%d)", (long long)n, w->n_threads_max);
     }
+  } else if (strcmp(op, "cache_limit") == 0) {
+    /* the scheduler's share of the budget for the prompt cache (docs/PROMPT_CACHE.md) */
+    const json_t *b = json_object_get(m->hdr, "bytes");
+    if (json_is_integer(b) && json_integer_value(b) >= 0 && w->gen)
+      gen_cache_limit(w, (int64_t)json_integer_value(b));
+    else
+      LOG_W("cache_limit ignored (a byte count >= 0, generate mode only)");
   } else if (strcmp(op, "shutdown") == 0) {
     LOG_I("shutdown");
     return 1;

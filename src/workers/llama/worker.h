@@ -9,7 +9,10 @@
  *   reply.c         reply_*   the generate/embed frames (delta, done, embeddings)
  *   chat.c          chat_*    the template: a chat request into a prompt, parser and grammar
  *   embed.c         embed_*   embeddings and reranking
- *   gen.c           gen_*     generation: slots, FIFO of waiting requests, continuous batching
+ *   slot_pick.c     sp_*      which slot a request takes, what of its cache it keeps (pure)
+ *   prompt_cache.c  pcache_*  saved sequence states in RAM, least recently used out (no engine)
+ *   gen.c           gen_*     generation: slots, FIFO of waiting requests, continuous batching,
+ *                             the prompt cache
  *   speech_queue.c  spq_*     what both speech loops share: the FIFO, a speak's fields, seeds
  *   speech_qwen3.c  q3s_*     the Qwen3-TTS speech loop
  *   speech.c        speech_*  text to speech (docs/TTS.md): the Pocket-TTS loop, and the front
@@ -89,6 +92,7 @@ typedef struct worker {
   wk_mode mode;       /* what this worker serves, fixed at load */
   bool gpu_offload;   /* some layers run on a GPU */
   bool deterministic; /* batch-invariant generation (load's "deterministic"); else throughput */
+  int64_t cache_ram;  /* bytes the prompt cache in RAM may hold at first (load's "cache_ram") */
   int load_pct;       /* last load progress reported (percent), -1 before the first */
   int32_t
       n_ctx_seq; /* tokens per sequence we enforce (what load asked for, at most the engine's) */
@@ -190,6 +194,8 @@ void gen_free(worker *w);
 void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, size_t payload_len);
 /* Cancel id: running or waiting → done "cancelled"; unknown → nothing. */
 void gen_cancel(worker *w, wio_id id);
+/* A new limit for the prompt cache in RAM (op cache_limit): entries go until it holds. */
+void gen_cache_limit(worker *w, int64_t bytes);
 /* True while any request runs or waits. */
 bool gen_busy(const worker *w);
 /* One iteration of the decode loop: start waiting requests on free slots, one llama_decode for

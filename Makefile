@@ -148,6 +148,10 @@ $(BIN)/unit/test_prompt_cache: $(BUILD)/obj/tests/unit/test_prompt_cache.o \
     $(call obj,src/workers/llama/prompt_cache.c src/workers/llama/slot_pick.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka
+$(BIN)/unit/test_prompt_disk: $(BUILD)/obj/tests/unit/test_prompt_disk.o \
+    $(call obj,src/workers/llama/prompt_disk.c src/workers/llama/slot_pick.c) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka -ljansson -lpthread
 
 # JSON Schema grammars (src/chat/json_schema.c) run through llama.cpp's grammar sampler
 $(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)

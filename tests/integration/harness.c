@@ -39,6 +39,8 @@ bool it_have_quant; /* models/tiny-qwen2-q8_0.gguf and -q4_k_m.gguf exist (tests
 
 bool it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
+const char *it_daemon_log;
+
 int it_start_daemon(daemon_proc *d, const char *config) {
   int pfd[2];
   if (pipe(pfd) != 0) return -1;
@@ -50,6 +52,10 @@ int it_start_daemon(daemon_proc *d, const char *config) {
     char state[600];
     snprintf(state, sizeof state, "%s.state", config);
     setenv("SWITCHYARD_STATE_DIR", state, 1);
+    if (it_daemon_log) { /* the test reads what the daemon and its workers logged */
+      int lfd = open(it_daemon_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (lfd >= 0) dup2(lfd, 2);
+    }
     char fdarg[16];
     snprintf(fdarg, sizeof fdarg, "%d", pfd[1]);
     execl(it_daemon_bin, it_daemon_bin, "--config", config, "--port", "0", "--ready-fd", fdarg,

@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -99,6 +100,10 @@ extern bool
 
 extern bool
     it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
+
+/* When set, daemons started from then on log (stderr: theirs and their workers') to this file,
+ * appended; NULL: to the test's own stderr. */
+extern const char *it_daemon_log;
 
 /* Start the daemon on config (port 0, its own state folder "<config>.state"); returns once it
  * listens (0) or died (-1). */

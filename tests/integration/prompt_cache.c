@@ -8,10 +8,12 @@
  * Prompts end with "." and go on with " word": the tokenizer never merges across that boundary,
  * so the shared prefix is the first prompt's tokens exactly. Texts are compared only between
  * requests on the same model, settings and path (greedy): never against fixed strings. */
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -232,6 +234,141 @@ static void t_prompt_cache_ram(void) {
   it_with_own_daemon("prompt_cache_ram", y, ram_body);
 }
 
+/* The prompt cache folder of daemon B's model (config at cfg): "<cfg>.state/prompt-cache/<name>-…"
+ * into out; false when there is none. */
+static bool pc_disk_dir(const char *cfg, const char *model, char *out, size_t cap) {
+  char base[600];
+  snprintf(base, sizeof base, "%s.state/prompt-cache", cfg);
+  DIR *d = opendir(base);
+  struct dirent *e;
+  bool found = false;
+  size_t nl = strlen(model);
+  while (d && (e = readdir(d)) != NULL && !found)
+    if (!strncmp(e->d_name, model, nl) && e->d_name[nl] == '-' && strlen(e->d_name) == nl + 9) {
+      snprintf(out, cap, "%s/%s", base, e->d_name);
+      found = true;
+    }
+  if (d) closedir(d);
+  return found;
+}
+
+/* The *.sypc files of folder dir: their paths (up to max) and count. */
+static int pc_files(const char *dir, char paths[][700], int max) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int n = 0;
+  while (d && (e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l > 5 && !strcmp(e->d_name + l - 5, ".sypc") && n < max)
+      snprintf(paths[n++], 700, "%s/%s", dir, e->d_name);
+  }
+  if (d) closedir(d);
+  return n;
+}
+
+static void pc_unload(const char *model) {
+  char body[128];
+  snprintf(body, sizeof body, "{\"model\":\"%s\"}", model);
+  resp r;
+  it_http_do(&B, "POST", "/api/unload", body, &r, NULL);
+  CHECK(r.status == 200, "unload %s: %ld", model, r.status);
+  it_resp_clear(&r);
+}
+
+static char pc_cfg[512], pc_log[512];
+
+/* Conversations survive an unload and a daemon restart through the disk cache; damaged files are
+ * rejected with a log line and never used. */
+static void disk_body(void) {
+  char a1[2048], b1[2048], a2[4096], b2[4096];
+  pc_text(a1, sizeof a1, 70, 0);
+  pc_text(b1, sizeof b1, 70, 5);
+  pc_extend(a2, sizeof a2, a1, 12, 3);
+  pc_extend(b2, sizeof b2, b1, 12, 4);
+  pc_out ra1 = pc_complete("pc-disk", a1, 1, -1), rb1 = pc_complete("pc-disk", b1, 1, -1);
+  CHECK(ra1.status == 200 && rb1.status == 200, "first turns: %ld %ld", ra1.status, rb1.status);
+  pc_unload("pc-disk"); /* A (RAM) and B (its slot) go to disk */
+  pc_out ra2 = pc_complete("pc-disk", a2, 1, -1);
+  CHECK(ra2.status == 200 && ra2.cached == ra1.prompt,
+        "after an unload, A comes back from disk: cached %lld (its prompt: %lld)", ra2.cached,
+        ra1.prompt);
+
+  /* batch-invariant: from disk too, whole chunks, the same answer as computing it */
+  pc_out da1 = pc_complete("pc-disk-det", a1, 4, -1);
+  pc_unload("pc-disk-det");
+  pc_out da2 = pc_complete("pc-disk-det", a2, 4, -1), dref = pc_complete("pc-disk-det", a2, 4, 0);
+  long long want = da1.prompt - da1.prompt % PC_BATCH;
+  CHECK(da2.status == 200 && da2.cached == want && want > 0,
+        "batch-invariant, from disk: cached %lld (want %lld)", da2.cached, want);
+  CHECK(dref.status == 200 && !strcmp(da2.text, dref.text),
+        "restored from disk and computed: the same answer (\"%.200s\" vs \"%.200s\")", da2.text,
+        dref.text);
+
+  /* a daemon restart: B's conversation is still there */
+  CHECK(it_stop_daemon(&B) == 0, "stop B for a restart");
+  CHECK(it_start_daemon(&B, pc_cfg) == 0, "restart B");
+  pc_out rb2 = pc_complete("pc-disk", b2, 1, -1);
+  CHECK(rb2.status == 200 && rb2.cached == rb1.prompt,
+        "after a restart, B comes back from disk: cached %lld (its prompt: %lld)", rb2.cached,
+        rb1.prompt);
+
+  /* damaged files: every file of pc-disk truncated, plus a foreign one and a stale copy */
+  CHECK(it_stop_daemon(&B) == 0, "stop B to damage its files");
+  char dir[700], files[16][700];
+  CHECK(pc_disk_dir(pc_cfg, "pc-disk", dir, sizeof dir), "pc-disk has a cache folder");
+  int n = pc_files(dir, files, 16);
+  CHECK(n >= 2, "pc-disk wrote its states (%d files)", n);
+  char stale[760], foreign[760];
+  snprintf(stale, sizeof stale, "%s/0123456789abcdef.sypc", dir);
+  snprintf(foreign, sizeof foreign, "%s/00000000deadbeef.sypc", dir);
+  sy_buf whole = {0};
+  CHECK(it_read_whole(files[0], &whole) && whole.len > 24, "read %.300s", files[0]);
+  whole.data[16] ^= 0x5a; /* the model key in the header */
+  FILE *f = fopen(stale, "wb");
+  CHECK(f && fwrite(whole.data, 1, whole.len, f) == whole.len, "write %.300s", stale);
+  fclose(f);
+  sy_buf_free(&whole);
+  it_write_file(foreign, "this is not a prompt cache file, whatever its name says...........");
+  for (int k = 0; k < n; k++) CHECK(truncate(files[k], 30) == 0, "truncate %.300s", files[k]);
+  it_daemon_log = pc_log;
+  int st = it_start_daemon(&B, pc_cfg);
+  it_daemon_log = NULL;
+  CHECK(st == 0, "restart B with damaged files");
+  pc_out ra3 = pc_complete("pc-disk", a2, 1, -1);
+  CHECK(ra3.status == 200 && ra3.cached == 0, "damaged files are never used: %ld, cached %lld",
+        ra3.status, ra3.cached);
+  sy_buf log = {0};
+  it_read_whole(pc_log, &log);
+  int lines = 0;
+  for (const char *p = log.data; p && (p = strstr(p, "prompt cache: ignoring")); p++) lines++;
+  bool said = log.data && strstr(log.data, "(foreign)") && strstr(log.data, "(stale)") &&
+              strstr(log.data, "truncated");
+  sy_buf_free(&log);
+  CHECK(lines == n + 2 && said,
+        "one log line per rejected file: %d (want %d), foreign, stale and "
+        "truncated named: %d",
+        lines, n + 2, said);
+  char left[16][700];
+  CHECK(pc_files(dir, left, 16) == 0, "rejected files are deleted (%d left)",
+        pc_files(dir, left, 16));
+}
+
+static void t_prompt_cache_disk(void) {
+  snprintf(pc_cfg, sizeof pc_cfg, "%s/prompt_cache_disk.yaml", it_tmpdir);
+  snprintf(pc_log, sizeof pc_log, "%s/prompt_cache_disk.log", it_tmpdir);
+  char state[1200], y[1024];
+  snprintf(state, sizeof state, "rm -rf '%s.state' '%s'", pc_cfg, pc_log);
+  CHECK(system(state) == 0, "a fresh state folder");
+  snprintf(y, sizeof y,
+           "log_level: warn\nmodels:\n"
+           "  - {name: pc-disk, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 1, "
+           "prompt_cache_ram: 64MiB, prompt_cache_disk: 64MiB, gpu_layers: 0}\n"
+           "  - {name: pc-disk-det, file: %s/tiny-qwen2.gguf, context: 1024, parallel: 1, "
+           "batch: %d, deterministic: true, prompt_cache_disk: 64MiB, gpu_layers: 0}\n",
+           it_models_dir, it_models_dir, PC_BATCH);
+  it_with_own_daemon("prompt_cache_disk", y, disk_body);
+}
+
 static void t_prompt_cache(void) {
   char y[1024];
   snprintf(y, sizeof y,
@@ -258,5 +395,6 @@ static const it_test tests[] = {
     {"prompt_cache", t_prompt_cache, false},
     {"prompt_cache_invariant", t_prompt_cache_invariant, false},
     {"prompt_cache_ram", t_prompt_cache_ram, false},
+    {"prompt_cache_disk", t_prompt_cache_disk, false},
 };
 const itest_table itest_prompt_cache = {"prompt_cache", tests, sizeof tests / sizeof *tests};

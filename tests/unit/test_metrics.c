@@ -274,7 +274,7 @@ static void test_structure(void **state) {
     }
     line = nl + 1;
   }
-  assert_int_equal(n_families, 17); /* + the two pipeline families */
+  assert_int_equal(n_families, 21); /* + the two pipeline families, + four of the prompt cache */
   free(t);
   metrics_free(m);
 }

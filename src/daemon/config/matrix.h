@@ -75,11 +75,13 @@ typedef struct matrix_model {
   long long prompt_cache_ram; /* bytes of saved prompt states it may keep in RAM (0 = none), counted
                                  in the budget while there is room and shrunk before any eviction
                                  (docs/PROMPT_CACHE.md) */
-  char *pooling;              /* NULL = the model's own; else mean|cls|last|none|rank */
-  bool deterministic;         /* batch-invariant generation (slower under load); default false */
-  bool pin;                   /* load at start, never evict */
-  bool preload;               /* load at start, may be evicted */
-  int priority;               /* higher = evicted later; default 0 */
+  long long prompt_cache_disk; /* bytes of saved prompt states its folder under the state dir may
+                                  hold (0 = none): written on unload, read after a load */
+  char *pooling;               /* NULL = the model's own; else mean|cls|last|none|rank */
+  bool deterministic;          /* batch-invariant generation (slower under load); default false */
+  bool pin;                    /* load at start, never evict */
+  bool preload;                /* load at start, may be evicted */
+  int priority;                /* higher = evicted later; default 0 */
   int max_queue;           /* requests that may wait for this model (loading / room); default 64 */
   bool request_keep_alive; /* a request's "keep_alive" may override keep_alive_s; default false */
   char *chat_template;     /* NULL = the GGUF's; else a llama.cpp built-in name or a template */

@@ -49,15 +49,26 @@
 #define MATRIX_DEFAULT_MAX_QUEUE 64
 #define MATRIX_MAX_PROMPT_CACHE (1LL << 50) /* bytes of a model's prompt cache in RAM */
 #define MATRIX_DEFAULT_PROMPT_CACHE_RAM (1LL << 30)
+#define MATRIX_DEFAULT_PROMPT_CACHE_DISK (4LL << 30)
 
 /* Per-model settings as written (the "defaults" section, or a model's own keys); UNSET where not
  * given. */
 typedef struct opts {
   int context, parallel, keep_alive, threads, batch, gpu_layers;
-  long long prompt_cache_ram; /* UNSET_SIZE where not given */
+  long long prompt_cache_ram, prompt_cache_disk; /* UNSET_SIZE where not given */
 } opts;
-enum { O_CONTEXT, O_PARALLEL, O_KEEP_ALIVE, O_THREADS, O_BATCH, O_GPU_LAYERS, O_CACHE_RAM, O_N };
-#define OPTS_UNSET ((opts){UNSET, UNSET, UNSET, UNSET, UNSET, UNSET, UNSET_SIZE})
+enum {
+  O_CONTEXT,
+  O_PARALLEL,
+  O_KEEP_ALIVE,
+  O_THREADS,
+  O_BATCH,
+  O_GPU_LAYERS,
+  O_CACHE_RAM,
+  O_CACHE_DISK,
+  O_N
+};
+#define OPTS_UNSET ((opts){UNSET, UNSET, UNSET, UNSET, UNSET, UNSET, UNSET_SIZE, UNSET_SIZE})
 
 /* One config load: the file being read and the matrix being filled. */
 typedef struct loader {

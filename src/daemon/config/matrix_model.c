@@ -126,6 +126,10 @@ int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const
   mm->prompt_cache_ram = given->prompt_cache_ram != UNSET_SIZE  ? given->prompt_cache_ram
                          : dflt->prompt_cache_ram != UNSET_SIZE ? dflt->prompt_cache_ram
                                                                 : MATRIX_DEFAULT_PROMPT_CACHE_RAM;
+  mm->prompt_cache_disk = given->prompt_cache_disk != UNSET_SIZE ? given->prompt_cache_disk
+                          : dflt->prompt_cache_disk != UNSET_SIZE
+                              ? dflt->prompt_cache_disk
+                              : MATRIX_DEFAULT_PROMPT_CACHE_DISK;
   mm->engine = MATRIX_ENGINE_LLAMA;
   return 0;
 }
@@ -431,6 +435,9 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
       .type = MX_INT, .lo = MATRIX_MIN_GPU_LAYERS, .hi = MATRIX_MAX_GPU_LAYERS, .dflt = UNSET}, \
   [(f) + O_CACHE_RAM] = {.name = "prompt_cache_ram",                                           \
       .off = (b) + offsetof(opts, prompt_cache_ram), .type = MX_SIZE, .lo = 0,                 \
+      .hi = MATRIX_MAX_PROMPT_CACHE, .dflt = UNSET},                                           \
+  [(f) + O_CACHE_DISK] = {.name = "prompt_cache_disk",                                         \
+      .off = (b) + offsetof(opts, prompt_cache_disk), .type = MX_SIZE, .lo = 0,                \
       .hi = MATRIX_MAX_PROMPT_CACHE, .dflt = UNSET}
 /* clang-format on */
 

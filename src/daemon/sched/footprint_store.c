@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "statedir.h"
 
 #define FOOTPRINT_STORE_MAX_FILE (4 << 20)
 #define FOOTPRINT_STORE_MAX_ENTRIES 10000
@@ -36,14 +37,9 @@ static void mkdirs(const char *dir) {
 }
 
 void footprint_store_default_path(char *buf, size_t len) {
-  const char *d = getenv("SWITCHYARD_STATE_DIR"), *x = getenv("XDG_STATE_HOME"),
-             *h = getenv("HOME");
-  if (d && *d)
-    snprintf(buf, len, "%s/measurements.json", d);
-  else if (x && *x)
-    snprintf(buf, len, "%s/switchyard/measurements.json", x);
-  else
-    snprintf(buf, len, "%s/.local/state/switchyard/measurements.json", h && *h ? h : "/tmp");
+  char dir[PATH_MAX];
+  sy_state_dir(dir, sizeof dir);
+  snprintf(buf, len, "%s/measurements.json", dir);
 }
 
 footprint_store *footprint_store_open(const char *path) {

@@ -10,6 +10,7 @@
  * reference on its reader thread. */
 #include "sched/sched.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -20,7 +21,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "hash.h"
 #include "log.h"
+#include "statedir.h"
 #include "sched/footprint.h"
 #include "clock.h"
 #include "sched/cpu_share.h"
@@ -558,6 +561,21 @@ sched *sched_new(const sched_params *p) {
   return s;
 }
 
+#define NAME_MAX_SAFE 64 /* characters of a model's name in its prompt cache folder's name */
+
+/* A model's prompt cache folder: "<state dir>/prompt-cache/<its name, made safe>-<hash>" (the
+ * hash keeps two names that look alike apart; nothing of the name can leave the folder). */
+static void prompt_cache_dir(const char *name, char *out, size_t cap) {
+  char state[PATH_MAX], safe[NAME_MAX_SAFE + 1];
+  sy_state_dir(state, sizeof state);
+  size_t k = 0;
+  for (const char *p = name; *p && k < NAME_MAX_SAFE; p++)
+    safe[k++] = isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-' ? *p : '_';
+  safe[k] = 0;
+  snprintf(out, cap, "%s/prompt-cache/%s-%08x", state, safe,
+           (unsigned)(sy_fnv1a64(SY_FNV_OFFSET, name, strlen(name)) & 0xffffffffu));
+}
+
 /* The worker's load message; cache_ram: its prompt cache's first limit (llama.cpp only). */
 static json_t *load_message(const matrix_model *m, long long cache_ram) {
   if (m->engine != MATRIX_ENGINE_LLAMA) {
@@ -580,8 +598,15 @@ static json_t *load_message(const matrix_model *m, long long cache_ram) {
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
-  /* the prompt cache's first limit: the budget's share for it (docs/PROMPT_CACHE.md) */
+  /* the prompt cache's first limit (the budget's share for it), and its folder on disk
+   * (docs/PROMPT_CACHE.md) */
   if (j) json_object_set_new(j, "cache_ram", json_integer(cache_ram));
+  if (j && m->prompt_cache_disk > 0) {
+    char dir[PATH_MAX + 256];
+    prompt_cache_dir(m->name, dir, sizeof dir);
+    json_object_set_new(j, "cache_dir", json_string(dir));
+    json_object_set_new(j, "cache_disk", json_integer(m->prompt_cache_disk));
+  }
   if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
   if (j && m->n_voices) { /* reference clips of a speech model, by name */
     json_t *vo = json_object();

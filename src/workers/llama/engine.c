@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,6 +162,27 @@ static bool engine_mmproj_gen_audio(const char *path) {
     goto err;                                                  \
   } while (0)
 
+/* What makes a saved prompt state usable by this worker (prompt_disk.h): the model file (path,
+ * size, mtime), the projector, the context per sequence, the batch, the mode, GPU offload and this
+ * program (a rebuilt engine may lay its state out otherwise). */
+static int engine_cache_identity(worker *w, const char *path, const char *mmproj, int64_t ngl) {
+  struct stat st = {0}, pst = {0}, est = {0};
+  stat(path, &st);
+  if (mmproj && *mmproj) stat(mmproj, &pst);
+  stat("/proc/self/exe", &est);
+  char id[PATH_MAX * 2 + 512];
+  snprintf(
+      id, sizeof id,
+      "sypc1|%s|%lld|%lld.%09ld|%s|%lld|ctx=%d|batch=%d|det=%d|gpu=%d/%lld|exe=%lld.%lld.%09ld",
+      path, (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+      mmproj ? mmproj : "", (long long)pst.st_size, (int)w->n_ctx_seq, (int)w->n_batch,
+      (int)w->deterministic, (int)w->gpu_offload, (long long)ngl, (long long)est.st_size,
+      (long long)est.st_mtim.tv_sec, est.st_mtim.tv_nsec);
+  free(w->cache_identity);
+  w->cache_identity = strdup(id);
+  return w->cache_identity ? 0 : -1;
+}
+
 int engine_load(worker *w, const json_t *hdr) {
   const char *path, *mode, *pooling, *tmpl, *mmproj;
   int64_t n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers;
@@ -188,6 +210,14 @@ int engine_load(worker *w, const json_t *hdr) {
   if (cram && !(json_is_integer(cram) && json_integer_value(cram) >= 0))
     ENGINE_FAIL(400, "load: \"cache_ram\" must be a byte count >= 0");
   w->cache_ram = cram ? (int64_t)json_integer_value(cram) : 0;
+  json_t *cdisk = json_object_get(hdr, "cache_disk");
+  const char *cdir;
+  if ((cdisk && !(json_is_integer(cdisk) && json_integer_value(cdisk) >= 0)) ||
+      engine_opt_str(hdr, "cache_dir", &cdir) != 0)
+    ENGINE_FAIL(400, "load: \"cache_disk\" must be a byte count >= 0, \"cache_dir\" a path");
+  w->cache_disk = cdisk ? (int64_t)json_integer_value(cdisk) : 0;
+  free(w->cache_dir);
+  w->cache_dir = cdir && *cdir ? strdup(cdir) : NULL;
   if (!mode || strcmp(mode, "generate") == 0)
     w->mode = WK_MODE_GENERATE;
   else if (strcmp(mode, "embed") == 0)
@@ -361,6 +391,9 @@ int engine_load(worker *w, const json_t *hdr) {
     }
   }
 
+  if (!wk_embeds(w) && w->mode != WK_MODE_SPEECH &&
+      engine_cache_identity(w, path, mmproj, n_gpu_layers) != 0)
+    ENGINE_FAIL(500, "out of memory");
   if (wk_embeds(w) ? embed_init(w) != 0 : gen_init(w) != 0) ENGINE_FAIL(500, "out of memory");
 
   char arch[128] = "", desc[256] = "";
@@ -414,4 +447,7 @@ void engine_free(worker *w) {
   w->model = NULL;
   w->vocab = NULL;
   chat_unload(w);
+  free(w->cache_dir);
+  free(w->cache_identity);
+  w->cache_dir = w->cache_identity = NULL;
 }

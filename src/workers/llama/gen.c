@@ -24,6 +24,7 @@
 #include "log.h"
 #include "mtmd-helper.h"
 #include "prompt_cache.h"
+#include "prompt_disk.h"
 #include "slot_pick.h"
 #include "utf8.h"
 #include "worker.h"
@@ -88,12 +89,14 @@ struct gen_state {
   struct llama_batch batch;
   int32_t batch_cap;
   uint64_t n_started, n_ended;
-  bool can_trim;               /* the memory can drop a sequence's suffix (not recurrent/hybrid) */
-  sp_slot *views;              /* what slot_pick sees of each slot (n_slots; filled per decision) */
-  pcache ram;                  /* saved slot states (prompt_cache.h); limit 0 = off */
-  size_t ram_told, ram_told_n; /* the size last reported to the daemon (frame "cache") */
-  bool can_pad;                /* pad lone generation rows (see gen_step_generate and gen_init) */
-  llama_logit_bias *no_eog;    /* -inf for every end-of-generation token (ignore_eos) */
+  bool can_trim;  /* the memory can drop a sequence's suffix (not recurrent/hybrid) */
+  sp_slot *views; /* what slot_pick sees of each slot (n_slots; filled per decision) */
+  pcache ram;     /* saved slot states (prompt_cache.h); limit 0 = off */
+  pdisk disk;     /* saved states on disk (prompt_disk.h); limit 0 = off */
+  size_t told[5]; /* what the daemon was told last (frame "cache"): RAM bytes, entries, disk
+                     bytes, files, rejected */
+  bool can_pad;   /* pad lone generation rows (see gen_step_generate and gen_init) */
+  llama_logit_bias *no_eog; /* -inf for every end-of-generation token (ignore_eos) */
   int32_t n_no_eog;
 };
 
@@ -1093,47 +1096,62 @@ static void gen_step_mixed(worker *w) {
 /* Tell the daemon the RAM cache's size when it changed (frame "cache", id 0, docs/PROTOCOL.md). */
 static void gen_cache_report(worker *w) {
   gen_state *g = w->gen;
-  if (g->ram.bytes == g->ram_told && g->ram.n == g->ram_told_n) return;
-  g->ram_told = g->ram.bytes;
-  g->ram_told_n = g->ram.n;
-  wio_send(&w->out,
-           json_pack("{s:s, s:i, s:I, s:I}", "op", "cache", "id", 0, "bytes",
-                     (json_int_t)g->ram.bytes, "entries", (json_int_t)g->ram.n),
-           NULL, 0);
+  size_t now[5] = {g->ram.bytes, g->ram.n, (size_t)g->disk.bytes, g->disk.n, g->disk.rejected};
+  if (!memcmp(now, g->told, sizeof now)) return;
+  memcpy(g->told, now, sizeof now);
+  wio_send(
+      &w->out,
+      json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I}", "op", "cache", "id", 0, "bytes",
+                (json_int_t)now[0], "entries", (json_int_t)now[1], "disk_bytes", (json_int_t)now[2],
+                "disk_entries", (json_int_t)now[3], "disk_rejected", (json_int_t)now[4]),
+      NULL, 0);
 }
 
-/* Save free slot s's reusable cells into the RAM cache (its cells past them are dropped first:
- * the slot is about to be cut anyway). Nothing when the state cannot be read or is too big. */
-static void gen_slot_save(worker *w, gen_slot *s) {
+/* Read free slot s's reusable cells as a state (its cells past them are dropped first: the slot
+ * is about to be cut or the worker to exit) into malloc'd buffers in *e. False when there is
+ * nothing to save, the state is bigger than max or cannot be read. */
+static bool gen_slot_state(worker *w, gen_slot *s, size_t max, pc_entry *e) {
   gen_state *g = w->gen;
   int32_t seq = (int32_t)(s - g->slots), n = s->n_reusable;
-  if (n < 1 || (g->can_trim && !llama_memory_seq_rm(llama_get_memory(w->ctx), seq, n, -1))) return;
+  memset(e, 0, sizeof *e);
+  if (n < 1 || (g->can_trim && !llama_memory_seq_rm(llama_get_memory(w->ctx), seq, n, -1)))
+    return false;
   if (!g->can_trim) n = s->n_cache; /* a recurrent state is saved whole */
   s->n_cache = n;
-  double t0 = sy_mono_s();
   size_t size = llama_state_seq_get_size_ext(w->ctx, seq, 0);
   int32_t *toks = size ? malloc((size_t)n * sizeof *toks) : NULL;
-  void *buf = toks && size <= g->ram.limit ? malloc(size) : NULL;
+  void *buf = toks && size <= max ? malloc(size) : NULL;
   if (!buf || llama_state_seq_get_data_ext(w->ctx, buf, size, seq, 0) != size) {
     free(toks);
     free(buf);
-    return;
+    return false;
   }
   memcpy(toks, s->cache, (size_t)n * sizeof *toks);
-  bool kept = pcache_put(&g->ram, toks, n, s->n_reusable, buf, size);
+  *e = (pc_entry){toks, n, s->n_reusable, buf, size, 0};
+  return true;
+}
+
+/* Save free slot s's reusable cells into the RAM cache. */
+static void gen_slot_save(worker *w, gen_slot *s) {
+  gen_state *g = w->gen;
+  int32_t seq = (int32_t)(s - g->slots);
+  double t0 = sy_mono_s();
+  pc_entry e;
+  if (!gen_slot_state(w, s, g->ram.limit, &e)) return;
+  int32_t n = e.n_tokens;
+  size_t size = e.state_size;
+  bool kept = pcache_put(&g->ram, e.tokens, n, e.n_reusable, e.state, size);
   LOG_D(
       "slot %d: %d tokens saved to the RAM cache (%zu bytes, %s; cache %zu of %zu bytes, %.1f ms)",
       (int)seq, (int)n, size, kept ? "kept" : "not kept", g->ram.bytes, g->ram.limit,
       (sy_mono_s() - t0) * 1e3);
 }
 
-/* Restore RAM cache entry i into free slot s (the entry leaves the cache: the slot holds it now).
- * False, with the slot's cache cleared, when the engine refuses the state. */
-static bool gen_slot_restore(worker *w, gen_slot *s, int i) {
+/* Restore saved state e (taken: its buffers are freed here) into free slot s. False, with the
+ * slot's cache cleared, when the engine refuses the state. */
+static bool gen_slot_restore(worker *w, gen_slot *s, pc_entry e) {
   gen_state *g = w->gen;
   int32_t seq = (int32_t)(s - g->slots);
-  pc_entry e;
-  pcache_take(&g->ram, i, &e);
   gen_cache_clear(w, s);
   bool ok = false;
   if (e.n_tokens > s->cache_cap) {
@@ -1159,6 +1177,40 @@ static bool gen_slot_restore(worker *w, gen_slot *s, int i) {
   return ok;
 }
 
+void gen_persist(worker *w) {
+  gen_state *g = w->gen;
+  if (!g->disk.dir[0]) return;
+  double t0 = sy_mono_s();
+  int n = 0;
+  /* coldest first, so that when the folder is full the hottest are the ones kept: the RAM
+   * cache's entries, least recently used first, then the slots (the latest conversations) */
+  while (g->ram.n) {
+    size_t lru = 0;
+    for (size_t k = 1; k < g->ram.n; k++)
+      if (g->ram.e[k].last_used < g->ram.e[lru].last_used) lru = k;
+    pc_entry e;
+    pcache_take(&g->ram, (int)lru, &e);
+    n += pdisk_write(&g->disk, e.tokens, e.n_tokens, e.n_reusable, e.state, e.state_size) == 0;
+    free(e.tokens);
+    free(e.state);
+  }
+  for (int32_t k = 0; k < g->n_slots; k++) {
+    gen_slot *s = NULL; /* the least recently used slot not written yet */
+    for (int32_t j = 0; j < g->n_slots; j++) {
+      gen_slot *c = &g->slots[j];
+      if (!c->req && c->n_reusable > 0 && (!s || c->last_used < s->last_used)) s = c;
+    }
+    pc_entry e;
+    if (!s || !gen_slot_state(w, s, (size_t)g->disk.limit, &e)) break;
+    s->n_reusable = 0; /* written */
+    n += pdisk_write(&g->disk, e.tokens, e.n_tokens, e.n_reusable, e.state, e.state_size) == 0;
+    free(e.tokens);
+    free(e.state);
+  }
+  LOG_I("prompt cache: %d states written to %s (%zu files, %llu bytes) in %.0f ms", n, g->disk.dir,
+        g->disk.n, (unsigned long long)g->disk.bytes, (sy_mono_s() - t0) * 1e3);
+}
+
 void gen_cache_limit(worker *w, int64_t bytes) {
   gen_state *g = w->gen;
   pcache_set_limit(&g->ram, (size_t)bytes);
@@ -1182,9 +1234,10 @@ static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
   if (i < 0 || g->ram.limit == 0) return i;
   /* The RAM cache: a saved state that keeps more than any slot goes into the least recently used
    * free slot; a slot about to lose many reusable tokens is saved first. */
-  int32_t ekeep = 0;
+  int32_t ekeep = 0, dkeep = 0;
   int e = reuse ? pcache_best(&g->ram, r->prompt, r->n_prompt, align, &ekeep) : -1;
-  if (e >= 0 && ekeep > *keep) {
+  int d = reuse ? pdisk_best(&g->disk, r->prompt, r->n_prompt, align, &dkeep) : -1;
+  if ((e >= 0 && ekeep > *keep) || (d >= 0 && dkeep > *keep)) {
     int32_t none;
     i = sp_pick(v, g->n_slots, NULL, 0, align, g->can_trim, false, &none);
     gen_slot *s = &g->slots[i];
@@ -1192,7 +1245,16 @@ static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
       gen_slot_save(w, s);
       e = pcache_best(&g->ram, r->prompt, r->n_prompt, align, &ekeep); /* saving may move it */
     }
-    *keep = e >= 0 && gen_slot_restore(w, s, e) ? ekeep : 0;
+    pc_entry got;
+    if (e >= 0 && ekeep >= dkeep) {
+      pcache_take(&g->ram, e, &got);
+      *keep = gen_slot_restore(w, s, got) ? ekeep : 0;
+    } else if (d >= 0 && pdisk_read(&g->disk, d, &got) == 0) {
+      *keep = gen_slot_restore(w, s, got) ? dkeep : 0;
+      LOG_D("slot %d: %d prompt tokens restored from disk", i, *keep);
+    } else {
+      *keep = 0; /* the file was unusable (logged) */
+    }
   } else if (g->slots[i].n_reusable - *keep >= GEN_SAVE_MIN_TOKENS) {
     gen_slot_save(w, &g->slots[i]);
   }
@@ -1290,8 +1352,12 @@ int gen_init(worker *w) {
                !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
   g->can_trim = !llama_model_is_recurrent(w->model) && !llama_model_is_hybrid(w->model);
   pcache_init(&g->ram, w->cache_ram > 0 ? (size_t)w->cache_ram : 0, g->can_trim);
+  if (w->cache_dir && w->cache_identity)
+    pdisk_open(&g->disk, w->cache_dir, pdisk_key(w->cache_identity), (uint64_t)w->cache_disk,
+               g->can_trim);
   LOG_D("generation rows %s padded", g->can_pad ? "are" : "are not");
   w->gen = g;
+  gen_cache_report(w); /* the disk cache found at start */
   if (!g->slots || !g->views || !g->batch.token) return -1;
   for (int32_t i = 0; i < g->n_slots; i++) g->slots[i].i_batch = -1;
   int32_t n_vocab = llama_vocab_n_tokens(w->vocab);
@@ -1318,6 +1384,7 @@ void gen_free(worker *w) {
   free(g->slots);
   free(g->views);
   pcache_free(&g->ram);
+  pdisk_close(&g->disk);
   while (g->wait_head) {
     gen_req *r = g->wait_head;
     g->wait_head = r->next;

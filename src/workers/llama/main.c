@@ -100,6 +100,7 @@ static int main_handle(worker *w, const ipc_msg *m) {
       LOG_W("cache_limit ignored (a byte count >= 0, generate mode only)");
   } else if (strcmp(op, "shutdown") == 0) {
     LOG_I("shutdown");
+    if (w->gen) gen_persist(w); /* the unload keeps its conversations (docs/PROMPT_CACHE.md) */
     return 1;
   } else {
     LOG_W("unexpected op \"%.64s\"%s", op, id ? "" : " (no id; ignored)");

@@ -52,7 +52,8 @@ bool pcache_put(pcache *c, int32_t *tokens, int32_t n_tokens, int32_t n_reusable
     int32_t m = sp_common_prefix(e->tokens, e->n_tokens, tokens, n_tokens);
     if (!c->trim && (m != n_tokens || m != e->n_tokens)) { /* only the same state serves alike */
       i++;
-    } else if (m == n_tokens && e->n_reusable >= n_reusable) { /* it already serves every such prompt */
+    } else if (m == n_tokens &&
+               e->n_reusable >= n_reusable) { /* it already serves every such prompt */
       e->last_used = ne.last_used;
       kept = true;
     } else if (m == e->n_tokens && n_reusable >= e->n_reusable) {

@@ -39,8 +39,9 @@ size_t pcache_entry_bytes(const pc_entry *e);
 void pcache_init(pcache *c, size_t limit, bool trim);
 void pcache_free(pcache *c);
 /* Keep a state (taking tokens and state): entries it extends are dropped; when an entry already
- * extends it, only that entry is marked used (without trim: only an identical entry counts). Least recently used entries make room; a state
- * bigger than the limit is not kept. True when the cache holds it (or an entry extending it). */
+ * extends it, only that entry is marked used (without trim: only an identical entry counts). Least
+ * recently used entries make room; a state bigger than the limit is not kept. True when the cache
+ * holds it (or an entry extending it). */
 bool pcache_put(pcache *c, int32_t *tokens, int32_t n_tokens, int32_t n_reusable, void *state,
                 size_t state_size);
 /* The entry a prompt keeps the most of (sp_keep with align and the cache's trim; ties: most

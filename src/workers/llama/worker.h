@@ -11,6 +11,7 @@
  *   embed.c         embed_*   embeddings and reranking
  *   slot_pick.c     sp_*      which slot a request takes, what of its cache it keeps (pure)
  *   prompt_cache.c  pcache_*  saved sequence states in RAM, least recently used out (no engine)
+ *   prompt_disk.c   pdisk_*   saved states on disk: checked files, written atomically (no engine)
  *   gen.c           gen_*     generation: slots, FIFO of waiting requests, continuous batching,
  *                             the prompt cache
  *   speech_queue.c  spq_*     what both speech loops share: the FIFO, a speak's fields, seeds
@@ -89,11 +90,14 @@ typedef struct worker {
   struct llama_context *ctx;
   int n_threads_max; /* threads it was loaded with: the most a "threads" op may set */
   const struct llama_vocab *vocab;
-  wk_mode mode;       /* what this worker serves, fixed at load */
-  bool gpu_offload;   /* some layers run on a GPU */
-  bool deterministic; /* batch-invariant generation (load's "deterministic"); else throughput */
-  int64_t cache_ram;  /* bytes the prompt cache in RAM may hold at first (load's "cache_ram") */
-  int load_pct;       /* last load progress reported (percent), -1 before the first */
+  wk_mode mode;         /* what this worker serves, fixed at load */
+  bool gpu_offload;     /* some layers run on a GPU */
+  bool deterministic;   /* batch-invariant generation (load's "deterministic"); else throughput */
+  int64_t cache_ram;    /* bytes the prompt cache in RAM may hold at first (load's "cache_ram") */
+  int64_t cache_disk;   /* bytes its folder on disk may hold (load's "cache_disk"; 0 = off) */
+  char *cache_dir;      /* that folder (load's "cache_dir"), or NULL */
+  char *cache_identity; /* what makes a saved state usable here (prompt_disk.h's key) */
+  int load_pct;         /* last load progress reported (percent), -1 before the first */
   int32_t
       n_ctx_seq; /* tokens per sequence we enforce (what load asked for, at most the engine's) */
   int32_t n_parallel;              /* sequences */
@@ -196,6 +200,8 @@ void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, si
 void gen_cancel(worker *w, wio_id id);
 /* A new limit for the prompt cache in RAM (op cache_limit): entries go until it holds. */
 void gen_cache_limit(worker *w, int64_t bytes);
+/* Before the worker exits on shutdown: the hottest saved states go to the disk cache. */
+void gen_persist(worker *w);
 /* True while any request runs or waits. */
 bool gen_busy(const worker *w);
 /* One iteration of the decode loop: start waiting requests on free slots, one llama_decode for

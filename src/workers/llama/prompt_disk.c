@@ -35,8 +35,9 @@ typedef struct pd_header {
   uint64_t checksum; /* FNV-1a over the tokens' bytes, then the state's */
 } pd_header;
 
-
-uint64_t pdisk_key(const char *identity) { return sy_fnv1a64(SY_FNV_OFFSET, identity, strlen(identity)); }
+uint64_t pdisk_key(const char *identity) {
+  return sy_fnv1a64(SY_FNV_OFFSET, identity, strlen(identity));
+}
 
 static void path_of(const pdisk *d, uint64_t name, char *out, size_t cap) {
   snprintf(out, cap, "%s/%016llx.sypc", d->dir, (unsigned long long)name);
@@ -205,7 +206,8 @@ int pdisk_read(pdisk *d, int i, pc_entry *out) {
     why = "truncated (state)";
     state = malloc(h.state_size ? h.state_size : 1);
     if (state && fread(state, 1, h.state_size, f) == h.state_size) {
-      uint64_t sum = sy_fnv1a64(sy_fnv1a64(SY_FNV_OFFSET, t, (size_t)h.n_tokens * sizeof *t), state, h.state_size);
+      uint64_t sum = sy_fnv1a64(sy_fnv1a64(SY_FNV_OFFSET, t, (size_t)h.n_tokens * sizeof *t), state,
+                                h.state_size);
       why = sum == h.checksum ? NULL : "its checksum does not match (damaged)";
     }
   }
@@ -236,7 +238,8 @@ int pdisk_write(pdisk *d, const int32_t *tokens, int32_t n_tokens, int32_t n_reu
   h.checksum = sy_fnv1a64(sy_fnv1a64(SY_FNV_OFFSET, tokens, tbytes), state, state_size);
   uint64_t size = sizeof h + tbytes + state_size;
   if (size > d->limit) return -1;
-  uint64_t name = sy_fnv1a64(sy_fnv1a64(SY_FNV_OFFSET, tokens, tbytes), &n_reusable, sizeof n_reusable);
+  uint64_t name =
+      sy_fnv1a64(sy_fnv1a64(SY_FNV_OFFSET, tokens, tbytes), &n_reusable, sizeof n_reusable);
   for (size_t i = 0; i < d->n; i++)
     if (d->f[i].name == name) {
       unindex(d, i); /* replaced below */

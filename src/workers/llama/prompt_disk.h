@@ -30,10 +30,10 @@
 #define PD_MAX_FILES 4096       /* files one folder indexes; more are ignored */
 
 typedef struct pd_file {
-  uint64_t name;      /* the file is "<name as 16 hex digits>.sypc" */
-  int32_t *tokens;    /* its tokens (read at open, to match prompts without reading states) */
+  uint64_t name;   /* the file is "<name as 16 hex digits>.sypc" */
+  int32_t *tokens; /* its tokens (read at open, to match prompts without reading states) */
   int32_t n_tokens, n_reusable;
-  uint64_t bytes;     /* the file's size */
+  uint64_t bytes;       /* the file's size */
   struct timespec used; /* its mtime: when it was written or last restored */
 } pd_file;
 
@@ -44,7 +44,7 @@ typedef struct pdisk {
   bool trim;      /* as pcache's: whether a longer state serves a shorter prefix */
   pd_file *f;
   size_t n, cap;
-  uint64_t bytes;   /* the indexed files' sizes, summed */
+  uint64_t bytes;    /* the indexed files' sizes, summed */
   unsigned rejected; /* files found unusable and deleted since open */
 } pdisk;
 

@@ -14,16 +14,16 @@
 #include "harness.h"
 
 #define PCB_NAME "prompt_cache_budget" /* both starts: one config path, one state folder */
-#define PCB_MARGIN (16LL << 20) /* the "little" beyond the two footprints: A's cache once B loads */
-#define PCB_WORDS 70            /* per prompt: well over the worker's 32 tokens to save a state */
-#define PCB_POLLS 100000        /* bound of a poll of /api/ps */
+#define PCB_MARGIN (16LL << 20)        /* beyond the two footprints: A's cache once B loads */
+#define PCB_WORDS 70     /* per prompt: well over the worker's 32 tokens to save a state */
+#define PCB_POLLS 100000 /* bound of a poll of /api/ps */
 
 /* What the first start measured: the budget's count of each model (bytes). */
 static long long pcb_size_a, pcb_size_b;
 
 /* A text of about n words ending with "." (salt changes them). */
 static void pcb_text(char *out, size_t cap, int n, int salt) {
-  static const char *const words[] = {"harbor", "copper", "meadow", "lantern", "canyon", "violet",
+  static const char *const words[] = {"harbor",  "copper", "meadow", "lantern", "canyon",  "violet",
                                       "thunder", "pebble", "saddle", "glacier", "orchard", "ember"};
   size_t len = 0;
   out[0] = 0;
@@ -131,7 +131,8 @@ static void squeeze_body(void) {
         after);
 
   it_http_do(&B, "GET", "/metrics", NULL, &r, NULL);
-  double g = it_metric(r.body.data ? r.body.data : "", "switchyard_prompt_cache_bytes{model=\"pcb-a\"}");
+  double g =
+      it_metric(r.body.data ? r.body.data : "", "switchyard_prompt_cache_bytes{model=\"pcb-a\"}");
   it_resp_clear(&r);
   CHECK(g >= 0, "/metrics: A's prompt cache gauge missing (%g)", g);
 }

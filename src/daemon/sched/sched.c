@@ -5,9 +5,9 @@
  * plan_decide (sched/plan.c); this file only gathers state and carries them out. Must never stop a
  * worker that has requests in flight (except at shutdown), never hold the lock while spawning or
  * stopping a process (or sending to one), never count a model's memory as free before its process
- * is gone, never let a prompt cache hold more than the budget counts for it (a limit is cut in the
- * slot before the worker is told, raised only in the slot after), and never drop a worker
- * reference on its reader thread. */
+ * is gone, never give a worker a prompt-cache limit larger than its slot counts (a cut is made in
+ * the slot and told to the worker before the load that needs the room starts; a raise is made in
+ * the slot, then told), and never drop a worker reference on its reader thread. */
 #include "sched/sched.h"
 
 #include <ctype.h>

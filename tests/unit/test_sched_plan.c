@@ -980,11 +980,14 @@ static void test_cache_property(void **state) {
         case 2:
           x->cache_bytes = -pick(1, 5);
           break;
-        case 3:
-          x->cache_bytes = x->bytes > 0 ? x->bytes + pick(0, 5) : pick(0, 5);
+        case 3: /* more than its footprint (LLONG_MAX at most) */
+          x->cache_bytes = x->bytes <= 0              ? pick(0, 5)
+                           : x->bytes > LLONG_MAX - 5 ? LLONG_MAX
+                                                      : x->bytes + pick(0, 5);
           break;
-        default:
-          x->cache_bytes = x->bytes > 0 ? pick(0, x->bytes) : 0;
+        default: /* 0..bytes, any size */
+          x->cache_bytes =
+              x->bytes > 0 ? (long long)(next() % ((unsigned long long)x->bytes + 1)) : 0;
       }
       x->inflight = next() % 4 == 0;
       x->queued = next() % 6 == 0;

@@ -168,7 +168,8 @@ $(BIN)/bench: $(call obj,$(BENCH_SRC)) $(COMMON_OBJ)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
 
 # Vision input cost: jansson + base64 + image decode (docs/PERFORMANCE.md, "Vision input")
-$(BIN)/image_bench: $(call obj,bench/image_bench.c src/daemon/media/image.c src/daemon/media/base64.c)
+$(BIN)/image_bench: $(call obj,bench/image_bench.c bench/lib.c src/daemon/media/image.c \
+                               src/daemon/media/base64.c) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
 
@@ -241,7 +242,7 @@ bench-router: all
 	bench/router.sh
 
 # the built-in voice: time to first audio byte and real-time factor (docs/PERFORMANCE.md, "Speech")
-$(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c)
+$(BIN)/bench-speech: $(call obj,bench/speech/bench_speech.c bench/lib.c src/common/buf.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson
 
@@ -262,7 +263,8 @@ bench-speech-asr: engines $(BIN)/switchyard $(BIN)/switchyard-whisper $(BIN)/mkw
 	bench/speech_asr.sh
 
 # a voice turn (pipeline.c) end to end, split by stage (docs/PERFORMANCE.md, "Voice turn")
-$(BIN)/bench-voice: $(call obj,bench/speech/bench_voice.c)
+$(BIN)/bench-voice: $(call obj,bench/speech/bench_voice.c bench/lib.c src/common/buf.c \
+                                  src/daemon/media/base64.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lm
 
@@ -317,7 +319,7 @@ clean:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # scripts/gpu-check.sh: the GPU-truth check (docs/GPU-CHECK.md); --cpu mode here, --gpu on a lent card
-$(BIN)/gpucheck-load: $(call obj,bench/gpucheck/load.c) $(COMMON_OBJ)
+$(BIN)/gpucheck-load: $(call obj,bench/gpucheck/load.c bench/lib.c) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcurl -ljansson -lpthread -lm
 

@@ -16,20 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "compare.h"
+#include "lib.h"
 #include "mixed.h"
 
 static const char *base_url, *model;
 static int n_tokens = 128, n_streams = 8, latency_runs = 50, runs = 3;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 typedef struct run {
   const char *prompt;
@@ -45,7 +40,7 @@ typedef struct run {
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
   run *r = ud;
-  double t = now_s();
+  double t = sy_mono_s();
   sy_buf_append(&r->body, p, sz * n);
   /* scan new complete SSE events for content and usage */
   while (r->stream) {
@@ -85,16 +80,11 @@ static void do_run(run *r) {
   char *body = json_dumps(q, JSON_COMPACT);
   json_decref(q);
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  bench_post_json(c, url, body, hl, on_data, r);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-  r->t0 = now_s();
+  r->t0 = sy_mono_s();
   curl_easy_perform(c);
-  r->t_end = now_s();
+  r->t_end = sy_mono_s();
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   if (!r->stream) {
     json_t *j = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, NULL);
@@ -113,11 +103,6 @@ static void do_run(run *r) {
 static void *run_main(void *p) {
   do_run(p);
   return NULL;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 static const char *prompt_text =
@@ -197,7 +182,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < runs; k++) {
     run *rs = calloc((size_t)n_streams, sizeof *rs);
     pthread_t *th = calloc((size_t)n_streams, sizeof *th);
-    double t0 = now_s();
+    double t0 = sy_mono_s();
     for (int i = 0; i < n_streams; i++) {
       rs[i] = (run){.prompt = prompt_text, .max_tokens = n_tokens, .stream = true};
       pthread_create(&th[i], NULL, run_main, &rs[i]);
@@ -225,8 +210,8 @@ int main(int argc, char **argv) {
     over[i] = lat[i] - r.engine_ms; /* time outside the engine: HTTP, JSON, IPC, queues */
     sy_buf_free(&r.body);
   }
-  qsort(lat, (size_t)latency_runs, sizeof *lat, cmp_d);
-  qsort(over, (size_t)latency_runs, sizeof *over, cmp_d);
+  qsort(lat, (size_t)latency_runs, sizeof *lat, bench_cmp_double);
+  qsort(over, (size_t)latency_runs, sizeof *over, bench_cmp_double);
   printf(
       "{\"single_stream_tok_s\": %.2f, \"single_stream_best_tok_s\": %.2f, \"ttft_ms\": %.1f, "
       "\"streams\": %d, \"aggregate_tok_s\": %.2f, \"one_token_p50_ms\": %.2f, "

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* clang-format off */
 #include <jpeglib.h>
@@ -17,27 +16,14 @@
 #include <webp/encode.h>
 /* clang-format on */
 
+#include "buf.h"
+#include "clock.h"
+#include "lib.h"
+#include "media/base64.h"
 #include "media/image.h"
 
-typedef struct mb {
-  unsigned char *b;
-  size_t len, cap;
-} mb;
-
-static void mb_put(mb *m, const void *p, size_t n) {
-  if (m->len + n > m->cap) {
-    m->cap = (m->len + n) * 2 + 64;
-    m->b = realloc(m->b, m->cap);
-    if (!m->b) abort();
-  }
-  memcpy(m->b + m->len, p, n);
-  m->len += n;
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
+static void mb_put(sy_buf *m, const void *p, size_t n) {
+  if (sy_buf_append(m, p, n) != 0) abort();
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -64,8 +50,8 @@ static void png_write_cb(png_structp png, png_bytep d, size_t n) {
 }
 static void png_flush_cb(png_structp png) { (void)png; }
 
-static mb enc_png(const unsigned char *px, int w, int h) {
-  mb m = {0};
+static sy_buf enc_png(const unsigned char *px, int w, int h) {
+  sy_buf m = {0};
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
   png_infop info = png_create_info_struct(png);
   png_set_write_fn(png, &m, png_write_cb, png_flush_cb);
@@ -78,7 +64,7 @@ static mb enc_png(const unsigned char *px, int w, int h) {
   return m;
 }
 
-static mb enc_jpeg(const unsigned char *px, int w, int h) {
+static sy_buf enc_jpeg(const unsigned char *px, int w, int h) {
   struct jpeg_compress_struct c;
   struct jpeg_error_mgr e;
   c.err = jpeg_std_error(&e);
@@ -99,52 +85,26 @@ static mb enc_jpeg(const unsigned char *px, int w, int h) {
   }
   jpeg_finish_compress(&c);
   jpeg_destroy_compress(&c);
-  mb m = {0};
+  sy_buf m = {0};
   mb_put(&m, out, outlen);
   free(out);
   return m;
 }
 
-static mb enc_webp(const unsigned char *px, int w, int h) {
+static sy_buf enc_webp(const unsigned char *px, int w, int h) {
   uint8_t *o = NULL;
   size_t n = WebPEncodeRGB(px, w, h, w * 3, 90, &o);
-  mb m = {0};
+  sy_buf m = {0};
   mb_put(&m, o, n);
   WebPFree(o);
   return m;
 }
 
-static char *b64(const unsigned char *d, size_t n) {
-  static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *o = malloc(n / 3 * 4 + 8), *p = o;
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    uint32_t v = (uint32_t)d[i] << 16 | d[i + 1] << 8 | d[i + 2];
-    *p++ = a[v >> 18], *p++ = a[v >> 12 & 63], *p++ = a[v >> 6 & 63], *p++ = a[v & 63];
-  }
-  if (n - i == 1) {
-    uint32_t v = (uint32_t)d[i] << 16;
-    *p++ = a[v >> 18], *p++ = a[v >> 12 & 63], *p++ = '=', *p++ = '=';
-  } else if (n - i == 2) {
-    uint32_t v = (uint32_t)d[i] << 16 | d[i + 1] << 8;
-    *p++ = a[v >> 18], *p++ = a[v >> 12 & 63], *p++ = a[v >> 6 & 63], *p++ = '=';
-  }
-  *p = '\0';
-  return o;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-  qsort(v, n, sizeof *v, cmp_d);
-  return v[n / 2];
-}
-
-static void bench_one(const char *name, const char *mime, const char *wrong, const mb *file,
+static void bench_one(const char *name, const char *mime, const char *wrong, const sy_buf *file,
                       int runs) {
-  char *e = b64(file->b, file->len);
+  const unsigned char *data = (const unsigned char *)file->data;
+  char *e = sy_base64_encode(data, file->len);
+  if (!e) abort();
   size_t elen = strlen(e);
   /* the body a client sends: one user message with a text part and an image part */
   size_t cap = elen + 512;
@@ -164,7 +124,7 @@ static void bench_one(const char *name, const char *mime, const char *wrong, con
   char err[256];
   uint32_t w = 0, h = 0;
   for (int r = 0; r < runs; r++) {
-    double t0 = now();
+    double t0 = sy_mono_s();
     json_error_t je;
     json_t *root = json_loadb(body, (size_t)blen, 0, &je);
     json_t *msgs = json_object_get(root, "messages");
@@ -175,34 +135,34 @@ static void bench_one(const char *name, const char *mime, const char *wrong, con
       fprintf(stderr, "json: %s\n", je.text);
       exit(1);
     }
-    double t1 = now();
+    double t1 = sy_mono_s();
     sy_image img;
     if (sy_image_decode_url(json_string_value(url), json_string_length(url), NULL, NULL, &img, err,
                             sizeof err) != 0) {
       fprintf(stderr, "%s: %s\n", name, err);
       exit(1);
     }
-    double t2 = now();
+    double t2 = sy_mono_s();
     w = img.w, h = img.h;
     sy_image_free(&img);
     json_decref(root);
     t_json[r] = t1 - t0;
     t_url[r] = t2 - t1;
 
-    double t3 = now();
+    double t3 = sy_mono_s();
     if (sy_image_decode_url(wrong_url, strlen(wrong_url), NULL, NULL, &img, err, sizeof err) == 0) {
       fprintf(stderr, "mismatch not detected\n");
       exit(1);
     }
-    double t4 = now();
-    if (sy_image_decode(file->b, file->len, NULL, &img, err, sizeof err) != 0) exit(1);
-    double t5 = now();
+    double t4 = sy_mono_s();
+    if (sy_image_decode(data, file->len, NULL, &img, err, sizeof err) != 0) exit(1);
+    double t5 = sy_mono_s();
     sy_image_free(&img);
     t_b64[r] = t4 - t3;
     t_dec[r] = t5 - t4;
   }
-  double mj = median(t_json, runs), mb64 = median(t_b64, runs), md = median(t_dec, runs),
-         mu = median(t_url, runs);
+  double mj = bench_median(t_json, runs), mb64 = bench_median(t_b64, runs),
+         md = bench_median(t_dec, runs), mu = bench_median(t_url, runs);
   printf(
       "| %-5s | %ux%u | %.2f MB | %.2f MB | %7.1f ms (%4.0f MB/s) | %6.1f ms (%4.0f MB/s) | "
       "%7.1f ms | %7.1f ms |\n",
@@ -228,7 +188,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   unsigned char *px = make_pixels(w, h);
-  mb png = enc_png(px, w, h), jpg = enc_jpeg(px, w, h), webp = enc_webp(px, w, h);
+  sy_buf png = enc_png(px, w, h), jpg = enc_jpeg(px, w, h), webp = enc_webp(px, w, h);
   free(px);
   printf("median of %d runs; body = a chat request with the image as a base64 data URL\n\n", runs);
   printf("| format | size | file | body | jansson parse | base64 | decode to RGB | total |\n");
@@ -236,8 +196,8 @@ int main(int argc, char **argv) {
   bench_one("PNG", "image/png", "image/webp", &png, runs);
   bench_one("JPEG", "image/jpeg", "image/png", &jpg, runs);
   bench_one("WebP", "image/webp", "image/png", &webp, runs);
-  free(png.b);
-  free(jpg.b);
-  free(webp.b);
+  sy_buf_free(&png);
+  sy_buf_free(&jpg);
+  sy_buf_free(&webp);
   return 0;
 }

@@ -11,24 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "buf.h"
+#include "clock.h"
+#include "lib.h"
 #include "mixed.h"
 
 static const char *mx_url;
 static char *mx_models[16];
 static int mx_n_models, mx_clients = 16, mx_requests = 12, mx_stick = 3, mx_tokens = 16;
-
-static double mx_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static size_t mx_body(char *p, size_t sz, size_t n, void *ud) {
-  return sy_buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
-}
 
 /* GET base+path into out; the HTTP status. */
 static long mx_get(const char *path, sy_buf *out) {
@@ -36,7 +27,7 @@ static long mx_get(const char *path, sy_buf *out) {
   snprintf(url, sizeof url, "%s%s", mx_url, path);
   CURL *c = curl_easy_init();
   curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mx_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_to_buf);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
   long st = 0;
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
@@ -86,16 +77,11 @@ static void *mx_client_main(void *arg) {
     char *body = json_dumps(q, JSON_COMPACT);
     json_decref(q);
     sy_buf out = {0};
-    curl_easy_setopt(cu, CURLOPT_URL, url);
-    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, mx_body);
-    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-    double t0 = mx_now();
+    bench_post_json(cu, url, body, hl, bench_to_buf, &out);
+    double t0 = sy_mono_s();
     long st = 0;
     if (curl_easy_perform(cu) == CURLE_OK) curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &st);
-    c->lat[i] = st == 200 ? mx_now() - t0 : -1;
+    c->lat[i] = st == 200 ? sy_mono_s() - t0 : -1;
     if (st == 200) {
       json_t *j = json_loadb(out.data, out.len, 0, NULL);
       c->tokens += (long)json_integer_value(
@@ -111,11 +97,6 @@ static void *mx_client_main(void *arg) {
   curl_slist_free_all(hl);
   curl_easy_cleanup(cu);
   return NULL;
-}
-
-static int mx_cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 int bench_mixed(int argc, char **argv) {
@@ -159,7 +140,7 @@ int bench_mixed(int argc, char **argv) {
   long long loads0 = mx_loads();
   mx_client *cs = calloc((size_t)mx_clients, sizeof *cs);
   pthread_t *th = calloc((size_t)mx_clients, sizeof *th);
-  double t0 = mx_now();
+  double t0 = sy_mono_s();
   for (int i = 0; i < mx_clients; i++) {
     cs[i].id = i;
     cs[i].lat = calloc((size_t)mx_requests, sizeof *cs[i].lat);
@@ -175,9 +156,9 @@ int bench_mixed(int argc, char **argv) {
     tokens += cs[i].tokens;
     free(cs[i].lat);
   }
-  double wall = mx_now() - t0;
+  double wall = sy_mono_s() - t0;
   long long loads1 = mx_loads();
-  qsort(all, ok, sizeof *all, mx_cmp);
+  qsort(all, ok, sizeof *all, bench_cmp_double);
   printf(
       "{\"requests\": %zu, \"ok\": %zu, \"errors\": %zu, \"wall_s\": %.2f, \"requests_per_s\": "
       "%.3f, "

@@ -6,15 +6,15 @@
 # BENCH_THREADS (nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+# shellcheck source=lib.sh
+. bench/lib.sh
+engine_env
 out=build/bench
 mkdir -p "$out"
 export SWITCHYARD_STATE_DIR=$PWD/$out/state-mixed
 rm -rf "$SWITCHYARD_STATE_DIR"
-model=$out/qwen2-0.5b-q8_0.gguf
-[ -f "$model" ] || build/bin/mkmodel --preset qwen2-0.5b --type q8_0 -o "$model"
 threads=${BENCH_THREADS:-$(nproc)}
+model=$(bench_model qwen2-0.5b q8_0 "$threads")
 # each model: context 1024 x 4 slots, estimated ~0.88 GiB; the budget holds two, not three
 cfg=$out/mixed.yaml
 {
@@ -23,9 +23,6 @@ cfg=$out/mixed.yaml
   for m in m1 m2 m3; do printf '  - {name: %s, file: %s}\n' "$m" "$PWD/$model"; done
 } >"$cfg"
 port=$((20000 + RANDOM % 20000))
-build/bin/switchyard --config "$cfg" --port "$port" >"$out/mixed-switchyard.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+serve "http://127.0.0.1:$port" "$out/mixed-switchyard.log" build/bin/switchyard --config "$cfg" --port "$port"
 build/bin/bench mixed --url "http://127.0.0.1:$port" --models m1,m2,m3 --clients "${MIXED_CLIENTS:-16}" \
   --requests "${MIXED_REQUESTS:-12}" --stick "${MIXED_STICK:-3}" --tokens "${MIXED_TOKENS:-16}" | tee "$out/mixed.json"
-kill $pid; wait $pid 2>/dev/null || true

@@ -16,8 +16,9 @@
 # raw JSON in build/bench/omp/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+# shellcheck source=lib.sh
+. bench/lib.sh
+engine_env
 preset=${BENCH_PRESET:-qwen2-0.5b}
 type=${BENCH_TYPE:-q8_0}
 tokens=${BENCH_TOKENS:-96}
@@ -27,11 +28,8 @@ threads=$(nproc)
 out=build/bench/omp
 mkdir -p "$out"
 export SWITCHYARD_STATE_DIR=$PWD/build/bench/state
-model=build/bench/$preset-$type.gguf
-[ -f "$model" ] || build/bin/mkmodel --preset "$preset" --type "$type" --threads "$threads" -o "$model"
+model=$(bench_model "$preset" "$type" "$threads")
 
-# shellcheck source=lib.sh
-. bench/lib.sh
 tps() { jq -r .single_stream_tok_s "$1"; }
 bench() { build/bin/bench --url "$1" --model "$2" --tokens "$tokens" --streams 1 --runs "$runs" --latency-runs 1; }
 

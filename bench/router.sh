@@ -7,14 +7,15 @@
 # docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+. bench/lib.sh
 out=build/bench
 models=${BENCH_MODELS:-build/test-models}
 runs=${BENCH_RUNS:-20}
 mkdir -p "$out"
 [ -f "$models/tiny-qwen2.gguf" ] || { echo "bench-router: $models/tiny-qwen2.gguf is missing (tests/run.sh makes it)" >&2; exit 1; }
 models=$(realpath "$models")
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR=$prefix/share/vocab
+engine_env
 export SWITCHYARD_STATE_DIR=$PWD/$out/state-router
 cat >"$out/router.yaml" <<YAML
 log_level: debug
@@ -28,14 +29,9 @@ routers:
     default: light
 YAML
 port=$((20000 + RANDOM % 20000))
-build/bin/switchyard --config "$out/router.yaml" --port "$port" --worker-dir build/bin >"$out/router-daemon.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
 url=http://127.0.0.1:$port
-for _ in $(seq 1 300); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")" = 200 ] && break
-  sleep 0.1
-done
+serve "$url" "$out/router-daemon.log" \
+  build/bin/switchyard --config "$out/router.yaml" --port "$port" --worker-dir build/bin
 # chat body: model, optional system text, user text; 1 token, greedy
 body() { printf '{"model":"%s","messages":[%s{"role":"user","content":"%s"}],"max_tokens":%d,"temperature":0%s}' \
   "$1" "${2:+{\"role\":\"system\",\"content\":\"$2\"\},}" "$3" "${MAX_TOKENS:-1}" "${ONE_EXTRA:+,$ONE_EXTRA}"; }
@@ -58,7 +54,7 @@ stats() { # name, then lines "decision total route" on stdin
     END { if (!NR) exit; printf "%-28s n=%-3d decision ms: mean %8.3f  p50 %8.3f  max %8.3f | request ms: mean %6.1f\n",
           name, NR, sd / NR, d[int((NR + 1) / 2)], d[NR], st / NR }'
 }
-echo "router bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), light = tiny-qwen2 (random weights, Qwen2 vocabulary, 151936 tokens), $runs runs"
+echo "router bench: $(cpu_line), light = tiny-qwen2 (random weights, Qwen2 vocabulary, 151936 tokens), $runs runs"
 : >"$out/router-direct.txt"; : >"$out/router-direct6.txt"; : >"$out/router-rule.txt"; : >"$out/router-cls.txt"
 for i in $(seq 1 "$runs"); do
   a=${asks[$(( (i - 1) % ${#asks[@]} ))]}

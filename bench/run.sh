@@ -6,8 +6,9 @@
 # BENCH_CTX (per sequence, 1024), BENCH_NP (8), BENCH_TOKENS (128), BENCH_RUNS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-prefix=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR="$prefix/share/vocab"
+# shellcheck source=lib.sh
+. bench/lib.sh
+engine_env
 preset=${BENCH_PRESET:-qwen2-0.5b}
 type=${BENCH_TYPE:-q8_0}
 threads=${BENCH_THREADS:-$(nproc)}
@@ -18,14 +19,7 @@ runs=${BENCH_RUNS:-3}
 out=build/bench
 mkdir -p "$out"
 export SWITCHYARD_STATE_DIR=$PWD/$out/state
-model=$out/$preset-$type.gguf
-if [ ! -f "$model" ]; then
-  echo "bench: making $model (random weights)" >&2
-  build/bin/mkmodel --preset "$preset" --type "$type" --threads "$threads" -o "$model"
-fi
-
-# shellcheck source=lib.sh
-. bench/lib.sh
+model=$(bench_model "$preset" "$type" "$threads")
 
 port=$((20000 + RANDOM % 20000))
 echo "bench: llama-server on :$port" >&2

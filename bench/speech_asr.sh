@@ -29,6 +29,8 @@
 # ladder (6 temperatures, 5 sampled decoders from 0.2 on): SPEECH_TEMPERATURE=0.2 times one pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+. bench/lib.sh
 prefix=$(deps/engines.sh print-prefix)
 root=$(dirname "$prefix")
 preset=${SPEECH_PRESET:-base}
@@ -59,15 +61,6 @@ if [ -z "${SPEECH_AUDIO:-}" ] && [ ! -f "$audio" ]; then
   build/bin/bench-asr --make-audio "$audio" "$seconds" "${SWITCHYARD_TESTDATA:-../shared/testdata}/jfk.wav"
 fi
 
-wait_up() { # url, pid: bounded wait for a server to answer with 200
-  for _ in $(seq 1 600); do
-    kill -0 "$2" 2>/dev/null || return 1
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 port=$((20000 + RANDOM % 20000))
 fa=(-nfa); [ "${SPEECH_SERVER_FA:-0}" = 1 ] && fa=()
 "$wsrv" -m "$model" -t "$threads" -bo 5 "${fa[@]}" --host 127.0.0.1 --port "$port" >"$out/whisper-server.log" 2>&1 &
@@ -80,7 +73,7 @@ build/bin/switchyard --config "$cfg" --port "$sport" >"$out/switchyard-speech.lo
 spid=$!
 trap 'kill $wpid $spid 2>/dev/null; wait $wpid $spid 2>/dev/null' EXIT
 wait_up "http://127.0.0.1:$port/" $wpid || { echo "bench: whisper-server did not start" >&2; tail "$out/whisper-server.log" >&2; exit 1; }
-wait_up "http://127.0.0.1:$sport/health" $spid || { echo "bench: switchyard did not start" >&2; exit 1; }
+wait_healthy "http://127.0.0.1:$sport" $spid || { echo "bench: switchyard did not start" >&2; exit 1; }
 
 ask() { # which, run -> "seconds" on stdout, the answer in $out/speech-<which>-<run>.json
   local body=$out/speech-$1-$2.json

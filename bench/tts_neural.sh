@@ -9,6 +9,8 @@
 # default: the worker's, all cores). See docs/PERFORMANCE.md, "Neural speech".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+. bench/lib.sh
 out=build/bench
 models=$out/tts-models
 mkdir -p "$models"
@@ -41,14 +43,9 @@ cfg=$out/tts.yaml
   done
 } >"$cfg"
 port=$((20000 + RANDOM % 20000))
-build/bin/switchyard --config "$cfg" --port "$port" --worker-dir build/bin >"$out/tts-daemon.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ] && break
-  sleep 0.1
-done
-echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+serve "http://127.0.0.1:$port" "$out/tts-daemon.log" \
+  build/bin/switchyard --config "$cfg" --port "$port" --worker-dir build/bin
+echo "$(cpu_line), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in tiny-pocket tiny-qwen3tts $([ "$big" = 1 ] && echo qwen3tts-0.6b); do
   r=$runs t=$texts
   [ "$m" = qwen3tts-0.6b ] && r=1 t=1

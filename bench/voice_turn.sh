@@ -9,6 +9,8 @@
 # See docs/PERFORMANCE.md "Voice turn".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib.sh
+. bench/lib.sh
 out=build/bench
 mkdir -p "$out"
 models=build/test-models
@@ -41,12 +43,7 @@ E=$(deps/engines.sh print-prefix)
 export SWITCHYARD_VOCAB_DIR=$E/share/vocab SY_TEMPLATES_DIR=$E/../src/llama.cpp/models/templates
 export SWITCHYARD_STATE_DIR=$PWD/$out/state-voice
 port=$((20000 + RANDOM % 20000))
-build/bin/switchyard --port "$port" --config "$out/voice.yaml" --worker-dir build/bin >"$out/voice-daemon.log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")" = 200 ] && break
-  sleep 0.1
-done
-echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); input: ${wav:-3 s tone}; asr: $asr"
+serve "http://127.0.0.1:$port" "$out/voice-daemon.log" \
+  build/bin/switchyard --port "$port" --config "$out/voice.yaml" --worker-dir build/bin
+echo "$(cpu_line); input: ${wav:-3 s tone}; asr: $asr"
 build/bin/bench-voice --url "http://127.0.0.1:$port" --runs "${BENCH_RUNS:-10}" ${wav:+--wav "$wav"}

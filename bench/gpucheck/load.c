@@ -16,9 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../lib.h"
 #include "buf.h"
+#include "clock.h"
 
 #define GL_MAX_MODELS 32
 #define GL_MAX_LAT 200000
@@ -41,16 +42,6 @@ static pthread_mutex_t gl_mu = PTHREAD_MUTEX_INITIALIZER;
 static double *gl_lat[GL_KINDS];
 static size_t gl_n_lat[GL_KINDS];
 static long gl_ok[GL_KINDS], gl_err[GL_KINDS], gl_oom, gl_status[600], gl_tokens_out;
-
-static double gl_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static size_t gl_body(char *p, size_t sz, size_t n, void *ud) {
-  return sy_buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
-}
 
 /* Sum of the values of every /metrics sample of `name` whose labels contain `label` (or all). */
 static double gl_metric(const char *text, const char *name, const char *label) {
@@ -76,7 +67,7 @@ static int gl_get_metrics(sy_buf *out) {
   snprintf(url, sizeof url, "%s/metrics", gl_url);
   CURL *c = curl_easy_init();
   curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gl_body);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, bench_to_buf);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
   CURLcode rc = curl_easy_perform(c);
@@ -113,7 +104,7 @@ static void *gl_client(void *arg) {
   int m = id % gl_n_models; /* every model gets a client at the start, then random jumps */
   CURL *cu = curl_easy_init();
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  for (int i = 0; gl_now() < gl_deadline; i++) {
+  for (int i = 0; sy_mono_s() < gl_deadline; i++) {
     if (i > 0 && i % gl_stick == 0) m = (int)(gl_rand(&seed) % (uint64_t)gl_n_models);
     const struct gl_model *gm = &gl_models[m];
     char url[512], *body = NULL;
@@ -154,17 +145,17 @@ static void *gl_client(void *arg) {
     sy_buf out = {0};
     out.limit = 4u << 20;
     curl_easy_setopt(cu, CURLOPT_URL, url);
-    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, gl_body);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, bench_to_buf);
     curl_easy_setopt(cu, CURLOPT_WRITEDATA, &out);
     curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
     /* requests still running 60 s after the end are cut (status 0 in the report): the run ends on
      * time */
-    long limit = (long)(gl_deadline - gl_now()) + 60;
+    long limit = (long)(gl_deadline - sy_mono_s()) + 60;
     curl_easy_setopt(cu, CURLOPT_TIMEOUT, limit > 30 ? limit : 30L);
-    double t0 = gl_now();
+    double t0 = sy_mono_s();
     long st = 0, tokens = 0;
     if (curl_easy_perform(cu) == CURLE_OK) curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &st);
-    double lat = gl_now() - t0;
+    double lat = sy_mono_s() - t0;
     if (st == 200 && gm->kind == GL_CHAT) {
       json_t *j = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
       tokens = (long)json_integer_value(
@@ -182,11 +173,6 @@ static void *gl_client(void *arg) {
   curl_slist_free_all(hl);
   curl_easy_cleanup(cu);
   return NULL;
-}
-
-static int gl_cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 static double gl_pct(const double *v, size_t n, int pct) {
@@ -266,14 +252,14 @@ int main(int argc, char **argv) {
   }
   sy_buf m0 = {0}, m1 = {0};
   gl_get_metrics(&m0);
-  double t0 = gl_now();
+  double t0 = sy_mono_s();
   gl_deadline = t0 + gl_seconds;
   pthread_t th[256];
   int started = 0;
   for (long i = 0; i < gl_clients; i++)
     if (pthread_create(&th[started], NULL, gl_client, (void *)i) == 0) started++;
   for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-  double wall = gl_now() - t0;
+  double wall = sy_mono_s() - t0;
   gl_get_metrics(&m1);
   const char *a = m0.data ? m0.data : "", *b = m1.data ? m1.data : "";
 #define DELTA(name, label) (gl_metric(b, name, label) - gl_metric(a, name, label))
@@ -290,9 +276,9 @@ int main(int argc, char **argv) {
   for (int k = 0; k < GL_KINDS; k++) {
     memcpy(all + w, gl_lat[k], gl_n_lat[k] * sizeof(double));
     w += gl_n_lat[k];
-    qsort(gl_lat[k], gl_n_lat[k], sizeof(double), gl_cmp);
+    qsort(gl_lat[k], gl_n_lat[k], sizeof(double), bench_cmp_double);
   }
-  qsort(all, n_all, sizeof(double), gl_cmp);
+  qsort(all, n_all, sizeof(double), bench_cmp_double);
   printf(
       "{\"seconds\": %.1f, \"clients\": %d, \"models\": %d, \"requests\": %ld, \"ok\": %ld, "
       "\"errors\": %ld, "

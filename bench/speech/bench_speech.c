@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib.h"
+
 typedef struct run {
   size_t bytes;
   double t_first; /* seconds to the first body byte, by our own clock */
@@ -51,12 +53,7 @@ static long speak(const char *url, const char *model, const char *text, const ch
   snprintf(u, sizeof u, "%s/v1/audio/speech", url);
   CURL *c = curl_easy_init();
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, u);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  bench_post_json(c, u, body, hl, on_body, r);
   memset(r, 0, sizeof *r);
   clock_gettime(CLOCK_MONOTONIC, &r->t0);
   long status = 0;
@@ -66,16 +63,6 @@ static long speak(const char *url, const char *model, const char *text, const ch
   curl_easy_cleanup(c);
   free(body);
   return status;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv) {
@@ -162,9 +149,9 @@ int main(int argc, char **argv) {
       }
       static double pcm_audio_s; /* the pcm run's duration stands for every format of this text */
       if (!strcmp(fmts[f], "pcm")) pcm_audio_s = audio_s;
-      double mt = median(tot, runs);
+      double mt = bench_median(tot, runs);
       printf("| %s | %zu | %s | %.2f | %.1f | %.1f | %.4f |\n", texts[t].name,
-             strlen(texts[t].text), fmts[f], pcm_audio_s, median(first, runs) * 1e3, mt * 1e3,
+             strlen(texts[t].text), fmts[f], pcm_audio_s, bench_median(first, runs) * 1e3, mt * 1e3,
              pcm_audio_s > 0 ? mt / pcm_audio_s : 0);
     }
   }

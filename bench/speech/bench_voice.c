@@ -18,6 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "../lib.h"
+#include "media/base64.h"
+
 #define MAX_WAV (64u << 20)  /* bytes of input audio we are willing to send */
 #define MAX_LINE (32u << 20) /* one SSE line (an audio chunk's base64 fits many times over) */
 #define MAX_ERRBODY 300      /* bytes of a non-200 body shown */
@@ -44,22 +47,6 @@ static double ms_since(const struct timespec *t0) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-static char *b64_encode(const unsigned char *in, size_t n) {
-  static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-  if (!out) return NULL;
-  for (size_t i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-                 (i + 2 < n ? in[i + 2] : 0);
-    *o++ = tbl[v >> 18 & 63];
-    *o++ = tbl[v >> 12 & 63];
-    *o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
-    *o++ = i + 2 < n ? tbl[v & 63] : '=';
-  }
-  *o = '\0';
-  return out;
 }
 
 /* Decoded length of a padded base64 string: only the sample count is needed, not the bytes. */
@@ -233,14 +220,9 @@ static bool run_turn(const char *url, const char *body, turn *t) {
   if (!c) return false;
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
   hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip inside the timed turn */
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  bench_post_json(c, url, body, hl, on_any_body, t);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_any_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
   /* a stalled stream (no byte for 120 s) ends the turn */
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -275,16 +257,6 @@ static bool run_turn(const char *url, const char *body, turn *t) {
   return true;
 }
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv) {
   const char *url = "http://127.0.0.1:8080", *model = "talk", *wav = NULL;
   int runs = 10;
@@ -317,7 +289,7 @@ int main(int argc, char **argv) {
             wav ? wav : "the tone", MAX_WAV);
     return 1;
   }
-  char *b64 = b64_encode(audio, n_audio);
+  char *b64 = sy_base64_encode(audio, n_audio);
   free(audio);
   json_t *b =
       json_pack("{s:s, s:b, s:[ss], s:{s:s, s:s}, s:i, s:[{s:s, s:[{s:s, s:{s:s, s:s}}]}]}",
@@ -362,16 +334,16 @@ int main(int argc, char **argv) {
       lo = v[i] < lo ? v[i] : lo;
       hi = v[i] > hi ? v[i] : hi;
     }
-    printf("  %-20s %8.1f   (min %.1f, max %.1f)\n", keys[k], median(v, runs), lo, hi);
+    printf("  %-20s %8.1f   (min %.1f, max %.1f)\n", keys[k], bench_median(v, runs), lo, hi);
   }
   for (int i = 0; i < runs; i++) v[i] = rows[i].t[3] - rows[i].t[0];
-  printf("  first_audio - stt     %8.1f\n", median(v, runs));
+  printf("  first_audio - stt     %8.1f\n", bench_median(v, runs));
   for (int i = 0; i < runs; i++) v[i] = rows[i].first_audio_ms;
-  printf("  client first audio   %8.1f\n", median(v, runs));
+  printf("  client first audio   %8.1f\n", bench_median(v, runs));
   for (int i = 0; i < runs; i++) v[i] = rows[i].end_ms;
-  printf("  client last byte     %8.1f\n", median(v, runs));
+  printf("  client last byte     %8.1f\n", bench_median(v, runs));
   for (int i = 0; i < runs; i++) v[i] = rows[i].audio_s;
-  printf("  audio out            %8.2f s\n", median(v, runs));
+  printf("  audio out            %8.2f s\n", bench_median(v, runs));
   free(rows);
   return 0;
 }

@@ -2,7 +2,7 @@
  * tiny-whisper): every response_format, streamed transcription, upload errors, and whisper.cpp's
  * own test model with the real Silero VAD on jfk.wav (../shared/testdata).
  * Must never happen: malformed SRT/VTT, an upload over the limit accepted, a bad file that takes
- * the worker down.
+ * the worker down, a bad form number (temperature_inc) passed on to the worker.
  *
  * Asserts on structure, never on meaning; never sleeps to synchronise (every wait is on a
  * condition: a pipe, a response, a bounded poll of /api/ps). */
@@ -167,6 +167,32 @@ static void t_transcribe_errors(void) {
   it_resp_clear(&r);
 }
 
+/* temperature_inc (whisper-server's fallback step) must be a number from 0 to 1: anything else is
+ * a 400 in the OpenAI error shape, invalid_value on param temperature_inc, before any decoding;
+ * a good value is taken. */
+static void t_transcribe_bad_temperature_inc(void) {
+  if (!it_test_wav.len) it_make_wav(&it_test_wav, 3.0);
+  const char *path = "/v1/audio/transcriptions";
+  static const char *const bad[] = {"abc", "-0.5", "1.5", "0.2x", "nan", "inf"};
+  resp r;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    it_post_form(path, it_test_wav.data, it_test_wav.len,
+                 (const char *[]){"model", "whisper", "temperature_inc", bad[i], NULL}, &r);
+    CHECK(it_is_error(&r, 400, "invalid_value") &&
+              it_str_is(it_jstr(r.json, "error.type"), "invalid_request_error") &&
+              it_str_is(it_jstr(r.json, "error.param"), "temperature_inc") &&
+              strstr(it_jstr(r.json, "error.message"), "temperature_inc"),
+          "temperature_inc '%s': %ld %s", bad[i], r.status, r.body.data);
+    it_resp_clear(&r);
+  }
+  it_post_form(
+      path, it_test_wav.data, it_test_wav.len,
+      (const char *[]){"model", "whisper", "temperature", "0", "temperature_inc", "0", NULL}, &r);
+  CHECK(r.status == 200 && it_jstr(r.json, "text"), "temperature_inc 0: %ld %s", r.status,
+        r.body.data);
+  it_resp_clear(&r);
+}
+
 /* whisper.cpp's own test model (no weights: empty text) with the real Silero VAD on jfk.wav */
 static void t_transcribe_vad(void) {
   char p[600];
@@ -215,8 +241,11 @@ static void t_transcribe_vad(void) {
 }
 
 static const it_test tests[] = {
-    {"transcribe", t_transcribe, false},        {"transcribe_stream", t_transcribe_stream, false},
-    {"translations", t_translations, false},    {"transcribe_errors", t_transcribe_errors, false},
+    {"transcribe", t_transcribe, false},
+    {"transcribe_stream", t_transcribe_stream, false},
+    {"translations", t_translations, false},
+    {"transcribe_errors", t_transcribe_errors, false},
+    {"transcribe_bad_temperature_inc", t_transcribe_bad_temperature_inc, false},
     {"transcribe_vad", t_transcribe_vad, true},
 };
 const itest_table itest_asr = {"asr", tests, sizeof tests / sizeof *tests};

@@ -9,10 +9,7 @@
 #include "harness.h"
 
 static json_t *pocket_body(const char *input, const char *format, const char *voice, int seed) {
-  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "pocket", "input", input,
-                        "response_format", format, "seed", seed);
-  if (voice) json_object_set_new(b, "voice", json_string(voice));
-  return b;
+  return it_speech_body("pocket", input, format, voice, seed);
 }
 
 static void t_speech_neural(void) {
@@ -26,33 +23,12 @@ static void t_speech_neural(void) {
             !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
         "pocket has the speech capability only: %s", r.body.data);
   it_resp_clear(&r);
-  static const char text[] =
-      "Hello from a neural voice. This is the second sentence. And a third one.";
-  it_speech_resp a, b, c;
-  it_speech_post(&D, pocket_body(text, "wav", "ref", 7), &a);
-  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
-  const unsigned char *data = NULL;
-  size_t n = 0;
-  char why[160] = "";
-  bool ok = it_wav_parse(&a.body, &data, &n, why, sizeof why);
-  size_t nz = 0;
-  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
-  CHECK(ok, "a WAV at 24 kHz: %s", why);
-  /* every sentence gives at least a frame: 1920 samples of 2 bytes */
-  CHECK(n >= 3 * 1920 * 2 && n % 2 == 0, "%zu bytes of 16-bit samples", n);
-  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
-  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
-  it_speech_post(&D, pocket_body(text, "wav", "ref", 7), &b);
-  CHECK(b.status == 200 && b.body.len == a.body.len &&
-            memcmp(a.body.data, b.body.data, a.body.len) == 0,
-        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
-  it_speech_post(&D, pocket_body(text, "wav", "ref", 8), &c);
-  CHECK(c.status == 200 &&
-            (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
-        "another seed: other audio");
-  sy_buf_free(&a.body);
-  sy_buf_free(&b.body);
-  sy_buf_free(&c.body);
+  /* three sentences, each at least a frame: 1920 samples of 2 bytes */
+  it_check_seeded_voice(&D, "pocket",
+                        "Hello from a neural voice. This is the second sentence. And a third one.",
+                        3 * 1920 * 2, 2);
+  if (it_cur_failed) return;
+  it_speech_resp a, b;
   /* without the reference clip, as pcm */
   it_speech_post(&D, pocket_body("Short one.", "pcm", NULL, 1), &a);
   CHECK(a.status == 200 && a.body.len >= 1920 * 2, "pcm without a voice: %ld, %zu bytes", a.status,
@@ -118,15 +94,9 @@ static void t_audio_in(void) {
   sprintf(url, "data:audio/wav;base64,%s", a1);
   resp r;
   it_get("/v1/models/alm", &r);
-  bool audio = false, transcribe = false;
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(r.json, "capabilities"), i, c) {
-    audio |= it_str_is(json_string_value(c), "audio");
-    transcribe |= it_str_is(json_string_value(c), "transcribe");
-  }
-  CHECK(r.status == 200 && audio && transcribe, "alm lists audio and transcribe: %ld %s", r.status,
-        r.body.data);
+  const json_t *caps = json_object_get(r.json, "capabilities");
+  CHECK(r.status == 200 && it_lists(caps, "audio") && it_lists(caps, "transcribe"),
+        "alm lists audio and transcribe: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 
   it_post_json("/v1/chat/completions", it_audio_body("alm", "What is said?", NULL), &r);
@@ -150,15 +120,8 @@ static void t_audio_in(void) {
   CHECK(r.status == 200 && it_jnum(r.json, "usage.prompt_tokens") == pt0 + 2 * ALM_WINDOW_TOKENS,
         "two clips: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  /* streamed */
-  json_t *sb = it_audio_body("alm", "What is said?", one);
-  json_object_set_new(sb, "stream", json_true());
-  it_post_json("/v1/chat/completions", sb, &r);
-  bool done, wf;
-  json_t *ev = it_sse_events(&r.body, &done, &wf);
-  CHECK(r.status == 200 && done && wf && json_array_size(ev) > 1, "streamed: %ld %s", r.status,
-        r.body.data);
-  json_decref(ev);
+  CHECK(it_chat_streams(it_audio_body("alm", "What is said?", one), &r), "streamed: %ld %s",
+        r.status, r.body.data);
   it_resp_clear(&r);
 
   /* refused: audio to a text-only or a vision-only model, bad base64, not audio, an empty WAV */

@@ -138,27 +138,11 @@ static void t_budget(void) {
   CHECK(n >= 2 && has_a, "measurements remembered in %s: %zu entries", state, n);
 }
 
-static void *queue_long_request(void *p) {
-  resp *r = p;
-  json_t *q = it_chat_body("x", "keep going", 2000, false);
-  json_object_set_new(q, "ignore_eos", json_true());
-  it_b_chat(q, r);
-  return NULL;
-}
-
 static void queue_body(void) {
-  resp bg, r;
-  pthread_t th;
-  pthread_create(&th, NULL, queue_long_request, &bg);
-  bool busy = false;
-  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until x is serving it */
-    it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |=
-        strcmp(it_jstr(m, "name"), "x") == 0 && it_jnum(m, "inflight") >= 1;
-    it_resp_clear(&r);
-  }
+  resp r;
+  it_bg_req bg;
+  it_bg_chat(&bg, &B, it_long_chat_body("x", "keep going", 2000, false));
+  bool busy = it_wait_inflight(&B, "x", NULL);
   /* y needs x's room, x is busy, and y may queue nobody: refused at once, with Retry-After */
   it_b_chat(it_chat_body("y", "hello", 2, false), &r);
   bool full = it_is_error(&r, 503, "queue_full") && atoi(r.retry_after) > 0;
@@ -168,10 +152,10 @@ static void queue_body(void) {
   it_b_chat(it_chat_body("z", "hello", 2, false), &r);
   long z_status = r.status;
   it_resp_clear(&r);
-  pthread_join(th, NULL);
-  long x_status = bg.status;
-  long long x_tokens = it_jnum(bg.json, "usage.completion_tokens");
-  it_resp_clear(&bg);
+  it_bg_join(&bg);
+  long x_status = bg.r.status;
+  long long x_tokens = it_jnum(bg.r.json, "usage.completion_tokens");
+  it_resp_clear(&bg.r);
   CHECK(busy, "x never showed as busy");
   CHECK(full, "y: want 503 queue_full with Retry-After, got %ld", y_status);
   CHECK(z_status == 200, "z waited and was served: %ld", z_status);
@@ -252,36 +236,21 @@ static void t_admin(void) {
   it_resp_clear(&r);
 }
 
-static void *slow_request(void *arg) {
-  json_t *q = it_chat_body("slow", "keep going", 2000, false);
-  json_object_set_new(q, "ignore_eos", json_true());
-  it_post_json("/v1/chat/completions", q, arg);
-  return NULL;
-}
-
 /* Unloading a model that is serving a request is refused (409), the request runs on. */
 static void t_admin_unload_busy(void) {
-  resp bg, r;
-  pthread_t th;
-  pthread_create(&th, NULL, slow_request, &bg);
-  bool busy = false;
-  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until it is being served */
-    it_get("/api/ps", &r);
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(r.json, "models"), i, m) busy |=
-        strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1;
-    it_resp_clear(&r);
-  }
+  resp r;
+  it_bg_req bg;
+  it_bg_chat(&bg, &D, it_long_chat_body("slow", "keep going", 2000, false));
+  bool busy = it_wait_inflight(&D, "slow", NULL);
   it_post("/api/unload", "{\"model\":\"slow\"}", &r);
   bool refused =
       it_is_error(&r, 409, "model_busy") && strstr(it_jstr(r.json, "error.message"), "in flight");
   long st = r.status;
   it_resp_clear(&r);
-  pthread_join(th, NULL);
-  long bg_status = bg.status;
-  long long tokens = it_jnum(bg.json, "usage.completion_tokens");
-  it_resp_clear(&bg);
+  it_bg_join(&bg);
+  long bg_status = bg.r.status;
+  long long tokens = it_jnum(bg.r.json, "usage.completion_tokens");
+  it_resp_clear(&bg.r);
   CHECK(busy, "slow never showed as busy");
   CHECK(refused, "unload of a busy model: want 409 model_busy, got %ld", st);
   CHECK(bg_status == 200 && tokens == 2000, "the request ran on: %ld, %lld tokens", bg_status,

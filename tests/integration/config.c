@@ -9,13 +9,6 @@
 
 static char reload_cfg[512];
 
-static void *reload_slow_request(void *arg) {
-  json_t *q = it_chat_body("change", "keep going", 2000, false);
-  json_object_set_new(q, "ignore_eos", json_true());
-  it_b_chat(q, arg);
-  return NULL;
-}
-
 static void reload_body(void) {
   const char *d = it_models_dir;
   CHECK(it_b_load("keep") == 200 && it_b_load("change") == 200 && it_b_load("gone") == 200,
@@ -24,15 +17,9 @@ static void reload_body(void) {
   long long keep_pid = it_jnum(k0, "pid");
   json_decref(k0);
   /* a long request on "change" is in flight across the reload */
-  resp bg;
-  pthread_t th;
-  pthread_create(&th, NULL, reload_slow_request, &bg);
-  bool busy = false;
-  for (int tries = 0; tries < 100000 && !busy; tries++) { /* bounded: until it is being served */
-    json_t *m = it_b_ps_model("change");
-    busy = m && it_jnum(m, "inflight") >= 1;
-    json_decref(m);
-  }
+  it_bg_req bg;
+  it_bg_chat(&bg, &B, it_long_chat_body("change", "keep going", 2000, false));
+  bool busy = it_wait_inflight(&B, "change", NULL);
   it_feed f = {.d = &B,
                .mu = PTHREAD_MUTEX_INITIALIZER,
                .cond = PTHREAD_COND_INITIALIZER,
@@ -58,10 +45,10 @@ static void reload_body(void) {
     json_decref(m);
     if (!m) break; /* gone already */
   }
-  pthread_join(th, NULL); /* the request in flight finishes on its old worker */
-  long bg_status = bg.status;
-  long long tokens = it_jnum(bg.json, "usage.completion_tokens");
-  it_resp_clear(&bg);
+  it_bg_join(&bg); /* the request in flight finishes on its old worker */
+  long bg_status = bg.r.status;
+  long long tokens = it_jnum(bg.r.json, "usage.completion_tokens");
+  it_resp_clear(&bg.r);
   pthread_join(fth, NULL);
   json_t *ev = NULL;
   for (const char *p = f.body.data; p && (p = strstr(p, "data: ")); p += 6) {

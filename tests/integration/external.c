@@ -39,6 +39,13 @@ static void with_ext_daemon(const char *name, const sy_buf *y, void (*body)(void
   it_with_own_daemon(name, y->data, body);
 }
 
+/* A streamed chat on ext that runs on (ignore_eos) for max_tokens: new reference. */
+static json_t *go_on_body(int max_tokens) {
+  return json_pack("{s:s, s:[{s:s, s:s}], s:i, s:b, s:b}", "model", "ext", "messages", "role",
+                   "user", "content", "Go on", "max_tokens", max_tokens, "ignore_eos", 1, "stream",
+                   1);
+}
+
 static void ext_chat_body(void) {
   resp r;
   /* listed with the capabilities its routes imply, not started yet */
@@ -57,11 +64,7 @@ static void ext_chat_body(void) {
   long long pid = it_b_ps_pid("ext");
   CHECK(pid > 0, "/api/ps lists the engine with its pid");
   /* streamed: SSE chunks as llama-server sends them, ending in [DONE] */
-  json_t *q = it_chat_body("ext", "Count to ten", 12, true);
-  char *s = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  it_http_do(&B, "POST", "/v1/chat/completions", s, &r, NULL);
-  free(s);
+  it_b_chat(it_chat_body("ext", "Count to ten", 12, true), &r);
   bool done, wf;
   json_t *ev = it_sse_events(&r.body, &done, &wf);
   size_t nev = json_array_size(ev);
@@ -138,27 +141,8 @@ static void ext_chat_body(void) {
   it_resp_clear(&r);
   CHECK(it_b_ps_pid("ext") == pid, "the same process served everything");
   /* a client that hangs up mid-stream cancels the upstream transfer */
-  it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-  long long before = it_jnum(r.json, "stats.cancelled");
-  it_resp_clear(&r);
-  CURL *c = curl_easy_init();
-  char url[128];
-  snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
-  const char *lb =
-      "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go "
-      "on\"}],\"max_tokens\":3000,"
-      "\"ignore_eos\":true,\"stream\":true}";
-  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  it_abort_ctx a = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, lb);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_abort_after_first);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(c);
+  long long before = it_ps_stat(&B, "cancelled");
+  CURLcode rc = it_abandon_stream(&B, "/v1/chat/completions", go_on_body(3000));
   CHECK(rc == CURLE_WRITE_ERROR, "the client aborted (curl %d)", rc);
   /* one slot: this only runs once llama-server has let go of the abandoned stream */
   it_b_chat(it_chat_body("ext", "Next", 4, false), &r);
@@ -166,11 +150,8 @@ static void ext_chat_body(void) {
   it_resp_clear(&r);
   long long after = -1;
   for (int tries = 0; tries < 100000 && after <= before;
-       tries++) { /* counted as the handler returns */
-    it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-    after = it_jnum(r.json, "stats.cancelled");
-    it_resp_clear(&r);
-  }
+       tries++) /* counted as the handler returns */
+    after = it_ps_stat(&B, "cancelled");
   CHECK(after > before, "the abandoned stream was counted as cancelled (%lld -> %lld)", before,
         after);
 }
@@ -258,16 +239,6 @@ static void t_ext_fail(void) {
   it_with_own_daemon("ext_fail", y, ext_fail_body);
 }
 
-static void *ext_long_stream(void *p) {
-  it_bg_req *b = p;
-  const char *lb =
-      "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go "
-      "on\"}],\"max_tokens\":3500,"
-      "\"ignore_eos\":true,\"stream\":true}";
-  it_http_do(&B, "POST", "/v1/chat/completions", lb, &b->r, NULL);
-  return NULL;
-}
-
 /* A streamed request whose first bytes are announced on a pipe (the test then kills the engine). */
 typedef struct mid_stream {
   sy_buf body;
@@ -290,25 +261,7 @@ static size_t mid_write(char *p, size_t sz, size_t n, void *ud) {
 
 static void *mid_main(void *p) {
   mid_stream *m = p;
-  CURL *c = curl_easy_init();
-  char url[128];
-  snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
-  const char *lb =
-      "{\"model\":\"ext\",\"messages\":[{\"role\":\"user\",\"content\":\"Go "
-      "on\"}],\"max_tokens\":3500,"
-      "\"ignore_eos\":true,\"stream\":true}";
-  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, lb);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mid_write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, m);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-  m->rc = curl_easy_perform(c);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &m->status);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(c);
+  m->rc = it_post_streamed(&B, "/v1/chat/completions", go_on_body(3500), mid_write, m, &m->status);
   close(m->pfd[1]); /* wakes the test if no event ever came */
   return NULL;
 }
@@ -346,16 +299,11 @@ static void ext_crash_body(void) {
   CHECK(r.status == 200, "warm-up %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_bg_req b;
-  pthread_t th;
-  pthread_create(&th, NULL, ext_long_stream, &b);
+  it_bg_chat(&b, &B, go_on_body(3500));
   long long pid = -1;
-  for (int tries = 0; tries < 100000 && pid < 0; tries++) {
-    json_t *m = it_b_ps_model("ext");
-    if (m && it_jnum(m, "inflight") >= 1) pid = it_jnum(m, "pid");
-    json_decref(m);
-  }
+  it_wait_inflight(&B, "ext", &pid);
   if (pid > 0) kill((pid_t)pid, SIGKILL);
-  pthread_join(th, NULL);
+  it_bg_join(&b);
   CHECK(pid > 0, "the long request never showed as in flight");
   /* before the upstream answered: a 502; mid-stream: an error event ends the stream, no [DONE] */
   bool done = false, wf = false;

@@ -116,12 +116,29 @@ void it_resp_clear(resp *r) {
   memset(r, 0, sizeof *r);
 }
 
-void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body,
-                resp *r, const char *const *headers) {
-  memset(r, 0, sizeof *r);
+/* A curl handle for d's path: the body to on_body(…, ud), the headers to on_header(…, hud) unless
+ * NULL, no signals, and a hang fails the test (300 s) instead of CI. */
+static CURL *easy_for(const daemon_proc *d, const char *path, curl_write_callback on_body, void *ud,
+                      curl_write_callback on_header, void *hud) {
   CURL *c = curl_easy_init();
   char url[512];
   snprintf(url, sizeof url, "%s%s", d->base, path);
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, ud);
+  if (on_header) {
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, hud);
+  }
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+  return c;
+}
+
+void it_http_do(const daemon_proc *d, const char *method, const char *path, const char *body,
+                resp *r, const char *const *headers) {
+  memset(r, 0, sizeof *r);
+  CURL *c = easy_for(d, path, it_on_body, r, it_on_header, r);
   struct curl_slist *hl = NULL;
   if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
   char auth[256];
@@ -130,19 +147,12 @@ void it_http_do(const daemon_proc *d, const char *method, const char *path, cons
     hl = curl_slist_append(hl, auth);
   }
   for (const char *const *h = headers; h && *h; h++) hl = curl_slist_append(hl, *h);
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
   if (body) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, it_on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* a hang fails the test instead of CI */
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   curl_slist_free_all(hl);
   curl_easy_cleanup(c);
@@ -155,22 +165,19 @@ void it_post(const char *path, const char *body, resp *r) {
 
 void it_get(const char *path, resp *r) { it_http_do(&D, "GET", path, NULL, r, NULL); }
 
-void it_post_json(const char *path, json_t *body, resp *r) {
+void it_post_json_at(const daemon_proc *d, const char *path, json_t *body, resp *r) {
   char *s = json_dumps(body, JSON_COMPACT);
   json_decref(body);
-  it_post(path, s, r);
+  it_http_do(d, "POST", path, s, r, NULL);
   free(s);
 }
 
-/* POST a chat body (stolen) to the test's own second daemon, B. */
+void it_post_json(const char *path, json_t *body, resp *r) { it_post_json_at(&D, path, body, r); }
+
+/* the test's own second daemon */
 daemon_proc B;
 
-void it_b_chat(json_t *body, resp *r) {
-  char *s = json_dumps(body, JSON_COMPACT);
-  json_decref(body);
-  it_http_do(&B, "POST", "/v1/chat/completions", s, r, NULL);
-  free(s);
-}
+void it_b_chat(json_t *body, resp *r) { it_post_json_at(&B, "/v1/chat/completions", body, r); }
 
 const json_t *it_jpath(const json_t *j, const char *path) {
   char buf[256];
@@ -258,6 +265,22 @@ json_t *it_chat_body(const char *model, const char *content, int max_tokens, boo
                    "stream", stream);
 }
 
+json_t *it_long_chat_body(const char *model, const char *content, int max_tokens, bool stream) {
+  json_t *q = it_chat_body(model, content, max_tokens, stream);
+  json_object_set_new(q, "ignore_eos", json_true());
+  return q;
+}
+
+bool it_chat_streams(json_t *body, resp *r) {
+  json_object_set_new(body, "stream", json_true());
+  it_post_json("/v1/chat/completions", body, r);
+  bool done = false, wf = false;
+  json_t *ev = it_sse_events(&r->body, &done, &wf);
+  bool ok = r->status == 200 && done && wf && json_array_size(ev) > 1;
+  json_decref(ev);
+  return ok;
+}
+
 double it_norm_of(const json_t *vec, size_t *dim) {
   double s = 0;
   size_t i;
@@ -271,6 +294,42 @@ size_t it_abort_after_first(char *p, size_t sz, size_t n, void *ud) {
   (void)p;
   it_abort_ctx *a = ud;
   return ++a->chunks >= 2 ? 0 : sz * n; /* 0 = curl closes the connection */
+}
+
+CURLcode it_post_streamed(const daemon_proc *d, const char *path, json_t *body,
+                          curl_write_callback on_body, void *ud, long *status) {
+  char *s = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  CURL *c = easy_for(d, path, on_body, ud, NULL, NULL);
+  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, s);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  CURLcode rc = curl_easy_perform(c);
+  if (status) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  free(s);
+  return rc;
+}
+
+static void *bg_chat_main(void *arg) {
+  it_bg_req *b = arg;
+  it_post_json_at(b->d, "/v1/chat/completions", b->body, &b->r);
+  return NULL;
+}
+
+void it_bg_chat(it_bg_req *b, const daemon_proc *d, json_t *body) {
+  memset(&b->r, 0, sizeof b->r);
+  b->d = d;
+  b->body = body;
+  pthread_create(&b->th, NULL, bg_chat_main, b);
+}
+
+void it_bg_join(it_bg_req *b) { pthread_join(b->th, NULL); }
+
+CURLcode it_abandon_stream(const daemon_proc *d, const char *path, json_t *body) {
+  it_abort_ctx a = {0};
+  return it_post_streamed(d, path, body, it_abort_after_first, &a, NULL);
 }
 
 static size_t feed_data(char *p, size_t sz, size_t n, void *ud) {
@@ -368,15 +427,38 @@ void it_write_file(const char *path, const char *text) {
   }
 }
 
-json_t *it_b_ps_model(const char *name) { /* new reference, or NULL when not listed */
+json_t *it_ps_model(const daemon_proc *d, const char *name) {
   resp r;
-  it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
+  it_http_do(d, "GET", "/api/ps", NULL, &r, NULL);
   json_t *found = NULL, *m;
   size_t i;
   json_array_foreach(json_object_get(r.json, "models"), i,
                      m) if (strcmp(it_jstr(m, "name"), name) == 0) found = json_incref(m);
   it_resp_clear(&r);
   return found;
+}
+
+json_t *it_b_ps_model(const char *name) { return it_ps_model(&B, name); }
+
+long long it_ps_stat(const daemon_proc *d, const char *key) {
+  resp r;
+  it_http_do(d, "GET", "/api/ps", NULL, &r, NULL);
+  char path[64];
+  snprintf(path, sizeof path, "stats.%s", key);
+  long long v = it_jnum(r.json, path);
+  it_resp_clear(&r);
+  return v;
+}
+
+bool it_wait_inflight(const daemon_proc *d, const char *name, long long *pid) {
+  for (int tries = 0; tries < 100000; tries++) { /* bounded: until it is being served */
+    json_t *m = it_ps_model(d, name);
+    bool busy = m && it_jnum(m, "inflight") >= 1;
+    if (busy && pid) *pid = it_jnum(m, "pid");
+    json_decref(m);
+    if (busy) return true;
+  }
+  return false;
 }
 
 long it_b_load(const char *name) {
@@ -394,6 +476,10 @@ const char it_png_5x4[] =
     "iVBORw0KGgoAAAANSUhEUgAAAAUAAAAECAIAAADJUWIXAAAAQklEQVR42hXIMRHAMAwEwevSuXNnABojSPEzoaAiYB6OQA"
     "igk3IXICDBUB8Q"
     "oSs1rFla/4dHetm7fEMTPbO3+6l+D1cfDu22FFMAAAAAAElFTkSuQmCC";
+const char it_png_3x7[] =
+    "iVBORw0KGgoAAAANSUhEUgAAAAMAAAAHCAIAAABC22D+"
+    "AAAASUlEQVR42g3FoRHAIBBE0S2IEujmGyYOdw4Xc0MFqSB6maEtSkieeUKksP4r"
+    "WS/XLoKM7hhikSu8pjjkGT6PKGS5XV7RyDbd9gfMkR4Eg25eQgAAAABJRU5ErkJggg==";
 
 json_t *it_vision_body(const char *model, const char *text, const char *const *urls) {
   json_t *parts = json_pack("[{s:s, s:s}]", "type", "text", "text", text);
@@ -415,9 +501,7 @@ char *it_data_url(const char *b64) {
 void it_post_form_at(const daemon_proc *d, const char *path, const void *file, size_t file_len,
                      const char *const *kv, resp *r) {
   memset(r, 0, sizeof *r);
-  CURL *c = curl_easy_init();
-  char url[512];
-  snprintf(url, sizeof url, "%s%s", d->base, path);
+  CURL *c = easy_for(d, path, it_on_body, r, it_on_header, r);
   curl_mime *form = curl_mime_init(c);
   if (file) {
     curl_mimepart *p = curl_mime_addpart(form);
@@ -430,14 +514,7 @@ void it_post_form_at(const daemon_proc *d, const char *path, const void *file, s
     curl_mime_name(p, k[0]);
     curl_mime_data(p, k[1], CURL_ZERO_TERMINATED);
   }
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_MIMEPOST, form);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, it_on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
   curl_mime_free(form);
   curl_easy_cleanup(c);
@@ -535,19 +612,10 @@ void it_speech_post(const daemon_proc *d, json_t *body, it_speech_resp *r) {
   memset(r, 0, sizeof *r);
   char *s = json_dumps(body, JSON_COMPACT);
   json_decref(body);
-  CURL *c = curl_easy_init();
-  char url[128];
-  snprintf(url, sizeof url, "%s/v1/audio/speech", d->base);
+  CURL *c = easy_for(d, "/v1/audio/speech", speech_on_body, r, speech_on_header, r);
   struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, s);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, speech_on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, speech_on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
   if (curl_easy_perform(c) == CURLE_OK) {
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME, &r->t_first);
@@ -595,7 +663,44 @@ bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *
   return snprintf(why, wl, "no data chunk"), false;
 }
 
-/* ---- reference voices, base64, audio parts ---- */
+/* ---- neural voices: bodies, seeded audio, reference voices, base64, audio parts ---- */
+
+json_t *it_speech_body(const char *model, const char *input, const char *format, const char *voice,
+                       int seed) {
+  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", model, "input", input, "response_format",
+                        format, "seed", seed);
+  if (voice) json_object_set_new(b, "voice", json_string(voice));
+  return b;
+}
+
+void it_check_seeded_voice(const daemon_proc *d, const char *model, const char *text,
+                           size_t min_bytes, size_t multiple) {
+  it_speech_resp a, b, c;
+  it_speech_post(d, it_speech_body(model, text, "wav", "ref", 7), &a);
+  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  char why[160] = "";
+  bool ok = it_wav_parse(&a.body, &data, &n, why, sizeof why);
+  size_t nz = 0;
+  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
+  CHECK(ok, "a WAV at 24 kHz: %s", why);
+  CHECK(n >= min_bytes && n % multiple == 0,
+        "%zu bytes of 16-bit samples (at least %zu, a multiple of %zu)", n, min_bytes, multiple);
+  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
+  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
+  it_speech_post(d, it_speech_body(model, text, "wav", "ref", 7), &b);
+  CHECK(b.status == 200 && b.body.len == a.body.len &&
+            memcmp(a.body.data, b.body.data, a.body.len) == 0,
+        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
+  it_speech_post(d, it_speech_body(model, text, "wav", "ref", 8), &c);
+  CHECK(c.status == 200 &&
+            (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
+        "another seed: other audio");
+  sy_buf_free(&a.body);
+  sy_buf_free(&b.body);
+  sy_buf_free(&c.body);
+}
 
 void it_write_ref_wav(const char *path) {
   enum { RATE = 24000, N = 48000 };
@@ -656,6 +761,13 @@ json_t *it_audio_body(const char *model, const char *text, const char *const *b6
 }
 
 bool it_str_is(const char *s, const char *want) { return s && strcmp(s, want) == 0; }
+
+bool it_lists(const json_t *arr, const char *s) {
+  size_t i;
+  const json_t *v;
+  json_array_foreach(arr, i, v) if (it_str_is(json_string_value(v), s)) return true;
+  return false;
+}
 
 long long it_b_ps_pid(const char *name) {
   json_t *m = it_b_ps_model(name);

@@ -141,7 +141,10 @@ void it_post(const char *path, const char *body, resp *r);
 
 void it_get(const char *path, resp *r);
 
-/* Body built with json_pack-style format (stolen). */
+/* POST body (stolen) as JSON to d's path. */
+void it_post_json_at(const daemon_proc *d, const char *path, json_t *body, resp *r);
+
+/* it_post_json_at on the main instance D */
 void it_post_json(const char *path, json_t *body, resp *r);
 
 extern daemon_proc B; /* a test's own second daemon (it_with_own_daemon) */
@@ -173,6 +176,13 @@ bool it_is_error(const resp *r, long status, const char *code);
 /* A chat request (new reference): one user message, max_tokens, stream. */
 json_t *it_chat_body(const char *model, const char *content, int max_tokens, bool stream);
 
+/* it_chat_body with ignore_eos: it runs max_tokens, whatever the random weights say. */
+json_t *it_long_chat_body(const char *model, const char *content, int max_tokens, bool stream);
+
+/* POST the chat body (stolen) to D with stream: true: whether the answer is a 200 and a
+ * well-formed SSE stream of more than one event ended by [DONE]. r holds the answer. */
+bool it_chat_streams(json_t *body, resp *r);
+
 /* The L2 norm of a JSON array of numbers; its length in *dim. */
 double it_norm_of(const json_t *vec, size_t *dim);
 
@@ -185,10 +195,28 @@ typedef struct it_abort_ctx {
 
 size_t it_abort_after_first(char *p, size_t sz, size_t n, void *ud);
 
-/* a request run on a thread: its answer */
+/* POST body (stolen) as JSON to d's path, the answer's body handed to on_body(…, ud) piece by
+ * piece (a curl write callback: returning less than it was given hangs up). curl's code; the HTTP
+ * status in *status when status is not NULL. */
+CURLcode it_post_streamed(const daemon_proc *d, const char *path, json_t *body,
+                          curl_write_callback on_body, void *ud, long *status);
+
+/* POST body (stolen) to d's path as a client that hangs up at the answer's second piece
+ * (it_abort_after_first): curl's code, CURLE_WRITE_ERROR when it did hang up. */
+CURLcode it_abandon_stream(const daemon_proc *d, const char *path, json_t *body);
+
+/* a chat run on a thread (it_bg_chat): its answer in r once it_bg_join has returned */
 typedef struct it_bg_req {
   resp r;
+  const daemon_proc *d;
+  json_t *body;
+  pthread_t th;
 } it_bg_req;
+
+/* POST the chat body (stolen) to d's /v1/chat/completions on a thread; it_bg_join waits for it. */
+void it_bg_chat(it_bg_req *b, const daemon_proc *d, json_t *body);
+
+void it_bg_join(it_bg_req *b);
 
 /* GET /api/events followed on a thread (it_feed_main), until the strings in until[] were seen */
 typedef struct it_feed {
@@ -227,8 +255,18 @@ void it_with_own_daemon(const char *name, const char *yaml, void (*body)(void));
 /* Write text to path (replacing it). */
 void it_write_file(const char *path, const char *text);
 
-/* B's /api/ps entry for name: a new reference, or NULL when not listed. */
+/* d's /api/ps entry for name: a new reference, or NULL when not listed. */
+json_t *it_ps_model(const daemon_proc *d, const char *name);
+
+/* it_ps_model on B */
 json_t *it_b_ps_model(const char *name);
+
+/* d's /api/ps stats.<key> (cancelled, …), or -1. */
+long long it_ps_stat(const daemon_proc *d, const char *key);
+
+/* Poll d's /api/ps (bounded, no sleeps) until name has a request in flight: true then, its pid in
+ * *pid when pid is not NULL; false when it never showed. */
+bool it_wait_inflight(const daemon_proc *d, const char *name, long long *pid);
 
 /* POST /api/load of name on B; the HTTP status. */
 long it_b_load(const char *name);
@@ -237,6 +275,7 @@ long it_b_load(const char *name);
 
 /* a small valid PNG (RGB, 5x4), base64 */
 extern const char it_png_5x4[];
+extern const char it_png_3x7[]; /* another image: base64 PNGs, 5x4 and 3x7 pixels */
 
 /* A user message with the text and then one image_url part per url (NULL-terminated). */
 json_t *it_vision_body(const char *model, const char *text, const char *const *urls);
@@ -285,6 +324,18 @@ bool it_wav_parse(const sy_buf *b, const unsigned char **data, size_t *n, char *
 
 /* ---- neural speech: a Pocket-TTS pair through mtmd's audio generator (docs/TTS.md) ---- */
 
+/* A /v1/audio/speech body (new reference): model, input, response_format, seed, and voice unless
+ * NULL. */
+json_t *it_speech_body(const char *model, const char *input, const char *format, const char *voice,
+                       int seed);
+
+/* A neural voice, seeded: text by model in the voice "ref" at seed 7 on d is a streamed 24 kHz
+ * WAV, not silence, of at least min_bytes of samples in a multiple of `multiple` bytes; the same
+ * request again gives the same bytes, seed 8 other audio. CHECKs: the caller returns when
+ * it_cur_failed. */
+void it_check_seeded_voice(const daemon_proc *d, const char *model, const char *text,
+                           size_t min_bytes, size_t multiple);
+
 /* A 2 s, 24 kHz, 16-bit sine: the reference clip of the `ref` voice. */
 void it_write_ref_wav(const char *path);
 
@@ -300,6 +351,9 @@ json_t *it_audio_body(const char *model, const char *text, const char *const *b6
 
 /* s is not NULL and equals want. */
 bool it_str_is(const char *s, const char *want);
+
+/* arr is a JSON array that holds the string s (a model's capabilities, say). */
+bool it_lists(const json_t *arr, const char *s);
 
 /* The pid B's /api/ps lists for name, or -1. */
 long long it_b_ps_pid(const char *name);

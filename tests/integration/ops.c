@@ -1,23 +1,23 @@
 /* ops.c — running the main daemon: keep_alive 0, GET /metrics (promtool when installed),
  * `switchyard ps`, devices, the /api/events feed, one load at a time, the free-memory check
  * (memory_busy), per-request keep_alive, a third-party GGUF (../shared/testdata) and API keys.
+ * Also the command line: a number option that is not one is a usage error (exit 2).
  * Must never happen: a metric or event that disagrees with what happened, two loads at once past
- * scheduling.max_loads, a request without a valid key answered.
+ * scheduling.max_loads, a request without a valid key answered, a bad number on the command line
+ * taken (or read as 0) and the daemon started anyway.
  *
  * Asserts on structure, never on meaning; never sleeps to synchronise (every wait is on a
  * condition: a pipe, a response, a bounded poll of /api/ps). */
+#include <fcntl.h>
+
 #include "harness.h"
 
+/* D's /api/ps lists name */
 static bool ps_lists(const char *name) {
-  resp r;
-  it_get("/api/ps", &r);
-  bool found = false;
-  size_t i;
-  json_t *m;
-  json_array_foreach(json_object_get(r.json, "models"), i, m) found |=
-      strcmp(it_jstr(m, "name"), name) == 0;
-  it_resp_clear(&r);
-  return found;
+  json_t *m = it_ps_model(&D, name);
+  bool listed = m != NULL;
+  json_decref(m);
+  return listed;
 }
 
 /* Ollama's per-request keep_alive: honoured where the matrix allows it (flex), ignored elsewhere.
@@ -176,19 +176,89 @@ static void t_ps_cli(void) {
   CHECK(st != 0, "no daemon there: a failing exit status");
 }
 
+/* Run the switchyard program with args (NULL-ended, at most 14) to its end: its exit status (128 +
+ * signal when killed, -1 when it could not be run), its stderr appended to err (stdout goes to
+ * /dev/null). Waits on the pipe's end, never on time. */
+static int run_switchyard(const char *const *args, sy_buf *err) {
+  const char *argv[16] = {it_daemon_bin};
+  for (size_t i = 0; args[i] && i < 14; i++) argv[i + 1] = args[i];
+  int pfd[2];
+  if (pipe(pfd) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 1);
+    if (null > 2) close(null);
+    dup2(pfd[1], 2);
+    close(pfd[0]);
+    close(pfd[1]);
+    execv(it_daemon_bin, (char *const *)argv);
+    _exit(127);
+  }
+  close(pfd[1]);
+  if (pid < 0) {
+    close(pfd[0]);
+    return -1;
+  }
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pfd[0], buf, sizeof buf)) > 0) sy_buf_append(err, buf, (size_t)n);
+  close(pfd[0]);
+  int st = 0;
+  if (waitpid(pid, &st, 0) != pid) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A number option that is not a number in its range (sy_parse_long, src/common/argnum.c) is a
+ * usage error: exit status 2 and a line naming the option and the value, before anything starts.
+ * The daemon's cases end in --check and a config that does not exist, so a value wrongly taken
+ * would show as the config's error (status 1), never as a daemon left running. */
+static void t_cli_bad_numbers(void) {
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/no-such-config.yaml", it_tmpdir);
+  static const char *const bad[][2] = {
+      {"--load-timeout", "abc"}, {"--load-timeout", "0"},     {"--load-timeout", "-5"},
+      {"--load-timeout", "10s"}, {"--load-timeout", "86401"}, {"--load-timeout", ""},
+      {"--port", "abc"},         {"--port", "65536"},         {"--port", "99999999999999999999"},
+      {"--ready-fd", "x1"},      {"--ready-fd", "-1"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    sy_buf err = {0};
+    const char *args[] = {bad[i][0], bad[i][1], "--check", "--config", missing, NULL};
+    int st = run_switchyard(args, &err);
+    char want[128];
+    snprintf(want, sizeof want, "not '%s'", bad[i][1]);
+    bool named = err.data && strstr(err.data, bad[i][0]) && strstr(err.data, want) &&
+                 strstr(err.data, " must be ");
+    bool started = err.data && strstr(err.data, "no-such-config");
+    char said[512];
+    snprintf(said, sizeof said, "%s", err.data ? err.data : "");
+    sy_buf_free(&err);
+    CHECK(st == 2 && named && !started, "switchyard %s '%s': exit %d, stderr: %s", bad[i][0],
+          bad[i][1], st, said);
+  }
+  /* the ps subcommand's own --port */
+  static const char *const ps_bad[] = {"abc", "0", "65536", "8080x"};
+  for (size_t i = 0; i < sizeof ps_bad / sizeof *ps_bad; i++) {
+    sy_buf err = {0};
+    const char *args[] = {"ps", "--port", ps_bad[i], NULL};
+    int st = run_switchyard(args, &err);
+    char want[128];
+    snprintf(want, sizeof want, "--port must be 1..65535, not '%s'", ps_bad[i]);
+    bool named = err.data && strstr(err.data, want);
+    char said[512];
+    snprintf(said, sizeof said, "%s", err.data ? err.data : "");
+    sy_buf_free(&err);
+    CHECK(st == 2 && named, "switchyard ps --port '%s': exit %d, stderr: %s", ps_bad[i], st, said);
+  }
+}
+
 static void t_keep_alive_zero(void) {
   resp r;
   it_post_json("/v1/chat/completions", it_chat_body("once", "hi", 2, false), &r);
   CHECK(r.status == 200, "status %ld", r.status);
   it_resp_clear(&r);
-  it_get("/api/ps", &r);
-  json_t *models = json_object_get(r.json, "models");
-  size_t i;
-  json_t *m;
-  bool listed = false;
-  json_array_foreach(models, i, m) listed |= strcmp(it_jstr(m, "name"), "once") == 0;
-  it_resp_clear(&r);
-  CHECK(!listed, "a keep_alive 0 model is unloaded when its request ends");
+  CHECK(!ps_lists("once"), "a keep_alive 0 model is unloaded when its request ends");
 }
 
 static void t_third_party_gguf(void) {
@@ -211,6 +281,15 @@ static void t_third_party_gguf(void) {
   it_resp_clear(&r);
 }
 
+/* GET path on d (extra headers NULL-ended, or NULL): the HTTP status. */
+static long get_status(const daemon_proc *d, const char *path, const char *const *headers) {
+  resp r;
+  it_http_do(d, "GET", path, NULL, &r, headers);
+  long st = r.status;
+  it_resp_clear(&r);
+  return st;
+}
+
 static void t_api_keys(void) {
   char cfg[512];
   snprintf(cfg, sizeof cfg, "%s/keys.yaml", it_tmpdir);
@@ -228,23 +307,13 @@ static void t_api_keys(void) {
   bool code_ok = it_is_error(&r, 401, "invalid_api_key");
   it_resp_clear(&r);
   const char *wrong[] = {"Authorization: Bearer sk-wrong", NULL};
-  it_http_do(&k, "GET", "/v1/models", NULL, &r, wrong);
-  long bad_key = r.status;
-  it_resp_clear(&r);
-  it_http_do(&k, "GET", "/metrics", NULL, &r, NULL);
-  long metrics_no_key = r.status;
-  it_resp_clear(&r);
+  long bad_key = get_status(&k, "/v1/models", wrong);
+  long metrics_no_key = get_status(&k, "/metrics", NULL);
   k.api_key = "sk-test-two";
-  it_http_do(&k, "GET", "/v1/models", NULL, &r, NULL);
-  long good_key = r.status;
-  it_resp_clear(&r);
-  it_http_do(&k, "GET", "/metrics", NULL, &r, NULL);
-  long metrics_key = r.status;
-  it_resp_clear(&r);
+  long good_key = get_status(&k, "/v1/models", NULL);
+  long metrics_key = get_status(&k, "/metrics", NULL);
   k.api_key = NULL;
-  it_http_do(&k, "GET", "/health", NULL, &r, NULL);
-  long health = r.status;
-  it_resp_clear(&r);
+  long health = get_status(&k, "/health", NULL);
   int st = it_stop_daemon(&k);
   CHECK(no_key == 401 && code_ok, "no key: %ld", no_key);
   CHECK(bad_key == 401, "wrong key: %ld", bad_key);
@@ -351,6 +420,7 @@ static const it_test tests[] = {
     {"keep_alive_zero", t_keep_alive_zero, false},
     {"metrics", t_metrics, false},
     {"ps_cli", t_ps_cli, false},
+    {"cli_bad_numbers", t_cli_bad_numbers, false},
     {"devices", t_devices, false},
     {"events", t_events, false},
     {"one_load_at_a_time", t_one_load_at_a_time, false},

@@ -82,13 +82,6 @@ static json_t *voice_body(const char *model, bool audio, bool stream, const char
                    "stream", stream, "seed", 11, "ignore_eos", 1);
 }
 
-static void b_post_json(const char *path, json_t *body, resp *r) {
-  char *s = json_dumps(body, JSON_COMPACT);
-  json_decref(body);
-  it_http_do(&B, "POST", path, s, r, NULL);
-  free(s);
-}
-
 static bool timings_ok(const json_t *t, bool stt) {
   const char *keys[] = {"stt_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_ms",
                         "total_ms"};
@@ -172,7 +165,7 @@ static void t_pipeline_clean(void) {
 static void pipeline_voice_body(void) {
   /* not streamed: the whole audio (a WAV at 24 kHz) and its transcript */
   resp r;
-  b_post_json("/v1/chat/completions", voice_body("talk", true, false, "wav", "alloy"), &r);
+  it_b_chat(voice_body("talk", true, false, "wav", "alloy"), &r);
   CHECK(r.status == 200, "voice turn: %ld %s", r.status, r.body.data);
   const char *data = it_jstr(r.json, "choices.0.message.audio.data"),
              *tr = it_jstr(r.json, "choices.0.message.audio.transcript");
@@ -201,7 +194,7 @@ static void pipeline_voice_body(void) {
   it_resp_clear(&r);
 
   /* streamed: audio leaves before the answer's text is all out */
-  b_post_json("/v1/chat/completions", voice_body("talk", true, true, "wav", "alloy"), &r);
+  it_b_chat(voice_body("talk", true, true, "wav", "alloy"), &r);
   CHECK(r.status == 200 && strncmp(r.content_type, "text/event-stream", 17) == 0, "stream: %ld %s",
         r.status, r.body.data);
   bool done, wf;
@@ -250,32 +243,31 @@ static void pipeline_voice_body(void) {
   /* text only: no tts step, content as a plain chat */
   json_t *b = voice_body("talk", false, false, "wav", "alloy");
   json_object_set_new(b, "modalities", json_pack("[s]", "text"));
-  b_post_json("/v1/chat/completions", b, &r);
+  it_b_chat(b, &r);
   CHECK(r.status == 200 && it_jstr(r.json, "choices.0.message.content") &&
             !it_jpath(r.json, "choices.0.message.audio"),
         "modalities [text]: %ld %.300s", r.status, r.body.data);
   it_resp_clear(&r);
 
   /* failing steps are named: an unknown voice (tts), an asr model that does not load */
-  b_post_json("/v1/chat/completions", voice_body("talk", false, false, "wav", "no-such-voice-xyz"),
-              &r);
+  it_b_chat(voice_body("talk", false, false, "wav", "no-such-voice-xyz"), &r);
   const char *msg = it_jstr(r.json, "error.message"), *param = it_jstr(r.json, "error.param");
   CHECK(r.status == 400 && msg && strstr(msg, "step tts (speak) failed") && param &&
             !strcmp(param, "tts"),
         "bad voice: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  b_post_json("/v1/chat/completions", voice_body("talk-broken", true, true, "wav", "alloy"), &r);
+  it_b_chat(voice_body("talk-broken", true, true, "wav", "alloy"), &r);
   msg = it_jstr(r.json, "error.message"), param = it_jstr(r.json, "error.param");
   CHECK(r.status >= 400 && msg && strstr(msg, "step asr (junk-asr) failed") && param &&
             !strcmp(param, "asr"),
         "broken asr: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  b_post_json("/v1/chat/completions", voice_body("talk", false, false, "ogg-x", "alloy"), &r);
+  it_b_chat(voice_body("talk", false, false, "ogg-x", "alloy"), &r);
   CHECK(it_is_error(&r, 400, "invalid_value") &&
             it_str_is(it_jstr(r.json, "error.param"), "audio.format"),
         "bad format: %s", r.body.data);
   it_resp_clear(&r);
-  b_post_json("/v1/chat/completions", voice_body("clean", false, false, "wav", "alloy"), &r);
+  it_b_chat(voice_body("clean", false, false, "wav", "alloy"), &r);
   CHECK(it_is_error(&r, 400, "wrong_capability"), "a transcribe_clean pipeline is no chat: %s",
         r.body.data);
   it_resp_clear(&r);
@@ -303,38 +295,18 @@ static void pipeline_voice_body(void) {
 /* A client that leaves a voice stream cancels its steps: lm1 has one slot, so the next turn runs
  * only once the abandoned one has let go of it; the daemon counts it as cancelled. */
 static void pipeline_disconnect_body(void) {
-  resp r;
-  it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-  long long before = it_jnum(r.json, "stats.cancelled");
-  it_resp_clear(&r);
-  CURL *c = curl_easy_init();
-  char url[128];
-  snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
+  long long before = it_ps_stat(&B, "cancelled");
   json_t *q = voice_body("talk-one", false, true, "pcm16", "alloy");
   json_object_set_new(q, "max_tokens", json_integer(3000));
-  char *body = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  it_abort_ctx a = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_abort_after_first);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(c);
-  free(body);
+  CURLcode rc = it_abandon_stream(&B, "/v1/chat/completions", q);
   CHECK(rc == CURLE_WRITE_ERROR, "the client aborted (curl %d)", rc);
   json_t *next = voice_body("talk-one", false, false, "wav", "alloy");
   json_object_set_new(next, "max_tokens", json_integer(4));
-  b_post_json("/v1/chat/completions", next, &r);
+  resp r;
+  it_b_chat(next, &r);
   CHECK(r.status == 200, "next turn: %ld %.300s", r.status, r.body.data);
   it_resp_clear(&r);
-  it_http_do(&B, "GET", "/api/ps", NULL, &r, NULL);
-  long long after = it_jnum(r.json, "stats.cancelled");
-  it_resp_clear(&r);
+  long long after = it_ps_stat(&B, "cancelled");
   CHECK(after > before, "the abandoned turn was cancelled (%lld -> %lld)", before, after);
 }
 

@@ -369,6 +369,76 @@ static void t_prompt_cache_disk(void) {
   it_with_own_daemon("prompt_cache_disk", y, disk_body);
 }
 
+/* A chat with an image on B: turn 1 [user: image + text]; turn 2 adds an assistant answer and a
+ * user message. img: a data URL. max_tokens 1 (the cache holds exactly the prompt), cache: -1
+ * not sent. */
+static pc_out pc_vision(const char *model, const char *img, bool second, int cache, int max) {
+  json_t *q = it_vision_body(model, "What is in the picture? Answer in one word.",
+                             (const char *const[]){img, NULL});
+  json_object_set_new(q, "max_tokens", json_integer(max));
+  json_object_del(q, "seed");
+  if (second) {
+    json_t *m = json_object_get(q, "messages");
+    json_array_append_new(m, json_pack("{s:s, s:s}", "role", "assistant", "content", "Sure."));
+    json_array_append_new(m, json_pack("{s:s, s:s}", "role", "user", "content", "Tell me more."));
+  }
+  if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
+  char *body = json_dumps(q, JSON_COMPACT);
+  json_decref(q);
+  resp r;
+  it_http_do(&B, "POST", "/v1/chat/completions", body, &r, NULL);
+  free(body);
+  pc_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
+              it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
+              it_jnum(r.json, "timings.cache_n"), ""};
+  const char *t = it_jstr(r.json, "choices.0.message.content");
+  snprintf(o.text, sizeof o.text, "%s", t ? t : "(none)");
+  it_resp_clear(&r);
+  return o;
+}
+
+/* Prompts with an image: the prefix match includes the media (by its content), never cuts it. */
+static void media_body(void) {
+  char *one = it_data_url(it_png_5x4), *other = it_data_url(it_png_3x7);
+  pc_out a1 = pc_vision("pc-vlm", one, false, -1, 1), a2 = pc_vision("pc-vlm", one, true, -1, 1);
+  CHECK(a1.status == 200 && a2.status == 200, "answers: %ld %ld", a1.status, a2.status);
+  CHECK(a1.cached == 0 && a2.cached == a1.prompt,
+        "the next turn keeps the whole first prompt, its image included: cached %lld (want %lld)",
+        a2.cached, a1.prompt);
+  pc_out b2 = pc_vision("pc-vlm", other, true, -1, 1);
+  CHECK(b2.status == 200 && b2.cached < a1.prompt - 8,
+        "another image at the same place: only the text before it is kept (cached %lld of %lld)",
+        b2.cached, b2.prompt);
+  /* batch-invariant: chunks as evaluating it cuts them, and the same answer */
+  pc_out d1 = pc_vision("pc-vlm-det", one, false, -1, 4),
+         d2 = pc_vision("pc-vlm-det", one, true, -1, 4);
+  pc_out dref = pc_vision("pc-vlm-det", one, true, 0, 4);
+  CHECK(d1.status == 200 && d2.status == 200 && dref.status == 200, "answers: %ld %ld %ld",
+        d1.status, d2.status, dref.status);
+  CHECK(d2.cached > 0 && d2.cached <= d1.prompt && dref.cached == 0,
+        "batch-invariant: cached %lld of the first prompt's %lld", d2.cached, d1.prompt);
+  CHECK(!strcmp(d2.text, dref.text), "with and without the cache: \"%.200s\" vs \"%.200s\"",
+        d2.text, dref.text);
+  free(one);
+  free(other);
+}
+
+static void t_prompt_cache_media(void) {
+  if (!it_have_vlm) {
+    printf("skip - prompt_cache_media: no tiny-vlm in the models folder\n");
+    return;
+  }
+  char y[1200];
+  snprintf(y, sizeof y,
+           "log_level: warn\nmodels:\n"
+           "  - {name: pc-vlm, file: %s/tiny-vlm.gguf, mmproj: %s/tiny-vlm-mmproj.gguf, "
+           "context: 1024, parallel: 1, gpu_layers: 0}\n"
+           "  - {name: pc-vlm-det, file: %s/tiny-vlm.gguf, mmproj: %s/tiny-vlm-mmproj.gguf, "
+           "context: 1024, parallel: 1, batch: %d, deterministic: true, gpu_layers: 0}\n",
+           it_models_dir, it_models_dir, it_models_dir, it_models_dir, PC_BATCH);
+  it_with_own_daemon("prompt_cache_media", y, media_body);
+}
+
 static void t_prompt_cache(void) {
   char y[1024];
   snprintf(y, sizeof y,
@@ -396,5 +466,6 @@ static const it_test tests[] = {
     {"prompt_cache_invariant", t_prompt_cache_invariant, false},
     {"prompt_cache_ram", t_prompt_cache_ram, false},
     {"prompt_cache_disk", t_prompt_cache_disk, false},
+    {"prompt_cache_media", t_prompt_cache_media, false},
 };
 const itest_table itest_prompt_cache = {"prompt_cache", tests, sizeof tests / sizeof *tests};

@@ -9,10 +9,7 @@
 #include "harness.h"
 
 static json_t *q3_body(const char *input, const char *format, const char *voice, int seed) {
-  json_t *b = json_pack("{s:s, s:s, s:s, s:i}", "model", "q3tts", "input", input, "response_format",
-                        format, "seed", seed);
-  if (voice) json_object_set_new(b, "voice", json_string(voice));
-  return b;
+  return it_speech_body("q3tts", input, format, voice, seed);
 }
 
 static void speech_qwen3tts_body(void) {
@@ -23,32 +20,10 @@ static void speech_qwen3tts_body(void) {
             !strcmp(json_string_value(json_array_get(caps, 0)), "speech"),
         "q3tts has the speech capability only: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  static const char text[] = "Hello world. A second sentence.";
-  it_speech_resp a, b, c;
-  it_speech_post(&B, q3_body(text, "wav", "ref", 7), &a);
-  CHECK(a.status == 200, "status %ld: %.300s", a.status, a.body.data ? a.body.data : "");
-  const unsigned char *data = NULL;
-  size_t n = 0;
-  char why[160] = "";
-  bool ok = it_wav_parse(&a.body, &data, &n, why, sizeof why);
-  size_t nz = 0;
-  for (size_t i = 0; ok && i + 1 < n; i += 2) nz += data[i] || data[i + 1];
-  CHECK(ok, "a WAV at 24 kHz: %s", why);
-  /* two sentences, each at least one 12.5 Hz frame of 1920 samples (2 bytes each) */
-  CHECK(n >= 2 * 1920 * 2 && n % (1920 * 2) == 0, "%zu bytes of 16-bit samples, whole frames", n);
-  CHECK(nz > n / 8, "not silence: %zu non-zero samples of %zu", nz, n / 2);
-  CHECK(a.chunked && a.writes > 1, "streamed: chunked %d, %d pieces", a.chunked, a.writes);
-  it_speech_post(&B, q3_body(text, "wav", "ref", 7), &b);
-  CHECK(b.status == 200 && b.body.len == a.body.len &&
-            memcmp(a.body.data, b.body.data, a.body.len) == 0,
-        "the same seed twice: the same bytes (%zu vs %zu)", a.body.len, b.body.len);
-  it_speech_post(&B, q3_body(text, "wav", "ref", 8), &c);
-  CHECK(c.status == 200 &&
-            (c.body.len != a.body.len || memcmp(a.body.data, c.body.data, a.body.len) != 0),
-        "another seed: other audio");
-  sy_buf_free(&a.body);
-  sy_buf_free(&b.body);
-  sy_buf_free(&c.body);
+  /* two sentences, each at least one 12.5 Hz frame of 1920 samples (2 bytes each), whole frames */
+  it_check_seeded_voice(&B, "q3tts", "Hello world. A second sentence.", 2 * 1920 * 2, 1920 * 2);
+  if (it_cur_failed) return;
+  it_speech_resp a, b;
   /* no reference voice, pcm, a language of the request (a Switchyard extension) */
   json_t *body = q3_body("Short one.", "pcm", NULL, 1);
   json_object_set_new(body, "language", json_string("de"));
@@ -66,19 +41,12 @@ static void speech_qwen3tts_body(void) {
         "an uploaded voice: %ld, %zu bytes, differs from no voice", b.status, b.body.len);
   sy_buf_free(&a.body);
   sy_buf_free(&b.body);
-  json_t *bad = q3_body("hi", "wav", "nope", 1);
-  char *s = json_dumps(bad, JSON_COMPACT);
-  json_decref(bad);
-  it_http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
-  free(s);
+  it_post_json_at(&B, "/v1/audio/speech", q3_body("hi", "wav", "nope", 1), &r);
   CHECK(it_is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  bad = q3_body("hi", "wav", "ref", 1);
+  json_t *bad = q3_body("hi", "wav", "ref", 1);
   json_object_set_new(bad, "language", json_string("klingon"));
-  s = json_dumps(bad, JSON_COMPACT);
-  json_decref(bad);
-  it_http_do(&B, "POST", "/v1/audio/speech", s, &r, NULL);
-  free(s);
+  it_post_json_at(&B, "/v1/audio/speech", bad, &r);
   CHECK(it_is_error(&r, 400, "invalid_language"), "a language the talker lacks: %ld %s", r.status,
         r.body.data);
   it_resp_clear(&r);

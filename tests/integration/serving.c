@@ -155,54 +155,19 @@ static void t_errors(void) {
   it_resp_clear(&r);
 }
 
-static long long ps_stat(const char *key) {
-  resp r;
-  it_get("/api/ps", &r);
-  char path[64];
-  snprintf(path, sizeof path, "stats.%s", key);
-  long long v = it_jnum(r.json, path);
-  it_resp_clear(&r);
-  return v;
-}
-
 static void t_disconnect(void) {
   /* "slow" has one slot and a long context: a stream left to run would hold it for a long time. */
-  long long before = ps_stat("cancelled");
-  CURL *c = curl_easy_init();
-  char url[128];
-  snprintf(url, sizeof url, "%s/v1/chat/completions", D.base);
-  json_t *q = it_chat_body("slow", "Go on forever", 30000, true);
-  json_object_set_new(q, "ignore_eos",
-                      json_true()); /* runs until cancelled, whatever the weights say */
-  char *body = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  it_abort_ctx a = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, it_abort_after_first);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(c);
-  free(body);
+  long long before = it_ps_stat(&D, "cancelled");
+  CURLcode rc = it_abandon_stream(&D, "/v1/chat/completions", /* runs until cancelled */
+                                  it_long_chat_body("slow", "Go on forever", 30000, true));
   CHECK(rc == CURLE_WRITE_ERROR, "the client aborted (curl %d)", rc);
   /* One slot: this request can only run once the abandoned one has let go of it. */
   resp r;
   it_post_json("/v1/chat/completions", it_chat_body("slow", "Next", 4, false), &r);
   CHECK(r.status == 200, "next request %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
-  CHECK(ps_stat("cancelled") > before, "the abandoned stream was cancelled, not run to its end");
-}
-
-static void *bg_long(void *p) {
-  it_bg_req *b = p;
-  json_t *q = it_chat_body("slow", "Take your time", 30000, false);
-  json_object_set_new(q, "ignore_eos", json_true()); /* still running when the worker is killed */
-  it_post_json("/v1/chat/completions", q, &b->r);
-  return NULL;
+  CHECK(it_ps_stat(&D, "cancelled") > before,
+        "the abandoned stream was cancelled, not run to its end");
 }
 
 static void t_worker_crash(void) {
@@ -210,25 +175,14 @@ static void t_worker_crash(void) {
   it_post_json("/v1/chat/completions", it_chat_body("slow", "warm up", 2, false), &r); /* load it */
   CHECK(r.status == 200, "warm-up %ld", r.status);
   it_resp_clear(&r);
-  it_bg_req b;
-  pthread_t th;
-  pthread_create(&th, NULL, bg_long, &b);
+  it_bg_req b; /* still running when the worker is killed */
+  it_bg_chat(&b, &D, it_long_chat_body("slow", "Take your time", 30000, false));
   /* wait (bounded) until the long request is in flight, then kill its worker */
   long long pid = -1;
-  for (int tries = 0; tries < 100000 && pid < 0; tries++) {
-    it_get("/api/ps", &r);
-    json_t *models = json_object_get(r.json, "models");
-    size_t i;
-    json_t *m;
-    json_array_foreach(models, i, m) {
-      if (strcmp(it_jstr(m, "name"), "slow") == 0 && it_jnum(m, "inflight") >= 1)
-        pid = it_jnum(m, "pid");
-    }
-    it_resp_clear(&r);
-  }
+  it_wait_inflight(&D, "slow", &pid);
   CHECK(pid > 0, "the long request never showed as in flight");
   kill((pid_t)pid, SIGKILL);
-  pthread_join(th, NULL);
+  it_bg_join(&b);
   CHECK(it_is_error(&b.r, 500, "worker_crashed"), "in-flight request: %ld %s", b.r.status,
         b.r.body.data);
   it_resp_clear(&b.r);

@@ -32,24 +32,8 @@ static size_t stream_bg_data(char *p, size_t sz, size_t n, void *ud) {
 /* A streamed chat on daemon B that runs until the test sets stop (ignore_eos, a long budget). */
 static void *stream_bg_main(void *ud) {
   stream_bg *b = ud;
-  json_t *q = it_chat_body(b->model, "Go on", 100000, true);
-  json_object_set_new(q, "ignore_eos", json_true());
-  char *body = json_dumps(q, JSON_COMPACT), url[128];
-  json_decref(q);
-  snprintf(url, sizeof url, "%s/v1/chat/completions", B.base);
-  CURL *c = curl_easy_init();
-  struct curl_slist *hl = curl_slist_append(NULL, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stream_bg_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-  curl_easy_perform(c);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(c);
-  free(body);
+  it_post_streamed(&B, "/v1/chat/completions", it_long_chat_body(b->model, "Go on", 100000, true),
+                   stream_bg_data, b, NULL);
   return NULL;
 }
 

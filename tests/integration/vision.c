@@ -9,25 +9,14 @@
 
 #define VLM_IMAGE_TOKENS 16
 
-/* and a 3x7 one (it_png_5x4 is the harness's) */
-static const char png_3x7[] =
-    "iVBORw0KGgoAAAANSUhEUgAAAAMAAAAHCAIAAABC22D+"
-    "AAAASUlEQVR42g3FoRHAIBBE0S2IEujmGyYOdw4Xc0MFqSB6maEtSkieeUKksP4r"
-    "WS/XLoKM7hhikSu8pjjkGT6PKGS5XV7RyDbd9gfMkR4Eg25eQgAAAABJRU5ErkJggg==";
-
 static void t_vision(void) {
   CHECK(it_have_vlm, "%s/tiny-vlm-mmproj.gguf is missing (tests/run.sh make_models writes it)",
         it_models_dir);
-  char *a = it_data_url(it_png_5x4), *b = it_data_url(png_3x7);
+  char *a = it_data_url(it_png_5x4), *b = it_data_url(it_png_3x7);
   resp r;
   it_get("/v1/models/vlm", &r);
-  bool vision = false;
-  size_t i;
-  json_t *c;
-  json_array_foreach(json_object_get(r.json, "capabilities"), i, c) vision |=
-      strcmp(json_string_value(c), "vision") == 0;
-  CHECK(r.status == 200 && vision, "vlm lists the vision capability: %ld %s", r.status,
-        r.body.data);
+  CHECK(r.status == 200 && it_lists(json_object_get(r.json, "capabilities"), "vision"),
+        "vlm lists the vision capability: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 
   it_post_json("/v1/chat/completions", it_vision_body("vlm", "What is in the picture?", NULL), &r);
@@ -60,14 +49,8 @@ static void t_vision(void) {
   it_resp_clear(&r);
 
   /* the same request streamed */
-  json_t *sb = it_vision_body("vlm", "What is in the picture?", one);
-  json_object_set_new(sb, "stream", json_true());
-  it_post_json("/v1/chat/completions", sb, &r);
-  bool done, wf;
-  json_t *ev = it_sse_events(&r.body, &done, &wf);
-  CHECK(r.status == 200 && done && wf && json_array_size(ev) > 1, "streamed: %ld %s", r.status,
-        r.body.data);
-  json_decref(ev);
+  CHECK(it_chat_streams(it_vision_body("vlm", "What is in the picture?", one), &r),
+        "streamed: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 
   /* refused: a corrupt image, a remote URL, a local path without limits.image_dir, a text-only
@@ -91,7 +74,7 @@ static void t_vision(void) {
         r.body.data);
   it_resp_clear(&r);
   const char *many[18];
-  for (i = 0; i < 17; i++) many[i] = a;
+  for (size_t i = 0; i < 17; i++) many[i] = a;
   many[17] = NULL;
   it_post_json("/v1/chat/completions", it_vision_body("vlm", "x", many), &r);
   CHECK(it_is_error(&r, 400, NULL), "17 images: %ld %s", r.status, r.body.data);

@@ -55,6 +55,8 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "unit.h"
+
 /* ---- a hand-built matrix ------------------------------------------------------------------- */
 
 static char *chat_aliases[] = {"qwen-alias"};
@@ -74,18 +76,6 @@ static matrix test_mx = {.models = test_models,
                          .max_body_bytes = 1 << 20};
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-/* Parse a test body written with ' for " (readability); the result must be a JSON object. */
-static json_t *J(const char *text) {
-  char *s = strdup(text);
-  for (char *p = s; *p; p++)
-    if (*p == '\'') *p = '"';
-  json_error_t je;
-  json_t *j = json_loads(s, 0, &je);
-  if (!j) fail_msg("bad test JSON: %s: %s", s, je.text);
-  free(s);
-  return j;
-}
 
 /* A message must be printable as an OpenAI error body: the status, type and code agree. */
 static void check_error_json(const api_error *e) {
@@ -124,7 +114,7 @@ static void expect_err_(const api_error *e, int status, const char *code, const 
 
 /* Parse a generate request that must succeed; the caller clears *g. */
 static void gen_ok_(bool chat, const char *body, api_gen *g, const char *file, int line) {
-  json_t *req = J(body);
+  json_t *req = ut_json(body);
   api_error e = {0};
   int rc = api_parse_generate(&test_mx, NULL, req, chat, g, &e);
   json_decref(req); /* before any failure, so a failing test reports no leak of its own */
@@ -140,7 +130,7 @@ static void gen_ok_(bool chat, const char *body, api_gen *g, const char *file, i
 
 static void gen_err_(bool chat, const char *body, int status, const char *code, const char *param,
                      const char *phrase, const char *file, int line) {
-  json_t *req = J(body);
+  json_t *req = ut_json(body);
   api_error e = {0};
   api_gen g;
   int rc = api_parse_generate(&test_mx, NULL, req, chat, &g, &e);
@@ -159,7 +149,7 @@ static void gen_err_(bool chat, const char *body, int status, const char *code, 
 
 static void embed_err_(const char *body, int status, const char *code, const char *param,
                        const char *phrase, const char *file, int line) {
-  json_t *req = J(body);
+  json_t *req = ut_json(body);
   api_error e = {0};
   api_embed out;
   int rc = api_parse_embed(&test_mx, NULL, req, &out, &e);
@@ -227,7 +217,7 @@ static void test_model_errors(void **state) {
   chat_err("{'model':'gpt-4o','messages':[{'role':'user','content':'hi'}]}", 404, "model_not_found",
            "model", "'gpt-4o' does not exist");
   /* the 404 lists every available name */
-  json_t *req = J("{'model':'nope','input':'x'}");
+  json_t *req = ut_json("{'model':'nope','input':'x'}");
   api_error e = {0};
   api_embed emb;
   assert_int_equal(api_parse_embed(&test_mx, NULL, req, &emb, &e), -1);
@@ -236,7 +226,7 @@ static void test_model_errors(void **state) {
   json_decref(req);
   /* an empty matrix says so */
   matrix empty = {0};
-  req = J(CHAT("'x':1"));
+  req = ut_json(CHAT("'x':1"));
   api_gen g;
   assert_int_equal(api_parse_generate(&empty, NULL, req, true, &g, &e), -1);
   expect_err(&e, 404, "model_not_found", "model", "(none)");
@@ -280,7 +270,7 @@ static void test_chat_minimal(void **state) {
   api_gen g;
   gen_ok(true, "{'model':'tiny-qwen','messages':[{'role':'user','content':'Hello'}]}", &g);
   json_t *want =
-      J("{'op':'generate','messages':[{'role':'user','content':'Hello'}],'max_tokens':-1}");
+      ut_json("{'op':'generate','messages':[{'role':'user','content':'Hello'}],'max_tokens':-1}");
   if (!json_equal(g.msg, want)) {
     char *s = json_dumps(g.msg, JSON_SORT_KEYS);
     fail_msg("minimal chat message: %s", s);
@@ -306,14 +296,14 @@ static void test_chat_roles_and_content(void **state) {
                    "{'role':'tool','content':'42','tool_call_id':'c1'},"
                    "{'role':'user','content':'ok','name':'bob'}]"),
          &g);
-  json_t *want =
-      J("[{'role':'system','content':'be brief'},"
-        "{'role':'system','content':'sys'},"
-        "{'role':'user','content':'part one\\npart two'},"
-        "{'role':'assistant','content':null},"
-        "{'role':'assistant','content':null},"
-        "{'role':'tool','content':'42','tool_call_id':'c1'},"
-        "{'role':'user','content':'ok'}]");
+  json_t *want = ut_json(
+      "[{'role':'system','content':'be brief'},"
+      "{'role':'system','content':'sys'},"
+      "{'role':'user','content':'part one\\npart two'},"
+      "{'role':'assistant','content':null},"
+      "{'role':'assistant','content':null},"
+      "{'role':'tool','content':'42','tool_call_id':'c1'},"
+      "{'role':'user','content':'ok'}]");
   json_t *got = json_object_get(g.msg, "messages");
   if (!json_equal(got, want)) {
     char *s = json_dumps(got, 0);
@@ -398,7 +388,7 @@ static matrix vision_mx = {.models = vision_models, .n_models = 1, .max_body_byt
 static int vision_parse(const char *msgs, api_gen *g, api_error *e) {
   sy_buf b = {0};
   sy_buf_printf(&b, "{'model':'tiny-vlm','messages':%s}", msgs);
-  json_t *req = J(b.data);
+  json_t *req = ut_json(b.data);
   sy_buf_free(&b);
   int rc = api_parse_generate(&vision_mx, NULL, req, true, g, e);
   json_decref(req);
@@ -424,7 +414,7 @@ static void test_vision_parts(void **state) {
   assert_string_equal(json_string_value(json_object_get(
                           json_array_get(json_object_get(g.msg, "messages"), 1), "content")),
                       API_IMAGE_MARKER);
-  json_t *want = J("['data:x','file2','bare']");
+  json_t *want = ut_json("['data:x','file2','bare']");
   assert_true(json_equal(g.media, want));
   json_decref(want);
   assert_null(json_object_get(g.msg, "images")); /* sizes are added by the daemon after decoding */
@@ -482,7 +472,7 @@ static matrix audio_mx = {.models = audio_models, .n_models = 2, .max_body_bytes
 static int audio_parse(const char *model, const char *msgs, api_gen *g, api_error *e) {
   sy_buf b = {0};
   sy_buf_printf(&b, "{'model':'%s','messages':%s}", model, msgs);
-  json_t *req = J(b.data);
+  json_t *req = ut_json(b.data);
   sy_buf_free(&b);
   int rc = api_parse_generate(&audio_mx, NULL, req, true, g, e);
   json_decref(req);
@@ -505,7 +495,7 @@ static void test_audio_parts(void **state) {
   assert_string_equal(json_string_value(json_object_get(
                           json_array_get(json_object_get(g.msg, "messages"), 0), "content")),
                       API_IMAGE_MARKER "and" API_IMAGE_MARKER API_IMAGE_MARKER);
-  json_t *want = J("[{'data':'UklG','format':'wav'},'u',{'data':'SUQz','format':''}]");
+  json_t *want = ut_json("[{'data':'UklG','format':'wav'},'u',{'data':'SUQz','format':''}]");
   assert_true(json_equal(g.media, want));
   json_decref(want);
   api_gen_clear(&g);
@@ -574,7 +564,7 @@ static void test_completions(void **state) {
   (void)state;
   api_gen g;
   gen_ok(false, "{'model':'tiny-qwen','prompt':'Once upon'}", &g);
-  json_t *want = J("{'op':'generate','prompt':'Once upon','max_tokens':16}");
+  json_t *want = ut_json("{'op':'generate','prompt':'Once upon','max_tokens':16}");
   assert_true(json_equal(g.msg, want));
   assert_int_equal(API_COMPLETIONS_DEFAULT_MAX_TOKENS, 16);
   assert_false(g.chat);
@@ -620,7 +610,7 @@ static void test_sampling_fields_copied(void **state) {
   assert_true(fabs(json_number_value(json_object_get(m, "repeat_penalty")) - 1.1) < 1e-12);
   assert_int_equal(json_integer_value(json_object_get(m, "seed")), 1234);
   assert_int_equal(json_integer_value(json_object_get(m, "max_tokens")), 64);
-  json_t *want_stop = J("['END','\\n\\n']");
+  json_t *want_stop = ut_json("['END','\\n\\n']");
   assert_true(json_equal(json_object_get(m, "stop"), want_stop));
   json_decref(want_stop);
   assert_null(json_object_get(m, "user"));
@@ -634,7 +624,8 @@ static void test_sampling_fields_copied(void **state) {
            "'stream':null,'stream_options':null,'tools':null,'response_format':null,'n':null,"
            "'logprobs':null"),
       &g);
-  json_t *want = J("{'op':'generate','messages':[{'role':'user','content':'hi'}],'max_tokens':-1}");
+  json_t *want =
+      ut_json("{'op':'generate','messages':[{'role':'user','content':'hi'}],'max_tokens':-1}");
   assert_true(json_equal(g.msg, want));
   json_decref(want);
   api_gen_clear(&g);
@@ -754,7 +745,7 @@ static void test_stop(void **state) {
   (void)state;
   api_gen g;
   gen_ok(true, CHAT("'stop':'END'"), &g);
-  json_t *want = J("['END']");
+  json_t *want = ut_json("['END']");
   assert_true(json_equal(json_object_get(g.msg, "stop"), want));
   json_decref(want);
   api_gen_clear(&g);
@@ -957,9 +948,9 @@ static void test_embed_ok(void **state) {
   (void)state;
   api_error e = {0};
   api_embed out;
-  json_t *req = J("{'model':'tiny-bert','input':'hello'}");
+  json_t *req = ut_json("{'model':'tiny-bert','input':'hello'}");
   assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
-  json_t *want = J("{'op':'embed','input':['hello']}");
+  json_t *want = ut_json("{'op':'embed','input':['hello']}");
   assert_true(json_equal(out.msg, want));
   assert_int_equal(out.n_inputs, 1);
   assert_false(out.base64);
@@ -969,10 +960,10 @@ static void test_embed_ok(void **state) {
   assert_null(out.msg);
   json_decref(req);
 
-  req =
-      J("{'model':'tiny-bert','input':['a','b\\u00e9','c'],'encoding_format':'base64','user':'u'}");
+  req = ut_json(
+      "{'model':'tiny-bert','input':['a','b\\u00e9','c'],'encoding_format':'base64','user':'u'}");
   assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
-  want = J("{'op':'embed','input':['a','b\\u00e9','c']}");
+  want = ut_json("{'op':'embed','input':['a','b\\u00e9','c']}");
   assert_true(json_equal(out.msg, want));
   assert_int_equal(out.n_inputs, 3);
   assert_true(out.base64);
@@ -980,7 +971,7 @@ static void test_embed_ok(void **state) {
   api_embed_clear(&out);
   json_decref(req);
 
-  req = J("{'model':'tiny-bert','input':'x','encoding_format':'float','dimensions':null}");
+  req = ut_json("{'model':'tiny-bert','input':'x','encoding_format':'float','dimensions':null}");
   assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
   assert_false(out.base64);
   api_embed_clear(&out);
@@ -1040,7 +1031,7 @@ static void test_embed_errors(void **state) {
 
 static void rerank_err_(const char *body, int status, const char *code, const char *param,
                         const char *phrase, const char *file, int line) {
-  json_t *req = J(body);
+  json_t *req = ut_json(body);
   api_error e = {0};
   api_rerank out;
   int rc = api_parse_rerank(&test_mx, NULL, req, &out, &e);
@@ -1060,15 +1051,16 @@ static void test_rerank_ok(void **state) {
   (void)state;
   api_error e = {0};
   api_rerank out;
-  json_t *req =
-      J("{'model':'tiny-rerank','query':'what is a fox?','documents':['a "
-        "fox',{'text':'b\\u00e9'},''],"
-        "'user':'u'}");
+  json_t *req = ut_json(
+      "{'model':'tiny-rerank','query':'what is a fox?','documents':['a "
+      "fox',{'text':'b\\u00e9'},''],"
+      "'user':'u'}");
   assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
-  json_t *want = J("{'op':'rerank','query':'what is a fox?','documents':['a fox','b\\u00e9','']}");
+  json_t *want =
+      ut_json("{'op':'rerank','query':'what is a fox?','documents':['a fox','b\\u00e9','']}");
   assert_true(json_equal(out.msg, want));
   json_decref(want);
-  want = J("{'x':['a fox','b\\u00e9','']}");
+  want = ut_json("{'x':['a fox','b\\u00e9','']}");
   assert_true(json_equal(out.documents, json_object_get(want, "x")));
   json_decref(want);
   assert_ptr_equal(out.model, &test_models[3]);
@@ -1082,7 +1074,7 @@ static void test_rerank_ok(void **state) {
   json_decref(req);
 
   /* top_n clamped to the documents, return_documents, keep_alive, 2.0 as 2 */
-  req = J(
+  req = ut_json(
       "{'model':'tiny-rerank','query':'q','documents':['a','b'],'top_n':5,'return_documents':true,"
       "'keep_alive':'5m'}");
   assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
@@ -1092,9 +1084,9 @@ static void test_rerank_ok(void **state) {
   assert_int_equal(out.keep_alive_s, 300);
   api_rerank_clear(&out);
   json_decref(req);
-  req =
-      J("{'model':'tiny-rerank','query':'q','documents':['a','b','c'],'top_n':2.0,'return_"
-        "documents':null}");
+  req = ut_json(
+      "{'model':'tiny-rerank','query':'q','documents':['a','b','c'],'top_n':2.0,'return_"
+      "documents':null}");
   assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_int_equal(out.top_n, 2);
   assert_false(out.return_documents);
@@ -1102,14 +1094,14 @@ static void test_rerank_ok(void **state) {
   json_decref(req);
 
   /* TEI: texts, return_text; "documents" wins when both are there (as llama-server) */
-  req = J("{'model':'tiny-rerank','query':'q','texts':['a','b'],'return_text':true}");
+  req = ut_json("{'model':'tiny-rerank','query':'q','texts':['a','b'],'return_text':true}");
   assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_true(out.tei);
   assert_true(out.return_documents);
   assert_int_equal(out.n_documents, 2);
   api_rerank_clear(&out);
   json_decref(req);
-  req = J("{'model':'tiny-rerank','query':'q','texts':['a','b'],'documents':['c']}");
+  req = ut_json("{'model':'tiny-rerank','query':'q','texts':['a','b'],'documents':['c']}");
   assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_true(out.tei);
   assert_int_equal(out.n_documents, 1);
@@ -1117,7 +1109,7 @@ static void test_rerank_ok(void **state) {
   api_rerank_clear(&out);
   json_decref(req);
   /* return_text means nothing outside TEI's shape */
-  req = J("{'model':'tiny-rerank','query':'q','documents':['a'],'return_text':true}");
+  req = ut_json("{'model':'tiny-rerank','query':'q','documents':['a'],'return_text':true}");
   assert_int_equal(api_parse_rerank(&test_mx, NULL, req, &out, &e), 0);
   assert_false(out.return_documents);
   api_rerank_clear(&out);

@@ -25,6 +25,8 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "unit.h"
+
 static matrix_model models[] = {
     {.name = "speak", .caps = MATRIX_CAP_SPEECH, .engine = MATRIX_ENGINE_ESPEAK, .parallel = 1},
     {.name = "chat",
@@ -39,20 +41,9 @@ static matrix_model models[] = {
 };
 static matrix mx = {.models = models, .n_models = 3, .max_body_bytes = 1 << 20};
 
-static json_t *J(const char *text) {
-  char *s = strdup(text);
-  for (char *p = s; *p; p++)
-    if (*p == '\'') *p = '"';
-  json_error_t je;
-  json_t *j = json_loads(s, 0, &je);
-  if (!j) fail_msg("bad test JSON: %s: %s", s, je.text);
-  free(s);
-  return j;
-}
-
 /* Parse body; expect status (0 = success) and, on failure, param and code. */
 static void expect(const char *body, int status, const char *param, const char *code) {
-  json_t *req = J(body);
+  json_t *req = ut_json(body);
   api_speech s;
   api_error e = {0};
   int rc = api_parse_speech(&mx, NULL, req, &s, &e);
@@ -73,7 +64,7 @@ static void expect(const char *body, int status, const char *param, const char *
 
 static void test_minimal(void **state) {
   (void)state;
-  json_t *req = J("{'model':'speak','input':'Hello.'}");
+  json_t *req = ut_json("{'model':'speak','input':'Hello.'}");
   api_speech s;
   api_error e = {0};
   assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
@@ -91,9 +82,9 @@ static void test_minimal(void **state) {
 
 static void test_full(void **state) {
   (void)state;
-  json_t *req =
-      J("{'model':'speak','input':'Hi','voice':{'id':'en-gb+f3'},'response_format':'pcm',"
-        "'speed':2.5,'stream_format':'sse','instructions':'ignored'}");
+  json_t *req = ut_json(
+      "{'model':'speak','input':'Hi','voice':{'id':'en-gb+f3'},'response_format':'pcm',"
+      "'speed':2.5,'stream_format':'sse','instructions':'ignored'}");
   api_speech s;
   api_error e = {0};
   assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
@@ -287,14 +278,14 @@ static void test_fuzz(void **state) {
 /* The `language` extension (Qwen3-TTS): passed to the worker as given; bounded and plain. */
 static void test_language(void **state) {
   (void)state;
-  json_t *req = J("{'model':'speak','input':'Hallo.','language':'de'}");
+  json_t *req = ut_json("{'model':'speak','input':'Hallo.','language':'de'}");
   api_speech s;
   api_error e = {0};
   assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
   assert_string_equal(json_string_value(json_object_get(s.msg, "language")), "de");
   api_speech_clear(&s);
   json_decref(req);
-  req = J("{'model':'speak','input':'x'}");
+  req = ut_json("{'model':'speak','input':'x'}");
   assert_int_equal(api_parse_speech(&mx, NULL, req, &s, &e), 0);
   assert_null(json_object_get(s.msg, "language"));
   api_speech_clear(&s);

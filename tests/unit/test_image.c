@@ -310,6 +310,16 @@ static void check_smooth(const sy_image *img, int tol) {
       }
 }
 
+/* m (freed here) decoded through a data URL with prefix is the test pattern (alpha composited on
+ * white when alpha). */
+static void dec_pattern(const char *prefix, mb *m, int alpha) {
+  sy_image img;
+  dec_ok(prefix, m, &img);
+  check_pattern(&img, alpha);
+  sy_image_free(&img);
+  free(m->b);
+}
+
 /* ---- PNG ------------------------------------------------------------------------------------ */
 
 static void test_png_rgb(void **st) {
@@ -328,6 +338,17 @@ static void test_png_rgb(void **st) {
   }
 }
 
+/* The test pattern at 16 bits a sample into raw: ch samples a pixel (3 RGB, 4 RGBA), each v written
+ * as v*257 (both bytes v: scales back to v exactly). */
+static void pattern16(unsigned char *raw, int ch) {
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      unsigned char v[4] = {pat_r(x, y), pat_g(x, y), pat_b(x, y), pat_a(x, y)};
+      for (int c = 0; c < ch; c++)
+        raw[(y * W + x) * 2 * ch + 2 * c] = raw[(y * W + x) * 2 * ch + 2 * c + 1] = v[c];
+    }
+}
+
 static void test_png_rgba_16(void **st) {
   /* RGBA 8-bit: composited on white */
   unsigned char raw[W * H * 8];
@@ -338,37 +359,16 @@ static void test_png_rgba_16(void **st) {
     }
   for (int il = 0; il < 2; il++) {
     mb m = enc_png(W, H, PNG_COLOR_TYPE_RGBA, 8, il, raw, NULL, 0, NULL, 0);
-    sy_image img;
-    dec_ok("data:image/png;base64,", &m, &img);
-    check_pattern(&img, 1);
-    sy_image_free(&img);
-    free(m.b);
+    dec_pattern("data:image/png;base64,", &m, 1);
   }
-  /* RGBA 16-bit, each sample v*257 (scales back to v exactly) */
-  for (int y = 0; y < H; y++)
-    for (int x = 0; x < W; x++) {
-      unsigned char v[4] = {pat_r(x, y), pat_g(x, y), pat_b(x, y), pat_a(x, y)};
-      for (int c = 0; c < 4; c++)
-        raw[(y * W + x) * 8 + 2 * c] = raw[(y * W + x) * 8 + 2 * c + 1] = v[c];
-    }
+  /* RGBA 16-bit */
+  pattern16(raw, 4);
   mb m = enc_png(W, H, PNG_COLOR_TYPE_RGBA, 16, 0, raw, NULL, 0, NULL, 0);
-  sy_image img;
-  dec_ok("data:image/png;base64,", &m, &img);
-  check_pattern(&img, 1);
-  sy_image_free(&img);
-  free(m.b);
-  /* RGB 16-bit */
-  for (int y = 0; y < H; y++)
-    for (int x = 0; x < W; x++) {
-      unsigned char v[3] = {pat_r(x, y), pat_g(x, y), pat_b(x, y)};
-      for (int c = 0; c < 3; c++)
-        raw[(y * W + x) * 6 + 2 * c] = raw[(y * W + x) * 6 + 2 * c + 1] = v[c];
-    }
+  dec_pattern("data:image/png;base64,", &m, 1);
+  /* RGB 16-bit, interlaced */
+  pattern16(raw, 3);
   m = enc_png(W, H, PNG_COLOR_TYPE_RGB, 16, 1, raw, NULL, 0, NULL, 0);
-  dec_ok("data:image/png;base64,", &m, &img);
-  check_pattern(&img, 0);
-  sy_image_free(&img);
-  free(m.b);
+  dec_pattern("data:image/png;base64,", &m, 0);
 }
 
 static void test_png_gray(void **st) {
@@ -515,15 +515,9 @@ static void test_jpeg_cmyk(void **st) {
 static void test_webp(void **st) {
   sy_image img;
   mb m = webp_lossless(0);
-  dec_ok("data:image/webp;base64,", &m, &img);
-  check_pattern(&img, 0);
-  sy_image_free(&img);
-  free(m.b);
+  dec_pattern("data:image/webp;base64,", &m, 0);
   m = webp_lossless(1);
-  dec_ok("data:image/webp;base64,", &m, &img);
-  check_pattern(&img, 1);
-  sy_image_free(&img);
-  free(m.b);
+  dec_pattern("data:image/webp;base64,", &m, 1);
   m = webp_lossy();
   dec_ok("data:image/webp;base64,", &m, &img);
   check_smooth(&img, 16);

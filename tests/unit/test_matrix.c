@@ -5,73 +5,9 @@
  * llama-2-tiny-random.gguf when it is present. */
 #include "config/matrix.h"
 
-/* cmocka.h needs these before it */
-/* clang-format off */
-#include <dirent.h>
-#include <limits.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <cmocka.h>
-/* clang-format on */
 
-/* ---- temp folders and files ---------------------------------------------------------------- */
-
-static char tmp[PATH_MAX]; /* the test's folder (realpath'd), made fresh per test */
-
-static int setup(void **state) {
-  (void)state;
-  char t[] = "/tmp/sy-matrix-XXXXXX";
-  if (!mkdtemp(t) || !realpath(t, tmp)) return -1;
-  return 0;
-}
-
-static void rm_tree(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    char p[PATH_MAX + 256];
-    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-    struct stat st;
-    if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-      rm_tree(p);
-    else
-      unlink(p);
-  }
-  closedir(d);
-  rmdir(dir);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rm_tree(tmp);
-  return 0;
-}
-
-/* tmp + "/" + rel into a static rotating buffer (so a test can hold a few at once). */
-static const char *P(const char *rel) {
-  static char bufs[4][PATH_MAX + 256];
-  static int k;
-  char *b = bufs[k++ % 4];
-  snprintf(b, sizeof bufs[0], "%s/%s", tmp, rel);
-  return b;
-}
-
-static void write_text(const char *rel, const char *text) {
-  FILE *f = fopen(P(rel), "wb");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
+#include "unit.h"
 
 /* ---- tiny GGUF writer ----------------------------------------------------------------------- */
 
@@ -84,36 +20,20 @@ typedef struct gspec {
   unsigned n_tensors;
 } gspec;
 
-static void w32(FILE *f, uint32_t v) {
-  unsigned char b[4] = {v, v >> 8, v >> 16, v >> 24};
-  fwrite(b, 1, 4, f);
-}
-static void w64(FILE *f, uint64_t v) {
-  for (int i = 0; i < 8; i++) fputc((int)(v >> (8 * i)) & 0xff, f);
-}
-static void wstr(FILE *f, const char *s) {
-  w64(f, strlen(s));
-  fwrite(s, 1, strlen(s), f);
-}
-
 static void write_gguf(const char *rel, gspec s) {
-  FILE *f = fopen(P(rel), "wb");
-  assert_non_null(f);
   uint64_t nkv =
       (s.arch != NULL) + (s.ctx != 0) + (s.pooling >= 0) + (s.tmpl != NULL) + (s.type != NULL);
-  fwrite("GGUF", 1, 4, f);
-  w32(f, 3);
-  w64(f, s.n_tensors);
-  w64(f, nkv);
+  FILE *f = ut_gguf_open(rel, s.n_tensors, nkv);
   char k[128];
-  if (s.type) wstr(f, "general.type"), w32(f, 8), wstr(f, s.type);
-  if (s.arch) wstr(f, "general.architecture"), w32(f, 8), wstr(f, s.arch);
+  if (s.type) ut_wstr(f, "general.type"), ut_w32(f, 8), ut_wstr(f, s.type);
+  if (s.arch) ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, s.arch);
   if (s.ctx)
-    snprintf(k, sizeof k, "%s.context_length", s.arch), wstr(f, k), w32(f, 4), w32(f, s.ctx);
+    snprintf(k, sizeof k, "%s.context_length", s.arch), ut_wstr(f, k), ut_w32(f, 4),
+        ut_w32(f, s.ctx);
   if (s.pooling >= 0)
-    snprintf(k, sizeof k, "%s.pooling_type", s.arch), wstr(f, k), w32(f, 4),
-        w32(f, (uint32_t)s.pooling);
-  if (s.tmpl) wstr(f, "tokenizer.chat_template"), w32(f, 8), wstr(f, s.tmpl);
+    snprintf(k, sizeof k, "%s.pooling_type", s.arch), ut_wstr(f, k), ut_w32(f, 4),
+        ut_w32(f, (uint32_t)s.pooling);
+  if (s.tmpl) ut_wstr(f, "tokenizer.chat_template"), ut_w32(f, 8), ut_wstr(f, s.tmpl);
   fclose(f);
 }
 
@@ -123,51 +43,12 @@ static const gspec BERT = {"bert", 512, -1, NULL, NULL, 1};
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static matrix *load_ok(const char *yaml) {
-  write_text("config.yaml", yaml);
-  char err[1024] = "";
-  matrix *m = matrix_load(P("config.yaml"), NULL, err, sizeof err);
-  if (!m) fail_msg("expected success, got: %s", err);
-  return m;
-}
-
-/* Replace {D} with tmp and {F} with the config path. */
-static void expand(const char *in, char *out, size_t cap) {
-  size_t o = 0;
-  while (*in && o + 1 < cap) {
-    const char *rep = !strncmp(in, "{D}", 3)   ? tmp
-                      : !strncmp(in, "{F}", 3) ? P("config.yaml")
-                                               : NULL;
-    if (rep) {
-      o += (size_t)snprintf(out + o, cap - o, "%s", rep);
-      in += 3;
-    } else {
-      out[o++] = *in++;
-    }
-  }
-  out[o < cap ? o : cap - 1] = '\0';
-}
-
-/* The config must be refused with exactly "CONFIG:" + want ({D}, {F} expanded). */
-static void load_bad(const char *yaml, const char *want) {
-  write_text("config.yaml", yaml);
-  char err[1024] = "", exp[2048], full[2200];
-  matrix *m = matrix_load(P("config.yaml"), NULL, err, sizeof err);
-  if (m) {
-    matrix_free(m);
-    fail_msg("accepted a bad config:\n%s", yaml);
-  }
-  expand(want, exp, sizeof exp);
-  snprintf(full, sizeof full, "%s:%s", P("config.yaml"), exp);
-  if (strcmp(err, full) != 0) fail_msg("config:\n%s\nwant: %s\ngot:  %s", yaml, full, err);
-}
-
 /* ---- good configs --------------------------------------------------------------------------- */
 
 static void test_all_keys(void **state) {
   (void)state;
-  assert_int_equal(mkdir(P("models"), 0700), 0);
-  assert_int_equal(mkdir(P("weights"), 0700), 0);
+  assert_int_equal(mkdir(ut_path("models"), 0700), 0);
+  assert_int_equal(mkdir(ut_path("weights"), 0700), 0);
   write_gguf("weights/qwen.gguf", CHAT);
   write_gguf("weights/bge.gguf", BERT);
   /* every key; the second model's file is an absolute path */
@@ -205,15 +86,15 @@ static void test_all_keys(void **state) {
            "    request_keep_alive: true\n"
            "  - name: bge\n"
            "    file: %s\n",
-           P("weights/bge.gguf"));
-  matrix *m = load_ok(yaml);
-  assert_string_equal(m->path, P("config.yaml"));
+           ut_path("weights/bge.gguf"));
+  matrix *m = ut_load_ok(yaml);
+  assert_string_equal(m->path, ut_path("config.yaml"));
   assert_string_equal(m->host, "0.0.0.0");
   assert_int_equal(m->port, 9090);
   assert_int_equal(m->n_api_keys, 2);
   assert_string_equal(m->api_keys[0], "sk-one");
   assert_string_equal(m->api_keys[1], "sk-two");
-  assert_string_equal(m->models_dir, P("models"));
+  assert_string_equal(m->models_dir, ut_path("models"));
   assert_int_equal(m->log_level, 3);
   assert_true(m->gpu_reserve == 1LL << 30 && m->gpu_overhead == 300LL << 20);
   assert_int_equal(m->n_gpu_budgets, 2);
@@ -233,7 +114,7 @@ static void test_all_keys(void **state) {
   assert_int_equal(q->n_aliases, 2);
   assert_string_equal(q->aliases[0], "small");
   assert_string_equal(q->aliases[1], "q");
-  assert_string_equal(q->file, P("weights/qwen.gguf"));
+  assert_string_equal(q->file, ut_path("weights/qwen.gguf"));
   assert_int_equal(q->engine, MATRIX_ENGINE_LLAMA);
   assert_int_equal(q->caps, MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION);
   assert_int_equal(q->context, 8192);
@@ -255,13 +136,13 @@ static void test_all_keys(void **state) {
   assert_true(q->file_bytes > 0);
   assert_false(q->discovered);
   char src[PATH_MAX + 300];
-  snprintf(src, sizeof src, "%s:10", P("config.yaml"));
+  snprintf(src, sizeof src, "%s:10", ut_path("config.yaml"));
   assert_string_equal(q->source, src);
 
   /* the defaults section fills what the model leaves out; context is capped by n_ctx_train */
   const matrix_model *b = &m->models[1];
   assert_string_equal(b->name, "bge");
-  assert_string_equal(b->file, P("weights/bge.gguf"));
+  assert_string_equal(b->file, ut_path("weights/bge.gguf"));
   assert_int_equal(b->caps, MATRIX_CAP_EMBED);
   assert_int_equal(b->context, 512);
   assert_int_equal(b->parallel, 2);
@@ -289,7 +170,7 @@ static void test_defaults(void **state) {
   write_gguf("base.gguf", BASE); /* 2048 */
   write_gguf("noctx.gguf", (gspec){"llama", 0, -1, NULL, NULL, 1});
   write_gguf("tiny.gguf", (gspec){"llama", 8, -1, NULL, NULL, 1});
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models:\n"
       "  - {name: chat, file: chat.gguf}\n"
       "  - {name: base, file: base.gguf}\n"
@@ -325,15 +206,15 @@ static void test_defaults(void **state) {
   matrix_free(m);
 
   /* an empty config, and null sections */
-  m = load_ok("");
+  m = ut_load_ok("");
   assert_int_equal(m->n_models, 0);
   assert_int_equal(m->port, 8080);
   matrix_free(m);
-  m = load_ok("# nothing\nlisten:\napi_keys:\nmodels:\nlimits: ~\ndefaults: null\n");
+  m = ut_load_ok("# nothing\nlisten:\napi_keys:\nmodels:\nlimits: ~\ndefaults: null\n");
   assert_int_equal(m->n_models, 0);
   assert_int_equal(m->n_api_keys, 0);
   matrix_free(m);
-  m = load_ok("listen: {port: 0}\nlog_level: WARN\n");
+  m = ut_load_ok("listen: {port: 0}\nlog_level: WARN\n");
   assert_int_equal(m->port, 0);
   assert_int_equal(m->log_level, 1);
   matrix_free(m);
@@ -347,7 +228,7 @@ static void test_capabilities(void **state) {
   write_gguf("pool.gguf", (gspec){"qwen3", 32768, 1, NULL, NULL, 1});
   write_gguf("pool0.gguf", (gspec){"qwen3", 32768, 0, NULL, NULL, 1});
   write_gguf("rank.gguf", (gspec){"bert", 512, 4, NULL, NULL, 1});
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models:\n"
       "  - {name: a, file: base.gguf}\n"
       "  - {name: b, file: base.gguf, chat_template: chatml}\n"
@@ -383,7 +264,7 @@ static void test_capabilities(void **state) {
 static void test_keep_alive_forms(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models:\n"
       "  - {name: a, file: m.gguf, keep_alive: 30s}\n"
       "  - {name: b, file: m.gguf, keep_alive: 5m}\n"
@@ -402,87 +283,93 @@ static void test_keep_alive_forms(void **state) {
 static void test_bad_structure(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
-  load_bad("listen: {host: a}\nfoo: 1\n", "2:1: foo: unknown key");
-  load_bad("listen:\n  hots: x\n", "2:3: listen.hots: unknown key");
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    contxt: 5\n",
-           "4:5: models[0].contxt: unknown key");
-  load_bad("defaults: {ctx: 5}\n", "1:12: defaults.ctx: unknown key");
-  load_bad("limits:\n  max_body: 5\n", "2:3: limits.max_body: unknown key");
-  load_bad("log_level: info\nlog_level: debug\n", "2:1: log_level: duplicate key");
-  load_bad("models:\n  - {name: a, file: m.gguf, name: b}\n",
-           "2:29: models[0].name: duplicate key");
-  load_bad("- a\n- b\n", "1:1: the config must be a mapping of keys to values, got a list");
-  load_bad("just text\n", "1:1: the config must be a mapping of keys to values, got 'just text'");
-  load_bad("[a]: 1\n", "1:1: keys must be strings, got a list");
-  load_bad("listen: 8080\n", "1:9: listen: expected a mapping, got '8080'");
-  load_bad("limits: [1]\n", "1:9: limits: expected a mapping, got a list");
-  load_bad("api_keys: sk\n", "1:11: api_keys: expected a list, got 'sk'");
-  load_bad("api_keys: [{a: b}]\n", "1:12: api_keys[0]: expected a string, got a mapping");
-  load_bad("api_keys: [ok, '']\n", "1:16: api_keys[1]: must not be empty");
-  load_bad("models: {name: a}\n", "1:9: models: expected a list, got a mapping");
-  load_bad("models:\n  - a\n", "2:5: models[0]: expected a mapping, got 'a'");
-  load_bad("log_level: info\n---\nlog_level: warn\n", "3:1: only one YAML document is allowed");
+  ut_load_bad("listen: {host: a}\nfoo: 1\n", "2:1: foo: unknown key");
+  ut_load_bad("listen:\n  hots: x\n", "2:3: listen.hots: unknown key");
+  ut_load_bad("models:\n  - name: a\n    file: m.gguf\n    contxt: 5\n",
+              "4:5: models[0].contxt: unknown key");
+  ut_load_bad("defaults: {ctx: 5}\n", "1:12: defaults.ctx: unknown key");
+  ut_load_bad("limits:\n  max_body: 5\n", "2:3: limits.max_body: unknown key");
+  ut_load_bad("log_level: info\nlog_level: debug\n", "2:1: log_level: duplicate key");
+  ut_load_bad("models:\n  - {name: a, file: m.gguf, name: b}\n",
+              "2:29: models[0].name: duplicate key");
+  ut_load_bad("- a\n- b\n", "1:1: the config must be a mapping of keys to values, got a list");
+  ut_load_bad("just text\n",
+              "1:1: the config must be a mapping of keys to values, got 'just text'");
+  ut_load_bad("[a]: 1\n", "1:1: keys must be strings, got a list");
+  ut_load_bad("listen: 8080\n", "1:9: listen: expected a mapping, got '8080'");
+  ut_load_bad("limits: [1]\n", "1:9: limits: expected a mapping, got a list");
+  ut_load_bad("api_keys: sk\n", "1:11: api_keys: expected a list, got 'sk'");
+  ut_load_bad("api_keys: [{a: b}]\n", "1:12: api_keys[0]: expected a string, got a mapping");
+  ut_load_bad("api_keys: [ok, '']\n", "1:16: api_keys[1]: must not be empty");
+  ut_load_bad("models: {name: a}\n", "1:9: models: expected a list, got a mapping");
+  ut_load_bad("models:\n  - a\n", "2:5: models[0]: expected a mapping, got 'a'");
+  ut_load_bad("log_level: info\n---\nlog_level: warn\n", "3:1: only one YAML document is allowed");
   /* aliases, even cyclic ones, cannot make the walk loop: the schema bounds it */
-  load_bad("models: &a [*a]\n", "1:9: models[0]: expected a mapping, got a list");
-  load_bad("listen: &l {host: *l}\n", "1:9: listen.host: expected a string, got a mapping");
+  ut_load_bad("models: &a [*a]\n", "1:9: models[0]: expected a mapping, got a list");
+  ut_load_bad("listen: &l {host: *l}\n", "1:9: listen.host: expected a string, got a mapping");
   /* libyaml's own errors carry their position too */
-  load_bad(
+  ut_load_bad(
       "listen: {host: a\n",
       "2:1: did not find expected ',' or '}' (while parsing a flow mapping at line 1, column 9)");
-  load_bad("a: b: c\n", "1:5: mapping values are not allowed in this context");
-  load_bad("x: *nope\n", "1:4: found undefined alias");
-  load_bad("listen:\n\thost: a\n",
-           "2:1: found character that cannot start any token (while scanning for the next token at "
-           "line 2, column 1)");
-  load_bad("log_level: \xff\n", "1:12: invalid leading UTF-8 octet");
+  ut_load_bad("a: b: c\n", "1:5: mapping values are not allowed in this context");
+  ut_load_bad("x: *nope\n", "1:4: found undefined alias");
+  ut_load_bad(
+      "listen:\n\thost: a\n",
+      "2:1: found character that cannot start any token (while scanning for the next token at "
+      "line 2, column 1)");
+  ut_load_bad("log_level: \xff\n", "1:12: invalid leading UTF-8 octet");
 }
 
 static void test_bad_values(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
-  load_bad("listen: {port: abc}\n", "1:16: listen.port: expected an integer, got 'abc'");
-  load_bad("listen:\n  port: 70000\n", "2:9: listen.port: 70000 is out of range (0..65535)");
-  load_bad("listen:\n  port: -1\n", "2:9: listen.port: -1 is out of range (0..65535)");
-  load_bad("listen:\n  port: 1.5\n", "2:9: listen.port: expected an integer, got '1.5'");
-  load_bad("listen:\n  port:\n", "2:8: listen.port: expected an integer, got nothing");
-  load_bad("listen: {host: [a]}\n", "1:16: listen.host: expected a string, got a list");
-  load_bad("listen: {host: ''}\n", "1:16: listen.host: must not be empty");
-  load_bad(
+  ut_load_bad("listen: {port: abc}\n", "1:16: listen.port: expected an integer, got 'abc'");
+  ut_load_bad("listen:\n  port: 70000\n", "2:9: listen.port: 70000 is out of range (0..65535)");
+  ut_load_bad("listen:\n  port: -1\n", "2:9: listen.port: -1 is out of range (0..65535)");
+  ut_load_bad("listen:\n  port: 1.5\n", "2:9: listen.port: expected an integer, got '1.5'");
+  ut_load_bad("listen:\n  port:\n", "2:8: listen.port: expected an integer, got nothing");
+  ut_load_bad("listen: {host: [a]}\n", "1:16: listen.host: expected a string, got a list");
+  ut_load_bad("listen: {host: ''}\n", "1:16: listen.host: must not be empty");
+  ut_load_bad(
       "memory: {budget: lots}\n",
       "1:18: memory.budget: expected a size like 8GiB, 512MiB or a number of bytes, got 'lots'");
-  load_bad("memory: {budget: 5}\n",
-           "1:18: memory.budget: 5 is out of range (1048576..1125899906842624 bytes)");
-  load_bad(
+  ut_load_bad("memory: {budget: 5}\n",
+              "1:18: memory.budget: 5 is out of range (1048576..1125899906842624 bytes)");
+  ut_load_bad(
       "memory: {reserve: -1GiB}\n",
       "1:19: memory.reserve: expected a size like 8GiB, 512MiB or a number of bytes, got '-1GiB'");
-  load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
-  load_bad("memory: {devices: [CUDA0]}\n", "1:19: memory.devices: expected a mapping, got a list");
-  load_bad("memory: {devices: {CUDA0: 1GiB, CUDA0: 2GiB}}\n",
-           "1:33: memory.devices.CUDA0: duplicate key");
-  load_bad("memory: {devices: {CUDA0: big}}\n",
-           "1:27: memory.devices.CUDA0: expected a size like 8GiB, 512MiB or a number of bytes, "
-           "got 'big'");
-  load_bad("scheduling: {swap_guard: 2h}\n",
-           "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
-  load_bad("scheduling: {max_loads: 0}\n", "1:25: scheduling.max_loads: 0 is out of range (1..64)");
-  load_bad("scheduling: {swap_guard: -1}\n",
-           "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");
-  load_bad("log_level: loud\n",
-           "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");
-  load_bad("limits: {max_body_bytes: 10}\n",
-           "1:26: limits.max_body_bytes: 10 is out of range (1024..1073741824)");
-  load_bad("limits: {max_connections: 0}\n",
-           "1:27: limits.max_connections: 0 is out of range (1..65536)");
-  load_bad("limits: {max_connections: 99999999999999999999999}\n",
-           "1:27: limits.max_connections: 99999999999999999999999 is out of range (1..65536)");
-  load_bad("defaults: {context: 8}\n", "1:21: defaults.context: 8 is out of range (16..1048576)");
-  load_bad("defaults: {parallel: 300}\n", "1:22: defaults.parallel: 300 is out of range (1..256)");
-  load_bad(
+  ut_load_bad("memory: {spare: 1}\n", "1:10: memory.spare: unknown key");
+  ut_load_bad("memory: {devices: [CUDA0]}\n",
+              "1:19: memory.devices: expected a mapping, got a list");
+  ut_load_bad("memory: {devices: {CUDA0: 1GiB, CUDA0: 2GiB}}\n",
+              "1:33: memory.devices.CUDA0: duplicate key");
+  ut_load_bad("memory: {devices: {CUDA0: big}}\n",
+              "1:27: memory.devices.CUDA0: expected a size like 8GiB, 512MiB or a number of bytes, "
+              "got 'big'");
+  ut_load_bad("scheduling: {swap_guard: 2h}\n",
+              "1:26: scheduling.swap_guard: 2h is out of range (0..1h)");
+  ut_load_bad("scheduling: {max_loads: 0}\n",
+              "1:25: scheduling.max_loads: 0 is out of range (1..64)");
+  ut_load_bad("scheduling: {swap_guard: -1}\n",
+              "1:26: scheduling.swap_guard: -1 is out of range (0..1h)");
+  ut_load_bad("log_level: loud\n",
+              "1:12: log_level: unknown level 'loud' (known: error, warn, info, debug)");
+  ut_load_bad("limits: {max_body_bytes: 10}\n",
+              "1:26: limits.max_body_bytes: 10 is out of range (1024..1073741824)");
+  ut_load_bad("limits: {max_connections: 0}\n",
+              "1:27: limits.max_connections: 0 is out of range (1..65536)");
+  ut_load_bad("limits: {max_connections: 99999999999999999999999}\n",
+              "1:27: limits.max_connections: 99999999999999999999999 is out of range (1..65536)");
+  ut_load_bad("defaults: {context: 8}\n",
+              "1:21: defaults.context: 8 is out of range (16..1048576)");
+  ut_load_bad("defaults: {parallel: 300}\n",
+              "1:22: defaults.parallel: 300 is out of range (1..256)");
+  ut_load_bad(
       "defaults: {keep_alive: soon}\n",
       "1:24: defaults.keep_alive: expected seconds or a duration like 30s, 5m, 2h, got 'soon'");
-  load_bad("models_dir: nowhere\n",
-           "1:13: models_dir: cannot open '{D}/nowhere': No such file or directory");
-  load_bad("models_dir: m.gguf\n", "1:13: models_dir: '{D}/m.gguf' is not a directory");
+  ut_load_bad("models_dir: nowhere\n",
+              "1:13: models_dir: cannot open '{D}/nowhere': No such file or directory");
+  ut_load_bad("models_dir: m.gguf\n", "1:13: models_dir: '{D}/m.gguf' is not a directory");
 
   const char *head = "models:\n  - name: a\n    file: m.gguf\n";
   struct {
@@ -532,16 +419,16 @@ static void test_bad_values(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char yaml[512];
     snprintf(yaml, sizeof yaml, "%s%s", head, cases[i].line);
-    load_bad(yaml, cases[i].want);
+    ut_load_bad(yaml, cases[i].want);
   }
 }
 
 /* engine: whisper takes whisper.cpp's ggml files (checked by magic), espeak needs no file. */
 static void test_engines(void **state) {
   (void)state;
-  write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
+  ut_write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
   write_gguf("plain.gguf", BASE);
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models:\n  - {name: asr, engine: whisper, file: ggml-tiny.bin}\n"
       "  - {name: speak, engine: espeak}\n");
   assert_int_equal(m->n_models, 2);
@@ -551,10 +438,10 @@ static void test_engines(void **state) {
   assert_int_equal(m->models[1].caps, MATRIX_CAP_SPEECH);
   assert_string_equal(matrix_engine_name(m->models[0].engine), "whisper");
   matrix_free(m);
-  load_bad("models:\n  - {name: asr, engine: whisper, file: plain.gguf}\n",
-           "2:40: models[0].file: '{D}/plain.gguf' is not a whisper.cpp model (ggml magic)");
-  load_bad("models:\n  - {name: asr, engine: whisper}\n",
-           "2:5: models[0]: missing required key 'file'");
+  ut_load_bad("models:\n  - {name: asr, engine: whisper, file: plain.gguf}\n",
+              "2:40: models[0].file: '{D}/plain.gguf' is not a whisper.cpp model (ggml magic)");
+  ut_load_bad("models:\n  - {name: asr, engine: whisper}\n",
+              "2:5: models[0]: missing required key 'file'");
 }
 
 /* mmproj: relative to the config, must be a projector GGUF; gives the vision capability; image
@@ -563,18 +450,18 @@ static void test_mmproj(void **state) {
   (void)state;
   write_gguf("m.gguf", CHAT);
   write_gguf("proj.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1});
-  assert_int_equal(mkdir(P("imgs"), 0700), 0);
-  matrix *m = load_ok(
+  assert_int_equal(mkdir(ut_path("imgs"), 0700), 0);
+  matrix *m = ut_load_ok(
       "limits: {image_dir: imgs, max_image_bytes: 4096, max_image_pixels: 1000}\n"
       "models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n"
       "  - name: t\n    file: m.gguf\n");
-  assert_string_equal(m->models[0].mmproj, P("proj.gguf"));
+  assert_string_equal(m->models[0].mmproj, ut_path("proj.gguf"));
   assert_true(m->models[0].mmproj_bytes > 0);
   assert_true(m->models[0].caps & MATRIX_CAP_VISION);
   assert_true(m->models[0].caps & MATRIX_CAP_CHAT);
   assert_null(m->models[1].mmproj);
   assert_false(m->models[1].caps & MATRIX_CAP_VISION);
-  assert_string_equal(m->image_dir, P("imgs"));
+  assert_string_equal(m->image_dir, ut_path("imgs"));
   assert_int_equal(m->max_image_bytes, 4096);
   assert_int_equal(m->max_image_pixels, 1000);
   char caps[64];
@@ -582,26 +469,27 @@ static void test_mmproj(void **state) {
                       "chat,completion,vision");
   matrix_free(m);
   /* capabilities given: vision is added by the mmproj, and needs one */
-  m = load_ok(
+  m = ut_load_ok(
       "models:\n  - name: v\n    file: m.gguf\n    mmproj: proj.gguf\n    capabilities: [chat]\n");
   assert_int_equal(m->models[0].caps, MATRIX_CAP_CHAT | MATRIX_CAP_VISION);
   matrix_free(m);
-  m = load_ok("models:\n  - name: t\n    file: m.gguf\n");
+  m = ut_load_ok("models:\n  - name: t\n    file: m.gguf\n");
   assert_null(m->image_dir);
   assert_int_equal(m->max_image_bytes, 0);
   matrix_free(m);
-  load_bad("models:\n  - name: v\n    file: m.gguf\n    capabilities: [chat, vision]\n",
-           "4:19: models[0].capabilities: vision needs an mmproj");
-  load_bad("models:\n  - name: v\n    file: m.gguf\n    mmproj: nope.gguf\n",
-           "4:13: models[0].mmproj: cannot open '{D}/nope.gguf': No such file or directory");
-  load_bad("models:\n  - name: v\n    file: m.gguf\n    mmproj: m.gguf\n",
-           "4:13: models[0].mmproj: '{D}/m.gguf' is not a multimodal projector (no clip.* keys)");
-  load_bad("limits: {image_dir: nope}\n",
-           "1:21: limits.image_dir: cannot open '{D}/nope': No such file or directory");
-  load_bad("limits: {image_dir: m.gguf}\n",
-           "1:21: limits.image_dir: '{D}/m.gguf' is not a directory");
-  load_bad("limits: {max_image_pixels: 0}\n",
-           "1:28: limits.max_image_pixels: 0 is out of range (1..268435456)");
+  ut_load_bad("models:\n  - name: v\n    file: m.gguf\n    capabilities: [chat, vision]\n",
+              "4:19: models[0].capabilities: vision needs an mmproj");
+  ut_load_bad("models:\n  - name: v\n    file: m.gguf\n    mmproj: nope.gguf\n",
+              "4:13: models[0].mmproj: cannot open '{D}/nope.gguf': No such file or directory");
+  ut_load_bad(
+      "models:\n  - name: v\n    file: m.gguf\n    mmproj: m.gguf\n",
+      "4:13: models[0].mmproj: '{D}/m.gguf' is not a multimodal projector (no clip.* keys)");
+  ut_load_bad("limits: {image_dir: nope}\n",
+              "1:21: limits.image_dir: cannot open '{D}/nope': No such file or directory");
+  ut_load_bad("limits: {image_dir: m.gguf}\n",
+              "1:21: limits.image_dir: '{D}/m.gguf' is not a directory");
+  ut_load_bad("limits: {max_image_pixels: 0}\n",
+              "1:28: limits.max_image_pixels: 0 is out of range (1..268435456)");
 }
 
 /* an mmproj with an audio encoder (clip.has_audio_encoder) gives audio (and transcribe), not
@@ -609,16 +497,11 @@ static void test_mmproj(void **state) {
 /* A projector header; gen: an audio generator too (Pocket-TTS: its voice encoder is the audio one).
  */
 static void write_proj_gen(const char *rel, bool vision, bool audio, bool gen) {
-  FILE *f = fopen(P(rel), "wb");
-  assert_non_null(f);
-  fwrite("GGUF", 1, 4, f);
-  w32(f, 3);
-  w64(f, 1);
-  w64(f, gen ? 4 : 3);
-  wstr(f, "general.architecture"), w32(f, 8), wstr(f, "clip");
-  wstr(f, "clip.has_vision_encoder"), w32(f, 7), fputc(vision, f); /* bool */
-  wstr(f, "clip.has_audio_encoder"), w32(f, 7), fputc(audio, f);
-  if (gen) wstr(f, "clip.has_gen_audio_encoder"), w32(f, 7), fputc(1, f);
+  FILE *f = ut_gguf_open(rel, 1, gen ? 4 : 3);
+  ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, "clip");
+  ut_wstr(f, "clip.has_vision_encoder"), ut_w32(f, 7), fputc(vision, f); /* bool */
+  ut_wstr(f, "clip.has_audio_encoder"), ut_w32(f, 7), fputc(audio, f);
+  if (gen) ut_wstr(f, "clip.has_gen_audio_encoder"), ut_w32(f, 7), fputc(1, f);
   fclose(f);
 }
 
@@ -633,7 +516,7 @@ static void test_mmproj_audio(void **state) {
   write_proj("vproj.gguf", true, false);
   write_proj("none.gguf", false, false);
   write_proj("both.gguf", true, true);
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n"
       "    transcribe_prompt: 'Write down what is said.'\n"
       "  - name: b\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat]\n");
@@ -644,22 +527,22 @@ static void test_mmproj_audio(void **state) {
   assert_int_equal(m->models[1].caps, MATRIX_CAP_CHAT | MATRIX_CAP_AUDIO);
   assert_null(m->models[1].transcribe_prompt);
   matrix_free(m);
-  load_bad(
+  ut_load_bad(
       "models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    capabilities: [chat, "
       "vision]\n",
       "5:19: models[0].capabilities: vision needs an mmproj with a vision encoder");
-  load_bad(
+  ut_load_bad(
       "models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    capabilities: [chat, "
       "audio]\n",
       "5:19: models[0].capabilities: audio needs an mmproj with an audio encoder");
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    capabilities: [audio]\n",
-           "4:19: models[0].capabilities: audio needs an mmproj");
-  load_bad(
+  ut_load_bad("models:\n  - name: a\n    file: m.gguf\n    capabilities: [audio]\n",
+              "4:19: models[0].capabilities: audio needs an mmproj");
+  ut_load_bad(
       "models:\n  - name: a\n    file: m.gguf\n    mmproj: vproj.gguf\n    transcribe_prompt: hi\n",
       "5:24: models[0].transcribe_prompt: only for a model whose mmproj takes audio");
-  load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: none.gguf\n",
-           "4:13: models[0].mmproj: '{D}/none.gguf' has neither a vision nor an audio encoder");
-  m = load_ok("models:\n  - name: a\n    file: m.gguf\n    mmproj: both.gguf\n");
+  ut_load_bad("models:\n  - name: a\n    file: m.gguf\n    mmproj: none.gguf\n",
+              "4:13: models[0].mmproj: '{D}/none.gguf' has neither a vision nor an audio encoder");
+  m = ut_load_ok("models:\n  - name: a\n    file: m.gguf\n    mmproj: both.gguf\n");
   assert_string_equal(matrix_caps_str(m->models[0].caps, caps, sizeof caps),
                       "chat,completion,transcribe,vision,audio");
   matrix_free(m);
@@ -670,7 +553,7 @@ static void test_mmproj_speech(void **state) {
   write_gguf("m.gguf", CHAT);
   write_proj_gen("sproj.gguf", false, true, true);
   write_proj("aproj.gguf", false, true);
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: true\n");
   char caps[96];
   /* speech only: the voice encoder is not audio input, the backbone's text is noise */
@@ -678,17 +561,17 @@ static void test_mmproj_speech(void **state) {
   assert_true(m->models[0].voice_upload);
   assert_int_equal(m->models[0].parallel, 1); /* one request at a time: no KV for idle sequences */
   matrix_free(m);
-  m = load_ok("models:\n  - {name: tts, file: m.gguf, mmproj: sproj.gguf, parallel: 3}\n");
+  m = ut_load_ok("models:\n  - {name: tts, file: m.gguf, mmproj: sproj.gguf, parallel: 3}\n");
   assert_int_equal(m->models[0].parallel, 3);
   matrix_free(m);
-  m = load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
+  m = ut_load_ok("models:\n  - name: tts\n    file: m.gguf\n    mmproj: sproj.gguf\n");
   assert_false(m->models[0].voice_upload);
   matrix_free(m);
-  load_bad(
+  ut_load_bad(
       "models:\n  - name: a\n    file: m.gguf\n    mmproj: aproj.gguf\n    voice_upload: true\n",
       "5:19: models[0].voice_upload: only for engine llama with a speech mmproj "
       "(clip.has_gen_audio_encoder)");
-  load_bad(
+  ut_load_bad(
       "models:\n  - name: a\n    file: m.gguf\n    mmproj: sproj.gguf\n    voice_upload: maybe\n",
       "5:19: models[0].voice_upload: expected true or false, got 'maybe'");
 }
@@ -699,38 +582,40 @@ static void test_bad_models(void **state) {
   write_gguf("proj.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1});
   write_gguf("lora.gguf", (gspec){"llama", 0, -1, NULL, "adapter", 1});
   write_gguf("vocab.gguf", (gspec){"llama", 4096, -1, NULL, NULL, 0});
-  write_text("junk.gguf", "hello, world");
-  assert_int_equal(mkdir(P("adir"), 0700), 0);
-  load_bad("models:\n  - file: m.gguf\n", "2:5: models[0]: missing required key 'name'");
-  load_bad("models:\n  - name: a\n", "2:5: models[0]: missing required key 'file'");
-  load_bad("models:\n  - {name: a}\n", "2:5: models[0]: missing required key 'file'");
-  load_bad("models:\n  - name: a\n    file: nope.gguf\n",
-           "3:11: models[0].file: cannot open '{D}/nope.gguf': No such file or directory");
-  load_bad("models:\n  - name: a\n    file: junk.gguf\n",
-           "3:11: models[0].file: '{D}/junk.gguf' is not a readable GGUF: not a GGUF file: bad "
-           "magic (offset 4)");
-  load_bad("models:\n  - name: a\n    file: adir\n",
-           "3:11: models[0].file: '{D}/adir' is not a readable GGUF: not a regular file");
-  load_bad("models:\n  - name: a\n    file: proj.gguf\n",
-           "3:11: models[0].file: '{D}/proj.gguf' is a multimodal projector (mmproj), not a model");
-  load_bad("models:\n  - name: a\n    file: lora.gguf\n",
-           "3:11: models[0].file: '{D}/lora.gguf' is an adapter, not a model");
-  load_bad("models:\n  - name: a\n    file: vocab.gguf\n",
-           "3:11: models[0].file: '{D}/vocab.gguf' has no tensors (a vocabulary-only GGUF?)");
-  load_bad("models:\n  - name: a\n    file: [m.gguf]\n",
-           "3:11: models[0].file: expected a string, got a list");
-  load_bad("models:\n  - name: 'a b'\n    file: m.gguf\n",
-           "2:11: models[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
-  load_bad("models:\n  - name: \"a\\0b\"\n    file: m.gguf\n",
-           "2:11: models[0].name: the string contains a NUL byte");
+  ut_write_text("junk.gguf", "hello, world");
+  assert_int_equal(mkdir(ut_path("adir"), 0700), 0);
+  ut_load_bad("models:\n  - file: m.gguf\n", "2:5: models[0]: missing required key 'name'");
+  ut_load_bad("models:\n  - name: a\n", "2:5: models[0]: missing required key 'file'");
+  ut_load_bad("models:\n  - {name: a}\n", "2:5: models[0]: missing required key 'file'");
+  ut_load_bad("models:\n  - name: a\n    file: nope.gguf\n",
+              "3:11: models[0].file: cannot open '{D}/nope.gguf': No such file or directory");
+  ut_load_bad("models:\n  - name: a\n    file: junk.gguf\n",
+              "3:11: models[0].file: '{D}/junk.gguf' is not a readable GGUF: not a GGUF file: bad "
+              "magic (offset 4)");
+  ut_load_bad("models:\n  - name: a\n    file: adir\n",
+              "3:11: models[0].file: '{D}/adir' is not a readable GGUF: not a regular file");
+  ut_load_bad(
+      "models:\n  - name: a\n    file: proj.gguf\n",
+      "3:11: models[0].file: '{D}/proj.gguf' is a multimodal projector (mmproj), not a model");
+  ut_load_bad("models:\n  - name: a\n    file: lora.gguf\n",
+              "3:11: models[0].file: '{D}/lora.gguf' is an adapter, not a model");
+  ut_load_bad("models:\n  - name: a\n    file: vocab.gguf\n",
+              "3:11: models[0].file: '{D}/vocab.gguf' has no tensors (a vocabulary-only GGUF?)");
+  ut_load_bad("models:\n  - name: a\n    file: [m.gguf]\n",
+              "3:11: models[0].file: expected a string, got a list");
+  ut_load_bad("models:\n  - name: 'a b'\n    file: m.gguf\n",
+              "2:11: models[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
+  ut_load_bad("models:\n  - name: \"a\\0b\"\n    file: m.gguf\n",
+              "2:11: models[0].name: the string contains a NUL byte");
   /* names and aliases share one namespace */
-  load_bad("models:\n  - {name: a, file: m.gguf}\n  - {name: a, file: m.gguf}\n",
-           "3:12: models[1].name: 'a' is already used by model 'a' ({F}:2)");
-  load_bad("models:\n  - {name: a, aliases: [x], file: m.gguf}\n  - {name: x, file: m.gguf}\n",
-           "3:12: models[1].name: 'x' is already used by model 'a' ({F}:2)");
-  load_bad("models:\n  - {name: a, file: m.gguf}\n  - {name: b, aliases: [c, a], file: m.gguf}\n",
-           "3:28: models[1].aliases[1]: 'a' is already used by model 'a' ({F}:2)");
-  load_bad(
+  ut_load_bad("models:\n  - {name: a, file: m.gguf}\n  - {name: a, file: m.gguf}\n",
+              "3:12: models[1].name: 'a' is already used by model 'a' ({F}:2)");
+  ut_load_bad("models:\n  - {name: a, aliases: [x], file: m.gguf}\n  - {name: x, file: m.gguf}\n",
+              "3:12: models[1].name: 'x' is already used by model 'a' ({F}:2)");
+  ut_load_bad(
+      "models:\n  - {name: a, file: m.gguf}\n  - {name: b, aliases: [c, a], file: m.gguf}\n",
+      "3:28: models[1].aliases[1]: 'a' is already used by model 'a' ({F}:2)");
+  ut_load_bad(
       "models:\n  - {name: a, aliases: [x], file: m.gguf}\n  - name: b\n    aliases:\n      - x\n  "
       "  file: m.gguf\n",
       "5:9: models[1].aliases[0]: 'x' is already used by model 'a' ({F}:2)");
@@ -739,22 +624,23 @@ static void test_bad_models(void **state) {
 static void test_missing_config(void **state) {
   (void)state;
   char err[512], want[PATH_MAX + 300];
-  assert_null(matrix_load(P("none.yaml"), NULL, err, sizeof err));
-  snprintf(want, sizeof want, "%s: cannot read config: No such file or directory", P("none.yaml"));
+  assert_null(matrix_load(ut_path("none.yaml"), NULL, err, sizeof err));
+  snprintf(want, sizeof want, "%s: cannot read config: No such file or directory",
+           ut_path("none.yaml"));
   assert_string_equal(err, want);
-  assert_null(matrix_load(tmp, NULL, err, sizeof err));
-  snprintf(want, sizeof want, "%s: cannot read config (is it a directory?)", tmp);
+  assert_null(matrix_load(ut_tmp(), NULL, err, sizeof err));
+  snprintf(want, sizeof want, "%s: cannot read config (is it a directory?)", ut_tmp());
   assert_string_equal(err, want);
-  assert_null(matrix_load(NULL, P("nodir"), err, sizeof err));
-  snprintf(want, sizeof want, "models dir '%s': No such file or directory", P("nodir"));
+  assert_null(matrix_load(NULL, ut_path("nodir"), err, sizeof err));
+  snprintf(want, sizeof want, "models dir '%s': No such file or directory", ut_path("nodir"));
   assert_string_equal(err, want);
   /* too big */
-  FILE *f = fopen(P("big.yaml"), "wb");
+  FILE *f = fopen(ut_path("big.yaml"), "wb");
   assert_non_null(f);
   for (int i = 0; i < (1 << 20) / 8 + 1; i++) fputs("# hello\n", f);
   fclose(f);
-  assert_null(matrix_load(P("big.yaml"), NULL, err, sizeof err));
-  snprintf(want, sizeof want, "%s: config is larger than 1 MiB", P("big.yaml"));
+  assert_null(matrix_load(ut_path("big.yaml"), NULL, err, sizeof err));
+  snprintf(want, sizeof want, "%s: config is larger than 1 MiB", ut_path("big.yaml"));
   assert_string_equal(err, want);
   /* no config, no folder: an empty matrix with the defaults */
   matrix *m = matrix_load(NULL, NULL, err, sizeof err);
@@ -771,8 +657,8 @@ static void test_missing_config(void **state) {
 
 static void test_discovery(void **state) {
   (void)state;
-  assert_int_equal(mkdir(P("models"), 0700), 0);
-  assert_int_equal(mkdir(P("models/sub"), 0700), 0);
+  assert_int_equal(mkdir(ut_path("models"), 0700), 0);
+  assert_int_equal(mkdir(ut_path("models/sub"), 0700), 0);
   write_gguf("models/zeta.gguf", CHAT);
   write_gguf("models/alpha.gguf", BASE);
   write_gguf("models/emb.gguf", BERT);
@@ -785,12 +671,12 @@ static void test_discovery(void **state) {
   write_gguf("models/.hidden.gguf", BASE);
   write_gguf("models/sub/deep.gguf", BASE); /* not recursive */
   write_gguf("models/vocab.gguf", (gspec){"llama", 4096, -1, NULL, NULL, 0});
-  write_text("models/broken.gguf", "GGUF\3\0\0\0");
-  write_text("models/notes.txt", "not a model");
+  ut_write_text("models/broken.gguf", "GGUF\3\0\0\0");
+  ut_write_text("models/notes.txt", "not a model");
   write_gguf("models/has space.gguf", BASE);
   write_gguf("models/sub.gguf.txt", BASE);
 
-  matrix *m = load_ok(
+  matrix *m = ut_load_ok(
       "models_dir: models\n"
       "defaults: {parallel: 2}\n"
       "models:\n"
@@ -807,13 +693,13 @@ static void test_discovery(void **state) {
   const matrix_model *z = matrix_find(m, "zeta");
   assert_non_null(z);
   assert_true(z->discovered);
-  assert_string_equal(z->file, P("models/zeta.gguf"));
-  assert_string_equal(z->source, P("models/zeta.gguf"));
+  assert_string_equal(z->file, ut_path("models/zeta.gguf"));
+  assert_string_equal(z->source, ut_path("models/zeta.gguf"));
   assert_int_equal(z->caps, MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION);
   assert_int_equal(z->context, 4096);
   assert_int_equal(z->parallel, 2);
   assert_int_equal(z->n_aliases, 0);
-  assert_string_equal(matrix_find(m, "big")->file, P("models/big-00001-of-00002.gguf"));
+  assert_string_equal(matrix_find(m, "big")->file, ut_path("models/big-00001-of-00002.gguf"));
   assert_int_equal(matrix_find(m, "emb")->caps, MATRIX_CAP_EMBED);
   assert_int_equal(matrix_find(m, "emb")->context, 512);
   assert_ptr_equal(matrix_find(m, "small"), &m->models[0]);
@@ -835,21 +721,21 @@ static void test_discovery(void **state) {
 
   /* no config at all: the folder alone; the argument wins over the config's models_dir */
   char err[512];
-  m = matrix_load(NULL, P("models"), err, sizeof err);
+  m = matrix_load(NULL, ut_path("models"), err, sizeof err);
   if (!m) fail_msg("%s", err);
   assert_null(m->path);
-  assert_string_equal(m->models_dir, P("models"));
+  assert_string_equal(m->models_dir, ut_path("models"));
   assert_int_equal(m->n_models, 6); /* alpha big conf emb small zeta */
   assert_string_equal(m->models[0].name, "alpha");
   assert_string_equal(m->models[5].name, "zeta");
   assert_int_equal(m->models[0].parallel, 4);
   matrix_free(m);
-  assert_int_equal(mkdir(P("other"), 0700), 0);
-  write_text("config.yaml", "models_dir: models\n");
-  m = matrix_load(P("config.yaml"), P("other"), err, sizeof err);
+  assert_int_equal(mkdir(ut_path("other"), 0700), 0);
+  ut_write_text("config.yaml", "models_dir: models\n");
+  m = matrix_load(ut_path("config.yaml"), ut_path("other"), err, sizeof err);
   if (!m) fail_msg("%s", err);
   assert_int_equal(m->n_models, 0);
-  assert_string_equal(m->models_dir, P("other"));
+  assert_string_equal(m->models_dir, ut_path("other"));
   matrix_free(m);
 }
 
@@ -864,8 +750,8 @@ static void test_discovery_real_file(void **state) {
                   src);
     skip();
   }
-  assert_int_equal(mkdir(P("models"), 0700), 0);
-  FILE *out = fopen(P("models/tiny.gguf"), "wb");
+  assert_int_equal(mkdir(ut_path("models"), 0700), 0);
+  FILE *out = fopen(ut_path("models/tiny.gguf"), "wb");
   assert_non_null(out);
   char buf[65536];
   size_t n;
@@ -873,7 +759,7 @@ static void test_discovery_real_file(void **state) {
   fclose(in);
   fclose(out);
   char err[512];
-  matrix *m = matrix_load(NULL, P("models"), err, sizeof err);
+  matrix *m = matrix_load(NULL, ut_path("models"), err, sizeof err);
   if (!m) fail_msg("%s", err);
   assert_int_equal(m->n_models, 1);
   const matrix_model *t = matrix_find(m, "tiny");
@@ -888,8 +774,8 @@ static void test_discovery_real_file(void **state) {
 /* engine: external: a third-party server; every key checked, defaults filled, ${PORT} kept. */
 static void test_external(void **state) {
   (void)state;
-  assert_int_equal(mkdir(P("comfy"), 0755), 0);
-  matrix *m = load_ok(
+  assert_int_equal(mkdir(ut_path("comfy"), 0755), 0);
+  matrix *m = ut_load_ok(
       "models:\n"
       "  - name: comfy\n    engine: external\n    keep_alive: 10m\n    priority: 3\n"
       "    external:\n      argv: [python3, main.py, --port, '${PORT}']\n      cwd: comfy\n"
@@ -906,7 +792,7 @@ static void test_external(void **state) {
   assert_non_null(c->ext);
   assert_int_equal(c->ext->argc, 4);
   assert_string_equal(c->ext->argv[3], "${PORT}");
-  assert_string_equal(c->ext->cwd, P("comfy"));
+  assert_string_equal(c->ext->cwd, ut_path("comfy"));
   assert_int_equal(c->ext->n_env, 2);
   assert_string_equal(c->ext->env[0], "CUDA_VISIBLE_DEVICES=0");
   assert_string_equal(c->ext->env[1], "X_PORT=p${PORT}");
@@ -940,49 +826,51 @@ static void test_external(void **state) {
   assert_string_not_equal(c->ext->sig, t->ext->sig);
   matrix_free(m);
 
-  load_bad(
+  ut_load_bad(
       "models:\n  - {name: x, engine: external}\n",
       "2:5: models[0]: engine: external needs an 'external' map (argv, port, health, routes...)");
-  load_bad("models:\n  - {name: x, external: {argv: [a]}}\n",
-           "2:25: models[0].external: only for engine: external");
-  load_bad("models:\n  - {name: x, engine: external, external: {}}\n",
-           "2:43: models[0].external: missing required key 'argv' (the program and its arguments, "
-           "a list)");
-  load_bad("models:\n  - {name: x, engine: external, file: a.gguf, external: {argv: [a]}}\n",
-           "2:39: models[0].file: not for engine: external");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a, b], shell: true}}\n",
-           "2:65: models[0].external.shell: with shell: true, argv must be one string (the command "
-           "line for /bin/sh -c)");
-  load_bad(
+  ut_load_bad("models:\n  - {name: x, external: {argv: [a]}}\n",
+              "2:25: models[0].external: only for engine: external");
+  ut_load_bad(
+      "models:\n  - {name: x, engine: external, external: {}}\n",
+      "2:43: models[0].external: missing required key 'argv' (the program and its arguments, "
+      "a list)");
+  ut_load_bad("models:\n  - {name: x, engine: external, file: a.gguf, external: {argv: [a]}}\n",
+              "2:39: models[0].file: not for engine: external");
+  ut_load_bad(
+      "models:\n  - {name: x, engine: external, external: {argv: [a, b], shell: true}}\n",
+      "2:65: models[0].external.shell: with shell: true, argv must be one string (the command "
+      "line for /bin/sh -c)");
+  ut_load_bad(
       "models:\n  - {name: x, engine: external, external: {argv: [a], routes: [/v1/nope]}}\n",
       "2:64: models[0].external.routes[0]: unknown route '/v1/nope' (known: /v1/chat/completions, "
       "/v1/completions, /v1/embeddings, /v1/rerank, /v1/images/generations, /v1/images/edits, "
       "/v1/audio/speech, /v1/audio/transcriptions, /v1/audio/translations)");
-  load_bad(
+  ut_load_bad(
       "models:\n  - {name: x, engine: external, external: {argv: [a], stop_signal: SIGSEGV}}\n",
       "2:68: models[0].external.stop_signal: unknown signal 'SIGSEGV' (known: SIGTERM, SIGINT, "
       "SIGHUP, "
       "SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2)");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], port: 70000}}\n",
-           "2:61: models[0].external.port: 70000 is out of range (1..65535)");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], env: {1BAD: x}}}\n",
-           "2:61: models[0].external.env.1BAD: not a valid environment variable name");
-  load_bad(
+  ut_load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], port: 70000}}\n",
+              "2:61: models[0].external.port: 70000 is out of range (1..65535)");
+  ut_load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], env: {1BAD: x}}}\n",
+              "2:61: models[0].external.env.1BAD: not a valid environment variable name");
+  ut_load_bad(
       "models:\n  - {name: x, engine: external, external: {argv: [a], health: {path: nope}}}\n",
       "2:70: models[0].external.health.path: expected a path starting with / (printable, no "
       "spaces)");
-  load_bad(
+  ut_load_bad(
       "models:\n  - {name: x, engine: external, external: {argv: [a], cwd: nothere}}\n",
       "2:60: models[0].external.cwd: '{D}/nothere' is not a folder: No such file or directory");
-  load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], bogus: 1}}\n",
-           "2:55: models[0].external.bogus: unknown key");
+  ut_load_bad("models:\n  - {name: x, engine: external, external: {argv: [a], bogus: 1}}\n",
+              "2:55: models[0].external.bogus: unknown key");
 }
 
 /* pipelines: steps by role, checked against the whole matrix (the built-in voice included) after
  * the models; names unique with the models'. */
 static void test_pipelines(void **state) {
   (void)state;
-  write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
+  ut_write_text("ggml-tiny.bin", "lmgg and then the rest of a whisper model");
   write_gguf("chat.gguf", CHAT);
   write_gguf("plain.gguf", BASE);
   const char *models =
@@ -997,7 +885,7 @@ static void test_pipelines(void **state) {
            "    instruction: Be brief.\n    max_tokens: 64\n    temperature: 0.5\n    "
            "sentence_chars: 40\n%s",
            models);
-  matrix *m = load_ok(y);
+  matrix *m = ut_load_ok(y);
   assert_int_equal(m->n_pipelines, 2);
   const matrix_pipeline *c = matrix_find_pipeline(m, "clean"), *t = matrix_find_pipeline(m, "talk");
   assert_non_null(c);
@@ -1021,7 +909,7 @@ static void test_pipelines(void **state) {
   matrix_free(m);
   /* a voice pipeline needs no asr (text in, speech out) */
   snprintf(y, sizeof y, "pipelines:\n  - {name: v, kind: voice, llm: lm, tts: speak}\n%s", models);
-  m = load_ok(y);
+  m = ut_load_ok(y);
   assert_null(m->pipelines[0].asr);
   assert_true(m->pipelines[0].temperature < 0);
   assert_int_equal(m->pipelines[0].sentence_chars, 200);
@@ -1068,19 +956,19 @@ static void test_pipelines(void **state) {
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     snprintf(y, sizeof y, "%s%s", bad[i].p, models);
-    load_bad(y, bad[i].want);
+    ut_load_bad(y, bad[i].want);
   }
   /* builtin_voice: false: speak is no model any more */
   snprintf(y, sizeof y,
            "builtin_voice: false\npipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s",
            models);
-  load_bad(y, "3:42: pipelines[0].tts: no model is named 'speak'");
+  ut_load_bad(y, "3:42: pipelines[0].tts: no model is named 'speak'");
   /* a router may not take a pipeline's name */
   snprintf(y, sizeof y,
            "pipelines:\n  - {name: x, kind: voice, llm: lm, tts: speak}\n%s"
            "routers:\n  - {name: x, routes: {a: lm}, default: a}\n",
            models);
-  load_bad(y, "8:12: routers[0].name: 'x' is already used by pipeline 'x' ({D}/config.yaml:2)");
+  ut_load_bad(y, "8:12: routers[0].name: 'x' is already used by pipeline 'x' ({D}/config.yaml:2)");
 }
 
 /* The model keys are checked in a fixed order (the rows of matrix_model.c's table), not in the
@@ -1089,22 +977,22 @@ static void test_key_order(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
   /* priority is checked before context, though written after it */
-  load_bad("models:\n  - name: a\n    context: 8\n    priority: 5000\n    file: m.gguf\n",
-           "4:15: models[0].priority: 5000 is out of range (-1000..1000)");
+  ut_load_bad("models:\n  - name: a\n    context: 8\n    priority: 5000\n    file: m.gguf\n",
+              "4:15: models[0].priority: 5000 is out of range (-1000..1000)");
   /* the capabilities a projector must back, before transcribe_prompt */
-  load_bad(
+  ut_load_bad(
       "models:\n  - name: a\n    file: m.gguf\n    transcribe_prompt: hi\n    capabilities: "
       "[vision]\n",
       "5:19: models[0].capabilities: vision needs an mmproj");
   /* the engine's own checks before the missing file */
-  load_bad("models:\n  - name: a\n    vad_model: x\n",
-           "3:16: models[0].vad_model: only for engine: whisper");
+  ut_load_bad("models:\n  - name: a\n    vad_model: x\n",
+              "3:16: models[0].vad_model: only for engine: whisper");
   /* an external engine names the first key it does not take: file before pooling */
-  load_bad(
+  ut_load_bad(
       "models:\n  - {name: a, engine: external, pooling: mean, file: x, external: {argv: [x]}}\n",
       "2:54: models[0].file: not for engine: external");
   /* a null mmproj is no projector */
-  matrix *m = load_ok("models:\n  - {name: a, file: m.gguf, mmproj: ~, max_queue: 7}\n");
+  matrix *m = ut_load_ok("models:\n  - {name: a, file: m.gguf, mmproj: ~, max_queue: 7}\n");
   assert_null(m->models[0].mmproj);
   assert_int_equal(m->models[0].max_queue, 7);
   assert_int_equal(m->models[0].priority, 0);
@@ -1113,23 +1001,23 @@ static void test_key_order(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_all_keys, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_capabilities, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_keep_alive_forms, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_structure, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bad_models, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_engines, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_missing_config, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_discovery, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mmproj, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mmproj_audio, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_mmproj_speech, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_discovery_real_file, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_external, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_pipelines, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_key_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_all_keys, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_defaults, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_capabilities, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_keep_alive_forms, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_structure, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_values, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_bad_models, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_engines, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_missing_config, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_discovery, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj_audio, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_mmproj_speech, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_discovery_real_file, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_external, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_pipelines, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_key_order, ut_setup, ut_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,82 +5,13 @@
 #include "config/matrix.h"
 #include "virtual/router.h"
 
-/* cmocka.h needs these before it */
-/* clang-format off */
-#include <dirent.h>
-#include <limits.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <cmocka.h>
-/* clang-format on */
-
-static char tmp[PATH_MAX];
-
-static int setup(void **state) {
-  (void)state;
-  char t[] = "/tmp/sy-router-XXXXXX";
-  if (!mkdtemp(t) || !realpath(t, tmp)) return -1;
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  DIR *d = opendir(tmp);
-  struct dirent *de;
-  while (d && (de = readdir(d))) {
-    char p[PATH_MAX + 256];
-    snprintf(p, sizeof p, "%s/%s", tmp, de->d_name);
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) unlink(p);
-  }
-  if (d) closedir(d);
-  rmdir(tmp);
-  return 0;
-}
-
-static const char *P(const char *rel) {
-  static char bufs[4][PATH_MAX + 256];
-  static int k;
-  char *b = bufs[k++ % 4];
-  snprintf(b, sizeof bufs[0], "%s/%s", tmp, rel);
-  return b;
-}
-
-static void write_text(const char *rel, const char *text) {
-  FILE *f = fopen(P(rel), "wb");
-  assert_non_null(f);
-  fputs(text, f);
-  fclose(f);
-}
-
-static void w32(FILE *f, uint32_t v) {
-  unsigned char b[4] = {v, v >> 8, v >> 16, v >> 24};
-  fwrite(b, 1, 4, f);
-}
-static void w64(FILE *f, uint64_t v) {
-  for (int i = 0; i < 8; i++) fputc((int)(v >> (8 * i)) & 0xff, f);
-}
-static void wstr(FILE *f, const char *s) {
-  w64(f, strlen(s));
-  fwrite(s, 1, strlen(s), f);
-}
+#include "unit.h"
 
 /* A GGUF header: architecture, and a chat template when tmpl (a chat model), else a base model. */
 static void write_gguf(const char *rel, const char *arch, const char *tmpl) {
-  FILE *f = fopen(P(rel), "wb");
-  assert_non_null(f);
-  fwrite("GGUF", 1, 4, f);
-  w32(f, 3);
-  w64(f, 1);
-  w64(f, tmpl ? 2 : 1);
-  wstr(f, "general.architecture"), w32(f, 8), wstr(f, arch);
-  if (tmpl) wstr(f, "tokenizer.chat_template"), w32(f, 8), wstr(f, tmpl);
+  FILE *f = ut_gguf_open(rel, 1, tmpl ? 2 : 1);
+  ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, arch);
+  if (tmpl) ut_wstr(f, "tokenizer.chat_template"), ut_w32(f, 8), ut_wstr(f, tmpl);
   fclose(f);
 }
 
@@ -99,52 +30,31 @@ static void write_models(void) {
   write_gguf("bert.gguf", "bert", NULL);
 }
 
-static matrix *load_ok(const char *yaml) {
-  write_text("config.yaml", yaml);
-  char err[1024] = "";
-  matrix *m = matrix_load(P("config.yaml"), NULL, err, sizeof err);
-  if (!m) fail_msg("expected success, got: %s", err);
-  return m;
-}
-
-/* The config must be refused with exactly CONFIG_PATH + ":" + want. */
-static void load_bad(const char *yaml, const char *want) {
-  write_text("config.yaml", yaml);
-  char err[1024] = "", full[2200];
-  matrix *m = matrix_load(P("config.yaml"), NULL, err, sizeof err);
-  if (m) {
-    matrix_free(m);
-    fail_msg("accepted a bad config:\n%s", yaml);
-  }
-  snprintf(full, sizeof full, "%s:%s", P("config.yaml"), want);
-  if (strcmp(err, full) != 0) fail_msg("config:\n%s\nwant: %s\ngot:  %s", yaml, full, err);
-}
-
 /* ---- the matrix ---- */
 
 static void test_config_ok(void **state) {
   (void)state;
   write_models();
-  matrix *m = load_ok(MODELS
-                      "routers:\n"
-                      "  - name: auto\n"
-                      "    routes: {light: small, heavy: heavy, raw: base}\n"
-                      "    rules:\n"
-                      "      - {tools: true, route: heavy}\n"
-                      "      - {min_prompt_tokens: 100, route: heavy}\n"
-                      "      - {system_tag: '#raw', route: raw}\n"
-                      "    classifier:\n"
-                      "      model: light\n"
-                      "      prompt: Which one?\n"
-                      "      routes: [light, heavy]\n"
-                      "      timeout_ms: 750\n"
-                      "      max_tokens: 8\n"
-                      "      max_input_chars: 100\n"
-                      "    default: light\n"
-                      "    fallback: [heavy, light]\n"
-                      "  - name: one\n"
-                      "    routes: {only: heavy}\n"
-                      "    fallback: true\n");
+  matrix *m = ut_load_ok(MODELS
+                         "routers:\n"
+                         "  - name: auto\n"
+                         "    routes: {light: small, heavy: heavy, raw: base}\n"
+                         "    rules:\n"
+                         "      - {tools: true, route: heavy}\n"
+                         "      - {min_prompt_tokens: 100, route: heavy}\n"
+                         "      - {system_tag: '#raw', route: raw}\n"
+                         "    classifier:\n"
+                         "      model: light\n"
+                         "      prompt: Which one?\n"
+                         "      routes: [light, heavy]\n"
+                         "      timeout_ms: 750\n"
+                         "      max_tokens: 8\n"
+                         "      max_input_chars: 100\n"
+                         "    default: light\n"
+                         "    fallback: [heavy, light]\n"
+                         "  - name: one\n"
+                         "    routes: {only: heavy}\n"
+                         "    fallback: true\n");
   assert_int_equal(m->n_routers, 2);
   const matrix_router *rt = matrix_find_router(m, "auto");
   assert_non_null(rt);
@@ -181,9 +91,9 @@ static void test_config_ok(void **state) {
   matrix_free(m);
 
   /* classifier defaults: every route, 2 s, 16 tokens, 2000 bytes */
-  m = load_ok(MODELS
-              "routers:\n  - {name: r, routes: {a: light, b: heavy}, default: b, classifier: "
-              "{model: small}}\n");
+  m = ut_load_ok(MODELS
+                 "routers:\n  - {name: r, routes: {a: light, b: heavy}, default: b, classifier: "
+                 "{model: small}}\n");
   rt = matrix_find_router(m, "r");
   assert_int_equal(rt->n_cls_routes, 2);
   assert_int_equal(rt->cls_timeout_ms, 2000);
@@ -197,81 +107,88 @@ static void test_config_ok(void **state) {
 static void test_config_bad(void **state) {
   (void)state;
   write_models();
-  load_bad(MODELS "routers: {a: 1}\n", "6:10: routers: expected a list, got a mapping");
-  load_bad(MODELS "routers:\n  - {routes: {a: light}}\n", "7:5: routers[0]: 'name' is required");
-  load_bad(MODELS "routers:\n  - {name: r}\n", "7:5: routers[0]: 'routes' is required");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, foo: 1}\n",
-           "7:35: routers[0].foo: unknown key");
+  ut_load_bad(MODELS "routers: {a: 1}\n", "6:10: routers: expected a list, got a mapping");
+  ut_load_bad(MODELS "routers:\n  - {routes: {a: light}}\n", "7:5: routers[0]: 'name' is required");
+  ut_load_bad(MODELS "routers:\n  - {name: r}\n", "7:5: routers[0]: 'routes' is required");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, foo: 1}\n",
+              "7:35: routers[0].foo: unknown key");
   char want[PATH_MAX + 256];
   snprintf(want, sizeof want,
            "7:12: routers[0].name: 'small' is already used by model 'light' (%s:2)",
-           P("config.yaml"));
-  load_bad(MODELS "routers:\n  - {name: small, routes: {a: light}}\n", want);
-  load_bad(MODELS
-           "routers:\n  - {name: r, routes: {a: light}}\n  - {name: r, routes: {a: light}}\n",
-           "8:12: routers[1].name: router 'r' is defined twice");
-  load_bad(MODELS "routers:\n  - {name: 'a b', routes: {a: light}}\n",
-           "7:12: routers[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {}}\n",
-           "7:23: routers[0].routes: a router needs at least one route");
-  load_bad(MODELS "routers:\n  - {name: r, routes: [light]}\n",
-           "7:23: routers[0].routes: expected a mapping, got a list");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {'a.b': light}}\n",
-           "7:24: routers[0].routes: route names are 1..32 letters, digits, '_' or '-', got 'a.b'");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, a: heavy}}\n",
-           "7:34: routers[0].routes.a: duplicate key");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, b: heavy}}\n",
-           "7:5: routers[0]: 'default' is required (the route taken when no rule matches and the "
-           "classifier cannot "
-           "answer)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, default: b}\n",
-           "7:44: routers[0].default: 'b' is not one of router 'r''s routes");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{tools: true}]}\n",
-           "7:43: routers[0].rules[0]: 'route' is required");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{tools: yes, route: a}]}\n",
-           "7:51: routers[0].rules[0].tools: expected true or false, got 'yes'");
-  load_bad(
+           ut_path("config.yaml"));
+  ut_load_bad(MODELS "routers:\n  - {name: small, routes: {a: light}}\n", want);
+  ut_load_bad(MODELS
+              "routers:\n  - {name: r, routes: {a: light}}\n  - {name: r, routes: {a: light}}\n",
+              "8:12: routers[1].name: router 'r' is defined twice");
+  ut_load_bad(MODELS "routers:\n  - {name: 'a b', routes: {a: light}}\n",
+              "7:12: routers[0].name: 'a b' is not a valid name (1..128 characters, no spaces)");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {}}\n",
+              "7:23: routers[0].routes: a router needs at least one route");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: [light]}\n",
+              "7:23: routers[0].routes: expected a mapping, got a list");
+  ut_load_bad(
+      MODELS "routers:\n  - {name: r, routes: {'a.b': light}}\n",
+      "7:24: routers[0].routes: route names are 1..32 letters, digits, '_' or '-', got 'a.b'");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light, a: heavy}}\n",
+              "7:34: routers[0].routes.a: duplicate key");
+  ut_load_bad(
+      MODELS "routers:\n  - {name: r, routes: {a: light, b: heavy}}\n",
+      "7:5: routers[0]: 'default' is required (the route taken when no rule matches and the "
+      "classifier cannot "
+      "answer)");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, default: b}\n",
+              "7:44: routers[0].default: 'b' is not one of router 'r''s routes");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{tools: true}]}\n",
+              "7:43: routers[0].rules[0]: 'route' is required");
+  ut_load_bad(MODELS
+              "routers:\n  - {name: r, routes: {a: light}, rules: [{tools: yes, route: a}]}\n",
+              "7:51: routers[0].rules[0].tools: expected true or false, got 'yes'");
+  ut_load_bad(
       MODELS
       "routers:\n  - {name: r, routes: {a: light}, rules: [{min_prompt_tokens: 0, route: a}]}\n",
       "7:63: routers[0].rules[0].min_prompt_tokens: 0 is out of range (1..1073741824)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{color: red, route: a}]}\n",
-           "7:44: routers[0].rules[0].color: unknown key");
-  load_bad(
+  ut_load_bad(MODELS
+              "routers:\n  - {name: r, routes: {a: light}, rules: [{color: red, route: a}]}\n",
+              "7:44: routers[0].rules[0].color: unknown key");
+  ut_load_bad(
       MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {prompt: x}}\n",
       "7:47: routers[0].classifier: 'model' is required (the light chat model that classifies)");
-  load_bad(
+  ut_load_bad(
       MODELS
       "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: [a, a]}}\n",
       "7:74: routers[0].classifier.routes[1]: route 'a' is listed twice");
-  load_bad(MODELS
-           "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: []}}\n",
-           "7:70: routers[0].classifier.routes: must name at least one route");
-  load_bad(
+  ut_load_bad(
+      MODELS
+      "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, routes: []}}\n",
+      "7:70: routers[0].classifier.routes: must name at least one route");
+  ut_load_bad(
       MODELS
       "routers:\n  - {name: r, routes: {a: light}, classifier: {model: light, timeout_ms: 0}}\n",
       "7:74: routers[0].classifier.timeout_ms: 0 is out of range (1..600000)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, fallback: maybe}\n",
-           "7:45: routers[0].fallback: expected true or false, got 'maybe'");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, fallback: [b]}\n",
-           "7:46: routers[0].fallback[0]: 'b' is not one of router 'r''s routes");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, fallback: maybe}\n",
+              "7:45: routers[0].fallback: expected true or false, got 'maybe'");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, fallback: [b]}\n",
+              "7:46: routers[0].fallback[0]: 'b' is not one of router 'r''s routes");
   /* checked once every model is known: the position is the route's (or the router's) */
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: nope}}\n",
-           "7:27: router 'r', route 'a': there is no model 'nope'");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: bert}}\n",
-           "7:27: router 'r', route 'a': model 'bert' serves neither chat nor completions (embed)");
-  load_bad(MODELS
-           "routers:\n  - {name: r, routes: {a: light}, rules: [{images: true, route: a}]}\n",
-           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take images "
-           "(no vision "
-           "capability)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{audio: true, route: a}]}\n",
-           "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take audio "
-           "(no audio "
-           "capability)");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: base}}\n",
-           "7: router 'r': classifier.model 'base' is not a chat model");
-  load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: gone}}\n",
-           "7: router 'r': classifier.model 'gone' does not exist");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: nope}}\n",
+              "7:27: router 'r', route 'a': there is no model 'nope'");
+  ut_load_bad(
+      MODELS "routers:\n  - {name: r, routes: {a: bert}}\n",
+      "7:27: router 'r', route 'a': model 'bert' serves neither chat nor completions (embed)");
+  ut_load_bad(
+      MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{images: true, route: a}]}\n",
+      "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take images "
+      "(no vision "
+      "capability)");
+  ut_load_bad(
+      MODELS "routers:\n  - {name: r, routes: {a: light}, rules: [{audio: true, route: a}]}\n",
+      "7: router 'r', rules[0]: route 'a' leads to model 'light', which does not take audio "
+      "(no audio "
+      "capability)");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: base}}\n",
+              "7: router 'r': classifier.model 'base' is not a chat model");
+  ut_load_bad(MODELS "routers:\n  - {name: r, routes: {a: light}, classifier: {model: gone}}\n",
+              "7: router 'r': classifier.model 'gone' does not exist");
 }
 
 /* ---- facts and rules ---- */
@@ -523,8 +440,8 @@ static void test_stats(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_config_ok, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_config_bad, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_config_ok, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_config_bad, ut_setup, ut_teardown),
       cmocka_unit_test(test_facts),
       cmocka_unit_test(test_rules_table),
       cmocka_unit_test(test_classifier_msg),

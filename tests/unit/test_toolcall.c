@@ -25,6 +25,8 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "unit.h"
+
 static const char *TOOLS_JSON =
     "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{"
     "\"type\":\"object\",\"properties\":{\"location\":{\"type\":\"string\"},"
@@ -238,13 +240,7 @@ static json_t *parse_all(const tcase *tc, const char *text) {
 
 /* Expected message written as JSON with single quotes for readability. */
 static json_t *expect_json(const char *js) {
-  char *s = strdup(js);
-  for (char *q = s; *q; q++)
-    if (*q == '\'') *q = '"';
-  json_error_t err;
-  json_t *j = json_loads(s, 0, &err);
-  if (!j) fail_msg("bad expectation %s: %s", s, err.text);
-  free(s);
+  json_t *j = ut_json(js);
   json_object_set_new(j, "role", json_string("assistant"));
   return j;
 }

@@ -12,6 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+struct mtmd_context;
+struct mtmd_gen_inp;
+
 #define MK_MMPROJ_IMAGE_SIZE 56 /* pixels; images are resized to this square */
 #define MK_MMPROJ_PATCH 14      /* pixels per patch side: (56/14)^2 = 16 tokens per image */
 #define MK_MMPROJ_EMBD 64       /* vision width */
@@ -83,17 +89,35 @@ int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint6
 int mk_ttsproj_verify(const char *model_path, const char *mmproj_path, int threads, char *summary,
                       size_t summarylen, char *err, size_t errlen);
 
-/* The audio of a verify's GEN_WAV calls, checked as it comes (every sample finite) with the
- * decoder state carried to the next call (mk_wav_take), and at the end not constant (mk_wav_done:
- * its RMS). Both return 0, or -1 + err. Used by the Pocket-TTS and the Qwen3-TTS verifies. */
+/* The audio of a verify's GEN_WAV calls, checked as it comes (mk_wav_gen: the sample count,
+ * every sample finite) with the decoder state carried to the next call, and at the end not
+ * constant (mk_wav_done: its RMS). Both return 0, or -1 + err. Used by the Pocket-TTS and the
+ * Qwen3-TTS verifies. */
 typedef struct mk_wav_acc {
   size_t n_samples;
   double sum, sum2;
   char *state; /* the decoder state for the next GEN_WAV (malloc'd; the caller frees it) */
   size_t state_n;
 } mk_wav_acc;
-int mk_wav_take(mk_wav_acc *a, const float *audio, size_t n, const void *state, size_t state_n,
-                char *err, size_t errlen);
+/* GEN_WAV on w (the caller sets its feats or codes) with the decoder state so far; it must give
+ * n_frames * per_frame samples. */
+int mk_wav_gen(mk_wav_acc *a, struct mtmd_context *mctx, struct mtmd_gen_inp *w, size_t n_frames,
+               size_t per_frame, char *err, size_t errlen);
 int mk_wav_done(const mk_wav_acc *a, double *rms, char *err, size_t errlen);
+
+/* A speech-generation check's setup, the Pocket-TTS and the Qwen3-TTS verifies' (verify.h's
+ * pieces): the backbone on the CPU, mtmd with the projector, whose generator must be of
+ * gen_type (enum mtmd_gen_audio_type; label names it in the error, "pocket-tts"), and a
+ * 256-token context with embeddings. 0, or -1 with err and nothing left open. */
+typedef struct mk_gen_check {
+  struct llama_model *model;
+  struct llama_context *ctx;
+  struct mtmd_context *mctx;
+  const struct llama_vocab *vocab;
+  int n_embd, sample_rate;
+} mk_gen_check;
+int mk_gen_open(mk_gen_check *c, const char *model_path, const char *mmproj_path, int threads,
+                int gen_type, const char *label, char *err, size_t errlen);
+void mk_gen_close(mk_gen_check *c);
 
 #endif

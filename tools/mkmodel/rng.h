@@ -1,5 +1,5 @@
 /* rng.h — the random numbers every mkmodel writer draws weights from (fill.c for the text models,
- * mmproj.c and tts_qwen3.c for projectors): splitmix64 streams seeded per tensor by the name's
+ * proj.c for the projectors): splitmix64 streams seeded per tensor by the name's
  * FNV-1a hash, and a bounded near-normal. Same seed, same bytes. */
 #ifndef MK_RNG_H
 #define MK_RNG_H

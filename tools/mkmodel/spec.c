@@ -109,25 +109,6 @@ static const struct mk_tensor_desc tensors_pockettts[] = {
     {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
 };
 
-/* Qwen3-TTS's talker (src/models/qwen3vl.cpp): qwen3 layers; output.weight is the codec head
- * (3072 rows, the vocabulary's last 3072 tokens; llama.cpp sizes it, not n_vocab) */
-static const struct mk_tensor_desc tensors_qwen3tts[] = {
-    {"token_embd.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
-    {"output_norm.weight", 0, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
-    {"output.weight", 0, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},
-    {"attn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
-    {"attn_q.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
-    {"attn_k.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
-    {"attn_v.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
-    {"attn_q_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
-    {"attn_k_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
-    {"attn_output.weight", 1, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
-    {"ffn_norm.weight", 1, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
-    {"ffn_gate.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
-    {"ffn_up.weight", 1, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
-    {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
-};
-
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct {
@@ -140,7 +121,10 @@ static const struct {
     [MK_ARCH_QWEN3] = {"qwen3", tensors_qwen3, N_OF(tensors_qwen3)},
     [MK_ARCH_BERT] = {"bert", tensors_bert, N_OF(tensors_bert)},
     [MK_ARCH_POCKETTTS] = {"pockettts", tensors_pockettts, N_OF(tensors_pockettts)},
-    [MK_ARCH_QWEN3TTS] = {"qwen3tts", tensors_qwen3tts, N_OF(tensors_qwen3tts)},
+    /* Qwen3-TTS's talker (src/models/qwen3vl.cpp) carries qwen3's tensors; its output.weight
+     * is the codec head (3072 rows, the vocabulary's last 3072 tokens; llama.cpp sizes it, not
+     * n_vocab) */
+    [MK_ARCH_QWEN3TTS] = {"qwen3tts", tensors_qwen3, N_OF(tensors_qwen3)},
 };
 
 /* ---- presets: every shape field given, so a preset fully defines a model ---- */

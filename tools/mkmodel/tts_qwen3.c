@@ -3,11 +3,11 @@
  * qwen3tts_spkenc) and its converter (conversion/qwen3tts.py) use; nothing is copied from them. */
 #include "tts_qwen3.h"
 #include "mmproj.h"
+#include "proj.h"
+#include "verify.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,6 @@
 #include "ggml.h"
 #include "llama.h"
 #include "mtmd.h"
-#include "rng.h"
 
 /* ---- vocabulary ------------------------------------------------------------------------ */
 
@@ -72,69 +71,7 @@ int mk_qwen3tts_meta(struct gguf_context *g, const struct mk_spec *s, int n_voca
   return 0;
 }
 
-/* ---- projector builder ----------------------------------------------------------------- */
-
-enum qb_init { QB_RANDOM, QB_ONE, QB_ZERO };
-
-/* Two passes over the same description: the first only counts bytes (ctx NULL), the second
- * creates and fills tensors in a context of that size. */
-typedef struct qb {
-  struct ggml_context *ctx;
-  struct gguf_context *g;
-  uint64_t seed;
-  size_t need;   /* bytes counted in the first pass */
-  int n_tensors; /* tensors counted */
-  float *tmp;    /* F32 staging for F16 tensors */
-  size_t tmp_n, biggest;
-  int failed;
-} qb;
-
-static void qb_tensor(qb *b, enum ggml_type type, enum qb_init init, float std, int64_t ne0,
-                      int64_t ne1, int64_t ne2, const char *fmt, ...)
-    __attribute__((format(printf, 8, 9)));
-
-static void qb_tensor(qb *b, enum ggml_type type, enum qb_init init, float std, int64_t ne0,
-                      int64_t ne1, int64_t ne2, const char *fmt, ...) {
-  char name[GGML_MAX_NAME];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(name, sizeof name, fmt, ap);
-  va_end(ap);
-  size_t n = (size_t)(ne0 * ne1 * ne2);
-  if (!b->ctx) {
-    b->need += ggml_row_size(type, ne0) * (size_t)(ne1 * ne2) + 64;
-    b->n_tensors++;
-    if (n > b->biggest) b->biggest = n;
-    return;
-  }
-  if (b->failed) return;
-  int64_t ne[3] = {ne0, ne1, ne2};
-  int nd = ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1;
-  struct ggml_tensor *t = ggml_new_tensor(b->ctx, type, nd, ne);
-  if (!t || n > b->tmp_n) {
-    b->failed = 1;
-    return;
-  }
-  ggml_set_name(t, name);
-  float *v = type == GGML_TYPE_F32 ? (float *)t->data : b->tmp;
-  uint64_t st = b->seed ^ mk_rng_hash(name);
-  for (size_t i = 0; i < n; i++)
-    v[i] = init == QB_ONE ? 1.0f : init == QB_ZERO ? 0.0f : mk_rng_normalish(&st) * std;
-  if (type == GGML_TYPE_F16) ggml_fp32_to_fp16_row(v, (ggml_fp16_t *)t->data, (int64_t)n);
-  gguf_add_tensor(b->g, t);
-}
-
-/* F16 matrix [in, out] (ggml order), std 1/sqrt(in). */
-#define QB_MAT(b, in, out, ...) \
-  qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf((float)(in)), in, out, 1, __VA_ARGS__)
-/* F32 vector of n. */
-#define QB_VEC(b, init, n, ...) qb_tensor(b, GGML_TYPE_F32, init, 1.0f, n, 1, 1, __VA_ARGS__)
-/* 1-D conv kernel [k, in, out] F16 + zero bias [out]. */
-static void qb_conv(qb *b, const char *prefix, int64_t k, int64_t in, int64_t out) {
-  qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf((float)(k * in)), k, in, out, "%s.weight",
-            prefix);
-  QB_VEC(b, QB_ZERO, out, "%s.bias", prefix);
-}
+/* ---- projector (written with proj.h's builder) --------------------------------------- */
 
 struct q3t_shape {
   int pred_layers, pred_heads, pred_heads_kv, pred_head_dim, pred_ff; /* code predictor */
@@ -151,202 +88,140 @@ static const struct q3t_shape q3t_real = {5,   16,   8,    128, 3072, 256,
 static const struct q3t_shape q3t_tiny = {
     1, 4, 2, 16, 128, 8, 32, 32, 32, 2, 64, {32, 16, 16, 8, 8}, 16, 8, 48, 8};
 
-static void q3t_describe(qb *b, int D, const struct q3t_shape *S) {
+/* What the projector's tensors and keys depend on (the arg of mk_pb_write's callbacks). */
+struct q3t_args {
+  int D; /* the talker's width */
+  int real;
+  const struct q3t_shape *S;
+  uint64_t seed;
+};
+
+static void q3t_describe(mk_pb *b, const void *arg) {
+  const int D = ((const struct q3t_args *)arg)->D;
+  const struct q3t_shape *S = ((const struct q3t_args *)arg)->S;
   const int P = D; /* predictor width == talker width: no proj_in */
   const int NA = 15, NC = MK_Q3T_N_CODES;
   /* --- speaker encoder (mel 128 -> x-vector of D) --- */
   const int C = S->spk_c;
-  qb_conv(b, "a.conv1d.0", 5, 128, C);
+  mk_pb_conv(b, 5, 128, C, "a.conv1d.0");
   for (int bid = 1; bid <= 3; bid++) {
-    char p[64];
-    snprintf(p, sizeof p, "a.blk.%d.conv_pw1", bid);
-    qb_conv(b, p, 1, C, C);
-    snprintf(p, sizeof p, "a.blk.%d.conv_pw2", bid);
-    qb_conv(b, p, 1, C, C);
-    snprintf(p, sizeof p, "a.blk.%d.se_conv1", bid);
-    qb_conv(b, p, 1, C, S->spk_se);
-    snprintf(p, sizeof p, "a.blk.%d.se_conv2", bid);
-    qb_conv(b, p, 1, S->spk_se, C);
-    for (int x = 0; x < 7; x++) {
-      snprintf(p, sizeof p, "a.blk.%d.res2.%d", bid, x);
-      qb_conv(b, p, 3, C / 8, C / 8);
-    }
+    mk_pb_conv(b, 1, C, C, "a.blk.%d.conv_pw1", bid);
+    mk_pb_conv(b, 1, C, C, "a.blk.%d.conv_pw2", bid);
+    mk_pb_conv(b, 1, C, S->spk_se, "a.blk.%d.se_conv1", bid);
+    mk_pb_conv(b, 1, S->spk_se, C, "a.blk.%d.se_conv2", bid);
+    for (int x = 0; x < 7; x++) mk_pb_conv(b, 3, C / 8, C / 8, "a.blk.%d.res2.%d", bid, x);
   }
-  qb_conv(b, "a.conv_out", 1, 3 * C, S->spk_mfa);
-  qb_conv(b, "a.asp_tdnn", 1, 3 * S->spk_mfa, S->spk_attn);
-  qb_conv(b, "a.asp_attn", 1, S->spk_attn, S->spk_mfa);
-  qb_conv(b, "mm.a.fc", 1, 2 * S->spk_mfa, D);
+  mk_pb_conv(b, 1, 3 * C, S->spk_mfa, "a.conv_out");
+  mk_pb_conv(b, 1, 3 * S->spk_mfa, S->spk_attn, "a.asp_tdnn");
+  mk_pb_conv(b, 1, S->spk_attn, S->spk_mfa, "a.asp_attn");
+  mk_pb_conv(b, 1, 2 * S->spk_mfa, D, "mm.a.fc");
 
   /* --- code predictor: codebook 0 embedding (the talker's), 15 codebooks, 15 heads --- */
-  QB_MAT(b, D, MK_Q3T_N_CODEC, "a.gen.code.out_embd.weight");
-  qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f, D, NC, NA, "a.gen.code.embd.weight");
-  qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf((float)P), P, NC, NA,
-            "a.gen.code.head.weight");
-  QB_VEC(b, QB_ONE, P, "a.gen.code.output_norm.weight");
+  mk_pb_mat(b, D, MK_Q3T_N_CODEC, "a.gen.code.out_embd.weight");
+  mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f, D, NC, NA, "a.gen.code.embd.weight");
+  mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)P), P, NC, NA,
+               "a.gen.code.head.weight");
+  mk_pb_vec(b, MK_P_ONE, P, "a.gen.code.output_norm.weight");
   const int qd = S->pred_heads * S->pred_head_dim, kvd = S->pred_heads_kv * S->pred_head_dim;
   for (int il = 0; il < S->pred_layers; il++) {
-    QB_VEC(b, QB_ONE, P, "a.gen.code.blk.%d.ln1.weight", il);
-    QB_MAT(b, P, qd, "a.gen.code.blk.%d.attn_q.weight", il);
-    QB_MAT(b, P, kvd, "a.gen.code.blk.%d.attn_k.weight", il);
-    QB_MAT(b, P, kvd, "a.gen.code.blk.%d.attn_v.weight", il);
-    QB_VEC(b, QB_ONE, S->pred_head_dim, "a.gen.code.blk.%d.attn_q_norm.weight", il);
-    QB_VEC(b, QB_ONE, S->pred_head_dim, "a.gen.code.blk.%d.attn_k_norm.weight", il);
-    QB_MAT(b, qd, P, "a.gen.code.blk.%d.attn_out.weight", il);
-    QB_VEC(b, QB_ONE, P, "a.gen.code.blk.%d.ln2.weight", il);
-    QB_MAT(b, P, S->pred_ff, "a.gen.code.blk.%d.ffn_gate.weight", il);
-    QB_MAT(b, P, S->pred_ff, "a.gen.code.blk.%d.ffn_up.weight", il);
-    QB_MAT(b, S->pred_ff, P, "a.gen.code.blk.%d.ffn_down.weight", il);
+    mk_pb_vec(b, MK_P_ONE, P, "a.gen.code.blk.%d.ln1.weight", il);
+    mk_pb_mat(b, P, qd, "a.gen.code.blk.%d.attn_q.weight", il);
+    mk_pb_mat(b, P, kvd, "a.gen.code.blk.%d.attn_k.weight", il);
+    mk_pb_mat(b, P, kvd, "a.gen.code.blk.%d.attn_v.weight", il);
+    mk_pb_vec(b, MK_P_ONE, S->pred_head_dim, "a.gen.code.blk.%d.attn_q_norm.weight", il);
+    mk_pb_vec(b, MK_P_ONE, S->pred_head_dim, "a.gen.code.blk.%d.attn_k_norm.weight", il);
+    mk_pb_mat(b, qd, P, "a.gen.code.blk.%d.attn_out.weight", il);
+    mk_pb_vec(b, MK_P_ONE, P, "a.gen.code.blk.%d.ln2.weight", il);
+    mk_pb_mat(b, P, S->pred_ff, "a.gen.code.blk.%d.ffn_gate.weight", il);
+    mk_pb_mat(b, P, S->pred_ff, "a.gen.code.blk.%d.ffn_up.weight", il);
+    mk_pb_mat(b, S->pred_ff, P, "a.gen.code.blk.%d.ffn_down.weight", il);
   }
 
   /* --- code2wav: RVQ decode --- */
   const int Q = S->cb_dim, H = S->quant_out, L = S->latent, T = S->tfm;
-  QB_MAT(b, H, Q, "a.gen.wav.quant.first.in_proj.weight"); /* encoder side: loaded, unused */
-  QB_MAT(b, Q, H, "a.gen.wav.quant.first.out_proj.weight");
-  qb_tensor(b, GGML_TYPE_F32, QB_RANDOM, 1.0f, Q, NC, 1, "a.gen.wav.quant.first.codebook.weight");
-  QB_MAT(b, H, Q, "a.gen.wav.quant.rest.in_proj.weight");
-  QB_MAT(b, Q, H, "a.gen.wav.quant.rest.out_proj.weight");
-  qb_tensor(b, GGML_TYPE_F32, QB_RANDOM, 1.0f, Q, NC, NA, "a.gen.wav.quant.rest.codebook.weight");
-  qb_conv(b, "a.gen.wav.pre_conv", 3, H, L);
+  mk_pb_mat(b, H, Q, "a.gen.wav.quant.first.in_proj.weight"); /* encoder side: loaded, unused */
+  mk_pb_mat(b, Q, H, "a.gen.wav.quant.first.out_proj.weight");
+  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 1.0f, Q, NC, 1,
+               "a.gen.wav.quant.first.codebook.weight");
+  mk_pb_mat(b, H, Q, "a.gen.wav.quant.rest.in_proj.weight");
+  mk_pb_mat(b, Q, H, "a.gen.wav.quant.rest.out_proj.weight");
+  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 1.0f, Q, NC, NA,
+               "a.gen.wav.quant.rest.codebook.weight");
+  mk_pb_conv(b, 3, H, L, "a.gen.wav.pre_conv");
   /* transformer: 8 layers, 16 heads (clip.cpp's fixed values) */
   const int tq = 16 * S->tfm_head_dim;
-  QB_MAT(b, L, T, "a.gen.wav.tfm.in_proj.weight");
-  QB_VEC(b, QB_ZERO, T, "a.gen.wav.tfm.in_proj.bias");
+  mk_pb_mat(b, L, T, "a.gen.wav.tfm.in_proj.weight");
+  mk_pb_vec(b, MK_P_ZERO, T, "a.gen.wav.tfm.in_proj.bias");
   for (int il = 0; il < 8; il++) {
-    QB_VEC(b, QB_ONE, T, "a.gen.wav.tfm.blk.%d.ln1.weight", il);
-    QB_MAT(b, T, tq, "a.gen.wav.tfm.blk.%d.attn_q.weight", il);
-    QB_MAT(b, T, tq, "a.gen.wav.tfm.blk.%d.attn_k.weight", il);
-    QB_MAT(b, T, tq, "a.gen.wav.tfm.blk.%d.attn_v.weight", il);
-    QB_MAT(b, tq, T, "a.gen.wav.tfm.blk.%d.attn_out.weight", il);
-    qb_tensor(b, GGML_TYPE_F32, QB_RANDOM, 0.1f, T, 1, 1, "a.gen.wav.tfm.blk.%d.ls1.weight", il);
-    QB_VEC(b, QB_ONE, T, "a.gen.wav.tfm.blk.%d.ln2.weight", il);
-    QB_MAT(b, T, S->tfm_ff, "a.gen.wav.tfm.blk.%d.ffn_gate.weight", il);
-    QB_MAT(b, T, S->tfm_ff, "a.gen.wav.tfm.blk.%d.ffn_up.weight", il);
-    QB_MAT(b, S->tfm_ff, T, "a.gen.wav.tfm.blk.%d.ffn_down.weight", il);
-    qb_tensor(b, GGML_TYPE_F32, QB_RANDOM, 0.1f, T, 1, 1, "a.gen.wav.tfm.blk.%d.ls2.weight", il);
+    mk_pb_vec(b, MK_P_ONE, T, "a.gen.wav.tfm.blk.%d.ln1.weight", il);
+    mk_pb_mat(b, T, tq, "a.gen.wav.tfm.blk.%d.attn_q.weight", il);
+    mk_pb_mat(b, T, tq, "a.gen.wav.tfm.blk.%d.attn_k.weight", il);
+    mk_pb_mat(b, T, tq, "a.gen.wav.tfm.blk.%d.attn_v.weight", il);
+    mk_pb_mat(b, tq, T, "a.gen.wav.tfm.blk.%d.attn_out.weight", il);
+    mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.1f, T, 1, 1, "a.gen.wav.tfm.blk.%d.ls1.weight",
+                 il);
+    mk_pb_vec(b, MK_P_ONE, T, "a.gen.wav.tfm.blk.%d.ln2.weight", il);
+    mk_pb_mat(b, T, S->tfm_ff, "a.gen.wav.tfm.blk.%d.ffn_gate.weight", il);
+    mk_pb_mat(b, T, S->tfm_ff, "a.gen.wav.tfm.blk.%d.ffn_up.weight", il);
+    mk_pb_mat(b, S->tfm_ff, T, "a.gen.wav.tfm.blk.%d.ffn_down.weight", il);
+    mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.1f, T, 1, 1, "a.gen.wav.tfm.blk.%d.ls2.weight",
+                 il);
   }
-  QB_VEC(b, QB_ONE, T, "a.gen.wav.tfm.output_norm.weight");
-  QB_MAT(b, T, L, "a.gen.wav.tfm.out_proj.weight");
-  QB_VEC(b, QB_ZERO, L, "a.gen.wav.tfm.out_proj.bias");
+  mk_pb_vec(b, MK_P_ONE, T, "a.gen.wav.tfm.output_norm.weight");
+  mk_pb_mat(b, T, L, "a.gen.wav.tfm.out_proj.weight");
+  mk_pb_vec(b, MK_P_ZERO, L, "a.gen.wav.tfm.out_proj.bias");
   /* 2x (transposed conv, kernel == stride 2; ConvNeXt block) */
   for (int il = 0; il < 2; il++) {
-    char p[64];
-    qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf(2.0f * L), 2, L, L,
-              "a.gen.wav.up.blk.%d.conv.weight", il);
-    QB_VEC(b, QB_ZERO, L, "a.gen.wav.up.blk.%d.conv.bias", il);
-    qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf(7.0f), 7, 1, L,
-              "a.gen.wav.up.blk.%d.dwconv.weight", il);
-    QB_VEC(b, QB_ZERO, L, "a.gen.wav.up.blk.%d.dwconv.bias", il);
-    QB_VEC(b, QB_ONE, L, "a.gen.wav.up.blk.%d.norm.weight", il);
-    QB_VEC(b, QB_ZERO, L, "a.gen.wav.up.blk.%d.norm.bias", il);
-    snprintf(p, sizeof p, "a.gen.wav.up.blk.%d.pw1", il);
-    QB_MAT(b, L, 4 * L, "%s.weight", p);
-    QB_VEC(b, QB_ZERO, 4 * L, "%s.bias", p);
-    snprintf(p, sizeof p, "a.gen.wav.up.blk.%d.pw2", il);
-    QB_MAT(b, 4 * L, L, "%s.weight", p);
-    QB_VEC(b, QB_ZERO, L, "%s.bias", p);
-    qb_tensor(b, GGML_TYPE_F32, QB_RANDOM, 0.1f, L, 1, 1, "a.gen.wav.up.blk.%d.gamma", il);
+    mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf(2.0f * L), 2, L, L,
+                 "a.gen.wav.up.blk.%d.conv.weight", il);
+    mk_pb_vec(b, MK_P_ZERO, L, "a.gen.wav.up.blk.%d.conv.bias", il);
+    mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf(7.0f), 7, 1, L,
+                 "a.gen.wav.up.blk.%d.dwconv.weight", il);
+    mk_pb_vec(b, MK_P_ZERO, L, "a.gen.wav.up.blk.%d.dwconv.bias", il);
+    mk_pb_vec(b, MK_P_ONE, L, "a.gen.wav.up.blk.%d.norm.weight", il);
+    mk_pb_vec(b, MK_P_ZERO, L, "a.gen.wav.up.blk.%d.norm.bias", il);
+    mk_pb_linear(b, L, 4 * L, "a.gen.wav.up.blk.%d.pw1", il);
+    mk_pb_linear(b, 4 * L, L, "a.gen.wav.up.blk.%d.pw2", il);
+    mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.1f, L, 1, 1, "a.gen.wav.up.blk.%d.gamma", il);
   }
   /* DAC decoder: entry conv, 4 blocks (snake, transposed conv of kernel 2*stride, 3 residual
    * units at dilations 1/3/9), snake, post conv to one channel */
   static const int stride[4] = {8, 5, 4, 3};
-  qb_conv(b, "a.gen.wav.dac.entry", 7, L, S->dac[0]);
+  mk_pb_conv(b, 7, L, S->dac[0], "a.gen.wav.dac.entry");
   for (int il = 0; il < 4; il++) {
     const int ci = S->dac[il], co = S->dac[il + 1];
-    QB_VEC(b, QB_ONE, ci, "a.gen.wav.dac.blk.%d.snake.alpha", il);
-    QB_VEC(b, QB_ONE, ci, "a.gen.wav.dac.blk.%d.snake.beta", il);
-    qb_tensor(b, GGML_TYPE_F16, QB_RANDOM, 1.0f / sqrtf((float)(2 * stride[il] * ci) / 2.0f),
-              2 * stride[il], co, ci, "a.gen.wav.dac.blk.%d.conv.weight", il);
-    QB_VEC(b, QB_ZERO, co, "a.gen.wav.dac.blk.%d.conv.bias", il);
+    mk_pb_vec(b, MK_P_ONE, ci, "a.gen.wav.dac.blk.%d.snake.alpha", il);
+    mk_pb_vec(b, MK_P_ONE, ci, "a.gen.wav.dac.blk.%d.snake.beta", il);
+    mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(2 * stride[il] * ci) / 2.0f),
+                 2 * stride[il], co, ci, "a.gen.wav.dac.blk.%d.conv.weight", il);
+    mk_pb_vec(b, MK_P_ZERO, co, "a.gen.wav.dac.blk.%d.conv.bias", il);
     for (int ir = 0; ir < 3; ir++) {
-      char p[80];
-      QB_VEC(b, QB_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act1.alpha", il, ir);
-      QB_VEC(b, QB_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act1.beta", il, ir);
-      snprintf(p, sizeof p, "a.gen.wav.dac.blk.%d.res.%d.conv1", il, ir);
-      qb_conv(b, p, 7, co, co);
-      QB_VEC(b, QB_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act2.alpha", il, ir);
-      QB_VEC(b, QB_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act2.beta", il, ir);
-      snprintf(p, sizeof p, "a.gen.wav.dac.blk.%d.res.%d.conv2", il, ir);
-      qb_conv(b, p, 1, co, co);
+      mk_pb_vec(b, MK_P_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act1.alpha", il, ir);
+      mk_pb_vec(b, MK_P_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act1.beta", il, ir);
+      mk_pb_conv(b, 7, co, co, "a.gen.wav.dac.blk.%d.res.%d.conv1", il, ir);
+      mk_pb_vec(b, MK_P_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act2.alpha", il, ir);
+      mk_pb_vec(b, MK_P_ONE, co, "a.gen.wav.dac.blk.%d.res.%d.act2.beta", il, ir);
+      mk_pb_conv(b, 1, co, co, "a.gen.wav.dac.blk.%d.res.%d.conv2", il, ir);
     }
   }
-  QB_VEC(b, QB_ONE, S->dac[4], "a.gen.wav.dac.post_snake.alpha");
-  QB_VEC(b, QB_ONE, S->dac[4], "a.gen.wav.dac.post_snake.beta");
-  qb_conv(b, "a.gen.wav.dac.post_conv", 7, S->dac[4], 1);
+  mk_pb_vec(b, MK_P_ONE, S->dac[4], "a.gen.wav.dac.post_snake.alpha");
+  mk_pb_vec(b, MK_P_ONE, S->dac[4], "a.gen.wav.dac.post_snake.beta");
+  mk_pb_conv(b, 7, S->dac[4], 1, "a.gen.wav.dac.post_conv");
 }
 
-/* Write the GGUF as part, sync it, rename it over out_path. 0, or -1 with err (part removed). */
-static int q3t_save(struct gguf_context *g, const char *out_path, const char *part,
-                    uint64_t *n_bytes, char *err, size_t errlen) {
-  if (!gguf_write_to_file(g, part, false)) {
-    snprintf(err, errlen, "qwen3tts projector: cannot write %s", part);
-    unlink(part);
-    return -1;
-  }
-  int fd = open(part, O_RDONLY);
-  off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
-  if (fd < 0 || size < 0 || fsync(fd) != 0) {
-    snprintf(err, errlen, "qwen3tts projector: cannot sync %s: %s", part, strerror(errno));
-    if (fd >= 0) close(fd);
-    unlink(part);
-    return -1;
-  }
-  close(fd);
-  if (rename(part, out_path) != 0) {
-    snprintf(err, errlen, "qwen3tts projector: cannot rename %s: %s", part, strerror(errno));
-    unlink(part);
-    return -1;
-  }
-  if (n_bytes) *n_bytes = (uint64_t)size;
-  return 0;
-}
-
-int mk_qwen3tts_proj_write(const char *out_path, int n_embd_text, int real, uint64_t seed,
-                           uint64_t *n_bytes, char *err, size_t errlen) {
-  const struct q3t_shape *S = real ? &q3t_real : &q3t_tiny;
-  const int D = n_embd_text;
-  char part[4096];
-  if (D < 8 || D > 65536 || (real && D != 1024)) {
-    snprintf(err, errlen, "qwen3tts projector: talker width %d is out of range%s", D,
-             real ? " (the real widths need 1024)" : "");
-    return -1;
-  }
-  if (snprintf(part, sizeof part, "%s.part", out_path) >= (int)sizeof part) {
-    snprintf(err, errlen, "qwen3tts projector: output path too long");
-    return -1;
-  }
-  qb b = {0};
-  b.seed = seed * 0x2545f4914f6cdd1dULL + 0x71337474730aULL; /* not the talker's streams */
-  q3t_describe(&b, D, S);                                    /* counting pass */
-  struct ggml_init_params ip = {b.need + (size_t)(b.n_tensors + 16) * ggml_tensor_overhead(), NULL,
-                                false};
-  b.ctx = ggml_init(ip);
-  b.g = gguf_init_empty();
-  b.tmp_n = b.biggest;
-  b.tmp = malloc(b.biggest * sizeof(float));
-  int rc = -1;
-  if (!b.ctx || !b.g || !b.tmp) {
-    snprintf(err, errlen, "qwen3tts projector: out of memory (%zu MiB)", b.need >> 20);
-    goto done;
-  }
-  struct gguf_context *g = b.g;
-  gguf_set_val_str(g, "general.architecture", "clip");
-  gguf_set_val_str(g, "general.type", "mmproj");
-  gguf_set_val_str(
-      g, "general.name",
-      real ? "mkmodel qwen3-tts 0.6b-shape projector" : "mkmodel tiny qwen3-tts projector");
-  char desc[200];
-  snprintf(desc, sizeof desc,
-           "random weights from switchyard mkmodel (seed %llu): qwen3-tts code predictor, "
-           "code2wav and speaker encoder, noise for audio",
-           (unsigned long long)seed);
-  gguf_set_val_str(g, "general.description", desc);
-  gguf_set_val_u32(g, "general.file_type", (uint32_t)LLAMA_FTYPE_MOSTLY_F16);
+static void q3t_keys(struct gguf_context *g, const void *arg) {
+  const struct q3t_args *a = arg;
+  const struct q3t_shape *S = a->S;
+  const uint32_t D = (uint32_t)a->D;
+  mk_pb_header(
+      g, a->real ? "mkmodel qwen3-tts 0.6b-shape projector" : "mkmodel tiny qwen3-tts projector",
+      a->seed, "qwen3-tts code predictor, code2wav and speaker encoder, noise for audio");
   gguf_set_val_bool(g, "clip.has_vision_encoder", false);
   /* the speaker encoder (reference clips -> one x-vector row); mtmd also refuses a file
    * whose only part is the generator */
   gguf_set_val_bool(g, "clip.has_audio_encoder", true);
   gguf_set_val_str(g, "clip.audio.projector_type", "qwen3tts_spkenc");
-  gguf_set_val_u32(g, "clip.audio.projection_dim", (uint32_t)D);
+  gguf_set_val_u32(g, "clip.audio.projection_dim", D);
   gguf_set_val_u32(g, "clip.audio.num_mel_bins", 128);
   gguf_set_val_u32(g, "clip.audio.block_count", 3);
   gguf_set_val_u32(g, "clip.audio.embedding_length", (uint32_t)S->spk_c);
@@ -355,24 +230,27 @@ int mk_qwen3tts_proj_write(const char *out_path, int n_embd_text, int real, uint
   gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
   gguf_set_val_bool(g, "clip.has_gen_audio_encoder", true);
   gguf_set_val_str(g, "clip.gen.audio.projector_type", "qwen3tts_gen");
-  gguf_set_val_u32(g, "clip.gen.audio.projection_dim", (uint32_t)D);
-  gguf_set_val_u32(g, "clip.gen.audio.embedding_length", (uint32_t)D);
+  gguf_set_val_u32(g, "clip.gen.audio.projection_dim", D);
+  gguf_set_val_u32(g, "clip.gen.audio.embedding_length", D);
   gguf_set_val_u32(g, "clip.gen.audio.feed_forward_length", (uint32_t)S->pred_ff);
   gguf_set_val_u32(g, "clip.gen.audio.block_count", (uint32_t)S->pred_layers);
   gguf_set_val_u32(g, "clip.gen.audio.attention.head_count", (uint32_t)S->pred_heads);
   gguf_set_val_u32(g, "clip.gen.audio.attention.head_count_kv", (uint32_t)S->pred_heads_kv);
   gguf_set_val_f32(g, "clip.gen.audio.attention.layer_norm_epsilon", 1e-6f);
-  q3t_describe(&b, D, S);
-  if (b.failed) {
-    snprintf(err, errlen, "qwen3tts projector: out of memory building tensors");
-    goto done;
+}
+
+int mk_qwen3tts_proj_write(const char *out_path, int n_embd_text, int real, uint64_t seed,
+                           uint64_t *n_bytes, char *err, size_t errlen) {
+  const int D = n_embd_text;
+  if (D < 8 || D > 65536 || (real && D != 1024)) {
+    snprintf(err, errlen, "qwen3tts projector: talker width %d is out of range%s", D,
+             real ? " (the real widths need 1024)" : "");
+    return -1;
   }
-  rc = q3t_save(g, out_path, part, n_bytes, err, errlen);
-done:
-  free(b.tmp);
-  if (b.g) gguf_free(b.g);
-  if (b.ctx) ggml_free(b.ctx);
-  return rc;
+  const struct q3t_args a = {D, real, real ? &q3t_real : &q3t_tiny, seed};
+  /* seeded apart from the talker's streams */
+  return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x71337474730aULL,
+                     "qwen3tts projector", q3t_describe, q3t_keys, &a, n_bytes, err, errlen);
 }
 
 /* ---- check ----------------------------------------------------------------------------- */
@@ -420,15 +298,6 @@ static int q3t_rows_add(struct q3t_rows *r, llama_token tok, float *out, void *s
   return 0;
 }
 
-static llama_token q3t_find(const struct llama_vocab *v, const char *s) {
-  int32_t n = llama_vocab_n_tokens(v);
-  for (llama_token t = n - 1; t >= 0; t--) {
-    const char *x = llama_vocab_get_text(v, t);
-    if (x && strcmp(x, s) == 0) return t;
-  }
-  return -1;
-}
-
 /* Decode n rows of embeddings at positions pos.. (4 equal M-RoPE streams); logits for the last. */
 static int q3t_decode(struct llama_context *ctx, const float *rows, int n, int n_embd,
                       llama_pos pos) {
@@ -459,45 +328,21 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   enum { N_FRAMES = MK_Q3T_WINDOW + 6 };
   summary[0] = '\0';
   int rc = -1;
-  struct llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
-  struct llama_model *model = llama_model_load_from_file(model_path, mp);
-  struct llama_context *ctx = NULL;
-  mtmd_context *mctx = NULL;
   struct q3t_rows rows = {.fd = -1};
   float *prompt = NULL, *fb = NULL, *pad = NULL, *tmp = NULL, *h = NULL;
   void *scratch = NULL;
   int32_t *codes = NULL;
   mk_wav_acc acc = {0}; /* the audio so far, and the decoder state */
-  if (!model) {
-    snprintf(err, errlen, "llama.cpp cannot load %s", model_path);
+  mk_gen_check c;
+  if (mk_gen_open(&c, model_path, mmproj_path, threads, MTMD_GEN_AUDIO_TYPE_QWEN3TTS, "qwen3-tts",
+                  err, errlen) != 0)
     return -1;
-  }
-  const struct llama_vocab *vocab = llama_model_get_vocab(model);
-  const int n_embd = llama_model_n_embd(model);
-  struct mtmd_context_params mcp = mtmd_context_params_default();
-  mcp.use_gpu = false;
-  mcp.n_threads = threads;
-  mcp.print_timings = false;
-  mcp.warmup = false;
-  mctx = mtmd_init_from_file(mmproj_path, model, mcp);
-  struct mtmd_gen_audio_info info =
-      mctx ? mtmd_gen_audio_get_info(mctx) : (struct mtmd_gen_audio_info){0};
-  if (!mctx || info.type != MTMD_GEN_AUDIO_TYPE_QWEN3TTS) {
-    snprintf(err, errlen, "mtmd cannot load %s as a qwen3-tts projector for %s", mmproj_path,
-             model_path);
-    goto done;
-  }
-  struct llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = 256;
-  cp.n_batch = 256;
-  cp.n_ubatch = 256;
-  cp.n_threads = threads;
-  cp.n_threads_batch = threads;
-  cp.embeddings = true;
-  ctx = llama_init_from_model(model, cp);
-  if (!ctx || q3t_rows_open(&rows, model_path) != 0 || rows.n_embd != n_embd) {
-    snprintf(err, errlen, "cannot create a llama context or read token_embd.weight");
+  struct llama_context *ctx = c.ctx;
+  mtmd_context *mctx = c.mctx;
+  const struct llama_vocab *vocab = c.vocab;
+  const int n_embd = c.n_embd;
+  if (q3t_rows_open(&rows, model_path) != 0 || rows.n_embd != n_embd) {
+    snprintf(err, errlen, "cannot read token_embd.weight from %s", model_path);
     goto done;
   }
   const char *sp[] = {"<tts_pad>",           "<tts_text_bos>",
@@ -507,7 +352,7 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
                       "<|codec_think_eos|>", "<|codec_language_english|>"};
   llama_token id[10];
   for (int i = 0; i < 10; i++) {
-    id[i] = q3t_find(vocab, sp[i]);
+    id[i] = mk_verify_find_token(vocab, sp[i]);
     if (id[i] < 0) {
       snprintf(err, errlen, "the vocabulary has no %s", sp[i]);
       goto done;
@@ -593,20 +438,9 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
     }
     if (n_frames_buf == MK_Q3T_WINDOW || f == N_FRAMES - 1) {
       struct mtmd_gen_inp w = def;
-      w.type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
       w.codes = codes;
       w.n_codes = n_frames_buf * 16;
-      w.seed = 1u;
-      w.state_data = acc.state;
-      w.state_size = acc.state_n;
-      if (mtmd_gen_audio_process(mctx, &w, &out) != 0 || !out.audio ||
-          out.n_samples != n_frames_buf * MK_Q3T_SAMPLES_PER_FRAME) {
-        snprintf(err, errlen, "GEN_WAV failed or gave %zu samples for %zu frames", out.n_samples,
-                 n_frames_buf);
-        goto done;
-      }
-      if (mk_wav_take(&acc, out.audio, out.n_samples, out.state_data, out.state_size, err,
-                      errlen) != 0)
+      if (mk_wav_gen(&acc, mctx, &w, n_frames_buf, MK_Q3T_SAMPLES_PER_FRAME, err, errlen) != 0)
         goto done;
       n_frames_buf = 0;
     }
@@ -616,7 +450,7 @@ int mk_qwen3tts_proj_verify(const char *model_path, const char *mmproj_path, int
   snprintf(summary, summarylen,
            "prompt %d rows, %d frames (16 codes each) -> %zu samples at %d Hz, rms %.4f, "
            "decoder state %zu bytes",
-           n_rows, N_FRAMES, acc.n_samples, info.sample_rate, rms, acc.state_n);
+           n_rows, N_FRAMES, acc.n_samples, c.sample_rate, rms, acc.state_n);
   rc = 0;
 done:
   if (rows.fd >= 0) close(rows.fd);
@@ -628,8 +462,6 @@ done:
   free(pad);
   free(fb);
   free(prompt);
-  if (mctx) mtmd_free(mctx);
-  if (ctx) llama_free(ctx);
-  llama_model_free(model);
+  mk_gen_close(&c);
   return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "llama.h"
+#include "mtmd.h"
 
 #define MK_VERIFY_TOKENS 64
 #define MK_VERIFY_GEN 12
@@ -204,21 +205,12 @@ static int run_rank(struct llama_context *ctx, const struct llama_model *model,
 int mk_verify(const char *path, int embedding, int threads, char *summary, size_t summarylen,
               char *err, size_t errlen) {
   summary[0] = '\0';
-  struct llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
-  struct llama_model *model = llama_model_load_from_file(path, mp);
+  struct llama_model *model = mk_verify_load(path);
   if (!model) {
     snprintf(err, errlen, "llama.cpp cannot load %s (run with --verbose for its log)", path);
     return -1;
   }
-  struct llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = 256;
-  cp.n_batch = 256;
-  cp.n_ubatch = 256;
-  cp.n_threads = threads;
-  cp.n_threads_batch = threads;
-  cp.embeddings = embedding != 0;
-  struct llama_context *ctx = llama_init_from_model(model, cp);
+  struct llama_context *ctx = mk_verify_context(model, 256, 256, threads, embedding);
   int rc = -1;
   if (!ctx) {
     snprintf(err, errlen, "llama.cpp cannot create a context for %s", path);
@@ -234,4 +226,41 @@ int mk_verify(const char *path, int embedding, int threads, char *summary, size_
   }
   llama_model_free(model);
   return rc;
+}
+
+struct llama_model *mk_verify_load(const char *path) {
+  struct llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  return llama_model_load_from_file(path, mp);
+}
+
+struct llama_context *mk_verify_context(struct llama_model *model, int n_ctx, int n_batch,
+                                        int threads, int embeddings) {
+  struct llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = (uint32_t)n_ctx;
+  cp.n_batch = (uint32_t)n_batch;
+  cp.n_ubatch = (uint32_t)n_batch;
+  cp.n_threads = threads;
+  cp.n_threads_batch = threads;
+  cp.embeddings = embeddings != 0;
+  return llama_init_from_model(model, cp);
+}
+
+struct mtmd_context *mk_verify_mtmd(const char *path, const struct llama_model *model,
+                                    int threads) {
+  struct mtmd_context_params mcp = mtmd_context_params_default();
+  mcp.use_gpu = false;
+  mcp.n_threads = threads;
+  mcp.print_timings = false;
+  mcp.warmup = false;
+  return mtmd_init_from_file(path, model, mcp);
+}
+
+int32_t mk_verify_find_token(const struct llama_vocab *vocab, const char *s) {
+  int32_t n = llama_vocab_n_tokens(vocab);
+  for (llama_token t = n - 1; t >= 0; t--) {
+    const char *x = llama_vocab_get_text(vocab, t);
+    if (x && strcmp(x, s) == 0) return t;
+  }
+  return -1;
 }

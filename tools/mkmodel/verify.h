@@ -7,10 +7,30 @@
 #define MK_VERIFY_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+struct mtmd_context;
 
 /* Returns 0 when the model loads and runs; -1 with err set otherwise. A one-line summary (the
  * generated text, or the embedding size and norm) goes to summary. */
 int mk_verify(const char *path, int embedding, int threads, char *summary, size_t summarylen,
               char *err, size_t errlen);
+
+/* ---- what every check shares (this file's and the projectors' in mmproj.c, tts_qwen3.c) ---- */
+
+/* The model at path, all on the CPU; NULL when llama.cpp cannot load it. */
+struct llama_model *mk_verify_load(const char *path);
+/* A CPU context of n_ctx tokens, batches of n_batch (n_ubatch too), threads for both, embeddings
+ * on request; NULL when llama.cpp refuses. */
+struct llama_context *mk_verify_context(struct llama_model *model, int n_ctx, int n_batch,
+                                        int threads, int embeddings);
+/* mtmd for the projector at path and its text model: CPU, no timings, no warm-up; NULL when it
+ * cannot load. */
+struct mtmd_context *mk_verify_mtmd(const char *path, const struct llama_model *model, int threads);
+/* The id of the token whose text is exactly s, or -1. */
+int32_t mk_verify_find_token(const struct llama_vocab *vocab, const char *s);
 
 #endif

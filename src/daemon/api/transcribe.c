@@ -295,6 +295,17 @@ static int field_bool(const mp_part *p, const char *name, bool *out, api_error *
   return 0;
 }
 
+/* A number from 0 to 1 (temperature, temperature_inc) into *out; -1 + err (invalid_value on
+ * name) when it is anything else. */
+static int field_unit(const mp_part *p, const char *name, double *out, api_error *err) {
+  char v[32], *end;
+  double t = field_str(p, v, sizeof v) == 0 ? strtod(v, &end) : NAN;
+  if (!(t >= 0 && t <= 1) || *end)
+    return API_BAD(err, name, "invalid_value", "'%s' must be a number between 0 and 1", name), -1;
+  *out = t;
+  return 0;
+}
+
 /* The form (parsed once by api.c's route table: c->parts) checked field by field into *f; its model
  * is c->target (a transcribe_clean pipeline: its asr step). 0, or -1 + err. */
 static int parse_form(const api_call *c, bool translate, tr_form *f, api_error *err) {
@@ -366,24 +377,12 @@ static int parse_form(const api_call *c, bool translate, tr_form *f, api_error *
              -1;
   }
   if ((p = mp_find(parts, np, "temperature")) && p->len) {
-    char v[32], *end;
-    double t = field_str(p, v, sizeof v) == 0 ? strtod(v, &end) : NAN;
-    if (!(t >= 0 && t <= 1) || *end)
-      return API_BAD(err, "temperature", "invalid_value",
-                     "'temperature' must be a number between 0 and 1"),
-             -1;
+    if (field_unit(p, "temperature", &f->temperature, err)) return -1;
     f->has_temperature = true;
-    f->temperature = t;
   }
   if ((p = mp_find(parts, np, "temperature_inc")) && p->len) {
-    char v[32], *end;
-    double t = field_str(p, v, sizeof v) == 0 ? strtod(v, &end) : NAN;
-    if (!(t >= 0 && t <= 1) || *end)
-      return API_BAD(err, "temperature_inc", "invalid_value",
-                     "'temperature_inc' must be a number between 0 and 1"),
-             -1;
+    if (field_unit(p, "temperature_inc", &f->temperature_inc, err)) return -1;
     f->has_temperature_inc = true;
-    f->temperature_inc = t;
   }
   if ((p = mp_find(parts, np, "stream")) && p->len && field_bool(p, "stream", &f->stream, err))
     return -1;

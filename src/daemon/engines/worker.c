@@ -233,6 +233,46 @@ void wreq_free(wreq *r) {
 
 /* ---- the reader thread ---- */
 
+/* w->exit_reason from what waitpid gave (got, st): "<killed> by signal N (name)", "exited with
+ * status N", or "ended (status unknown)" when got is not w's pid. */
+static void describe_exit(worker *w, pid_t got, int st, const char *killed) {
+  if (got == w->pid && WIFSIGNALED(st))
+    snprintf(w->exit_reason, sizeof w->exit_reason, "%s by signal %d (%s)", killed, WTERMSIG(st),
+             strsignal(WTERMSIG(st)));
+  else if (got == w->pid && WIFEXITED(st))
+    snprintf(w->exit_reason, sizeof w->exit_reason, "exited with status %d", WEXITSTATUS(st));
+  else
+    snprintf(w->exit_reason, sizeof w->exit_reason, "ended (status unknown)");
+}
+
+/* The end of a reader thread, called with w->mu held once the process is reaped: marks w dead,
+ * wakes whoever waits for that, unlocks, logs how it ended (what: "worker", "external engine")
+ * and tells the owner. */
+static void reader_exited(worker *w, const char *what) {
+  w->alive = false;
+  w->reaped = true;
+  pthread_cond_broadcast(&w->exited_cond);
+  pthread_mutex_unlock(&w->mu);
+  LOG_I("%s %s (pid %d) %s", what, w->tag, (int)w->pid, w->exit_reason);
+  if (w->on_exit) w->on_exit(w->on_exit_ud, w);
+}
+
+/* Wait for the reader to reap w; past the deadline ts, SIGKILL it (its process group when group)
+ * and wait on. */
+static void await_reaped(worker *w, struct timespec ts, bool group) {
+  pthread_mutex_lock(&w->mu);
+  while (!w->reaped) {
+    if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT && !w->reaped) {
+      if (group)
+        LOG_W("external engine %s (pid %d) did not stop within %d ms: killing its process group",
+              w->tag, (int)w->pid, w->stop_grace_ms);
+      kill(group ? -w->pid : w->pid, SIGKILL);
+      while (!w->reaped) pthread_cond_wait(&w->exited_cond, &w->mu);
+    }
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
 /* Wait up to ms for the process to exit by itself, then kill it; reap it; describe how it ended. */
 static void reap(worker *w, int ms) {
   int st = 0;
@@ -251,13 +291,7 @@ static void reap(worker *w, int ms) {
       got = waitpid(w->pid, &st, 0);
     }
   }
-  if (got == w->pid && WIFSIGNALED(st))
-    snprintf(w->exit_reason, sizeof w->exit_reason, "killed by signal %d (%s)", WTERMSIG(st),
-             strsignal(WTERMSIG(st)));
-  else if (got == w->pid && WIFEXITED(st))
-    snprintf(w->exit_reason, sizeof w->exit_reason, "exited with status %d", WEXITSTATUS(st));
-  else
-    snprintf(w->exit_reason, sizeof w->exit_reason, "ended (status unknown)");
+  describe_exit(w, got, st, "killed");
 }
 
 static void *reader_main(void *arg) {
@@ -300,8 +334,6 @@ static void *reader_main(void *arg) {
   }
   reap(w, 3000);
   pthread_mutex_lock(&w->mu);
-  w->alive = false;
-  w->reaped = true;
   char msg[512];
   snprintf(msg, sizeof msg, "the worker for model '%s' %s while serving this request", w->tag,
            w->exit_reason);
@@ -310,10 +342,7 @@ static void *reader_main(void *arg) {
     unlist(w, r);
     wreq_push_error(r, 500, "worker_crashed", msg);
   }
-  pthread_cond_broadcast(&w->exited_cond);
-  pthread_mutex_unlock(&w->mu);
-  LOG_I("worker %s (pid %d) %s", w->tag, (int)w->pid, w->exit_reason);
-  if (w->on_exit) w->on_exit(w->on_exit_ud, w);
+  reader_exited(w, "worker");
   return NULL;
 }
 
@@ -372,15 +401,7 @@ void worker_stop(worker *w, int grace_ms) {
   }
   json_t *m = json_pack("{s:s}", "op", "shutdown");
   if (m) ipc_send_steal(&w->chan, m, NULL, 0);
-  struct timespec ts = sy_deadline(grace_ms);
-  pthread_mutex_lock(&w->mu);
-  while (!w->reaped) {
-    if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT) {
-      if (!w->reaped) kill(w->pid, SIGKILL);
-      while (!w->reaped) pthread_cond_wait(&w->exited_cond, &w->mu);
-    }
-  }
-  pthread_mutex_unlock(&w->mu);
+  await_reaped(w, sy_deadline(grace_ms), false);
 }
 
 wreq *worker_submit(worker *w, json_t *msg, api_error *err) {
@@ -420,6 +441,22 @@ wreq *worker_submit_payload(worker *w, json_t *msg, const void *payload, size_t 
   return r;
 }
 
+/* What every worker starts with (w fresh from calloc): one reference, its frames on fd and its
+ * output on out_fd (-1: none), its lock, its log tag, "has not started", its exit callback. */
+static void worker_init(worker *w, int fd, int out_fd, const char *tag, worker_exit_fn on_exit,
+                        void *on_exit_ud) {
+  atomic_init(&w->refs, 1);
+  w->fd = fd;
+  w->out_fd = out_fd;
+  ipc_chan_init(&w->chan, fd);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->exited_cond, NULL);
+  snprintf(w->tag, sizeof w->tag, "%s", tag);
+  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
+  w->on_exit = on_exit;
+  w->on_exit_ud = on_exit_ud;
+}
+
 worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
   if (ready) *ready = NULL;
   int sv[2];
@@ -438,16 +475,7 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
     API_SERVER(err, "spawn_failed", "out of memory");
     return NULL;
   }
-  atomic_init(&w->refs, 1);
-  w->out_fd = -1;
-  w->fd = sv[0];
-  ipc_chan_init(&w->chan, w->fd);
-  pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->exited_cond, NULL);
-  snprintf(w->tag, sizeof w->tag, "%s", p->tag);
-  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
-  w->on_exit = p->on_exit;
-  w->on_exit_ud = p->on_exit_ud;
+  worker_init(w, sv[0], -1, p->tag, p->on_exit, p->on_exit_ud);
 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -638,36 +666,15 @@ static void *ext_reader_main(void *arg) {
   while ((got = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR) {
   }
   pthread_mutex_lock(&w->mu);
-  if (got == w->pid && WIFSIGNALED(st))
-    snprintf(w->exit_reason, sizeof w->exit_reason, "was killed by signal %d (%s)", WTERMSIG(st),
-             strsignal(WTERMSIG(st)));
-  else if (got == w->pid && WIFEXITED(st))
-    snprintf(w->exit_reason, sizeof w->exit_reason, "exited with status %d", WEXITSTATUS(st));
-  else
-    snprintf(w->exit_reason, sizeof w->exit_reason, "ended (status unknown)");
-  w->alive = false;
-  w->reaped = true;
-  pthread_cond_broadcast(&w->exited_cond);
-  pthread_mutex_unlock(&w->mu);
-  LOG_I("external engine %s (pid %d) %s", w->tag, (int)w->pid, w->exit_reason);
-  if (w->on_exit) w->on_exit(w->on_exit_ud, w);
+  describe_exit(w, got, st, "was killed");
+  reader_exited(w, "external engine");
   return NULL;
 }
 
 /* stop_signal to the group, stop_grace, then SIGKILL to the group; returns once reaped. */
 static void ext_stop(worker *w) {
   kill(-w->pid, w->stop_signal);
-  struct timespec ts = sy_deadline(w->stop_grace_ms);
-  pthread_mutex_lock(&w->mu);
-  while (!w->reaped) {
-    if (pthread_cond_timedwait(&w->exited_cond, &w->mu, &ts) == ETIMEDOUT && !w->reaped) {
-      LOG_W("external engine %s (pid %d) did not stop within %d ms: killing its process group",
-            w->tag, (int)w->pid, w->stop_grace_ms);
-      kill(-w->pid, SIGKILL);
-      while (!w->reaped) pthread_cond_wait(&w->exited_cond, &w->mu);
-    }
-  }
-  pthread_mutex_unlock(&w->mu);
+  await_reaped(w, sy_deadline(w->stop_grace_ms), true);
 }
 
 /* A free TCP port on 127.0.0.1 (the kernel's pick), or 0. Another program may take it before the
@@ -824,20 +831,11 @@ worker *worker_start_external(const worker_ext_params *p, api_error *err) {
                strerror(errno));
     goto fail;
   }
-  atomic_init(&w->refs, 1);
-  w->fd = -1;
-  w->out_fd = pp[0];
+  worker_init(w, -1, pp[0], p->tag, p->on_exit, p->on_exit_ud);
   w->external = true;
   w->port = port;
   w->stop_signal = e->stop_signal;
   w->stop_grace_ms = e->stop_grace_ms;
-  ipc_chan_init(&w->chan, -1);
-  pthread_mutex_init(&w->mu, NULL);
-  pthread_cond_init(&w->exited_cond, NULL);
-  snprintf(w->tag, sizeof w->tag, "%s", p->tag);
-  snprintf(w->exit_reason, sizeof w->exit_reason, "has not started");
-  w->on_exit = p->on_exit;
-  w->on_exit_ud = p->on_exit_ud;
 
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;

@@ -48,6 +48,28 @@ static bool param_value(const char **pp, const char *end, char *out, size_t cap,
   return ok;
 }
 
+/* The next parameter's key at *pp (up to end), past any ';' and white space, into *key and
+ * *key_len (trailing white space cut). true when an '=' follows: *pp is then at the value (past
+ * the '=' and white space); false leaves *pp at the ';' or the end, for the caller to skip it. */
+static bool param_key(const char **pp, const char *end, const char **key, size_t *key_len) {
+  const char *p = *pp;
+  while (p < end && (is_ws(*p) || *p == ';')) p++;
+  const char *k = p;
+  while (p < end && *p != '=' && *p != ';') p++;
+  const char *ke = p;
+  while (ke > k && is_ws(ke[-1])) ke--;
+  *key = k;
+  *key_len = (size_t)(ke - k);
+  if (p >= end || *p != '=') {
+    *pp = p;
+    return false;
+  }
+  p++;
+  while (p < end && is_ws(*p)) p++;
+  *pp = p;
+  return true;
+}
+
 int mp_boundary(const char *ct, char *out, size_t cap) {
   if (!ct || cap == 0) return -1;
   while (is_ws(*ct)) ct++;
@@ -57,18 +79,13 @@ int mp_boundary(const char *ct, char *out, size_t cap) {
   if (*p && *p != ';' && !is_ws(*p)) return -1;
   bool found = false;
   while (p < end) {
-    while (p < end && (is_ws(*p) || *p == ';')) p++;
-    const char *k = p;
-    while (p < end && *p != '=' && *p != ';') p++;
-    const char *ke = p;
-    while (ke > k && is_ws(ke[-1])) ke--;
-    if (p >= end || *p != '=') continue;
-    p++;
-    while (p < end && is_ws(*p)) p++;
+    const char *k;
+    size_t kl;
+    if (!param_key(&p, end, &k, &kl)) continue;
     char v[MP_MAX_BOUNDARY + 2];
     size_t vl;
     if (!param_value(&p, end, v, sizeof v, &vl)) return -1;
-    if ((size_t)(ke - k) == 8 && strncasecmp(k, "boundary", 8) == 0) {
+    if (kl == 8 && strncasecmp(k, "boundary", 8) == 0) {
       if (vl == 0 || vl > MP_MAX_BOUNDARY || vl >= cap) return -1;
       for (size_t i = 0; i < vl; i++)
         if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e) return -1;
@@ -90,21 +107,15 @@ static int disposition(const char *v, const char *end, mp_part *pt, char *err, s
   const char *p = v + 9;
   bool has_name = false;
   while (p < end) {
-    while (p < end && (is_ws(*p) || *p == ';')) p++;
-    const char *k = p;
-    while (p < end && *p != '=' && *p != ';') p++;
-    const char *ke = p;
-    while (ke > k && is_ws(ke[-1])) ke--;
-    if (p >= end || *p != '=') continue;
-    p++;
-    while (p < end && is_ws(*p)) p++;
+    const char *k;
+    size_t kl;
+    if (!param_key(&p, end, &k, &kl)) continue;
     char val[256];
     size_t vl;
     if (!param_value(&p, end, val, sizeof val, &vl)) {
       snprintf(err, err_len, "a part's Content-Disposition has an unterminated quote");
       return -1;
     }
-    size_t kl = (size_t)(ke - k);
     if (kl == 4 && strncasecmp(k, "name", 4) == 0) {
       if (vl >= sizeof pt->name || memchr(val, '\0', vl)) {
         snprintf(err, err_len, "a form field's name is too long");

@@ -106,6 +106,19 @@ static unsigned char *shrink(unsigned char *px, size_t n) {
   return p ? p : px;
 }
 
+/* A decoder's result into out: px (w*h pixels, RGBA when alpha, else RGB; taken over) composited
+ * on white and cut to RGB when alpha. Returns 0. */
+static int finish(sy_image *out, unsigned char *px, uint32_t w, uint32_t h, int alpha) {
+  if (alpha) {
+    composite_white(px, (size_t)w * h);
+    px = shrink(px, (size_t)w * h * 3);
+  }
+  out->w = w;
+  out->h = h;
+  out->rgb = px;
+  return 0;
+}
+
 static int sniff(const unsigned char *d, size_t n) {
   if (n >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) return FMT_PNG;
   if (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff) return FMT_JPEG;
@@ -201,15 +214,7 @@ static int decode_png(const unsigned char *data, size_t len, const sy_image_limi
   /* No png_read_end: what follows the pixels (even a missing IEND) does not matter. */
   png_destroy_read_struct(&png, &info, NULL);
   free(rows);
-  unsigned char *p = px;
-  if (alpha) {
-    composite_white(p, (size_t)w * h);
-    p = shrink(p, (size_t)w * h * 3);
-  }
-  out->w = w;
-  out->h = h;
-  out->rgb = p;
-  return 0;
+  return finish(out, px, w, h, alpha);
 }
 
 /* ---- JPEG ----------------------------------------------------------------------------------- */
@@ -317,10 +322,7 @@ static int decode_jpeg(const unsigned char *data, size_t len, const sy_image_lim
   /* No jpeg_finish_decompress: whatever follows the last scanline does not matter. */
   jpeg_destroy_decompress(&cinfo);
   free(tmp);
-  out->w = (uint32_t)w;
-  out->h = (uint32_t)h;
-  out->rgb = px;
-  return 0;
+  return finish(out, px, (uint32_t)w, (uint32_t)h, 0);
 }
 
 /* ---- WebP ----------------------------------------------------------------------------------- */
@@ -379,11 +381,7 @@ static int decode_webp_anim(const unsigned char *data, size_t len, uint32_t w, u
   }
   memcpy(px, canvas, (size_t)w * h * 4);
   WebPAnimDecoderDelete(dec);
-  composite_white(px, (size_t)w * h);
-  out->w = w;
-  out->h = h;
-  out->rgb = shrink(px, (size_t)w * h * 3);
-  return 0;
+  return finish(out, px, w, h, 1);
 }
 
 static int decode_webp(const unsigned char *data, size_t len, const sy_image_limits *lim,
@@ -424,14 +422,7 @@ static int decode_webp(const unsigned char *data, size_t len, const sy_image_lim
     set_err(err, err_len, "invalid WebP: %s", webp_status(st));
     return -1;
   }
-  if (alpha) {
-    composite_white(px, (size_t)w * h);
-    px = shrink(px, (size_t)w * h * 3);
-  }
-  out->w = w;
-  out->h = h;
-  out->rgb = px;
-  return 0;
+  return finish(out, px, w, h, alpha);
 }
 
 /* ---- entry points --------------------------------------------------------------------------- */

@@ -202,6 +202,14 @@ static size_t n_dec;
 static cls_row *cls_rows;
 static size_t n_cls;
 
+/* rows (n of them, size bytes each) with one more, zeroed, at the end: the new array (rows is
+ * then gone), or NULL when out of memory (rows untouched). */
+static void *grow_rows(void *rows, size_t n, size_t size) {
+  unsigned char *nr = realloc(rows, (n + 1) * size);
+  if (nr) memset(nr + n * size, 0, size);
+  return nr;
+}
+
 void router_stats_decision(const char *router, const char *route, router_by by) {
   pthread_mutex_lock(&stats_mu);
   size_t i = 0;
@@ -209,10 +217,9 @@ void router_stats_decision(const char *router, const char *route, router_by by) 
                        strcmp(dec_rows[i].route, route)))
     i++;
   if (i == n_dec && n_dec < ROUTER_STATS_MAX) {
-    dec_row *nr = realloc(dec_rows, (n_dec + 1) * sizeof *nr);
+    dec_row *nr = grow_rows(dec_rows, n_dec, sizeof *nr);
     if (nr) {
       dec_rows = nr;
-      memset(&nr[n_dec], 0, sizeof *nr);
       snprintf(nr[n_dec].router, sizeof nr[n_dec].router, "%s", router);
       snprintf(nr[n_dec].route, sizeof nr[n_dec].route, "%s", route);
       nr[n_dec].by = by;
@@ -228,10 +235,9 @@ void router_stats_classifier(const char *router, double seconds, bool ok) {
   size_t i = 0;
   while (i < n_cls && strcmp(cls_rows[i].router, router)) i++;
   if (i == n_cls && n_cls < ROUTER_STATS_MAX) {
-    cls_row *nr = realloc(cls_rows, (n_cls + 1) * sizeof *nr);
+    cls_row *nr = grow_rows(cls_rows, n_cls, sizeof *nr);
     if (nr) {
       cls_rows = nr;
-      memset(&nr[n_cls], 0, sizeof *nr);
       snprintf(nr[n_cls].router, sizeof nr[n_cls].router, "%s", router);
       n_cls++;
     }
@@ -261,6 +267,13 @@ static void put_label(sy_buf *o, const char *s) {
   }
 }
 
+/* The start of a sample, up to its router label's value: name{router="<router, escaped> */
+static void sample_head(sy_buf *o, const char *name, const char *router) {
+  sy_buf_puts(o, name);
+  sy_buf_puts(o, "{router=\"");
+  put_label(o, router);
+}
+
 int router_stats_render(sy_buf *o) {
   pthread_mutex_lock(&stats_mu);
   sy_buf_puts(o,
@@ -269,8 +282,7 @@ int router_stats_render(sy_buf *o) {
               "what chose it (rule, classifier, default, fallback).\n"
               "# TYPE switchyard_router_decisions_total counter\n");
   for (size_t i = 0; i < n_dec; i++) {
-    sy_buf_puts(o, "switchyard_router_decisions_total{router=\"");
-    put_label(o, dec_rows[i].router);
+    sample_head(o, "switchyard_router_decisions_total", dec_rows[i].router);
     sy_buf_puts(o, "\",route=\"");
     put_label(o, dec_rows[i].route);
     sy_buf_printf(o, "\",by=\"%s\"} %llu\n", router_by_name(dec_rows[i].by), dec_rows[i].n);
@@ -283,18 +295,15 @@ int router_stats_render(sy_buf *o) {
   for (size_t i = 0; i < n_cls; i++) {
     const cls_row *r = &cls_rows[i];
     for (size_t b = 0; b <= N_BOUNDS; b++) {
-      sy_buf_puts(o, "switchyard_router_classifier_seconds_bucket{router=\"");
-      put_label(o, r->router);
+      sample_head(o, "switchyard_router_classifier_seconds_bucket", r->router);
       if (b < N_BOUNDS)
         sy_buf_printf(o, "\",le=\"%g\"} %llu\n", cls_bounds[b], r->buckets[b]);
       else
         sy_buf_printf(o, "\",le=\"+Inf\"} %llu\n", r->count);
     }
-    sy_buf_puts(o, "switchyard_router_classifier_seconds_sum{router=\"");
-    put_label(o, r->router);
+    sample_head(o, "switchyard_router_classifier_seconds_sum", r->router);
     sy_buf_printf(o, "\"} %.6f\n", r->sum);
-    sy_buf_puts(o, "switchyard_router_classifier_seconds_count{router=\"");
-    put_label(o, r->router);
+    sample_head(o, "switchyard_router_classifier_seconds_count", r->router);
     sy_buf_printf(o, "\"} %llu\n", r->count);
   }
   sy_buf_puts(
@@ -303,8 +312,7 @@ int router_stats_render(sy_buf *o) {
       "(error or timeout): the default route served.\n"
       "# TYPE switchyard_router_classifier_failures_total counter\n");
   for (size_t i = 0; i < n_cls; i++) {
-    sy_buf_puts(o, "switchyard_router_classifier_failures_total{router=\"");
-    put_label(o, cls_rows[i].router);
+    sample_head(o, "switchyard_router_classifier_failures_total", cls_rows[i].router);
     sy_buf_printf(o, "\"} %llu\n", cls_rows[i].failed);
   }
   int rc = o->data ? 0 : -1; /* only out of memory can fail: nothing at all was written then */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "mtmd-helper.h"
 #include "prompt_cache.h"
@@ -38,7 +39,10 @@ typedef struct gen_req {
   wio_id id;
   llama_token *prompt;   /* NULL for a prompt with images (the tokens are in mm) */
   int32_t n_prompt;      /* prompt tokens, image tokens included */
-  mtmd_input_chunks *mm; /* a prompt with images: text and image chunks, until evaluated */
+  mtmd_input_chunks *mm; /* a prompt with media: its text and media chunks */
+  llama_token *keys; /* with media: one key per prompt token for the prompt cache (a text token, or
+                        for a media token a negative value from its media's hash), or NULL where
+                        media tokens are not one position each (M-RoPE): then nothing is cached */
   int32_t n_extra_cells; /* KV cells the prompt takes beyond its positions (M-RoPE images) */
   int32_t max_tokens;    /* <= 0: until the sequence's context is full */
   float temperature, top_p, min_p, presence, frequency, repeat;
@@ -105,6 +109,7 @@ struct gen_state {
 static void gen_req_free(gen_req *r) {
   if (!r) return;
   free(r->prompt);
+  free(r->keys);
   if (r->mm) mtmd_input_chunks_free(r->mm);
   for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
   chat_prep_clear(&r->chat);
@@ -370,9 +375,51 @@ static int gen_media(const worker *w, const json_t *hdr, const unsigned char *pa
       snprintf(msg, msg_len, "out of memory");
       return -1;
     }
+    /* its identity for the prompt cache: the same media at the same place is the same prefix */
+    char id[24];
+    uint64_t h = sy_fnv1a64(SY_FNV_OFFSET, p, ord[i].bytes);
+    h = sy_fnv1a64(h, &ord[i].audio, sizeof ord[i].audio);
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)h);
+    mtmd_bitmap_set_id(out[i], id);
     *n = i + 1;
   }
   return 0;
+}
+
+/* r->keys for a prompt with media (see gen_req), when every token is one position. */
+static void gen_mm_keys(gen_req *r) {
+  if (r->n_extra_cells != 0 || !(r->keys = malloc((size_t)r->n_prompt * sizeof *r->keys))) return;
+  int32_t at = 0;
+  for (size_t c = 0; c < mtmd_input_chunks_size(r->mm); c++) {
+    const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
+    size_t n = mtmd_input_chunk_get_n_tokens(ch), nt;
+    const char *id = mtmd_input_chunk_get_id(ch);
+    const llama_token *t = mtmd_input_chunk_get_tokens_text(ch, &nt); /* NULL for media */
+    if (!t && (!id || !*id || mtmd_input_chunk_get_n_pos(ch) != (llama_pos)n)) break;
+    uint64_t h = t ? 0 : sy_fnv1a64(SY_FNV_OFFSET, id, strlen(id));
+    for (size_t k = 0; k < n && at < r->n_prompt; k++)
+      r->keys[at++] = t ? t[k] : -1 - (llama_token)((h + k) & 0x3fffffff);
+  }
+  if (at != r->n_prompt) { /* a chunk we cannot key: no prompt cache for this request */
+    free(r->keys);
+    r->keys = NULL;
+  }
+}
+
+/* The longest length <= keep at which a prompt with media may be cut for reuse: never inside a
+ * media chunk, and inside a text chunk only where evaluating it from its start cuts it (every
+ * align tokens: the batch in batch-invariant mode, else 1). */
+static int32_t gen_mm_cut(const gen_req *r, int32_t keep, int32_t align) {
+  int32_t p = 0;
+  for (size_t c = 0; c < mtmd_input_chunks_size(r->mm); c++) {
+    const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
+    int32_t n = (int32_t)mtmd_input_chunk_get_n_tokens(ch);
+    bool text = mtmd_input_chunk_get_type(ch) == MTMD_INPUT_CHUNK_TYPE_TEXT;
+    if (text && keep <= p + n) return p + (keep - p) - (keep - p) % align;
+    if (!text && keep < p + n) return p;
+    p += n;
+  }
+  return keep < p ? keep : p;
 }
 
 /* Tokenize a prompt with images into r->mm (text and image chunks) and count its tokens. 0, or
@@ -416,6 +463,7 @@ static int gen_tokenize_mm(worker *w, gen_req *r, const char *text, bool parse_s
   }
   r->n_prompt = (int32_t)n_tok;
   r->n_extra_cells = n_pos < (llama_pos)n_tok ? (int32_t)n_tok - n_pos : 0;
+  gen_mm_keys(r);
   return 0;
 }
 
@@ -585,10 +633,13 @@ static void gen_cache_clear(worker *w, gen_slot *s) {
  * prompt with media, whose cells are not one token each) they are dropped. */
 static void gen_release(worker *w, gen_slot *s, bool keep) {
   gen_state *g = w->gen;
-  if (keep && s->req->prompt && s->n_cache == s->n_past) {
+  gen_req *r = s->req;
+  if (keep && (r->prompt || r->keys) && s->n_cache == s->n_past) {
     /* batch-invariant: only the prompt chunks cut where a fresh request cuts them */
-    int32_t fed = s->n_fed < s->req->n_prompt ? s->n_fed : s->req->n_prompt;
-    s->n_reusable = w->deterministic ? fed - fed % g->batch_cap : s->n_cache;
+    int32_t fed = s->n_fed < r->n_prompt ? s->n_fed : r->n_prompt;
+    s->n_reusable = !w->deterministic ? s->n_cache
+                    : r->mm           ? gen_mm_cut(r, fed, g->batch_cap)
+                                      : fed - fed % g->batch_cap;
   } else {
     gen_cache_clear(w, s);
   }
@@ -759,26 +810,15 @@ static llama_token gen_sample(worker *w, gen_slot *s, int32_t idx) {
   return t;
 }
 
-static int gen_eval_mm(worker *w, gen_slot *s) {
-  gen_req *r = s->req;
-  int32_t seq = (int32_t)(s - w->gen->slots);
-  llama_pos n_past = 0;
-  double t0 = (sy_mono_s() * 1e3);
-  int32_t rc = mtmd_helper_eval_chunks(w->mtmd, w->ctx, r->mm, 0, seq, w->n_batch, true, &n_past);
-  mtmd_input_chunks_free(r->mm);
-  r->mm = NULL;
-  if (rc != 0) {
-    LOG_E("generate %lld: evaluating the prompt with images failed (%d)", (long long)r->id,
-          (int)rc);
-    gen_fail(w, s, 500, "decode_failed", "evaluating the prompt with images failed");
-    return -1;
-  }
-  LOG_D("generate %lld: %d prompt tokens with images in %.1f ms", (long long)r->id, r->n_prompt,
-        (sy_mono_s() * 1e3) - t0);
-  s->n_past = (int32_t)n_past;
-  s->n_fed = r->n_prompt;
-  gen_on_token(w, s, gen_sample(w, s, -1));
-  return 0;
+static void gen_batch_add(struct llama_batch *b, llama_token tok, llama_pos pos, llama_seq_id seq,
+                          bool output) {
+  int32_t n = b->n_tokens;
+  b->token[n] = tok;
+  b->pos[n] = pos;
+  b->n_seq_id[n] = 1;
+  b->seq_id[n][0] = seq;
+  b->logits[n] = output ? 1 : 0;
+  b->n_tokens = n + 1;
 }
 
 /* Tokens toks[0..n) were decoded at the slot's next positions. */
@@ -787,6 +827,62 @@ static void gen_advance(gen_slot *s, const llama_token *toks, int32_t n) {
     gen_cache_push(s, toks[k]);
     s->n_past++;
   }
+}
+
+/* Decode n text tokens at positions from n_past in pieces of n_batch (as mtmd evaluates a text
+ * chunk), logits for the last one when `last`. 0 or llama_decode's error. */
+static int32_t gen_decode_text(worker *w, int32_t seq, const llama_token *t, int32_t n,
+                               llama_pos n_past, bool last) {
+  gen_state *g = w->gen;
+  for (int32_t i = 0; i < n;) {
+    g->batch.n_tokens = 0;
+    for (; i < n && g->batch.n_tokens < g->batch_cap; i++)
+      gen_batch_add(&g->batch, t[i], n_past++, seq, last && i == n - 1);
+    int32_t rc = llama_decode(w->ctx, g->batch);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static int gen_eval_mm(worker *w, gen_slot *s) {
+  gen_req *r = s->req;
+  int32_t seq = (int32_t)(s - w->gen->slots), keep = s->n_past, p = 0, rc = 0;
+  llama_pos n_past = s->n_past;
+  double t0 = (sy_mono_s() * 1e3);
+  size_t nc = mtmd_input_chunks_size(r->mm);
+  for (size_t c = 0; c < nc && rc == 0; c++) {
+    const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
+    int32_t n = (int32_t)mtmd_input_chunk_get_n_tokens(ch), from = keep > p ? keep - p : 0;
+    bool last = c + 1 == nc;
+    if (from >= n) { /* kept whole */
+      p += n;
+      continue;
+    }
+    if (from > 0) { /* the rest of a text chunk (gen_mm_cut never cuts a media chunk) */
+      size_t nt;
+      const llama_token *t = mtmd_input_chunk_get_tokens_text(ch, &nt);
+      rc = t ? gen_decode_text(w, seq, t + from, n - from, n_past, last) : -1;
+      n_past += n - from;
+    } else {
+      llama_pos np = n_past;
+      rc = mtmd_helper_eval_chunk_single(w->mtmd, w->ctx, ch, n_past, seq, w->n_batch, last, &np);
+      n_past = np;
+    }
+    if (rc == 0 && r->keys) gen_advance(s, r->keys + p + from, n - from);
+    p += n;
+  }
+  if (!r->keys) s->n_past = (int32_t)n_past; /* positions, not one per token: nothing cached */
+  if (rc != 0) {
+    LOG_E("generate %lld: evaluating the prompt with images failed (%d)", (long long)r->id,
+          (int)rc);
+    gen_fail(w, s, 500, "decode_failed", "evaluating the prompt with images failed");
+    return -1;
+  }
+  LOG_D("generate %lld: %d prompt tokens with images in %.1f ms", (long long)r->id, r->n_prompt,
+        (sy_mono_s() * 1e3) - t0);
+  s->n_fed = r->n_prompt;
+  gen_on_token(w, s, gen_sample(w, s, -1));
+  return 0;
 }
 
 /* Keep the first `keep` cells of the slot's sequence and drop the rest. False (nothing kept is
@@ -815,7 +911,7 @@ static int gen_start(worker *w, gen_slot *s, gen_req *r, int32_t keep) {
     s->smpl = NULL;
   }
   s->n_kept = 0;
-  if (keep > 0 && r->prompt && gen_keep_prefix(w, s, keep))
+  if (keep > 0 && (r->prompt || r->keys) && gen_keep_prefix(w, s, keep))
     s->n_kept = keep;
   else
     gen_cache_clear(w, s);
@@ -927,17 +1023,6 @@ static void gen_on_token(worker *w, gen_slot *s, llama_token tok) {
   s->generating = true;
 }
 
-static void gen_batch_add(struct llama_batch *b, llama_token tok, llama_pos pos, llama_seq_id seq,
-                          bool output) {
-  int32_t n = b->n_tokens;
-  b->token[n] = tok;
-  b->pos[n] = pos;
-  b->n_seq_id[n] = 1;
-  b->seq_id[n][0] = seq;
-  b->logits[n] = output ? 1 : 0;
-  b->n_tokens = n + 1;
-}
-
 /* Add slot s's next prompt chunk (at most room tokens) to the batch; only the prompt's last token
  * asks for logits (s->i_batch points at it). Returns the tokens added (also in s->n_in_batch). */
 static int32_t gen_add_prompt_chunk(gen_state *g, gen_slot *s, int32_t room) {
@@ -1025,6 +1110,8 @@ static void gen_step_generate(worker *w) {
   }
 }
 
+static void gen_checkpoint(worker *w, gen_slot *s);
+
 /* The next prompt chunk of one ingesting slot, alone in its llama_decode, always cut at the same
  * places (n_batch tokens) whatever else runs: prompts are compute-bound, so little is lost by
  * not sharing the decode, and the sequence's numbers stay the same as when it runs alone. */
@@ -1038,6 +1125,7 @@ static void gen_step_prompt(worker *w, gen_slot *s) {
   if (gen_decode(w) != 0) return;
   gen_advance(s, s->req->prompt + s->n_fed, take);
   s->n_fed += take;
+  gen_checkpoint(w, s);
   if (s->i_batch >= 0) gen_on_token(w, s, gen_sample(w, s, s->i_batch));
   s->n_in_batch = 0;
 }
@@ -1087,6 +1175,7 @@ static void gen_step_mixed(worker *w) {
     } else {
       gen_advance(s, s->req->prompt + s->n_fed, s->n_in_batch);
       s->n_fed += s->n_in_batch;
+      gen_checkpoint(w, s);
     }
     s->n_in_batch = 0;
     if (s->i_batch >= 0) gen_on_token(w, s, gen_sample(w, s, s->i_batch));
@@ -1129,6 +1218,34 @@ static bool gen_slot_state(worker *w, gen_slot *s, size_t max, pc_entry *e) {
   memcpy(toks, s->cache, (size_t)n * sizeof *toks);
   *e = (pc_entry){toks, n, s->n_reusable, buf, size, 0};
   return true;
+}
+
+/* A memory that cannot drop a suffix (recurrent, hybrid) keeps a checkpoint of its prompt in the
+ * RAM cache, as llama-server does: its state right after the prompt (batch-invariant: after the
+ * prompt's last whole chunk, where a fresh request also has decoded exactly that much), so the
+ * next turn, whose prompt extends this one but not the answer as generated (templates drop
+ * reasoning, re-render tool calls), still starts from there. Called after each prompt decode. */
+static void gen_checkpoint(worker *w, gen_slot *s) {
+  gen_state *g = w->gen;
+  gen_req *r = s->req;
+  int32_t at = w->deterministic ? r->n_prompt - r->n_prompt % g->batch_cap : r->n_prompt;
+  if (g->can_trim || g->ram.limit == 0 || !r->prompt || !r->cache_prompt || s->n_fed != at ||
+      at <= s->n_kept || at < GEN_SAVE_MIN_TOKENS || s->n_cache != s->n_past)
+    return;
+  int32_t seq = (int32_t)(s - g->slots);
+  size_t size = llama_state_seq_get_size_ext(w->ctx, seq, 0);
+  int32_t *toks = size && size <= g->ram.limit ? malloc((size_t)at * sizeof *toks) : NULL;
+  void *buf = toks ? malloc(size) : NULL;
+  if (!buf || llama_state_seq_get_data_ext(w->ctx, buf, size, seq, 0) != size) {
+    free(toks);
+    free(buf);
+    return;
+  }
+  memcpy(toks, s->cache, (size_t)at * sizeof *toks);
+  bool kept = pcache_put(&g->ram, toks, at, at, buf, size);
+  LOG_D("slot %d: checkpoint of %d prompt tokens (%zu bytes, %s)", (int)seq, (int)at, size,
+        kept ? "kept" : "not kept");
+  gen_cache_report(w);
 }
 
 /* Save free slot s's reusable cells into the RAM cache. */
@@ -1228,22 +1345,30 @@ static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
     const gen_slot *s = &g->slots[i];
     v[i] = (sp_slot){s->req != NULL, s->cache, s->n_cache, s->n_reusable, s->last_used};
   }
-  int32_t align = w->deterministic ? g->batch_cap : 1;
-  bool reuse = r->cache_prompt && r->prompt;
-  int i = sp_pick(v, g->n_slots, r->prompt, r->n_prompt, align, g->can_trim, reuse, keep);
+  /* a prompt with media is cut at its own chunk boundaries after (gen_mm_cut) */
+  int32_t align = w->deterministic && !r->mm ? g->batch_cap : 1;
+  const llama_token *prompt = r->mm ? r->keys : r->prompt;
+  bool reuse = r->cache_prompt && prompt;
+  int i = sp_pick(v, g->n_slots, prompt, r->n_prompt, align, g->can_trim, reuse, keep);
+  if (i >= 0 && r->mm) *keep = gen_mm_cut(r, *keep, w->deterministic ? g->batch_cap : 1);
   if (i < 0 || g->ram.limit == 0) return i;
   /* The RAM cache: a saved state that keeps more than any slot goes into the least recently used
    * free slot; a slot about to lose many reusable tokens is saved first. */
   int32_t ekeep = 0, dkeep = 0;
-  int e = reuse ? pcache_best(&g->ram, r->prompt, r->n_prompt, align, &ekeep) : -1;
-  int d = reuse ? pdisk_best(&g->disk, r->prompt, r->n_prompt, align, &dkeep) : -1;
+  int e = reuse ? pcache_best(&g->ram, prompt, r->n_prompt, align, &ekeep) : -1;
+  int d = reuse ? pdisk_best(&g->disk, prompt, r->n_prompt, align, &dkeep) : -1;
+  if (r->mm) {
+    ekeep = gen_mm_cut(r, ekeep, w->deterministic ? g->batch_cap : 1);
+    dkeep = gen_mm_cut(r, dkeep, w->deterministic ? g->batch_cap : 1);
+  }
   if ((e >= 0 && ekeep > *keep) || (d >= 0 && dkeep > *keep)) {
     int32_t none;
     i = sp_pick(v, g->n_slots, NULL, 0, align, g->can_trim, false, &none);
     gen_slot *s = &g->slots[i];
     if (s->n_reusable >= GEN_SAVE_MIN_TOKENS) {
       gen_slot_save(w, s);
-      e = pcache_best(&g->ram, r->prompt, r->n_prompt, align, &ekeep); /* saving may move it */
+      e = pcache_best(&g->ram, prompt, r->n_prompt, align, &ekeep); /* saving may move it */
+      if (r->mm) ekeep = gen_mm_cut(r, ekeep, w->deterministic ? g->batch_cap : 1);
     }
     pc_entry got;
     if (e >= 0 && ekeep >= dkeep) {

@@ -413,6 +413,12 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
       sample(&o, "switchyard_model_memory_bytes", m->rows[i].name, "kind", "measured", NULL, NULL,
              mg[i].measured_bytes);
     }
+    family(&o, "switchyard_prompt_cache_bytes", "gauge",
+           "The model's prompt cache in RAM (saved prompt states; counted in the budget up to its "
+           "limit).");
+    for (size_t i = 0; i < n; i++)
+      sample(&o, "switchyard_prompt_cache_bytes", m->rows[i].name, NULL, NULL, NULL, NULL,
+             mg[i].prompt_cache_bytes);
     family(&o, "switchyard_memory_budget_bytes", "gauge",
            "The memory budget models are loaded into.");
     sample(&o, "switchyard_memory_budget_bytes", NULL, NULL, NULL, NULL, NULL, g->budget_bytes);

@@ -46,10 +46,11 @@ typedef enum metrics_unload_reason {
 
 /* One model's gauges, as the scheduler sees it now. */
 typedef struct metrics_model_gauges {
-  long long queued;          /* requests waiting in sched_acquire */
-  long long inflight;        /* requests holding the worker */
-  long long estimated_bytes; /* footprint estimate */
-  long long measured_bytes;  /* largest resident set seen, 0 = never */
+  long long queued;             /* requests waiting in sched_acquire */
+  long long inflight;           /* requests holding the worker */
+  long long estimated_bytes;    /* footprint estimate */
+  long long measured_bytes;     /* largest resident set seen, 0 = never */
+  long long prompt_cache_bytes; /* its prompt cache in RAM, as its worker last told */
   bool loaded;
 } metrics_model_gauges;
 

@@ -1,9 +1,10 @@
 /* main.c — mkmodel: write a random-weight GGUF model of a real architecture (llama, qwen2, qwen3,
- * bert) with a real tokenizer. llama.cpp's own llama_model_init_from_user builds the model from
- * metadata (so names, shapes and types are exactly what its loader expects); mkmodel fills the
- * weights and writes the file (save.c says why not llama_model_save_to_file). For tests and
- * benchmarks: the structure is real, the output is gibberish. See docs/MKMODEL.md.
- * Must never overwrite its output with a partial file, and never download anything. */
+ * bert, the hybrid qwen3next, ...) with a real tokenizer. llama.cpp's own
+ * llama_model_init_from_user builds the model from metadata (so names, shapes and types are exactly
+ * what its loader expects); mkmodel fills the weights and writes the file (save.c says why not
+ * llama_model_save_to_file). For tests and benchmarks: the structure is real, the output is
+ * gibberish. See docs/MKMODEL.md. Must never overwrite its output with a partial file, and never
+ * download anything. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>

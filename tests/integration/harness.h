@@ -101,6 +101,8 @@ extern bool
 extern bool
     it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
+extern bool it_have_hybrid; /* models/tiny-hybrid.gguf exists (tests/models.sh; qwen3next) */
+
 /* When set, daemons started from then on log (stderr: theirs and their workers') to this file,
  * appended; NULL: to the test's own stderr. */
 extern const char *it_daemon_log;

@@ -139,6 +139,8 @@ int main(int argc, char **argv) {
   it_have_quant = it_have_quant && access(probe, R_OK) == 0;
   snprintf(probe, sizeof probe, "%s/tiny-pocket-mmproj.gguf", it_models_dir);
   it_have_pocket = access(probe, R_OK) == 0;
+  snprintf(probe, sizeof probe, "%s/tiny-hybrid.gguf", it_models_dir);
+  it_have_hybrid = access(probe, R_OK) == 0;
   snprintf(it_tmpdir, sizeof it_tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(it_tmpdir)) return 1;
   char cfg[512];

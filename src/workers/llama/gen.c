@@ -16,6 +16,7 @@
  *
  * Must never decode past a sequence's n_ctx cells, keep a cell whose token is not the prompt's at
  * that position, or send anything for an id after its done/error. */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1330,7 +1331,9 @@ void gen_persist(worker *w) {
 
 void gen_cache_limit(worker *w, int64_t bytes) {
   gen_state *g = w->gen;
+  size_t before = g->ram.bytes;
   pcache_set_limit(&g->ram, (size_t)bytes);
+  if (g->ram.bytes < before) malloc_trim(0); /* give the freed states back: the daemon measures */
   LOG_D("prompt cache limit %lld bytes: %zu entries, %zu bytes", (long long)bytes, g->ram.n,
         g->ram.bytes);
   gen_cache_report(w);

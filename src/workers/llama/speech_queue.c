@@ -292,8 +292,17 @@ int spq_args(worker *w, const spq_core *c, wio_id id, const json_t *hdr, spq_req
     return -1;
   }
   memcpy(out->text, json_string_value(in), len + 1);
-  for (size_t i = 0; i < len; i++)
+  bool blank = true;
+  for (size_t i = 0; i < len; i++) {
     if (!out->text[i]) out->text[i] = ' ';
+    blank &= isspace((unsigned char)out->text[i]) != 0;
+  }
+  if (blank) { /* nothing to speak: no sentence would ever start, so answer now, no audio */
+    free(out->text);
+    out->text = NULL;
+    spq_reply_done(w, id, 0, "stop");
+    return -1;
+  }
   const char *voice = json_is_string(vo) ? json_string_value(vo) : "";
   out->voice = -1;
   for (int i = 0; i < c->n_voices && *voice; i++)

@@ -60,7 +60,8 @@ static char *dump(const json_t *j) {
 #define OFF "'chat_template_kwargs':{'enable_thinking':false}"
 #define UHI "{'role':'user','content':'hi'}"
 #define TOOL "{'name':'get','description':'d','input_schema':{'type':'object'}}"
-#define FTOOL "{'type':'function','function':{'name':'get','parameters':{'type':'object'},'description':'d'}}"
+#define FTOOL \
+  "{'type':'function','function':{'name':'get','parameters':{'type':'object'},'description':'d'}}"
 
 static const struct {
   const char *name;
@@ -72,75 +73,120 @@ static const struct {
     {"system string", ANTH_MESSAGES, "{" M "'system':'be brief','messages':[" UHI "]}",
      "{" DEF "'messages':[{'role':'system','content':'be brief'}," UHI "]," OFF "}"},
     {"system blocks", ANTH_MESSAGES,
-     "{" M "'system':[{'type':'text','text':'a'},{'type':'text','text':'b','cache_control':{'type':'ephemeral'}}],'messages':[" UHI "]}",
-     "{" DEF "'messages':[{'role':'system','content':[{'type':'text','text':'a'},{'type':'text','text':'b'}]}," UHI "]," OFF "}"},
+     "{" M "'system':[{'type':'text','text':'a'},{'type':'text','text':'b','cache_control':{'type':"
+     "'ephemeral'}}],'messages':[" UHI "]}",
+     "{" DEF "'messages':[{'role':'system','content':[{'type':'text','text':'a'},{'type':'text','"
+     "text':'b'}]}," UHI "]," OFF "}"},
     {"empty system blocks", ANTH_MESSAGES, "{" M "'system':[],'messages':[" UHI "]}",
      "{" DEF "'messages':[" UHI "]," OFF "}"},
     {"text blocks", ANTH_MESSAGES,
-     "{" M "'messages':[{'role':'user','content':[{'type':'text','text':'a','citations':null},{'type':'text','text':'b','citations':[]}]}]}",
-     "{" DEF "'messages':[{'role':'user','content':[{'type':'text','text':'a'},{'type':'text','text':'b'}]}]," OFF "}"},
+     "{" M "'messages':[{'role':'user','content':[{'type':'text','text':'a','citations':null},{'"
+     "type':'text','text':'b','citations':[]}]}]}",
+     "{" DEF "'messages':[{'role':'user','content':[{'type':'text','text':'a'},{'type':'text','"
+     "text':'b'}]}]," OFF "}"},
     {"image block", ANTH_MESSAGES,
-     "{" M "'messages':[{'role':'user','content':[{'type':'text','text':'see'},{'type':'image','source':{'type':'base64','media_type':'image/png','data':'QUJD'},'cache_control':{'type':'ephemeral','ttl':'1h'}}]}]}",
-     "{" DEF "'messages':[{'role':'user','content':[{'type':'text','text':'see'},{'type':'image_url','image_url':{'url':'data:image/png;base64,QUJD'}}]}]," OFF "}"},
+     "{" M "'messages':[{'role':'user','content':[{'type':'text','text':'see'},{'type':'image','"
+     "source':{'type':'base64','media_type':'image/"
+     "png','data':'QUJD'},'cache_control':{'type':'ephemeral','ttl':'1h'}}]}]}",
+     "{" DEF "'messages':[{'role':'user','content':[{'type':'text','text':'see'},{'type':'image_"
+     "url','image_url':{'url':'data:image/png;base64,QUJD'}}]}]," OFF "}"},
     {"assistant thinking, text, tool_use; tool_result before text", ANTH_MESSAGES,
      "{" M "'tools':[" TOOL "],'messages':[" UHI ","
-     "{'role':'assistant','content':[{'type':'thinking','thinking':'hmm','signature':'sig'},{'type':'text','text':'ok'},{'type':'tool_use','id':'toolu_1','name':'get','input':{'a':1}}]},"
-     "{'role':'user','content':[{'type':'tool_result','tool_use_id':'toolu_1','content':'42'},{'type':'text','text':'and?'}]}]}",
+     "{'role':'assistant','content':[{'type':'thinking','thinking':'hmm','signature':'sig'},{'type'"
+     ":'text','text':'ok'},{'type':'tool_use','id':'toolu_1','name':'get','input':{'a':1}}]},"
+     "{'role':'user','content':[{'type':'tool_result','tool_use_id':'toolu_1','content':'42'},{'"
+     "type':'text','text':'and?'}]}]}",
      "{" DEF "'tools':[" FTOOL "],'messages':[" UHI ","
-     "{'role':'assistant','content':[{'type':'text','text':'ok'}],'reasoning_content':'hmm','tool_calls':[{'id':'toolu_1','type':'function','function':{'name':'get','arguments':{'a':1}}}]},"
-     "{'role':'tool','tool_call_id':'toolu_1','name':'get','content':'42'},{'role':'user','content':[{'type':'text','text':'and?'}]}]," OFF "}"},
+     "{'role':'assistant','content':[{'type':'text','text':'ok'}],'reasoning_content':'hmm','tool_"
+     "calls':[{'id':'toolu_1','type':'function','function':{'name':'get','arguments':{'a':1}}}]},"
+     "{'role':'tool','tool_call_id':'toolu_1','name':'get','content':'42'},{'role':'user','content'"
+     ":[{'type':'text','text':'and?'}]}]," OFF "}"},
     {"assistant only tool_use: content null", ANTH_MESSAGES,
-     "{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','id':'t2','name':'x','input':{}}]},"
-     "{'role':'user','content':[{'type':'tool_result','tool_use_id':'t2'},{'type':'tool_result','tool_use_id':'zz','is_error':true,'content':'boom'}]}]}",
-     "{" DEF "'messages':[" UHI ",{'role':'assistant','content':null,'tool_calls':[{'id':'t2','type':'function','function':{'name':'x','arguments':{}}}]},"
-     "{'role':'tool','tool_call_id':'t2','name':'x','content':''},{'role':'tool','tool_call_id':'zz','content':'Error: boom'}]," OFF "}"},
+     "{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'tool_use','id':'t2','name':'x','input':{}}]},"
+     "{'role':'user','content':[{'type':'tool_result','tool_use_id':'t2'},{'type':'tool_result','"
+     "tool_use_id':'zz','is_error':true,'content':'boom'}]}]}",
+     "{" DEF "'messages':[" UHI ",{'role':'assistant','content':null,'tool_calls':[{'id':'t2','"
+     "type':'function','function':{'name':'x','arguments':{}}}]},"
+     "{'role':'tool','tool_call_id':'t2','name':'x','content':''},{'role':'tool','tool_call_id':'"
+     "zz','content':'Error: boom'}]," OFF "}"},
     {"tool_result blocks: text and image, is_error", ANTH_MESSAGES,
-     "{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','is_error':true,'content':[{'type':'text','text':'t'},{'type':'image','source':{'type':'base64','media_type':'image/jpeg','data':'QQ=='}}]}]}]}",
-     "{" DEF "'messages':[{'role':'tool','tool_call_id':'a','content':[{'type':'text','text':'Error:'},{'type':'text','text':'t'},{'type':'image_url','image_url':{'url':'data:image/jpeg;base64,QQ=='}}]}]," OFF "}"},
+     "{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','is_"
+     "error':true,'content':[{'type':'text','text':'t'},{'type':'image','source':{'type':'"
+     "base64','media_type':'image/jpeg','data':'QQ=='}}]}]}]}",
+     "{" DEF "'messages':[{'role':'tool','tool_call_id':'a','content':[{'type':'text','text':'"
+     "Error:'},{'type':'text','text':'t'},{'type':'image_url','image_url':{'url':'data:"
+     "image/jpeg;base64,QQ=='}}]}]," OFF "}"},
     {"is_error without content", ANTH_MESSAGES,
-     "{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','is_error':true}]}]}",
+     "{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','is_"
+     "error':true}]}]}",
      "{" DEF "'messages':[{'role':'tool','tool_call_id':'a','content':'Error'}]," OFF "}"},
     {"assistant string, thinking only", ANTH_MESSAGES,
-     "{" M "'messages':[" UHI ",{'role':'assistant','content':'yo'},{'role':'assistant','content':[{'type':'thinking','thinking':'t','signature':''}]}," UHI "]}",
-     "{" DEF "'messages':[" UHI ",{'role':'assistant','content':'yo'},{'role':'assistant','content':null,'reasoning_content':'t'}," UHI "]," OFF "}"},
+     "{" M "'messages':[" UHI ",{'role':'assistant','content':'yo'},{'role':'assistant','content':["
+     "{'type':'thinking','thinking':'t','signature':''}]}," UHI "]}",
+     "{" DEF "'messages':[" UHI ",{'role':'assistant','content':'yo'},{'role':'assistant','content'"
+     ":null,'reasoning_content':'t'}," UHI "]," OFF "}"},
     {"tool_choice auto", ANTH_MESSAGES,
      "{" M "'tools':[" TOOL "],'tool_choice':{'type':'auto'},'messages':[" UHI "]}",
      "{" DEF "'tools':[" FTOOL "],'tool_choice':'auto','messages':[" UHI "]," OFF "}"},
     {"tool_choice any, one at a time", ANTH_MESSAGES,
-     "{" M "'tools':[" TOOL "],'tool_choice':{'type':'any','disable_parallel_tool_use':true},'messages':[" UHI "]}",
-     "{" DEF "'tools':[" FTOOL "],'tool_choice':'required','parallel_tool_calls':false,'messages':[" UHI "]," OFF "}"},
+     "{" M "'tools':[" TOOL
+     "],'tool_choice':{'type':'any','disable_parallel_tool_use':true},'messages':[" UHI "]}",
+     "{" DEF "'tools':[" FTOOL
+     "],'tool_choice':'required','parallel_tool_calls':false,'messages':[" UHI "]," OFF "}"},
     {"tool_choice tool", ANTH_MESSAGES,
-     "{" M "'tools':[" TOOL ",{'name':'b','input_schema':{'type':'object','properties':{}},'type':'custom','cache_control':{'type':'ephemeral'},'strict':false,'eager_input_streaming':true,'defer_loading':false}],'tool_choice':{'type':'tool','name':'b','disable_parallel_tool_use':false},'messages':[" UHI "]}",
-     "{" DEF "'tools':[" FTOOL ",{'type':'function','function':{'name':'b','parameters':{'type':'object','properties':{}}}}],'tool_choice':{'type':'function','function':{'name':'b'}},'messages':[" UHI "]," OFF "}"},
+     "{" M "'tools':[" TOOL
+     ",{'name':'b','input_schema':{'type':'object','properties':{}},'type':'custom','cache_control'"
+     ":{'type':'ephemeral'},'strict':false,'eager_input_streaming':true,'defer_loading':false}],'"
+     "tool_choice':{'type':'tool','name':'b','disable_parallel_tool_use':false},'messages':[" UHI
+     "]}",
+     "{" DEF "'tools':[" FTOOL
+     ",{'type':'function','function':{'name':'b','parameters':{'type':'object','properties':{}}}}],"
+     "'tool_choice':{'type':'function','function':{'name':'b'}},'messages':[" UHI "]," OFF "}"},
     {"tool_choice none", ANTH_MESSAGES,
      "{" M "'tools':[" TOOL "],'tool_choice':{'type':'none'},'messages':[" UHI "]}",
      "{" DEF "'tools':[" FTOOL "],'tool_choice':'none','messages':[" UHI "]," OFF "}"},
-    {"empty tools", ANTH_MESSAGES, "{" M "'tools':[],'tool_choice':{'type':'auto'},'messages':[" UHI "]}",
+    {"empty tools", ANTH_MESSAGES,
+     "{" M "'tools':[],'tool_choice':{'type':'auto'},'messages':[" UHI "]}",
      "{" DEF "'tool_choice':'auto','messages':[" UHI "]," OFF "}"},
     {"thinking enabled", ANTH_MESSAGES,
-     "{'model':'m','max_tokens':2000,'thinking':{'type':'enabled','budget_tokens':1024,'display':'summarized'},'messages':[" UHI "]}",
-     "{'model':'m','max_tokens':2000,'temperature':1.0,'messages':[" UHI "],'chat_template_kwargs':{'enable_thinking':true}}"},
-    {"thinking adaptive", ANTH_MESSAGES, "{" M "'thinking':{'type':'adaptive'},'messages':[" UHI "]}",
+     "{'model':'m','max_tokens':2000,'thinking':{'type':'enabled','budget_tokens':1024,'display':'"
+     "summarized'},'messages':[" UHI "]}",
+     "{'model':'m','max_tokens':2000,'temperature':1.0,'messages':[" UHI
+     "],'chat_template_kwargs':{'enable_thinking':true}}"},
+    {"thinking adaptive", ANTH_MESSAGES,
+     "{" M "'thinking':{'type':'adaptive'},'messages':[" UHI "]}",
      "{" DEF "'messages':[" UHI "],'chat_template_kwargs':{'enable_thinking':true}}"},
-    {"thinking disabled", ANTH_MESSAGES, "{" M "'thinking':{'type':'disabled'},'messages':[" UHI "]}",
+    {"thinking disabled", ANTH_MESSAGES,
+     "{" M "'thinking':{'type':'disabled'},'messages':[" UHI "]}",
      "{" DEF "'messages':[" UHI "]," OFF "}"},
     {"sampling, stop, stream", ANTH_MESSAGES,
-     "{" M "'temperature':0,'top_p':0.5,'top_k':3,'stop_sequences':['END','\\n\\n'],'stream':true,'messages':[" UHI "]}",
-     "{'model':'m','max_tokens':5,'temperature':0.0,'top_p':0.5,'top_k':3,'stop':['END','\\n\\n'],'stream':true,'messages':[" UHI "]," OFF "}"},
+     "{" M "'temperature':0,'top_p':0.5,'top_k':3,'stop_sequences':['END','\\n\\n'],'stream':true,'"
+     "messages':[" UHI "]}",
+     "{'model':'m','max_tokens':5,'temperature':0.0,'top_p':0.5,'top_k':3,'stop':['END','\\n\\n'],'"
+     "stream':true,'messages':[" UHI "]," OFF "}"},
     {"max_tokens 5.0, nulls as absent", ANTH_MESSAGES,
-     "{'model':'m','max_tokens':5.0,'system':null,'tools':null,'temperature':null,'stop_sequences':[],'metadata':null,'messages':[" UHI "]}",
+     "{'model':'m','max_tokens':5.0,'system':null,'tools':null,'temperature':null,'stop_sequences':"
+     "[],'metadata':null,'messages':[" UHI "]}",
      "{" DEF "'messages':[" UHI "]," OFF "}"},
     {"accepted as documented", ANTH_MESSAGES,
-     "{" M "'metadata':{'user_id':'u1'},'service_tier':'standard_only','speed':'standard','cache_control':{'type':'ephemeral'},'messages':[" UHI "]}",
+     "{" M "'metadata':{'user_id':'u1'},'service_tier':'standard_only','speed':'standard','cache_"
+     "control':{'type':'ephemeral'},'messages':[" UHI "]}",
      "{" DEF "'messages':[" UHI "]," OFF "}"},
     {"output_config", ANTH_MESSAGES,
-     "{" M "'output_config':{'effort':'max','format':{'type':'json_schema','schema':{'type':'object'}}},'messages':[" UHI "]}",
-     "{" DEF "'reasoning_effort':'high','response_format':{'type':'json_schema','json_schema':{'name':'output','schema':{'type':'object'}}},'messages':[" UHI "]," OFF "}"},
-    {"output_config effort low", ANTH_MESSAGES, "{" M "'output_config':{'effort':'low'},'messages':[" UHI "]}",
+     "{" M "'output_config':{'effort':'max','format':{'type':'json_schema','schema':{'type':'"
+     "object'}}},'messages':[" UHI "]}",
+     "{" DEF "'reasoning_effort':'high','response_format':{'type':'json_schema','json_schema':{'"
+     "name':'output','schema':{'type':'object'}}},'messages':[" UHI "]," OFF "}"},
+    {"output_config effort low", ANTH_MESSAGES,
+     "{" M "'output_config':{'effort':'low'},'messages':[" UHI "]}",
      "{" DEF "'reasoning_effort':'low','messages':[" UHI "]," OFF "}"},
     {"count_tokens", ANTH_COUNT_TOKENS,
-     "{'model':'m','system':'s','tools':[" TOOL "],'tool_choice':{'type':'any'},'thinking':{'type':'enabled','budget_tokens':4096},'messages':[" UHI "]}",
-     "{'model':'m','tools':[" FTOOL "],'tool_choice':'required','messages':[{'role':'system','content':'s'}," UHI "],'chat_template_kwargs':{'enable_thinking':true}}"},
+     "{'model':'m','system':'s','tools':[" TOOL "],'tool_choice':{'type':'any'},'thinking':{'type':"
+     "'enabled','budget_tokens':4096},'messages':[" UHI "]}",
+     "{'model':'m','tools':[" FTOOL
+     "],'tool_choice':'required','messages':[{'role':'system','content':'s'}," UHI
+     "],'chat_template_kwargs':{'enable_thinking':true}}"},
 };
 
 static void test_accepted(void **state) {
@@ -171,7 +217,8 @@ static const refusal refused[] = {
     {"[]", "JSON object"},
     {"{'model':'m','messages':[" UHI "]}", "max_tokens: Field required"},
     {"{'model':'m','max_tokens':null,'messages':[" UHI "]}", "max_tokens: Field required"},
-    {"{'model':'m','max_tokens':0,'messages':[" UHI "]}", "max_tokens: must be an integer between 1"},
+    {"{'model':'m','max_tokens':0,'messages':[" UHI "]}",
+     "max_tokens: must be an integer between 1"},
     {"{'model':'m','max_tokens':'5','messages':[" UHI "]}", "max_tokens: must be an integer"},
     {"{'model':'m','max_tokens':5.5,'messages':[" UHI "]}", "max_tokens: must be an integer"},
     {"{'model':'m','max_tokens':99999999,'messages':[" UHI "]}", "max_tokens: must be an integer"},
@@ -181,51 +228,115 @@ static const refusal refused[] = {
     {"{" M "'messages':['hi']}", "messages.0: must be an object"},
     {"{" M "'messages':[{'role':'system','content':'x'}]}", "messages.0.role"},
     {"{" M "'messages':[{'content':'x'}]}", "messages.0.role"},
-    {"{" M "'messages':[{'role':'user','content':'x','name':'n'}]}", "messages.0.name: unknown field"},
+    {"{" M "'messages':[{'role':'user','content':'x','name':'n'}]}",
+     "messages.0.name: unknown field"},
     {"{" M "'messages':[{'role':'user'}]}", "messages.0.content: must be a string or a non-empty"},
-    {"{" M "'messages':[{'role':'user','content':[]}]}", "messages.0.content: must be a string or a non-empty"},
+    {"{" M "'messages':[{'role':'user','content':[]}]}",
+     "messages.0.content: must be a string or a non-empty"},
     {"{" M "'messages':[{'role':'user','content':7}]}", "messages.0.content: must be"},
-    {"{" M "'messages':[{'role':'user','content':['x']}]}", "messages.0.content.0: must be a content block"},
-    {"{" M "'messages':[{'role':'user','content':[{'text':'x'}]}]}", "messages.0.content.0: must be a content block"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'document','source':{}}]}]}", "messages.0.content.0.type: 'document' is not supported"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'redacted_thinking','data':'x'}]}]}", "'redacted_thinking' is not supported"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'server_tool_use'}]}]}", "'server_tool_use' is not supported"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text'}]}]}", "messages.0.content.0.text: must be a string"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':1}]}]}", "messages.0.content.0.text: must be a string"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','extra':1}]}]}", "messages.0.content.0.extra: unknown field"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','citations':[{}]}]}]}", "citations are not supported"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','cache_control':{'type':'persistent'}}]}]}", "messages.0.content.0.cache_control"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','cache_control':{'type':'ephemeral','ttl':'2h'}}]}]}", "cache_control"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','cache_control':{'type':'ephemeral','scope':1}}]}]}", "cache_control.scope: unknown field"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image'}]}]}", "messages.0.content.0.source: must be"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'url','url':'http://x'}}]}]}", "source.type: 'url' is not supported"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'file','file_id':'f'}}]}]}", "source.type: 'file' is not supported"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_type':'image/gif','data':'R0lG'}}]}]}", "source.media_type"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_type':'image/png'}}]}]}", "source.data: must be a non-empty base64"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_type':'image/png','data':''}}]}]}", "source.data"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_type':'image/png','data':'QQ','x':1}}]}]}", "source.x: unknown field"},
-    {"{" M "'messages':[{'role':'assistant','content':[{'type':'image','source':{'type':'base64','media_type':'image/png','data':'QQ'}}]}," UHI "]}", "a 'image' block belongs in a user message"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_use','id':'a','name':'b','input':{}}]}]}", "a 'tool_use' block belongs in an assistant message"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'thinking','thinking':'a'}]}]}", "a 'thinking' block belongs in an assistant message"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_result','tool_use_id':'a'}]}," UHI "]}", "a 'tool_result' block belongs in a user message"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','name':'b','input':{}}]}," UHI "]}", "messages.1.content.0.id: must be a non-empty string"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','id':'a','input':{}}]}," UHI "]}", "messages.1.content.0.name: must be"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'b','input':'{}'}]}," UHI "]}", "messages.1.content.0.input: must be an object"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'b','input':{},'caller':{}}]}," UHI "]}", "messages.1.content.0.caller: unknown field"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'thinking','thinking':1}]}," UHI "]}", "messages.1.content.0.thinking: must be a string"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'thinking','thinking':'t','signature':5}]}," UHI "]}", "signature: must be a string"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result'}]}]}", "messages.0.content.0.tool_use_id"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','is_error':'yes'}]}]}", "is_error: must be a boolean"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content':5}]}]}", "messages.0.content.0.content: must be a string or an array"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content':[{'type':'document'}]}]}]}", "messages.0.content.0.content.0.type: 'document' is not supported in a tool_result"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content':[7]}]}]}", "messages.0.content.0.content.0: must be a content block"},
-    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content':[{'type':'text','text':2}]}]}]}", "messages.0.content.0.content.0.text"},
-    {"{" M "'messages':[" UHI ",{'role':'assistant','content':'prefill'}]}", "messages.1: a last assistant message"},
+    {"{" M "'messages':[{'role':'user','content':['x']}]}",
+     "messages.0.content.0: must be a content block"},
+    {"{" M "'messages':[{'role':'user','content':[{'text':'x'}]}]}",
+     "messages.0.content.0: must be a content block"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'document','source':{}}]}]}",
+     "messages.0.content.0.type: 'document' is not supported"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'redacted_thinking','data':'x'}]}]}",
+     "'redacted_thinking' is not supported"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'server_tool_use'}]}]}",
+     "'server_tool_use' is not supported"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text'}]}]}",
+     "messages.0.content.0.text: must be a string"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':1}]}]}",
+     "messages.0.content.0.text: must be a string"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','extra':1}]}]}",
+     "messages.0.content.0.extra: unknown field"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','citations':[{}]}]}]}",
+     "citations are not supported"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','cache_control':{'type'"
+     ":'persistent'}}]}]}",
+     "messages.0.content.0.cache_control"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','cache_control':{'type'"
+     ":'ephemeral','ttl':'2h'}}]}]}",
+     "cache_control"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'text','text':'x','cache_control':{'type'"
+     ":'ephemeral','scope':1}}]}]}",
+     "cache_control.scope: unknown field"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image'}]}]}",
+     "messages.0.content.0.source: must be"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'url','url':'"
+     "http://x'}}]}]}",
+     "source.type: 'url' is not supported"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'file','file_id'"
+     ":'f'}}]}]}",
+     "source.type: 'file' is not supported"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_"
+     "type':'image/gif','data':'R0lG'}}]}]}",
+     "source.media_type"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_"
+     "type':'image/png'}}]}]}",
+     "source.data: must be a non-empty base64"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_"
+     "type':'image/png','data':''}}]}]}",
+     "source.data"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'image','source':{'type':'base64','media_"
+     "type':'image/png','data':'QQ','x':1}}]}]}",
+     "source.x: unknown field"},
+    {"{" M "'messages':[{'role':'assistant','content':[{'type':'image','source':{'type':'base64','"
+     "media_type':'image/png','data':'QQ'}}]}," UHI "]}",
+     "a 'image' block belongs in a user message"},
+    {"{" M
+     "'messages':[{'role':'user','content':[{'type':'tool_use','id':'a','name':'b','input':{}}]}]}",
+     "a 'tool_use' block belongs in an assistant message"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'thinking','thinking':'a'}]}]}",
+     "a 'thinking' block belongs in an assistant message"},
+    {"{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'tool_result','tool_use_id':'a'}]}," UHI "]}",
+     "a 'tool_result' block belongs in a user message"},
+    {"{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'tool_use','name':'b','input':{}}]}," UHI "]}",
+     "messages.1.content.0.id: must be a non-empty string"},
+    {"{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'tool_use','id':'a','input':{}}]}," UHI "]}",
+     "messages.1.content.0.name: must be"},
+    {"{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'b','input':'{}'}]}," UHI
+     "]}",
+     "messages.1.content.0.input: must be an object"},
+    {"{" M "'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'"
+     "b','input':{},'caller':{}}]}," UHI "]}",
+     "messages.1.content.0.caller: unknown field"},
+    {"{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'thinking','thinking':1}]}," UHI "]}",
+     "messages.1.content.0.thinking: must be a string"},
+    {"{" M "'messages':[" UHI
+     ",{'role':'assistant','content':[{'type':'thinking','thinking':'t','signature':5}]}," UHI "]}",
+     "signature: must be a string"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result'}]}]}",
+     "messages.0.content.0.tool_use_id"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','is_"
+     "error':'yes'}]}]}",
+     "is_error: must be a boolean"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content'"
+     ":5}]}]}",
+     "messages.0.content.0.content: must be a string or an array"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content'"
+     ":[{'type':'document'}]}]}]}",
+     "messages.0.content.0.content.0.type: 'document' is not supported in a tool_result"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content'"
+     ":[7]}]}]}",
+     "messages.0.content.0.content.0: must be a content block"},
+    {"{" M "'messages':[{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content'"
+     ":[{'type':'text','text':2}]}]}]}",
+     "messages.0.content.0.content.0.text"},
+    {"{" M "'messages':[" UHI ",{'role':'assistant','content':'prefill'}]}",
+     "messages.1: a last assistant message"},
     {"{" M "'system':5,'messages':[" UHI "]}", "system: must be a string or an array"},
     {"{" M "'system':[{'type':'image'}],'messages':[" UHI "]}", "system.0: must be a text block"},
     {"{" M "'system':['x'],'messages':[" UHI "]}", "system.0: must be a text block"},
-    {"{" M "'system':[{'type':'text','text':'a','x':1}],'messages':[" UHI "]}", "system.0.x: unknown field"},
-    {"{" M "'temperature':1.5,'messages':[" UHI "]}", "temperature: must be a number between 0 and 1"},
+    {"{" M "'system':[{'type':'text','text':'a','x':1}],'messages':[" UHI "]}",
+     "system.0.x: unknown field"},
+    {"{" M "'temperature':1.5,'messages':[" UHI "]}",
+     "temperature: must be a number between 0 and 1"},
     {"{" M "'temperature':'hot','messages':[" UHI "]}", "temperature"},
     {"{" M "'top_p':-0.1,'messages':[" UHI "]}", "top_p"},
     {"{" M "'top_k':-1,'messages':[" UHI "]}", "top_k: must be an integer"},
@@ -233,38 +344,72 @@ static const refusal refused[] = {
     {"{" M "'stream':'yes','messages':[" UHI "]}", "stream: must be a boolean"},
     {"{" M "'stop_sequences':'END','messages':[" UHI "]}", "stop_sequences: must be an array"},
     {"{" M "'stop_sequences':['a','b','c','d','e'],'messages':[" UHI "]}", "at most 4"},
-    {"{" M "'stop_sequences':[''],'messages':[" UHI "]}", "stop_sequences.0: must be a non-empty string"},
+    {"{" M "'stop_sequences':[''],'messages':[" UHI "]}",
+     "stop_sequences.0: must be a non-empty string"},
     {"{" M "'stop_sequences':[3],'messages':[" UHI "]}", "stop_sequences.0"},
     {"{" M "'tools':{},'messages':[" UHI "]}", "tools: must be an array"},
     {"{" M "'tools':['x'],'messages':[" UHI "]}", "tools.0: must be an object"},
-    {"{" M "'tools':[{'type':'web_search_20250305','name':'web_search'}],'messages':[" UHI "]}", "tools.0.type: 'web_search_20250305' is not supported"},
-    {"{" M "'tools':[{'type':'bash_20250124','name':'bash'}],'messages':[" UHI "]}", "tools.0.type: 'bash_20250124'"},
+    {"{" M "'tools':[{'type':'web_search_20250305','name':'web_search'}],'messages':[" UHI "]}",
+     "tools.0.type: 'web_search_20250305' is not supported"},
+    {"{" M "'tools':[{'type':'bash_20250124','name':'bash'}],'messages':[" UHI "]}",
+     "tools.0.type: 'bash_20250124'"},
     {"{" M "'tools':[{'input_schema':{'type':'object'}}],'messages':[" UHI "]}", "tools.0.name"},
-    {"{" M "'tools':[{'name':'a b','input_schema':{'type':'object'}}],'messages':[" UHI "]}", "tools.0.name"},
+    {"{" M "'tools':[{'name':'a b','input_schema':{'type':'object'}}],'messages':[" UHI "]}",
+     "tools.0.name"},
     {"{" M "'tools':[{'name':'a'}],'messages':[" UHI "]}", "tools.0.input_schema"},
-    {"{" M "'tools':[{'name':'a','input_schema':{'type':'string'}}],'messages':[" UHI "]}", "tools.0.input_schema"},
-    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'description':5}],'messages':[" UHI "]}", "tools.0.description"},
-    {"{" M "'tools':[" TOOL "," TOOL "],'messages':[" UHI "]}", "tools.1.name: 'get' is used by tools.0 too"},
-    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'strict':true}],'messages':[" UHI "]}", "tools.0.strict: true is not supported"},
-    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'defer_loading':true}],'messages':[" UHI "]}", "tools.0.defer_loading"},
-    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'strict':'no'}],'messages':[" UHI "]}", "must be booleans"},
-    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'input_examples':[]}],'messages':[" UHI "]}", "tools.0.input_examples: unknown field"},
+    {"{" M "'tools':[{'name':'a','input_schema':{'type':'string'}}],'messages':[" UHI "]}",
+     "tools.0.input_schema"},
+    {"{" M
+     "'tools':[{'name':'a','input_schema':{'type':'object'},'description':5}],'messages':[" UHI
+     "]}",
+     "tools.0.description"},
+    {"{" M "'tools':[" TOOL "," TOOL "],'messages':[" UHI "]}",
+     "tools.1.name: 'get' is used by tools.0 too"},
+    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'strict':true}],'messages':[" UHI
+     "]}",
+     "tools.0.strict: true is not supported"},
+    {"{" M
+     "'tools':[{'name':'a','input_schema':{'type':'object'},'defer_loading':true}],'messages':[" UHI
+     "]}",
+     "tools.0.defer_loading"},
+    {"{" M "'tools':[{'name':'a','input_schema':{'type':'object'},'strict':'no'}],'messages':[" UHI
+     "]}",
+     "must be booleans"},
+    {"{" M
+     "'tools':[{'name':'a','input_schema':{'type':'object'},'input_examples':[]}],'messages':[" UHI
+     "]}",
+     "tools.0.input_examples: unknown field"},
     {"{" M "'tool_choice':'auto','messages':[" UHI "]}", "tool_choice: must be"},
     {"{" M "'tool_choice':{'type':'required'},'messages':[" UHI "]}", "tool_choice: must be"},
     {"{" M "'tool_choice':{'type':'any'},'messages':[" UHI "]}", "type \"any\" needs 'tools'"},
-    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'tool'},'messages':[" UHI "]}", "tool_choice.name: required"},
-    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'tool','name':'nope'},'messages':[" UHI "]}", "'nope' is not one of 'tools'"},
-    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'auto','name':'get'},'messages':[" UHI "]}", "tool_choice.name: only with type"},
-    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'none','disable_parallel_tool_use':true},'messages':[" UHI "]}", "not with type \"none\""},
-    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'auto','disable_parallel_tool_use':1},'messages':[" UHI "]}", "disable_parallel_tool_use: must be a boolean"},
-    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'auto','x':1},'messages':[" UHI "]}", "tool_choice.x: unknown field"},
+    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'tool'},'messages':[" UHI "]}",
+     "tool_choice.name: required"},
+    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'tool','name':'nope'},'messages':[" UHI "]}",
+     "'nope' is not one of 'tools'"},
+    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'auto','name':'get'},'messages':[" UHI "]}",
+     "tool_choice.name: only with type"},
+    {"{" M "'tools':[" TOOL
+     "],'tool_choice':{'type':'none','disable_parallel_tool_use':true},'messages':[" UHI "]}",
+     "not with type \"none\""},
+    {"{" M "'tools':[" TOOL
+     "],'tool_choice':{'type':'auto','disable_parallel_tool_use':1},'messages':[" UHI "]}",
+     "disable_parallel_tool_use: must be a boolean"},
+    {"{" M "'tools':[" TOOL "],'tool_choice':{'type':'auto','x':1},'messages':[" UHI "]}",
+     "tool_choice.x: unknown field"},
     {"{" M "'thinking':true,'messages':[" UHI "]}", "thinking: must be"},
     {"{" M "'thinking':{'type':'on'},'messages':[" UHI "]}", "thinking: must be"},
-    {"{'model':'m','max_tokens':4000,'thinking':{'type':'enabled'},'messages':[" UHI "]}", "thinking.budget_tokens: must be an integer >= 1024"},
-    {"{'model':'m','max_tokens':4000,'thinking':{'type':'enabled','budget_tokens':100},'messages':[" UHI "]}", "budget_tokens: must be an integer >= 1024"},
-    {"{'model':'m','max_tokens':1024,'thinking':{'type':'enabled','budget_tokens':1024},'messages':[" UHI "]}", "must be less than max_tokens (1024)"},
-    {"{" M "'thinking':{'type':'disabled','budget_tokens':2000},'messages':[" UHI "]}", "thinking.budget_tokens: unknown field"},
-    {"{" M "'thinking':{'type':'adaptive','display':'omitted'},'messages':[" UHI "]}", "thinking.display"},
+    {"{'model':'m','max_tokens':4000,'thinking':{'type':'enabled'},'messages':[" UHI "]}",
+     "thinking.budget_tokens: must be an integer >= 1024"},
+    {"{'model':'m','max_tokens':4000,'thinking':{'type':'enabled','budget_tokens':100},'messages':"
+     "[" UHI "]}",
+     "budget_tokens: must be an integer >= 1024"},
+    {"{'model':'m','max_tokens':1024,'thinking':{'type':'enabled','budget_tokens':1024},'messages':"
+     "[" UHI "]}",
+     "must be less than max_tokens (1024)"},
+    {"{" M "'thinking':{'type':'disabled','budget_tokens':2000},'messages':[" UHI "]}",
+     "thinking.budget_tokens: unknown field"},
+    {"{" M "'thinking':{'type':'adaptive','display':'omitted'},'messages':[" UHI "]}",
+     "thinking.display"},
     {"{" M "'thinking':{'type':'between_tools'},'messages':[" UHI "]}", "thinking: must be"},
     {"{" M "'metadata':'u','messages':[" UHI "]}", "metadata: must be"},
     {"{" M "'metadata':{'user_id':5},'messages':[" UHI "]}", "metadata: must be"},
@@ -274,9 +419,14 @@ static const refusal refused[] = {
     {"{" M "'cache_control':{'type':'x'},'messages':[" UHI "]}", ".cache_control"},
     {"{" M "'output_config':5,'messages':[" UHI "]}", "output_config: must be an object"},
     {"{" M "'output_config':{'effort':'extreme'},'messages':[" UHI "]}", "output_config.effort"},
-    {"{" M "'output_config':{'format':{'type':'json_object'}},'messages':[" UHI "]}", "output_config.format"},
-    {"{" M "'output_config':{'format':{'type':'json_schema','schema':{},'name':'x'}},'messages':[" UHI "]}", "output_config.format.name: unknown field"},
-    {"{" M "'output_config':{'task_budget':1},'messages':[" UHI "]}", "output_config.task_budget: unknown field"},
+    {"{" M "'output_config':{'format':{'type':'json_object'}},'messages':[" UHI "]}",
+     "output_config.format"},
+    {"{" M
+     "'output_config':{'format':{'type':'json_schema','schema':{},'name':'x'}},'messages':[" UHI
+     "]}",
+     "output_config.format.name: unknown field"},
+    {"{" M "'output_config':{'task_budget':1},'messages':[" UHI "]}",
+     "output_config.task_budget: unknown field"},
     {"{" M "'container':'c','messages':[" UHI "]}", "container: unknown field"},
     {"{" M "'mcp_servers':[],'messages':[" UHI "]}", "mcp_servers: unknown field"},
     {"{" M "'context_management':{},'messages':[" UHI "]}", "context_management: unknown field"},
@@ -315,6 +465,34 @@ static void test_refused(void **state) {
   check_refused(refused_count, sizeof refused_count / sizeof *refused_count, ANTH_COUNT_TOKENS);
 }
 
+/* Key order is part of the prompt (templates write tools and calls out with tojson): OpenAI's
+ * order, as a chat request would have it. */
+static void test_key_order(void **state) {
+  (void)state;
+  json_t *in = J("{" M
+                 "'tools':[{'input_schema':{'type':'object'},'description':'d','name':'get'}],"
+                 "'messages':[" UHI
+                 ",{'role':'assistant','content':[{'input':{'b':1,'a':2},"
+                 "'name':'get','id':'t','type':'tool_use'}]}," UHI "]}");
+  api_error err = {0};
+  json_t *chat = anth_to_chat(in, ANTH_MESSAGES, &err);
+  assert_non_null(chat);
+  char *fn = json_dumps(json_array_get(json_object_get(chat, "tools"), 0), JSON_COMPACT);
+  assert_string_equal(fn,
+                      "{\"type\":\"function\",\"function\":{\"name\":\"get\",\"description\":"
+                      "\"d\",\"parameters\":{\"type\":\"object\"}}}");
+  free(fn);
+  char *call = json_dumps(
+      json_object_get(json_array_get(json_object_get(chat, "messages"), 1), "tool_calls"),
+      JSON_COMPACT);
+  assert_string_equal(call,
+                      "[{\"id\":\"t\",\"type\":\"function\",\"function\":{\"name\":\"get\","
+                      "\"arguments\":{\"b\":1,\"a\":2}}}]");
+  free(call);
+  json_decref(chat);
+  json_decref(in);
+}
+
 /* too many tools: 129 */
 static void test_limits(void **state) {
   (void)state;
@@ -322,8 +500,8 @@ static void test_limits(void **state) {
   for (int i = 0; i < ANTH_MAX_TOOLS + 1; i++) {
     char name[16];
     snprintf(name, sizeof name, "t%d", i);
-    json_array_append_new(tools, json_pack("{s:s, s:{s:s}}", "name", name, "input_schema", "type",
-                                           "object"));
+    json_array_append_new(
+        tools, json_pack("{s:s, s:{s:s}}", "name", name, "input_schema", "type", "object"));
   }
   json_object_set_new(req, "tools", tools);
   api_error err = {0};
@@ -344,17 +522,26 @@ typedef struct ev {
   const char *op, *hdr;
 } ev;
 
-#define TXT(t) {"delta", "{'text':'" t "'}"}
-#define RSN(t) {"delta", "{'delta':{'reasoning_content':'" t "'}}"}
-#define CALL(k, id, name, args)                                                                   \
-  {"delta", "{'delta':{'tool_calls':[{'index':" #k ",'id':'" id                                   \
-            "','type':'function','function':{'name':'" name "','arguments':'" args "'}}]}}"}
-#define ARGS(k, args) {"delta", "{'delta':{'tool_calls':[{'index':" #k ",'function':{'arguments':'" args "'}}]}}"}
-#define DONE(fin, extra)                                                                         \
-  {"done", "{'finish_reason':'" fin "','prompt_tokens':10,'cached_tokens':4,'completion_tokens':7" \
-           extra "}"}
-#define ERR {"error", "{'status':400,'code':'context_length_exceeded','message':'too long'}"}
-#define END {NULL, NULL}
+#define TXT(t) \
+  { "delta", "{'text':'" t "'}" }
+#define RSN(t) \
+  { "delta", "{'delta':{'reasoning_content':'" t "'}}" }
+#define CALL(k, id, name, args)                                                              \
+  {                                                                                          \
+    "delta", "{'delta':{'tool_calls':[{'index':" #k ",'id':'" id                             \
+             "','type':'function','function':{'name':'" name "','arguments':'" args "'}}]}}" \
+  }
+#define ARGS(k, args) \
+  { "delta", "{'delta':{'tool_calls':[{'index':" #k ",'function':{'arguments':'" args "'}}]}}" }
+#define DONE(fin, extra)                                                             \
+  {                                                                                  \
+    "done", "{'finish_reason':'" fin                                                 \
+            "','prompt_tokens':10,'cached_tokens':4,'completion_tokens':7" extra "}" \
+  }
+#define ERR \
+  { "error", "{'status':400,'code':'context_length_exceeded','message':'too long'}" }
+#define END \
+  { NULL, NULL }
 
 static const struct {
   const char *name;
@@ -370,7 +557,9 @@ static const struct {
      "message_start ping content_block_start:0:text content_block_delta:0:text_delta:Hel "
      "content_block_delta:0:text_delta:lo content_block_stop:0 message_delta:end_turn "
      "message_stop",
-     "[{'type':'text','text':'Hello'}]", "end_turn", NULL},
+     "[{'type':'text','text':'Hello'}]",
+     "end_turn",
+     NULL},
     {"thinking then text",
      {RSN("let me"), RSN(" see"), TXT("ok"), DONE("length", ""), END},
      "message_start ping content_block_start:0:thinking content_block_delta:0:thinking_delta:let "
@@ -378,7 +567,8 @@ static const struct {
      "content_block_stop:0 content_block_start:1:text content_block_delta:1:text_delta:ok "
      "content_block_stop:1 message_delta:max_tokens message_stop",
      "[{'type':'thinking','thinking':'let me see','signature':''},{'type':'text','text':'ok'}]",
-     "max_tokens", NULL},
+     "max_tokens",
+     NULL},
     {"text then two tool calls",
      {TXT("call:"), CALL(0, "call_abc", "get", ""), ARGS(0, "{\\\"a\\\":1}"),
       CALL(1, "call_def", "put", "{}"), ARGS(7, "stray"), DONE("tool_calls", ""), END},
@@ -387,30 +577,49 @@ static const struct {
      "content_block_delta:1:input_json_delta:{\"a\":1} content_block_stop:1 "
      "content_block_start:2:tool_use:toolu_def:put content_block_delta:2:input_json_delta:{} "
      "content_block_stop:2 message_delta:tool_use message_stop",
-     "[{'type':'text','text':'call:'},{'type':'tool_use','id':'toolu_abc','name':'get','input':{'a':1}},"
+     "[{'type':'text','text':'call:'},{'type':'tool_use','id':'toolu_abc','name':'get','input':{'a'"
+     ":1}},"
      "{'type':'tool_use','id':'toolu_def','name':'put','input':{}}]",
-     "tool_use", NULL},
+     "tool_use",
+     NULL},
     {"stop sequence",
      {TXT("a"), DONE("stop", ",'stop':'END'"), END},
      "message_start ping content_block_start:0:text content_block_delta:0:text_delta:a "
      "content_block_stop:0 message_delta:stop_sequence message_stop",
-     "[{'type':'text','text':'a'}]", "stop_sequence", "END"},
-    {"nothing generated", {DONE("stop", ""), END}, "message_start ping message_delta:end_turn message_stop",
-     "[]", "end_turn", NULL},
+     "[{'type':'text','text':'a'}]",
+     "stop_sequence",
+     "END"},
+    {"nothing generated",
+     {DONE("stop", ""), END},
+     "message_start ping message_delta:end_turn message_stop",
+     "[]",
+     "end_turn",
+     NULL},
     {"error mid-stream",
      {TXT("a"), ERR, TXT("after"), END},
      "message_start ping content_block_start:0:text content_block_delta:0:text_delta:a "
      "error:invalid_request_error",
-     NULL, "invalid_request_error", NULL},
+     NULL,
+     "invalid_request_error",
+     NULL},
     {"events after done ignored",
      {TXT("a"), DONE("stop", ""), TXT("b"), DONE("length", ""), END},
      "message_start ping content_block_start:0:text content_block_delta:0:text_delta:a "
      "content_block_stop:0 message_delta:end_turn message_stop",
-     "[{'type':'text','text':'a'}]", "end_turn", NULL},
+     "[{'type':'text','text':'a'}]",
+     "end_turn",
+     NULL},
     {"hostile deltas",
-     {{"delta", "{'text':5,'delta':[1]}"}, {"delta", "{'delta':{'tool_calls':'x','reasoning_content':3}}"},
-      {"progress", "{}"}, {"delta", "{'delta':{'tool_calls':[5,{'index':'0','id':7}]}}"}, DONE("stop", ""), END},
-     "message_start ping message_delta:end_turn message_stop", "[]", "end_turn", NULL},
+     {{"delta", "{'text':5,'delta':[1]}"},
+      {"delta", "{'delta':{'tool_calls':'x','reasoning_content':3}}"},
+      {"progress", "{}"},
+      {"delta", "{'delta':{'tool_calls':[5,{'index':'0','id':7}]}}"},
+      DONE("stop", ""),
+      END},
+     "message_start ping message_delta:end_turn message_stop",
+     "[]",
+     "end_turn",
+     NULL},
 };
 
 /* One streamed SSE body as "name:detail" words. */
@@ -444,12 +653,11 @@ static void describe(const char *sse, sy_buf *out) {
     if (strcmp(name, "content_block_delta") == 0) {
       const char *t = json_string_value(json_object_get(dl, "type"));
       sy_buf_printf(out, ":%s", t);
-      const char *v = json_string_value(json_object_get(dl, strcmp(t, "text_delta") == 0 ? "text"
-                                                         : strcmp(t, "thinking_delta") == 0
-                                                             ? "thinking"
-                                                         : strcmp(t, "input_json_delta") == 0
-                                                             ? "partial_json"
-                                                             : "none"));
+      const char *v = json_string_value(
+          json_object_get(dl, strcmp(t, "text_delta") == 0         ? "text"
+                              : strcmp(t, "thinking_delta") == 0   ? "thinking"
+                              : strcmp(t, "input_json_delta") == 0 ? "partial_json"
+                                                                   : "none"));
       if (v) sy_buf_printf(out, ":%s", v);
       if (strcmp(t, "signature_delta") == 0)
         assert_true(json_is_string(json_object_get(dl, "signature")));
@@ -584,9 +792,11 @@ static void test_small_parts(void **state) {
   assert_string_equal(id, "toolu_");
   anth_tool_id("call_0123456789012345678901234567890123456789", id, sizeof id);
   assert_int_equal(strlen(id), sizeof id - 1);
-  json_t *d = J("{'prompt_tokens':3,'cached_tokens':9,'completion_tokens':2}"); /* cached > prompt */
-  json_t *u = anth_usage(d), *want = J("{'input_tokens':3,'cache_creation_input_tokens':0,"
-                                       "'cache_read_input_tokens':0,'output_tokens':2}");
+  json_t *d =
+      J("{'prompt_tokens':3,'cached_tokens':9,'completion_tokens':2}"); /* cached > prompt */
+  json_t *u = anth_usage(d), *want =
+                                 J("{'input_tokens':3,'cache_creation_input_tokens':0,"
+                                   "'cache_read_input_tokens':0,'output_tokens':2}");
   assert_true(json_equal(u, want));
   json_decref(d);
   json_decref(u);
@@ -605,19 +815,23 @@ static uint32_t next(void) {
 
 /* A random JSON value, depth-bounded, drawn from the values the translation looks for. */
 static json_t *rand_value(int depth) {
-  static const char *const strs[] = {"text",  "image",    "tool_use", "tool_result", "thinking",
-                                     "user",  "assistant", "base64",  "image/png",   "object",
-                                     "auto",  "any",      "tool",     "none",        "enabled",
-                                     "get",   "",          "ephemeral", "data",     "custom"};
-  static const char *const keys[] = {"type",        "text",   "role",   "content",     "source",
-                                     "media_type",  "data",   "id",     "name",        "input",
-                                     "tool_use_id", "is_error", "thinking", "signature",
-                                     "input_schema", "cache_control", "budget_tokens", "citations"};
+  static const char *const strs[] = {"text", "image",     "tool_use",  "tool_result", "thinking",
+                                     "user", "assistant", "base64",    "image/png",   "object",
+                                     "auto", "any",       "tool",      "none",        "enabled",
+                                     "get",  "",          "ephemeral", "data",        "custom"};
+  static const char *const keys[] = {
+      "type",     "text",      "role",         "content",       "source",        "media_type",
+      "data",     "id",        "name",         "input",         "tool_use_id",   "is_error",
+      "thinking", "signature", "input_schema", "cache_control", "budget_tokens", "citations"};
   switch (depth > 3 ? next() % 4 : next() % 7) {
-    case 0: return json_string(strs[next() % (sizeof strs / sizeof *strs)]);
-    case 1: return json_integer((json_int_t)(next() % 3000) - 5);
-    case 2: return next() % 2 ? json_true() : json_null();
-    case 3: return json_real((double)(next() % 100) / 7);
+    case 0:
+      return json_string(strs[next() % (sizeof strs / sizeof *strs)]);
+    case 1:
+      return json_integer((json_int_t)(next() % 3000) - 5);
+    case 2:
+      return next() % 2 ? json_true() : json_null();
+    case 3:
+      return json_real((double)(next() % 100) / 7);
     case 4:
     case 5: {
       json_t *o = json_object();
@@ -635,18 +849,21 @@ static json_t *rand_value(int depth) {
 
 static void test_fuzz(void **state) {
   (void)state;
-  static const char *const fields[] = {"messages", "system",      "tools",    "tool_choice",
-                                       "thinking", "max_tokens",  "stop_sequences", "metadata",
-                                       "output_config", "temperature", "top_k", "stream"};
+  static const char *const fields[] = {
+      "messages",       "system",   "tools",         "tool_choice", "thinking", "max_tokens",
+      "stop_sequences", "metadata", "output_config", "temperature", "top_k",    "stream"};
   for (int i = 0; i < 20000; i++) {
-    json_t *req = J("{" M "'tools':[" TOOL "],'messages':[" UHI ",{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'get','input':{}}]},{'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content':'x'}]}]}");
+    json_t *req =
+        J("{" M "'tools':[" TOOL "],'messages':[" UHI
+          ",{'role':'assistant','content':[{'type':'tool_use','id':'a','name':'get','input':{}}]},{"
+          "'role':'user','content':[{'type':'tool_result','tool_use_id':'a','content':'x'}]}]}");
     for (uint32_t k = 1 + next() % 3; k; k--) {
       const char *f = fields[next() % (sizeof fields / sizeof *fields)];
       json_t *v = rand_value(0);
       if (next() % 3 == 0 && json_is_array(json_object_get(req, "messages")) &&
           json_is_array(v)) { /* inside a message: a random block list */
-        json_t *m = json_pack("{s:s, s:o}", "role", next() % 2 ? "user" : "assistant", "content",
-                              v);
+        json_t *m =
+            json_pack("{s:s, s:o}", "role", next() % 2 ? "user" : "assistant", "content", v);
         json_array_append_new(json_object_get(req, "messages"), m);
       } else {
         json_object_set_new(req, f, v);
@@ -680,15 +897,16 @@ static void test_fuzz(void **state) {
       if (next() % 2) {
         json_t *d = json_object();
         if (next() % 2)
-          json_object_set_new(
-              d, "tool_calls",
-              json_pack("[{s:i, s:s, s:{s:s, s:s}}]", "index", (int)(next() % 3), "id",
-                        next() % 2 ? "call_a" : "x", "function", "name", "f", "arguments",
-                        next() % 2 ? "{\"a\":" : "1}"));
+          json_object_set_new(d, "tool_calls",
+                              json_pack("[{s:i, s:s, s:{s:s, s:s}}]", "index", (int)(next() % 3),
+                                        "id", next() % 2 ? "call_a" : "x", "function", "name", "f",
+                                        "arguments", next() % 2 ? "{\"a\":" : "1}"));
         else
           json_object_set_new(d, "reasoning_content", json_string("r"));
-        if (json_is_object(h)) json_object_set_new(h, "delta", d);
-        else json_decref(d);
+        if (json_is_object(h))
+          json_object_set_new(h, "delta", d);
+        else
+          json_decref(d);
         if (json_is_object(h) && next() % 2) json_object_set_new(h, "text", json_string("t"));
       }
       anth_out_event(o, ops[next() % (sizeof ops / sizeof *ops)], h, &out);
@@ -712,9 +930,9 @@ static void test_fuzz(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accepted),      cmocka_unit_test(test_refused),
-      cmocka_unit_test(test_limits),        cmocka_unit_test(test_stream_events),
-      cmocka_unit_test(test_whole_message), cmocka_unit_test(test_small_parts),
-      cmocka_unit_test(test_fuzz),
+      cmocka_unit_test(test_key_order),     cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_stream_events), cmocka_unit_test(test_whole_message),
+      cmocka_unit_test(test_small_parts),   cmocka_unit_test(test_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,8 +28,8 @@ static bool key_in(const char *key, const char *const *names) {
 }
 
 /* Every key of o is one of names; else a 400 naming the first other one (path: o's own). */
-static int only_keys(const json_t *o, const char *const *names, const char *param,
-                     const char *path, api_error *err) {
+static int only_keys(const json_t *o, const char *const *names, const char *param, const char *path,
+                     api_error *err) {
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)o, k, v) {
@@ -128,9 +128,9 @@ static int image_block(const json_t *b, const char *param, const char *path, jso
   sy_buf url = {0};
   int rc = sy_buf_printf(&url, "data:%s;base64,", mt) ||
            sy_buf_append(&url, json_string_value(data), json_string_length(data));
-  json_t *part = rc ? NULL
-                    : json_pack("{s:s, s:{s:s%}}", "type", "image_url", "image_url", "url",
-                                url.data, url.len);
+  json_t *part =
+      rc ? NULL
+         : json_pack("{s:s, s:{s:s%}}", "type", "image_url", "image_url", "url", url.data, url.len);
   sy_buf_free(&url);
   if (!part) {
     API_SERVER(err, "out_of_memory", "out of memory");
@@ -145,12 +145,10 @@ static int image_block(const json_t *b, const char *param, const char *path, jso
  * templates have no place for the flag). */
 static json_t *tool_result_block(const json_t *b, const json_t *names, const char *param,
                                  const char *path, api_error *err) {
-  static const char *const keys[] = {"type", "tool_use_id", "content", "is_error",
-                                     "cache_control", NULL};
-  if (only_keys(b, keys, param, path, err) || check_cache_control(b, param, path, err))
-    return NULL;
-  json_t *id = json_object_get(b, "tool_use_id"), *c = opt(b, "content"),
-         *ie = opt(b, "is_error");
+  static const char *const keys[] = {"type",     "tool_use_id",   "content",
+                                     "is_error", "cache_control", NULL};
+  if (only_keys(b, keys, param, path, err) || check_cache_control(b, param, path, err)) return NULL;
+  json_t *id = json_object_get(b, "tool_use_id"), *c = opt(b, "content"), *ie = opt(b, "is_error");
   if (!json_is_string(id) || json_string_length(id) == 0) {
     BAD(err, param, "%s.tool_use_id: must be a non-empty string", path);
     return NULL;
@@ -169,8 +167,8 @@ static json_t *tool_result_block(const json_t *b, const json_t *names, const cha
     sy_buf_free(&t);
   } else if (json_is_array(c)) {
     content = json_array();
-    if (is_error) json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text",
-                                                           "Error:"));
+    if (is_error)
+      json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text", "Error:"));
     size_t i;
     json_t *p;
     json_array_foreach(c, i, p) {
@@ -186,8 +184,7 @@ static json_t *tool_result_block(const json_t *b, const json_t *names, const cha
       } else if (strcmp(t, "image") == 0) {
         rc = image_block(p, param, sub, content, err);
       } else {
-        BAD(err, param, "%s.type: '%.40s' is not supported in a tool_result (text, image)", sub,
-            t);
+        BAD(err, param, "%s.type: '%.40s' is not supported in a tool_result (text, image)", sub, t);
         rc = -1;
       }
       if (rc) {
@@ -210,8 +207,7 @@ static json_t *tool_result_block(const json_t *b, const json_t *names, const cha
 static json_t *tool_use_block(const json_t *b, json_t *names, const char *param, const char *path,
                               api_error *err) {
   static const char *const keys[] = {"type", "id", "name", "input", "cache_control", NULL};
-  if (only_keys(b, keys, param, path, err) || check_cache_control(b, param, path, err))
-    return NULL;
+  if (only_keys(b, keys, param, path, err) || check_cache_control(b, param, path, err)) return NULL;
   json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name"),
          *input = json_object_get(b, "input");
   if (!json_is_string(id) || json_string_length(id) == 0) {
@@ -264,8 +260,9 @@ static int one_message(const json_t *m, size_t i, json_t *names, json_t *out, ap
   if (only_keys(m, keys, "messages", path, err)) return -1;
   const char *role = json_string_value(json_object_get(m, "role"));
   if (!role || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)) {
-    BAD(err, "messages", "%s.role: must be \"user\" or \"assistant\" (the system prompt goes in "
-                         "'system')",
+    BAD(err, "messages",
+        "%s.role: must be \"user\" or \"assistant\" (the system prompt goes in "
+        "'system')",
         path);
     return -1;
   }
@@ -422,9 +419,15 @@ static int tools(const json_t *req, json_t *chat, api_error *err) {
     BAD(err, "tools", "tools: must be an array of at most %d tools", ANTH_MAX_TOOLS);
     return -1;
   }
-  static const char *const keys[] = {"type",   "name",   "description", "input_schema",
-                                     "cache_control", "strict", "eager_input_streaming",
-                                     "defer_loading", NULL};
+  static const char *const keys[] = {"type",
+                                     "name",
+                                     "description",
+                                     "input_schema",
+                                     "cache_control",
+                                     "strict",
+                                     "eager_input_streaming",
+                                     "defer_loading",
+                                     NULL};
   json_t *out = json_array();
   size_t i;
   json_t *t;
@@ -481,12 +484,14 @@ static int tools(const json_t *req, json_t *chat, api_error *err) {
           path, json_is_true(strict) ? "strict" : "defer_loading");
       goto fail;
     }
-    json_t *fn = json_pack("{s:s, s:O}", "name", name, "parameters", schema);
+    /* in OpenAI's order (name, description, parameters): the template writes the tools out
+     * with tojson, so the order is part of the prompt */
+    json_t *fn = json_pack("{s:s}", "name", name);
     if (desc) json_object_set(fn, "description", desc);
+    json_object_set(fn, "parameters", schema);
     json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", fn));
   }
-  if (json_array_size(out))
-    json_object_set(chat, "tools", out);
+  if (json_array_size(out)) json_object_set(chat, "tools", out);
   json_decref(out);
   return 0;
 fail:
@@ -527,8 +532,8 @@ static int tool_choice(const json_t *req, json_t *chat, api_error *err) {
     bool known = false;
     json_t *tl = json_object_get(chat, "tools");
     for (size_t k = 0; k < n_tools && !known; k++)
-      known = json_equal(name, json_object_get(
-                                   json_object_get(json_array_get(tl, k), "function"), "name"));
+      known = json_equal(
+          name, json_object_get(json_object_get(json_array_get(tl, k), "function"), "name"));
     if (!known) {
       BAD(err, "tool_choice", "tool_choice.name: '%.64s' is not one of 'tools'",
           json_string_value(name));
@@ -546,7 +551,9 @@ static int tool_choice(const json_t *req, json_t *chat, api_error *err) {
       return -1;
     }
     json_object_set_new(chat, "tool_choice",
-                        json_string(t[1] == 'n' ? "required" : t[0] == 'a' ? "auto" : "none"));
+                        json_string(t[1] == 'n'   ? "required"
+                                    : t[0] == 'a' ? "auto"
+                                                  : "none"));
   }
   if (json_is_true(dp) && n_tools) json_object_set_new(chat, "parallel_tool_calls", json_false());
   return 0;
@@ -572,7 +579,10 @@ static int thinking(const json_t *req, anth_kind kind, long long max_tokens, jso
           "or {\"type\": \"disabled\"}");
       return -1;
     }
-    if (only_keys(th, t[0] == 'e' ? en_keys : t[0] == 'a' ? adaptive_keys : disabled_keys,
+    if (only_keys(th,
+                  t[0] == 'e'   ? en_keys
+                  : t[0] == 'a' ? adaptive_keys
+                                : disabled_keys,
                   "thinking", "thinking", err))
       return -1;
     json_t *disp = opt(th, "display");
@@ -621,8 +631,8 @@ static int output_config(const json_t *req, json_t *chat, api_error *err) {
       BAD(err, "output_config", "output_config.effort: must be low, medium, high, xhigh or max");
       return -1;
     }
-    json_object_set_new(chat, "reasoning_effort", json_string(e[0] == 'x' || e[0] == 'm' ? "high"
-                                                                                         : e));
+    json_object_set_new(chat, "reasoning_effort",
+                        json_string(e[0] == 'x' || e[0] == 'm' ? "high" : e));
   }
   if (fmt) {
     const char *t = json_string_value(json_object_get(fmt, "type"));
@@ -655,8 +665,8 @@ static int number(const json_t *req, const char *name, double lo, double hi, jso
 }
 
 /* An optional integer in [lo, hi] (5.0 taken as 5): 1 set (*out), 0 absent, -1 bad. */
-static int integer(const json_t *req, const char *name, long long lo, long long hi,
-                   long long *out, api_error *err) {
+static int integer(const json_t *req, const char *name, long long lo, long long hi, long long *out,
+                   api_error *err) {
   json_t *v = opt(req, name);
   if (!v) return 0;
   double d = json_is_real(v) ? json_real_value(v) : 0;
@@ -683,8 +693,9 @@ static int stop_sequences(const json_t *req, json_t *chat, api_error *err) {
   json_array_foreach(ss, i, s) {
     if (!json_is_string(s) || json_string_length(s) == 0 ||
         json_string_length(s) > ANTH_MAX_STOP_LEN) {
-      BAD(err, "stop_sequences", "stop_sequences.%zu: must be a non-empty string of at most %d "
-                                 "bytes",
+      BAD(err, "stop_sequences",
+          "stop_sequences.%zu: must be a non-empty string of at most %d "
+          "bytes",
           i, ANTH_MAX_STOP_LEN);
       return -1;
     }
@@ -721,13 +732,12 @@ static int accepted(const json_t *req, api_error *err) {
 
 json_t *anth_to_chat(const json_t *req, anth_kind kind, api_error *err) {
   static const char *const msg_keys[] = {
-      "model",       "messages", "max_tokens",  "system",       "stop_sequences",
-      "stream",      "temperature", "top_p",    "top_k",        "tools",
-      "tool_choice", "thinking", "metadata",    "service_tier", "output_config",
-      "speed",       "cache_control", NULL};
-  static const char *const count_keys[] = {"model",    "messages",      "system",
-                                           "tools",    "tool_choice",   "thinking",
-                                           "output_config", "speed", "cache_control", NULL};
+      "model",       "messages",     "max_tokens",    "system", "stop_sequences", "stream",
+      "temperature", "top_p",        "top_k",         "tools",  "tool_choice",    "thinking",
+      "metadata",    "service_tier", "output_config", "speed",  "cache_control",  NULL};
+  static const char *const count_keys[] = {"model",         "messages", "system",        "tools",
+                                           "tool_choice",   "thinking", "output_config", "speed",
+                                           "cache_control", NULL};
   if (!json_is_object(req)) {
     BAD(err, NULL, "the request body must be a JSON object");
     return NULL;
@@ -807,8 +817,8 @@ struct anth_out {
   bool started; /* message_start written */
   bool ended;   /* done or error seen */
   block_kind open;
-  int index;      /* the open block's index (blocks so far - 1) */
-  int tool_index; /* the worker's index of the open tool call */
+  int index;       /* the open block's index (blocks so far - 1) */
+  int tool_index;  /* the worker's index of the open tool call */
   json_t *content; /* whole: the blocks so far (a tool_use block's input still a string) */
   json_t *done;    /* whole: the done frame (a copy) */
   api_error err;   /* the worker's error */
@@ -851,8 +861,8 @@ static void message_start(anth_out *o, sy_buf *out) {
       json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[], s:n, s:n, s:{s:i, s:i, s:i, s:i}}}", "type",
                 "message_start", "message", "id", o->id, "type", "message", "role", "assistant",
                 "model", o->model, "content", "stop_reason", "stop_sequence", "usage",
-                "input_tokens", 0, "cache_creation_input_tokens", 0, "cache_read_input_tokens",
-                0, "output_tokens", 0));
+                "input_tokens", 0, "cache_creation_input_tokens", 0, "cache_read_input_tokens", 0,
+                "output_tokens", 0));
   put(o, out, "ping", json_pack("{s:s}", "type", "ping"));
 }
 
@@ -930,9 +940,10 @@ static void on_tool_calls(anth_out *o, sy_buf *out, const json_t *calls) {
       const char *name = json_string_value(json_object_get(fn, "name"));
       char tid[96];
       anth_tool_id(id, tid, sizeof tid);
-      block_start(o, out, B_TOOL,
-                  json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", tid, "name",
-                            name ? name : "", "input", o->stream ? json_object() : json_string("")));
+      block_start(
+          o, out, B_TOOL,
+          json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id", tid, "name", name ? name : "",
+                    "input", o->stream ? json_object() : json_string("")));
       o->tool_index = k;
     } else if (o->open != B_TOOL || k != o->tool_index) {
       continue; /* arguments of no open call: nothing to add them to */
@@ -963,8 +974,7 @@ bool anth_out_event(anth_out *o, const char *op, const json_t *hdr, sy_buf *out)
     const char *reason = anth_stop_reason(hdr);
     put(o, out, "message_delta",
         json_pack("{s:s, s:{s:s, s:o}, s:o}", "type", "message_delta", "delta", "stop_reason",
-                  reason,
-                  "stop_sequence",
+                  reason, "stop_sequence",
                   strcmp(reason, "stop_sequence") == 0 ? json_copy(sseq) : json_null(), "usage",
                   anth_usage(hdr)));
     put(o, out, "message_stop", json_pack("{s:s}", "type", "message_stop"));

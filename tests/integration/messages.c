@@ -39,8 +39,8 @@ static json_t *msg_body(const char *model, const char *content, int max_tokens) 
 /* r is Anthropic's error with this status and error type, its message holding says (or NULL). */
 static bool anth_error(const resp *r, long status, const char *type, const char *says) {
   const char *t = it_jstr(r->json, "error.type"), *m = it_jstr(r->json, "error.message");
-  return r->status == status && it_str_is(it_jstr(r->json, "type"), "error") && it_str_is(t, type) &&
-         m && (!says || strstr(m, says)) && !json_object_get(r->json, "code");
+  return r->status == status && it_str_is(it_jstr(r->json, "type"), "error") &&
+         it_str_is(t, type) && m && (!says || strstr(m, says)) && !json_object_get(r->json, "code");
 }
 
 /* An Anthropic event stream: [{"event": name, "data": {...}}], NULL when malformed. */
@@ -58,8 +58,8 @@ static json_t *sse_named(const sy_buf *b) {
       json_decref(arr);
       return NULL;
     }
-    json_array_append_new(arr, json_pack("{s:s%, s:o}", "event", p + 7, (size_t)(nl - p - 7),
-                                         "data", d));
+    json_array_append_new(
+        arr, json_pack("{s:s%, s:o}", "event", p + 7, (size_t)(nl - p - 7), "data", d));
     p = end + 2;
   }
   return arr;
@@ -102,8 +102,8 @@ static void walk(const json_t *evs, sy_buf *names, sy_buf *text, sy_buf *thinkin
 static void text_of(const json_t *msg, sy_buf *out) {
   size_t i;
   json_t *b;
-  json_array_foreach(json_object_get(msg, "content"), i, b) if (it_str_is(it_jstr(b, "type"),
-                                                                          "text"))
+  json_array_foreach(json_object_get(msg, "content"), i,
+                     b) if (it_str_is(it_jstr(b, "type"), "text"))
       sy_buf_puts(out, it_jstr(b, "text"));
 }
 
@@ -142,9 +142,8 @@ static void t_plain_and_stream(void) {
   json_t *last_delta = NULL;
   size_t i;
   json_t *e;
-  json_array_foreach(evs, i, e) if (it_str_is(it_jstr(e, "event"),
-                                              "message_delta")) last_delta = json_object_get(e,
-                                                                                             "data");
+  json_array_foreach(evs, i, e) if (it_str_is(it_jstr(e, "event"), "message_delta")) last_delta =
+      json_object_get(e, "data");
   bool order = strncmp(names.data, "message_start ping ", 19) == 0 &&
                strstr(names.data, " message_delta message_stop") &&
                strcmp(names.data + names.len - 13, " message_stop") == 0;
@@ -171,12 +170,12 @@ static void t_plain_and_stream(void) {
 /* The same conversation through both APIs: the same tokens (greedy, deterministic model). */
 static void t_same_tokens(void) {
   resp r;
-  json_t *chat = json_pack(
-      "{s:s, s:i, s:f, s:{s:b}, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}", "model",
-      "chat", "max_tokens", 16, "temperature", 0.0, "chat_template_kwargs", "enable_thinking", 0,
-      "messages", "role", "system", "content", "You are terse.", "role", "user", "content",
-      "Name a colour.", "role", "assistant", "content", "Blue.", "role", "user", "content",
-      "Another one?");
+  json_t *chat =
+      json_pack("{s:s, s:i, s:f, s:{s:b}, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}",
+                "model", "chat", "max_tokens", 16, "temperature", 0.0, "chat_template_kwargs",
+                "enable_thinking", 0, "messages", "role", "system", "content", "You are terse.",
+                "role", "user", "content", "Name a colour.", "role", "assistant", "content",
+                "Blue.", "role", "user", "content", "Another one?");
   post("/v1/chat/completions", chat, &r);
   CHECK(r.status == 200, "chat %ld %s", r.status, r.body.data);
   char ctext[1024];
@@ -184,11 +183,11 @@ static void t_same_tokens(void) {
   long long cp = it_jnum(r.json, "usage.prompt_tokens"),
             cc = it_jnum(r.json, "usage.completion_tokens");
   it_resp_clear(&r);
-  json_t *msg = json_pack(
-      "{s:s, s:i, s:f, s:s, s:[{s:s, s:s}, {s:s, s:[{s:s, s:s}]}, {s:s, s:s}]}", "model", "chat",
-      "max_tokens", 16, "temperature", 0.0, "system", "You are terse.", "messages", "role", "user",
-      "content", "Name a colour.", "role", "assistant", "content", "type", "text", "text",
-      "Blue.", "role", "user", "content", "Another one?");
+  json_t *msg = json_pack("{s:s, s:i, s:f, s:s, s:[{s:s, s:s}, {s:s, s:[{s:s, s:s}]}, {s:s, s:s}]}",
+                          "model", "chat", "max_tokens", 16, "temperature", 0.0, "system",
+                          "You are terse.", "messages", "role", "user", "content", "Name a colour.",
+                          "role", "assistant", "content", "type", "text", "text", "Blue.", "role",
+                          "user", "content", "Another one?");
   json_t *counted = json_pack("{s:s, s:s, s:O}", "model", "chat", "system", "You are terse.",
                               "messages", json_object_get(msg, "messages"));
   json_t *streamed = json_deep_copy(msg);
@@ -254,12 +253,12 @@ static void t_same_prompt_tools(void) {
                             "input_schema", params);
   json_decref(params);
   post("/v1/messages",
-       json_pack("{s:s, s:i, s:f, s:O, s:O}", "model", "tools", "max_tokens", 1, "temperature",
-                 0.0, "tools", tools, "messages", msgs),
+       json_pack("{s:s, s:i, s:f, s:O, s:O}", "model", "tools", "max_tokens", 1, "temperature", 0.0,
+                 "tools", tools, "messages", msgs),
        &r);
   CHECK(r.status == 200, "messages %ld %s", r.status, r.body.data);
-  long long mp = it_jnum(r.json, "usage.input_tokens") +
-                 it_jnum(r.json, "usage.cache_read_input_tokens");
+  long long mp =
+      it_jnum(r.json, "usage.input_tokens") + it_jnum(r.json, "usage.cache_read_input_tokens");
   it_resp_clear(&r);
   post("/v1/messages/count_tokens",
        json_pack("{s:s, s:o, s:o}", "model", "tools", "tools", tools, "messages", msgs), &r);
@@ -321,17 +320,18 @@ static void t_tool_use(void) {
       "\"required\":[\"unit\"],\"additionalProperties\":false}}]";
   json_t *q = msg_body("tools", "What is the weather in Oslo?", 80);
   json_object_set_new(q, "tools", json_loads(tools, 0, NULL));
-  json_object_set_new(q, "tool_choice", json_pack("{s:s, s:s, s:b}", "type", "tool", "name",
-                                                  "get_weather", "disable_parallel_tool_use", 1));
+  json_object_set_new(q, "tool_choice",
+                      json_pack("{s:s, s:s, s:b}", "type", "tool", "name", "get_weather",
+                                "disable_parallel_tool_use", 1));
   json_t *streamed = json_deep_copy(q);
   resp r;
   post("/v1/messages", q, &r);
-  CHECK(r.status == 200 && it_str_is(it_jstr(r.json, "stop_reason"), "tool_use"),
-        "forced call: %s", r.body.data);
+  CHECK(r.status == 200 && it_str_is(it_jstr(r.json, "stop_reason"), "tool_use"), "forced call: %s",
+        r.body.data);
   const json_t *b = NULL, *x;
   size_t i;
-  json_array_foreach(json_object_get(r.json, "content"), i, x) if (it_str_is(it_jstr(x, "type"),
-                                                                             "tool_use")) b = x;
+  json_array_foreach(json_object_get(r.json, "content"), i,
+                     x) if (it_str_is(it_jstr(x, "type"), "tool_use")) b = x;
   const char *id = it_jstr(b, "id");
   const char *unit = it_jstr(b, "input.unit");
   CHECK(b && id && strncmp(id, "toolu_", 6) == 0 && strlen(id) > 6 &&
@@ -427,7 +427,8 @@ static const struct {
      "\"video\"}]}]}",
      "messages.0.content.0.type: 'video'"},
     {"{\"model\":\"chat\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
-     "\"document\",\"source\":{\"type\":\"text\",\"data\":\"x\",\"media_type\":\"text/plain\"}}]}]}",
+     "\"document\",\"source\":{\"type\":\"text\",\"data\":\"x\",\"media_type\":\"text/"
+     "plain\"}}]}]}",
      "'document' is not supported"},
     {"{\"model\":\"chat\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\",\"content\":[{}]}]}",
      "messages.0.content.0"},
@@ -447,8 +448,8 @@ static void t_hostile(void) {
   resp r;
   for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
     it_post("/v1/messages", hostile[i].body, &r);
-    CHECK(anth_error(&r, 400, "invalid_request_error", hostile[i].says), "case %zu (%s): %ld %s",
-          i, hostile[i].body, r.status, r.body.data);
+    CHECK(anth_error(&r, 400, "invalid_request_error", hostile[i].says), "case %zu (%s): %ld %s", i,
+          hostile[i].body, r.status, r.body.data);
     it_resp_clear(&r);
   }
   /* invalid UTF-8 bytes in a string */
@@ -470,8 +471,9 @@ static void t_hostile(void) {
         "100k messages: %ld %.300s", r.status, r.body.data);
   it_resp_clear(&r);
   b.len = 0;
-  sy_buf_puts(&b, "{\"model\":\"chat\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
-                  "\"content\":\"x\"}],\"tools\":[");
+  sy_buf_puts(&b,
+              "{\"model\":\"chat\",\"max_tokens\":5,\"messages\":[{\"role\":\"user\","
+              "\"content\":\"x\"}],\"tools\":[");
   for (int i = 0; i < 100000; i++)
     sy_buf_printf(&b, "%s{\"name\":\"t%d\",\"input_schema\":{\"type\":\"object\"}}", i ? "," : "",
                   i);
@@ -527,8 +529,7 @@ static void t_hostile(void) {
 /* ---- API keys and routers, on a daemon of its own ---- */
 
 static void keyed_body(void) {
-  static const char *const x_key[] = {"x-api-key: sk-anth", "anthropic-version: 2023-06-01",
-                                      NULL};
+  static const char *const x_key[] = {"x-api-key: sk-anth", "anthropic-version: 2023-06-01", NULL};
   static const char *const bearer[] = {"Authorization: Bearer sk-anth", NULL};
   static const char *const wrong[] = {"x-api-key: sk-wrong", NULL};
   resp r;
@@ -542,8 +543,8 @@ static void keyed_body(void) {
   CHECK(r.status == 200, "x-api-key: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   post_at(&B, "/v1/messages/count_tokens",
-          json_pack("{s:s, s:[{s:s, s:s}]}", "model", "chat", "messages", "role", "user",
-                    "content", "hi"),
+          json_pack("{s:s, s:[{s:s, s:s}]}", "model", "chat", "messages", "role", "user", "content",
+                    "hi"),
           &r, bearer);
   CHECK(r.status == 200 && it_jnum(r.json, "input_tokens") > 0, "Bearer: %ld %s", r.status,
         r.body.data);
@@ -560,8 +561,8 @@ static void keyed_body(void) {
         r.body.data);
   it_resp_clear(&r);
   json_t *q = msg_body("auto", "hi", 2);
-  json_object_set_new(q, "tools", json_pack("[{s:s, s:{s:s}}]", "name", "f", "input_schema",
-                                            "type", "object"));
+  json_object_set_new(q, "tools",
+                      json_pack("[{s:s, s:{s:s}}]", "name", "f", "input_schema", "type", "object"));
   post_at(&B, "/v1/messages", q, &r, x_key);
   CHECK(r.status == 200 && it_str_is(it_jstr(r.json, "model"), "tools"), "auto, tools: %s",
         r.body.data);

@@ -103,6 +103,7 @@ static void serve(sy_daemon *d, http_req *r, api_call *c, anth_kind kind, const 
   api_error err = {0};
   json_t *chat = anth_to_chat(c->req, kind, &err);
   if (!chat) {
+    atomic_fetch_add(&d->requests, 1); /* as the chat path counts the ones it refuses */
     c->obs.model = api_obs_model_of(d, &c->target);
     api_fail(r, &c->obs, &err);
     return;
@@ -113,6 +114,7 @@ static void serve(sy_daemon *d, http_req *r, api_call *c, anth_kind kind, const 
     API_BAD(&err, "messages", "unsupported_content",
             "messages: model '%s' does not take image blocks (it has no vision projector)",
             m->name);
+    atomic_fetch_add(&d->requests, 1);
     c->obs.model = api_obs_model_of(d, &c->target);
     api_fail(r, &c->obs, &err);
     json_decref(chat);

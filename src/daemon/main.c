@@ -289,6 +289,7 @@ int main(int argc, char **argv) {
                     .api_keys = (const char *const *)d.mx->api_keys,
                     .n_api_keys = d.mx->n_api_keys,
                     .handler = api_handle,
+                    .error_body = api_error_body,
                     .handler_ud = &d};
   d.http = d.sc ? http_start(&hp, err, sizeof err) : NULL;
   if (!d.http) {

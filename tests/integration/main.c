@@ -36,6 +36,7 @@ static const itest_table *const features[] = {
     &itest_qwen3tts,
     &itest_prompt_cache,
     &itest_prompt_cache_budget,
+    &itest_messages,
 };
 enum { n_features = sizeof features / sizeof *features };
 

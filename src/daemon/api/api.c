@@ -1,6 +1,7 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
- * (chat.c, embeddings.c, transcribe.c, speech.c, admin.c; external engines to engines/proxy.c);
+ * (chat.c, messages.c, embeddings.c, transcribe.c, speech.c, admin.c; external engines to
+ * engines/proxy.c);
  * unknown paths (404) and wrong methods (405, with Allow) are answered by the table itself. Before
  * the handler runs, the body is parsed once (JSON, or a multipart form by its Content-Type) and
  * its "model" resolved once (api_resolve: model, router, pipeline or external engine); the
@@ -30,6 +31,14 @@ void api_worker_error(const json_t *hdr, api_error *e) {
 long long api_jint(const json_t *o, const char *k) {
   json_t *v = json_object_get(o, k);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+/* Anthropic's Messages API answers errors in its own shape, on its paths (the table's 404 and
+ * 405 under /v1/messages/ too); every other path in OpenAI's. */
+json_t *api_error_body(const char *path, const api_error *e) {
+  bool anthropic = path && strncmp(path, "/v1/messages", 12) == 0 &&
+                   (path[12] == '\0' || path[12] == '/' || path[12] == '?');
+  return anthropic ? api_error_anthropic_json(e) : api_error_json(e);
 }
 
 /* ---- metrics: what GET /metrics needs to know of one request (req_obs: api_int.h) ---- */
@@ -129,6 +138,8 @@ static const api_route api_routes[] = {
     {"/v1/audio/translations", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE, h_translate},
     {"/v1/audio/speech", R_POST, R_JSON | R_COUNT_REPLY, METRICS_EP_SPEECH, api_speech_handle},
     {"/v1/audio/voices", R_GET, 0, R_NO_EP, h_voices},
+    {"/v1/messages", R_POST, R_JSON, METRICS_EP_MESSAGES, api_messages_handle},
+    {"/v1/messages/count_tokens", R_POST, R_JSON, METRICS_EP_MSG_COUNT, api_count_tokens_handle},
     {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "engines/relay.h"
 #include "http/multipart.h"
 #include "obs/metrics.h"
 #include "parse/api_parse.h"
@@ -46,6 +47,31 @@ typedef struct api_call {
   req_obs obs;       /* the request's metrics record (its route's endpoint) */
 } api_call;
 
+/* An answer in another API's shape over the chat path (api_chat_serve): the same checks, routing,
+ * scheduling and worker as /v1/chat/completions, only the worker's events written differently
+ * (messages.c: Anthropic's Messages API). */
+typedef struct api_dialect {
+  /* A translator for one answer of model (the served model's name), streamed or whole; NULL when
+   * out of memory. */
+  void *(*open)(const char *model, bool stream);
+  /* One worker event: streamed, the client's bytes appended to out; whole, collected. RELAY_END
+   * after the answer's last event (done or error). */
+  relay_rc (*event)(void *tr, const ipc_msg *m, sy_buf *out);
+  /* The whole answer's body after RELAY_END (new reference), or NULL with *err. */
+  json_t *(*reply)(void *tr, api_error *err);
+  void (*close)(void *tr);
+  /* the request only counts its prompt (the generate message gets "count_only": the worker
+   * renders and tokenises it and answers done at once); no tokens are metered */
+  bool count_only;
+} api_dialect;
+
+/* Serve req (a chat completions body, borrowed: another API's request translated; c->target is
+ * its model, resolved by api.c) as a chat, answering in dl's shape: a router is decided as for a
+ * chat, a pipeline or an external engine's model is refused (400 wrong_capability). Counts c->obs
+ * as the chat endpoint does. */
+void api_chat_serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req,
+                    const api_dialect *dl);
+
 /* The families (c: the call; handlers with a metrics endpoint count c->obs when the reply is
  * decided, or the route table does after them: see api.c). */
 /* chat.c: /v1/chat/completions (chat) and /v1/completions; a router's name is served here, a
@@ -59,6 +85,9 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, api_call *c, bool translat
 /* speech.c: POST /v1/audio/speech, GET /v1/audio/voices */
 void api_speech_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_voices_handle(sy_daemon *d, http_req *r);
+/* messages.c: POST /v1/messages and /v1/messages/count_tokens (Anthropic's Messages API) */
+void api_messages_handle(sy_daemon *d, http_req *r, api_call *c);
+void api_count_tokens_handle(sy_daemon *d, http_req *r, api_call *c);
 /* admin.c: GET /v1/models (id NULL: the list), /metrics, /api/events, /api/ps; POST /api/load
  * (load) and /api/unload */
 void api_admin_models(sy_daemon *d, http_req *r, const char *id);

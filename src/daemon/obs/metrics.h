@@ -30,6 +30,8 @@ typedef enum metrics_endpoint {
   METRICS_EP_RERANK,      /* POST /v1/rerank (and its aliases) */
   METRICS_EP_TRANSCRIBE,  /* POST /v1/audio/transcriptions and /translations */
   METRICS_EP_SPEECH,      /* POST /v1/audio/speech */
+  METRICS_EP_MESSAGES,    /* POST /v1/messages (Anthropic's Messages API) */
+  METRICS_EP_MSG_COUNT,   /* POST /v1/messages/count_tokens */
   METRICS_EP_N
 } metrics_endpoint;
 

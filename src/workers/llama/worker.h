@@ -156,7 +156,9 @@ typedef struct reply_usage {
   int32_t prompt_tokens, cached_tokens, completion_tokens;
   double prompt_ms, gen_ms;
 } reply_usage;
-void reply_done(worker *w, wio_id id, const char *finish_reason, const reply_usage *u);
+/* The done frame; stop (stop_len bytes, or NULL): the stop string that ended the answer. */
+void reply_done(worker *w, wio_id id, const char *finish_reason, const char *stop, size_t stop_len,
+                const reply_usage *u);
 void reply_embeddings(worker *w, wio_id id, int32_t n, int32_t dim, int64_t prompt_tokens,
                       const float *data);
 

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "engines/proxy.h"
 #include "parse/api_parse.h"
+#include "parse/responses_parse.h"
 
 /* ---- small helpers ---- */
 
@@ -38,6 +39,13 @@ long long api_jint(const json_t *o, const char *k) {
 json_t *api_error_body(const char *path, const api_error *e) {
   bool anthropic = path && strncmp(path, "/v1/messages", 12) == 0 &&
                    (path[12] == '\0' || path[12] == '/' || path[12] == '?');
+  if (path && strncmp(path, "/v1/responses", 13) == 0) {
+    /* the Responses API's field names for what the chat path says in its own (messages →
+     * input, max_tokens → max_output_tokens, ...) */
+    api_error r = *e;
+    rsp_parse_fix_error(&r);
+    return api_error_json(&r);
+  }
   return anthropic ? api_error_anthropic_json(e) : api_error_json(e);
 }
 
@@ -64,9 +72,10 @@ int api_obs_model_of(const sy_daemon *d, const api_target *t) {
 /* ---- the route table ---- */
 
 enum {
-  R_GET = 1 << 0,  /* GET and HEAD */
-  R_POST = 1 << 1, /* POST */
-  R_ANY = 1 << 2,  /* every method (the handler relays it as it is) */
+  R_GET = 1 << 0,    /* GET and HEAD */
+  R_POST = 1 << 1,   /* POST */
+  R_ANY = 1 << 2,    /* every method (the handler relays it as it is) */
+  R_DELETE = 1 << 3, /* DELETE */
 };
 enum {
   R_PREFIX = 1 << 0, /* path is a prefix (ends in '/'); the rest goes to the handler */
@@ -140,6 +149,10 @@ static const api_route api_routes[] = {
     {"/v1/audio/voices", R_GET, 0, R_NO_EP, h_voices},
     {"/v1/messages", R_POST, R_JSON, METRICS_EP_MESSAGES, api_messages_handle},
     {"/v1/messages/count_tokens", R_POST, R_JSON, METRICS_EP_MSG_COUNT, api_count_tokens_handle},
+    {"/v1/responses", R_POST, R_JSON, METRICS_EP_RESPONSES, api_responses_create},
+    {"/v1/responses/input_tokens", R_POST, R_JSON, METRICS_EP_RSP_TOKENS,
+     api_responses_input_tokens},
+    {"/v1/responses/", R_GET | R_DELETE, R_PREFIX, R_NO_EP, api_responses_item},
     {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
@@ -168,6 +181,7 @@ static bool method_ok(const api_route *rt, const char *method) {
   if (rt->methods & R_ANY) return true;
   if (rt->methods & R_GET && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
     return true;
+  if (rt->methods & R_DELETE && strcmp(method, "DELETE") == 0) return true;
   return rt->methods & R_POST && strcmp(method, "POST") == 0;
 }
 
@@ -240,7 +254,9 @@ void api_handle(void *ud, http_req *r) {
   c.obs.t0 = sy_mono_s();
   if (rt->flags & R_PREFIX) c.rest = path + strlen(rt->path);
   if (!method_ok(rt, method)) {
-    const char *allow = rt->methods & R_GET ? "GET" : "POST";
+    const char *allow = rt->methods & R_DELETE ? "GET, DELETE"
+                        : rt->methods & R_GET  ? "GET"
+                                               : "POST";
     api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
                   path, allow);
     http_add_header(r, "Allow", allow);

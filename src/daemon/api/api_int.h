@@ -49,11 +49,11 @@ typedef struct api_call {
 
 /* An answer in another API's shape over the chat path (api_chat_serve): the same checks, routing,
  * scheduling and worker as /v1/chat/completions, only the worker's events written differently
- * (messages.c: Anthropic's Messages API). */
+ * (messages.c: Anthropic's Messages API; responses.c: OpenAI's Responses API). */
 typedef struct api_dialect {
   /* A translator for one answer of model (the served model's name), streamed or whole; NULL when
-   * out of memory. */
-  void *(*open)(const char *model, bool stream);
+   * out of memory. ud: the dialect's ud (below). */
+  void *(*open)(const char *model, bool stream, void *ud);
   /* One worker event: streamed, the client's bytes appended to out; whole, collected. RELAY_END
    * after the answer's last event (done or error). */
   relay_rc (*event)(void *tr, const ipc_msg *m, sy_buf *out);
@@ -63,6 +63,9 @@ typedef struct api_dialect {
   /* the request only counts its prompt (the generate message gets "count_only": the worker
    * renders and tokenises it and answers done at once); no tokens are metered */
   bool count_only;
+  /* handed to open: the request's own state, for a dialect made per request (responses.c keeps
+   * its translation and what the store needs there); NULL for a static one */
+  void *ud;
 } api_dialect;
 
 /* Serve req (a chat completions body, borrowed: another API's request translated; c->target is
@@ -77,6 +80,11 @@ void api_chat_serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req,
 /* chat.c: /v1/chat/completions (chat) and /v1/completions; a router's name is served here, a
  * voice pipeline's turn handed to virtual/pipeline.c */
 void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat);
+/* responses.c: POST /v1/responses and /v1/responses/input_tokens (OpenAI's Responses API), GET
+ * and DELETE /v1/responses/{id} (c->rest: the id) */
+void api_responses_create(sy_daemon *d, http_req *r, api_call *c);
+void api_responses_input_tokens(sy_daemon *d, http_req *r, api_call *c);
+void api_responses_item(sy_daemon *d, http_req *r, api_call *c);
 /* embeddings.c */
 void api_embeddings_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_rerank_handle(sy_daemon *d, http_req *r, api_call *c);

@@ -629,7 +629,7 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, const api_dialect *dl,
   j->created = (long long)time(NULL);
   api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
   j->dl = dl;
-  if (dl && !(j->tr = dl->open(j->model->name, g.stream))) {
+  if (dl && !(j->tr = dl->open(j->model->name, g.stream, dl->ud))) {
     sched_release(d->sc, j->model, w);
     api_gen_clear(&g);
     sy_buf_free(&rgb);

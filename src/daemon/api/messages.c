@@ -17,7 +17,8 @@
 
 /* ---- the dialect: the worker's events as Anthropic's ---- */
 
-static void *msg_open(const char *model, bool stream) {
+static void *msg_open(const char *model, bool stream, void *ud) {
+  (void)ud;
   char id[48];
   api_random_id(id, sizeof id, "msg_");
   return anth_out_new(id, model, stream);
@@ -40,8 +41,8 @@ typedef struct count_tr {
   api_error err;
 } count_tr;
 
-static void *count_open(const char *model, bool stream) {
-  (void)model, (void)stream;
+static void *count_open(const char *model, bool stream, void *ud) {
+  (void)model, (void)stream, (void)ud;
   return calloc(1, sizeof(count_tr));
 }
 

@@ -32,6 +32,8 @@ typedef enum metrics_endpoint {
   METRICS_EP_SPEECH,      /* POST /v1/audio/speech */
   METRICS_EP_MESSAGES,    /* POST /v1/messages (Anthropic's Messages API) */
   METRICS_EP_MSG_COUNT,   /* POST /v1/messages/count_tokens */
+  METRICS_EP_RESPONSES,   /* POST /v1/responses (OpenAI's Responses API) */
+  METRICS_EP_RSP_TOKENS,  /* POST /v1/responses/input_tokens */
   METRICS_EP_N
 } metrics_endpoint;
 

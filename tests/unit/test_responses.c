@@ -133,7 +133,7 @@ static const good_case good[] = {
      NULL,
      "{'messages':[{'role':'user','content':'q'},{'role':'assistant','content':[{'type':'text',"
      "'text':'ok'}],'reasoning_content':'think','tool_calls':[{'id':'c1','type':'function',"
-     "'function':{'name':'f','arguments':'{}'}}]},{'role':'tool','tool_call_id':'c1','name':'f',"
+     "'function':{'name':'f','arguments':'{}'}}]},{'role':'tool','tool_call_id':'c1',"
      "'content':'res'}]}"},
     {"calls alone",
      "{'model':'m','input':[{'role':'user','content':'q'},{'type':'function_call',"
@@ -145,7 +145,7 @@ static const good_case good[] = {
      "{'messages':[{'role':'user','content':'q'},{'role':'assistant','content':null,'tool_calls':"
      "[{'id':'a','type':'function','function':{'name':'f','arguments':'{}'}},{'id':'b','type':"
      "'function','function':{'name':'g','arguments':'[1]'}}]},{'role':'tool','tool_call_id':'b',"
-     "'name':'g','content':'B'},{'role':'tool','tool_call_id':'a','name':'f','content':'A'}]}"},
+     "'content':'B'},{'role':'tool','tool_call_id':'a','content':'A'}]}"},
     {"reasoning summary",
      "{'model':'m','input':[{'role':'user','content':'q'},{'type':"
      "'reasoning','summary':[{'type':'summary_text','text':'s1'},{'type':"
@@ -164,7 +164,7 @@ static const good_case good[] = {
      "'type':'input_text','text':'r1'},{'type':'input_text','text':'r2'}]}]}",
      NULL,
      "{'messages':[{'role':'assistant','content':null,'tool_calls':[{'id':'a','type':'function',"
-     "'function':{'name':'f','arguments':'{}'}}]},{'role':'tool','tool_call_id':'a','name':'f',"
+     "'function':{'name':'f','arguments':'{}'}}]},{'role':'tool','tool_call_id':'a',"
      "'content':[{'type':'text','text':'r1'},{'type':'text','text':'r2'}]}]}"},
     {"history continues", "{'model':'m','instructions':'I','input':'c','previous_response_id':'r'}",
      "[{'role':'user','content':'a'},{'role':'assistant','content':'b'}]",
@@ -177,7 +177,7 @@ static const good_case good[] = {
      "'type':'function','function':{'name':'h','arguments':'{}'}}]}]",
      "{'messages':[{'role':'user','content':'a'},{'role':'assistant','content':null,'tool_calls':"
      "[{'id':'c9','type':'function','function':{'name':'h','arguments':'{}'}}]},{'role':'tool',"
-     "'tool_call_id':'c9','name':'h','content':'ok'}]}"},
+     "'tool_call_id':'c9','content':'ok'}]}"},
     {"tools",
      "{'model':'m','input':'q','tools':[{'type':'function','name':'f','description':'d',"
      "'parameters':{'type':'object'},'strict':true},{'type':'function','name':'g'}],"

@@ -217,18 +217,17 @@ static json_t *str_field(const json_t *item, const char *key, size_t i, const ch
   return v;
 }
 
-/* The function name of the tool call call_id among msgs' assistant messages, or NULL. */
-static const char *call_name(const json_t *msgs, const char *call_id) {
+/* Whether a tool call call_id is among msgs' assistant messages. */
+static bool has_call(const json_t *msgs, const char *call_id) {
   for (size_t n = json_array_size(msgs); n > 0; n--) {
     size_t k;
     json_t *c;
     json_array_foreach(json_object_get(json_array_get(msgs, n - 1), "tool_calls"), k, c) {
       const char *id = json_string_value(json_object_get(c, "id"));
-      if (id && strcmp(id, call_id) == 0)
-        return json_string_value(json_object_get(json_object_get(c, "function"), "name"));
+      if (id && strcmp(id, call_id) == 0) return true;
     }
   }
-  return NULL;
+  return false;
 }
 
 /* A reasoning item's text: its reasoning_text content, else its summary_text summary, joined with
@@ -324,8 +323,7 @@ static int add_item(json_t *msgs, const json_t *item, size_t i, api_error *err) 
               "input[%zu] (function_call_output) has no 'output'", i);
       return -1;
     }
-    const char *name = call_name(msgs, json_string_value(call_id));
-    if (!name) {
+    if (!has_call(msgs, json_string_value(call_id))) {
       API_BAD(err, "input", "invalid_value",
               "input[%zu]: no function_call with call_id '%.64s' comes before this "
               "function_call_output",
@@ -334,8 +332,9 @@ static int add_item(json_t *msgs, const json_t *item, size_t i, api_error *err) 
     }
     json_t *content = content_of(o, "output", false, i, err);
     if (!content) return -1;
-    json_array_append_new(msgs, json_pack("{s:s, s:O, s:s, s:o}", "role", "tool", "tool_call_id",
-                                          call_id, "name", name, "content", content));
+    /* as a chat client sends it (no "name"): the same conversation gives the same prompt */
+    json_array_append_new(msgs, json_pack("{s:s, s:O, s:o}", "role", "tool", "tool_call_id",
+                                          call_id, "content", content));
     return 0;
   }
   if (strcmp(type, "reasoning") == 0) {

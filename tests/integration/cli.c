@@ -269,50 +269,95 @@ static char *between_prompts(const pty_session *s, int n) {
   return p && e ? strndup(p, (size_t)(e - p)) : strdup("");
 }
 
+/* The answer in a turn's terminal text: what follows the echoed line `typed` (malloc'd), with the
+ * terminal's "\r" and the trailing newlines and spaces taken out. */
+static char *answer_after(const char *turn, const char *typed) {
+  const char *p = strstr(turn, typed);
+  p = p ? p + strlen(typed) : "";
+  p += strspn(p, "\r\n");
+  return strdup(p);
+}
+
+/* s without '\r', trailing spaces and newlines, in place */
+static char *normalised(char *s) {
+  char *w = s;
+  for (const char *r = s; *r; r++)
+    if (*r != '\r') *w++ = *r;
+  while (w > s && (w[-1] == '\n' || w[-1] == ' ')) w--;
+  *w = '\0';
+  return s;
+}
+
+/* The content of a chat answer (non-streamed) to messages (stolen), seed 7, 6 tokens (malloc'd;
+ * "" when it failed). */
+static char *api_answer(json_t *messages) {
+  resp r;
+  it_post_json("/v1/chat/completions",
+               json_pack("{s:s, s:o, s:i, s:i}", "model", "chat", "messages", messages,
+                         "max_tokens", 6, "seed", 7),
+               &r);
+  const char *c = r.status == 200 ? it_jstr(r.json, "choices.0.message.content") : NULL;
+  char *out = strdup(c ? c : "");
+  it_resp_clear(&r);
+  return normalised(out);
+}
+
 /* interactive: a typed line gets a streamed answer and the prompt again; a line continued with
- * "\" and a """ block are one message each; /? helps; /bye exits 0. */
+ * "\" and a """ block are one message each; the conversation is sent again each turn (the
+ * second answer is the API's answer to both turns); /? helps; /bye exits 0. */
 static void t_cli_run_terminal(void) {
   pty_session s;
-  bool started = pty_start(&s, (const char *const[]){"run", "chat", "--max-tokens", "6", NULL});
+  bool started =
+      pty_start(&s, (const char *const[]){"run", "chat", "--max-tokens", "6", "--seed", "7", NULL});
   CHECK(started, "a pseudo-terminal and the program on it");
   bool p1 = pty_expect(&s, ">>> ", 1);
   if (p1) pty_type(&s, "tell me more\n");
   bool p2 = p1 && pty_expect(&s, ">>> ", 2);
-  if (p2) pty_type(&s, "first line \\\nsecond line\n");
+  if (p2) pty_type(&s, "first line \\\n"); /* each line once its prompt shows, as typed */
   bool cont = p2 && pty_expect(&s, "... ", 1);
+  if (cont) pty_type(&s, "second line\n");
   bool p3 = cont && pty_expect(&s, ">>> ", 3);
-  if (p3) pty_type(&s, "\"\"\"block start\nblock end\"\"\"\n");
-  bool p4 = p3 && pty_expect(&s, ">>> ", 4);
+  if (p3) pty_type(&s, "\"\"\"block start\n");
+  bool cont2 = p3 && pty_expect(&s, "... ", 2);
+  if (cont2) pty_type(&s, "block end\"\"\"\n");
+  bool p4 = cont2 && pty_expect(&s, ">>> ", 4);
   if (p4) pty_type(&s, "/?\n");
   bool p5 = p4 && pty_expect(&s, ">>> ", 5);
   if (p5) pty_type(&s, "/bye\n");
-  char *first = between_prompts(&s, 1), *help = between_prompts(&s, 4);
-  /* the answer: what follows the echoed line, up to the next prompt */
-  const char *echo = strstr(first, "tell me more");
-  const char *answer = echo ? echo + strlen("tell me more") : "";
-  answer += strspn(answer, "\r\n");
-  bool text = strlen(answer) > strspn(answer, "\r\n ");
+  char *t1 = between_prompts(&s, 1), *t2 = between_prompts(&s, 2), *help = between_prompts(&s, 4);
+  char *a1 = normalised(answer_after(t1, "tell me more"));
+  char *a2 = normalised(answer_after(t2, "second line"));
   bool helped = strstr(help, "/bye") != NULL;
-  char said[512];
+  char said[600];
   snprintf(said, sizeof said, "%s", s.seen.data ? s.seen.data : "");
-  free(first);
+  free(t1);
+  free(t2);
   free(help);
   int st = pty_finish(&s);
   sy_buf_free(&s.seen);
+  /* the API's answers to the same turns: the first alone, the second after the first */
+  json_t *turn1 = json_pack("[{s:s, s:s}]", "role", "user", "content", "tell me more");
+  char *want1 = api_answer(json_deep_copy(turn1));
+  json_array_append_new(turn1, json_pack("{s:s, s:s}", "role", "assistant", "content", want1));
+  json_array_append_new(
+      turn1, json_pack("{s:s, s:s}", "role", "user", "content", "first line \nsecond line"));
+  char *want2 = api_answer(turn1);
+  bool same1 = strcmp(a1, want1) == 0, same2 = strcmp(a2, want2) == 0;
+  char got[512];
+  snprintf(got, sizeof got, "'%s' / '%s' (the API: '%s' / '%s')", a1, a2, want1, want2);
+  bool text = a1[0] != '\0';
+  free(a1);
+  free(a2);
+  free(want1);
+  free(want2);
   CHECK(p1 && p2, "a prompt, an answer, the prompt again; the terminal showed: %s", said);
   CHECK(text, "the answer streamed text to the terminal; it showed: %s", said);
   CHECK(cont && p3, "a line ending in \\ continues (\"... \") and is answered once: %s", said);
   CHECK(p4, "a \"\"\" block is one message: %s", said);
   CHECK(p5 && helped, "/? lists the commands: %s", said);
   CHECK(st == 0, "/bye: exit %d", st);
-
-  /* the same answer as one-shot: the conversation's first turn is the same request */
-  cli_out o;
-  cli_exec(d_host(), NULL,
-           (const char *const[]){"run", "chat", "tell me more", "--max-tokens", "6", NULL}, &o);
-  bool oneshot_ok = o.status == 0 && o.out.len > 1;
-  cli_out_free(&o);
-  CHECK(oneshot_ok, "one-shot after the session");
+  CHECK(same1, "the first answer on the terminal is the API's: %s", got);
+  CHECK(same2, "the second turn was sent with the first (the API's answer to both): %s", got);
 }
 
 /* no daemon: every verb says how to start one and fails; a bad SWITCHYARD_HOST is a usage error;

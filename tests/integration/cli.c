@@ -1,6 +1,7 @@
 /* cli.c — the switchyard program's client verbs (docs/CLI.md) against the daemon under test:
  * list, show, load, stop, ps; run one-shot (a PROMPT argument, piped stdin) and interactive on a
- * pseudo-terminal (typed lines, continued lines, """ blocks, /bye); no daemon → a message that
+ * pseudo-terminal (typed lines, continued lines, """ blocks, the conversation kept, /bye); API
+ * keys (SWITCHYARD_API_KEY, --api-key, the hint without one); no daemon → a message that
  * says how to start one and a failing status; --help lists the verbs. Every wait is on output
  * (a pipe's end, a prompt on the terminal), bounded by poll's hang guard, never on time. */
 #include <termios.h>
@@ -18,6 +19,9 @@ static void cli_out_free(cli_out *o) {
   sy_buf_free(&o->out);
   sy_buf_free(&o->err);
 }
+
+/* SWITCHYARD_API_KEY for the programs cli_exec runs (unset when NULL) */
+static const char *cli_key;
 
 /* "127.0.0.1:PORT" of the daemon under test */
 static const char *d_host(void) {
@@ -41,7 +45,10 @@ static void cli_exec(const char *host, const char *input, const char *const *arg
       setenv("SWITCHYARD_HOST", host, 1);
     else
       unsetenv("SWITCHYARD_HOST");
-    unsetenv("SWITCHYARD_API_KEY");
+    if (cli_key)
+      setenv("SWITCHYARD_API_KEY", cli_key, 1);
+    else
+      unsetenv("SWITCHYARD_API_KEY");
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
@@ -180,6 +187,12 @@ static void t_cli_run_oneshot(void) {
   CHECK(sa == 0 && nl, "run with a prompt: exit %d, stderr %s", sa, ea);
   CHECK(sb == 0, "run with piped input: exit %d, stderr %s", sb, eb);
   CHECK(same, "the prompt as an argument and piped in got the same answer: '%s' / '%s'", ta, tb);
+
+  cli_exec(d_host(), " \n", (const char *const[]){"run", "chat", NULL}, &a);
+  sa = a.status;
+  bool nothing = strstr(a.err.data, "nothing to ask") != NULL;
+  cli_out_free(&a);
+  CHECK(sa == 2 && nothing, "run with empty input and no prompt: exit %d", sa);
 
   cli_exec(d_host(), NULL, (const char *const[]){"run", "no-such-model", "hi", NULL}, &a);
   sa = a.status;
@@ -360,6 +373,45 @@ static void t_cli_run_terminal(void) {
   CHECK(same2, "the second turn was sent with the first (the API's answer to both): %s", got);
 }
 
+/* A daemon with api_keys: without a key a verb fails and says which variable to set; with
+ * SWITCHYARD_API_KEY or --api-key it works, run included. */
+static void keyed_body(void) {
+  char host[64];
+  snprintf(host, sizeof host, "127.0.0.1:%d", B.port);
+  cli_out o;
+  cli_key = NULL;
+  cli_exec(host, NULL, (const char *const[]){"list", NULL}, &o);
+  int st = o.status;
+  bool hint = strstr(o.err.data, "SWITCHYARD_API_KEY") != NULL;
+  cli_out_free(&o);
+  CHECK(st == 1 && hint, "list with no key: exit %d, a hint naming SWITCHYARD_API_KEY", st);
+  cli_key = "sk-cli";
+  cli_exec(host, NULL, (const char *const[]){"list", NULL}, &o);
+  st = o.status;
+  bool listed = strstr(o.out.data, "\nchat ") != NULL;
+  cli_out_free(&o);
+  CHECK(st == 0 && listed, "list with SWITCHYARD_API_KEY: exit %d", st);
+  cli_exec(host, NULL, (const char *const[]){"run", "chat", "hi", "--max-tokens", "2", NULL}, &o);
+  st = o.status;
+  cli_out_free(&o);
+  CHECK(st == 0, "run with SWITCHYARD_API_KEY: exit %d", st);
+  cli_key = NULL;
+  cli_exec(host, NULL, (const char *const[]){"ps", "--api-key", "sk-cli", NULL}, &o);
+  st = o.status;
+  cli_out_free(&o);
+  CHECK(st == 0, "ps --api-key: exit %d", st);
+}
+
+static void t_cli_api_key(void) {
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "api_keys: [sk-cli]\nlog_level: warn\nmodels:\n"
+           "  - {name: chat, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1}\n",
+           it_models_dir);
+  it_with_own_daemon("cli-keys", yaml, keyed_body);
+  cli_key = NULL;
+}
+
 /* no daemon: every verb says how to start one and fails; a bad SWITCHYARD_HOST is a usage error;
  * --help lists the verbs. */
 static void t_cli_no_daemon(void) {
@@ -402,6 +454,7 @@ static const it_test tests[] = {
     {"cli_models", t_cli_models, false},
     {"cli_run_oneshot", t_cli_run_oneshot, false},
     {"cli_run_terminal", t_cli_run_terminal, false},
+    {"cli_api_key", t_cli_api_key, false},
     {"cli_no_daemon", t_cli_no_daemon, false},
 };
 const itest_table itest_cli = {"cli", tests, sizeof tests / sizeof *tests};

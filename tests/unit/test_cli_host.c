@@ -66,9 +66,17 @@ static void test_overrides(void **state) {
 
 static void test_malformed(void **state) {
   (void)state;
-  static const char *const bad[] = {"[]:80",    "[::1",      "box:0",         "box:65536",
-                                    "box:80x",  "box:",      "[::1]x",        "http://",
-                                    "http:///", "[::1]:abc", "box:99999999999999999999"};
+  static const char *const bad[] = {"[]:80",
+                                    "[::1",
+                                    "box:0",
+                                    "box:65536",
+                                    "box:80x",
+                                    "box:",
+                                    "[::1]x",
+                                    "http://",
+                                    "http:///",
+                                    "[::1]:abc",
+                                    "box:99999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     const char *got = base_for(bad[i], NULL, -1);
     if (strcmp(got, "ERR") != 0) fail_msg("SWITCHYARD_HOST '%s' taken as %s", bad[i], got);
@@ -91,8 +99,8 @@ static void test_api_key(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_default),     cmocka_unit_test(test_env_forms),
-      cmocka_unit_test(test_overrides),   cmocka_unit_test(test_malformed),
+      cmocka_unit_test(test_default),   cmocka_unit_test(test_env_forms),
+      cmocka_unit_test(test_overrides), cmocka_unit_test(test_malformed),
       cmocka_unit_test(test_api_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

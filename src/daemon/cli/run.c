@@ -122,6 +122,11 @@ static int one_shot(const cli_conn *c, const run_opts *o, const char *prompt) {
   }
   if (prompt) sy_buf_printf(&in, "%s%s", in.len ? "\n\n" : "", prompt);
   sy_buf_append(&in, "", 1);
+  if (!in.data || !in.data[strspn(in.data, " \t\r\n")]) {
+    fprintf(stderr, "switchyard run: nothing to ask: no PROMPT and no input\n");
+    sy_buf_free(&in);
+    return 2;
+  }
   json_t *msgs = json_array();
   json_array_append_new(msgs, message("user", in.data));
   sy_buf_free(&in);

@@ -4,8 +4,6 @@
  * keys (SWITCHYARD_API_KEY, --api-key, the hint without one); no daemon → a message that
  * says how to start one and a failing status; --help lists the verbs. Every wait is on output
  * (a pipe's end, a prompt on the terminal), bounded by poll's hang guard, never on time. */
-#include <termios.h>
-
 #include "harness.h"
 
 #define CLI_HANG_GUARD_MS 120000 /* a read that waits this long has hung: the test fails */

@@ -446,6 +446,11 @@ static void t_cli_no_daemon(void) {
                strstr(o.out.data, "stop MODEL") && strstr(o.out.data, "serve");
   cli_out_free(&o);
   CHECK(st == 0 && lists, "--help lists the verbs: exit %d", st);
+  cli_exec(NULL, NULL, (const char *const[]){"run", "--help", NULL}, &o);
+  st = o.status;
+  bool usage = strstr(o.out.data, "usage: switchyard run MODEL") != NULL;
+  cli_out_free(&o);
+  CHECK(st == 0 && usage, "run --help: its usage on stdout, exit %d", st);
 }
 
 static const it_test tests[] = {

@@ -38,19 +38,21 @@ typedef struct cli_conn {
   int port;         /* --port, or -1 */
 } cli_conn;
 
-/* The options every verb takes: --host H, --port P, --api-key K (getopt_long entries; their
- * values are 'H', 'p', 'k'). */
-#define CLI_CONN_OPTIONS                                                      \
-  {"host", required_argument, 0, 'H'}, {"port", required_argument, 0, 'p'}, { \
-    "api-key", required_argument, 0, 'k'                                      \
+/* The options every verb takes: --host H, --port P, --api-key K, --help (getopt_long entries;
+ * their values are 'H', 'p', 'k', 'h'). */
+#define CLI_CONN_OPTIONS                                                    \
+  {"host", required_argument, 0, 'H'}, {"port", required_argument, 0, 'p'}, \
+      {"api-key", required_argument, 0, 'k'}, {                             \
+    "help", no_argument, 0, 'h'                                             \
   }
 
 /* Start c for verb: key from SWITCHYARD_API_KEY. */
 void cli_conn_init(cli_conn *c, const char *verb);
 
-/* Take getopt's option c (with optarg) when it is one of CLI_CONN_OPTIONS: 1 taken, 0 not one of
- * them, -1 a bad value (said on stderr: the caller exits 2). */
-int cli_conn_option(cli_conn *c, int opt, const char *arg);
+/* Take getopt's option opt (with arg) when it is one of CLI_CONN_OPTIONS: 1 taken, 0 not one of
+ * them, -1 a bad value (said on stderr: the caller exits 2), -2 --help (usage printed on stdout:
+ * the caller exits 0). */
+int cli_conn_option(cli_conn *c, int opt, const char *arg, const char *usage);
 
 /* Resolve c->base from --host/--port, SWITCHYARD_HOST and the defaults: 0, or -1 (said). */
 int cli_conn_resolve(cli_conn *c);

@@ -43,9 +43,12 @@ void cli_conn_init(cli_conn *c, const char *verb) {
   c->key = k && *k ? k : NULL;
 }
 
-int cli_conn_option(cli_conn *c, int opt, const char *arg) {
+int cli_conn_option(cli_conn *c, int opt, const char *arg, const char *usage) {
   long num;
   switch (opt) {
+    case 'h':
+      fputs(usage, stdout);
+      return -2;
     case 'H':
       c->host = arg;
       return 1;

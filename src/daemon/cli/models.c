@@ -9,24 +9,27 @@
 #include "cli/cli.h"
 
 /* The verb's options (CLI_CONN_OPTIONS only) and want_model positional MODEL: 0 with c resolved
- * and *model set (NULL for none), or the exit status (2, usage said). */
+ * and *model set (NULL for none), -1 after --help (exit 0), or 2 (a usage error, said). */
 static int parse(cli_conn *c, const char *verb, int argc, char **argv, bool want_model,
                  const char **model) {
   static const struct option opts[] = {CLI_CONN_OPTIONS, {0, 0, 0, 0}};
+  char usage[256];
+  snprintf(usage, sizeof usage, "usage: switchyard %s%s [--host H] [--port P] [--api-key K]\n",
+           verb, want_model ? " MODEL" : "");
   cli_conn_init(c, verb);
   optind = 1;
   int o;
-  while ((o = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
-    int t = cli_conn_option(c, o, optarg);
+  while ((o = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    int t = cli_conn_option(c, o, optarg, usage);
+    if (t == -2) return -1;
     if (t < 0) return 2;
-    if (t == 0) goto usage;
+    if (t == 0) goto bad;
   }
-  if (argc - optind != (want_model ? 1 : 0)) goto usage;
+  if (argc - optind != (want_model ? 1 : 0)) goto bad;
   *model = want_model ? argv[optind] : NULL;
   return cli_conn_resolve(c) == 0 ? 0 : 2;
-usage:
-  fprintf(stderr, "usage: switchyard %s%s [--host H] [--port P] [--api-key K]\n", verb,
-          want_model ? " MODEL" : "");
+bad:
+  fputs(usage, stderr);
   return 2;
 }
 
@@ -53,7 +56,7 @@ int cli_list(int argc, char **argv) {
   cli_conn c;
   const char *none;
   int rc = parse(&c, "list", argc, argv, false, &none);
-  if (rc) return rc;
+  if (rc) return rc < 0 ? 0 : rc;
   cli_reply r;
   if (cli_request(&c, "GET", "/v1/models", NULL, 30, &r) != 0) return 1;
   if (r.status != 200 || !json_is_array(json_object_get(r.json, "data"))) {
@@ -124,7 +127,7 @@ int cli_show(int argc, char **argv) {
   cli_conn c;
   const char *model;
   int rc = parse(&c, "show", argc, argv, true, &model);
-  if (rc) return rc;
+  if (rc) return rc < 0 ? 0 : rc;
   char *esc = cli_escape(model), path[1024];
   snprintf(path, sizeof path, "/v1/models/%s", esc ? esc : "");
   free(esc);
@@ -174,7 +177,7 @@ static int admin(const char *verb, const char *path, const char *done, int argc,
   cli_conn c;
   const char *model;
   int rc = parse(&c, verb, argc, argv, true, &model);
-  if (rc) return rc;
+  if (rc) return rc < 0 ? 0 : rc;
   json_t *body = json_pack("{s:s}", "model", model);
   cli_reply r;
   rc = cli_request(&c, "POST", path, body, 0, &r);

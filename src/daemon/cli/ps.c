@@ -54,18 +54,20 @@ int cli_ps(int argc, char **argv) {
   cli_conn cn;
   cli_conn_init(&cn, "ps");
   static const struct option opts[] = {CLI_CONN_OPTIONS, {0, 0, 0, 0}};
+  static const char usage[] = "usage: switchyard ps [--host H] [--port P] [--api-key K]\n";
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
-    int t = cli_conn_option(&cn, c, optarg);
+  while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    int t = cli_conn_option(&cn, c, optarg, usage);
+    if (t == -2) return 0;
     if (t < 0) return 2;
     if (t == 0) {
-      fprintf(stderr, "usage: switchyard ps [--host H] [--port P] [--api-key K]\n");
+      fputs(usage, stderr);
       return 2;
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "usage: switchyard ps [--host H] [--port P] [--api-key K]\n");
+    fputs(usage, stderr);
     return 2;
   }
   if (cli_conn_resolve(&cn) != 0) return 2;

@@ -299,8 +299,9 @@ int cli_run(int argc, char **argv) {
   run_opts o = {.seed = -1};
   optind = 1;
   int opt;
-  while ((opt = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
-    int t = cli_conn_option(&c, opt, optarg);
+  while ((opt = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    int t = cli_conn_option(&c, opt, optarg, usage);
+    if (t == -2) return 0;
     if (t < 0) return 2;
     if (t > 0) continue;
     if (opt == O_MAX && sy_parse_long(optarg, 1, RUN_MAX_TOKENS, &o.max_tokens) == 0) continue;

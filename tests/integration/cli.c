@@ -371,6 +371,33 @@ static void t_cli_run_terminal(void) {
   CHECK(same2, "the second turn was sent with the first (the API's answer to both): %s", got);
 }
 
+/* interactive, the keys: Ctrl-C at the prompt says how to leave and prompts again; Ctrl-D (end
+ * of input) leaves with status 0; /clear and an unknown command answer without asking the model. */
+static void t_cli_run_keys(void) {
+  pty_session s;
+  bool started = pty_start(&s, (const char *const[]){"run", "chat", NULL});
+  CHECK(started, "a pseudo-terminal and the program on it");
+  bool p1 = pty_expect(&s, ">>> ", 1);
+  if (p1) pty_type(&s, "\x03"); /* the terminal's VINTR: SIGINT to the program */
+  bool told = p1 && pty_expect(&s, "Use Ctrl + d or /bye to exit.", 1);
+  bool p2 = told && pty_expect(&s, ">>> ", 2);
+  if (p2) pty_type(&s, "/clear\n");
+  bool cleared = p2 && pty_expect(&s, "Cleared the conversation.", 1);
+  bool p3 = cleared && pty_expect(&s, ">>> ", 3);
+  if (p3) pty_type(&s, "/nope\n");
+  bool unknown = p3 && pty_expect(&s, "Unknown command '/nope'", 1);
+  bool p4 = unknown && pty_expect(&s, ">>> ", 4);
+  if (p4) pty_type(&s, "\x04"); /* VEOF at the start of a line: end of input */
+  char said[600];
+  snprintf(said, sizeof said, "%s", s.seen.data ? s.seen.data : "");
+  int st = pty_finish(&s);
+  sy_buf_free(&s.seen);
+  CHECK(p1 && told && p2, "Ctrl-C at the prompt: a hint and the prompt again: %s", said);
+  CHECK(cleared && p3, "/clear: %s", said);
+  CHECK(unknown && p4, "an unknown command: %s", said);
+  CHECK(st == 0, "Ctrl-D: exit %d; the terminal showed: %s", st, said);
+}
+
 /* A daemon with api_keys: without a key a verb fails and says which variable to set; with
  * SWITCHYARD_API_KEY or --api-key it works, run included. */
 static void keyed_body(void) {
@@ -457,6 +484,7 @@ static const it_test tests[] = {
     {"cli_models", t_cli_models, false},
     {"cli_run_oneshot", t_cli_run_oneshot, false},
     {"cli_run_terminal", t_cli_run_terminal, false},
+    {"cli_run_keys", t_cli_run_keys, false},
     {"cli_api_key", t_cli_api_key, false},
     {"cli_no_daemon", t_cli_no_daemon, false},
 };

@@ -10,6 +10,7 @@
  * getline on the terminal's own line editing: no history, no completion. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,12 @@ static int ask(const cli_conn *c, const run_opts *o, json_t *messages, char **re
   answer a = {.ended_newline = true, .text = {.limit = RUN_MAX_INPUT * 4}};
   cli_reply r;
   run_interrupted = 0;
+  sigset_t intr, old;
+  sigemptyset(&intr);
+  sigaddset(&intr, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &intr, &old); /* Ctrl-C stops the answer (interactive: see read_line) */
   int rc = cli_stream(c, "/v1/chat/completions", body, on_line, &a, &run_interrupted, &r);
+  sigprocmask(SIG_SETMASK, &old, NULL);
   json_decref(body);
   if (rc != 0) {
     sy_buf_free(&a.text);
@@ -137,23 +143,33 @@ static int one_shot(const cli_conn *c, const run_opts *o, const char *prompt) {
   return rc == 0 ? 0 : 1;
 }
 
-/* getline with the prompt shown first; NULL at end of input. *interrupted set for Ctrl-C. */
+/* getline with the prompt shown first; NULL at end of input. *interrupted set for Ctrl-C.
+ * SIGINT is blocked outside the waits that it may cut short: here it is let through only inside
+ * ppoll, atomically, so a Ctrl-C between the prompt and the wait is never lost. A terminal in
+ * canonical mode hands over one line per read, so stdio holds nothing when a prompt is shown and
+ * waiting on the descriptor is waiting for the next line. */
 static char *read_line(const char *prompt, bool *interrupted) {
   fputs(prompt, stdout);
   fflush(stdout);
+  *interrupted = false;
+  sigset_t during;
+  sigprocmask(SIG_SETMASK, NULL, &during);
+  sigdelset(&during, SIGINT);
+  run_interrupted = 0;
+  struct pollfd pf = {.fd = 0, .events = POLLIN};
+  if (ppoll(&pf, 1, NULL, &during) < 0) {
+    *interrupted = errno == EINTR && run_interrupted;
+    if (*interrupted) return NULL;
+  }
   char *line = NULL;
   size_t cap = 0;
-  run_interrupted = 0;
-  errno = 0;
   ssize_t n = getline(&line, &cap, stdin);
   if (n < 0) {
     free(line);
-    *interrupted = errno == EINTR || run_interrupted;
     clearerr(stdin);
     return NULL;
   }
   if (n && line[n - 1] == '\n') line[--n] = '\0';
-  *interrupted = false;
   return line;
 }
 
@@ -228,9 +244,13 @@ static int interactive(const cli_conn *c, const run_opts *o) {
     return rc;
   }
   cli_reply_free(&r);
-  struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: getline returns EINTR */
+  struct sigaction sa = {.sa_handler = on_sigint};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
+  sigset_t intr;
+  sigemptyset(&intr);
+  sigaddset(&intr, SIGINT);
+  sigprocmask(SIG_BLOCK, &intr, NULL); /* let through only where a wait may be cut (read_line) */
   json_t *history = json_array();
   int rc = 0;
   for (;;) {

@@ -473,6 +473,14 @@ static void t_cli_no_daemon(void) {
                strstr(o.out.data, "stop MODEL") && strstr(o.out.data, "serve");
   cli_out_free(&o);
   CHECK(st == 0 && lists, "--help lists the verbs: exit %d", st);
+  /* serve is the daemon's command line: its own options, its own errors (a config not there) */
+  char missing[600];
+  snprintf(missing, sizeof missing, "%s/no-such-config.yaml", it_tmpdir);
+  cli_exec(NULL, NULL, (const char *const[]){"serve", "--check", "--config", missing, NULL}, &o);
+  st = o.status;
+  bool daemon_said = strstr(o.err.data, "no-such-config.yaml") != NULL;
+  cli_out_free(&o);
+  CHECK(st == 1 && daemon_said, "serve --check --config MISSING: the daemon's error, exit %d", st);
   cli_exec(NULL, NULL, (const char *const[]){"run", "--help", NULL}, &o);
   st = o.status;
   bool usage = strstr(o.out.data, "usage: switchyard run MODEL") != NULL;

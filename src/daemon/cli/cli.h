@@ -78,7 +78,8 @@ int cli_fail(const cli_conn *c, const cli_reply *r);
 /* POST body as JSON to path and hand every line of the answer (without its "\n"; "data: ..."
  * for SSE) to on_line(line, len, ud) while it arrives; on_line returns false to hang up. When the
  * status is not 2xx the lines are not handed over: the body is in r instead. 0 with r->status set,
- * -1 no daemon (said). *cancel (may be NULL) set from a signal handler hangs up. */
+ * -1 no daemon (said). *cancel (may be NULL) set from a signal handler hangs up (0 returned;
+ * r->status 0 when that was before the answer's headers). */
 int cli_stream(const cli_conn *c, const char *path, const json_t *body,
                bool (*on_line)(const char *line, size_t len, void *ud), void *ud,
                volatile int *cancel, cli_reply *r);

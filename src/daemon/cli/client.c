@@ -221,7 +221,8 @@ static int perform(const cli_conn *c, const char *method, const char *path, cons
   curl_easy_cleanup(cu);
   free(text);
   if (s->r->body.len) s->r->json = json_loadb(s->r->body.data, s->r->body.len, 0, NULL);
-  if (rc == CURLE_OK || s->hung_up || (rc == CURLE_ABORTED_BY_CALLBACK && s->r->status)) return 0;
+  if (rc == CURLE_OK || s->hung_up || rc == CURLE_ABORTED_BY_CALLBACK) /* the caller cancelled */
+    return 0;
   if (s->r->status) { /* it answered, then the connection broke */
     fprintf(stderr, "switchyard %s: %s%s: %s\n", c->verb, c->base, path, curl_easy_strerror(rc));
     return -2;

@@ -69,7 +69,8 @@ typedef struct run_opts {
 } run_opts;
 
 /* Send messages (borrowed) and stream the answer to stdout: 0 with the assistant's content in
- * *reply (malloc'd), 1 on an error (said), -1 no daemon (said). */
+ * *reply (malloc'd; as far as it went when Ctrl-C stopped it), 1 on an error (said) or a Ctrl-C
+ * before the answer began, -1 no daemon (said). */
 static int ask(const cli_conn *c, const run_opts *o, json_t *messages, char **reply) {
   json_t *body = json_pack("{s:s, s:O, s:b}", "model", o->model, "messages", messages, "stream", 1);
   if (o->max_tokens > 0) json_object_set_new(body, "max_tokens", json_integer(o->max_tokens));
@@ -88,7 +89,10 @@ static int ask(const cli_conn *c, const run_opts *o, json_t *messages, char **re
     sy_buf_free(&a.text);
     return -1;
   }
-  if (r.status != 200) {
+  if (r.status == 0 && run_interrupted) { /* Ctrl-C before the answer began (a load, a queue) */
+    putchar('\n');
+    rc = 1;
+  } else if (r.status != 200) {
     rc = cli_fail(c, &r);
   } else {
     if (!a.ended_newline) putchar('\n');

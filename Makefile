@@ -60,7 +60,7 @@ ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a $(GPU_
 
 COMMON_SRC := $(wildcard src/common/*.c)
 CHAT_SRC := $(wildcard src/chat/*.c)
-# the daemon: main.c, cli_ps.c at the root, one folder (wing) per concern (docs/ARCHITECTURE.md)
+# the daemon: main.c at the root, the CLI verbs in cli/, one folder (wing) per concern (docs/ARCHITECTURE.md)
 DAEMON_SRC := $(wildcard src/daemon/*.c src/daemon/*/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
 WHISPER_SRC := $(wildcard src/workers/whisper/*.c)

@@ -80,7 +80,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -236,6 +236,10 @@ bench-mixed: all $(BIN)/bench
 # the workers' OpenMP wait policy: decode alone and beside a second worker (docs/PERFORMANCE.md)
 bench-omp: all $(BIN)/bench
 	bench/omp_policy.sh
+
+# each front door's own time per request (chat, Anthropic messages, Responses); docs/PERFORMANCE.md
+bench-doors: all
+	bench/doors.sh
 
 # the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
 bench-router: all

@@ -854,3 +854,14 @@ void it_write_main_config(const char *path) {
   }
   fclose(f);
 }
+
+void it_words(char *out, size_t cap, int n, int salt) {
+  static const char *const words[] = {"river", "stone",  "light",  "garden", "window", "paper",
+                                      "music", "orange", "silver", "forest", "market", "winter"};
+  size_t len = 0;
+  out[0] = 0;
+  for (int k = 0; k < n && len + 16 < cap; k++)
+    len += (size_t)snprintf(out + len, cap - len, "%s%s", k ? " " : "",
+                            words[(size_t)(k * 7 + salt) % (sizeof words / sizeof *words)]);
+  snprintf(out + len, cap - len, ".");
+}

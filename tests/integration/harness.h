@@ -107,6 +107,10 @@ extern bool it_have_hybrid; /* models/tiny-hybrid.gguf exists (tests/models.sh; 
  * appended; NULL: to the test's own stderr. */
 extern const char *it_daemon_log;
 
+/* A text of about n words ending with "." (word k of a fixed list; salt changes them): prompts
+ * whose tokens end where the next words begin (" word" never merges with "."). */
+void it_words(char *out, size_t cap, int n, int salt);
+
 /* Start the daemon on config (port 0, its own state folder "<config>.state"); returns once it
  * listens (0) or died (-1). */
 int it_start_daemon(daemon_proc *d, const char *config);

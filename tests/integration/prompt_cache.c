@@ -21,71 +21,56 @@
 
 #define PC_BATCH 32 /* the batch-invariant model's batch: what it keeps is a multiple of it */
 
-/* A text of about n words ending with "." (word k of a fixed list; salt changes them). */
-static void pc_text(char *out, size_t cap, int n, int salt) {
-  static const char *const words[] = {"river", "stone",  "light",  "garden", "window", "paper",
-                                      "music", "orange", "silver", "forest", "market", "winter"};
-  size_t len = 0;
-  out[0] = 0;
-  for (int k = 0; k < n && len + 16 < cap; k++)
-    len += (size_t)snprintf(out + len, cap - len, "%s%s", k ? " " : "",
-                            words[(size_t)(k * 7 + salt) % (sizeof words / sizeof *words)]);
-  snprintf(out + len, cap - len, ".");
-}
-
 typedef struct pc_out {
   long status;
   long long prompt, cached, cache_n;
   char text[512];
 } pc_out;
 
-/* A greedy completion on B: prompt, max_tokens, cache_prompt (-1: not sent). */
-static pc_out pc_complete(const char *model, const char *prompt, int max_tokens, int cache) {
-  json_t *q = json_pack("{s:s, s:s, s:i, s:f}", "model", model, "prompt", prompt, "max_tokens",
-                        max_tokens, "temperature", 0.0);
+/* POST q (taken; cache_prompt added unless cache is -1) to path on B: the status, the counts and
+ * the answer's text (a chat's message content, else a completion's text). */
+static pc_out pc_post(const char *path, json_t *q, int cache) {
   if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
   char *body = json_dumps(q, JSON_COMPACT);
   json_decref(q);
   resp r;
-  it_http_do(&B, "POST", "/v1/completions", body, &r, NULL);
-  free(body);
-  pc_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
-              it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
-              it_jnum(r.json, "timings.cache_n"), ""};
-  const json_t *t = json_object_get(json_array_get(json_object_get(r.json, "choices"), 0), "text");
-  snprintf(o.text, sizeof o.text, "%s", json_is_string(t) ? json_string_value(t) : "(none)");
-  it_resp_clear(&r);
-  return o;
-}
-
-/* A greedy chat turn on B: messages (borrowed), answer appended to them by the caller. */
-static pc_out pc_chat(const char *model, json_t *messages, int cache) {
-  json_t *q = json_pack("{s:s, s:O, s:i, s:f}", "model", model, "messages", messages, "max_tokens",
-                        12, "temperature", 0.0);
-  if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
-  char *body = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  resp r;
-  it_http_do(&B, "POST", "/v1/chat/completions", body, &r, NULL);
+  it_http_do(&B, "POST", path, body, &r, NULL);
   free(body);
   pc_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
               it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
               it_jnum(r.json, "timings.cache_n"), ""};
   const char *t = it_jstr(r.json, "choices.0.message.content");
+  if (!t) t = it_jstr(r.json, "choices.0.text");
   snprintf(o.text, sizeof o.text, "%s", t ? t : "(none)");
   it_resp_clear(&r);
   return o;
 }
 
+/* A greedy completion on B: prompt, max_tokens, cache_prompt (-1: not sent). */
+static pc_out pc_complete(const char *model, const char *prompt, int max_tokens, int cache) {
+  return pc_post("/v1/completions",
+                 json_pack("{s:s, s:s, s:i, s:f}", "model", model, "prompt", prompt, "max_tokens",
+                           max_tokens, "temperature", 0.0),
+                 cache);
+}
+
+/* A greedy chat turn on B: messages (borrowed), answer appended to them by the caller. */
+static pc_out pc_chat(const char *model, json_t *messages, int cache) {
+  return pc_post("/v1/chat/completions",
+                 json_pack("{s:s, s:O, s:i, s:f}", "model", model, "messages", messages,
+                           "max_tokens", 12, "temperature", 0.0),
+                 cache);
+}
+
 static void exact_body(void) {
   char p1[2048], p2[4096], p3[2048], q1[4096];
-  pc_text(p1, sizeof p1, 60, 0);
+  it_words(p1, sizeof p1, 60, 0);
   snprintf(p2, sizeof p2, "%s", p1);
-  pc_text(p2 + strlen(p1) + 1, sizeof p2 - strlen(p1) - 1, 20, 3);
+  it_words(p2 + strlen(p1) + 1, sizeof p2 - strlen(p1) - 1, 20, 3);
   p2[strlen(p1)] = ' ';
-  pc_text(p3, sizeof p3, 50, 5); /* another conversation */
+  it_words(p3, sizeof p3, 50, 5); /* another conversation */
   snprintf(q1, sizeof q1, "%s", p3);
-  pc_text(q1 + strlen(p3) + 1, sizeof q1 - strlen(p3) - 1, 10, 1);
+  it_words(q1 + strlen(p3) + 1, sizeof q1 - strlen(p3) - 1, 10, 1);
   q1[strlen(p3)] = ' ';
 
   /* max_tokens 1: the one sampled token is never decoded, so the cache is the prompt exactly */
@@ -137,9 +122,9 @@ static void exact_body(void) {
 
 static void invariant_body(void) {
   char p1[4096], p2[8192];
-  pc_text(p1, sizeof p1, 150, 2);
+  it_words(p1, sizeof p1, 150, 2);
   snprintf(p2, sizeof p2, "%s", p1);
-  pc_text(p2 + strlen(p1) + 1, sizeof p2 - strlen(p1) - 1, 40, 4);
+  it_words(p2 + strlen(p1) + 1, sizeof p2 - strlen(p1) - 1, 40, 4);
   p2[strlen(p1)] = ' ';
   pc_out a1 = pc_complete("pc-det", p1, 6, -1);
   pc_out a2 = pc_complete("pc-det", p2, 6, -1);
@@ -157,13 +142,13 @@ static void invariant_body(void) {
   /* a conversation: every turn answers as it does without the cache */
   json_t *with = json_array(), *without = json_array();
   char sys[4096];
-  pc_text(sys, sizeof sys, 120, 6);
+  it_words(sys, sizeof sys, 120, 6);
   json_array_append_new(with, json_pack("{s:s, s:s}", "role", "system", "content", sys));
   json_array_append_new(without, json_pack("{s:s, s:s}", "role", "system", "content", sys));
   long long reused = 0;
   for (int turn = 0; turn < 3; turn++) {
     char user[256];
-    pc_text(user, sizeof user, 8, turn);
+    it_words(user, sizeof user, 8, turn);
     json_array_append_new(with, json_pack("{s:s, s:s}", "role", "user", "content", user));
     json_array_append_new(without, json_pack("{s:s, s:s}", "role", "user", "content", user));
     pc_out c = pc_chat("pc-det", with, -1), n = pc_chat("pc-det", without, 0);
@@ -188,7 +173,7 @@ static void pc_extend(char *out, size_t cap, const char *p, int n, int salt) {
   size_t at = strlen(out);
   if (at + 2 < cap) {
     out[at] = ' ';
-    pc_text(out + at + 1, cap - at - 1, n, salt);
+    it_words(out + at + 1, cap - at - 1, n, salt);
   }
 }
 
@@ -196,8 +181,8 @@ static void pc_extend(char *out, size_t cap, const char *p, int n, int salt) {
  * goes to the RAM cache and comes back from it on its next turn. */
 static void ram_body(void) {
   char a1[2048], b1[2048], a2[4096], b2[4096];
-  pc_text(a1, sizeof a1, 70, 0);
-  pc_text(b1, sizeof b1, 70, 5);
+  it_words(a1, sizeof a1, 70, 0);
+  it_words(b1, sizeof b1, 70, 5);
   pc_extend(a2, sizeof a2, a1, 12, 3);
   pc_extend(b2, sizeof b2, b1, 12, 4);
   pc_out ra1 = pc_complete("pc-ram", a1, 1, -1), rb1 = pc_complete("pc-ram", b1, 1, -1);
@@ -283,8 +268,8 @@ static char pc_cfg[512], pc_log[512];
  * rejected with a log line and never used. */
 static void disk_body(void) {
   char a1[2048], b1[2048], a2[4096], b2[4096];
-  pc_text(a1, sizeof a1, 70, 0);
-  pc_text(b1, sizeof b1, 70, 5);
+  it_words(a1, sizeof a1, 70, 0);
+  it_words(b1, sizeof b1, 70, 5);
   pc_extend(a2, sizeof a2, a1, 12, 3);
   pc_extend(b2, sizeof b2, b1, 12, 4);
   pc_out ra1 = pc_complete("pc-disk", a1, 1, -1), rb1 = pc_complete("pc-disk", b1, 1, -1);
@@ -390,19 +375,7 @@ static pc_out pc_vision(const char *model, const char *img, bool second, int cac
     json_array_append_new(m, json_pack("{s:s, s:s}", "role", "assistant", "content", "Sure."));
     json_array_append_new(m, json_pack("{s:s, s:s}", "role", "user", "content", "Tell me more."));
   }
-  if (cache >= 0) json_object_set_new(q, "cache_prompt", json_boolean(cache));
-  char *body = json_dumps(q, JSON_COMPACT);
-  json_decref(q);
-  resp r;
-  it_http_do(&B, "POST", "/v1/chat/completions", body, &r, NULL);
-  free(body);
-  pc_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
-              it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
-              it_jnum(r.json, "timings.cache_n"), ""};
-  const char *t = it_jstr(r.json, "choices.0.message.content");
-  snprintf(o.text, sizeof o.text, "%s", t ? t : "(none)");
-  it_resp_clear(&r);
-  return o;
+  return pc_post("/v1/chat/completions", q, cache);
 }
 
 /* Prompts with an image: the prefix match includes the media (by its content), never cuts it. */
@@ -476,13 +449,13 @@ static void t_prompt_cache_invariant(void) {
 static void hybrid_body(void) {
   /* batch-invariant: a three-turn chat with the cache, then the same without: every turn alike */
   char sys[4096];
-  pc_text(sys, sizeof sys, 120, 6);
+  it_words(sys, sizeof sys, 120, 6);
   json_t *with = json_array(), *without = json_array();
   json_array_append_new(with, json_pack("{s:s, s:s}", "role", "system", "content", sys));
   pc_out c[3];
   for (int turn = 0; turn < 3; turn++) {
     char user[256];
-    pc_text(user, sizeof user, 8, turn);
+    it_words(user, sizeof user, 8, turn);
     json_array_append_new(with, json_pack("{s:s, s:s}", "role", "user", "content", user));
     c[turn] = pc_chat("pc-hy-det", with, -1);
     CHECK(c[turn].status == 200, "turn %d with the cache: %ld", turn, c[turn].status);
@@ -492,7 +465,7 @@ static void hybrid_body(void) {
   json_array_append_new(without, json_pack("{s:s, s:s}", "role", "system", "content", sys));
   for (int turn = 0; turn < 3; turn++) {
     char user[256];
-    pc_text(user, sizeof user, 8, turn);
+    it_words(user, sizeof user, 8, turn);
     json_array_append_new(without, json_pack("{s:s, s:s}", "role", "user", "content", user));
     pc_out n = pc_chat("pc-hy-det", without, 0);
     CHECK(n.status == 200 && n.cached == 0, "turn %d without the cache: %ld, cached %lld", turn,
@@ -512,7 +485,7 @@ static void hybrid_body(void) {
   /* throughput mode: max_tokens 1 leaves exactly prompt 1 in the state, and prompt 2 extends all
    * of it, so the whole state is kept */
   char p1[2048], p2[4096];
-  pc_text(p1, sizeof p1, 60, 0);
+  it_words(p1, sizeof p1, 60, 0);
   pc_extend(p2, sizeof p2, p1, 20, 3);
   pc_out a1 = pc_complete("pc-hy", p1, 1, -1);
   pc_out a2 = pc_complete("pc-hy", p2, 1, -1);

@@ -21,18 +21,6 @@
 /* What the first start measured: the budget's count of each model (bytes). */
 static long long pcb_size_a, pcb_size_b;
 
-/* A text of about n words ending with "." (salt changes them). */
-static void pcb_text(char *out, size_t cap, int n, int salt) {
-  static const char *const words[] = {"harbor",  "copper", "meadow", "lantern", "canyon",  "violet",
-                                      "thunder", "pebble", "saddle", "glacier", "orchard", "ember"};
-  size_t len = 0;
-  out[0] = 0;
-  for (int k = 0; k < n && len + 16 < cap; k++)
-    len += (size_t)snprintf(out + len, cap - len, "%s%s", k ? " " : "",
-                            words[(size_t)(k * 5 + salt) % (sizeof words / sizeof *words)]);
-  snprintf(out + len, cap - len, ".");
-}
-
 /* A greedy one-token completion on B: its status. */
 static long pcb_complete(const char *model, const char *prompt) {
   json_t *q = json_pack("{s:s, s:s, s:i, s:f}", "model", model, "prompt", prompt, "max_tokens", 1,
@@ -51,8 +39,8 @@ static long pcb_complete(const char *model, const char *prompt) {
  * state goes to A's prompt cache in RAM. True when every request got a 200. */
 static bool pcb_serve_a(void) {
   char p[2][2048];
-  pcb_text(p[0], sizeof p[0], PCB_WORDS, 0);
-  pcb_text(p[1], sizeof p[1], PCB_WORDS, 7);
+  it_words(p[0], sizeof p[0], PCB_WORDS, 0);
+  it_words(p[1], sizeof p[1], PCB_WORDS, 7);
   bool ok = true;
   for (int turn = 0; turn < 4; turn++) ok &= pcb_complete("pcb-a", p[turn % 2]) == 200;
   return ok;

@@ -29,6 +29,34 @@ void api_worker_error(const json_t *hdr, api_error *e) {
   if (e->code && strcmp(e->code, "context_length_exceeded") == 0) e->param = "messages";
 }
 
+relay_rc api_count_event(api_count *c, const ipc_msg *m) {
+  const char *op = ipc_op(m);
+  if (strcmp(op, "done") == 0) {
+    json_decref(c->done);
+    c->done = json_incref(m->hdr);
+    return RELAY_END;
+  }
+  if (strcmp(op, "error") == 0) {
+    api_worker_error(m->hdr, &c->err);
+    return RELAY_END;
+  }
+  return RELAY_MORE;
+}
+
+long long api_count_result(const api_count *c, api_error *err) {
+  if (c->done) return api_jint(c->done, "prompt_tokens");
+  if (c->err.status)
+    *err = c->err;
+  else
+    API_SERVER(err, "worker_error", "the count ended without a result");
+  return -1;
+}
+
+void api_count_clear(api_count *c) {
+  json_decref(c->done);
+  c->done = NULL;
+}
+
 long long api_jint(const json_t *o, const char *k) {
   json_t *v = json_object_get(o, k);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;

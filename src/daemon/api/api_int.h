@@ -68,6 +68,20 @@ typedef struct api_dialect {
   void *ud;
 } api_dialect;
 
+/* A count_only request's answer (a dialect that counts tokens: Anthropic's count_tokens, the
+ * Responses API's input_tokens): the worker's done frame, or its error. Zeroed to start. */
+typedef struct api_count {
+  json_t *done; /* the done frame's header (owned) */
+  api_error err;
+} api_count;
+/* One worker event into c: RELAY_END at done (kept) or error (kept in err), else RELAY_MORE. */
+relay_rc api_count_event(api_count *c, const ipc_msg *m);
+/* The prompt tokens counted, or -1 with *err (the worker's error, or none: the count ended
+ * without a result). */
+long long api_count_result(const api_count *c, api_error *err);
+/* Free what c holds. */
+void api_count_clear(api_count *c);
+
 /* Serve req (a chat completions body, borrowed: another API's request translated; c->target is
  * its model, resolved by api.c) as a chat, answering in dl's shape: a router is decided as for a
  * chat, a pipeline or an external engine's model is refused (400 wrong_capability). Counts c->obs

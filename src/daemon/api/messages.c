@@ -35,48 +35,25 @@ static void msg_close(void *tr) { anth_out_free(tr); }
 static const api_dialect messages_dialect = {
     .open = msg_open, .event = msg_event, .reply = msg_reply, .close = msg_close};
 
-/* count_tokens: the done frame's prompt tokens, {"input_tokens"}. */
-typedef struct count_tr {
-  json_t *done;
-  api_error err;
-} count_tr;
-
+/* count_tokens: the done frame's prompt tokens, {"input_tokens"} (api_count, api_int.h). */
 static void *count_open(const char *model, bool stream, void *ud) {
   (void)model, (void)stream, (void)ud;
-  return calloc(1, sizeof(count_tr));
+  return calloc(1, sizeof(api_count));
 }
 
 static relay_rc count_event(void *tr, const ipc_msg *m, sy_buf *out) {
   (void)out;
-  count_tr *t = tr;
-  const char *op = ipc_op(m);
-  if (strcmp(op, "done") == 0) {
-    t->done = json_incref(m->hdr);
-    return RELAY_END;
-  }
-  if (strcmp(op, "error") == 0) {
-    api_error_from_worker(m->hdr, &t->err);
-    return RELAY_END;
-  }
-  return RELAY_MORE;
+  return api_count_event(tr, m);
 }
 
 static json_t *count_reply(void *tr, api_error *err) {
-  count_tr *t = tr;
-  if (!t->done) {
-    if (t->err.status)
-      *err = t->err;
-    else
-      API_SERVER(err, "worker_error", "the count ended without a result");
-    return NULL;
-  }
-  return json_pack("{s:I}", "input_tokens", (json_int_t)api_jint(t->done, "prompt_tokens"));
+  long long n = api_count_result(tr, err);
+  return n < 0 ? NULL : json_pack("{s:I}", "input_tokens", (json_int_t)n);
 }
 
 static void count_close(void *tr) {
-  count_tr *t = tr;
-  json_decref(t->done);
-  free(t);
+  api_count_clear(tr);
+  free(tr);
 }
 
 static const api_dialect count_dialect = {.open = count_open,

@@ -34,13 +34,13 @@ typedef struct rsp_ctx {
   bool *opened;       /* serve()'s flag, set by open (and never touched after) */
   rsp_out out;        /* the answer in the Responses shape */
   api_error err;      /* a whole answer's worker error */
-  json_t *done;       /* input_tokens: the done frame's header (owned) */
+  api_count count;    /* input_tokens: the worker's answer (api_int.h) */
 } rsp_ctx;
 
 static void ctx_free(rsp_ctx *x) {
   rsp_out_free(&x->out);
   json_decref(x->history);
-  json_decref(x->done);
+  api_count_clear(&x->count);
   free(x);
 }
 
@@ -121,30 +121,14 @@ static void *count_open(const char *model, bool stream, void *ud) {
 
 static relay_rc count_event(void *tr, const ipc_msg *m, sy_buf *out) {
   (void)out;
-  rsp_ctx *x = tr;
-  const char *op = ipc_op(m);
-  if (strcmp(op, "done") == 0) {
-    x->done = json_incref(m->hdr);
-    return RELAY_END;
-  }
-  if (strcmp(op, "error") == 0) {
-    api_worker_error(m->hdr, &x->err);
-    return RELAY_END;
-  }
-  return RELAY_MORE;
+  return api_count_event(&((rsp_ctx *)tr)->count, m);
 }
 
 static json_t *count_reply(void *tr, api_error *err) {
-  rsp_ctx *x = tr;
-  if (!x->done) {
-    if (x->err.status)
-      *err = x->err;
-    else
-      API_SERVER(err, "worker_error", "the count ended without a result");
-    return NULL;
-  }
-  return json_pack("{s:s, s:I}", "object", "response.input_tokens", "input_tokens",
-                   (json_int_t)api_jint(x->done, "prompt_tokens"));
+  long long n = api_count_result(&((rsp_ctx *)tr)->count, err);
+  return n < 0 ? NULL
+               : json_pack("{s:s, s:I}", "object", "response.input_tokens", "input_tokens",
+                           (json_int_t)n);
 }
 
 /* ---- the endpoints ---- */

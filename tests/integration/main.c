@@ -37,6 +37,7 @@ static const itest_table *const features[] = {
     &itest_prompt_cache,
     &itest_prompt_cache_budget,
     &itest_messages,
+    &itest_pull,
 };
 enum { n_features = sizeof features / sizeof *features };
 

@@ -123,6 +123,7 @@ typedef struct dl {
   long long have, size; /* bytes in the partial file; expected size (-1: unknown) */
   const char *digest, *label;
   bool refused; /* an error status, or more bytes than expected: nothing written */
+  bool started; /* this transfer's first bytes were written */
   double last;
 } dl;
 
@@ -135,10 +136,11 @@ static size_t on_data(char *data, size_t sz, size_t n, void *ud) {
     d->refused = true;
     return 0;
   }
-  if (code == 200 && d->have > 0) { /* the server ignored Range: start over */
+  if (!d->started && code == 200 && d->have > 0) { /* the server ignored Range: start over */
     if (ftruncate(d->fd, 0) != 0) return 0;
     d->have = 0;
   }
+  d->started = true;
   if (d->size >= 0 && d->have + (long long)len > d->size) {
     d->refused = true;
     return 0;
@@ -262,7 +264,7 @@ static int fetch_file(const pull_params *p, int dirfd, const char *url, struct c
     curl_easy_setopt(d.c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(d.c, CURLOPT_XFERINFOFUNCTION, on_xfer);
     curl_easy_setopt(d.c, CURLOPT_XFERINFODATA, &d);
-    d.refused = false;
+    d.refused = d.started = false;
     d.last = 0;
     CURLcode cc = curl_easy_perform(d.c);
     long code = 0;

@@ -33,6 +33,8 @@ static void usage(FILE *f) {
       "usage: switchyard [options]          run the daemon\n"
       "       switchyard ps [--host H] [--port P] [--api-key K]   what a running daemon has "
       "loaded\n"
+      "       switchyard pull [--host H] [--port P] MODEL   fetch a model into the daemon's models "
+      "folder\n"
       "  -c, --config FILE       model matrix (YAML; see docs/CONFIG.md)\n"
       "  -m, --models-dir DIR    also serve every *.gguf in DIR\n"
       "      --host ADDR         listen address (default 127.0.0.1, or the config's)\n"
@@ -123,6 +125,7 @@ static int measure_models(sy_daemon *d) {
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "ps") == 0) return cli_ps(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "pull") == 0) return cli_pull(argc - 1, argv + 1);
   const char *config = NULL, *models_dir = NULL, *host = NULL, *worker_dir = NULL, *level = NULL;
   int port = -1, ready_fd = -1, load_timeout = 600;
   bool check = false, measure = false;

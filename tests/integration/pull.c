@@ -32,7 +32,7 @@ static struct {
   int port;
   pthread_mutex_t mu;
   sy_buf bert, mmproj;
-  srv_file files[12];
+  srv_file files[32];
   size_t n;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -44,6 +44,7 @@ static void sha_hex(const sy_buf *b, char out[65]) {
 }
 
 static srv_file *add(const char *repo, const char *path, sy_buf *data) {
+  if (S.n == sizeof S.files / sizeof S.files[0]) abort(); /* a test table too large */
   srv_file *f = &S.files[S.n++];
   memset(f, 0, sizeof *f);
   f->repo = repo;
@@ -216,6 +217,7 @@ static bool srv_start(void) {
   add("t/vlm", "vlm-Q4_K_M.gguf", &S.bert);
   add("t/vlm", "mmproj-F16.gguf", &S.mmproj);
   add("library/tiny", "", &S.bert);
+  add("t/cli", "cli-Q4_K_M.gguf", &S.bert);
   /* a split model: the two halves of one file (discovery reads the first part's header) */
   static sy_buf half[2];
   if (!half[0].len) {
@@ -478,11 +480,39 @@ static void b_disk(void) {
 }
 static void t_disk(void) { with_pull_daemon("pull_disk", b_disk); }
 
+/* `switchyard pull` (the CLI) against B, its stderr captured (not a terminal: plain lines);
+ * the exit status. */
+static int run_cli(const char *ref, sy_buf *out) {
+  char cmd[PATH_MAX * 2], log[PATH_MAX];
+  snprintf(log, sizeof log, "%s/cli-pull.txt", it_tmpdir);
+  snprintf(cmd, sizeof cmd, "SWITCHYARD_HOST=127.0.0.1:%d '%s' pull '%s' >'%s' 2>&1", B.port,
+           it_daemon_bin, ref, log);
+  int st = system(cmd);
+  it_read_whole(log, out);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void b_cli(void) {
+  sy_buf out = {0};
+  int st = run_cli("hf.co/t/cli", &out);
+  bool shown =
+      out.data && strstr(out.data, "pulling cli-Q4_K_M.gguf: 100%") && strstr(out.data, "success");
+  sy_buf_free(&out);
+  CHECK(st == 0 && shown, "exit %d, plain progress lines and success", st);
+  CHECK(same_file("cli-Q4_K_M.gguf", &S.bert), "the file");
+  CHECK(listed("cli-Q4_K_M"), "listed");
+  st = run_cli("hf.co/t/nothere", &out);
+  bool said = out.data && strstr(out.data, "not found");
+  sy_buf_free(&out);
+  CHECK(st == 1 && said, "a 404: exit %d, its words", st);
+}
+static void t_cli(void) { with_pull_daemon("pull_cli", b_cli); }
+
 static const it_test tests[] = {
-    {"pull_clean", t_clean, false},         {"pull_resume", t_resume, false},
-    {"pull_bad_checksum", t_bad, false},    {"pull_errors", t_errors, false},
-    {"pull_split_vlm", t_split_vlm, false}, {"pull_twice", t_twice, false},
-    {"pull_disk", t_disk, false},
+    {"pull_cli", t_cli, false},       {"pull_clean", t_clean, false},
+    {"pull_resume", t_resume, false}, {"pull_bad_checksum", t_bad, false},
+    {"pull_errors", t_errors, false}, {"pull_split_vlm", t_split_vlm, false},
+    {"pull_twice", t_twice, false},   {"pull_disk", t_disk, false},
 };
 
 const itest_table itest_pull = {"pull", tests, sizeof tests / sizeof *tests};

@@ -174,9 +174,10 @@ static void test_split_mmproj(void **st) {
 }
 
 #define OID "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-#define ENTRY(p, s)                                                                                \
-  "{\"type\":\"file\",\"path\":\"" p "\",\"size\":1,\"lfs\":{\"oid\":\"" OID "\",\"size\":" #s "}" \
-                                                                                               "}"
+#define ENTRY(p, s)                                                                            \
+  "{\"type\":\"file\",\"path\":\"" p "\",\"size\":1,\"lfs\":{\"oid\":\"" OID "\",\"size\":" #s \
+  "}"                                                                                          \
+  "}"
 
 static void test_list(void **st) {
   (void)st;

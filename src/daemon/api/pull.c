@@ -66,20 +66,20 @@ static void on_progress(void *ud, const char *status, const char *digest, long l
 }
 
 /* After the files are in: a reload (the SIGHUP path), then the model should be in the matrix.
- * 0, or -1 with err. */
+ * Waits for the model's name rather than for any new matrix: a reload another pull started
+ * before this one's files were in may land first (signals coalesce, so the reload that follows
+ * ours reads the folder after our rename). 0, or -1 with err. */
 static int join_matrix(sy_daemon *d, const char *model, char *err, size_t errlen) {
-  matrix *before = atomic_load(&d->mx);
   if (kill(getpid(), SIGHUP) != 0) {
     snprintf(err, errlen, "cannot signal the daemon to reload");
     return -1;
   }
   double t0 = sy_mono_s();
-  while (atomic_load(&d->mx) == before && sy_mono_s() - t0 < PULL_RELOAD_WAIT_S) {
+  while (!matrix_find(atomic_load(&d->mx), model) && sy_mono_s() - t0 < PULL_RELOAD_WAIT_S) {
     struct timespec ts = {0, 20 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  const matrix *now = atomic_load(&d->mx);
-  if (now == before || !matrix_find(now, model)) {
+  if (!matrix_find(atomic_load(&d->mx), model)) {
     snprintf(err, errlen,
              "downloaded, but the daemon did not add a model named '%s' (see its log: the "
              "reload may have failed, or the config uses the name)",

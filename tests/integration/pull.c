@@ -432,6 +432,30 @@ static void b_split_vlm(void) {
   CHECK(same_file("mmproj-vlm-Q4_K_M.gguf", &S.mmproj), "its projector, named after it");
   CHECK(listed("vlm-Q4_K_M"), "listed");
   CHECK(pull_ok("tiny"), "registry pull");
+  /* DELETE /api/delete: a split model's parts, a vision model's projector; then 404 */
+  resp r;
+  const char *ct[] = {"Content-Type: application/json", NULL};
+  it_http_do(&B, "DELETE", "/api/delete", "{\"model\":\"split-Q4_K_M\"}", &r, ct);
+  long st = r.status;
+  it_resp_clear(&r);
+  CHECK(st == 200, "delete: %ld", st);
+  CHECK(!exists("split-Q4_K_M-00001-of-00002.gguf") && !exists("split-Q4_K_M-00002-of-00002.gguf"),
+        "both parts removed");
+  CHECK(!listed("split-Q4_K_M"), "no longer listed");
+  it_http_do(&B, "DELETE", "/api/delete", "{\"model\":\"vlm-Q4_K_M:latest\"}", &r, ct);
+  st = r.status;
+  it_resp_clear(&r);
+  CHECK(st == 200 && !exists("vlm-Q4_K_M.gguf") && !exists("mmproj-vlm-Q4_K_M.gguf"),
+        "the model and its projector removed: %ld", st);
+  it_http_do(&B, "DELETE", "/api/delete", "{\"model\":\"vlm-Q4_K_M\"}", &r, ct);
+  st = r.status;
+  it_resp_clear(&r);
+  CHECK(st == 404, "deleted twice: %ld", st);
+  it_http_do(&B, "DELETE", "/api/delete", "{\"model\":\"speak\"}", &r, ct);
+  st = r.status;
+  it_resp_clear(&r);
+  CHECK(st == 400, "a model of the config (the built-in voice) is not deleted: %ld", st);
+  CHECK(listed("tiny"), "the others stay");
   CHECK(same_file("tiny.gguf", &S.bert), "the registry's blob, verified by its digest");
   CHECK(listed("tiny"), "listed");
 }

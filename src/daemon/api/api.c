@@ -145,6 +145,7 @@ static const api_route api_routes[] = {
     {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
     {"/api/unload", R_POST, R_JSON, R_NO_EP, h_unload},
     {"/api/pull", R_POST, R_JSON, R_NO_EP, api_pull_handle},
+    {"/api/delete", R_ANY, R_JSON, R_NO_EP, api_delete_handle}, /* DELETE: checked there */
     {"/health", R_GET, 0, R_NO_EP, h_health},
     {"/v1/models", R_GET, 0, R_NO_EP, h_models},
     {"/v1/models/", R_GET, R_PREFIX, R_NO_EP, h_models},

@@ -6,8 +6,12 @@
  * for a retry). The model joins the matrix through the same path as a reload (SIGHUP to this
  * process: main.c's reload), so loaded models stay loaded.
  *
+ * DELETE /api/delete removes a model the models folder holds (below).
+ *
  * Auth: when API keys are configured every route needs one (http.c); there is no admin key yet,
  * so any valid key may pull. */
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -196,4 +200,86 @@ void api_pull_handle(sy_daemon *d, http_req *r, api_call *c) {
     return;
   }
   http_reply_stream(r, 200, "application/x-ndjson", job_stream, j, job_free);
+}
+
+/* ---- DELETE /api/delete ---- */
+
+/* Remove name (a file name in dirfd's folder) if it is there; counts what went. */
+static void remove_in(int dirfd, const char *name, int *n) {
+  if (unlinkat(dirfd, name, 0) == 0) (*n)++;
+}
+
+/* Ollama's delete: {"model": NAME}. Only a model discovered in the models folder can go (a
+ * configured one is the config's): its file, a split model's other parts, and the projector a
+ * pull saved beside it (mmproj-NAME.gguf); then the reload path drops it from the matrix (a
+ * loaded one drains first). Nothing outside the models folder is touched: the file must sit
+ * directly in it. */
+void api_delete_handle(sy_daemon *d, http_req *r, api_call *c) {
+  if (strcmp(http_method(r), "DELETE") != 0) {
+    http_add_header(r, "Allow", "DELETE");
+    reply_error(r, 405, "/api/delete requires DELETE");
+    return;
+  }
+  json_t *m = json_object_get(c->req, "model");
+  if (!m) m = json_object_get(c->req, "name");
+  const char *want = json_string_value(m);
+  char name[PULL_MAX_NAME + 1];
+  if (!want || !*want || strlen(want) > PULL_MAX_NAME) {
+    reply_error(r, 400, "'model' must name the model to delete");
+    return;
+  }
+  snprintf(name, sizeof name, "%s", want);
+  size_t nl = strlen(name);
+  if (nl > 7 && !strcmp(name + nl - 7, ":latest")) name[nl - 7] = '\0';
+  const matrix *mx = c->mx;
+  const matrix_model *mm = matrix_find(mx, name);
+  if (!mm) {
+    reply_error(r, 404, "model not found");
+    return;
+  }
+  char dir[PATH_MAX], fdir[PATH_MAX];
+  if (!mm->discovered || !mm->file || !mx->models_dir || !realpath(mx->models_dir, dir)) {
+    reply_error(r, 400,
+                "the model is named in the config, not a file of the models folder: "
+                "remove it from the config");
+    return;
+  }
+  snprintf(fdir, sizeof fdir, "%s", mm->file);
+  char *slash = strrchr(fdir, '/');
+  if (!slash || (*slash = '\0', strcmp(fdir, dir) != 0)) {
+    reply_error(r, 400, "the model's file is not directly in the models folder");
+    return;
+  }
+  const char *base = slash + 1;
+  int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) {
+    reply_error(r, 500, "cannot open the models folder");
+    return;
+  }
+  int removed = 0, idx, cnt;
+  size_t sl;
+  char part[PULL_MAX_NAME + 32];
+  if (strlen(base) <= PULL_MAX_NAME && pull_split_of(base, &idx, &cnt, &sl)) {
+    for (int i = 1; i <= cnt; i++) {
+      snprintf(part, sizeof part, "%.*s-%05d-of-%05d.gguf", (int)sl, base, i, cnt);
+      remove_in(dirfd, part, &removed);
+    }
+  } else {
+    remove_in(dirfd, base, &removed);
+  }
+  snprintf(part, sizeof part, "mmproj-%s.gguf", name);
+  remove_in(dirfd, part, &removed);
+  close(dirfd);
+  if (!removed) {
+    reply_error(r, 500, "could not remove the model's file");
+    return;
+  }
+  LOG_I("delete: model '%s' (%d file(s)) removed from %s", name, removed, dir);
+  kill(getpid(), SIGHUP);
+  double t0 = sy_mono_s();
+  while (matrix_find(atomic_load(&d->mx), name) && sy_mono_s() - t0 < PULL_RELOAD_WAIT_S) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "success", "model", name));
 }

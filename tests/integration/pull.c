@@ -218,6 +218,7 @@ static bool srv_start(void) {
   add("t/vlm", "mmproj-F16.gguf", &S.mmproj);
   add("library/tiny", "", &S.bert);
   add("t/cli", "cli-Q4_K_M.gguf", &S.bert);
+  add("t/tty", "tty-Q4_K_M.gguf", &S.bert)->slow = true;
   /* a split model: the two halves of one file (discovery reads the first part's header) */
   static sy_buf half[2];
   if (!half[0].len) {
@@ -506,11 +507,16 @@ static void t_disk(void) { with_pull_daemon("pull_disk", b_disk); }
 
 /* `switchyard pull` (the CLI) against B, its stderr captured (not a terminal: plain lines);
  * the exit status. */
-static int run_cli(const char *ref, sy_buf *out) {
-  char cmd[PATH_MAX * 2], log[PATH_MAX];
+static int run_cli(const char *ref, sy_buf *out, bool tty) {
+  char cmd[PATH_MAX * 3], log[PATH_MAX];
   snprintf(log, sizeof log, "%s/cli-pull.txt", it_tmpdir);
-  snprintf(cmd, sizeof cmd, "SWITCHYARD_HOST=127.0.0.1:%d '%s' pull '%s' >'%s' 2>&1", B.port,
-           it_daemon_bin, ref, log);
+  if (tty) /* script(1) gives it a pseudo-terminal */
+    snprintf(cmd, sizeof cmd,
+             "SWITCHYARD_HOST=127.0.0.1:%d script -qec \"'%s' pull '%s'\" /dev/null >'%s' 2>&1",
+             B.port, it_daemon_bin, ref, log);
+  else
+    snprintf(cmd, sizeof cmd, "SWITCHYARD_HOST=127.0.0.1:%d '%s' pull '%s' >'%s' 2>&1", B.port,
+             it_daemon_bin, ref, log);
   int st = system(cmd);
   it_read_whole(log, out);
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -518,17 +524,23 @@ static int run_cli(const char *ref, sy_buf *out) {
 
 static void b_cli(void) {
   sy_buf out = {0};
-  int st = run_cli("hf.co/t/cli", &out);
+  int st = run_cli("hf.co/t/cli", &out, false);
   bool shown =
       out.data && strstr(out.data, "pulling cli-Q4_K_M.gguf: 100%") && strstr(out.data, "success");
   sy_buf_free(&out);
   CHECK(st == 0 && shown, "exit %d, plain progress lines and success", st);
   CHECK(same_file("cli-Q4_K_M.gguf", &S.bert), "the file");
   CHECK(listed("cli-Q4_K_M"), "listed");
-  st = run_cli("hf.co/t/nothere", &out);
+  st = run_cli("hf.co/t/nothere", &out, false);
   bool said = out.data && strstr(out.data, "not found");
   sy_buf_free(&out);
   CHECK(st == 1 && said, "a 404: exit %d, its words", st);
+  if (system("command -v script >/dev/null 2>&1") != 0) return; /* no script(1): no terminal */
+  st = run_cli("hf.co/t/tty", &out, true);                    /* slow enough for a bar */
+  bool bar = out.data && strstr(out.data, "\r") && strstr(out.data, "100% [#########") &&
+             strstr(out.data, "success");
+  sy_buf_free(&out);
+  CHECK(st == 0 && bar, "on a terminal: a progress bar redrawn in place (exit %d)", st);
 }
 static void t_cli(void) { with_pull_daemon("pull_cli", b_cli); }
 

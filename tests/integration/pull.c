@@ -536,7 +536,7 @@ static void b_cli(void) {
   sy_buf_free(&out);
   CHECK(st == 1 && said, "a 404: exit %d, its words", st);
   if (system("command -v script >/dev/null 2>&1") != 0) return; /* no script(1): no terminal */
-  st = run_cli("hf.co/t/tty", &out, true);                    /* slow enough for a bar */
+  st = run_cli("hf.co/t/tty", &out, true);                      /* slow enough for a bar */
   bool bar = out.data && strstr(out.data, "\r") && strstr(out.data, "100% [#########") &&
              strstr(out.data, "success");
   sy_buf_free(&out);

@@ -6,6 +6,7 @@ pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-c
       libmicrohttpd-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
       libpng-dev libjpeg62-turbo-dev libwebp-dev # images: docs/API.md "Images"
       libsndfile1-dev libmpg123-dev libvorbis-dev libsoxr-dev # audio: docs/AUDIO.md
+      libssl-dev # sha256 of pulled models (OpenSSL libcrypto): switchyard pull
       libespeak-ng-dev # the built-in voice (switchyard-espeak only; GPL-3.0+)
       clang-format # make format; make test checks every C file against .clang-format
       ffmpeg # M4A/AAC/WebM uploads and aac speech: a subprocess, optional at run time (docs/AUDIO.md)

@@ -39,6 +39,7 @@ static const itest_table *const features[] = {
     &itest_messages,
     &itest_responses,
     &itest_cli,
+    &itest_pull,
 };
 enum { n_features = sizeof features / sizeof *features };
 

@@ -1,6 +1,6 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
- * (chat.c, messages.c, responses.c, embeddings.c, transcribe.c, speech.c, admin.c; external
+ * (chat.c, messages.c, responses.c, embeddings.c, transcribe.c, speech.c, admin.c, pull.c; external
  * engines to engines/proxy.c); unknown paths (404) and wrong methods (405, with Allow) are
  * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
  * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
@@ -185,6 +185,8 @@ static const api_route api_routes[] = {
     {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
     {"/api/unload", R_POST, R_JSON, R_NO_EP, h_unload},
+    {"/api/pull", R_POST, R_JSON, R_NO_EP, api_pull_handle},
+    {"/api/delete", R_ANY, R_JSON, R_NO_EP, api_delete_handle}, /* DELETE: checked there */
     {"/health", R_GET, 0, R_NO_EP, h_health},
     {"/v1/models", R_GET, 0, R_NO_EP, h_models},
     {"/v1/models/", R_GET, R_PREFIX, R_NO_EP, h_models},

@@ -115,6 +115,10 @@ void api_count_tokens_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_admin_models(sy_daemon *d, http_req *r, const char *id);
 void api_admin_metrics(sy_daemon *d, http_req *r);
 void api_admin_load(sy_daemon *d, http_req *r, api_call *c, bool load);
+/* pull.c: POST /api/pull (a model fetched into the models folder, then reloaded in) */
+void api_pull_handle(sy_daemon *d, http_req *r, api_call *c);
+/* pull.c: DELETE /api/delete (a discovered model's files removed, then reloaded out) */
+void api_delete_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_admin_events(sy_daemon *d, http_req *r);
 void api_admin_ps(sy_daemon *d, http_req *r);
 

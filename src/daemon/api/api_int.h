@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "buf.h"
 #include "daemon.h"
+#include "engines/worker.h"
 #include "http/multipart.h"
 #include "obs/metrics.h"
 #include "parse/api_parse.h"
@@ -51,6 +53,13 @@ typedef struct api_call {
 /* chat.c: /v1/chat/completions (chat) and /v1/completions; a router's name is served here, a
  * voice pipeline's turn handed to virtual/pipeline.c */
 void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat);
+/* chat.c: what every door onto generation shares (chat, completions, /v1/responses): req (a chat
+ * or completions body, borrowed) checked against c's target (a router's route decided first, with
+ * its fallback), its media decoded, a worker acquired. 0: *g, *media and *w are the caller's (it
+ * submits, answers, releases); -1: nothing answered, *err (and c->obs.model) say why; -2: the
+ * client went away while a router decided (already answered and counted). */
+int api_gen_acquire(sy_daemon *d, http_req *r, api_call *c, const json_t *req, bool chat,
+                    api_gen *g, sy_buf *media, worker **w, api_error *err);
 /* embeddings.c */
 void api_embeddings_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_rerank_handle(sy_daemon *d, http_req *r, api_call *c);

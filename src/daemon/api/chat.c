@@ -427,20 +427,18 @@ static int gen_prepare(sy_daemon *d, const matrix *mx, const api_target *t, cons
   return 0;
 }
 
-static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
-                    worker *w);
-
-/* A request to a router (router_decide.c decides the route): served by the route's model, or when
- * that model cannot be acquired and the router allows it, by the next route of its fallback list
- * that accepts the request. The answer's "model" is the model that served. */
-static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
-                          req_obs *obs, const matrix_router *rt) {
+/* A request to a router (router_decide.c decides the route): acquired for the route's model, or
+ * when that model cannot be acquired and the router allows it, for the next route of its fallback
+ * list that accepts the request; the route's headers are added. As api_gen_acquire. */
+static int acquire_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
+                          req_obs *obs, const matrix_router *rt, api_gen *g, sy_buf *rgb,
+                          worker **w, api_error *err) {
   router_decision ar;
   if (!router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
     atomic_fetch_add(&d->cancelled, 1);
     api_obs_end(obs, 499);
     http_reply_abort(r);
-    return;
+    return -2;
   }
   size_t cand[MATRIX_MAX_ROUTES];
   size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
@@ -451,19 +449,16 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
   for (size_t i = 0; rq && i < n; i++) {
     const matrix_route *ro = &rt->routes[cand[i]];
     const matrix_model *mm = matrix_find(mx, ro->model);
-    api_error err = {0};
-    api_gen g;
-    sy_buf rgb;
-    worker *w = NULL;
+    api_error e = {0};
     int rc = 1;
     if (!mm) {
-      API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+      API_SERVER(&e, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
     } else {
       api_target mt = {
           .kind = mm->engine == MATRIX_ENGINE_EXTERNAL ? API_TARGET_EXTERNAL : API_TARGET_MODEL,
           .model = mm};
       json_object_set_new(rq, "model", json_string(mm->name));
-      rc = gen_prepare(d, mx, &mt, rq, chat, obs, &g, &rgb, &w, &err);
+      rc = gen_prepare(d, mx, &mt, rq, chat, obs, g, rgb, w, &e);
     }
     if (rc == 0) {
       router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
@@ -475,31 +470,41 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
       http_add_header(r, "X-Switchyard-Route-By", router_by_name(by));
       http_add_header(r, "X-Switchyard-Route-Ms", ms);
       json_decref(rq);
-      gen_run(d, r, chat, obs, &g, &rgb, w);
-      return;
+      return 0;
     }
     if (i == 0) {
-      first = err;
+      first = e;
       first_model = obs->model;
     }
     /* the request itself refused by the chosen model: its error. A route whose model cannot take
      * this kind of request (an image for a model without vision, a chat for a completion-only
      * model), and a fallback route that refuses it for any reason, are skipped; shutting down ends
      * the tries */
-    bool kind = err.code &&
-                (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
-    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
+    bool kind =
+        e.code && (!strcmp(e.code, "unsupported_content") || !strcmp(e.code, "wrong_capability"));
+    bool next = i + 1 < n && ((rc == 2 && !(e.code && !strcmp(e.code, "shutting_down"))) ||
                               (rc == 1 && (i > 0 || kind)));
     LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
-          rc == 2 ? "could not be acquired" : "refused the request", err.message,
+          rc == 2 ? "could not be acquired" : "refused the request", e.message,
           next ? "; trying the next route" : "");
     if (!next) break;
   }
   json_decref(rq);
   if (!first.status) API_SERVER(&first, "out_of_memory", "out of memory");
   obs->model = first_model;
-  api_fail(r, obs, &first);
+  *err = first;
+  return -1;
 }
+
+int api_gen_acquire(sy_daemon *d, http_req *r, api_call *c, const json_t *req, bool chat,
+                    api_gen *g, sy_buf *media, worker **w, api_error *err) {
+  if (c->target.kind == API_TARGET_ROUTER)
+    return acquire_routed(d, c->mx, r, req, chat, &c->obs, c->target.router, g, media, w, err);
+  return gen_prepare(d, c->mx, &c->target, req, chat, &c->obs, g, media, w, err) == 0 ? 0 : -1;
+}
+
+static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
+                    worker *w);
 
 /* A chat naming a voice pipeline: its turn (pipeline.c), counted as the audio endpoints are, under
  * the pipeline's name. Any other pipeline is refused here. */
@@ -526,19 +531,13 @@ void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat) {
     handle_pipeline(d, r, c, chat);
     return;
   }
-  if (c->target.kind == API_TARGET_ROUTER) {
-    handle_routed(d, c->mx, r, c->req, chat, &c->obs, c->target.router);
-    return;
-  }
   api_error err = {0};
   api_gen g;
   sy_buf rgb;
   worker *w = NULL;
-  if (gen_prepare(d, c->mx, &c->target, c->req, chat, &c->obs, &g, &rgb, &w, &err) != 0) {
-    api_fail(r, &c->obs, &err);
-    return;
-  }
-  gen_run(d, r, chat, &c->obs, &g, &rgb, w);
+  int rc = api_gen_acquire(d, r, c, c->req, chat, &g, &rgb, &w, &err);
+  if (rc == -1) api_fail(r, &c->obs, &err);
+  if (rc == 0) gen_run(d, r, chat, &c->obs, &g, &rgb, w);
 }
 
 /* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */

@@ -1,6 +1,7 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
- * (chat.c, embeddings.c, transcribe.c, speech.c, admin.c; external engines to engines/proxy.c);
+ * (chat.c, embeddings.c, transcribe.c, speech.c, admin.c, ollama.c; external engines to
+ * engines/proxy.c);
  * unknown paths (404) and wrong methods (405, with Allow) are answered by the table itself. Before
  * the handler runs, the body is parsed once (JSON, or a multipart form by its Content-Type) and
  * its "model" resolved once (api_resolve: model, router, pipeline or external engine); the
@@ -139,6 +140,17 @@ static const api_route api_routes[] = {
     {"/api/ps", R_GET, 0, R_NO_EP, h_ps},
     {"/metrics", R_GET, 0, R_NO_EP, h_metrics},
     {"/api/events", R_GET, 0, R_NO_EP, h_events},
+    /* Ollama's API (ollama.c): bodies taken raw and methods checked there, so that every error
+     * on these paths, a body that is not JSON or a wrong method too, is in Ollama's shape; the
+     * prefix answers the rest of /api/ (after every exact /api/ route above) */
+    {"/api/chat", R_ANY, 0, METRICS_EP_OLLAMA_CHAT, api_ollama_chat},
+    {"/api/generate", R_ANY, 0, METRICS_EP_OLLAMA_GEN, api_ollama_generate},
+    {"/api/embed", R_ANY, 0, METRICS_EP_OLLAMA_EMBED, api_ollama_embed},
+    {"/api/embeddings", R_ANY, 0, METRICS_EP_OLLAMA_EMBED, api_ollama_embeddings},
+    {"/api/show", R_ANY, 0, R_NO_EP, api_ollama_show},
+    {"/api/tags", R_ANY, 0, R_NO_EP, api_ollama_tags},
+    {"/api/version", R_ANY, 0, R_NO_EP, api_ollama_version},
+    {"/api/", R_ANY, R_PREFIX, R_NO_EP, api_ollama_other},
     {"/upstream/", R_ANY, R_PREFIX, R_NO_EP, h_upstream},
 };
 

@@ -68,6 +68,18 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, api_call *c, bool translat
 /* speech.c: POST /v1/audio/speech, GET /v1/audio/voices */
 void api_speech_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_voices_handle(sy_daemon *d, http_req *r);
+/* ollama.c: Ollama's API (POST /api/chat, /api/generate, /api/embed, /api/embeddings, /api/show;
+ * GET /api/tags, /api/version; the rest of /api/ answered 501 or 404 in Ollama's shape), and
+ * Ollama's fields added to GET /api/ps's models (ps: sched_ps's object) */
+void api_ollama_chat(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_generate(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_embed(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_embeddings(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_show(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_tags(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_version(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_other(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_ps_fields(sy_daemon *d, json_t *ps);
 /* admin.c: GET /v1/models (id NULL: the list), /metrics, /api/events, /api/ps; POST /api/load
  * (load) and /api/unload */
 void api_admin_models(sy_daemon *d, http_req *r, const char *id);

@@ -1,5 +1,6 @@
 /* cli_ps.c — `switchyard ps`: ask a running daemon what is loaded (GET /api/ps) and print it as a
- * table, the way `ollama ps` does. A client only: it never touches models or workers. */
+ * table, the way `ollama ps` does (PROCESSOR from Ollama's size_vram field beside ours). A client
+ * only: it never touches models or workers. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -31,6 +32,19 @@ static void human_until(long long s, char *out, size_t len) {
     snprintf(out, len, "%lld minutes from now", s / 60);
   else
     snprintf(out, len, "%lld hours from now", s / 3600);
+}
+
+/* Where a model computes, as `ollama ps` says it: from size_vram (the part in GPU pools, Ollama's
+ * field of /api/ps) and size. */
+static void processor(long long size, long long vram, char *out, size_t len) {
+  if (vram <= 0 || size <= 0)
+    snprintf(out, len, "100%% CPU");
+  else if (vram >= size)
+    snprintf(out, len, "100%% GPU");
+  else {
+    int gpu = (int)(vram * 100 / size);
+    snprintf(out, len, "%d%%/%d%% CPU/GPU", 100 - gpu, gpu);
+  }
 }
 
 int cli_ps(int argc, char **argv) {
@@ -91,13 +105,16 @@ int cli_ps(int argc, char **argv) {
     sy_buf_free(&body);
     return 1;
   }
-  printf("%-28s %-10s %-10s %-10s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "PROCESSOR",
+  printf("%-28s %-10s %-10s %-15s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "PROCESSOR",
          "CONTEXT", "UNTIL", "INFLIGHT", "QUEUE");
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(j, "models"), i, m) {
-    char size[32], until[48], ctx[16];
-    human_size((long long)json_integer_value(json_object_get(m, "size")), size, sizeof size);
+    char size[32], until[48], ctx[16], proc[32];
+    long long bytes = (long long)json_integer_value(json_object_get(m, "size"));
+    human_size(bytes, size, sizeof size);
+    processor(bytes, (long long)json_integer_value(json_object_get(m, "size_vram")), proc,
+              sizeof proc);
     json_t *exp = json_object_get(m, "expires_in_s");
     if (json_is_integer(exp))
       human_until((long long)json_integer_value(exp), until, sizeof until);
@@ -110,8 +127,8 @@ int cli_ps(int argc, char **argv) {
       snprintf(ctx, sizeof ctx, "-");
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *state = json_string_value(json_object_get(m, "state"));
-    printf("%-28s %-10s %-10s %-10s %-8s %-22s %-8lld %lld\n", name ? name : "?",
-           state ? state : "?", size, "100% CPU", ctx, until,
+    printf("%-28s %-10s %-10s %-15s %-8s %-22s %-8lld %lld\n", name ? name : "?",
+           state ? state : "?", size, proc, ctx, until,
            (long long)json_integer_value(json_object_get(m, "inflight")),
            (long long)json_integer_value(json_object_get(m, "queued")));
   }

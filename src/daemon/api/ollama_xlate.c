@@ -32,12 +32,12 @@ static const char *name_exact(const matrix *mx, const char *n) {
 static const char *name_folded(const matrix *mx, const char *n) {
   const char *hit = NULL;
   bool twice = false;
-#define FOLD_HIT(cand, own)                          \
-  do {                                               \
-    if (strcasecmp((cand), n) == 0) {                \
-      if (hit && hit != (own)) twice = true;         \
-      hit = (own);                                   \
-    }                                                \
+#define FOLD_HIT(cand, own)                  \
+  do {                                       \
+    if (strcasecmp((cand), n) == 0) {        \
+      if (hit && hit != (own)) twice = true; \
+      hit = (own);                           \
+    }                                        \
   } while (0)
   for (size_t i = 0; i < mx->n_models; i++) {
     const matrix_model *m = &mx->models[i];
@@ -164,9 +164,9 @@ static int parse_duration(const char *s, size_t len, double *out) {
 int ollama_keep_alive(const json_t *v, int *secs, api_error *err) {
   if (!v || json_is_null(v)) return 0;
   double s = 0;
-  bool ok = json_is_number(v) ||
-            (json_is_string(v) &&
-             parse_duration(json_string_value(v), json_string_length(v), &s) == 0);
+  bool ok =
+      json_is_number(v) ||
+      (json_is_string(v) && parse_duration(json_string_value(v), json_string_length(v), &s) == 0);
   if (json_is_number(v)) s = json_number_value(v);
   if (!ok || !isfinite(s)) {
     API_BAD(err, "keep_alive", "invalid_value",
@@ -182,11 +182,11 @@ int ollama_keep_alive(const json_t *v, int *secs, api_error *err) {
 
 typedef enum { O_NUM, O_INT, O_BOOL, O_STOP } okind;
 typedef enum {
-  O_PASS,   /* copied into the body under `to` */
-  O_SEED,   /* seed: a negative one means random (left out) */
+  O_PASS,    /* copied into the body under `to` */
+  O_SEED,    /* seed: a negative one means random (left out) */
   O_PREDICT, /* num_predict → max_tokens; -1, -2 and 0 mean no limit */
   O_DEFAULT, /* a sampler we do not have: accepted at its neutral value `lo`, else refused */
-  O_IGNORE, /* accepted and not used (a load setting: load settings are the matrix's) */
+  O_IGNORE,  /* accepted and not used (a load setting: load settings are the matrix's) */
   O_NUM_CTX  /* a load setting we report on */
 } oact;
 
@@ -410,8 +410,8 @@ static int images_into(const json_t *imgs, const char *where, json_t *parts, siz
       API_SERVER(err, "out_of_memory", "out of memory");
       return -1;
     }
-    json_array_append_new(parts, json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url",
-                                           "url", url));
+    json_array_append_new(
+        parts, json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url", "url", url));
   }
   return 0;
 }
@@ -451,15 +451,13 @@ static json_t *tool_calls_of(const json_t *tc, size_t idx, api_error *err) {
     if (!json_is_object(fn) || !json_is_string(name) || json_string_length(name) == 0 ||
         (args && !json_is_null(args) && !json_is_object(args) && !json_is_string(args))) {
       API_BAD(err, "messages", "invalid_value",
-              "messages[%zu].tool_calls[%zu] must be {function: {name, arguments: {...}}}", idx,
-              i);
+              "messages[%zu].tool_calls[%zu] must be {function: {name, arguments: {...}}}", idx, i);
       json_decref(out);
       return NULL;
     }
-    char *a = json_is_string(args) ? strdup(json_string_value(args))
-              : args && !json_is_null(args)
-                  ? json_dumps(args, JSON_COMPACT)
-                  : strdup("{}");
+    char *a = json_is_string(args)          ? strdup(json_string_value(args))
+              : args && !json_is_null(args) ? json_dumps(args, JSON_COMPACT)
+                                            : strdup("{}");
     char cid[64];
     snprintf(cid, sizeof cid, "call_%zu_%zu", idx, i);
     json_t *call = a ? json_pack("{s:s, s:s, s:{s:O, s:s}}", "id",
@@ -586,10 +584,13 @@ static int chat_fields(const json_t *req, ollama_gen *g, api_error *err) {
     }
     if (json_array_size(tools)) json_object_set(g->body, "tools", tools);
   }
-  /* ours, not Ollama's: OpenAI's tool_choice ("required", or a function by name) forces a call
-   * through the grammar; checked by the OpenAI validator */
-  json_t *choice = json_object_get(req, "tool_choice");
-  if (choice && !json_is_null(choice)) json_object_set(g->body, "tool_choice", choice);
+  /* ours, not Ollama's: OpenAI's tool_choice ("required", or a function by name; forced through
+   * the grammar) and parallel_tool_calls, checked by the OpenAI validator */
+  static const char *const ours[] = {"tool_choice", "parallel_tool_calls"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *v = json_object_get(req, ours[i]);
+    if (v && !json_is_null(v)) json_object_set(g->body, ours[i], v);
+  }
   return 0;
 }
 
@@ -646,8 +647,8 @@ static int generate_fields(const json_t *req, ollama_gen *g, api_error *err) {
   json_t *content = content_of(prompt, plen, imgs, "", &images, err);
   if (!content) return -1;
   json_t *msgs = json_array();
-  if (*system) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content",
-                                                     system));
+  if (*system)
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", system));
   json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", "user", "content", content));
   json_object_set_new(g->body, "messages", msgs);
   return 0;
@@ -710,8 +711,8 @@ void ollama_gen_clear(ollama_gen *g) {
 int ollama_parse_embed(const json_t *req, bool legacy, ollama_embed *out, api_error *err) {
   memset(out, 0, sizeof *out);
   out->legacy = legacy;
-  if (common_fields(req, &out->body, NULL, &out->has_keep_alive, &out->keep_alive_s,
-                    &out->num_ctx, false, err) != 0)
+  if (common_fields(req, &out->body, NULL, &out->has_keep_alive, &out->keep_alive_s, &out->num_ctx,
+                    false, err) != 0)
     return -1;
   out->model = json_string_value(json_object_get(out->body, "model"));
   json_t *in;
@@ -856,9 +857,9 @@ static void fold_calls(json_t *calls, const json_t *tc) {
     json_t *fn = json_object_get(c, "function");
     const char *args = json_string_value(json_object_get(fn, "arguments"));
     if (json_is_string(json_object_get(c, "id")) && idx == (json_int_t)json_array_size(calls)) {
-      json_array_append_new(calls, json_pack("{s:O, s:O, s:s}", "id", json_object_get(c, "id"),
-                                             "name", json_object_get(fn, "name"), "arguments",
-                                             args ? args : ""));
+      json_array_append_new(calls,
+                            json_pack("{s:O, s:O, s:s}", "id", json_object_get(c, "id"), "name",
+                                      json_object_get(fn, "name"), "arguments", args ? args : ""));
     } else if (args && idx >= 0 && (size_t)idx < json_array_size(calls)) {
       json_t *call = json_array_get(calls, (size_t)idx);
       const char *have = json_string_value(json_object_get(call, "arguments"));
@@ -900,8 +901,7 @@ static void tr_stats(const ollama_tr *t, json_t *o, const json_t *done) {
   json_object_set_new(
       o, "prompt_eval_duration",
       json_integer((json_int_t)(json_is_number(pm) ? json_number_value(pm) * 1e6 : 0)));
-  json_object_set_new(o, "eval_count",
-                      json_integer((json_int_t)jint(done, "completion_tokens")));
+  json_object_set_new(o, "eval_count", json_integer((json_int_t)jint(done, "completion_tokens")));
   json_object_set_new(
       o, "eval_duration",
       json_integer((json_int_t)(json_is_number(gm) ? json_number_value(gm) * 1e6 : 0)));
@@ -1043,14 +1043,14 @@ static const struct {
   const char *name;
   double bpw;
 } ftypes[] = {
-    {0, "F32", 32},       {1, "F16", 16},       {2, "Q4_0", 4.5},     {3, "Q4_1", 5},
-    {7, "Q8_0", 8.5},     {8, "Q5_0", 5.5},     {9, "Q5_1", 6},       {10, "Q2_K", 3.0},
-    {11, "Q3_K_S", 3.5},  {12, "Q3_K_M", 3.9},  {13, "Q3_K_L", 4.3},  {14, "Q4_K_S", 4.6},
-    {15, "Q4_K_M", 4.9},  {16, "Q5_K_S", 5.5},  {17, "Q5_K_M", 5.7},  {18, "Q6_K", 6.6},
-    {19, "IQ2_XXS", 2.1}, {20, "IQ2_XS", 2.3},  {21, "Q2_K_S", 2.6},  {22, "IQ3_XS", 3.3},
-    {23, "IQ3_XXS", 3.1}, {24, "IQ1_S", 1.6},   {25, "IQ4_NL", 4.5},  {26, "IQ3_S", 3.4},
-    {27, "IQ3_M", 3.7},   {28, "IQ2_S", 2.5},   {29, "IQ2_M", 2.7},   {30, "IQ4_XS", 4.3},
-    {31, "IQ1_M", 1.8},   {32, "BF16", 16},     {36, "TQ1_0", 1.7},   {37, "TQ2_0", 2.1},
+    {0, "F32", 32},          {1, "F16", 16},      {2, "Q4_0", 4.5},    {3, "Q4_1", 5},
+    {7, "Q8_0", 8.5},        {8, "Q5_0", 5.5},    {9, "Q5_1", 6},      {10, "Q2_K", 3.0},
+    {11, "Q3_K_S", 3.5},     {12, "Q3_K_M", 3.9}, {13, "Q3_K_L", 4.3}, {14, "Q4_K_S", 4.6},
+    {15, "Q4_K_M", 4.9},     {16, "Q5_K_S", 5.5}, {17, "Q5_K_M", 5.7}, {18, "Q6_K", 6.6},
+    {19, "IQ2_XXS", 2.1},    {20, "IQ2_XS", 2.3}, {21, "Q2_K_S", 2.6}, {22, "IQ3_XS", 3.3},
+    {23, "IQ3_XXS", 3.1},    {24, "IQ1_S", 1.6},  {25, "IQ4_NL", 4.5}, {26, "IQ3_S", 3.4},
+    {27, "IQ3_M", 3.7},      {28, "IQ2_S", 2.5},  {29, "IQ2_M", 2.7},  {30, "IQ4_XS", 4.3},
+    {31, "IQ1_M", 1.8},      {32, "BF16", 16},    {36, "TQ1_0", 1.7},  {37, "TQ2_0", 2.1},
     {38, "MXFP4_MOE", 4.25},
 };
 
@@ -1099,8 +1099,8 @@ json_t *ollama_details(const matrix_model *m) {
   json_t *fam = json_array();
   if (*arch) json_array_append_new(fam, json_string(arch));
   if (m->mmproj) json_array_append_new(fam, json_string("clip"));
-  return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "parent_model", "", "format", "gguf",
-                   "family", arch, "families", fam, "parameter_size", ps, "quantization_level",
+  return json_pack("{s:s, s:s, s:s, s:o, s:s, s:s}", "parent_model", "", "format", "gguf", "family",
+                   arch, "families", fam, "parameter_size", ps, "quantization_level",
                    ollama_quant_name(m->file_type));
 }
 
@@ -1154,8 +1154,8 @@ json_t *ollama_show(const matrix_model *m, long long mtime) {
                 "FROM %s\nPARAMETER num_ctx %d\n",
                 base, m->context);
   sy_buf_printf(&params, "num_ctx                        %d", m->context);
-  json_t *info = json_pack("{s:s, s:i}", "general.architecture", arch, "general.file_type",
-                           m->file_type);
+  json_t *info =
+      json_pack("{s:s, s:i}", "general.architecture", arch, "general.file_type", m->file_type);
   char key[160];
   if (*arch && m->n_ctx_train > 0) {
     snprintf(key, sizeof key, "%s.context_length", arch);
@@ -1169,15 +1169,15 @@ json_t *ollama_show(const matrix_model *m, long long mtime) {
   for (size_t i = 0; i < m->n_aliases; i++)
     json_array_append_new(aliases, json_string(m->aliases[i]));
   json_t *o = json_pack(
-      "{s:s, s:s%, s:s%, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:i, s:i, s:i, s:o, s:b}}", "license",
-      "", "modelfile", mf.data ? mf.data : "", mf.len, "parameters",
-      params.data ? params.data : "", params.len, "template",
-      m->chat_template ? m->chat_template : "", "system", "", "details", ollama_details(m),
-      "model_info", info, "capabilities", capabilities_json(m), "modified_at", time_json(mtime),
-      "switchyard", "context", m->context, "parallel", m->parallel, "keep_alive", m->keep_alive_s,
-      "aliases", aliases, "pinned", m->pin);
+      "{s:s, s:s%, s:s%, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:i, s:i, s:i, s:o, s:b}}", "license", "",
+      "modelfile", mf.data ? mf.data : "", mf.len, "parameters", params.data ? params.data : "",
+      params.len, "template", m->chat_template ? m->chat_template : "", "system", "", "details",
+      ollama_details(m), "model_info", info, "capabilities", capabilities_json(m), "modified_at",
+      time_json(mtime), "switchyard", "context", m->context, "parallel", m->parallel, "keep_alive",
+      m->keep_alive_s, "aliases", aliases, "pinned", m->pin);
   if (o && m->mmproj)
-    json_object_set_new(o, "projector_info", json_pack("{s:I}", "size", (json_int_t)m->mmproj_bytes));
+    json_object_set_new(o, "projector_info",
+                        json_pack("{s:I}", "size", (json_int_t)m->mmproj_bytes));
   sy_buf_free(&mf);
   sy_buf_free(&params);
   return o;
@@ -1190,11 +1190,11 @@ void ollama_ps_fields(json_t *ps, const matrix_model *m, long long mtime, time_t
   char dg[65] = "";
   if (m) ollama_digest(m, mtime, dg);
   json_object_set_new(ps, "digest", json_string(dg));
-  json_object_set_new(ps, "details",
-                      m ? ollama_details(m)
-                        : json_pack("{s:s, s:s, s:s, s:[], s:s, s:s}", "parent_model", "",
-                                    "format", "", "family", "", "families", "parameter_size", "",
-                                    "quantization_level", ""));
+  json_object_set_new(
+      ps, "details",
+      m ? ollama_details(m)
+        : json_pack("{s:s, s:s, s:s, s:[], s:s, s:s}", "parent_model", "", "format", "", "family",
+                    "", "families", "parameter_size", "", "quantization_level", ""));
   json_t *exp = json_object_get(ps, "expires_in_s");
   long long secs = json_is_integer(exp) ? (long long)json_integer_value(exp) : 0;
   /* forever: Ollama's longest duration from now (about 292 years) */

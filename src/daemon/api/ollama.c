@@ -42,8 +42,7 @@ static void fail(http_req *r, const req_obs *o, const api_error *e) {
 /* The request's method is POST (post) or GET/HEAD; else 405 with Allow, counted when o is set. */
 static bool method_ok(http_req *r, const req_obs *o, bool post) {
   const char *m = http_method(r);
-  if (post ? strcmp(m, "POST") == 0 : strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
-    return true;
+  if (post ? strcmp(m, "POST") == 0 : strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return true;
   api_error e;
   api_error_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
                 http_path(r), post ? "POST" : "GET");
@@ -136,9 +135,10 @@ static void num_ctx_note(http_req *r, const matrix_model *m, long long num_ctx) 
   snprintf(v, sizeof v, "%d (options.num_ctx %lld not applied: the model matrix sets it)",
            m->context, num_ctx);
   http_add_header(r, "X-Switchyard-Context", v);
-  LOG_W("ollama: a request asked model %s for num_ctx %lld; it serves %d tokens per request "
-        "(its matrix context): not reloaded",
-        m->name, num_ctx, m->context);
+  LOG_W(
+      "ollama: a request asked model %s for num_ctx %lld; it serves %d tokens per request "
+      "(its matrix context): not reloaded",
+      m->name, num_ctx, m->context);
 }
 
 /* ---- load and unload (an empty chat, generate or embed) ---- */
@@ -325,9 +325,9 @@ static void gen_handle(sy_daemon *d, http_req *r, api_call *c, bool chat_api) {
   if (og.load_only) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    load_only(d, r, c, og.has_keep_alive, og.keep_alive_s,
-              ollama_load_reply(og.model, chat_api, og.has_keep_alive && og.keep_alive_s == 0,
-                                &now));
+    load_only(
+        d, r, c, og.has_keep_alive, og.keep_alive_s,
+        ollama_load_reply(og.model, chat_api, og.has_keep_alive && og.keep_alive_s == 0, &now));
     ollama_gen_clear(&og);
     return;
   }
@@ -340,7 +340,8 @@ static void gen_handle(sy_daemon *d, http_req *r, api_call *c, bool chat_api) {
     num_ctx_note(r, g.model, og.num_ctx);
     run(d, r, c, &og, chat_api, &g, &media, w, sy_mono_s() - t);
   } else if (rc == -1) {
-    if (err.code && strcmp(err.code, "unsupported_content") == 0 && strstr(err.message, "image_url"))
+    if (err.code && strcmp(err.code, "unsupported_content") == 0 &&
+        strstr(err.message, "image_url"))
       api_error_set(&err, 400, "invalid_request_error", "unsupported_content", "images",
                     "model '%s' does not take images (its matrix entry has no vision mmproj)",
                     c->target.model ? c->target.model->name : og.model);
@@ -477,9 +478,7 @@ static void embed_handle(sy_daemon *d, http_req *r, api_call *c, bool legacy) {
 }
 
 void api_ollama_embed(sy_daemon *d, http_req *r, api_call *c) { embed_handle(d, r, c, false); }
-void api_ollama_embeddings(sy_daemon *d, http_req *r, api_call *c) {
-  embed_handle(d, r, c, true);
-}
+void api_ollama_embeddings(sy_daemon *d, http_req *r, api_call *c) { embed_handle(d, r, c, true); }
 
 /* ---- /api/tags, /api/show, /api/version, /api/ps ---- */
 
@@ -488,8 +487,7 @@ void api_ollama_tags(sy_daemon *d, http_req *r, api_call *c) {
   json_t *models = json_array();
   for (size_t i = 0; i < c->mx->n_models; i++) {
     const matrix_model *m = &c->mx->models[i];
-    if (ollama_lists(m))
-      json_array_append_new(models, ollama_tags_entry(m, file_mtime(m->file)));
+    if (ollama_lists(m)) json_array_append_new(models, ollama_tags_entry(m, file_mtime(m->file)));
   }
   for (size_t i = 0; i < c->mx->n_routers; i++)
     json_array_append_new(models, ollama_router_entry(&c->mx->routers[i], (long long)d->started));
@@ -513,12 +511,12 @@ void api_ollama_show(sy_daemon *d, http_req *r, api_call *c) {
   json_decref(req);
   json_t *body = NULL;
   if (c->target.kind == API_TARGET_ROUTER) {
-    body = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:[s], s:s, s:s}, s:[s, s], s:o}",
-                     "license", "", "modelfile", "", "parameters", "", "template", "", "details",
-                     "parent_model", "", "format", "router", "family", "router", "families",
-                     "router", "parameter_size", "", "quantization_level", "", "capabilities",
-                     "completion", "tools", "switchyard",
-                     router_model_json(d, c->mx, c->target.router));
+    body =
+        json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:[s], s:s, s:s}, s:[s, s], s:o}",
+                  "license", "", "modelfile", "", "parameters", "", "template", "", "details",
+                  "parent_model", "", "format", "router", "family", "router", "families", "router",
+                  "parameter_size", "", "quantization_level", "", "capabilities", "completion",
+                  "tools", "switchyard", router_model_json(d, c->mx, c->target.router));
   } else if (c->target.kind == API_TARGET_MODEL && ollama_lists(c->target.model)) {
     body = ollama_show(c->target.model, file_mtime(c->target.model->file));
   } else {

@@ -50,17 +50,17 @@ const char *ollama_match(const matrix *mx, const char *name);
 /* ---- /api/chat and /api/generate ---- */
 
 typedef struct ollama_gen {
-  json_t *body;       /* the translated /v1/chat/completions body (chat), or /v1/completions'
-                         (generate with raw: true); "model" is the name as sent (owned) */
-  const char *model;  /* the request's "model" (points into body) */
-  bool chat;          /* body is a chat body */
-  bool stream;        /* Ollama's default: true */
-  bool load_only;     /* nothing to generate (no messages; an empty prompt and no images): load
-                         the model, or unload it with keep_alive 0 */
+  json_t *body;      /* the translated /v1/chat/completions body (chat), or /v1/completions'
+                        (generate with raw: true); "model" is the name as sent (owned) */
+  const char *model; /* the request's "model" (points into body) */
+  bool chat;         /* body is a chat body */
+  bool stream;       /* Ollama's default: true */
+  bool load_only;    /* nothing to generate (no messages; an empty prompt and no images): load
+                        the model, or unload it with keep_alive 0 */
   bool has_keep_alive;
-  int keep_alive_s;   /* -1 = forever (any negative duration, as Ollama) */
-  long long num_ctx;  /* options.num_ctx as asked (never applied: load settings are the
-                         matrix's), 0 when not given */
+  int keep_alive_s;  /* -1 = forever (any negative duration, as Ollama) */
+  long long num_ctx; /* options.num_ctx as asked (never applied: load settings are the
+                        matrix's), 0 when not given */
 } ollama_gen;
 
 /* Translate an /api/chat (chat_api) or /api/generate body (req: any JSON value, borrowed) into
@@ -102,8 +102,8 @@ void ollama_truncate_vector(float *v, size_t keep);
 
 /* ---- answers ---- */
 
-/* Wall-clock time as Ollama writes it (RFC 3339, UTC, nanoseconds): "2025-01-02T03:04:05.000000006Z"
- * into out (at least 40 bytes). */
+/* Wall-clock time as Ollama writes it (RFC 3339, UTC, nanoseconds):
+ * "2025-01-02T03:04:05.000000006Z" into out (at least 40 bytes). */
 void ollama_time(const struct timespec *ts, char *out, size_t len);
 
 /* {"error": message}: Ollama's error body (new reference). */

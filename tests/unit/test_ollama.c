@@ -351,8 +351,7 @@ static void test_gen_errors(void **state) {
       {true, "{'model':'m','messages':[{'role':'user','images':[5]}]}", "messages[0].images[0]"},
       {true, "{'model':'m','messages':[{'role':'user','images':['']}]}", "messages[0].images[0]"},
       {true, "{'model':'m','messages':[{'role':'assistant','tool_calls':{}}]}", "tool_calls"},
-      {true, "{'model':'m','messages':[{'role':'assistant','tool_calls':[{}]}]}",
-       "tool_calls[0]"},
+      {true, "{'model':'m','messages':[{'role':'assistant','tool_calls':[{}]}]}", "tool_calls[0]"},
       {true,
        "{'model':'m','messages':[{'role':'assistant','tool_calls':[{'function':{'name':'f',"
        "'arguments':5}}]}]}",
@@ -545,11 +544,11 @@ typedef struct ev {
 
 static const struct timespec fixed = {.tv_sec = 1700000000, .tv_nsec = 5};
 #define AT "'created_at':'2023-11-14T22:13:20.000000005Z'"
-#define DONE_HDR                                                                               \
-  "{'finish_reason':'length','prompt_tokens':9,'cached_tokens':3,'completion_tokens':2,"     \
+#define DONE_HDR                                                                         \
+  "{'finish_reason':'length','prompt_tokens':9,'cached_tokens':3,'completion_tokens':2," \
   "'prompt_ms':5.5,'gen_ms':20}"
-#define STATS                                                                                  \
-  "'done_reason':'length','total_duration':2000000000,'load_duration':500000000,"             \
+#define STATS                                                                                     \
+  "'done_reason':'length','total_duration':2000000000,'load_duration':500000000,"                 \
   "'prompt_eval_count':9,'prompt_eval_duration':5500000,'eval_count':2,'eval_duration':20000000," \
   "'prompt_cached_count':3"
 
@@ -598,47 +597,57 @@ static void test_tr_stream(void **state) {
   bool ended;
   json_t *l = run_events(true, true, text, 5, &ended, NULL);
   assert_true(ended);
-  assert_json(l, "[{'model':'m'," AT ",'message':{'role':'assistant','content':'Hel'},'done':false},"
-                 "{'model':'m'," AT ",'message':{'role':'assistant','content':'','thinking':'think'},"
+  assert_json(l, "[{'model':'m'," AT
+                 ",'message':{'role':'assistant','content':'Hel'},'done':false},"
+                 "{'model':'m'," AT
+                 ",'message':{'role':'assistant','content':'','thinking':'think'},"
                  "'done':false},"
-                 "{'model':'m'," AT ",'message':{'role':'assistant','content':'lo'},'done':false,"
+                 "{'model':'m'," AT
+                 ",'message':{'role':'assistant','content':'lo'},'done':false,"
                  "'logprobs':[{'token':'lo','logprob':-0.5}]},"
-                 "{'model':'m'," AT ",'message':{'role':'assistant','content':''},'done':true," STATS
-                 "}]");
+                 "{'model':'m'," AT
+                 ",'message':{'role':'assistant','content':''},'done':true," STATS "}]");
   json_decref(l);
   /* generate: "response" */
   l = run_events(false, true, text, 5, &ended, NULL);
-  assert_json(l, "[{'model':'m'," AT ",'response':'Hel','done':false},"
-                 "{'model':'m'," AT ",'response':'','thinking':'think','done':false},"
-                 "{'model':'m'," AT ",'response':'lo','done':false,"
+  assert_json(l, "[{'model':'m'," AT
+                 ",'response':'Hel','done':false},"
+                 "{'model':'m'," AT
+                 ",'response':'','thinking':'think','done':false},"
+                 "{'model':'m'," AT
+                 ",'response':'lo','done':false,"
                  "'logprobs':[{'token':'lo','logprob':-0.5}]},"
                  "{'model':'m'," AT ",'response':'','done':true," STATS "}]");
   json_decref(l);
 
   /* tool calls: each streamed once complete (the next call, or text, or the end follows it) */
   static const ev calls[] = {
-      {"delta", "{'delta':{'tool_calls':[{'index':0,'id':'call_a','type':'function','function':{"
-                "'name':'f','arguments':''}}]}}"},
+      {"delta",
+       "{'delta':{'tool_calls':[{'index':0,'id':'call_a','type':'function','function':{"
+       "'name':'f','arguments':''}}]}}"},
       {"delta", "{'delta':{'tool_calls':[{'index':0,'function':{'arguments':'{\\'x\\':'}}]}}"},
       {"delta", "{'delta':{'tool_calls':[{'index':0,'function':{'arguments':'1}'}}]}}"},
-      {"delta", "{'delta':{'tool_calls':[{'index':1,'id':'call_b','type':'function','function':{"
-                "'name':'g','arguments':''}}]}}"},
+      {"delta",
+       "{'delta':{'tool_calls':[{'index':1,'id':'call_b','type':'function','function':{"
+       "'name':'g','arguments':''}}]}}"},
       {"delta", "{'delta':{'tool_calls':[{'index':1,'function':{'arguments':'[1]'}}]}}"},
       {"delta", "{'text':'after'}"},
-      {"delta", "{'delta':{'tool_calls':[{'index':2,'id':'call_c','type':'function','function':{"
-                "'name':'h','arguments':''}}]}}"},
+      {"delta",
+       "{'delta':{'tool_calls':[{'index':2,'id':'call_c','type':'function','function':{"
+       "'name':'h','arguments':''}}]}}"},
       {"done", "{'finish_reason':'tool_calls','prompt_tokens':1,'completion_tokens':1}"},
   };
   l = run_events(true, true, calls, 8, &ended, NULL);
   assert_int_equal(json_array_size(l), 5);
   assert_json(json_array_get(l, 0),
-              "{'model':'m'," AT ",'message':{'role':'assistant','content':'','tool_calls':[{'id':"
+              "{'model':'m'," AT
+              ",'message':{'role':'assistant','content':'','tool_calls':[{'id':"
               "'call_a','function':{'index':0,'name':'f','arguments':{'x':1}}}]},'done':false}");
   assert_json(json_object_get(json_object_get(json_array_get(l, 1), "message"), "tool_calls"),
               "[{'id':'call_b','function':{'index':1,'name':'g','arguments':[1]}}]");
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(json_array_get(l, 2), "message"), "content")),
-      "after");
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(json_array_get(l, 2), "message"), "content")),
+                      "after");
   assert_json(json_object_get(json_object_get(json_array_get(l, 3), "message"), "tool_calls"),
               "[{'id':'call_c','function':{'index':2,'name':'h','arguments':{}}}]");
   assert_string_equal(json_string_value(json_object_get(json_array_get(l, 4), "done_reason")),
@@ -661,8 +670,9 @@ static void test_tr_whole(void **state) {
       {"delta", "{'text':'Hel'}"},
       {"delta", "{'delta':{'reasoning_content':'th'}}"},
       {"delta", "{'delta':{'reasoning_content':'ink'}}"},
-      {"delta", "{'delta':{'tool_calls':[{'index':0,'id':'call_a','type':'function','function':{"
-                "'name':'f','arguments':'{}'}}]}}"},
+      {"delta",
+       "{'delta':{'tool_calls':[{'index':0,'id':'call_a','type':'function','function':{"
+       "'name':'f','arguments':'{}'}}]}}"},
       {"delta", "{'text':'lo','logprobs':[{'token':'lo','logprob':-0.5}]}"},
       {"done", DONE_HDR}};
   bool ended;
@@ -671,7 +681,8 @@ static void test_tr_whole(void **state) {
   assert_int_equal(json_array_size(l), 0); /* nothing streamed */
   api_error e = {0};
   json_t *r = ollama_tr_reply(t, &e);
-  assert_json(r, "{'model':'m'," AT ",'message':{'role':'assistant','content':'Hello','thinking':"
+  assert_json(r, "{'model':'m'," AT
+                 ",'message':{'role':'assistant','content':'Hello','thinking':"
                  "'think','tool_calls':[{'id':'call_a','function':{'index':0,'name':'f',"
                  "'arguments':{}}}]},'done':true," STATS
                  ",'logprobs':[{'token':'lo','logprob':-0.5}]}");
@@ -688,8 +699,9 @@ static void test_tr_whole(void **state) {
   ollama_tr_free(t);
 
   /* the worker refused: no answer, its error as /v1 maps it */
-  static const ev refused[] = {{"error", "{'status':400,'code':'context_length_exceeded',"
-                                         "'message':'the prompt is 900 tokens; 512 fit'}"}};
+  static const ev refused[] = {{"error",
+                                "{'status':400,'code':'context_length_exceeded',"
+                                "'message':'the prompt is 900 tokens; 512 fit'}"}};
   l = run_events(true, false, refused, 1, &ended, &t);
   assert_null(ollama_tr_reply(t, &e));
   assert_int_equal(e.status, 400);
@@ -704,7 +716,8 @@ static void test_tr_whole(void **state) {
   ollama_tr_free(t);
 
   json_t *lr = ollama_load_reply("m:latest", true, false, &fixed);
-  assert_json(lr, "{'model':'m:latest'," AT ",'message':{'role':'assistant','content':''},"
+  assert_json(lr, "{'model':'m:latest'," AT
+                  ",'message':{'role':'assistant','content':''},"
                   "'done':true,'done_reason':'load'}");
   json_decref(lr);
   lr = ollama_load_reply("m", false, true, &fixed);
@@ -720,9 +733,12 @@ static void test_catalog(void **state) {
     int ft;
     long long bytes;
     const char *quant, *size;
-  } q[] = {{15, 4900000000LL, "Q4_K_M", "8.0B"}, {1, 26000000, "F16", "13M"},
-           {7, 850000, "Q8_0", "800K"},        {-1, 1000, "", ""},
-           {99, 1000, "", ""},                 {2, 0, "Q4_0", ""}};
+  } q[] = {{15, 4900000000LL, "Q4_K_M", "8.0B"},
+           {1, 26000000, "F16", "13M"},
+           {7, 850000, "Q8_0", "800K"},
+           {-1, 1000, "", ""},
+           {99, 1000, "", ""},
+           {2, 0, "Q4_0", ""}};
   for (size_t i = 0; i < sizeof q / sizeof *q; i++) {
     char ps[32];
     assert_string_equal(ollama_quant_name(q[i].ft), q[i].quant);
@@ -747,20 +763,21 @@ static void test_catalog(void **state) {
 
   json_t *tag = ollama_tags_entry(&models[0], 1700000000);
   json_object_del(tag, "digest");
-  assert_json(tag, "{'name':'qwen3-8b','model':'qwen3-8b','modified_at':"
-                   "'2023-11-14T22:13:20.000000000Z','size':4900000000,'details':{'parent_model':'',"
-                   "'format':'gguf','family':'qwen3','families':['qwen3'],'parameter_size':'8.0B',"
-                   "'quantization_level':'Q4_K_M'}}");
+  assert_json(tag,
+              "{'name':'qwen3-8b','model':'qwen3-8b','modified_at':"
+              "'2023-11-14T22:13:20.000000000Z','size':4900000000,'details':{'parent_model':'',"
+              "'format':'gguf','family':'qwen3','families':['qwen3'],'parameter_size':'8.0B',"
+              "'quantization_level':'Q4_K_M'}}");
   json_decref(tag);
 
   json_t *show = ollama_show(&models[0], 0);
   assert_json(json_object_get(show, "capabilities"), "['completion','tools']");
   assert_json(json_object_get(show, "model_info"),
               "{'general.architecture':'qwen3','general.file_type':15}");
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(show, "switchyard"), "context")),
-                   512);
-  assert_non_null(strstr(json_string_value(json_object_get(show, "modelfile")),
-                         "FROM Qwen3-8B-Q4_K_M.gguf\n"));
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(show, "switchyard"), "context")), 512);
+  assert_non_null(
+      strstr(json_string_value(json_object_get(show, "modelfile")), "FROM Qwen3-8B-Q4_K_M.gguf\n"));
   assert_null(strstr(json_string_value(json_object_get(show, "modelfile")), "/m/"));
   json_decref(show);
   show = ollama_show(&models[5], 0);
@@ -774,10 +791,11 @@ static void test_catalog(void **state) {
   json_decref(rt);
 
   /* /api/ps: Ollama's fields added, ours kept */
-  json_t *ps = ut_json("{'name':'qwen3-8b','state':'loaded','size':100,'devices':[{'device':'Host',"
-                       "'estimated':50,'measured':60},{'device':'CUDA0','estimated':40,'measured':30},"
-                       "{'device':'CUDA1','estimated':5,'measured':7}],'expires_in_s':60,"
-                       "'context':256}");
+  json_t *ps = ut_json(
+      "{'name':'qwen3-8b','state':'loaded','size':100,'devices':[{'device':'Host',"
+      "'estimated':50,'measured':60},{'device':'CUDA0','estimated':40,'measured':30},"
+      "{'device':'CUDA1','estimated':5,'measured':7}],'expires_in_s':60,"
+      "'context':256}");
   ollama_ps_fields(ps, &models[0], 100, 1700000000);
   assert_string_equal(json_string_value(json_object_get(ps, "model")), "qwen3-8b");
   assert_string_equal(json_string_value(json_object_get(ps, "state")), "loaded");
@@ -815,16 +833,17 @@ static uint64_t rnd(void) {
 }
 
 static const char *const keys[] = {
-    "model",     "messages", "prompt",   "options",     "format",     "think",
-    "images",    "tools",    "stream",   "keep_alive",  "raw",        "system",
-    "suffix",    "template", "context",  "role",        "content",    "thinking",
-    "tool_calls", "function", "arguments", "name",      "tool_name",  "temperature",
-    "num_predict", "stop",   "seed",     "top_k",       "num_ctx",    "input",
-    "dimensions", "truncate", "logprobs", "top_logprobs", "mirostat",  "id"};
-static const char *const strs[] = {"m", "", "json", "5m", "-1", "user", "assistant", "tool",
-                                   "high", "iVBORw0KGgoAAAANSUhEUg", "\\u00e9", "1h30m", "x"};
-static const char *const nums[] = {"0", "1", "-1", "-3", "2.5", "1e300", "-0", "9007199254740993",
-                                   "16777217", "0.5"};
+    "model",       "messages", "prompt",    "options",      "format",    "think",
+    "images",      "tools",    "stream",    "keep_alive",   "raw",       "system",
+    "suffix",      "template", "context",   "role",         "content",   "thinking",
+    "tool_calls",  "function", "arguments", "name",         "tool_name", "temperature",
+    "num_predict", "stop",     "seed",      "top_k",        "num_ctx",   "input",
+    "dimensions",  "truncate", "logprobs",  "top_logprobs", "mirostat",  "id"};
+static const char *const strs[] = {"m",       "",          "json", "5m",   "-1",
+                                   "user",    "assistant", "tool", "high", "iVBORw0KGgoAAAANSUhEUg",
+                                   "\\u00e9", "1h30m",     "x"};
+static const char *const nums[] = {
+    "0", "1", "-1", "-3", "2.5", "1e300", "-0", "9007199254740993", "16777217", "0.5"};
 
 static void gen_value(sy_buf *b, int depth);
 static void gen_object(sy_buf *b, int depth) {
@@ -915,11 +934,16 @@ static void test_fuzz(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_names),           cmocka_unit_test(test_keep_alive),
-      cmocka_unit_test(test_gen_translation), cmocka_unit_test(test_gen_errors),
-      cmocka_unit_test(test_embed_translation), cmocka_unit_test(test_small_helpers),
-      cmocka_unit_test(test_tr_stream),       cmocka_unit_test(test_tr_whole),
-      cmocka_unit_test(test_catalog),         cmocka_unit_test(test_fuzz),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_keep_alive),
+      cmocka_unit_test(test_gen_translation),
+      cmocka_unit_test(test_gen_errors),
+      cmocka_unit_test(test_embed_translation),
+      cmocka_unit_test(test_small_helpers),
+      cmocka_unit_test(test_tr_stream),
+      cmocka_unit_test(test_tr_whole),
+      cmocka_unit_test(test_catalog),
+      cmocka_unit_test(test_fuzz),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

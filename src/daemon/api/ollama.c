@@ -141,6 +141,24 @@ static void num_ctx_note(http_req *r, const matrix_model *m, long long num_ctx) 
       m->name, num_ctx, m->context);
 }
 
+/* A conversation that cannot fit: more messages than the model (a router: its largest route) has
+ * tokens of context, each message taking at least one. Refused here, before the model loads or a
+ * worker renders it (rendering grows faster than the message count). */
+static bool messages_fit(const matrix *mx, const api_target *t, const json_t *body,
+                         api_error *err) {
+  size_t n = json_array_size(json_object_get(body, "messages"));
+  long long ctx = t->model ? t->model->context : 0;
+  for (size_t i = 0; t->router && i < t->router->n_routes; i++) {
+    const matrix_model *m = matrix_find(mx, t->router->routes[i].model);
+    if (m && m->context > ctx) ctx = m->context;
+  }
+  if (ctx <= 0 || n <= (size_t)ctx) return true;
+  API_BAD(err, "messages", "context_length_exceeded",
+          "%zu messages cannot fit in a context of %lld tokens (each message takes at least one)",
+          n, ctx);
+  return false;
+}
+
 /* ---- load and unload (an empty chat, generate or embed) ---- */
 
 /* Load m (keep_alive: for how long, when the matrix lets requests say), or unload it now with
@@ -316,7 +334,8 @@ static void gen_handle(sy_daemon *d, http_req *r, api_call *c, bool chat_api) {
     return;
   }
   json_decref(req);
-  if (!resolve(c->mx, og.model, &c->target, &err) || !servable(&c->target, true, &err)) {
+  if (!resolve(c->mx, og.model, &c->target, &err) || !servable(&c->target, true, &err) ||
+      !messages_fit(c->mx, &c->target, og.body, &err)) {
     c->obs.model = api_obs_model_of(d, &c->target);
     fail(r, &c->obs, &err);
     ollama_gen_clear(&og);

@@ -381,6 +381,6 @@ typedef struct itest_table {
 extern const itest_table itest_prompt_cache, itest_basics, itest_threads, itest_embed,
     itest_serving, itest_ops, itest_budget, itest_config, itest_fidelity, itest_vision, itest_asr,
     itest_speech, itest_audio_models, itest_external, itest_routers, itest_whisper_server,
-    itest_pipelines, itest_qwen3tts;
+    itest_pipelines, itest_qwen3tts, itest_ollama;
 
 #endif

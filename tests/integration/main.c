@@ -21,7 +21,7 @@ static const itest_table *const features[] = {
     &itest_ops,      &itest_budget,       &itest_config,         &itest_fidelity,
     &itest_vision,   &itest_asr,          &itest_speech,         &itest_audio_models,
     &itest_external, &itest_routers,      &itest_whisper_server, &itest_pipelines,
-    &itest_qwen3tts, &itest_prompt_cache,
+    &itest_qwen3tts, &itest_prompt_cache, &itest_ollama,
 };
 enum { n_features = sizeof features / sizeof *features };
 

@@ -89,8 +89,8 @@ static json_t *ndjson(const sy_buf *b) {
 
 /* A done line or whole answer: done true, a done_reason, every duration an integer >= 0. */
 static bool done_ok(const json_t *o) {
-  static const char *const k[] = {"total_duration", "load_duration",  "prompt_eval_count",
-                                  "prompt_eval_duration", "eval_count", "eval_duration"};
+  static const char *const k[] = {"total_duration",       "load_duration", "prompt_eval_count",
+                                  "prompt_eval_duration", "eval_count",    "eval_duration"};
   bool ok = json_is_true(json_object_get(o, "done")) && it_jstr(o, "done_reason");
   for (size_t i = 0; ok && i < sizeof k / sizeof *k; i++)
     ok = json_is_integer(json_object_get(o, k[i])) && it_jnum(o, k[i]) >= 0;
@@ -120,8 +120,9 @@ static void t_ollama_shapes(void) {
   CHECK(chat && !whisper, "tags lists the chat model, not the speech-to-text one");
 
   char ctx[256];
-  const char *body = "{\"model\":\"chat:latest\",\"messages\":[{\"role\":\"user\",\"content\":"
-                     "\"hi\"}],\"options\":{\"num_predict\":4,\"num_ctx\":65536}}";
+  const char *body =
+      "{\"model\":\"chat:latest\",\"messages\":[{\"role\":\"user\",\"content\":"
+      "\"hi\"}],\"options\":{\"num_predict\":4,\"num_ctx\":65536}}";
   raw_do("POST", "/api/chat", body, strlen(body), &r, ctx);
   CHECK(r.status == 200, "chat: %ld %s", r.status, r.body.data);
   CHECK(strncmp(r.content_type, "application/x-ndjson", 20) == 0, "ndjson: %s", r.content_type);
@@ -213,8 +214,8 @@ static void t_ollama_hostile(void) {
       {"/api/generate", "{\"model\":\"chat\",\"model\":\"embed\",\"prompt\":\"x\"}", 400},
       {"/api/generate", "{\"model\":\"chat\",\"prompt\":\"a\\u0000b\"}", 400},
       /* invalid UTF-8: a stray byte, an overlong '/', a lone surrogate, a cut sequence */
-      {"/api/chat", "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}",
-       400},
+      {"/api/chat",
+       "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}", 400},
       {"/api/generate", "{\"model\":\"chat\",\"prompt\":\"\xc0\xaf\"}", 400},
       {"/api/generate", "{\"model\":\"chat\",\"prompt\":\"\xed\xa0\x80\"}", 400},
       {"/api/embed", "{\"model\":\"embed\",\"input\":\"\xe2\x82\"}", 400},
@@ -246,7 +247,8 @@ static void t_ollama_hostile(void) {
        "\"stop\":{}}}",
        400},
       {"/api/chat",
-       "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"keep_alive\":{}}",
+       "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"keep_alive\":{}"
+       "}",
        400},
       {"/api/chat",
        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"format\":[]}",
@@ -258,7 +260,8 @@ static void t_ollama_hostile(void) {
        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":\"x\"}",
        400},
       {"/api/chat",
-       "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}",
+       "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":"
+       "\"yes\"}",
        400},
       {"/api/chat",
        "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{"
@@ -327,24 +330,27 @@ static void t_ollama_hostile(void) {
     const char *path;
     char *body;
   } huge[] = {
-      {"/api/chat", repeat("{\"model\":\"chat\",\"messages\":[", "{\"role\":\"user\",\"content\":\"x\"}",
-                          200000, "]}")},
+      {"/api/chat", repeat("{\"model\":\"chat\",\"messages\":[",
+                           "{\"role\":\"user\",\"content\":\"x\"}", 200000, "]}")},
       {"/api/chat",
        repeat("{\"model\":\"vlm\",\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"images\":[",
               "\"iVBORw0KGgo=\"", 100000, "]}]}")},
       {"/api/chat",
-       repeat("{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"options\":"
-              "{\"stop\":[",
-              "\"s\"", 200000, "]}}")},
+       repeat(
+           "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"options\":"
+           "{\"stop\":[",
+           "\"s\"", 200000, "]}}")},
       {"/api/chat",
-       repeat("{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[",
-              "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}", 100000, "]}")},
+       repeat(
+           "{\"model\":\"chat\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[",
+           "{\"type\":\"function\",\"function\":{\"name\":\"f\"}}", 100000, "]}")},
       {"/api/chat",
        repeat("{\"model\":\"chat\",\"messages\":[{\"role\":\"assistant\",\"content\":\"\","
               "\"tool_calls\":[",
               "{\"function\":{\"name\":\"f\",\"arguments\":{}}}", 100000, "]}]}")},
       {"/api/embed", repeat("{\"model\":\"embed\",\"input\":[", "\"x\"", 300000, "]}")},
-      {"/api/generate", repeat("{\"model\":\"chat\",\"prompt\":\"x\",\"context\":[", "1", 300000, "]}")},
+      {"/api/generate",
+       repeat("{\"model\":\"chat\",\"prompt\":\"x\",\"context\":[", "1", 300000, "]}")},
   };
   double t0 = (double)time(NULL);
   for (size_t k = 0; k < sizeof huge / sizeof *huge; k++) {

@@ -291,6 +291,7 @@ static void t_ollama_hostile(void) {
        400},
       {"/api/chat", "{\"model\":\"whisper\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
        400},
+      {"/api/generate", "{\"model\":\"whisper\"}", 400}, /* not even loaded */
       {"/api/pull", "{\"name\":\"llama3\"}", 501},
       {"/api/nope", "{}", 404},
   };

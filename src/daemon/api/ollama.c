@@ -118,6 +118,13 @@ static bool servable(const api_target *t, bool gen, api_error *err) {
     *err = t->err;
     return false;
   }
+  if (t->kind == API_TARGET_MODEL && !ollama_lists(t->model)) {
+    char caps[128];
+    API_BAD(err, "model", "wrong_capability",
+            "model '%s' is not served by Ollama's API (its capabilities: %s; use its /v1 route)",
+            t->model->name, matrix_caps_str(t->model->caps, caps, sizeof caps));
+    return false;
+  }
   return true;
 }
 

@@ -34,8 +34,9 @@ static void answer(bool chat, bool stream) {
   static const char *const evs[][2] = {
       {"delta", "{\"text\":\"a\",\"logprobs\":[{\"token\":\"a\",\"logprob\":-1}]}"},
       {"delta", "{\"delta\":{\"reasoning_content\":\"r\"}}"},
-      {"delta", "{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"type\":\"function\","
-                "\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}"},
+      {"delta",
+       "{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"type\":\"function\","
+       "\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}"},
       {"delta", "{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}"},
       {"done", "{\"finish_reason\":\"stop\",\"prompt_tokens\":3,\"completion_tokens\":2}"}};
   ollama_tr_params p = {.model = "m", .chat = chat, .stream = stream, .t0 = 1, .load_s = 0};

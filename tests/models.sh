@@ -53,5 +53,8 @@ mk "$models/tiny-pocket-mmproj.gguf" "$bin/mkmodel" --preset tiny-pockettts --se
 # the verify's many tiny graph steps are much slower split over two busy cores)
 mk "$models/tiny-qwen3tts-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3tts --seed 6 --threads 1 \
   -o "$models/tiny-qwen3tts.gguf" --mmproj "$models/tiny-qwen3tts-mmproj.gguf" --verify
+# a hybrid (attention + recurrent layers): Qwen3-Next's structure, for the prompt cache's rules on
+# recurrent state (itest prompt_cache_hybrid)
+mk "$models/tiny-hybrid.gguf" "$bin/mkmodel" --preset tiny-hybrid --seed 8 -o "$models/tiny-hybrid.gguf"
 # speech to text without ../shared
 mk "$models/tiny-whisper.bin" "$bin/mkwhisper" --seed 5 -o "$models/tiny-whisper.bin"

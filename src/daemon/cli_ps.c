@@ -23,6 +23,30 @@ static void human_size(long long b, char *out, size_t len) {
     snprintf(out, len, "%.0f MiB", (double)b / (double)(1LL << 20));
 }
 
+/* A size in at most 6 characters: 0, 512K, 12.0M, 1.0G. */
+static void short_size(long long b, char *out, size_t len) {
+  if (b >= 1LL << 30)
+    snprintf(out, len, "%.1fG", (double)b / (double)(1LL << 30));
+  else if (b >= 1LL << 20)
+    snprintf(out, len, "%.1fM", (double)b / (double)(1LL << 20));
+  else if (b > 0)
+    snprintf(out, len, "%.0fK", (double)b / 1024.0);
+  else
+    snprintf(out, len, "0");
+}
+
+/* The prompt cache in RAM: held / the budget's share for it now ("-" for a model without one). */
+static void cache_cell(const json_t *pc, char *out, size_t len) {
+  if (!json_is_object(pc)) {
+    snprintf(out, len, "-");
+    return;
+  }
+  char held[16], limit[16];
+  short_size((long long)json_integer_value(json_object_get(pc, "bytes")), held, sizeof held);
+  short_size((long long)json_integer_value(json_object_get(pc, "limit")), limit, sizeof limit);
+  snprintf(out, len, "%s/%s", held, limit);
+}
+
 static void human_until(long long s, char *out, size_t len) {
   if (s < 0)
     snprintf(out, len, "forever");
@@ -105,14 +129,15 @@ int cli_ps(int argc, char **argv) {
     sy_buf_free(&body);
     return 1;
   }
-  printf("%-28s %-10s %-10s %-15s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "PROCESSOR",
-         "CONTEXT", "UNTIL", "INFLIGHT", "QUEUE");
+  printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "CACHE",
+         "PROCESSOR", "CONTEXT", "UNTIL", "INFLIGHT", "QUEUE");
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(j, "models"), i, m) {
-    char size[32], until[48], ctx[16], proc[32];
+    char size[32], until[48], ctx[16], cache[40], proc[32];
     long long bytes = (long long)json_integer_value(json_object_get(m, "size"));
     human_size(bytes, size, sizeof size);
+    cache_cell(json_object_get(m, "prompt_cache"), cache, sizeof cache);
     processor(bytes, (long long)json_integer_value(json_object_get(m, "size_vram")), proc,
               sizeof proc);
     json_t *exp = json_object_get(m, "expires_in_s");
@@ -127,8 +152,8 @@ int cli_ps(int argc, char **argv) {
       snprintf(ctx, sizeof ctx, "-");
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *state = json_string_value(json_object_get(m, "state"));
-    printf("%-28s %-10s %-10s %-15s %-8s %-22s %-8lld %lld\n", name ? name : "?",
-           state ? state : "?", size, proc, ctx, until,
+    printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8lld %lld\n", name ? name : "?",
+           state ? state : "?", size, cache, proc, ctx, until,
            (long long)json_integer_value(json_object_get(m, "inflight")),
            (long long)json_integer_value(json_object_get(m, "queued")));
   }

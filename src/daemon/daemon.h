@@ -20,6 +20,9 @@ typedef struct sy_daemon {
   time_t started;
   atomic_long requests;  /* generation/embedding requests accepted */
   atomic_long cancelled; /* ... ended early because the client went away */
+  /* The Responses API's stored responses (api/responses_store.h: bounded, thread-safe); NULL: none
+   * are kept (GET answers 404, previous_response_id too). Made and freed by main.c. */
+  struct rsp_store *responses;
 } sy_daemon;
 
 #endif

@@ -16,6 +16,7 @@
 #include "argnum.h"
 #include "cli.h"
 #include "api/api.h"
+#include "api/responses_store.h"
 #include "daemon.h"
 #include "obs/events.h"
 #include "log.h"
@@ -281,6 +282,7 @@ int main(int argc, char **argv) {
                      .load_timeout_s = load_timeout};
   d.sc = sched_new(&sp);
   if (measure) return measure_models(&d);
+  d.responses = rsp_store_new(0, 0); /* NULL (out of memory): responses are not kept */
   http_params hp = {.host = host ? host : d.mx->host,
                     .port = port >= 0 ? port : d.mx->port,
                     .max_body_bytes = d.mx->max_body_bytes,
@@ -289,6 +291,7 @@ int main(int argc, char **argv) {
                     .api_keys = (const char *const *)d.mx->api_keys,
                     .n_api_keys = d.mx->n_api_keys,
                     .handler = api_handle,
+                    .error_body = api_error_body,
                     .handler_ud = &d};
   d.http = d.sc ? http_start(&hp, err, sizeof err) : NULL;
   if (!d.http) {
@@ -298,6 +301,7 @@ int main(int argc, char **argv) {
       sched_free(d.sc);
     }
     matrix_free(d.mx);
+    rsp_store_free(d.responses);
     return 1;
   }
   LOG_I("switchyard %s listening on http://%s:%d/ with %zu model(s)%s", SWITCHYARD_VERSION, hp.host,
@@ -314,6 +318,7 @@ int main(int argc, char **argv) {
   http_stop(d.http);
   sched_free(d.sc);
   matrix_free(d.mx);
+  rsp_store_free(d.responses);
   LOG_I("bye");
   return 0;
 }

@@ -37,6 +37,10 @@ static void t_speech_neural(void) {
   it_post_json("/v1/audio/speech", pocket_body("hi", "wav", "nope", 1), &r);
   CHECK(it_is_error(&r, 400, "invalid_voice"), "unknown voice: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
+  /* only spaces: nothing to speak, answered at once with no audio (it once never answered) */
+  it_speech_post(&D, pocket_body("   \t  ", "pcm", NULL, 1), &a);
+  CHECK(a.status == 200 && a.body.len == 0, "blank input: %ld, %zu bytes", a.status, a.body.len);
+  sy_buf_free(&a.body);
   /* a request's own reference clip (voice_upload: true): the voice changes the audio */
   json_t *up = pocket_body("Short one.", "pcm", NULL, 1);
   json_object_set_new(up, "voice", it_uploaded_voice_file("ref-voice.wav"));

@@ -39,6 +39,8 @@ bool it_have_quant; /* models/tiny-qwen2-q8_0.gguf and -q4_k_m.gguf exist (tests
 
 bool it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
+bool it_have_hybrid; /* models/tiny-hybrid.gguf exists (tests/models.sh; qwen3next) */
+
 const char *it_daemon_log;
 
 int it_start_daemon(daemon_proc *d, const char *config) {

@@ -101,6 +101,8 @@ extern bool
 extern bool
     it_have_pocket; /* models/tiny-pocket-mmproj.gguf exists (mkmodel --arch pockettts --mmproj) */
 
+extern bool it_have_hybrid; /* models/tiny-hybrid.gguf exists (tests/models.sh; qwen3next) */
+
 /* When set, daemons started from then on log (stderr: theirs and their workers') to this file,
  * appended; NULL: to the test's own stderr. */
 extern const char *it_daemon_log;
@@ -381,6 +383,7 @@ typedef struct itest_table {
 extern const itest_table itest_prompt_cache, itest_basics, itest_threads, itest_embed,
     itest_serving, itest_ops, itest_budget, itest_config, itest_fidelity, itest_vision, itest_asr,
     itest_speech, itest_audio_models, itest_external, itest_routers, itest_whisper_server,
-    itest_pipelines, itest_qwen3tts, itest_ollama;
+    itest_pipelines, itest_qwen3tts, itest_prompt_cache_budget, itest_messages, itest_responses,
+    itest_ollama;
 
 #endif

@@ -17,11 +17,28 @@
 #include "harness.h"
 
 static const itest_table *const features[] = {
-    &itest_basics,   &itest_threads,      &itest_embed,          &itest_serving,
-    &itest_ops,      &itest_budget,       &itest_config,         &itest_fidelity,
-    &itest_vision,   &itest_asr,          &itest_speech,         &itest_audio_models,
-    &itest_external, &itest_routers,      &itest_whisper_server, &itest_pipelines,
-    &itest_qwen3tts, &itest_prompt_cache, &itest_ollama,
+    &itest_basics,
+    &itest_threads,
+    &itest_embed,
+    &itest_serving,
+    &itest_ops,
+    &itest_budget,
+    &itest_config,
+    &itest_fidelity,
+    &itest_vision,
+    &itest_asr,
+    &itest_speech,
+    &itest_audio_models,
+    &itest_external,
+    &itest_routers,
+    &itest_whisper_server,
+    &itest_pipelines,
+    &itest_qwen3tts,
+    &itest_prompt_cache,
+    &itest_prompt_cache_budget,
+    &itest_messages,
+    &itest_responses,
+    &itest_ollama,
 };
 enum { n_features = sizeof features / sizeof *features };
 
@@ -125,6 +142,8 @@ int main(int argc, char **argv) {
   it_have_quant = it_have_quant && access(probe, R_OK) == 0;
   snprintf(probe, sizeof probe, "%s/tiny-pocket-mmproj.gguf", it_models_dir);
   it_have_pocket = access(probe, R_OK) == 0;
+  snprintf(probe, sizeof probe, "%s/tiny-hybrid.gguf", it_models_dir);
+  it_have_hybrid = access(probe, R_OK) == 0;
   snprintf(it_tmpdir, sizeof it_tmpdir, "/tmp/switchyard-itest-XXXXXX");
   if (!mkdtemp(it_tmpdir)) return 1;
   char cfg[512];

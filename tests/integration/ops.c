@@ -163,7 +163,7 @@ static void t_ps_cli(void) {
   while (fgets(line, sizeof line, p)) sy_buf_puts(&out, line);
   int st = pclose(p);
   bool header = out.data && strstr(out.data, "NAME") && strstr(out.data, "SIZE") &&
-                strstr(out.data, "CONTEXT");
+                strstr(out.data, "CACHE") && strstr(out.data, "CONTEXT");
   bool chat = out.data && strstr(out.data, "\nchat ") && strstr(out.data, "memory: ");
   sy_buf_free(&out);
   CHECK(st == 0, "switchyard ps exited %d", st);
@@ -372,6 +372,7 @@ static void t_metrics(void) {
       {"switchyard_model_memory_bytes{model=\"chat\",kind=\"estimated\"}", 1},
       {"switchyard_model_memory_bytes{model=\"chat\",kind=\"measured\"}", 1},
       {"switchyard_model_memory_bytes{model=\"slow\",kind=\"estimated\"}", 1},
+      {"switchyard_prompt_cache_bytes{model=\"chat\"}", 0}, /* present (docs/PROMPT_CACHE.md) */
       {"switchyard_memory_budget_bytes", 1},
       {"switchyard_memory_used_bytes", 1},
   };

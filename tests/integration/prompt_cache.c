@@ -4,7 +4,9 @@
  *     cache_prompt: false keeps nothing;
  *   - batch-invariant mode keeps whole chunks only (multiples of `batch`), and a multi-turn chat
  *     answers exactly as it does without the cache (greedy);
- *   - the counts reach usage.prompt_tokens_details.cached_tokens, timings.cache_n and /metrics.
+ *   - the counts reach usage.prompt_tokens_details.cached_tokens, timings.cache_n and /metrics;
+ *   - a hybrid model (tiny-hybrid: Qwen3-Next's attention + recurrent layers) keeps its state only
+ *     whole, and a multi-turn chat answers exactly as it does without the cache.
  * Prompts end with "." and go on with " word": the tokenizer never merges across that boundary,
  * so the shared prefix is the first prompt's tokens exactly. Texts are compared only between
  * requests on the same model, settings and path (greedy): never against fixed strings. */
@@ -311,6 +313,12 @@ static void disk_body(void) {
   CHECK(rb2.status == 200 && rb2.cached == rb1.prompt,
         "after a restart, B comes back from disk: cached %lld (its prompt: %lld)", rb2.cached,
         rb1.prompt);
+  pc_out da3 = pc_complete("pc-disk-det", a2, 4, -1);
+  CHECK(da3.status == 200 && da3.cached > 0 && da3.cached % PC_BATCH == 0 &&
+            !strcmp(da3.text, dref.text),
+        "batch-invariant after a restart: cached %lld (whole chunks), the same answer (\"%.200s\" "
+        "vs \"%.200s\")",
+        da3.cached, da3.text, dref.text);
 
   /* damaged files: every file of pc-disk truncated, plus a foreign one and a stale copy */
   CHECK(it_stop_daemon(&B) == 0, "stop B to damage its files");
@@ -425,7 +433,8 @@ static void media_body(void) {
 
 static void t_prompt_cache_media(void) {
   if (!it_have_vlm) {
-    printf("skip - prompt_cache_media: no tiny-vlm in the models folder\n");
+    snprintf(it_cur_skip, sizeof it_cur_skip,
+             "%s/tiny-vlm-mmproj.gguf is missing (tests/models.sh)", it_models_dir);
     return;
   }
   char y[1200];
@@ -461,11 +470,83 @@ static void t_prompt_cache_invariant(void) {
   it_with_own_daemon("prompt_cache_invariant", y, invariant_body);
 }
 
+/* The hybrid (attention + recurrent layers): its recurrent state cannot drop a suffix, so the
+ * cache keeps a sequence whole or not at all (docs/PROMPT_CACHE.md), and must never change an
+ * answer. One slot each: every request of a conversation comes back to the state the last left. */
+static void hybrid_body(void) {
+  /* batch-invariant: a three-turn chat with the cache, then the same without: every turn alike */
+  char sys[4096];
+  pc_text(sys, sizeof sys, 120, 6);
+  json_t *with = json_array(), *without = json_array();
+  json_array_append_new(with, json_pack("{s:s, s:s}", "role", "system", "content", sys));
+  pc_out c[3];
+  for (int turn = 0; turn < 3; turn++) {
+    char user[256];
+    pc_text(user, sizeof user, 8, turn);
+    json_array_append_new(with, json_pack("{s:s, s:s}", "role", "user", "content", user));
+    c[turn] = pc_chat("pc-hy-det", with, -1);
+    CHECK(c[turn].status == 200, "turn %d with the cache: %ld", turn, c[turn].status);
+    json_array_append_new(with,
+                          json_pack("{s:s, s:s}", "role", "assistant", "content", c[turn].text));
+  }
+  json_array_append_new(without, json_pack("{s:s, s:s}", "role", "system", "content", sys));
+  for (int turn = 0; turn < 3; turn++) {
+    char user[256];
+    pc_text(user, sizeof user, 8, turn);
+    json_array_append_new(without, json_pack("{s:s, s:s}", "role", "user", "content", user));
+    pc_out n = pc_chat("pc-hy-det", without, 0);
+    CHECK(n.status == 200 && n.cached == 0, "turn %d without the cache: %ld, cached %lld", turn,
+          n.status, n.cached);
+    CHECK(!strcmp(c[turn].text, n.text), "turn %d: with the cache \"%.200s\", without \"%.200s\"",
+          turn, c[turn].text, n.text);
+    /* later turns restore the checkpoint taken after the last turn's last whole prompt chunk */
+    CHECK(c[turn].cached < c[turn].prompt && c[turn].cached % PC_BATCH == 0 &&
+              (turn == 0 ? c[turn].cached == 0 : c[turn].cached > 0),
+          "turn %d: cached %lld of %lld (a checkpoint: whole chunks)", turn, c[turn].cached,
+          c[turn].prompt);
+    json_array_append_new(without, json_pack("{s:s, s:s}", "role", "assistant", "content", n.text));
+  }
+  json_decref(with);
+  json_decref(without);
+
+  /* throughput mode: max_tokens 1 leaves exactly prompt 1 in the state, and prompt 2 extends all
+   * of it, so the whole state is kept */
+  char p1[2048], p2[4096];
+  pc_text(p1, sizeof p1, 60, 0);
+  pc_extend(p2, sizeof p2, p1, 20, 3);
+  pc_out a1 = pc_complete("pc-hy", p1, 1, -1);
+  pc_out a2 = pc_complete("pc-hy", p2, 1, -1);
+  CHECK(a1.status == 200 && a2.status == 200, "answers: %ld %ld", a1.status, a2.status);
+  CHECK(a1.cached == 0 && a1.prompt > 0, "a fresh slot keeps nothing: cached %lld of %lld",
+        a1.cached, a1.prompt);
+  CHECK(a2.cached == a1.prompt && a2.prompt > a1.prompt,
+        "a prompt extending all of the state keeps it whole: cached %lld (prompt 1: %lld) of %lld",
+        a2.cached, a1.prompt, a2.prompt);
+}
+
+static void t_prompt_cache_hybrid(void) {
+  if (!it_have_hybrid) {
+    snprintf(it_cur_skip, sizeof it_cur_skip, "%s/tiny-hybrid.gguf is missing (tests/models.sh)",
+             it_models_dir);
+    return;
+  }
+  char y[1024];
+  snprintf(y, sizeof y,
+           "log_level: warn\nmodels:\n"
+           "  - {name: pc-hy-det, file: %s/tiny-hybrid.gguf, context: 1024, parallel: 1, "
+           "batch: %d, deterministic: true, gpu_layers: 0}\n"
+           "  - {name: pc-hy, file: %s/tiny-hybrid.gguf, context: 1024, parallel: 1, "
+           "gpu_layers: 0}\n",
+           it_models_dir, PC_BATCH, it_models_dir);
+  it_with_own_daemon("prompt_cache_hybrid", y, hybrid_body);
+}
+
 static const it_test tests[] = {
     {"prompt_cache", t_prompt_cache, false},
     {"prompt_cache_invariant", t_prompt_cache_invariant, false},
     {"prompt_cache_ram", t_prompt_cache_ram, false},
     {"prompt_cache_disk", t_prompt_cache_disk, false},
     {"prompt_cache_media", t_prompt_cache_media, false},
+    {"prompt_cache_hybrid", t_prompt_cache_hybrid, false},
 };
 const itest_table itest_prompt_cache = {"prompt_cache", tests, sizeof tests / sizeof *tests};

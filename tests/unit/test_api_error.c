@@ -1,7 +1,8 @@
 /* test_api_error.c — the one worker-error table (api_error.c): every code in it run through every
  * endpoint family's mapping (chat: api.c, transcription: api/transcribe.c, speech: api/speech.c,
  * pipeline: pipeline.c) with the same status and code everywhere; unknown codes; and hostile
- * frames (no header, wrong types, huge strings, lying statuses). Must never pass while one
+ * frames (no header, wrong types, huge strings, lying statuses); Anthropic's error shape (every
+ * status's type, the body, the paths that get it: api_error_body). Must never pass while one
  * endpoint answers a worker error with a status or code another does not. */
 #include <jansson.h>
 #include <limits.h>
@@ -316,6 +317,63 @@ static void test_hostile_messages(void **state) {
   free(big);
 }
 
+static void test_anthropic_shape(void **state) {
+  (void)state;
+  static const struct {
+    int status;
+    const char *type;
+  } types[] = {
+      {400, "invalid_request_error"},
+      {401, "authentication_error"},
+      {403, "permission_error"},
+      {404, "not_found_error"},
+      {405, "invalid_request_error"},
+      {408, "timeout_error"},
+      {413, "request_too_large"},
+      {429, "rate_limit_error"},
+      {431, "invalid_request_error"},
+      {500, "api_error"},
+      {502, "api_error"},
+      {503, "overloaded_error"},
+      {504, "timeout_error"},
+      {507, "api_error"},
+      {529, "overloaded_error"},
+  };
+  for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+    assert_string_equal(api_error_anthropic_type(types[i].status), types[i].type);
+  api_error e;
+  api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model", "no model 'x'");
+  json_t *j = api_error_anthropic_json(&e);
+  char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  assert_string_equal(s,
+                      "{\"error\":{\"message\":\"no model 'x'\",\"type\":\"not_found_error\"},"
+                      "\"type\":\"error\"}");
+  free(s);
+  json_decref(j);
+  /* the paths: Anthropic's under /v1/messages, OpenAI's elsewhere */
+  static const struct {
+    const char *path;
+    bool anthropic;
+  } paths[] = {
+      {"/v1/messages", true},
+      {"/v1/messages/count_tokens", true},
+      {"/v1/messages/x", true},
+      {"/v1/messagesx", false},
+      {"/v1/chat/completions", false},
+      {"/v1/message", false},
+      {"/", false},
+  };
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+    j = api_error_body(paths[i].path, &e);
+    bool anth = json_is_string(json_object_get(j, "type"));
+    if (anth != paths[i].anthropic) fail_msg("%s: wrong shape", paths[i].path);
+    if (!anth)
+      assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                          "model_not_found");
+    json_decref(j);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_table_holds_every_code),
@@ -325,6 +383,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_headers),
       cmocka_unit_test(test_hostile_statuses),
       cmocka_unit_test(test_hostile_messages),
+      cmocka_unit_test(test_anthropic_shape),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,10 @@
  *      HTTP/1.0 without Host -> 200;
  *      too many headers -> 431;
  *      API keys: missing / wrong / prefix / other scheme -> 401 invalid_api_key, the right key
- *      (scheme case-insensitive) and a second key -> 200, /health without a key -> 200;
+ *      (scheme case-insensitive), a second key, the key in x-api-key (Anthropic's header; also
+ *      beside a wrong Bearer token) -> 200, /health without a key -> 200;
+ *      error_body: every error reply (401, 403, 413, 431 before the handler, and the handler's)
+ *      gets the body the hook makes for its path;
  *      keep-alive: two and then three requests on one connection, all answered in order;
  *      a handler that replies nothing -> 500 no_response; extra response headers;
  *      a streamed reply arrives whole (chunked);
@@ -615,6 +618,14 @@ static void test_api_keys(void **state) {
       {"Authorization: Bearer sk-test-123\r\n", 200},
       {"Authorization: bearer sk-test-123\r\n", 200},
       {"Authorization: Bearer sk-second\r\n", 200},
+      {"x-api-key: sk-test-123\r\n", 200},
+      {"X-Api-Key: sk-second\r\n", 200},
+      {"x-api-key: wrong\r\n", 401},
+      {"x-api-key: \r\n", 401},
+      {"x-api-key: Bearer sk-test-123\r\n", 401},
+      {"Authorization: Bearer wrong\r\nx-api-key: sk-test-123\r\n", 200},
+      {"Authorization: Basic c2stdGVzdC0xMjM=\r\nx-api-key: sk-second\r\n", 200},
+      {"Authorization: Bearer sk-test-123\r\nx-api-key: wrong\r\n", 200},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     char req[512];
@@ -652,6 +663,61 @@ static void test_api_keys(void **state) {
   request(s, "POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n", &r);
   expect_error(&r, 413, "request_too_large", NULL);
   resp_clear(&r);
+}
+
+/* error_body for the tests: a shape of its own under /other, OpenAI's elsewhere */
+static json_t *other_error_body(const char *path, const api_error *e) {
+  if (strncmp(path, "/other", 6) != 0) return api_error_json(e);
+  return json_pack("{s:s, s:i, s:s}", "shape", "other", "status", e->status, "message", e->message);
+}
+
+static void error_reply_handler(void *ud, http_req *r) {
+  (void)ud;
+  api_error e;
+  api_error_set(&e, 418, "invalid_request_error", "teapot", NULL, "from the handler");
+  http_reply_error(r, &e);
+}
+
+static void test_error_body(void **state) {
+  (void)state;
+  static const char *const keys[] = {"sk-k"};
+  http_params p = {.host = "127.0.0.1",
+                   .max_body_bytes = MAX_BODY,
+                   .max_connections = 8,
+                   .max_headers = 16,
+                   .api_keys = keys,
+                   .n_api_keys = 1,
+                   .handler = error_reply_handler,
+                   .error_body = other_error_body};
+  char err[256] = "";
+  http_server *s = http_start(&p, err, sizeof err);
+  assert_non_null(s);
+  static const struct {
+    const char *req;
+    int status;
+  } cases[] = {
+      {"GET /other/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 401},
+      {"GET /other HTTP/1.1\r\nHost: evil.com\r\nConnection: close\r\n\r\n", 403},
+      {"POST /other HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999\r\nConnection: "
+       "close\r\n\r\n",
+       413},
+      {"GET /other HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: sk-k\r\nConnection: close\r\n\r\n",
+       418},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    resp r;
+    request(s, cases[i].req, &r);
+    if (r.status != cases[i].status || !r.json ||
+        strcmp(json_string_value(json_object_get(r.json, "shape")), "other") != 0 ||
+        json_integer_value(json_object_get(r.json, "status")) != cases[i].status)
+      fail_msg("case %zu: status %d, body %s", i, r.status, r.body.data ? r.body.data : "");
+    resp_clear(&r);
+  }
+  resp r; /* other paths keep OpenAI's shape */
+  request(s, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", &r);
+  expect_error(&r, 401, "invalid_api_key", "x-api-key");
+  resp_clear(&r);
+  http_stop(s);
 }
 
 static void test_start_errors_and_stop(void **state) {
@@ -696,6 +762,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_keep_alive, setup_plain, teardown_server),
       cmocka_unit_test_setup_teardown(test_no_reply_and_stream, setup_plain, teardown_server),
       cmocka_unit_test_setup_teardown(test_api_keys, setup_keys, teardown_server),
+      cmocka_unit_test(test_error_body),
       cmocka_unit_test(test_start_errors_and_stop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,9 +86,13 @@ static void test_counters_exact_lines(void **state) {
 static void test_gauges(void **state) {
   (void)state;
   metrics *m = metrics_new(names2, 2);
-  metrics_model_gauges mg[2] = {
-      {.queued = 3, .inflight = 4, .estimated_bytes = 1000, .measured_bytes = 1200, .loaded = true},
-      {.estimated_bytes = 500}};
+  metrics_model_gauges mg[2] = {{.queued = 3,
+                                 .inflight = 4,
+                                 .estimated_bytes = 1000,
+                                 .measured_bytes = 1200,
+                                 .prompt_cache_bytes = 77,
+                                 .loaded = true},
+                                {.estimated_bytes = 500}};
   metrics_gauges g = {.models = mg, .n_models = 2, .budget_bytes = 1LL << 40, .used_bytes = 1200};
   char *t = render(m, &g);
   assert_non_null(
@@ -102,6 +106,10 @@ static void test_gauges(void **state) {
       strstr(t, "\nswitchyard_model_memory_bytes{model=\"chat\",kind=\"measured\"} 1200\n"));
   assert_non_null(
       strstr(t, "\nswitchyard_model_memory_bytes{model=\"embed\",kind=\"measured\"} 0\n"));
+  assert_non_null(strstr(t,
+                         "# TYPE switchyard_prompt_cache_bytes gauge\n"
+                         "switchyard_prompt_cache_bytes{model=\"chat\"} 77\n"
+                         "switchyard_prompt_cache_bytes{model=\"embed\"} 0\n"));
   assert_non_null(strstr(t, "\nswitchyard_memory_budget_bytes 1099511627776\n"));
   assert_non_null(strstr(t, "\nswitchyard_memory_used_bytes 1200\n"));
   free(t);
@@ -266,7 +274,7 @@ static void test_structure(void **state) {
     }
     line = nl + 1;
   }
-  assert_int_equal(n_families, 20); /* + the two pipeline families, + three of the prompt cache */
+  assert_int_equal(n_families, 21); /* + the two pipeline families, + four of the prompt cache */
   free(t);
   metrics_free(m);
 }

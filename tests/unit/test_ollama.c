@@ -15,7 +15,8 @@
  *    (ours), system, raw (a completion, no 16-token default), logprobs; load-only requests;
  *  - every refused request: its status and a message naming the Ollama field;
  *  - /api/embed and /api/embeddings → /v1/embeddings' body; load-only inputs; dimensions; errors;
- *  - ollama_truncate_vector; ollama_time; ollama_status; ollama_image_url's type sniffing;
+ *  - ollama_truncate_vector; ollama_time; ollama_path (whose errors are Ollama's shape);
+ *    ollama_image_url's type sniffing;
  *  - the answer translator on scripts of worker events: streamed lines (text, thinking, tool
  *    calls flushed once complete, log-probabilities, the done line's nanosecond timings and
  *    prompt_cached_count, done_reason), a worker error mid-stream, a whole answer, a whole answer
@@ -314,6 +315,14 @@ static void test_gen_translation(void **state) {
     ollama_gen_clear(&g);
     json_decref(in);
   }
+  /* images counted over the request */
+  json_t *im = ut_json(img_in);
+  ollama_gen gi;
+  api_error ei = {0};
+  assert_int_equal(ollama_parse_gen(im, true, &gi, &ei), 0);
+  assert_int_equal(gi.n_images, 1);
+  ollama_gen_clear(&gi);
+  json_decref(im);
   /* the flags */
   json_t *in = ut_json(
       "{'model':'m','messages':[],'keep_alive':'-1m','options':{'num_ctx':4096},'stream':false}");
@@ -509,12 +518,27 @@ static void test_small_helpers(void **state) {
   ollama_time(&ts, t, sizeof t);
   assert_string_equal(t, "2023-11-14T22:13:20.123456789Z");
 
-  api_error e = {.status = 507};
-  assert_int_equal(ollama_status(&e), 500);
-  e.status = 503;
-  assert_int_equal(ollama_status(&e), 503);
-  e.status = 404;
-  assert_int_equal(ollama_status(&e), 404);
+  static const struct {
+    const char *path;
+    bool ollama;
+  } paths[] = {{"/api/chat", true},
+               {"/api/generate", true},
+               {"/api/pull", true},
+               {"/api/tags?x=1", true},
+               {"/api/", true},
+               {"/api/psx", true},
+               {"/api/ps", false},
+               {"/api/ps?verbose", false},
+               {"/api/load", false},
+               {"/api/unload", false},
+               {"/api/events", false},
+               {"/api", false},
+               {"/v1/chat/completions", false},
+               {"/health", false},
+               {NULL, false}};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+    if (ollama_path(paths[i].path) != paths[i].ollama)
+      fail_msg("ollama_path(%s) != %d", paths[i].path ? paths[i].path : "NULL", paths[i].ollama);
 
   static const struct {
     const char *in, *prefix;

@@ -3,7 +3,9 @@
  * reject, exact-fit edges on both sides, unloading and loading memory counted, the wanted model
  * pinned, bad arguments, sums near LLONG_MAX), each checking the action, the exact evict list and
  * every number; then a property test over 100k fixed-seed random states that checks the decision
- * against the header's rules with exact 128-bit arithmetic. Nothing here sleeps or reads a clock.
+ * against the header's rules with exact 128-bit arithmetic. Rule 6 (prompt caches cut before any
+ * eviction) has its own cases and property test: a cache must never cause an eviction, a wait or
+ * a reject, and is cut only as much as needed. Nothing here sleeps or reads a clock.
  */
 #include "sched/plan.h"
 
@@ -30,17 +32,32 @@
   { .state = PLAN_LOADING, .bytes = (b) }
 #define ULG(b) \
   { .state = PLAN_UNLOADING, .bytes = (b) }
+/* with a prompt cache of c bytes (part of b) */
+#define RDYC(b, c, t) \
+  { .state = PLAN_READY, .bytes = (b), .cache_bytes = (c), .last_used_ms = (t) }
 #define NMODELS(a) (sizeof(a) / sizeof((a)[0]))
 
 static plan_decision D; /* one decision at a time; ~8 KiB, so not on the stack */
 
+/* The cuts are written everywhere (the garbage D was filled with is negative), none is negative,
+ * none beyond n; without any cache there are none at all. */
+static void check_shrink_written(const plan_model *m, size_t n) {
+  bool caches = false;
+  for (size_t i = 0; m && i < n && i < PLAN_MAX_MODELS; i++) caches |= m[i].cache_bytes != 0;
+  for (size_t i = 0; i < PLAN_MAX_MODELS; i++) {
+    assert_true(D.shrink[i] >= 0);
+    if (!caches || i >= n) assert_true(D.shrink[i] == 0);
+  }
+}
+
 /* plan_decide into D, after filling D with garbage, then check that the unused tail of evict was
- * written (zeroed): `out` must be fully written in every case. */
+ * written (zeroed), and every cut: `out` must be fully written in every case. */
 static const plan_decision *decide(const plan_model *m, size_t n, size_t want, long long budget) {
   memset(&D, 0xA5, sizeof D);
   plan_decide(m, n, want, budget, &D);
   assert_true(D.n_evict <= PLAN_MAX_MODELS);
   for (size_t i = D.n_evict; i < PLAN_MAX_MODELS; i++) assert_int_equal(D.evict[i], 0);
+  check_shrink_written(m, n);
   return &D;
 }
 
@@ -612,6 +629,7 @@ static const plan_decision *decide_pools(const plan_model *m, size_t n, size_t w
   plan_decide_pools(m, n, want, b, np, &D);
   assert_true(D.n_evict <= PLAN_MAX_MODELS);
   for (size_t i = D.n_evict; i < PLAN_MAX_MODELS; i++) assert_int_equal(D.evict[i], 0);
+  check_shrink_written(m, n);
   return &D;
 }
 
@@ -762,6 +780,306 @@ static void test_pools_property(void **state) {
   for (int a = 0; a < 4; a++) assert_true(counts[a] > 500);
 }
 
+/* ---- rule 6: prompt caches ------------------------------------------------------------------ */
+
+/* the exact cuts of models 0..n) (the rest are checked zero by check_shrink_written) */
+static void expect_shrink(const plan_decision *d, size_t n, const long long *list) {
+  for (size_t i = 0; i < n; i++) assert_true(d->shrink[i] == list[i]);
+}
+#define SHRINK(d, ...)                    \
+  do {                                    \
+    const long long s_[] = {__VA_ARGS__}; \
+    expect_shrink((d), NMODELS(s_), s_);  \
+  } while (0)
+
+/* The caches are cut instead of evicting, only as much as needed, least recently used first;
+ * eviction only once cutting every cache is not enough, and then every cache left is cut. */
+static void test_cache_cut_before_evicting(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(400), RDYC(300, 200, 1), RDYC(300, 100, 2)};
+  const plan_decision *d = decide(m, 3, 0, 1000); /* fits beside them, caches and all */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 0, 0);
+  expect_numbers(d, 400, 1000, 600, 0, 0);
+
+  d = decide(m, 3, 0, 900); /* 100 short: the LRU one's cache gives it, nobody is evicted */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 100, 0);
+  expect_numbers(d, 400, 900, 300, 0, 0); /* d2's numbers: the caches left out */
+
+  d = decide(m, 3, 0, 750); /* 250 short: all of the LRU one's cache, then 50 of the next */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 200, 50);
+
+  d = decide(m, 3, 0, 700); /* every cache, exactly */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 200, 100);
+
+  d = decide(m, 3, 0, 699); /* one byte more than every cache: evict the LRU one, cut the other */
+  EXPECT(d, PLAN_LOAD, 1);
+  SHRINK(d, 0, 0, 100);
+  expect_numbers(d, 400, 699, 300, 0, 0);
+
+  d = decide(m, 3, 0, 399); /* never fits */
+  EXPECT(d, PLAN_REJECT);
+  SHRINK(d, 0, 0, 0);
+
+  /* the order is the eviction order: priority before recency */
+  m[2].priority = -1;
+  d = decide(m, 3, 0, 850);
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 50, 100);
+}
+
+/* Busy, queued, pinned and guarded models cannot be evicted, but their caches are cut: the
+ * request loads instead of waiting. */
+static void test_cache_cut_on_busy_pinned_guarded(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(400), RDYC(300, 100, 4), RDYC(300, 100, 3), RDYC(300, 100, 2),
+                    RDYC(300, 100, 1)};
+  m[1].inflight = 1;
+  m[2].pinned = true;
+  m[3].guarded = true;
+  m[4].queued = 2;
+  const plan_decision *d = decide(m, 5, 0, 1200); /* 400 short; nobody idle */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 100, 100, 100, 100);
+  expect_numbers(d, 400, 1200, 800, 200, 800);
+
+  d = decide(m, 5, 0, 1350); /* 250 short: LRU first (4, 3, then half of 2) */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 0, 50, 100, 100);
+
+  d = decide(m, 5, 0, 1199); /* even every cache cut is not enough: wait, no cuts */
+  EXPECT(d, PLAN_WAIT);
+  SHRINK(d, 0, 0, 0, 0, 0);
+  expect_numbers(d, 400, 1199, 800, 200, 800);
+
+  /* a loading model's cache is cut too */
+  plan_model l[] = {UNL(400), {.state = PLAN_LOADING, .bytes = 500, .cache_bytes = 300}};
+  d = decide(l, 2, 0, 800);
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 100);
+}
+
+/* A pinned model's cache is not reserved: it never makes a model "too large". */
+static void test_cache_pinned_never_rejects(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(600), RDYC(500, 200, 1)};
+  m[1].pinned = true;
+  const plan_decision *d = decide(m, 2, 0, 1000); /* 600 + 500 > 1000, but 600 + 300 is not */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 100);
+  expect_numbers(d, 600, 1000, 300, 300, 300);
+  m[0].bytes = 701; /* 701 + 300 > 1000: that is the model, not the cache */
+  d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_REJECT);
+  SHRINK(d, 0, 0);
+  expect_numbers(d, 701, 1000, 300, 300, 300);
+
+  /* pinned and not loaded: its cache is not reserved either, and there is nothing to cut */
+  plan_model u[] = {UNL(600), {.state = PLAN_UNLOADED, .bytes = 500, .cache_bytes = 200}};
+  u[1].pinned = true;
+  d = decide(u, 2, 0, 900);
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 0);
+  expect_numbers(d, 600, 900, 0, 300, 0);
+}
+
+/* What is not cut: an unloading model's cache (its memory is held until the process is gone), the
+ * wanted model's own, a model in an unknown state's; and nonsense caches are clamped. */
+static void test_cache_not_cut_and_odd(void **state) {
+  (void)state;
+  plan_model m[] = {UNL(500), {.state = PLAN_UNLOADING, .bytes = 600, .cache_bytes = 300}};
+  const plan_decision *d = decide(m, 2, 0, 1000);
+  EXPECT(d, PLAN_WAIT);
+  SHRINK(d, 0, 0);
+  expect_numbers(d, 500, 1000, 600, 0, 600);
+
+  plan_model u[] = {
+      UNL(400), {.state = PLAN_UNLOADING, .bytes = 300, .cache_bytes = 200}, RDYC(300, 200, 1)};
+  d = decide(u, 3, 0, 900); /* only the ready one's cache is cut */
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, 0, 100);
+  expect_numbers(d, 400, 900, 400, 0, 300);
+
+  plan_model w[] = {{.state = PLAN_UNLOADED, .bytes = 500, .cache_bytes = 300}, RDY(600, 1)};
+  d = decide(w, 2, 0, 1000); /* its own cache is part of what it needs */
+  EXPECT(d, PLAN_LOAD, 1);
+  SHRINK(d, 0, 0);
+  expect_numbers(d, 500, 1000, 600, 0, 0);
+
+  plan_model o[] = {UNL(400),
+                    RDYC(300, -5, 1),
+                    RDYC(300, 900, 2),
+                    RDYC(-7, 50, 3),
+                    {.state = (plan_state)77, .bytes = 100, .cache_bytes = 100}};
+  d = decide(o, 5, 0, 600); /* caches 0, 300 (clamped), 0 (no footprint), not 4's (unknown) */
+  EXPECT(d, PLAN_LOAD, 1);
+  SHRINK(d, 0, 0, 300, 0, 0);
+  expect_numbers(d, 400, 600, 400, 0, 100);
+  d = decide(o, 5, 0, 499); /* 400 + 100 of the unknown one: wait */
+  EXPECT(d, PLAN_WAIT);
+  SHRINK(d, 0, 0, 0, 0, 0);
+}
+
+/* Sums near LLONG_MAX: cuts computed exactly, nothing overflows. */
+static void test_cache_huge(void **state) {
+  (void)state;
+  const long long H = LLONG_MAX / 2; /* LLONG_MAX == 2H + 1 */
+  plan_model m[] = {UNL(H), RDYC(LLONG_MAX, LLONG_MAX, 1), RDYC(LLONG_MAX, LLONG_MAX - 5, 2)};
+  m[1].inflight = m[2].inflight = 1;
+  const plan_decision *d = decide(m, 3, 0, LLONG_MAX);
+  EXPECT(d, PLAN_LOAD);
+  SHRINK(d, 0, LLONG_MAX, H); /* the room left, H − 4, stays with the most recently used one */
+  expect_numbers(d, H, LLONG_MAX, 5, 0, 5);
+}
+
+/* Random states with caches over 1–3 pools. Whatever the state, the action and evictions are
+ * exactly those of the same state with the other models' cuttable caches gone (a cache never
+ * causes an eviction, a wait or a reject); with no cut needed (ran, fitted, or no such cache) the
+ * decision is the one without caches, with no cuts; a LOAD that evicts cuts every other cache
+ * whole; one that does not cuts exactly what pool 0 lacks, a prefix of the eviction order. */
+static plan_decision R1, R2;
+
+static long long cache_of(const plan_model *x) { /* clamped as plan.h says */
+  long long b = x->bytes > 0 ? x->bytes : 0;
+  return x->cache_bytes <= 0 ? 0 : x->cache_bytes < b ? x->cache_bytes : b;
+}
+static bool cuttable(const plan_model *x) {
+  return x->state == PLAN_LOADING || x->state == PLAN_READY;
+}
+
+static void same_decision(const plan_decision *a, const plan_decision *b) {
+  assert_int_equal(a->action, b->action);
+  assert_int_equal(a->n_evict, b->n_evict);
+  for (size_t k = 0; k < a->n_evict; k++) assert_int_equal(a->evict[k], b->evict[k]);
+  assert_int_equal(a->pool, b->pool);
+  expect_numbers(a, b->need, b->budget, b->used, b->pinned, b->busy);
+}
+
+static void test_cache_property(void **state) {
+  (void)state;
+  static const plan_state states[] = {PLAN_UNLOADED, PLAN_LOADING, PLAN_READY, PLAN_UNLOADING};
+  plan_model m[10], m1[10], m2[10];
+  size_t partial = 0, cut_evict = 0, saved_reject = 0, saved_wait = 0, saved_evict = 0, plain = 0;
+  for (int it = 0; it < 100000; it++) {
+    size_t n = (size_t)pick(1, 10), np = (size_t)pick(1, 3);
+    bool huge = next() % 8 == 0;
+    long long scale = huge ? LLONG_MAX / 16 : 1000, b[PLAN_MAX_POOLS];
+    for (size_t i = 0; i < n; i++) {
+      plan_model *x = &m[i];
+      memset(x, 0, sizeof *x);
+      x->state = states[next() % 4];
+      x->bytes = huge ? random_bytes(scale) : pick(0, scale);
+      for (size_t p = 1; p < np; p++) x->pool_bytes[p] = next() % 3 == 0 ? 0 : pick(1, 1000);
+      switch (next() % 8) {
+        case 0:
+        case 1:
+          break; /* none */
+        case 2:
+          x->cache_bytes = -pick(1, 5);
+          break;
+        case 3: /* more than its footprint (LLONG_MAX at most) */
+          x->cache_bytes = x->bytes <= 0              ? pick(0, 5)
+                           : x->bytes > LLONG_MAX - 5 ? LLONG_MAX
+                                                      : x->bytes + pick(0, 5);
+          break;
+        default: /* 0..bytes, any size */
+          x->cache_bytes =
+              x->bytes > 0 ? (long long)(next() % ((unsigned long long)x->bytes + 1)) : 0;
+      }
+      x->inflight = next() % 4 == 0;
+      x->queued = next() % 6 == 0;
+      x->last_used_ms = pick(0, 20);
+      x->priority = (int)pick(-1, 1);
+      x->pinned = next() % 5 == 0;
+      x->guarded = next() % 7 == 0;
+    }
+    size_t want = (size_t)pick(0, (long long)n - 1);
+    if (next() % 4) m[want].state = PLAN_UNLOADED;
+    i128 total = 0;
+    for (size_t i = 0; i < n; i++) total += cnt(&m[i]);
+    for (size_t p = 0; p < np; p++)
+      b[p] = p == 0 ? sat(total * pick(0, 100) / 100 + pick(-2, 2)) : pick(0, 3000);
+
+    /* m1: the caches forgotten (d1); m2: the other models' droppable caches gone (d2) */
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+      m1[i] = m2[i] = m[i];
+      m1[i].cache_bytes = m2[i].cache_bytes = 0;
+      bool drop = i != want && (cuttable(&m[i]) || m[i].state == PLAN_UNLOADED);
+      if (drop && cache_of(&m[i]) > 0) {
+        m2[i].bytes -= cache_of(&m[i]);
+        any = true;
+      }
+    }
+    plan_decide_pools(m1, n, want, b, np, &R1);
+    plan_decide_pools(m2, n, want, b, np, &R2);
+    const plan_decision *d = decide_pools(m, n, want, b, np);
+
+    /* never worse than a world without those caches, whatever the case */
+    assert_int_equal(d->action, R2.action);
+    assert_int_equal(d->n_evict, R2.n_evict);
+    for (size_t k = 0; k < d->n_evict; k++) assert_int_equal(d->evict[k], R2.evict[k]);
+
+    i128 sum = 0;
+    for (size_t i = 0; i < n; i++) {
+      assert_true(d->shrink[i] <= cache_of(&m[i]));
+      if (d->shrink[i] > 0) assert_true(i != want && cuttable(&m[i]));
+      sum += d->shrink[i];
+    }
+    if (R1.action == PLAN_RUN || (R1.action == PLAN_LOAD && R1.n_evict == 0) || !any) {
+      same_decision(d, &R1);
+      assert_true(sum == 0);
+      plain++;
+      continue;
+    }
+    same_decision(d, &R2);
+    if (R1.action == PLAN_REJECT && d->action != PLAN_REJECT) saved_reject++;
+    if (R1.action == PLAN_WAIT && d->action != PLAN_WAIT) saved_wait++;
+    if (R1.action == PLAN_LOAD && d->action == PLAN_LOAD && d->n_evict < R1.n_evict) saved_evict++;
+    if (d->action != PLAN_LOAD) {
+      assert_true(sum == 0);
+      continue;
+    }
+    bool gone[10] = {0};
+    for (size_t k = 0; k < d->n_evict; k++) gone[d->evict[k]] = true;
+    if (d->n_evict > 0) { /* every other cache cut whole */
+      for (size_t i = 0; i < n; i++)
+        assert_true(d->shrink[i] ==
+                    (i != want && cuttable(&m[i]) && !gone[i] ? cache_of(&m[i]) : 0));
+      if (sum > 0) cut_evict++;
+      continue;
+    }
+    /* no eviction: exactly what pool 0 lacks, taken in eviction order */
+    i128 used = cnt(&m[want]);
+    for (size_t i = 0; i < n; i++)
+      if (m[i].state != PLAN_UNLOADED) used += cnt(&m[i]);
+    i128 lack = used - b[0];
+    assert_true(sum == (lack > 0 ? lack : 0));
+    size_t c[10], k = 0;
+    for (size_t i = 0; i < n; i++)
+      if (i != want && cuttable(&m[i]) && cache_of(&m[i]) > 0) c[k++] = i;
+    for (size_t x = 1; x < k; x++) /* eviction order */
+      for (size_t y = x; y > 0 && before(m, c[y], c[y - 1]); y--) {
+        size_t t = c[y];
+        c[y] = c[y - 1];
+        c[y - 1] = t;
+      }
+    bool whole = true; /* while true, every cache so far was cut whole */
+    for (size_t j = 0; j < k; j++) {
+      long long s = d->shrink[c[j]], cache = cache_of(&m[c[j]]);
+      if (!whole) assert_true(s == 0);
+      if (s != cache) whole = false;
+      if (s > 0 && s < cache) partial++;
+    }
+  }
+  /* every interesting case was exercised */
+  assert_true(partial > 500 && cut_evict > 500 && saved_reject > 100 && saved_wait > 500 &&
+              saved_evict > 500 && plain > 500);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ready_runs),
@@ -791,6 +1109,12 @@ int main(void) {
       cmocka_unit_test(test_pools_wait_on_busy_gpu),
       cmocka_unit_test(test_pools_bad_arguments),
       cmocka_unit_test(test_pools_property),
+      cmocka_unit_test(test_cache_cut_before_evicting),
+      cmocka_unit_test(test_cache_cut_on_busy_pinned_guarded),
+      cmocka_unit_test(test_cache_pinned_never_rejects),
+      cmocka_unit_test(test_cache_not_cut_and_odd),
+      cmocka_unit_test(test_cache_huge),
+      cmocka_unit_test(test_cache_property),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  * characters and non-ASCII text stays on one line (no raw CR or LF before the final blank line)
  * and round-trips through json_loads; values that cannot be encoded (NULL, a bare string) are
  * refused with the buffer untouched; a buffer at its limit refuses an event and the end marker
- * and keeps what it already held.
+ * and keeps what it already held; a named event ("event: NAME\ndata: <json>\n\n", Anthropic's
+ * streams) and its refusal the same way.
  */
 #include "http/sse.h"
 
@@ -41,6 +42,29 @@ static void test_event_exact_bytes(void **state) {
   assert_int_equal(sse_append_json(&b, j), 0);
   assert_string_equal(b.data, "data: {}\n\n");
   json_decref(j);
+  sy_buf_free(&b);
+}
+
+static void test_named_event(void **state) {
+  (void)state;
+  sy_buf b = {0};
+  json_t *j = json_pack("{s:s}", "type", "ping");
+  assert_int_equal(sse_append_event(&b, "ping", j), 0);
+  assert_string_equal(b.data, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+  assert_int_equal(sse_append_json(&b, j), 0); /* unnamed after named */
+  assert_string_equal(b.data,
+                      "event: ping\ndata: {\"type\":\"ping\"}\n\ndata: {\"type\":\"ping\"}\n\n");
+  json_decref(j);
+  size_t len = b.len; /* refused: nothing appended, not even the name */
+  assert_int_equal(sse_append_event(&b, "message_start", NULL), -1);
+  assert_int_equal(b.len, len);
+  sy_buf full = {0};
+  full.limit = 12;
+  j = json_pack("{s:s}", "type", "message_stop");
+  assert_int_equal(sse_append_event(&full, "message_stop", j), -1);
+  assert_true(full.len == 0);
+  json_decref(j);
+  sy_buf_free(&full);
   sy_buf_free(&b);
 }
 
@@ -166,6 +190,7 @@ static void test_limit_refusal(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_event_exact_bytes),
+      cmocka_unit_test(test_named_event),
       cmocka_unit_test(test_done_marker),
       cmocka_unit_test(test_sequence),
       cmocka_unit_test(test_awkward_strings_one_line),

@@ -43,6 +43,9 @@ static void fill_rows(const struct fill_job *j, float *buf, int64_t row0, int64_
       case MK_INIT_ZERO:
         memset(row, 0, (size_t)j->ne0 * sizeof(float));
         break;
+      case MK_INIT_NEG_ONE:
+        for (int64_t i = 0; i < j->ne0; i++) row[i] = -1.0f;
+        break;
       case MK_INIT_MATRIX:
       case MK_INIT_RANDOM:
       default: {

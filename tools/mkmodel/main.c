@@ -1,9 +1,10 @@
 /* main.c — mkmodel: write a random-weight GGUF model of a real architecture (llama, qwen2, qwen3,
- * bert) with a real tokenizer. llama.cpp's own llama_model_init_from_user builds the model from
- * metadata (so names, shapes and types are exactly what its loader expects); mkmodel fills the
- * weights and writes the file (save.c says why not llama_model_save_to_file). For tests and
- * benchmarks: the structure is real, the output is gibberish. See docs/MKMODEL.md.
- * Must never overwrite its output with a partial file, and never download anything. */
+ * bert, the hybrid qwen3next, ...) with a real tokenizer. llama.cpp's own
+ * llama_model_init_from_user builds the model from metadata (so names, shapes and types are exactly
+ * what its loader expects); mkmodel fills the weights and writes the file (save.c says why not
+ * llama_model_save_to_file). For tests and benchmarks: the structure is real, the output is
+ * gibberish. See docs/MKMODEL.md. Must never overwrite its output with a partial file, and never
+ * download anything. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -39,13 +40,13 @@ static void usage(FILE *f) {
       "Writes a random-weight GGUF model of a real architecture with a real tokenizer.\n"
       "\n"
       "  --preset NAME        %s\n"
-      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts (defaults: that\n"
-      "                       arch's tiny"
-      "                       preset)\n"
+      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next\n"
+      "                       (defaults: that arch's tiny preset; qwen3next: tiny-hybrid, a\n"
+      "                       hybrid of attention and recurrent layers)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
       "                       $SWITCHYARD_VOCAB_DIR/ggml-vocab-qwen2.gguf\n"
-      "                       (defaults: llama -> llama-spm, qwen2/qwen3 -> qwen2, bert -> "
-      "bert-bge)\n"
+      "                       (defaults: llama -> llama-spm, qwen2/qwen3/qwen3next -> qwen2,\n"
+      "                       bert -> bert-bge)\n"
       "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --ctx N --head-dim N\n"
       "  --type T             f32 | f16 | q8_0 | q4_0 | q4_k | q5_k | q6_k, or the mixes q4_k_m |\n"
       "                       q5_k_m (as llama-quantize's): 2-D matrices (default f16; norms stay "
@@ -54,7 +55,8 @@ static void usage(FILE *f) {
       "q4_k->q5_0->q8_0->f16)\n"
       "  --seed N             weights are a pure function of seed, shape and type (default 42)\n"
       "  --chat-template T    none | chatml | llama3 | vocab | PATH.jinja\n"
-      "                       (default: chatml for qwen2/qwen3, none for llama and bert)\n"
+      "                       (default: chatml for qwen2/qwen3/qwen3next, none for llama and "
+      "bert)\n"
       "  --pooling P          none | mean | cls | last | rank (bert default mean; others none;\n"
       "                       rank: a reranker with a classification head, bert only)\n"
       "  --rerank-template T  tokenizer.chat_template.rerank: the text of a reranker's pair,\n"
@@ -217,7 +219,9 @@ int main(int argc, char **argv) {
         break;
       case OPT_ARCH:
         if (mk_arch_parse(optarg) < 0)
-          die_usage("unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts)", optarg);
+          die_usage(
+              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next)",
+              optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
       case OPT_VOCAB:
@@ -332,7 +336,7 @@ int main(int argc, char **argv) {
   if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
-    if (s.arch == MK_ARCH_BERT ||
+    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT ||
         (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
       die_usage("%s",
                 "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
@@ -438,7 +442,8 @@ int main(int argc, char **argv) {
 
   if (do_verify) {
     char summary[1024];
-    if (mk_verify(out, s.pooling >= 0, threads, summary, sizeof(summary), err, sizeof(err)) != 0)
+    if (mk_verify(out, s.pooling >= 0, s.arch == MK_ARCH_QWEN3NEXT, threads, summary,
+                  sizeof(summary), err, sizeof(err)) != 0)
       goto fail;
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", sy_mono_s() - t2, summary);
     if (mmproj) {

@@ -191,6 +191,22 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
     gguf_set_val_f32(g, KEY("attention.layer_norm_epsilon"), s->norm_eps);
     gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
     gguf_set_val_f32(g, KEY("rope.freq_base"), s->rope_base);
+  } else if (s->arch == MK_ARCH_QWEN3NEXT) {
+    /* as convert_hf_to_gguf's Qwen3NextModel writes them (conversion/qwen.py) */
+    const struct mk_hybrid *h = &s->hy;
+    gguf_set_val_f32(g, KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
+    gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)(s->head_dim / 4));
+    gguf_set_val_f32(g, KEY("rope.freq_base"), s->rope_base);
+    gguf_set_val_u32(g, KEY("expert_count"), (uint32_t)h->n_expert);
+    gguf_set_val_u32(g, KEY("expert_used_count"), (uint32_t)h->n_expert_used);
+    gguf_set_val_u32(g, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff);
+    gguf_set_val_u32(g, KEY("expert_shared_feed_forward_length"), (uint32_t)s->n_ff);
+    gguf_set_val_u32(g, KEY("ssm.conv_kernel"), (uint32_t)h->ssm_conv);
+    gguf_set_val_u32(g, KEY("ssm.state_size"), (uint32_t)h->ssm_state);
+    gguf_set_val_u32(g, KEY("ssm.group_count"), (uint32_t)h->ssm_k_heads);
+    gguf_set_val_u32(g, KEY("ssm.time_step_rank"), (uint32_t)h->ssm_v_heads);
+    gguf_set_val_u32(g, KEY("ssm.inner_size"), (uint32_t)(h->ssm_state * h->ssm_v_heads));
+    gguf_set_val_u32(g, KEY("full_attention_interval"), (uint32_t)h->attn_interval);
   } else {
     gguf_set_val_f32(g, KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
     gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
@@ -228,11 +244,12 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
     if (t[i].init != MK_INIT_MATRIX || (t[i].rank_only && !mk_spec_keeps(s, &t[i]))) continue;
     int64_t ne0 = mk_spec_ne0(s, t[i].ne0);
     char name[GGML_MAX_NAME];
-    if (!t[i].per_layer) {
+    if (t[i].per_layer == MK_GLOBAL) {
       add_type_override(g, t[i].suffix, mk_quant_matrix_type(s, t[i].suffix, -1, ne0));
       continue;
     }
     for (int il = 0; il < s->n_layer; il++) {
+      if (!mk_spec_layer_has(s, &t[i], il)) continue;
       snprintf(name, sizeof(name), "blk.%d.%s", il, t[i].suffix);
       add_type_override(g, name, mk_quant_matrix_type(s, t[i].suffix, il, ne0));
     }

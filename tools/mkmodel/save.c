@@ -46,7 +46,11 @@ static int expected_tensors(const struct mk_spec *s) {
   int expected = 0;
   for (size_t i = 0; i < n; i++) {
     if (!mk_spec_keeps(s, &table[i])) continue;
-    expected += table[i].per_layer ? s->n_layer : 1;
+    if (table[i].per_layer == MK_GLOBAL) {
+      expected++;
+      continue;
+    }
+    for (int il = 0; il < s->n_layer; il++) expected += mk_spec_layer_has(s, &table[i], il);
   }
   return expected;
 }

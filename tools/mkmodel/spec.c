@@ -109,6 +109,41 @@ static const struct mk_tensor_desc tensors_pockettts[] = {
     {"ffn_down.weight", 1, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
 };
 
+/* Qwen3-Next (src/models/qwen3next.cpp), as convert_hf_to_gguf writes it: every layer has an RMS
+ * norm before and after its mixer and a mixture of experts (router in F32, experts' gate and up
+ * fused, a shared expert with a sigmoid gate); every full_attention_interval-th layer is gated
+ * attention (attn_q is query + gate, q/k norms), the others are linear attention (gated delta
+ * net: attn_qkv + attn_gate (z), a causal conv1d, dt bias, A, beta/alpha, a gated norm). The
+ * converter writes the legacy fused ssm_in no more; the loader's in-memory ssm_in is left out. */
+static const struct mk_tensor_desc tensors_qwen3next[] = {
+    {"token_embd.weight", MK_GLOBAL, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"output_norm.weight", MK_GLOBAL, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"output.weight", MK_GLOBAL, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},
+    {"attn_norm.weight", MK_EVERY_LAYER, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"post_attention_norm.weight", MK_EVERY_LAYER, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_q.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_k.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_v.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_q_norm.weight", MK_ATTN_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_k_norm.weight", MK_ATTN_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"attn_output.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},
+    {"attn_qkv.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"attn_gate.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ssm_conv1d.weight", MK_RECR_LAYERS, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},
+    {"ssm_dt.bias", MK_RECR_LAYERS, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},
+    {"ssm_a", MK_RECR_LAYERS, MK_INIT_NEG_ONE, MK_NE0_EMBD, 0, 0},
+    {"ssm_ba.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ssm_norm.weight", MK_RECR_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},
+    {"ssm_out.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_SSM_INNER, 0, 0},
+    {"ffn_gate_inp.weight", MK_EVERY_LAYER, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},
+    {"ffn_gate_up_exps.weight", MK_EVERY_LAYER, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down_exps.weight", MK_EVERY_LAYER, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
+    {"ffn_gate_inp_shexp.weight", MK_EVERY_LAYER, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},
+    {"ffn_gate_shexp.weight", MK_EVERY_LAYER, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_up_shexp.weight", MK_EVERY_LAYER, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},
+    {"ffn_down_shexp.weight", MK_EVERY_LAYER, MK_INIT_MATRIX, MK_NE0_FF, 0, 0},
+};
+
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct {
@@ -125,6 +160,7 @@ static const struct {
      * is the codec head (3072 rows, the vocabulary's last 3072 tokens; llama.cpp sizes it, not
      * n_vocab) */
     [MK_ARCH_QWEN3TTS] = {"qwen3tts", tensors_qwen3, N_OF(tensors_qwen3)},
+    [MK_ARCH_QWEN3NEXT] = {"qwen3next", tensors_qwen3next, N_OF(tensors_qwen3next)},
 };
 
 /* ---- presets: every shape field given, so a preset fully defines a model ---- */
@@ -183,13 +219,28 @@ static const struct mk_preset presets[] = {
     /* Qwen3-Embedding-0.6B: Qwen3-0.6B's body, last-token pooling, no chat template */
     {"qwen3-embedding-0.6b", MK_ARCH_QWEN3, "qwen2", 1024, 28, 16, 8, 3072, 32768, 128, "none",
      LLAMA_POOLING_TYPE_LAST, 1, 1000000.0f, 1e-6f},
+    /* a hybrid (attention + recurrent layers), tiny: Qwen3-Next's structure (layers 0-2 linear
+     * attention, layer 3 gated attention; n_ff is the experts' and the shared expert's width),
+     * tied to keep it small (the real one is untied); its recurrent part in preset_hybrids */
+    {"tiny-hybrid", MK_ARCH_QWEN3NEXT, "qwen2", 64, 4, 4, 2, 64, 4096, 16, "chatml", -1, 1,
+     10000000.0f, 1e-6f},
+};
+
+/* The recurrent layers and experts of the hybrid presets, by preset name. */
+static const struct {
+  const char *preset;
+  struct mk_hybrid hy;
+} preset_hybrids[] = {
+    /* experts, used, conv kernel, state (head width), k heads, v heads, attention interval;
+     * Qwen3-Next-80B-A3B: 512, 10, 4, 128, 16, 32, 4 */
+    {"tiny-hybrid", {4, 2, 4, 16, 2, 4, 4}},
 };
 
 const char *mk_preset_names(void) {
   return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, tiny-pockettts, "
          "tiny-qwen3tts,\n                       qwen3tts-0.6b, qwen2-0.5b, qwen3-0.6b, "
          "qwen2.5-7b, qwen3-8b, "
-         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b";
+         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b, tiny-hybrid";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -222,6 +273,10 @@ static void apply_preset(struct mk_spec *s, const struct mk_preset *p) {
   s->rope_base = p->rope_base;
   s->norm_eps = p->norm_eps;
   s->name = p->name;
+  memset(&s->hy, 0, sizeof(s->hy));
+  for (size_t i = 0; i < N_OF(preset_hybrids); i++) {
+    if (strcmp(preset_hybrids[i].preset, p->name) == 0) s->hy = preset_hybrids[i].hy;
+  }
 }
 
 static const struct mk_preset *find_preset(const char *name) {
@@ -262,6 +317,7 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
   if (g->rope_base >= 0.0f) s->rope_base = g->rope_base;
   if (g->norm_eps >= 0.0f) s->norm_eps = g->norm_eps;
   if (g->name) s->name = g->name;
+  if (g->hy.n_expert > 0) s->hy = g->hy;
 }
 
 void mk_spec_defaults(struct mk_spec *s) {
@@ -270,6 +326,7 @@ void mk_spec_defaults(struct mk_spec *s) {
       [MK_ARCH_LLAMA] = "tiny-llama",         [MK_ARCH_QWEN2] = "tiny-qwen2",
       [MK_ARCH_QWEN3] = "tiny-qwen3",         [MK_ARCH_BERT] = "tiny-bert",
       [MK_ARCH_POCKETTTS] = "tiny-pockettts", [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
+      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -327,6 +384,18 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
         "head)");
   if (s->arch == MK_ARCH_QWEN3TTS && s->head_dim % 8 != 0)
     FAIL("qwen3tts needs --head-dim a multiple of 8 (its M-RoPE sections)");
+  if (s->arch == MK_ARCH_QWEN3NEXT) {
+    const struct mk_hybrid *h = &s->hy;
+    if (s->pooling >= 0) FAIL("qwen3next is made as a generative model: no --pooling");
+    /* the converter writes rope.dimension_count = head_dim * partial_rotary_factor (0.25) */
+    if (s->head_dim % 8 != 0)
+      FAIL("qwen3next needs --head-dim a multiple of 8 (a quarter rotates)");
+    if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert)
+      FAIL("qwen3next needs 1 <= experts used <= experts");
+    if (h->ssm_conv < 2 || h->ssm_state < 2 || h->ssm_k_heads < 1 || h->ssm_v_heads < 1 ||
+        h->ssm_v_heads % h->ssm_k_heads != 0 || h->attn_interval < 1)
+      FAIL("qwen3next: implausible recurrent-layer parameters");
+  }
   if (s->norm_eps <= 0.0f || s->norm_eps > 0.1f) FAIL("norm epsilon must be in (0, 0.1]");
   if (s->arch != MK_ARCH_BERT && s->rope_base <= 0.0f) FAIL("--rope-base must be > 0");
   return 0;
@@ -348,22 +417,41 @@ const struct mk_tensor_desc *mk_arch_tensors(enum mk_arch a, size_t *n) {
 }
 
 const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const char *name) {
-  int per_layer = 0;
+  long il = -1; /* -1: a global tensor */
   const char *suffix = name;
   if (strncmp(name, "blk.", 4) == 0) {
     char *end = NULL;
-    long il = strtol(name + 4, &end, 10);
+    il = strtol(name + 4, &end, 10);
     if (end == name + 4 || *end != '.' || il < 0 || il >= s->n_layer) return NULL;
-    per_layer = 1;
     suffix = end + 1;
   }
   size_t n = 0;
   const struct mk_tensor_desc *t = mk_arch_tensors(s->arch, &n);
   for (size_t i = 0; i < n; i++) {
-    if (t[i].per_layer == per_layer && strcmp(t[i].suffix, suffix) == 0)
-      return mk_spec_keeps(s, &t[i]) ? &t[i] : NULL;
+    if ((il < 0) != (t[i].per_layer == MK_GLOBAL) || strcmp(t[i].suffix, suffix) != 0) continue;
+    if (il >= 0 && !mk_spec_layer_has(s, &t[i], (int)il)) continue;
+    return mk_spec_keeps(s, &t[i]) ? &t[i] : NULL;
   }
   return NULL;
+}
+
+int mk_spec_layer_is_recr(const struct mk_spec *s, int il) {
+  /* llama.cpp's rule for qwen3next without attention.recurrent_layers */
+  return s->arch == MK_ARCH_QWEN3NEXT && s->hy.attn_interval > 0 &&
+         (il + 1) % s->hy.attn_interval != 0;
+}
+
+int mk_spec_layer_has(const struct mk_spec *s, const struct mk_tensor_desc *d, int il) {
+  switch (d->per_layer) {
+    case MK_EVERY_LAYER:
+      return 1;
+    case MK_ATTN_LAYERS:
+      return !mk_spec_layer_is_recr(s, il);
+    case MK_RECR_LAYERS:
+      return mk_spec_layer_is_recr(s, il);
+    default:
+      return 0;
+  }
 }
 
 int mk_spec_keeps(const struct mk_spec *s, const struct mk_tensor_desc *d) {
@@ -378,6 +466,8 @@ int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which) {
       return s->n_ff;
     case MK_NE0_QDIM:
       return (int64_t)s->n_head * s->head_dim;
+    case MK_NE0_SSM_INNER:
+      return (int64_t)s->hy.ssm_state * s->hy.ssm_v_heads;
     case MK_NE0_EMBD:
     default:
       return s->n_embd;

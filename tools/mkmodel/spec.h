@@ -16,27 +16,54 @@ enum mk_arch {
   MK_ARCH_BERT,
   MK_ARCH_POCKETTTS, /* Pocket-TTS's backbone (docs/TTS.md); pairs with a pockettts_gen mmproj */
   MK_ARCH_QWEN3TTS,  /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
+  MK_ARCH_QWEN3NEXT, /* Qwen3-Next: hybrid, gated-delta-net (recurrent) + gated attention, MoE */
   MK_ARCH_COUNT
 };
 
 /* How a tensor of the table is initialised. */
 enum mk_init {
-  MK_INIT_MATRIX, /* random, std 1/sqrt(ne0), stored in the requested weight type */
-  MK_INIT_RANDOM, /* random, std 1/sqrt(ne0), always F32 (position / token-type embeddings) */
-  MK_INIT_ONE,    /* 1.0 (norm weights), F32 */
-  MK_INIT_ZERO,   /* 0.0 (biases), F32 */
+  MK_INIT_MATRIX,  /* random, std 1/sqrt(ne0), stored in the requested weight type */
+  MK_INIT_RANDOM,  /* random, std 1/sqrt(ne0), always F32 (position / token-type embeddings) */
+  MK_INIT_ONE,     /* 1.0 (norm weights), F32 */
+  MK_INIT_ZERO,    /* 0.0 (biases), F32 */
+  MK_INIT_NEG_ONE, /* -1.0, F32: a recurrent layer's decay rate A = -exp(A_log) (decays, never
+                      grows) */
+};
+
+/* Values of mk_tensor_desc.per_layer: which layers carry a tensor ("blk.<i>.<suffix>"). */
+enum {
+  MK_GLOBAL = 0,      /* not per layer: named "<suffix>" */
+  MK_EVERY_LAYER = 1, /* every layer */
+  MK_ATTN_LAYERS = 2, /* a hybrid's attention layers only */
+  MK_RECR_LAYERS = 3, /* a hybrid's recurrent layers only */
 };
 
 /* Which hyper-parameter is a matrix's row length (ne0), to pick a type its rows fit. */
-enum mk_ne0 { MK_NE0_EMBD, MK_NE0_FF, MK_NE0_QDIM };
+enum mk_ne0 {
+  MK_NE0_EMBD,
+  MK_NE0_FF,
+  MK_NE0_QDIM,
+  MK_NE0_SSM_INNER, /* a recurrent layer's value width (ssm.inner_size) */
+};
 
 struct mk_tensor_desc {
   const char *suffix; /* "token_embd.weight", or for per-layer tensors "attn_q.weight" */
-  int per_layer;      /* 1: named "blk.<i>.<suffix>" */
+  int per_layer;      /* MK_GLOBAL, or which layers carry it: named "blk.<i>.<suffix>" */
   enum mk_init init;
   enum mk_ne0 ne0; /* meaningful for MK_INIT_MATRIX only */
   int untied_only; /* 1: only kept when the output matrix is not tied to the embeddings */
   int rank_only;   /* 1: only kept with pooling rank (a reranker's classification head) */
+};
+
+/* A hybrid's recurrent layers and experts (Qwen3-Next: linear attention = gated delta net; a
+ * mixture of experts in every layer, plus a shared expert). All 0 for other architectures. */
+struct mk_hybrid {
+  int n_expert, n_expert_used; /* experts per layer, and chosen per token */
+  int ssm_conv;                /* ssm.conv_kernel */
+  int ssm_state;               /* ssm.state_size: head width of the recurrent keys and values */
+  int ssm_k_heads;             /* ssm.group_count */
+  int ssm_v_heads;             /* ssm.time_step_rank; a multiple of ssm_k_heads */
+  int attn_interval;           /* full_attention_interval: every n-th layer is attention */
 };
 
 /* Everything needed to build one model. Integers < 0 and NULL strings mean "not given". */
@@ -52,7 +79,8 @@ struct mk_spec {
   int pooling; /* llama_pooling_type (rank: a reranker); -1 = none (not written); -2 = not given */
   int tied;    /* 1: no output.weight, the loader reuses token_embd */
   float rope_base, norm_eps;
-  const char *name; /* general.name */
+  const char *name;    /* general.name */
+  struct mk_hybrid hy; /* qwen3next only; n_expert 0 = not given */
 };
 
 /* Set every field to "not given" (-1 / NULL / GGML_TYPE_COUNT). */
@@ -67,7 +95,7 @@ void mk_spec_defaults(struct mk_spec *s);
 /* Check shapes are usable; on failure writes a one-line reason to err and returns -1. */
 int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen);
 
-/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts"; returns -1 when unknown. */
+/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts|qwen3next"; returns -1 when unknown. */
 int mk_arch_parse(const char *s);
 /* llama.cpp's architecture name ("llama", "qwen2", ...). */
 const char *mk_arch_name(enum mk_arch a);
@@ -79,6 +107,11 @@ const struct mk_tensor_desc *mk_arch_tensors(enum mk_arch a, size_t *n);
 const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const char *name);
 /* Whether a table entry is part of the model this spec describes (tied, pooling). */
 int mk_spec_keeps(const struct mk_spec *s, const struct mk_tensor_desc *d);
+/* Whether layer il is a recurrent one (a hybrid's linear-attention layer); 0 for other archs. */
+int mk_spec_layer_is_recr(const struct mk_spec *s, int il);
+/* Whether layer il carries the per-layer entry d (by its per_layer kind; tied and pooling are
+ * mk_spec_keeps's business). */
+int mk_spec_layer_has(const struct mk_spec *s, const struct mk_tensor_desc *d, int il);
 /* Row length (ne0) of a matrix entry for this spec. */
 int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which);
 /* Type used for a matrix with rows of ne0 elements: the requested type when ne0 fits its

@@ -202,12 +202,18 @@ static int run_rank(struct llama_context *ctx, const struct llama_model *model,
   return 0;
 }
 
-int mk_verify(const char *path, int embedding, int threads, char *summary, size_t summarylen,
-              char *err, size_t errlen) {
+int mk_verify(const char *path, int embedding, int hybrid, int threads, char *summary,
+              size_t summarylen, char *err, size_t errlen) {
   summary[0] = '\0';
   struct llama_model *model = mk_verify_load(path);
   if (!model) {
     snprintf(err, errlen, "llama.cpp cannot load %s (run with --verbose for its log)", path);
+    return -1;
+  }
+  if (hybrid && !llama_model_is_hybrid(model)) {
+    snprintf(err, errlen, "llama.cpp does not load %s as a hybrid (attention + recurrent) model",
+             path);
+    llama_model_free(model);
     return -1;
   }
   struct llama_context *ctx = mk_verify_context(model, 256, 256, threads, embedding);
@@ -223,6 +229,10 @@ int mk_verify(const char *path, int embedding, int threads, char *summary, size_
     else
       rc = run_embed(ctx, model, vocab, summary, summarylen, err, errlen);
     llama_free(ctx);
+  }
+  if (rc == 0 && hybrid) {
+    size_t len = strlen(summary);
+    snprintf(summary + len, summarylen - len, "; hybrid memory (attention + recurrent layers)");
   }
   llama_model_free(model);
   return rc;

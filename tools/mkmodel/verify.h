@@ -15,9 +15,10 @@ struct llama_vocab;
 struct mtmd_context;
 
 /* Returns 0 when the model loads and runs; -1 with err set otherwise. A one-line summary (the
- * generated text, or the embedding size and norm) goes to summary. */
-int mk_verify(const char *path, int embedding, int threads, char *summary, size_t summarylen,
-              char *err, size_t errlen);
+ * generated text, or the embedding size and norm) goes to summary. hybrid: the model must also
+ * load as a hybrid (llama_model_is_hybrid: attention and recurrent layers). */
+int mk_verify(const char *path, int embedding, int hybrid, int threads, char *summary,
+              size_t summarylen, char *err, size_t errlen);
 
 /* ---- what every check shares (this file's and the projectors' in mmproj.c, tts_qwen3.c) ---- */
 

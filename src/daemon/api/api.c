@@ -1,14 +1,14 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
- * (chat.c, embeddings.c, transcribe.c, speech.c, admin.c, ollama.c; external engines to
- * engines/proxy.c);
- * unknown paths (404) and wrong methods (405, with Allow) are answered by the table itself. Before
- * the handler runs, the body is parsed once (JSON, or a multipart form by its Content-Type) and
- * its "model" resolved once (api_resolve: model, router, pipeline or external engine); the
- * handler gets both in an api_call. The families validate (parse/api_parse.c), get a worker from
- * the scheduler and relay the worker's events (engines/relay.c). Must never leave a worker
- * request running for a client that went away, never answer twice, and never answer a worker's
- * error other than as api_error.h's table says (api_worker_error). */
+ * (chat.c, messages.c, responses.c, ollama.c, embeddings.c, transcribe.c, speech.c, admin.c;
+ * external engines to engines/proxy.c); unknown paths (404) and wrong methods (405, with Allow) are
+ * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
+ * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
+ * pipeline or external engine); the handler gets both in an api_call. The families validate
+ * (parse/api_parse.c), get a worker from the scheduler and relay the worker's events
+ * (engines/relay.c). Must never leave a worker request running for a client that went away, never
+ * answer twice, and never answer a worker's error other than as api_error.h's table says
+ * (api_worker_error). */
 #include "api/api.h"
 
 #include <stdio.h>
@@ -17,9 +17,11 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "api/ollama_xlate.h"
 #include "clock.h"
 #include "engines/proxy.h"
 #include "parse/api_parse.h"
+#include "parse/responses_parse.h"
 
 /* ---- small helpers ---- */
 
@@ -31,6 +33,23 @@ void api_worker_error(const json_t *hdr, api_error *e) {
 long long api_jint(const json_t *o, const char *k) {
   json_t *v = json_object_get(o, k);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+/* Anthropic's Messages API answers errors in its own shape, on its paths (the table's 404 and
+ * 405 under /v1/messages/ too), Ollama's API in its own on its paths (ollama_path: /api/ but our
+ * own load, unload, ps and events); every other path in OpenAI's. */
+json_t *api_error_body(const char *path, const api_error *e) {
+  bool anthropic = path && strncmp(path, "/v1/messages", 12) == 0 &&
+                   (path[12] == '\0' || path[12] == '/' || path[12] == '?');
+  if (path && strncmp(path, "/v1/responses", 13) == 0) {
+    /* the Responses API's field names for what the chat path says in its own (messages →
+     * input, max_tokens → max_output_tokens, ...) */
+    api_error r = *e;
+    rsp_parse_fix_error(&r);
+    return api_error_json(&r);
+  }
+  if (ollama_path(path)) return ollama_error_json(e); /* {"error": "<message>"} */
+  return anthropic ? api_error_anthropic_json(e) : api_error_json(e);
 }
 
 /* ---- metrics: what GET /metrics needs to know of one request (req_obs: api_int.h) ---- */
@@ -56,9 +75,10 @@ int api_obs_model_of(const sy_daemon *d, const api_target *t) {
 /* ---- the route table ---- */
 
 enum {
-  R_GET = 1 << 0,  /* GET and HEAD */
-  R_POST = 1 << 1, /* POST */
-  R_ANY = 1 << 2,  /* every method (the handler relays it as it is) */
+  R_GET = 1 << 0,    /* GET and HEAD */
+  R_POST = 1 << 1,   /* POST */
+  R_ANY = 1 << 2,    /* every method (the handler relays it as it is) */
+  R_DELETE = 1 << 3, /* DELETE */
 };
 enum {
   R_PREFIX = 1 << 0, /* path is a prefix (ends in '/'); the rest goes to the handler */
@@ -130,6 +150,12 @@ static const api_route api_routes[] = {
     {"/v1/audio/translations", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE, h_translate},
     {"/v1/audio/speech", R_POST, R_JSON | R_COUNT_REPLY, METRICS_EP_SPEECH, api_speech_handle},
     {"/v1/audio/voices", R_GET, 0, R_NO_EP, h_voices},
+    {"/v1/messages", R_POST, R_JSON, METRICS_EP_MESSAGES, api_messages_handle},
+    {"/v1/messages/count_tokens", R_POST, R_JSON, METRICS_EP_MSG_COUNT, api_count_tokens_handle},
+    {"/v1/responses", R_POST, R_JSON, METRICS_EP_RESPONSES, api_responses_create},
+    {"/v1/responses/input_tokens", R_POST, R_JSON, METRICS_EP_RSP_TOKENS,
+     api_responses_input_tokens},
+    {"/v1/responses/", R_GET | R_DELETE, R_PREFIX, R_NO_EP, api_responses_item},
     {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
@@ -140,16 +166,16 @@ static const api_route api_routes[] = {
     {"/api/ps", R_GET, 0, R_NO_EP, h_ps},
     {"/metrics", R_GET, 0, R_NO_EP, h_metrics},
     {"/api/events", R_GET, 0, R_NO_EP, h_events},
-    /* Ollama's API (ollama.c): bodies taken raw and methods checked there, so that every error
-     * on these paths, a body that is not JSON or a wrong method too, is in Ollama's shape; the
-     * prefix answers the rest of /api/ (after every exact /api/ route above) */
-    {"/api/chat", R_ANY, 0, METRICS_EP_OLLAMA_CHAT, api_ollama_chat},
-    {"/api/generate", R_ANY, 0, METRICS_EP_OLLAMA_GEN, api_ollama_generate},
-    {"/api/embed", R_ANY, 0, METRICS_EP_OLLAMA_EMBED, api_ollama_embed},
-    {"/api/embeddings", R_ANY, 0, METRICS_EP_OLLAMA_EMBED, api_ollama_embeddings},
-    {"/api/show", R_ANY, 0, R_NO_EP, api_ollama_show},
-    {"/api/tags", R_ANY, 0, R_NO_EP, api_ollama_tags},
-    {"/api/version", R_ANY, 0, R_NO_EP, api_ollama_version},
+    /* Ollama's API (ollama.c; its errors in Ollama's shape: api_error_body); the model is
+     * looked up again there by Ollama's naming rule. The prefix answers the rest of /api/: it
+     * comes after every exact /api/ route above */
+    {"/api/chat", R_POST, R_JSON, METRICS_EP_OLLAMA_CHAT, api_ollama_chat},
+    {"/api/generate", R_POST, R_JSON, METRICS_EP_OLLAMA_GEN, api_ollama_generate},
+    {"/api/embed", R_POST, R_JSON, METRICS_EP_OLLAMA_EMBED, api_ollama_embed},
+    {"/api/embeddings", R_POST, R_JSON, METRICS_EP_OLLAMA_EMBED, api_ollama_embeddings},
+    {"/api/show", R_POST, R_JSON, R_NO_EP, api_ollama_show},
+    {"/api/tags", R_GET, 0, R_NO_EP, api_ollama_tags},
+    {"/api/version", R_GET, 0, R_NO_EP, api_ollama_version},
     {"/api/", R_ANY, R_PREFIX, R_NO_EP, api_ollama_other},
     {"/upstream/", R_ANY, R_PREFIX, R_NO_EP, h_upstream},
 };
@@ -169,6 +195,7 @@ static bool method_ok(const api_route *rt, const char *method) {
   if (rt->methods & R_ANY) return true;
   if (rt->methods & R_GET && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
     return true;
+  if (rt->methods & R_DELETE && strcmp(method, "DELETE") == 0) return true;
   return rt->methods & R_POST && strcmp(method, "POST") == 0;
 }
 
@@ -241,7 +268,9 @@ void api_handle(void *ud, http_req *r) {
   c.obs.t0 = sy_mono_s();
   if (rt->flags & R_PREFIX) c.rest = path + strlen(rt->path);
   if (!method_ok(rt, method)) {
-    const char *allow = rt->methods & R_GET ? "GET" : "POST";
+    const char *allow = rt->methods & R_DELETE ? "GET, DELETE"
+                        : rt->methods & R_GET  ? "GET"
+                                               : "POST";
     api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
                   path, allow);
     http_add_header(r, "Allow", allow);

@@ -9,9 +9,8 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "buf.h"
 #include "daemon.h"
-#include "engines/worker.h"
+#include "engines/relay.h"
 #include "http/multipart.h"
 #include "obs/metrics.h"
 #include "parse/api_parse.h"
@@ -48,18 +47,51 @@ typedef struct api_call {
   req_obs obs;       /* the request's metrics record (its route's endpoint) */
 } api_call;
 
+/* An answer in another API's shape over the chat path (api_chat_serve): the same checks, routing,
+ * scheduling and worker as /v1/chat/completions, only the worker's events written differently
+ * (messages.c: Anthropic's Messages API; responses.c: OpenAI's Responses API; ollama.c: Ollama's
+ * chat and generate). */
+typedef struct api_dialect {
+  /* A translator for one answer of model (the served model's name), streamed or whole; NULL when
+   * out of memory. ud: the dialect's ud (below). */
+  void *(*open)(const char *model, bool stream, void *ud);
+  /* One worker event: streamed, the client's bytes appended to out; whole, collected. RELAY_END
+   * after the answer's last event (done or error). */
+  relay_rc (*event)(void *tr, const ipc_msg *m, sy_buf *out);
+  /* The whole answer's body after RELAY_END (new reference), or NULL with *err. */
+  json_t *(*reply)(void *tr, api_error *err);
+  void (*close)(void *tr);
+  /* the request only counts its prompt (the generate message gets "count_only": the worker
+   * renders and tokenises it and answers done at once); no tokens are metered */
+  bool count_only;
+  /* handed to open: the request's own state, for a dialect made per request (responses.c keeps
+   * its translation and what the store needs there); NULL for a static one */
+  void *ud;
+  /* a streamed answer's Content-Type; NULL: text/event-stream (ollama.c: application/x-ndjson) */
+  const char *content_type;
+  /* req is a /v1/completions body (a prompt as it is, no template), not a chat (ollama.c: a
+   * generate with raw: true) */
+  bool completion;
+} api_dialect;
+
+/* Serve req (a chat completions body, or completions' with dl->completion, borrowed: another
+ * API's request translated; c->target is its model, resolved by api.c) as a chat, answering in
+ * dl's shape: a router is decided as for a
+ * chat, a pipeline or an external engine's model is refused (400 wrong_capability). Counts c->obs
+ * as the chat endpoint does. */
+void api_chat_serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req,
+                    const api_dialect *dl);
+
 /* The families (c: the call; handlers with a metrics endpoint count c->obs when the reply is
  * decided, or the route table does after them: see api.c). */
 /* chat.c: /v1/chat/completions (chat) and /v1/completions; a router's name is served here, a
  * voice pipeline's turn handed to virtual/pipeline.c */
 void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat);
-/* chat.c: what every door onto generation shares (chat, completions, /v1/responses): req (a chat
- * or completions body, borrowed) checked against c's target (a router's route decided first, with
- * its fallback), its media decoded, a worker acquired. 0: *g, *media and *w are the caller's (it
- * submits, answers, releases); -1: nothing answered, *err (and c->obs.model) say why; -2: the
- * client went away while a router decided (already answered and counted). */
-int api_gen_acquire(sy_daemon *d, http_req *r, api_call *c, const json_t *req, bool chat,
-                    api_gen *g, sy_buf *media, worker **w, api_error *err);
+/* responses.c: POST /v1/responses and /v1/responses/input_tokens (OpenAI's Responses API), GET
+ * and DELETE /v1/responses/{id} (c->rest: the id) */
+void api_responses_create(sy_daemon *d, http_req *r, api_call *c);
+void api_responses_input_tokens(sy_daemon *d, http_req *r, api_call *c);
+void api_responses_item(sy_daemon *d, http_req *r, api_call *c);
 /* embeddings.c */
 void api_embeddings_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_rerank_handle(sy_daemon *d, http_req *r, api_call *c);
@@ -68,6 +100,9 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, api_call *c, bool translat
 /* speech.c: POST /v1/audio/speech, GET /v1/audio/voices */
 void api_speech_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_voices_handle(sy_daemon *d, http_req *r);
+/* messages.c: POST /v1/messages and /v1/messages/count_tokens (Anthropic's Messages API) */
+void api_messages_handle(sy_daemon *d, http_req *r, api_call *c);
+void api_count_tokens_handle(sy_daemon *d, http_req *r, api_call *c);
 /* ollama.c: Ollama's API (POST /api/chat, /api/generate, /api/embed, /api/embeddings, /api/show;
  * GET /api/tags, /api/version; the rest of /api/ answered 501 or 404 in Ollama's shape), and
  * Ollama's fields added to GET /api/ps's models (ps: sched_ps's object) */

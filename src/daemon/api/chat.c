@@ -129,7 +129,9 @@ typedef struct gen_job {
   int status;          /* the HTTP status sent; 0 = none yet */
   bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
   int keep_alive_s;
-  json_t *lp; /* streamed: log-probabilities waiting for their text's chunk */
+  json_t *lp;            /* streamed: log-probabilities waiting for their text's chunk */
+  const api_dialect *dl; /* another API's answer (api_chat_serve), or NULL: OpenAI's */
+  void *tr;              /* dl's translator */
 } gen_job;
 
 static void gen_job_free(void *cls) {
@@ -144,6 +146,7 @@ static void gen_job_free(void *cls) {
   if (j->has_keep_alive) sched_keep_alive(j->d->sc, j->model, j->keep_alive_s);
   sched_release(j->d->sc, j->model, j->w);
   json_decref(j->lp);
+  if (j->tr) j->dl->close(j->tr);
   free(j);
 }
 
@@ -189,9 +192,19 @@ static void emit(sy_buf *out, json_t *chunk) {
   json_decref(chunk);
 }
 
+/* One worker event through the job's dialect (relay_collect's and relay_stream's function). */
+static relay_rc gen_dialect_event(void *job, const ipc_msg *m, sy_buf *out) {
+  gen_job *j = job;
+  if (strcmp(ipc_op(m), "done") == 0 && !j->dl->count_only) done_metrics(j, m->hdr);
+  relay_rc rc = j->dl->event(j->tr, m, out);
+  if (rc == RELAY_END) j->finished = true;
+  return rc;
+}
+
 /* The relay's translate function: one worker event as SSE text in out. */
 static relay_rc gen_stream_event(void *job, const ipc_msg *m, sy_buf *out) {
   gen_job *j = job;
+  if (j->dl) return gen_dialect_event(j, m, out);
   const char *op = ipc_op(m);
   if (strcmp(op, "delta") == 0) {
     const char *t = json_string_value(json_object_get(m->hdr, "text"));
@@ -297,8 +310,30 @@ static relay_rc gen_whole_event(void *ud, const ipc_msg *m, sy_buf *out) {
   return RELAY_MORE;
 }
 
+/* The whole answer in the job's dialect: the events collected, then one reply. */
+static void gen_reply_dialect(gen_job *j, http_req *r) {
+  api_error err = {0};
+  json_t *body = NULL;
+  if (relay_collect(&j->rl, gen_dialect_event, j) != RELAY_END) {
+    http_reply_abort(r); /* the client went away; freeing the job cancels the request */
+    return;
+  }
+  j->finished = true;
+  if ((body = j->dl->reply(j->tr, &err))) {
+    j->status = 200;
+    http_reply_json(r, 200, body);
+  } else {
+    j->status = err.status;
+    http_reply_error(r, &err);
+  }
+}
+
 /* The whole answer: the events collected (the first one is put back in j->rl), then one reply. */
 static void gen_reply_whole(gen_job *j, http_req *r) {
+  if (j->dl) {
+    gen_reply_dialect(j, r);
+    return;
+  }
   gen_whole w = {.j = j, .calls = json_array()};
   if (relay_collect(&j->rl, gen_whole_event, &w) != RELAY_END) {
     http_reply_abort(r); /* the client went away; freeing the job cancels the request */
@@ -405,13 +440,14 @@ fail:
  * nothing is answered and err says why: 1 = the request is refused, 2 = the model could not be
  * acquired (loading failed, too large, queue full, ...). */
 static int gen_prepare(sy_daemon *d, const matrix *mx, const api_target *t, const json_t *req,
-                       bool chat, req_obs *obs, api_gen *g, sy_buf *rgb, worker **w,
-                       api_error *err) {
+                       bool chat, const api_dialect *dl, req_obs *obs, api_gen *g, sy_buf *rgb,
+                       worker **w, api_error *err) {
   memset(rgb, 0, sizeof *rgb);
   if (api_parse_generate(mx, t, req, chat, g, err) != 0) {
     obs->model = api_obs_model_of(d, t);
     return 1;
   }
+  if (dl && dl->count_only) json_object_set_new(g->msg, "count_only", json_true());
   obs->model = metrics_model(sched_metrics(d->sc), g->model->name);
   if (gen_media(mx, g, rgb, err) != 0) {
     sy_buf_free(rgb);
@@ -427,18 +463,20 @@ static int gen_prepare(sy_daemon *d, const matrix *mx, const api_target *t, cons
   return 0;
 }
 
-/* A request to a router (router_decide.c decides the route): acquired for the route's model, or
- * when that model cannot be acquired and the router allows it, for the next route of its fallback
- * list that accepts the request; the route's headers are added. As api_gen_acquire. */
-static int acquire_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
-                          req_obs *obs, const matrix_router *rt, api_gen *g, sy_buf *rgb,
-                          worker **w, api_error *err) {
+static void gen_run(sy_daemon *d, http_req *r, bool chat, const api_dialect *dl, req_obs *obs,
+                    api_gen *gp, sy_buf *rgbp, worker *w);
+
+/* A request to a router (router_decide.c decides the route): served by the route's model, or when
+ * that model cannot be acquired and the router allows it, by the next route of its fallback list
+ * that accepts the request. The answer's "model" is the model that served. */
+static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
+                          const api_dialect *dl, req_obs *obs, const matrix_router *rt) {
   router_decision ar;
   if (!router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
     atomic_fetch_add(&d->cancelled, 1);
     api_obs_end(obs, 499);
     http_reply_abort(r);
-    return -2;
+    return;
   }
   size_t cand[MATRIX_MAX_ROUTES];
   size_t n = router_candidates(rt, ar.route, cand, MATRIX_MAX_ROUTES);
@@ -449,16 +487,19 @@ static int acquire_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
   for (size_t i = 0; rq && i < n; i++) {
     const matrix_route *ro = &rt->routes[cand[i]];
     const matrix_model *mm = matrix_find(mx, ro->model);
-    api_error e = {0};
+    api_error err = {0};
+    api_gen g;
+    sy_buf rgb;
+    worker *w = NULL;
     int rc = 1;
     if (!mm) {
-      API_SERVER(&e, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
+      API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
     } else {
       api_target mt = {
           .kind = mm->engine == MATRIX_ENGINE_EXTERNAL ? API_TARGET_EXTERNAL : API_TARGET_MODEL,
           .model = mm};
       json_object_set_new(rq, "model", json_string(mm->name));
-      rc = gen_prepare(d, mx, &mt, rq, chat, obs, g, rgb, w, &e);
+      rc = gen_prepare(d, mx, &mt, rq, chat, dl, obs, &g, &rgb, &w, &err);
     }
     if (rc == 0) {
       router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
@@ -470,41 +511,31 @@ static int acquire_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
       http_add_header(r, "X-Switchyard-Route-By", router_by_name(by));
       http_add_header(r, "X-Switchyard-Route-Ms", ms);
       json_decref(rq);
-      return 0;
+      gen_run(d, r, chat, dl, obs, &g, &rgb, w);
+      return;
     }
     if (i == 0) {
-      first = e;
+      first = err;
       first_model = obs->model;
     }
     /* the request itself refused by the chosen model: its error. A route whose model cannot take
      * this kind of request (an image for a model without vision, a chat for a completion-only
      * model), and a fallback route that refuses it for any reason, are skipped; shutting down ends
      * the tries */
-    bool kind =
-        e.code && (!strcmp(e.code, "unsupported_content") || !strcmp(e.code, "wrong_capability"));
-    bool next = i + 1 < n && ((rc == 2 && !(e.code && !strcmp(e.code, "shutting_down"))) ||
+    bool kind = err.code &&
+                (!strcmp(err.code, "unsupported_content") || !strcmp(err.code, "wrong_capability"));
+    bool next = i + 1 < n && ((rc == 2 && !(err.code && !strcmp(err.code, "shutting_down"))) ||
                               (rc == 1 && (i > 0 || kind)));
     LOG_D("router %s: route %s (model %s) %s: %s%s", rt->name, ro->name, ro->model,
-          rc == 2 ? "could not be acquired" : "refused the request", e.message,
+          rc == 2 ? "could not be acquired" : "refused the request", err.message,
           next ? "; trying the next route" : "");
     if (!next) break;
   }
   json_decref(rq);
   if (!first.status) API_SERVER(&first, "out_of_memory", "out of memory");
   obs->model = first_model;
-  *err = first;
-  return -1;
+  api_fail(r, obs, &first);
 }
-
-int api_gen_acquire(sy_daemon *d, http_req *r, api_call *c, const json_t *req, bool chat,
-                    api_gen *g, sy_buf *media, worker **w, api_error *err) {
-  if (c->target.kind == API_TARGET_ROUTER)
-    return acquire_routed(d, c->mx, r, req, chat, &c->obs, c->target.router, g, media, w, err);
-  return gen_prepare(d, c->mx, &c->target, req, chat, &c->obs, g, media, w, err) == 0 ? 0 : -1;
-}
-
-static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
-                    worker *w);
 
 /* A chat naming a voice pipeline: its turn (pipeline.c), counted as the audio endpoints are, under
  * the pipeline's name. Any other pipeline is refused here. */
@@ -525,24 +556,56 @@ static void handle_pipeline(sy_daemon *d, http_req *r, api_call *c, bool chat) {
   api_fail(r, &c->obs, &err);
 }
 
-void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat) {
+/* A chat (req: its body) or completion to c's target, answered in OpenAI's shape or dl's. */
+static void serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req, bool chat,
+                  const api_dialect *dl) {
   atomic_fetch_add(&d->requests, 1);
+  api_error err = {0};
+  if (dl && c->target.kind == API_TARGET_PIPELINE) {
+    API_BAD(&err, "model", "wrong_capability",
+            "'%s' is a pipeline: use it with /v1/chat/completions or /v1/audio/transcriptions",
+            c->target.pipeline->name);
+    api_fail(r, &c->obs, &err);
+    return;
+  }
+  if (dl && c->target.kind == API_TARGET_EXTERNAL) {
+    API_BAD(&err, "model", "wrong_capability",
+            "model '%s' is an external engine: only its own routes are relayed to it",
+            c->target.model->name);
+    c->obs.model = api_obs_model_of(d, &c->target);
+    api_fail(r, &c->obs, &err);
+    return;
+  }
   if (c->target.kind == API_TARGET_PIPELINE) {
     handle_pipeline(d, r, c, chat);
     return;
   }
-  api_error err = {0};
+  if (c->target.kind == API_TARGET_ROUTER) {
+    handle_routed(d, c->mx, r, req, chat, dl, &c->obs, c->target.router);
+    return;
+  }
   api_gen g;
   sy_buf rgb;
   worker *w = NULL;
-  int rc = api_gen_acquire(d, r, c, c->req, chat, &g, &rgb, &w, &err);
-  if (rc == -1) api_fail(r, &c->obs, &err);
-  if (rc == 0) gen_run(d, r, chat, &c->obs, &g, &rgb, w);
+  if (gen_prepare(d, c->mx, &c->target, req, chat, dl, &c->obs, &g, &rgb, &w, &err) != 0) {
+    api_fail(r, &c->obs, &err);
+    return;
+  }
+  gen_run(d, r, chat, dl, &c->obs, &g, &rgb, w);
+}
+
+void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat) {
+  serve(d, r, c, c->req, chat, NULL);
+}
+
+void api_chat_serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req,
+                    const api_dialect *dl) {
+  serve(d, r, c, req, !dl->completion, dl);
 }
 
 /* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
-static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen *gp, sy_buf *rgbp,
-                    worker *w) {
+static void gen_run(sy_daemon *d, http_req *r, bool chat, const api_dialect *dl, req_obs *obs,
+                    api_gen *gp, sy_buf *rgbp, worker *w) {
   api_error err = {0};
   api_gen g = *gp;
   sy_buf rgb = *rgbp;
@@ -565,6 +628,16 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
   j->obs = *obs;
   j->created = (long long)time(NULL);
   api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
+  j->dl = dl;
+  if (dl && !(j->tr = dl->open(j->model->name, g.stream, dl->ud))) {
+    sched_release(d->sc, j->model, w);
+    api_gen_clear(&g);
+    sy_buf_free(&rgb);
+    free(j);
+    API_SERVER(&err, "out_of_memory", "out of memory");
+    api_fail(r, obs, &err);
+    return;
+  }
   json_t *msg = g.msg;
   g.msg = NULL;
   api_gen_clear(&g);
@@ -572,6 +645,7 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
   sy_buf_free(&rgb);
   if (!j->q) {
     sched_release(d->sc, j->model, w);
+    if (j->tr) dl->close(j->tr);
     free(j);
     api_fail(r, obs, &err);
     return;
@@ -603,8 +677,8 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
     gen_job_free(j);
     return;
   }
-  /* the role chunk, then the first event */
-  if (j->chat) {
+  /* the role chunk, then the first event (a dialect writes its own start) */
+  if (j->chat && !j->dl) {
     json_t *c = gen_chunk(j, NULL, NULL);
     json_t *delta = json_object_get(json_array_get(json_object_get(c, "choices"), 0), "delta");
     json_object_set_new(delta, "role", json_string("assistant"));
@@ -612,5 +686,5 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, req_obs *obs, api_gen 
     emit(&j->rl.out, c);
   }
   j->status = 200;
-  relay_stream(&j->rl, r, 200, "text/event-stream");
+  relay_stream(&j->rl, r, 200, dl && dl->content_type ? dl->content_type : "text/event-stream");
 }

@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "api/api_int.h"
+#include "engines/relay.h"
 #include "media/base64.h"
 #include "parse/api_parse.h"
 
@@ -20,11 +21,14 @@
 static bool one_reply(sy_daemon *d, http_req *r, req_obs *obs, worker *w, json_t *msg,
                       const char *err_param, wreq **q, ipc_msg *m) {
   api_error err = {0};
-  bool hup = false;
+  relay rl; /* the one pump (engines/relay.h), for one event here */
   *q = worker_submit(w, msg, &err);
+  relay_init(&rl, NULL, NULL, *q, http_client_fd(r));
+  bool got = *q && relay_next(&rl, m);
+  relay_deinit(&rl);
   if (!*q) {
     api_fail(r, obs, &err);
-  } else if (!wreq_wait(*q, m, http_client_fd(r), -1, &hup)) {
+  } else if (!got) {
     atomic_fetch_add(&d->cancelled, 1);
     metrics_cancelled(obs->mt, obs->model);
     api_obs_end(obs, 499);

@@ -1,13 +1,13 @@
 /* ollama.c — Ollama's API on Switchyard (api_int.h): POST /api/chat, /api/generate, /api/embed,
  * /api/embeddings, /api/show; GET /api/tags, /api/version; Ollama's fields in GET /api/ps; and a
  * clear 501 for what is not built (/api/pull, /api/delete, /api/create, /api/copy, /api/push).
- * The endpoint glue only: the translations are pure (ollama_xlate.c); a chat or generate is the
- * translated /v1 request served by the chat path (api_gen_acquire: the same checks, routers,
- * scheduling and media decoding as /v1/chat/completions), then this file's relay job writes the
- * worker's events as NDJSON lines or one answer; embeddings go to the scheduler and the worker as
- * /v1/embeddings' do. Every error on these routes is Ollama's shape, {"error": "<message>"}: the
- * routes take their bodies raw (no R_JSON in api.c's table) so that a body that is not JSON is
- * answered here too. Exports api_ollama_*. docs/API.md, "Ollama's API". */
+ * The endpoint glue only: the translations are pure (ollama_xlate.c). A chat or generate is the
+ * translated /v1 request served by the chat path as a dialect (api_chat_serve: the same checks,
+ * routers, scheduling, media decoding, metrics), its answer written as NDJSON lines or one
+ * object; embeddings go to the scheduler and the worker as /v1/embeddings' do. The model is looked
+ * up by Ollama's naming rule (ollama_match), not as api.c resolved it. Every error on these paths
+ * is Ollama's shape, {"error": "<message>"} (api_error_body in api.c). Exports api_ollama_*.
+ * docs/API.md, "Ollama's API". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,46 +22,18 @@
 #include "log.h"
 #include "virtual/router_decide.h"
 
-/* ---- replies in Ollama's shape ---- */
-
-static void reply_error(http_req *r, const api_error *e) {
-  if (e->retry_after_s > 0) {
-    char v[16];
-    snprintf(v, sizeof v, "%d", e->retry_after_s);
-    http_add_header(r, "Retry-After", v);
-  }
-  http_reply_json(r, (unsigned)ollama_status(e), ollama_error_json(e));
-}
-
-/* Reply with an error and count it (o: the request's metrics record, or NULL: not counted). */
-static void fail(http_req *r, const req_obs *o, const api_error *e) {
-  if (o) api_obs_end(o, ollama_status(e));
-  reply_error(r, e);
-}
-
-/* The request's method is POST (post) or GET/HEAD; else 405 with Allow, counted when o is set. */
-static bool method_ok(http_req *r, const req_obs *o, bool post) {
-  const char *m = http_method(r);
-  if (post ? strcmp(m, "POST") == 0 : strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return true;
-  api_error e;
-  api_error_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
-                http_path(r), post ? "POST" : "GET");
-  http_add_header(r, "Allow", post ? "POST" : "GET");
-  fail(r, o, &e);
-  return false;
-}
-
-/* The body as a JSON object, or NULL + err (400). */
-static json_t *body_json(http_req *r, api_error *err) {
-  size_t len;
-  const char *body = http_body(r, &len);
-  return api_parse_body(body, len, err);
-}
-
 /* The file's modification time (unix seconds), 0 when it cannot be read. */
 static long long file_mtime(const char *path) {
   struct stat st;
   return path && *path && stat(path, &st) == 0 ? (long long)st.st_mtime : 0;
+}
+
+/* A request refused before the chat path (which counts its own): counted in stats.requests and
+ * /metrics, answered (in Ollama's shape: api_error_body). */
+static void refuse(sy_daemon *d, http_req *r, api_call *c, const api_error *e) {
+  atomic_fetch_add(&d->requests, 1);
+  c->obs.model = api_obs_model_of(d, &c->target);
+  api_fail(r, &c->obs, e);
 }
 
 /* ---- names ---- */
@@ -172,25 +144,26 @@ static bool messages_fit(const matrix *mx, const api_target *t, const json_t *bo
  * keep_alive 0 (as POST /api/unload: only when idle). body: the answer when it worked (stolen). */
 static void load_only(sy_daemon *d, http_req *r, api_call *c, bool has_ka, int ka, json_t *body) {
   api_error err = {0};
+  atomic_fetch_add(&d->requests, 1);
   const matrix_model *m = load_target(c->mx, &c->target);
   if (!m) {
     json_decref(body);
     API_SERVER(&err, "model_not_found", "the router's default route names no model");
-    fail(r, &c->obs, &err);
+    api_fail(r, &c->obs, &err);
     return;
   }
   c->obs.model = metrics_model(c->obs.mt, m->name);
   if (has_ka && ka == 0) {
     if (sched_unload(d->sc, m, &err) != 0) {
       json_decref(body);
-      fail(r, &c->obs, &err);
+      api_fail(r, &c->obs, &err);
       return;
     }
   } else {
     worker *w = sched_acquire(d->sc, m, &err);
     if (!w) {
       json_decref(body);
-      fail(r, &c->obs, &err);
+      api_fail(r, &c->obs, &err);
       return;
     }
     if (has_ka) sched_keep_alive(d->sc, m, ka);
@@ -201,178 +174,86 @@ static void load_only(sy_daemon *d, http_req *r, api_call *c, bool has_ka, int k
   http_reply_json(r, 200, body);
 }
 
-/* ---- /api/chat and /api/generate ---- */
+/* ---- /api/chat and /api/generate: a dialect of the chat path ---- */
 
-/* One answer being relayed: the worker's events through the translator. */
-typedef struct oll_job {
-  sy_daemon *d;
-  const matrix_model *model;
-  worker *w;
-  wreq *q;
-  relay rl;
-  ollama_tr *tr;
-  req_obs obs;
-  int status; /* the HTTP status sent; 0 = none yet */
-  bool finished;
-  bool has_keep_alive;
-  int keep_alive_s;
-} oll_job;
+/* One request's state, the dialect's ud: what the translator needs that the chat path does not
+ * carry. Lives on the HTTP thread's stack for api_chat_serve's duration. */
+typedef struct oll_req {
+  const matrix *mx;
+  http_req *r;
+  const char *name; /* the model as the client named it: Ollama echoes it */
+  bool chat_api;    /* /api/chat ("message"), else /api/generate ("response") */
+  double t0;        /* the body was complete */
+  double t_serve;   /* handed to the chat path: from here to open is the wait for the worker */
+  long long num_ctx;
+} oll_req;
 
-static void job_free(void *cls) {
-  oll_job *j = cls;
-  if (!j->finished) {
-    atomic_fetch_add(&j->d->cancelled, 1);
-    metrics_cancelled(j->obs.mt, j->obs.model);
-  }
-  api_obs_end(&j->obs, j->status ? j->status : 499);
-  relay_deinit(&j->rl);
-  wreq_free(j->q);
-  if (j->has_keep_alive) sched_keep_alive(j->d->sc, j->model, j->keep_alive_s);
-  sched_release(j->d->sc, j->model, j->w);
-  ollama_tr_free(j->tr);
-  free(j);
+static void *oll_open(const char *model, bool stream, void *ud) {
+  oll_req *q = ud;
+  const matrix_model *m = matrix_find(q->mx, model); /* the served one (a router's route) */
+  if (m) num_ctx_note(q->r, m, q->num_ctx);
+  ollama_tr_params p = {.model = q->name,
+                        .chat = q->chat_api,
+                        .stream = stream,
+                        .t0 = q->t0,
+                        .load_s = sy_mono_s() - q->t_serve};
+  return ollama_tr_new(&p);
 }
 
-/* The relay's translate function (streamed and whole). */
-static relay_rc job_event(void *cls, const ipc_msg *m, sy_buf *out) {
-  oll_job *j = cls;
-  const char *op = ipc_op(m);
-  if (strcmp(op, "done") == 0) {
-    metrics_tokens(j->obs.mt, j->obs.model, api_jint(m->hdr, "prompt_tokens"),
-                   api_jint(m->hdr, "completion_tokens"));
-    metrics_prompt_cache(j->obs.mt, j->obs.model, api_jint(m->hdr, "cached_tokens"));
-  }
-  if (!ollama_tr_event(j->tr, op, m->hdr, sy_mono_s(), out)) return RELAY_MORE;
-  j->finished = true;
-  return RELAY_END;
+static relay_rc oll_event(void *tr, const ipc_msg *m, sy_buf *out) {
+  return ollama_tr_event(tr, ipc_op(m), m->hdr, sy_mono_s(), out) ? RELAY_END : RELAY_MORE;
 }
 
-static const relay_ops job_ops = {.event = job_event, .free = job_free};
+static json_t *oll_reply(void *tr, api_error *err) { return ollama_tr_reply(tr, err); }
 
-/* Serve an acquired request (g, media and w are owned from here): submit it, then answer with
- * NDJSON lines or one object, as og asked. name: the model as the client named it (Ollama
- * echoes it). */
-static void run(sy_daemon *d, http_req *r, api_call *c, const ollama_gen *og, bool chat_api,
-                api_gen *g, sy_buf *media, worker *w, double load_s) {
-  api_error err = {0};
-  oll_job *j = calloc(1, sizeof *j);
-  ollama_tr_params tp = {.model = og->model,
-                         .chat = chat_api,
-                         .stream = og->stream,
-                         .t0 = c->obs.t0,
-                         .load_s = load_s};
-  if (j) j->tr = ollama_tr_new(&tp);
-  if (!j || !j->tr) {
-    free(j);
-    sched_release(d->sc, g->model, w);
-    api_gen_clear(g);
-    sy_buf_free(media);
-    API_SERVER(&err, "out_of_memory", "out of memory");
-    fail(r, &c->obs, &err);
-    return;
-  }
-  j->d = d;
-  j->model = g->model;
-  j->w = w;
-  j->obs = c->obs;
-  j->has_keep_alive = g->has_keep_alive;
-  j->keep_alive_s = g->keep_alive_s;
-  json_t *msg = g->msg;
-  g->msg = NULL;
-  api_gen_clear(g);
-  j->q = worker_submit_payload(w, msg, media->data, media->len, &err);
-  sy_buf_free(media);
-  if (!j->q) {
-    sched_release(d->sc, j->model, w);
-    ollama_tr_free(j->tr);
-    free(j);
-    fail(r, &c->obs, &err);
-    return;
-  }
-  relay_init(&j->rl, &job_ops, j, j->q, http_client_fd(r));
-  http_add_header(r, "X-Switchyard-Model", j->model->name);
-  /* the first event decides the status: a prompt the worker refuses is an HTTP error */
-  ipc_msg first;
-  if (!relay_next(&j->rl, &first)) {
-    job_free(j); /* counts as cancelled */
-    http_reply_abort(r);
-    return;
-  }
-  if (strcmp(ipc_op(&first), "delta") == 0)
-    metrics_ttft(j->obs.mt, j->obs.model, api_obs_elapsed(&j->obs));
-  if (strcmp(ipc_op(&first), "error") == 0) {
-    api_worker_error(first.hdr, &err);
-    ipc_msg_clear(&first);
-    j->finished = true;
-    j->status = ollama_status(&err);
-    job_free(j);
-    reply_error(r, &err);
-    return;
-  }
-  relay_put_back(&j->rl, &first);
-  if (og->stream) {
-    j->status = 200;
-    relay_stream(&j->rl, r, 200, "application/x-ndjson");
-    return;
-  }
-  if (relay_collect(&j->rl, job_event, j) != RELAY_END) {
-    job_free(j); /* the client went away: cancelled */
-    http_reply_abort(r);
-    return;
-  }
-  json_t *body = ollama_tr_reply(j->tr, &err);
-  j->status = body ? 200 : ollama_status(&err);
-  job_free(j);
-  if (body)
-    http_reply_json(r, 200, body);
-  else
-    reply_error(r, &err);
-}
+static void oll_close(void *tr) { ollama_tr_free(tr); }
 
 static void gen_handle(sy_daemon *d, http_req *r, api_call *c, bool chat_api) {
-  if (!method_ok(r, &c->obs, true)) return;
-  atomic_fetch_add(&d->requests, 1);
   api_error err = {0};
   ollama_gen og = {0};
-  json_t *req = body_json(r, &err);
-  if (!req || ollama_parse_gen(req, chat_api, &og, &err) != 0) {
-    json_decref(req);
-    fail(r, &c->obs, &err);
+  if (ollama_parse_gen(c->req, chat_api, &og, &err) != 0) {
+    refuse(d, r, c, &err);
     return;
   }
-  json_decref(req);
   if (!resolve(c->mx, og.model, &c->target, &err) || !servable(&c->target, true, &err) ||
       !messages_fit(c->mx, &c->target, og.body, &err)) {
-    c->obs.model = api_obs_model_of(d, &c->target);
-    fail(r, &c->obs, &err);
+    refuse(d, r, c, &err);
+    ollama_gen_clear(&og);
+    return;
+  }
+  /* in Ollama's words, before the chat path would say it in OpenAI's (image_url parts) */
+  const matrix_model *m = c->target.kind == API_TARGET_MODEL ? c->target.model : NULL;
+  if (m && og.n_images && !og.load_only && !(m->caps & MATRIX_CAP_VISION)) {
+    API_BAD(&err, "images", "unsupported_content",
+            "model '%s' does not take images (its matrix entry has no vision mmproj)", m->name);
+    refuse(d, r, c, &err);
     ollama_gen_clear(&og);
     return;
   }
   if (og.load_only) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    load_only(
-        d, r, c, og.has_keep_alive, og.keep_alive_s,
-        ollama_load_reply(og.model, chat_api, og.has_keep_alive && og.keep_alive_s == 0, &now));
+    bool unload = og.has_keep_alive && og.keep_alive_s == 0;
+    load_only(d, r, c, og.has_keep_alive, og.keep_alive_s,
+              ollama_load_reply(og.model, chat_api, unload, &now));
     ollama_gen_clear(&og);
     return;
   }
-  api_gen g;
-  sy_buf media;
-  worker *w = NULL;
-  double t = sy_mono_s();
-  int rc = api_gen_acquire(d, r, c, og.body, og.chat, &g, &media, &w, &err);
-  if (rc == 0) {
-    num_ctx_note(r, g.model, og.num_ctx);
-    run(d, r, c, &og, chat_api, &g, &media, w, sy_mono_s() - t);
-  } else if (rc == -1) {
-    if (err.code && strcmp(err.code, "unsupported_content") == 0 &&
-        strstr(err.message, "image_url"))
-      api_error_set(&err, 400, "invalid_request_error", "unsupported_content", "images",
-                    "model '%s' does not take images (its matrix entry has no vision mmproj)",
-                    c->target.model ? c->target.model->name : og.model);
-    fail(r, &c->obs, &err); /* -2: the client left while a router decided (answered) */
-  }
+  oll_req q = {.mx = c->mx,
+               .r = r,
+               .name = og.model,
+               .chat_api = chat_api,
+               .t0 = c->obs.t0,
+               .t_serve = sy_mono_s(),
+               .num_ctx = og.num_ctx};
+  api_dialect dl = {.open = oll_open,
+                    .event = oll_event,
+                    .reply = oll_reply,
+                    .close = oll_close,
+                    .ud = &q,
+                    .content_type = "application/x-ndjson",
+                    .completion = !og.chat};
+  api_chat_serve(d, r, c, og.body, &dl);
   ollama_gen_clear(&og);
 }
 
@@ -427,20 +308,14 @@ static json_t *embed_json(const ollama_embed *oe, const ipc_msg *m, size_t n_inp
 }
 
 static void embed_handle(sy_daemon *d, http_req *r, api_call *c, bool legacy) {
-  if (!method_ok(r, &c->obs, true)) return;
-  atomic_fetch_add(&d->requests, 1);
   api_error err = {0};
   ollama_embed oe = {0};
-  json_t *req = body_json(r, &err);
-  if (!req || ollama_parse_embed(req, legacy, &oe, &err) != 0) {
-    json_decref(req);
-    fail(r, &c->obs, &err);
+  if (ollama_parse_embed(c->req, legacy, &oe, &err) != 0) {
+    refuse(d, r, c, &err);
     return;
   }
-  json_decref(req);
   if (!resolve(c->mx, oe.model, &c->target, &err) || !servable(&c->target, false, &err)) {
-    c->obs.model = api_obs_model_of(d, &c->target);
-    fail(r, &c->obs, &err);
+    refuse(d, r, c, &err);
     ollama_embed_clear(&oe);
     return;
   }
@@ -451,10 +326,11 @@ static void embed_handle(sy_daemon *d, http_req *r, api_call *c, bool legacy) {
     ollama_embed_clear(&oe);
     return;
   }
+  atomic_fetch_add(&d->requests, 1);
   api_embed e;
   if (api_parse_embed(c->mx, &c->target, oe.body, &e, &err) != 0) {
     c->obs.model = api_obs_model_of(d, &c->target);
-    fail(r, &c->obs, &err);
+    api_fail(r, &c->obs, &err);
     ollama_embed_clear(&oe);
     return;
   }
@@ -465,29 +341,32 @@ static void embed_handle(sy_daemon *d, http_req *r, api_call *c, bool legacy) {
   if (!w) {
     api_embed_clear(&e);
     ollama_embed_clear(&oe);
-    fail(r, &c->obs, &err);
+    api_fail(r, &c->obs, &err);
     return;
   }
   num_ctx_note(r, e.model, oe.num_ctx);
   json_t *msg = e.msg;
   e.msg = NULL;
   ipc_msg m = {0};
-  bool hup = false;
+  relay rl; /* the one pump (engines/relay.h), for the one reply */
   wreq *q = worker_submit(w, msg, &err);
+  relay_init(&rl, NULL, NULL, q, http_client_fd(r));
+  bool got = q && relay_next(&rl, &m);
+  relay_deinit(&rl);
   if (!q) {
-    fail(r, &c->obs, &err);
-  } else if (!wreq_wait(q, &m, http_client_fd(r), -1, &hup)) {
+    api_fail(r, &c->obs, &err);
+  } else if (!got) {
     atomic_fetch_add(&d->cancelled, 1);
     metrics_cancelled(c->obs.mt, c->obs.model);
     api_obs_end(&c->obs, 499);
     http_reply_abort(r);
   } else if (strcmp(ipc_op(&m), "error") == 0) {
     api_worker_error(m.hdr, &err);
-    fail(r, &c->obs, &err);
+    api_fail(r, &c->obs, &err);
   } else {
     json_t *body = embed_json(&oe, &m, e.n_inputs, c->obs.t0, load_s, &err);
     if (!body) {
-      fail(r, &c->obs, &err);
+      api_fail(r, &c->obs, &err);
     } else {
       metrics_tokens(c->obs.mt, c->obs.model, api_jint(m.hdr, "prompt_tokens"), 0);
       api_obs_end(&c->obs, 200);
@@ -509,7 +388,6 @@ void api_ollama_embeddings(sy_daemon *d, http_req *r, api_call *c) { embed_handl
 /* ---- /api/tags, /api/show, /api/version, /api/ps ---- */
 
 void api_ollama_tags(sy_daemon *d, http_req *r, api_call *c) {
-  if (!method_ok(r, NULL, false)) return;
   json_t *models = json_array();
   for (size_t i = 0; i < c->mx->n_models; i++) {
     const matrix_model *m = &c->mx->models[i];
@@ -521,20 +399,19 @@ void api_ollama_tags(sy_daemon *d, http_req *r, api_call *c) {
 }
 
 void api_ollama_show(sy_daemon *d, http_req *r, api_call *c) {
-  if (!method_ok(r, NULL, true)) return;
   api_error err = {0};
-  json_t *req = body_json(r, &err);
-  json_t *jm = json_object_get(req, "model");
-  if (!jm || json_is_null(jm)) jm = json_object_get(req, "name"); /* the older field */
+  json_t *jm = json_object_get(c->req, "model");
+  if (!jm || json_is_null(jm)) jm = json_object_get(c->req, "name"); /* the older field */
   const char *name = json_string_value(jm);
-  if (req && (!name || !*name))
+  if (!name || !*name) {
     API_BAD(&err, "model", "missing_required_parameter", "model is required");
-  if (!req || !name || !*name || !resolve(c->mx, name, &c->target, &err)) {
-    json_decref(req);
-    fail(r, NULL, &err);
+    http_reply_error(r, &err);
     return;
   }
-  json_decref(req);
+  if (!resolve(c->mx, name, &c->target, &err)) {
+    http_reply_error(r, &err);
+    return;
+  }
   json_t *body = NULL;
   if (c->target.kind == API_TARGET_ROUTER) {
     body =
@@ -547,7 +424,7 @@ void api_ollama_show(sy_daemon *d, http_req *r, api_call *c) {
     body = ollama_show(c->target.model, file_mtime(c->target.model->file));
   } else {
     not_found(c->mx, name, &err);
-    fail(r, NULL, &err);
+    http_reply_error(r, &err);
     return;
   }
   http_reply_json(r, 200, body);
@@ -555,7 +432,6 @@ void api_ollama_show(sy_daemon *d, http_req *r, api_call *c) {
 
 void api_ollama_version(sy_daemon *d, http_req *r, api_call *c) {
   (void)d, (void)c;
-  if (!method_ok(r, NULL, false)) return;
   http_reply_json(r, 200, json_pack("{s:s}", "version", OLLAMA_API_VERSION));
 }
 
@@ -584,11 +460,11 @@ void api_ollama_other(sy_daemon *d, http_req *r, api_call *c) {
                     "%s /api/%.40s is not built yet in Switchyard: its models come from the model "
                     "matrix (the config and the models folder; docs/CONFIG.md)",
                     http_method(r), c->rest);
-      reply_error(r, &err);
+      http_reply_error(r, &err);
       return;
     }
   }
   api_error_set(&err, 404, "invalid_request_error", "not_found", NULL,
                 "unknown endpoint: %.16s %.200s", http_method(r), http_path(r));
-  reply_error(r, &err);
+  http_reply_error(r, &err);
 }

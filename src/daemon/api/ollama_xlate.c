@@ -477,9 +477,9 @@ static json_t *tool_calls_of(const json_t *tc, size_t idx, api_error *err) {
 
 /* Ollama's messages → OpenAI's: content (a string) with images as image_url parts, thinking →
  * reasoning_content, tool_calls, tool_name → name. */
-static json_t *messages_of(const json_t *msgs, api_error *err) {
+static json_t *messages_of(const json_t *msgs, size_t *images, api_error *err) {
   json_t *out = json_array();
-  size_t i, images = 0;
+  size_t i;
   json_t *m;
   json_array_foreach(msgs, i, m) {
     char where[48];
@@ -506,7 +506,7 @@ static json_t *messages_of(const json_t *msgs, api_error *err) {
                     "messages[%zu].%s", i, why);
       goto fail;
     }
-    json_t *content = content_of(text, len, json_object_get(m, "images"), where, &images, err);
+    json_t *content = content_of(text, len, json_object_get(m, "images"), where, images, err);
     if (!content) goto fail;
     json_t *o = json_pack("{s:O, s:o}", "role", jr, "content", content);
     json_array_append_new(out, o);
@@ -573,7 +573,7 @@ static int chat_fields(const json_t *req, ollama_gen *g, api_error *err) {
   }
   g->load_only = json_array_size(msgs) == 0;
   if (g->load_only) return 0;
-  json_t *m = messages_of(msgs, err);
+  json_t *m = messages_of(msgs, &g->n_images, err);
   if (!m) return -1;
   json_object_set_new(g->body, "messages", m);
   json_t *tools = json_object_get(req, "tools");
@@ -630,7 +630,6 @@ static int generate_fields(const json_t *req, ollama_gen *g, api_error *err) {
             "to /api/chat");
     return -1;
   }
-  size_t images = 0;
   if (raw) {
     if (json_array_size(imgs)) {
       API_BAD(err, "images", "unsupported_parameter",
@@ -644,7 +643,7 @@ static int generate_fields(const json_t *req, ollama_gen *g, api_error *err) {
       json_object_set_new(g->body, "max_tokens", json_integer(1 << 24));
     return 0;
   }
-  json_t *content = content_of(prompt, plen, imgs, "", &images, err);
+  json_t *content = content_of(prompt, plen, imgs, "", &g->n_images, err);
   if (!content) return -1;
   json_t *msgs = json_array();
   if (*system)
@@ -775,7 +774,15 @@ json_t *ollama_error_json(const api_error *e) {
   return json_pack("{s:s}", "error", e->message[0] ? e->message : "error");
 }
 
-int ollama_status(const api_error *e) { return e->status == 507 ? 500 : e->status; }
+bool ollama_path(const char *path) {
+  if (!path || strncmp(path, "/api/", 5) != 0) return false;
+  static const char *const ours[] = {"load", "unload", "ps", "events"};
+  const char *rest = path + 5;
+  size_t n = strcspn(rest, "?");
+  for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
+    if (n == strlen(ours[i]) && strncmp(rest, ours[i], n) == 0) return false;
+  return true;
+}
 
 struct ollama_tr {
   char *model;

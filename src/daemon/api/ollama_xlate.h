@@ -10,8 +10,9 @@
  * Requests are checked here for Ollama's own fields (their types, and the ranges the OpenAI
  * validator would otherwise name under their OpenAI names); everything the translated body holds
  * is checked again by parse/api_parse.c, as any /v1 request is. Errors are api_error values (400
- * with a message naming the Ollama field); ollama.c answers them in Ollama's shape,
- * {"error": "<message>"} (ollama_error_json).
+ * with a message naming the Ollama field); on Ollama's paths (ollama_path) every error is
+ * answered in Ollama's shape, {"error": "<message>"} (ollama_error_json, from api.c's
+ * api_error_body).
  *
  * Thread safety: every function is pure or touches only what it is given; any thread may call
  * them at once. Prefix ollama_. */
@@ -55,6 +56,7 @@ typedef struct ollama_gen {
   const char *model; /* the request's "model" (points into body) */
   bool chat;         /* body is a chat body */
   bool stream;       /* Ollama's default: true */
+  size_t n_images;   /* images in the messages (image_url parts) */
   bool load_only;    /* nothing to generate (no messages; an empty prompt and no images): load
                         the model, or unload it with keep_alive 0 */
   bool has_keep_alive;
@@ -108,8 +110,9 @@ void ollama_time(const struct timespec *ts, char *out, size_t len);
 
 /* {"error": message}: Ollama's error body (new reference). */
 json_t *ollama_error_json(const api_error *e);
-/* The status Ollama would answer for e: e's own, except 507 (Ollama has none: 500). */
-int ollama_status(const api_error *e);
+/* Whether path (a query string may follow) is one of Ollama's, whose errors are Ollama's shape:
+ * everything under /api/ but our own /api/load, /api/unload, /api/ps and /api/events. */
+bool ollama_path(const char *path);
 
 /* A translator of one answer's worker events (delta, done, error) into Ollama's shape: streamed,
  * one NDJSON line per event; whole, collected into one object. */

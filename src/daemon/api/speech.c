@@ -374,6 +374,9 @@ void api_speech_handle(sy_daemon *d, http_req *r, api_call *c) {
     http_reply_error(r, &err);
     return;
   }
+  /* a first event that was already the end (nothing to speak: done with no audio) ends the stream
+   * once its bytes are out, instead of waiting for events that will never come */
+  j->rl.ended = j->finished;
   const char *ct = j->sse ? "text/event-stream" : sy_audio_content_type(j->format);
   relay_stream(&j->rl, r, 200, ct ? ct : "application/octet-stream");
 }

@@ -46,6 +46,7 @@ static const struct {
     {"/v1/audio/speech", MATRIX_CAP_SPEECH},
     {"/v1/audio/transcriptions", MATRIX_CAP_TRANSCRIBE},
     {"/v1/audio/translations", MATRIX_CAP_TRANSCRIBE},
+    {"/v1/responses", MATRIX_CAP_CHAT},
 };
 
 bool matrix_ext_route(const char *path) {

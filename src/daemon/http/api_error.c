@@ -55,6 +55,39 @@ json_t *api_error_json(const api_error *e) {
   return json_pack("{s:o}", "error", inner);
 }
 
+const char *api_error_anthropic_type(int status) {
+  switch (status) {
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 408:
+    case 504:
+      return "timeout_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+    case 529:
+      return "overloaded_error";
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error";
+  }
+}
+
+json_t *api_error_anthropic_json(const api_error *e) {
+  const char *type = api_error_anthropic_type(e->status);
+  json_t *j = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message",
+                        e->message);
+  if (!j) /* the message was not valid UTF-8 */
+    j = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message",
+                  "error (message not printable)");
+  return j;
+}
+
 /* ---- worker error frames ---- */
 
 /* Every code a worker (or worker.c on its behalf) sends, with the status used when the frame has

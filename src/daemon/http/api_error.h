@@ -38,6 +38,16 @@ void api_error_set(api_error *e, int status, const char *type, const char *code,
 /* {"error":{"message","type","param","code"}} (new reference). */
 json_t *api_error_json(const api_error *e);
 
+/* Anthropic's shape of the same error, {"type":"error","error":{"type","message"}} (new
+ * reference): the type follows from the status as Anthropic's API types it
+ * (api_error_anthropic_type); code and param are left out (the message names the field). */
+json_t *api_error_anthropic_json(const api_error *e);
+/* Anthropic's error type for an HTTP status: 400 (and other 4xx) invalid_request_error, 401
+ * authentication_error, 403 permission_error, 404 not_found_error, 408 and 504 timeout_error,
+ * 413 request_too_large, 429 rate_limit_error, 503 and 529 overloaded_error, other 5xx
+ * api_error. A static string. */
+const char *api_error_anthropic_type(int status);
+
 /* ---- a worker's error frame → api_error (docs/PROTOCOL.md: {"op":"error", "status", "code",
  * "message"}) ---- */
 

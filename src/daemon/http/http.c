@@ -121,7 +121,9 @@ void http_reply_error(http_req *r, const api_error *e) {
     snprintf(v, sizeof v, "%d", e->retry_after_s);
     http_add_header(r, "Retry-After", v);
   }
-  http_reply_json(r, (unsigned)e->status, api_error_json(e));
+  const http_params *p = &r->srv->p;
+  http_reply_json(r, (unsigned)e->status,
+                  p->error_body ? p->error_body(r->url, e) : api_error_json(e));
 }
 
 typedef struct stream_box {
@@ -275,15 +277,20 @@ static bool key_equal(const char *a, const char *b) { /* constant time in the ke
   return d == 0;
 }
 
+/* Whether key is one of the configured keys (NULL: no). */
+static bool key_known(const http_server *s, const char *key) {
+  bool ok = false;
+  for (size_t i = 0; key && i < s->p.n_api_keys; i++) ok |= key_equal(key, s->p.api_keys[i]);
+  return ok;
+}
+
+/* A configured key in Authorization: Bearer (OpenAI's clients) or x-api-key (Anthropic's). */
 static bool authorized(const http_server *s, const http_req *r) {
   if (s->p.n_api_keys == 0) return true;
   if (strcmp(r->url, "/health") == 0) return true;
   const char *auth = http_header(r, "Authorization");
-  if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) return false;
-  const char *key = auth + 7;
-  bool ok = false;
-  for (size_t i = 0; i < s->p.n_api_keys; i++) ok |= key_equal(key, s->p.api_keys[i]);
-  return ok;
+  bool bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
+  return key_known(s, bearer ? auth + 7 : NULL) || key_known(s, http_header(r, "x-api-key"));
 }
 
 static enum MHD_Result queue(struct MHD_Connection *conn, http_req *r) {
@@ -360,8 +367,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                   r->body.limit != s->p.max_body_bytes ? " (limits.max_upload_bytes)" : "");
     http_reply_error(r, &e);
   } else if (!authorized(s, r)) {
-    reply_simple_error(r, 401, "invalid_request_error", "invalid_api_key",
-                       "missing or invalid API key (send Authorization: Bearer <key>)");
+    reply_simple_error(
+        r, 401, "invalid_request_error", "invalid_api_key",
+        "missing or invalid API key (send Authorization: Bearer <key>, or x-api-key: <key>)");
   } else {
     s->p.handler(s->p.handler_ud, r);
     if (!r->resp && !r->abort)

@@ -36,10 +36,15 @@ typedef struct http_params {
   size_t max_upload_bytes; /* bodies of /v1/audio/... (file uploads); 0 = max_body_bytes */
   int max_connections;
   int max_headers;             /* default 100 */
-  const char *const *api_keys; /* NULL/empty = no auth */
+  const char *const *api_keys; /* NULL/empty = no auth; a key comes in Authorization: Bearer
+                                  or x-api-key (Anthropic's header) */
   size_t n_api_keys;
   http_handler_fn handler;
   void *handler_ud;
+  /* The body of an error reply to a request for path (new reference): each API family answers
+   * errors in its own shape, the ones answered here before the handler (401, 403, 413, 431) too.
+   * NULL: api_error_json (OpenAI's shape) for every path. */
+  json_t *(*error_body)(const char *path, const api_error *e);
 } http_params;
 
 typedef struct http_server http_server;

@@ -17,8 +17,9 @@ static const int statuses[] = {200, 400, 401, 403, 404, 405, 408, 413, 429,
 #define N_STATUS (sizeof statuses / sizeof *statuses + 1) /* + "other" */
 
 static const char *const endpoint_names[METRICS_EP_N] = {
-    "chat",   "completions", "embeddings",      "rerank",      "transcriptions",
-    "speech", "ollama_chat", "ollama_generate", "ollama_embed"};
+    "chat",        "completions",     "embeddings",   "rerank",    "transcriptions",
+    "speech",      "messages",        "count_tokens", "responses", "input_tokens",
+    "ollama_chat", "ollama_generate", "ollama_embed"};
 static const char *const unload_names[METRICS_UNLOAD_N] = {
     "keep_alive", "evicted", "crashed", "shutdown", "keep_alive_0", "admin", "reload"};
 
@@ -414,6 +415,12 @@ int metrics_render(metrics *m, const metrics_gauges *g, sy_buf *b) {
       sample(&o, "switchyard_model_memory_bytes", m->rows[i].name, "kind", "measured", NULL, NULL,
              mg[i].measured_bytes);
     }
+    family(&o, "switchyard_prompt_cache_bytes", "gauge",
+           "The model's prompt cache in RAM (saved prompt states; counted in the budget up to its "
+           "limit).");
+    for (size_t i = 0; i < n; i++)
+      sample(&o, "switchyard_prompt_cache_bytes", m->rows[i].name, NULL, NULL, NULL, NULL,
+             mg[i].prompt_cache_bytes);
     family(&o, "switchyard_memory_budget_bytes", "gauge",
            "The memory budget models are loaded into.");
     sample(&o, "switchyard_memory_budget_bytes", NULL, NULL, NULL, NULL, NULL, g->budget_bytes);

@@ -30,6 +30,10 @@ typedef enum metrics_endpoint {
   METRICS_EP_RERANK,       /* POST /v1/rerank (and its aliases) */
   METRICS_EP_TRANSCRIBE,   /* POST /v1/audio/transcriptions and /translations */
   METRICS_EP_SPEECH,       /* POST /v1/audio/speech */
+  METRICS_EP_MESSAGES,     /* POST /v1/messages (Anthropic's Messages API) */
+  METRICS_EP_MSG_COUNT,    /* POST /v1/messages/count_tokens */
+  METRICS_EP_RESPONSES,    /* POST /v1/responses (OpenAI's Responses API) */
+  METRICS_EP_RSP_TOKENS,   /* POST /v1/responses/input_tokens */
   METRICS_EP_OLLAMA_CHAT,  /* POST /api/chat (Ollama's API) */
   METRICS_EP_OLLAMA_GEN,   /* POST /api/generate */
   METRICS_EP_OLLAMA_EMBED, /* POST /api/embed and /api/embeddings */
@@ -49,10 +53,11 @@ typedef enum metrics_unload_reason {
 
 /* One model's gauges, as the scheduler sees it now. */
 typedef struct metrics_model_gauges {
-  long long queued;          /* requests waiting in sched_acquire */
-  long long inflight;        /* requests holding the worker */
-  long long estimated_bytes; /* footprint estimate */
-  long long measured_bytes;  /* largest resident set seen, 0 = never */
+  long long queued;             /* requests waiting in sched_acquire */
+  long long inflight;           /* requests holding the worker */
+  long long estimated_bytes;    /* footprint estimate */
+  long long measured_bytes;     /* largest resident set seen, 0 = never */
+  long long prompt_cache_bytes; /* its prompt cache in RAM, as its worker last told */
   bool loaded;
 } metrics_model_gauges;
 

@@ -4,8 +4,10 @@
  * keep-alive expiry, a preloader thread for pinned and preloaded models. Decisions come from
  * plan_decide (sched/plan.c); this file only gathers state and carries them out. Must never stop a
  * worker that has requests in flight (except at shutdown), never hold the lock while spawning or
- * stopping a process, never count a model's memory as free before its process is gone, and never
- * drop a worker reference on its reader thread. */
+ * stopping a process (or sending to one), never count a model's memory as free before its process
+ * is gone, never give a worker a prompt-cache limit larger than its slot counts (a cut is made in
+ * the slot and told to the worker before the load that needs the room starts; a raise is made in
+ * the slot, then told), and never drop a worker reference on its reader thread. */
 #include "sched/sched.h"
 
 #include <ctype.h>
@@ -58,6 +60,9 @@ typedef struct slot {
   bool ka_set;            /* a request set the keep-alive (ka_s) */
   int threads_now;        /* threads last told to its worker (cpu_share.h); 0 = as loaded */
   int ka_s;
+  long long cache_limit; /* bytes the budget counts for its prompt cache now (≤ slot_cache_max);
+                            0 when not loaded */
+  long long cache_told;  /* the limit its worker was last given (load message or cache_limit) */
 } slot;
 
 struct sched {
@@ -73,7 +78,8 @@ struct sched {
   long long
       live_budget; /* min(budget, what is really free + ours − reserve), refreshed before loads */
   pthread_mutex_t mu;
-  pthread_cond_t cond; /* any state change: loads, unloads, releases */
+  pthread_mutex_t tell_mu; /* one cache_tell at a time (taken without mu, then mu inside it) */
+  pthread_cond_t cond;     /* any state change: loads, unloads, releases */
   pthread_cond_t reaper_cond;
   pthread_t reaper;
   pthread_t preloader;
@@ -138,6 +144,19 @@ static void slot_gc(sched *s) {
 static long long slot_bytes(const slot *sl) {
   return sl->measured > sl->est.total_bytes ? sl->measured : sl->est.total_bytes;
 }
+
+/* The most its prompt cache may hold: the matrix's prompt_cache_ram for a llama.cpp model that
+ * generates (chat or completion, not embedding or ranking), else 0. */
+static long long slot_cache_max(const slot *sl) {
+  const matrix_model *m = sl->m;
+  if (m->engine != MATRIX_ENGINE_LLAMA || !(m->caps & (MATRIX_CAP_CHAT | MATRIX_CAP_COMPLETION)) ||
+      (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)))
+    return 0;
+  return m->prompt_cache_ram > 0 ? m->prompt_cache_ram : 0;
+}
+
+/* What the budget counts for a model in host RAM: its footprint and its prompt cache's limit. */
+static long long slot_counted(const slot *sl) { return slot_bytes(sl) + sl->cache_limit; }
 
 /* What the budget counts for a model in pool p. */
 static long long slot_pool_bytes(const slot *sl, size_t p) {
@@ -225,7 +244,9 @@ static void measure_gpus(const sched *s, pid_t pid, long long *out) {
 }
 
 /* What a worker holds: its resident set and its use of each GPU (no lock). An external engine
- * counts its whole process group (a launcher script's children are the real server). */
+ * counts its whole process group (a launcher script's children are the real server). The prompt
+ * cache the worker reports (read after the resident set, so that a state saved in between is not
+ * counted twice) is left out: the budget counts it apart, up to its limit (cache_limit). */
 static long long measure_worker(const sched *s, const worker *w, long long *on_gpu) {
   pid_t pids[64];
   size_t n = worker_group_pids(w, pids, 64);
@@ -238,7 +259,9 @@ static long long measure_worker(const sched *s, const worker *w, long long *on_g
     for (size_t p = 1; p < s->n_pools; p++)
       if (g[p] > 0) on_gpu[p] += g[p];
   }
-  return n ? rss : -1;
+  if (!n) return -1;
+  long long cache = worker_cache_bytes(w, NULL);
+  return rss > cache ? rss - cache : 0;
 }
 
 /* The keep-alive in force: a request's override (if the matrix allows one), else the matrix's;
@@ -261,6 +284,7 @@ static worker *slot_take(slot *sl) {
   sl->ka_set = false;
   sl->inflight = 0;    /* requests on the old worker release against a worker not in the slot */
   sl->threads_now = 0; /* the next worker starts with its configured threads */
+  if (!w) sl->cache_limit = sl->cache_told = 0; /* else counted until the process is gone */
   return w;
 }
 
@@ -278,7 +302,10 @@ static void retire(sched *s, slot *sl, worker *w, metrics_unload_reason reason, 
     worker_unref(w);
   }
   pthread_mutex_lock(&s->mu);
-  if (sl->state == SLOT_UNLOADING) sl->state = SLOT_UNLOADED;
+  if (sl->state == SLOT_UNLOADING) {
+    sl->state = SLOT_UNLOADED;
+    sl->cache_limit = sl->cache_told = 0; /* its cache went with the process */
+  }
   slot_gc(s);
   pthread_cond_broadcast(&s->cond);
   pthread_mutex_unlock(&s->mu);
@@ -522,6 +549,7 @@ sched *sched_new(const sched_params *p) {
     }
   }
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->tell_mu, NULL);
   pthread_mutex_init(&s->reload_mu, NULL);
   pthread_cond_init(&s->cond, NULL);
   pthread_cond_init(&s->reaper_cond, NULL);
@@ -548,7 +576,8 @@ static void prompt_cache_dir(const char *name, char *out, size_t cap) {
            (unsigned)(sy_fnv1a64(SY_FNV_OFFSET, name, strlen(name)) & 0xffffffffu));
 }
 
-static json_t *load_message(const matrix_model *m) {
+/* The worker's load message; cache_ram: its prompt cache's first limit (llama.cpp only). */
+static json_t *load_message(const matrix_model *m, long long cache_ram) {
   if (m->engine != MATRIX_ENGINE_LLAMA) {
     json_t *e = json_pack("{s:s, s:s, s:i}", "model", m->file, "engine",
                           matrix_engine_name(m->engine), "n_threads", m->threads);
@@ -569,8 +598,9 @@ static json_t *load_message(const matrix_model *m) {
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
-  /* the prompt cache's first limit, and its folder on disk (docs/PROMPT_CACHE.md) */
-  if (j) json_object_set_new(j, "cache_ram", json_integer(m->prompt_cache_ram));
+  /* the prompt cache's first limit (the budget's share for it), and its folder on disk
+   * (docs/PROMPT_CACHE.md) */
+  if (j) json_object_set_new(j, "cache_ram", json_integer(cache_ram));
   if (j && m->prompt_cache_disk > 0) {
     char dir[PATH_MAX + 256];
     prompt_cache_dir(m->name, dir, sizeof dir);
@@ -606,7 +636,8 @@ static const plan_decision *decide(sched *s, size_t want) {
     if (guarded && (s->guard_wake_ms == 0 || sl->loaded_at_ms + guard < s->guard_wake_ms))
       s->guard_wake_ms = sl->loaded_at_ms + guard;
     s->plan[i] = (plan_model){.state = map[sl->state],
-                              .bytes = slot_bytes(sl),
+                              .bytes = slot_counted(sl),
+                              .cache_bytes = sl->cache_limit,
                               .inflight = sl->inflight,
                               .queued = sl->queued,
                               .last_used_ms = sl->last_used_ms,
@@ -620,6 +651,76 @@ static const plan_decision *decide(sched *s, size_t want) {
   for (size_t p = 1; p < s->n_pools; p++) budgets[p] = s->pools[p].live;
   plan_decide_pools(s->plan, s->n_slots, want, budgets, s->n_pools, &s->decision);
   return &s->decision;
+}
+
+/* ---- the prompt caches' limits (docs/PROMPT_CACHE.md, plan.h rule 6) ---- */
+
+#define CACHE_TELL_MAX 64 /* workers told at one change (the rest at the next) */
+
+/* Host RAM the budget has left (lock held): the live budget less what every resident model counts,
+ * its prompt cache's limit included; negative when over. */
+static long long pool0_room(const sched *s) {
+  long long room = s->live_budget;
+  for (size_t i = 0; i < s->n_slots; i++)
+    if (s->slots[i]->state != SLOT_UNLOADED) room -= slot_counted(s->slots[i]);
+  return room;
+}
+
+/* Cut the prompt caches a decision names (lock held): the slots first, their workers after
+ * (cache_plan, cache_tell). */
+static void cache_cut(sched *s, const plan_decision *d) {
+  for (size_t i = 0; i < s->n_slots; i++) {
+    slot *sl = s->slots[i];
+    long long cut = d->shrink[i] < sl->cache_limit ? d->shrink[i] : sl->cache_limit;
+    if (cut > 0) sl->cache_limit -= cut;
+  }
+}
+
+/* A request starts on ready slot sl (lock held): its cache's limit back under a lowered
+ * prompt_cache_ram (a reload), or up towards it by what the budget has left. */
+static void cache_raise(sched *s, slot *sl) {
+  long long max = slot_cache_max(sl);
+  if (sl->cache_limit >= max) {
+    sl->cache_limit = max;
+    return;
+  }
+  long long room = pool0_room(s);
+  if (room > 0) sl->cache_limit += room < max - sl->cache_limit ? room : max - sl->cache_limit;
+}
+
+/* With s->mu held: each ready worker whose limit changed since it was told goes into tell[] with
+ * a reference (at most cap); the caller tells them with cache_tell once the lock is released. */
+static size_t cache_plan(sched *s, worker **tell, size_t cap) {
+  size_t k = 0;
+  for (size_t i = 0; i < s->n_slots && k < cap; i++) {
+    slot *sl = s->slots[i];
+    if (sl->state != SLOT_READY || !sl->w || sl->cache_told == sl->cache_limit) continue;
+    sl->cache_told = sl->cache_limit;
+    worker_ref(sl->w);
+    tell[k++] = sl->w;
+  }
+  return k;
+}
+
+/* Without s->mu: tell each worker its slot's limit as it is now, one teller at a time, so that
+ * two tellers cannot deliver an older limit after a newer one (a limit changed after it is read
+ * here is told again by whoever changed it, after this). Drops the references. */
+static void cache_tell(sched *s, worker **tell, size_t k) {
+  if (k == 0) return;
+  pthread_mutex_lock(&s->tell_mu);
+  for (size_t i = 0; i < k; i++) {
+    long long limit = -1;
+    pthread_mutex_lock(&s->mu);
+    for (size_t j = 0; j < s->n_slots; j++)
+      if (s->slots[j]->w == tell[i]) {
+        limit = s->slots[j]->cache_limit;
+        s->slots[j]->cache_told = limit;
+      }
+    pthread_mutex_unlock(&s->mu);
+    if (limit >= 0) worker_set_cache_limit(tell[i], limit);
+  }
+  pthread_mutex_unlock(&s->tell_mu);
+  for (size_t i = 0; i < k; i++) worker_unref(tell[i]); /* a last one stops a process: no lock */
 }
 
 typedef struct progress_ctx {
@@ -656,19 +757,30 @@ static int load_with_evictions(sched *s, slot *sl, const plan_decision *d, api_e
   slot *victims[64];
   worker *vw[64];
   if (nv > 64) nv = 64; /* more than 64 at once: the next decision takes the rest */
+  cache_cut(s, d);      /* before any eviction (plan.h rule 6) */
+  long long room = 0;
   for (size_t k = 0; k < nv; k++) {
     victims[k] = s->slots[d->evict[k]];
+    room += slot_counted(victims[k]); /* gone before this model's worker starts */
     vw[k] = slot_take(victims[k]);
   }
   sl->state = SLOT_LOADING;
+  /* its prompt cache: what the budget has left once this model counts, up to prompt_cache_ram */
+  room += pool0_room(s);
+  long long max = slot_cache_max(sl), cache_ram = room < max ? room : max;
+  sl->cache_limit = sl->cache_told = cache_ram > 0 ? cache_ram : 0;
+  cache_ram = sl->cache_limit;
+  worker *tell[CACHE_TELL_MAX];
+  size_t nt = cache_plan(s, tell, CACHE_TELL_MAX);
   pthread_mutex_unlock(&s->mu);
+  cache_tell(s, tell, nt); /* the cut caches first: their memory makes the room */
   for (size_t k = 0; k < nv; k++) {
     char why[200];
     snprintf(why, sizeof why, "evicted (LRU) to make room for %s", m->name);
     retire(s, victims[k], vw[k], METRICS_UNLOAD_EVICTED, why);
   }
   if (m->engine == MATRIX_ENGINE_EXTERNAL) return load_external(s, sl, err);
-  json_t *load = load_message(m);
+  json_t *load = load_message(m, cache_ram);
   json_t *ready = NULL;
   char exe[PATH_MAX + 32]; /* each engine has its worker program */
   snprintf(exe, sizeof exe, "%s/switchyard-%s", s->worker_dir, matrix_engine_name(m->engine));
@@ -715,6 +827,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
     sl->fails++;
     sl->retry_at_ms = sy_mono_ms() + backoff;
     sl->state = SLOT_UNLOADED;
+    sl->cache_limit = sl->cache_told = 0;
     sl->last_err = *err;
     LOG_W("loading %s failed (%d in a row; next try in %lld s): %s", m->name, sl->fails,
           backoff / 1000, err->message);
@@ -836,9 +949,11 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       return NULL;
     }
     if (sl->state != SLOT_READY) { /* a load may follow: check the budget against reality */
-      long long ours = 0;
+      long long ours = 0;          /* what our workers hold: their footprints and prompt caches */
       for (size_t i = 0; i < s->n_slots; i++)
-        if (s->slots[i]->state != SLOT_UNLOADED) ours += s->slots[i]->measured;
+        if (s->slots[i]->state != SLOT_UNLOADED)
+          ours += s->slots[i]->measured +
+                  (s->slots[i]->w ? worker_cache_bytes(s->slots[i]->w, NULL) : 0);
       s->live_budget =
           footprint_live_budget(s->budget, footprint_mem_available(), ours, s->mx->mem_reserve);
       pools_live(s);
@@ -849,10 +964,14 @@ worker *sched_acquire(sched *s, const matrix_model *model, api_error *err) {
       int tell_n[THREADS_TELL_MAX];
       size_t k = ++sl->inflight == 1 ? threads_plan(s, tell, tell_n, THREADS_TELL_MAX) : 0;
       sl->last_used_ms = sy_mono_ms();
+      cache_raise(s, sl);
+      worker *ctell[CACHE_TELL_MAX];
+      size_t ck = cache_plan(s, ctell, CACHE_TELL_MAX);
       worker *w = sl->w;
       worker_ref(w);
       pthread_mutex_unlock(&s->mu);
       threads_tell(tell, tell_n, k);
+      cache_tell(s, ctell, ck);
       return w;
     }
     long long configured = d->pool == 0 ? s->budget : s->pools[d->pool].budget;
@@ -1195,7 +1314,7 @@ json_t *sched_ps(sched *s) {
     slot *sl = s->slots[i];
     const matrix_model *m = sl->m;
     if (sl->state == SLOT_UNLOADED) continue;
-    used += slot_bytes(sl);
+    used += slot_counted(sl);
     json_t *o =
         json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "name", m->name, "state",
                   names[sl->state], "inflight", sl->inflight, "queued", sl->queued, "size",
@@ -1210,6 +1329,14 @@ json_t *sched_ps(sched *s) {
                                         (json_int_t)sl->est_pool[p], "measured",
                                         (json_int_t)(p == 0 ? sl->measured : sl->meas_pool[p])));
     json_object_set_new(o, "devices", per);
+    if (slot_cache_max(sl) > 0 || sl->cache_limit > 0) { /* docs/PROMPT_CACHE.md */
+      int entries = 0;
+      long long held = sl->w ? worker_cache_bytes(sl->w, &entries) : 0;
+      json_object_set_new(
+          o, "prompt_cache",
+          json_pack("{s:I, s:i, s:I, s:I}", "bytes", (json_int_t)held, "entries", entries, "limit",
+                    (json_int_t)sl->cache_limit, "max", (json_int_t)slot_cache_max(sl)));
+    }
     if (sl->state == SLOT_READY && slot_on_cpu(s, sl)) /* what it computes with now (cpu_share.h) */
       json_object_set_new(
           o, "threads",
@@ -1236,7 +1363,8 @@ json_t *sched_ps(sched *s) {
   for (size_t p = 0; p < s->n_pools; p++) {
     long long pu = 0;
     for (size_t i = 0; i < s->n_slots; i++)
-      if (s->slots[i]->state != SLOT_UNLOADED) pu += slot_pool_bytes(s->slots[i], p);
+      if (s->slots[i]->state != SLOT_UNLOADED)
+        pu += p == 0 ? slot_counted(s->slots[i]) : slot_pool_bytes(s->slots[i], p);
     json_array_append_new(
         pools,
         json_pack("{s:s, s:I, s:I, s:I}", "device", s->pools[p].name, "budget",
@@ -1274,7 +1402,8 @@ int sched_metrics_render(sched *s, sy_buf *out) {
     if (!sl->draining) r->estimated_bytes = sl->est.total_bytes;
     if (sl->measured > r->measured_bytes) r->measured_bytes = sl->measured;
     r->loaded |= sl->state == SLOT_READY;
-    if (sl->state != SLOT_UNLOADED) g.used_bytes += slot_bytes(sl);
+    if (sl->w) r->prompt_cache_bytes += worker_cache_bytes(sl->w, NULL);
+    if (sl->state != SLOT_UNLOADED) g.used_bytes += slot_counted(sl);
   }
   pthread_mutex_unlock(&s->mu);
   int rc = metrics_render(s->mt, &g, out); /* its own lock, not ours: never both at once */
@@ -1331,6 +1460,7 @@ static void sched_free_parts(sched *s) {
 void sched_free(sched *s) {
   if (!s) return;
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->tell_mu);
   pthread_mutex_destroy(&s->reload_mu);
   pthread_cond_destroy(&s->cond);
   pthread_cond_destroy(&s->reaper_cond);

@@ -2,8 +2,10 @@
  * loading on first request (concurrent requests share one load); evicting idle models (lowest
  * priority, then least recently used) when another needs the room; waiting in a bounded queue
  * when the room can only come from busy models; refusing at once a model that can never fit;
- * unloading after keep-alive; reloading after a crash. The decision itself is sched/plan.c (pure);
- * this file gathers the state, carries decisions out, and owns the processes.
+ * unloading after keep-alive; reloading after a crash; counting each model's prompt cache in RAM
+ * while there is room and cutting it before any eviction (docs/PROMPT_CACHE.md). The decision
+ * itself is sched/plan.c (pure); this file gathers the state, carries decisions out, and owns the
+ * processes.
  *
  * Thread safety: all functions may be called from any thread. */
 #ifndef SY_SCHED_H

@@ -9,6 +9,7 @@
  * Must never leave KV cells behind between requests, nor send a vector that is not normalised
  * (scores are sent as the engine gives them). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "worker.h"
 
 #define EMBED_PACK_ROWS 64
+#define EMBED_WHAT_LEN 64 /* bytes naming one input in an error message */
 
 struct embed_state {
   struct llama_batch batch;
@@ -36,6 +38,53 @@ void embed_free(worker *w) {
   llama_batch_free(w->embed->batch);
   free(w->embed);
   w->embed = NULL;
+}
+
+/* The token lists of one request's inputs (rerank: its query-document pairs) and the floats they
+ * give. */
+typedef struct embed_job {
+  size_t n;
+  llama_token **toks;
+  int32_t *lens;
+  float *out;    /* n x dim */
+  int64_t total; /* tokens in all */
+} embed_job;
+
+/* Room for n inputs of dim floats each. 0, or -1 having answered out of memory. */
+static int job_alloc(worker *w, wio_id id, embed_job *j, size_t n, int32_t dim) {
+  *j = (embed_job){.n = n};
+  j->toks = calloc(n, sizeof *j->toks);
+  j->lens = calloc(n, sizeof *j->lens);
+  j->out = malloc(n * (size_t)dim * sizeof *j->out);
+  if (j->toks && j->lens && j->out) return 0;
+  wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
+  return -1;
+}
+
+static void job_free(embed_job *j) {
+  if (j->toks)
+    for (size_t i = 0; i < j->n; i++) free(j->toks[i]);
+  free(j->toks);
+  free(j->lens);
+  free(j->out);
+}
+
+/* Input i's tokens, named `what` in a message ("input[3]"), are not empty and fit the context and
+ * one batch; counted in the total. 0, or -1 having answered. */
+static int job_check(worker *w, wio_id id, embed_job *j, size_t i, const char *what) {
+  int32_t len = j->lens[i];
+  if (len == 0) {
+    wio_error(&w->out, id, 400, "invalid_request", "%s is empty (0 tokens)", what);
+    return -1;
+  }
+  if (len > w->n_ctx_seq || len > w->embed->cap) {
+    wio_error(&w->out, id, 400, "context_length_exceeded",
+              "This model's maximum context length is %d tokens; %s has %d tokens.", w->n_ctx_seq,
+              what, len);
+    return -1;
+  }
+  j->total += len;
+  return 0;
 }
 
 /* L2-normalise src (dim floats) into dst; a zero vector stays zero. */
@@ -104,7 +153,6 @@ static int embed_decode(worker *w, wio_id id, llama_token *const *toks, const in
 }
 
 void embed_run(worker *w, wio_id id, const json_t *hdr) {
-  embed_state *e = w->embed;
   const json_t *input = json_object_get(hdr, "input");
   size_t n = json_is_string(input) ? 1 : json_array_size(input);
   if (!(json_is_string(input) || json_is_array(input)) || n == 0 || n > WK_MAX_EMBED_INPUTS) {
@@ -117,47 +165,29 @@ void embed_run(worker *w, wio_id id, const json_t *hdr) {
     wio_error(&w->out, id, 400, "invalid_request", "too many inputs for one request");
     return;
   }
-  llama_token **toks = calloc(n, sizeof *toks);
-  int32_t *lens = calloc(n, sizeof *lens);
-  float *out = malloc(n * (size_t)dim * sizeof *out);
-  int64_t total = 0;
-  if (!toks || !lens || !out) {
-    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
-    goto done;
-  }
+  embed_job j;
+  if (job_alloc(w, id, &j, n, dim) != 0) goto done;
   for (size_t i = 0; i < n; i++) {
+    char what[EMBED_WHAT_LEN];
     const json_t *s = json_is_string(input) ? input : json_array_get(input, i);
     if (!json_is_string(s)) {
       wio_error(&w->out, id, 400, "invalid_request", "input[%zu] must be a string", i);
       goto done;
     }
-    if (tok_tokenize(w, json_string_value(s), json_string_length(s), true, false, &toks[i],
-                     &lens[i]) != 0) {
+    if (tok_tokenize(w, json_string_value(s), json_string_length(s), true, false, &j.toks[i],
+                     &j.lens[i]) != 0) {
       wio_error(&w->out, id, 500, "tokenize_failed", "input[%zu] could not be tokenized", i);
       goto done;
     }
-    if (lens[i] == 0) {
-      wio_error(&w->out, id, 400, "invalid_request", "input[%zu] is empty (0 tokens)", i);
-      goto done;
-    }
-    if (lens[i] > w->n_ctx_seq || lens[i] > e->cap) {
-      wio_error(&w->out, id, 400, "context_length_exceeded",
-                "This model's maximum context length is %d tokens; input[%zu] has %d tokens.",
-                w->n_ctx_seq, i, lens[i]);
-      goto done;
-    }
-    total += lens[i];
+    snprintf(what, sizeof what, "input[%zu]", i);
+    if (job_check(w, id, &j, i, what) != 0) goto done;
   }
-  if (embed_decode(w, id, toks, lens, n, out, dim) != 0) goto done;
-  LOG_D("embed %lld: %zu inputs, %lld tokens", (long long)id, n, (long long)total);
-  reply_embeddings(w, id, (int32_t)n, dim, total, out);
+  if (embed_decode(w, id, j.toks, j.lens, n, j.out, dim) != 0) goto done;
+  LOG_D("embed %lld: %zu inputs, %lld tokens", (long long)id, n, (long long)j.total);
+  reply_embeddings(w, id, (int32_t)n, dim, j.total, j.out);
 
 done:
-  if (toks)
-    for (size_t i = 0; i < n; i++) free(toks[i]);
-  free(toks);
-  free(lens);
-  free(out);
+  job_free(&j);
 }
 
 /* ---- rerank ---- */
@@ -249,7 +279,6 @@ static int rerank_pair(worker *w, wio_id id, size_t i, const char *tmpl, const j
 }
 
 void embed_rerank(worker *w, wio_id id, const json_t *hdr) {
-  embed_state *e = w->embed;
   const json_t *query = json_object_get(hdr, "query"), *docs = json_object_get(hdr, "documents");
   size_t n = json_array_size(docs);
   if (!json_is_string(query) || !json_is_array(docs) || n == 0 || n > WK_MAX_EMBED_INPUTS) {
@@ -259,14 +288,10 @@ void embed_rerank(worker *w, wio_id id, const json_t *hdr) {
     return;
   }
   const char *tmpl = llama_model_chat_template(w->model, "rerank");
-  llama_token **toks = calloc(n, sizeof *toks), *qt = NULL;
-  int32_t *lens = calloc(n, sizeof *lens), nq = 0;
-  float *out = malloc(n * sizeof *out);
-  int64_t total = 0;
-  if (!toks || !lens || !out) {
-    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
-    goto done;
-  }
+  llama_token *qt = NULL;
+  int32_t nq = 0;
+  embed_job j;
+  if (job_alloc(w, id, &j, n, 1) != 0) goto done;
   if (!tmpl && tok_tokenize(w, json_string_value(query), json_string_length(query), false, false,
                             &qt, &nq) != 0) {
     wio_error(&w->out, id, 500, "tokenize_failed", "the query could not be tokenized");
@@ -274,35 +299,21 @@ void embed_rerank(worker *w, wio_id id, const json_t *hdr) {
   }
   for (size_t i = 0; i < n; i++) {
     const json_t *d = json_array_get(docs, i);
+    char what[EMBED_WHAT_LEN];
     if (!json_is_string(d)) {
       wio_error(&w->out, id, 400, "invalid_request", "documents[%zu] must be a string", i);
       goto done;
     }
-    if (rerank_pair(w, id, i, tmpl, query, qt, nq, d, &toks[i], &lens[i]) != 0) goto done;
-    if (lens[i] == 0) {
-      wio_error(&w->out, id, 400, "invalid_request",
-                "the query with documents[%zu] is empty (0 tokens)", i);
-      goto done;
-    }
-    if (lens[i] > w->n_ctx_seq || lens[i] > e->cap) {
-      wio_error(&w->out, id, 400, "context_length_exceeded",
-                "This model's maximum context length is %d tokens; the query with documents[%zu] "
-                "has %d tokens.",
-                w->n_ctx_seq, i, lens[i]);
-      goto done;
-    }
-    total += lens[i];
+    if (rerank_pair(w, id, i, tmpl, query, qt, nq, d, &j.toks[i], &j.lens[i]) != 0) goto done;
+    snprintf(what, sizeof what, "the query with documents[%zu]", i);
+    if (job_check(w, id, &j, i, what) != 0) goto done;
   }
-  if (embed_decode(w, id, toks, lens, n, out, 1) != 0) goto done;
-  LOG_D("rerank %lld: %zu documents, %lld tokens%s", (long long)id, n, (long long)total,
+  if (embed_decode(w, id, j.toks, j.lens, n, j.out, 1) != 0) goto done;
+  LOG_D("rerank %lld: %zu documents, %lld tokens%s", (long long)id, n, (long long)j.total,
         tmpl ? " (rerank template)" : "");
-  reply_embeddings(w, id, (int32_t)n, 1, total, out);
+  reply_embeddings(w, id, (int32_t)n, 1, j.total, j.out);
 
 done:
-  if (toks)
-    for (size_t i = 0; i < n; i++) free(toks[i]);
-  free(toks);
-  free(lens);
-  free(out);
+  job_free(&j);
   free(qt);
 }

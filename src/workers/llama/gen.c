@@ -16,6 +16,7 @@
  *
  * Must never decode past a sequence's n_ctx cells, keep a cell whose token is not the prompt's at
  * that position, or send anything for an id after its done/error. */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ typedef struct gen_req {
   char *stop[WK_MAX_STOP];
   size_t stop_len[WK_MAX_STOP];
   int n_stop;
+  int stop_hit;   /* the stop string that ended the answer (index), or -1 */
   chat_prep chat; /* chat requests: output parser and grammar (prompt already tokenised) */
   int logprobs; /* -1: none; else log-probabilities per token with this many alternatives (0..20) */
   struct gen_req *next;
@@ -486,6 +488,7 @@ void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, si
     return;
   }
   r->id = id;
+  r->stop_hit = -1;
   if (gen_parse_params(hdr, r, msg, sizeof msg) != 0) {
     wio_error(&w->out, id, 400, "invalid_request", "%s", msg);
     gen_req_free(r);
@@ -556,6 +559,14 @@ void gen_submit(worker *w, wio_id id, const json_t *hdr, const void *payload, si
   }
   if (r->n_prompt == 0) {
     wio_error(&w->out, id, 400, "invalid_request", "the prompt is empty (0 tokens)");
+    gen_req_free(r);
+    return;
+  }
+  if (json_is_true(json_object_get(hdr, "count_only"))) {
+    /* the prompt rendered and tokenised as it would be generated from, counted, not decoded
+     * (a context it would not fit is no error here: the count is the answer) */
+    reply_usage u = {r->n_prompt, 0, 0, 0, 0};
+    reply_done(w, id, "stop", NULL, 0, &u);
     gen_req_free(r);
     return;
   }
@@ -717,7 +728,9 @@ static void gen_finish(worker *w, gen_slot *s, const char *reason) {
   LOG_D("generate %lld: %s after %d+%d tokens (%.1f + %.1f ms)", (long long)s->req->id, reason,
         s->req->n_prompt, s->n_gen, prompt_ms, gen_ms);
   reply_usage u = {s->req->n_prompt, s->n_kept, s->n_gen, prompt_ms, gen_ms};
-  reply_done(w, s->req->id, reason, &u);
+  const gen_req *r = s->req;
+  reply_done(w, r->id, reason, r->stop_hit >= 0 ? r->stop[r->stop_hit] : NULL,
+             r->stop_hit >= 0 ? r->stop_len[r->stop_hit] : 0, &u);
   gen_release(w, s, true);
 }
 
@@ -1005,6 +1018,10 @@ static void gen_on_token(worker *w, gen_slot *s, llama_token tok) {
   }
   long at = text_find_stop(s->out, s->out_len, r->stop, r->stop_len, r->n_stop);
   if (at >= 0) {
+    for (int k = 0; k < r->n_stop && r->stop_hit < 0; k++) /* which one: the first listed */
+      if (r->stop_len[k] <= s->out_len - (size_t)at &&
+          memcmp(s->out + at, r->stop[k], r->stop_len[k]) == 0)
+        r->stop_hit = k;
     gen_emit(w, s, (size_t)at);
     s->out_len = 0; /* the stop string and anything after it are never sent */
     gen_finish(w, s, "stop");
@@ -1330,7 +1347,9 @@ void gen_persist(worker *w) {
 
 void gen_cache_limit(worker *w, int64_t bytes) {
   gen_state *g = w->gen;
+  size_t before = g->ram.bytes;
   pcache_set_limit(&g->ram, (size_t)bytes);
+  if (g->ram.bytes < before) malloc_trim(0); /* give the freed states back: the daemon measures */
   LOG_D("prompt cache limit %lld bytes: %zu entries, %zu bytes", (long long)bytes, g->ram.n,
         g->ram.bytes);
   gen_cache_report(w);
@@ -1440,7 +1459,7 @@ void gen_cancel(worker *w, wio_id id) {
     }
     g->n_wait--;
     reply_usage u = {r->n_prompt, 0, 0, 0, 0};
-    reply_done(w, id, "cancelled", &u);
+    reply_done(w, id, "cancelled", NULL, 0, &u);
     gen_req_free(r);
     return;
   }

@@ -22,12 +22,15 @@ void reply_delta_obj(worker *w, wio_id id, json_t *delta) {
            0);
 }
 
-void reply_done(worker *w, wio_id id, const char *finish_reason, const reply_usage *u) {
+void reply_done(worker *w, wio_id id, const char *finish_reason, const char *stop, size_t stop_len,
+                const reply_usage *u) {
   json_t *hdr =
       json_pack("{s:s, s:I, s:s, s:i, s:i, s:i, s:f, s:f}", "op", "done", "id", (json_int_t)id,
                 "finish_reason", finish_reason, "prompt_tokens", (int)u->prompt_tokens,
                 "cached_tokens", (int)u->cached_tokens, "completion_tokens",
                 (int)u->completion_tokens, "prompt_ms", u->prompt_ms, "gen_ms", u->gen_ms);
+  /* a stop string is a request's (valid UTF-8, as the daemon checked the JSON it came in) */
+  if (hdr && stop) json_object_set_new(hdr, "stop", json_stringn(stop, stop_len));
   wio_send(&w->out, hdr, NULL, 0);
 }
 

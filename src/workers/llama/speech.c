@@ -13,86 +13,34 @@
  *
  * It is also the speech front main.c and engine.c call: with a Qwen3-TTS projector each
  * speech_* call is handed to speech_qwen3.c. Both loops sit on speech_queue.c (the FIFO, a
- * speak's fields, seeds, sentence ends); neither of those calls back up into this file. */
+ * speak's fields, voices, sentence chunks, the backbone decode, audio frames, seeds); neither of
+ * those calls back up into this file. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
-#include "mtmd-helper.h"
 #include "worker.h"
 
-#define SP_MAX_WAITING 256
 #define SP_CHUNK_TOKENS 50 /* MAX_TOKEN_PER_CHUNK of the reference */
 #define SP_WINDOW 8        /* latents per GEN_WAV call */
 #define SP_FRAME_RATE 12.5
-#define SP_MAX_VOICES 64
-#define SP_WAV_SEED 0x80000000u /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
-
-typedef struct sp_voice sp_voice;
-typedef struct sp_req {
-  spq_item it; /* first: the queue's link and the request's id */
-  char *text;
-  int voice;     /* index into st->voices, or -1 */
-  sp_voice *own; /* a reference clip the request brought (voice_upload), or NULL */
-  uint32_t seed;
-} sp_req;
-
-struct sp_voice {
-  char *name, *path;
-  unsigned char *clip; /* or the clip itself (a WAV the daemon wrote), clip_len bytes */
-  size_t clip_len;
-  float *rows; /* encoded on first use: n_rows x n_embd */
-  int n_rows;
-};
-
-typedef struct sp_chunk {
-  llama_token *toks;
-  int n;
-} sp_chunk;
+#define SP_MAX_LATENT 64 /* floats per latent the reseeding GEN_WAV can hold */
 
 struct speech_state {
-  spq_fifo q; /* the requests waiting behind the current one */
-  sp_voice voices[SP_MAX_VOICES];
-  int n_voices;
+  spq_core c; /* first: the queue, voices, the request being spoken, seeds */
   llama_token audio_bos, bos_voice;
   float temp;
   int pack_tail; /* frames after end-of-speech the variant pins, 0 = by length */
   bool pad_short;
-  uint32_t last_seed;
-  bool have_last;
   /* the request being spoken */
-  sp_req *cur;
-  sp_chunk *chunks;
-  int n_chunks, chunk;
-  bool prompted; /* the current chunk's prompt is in the KV cache */
   int n_voice_pos;
-  llama_pos pos;
-  float *h; /* the backbone's last hidden state, n_embd */
   float *feats;
   size_t n_feats, latent;
-  char *dec_state;
-  size_t dec_state_n;
-  int step, eos_step, budget, tail_frames;
-  uint32_t frame_no, seed_base;
-  int64_t samples;
+  int eos_step, tail_frames;
 };
-
-/* ---- seeds --------------------------------------------------------------------------------- */
-
-/* The seed of frame k: below 2^31, and consecutive frames never share one (an odd step mod
- * 2^31), so clip reseeds on every call. */
-static uint32_t sp_frame_seed(const speech_state *st, uint32_t k) {
-  return (st->seed_base + k * 0x9E3779B1u) & 0x7fffffffu;
-}
-
-static void sp_note_seed(speech_state *st, uint32_t s) {
-  st->last_seed = s;
-  st->have_last = true;
-}
 
 /* ---- text ---------------------------------------------------------------------------------- */
 
@@ -134,24 +82,6 @@ static char *sp_prepare(const char *s, size_t n, bool pad_short) {
   return out;
 }
 
-static void sp_chunks_free(speech_state *st) {
-  for (int i = 0; i < st->n_chunks; i++) free(st->chunks[i].toks);
-  free(st->chunks);
-  st->chunks = NULL;
-  st->n_chunks = st->chunk = 0;
-}
-
-static int sp_push_chunk(speech_state *st, const llama_token *t, int n) {
-  sp_chunk *nc = realloc(st->chunks, (size_t)(st->n_chunks + 1) * sizeof *nc);
-  if (!nc) return -1;
-  st->chunks = nc;
-  llama_token *c = malloc((size_t)n * sizeof *c);
-  if (!c) return -1;
-  memcpy(c, t, (size_t)n * sizeof *c);
-  st->chunks[st->n_chunks++] = (sp_chunk){c, n};
-  return 0;
-}
-
 /* Sentences of the text as token chunks (a sentence over the budget is cut every
  * SP_CHUNK_TOKENS tokens). 0, or -1 on out of memory / tokenizer failure. */
 static int sp_split(worker *w, speech_state *st, const char *text) {
@@ -165,80 +95,14 @@ static int sp_split(worker *w, speech_state *st, const char *text) {
       free(p);
       continue;
     }
-    llama_token *toks = NULL;
-    int32_t nt = 0;
-    int rc = tok_tokenize(w, p, strlen(p), false, false, &toks, &nt);
+    int rc = spq_add_sentence(w, &st->c, p, strlen(p), SP_CHUNK_TOKENS);
     free(p);
-    if (rc != 0) return -1;
-    for (int32_t k = 0; k < nt && rc == 0; k += SP_CHUNK_TOKENS)
-      rc = sp_push_chunk(st, toks + k, nt - k < SP_CHUNK_TOKENS ? nt - k : SP_CHUNK_TOKENS);
-    free(toks);
     if (rc != 0) return -1;
   }
   return 0;
 }
 
-/* ---- voices -------------------------------------------------------------------------------- */
-
-/* Encode a voice's reference clip once (the rows stay for the worker's life). 0, or -1 + msg. */
-static int sp_voice_rows(worker *w, sp_voice *v, char *msg, size_t msg_len) {
-  if (v->rows) return 0;
-  if (!mtmd_support_audio(w->mtmd)) {
-    snprintf(msg, msg_len, "this model's projector has no voice encoder");
-    return -1;
-  }
-  struct mtmd_helper_bitmap_wrapper bw =
-      v->clip ? mtmd_helper_bitmap_init_from_buf(w->mtmd, v->clip, v->clip_len, false,
-                                                 mtmd_helper_init_opt_default())
-              : mtmd_helper_bitmap_init_from_file(w->mtmd, v->path, false,
-                                                  mtmd_helper_init_opt_default());
-  if (!bw.bitmap) {
-    snprintf(msg, msg_len, "voice '%s': cannot read the reference clip %s (wav, mp3, flac)",
-             v->name, v->clip ? "(uploaded)" : v->path);
-    return -1;
-  }
-  int rc = -1;
-  mtmd_input_chunks *chunks = mtmd_input_chunks_init();
-  const char *marker = mtmd_default_marker();
-  mtmd_input_text in = {marker, strlen(marker), false, true};
-  const mtmd_bitmap *bm[1] = {bw.bitmap};
-  snprintf(msg, msg_len, "voice '%s': the reference clip could not be encoded", v->name);
-  if (chunks && mtmd_tokenize(w->mtmd, chunks, &in, bm, 1) == 0) {
-    for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
-      const mtmd_input_chunk *c = mtmd_input_chunks_get(chunks, i);
-      if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_AUDIO) continue;
-      size_t nr = mtmd_input_chunk_get_n_tokens(c);
-      if (nr == 0 || nr > (size_t)w->n_ctx_seq / 2) {
-        snprintf(msg, msg_len, "voice '%s': the reference clip is %zu frames; at most %d fit",
-                 v->name, nr, w->n_ctx_seq / 2);
-        break;
-      }
-      if (mtmd_encode_chunk(w->mtmd, c) != 0) break;
-      v->rows = malloc(nr * (size_t)w->n_embd * sizeof(float));
-      if (!v->rows) break;
-      memcpy(v->rows, mtmd_get_output_embd(w->mtmd), nr * (size_t)w->n_embd * sizeof(float));
-      v->n_rows = (int)nr;
-      rc = 0;
-      break;
-    }
-  }
-  if (chunks) mtmd_input_chunks_free(chunks);
-  mtmd_bitmap_free(bw.bitmap);
-  if (rc == 0)
-    LOG_I("voice '%s': %d frames from %s", v->name, v->n_rows, v->clip ? "the request" : v->path);
-  return rc;
-}
-
 /* ---- init ---------------------------------------------------------------------------------- */
-
-static llama_token sp_find_token(const worker *w, const char *s) {
-  int32_t n = llama_vocab_n_tokens(w->vocab);
-  for (llama_token t = n - 1; t >= 0; t--) {
-    const char *x = llama_vocab_get_text(w->vocab, t);
-    if (x && strcmp(x, s) == 0) return t;
-  }
-  return -1;
-}
 
 int speech_init(worker *w, const char *model_path, const json_t *voices, char *err,
                 size_t err_len) {
@@ -258,8 +122,8 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
   }
   w->speech = st;
   w->sample_rate = info.sample_rate > 0 ? info.sample_rate : 24000;
-  st->audio_bos = sp_find_token(w, "<|audio_bos|>");
-  st->bos_voice = sp_find_token(w, "<|bos_before_voice|>");
+  st->audio_bos = spq_find_token(w, "<|audio_bos|>");
+  st->bos_voice = spq_find_token(w, "<|bos_before_voice|>");
   if (st->audio_bos < 0) {
     snprintf(err, err_len, "the vocabulary has no <|audio_bos|>: not a Pocket-TTS backbone");
     return -1;
@@ -270,58 +134,17 @@ int speech_init(worker *w, const char *model_path, const json_t *voices, char *e
   if (!strcmp(var, "english") || !strcmp(var, "english_2026-04")) st->temp = 0.3f;
   if (!strcmp(var, "english_2026-01")) st->temp = 0.7f, st->pad_short = true;
   if (!strcmp(var, "french_24l")) st->temp = 0.7f, st->pack_tail = 8;
-  st->h = malloc((size_t)w->n_embd * sizeof(float));
-  if (!st->h) {
-    snprintf(err, err_len, "out of memory");
-    return -1;
-  }
-  const char *name;
-  json_t *path;
-  if (voices && !json_is_object(voices)) {
-    snprintf(err, err_len, "load: \"voices\" must be an object {name: path}");
-    return -1;
-  }
-  json_object_foreach((json_t *)voices, name, path) {
-    if (json_is_object(path)) path = json_object_get(path, "audio"); /* {audio, language} */
-    if (!json_is_string(path) || st->n_voices >= SP_MAX_VOICES) {
-      snprintf(err, err_len, "load: \"voices\" takes at most %d {name: path} entries",
-               SP_MAX_VOICES);
-      return -1;
-    }
-    sp_voice *v = &st->voices[st->n_voices++];
-    v->name = strdup(name);
-    v->path = strdup(json_string_value(path));
-    if (!v->name || !v->path) {
-      snprintf(err, err_len, "out of memory");
-      return -1;
-    }
-  }
+  if (spq_core_init(w, &st->c, voices, err, err_len) != 0) return -1;
   LOG_I("speech: pocket-tts (variant \"%s\", temp %.2f), %d Hz, %d voices", var, (double)st->temp,
-        w->sample_rate, st->n_voices);
+        w->sample_rate, st->c.n_voices);
   return 0;
 }
 
-static void sp_req_free(sp_req *r) {
-  if (!r) return;
-  if (r->own) {
-    free(r->own->clip);
-    free(r->own->rows);
-    free(r->own);
-  }
-  free(r->text);
-  free(r);
-}
-
 static void sp_end_current(speech_state *st) {
-  sp_req_free(st->cur);
-  st->cur = NULL;
-  sp_chunks_free(st);
+  spq_end(&st->c);
   free(st->feats);
   st->feats = NULL;
   st->n_feats = 0;
-  free(st->dec_state);
-  st->dec_state = NULL;
-  st->dec_state_n = 0;
 }
 
 void speech_free(worker *w) {
@@ -329,20 +152,12 @@ void speech_free(worker *w) {
   speech_state *st = w->speech;
   if (!st) return;
   sp_end_current(st);
-  for (spq_item *it; (it = spq_pop(&st->q));) sp_req_free((sp_req *)it);
-  for (int i = 0; i < st->n_voices; i++) {
-    free(st->voices[i].name);
-    free(st->voices[i].path);
-    free(st->voices[i].rows);
-  }
-  free(st->h);
+  spq_core_free(&st->c);
   free(st);
   w->speech = NULL;
 }
 
-bool speech_busy(const worker *w) {
-  return q3s_busy(w) || (w->speech && (w->speech->cur || w->speech->q.head));
-}
+bool speech_busy(const worker *w) { return q3s_busy(w) || (w->speech && spq_busy(&w->speech->c)); }
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
@@ -353,54 +168,13 @@ void speech_submit(worker *w, wio_id id, const json_t *hdr, const void *clip, si
   }
   speech_state *st = w->speech;
   spq_req_args a;
-  if (spq_args(w, id, hdr, &a) != 0) return;
-  int voice = -1;
-  for (int i = 0; i < st->n_voices && *a.voice; i++)
-    if (!strcmp(st->voices[i].name, a.voice)) voice = i;
-  /* with configured voices a name must be one of them; without, any name (OpenAI clients always
-   * send one) means the model's own voice */
-  if (*a.voice && voice < 0 && st->n_voices > 0) {
-    wio_error(&w->out, id, 400, "invalid_voice",
-              "unknown voice '%.100s' (GET /v1/audio/voices lists them)", a.voice);
-    free(a.text);
-    return;
-  }
-  if (st->q.n >= SP_MAX_WAITING) {
-    wio_error(&w->out, id, 503, "overloaded", "too many speech requests are waiting");
-    free(a.text);
-    return;
-  }
-  sp_req *r = calloc(1, sizeof *r);
-  if (!r) {
-    free(a.text);
-    wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
-    return;
-  }
-  r->text = a.text;
-  if (clip_len) { /* a reference clip for this request only: encoded when its turn comes */
-    static char uploaded[] = "uploaded";
-    if (!(r->own = calloc(1, sizeof *r->own)) || !(r->own->clip = malloc(clip_len))) {
-      sp_req_free(r);
-      wio_error(&w->out, id, 500, "out_of_memory", "out of memory");
-      return;
-    }
-    memcpy(r->own->clip, clip, clip_len);
-    r->own->clip_len = clip_len;
-    r->own->name = uploaded;
-  }
-  r->it.id = id;
-  r->voice = voice;
-  r->seed = a.seed;
-  spq_push(&st->q, &r->it);
+  if (spq_args(w, &st->c, id, hdr, &a) != 0) return;
+  spq_enqueue(w, &st->c, id, &a, -1, clip, clip_len);
 }
 
 static void sp_done(worker *w, const char *reason) {
   speech_state *st = w->speech;
-  wio_send(&w->out,
-           json_pack("{s:s, s:I, s:I, s:i, s:s}", "op", "done", "id", (json_int_t)st->cur->it.id,
-                     "samples", (json_int_t)st->samples, "rate", w->sample_rate, "finish_reason",
-                     reason),
-           NULL, 0);
+  spq_reply_done(w, st->c.cur->it.id, st->c.samples, reason);
   sp_end_current(st);
 }
 
@@ -411,15 +185,10 @@ void speech_cancel(worker *w, wio_id id) {
   }
   speech_state *st = w->speech;
   if (!st) return;
-  if (st->cur && st->cur->it.id == id) {
+  if (st->c.cur && st->c.cur->it.id == id)
     sp_done(w, "cancelled");
-    return;
-  }
-  sp_req *r = (sp_req *)spq_remove(&st->q, id);
-  if (r) {
-    spq_reply_cancelled(w, id);
-    sp_req_free(r);
-  }
+  else
+    spq_cancel_waiting(w, &st->c, id);
 }
 
 void speech_voices(worker *w, wio_id id) {
@@ -427,67 +196,10 @@ void speech_voices(worker *w, wio_id id) {
     q3s_voices(w, id);
     return;
   }
-  speech_state *st = w->speech;
-  const char *names[SP_MAX_VOICES];
-  int n = 0;
-  for (int i = 0; st && i < st->n_voices; i++) names[n++] = st->voices[i].name;
-  spq_reply_voices(w, id, names, n);
+  spq_reply_voices(w, id, w->speech ? &w->speech->c : NULL);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
-
-/* Decode n embedding rows at st->pos (logits on the last); the hidden state goes to st->h. */
-static int sp_decode_rows(worker *w, const float *rows, int n) {
-  speech_state *st = w->speech;
-  for (int done = 0; done < n;) {
-    int k = n - done < w->n_batch ? n - done : w->n_batch;
-    struct llama_batch b = llama_batch_init(k, w->n_embd, 1);
-    if (!b.embd) return -1;
-    memcpy(b.embd, rows + (size_t)done * (size_t)w->n_embd,
-           (size_t)k * (size_t)w->n_embd * sizeof(float));
-    for (int i = 0; i < k; i++) {
-      b.pos[i] = st->pos + i;
-      b.n_seq_id[i] = 1;
-      b.seq_id[i][0] = 0;
-      b.logits[i] = 1; /* with embeddings on llama.cpp outputs every row anyway */
-    }
-    b.n_tokens = k;
-    int rc = llama_decode(w->ctx, b);
-    llama_batch_free(b);
-    if (rc != 0) return -1;
-    st->pos += k;
-    done += k;
-  }
-  const float *he = llama_get_embeddings_ith(w->ctx, -1);
-  if (!he) return -1;
-  memcpy(st->h, he, (size_t)w->n_embd * sizeof(float));
-  return 0;
-}
-
-static int sp_decode_tokens(worker *w, const llama_token *toks, int n) {
-  speech_state *st = w->speech;
-  for (int done = 0; done < n;) {
-    int k = n - done < w->n_batch ? n - done : w->n_batch;
-    struct llama_batch b = llama_batch_init(k, 0, 1);
-    for (int i = 0; i < k; i++) {
-      b.token[i] = toks[done + i];
-      b.pos[i] = st->pos + i;
-      b.n_seq_id[i] = 1;
-      b.seq_id[i][0] = 0;
-      b.logits[i] = 1; /* with embeddings on llama.cpp outputs every row anyway */
-    }
-    b.n_tokens = k;
-    int rc = llama_decode(w->ctx, b);
-    llama_batch_free(b);
-    if (rc != 0) return -1;
-    st->pos += k;
-    done += k;
-  }
-  const float *he = llama_get_embeddings_ith(w->ctx, -1);
-  if (!he) return -1;
-  memcpy(st->h, he, (size_t)w->n_embd * sizeof(float));
-  return 0;
-}
 
 /* GEN_WAV over the buffered latents; the PCM leaves as one `audio` frame. 0 or -1. */
 static int sp_flush(worker *w) {
@@ -498,63 +210,60 @@ static int sp_flush(worker *w) {
   in.type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
   in.feats = st->feats;
   in.n_feats = st->n_feats;
-  in.seed = SP_WAV_SEED;
-  in.state_data = st->dec_state;
-  in.state_size = st->dec_state_n;
+  in.seed = SPQ_WAV_SEED;
+  in.state_data = st->c.dec_state;
+  in.state_size = st->c.dec_state_n;
   if (mtmd_gen_audio_process(w->mtmd, &in, &out) != 0 || (out.n_samples && !out.audio)) return -1;
-  sp_note_seed(st, SP_WAV_SEED);
+  spq_note_seed(&st->c, SPQ_WAV_SEED);
   st->n_feats = 0;
-  char *ns = realloc(st->dec_state, out.state_size ? out.state_size : 1);
-  if (!ns) return -1;
-  st->dec_state = ns;
-  memcpy(st->dec_state, out.state_data, out.state_size);
-  st->dec_state_n = out.state_size;
+  if (spq_keep_state(&st->c, &out) != 0) return -1;
   if (out.n_samples == 0) return 0;
-  st->samples += (int64_t)out.n_samples;
-  wio_send(&w->out,
-           json_pack("{s:s, s:I, s:i}", "op", "audio", "id", (json_int_t)st->cur->it.id, "rate",
-                     w->sample_rate),
-           out.audio, out.n_samples * sizeof(float));
+  spq_send_audio(w, &st->c, out.audio, out.n_samples);
   return 0;
 }
 
-/* Prompt chunk st->chunk on top of the voice: [bos_before_voice] voice rows (first chunk only;
+/* Prompt chunk st->c.chunk on top of the voice: [bos_before_voice] voice rows (first chunk only;
  * later ones rewind to them), the chunk's tokens, <|audio_bos|>. 0, or -1 + msg. */
 static int sp_prompt(worker *w, char *msg, size_t msg_len) {
   speech_state *st = w->speech;
-  const sp_chunk *c = &st->chunks[st->chunk];
-  if (st->chunk == 0) {
+  spq_core *c = &st->c;
+  const spq_chunk *ch = &c->chunks[c->chunk];
+  if (c->chunk == 0) {
     llama_memory_clear(llama_get_memory(w->ctx), true);
-    st->pos = 0;
-    if (st->cur->own || st->cur->voice >= 0) {
-      sp_voice *v = st->cur->own ? st->cur->own : &st->voices[st->cur->voice];
-      if (sp_voice_rows(w, v, msg, msg_len) != 0) return -1;
-      if (st->bos_voice >= 0 && sp_decode_tokens(w, &st->bos_voice, 1) != 0) goto fail;
-      if (sp_decode_rows(w, v->rows, v->n_rows) != 0) goto fail;
+    c->pos = 0;
+    spq_voice *v = spq_cur_voice(c);
+    if (v) {
+      if (!mtmd_support_audio(w->mtmd)) {
+        snprintf(msg, msg_len, "this model's projector has no voice encoder");
+        return -1;
+      }
+      if (spq_voice_encode(w, v, w->n_ctx_seq / 2, msg, msg_len) != 0) return -1;
+      if (st->bos_voice >= 0 && spq_decode(w, c, NULL, &st->bos_voice, 1, 1) != 0) goto fail;
+      if (spq_decode(w, c, v->rows, NULL, v->n_rows, 1) != 0) goto fail;
     }
-    st->n_voice_pos = st->pos;
+    st->n_voice_pos = c->pos;
   } else {
     llama_memory_seq_rm(llama_get_memory(w->ctx), 0, st->n_voice_pos, -1);
-    st->pos = st->n_voice_pos;
+    c->pos = st->n_voice_pos;
   }
-  if (st->pos + c->n + 1 + 8 > w->n_ctx_seq) {
+  if (c->pos + ch->n + 1 + 8 > w->n_ctx_seq) {
     snprintf(msg, msg_len, "the voice and a sentence of %d tokens do not fit the context (%d)",
-             c->n, w->n_ctx_seq);
+             ch->n, w->n_ctx_seq);
     return -1;
   }
-  llama_token *t = malloc((size_t)(c->n + 1) * sizeof *t);
+  llama_token *t = malloc((size_t)(ch->n + 1) * sizeof *t);
   if (!t) goto fail;
-  memcpy(t, c->toks, (size_t)c->n * sizeof *t);
-  t[c->n] = st->audio_bos;
-  int rc = sp_decode_tokens(w, t, c->n + 1);
+  memcpy(t, ch->toks, (size_t)ch->n * sizeof *t);
+  t[ch->n] = st->audio_bos;
+  int rc = spq_decode(w, c, NULL, t, ch->n + 1, 1);
   free(t);
   if (rc != 0) goto fail;
   /* the reference's _estimate_max_gen_len and tail guess, in frames */
-  st->budget = (int)ceil((c->n / 3.0 + 2.0) * SP_FRAME_RATE);
-  st->tail_frames = st->pack_tail > 0 ? st->pack_tail : c->n <= 6 ? 5 : 3;
-  st->step = 0;
+  c->budget = (int)ceil((ch->n / 3.0 + 2.0) * SP_FRAME_RATE);
+  st->tail_frames = st->pack_tail > 0 ? st->pack_tail : ch->n <= 6 ? 5 : 3;
+  c->step = 0;
   st->eos_step = -1;
-  st->prompted = true;
+  c->prompted = true;
   return 0;
 fail:
   snprintf(msg, msg_len, "the backbone failed to decode the prompt");
@@ -564,34 +273,23 @@ fail:
 /* Start the next waiting request. 0, or -1 when it failed (answered). */
 static int sp_start(worker *w) {
   speech_state *st = w->speech;
-  sp_req *r = (sp_req *)spq_pop(&st->q);
-  st->cur = r;
-  st->samples = 0;
-  st->frame_no = 0;
-  st->seed_base = r->seed;
-  st->prompted = false;
+  spq_req *r = spq_begin(&st->c);
   st->n_feats = 0;
-  st->dec_state_n = 0;
   if (sp_split(w, st, r->text) != 0) {
     wio_error(&w->out, r->it.id, 500, "synthesis_failed", "the text could not be tokenized");
     sp_end_current(st);
     return -1;
   }
-  if (st->n_chunks == 0) { /* only spaces: nothing to say */
+  if (st->c.n_chunks == 0) { /* only spaces: nothing to say */
     sp_done(w, "stop");
     return -1;
   }
-  if (st->have_last && st->last_seed == sp_frame_seed(st, 0) && st->latent > 0 &&
-      st->latent <= 64) {
-    /* clip would not reseed: one throw-away GEN_WAV with another seed forces it */
-    float zero[64] = {0};
+  if (st->latent > 0 && st->latent <= SP_MAX_LATENT) {
+    float zero[SP_MAX_LATENT] = {0};
     struct mtmd_gen_inp in = mtmd_gen_inp_default(w->mtmd);
-    struct mtmd_gen_out out;
-    in.type = MTMD_GEN_PROCESS_TYPE_GEN_WAV;
     in.feats = zero;
     in.n_feats = st->latent;
-    in.seed = SP_WAV_SEED;
-    if (mtmd_gen_audio_process(w->mtmd, &in, &out) == 0) sp_note_seed(st, SP_WAV_SEED);
+    spq_force_reseed(w, &st->c, &in);
   }
   return 0;
 }
@@ -600,9 +298,9 @@ static int sp_start(worker *w) {
 static int sp_finish_chunk(worker *w) {
   speech_state *st = w->speech;
   if (sp_flush(w) != 0) return -1;
-  st->dec_state_n = 0; /* the next chunk's audio is not continuous with this one */
-  st->prompted = false;
-  st->chunk++;
+  st->c.dec_state_n = 0; /* the next chunk's audio is not continuous with this one */
+  st->c.prompted = false;
+  st->c.chunk++;
   return 0;
 }
 
@@ -613,20 +311,19 @@ void speech_step(worker *w) {
   }
   speech_state *st = w->speech;
   if (!st) return;
-  if (!st->cur) {
-    if (!st->q.head || sp_start(w) != 0) return;
+  spq_core *c = &st->c;
+  if (!c->cur) {
+    if (!c->q.head || sp_start(w) != 0) return;
   }
   char msg[512];
-  wio_id id = st->cur->it.id;
-  if (!st->prompted) {
-    if (st->chunk >= st->n_chunks) {
+  wio_id id = c->cur->it.id;
+  if (!c->prompted) {
+    if (c->chunk >= c->n_chunks) {
       sp_done(w, "stop");
       return;
     }
     if (sp_prompt(w, msg, sizeof msg) != 0) {
-      bool bad_voice = strncmp(msg, "voice ", 6) == 0;
-      wio_error(&w->out, id, bad_voice ? 400 : 500,
-                bad_voice ? "invalid_voice" : "synthesis_failed", "%s", msg);
+      spq_reply_prompt_failed(w, id, msg);
       sp_end_current(st);
     }
     return;
@@ -634,8 +331,8 @@ void speech_step(worker *w) {
   struct mtmd_gen_inp in = mtmd_gen_inp_default(w->mtmd);
   struct mtmd_gen_out out;
   in.type = MTMD_GEN_PROCESS_TYPE_GEN_CODE;
-  in.embd = st->h;
-  in.seed = sp_frame_seed(st, st->frame_no++);
+  in.embd = c->h;
+  in.seed = spq_frame_seed(c, c->frame_no++);
   in.temp = st->temp;
   if (mtmd_gen_audio_process(w->mtmd, &in, &out) != 0 || !out.feats || out.n_feats == 0 ||
       out.n_feats > 4096 || !out.embd) {
@@ -643,11 +340,11 @@ void speech_step(worker *w) {
     sp_end_current(st);
     return;
   }
-  sp_note_seed(st, in.seed);
-  if (out.is_eos && st->eos_step < 0) st->eos_step = st->step;
+  spq_note_seed(c, in.seed);
+  if (out.is_eos && st->eos_step < 0) st->eos_step = c->step;
   /* the stopping step's frame is dropped, as the reference does */
-  bool chunk_done = (st->eos_step >= 0 && st->step >= st->eos_step + st->tail_frames) ||
-                    st->step >= st->budget || st->pos + 1 >= w->n_ctx_seq;
+  bool chunk_done = (st->eos_step >= 0 && c->step >= st->eos_step + st->tail_frames) ||
+                    c->step >= c->budget || c->pos + 1 >= w->n_ctx_seq;
   if (chunk_done) {
     if (sp_finish_chunk(w) != 0) goto fail;
     return;
@@ -660,9 +357,9 @@ void speech_step(worker *w) {
   if (out.n_feats != st->latent) goto fail;
   memcpy(st->feats + st->n_feats, out.feats, out.n_feats * sizeof(float));
   st->n_feats += out.n_feats;
-  st->step++;
+  c->step++;
   /* the fed-back embedding is only valid until the next process() call: decode it first */
-  if (sp_decode_rows(w, out.embd, 1) != 0) goto fail;
+  if (spq_decode(w, c, out.embd, NULL, 1, 1) != 0) goto fail;
   if (st->n_feats / st->latent >= SP_WINDOW && sp_flush(w) != 0) goto fail;
   return;
 fail:

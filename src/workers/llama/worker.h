@@ -14,7 +14,8 @@
  *   prompt_disk.c   pdisk_*   saved states on disk: checked files, written atomically (no engine)
  *   gen.c           gen_*     generation: slots, FIFO of waiting requests, continuous batching,
  *                             the prompt cache
- *   speech_queue.c  spq_*     what both speech loops share: the FIFO, a speak's fields, seeds
+ *   speech_queue.c  spq_*     what both speech loops share: the FIFO, a speak's fields, voices,
+ *                             sentence chunks, the backbone decode, audio frames, seeds
  *   speech_qwen3.c  q3s_*     the Qwen3-TTS speech loop
  *   speech.c        speech_*  text to speech (docs/TTS.md): the Pocket-TTS loop, and the front
  *                             that hands a Qwen3-TTS projector's calls to speech_qwen3.c
@@ -155,7 +156,9 @@ typedef struct reply_usage {
   int32_t prompt_tokens, cached_tokens, completion_tokens;
   double prompt_ms, gen_ms;
 } reply_usage;
-void reply_done(worker *w, wio_id id, const char *finish_reason, const reply_usage *u);
+/* The done frame; stop (stop_len bytes, or NULL): the stop string that ended the answer. */
+void reply_done(worker *w, wio_id id, const char *finish_reason, const char *stop, size_t stop_len,
+                const reply_usage *u);
 void reply_embeddings(worker *w, wio_id id, int32_t n, int32_t dim, int64_t prompt_tokens,
                       const float *data);
 
@@ -212,9 +215,12 @@ void gen_step(worker *w);
 /* ---- speech_queue.c: what both speech loops share --------------------------------------- */
 
 #define SPQ_MAX_INPUT (64 * 1024) /* bytes of text per speak request */
+#define SPQ_MAX_WAITING 256       /* speak requests waiting behind the one being spoken */
+#define SPQ_MAX_VOICES 64         /* configured voices per model */
+#define SPQ_WAV_SEED 0x80000000u  /* GEN_WAV draws nothing; GEN_CODE seeds are all below this */
 
-/* The speak requests waiting behind the one being spoken, shared by the speech loops: each loop's
- * request struct starts with a spq_item (so an item is its request). FIFO order. */
+/* The speak requests waiting behind the one being spoken: each request starts with a spq_item
+ * (so an item is its request). FIFO order. */
 typedef struct spq_item {
   wio_id id;
   struct spq_item *next;
@@ -226,25 +232,122 @@ typedef struct spq_fifo {
 void spq_push(spq_fifo *f, spq_item *it);
 spq_item *spq_pop(spq_fifo *f);               /* NULL when empty */
 spq_item *spq_remove(spq_fifo *f, wio_id id); /* NULL when no such id waits */
-/* The `done` of a request cancelled before it started (no samples). */
-void spq_reply_cancelled(worker *w, wio_id id);
-/* The `done` answering `voices`: {voices: [{id, name}] of the n names, rate}. */
-void spq_reply_voices(worker *w, wio_id id, const char *const *names, int n);
+
+/* A voice: a configured reference clip (path) or one a request brought (clip), and what the
+ * projector's encoder made of it on first use. */
+typedef struct spq_voice {
+  char *name, *path;
+  char *lang;          /* the configured language, or NULL (Qwen3-TTS speaks in it) */
+  unsigned char *clip; /* or the clip itself (a WAV the daemon wrote), clip_len bytes */
+  size_t clip_len;
+  float *rows; /* n_rows x n_embd: Pocket-TTS's voice frames, Qwen3-TTS's one x-vector */
+  int n_rows;
+} spq_voice;
+
+typedef struct spq_req {
+  spq_item it; /* first: the queue's link and the request's id */
+  char *text;
+  int voice;        /* index into the voices, or -1 */
+  spq_voice *own;   /* a reference clip the request brought (voice_upload), or NULL */
+  llama_token lang; /* Qwen3-TTS: the language it is spoken in */
+  uint32_t seed;
+} spq_req;
+
+typedef struct spq_chunk {
+  llama_token *toks;
+  int n;
+} spq_chunk;
+
+/* What every speech loop keeps; the first member of each loop's state. */
+typedef struct spq_core {
+  spq_fifo q; /* the requests waiting behind the current one */
+  spq_voice voices[SPQ_MAX_VOICES];
+  int n_voices;
+  uint32_t last_seed; /* the seed of the last mtmd_gen_audio_process, once have_last */
+  bool have_last;
+  /* the request being spoken */
+  spq_req *cur;
+  spq_chunk *chunks; /* its sentences, as token chunks; chunk is the one being spoken */
+  int n_chunks, chunk;
+  bool prompted; /* the current chunk's prompt is decoded */
+  llama_pos pos; /* the backbone's next position */
+  float *h;      /* the backbone's last hidden state, n_embd */
+  int step, budget;
+  char *dec_state; /* the audio decoder's state (GEN_WAV), dec_state_n bytes */
+  size_t dec_state_n;
+  uint32_t frame_no, seed_base;
+  int64_t samples; /* sent so far */
+} spq_core;
+
+/* At load: the hidden-state buffer and load's voices ({name: path | {audio, language?}}). 0, or
+ * -1 + err. */
+int spq_core_init(worker *w, spq_core *c, const json_t *voices, char *err, size_t err_len);
+/* Free the current request, the waiting ones (unanswered), the voices and h. */
+void spq_core_free(spq_core *c);
+bool spq_busy(const spq_core *c);
 
 /* The fields every speech loop reads from a speak frame, checked (an error is answered here): the
- * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice name ("" = none, borrowed
- * from hdr) and the seed (the request's, mixed, or one from the clock). 0, or -1 (answered). */
+ * text (a malloc'd copy, NULs as spaces; the caller frees it), the voice (an index into c's
+ * voices, -1 for none; an unknown name is refused when voices are configured) and the seed (the
+ * request's, mixed, or one from the clock). 0, or -1 (answered). */
 typedef struct spq_req_args {
   char *text;
-  const char *voice;
+  int voice;
   uint32_t seed;
 } spq_req_args;
-int spq_args(worker *w, wio_id id, const json_t *hdr, spq_req_args *out);
-/* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
-uint32_t spq_mix32(uint64_t x);
+int spq_args(worker *w, const spq_core *c, wio_id id, const json_t *hdr, spq_req_args *out);
+/* Queue a checked request (a->text is taken) with its language and its own clip (clip_len 0:
+ * none); a full queue or out of memory is answered here. */
+void spq_enqueue(worker *w, spq_core *c, wio_id id, spq_req_args *a, llama_token lang,
+                 const void *clip, size_t clip_len);
+/* The next waiting request (there is one) becomes c->cur: the frame count, samples and decoder
+ * state start afresh, not prompted. */
+spq_req *spq_begin(spq_core *c);
+/* Free the current request, its chunks and the decoder state (a loop frees its own parts). */
+void spq_end(spq_core *c);
+/* A waiting request cancelled: removed and answered done "cancelled". false: none waits. */
+bool spq_cancel_waiting(worker *w, spq_core *c, wio_id id);
+/* The current request's voice: its own clip, else the configured one, else NULL. */
+spq_voice *spq_cur_voice(spq_core *c);
+
+/* Encode a voice's clip once with the projector's audio encoder (the caller checked it has one):
+ * v->rows, 1..max_rows of them. 0, or -1 + msg ("voice '...': ..."). */
+int spq_voice_encode(worker *w, spq_voice *v, int max_rows, char *msg, size_t msg_len);
+/* The id of the token whose text is s, or -1. */
+llama_token spq_find_token(const worker *w, const char *s);
+/* Tokenize s[0..n) (no special tokens) and append it to c's chunks, cut every max_tokens. 0, or
+ * -1 on out of memory / tokenizer failure. */
+int spq_add_sentence(worker *w, spq_core *c, const char *s, size_t n, int max_tokens);
 /* End of the sentence that starts at s[i] (after ./!/? and a space or the end, a CJK full
  * stop, a blank line). */
 size_t spq_sentence_end(const char *s, size_t n, size_t i);
+
+/* Decode n embedding rows (rows) or tokens (toks) at c->pos, each position given n_pos times (1,
+ * or M-RoPE's 4 streams); c->h = the last hidden state, the last row's logits stay readable. 0 or
+ * -1. */
+int spq_decode(worker *w, spq_core *c, const float *rows, const llama_token *toks, int n,
+               int n_pos);
+/* c->dec_state = the decoder state GEN_WAV returned. 0 or -1. */
+int spq_keep_state(spq_core *c, const struct mtmd_gen_out *out);
+
+/* A 64-bit value mixed into a 32-bit seed (splitmix's finaliser). */
+uint32_t spq_mix32(uint64_t x);
+/* GEN_CODE's seed for frame k of the current request: a pure function of (seed, k). */
+uint32_t spq_frame_seed(const spq_core *c, uint32_t k);
+void spq_note_seed(spq_core *c, uint32_t s);
+/* clip reseeds its generator only when the seed changes: when frame 0's seed is the last one
+ * used, one throw-away GEN_WAV over in's feats or codes (the caller's) with another seed. */
+void spq_force_reseed(worker *w, spq_core *c, struct mtmd_gen_inp *in);
+
+/* n samples of the current request as an `audio` frame (counted in c->samples). */
+void spq_send_audio(worker *w, spq_core *c, const float *pcm, size_t n);
+void spq_reply_done(worker *w, wio_id id, int64_t samples, const char *reason);
+/* A prompt that failed (msg from the loop): 400 invalid_voice for "voice ..." messages, else 500.
+ */
+void spq_reply_prompt_failed(worker *w, wio_id id, const char *msg);
+/* The `done` answering `voices`: {voices: [{id, name}] of c's voices (none when c is NULL), rate}.
+ */
+void spq_reply_voices(worker *w, wio_id id, const spq_core *c);
 
 /* ---- speech_qwen3.c: the same calls for a Qwen3-TTS projector (speech.c dispatches) ------ */
 

@@ -121,16 +121,10 @@ static void new_segment_cb(struct parakeet_context *ctx, struct parakeet_state *
     }
     s0 = s0 < 0 ? r->t0 : ww_clamp(r->t0 + s0, r->t0, r->t1);
     s1 = s1 < 0 ? r->t1 : ww_clamp(r->t0 + s1, s0, r->t1);
-    sy_buf_append(r->text, text, ln);
-    json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id,
-                          "text", text, ln, "t0", s0, "t1", s1);
+    ww_send_segment(r->w, r->id, r->text, text, ln, s0, s1, r->words ? segment_words(r, i) : NULL);
     free(text);
-    if (f && r->words) json_object_set_new(f, "words", segment_words(r, i));
-    wio_send(&r->w->out, f, NULL, 0);
   }
 }
-
-static bool abort_cb(void *ud) { return wio_inbox_aborted(&((ww *)ud)->in); }
 
 static bool encoder_begin_cb(struct parakeet_context *ctx, struct parakeet_state *st, void *ud) {
   return !wio_inbox_aborted(&((ww *)ud)->in);
@@ -163,7 +157,7 @@ int ww_parakeet_full(ww *w, wio_id id, const float *pcm, int n, const json_t *sp
   p.no_context = true;
   p.new_segment_callback = new_segment_cb;
   p.new_segment_callback_user_data = &r;
-  p.abort_callback = abort_cb;
+  p.abort_callback = ww_abort_cb;
   p.abort_callback_user_data = w;
   p.encoder_begin_callback = encoder_begin_cb;
   p.encoder_begin_callback_user_data = w;

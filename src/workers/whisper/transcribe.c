@@ -148,8 +148,6 @@ typedef struct run {
   sy_buf text;     /* all segments' text, for done */
 } run;
 
-static bool abort_cb(void *ud) { return wio_inbox_aborted(&((ww *)ud)->in); }
-
 static bool encoder_begin_cb(struct whisper_context *ctx, struct whisper_state *st, void *ud) {
   return !wio_inbox_aborted(&((ww *)ud)->in);
 }
@@ -200,12 +198,9 @@ static void new_segment_cb(struct whisper_context *ctx, struct whisper_state *st
     /* the decoder may place a timestamp past the end of the audio (or of a VAD cut) */
     s0 = s0 < 0 ? 0 : s0 > r->duration ? r->duration : s0;
     s1 = s1 < s0 ? s0 : s1 > r->duration ? r->duration : s1;
-    json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)r->id,
-                          "text", text, ln, "t0", s0, "t1", s1);
-    if (f && r->words) json_object_set_new(f, "words", segment_words(ctx, st, i, s0, s1));
-    sy_buf_append(&r->text, text, ln);
+    ww_send_segment(r->w, r->id, &r->text, text, ln, s0, s1,
+                    r->words ? segment_words(ctx, st, i, s0, s1) : NULL);
     free(text);
-    wio_send(&r->w->out, f, NULL, 0);
   }
 }
 
@@ -322,7 +317,7 @@ void ww_transcribe(ww *w, wio_id id, const ipc_msg *m) {
   }
   p.new_segment_callback = new_segment_cb;
   p.new_segment_callback_user_data = &r;
-  p.abort_callback = abort_cb;
+  p.abort_callback = ww_abort_cb;
   p.abort_callback_user_data = w;
   p.encoder_begin_callback = encoder_begin_cb;
   p.encoder_begin_callback_user_data = w;

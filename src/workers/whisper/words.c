@@ -1,7 +1,7 @@
-/* words.c — words from a segment's token pieces, for whisper and Parakeet alike (ww.h): a piece
- * that starts with a space begins a new word, a word's leading spaces are dropped, and a word
- * spans from its first piece's start to its last piece's end. Must never emit an empty word,
- * invalid UTF-8, or an end before its start. */
+/* words.c — what whisper and Parakeet send alike (ww.h): a `segment` frame, and its words from
+ * the segment's token pieces: a piece that starts with a space begins a new word, a word's
+ * leading spaces are dropped, and a word spans from its first piece's start to its last piece's
+ * end. Must never emit an empty word, invalid UTF-8, or an end before its start. */
 #include <stdlib.h>
 
 #include "utf8.h"
@@ -43,4 +43,16 @@ json_t *ww_words_end(ww_words *b) {
   json_t *a = b->arr;
   b->arr = NULL;
   return a;
+}
+
+void ww_send_segment(ww *w, wio_id id, sy_buf *all, const char *text, size_t len, double t0,
+                     double t1, json_t *words) {
+  json_t *f = json_pack("{s:s, s:I, s:s%, s:f, s:f}", "op", "segment", "id", (json_int_t)id, "text",
+                        text, len, "t0", t0, "t1", t1);
+  if (f && words)
+    json_object_set_new(f, "words", words);
+  else
+    json_decref(words);
+  sy_buf_append(all, text, len);
+  wio_send(&w->out, f, NULL, 0);
 }

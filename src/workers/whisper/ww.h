@@ -4,8 +4,9 @@
  *   main.c        arguments, process setup, the message loop
  *   transcribe.c  load (model, optional Silero VAD), one transcription per request
  *   parakeet.c    Parakeet-TDT models, through whisper.cpp's Parakeet engine (parakeet.h)
- * Each file calls only the ones below it (main → transcribe → parakeet) and src/common (wio:
- * the reader thread, its inbox, the senders; utf8).
+ *   words.c       what both engines send alike: a segment frame, words from token pieces
+ * Each file calls only the ones below it (main → transcribe → parakeet → words) and src/common
+ * (wio: the reader thread, its inbox, the senders; utf8).
  *
  * Requests are served one at a time, in arrival order: whisper_full runs on the context's own
  * state (the only path where whisper.cpp applies its built-in VAD), so a second request waits for
@@ -56,7 +57,11 @@ static inline double ww_clamp(double v, double lo, double hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* words.c: words from token pieces (a piece starting with a space starts a word) */
+/* The engines' abort callback: the running request was cancelled (or the daemon is gone). */
+static inline bool ww_abort_cb(void *ud) { return wio_inbox_aborted(&((ww *)ud)->in); }
+
+/* words.c: a segment frame, and words from token pieces (a piece starting with a space starts a
+ * word) */
 typedef struct ww_words {
   json_t *arr; /* [{word, start, end}] */
   sy_buf word; /* the word being collected */
@@ -67,6 +72,10 @@ void ww_words_init(ww_words *b, double t0);
 void ww_words_piece(ww_words *b, const char *t, double t0, double t1);
 /* End the last word and return the array (a new reference; the builder is done). */
 json_t *ww_words_end(ww_words *b);
+/* Send a segment frame {text, t0, t1, words} (words, stolen, may be NULL) for request id, and
+ * append its text to all. */
+void ww_send_segment(ww *w, wio_id id, sy_buf *all, const char *text, size_t len, double t0,
+                     double t1, json_t *words);
 
 /* transcribe.c */
 void ww_log_install(ww *w);

@@ -60,7 +60,7 @@ ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a $(GPU_
 
 COMMON_SRC := $(wildcard src/common/*.c)
 CHAT_SRC := $(wildcard src/chat/*.c)
-# the daemon: main.c, cli_ps.c at the root, one folder (wing) per concern (docs/ARCHITECTURE.md)
+# the daemon: main.c at the root, the CLI verbs in cli/, one folder (wing) per concern (docs/ARCHITECTURE.md)
 DAEMON_SRC := $(wildcard src/daemon/*.c src/daemon/*/*.c)
 LLAMA_SRC := $(wildcard src/workers/llama/*.c)
 WHISPER_SRC := $(wildcard src/workers/whisper/*.c)
@@ -80,7 +80,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -236,6 +236,10 @@ bench-mixed: all $(BIN)/bench
 # the workers' OpenMP wait policy: decode alone and beside a second worker (docs/PERFORMANCE.md)
 bench-omp: all $(BIN)/bench
 	bench/omp_policy.sh
+
+# each front door's own time per request (chat, Anthropic messages, Responses); docs/PERFORMANCE.md
+bench-doors: all
+	bench/doors.sh
 
 # the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
 bench-router: all

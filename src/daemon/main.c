@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "argnum.h"
-#include "cli.h"
 #include "api/api.h"
 #include "api/responses_store.h"
+#include "cli/cli.h"
 #include "daemon.h"
 #include "obs/events.h"
 #include "log.h"
@@ -31,9 +31,18 @@
 static void usage(FILE *f) {
   fprintf(
       f,
-      "usage: switchyard [options]          run the daemon\n"
-      "       switchyard ps [--host H] [--port P] [--api-key K]   what a running daemon has "
-      "loaded\n"
+      "usage: switchyard [serve] [options]  run the daemon (options below)\n"
+      "       switchyard COMMAND [ARGS]      talk to a running daemon (docs/CLI.md):\n"
+      "  run MODEL [PROMPT]   chat in the terminal (one answer and exit with PROMPT or piped "
+      "input)\n"
+      "  list                 the models of the matrix: size, capabilities, loaded or not\n"
+      "  ps                   what is loaded now\n"
+      "  show MODEL           a model's entry: capabilities, context, memory, state\n"
+      "  load MODEL           load a model now\n"
+      "  stop MODEL           unload a model now\n"
+      "  (the daemon's address: SWITCHYARD_HOST=host:port or URL, default 127.0.0.1:8080, or\n"
+      "   --host/--port; its API key: SWITCHYARD_API_KEY or --api-key)\n"
+      "daemon options:\n"
       "  -c, --config FILE       model matrix (YAML; see docs/CONFIG.md)\n"
       "  -m, --models-dir DIR    also serve every *.gguf in DIR\n"
       "      --host ADDR         listen address (default 127.0.0.1, or the config's)\n"
@@ -123,7 +132,13 @@ static int measure_models(sy_daemon *d) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "ps") == 0) return cli_ps(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "serve") == 0) { /* the daemon, as plain `switchyard` */
+    argv[1] = argv[0];
+    argc--;
+    argv++;
+  } else if (argc > 1 && argv[1][0] != '-') {
+    return cli_main(argc - 1, argv + 1);
+  }
   const char *config = NULL, *models_dir = NULL, *host = NULL, *worker_dir = NULL, *level = NULL;
   int port = -1, ready_fd = -1, load_timeout = 600;
   bool check = false, measure = false;

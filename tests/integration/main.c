@@ -38,6 +38,7 @@ static const itest_table *const features[] = {
     &itest_prompt_cache_budget,
     &itest_messages,
     &itest_responses,
+    &itest_cli,
     &itest_ollama,
 };
 enum { n_features = sizeof features / sizeof *features };

@@ -1,20 +1,13 @@
-/* cli_ps.c — `switchyard ps`: ask a running daemon what is loaded (GET /api/ps) and print it as a
+/* ps.c — `switchyard ps`: ask a running daemon what is loaded (GET /api/ps) and print it as a
  * table, the way `ollama ps` does (PROCESSOR from Ollama's size_vram field beside ours). A client
  * only: it never touches models or workers. */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "argnum.h"
-#include "buf.h"
-#include "cli.h"
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud) {
-  return sy_buf_append(ud, p, sz * n) == 0 ? sz * n : 0;
-}
+#include "cli/cli.h"
 
 static void human_size(long long b, char *out, size_t len) {
   if (b >= 1LL << 30)
@@ -72,63 +65,34 @@ static void processor(long long size, long long vram, char *out, size_t len) {
 }
 
 int cli_ps(int argc, char **argv) {
-  const char *host = "127.0.0.1", *key = getenv("SWITCHYARD_API_KEY");
-  int port = 8080;
-  static const struct option opts[] = {{"host", required_argument, 0, 'H'},
-                                       {"port", required_argument, 0, 'p'},
-                                       {"api-key", required_argument, 0, 'k'},
-                                       {0, 0, 0, 0}};
+  cli_conn cn;
+  cli_conn_init(&cn, "ps");
+  static const struct option opts[] = {CLI_CONN_OPTIONS, {0, 0, 0, 0}};
+  static const char usage[] = "usage: switchyard ps [--host H] [--port P] [--api-key K]\n";
   int c;
-  long num;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "p:", opts, NULL)) != -1) {
-    if (c == 'H')
-      host = optarg;
-    else if (c == 'p' && sy_parse_long(optarg, 1, 65535, &num) == 0)
-      port = (int)num;
-    else if (c == 'p') {
-      fprintf(stderr, "switchyard ps: --port must be 1..65535, not '%s'\n", optarg);
-      return 2;
-    } else if (c == 'k')
-      key = optarg;
-    else {
-      fprintf(stderr, "usage: switchyard ps [--host H] [--port P] [--api-key K]\n");
+  while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    int t = cli_conn_option(&cn, c, optarg, usage);
+    if (t == -2) return 0;
+    if (t < 0) return 2;
+    if (t == 0) {
+      fputs(usage, stderr);
       return 2;
     }
   }
-  char url[512], auth[512];
-  snprintf(url, sizeof url, "http://%s%s%s:%d/api/ps", strchr(host, ':') ? "[" : "", host,
-           strchr(host, ':') ? "]" : "", port);
-  sy_buf body = {.limit = 16 << 20};
-  curl_global_init(CURL_GLOBAL_DEFAULT);
-  CURL *cu = curl_easy_init();
-  struct curl_slist *hl = NULL;
-  if (key) {
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-    hl = curl_slist_append(hl, auth);
+  if (optind < argc) {
+    fputs(usage, stderr);
+    return 2;
   }
-  curl_easy_setopt(cu, CURLOPT_URL, url);
-  curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(cu, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(cu, CURLOPT_TIMEOUT, 10L);
-  CURLcode rc = curl_easy_perform(cu);
-  long status = 0;
-  curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(cu);
-  curl_global_cleanup();
-  json_t *j = rc == CURLE_OK && body.len ? json_loadb(body.data, body.len, 0, NULL) : NULL;
-  if (rc != CURLE_OK || status != 200 || !j) {
-    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-    fprintf(stderr, "switchyard ps: %s: %s\n", url,
-            rc != CURLE_OK ? curl_easy_strerror(rc)
-            : msg          ? msg
-                           : "unexpected reply");
-    json_decref(j);
-    sy_buf_free(&body);
-    return 1;
+  if (cli_conn_resolve(&cn) != 0) return 2;
+  cli_reply r;
+  if (cli_request(&cn, "GET", "/api/ps", NULL, 30, &r) != 0) return 1;
+  if (r.status != 200 || !json_is_object(r.json)) {
+    int rc = cli_fail(&cn, &r);
+    cli_reply_free(&r);
+    return rc;
   }
+  json_t *j = r.json;
   printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "CACHE",
          "PROCESSOR", "CONTEXT", "UNTIL", "INFLIGHT", "QUEUE");
   size_t i;
@@ -162,7 +126,6 @@ int cli_ps(int argc, char **argv) {
   human_size((long long)json_integer_value(json_object_get(mem, "used")), used, sizeof used);
   human_size((long long)json_integer_value(json_object_get(mem, "budget")), budget, sizeof budget);
   printf("memory: %s of %s\n", used, budget);
-  json_decref(j);
-  sy_buf_free(&body);
+  cli_reply_free(&r);
   return 0;
 }

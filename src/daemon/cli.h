@@ -1,8 +1,0 @@
-/* cli.h — subcommands of the switchyard program that talk to a running daemon as clients. */
-#ifndef SY_CLI_H
-#define SY_CLI_H
-
-/* `switchyard ps [--host H] [--port P] [--api-key K]`: print what is loaded. Exit status. */
-int cli_ps(int argc, char **argv);
-
-#endif

@@ -73,8 +73,8 @@ suite "integration (asan): no sanitizer reports" san_clean
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 compat() {
-  (cd tests/compat && { [ -d node_modules/openai ] && [ -d node_modules/@anthropic-ai/sdk ] ||
-    npm ci --silent --no-audit --no-fund; }) || return 1
+  (cd tests/compat && { [ -d node_modules/openai ] && [ -d node_modules/@anthropic-ai/sdk ] &&
+    [ -d node_modules/ollama ] || npm ci --silent --no-audit --no-fund; }) || return 1
   local cfg; cfg=$(mktemp /tmp/switchyard-compat-XXXXXX.yaml)
   printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n  - name: tools\n    file: %s\n    context: 1024\n' \
     "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" "$models/tiny-qwen3.gguf" >"$cfg"
@@ -84,6 +84,8 @@ compat() {
     "$models/tiny-alm.gguf" "$models/tiny-alm-mmproj.gguf" >>"$cfg"
   printf '  - {name: whisper, engine: whisper, file: %s}\n' "$models/tiny-whisper.bin" >>"$cfg"
   printf '  - {name: think, file: %s, context: 512}\n' "$models/tiny-qwq.gguf" >>"$cfg"
+  # ollama-js's own chat model: its keep_alive test unloads it, so no other suite uses it
+  printf '  - {name: ollama, file: %s, context: 512, request_keep_alive: true}\n' "$models/tiny-qwen2.gguf" >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
@@ -92,12 +94,13 @@ compat() {
   SWITCHYARD_URL="http://127.0.0.1:$port/v1" SWITCHYARD_ANTHROPIC_URL="http://127.0.0.1:$port" \
     SWITCHYARD_THINK_MODEL=think SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
     SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
+    SWITCHYARD_OLLAMA_HOST="http://127.0.0.1:$port" SWITCHYARD_OLLAMA_MODEL=ollama \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"
   [ $rc -eq 0 ] && [ $st -eq 0 ]
 }
-if [ -f tests/compat/package.json ]; then suite "compat (openai and anthropic node sdks)" compat; fi
+if [ -f tests/compat/package.json ]; then suite "compat (openai and anthropic node sdks, ollama-js)" compat; fi
 
 echo
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

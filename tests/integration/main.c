@@ -40,6 +40,7 @@ static const itest_table *const features[] = {
     &itest_responses,
     &itest_cli,
     &itest_pull,
+    &itest_ollama,
 };
 enum { n_features = sizeof features / sizeof *features };
 

@@ -157,9 +157,10 @@ void api_admin_events(sy_daemon *d, http_req *r) {
   http_reply_stream(r, 200, "text/event-stream", event_feed_read, f, event_feed_free);
 }
 
-/* GET /api/ps: the scheduler's table, and the request counters. */
+/* GET /api/ps: the scheduler's table (with Ollama's fields: ollama.c), and the request counters. */
 void api_admin_ps(sy_daemon *d, http_req *r) {
   json_t *ps = sched_ps(d->sc);
+  api_ollama_ps_fields(d, ps); /* Ollama's fields beside ours, for both kinds of clients */
   json_object_set_new(ps, "stats",
                       json_pack("{s:I, s:I}", "requests", (json_int_t)atomic_load(&d->requests),
                                 "cancelled", (json_int_t)atomic_load(&d->cancelled)));

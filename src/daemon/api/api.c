@@ -1,7 +1,8 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
- * (chat.c, messages.c, responses.c, embeddings.c, transcribe.c, speech.c, admin.c, pull.c; external
- * engines to engines/proxy.c); unknown paths (404) and wrong methods (405, with Allow) are
+ * (chat.c, messages.c, responses.c, ollama.c, embeddings.c, transcribe.c, speech.c, admin.c,
+ * pull.c; external engines to engines/proxy.c); unknown paths (404) and wrong methods (405, with
+ * Allow) are
  * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
  * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
  * pipeline or external engine); the handler gets both in an api_call. The families validate
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "api/api_int.h"
+#include "api/ollama_xlate.h"
 #include "clock.h"
 #include "engines/proxy.h"
 #include "parse/api_parse.h"
@@ -63,7 +65,8 @@ long long api_jint(const json_t *o, const char *k) {
 }
 
 /* Anthropic's Messages API answers errors in its own shape, on its paths (the table's 404 and
- * 405 under /v1/messages/ too); every other path in OpenAI's. */
+ * 405 under /v1/messages/ too), Ollama's API in its own on its paths (ollama_path: /api/ but our
+ * own load, unload, ps and events); every other path in OpenAI's. */
 json_t *api_error_body(const char *path, const api_error *e) {
   bool anthropic = path && strncmp(path, "/v1/messages", 12) == 0 &&
                    (path[12] == '\0' || path[12] == '/' || path[12] == '?');
@@ -74,6 +77,7 @@ json_t *api_error_body(const char *path, const api_error *e) {
     rsp_parse_fix_error(&r);
     return api_error_json(&r);
   }
+  if (ollama_path(path)) return ollama_error_json(e); /* {"error": "<message>"} */
   return anthropic ? api_error_anthropic_json(e) : api_error_json(e);
 }
 
@@ -193,6 +197,17 @@ static const api_route api_routes[] = {
     {"/api/ps", R_GET, 0, R_NO_EP, h_ps},
     {"/metrics", R_GET, 0, R_NO_EP, h_metrics},
     {"/api/events", R_GET, 0, R_NO_EP, h_events},
+    /* Ollama's API (ollama.c; its errors in Ollama's shape: api_error_body); the model is
+     * looked up again there by Ollama's naming rule. The prefix answers the rest of /api/: it
+     * comes after every exact /api/ route above */
+    {"/api/chat", R_POST, R_JSON, METRICS_EP_OLLAMA_CHAT, api_ollama_chat},
+    {"/api/generate", R_POST, R_JSON, METRICS_EP_OLLAMA_GEN, api_ollama_generate},
+    {"/api/embed", R_POST, R_JSON, METRICS_EP_OLLAMA_EMBED, api_ollama_embed},
+    {"/api/embeddings", R_POST, R_JSON, METRICS_EP_OLLAMA_EMBED, api_ollama_embeddings},
+    {"/api/show", R_POST, R_JSON, R_NO_EP, api_ollama_show},
+    {"/api/tags", R_GET, 0, R_NO_EP, api_ollama_tags},
+    {"/api/version", R_GET, 0, R_NO_EP, api_ollama_version},
+    {"/api/", R_ANY, R_PREFIX, R_NO_EP, api_ollama_other},
     {"/upstream/", R_ANY, R_PREFIX, R_NO_EP, h_upstream},
 };
 

@@ -14,8 +14,8 @@
 void api_handle(void *ud, http_req *r);
 
 /* The body of an error reply on path (http_params.error_body): Anthropic's shape
- * (api_error_anthropic_json) under /v1/messages, OpenAI's (api_error_json) elsewhere. New
- * reference. */
+ * (api_error_anthropic_json) under /v1/messages, Ollama's ({"error": "<message>"}) on Ollama's
+ * paths (ollama_xlate.h: ollama_path), OpenAI's (api_error_json) elsewhere. New reference. */
 json_t *api_error_body(const char *path, const api_error *e);
 
 /* A worker's error frame (hdr, borrowed) as the /v1 chat, completions, embeddings and rerank

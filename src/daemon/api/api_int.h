@@ -49,7 +49,8 @@ typedef struct api_call {
 
 /* An answer in another API's shape over the chat path (api_chat_serve): the same checks, routing,
  * scheduling and worker as /v1/chat/completions, only the worker's events written differently
- * (messages.c: Anthropic's Messages API; responses.c: OpenAI's Responses API). */
+ * (messages.c: Anthropic's Messages API; responses.c: OpenAI's Responses API; ollama.c: Ollama's
+ * chat and generate). */
 typedef struct api_dialect {
   /* A translator for one answer of model (the served model's name), streamed or whole; NULL when
    * out of memory. ud: the dialect's ud (below). */
@@ -66,6 +67,11 @@ typedef struct api_dialect {
   /* handed to open: the request's own state, for a dialect made per request (responses.c keeps
    * its translation and what the store needs there); NULL for a static one */
   void *ud;
+  /* a streamed answer's Content-Type; NULL: text/event-stream (ollama.c: application/x-ndjson) */
+  const char *content_type;
+  /* req is a /v1/completions body (a prompt as it is, no template), not a chat (ollama.c: a
+   * generate with raw: true) */
+  bool completion;
 } api_dialect;
 
 /* A count_only request's answer (a dialect that counts tokens: Anthropic's count_tokens, the
@@ -82,8 +88,9 @@ long long api_count_result(const api_count *c, api_error *err);
 /* Free what c holds. */
 void api_count_clear(api_count *c);
 
-/* Serve req (a chat completions body, borrowed: another API's request translated; c->target is
- * its model, resolved by api.c) as a chat, answering in dl's shape: a router is decided as for a
+/* Serve req (a chat completions body, or completions' with dl->completion, borrowed: another
+ * API's request translated; c->target is its model, resolved by api.c) as a chat, answering in
+ * dl's shape: a router is decided as for a
  * chat, a pipeline or an external engine's model is refused (400 wrong_capability). Counts c->obs
  * as the chat endpoint does. */
 void api_chat_serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req,
@@ -110,6 +117,18 @@ void api_voices_handle(sy_daemon *d, http_req *r);
 /* messages.c: POST /v1/messages and /v1/messages/count_tokens (Anthropic's Messages API) */
 void api_messages_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_count_tokens_handle(sy_daemon *d, http_req *r, api_call *c);
+/* ollama.c: Ollama's API (POST /api/chat, /api/generate, /api/embed, /api/embeddings, /api/show;
+ * GET /api/tags, /api/version; the rest of /api/ answered 501 or 404 in Ollama's shape), and
+ * Ollama's fields added to GET /api/ps's models (ps: sched_ps's object) */
+void api_ollama_chat(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_generate(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_embed(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_embeddings(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_show(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_tags(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_version(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_other(sy_daemon *d, http_req *r, api_call *c);
+void api_ollama_ps_fields(sy_daemon *d, json_t *ps);
 /* admin.c: GET /v1/models (id NULL: the list), /metrics, /api/events, /api/ps; POST /api/load
  * (load) and /api/unload */
 void api_admin_models(sy_daemon *d, http_req *r, const char *id);

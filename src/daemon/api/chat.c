@@ -600,7 +600,7 @@ void api_chat_handle(sy_daemon *d, http_req *r, api_call *c, bool chat) {
 
 void api_chat_serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req,
                     const api_dialect *dl) {
-  serve(d, r, c, req, true, dl);
+  serve(d, r, c, req, !dl->completion, dl);
 }
 
 /* Serve a prepared request on w: submit, then answer whole or streamed. Owns g, rgb and w. */
@@ -686,5 +686,5 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, const api_dialect *dl,
     emit(&j->rl.out, c);
   }
   j->status = 200;
-  relay_stream(&j->rl, r, 200, "text/event-stream");
+  relay_stream(&j->rl, r, 200, dl && dl->content_type ? dl->content_type : "text/event-stream");
 }

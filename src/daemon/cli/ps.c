@@ -1,5 +1,6 @@
 /* ps.c — `switchyard ps`: ask a running daemon what is loaded (GET /api/ps) and print it as a
- * table, the way `ollama ps` does. A client only: it never touches models or workers. */
+ * table, the way `ollama ps` does (PROCESSOR from Ollama's size_vram field beside ours). A client
+ * only: it never touches models or workers. */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -50,6 +51,19 @@ static void human_until(long long s, char *out, size_t len) {
     snprintf(out, len, "%lld hours from now", s / 3600);
 }
 
+/* Where a model computes, as `ollama ps` says it: from size_vram (the part in GPU pools, Ollama's
+ * field of /api/ps) and size. */
+static void processor(long long size, long long vram, char *out, size_t len) {
+  if (vram <= 0 || size <= 0)
+    snprintf(out, len, "100%% CPU");
+  else if (vram >= size)
+    snprintf(out, len, "100%% GPU");
+  else {
+    int gpu = (int)(vram * 100 / size);
+    snprintf(out, len, "%d%%/%d%% CPU/GPU", 100 - gpu, gpu);
+  }
+}
+
 int cli_ps(int argc, char **argv) {
   cli_conn cn;
   cli_conn_init(&cn, "ps");
@@ -79,14 +93,17 @@ int cli_ps(int argc, char **argv) {
     return rc;
   }
   json_t *j = r.json;
-  printf("%-28s %-10s %-10s %-13s %-10s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "CACHE",
+  printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8s %s\n", "NAME", "STATE", "SIZE", "CACHE",
          "PROCESSOR", "CONTEXT", "UNTIL", "INFLIGHT", "QUEUE");
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(j, "models"), i, m) {
-    char size[32], until[48], ctx[16], cache[40];
-    human_size((long long)json_integer_value(json_object_get(m, "size")), size, sizeof size);
+    char size[32], until[48], ctx[16], cache[40], proc[32];
+    long long bytes = (long long)json_integer_value(json_object_get(m, "size"));
+    human_size(bytes, size, sizeof size);
     cache_cell(json_object_get(m, "prompt_cache"), cache, sizeof cache);
+    processor(bytes, (long long)json_integer_value(json_object_get(m, "size_vram")), proc,
+              sizeof proc);
     json_t *exp = json_object_get(m, "expires_in_s");
     if (json_is_integer(exp))
       human_until((long long)json_integer_value(exp), until, sizeof until);
@@ -99,8 +116,8 @@ int cli_ps(int argc, char **argv) {
       snprintf(ctx, sizeof ctx, "-");
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *state = json_string_value(json_object_get(m, "state"));
-    printf("%-28s %-10s %-10s %-13s %-10s %-8s %-22s %-8lld %lld\n", name ? name : "?",
-           state ? state : "?", size, cache, "100% CPU", ctx, until,
+    printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8lld %lld\n", name ? name : "?",
+           state ? state : "?", size, cache, proc, ctx, until,
            (long long)json_integer_value(json_object_get(m, "inflight")),
            (long long)json_integer_value(json_object_get(m, "queued")));
   }

@@ -98,6 +98,9 @@ typedef struct matrix_model {
   char *arch;           /* general.architecture from the GGUF header, or NULL if unreadable */
   long long file_bytes; /* size of the file */
   int n_ctx_train;      /* from the GGUF, 0 if unknown */
+  int file_type;        /* general.file_type from the GGUF (llama.cpp's ftype: 15 = Q4_K_M...), -1
+                           if unknown */
+  long long n_embd;     /* <arch>.embedding_length from the GGUF, 0 if unknown */
   bool discovered;      /* true: found in models_dir, not named in the config */
   char *source;         /* "path:line" of its definition, or the file path when discovered */
   matrix_external *ext; /* engine: external only, else NULL */

@@ -111,6 +111,8 @@ int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const
   if (g->arch[0] && !(mm->arch = strdup(g->arch))) return -1;
   mm->file_bytes = bytes;
   mm->n_ctx_train = g->context_length > INT_MAX ? INT_MAX : (int)g->context_length;
+  mm->file_type = g->arch[0] ? g->file_type : -1; /* no header read: not a GGUF */
+  mm->n_embd = g->embedding_length;
   if (given->context != UNSET) {
     mm->context = given->context;
   } else {

@@ -17,8 +17,9 @@ static const int statuses[] = {200, 400, 401, 403, 404, 405, 408, 413, 429,
 #define N_STATUS (sizeof statuses / sizeof *statuses + 1) /* + "other" */
 
 static const char *const endpoint_names[METRICS_EP_N] = {
-    "chat",   "completions", "embeddings",   "rerank",    "transcriptions",
-    "speech", "messages",    "count_tokens", "responses", "input_tokens"};
+    "chat",        "completions",     "embeddings",   "rerank",    "transcriptions",
+    "speech",      "messages",        "count_tokens", "responses", "input_tokens",
+    "ollama_chat", "ollama_generate", "ollama_embed"};
 static const char *const unload_names[METRICS_UNLOAD_N] = {
     "keep_alive", "evicted", "crashed", "shutdown", "keep_alive_0", "admin", "reload"};
 

@@ -24,16 +24,19 @@ typedef struct metrics metrics;
 #define METRICS_NO_MODEL (-1) /* model="" : the request's model is unknown or was never named */
 
 typedef enum metrics_endpoint {
-  METRICS_EP_CHAT = 0,    /* POST /v1/chat/completions */
-  METRICS_EP_COMPLETIONS, /* POST /v1/completions */
-  METRICS_EP_EMBEDDINGS,  /* POST /v1/embeddings */
-  METRICS_EP_RERANK,      /* POST /v1/rerank (and its aliases) */
-  METRICS_EP_TRANSCRIBE,  /* POST /v1/audio/transcriptions and /translations */
-  METRICS_EP_SPEECH,      /* POST /v1/audio/speech */
-  METRICS_EP_MESSAGES,    /* POST /v1/messages (Anthropic's Messages API) */
-  METRICS_EP_MSG_COUNT,   /* POST /v1/messages/count_tokens */
-  METRICS_EP_RESPONSES,   /* POST /v1/responses (OpenAI's Responses API) */
-  METRICS_EP_RSP_TOKENS,  /* POST /v1/responses/input_tokens */
+  METRICS_EP_CHAT = 0,     /* POST /v1/chat/completions */
+  METRICS_EP_COMPLETIONS,  /* POST /v1/completions */
+  METRICS_EP_EMBEDDINGS,   /* POST /v1/embeddings */
+  METRICS_EP_RERANK,       /* POST /v1/rerank (and its aliases) */
+  METRICS_EP_TRANSCRIBE,   /* POST /v1/audio/transcriptions and /translations */
+  METRICS_EP_SPEECH,       /* POST /v1/audio/speech */
+  METRICS_EP_MESSAGES,     /* POST /v1/messages (Anthropic's Messages API) */
+  METRICS_EP_MSG_COUNT,    /* POST /v1/messages/count_tokens */
+  METRICS_EP_RESPONSES,    /* POST /v1/responses (OpenAI's Responses API) */
+  METRICS_EP_RSP_TOKENS,   /* POST /v1/responses/input_tokens */
+  METRICS_EP_OLLAMA_CHAT,  /* POST /api/chat (Ollama's API) */
+  METRICS_EP_OLLAMA_GEN,   /* POST /api/generate */
+  METRICS_EP_OLLAMA_EMBED, /* POST /api/embed and /api/embeddings */
   METRICS_EP_N
 } metrics_endpoint;
 

@@ -535,6 +535,16 @@ static void b_cli(void) {
   bool said = out.data && strstr(out.data, "not found");
   sy_buf_free(&out);
   CHECK(st == 1 && said, "a 404: exit %d, its words", st);
+  /* switchyard rm (DELETE /api/delete) */
+  char cmd[PATH_MAX * 2];
+  snprintf(cmd, sizeof cmd, "SWITCHYARD_HOST=127.0.0.1:%d '%s' rm cli-Q4_K_M >/dev/null 2>&1",
+           B.port, it_daemon_bin);
+  st = system(cmd);
+  CHECK(
+      WIFEXITED(st) && WEXITSTATUS(st) == 0 && !exists("cli-Q4_K_M.gguf") && !listed("cli-Q4_K_M"),
+      "switchyard rm: exit %d, the file gone, no longer listed", st);
+  st = system(cmd);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "rm again: exit %d (not found)", st);
   if (system("command -v script >/dev/null 2>&1") != 0) return; /* no script(1): no terminal */
   st = run_cli("hf.co/t/tty", &out, true);                      /* slow enough for a bar */
   bool bar = out.data && strstr(out.data, "\r") && strstr(out.data, "100% [#########") &&

@@ -27,6 +27,7 @@ int cli_load(int argc, char **argv); /* models.c: POST /api/load */
 int cli_stop(int argc, char **argv); /* models.c: POST /api/unload */
 int cli_run(int argc, char **argv);  /* run.c: chat, interactive or one-shot */
 int cli_pull(int argc, char **argv); /* pull.c: POST /api/pull with a progress bar */
+int cli_rm(int argc, char **argv);   /* models.c: DELETE /api/delete */
 
 /* ---- the shared client (client.c) ---- */
 

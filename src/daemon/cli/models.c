@@ -173,14 +173,15 @@ int cli_show(int argc, char **argv) {
 }
 
 /* load and stop: POST {"model"} to path; done says what happened. */
-static int admin(const char *verb, const char *path, const char *done, int argc, char **argv) {
+static int admin(const char *verb, const char *method, const char *path, const char *done, int argc,
+                 char **argv) {
   cli_conn c;
   const char *model;
   int rc = parse(&c, verb, argc, argv, true, &model);
   if (rc) return rc < 0 ? 0 : rc;
   json_t *body = json_pack("{s:s}", "model", model);
   cli_reply r;
-  rc = cli_request(&c, "POST", path, body, 0, &r);
+  rc = cli_request(&c, method, path, body, 0, &r);
   json_decref(body);
   if (rc != 0) return 1;
   if (r.status != 200) {
@@ -194,6 +195,16 @@ static int admin(const char *verb, const char *path, const char *done, int argc,
   return 0;
 }
 
-int cli_load(int argc, char **argv) { return admin("load", "/api/load", "loaded", argc, argv); }
+int cli_load(int argc, char **argv) {
+  return admin("load", "POST", "/api/load", "loaded", argc, argv);
+}
 
-int cli_stop(int argc, char **argv) { return admin("stop", "/api/unload", "unloaded", argc, argv); }
+int cli_stop(int argc, char **argv) {
+  return admin("stop", "POST", "/api/unload", "unloaded", argc, argv);
+}
+
+/* the daemon deletes only a model found in its models folder (a pulled one), never a configured
+ * one (DELETE /api/delete) */
+int cli_rm(int argc, char **argv) {
+  return admin("rm", "DELETE", "/api/delete", "deleted", argc, argv);
+}

@@ -7,7 +7,8 @@
 # each request decodes one token and samples one), so the difference of the medians is the
 # difference of the doors' own time (parse, translate, answer). Prints the medians and the
 # differences to chat. Knobs: DOORS_RUNS (requests per door, 200), DOORS_MODEL_FILE (a GGUF;
-# default the tests' tiny-qwen3, made with tests/models.sh if missing).
+# default the tests' tiny-qwen2, a chatml model without reasoning, so that every door renders
+# the same prompt; made with tests/models.sh if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -16,7 +17,7 @@ engine_env
 runs=${DOORS_RUNS:-200}
 out=build/bench
 mkdir -p "$out"
-model=${DOORS_MODEL_FILE:-build/test-models/tiny-qwen3.gguf}
+model=${DOORS_MODEL_FILE:-build/test-models/tiny-qwen2.gguf}
 [ -f "$model" ] || tests/models.sh build/test-models >/dev/null
 export SWITCHYARD_STATE_DIR=$PWD/$out/doors-state
 cfg=$out/doors.yaml

@@ -9,13 +9,16 @@
 #       BENCH_NP slots (one request at a time);
 #   (c) switchyard only, a fresh daemon: POST /api/unload after turn AGENT_AFTER; the next turn
 #       (load + restore from disk) vs the same prompt cold; /api/load timed apart.
-# Both servers run side by side (idle when not asked); each run alternates which one goes first.
-# Every run uses its own prompts. Prints markdown tables (medians over runs); raw JSON, one file
+# The conversations go to /v1/completions as plain-text transcripts (AGENT_API=chat: the messages to
+# /v1/chat/completions, where llama-server fails a request whose random-weight answer is not valid
+# UTF-8: bench/agent.c). Both servers run side by side (idle when not asked); each run alternates
+# which one goes first. Every run uses its own prompts. Prints markdown tables (medians over runs); raw JSON, one file
 # per scenario, server and run, in build/bench/agent/.
 # Knobs: BENCH_PRESET (mkmodel preset, qwen2-0.5b), BENCH_TYPE (f16), BENCH_THREADS (nproc),
 # BENCH_CTX (per sequence, 4096), BENCH_NP (slots, 4), BENCH_BATCH (512), BENCH_RUNS (2),
 # AGENT_TURNS (8), AGENT_CONVS (8), AGENT_TOKENS (16), AGENT_WORDS (system prompt, 900),
-# AGENT_AFTER (turns before the unload in (c), 4), AGENT_LLAMA_SPIN: llama-server's OpenMP spin
+# AGENT_API (completions or chat), AGENT_AFTER (turns before the unload in (c), 4),
+# AGENT_SCENARIOS (which of "chat multi reload": all), AGENT_LLAMA_SPIN: llama-server's OpenMP spin
 # count, GOMP_SPINCOUNT (default 3000: what switchyard gives its workers unless OMP_WAIT_POLICY or
 # GOMP_SPINCOUNT is set, src/daemon/main.c; on a busy machine libgomp's default spin makes
 # llama-server several times slower, which is not what this bench compares); "default" leaves
@@ -40,7 +43,9 @@ export SWITCHYARD_STATE_DIR=$PWD/$out/state-agent
 rm -rf "$SWITCHYARD_STATE_DIR"
 model=$(bench_model "$preset" "$type" "$threads")
 args=(--model bench --turns "${AGENT_TURNS:-8}" --convs "${AGENT_CONVS:-8}" --tokens "${AGENT_TOKENS:-16}"
-  --words "${AGENT_WORDS:-900}" --after "${AGENT_AFTER:-4}")
+  --words "${AGENT_WORDS:-900}" --after "${AGENT_AFTER:-4}" --api "${AGENT_API:-completions}")
+endpoint=/v1/completions
+[ "${AGENT_API:-completions}" = chat ] && endpoint=/v1/chat/completions
 
 pids=()
 cleanup() {
@@ -82,8 +87,10 @@ one() { # one SCENARIO SERVER URL RUN
 }
 t0=$SECONDS
 load0=$(cut -d" " -f1-3 /proc/loadavg)
+scenarios=" ${AGENT_SCENARIOS:-chat multi reload} "
 for ((r = 0; r < runs; r++)); do
   for sc in chat multi; do
+    [[ $scenarios == *" $sc "* ]] || continue
     if ((r % 2 == 0)); then
       one "$sc" llama-server "$lurl" "$r"
       one "$sc" switchyard "$surl" "$r"
@@ -97,11 +104,13 @@ kill "$spid"
 wait "$spid" 2>/dev/null || true
 
 # (c) on a fresh daemon with an empty state folder: only this conversation's states on disk
-rm -rf "$SWITCHYARD_STATE_DIR"
-sy_start "$dir/switchyard-reload.log"
-for ((r = 0; r < runs; r++)); do one reload switchyard "$surl" "$r"; done
+if [[ $scenarios == *" reload "* ]]; then
+  rm -rf "$SWITCHYARD_STATE_DIR"
+  sy_start "$dir/switchyard-reload.log"
+  for ((r = 0; r < runs; r++)); do one reload switchyard "$surl" "$r"; done
+fi
 echo "bench agent: $((SECONDS - t0)) s of runs" >&2
 
 build/bin/bench agent-table --dir "$dir" --runs "$runs" \
-  --label "Model $model (random weights), $threads threads, context $ctx per sequence, $np slots, batch $batch, greedy; llama-server's GOMP_SPINCOUNT: $spin; $(cpu_line); load average (1, 5, 15 min) before the runs: $load0, after: $(cut -d" " -f1-3 /proc/loadavg); $((SECONDS - t0)) s of runs." \
+  --label "Model $model (random weights), $threads threads, context $ctx per sequence, $np slots, batch $batch, greedy, $endpoint; llama-server's GOMP_SPINCOUNT: $spin; $(cpu_line); load average (1, 5, 15 min) before the runs: $load0, after: $(cut -d" " -f1-3 /proc/loadavg); $((SECONDS - t0)) s of runs." \
   || { echo "bench agent: no table; the raw JSON is in $dir" >&2; exit 1; }

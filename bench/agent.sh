@@ -5,24 +5,25 @@
 # (build/bin/bench agent, bench/agent.c):
 #   (a) one conversation: long system prompt, AGENT_TURNS turns of AGENT_TOKENS greedy tokens, each
 #       answer appended before the next turn; TTFT of every turn, streamed;
-#   (b) AGENT_CONVS conversations, each its own system prompt, taking turns round-robin on
+#   (b) AGENT_CONVS conversations, each its own system prompt, AGENT_MULTI_TURNS turns each (4: its
+#       turns 1 cost a cold prompt each, which keeps the bench under ~15 min), round-robin on
 #       BENCH_NP slots (one request at a time);
 #   (c) switchyard only, a fresh daemon: POST /api/unload after turn AGENT_AFTER; the next turn
 #       (load + restore from disk) vs the same prompt cold; /api/load timed apart.
-# The conversations go to /v1/completions as plain-text transcripts (AGENT_API=chat: the messages to
-# /v1/chat/completions, where llama-server fails a request whose random-weight answer is not valid
-# UTF-8: bench/agent.c). Both servers run side by side (idle when not asked); each run alternates
-# which one goes first. Every run uses its own prompts. Prints markdown tables (medians over runs); raw JSON, one file
-# per scenario, server and run, in build/bench/agent/.
+# The conversations go to /v1/completions as plain-text transcripts (AGENT_API=chat: the messages
+# to /v1/chat/completions, where llama-server fails a request whose random-weight answer is not
+# valid UTF-8: bench/agent.c). Both servers run side by side (idle when not asked); each run
+# alternates which one goes first. Every run uses its own prompts. Prints markdown tables (medians
+# over runs); raw JSON, one file per scenario, server and run, in build/bench/agent/.
 # Knobs: BENCH_PRESET (mkmodel preset, qwen2-0.5b), BENCH_TYPE (f16), BENCH_THREADS (nproc),
 # BENCH_CTX (per sequence, 4096), BENCH_NP (slots, 4), BENCH_BATCH (512), BENCH_RUNS (2),
-# AGENT_TURNS (8), AGENT_CONVS (8), AGENT_TOKENS (16), AGENT_WORDS (system prompt, 900),
-# AGENT_API (completions or chat), AGENT_AFTER (turns before the unload in (c), 4),
-# AGENT_SCENARIOS (which of "chat multi reload": all), AGENT_LLAMA_SPIN: llama-server's OpenMP spin
-# count, GOMP_SPINCOUNT (default 3000: what switchyard gives its workers unless OMP_WAIT_POLICY or
-# GOMP_SPINCOUNT is set, src/daemon/main.c; on a busy machine libgomp's default spin makes
-# llama-server several times slower, which is not what this bench compares); "default" leaves
-# libgomp's default.
+# AGENT_TURNS (8), AGENT_MULTI_TURNS ((b)'s turns per conversation, 4), AGENT_CONVS (8),
+# AGENT_TOKENS (16), AGENT_WORDS (system prompt, 900), AGENT_API (completions or chat),
+# AGENT_AFTER (turns before the unload in (c), 4), AGENT_SCENARIOS (which of "chat multi reload":
+# all), AGENT_LLAMA_SPIN: llama-server's OpenMP spin count, GOMP_SPINCOUNT (default 3000: what
+# switchyard gives its workers unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, src/daemon/main.c;
+# on a busy machine libgomp's default spin makes llama-server several times slower, which is not
+# what this bench compares); "default" leaves libgomp's default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib.sh
@@ -83,7 +84,10 @@ spid=${pids[-1]}
 # one run of a scenario against one server: its JSON to $dir/SCENARIO-SERVER-RUN.json
 one() { # one SCENARIO SERVER URL RUN
   echo "bench agent: ($1) $2, run $(($4 + 1)) of $runs" >&2
-  build/bin/bench agent --url "$3" --scenario "$1" --server "$2" --run "$4" "${args[@]}" >"$dir/$1-$2-$4.json"
+  local more=()
+  [ "$1" = multi ] && more=(--turns "${AGENT_MULTI_TURNS:-4}")
+  build/bin/bench agent --url "$3" --scenario "$1" --server "$2" --run "$4" "${args[@]}" "${more[@]}" \
+    >"$dir/$1-$2-$4.json"
 }
 t0=$SECONDS
 load0=$(cut -d" " -f1-3 /proc/loadavg)

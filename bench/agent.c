@@ -103,12 +103,17 @@ typedef struct ag_turn {
   double prompt_ms;                               /* timings.prompt_ms, the server's own */
   sy_buf body, text;
   size_t scanned;
+  bool error; /* the stream ended with an error event (its time counts as the first token's) */
+  bool cut;   /* the answer ended early: no usage at the end of the stream */
 } ag_turn;
 
 static void ag_event(ag_turn *r, json_t *e, double t) {
   json_t *chs = json_object_get(e, "choices");
   json_t *ch = json_array_get(chs, 0);
-  if (ch && r->t_first == 0) r->t_first = t;
+  /* llama-server sends an error event where the first token's chunk would go when its output
+   * parser rejects that token (see ag_chat): the prompt is done by then */
+  if (json_is_object(json_object_get(e, "error"))) r->error = true;
+  if ((ch || r->error) && r->t_first == 0) r->t_first = t;
   json_t *c = ag_chat_api ? json_object_get(json_object_get(ch, "delta"), "content")
                           : json_object_get(ch, "text");
   size_t cl = json_string_length(c);
@@ -195,20 +200,27 @@ static bool ag_chat(const ag_conv *cv, bool cache_prompt, ag_turn *r) {
             r->body.data ? r->body.data : "");
     return false;
   }
-  if (r->prompt <= 0 || r->cached < 0)
-    fprintf(
-        stderr, "bench agent: no usage in the stream (prompt %lld, cached %lld); its end: %.300s\n",
-        r->prompt, r->cached, r->body.len > 300 ? r->body.data + r->body.len - 300 : r->body.data);
+  /* llama-server runs every answer through its chat output parser (even on /v1/completions),
+   * which throws on the invalid UTF-8 a random-weight model says now and then: the request is
+   * cancelled, its stream ends early (an error event, or nothing more). The turn keeps its TTFT
+   * and the text it got; the table counts these turns. */
+  r->cut = r->error || r->prompt <= 0 || r->cached < 0;
+  if (r->cut) {
+    const char *m = r->body.data ? strstr(r->body.data, "\"error\"") : NULL;
+    fprintf(stderr, "bench agent: the answer ended early after %zu bytes of text%s%.160s\n",
+            r->text.len, m ? ": " : " (no usage at the end of the stream)", m ? m : "");
+  }
   return true;
 }
 
 static json_t *ag_turn_json(const ag_turn *r) {
-  return json_pack(
-      "{s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f}", "ttft_ms", (r->t_first - r->t0) * 1000,
-      "content_ttft_ms", r->t_content > 0 ? (r->t_content - r->t0) * 1000 : -1.0, "total_ms",
-      (r->t_end - r->t0) * 1000, "prompt_tokens", (json_int_t)r->prompt, "cached_tokens",
-      (json_int_t)r->cached, "completion_tokens", (json_int_t)r->completion, "server_prompt_n",
-      (json_int_t)r->prompt_n, "server_prompt_ms", r->prompt_ms);
+  return json_pack("{s:b, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f}", "cut", r->cut, "ttft_ms",
+                   (r->t_first - r->t0) * 1000, "content_ttft_ms",
+                   r->t_content > 0 ? (r->t_content - r->t0) * 1000 : -1.0, "total_ms",
+                   (r->t_end - r->t0) * 1000, "prompt_tokens", (json_int_t)r->prompt,
+                   "cached_tokens", (json_int_t)r->cached, "completion_tokens",
+                   (json_int_t)r->completion, "server_prompt_n", (json_int_t)r->prompt_n,
+                   "server_prompt_ms", r->prompt_ms);
 }
 
 static void ag_turn_free(ag_turn *r) {
@@ -522,6 +534,19 @@ static json_t *ag_read(const char *dir, const char *scenario, const char *server
 
 static double ag_num(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
 
+/* A turn whose answer ended early (ag_chat): no token counts. */
+static bool ag_cut(json_t *t) {
+  return json_is_true(json_object_get(t, "cut")) || ag_num(t, "cached_tokens") < 0;
+}
+
+/* The median of n counts into buf, "–" when there are none (every such turn was cut). */
+static void ag_count(char *buf, size_t cap, double *v, int n) {
+  if (n == 0)
+    snprintf(buf, cap, "–");
+  else
+    snprintf(buf, cap, "%.0f", bench_median(v, n));
+}
+
 /* chat or multi: per turn, the median over runs and conversations, both servers. */
 static int ag_table_rr(const char *dir, const char *scenario, int runs, const char *title) {
   json_t *f[2][64] = {{0}};
@@ -553,36 +578,40 @@ static int ag_table_rr(const char *dir, const char *scenario, int runs, const ch
   v = calloc(n, sizeof *v);
   c = calloc(n, sizeof *c);
   p = calloc(n, sizeof *p);
-  int worse = 0, worst_t = 0;
+  int worse = 0, worst_t = 0, cut[2] = {0, 0};
   double worst = 0, all[2];
   for (int t = 0; t <= turns; t++) { /* t == turns: every turn >= 2 */
-    double med[2], cached[2], prompt[2];
+    double med[2];
+    char cached[2][24], prompt[2][24];
     for (int s = 0; s < 2; s++) {
-      int k = 0;
+      int k = 0, kc = 0;
       for (int r = 0; r < runs; r++)
         for (int i = 0; i < convs; i++) {
           json_t *cv = json_array_get(json_object_get(f[s][r], "convs"), (size_t)i);
           for (int u = t == turns ? 1 : t; u < (t == turns ? turns : t + 1); u++) {
             json_t *tj = json_array_get(cv, (size_t)u);
-            v[k] = ag_num(tj, "ttft_ms");
-            c[k] = ag_num(tj, "cached_tokens");
-            p[k] = ag_num(tj, "prompt_tokens");
-            k++;
+            v[k++] = ag_num(tj, "ttft_ms");
+            if (ag_cut(tj)) {
+              if (t < turns) cut[s]++;
+              continue;
+            }
+            c[kc] = ag_num(tj, "cached_tokens");
+            p[kc++] = ag_num(tj, "prompt_tokens");
           }
         }
       med[s] = bench_median(v, k);
-      cached[s] = bench_median(c, k);
-      prompt[s] = bench_median(p, k);
+      ag_count(cached[s], sizeof cached[s], c, kc);
+      ag_count(prompt[s], sizeof prompt[s], p, kc);
     }
     double ratio = med[1] > 0 ? med[0] / med[1] : 0;
     if (t == turns) {
-      printf("| **turns ≥ 2** | %.0f / %.0f | %.0f / %.0f | **%.1f** | **%.1f** | **%.3f** |\n",
-             prompt[0], prompt[1], cached[0], cached[1], med[0], med[1], ratio);
+      printf("| **turns ≥ 2** | %s / %s | %s / %s | **%.1f** | **%.1f** | **%.3f** |\n", prompt[0],
+             prompt[1], cached[0], cached[1], med[0], med[1], ratio);
       all[0] = med[0];
       all[1] = med[1];
     } else {
-      printf("| %d | %.0f / %.0f | %.0f / %.0f | %.1f | %.1f | %.3f |\n", t + 1, prompt[0],
-             prompt[1], cached[0], cached[1], med[0], med[1], ratio);
+      printf("| %d | %s / %s | %s / %s | %.1f | %.1f | %.3f |\n", t + 1, prompt[0], prompt[1],
+             cached[0], cached[1], med[0], med[1], ratio);
       if (t > 0 && ratio > 1.0) worse++;
       if (t > 0 && ratio > worst) {
         worst = ratio;
@@ -617,7 +646,17 @@ static int ag_table_rr(const char *dir, const char *scenario, int runs, const ch
   if (worse)
     printf("; %d of %d turns above 1.0 on their own, worst %.3f at turn %d", worse, turns - 1,
            worst, worst_t);
-  printf(".\n\n");
+  printf(".\n");
+  for (int s = 0; s < 2; s++)
+    if (cut[s])
+      printf(
+          "%s: %d of %d answers ended early (%s; their TTFT counts, their token counts are "
+          "left out).\n",
+          ag_servers[s], cut[s], runs * convs * turns,
+          s ? "its output parser rejects the invalid UTF-8 a random-weight model says and "
+              "cancels the request"
+            : "no usage at the end of the stream");
+  printf("\n");
   rc = 0;
 out:
   free(v);

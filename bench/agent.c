@@ -9,11 +9,11 @@
  * A conversation: a system prompt of --words words (its own text per conversation and run), then
  * turns: a short user message, a streamed greedy answer of --tokens tokens (ignore_eos), the
  * answer appended before the next turn. By default it goes to /v1/completions as a plain-text
- * transcript ("SYSTEM\n\nUser: ...\nAssistant: ANSWER\nUser: ...\nAssistant:"): the same
- * tokens on both servers, no template, no special tokens. --api chat sends the messages to
- * /v1/chat/completions instead; llama-server then parses every answer with the template's output
- * parser, which fails the request (HTTP 500 in the stream) on the invalid UTF-8 a random-weight
- * model says now and then. Scenarios:
+ * transcript ("SYSTEM\n\nUser: ...\nAssistant:ANSWER\nUser: ...\nAssistant:"): the same tokens on
+ * both servers, no template, no special tokens; --api chat sends the messages to
+ * /v1/chat/completions. llama-server runs every answer through its chat output parser (on both
+ * endpoints), which cancels the request on the invalid UTF-8 a random-weight model says now and
+ * then: such a turn keeps its TTFT and the text it got, and the table counts them. Scenarios:
  *   chat   one conversation, --turns turns;
  *   multi  --convs conversations taking turns round-robin (conversation 0 turn 1, 1 turn 1, ...),
  *          one request at a time, so with fewer slots than conversations each one's prefix must

@@ -10,9 +10,10 @@
 #       BENCH_NP slots (one request at a time);
 #   (c) switchyard only, a fresh daemon: POST /api/unload after turn AGENT_AFTER; the next turn
 #       (load + restore from disk) vs the same prompt cold; /api/load timed apart.
-# The conversations go to /v1/completions as plain-text transcripts (AGENT_API=chat: the messages
-# to /v1/chat/completions, where llama-server fails a request whose random-weight answer is not
-# valid UTF-8: bench/agent.c). Both servers run side by side (idle when not asked); each run
+# The conversations go to /v1/completions as plain-text transcripts, the same tokens on both
+# servers (AGENT_API=chat: the messages to /v1/chat/completions). llama-server cancels a request
+# whose random-weight answer is not valid UTF-8 (its output parser, on both endpoints); such turns
+# keep their TTFT and the table counts them (bench/agent.c). Both servers run side by side (idle when not asked); each run
 # alternates which one goes first. Every run uses its own prompts. Prints markdown tables (medians
 # over runs); raw JSON, one file per scenario, server and run, in build/bench/agent/.
 # Knobs: BENCH_PRESET (mkmodel preset, qwen2-0.5b), BENCH_TYPE (f16), BENCH_THREADS (nproc),

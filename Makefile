@@ -4,6 +4,7 @@
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make layers     check the daemon's include layering (tests/layers.sh; part of make test)
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
+#   make bench-agent  the prompt cache in agent conversations vs llama-server's (TTFT per turn)
 #   make bench-omp  the workers' OpenMP wait policy, alone and beside a second busy worker
 #   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
 #   make bench-speech       the built-in voice: time to first audio byte, real-time factor
@@ -80,7 +81,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-mixed bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -232,6 +233,10 @@ bench: all $(BIN)/bench
 
 bench-mixed: all $(BIN)/bench
 	bench/mixed.sh
+
+# the prompt cache under agent conversations, vs llama-server's (docs/PERFORMANCE.md)
+bench-agent: all $(BIN)/bench
+	bench/agent.sh
 
 # the workers' OpenMP wait policy: decode alone and beside a second worker (docs/PERFORMANCE.md)
 bench-omp: all $(BIN)/bench

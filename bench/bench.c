@@ -4,7 +4,10 @@
  * usage: bench --url http://127.0.0.1:PORT --model NAME [--tokens 128] [--streams 8]
  *              [--latency-runs 50] [--runs 3]
  *        bench --compare SWITCHYARD.json LLAMA.json [--label TEXT]   (the markdown table;
- * compare.c) Measures: single-stream decode tok/s ((completion_tokens-1) / (last chunk - first
+ * compare.c)
+ *        bench mixed ...   (the multi-model swap workload; mixed.c)
+ *        bench agent ..., bench agent-table ...   (the prompt cache in conversations; agent.c)
+ * Measures: single-stream decode tok/s ((completion_tokens-1) / (last chunk - first
  * chunk)), time to first token, aggregate decode tok/s of N concurrent streams (all tokens / wall
  * time), and the latency of a 1-token non-streamed request (p50, p90). This is a benchmark, never a
  * test. */
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "buf.h"
 #include "clock.h"
 #include "compare.h"
@@ -112,6 +116,8 @@ static const char *prompt_text =
 
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "mixed") == 0) return bench_mixed(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "agent") == 0) return bench_agent(argc - 1, argv + 1);
+  if (argc > 1 && strcmp(argv[1], "agent-table") == 0) return bench_agent_table(argc - 1, argv + 1);
   if (argc > 1 && strcmp(argv[1], "--compare") == 0) return bench_compare(argc, argv);
   static const struct option opts[] = {{"url", 1, 0, 'u'},
                                        {"model", 1, 0, 'm'},

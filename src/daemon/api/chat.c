@@ -130,8 +130,10 @@ typedef struct gen_job {
   bool has_keep_alive; /* the request's keep_alive, for the scheduler at release */
   int keep_alive_s;
   json_t *lp;            /* streamed: log-probabilities waiting for their text's chunk */
-  const api_dialect *dl; /* another API's answer (api_chat_serve), or NULL: OpenAI's */
-  void *tr;              /* dl's translator */
+  const api_dialect *dl; /* another API's answer (api_chat_serve), or NULL: OpenAI's; points at
+                           dl_own, a copy: a streamed answer outlives its handler's stack */
+  api_dialect dl_own;
+  void *tr; /* dl's translator */
 } gen_job;
 
 static void gen_job_free(void *cls) {
@@ -628,7 +630,10 @@ static void gen_run(sy_daemon *d, http_req *r, bool chat, const api_dialect *dl,
   j->obs = *obs;
   j->created = (long long)time(NULL);
   api_random_id(j->id, sizeof j->id, chat ? "chatcmpl-" : "cmpl-");
-  j->dl = dl;
+  if (dl) {
+    j->dl_own = *dl;
+    j->dl = &j->dl_own;
+  }
   if (dl && !(j->tr = dl->open(j->model->name, g.stream, dl->ud))) {
     sched_release(d->sc, j->model, w);
     api_gen_clear(&g);

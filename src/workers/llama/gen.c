@@ -1370,7 +1370,7 @@ static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
   bool reuse = r->cache_prompt && prompt;
   int i = sp_pick(v, g->n_slots, prompt, r->n_prompt, align, g->can_trim, reuse, keep);
   if (i >= 0 && r->mm) *keep = gen_mm_cut(r, *keep, w->deterministic ? g->batch_cap : 1);
-  if (i < 0 || g->ram.limit == 0) return i;
+  if (i < 0 || (g->ram.limit == 0 && !g->disk.dir[0])) return i; /* neither cache: done */
   /* The RAM cache: a saved state that keeps more than any slot goes into the least recently used
    * free slot; a slot about to lose many reusable tokens is saved first. */
   int32_t ekeep = 0, dkeep = 0;

@@ -59,6 +59,30 @@ void api_count_clear(api_count *c) {
   c->done = NULL;
 }
 
+void api_fold_tool_calls(json_t *calls, const json_t *tc) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(tc, i, c) {
+    json_int_t idx = json_integer_value(json_object_get(c, "index"));
+    json_t *fn = json_object_get(c, "function");
+    const char *args = json_string_value(json_object_get(fn, "arguments"));
+    if (json_is_string(json_object_get(c, "id")) && idx == (json_int_t)json_array_size(calls)) {
+      json_array_append_new(
+          calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id", json_object_get(c, "id"), "type",
+                           "function", "function", "name", json_object_get(fn, "name"), "arguments",
+                           args ? args : ""));
+    } else if (args && idx >= 0 && (size_t)idx < json_array_size(calls)) {
+      json_t *f = json_object_get(json_array_get(calls, (size_t)idx), "function");
+      const char *have = json_string_value(json_object_get(f, "arguments"));
+      sy_buf b = {0};
+      sy_buf_puts(&b, have ? have : "");
+      sy_buf_puts(&b, args);
+      json_object_set_new(f, "arguments", json_stringn(b.data ? b.data : "", b.len));
+      sy_buf_free(&b);
+    }
+  }
+}
+
 long long api_jint(const json_t *o, const char *k) {
   json_t *v = json_object_get(o, k);
   return json_is_integer(v) ? (long long)json_integer_value(v) : 0;

@@ -22,5 +22,9 @@ json_t *api_error_body(const char *path, const api_error *e);
  * endpoints answer it: api_error_from_worker (api_error.h), with param "messages" for
  * context_length_exceeded. Pure, unit-tested. */
 void api_worker_error(const json_t *hdr, api_error *e);
+/* Fold one OpenAI tool-call delta array tc into calls (OpenAI's message shape: [{id, type,
+ * function: {name, arguments}}]): a delta with an id starts a call, later ones append to its
+ * arguments. For answers collected whole (chat) and Ollama's calls. */
+void api_fold_tool_calls(json_t *calls, const json_t *tc);
 
 #endif

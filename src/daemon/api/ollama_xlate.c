@@ -854,42 +854,17 @@ static void tr_text(const ollama_tr *t, json_t *o, const char *text, size_t len,
   if (tlen) json_object_set_new(where, "thinking", json_stringn(thinking, tlen));
 }
 
-/* Fold one OpenAI tool-call delta into calls: a delta with an id starts a call, later ones append
- * to its arguments. */
-static void fold_calls(json_t *calls, const json_t *tc) {
-  size_t i;
-  json_t *c;
-  json_array_foreach(tc, i, c) {
-    json_int_t idx = json_integer_value(json_object_get(c, "index"));
-    json_t *fn = json_object_get(c, "function");
-    const char *args = json_string_value(json_object_get(fn, "arguments"));
-    if (json_is_string(json_object_get(c, "id")) && idx == (json_int_t)json_array_size(calls)) {
-      json_array_append_new(calls,
-                            json_pack("{s:O, s:O, s:s}", "id", json_object_get(c, "id"), "name",
-                                      json_object_get(fn, "name"), "arguments", args ? args : ""));
-    } else if (args && idx >= 0 && (size_t)idx < json_array_size(calls)) {
-      json_t *call = json_array_get(calls, (size_t)idx);
-      const char *have = json_string_value(json_object_get(call, "arguments"));
-      sy_buf b = {0};
-      sy_buf_puts(&b, have ? have : "");
-      sy_buf_puts(&b, args);
-      json_object_set_new(call, "arguments", json_stringn(b.data ? b.data : "", b.len));
-      sy_buf_free(&b);
-    }
-  }
-}
-
 /* Calls [from, to) in Ollama's shape: [{id, function: {index, name, arguments: object}}]. */
 static json_t *calls_json(const json_t *calls, size_t from, size_t to) {
   json_t *out = json_array();
   for (size_t i = from; i < to && i < json_array_size(calls); i++) {
-    json_t *c = json_array_get(calls, i);
-    const char *a = json_string_value(json_object_get(c, "arguments"));
+    json_t *c = json_array_get(calls, i), *fn = json_object_get(c, "function");
+    const char *a = json_string_value(json_object_get(fn, "arguments"));
     json_t *args = a && *a ? json_loads(a, JSON_DECODE_ANY, NULL) : json_object();
     if (!args) args = json_string(a); /* not JSON: kept as the model wrote it */
     json_array_append_new(out, json_pack("{s:O, s:{s:I, s:O, s:o}}", "id", json_object_get(c, "id"),
                                          "function", "index", (json_int_t)i, "name",
-                                         json_object_get(c, "name"), "arguments", args));
+                                         json_object_get(fn, "name"), "arguments", args));
   }
   return out;
 }
@@ -954,7 +929,7 @@ bool ollama_tr_event(ollama_tr *t, const char *op, const json_t *hdr, double now
       json_array_extend(t->lps, lp);
     }
     size_t before = json_array_size(t->calls);
-    if (json_is_array(tc)) fold_calls(t->calls, tc);
+    if (json_is_array(tc)) api_fold_tool_calls(t->calls, tc);
     if (t->stream && json_array_size(t->calls) > before) /* a new call: the ones before are whole */
       tr_flush_calls(t, json_array_size(t->calls) - 1, out);
     if (!t->stream) {

@@ -89,8 +89,9 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
       nmx->max_body_bytes != old->max_body_bytes ||
       nmx->max_upload_bytes != old->max_upload_bytes ||
       nmx->max_connections != old->max_connections ||
-      !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys))
-    LOG_W("reload: listen, api_keys and limits take effect at the next restart");
+      !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys) ||
+      !same_strs(nmx->admin_keys, nmx->n_admin_keys, old->admin_keys, old->n_admin_keys))
+    LOG_W("reload: listen, api_keys, admin_keys and limits take effect at the next restart");
   if (sched_reload(d->sc, nmx, NULL) != 0) {
     LOG_E("reload failed (out of memory), keeping the running configuration");
     matrix_free(nmx);
@@ -307,6 +308,8 @@ int main(int argc, char **argv) {
                     .max_connections = d.mx->max_connections,
                     .api_keys = (const char *const *)d.mx->api_keys,
                     .n_api_keys = d.mx->n_api_keys,
+                    .admin_keys = (const char *const *)d.mx->admin_keys,
+                    .n_admin_keys = d.mx->n_admin_keys,
                     .handler = api_handle,
                     .error_body = api_error_body,
                     .handler_ud = &d};
@@ -322,7 +325,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   LOG_I("switchyard %s listening on http://%s:%d/ with %zu model(s)%s", SWITCHYARD_VERSION, hp.host,
-        http_port(d.http), d.mx->n_models, d.mx->n_api_keys ? " (API keys required)" : "");
+        http_port(d.http), d.mx->n_models,
+        d.mx->n_api_keys || d.mx->n_admin_keys ? " (API keys required)" : "");
   sched_preload(d.sc);
   if (ready_fd >= 0) {
     dprintf(ready_fd, "%d\n", http_port(d.http));

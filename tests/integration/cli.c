@@ -128,8 +128,22 @@ static void t_cli_models(void) {
   bool shown = strstr(o.out.data, "capabilities") && strstr(o.out.data, "chat, completion") &&
                strstr(o.out.data, "context") && strstr(o.out.data, "Memory") &&
                strstr(o.out.data, "Resident") && strstr(o.out.data, "pid");
+  bool has_tmpl = strstr(o.out.data, "  Template\n") != NULL;
   cli_out_free(&o);
   CHECK(st == 0 && shown, "switchyard show busy: exit %d, entry and resident part", st);
+  resp r;
+  it_post_json("/api/show", json_pack("{s:s}", "model", "busy"), &r);
+  const char *tv = json_string_value(json_object_get(r.json, "template"));
+  char *tmpl = strdup(tv ? tv : "");
+  it_resp_clear(&r);
+  cli_exec(d_host(), NULL, (const char *const[]){"show", "busy", "--template", NULL}, &o);
+  st = o.status;
+  bool same = *tmpl && !strcmp(o.out.data, tmpl);
+  CHECK(st == 0 && same && has_tmpl,
+        "switchyard show --template: exit %d, the whole template as /api/show gives it (%zu "
+        "bytes), a Template part in show: %d",
+        st, strlen(tmpl), has_tmpl);
+  free(tmpl);
   cli_exec(d_host(), NULL, (const char *const[]){"show", "chat-alias", NULL}, &o);
   st = o.status;
   shown = strstr(o.out.data, "name             chat\n") && strstr(o.out.data, "chat-alias");
@@ -425,12 +439,23 @@ static void keyed_body(void) {
   st = o.status;
   cli_out_free(&o);
   CHECK(st == 0, "ps --api-key: exit %d", st);
+  cli_key = "sk-cli";
+  cli_exec(host, NULL, (const char *const[]){"stop", "chat", NULL}, &o);
+  st = o.status;
+  bool told = strstr(o.err.data, "admin_keys") != NULL;
+  cli_out_free(&o);
+  CHECK(st == 1 && told, "stop (an admin action) with an API key: exit %d, the reason given", st);
+  cli_key = "sk-cli-admin";
+  cli_exec(host, NULL, (const char *const[]){"stop", "chat", NULL}, &o);
+  st = o.status;
+  cli_out_free(&o);
+  CHECK(st == 0, "stop with an admin key: exit %d", st);
 }
 
 static void t_cli_api_key(void) {
   char yaml[1024];
   snprintf(yaml, sizeof yaml,
-           "api_keys: [sk-cli]\nlog_level: warn\nmodels:\n"
+           "api_keys: [sk-cli]\nadmin_keys: [sk-cli-admin]\nlog_level: warn\nmodels:\n"
            "  - {name: chat, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1}\n",
            it_models_dir);
   it_with_own_daemon("cli-keys", yaml, keyed_body);

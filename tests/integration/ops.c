@@ -324,6 +324,58 @@ static void t_api_keys(void) {
   CHECK(st == 0, "clean exit on SIGTERM: %d", st);
 }
 
+/* POST path {"model": chat, ...extra} on B with key: the status; *ollama_shape: the error is
+ * Ollama's {"error": "..."} naming the admin key, *openai_code: OpenAI's error code (or ""). */
+static long admin_post(const char *key, const char *path, json_t *body, bool *ollama_shape,
+                       char openai_code[64]) {
+  resp r;
+  B.api_key = key;
+  it_post_json_at(&B, path, body, &r);
+  B.api_key = NULL;
+  long st = r.status;
+  const char *oe = json_string_value(json_object_get(r.json, "error"));
+  if (ollama_shape) *ollama_shape = oe && strstr(oe, "admin_keys");
+  const char *code = json_string_value(json_object_get(json_object_get(r.json, "error"), "code"));
+  if (openai_code) snprintf(openai_code, 64, "%s", code ? code : "");
+  it_resp_clear(&r);
+  return st;
+}
+
+/* admin_keys: an API key may use models but not pull, delete, load or unload (403
+ * admin_key_required, in each route's shape); an admin key may do both. */
+static void admin_body(void) {
+  char code[64];
+  bool oshape;
+  long st = admin_post("sk-user", "/api/load", json_pack("{s:s}", "model", "chat"), NULL, code);
+  CHECK(st == 403 && !strcmp(code, "admin_key_required"), "load with an API key: %ld %s", st, code);
+  st = admin_post("sk-user", "/api/pull", json_pack("{s:s}", "model", "hf.co/a/b:Q4_K_M"), &oshape,
+                  NULL);
+  CHECK(st == 403 && oshape, "pull with an API key: %ld, Ollama's shape %d", st, oshape);
+  st = admin_post("sk-user", "/api/generate",
+                  json_pack("{s:s, s:i}", "model", "chat", "keep_alive", 0), &oshape, NULL);
+  CHECK(st == 403 && oshape, "Ollama's unload (keep_alive 0) with an API key: %ld", st);
+  st = admin_post("sk-user", "/api/generate", json_pack("{s:s}", "model", "chat"), NULL, NULL);
+  CHECK(st == 200, "Ollama's load (an empty generate) is a request like any: %ld", st);
+  st = admin_post("sk-admin", "/api/unload", json_pack("{s:s}", "model", "chat"), NULL, code);
+  CHECK(st == 200, "unload with the admin key: %ld %s", st, code);
+  st = admin_post("sk-admin", "/api/load", json_pack("{s:s}", "model", "chat"), NULL, code);
+  CHECK(st == 200, "load with the admin key: %ld %s", st, code);
+  st = admin_post("sk-admin", "/v1/chat/completions", it_chat_body("chat", "hi", 2, false), NULL,
+                  code);
+  CHECK(st == 200, "an admin key is an API key too: %ld %s", st, code);
+  st = admin_post(NULL, "/api/load", json_pack("{s:s}", "model", "chat"), NULL, code);
+  CHECK(st == 401, "no key at all: %ld", st);
+}
+
+static void t_admin_keys(void) {
+  char yaml[1024];
+  snprintf(yaml, sizeof yaml,
+           "api_keys: [sk-user]\nadmin_keys: [sk-admin]\nlog_level: warn\nmodels:\n"
+           "  - {name: chat, file: %s/tiny-qwen2.gguf, context: 256, parallel: 1}\n",
+           it_models_dir);
+  it_with_own_daemon("admin-keys", yaml, admin_body);
+}
+
 static void t_metrics(void) {
   resp r;
   it_post_json("/v1/chat/completions", it_chat_body("chat", "count me", 4, false), &r);
@@ -428,5 +480,6 @@ static const it_test tests[] = {
     {"request_keep_alive", t_request_keep_alive, false},
     {"third_party_gguf", t_third_party_gguf, true},
     {"api_keys", t_api_keys, false},
+    {"admin_keys", t_admin_keys, false},
 };
 const itest_table itest_ops = {"ops", tests, sizeof tests / sizeof *tests};

@@ -327,6 +327,21 @@ static bool listed(const char *model) {
   return found;
 }
 
+/* model's capabilities in GET /v1/models/<model> include cap */
+static bool has_cap(const char *model, const char *cap) {
+  resp r;
+  char path[256];
+  snprintf(path, sizeof path, "/v1/models/%s", model);
+  it_http_do(&B, "GET", path, NULL, &r, NULL);
+  bool found = false;
+  size_t i;
+  json_t *c;
+  json_array_foreach(json_object_get(r.json, "capabilities"), i, c) found |=
+      !strcmp(json_string_value(c) ?: "", cap);
+  it_resp_clear(&r);
+  return found;
+}
+
 static srv_file *file_of(const char *path) {
   for (size_t i = 0; i < S.n; i++)
     if (!strcmp(S.files[i].path, path)) return &S.files[i];
@@ -432,6 +447,8 @@ static void b_split_vlm(void) {
   CHECK(same_file("vlm-Q4_K_M.gguf", &S.bert), "the model");
   CHECK(same_file("mmproj-vlm-Q4_K_M.gguf", &S.mmproj), "its projector, named after it");
   CHECK(listed("vlm-Q4_K_M"), "listed");
+  CHECK(has_cap("vlm-Q4_K_M", "vision"), "its projector attached: the model takes images");
+  CHECK(!has_cap("split-Q4_K_M", "vision"), "no projector, no vision");
   CHECK(pull_ok("tiny"), "registry pull");
   /* DELETE /api/delete: a split model's parts, a vision model's projector; then 404 */
   resp r;
@@ -554,11 +571,40 @@ static void b_cli(void) {
 }
 static void t_cli(void) { with_pull_daemon("pull_cli", b_cli); }
 
+/* pull's hub and registry from the config's pull section, with no environment to say them */
+static void b_config(void) {
+  CHECK(pull_ok("hf.co/t/vlm:Q4_K_M"), "the hub the config names");
+  CHECK(pull_ok("tiny"), "the registry the config names");
+  CHECK(listed("vlm-Q4_K_M") && listed("tiny"), "both listed");
+}
+static void t_config(void) {
+  if (!srv_start()) {
+    snprintf(it_cur_skip, sizeof it_cur_skip, "tiny-bert.gguf/tiny-vlm-mmproj.gguf not made");
+    return;
+  }
+  snprintf(pulled, sizeof pulled, "%s/pulled-config", it_tmpdir);
+  mkdir(pulled, 0755);
+  static const char *const vars[] = {"SWITCHYARD_HF_ENDPOINT", "HF_ENDPOINT", "SWITCHYARD_REGISTRY",
+                                     "SWITCHYARD_HF_TOKEN", "HF_TOKEN"};
+  for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+  char yaml[PATH_MAX + 256];
+  snprintf(yaml, sizeof yaml,
+           "models_dir: %s\npull: {hf_endpoint: 'http://127.0.0.1:%d', registry: "
+           "'http://127.0.0.1:%d', hf_token: not-the-right-one}\n",
+           pulled, S.port, S.port);
+  it_with_own_daemon("pull_config", yaml, b_config);
+}
+
 static const it_test tests[] = {
-    {"pull_cli", t_cli, false},       {"pull_clean", t_clean, false},
-    {"pull_resume", t_resume, false}, {"pull_bad_checksum", t_bad, false},
-    {"pull_errors", t_errors, false}, {"pull_split_vlm", t_split_vlm, false},
-    {"pull_twice", t_twice, false},   {"pull_disk", t_disk, false},
+    {"pull_cli", t_cli, false},
+    {"pull_config", t_config, false},
+    {"pull_clean", t_clean, false},
+    {"pull_resume", t_resume, false},
+    {"pull_bad_checksum", t_bad, false},
+    {"pull_errors", t_errors, false},
+    {"pull_split_vlm", t_split_vlm, false},
+    {"pull_twice", t_twice, false},
+    {"pull_disk", t_disk, false},
 };
 
 const itest_table itest_pull = {"pull", tests, sizeof tests / sizeof *tests};

@@ -56,6 +56,9 @@ static void test_all_keys(void **state) {
   snprintf(yaml, sizeof yaml,
            "listen: {host: 0.0.0.0, port: 9090}\n"
            "api_keys: [sk-one, \"sk-two\"]\n"
+           "admin_keys: [sk-admin]\n"
+           "pull: {hf_endpoint: 'http://127.0.0.1:9', hf_token: hf_x, registry: "
+           "'https://registry.example', max_bytes: 2GiB}\n"
            "models_dir: ./models\n"
            "log_level: debug\n"
            "limits: {max_body_bytes: 1048576, max_connections: 32}\n"
@@ -94,6 +97,12 @@ static void test_all_keys(void **state) {
   assert_int_equal(m->n_api_keys, 2);
   assert_string_equal(m->api_keys[0], "sk-one");
   assert_string_equal(m->api_keys[1], "sk-two");
+  assert_int_equal(m->n_admin_keys, 1);
+  assert_string_equal(m->admin_keys[0], "sk-admin");
+  assert_string_equal(m->pull_hf_endpoint, "http://127.0.0.1:9");
+  assert_string_equal(m->pull_hf_token, "hf_x");
+  assert_string_equal(m->pull_registry, "https://registry.example");
+  assert_true(m->pull_max_bytes == 2LL << 30);
   assert_string_equal(m->models_dir, ut_path("models"));
   assert_int_equal(m->log_level, 3);
   assert_true(m->gpu_reserve == 1LL << 30 && m->gpu_overhead == 300LL << 20);
@@ -136,7 +145,7 @@ static void test_all_keys(void **state) {
   assert_true(q->file_bytes > 0);
   assert_false(q->discovered);
   char src[PATH_MAX + 300];
-  snprintf(src, sizeof src, "%s:10", ut_path("config.yaml"));
+  snprintf(src, sizeof src, "%s:12", ut_path("config.yaml"));
   assert_string_equal(q->source, src);
 
   /* the defaults section fills what the model leaves out; context is capped by n_ctx_train */
@@ -301,6 +310,13 @@ static void test_bad_structure(void **state) {
   ut_load_bad("api_keys: sk\n", "1:11: api_keys: expected a list, got 'sk'");
   ut_load_bad("api_keys: [{a: b}]\n", "1:12: api_keys[0]: expected a string, got a mapping");
   ut_load_bad("api_keys: [ok, '']\n", "1:16: api_keys[1]: must not be empty");
+  ut_load_bad("admin_keys: [ok, '']\n", "1:18: admin_keys[1]: must not be empty");
+  ut_load_bad("pull: {hf_endpoint: ftp://x}\n",
+              "1:21: pull.hf_endpoint: 'ftp://x' is not an http:// or https:// URL");
+  ut_load_bad("pull: {hf_token: 'a b'}\n",
+              "1:18: pull.hf_token: only printable ASCII without spaces");
+  ut_load_bad("pull: {registry: ''}\n", "1:18: pull.registry: 1 to 512 bytes, got 0");
+  ut_load_bad("pull: {mirror: x}\n", "1:8: pull.mirror: unknown key");
   ut_load_bad("models: {name: a}\n", "1:9: models: expected a list, got a mapping");
   ut_load_bad("models:\n  - a\n", "2:5: models[0]: expected a mapping, got 'a'");
   ut_load_bad("log_level: info\n---\nlog_level: warn\n", "3:1: only one YAML document is allowed");
@@ -662,7 +678,8 @@ static void test_discovery(void **state) {
   write_gguf("models/zeta.gguf", CHAT);
   write_gguf("models/alpha.gguf", BASE);
   write_gguf("models/emb.gguf", BERT);
-  write_gguf("models/mmproj-zeta.gguf", CHAT);                                 /* by its name */
+  write_gguf("models/mmproj-zeta.gguf", CHAT);         /* by its name; not attached: no projector */
+  write_proj("models/mmproj-alpha.gguf", true, false); /* attached to alpha */
   write_gguf("models/vision.gguf", (gspec){"clip", 0, -1, NULL, "mmproj", 1}); /* by its header */
   write_gguf("models/big-00001-of-00002.gguf", BASE);                          /* a split model */
   write_gguf("models/big-00002-of-00002.gguf", BASE);
@@ -704,8 +721,15 @@ static void test_discovery(void **state) {
   assert_int_equal(matrix_find(m, "emb")->context, 512);
   assert_ptr_equal(matrix_find(m, "small"), &m->models[0]);
 
-  /* warnings: the broken file, the vocabulary-only one, the clash, the bad name */
-  assert_int_equal(m->n_warnings, 4);
+  const matrix_model *a = matrix_find(m, "alpha");
+  assert_string_equal(a->mmproj, ut_path("models/mmproj-alpha.gguf"));
+  assert_true(a->mmproj_bytes > 0 && (a->caps & MATRIX_CAP_VISION));
+  assert_null(z->mmproj);
+  assert_false(z->caps & MATRIX_CAP_VISION);
+
+  /* warnings: the broken file, the vocabulary-only one, the clash, the bad name, the projector
+   * that is not one */
+  assert_int_equal(m->n_warnings, 5);
   int seen = 0;
   for (size_t i = 0; i < m->n_warnings; i++) {
     const char *w = m->n_warnings ? m->warnings[i] : "";
@@ -713,10 +737,11 @@ static void test_discovery(void **state) {
     if (strstr(w, "vocab.gguf: it has no tensors")) seen |= 2;
     if (strstr(w, "small.gguf: the name 'small' is taken by model 'configured'")) seen |= 4;
     if (strstr(w, "has space.gguf: 'has space' is not a valid model name")) seen |= 8;
+    if (strstr(w, "mmproj-zeta.gguf to model 'zeta': it is not a multimodal projector")) seen |= 16;
   }
-  if (seen != 15)
+  if (seen != 31)
     for (size_t i = 0; i < m->n_warnings; i++) print_message("warning: %s\n", m->warnings[i]);
-  assert_int_equal(seen, 15);
+  assert_int_equal(seen, 31);
   matrix_free(m);
 
   /* no config at all: the folder alone; the argument wins over the config's models_dir */

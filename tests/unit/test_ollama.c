@@ -794,7 +794,7 @@ static void test_catalog(void **state) {
               "'quantization_level':'Q4_K_M'}}");
   json_decref(tag);
 
-  json_t *show = ollama_show(&models[0], 0);
+  json_t *show = ollama_show(&models[0], 0, NULL);
   assert_json(json_object_get(show, "capabilities"), "['completion','tools']");
   assert_json(json_object_get(show, "model_info"),
               "{'general.architecture':'qwen3','general.file_type':15}");
@@ -804,8 +804,10 @@ static void test_catalog(void **state) {
       strstr(json_string_value(json_object_get(show, "modelfile")), "FROM Qwen3-8B-Q4_K_M.gguf\n"));
   assert_null(strstr(json_string_value(json_object_get(show, "modelfile")), "/m/"));
   json_decref(show);
-  show = ollama_show(&models[5], 0);
+  show = ollama_show(&models[5], 0, "{{ messages }}");
   assert_json(json_object_get(show, "capabilities"), "['embedding']");
+  assert_string_equal(json_string_value(json_object_get(show, "template")),
+                      models[5].chat_template ? models[5].chat_template : "{{ messages }}");
   json_decref(show);
 
   json_t *rt = ollama_router_entry(&routers[0], 0);

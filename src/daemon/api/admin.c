@@ -80,6 +80,12 @@ void api_admin_metrics(sy_daemon *d, http_req *r) {
   http_reply_buf(r, 200, METRICS_CONTENT_TYPE, &out);
 }
 
+void api_admin_refuse(api_error *e) {
+  api_error_set(e, 403, "invalid_request_error", "admin_key_required", NULL,
+                "this is an admin action (pull, delete, load, unload): it needs one of the "
+                "config's admin_keys");
+}
+
 /* POST /api/load and /api/unload {"model": NAME}: the admin side of the scheduler. */
 void api_admin_load(sy_daemon *d, http_req *r, api_call *c, bool load) {
   api_error err = {0};

@@ -140,6 +140,7 @@ enum {
   R_EXT_ONLY = 1 << 3,    /* only external engines serve it: anything else is an unknown endpoint */
   R_COUNT_REPLY = 1 << 4, /* counted by the table when the handler has replied (the served model:
                              X-Switchyard-Model); else the handler counts it */
+  R_ADMIN = 1 << 5,       /* an admin action: 403 admin_key_required unless http_is_admin */
 };
 #define R_NO_EP ((metrics_endpoint)-1)
 
@@ -211,10 +212,11 @@ static const api_route api_routes[] = {
     {"/v1/responses/", R_GET | R_DELETE, R_PREFIX, R_NO_EP, api_responses_item},
     {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
-    {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
-    {"/api/unload", R_POST, R_JSON, R_NO_EP, h_unload},
-    {"/api/pull", R_POST, R_JSON, R_NO_EP, api_pull_handle},
-    {"/api/delete", R_ANY, R_JSON, R_NO_EP, api_delete_handle}, /* DELETE: checked there */
+    {"/api/load", R_POST, R_JSON | R_ADMIN, R_NO_EP, h_load},
+    {"/api/unload", R_POST, R_JSON | R_ADMIN, R_NO_EP, h_unload},
+    {"/api/pull", R_POST, R_JSON | R_ADMIN, R_NO_EP, api_pull_handle},
+    {"/api/delete", R_ANY, R_JSON | R_ADMIN, R_NO_EP,
+     api_delete_handle}, /* DELETE: checked there */
     {"/health", R_GET, 0, R_NO_EP, h_health},
     {"/v1/models", R_GET, 0, R_NO_EP, h_models},
     {"/v1/models/", R_GET, R_PREFIX, R_NO_EP, h_models},
@@ -329,6 +331,11 @@ void api_handle(void *ud, http_req *r) {
     api_error_set(&err, 405, "invalid_request_error", "method_not_allowed", NULL, "%s requires %s",
                   path, allow);
     http_add_header(r, "Allow", allow);
+    route_fail(r, rt, &c, &err);
+    return;
+  }
+  if (rt->flags & R_ADMIN && !http_is_admin(r)) {
+    api_admin_refuse(&err);
     route_fail(r, rt, &c, &err);
     return;
   }

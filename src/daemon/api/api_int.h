@@ -134,6 +134,8 @@ void api_ollama_ps_fields(sy_daemon *d, json_t *ps);
 void api_admin_models(sy_daemon *d, http_req *r, const char *id);
 void api_admin_metrics(sy_daemon *d, http_req *r);
 void api_admin_load(sy_daemon *d, http_req *r, api_call *c, bool load);
+/* The 403 of an admin action (pull, delete, load, unload) asked without an admin key (e). */
+void api_admin_refuse(api_error *e);
 /* pull.c: POST /api/pull (a model fetched into the models folder, then reloaded in) */
 void api_pull_handle(sy_daemon *d, http_req *r, api_call *c);
 /* pull.c: DELETE /api/delete (a discovered model's files removed, then reloaded out) */

@@ -18,6 +18,7 @@
 #include "api/api_int.h"
 #include "api/ollama_xlate.h"
 #include "clock.h"
+#include "config/gguf_header.h"
 #include "engines/relay.h"
 #include "log.h"
 #include "virtual/router_decide.h"
@@ -154,7 +155,8 @@ static void load_only(sy_daemon *d, http_req *r, api_call *c, bool has_ka, int k
   }
   c->obs.model = metrics_model(c->obs.mt, m->name);
   if (has_ka && ka == 0) {
-    if (sched_unload(d->sc, m, &err) != 0) {
+    if (!http_is_admin(r)) api_admin_refuse(&err);
+    if (err.status || sched_unload(d->sc, m, &err) != 0) {
       json_decref(body);
       api_fail(r, &c->obs, &err);
       return;
@@ -421,7 +423,12 @@ void api_ollama_show(sy_daemon *d, http_req *r, api_call *c) {
                   "parameter_size", "", "quantization_level", "", "capabilities", "completion",
                   "tools", "switchyard", router_model_json(d, c->mx, c->target.router));
   } else if (c->target.kind == API_TARGET_MODEL && ollama_lists(c->target.model)) {
-    body = ollama_show(c->target.model, file_mtime(c->target.model->file));
+    const matrix_model *m = c->target.model;
+    char *tmpl = NULL, gerr[256];
+    if (!m->chat_template && m->file && ghdr_read_template(m->file, &tmpl, gerr, sizeof gerr))
+      LOG_W("show %s: cannot read its chat template: %s", m->name, gerr);
+    body = ollama_show(m, file_mtime(m->file), tmpl);
+    free(tmpl);
   } else {
     not_found(c->mx, name, &err);
     http_reply_error(r, &err);

@@ -1126,7 +1126,7 @@ static json_t *capabilities_json(const matrix_model *m) {
   return c;
 }
 
-json_t *ollama_show(const matrix_model *m, long long mtime) {
+json_t *ollama_show(const matrix_model *m, long long mtime, const char *gguf_template) {
   const char *arch = m->arch ? m->arch : "";
   const char *base = m->file ? strrchr(m->file, '/') : NULL;
   base = base ? base + 1 : m->file ? m->file : "";
@@ -1153,10 +1153,13 @@ json_t *ollama_show(const matrix_model *m, long long mtime) {
   json_t *o = json_pack(
       "{s:s, s:s%, s:s%, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:i, s:i, s:i, s:o, s:b}}", "license", "",
       "modelfile", mf.data ? mf.data : "", mf.len, "parameters", params.data ? params.data : "",
-      params.len, "template", m->chat_template ? m->chat_template : "", "system", "", "details",
-      ollama_details(m), "model_info", info, "capabilities", capabilities_json(m), "modified_at",
-      time_json(mtime), "switchyard", "context", m->context, "parallel", m->parallel, "keep_alive",
-      m->keep_alive_s, "aliases", aliases, "pinned", m->pin);
+      params.len, "template",
+      m->chat_template ? m->chat_template
+      : gguf_template  ? gguf_template
+                       : "",
+      "system", "", "details", ollama_details(m), "model_info", info, "capabilities",
+      capabilities_json(m), "modified_at", time_json(mtime), "switchyard", "context", m->context,
+      "parallel", m->parallel, "keep_alive", m->keep_alive_s, "aliases", aliases, "pinned", m->pin);
   if (o && m->mmproj)
     json_object_set_new(o, "projector_info",
                         json_pack("{s:I}", "size", (json_int_t)m->mmproj_bytes));

@@ -162,8 +162,9 @@ json_t *ollama_details(const matrix_model *m);
 json_t *ollama_tags_entry(const matrix_model *m, long long mtime);
 /* A router as an /api/tags entry (its name; details.family "router"). */
 json_t *ollama_router_entry(const matrix_router *rt, long long started);
-/* /api/show for m (new reference). */
-json_t *ollama_show(const matrix_model *m, long long mtime);
+/* /api/show for m (new reference); its "template" is the config's chat_template when it has one,
+ * else gguf_template (the model file's, or NULL: ""). */
+json_t *ollama_show(const matrix_model *m, long long mtime, const char *gguf_template);
 /* Add Ollama's fields to one /api/ps model object of ours (ps: its name, size, devices,
  * expires_in_s, context as the scheduler wrote them; m its matrix entry, or NULL): model, digest,
  * details, expires_at, size_vram, context_length. Nothing of ours is changed. */

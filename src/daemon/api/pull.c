@@ -8,8 +8,8 @@
  *
  * DELETE /api/delete removes a model the models folder holds (below).
  *
- * Auth: when API keys are configured every route needs one (http.c); there is no admin key yet,
- * so any valid key may pull. */
+ * Auth: both are admin actions (api.c's route table: an admin key when keys are configured).
+ * Where from: the config's pull section, over it the environment (pull/pull.h). */
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -40,6 +40,10 @@ typedef struct pull_job {
   char ref[1024];
   char models_dir[4096];
   bool has_dir;
+  /* the config's pull settings when the job started ("" / 0: none) */
+  char hf_endpoint[MATRIX_MAX_PULL_SETTING + 1], hf_token[MATRIX_MAX_PULL_SETTING + 1];
+  char registry[MATRIX_MAX_PULL_SETTING + 1];
+  long long max_bytes;
 } pull_job;
 
 /* Append one JSON line (stolen) to the job's output and wake the HTTP thread. */
@@ -96,7 +100,9 @@ static int join_matrix(sy_daemon *d, const char *model, char *err, size_t errlen
 /* Runs the pull; the job's last line is "success" or an error. */
 static int job_run(pull_job *j, pull_result *res) {
   pull_params p;
-  pull_params_default(&p);
+  pull_params_default(&p, *j->hf_endpoint ? j->hf_endpoint : NULL,
+                      *j->hf_token ? j->hf_token : NULL, *j->registry ? j->registry : NULL,
+                      j->max_bytes);
   p.models_dir = j->has_dir ? j->models_dir : NULL;
   p.progress = on_progress;
   p.ud = j;
@@ -182,6 +188,11 @@ void api_pull_handle(sy_daemon *d, http_req *r, api_call *c) {
     snprintf(j->models_dir, sizeof j->models_dir, "%s", dir);
     j->has_dir = true;
   }
+  snprintf(j->hf_endpoint, sizeof j->hf_endpoint, "%s",
+           c->mx->pull_hf_endpoint ? c->mx->pull_hf_endpoint : "");
+  snprintf(j->hf_token, sizeof j->hf_token, "%s", c->mx->pull_hf_token ? c->mx->pull_hf_token : "");
+  snprintf(j->registry, sizeof j->registry, "%s", c->mx->pull_registry ? c->mx->pull_registry : "");
+  j->max_bytes = c->mx->pull_max_bytes;
   if (!stream) {
     pull_result res;
     if (job_run(j, &res) == 0)

@@ -1,5 +1,6 @@
 /* models.c — the CLI verbs about the matrix's models (cli.h): `switchyard list` (GET /v1/models
- * as a table), `show MODEL` (GET /v1/models/MODEL, and its /api/ps entry when resident), `load
+ * as a table), `show MODEL` (GET /v1/models/MODEL, its /api/ps entry when resident, its chat
+ * template from POST /api/show; `--template`: the template alone), `load
  * MODEL` (POST /api/load) and `stop MODEL` (POST /api/unload). Clients only. */
 #include <getopt.h>
 #include <stdio.h>
@@ -8,18 +9,25 @@
 
 #include "cli/cli.h"
 
-/* The verb's options (CLI_CONN_OPTIONS only) and want_model positional MODEL: 0 with c resolved
- * and *model set (NULL for none), -1 after --help (exit 0), or 2 (a usage error, said). */
+/* The verb's options (CLI_CONN_OPTIONS, and --template when template is not NULL: show's) and
+ * want_model positional MODEL: 0 with c resolved and *model set (NULL for none), -1 after --help
+ * (exit 0), or 2 (a usage error, said). */
 static int parse(cli_conn *c, const char *verb, int argc, char **argv, bool want_model,
-                 const char **model) {
+                 const char **model, bool *template) {
   static const struct option opts[] = {CLI_CONN_OPTIONS, {0, 0, 0, 0}};
+  static const struct option show_opts[] = {
+      CLI_CONN_OPTIONS, {"template", no_argument, 0, 'T'}, {0, 0, 0, 0}};
   char usage[256];
-  snprintf(usage, sizeof usage, "usage: switchyard %s%s [--host H] [--port P] [--api-key K]\n",
-           verb, want_model ? " MODEL" : "");
+  snprintf(usage, sizeof usage, "usage: switchyard %s%s%s [--host H] [--port P] [--api-key K]\n",
+           verb, want_model ? " MODEL" : "", template ? " [--template]" : "");
   cli_conn_init(c, verb);
   optind = 1;
   int o;
-  while ((o = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+  while ((o = getopt_long(argc, argv, "p:h", template ? show_opts : opts, NULL)) != -1) {
+    if (o == 'T' && template) {
+      *template = true;
+      continue;
+    }
     int t = cli_conn_option(c, o, optarg, usage);
     if (t == -2) return -1;
     if (t < 0) return 2;
@@ -55,7 +63,7 @@ static long long mem_of(const json_t *m, const char *which) {
 int cli_list(int argc, char **argv) {
   cli_conn c;
   const char *none;
-  int rc = parse(&c, "list", argc, argv, false, &none);
+  int rc = parse(&c, "list", argc, argv, false, &none, NULL);
   if (rc) return rc < 0 ? 0 : rc;
   cli_reply r;
   if (cli_request(&c, "GET", "/v1/models", NULL, 30, &r) != 0) return 1;
@@ -123,10 +131,43 @@ static json_t *ps_entry(const cli_conn *c, const char *name) {
   return found;
 }
 
+/* The chat template /api/show gives for model (malloc'd), or NULL (none, or no answer). */
+static char *template_of(const cli_conn *c, const char *model) {
+  json_t *body = json_pack("{s:s}", "model", model);
+  cli_reply r;
+  char *t = NULL;
+  if (body && cli_request(c, "POST", "/api/show", body, 30, &r) == 0) {
+    const char *s = json_string_value(json_object_get(r.json, "template"));
+    if (r.status == 200 && s && *s) t = strdup(s);
+    cli_reply_free(&r);
+  }
+  json_decref(body);
+  return t;
+}
+
+/* The template's first SHOW_TEMPLATE_LINES lines, indented, and how many more there are. */
+#define SHOW_TEMPLATE_LINES 6
+static void show_template(const char *t, const char *model) {
+  printf("  Template\n");
+  int line = 0;
+  const char *s = t;
+  while (*s && line < SHOW_TEMPLATE_LINES) {
+    const char *nl = strchr(s, '\n');
+    int n = nl ? (int)(nl - s) : (int)strlen(s);
+    printf("    %.*s\n", n, s);
+    line++;
+    s += n + (nl ? 1 : 0);
+  }
+  int more = 0;
+  for (const char *q = s; *q; q++) more += *q == '\n' || q[1] == '\0';
+  if (more) printf("    ... %d more lines: switchyard show %s --template\n", more, model);
+}
+
 int cli_show(int argc, char **argv) {
   cli_conn c;
   const char *model;
-  int rc = parse(&c, "show", argc, argv, true, &model);
+  bool only_template = false;
+  int rc = parse(&c, "show", argc, argv, true, &model, &only_template);
   if (rc) return rc < 0 ? 0 : rc;
   char *esc = cli_escape(model), path[1024];
   snprintf(path, sizeof path, "/v1/models/%s", esc ? esc : "");
@@ -140,6 +181,13 @@ int cli_show(int argc, char **argv) {
   }
   const json_t *m = r.json;
   const char *id = json_string_value(json_object_get(m, "id"));
+  char *tmpl = id && json_object_get(m, "capabilities") ? template_of(&c, id) : NULL;
+  if (only_template) { /* the whole template, as it is, for a pipe or a file */
+    if (tmpl) fputs(tmpl, stdout);
+    free(tmpl);
+    cli_reply_free(&r);
+    return 0;
+  }
   printf("  Model\n");
   show_field("name", json_object_get(m, "id"));
   show_field("aliases", json_object_get(m, "aliases"));
@@ -168,6 +216,8 @@ int cli_show(int argc, char **argv) {
     show_field("queued", json_object_get(ps, "queued"));
     json_decref(ps);
   }
+  if (tmpl) show_template(tmpl, id);
+  free(tmpl);
   cli_reply_free(&r);
   return 0;
 }
@@ -177,7 +227,7 @@ static int admin(const char *verb, const char *method, const char *path, const c
                  char **argv) {
   cli_conn c;
   const char *model;
-  int rc = parse(&c, verb, argc, argv, true, &model);
+  int rc = parse(&c, verb, argc, argv, true, &model, NULL);
   if (rc) return rc < 0 ? 0 : rc;
   json_t *body = json_pack("{s:s}", "model", model);
   cli_reply r;

@@ -3,9 +3,10 @@
  * tensor infos and the data are never read.
  *
  * The input is hostile. This file must never crash, never allocate more than one fixed-size read
- * window, never trust a length or count before checking it against the bytes that remain and a
- * fixed limit, and never take time beyond linear in the header's size. Values nobody asked for
- * (tokenizer vocabularies of 150k strings, merges, scores) are skipped, not stored.
+ * window (and, for ghdr_read_template, the template: at most GHDR_MAX_TEMPLATE), never trust a
+ * length or count before checking it against the bytes that remain and a fixed limit, and never
+ * take time beyond linear in the header's size. Values nobody asked for (tokenizer vocabularies of
+ * 150k strings, merges, scores) are skipped, not stored.
  *
  * One code path serves files and memory: a small reader (struct ghdr_rd) hands out bytes from a
  * window that is either the whole buffer or a 64 KiB stdio-fed block of the file; skipping past
@@ -35,6 +36,7 @@
 #define GHDR_MAX_ELEMS (1ull << 28)   /* array elements visited one by one, in total */
 #define GHDR_WINDOW (64u << 10)       /* file read window */
 #define GHDR_KEY_MAX 256              /* longer keys are never interesting: skipped unread */
+#define GHDR_MAX_TEMPLATE (1u << 20)  /* a chat template kept by ghdr_read_template */
 
 enum {
   T_UINT8 = 0,
@@ -164,6 +166,7 @@ typedef struct ghdr_parser {
   char key[GHDR_KEY_MAX];   /* its key ("" when too long to be interesting) */
   cand cands[F_N][CAND_MAX];
   int n_cands[F_N];
+  char **tmpl; /* ghdr_read_template: where the chat template goes; NULL: skip it */
 } ghdr_parser;
 
 __attribute__((format(printf, 2, 3))) static int fail(ghdr_parser *p, const char *fmt, ...) {
@@ -311,7 +314,16 @@ static int read_value(ghdr_parser *p, uint32_t t) {
     if (!strcmp(k, "tokenizer.chat_template")) {
       if (read_strlen(p, &len, "string")) return -1;
       o->has_chat_template = len > 0;
-      return skip_bytes(p, len, "string");
+      if (!p->tmpl || *p->tmpl || len > GHDR_MAX_TEMPLATE) return skip_bytes(p, len, "string");
+      char *text = malloc((size_t)len + 1);
+      if (!text) return fail(p, "out of memory");
+      if (read_bytes(p, text, (size_t)len, "string")) {
+        free(text);
+        return -1;
+      }
+      text[len] = '\0';
+      *p->tmpl = text;
+      return 0;
     }
     return skip_value(p, t, 0);
   }
@@ -412,8 +424,9 @@ static int parse(ghdr_parser *p) {
   return 0;
 }
 
-int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err,
-                    size_t errlen) {
+/* Parse buf (memory mode); the template into *tmpl when tmpl is not NULL. */
+static int parse_mem(const unsigned char *buf, size_t len, ghdr_info *out, char **tmpl, char *err,
+                     size_t errlen) {
   info_init(out);
   ghdr_parser *p = calloc(1, sizeof *p);
   if (!p) {
@@ -426,12 +439,14 @@ int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *
   p->out = out;
   p->err = err;
   p->errlen = errlen;
+  p->tmpl = tmpl;
   int rc = parse(p);
   free(p);
   return rc;
 }
 
-int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen) {
+/* Parse the file at path; the template into *tmpl when tmpl is not NULL. */
+static int parse_file(const char *path, ghdr_info *out, char **tmpl, char *err, size_t errlen) {
   info_init(out);
   /* O_NONBLOCK so a FIFO planted in a models folder cannot hang the open; only regular files
    * are read. */
@@ -466,10 +481,42 @@ int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen) {
   p->out = out;
   p->err = err;
   p->errlen = errlen;
+  p->tmpl = tmpl;
   rc = parse(p);
 out:
   free(store);
   free(p);
   fclose(f);
   return rc;
+}
+
+int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err,
+                    size_t errlen) {
+  return parse_mem(buf, len, out, NULL, err, errlen);
+}
+
+int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen) {
+  return parse_file(path, out, NULL, err, errlen);
+}
+
+/* The template taken from a parse: kept on success, freed on failure. */
+static int template_of(int rc, char **tmpl) {
+  if (rc != 0) {
+    free(*tmpl);
+    *tmpl = NULL;
+  }
+  return rc;
+}
+
+int ghdr_read_template(const char *path, char **tmpl, char *err, size_t errlen) {
+  ghdr_info gi;
+  *tmpl = NULL;
+  return template_of(parse_file(path, &gi, tmpl, err, errlen), tmpl);
+}
+
+int ghdr_parse_template(const unsigned char *buf, size_t len, char **tmpl, char *err,
+                        size_t errlen) {
+  ghdr_info gi;
+  *tmpl = NULL;
+  return template_of(parse_mem(buf, len, &gi, tmpl, err, errlen), tmpl);
 }

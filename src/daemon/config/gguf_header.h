@@ -33,5 +33,12 @@ typedef struct ghdr_info {
 int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen);
 /* The same over a buffer in memory (for tests and fuzzing). */
 int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err, size_t errlen);
+/* The chat template (tokenizer.chat_template) of the GGUF at path into *tmpl: malloc'd,
+ * NUL-terminated, the caller frees it; NULL when the file has none or one over 1 MiB. 0, or -1
+ * with err as ghdr_read_info (then *tmpl is NULL). Thread safe. */
+int ghdr_read_template(const char *path, char **tmpl, char *err, size_t errlen);
+/* The same over a buffer in memory (for tests and fuzzing). */
+int ghdr_parse_template(const unsigned char *buf, size_t len, char **tmpl, char *err,
+                        size_t errlen);
 
 #endif

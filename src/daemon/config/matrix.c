@@ -96,6 +96,7 @@ void mx_warn(matrix *m, const char *fmt, ...) {
 enum {
   K_LISTEN,
   K_API_KEYS,
+  K_ADMIN_KEYS,
   K_MODELS_DIR,
   K_LOG_LEVEL,
   K_LIMITS,
@@ -106,11 +107,12 @@ enum {
   K_BUILTIN_VOICE,
   K_PIPELINES,
   K_ROUTERS,
+  K_PULL,
   K_N
 };
-static const char *const top_keys[K_N] = {"listen",     "api_keys",      "models_dir", "log_level",
-                                          "limits",     "defaults",      "models",     "memory",
-                                          "scheduling", "builtin_voice", "pipelines",  "routers"};
+static const char *const top_keys[K_N] = {
+    "listen", "api_keys", "admin_keys", "models_dir",    "log_level", "limits",  "defaults",
+    "models", "memory",   "scheduling", "builtin_voice", "pipelines", "routers", "pull"};
 
 /* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
 static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
@@ -139,6 +141,35 @@ static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
   return 0;
 }
 
+/* A pull setting at v: a URL (http:// or https://) or a token, printable, no spaces (it goes into
+ * a request line or header), at most MATRIX_MAX_PULL_SETTING bytes. */
+static int read_pull_str(loader *l, const yaml_node_t *v, const char *path, bool url, char **out) {
+  const char *s;
+  if (mx_want_str(l, v, path, &s)) return -1;
+  size_t n = strlen(s);
+  if (n == 0 || n > MATRIX_MAX_PULL_SETTING)
+    return mx_at(l, v, "%s: 1 to %d bytes, got %zu", path, MATRIX_MAX_PULL_SETTING, n);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+      return mx_at(l, v, "%s: only printable ASCII without spaces", path);
+  if (url && strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+    return mx_at(l, v, "%s: '%s' is not an http:// or https:// URL", path, s);
+  return mx_dup(out, s) ? mx_oom(l) : 0;
+}
+
+/* pull: {hf_endpoint, hf_token, registry, max_bytes}: where `switchyard pull` fetches from. */
+static int read_pull(loader *l, const yaml_node_t *n, matrix *m) {
+  static const char *const keys[] = {"hf_endpoint", "hf_token", "registry", "max_bytes"};
+  yaml_node_t *v[4];
+  if (mx_want_map(l, n, "pull", keys, 4, v)) return -1;
+  if (v[0] && read_pull_str(l, v[0], "pull.hf_endpoint", true, &m->pull_hf_endpoint)) return -1;
+  if (v[1] && read_pull_str(l, v[1], "pull.hf_token", false, &m->pull_hf_token)) return -1;
+  if (v[2] && read_pull_str(l, v[2], "pull.registry", true, &m->pull_registry)) return -1;
+  if (v[3] && mx_want_size(l, v[3], "pull.max_bytes", 1LL << 20, 1LL << 50, &m->pull_max_bytes))
+    return -1;
+  return 0;
+}
+
 static int load_root(loader *l, const yaml_node_t *root) {
   matrix *m = l->m;
   char g[64];
@@ -159,6 +190,11 @@ static int load_root(loader *l, const yaml_node_t *root) {
     if (mx_want_str_list(l, v[K_API_KEYS], "api_keys", &m->api_keys, &m->n_api_keys, NULL, NULL))
       return -1;
   }
+  if (v[K_ADMIN_KEYS]) {
+    if (mx_want_str_list(l, v[K_ADMIN_KEYS], "admin_keys", &m->admin_keys, &m->n_admin_keys, NULL,
+                         NULL))
+      return -1;
+  }
   if (v[K_LOG_LEVEL]) {
     const char *s;
     if (mx_want_str(l, v[K_LOG_LEVEL], "log_level", &s)) return -1;
@@ -168,6 +204,7 @@ static int load_root(loader *l, const yaml_node_t *root) {
                    "log_level: unknown level '%s' (known: error, warn, info, debug)", s);
     m->log_level = lv;
   }
+  if (v[K_PULL] && !mx_is_null(v[K_PULL]) && read_pull(l, v[K_PULL], m)) return -1;
   if (v[K_LIMITS] && !mx_is_null(v[K_LIMITS])) {
     static const char *const keys[] = {"max_body_bytes",  "max_connections",  "image_dir",
                                        "max_image_bytes", "max_image_pixels", "max_upload_bytes"};
@@ -424,6 +461,10 @@ void matrix_free(matrix *m) {
   free(m->path);
   free(m->host);
   mx_strv_free(m->api_keys, m->n_api_keys);
+  mx_strv_free(m->admin_keys, m->n_admin_keys);
+  free(m->pull_hf_endpoint);
+  free(m->pull_hf_token);
+  free(m->pull_registry);
   free(m->models_dir);
   free(m->image_dir);
   mx_strv_free(m->warnings, m->n_warnings);

@@ -177,13 +177,21 @@ typedef struct matrix_router {
   size_t n_fallback;
 } matrix_router;
 
+#define MATRIX_MAX_PULL_SETTING 512 /* bytes of pull.hf_endpoint, pull.hf_token, pull.registry */
+
 typedef struct matrix {
   char *path;      /* config file, or NULL when none */
   char *host;      /* listen address; default 127.0.0.1 */
   int port;        /* default 8080 */
   char **api_keys; /* empty = no auth */
   size_t n_api_keys;
-  char *models_dir;        /* NULL = no discovery */
+  char **admin_keys; /* keys that may also pull, delete, load and unload (also API keys) */
+  size_t n_admin_keys;
+  char *models_dir; /* NULL = no discovery */
+  /* pull: where `switchyard pull` fetches from (NULL / 0: the environment's, else the defaults;
+   * src/daemon/pull/pull.h) */
+  char *pull_hf_endpoint, *pull_hf_token, *pull_registry;
+  long long pull_max_bytes;
   size_t max_body_bytes;   /* default 16 MiB */
   size_t max_upload_bytes; /* audio uploads (/v1/audio/...); default 25 MiB */
   int max_connections;     /* default 256 */

@@ -2,7 +2,8 @@
  * the config does not name become models of their own (named after the file, capabilities and
  * context from the GGUF header, the settings from the config's defaults), sorted by name after
  * the configured ones. Split models count once (their first part); projectors and adapters are
- * not models.
+ * not models, but a projector named "mmproj-<model>.gguf" (as `switchyard pull` names the one
+ * that comes with a vision or audio model) is attached to <model>.
  *
  * This file must never let a bad file in the folder stop the daemon (it is skipped with a
  * warning), never let a discovered file take a name the config already uses, and never keep more
@@ -48,6 +49,33 @@ static bool discover_name(const char *fname, char *name, size_t cap) {
   memcpy(name, fname, n);
   name[n] = '\0';
   return true;
+}
+
+/* Attach "mmproj-<name>.gguf" from the models folder, when there is one, to the discovered model
+ * mm: what it takes joins mm's capabilities. One that cannot be read is skipped with a warning;
+ * one that generates speech is left alone (a speech model needs its config entry). -1: out of
+ * memory. */
+static int attach_mmproj(matrix *m, matrix_model *mm) {
+  char fname[NAME_MAX_LEN + 16], path[PATH_MAX], real[PATH_MAX], perr[256];
+  struct stat st;
+  unsigned caps;
+  bool speech;
+  snprintf(fname, sizeof fname, "mmproj-%s.gguf", mm->name);
+  if (mx_join_path(path, sizeof path, m->models_dir, fname) || !realpath(path, real) ||
+      stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+    return 0;
+  if (mx_mmproj_probe(real, &caps, &speech, perr, sizeof perr)) {
+    mx_warn(m, "not attaching %s to model '%s': it %s", path, mm->name, perr);
+    return 0;
+  }
+  if (speech) {
+    LOG_D("models dir: %s generates speech; not attached to '%s'", path, mm->name);
+    return 0;
+  }
+  if (!(mm->mmproj = strdup(real))) return -1;
+  mm->mmproj_bytes = (long long)st.st_size;
+  mx_caps_add_mmproj(mm, caps, false);
+  return 0;
 }
 
 int mx_discover(matrix *m, const opts *dflt, char *err, size_t errlen) {
@@ -118,6 +146,7 @@ int mx_discover(matrix *m, const opts *dflt, char *err, size_t errlen) {
     mm->discovered = true;
     mm->max_queue = MATRIX_DEFAULT_MAX_QUEUE;
     mm->caps = mx_caps_default(&gi, NULL, NULL);
+    if (attach_mmproj(m, mm)) goto oom;
   }
   if (n_found) qsort(found, n_found, sizeof *found, cmp_model_name);
   for (size_t i = 0; i < n_found; i++)

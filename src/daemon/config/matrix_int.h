@@ -179,6 +179,14 @@ int mx_keys_read(loader *l, const mx_key *keys, size_t nkeys, yaml_node_t *const
 
 /* ---- models (matrix_model.c) ---------------------------------------------------------------- */
 
+/* The projector GGUF at real (a resolved path): what it takes (*caps: MATRIX_CAP_VISION and/or
+ * MATRIX_CAP_AUDIO) and whether it generates audio instead (*speech: a text-to-speech model's).
+ * 0, or -1 with the reason in err, worded to follow the file's name ("is not a readable GGUF:
+ * ..."). Thread safe. */
+int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *err, size_t errlen);
+/* What a projector takes (mmproj_caps) joins mm->caps; an audio one makes a chat model answer
+ * transcriptions too, unless the config gave the capabilities (caps_given). */
+void mx_caps_add_mmproj(matrix_model *mm, unsigned mmproj_caps, bool caps_given);
 /* The shared settings' rows: the "defaults" section and the same keys on each model fill an opts.
  */
 extern const mx_key mx_opt_keys[O_N];

@@ -287,11 +287,37 @@ static int key_caps(loader *l, void *dst, const yaml_node_t *v, const char *p) {
   return 0;
 }
 
+int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *err, size_t errlen) {
+  ghdr_info mi;
+  char merr[256];
+  *caps = 0;
+  *speech = false;
+  if (ghdr_read_info(real, &mi, merr, sizeof merr)) {
+    mx_set_err(err, errlen, "is not a readable GGUF: %s", merr);
+    return -1;
+  }
+  if (!mi.is_mmproj) {
+    mx_set_err(err, errlen, "is not a multimodal projector (no clip.* keys)");
+    return -1;
+  }
+  /* clip.has_*_encoder say which; projectors from before audio support have neither key */
+  if (mi.has_audio_encoder == 1 && !mi.gen_audio) /* Pocket-TTS has a voice encoder: not input */
+    *caps |= MATRIX_CAP_AUDIO;
+  if (mi.has_vision_encoder == 1 ||
+      (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1 && !mi.gen_audio))
+    *caps |= MATRIX_CAP_VISION;
+  if (!*caps && !mi.gen_audio) {
+    mx_set_err(err, errlen, "has neither a vision nor an audio encoder");
+    return -1;
+  }
+  *speech = mi.gen_audio;
+  return 0;
+}
+
 /* The projector: a GGUF next to the model, loaded by the worker through mtmd. */
 static int mmproj_read(loader *l, model_ctx *c, const yaml_node_t *v, const char *p) {
   char mj[PATH_MAX], mr[PATH_MAX], merr[256];
   struct stat mst;
-  ghdr_info mi;
   const char *s;
   if (mx_want_str(l, v, p, &s)) return -1;
   if (!*s || mx_join_path(mj, sizeof mj, l->dir, s))
@@ -299,22 +325,10 @@ static int mmproj_read(loader *l, model_ctx *c, const yaml_node_t *v, const char
   errno = 0;
   if (!realpath(mj, mr) || stat(mr, &mst) != 0 || !S_ISREG(mst.st_mode))
     return mx_at(l, v, "%s: cannot open '%s': %s", p, mj, errno ? strerror(errno) : "not a file");
-  if (ghdr_read_info(mr, &mi, merr, sizeof merr))
-    return mx_at(l, v, "%s: '%s' is not a readable GGUF: %s", p, mj, merr);
-  if (!mi.is_mmproj)
-    return mx_at(l, v, "%s: '%s' is not a multimodal projector (no clip.* keys)", p, mj);
-  /* clip.has_*_encoder say which; projectors from before audio support have neither key */
-  if (mi.has_audio_encoder == 1 &&
-      !mi.gen_audio) /* Pocket-TTS has a voice encoder: not audio input */
-    c->mmproj_caps |= MATRIX_CAP_AUDIO;
-  if (mi.has_vision_encoder == 1 ||
-      (mi.has_vision_encoder < 0 && mi.has_audio_encoder != 1 && !mi.gen_audio))
-    c->mmproj_caps |= MATRIX_CAP_VISION;
-  if (!c->mmproj_caps && !mi.gen_audio)
-    return mx_at(l, v, "%s: '%s' has neither a vision nor an audio encoder", p, mj);
+  if (mx_mmproj_probe(mr, &c->mmproj_caps, &c->mmproj_speech, merr, sizeof merr))
+    return mx_at(l, v, "%s: '%s' %s", p, mj, merr);
   if (!(c->mm.mmproj = strdup(mr))) return mx_oom(l);
   c->mm.mmproj_bytes = (long long)mst.st_size;
-  c->mmproj_speech = mi.gen_audio;
   return 0;
 }
 
@@ -410,12 +424,16 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
   if (c->mmproj_speech && !c->caps) mm->caps = MATRIX_CAP_SPEECH;
   /* a speech worker speaks one request at a time (a FIFO behind it): more sequences only cost KV */
   if (c->mmproj_speech && c->given.parallel == UNSET) mm->parallel = 1;
-  mm->caps |= c->mmproj_caps;
+  mx_caps_add_mmproj(mm, c->mmproj_caps, c->caps != 0);
+  return 0;
+}
+
+void mx_caps_add_mmproj(matrix_model *mm, unsigned mmproj_caps, bool caps_given) {
+  mm->caps |= mmproj_caps;
   /* an audio LLM also answers /v1/audio/transcriptions (a chat with the audio and an instruction)
    */
-  if ((c->mmproj_caps & MATRIX_CAP_AUDIO) && (mm->caps & MATRIX_CAP_CHAT) && !c->caps)
+  if ((mmproj_caps & MATRIX_CAP_AUDIO) && (mm->caps & MATRIX_CAP_CHAT) && !caps_given)
     mm->caps |= MATRIX_CAP_TRANSCRIBE;
-  return 0;
 }
 
 /* The shared settings, as rows of a table whose struct has an opts at offset b (f: the index of

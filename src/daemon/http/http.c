@@ -35,6 +35,7 @@ struct http_req {
   struct MHD_Response *resp;
   unsigned status;
   bool abort;
+  bool admin; /* authorized() found an admin key, or none is configured */
   char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
   char *hdr_value[HTTP_MAX_EXTRA_HEADERS];
   int n_hdr;
@@ -51,6 +52,8 @@ const char *http_body(const http_req *r, size_t *len) {
   if (len) *len = r->body.len;
   return r->body.data ? r->body.data : "";
 }
+
+bool http_is_admin(const http_req *r) { return r->admin; }
 
 int http_client_fd(const http_req *r) {
   const union MHD_ConnectionInfo *ci =
@@ -277,20 +280,26 @@ static bool key_equal(const char *a, const char *b) { /* constant time in the ke
   return d == 0;
 }
 
-/* Whether key is one of the configured keys (NULL: no). */
-static bool key_known(const http_server *s, const char *key) {
+/* Whether key is one of keys[0..n) (NULL: no); every key is compared. */
+static bool key_in(const char *const *keys, size_t n, const char *key) {
   bool ok = false;
-  for (size_t i = 0; key && i < s->p.n_api_keys; i++) ok |= key_equal(key, s->p.api_keys[i]);
+  for (size_t i = 0; key && i < n; i++) ok |= key_equal(key, keys[i]);
   return ok;
 }
 
-/* A configured key in Authorization: Bearer (OpenAI's clients) or x-api-key (Anthropic's). */
-static bool authorized(const http_server *s, const http_req *r) {
-  if (s->p.n_api_keys == 0) return true;
-  if (strcmp(r->url, "/health") == 0) return true;
+/* A configured key in Authorization: Bearer (OpenAI's clients) or x-api-key (Anthropic's); an
+ * admin key is an API key too. Sets r->admin. */
+static bool authorized(const http_server *s, http_req *r) {
+  const http_params *p = &s->p;
+  r->admin = p->n_api_keys == 0 && p->n_admin_keys == 0;
+  if (r->admin || strcmp(r->url, "/health") == 0) return true;
   const char *auth = http_header(r, "Authorization");
-  bool bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
-  return key_known(s, bearer ? auth + 7 : NULL) || key_known(s, http_header(r, "x-api-key"));
+  const char *bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
+  const char *xkey = http_header(r, "x-api-key");
+  r->admin = key_in(p->admin_keys, p->n_admin_keys, bearer) ||
+             key_in(p->admin_keys, p->n_admin_keys, xkey);
+  return r->admin || key_in(p->api_keys, p->n_api_keys, bearer) ||
+         key_in(p->api_keys, p->n_api_keys, xkey);
 }
 
 static enum MHD_Result queue(struct MHD_Connection *conn, http_req *r) {

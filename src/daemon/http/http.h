@@ -39,6 +39,9 @@ typedef struct http_params {
   const char *const *api_keys; /* NULL/empty = no auth; a key comes in Authorization: Bearer
                                   or x-api-key (Anthropic's header) */
   size_t n_api_keys;
+  const char *const *admin_keys; /* keys that may also take admin actions (http_is_admin); an
+                                    admin key is accepted wherever an API key is */
+  size_t n_admin_keys;
   http_handler_fn handler;
   void *handler_ud;
   /* The body of an error reply to a request for path (new reference): each API family answers
@@ -59,6 +62,9 @@ const char *http_path(const http_req *r);
 const char *http_header(const http_req *r, const char *name);
 const char *http_body(const http_req *r, size_t *len);
 int http_client_fd(const http_req *r);
+/* Whether the request may take admin actions (pull, delete, load, unload): true when no keys are
+ * configured at all, else only when it carried one of admin_keys. */
+bool http_is_admin(const http_req *r);
 
 /* Call fn for every request header (name, value) in arrival order until it returns non-zero. */
 void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value),

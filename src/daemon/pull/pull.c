@@ -44,17 +44,23 @@ static int res_fail(pull_result *res, int status, const char *fmt, ...) {
   return -1;
 }
 
-void pull_params_default(pull_params *p) {
+/* The environment's value of a (else of b), when set and not empty; else dflt. */
+static const char *env_or(const char *a, const char *b, const char *dflt) {
+  const char *e = getenv(a);
+  if ((!e || !*e) && b) e = getenv(b);
+  return e && *e ? e : dflt;
+}
+
+void pull_params_default(pull_params *p, const char *hf_endpoint, const char *hf_token,
+                         const char *registry, long long max_bytes) {
   memset(p, 0, sizeof *p);
-  const char *e;
-  p->hf_endpoint = (e = getenv("SWITCHYARD_HF_ENDPOINT")) && *e ? e
-                   : (e = getenv("HF_ENDPOINT")) && *e          ? e
-                                                                : "https://huggingface.co";
-  p->hf_token = (e = getenv("SWITCHYARD_HF_TOKEN")) && *e ? e
-                : (e = getenv("HF_TOKEN")) && *e          ? e
-                                                          : NULL;
-  p->registry = (e = getenv("SWITCHYARD_REGISTRY")) && *e ? e : "https://registry.ollama.ai";
-  if ((e = getenv("SWITCHYARD_PULL_MAX_BYTES")) && *e) p->max_bytes = strtoll(e, NULL, 10);
+  p->hf_endpoint = env_or("SWITCHYARD_HF_ENDPOINT", "HF_ENDPOINT",
+                          hf_endpoint ? hf_endpoint : "https://huggingface.co");
+  p->hf_token = env_or("SWITCHYARD_HF_TOKEN", "HF_TOKEN", hf_token);
+  p->registry =
+      env_or("SWITCHYARD_REGISTRY", NULL, registry ? registry : "https://registry.ollama.ai");
+  const char *e = getenv("SWITCHYARD_PULL_MAX_BYTES");
+  p->max_bytes = e && *e ? strtoll(e, NULL, 10) : max_bytes;
   p->reserve_bytes = 64LL << 20;
   p->attempts = 4;
 }

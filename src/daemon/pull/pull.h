@@ -44,9 +44,12 @@ typedef struct pull_result {
   char error[512];
 } pull_result;
 
-/* Defaults, then the environment: SWITCHYARD_HF_ENDPOINT or HF_ENDPOINT, SWITCHYARD_HF_TOKEN or
- * HF_TOKEN, SWITCHYARD_REGISTRY, SWITCHYARD_PULL_MAX_BYTES. */
-void pull_params_default(pull_params *p);
+/* The defaults, over them the config's values (hf_endpoint, hf_token, registry: NULL for none;
+ * max_bytes: 0 for none; borrowed, they must outlive p), over those the environment:
+ * SWITCHYARD_HF_ENDPOINT or HF_ENDPOINT, SWITCHYARD_HF_TOKEN or HF_TOKEN, SWITCHYARD_REGISTRY,
+ * SWITCHYARD_PULL_MAX_BYTES. */
+void pull_params_default(pull_params *p, const char *hf_endpoint, const char *hf_token,
+                         const char *registry, long long max_bytes);
 
 /* Fetch ref into p->models_dir. 0 on success (res->model set), -1 with res->status and
  * res->error. Needs curl_global_init done. */

@@ -5,6 +5,7 @@
 #   make layers     check the daemon's include layering (tests/layers.sh; part of make test)
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
 #   make bench-agent  the prompt cache in agent conversations vs llama-server's (TTFT per turn)
+#   make bench-long-chat  a conversation of thousands of messages: rendering + tokenising vs llama-server
 #   make bench-omp  the workers' OpenMP wait policy, alone and beside a second busy worker
 #   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
 #   make bench-speech       the built-in voice: time to first audio byte, real-time factor
@@ -81,7 +82,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -93,7 +94,7 @@ $(ENGINES_DONE):
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/% tests/grammar/%,$<),$(ENGINE_INC)) -c $< -o $@
+	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/% tests/grammar/% tests/unit/test_tok.c,$<),$(ENGINE_INC)) -c $< -o $@
 
 $(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -153,6 +154,12 @@ $(BIN)/unit/test_prompt_disk: $(BUILD)/obj/tests/unit/test_prompt_disk.o \
     $(call obj,src/workers/llama/prompt_disk.c src/workers/llama/slot_pick.c) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka -ljansson -lpthread
+
+# the worker's tokenising in pieces against llama.cpp's own, on the engine's vocabularies
+$(BIN)/unit/test_tok: $(BUILD)/obj/tests/unit/test_tok.o $(call obj,src/workers/llama/tok.c) \
+    | $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka $(ENGINE_LIBS)
 
 # JSON Schema grammars (src/chat/json_schema.c) run through llama.cpp's grammar sampler
 $(BIN)/grammar-check: $(call obj,tests/grammar/check.c) $(CHAT_OBJ) $(COMMON_OBJ) | $(ENGINES_DONE)
@@ -245,6 +252,10 @@ bench-omp: all $(BIN)/bench
 # each front door's own time per request (chat, Anthropic messages, Responses); docs/PERFORMANCE.md
 bench-doors: all
 	bench/doors.sh
+
+# a very long conversation's rendering and tokenising, vs llama-server (docs/PERFORMANCE.md)
+bench-long-chat: all
+	bench/long_chat.sh
 
 # the router's decision time (classifier on a tiny light model); see docs/PERFORMANCE.md
 bench-router: all

@@ -279,6 +279,7 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);
   }
   w->vocab = llama_model_get_vocab(w->model);
+  tok_cut_init(&w->cut, w->vocab, TOK_PIECE_BYTES);
   w->gpu_offload = llama_supports_gpu_offload() && n_gpu_layers != 0;
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);

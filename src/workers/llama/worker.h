@@ -40,6 +40,7 @@
 #include "ipc.h"
 #include "llama.h"
 #include "mtmd.h"
+#include "tok.h"
 #include "toolcall.h"
 #include "wio.h"
 
@@ -91,6 +92,7 @@ typedef struct worker {
   struct llama_context *ctx;
   int n_threads_max; /* threads it was loaded with: the most a "threads" op may set */
   const struct llama_vocab *vocab;
+  tok_cut cut;          /* where tok_tokenize may cut a long text (tok.h) */
   wk_mode mode;         /* what this worker serves, fixed at load */
   bool gpu_offload;     /* some layers run on a GPU */
   bool deterministic;   /* batch-invariant generation (load's "deterministic"); else throughput */

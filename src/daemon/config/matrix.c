@@ -106,11 +106,12 @@ enum {
   K_BUILTIN_VOICE,
   K_PIPELINES,
   K_ROUTERS,
+  K_LOG_FORMAT,
   K_N
 };
-static const char *const top_keys[K_N] = {"listen",     "api_keys",      "models_dir", "log_level",
-                                          "limits",     "defaults",      "models",     "memory",
-                                          "scheduling", "builtin_voice", "pipelines",  "routers"};
+static const char *const top_keys[K_N] = {
+    "listen", "api_keys",   "models_dir",    "log_level", "limits",  "defaults",  "models",
+    "memory", "scheduling", "builtin_voice", "pipelines", "routers", "log_format"};
 
 /* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
 static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
@@ -167,6 +168,14 @@ static int load_root(loader *l, const yaml_node_t *root) {
       return mx_at(l, v[K_LOG_LEVEL],
                    "log_level: unknown level '%s' (known: error, warn, info, debug)", s);
     m->log_level = lv;
+  }
+  if (v[K_LOG_FORMAT]) {
+    const char *s;
+    if (mx_want_str(l, v[K_LOG_FORMAT], "log_format", &s)) return -1;
+    int f = sy_log_parse_format(s);
+    if (f < 0)
+      return mx_at(l, v[K_LOG_FORMAT], "log_format: unknown format '%s' (known: text, json)", s);
+    m->log_format = f;
   }
   if (v[K_LIMITS] && !mx_is_null(v[K_LIMITS])) {
     static const char *const keys[] = {"max_body_bytes",  "max_connections",  "image_dir",
@@ -362,6 +371,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->max_loads = 1;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
+  m->log_format = SY_LOG_TEXT;
   m->builtin_voice = true;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};
   l.defaults = OPTS_UNSET;

@@ -217,17 +217,18 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/sysusers.d,$(SYSCONFDIR)/sysusers.d)
 INSTALL_LIBEXEC := switchyard-llama switchyard-whisper switchyard-espeak llama-fit-params \
                    mkmodel mkwhisper sy-jinja
-INSTALL_DOCS := README.md LICENSE $(wildcard docs/*.md)
+INSTALL_DOCS := $(wildcard docs/*.md) # under DOCDIR/docs/, so that README.md's links hold
 INSTALL_SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
                     -e 's|@DOCDIR@|$(DOCDIR)|g'
 # `make && sudo make install`: install builds only when a program is missing (under sudo HOME, and
 # so the engine cache deps/engines.sh finds, may differ: building would make the engines again)
 install: $(if $(filter-out $(wildcard $(PROGRAMS)),$(PROGRAMS)),all)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/docs \
 	  $(DESTDIR)$(SYSCONFDIR)/switchyard $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(BIN)/switchyard $(DESTDIR)$(BINDIR)/switchyard
 	install -m 755 $(addprefix $(BIN)/,$(INSTALL_LIBEXEC)) $(DESTDIR)$(LIBEXECDIR)/
-	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/docs/
 	$(INSTALL_SUBST) dist/config/switchyard.yaml.in >$(DESTDIR)$(DOCDIR)/switchyard.yaml.example
 	$(INSTALL_SUBST) dist/systemd/switchyard.service.in >$(DESTDIR)$(UNITDIR)/switchyard.service
 	chmod 644 $(DESTDIR)$(DOCDIR)/switchyard.yaml.example $(DESTDIR)$(UNITDIR)/switchyard.service
@@ -242,13 +243,13 @@ install: $(if $(filter-out $(wildcard $(PROGRAMS)),$(PROGRAMS)),all)
 # removes what install put there; the config only while it is still the unchanged example
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/switchyard $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_LIBEXEC)) \
-	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS))) \
+	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_DOCS)) \
 	  $(DESTDIR)$(UNITDIR)/switchyard.service $(DESTDIR)$(SYSUSERSDIR)/switchyard.conf
 	@cfg=$(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml; \
 	if [ -e "$$cfg" ] && ! cmp -s "$$cfg" $(DESTDIR)$(DOCDIR)/switchyard.yaml.example; then \
 	  echo "uninstall: keeping $$cfg (changed; remove it yourself)"; else rm -f "$$cfg"; fi
 	rm -f $(DESTDIR)$(DOCDIR)/switchyard.yaml.example
-	rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/switchyard 2>/dev/null || true
+	rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/switchyard 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 unit: $(UNIT_BINS)

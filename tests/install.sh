@@ -39,7 +39,7 @@ echo "-- make install DESTDIR=... PREFIX=/usr"
 mk install
 for f in usr/bin/switchyard usr/libexec/switchyard/{switchyard-llama,switchyard-whisper,switchyard-espeak,llama-fit-params,mkmodel,sy-jinja} \
   usr/lib/systemd/system/switchyard.service usr/lib/sysusers.d/switchyard.conf \
-  etc/switchyard/switchyard.yaml usr/share/doc/switchyard/{README.md,CONFIG.md,switchyard.yaml.example}; do
+  etc/switchyard/switchyard.yaml usr/share/doc/switchyard/{README.md,LICENSE,docs/CONFIG.md,switchyard.yaml.example}; do
   [ -e "$root/$f" ] || fail "install did not put /$f in place"
 done
 [ -x "$root/usr/bin/switchyard-llama" ] && fail "a worker is in bin/"

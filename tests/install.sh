@@ -10,7 +10,8 @@
 #  - `log_format: json` (the config) and `--log-format json` (the command line) give JSON lines
 #    only, the workers' lines included;
 #  - `systemd-analyze verify` accepts the installed unit and `systemd-analyze security` rates it
-#    at most SECURITY_MAX (the score is stated in README.md, "Run it as a service");
+#    at most SECURITY_MAX (the score is stated in README.md, "Run it as a service"), and
+#    `systemd-sysusers --dry-run` would create its user;
 #  - uninstall leaves nothing of ours but a changed config.
 # usage: tests/install.sh MODELS_DIR   (the test models, tests/models.sh; needs tiny-qwen2.gguf)
 # KEEP=1 keeps the temp folder (its logs) for a look. Must never write outside its temp folder,
@@ -112,6 +113,11 @@ score=$(sed -n 's/.*Overall exposure level for switchyard.service: \([0-9.]*\).*
 [ -n "$score" ] || { cat "$tmp/security.log" >&2; fail "no systemd-analyze security score"; }
 echo "systemd-analyze security: $score (at most $SECURITY_MAX)"
 awk -v s="$score" -v m="$SECURITY_MAX" 'BEGIN { exit !(s <= m) }' || { cat "$tmp/security.log" >&2; fail "exposure $score > $SECURITY_MAX"; }
+
+# the sysusers file, as systemd-sysusers would apply it to an empty system (nothing written)
+mkdir -p "$tmp/sysroot/etc"
+systemd-sysusers --root="$tmp/sysroot" --dry-run "$root/usr/lib/sysusers.d/switchyard.conf" >"$tmp/sysusers.log" 2>&1 &&
+  grep -q "Creating user 'switchyard'" "$tmp/sysusers.log" || { cat "$tmp/sysusers.log" >&2; fail "systemd-sysusers"; }
 
 echo "-- make uninstall"
 mk uninstall

@@ -1,6 +1,7 @@
 # Makefile — Switchyard's front door.
 #   make            install what is missing (apt, npm), build the engines (cached) and our binaries
 #   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
+#   make install    build, then install (PREFIX=/usr/local, DESTDIR=) with the systemd unit; make uninstall
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make layers     check the daemon's include layering (tests/layers.sh; part of make test)
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
@@ -82,7 +83,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run install uninstall test test-only itest unit layers bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -205,6 +206,58 @@ run: all
 	fi
 	$(BIN)/switchyard --host $(HOST) --port $(PORT) --models-dir $(MODELS) \
 	  $(if $(CONFIG),--config $(CONFIG)) --worker-dir $(BIN)
+
+# make install: the daemon in bin/, the workers and tools in libexec/switchyard/ (the daemon looks
+# there, ../libexec/switchyard from itself), docs, switchyard.service and its system user
+# (dist/systemd/), and the example config as SYSCONFDIR/switchyard/switchyard.yaml unless one is
+# there. The engines are linked into the workers statically: nothing else to install. With no
+# DESTDIR on a box running systemd it also creates the user and reloads systemd. Tested by
+# tests/install.sh. README.md "Run it as a service".
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/switchyard
+DOCDIR ?= $(PREFIX)/share/doc/switchyard
+SYSCONFDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# systemd-sysusers reads /usr/lib/sysusers.d and /etc/sysusers.d, not /usr/local/lib
+SYSUSERSDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/sysusers.d,$(SYSCONFDIR)/sysusers.d)
+INSTALL_LIBEXEC := switchyard-llama switchyard-whisper switchyard-espeak llama-fit-params \
+                   mkmodel mkwhisper sy-jinja
+INSTALL_DOCS := $(wildcard docs/*.md) # under DOCDIR/docs/, so that README.md's links hold
+INSTALL_SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                    -e 's|@DOCDIR@|$(DOCDIR)|g'
+# `make && sudo make install`: install builds only when a program is missing (under sudo HOME, and
+# so the engine cache deps/engines.sh finds, may differ: building would make the engines again)
+install: $(if $(filter-out $(wildcard $(PROGRAMS)),$(PROGRAMS)),all)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/docs \
+	  $(DESTDIR)$(SYSCONFDIR)/switchyard $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	install -m 755 $(BIN)/switchyard $(DESTDIR)$(BINDIR)/switchyard
+	install -m 755 $(addprefix $(BIN)/,$(INSTALL_LIBEXEC)) $(DESTDIR)$(LIBEXECDIR)/
+	install -m 644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/docs/
+	$(INSTALL_SUBST) dist/config/switchyard.yaml.in >$(DESTDIR)$(DOCDIR)/switchyard.yaml.example
+	$(INSTALL_SUBST) dist/systemd/switchyard.service.in >$(DESTDIR)$(UNITDIR)/switchyard.service
+	chmod 644 $(DESTDIR)$(DOCDIR)/switchyard.yaml.example $(DESTDIR)$(UNITDIR)/switchyard.service
+	install -m 644 dist/systemd/switchyard.sysusers $(DESTDIR)$(SYSUSERSDIR)/switchyard.conf
+	@cfg=$(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml; if [ -e "$$cfg" ]; then \
+	  echo "install: keeping $$cfg (the example is $(DOCDIR)/switchyard.yaml.example)"; \
+	else install -m 644 $(DESTDIR)$(DOCDIR)/switchyard.yaml.example "$$cfg"; fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+	  systemd-sysusers $(SYSUSERSDIR)/switchyard.conf && systemctl daemon-reload && \
+	  echo "install: now sudo systemctl enable --now switchyard"; fi
+
+# removes what install put there; the config only while it is still the unchanged example
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/switchyard $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_LIBEXEC)) \
+	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_DOCS)) \
+	  $(DESTDIR)$(UNITDIR)/switchyard.service $(DESTDIR)$(SYSUSERSDIR)/switchyard.conf
+	@cfg=$(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml; \
+	if [ -e "$$cfg" ] && ! cmp -s "$$cfg" $(DESTDIR)$(DOCDIR)/switchyard.yaml.example; then \
+	  echo "uninstall: keeping $$cfg (changed; remove it yourself)"; else rm -f "$$cfg"; fi
+	rm -f $(DESTDIR)$(DOCDIR)/switchyard.yaml.example
+	rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/switchyard 2>/dev/null || true
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 unit: $(UNIT_BINS)
 

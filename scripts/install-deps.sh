@@ -10,7 +10,8 @@ pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-c
       libespeak-ng-dev # the built-in voice (switchyard-espeak only; GPL-3.0+)
       clang-format # make format; make test checks every C file against .clang-format
       ffmpeg # M4A/AAC/WebM uploads and aac speech: a subprocess, optional at run time (docs/AUDIO.md)
-      curl jq nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests; jq: bench scripts
+      systemd # systemd-analyze: tests/install.sh verifies the unit (no running init needed)
+      curl jq nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests; jq: bench scripts, tests/install.sh
 missing=()
 for p in "${pkgs[@]}"; do
   # node and npm may come from elsewhere (nodesource, nvm): accept the commands as they are.

@@ -58,6 +58,9 @@ suite "jinja diff (sy-jinja vs llama.cpp's engine)" tests/jinja/diff.sh build/bi
 # JSON Schema / tool-call grammars accepted and enforced by llama.cpp's grammar sampler
 suite "grammar check (llama.cpp's sampler)" build/bin/grammar-check "$prefix/share/vocab/ggml-vocab-qwen2.gguf"
 
+# make install / uninstall into a temp DESTDIR, the installed daemon run from there, the unit checked
+suite "install (make install, the installed daemon, systemd-analyze, make uninstall)" tests/install.sh "$models"
+
 # whisper.cpp's own whisper-server (third-party, built once into the engine cache): the integration
 # tests run it as an external engine behind the proxy (ext_whisper)
 suite "whisper-server (deps/whisper-server.sh)" deps/whisper-server.sh

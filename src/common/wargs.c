@@ -13,7 +13,7 @@
 
 int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices,
                    sy_wargs *out) {
-  *out = (sy_wargs){.fd = 3, .level = SY_LOG_INFO};
+  *out = (sy_wargs){.fd = 3, .level = SY_LOG_INFO, .format = SY_LOG_TEXT};
   snprintf(out->tag, sizeof out->tag, "%s", engine);
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--ipc-fd") == 0 && i + 1 < argc) {
@@ -22,6 +22,8 @@ int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_de
       out->fd = (int)v;
     } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
       if ((out->level = sy_log_parse_level(argv[++i])) < 0) return -1;
+    } else if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc) {
+      if ((out->format = sy_log_parse_format(argv[++i])) < 0) return -1;
     } else if (strcmp(argv[i], "--tag") == 0 && i + 1 < argc) {
       snprintf(out->tag, sizeof out->tag, "%s:%.80s", engine, argv[++i]);
     } else if (allow_list_devices && strcmp(argv[i], "--list-devices") == 0) {
@@ -35,6 +37,7 @@ int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_de
 
 int sy_wargs_start(const sy_wargs *a) {
   sy_log_init(a->tag, (enum sy_log_level)a->level);
+  sy_log_set_format((enum sy_log_format)a->format);
   signal(SIGPIPE, SIG_IGN);
   if (fcntl(a->fd, F_GETFD) == -1) {
     LOG_E("fd %d is not open (%s)", a->fd, strerror(errno));

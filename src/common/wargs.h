@@ -1,6 +1,7 @@
 /* wargs.h — the command line every worker program takes (docs/PROTOCOL.md): --ipc-fd N (the
- * daemon's socket, default 3), --log-level debug|info|warn|error, --tag MODEL (the model's name,
- * for the log), and for switchyard-llama --list-devices. Parsing and the start-up every worker
+ * daemon's socket, default 3), --log-level debug|info|warn|error, --log-format text|json (the
+ * daemon's own, log.h), --tag MODEL (the model's name, for the log), and for switchyard-llama
+ * --list-devices. Parsing and the start-up every worker
  * does the same way: the log, SIGPIPE ignored, the socket checked. */
 #ifndef SY_WARGS_H
 #define SY_WARGS_H
@@ -10,6 +11,7 @@
 typedef struct sy_wargs {
   int fd;
   int level;         /* enum sy_log_level */
+  int format;        /* enum sy_log_format */
   char tag[96];      /* "<engine>:<model>", or "<engine>" */
   bool list_devices; /* --list-devices was given (only where allowed) */
 } sy_wargs;
@@ -19,8 +21,8 @@ typedef struct sy_wargs {
 int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_devices,
                    sy_wargs *out);
 
-/* The log under a->tag at a->level, SIGPIPE ignored (the daemon may go away mid-write: the write
- * fails instead), and a->fd checked open. 0, or -1 (logged). */
+/* The log under a->tag at a->level in a->format, SIGPIPE ignored (the daemon may go away mid-write:
+ * the write fails instead), and a->fd checked open. 0, or -1 (logged). */
 int sy_wargs_start(const sy_wargs *a);
 
 #endif

@@ -27,6 +27,9 @@
 /* libgomp spin rounds before a waiting worker thread sleeps (set unless the user set
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT); chosen by bench/omp_policy.sh, PERFORMANCE.md */
 #define WORKER_GOMP_SPINCOUNT "3000"
+/* where `make install` puts the workers, from the folder of the installed daemon (bin/) */
+#define WORKER_DIR_INSTALLED "../libexec/switchyard"
+#define WORKER_PROBE "switchyard-llama" /* a worker program every build has */
 
 static void usage(FILE *f) {
   fprintf(
@@ -49,8 +52,10 @@ static void usage(FILE *f) {
       "  -m, --models-dir DIR    also serve every *.gguf in DIR\n"
       "      --host ADDR         listen address (default 127.0.0.1, or the config's)\n"
       "  -p, --port N            listen port (default 8080, or the config's; 0 = any free port)\n"
-      "      --worker-dir DIR    where switchyard-llama is (default: next to this program)\n"
+      "      --worker-dir DIR    where the workers are (default: next to this program, else\n"
+      "                          ../libexec/switchyard from it, as `make install` puts them)\n"
       "      --log-level L       error|warn|info|debug\n"
+      "      --log-format F      text|json (json: one object per line, for log shippers)\n"
       "      --load-timeout S    seconds a model may take to load (default 600)\n"
       "      --ready-fd N        write \"PORT\\n\" to fd N once listening, then close it\n"
       "      --check             load and validate the config, print the models, exit\n"
@@ -68,7 +73,8 @@ static bool same_strs(char **a, size_t na, char **b, size_t nb) {
 
 /* SIGHUP: read the config (and the models folder) again and hand it to the scheduler, which keeps
  * unchanged models loaded. A bad file changes nothing: the error is logged and published. What
- * the HTTP front was started with (listen address, API keys, limits) needs a restart. */
+ * the HTTP front was started with (listen address, API keys, limits) needs a restart, and so does
+ * the log format (running workers were started with the old one). */
 static void reload(sy_daemon *d, const char *config, const char *models_dir, bool level_from_cli) {
   char err[1024] = "";
   LOG_I("SIGHUP: reloading %s", config ? config : "the models folder");
@@ -88,10 +94,12 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
   if (strcmp(nmx->host, old->host) != 0 || nmx->port != old->port ||
       nmx->max_body_bytes != old->max_body_bytes ||
       nmx->max_upload_bytes != old->max_upload_bytes ||
-      nmx->max_connections != old->max_connections ||
+      nmx->max_connections != old->max_connections || nmx->log_format != old->log_format ||
       !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys) ||
       !same_strs(nmx->admin_keys, nmx->n_admin_keys, old->admin_keys, old->n_admin_keys))
-    LOG_W("reload: listen, api_keys, admin_keys and limits take effect at the next restart");
+    LOG_W(
+        "reload: listen, api_keys, admin_keys, limits and log_format take effect at the next "
+        "restart");
   if (sched_reload(d->sc, nmx, NULL) != 0) {
     LOG_E("reload failed (out of memory), keeping the running configuration");
     matrix_free(nmx);
@@ -99,6 +107,28 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
   }
   d->mx = nmx; /* the scheduler owns the old one now */
   if (!level_from_cli) sy_log_init("switchyard", (enum sy_log_level)nmx->log_level);
+}
+
+/* The workers' folder when --worker-dir is not given: this program's own folder when a worker is
+ * there (the build tree: build/bin), else ../libexec/switchyard from it (an installed daemon in
+ * PREFIX/bin). buf holds the result; NULL when this program cannot find its own path. */
+static const char *default_worker_dir(char *buf, size_t cap) {
+  char self[PATH_MAX], probe[PATH_MAX + sizeof WORKER_DIR_INSTALLED + sizeof WORKER_PROBE + 2];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return NULL;
+  self[n] = '\0';
+  const char *dir = dirname(self);
+  snprintf(probe, sizeof probe, "%s/%s", dir, WORKER_PROBE);
+  if (access(probe, X_OK) != 0) {
+    snprintf(probe, sizeof probe, "%s/%s/%s", dir, WORKER_DIR_INSTALLED, WORKER_PROBE);
+    char real[PATH_MAX];
+    if (access(probe, X_OK) == 0 && realpath(dirname(probe), real)) {
+      snprintf(buf, cap, "%s", real);
+      return buf;
+    }
+  }
+  snprintf(buf, cap, "%s", dir); /* neither: the errors then name this folder */
+  return buf;
 }
 
 /* --measure: every model loaded once through the scheduler (so the budget holds), its memory
@@ -142,16 +172,28 @@ int main(int argc, char **argv) {
   } else if (argc > 1 && argv[1][0] != '-') {
     return cli_main(argc - 1, argv + 1);
   }
-  const char *config = NULL, *models_dir = NULL, *host = NULL, *worker_dir = NULL, *level = NULL;
+  const char *config = NULL, *models_dir = NULL, *host = NULL, *worker_dir = NULL, *level = NULL,
+             *format = NULL;
   int port = -1, ready_fd = -1, load_timeout = 600;
   bool check = false, measure = false;
-  enum { O_HOST = 256, O_WORKER_DIR, O_LOG, O_READY, O_TIMEOUT, O_CHECK, O_MEASURE, O_VERSION };
+  enum {
+    O_HOST = 256,
+    O_WORKER_DIR,
+    O_LOG,
+    O_LOG_FORMAT,
+    O_READY,
+    O_TIMEOUT,
+    O_CHECK,
+    O_MEASURE,
+    O_VERSION
+  };
   static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                        {"models-dir", required_argument, 0, 'm'},
                                        {"host", required_argument, 0, O_HOST},
                                        {"port", required_argument, 0, 'p'},
                                        {"worker-dir", required_argument, 0, O_WORKER_DIR},
                                        {"log-level", required_argument, 0, O_LOG},
+                                       {"log-format", required_argument, 0, O_LOG_FORMAT},
                                        {"ready-fd", required_argument, 0, O_READY},
                                        {"load-timeout", required_argument, 0, O_TIMEOUT},
                                        {"check", no_argument, 0, O_CHECK},
@@ -188,6 +230,13 @@ int main(int argc, char **argv) {
           return 2;
         }
         level = optarg;
+        break;
+      case O_LOG_FORMAT:
+        if (sy_log_parse_format(optarg) < 0) {
+          fprintf(stderr, "switchyard: --log-format must be text or json\n");
+          return 2;
+        }
+        format = optarg;
         break;
       case O_READY:
         if (sy_parse_long(optarg, 0, MAIN_MAX_FD, &num) != 0) {
@@ -226,6 +275,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   sy_log_init("switchyard", level ? (enum sy_log_level)sy_log_parse_level(level) : SY_LOG_INFO);
+  if (format) sy_log_set_format((enum sy_log_format)sy_log_parse_format(format));
 
   char err[1024] = "";
   sy_daemon d = {0};
@@ -237,10 +287,11 @@ int main(int argc, char **argv) {
     snprintf(err, sizeof err, "out of memory");
   }
   if (!d.mx) {
-    fprintf(stderr, "switchyard: %s\n", err);
+    LOG_E("%s", err); /* in the format asked for on the command line */
     return 1;
   }
   if (!level) sy_log_init("switchyard", (enum sy_log_level)d.mx->log_level);
+  if (!format) sy_log_set_format((enum sy_log_format)d.mx->log_format);
   if (check) {
     for (size_t i = 0; i < d.mx->n_models; i++) {
       char caps[64];
@@ -261,14 +312,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   char wdir[PATH_MAX];
-  if (!worker_dir) {
-    ssize_t n = readlink("/proc/self/exe", wdir, sizeof wdir - 1);
-    if (n <= 0) {
-      fprintf(stderr, "switchyard: cannot find my own path; pass --worker-dir\n");
-      return 1;
-    }
-    wdir[n] = '\0';
-    worker_dir = dirname(wdir);
+  if (!worker_dir && !(worker_dir = default_worker_dir(wdir, sizeof wdir))) {
+    LOG_E("cannot find my own path; pass --worker-dir");
+    matrix_free(d.mx);
+    return 1;
   }
 
   /* Signals: handled synchronously by this thread; every other thread inherits the mask. */
@@ -315,7 +362,7 @@ int main(int argc, char **argv) {
                     .handler_ud = &d};
   d.http = d.sc ? http_start(&hp, err, sizeof err) : NULL;
   if (!d.http) {
-    fprintf(stderr, "switchyard: %s\n", d.sc ? err : "could not start the scheduler");
+    LOG_E("%s", d.sc ? err : "could not start the scheduler");
     if (d.sc) {
       sched_shutdown(d.sc);
       sched_free(d.sc);

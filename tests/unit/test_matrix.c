@@ -226,6 +226,10 @@ static void test_defaults(void **state) {
   m = ut_load_ok("listen: {port: 0}\nlog_level: WARN\n");
   assert_int_equal(m->port, 0);
   assert_int_equal(m->log_level, 1);
+  assert_int_equal(m->log_format, 0); /* text unless asked */
+  matrix_free(m);
+  m = ut_load_ok("log_format: JSON\n");
+  assert_int_equal(m->log_format, 1);
   matrix_free(m);
 }
 
@@ -293,6 +297,7 @@ static void test_bad_structure(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
   ut_load_bad("listen: {host: a}\nfoo: 1\n", "2:1: foo: unknown key");
+  ut_load_bad("log_format: xml\n", "1:13: log_format: unknown format 'xml' (known: text, json)");
   ut_load_bad("listen:\n  hots: x\n", "2:3: listen.hots: unknown key");
   ut_load_bad("models:\n  - name: a\n    file: m.gguf\n    contxt: 5\n",
               "4:5: models[0].contxt: unknown key");

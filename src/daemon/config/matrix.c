@@ -108,11 +108,13 @@ enum {
   K_PIPELINES,
   K_ROUTERS,
   K_PULL,
+  K_LOG_FORMAT,
   K_N
 };
-static const char *const top_keys[K_N] = {
-    "listen", "api_keys", "admin_keys", "models_dir",    "log_level", "limits",  "defaults",
-    "models", "memory",   "scheduling", "builtin_voice", "pipelines", "routers", "pull"};
+static const char *const top_keys[K_N] = {"listen",    "api_keys",   "admin_keys",    "models_dir",
+                                          "log_level", "limits",     "defaults",      "models",
+                                          "memory",    "scheduling", "builtin_voice", "pipelines",
+                                          "routers",   "pull",       "log_format"};
 
 /* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
 static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
@@ -205,6 +207,14 @@ static int load_root(loader *l, const yaml_node_t *root) {
     m->log_level = lv;
   }
   if (v[K_PULL] && !mx_is_null(v[K_PULL]) && read_pull(l, v[K_PULL], m)) return -1;
+  if (v[K_LOG_FORMAT]) {
+    const char *s;
+    if (mx_want_str(l, v[K_LOG_FORMAT], "log_format", &s)) return -1;
+    int f = sy_log_parse_format(s);
+    if (f < 0)
+      return mx_at(l, v[K_LOG_FORMAT], "log_format: unknown format '%s' (known: text, json)", s);
+    m->log_format = f;
+  }
   if (v[K_LIMITS] && !mx_is_null(v[K_LIMITS])) {
     static const char *const keys[] = {"max_body_bytes",  "max_connections",  "image_dir",
                                        "max_image_bytes", "max_image_pixels", "max_upload_bytes"};
@@ -399,6 +409,7 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->max_loads = 1;
   m->max_connections = 256;
   m->log_level = SY_LOG_INFO;
+  m->log_format = SY_LOG_TEXT;
   m->builtin_voice = true;
   loader l = {.file = config_path, .err = err, .errlen = errlen, .m = m};
   l.defaults = OPTS_UNSET;

@@ -201,6 +201,7 @@ typedef struct matrix {
       max_image_bytes; /* limits.max_image_bytes: encoded size of one image; 0 = decoder default */
   long long max_image_pixels; /* limits.max_image_pixels: w*h of one image; 0 = decoder default */
   int log_level;              /* sy_log_level; default info */
+  int log_format;             /* sy_log_format; default text (--log-format overrides) */
   long long mem_budget;       /* bytes models may use; 0 = MemTotal − mem_reserve */
   long long mem_reserve;      /* bytes kept free when the budget is derived; default 2 GiB */
   long long gpu_reserve;      /* bytes kept free on each GPU (dedicated memory); default 512 MiB */

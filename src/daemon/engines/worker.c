@@ -485,6 +485,8 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
                   "3",
                   "--log-level",
                   (char *)(p->log_level ? p->log_level : "info"),
+                  "--log-format", /* the daemon's own: one format on the shared stderr */
+                  (char *)sy_log_format_name(sy_log_get_format()),
                   "--tag",
                   (char *)p->tag,
                   NULL};

@@ -1,6 +1,7 @@
 /* main.c — switchyard-espeak: the built-in CPU voice, one worker process (docs/PROTOCOL.md).
  *
- *   switchyard-espeak [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]
+ *   switchyard-espeak [--ipc-fd N] [--log-level debug|info|warn|error] [--log-format text|json]
+ *                     [--tag MODEL]
  *
  * Expects `load` first, then serves `speak`, `voices`, `cancel` and `shutdown`. One request
  * synthesises at a time (espeak-ng is one global state), in a forked child (see espeak.h); the
@@ -240,9 +241,9 @@ static int loop(espeak_worker *w) {
 }
 
 static void usage(void) {
-  fprintf(
-      stderr,
-      "usage: switchyard-espeak [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n");
+  fprintf(stderr,
+          "usage: switchyard-espeak [--ipc-fd N] [--log-level debug|info|warn|error]\n"
+          "                         [--log-format text|json] [--tag MODEL]\n");
 }
 
 int main(int argc, char **argv) {

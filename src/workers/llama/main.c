@@ -1,6 +1,7 @@
 /* main.c — switchyard-llama: one worker process per loaded model (docs/PROTOCOL.md).
  *
- *   switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error]
+ *   switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--log-format text|json]
+ *                    [--tag MODEL]
  *
  * Sets the process up (dies with its parent, ignores SIGPIPE), starts the reader thread, expects
  * `load` first, then runs the message loop: drain received frames, and while any request is
@@ -26,7 +27,8 @@
 
 static void main_usage(void) {
   fprintf(stderr,
-          "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]\n"
+          "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error]\n"
+          "                        [--log-format text|json] [--tag MODEL]\n"
           "       switchyard-llama --list-devices\n");
 }
 

@@ -1,7 +1,8 @@
 /* main.c — switchyard-whisper: one worker process per loaded whisper.cpp model
  * (docs/PROTOCOL.md).
  *
- *   switchyard-whisper [--ipc-fd N] [--log-level debug|info|warn|error] [--tag MODEL]
+ *   switchyard-whisper [--ipc-fd N] [--log-level debug|info|warn|error] [--log-format text|json]
+ *                      [--tag MODEL]
  *
  * Sets the process up, starts the reader thread (wio_inbox, which takes `cancel` itself),
  * expects `load` first, then serves `transcribe` requests one at a time in arrival order. Exits 0
@@ -58,8 +59,8 @@ static int serve(ww *w) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: switchyard-whisper [--ipc-fd N] [--log-level debug|info|warn|error] [--tag "
-          "MODEL]\n");
+          "usage: switchyard-whisper [--ipc-fd N] [--log-level debug|info|warn|error]\n"
+          "                          [--log-format text|json] [--tag MODEL]\n");
 }
 
 int main(int argc, char **argv) {

@@ -3,6 +3,7 @@
 #   make run        build, then serve on 127.0.0.1:8080 (CONFIG=..., MODELS=...)
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make layers     check the daemon's include layering (tests/layers.sh; part of make test)
+#   make browser    the status page in headless Chromium (tests/browser; part of make test)
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
 #   make bench-agent  the prompt cache in agent conversations vs llama-server's (TTFT per turn)
 #   make bench-omp  the workers' OpenMP wait policy, alone and beside a second busy worker
@@ -74,14 +75,17 @@ BENCH_SRC := $(filter-out bench/image_bench.c,$(wildcard bench/*.c))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
 CHAT_OBJ := $(call obj,$(CHAT_SRC))
-DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+# the status page's files (web/ui/), compiled into the daemon as a C table (tools/ui-embed)
+UI_ASSETS := $(sort $(wildcard web/ui/*))
+UI_GEN := $(BUILD)/gen/ui_assets.c
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC) $(UI_GEN))
 DAEMON_LIB_OBJ := $(filter-out %/main.o,$(DAEMON_OBJ))
 BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run test test-only itest unit layers bench bench-doors bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run test test-only itest unit layers browser bench bench-doors bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -94,6 +98,14 @@ $(ENGINES_DONE):
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/% tests/grammar/%,$<),$(ENGINE_INC)) -c $< -o $@
+
+$(BIN)/ui-embed: $(call obj,tools/ui-embed/main.c src/common/hash.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@
+
+$(UI_GEN): $(UI_ASSETS) $(BIN)/ui-embed
+	@mkdir -p $(dir $@)
+	$(BIN)/ui-embed -o $@ $(UI_ASSETS)
 
 $(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -228,6 +240,15 @@ itest: all $(BIN)/itest
 	if [ -d "$$td" ]; then td="--testdata $$td"; else td=; fi && \
 	$(BIN)/itest --daemon $(BIN)/switchyard --models $(BUILD)/test-models --engines "$$prefix" $$td $(if $(T),--only $(T))
 
+# the status page in headless Chromium (tests/browser/run.sh, a suite of `make test`); writes the
+# README's screenshot, docs/img/status-page.png
+browser: all
+	@prefix=$$(deps/engines.sh print-prefix) && \
+	export SWITCHYARD_VOCAB_DIR="$$prefix/share/vocab" \
+	  SY_TEMPLATES_DIR="$$prefix/../src/llama.cpp/models/templates" && \
+	BIN=$(BIN) tests/models.sh --if-missing $(BUILD)/test-models && \
+	BIN=$(BIN) tests/browser/run.sh $(CURDIR)/$(BUILD)/test-models
+
 bench: all $(BIN)/bench
 	bench/run.sh
 
@@ -301,7 +322,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_SEEDERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/seed_*.c))
 FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(COMMON_SRC) $(CHAT_SRC) \
-                  $(filter-out src/daemon/main.c,$(DAEMON_SRC)))
+                  $(filter-out src/daemon/main.c,$(DAEMON_SRC)) $(UI_GEN))
 .PHONY: fuzz
 fuzz: $(FUZZ_BINS) $(FUZZ_SEEDERS)
 	tests/fuzz/seeds.sh build-fuzz/seeds

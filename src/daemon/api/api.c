@@ -1,14 +1,13 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
  * (chat.c, messages.c, responses.c, ollama.c, embeddings.c, transcribe.c, speech.c, admin.c,
- * pull.c; external engines to engines/proxy.c); unknown paths (404) and wrong methods (405, with
- * Allow) are
- * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
- * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
- * pipeline or external engine); the handler gets both in an api_call. The families validate
- * (parse/api_parse.c), get a worker from the scheduler and relay the worker's events
- * (engines/relay.c). Must never leave a worker request running for a client that went away, never
- * answer twice, and never answer a worker's error other than as api_error.h's table says
+ * pull.c; external engines to engines/proxy.c; the status page to ui/ui.c); unknown paths (404) and
+ * wrong methods (405, with Allow) are answered by the table itself. Before the handler runs, the
+ * body is parsed once (JSON, or a multipart form by its Content-Type) and its "model" resolved once
+ * (api_resolve: model, router, pipeline or external engine); the handler gets both in an api_call.
+ * The families validate (parse/api_parse.c), get a worker from the scheduler and relay the worker's
+ * events (engines/relay.c). Must never leave a worker request running for a client that went away,
+ * never answer twice, and never answer a worker's error other than as api_error.h's table says
  * (api_worker_error). */
 #include "api/api.h"
 
@@ -23,6 +22,7 @@
 #include "engines/proxy.h"
 #include "parse/api_parse.h"
 #include "parse/responses_parse.h"
+#include "ui/ui.h"
 
 /* ---- small helpers ---- */
 
@@ -186,6 +186,10 @@ static void h_events(sy_daemon *d, http_req *r, api_call *c) {
   (void)c;
   api_admin_events(d, r);
 }
+static void h_ui(sy_daemon *d, http_req *r, api_call *c) {
+  (void)d, (void)c;
+  ui_serve(r, http_path(r));
+}
 static void h_upstream(sy_daemon *d, http_req *r, api_call *c) { proxy_upstream(d, r, c->rest); }
 
 /* Every endpoint, in one place. An external engine may also serve the paths matrix_ext_route
@@ -233,6 +237,10 @@ static const api_route api_routes[] = {
     {"/api/version", R_GET, 0, R_NO_EP, api_ollama_version},
     {"/api/", R_ANY, R_PREFIX, R_NO_EP, api_ollama_other},
     {"/upstream/", R_ANY, R_PREFIX, R_NO_EP, h_upstream},
+    /* the status page (ui/ui.c): files compiled in; no API key needed (http_path_is_public) */
+    {"/", R_GET, 0, R_NO_EP, h_ui},
+    {"/ui", R_GET, 0, R_NO_EP, h_ui},
+    {"/ui/", R_GET, R_PREFIX, R_NO_EP, h_ui},
 };
 
 /* The route for path, or NULL. */

@@ -5,7 +5,7 @@
 // unloading, unloaded) and fills the event log; /metrics is sampled for the sparklines. Load and
 // unload POST /api/load and /api/unload. Never builds HTML from text (el() sets textContent).
 import { api, apiJson, apiKey, bytes, el, readSse, setApiKey, whenUnauthorized } from './api.js';
-import { Spark, poolBar } from './charts.js';
+import { Spark, colourOf, poolBar } from './charts.js';
 import { rates, sample } from './metrics.js';
 import { initPlayground, setModels as playgroundModels } from './playground.js';
 
@@ -104,8 +104,10 @@ async function adminAction(name, load) {
 
 function renderModels() {
   const body = $('models').tBodies[0];
-  const rows = S.models.map((m) => {
+  const rows = S.models.map((m, i) => {
     const p = psOf(m.id), st = stateOf(m.id);
+    const sw = el('span', { class: 'swatch' });
+    sw.style.backgroundColor = colourOf(i);
     const est = p ? p.size_estimated : m.memory && m.memory.estimated;
     const meas = p ? p.size_measured : m.memory && m.memory.measured;
     const stateCell = el('td', {}, el('span', { class: 'state ' + st.state, text: st.state }));
@@ -119,7 +121,7 @@ function renderModels() {
       ? el('button', { type: 'button', class: 'unload', disabled: busy || st.state !== 'loaded', text: 'unload', on: { click: () => adminAction(m.id, false) } })
       : el('button', { type: 'button', class: 'load', disabled: busy, text: 'load', on: { click: () => adminAction(m.id, true) } });
     return el('tr', { dataset: { model: m.id, state: st.state } },
-      el('td', {}, el('b', { text: m.id }), el('span', { class: 'caps', text: (m.capabilities || []).join(' ') })),
+      el('td', {}, sw, ' ', el('b', { text: m.id }), el('span', { class: 'caps', text: (m.capabilities || []).join(' ') })),
       stateCell,
       el('td', { class: 'num est', text: bytes(est) }),
       el('td', { class: 'num meas', text: meas ? bytes(meas) : '–' }),
@@ -150,7 +152,9 @@ function renderPools() {
     for (const m of S.ps.models) {
       const d = (m.devices || []).find((x) => x.device === pool.device);
       const b = d ? Math.max(d.estimated || 0, d.measured || 0) : 0;
-      if (b > 0) segs.push({ name: m.name, bytes: b });
+      const cache = i === 0 && m.prompt_cache ? m.prompt_cache.limit || 0 : 0;
+      const colour = colourOf(Math.max(0, S.models.findIndex((x) => x.id === m.name)));
+      if (b > 0 || cache > 0) segs.push({ name: m.name, bytes: b, cache, colour });
     }
     const dev = i === 0 ? devs.find((d) => d.type === 'cpu') : devs.find((d) => d.name === pool.device);
     return poolBar(pool, segs, dev ? dev.total : 0);

@@ -35,21 +35,23 @@ export class Spark {
   }
 }
 
-// A palette for models, stable by name.
-function hue(name) {
-  let h = 0;
-  for (const ch of name) h = (h * 31 + ch.codePointAt(0)) % 360;
-  return h;
-}
+// Model colours: distinct for the first few models of the matrix (by their index), then hues.
+const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#b07aa1', '#76b7b2', '#edc948', '#9c755f'];
+export function colourOf(i) { return i < PALETTE.length ? PALETTE[i] : `hsl(${(i * 47) % 360} 55% 55%)`; }
 
-// One pool's bar. segs: [{name, bytes}] per model; used, budget, budgetNow, total (device total,
-// or 0 when unknown). The scale is the larger of the budget and the device.
+// One pool's bar. segs: [{name, bytes, cache, colour}] per resident model (cache: what its prompt
+// cache may hold, counted in host RAM); total: the device's memory (0 when unknown). The scale is
+// the larger of the budget and the device.
 export function poolBar(pool, segs, total) {
   const budget = pool.budget, now = Math.min(pool.budget_now || budget, budget), used = pool.used;
   const scale = Math.max(budget, total || 0, used, 1);
-  const models = segs.reduce((a, s) => a + s.bytes, 0);
-  const parts = segs.map((s) => ({ cls: 'seg model', name: s.name, b: s.bytes, hue: hue(s.name) }));
-  if (used > models) parts.push({ cls: 'seg other', name: 'prompt caches, other', b: used - models });
+  const models = segs.reduce((a, s) => a + s.bytes + (s.cache || 0), 0);
+  const parts = [];
+  for (const s of segs) {
+    parts.push({ cls: 'seg model', name: s.name, b: s.bytes, colour: s.colour });
+    if (s.cache) parts.push({ cls: 'seg model cache', name: s.name + ' prompt cache (limit)', b: s.cache, colour: s.colour });
+  }
+  if (used > models) parts.push({ cls: 'seg other', name: 'other (loading, unloading)', b: used - models });
   parts.push({ cls: 'seg free', name: 'free', b: Math.max(0, now - used) });
   if (budget > now) parts.push({ cls: 'seg held', name: 'not free now (other programs)', b: budget - Math.max(now, used) });
   if (total > budget) parts.push({ cls: 'seg reserve', name: 'reserve (outside the budget)', b: total - budget });
@@ -58,7 +60,7 @@ export function poolBar(pool, segs, total) {
     if (p.b <= 0) continue;
     const s = el('div', { class: p.cls, title: p.name + ': ' + bytes(p.b) });
     s.style.width = (100 * p.b / scale).toFixed(3) + '%';
-    if (p.hue != null) s.style.backgroundColor = `hsl(${p.hue} 60% 55%)`;
+    if (p.colour) s.style.backgroundColor = p.colour;
     if (p.cls === 'seg model') s.dataset.model = p.name;
     bar.append(s);
   }
@@ -68,8 +70,8 @@ export function poolBar(pool, segs, total) {
     (now < budget ? ` (${bytes(now)} usable now)` : '') + (total ? `, device ${bytes(total)}` : ''));
   for (const s of segs) {
     const sw = el('span', { class: 'swatch' });
-    sw.style.backgroundColor = `hsl(${hue(s.name)} 60% 55%)`;
-    legend.append(' ', sw, `${s.name} ${bytes(s.bytes)}`);
+    sw.style.backgroundColor = s.colour;
+    legend.append(' ', sw, ` ${s.name} ${bytes(s.bytes)}` + (s.cache ? ` + cache ${bytes(s.cache)}` : ''));
   }
   return el('div', { class: 'pool' }, legend, bar);
 }

@@ -93,7 +93,7 @@ async function tableMatchesPs(page, base, key) {
   return ps;
 }
 
-test('the status page: live table, load through events, memory bar, playground chat, screenshot', async () => {
+test('the status page: live table, load through events, memory bar, playground, screenshot', async () => {
   // the pinned embedder is loaded at start; wait for it (an admin load returns once it is)
   const pre = await fetch(BASE + '/api/load', { method: 'POST', body: JSON.stringify({ model: 'embed' }) });
   assert.equal(pre.status, 200);
@@ -114,19 +114,23 @@ test('the status page: live table, load through events, memory bar, playground c
   const used0 = await hostUsed();
   assert.ok(used0 > 0, 'the pinned model uses memory');
 
-  // 2. "load" on chat: the row goes loading → loaded through the live events (every row the page
-  //    renders is a new element; the observer keeps each one the table got for chat)
+  // 2. "load" on chat: the row goes loading → loaded through the live events (the row is updated
+  //    in place; the observer keeps every value its data-state had, however fast they changed)
   await page.evaluate(() => {
+    const row = document.querySelector('#models tr[data-model=chat]');
     window.__chatStates = [];
-    new MutationObserver((recs) => {
-      for (const r of recs) for (const n of r.addedNodes)
-        if (n.dataset && n.dataset.model === 'chat') window.__chatStates.push(n.dataset.state);
-    }).observe(document.querySelector('#models tbody'), { childList: true });
+    window.__chatObs = new MutationObserver((recs) => {
+      for (const r of recs) window.__chatStates.push(r.oldValue);
+    });
+    window.__chatObs.observe(row, { attributes: true, attributeFilter: ['data-state'], attributeOldValue: true });
   });
   await page.click('#models tr[data-model=chat] button.load');
   await page.waitForSelector('#events li[data-type=loaded][data-model=chat]', WAIT);
   await page.waitForSelector('#models tr[data-model=chat][data-state=loaded]', WAIT);
-  const states = await page.evaluate(() => window.__chatStates);
+  const states = await page.evaluate(() => {
+    window.__chatObs.takeRecords().forEach((r) => window.__chatStates.push(r.oldValue));
+    return [...window.__chatStates, document.querySelector('#models tr[data-model=chat]').dataset.state];
+  });
   const iLoading = states.indexOf('loading');
   assert.ok(iLoading >= 0, 'the row showed loading: ' + states.join(','));
   assert.ok(states.indexOf('loaded', iLoading) > iLoading, 'then loaded: ' + states.join(','));
@@ -191,9 +195,45 @@ test('the status page: live table, load through events, memory bar, playground c
   await page.waitForSelector('#models tr[data-model=chat][data-state=unloaded]', WAIT);
   assert.match(await page.$eval('#events li[data-type=unloading][data-model=chat]', (l) => l.textContent), /unloaded by request/);
 
+  // 8. speak a text with a voice (the built-in espeak model) and get audio to play
+  await page.click('#playground .tabs button[data-tab=speak]');
+  await page.select('#ttsmodel', 'speak');
+  await page.click('#ttslist');
+  await page.waitForFunction(() => /voices$|⚠/.test(document.querySelector('#ttsmsg').textContent), WAIT);
+  assert.ok((await page.$$('#ttsvoices option')).length > 1, 'the voices are listed');
+  await page.type('#ttsvoice', 'en-us');
+  await page.type('#ttsinput', 'Hello from the status page.');
+  await page.click('#ttsform button[type=submit]');
+  await page.waitForFunction(() => /KiB of audio|⚠/.test(document.querySelector('#ttsmsg').textContent), WAIT);
+  assert.match(await page.$eval('#ttsmsg', (m) => m.textContent), /KiB of audio/);
+  assert.match(await page.$eval('#ttsaudio', (a) => a.src), /^blob:/);
+
+  // 9. transcribe an uploaded clip (a second of a 440 Hz tone; the random whisper says anything)
+  const dir = mkdtempSync(join(tmpdir(), 'sy-browser-'));
+  const wav = join(dir, 'tone.wav');
+  writeFileSync(wav, toneWav(16000, 1));
+  await page.click('#playground .tabs button[data-tab=transcribe]');
+  await page.select('#asrmodel', 'whisper');
+  await (await page.$('#asrfile')).uploadFile(wav);
+  await page.click('#asrform button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#asrout').dataset.done === 'true', WAIT);
+  rmSync(dir, { recursive: true, force: true });
+  assert.doesNotMatch(await page.$eval('#asrout', (o) => o.textContent), /⚠/);
+
   assert.deepEqual(problems, [], 'no console errors, page errors or failed requests');
   await page.close();
 });
+
+// A mono 16-bit PCM WAV of secs seconds of a 440 Hz tone at rate Hz.
+function toneWav(rate, secs) {
+  const n = rate * secs, b = Buffer.alloc(44 + 2 * n);
+  b.write('RIFF', 0); b.writeUInt32LE(36 + 2 * n, 4); b.write('WAVEfmt ', 8);
+  b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24); b.writeUInt32LE(2 * rate, 28); b.writeUInt16LE(2, 32);
+  b.writeUInt16LE(16, 34); b.write('data', 36); b.writeUInt32LE(2 * n, 40);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * 440 * i / rate)), 44 + 2 * i);
+  return b;
+}
 
 test('with an API key: the page asks for it, keeps it in sessionStorage, and works with it', async () => {
   // before the key is given, the API answers 401 (expected: that is how the page knows to ask)

@@ -102,44 +102,64 @@ async function adminAction(name, load) {
   }
 }
 
+// One row per model, made once and updated in place: a button under the pointer is never
+// replaced between mousedown and mouseup (a click would be lost), and text is only written when
+// it changed.
+const rowEls = new Map(); // name → the row's elements
+function rowFor(name) {
+  let r = rowEls.get(name);
+  if (r) return r;
+  const td = (cls) => el('td', { class: cls });
+  r = {
+    swatch: el('span', { class: 'swatch' }), caps: el('span', { class: 'caps' }),
+    state: el('span', { class: 'state' }), prog: el('progress', { max: '1', hidden: true }),
+    pct: el('span', { class: 'pct' }), est: td('num est'), meas: td('num meas'), where: td('where'),
+    ka: td('num keepalive'), inflight: td('num inflight'), queued: td('num queued'), pinned: td('pinned'),
+    btn: el('button', { type: 'button' }),
+  };
+  r.btn.addEventListener('click', () => adminAction(name, r.btn.dataset.action === 'load'));
+  r.tr = el('tr', { dataset: { model: name } },
+    el('td', {}, r.swatch, ' ', el('b', { text: name }), r.caps),
+    el('td', {}, r.state, ' ', r.prog, r.pct),
+    r.est, r.meas, r.where, r.ka, r.inflight, r.queued, r.pinned, el('td', {}, r.btn));
+  rowEls.set(name, r);
+  return r;
+}
+
+function setText(node, t) { if (node.textContent !== t) node.textContent = t; }
+function setAttr(node, k, v) { if (node.getAttribute(k) !== v) node.setAttribute(k, v); }
+
 function renderModels() {
   const body = $('models').tBodies[0];
-  const rows = S.models.map((m, i) => {
-    const p = psOf(m.id), st = stateOf(m.id);
-    const sw = el('span', { class: 'swatch' });
-    sw.style.backgroundColor = colourOf(i);
+  S.models.forEach((m, i) => {
+    const p = psOf(m.id), st = stateOf(m.id), r = rowFor(m.id);
+    r.swatch.style.backgroundColor = colourOf(i);
+    setText(r.caps, (m.capabilities || []).join(' '));
+    setAttr(r.tr, 'data-state', st.state);
+    setText(r.state, st.state);
+    setAttr(r.state, 'class', 'state ' + st.state);
+    const showProg = st.state === 'loading' && st.progress != null;
+    r.prog.hidden = !showProg;
+    if (showProg) r.prog.value = st.progress;
+    setText(r.pct, showProg ? ` ${Math.round(st.progress * 100)}%` : '');
     const est = p ? p.size_estimated : m.memory && m.memory.estimated;
     const meas = p ? p.size_measured : m.memory && m.memory.measured;
-    const stateCell = el('td', {}, el('span', { class: 'state ' + st.state, text: st.state }));
-    if (st.state === 'loading' && st.progress != null) {
-      const prog = el('progress', { max: '1', value: String(st.progress) });
-      stateCell.append(' ', prog, ` ${Math.round(st.progress * 100)}%`);
-    }
-    const resident = st.state !== 'unloaded';
-    const busy = S.busy.has(m.id);
-    const btn = resident
-      ? el('button', { type: 'button', class: 'unload', disabled: busy || st.state !== 'loaded', text: 'unload', on: { click: () => adminAction(m.id, false) } })
-      : el('button', { type: 'button', class: 'load', disabled: busy, text: 'load', on: { click: () => adminAction(m.id, true) } });
-    return el('tr', { dataset: { model: m.id, state: st.state } },
-      el('td', {}, sw, ' ', el('b', { text: m.id }), el('span', { class: 'caps', text: (m.capabilities || []).join(' ') })),
-      stateCell,
-      el('td', { class: 'num est', text: bytes(est) }),
-      el('td', { class: 'num meas', text: meas ? bytes(meas) : '–' }),
-      el('td', { class: 'where', text: where(p) }),
-      el('td', { class: 'num', text: keepAlive(p) }),
-      el('td', { class: 'num inflight', text: p ? String(p.inflight) : '0' }),
-      el('td', { class: 'num queued', text: p ? String(p.queued) : '0' }),
-      el('td', { class: 'pinned', text: p && p.pinned ? 'pinned' : '' }),
-      el('td', {}, btn));
+    setText(r.est, bytes(est));
+    setText(r.meas, meas ? bytes(meas) : '–');
+    setText(r.where, where(p));
+    setText(r.ka, keepAlive(p));
+    setText(r.inflight, p ? String(p.inflight) : '0');
+    setText(r.queued, p ? String(p.queued) : '0');
+    setText(r.pinned, p && p.pinned ? 'pinned' : '');
+    const load = st.state === 'unloaded', busy = S.busy.has(m.id);
+    r.btn.dataset.action = load ? 'load' : 'unload';
+    setAttr(r.btn, 'class', load ? 'load' : 'unload');
+    setText(r.btn, load ? 'load' : 'unload');
+    r.btn.disabled = busy || (!load && st.state !== 'loaded');
+    if (body.rows[i] !== r.tr) body.insertBefore(r.tr, body.rows[i] || null);
   });
-  // replace rows in place by model, so a row being clicked is never a detached one
-  const have = new Map([...body.rows].map((r) => [r.dataset.model, r]));
-  rows.forEach((r, i) => {
-    const old = have.get(r.dataset.model);
-    if (old) { old.replaceWith(r); have.delete(r.dataset.model); }
-    if (body.rows[i] !== r) body.insertBefore(r, body.rows[i] || null);
-  });
-  for (const r of have.values()) r.remove();
+  const names = new Set(S.models.map((m) => m.id));
+  for (const [name, r] of rowEls) if (!names.has(name)) { r.tr.remove(); rowEls.delete(name); }
 }
 
 // ---- memory ----

@@ -151,11 +151,14 @@ async function transcribe(e) {
   form.append('file', c.blob, c.name);
   form.append('response_format', 'json');
   $('asrout').textContent = 'transcribing…';
+  $('asrout').dataset.done = 'false';
   try {
     const j = await apiJson('/v1/audio/transcriptions', { method: 'POST', body: form });
-    $('asrout').textContent = j.text;
+    $('asrout').textContent = j.text || '(no speech heard)';
   } catch (err) {
     $('asrout').textContent = '⚠ ' + err.message;
+  } finally {
+    $('asrout').dataset.done = 'true';
   }
 }
 

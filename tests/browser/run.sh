@@ -60,5 +60,9 @@ SWITCHYARD_URL="http://127.0.0.1:$port" SWITCHYARD_KEYED_URL="http://127.0.0.1:$
   SWITCHYARD_KEY=sk-browser-test SCREENSHOT_DIR="${SCREENSHOT_DIR:-$root/docs/img}" \
   CHROMIUM="${CHROMIUM:-/usr/bin/chromium}" node --test tests/browser/
 rc=$?
+for p in "${pids[@]}"; do # a clean shutdown of both, as compat checks
+  kill -TERM "$p"; wait "$p" || { echo "browser: a daemon exited with status $?"; rc=1; }
+done
+pids=()
 [ $rc -eq 0 ] || { echo "--- daemon log"; tail -n 50 "$tmp/daemon.log"; }
 exit $rc

@@ -11,9 +11,9 @@
 /* The Content-Security-Policy every page file is served with: scripts, styles and fetches from
  * this origin only, no inline script or style, media only from blob: (recorded or synthesised
  * audio, image previews), never framed. */
-#define UI_CSP                                                                            \
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " \
-  "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "     \
+#define UI_CSP                                                                        \
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "   \
+  "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; " \
   "frame-ancestors 'none'"
 
 /* Answer a GET/HEAD of path: "/", "/ui" and "/ui/" are index.html, "/ui/NAME" that file; 304 when

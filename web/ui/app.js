@@ -27,8 +27,10 @@ const $ = (id) => document.getElementById(id);
 // ---- the key ----
 function askKey(why) {
   const f = $('keyform');
-  f.hidden = false;
-  $('key').focus();
+  if (f.hidden) { // once: the polls that keep failing must not pull the focus away every second
+    f.hidden = false;
+    $('key').focus();
+  }
   setConn('auth', why || 'API key needed');
 }
 whenUnauthorized(() => askKey('API key missing or wrong'));

@@ -93,7 +93,7 @@ async function tableMatchesPs(page, base, key) {
   return ps;
 }
 
-test('the status page: live table, load through events, memory bar, playground, screenshot', async () => {
+test('the status page: live table, load through events, memory bar, playground, screenshot', async (t) => {
   // the pinned embedder is loaded at start; wait for it (an admin load returns once it is)
   const pre = await fetch(BASE + '/api/load', { method: 'POST', body: JSON.stringify({ model: 'embed' }) });
   assert.equal(pre.status, 200);
@@ -105,6 +105,16 @@ test('the status page: live table, load through events, memory bar, playground, 
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
   assert.equal(resp.headers()['x-content-type-options'], 'nosniff');
   await page.waitForSelector('#conn[data-state=live]', WAIT);
+  await page.waitForSelector('#models tbody tr', WAIT);
+  // what the page costs (reported, never asserted: no timing thresholds in tests)
+  const cost = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0];
+    const res = performance.getEntriesByType('resource').filter((r) => r.name.includes('/ui/'));
+    return { dcl: nav.domContentLoadedEventEnd, now: performance.now(), files: res.length + 1,
+      bytes: nav.transferSize + res.reduce((a, r) => a + r.transferSize, 0) };
+  });
+  t.diagnostic(`page: ${cost.files} files, ${cost.bytes} bytes transferred, DOMContentLoaded at ` +
+    `${cost.dcl.toFixed(0)} ms, table rendered and live by ${cost.now.toFixed(0)} ms`);
 
   // 1. the table is /api/ps: embed loaded and pinned, chat unloaded
   const ps0 = await tableMatchesPs(page, BASE);

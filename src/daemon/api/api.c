@@ -1,13 +1,14 @@
 /* api.c — the OpenAI-compatible front: the route table (api_routes[] below: method + path →
  * handler, metrics endpoint, body kind) that sends a checked HTTP request to its endpoint family
  * (chat.c, messages.c, responses.c, ollama.c, embeddings.c, transcribe.c, speech.c, admin.c,
- * pull.c; external engines to engines/proxy.c; the status page to ui/ui.c); unknown paths (404) and
- * wrong methods (405, with Allow) are answered by the table itself. Before the handler runs, the
- * body is parsed once (JSON, or a multipart form by its Content-Type) and its "model" resolved once
- * (api_resolve: model, router, pipeline or external engine); the handler gets both in an api_call.
- * The families validate (parse/api_parse.c), get a worker from the scheduler and relay the worker's
- * events (engines/relay.c). Must never leave a worker request running for a client that went away,
- * never answer twice, and never answer a worker's error other than as api_error.h's table says
+ * pull.c; external engines to engines/proxy.c); unknown paths (404) and wrong methods (405, with
+ * Allow) are
+ * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
+ * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
+ * pipeline or external engine); the handler gets both in an api_call. The families validate
+ * (parse/api_parse.c), get a worker from the scheduler and relay the worker's events
+ * (engines/relay.c). Must never leave a worker request running for a client that went away, never
+ * answer twice, and never answer a worker's error other than as api_error.h's table says
  * (api_worker_error). */
 #include "api/api.h"
 

@@ -4,6 +4,7 @@
 #   make install    build, then install (PREFIX=/usr/local, DESTDIR=) with the systemd unit; make uninstall
 #   make test       build normally and with ASan+UBSan, run unit, integration and compat tests
 #   make layers     check the daemon's include layering (tests/layers.sh; part of make test)
+#   make browser    the status page in headless Chromium (tests/browser; part of make test)
 #   make bench      switchyard vs llama-server on the same model (see docs/PERFORMANCE.md)
 #   make bench-agent  the prompt cache in agent conversations vs llama-server's (TTFT per turn)
 #   make bench-long-chat  a conversation of thousands of messages: rendering + tokenising vs llama-server
@@ -76,14 +77,17 @@ BENCH_SRC := $(filter-out bench/image_bench.c,$(wildcard bench/*.c))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
 CHAT_OBJ := $(call obj,$(CHAT_SRC))
-DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+# the status page's files (web/ui/), compiled into the daemon as a C table (tools/ui-embed)
+UI_ASSETS := $(sort $(wildcard web/ui/*))
+UI_GEN := $(BUILD)/gen/ui_assets.c
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC) $(UI_GEN))
 DAEMON_LIB_OBJ := $(filter-out %/main.o,$(DAEMON_OBJ))
 BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run install uninstall test test-only itest unit layers bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run install uninstall test test-only itest unit layers browser bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -96,6 +100,14 @@ $(ENGINES_DONE):
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(filter src/workers/% tools/% bench/% tests/grammar/% tests/unit/test_tok.c,$<),$(ENGINE_INC)) -c $< -o $@
+
+$(BIN)/ui-embed: $(call obj,tools/ui-embed/main.c src/common/hash.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@
+
+$(UI_GEN): $(UI_ASSETS) $(BIN)/ui-embed
+	@mkdir -p $(dir $@)
+	$(BIN)/ui-embed -o $@ $(UI_ASSETS)
 
 $(BIN)/switchyard: $(DAEMON_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -225,6 +237,7 @@ SYSUSERSDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/sysusers.d,$(SYSCONFDIR)/s
 INSTALL_LIBEXEC := switchyard-llama switchyard-whisper switchyard-espeak llama-fit-params \
                    mkmodel mkwhisper sy-jinja
 INSTALL_DOCS := $(wildcard docs/*.md) # under DOCDIR/docs/, so that README.md's links hold
+INSTALL_IMGS := $(wildcard docs/img/*.png) # the README's screenshots, under DOCDIR/docs/img/
 INSTALL_SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
                     -e 's|@DOCDIR@|$(DOCDIR)|g'
 # `make && sudo make install`: install builds only when a program is missing (under sudo HOME, and
@@ -236,6 +249,7 @@ install: $(if $(filter-out $(wildcard $(PROGRAMS)),$(PROGRAMS)),all)
 	install -m 755 $(addprefix $(BIN)/,$(INSTALL_LIBEXEC)) $(DESTDIR)$(LIBEXECDIR)/
 	install -m 644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/docs/
+	$(if $(INSTALL_IMGS),install -d $(DESTDIR)$(DOCDIR)/docs/img && install -m 644 $(INSTALL_IMGS) $(DESTDIR)$(DOCDIR)/docs/img/)
 	$(INSTALL_SUBST) dist/config/switchyard.yaml.in >$(DESTDIR)$(DOCDIR)/switchyard.yaml.example
 	$(INSTALL_SUBST) dist/systemd/switchyard.service.in >$(DESTDIR)$(UNITDIR)/switchyard.service
 	chmod 644 $(DESTDIR)$(DOCDIR)/switchyard.yaml.example $(DESTDIR)$(UNITDIR)/switchyard.service
@@ -251,12 +265,12 @@ install: $(if $(filter-out $(wildcard $(PROGRAMS)),$(PROGRAMS)),all)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/switchyard $(addprefix $(DESTDIR)$(LIBEXECDIR)/,$(INSTALL_LIBEXEC)) \
 	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_DOCS)) \
-	  $(DESTDIR)$(UNITDIR)/switchyard.service $(DESTDIR)$(SYSUSERSDIR)/switchyard.conf
+	  $(addprefix $(DESTDIR)$(DOCDIR)/,$(INSTALL_IMGS)) $(DESTDIR)$(UNITDIR)/switchyard.service $(DESTDIR)$(SYSUSERSDIR)/switchyard.conf
 	@cfg=$(DESTDIR)$(SYSCONFDIR)/switchyard/switchyard.yaml; \
 	if [ -e "$$cfg" ] && ! cmp -s "$$cfg" $(DESTDIR)$(DOCDIR)/switchyard.yaml.example; then \
 	  echo "uninstall: keeping $$cfg (changed; remove it yourself)"; else rm -f "$$cfg"; fi
 	rm -f $(DESTDIR)$(DOCDIR)/switchyard.yaml.example
-	rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/switchyard 2>/dev/null || true
+	rmdir $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/docs/img $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/switchyard 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 unit: $(UNIT_BINS)
@@ -287,6 +301,15 @@ itest: all $(BIN)/itest
 	td=$${SWITCHYARD_TESTDATA:-$(CURDIR)/../shared/testdata} && \
 	if [ -d "$$td" ]; then td="--testdata $$td"; else td=; fi && \
 	$(BIN)/itest --daemon $(BIN)/switchyard --models $(BUILD)/test-models --engines "$$prefix" $$td $(if $(T),--only $(T))
+
+# the status page in headless Chromium (tests/browser/run.sh, a suite of `make test`); writes the
+# README's screenshot, docs/img/status-page.png
+browser: all
+	@prefix=$$(deps/engines.sh print-prefix) && \
+	export SWITCHYARD_VOCAB_DIR="$$prefix/share/vocab" \
+	  SY_TEMPLATES_DIR="$$prefix/../src/llama.cpp/models/templates" && \
+	BIN=$(BIN) tests/models.sh --if-missing $(BUILD)/test-models && \
+	BIN=$(BIN) tests/browser/run.sh $(CURDIR)/$(BUILD)/test-models
 
 bench: all $(BIN)/bench
 	bench/run.sh
@@ -365,7 +388,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_SEEDERS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/seed_*.c))
 FUZZ_LIB_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(COMMON_SRC) $(CHAT_SRC) \
-                  $(filter-out src/daemon/main.c,$(DAEMON_SRC)))
+                  $(filter-out src/daemon/main.c,$(DAEMON_SRC)) $(UI_GEN))
 .PHONY: fuzz
 fuzz: $(FUZZ_BINS) $(FUZZ_SEEDERS)
 	tests/fuzz/seeds.sh build-fuzz/seeds

@@ -11,6 +11,7 @@ pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-c
       clang-format # make format; make test checks every C file against .clang-format
       ffmpeg # M4A/AAC/WebM uploads and aac speech: a subprocess, optional at run time (docs/AUDIO.md)
       systemd # systemd-analyze: tests/install.sh verifies the unit (no running init needed)
+      chromium # the status page's browser test (tests/browser: puppeteer-core drives it, headless)
       curl jq nodejs npm prometheus) # prometheus: its promtool validates GET /metrics in the tests; jq: bench scripts, tests/install.sh
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh — the whole test suite, run by `make test` after the normal and the ASan+UBSan
 # builds: unit tests (both builds), integration tests against the real daemon and workers (both
-# builds), and the official OpenAI and Anthropic Node SDKs against the daemon. Models are made
+# builds), the official OpenAI and Anthropic Node SDKs against the daemon, and the status page
+# in headless Chromium. Models are made
 # here, at test time, with tools/mkmodel (tests/models.sh). ../shared/testdata is used when present (SWITCHYARD_TESTDATA).
 # Ends with one line "N passed, N failed" counting suites; exits non-zero if any failed.
 set -uo pipefail
@@ -104,6 +105,8 @@ compat() {
   [ $rc -eq 0 ] && [ $st -eq 0 ]
 }
 if [ -f tests/compat/package.json ]; then suite "compat (openai and anthropic node sdks, ollama-js)" compat; fi
+# the status page in headless Chromium (puppeteer-core); writes docs/img/status-page.png
+suite "browser (the status page in headless chromium, tests/browser)" tests/browser/run.sh "$models"
 
 echo
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

@@ -3,6 +3,8 @@
  * Covers:
  *  - http_host_is_loopback on names, IPv4 and IPv6 literals with and without ports, look-alike
  *    hosts (127.0.0.1.evil.com, localhost.evil.com), bad ports, unterminated brackets, "" and NULL;
+ *  - http_cross_origin_write (browsers' writes from another origin, "null", look-alikes; reads
+ *    and clients without Origin pass) and http_path_is_public (/health and the status page);
  *  - a real server (http_start on 127.0.0.1, port 0) with an echo handler, driven by a tiny raw
  *    TCP client written here (no libcurl: the unit rule does not link it), checking:
  *      200 echo of method / path / body length / a header, for GET, POST and chunked POST;
@@ -90,6 +92,44 @@ static void test_host_is_loopback(void **state) {
   memset(longhost, 'a', sizeof longhost - 1);
   longhost[sizeof longhost - 1] = '\0';
   assert_false(http_host_is_loopback(longhost));
+}
+
+/* ---- http_cross_origin_write, http_path_is_public ------------------------------------------ */
+
+static void test_cross_origin(void **state) {
+  (void)state;
+  const char *h = "127.0.0.1:8080";
+  assert_false(http_cross_origin_write("POST", NULL, h)); /* not a browser */
+  assert_false(http_cross_origin_write("POST", "http://127.0.0.1:8080", h));
+  assert_false(http_cross_origin_write("POST", "HTTP://127.0.0.1:8080", "127.0.0.1:8080"));
+  assert_false(http_cross_origin_write("POST", "http://localhost", "LOCALHOST"));
+  assert_false(http_cross_origin_write("GET", "http://evil.example", h)); /* reads: CORS */
+  assert_false(http_cross_origin_write("HEAD", "http://evil.example", h));
+  assert_false(http_cross_origin_write("OPTIONS", "http://evil.example", h));
+  const char *bad[] = {"http://evil.example",
+                       "null",
+                       "http://127.0.0.1:8081",
+                       "http://127.0.0.1",
+                       "http://127.0.0.1:8080.evil.example",
+                       "",
+                       "127.0.0.1:8080",
+                       "http://127.0.0.1:8080/"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    if (!http_cross_origin_write("POST", bad[i], h)) fail_msg("POST from %s passed", bad[i]);
+    if (!http_cross_origin_write("DELETE", bad[i], h)) fail_msg("DELETE from %s passed", bad[i]);
+  }
+  assert_true(http_cross_origin_write("POST", "http://127.0.0.1:8080", NULL)); /* no Host */
+}
+
+static void test_public_paths(void **state) {
+  (void)state;
+  const char *yes[] = {"/health", "/", "/ui", "/ui/", "/ui/app.js"};
+  const char *no[] = {"/api/ps", "/metrics", "/v1/models",           "/health/", "//",
+                      "/uix",    "/u",       "/v1/chat/completions", ""};
+  for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+    if (!http_path_is_public(yes[i])) fail_msg("%s should be public", yes[i]);
+  for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+    if (http_path_is_public(no[i])) fail_msg("%s should need the key", no[i]);
 }
 
 /* ---- the server under test ------------------------------------------------------------------ */
@@ -753,6 +793,8 @@ static void test_start_errors_and_stop(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_host_is_loopback),
+      cmocka_unit_test(test_cross_origin),
+      cmocka_unit_test(test_public_paths),
       cmocka_unit_test_setup_teardown(test_echo, setup_plain, teardown_server),
       cmocka_unit_test_setup_teardown(test_chunked_body, setup_plain, teardown_server),
       cmocka_unit_test_setup_teardown(test_body_limit_content_length, setup_plain, teardown_server),

@@ -23,6 +23,7 @@
 #include "engines/proxy.h"
 #include "parse/api_parse.h"
 #include "parse/responses_parse.h"
+#include "ui/ui.h"
 
 /* ---- small helpers ---- */
 
@@ -187,6 +188,10 @@ static void h_events(sy_daemon *d, http_req *r, api_call *c) {
   (void)c;
   api_admin_events(d, r);
 }
+static void h_ui(sy_daemon *d, http_req *r, api_call *c) {
+  (void)d, (void)c;
+  ui_serve(r, http_path(r));
+}
 static void h_upstream(sy_daemon *d, http_req *r, api_call *c) { proxy_upstream(d, r, c->rest); }
 
 /* Every endpoint, in one place. An external engine may also serve the paths matrix_ext_route
@@ -235,6 +240,10 @@ static const api_route api_routes[] = {
     {"/api/version", R_GET, 0, R_NO_EP, api_ollama_version},
     {"/api/", R_ANY, R_PREFIX, R_NO_EP, api_ollama_other},
     {"/upstream/", R_ANY, R_PREFIX, R_NO_EP, h_upstream},
+    /* the status page (ui/ui.c): files compiled in; no API key needed (http_path_is_public) */
+    {"/", R_GET, 0, R_NO_EP, h_ui},
+    {"/ui", R_GET, 0, R_NO_EP, h_ui},
+    {"/ui/", R_GET, R_PREFIX, R_NO_EP, h_ui},
 };
 
 /* The route for path, or NULL. */

@@ -1,7 +1,8 @@
 /* http.c — see http.h. The only file that includes microhttpd.h.
  * Must never queue a response before the body is complete (keep-alive would be lost), never
  * buffer more than max_body_bytes of a body, never let a request with a foreign Host header
- * reach a handler while bound to loopback (DNS rebinding). */
+ * reach a handler while bound to loopback (DNS rebinding), never let a browser's write from
+ * another origin reach one (CSRF: http_cross_origin_write). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -111,6 +112,14 @@ void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_b
   if (resp && b->len) memset(b, 0, sizeof *b); /* MHD frees the bytes now */
   sy_buf_free(b);
   if (resp) MHD_add_response_header(resp, "Content-Type", content_type);
+  set_response(r, resp ? status : 500, resp);
+}
+
+void http_reply_static(http_req *r, unsigned status, const char *content_type, const void *data,
+                       size_t len) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, (void *)(len ? data : ""), MHD_RESPMEM_PERSISTENT);
+  if (resp && content_type) MHD_add_response_header(resp, "Content-Type", content_type);
   set_response(r, resp ? status : 500, resp);
 }
 
@@ -273,6 +282,19 @@ bool http_host_is_loopback(const char *host) {
   return inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
+bool http_cross_origin_write(const char *method, const char *origin, const char *host) {
+  if (!origin || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+      strcmp(method, "OPTIONS") == 0)
+    return false;
+  const char *sep = strstr(origin, "://"); /* "null", or scheme://host[:port] */
+  return !sep || !host || strcasecmp(sep + 3, host) != 0;
+}
+
+bool http_path_is_public(const char *path) {
+  return strcmp(path, "/health") == 0 || strcmp(path, "/") == 0 || strcmp(path, "/ui") == 0 ||
+         strncmp(path, "/ui/", 4) == 0;
+}
+
 static bool key_equal(const char *a, const char *b) { /* constant time in the key's length */
   size_t la = strlen(a), lb = strlen(b);
   unsigned char d = (unsigned char)(la != lb);
@@ -288,11 +310,12 @@ static bool key_in(const char *const *keys, size_t n, const char *key) {
 }
 
 /* A configured key in Authorization: Bearer (OpenAI's clients) or x-api-key (Anthropic's); an
- * admin key is an API key too. Sets r->admin. */
+ * admin key is an API key too. Sets r->admin. The public paths (/health, the status page) need
+ * none. */
 static bool authorized(const http_server *s, http_req *r) {
   const http_params *p = &s->p;
   r->admin = p->n_api_keys == 0 && p->n_admin_keys == 0;
-  if (r->admin || strcmp(r->url, "/health") == 0) return true;
+  if (r->admin || http_path_is_public(r->url)) return true;
   const char *auth = http_header(r, "Authorization");
   const char *bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
   const char *xkey = http_header(r, "x-api-key");
@@ -343,6 +366,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       reply_simple_error(
           r, 403, "invalid_request_error", "host_not_allowed",
           "the Host header does not name this machine (the server listens on loopback only)");
+      r->early_reply = true;
+    } else if (http_cross_origin_write(method, http_header(r, "Origin"), http_header(r, "Host"))) {
+      reply_simple_error(r, 403, "invalid_request_error", "cross_origin",
+                         "a browser's request from another origin may not change anything here "
+                         "(the Origin header does not match Host)");
       r->early_reply = true;
     } else if (cl && strtoull(cl, NULL, 10) > r->body.limit) {
       api_error e;

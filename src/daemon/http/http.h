@@ -84,6 +84,10 @@ const char *http_reply_header(const http_req *r, const char *name);
 void http_reply_error(http_req *r, const api_error *e);
 /* A whole body of any type; b's bytes are taken (b is left empty). */
 void http_reply_buf(http_req *r, unsigned status, const char *content_type, sy_buf *b);
+/* A whole body from static storage (never freed, never copied): data must outlive the server.
+ * content_type NULL: no Content-Type (a 304). */
+void http_reply_static(http_req *r, unsigned status, const char *content_type, const void *data,
+                       size_t len);
 void http_reply_stream(http_req *r, unsigned status, const char *content_type, http_stream_fn fn,
                        void *cls, void (*free_fn)(void *cls));
 /* A streamed reply with exactly the given headers (names[i]: values[i]; no Content-Type or
@@ -96,5 +100,15 @@ void http_reply_abort(http_req *r);
 
 /* True if host (a Host header value) names this machine's loopback interface. */
 bool http_host_is_loopback(const char *host);
+
+/* True if a request with this method, Origin and Host headers is a browser's write from another
+ * origin (a page elsewhere posting to us: CSRF): a method other than GET, HEAD or OPTIONS with an
+ * Origin header whose host[:port] is not Host (an Origin of "null" too). Requests without Origin
+ * (SDKs, curl) are not browsers' cross-origin writes. Pure. */
+bool http_cross_origin_write(const char *method, const char *origin, const char *host);
+
+/* True for the paths served without an API key: /health and the status page's files ("/", "/ui",
+ * "/ui/…": static, no state; the page asks for the key and sends it on its API calls). Pure. */
+bool http_path_is_public(const char *path);
 
 #endif

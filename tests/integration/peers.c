@@ -14,8 +14,9 @@
 #include "harness.h"
 
 #define FAR_KEY "sk-far"
-#define POLL_TRIES 100000 /* bounded polls: requests to a daemon, until what they wait for shows \
-                           */
+#define POLL_TRIES                                                              \
+  100000 /* bounded polls: requests to a daemon, until what they wait for shows \
+          */
 
 static daemon_proc A;   /* the near daemon: its config peers B */
 static char b_cfg[512]; /* B's config file, to start it again on its port */
@@ -294,6 +295,37 @@ static void ps_body(void) {
 
 static void t_ps(void) { with_pair(ps_body); }
 
+/* `switchyard ps` against A: the peer's model as NAME@PEER, and a line for the peer. */
+static void cli_ps_body(void) {
+  resp r;
+  it_post_json_at(&A, "/v1/chat/completions", it_chat_body("far-chat", "Load it", 2, false), &r);
+  CHECK(r.status == 200, "chat %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  bool shown = false;
+  for (int i = 0; i < POLL_TRIES && !shown; i++) { /* bounded: until A has read B since */
+    json_t *m = it_ps_model(&A, "far-chat");
+    shown = m != NULL;
+    json_decref(m);
+  }
+  CHECK(shown, "A's /api/ps lists far-chat");
+  sy_buf cmd = {0};
+  sy_buf_printf(&cmd, "env -u SWITCHYARD_HOST -u SWITCHYARD_API_KEY '%s' ps --port %d",
+                it_daemon_bin, A.port);
+  FILE *f = cmd.data ? popen(cmd.data, "r") : NULL;
+  sy_buf_free(&cmd);
+  CHECK(f != NULL, "run switchyard ps");
+  sy_buf out = {0};
+  char line[512];
+  while (fgets(line, sizeof line, f)) sy_buf_puts(&out, line);
+  int st = pclose(f);
+  bool ok = st == 0 && out.data && strstr(out.data, "\nfar-chat@far ") &&
+            strstr(out.data, "\npeer far (http://127.0.0.1:") && strstr(out.data, "): up");
+  CHECK(ok, "switchyard ps: exit %d\n%s", st, out.data ? out.data : "");
+  sy_buf_free(&out);
+}
+
+static void t_cli_ps(void) { with_pair(cli_ps_body); }
+
 /* ---- the peer down, then back ---- */
 
 static void down_up_body(void) {
@@ -361,9 +393,10 @@ static void router_body(void) {
 static void t_router(void) { with_pair(router_body); }
 
 static const it_test tests[] = {
-    {"peers_models", t_models, false},   {"peers_families", t_families, false},
-    {"peers_cancel", t_cancel, false},   {"peers_ps", t_ps, false},
-    {"peers_down_up", t_down_up, false}, {"peers_router", t_router, false},
+    {"peers_models", t_models, false}, {"peers_families", t_families, false},
+    {"peers_cancel", t_cancel, false}, {"peers_ps", t_ps, false},
+    {"peers_cli_ps", t_cli_ps, false}, {"peers_down_up", t_down_up, false},
+    {"peers_router", t_router, false},
 };
 
 const itest_table itest_peers = {"peers", tests, sizeof tests / sizeof tests[0]};

@@ -23,8 +23,9 @@
 #include "engines/peer_offer.h"
 #include "log.h"
 
-#define PEER_MIN_GAP_MS 200 /* reads of one peer start at least this far apart (touches coalesce) \
-                             */
+#define PEER_MIN_GAP_MS                                                     \
+  200 /* reads of one peer start at least this far apart (touches coalesce) \
+       */
 
 enum peer_state { PEER_UNKNOWN = 0, PEER_UP, PEER_DOWN };
 static const char *const state_names[] = {"unknown", "up", "down"};

@@ -104,18 +104,15 @@ static bool start_pair(void) {
   return false;
 }
 
-static void stop_pair(void) {
-  it_stop_daemon(&A);
-  it_stop_daemon(&B);
-  B.api_key = NULL;
-}
-
-/* Run body with the pair up; both are stopped afterwards, whatever body's checks said. */
+/* Run body with the pair up; both are stopped afterwards, whatever body's checks said, and must
+ * exit cleanly (under ASan: no leak, no error). */
 static void with_pair(void (*body)(void)) {
   bool up = start_pair();
   if (up) body();
-  stop_pair();
+  int sa = it_stop_daemon(&A), sb = it_stop_daemon(&B);
+  B.api_key = NULL;
   CHECK(up, "B and A started, and A lists B's models");
+  CHECK(sa == 0 && sb == 0, "clean exits: A %d, B %d", sa, sb);
 }
 
 /* ---- the model list ---- */

@@ -41,7 +41,9 @@ static void write_b_config(void) {
   fclose(f);
 }
 
-static void write_a_config(int b_port) {
+/* A's config: its own model, routers to B's model (unless only names B's models to offer, which
+ * then replaces `models: all`), and B as its peer. */
+static void write_a_config(int b_port, const char *only) {
   snprintf(a_cfg, sizeof a_cfg, "%s/peer-near.yaml", it_tmpdir);
   FILE *f = fopen(a_cfg, "w");
   if (!f) return;
@@ -50,20 +52,24 @@ static void write_a_config(int b_port) {
           "builtin_voice: false\n" /* B's `speak` is the one served here */
           "models:\n"
           "  - {name: local-chat, file: %s/tiny-qwen2.gguf, context: 512, parallel: 2, "
-          "keep_alive: -1}\n"
-          "routers:\n"
-          "  - name: pick\n"
-          "    routes: {light: local-chat, heavy: far-chat}\n"
-          "    rules: [{min_prompt_tokens: 40, route: heavy}]\n"
-          "    default: light\n"
-          "  - name: pick-fb\n"
-          "    routes: {heavy: far-chat, light: local-chat}\n"
-          "    default: heavy\n"
-          "    fallback: [light]\n"
+          "keep_alive: -1}\n",
+          it_models_dir);
+  if (!only)
+    fprintf(f,
+            "routers:\n"
+            "  - name: pick\n"
+            "    routes: {light: local-chat, heavy: far-chat}\n"
+            "    rules: [{min_prompt_tokens: 40, route: heavy}]\n"
+            "    default: light\n"
+            "  - name: pick-fb\n"
+            "    routes: {heavy: far-chat, light: local-chat}\n"
+            "    default: heavy\n"
+            "    fallback: [light]\n");
+  fprintf(f,
           "peers:\n"
           "  - {name: far, url: 'http://127.0.0.1:%d', api_key: " FAR_KEY
-          ", refresh: 1s, connect_timeout: 2s}\n",
-          it_models_dir, b_port);
+          ", refresh: 1s, connect_timeout: 2s, models: %s}\n",
+          b_port, only ? only : "all");
   fclose(f);
 }
 
@@ -94,7 +100,7 @@ static bool start_pair(void) {
   write_b_config();
   if (it_start_daemon(&B, b_cfg) != 0) return false;
   B.api_key = FAR_KEY;
-  write_a_config(B.port);
+  write_a_config(B.port, NULL);
   if (it_start_daemon(&A, a_cfg) != 0) return false;
   for (int i = 0; i < POLL_TRIES; i++) { /* bounded: until A's poller has read B's list */
     json_t *m = a_model("far-chat");
@@ -144,6 +150,33 @@ static void models_body(void) {
 }
 
 static void t_models(void) { with_pair(models_body); }
+
+/* SIGHUP with another `models:` for the peer: A offers what the new list says, without a restart.
+ */
+static void reload_body(void) {
+  write_a_config(B.port, "[far-embed]");
+  CHECK(kill(A.pid, SIGHUP) == 0, "SIGHUP A");
+  bool changed = false;
+  for (int i = 0; i < POLL_TRIES && !changed; i++) { /* bounded: until the new peer has read B */
+    json_t *chat = a_model("far-chat"), *emb = a_model("far-embed");
+    changed = !chat && emb && it_str_is(it_jstr(emb, "peer"), "far");
+    json_decref(chat);
+    json_decref(emb);
+  }
+  CHECK(changed, "after the reload A offers far-embed, not far-chat");
+  resp r;
+  it_post_json_at(&A, "/v1/chat/completions", it_chat_body("far-chat", "Still there?", 2, false),
+                  &r);
+  CHECK(it_is_error(&r, 404, "model_not_found"), "far-chat is not offered now: %ld %s", r.status,
+        r.body.data);
+  it_resp_clear(&r);
+  it_post_json_at(&A, "/v1/embeddings", json_pack("{s:s, s:s}", "model", "far-embed", "input", "x"),
+                  &r);
+  CHECK(r.status == 200, "far-embed through the reloaded peer: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+}
+
+static void t_reload(void) { with_pair(reload_body); }
 
 /* ---- every API family through the peer ---- */
 
@@ -390,9 +423,13 @@ static void router_body(void) {
 static void t_router(void) { with_pair(router_body); }
 
 static const it_test tests[] = {
-    {"peers_models", t_models, false}, {"peers_families", t_families, false},
-    {"peers_cancel", t_cancel, false}, {"peers_ps", t_ps, false},
-    {"peers_cli_ps", t_cli_ps, false}, {"peers_down_up", t_down_up, false},
+    {"peers_models", t_models, false},
+    {"peers_reload", t_reload, false},
+    {"peers_families", t_families, false},
+    {"peers_cancel", t_cancel, false},
+    {"peers_ps", t_ps, false},
+    {"peers_cli_ps", t_cli_ps, false},
+    {"peers_down_up", t_down_up, false},
     {"peers_router", t_router, false},
 };
 

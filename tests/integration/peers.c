@@ -41,8 +41,8 @@ static void write_b_config(void) {
   fclose(f);
 }
 
-/* A's config: its own model, routers to B's model (unless only names B's models to offer, which
- * then replaces `models: all`), and B as its peer. */
+/* A's config: its own model, routers to B's model, and B as its peer; with only: B's models to
+ * offer (instead of `models: all`), no routers, and a second peer that is never up. */
 static void write_a_config(int b_port, const char *only) {
   snprintf(a_cfg, sizeof a_cfg, "%s/peer-near.yaml", it_tmpdir);
   FILE *f = fopen(a_cfg, "w");
@@ -70,6 +70,8 @@ static void write_a_config(int b_port, const char *only) {
           "  - {name: far, url: 'http://127.0.0.1:%d', api_key: " FAR_KEY
           ", refresh: 1s, connect_timeout: 2s, models: %s}\n",
           b_port, only ? only : "all");
+  if (only) /* a peer nobody listens for (port 1 on loopback), never reached */
+    fprintf(f, "  - {name: gone, url: 'http://127.0.0.1:1', models: [ghost], refresh: 1s}\n");
   fclose(f);
 }
 
@@ -173,6 +175,11 @@ static void reload_body(void) {
   it_post_json_at(&A, "/v1/embeddings", json_pack("{s:s, s:s}", "model", "far-embed", "input", "x"),
                   &r);
   CHECK(r.status == 200, "far-embed through the reloaded peer: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  /* a peer never reached: the names its list gives answer 503 at once, not 404 */
+  it_post_json_at(&A, "/v1/chat/completions", it_chat_body("ghost", "Anyone?", 2, false), &r);
+  CHECK(it_is_error(&r, 503, "peer_unavailable") && atoi(r.retry_after) >= 1,
+        "a model of a peer never reached: %ld '%s' %s", r.status, r.retry_after, r.body.data);
   it_resp_clear(&r);
 }
 

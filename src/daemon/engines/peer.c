@@ -316,6 +316,14 @@ void peers_free(peers *ps) {
   free(ps);
 }
 
+/* Whether p's models list names name (a peer never read yet offers those: they answer 503 until it
+ * answers, not 404). */
+static bool wants(const peer *p, const char *name) {
+  for (size_t i = 0; !p->all && i < p->n_want; i++)
+    if (!strcmp(p->want[i], name)) return true;
+  return false;
+}
+
 peer *peers_find(peers *ps, const char *name) {
   if (!ps || !name) return NULL;
   peer *found = NULL;
@@ -323,7 +331,7 @@ peer *peers_find(peers *ps, const char *name) {
   for (size_t i = 0; !found && i < ps->n_cur; i++) {
     peer *p = ps->cur[i];
     pthread_mutex_lock(&p->mu);
-    if (peer_offer_has(&p->offer, name)) found = p;
+    if (peer_offer_has(&p->offer, name) || (p->last_ok_ms == 0 && wants(p, name))) found = p;
     pthread_mutex_unlock(&p->mu);
   }
   pthread_mutex_unlock(&ps->mu);

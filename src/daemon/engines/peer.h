@@ -37,7 +37,9 @@ int peers_reload(peers *ps, const matrix *mx);
 /* Stop every thread and free the table (no request may use a peer afterwards). NULL is fine. */
 void peers_free(peers *ps);
 
-/* The first peer (config order) that offers name, or NULL. ps may be NULL (no peers). */
+/* The first peer (config order) that offers name, or NULL. ps may be NULL (no peers). A peer
+ * that never answered yet offers the names its `models` list gives (so they answer 503, not 404,
+ * while it is away). */
 peer *peers_find(peers *ps, const char *name);
 
 /* /v1/models: an entry (a copy, marked "peer") for every model the peers offer whose name local

@@ -1,10 +1,13 @@
 /* proxy.c — see proxy.h. One libcurl transfer per request, driven on the request's own HTTP
  * thread (thread-per-connection): first until the upstream's status and headers are known (so an
- * upstream that fails before answering becomes a proper 502), then, inside the streaming body
- * callback, until the next bytes arrive. Nothing is buffered beyond PROXY_MAX_BUFFERED, so SSE
- * chunks reach the client as the upstream sends them.
+ * upstream that fails before answering becomes a proper 502, or a peer that cannot be reached a
+ * 503), then, inside the streaming body callback, until the next bytes arrive. Nothing is buffered
+ * beyond PROXY_MAX_BUFFERED, so SSE chunks reach the client as the upstream sends them. External
+ * engines and peers share this one relay (relay()); only the far end differs: a held worker on
+ * 127.0.0.1, or a peer's URL with its key and the hop mark.
  * Must never let an upstream's bytes or headers grow without a bound, never leave a transfer
- * running after the client went away, and never release the model before the transfer ends. */
+ * running after the client went away, never release the model before the transfer ends, never
+ * pass the client's API key on, and never forward a request that already came from a peer. */
 #include "engines/proxy.h"
 
 #include <curl/curl.h>

@@ -1,13 +1,13 @@
 /* peers.c — peers (CONFIG.md "Peers"): two daemons on loopback, A (the near one, started here)
  * peering B (the harness's second daemon, with an API key), every API family through A to B's
  * models (chat whole and streamed, completions, embeddings, a transcription upload, speech,
- * Anthropic's and Ollama's routes), the peer's models listed and marked, its real state and memory
- * in A's /api/ps, a streamed chat abandoned by A's client cancelled in B's worker, B stopped (A
- * answers 503 with Retry-After at once) and started again on its port (A serves again), routers
- * choosing between a local and a peer model (and falling back to the local one while the peer is
- * down), a request already forwarded once refused.
- * Must never happen: a request for a down peer that hangs, a request forwarded twice, a
- * cancelled stream left running on the peer.
+ * Anthropic's, the Responses and Ollama's routes, a load), the peer's models listed and marked, its
+ * real state and memory in A's /api/ps, a streamed chat abandoned by A's client cancelled in B's
+ * worker, B stopped (A answers 503 with Retry-After at once) and started again on its port (A
+ * serves again), routers choosing between a local and a peer model (and falling back to the local
+ * one while the peer is down), a request already forwarded once refused. Must never happen: a
+ * request for a down peer that hangs, a request forwarded twice, a cancelled stream left running on
+ * the peer.
  *
  * Asserts on structure, never on meaning; never sleeps to synchronise (every wait is on a
  * condition: a pipe, a response, a bounded poll of /api/ps or /v1/models). */
@@ -253,6 +253,19 @@ static void families_body(void) {
       &r);
   CHECK(r.status == 200 && it_str_is(it_jstr(r.json, "message.role"), "assistant"),
         "Ollama's route through the peer: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  it_post_json_at(
+      &A, "/v1/responses",
+      json_pack("{s:s, s:s, s:i}", "model", "far-chat", "input", "Hi", "max_output_tokens", 4), &r);
+  CHECK(r.status == 200 && it_str_is(it_jstr(r.json, "object"), "response"),
+        "the Responses API through the peer: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  /* the admin side: a load of a peer's model loads it there */
+  it_post_json_at(&A, "/api/load", json_pack("{s:s}", "model", "far-slow"), &r);
+  json_t *m = it_ps_model(&B, "far-slow");
+  CHECK(r.status == 200 && m && it_str_is(it_jstr(m, "state"), "loaded"),
+        "POST /api/load through the peer: %ld %s", r.status, r.body.data);
+  json_decref(m);
   it_resp_clear(&r);
   /* a request B refuses comes back as B said it */
   it_post_json_at(&A, "/v1/embeddings", json_pack("{s:s, s:s}", "model", "far-chat", "input", "x"),

@@ -5,11 +5,11 @@
  * Allow) are
  * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
  * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
- * pipeline, external engine or a peer's model); the handler gets both in an api_call. A peer's
- * model on a route marked R_PEER is forwarded to the peer (engines/proxy.c, proxy_peer). The
- * families validate (parse/api_parse.c), get a worker from the scheduler and relay the worker's
- * events (engines/relay.c). Must never leave a worker request running for a client that went away,
- * never answer twice, and never answer a worker's error other than as api_error.h's table says
+ * pipeline, external engine or a peer's model, forwarded to the peer by engines/proxy.c on every
+ * route with a body but R_NO_PEER's); the handler gets both in an api_call. The families validate
+ * (parse/api_parse.c), get a worker from the scheduler and relay the worker's events
+ * (engines/relay.c). Must never leave a worker request running for a client that went away, never
+ * answer twice, and never answer a worker's error other than as api_error.h's table says
  * (api_worker_error). */
 #include "api/api.h"
 
@@ -141,7 +141,8 @@ enum {
   R_EXT_ONLY = 1 << 3,    /* only external engines serve it: anything else is an unknown endpoint */
   R_COUNT_REPLY = 1 << 4, /* counted by the table when the handler has replied (the served model:
                              X-Switchyard-Model); else the handler counts it */
-  R_PEER = 1 << 5, /* a body naming a peer's model is forwarded to the peer (engines/proxy.c) */
+  R_NO_PEER = 1 << 5,     /* a body that names a peer's model is not forwarded (on every other route
+                             with a body it is: engines/proxy.c, proxy_peer) */
 };
 #define R_NO_EP ((metrics_endpoint)-1)
 
@@ -193,33 +194,30 @@ static void h_upstream(sy_daemon *d, http_req *r, api_call *c) { proxy_upstream(
 /* Every endpoint, in one place. An external engine may also serve the paths matrix_ext_route
  * names (by the body's model, engines/proxy.c); the rerank paths are llama-server's. */
 static const api_route api_routes[] = {
-    {"/v1/chat/completions", R_POST, R_JSON | R_PEER, METRICS_EP_CHAT, h_chat},
-    {"/v1/completions", R_POST, R_JSON | R_PEER, METRICS_EP_COMPLETIONS, h_completions},
-    {"/v1/embeddings", R_POST, R_JSON | R_PEER, METRICS_EP_EMBEDDINGS, api_embeddings_handle},
-    {"/v1/rerank", R_POST, R_JSON | R_PEER, METRICS_EP_RERANK, api_rerank_handle},
-    {"/rerank", R_POST, R_JSON | R_PEER, METRICS_EP_RERANK, api_rerank_handle},
-    {"/v1/reranking", R_POST, R_JSON | R_PEER, METRICS_EP_RERANK, api_rerank_handle},
-    {"/reranking", R_POST, R_JSON | R_PEER, METRICS_EP_RERANK, api_rerank_handle},
-    {"/v1/audio/transcriptions", R_POST, R_FORM | R_COUNT_REPLY | R_PEER, METRICS_EP_TRANSCRIBE,
+    {"/v1/chat/completions", R_POST, R_JSON, METRICS_EP_CHAT, h_chat},
+    {"/v1/completions", R_POST, R_JSON, METRICS_EP_COMPLETIONS, h_completions},
+    {"/v1/embeddings", R_POST, R_JSON, METRICS_EP_EMBEDDINGS, api_embeddings_handle},
+    {"/v1/rerank", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/rerank", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/v1/reranking", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/reranking", R_POST, R_JSON, METRICS_EP_RERANK, api_rerank_handle},
+    {"/v1/audio/transcriptions", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE,
      h_transcribe},
-    {"/v1/audio/translations", R_POST, R_FORM | R_COUNT_REPLY | R_PEER, METRICS_EP_TRANSCRIBE,
-     h_translate},
-    {"/v1/audio/speech", R_POST, R_JSON | R_COUNT_REPLY | R_PEER, METRICS_EP_SPEECH,
-     api_speech_handle},
+    {"/v1/audio/translations", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE, h_translate},
+    {"/v1/audio/speech", R_POST, R_JSON | R_COUNT_REPLY, METRICS_EP_SPEECH, api_speech_handle},
     {"/v1/audio/voices", R_GET, 0, R_NO_EP, h_voices},
-    {"/v1/messages", R_POST, R_JSON | R_PEER, METRICS_EP_MESSAGES, api_messages_handle},
-    {"/v1/messages/count_tokens", R_POST, R_JSON | R_PEER, METRICS_EP_MSG_COUNT,
-     api_count_tokens_handle},
-    {"/v1/responses", R_POST, R_JSON | R_PEER, METRICS_EP_RESPONSES, api_responses_create},
-    {"/v1/responses/input_tokens", R_POST, R_JSON | R_PEER, METRICS_EP_RSP_TOKENS,
+    {"/v1/messages", R_POST, R_JSON, METRICS_EP_MESSAGES, api_messages_handle},
+    {"/v1/messages/count_tokens", R_POST, R_JSON, METRICS_EP_MSG_COUNT, api_count_tokens_handle},
+    {"/v1/responses", R_POST, R_JSON, METRICS_EP_RESPONSES, api_responses_create},
+    {"/v1/responses/input_tokens", R_POST, R_JSON, METRICS_EP_RSP_TOKENS,
      api_responses_input_tokens},
     {"/v1/responses/", R_GET | R_DELETE, R_PREFIX, R_NO_EP, api_responses_item},
-    {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY | R_PEER, R_NO_EP, NULL},
-    {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY | R_PEER, R_NO_EP, NULL},
-    {"/api/load", R_POST, R_JSON | R_PEER, R_NO_EP, h_load},
-    {"/api/unload", R_POST, R_JSON | R_PEER, R_NO_EP, h_unload},
-    {"/api/pull", R_POST, R_JSON, R_NO_EP, api_pull_handle},
-    {"/api/delete", R_ANY, R_JSON, R_NO_EP, api_delete_handle}, /* DELETE: checked there */
+    {"/v1/images/generations", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
+    {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
+    {"/api/load", R_POST, R_JSON, R_NO_EP, h_load},
+    {"/api/unload", R_POST, R_JSON, R_NO_EP, h_unload},
+    {"/api/pull", R_POST, R_JSON | R_NO_PEER, R_NO_EP, api_pull_handle},
+    {"/api/delete", R_ANY, R_JSON | R_NO_PEER, R_NO_EP, api_delete_handle}, /* DELETE: checked */
     {"/health", R_GET, 0, R_NO_EP, h_health},
     {"/v1/models", R_GET, 0, R_NO_EP, h_models},
     {"/v1/models/", R_GET, R_PREFIX, R_NO_EP, h_models},
@@ -229,11 +227,11 @@ static const api_route api_routes[] = {
     /* Ollama's API (ollama.c; its errors in Ollama's shape: api_error_body); the model is
      * looked up again there by Ollama's naming rule. The prefix answers the rest of /api/: it
      * comes after every exact /api/ route above */
-    {"/api/chat", R_POST, R_JSON | R_PEER, METRICS_EP_OLLAMA_CHAT, api_ollama_chat},
-    {"/api/generate", R_POST, R_JSON | R_PEER, METRICS_EP_OLLAMA_GEN, api_ollama_generate},
-    {"/api/embed", R_POST, R_JSON | R_PEER, METRICS_EP_OLLAMA_EMBED, api_ollama_embed},
-    {"/api/embeddings", R_POST, R_JSON | R_PEER, METRICS_EP_OLLAMA_EMBED, api_ollama_embeddings},
-    {"/api/show", R_POST, R_JSON | R_PEER, R_NO_EP, api_ollama_show},
+    {"/api/chat", R_POST, R_JSON, METRICS_EP_OLLAMA_CHAT, api_ollama_chat},
+    {"/api/generate", R_POST, R_JSON, METRICS_EP_OLLAMA_GEN, api_ollama_generate},
+    {"/api/embed", R_POST, R_JSON, METRICS_EP_OLLAMA_EMBED, api_ollama_embed},
+    {"/api/embeddings", R_POST, R_JSON, METRICS_EP_OLLAMA_EMBED, api_ollama_embeddings},
+    {"/api/show", R_POST, R_JSON, R_NO_EP, api_ollama_show},
     {"/api/tags", R_GET, 0, R_NO_EP, api_ollama_tags},
     {"/api/version", R_GET, 0, R_NO_EP, api_ollama_version},
     {"/api/", R_ANY, R_PREFIX, R_NO_EP, api_ollama_other},
@@ -342,7 +340,7 @@ void api_handle(void *ud, http_req *r) {
   bool form = rt->flags & (R_JSON | R_FORM) ? body_parse(r, &c, &jerr, &ferr) : false;
   if (c.target.kind == API_TARGET_EXTERNAL && matrix_ext_route(path)) {
     proxy_serve(d, r, c.target.model); /* relayed as it is; not counted here (as before) */
-  } else if (c.target.kind == API_TARGET_PEER && rt->flags & R_PEER) {
+  } else if (c.target.kind == API_TARGET_PEER && !(rt->flags & R_NO_PEER)) {
     api_error perr;
     proxy_peer_req q = {.model = c.target.peer_model};
     /* forwarded as it is, whatever the family (the peer checks it); not counted here either */

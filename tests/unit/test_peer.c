@@ -1,12 +1,17 @@
 /* test_peer.c — unit tests of peers' pure parts: the `peers:` section of the config
  * (config/matrix_peer.c: every key, defaults, the URL's normal form, every refusal with its
- * "file:line:col: reason", routes that name a peer's model) and what a peer offers, read from its
- * own /v1/models and /api/ps answers (engines/peer_offer.c: the models list filter, aliases, the
- * peer's own peers' models never offered again, /api/ps entries of offered models only, malformed
- * answers refused or skipped). */
+ * "file:line:col: reason", routes that name a peer's model), api_resolve's order (the matrix's
+ * names, then a peer's, with a peer table whose peer listens nowhere) and what a peer offers, read
+ * from its own /v1/models and /api/ps answers (engines/peer_offer.c: the models list filter,
+ * aliases, the peer's own peers' models never offered again, /api/ps entries of offered models
+ * only, malformed answers refused or skipped). */
+#include <curl/curl.h>
+
 #include "buf.h"
 #include "config/matrix.h"
+#include "engines/peer.h"
 #include "engines/peer_offer.h"
+#include "parse/api_parse.h"
 
 #include "unit.h"
 
@@ -117,6 +122,44 @@ static void test_peer_routes(void **state) {
       "5:35: router 'pick', route 'heavy': there is no model 'big'");
 }
 
+/* api_resolve: the matrix's names first, then the peers' (a peer never reached offers the names
+ * its models list gives); a name nobody has is 404. The peer listens nowhere (port 1). */
+static void test_resolve_order(void **state) {
+  (void)state;
+  FILE *f = ut_gguf_open("m.gguf", 1, 2);
+  ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, "qwen2");
+  ut_wstr(f, "tokenizer.chat_template"), ut_w32(f, 8), ut_wstr(f, "{{ messages }}");
+  fclose(f);
+  matrix *m = ut_load_ok(
+      "models:\n  - {name: small, file: m.gguf}\n"
+      "peers:\n  - {name: gone, url: 'http://127.0.0.1:1', "
+      "models: [small, big], connect_timeout: 1s}\n");
+  curl_global_init(CURL_GLOBAL_DEFAULT); /* as the daemon does before any thread */
+  peers *pp = peers_new(m);
+  assert_non_null(pp);
+  api_target t;
+  json_t *q = ut_json("{'model': 'small'}");
+  assert_int_equal(api_resolve(m, pp, q, &t), API_TARGET_MODEL); /* the local one wins */
+  json_decref(q);
+  q = ut_json("{'model': 'big'}");
+  assert_int_equal(api_resolve(m, pp, q, &t), API_TARGET_PEER);
+  assert_string_equal(t.peer_model, "big");
+  assert_string_equal(peer_name(t.peer), "gone");
+  assert_int_equal(t.err.status, 404); /* for a route that takes only local models */
+  json_decref(q);
+  q = ut_json("{'model': 'nobody'}");
+  assert_int_equal(api_resolve(m, pp, q, &t), API_TARGET_NONE);
+  assert_int_equal(t.err.status, 404);
+  assert_int_equal(api_resolve(m, NULL, q, &t), API_TARGET_NONE);
+  json_decref(q);
+  q = ut_json("{'model': 'big'}");
+  assert_int_equal(api_resolve(m, NULL, q, &t), API_TARGET_NONE); /* no peers: not found */
+  json_decref(q);
+  peers_free(pp);
+  matrix_free(m);
+  curl_global_cleanup();
+}
+
 /* ---- what a peer offers --------------------------------------------------------------------- */
 
 static const char MODELS[] =
@@ -202,6 +245,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_peer_config, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_peer_config_bad, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_peer_routes, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_resolve_order, ut_setup, ut_teardown),
       cmocka_unit_test(test_offer_all),
       cmocka_unit_test(test_offer_list),
       cmocka_unit_test(test_offer_bad),

@@ -23,6 +23,9 @@ typedef struct sy_daemon {
   /* The Responses API's stored responses (api/responses_store.h: bounded, thread-safe); NULL: none
    * are kept (GET answers 404, previous_response_id too). Made and freed by main.c. */
   struct rsp_store *responses;
+  /* The peers (engines/peer.h: other daemons whose models this one forwards to; thread safe);
+   * NULL: none. Made by main.c, followed across reloads (peers_reload). */
+  struct peers *peers;
 } sy_daemon;
 
 #endif

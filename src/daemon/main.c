@@ -16,6 +16,7 @@
 #include "argnum.h"
 #include "api/api.h"
 #include "api/responses_store.h"
+#include "engines/peer.h"
 #include "cli/cli.h"
 #include "daemon.h"
 #include "obs/events.h"
@@ -106,6 +107,8 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
     return;
   }
   d->mx = nmx; /* the scheduler owns the old one now */
+  if (peers_reload(d->peers, nmx) != 0)
+    LOG_E("reload: out of memory: the peers are as they were before the reload");
   if (!level_from_cli) sy_log_init("switchyard", (enum sy_log_level)nmx->log_level);
 }
 
@@ -308,6 +311,12 @@ int main(int argc, char **argv) {
       printf("	default=%s classifier=%s\n", rt->routes[rt->default_route].name,
              rt->has_classifier ? rt->cls_model : "-");
     }
+    for (size_t i = 0; i < d.mx->n_peers; i++) { /* NAME  peer  URL  models=all|a,b */
+      const matrix_peer *p = &d.mx->peers[i];
+      printf("%s\tpeer\t%s\tmodels=", p->name, p->url);
+      for (size_t k = 0; k < p->n_models; k++) printf("%s%s", k ? "," : "", p->models[k]);
+      printf("%s\n", p->all ? "all" : "");
+    }
     matrix_free(d.mx);
     return 0;
   }
@@ -347,7 +356,8 @@ int main(int argc, char **argv) {
                      .load_timeout_s = load_timeout};
   d.sc = sched_new(&sp);
   if (measure) return measure_models(&d);
-  d.responses = rsp_store_new(0, 0); /* NULL (out of memory): responses are not kept */
+  d.responses = rsp_store_new(0, 0);       /* NULL (out of memory): responses are not kept */
+  d.peers = d.sc ? peers_new(d.mx) : NULL; /* their pollers start now: up before we listen */
   http_params hp = {.host = host ? host : d.mx->host,
                     .port = port >= 0 ? port : d.mx->port,
                     .max_body_bytes = d.mx->max_body_bytes,
@@ -360,9 +370,10 @@ int main(int argc, char **argv) {
                     .handler = api_handle,
                     .error_body = api_error_body,
                     .handler_ud = &d};
-  d.http = d.sc ? http_start(&hp, err, sizeof err) : NULL;
+  d.http = d.sc && d.peers ? http_start(&hp, err, sizeof err) : NULL;
   if (!d.http) {
-    LOG_E("%s", d.sc ? err : "could not start the scheduler");
+    LOG_E("%s", !d.sc ? "could not start the scheduler" : !d.peers ? "out of memory (peers)" : err);
+    peers_free(d.peers);
     if (d.sc) {
       sched_shutdown(d.sc);
       sched_free(d.sc);
@@ -384,6 +395,7 @@ int main(int argc, char **argv) {
   LOG_I("signal %d: shutting down", sig);
   sched_shutdown(d.sc);
   http_stop(d.http);
+  peers_free(d.peers); /* no request runs now */
   sched_free(d.sc);
   matrix_free(d.mx);
   rsp_store_free(d.responses);

@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (ollama_parse_gen(req, kind == 0, &g, &err) == 0) {
       const char *own = ollama_match(&mx, g.model);
       json_t *q = json_pack("{s:s}", "model", own ? own : g.model);
-      api_resolve(&mx, q, &t);
+      api_resolve(&mx, NULL, q, &t);
       json_decref(q);
       api_gen ag;
       if (!g.load_only && api_parse_generate(&mx, &t, g.body, g.chat, &ag, &err) == 0) {
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (ollama_parse_embed(req, kind == 3, &oe, &err) == 0) {
       const char *own = ollama_match(&mx, oe.model);
       json_t *q = json_pack("{s:s}", "model", own ? own : oe.model);
-      api_resolve(&mx, q, &t);
+      api_resolve(&mx, NULL, q, &t);
       json_decref(q);
       api_embed ae;
       if (!oe.load_only && api_parse_embed(&mx, &t, oe.body, &ae, &err) == 0) api_embed_clear(&ae);

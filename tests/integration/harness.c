@@ -43,8 +43,12 @@ bool it_have_hybrid; /* models/tiny-hybrid.gguf exists (tests/models.sh; qwen3ne
 
 const char *it_daemon_log;
 
-int it_start_daemon(daemon_proc *d, const char *config) {
+int it_start_daemon(daemon_proc *d, const char *config) { return it_start_daemon_at(d, config, 0); }
+
+int it_start_daemon_at(daemon_proc *d, const char *config, int port) {
   int pfd[2];
+  char portarg[16];
+  snprintf(portarg, sizeof portarg, "%d", port);
   if (pipe(pfd) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
@@ -60,7 +64,7 @@ int it_start_daemon(daemon_proc *d, const char *config) {
     }
     char fdarg[16];
     snprintf(fdarg, sizeof fdarg, "%d", pfd[1]);
-    execl(it_daemon_bin, it_daemon_bin, "--config", config, "--port", "0", "--ready-fd", fdarg,
+    execl(it_daemon_bin, it_daemon_bin, "--config", config, "--port", portarg, "--ready-fd", fdarg,
           (char *)NULL);
     _exit(127);
   }

@@ -115,6 +115,10 @@ void it_words(char *out, size_t cap, int n, int salt);
  * listens (0) or died (-1). */
 int it_start_daemon(daemon_proc *d, const char *config);
 
+/* it_start_daemon on this port (0: a free one): a daemon started again where its peers expect it.
+ */
+int it_start_daemon_at(daemon_proc *d, const char *config, int port);
+
 /* SIGTERM and reap d: its exit status (128 + signal when killed), -1 when it was not running. */
 int it_stop_daemon(daemon_proc *d);
 
@@ -388,6 +392,6 @@ extern const itest_table itest_prompt_cache, itest_basics, itest_threads, itest_
     itest_serving, itest_ops, itest_budget, itest_config, itest_fidelity, itest_vision, itest_asr,
     itest_speech, itest_audio_models, itest_external, itest_routers, itest_whisper_server,
     itest_pipelines, itest_qwen3tts, itest_prompt_cache_budget, itest_messages, itest_responses,
-    itest_cli, itest_pull, itest_ollama, itest_ui;
+    itest_cli, itest_pull, itest_ollama, itest_ui, itest_peers;
 
 #endif

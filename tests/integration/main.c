@@ -42,6 +42,7 @@ static const itest_table *const features[] = {
     &itest_pull,
     &itest_ollama,
     &itest_ui,
+    &itest_peers,
 };
 enum { n_features = sizeof features / sizeof *features };
 

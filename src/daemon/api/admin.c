@@ -1,10 +1,11 @@
 /* admin.c — the endpoints that are not OpenAI inference (api_int.h): GET /v1/models (models,
- * routers, pipelines), GET /metrics, POST /api/load and /api/unload, GET /api/events and
- * GET /api/ps. Exports api_admin_*. */
+ * routers, pipelines, and the peers' models, marked), GET /metrics, POST /api/load and /api/unload,
+ * GET /api/events and GET /api/ps. Exports api_admin_*. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
+#include "engines/peer.h"
 #include "http/sse.h"
 #include "obs/events.h"
 #include "parse/api_parse.h"
@@ -40,12 +41,18 @@ void api_admin_models(sy_daemon *d, http_req *r, const char *id) {
   if (id) { /* the path's name, resolved as a request's "model" is */
     json_t *q = json_pack("{s:s}", "model", id);
     api_target t;
-    api_resolve(mx, q, &t);
+    api_resolve(mx, d->peers, q, &t);
     json_decref(q);
     if (t.kind == API_TARGET_ROUTER) {
       http_reply_json(r, 200, router_model_json(d, mx, t.router));
     } else if (t.kind == API_TARGET_PIPELINE) {
       http_reply_json(r, 200, pipe_model_json(t.pipeline, d->started));
+    } else if (t.kind == API_TARGET_PEER) {
+      json_t *e = peers_model_json(d->peers, t.peer_model);
+      if (e)
+        http_reply_json(r, 200, e);
+      else
+        http_reply_error(r, &t.err); /* gone from the peer's list since */
     } else if (t.kind == API_TARGET_NONE) {
       api_error err;
       api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
@@ -63,6 +70,7 @@ void api_admin_models(sy_daemon *d, http_req *r, const char *id) {
     json_array_append_new(data, router_model_json(d, mx, &mx->routers[i]));
   for (size_t i = 0; i < mx->n_pipelines; i++)
     json_array_append_new(data, pipe_model_json(&mx->pipelines[i], d->started));
+  peers_models_json(d->peers, mx, data); /* marked "peer": NAME, after every local name */
   http_reply_json(r, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -167,6 +175,8 @@ void api_admin_events(sy_daemon *d, http_req *r) {
 void api_admin_ps(sy_daemon *d, http_req *r) {
   json_t *ps = sched_ps(d->sc);
   api_ollama_ps_fields(d, ps); /* Ollama's fields beside ours, for both kinds of clients */
+  /* the peers' models as they report them (theirs have Ollama's fields already), and the peers */
+  peers_ps_json(d->peers, atomic_load(&d->mx), ps);
   json_object_set_new(ps, "stats",
                       json_pack("{s:I, s:I}", "requests", (json_int_t)atomic_load(&d->requests),
                                 "cancelled", (json_int_t)atomic_load(&d->cancelled)));

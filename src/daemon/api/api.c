@@ -5,7 +5,8 @@
  * Allow) are
  * answered by the table itself. Before the handler runs, the body is parsed once (JSON, or a
  * multipart form by its Content-Type) and its "model" resolved once (api_resolve: model, router,
- * pipeline or external engine); the handler gets both in an api_call. The families validate
+ * pipeline, external engine or a peer's model, forwarded to the peer by engines/proxy.c on every
+ * route with a body but R_NO_PEER's); the handler gets both in an api_call. The families validate
  * (parse/api_parse.c), get a worker from the scheduler and relay the worker's events
  * (engines/relay.c). Must never leave a worker request running for a client that went away, never
  * answer twice, and never answer a worker's error other than as api_error.h's table says
@@ -142,6 +143,8 @@ enum {
   R_COUNT_REPLY = 1 << 4, /* counted by the table when the handler has replied (the served model:
                              X-Switchyard-Model); else the handler counts it */
   R_ADMIN = 1 << 5,       /* an admin action: 403 admin_key_required unless http_is_admin */
+  R_NO_PEER = 1 << 6,     /* a body that names a peer's model is not forwarded (on every other route
+                             with a body it is: engines/proxy.c, proxy_peer) */
 };
 #define R_NO_EP ((metrics_endpoint)-1)
 
@@ -219,8 +222,8 @@ static const api_route api_routes[] = {
     {"/v1/images/edits", R_POST, R_JSON | R_EXT_ONLY, R_NO_EP, NULL},
     {"/api/load", R_POST, R_JSON | R_ADMIN, R_NO_EP, h_load},
     {"/api/unload", R_POST, R_JSON | R_ADMIN, R_NO_EP, h_unload},
-    {"/api/pull", R_POST, R_JSON | R_ADMIN, R_NO_EP, api_pull_handle},
-    {"/api/delete", R_ANY, R_JSON | R_ADMIN, R_NO_EP,
+    {"/api/pull", R_POST, R_JSON | R_ADMIN | R_NO_PEER, R_NO_EP, api_pull_handle},
+    {"/api/delete", R_ANY, R_JSON | R_ADMIN | R_NO_PEER, R_NO_EP,
      api_delete_handle}, /* DELETE: checked there */
     {"/health", R_GET, 0, R_NO_EP, h_health},
     {"/v1/models", R_GET, 0, R_NO_EP, h_models},
@@ -285,7 +288,7 @@ static bool body_parse(http_req *r, api_call *c, api_error *jerr, api_error *fer
   json_t *model = NULL;
   if (!ct || mp_boundary(ct, boundary, sizeof boundary) != 0) {
     c->req = api_parse_body(body, len, jerr);
-    if (c->req) api_resolve(c->mx, c->req, &c->target);
+    if (c->req) api_resolve(c->mx, c->peers, c->req, &c->target);
     return false;
   }
   char msg[256];
@@ -306,7 +309,7 @@ static bool body_parse(http_req *r, api_call *c, api_error *jerr, api_error *fer
     return true;
   }
   model = p ? json_pack("{s:s%}", "model", p->data, p->len) : json_object();
-  api_resolve(c->mx, model, &c->target);
+  api_resolve(c->mx, c->peers, model, &c->target);
   json_decref(model);
   return true;
 }
@@ -324,6 +327,7 @@ void api_handle(void *ud, http_req *r) {
   const char *method = http_method(r), *path = http_path(r);
   const api_route *rt = route_find(path);
   api_call c = {.mx = atomic_load(&d->mx),
+                .peers = d->peers,
                 .obs = {.mt = sched_metrics(d->sc), .model = METRICS_NO_MODEL}};
   api_error err = {0};
   if (!rt) {
@@ -352,6 +356,11 @@ void api_handle(void *ud, http_req *r) {
   bool form = rt->flags & (R_JSON | R_FORM) ? body_parse(r, &c, &jerr, &ferr) : false;
   if (c.target.kind == API_TARGET_EXTERNAL && matrix_ext_route(path)) {
     proxy_serve(d, r, c.target.model); /* relayed as it is; not counted here (as before) */
+  } else if (c.target.kind == API_TARGET_PEER && !(rt->flags & R_NO_PEER)) {
+    api_error perr;
+    proxy_peer_req q = {.model = c.target.peer_model};
+    /* forwarded as it is, whatever the family (the peer checks it); not counted here either */
+    proxy_peer(d, r, c.target.peer, &q, &perr);
   } else if (rt->flags & R_EXT_ONLY) {
     reply_unknown(r, method, path);
   } else if (rt->flags & R_JSON && !c.req) {

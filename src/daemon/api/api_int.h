@@ -39,6 +39,7 @@ int api_obs_model_of(const sy_daemon *d, const api_target *t);
  * Lives on the HTTP thread's stack for the handler's duration; everything in it is borrowed. */
 typedef struct api_call {
   const matrix *mx; /* the matrix the target was resolved in (read once per request) */
+  peers *peers;     /* the daemon's peers (d->peers; NULL: none), where a name may also be */
   const char *rest; /* a prefix route (/v1/models/, /upstream/): the path after the prefix */
   json_t *req;      /* a JSON route's body, an object (never NULL in its handler) */
   mp_part *parts;   /* a form route's parts (never NULL in its handler), n_parts of them */

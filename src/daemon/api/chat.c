@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "api/api_int.h"
 #include "buf.h"
+#include "engines/proxy.h"
 #include "engines/relay.h"
 #include "http/sse.h"
 #include "log.h"
@@ -442,11 +443,48 @@ static int gen_prepare(sy_daemon *d, const matrix *mx, const api_target *t, cons
 static void gen_run(sy_daemon *d, http_req *r, bool chat, const api_dialect *dl, req_obs *obs,
                     api_gen *gp, sy_buf *rgbp, worker *w);
 
+/* A router's route ro leads to peer p's model: the client's own request (orig, its body as it came
+ * to its route, which may be another API's: the peer speaks them all) forwarded with "model" set
+ * to the route's model, the route's headers added to the answer. 0 when answered (the peer's
+ * answer, or an error); 2 when the peer could not be reached and fall_back (nothing answered, err:
+ * the 503), as a local route's model that cannot be acquired. */
+static int routed_to_peer(sy_daemon *d, http_req *r, const matrix_router *rt,
+                          const matrix_route *ro, router_by by, const router_decision *ar, peer *p,
+                          const json_t *orig, bool fall_back, api_error *err) {
+  json_t *fwd = json_copy((json_t *)orig); /* shallow: only "model" changes */
+  char *body = NULL;
+  if (fwd && json_object_set_new(fwd, "model", json_string(ro->model)) == 0)
+    body = json_dumps(fwd, JSON_COMPACT);
+  json_decref(fwd);
+  if (!body) {
+    API_SERVER(err, "out_of_memory", "out of memory");
+    http_reply_error(r, err);
+    return 0;
+  }
+  char hv[256], ms[32];
+  snprintf(hv, sizeof hv, "%s/%s", rt->name, ro->name);
+  snprintf(ms, sizeof ms, "%.3f", ar->ms);
+  proxy_peer_req q = {
+      .model = ro->model,
+      .body = body,
+      .len = strlen(body),
+      .fall_back = fall_back,
+      .hdr_names = {"X-Switchyard-Route", "X-Switchyard-Route-By", "X-Switchyard-Route-Ms"},
+      .hdr_values = {hv, router_by_name(by), ms},
+      .n_hdr = 3};
+  int rc = proxy_peer(d, r, p, &q, err);
+  free(body);
+  if (rc == PROXY_UNREACHABLE) return 2;
+  router_stats_decision(rt->name, ro->name, by);
+  return 0;
+}
+
 /* A request to a router (router_decide.c decides the route): served by the route's model, or when
  * that model cannot be acquired and the router allows it, by the next route of its fallback list
  * that accepts the request. The answer's "model" is the model that served. */
 static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const json_t *req, bool chat,
-                          const api_dialect *dl, req_obs *obs, const matrix_router *rt) {
+                          const api_dialect *dl, req_obs *obs, const matrix_router *rt,
+                          const json_t *orig) {
   router_decision ar;
   if (!router_decide(d, mx, rt, req, chat, http_client_fd(r), &ar)) {
     atomic_fetch_add(&d->cancelled, 1);
@@ -468,7 +506,17 @@ static void handle_routed(sy_daemon *d, const matrix *mx, http_req *r, const jso
     sy_buf rgb;
     worker *w = NULL;
     int rc = 1;
-    if (!mm) {
+    peer *p = mm ? NULL : peers_find(d->peers, ro->model);
+    if (p) { /* a peer's model: the request as the client sent it, with the route's model */
+      router_by by = i ? ROUTER_BY_FALLBACK : ar.by;
+      rc = routed_to_peer(d, r, rt, ro, by, &ar, p, orig, i + 1 < n, &err);
+      if (rc == 0) {
+        api_obs_end(obs, http_reply_status(r) ? (int)http_reply_status(r) : 499);
+        json_decref(rq);
+        return;
+      }
+      obs->model = METRICS_NO_MODEL;
+    } else if (!mm) {
       API_SERVER(&err, "model_not_found", "router %s: route %s names no model", rt->name, ro->name);
     } else {
       api_target mt = {
@@ -557,7 +605,7 @@ static void serve(sy_daemon *d, http_req *r, api_call *c, const json_t *req, boo
     return;
   }
   if (c->target.kind == API_TARGET_ROUTER) {
-    handle_routed(d, c->mx, r, req, chat, dl, &c->obs, c->target.router);
+    handle_routed(d, c->mx, r, req, chat, dl, &c->obs, c->target.router, c->req);
     return;
   }
   api_gen g;

@@ -62,7 +62,7 @@ static bool resolve(const matrix *mx, const char *name, api_target *t, api_error
     return false;
   }
   json_t *q = json_pack("{s:s}", "model", own);
-  api_resolve(mx, q, t);
+  api_resolve(mx, NULL, q, t); /* a peer's model by its exact name was forwarded by api.c */
   json_decref(q);
   return true;
 }

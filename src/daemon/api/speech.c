@@ -34,7 +34,7 @@ int api_parse_speech(const matrix *mx, const api_target *t, const json_t *req, a
   memset(out, 0, sizeof *out);
   api_target own;
   if (!t) {
-    api_resolve(mx, req, &own);
+    api_resolve(mx, NULL, req, &own);
     t = &own;
   }
   const matrix_model *m = api_target_model(t, MATRIX_CAP_SPEECH, "speech", err);

@@ -1,5 +1,6 @@
 /* ps.c — `switchyard ps`: ask a running daemon what is loaded (GET /api/ps) and print it as a
- * table, the way `ollama ps` does (PROCESSOR from Ollama's size_vram field beside ours). A client
+ * table, the way `ollama ps` does (PROCESSOR from Ollama's size_vram field beside ours); a peer's
+ * model as NAME@PEER with the state and memory the peer reports, then one line per peer. A client
  * only: it never touches models or workers. */
 #include <getopt.h>
 #include <jansson.h>
@@ -116,8 +117,11 @@ int cli_ps(int argc, char **argv) {
       snprintf(ctx, sizeof ctx, "-");
     const char *name = json_string_value(json_object_get(m, "name"));
     const char *state = json_string_value(json_object_get(m, "state"));
-    printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8lld %lld\n", name ? name : "?",
-           state ? state : "?", size, cache, proc, ctx, until,
+    const char *peer = json_string_value(json_object_get(m, "peer"));
+    char shown[160]; /* a peer's model: NAME@PEER */
+    snprintf(shown, sizeof shown, "%s%s%s", name ? name : "?", peer ? "@" : "", peer ? peer : "");
+    printf("%-28s %-10s %-10s %-13s %-15s %-8s %-22s %-8lld %lld\n", shown, state ? state : "?",
+           size, cache, proc, ctx, until,
            (long long)json_integer_value(json_object_get(m, "inflight")),
            (long long)json_integer_value(json_object_get(m, "queued")));
   }
@@ -126,6 +130,21 @@ int cli_ps(int argc, char **argv) {
   human_size((long long)json_integer_value(json_object_get(mem, "used")), used, sizeof used);
   human_size((long long)json_integer_value(json_object_get(mem, "budget")), budget, sizeof budget);
   printf("memory: %s of %s\n", used, budget);
+  json_array_foreach(json_object_get(j, "peers"), i, m) { /* what each peer reports of itself */
+    const char *name = json_string_value(json_object_get(m, "name"));
+    const char *url = json_string_value(json_object_get(m, "url"));
+    const char *state = json_string_value(json_object_get(m, "state"));
+    const char *why = json_string_value(json_object_get(m, "error"));
+    json_t *pm = json_object_get(m, "memory");
+    printf("peer %s (%s): %s", name ? name : "?", url ? url : "?", state ? state : "?");
+    if (json_is_object(pm)) {
+      human_size((long long)json_integer_value(json_object_get(pm, "used")), used, sizeof used);
+      human_size((long long)json_integer_value(json_object_get(pm, "budget")), budget,
+                 sizeof budget);
+      printf(", memory: %s of %s", used, budget);
+    }
+    printf("%s%s\n", why ? ": " : "", why ? why : "");
+  }
   cli_reply_free(&r);
   return 0;
 }

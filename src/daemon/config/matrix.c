@@ -10,6 +10,7 @@
  *   matrix_discover.c  the models folder
  *   matrix_router.c    routers
  *   matrix_pipeline.c  pipelines
+ *   matrix_peer.c      peers (other daemons whose models this one offers)
  *
  * The YAML is read with libyaml's document API, not libcyaml: libcyaml reports positions only
  * inside its log output, and our own checks (ranges, durations, names shared by models and
@@ -109,12 +110,13 @@ enum {
   K_ROUTERS,
   K_PULL,
   K_LOG_FORMAT,
+  K_PEERS,
   K_N
 };
 static const char *const top_keys[K_N] = {"listen",    "api_keys",   "admin_keys",    "models_dir",
                                           "log_level", "limits",     "defaults",      "models",
                                           "memory",    "scheduling", "builtin_voice", "pipelines",
-                                          "routers",   "pull",       "log_format"};
+                                          "routers",   "pull",       "log_format",    "peers"};
 
 /* memory.devices: {NAME: size, ...}, at most 8 names of the engine's GPU devices. */
 static int read_gpu_budgets(loader *l, const yaml_node_t *n, matrix *m) {
@@ -310,6 +312,7 @@ static int load_root(loader *l, const yaml_node_t *root) {
     return -1; /* after the models: steps name them */
   if (v[K_ROUTERS] && !mx_is_null(v[K_ROUTERS]) && mx_load_routers(l, v[K_ROUTERS]))
     return -1; /* after the models */
+  if (v[K_PEERS] && mx_load_peers(l, v[K_PEERS])) return -1;
   return 0;
 }
 
@@ -469,6 +472,8 @@ void matrix_free(matrix *m) {
   free(m->pipelines);
   for (size_t i = 0; i < m->n_routers; i++) mx_router_clear(&m->routers[i]);
   free(m->routers);
+  for (size_t i = 0; i < m->n_peers; i++) mx_peer_clear(&m->peers[i]);
+  free(m->peers);
   free(m->path);
   free(m->host);
   mx_strv_free(m->api_keys, m->n_api_keys);

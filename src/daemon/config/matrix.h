@@ -179,6 +179,33 @@ typedef struct matrix_router {
 
 #define MATRIX_MAX_PULL_SETTING 512 /* bytes of pull.hf_endpoint, pull.hf_token, pull.registry */
 
+/* ---- peers: other Switchyard daemons whose models this one offers (docs/CONFIG.md "Peers") ----
+ */
+
+#define MATRIX_MAX_PEERS 32        /* peers in one config */
+#define MATRIX_PEER_MAX_MODELS 256 /* names in one peer's models list */
+#define MATRIX_PEER_NAME_MAX 32    /* a peer's name: letters, digits, '_', '-' and '.' */
+#define MATRIX_PEER_URL_MAX 512    /* its base URL */
+#define MATRIX_PEER_KEY_MAX 512    /* its API key */
+#define MATRIX_PEER_DEFAULT_REFRESH_S 5
+#define MATRIX_PEER_MAX_REFRESH_S 3600
+#define MATRIX_PEER_DEFAULT_CONNECT_TIMEOUT_S 3
+#define MATRIX_PEER_MAX_CONNECT_TIMEOUT_S 60
+
+typedef struct matrix_peer {
+  char *name;    /* unique among peers; names it in /v1/models, /api/ps and logs */
+  char *url;     /* http://HOST[:PORT][/PREFIX] or https://..., no trailing '/', no query */
+  char *api_key; /* sent as Authorization: Bearer; NULL = none */
+  bool all;      /* models: all (the default) — every model, router and pipeline it lists */
+  char **models; /* else the names (or aliases) it may offer, in order */
+  size_t n_models;
+  int refresh_s;         /* its /v1/models and /api/ps are read this often (and after every
+                            request forwarded to it); default MATRIX_PEER_DEFAULT_REFRESH_S */
+  int connect_timeout_s; /* a connection not made by then: the peer is down (503) */
+  char *source;          /* "path:line" of its definition */
+  char *sig;             /* a canonical text of the settings above: a reload compares it */
+} matrix_peer;
+
 typedef struct matrix {
   char *path;      /* config file, or NULL when none */
   char *host;      /* listen address; default 127.0.0.1 */
@@ -221,6 +248,8 @@ typedef struct matrix {
   size_t n_pipelines;
   matrix_router *routers; /* routers: in file order */
   size_t n_routers;
+  matrix_peer *peers; /* peers: in file order (the first that offers a name serves it) */
+  size_t n_peers;
   char **warnings; /* files skipped in models_dir and why (already logged); at most 256 */
   size_t n_warnings;
 } matrix;
@@ -259,6 +288,12 @@ bool matrix_ext_route(const char *path);
 bool matrix_ext_serves(const matrix_model *m, const char *path);
 /* Find a router by name (exact match); NULL if none. */
 const matrix_router *matrix_find_router(const matrix *m, const char *name);
+
+/* Find a peer by its own name (exact match); NULL if none. */
+const matrix_peer *matrix_find_peer(const matrix *m, const char *name);
+/* Whether a peer of m may offer a model named name: one whose models list names it, or one with
+ * models: all (its list is only known at run time). For the checks of routes at load. */
+bool matrix_peer_may_offer(const matrix *m, const char *name);
 
 /* "chat,completion" style text of a capability mask, into buf. */
 const char *matrix_caps_str(unsigned caps, char *buf, size_t len);

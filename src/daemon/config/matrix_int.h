@@ -231,6 +231,11 @@ int mx_load_routers(loader *l, const yaml_node_t *n);
 int mx_router_check(matrix *m, char *err, size_t errlen);
 void mx_router_clear(matrix_router *rt);
 
+/* ---- peers (matrix_peer.c) ------------------------------------------------------------------ */
+
+int mx_load_peers(loader *l, const yaml_node_t *n);
+void mx_peer_clear(matrix_peer *p);
+
 /* ---- pipelines (matrix_pipeline.c) ---------------------------------------------------------- */
 
 int mx_load_pipelines(loader *l, const yaml_node_t *n);

@@ -278,6 +278,8 @@ int mx_router_check(matrix *m, char *err, size_t errlen) {
     for (size_t k = 0; k < rt->n_routes; k++) {
       const matrix_route *r = &rt->routes[k];
       const matrix_model *mm = matrix_find(m, r->model);
+      if (!mm && matrix_peer_may_offer(m, r->model))
+        continue; /* a peer's model: what it can do is the peer's to say, at request time */
       if (!mm) {
         mx_set_err(err, errlen, "%s: router '%s', route '%s': there is no model '%s'", r->source,
                    rt->name, r->name, r->model);
@@ -296,7 +298,7 @@ int mx_router_check(matrix *m, char *err, size_t errlen) {
       const matrix_route *r = &rt->routes[ru->route];
       const matrix_model *mm = matrix_find(m, r->model);
       unsigned need = (ru->images ? MATRIX_CAP_VISION : 0) | (ru->audio ? MATRIX_CAP_AUDIO : 0);
-      if ((mm->caps & need) != need) {
+      if (mm && (mm->caps & need) != need) { /* !mm: a peer's model (checked above) */
         mx_set_err(
             err, errlen,
             "%s: router '%s', rules[%zu]: route '%s' leads to model '%s', which does not take %s",

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -41,7 +42,7 @@ static void not_found(const matrix *mx, const char *name, api_error *err) {
   sy_buf_free(&names);
 }
 
-api_target_kind api_resolve(const matrix *mx, const json_t *req, api_target *t) {
+api_target_kind api_resolve(const matrix *mx, peers *pp, const json_t *req, api_target *t) {
   memset(t, 0, sizeof *t);
   json_t *jm = json_object_get(req, "model");
   const char *name = json_string_value(jm);
@@ -56,7 +57,11 @@ api_target_kind api_resolve(const matrix *mx, const json_t *req, api_target *t) 
       t->kind = API_TARGET_ROUTER;
     else if ((t->pipeline = matrix_find_pipeline(mx, name)))
       t->kind = API_TARGET_PIPELINE;
-    not_found(mx, name, &t->err); /* a router or a pipeline is no model either */
+    else if (strlen(name) < sizeof t->peer_model && (t->peer = peers_find(pp, name))) {
+      t->kind = API_TARGET_PEER;
+      snprintf(t->peer_model, sizeof t->peer_model, "%s", name);
+    }
+    not_found(mx, name, &t->err); /* a router, a pipeline or a peer's model is no model here */
   }
   return t->kind;
 }
@@ -80,7 +85,7 @@ const matrix_model *api_target_model(const api_target *t, unsigned cap, const ch
 const matrix_model *api_find_model(const matrix *mx, const json_t *req, unsigned cap,
                                    const char *what, api_error *err) {
   api_target t;
-  api_resolve(mx, req, &t);
+  api_resolve(mx, NULL, req, &t);
   return api_target_model(&t, cap, what, err);
 }
 
@@ -88,7 +93,7 @@ const matrix_model *api_find_model(const matrix *mx, const json_t *req, unsigned
 static const api_target *target_of(const matrix *mx, const api_target *t, const json_t *req,
                                    api_target *own) {
   if (t) return t;
-  api_resolve(mx, req, own);
+  api_resolve(mx, NULL, req, own);
   return own;
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "config/matrix.h"
+#include "engines/peer.h"
 #include "http/api_error.h"
 
 #define API_MAX_STOP 4
@@ -92,7 +93,8 @@ typedef enum api_target_kind {
   API_TARGET_MODEL,    /* a model run by one of our workers */
   API_TARGET_ROUTER,   /* a router (virtual/router_decide.c decides the route's model) */
   API_TARGET_PIPELINE, /* a pipeline (virtual/pipeline.c) */
-  API_TARGET_EXTERNAL  /* a model of engine external (engines/proxy.c relays it) */
+  API_TARGET_EXTERNAL, /* a model of engine external (engines/proxy.c relays it) */
+  API_TARGET_PEER      /* a model a peer offers (engines/proxy.c forwards it: proxy_peer) */
 } api_target_kind;
 
 typedef struct api_target {
@@ -100,16 +102,21 @@ typedef struct api_target {
   const matrix_model *model;       /* MODEL, EXTERNAL */
   const matrix_router *router;     /* ROUTER */
   const matrix_pipeline *pipeline; /* PIPELINE */
+  peer *peer;                      /* PEER: valid until the daemon stops (engines/peer.h) */
+  char peer_model[PEER_OFFER_NAME_MAX + 1]; /* PEER: the name as asked (a copy) */
   api_error err; /* why the name is not a model: NONE: 400 "model" missing or not a string, 404
                     model_not_found; ROUTER, PIPELINE: that same 404 (for endpoints that take
                     only models) */
 } api_target;
 
 /* Resolve req's "model" (req: any JSON value, borrowed; a model's alias counts as its name) into
- * *t; the pointers point into mx and live as long as it. Returns t->kind (API_TARGET_NONE: t->err
+ * *t; the pointers point into mx and live as long as it. The matrix's names come first (models,
+ * routers, pipelines); a name none of them takes is looked up among the peers' models (pp, in
+ * config order; NULL: no peers): API_TARGET_PEER. Returns t->kind (API_TARGET_NONE: t->err
  * is 400 missing_required_parameter / invalid_type, or 404 model_not_found listing the available
- * models). Pure. */
-api_target_kind api_resolve(const matrix *mx, const json_t *req, api_target *t);
+ * models; for a router, pipeline or peer target t->err is that 404 too). Pure but for pp's
+ * lookup (thread safe). */
+api_target_kind api_resolve(const matrix *mx, peers *pp, const json_t *req, api_target *t);
 
 /* The target's model when it is one (MODEL, EXTERNAL) and has cap; else NULL + err: t->err for
  * anything but a model, 400 wrong_capability naming its capabilities (what: the kind of request,

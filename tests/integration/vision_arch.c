@@ -183,7 +183,7 @@ static void va_run(const va_family *f, const char *name) {
   char probe[600];
   snprintf(probe, sizeof probe, "%s/%s", it_models_dir, f->mmproj);
   if (access(probe, R_OK) != 0) {
-    snprintf(it_cur_skip, sizeof it_cur_skip, "%s is missing (tests/models.sh)", probe);
+    snprintf(it_cur_skip, sizeof it_cur_skip, "%.200s is missing (tests/models.sh)", f->mmproj);
     return;
   }
   char y[1200];

@@ -22,8 +22,9 @@
 
 #define QVL_FIRST_ADDED 151646 /* the qwen2 vocabulary's first [PAD] placeholder */
 
-/* Qwen2.5's and Qwen3's added tokens from QVL_FIRST_ADDED on, as their tokenizer_config.json
- * lists them (control: "special": true); Qwen2.5-VL's end at <|file_sep|>, Qwen3's go on */
+/* Qwen2.5's and Qwen3's added tokens from QVL_FIRST_ADDED on, typed as the converter types them:
+ * control when "special" or <|...|>-shaped (does_token_look_special), else user-defined;
+ * Qwen2.5-VL's end at <|file_sep|>, Qwen3's go on */
 static const struct {
   const char *text;
   int control;
@@ -41,12 +42,12 @@ static const struct {
     {"<|video_pad|>", 1},
     {"<tool_call>", 0},
     {"</tool_call>", 0},
-    {"<|fim_prefix|>", 0},
-    {"<|fim_middle|>", 0},
-    {"<|fim_suffix|>", 0},
-    {"<|fim_pad|>", 0},
-    {"<|repo_name|>", 0},
-    {"<|file_sep|>", 0},
+    {"<|fim_prefix|>", 1},
+    {"<|fim_middle|>", 1},
+    {"<|fim_suffix|>", 1},
+    {"<|fim_pad|>", 1},
+    {"<|repo_name|>", 1},
+    {"<|file_sep|>", 1},
     {"<tool_response>", 0}, /* Qwen3 from here */
     {"</tool_response>", 0},
     {"<think>", 0},

@@ -314,6 +314,7 @@ static int mmproj_read(loader *l, model_ctx *c, const yaml_node_t *v, const char
     return mx_at(l, v, "%s: '%s' has neither a vision nor an audio encoder", p, mj);
   if (!(c->mm.mmproj = strdup(mr))) return mx_oom(l);
   c->mm.mmproj_bytes = (long long)mst.st_size;
+  snprintf(c->mm.mmproj_type, sizeof c->mm.mmproj_type, "%s", mi.projector_type);
   c->mmproj_speech = mi.gen_audio;
   return 0;
 }

@@ -5,7 +5,8 @@
  * patches, the count computed here from the image's size), several images in one message and an
  * image in an earlier turn, two requests in parallel, the next turn reusing the prefix with its
  * image (M-RoPE positions: an image takes max(grid width, height) positions, not a position a
- * token), an unload and a reload, and the memory estimate against the measurement.
+ * token), an unload and a reload (the conversation back from the disk cache), and the memory
+ * estimate against the measurement.
  * Must never happen: an image counted wrong, a next turn that recomputes a cached image (or keeps
  * a different image), a worker that dies on any of it.
  *
@@ -168,10 +169,16 @@ static void va_body_fn(void) {
   it_resp_clear(&r);
   CHECK(meas > 0 && est >= meas, "memory: estimated %lld, measured %lld bytes", est, meas);
 
-  /* unload, and the next request loads it again and counts the same */
+  /* unload (the slots' states go to the disk cache), and the next request loads it again: the
+   * last conversation comes back from disk, image and positions included (all but the prompt's
+   * last token, decoded again for its logits), and counts stay the same */
   it_http_do(&B, "POST", "/api/unload", "{\"model\":\"vl\"}", &r, NULL);
   CHECK(r.status == 200, "unload: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
+  va_out back = va_chat(va_body(other, true));
+  CHECK(back.status == 200 && back.prompt == o2.prompt && back.cached == o2.prompt - 1,
+        "after a reload, from the disk cache: %ld, cached %lld of %lld", back.status, back.cached,
+        back.prompt);
   va_out again = va_chat(va_body(two, false));
   CHECK(again.status == 200 && again.prompt == i2.prompt, "after a reload: %ld, %lld tokens",
         again.status, again.prompt);

@@ -5,7 +5,8 @@
  * patches, the count computed here from the image's size), several images in one message and an
  * image in an earlier turn, two requests in parallel, the next turn reusing the prefix with its
  * image (M-RoPE positions: an image takes max(grid width, height) positions, not a position a
- * token), an unload and a reload (the conversation back from the disk cache), and the memory
+ * token), batch-invariant mode (whole chunks kept, the same answer as without the cache), an
+ * unload and a reload (the conversation back from the disk cache), and the memory
  * estimate against the measurement.
  * Must never happen: an image counted wrong, a next turn that recomputes a cached image (or keeps
  * a different image), a worker that dies on any of it.
@@ -54,10 +55,13 @@ static int va_image_tokens(int w, int h, int patch, int *n_pos) {
   return (wb / a) * (hb / a);
 }
 
-/* A chat on B (stolen body): its status, prompt and cached tokens, content. */
+/* A chat on B (stolen body): its status, prompt and cached tokens, content (the first
+ * VA_TEXT_MAX bytes). */
+#define VA_TEXT_MAX 256
 typedef struct va_out {
   long status;
   long long prompt, cached, completion;
+  char text[VA_TEXT_MAX];
 } va_out;
 
 static va_out va_chat(json_t *q) {
@@ -65,16 +69,17 @@ static va_out va_chat(json_t *q) {
   it_b_chat(q, &r);
   va_out o = {r.status, it_jnum(r.json, "usage.prompt_tokens"),
               it_jnum(r.json, "usage.prompt_tokens_details.cached_tokens"),
-              it_jnum(r.json, "usage.completion_tokens")};
+              it_jnum(r.json, "usage.completion_tokens"), ""};
+  snprintf(o.text, sizeof o.text, "%s", it_jstr(r.json, "choices.0.message.content") ?: "");
   if (r.status != 200) fprintf(stderr, "vision_arch: %ld %s\n", r.status, r.body.data);
   it_resp_clear(&r);
   return o;
 }
 
-/* A vision chat on "vl": the text, then the images; max_tokens 6, seeded. With turn2, an
+/* A vision chat on model: the text, then the images; max_tokens 6, greedy. With turn2, an
  * assistant answer and a second user message follow (the image is in the earlier turn). */
-static json_t *va_body(const char *const *urls, bool turn2) {
-  json_t *q = it_vision_body("vl", "What is in the picture?", urls);
+static json_t *va_body_on(const char *model, const char *const *urls, bool turn2) {
+  json_t *q = it_vision_body(model, "What is in the picture?", urls);
   json_object_set_new(q, "max_tokens", json_integer(6));
   json_object_set_new(q, "seed", json_integer(7));
   if (turn2) {
@@ -83,6 +88,10 @@ static json_t *va_body(const char *const *urls, bool turn2) {
     json_array_append_new(m, json_pack("{s:s, s:s}", "role", "user", "content", "Tell me more."));
   }
   return q;
+}
+
+static json_t *va_body(const char *const *urls, bool turn2) {
+  return va_body_on("vl", urls, turn2);
 }
 
 static const char *va_tools =
@@ -169,6 +178,20 @@ static void va_body_fn(void) {
   it_resp_clear(&r);
   CHECK(meas > 0 && est >= meas, "memory: estimated %lld, measured %lld bytes", est, meas);
 
+  /* batch-invariant (a small batch, so prompts are cut in chunks): the next turn keeps whole
+   * chunks only, image included, and answers exactly as without the cache */
+  va_out d1 = va_chat(va_body_on("vl-det", one, false)),
+         d2 = va_chat(va_body_on("vl-det", one, true));
+  json_t *nq = va_body_on("vl-det", one, true);
+  json_object_set_new(nq, "cache_prompt", json_false());
+  va_out dref = va_chat(nq);
+  CHECK(d1.status == 200 && d2.status == 200 && dref.status == 200, "det: %ld %ld %ld", d1.status,
+        d2.status, dref.status);
+  CHECK(d2.cached > tok_a && d2.cached <= d1.prompt && dref.cached == 0,
+        "batch-invariant: cached %lld of the first prompt's %lld", d2.cached, d1.prompt);
+  CHECK(!strcmp(d2.text, dref.text), "with and without the cache: \"%s\" vs \"%s\"", d2.text,
+        dref.text);
+
   /* unload (the slots' states go to the disk cache), and the next request loads it again: the
    * last conversation comes back from disk, image and positions included (all but the prompt's
    * last token, decoded again for its logits), and counts stay the same */
@@ -193,12 +216,15 @@ static void va_run(const va_family *f, const char *name) {
     snprintf(it_cur_skip, sizeof it_cur_skip, "%.200s is missing (tests/models.sh)", f->mmproj);
     return;
   }
-  char y[1200];
+  char y[2400];
   snprintf(y, sizeof y,
            "log_level: warn\nmodels:\n"
            "  - {name: vl, file: %s/%s, mmproj: %s/%s, context: 2048, parallel: 2, "
-           "gpu_layers: 0}\n",
-           it_models_dir, f->model, it_models_dir, f->mmproj);
+           "gpu_layers: 0}\n"
+           "  - {name: vl-det, file: %s/%s, mmproj: %s/%s, context: 2048, parallel: 1, batch: 8, "
+           "deterministic: true, gpu_layers: 0}\n",
+           it_models_dir, f->model, it_models_dir, f->mmproj, it_models_dir, f->model,
+           it_models_dir, f->mmproj);
   va_cur = f;
   it_with_own_daemon(name, y, va_body_fn);
 }

@@ -53,6 +53,14 @@ mk "$models/tiny-pocket-mmproj.gguf" "$bin/mkmodel" --preset tiny-pockettts --se
 # the verify's many tiny graph steps are much slower split over two busy cores)
 mk "$models/tiny-qwen3tts-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3tts --seed 6 --threads 1 \
   -o "$models/tiny-qwen3tts.gguf" --mmproj "$models/tiny-qwen3tts-mmproj.gguf" --verify
+# Qwen vision-language models: M-RoPE text models with their real projectors' structure and Qwen's
+# vision markers (itest vision_arch; docs/MODELS.md)
+mk "$models/tiny-qwen25vl-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen25vl --seed 9 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen2.5-7B-Instruct.jinja" -o "$models/tiny-qwen25vl.gguf" \
+  --mmproj "$models/tiny-qwen25vl-mmproj.gguf" --verify
+mk "$models/tiny-qwen3vl-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3vl --seed 10 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" -o "$models/tiny-qwen3vl.gguf" \
+  --mmproj "$models/tiny-qwen3vl-mmproj.gguf" --verify
 # a hybrid (attention + recurrent layers): Qwen3-Next's structure, for the prompt cache's rules on
 # recurrent state (itest prompt_cache_hybrid)
 mk "$models/tiny-hybrid.gguf" "$bin/mkmodel" --preset tiny-hybrid --seed 8 -o "$models/tiny-hybrid.gguf"

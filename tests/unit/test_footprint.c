@@ -164,6 +164,20 @@ static void test_whisper_estimate(void **state) {
 
 /* The probe misses the CPU backend's repacked weights: the file's size is the floor, the missing
  * part counted on Host (also beside a GPU). */
+/* A projector's margin by its type: Qwen-VL's warm-up needs more than the default (footprint.h) */
+static void test_mmproj_margin(void **state) {
+  (void)state;
+  assert_int_equal(footprint_mmproj_margin("qwen2.5vl_merger"), FOOTPRINT_MMPROJ_MARGIN_QWEN25VL);
+  assert_int_equal(footprint_mmproj_margin("qwen2vl_merger"), FOOTPRINT_MMPROJ_MARGIN_QWEN25VL);
+  assert_int_equal(footprint_mmproj_margin("qwen3vl_merger"), FOOTPRINT_MMPROJ_MARGIN_QWEN3VL);
+  assert_int_equal(footprint_mmproj_margin("mlp"), FOOTPRINT_MMPROJ_MARGIN);
+  assert_int_equal(footprint_mmproj_margin(""), FOOTPRINT_MMPROJ_MARGIN);
+  assert_int_equal(footprint_mmproj_margin(NULL), FOOTPRINT_MMPROJ_MARGIN);
+  /* measured compute buffers (docs/MODELS.md): 705 and 372 MiB fit */
+  assert_true(FOOTPRINT_MMPROJ_MARGIN_QWEN25VL >= 705LL << 20);
+  assert_true(FOOTPRINT_MMPROJ_MARGIN_QWEN3VL >= 372LL << 20);
+}
+
 static void test_weights_floor(void **state) {
   (void)state;
   footprint_est e;
@@ -188,6 +202,7 @@ int main(void) {
       cmocka_unit_test(test_gpumem),
       cmocka_unit_test(test_whisper_estimate),
       cmocka_unit_test(test_weights_floor),
+      cmocka_unit_test(test_mmproj_margin),
       cmocka_unit_test(test_parse_cpu),
       cmocka_unit_test(test_parse_gpu_and_host),
       cmocka_unit_test(test_parse_ignores_other_lines),

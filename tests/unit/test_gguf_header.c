@@ -528,6 +528,22 @@ static void test_odd_values(void **state) {
   assert_true(gi.is_mmproj);
   assert_int_equal(gi.has_vision_encoder, 0);
   assert_int_equal(gi.has_audio_encoder, 1);
+  assert_string_equal(gi.projector_type, ""); /* absent */
+  free(g.b);
+
+  /* the projector's type (either key), cut to 31 bytes */
+  g = (gb){0};
+  gb_head(&g, 3, 1, 1);
+  kv_str(&g, "clip.projector_type", "qwen2.5vl_merger");
+  assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
+  assert_true(gi.is_mmproj);
+  assert_string_equal(gi.projector_type, "qwen2.5vl_merger");
+  free(g.b);
+  g = (gb){0};
+  gb_head(&g, 3, 1, 1);
+  kv_str(&g, "clip.vision.projector_type", "a-projector-type-longer-than-31-bytes");
+  assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
+  assert_string_equal(gi.projector_type, "a-projector-type-longer-than-31");
   free(g.b);
 }
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch_qwenvl.h"
 #include "argnum.h"
 #include "clock.h"
 #include "fill.h"
@@ -40,7 +41,8 @@ static void usage(FILE *f) {
       "Writes a random-weight GGUF model of a real architecture with a real tokenizer.\n"
       "\n"
       "  --preset NAME        %s\n"
-      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next\n"
+      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next |\n"
+      "                       qwen2vl | qwen3vl\n"
       "                       (defaults: that arch's tiny preset; qwen3next: tiny-hybrid, a\n"
       "                       hybrid of attention and recurrent layers)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
@@ -72,7 +74,9 @@ static void usage(FILE *f) {
       "                       default LLaVA-style vision (mtmd projector 'mlp', %d tokens per\n"
       "                       image); with --arch pockettts: its speech\n"
       "                       generation projector (pockettts_gen); with --arch qwen3tts:\n"
-      "                       qwen3tts_gen + qwen3tts_spkenc (real widths for a 1024-wide talker)\n"
+      "                       qwen3tts_gen + qwen3tts_spkenc (real widths for a 1024-wide "
+      "talker);\n"
+      "                       with qwen2vl / qwen3vl: qwen2.5vl_merger / qwen3vl_merger\n"
       "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector "
       "(whisper\n"
       "                       encoder, 16 kHz, %d tokens per started 30 s of audio)\n"
@@ -220,7 +224,8 @@ int main(int argc, char **argv) {
       case OPT_ARCH:
         if (mk_arch_parse(optarg) < 0)
           die_usage(
-              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next)",
+              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next, "
+              "qwen2vl, qwen3vl)",
               optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
@@ -334,6 +339,7 @@ int main(int argc, char **argv) {
   mk_spec_defaults(&s);
   char err[1024];
   if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
+  if (mk_qwenvl_is(&s) && mk_qwenvl_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
     if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT ||
@@ -343,6 +349,8 @@ int main(int argc, char **argv) {
     check_output(mmproj);
   }
   if (audio_proj && !mmproj) die_usage("%s", "--mmproj-kind needs --mmproj PATH");
+  if (audio_proj && mk_qwenvl_is(&s))
+    die_usage("%s", "qwen2vl/qwen3vl take a vision projector: no --mmproj-kind audio");
 
   llama_log_set(log_cb, NULL);
   mtmd_log_set(log_cb, NULL);
@@ -422,6 +430,15 @@ int main(int argc, char **argv) {
             "for n_embd %d, %d Hz, %d samples per frame, %.2f MiB\n",
             mmproj, real ? "real" : "tiny", s.n_embd, 24000, MK_Q3T_SAMPLES_PER_FRAME,
             (double)mbytes / (1024.0 * 1024.0));
+  } else if (mmproj && mk_qwenvl_is(&s)) {
+    uint64_t mbytes = 0;
+    if (mk_qwenvl_proj_write(mmproj, &s, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
+    fprintf(stderr,
+            "mkmodel: wrote %s: %s projector for n_embd %d, %dx%d merged patches -> %d tokens, "
+            "%.2f MiB\n",
+            mmproj, s.arch == MK_ARCH_QWEN3VL ? "qwen3vl_merger" : "qwen2.5vl_merger", s.n_embd,
+            MK_QVL_VERIFY_GRID_X, MK_QVL_VERIFY_GRID_Y, MK_QVL_VERIFY_GRID_X * MK_QVL_VERIFY_GRID_Y,
+            (double)mbytes / (1024.0 * 1024.0));
   } else if (mmproj && audio_proj) {
     uint64_t mbytes = 0;
     if (mk_mmproj_audio_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
@@ -453,6 +470,8 @@ int main(int argc, char **argv) {
                                                                sizeof(summary), err, sizeof(err))
           : s.arch == MK_ARCH_POCKETTTS
               ? mk_ttsproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err))
+          : mk_qwenvl_is(&s) ? mk_qwenvl_proj_verify(out, mmproj, &s, threads, summary,
+                                                     sizeof(summary), err, sizeof(err))
           : audio_proj
               ? mk_mmproj_audio_verify(out, mmproj, threads, summary, sizeof(summary), err,
                                        sizeof(err))

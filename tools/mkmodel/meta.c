@@ -1,6 +1,7 @@
 /* meta.c — GGUF metadata for llama_model_init_from_user, vocabulary and chat-template loading
  * (see meta.h). Reads files; must never write one. */
 #include "meta.h"
+#include "arch_qwenvl.h"
 #include "quant.h"
 #include "tts_qwen3.h"
 
@@ -228,6 +229,10 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
   if (s->arch == MK_ARCH_QWEN3TTS &&
       (append_control_tokens(g, mk_qwen3tts_extra_names(), MK_Q3T_N_EXTRA) != 0 ||
        mk_qwen3tts_meta(g, s, n_vocab) != 0)) {
+    gguf_free(g);
+    return NULL;
+  }
+  if (mk_qwenvl_is(s) && mk_qwenvl_meta(g, s) != 0) {
     gguf_free(g);
     return NULL;
   }

@@ -94,9 +94,8 @@ int mk_mmproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64
 
 /* Tokenize prompt (mtmd's marker where it has %s) around one bitmap into chunks, and count the
  * tokens of the chunks of media type `type` into *n_media. 0, or -1 with err. */
-static int mp_tokenize_one(mtmd_context *mctx, const char *prompt_fmt, const mtmd_bitmap *bmp,
-                           enum mtmd_input_chunk_type type, mtmd_input_chunks *chunks,
-                           size_t *n_media, char *err, size_t errlen) {
+int mk_mm_tokenize_one(mtmd_context *mctx, const char *prompt_fmt, const mtmd_bitmap *bmp, int type,
+                       mtmd_input_chunks *chunks, size_t *n_media, char *err, size_t errlen) {
   char prompt[128];
   snprintf(prompt, sizeof prompt, prompt_fmt, mtmd_default_marker());
   mtmd_input_text text = {prompt, strlen(prompt), true, true};
@@ -109,17 +108,16 @@ static int mp_tokenize_one(mtmd_context *mctx, const char *prompt_fmt, const mtm
   *n_media = 0;
   for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
     const mtmd_input_chunk *c = mtmd_input_chunks_get(chunks, i);
-    if (mtmd_input_chunk_get_type(c) == type) *n_media += mtmd_input_chunk_get_n_tokens(c);
+    if ((int)mtmd_input_chunk_get_type(c) == type) *n_media += mtmd_input_chunk_get_n_tokens(c);
   }
   return 0;
 }
 
 /* Evaluate the chunks in batches of n_batch and check the next-token logits: finite, not all
  * equal. what: "image" or "audio", for the errors. 0 (*n_past, *range), or -1 with err. */
-static int mp_eval_check(mtmd_context *mctx, struct llama_context *ctx,
-                         const struct llama_model *model, mtmd_input_chunks *chunks, int n_batch,
-                         const char *what, llama_pos *n_past, float *range, char *err,
-                         size_t errlen) {
+int mk_mm_eval_check(mtmd_context *mctx, struct llama_context *ctx, const struct llama_model *model,
+                     mtmd_input_chunks *chunks, int n_batch, const char *what, llama_pos *n_past,
+                     float *range, char *err, size_t errlen) {
   *n_past = 0;
   if (mtmd_helper_eval_chunks(mctx, ctx, chunks, 0, 0, n_batch, true, n_past) != 0) {
     snprintf(err, errlen, "mtmd_helper_eval_chunks failed");
@@ -181,8 +179,8 @@ int mk_mmproj_verify(const char *model_path, const char *mmproj_path, int thread
   bmp = mtmd_bitmap_init(W, H, rgb);
   chunks = mtmd_input_chunks_init();
   size_t n_img = 0;
-  if (mp_tokenize_one(mctx, "Describe this picture: %s in one word.", bmp,
-                      MTMD_INPUT_CHUNK_TYPE_IMAGE, chunks, &n_img, err, errlen) != 0)
+  if (mk_mm_tokenize_one(mctx, "Describe this picture: %s in one word.", bmp,
+                         MTMD_INPUT_CHUNK_TYPE_IMAGE, chunks, &n_img, err, errlen) != 0)
     goto done;
   if (n_img != MK_MMPROJ_IMAGE_TOKENS) {
     snprintf(err, errlen, "the image became %zu tokens, expected %d", n_img,
@@ -191,7 +189,7 @@ int mk_mmproj_verify(const char *model_path, const char *mmproj_path, int thread
   }
   llama_pos n_past;
   float range;
-  if (mp_eval_check(mctx, ctx, model, chunks, 256, "image", &n_past, &range, err, errlen) != 0)
+  if (mk_mm_eval_check(mctx, ctx, model, chunks, 256, "image", &n_past, &range, err, errlen) != 0)
     goto done;
   snprintf(summary, summarylen,
            "a %dx%d image is %zu tokens of %zu in the prompt (n_pos %d); logits finite, range %.3f",
@@ -296,8 +294,8 @@ int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int 
   bmp = mtmd_bitmap_init_from_audio((size_t)rate, pcm);
   chunks = mtmd_input_chunks_init();
   size_t n_aud = 0;
-  if (mp_tokenize_one(mctx, "Listen: %s What is it?", bmp, MTMD_INPUT_CHUNK_TYPE_AUDIO, chunks,
-                      &n_aud, err, errlen) != 0)
+  if (mk_mm_tokenize_one(mctx, "Listen: %s What is it?", bmp, MTMD_INPUT_CHUNK_TYPE_AUDIO, chunks,
+                         &n_aud, err, errlen) != 0)
     goto done;
   if (n_aud != MK_AMMPROJ_WINDOW_TOKENS) {
     snprintf(err, errlen, "1 s of audio became %zu tokens, expected %d", n_aud,
@@ -306,7 +304,7 @@ int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int 
   }
   llama_pos n_past;
   float range;
-  if (mp_eval_check(mctx, ctx, model, chunks, 512, "audio", &n_past, &range, err, errlen) != 0)
+  if (mk_mm_eval_check(mctx, ctx, model, chunks, 512, "audio", &n_past, &range, err, errlen) != 0)
     goto done;
   snprintf(summary, summarylen,
            "1 s of %d Hz audio is %zu tokens of %zu in the prompt (n_pos %d); logits finite, "

@@ -66,6 +66,20 @@ int mk_mmproj_audio_write(const char *out_path, int n_embd_text, uint64_t seed, 
 int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int threads,
                            char *summary, size_t summarylen, char *err, size_t errlen);
 
+/* What the projector checks share (this file's, arch_qwenvl.c's). Tokenize prompt_fmt (mtmd's
+ * marker where it has %s) around one bitmap into chunks and count the tokens of the chunks of
+ * type (enum mtmd_input_chunk_type) into *n_media. 0, or -1 with err. */
+struct mtmd_bitmap;
+struct mtmd_input_chunks;
+int mk_mm_tokenize_one(struct mtmd_context *mctx, const char *prompt_fmt,
+                       const struct mtmd_bitmap *bmp, int type, struct mtmd_input_chunks *chunks,
+                       size_t *n_media, char *err, size_t errlen);
+/* Evaluate the chunks in batches of n_batch and check the next-token logits: finite, not all
+ * equal. what: "image" or "audio", for the errors. 0 (*n_past, *range), or -1 with err. */
+int mk_mm_eval_check(struct mtmd_context *mctx, struct llama_context *ctx,
+                     const struct llama_model *model, struct mtmd_input_chunks *chunks, int n_batch,
+                     const char *what, int32_t *n_past, float *range, char *err, size_t errlen);
+
 /* ---- Pocket-TTS (docs/TTS.md) ----------------------------------------------------------- */
 /* --mmproj for --arch pockettts: the generation projector (`pockettts_gen`: flow net, end-of-
  * speech head, mimi decoder) for a backbone of width n_embd_text. Tiny widths; the structure

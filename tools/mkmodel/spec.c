@@ -161,6 +161,10 @@ static const struct {
      * n_vocab) */
     [MK_ARCH_QWEN3TTS] = {"qwen3tts", tensors_qwen3, N_OF(tensors_qwen3)},
     [MK_ARCH_QWEN3NEXT] = {"qwen3next", tensors_qwen3next, N_OF(tensors_qwen3next)},
+    /* the vision-language text models carry exactly qwen2's / qwen3's tensors (their loaders:
+     * src/models/qwen2vl.cpp, qwen3vl.cpp); what differs is metadata (arch_qwenvl.c) */
+    [MK_ARCH_QWEN2VL] = {"qwen2vl", tensors_qwen2, N_OF(tensors_qwen2)},
+    [MK_ARCH_QWEN3VL] = {"qwen3vl", tensors_qwen3, N_OF(tensors_qwen3)},
 };
 
 /* ---- presets: every shape field given, so a preset fully defines a model ---- */
@@ -224,6 +228,16 @@ static const struct mk_preset presets[] = {
      * tied to keep it small (the real one is untied); its recurrent part in preset_hybrids */
     {"tiny-hybrid", MK_ARCH_QWEN3NEXT, "qwen2", 64, 4, 4, 2, 64, 4096, 16, "chatml", -1, 1,
      10000000.0f, 1e-6f},
+    /* vision-language text models (docs/MKMODEL.md "Qwen-VL"): tiny, and the real shapes of
+     * Qwen2.5-VL-7B-Instruct and Qwen3-VL-8B-Instruct (config.json's text part) */
+    {"tiny-qwen25vl", MK_ARCH_QWEN2VL, "qwen2", 64, 2, 4, 2, 128, 4096, 16, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    {"tiny-qwen3vl", MK_ARCH_QWEN3VL, "qwen2", 64, 3, 4, 2, 128, 4096, 16, "chatml", -1, 1,
+     5000000.0f, 1e-6f},
+    {"qwen2.5-vl-7b", MK_ARCH_QWEN2VL, "qwen2", 3584, 28, 28, 4, 18944, 128000, 128, "chatml", -1,
+     0, 1000000.0f, 1e-6f},
+    {"qwen3-vl-8b", MK_ARCH_QWEN3VL, "qwen2", 4096, 36, 32, 8, 12288, 262144, 128, "chatml", -1, 0,
+     5000000.0f, 1e-6f},
 };
 
 /* The recurrent layers and experts of the hybrid presets, by preset name. */
@@ -240,7 +254,9 @@ const char *mk_preset_names(void) {
   return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, tiny-pockettts, "
          "tiny-qwen3tts,\n                       qwen3tts-0.6b, qwen2-0.5b, qwen3-0.6b, "
          "qwen2.5-7b, qwen3-8b, "
-         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b, tiny-hybrid";
+         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b, tiny-hybrid, "
+         "tiny-qwen25vl, "
+         "tiny-qwen3vl,\n                       qwen2.5-vl-7b, qwen3-vl-8b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -326,7 +342,8 @@ void mk_spec_defaults(struct mk_spec *s) {
       [MK_ARCH_LLAMA] = "tiny-llama",         [MK_ARCH_QWEN2] = "tiny-qwen2",
       [MK_ARCH_QWEN3] = "tiny-qwen3",         [MK_ARCH_BERT] = "tiny-bert",
       [MK_ARCH_POCKETTTS] = "tiny-pockettts", [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
-      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",
+      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",    [MK_ARCH_QWEN2VL] = "tiny-qwen25vl",
+      [MK_ARCH_QWEN3VL] = "tiny-qwen3vl",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -396,6 +413,13 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
         h->ssm_v_heads % h->ssm_k_heads != 0 || h->attn_interval < 1)
       FAIL("qwen3next: implausible recurrent-layer parameters");
   }
+  if ((s->arch == MK_ARCH_QWEN2VL || s->arch == MK_ARCH_QWEN3VL) &&
+      (s->pooling >= 0 || s->head_dim % 8 != 0))
+    FAIL(
+        "qwen2vl/qwen3vl are made as generative models (no --pooling) with --head-dim a multiple "
+        "of 8 (their M-RoPE sections)");
+  if (s->arch == MK_ARCH_QWEN2VL && s->head_dim * s->n_head != s->n_embd)
+    FAIL("qwen2vl needs n_embd == n_head * head_dim (its attn_output is n_embd square)");
   if (s->norm_eps <= 0.0f || s->norm_eps > 0.1f) FAIL("norm epsilon must be in (0, 0.1]");
   if (s->arch != MK_ARCH_BERT && s->rope_base <= 0.0f) FAIL("--rope-base must be > 0");
   return 0;

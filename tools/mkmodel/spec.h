@@ -17,6 +17,8 @@ enum mk_arch {
   MK_ARCH_POCKETTTS, /* Pocket-TTS's backbone (docs/TTS.md); pairs with a pockettts_gen mmproj */
   MK_ARCH_QWEN3TTS,  /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
   MK_ARCH_QWEN3NEXT, /* Qwen3-Next: hybrid, gated-delta-net (recurrent) + gated attention, MoE */
+  MK_ARCH_QWEN2VL,   /* Qwen2-VL / Qwen2.5-VL's text model: qwen2 + M-RoPE (arch_qwenvl.c) */
+  MK_ARCH_QWEN3VL,   /* Qwen3-VL's text model: qwen3 + interleaved M-RoPE + deepstack inputs */
   MK_ARCH_COUNT
 };
 
@@ -95,7 +97,8 @@ void mk_spec_defaults(struct mk_spec *s);
 /* Check shapes are usable; on failure writes a one-line reason to err and returns -1. */
 int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen);
 
-/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts|qwen3next"; returns -1 when unknown. */
+/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts|qwen3next|qwen2vl|qwen3vl"; returns -1 when
+ * unknown. */
 int mk_arch_parse(const char *s);
 /* llama.cpp's architecture name ("llama", "qwen2", ...). */
 const char *mk_arch_name(enum mk_arch a);

@@ -305,6 +305,8 @@ static int read_value(ghdr_parser *p, uint32_t t) {
     char tmp[16];
     if (!strcmp(k, "general.architecture")) return read_str(p, o->arch, sizeof o->arch, &len);
     if (!strcmp(k, "general.name")) return read_str(p, o->name, sizeof o->name, &len);
+    if (!strcmp(k, "clip.projector_type") || !strcmp(k, "clip.vision.projector_type"))
+      return read_str(p, o->projector_type, sizeof o->projector_type, &len);
     if (!strcmp(k, "general.type")) {
       if (read_str(p, tmp, sizeof tmp, &len)) return -1;
       if (len == 6 && !strcmp(tmp, "mmproj")) o->is_mmproj = true;

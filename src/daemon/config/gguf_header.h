@@ -25,6 +25,8 @@ typedef struct ghdr_info {
   int has_audio_encoder;  /* clip.has_audio_encoder: 1, 0, or -1 when absent */
   int file_type;          /* general.file_type, -1 if absent */
   bool gen_audio; /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
+  char projector_type[32]; /* mmproj: clip.projector_type or clip.vision.projector_type ("" if
+                              absent; cut to 31 bytes) */
 } ghdr_info;
 
 /* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a

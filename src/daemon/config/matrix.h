@@ -87,6 +87,7 @@ typedef struct matrix_model {
   char *chat_template;     /* NULL = the GGUF's; else a llama.cpp built-in name or a template */
   char *mmproj;            /* absolute path of the vision projector GGUF, or NULL */
   long long mmproj_bytes;  /* its size */
+  char mmproj_type[32];    /* its clip.projector_type ("" when absent): the memory margin */
   char *transcribe_prompt; /* audio models: the instruction /v1/audio/transcriptions sends with
                               the audio (NULL = MATRIX_TRANSCRIBE_PROMPT) */
   char *vad_model;         /* whisper: absolute path of a Silero VAD ggml model, or NULL */

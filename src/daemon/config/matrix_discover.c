@@ -64,7 +64,8 @@ static int attach_mmproj(matrix *m, matrix_model *mm) {
   if (mx_join_path(path, sizeof path, m->models_dir, fname) || !realpath(path, real) ||
       stat(real, &st) != 0 || !S_ISREG(st.st_mode))
     return 0;
-  if (mx_mmproj_probe(real, &caps, &speech, perr, sizeof perr)) {
+  char type[sizeof mm->mmproj_type];
+  if (mx_mmproj_probe(real, &caps, &speech, type, sizeof type, perr, sizeof perr)) {
     mx_warn(m, "not attaching %s to model '%s': it %s", path, mm->name, perr);
     return 0;
   }
@@ -74,6 +75,7 @@ static int attach_mmproj(matrix *m, matrix_model *mm) {
   }
   if (!(mm->mmproj = strdup(real))) return -1;
   mm->mmproj_bytes = (long long)st.st_size;
+  memcpy(mm->mmproj_type, type, sizeof type);
   mx_caps_add_mmproj(mm, caps, false);
   return 0;
 }

@@ -180,10 +180,11 @@ int mx_keys_read(loader *l, const mx_key *keys, size_t nkeys, yaml_node_t *const
 /* ---- models (matrix_model.c) ---------------------------------------------------------------- */
 
 /* The projector GGUF at real (a resolved path): what it takes (*caps: MATRIX_CAP_VISION and/or
- * MATRIX_CAP_AUDIO) and whether it generates audio instead (*speech: a text-to-speech model's).
- * 0, or -1 with the reason in err, worded to follow the file's name ("is not a readable GGUF:
- * ..."). Thread safe. */
-int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *err, size_t errlen);
+ * MATRIX_CAP_AUDIO), whether it generates audio instead (*speech: a text-to-speech model's) and
+ * its clip.projector_type (into type, "" when absent). 0, or -1 with the reason in err, worded to
+ * follow the file's name ("is not a readable GGUF: ..."). Thread safe. */
+int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *type, size_t type_cap,
+                    char *err, size_t errlen);
 /* What a projector takes (mmproj_caps) joins mm->caps; an audio one makes a chat model answer
  * transcriptions too, unless the config gave the capabilities (caps_given). */
 void mx_caps_add_mmproj(matrix_model *mm, unsigned mmproj_caps, bool caps_given);

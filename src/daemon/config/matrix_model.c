@@ -287,7 +287,8 @@ static int key_caps(loader *l, void *dst, const yaml_node_t *v, const char *p) {
   return 0;
 }
 
-int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *err, size_t errlen) {
+int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *type, size_t type_cap,
+                    char *err, size_t errlen) {
   ghdr_info mi;
   char merr[256];
   *caps = 0;
@@ -311,6 +312,7 @@ int mx_mmproj_probe(const char *real, unsigned *caps, bool *speech, char *err, s
     return -1;
   }
   *speech = mi.gen_audio;
+  snprintf(type, type_cap, "%s", mi.projector_type);
   return 0;
 }
 
@@ -325,7 +327,8 @@ static int mmproj_read(loader *l, model_ctx *c, const yaml_node_t *v, const char
   errno = 0;
   if (!realpath(mj, mr) || stat(mr, &mst) != 0 || !S_ISREG(mst.st_mode))
     return mx_at(l, v, "%s: cannot open '%s': %s", p, mj, errno ? strerror(errno) : "not a file");
-  if (mx_mmproj_probe(mr, &c->mmproj_caps, &c->mmproj_speech, merr, sizeof merr))
+  if (mx_mmproj_probe(mr, &c->mmproj_caps, &c->mmproj_speech, c->mm.mmproj_type,
+                      sizeof c->mm.mmproj_type, merr, sizeof merr))
     return mx_at(l, v, "%s: '%s' %s", p, mj, merr);
   if (!(c->mm.mmproj = strdup(mr))) return mx_oom(l);
   c->mm.mmproj_bytes = (long long)mst.st_size;

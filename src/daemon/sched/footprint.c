@@ -131,9 +131,24 @@ static void fallback(const matrix_model *m, footprint_est *out) {
 
 /* The projector lives where the text layers do: on the first GPU the probe named when layers are
  * offloaded, else in RAM (the rest of total_bytes, which the scheduler puts on the host). */
+long long footprint_mmproj_margin(const char *projector_type) {
+  static const struct {
+    const char *type;
+    long long margin;
+  } margins[] = {
+      {"qwen2vl_merger", FOOTPRINT_MMPROJ_MARGIN_QWEN25VL},
+      {"qwen2.5vl_merger", FOOTPRINT_MMPROJ_MARGIN_QWEN25VL},
+      {"qwen3vl_merger", FOOTPRINT_MMPROJ_MARGIN_QWEN3VL},
+  };
+  for (size_t i = 0; projector_type && i < sizeof margins / sizeof margins[0]; i++)
+    if (!strcmp(projector_type, margins[i].type)) return margins[i].margin;
+  return FOOTPRINT_MMPROJ_MARGIN;
+}
+
 static void add_mmproj(const matrix_model *m, footprint_est *out) {
   if (!m->mmproj) return;
-  out->mmproj_bytes = (m->mmproj_bytes > 0 ? m->mmproj_bytes : 0) + FOOTPRINT_MMPROJ_MARGIN;
+  out->mmproj_bytes =
+      (m->mmproj_bytes > 0 ? m->mmproj_bytes : 0) + footprint_mmproj_margin(m->mmproj_type);
   out->total_bytes += out->mmproj_bytes;
   for (int i = 0; m->gpu_layers != 0 && i < out->n_dev; i++)
     if (strcmp(out->dev[i].name, "Host") != 0 && strcmp(out->dev[i].name, "CPU") != 0) {

@@ -22,12 +22,21 @@
  * projector's own probe is C++ only (mtmd_get_memory_usage). Generous for LLaVA/Qwen-VL-sized
  * encoders at their default image sizes; the measurement corrects it after the first load. */
 #define FOOTPRINT_MMPROJ_MARGIN (256LL * 1024 * 1024)
+/* Qwen-VL projectors need more: mtmd sizes their compute buffer by a warm-up encode of 46x46
+ * merged patches (8464 patches) whatever the widths. Measured (docs/MODELS.md): Qwen2.5-VL-7B's
+ * 705 MiB (its window-attention mask alone is 8464^2 floats), Qwen3-VL-8B's 372 MiB. Qwen2-VL's
+ * (not measured: the same warm-up, a wider FFN, no mask) counts as Qwen2.5-VL's. */
+#define FOOTPRINT_MMPROJ_MARGIN_QWEN25VL (768LL * 1024 * 1024)
+#define FOOTPRINT_MMPROJ_MARGIN_QWEN3VL (448LL * 1024 * 1024)
+
+/* The margin added to a projector of this clip.projector_type (NULL or "": unknown). Pure. */
+long long footprint_mmproj_margin(const char *projector_type);
 
 typedef struct footprint_est {
   long long model_bytes;   /* weights, all devices */
   long long context_bytes; /* KV cache */
   long long compute_bytes; /* compute buffers */
-  long long mmproj_bytes;  /* the vision projector: its file + FOOTPRINT_MMPROJ_MARGIN (the probe
+  long long mmproj_bytes;  /* the projector: its file + footprint_mmproj_margin (the probe
                               does not count it) */
   long long total_bytes;   /* the sum, plus the worker process's own overhead */
   bool from_probe;         /* false: the file-size fallback */

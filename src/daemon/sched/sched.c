@@ -417,6 +417,9 @@ static slot *slot_make(sched *s, const matrix_model *m) {
    * estimator's own build): a probe per model runs once, not at every start. */
   snprintf(ekey, sizeof ekey, "estimate-v2|%s|%lld", sl->key,
            s->tool_stamp); /* v2: weights ≥ the file */
+  if (m->mmproj)           /* and the projector's margin, which the daemon's build decides */
+    snprintf(ekey + strlen(ekey), sizeof ekey - strlen(ekey), "|mm%lld",
+             footprint_mmproj_margin(m->mmproj_type));
   long long cached = s->ms ? footprint_store_get(s->ms, ekey) : -1;
   char dkey[sizeof ekey + 48];
   if (m->engine == MATRIX_ENGINE_EXTERNAL) {

@@ -41,9 +41,13 @@ typedef struct gen_req {
   llama_token *prompt;   /* NULL for a prompt with images (the tokens are in mm) */
   int32_t n_prompt;      /* prompt tokens, image tokens included */
   mtmd_input_chunks *mm; /* a prompt with media: its text and media chunks */
-  llama_token *keys; /* with media: one key per prompt token for the prompt cache (a text token, or
-                        for a media token a negative value from its media's hash), or NULL where
-                        media tokens are not one position each (M-RoPE): then nothing is cached */
+  llama_token *keys; /* with media: one key per prompt POSITION for the prompt cache (a text token,
+                        or for a media position a negative value from its media's hash), or NULL
+                        when a chunk cannot be keyed: then nothing is cached. Positions, not
+                        tokens: an M-RoPE image (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) of n tokens takes
+                        max(grid width, height) positions, and a slot's sequence is cut by
+                        position (llama_memory_seq_rm) */
+  int32_t n_keys;    /* positions of a prompt with media (n_prompt when one each) */
   int32_t n_extra_cells; /* KV cells the prompt takes beyond its positions (M-RoPE images) */
   int32_t max_tokens;    /* <= 0: until the sequence's context is full */
   float temperature, top_p, min_p, presence, frequency, repeat;
@@ -377,10 +381,16 @@ static int gen_media(const worker *w, const json_t *hdr, const unsigned char *pa
       snprintf(msg, msg_len, "out of memory");
       return -1;
     }
-    /* its identity for the prompt cache: the same media at the same place is the same prefix */
+    /* its identity for the prompt cache: the same media at the same place is the same prefix
+     * (its size too: the same bytes as 4x6 and as 6x4 are other images, other positions) */
     char id[24];
     uint64_t h = sy_fnv1a64(SY_FNV_OFFSET, p, ord[i].bytes);
     h = sy_fnv1a64(h, &ord[i].audio, sizeof ord[i].audio);
+    if (!ord[i].audio) {
+      uint32_t dims[2] = {(uint32_t)json_integer_value(json_object_get(ord[i].j, "w")),
+                          (uint32_t)json_integer_value(json_object_get(ord[i].j, "h"))};
+      h = sy_fnv1a64(h, dims, sizeof dims);
+    }
     snprintf(id, sizeof id, "%016llx", (unsigned long long)h);
     mtmd_bitmap_set_id(out[i], id);
     *n = i + 1;
@@ -388,40 +398,59 @@ static int gen_media(const worker *w, const json_t *hdr, const unsigned char *pa
   return 0;
 }
 
-/* r->keys for a prompt with media (see gen_req), when every token is one position. */
+/* r->keys for a prompt with media (see gen_req): one key per position, r->n_keys of them. */
 static void gen_mm_keys(gen_req *r) {
-  if (r->n_extra_cells != 0 || !(r->keys = malloc((size_t)r->n_prompt * sizeof *r->keys))) return;
+  llama_pos n_pos = mtmd_helper_get_n_pos(r->mm);
+  if (n_pos < 1 || n_pos > r->n_prompt || !(r->keys = malloc((size_t)n_pos * sizeof *r->keys)))
+    return;
   int32_t at = 0;
   for (size_t c = 0; c < mtmd_input_chunks_size(r->mm); c++) {
     const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
-    size_t n = mtmd_input_chunk_get_n_tokens(ch), nt;
+    size_t nt;
+    llama_pos np = mtmd_input_chunk_get_n_pos(ch);
     const char *id = mtmd_input_chunk_get_id(ch);
     const llama_token *t = mtmd_input_chunk_get_tokens_text(ch, &nt); /* NULL for media */
-    if (!t && (!id || !*id || mtmd_input_chunk_get_n_pos(ch) != (llama_pos)n)) break;
+    if ((!t && (!id || !*id)) || np < 1 || np > n_pos - at) break;
     uint64_t h = t ? 0 : sy_fnv1a64(SY_FNV_OFFSET, id, strlen(id));
-    for (size_t k = 0; k < n && at < r->n_prompt; k++)
-      r->keys[at++] = t ? t[k] : -1 - (llama_token)((h + k) & 0x3fffffff);
+    for (llama_pos k = 0; k < np; k++)
+      r->keys[at++] = t ? t[k] : -1 - (llama_token)((h + (uint64_t)k) & 0x3fffffff);
   }
-  if (at != r->n_prompt) { /* a chunk we cannot key: no prompt cache for this request */
+  if (at != n_pos) { /* a chunk we cannot key: no prompt cache for this request */
     free(r->keys);
     r->keys = NULL;
+    return;
   }
+  r->n_keys = (int32_t)n_pos;
 }
 
-/* The longest length <= keep at which a prompt with media may be cut for reuse: never inside a
- * media chunk, and inside a text chunk only where evaluating it from its start cuts it (every
- * align tokens: the batch in batch-invariant mode, else 1). */
+/* The longest length <= keep (positions) at which a prompt with media may be cut for reuse:
+ * never inside a media chunk, and inside a text chunk only where evaluating it from its start
+ * cuts it (every align tokens: the batch in batch-invariant mode, else 1). */
 static int32_t gen_mm_cut(const gen_req *r, int32_t keep, int32_t align) {
   int32_t p = 0;
   for (size_t c = 0; c < mtmd_input_chunks_size(r->mm); c++) {
     const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
-    int32_t n = (int32_t)mtmd_input_chunk_get_n_tokens(ch);
+    int32_t n = (int32_t)mtmd_input_chunk_get_n_pos(ch);
     bool text = mtmd_input_chunk_get_type(ch) == MTMD_INPUT_CHUNK_TYPE_TEXT;
     if (text && keep <= p + n) return p + (keep - p) - (keep - p) % align;
     if (!text && keep < p + n) return p;
     p += n;
   }
   return keep < p ? keep : p;
+}
+
+/* The prompt tokens before position pos of a prompt with media (pos is a cut gen_mm_cut allows):
+ * what `cached_tokens` reports. */
+static int32_t gen_mm_tokens_at(const gen_req *r, int32_t pos) {
+  int32_t p = 0, tokens = 0;
+  for (size_t c = 0; c < mtmd_input_chunks_size(r->mm) && p < pos; c++) {
+    const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
+    int32_t np = (int32_t)mtmd_input_chunk_get_n_pos(ch);
+    int32_t nt = (int32_t)mtmd_input_chunk_get_n_tokens(ch);
+    tokens += pos - p >= np ? nt : pos - p; /* a partly kept chunk is text: a token a position */
+    p += np;
+  }
+  return tokens;
 }
 
 /* Tokenize a prompt with images into r->mm (text and image chunks) and count its tokens. 0, or
@@ -640,14 +669,15 @@ static void gen_cache_clear(worker *w, gen_slot *s) {
 }
 
 /* Free the slot's request and sampler. With keep, its sequence's KV cells stay as the slot's
- * cache (a text prompt's tokens and what was generated after them); otherwise (a failure, a
- * prompt with media, whose cells are not one token each) they are dropped. */
+ * cache (a prompt's keys, one per position, and what was generated after them); otherwise (a
+ * failure, a prompt with media that could not be keyed) they are dropped. */
 static void gen_release(worker *w, gen_slot *s, bool keep) {
   gen_state *g = w->gen;
   gen_req *r = s->req;
   if (keep && (r->prompt || r->keys) && s->n_cache == s->n_past) {
-    /* batch-invariant: only the prompt chunks cut where a fresh request cuts them */
-    int32_t fed = s->n_fed < r->n_prompt ? s->n_fed : r->n_prompt;
+    /* batch-invariant: only the prompt chunks cut where a fresh request cuts them (a prompt with
+     * media is evaluated whole: all its positions) */
+    int32_t fed = r->mm ? r->n_keys : s->n_fed < r->n_prompt ? s->n_fed : r->n_prompt;
     s->n_reusable = !w->deterministic ? s->n_cache
                     : r->mm           ? gen_mm_cut(r, fed, g->batch_cap)
                                       : fed - fed % g->batch_cap;
@@ -727,8 +757,9 @@ static void gen_finish(worker *w, gen_slot *s, const char *reason) {
   double gen_ms = s->t_first > 0 ? now - s->t_first : 0;
   LOG_D("generate %lld: %s after %d+%d tokens (%.1f + %.1f ms)", (long long)s->req->id, reason,
         s->req->n_prompt, s->n_gen, prompt_ms, gen_ms);
-  reply_usage u = {s->req->n_prompt, s->n_kept, s->n_gen, prompt_ms, gen_ms};
   const gen_req *r = s->req;
+  int32_t cached = r->mm ? gen_mm_tokens_at(r, s->n_kept) : s->n_kept; /* n_kept: positions */
+  reply_usage u = {r->n_prompt, cached, s->n_gen, prompt_ms, gen_ms};
   reply_done(w, r->id, reason, r->stop_hit >= 0 ? r->stop[r->stop_hit] : NULL,
              r->stop_hit >= 0 ? r->stop_len[r->stop_hit] : 0, &u);
   gen_release(w, s, true);
@@ -865,7 +896,8 @@ static int gen_eval_mm(worker *w, gen_slot *s) {
   size_t nc = mtmd_input_chunks_size(r->mm);
   for (size_t c = 0; c < nc && rc == 0; c++) {
     const mtmd_input_chunk *ch = mtmd_input_chunks_get(r->mm, c);
-    int32_t n = (int32_t)mtmd_input_chunk_get_n_tokens(ch), from = keep > p ? keep - p : 0;
+    /* p, keep, from: positions (a text chunk's are its tokens) */
+    int32_t n = (int32_t)mtmd_input_chunk_get_n_pos(ch), from = keep > p ? keep - p : 0;
     bool last = c + 1 == nc;
     if (from >= n) { /* kept whole */
       p += n;
@@ -884,7 +916,7 @@ static int gen_eval_mm(worker *w, gen_slot *s) {
     if (rc == 0 && r->keys) gen_advance(s, r->keys + p + from, n - from);
     p += n;
   }
-  if (!r->keys) s->n_past = (int32_t)n_past; /* positions, not one per token: nothing cached */
+  if (!r->keys) s->n_past = (int32_t)n_past; /* no keys: its positions only, nothing cached */
   if (rc != 0) {
     LOG_E("generate %lld: evaluating the prompt with images failed (%d)", (long long)r->id,
           (int)rc);
@@ -1367,15 +1399,16 @@ static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
   /* a prompt with media is cut at its own chunk boundaries after (gen_mm_cut) */
   int32_t align = w->deterministic && !r->mm ? g->batch_cap : 1;
   const llama_token *prompt = r->mm ? r->keys : r->prompt;
+  int32_t n_prompt = r->mm ? r->n_keys : r->n_prompt; /* positions */
   bool reuse = r->cache_prompt && prompt;
-  int i = sp_pick(v, g->n_slots, prompt, r->n_prompt, align, g->can_trim, reuse, keep);
+  int i = sp_pick(v, g->n_slots, prompt, n_prompt, align, g->can_trim, reuse, keep);
   if (i >= 0 && r->mm) *keep = gen_mm_cut(r, *keep, w->deterministic ? g->batch_cap : 1);
   if (i < 0 || (g->ram.limit == 0 && !g->disk.dir[0])) return i; /* neither cache: done */
   /* The RAM cache: a saved state that keeps more than any slot goes into the least recently used
    * free slot; a slot about to lose many reusable tokens is saved first. */
   int32_t ekeep = 0, dkeep = 0;
-  int e = reuse ? pcache_best(&g->ram, prompt, r->n_prompt, align, &ekeep) : -1;
-  int d = reuse ? pdisk_best(&g->disk, prompt, r->n_prompt, align, &dkeep) : -1;
+  int e = reuse ? pcache_best(&g->ram, prompt, n_prompt, align, &ekeep) : -1;
+  int d = reuse ? pdisk_best(&g->disk, prompt, n_prompt, align, &dkeep) : -1;
   if (r->mm) {
     ekeep = gen_mm_cut(r, ekeep, w->deterministic ? g->batch_cap : 1);
     dkeep = gen_mm_cut(r, dkeep, w->deterministic ? g->batch_cap : 1);
@@ -1386,7 +1419,7 @@ static int gen_pick_slot(worker *w, const gen_req *r, int32_t *keep) {
     gen_slot *s = &g->slots[i];
     if (s->n_reusable >= GEN_SAVE_MIN_TOKENS) {
       gen_slot_save(w, s);
-      e = pcache_best(&g->ram, prompt, r->n_prompt, align, &ekeep); /* saving may move it */
+      e = pcache_best(&g->ram, prompt, n_prompt, align, &ekeep); /* saving may move it */
       if (r->mm) ekeep = gen_mm_cut(r, ekeep, w->deterministic ? g->batch_cap : 1);
     }
     pc_entry got;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aproj.h"
 #include "argnum.h"
 #include "clock.h"
 #include "fill.h"
@@ -40,7 +41,8 @@ static void usage(FILE *f) {
       "Writes a random-weight GGUF model of a real architecture with a real tokenizer.\n"
       "\n"
       "  --preset NAME        %s\n"
-      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next\n"
+      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next |\n"
+      "                       qwen3vl (Qwen3-ASR's text model)\n"
       "                       (defaults: that arch's tiny preset; qwen3next: tiny-hybrid, a\n"
       "                       hybrid of attention and recurrent layers)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
@@ -75,7 +77,9 @@ static void usage(FILE *f) {
       "                       qwen3tts_gen + qwen3tts_spkenc (real widths for a 1024-wide talker)\n"
       "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector "
       "(whisper\n"
-      "                       encoder, 16 kHz, %d tokens per started 30 s of audio)\n"
+      "                       encoder, 16 kHz, %d tokens per started 30 s of audio); the audio\n"
+      "                       LLM presets (tiny-voxtral, tiny-qwen3asr, tiny-ultravox, ...)\n"
+      "                       write their own projector (voxtral, qwen3a, ultravox x8)\n"
       "  --verify             load the written file with llama.cpp and run it once (with\n"
       "                       --mmproj: also encode one image, or 1 s of audio, through mtmd)\n"
       "  --verbose            show llama.cpp's log\n"
@@ -220,7 +224,8 @@ int main(int argc, char **argv) {
       case OPT_ARCH:
         if (mk_arch_parse(optarg) < 0)
           die_usage(
-              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next)",
+              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next, "
+              "qwen3vl)",
               optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
@@ -344,6 +349,8 @@ int main(int argc, char **argv) {
   }
   if (audio_proj && !mmproj) die_usage("%s", "--mmproj-kind needs --mmproj PATH");
 
+  /* the audio projector: an audio LLM preset's family, else --mmproj-kind audio's Ultravox */
+  const int alm = s.alm ? s.alm : MK_ALM_ULTRAVOX, stack = s.alm ? s.alm_stack : MK_AMMPROJ_STACK;
   llama_log_set(log_cb, NULL);
   mtmd_log_set(log_cb, NULL);
   mtmd_helper_log_set(log_cb, NULL);
@@ -422,13 +429,17 @@ int main(int argc, char **argv) {
             "for n_embd %d, %d Hz, %d samples per frame, %.2f MiB\n",
             mmproj, real ? "real" : "tiny", s.n_embd, 24000, MK_Q3T_SAMPLES_PER_FRAME,
             (double)mbytes / (1024.0 * 1024.0));
-  } else if (mmproj && audio_proj) {
+  } else if (mmproj && (audio_proj || s.alm)) {
+    /* an audio LLM preset's own projector, else Ultravox-style with stack factor 4 */
     uint64_t mbytes = 0;
-    if (mk_mmproj_audio_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
+    if (mk_aproj_write(mmproj, alm, stack, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0)
+      goto fail;
     fprintf(stderr,
-            "mkmodel: wrote %s: Ultravox-style audio projector for n_embd %d, %d Hz, %d tokens "
-            "per started 30 s of audio, %.2f MiB\n",
-            mmproj, s.n_embd, MK_AMMPROJ_RATE, MK_AMMPROJ_WINDOW_TOKENS,
+            "mkmodel: wrote %s: '%s' audio projector for n_embd %d, %d Hz, %ld tokens for 1 s "
+            "of audio (%ld for 30 s)%s, %.2f MiB\n",
+            mmproj, mk_alm_name(alm), s.n_embd, MK_APROJ_RATE, mk_aproj_tokens(alm, stack, 16000),
+            mk_aproj_tokens(alm, stack, 30L * MK_APROJ_RATE),
+            mk_aproj_encodable(alm, stack) ? "" : " (the pinned mtmd cannot encode it)",
             (double)mbytes / (1024.0 * 1024.0));
   } else if (mmproj) {
     uint64_t mbytes = 0;
@@ -453,9 +464,10 @@ int main(int argc, char **argv) {
                                                                sizeof(summary), err, sizeof(err))
           : s.arch == MK_ARCH_POCKETTTS
               ? mk_ttsproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err))
-          : audio_proj
-              ? mk_mmproj_audio_verify(out, mmproj, threads, summary, sizeof(summary), err,
-                                       sizeof(err))
+          : audio_proj || s.alm
+              ? mk_mmproj_audio_verify(out, mmproj, threads, mk_aproj_tokens(alm, stack, 16000),
+                                       mk_aproj_encodable(alm, stack), summary, sizeof(summary),
+                                       err, sizeof(err))
               : mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err));
       if (vr != 0) goto fail;
       fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", sy_mono_s() - t3, summary);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aproj.h"
 #include "llama.h"
 
 /* ---- tensor tables: the tensors real checkpoints carry (llama.cpp's loader creates more in
@@ -161,6 +162,7 @@ static const struct {
      * n_vocab) */
     [MK_ARCH_QWEN3TTS] = {"qwen3tts", tensors_qwen3, N_OF(tensors_qwen3)},
     [MK_ARCH_QWEN3NEXT] = {"qwen3next", tensors_qwen3next, N_OF(tensors_qwen3next)},
+    [MK_ARCH_QWEN3VL] = {"qwen3vl", tensors_qwen3, N_OF(tensors_qwen3)},
 };
 
 /* ---- presets: every shape field given, so a preset fully defines a model ---- */
@@ -224,6 +226,26 @@ static const struct mk_preset presets[] = {
      * tied to keep it small (the real one is untied); its recurrent part in preset_hybrids */
     {"tiny-hybrid", MK_ARCH_QWEN3NEXT, "qwen2", 64, 4, 4, 2, 64, 4096, 16, "chatml", -1, 1,
      10000000.0f, 1e-6f},
+    /* audio LLMs (aproj.h: their vocabulary additions and projectors). Voxtral-Mini-3B's text
+     * model (Ministral-3B's shape, head_dim 128 > n_embd/n_head) on llama-bpe + Mistral's
+     * control tokens; its chat template is given with --chat-template (docs/MKMODEL.md) */
+    {"tiny-voxtral", MK_ARCH_LLAMA, "llama-bpe", 64, 2, 4, 2, 128, 4096, 32, "none", -1, 0,
+     100000000.0f, 1e-5f},
+    {"voxtral-mini-3b", MK_ARCH_LLAMA, "llama-bpe", 3072, 30, 32, 8, 8192, 32768, 128, "none", -1,
+     0, 100000000.0f, 1e-5f},
+    /* Qwen3-ASR's text model: qwen3vl (M-RoPE), chatml as its converter writes it */
+    {"tiny-qwen3asr", MK_ARCH_QWEN3VL, "qwen2", 64, 2, 4, 2, 128, 4096, 16, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    {"qwen3-asr-0.6b", MK_ARCH_QWEN3VL, "qwen2", 1024, 28, 16, 8, 3072, 65536, 128, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    /* Ultravox-v0.5 (Llama-3.2-1B's template family), tiny, with its real stack factor 8 */
+    {"tiny-ultravox", MK_ARCH_LLAMA, "llama-bpe", 64, 2, 4, 2, 128, 4096, 0, "llama3", -1, 0,
+     500000.0f, 1e-5f},
+    /* Qwen3-Embedding: last-token pooling over <|endoftext|>, which its tokenizer appends */
+    {"tiny-qwen3-embedding", MK_ARCH_QWEN3, "qwen2", 64, 2, 4, 2, 128, 2048, 0, "none",
+     LLAMA_POOLING_TYPE_LAST, 1, 1000000.0f, 1e-6f},
+    {"qwen3-embedding-8b", MK_ARCH_QWEN3, "qwen2", 4096, 36, 32, 8, 12288, 40960, 128, "none",
+     LLAMA_POOLING_TYPE_LAST, 0, 1000000.0f, 1e-6f},
 };
 
 /* The recurrent layers and experts of the hybrid presets, by preset name. */
@@ -240,7 +262,9 @@ const char *mk_preset_names(void) {
   return "tiny-llama, tiny-qwen2, tiny-qwen3, tiny-bert, tiny-bert-rerank, tiny-pockettts, "
          "tiny-qwen3tts,\n                       qwen3tts-0.6b, qwen2-0.5b, qwen3-0.6b, "
          "qwen2.5-7b, qwen3-8b, "
-         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b, tiny-hybrid";
+         "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b, tiny-hybrid, "
+         "tiny-voxtral,\n                       voxtral-mini-3b, tiny-qwen3asr, qwen3-asr-0.6b, "
+         "tiny-ultravox,\n                       tiny-qwen3-embedding, qwen3-embedding-8b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -274,6 +298,7 @@ static void apply_preset(struct mk_spec *s, const struct mk_preset *p) {
   s->norm_eps = p->norm_eps;
   s->name = p->name;
   memset(&s->hy, 0, sizeof(s->hy));
+  s->alm = mk_alm_of_preset(p->name, &s->alm_stack);
   for (size_t i = 0; i < N_OF(preset_hybrids); i++) {
     if (strcmp(preset_hybrids[i].preset, p->name) == 0) s->hy = preset_hybrids[i].hy;
   }
@@ -318,6 +343,7 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
   if (g->norm_eps >= 0.0f) s->norm_eps = g->norm_eps;
   if (g->name) s->name = g->name;
   if (g->hy.n_expert > 0) s->hy = g->hy;
+  if (g->alm > 0) s->alm = g->alm, s->alm_stack = g->alm_stack;
 }
 
 void mk_spec_defaults(struct mk_spec *s) {
@@ -326,7 +352,7 @@ void mk_spec_defaults(struct mk_spec *s) {
       [MK_ARCH_LLAMA] = "tiny-llama",         [MK_ARCH_QWEN2] = "tiny-qwen2",
       [MK_ARCH_QWEN3] = "tiny-qwen3",         [MK_ARCH_BERT] = "tiny-bert",
       [MK_ARCH_POCKETTTS] = "tiny-pockettts", [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
-      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",
+      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",    [MK_ARCH_QWEN3VL] = "tiny-qwen3asr",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -372,8 +398,6 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     FAIL("--pooling rank (a reranker's classification head) is only made for bert");
   if (s->arch != MK_ARCH_BERT && s->pooling == LLAMA_POOLING_TYPE_CLS)
     FAIL("--pooling cls reads the first token, which a causal model sees alone: use mean or last");
-  if (s->arch == MK_ARCH_LLAMA && s->head_dim * s->n_head != s->n_embd)
-    FAIL("llama needs n_embd == n_head * head_dim (llama.cpp checks n_rot)");
   if (s->arch == MK_ARCH_POCKETTTS && s->head_dim * s->n_head != s->n_embd)
     FAIL("pockettts needs n_embd == n_head * head_dim (its q/k/v are n_embd wide)");
   if (s->arch == MK_ARCH_POCKETTTS && s->pooling >= 0)
@@ -382,8 +406,8 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     FAIL(
         "qwen3tts is a speech backbone: no --pooling, and untied (output.weight is the codec "
         "head)");
-  if (s->arch == MK_ARCH_QWEN3TTS && s->head_dim % 8 != 0)
-    FAIL("qwen3tts needs --head-dim a multiple of 8 (its M-RoPE sections)");
+  if ((s->arch == MK_ARCH_QWEN3TTS || s->arch == MK_ARCH_QWEN3VL) && s->head_dim % 8 != 0)
+    FAIL("qwen3tts and qwen3vl need --head-dim a multiple of 8 (their M-RoPE sections)");
   if (s->arch == MK_ARCH_QWEN3NEXT) {
     const struct mk_hybrid *h = &s->hy;
     if (s->pooling >= 0) FAIL("qwen3next is made as a generative model: no --pooling");

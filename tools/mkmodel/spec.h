@@ -17,6 +17,7 @@ enum mk_arch {
   MK_ARCH_POCKETTTS, /* Pocket-TTS's backbone (docs/TTS.md); pairs with a pockettts_gen mmproj */
   MK_ARCH_QWEN3TTS,  /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
   MK_ARCH_QWEN3NEXT, /* Qwen3-Next: hybrid, gated-delta-net (recurrent) + gated attention, MoE */
+  MK_ARCH_QWEN3VL,   /* qwen3's layers with M-RoPE: Qwen3-ASR's text model (aproj.h) */
   MK_ARCH_COUNT
 };
 
@@ -81,6 +82,7 @@ struct mk_spec {
   float rope_base, norm_eps;
   const char *name;    /* general.name */
   struct mk_hybrid hy; /* qwen3next only; n_expert 0 = not given */
+  int alm, alm_stack;  /* an audio LLM's family (aproj.h enum mk_alm; 0 none) and stack factor */
 };
 
 /* Set every field to "not given" (-1 / NULL / GGML_TYPE_COUNT). */
@@ -95,7 +97,7 @@ void mk_spec_defaults(struct mk_spec *s);
 /* Check shapes are usable; on failure writes a one-line reason to err and returns -1. */
 int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen);
 
-/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts|qwen3next"; returns -1 when unknown. */
+/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts|qwen3next|qwen3vl"; -1 when unknown. */
 int mk_arch_parse(const char *s);
 /* llama.cpp's architecture name ("llama", "qwen2", ...). */
 const char *mk_arch_name(enum mk_arch a);

@@ -175,6 +175,14 @@ static int engine_mmproj_audio_refused(const char *path, char *why, size_t why_l
   return rc;
 }
 
+/* The id of Qwen3-ASR's answer separator, the control token "<asr_text>", or -1 (chat.c). */
+static llama_token engine_asr_sep(const struct llama_vocab *v) {
+  static const char sep[] = "<asr_text>";
+  llama_token t[2];
+  int32_t n = llama_tokenize(v, sep, (int32_t)(sizeof sep - 1), t, 2, false, true);
+  return n == 1 && (llama_vocab_get_attr(v, t[0]) & LLAMA_TOKEN_ATTR_CONTROL) ? t[0] : -1;
+}
+
 /* ---- load -------------------------------------------------------------------------------- */
 
 #define ENGINE_FAIL(status, ...)                               \
@@ -301,6 +309,7 @@ int engine_load(worker *w, const json_t *hdr) {
     ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);
   }
   w->vocab = llama_model_get_vocab(w->model);
+  w->asr_sep = engine_asr_sep(w->vocab);
   w->gpu_offload = llama_supports_gpu_offload() && n_gpu_layers != 0;
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);

@@ -108,6 +108,7 @@ typedef struct worker {
   mtmd_context *mtmd;      /* the projector (load's "mmproj": images and/or audio), or NULL */
   int32_t sample_rate;     /* speech mode: Hz of the PCM */
   char audio_refused[400]; /* why the projector's audio is refused (audio_check.h), or "" */
+  llama_token asr_sep;     /* Qwen3-ASR's "<asr_text>" control token (chat.c), or -1 */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
   struct jinja_tmpl *jt, *jt_tools;        /* the template, and its tool_use variant (or NULL) */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "gguf.h"
+#include "mmproj.h"
 #include "spec.h"
 
 enum mk_alm {
@@ -29,10 +30,10 @@ enum mk_alm {
   MK_ALM_QWEN3A,
 };
 
-#define MK_APROJ_RATE 16000    /* every audio projector here takes 16 kHz */
-#define MK_APROJ_MEL 128       /* mel bins (whisper-large-v3's, Voxtral's, Qwen3-ASR's) */
-#define MK_APROJ_WINDOW 480000 /* whisper-style windows: 30 s of samples */
-#define MK_APROJ_Q3A_CHUNK 100 /* qwen3a: mel frames per conv chunk (1 s) */
+#define MK_APROJ_RATE MK_AMMPROJ_RATE /* every audio projector here takes 16 kHz */
+#define MK_APROJ_MEL MK_AMMPROJ_MEL   /* 128 (whisper-large-v3's, Voxtral's, Qwen3-ASR's) */
+#define MK_APROJ_WINDOW 480000        /* whisper-style windows: 30 s of samples */
+#define MK_APROJ_Q3A_CHUNK 100        /* qwen3a: mel frames per conv chunk (1 s) */
 #define MK_APROJ_Q3A_CHUNK_TOKENS 13
 #define MK_APROJ_Q3A_WINDOW 800 /* qwen3a: mel frames per encoder pass (8 s) */
 #define MK_APROJ_HOP 160        /* samples per mel frame */

@@ -1,10 +1,12 @@
 /* audio_arch.c — the audio LLM families and Qwen3-Embedding through a daemon of the feature's own
  * (B), on the tiny models tests/models.sh makes with mkmodel (docs/MKMODEL.md "Audio LLMs"):
  * Qwen3-ASR (qwen3vl text + the qwen3a projector: 13 tokens per started second of each 8 s
- * window, inside <|audio_start|> ... <|audio_end|>), Voxtral (llama text + Mistral's control
- * tokens + the voxtral projector, after [BEGIN_AUDIO]), Ultravox with its real stack factor 8
- * (which the pinned mtmd cannot encode: its audio is refused with a reason, the worker lives), and
- * Qwen3-Embedding (last-token pooling; OpenAI's "dimensions"; the "instruction" extension).
+ * window, inside <|audio_start|> ... <|audio_end|>: exact counts, transcription, two at once,
+ * unload and reload, memory), Voxtral (llama text + Mistral's control tokens and template + the
+ * voxtral projector) and Ultravox with its real stack factor 8 — both of which the pinned mtmd
+ * cannot encode: their audio is refused with the reason, the same worker serves text (and tools)
+ * on — and Qwen3-Embedding (last-token pooling over the appended <|endoftext|>; OpenAI's
+ * "dimensions" and Ollama's; the "instruction" extension).
  * Must never happen: a token count other than mtmd's, a worker that dies on audio, a vector of
  * the wrong length or norm. Asserts on shape and counts, never on text; no sleeps. */
 #include <math.h>

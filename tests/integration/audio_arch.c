@@ -218,6 +218,28 @@ static void aa_embedding(void) {
   CHECK(it_is_error(&r, 400, "invalid_value"), "empty instruction: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
 
+  /* memory counted; unloaded and loaded again, the same text embeds to the same vector */
+  it_http_do(&B, "GET", "/v1/models/qemb", NULL, &r, NULL);
+  CHECK(it_jnum(r.json, "memory.estimated") > 0 && it_jnum(r.json, "memory.measured") > 0,
+        "qemb memory: %s", r.body.data);
+  it_resp_clear(&r);
+  aa_embed(json_pack("{s:s, s:s}", "model", "qemb", "input", "stone"), &r);
+  json_t *before = json_incref((json_t *)it_jpath(r.json, "data.0.embedding"));
+  it_resp_clear(&r);
+  it_http_do(&B, "POST", "/api/unload", "{\"model\":\"qemb\"}", &r, NULL);
+  CHECK(r.status == 200, "qemb unload: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  aa_embed(json_pack("{s:s, s:s}", "model", "qemb", "input", "stone"), &r);
+  double diff = 0;
+  const json_t *after = it_jpath(r.json, "data.0.embedding");
+  for (size_t i = 0; i < json_array_size(before); i++)
+    diff = fmax(diff, fabs(json_number_value(json_array_get(before, i)) -
+                           json_number_value(json_array_get(after, i))));
+  CHECK(r.status == 200 && json_array_size(after) == json_array_size(before) && diff < 1e-6,
+        "qemb after a reload: %ld, max difference %g", r.status, diff);
+  json_decref(before);
+  it_resp_clear(&r);
+
   /* Ollama's /api/embed takes dimensions too */
   it_post_json_at(
       &B, "/api/embed",

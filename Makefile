@@ -159,6 +159,9 @@ $(BIN)/unit/%: $(BUILD)/obj/tests/unit/%.o $(DAEMON_LIB_OBJ) $(CHAT_OBJ) $(COMMO
 $(BIN)/unit/test_slot_pick: $(BUILD)/obj/tests/unit/test_slot_pick.o $(call obj,src/workers/llama/slot_pick.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka
+$(BIN)/unit/test_audio_check: $(BUILD)/obj/tests/unit/test_audio_check.o $(call obj,src/workers/llama/audio_check.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ -lcmocka
 $(BIN)/unit/test_prompt_cache: $(BUILD)/obj/tests/unit/test_prompt_cache.o \
     $(call obj,src/workers/llama/prompt_cache.c src/workers/llama/slot_pick.c)
 	@mkdir -p $(dir $@)

@@ -64,5 +64,19 @@ mk "$models/tiny-qwen3vl-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3vl --see
 # a hybrid (attention + recurrent layers): Qwen3-Next's structure, for the prompt cache's rules on
 # recurrent state (itest prompt_cache_hybrid)
 mk "$models/tiny-hybrid.gguf" "$bin/mkmodel" --preset tiny-hybrid --seed 8 -o "$models/tiny-hybrid.gguf"
+# audio LLMs (docs/MKMODEL.md "Audio LLMs"): Voxtral (llama + Mistral's control tokens, the voxtral
+# projector, Mistral's template), Qwen3-ASR (qwen3vl + Qwen3's audio markers, the qwen3a projector),
+# Ultravox with its real stack factor 8 (the pinned mtmd cannot encode it: the worker refuses its
+# audio); Qwen3-Embedding (last-token pooling over the appended <|endoftext|>) — itest audio_arch
+mk "$models/tiny-voxtral-mmproj.gguf" "$bin/mkmodel" --preset tiny-voxtral --seed 9 \
+  --chat-template "$SY_TEMPLATES_DIR/Mistral-Small-3.2-24B-Instruct-2506.jinja" \
+  -o "$models/tiny-voxtral.gguf" --mmproj "$models/tiny-voxtral-mmproj.gguf" --verify
+mk "$models/tiny-qwen3asr-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3asr --seed 10 \
+  -o "$models/tiny-qwen3asr.gguf" --mmproj "$models/tiny-qwen3asr-mmproj.gguf" --verify
+mk "$models/tiny-ultravox-mmproj.gguf" "$bin/mkmodel" --preset tiny-ultravox --seed 11 \
+  --chat-template "$SY_TEMPLATES_DIR/meta-llama-Llama-3.2-3B-Instruct.jinja" \
+  -o "$models/tiny-ultravox.gguf" --mmproj "$models/tiny-ultravox-mmproj.gguf" --verify
+mk "$models/tiny-qwen3-embedding.gguf" "$bin/mkmodel" --preset tiny-qwen3-embedding --seed 12 \
+  -o "$models/tiny-qwen3-embedding.gguf" --verify
 # speech to text without ../shared
 mk "$models/tiny-whisper.bin" "$bin/mkwhisper" --seed 5 -o "$models/tiny-whisper.bin"

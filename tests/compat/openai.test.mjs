@@ -14,6 +14,7 @@
 //  - embeddings.create with a string and with an array, through the SDK's default (it asks for
 //    base64 and decodes it), with encoding_format "float", and with "base64" decoded here: one
 //    vector per input in order, equal dims, L2 norm 1 within 1e-3, the three encodings agree;
+//    dimensions (a cut, renormalised vector; more than the model has -> BadRequestError);
 //  - errors as the SDK's typed exceptions: unknown model -> NotFoundError (404) naming the model;
 //    temperature out of range -> BadRequestError (400, param temperature), for a streamed request
 //    too; a chat model asked for embeddings -> BadRequestError (wrong_capability);
@@ -295,6 +296,21 @@ describe('switchyard via the OpenAI Node SDK', { skip }, () => {
       assert.equal(dec.length, dim);
       assertClose(dec, Array.from(many.data[i].embedding), 1e-6, `base64 vs default, input ${i}`);
     }
+
+    // dimensions: the first n values, renormalised (through the SDK's default base64 too)
+    const cut = await client.embeddings.create({ model: EMBED, input: 'hello world', dimensions: 8 });
+    const c = Array.from(cut.data[0].embedding);
+    assert.equal(c.length, 8);
+    assert.ok(Math.abs(norm(c) - 1) < 1e-3, `norm of the cut vector: ${norm(c)}`);
+    const n8 = norm(v.slice(0, 8));
+    assertClose(c, v.slice(0, 8).map((x) => x / n8), 1e-5, 'dimensions 8 vs the full vector');
+    await assert.rejects(
+      client.embeddings.create({ model: EMBED, input: 'x', dimensions: dim + 1 }),
+      (err) => {
+        assert.ok(err instanceof OpenAI.BadRequestError, `got ${err?.constructor?.name}`);
+        assert.equal(err.param, 'dimensions');
+        return true;
+      });
   });
 
   test('errors: unknown model is a NotFoundError naming it', async () => {

@@ -25,7 +25,7 @@
  *    accepted), logprobs true;
  *  - embeddings: string and array inputs, the message shape, encoding_format float/base64, and
  *    every error (input missing / null / empty string / empty array / array of ints / 2049 items,
- *    encoding_format "hex", dimensions);
+ *    encoding_format "hex", dimensions not a positive integer, an empty instruction);
  *  - rerank: the worker message (documents as strings, {text} objects unwrapped), top_n clamped,
  *    return_documents, TEI's texts/return_text, keep_alive, and every error (query missing /
  *    empty / not a string, documents missing / empty / not an array / 1025 items / an element
@@ -977,6 +977,25 @@ static void test_embed_ok(void **state) {
   api_embed_clear(&out);
   json_decref(req);
 
+  /* dimensions are kept for the reply (checked against the model's width there) */
+  req = ut_json("{'model':'tiny-bert','input':'x','dimensions':16}");
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
+  assert_int_equal(out.dimensions, 16);
+  api_embed_clear(&out);
+  json_decref(req);
+
+  /* the instruction: Qwen3-Embedding's query layout around every input */
+  req = ut_json("{'model':'tiny-bert','input':['a fox','b'],'instruction':'Find it'}");
+  assert_int_equal(api_parse_embed(&test_mx, NULL, req, &out, &e), 0);
+  want = ut_json(
+      "{'op':'embed','input':['Instruct: Find it\\nQuery:a fox',"
+      "'Instruct: Find it\\nQuery:b']}");
+  assert_true(json_equal(out.msg, want));
+  assert_int_equal(out.dimensions, 0);
+  json_decref(want);
+  api_embed_clear(&out);
+  json_decref(req);
+
   /* exactly API_MAX_EMBED_INPUTS inputs is fine */
   json_t *arr = json_array();
   for (int i = 0; i < API_MAX_EMBED_INPUTS; i++) json_array_append_new(arr, json_string("w"));
@@ -1010,8 +1029,18 @@ static void test_embed_errors(void **state) {
             "encoding_format", "must be \"float\" or \"base64\"");
   embed_err("{'model':'tiny-bert','input':'x','encoding_format':1}", 400, "invalid_value",
             "encoding_format", NULL);
-  embed_err("{'model':'tiny-bert','input':'x','dimensions':64}", 400, "unsupported_parameter",
-            "dimensions", "'dimensions' is not supported");
+  embed_err("{'model':'tiny-bert','input':'x','dimensions':0}", 400, "invalid_value", "dimensions",
+            "integer of at least 1");
+  embed_err("{'model':'tiny-bert','input':'x','dimensions':-3}", 400, "invalid_value", "dimensions",
+            NULL);
+  embed_err("{'model':'tiny-bert','input':'x','dimensions':2.5}", 400, "invalid_value",
+            "dimensions", NULL);
+  embed_err("{'model':'tiny-bert','input':'x','dimensions':'8'}", 400, "invalid_value",
+            "dimensions", NULL);
+  embed_err("{'model':'tiny-bert','input':'x','instruction':''}", 400, "invalid_value",
+            "instruction", "non-empty string");
+  embed_err("{'model':'tiny-bert','input':'x','instruction':7}", 400, "invalid_value",
+            "instruction", NULL);
   embed_err("{'input':'x'}", 400, "missing_required_parameter", "model", NULL);
   embed_err("{'model':'nope','input':'x'}", 404, "model_not_found", "model", "'nope'");
 
@@ -1309,6 +1338,7 @@ static const char *const fuzz_keys[] = {
     "logprobs",
     "encoding_format",
     "dimensions",
+    "instruction",
     "presence_penalty",
     "frequency_penalty",
     "repeat_penalty",

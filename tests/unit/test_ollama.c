@@ -15,8 +15,8 @@
  *    (ours), system, raw (a completion, no 16-token default), logprobs; load-only requests;
  *  - every refused request: its status and a message naming the Ollama field;
  *  - /api/embed and /api/embeddings → /v1/embeddings' body; load-only inputs; dimensions; errors;
- *  - ollama_truncate_vector; ollama_time; ollama_path (whose errors are Ollama's shape);
- *    ollama_image_url's type sniffing;
+ *  - api_embed_truncate (Ollama's and OpenAI's "dimensions"); ollama_time; ollama_path
+ *    (whose errors are Ollama's shape); ollama_image_url's type sniffing;
  *  - the answer translator on scripts of worker events: streamed lines (text, thinking, tool
  *    calls flushed once complete, log-probabilities, the done line's nanosecond timings and
  *    prompt_cached_count, done_reason), a worker error mid-stream, a whole answer, a whole answer
@@ -28,6 +28,7 @@
  *    well-formed, no leak (ASan). */
 #include "api/ollama_xlate.h"
 #include "buf.h"
+#include "parse/api_parse.h"
 
 /* cmocka.h needs these before it */
 /* clang-format off */
@@ -504,10 +505,10 @@ static void test_embed_translation(void **state) {
 static void test_small_helpers(void **state) {
   (void)state;
   float v[3] = {3, 4, 12};
-  ollama_truncate_vector(v, 2);
+  api_embed_truncate(v, 2);
   assert_true(fabsf(v[0] - 0.6f) < 1e-6f && fabsf(v[1] - 0.8f) < 1e-6f && v[2] == 12);
   float z[2] = {0, 0};
-  ollama_truncate_vector(z, 2); /* no division by zero */
+  api_embed_truncate(z, 2); /* no division by zero */
   assert_true(z[0] == 0 && z[1] == 0);
 
   char t[48];

@@ -804,6 +804,19 @@ static void test_emit_refuses_and_bad_format(void **state) {
 
 /* ---- detection ------------------------------------------------------------------------------ */
 
+/* Qwen3-ASR's answer, "language English<asr_text>the words": the worker gives its template these
+ * markers (src/workers/llama/chat.c chat_asr_markers), so the words are the content */
+static const tcase QWEN3ASR = {"none", "language ", "<asr_text>", false, false};
+
+static void test_asr_answer(void **state) {
+  (void)state;
+  check(&QWEN3ASR, "language English<asr_text>Hello there.",
+        "{'content':'Hello there.','reasoning_content':'English'}");
+  check(&QWEN3ASR, "language None<asr_text>", "{'content':'','reasoning_content':'None'}");
+  /* an answer without the prefix is all content */
+  check(&QWEN3ASR, "Hello there.", "{'content':'Hello there.'}");
+}
+
 static void test_thinking_open(void **state) {
   (void)state;
   sy_chat_format f;
@@ -926,6 +939,7 @@ int main(void) {
       cmocka_unit_test(test_ids_and_seed),
       cmocka_unit_test(test_emit_refuses_and_bad_format),
       cmocka_unit_test(test_thinking_open),
+      cmocka_unit_test(test_asr_answer),
       cmocka_unit_test(test_detect_strings),
       cmocka_unit_test(test_detect_templates),
   };

@@ -70,8 +70,10 @@ static int qvl_real(const struct mk_spec *s) {
   return s->n_embd == (s->arch == MK_ARCH_QWEN2VL ? QVL_REAL_EMBD_QWEN25 : QVL_REAL_EMBD_QWEN3);
 }
 
+/* deepstack inputs of a qwen3vl text model: Qwen3-VL's; none for an audio LLM's (Qwen3-ASR) */
 static int qvl_deepstack(const struct mk_spec *s) {
-  return s->arch != MK_ARCH_QWEN3VL ? 0 : qvl_real(s) ? QVL_REAL_DEEPSTACK : QVL_TINY_DEEPSTACK;
+  if (s->arch != MK_ARCH_QWEN3VL || s->alm) return 0;
+  return qvl_real(s) ? QVL_REAL_DEEPSTACK : QVL_TINY_DEEPSTACK;
 }
 
 int mk_qwenvl_check(const struct mk_spec *s, char *err, size_t errlen) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arch_qwenvl.h"
+#include "aproj.h"
 #include "argnum.h"
 #include "clock.h"
 #include "fill.h"
@@ -79,7 +80,9 @@ static void usage(FILE *f) {
       "                       with qwen2vl / qwen3vl: qwen2.5vl_merger / qwen3vl_merger\n"
       "  --mmproj-kind K      vision (default) | audio: an Ultravox-style audio projector "
       "(whisper\n"
-      "                       encoder, 16 kHz, %d tokens per started 30 s of audio)\n"
+      "                       encoder, 16 kHz, %d tokens per started 30 s of audio); the audio\n"
+      "                       LLM presets (tiny-voxtral, tiny-qwen3asr, tiny-ultravox, ...)\n"
+      "                       write their own projector (voxtral, qwen3a, ultravox x8)\n"
       "  --verify             load the written file with llama.cpp and run it once (with\n"
       "                       --mmproj: also encode one image, or 1 s of audio, through mtmd)\n"
       "  --verbose            show llama.cpp's log\n"
@@ -352,6 +355,8 @@ int main(int argc, char **argv) {
   if (audio_proj && mk_qwenvl_is(&s))
     die_usage("%s", "qwen2vl/qwen3vl take a vision projector: no --mmproj-kind audio");
 
+  /* the audio projector: an audio LLM preset's family, else --mmproj-kind audio's Ultravox */
+  const int alm = s.alm ? s.alm : MK_ALM_ULTRAVOX, stack = s.alm ? s.alm_stack : MK_AMMPROJ_STACK;
   llama_log_set(log_cb, NULL);
   mtmd_log_set(log_cb, NULL);
   mtmd_helper_log_set(log_cb, NULL);
@@ -430,6 +435,18 @@ int main(int argc, char **argv) {
             "for n_embd %d, %d Hz, %d samples per frame, %.2f MiB\n",
             mmproj, real ? "real" : "tiny", s.n_embd, 24000, MK_Q3T_SAMPLES_PER_FRAME,
             (double)mbytes / (1024.0 * 1024.0));
+  } else if (mmproj && (audio_proj || s.alm)) {
+    /* an audio LLM preset's own projector, else Ultravox-style with stack factor 4 */
+    uint64_t mbytes = 0;
+    if (mk_aproj_write(mmproj, alm, stack, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0)
+      goto fail;
+    fprintf(stderr,
+            "mkmodel: wrote %s: '%s' audio projector for n_embd %d, %d Hz, %ld tokens for 1 s "
+            "of audio (%ld for 30 s)%s, %.2f MiB\n",
+            mmproj, mk_alm_name(alm), s.n_embd, MK_APROJ_RATE, mk_aproj_tokens(alm, stack, 16000),
+            mk_aproj_tokens(alm, stack, 30L * MK_APROJ_RATE),
+            mk_aproj_encodable(alm, stack) ? "" : " (the pinned mtmd cannot encode it)",
+            (double)mbytes / (1024.0 * 1024.0));
   } else if (mmproj && mk_qwenvl_is(&s)) {
     uint64_t mbytes = 0;
     if (mk_qwenvl_proj_write(mmproj, &s, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
@@ -438,14 +455,6 @@ int main(int argc, char **argv) {
             "%.2f MiB\n",
             mmproj, s.arch == MK_ARCH_QWEN3VL ? "qwen3vl_merger" : "qwen2.5vl_merger", s.n_embd,
             MK_QVL_VERIFY_GRID_X, MK_QVL_VERIFY_GRID_Y, MK_QVL_VERIFY_GRID_X * MK_QVL_VERIFY_GRID_Y,
-            (double)mbytes / (1024.0 * 1024.0));
-  } else if (mmproj && audio_proj) {
-    uint64_t mbytes = 0;
-    if (mk_mmproj_audio_write(mmproj, s.n_embd, s.seed, &mbytes, err, sizeof(err)) != 0) goto fail;
-    fprintf(stderr,
-            "mkmodel: wrote %s: Ultravox-style audio projector for n_embd %d, %d Hz, %d tokens "
-            "per started 30 s of audio, %.2f MiB\n",
-            mmproj, s.n_embd, MK_AMMPROJ_RATE, MK_AMMPROJ_WINDOW_TOKENS,
             (double)mbytes / (1024.0 * 1024.0));
   } else if (mmproj) {
     uint64_t mbytes = 0;
@@ -470,11 +479,13 @@ int main(int argc, char **argv) {
                                                                sizeof(summary), err, sizeof(err))
           : s.arch == MK_ARCH_POCKETTTS
               ? mk_ttsproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err))
-          : mk_qwenvl_is(&s) ? mk_qwenvl_proj_verify(out, mmproj, &s, threads, summary,
-                                                     sizeof(summary), err, sizeof(err))
-          : audio_proj
-              ? mk_mmproj_audio_verify(out, mmproj, threads, summary, sizeof(summary), err,
-                                       sizeof(err))
+          : audio_proj || s.alm
+              ? mk_mmproj_audio_verify(out, mmproj, threads, mk_aproj_tokens(alm, stack, 16000),
+                                       mk_aproj_encodable(alm, stack), summary, sizeof(summary),
+                                       err, sizeof(err))
+          : mk_qwenvl_is(&s)
+              ? mk_qwenvl_proj_verify(out, mmproj, &s, threads, summary, sizeof(summary), err,
+                                      sizeof(err))
               : mk_mmproj_verify(out, mmproj, threads, summary, sizeof(summary), err, sizeof(err));
       if (vr != 0) goto fail;
       fprintf(stderr, "mkmodel: mmproj verify ok (%.2fs): %s\n", sy_mono_s() - t3, summary);

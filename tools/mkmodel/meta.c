@@ -2,6 +2,7 @@
  * (see meta.h). Reads files; must never write one. */
 #include "meta.h"
 #include "arch_qwenvl.h"
+#include "aproj.h"
 #include "quant.h"
 #include "tts_qwen3.h"
 
@@ -153,6 +154,8 @@ out:
 
 int mk_meta_extra_tokens(const struct mk_spec *s) {
   if (s->arch == MK_ARCH_QWEN3TTS) return MK_Q3T_N_EXTRA;
+  int n_alm = 0;
+  if (mk_alm_extra_names(s->alm, &n_alm)) return n_alm;
   return s->arch == MK_ARCH_POCKETTTS ? POCKETTTS_N_EXTRA : 0;
 }
 
@@ -236,6 +239,17 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
     gguf_free(g);
     return NULL;
   }
+  int n_alm = 0;
+  const char *const *alm_extra = mk_alm_extra_names(s->alm, &n_alm);
+  if ((alm_extra && append_control_tokens(g, alm_extra, n_alm) != 0) ||
+      (s->alm && mk_alm_meta(g, s) != 0)) {
+    gguf_free(g);
+    return NULL;
+  }
+  /* a Qwen embedding model (last-token pooling) reads the hidden state of the <|endoftext|> its
+   * tokenizer appends (Qwen3-Embedding's post-processor; the converter writes add_eos_token) */
+  if (s->arch != MK_ARCH_BERT && s->pooling == LLAMA_POOLING_TYPE_LAST)
+    gguf_set_val_bool(g, "tokenizer.ggml.add_eos_token", true);
   /* bert's loader insists on a token-type count; real bert vocabularies carry 2 */
   if (s->arch == MK_ARCH_BERT && gguf_find_key(g, "tokenizer.ggml.token_type_count") < 0) {
     gguf_set_val_u32(g, "tokenizer.ggml.token_type_count", 2);

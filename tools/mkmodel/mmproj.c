@@ -23,22 +23,8 @@
 struct mp_args {
   int n_embd_text;
   uint64_t seed;
+  int stack; /* the Ultravox projector's stack factor */
 };
-
-/* A pre-norm encoder block with biases, CLIP's and whisper's: PFX.blk.IL.{attn_q, attn_k, attn_v,
- * attn_out, ln1, ffn_up, ffn_down, ln2}. k_bias 0 (whisper): attn_k has no bias, and comes after
- * the other three. */
-static void mp_encoder_block(mk_pb *b, const char *pfx, int il, int64_t E, int64_t FF, int k_bias) {
-  static const char *const attn[] = {"attn_q", "attn_k", "attn_v", "attn_out"};
-  for (int k = 0; k < 4; k++) {
-    if (k_bias || k != 1) mk_pb_linear(b, E, E, "%s.blk.%d.%s", pfx, il, attn[k]);
-  }
-  if (!k_bias) mk_pb_mat(b, E, E, "%s.blk.%d.attn_k.weight", pfx, il);
-  mk_pb_norm(b, E, "%s.blk.%d.ln1", pfx, il);
-  mk_pb_linear(b, E, FF, "%s.blk.%d.ffn_up", pfx, il);
-  mk_pb_linear(b, FF, E, "%s.blk.%d.ffn_down", pfx, il);
-  mk_pb_norm(b, E, "%s.blk.%d.ln2", pfx, il);
-}
 
 /* the ViT: conv patches [P, P, 3, E], class embedding, positions, pre-LN, blocks; then the
  * projector: E -> text, GELU, text -> text */
@@ -51,7 +37,7 @@ static void mp_vision_tensors(mk_pb *b, const void *arg) {
   mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.02f, E, 1, 1, "v.class_embd");
   mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.02f, E, n_pos, 1, "v.position_embd.weight");
   mk_pb_norm(b, E, "v.pre_ln");
-  for (int il = 0; il < MK_MMPROJ_LAYERS; il++) mp_encoder_block(b, "v", il, E, MK_MMPROJ_FF, 1);
+  for (int il = 0; il < MK_MMPROJ_LAYERS; il++) mk_pb_encoder_block(b, "v", il, E, MK_MMPROJ_FF, 1);
   mk_pb_linear(b, E, n_embd_text, "mm.0");
   mk_pb_linear(b, n_embd_text, n_embd_text, "mm.2");
 }
@@ -84,7 +70,7 @@ int mk_mmproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64
     snprintf(err, errlen, "mmproj: text width %d is out of range", n_embd_text);
     return -1;
   }
-  const struct mp_args a = {n_embd_text, seed};
+  const struct mp_args a = {n_embd_text, seed, 0};
   /* seeded apart from the text model's streams */
   return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x6d6d70726f6aULL, "mmproj",
                      mp_vision_tensors, mp_vision_keys, &a, n_bytes, err, errlen);
@@ -211,22 +197,13 @@ done:
  * positions, pre-norm blocks (k without a bias, as whisper), a final norm; then the Ultravox
  * projector: K frames stacked, RMS norm, SwiGLU MLP (no biases), RMS norm, out */
 static void mp_audio_tensors(mk_pb *b, const void *arg) {
-  const int n_embd_text = ((const struct mp_args *)arg)->n_embd_text;
-  const int E = MK_AMMPROJ_EMBD, M = MK_AMMPROJ_MEL, K = MK_AMMPROJ_STACK, PF = MK_AMMPROJ_PROJ_FF;
-  mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(3 * M)), 3, M, E,
-               "a.conv1d.1.weight");
-  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_ZERO, 0, 1, E, 1, "a.conv1d.1.bias");
-  mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(3 * E)), 3, E, E,
-               "a.conv1d.2.weight");
-  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_ZERO, 0, 1, E, 1, "a.conv1d.2.bias");
-  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.02f, E, MK_AMMPROJ_POS, 1,
-               "a.position_embd.weight");
-  for (int il = 0; il < MK_AMMPROJ_LAYERS; il++) mp_encoder_block(b, "a", il, E, MK_AMMPROJ_FF, 0);
-  mk_pb_norm(b, E, "a.post_ln");
+  const struct mp_args *a = arg;
+  const int E = MK_AMMPROJ_EMBD, K = a->stack, PF = MK_AMMPROJ_PROJ_FF;
+  mk_pb_whisper_encoder(b, E, MK_AMMPROJ_MEL, MK_AMMPROJ_LAYERS, MK_AMMPROJ_FF);
   mk_pb_vec(b, MK_P_ONE, E * K, "mm.a.norm_pre.weight");
   mk_pb_mat(b, E * K, 2 * PF, "mm.a.mlp.1.weight");
   mk_pb_vec(b, MK_P_ONE, PF, "mm.a.norm_mid.weight");
-  mk_pb_mat(b, PF, n_embd_text, "mm.a.mlp.2.weight");
+  mk_pb_mat(b, PF, a->n_embd_text, "mm.a.mlp.2.weight");
 }
 
 static void mp_audio_keys(struct gguf_context *g, const void *arg) {
@@ -243,23 +220,25 @@ static void mp_audio_keys(struct gguf_context *g, const void *arg) {
   gguf_set_val_u32(g, "clip.audio.attention.head_count", MK_AMMPROJ_HEADS);
   gguf_set_val_f32(g, "clip.audio.attention.layer_norm_epsilon", 1e-5f);
   gguf_set_val_u32(g, "clip.audio.num_mel_bins", MK_AMMPROJ_MEL);
-  gguf_set_val_u32(g, "clip.audio.projector.stack_factor", MK_AMMPROJ_STACK);
+  gguf_set_val_u32(g, "clip.audio.projector.stack_factor", (uint32_t)a->stack);
 }
 
-int mk_mmproj_audio_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
-                          char *err, size_t errlen) {
-  if (n_embd_text <= 0 || n_embd_text > 65536) {
-    snprintf(err, errlen, "mmproj: text width %d is out of range", n_embd_text);
+int mk_mmproj_audio_write(const char *out_path, int n_embd_text, int stack, uint64_t seed,
+                          uint64_t *n_bytes, char *err, size_t errlen) {
+  if (n_embd_text <= 0 || n_embd_text > 65536 || stack < 1 || stack > 64) {
+    snprintf(err, errlen, "mmproj: text width %d or stack factor %d is out of range", n_embd_text,
+             stack);
     return -1;
   }
-  const struct mp_args a = {n_embd_text, seed};
+  const struct mp_args a = {n_embd_text, seed, stack};
   /* seeded apart from the text model's streams */
   return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x617564696f70ULL, "mmproj",
                      mp_audio_tensors, mp_audio_keys, &a, n_bytes, err, errlen);
 }
 
 int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int threads,
-                           char *summary, size_t summarylen, char *err, size_t errlen) {
+                           long expect_tokens, int eval, char *summary, size_t summarylen,
+                           char *err, size_t errlen) {
   summary[0] = '\0';
   int rc = -1;
   struct llama_model *model = mk_verify_load(model_path);
@@ -297,13 +276,20 @@ int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int 
   if (mk_mm_tokenize_one(mctx, "Listen: %s What is it?", bmp, MTMD_INPUT_CHUNK_TYPE_AUDIO, chunks,
                          &n_aud, err, errlen) != 0)
     goto done;
-  if (n_aud != MK_AMMPROJ_WINDOW_TOKENS) {
-    snprintf(err, errlen, "1 s of audio became %zu tokens, expected %d", n_aud,
-             MK_AMMPROJ_WINDOW_TOKENS);
+  if ((long)n_aud != expect_tokens) {
+    snprintf(err, errlen, "1 s of audio became %zu tokens, expected %ld", n_aud, expect_tokens);
     goto done;
   }
-  llama_pos n_past;
-  float range;
+  llama_pos n_past = 0;
+  float range = 0;
+  if (!eval) {
+    snprintf(summary, summarylen,
+             "1 s of %d Hz audio is %zu tokens of %zu in the prompt; not encoded: the pinned mtmd "
+             "aborts on this projector (its graph gives one token more than its count)",
+             rate, n_aud, mtmd_helper_get_n_tokens(chunks));
+    rc = 0;
+    goto done;
+  }
   if (mk_mm_eval_check(mctx, ctx, model, chunks, 512, "audio", &n_past, &range, err, errlen) != 0)
     goto done;
   snprintf(summary, summarylen,
@@ -436,7 +422,7 @@ int mk_ttsproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint6
     snprintf(err, errlen, "ttsproj: text width %d is out of range", n_embd_text);
     return -1;
   }
-  const struct mp_args a = {n_embd_text, seed};
+  const struct mp_args a = {n_embd_text, seed, 0};
   /* seeded apart from the text model's streams */
   return mk_pb_write(out_path, seed * 0x2545f4914f6cdd1dULL + 0x7474737072ULL, "ttsproj",
                      mp_tts_tensors, mp_tts_keys, &a, n_bytes, err, errlen);

@@ -57,14 +57,18 @@ int mk_mmproj_verify(const char *model_path, const char *mmproj_path, int thread
 #define MK_AMMPROJ_PROJ_FF 128 /* the projector's hidden width (after SwiGLU) */
 #define MK_AMMPROJ_WINDOW_TOKENS (MK_AMMPROJ_POS / MK_AMMPROJ_STACK) /* 375 per 30 s window */
 
-int mk_mmproj_audio_write(const char *out_path, int n_embd_text, uint64_t seed, uint64_t *n_bytes,
-                          char *err, size_t errlen);
+/* stack: the stack factor (MK_AMMPROJ_STACK; Ultravox's real one, 8, makes a projector the pinned
+ * mtmd cannot encode: see aproj.h). */
+int mk_mmproj_audio_write(const char *out_path, int n_embd_text, int stack, uint64_t seed,
+                          uint64_t *n_bytes, char *err, size_t errlen);
 
-/* Load the text model and the audio projector with mtmd, tokenize a prompt with 1 s of a 440 Hz
- * sine, check the audio's token count and the sample rate, evaluate it and check the next-token
- * logits are finite. 0 + summary, or -1 + err. */
+/* Load the text model and an audio projector (any: ultravox, voxtral, qwen3a) with mtmd,
+ * tokenize a prompt with 1 s of a 440 Hz sine, check the audio's token count (expect_tokens)
+ * and the sample rate; with eval, evaluate it and check the next-token logits are finite (without:
+ * a projector mtmd would abort on is counted, not run). 0 + summary, or -1 + err. */
 int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int threads,
-                           char *summary, size_t summarylen, char *err, size_t errlen);
+                           long expect_tokens, int eval, char *summary, size_t summarylen,
+                           char *err, size_t errlen);
 
 /* What the projector checks share (this file's, arch_qwenvl.c's). Tokenize prompt_fmt (mtmd's
  * marker where it has %s) around one bitmap into chunks and count the tokens of the chunks of

@@ -191,3 +191,28 @@ void mk_pb_conv(mk_pb *b, int64_t k, int64_t in, int64_t out, const char *fmt, .
                "%s.weight", p);
   mk_pb_vec(b, MK_P_ZERO, out, "%s.bias", p);
 }
+
+void mk_pb_encoder_block(mk_pb *b, const char *pfx, int il, int64_t E, int64_t FF, int k_bias) {
+  static const char *const attn[] = {"attn_q", "attn_k", "attn_v", "attn_out"};
+  for (int k = 0; k < 4; k++) {
+    if (k_bias || k != 1) mk_pb_linear(b, E, E, "%s.blk.%d.%s", pfx, il, attn[k]);
+  }
+  if (!k_bias) mk_pb_mat(b, E, E, "%s.blk.%d.attn_k.weight", pfx, il);
+  mk_pb_norm(b, E, "%s.blk.%d.ln1", pfx, il);
+  mk_pb_linear(b, E, FF, "%s.blk.%d.ffn_up", pfx, il);
+  mk_pb_linear(b, FF, E, "%s.blk.%d.ffn_down", pfx, il);
+  mk_pb_norm(b, E, "%s.blk.%d.ln2", pfx, il);
+}
+
+void mk_pb_whisper_encoder(mk_pb *b, int64_t E, int64_t n_mel, int n_layers, int64_t FF) {
+  mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(3 * n_mel)), 3, n_mel, E,
+               "a.conv1d.1.weight");
+  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_ZERO, 0, 1, E, 1, "a.conv1d.1.bias");
+  mk_pb_tensor(b, GGML_TYPE_F16, MK_P_RANDOM, 1.0f / sqrtf((float)(3 * E)), 3, E, E,
+               "a.conv1d.2.weight");
+  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_ZERO, 0, 1, E, 1, "a.conv1d.2.bias");
+  mk_pb_tensor(b, GGML_TYPE_F32, MK_P_RANDOM, 0.02f, E, MK_PB_WHISPER_POS, 1,
+               "a.position_embd.weight");
+  for (int il = 0; il < n_layers; il++) mk_pb_encoder_block(b, "a", il, E, FF, 0);
+  mk_pb_norm(b, E, "a.post_ln");
+}

@@ -1,4 +1,5 @@
 /* proj.h — what mkmodel's projector writers share (mmproj.c: LLaVA, Ultravox and Pocket-TTS;
+ * aproj.c: Voxtral and Qwen3-ASR;
  * tts_qwen3.c: Qwen3-TTS): a builder that creates, fills and registers F16/F32 tensors, each
  * from its own stream seeded by its name (rng.h), the keys every projector file starts with, and
  * the write (OUT.part, synced, renamed over OUT; never a partial OUT).
@@ -69,5 +70,18 @@ void mk_pb_norm(mk_pb *b, int64_t n, const char *fmt, ...) __attribute__((format
  * force for ggml_conv_1d), and PREFIX.bias, F32 zeros [out]. */
 void mk_pb_conv(mk_pb *b, int64_t k, int64_t in, int64_t out, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+
+/* A pre-norm encoder block with biases, CLIP's and whisper's: PFX.blk.IL.{attn_q, attn_k, attn_v,
+ * attn_out, ln1, ffn_up, ffn_down, ln2}. k_bias 0 (whisper): attn_k has no bias, and comes after
+ * the other three. */
+void mk_pb_encoder_block(mk_pb *b, const char *pfx, int il, int64_t E, int64_t FF, int k_bias);
+
+/* whisper's positions: 3000 mel frames halved by the second conv */
+#define MK_PB_WHISPER_POS 1500
+/* The whisper encoder mtmd's ultravox, voxtral and qwen2a projectors share: two 1-D
+ * convolutions over n_mel bins (kernel 3; the second, stride 2, halves the frames), learned
+ * positions for MK_PB_WHISPER_POS frames, n_layers pre-norm blocks of width E (k without a bias),
+ * a final LayerNorm (a.post_ln). */
+void mk_pb_whisper_encoder(mk_pb *b, int64_t E, int64_t n_mel, int n_layers, int64_t FF);
 
 #endif

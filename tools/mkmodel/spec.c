@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aproj.h"
 #include "llama.h"
 
 /* ---- tensor tables: the tensors real checkpoints carry (llama.cpp's loader creates more in
@@ -238,6 +239,26 @@ static const struct mk_preset presets[] = {
      0, 1000000.0f, 1e-6f},
     {"qwen3-vl-8b", MK_ARCH_QWEN3VL, "qwen2", 4096, 36, 32, 8, 12288, 262144, 128, "chatml", -1, 0,
      5000000.0f, 1e-6f},
+    /* audio LLMs (aproj.h: their vocabulary additions and projectors). Voxtral-Mini-3B's text
+     * model (Ministral-3B's shape, head_dim 128 > n_embd/n_head) on llama-bpe + Mistral's
+     * control tokens; its chat template is given with --chat-template (docs/MKMODEL.md) */
+    {"tiny-voxtral", MK_ARCH_LLAMA, "llama-bpe", 64, 2, 4, 2, 128, 4096, 32, "none", -1, 0,
+     100000000.0f, 1e-5f},
+    {"voxtral-mini-3b", MK_ARCH_LLAMA, "llama-bpe", 3072, 30, 32, 8, 8192, 32768, 128, "none", -1,
+     0, 100000000.0f, 1e-5f},
+    /* Qwen3-ASR's text model: qwen3vl (M-RoPE), chatml as its converter writes it */
+    {"tiny-qwen3asr", MK_ARCH_QWEN3VL, "qwen2", 64, 2, 4, 2, 128, 4096, 16, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    {"qwen3-asr-0.6b", MK_ARCH_QWEN3VL, "qwen2", 1024, 28, 16, 8, 3072, 65536, 128, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    /* Ultravox-v0.5 (Llama-3.2-1B's template family), tiny, with its real stack factor 8 */
+    {"tiny-ultravox", MK_ARCH_LLAMA, "llama-bpe", 64, 2, 4, 2, 128, 4096, 0, "llama3", -1, 0,
+     500000.0f, 1e-5f},
+    /* Qwen3-Embedding: last-token pooling over <|endoftext|>, which its tokenizer appends */
+    {"tiny-qwen3-embedding", MK_ARCH_QWEN3, "qwen2", 64, 2, 4, 2, 128, 2048, 0, "none",
+     LLAMA_POOLING_TYPE_LAST, 1, 1000000.0f, 1e-6f},
+    {"qwen3-embedding-8b", MK_ARCH_QWEN3, "qwen2", 4096, 36, 32, 8, 12288, 40960, 128, "none",
+     LLAMA_POOLING_TYPE_LAST, 0, 1000000.0f, 1e-6f},
 };
 
 /* The recurrent layers and experts of the hybrid presets, by preset name. */
@@ -256,7 +277,9 @@ const char *mk_preset_names(void) {
          "qwen2.5-7b, qwen3-8b, "
          "qwen3-14b,\n                       qwen3-32b, qwen3-embedding-0.6b, tiny-hybrid, "
          "tiny-qwen25vl, "
-         "tiny-qwen3vl,\n                       qwen2.5-vl-7b, qwen3-vl-8b";
+         "tiny-qwen3vl,\n                       qwen2.5-vl-7b, qwen3-vl-8b, "
+         "tiny-voxtral,\n                       voxtral-mini-3b, tiny-qwen3asr, qwen3-asr-0.6b, "
+         "tiny-ultravox,\n                       tiny-qwen3-embedding, qwen3-embedding-8b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -290,6 +313,7 @@ static void apply_preset(struct mk_spec *s, const struct mk_preset *p) {
   s->norm_eps = p->norm_eps;
   s->name = p->name;
   memset(&s->hy, 0, sizeof(s->hy));
+  s->alm = mk_alm_of_preset(p->name, &s->alm_stack);
   for (size_t i = 0; i < N_OF(preset_hybrids); i++) {
     if (strcmp(preset_hybrids[i].preset, p->name) == 0) s->hy = preset_hybrids[i].hy;
   }
@@ -334,6 +358,7 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
   if (g->norm_eps >= 0.0f) s->norm_eps = g->norm_eps;
   if (g->name) s->name = g->name;
   if (g->hy.n_expert > 0) s->hy = g->hy;
+  if (g->alm > 0) s->alm = g->alm, s->alm_stack = g->alm_stack;
 }
 
 void mk_spec_defaults(struct mk_spec *s) {
@@ -389,8 +414,6 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     FAIL("--pooling rank (a reranker's classification head) is only made for bert");
   if (s->arch != MK_ARCH_BERT && s->pooling == LLAMA_POOLING_TYPE_CLS)
     FAIL("--pooling cls reads the first token, which a causal model sees alone: use mean or last");
-  if (s->arch == MK_ARCH_LLAMA && s->head_dim * s->n_head != s->n_embd)
-    FAIL("llama needs n_embd == n_head * head_dim (llama.cpp checks n_rot)");
   if (s->arch == MK_ARCH_POCKETTTS && s->head_dim * s->n_head != s->n_embd)
     FAIL("pockettts needs n_embd == n_head * head_dim (its q/k/v are n_embd wide)");
   if (s->arch == MK_ARCH_POCKETTTS && s->pooling >= 0)
@@ -399,8 +422,8 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     FAIL(
         "qwen3tts is a speech backbone: no --pooling, and untied (output.weight is the codec "
         "head)");
-  if (s->arch == MK_ARCH_QWEN3TTS && s->head_dim % 8 != 0)
-    FAIL("qwen3tts needs --head-dim a multiple of 8 (its M-RoPE sections)");
+  if ((s->arch == MK_ARCH_QWEN3TTS || s->arch == MK_ARCH_QWEN3VL) && s->head_dim % 8 != 0)
+    FAIL("qwen3tts and qwen3vl need --head-dim a multiple of 8 (their M-RoPE sections)");
   if (s->arch == MK_ARCH_QWEN3NEXT) {
     const struct mk_hybrid *h = &s->hy;
     if (s->pooling >= 0) FAIL("qwen3next is made as a generative model: no --pooling");

@@ -18,7 +18,8 @@ enum mk_arch {
   MK_ARCH_QWEN3TTS,  /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
   MK_ARCH_QWEN3NEXT, /* Qwen3-Next: hybrid, gated-delta-net (recurrent) + gated attention, MoE */
   MK_ARCH_QWEN2VL,   /* Qwen2-VL / Qwen2.5-VL's text model: qwen2 + M-RoPE (arch_qwenvl.c) */
-  MK_ARCH_QWEN3VL,   /* Qwen3-VL's text model: qwen3 + interleaved M-RoPE + deepstack inputs */
+  MK_ARCH_QWEN3VL,   /* Qwen3-VL's text model: qwen3 + interleaved M-RoPE + deepstack inputs; also
+                        Qwen3-ASR's (none of them: aproj.h) */
   MK_ARCH_COUNT
 };
 
@@ -83,6 +84,7 @@ struct mk_spec {
   float rope_base, norm_eps;
   const char *name;    /* general.name */
   struct mk_hybrid hy; /* qwen3next only; n_expert 0 = not given */
+  int alm, alm_stack;  /* an audio LLM's family (aproj.h enum mk_alm; 0 none) and stack factor */
 };
 
 /* Set every field to "not given" (-1 / NULL / GGML_TYPE_COUNT). */

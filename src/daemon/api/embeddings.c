@@ -70,18 +70,28 @@ void api_embeddings_handle(sy_daemon *d, http_req *r, api_call *c) {
         m.payload_len != (size_t)(n * dim) * sizeof(float)) {
       API_SERVER(&err, "bad_worker_reply", "the worker sent a malformed embeddings reply");
       api_fail(r, obs, &err);
+    } else if (e.dimensions > dim) {
+      API_BAD(&err, "dimensions", "invalid_value",
+              "'dimensions' is %lld, more than model '%s' has (%lld)", e.dimensions, e.model->name,
+              dim);
+      api_fail(r, obs, &err);
     } else {
-      const float *v = m.payload;
+      /* "dimensions": each vector cut to its first `keep` values and renormalised, in place
+       * (the reply is ours) */
+      float *v = m.payload;
+      long long keep = e.dimensions ? e.dimensions : dim;
       json_t *data = json_array();
       for (long long i = 0; i < n; i++) {
         json_t *emb;
+        if (keep < dim) api_embed_truncate(v + i * dim, (size_t)keep);
         if (e.base64) {
-          char *b = sy_base64_encode(v + i * dim, (size_t)dim * sizeof(float));
+          char *b = sy_base64_encode(v + i * dim, (size_t)keep * sizeof(float));
           emb = json_string(b ? b : "");
           free(b);
         } else {
           emb = json_array();
-          for (long long k = 0; k < dim; k++) json_array_append_new(emb, json_real(v[i * dim + k]));
+          for (long long k = 0; k < keep; k++)
+            json_array_append_new(emb, json_real(v[i * dim + k]));
         }
         json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index",
                                               (json_int_t)i, "embedding", emb));

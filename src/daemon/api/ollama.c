@@ -286,7 +286,7 @@ static json_t *embed_json(const ollama_embed *oe, const ipc_msg *m, size_t n_inp
   json_t *all = json_array();
   for (long long i = 0; v && i < n; i++) {
     memcpy(v, (const float *)m->payload + i * dim, (size_t)dim * sizeof *v);
-    if (keep < dim) ollama_truncate_vector(v, (size_t)keep);
+    if (keep < dim) api_embed_truncate(v, (size_t)keep);
     json_t *e = json_array();
     for (long long k = 0; k < keep; k++) json_array_append_new(e, json_real(v[k]));
     json_array_append_new(all, e);

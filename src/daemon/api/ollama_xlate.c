@@ -751,14 +751,6 @@ void ollama_embed_clear(ollama_embed *e) {
   e->model = NULL;
 }
 
-void ollama_truncate_vector(float *v, size_t keep) {
-  double s = 0;
-  for (size_t i = 0; i < keep; i++) s += (double)v[i] * v[i];
-  if (s <= 0) return;
-  double inv = 1.0 / sqrt(s);
-  for (size_t i = 0; i < keep; i++) v[i] = (float)(v[i] * inv);
-}
-
 /* ---- answers ---- */
 
 void ollama_time(const struct timespec *ts, char *out, size_t len) {

@@ -99,9 +99,6 @@ typedef struct ollama_embed {
 int ollama_parse_embed(const json_t *req, bool legacy, ollama_embed *out, api_error *err);
 void ollama_embed_clear(ollama_embed *e);
 
-/* The first keep of v's dim values, L2-normalised again, in place (Ollama's "dimensions"). */
-void ollama_truncate_vector(float *v, size_t keep);
-
 /* ---- answers ---- */
 
 /* Wall-clock time as Ollama writes it (RFC 3339, UTC, nanoseconds):

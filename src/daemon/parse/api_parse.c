@@ -760,15 +760,55 @@ int api_parse_embed(const matrix *mx, const api_target *t, const json_t *req, ap
   }
   out->has_keep_alive = ka == 1;
   json_t *dims = json_object_get(req, "dimensions");
+  out->dimensions = 0;
   if (dims && !json_is_null(dims)) {
+    /* the model's width is known once it answers: larger is refused then (embeddings.c) */
+    if (!json_is_integer(dims) || json_integer_value(dims) < 1) {
+      json_decref(arr);
+      API_BAD(err, "dimensions", "invalid_value", "'dimensions' must be an integer of at least 1");
+      return -1;
+    }
+    out->dimensions = json_integer_value(dims);
+  }
+  json_t *ins = json_object_get(req, "instruction");
+  if (ins && !json_is_null(ins)) {
+    const char *it = json_string_value(ins);
+    if (!it || !*it || json_string_length(ins) > API_MAX_EMBED_INSTRUCTION ||
+        strlen(it) != json_string_length(ins)) {
+      json_decref(arr);
+      API_BAD(err, "instruction", "invalid_value",
+              "'instruction' must be a non-empty string of at most %d bytes",
+              API_MAX_EMBED_INSTRUCTION);
+      return -1;
+    }
+    /* each input becomes a query with the task's instruction before it */
+    json_t *q = json_array();
+    json_array_foreach(arr, i, s) {
+      sy_buf b = {0};
+      sy_buf_printf(&b, API_EMBED_INSTRUCT_FMT, it, json_string_value(s));
+      json_t *qs = b.data ? json_stringn(b.data, b.len) : NULL;
+      sy_buf_free(&b);
+      if (!qs || json_array_append_new(q, qs) != 0) {
+        json_decref(q);
+        json_decref(arr);
+        API_SERVER(err, "out_of_memory", "out of memory");
+        return -1;
+      }
+    }
     json_decref(arr);
-    API_BAD(err, "dimensions", "unsupported_parameter",
-            "'dimensions' is not supported by this model");
-    return -1;
+    arr = q;
   }
   out->n_inputs = json_array_size(arr);
   out->msg = json_pack("{s:s, s:o}", "op", "embed", "input", arr);
   return 0;
+}
+
+void api_embed_truncate(float *v, size_t keep) {
+  double s = 0;
+  for (size_t i = 0; i < keep; i++) s += (double)v[i] * v[i];
+  if (s <= 0) return;
+  double inv = 1.0 / sqrt(s);
+  for (size_t i = 0; i < keep; i++) v[i] = (float)(v[i] * inv);
 }
 
 void api_embed_clear(api_embed *e) {

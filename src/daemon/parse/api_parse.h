@@ -56,6 +56,7 @@ typedef struct api_embed {
   bool base64;
   bool has_keep_alive;
   int keep_alive_s;
+  long long dimensions; /* OpenAI's "dimensions": keep the first n, renormalised; 0 = all */
 } api_embed;
 
 typedef struct api_rerank {
@@ -142,6 +143,14 @@ void api_gen_clear(api_gen *g);
 int api_parse_embed(const matrix *mx, const api_target *t, const json_t *req, api_embed *out,
                     api_error *err);
 void api_embed_clear(api_embed *e);
+/* The first keep values of an L2-normalised vector, L2-normalised again, in place: a Matryoshka
+ * embedding cut to fewer dimensions (OpenAI's and Ollama's "dimensions"). A zero vector stays. */
+void api_embed_truncate(float *v, size_t keep);
+
+/* Qwen3-Embedding's query layout for the "instruction" extension of /v1/embeddings: each input
+ * becomes "Instruct: <instruction>\nQuery:<input>" (its model card's get_detailed_instruct). */
+#define API_EMBED_INSTRUCT_FMT "Instruct: %s\nQuery:%s"
+#define API_MAX_EMBED_INSTRUCTION 4096 /* bytes */
 
 /* /v1/rerank (Jina/Cohere shape, as llama-server; TEI's "texts" too). 0 or -1 + err. */
 int api_parse_rerank(const matrix *mx, const api_target *t, const json_t *req, api_rerank *out,

@@ -50,6 +50,16 @@ static struct jinja_tmpl *chat_parse(const char *src, char *err, size_t err_len)
   return t;
 }
 
+/* Qwen3-ASR answers "language English<asr_text>the words": with its <asr_text> control token
+ * (w->asr_sep, rendered as text by tok_piece), an answer that starts with "language " has the
+ * language as reasoning and the words as content, so a transcription keeps only the words. Only
+ * where the template names no reasoning markers of its own. */
+static void chat_asr_markers(const worker *w, sy_chat_format *f) {
+  if (w->asr_sep < 0 || f->think_open) return;
+  f->think_open = "language ";
+  f->think_close = "<asr_text>";
+}
+
 int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
   const char *src =
       configured && *configured ? configured : llama_model_chat_template(w->model, NULL);
@@ -89,6 +99,8 @@ int chat_load(worker *w, const char *configured, char *err, size_t err_len) {
       else
         sy_chat_format_detect(tu, &w->chat_fmt_tools);
     }
+    chat_asr_markers(w, &w->chat_fmt);
+    chat_asr_markers(w, &w->chat_fmt_tools);
     LOG_I("chat template: Jinja (%zu bytes%s), tool calls: %s, reasoning: %s", strlen(src),
           w->jt_tools ? ", plus a tool_use variant" : "", w->chat_fmt.tools,
           w->chat_fmt.think_open ? w->chat_fmt.think_open : "none");

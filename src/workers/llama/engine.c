@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audio_check.h"
 #include "clock.h"
 #include "gguf.h"
 #include "log.h"
@@ -153,6 +154,35 @@ static bool engine_mmproj_gen_audio(const char *path) {
   return yes;
 }
 
+/* Whether mtmd would abort encoding the projector's audio (audio_check.h), from its type
+ * (clip.audio.projector_type, else clip.projector_type) and clip.audio.projector.stack_factor:
+ * 1 with the reason in why, else 0 (also when the file cannot be read: mtmd has loaded it). */
+static int engine_mmproj_audio_refused(const char *path, char *why, size_t why_len) {
+  struct gguf_init_params gp = {.no_alloc = true, .ctx = NULL};
+  struct gguf_context *g = gguf_init_from_file(path, gp);
+  if (!g) return 0;
+  const char *proj = NULL;
+  static const char *const keys[] = {"clip.audio.projector_type", "clip.projector_type"};
+  for (int i = 0; i < 2 && !proj; i++) {
+    int64_t k = gguf_find_key(g, keys[i]);
+    if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING) proj = gguf_get_val_str(g, k);
+  }
+  long stack = 0;
+  int64_t k = gguf_find_key(g, "clip.audio.projector.stack_factor");
+  if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT32) stack = (long)gguf_get_val_u32(g, k);
+  int rc = audio_check_stack(proj, stack, why, why_len);
+  gguf_free(g);
+  return rc;
+}
+
+/* The id of Qwen3-ASR's answer separator, the control token "<asr_text>", or -1 (chat.c). */
+static llama_token engine_asr_sep(const struct llama_vocab *v) {
+  static const char sep[] = "<asr_text>";
+  llama_token t[2];
+  int32_t n = llama_tokenize(v, sep, (int32_t)(sizeof sep - 1), t, 2, false, true);
+  return n == 1 && (llama_vocab_get_attr(v, t[0]) & LLAMA_TOKEN_ATTR_CONTROL) ? t[0] : -1;
+}
+
 /* ---- load -------------------------------------------------------------------------------- */
 
 #define ENGINE_FAIL(status, ...)                               \
@@ -280,6 +310,7 @@ int engine_load(worker *w, const json_t *hdr) {
   }
   w->vocab = llama_model_get_vocab(w->model);
   tok_cut_init(&w->cut, w->vocab, TOK_PIECE_BYTES);
+  w->asr_sep = engine_asr_sep(w->vocab);
   w->gpu_offload = llama_supports_gpu_offload() && n_gpu_layers != 0;
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);
@@ -387,6 +418,9 @@ int engine_load(worker *w, const json_t *hdr) {
             "audio: the projector wants %d Hz audio, the daemon sends %d Hz: audio requests will "
             "be refused",
             mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);
+      if (mtmd_support_audio(w->mtmd) &&
+          engine_mmproj_audio_refused(mmproj, w->audio_refused, sizeof w->audio_refused))
+        LOG_W("audio: %s", w->audio_refused);
       LOG_I("projector %s loaded (%s%s%s)", mmproj, mtmd_support_vision(w->mtmd) ? "vision, " : "",
             mtmd_support_audio(w->mtmd) ? "audio, " : "", w->gpu_offload ? "GPU" : "CPU");
     }

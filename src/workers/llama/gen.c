@@ -329,6 +329,10 @@ static int gen_media(const worker *w, const json_t *hdr, const unsigned char *pa
     snprintf(msg, msg_len, "this model has no audio projector (mmproj); it cannot take audio");
     return -1;
   }
+  if (has_aud && w->audio_refused[0]) { /* mtmd would abort encoding it (audio_check.h) */
+    snprintf(msg, msg_len, "%s", w->audio_refused);
+    return -1;
+  }
   if (has_aud && mtmd_get_audio_sample_rate(w->mtmd) != WK_AUDIO_RATE) {
     snprintf(msg, msg_len, "this model's audio projector wants %d Hz audio; Switchyard sends %d Hz",
              mtmd_get_audio_sample_rate(w->mtmd), WK_AUDIO_RATE);

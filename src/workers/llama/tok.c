@@ -141,7 +141,9 @@ int tok_piece(const worker *w, llama_token tok, char **buf, size_t *len, size_t 
     }
     size_t room = *cap - *len;
     if (room > INT32_MAX) room = INT32_MAX;
-    int32_t n = llama_token_to_piece(w->vocab, tok, *buf + *len, (int32_t)room, 0, false);
+    /* Qwen3-ASR's <asr_text> is rendered: chat.c splits the answer at it */
+    int32_t n =
+        llama_token_to_piece(w->vocab, tok, *buf + *len, (int32_t)room, 0, tok == w->asr_sep);
     if (n >= 0) {
       *len += (size_t)n;
       return 0;

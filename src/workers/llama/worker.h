@@ -107,8 +107,10 @@ typedef struct worker {
   int32_t n_batch;                 /* tokens per llama_decode */
   int32_t n_embd;                  /* embedding width reported (n_embd_out in embed mode) */
   enum llama_pooling_type pooling; /* embed mode: what the context pools with */
-  mtmd_context *mtmd;  /* the projector (load's "mmproj": images and/or audio), or NULL */
-  int32_t sample_rate; /* speech mode: Hz of the PCM */
+  mtmd_context *mtmd;      /* the projector (load's "mmproj": images and/or audio), or NULL */
+  int32_t sample_rate;     /* speech mode: Hz of the PCM */
+  char audio_refused[400]; /* why the projector's audio is refused (audio_check.h), or "" */
+  llama_token asr_sep;     /* Qwen3-ASR's "<asr_text>" control token (chat.c), or -1 */
   /* chat (chat.c) */
   enum { WK_CHAT_NONE = 0, WK_CHAT_JINJA, WK_CHAT_BUILTIN } chat_kind;
   struct jinja_tmpl *jt, *jt_tools;        /* the template, and its tool_use variant (or NULL) */

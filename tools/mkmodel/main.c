@@ -21,6 +21,7 @@
 #include "llama.h"
 #include "meta.h"
 #include "mmproj.h"
+#include "moe.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
 #include "quant.h"
@@ -40,7 +41,8 @@ static void usage(FILE *f) {
       "Writes a random-weight GGUF model of a real architecture with a real tokenizer.\n"
       "\n"
       "  --preset NAME        %s\n"
-      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next\n"
+      "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next |\n"
+      "                       qwen3moe | qwen35 | qwen35moe | nemotron_h_moe\n"
       "                       (defaults: that arch's tiny preset; qwen3next: tiny-hybrid, a\n"
       "                       hybrid of attention and recurrent layers)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
@@ -220,7 +222,8 @@ int main(int argc, char **argv) {
       case OPT_ARCH:
         if (mk_arch_parse(optarg) < 0)
           die_usage(
-              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next)",
+              "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next, "
+              "qwen3moe, qwen35, qwen35moe, nemotron_h_moe)",
               optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
@@ -336,7 +339,7 @@ int main(int argc, char **argv) {
   if (mk_spec_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
-    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT ||
+    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT || mk_moe_arch(s.arch) ||
         (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
       die_usage("%s",
                 "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
@@ -442,7 +445,7 @@ int main(int argc, char **argv) {
 
   if (do_verify) {
     char summary[1024];
-    if (mk_verify(out, s.pooling >= 0, s.arch == MK_ARCH_QWEN3NEXT, threads, summary,
+    if (mk_verify(out, s.pooling >= 0, mk_moe_is_hybrid(s.arch), threads, summary,
                   sizeof(summary), err, sizeof(err)) != 0)
       goto fail;
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", sy_mono_s() - t2, summary);

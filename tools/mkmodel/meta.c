@@ -1,6 +1,7 @@
 /* meta.c — GGUF metadata for llama_model_init_from_user, vocabulary and chat-template loading
  * (see meta.h). Reads files; must never write one. */
 #include "meta.h"
+#include "moe.h"
 #include "quant.h"
 #include "tts_qwen3.h"
 
@@ -207,6 +208,8 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
     gguf_set_val_u32(g, KEY("ssm.time_step_rank"), (uint32_t)h->ssm_v_heads);
     gguf_set_val_u32(g, KEY("ssm.inner_size"), (uint32_t)(h->ssm_state * h->ssm_v_heads));
     gguf_set_val_u32(g, KEY("full_attention_interval"), (uint32_t)h->attn_interval);
+  } else if (mk_moe_arch(s->arch)) {
+    mk_moe_meta(g, s);
   } else {
     gguf_set_val_f32(g, KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
     gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
@@ -216,6 +219,10 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
 #undef KEY
 
   copy_tokenizer_keys(g, vocab);
+  if (mk_moe_vocab(g, s) != 0) {
+    gguf_free(g);
+    return NULL;
+  }
   if (s->arch == MK_ARCH_POCKETTTS) {
     if (append_control_tokens(g, pockettts_extra, POCKETTTS_N_EXTRA) != 0) {
       gguf_free(g);

@@ -194,8 +194,8 @@ static void test_cpu_moe_split(void **state) {
   assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 12), 4000 * MiB); /* a quarter */
   assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 48), 16000 * MiB);
   assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 100), 16000 * MiB);
-  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 0), 0);      /* no cpu_moe */
-  assert_int_equal(footprint_cpu_moe_bytes(-1, 48, MATRIX_CPU_MOE_ALL), 0); /* size unknown */
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 0), 0);           /* no cpu_moe */
+  assert_int_equal(footprint_cpu_moe_bytes(-1, 48, MATRIX_CPU_MOE_ALL), 0);   /* size unknown */
   assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 0, 12), 16000 * MiB); /* layers unknown */
 
   /* an estimate with the whole model on the GPU: the experts move to the host */

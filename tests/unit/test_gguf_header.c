@@ -634,9 +634,9 @@ static void test_random_flips(void **state) {
 
 /* A header of a MoE model with its tensor infos: name, dims, type, offset. */
 static void build_moe(gb *g, const uint64_t *offs, size_t data_len) {
-  static const char *const names[] = {"token_embd.weight", "blk.0.ffn_gate_exps.weight",
+  static const char *const names[] = {"token_embd.weight",        "blk.0.ffn_gate_exps.weight",
                                       "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight",
-                                      "blk.1.attn_q.weight", "blk.1.ffn_gate_up_exps.weight"};
+                                      "blk.1.attn_q.weight",      "blk.1.ffn_gate_up_exps.weight"};
   gb_head(g, 3, 6, 3);
   kv_str(g, "general.architecture", "qwen3moe");
   kv_u32(g, "qwen3moe.expert_count", 4);

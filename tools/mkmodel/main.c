@@ -445,8 +445,8 @@ int main(int argc, char **argv) {
 
   if (do_verify) {
     char summary[1024];
-    if (mk_verify(out, s.pooling >= 0, mk_moe_is_hybrid(s.arch), threads, summary,
-                  sizeof(summary), err, sizeof(err)) != 0)
+    if (mk_verify(out, s.pooling >= 0, mk_moe_is_hybrid(s.arch), threads, summary, sizeof(summary),
+                  err, sizeof(err)) != 0)
       goto fail;
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", sy_mono_s() - t2, summary);
     if (mmproj) {

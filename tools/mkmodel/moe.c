@@ -35,28 +35,27 @@ static const struct mk_tensor_desc tensors_qwen3moe[] = {
 /* The rows Qwen3.5's dense and MoE variants share: every layer a norm before and after its
  * mixer; attention layers gated (attn_q is query + gate) with q/k norms; linear-attention layers
  * a gated delta net whose beta and alpha projections are separate (Qwen3-Next fuses them). */
-#define QWEN35_COMMON                                                                      \
-  {"token_embd.weight", MK_GLOBAL, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},                     \
-      {"output_norm.weight", MK_GLOBAL, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},                   \
-      {"output.weight", MK_GLOBAL, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},                     \
-      {"attn_norm.weight", MK_EVERY_LAYER, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},                \
-      {"post_attention_norm.weight", MK_EVERY_LAYER, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},      \
-      {"attn_q.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},                \
-      {"attn_k.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},                \
-      {"attn_v.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},                \
-      {"attn_q_norm.weight", MK_ATTN_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},              \
-      {"attn_k_norm.weight", MK_ATTN_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},              \
-      {"attn_output.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},           \
-      {"attn_qkv.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},              \
-      {"attn_gate.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},             \
-      {"ssm_conv1d.weight", MK_RECR_LAYERS, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},            \
-      {"ssm_dt.bias", MK_RECR_LAYERS, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},                    \
-      {"ssm_a", MK_RECR_LAYERS, MK_INIT_NEG_ONE, MK_NE0_EMBD, 0, 0},                       \
-      {"ssm_beta.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},              \
-      {"ssm_alpha.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},             \
-      {"ssm_norm.weight", MK_RECR_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},                 \
-  {                                                                                        \
-    "ssm_out.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_SSM_INNER, 0, 0               \
+#define QWEN35_COMMON                                                                 \
+  {"token_embd.weight", MK_GLOBAL, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},                \
+      {"output_norm.weight", MK_GLOBAL, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},              \
+      {"output.weight", MK_GLOBAL, MK_INIT_MATRIX, MK_NE0_EMBD, 1, 0},                \
+      {"attn_norm.weight", MK_EVERY_LAYER, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},           \
+      {"post_attention_norm.weight", MK_EVERY_LAYER, MK_INIT_ONE, MK_NE0_EMBD, 0, 0}, \
+      {"attn_q.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},           \
+      {"attn_k.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},           \
+      {"attn_v.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},           \
+      {"attn_q_norm.weight", MK_ATTN_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},         \
+      {"attn_k_norm.weight", MK_ATTN_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0},         \
+      {"attn_output.weight", MK_ATTN_LAYERS, MK_INIT_MATRIX, MK_NE0_QDIM, 0, 0},      \
+      {"attn_qkv.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},         \
+      {"attn_gate.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},        \
+      {"ssm_conv1d.weight", MK_RECR_LAYERS, MK_INIT_RANDOM, MK_NE0_EMBD, 0, 0},       \
+      {"ssm_dt.bias", MK_RECR_LAYERS, MK_INIT_ZERO, MK_NE0_EMBD, 0, 0},               \
+      {"ssm_a", MK_RECR_LAYERS, MK_INIT_NEG_ONE, MK_NE0_EMBD, 0, 0},                  \
+      {"ssm_beta.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},         \
+      {"ssm_alpha.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_EMBD, 0, 0},        \
+      {"ssm_norm.weight", MK_RECR_LAYERS, MK_INIT_ONE, MK_NE0_EMBD, 0, 0}, {          \
+    "ssm_out.weight", MK_RECR_LAYERS, MK_INIT_MATRIX, MK_NE0_SSM_INNER, 0, 0          \
   }
 
 /* Qwen3.5 dense (Qwen3.5-9B, ...): a gated FFN in every layer. */
@@ -266,12 +265,29 @@ void mk_moe_meta(struct gguf_context *g, const struct mk_spec *s) {
  * not special in Qwen's tokenizer_config (user-defined: still one token each). */
 #define QWEN_FIRST_ADDED 151646
 static const char *const qwen_added[] = {
-    "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",   "<|box_end|>",
-    "<|quad_start|>",       "<|quad_end|>",       "<|vision_start|>", "<|vision_end|>",
-    "<|vision_pad|>",       "<|image_pad|>",      "<|video_pad|>",    "<tool_call>",
-    "</tool_call>",         "<|fim_prefix|>",     "<|fim_middle|>",   "<|fim_suffix|>",
-    "<|fim_pad|>",          "<|repo_name|>",      "<|file_sep|>",     "<tool_response>",
-    "</tool_response>",     "<think>",            "</think>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
 };
 #define QWEN_IM_END 151645
 

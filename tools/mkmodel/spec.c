@@ -360,11 +360,16 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
 void mk_spec_defaults(struct mk_spec *s) {
   /* the tiny preset of each architecture holds its defaults */
   static const char *tiny[MK_ARCH_COUNT] = {
-      [MK_ARCH_LLAMA] = "tiny-llama",         [MK_ARCH_QWEN2] = "tiny-qwen2",
-      [MK_ARCH_QWEN3] = "tiny-qwen3",         [MK_ARCH_BERT] = "tiny-bert",
-      [MK_ARCH_POCKETTTS] = "tiny-pockettts", [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
-      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",       [MK_ARCH_QWEN3MOE] = "tiny-qwen3moe",
-      [MK_ARCH_QWEN35] = "tiny-qwen35",           [MK_ARCH_QWEN35MOE] = "tiny-qwen35moe",
+      [MK_ARCH_LLAMA] = "tiny-llama",
+      [MK_ARCH_QWEN2] = "tiny-qwen2",
+      [MK_ARCH_QWEN3] = "tiny-qwen3",
+      [MK_ARCH_BERT] = "tiny-bert",
+      [MK_ARCH_POCKETTTS] = "tiny-pockettts",
+      [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
+      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",
+      [MK_ARCH_QWEN3MOE] = "tiny-qwen3moe",
+      [MK_ARCH_QWEN35] = "tiny-qwen35",
+      [MK_ARCH_QWEN35MOE] = "tiny-qwen35moe",
       [MK_ARCH_NEMOTRONHMOE] = "tiny-nemotron-h-moe",
   };
   if (s->arch >= MK_ARCH_COUNT) return;

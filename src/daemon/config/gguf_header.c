@@ -4,9 +4,10 @@
  * leaves them unknown and never fails the read). The data is never read.
  *
  * The input is hostile. This file must never crash, never allocate more than one fixed-size read
- * window (and scan_experts' 8 KiB layer bitmap), never trust a length or count before checking it against the bytes that remain and a
- * fixed limit, and never take time beyond linear in the header's size. Values nobody asked for
- * (tokenizer vocabularies of 150k strings, merges, scores) are skipped, not stored.
+ * window (and scan_experts' 8 KiB layer bitmap), never trust a length or count before checking it
+ * against the bytes that remain and a fixed limit, and never take time beyond linear in the
+ * header's size. Values nobody asked for (tokenizer vocabularies of 150k strings, merges, scores)
+ * are skipped, not stored.
  *
  * One code path serves files and memory: a small reader (struct ghdr_rd) hands out bytes from a
  * window that is either the whole buffer or a 64 KiB stdio-fed block of the file; skipping past
@@ -400,8 +401,7 @@ static void scan_experts(ghdr_parser *p) {
     char name[GHDR_TNAME_MAX];
     uint64_t len, off, dim;
     uint32_t nd, type;
-    if (read_str(p, name, sizeof name, &len) || read_u32(p, &nd, "n_dims") ||
-        nd > GHDR_MAX_DIMS) {
+    if (read_str(p, name, sizeof name, &len) || read_u32(p, &nd, "n_dims") || nd > GHDR_MAX_DIMS) {
       ok = false;
       break;
     }

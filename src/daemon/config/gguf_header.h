@@ -35,9 +35,10 @@ typedef struct ghdr_info {
 } ghdr_info;
 
 /* Read the header of the GGUF at path (regular files only): the key/value section, then the
- * tensor infos (names, shapes, offsets; never the data) for the experts' size. Returns 0 on success; -1 with a
- * one-line reason in err, without the path ("not a GGUF file: bad magic (offset 4)").
- * Allocates one 64 KiB read window and an 8 KiB bitmap; time is linear in the header's size. Thread safe. */
+ * tensor infos (names, shapes, offsets; never the data) for the experts' size. Returns 0 on
+ * success; -1 with a one-line reason in err, without the path ("not a GGUF file: bad magic (offset
+ * 4)"). Allocates one 64 KiB read window and an 8 KiB bitmap; time is linear in the header's size.
+ * Thread safe. */
 int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen);
 /* The same over a buffer in memory (for tests and fuzzing). */
 int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err, size_t errlen);

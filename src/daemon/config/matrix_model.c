@@ -560,9 +560,9 @@ static int model_external(loader *l, model_ctx *c) {
     return mx_at(l, c->n,
                  "%s: engine: external needs an 'external' map (argv, port, health, routes...)",
                  c->path);
-  static const int no[] = {M_FILE,      M_POOLING,           M_TEMPLATE,      M_MMPROJ,
-                           M_VAD_MODEL, M_TRANSCRIBE_PROMPT, M_DETERMINISTIC, M_CPU_MOE,
-                           M_N_CPU_MOE};
+  static const int no[] = {M_FILE,          M_POOLING,   M_TEMPLATE,
+                           M_MMPROJ,        M_VAD_MODEL, M_TRANSCRIBE_PROMPT,
+                           M_DETERMINISTIC, M_CPU_MOE,   M_N_CPU_MOE};
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
     if (v[no[i]])
       return mx_at(l, v[no[i]], "%s.%s: not for engine: external", c->path, model_keys[no[i]].name);

@@ -236,8 +236,8 @@ static int estimate(const char *tool, const matrix_model *m, footprint_est *out,
   snprintf(ngl, sizeof ngl, "%d", m->gpu_layers < 0 ? 999 : m->gpu_layers);
   snprintf(ncmoe, sizeof ncmoe, "%d", m->cpu_moe > 0 ? m->cpu_moe : 0);
   /* experts kept on the CPU: the probe places them as the worker will (llama-server's flags) */
-  char *argv[] = {(char *)tool, "-m",   m->file, "-c",          c,    "-np", np, "-b", b, "-ub",
-                  ub,           "-ngl", ngl,     "--fit-print", "on", NULL, NULL, NULL};
+  char *argv[] = {(char *)tool, "-m",   m->file, "-c",          c,    "-np", np,   "-b", b, "-ub",
+                  ub,           "-ngl", ngl,     "--fit-print", "on", NULL,  NULL, NULL};
   if (m->cpu_moe == MATRIX_CPU_MOE_ALL) {
     argv[15] = "--cpu-moe";
   } else if (m->cpu_moe > 0) {

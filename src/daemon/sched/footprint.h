@@ -40,8 +40,9 @@ typedef struct footprint_est {
 } footprint_est;
 
 /* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU
- * layers, experts kept on the CPU: --cpu-moe / --n-cpu-moe) by running `tool` (a path to llama-fit-params; NULL or missing = fallback). Always fills
- * *out; returns 0 when the probe answered, -1 (reason in err) when the fallback was used. */
+ * layers, experts kept on the CPU: --cpu-moe / --n-cpu-moe) by running `tool` (a path to
+ * llama-fit-params; NULL or missing = fallback). Always fills *out; returns 0 when the probe
+ * answered, -1 (reason in err) when the fallback was used. */
 int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
                        size_t errlen);
 

@@ -317,7 +317,8 @@ int engine_load(worker *w, const json_t *hdr) {
   mp.tensor_buft_overrides = moe_ov;
   if (moe_ov)
     LOG_I("experts (ffn_*_exps) in host RAM: %s",
-          cpu_moe < 0 || cpu_moe >= ENGINE_CPU_MOE_MAX_LAYERS ? "every layer's" : "the first layers'");
+          cpu_moe < 0 || cpu_moe >= ENGINE_CPU_MOE_MAX_LAYERS ? "every layer's"
+                                                              : "the first layers'");
   double t0 = sy_mono_s() * 1e3;
   w->model = llama_model_load_from_file(path, mp);
   free(moe_ov); /* read only while loading */

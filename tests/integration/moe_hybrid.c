@@ -16,9 +16,12 @@
   512                /* tokens per sequence: room for a template with tools, and reached quickly */
 #define MH_TOKENS 12 /* generated per request (ignore_eos: exactly this many) */
 #define MH_SLACK (64LL << 20)
-/* The documented bound (docs/MODELS.md): measured resident set <= 2 x estimate + 64 MiB. The
- * estimate is llama-fit-params's (weights, KV and recurrent state, compute buffers) + 16 MiB;
- * the measurement is the worker's VmRSS after a request. */
+#define MH_OVER 6 /* the estimate may be this many times the measurement, no more */
+/* The documented bound (docs/MODELS.md): measured resident set <= 2 x estimate + 64 MiB, and
+ * estimate <= 6 x measured. The estimate is llama-fit-params's (weights, KV and recurrent state,
+ * compute buffers) + 16 MiB; the measurement is the worker's VmRSS after a request. On these
+ * tiny models the probe's worst-case compute buffer (148 MiB) dominates: 337 MiB estimated,
+ * 75-92 MiB measured. */
 
 typedef struct mh_family {
   const char *name; /* the model's name in B's config */
@@ -127,9 +130,10 @@ static void mh_body(void) {
   long long est = it_jnum(ps, "size_estimated"), meas = it_jnum(ps, "size_measured");
   long long pid = it_jnum(ps, "pid");
   json_decref(ps);
-  CHECK(est > 0 && meas > 0 && meas <= 2 * est + MH_SLACK,
-        "estimate %lld vs measured %lld bytes (bound: measured <= 2 x estimate + 64 MiB)", est,
-        meas);
+  CHECK(est > 0 && meas > 0 && meas <= 2 * est + MH_SLACK && est <= MH_OVER * meas,
+        "estimate %lld vs measured %lld bytes (bound: measured <= 2 x estimate + 64 MiB, "
+        "estimate <= %d x measured)",
+        est, meas, MH_OVER);
 
   /* unload, then a request loads it again (a new worker) */
   char body[128];

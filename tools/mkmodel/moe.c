@@ -292,7 +292,7 @@ static const char *const qwen_added[] = {
 #define QWEN_IM_END 151645
 
 int mk_moe_vocab(struct gguf_context *g, const struct mk_spec *s) {
-  if (!mk_moe_arch(s->arch)) return 0;
+  if (!mk_moe_arch(s->arch) && s->arch != MK_ARCH_QWEN3NEXT) return 0;
   int64_t kt = gguf_find_key(g, "tokenizer.ggml.tokens");
   int64_t ky = gguf_find_key(g, "tokenizer.ggml.token_type");
   if (kt < 0 || ky < 0 || gguf_get_arr_type(g, ky) != GGUF_TYPE_INT32) return 0;

@@ -34,9 +34,9 @@ int mk_moe_check(const struct mk_spec *s, char *err, size_t errlen);
 /* Write the architecture's hyper-parameters into g (the common keys are already there; this
  * adds and overrides as the converter writes them). */
 void mk_moe_meta(struct gguf_context *g, const struct mk_spec *s);
-/* The vocabulary as these models ship it: the Qwen added tokens (<|im_start|>, <tool_call>,
- * <think>, <|vision_start|>, ...) at their real ids where the test vocabulary has [PADn] entries,
- * and nemotron's end of turn (<|im_end|>) as EOS. 0, or -1 when out of memory. */
+/* The vocabulary as these models (and qwen3next) ship it: the Qwen added tokens (<|im_start|>,
+ * <tool_call>, <think>, <|vision_start|>, ...) at their real ids where the test vocabulary has
+ * [PADn] entries, and nemotron's end of turn (<|im_end|>) as EOS. 0, or -1 when out of memory. */
 int mk_moe_vocab(struct gguf_context *g, const struct mk_spec *s);
 
 #endif

@@ -78,5 +78,19 @@ mk "$models/tiny-ultravox-mmproj.gguf" "$bin/mkmodel" --preset tiny-ultravox --s
   -o "$models/tiny-ultravox.gguf" --mmproj "$models/tiny-ultravox-mmproj.gguf" --verify
 mk "$models/tiny-qwen3-embedding.gguf" "$bin/mkmodel" --preset tiny-qwen3-embedding --seed 12 \
   -o "$models/tiny-qwen3-embedding.gguf" --verify
+# mixture-of-experts and hybrid text models (itest moe_hybrid; docs/MODELS.md), each with the
+# chat template its real model ships: Qwen3-30B-A3B, Qwen3-Coder-Next, Qwen3.5 dense and MoE,
+# Nemotron-3-Nano (Mamba-2 + attention + experts)
+mk "$models/tiny-qwen3moe.gguf" "$bin/mkmodel" --preset tiny-qwen3moe --seed 9 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" -o "$models/tiny-qwen3moe.gguf" --verify
+mk "$models/tiny-qwen3next.gguf" "$bin/mkmodel" --preset tiny-hybrid --seed 10 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen3-Coder.jinja" -o "$models/tiny-qwen3next.gguf" --verify
+mk "$models/tiny-qwen35.gguf" "$bin/mkmodel" --preset tiny-qwen35 --seed 11 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen3.5-4B.jinja" -o "$models/tiny-qwen35.gguf" --verify
+mk "$models/tiny-qwen35moe.gguf" "$bin/mkmodel" --preset tiny-qwen35moe --seed 12 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen3.5-4B.jinja" -o "$models/tiny-qwen35moe.gguf" --verify
+mk "$models/tiny-nemotron-h-moe.gguf" "$bin/mkmodel" --preset tiny-nemotron-h-moe --seed 13 \
+  --chat-template "$SY_TEMPLATES_DIR/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16.jinja" \
+  -o "$models/tiny-nemotron-h-moe.gguf" --verify
 # speech to text without ../shared
 mk "$models/tiny-whisper.bin" "$bin/mkwhisper" --seed 5 -o "$models/tiny-whisper.bin"

@@ -197,12 +197,63 @@ static void test_weights_floor(void **state) {
   assert_int_equal(e.total_bytes, total);
 }
 
+/* cpu_moe: the experts' bytes are counted in host RAM (the pool the scheduler budgets for the
+ * host), the rest where the probe put it; the total never changes. */
+static void test_cpu_moe_split(void **state) {
+  (void)state;
+  footprint_est e;
+  const long long MiB = 1LL << 20;
+  /* Qwen3-30B-A3B-sized: 16,000 MiB of experts over 48 layers */
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, MATRIX_CPU_MOE_ALL), 16000 * MiB);
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 12), 4000 * MiB); /* a quarter */
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 48), 16000 * MiB);
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 100), 16000 * MiB);
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 48, 0), 0);           /* no cpu_moe */
+  assert_int_equal(footprint_cpu_moe_bytes(-1, 48, MATRIX_CPU_MOE_ALL), 0);   /* size unknown */
+  assert_int_equal(footprint_cpu_moe_bytes(16000 * MiB, 0, 12), 16000 * MiB); /* layers unknown */
+
+  /* an estimate with the whole model on the GPU: the experts move to the host */
+  assert_int_equal(footprint_parse_probe("CUDA0 17000 400 300\nHost 200 0 20\n", &e), 0);
+  long long total = e.total_bytes;
+  footprint_experts_on_host(&e, 16000 * MiB);
+  assert_int_equal(e.dev[1].bytes, 16000 * MiB);
+  assert_int_equal(e.dev[0].bytes, (17700 - (16000 - 220)) * MiB);
+  assert_int_equal(e.total_bytes, total);
+  assert_int_equal(e.n_dev, 2);
+
+  /* the probe run with --cpu-moe already counts them on the host: nothing moves */
+  assert_int_equal(footprint_parse_probe("CUDA0 1000 400 300\nHost 16200 0 20\n", &e), 0);
+  footprint_experts_on_host(&e, 16000 * MiB);
+  assert_int_equal(e.dev[0].bytes, 1700 * MiB);
+  assert_int_equal(e.dev[1].bytes, 16220 * MiB);
+
+  /* CPU only: everything is host already */
+  assert_int_equal(footprint_parse_probe("Host 500 24 300\n", &e), 0);
+  footprint_experts_on_host(&e, 10000 * MiB);
+  assert_int_equal(e.n_dev, 1);
+  assert_int_equal(e.dev[0].bytes, 824 * MiB);
+
+  /* a GPU-only answer: the host entry is added; a GPU never goes below 0 */
+  assert_int_equal(footprint_parse_probe("CUDA0 5000 100 100\n", &e), 0);
+  total = e.total_bytes;
+  footprint_experts_on_host(&e, 4000 * MiB);
+  assert_int_equal(e.n_dev, 2);
+  assert_string_equal(e.dev[1].name, "Host");
+  assert_int_equal(e.dev[1].bytes, 4000 * MiB);
+  assert_int_equal(e.dev[0].bytes, 1200 * MiB);
+  footprint_experts_on_host(&e, 9000 * MiB); /* more than there is: the GPU empties, no more */
+  assert_int_equal(e.dev[0].bytes, 0);
+  assert_int_equal(e.dev[1].bytes, 5200 * MiB);
+  assert_int_equal(e.total_bytes, total);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gpumem),
       cmocka_unit_test(test_whisper_estimate),
       cmocka_unit_test(test_weights_floor),
       cmocka_unit_test(test_mmproj_margin),
+      cmocka_unit_test(test_cpu_moe_split),
       cmocka_unit_test(test_parse_cpu),
       cmocka_unit_test(test_parse_gpu_and_host),
       cmocka_unit_test(test_parse_ignores_other_lines),

@@ -648,6 +648,73 @@ static void test_random_flips(void **state) {
   free(g.b);
 }
 
+/* A header of a MoE model with its tensor infos: name, dims, type, offset. */
+static void build_moe(gb *g, const uint64_t *offs, size_t data_len) {
+  static const char *const names[] = {"token_embd.weight",        "blk.0.ffn_gate_exps.weight",
+                                      "blk.0.ffn_up_exps.weight", "blk.0.ffn_down_exps.weight",
+                                      "blk.1.attn_q.weight",      "blk.1.ffn_gate_up_exps.weight"};
+  gb_head(g, 3, 6, 3);
+  kv_str(g, "general.architecture", "qwen3moe");
+  kv_u32(g, "qwen3moe.expert_count", 4);
+  kv_u32(g, "qwen3moe.block_count", 2);
+  for (size_t i = 0; i < 6; i++) {
+    gb_str(g, names[i]);
+    gb_u32(g, 2);
+    gb_u64(g, 64);
+    gb_u64(g, 8);
+    gb_u32(g, 1);
+    gb_u64(g, offs[i]);
+  }
+  while (g->len % 32) gb_bytes(g, "", 1); /* the data starts aligned */
+  for (size_t i = 0; i < data_len; i++) gb_bytes(g, "x", 1);
+}
+
+/* The experts' bytes: the gaps between the offsets of the expert tensors' infos, the last up to
+ * the end of the file; a table it cannot follow leaves them unknown and still reads the header. */
+static void test_expert_bytes(void **state) {
+  (void)state;
+  const uint64_t offs[] = {0, 1000, 1500, 2000, 2600, 3000};
+  gb g = {0};
+  build_moe(&g, offs, 3700);
+  ghdr_info gi;
+  char err[256] = "";
+  if (parse(&g, &gi, err, sizeof err)) fail_msg("%s", err);
+  assert_int_equal(gi.expert_count, 4);
+  assert_int_equal(gi.expert_bytes, 500 + 500 + 600 + 700);
+  assert_int_equal(gi.expert_layers, 2);
+  free(g.b);
+
+  const uint64_t unordered[] = {0, 1000, 900, 2000, 2600, 3000};
+  g = (gb){0};
+  build_moe(&g, unordered, 3700);
+  assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
+  assert_int_equal(gi.expert_bytes, -1);
+  assert_int_equal(gi.expert_count, 4);
+  free(g.b);
+
+  g = (gb){0};
+  build_moe(&g, offs, 100); /* the data ends before the last tensor starts */
+  assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
+  assert_int_equal(gi.expert_bytes, -1);
+  free(g.b);
+
+  /* a dense model: no experts, 0 bytes */
+  g = (gb){0};
+  gb_head(&g, 3, 1, 1);
+  kv_str(&g, "general.architecture", "llama");
+  gb_str(&g, "blk.0.ffn_up.weight");
+  gb_u32(&g, 1);
+  gb_u64(&g, 8);
+  gb_u32(&g, 0);
+  gb_u64(&g, 0);
+  while (g.len % 32) gb_bytes(&g, "", 1);
+  gb_bytes(&g, "12345678901234567890123456789012", 32);
+  assert_int_equal(parse(&g, &gi, err, sizeof err), 0);
+  assert_int_equal(gi.expert_bytes, 0);
+  assert_int_equal(gi.expert_count, 0);
+  free(g.b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_real_tiny_llama),
@@ -660,6 +727,7 @@ int main(void) {
       cmocka_unit_test(test_deep_nesting),
       cmocka_unit_test(test_odd_values),
       cmocka_unit_test(test_file_reader),
+      cmocka_unit_test(test_expert_bytes),
       cmocka_unit_test(test_random_flips),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -642,6 +642,37 @@ static void test_bad_models(void **state) {
       "5:9: models[1].aliases[0]: 'x' is already used by model 'a' ({F}:2)");
 }
 
+/* cpu_moe / n_cpu_moe: one of them, on a GGUF with <arch>.expert_count; N at or above the block
+ * count is every layer. */
+static void test_cpu_moe(void **state) {
+  (void)state;
+  FILE *f = ut_gguf_open("moe.gguf", 1, 3);
+  ut_wstr(f, "general.architecture"), ut_w32(f, 8), ut_wstr(f, "qwen3moe");
+  ut_wstr(f, "qwen3moe.expert_count"), ut_w32(f, 4), ut_w32(f, 128);
+  ut_wstr(f, "qwen3moe.block_count"), ut_w32(f, 4), ut_w32(f, 48);
+  fclose(f);
+  write_gguf("m.gguf", BASE);
+  matrix *m = ut_load_ok(
+      "models:\n"
+      "  - {name: a, file: moe.gguf, cpu_moe: true}\n"
+      "  - {name: b, file: moe.gguf, n_cpu_moe: 12}\n"
+      "  - {name: c, file: moe.gguf, n_cpu_moe: 48}\n"
+      "  - {name: d, file: moe.gguf}\n"
+      "  - {name: e, file: m.gguf, cpu_moe: false, n_cpu_moe: 0}\n");
+  assert_int_equal(matrix_find(m, "a")->cpu_moe, MATRIX_CPU_MOE_ALL);
+  assert_int_equal(matrix_find(m, "b")->cpu_moe, 12);
+  assert_int_equal(matrix_find(m, "c")->cpu_moe, MATRIX_CPU_MOE_ALL);
+  assert_int_equal(matrix_find(m, "d")->cpu_moe, 0);
+  assert_int_equal(matrix_find(m, "e")->cpu_moe, 0);
+  matrix_free(m);
+  ut_load_bad("models:\n  - {name: a, file: moe.gguf, cpu_moe: true, n_cpu_moe: 2}\n",
+              "2:57: models[0]: give cpu_moe or n_cpu_moe, not both");
+  ut_load_bad("models:\n  - {name: a, file: m.gguf, cpu_moe: true}\n",
+              "2:38: models[0].cpu_moe: '{D}/m.gguf' has no experts (no llama.expert_count)");
+  ut_load_bad("models:\n  - {name: a, file: m.gguf, n_cpu_moe: 4}\n",
+              "2:40: models[0].n_cpu_moe: '{D}/m.gguf' has no experts (no llama.expert_count)");
+}
+
 static void test_missing_config(void **state) {
   (void)state;
   char err[512], want[PATH_MAX + 300];
@@ -1038,6 +1069,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_structure, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_bad_values, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_bad_models, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_cpu_moe, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_engines, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_missing_config, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_discovery, ut_setup, ut_teardown),

@@ -3,6 +3,7 @@
  * tools/mtmd/clip.cpp, models/qwen2vl.cpp, models/qwen3vl.cpp) and its converter writes
  * (conversion/qwenvl.py, qwen3vl.py); nothing is copied from them. */
 #include "arch_qwenvl.h"
+#include "meta.h"
 #include "mmproj.h"
 #include "proj.h"
 #include "verify.h"
@@ -19,42 +20,6 @@
 #include "mtmd.h"
 
 /* ---- text model ------------------------------------------------------------------------ */
-
-#define QVL_FIRST_ADDED 151646 /* the qwen2 vocabulary's first [PAD] placeholder */
-
-/* Qwen2.5's and Qwen3's added tokens from QVL_FIRST_ADDED on, typed as the converter types them:
- * control when "special" or <|...|>-shaped (does_token_look_special), else user-defined;
- * Qwen2.5-VL's end at <|file_sep|>, Qwen3's go on */
-static const struct {
-  const char *text;
-  int control;
-} qvl_added[] = {
-    {"<|object_ref_start|>", 1},
-    {"<|object_ref_end|>", 1},
-    {"<|box_start|>", 1},
-    {"<|box_end|>", 1},
-    {"<|quad_start|>", 1},
-    {"<|quad_end|>", 1},
-    {"<|vision_start|>", 1},
-    {"<|vision_end|>", 1},
-    {"<|vision_pad|>", 1},
-    {"<|image_pad|>", 1},
-    {"<|video_pad|>", 1},
-    {"<tool_call>", 0},
-    {"</tool_call>", 0},
-    {"<|fim_prefix|>", 1},
-    {"<|fim_middle|>", 1},
-    {"<|fim_suffix|>", 1},
-    {"<|fim_pad|>", 1},
-    {"<|repo_name|>", 1},
-    {"<|file_sep|>", 1},
-    {"<tool_response>", 0}, /* Qwen3 from here */
-    {"</tool_response>", 0},
-    {"<think>", 0},
-    {"</think>", 0},
-};
-#define QVL_N_ADDED_QWEN25 19
-#define QVL_N_ADDED_QWEN3 ((int)(sizeof qvl_added / sizeof qvl_added[0]))
 
 /* The real checkpoints' widths: a text model of this width gets the real projector. */
 #define QVL_REAL_EMBD_QWEN25 3584 /* Qwen2.5-VL-7B */
@@ -84,40 +49,6 @@ int mk_qwenvl_check(const struct mk_spec *s, char *err, size_t errlen) {
   return 0;
 }
 
-/* Replace the [PAD<id>] placeholders from QVL_FIRST_ADDED on with n added tokens (their texts and
- * types), in place of the tokens array and the token types. 0 or -1. */
-static int qvl_vocab(struct gguf_context *g, int n_added) {
-  int64_t kt = gguf_find_key(g, "tokenizer.ggml.tokens");
-  int64_t ky = gguf_find_key(g, "tokenizer.ggml.token_type");
-  if (kt < 0 || ky < 0 || gguf_get_arr_type(g, ky) != GGUF_TYPE_INT32) return -1;
-  size_t n = gguf_get_arr_n(g, kt);
-  if (n < (size_t)(QVL_FIRST_ADDED + n_added) || gguf_get_arr_n(g, ky) != n) return -1;
-  const char **toks = malloc(n * sizeof *toks);
-  int32_t *types = malloc(n * sizeof *types);
-  int rc = -1;
-  if (!toks || !types) goto out;
-  memcpy(types, gguf_get_arr_data(g, ky), n * sizeof *types);
-  for (size_t i = 0; i < n; i++) toks[i] = gguf_get_arr_str(g, kt, i);
-  for (int i = 0; i < n_added; i++) {
-    toks[QVL_FIRST_ADDED + i] = qvl_added[i].text;
-    types[QVL_FIRST_ADDED + i] =
-        qvl_added[i].control ? LLAMA_TOKEN_TYPE_CONTROL : LLAMA_TOKEN_TYPE_USER_DEFINED;
-  }
-  /* the setters copy, and the old strings stay valid until the key is replaced: build the new
-   * arrays in a scratch context first */
-  struct gguf_context *tmp = gguf_init_empty();
-  if (!tmp) goto out;
-  gguf_set_arr_str(tmp, "tokenizer.ggml.tokens", toks, n);
-  gguf_set_arr_data(tmp, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
-  gguf_set_kv(g, tmp);
-  gguf_free(tmp);
-  rc = 0;
-out:
-  free(toks);
-  free(types);
-  return rc;
-}
-
 int mk_qwenvl_meta(struct gguf_context *g, const struct mk_spec *s) {
   const char *arch = mk_arch_name(s->arch);
   char key[96];
@@ -132,7 +63,10 @@ int mk_qwenvl_meta(struct gguf_context *g, const struct mk_spec *s) {
     snprintf(key, sizeof key, "%s.n_deepstack_layers", arch);
     gguf_set_val_u32(g, key, (uint32_t)qvl_deepstack(s));
   }
-  return qvl_vocab(g, s->arch == MK_ARCH_QWEN2VL ? QVL_N_ADDED_QWEN25 : QVL_N_ADDED_QWEN3);
+  return mk_meta_qwen_added(
+             g, s->arch == MK_ARCH_QWEN2VL ? MK_QWEN_ADDED_QWEN25 : MK_QWEN_ADDED_QWEN3) < 0
+             ? -1
+             : 0;
 }
 
 /* ---- projector --------------------------------------------------------------------------- */

@@ -23,6 +23,7 @@
 #include "llama.h"
 #include "meta.h"
 #include "mmproj.h"
+#include "moe.h"
 #include "mtmd-helper.h"
 #include "mtmd.h"
 #include "quant.h"
@@ -44,6 +45,7 @@ static void usage(FILE *f) {
       "  --preset NAME        %s\n"
       "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next |\n"
       "                       qwen2vl | qwen3vl\n"
+      "                       qwen3moe | qwen35 | qwen35moe | nemotron_h_moe\n"
       "                       (defaults: that arch's tiny preset; qwen3next: tiny-hybrid, a\n"
       "                       hybrid of attention and recurrent layers)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
@@ -228,7 +230,7 @@ int main(int argc, char **argv) {
         if (mk_arch_parse(optarg) < 0)
           die_usage(
               "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next, "
-              "qwen2vl, qwen3vl)",
+              "qwen2vl, qwen3vl, qwen3moe, qwen35, qwen35moe, nemotron_h_moe)",
               optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
@@ -345,7 +347,7 @@ int main(int argc, char **argv) {
   if (mk_qwenvl_is(&s) && mk_qwenvl_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
-    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT ||
+    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT || mk_moe_arch(s.arch) ||
         (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
       die_usage("%s",
                 "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
@@ -468,8 +470,8 @@ int main(int argc, char **argv) {
 
   if (do_verify) {
     char summary[1024];
-    if (mk_verify(out, s.pooling >= 0, s.arch == MK_ARCH_QWEN3NEXT, threads, summary,
-                  sizeof(summary), err, sizeof(err)) != 0)
+    if (mk_verify(out, s.pooling >= 0, mk_moe_is_hybrid(s.arch), threads, summary, sizeof(summary),
+                  err, sizeof(err)) != 0)
       goto fail;
     fprintf(stderr, "mkmodel: verify ok (%.2fs): %s\n", sy_mono_s() - t2, summary);
     if (mmproj) {

@@ -3,6 +3,7 @@
 #include "meta.h"
 #include "arch_qwenvl.h"
 #include "aproj.h"
+#include "moe.h"
 #include "quant.h"
 #include "tts_qwen3.h"
 
@@ -152,6 +153,76 @@ out:
   return rc;
 }
 
+/* Qwen2.5's and Qwen3's added tokens after <|im_end|> (151645), by id from 151646: the
+ * vocabularies llama.cpp ships for tests keep [PAD151646]... there. <tool_call> and the rest
+ * without "<|" are not special in Qwen's tokenizer_config (user-defined: still one token each). */
+#define QWEN_FIRST_ADDED 151646
+static const char *const qwen_added[MK_QWEN_ADDED_QWEN3] = {
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>", /* Qwen3: */
+    "</tool_response>",
+    "<think>",
+    "</think>",
+};
+
+int mk_meta_qwen_added(struct gguf_context *g, int n_added) {
+  int64_t kt = gguf_find_key(g, "tokenizer.ggml.tokens");
+  int64_t ky = gguf_find_key(g, "tokenizer.ggml.token_type");
+  if (n_added < 0 || n_added > MK_QWEN_ADDED_QWEN3) return -1;
+  if (kt < 0 || ky < 0 || gguf_get_arr_type(g, ky) != GGUF_TYPE_INT32) return 0;
+  size_t n = gguf_get_arr_n(g, kt);
+  if (n != gguf_get_arr_n(g, ky) || n < (size_t)(QWEN_FIRST_ADDED + n_added)) return 0;
+  /* only where the vocabulary holds placeholders: a real Qwen vocabulary stays as it is */
+  char pad[32];
+  snprintf(pad, sizeof pad, "[PAD%d]", QWEN_FIRST_ADDED);
+  if (strcmp(gguf_get_arr_str(g, kt, QWEN_FIRST_ADDED), pad) != 0) return 0;
+  const char **toks = malloc(n * sizeof *toks);
+  int32_t *types = malloc(n * sizeof *types);
+  int rc = -1;
+  if (!toks || !types) goto out;
+  const int32_t *old_types = gguf_get_arr_data(g, ky);
+  for (size_t i = 0; i < n; i++) {
+    toks[i] = gguf_get_arr_str(g, kt, i);
+    types[i] = old_types[i];
+  }
+  for (int i = 0; i < n_added; i++) {
+    toks[QWEN_FIRST_ADDED + i] = qwen_added[i];
+    types[QWEN_FIRST_ADDED + i] = strncmp(qwen_added[i], "<|", 2) == 0
+                                      ? LLAMA_TOKEN_TYPE_CONTROL
+                                      : LLAMA_TOKEN_TYPE_USER_DEFINED;
+  }
+  /* the setters copy, and the old strings live until the key is replaced: build aside first */
+  struct gguf_context *tmp = gguf_init_empty();
+  if (!tmp) goto out;
+  gguf_set_arr_str(tmp, "tokenizer.ggml.tokens", toks, n);
+  gguf_set_arr_data(tmp, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, types, n);
+  gguf_set_kv(g, tmp);
+  gguf_free(tmp);
+  rc = 1;
+out:
+  free(toks);
+  free(types);
+  return rc;
+}
+
 int mk_meta_extra_tokens(const struct mk_spec *s) {
   if (s->arch == MK_ARCH_QWEN3TTS) return MK_Q3T_N_EXTRA;
   int n_alm = 0;
@@ -211,6 +282,8 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
     gguf_set_val_u32(g, KEY("ssm.time_step_rank"), (uint32_t)h->ssm_v_heads);
     gguf_set_val_u32(g, KEY("ssm.inner_size"), (uint32_t)(h->ssm_state * h->ssm_v_heads));
     gguf_set_val_u32(g, KEY("full_attention_interval"), (uint32_t)h->attn_interval);
+  } else if (mk_moe_arch(s->arch)) {
+    mk_moe_meta(g, s);
   } else {
     gguf_set_val_f32(g, KEY("attention.layer_norm_rms_epsilon"), s->norm_eps);
     gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
@@ -220,6 +293,10 @@ struct gguf_context *mk_meta_new(const struct mk_spec *s, const struct gguf_cont
 #undef KEY
 
   copy_tokenizer_keys(g, vocab);
+  if (mk_moe_vocab(g, s) != 0) {
+    gguf_free(g);
+    return NULL;
+  }
   if (s->arch == MK_ARCH_POCKETTTS) {
     if (append_control_tokens(g, pockettts_extra, POCKETTTS_N_EXTRA) != 0) {
       gguf_free(g);

@@ -19,6 +19,13 @@ struct gguf_context *mk_vocab_load(const char *path, int *n_vocab, char *err, si
 
 /* Tokens the architecture appends to the vocabulary (pockettts: <|pad|>, <|audio_bos|>). */
 int mk_meta_extra_tokens(const struct mk_spec *s);
+/* Qwen's added tokens (<|vision_start|>, <tool_call>, <think>, ...) at their real ids in place of
+ * the [PAD151646]... placeholders of the Qwen vocabularies the engine ships: the first n_added
+ * (Qwen2.5's 19 or Qwen3's 23), typed as Qwen's converter types them. 1 done, 0 not such a
+ * vocabulary (left as it is), -1 out of memory or a bad n_added. */
+#define MK_QWEN_ADDED_QWEN25 19
+#define MK_QWEN_ADDED_QWEN3 23
+int mk_meta_qwen_added(struct gguf_context *g, int n_added);
 
 /* Build the metadata for llama_model_init_from_user (NULL when out of memory). The caller frees
  * it with gguf_free. */

@@ -8,6 +8,7 @@
 
 #include "aproj.h"
 #include "llama.h"
+#include "moe.h"
 
 /* ---- tensor tables: the tensors real checkpoints carry (llama.cpp's loader creates more in
  * memory when building from metadata — optional biases, scales — which are dropped on output) */
@@ -166,6 +167,11 @@ static const struct {
      * src/models/qwen2vl.cpp, qwen3vl.cpp); what differs is metadata (arch_qwenvl.c) */
     [MK_ARCH_QWEN2VL] = {"qwen2vl", tensors_qwen2, N_OF(tensors_qwen2)},
     [MK_ARCH_QWEN3VL] = {"qwen3vl", tensors_qwen3, N_OF(tensors_qwen3)},
+    /* moe.c's tables (mk_arch_tensors asks it) */
+    [MK_ARCH_QWEN3MOE] = {"qwen3moe", NULL, 0},
+    [MK_ARCH_QWEN35] = {"qwen35", NULL, 0},
+    [MK_ARCH_QWEN35MOE] = {"qwen35moe", NULL, 0},
+    [MK_ARCH_NEMOTRONHMOE] = {"nemotron_h_moe", NULL, 0},
 };
 
 /* ---- presets: every shape field given, so a preset fully defines a model ---- */
@@ -259,6 +265,24 @@ static const struct mk_preset presets[] = {
      LLAMA_POOLING_TYPE_LAST, 1, 1000000.0f, 1e-6f},
     {"qwen3-embedding-8b", MK_ARCH_QWEN3, "qwen2", 4096, 36, 32, 8, 12288, 40960, 128, "none",
      LLAMA_POOLING_TYPE_LAST, 0, 1000000.0f, 1e-6f},
+    /* moe.c's architectures, tiny (n_ff: the experts' width; recurrent parts in preset_hybrids)
+     * and at their real shapes (config.json: hidden, layers, heads/kv, head_dim, experts' width) */
+    {"tiny-qwen3moe", MK_ARCH_QWEN3MOE, "qwen2", 64, 2, 4, 2, 64, 4096, 16, "chatml", -1, 1,
+     1000000.0f, 1e-6f},
+    {"tiny-qwen35", MK_ARCH_QWEN35, "qwen35", 64, 4, 4, 2, 128, 4096, 32, "chatml", -1, 1,
+     10000000.0f, 1e-6f},
+    {"tiny-qwen35moe", MK_ARCH_QWEN35MOE, "qwen35", 64, 4, 4, 2, 64, 4096, 32, "chatml", -1, 1,
+     10000000.0f, 1e-6f},
+    {"tiny-nemotron-h-moe", MK_ARCH_NEMOTRONHMOE, "qwen2", 64, 5, 4, 2, 32, 4096, 16, "chatml", -1,
+     1, 10000.0f, 1e-5f},
+    {"qwen3-30b-a3b", MK_ARCH_QWEN3MOE, "qwen2", 2048, 48, 32, 4, 768, 40960, 128, "chatml", -1, 0,
+     1000000.0f, 1e-6f},
+    {"qwen3-next-80b-a3b", MK_ARCH_QWEN3NEXT, "qwen2", 2048, 48, 16, 2, 512, 262144, 256, "chatml",
+     -1, 0, 10000000.0f, 1e-6f},
+    {"qwen3.5-35b-a3b", MK_ARCH_QWEN35MOE, "qwen35", 2048, 40, 16, 2, 512, 262144, 256, "chatml",
+     -1, 0, 10000000.0f, 1e-6f},
+    {"nemotron-3-nano-30b-a3b", MK_ARCH_NEMOTRONHMOE, "qwen2", 2688, 52, 32, 2, 1856, 1048576, 128,
+     "chatml", -1, 0, 10000.0f, 1e-5f},
 };
 
 /* The recurrent layers and experts of the hybrid presets, by preset name. */
@@ -268,7 +292,17 @@ static const struct {
 } preset_hybrids[] = {
     /* experts, used, conv kernel, state (head width), k heads, v heads, attention interval;
      * Qwen3-Next-80B-A3B: 512, 10, 4, 128, 16, 32, 4 */
-    {"tiny-hybrid", {4, 2, 4, 16, 2, 4, 4}},
+    {"tiny-hybrid", {4, 2, 4, 16, 2, 4, 4, 0, 0, NULL}},
+    /* + shared expert width, Mamba-2 head width, layer pattern (moe.h) */
+    {"tiny-qwen3moe", {4, 2, 0, 0, 0, 0, 0, 0, 0, NULL}},
+    {"tiny-qwen35", {0, 0, 4, 16, 2, 4, 4, 0, 0, NULL}},
+    {"tiny-qwen35moe", {4, 2, 4, 16, 2, 4, 4, 64, 0, NULL}},
+    {"tiny-nemotron-h-moe", {4, 2, 4, 16, 2, 4, 0, 64, 16, "MEM*E"}},
+    {"qwen3-30b-a3b", {128, 8, 0, 0, 0, 0, 0, 0, 0, NULL}},
+    {"qwen3-next-80b-a3b", {512, 10, 4, 128, 16, 32, 4, 512, 0, NULL}},
+    {"qwen3.5-35b-a3b", {256, 8, 4, 128, 16, 32, 4, 512, 0, NULL}},
+    {"nemotron-3-nano-30b-a3b",
+     {128, 6, 4, 128, 8, 64, 0, 3712, 64, "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME"}},
 };
 
 const char *mk_preset_names(void) {
@@ -279,7 +313,10 @@ const char *mk_preset_names(void) {
          "tiny-qwen25vl, "
          "tiny-qwen3vl,\n                       qwen2.5-vl-7b, qwen3-vl-8b, "
          "tiny-voxtral,\n                       voxtral-mini-3b, tiny-qwen3asr, qwen3-asr-0.6b, "
-         "tiny-ultravox,\n                       tiny-qwen3-embedding, qwen3-embedding-8b";
+         "tiny-ultravox,\n                       tiny-qwen3-embedding, qwen3-embedding-8b, "
+         "tiny-qwen3moe, tiny-qwen35,\n                       tiny-qwen35moe, tiny-nemotron-h-moe, "
+         "qwen3-30b-a3b, qwen3-next-80b-a3b,\n                       qwen3.5-35b-a3b, "
+         "nemotron-3-nano-30b-a3b";
 }
 
 void mk_spec_init(struct mk_spec *s) {
@@ -357,18 +394,26 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
   if (g->rope_base >= 0.0f) s->rope_base = g->rope_base;
   if (g->norm_eps >= 0.0f) s->norm_eps = g->norm_eps;
   if (g->name) s->name = g->name;
-  if (g->hy.n_expert > 0) s->hy = g->hy;
+  if (g->hy.n_expert > 0 || g->hy.ssm_conv > 0) s->hy = g->hy;
   if (g->alm > 0) s->alm = g->alm, s->alm_stack = g->alm_stack;
 }
 
 void mk_spec_defaults(struct mk_spec *s) {
   /* the tiny preset of each architecture holds its defaults */
   static const char *tiny[MK_ARCH_COUNT] = {
-      [MK_ARCH_LLAMA] = "tiny-llama",         [MK_ARCH_QWEN2] = "tiny-qwen2",
-      [MK_ARCH_QWEN3] = "tiny-qwen3",         [MK_ARCH_BERT] = "tiny-bert",
-      [MK_ARCH_POCKETTTS] = "tiny-pockettts", [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
-      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",    [MK_ARCH_QWEN2VL] = "tiny-qwen25vl",
+      [MK_ARCH_LLAMA] = "tiny-llama",
+      [MK_ARCH_QWEN2] = "tiny-qwen2",
+      [MK_ARCH_QWEN3] = "tiny-qwen3",
+      [MK_ARCH_BERT] = "tiny-bert",
+      [MK_ARCH_POCKETTTS] = "tiny-pockettts",
+      [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
+      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",
+      [MK_ARCH_QWEN2VL] = "tiny-qwen25vl",
       [MK_ARCH_QWEN3VL] = "tiny-qwen3vl",
+      [MK_ARCH_QWEN3MOE] = "tiny-qwen3moe",
+      [MK_ARCH_QWEN35] = "tiny-qwen35",
+      [MK_ARCH_QWEN35MOE] = "tiny-qwen35moe",
+      [MK_ARCH_NEMOTRONHMOE] = "tiny-nemotron-h-moe",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -443,6 +488,7 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
         "of 8 (their M-RoPE sections)");
   if (s->arch == MK_ARCH_QWEN2VL && s->head_dim * s->n_head != s->n_embd)
     FAIL("qwen2vl needs n_embd == n_head * head_dim (its attn_output is n_embd square)");
+  if (mk_moe_check(s, err, errlen) != 0) return -1;
   if (s->norm_eps <= 0.0f || s->norm_eps > 0.1f) FAIL("norm epsilon must be in (0, 0.1]");
   if (s->arch != MK_ARCH_BERT && s->rope_base <= 0.0f) FAIL("--rope-base must be > 0");
   return 0;
@@ -459,6 +505,7 @@ int mk_arch_parse(const char *str) {
 const char *mk_arch_name(enum mk_arch a) { return a < MK_ARCH_COUNT ? arch_info[a].name : "?"; }
 
 const struct mk_tensor_desc *mk_arch_tensors(enum mk_arch a, size_t *n) {
+  if (mk_moe_arch(a)) return mk_moe_tensors(a, n);
   *n = arch_info[a].n_tensors;
   return arch_info[a].tensors;
 }
@@ -483,9 +530,7 @@ const struct mk_tensor_desc *mk_spec_find_tensor(const struct mk_spec *s, const 
 }
 
 int mk_spec_layer_is_recr(const struct mk_spec *s, int il) {
-  /* llama.cpp's rule for qwen3next without attention.recurrent_layers */
-  return s->arch == MK_ARCH_QWEN3NEXT && s->hy.attn_interval > 0 &&
-         (il + 1) % s->hy.attn_interval != 0;
+  return mk_moe_layer_kind(s, il) == MK_LAYER_RECR;
 }
 
 int mk_spec_layer_has(const struct mk_spec *s, const struct mk_tensor_desc *d, int il) {
@@ -493,7 +538,9 @@ int mk_spec_layer_has(const struct mk_spec *s, const struct mk_tensor_desc *d, i
     case MK_EVERY_LAYER:
       return 1;
     case MK_ATTN_LAYERS:
-      return !mk_spec_layer_is_recr(s, il);
+      return mk_moe_layer_kind(s, il) == MK_LAYER_ATTN;
+    case MK_MOE_LAYERS:
+      return mk_moe_layer_kind(s, il) == MK_LAYER_MOE;
     case MK_RECR_LAYERS:
       return mk_spec_layer_is_recr(s, il);
     default:
@@ -514,7 +561,10 @@ int64_t mk_spec_ne0(const struct mk_spec *s, enum mk_ne0 which) {
     case MK_NE0_QDIM:
       return (int64_t)s->n_head * s->head_dim;
     case MK_NE0_SSM_INNER:
-      return (int64_t)s->hy.ssm_state * s->hy.ssm_v_heads;
+      return (int64_t)(s->hy.ssm_head_dim > 0 ? s->hy.ssm_head_dim : s->hy.ssm_state) *
+             s->hy.ssm_v_heads;
+    case MK_NE0_FF_SHEXP:
+      return s->hy.n_ff_shexp > 0 ? s->hy.n_ff_shexp : s->n_ff;
     case MK_NE0_EMBD:
     default:
       return s->n_embd;

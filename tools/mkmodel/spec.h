@@ -20,6 +20,10 @@ enum mk_arch {
   MK_ARCH_QWEN2VL,   /* Qwen2-VL / Qwen2.5-VL's text model: qwen2 + M-RoPE (arch_qwenvl.c) */
   MK_ARCH_QWEN3VL,   /* Qwen3-VL's text model: qwen3 + interleaved M-RoPE + deepstack inputs; also
                         Qwen3-ASR's (none of them: aproj.h) */
+  MK_ARCH_QWEN3MOE,  /* Qwen3-30B-A3B: qwen3 attention + experts (moe.c) */
+  MK_ARCH_QWEN35,    /* Qwen3.5 dense: hybrid like Qwen3-Next, M-RoPE, gated FFN (moe.c) */
+  MK_ARCH_QWEN35MOE, /* Qwen3.5 MoE: hybrid + experts (moe.c) */
+  MK_ARCH_NEMOTRONHMOE, /* Nemotron-3-Nano: Mamba-2 + attention + expert layers (moe.c) */
   MK_ARCH_COUNT
 };
 
@@ -39,6 +43,7 @@ enum {
   MK_EVERY_LAYER = 1, /* every layer */
   MK_ATTN_LAYERS = 2, /* a hybrid's attention layers only */
   MK_RECR_LAYERS = 3, /* a hybrid's recurrent layers only */
+  MK_MOE_LAYERS = 4,  /* nemotron_h_moe's expert layers only (moe.h) */
 };
 
 /* Which hyper-parameter is a matrix's row length (ne0), to pick a type its rows fit. */
@@ -47,6 +52,7 @@ enum mk_ne0 {
   MK_NE0_FF,
   MK_NE0_QDIM,
   MK_NE0_SSM_INNER, /* a recurrent layer's value width (ssm.inner_size) */
+  MK_NE0_FF_SHEXP,  /* the shared expert's width (expert_shared_feed_forward_length) */
 };
 
 struct mk_tensor_desc {
@@ -59,7 +65,8 @@ struct mk_tensor_desc {
 };
 
 /* A hybrid's recurrent layers and experts (Qwen3-Next: linear attention = gated delta net; a
- * mixture of experts in every layer, plus a shared expert). All 0 for other architectures. */
+ * mixture of experts in every layer, plus a shared expert; the MoE and hybrid architectures of
+ * moe.h use it too). All 0 for other architectures. */
 struct mk_hybrid {
   int n_expert, n_expert_used; /* experts per layer, and chosen per token */
   int ssm_conv;                /* ssm.conv_kernel */
@@ -67,6 +74,10 @@ struct mk_hybrid {
   int ssm_k_heads;             /* ssm.group_count */
   int ssm_v_heads;             /* ssm.time_step_rank; a multiple of ssm_k_heads */
   int attn_interval;           /* full_attention_interval: every n-th layer is attention */
+  int n_ff_shexp;              /* the shared expert's width; 0 = n_ff */
+  int ssm_head_dim;            /* Mamba-2's head width (inner = it x ssm_v_heads); 0 = ssm_state */
+  const char *pattern;         /* nemotron_h_moe: a letter per layer, M Mamba-2, * attention,
+                                  E experts */
 };
 
 /* Everything needed to build one model. Integers < 0 and NULL strings mean "not given". */
@@ -83,7 +94,7 @@ struct mk_spec {
   int tied;    /* 1: no output.weight, the loader reuses token_embd */
   float rope_base, norm_eps;
   const char *name;    /* general.name */
-  struct mk_hybrid hy; /* qwen3next only; n_expert 0 = not given */
+  struct mk_hybrid hy; /* qwen3next and moe.h's; n_expert 0 and ssm_conv 0 = not given */
   int alm, alm_stack;  /* an audio LLM's family (aproj.h enum mk_alm; 0 none) and stack factor */
 };
 
@@ -99,8 +110,7 @@ void mk_spec_defaults(struct mk_spec *s);
 /* Check shapes are usable; on failure writes a one-line reason to err and returns -1. */
 int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen);
 
-/* Parse "llama|qwen2|qwen3|bert|pockettts|qwen3tts|qwen3next|qwen2vl|qwen3vl"; returns -1 when
- * unknown. */
+/* Parse an architecture name (mk_arch_name's); returns -1 when unknown. */
 int mk_arch_parse(const char *s);
 /* llama.cpp's architecture name ("llama", "qwen2", ...). */
 const char *mk_arch_name(enum mk_arch a);

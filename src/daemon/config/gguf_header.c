@@ -1,12 +1,13 @@
 /* gguf_header.c — a bounded reader of GGUF headers (v2 and v3, little-endian): magic, version,
- * counts and the key/value section, from which it keeps the handful of facts ghdr_info holds. The
- * tensor infos and the data are never read.
+ * counts and the key/value section, from which it keeps the handful of facts ghdr_info holds; then
+ * the tensor infos, only to add up the experts' bytes (best effort: a table it cannot follow
+ * leaves them unknown and never fails the read). The data is never read.
  *
  * The input is hostile. This file must never crash, never allocate more than one fixed-size read
- * window (and, for ghdr_read_template, the template: at most GHDR_MAX_TEMPLATE), never trust a
- * length or count before checking it against the bytes that remain and a fixed limit, and never
- * take time beyond linear in the header's size. Values nobody asked for (tokenizer vocabularies of
- * 150k strings, merges, scores) are skipped, not stored.
+ * window (and, for ghdr_read_template, the template: at most GHDR_MAX_TEMPLATE; scan_experts'
+ * 8 KiB layer bitmap), never trust a length or count before checking it against the bytes that
+ * remain and a fixed limit, and never take time beyond linear in the header's size. Values nobody
+ * asked for (tokenizer vocabularies of 150k strings, merges, scores) are skipped, not stored.
  *
  * One code path serves files and memory: a small reader (struct ghdr_rd) hands out bytes from a
  * window that is either the whole buffer or a 64 KiB stdio-fed block of the file; skipping past
@@ -37,6 +38,10 @@
 #define GHDR_WINDOW (64u << 10)       /* file read window */
 #define GHDR_KEY_MAX 256              /* longer keys are never interesting: skipped unread */
 #define GHDR_MAX_TEMPLATE (1u << 20)  /* a chat template kept by ghdr_read_template */
+#define GHDR_TNAME_MAX 128            /* tensor names kept (longer ones are cut: still matched) */
+#define GHDR_MAX_DIMS 4               /* GGML_MAX_DIMS */
+#define GHDR_MAX_LAYERS 65536         /* layer numbers counted for expert_layers */
+#define GHDR_DEFAULT_ALIGN 32         /* GGUF_DEFAULT_ALIGNMENT */
 
 enum {
   T_UINT8 = 0,
@@ -144,9 +149,9 @@ static int rd_skip(ghdr_rd *r, unsigned long long n) {
 
 /* ---- the parser ---------------------------------------------------------------------------- */
 
-enum { F_CTX, F_EMBD, F_BLOCKS, F_POOL, F_N };
+enum { F_CTX, F_EMBD, F_BLOCKS, F_POOL, F_EXPERTS, F_N };
 static const char *const arch_suffix[F_N] = {".context_length", ".embedding_length", ".block_count",
-                                             ".pooling_type"};
+                                             ".pooling_type", ".expert_count"};
 #define CAND_MAX 8
 
 /* "<arch>.context_length" and friends may come before general.architecture, so integer values of
@@ -167,6 +172,7 @@ typedef struct ghdr_parser {
   cand cands[F_N][CAND_MAX];
   int n_cands[F_N];
   char **tmpl; /* ghdr_read_template: where the chat template goes; NULL: skip it */
+  unsigned long long alignment; /* general.alignment (0: absent) */
 } ghdr_parser;
 
 __attribute__((format(printf, 2, 3))) static int fail(ghdr_parser *p, const char *fmt, ...) {
@@ -338,6 +344,10 @@ static int read_value(ghdr_parser *p, uint32_t t) {
     *(k[9] == 'v' ? &o->has_vision_encoder : &o->has_audio_encoder) = v != 0;
     return 0;
   }
+  if (!strcmp(k, "general.alignment")) {
+    p->alignment = v > 0 && v <= (1 << 20) ? (unsigned long long)v : 0;
+    return 0;
+  }
   if (!strcmp(k, "general.file_type")) {
     o->file_type = v < INT_MIN ? INT_MIN : v > INT_MAX ? INT_MAX : (int)v;
     return 0;
@@ -366,6 +376,77 @@ static void info_init(ghdr_info *o) {
   o->file_type = -1;
   o->has_vision_encoder = -1;
   o->has_audio_encoder = -1;
+  o->expert_bytes = -1;
+}
+
+/* An expert tensor's name ("blk.N.ffn_up_exps.weight", ".ffn_gate_up_chexps.", ...): its layer N
+ * (>= 0), else -1. */
+static long expert_layer(const char *name) {
+  static const char *const kinds[] = {"up", "down", "gate", "gate_up"};
+  if (strncmp(name, "blk.", 4) != 0) return -1;
+  char *end = NULL;
+  long il = strtol(name + 4, &end, 10);
+  if (end == name + 4 || il < 0 || strncmp(end, ".ffn_", 5) != 0) return -1;
+  const char *rest = end + 5;
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    size_t n = strlen(kinds[i]);
+    if (strncmp(rest, kinds[i], n) != 0) continue;
+    if (!strncmp(rest + n, "_exps.", 6) || !strncmp(rest + n, "_chexps.", 8)) return il;
+  }
+  return -1;
+}
+
+/* The tensor infos (name, n_dims, dims, type, offset each): the experts' bytes are the gaps
+ * between consecutive offsets (the writer lays tensors out in table order), the last one's up to
+ * the end of the file. Anything it cannot follow (offsets out of order or past the end, a cut
+ * table) leaves expert_bytes at -1; errors here never fail the read. */
+static void scan_experts(ghdr_parser *p) {
+  ghdr_info *o = p->out;
+  char *saved_err = p->err;
+  p->err = NULL; /* fail() writes nothing: a give-up here is not an error */
+  unsigned char *seen = calloc(GHDR_MAX_LAYERS / 8, 1);
+  long long sum = 0;
+  int layers = 0;
+  unsigned long long prev_off = 0;
+  long prev_layer = -1;
+  bool ok = seen != NULL;
+  for (long long i = 0; ok && i < o->n_tensors; i++) {
+    char name[GHDR_TNAME_MAX];
+    uint64_t len, off, dim;
+    uint32_t nd, type;
+    if (read_str(p, name, sizeof name, &len) || read_u32(p, &nd, "n_dims") || nd > GHDR_MAX_DIMS) {
+      ok = false;
+      break;
+    }
+    for (uint32_t d = 0; ok && d < nd; d++) ok = read_u64(p, &dim, "dim") == 0;
+    if (!ok || read_u32(p, &type, "type") || read_u64(p, &off, "offset") ||
+        (i > 0 && off < prev_off)) {
+      ok = false;
+      break;
+    }
+    if (prev_layer >= 0) sum += (long long)(off - prev_off);
+    prev_off = off;
+    prev_layer = expert_layer(name);
+    if (prev_layer >= 0 && prev_layer < GHDR_MAX_LAYERS &&
+        !(seen[prev_layer / 8] & (1u << (prev_layer % 8)))) {
+      seen[prev_layer / 8] |= (unsigned char)(1u << (prev_layer % 8));
+      layers++;
+    }
+  }
+  if (ok && o->n_tensors > 0) {
+    unsigned long long align = p->alignment ? p->alignment : GHDR_DEFAULT_ALIGN;
+    unsigned long long data = (p->r.off + align - 1) / align * align;
+    if (data > p->r.size || prev_off > p->r.size - data)
+      ok = false;
+    else if (prev_layer >= 0)
+      sum += (long long)(p->r.size - data - prev_off);
+  }
+  if (ok) {
+    o->expert_bytes = o->n_tensors > 0 ? sum : 0;
+    o->expert_layers = layers;
+  }
+  free(seen);
+  p->err = saved_err;
 }
 
 static int parse(ghdr_parser *p) {
@@ -412,7 +493,8 @@ static int parse(ghdr_parser *p) {
   p->kv = -1;
   if (!strcmp(o->arch, "clip")) o->is_mmproj = true;
 
-  long long *dst[F_N] = {&o->context_length, &o->embedding_length, &o->block_count, NULL};
+  long long *dst[F_N] = {&o->context_length, &o->embedding_length, &o->block_count, NULL,
+                         &o->expert_count};
   for (int f = 0; f < F_N; f++)
     for (int i = 0; i < p->n_cands[f]; i++) {
       if (strcmp(p->cands[f][i].prefix, o->arch) != 0) continue;
@@ -423,6 +505,7 @@ static int parse(ghdr_parser *p) {
         o->pooling_type = v < 0 || v > INT_MAX ? -1 : (int)v;
       break;
     }
+  scan_experts(p);
   return 0;
 }
 

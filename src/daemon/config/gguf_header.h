@@ -27,11 +27,20 @@ typedef struct ghdr_info {
   bool gen_audio; /* mmproj: clip.has_gen_audio_encoder (an audio generator: text to speech) */
   char projector_type[32]; /* mmproj: clip.projector_type or clip.vision.projector_type ("" if
                               absent; cut to 31 bytes) */
+  long long expert_count;  /* <arch>.expert_count, 0 if absent (a model without experts) */
+  /* From the tensor infos, best effort (a tensor table this reader cannot follow leaves them
+   * unknown, never fails the read): the bytes of the experts' tensors (names with
+   * ".ffn_{up,down,gate,gate_up}_exps" / "_chexps", as llama.cpp's --cpu-moe matches), -1 when
+   * unknown; and how many layers ("blk.N.") have any, 0 when unknown or none. */
+  long long expert_bytes;
+  int expert_layers;
 } ghdr_info;
 
-/* Read the header of the GGUF at path (regular files only). Returns 0 on success; -1 with a
- * one-line reason in err, without the path ("not a GGUF file: bad magic (offset 4)").
- * Allocates one 64 KiB read window; time is linear in the header's size. Thread safe. */
+/* Read the header of the GGUF at path (regular files only): the key/value section, then the
+ * tensor infos (names, shapes, offsets; never the data) for the experts' size. Returns 0 on
+ * success; -1 with a one-line reason in err, without the path ("not a GGUF file: bad magic (offset
+ * 4)"). Allocates one 64 KiB read window and an 8 KiB bitmap; time is linear in the header's size.
+ * Thread safe. */
 int ghdr_read_info(const char *path, ghdr_info *out, char *err, size_t errlen);
 /* The same over a buffer in memory (for tests and fuzzing). */
 int ghdr_parse_info(const unsigned char *buf, size_t len, ghdr_info *out, char *err, size_t errlen);

@@ -32,6 +32,11 @@ enum matrix_cap {
   MATRIX_CAP_AUDIO = 1u << 7,      /* audio input (an mmproj with an audio encoder) */
 };
 
+/* matrix_model.cpu_moe: every layer's experts in host RAM (cpu_moe: true) */
+#define MATRIX_CPU_MOE_ALL (-1)
+/* n_cpu_moe's bound (layers) */
+#define MATRIX_MAX_N_CPU_MOE 65536
+
 /* engine: external — a third-party server (ComfyUI, llama-server, vLLM...) run as a process of its
  * own and reached over HTTP on 127.0.0.1 (see docs/CONFIG.md, "External engines"). */
 #define MATRIX_EXT_MAX_ARGS 256
@@ -72,6 +77,11 @@ typedef struct matrix_model {
   int threads;                /* 0 = let the worker choose */
   int batch;                  /* n_batch */
   int gpu_layers;             /* -1 = all */
+  int cpu_moe;                /* expert weights (ffn_*_exps) kept in host RAM: 0 none,
+                                 MATRIX_CPU_MOE_ALL every layer's (cpu_moe: true), N > 0 the first
+                                 N layers' (n_cpu_moe: N) */
+  long long expert_bytes;     /* the file's expert tensors, bytes (-1 unknown; 0 none) */
+  int expert_layers;          /* layers that have experts (0 unknown or none) */
   long long prompt_cache_ram; /* bytes of saved prompt states it may keep in RAM (0 = none), counted
                                  in the budget while there is room and shrunk before any eviction
                                  (docs/PROMPT_CACHE.md) */

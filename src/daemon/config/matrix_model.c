@@ -113,6 +113,8 @@ int mx_model_finish(matrix_model *mm, const opts *given, const opts *dflt, const
   mm->n_ctx_train = g->context_length > INT_MAX ? INT_MAX : (int)g->context_length;
   mm->file_type = g->arch[0] ? g->file_type : -1; /* no header read: not a GGUF */
   mm->n_embd = g->embedding_length;
+  mm->expert_bytes = g->arch[0] ? g->expert_bytes : -1;
+  mm->expert_layers = g->expert_layers;
   if (given->context != UNSET) {
     mm->context = given->context;
   } else {
@@ -205,6 +207,8 @@ enum {
   M_PRIORITY,
   M_REQUEST_KEEP_ALIVE,
   M_MAX_QUEUE,
+  M_CPU_MOE,
+  M_N_CPU_MOE,
   M_CAPS,
   M_OPTS, /* then the O_N shared settings */
   M_MMPROJ = M_OPTS + O_N,
@@ -228,6 +232,8 @@ typedef struct model_ctx {
   int engine;           /* enum matrix_engine */
   unsigned caps;        /* capabilities as written; 0 = from the file */
   unsigned mmproj_caps; /* what the projector takes: MATRIX_CAP_VISION, MATRIX_CAP_AUDIO */
+  bool cpu_moe;         /* cpu_moe: true (checked against the file in moe_placement) */
+  int n_cpu_moe;        /* n_cpu_moe: N (0 = not given) */
   bool mmproj_speech;   /* the projector generates audio: a text-to-speech model */
 } model_ctx;
 
@@ -384,6 +390,24 @@ static int key_vad_model(loader *l, void *dst, const yaml_node_t *v, const char 
   return 0;
 }
 
+/* cpu_moe / n_cpu_moe against the GGUF: one of them, on a model with experts; sets mm->cpu_moe
+ * and the experts' size the memory estimate moves to the host (sched/footprint.h). */
+static int moe_placement(loader *l, model_ctx *c, const ghdr_info *gi, const char *file) {
+  matrix_model *mm = &c->mm;
+  if (!c->cpu_moe && c->n_cpu_moe == 0) return 0;
+  const yaml_node_t *at = c->cpu_moe ? c->v[M_CPU_MOE] : c->v[M_N_CPU_MOE];
+  if (c->cpu_moe && c->n_cpu_moe > 0)
+    return mx_at(l, c->v[M_N_CPU_MOE], "%s: give cpu_moe or n_cpu_moe, not both", c->path);
+  if (gi->expert_count <= 0)
+    return mx_at(l, at, "%s.%s: '%s' has no experts (no %s.expert_count)", c->path,
+                 c->cpu_moe ? "cpu_moe" : "n_cpu_moe", file, gi->arch[0] ? gi->arch : "<arch>");
+  mm->cpu_moe = c->cpu_moe ? MATRIX_CPU_MOE_ALL : c->n_cpu_moe;
+  /* as many layers as the model has (or more) is all of them */
+  if (mm->cpu_moe > 0 && gi->block_count > 0 && mm->cpu_moe >= gi->block_count)
+    mm->cpu_moe = MATRIX_CPU_MOE_ALL;
+  return 0;
+}
+
 /* The file last: its errors are the costliest to find. Places the model (engine, capabilities,
  * the settings from the file's header). */
 static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
@@ -397,6 +421,10 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
     return mx_at(l, v, "%s: '%s' is not a usable path", p, s);
   if (!realpath(joined, real) || stat(real, &st) != 0)
     return mx_at(l, v, "%s: cannot open '%s': %s", p, joined, strerror(errno));
+  if (c->engine != MATRIX_ENGINE_LLAMA && (c->cpu_moe || c->n_cpu_moe))
+    return mx_at(l, c->v[c->cpu_moe ? M_CPU_MOE : M_N_CPU_MOE],
+                 "%s.%s: only for engine llama (a GGUF with experts)", c->path,
+                 c->cpu_moe ? "cpu_moe" : "n_cpu_moe");
   if (c->engine !=
       MATRIX_ENGINE_LLAMA) { /* whisper.cpp's ggml files (and espeak's data): not GGUF */
     if (c->engine == MATRIX_ENGINE_WHISPER && !whisper_magic_ok(real))
@@ -422,6 +450,7 @@ static int key_file(loader *l, void *dst, const yaml_node_t *v, const char *p) {
     return mx_at(l, v, "%s: '%s' has no tensors (a vocabulary-only GGUF?)", p, joined);
   if (mx_model_finish(mm, &c->given, &l->defaults, &gi, real, (long long)st.st_size))
     return mx_oom(l);
+  if (moe_placement(l, c, &gi, joined)) return -1;
   mm->caps = c->caps ? c->caps : mx_caps_default(&gi, mm->pooling, mm->chat_template);
   /* a speech projector (docs/TTS.md) makes a text-to-speech model: its backbone's text is noise */
   if (c->mmproj_speech && !c->caps) mm->caps = MATRIX_CAP_SPEECH;
@@ -508,6 +537,15 @@ static const mx_key model_keys[M_N] = {
                      .hi = MATRIX_MAX_MAX_QUEUE,
                      .dflt = MATRIX_DEFAULT_MAX_QUEUE,
                      .off = IN_CTX(mm.max_queue)},
+    /* experts in host RAM (llama.cpp's tensor override for ffn_*_exps, as llama-server's
+     * --cpu-moe / --n-cpu-moe); checked against the file in moe_placement */
+    [M_CPU_MOE] = {.name = "cpu_moe", .type = MX_BOOL, .dflt = false, .off = IN_CTX(cpu_moe)},
+    [M_N_CPU_MOE] = {.name = "n_cpu_moe",
+                     .type = MX_INT,
+                     .lo = 0,
+                     .hi = MATRIX_MAX_N_CPU_MOE,
+                     .dflt = 0,
+                     .off = IN_CTX(n_cpu_moe)},
     /* caps: a non-empty list of capability names; absent = from the file */
     [M_CAPS] = {.name = "capabilities", .type = MX_CUSTOM, .parse = key_caps},
     OPT_ROWS(M_OPTS, IN_CTX(given)),
@@ -543,8 +581,9 @@ static int model_external(loader *l, model_ctx *c) {
     return mx_at(l, c->n,
                  "%s: engine: external needs an 'external' map (argv, port, health, routes...)",
                  c->path);
-  static const int no[] = {M_FILE,      M_POOLING,           M_TEMPLATE,     M_MMPROJ,
-                           M_VAD_MODEL, M_TRANSCRIBE_PROMPT, M_DETERMINISTIC};
+  static const int no[] = {M_FILE,          M_POOLING,   M_TEMPLATE,
+                           M_MMPROJ,        M_VAD_MODEL, M_TRANSCRIBE_PROMPT,
+                           M_DETERMINISTIC, M_CPU_MOE,   M_N_CPU_MOE};
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
     if (v[no[i]])
       return mx_at(l, v[no[i]], "%s.%s: not for engine: external", c->path, model_keys[no[i]].name);

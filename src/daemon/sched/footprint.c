@@ -181,10 +181,50 @@ void footprint_weights_floor(footprint_est *e, long long file_bytes) {
   }
 }
 
+static bool is_host(const char *name) { return !strcmp(name, "Host") || !strcmp(name, "CPU"); }
+
+long long footprint_cpu_moe_bytes(long long expert_bytes, int expert_layers, int cpu_moe) {
+  if (cpu_moe == 0 || expert_bytes <= 0) return 0;
+  if (cpu_moe == MATRIX_CPU_MOE_ALL || expert_layers <= 0 || cpu_moe >= expert_layers)
+    return expert_bytes;
+  if (cpu_moe < 0) return 0;
+  return expert_bytes * cpu_moe / expert_layers; /* at most the file size x 65536 */
+}
+
+void footprint_experts_on_host(footprint_est *e, long long host_bytes) {
+  long long host = 0;
+  int h = -1;
+  for (int d = 0; d < e->n_dev; d++)
+    if (is_host(e->dev[d].name)) {
+      host += e->dev[d].bytes;
+      if (h < 0) h = d;
+    }
+  long long want = host_bytes - host;
+  if (want <= 0) return;
+  long long moved = 0;
+  for (int d = 0; d < e->n_dev && moved < want; d++) {
+    if (is_host(e->dev[d].name)) continue;
+    long long take = e->dev[d].bytes < want - moved ? e->dev[d].bytes : want - moved;
+    e->dev[d].bytes -= take;
+    moved += take;
+  }
+  if (moved == 0) return; /* nothing on a GPU: it is all counted on the host already */
+  if (h < 0) {
+    if (e->n_dev >= (int)(sizeof e->dev / sizeof e->dev[0])) return; /* cannot happen: a GPU */
+    h = e->n_dev++;
+    snprintf(e->dev[h].name, sizeof e->dev[0].name, "Host");
+    e->dev[h].bytes = 0;
+  }
+  e->dev[h].bytes += moved;
+}
+
 int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
                        size_t errlen) {
   int rc = estimate(tool, m, out, err, errlen);
   if (rc == 0) footprint_weights_floor(out, m->file_bytes);
+  if (rc == 0 && m->cpu_moe)
+    footprint_experts_on_host(
+        out, footprint_cpu_moe_bytes(m->expert_bytes, m->expert_layers, m->cpu_moe));
   add_mmproj(m, out);
   return rc;
 }
@@ -203,14 +243,22 @@ static int estimate(const char *tool, const matrix_model *m, footprint_est *out,
   int batch = m->batch, ubatch = embed ? (m->batch > m->context ? m->batch : m->context)
                                        : (m->batch < 512 ? m->batch : 512);
   if (embed) batch = ubatch;
-  char c[32], np[16], b[16], ub[16], ngl[16];
+  char c[32], np[16], b[16], ub[16], ngl[16], ncmoe[16];
   snprintf(c, sizeof c, "%lld", cells);
   snprintf(np, sizeof np, "%d", m->parallel);
   snprintf(b, sizeof b, "%d", batch);
   snprintf(ub, sizeof ub, "%d", ubatch);
   snprintf(ngl, sizeof ngl, "%d", m->gpu_layers < 0 ? 999 : m->gpu_layers);
-  char *argv[] = {(char *)tool, "-m",   m->file, "-c",          c,    "-np", np, "-b", b, "-ub",
-                  ub,           "-ngl", ngl,     "--fit-print", "on", NULL};
+  snprintf(ncmoe, sizeof ncmoe, "%d", m->cpu_moe > 0 ? m->cpu_moe : 0);
+  /* experts kept on the CPU: the probe places them as the worker will (llama-server's flags) */
+  char *argv[] = {(char *)tool, "-m",   m->file, "-c",          c,    "-np", np,   "-b", b, "-ub",
+                  ub,           "-ngl", ngl,     "--fit-print", "on", NULL,  NULL, NULL};
+  if (m->cpu_moe == MATRIX_CPU_MOE_ALL) {
+    argv[15] = "--cpu-moe";
+  } else if (m->cpu_moe > 0) {
+    argv[15] = "--n-cpu-moe";
+    argv[16] = ncmoe;
+  }
   sy_buf text = {0};
   int rc = run_capture(argv, &text, err, errlen);
   if (rc == 0 && footprint_parse_probe(text.data ? text.data : "", out) == 0) {

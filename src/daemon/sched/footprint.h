@@ -49,8 +49,9 @@ typedef struct footprint_est {
 } footprint_est;
 
 /* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU
- * layers) by running `tool` (a path to llama-fit-params; NULL or missing = fallback). Always fills
- * *out; returns 0 when the probe answered, -1 (reason in err) when the fallback was used. */
+ * layers, experts kept on the CPU: --cpu-moe / --n-cpu-moe) by running `tool` (a path to
+ * llama-fit-params; NULL or missing = fallback). Always fills *out; returns 0 when the probe
+ * answered, -1 (reason in err) when the fallback was used. */
 int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
                        size_t errlen);
 
@@ -67,6 +68,17 @@ int footprint_whisper_estimate(const char *path, long long file_bytes, footprint
 /* Raise a probe's weights to at least the model file's size (the part it missed counted on Host):
  * the CPU backend's repacked weights are not in the probe's numbers. */
 void footprint_weights_floor(footprint_est *e, long long file_bytes);
+
+/* The expert bytes a model keeps in host RAM with cpu_moe (matrix.h): all of expert_bytes for
+ * MATRIX_CPU_MOE_ALL, the first N of expert_layers layers' share for N > 0 (the layers' experts
+ * are the same size), 0 without cpu_moe or when the size is unknown (expert_bytes < 0). Pure. */
+long long footprint_cpu_moe_bytes(long long expert_bytes, int expert_layers, int cpu_moe);
+
+/* Put at least host_bytes of e on the host: when the devices named "Host"/"CPU" hold less, the
+ * difference moves there from the GPU devices (first named first; none goes below 0). The total
+ * is unchanged. The probe run with --cpu-moe already counts the experts on the host, so this
+ * only corrects an estimate that did not (an older remembered one, a probe that ignored it). */
+void footprint_experts_on_host(footprint_est *e, long long host_bytes);
 
 /* Parse the probe's stdout ("NAME MODEL_MiB CONTEXT_MiB COMPUTE_MiB" per line). 0 or -1. */
 int footprint_parse_probe(const char *text, footprint_est *out);

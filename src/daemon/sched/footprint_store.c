@@ -95,6 +95,9 @@ void footprint_store_key(const matrix_model *m, char *buf, size_t len) {
   if (m->engine == MATRIX_ENGINE_EXTERNAL && at < len) /* no file: its name tells them apart */
     snprintf(buf + at, len - at, "|external=%s", m->name);
   at = strlen(buf);
+  if (m->cpu_moe && at < len) /* experts in host RAM: another split (and a reload changes it) */
+    snprintf(buf + at, len - at, "|cpu_moe=%d", m->cpu_moe);
+  at = strlen(buf);
   if (m->mmproj && at < len) /* a projector (and its size) changes the footprint too */
     snprintf(buf + at, len - at, "|mmproj=%s|%lld", m->mmproj, m->mmproj_bytes);
 }

@@ -611,6 +611,8 @@ static json_t *load_message(const matrix_model *m, long long cache_ram) {
     json_object_set_new(j, "cache_disk", json_integer(m->prompt_cache_disk));
   }
   if (j && m->mmproj) json_object_set_new(j, "mmproj", json_string(m->mmproj));
+  /* experts kept in host RAM: -1 every layer's, N the first N layers' */
+  if (j && m->cpu_moe) json_object_set_new(j, "cpu_moe", json_integer(m->cpu_moe));
   if (j && m->n_voices) { /* reference clips of a speech model, by name */
     json_t *vo = json_object();
     for (size_t i = 0; vo && i < m->n_voices; i++) {

@@ -17,6 +17,7 @@
 
 #include "audio_check.h"
 #include "clock.h"
+#include "ggml-backend.h"
 #include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
@@ -192,6 +193,42 @@ static llama_token engine_asr_sep(const struct llama_vocab *v) {
     goto err;                                                  \
   } while (0)
 
+/* Experts in host RAM (load's "cpu_moe"): llama.cpp's tensor buffer override for the expert
+ * tensors, as llama-server's --cpu-moe (n < 0: every layer's) and --n-cpu-moe N (the first N
+ * layers'); the rest of the model goes where n_gpu_layers puts it. At or above
+ * ENGINE_CPU_MOE_MAX_LAYERS layers is every layer (llama.cpp takes at most
+ * llama_max_tensor_buft_overrides() patterns). */
+#define ENGINE_CPU_MOE_MAX_LAYERS 1024
+#define ENGINE_EXPS_REGEX "\\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+#define ENGINE_EXPS_PATTERN_MAX 64
+
+/* The override list for cpu_moe n (NULL-pattern terminated; patterns stored after it in the same
+ * block: one free()), or NULL when n == 0 or out of memory (*oom then). The engine reads it only
+ * while the model loads. */
+static struct llama_model_tensor_buft_override *engine_cpu_moe(int64_t n, bool *oom) {
+  *oom = false;
+  if (n == 0) return NULL;
+  size_t k = n < 0 || n >= ENGINE_CPU_MOE_MAX_LAYERS ? 1 : (size_t)n;
+  struct llama_model_tensor_buft_override *ov =
+      malloc((k + 1) * sizeof *ov + k * ENGINE_EXPS_PATTERN_MAX);
+  if (!ov) {
+    *oom = true;
+    return NULL;
+  }
+  char *pat = (char *)(ov + k + 1);
+  for (size_t i = 0; i < k; i++, pat += ENGINE_EXPS_PATTERN_MAX) {
+    if (k == 1 && (n < 0 || n >= ENGINE_CPU_MOE_MAX_LAYERS))
+      snprintf(pat, ENGINE_EXPS_PATTERN_MAX, "%s", ENGINE_EXPS_REGEX);
+    else
+      snprintf(pat, ENGINE_EXPS_PATTERN_MAX, "blk\\.%zu%s", i, ENGINE_EXPS_REGEX);
+    ov[i].pattern = pat;
+    ov[i].buft = ggml_backend_cpu_buffer_type();
+  }
+  ov[k].pattern = NULL;
+  ov[k].buft = NULL;
+  return ov;
+}
+
 /* What makes a saved prompt state usable by this worker (prompt_disk.h): the model file (path,
  * size, mtime), the projector, the context per sequence, the batch, the mode, GPU offload and this
  * program (a rebuilt engine may lay its state out otherwise). */
@@ -215,7 +252,7 @@ static int engine_cache_identity(worker *w, const char *path, const char *mmproj
 
 int engine_load(worker *w, const json_t *hdr) {
   const char *path, *mode, *pooling, *tmpl, *mmproj;
-  int64_t n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers;
+  int64_t n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers, cpu_moe;
   if (engine_opt_str(hdr, "model", &path) != 0 || !path || !*path)
     ENGINE_FAIL(400, "load: \"model\" must be a path");
   if (engine_opt_str(hdr, "mode", &mode) != 0) ENGINE_FAIL(400, "load: \"mode\" must be a string");
@@ -232,6 +269,8 @@ int engine_load(worker *w, const json_t *hdr) {
       engine_opt_int(hdr, "n_gpu_layers", -1, &n_gpu_layers) != 0)
     ENGINE_FAIL(400,
                 "load: n_ctx, n_parallel, n_threads, n_batch and n_gpu_layers must be integers");
+  if (engine_opt_int(hdr, "cpu_moe", 0, &cpu_moe) != 0 || cpu_moe < -1 || cpu_moe > INT32_MAX)
+    ENGINE_FAIL(400, "load: \"cpu_moe\" must be -1 (every layer's experts), 0 or a layer count");
 
   json_t *det = json_object_get(hdr, "deterministic");
   if (det && !json_is_boolean(det)) ENGINE_FAIL(400, "load: \"deterministic\" must be a boolean");
@@ -302,8 +341,17 @@ int engine_load(worker *w, const json_t *hdr) {
   w->load_pct = -10;
   mp.progress_callback = engine_progress;
   mp.progress_callback_user_data = w;
+  bool oom;
+  struct llama_model_tensor_buft_override *moe_ov = engine_cpu_moe(cpu_moe, &oom);
+  if (oom) ENGINE_FAIL(500, "out of memory");
+  mp.tensor_buft_overrides = moe_ov;
+  if (moe_ov)
+    LOG_I("experts (ffn_*_exps) in host RAM: %s",
+          cpu_moe < 0 || cpu_moe >= ENGINE_CPU_MOE_MAX_LAYERS ? "every layer's"
+                                                              : "the first layers'");
   double t0 = sy_mono_s() * 1e3;
   w->model = llama_model_load_from_file(path, mp);
+  free(moe_ov); /* read only while loading */
   if (!w->model) {
     if (wio_inbox_ended(&w->in)) goto err; /* aborted: the daemon is gone */
     ENGINE_FAIL(500, "failed to load model %.512s (see the worker log)", path);

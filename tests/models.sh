@@ -61,6 +61,9 @@ mk "$models/tiny-qwen25vl-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen25vl --s
 mk "$models/tiny-qwen3vl-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3vl --seed 10 \
   --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" -o "$models/tiny-qwen3vl.gguf" \
   --mmproj "$models/tiny-qwen3vl-mmproj.gguf" --verify
+mk "$models/tiny-qwen3vlmoe-mmproj.gguf" "$bin/mkmodel" --preset tiny-qwen3vlmoe --seed 14 \
+  --chat-template "$SY_TEMPLATES_DIR/Qwen-Qwen3-0.6B.jinja" -o "$models/tiny-qwen3vlmoe.gguf" \
+  --mmproj "$models/tiny-qwen3vlmoe-mmproj.gguf" --verify
 # a hybrid (attention + recurrent layers): Qwen3-Next's structure, for the prompt cache's rules on
 # recurrent state (itest prompt_cache_hybrid)
 mk "$models/tiny-hybrid.gguf" "$bin/mkmodel" --preset tiny-hybrid --seed 8 -o "$models/tiny-hybrid.gguf"

@@ -28,6 +28,8 @@ typedef struct va_family {
 
 static const va_family va_qwen25 = {"tiny-qwen25vl.gguf", "tiny-qwen25vl-mmproj.gguf", 14};
 static const va_family va_qwen3 = {"tiny-qwen3vl.gguf", "tiny-qwen3vl-mmproj.gguf", 16};
+/* Qwen3-VL-30B-A3B: the same projector on a MoE text model (qwen3vlmoe) */
+static const va_family va_qwen3moe = {"tiny-qwen3vlmoe.gguf", "tiny-qwen3vlmoe-mmproj.gguf", 16};
 static const va_family *va_cur;
 
 /* The tokens mtmd makes of a w x h image for a Qwen-VL projector, as transformers' smart_resize
@@ -231,9 +233,11 @@ static void va_run(const va_family *f, const char *name) {
 
 static void t_vision_qwen25vl(void) { va_run(&va_qwen25, "vision_qwen25vl"); }
 static void t_vision_qwen3vl(void) { va_run(&va_qwen3, "vision_qwen3vl"); }
+static void t_vision_qwen3vlmoe(void) { va_run(&va_qwen3moe, "vision_qwen3vlmoe"); }
 
 static const it_test tests[] = {
     {"vision_qwen25vl", t_vision_qwen25vl, false},
     {"vision_qwen3vl", t_vision_qwen3vl, false},
+    {"vision_qwen3vlmoe", t_vision_qwen3vlmoe, false},
 };
 const itest_table itest_vision_arch = {"vision_arch", tests, sizeof tests / sizeof *tests};

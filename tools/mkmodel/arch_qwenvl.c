@@ -28,7 +28,12 @@
 #define QVL_REAL_DEEPSTACK 3      /* Qwen3-VL-8B: deepstack_visual_indexes [8, 16, 24] */
 
 int mk_qwenvl_is(const struct mk_spec *s) {
-  return s->arch == MK_ARCH_QWEN2VL || s->arch == MK_ARCH_QWEN3VL;
+  return s->arch == MK_ARCH_QWEN2VL || s->arch == MK_ARCH_QWEN3VL || s->arch == MK_ARCH_QWEN3VLMOE;
+}
+
+/* Qwen3-VL's text model, dense or MoE: the qwen3vl_merger projector with deepstack */
+static int qvl_qwen3(const struct mk_spec *s) {
+  return s->arch == MK_ARCH_QWEN3VL || s->arch == MK_ARCH_QWEN3VLMOE;
 }
 
 static int qvl_real(const struct mk_spec *s) {
@@ -37,7 +42,7 @@ static int qvl_real(const struct mk_spec *s) {
 
 /* deepstack inputs of a qwen3vl text model: Qwen3-VL's; none for an audio LLM's (Qwen3-ASR) */
 static int qvl_deepstack(const struct mk_spec *s) {
-  if (s->arch != MK_ARCH_QWEN3VL || s->alm) return 0;
+  if (!qvl_qwen3(s) || s->alm) return 0;
   return qvl_real(s) ? QVL_REAL_DEEPSTACK : QVL_TINY_DEEPSTACK;
 }
 
@@ -59,7 +64,7 @@ int mk_qwenvl_meta(struct gguf_context *g, const struct mk_spec *s) {
   int32_t sections[4] = {half - 2 * side, side, side, 0};
   snprintf(key, sizeof key, "%s.rope.dimension_sections", arch);
   gguf_set_arr_data(g, key, GGUF_TYPE_INT32, sections, 4);
-  if (s->arch == MK_ARCH_QWEN3VL) {
+  if (qvl_qwen3(s)) {
     snprintf(key, sizeof key, "%s.n_deepstack_layers", arch);
     gguf_set_val_u32(g, key, (uint32_t)qvl_deepstack(s));
   }
@@ -197,7 +202,7 @@ int mk_qwenvl_proj_write(const char *out_path, const struct mk_spec *s, uint64_t
     snprintf(err, errlen, "mmproj: a Qwen-VL projector needs a qwen2vl or qwen3vl text model");
     return -1;
   }
-  int qwen3 = s->arch == MK_ARCH_QWEN3VL, real = qvl_real(s);
+  int qwen3 = qvl_qwen3(s), real = qvl_real(s);
   const struct qvl_args a = {
       qwen3 ? (real ? &qvl_real3 : &qvl_tiny3) : (real ? &qvl_real25 : &qvl_tiny25), qwen3,
       s->n_embd, seed};
@@ -211,7 +216,7 @@ int mk_qwenvl_proj_write(const char *out_path, const struct mk_spec *s, uint64_t
 int mk_qwenvl_proj_verify(const char *model_path, const char *mmproj_path, const struct mk_spec *s,
                           int threads, char *summary, size_t summarylen, char *err, size_t errlen) {
   summary[0] = '\0';
-  int qwen3 = s->arch == MK_ARCH_QWEN3VL;
+  int qwen3 = qvl_qwen3(s);
   const struct qvl_vit *v =
       qwen3 ? (qvl_real(s) ? &qvl_real3 : &qvl_tiny3) : (qvl_real(s) ? &qvl_real25 : &qvl_tiny25);
   const int W = MK_QVL_VERIFY_GRID_X * v->patch * 2, H = MK_QVL_VERIFY_GRID_Y * v->patch * 2;

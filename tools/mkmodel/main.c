@@ -45,7 +45,7 @@ static void usage(FILE *f) {
       "  --preset NAME        %s\n"
       "  --arch ARCH          llama | qwen2 | qwen3 | bert | pockettts | qwen3tts | qwen3next |\n"
       "                       qwen2vl | qwen3vl\n"
-      "                       qwen3moe | qwen35 | qwen35moe | nemotron_h_moe\n"
+      "                       qwen3moe | qwen3vlmoe | qwen35 | qwen35moe | nemotron_h_moe\n"
       "                       (defaults: that arch's tiny preset; qwen3next: tiny-hybrid, a\n"
       "                       hybrid of attention and recurrent layers)\n"
       "  --vocab PATH|NAME    vocabulary GGUF; a NAME like qwen2 means\n"
@@ -230,7 +230,7 @@ int main(int argc, char **argv) {
         if (mk_arch_parse(optarg) < 0)
           die_usage(
               "unknown --arch '%s' (llama, qwen2, qwen3, bert, pockettts, qwen3tts, qwen3next, "
-              "qwen2vl, qwen3vl, qwen3moe, qwen35, qwen35moe, nemotron_h_moe)",
+              "qwen2vl, qwen3vl, qwen3moe, qwen3vlmoe, qwen35, qwen35moe, nemotron_h_moe)",
               optarg);
         given.arch = (enum mk_arch)mk_arch_parse(optarg);
         break;
@@ -347,10 +347,13 @@ int main(int argc, char **argv) {
   if (mk_qwenvl_is(&s) && mk_qwenvl_check(&s, err, sizeof(err)) != 0) die_usage("%s", err);
   check_output(out);
   if (mmproj) {
-    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT || mk_moe_arch(s.arch) ||
+    if (s.arch == MK_ARCH_BERT || s.arch == MK_ARCH_QWEN3NEXT ||
+        (mk_moe_arch(s.arch) && !mk_qwenvl_is(&s)) ||
         (s.arch != MK_ARCH_POCKETTTS && s.arch != MK_ARCH_QWEN3TTS && s.pooling >= 0))
-      die_usage("%s",
-                "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling)");
+      die_usage(
+          "%s",
+          "--mmproj needs a generative text model (llama, qwen2, qwen3 without --pooling; the "
+          "Qwen-VL ones)");
     check_output(mmproj);
   }
   if (audio_proj && !mmproj) die_usage("%s", "--mmproj-kind needs --mmproj PATH");
@@ -455,7 +458,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "mkmodel: wrote %s: %s projector for n_embd %d, %dx%d merged patches -> %d tokens, "
             "%.2f MiB\n",
-            mmproj, s.arch == MK_ARCH_QWEN3VL ? "qwen3vl_merger" : "qwen2.5vl_merger", s.n_embd,
+            mmproj, s.arch != MK_ARCH_QWEN2VL ? "qwen3vl_merger" : "qwen2.5vl_merger", s.n_embd,
             MK_QVL_VERIFY_GRID_X, MK_QVL_VERIFY_GRID_Y, MK_QVL_VERIFY_GRID_X * MK_QVL_VERIFY_GRID_Y,
             (double)mbytes / (1024.0 * 1024.0));
   } else if (mmproj) {

@@ -112,8 +112,8 @@ static const struct mk_tensor_desc tensors_nemotron_h_moe[] = {
 };
 
 int mk_moe_arch(enum mk_arch a) {
-  return a == MK_ARCH_QWEN3MOE || a == MK_ARCH_QWEN35 || a == MK_ARCH_QWEN35MOE ||
-         a == MK_ARCH_NEMOTRONHMOE;
+  return a == MK_ARCH_QWEN3MOE || a == MK_ARCH_QWEN3VLMOE || a == MK_ARCH_QWEN35 ||
+         a == MK_ARCH_QWEN35MOE || a == MK_ARCH_NEMOTRONHMOE;
 }
 
 int mk_moe_is_hybrid(enum mk_arch a) {
@@ -124,6 +124,7 @@ int mk_moe_is_hybrid(enum mk_arch a) {
 const struct mk_tensor_desc *mk_moe_tensors(enum mk_arch a, size_t *n) {
   switch (a) {
     case MK_ARCH_QWEN3MOE:
+    case MK_ARCH_QWEN3VLMOE: /* the same tensors (src/models/qwen3vlmoe.cpp); VL metadata */
       *n = N_OF(tensors_qwen3moe);
       return tensors_qwen3moe;
     case MK_ARCH_QWEN35:
@@ -173,7 +174,7 @@ int mk_moe_check(const struct mk_spec *s, char *err, size_t errlen) {
   if (s->arch != MK_ARCH_QWEN35 &&
       (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert))
     FAIL("%s needs 1 <= experts used <= experts", an);
-  if (s->arch == MK_ARCH_QWEN3MOE) return 0;
+  if (s->arch == MK_ARCH_QWEN3MOE || s->arch == MK_ARCH_QWEN3VLMOE) return 0;
   if (h->ssm_conv < 2 || h->ssm_state < 2 || h->ssm_k_heads < 1 || h->ssm_v_heads < 1)
     FAIL("%s: implausible recurrent-layer parameters", an);
   if (s->arch == MK_ARCH_QWEN35 || s->arch == MK_ARCH_QWEN35MOE) {
@@ -210,7 +211,7 @@ void mk_moe_meta(struct gguf_context *g, const struct mk_spec *s) {
     gguf_set_val_u32(g, KEY("expert_used_count"), (uint32_t)h->n_expert_used);
     gguf_set_val_u32(g, KEY("expert_feed_forward_length"), (uint32_t)s->n_ff);
   }
-  if (s->arch == MK_ARCH_QWEN3MOE) {
+  if (s->arch == MK_ARCH_QWEN3MOE || s->arch == MK_ARCH_QWEN3VLMOE) { /* VL's: arch_qwenvl.c */
     gguf_set_val_u32(g, KEY("rope.dimension_count"), (uint32_t)s->head_dim);
     gguf_set_val_f32(g, KEY("rope.freq_base"), s->rope_base);
     return;

@@ -169,6 +169,7 @@ static const struct {
     [MK_ARCH_QWEN3VL] = {"qwen3vl", tensors_qwen3, N_OF(tensors_qwen3)},
     /* moe.c's tables (mk_arch_tensors asks it) */
     [MK_ARCH_QWEN3MOE] = {"qwen3moe", NULL, 0},
+    [MK_ARCH_QWEN3VLMOE] = {"qwen3vlmoe", NULL, 0},
     [MK_ARCH_QWEN35] = {"qwen35", NULL, 0},
     [MK_ARCH_QWEN35MOE] = {"qwen35moe", NULL, 0},
     [MK_ARCH_NEMOTRONHMOE] = {"nemotron_h_moe", NULL, 0},
@@ -269,6 +270,9 @@ static const struct mk_preset presets[] = {
      * and at their real shapes (config.json: hidden, layers, heads/kv, head_dim, experts' width) */
     {"tiny-qwen3moe", MK_ARCH_QWEN3MOE, "qwen2", 64, 2, 4, 2, 64, 4096, 16, "chatml", -1, 1,
      1000000.0f, 1e-6f},
+    /* Qwen3-VL-30B-A3B's text model, tiny: qwen3moe's layers, Qwen3-VL's M-RoPE and deepstack */
+    {"tiny-qwen3vlmoe", MK_ARCH_QWEN3VLMOE, "qwen2", 64, 3, 4, 2, 64, 4096, 16, "chatml", -1, 1,
+     5000000.0f, 1e-6f},
     {"tiny-qwen35", MK_ARCH_QWEN35, "qwen35", 64, 4, 4, 2, 128, 4096, 32, "chatml", -1, 1,
      10000000.0f, 1e-6f},
     {"tiny-qwen35moe", MK_ARCH_QWEN35MOE, "qwen35", 64, 4, 4, 2, 64, 4096, 32, "chatml", -1, 1,
@@ -295,6 +299,7 @@ static const struct {
     {"tiny-hybrid", {4, 2, 4, 16, 2, 4, 4, 0, 0, NULL}},
     /* + shared expert width, Mamba-2 head width, layer pattern (moe.h) */
     {"tiny-qwen3moe", {4, 2, 0, 0, 0, 0, 0, 0, 0, NULL}},
+    {"tiny-qwen3vlmoe", {4, 2, 0, 0, 0, 0, 0, 0, 0, NULL}},
     {"tiny-qwen35", {0, 0, 4, 16, 2, 4, 4, 0, 0, NULL}},
     {"tiny-qwen35moe", {4, 2, 4, 16, 2, 4, 4, 64, 0, NULL}},
     {"tiny-nemotron-h-moe", {4, 2, 4, 16, 2, 4, 0, 64, 16, "MEM*E"}},
@@ -314,7 +319,8 @@ const char *mk_preset_names(void) {
          "tiny-qwen3vl,\n                       qwen2.5-vl-7b, qwen3-vl-8b, "
          "tiny-voxtral,\n                       voxtral-mini-3b, tiny-qwen3asr, qwen3-asr-0.6b, "
          "tiny-ultravox,\n                       tiny-qwen3-embedding, qwen3-embedding-8b, "
-         "tiny-qwen3moe, tiny-qwen35,\n                       tiny-qwen35moe, tiny-nemotron-h-moe, "
+         "tiny-qwen3moe, tiny-qwen3vlmoe, tiny-qwen35,\n                       tiny-qwen35moe, "
+         "tiny-nemotron-h-moe, "
          "qwen3-30b-a3b, qwen3-next-80b-a3b,\n                       qwen3.5-35b-a3b, "
          "nemotron-3-nano-30b-a3b";
 }
@@ -401,19 +407,13 @@ void mk_spec_overlay(struct mk_spec *s, const struct mk_spec *g) {
 void mk_spec_defaults(struct mk_spec *s) {
   /* the tiny preset of each architecture holds its defaults */
   static const char *tiny[MK_ARCH_COUNT] = {
-      [MK_ARCH_LLAMA] = "tiny-llama",
-      [MK_ARCH_QWEN2] = "tiny-qwen2",
-      [MK_ARCH_QWEN3] = "tiny-qwen3",
-      [MK_ARCH_BERT] = "tiny-bert",
-      [MK_ARCH_POCKETTTS] = "tiny-pockettts",
-      [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
-      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",
-      [MK_ARCH_QWEN2VL] = "tiny-qwen25vl",
-      [MK_ARCH_QWEN3VL] = "tiny-qwen3vl",
-      [MK_ARCH_QWEN3MOE] = "tiny-qwen3moe",
-      [MK_ARCH_QWEN35] = "tiny-qwen35",
-      [MK_ARCH_QWEN35MOE] = "tiny-qwen35moe",
-      [MK_ARCH_NEMOTRONHMOE] = "tiny-nemotron-h-moe",
+      [MK_ARCH_LLAMA] = "tiny-llama",           [MK_ARCH_QWEN2] = "tiny-qwen2",
+      [MK_ARCH_QWEN3] = "tiny-qwen3",           [MK_ARCH_BERT] = "tiny-bert",
+      [MK_ARCH_POCKETTTS] = "tiny-pockettts",   [MK_ARCH_QWEN3TTS] = "tiny-qwen3tts",
+      [MK_ARCH_QWEN3NEXT] = "tiny-hybrid",      [MK_ARCH_QWEN2VL] = "tiny-qwen25vl",
+      [MK_ARCH_QWEN3VL] = "tiny-qwen3vl",       [MK_ARCH_QWEN3MOE] = "tiny-qwen3moe",
+      [MK_ARCH_QWEN3VLMOE] = "tiny-qwen3vlmoe", [MK_ARCH_QWEN35] = "tiny-qwen35",
+      [MK_ARCH_QWEN35MOE] = "tiny-qwen35moe",   [MK_ARCH_NEMOTRONHMOE] = "tiny-nemotron-h-moe",
   };
   if (s->arch >= MK_ARCH_COUNT) return;
   struct mk_spec d;
@@ -467,7 +467,9 @@ int mk_spec_check(const struct mk_spec *s, char *err, size_t errlen) {
     FAIL(
         "qwen3tts is a speech backbone: no --pooling, and untied (output.weight is the codec "
         "head)");
-  if ((s->arch == MK_ARCH_QWEN3TTS || s->arch == MK_ARCH_QWEN3VL) && s->head_dim % 8 != 0)
+  if ((s->arch == MK_ARCH_QWEN3TTS || s->arch == MK_ARCH_QWEN3VL ||
+       s->arch == MK_ARCH_QWEN3VLMOE) &&
+      s->head_dim % 8 != 0)
     FAIL("qwen3tts and qwen3vl need --head-dim a multiple of 8 (their M-RoPE sections)");
   if (s->arch == MK_ARCH_QWEN3NEXT) {
     const struct mk_hybrid *h = &s->hy;

@@ -14,15 +14,16 @@ enum mk_arch {
   MK_ARCH_QWEN2,
   MK_ARCH_QWEN3,
   MK_ARCH_BERT,
-  MK_ARCH_POCKETTTS, /* Pocket-TTS's backbone (docs/TTS.md); pairs with a pockettts_gen mmproj */
-  MK_ARCH_QWEN3TTS,  /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
-  MK_ARCH_QWEN3NEXT, /* Qwen3-Next: hybrid, gated-delta-net (recurrent) + gated attention, MoE */
-  MK_ARCH_QWEN2VL,   /* Qwen2-VL / Qwen2.5-VL's text model: qwen2 + M-RoPE (arch_qwenvl.c) */
-  MK_ARCH_QWEN3VL,   /* Qwen3-VL's text model: qwen3 + interleaved M-RoPE + deepstack inputs; also
-                        Qwen3-ASR's (none of them: aproj.h) */
-  MK_ARCH_QWEN3MOE,  /* Qwen3-30B-A3B: qwen3 attention + experts (moe.c) */
-  MK_ARCH_QWEN35,    /* Qwen3.5 dense: hybrid like Qwen3-Next, M-RoPE, gated FFN (moe.c) */
-  MK_ARCH_QWEN35MOE, /* Qwen3.5 MoE: hybrid + experts (moe.c) */
+  MK_ARCH_POCKETTTS,  /* Pocket-TTS's backbone (docs/TTS.md); pairs with a pockettts_gen mmproj */
+  MK_ARCH_QWEN3TTS,   /* Qwen3-TTS's talker (qwen3vl layers, codec head); pairs with qwen3tts_gen */
+  MK_ARCH_QWEN3NEXT,  /* Qwen3-Next: hybrid, gated-delta-net (recurrent) + gated attention, MoE */
+  MK_ARCH_QWEN2VL,    /* Qwen2-VL / Qwen2.5-VL's text model: qwen2 + M-RoPE (arch_qwenvl.c) */
+  MK_ARCH_QWEN3VL,    /* Qwen3-VL's text model: qwen3 + interleaved M-RoPE + deepstack inputs; also
+                         Qwen3-ASR's (none of them: aproj.h) */
+  MK_ARCH_QWEN3MOE,   /* Qwen3-30B-A3B: qwen3 attention + experts (moe.c) */
+  MK_ARCH_QWEN3VLMOE, /* Qwen3-VL-30B-A3B's text model: qwen3moe's tensors, Qwen3-VL's metadata */
+  MK_ARCH_QWEN35,     /* Qwen3.5 dense: hybrid like Qwen3-Next, M-RoPE, gated FFN (moe.c) */
+  MK_ARCH_QWEN35MOE,  /* Qwen3.5 MoE: hybrid + experts (moe.c) */
   MK_ARCH_NEMOTRONHMOE, /* Nemotron-3-Nano: Mamba-2 + attention + expert layers (moe.c) */
   MK_ARCH_COUNT
 };

@@ -1,7 +1,7 @@
 /* wargs.h — the command line every worker program takes (docs/PROTOCOL.md): --ipc-fd N (the
  * daemon's socket, default 3), --log-level debug|info|warn|error, --tag MODEL (the model's name,
- * for the log), and for switchyard-llama --list-devices. Parsing and the start-up every worker
- * does the same way: the log, SIGPIPE ignored, the socket checked. */
+ * for the log), and for switchyard-llama --list-devices [--rpc HOST:PORT,...]. Parsing and the
+ * start-up every worker does the same way: the log, SIGPIPE ignored, the socket checked. */
 #ifndef SY_WARGS_H
 #define SY_WARGS_H
 
@@ -12,6 +12,7 @@ typedef struct sy_wargs {
   int level;         /* enum sy_log_level */
   char tag[96];      /* "<engine>:<model>", or "<engine>" */
   bool list_devices; /* --list-devices was given (only where allowed) */
+  char rpc[1024];    /* with it, --rpc HOST:PORT,...: RPC servers whose devices to list too */
 } sy_wargs;
 
 /* Parse argv for the worker named engine ("llama", "whisper", "espeak"). 0, or -1 for a bad

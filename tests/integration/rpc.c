@@ -9,7 +9,8 @@
  * it) and the split model's estimate is counted there; the server killed mid-request gives a 502
  * rpc_unavailable, the daemon stays up (and serves its other model), once the server is back the
  * next request reloads the model and is served, and a load while the server is down is refused
- * with a 502 rpc_unavailable naming it. */
+ * with a 502 rpc_unavailable naming it; a remote pool whose budget is smaller than the model's share
+ * there refuses it (507, naming the pool). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -210,6 +211,32 @@ static void t_server_lost(void) {
   rpc_kill();
 }
 
+static void admission_body(void) {
+  resp r;
+  it_b_chat(it_chat_body("split", "too big for the remote pool", 2, false), &r);
+  char dev[64];
+  snprintf(dev, sizeof dev, "on RPC0[%s]", R.ep);
+  CHECK(it_is_error(&r, 507, "model_too_large") && strstr(r.body.data, dev),
+        "a model too large for the RPC server's pool: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+  it_b_chat(it_chat_body("local", "fits here", 2, false), &r);
+  CHECK(r.status == 200, "the unsplit model: %ld %s", r.status, r.body.data);
+  it_resp_clear(&r);
+}
+
+/* Admission holds in the remote pool: its budget set below what the split model puts there
+ * (memory.devices by the pool's name) refuses the model at once, naming the pool. */
+static void t_pool_admission(void) {
+  R.port = free_port();
+  snprintf(R.ep, sizeof R.ep, "127.0.0.1:%d", R.port);
+  CHECK(R.port > 0 && rpc_start(), "switchyard rpc-server did not start on port %d", R.port);
+  char yaml[2048], models[1024];
+  rpc_yaml(models, sizeof models, 512);
+  snprintf(yaml, sizeof yaml, "memory: {devices: {'RPC0[%s]': 8MiB}}\n%s", R.ep, models);
+  it_with_own_daemon("rpc_admission", yaml, admission_body);
+  rpc_kill();
+}
+
 /* The verb refuses a public address before it runs anything, and says why. */
 static void t_public_refused(void) {
   char cmd[PATH_MAX + 128];
@@ -227,6 +254,7 @@ static void t_public_refused(void) {
 static const it_test tests[] = {
     {"rpc_split_greedy", t_split_greedy, false},
     {"rpc_server_lost", t_server_lost, false},
+    {"rpc_pool_admission", t_pool_admission, false},
     {"rpc_public_refused", t_public_refused, false},
 };
 const itest_table itest_rpc = {"rpc", tests, sizeof tests / sizeof tests[0]};

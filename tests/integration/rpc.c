@@ -9,8 +9,8 @@
  * it) and the split model's estimate is counted there; the server killed mid-request gives a 502
  * rpc_unavailable, the daemon stays up (and serves its other model), once the server is back the
  * next request reloads the model and is served, and a load while the server is down is refused
- * with a 502 rpc_unavailable naming it; a remote pool whose budget is smaller than the model's share
- * there refuses it (507, naming the pool). */
+ * with a 502 rpc_unavailable naming it; a remote pool whose budget is smaller than the model's
+ * share there refuses it (507, naming the pool). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

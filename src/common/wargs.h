@@ -12,7 +12,8 @@ typedef struct sy_wargs {
   int level;         /* enum sy_log_level */
   char tag[96];      /* "<engine>:<model>", or "<engine>" */
   bool list_devices; /* --list-devices was given (only where allowed) */
-  char rpc[1024];    /* with it, --rpc HOST:PORT,...: RPC servers whose devices to list too */
+  char rpc[4352];    /* with it, --rpc HOST:PORT,...: RPC servers whose devices to list too (16
+                        of the longest, endpoint.h, and their commas) */
 } sy_wargs;
 
 /* Parse argv for the worker named engine ("llama", "whisper", "espeak"). 0, or -1 for a bad

@@ -59,7 +59,10 @@ ifeq ($(GPU),hip)
   GPU_LIB := libggml-hip.a
   GPU_SYSLIBS := -L$(ROCM_PATH)/lib -lamdhip64 -lhipblas -lrocblas
 endif
-ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a $(GPU_LIB) libggml-cpu.a \
+# ggml's RPC backend (deps/engines.sh builds it in: GGML_RPC) is registered by libggml.a too, so it
+# goes in the same place as a GPU backend's archive.
+RPC_LIB := libggml-rpc.a
+ENGINE_LIBS := $(addprefix $(ENGINES)/lib/,libmtmd.a libllama.a libggml.a $(GPU_LIB) $(RPC_LIB) libggml-cpu.a \
                  libggml-base.a libvendor-hash.a) $(GPU_SYSLIBS) -lstdc++ -fopenmp -lm -lpthread -ljansson
 
 COMMON_SRC := $(wildcard src/common/*.c)
@@ -86,7 +89,7 @@ BIN := $(BUILD)/bin
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
-            $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
+            $(BIN)/ggml-rpc-server $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
 .PHONY: all deps engines run install uninstall test test-only itest unit layers browser bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
@@ -142,6 +145,11 @@ $(BIN)/switchyard-espeak: $(call obj,$(ESPEAK_SRC)) $(COMMON_OBJ)
 $(BIN)/llama-fit-params: $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
 	cp $(ENGINES)/bin/llama-fit-params $@
+
+# ggml's RPC server, run by `switchyard rpc-server` from the same folder (src/daemon/cli/rpc_server.c)
+$(BIN)/ggml-rpc-server: $(ENGINES_DONE)
+	@mkdir -p $(dir $@)
+	cp $(ENGINES)/bin/ggml-rpc-server $@
 
 $(BIN)/mkmodel: $(call obj,$(MKMODEL_SRC)) $(COMMON_OBJ) | $(ENGINES_DONE)
 	@mkdir -p $(dir $@)
@@ -284,7 +292,7 @@ layers:
 
 # The whole suite: normal build, then our code again under ASan+UBSan (engines built normally).
 test: all
-	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama switchyard-whisper llama-fit-params sy-jinja switchyard-espeak) \
+	$(MAKE) --no-print-directory BUILD=build-asan SAN=1 $(addprefix build-asan/bin/,switchyard switchyard-llama switchyard-whisper llama-fit-params ggml-rpc-server sy-jinja switchyard-espeak) \
 	  $(patsubst $(BIN)/%,build-asan/bin/%,$(UNIT_BINS))
 	$(MAKE) --no-print-directory $(BIN)/itest $(BIN)/grammar-check $(BIN)/jinja-oracle $(UNIT_BINS)
 	tests/run.sh

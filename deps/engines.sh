@@ -24,7 +24,11 @@ cache=${SWITCHYARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard}
 flags=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_OPENSSL=OFF
        -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_APP=OFF
        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON
-       -DLLAMA_BUILD_TOOLS=ON -DGGML_NATIVE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON)
+       -DLLAMA_BUILD_TOOLS=ON -DGGML_NATIVE=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON
+       -DGGML_RPC=ON)
+# GGML_RPC: ggml's RPC backend (libggml-rpc.a: a worker adds a model's `rpc:` servers as devices,
+# docs/CONFIG.md) and its server, ggml-rpc-server (`switchyard rpc-server` runs it on the other box).
+# Being in flags, it is in the cache key: a cache from before it is never reused without it.
 # ggml's AMX matrix kernels (Intel Sapphire Rapids and later) crash on the first quantized matmul
 # (llama.cpp #20824, open, segfault in ggml_backend_amx_mul_mat; seen here with Q8_0 and Q4_K_M).
 # -march=native turns them on wherever the CPU has AMX, so the newcomer with such a Xeon got a
@@ -137,7 +141,7 @@ cmake -S "$src/llama.cpp" -B "$root/build-llama" "${gen[@]}" "${flags[@]}" \
       -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/cmake-llama.log" 2>&1 ||
   { tail -40 "$root/cmake-llama.log" >&2; exit 1; }
 cmake --build "$root/build-llama" -j "$JOBS" --target llama mtmd llama-server llama-quantize \
-      llama-fit-params >"$root/build-llama.log" 2>&1 ||
+      llama-fit-params ggml-rpc-server >"$root/build-llama.log" 2>&1 ||
   { tail -40 "$root/build-llama.log" >&2; exit 1; }
 cmake --install "$root/build-llama" >/dev/null 2>&1 || true
 mkdir -p "$prefix/lib" "$prefix/bin" "$prefix/include" "$prefix/share/vocab"
@@ -145,7 +149,7 @@ mkdir -p "$prefix/lib" "$prefix/bin" "$prefix/include" "$prefix/share/vocab"
 find "$root/build-llama" -name '*.a' -exec cp {} "$prefix/lib/" \;
 cp "$src/llama.cpp/include/"*.h "$src/llama.cpp/ggml/include/"*.h "$src/llama.cpp/tools/mtmd/mtmd.h" \
    "$src/llama.cpp/tools/mtmd/mtmd-helper.h" "$prefix/include/"
-for b in llama-server llama-quantize llama-fit-params; do
+for b in llama-server llama-quantize llama-fit-params ggml-rpc-server; do
   cp "$root/build-llama/bin/$b" "$prefix/bin/"
 done
 cp "$src/llama.cpp/models/"ggml-vocab-*.gguf "$prefix/share/vocab/"

@@ -28,11 +28,14 @@ int sy_wargs_parse(int argc, char **argv, const char *engine, bool allow_list_de
       snprintf(out->tag, sizeof out->tag, "%s:%.80s", engine, argv[++i]);
     } else if (allow_list_devices && strcmp(argv[i], "--list-devices") == 0) {
       out->list_devices = true;
+    } else if (allow_list_devices && strcmp(argv[i], "--rpc") == 0 && i + 1 < argc) {
+      if (strlen(argv[++i]) >= sizeof out->rpc) return -1;
+      snprintf(out->rpc, sizeof out->rpc, "%s", argv[i]);
     } else {
       return -1;
     }
   }
-  return 0;
+  return out->rpc[0] && !out->list_devices ? -1 : 0; /* --rpc only lists */
 }
 
 int sy_wargs_start(const sy_wargs *a) {

@@ -1,7 +1,7 @@
 /* wargs.h — the command line every worker program takes (docs/PROTOCOL.md): --ipc-fd N (the
  * daemon's socket, default 3), --log-level debug|info|warn|error, --log-format text|json (the
  * daemon's own, log.h), --tag MODEL (the model's name, for the log), and for switchyard-llama
- * --list-devices. Parsing and the start-up every worker
+ * --list-devices [--rpc HOST:PORT,...]. Parsing and the start-up every worker
  * does the same way: the log, SIGPIPE ignored, the socket checked. */
 #ifndef SY_WARGS_H
 #define SY_WARGS_H
@@ -14,6 +14,8 @@ typedef struct sy_wargs {
   int format;        /* enum sy_log_format */
   char tag[96];      /* "<engine>:<model>", or "<engine>" */
   bool list_devices; /* --list-devices was given (only where allowed) */
+  char rpc[4352];    /* with it, --rpc HOST:PORT,...: RPC servers whose devices to list too (16
+                        of the longest, endpoint.h, and their commas) */
 } sy_wargs;
 
 /* Parse argv for the worker named engine ("llama", "whisper", "espeak"). 0, or -1 for a bad

@@ -46,6 +46,8 @@ static void usage(FILE *f) {
       "  stop MODEL           unload a model now\n"
       "  pull MODEL           fetch a model into the daemon's models folder (hf.co/..., name:tag)\n"
       "  rm MODEL             delete a model the models folder holds (not a configured one)\n"
+      "  rpc-server           serve this box's devices to a model split across boxes (ggml RPC:\n"
+      "                       NO authentication; loopback or private addresses only by default)\n"
       "  (the daemon's address: SWITCHYARD_HOST=host:port or URL, default 127.0.0.1:8080, or\n"
       "   --host/--port; its API key: SWITCHYARD_API_KEY or --api-key)\n"
       "daemon options:\n"

@@ -274,6 +274,45 @@ static void test_capabilities(void **state) {
   assert_string_equal(matrix_caps_str(0xf, small, sizeof small), "chat"); /* cut, terminated */
 }
 
+/* rpc: ggml RPC servers of a llama.cpp model, "host:port" each (docs/CONFIG.md). */
+static void test_rpc(void **state) {
+  (void)state;
+  write_gguf("base.gguf", BASE);
+  matrix *m = ut_load_ok(
+      "models:\n"
+      "  - {name: a, file: base.gguf, rpc: ['127.0.0.1:50052', 'gpu.lan:1']}\n"
+      "  - {name: b, file: base.gguf}\n");
+  assert_int_equal(m->models[0].n_rpc, 2);
+  assert_string_equal(m->models[0].rpc[0], "127.0.0.1:50052");
+  assert_string_equal(m->models[0].rpc[1], "gpu.lan:1");
+  assert_int_equal(m->models[1].n_rpc, 0);
+  assert_null(m->models[1].rpc);
+  matrix_free(m);
+  ut_load_bad("models:\n  - {name: a, file: base.gguf, rpc: ['box']}\n",
+              "2:38: models[0].rpc[0]: 'box' is not a valid RPC server"
+              " (host:port: a name or an IPv4 address, a port 1..65535)");
+  ut_load_bad("models:\n  - {name: a, file: base.gguf, rpc: ['box:0']}\n",
+              "2:38: models[0].rpc[0]: 'box:0' is not a valid RPC server"
+              " (host:port: a name or an IPv4 address, a port 1..65535)");
+  ut_load_bad("models:\n  - {name: a, file: base.gguf, rpc: ['[::1]:5']}\n",
+              "2:38: models[0].rpc[0]: '[::1]:5' is not a valid RPC server"
+              " (host:port: a name or an IPv4 address, a port 1..65535)");
+  ut_load_bad("models:\n  - {name: a, file: base.gguf, rpc: []}\n",
+              "2:37: models[0].rpc: empty list (leave the key out to run on this machine only)");
+  ut_load_bad("models:\n  - {name: a, file: base.gguf, rpc: 'box:1'}\n",
+              "2:37: models[0].rpc: expected a list, got 'box:1'");
+  ut_load_bad("models:\n  - {name: a, file: base.gguf, rpc: ['a:1', 'a:1']}\n",
+              "2:37: models[0].rpc: 'a:1' is listed twice");
+  ut_load_bad("models:\n  - {name: a, engine: whisper, file: base.gguf, rpc: ['a:1']}\n",
+              "2:54: models[0].rpc: only for engine: llama");
+  char yaml[1024];
+  int at = snprintf(yaml, sizeof yaml, "models:\n  - {name: a, file: base.gguf, rpc: [");
+  for (int i = 0; i < 17; i++)
+    at += snprintf(yaml + at, sizeof yaml - (size_t)at, "%s'h:%d'", i ? ", " : "", i + 1);
+  snprintf(yaml + at, sizeof yaml - (size_t)at, "]}\n");
+  ut_load_bad(yaml, "2:37: models[0].rpc: 17 servers (at most 16)");
+}
+
 static void test_keep_alive_forms(void **state) {
   (void)state;
   write_gguf("m.gguf", BASE);
@@ -1065,6 +1104,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_all_keys, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_defaults, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_capabilities, ut_setup, ut_teardown),
+      cmocka_unit_test_setup_teardown(test_rpc, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_keep_alive_forms, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_bad_structure, ut_setup, ut_teardown),
       cmocka_unit_test_setup_teardown(test_bad_values, ut_setup, ut_teardown),

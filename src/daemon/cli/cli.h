@@ -5,7 +5,8 @@
  * through the daemon's HTTP API (/v1/models, /v1/chat/completions, /api/ps, /api/load,
  * /api/unload). Where: SWITCHYARD_HOST (host, host:port, [v6]:port or an http(s):// URL; default
  * 127.0.0.1:8080), or --host/--port. The API key: SWITCHYARD_API_KEY, or --api-key.
- * Exit status of every verb: 0 done, 1 failed (no daemon, an error from it), 2 usage. */
+ * One verb is not a client: `rpc-server` (rpc_server.c) checks its address and execs ggml's RPC
+ * server. Exit status of every verb: 0 done, 1 failed (no daemon, an error from it), 2 usage. */
 #ifndef SY_CLI_H
 #define SY_CLI_H
 
@@ -28,6 +29,13 @@ int cli_stop(int argc, char **argv); /* models.c: POST /api/unload */
 int cli_run(int argc, char **argv);  /* run.c: chat, interactive or one-shot */
 int cli_pull(int argc, char **argv); /* pull.c: POST /api/pull with a progress bar */
 int cli_rm(int argc, char **argv);   /* models.c: DELETE /api/delete */
+/* rpc_server.c: exec ggml's RPC server (not a client of the daemon) */
+int cli_rpc_server(int argc, char **argv);
+
+/* Whether `switchyard rpc-server` may bind host (an IPv4 address: ggml's server binds no names and
+ * no IPv6): 0 for loopback and private addresses, and for public ones when allow_public; else -1
+ * with why in err (a public address without the flag, or not an IPv4 address). */
+int cli_rpc_bind_check(const char *host, bool allow_public, char *err, size_t errlen);
 
 /* ---- the shared client (client.c) ---- */
 

@@ -20,9 +20,11 @@
 static const struct {
   const char *verb;
   int (*fn)(int, char **);
-} verbs[] = {{"run", cli_run},   {"list", cli_list}, {"ls", cli_list},
-             {"ps", cli_ps},     {"show", cli_show}, {"load", cli_load},
-             {"stop", cli_stop}, {"pull", cli_pull}, {"rm", cli_rm}};
+} verbs[] = {{"run", cli_run},   {"list", cli_list},
+             {"ls", cli_list},   {"ps", cli_ps},
+             {"show", cli_show}, {"load", cli_load},
+             {"stop", cli_stop}, {"pull", cli_pull},
+             {"rm", cli_rm},     {"rpc-server", cli_rpc_server}};
 
 int cli_main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++)

@@ -101,6 +101,9 @@ typedef struct matrix_model {
   char *transcribe_prompt; /* audio models: the instruction /v1/audio/transcriptions sends with
                               the audio (NULL = MATRIX_TRANSCRIBE_PROMPT) */
   char *vad_model;         /* whisper: absolute path of a Silero VAD ggml model, or NULL */
+  char **rpc;              /* engine llama: ggml RPC servers ("host:port", endpoint.h) whose
+                              devices take layers (gpu_layers of them), in order; NULL = none */
+  size_t n_rpc;            /* at most MATRIX_MAX_RPC */
   char **voice_names;      /* speech models on engine llama: voices (reference clips) by name */
   char **voice_audio;      /* absolute paths of their clips, same order */
   char **voice_lang;       /* their `language` (NULL: the request's or the model's default) */

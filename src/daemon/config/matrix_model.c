@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "config/matrix_int.h"
+#include "endpoint.h"
 
 /* ---- capabilities --------------------------------------------------------------------------- */
 
@@ -87,6 +88,7 @@ void mx_model_clear(matrix_model *mm) {
   free(mm->mmproj);
   free(mm->transcribe_prompt);
   free(mm->vad_model);
+  mx_strv_free(mm->rpc, mm->n_rpc);
   mx_strv_free(mm->voice_names, mm->n_voices);
   mx_strv_free(mm->voice_audio, mm->n_voices);
   mx_strv_free(mm->voice_lang, mm->n_voices);
@@ -213,6 +215,7 @@ enum {
   M_OPTS, /* then the O_N shared settings */
   M_MMPROJ = M_OPTS + O_N,
   M_TRANSCRIBE_PROMPT,
+  M_RPC,
   M_EXTERNAL, /* the settings end here */
   M_VOICES,   /* the keys of a model with a file start here */
   M_VOICE_UPLOAD,
@@ -380,6 +383,29 @@ static int key_voice_upload(loader *l, void *dst, const yaml_node_t *v, const ch
   if (c->mm.voice_upload && (c->engine != MATRIX_ENGINE_LLAMA || !c->mmproj_speech))
     return mx_at(l, v,
                  "%s: only for engine llama with a speech mmproj (clip.has_gen_audio_encoder)", p);
+  return 0;
+}
+
+static bool endpoint_ok(const char *s) {
+  char err[8];
+  return sy_endpoint_parse(s, NULL, 0, NULL, err, sizeof err) == 0;
+}
+
+/* rpc: ggml RPC servers for engine llama, "host:port" each, none twice (docs/CONFIG.md). */
+static int key_rpc(loader *l, void *dst, const yaml_node_t *v, const char *p) {
+  model_ctx *c = dst;
+  if (c->engine != MATRIX_ENGINE_LLAMA) return mx_at(l, v, "%s: only for engine: llama", p);
+  if (mx_want_str_list(l, v, p, &c->mm.rpc, &c->mm.n_rpc, endpoint_ok,
+                       "RPC server (host:port: a name or an IPv4 address, a port 1..65535)"))
+    return -1;
+  if (c->mm.n_rpc == 0)
+    return mx_at(l, v, "%s: empty list (leave the key out to run on this machine only)", p);
+  if (c->mm.n_rpc > MATRIX_MAX_RPC)
+    return mx_at(l, v, "%s: %zu servers (at most %d)", p, c->mm.n_rpc, MATRIX_MAX_RPC);
+  for (size_t i = 0; i < c->mm.n_rpc; i++)
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(c->mm.rpc[i], c->mm.rpc[k]))
+        return mx_at(l, v, "%s: '%s' is listed twice", p, c->mm.rpc[i]);
   return 0;
 }
 
@@ -558,6 +584,8 @@ static const mx_key model_keys[M_N] = {
     [M_TRANSCRIBE_PROMPT] = {.name = "transcribe_prompt",
                              .type = MX_CUSTOM,
                              .parse = key_transcribe_prompt},
+    /* mm.rpc: engine llama only; a list of host:port */
+    [M_RPC] = {.name = "rpc", .type = MX_CUSTOM, .parse = key_rpc},
     /* mm.ext: read by model_external, never by mx_keys_read */
     [M_EXTERNAL] = {.name = "external", .type = MX_CUSTOM, .parse = NULL},
     /* mm.voice_*: only on engine llama with a speech projector */
@@ -581,9 +609,9 @@ static int model_external(loader *l, model_ctx *c) {
     return mx_at(l, c->n,
                  "%s: engine: external needs an 'external' map (argv, port, health, routes...)",
                  c->path);
-  static const int no[] = {M_FILE,          M_POOLING,   M_TEMPLATE,
-                           M_MMPROJ,        M_VAD_MODEL, M_TRANSCRIBE_PROMPT,
-                           M_DETERMINISTIC, M_CPU_MOE,   M_N_CPU_MOE};
+  static const int no[] = {
+      M_FILE,          M_POOLING, M_TEMPLATE,  M_MMPROJ, M_VAD_MODEL, M_TRANSCRIBE_PROMPT,
+      M_DETERMINISTIC, M_CPU_MOE, M_N_CPU_MOE, M_RPC};
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
     if (v[no[i]])
       return mx_at(l, v[no[i]], "%s.%s: not for engine: external", c->path, model_keys[no[i]].name);

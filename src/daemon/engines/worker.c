@@ -70,6 +70,8 @@ struct worker {
   int stop_grace_ms;
   char tail[4][240]; /* its last output lines (guarded by mu), for load errors */
   unsigned tail_next;
+  char fatal_code[32]; /* its "fatal" frame (guarded by mu): why it is about to abort */
+  char fatal_msg[256];
   atomic_llong cache_bytes; /* its prompt cache in RAM, as its last "cache" frame said */
   atomic_int cache_entries;
 };
@@ -321,6 +323,18 @@ static void *reader_main(void *arg) {
       ipc_msg_clear(&m);
       continue;
     }
+    if (id == 0 && strcmp(ipc_op(&m), "fatal") == 0) { /* it says why before it aborts */
+      const char *c = json_string_value(json_object_get(m.hdr, "code"));
+      const char *t = json_string_value(json_object_get(m.hdr, "message"));
+      pthread_mutex_lock(&w->mu);
+      snprintf(w->fatal_code, sizeof w->fatal_code, "%s",
+               c && strcmp(c, "rpc_unavailable") == 0 ? c : "worker_crashed");
+      snprintf(w->fatal_msg, sizeof w->fatal_msg, "%s", t ? t : "");
+      pthread_mutex_unlock(&w->mu);
+      LOG_W("worker %s (pid %d) is aborting: %s", w->tag, (int)w->pid, t ? t : "?");
+      ipc_msg_clear(&m);
+      continue;
+    }
     pthread_mutex_lock(&w->mu);
     wreq *r = w->pending;
     while (r && r->id != id) r = r->next;
@@ -334,13 +348,14 @@ static void *reader_main(void *arg) {
   }
   reap(w, 3000);
   pthread_mutex_lock(&w->mu);
-  char msg[512];
-  snprintf(msg, sizeof msg, "the worker for model '%s' %s while serving this request", w->tag,
-           w->exit_reason);
+  char msg[768];
+  bool rpc = strcmp(w->fatal_code, "rpc_unavailable") == 0;
+  snprintf(msg, sizeof msg, "the worker for model '%s' %s while serving this request%s%s%s", w->tag,
+           w->exit_reason, w->fatal_msg[0] ? " (" : "", w->fatal_msg, w->fatal_msg[0] ? ")" : "");
   while (w->pending) {
     wreq *r = w->pending;
     unlist(w, r);
-    wreq_push_error(r, 500, "worker_crashed", msg);
+    wreq_push_error(r, rpc ? 502 : 500, rpc ? "rpc_unavailable" : "worker_crashed", msg);
   }
   reader_exited(w, "worker");
   return NULL;
@@ -544,9 +559,13 @@ worker *worker_start(const worker_params *p, json_t **ready, api_error *err) {
     const char *code = json_string_value(json_object_get(m.hdr, "code"));
     json_t *st = json_object_get(m.hdr, "status");
     int status = json_is_integer(st) ? (int)json_integer_value(st) : 500;
-    api_error_set(err, status >= 400 && status < 600 ? status : 500, "server_error", "load_failed",
-                  NULL, "model '%s' failed to load: %s", p->tag, wm ? wm : "unknown error");
-    (void)code;
+    /* load_failed, unless the worker named a cause the API tells apart (an RPC server that
+     * cannot be reached: rpc_unavailable, 502) */
+    api_error known;
+    bool rpc = code && strcmp(code, "rpc_unavailable") == 0 && api_error_from_worker(m.hdr, &known);
+    api_error_set(err, status >= 400 && status < 600 ? status : 500, "server_error",
+                  rpc ? known.code : "load_failed", NULL, "model '%s' failed to load: %s", p->tag,
+                  wm ? wm : "unknown error");
   } else {
     API_SERVER(err, "load_timeout", "model '%s' did not finish loading within %d s", p->tag,
                p->load_timeout_s);

@@ -124,6 +124,7 @@ static const worker_code worker_codes[] = {
     {"out_of_memory", 500, NULL},
     {"load_failed", 500, NULL},
     {"worker_crashed", 500, NULL},
+    {"rpc_unavailable", 502, NULL}, /* a model's RPC server (matrix key rpc) unreachable or lost */
     {"decode_failed", 500, NULL},
     {"tokenize_failed", 500, NULL},
     {"embedding_failed", 500, NULL},

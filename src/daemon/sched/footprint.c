@@ -34,13 +34,13 @@ int footprint_parse_probe(const char *text, footprint_est *out) {
   while (*p) {
     const char *eol = strchr(p, '\n');
     size_t len = eol ? (size_t)(eol - p) : strlen(p);
-    char line[256], name[64];
+    char line[FOOTPRINT_DEV_NAME + 128], name[FOOTPRINT_DEV_NAME];
     long long a, b, c;
     if (len < sizeof line) {
       memcpy(line, p, len);
       line[len] = '\0';
       int used = 0;
-      if (sscanf(line, "%63s %lld %lld %lld %n", name, &a, &b, &c, &used) == 4 &&
+      if (sscanf(line, "%287s %lld %lld %lld %n", name, &a, &b, &c, &used) == 4 &&
           line[used] == '\0' && a >= 0 && b >= 0 && c >= 0 && a < (1LL << 30) && b < (1LL << 30) &&
           c < (1LL << 30)) {
         out->model_bytes += a * MIB;
@@ -50,7 +50,7 @@ int footprint_parse_probe(const char *text, footprint_est *out) {
         snprintf(out->devices + dl, sizeof out->devices - dl, "%s%s", dl ? "," : "", name);
         if (out->n_dev < (int)(sizeof out->dev / sizeof out->dev[0]) &&
             strlen(name) < sizeof out->dev[0].name) {
-          snprintf(out->dev[out->n_dev].name, sizeof out->dev[0].name, "%.31s", name);
+          snprintf(out->dev[out->n_dev].name, sizeof out->dev[0].name, "%s", name);
           out->dev[out->n_dev++].bytes = (a + b + c) * MIB;
         }
         lines++;
@@ -250,17 +250,31 @@ static int estimate(const char *tool, const matrix_model *m, footprint_est *out,
   snprintf(ub, sizeof ub, "%d", ubatch);
   snprintf(ngl, sizeof ngl, "%d", m->gpu_layers < 0 ? 999 : m->gpu_layers);
   snprintf(ncmoe, sizeof ncmoe, "%d", m->cpu_moe > 0 ? m->cpu_moe : 0);
+  char *argv[] = {(char *)tool, "-m", m->file,       "-c", c,    "-np", np,   "-b", b,   "-ub", ub,
+                  "-ngl",       ngl,  "--fit-print", "on", NULL, NULL,  NULL, NULL, NULL};
+  int k = 15;
   /* experts kept on the CPU: the probe places them as the worker will (llama-server's flags) */
-  char *argv[] = {(char *)tool, "-m",   m->file, "-c",          c,    "-np", np,   "-b", b, "-ub",
-                  ub,           "-ngl", ngl,     "--fit-print", "on", NULL,  NULL, NULL};
   if (m->cpu_moe == MATRIX_CPU_MOE_ALL) {
-    argv[15] = "--cpu-moe";
+    argv[k++] = "--cpu-moe";
   } else if (m->cpu_moe > 0) {
-    argv[15] = "--n-cpu-moe";
-    argv[16] = ncmoe;
+    argv[k++] = "--n-cpu-moe";
+    argv[k++] = ncmoe;
   }
-  sy_buf text = {0};
-  int rc = run_capture(argv, &text, err, errlen);
+  sy_buf rpc = {0}, text = {0};
+  if (m->n_rpc) { /* the model's RPC servers, as the worker adds them (devices RPC0, RPC1, ...) */
+    for (size_t i = 0; i < m->n_rpc; i++) {
+      if (i) sy_buf_append(&rpc, ",", 1);
+      sy_buf_append(&rpc, m->rpc[i], strlen(m->rpc[i]));
+    }
+    argv[k++] = "--rpc";
+    argv[k++] = rpc.data;
+  }
+  int rc = -1;
+  if (m->n_rpc && !rpc.data)
+    snprintf(err, errlen, "out of memory");
+  else
+    rc = run_capture(argv, &text, err, errlen);
+  sy_buf_free(&rpc);
   if (rc == 0 && footprint_parse_probe(text.data ? text.data : "", out) == 0) {
     sy_buf_free(&text);
     return 0;
@@ -271,8 +285,8 @@ static int estimate(const char *tool, const matrix_model *m, footprint_est *out,
   return -1;
 }
 
-json_t *footprint_devices(const char *worker_exe, char *err, size_t errlen) {
-  char *argv[] = {(char *)worker_exe, "--list-devices", NULL};
+json_t *footprint_devices(const char *worker_exe, const char *rpc, char *err, size_t errlen) {
+  char *argv[] = {(char *)worker_exe, "--list-devices", rpc ? "--rpc" : NULL, (char *)rpc, NULL};
   sy_buf text = {0};
   json_t *j = NULL;
   if (run_capture(argv, &text, err, errlen) == 0 && text.data) {

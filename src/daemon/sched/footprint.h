@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "config/matrix.h"
+#include "endpoint.h"
 
 /* Added to an mmproj's file size for its compute buffer (image encoding) and preprocessing: the
  * projector's own probe is C++ only (mtmd_get_memory_usage). Generous for LLaVA/Qwen-VL-sized
@@ -32,6 +33,10 @@
 /* The margin added to a projector of this clip.projector_type (NULL or "": unknown). Pure. */
 long long footprint_mmproj_margin(const char *projector_type);
 
+/* Bytes of a device's name: "Host", "CUDA0", or an RPC server's device, "RPC<k>[host:port]"
+ * (ggml's own name for its buffers there; endpoint.h bounds the endpoint). */
+#define FOOTPRINT_DEV_NAME (SY_ENDPOINT_MAX + 32)
+
 typedef struct footprint_est {
   long long model_bytes;   /* weights, all devices */
   long long context_bytes; /* KV cache */
@@ -42,15 +47,18 @@ typedef struct footprint_est {
   bool from_probe;         /* false: the file-size fallback */
   char devices[128];       /* what the probe named, e.g. "Host" or "CUDA0,Host" */
   struct {
-    char name[32];   /* the probe's device name: "Host", "CUDA0", "Vulkan0", ... */
+    char name[FOOTPRINT_DEV_NAME]; /* the probe's device name: "Host", "CUDA0", "Vulkan0", "RPC0"
+                                      (the model's first RPC device: the scheduler renames it to
+                                      its pool's name, "RPC0[host:port]"), ... */
     long long bytes; /* weights + KV cache + compute buffers there (no process overhead) */
   } dev[8];
   int n_dev;
 } footprint_est;
 
 /* Estimate model m's footprint with its matrix settings (context × parallel cells, batch, GPU
- * layers, experts kept on the CPU: --cpu-moe / --n-cpu-moe) by running `tool` (a path to
- * llama-fit-params; NULL or missing = fallback). Always fills *out; returns 0 when the probe
+ * layers, experts kept on the CPU: --cpu-moe / --n-cpu-moe; its RPC servers: the probe reaches
+ * them and names their devices RPC0, RPC1, ... in the order of m->rpc) by running `tool` (a path
+ * to llama-fit-params; NULL or missing = fallback). Always fills *out; returns 0 when the probe
  * answered, -1 (reason in err) when the fallback was used. */
 int footprint_estimate(const char *tool, const matrix_model *m, footprint_est *out, char *err,
                        size_t errlen);
@@ -84,8 +92,10 @@ void footprint_experts_on_host(footprint_est *e, long long host_bytes);
 int footprint_parse_probe(const char *text, footprint_est *out);
 
 /* The devices the engine build sees: runs `worker_exe --list-devices` and returns its
- * {"devices":[{"name","description","type","free","total"}]} (new reference), or NULL. */
-json_t *footprint_devices(const char *worker_exe, char *err, size_t errlen);
+ * {"devices":[{"name","description","type","free","total"}]} (new reference), or NULL. With rpc
+ * ("host:port,host:port", or NULL for none) the servers' devices too, each with "endpoint" and
+ * "rpc_device" (its index there), and "rpc_unreachable": [{"endpoint","error"}]. */
+json_t *footprint_devices(const char *worker_exe, const char *rpc, char *err, size_t errlen);
 
 /* Resident memory of a process in bytes (VmRSS), or -1 if it is gone. */
 long long footprint_rss_bytes(pid_t pid);

@@ -6,12 +6,14 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "statedir.h"
 
@@ -100,6 +102,12 @@ void footprint_store_key(const matrix_model *m, char *buf, size_t len) {
   at = strlen(buf);
   if (m->mmproj && at < len) /* a projector (and its size) changes the footprint too */
     snprintf(buf + at, len - at, "|mmproj=%s|%lld", m->mmproj, m->mmproj_bytes);
+  at = strlen(buf);
+  if (m->n_rpc && at < len) { /* so do RPC servers (where the layers go): their list, hashed */
+    uint64_t h = SY_FNV_OFFSET;
+    for (size_t i = 0; i < m->n_rpc; i++) h = sy_fnv1a64(h, m->rpc[i], strlen(m->rpc[i]) + 1);
+    snprintf(buf + at, len - at, "|rpc=%016llx", (unsigned long long)h);
+  }
 }
 
 long long footprint_store_get(footprint_store *s, const char *key) {

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "buf.h"
 #include "hash.h"
 #include "log.h"
 #include "statedir.h"
@@ -99,9 +100,13 @@ struct sched {
   int ncpu;           /* the cores workers share (cpu_share.h) */
   bool cpu_share_off; /* SWITCHYARD_CPU_SHARE=off */
   struct pool {
-    char name[32];    /* "Host", or the engine's device name ("CUDA0", "Vulkan1", ...) */
-    int nv;           /* NVML index, -1 = none (live numbers unknown) */
-    long long total;  /* bytes, from the device probe at start */
+    char name[FOOTPRINT_DEV_NAME];      /* "Host", or the engine's device name ("CUDA0", "Vulkan1",
+                                           ...), or an RPC server's device: "RPC<k>[host:port]" */
+    char endpoint[SY_ENDPOINT_MAX + 1]; /* an RPC server's device: the server, else "" */
+    int rpc_device;                     /* an RPC server's device: its index on that server */
+    int nv;                             /* NVML index, -1 = none (live numbers unknown) */
+    long long total;  /* bytes, from the device probe at start (an RPC server's device: the free
+                         memory it reported when first reached) */
     long long budget; /* configured, or total − reserve */
     long long live;   /* min(budget, free now + ours − reserve) when the driver tells */
   } pools[PLAN_MAX_POOLS];
@@ -173,8 +178,9 @@ static size_t pool_of(const sched *s, const char *name) {
 }
 
 /* The estimate split into pools: each device's share where it lives, the worker's own overhead on
- * the host, and the GPU backend's per-process overhead on each GPU it uses. Without a split
- * (file-size fallback), all of it on the host. */
+ * the host, and the GPU backend's per-process overhead on each local GPU it uses (an RPC server's
+ * own overhead is in the free memory it reported). Without a split (file-size fallback), all of
+ * it on the host. */
 static void slot_split(const sched *s, slot *sl) {
   memset(sl->est_pool, 0, sizeof sl->est_pool);
   long long rest = sl->est.total_bytes;
@@ -185,7 +191,93 @@ static void slot_split(const sched *s, slot *sl) {
   }
   sl->est_pool[0] += rest > 0 ? rest : 0;
   for (size_t p = 1; p < s->n_pools; p++)
-    if (sl->est_pool[p] > 0) sl->est_pool[p] += s->mx->gpu_overhead;
+    if (sl->est_pool[p] > 0 && !s->pools[p].endpoint[0]) sl->est_pool[p] += s->mx->gpu_overhead;
+}
+
+static double gib(long long b);
+
+/* A probe names a model's RPC devices RPC0, RPC1, ... in the order it added them: m->rpc's servers
+ * in order, each server's devices in order. Rename them to their pools' names (RPC<k>[host:port]),
+ * which stay the same whatever else a process added; a device with no pool (its server was not
+ * reached at start) keeps its name and so counts on the host. */
+static void est_rpc_names(const sched *s, const matrix_model *m, footprint_est *e) {
+  for (int d = 0; d < e->n_dev; d++) {
+    long idx;
+    char *end;
+    if (strncmp(e->dev[d].name, "RPC", 3) != 0 || e->dev[d].name[3] < '0' ||
+        e->dev[d].name[3] > '9')
+      continue;
+    idx = strtol(e->dev[d].name + 3, &end, 10);
+    if (*end != '\0') continue;
+    long seen = 0;
+    for (size_t r = 0; r < m->n_rpc; r++)
+      for (size_t p = 1; p < s->n_pools; p++)
+        if (strcmp(s->pools[p].endpoint, m->rpc[r]) == 0 && seen++ == idx)
+          snprintf(e->dev[d].name, sizeof e->dev[d].name, "%s", s->pools[p].name);
+  }
+}
+
+/* The local GPUs with memory of their own (RPC servers' devices are pools too, but not here). */
+static bool local_gpus(const sched *s) {
+  for (size_t p = 1; p < s->n_pools; p++)
+    if (!s->pools[p].endpoint[0]) return true;
+  return false;
+}
+
+/* Pools for the devices of the RPC servers mx names that no pool has yet: one probe for all of
+ * them (a process: never under the lock; `running`: take it to publish the new pools). A server
+ * that does not answer gets no pool (logged; the next reload tries again): what a model puts there
+ * is then counted on the host. */
+static void pools_add_rpc(sched *s, const matrix *mx, bool running) {
+  sy_buf list = {0};
+  for (size_t i = 0; i < mx->n_models; i++)
+    for (size_t r = 0; r < mx->models[i].n_rpc; r++) {
+      const char *ep = mx->models[i].rpc[r];
+      bool known = false;
+      for (size_t p = 1; p < s->n_pools && !known; p++) known = !strcmp(s->pools[p].endpoint, ep);
+      /* each once: ",ep," is never inside another entry (endpoints hold no comma) */
+      char probe[SY_ENDPOINT_MAX + 3];
+      snprintf(probe, sizeof probe, ",%s,", ep);
+      if (known || (list.data && strstr(list.data, probe))) continue;
+      if (!list.len) sy_buf_append(&list, ",", 1);
+      sy_buf_append(&list, ep, strlen(ep));
+      sy_buf_append(&list, ",", 1);
+    }
+  if (!list.len) return;
+  list.data[list.len - 1] = '\0'; /* ",a,b," → "a,b" after the first comma */
+  char err[256] = "";
+  json_t *j = footprint_devices(s->worker_exe, list.data + 1, err, sizeof err);
+  sy_buf_free(&list);
+  if (!j) {
+    LOG_W("could not reach the RPC servers: %s", err);
+    return;
+  }
+  size_t i;
+  json_t *dv;
+  json_array_foreach(json_object_get(j, "rpc_unreachable"), i, dv)
+      LOG_W("RPC server %s: %s (no pool for it; what a model puts there counts on the host)",
+            json_string_value(json_object_get(dv, "endpoint")),
+            json_string_value(json_object_get(dv, "error")));
+  if (running) pthread_mutex_lock(&s->mu);
+  json_array_foreach(json_object_get(j, "devices"), i, dv) {
+    const char *ep = json_string_value(json_object_get(dv, "endpoint"));
+    json_int_t k = json_integer_value(json_object_get(dv, "rpc_device"));
+    if (!ep || strlen(ep) > SY_ENDPOINT_MAX || k < 0 || k > 255 || s->n_pools >= PLAN_MAX_POOLS)
+      continue;
+    struct pool *pl = &s->pools[s->n_pools];
+    memset(pl, 0, sizeof *pl);
+    snprintf(pl->name, sizeof pl->name, "RPC%d[%s]", (int)k, ep);
+    snprintf(pl->endpoint, sizeof pl->endpoint, "%s", ep);
+    pl->rpc_device = (int)k;
+    pl->nv = -1;
+    pl->total = (long long)json_integer_value(json_object_get(dv, "free"));
+    s->n_pools++;
+    LOG_I("RPC pool %s: %.2f GiB free of %.2f GiB (%s)", pl->name, gib(pl->total),
+          gib((long long)json_integer_value(json_object_get(dv, "total"))),
+          json_string_value(json_object_get(dv, "description")));
+  }
+  if (running) pthread_mutex_unlock(&s->mu);
+  json_decref(j);
 }
 
 /* Pools from the engine's device list: [0] the host, then each discrete GPU (at most
@@ -200,9 +292,10 @@ static void pools_setup(sched *s) {
     const char *type = json_string_value(json_object_get(dv, "type"));
     const char *name = json_string_value(json_object_get(dv, "name"));
     if (!type || !name || strcmp(type, "gpu") != 0 || strlen(name) >= sizeof s->pools[0].name ||
-        s->n_pools >= PLAN_MAX_POOLS)
+        s->n_pools >= PLAN_MAX_POOLS || json_object_get(dv, "endpoint"))
       continue;
     struct pool *pl = &s->pools[s->n_pools++];
+    memset(pl, 0, sizeof *pl);
     snprintf(pl->name, sizeof pl->name, "%s", name);
     pl->nv = gpumem_index_of(name);
     pl->total = (long long)json_integer_value(json_object_get(dv, "total"));
@@ -421,7 +514,7 @@ static slot *slot_make(sched *s, const matrix_model *m) {
     snprintf(ekey + strlen(ekey), sizeof ekey - strlen(ekey), "|mm%lld",
              footprint_mmproj_margin(m->mmproj_type));
   long long cached = s->ms ? footprint_store_get(s->ms, ekey) : -1;
-  char dkey[sizeof ekey + 48];
+  char dkey[sizeof ekey + FOOTPRINT_DEV_NAME + 8];
   if (m->engine == MATRIX_ENGINE_EXTERNAL) {
     ext_estimate(s, sl);
     goto estimated;
@@ -450,13 +543,14 @@ static slot *slot_make(sched *s, const matrix_model *m) {
     snprintf(sl->est.devices, sizeof sl->est.devices, "(file size)");
   } else if (footprint_estimate(s->tool, m, &sl->est, err, sizeof err) != 0) {
     LOG_W("%s: memory estimate from the file size (%s)", m->name, err);
-  } else if (s->ms) {
-    for (int d = 0; d < sl->est.n_dev; d++) {
+  } else {
+    est_rpc_names(s, m, &sl->est);
+    for (int d = 0; s->ms && d < sl->est.n_dev; d++) {
       snprintf(dkey, sizeof dkey, "%s|dev=%s", ekey, sl->est.dev[d].name);
       footprint_store_put_max(s->ms, dkey, sl->est.dev[d].bytes);
     }
-    footprint_store_put_max(s->ms, ekey,
-                            sl->est.total_bytes); /* last: its presence means the split is there */
+    if (s->ms) /* last: its presence means the split is there */
+      footprint_store_put_max(s->ms, ekey, sl->est.total_bytes);
   }
   slot_split(s, sl);
 estimated:;
@@ -520,7 +614,7 @@ sched *sched_new(const sched_params *p) {
   footprint_store_default_path(state, sizeof state);
   s->ms = footprint_store_open(state);
   char derr[256] = "";
-  s->devices = footprint_devices(s->worker_exe, derr, sizeof derr);
+  s->devices = footprint_devices(s->worker_exe, NULL, derr, sizeof derr);
   if (!s->devices) LOG_W("could not list the engine's devices: %s", derr);
   size_t di;
   json_t *dv;
@@ -531,6 +625,7 @@ sched *sched_new(const sched_params *p) {
       gib((long long)json_integer_value(json_object_get(dv, "free"))),
       gib((long long)json_integer_value(json_object_get(dv, "total"))));
   pools_setup(s);
+  pools_add_rpc(s, p->mx, false);
   pools_budget(s);
   for (size_t k = 1; k < s->n_pools; k++)
     LOG_I("GPU pool %s: budget %.2f GiB of %.2f GiB (%s)", s->pools[k].name,
@@ -601,6 +696,11 @@ static json_t *load_message(const matrix_model *m, long long cache_ram) {
   if (j && m->pooling) json_object_set_new(j, "pooling", json_string(m->pooling));
   if (j && m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
   if (j && m->deterministic) json_object_set_new(j, "deterministic", json_true());
+  if (j && m->n_rpc) { /* RPC servers whose devices take layers (docs/CONFIG.md, rpc) */
+    json_t *r = json_array();
+    for (size_t i = 0; r && i < m->n_rpc; i++) json_array_append_new(r, json_string(m->rpc[i]));
+    if (r) json_object_set_new(j, "rpc", r);
+  }
   /* the prompt cache's first limit (the budget's share for it), and its folder on disk
    * (docs/PROMPT_CACHE.md) */
   if (j) json_object_set_new(j, "cache_ram", json_integer(cache_ram));
@@ -868,7 +968,7 @@ static int load_finish(sched *s, slot *sl, worker *w, json_t *ready, long long t
 static bool slot_on_cpu(const sched *s, const slot *sl) {
   const matrix_model *m = sl->m;
   if (m->engine != MATRIX_ENGINE_LLAMA && m->engine != MATRIX_ENGINE_WHISPER) return false;
-  return s->n_pools == 1 || m->gpu_layers == 0;
+  return !local_gpus(s) || m->gpu_layers == 0;
 }
 
 static int slot_threads_wanted(const sched *s, const slot *sl) {
@@ -1165,7 +1265,9 @@ static bool same_load(const slot *sl, const matrix_model *m, const char *key) {
                   (!a->vad_model || strcmp(a->vad_model, m->vad_model) == 0);
   if (a->engine == MATRIX_ENGINE_EXTERNAL || m->engine == MATRIX_ENGINE_EXTERNAL)
     return a->engine == m->engine && strcmp(a->ext->sig, m->ext->sig) == 0;
-  return same_str && strcmp(sl->key, key) == 0 && a->engine == m->engine &&
+  bool same_rpc = a->n_rpc == m->n_rpc;
+  for (size_t i = 0; same_rpc && i < a->n_rpc; i++) same_rpc = !strcmp(a->rpc[i], m->rpc[i]);
+  return same_str && same_rpc && strcmp(sl->key, key) == 0 && a->engine == m->engine &&
          a->threads == m->threads && a->deterministic == m->deterministic &&
          (a->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK)) ==
              (m->caps & (MATRIX_CAP_EMBED | MATRIX_CAP_RERANK));
@@ -1187,6 +1289,8 @@ int sched_reload(sched *s, matrix *nmx, json_t **summary) {
     if (sl && same_load(sl, &nmx->models[i], keys[i])) keep[i] = sl;
   }
   pthread_mutex_unlock(&s->mu);
+  pools_add_rpc(s, nmx,
+                true); /* servers the new matrix names first (a probe: not under the lock) */
   for (size_t i = 0; rc == 0 && i < n; i++) /* estimates (maybe a probe each): not under the lock */
     if (!keep[i] && !(fresh[i] = slot_make(s, &nmx->models[i]))) rc = -1;
   if (rc != 0) {
@@ -1370,11 +1474,13 @@ json_t *sched_ps(sched *s) {
     for (size_t i = 0; i < s->n_slots; i++)
       if (s->slots[i]->state != SLOT_UNLOADED)
         pu += p == 0 ? slot_counted(s->slots[i]) : slot_pool_bytes(s->slots[i], p);
-    json_array_append_new(
-        pools,
+    json_t *po =
         json_pack("{s:s, s:I, s:I, s:I}", "device", s->pools[p].name, "budget",
                   (json_int_t)(p ? s->pools[p].budget : s->budget), "budget_now",
-                  (json_int_t)(p ? s->pools[p].live : s->live_budget), "used", (json_int_t)pu));
+                  (json_int_t)(p ? s->pools[p].live : s->live_budget), "used", (json_int_t)pu);
+    if (po && s->pools[p].endpoint[0]) /* an RPC server's device: where it is */
+      json_object_set_new(po, "rpc", json_string(s->pools[p].endpoint));
+    json_array_append_new(pools, po);
   }
   json_object_set_new(mem, "pools", pools);
   pthread_mutex_unlock(&s->mu);

@@ -1,9 +1,9 @@
 /* engine.c — everything that sets up llama.cpp for the worker: routing engine logs into sy_log,
- * handling `load` (model, one context, the projector, the mode's module, `ready`) and freeing it
- * all. Calls llama.h, mtmd.h and gguf.h, and, below it in the worker, chat.c, embed.c, gen.c and
- * speech.c (their init/free); nothing below calls back into it (tokenising is tok.c, the chat
- * prompt chat.c). Must never let a load field reach the engine unchecked, and never free the
- * model while the context still exists. */
+ * handling `load` (the model's RPC servers, model, one context, the projector, the mode's module,
+ * `ready`) and freeing it all. Calls llama.h, mtmd.h and gguf.h, and, below it in the worker,
+ * rpc.c, chat.c, embed.c, gen.c and speech.c (their init/free); nothing below calls back into it
+ * (tokenising is tok.c, the chat prompt chat.c). Must never let a load field reach the engine
+ * unchecked, and never free the model while the context still exists. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -18,6 +18,8 @@
 #include "audio_check.h"
 #include "clock.h"
 #include "ggml-backend.h"
+#include "endpoint.h"
+#include "ggml-rpc.h"
 #include "gguf.h"
 #include "log.h"
 #include "mtmd-helper.h"
@@ -250,6 +252,48 @@ static int engine_cache_identity(worker *w, const char *path, const char *mmproj
   return w->cache_identity ? 0 : -1;
 }
 
+/* A GPU of this machine (an RPC server's devices are GPUs to ggml too, but not here). */
+static bool engine_local_gpu(void) {
+  for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+    ggml_backend_dev_t d = ggml_backend_dev_get(i);
+    enum ggml_backend_dev_type t = ggml_backend_dev_type(d);
+    if ((t == GGML_BACKEND_DEVICE_TYPE_GPU || t == GGML_BACKEND_DEVICE_TYPE_IGPU) &&
+        ggml_backend_dev_backend_reg(d) != ggml_backend_rpc_reg())
+      return true;
+  }
+  return false;
+}
+
+/* The load's "rpc": absent, or a list of "host:port" RPC servers (at most GGML_RPC_MAX_SERVERS)
+ * added as devices before the model loads. 0, or -1 after sending the load error. */
+static int engine_rpc(worker *w, const json_t *rpc) {
+  const char *eps[GGML_RPC_MAX_SERVERS];
+  size_t n = 0, i;
+  const json_t *v;
+  char err[512];
+  if (!rpc || json_is_null(rpc)) return 0;
+  if (!json_is_array(rpc) || json_array_size(rpc) > GGML_RPC_MAX_SERVERS) {
+    wio_error(&w->out, 0, 400, "load_failed", "load: \"rpc\" must be a list of at most %d servers",
+              GGML_RPC_MAX_SERVERS);
+    return -1;
+  }
+  json_array_foreach(rpc, i, v) {
+    if (!json_is_string(v) ||
+        sy_endpoint_parse(json_string_value(v), NULL, 0, NULL, err, sizeof err) != 0) {
+      wio_error(&w->out, 0, 400, "load_failed", "load: \"rpc\"[%zu] must be \"host:port\"", i);
+      return -1;
+    }
+    eps[n++] = json_string_value(v);
+  }
+  rpc_fatal_install(&w->out);
+  if (rpc_add_servers(eps, n, err, sizeof err) != 0) {
+    LOG_E("load failed: %s", err);
+    wio_error(&w->out, 0, 502, "rpc_unavailable", "%s", err);
+    return -1;
+  }
+  return 0;
+}
+
 int engine_load(worker *w, const json_t *hdr) {
   const char *path, *mode, *pooling, *tmpl, *mmproj;
   int64_t n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers, cpu_moe;
@@ -336,6 +380,8 @@ int engine_load(worker *w, const json_t *hdr) {
         (long long)n_ctx, (long long)n_parallel, (long long)n_threads, (long long)n_batch,
         (long long)n_gpu_layers);
 
+  if (engine_rpc(w, json_object_get(hdr, "rpc")) != 0) goto err;
+
   struct llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = (int32_t)n_gpu_layers;
   w->load_pct = -10;
@@ -359,7 +405,9 @@ int engine_load(worker *w, const json_t *hdr) {
   w->vocab = llama_model_get_vocab(w->model);
   tok_cut_init(&w->cut, w->vocab, TOK_PIECE_BYTES);
   w->asr_sep = engine_asr_sep(w->vocab);
-  w->gpu_offload = llama_supports_gpu_offload() && n_gpu_layers != 0;
+  /* not llama_supports_gpu_offload(): with the RPC backend compiled in it is true on every build */
+  w->gpu_offload =
+      n_gpu_layers != 0 && (engine_local_gpu() || json_array_size(json_object_get(hdr, "rpc")) > 0);
 
   bool has_enc = llama_model_has_encoder(w->model), has_dec = llama_model_has_decoder(w->model);
   if (has_enc && has_dec) ENGINE_FAIL(400, "encoder-decoder models are not supported");
@@ -445,7 +493,7 @@ int engine_load(worker *w, const json_t *hdr) {
     /* The projector runs where the text layers run; its compute buffer is sized by a warm-up
      * encode now, so a projector that cannot run fails the load, not the first request. */
     struct mtmd_context_params mcp = mtmd_context_params_default();
-    mcp.use_gpu = w->gpu_offload;
+    mcp.use_gpu = w->gpu_offload && engine_local_gpu(); /* the projector stays on this box */
     mcp.n_threads = (int)n_threads;
     mcp.print_timings = false;
     mcp.warmup = true;

@@ -29,7 +29,7 @@ static void main_usage(void) {
   fprintf(stderr,
           "usage: switchyard-llama [--ipc-fd N] [--log-level debug|info|warn|error]\n"
           "                        [--log-format text|json] [--tag MODEL]\n"
-          "       switchyard-llama --list-devices\n");
+          "       switchyard-llama --list-devices [--rpc HOST:PORT,...]\n");
 }
 
 /* Handle one frame after load. Returns 1 when the worker should exit. */
@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
     main_usage();
     return 2;
   }
-  if (args.list_devices) return devices_print();
+  if (args.list_devices) return devices_print(args.rpc[0] ? args.rpc : NULL);
   /* No PR_SET_PDEATHSIG: it fires when the daemon *thread* that spawned us exits (an HTTP
    * connection thread), not the daemon process. When the daemon dies, the kernel closes its end
    * of the socket and the inbox thread's EOF ends this process. */

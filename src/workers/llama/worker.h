@@ -19,6 +19,7 @@
  *   speech_qwen3.c  q3s_*     the Qwen3-TTS speech loop
  *   speech.c        speech_*  text to speech (docs/TTS.md): the Pocket-TTS loop, and the front
  *                             that hands a Qwen3-TTS projector's calls to speech_qwen3.c
+ *   rpc.c           rpc_*     a model's RPC servers as devices; the abort message to the daemon
  *   engine.c        engine_*  engine log routing, `load` (model, context, projector, the mode's
  *                             module), free
  *   devices.c       devices_* --list-devices
@@ -379,6 +380,16 @@ bool speech_busy(const worker *w);
 /* One unit of work: start a request, prompt a sentence, or one frame (and its audio). */
 void speech_step(worker *w);
 
+/* ---- rpc.c: ggml's RPC servers as devices (matrix key `rpc:`) --------------------------- */
+
+/* Add the servers eps[0..n) ("host:port") to ggml's device registry, each reached first with a
+ * bounded connect; a server added before is skipped. 0, or -1 with why in err (nothing about the
+ * failing server registered). Main thread only. */
+int rpc_add_servers(const char *const *eps, size_t n, char *err, size_t errlen);
+/* From now on, an abort inside ggml (an RPC server lost mid-request) first sends frame "fatal"
+ * with ggml's message on out (docs/PROTOCOL.md). out must outlive the process's use of ggml. */
+void rpc_fatal_install(wio_out *out);
+
 /* ---- engine.c --------------------------------------------------------------------------- */
 
 /* Route llama.cpp/ggml logs into sy_log (call before anything else touches the engine). */
@@ -390,7 +401,9 @@ void engine_free(worker *w);
 
 /* ---- devices.c: print the devices this engine build sees as JSON (--list-devices) --------- */
 
-/* The exit status. */
-int devices_print(void);
+/* rpc: NULL, or "host:port,host:port" servers to add first (rpc_add_servers; their devices are
+ * listed with "endpoint" and their index on it, "rpc_device"; a server that cannot be reached is
+ * listed in "rpc_unreachable" with the reason). The exit status. */
+int devices_print(const char *rpc);
 
 #endif

@@ -239,18 +239,11 @@ int mk_qwenvl_proj_verify(const char *model_path, const char *mmproj_path, const
     goto done;
   }
   ctx = mk_verify_context(model, 256, 256, threads, 0);
-  rgb = malloc((size_t)W * H * 3);
+  rgb = mk_mm_test_image(W, H);
   if (!ctx || !rgb) {
     snprintf(err, errlen, "cannot create a llama context");
     goto done;
   }
-  for (int y = 0; y < H; y++)
-    for (int x = 0; x < W; x++) {
-      unsigned char *px = rgb + ((size_t)y * W + (size_t)x) * 3;
-      px[0] = (unsigned char)(x * 255 / (W - 1));
-      px[1] = (unsigned char)(y * 255 / (H - 1));
-      px[2] = (unsigned char)((x + y) & 0xff);
-    }
   bmp = mtmd_bitmap_init((uint32_t)W, (uint32_t)H, rgb);
   chunks = mtmd_input_chunks_init();
   size_t n_img = 0;

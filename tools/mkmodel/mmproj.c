@@ -80,6 +80,18 @@ int mk_mmproj_write(const char *out_path, int n_embd_text, uint64_t seed, uint64
 
 /* Tokenize prompt (mtmd's marker where it has %s) around one bitmap into chunks, and count the
  * tokens of the chunks of media type `type` into *n_media. 0, or -1 with err. */
+unsigned char *mk_mm_test_image(int w, int h) {
+  unsigned char *rgb = malloc((size_t)w * (size_t)h * 3);
+  for (int y = 0; rgb && y < h; y++)
+    for (int x = 0; x < w; x++) {
+      unsigned char *px = rgb + ((size_t)y * (size_t)w + (size_t)x) * 3;
+      px[0] = (unsigned char)(x * 255 / (w > 1 ? w - 1 : 1));
+      px[1] = (unsigned char)(y * 255 / (h > 1 ? h - 1 : 1));
+      px[2] = (unsigned char)((x + y) & 0xff);
+    }
+  return rgb;
+}
+
 int mk_mm_tokenize_one(mtmd_context *mctx, const char *prompt_fmt, const mtmd_bitmap *bmp, int type,
                        mtmd_input_chunks *chunks, size_t *n_media, char *err, size_t errlen) {
   char prompt[128];
@@ -150,18 +162,11 @@ int mk_mmproj_verify(const char *model_path, const char *mmproj_path, int thread
     goto done;
   }
   ctx = mk_verify_context(model, 256, 256, threads, 0);
-  rgb = malloc((size_t)W * H * 3);
+  rgb = mk_mm_test_image(W, H);
   if (!ctx || !rgb) {
     snprintf(err, errlen, "cannot create a llama context");
     goto done;
   }
-  for (int y = 0; y < H; y++)
-    for (int x = 0; x < W; x++) {
-      unsigned char *px = rgb + ((size_t)y * W + (size_t)x) * 3;
-      px[0] = (unsigned char)(x * 255 / (W - 1));
-      px[1] = (unsigned char)(y * 255 / (H - 1));
-      px[2] = (unsigned char)((x + y) & 0xff);
-    }
   bmp = mtmd_bitmap_init(W, H, rgb);
   chunks = mtmd_input_chunks_init();
   size_t n_img = 0;

@@ -70,11 +70,13 @@ int mk_mmproj_audio_verify(const char *model_path, const char *mmproj_path, int 
                            long expect_tokens, int eval, char *summary, size_t summarylen,
                            char *err, size_t errlen);
 
-/* What the projector checks share (this file's, arch_qwenvl.c's). Tokenize prompt_fmt (mtmd's
- * marker where it has %s) around one bitmap into chunks and count the tokens of the chunks of
- * type (enum mtmd_input_chunk_type) into *n_media. 0, or -1 with err. */
+/* What the projector checks share (this file's, arch_qwenvl.c's). */
 struct mtmd_bitmap;
 struct mtmd_input_chunks;
+/* A w x h RGB test picture (a gradient; malloc'd, the caller frees it), or NULL. */
+unsigned char *mk_mm_test_image(int w, int h);
+/* Tokenize prompt_fmt (mtmd's marker where it has %s) around one bitmap into chunks and count the
+ * tokens of the chunks of type (enum mtmd_input_chunk_type) into *n_media. 0, or -1 with err. */
 int mk_mm_tokenize_one(struct mtmd_context *mctx, const char *prompt_fmt,
                        const struct mtmd_bitmap *bmp, int type, struct mtmd_input_chunks *chunks,
                        size_t *n_media, char *err, size_t errlen);

@@ -36,7 +36,7 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 endif
 
-DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lcrypto -lpng -ljpeg -lwebp -lwebpdemux -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
+DAEMON_LIBS := -lmicrohttpd -lwslay -ljansson -lyaml -lcurl -lcrypto -lpng -ljpeg -lwebp -lwebpdemux -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
 ENGINE_INC := -I$(ENGINES)/include
 # The GPU backend's archive goes after libggml.a (whose registry calls ggml_backend_<gpu>_reg) and
 # before libggml-base.a (which it uses): static archives are scanned once, in order.

@@ -23,6 +23,9 @@ typedef struct sy_daemon {
   /* The Responses API's stored responses (api/responses_store.h: bounded, thread-safe); NULL: none
    * are kept (GET answers 404, previous_response_id too). Made and freed by main.c. */
   struct rsp_store *responses;
+  /* WebSocket sessions (ws/ws.h: limits, counts, metrics); NULL: upgrades answer 503. Made and
+   * freed by main.c. */
+  struct ws_hub *ws;
 } sy_daemon;
 
 #endif

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "http/api_error.h"
 #include "log.h"
+#include "ws/ws_handshake.h"
 
 #define PROXY_MAX_BUFFERED (1 << 20) /* upstream bytes held before the transfer is paused */
 #define PROXY_MAX_HEADERS 64         /* upstream response headers relayed */
@@ -343,7 +344,10 @@ void proxy_upstream(sy_daemon *d, http_req *r, const char *rest) {
     reply(r, 404, "invalid_request_error", "model_not_found", NULL, msg);
     return;
   }
-  relay(d, r, m, slash ? slash : "/", true);
+  if (ws_is_upgrade(http_header(r, "Upgrade"), http_header(r, "Connection")))
+    proxy_ws_upstream(d, r, m, slash ? slash : "/");
+  else
+    relay(d, r, m, slash ? slash : "/", true);
 }
 
 void proxy_serve(sy_daemon *d, http_req *r, const matrix_model *m) {

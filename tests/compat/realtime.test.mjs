@@ -20,6 +20,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 
@@ -106,6 +107,14 @@ function stream(send, pcm, chunkMs = 40) {
 
 const idx = (evs, type) => evs.findIndex((e) => e.type === type);
 
+// jfk.wav has pauses of up to ~0.9 s between its phrases: with the default 500 ms of silence the
+// VAD makes a turn of each phrase; 1.5 s makes one turn of the clip (and the tests shorter).
+async function oneTurnVad(ws) {
+  const mark = ws.events.length;
+  ws.send(JSON.stringify({ type: 'session.update', session: { audio: { input: { turn_detection: { type: 'server_vad', silence_duration_ms: 1500 } } } } }));
+  await ws.waitFor('session.updated', mark);
+}
+
 async function inFlight() {
   const ps = await (await fetch(`${root}/api/ps`)).json();
   return (ps.models ?? []).reduce((n, m) => n + (m.in_flight ?? m.inflight ?? 0), 0);
@@ -114,7 +123,9 @@ async function inFlight() {
 describe('Realtime API (/v1/realtime)', { skip }, () => {
   test('the SDK: session, a spoken turn, audio while generating, response.done', { skip: !SPEECH && 'no speech clip' }, async () => {
     const client = new OpenAI({ apiKey: 'none', baseURL: URL_ });
-    const rt = new OpenAIRealtimeWS({ model: MODEL }, client);
+    // the SDK always asks for wss://; the daemon here speaks plain HTTP on loopback, so the
+    // socket is a plain TCP one (ws's createConnection option; everything else is the SDK's)
+    const rt = new OpenAIRealtimeWS({ model: MODEL, options: { createConnection: (o) => net.connect(o) } }, client);
     const events = [];
     rt.on('event', (e) => events.push(e));
     const errors = [];
@@ -125,12 +136,13 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
       if (have) return res(have);
       rt.on(type, res);
     });
+    try {
     const created = await until('session.created');
     assert.equal(created.session.type, 'realtime');
-    rt.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, turn_detection: { type: 'server_vad', threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500 } }, output: { format: { type: 'audio/pcm', rate: 24000 } } } } });
+    rt.send({ type: 'session.update', session: { type: 'realtime', output_modalities: ['audio'], audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, turn_detection: { type: 'server_vad', threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 1500 } }, output: { format: { type: 'audio/pcm', rate: 24000 } } } } });
     const upd = await until('session.updated');
-    assert.equal(upd.session.audio.input.turn_detection.silence_duration_ms, 500);
-    stream((ev) => rt.send(ev), Buffer.concat([silence(300), SPEECH, silence(1200)]), 40);
+    assert.equal(upd.session.audio.input.turn_detection.silence_duration_ms, 1500);
+    stream((ev) => rt.send(ev), Buffer.concat([silence(300), SPEECH, silence(2000)]), 40);
     const done = await until('response.done');
     assert.equal(errors.length, 0, JSON.stringify(errors.map((e) => e.message)));
     const order = ['input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped', 'input_audio_buffer.committed',
@@ -149,7 +161,9 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
     assert.ok(bytes > 0 && bytes % 2 === 0, 'pcm16 bytes');
     const lastText = events.findLastIndex((e) => e.type === 'response.output_audio_transcript.delta');
     assert.ok(idx(events, 'response.output_audio.delta') < lastText, 'audio arrived before the last of the text (spoken while generated)');
-    rt.close();
+    } finally {
+      rt.close();
+    }
     const m = await (await fetch(`${root}/metrics`)).text();
     assert.match(m, /switchyard_ws_sessions_total\{route="realtime"\} [1-9]/);
     assert.match(m, new RegExp(`switchyard_pipeline_stage_seconds_count\\{model="${MODEL}",stage="first_audio"\\} [1-9]`));
@@ -157,42 +171,51 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
 
   test('barge-in: speech during the answer cancels it', { skip: !SPEECH && 'no speech clip' }, async () => {
     const ws = await raw(`model=${MODEL}`);
-    await ws.waitFor('session.created');
-    const send = (e) => ws.send(JSON.stringify(e));
-    stream(send, Buffer.concat([silence(200), SPEECH, silence(800)]), 100);
-    await ws.waitFor('response.created');
-    await ws.waitFor('response.output_audio.delta');
-    const mark = ws.events.length;
-    stream(send, Buffer.concat([SPEECH, silence(800)]), 20);
-    const started = await ws.waitFor('input_audio_buffer.speech_started', mark);
-    const done = await ws.waitFor('response.done', mark);
-    assert.ok(ws.events.indexOf(started) < ws.events.indexOf(done), 'speech started, then the answer ended');
-    assert.equal(done.response.status, 'cancelled');
-    assert.equal(done.response.status_details.reason, 'turn_detected');
-    // the new turn goes on: another response after the cancelled one
-    await ws.waitFor((e) => e.type === 'response.created' && e.response.id !== done.response.id, mark);
-    ws.close();
-    await ws.closed;
+    try {
+      await ws.waitFor('session.created');
+      await oneTurnVad(ws);
+      const send = (e) => ws.send(JSON.stringify(e));
+      stream(send, Buffer.concat([silence(200), SPEECH, silence(2000)]), 100);
+      const first = await ws.waitFor('response.created');
+      const mark = ws.events.length;
+      // the user talks over the answer while it is being generated and spoken
+      stream(send, Buffer.concat([SPEECH, silence(2000)]), 20);
+      const started = await ws.waitFor('input_audio_buffer.speech_started', mark);
+      const done = await ws.waitFor((e) => e.type === 'response.done' && e.response.id === first.response.id);
+      assert.ok(ws.events.indexOf(started) < ws.events.indexOf(done), 'speech started, then the answer ended');
+      assert.equal(done.response.status, 'cancelled');
+      assert.equal(done.response.status_details.reason, 'turn_detected');
+      // the new turn goes on: another response after the cancelled one
+      await ws.waitFor((e) => e.type === 'response.created' && e.response.id !== first.response.id, mark);
+    } finally {
+      ws.close();
+      await ws.closed;
+    }
   });
 
   test('a transcription session: the transcript, no response', { skip: (!SPEECH || !ASR) && 'no speech clip or asr model' }, async () => {
     const ws = await raw(`intent=transcription&model=${ASR}`);
+    try {
     const c = await ws.waitFor('session.created');
     assert.equal(c.session.type, 'transcription');
+    await oneTurnVad(ws);
     const send = (e) => ws.send(JSON.stringify(e));
-    stream(send, Buffer.concat([silence(200), SPEECH, silence(800)]), 60);
+    stream(send, Buffer.concat([silence(200), SPEECH, silence(2000)]), 60);
     const tr = await ws.waitFor('conversation.item.input_audio_transcription.completed');
     assert.equal(typeof tr.transcript, 'string');
     send({ type: 'response.create' });
     const err = await ws.waitFor('error');
     assert.equal(err.error.code, 'invalid_event');
     assert.equal(idx(ws.events, 'response.created'), -1);
-    ws.close();
-    await ws.closed;
+    } finally {
+      ws.close();
+      await ws.closed;
+    }
   });
 
   test('protocol errors: error events, then the session goes on', async () => {
     const ws = await raw(`model=${MODEL}`);
+    try {
     await ws.waitFor('session.created');
     ws.send('{not json');
     let e = await ws.waitFor('error');
@@ -229,6 +252,9 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
     ws.send(Buffer.from([1, 2, 3]));
     const c = await ws.closed;
     assert.equal(c.code, 1003);
+    } finally {
+      ws.terminate();
+    }
   });
 
   test('an oversized frame closes with 1009', async () => {
@@ -236,17 +262,19 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
     await ws.waitFor('session.created');
     ws.send('x'.repeat(17 * 1024 * 1024));
     const c = await ws.closed;
+    ws.terminate();
     assert.equal(c.code, 1009);
   });
 
   test('a client vanishing mid-turn frees the workers', { skip: !SPEECH && 'no speech clip' }, async () => {
     const ws = await raw(`model=${MODEL}`);
     await ws.waitFor('session.created');
-    stream((e) => ws.send(JSON.stringify(e)), Buffer.concat([silence(200), SPEECH, silence(800)]), 100);
+    await oneTurnVad(ws);
+    stream((e) => ws.send(JSON.stringify(e)), Buffer.concat([silence(200), SPEECH, silence(2000)]), 100);
     await ws.waitFor('response.created');
     ws.terminate(); // no close frame: the socket just goes
     let n = 1;
-    for (let i = 0; i < 200 && n > 0; i++) {
+    for (let i = 0; i < 600 && n > 0; i++) {
       n = await inFlight();
       if (n > 0) await new Promise((r) => setTimeout(r, 50));
     }

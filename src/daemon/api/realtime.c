@@ -16,6 +16,7 @@
  * never keep more than RT_MAX_BUFFER_S of input audio. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,9 @@ typedef struct rt_sess {
   /* the response (or transcription) running now */
   bool busy_response;
   char resp_id[RT_MAX_ID + 1];
-  int cancel_fd[2]; /* socketpair: [1] shut down cancels the job running now */
+  int cancel_fd[2]; /* socketpair: [1] shut down cancels the job running now (a worker wait that
+                       has nothing queued sees it at once) */
+  atomic_bool cancelled; /* ... and this, looked at before every step (frames may be queued) */
   const char *cancel_reason;
   pthread_t turn;
   bool turn_started;
@@ -177,6 +180,7 @@ static int job_push(rt_sess *s, const rt_job *j) {
 
 /* Cancel the job running now (any thread; under s->mu). */
 static void cancel_now(rt_sess *s, const char *reason) {
+  atomic_store(&s->cancelled, true);
   if (s->cancel_fd[1] >= 0) {
     s->cancel_reason = reason;
     shutdown(s->cancel_fd[1], SHUT_RDWR);
@@ -368,6 +372,7 @@ static void cut_sentences(rt_resp *r, rt_sess *s, bool final) {
 static int resp_step(rt_resp *r, int cancel_fd) {
   rt_sess *s = r->s;
   ipc_msg m;
+  if (atomic_load(&s->cancelled)) return 0;
   if (r->tts_busy) {
     int rc = step_wait(&r->tts, cancel_fd, &m, &r->err);
     if (rc <= 0) return rc;
@@ -508,7 +513,8 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
     }
     json_decref(msg);
   }
-  while (rc == 0 || rc == 1) rc = resp_step(r, cancel_fd);
+  rc = rc == 0 ? 1 : -1; /* set up: now 1 moved, 0 cancelled, -1 failed, 2 finished */
+  while (rc == 1) rc = resp_step(r, cancel_fd);
   if (rc == 0) status = "cancelled";
   if (rc < 0) {
     status = "failed";
@@ -599,6 +605,7 @@ static void *turn_main(void *arg) {
     s->n_jobs--;
     /* a fresh cancel socket for this job */
     s->cancel_reason = NULL;
+    atomic_store(&s->cancelled, false);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s->cancel_fd) != 0)
       s->cancel_fd[0] = s->cancel_fd[1] = -1;
     int cfd = s->cancel_fd[0];

@@ -304,7 +304,22 @@ int ws_run(ws_conn *c, const ws_handler *h, void *ud, int stop_fd) {
   pthread_mutex_lock(&c->mu);
   int code =
       wslay_event_get_close_received(c->ctx) ? wslay_event_get_status_code_received(c->ctx) : 1006;
+  bool linger =
+      !c->eof && wslay_event_get_close_sent(c->ctx) && !wslay_event_get_close_received(c->ctx);
   pthread_mutex_unlock(&c->mu);
+  if (linger) { /* we closed without reading the rest (a frame too big, say): let our close frame
+                 * reach the peer before the socket goes, instead of a reset by unread bytes */
+    shutdown(c->fd, SHUT_WR);
+    double until = sy_mono_s() + WS_CLOSE_WAIT_MS / 1000.0;
+    char scratch[16384];
+    for (;;) {
+      int left = (int)((until - sy_mono_s()) * 1000);
+      struct pollfd p = {c->fd, POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, left) <= 0) break;
+      ssize_t n = recv(c->fd, scratch, sizeof scratch, MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+    }
+  }
   return code;
 }
 

@@ -59,7 +59,8 @@ static void stream(ws_conn *c, const float *pcm, size_t n) {
     }
     char *b64 = sy_base64_encode(b, 2 * k);
     free(b);
-    if (b64) send_json(c, json_pack("{s:s, s:s}", "type", "input_audio_buffer.append", "audio", b64));
+    if (b64)
+      send_json(c, json_pack("{s:s, s:s}", "type", "input_audio_buffer.append", "audio", b64));
     free(b64);
   }
 }
@@ -102,7 +103,8 @@ static void on_msg(void *ud, ws_conn *c, bool text, const uint8_t *d, size_t len
 /* One session, one turn. 0 or -1. */
 static int run_turn(int port, const char *model, turn *t) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   char key[WS_KEY_LEN + 1], acc[WS_ACCEPT_LEN + 1], req[1024], head[WS_MAX_RESPONSE_HEAD];
   if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 || ws_new_key(key) ||
@@ -184,8 +186,9 @@ int main(int argc, char **argv) {
   double client[BENCH_MAX_RUNS], stt[BENCH_MAX_RUNS], tok[BENCH_MAX_RUNS], tts[BENCH_MAX_RUNS],
       first[BENCH_MAX_RUNS];
   int n = 0;
-  printf("turn  status     client_ms  stt_ms  llm_first_token_ms  tts_first_audio_ms  "
-         "first_audio_ms\n");
+  printf(
+      "turn  status     client_ms  stt_ms  llm_first_token_ms  tts_first_audio_ms  "
+      "first_audio_ms\n");
   for (int i = 0; i < runs; i++) {
     turn t = {.pcm = au.pcm, .n = au.n, .silence_ms = silence};
     if (run_turn(port, model, &t) != 0 || !t.t_audio) {
@@ -207,9 +210,10 @@ int main(int argc, char **argv) {
     free((char *)t.status);
   }
   if (n)
-    printf("median of %d turns: client %.1f ms; server: stt %.1f, llm first token %.1f, tts first "
-           "audio %.1f, first audio %.1f ms (from the end of speech)\n",
-           n, median(client, n), median(stt, n), median(tok, n), median(tts, n), median(first, n));
+    printf(
+        "median of %d turns: client %.1f ms; server: stt %.1f, llm first token %.1f, tts first "
+        "audio %.1f, first audio %.1f ms (from the end of speech)\n",
+        n, median(client, n), median(stt, n), median(tok, n), median(tts, n), median(first, n));
   sy_audio_free(&au);
   return n == runs ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 //  - barge-in: the clip sent again while the answer plays → speech_started, then response.done
 //    with status cancelled (reason turn_detected), then a new turn;
 //  - intent=transcription sessions: the transcript, no response;
+//  - conversation.item.truncate: the item keeps the text of the sentences heard by audio_end_ms;
 //  - protocol errors: bad JSON, an unknown type, a bad session field → error events and the
 //    session goes on; a binary frame → an error event and close 1003; an oversized frame → close
 //    1009; a client vanishing mid-turn → the pipeline's workers freed (nothing in flight after).
@@ -161,6 +162,14 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
     assert.ok(bytes > 0 && bytes % 2 === 0, 'pcm16 bytes');
     const lastText = events.findLastIndex((e) => e.type === 'response.output_audio_transcript.delta');
     assert.ok(idx(events, 'response.output_audio.delta') < lastText, 'audio arrived before the last of the text (spoken while generated)');
+    // truncated to what was heard by 0 ms: nothing
+    const item = events.find((e) => e.type === 'response.output_item.done').item;
+    rt.send({ type: 'conversation.item.truncate', item_id: item.id, content_index: 0, audio_end_ms: 0 });
+    const tr2 = await until('conversation.item.truncated');
+    assert.equal(tr2.item_id, item.id);
+    rt.send({ type: 'conversation.item.retrieve', item_id: item.id });
+    const got = await until('conversation.item.retrieved');
+    assert.equal(got.item.content[0].text, '');
     } finally {
       rt.close();
     }

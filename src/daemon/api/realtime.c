@@ -46,7 +46,15 @@ typedef struct rt_item {
   char role[16]; /* user, assistant, system, tool */
   char *text;    /* owned: the transcript or text ("" while transcribing) */
   char call_id[RT_MAX_ID + 1];
+  char *spoken;  /* assistant: the text whose audio was sent, sentence by sentence (owned) */
+  json_t *marks; /* ... [audio_end_ms, bytes of spoken] after each sentence (truncate) */
 } rt_item;
+
+static void item_clear(rt_item *it) {
+  free(it->text);
+  free(it->spoken);
+  json_decref(it->marks);
+}
 
 typedef enum rt_job_kind { JOB_TRANSCRIBE, JOB_RESPOND } rt_job_kind;
 
@@ -125,7 +133,7 @@ static rt_item *item_find(rt_sess *s, const char *id) {
 
 static rt_item *item_add(rt_sess *s, const char *role, const char *text) {
   if (s->n_items == RT_MAX_ITEMS) { /* the oldest goes */
-    free(s->items[0].text);
+    item_clear(&s->items[0]);
     memmove(s->items, s->items + 1, (RT_MAX_ITEMS - 1) * sizeof *s->items);
     s->n_items--;
   }
@@ -293,7 +301,9 @@ static json_t *chat_body(rt_sess *s, const json_t *resp) {
   for (size_t i = 0; i < s->n_items; i++) {
     const rt_item *it = &s->items[i];
     const char *role = strcmp(it->role, "tool") == 0 ? "user" : it->role;
-    if (!it->text || !*it->text) continue;
+    /* a user's turn counts even when the asr step heard nothing (it was said); an answer cut
+     * before any of it was spoken was not */
+    if (!it->text || (!*it->text && strcmp(it->role, "user") != 0)) continue;
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", role, "content", it->text));
   }
   json_t *b = json_pack("{s:s, s:o, s:i}", "model", s->p->llm, "messages", msgs, "max_tokens",
@@ -314,6 +324,7 @@ typedef struct rt_resp {
   bool tts_busy, llm_done;
   sy_buf said, spoken, pending; /* all text; text whose audio was sent; not yet cut */
   json_t *sentences;            /* waiting for the tts step */
+  json_t *marks;                /* [audio ms, bytes of spoken] after each spoken sentence */
   char *speaking;               /* the sentence the tts step is on */
   sy_resampler rs;
   int rs_in;
@@ -383,6 +394,10 @@ static int resp_step(rt_resp *r, int cancel_fd) {
       r->tts_busy = false;
       sy_buf_puts(&r->spoken, r->spoken.len ? " " : "");
       sy_buf_puts(&r->spoken, r->speaking ? r->speaking : "");
+      long long bps = r->fmt == RT_FMT_PCM16 ? 2 : 1;
+      json_array_append_new(
+          r->marks, json_pack("[I, I]", (json_int_t)(r->audio_bytes / bps * 1000 / r->out_rate),
+                              (json_int_t)r->spoken.len));
       free(r->speaking);
       r->speaking = NULL;
     }
@@ -458,6 +473,7 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
   r->t_speech_end = j->t_speech_end;
   r->stt_s = stt_s;
   r->sentences = json_array();
+  r->marks = json_array();
   api_random_id(r->id, sizeof r->id, "resp_");
   pthread_mutex_lock(&s->mu);
   r->audio = s->cfg.audio_out && s->p->tts;
@@ -532,6 +548,10 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
   if (mine) {
     free(mine->text);
     mine->text = strdup(kept);
+    free(mine->spoken);
+    mine->spoken = strdup(r->spoken.data ? r->spoken.data : "");
+    json_decref(mine->marks);
+    mine->marks = json_incref(r->marks);
   }
   const char *reason = s->cancel_reason ? s->cancel_reason : "client_cancelled";
   s->busy_response = false;
@@ -586,6 +606,7 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
   sy_buf_free(&r->spoken);
   sy_buf_free(&r->pending);
   json_decref(r->sentences);
+  json_decref(r->marks);
   free(r->speaking);
   sy_resampler_free(&r->rs);
   free(r);
@@ -878,6 +899,18 @@ static void on_event(void *ud, ws_conn *c, bool text, const uint8_t *data, size_
       pthread_mutex_lock(&s->mu);
       rt_item *it = item_find(s, ev.item_id);
       bool ok = it && strcmp(it->role, "assistant") == 0;
+      if (ok && it->spoken) { /* the text of the sentences heard by audio_end_ms */
+        size_t keep = 0, i;
+        json_t *m;
+        json_array_foreach(it->marks, i, m) {
+          if (json_integer_value(json_array_get(m, 0)) <= ev.audio_end_ms)
+            keep = (size_t)json_integer_value(json_array_get(m, 1));
+        }
+        if (keep <= strlen(it->spoken)) {
+          free(it->text);
+          it->text = strndup(it->spoken, keep);
+        }
+      }
       pthread_mutex_unlock(&s->mu);
       if (!ok) {
         API_BAD(&e, "item_id", "item_not_found", "no assistant item '%s'", ev.item_id);
@@ -895,7 +928,7 @@ static void on_event(void *ud, ws_conn *c, bool text, const uint8_t *data, size_
       rt_item *it = item_find(s, ev.item_id);
       json_t *ij = it ? item_json(it, "completed", false) : NULL;
       if (it && ev.type == RT_ITEM_DELETE) {
-        free(it->text);
+        item_clear(it);
         size_t k = (size_t)(it - s->items);
         memmove(it, it + 1, (s->n_items - k - 1) * sizeof *it);
         s->n_items--;
@@ -949,7 +982,7 @@ static void on_event(void *ud, ws_conn *c, bool text, const uint8_t *data, size_
 /* ---- the session ---- */
 
 static void sess_free(rt_sess *s) {
-  for (size_t i = 0; i < s->n_items; i++) free(s->items[i].text);
+  for (size_t i = 0; i < s->n_items; i++) item_clear(&s->items[i]);
   for (size_t i = 0; i < s->n_jobs; i++) job_clear(&s->jobs[i]);
   rt_session_free(&s->cfg);
   free(s->in);

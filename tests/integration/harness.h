@@ -388,6 +388,6 @@ extern const itest_table itest_prompt_cache, itest_basics, itest_threads, itest_
     itest_serving, itest_ops, itest_budget, itest_config, itest_fidelity, itest_vision, itest_asr,
     itest_speech, itest_audio_models, itest_external, itest_routers, itest_whisper_server,
     itest_pipelines, itest_qwen3tts, itest_prompt_cache_budget, itest_messages, itest_responses,
-    itest_cli, itest_pull, itest_ollama;
+    itest_cli, itest_pull, itest_ollama, itest_websocket;
 
 #endif

@@ -41,6 +41,7 @@ static const itest_table *const features[] = {
     &itest_cli,
     &itest_pull,
     &itest_ollama,
+    &itest_websocket,
 };
 enum { n_features = sizeof features / sizeof *features };
 

@@ -91,6 +91,7 @@ compat() {
     "$root/tests/compat/ws_echo_engine.mjs" >>"$cfg"
   # a voice pipeline for the Realtime API (realtime.test.mjs): whisper, chat, the built-in voice
   printf 'pipelines:\n  - {name: talk, kind: voice, asr: whisper, llm: chat, tts: speak, voice: en-us, max_tokens: 40, temperature: 0, sentence_chars: 12}\n' >>"$cfg"
+  printf '  - {name: talk-tools, kind: voice, llm: tools, tts: speak, max_tokens: 256, temperature: 0}\n' >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
@@ -100,7 +101,7 @@ compat() {
     SWITCHYARD_THINK_MODEL=think SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
     SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
     SWITCHYARD_OLLAMA_HOST="http://127.0.0.1:$port" SWITCHYARD_OLLAMA_MODEL=ollama \
-    SWITCHYARD_WS_ECHO_MODEL=wsecho SWITCHYARD_REALTIME_MODEL=talk SWITCHYARD_TESTDATA="$testdata" \
+    SWITCHYARD_WS_ECHO_MODEL=wsecho SWITCHYARD_REALTIME_MODEL=talk SWITCHYARD_REALTIME_TOOLS_MODEL=talk-tools SWITCHYARD_TESTDATA="$testdata" \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

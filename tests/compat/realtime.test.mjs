@@ -14,6 +14,8 @@
 //    with status cancelled (reason turn_detected), then a new turn;
 //  - intent=transcription sessions: the transcript, no response;
 //  - conversation.item.truncate: the item keeps the text of the sentences heard by audio_end_ms;
+//  - tools (SWITCHYARD_REALTIME_TOOLS_MODEL): tool_choice required gives a function call with its
+//    argument events and the item in response.done; its function_call_output, then an answer;
 //  - protocol errors: bad JSON, an unknown type, a bad session field → error events and the
 //    session goes on; a binary frame → an error event and close 1003; an oversized frame → close
 //    1009; a client vanishing mid-turn → the pipeline's workers freed (nothing in flight after).
@@ -32,6 +34,7 @@ import WebSocket from 'ws';
 const URL_ = process.env.SWITCHYARD_URL;
 const MODEL = process.env.SWITCHYARD_REALTIME_MODEL;
 const ASR = process.env.SWITCHYARD_WHISPER_MODEL;
+const TOOLS = process.env.SWITCHYARD_REALTIME_TOOLS_MODEL; // a voice pipeline on a tool-calling llm
 const root = URL_ ? URL_.replace(/\/v1$/, '') : '';
 const wsRoot = root.replace(/^http/, 'ws');
 const skip = !URL_ || !MODEL ? 'SWITCHYARD_URL / SWITCHYARD_REALTIME_MODEL not set' : false;
@@ -263,6 +266,36 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
     assert.equal(c.code, 1003);
     } finally {
       ws.terminate();
+    }
+  });
+
+  test('tools: a function call, its output, then an answer', { skip: !TOOLS && 'SWITCHYARD_REALTIME_TOOLS_MODEL not set' }, async () => {
+    const ws = await raw(`model=${TOOLS}`);
+    try {
+      await ws.waitFor('session.created');
+      const tool = { type: 'function', name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+      let mark = ws.events.length;
+      ws.send(JSON.stringify({ type: 'session.update', session: { output_modalities: ['text'], tools: [tool], tool_choice: { type: 'function', name: 'get_weather' } } }));
+      const u = await ws.waitFor('session.updated', mark);
+      assert.equal(u.session.tools[0].name, 'get_weather');
+      ws.send(JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Weather in Paris?' }] } }));
+      ws.send(JSON.stringify({ type: 'response.create' }));
+      const args = await ws.waitFor('response.function_call_arguments.done', mark);
+      assert.equal(args.name, 'get_weather');
+      assert.equal(typeof JSON.parse(args.arguments), 'object');
+      const done = await ws.waitFor('response.done', mark);
+      const call = done.response.output.find((o) => o.type === 'function_call');
+      assert.ok(call && call.call_id === args.call_id, JSON.stringify(done.response.output));
+      mark = ws.events.length;
+      ws.send(JSON.stringify({ type: 'session.update', session: { tool_choice: 'none' } }));
+      await ws.waitFor('session.updated', mark);
+      ws.send(JSON.stringify({ type: 'conversation.item.create', item: { type: 'function_call_output', call_id: args.call_id, output: '{"sunny":true}' } }));
+      ws.send(JSON.stringify({ type: 'response.create' }));
+      const d2 = await ws.waitFor('response.done', mark);
+      assert.equal(d2.response.status, 'completed', JSON.stringify(d2.response));
+    } finally {
+      ws.close();
+      await ws.closed;
     }
   });
 

@@ -24,7 +24,8 @@
  * Returns the fd with the status code in *status (0: no answer), the answer's head in head. */
 static int upgrade(const char *path, const char *extra, int *status, char *head, size_t cap) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)B.port),
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)B.port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   *status = 0;
   head[0] = '\0';
@@ -96,7 +97,8 @@ static void ws_body(void) {
   int s1 = upgrade(RT_PATH, "Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.sekrit\r\n",
                    &st, head, sizeof head);
   CHECK(st == 101, "the key as a subprotocol: 101, got %d: %.300s", st, head);
-  CHECK(strstr(head, "Sec-WebSocket-Protocol: realtime\r\n") != NULL, "realtime chosen: %.300s", head);
+  CHECK(strstr(head, "Sec-WebSocket-Protocol: realtime\r\n") != NULL, "realtime chosen: %.300s",
+        head);
   CHECK(strstr(head, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL,
         "the accept key: %.300s", head);
   unsigned char buf[8192];
@@ -110,7 +112,8 @@ static void ws_body(void) {
         "session created: %.300s", buf);
   /* one session at most */
   fd = upgrade(RT_PATH, "Authorization: Bearer sekrit\r\n", &st, head, sizeof head);
-  CHECK(st == 503 && strstr(head, "Retry-After"), "a second session: 503, got %d: %.300s", st, head);
+  CHECK(st == 503 && strstr(head, "Retry-After"), "a second session: 503, got %d: %.300s", st,
+        head);
   close(fd);
   /* the idle timeout closes the silent one with 1001 */
   do op = next_frame(s1, buf, sizeof buf, &len, &code);
@@ -134,7 +137,8 @@ static void ws_body(void) {
   CHECK(it_is_error(&r, 426, "upgrade_required"), "plain GET: %ld %s", r.status, r.body.data);
   it_resp_clear(&r);
   it_http_do(&B, "GET", "/metrics", NULL, &r, NULL);
-  CHECK(r.status == 200 && it_metric(r.body.data, "switchyard_ws_sessions_refused_total{route=\"realtime\"}") >= 1,
+  CHECK(r.status == 200 &&
+            it_metric(r.body.data, "switchyard_ws_sessions_refused_total{route=\"realtime\"}") >= 1,
         "refusals counted");
   it_resp_clear(&r);
 }

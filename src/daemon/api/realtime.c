@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "api/api_int.h"
 #include "clock.h"
 #include "log.h"
@@ -46,6 +47,7 @@ typedef struct rt_item {
   char role[16]; /* user, assistant, system, tool */
   char *text;    /* owned: the transcript or text ("" while transcribing) */
   char call_id[RT_MAX_ID + 1];
+  char name[RT_MAX_ID + 1]; /* function_call: the function (text: its arguments) */
   char *spoken;  /* assistant: the text whose audio was sent, sentence by sentence (owned) */
   json_t *marks; /* ... [audio_end_ms, bytes of spoken] after each sentence (truncate) */
 } rt_item;
@@ -146,6 +148,10 @@ static rt_item *item_add(rt_sess *s, const char *role, const char *text) {
 }
 
 static json_t *item_json(const rt_item *it, const char *status, bool audio) {
+  if (strcmp(it->role, "function_call") == 0)
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", it->id, "object", "realtime.item",
+                     "type", "function_call", "status", status, "call_id", it->call_id, "name",
+                     it->name, "arguments", it->text ? it->text : "");
   if (strcmp(it->role, "tool") == 0)
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", it->id, "object", "realtime.item",
                      "type", "function_call_output", "status", status, "call_id", it->call_id,
@@ -300,7 +306,19 @@ static json_t *chat_body(rt_sess *s, const json_t *resp) {
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", ins));
   for (size_t i = 0; i < s->n_items; i++) {
     const rt_item *it = &s->items[i];
-    const char *role = strcmp(it->role, "tool") == 0 ? "user" : it->role;
+    if (strcmp(it->role, "function_call") == 0) { /* the assistant called it */
+      json_array_append_new(
+          msgs, json_pack("{s:s, s:n, s:[{s:s, s:s, s:{s:s, s:s}}]}", "role", "assistant",
+                          "content", "tool_calls", "id", it->call_id, "type", "function",
+                          "function", "name", it->name, "arguments", it->text ? it->text : "{}"));
+      continue;
+    }
+    if (strcmp(it->role, "tool") == 0) {
+      json_array_append_new(msgs, json_pack("{s:s, s:s, s:s}", "role", "tool", "tool_call_id",
+                                            it->call_id, "content", it->text ? it->text : ""));
+      continue;
+    }
+    const char *role = it->role;
     /* a user's turn counts even when the asr step heard nothing (it was said); an answer cut
      * before any of it was spoken was not */
     if (!it->text || (!*it->text && strcmp(it->role, "user") != 0)) continue;
@@ -308,6 +326,10 @@ static json_t *chat_body(rt_sess *s, const json_t *resp) {
   }
   json_t *b = json_pack("{s:s, s:o, s:i}", "model", s->p->llm, "messages", msgs, "max_tokens",
                         s->cfg.max_output_tokens ? s->cfg.max_output_tokens : s->p->max_tokens);
+  if (json_array_size(s->cfg.tools)) {
+    json_object_set(b, "tools", s->cfg.tools);
+    if (s->cfg.tool_choice) json_object_set(b, "tool_choice", s->cfg.tool_choice);
+  }
   double temp = s->cfg.temperature >= 0 ? s->cfg.temperature : s->p->temperature;
   if (temp >= 0) json_object_set_new(b, "temperature", json_real(temp));
   pthread_mutex_unlock(&s->mu);
@@ -325,6 +347,7 @@ typedef struct rt_resp {
   sy_buf said, spoken, pending; /* all text; text whose audio was sent; not yet cut */
   json_t *sentences;            /* waiting for the tts step */
   json_t *marks;                /* [audio ms, bytes of spoken] after each spoken sentence */
+  json_t *calls;                /* the llm's tool calls, folded (chat-completions shape) */
   char *speaking;               /* the sentence the tts step is on */
   sy_resampler rs;
   int rs_in;
@@ -432,6 +455,11 @@ static int resp_step(rt_resp *r, int cancel_fd) {
   int rc = step_wait(&r->llm, cancel_fd, &m, &r->err);
   if (rc <= 0) return rc;
   const char *t = json_string_value(json_object_get(m.hdr, "text"));
+  json_t *tc = json_object_get(json_object_get(m.hdr, "delta"), "tool_calls");
+  if (json_is_array(tc) && strcmp(ipc_op(&m), "delta") == 0) {
+    if (!r->first_token) r->first_token = sy_mono_s();
+    api_fold_tool_calls(r->calls, tc);
+  }
   if (t && *t && strcmp(ipc_op(&m), "delta") == 0) {
     if (!r->first_token) r->first_token = sy_mono_s();
     sy_buf_puts(&r->said, t);
@@ -474,6 +502,7 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
   r->stt_s = stt_s;
   r->sentences = json_array();
   r->marks = json_array();
+  r->calls = json_array();
   api_random_id(r->id, sizeof r->id, "resp_");
   pthread_mutex_lock(&s->mu);
   r->audio = s->cfg.audio_out && s->p->tts;
@@ -575,14 +604,53 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
       json_pack("{s:s, s:s, s:s, s:s, s:s, s:[O]}", "id", r->item_id, "object", "realtime.item",
                 "type", "message", "status", rc == 2 ? "completed" : "incomplete", "role",
                 "assistant", "content", part);
-  rt_send(s, json_pack("{s:s, s:s, s:i, s:O}", "type", "response.output_item.done", "response_id",
-                       r->id, "output_index", 0, "item", done_item));
+  rt_send(
+      s,
+      json_pack(
+          "{s:s, s:s, s:i, s:O}", "type", "response.output_item.done", "response_id", r->id,
+          "output_index", 0, "item",
+          done_item)); /* the llm's function calls: items of their own, with the argument events */
+  json_t *calls_out = json_array();
+  size_t ci;
+  json_t *call;
+  json_array_foreach(rc == 2 ? r->calls : NULL, ci, call) {
+    json_t *fn = json_object_get(call, "function");
+    const char *cid = json_string_value(json_object_get(call, "id"));
+    const char *fname = json_string_value(json_object_get(fn, "name"));
+    const char *args = json_string_value(json_object_get(fn, "arguments"));
+    if (!cid || !fname) continue;
+    pthread_mutex_lock(&s->mu);
+    rt_item *fi = item_add(s, "function_call", args ? args : "");
+    snprintf(fi->call_id, sizeof fi->call_id, "%.64s", cid);
+    snprintf(fi->name, sizeof fi->name, "%.64s", fname);
+    rt_item copy = *fi;
+    json_t *added = item_json(fi, "in_progress", false), *fdone = item_json(fi, "completed", false);
+    pthread_mutex_unlock(&s->mu);
+    json_object_set_new(added, "arguments", json_string(""));
+    int oi = (int)ci + 1;
+    rt_send(s, json_pack("{s:s, s:s, s:i, s:o}", "type", "response.output_item.added",
+                         "response_id", r->id, "output_index", oi, "item", added));
+    rt_send(s, json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "type",
+                         "response.function_call_arguments.delta", "response_id", r->id, "item_id",
+                         copy.id, "output_index", oi, "call_id", copy.call_id, "delta",
+                         args ? args : ""));
+    rt_send(s, json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "type",
+                         "response.function_call_arguments.done", "response_id", r->id, "item_id",
+                         copy.id, "output_index", oi, "call_id", copy.call_id, "name", copy.name,
+                         "arguments", args ? args : ""));
+    rt_send(s, json_pack("{s:s, s:s, s:i, s:O}", "type", "response.output_item.done", "response_id",
+                         r->id, "output_index", oi, "item", fdone));
+    rt_send(s, json_pack("{s:s, s:O}", "type", "conversation.item.done", "item", fdone));
+    json_array_append_new(calls_out, fdone);
+  }
   json_t *resp = json_pack(
       "{s:s, s:s, s:s, s:[o], s:[s], s:{s:I, s:I, s:I}, s:o}", "id", r->id, "object",
       "realtime.response", "status", status, "output", done_item, "output_modalities", mod, "usage",
       "total_tokens", (json_int_t)(r->prompt_tokens + r->completion_tokens), "input_tokens",
       (json_int_t)r->prompt_tokens, "output_tokens", (json_int_t)r->completion_tokens, "metadata",
       json_pack("{s:o}", "switchyard_timings", timings(r)));
+  json_array_extend(json_object_get(resp, "output"), calls_out);
+  json_decref(calls_out);
   if (rc == 0)
     json_object_set_new(resp, "status_details",
                         json_pack("{s:s, s:s}", "type", "cancelled", "reason", reason));
@@ -607,6 +675,7 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
   sy_buf_free(&r->pending);
   json_decref(r->sentences);
   json_decref(r->marks);
+  json_decref(r->calls);
   free(r->speaking);
   sy_resampler_free(&r->rs);
   free(r);

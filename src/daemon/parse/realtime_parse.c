@@ -172,8 +172,10 @@ void rt_session_init(rt_session *s, bool transcription) {
 void rt_session_free(rt_session *s) {
   free(s->instructions);
   json_decref(s->tools);
+  json_decref(s->tool_choice);
   s->instructions = NULL;
   s->tools = NULL;
+  s->tool_choice = NULL;
 }
 
 static int fmt_parse(const json_t *v, rt_fmt *out, const char *param, api_error *e) {
@@ -282,6 +284,7 @@ static json_t *tools_parse(const json_t *v, api_error *e) {
 int rt_session_apply(rt_session *s0, const json_t *v, api_error *e) {
   rt_session s = *s0; /* a copy: applied only when all of it is good */
   s.tools = NULL;
+  json_t *choice = NULL;
   char *instr = NULL;
   json_t *tools = NULL;
   const char *type = json_string_value(json_object_get(v, "type"));
@@ -401,6 +404,20 @@ int rt_session_apply(rt_session *s0, const json_t *v, api_error *e) {
   } else if (mt) {
     s.max_output_tokens = 0;
   }
+  json_t *tc = json_object_get(v, "tool_choice");
+  if (tc) {
+    const char *cs = json_string_value(tc);
+    const char *fname = json_string_value(json_object_get(tc, "name"));
+    if (cs && (!strcmp(cs, "auto") || !strcmp(cs, "none") || !strcmp(cs, "required")))
+      choice = json_string(cs);
+    else if (json_is_object(tc) && fname)
+      choice = json_pack("{s:s, s:{s:s}}", "type", "function", "function", "name", fname);
+    else {
+      BAD(e, "session.tool_choice", "invalid_value",
+          "tool_choice must be auto, none, required or {type: function, name}");
+      goto fail;
+    }
+  }
   s.temperature = temp;
   /* all good: apply */
   if (instr) {
@@ -413,11 +430,16 @@ int rt_session_apply(rt_session *s0, const json_t *v, api_error *e) {
   } else {
     s.tools = s0->tools;
   }
+  if (choice) {
+    json_decref(s0->tool_choice);
+    s.tool_choice = choice;
+  }
   *s0 = s;
   return 0;
 fail:
   free(instr);
   json_decref(tools);
+  json_decref(choice);
   return -1;
 }
 
@@ -465,6 +487,8 @@ json_t *rt_session_json(const rt_session *s, const char *id, const char *model) 
       json_array_append_new(tools, rt);
     }
     json_object_set_new(o, "tools", tools);
+    json_object_set_new(o, "tool_choice",
+                        s->tool_choice ? json_incref(s->tool_choice) : json_string("auto"));
     json_object_set_new(
         o, "max_output_tokens",
         s->max_output_tokens ? json_integer(s->max_output_tokens) : json_string("inf"));

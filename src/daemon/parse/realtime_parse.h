@@ -46,6 +46,7 @@ typedef struct rt_session {
   char transcribe_model[RT_MAX_ID + 1]; /* input transcription model, "" = none asked */
   char language[RT_MAX_ID + 1];
   json_t *tools;         /* chat-completions tools (converted from the Realtime shape), or NULL */
+  json_t *tool_choice;   /* chat-completions tool_choice ("auto", "none", "required", {function}) */
   double temperature;    /* < 0: the default */
   int max_output_tokens; /* 0: the default */
 } rt_session;

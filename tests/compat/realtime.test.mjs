@@ -14,6 +14,7 @@
 //    with status cancelled (reason turn_detected), then a new turn;
 //  - intent=transcription sessions: the transcript, no response;
 //  - conversation.item.truncate: the item keeps the text of the sentences heard by audio_end_ms;
+//  - a chat model alone (SWITCHYARD_CHAT_MODEL): a text session;
 //  - tools (SWITCHYARD_REALTIME_TOOLS_MODEL): tool_choice required gives a function call with its
 //    argument events and the item in response.done; its function_call_output, then an answer;
 //  - protocol errors: bad JSON, an unknown type, a bad session field → error events and the
@@ -34,7 +35,8 @@ import WebSocket from 'ws';
 const URL_ = process.env.SWITCHYARD_URL;
 const MODEL = process.env.SWITCHYARD_REALTIME_MODEL;
 const ASR = process.env.SWITCHYARD_WHISPER_MODEL;
-const TOOLS = process.env.SWITCHYARD_REALTIME_TOOLS_MODEL; // a voice pipeline on a tool-calling llm
+const TOOLS = process.env.SWITCHYARD_REALTIME_TOOLS_MODEL;
+const CHAT = process.env.SWITCHYARD_CHAT_MODEL; // a chat model alone: a text session // a voice pipeline on a tool-calling llm
 const root = URL_ ? URL_.replace(/\/v1$/, '') : '';
 const wsRoot = root.replace(/^http/, 'ws');
 const skip = !URL_ || !MODEL ? 'SWITCHYARD_URL / SWITCHYARD_REALTIME_MODEL not set' : false;
@@ -293,6 +295,22 @@ describe('Realtime API (/v1/realtime)', { skip }, () => {
       ws.send(JSON.stringify({ type: 'response.create' }));
       const d2 = await ws.waitFor('response.done', mark);
       assert.equal(d2.response.status, 'completed', JSON.stringify(d2.response));
+    } finally {
+      ws.close();
+      await ws.closed;
+    }
+  });
+
+  test('a chat model alone: a text session', { skip: !CHAT && 'SWITCHYARD_CHAT_MODEL not set' }, async () => {
+    const ws = await raw(`model=${CHAT}`);
+    try {
+      const c = await ws.waitFor('session.created');
+      assert.deepEqual(c.session.output_modalities, ['text']);
+      ws.send(JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hi' }] } }));
+      ws.send(JSON.stringify({ type: 'response.create' }));
+      const d = await ws.waitFor('response.done');
+      assert.equal(d.response.status, 'completed');
+      assert.equal(idx(ws.events, 'response.output_audio.delta'), -1);
     } finally {
       ws.close();
       await ws.closed;

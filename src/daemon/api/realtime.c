@@ -1,5 +1,6 @@
 /* realtime.c — OpenAI's Realtime API over WebSocket: GET /v1/realtime?model=<voice pipeline>
- * (or ?intent=transcription with a transcribe model or a pipeline with an asr step). A session is
+ * (a chat model alone: a text session; ?intent=transcription with a transcribe model or a
+ * pipeline with an asr step: transcription only). A session is
  * two threads: the connection's (ws_run: client events parsed by parse/realtime_parse.c and acted
  * on at once — session config, the input buffer and the server VAD, items, response.create and
  * cancel) and a turn thread that does the slow work one job at a time: the asr step of a committed
@@ -1150,6 +1151,15 @@ void api_realtime_handle(sy_daemon *d, http_req *r, api_call *c) {
                                .temperature = -1,
                                .sentence_chars = 200};
     s->p = &s->own;
+  } else if (t.kind == API_TARGET_MODEL && !transcription && (t.model->caps & MATRIX_CAP_CHAT)) {
+    /* a chat model on its own: a text session (no asr, no tts) */
+    s->own = (matrix_pipeline){.name = t.model->name,
+                               .kind = MATRIX_PIPE_VOICE,
+                               .llm = t.model->name,
+                               .max_tokens = 512,
+                               .temperature = -1,
+                               .sentence_chars = 200};
+    s->p = &s->own;
   } else {
     free(s);
     if (t.kind == API_TARGET_NONE) {
@@ -1157,8 +1167,9 @@ void api_realtime_handle(sy_daemon *d, http_req *r, api_call *c) {
       return;
     }
     API_BAD(&e, "model", "wrong_capability",
-            "'%s' is not a voice pipeline%s: /v1/realtime serves voice pipelines (STT → chat → "
-            "TTS), and transcribe models with intent=transcription",
+            "'%s' is not a voice pipeline or chat model%s: /v1/realtime serves voice pipelines "
+            "(STT → chat → TTS), chat models (text only), and transcribe models with "
+            "intent=transcription",
             name, transcription ? " or a transcribe model" : "");
     http_reply_error(r, &e);
     return;

@@ -128,7 +128,7 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     wslay_event_shutdown_read(c->ctx);
     return;
   }
-  memcpy(copy, a->msg, a->msg_length);
+  if (a->msg_length) memcpy(copy, a->msg, a->msg_length); /* an empty message has no bytes */
   c->inbox[c->n_in++] = (ws_in){a->opcode == WSLAY_TEXT_FRAME, copy, a->msg_length};
 }
 

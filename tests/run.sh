@@ -90,7 +90,11 @@ compat() {
   printf '  - name: wsecho\n    engine: external\n    external:\n      argv: [node, %s, "${PORT}"]\n      health: {path: /health, status: 200, timeout: 60s}\n' \
     "$root/tests/compat/ws_echo_engine.mjs" >>"$cfg"
   # a voice pipeline for the Realtime API (realtime.test.mjs): whisper, chat, the built-in voice
-  printf 'pipelines:\n  - {name: talk, kind: voice, asr: whisper, llm: chat, tts: speak, voice: en-us, max_tokens: 40, temperature: 0, sentence_chars: 12}\n' >>"$cfg"
+  # (its own asr and llm models: realtime.test.mjs checks they are idle after a client vanishes,
+  # which other files' requests must not disturb when node runs files in parallel)
+  printf '  - {name: rt-whisper, engine: whisper, file: %s}\n  - {name: rt-chat, file: %s, context: 1024}\n' \
+    "$models/tiny-whisper.bin" "$models/tiny-qwen2.gguf" >>"$cfg"
+  printf 'pipelines:\n  - {name: talk, kind: voice, asr: rt-whisper, llm: rt-chat, tts: speak, voice: en-us, max_tokens: 40, temperature: 0, sentence_chars: 12}\n' >>"$cfg"
   printf '  - {name: talk-tools, kind: voice, llm: tools, tts: speak, max_tokens: 256, temperature: 0}\n' >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
@@ -101,7 +105,7 @@ compat() {
     SWITCHYARD_THINK_MODEL=think SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
     SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
     SWITCHYARD_OLLAMA_HOST="http://127.0.0.1:$port" SWITCHYARD_OLLAMA_MODEL=ollama \
-    SWITCHYARD_WS_ECHO_MODEL=wsecho SWITCHYARD_REALTIME_MODEL=talk SWITCHYARD_REALTIME_TOOLS_MODEL=talk-tools SWITCHYARD_TESTDATA="$testdata" \
+    SWITCHYARD_WS_ECHO_MODEL=wsecho SWITCHYARD_REALTIME_MODEL=talk SWITCHYARD_REALTIME_TOOLS_MODEL=talk-tools SWITCHYARD_REALTIME_STEP_MODELS=rt-whisper,rt-chat SWITCHYARD_TESTDATA="$testdata" \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

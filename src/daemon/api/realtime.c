@@ -168,8 +168,7 @@ static json_t *item_json(const rt_item *it, const char *status, bool audio) {
 }
 
 /* conversation.item.added (current name) and conversation.item.created (beta), then .done. */
-static void send_item_added(rt_sess *s, const rt_item *it, const char *prev, bool audio) {
-  json_t *item = item_json(it, "completed", audio);
+static void send_item_added(rt_sess *s, json_t *item, const char *prev) {
   rt_send(s, json_pack("{s:s, s:O, s:o}", "type", "conversation.item.added", "item", item,
                        "previous_item_id", prev && *prev ? json_string(prev) : json_null()));
   rt_send(s, json_pack("{s:s, s:O, s:o}", "type", "conversation.item.created", "item", item,
@@ -494,13 +493,14 @@ static json_t *timings(const rt_resp *r) {
 }
 
 /* A response, from response.created to response.done. */
-static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
+/* A response begins: response.created and its message item, sent at once (before the turn's
+ * transcript, as OpenAI's server does: speech from now on is a barge-in). NULL: out of memory. */
+static rt_resp *resp_begin(rt_sess *s, rt_job *j) {
   rt_resp *r = calloc(1, sizeof *r);
-  if (!r) return;
+  if (!r) return NULL;
   r->s = s;
   r->t0 = sy_mono_s();
   r->t_speech_end = j->t_speech_end;
-  r->stt_s = stt_s;
   r->sentences = json_array();
   r->marks = json_array();
   r->calls = json_array();
@@ -540,12 +540,26 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
                        "response.content_part.added", "response_id", r->id, "item_id", r->item_id,
                        "output_index", 0, "content_index", 0, "part", "type",
                        r->audio ? "audio" : "text", r->audio ? "transcript" : "text", ""));
-  /* the llm (and tts) steps */
+  return r;
+}
+
+/* The rest of a response: the llm and tts steps when go is 1 (0: the turn was cancelled before,
+ * -1: its asr step failed), then the closing events, the metrics; r is freed. */
+static void resp_finish(rt_resp *r, rt_job *j, int cancel_fd, double stt_s, int go) {
+  rt_sess *s = r->s;
+  r->stt_s = stt_s;
+  const char *mod = r->audio ? "audio" : "text";
   const char *status = "completed";
-  json_t *body = chat_body(s, j->response);
+  int rc = go > 0 ? 0 : -1;
+  json_t *body = go > 0 ? chat_body(s, j->response) : NULL;
   api_gen g;
-  int rc = api_parse_generate(s->mx, NULL, body, true, &g, &r->err);
-  json_decref(body);
+  if (go > 0) {
+    rc = api_parse_generate(s->mx, NULL, body, true, &g, &r->err);
+    json_decref(body);
+  } else if (go < 0) {
+    api_error_set(&r->err, 500, "server_error", "asr_failed", NULL,
+                  "the turn could not be transcribed");
+  }
   if (rc == 0) {
     json_t *msg = g.msg;
     g.msg = NULL;
@@ -559,7 +573,7 @@ static void do_respond(rt_sess *s, rt_job *j, int cancel_fd, double stt_s) {
     }
     json_decref(msg);
   }
-  rc = rc == 0 ? 1 : -1; /* set up: now 1 moved, 0 cancelled, -1 failed, 2 finished */
+  rc = go == 0 ? 0 : rc == 0 ? 1 : -1; /* now 1 moved, 0 cancelled, -1 failed, 2 finished */
   while (rc == 1) rc = resp_step(r, cancel_fd);
   if (rc == 0) status = "cancelled";
   if (rc < 0) {
@@ -703,8 +717,10 @@ static void *turn_main(void *arg) {
     pthread_mutex_unlock(&s->mu);
     double stt = 0;
     int rc = 1;
+    rt_resp *r = j.kind == JOB_RESPOND || j.respond_after ? resp_begin(s, &j) : NULL;
     if (j.kind == JOB_TRANSCRIBE) rc = do_transcribe(s, &j, cfd, &stt);
-    if (rc > 0 && (j.kind == JOB_RESPOND || j.respond_after)) do_respond(s, &j, cfd, stt);
+    if (rc > 0 && atomic_load(&s->cancelled)) rc = 0;
+    if (r) resp_finish(r, &j, cfd, stt, rc);
     pthread_mutex_lock(&s->mu);
     if (s->cancel_fd[0] >= 0) {
       close(s->cancel_fd[0]);
@@ -749,18 +765,22 @@ static void commit_turn(rt_sess *s, size_t a, size_t b, const char *item_id, boo
   rt_item *it = item_add(s, "user", "");
   if (item_id && *item_id) snprintf(it->id, sizeof it->id, "%s", item_id);
   snprintf(j.item_id, sizeof j.item_id, "%s", it->id);
-  rt_item copy = *it;
+  rt_item copy = *it; /* its ids only: the text may change once the lock is released */
+  json_t *ij = item_json(it, "completed", true);
   /* the samples are gone from the buffer */
   memmove(s->in, s->in + b, (s->n_in - b) * sizeof *s->in);
   s->n_in -= b;
   s->consumed += b;
   s->vad_pos = s->vad_pos > b ? s->vad_pos - b : 0;
-  bool queued = s->p->asr && j.pcm && job_push(s, &j) == 0;
   pthread_mutex_unlock(&s->mu);
+  /* the commit's events before the job is queued: its response.created comes after them */
   rt_send(s,
           json_pack("{s:s, s:o, s:s}", "type", "input_audio_buffer.committed", "previous_item_id",
                     *prev_id ? json_string(prev_id) : json_null(), "item_id", copy.id));
-  send_item_added(s, &copy, prev_id, true);
+  send_item_added(s, ij, prev_id);
+  pthread_mutex_lock(&s->mu);
+  bool queued = s->p->asr && j.pcm && job_push(s, &j) == 0;
+  pthread_mutex_unlock(&s->mu);
   if (!queued) {
     api_error e;
     if (!s->p->asr)
@@ -869,7 +889,8 @@ static void on_item_create(rt_sess *s, rt_event *ev) {
   if (cid && strlen(cid) <= RT_MAX_ID) snprintf(it->id, sizeof it->id, "%s", cid);
   const char *call = json_string_value(json_object_get(item, "call_id"));
   if (call && strlen(call) <= RT_MAX_ID) snprintf(it->call_id, sizeof it->call_id, "%s", call);
-  rt_item copy = *it;
+  rt_item copy = *it; /* its ids only: the text may change once the lock is released */
+  json_t *ij = item_json(it, "completed", na > 0);
   bool queued = true;
   if (na && s->p->asr) { /* an audio item: transcribed like a committed turn */
     size_t save = s->n_in;
@@ -893,7 +914,7 @@ static void on_item_create(rt_sess *s, rt_event *ev) {
     (void)save;
   }
   pthread_mutex_unlock(&s->mu);
-  send_item_added(s, &copy, prev, na > 0);
+  send_item_added(s, ij, prev);
   if (!queued) {
     api_error_set(&e, 503, "server_error", "turn_queue_full", NULL, "too many turns are waiting");
     rt_send_error(s, &e, ev->event_id);

@@ -4,8 +4,8 @@
  * two threads: the connection's (ws_run: client events parsed by parse/realtime_parse.c and acted
  * on at once — session config, the input buffer and the server VAD, items, response.create and
  * cancel) and a turn thread that does the slow work one job at a time: the asr step of a committed
- * turn (virtual/pipeline.c's pipe_asr), then a response: the llm step streamed, its text cut into
- * sentences (pipe_sentence_cut) and each spoken by the tts step as soon as it is complete, the
+ * turn (virtual/pipeline.c's pipe_run_asr), then a response: the llm step streamed, its text cut
+ * into sentences (pipe_sentence_cut) and each spoken by the tts step as soon as it is complete, the
  * audio sent as response.output_audio.delta while the rest is still being generated.
  * Barge-in: speech starting while a response runs (turn_detection.interrupt_response) cancels it:
  * a cancel socket that every worker wait watches is shut down, the steps' requests are cancelled
@@ -254,7 +254,7 @@ static int do_transcribe(rt_sess *s, rt_job *j, int cancel_fd, double *stt_s) {
   char lang[RT_MAX_ID + 1];
   snprintf(lang, sizeof lang, "%s", s->cfg.language);
   pthread_mutex_unlock(&s->mu);
-  int rc = pipe_asr(s->d, s->mx, s->p, j->pcm, j->n, lang, cancel_fd, &text, &e);
+  int rc = pipe_run_asr(s->d, s->mx, s->p, j->pcm, j->n, lang, cancel_fd, &text, &e);
   *stt_s = sy_mono_s() - t0;
   if (rc < 0) {
     metrics_pipeline_failure(s->mt, s->row, METRICS_STEP_ASR);

@@ -11,6 +11,7 @@
 #   make bench-omp  the workers' OpenMP wait policy, alone and beside a second busy worker
 #   make bench-speech-asr   speech to text: switchyard's whisper worker vs whisper-server
 #   make bench-speech       the built-in voice: time to first audio byte, real-time factor
+#   make bench-realtime     the Realtime API: end of speech → first audio byte, per stage
 #   make bench-tts          neural voices (Pocket-TTS, Qwen3-TTS through mtmd): the same numbers
 #   GPU=cpu|cuda|vulkan|hip   engine backend (CUDA_ARCH=90 for one target)
 #   AMX=1     keep ggml's Intel AMX kernels (off by default: they crash, see deps/engines.sh)
@@ -39,7 +40,7 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
 endif
 
-DAEMON_LIBS := -lmicrohttpd -ljansson -lyaml -lcurl -lcrypto -lpng -ljpeg -lwebp -lwebpdemux -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
+DAEMON_LIBS := -lmicrohttpd -lwslay -ljansson -lyaml -lcurl -lcrypto -lpng -ljpeg -lwebp -lwebpdemux -lsndfile -lmpg123 -lvorbisfile -lvorbis -logg -lsoxr -lpthread -lm -ldl
 ENGINE_INC := -I$(ENGINES)/include
 # The GPU backend's archive goes after libggml.a (whose registry calls ggml_backend_<gpu>_reg) and
 # before libggml-base.a (which it uses): static archives are scanned once, in order.
@@ -90,7 +91,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BIN)/unit/%,$(UNIT_SRC))
 
 PROGRAMS := $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/mkmodel $(BIN)/llama-fit-params \
             $(BIN)/ggml-rpc-server $(BIN)/sy-jinja $(BIN)/switchyard-whisper $(BIN)/mkwhisper $(BIN)/switchyard-espeak
-.PHONY: all deps engines run install uninstall test test-only itest unit layers browser bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-tts bench-gpu-check clean format format-check
+.PHONY: all deps engines run install uninstall test test-only itest unit layers browser bench bench-doors bench-long-chat bench-mixed bench-agent bench-omp bench-speech bench-speech-asr bench-router bench-voice bench-realtime bench-tts bench-gpu-check clean format format-check
 all: deps engines $(PROGRAMS)
 
 deps:
@@ -378,6 +379,16 @@ $(BIN)/bench-voice: $(call obj,bench/speech/bench_voice.c bench/lib.c src/common
 bench-voice: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper $(BIN)/switchyard-espeak \
              $(BIN)/bench-voice
 	bench/voice_turn.sh
+
+# OpenAI's Realtime API (/v1/realtime) turn by turn: end of speech → first audio, per stage
+# (docs/PERFORMANCE.md "Realtime"); the client uses the daemon's own WebSocket code
+$(BIN)/bench-realtime: $(BUILD)/obj/bench/realtime/bench_realtime.o $(DAEMON_LIB_OBJ) $(CHAT_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(DAEMON_LIBS)
+
+bench-realtime: $(BIN)/switchyard $(BIN)/switchyard-llama $(BIN)/switchyard-whisper \
+                $(BIN)/switchyard-espeak $(BIN)/bench-realtime
+	bench/realtime.sh
 
 # every C file we track against .clang-format; `make test` runs the check (tests/format.sh)
 format:

@@ -3,7 +3,7 @@
 # only what is missing (fast when everything is there). Runs apt-get as root, or through sudo.
 set -euo pipefail
 pkgs=(build-essential gcc g++ make cmake ninja-build git pkg-config openssl ca-certificates
-      libmicrohttpd-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
+      libmicrohttpd-dev libwslay-dev libjansson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev
       libpng-dev libjpeg62-turbo-dev libwebp-dev # images: docs/API.md "Images"
       libsndfile1-dev libmpg123-dev libvorbis-dev libsoxr-dev # audio: docs/AUDIO.md
       libssl-dev # sha256 of pulled models (OpenSSL libcrypto): switchyard pull

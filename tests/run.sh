@@ -78,7 +78,7 @@ unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
 compat() {
   (cd tests/compat && { [ -d node_modules/openai ] && [ -d node_modules/@anthropic-ai/sdk ] &&
-    [ -d node_modules/ollama ] || npm ci --silent --no-audit --no-fund; }) || return 1
+    [ -d node_modules/ollama ] && [ -d node_modules/ws ] || npm ci --silent --no-audit --no-fund; }) || return 1
   local cfg; cfg=$(mktemp /tmp/switchyard-compat-XXXXXX.yaml)
   printf 'log_level: warn\nmodels:\n  - name: chat\n    file: %s\n    context: 512\n  - name: embed\n    file: %s\n  - name: tools\n    file: %s\n    context: 1024\n' \
     "$models/tiny-qwen2.gguf" "$models/tiny-bert.gguf" "$models/tiny-qwen3.gguf" >"$cfg"
@@ -90,6 +90,16 @@ compat() {
   printf '  - {name: think, file: %s, context: 512}\n' "$models/tiny-qwq.gguf" >>"$cfg"
   # ollama-js's own chat model: its keep_alive test unloads it, so no other suite uses it
   printf '  - {name: ollama, file: %s, context: 512, request_keep_alive: true}\n' "$models/tiny-qwen2.gguf" >>"$cfg"
+  # a WebSocket echo server as an external engine: /upstream/wsecho/... (websocket.test.mjs)
+  printf '  - name: wsecho\n    engine: external\n    external:\n      argv: [node, %s, "${PORT}"]\n      health: {path: /health, status: 200, timeout: 60s}\n' \
+    "$root/tests/compat/ws_echo_engine.mjs" >>"$cfg"
+  # a voice pipeline for the Realtime API (realtime.test.mjs): whisper, chat, the built-in voice
+  # (its own asr and llm models: realtime.test.mjs checks they are idle after a client vanishes,
+  # which other files' requests must not disturb when node runs files in parallel)
+  printf '  - {name: rt-whisper, engine: whisper, file: %s}\n  - {name: rt-chat, file: %s, context: 1024}\n' \
+    "$models/tiny-whisper.bin" "$models/tiny-qwen2.gguf" >>"$cfg"
+  printf 'pipelines:\n  - {name: talk, kind: voice, asr: rt-whisper, llm: rt-chat, tts: speak, voice: en-us, max_tokens: 40, temperature: 0, sentence_chars: 12}\n' >>"$cfg"
+  printf '  - {name: talk-tools, kind: voice, llm: tools, tts: speak, max_tokens: 256, temperature: 0}\n' >>"$cfg"
   local fifo; fifo=$(mktemp -u /tmp/switchyard-ready-XXXXXX); mkfifo "$fifo"
   build/bin/switchyard --config "$cfg" --port 0 --ready-fd 3 3>"$fifo" & local pid=$!
   local port; read -r port <"$fifo"; rm -f "$fifo"
@@ -99,6 +109,7 @@ compat() {
     SWITCHYARD_THINK_MODEL=think SWITCHYARD_CHAT_MODEL=chat SWITCHYARD_EMBED_MODEL=embed SWITCHYARD_TOOLS_MODEL=tools SWITCHYARD_VLM_MODEL=vlm \
     SWITCHYARD_RERANK_MODEL=rerank SWITCHYARD_ALM_MODEL=alm SWITCHYARD_WHISPER_MODEL=whisper \
     SWITCHYARD_OLLAMA_HOST="http://127.0.0.1:$port" SWITCHYARD_OLLAMA_MODEL=ollama \
+    SWITCHYARD_WS_ECHO_MODEL=wsecho SWITCHYARD_REALTIME_MODEL=talk SWITCHYARD_REALTIME_TOOLS_MODEL=talk-tools SWITCHYARD_REALTIME_STEP_MODELS=rt-whisper,rt-chat SWITCHYARD_TESTDATA="$testdata" \
     node --test tests/compat/; local rc=$?
   kill -TERM $pid; wait $pid; local st=$?
   rm -f "$cfg"

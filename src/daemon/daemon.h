@@ -26,6 +26,9 @@ typedef struct sy_daemon {
   /* The peers (engines/peer.h: other daemons whose models this one forwards to; thread safe);
    * NULL: none. Made by main.c, followed across reloads (peers_reload). */
   struct peers *peers;
+  /* WebSocket sessions (ws/ws.h: limits, counts, metrics); NULL: upgrades answer 503. Made and
+   * freed by main.c. */
+  struct ws_hub *ws;
 } sy_daemon;
 
 #endif

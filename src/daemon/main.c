@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "daemon.h"
 #include "obs/events.h"
+#include "ws/ws.h"
 #include "log.h"
 
 #define SWITCHYARD_VERSION "0.1.0"
@@ -98,6 +99,9 @@ static void reload(sy_daemon *d, const char *config, const char *models_dir, boo
       nmx->max_body_bytes != old->max_body_bytes ||
       nmx->max_upload_bytes != old->max_upload_bytes ||
       nmx->max_connections != old->max_connections || nmx->log_format != old->log_format ||
+      nmx->ws_max_message_bytes != old->ws_max_message_bytes ||
+      nmx->ws_max_sessions != old->ws_max_sessions ||
+      nmx->ws_idle_timeout_s != old->ws_idle_timeout_s ||
       !same_strs(nmx->api_keys, nmx->n_api_keys, old->api_keys, old->n_api_keys) ||
       !same_strs(nmx->admin_keys, nmx->n_admin_keys, old->admin_keys, old->n_admin_keys))
     LOG_W(
@@ -360,6 +364,9 @@ int main(int argc, char **argv) {
   if (measure) return measure_models(&d);
   d.responses = rsp_store_new(0, 0);       /* NULL (out of memory): responses are not kept */
   d.peers = d.sc ? peers_new(d.mx) : NULL; /* their pollers start now: up before we listen */
+  d.ws = ws_hub_new(&(ws_limits){.max_message_bytes = d.mx->ws_max_message_bytes,
+                                 .idle_timeout_s = d.mx->ws_idle_timeout_s},
+                    d.mx->ws_max_sessions); /* NULL: WebSocket upgrades answer 503 */
   http_params hp = {.host = host ? host : d.mx->host,
                     .port = port >= 0 ? port : d.mx->port,
                     .max_body_bytes = d.mx->max_body_bytes,
@@ -382,6 +389,7 @@ int main(int argc, char **argv) {
     }
     matrix_free(d.mx);
     rsp_store_free(d.responses);
+    ws_hub_free(d.ws);
     return 1;
   }
   LOG_I("switchyard %s listening on http://%s:%d/ with %zu model(s)%s", SWITCHYARD_VERSION, hp.host,
@@ -401,6 +409,7 @@ int main(int argc, char **argv) {
   sched_free(d.sc);
   matrix_free(d.mx);
   rsp_store_free(d.responses);
+  ws_hub_free(d.ws);
   LOG_I("bye");
   return 0;
 }

@@ -393,7 +393,7 @@ extern const itest_table itest_prompt_cache, itest_basics, itest_threads, itest_
     itest_speech, itest_audio_models, itest_external, itest_routers, itest_whisper_server,
     itest_pipelines, itest_qwen3tts, itest_prompt_cache_budget, itest_messages, itest_responses,
     itest_cli, itest_pull, itest_ollama, itest_ui, itest_peers, itest_audio_arch, itest_moe_hybrid,
-    itest_rpc;
+    itest_rpc, itest_websocket;
 extern const itest_table itest_vision_arch;
 
 #endif

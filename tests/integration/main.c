@@ -24,7 +24,7 @@ static const itest_table *const features[] = {
     &itest_pipelines,    &itest_qwen3tts,    &itest_prompt_cache, &itest_prompt_cache_budget,
     &itest_messages,     &itest_responses,   &itest_cli,          &itest_pull,
     &itest_ollama,       &itest_ui,          &itest_peers,        &itest_audio_arch,
-    &itest_moe_hybrid,   &itest_rpc,
+    &itest_moe_hybrid,   &itest_rpc,         &itest_websocket,
 };
 enum { n_features = sizeof features / sizeof *features };
 

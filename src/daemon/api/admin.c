@@ -11,6 +11,7 @@
 #include "parse/api_parse.h"
 #include "virtual/pipeline.h"
 #include "virtual/router_decide.h"
+#include "ws/ws.h"
 
 /* ---- models, health, ps ---- */
 
@@ -79,7 +80,8 @@ void api_admin_models(sy_daemon *d, http_req *r, const char *id) {
 void api_admin_metrics(sy_daemon *d, http_req *r) {
   api_error err = {0};
   sy_buf out = {0};
-  if (sched_metrics_render(d->sc, &out) != 0 || router_stats_render(&out) != 0) {
+  if (sched_metrics_render(d->sc, &out) != 0 || router_stats_render(&out) != 0 ||
+      (d->ws && ws_hub_render(d->ws, &out) != 0)) {
     sy_buf_free(&out);
     API_SERVER(&err, "out_of_memory", "could not render the metrics");
     http_reply_error(r, &err);

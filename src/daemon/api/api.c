@@ -212,6 +212,7 @@ static const api_route api_routes[] = {
     {"/v1/audio/translations", R_POST, R_FORM | R_COUNT_REPLY, METRICS_EP_TRANSCRIBE, h_translate},
     {"/v1/audio/speech", R_POST, R_JSON | R_COUNT_REPLY, METRICS_EP_SPEECH, api_speech_handle},
     {"/v1/audio/voices", R_GET, 0, R_NO_EP, h_voices},
+    {"/v1/realtime", R_GET, 0, R_NO_EP, api_realtime_handle}, /* WebSocket: realtime.c */
     {"/v1/messages", R_POST, R_JSON, METRICS_EP_MESSAGES, api_messages_handle},
     {"/v1/messages/count_tokens", R_POST, R_JSON, METRICS_EP_MSG_COUNT, api_count_tokens_handle},
     {"/v1/responses", R_POST, R_JSON, METRICS_EP_RESPONSES, api_responses_create},

@@ -115,6 +115,8 @@ void api_transcribe_handle(sy_daemon *d, http_req *r, api_call *c, bool translat
 /* speech.c: POST /v1/audio/speech, GET /v1/audio/voices */
 void api_speech_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_voices_handle(sy_daemon *d, http_req *r);
+/* GET /v1/realtime (realtime.c): OpenAI's Realtime API over WebSocket. */
+void api_realtime_handle(sy_daemon *d, http_req *r, api_call *c);
 /* messages.c: POST /v1/messages and /v1/messages/count_tokens (Anthropic's Messages API) */
 void api_messages_handle(sy_daemon *d, http_req *r, api_call *c);
 void api_count_tokens_handle(sy_daemon *d, http_req *r, api_call *c);

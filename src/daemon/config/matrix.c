@@ -218,11 +218,24 @@ static int load_root(loader *l, const yaml_node_t *root) {
     m->log_format = f;
   }
   if (v[K_LIMITS] && !mx_is_null(v[K_LIMITS])) {
-    static const char *const keys[] = {"max_body_bytes",  "max_connections",  "image_dir",
-                                       "max_image_bytes", "max_image_pixels", "max_upload_bytes"};
-    yaml_node_t *lv[6];
+    static const char *const keys[] = {
+        "max_body_bytes",       "max_connections",  "image_dir",
+        "max_image_bytes",      "max_image_pixels", "max_upload_bytes",
+        "ws_max_message_bytes", "ws_max_sessions",  "ws_idle_timeout"};
+    yaml_node_t *lv[9];
     long long b;
-    if (mx_want_map(l, v[K_LIMITS], "limits", keys, 6, lv)) return -1;
+    if (mx_want_map(l, v[K_LIMITS], "limits", keys, 9, lv)) return -1;
+    if (lv[6]) {
+      if (mx_want_ll(l, lv[6], "limits.ws_max_message_bytes", 1024, 1ll << 30, &b)) return -1;
+      m->ws_max_message_bytes = (size_t)b;
+    }
+    if (lv[7] && mx_want_int(l, lv[7], "limits.ws_max_sessions", 1, 65536, &m->ws_max_sessions))
+      return -1;
+    if (lv[8]) {
+      if (mx_want_duration(l, lv[8], "limits.ws_idle_timeout", &m->ws_idle_timeout_s)) return -1;
+      if (m->ws_idle_timeout_s < 1)
+        return mx_at(l, lv[8], "limits.ws_idle_timeout: must be at least 1s");
+    }
     if (lv[5]) {
       if (mx_want_ll(l, lv[5], "limits.max_upload_bytes", 1024, 1ll << 32, &b)) return -1;
       m->max_upload_bytes = (size_t)b;
@@ -411,6 +424,9 @@ matrix *matrix_load(const char *config_path, const char *models_dir, char *err, 
   m->swap_guard_s = 0;
   m->max_loads = 1;
   m->max_connections = 256;
+  m->ws_max_message_bytes = 16u << 20;
+  m->ws_max_sessions = 64;
+  m->ws_idle_timeout_s = 300;
   m->log_level = SY_LOG_INFO;
   m->log_format = SY_LOG_TEXT;
   m->builtin_voice = true;

@@ -233,9 +233,13 @@ typedef struct matrix {
    * src/daemon/pull/pull.h) */
   char *pull_hf_endpoint, *pull_hf_token, *pull_registry;
   long long pull_max_bytes;
-  size_t max_body_bytes;   /* default 16 MiB */
-  size_t max_upload_bytes; /* audio uploads (/v1/audio/...); default 25 MiB */
-  int max_connections;     /* default 256 */
+  size_t max_body_bytes;       /* default 16 MiB */
+  size_t max_upload_bytes;     /* audio uploads (/v1/audio/...); default 25 MiB */
+  int max_connections;         /* default 256 */
+  size_t ws_max_message_bytes; /* limits.ws_max_message_bytes: one WebSocket frame or message;
+                                  default 16 MiB */
+  int ws_max_sessions;         /* limits.ws_max_sessions: WebSocket sessions at once; default 64 */
+  int ws_idle_timeout_s; /* limits.ws_idle_timeout: a session with no frame either way; 300 s */
   char *
       image_dir; /* limits.image_dir: local image files allowed from here; NULL = only data: URLs */
   long long

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "http/api_error.h"
 #include "log.h"
+#include "ws/ws_handshake.h"
 
 #define PROXY_MAX_BUFFERED (1 << 20)    /* upstream bytes held before the transfer is paused */
 #define PROXY_MAX_HEADERS 64            /* upstream response headers relayed */
@@ -411,7 +412,10 @@ void proxy_upstream(sy_daemon *d, http_req *r, const char *rest) {
     reply(r, 404, "invalid_request_error", "model_not_found", NULL, msg);
     return;
   }
-  relay_external(d, r, m, slash ? slash : "/");
+  if (ws_is_upgrade(http_header(r, "Upgrade"), http_header(r, "Connection")))
+    proxy_ws_upstream(d, r, m, slash ? slash : "/");
+  else
+    relay_external(d, r, m, slash ? slash : "/");
 }
 
 void proxy_serve(sy_daemon *d, http_req *r, const matrix_model *m) {

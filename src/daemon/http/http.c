@@ -9,10 +9,13 @@
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -23,7 +26,20 @@ struct http_server {
   http_params p;
   bool loopback;
   int port;
+  /* upgraded connections (http_reply_upgrade) still running; http_stop waits for none */
+  int stop_fd; /* eventfd: readable once http_stop began */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int n_upgraded;
 };
+
+typedef struct upgrade_box {
+  http_server *srv;
+  http_upgrade_fn fn;
+  void (*drop)(void *cls);
+  void *cls;
+  bool started;
+} upgrade_box;
 
 struct http_req {
   http_server *srv;
@@ -40,6 +56,7 @@ struct http_req {
   char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
   char *hdr_value[HTTP_MAX_EXTRA_HEADERS];
   int n_hdr;
+  upgrade_box *upg; /* a 101 queued: its fn has run, or drop runs at the end */
 };
 
 const char *http_method(const http_req *r) { return r->method; }
@@ -199,6 +216,39 @@ void http_reply_stream(http_req *r, unsigned status, const char *content_type, h
 
 void http_reply_abort(http_req *r) { r->abort = true; }
 
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
+                        size_t n_extra, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+  (void)conn;
+  (void)con_cls;
+  upgrade_box *b = cls;
+  http_server *s = b->srv;
+  b->started = true;
+  pthread_mutex_lock(&s->mu);
+  s->n_upgraded++;
+  pthread_mutex_unlock(&s->mu);
+  b->fn(b->cls, sock, extra, n_extra, s->stop_fd);
+  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+  pthread_mutex_lock(&s->mu);
+  s->n_upgraded--;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void http_reply_upgrade(http_req *r, http_upgrade_fn fn, void *cls, void (*drop)(void *cls)) {
+  upgrade_box *b = r->upg ? NULL : calloc(1, sizeof *b);
+  struct MHD_Response *resp = b ? MHD_create_response_for_upgrade(on_upgraded, b) : NULL;
+  if (!resp) {
+    free(b);
+    if (drop) drop(cls);
+    set_response(r, 500, NULL);
+    return;
+  }
+  *b = (upgrade_box){r->srv, fn, drop, cls, false};
+  r->upg = b;
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+  set_response(r, 101, resp);
+}
+
 typedef struct each_ctx {
   int (*fn)(void *, const char *, const char *);
   void *ud;
@@ -243,6 +293,16 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
   if (q->rc == 0 && value && (sy_buf_append(q->out, "=", 1) || query_escape(q->out, value)))
     q->rc = -1;
   return q->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+const char *http_arg(const http_req *r, const char *name) {
+  const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+  if (v) return v;
+  /* a bare "?name" has a NULL value: present, empty */
+  return MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), NULL,
+                                       NULL) == MHD_YES
+             ? ""
+             : NULL;
 }
 
 int http_query(const http_req *r, sy_buf *out) {
@@ -321,8 +381,24 @@ static bool authorized(const http_server *s, http_req *r) {
   const char *xkey = http_header(r, "x-api-key");
   r->admin = key_in(p->admin_keys, p->n_admin_keys, bearer) ||
              key_in(p->admin_keys, p->n_admin_keys, xkey);
-  return r->admin || key_in(p->api_keys, p->n_api_keys, bearer) ||
-         key_in(p->api_keys, p->n_api_keys, xkey);
+  if (r->admin || key_in(p->api_keys, p->n_api_keys, bearer) ||
+      key_in(p->api_keys, p->n_api_keys, xkey))
+    return true;
+  /* a browser's WebSocket cannot set headers: OpenAI's realtime clients send the key as a
+   * subprotocol, "openai-insecure-api-key.<key>" */
+  const char *protos = http_header(r, "Sec-WebSocket-Protocol");
+  static const char pfx[] = "openai-insecure-api-key.";
+  for (const char *at = protos ? strstr(protos, pfx) : NULL; at; at = strstr(at + 1, pfx)) {
+    char key[512];
+    const char *k = at + sizeof pfx - 1;
+    size_t n = strcspn(k, ", ");
+    if (n == 0 || n >= sizeof key) continue;
+    memcpy(key, k, n);
+    key[n] = '\0';
+    r->admin = key_in(p->admin_keys, p->n_admin_keys, key);
+    if (r->admin || key_in(p->api_keys, p->n_api_keys, key)) return true;
+  }
+  return false;
 }
 
 static enum MHD_Result queue(struct MHD_Connection *conn, http_req *r) {
@@ -422,6 +498,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   (void)toe;
   http_req *r = *con_cls;
   if (!r) return;
+  if (r->upg) { /* the upgrade ran (it returned before this call) or never will */
+    if (!r->upg->started && r->upg->drop) r->upg->drop(r->upg->cls);
+    free(r->upg);
+  }
   if (r->resp) MHD_destroy_response(r->resp);
   for (int i = 0; i < r->n_hdr; i++) {
     free(r->hdr_name[i]);
@@ -452,8 +532,16 @@ http_server *http_start(const http_params *p, char *err, size_t errlen) {
   struct sockaddr_in6 a6 = {0};
   struct sockaddr_in a4 = {0};
   struct sockaddr *sa;
-  unsigned flags =
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                   MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+  s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->stop_fd < 0) {
+    snprintf(err, errlen, "eventfd: out of descriptors");
+    free(s);
+    return NULL;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
   const char *host = p->host && *p->host ? p->host : "127.0.0.1";
   if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
   if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
@@ -470,6 +558,7 @@ http_server *http_start(const http_params *p, char *err, size_t errlen) {
   } else {
     snprintf(err, errlen, "listen address '%s' is not a numeric IPv4/IPv6 address or localhost",
              host);
+    close(s->stop_fd);
     free(s);
     return NULL;
   }
@@ -481,6 +570,7 @@ http_server *http_start(const http_params *p, char *err, size_t errlen) {
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
   if (!s->mhd) {
     snprintf(err, errlen, "could not listen on %s:%d (address in use?)", host, p->port);
+    close(s->stop_fd);
     free(s);
     return NULL;
   }
@@ -493,6 +583,17 @@ int http_port(const http_server *s) { return s->port; }
 
 void http_stop(http_server *s) {
   if (!s) return;
+  /* upgraded connections are the application's: tell them, and wait until every one has ended
+   * (MHD cannot stop with one still open) */
+  uint64_t one = 1;
+  if (write(s->stop_fd, &one, sizeof one) != (ssize_t)sizeof one)
+    LOG_W("http: stop_fd not signalled");
+  pthread_mutex_lock(&s->mu);
+  while (s->n_upgraded > 0) pthread_cond_wait(&s->cv, &s->mu);
+  pthread_mutex_unlock(&s->mu);
   MHD_stop_daemon(s->mhd);
+  close(s->stop_fd);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
   free(s);
 }

@@ -69,6 +69,8 @@ bool http_is_admin(const http_req *r);
 /* Call fn for every request header (name, value) in arrival order until it returns non-zero. */
 void http_each_header(const http_req *r, int (*fn)(void *ud, const char *name, const char *value),
                       void *ud);
+/* The value of query argument name (decoded; "" for a bare name), or NULL when absent. */
+const char *http_arg(const http_req *r, const char *name);
 /* The query string rebuilt from the parsed arguments ("a=1&b=x%20y", percent-encoded; "" when
  * none), appended to out. 0, or -1 when out refused to grow. */
 int http_query(const http_req *r, sy_buf *out);
@@ -97,6 +99,17 @@ void http_reply_stream_raw(http_req *r, unsigned status, const char *const *name
                            void (*free_fn)(void *cls));
 /* Drop the connection without a reply (the client is gone). */
 void http_reply_abort(http_req *r);
+
+/* A protocol upgrade (WebSocket, ws/ws.h): runs once the 101 answer has left, on the connection's
+ * own thread (thread-per-connection: it may block), with the raw socket (never close it: the
+ * server does as fn returns), the bytes the client sent after its request (extra, n_extra: to be
+ * read before the socket's) and stop_fd, readable once the server is stopping (http_stop waits for
+ * every fn to return before it stops). */
+typedef void (*http_upgrade_fn)(void *cls, int fd, const char *extra, size_t n_extra, int stop_fd);
+/* Reply 101 Switching Protocols with the headers added so far (http_add_header: Upgrade,
+ * Sec-WebSocket-Accept, ...); fn(cls, ...) runs after it. When the answer never leaves (the
+ * connection failed first), drop(cls) runs instead; exactly one of the two runs. */
+void http_reply_upgrade(http_req *r, http_upgrade_fn fn, void *cls, void (*drop)(void *cls));
 
 /* True if host (a Host header value) names this machine's loopback interface. */
 bool http_host_is_loopback(const char *host);

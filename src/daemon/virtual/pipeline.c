@@ -238,6 +238,11 @@ static int run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, con
   return rc;
 }
 
+int pipe_run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, const float *pcm,
+                 size_t n, const char *language, int watch_fd, sy_buf *text, api_error *err) {
+  return run_asr(d, mx, p, pcm, n, language, NULL, watch_fd, text, NULL, NULL, 0, err);
+}
+
 /* ---- transcribe and clean ---- */
 
 static ssize_t body_read(void *cls, char *buf, size_t max) {

@@ -32,6 +32,12 @@ void pipe_transcribe_clean(sy_daemon *d, http_req *r, const matrix *mx, const ma
 void pipe_voice_turn(sy_daemon *d, http_req *r, const matrix *mx, const matrix_pipeline *p,
                      const json_t *req);
 
+/* The asr step of p alone, over n samples of 16 kHz mono (a realtime session's committed turn,
+ * api/realtime.c): the transcript appended to text. watch_fd (>= 0) hanging up cancels it (the
+ * session's cancel socket). 1 = done, 0 = cancelled, -1 = err (naming the step). */
+int pipe_run_asr(sy_daemon *d, const matrix *mx, const matrix_pipeline *p, const float *pcm,
+                 size_t n, const char *language, int watch_fd, sy_buf *text, api_error *err);
+
 /* A pipeline's entry in GET /v1/models: id, object "model", created, owned_by, and
  * "pipeline": {kind, asr, llm, tts}. */
 json_t *pipe_model_json(const matrix_pipeline *p, long long created);

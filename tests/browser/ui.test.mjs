@@ -77,7 +77,14 @@ function tableOf(page) {
 // the page has caught up with the answers (it polls /api/ps every second).
 async function tableMatchesPs(page, base, key) {
   const models = (await getJson(base, '/v1/models', key)).data.filter((m) => m.owned_by === 'switchyard' && !m.pipeline);
-  const ps = await getJson(base, '/api/ps', key);
+  // nothing runs at these points: a request that just ended may leave /api/ps a moment later,
+  // so poll until none is in flight (bounded), then compare
+  let ps;
+  for (let i = 0; ; i++) {
+    ps = await getJson(base, '/api/ps', key);
+    if (ps.models.every((x) => !x.inflight && !x.queued) || i >= 200) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
   const want = models.map((m) => {
     const p = ps.models.find((x) => x.name === m.id);
     return { name: m.id, state: p ? p.state : 'unloaded', inflight: p ? p.inflight : 0,
@@ -85,8 +92,11 @@ async function tableMatchesPs(page, base, key) {
   });
   await page.waitForFunction((w) => {
     const rows = [...document.querySelectorAll('#models tbody tr')];
+    // in flight and queued too: a request that just ended may still show until the next poll
     return rows.length === w.length && w.every((m, i) => rows[i].dataset.model === m.name &&
       rows[i].dataset.state === m.state &&
+      Number(rows[i].querySelector('.inflight').textContent) === m.inflight &&
+      Number(rows[i].querySelector('.queued').textContent) === m.queued &&
       rows[i].querySelector('.pinned').textContent === (m.pinned ? 'pinned' : ''));
   }, WAIT, want);
   assert.deepEqual(await tableOf(page), want);

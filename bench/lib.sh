@@ -52,3 +52,27 @@ bench_model() {
   fi
   echo "$m"
 }
+
+# serve_voice NAME ASR LLM: a daemon with a voice pipeline "talk" (whisper ASR, the LLM LLM, the
+# built-in voice; 48 greedy tokens, sentences of SENTENCE_CHARS (60) characters), its config and
+# state under $out with NAME in their names; started with serve (sets serve_pid), its port in port.
+# Needs out. The bench scripts of a voice turn (voice_turn.sh, realtime.sh) share it.
+serve_voice() {
+  local name=$1 asr=$2 llm=$3
+  cat >"$out/$name.yaml" <<YAML
+log_level: warn
+models:
+  - {name: whisper, engine: whisper, file: $asr, keep_alive: -1}
+  - {name: lm, file: $llm, context: 1024, parallel: 1, keep_alive: -1}
+pipelines:
+  - {name: talk, kind: voice, asr: whisper, llm: lm, tts: speak, max_tokens: 48, temperature: 0,
+     sentence_chars: ${SENTENCE_CHARS:-60}}
+YAML
+  local e
+  e=$(deps/engines.sh print-prefix)
+  export SWITCHYARD_VOCAB_DIR=$e/share/vocab SY_TEMPLATES_DIR=$e/../src/llama.cpp/models/templates
+  export SWITCHYARD_STATE_DIR=$PWD/$out/state-$name
+  port=$((20000 + RANDOM % 20000))
+  serve "http://127.0.0.1:$port" "$out/$name-daemon.log" \
+    build/bin/switchyard --port "$port" --config "$out/$name.yaml" --worker-dir build/bin
+}

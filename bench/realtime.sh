@@ -27,21 +27,7 @@ else
   asr=${ASR_MODEL:-$PWD/$models/tiny-whisper.bin}
 fi
 llm=${LLM_MODEL:-$PWD/$models/tiny-qwen2.gguf}
-cat >"$out/realtime.yaml" <<YAML
-log_level: warn
-models:
-  - {name: whisper, engine: whisper, file: $asr, keep_alive: -1}
-  - {name: lm, file: $llm, context: 1024, parallel: 1, keep_alive: -1}
-pipelines:
-  - {name: talk, kind: voice, asr: whisper, llm: lm, tts: speak, max_tokens: 48, temperature: 0,
-     sentence_chars: ${SENTENCE_CHARS:-60}}
-YAML
-E=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR=$E/share/vocab SY_TEMPLATES_DIR=$E/../src/llama.cpp/models/templates
-export SWITCHYARD_STATE_DIR=$PWD/$out/state-realtime
-port=$((20000 + RANDOM % 20000))
-serve "http://127.0.0.1:$port" "$out/realtime-daemon.log" \
-  build/bin/switchyard --port "$port" --config "$out/realtime.yaml" --worker-dir build/bin
+serve_voice realtime "$asr" "$llm"
 echo "$(cpu_line); input: $wav; asr: $asr; llm: $llm"
 # a first turn loads the three models; it is not counted
 build/bin/bench-realtime --port "$port" --model talk --wav "$wav" --runs 1 --silence-ms "${SILENCE_MS:-1500}" >/dev/null || true

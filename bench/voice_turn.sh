@@ -30,20 +30,6 @@ else
   asr=${ASR_MODEL:-$PWD/$models/tiny-whisper.bin}
   [ -n "${ASR_MODEL:-}" ] || wav=""
 fi
-cat >"$out/voice.yaml" <<YAML
-log_level: warn
-models:
-  - {name: whisper, engine: whisper, file: $asr, keep_alive: -1}
-  - {name: lm, file: $PWD/$models/tiny-qwen2.gguf, context: 1024, parallel: 1, keep_alive: -1}
-pipelines:
-  - {name: talk, kind: voice, asr: whisper, llm: lm, tts: speak, max_tokens: 48, temperature: 0,
-     sentence_chars: ${SENTENCE_CHARS:-60}}
-YAML
-E=$(deps/engines.sh print-prefix)
-export SWITCHYARD_VOCAB_DIR=$E/share/vocab SY_TEMPLATES_DIR=$E/../src/llama.cpp/models/templates
-export SWITCHYARD_STATE_DIR=$PWD/$out/state-voice
-port=$((20000 + RANDOM % 20000))
-serve "http://127.0.0.1:$port" "$out/voice-daemon.log" \
-  build/bin/switchyard --port "$port" --config "$out/voice.yaml" --worker-dir build/bin
+serve_voice voice "$asr" "$PWD/$models/tiny-qwen2.gguf"
 echo "$(cpu_line); input: ${wav:-3 s tone}; asr: $asr"
 build/bin/bench-voice --url "http://127.0.0.1:$port" --runs "${BENCH_RUNS:-10}" ${wav:+--wav "$wav"}
